@@ -1,0 +1,84 @@
+"""Codegen: kernel AST -> optimized loops (opt.py, lower.py) -> flat program (linearize.py) -> source (cstyle.py, llvmir.py).
+
+THE LINEARIZED PROGRAM (what renderers receive): a list of UOps in execution order. Renderers are dumb: every
+decision is made before them. The ops that appear, and what they mean:
+
+  DEFINE_GLOBAL  dtype=PtrDType(base)  arg=i            kernel argument i: a pointer to `base` elements
+  DEFINE_VAR     dtype=int32           arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
+  CONST          dtype=scalar          arg=python value
+  SPECIAL        dtype=int32           arg=(name, size) CL only: name "gidxN" is get_global_id(N), "lidxN" get_local_id(N)
+  RANGE          dtype=int32|int64     src=(start, end) arg=id   opens `for (i = start; i < end; i++)`
+  ENDRANGE       src=(range,)                           closes that loop
+  LOAD           dtype=scalar          src=(buf, idx) or (buf, idx, gate, alt): element buf[idx]; gated: gate ? buf[idx] : alt,
+                                        and memory is not touched when gate is false
+  STORE          src=(buf, idx, value) or (buf, idx, value, gate)
+  DEFINE_ACC     dtype=scalar          src=(init, *ranges) arg=id   a mutable accumulator, declared and set to init
+                                        (the ranges it accumulates over are for linearize; renderers read src[0])
+  ASSIGN         src=(acc, value)                       acc = value; later users of the ASSIGN read the accumulator
+  ALU ops        EXP2 LOG2 SIN SQRT RECIP NEG TRUNC ADD MUL MAX MOD IDIV CMPLT CMPNE AND OR XOR SHL SHR WHERE
+  CAST           dtype=target          src=(x,)   value conversion (float->int truncates, x->bool is x != 0)
+  BITCAST        dtype=target          src=(x,)   same bits, other type (same size)
+
+Semantics every renderer keeps: MAX on floats propagates NaN from either side; IDIV and MOD truncate toward zero
+(C); SHR is arithmetic for signed ints; CMPNE on floats is true when unordered, CMPLT false; bool lives in
+memory as one byte (0/1). float16 values appear only in LOAD, STORE, CAST and CONST: lower.py computes half
+arithmetic in float32.
+"""
+from __future__ import annotations
+from dataclasses import dataclass, field
+from teeny.dtype import DType
+
+
+class Renderer:
+  """Turns a linearized program into source text for one backend, and tells lowering what the target can do."""
+  device = ""
+  has_threads = False     # SPECIAL ids exist (OpenCL); else the outermost loop is split across cores by the runtime
+  supports_half = False   # half arithmetic natively (else lower.py computes it in float32)
+  max_global_dims = 3
+
+  def render(self, name: str, program: list) -> str: raise NotImplementedError
+
+
+@dataclass
+class ProgramSpec:
+  """Everything the runtime needs to compile and launch one kernel, and what DEBUG prints about it."""
+  name: str
+  src: str
+  global_size: tuple[int, int, int]
+  local_size: tuple[int, int, int] | None
+  n_bufs: int
+  flops: int                    # estimated arithmetic ops on data per launch
+  applied_opts: list[str] = field(default_factory=list)
+  program: list = field(default_factory=list)   # the linearized UOps (DEBUG=5)
+
+
+def get_program(ast, renderer: Renderer) -> ProgramSpec:
+  """Kernel AST -> optimize -> lower -> linearize -> render."""
+  from teeny.codegen.opt import Kernel, optimize
+  from teeny.codegen.lower import lower
+  from teeny.codegen.linearize import linearize
+  kernel = optimize(Kernel(ast))
+  lowered = lower(kernel, renderer)
+  program = linearize(lowered.sink)
+  name = kernel.name()
+  src = renderer.render(name, program)
+  n_bufs = sum(1 for u in program if u.op.name == "DEFINE_GLOBAL")
+  return ProgramSpec(name, src, lowered.global_size, lowered.local_size, n_bufs, _count_flops(program, lowered.global_size),
+                     kernel.applied, program)
+
+
+def _count_flops(program: list, global_size) -> int:
+  """ALU ops on data (not index math), times how often each runs."""
+  from teeny.uop import Ops, ALU
+  flops, mult, stack, data = 0, 1, [], set()
+  for u in program:
+    if u.op is Ops.SPECIAL: mult *= u.arg[1]
+    elif u.op is Ops.RANGE:
+      start, end = u.src
+      n = global_size[0] if start.op is Ops.DEFINE_VAR or start.op is Ops.CAST else (end.arg - start.arg if end.op is Ops.CONST else 1)
+      stack.append(mult); mult *= n
+    elif u.op is Ops.ENDRANGE: mult = stack.pop()
+    elif u.op in (Ops.LOAD, Ops.DEFINE_ACC) or any(s in data for s in u.src):
+      data.add(u)
+      if u.op in ALU: flops += mult
+  return flops

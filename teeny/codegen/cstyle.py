@@ -1,0 +1,130 @@
+"""The OpenCL C renderer: a linearized program (see codegen/__init__.py) -> the source of one __kernel.
+
+Without cl_khr_fp16, half exists only in memory: it is read with vload_half and written with vstore_half_rte,
+and a value cast to half is rounded through the same pair so results match a real half.
+"""
+from __future__ import annotations
+import math
+from teeny.dtype import DType, dtypes, PtrDType
+from teeny.uop import UOp, Ops
+from teeny.codegen import Renderer
+
+_C_TYPES = {dtypes.bool: "bool", dtypes.int8: "char", dtypes.uint8: "uchar", dtypes.int16: "short", dtypes.uint16: "ushort",
+            dtypes.int32: "int", dtypes.uint32: "uint", dtypes.int64: "long", dtypes.uint64: "ulong",
+            dtypes.float16: "half", dtypes.float32: "float", dtypes.float64: "double"}
+_INT_SUFFIX = {dtypes.int64: "l", dtypes.uint64: "ul", dtypes.uint32: "u"}
+_HALF_ROUND = """inline float teeny_round_half(float x) { ushort h; vstore_half_rte(x, 0, (__private half*)&h); return vload_half(0, (__private half*)&h); }"""
+_BINARY = {Ops.ADD: "+", Ops.MUL: "*", Ops.IDIV: "/", Ops.MOD: "%", Ops.CMPLT: "<", Ops.CMPNE: "!=", Ops.AND: "&",
+           Ops.OR: "|", Ops.XOR: "^", Ops.SHL: "<<", Ops.SHR: ">>"}
+_UNARY_FN = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", Ops.TRUNC: "trunc"}
+
+
+class OpenCLRenderer(Renderer):
+  device = "CL"
+  has_threads = True
+
+  def __init__(self, info=None):
+    self.has_fp16 = bool(getattr(info, "has_fp16", False))
+    self.supports_half = self.has_fp16
+
+  def ctype(self, dt: DType) -> str:
+    if dt == dtypes.float16 and not self.has_fp16: return "float"  # half values live in float registers
+    return _C_TYPES[dt]
+
+  def const(self, value, dt: DType) -> str:
+    if dt == dtypes.bool: return "1" if value else "0"
+    if dtypes.is_float(dt):
+      if math.isnan(value): return "NAN"
+      if math.isinf(value): return ("-" if value < 0 else "") + "INFINITY"
+      text = float(value).hex()
+      return f"({text}{'' if dt == dtypes.float64 else 'f'})"
+    if value == dtypes.min(dt) and not dtypes.is_unsigned(dt):  # -2147483648 is not a C literal
+      return f"({value + 1}{_INT_SUFFIX.get(dt, '')}-1)"
+    return f"{value}{_INT_SUFFIX.get(dt, '')}"
+
+  def render(self, name: str, program: list[UOp]) -> str:
+    r: dict[UOp, str] = {}
+    params, body, indent = [], [], 1
+    uses_double = uses_half = False
+    for i, u in enumerate(program):
+      op = u.op
+      if u.dtype in (dtypes.float64,) or (isinstance(u.dtype, PtrDType) and u.dtype.base == dtypes.float64): uses_double = True
+      if op is Ops.DEFINE_GLOBAL:
+        base = u.dtype.base
+        r[u] = f"data{u.arg}"
+        ctype = "uchar" if base == dtypes.bool else _C_TYPES[base]
+        params.append(f"__global {ctype}* restrict {r[u]}")
+        continue
+      if op is Ops.DEFINE_VAR:
+        r[u] = u.arg[0]; params.append(f"int {u.arg[0]}"); continue
+      if op is Ops.CONST: r[u] = self.const(u.arg, u.dtype); continue
+      pad = "  " * indent
+      if op is Ops.RANGE:
+        v = f"ridx{u.arg}"
+        body.append(f"{pad}for ({self.ctype(u.dtype)} {v} = {r[u.src[0]]}; {v} < {r[u.src[1]]}; {v}++) {{")
+        r[u] = v; indent += 1; continue
+      if op is Ops.ENDRANGE:
+        indent -= 1; body.append("  " * indent + "}"); continue
+      if op is Ops.STORE:
+        buf, idx, val = (r[s] for s in u.src[:3])
+        stmt = self._store(u.src[0].dtype.base, buf, idx, val)
+        body.append(f"{pad}if ({r[u.src[3]]}) {{ {stmt} }}" if len(u.src) > 3 else f"{pad}{stmt}")
+        continue
+      if op is Ops.DEFINE_ACC:
+        r[u] = f"acc{u.arg}"
+        body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {r[u.src[0]]};"); continue
+      if op is Ops.ASSIGN:
+        r[u] = r[u.src[0]]
+        body.append(f"{pad}{r[u]} = {r[u.src[1]]};"); continue
+      if op is Ops.SPECIAL:
+        r[u] = u.arg[0]
+        fn = "get_global_id" if u.arg[0].startswith("g") else "get_local_id"
+        body.append(f"{pad}int {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
+      if op is Ops.LOAD and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
+      if op is Ops.CAST and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
+      r[u] = f"v{i}"
+      body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {self._expr(u, r)};")
+    head = []
+    if uses_double: head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if self.has_fp16: head.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
+    if uses_half: head.append(_HALF_ROUND)
+    return "\n".join(head + [f"__kernel void {name}({', '.join(params)}) {{"] + body + ["}"]) + "\n"
+
+  def _store(self, base: DType, buf: str, idx: str, val: str) -> str:
+    if base == dtypes.float16 and not self.has_fp16: return f"vstore_half_rte({val}, {idx}, {buf});"
+    if base == dtypes.bool: return f"{buf}[{idx}] = (uchar)({val});"
+    return f"{buf}[{idx}] = {val};"
+
+  def _load(self, u: UOp, r) -> str:
+    buf, idx = r[u.src[0]], r[u.src[1]]
+    base = u.src[0].dtype.base
+    if base == dtypes.float16 and not self.has_fp16: text = f"vload_half({idx}, {buf})"
+    elif base == dtypes.bool: text = f"({buf}[{idx}] != 0)"
+    else: text = f"{buf}[{idx}]"
+    return f"({r[u.src[2]]} ? {text} : {r[u.src[3]]})" if len(u.src) > 2 else text
+
+  def _expr(self, u: UOp, r) -> str:
+    op, s = u.op, [r[x] for x in u.src]
+    if op is Ops.LOAD: return self._load(u, r)
+    if op in _BINARY:
+      if op in (Ops.AND, Ops.OR, Ops.XOR) and u.dtype == dtypes.bool: return f"(bool)({s[0]}{_BINARY[op]}{s[1]})"
+      return f"({s[0]}{_BINARY[op]}{s[1]})"
+    if op in _UNARY_FN: return f"{_UNARY_FN[op]}({s[0]})"
+    if op is Ops.NEG: return f"(!{s[0]})" if u.dtype == dtypes.bool else f"(-{s[0]})"
+    if op is Ops.RECIP: return f"({self.const(1.0, u.dtype)}/{s[0]})"
+    if op is Ops.MAX:
+      if dtypes.is_float(u.dtype): return f"(({s[0]}>{s[1]} || {s[0]}!={s[0]}) ? {s[0]} : {s[1]})"  # NaN wins, like numpy
+      return f"({s[0]}|{s[1]})" if u.dtype == dtypes.bool else f"max({s[0]}, {s[1]})"
+    if op is Ops.WHERE: return f"({s[0]} ? {s[1]} : {s[2]})"
+    if op is Ops.CAST: return self._cast(u.src[0].dtype, u.dtype, s[0])
+    if op is Ops.BITCAST:
+      if dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16:
+        raise RuntimeError("bitcast of half needs cl_khr_fp16 on this OpenCL device")
+      return f"as_{_C_TYPES[u.dtype]}({s[0]})"
+    raise RuntimeError(f"OpenCL renderer can't render {op}")
+
+  def _cast(self, src: DType, dst: DType, x: str) -> str:
+    if dst == dtypes.bool: return f"({x}!=0)"
+    if dst == dtypes.float16 and not self.has_fp16:
+      return f"teeny_round_half((float)({x}))" if src != dtypes.float16 else x
+    return f"({self.ctype(dst)})({x})"

@@ -1,0 +1,142 @@
+"""Lowering: an optimized Kernel -> a graph of loops and index math that linearize.py can order.
+
+The parallel axes become SPECIAL thread ids (OpenCL) or RANGE loops whose outermost bounds are kernel
+arguments (LLVM: the runtime splits that loop across cores). Reduce axes become RANGE loops. Views become
+index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
+symbolic rules of uop.py simplify the result.
+"""
+from __future__ import annotations
+from dataclasses import dataclass, field
+import math
+from teeny.dtype import dtypes, DType
+from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON
+from teeny.codegen import Renderer
+from teeny.codegen.opt import Kernel
+
+
+@dataclass
+class LoweringContext:
+  full_idxs: list[UOp]
+  out_idxs: list[UOp]
+  full_shape: tuple[int, ...]
+  reduce_ranges: list[UOp]
+  idx_dtype: DType
+  acc_count: list = field(default_factory=lambda: [0])
+
+  def idxs_for(self, shape) -> list[UOp]: return self.full_idxs if tuple(shape) == self.full_shape else self.out_idxs
+
+
+def _identity(op: Ops, dtype: DType):
+  if op is Ops.ADD: return 0
+  if op is Ops.MUL: return 1
+  return dtypes.min(dtype)  # MAX
+
+
+def _lower_load(ctx: LoweringContext, buf: UOp, view: UOp, x: UOp) -> UOp:
+  idx, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
+  if valid is None: return UOp(Ops.LOAD, x.dtype, (buf, idx))
+  return UOp(Ops.LOAD, x.dtype, (buf, idx, valid, UOp.const(x.dtype, 0)))
+
+
+def _lower_const(ctx: LoweringContext, view: UOp, c: UOp) -> UOp:
+  value = UOp.const(c.dtype, c.arg)
+  _, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
+  return value if valid is None else valid.where(value, UOp.const(c.dtype, 0))
+
+
+def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
+  idx, valid = view.arg.to_index(ctx.out_idxs, ctx.idx_dtype)
+  return UOp(Ops.STORE, dtypes.void, (buf, idx, value) + (() if valid is None else (valid,)))
+
+
+def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
+  op, axes = r.arg
+  ranges = tuple(ctx.reduce_ranges[a - (len(ctx.full_shape) - len(ctx.reduce_ranges))] for a in sorted(axes))
+  acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
+  ctx.acc_count[0] += 1
+  return UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, r.src[0]))))
+
+
+lower_ast = PatternMatcher([
+  (UPat(Ops.LOAD, src=(UPat(Ops.DEFINE_GLOBAL, name="buf"), UPat(Ops.VIEW, name="view")), name="x"), _lower_load),
+  (UPat(Ops.CONST, src=(UPat(Ops.VIEW, name="view"),), name="c"), _lower_const),
+  (UPat(Ops.STORE, src=(UPat(Ops.DEFINE_GLOBAL, name="buf"), UPat(Ops.VIEW, name="view"), UPat.var("value"))), _lower_store),
+  (UPat(Ops.REDUCE_AXIS, name="r"), _lower_reduce),
+])
+
+
+def _half_in_float(x: UOp) -> UOp | None:
+  """Compute an ALU op on float16 in float32 and round the result back, like numpy does."""
+  if not any(s.dtype == dtypes.float16 for s in x.src[-2:]) and x.dtype != dtypes.float16: return None
+  if x.op is Ops.WHERE: srcs = (x.src[0],) + tuple(s.cast(dtypes.float32) for s in x.src[1:])
+  else: srcs = tuple(s.cast(dtypes.float32) if s.dtype == dtypes.float16 else s for s in x.src)
+  out = UOp(x.op, dtypes.bool if x.op in COMPARISON else dtypes.float32, srcs, x.arg)
+  return out if x.op in COMPARISON else out.cast(dtypes.float16)
+
+
+def _half_acc(acc: UOp) -> UOp | None:
+  # float16 reductions accumulate in float32
+  return acc.replace(dtype=dtypes.float32, src=(UOp.const(dtypes.float32, acc.src[0].arg),) + acc.src[1:]) if acc.dtype == dtypes.float16 else None
+
+
+half_to_float = PatternMatcher([
+  (UPat(Ops.DEFINE_ACC, name="acc"), _half_acc),
+  (UPat(Ops.ASSIGN, src=(UPat(Ops.DEFINE_ACC, dtype=dtypes.float32, name="acc"), UPat.var("v")), name="a"),
+   lambda a, acc, v: a.replace(dtype=acc.dtype, src=(acc, v.cast(acc.dtype))).cast(dtypes.float16) if a.dtype == dtypes.float16 else None),
+  (UPat(tuple(ALU), name="x"), _half_in_float),
+])
+
+
+@dataclass
+class LoweredKernel:
+  sink: UOp
+  global_size: tuple[int, int, int]
+  local_size: tuple[int, int, int] | None
+
+
+def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
+  full = k.full_shape
+  idx_dtype = dtypes.int64 if max(math.prod(full), _max_offset(k)) >= 2**31 - 1 else dtypes.int32
+  n_global = k.first_reduce
+  global_idxs, global_size = _parallel_indices(full[:n_global], renderer, idx_dtype)
+  reduce_ranges = [UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, s)), n_global + i)
+                   for i, s in enumerate(full[n_global:])]
+  zero = UOp.const(idx_dtype, 0)
+  ctx = LoweringContext(global_idxs + reduce_ranges, global_idxs + [zero] * len(reduce_ranges), full, reduce_ranges, idx_dtype)
+  sink = graph_rewrite(k.ast, lower_ast, ctx)
+  sink = graph_rewrite(sink, half_to_float)
+  sink = graph_rewrite(sink, symbolic)
+  return LoweredKernel(sink, global_size, None)
+
+
+def _max_offset(k: Kernel) -> int:
+  """The largest element offset any view can reach (buffers past 2^31 elements need 64-bit indexing)."""
+  worst = 0
+  for st in k.views:
+    for v in st.views: worst = max(worst, abs(v.offset) + sum(abs(st_) * (s - 1) for s, st_ in zip(v.shape, v.strides)))
+  return worst
+
+
+def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:
+  if not renderer.has_threads:
+    # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core
+    start = UOp(Ops.DEFINE_VAR, dtypes.int32, (), ("core_start", 0, shape[0]))
+    end = UOp(Ops.DEFINE_VAR, dtypes.int32, (), ("core_end", 0, shape[0]))
+    outer = UOp(Ops.RANGE, dtype, (start.cast(dtype), end.cast(dtype)), 0)
+    rest = [UOp(Ops.RANGE, dtype, (UOp.const(dtype, 0), UOp.const(dtype, s)), i + 1) for i, s in enumerate(shape[1:])]
+    return [outer] + rest, (shape[0], 1, 1)
+  # OpenCL: the last axis is thread id 0 (neighbouring threads touch neighbouring memory); more than
+  # max_global_dims axes fold into the outermost id
+  dims = renderer.max_global_dims
+  folded = [math.prod(shape[:len(shape) - dims + 1])] + list(shape[len(shape) - dims + 1:]) if len(shape) > dims else list(shape)
+  ids = [UOp(Ops.SPECIAL, dtypes.int32, (), (f"gidx{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
+  ids = [i.cast(dtype) for i in ids]
+  idxs = ids[1:]
+  if len(shape) > dims:  # unravel the folded id
+    lead, rem = [], ids[0]
+    for s in reversed(shape[:len(shape) - dims + 1]):
+      lead.append(rem % s); rem = rem // s
+    idxs = list(reversed(lead)) + idxs
+  else: idxs = ids
+  sizes = tuple(reversed(folded)) + (1,) * (3 - len(folded))
+  return idxs, sizes

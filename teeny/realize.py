@@ -1,0 +1,96 @@
+"""Running schedules: get a compiled program per kernel (cached by AST and device), allocate buffers, launch,
+count what ran in GlobalCounters, and print what happened at the DEBUG level asked."""
+from __future__ import annotations
+import time
+import numpy as np
+from teeny.uop import UOp, Ops, pretty
+from teeny.codegen import ProgramSpec, get_program
+from teeny.runtime.device import Device, Buffer
+from teeny.schedule import ScheduleItem
+from teeny.helpers import debug_level, dprint
+
+
+class GlobalCounters:
+  """What ran since the last reset(), named like tinygrad's."""
+  kernel_count = 0      # kernels launched
+  global_ops = 0        # estimated arithmetic ops
+  global_mem = 0        # bytes the kernels read and wrote
+  time_sum_s = 0.0      # kernel time, measured when DEBUG>=2
+  copies = 0            # copies between devices
+
+  @staticmethod
+  def reset():
+    GlobalCounters.kernel_count = GlobalCounters.global_ops = GlobalCounters.global_mem = GlobalCounters.copies = 0
+    GlobalCounters.time_sum_s = 0.0
+
+
+class CompiledRunner:
+  """A kernel ready to launch: its spec and the device's loaded program."""
+  def __init__(self, device: str, spec: ProgramSpec):
+    self.device, self.spec = device, spec
+    dev = Device[device]
+    try: lib = dev.compiler.compile_cached(spec.src)
+    except Exception as e:
+      if debug_level() >= 4: dprint(spec.src)
+      raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
+    self.program = dev.program_cls(dev, spec.name, lib)
+
+  def __call__(self, bufs: list[Buffer], wait=False) -> float | None:
+    return self.program(*[b.handle for b in bufs], global_size=self.spec.global_size, local_size=self.spec.local_size, wait=wait)
+
+
+_runner_cache: dict[tuple[str, UOp], CompiledRunner] = {}
+
+
+def get_runner(device: str, ast: UOp) -> CompiledRunner:
+  key = (device, ast)
+  if key not in _runner_cache:
+    spec = get_program(ast, Device[device].renderer)
+    if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
+    if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
+    if debug_level() >= 4: dprint(spec.src)
+    _runner_cache[key] = CompiledRunner(device, spec)
+  return _runner_cache[key]
+
+
+def pretty_program(program: list) -> str:
+  ids = {u: i for i, u in enumerate(program)}
+  return "\n".join(f"{i:4d} {u.op.name:<12} {str(u.dtype):<18} {[ids.get(s, '?') for s in u.src]} {u.arg!r}"[:200]
+                   for i, u in enumerate(program))
+
+
+def run_schedule(items: list[ScheduleItem]):
+  level = debug_level()
+  if level >= 3:
+    for i, item in enumerate(items):
+      dprint(f"schedule {i}: {item.ast.op.name if item.ast.op is Ops.COPY else 'kernel'} bufs={item.bufs}")
+  start = time.perf_counter()
+  for item in items:
+    if item.ast.op is Ops.COPY: _run_copy(item, level)
+    else: _run_kernel(item, level)
+  if level >= 1 and items:
+    dprint(f"realized {len(items)} item(s) in {(time.perf_counter() - start) * 1e3:.2f} ms")
+
+
+def _run_kernel(item: ScheduleItem, level: int):
+  device = item.bufs[0].device
+  runner = get_runner(device, item.ast)
+  elapsed = runner(item.bufs, wait=level >= 2)
+  mem = sum(b.nbytes for b in item.bufs)
+  GlobalCounters.kernel_count += 1
+  GlobalCounters.global_ops += runner.spec.flops
+  GlobalCounters.global_mem += mem
+  if elapsed is not None: GlobalCounters.time_sum_s += elapsed
+  if level >= 2:
+    t = max(elapsed or 0.0, 1e-9)
+    dprint(f"*** {device:<5} {GlobalCounters.kernel_count:4d} {runner.spec.name:<34} arg {len(item.bufs):2d} "
+           f"mem {mem / 1e9:6.3f} GB tm {t * 1e6:9.2f}us ({runner.spec.flops / t / 1e9:9.2f} GFLOPS {mem / t / 1e9:7.2f} GB/s)")
+
+
+def _run_copy(item: ScheduleItem, level: int):
+  dst, src = item.bufs
+  t0 = time.perf_counter()
+  if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))
+  GlobalCounters.copies += 1
+  if level >= 2:
+    dprint(f"*** {dst.device:<5} copy {src.nbytes:10d} bytes {src.device} -> {dst.device} tm {(time.perf_counter() - t0) * 1e6:9.2f}us")

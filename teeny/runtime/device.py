@@ -1,0 +1,179 @@
+"""The device layer: the Device registry, Buffer (lazily allocated device memory), and the interfaces every
+backend implements (Allocator, Compiler with an on-disk cache, Program). Knows nothing of Tensor or codegen
+internals: a backend gets source text from its renderer and runs the compiled result."""
+from __future__ import annotations
+import hashlib, importlib, os, tempfile, warnings
+import numpy as np
+from teeny.dtype import DType
+from teeny.helpers import cache_dir, debug_level, dprint
+
+
+class Allocator:
+  """Raw device memory. Subclasses implement _alloc/_free/copyin/copyout on opaque handles."""
+  def alloc(self, nbytes: int): return self._alloc(max(nbytes, 1))
+  def free(self, handle, nbytes: int): self._free(handle, max(nbytes, 1))
+  def _alloc(self, nbytes: int): raise NotImplementedError
+  def _free(self, handle, nbytes: int): pass
+  def copyin(self, dest, src: memoryview): raise NotImplementedError
+  def copyout(self, dest: memoryview, src): raise NotImplementedError
+
+
+class Compiler:
+  """Turns rendered source into a loadable binary, cached on disk by a hash of (compiler key, source)."""
+  cache_key = "base"
+  def compile(self, src: str) -> bytes: raise NotImplementedError
+
+  def compile_cached(self, src: str) -> bytes:
+    path = _cache_path(self.cache_key, src)
+    if path is not None:
+      lib = _read_cache_entry(path)
+      if lib is not None: return lib
+    lib = self.compile(src)
+    if path is not None: _write_cache_entry(path, lib)
+    return lib
+
+
+_MAGIC = b"TEENY1\n"
+_cache_warned = False
+
+
+def _cache_path(key: str, src: str) -> str | None:
+  if os.environ.get("TEENY_NO_DISK_CACHE"): return None
+  digest = hashlib.sha256(f"{key}\0{src}".encode()).hexdigest()
+  return os.path.join(cache_dir(), key.split(":")[0], digest[:2], digest)
+
+
+def _read_cache_entry(path: str) -> bytes | None:
+  """An entry is MAGIC + sha256(payload) + payload; anything else (truncated, corrupt) is ignored and rebuilt."""
+  try:
+    with open(path, "rb") as f: data = f.read()
+  except OSError: return None
+  head = len(_MAGIC) + 32
+  if len(data) < head or not data.startswith(_MAGIC): return None
+  payload = data[head:]
+  return payload if hashlib.sha256(payload).digest() == data[len(_MAGIC):head] else None
+
+
+def _write_cache_entry(path: str, payload: bytes):
+  global _cache_warned
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp")
+    with os.fdopen(fd, "wb") as f: f.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the old entry or the whole new one
+  except OSError as e:
+    if not _cache_warned:
+      warnings.warn(f"teeny: compile cache at {os.path.dirname(path)} is not writable ({e}); compiling without it")
+      _cache_warned = True
+
+
+class Program:
+  """A compiled kernel. Called with device buffers, global/local sizes and integer values for its variables;
+  returns the kernel's run time in seconds when wait=True."""
+  def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
+    raise NotImplementedError
+
+
+class CompiledDevice:
+  """A device = allocator + renderer + compiler + program loader. `renderer` is a codegen Renderer instance."""
+  def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
+    self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls
+  def synchronize(self): pass
+  def __repr__(self): return f"<Device {self.name}>"
+
+
+class Buffer:
+  """`size` elements of `dtype` on `device`. Memory is allocated on first use and freed when garbage collected."""
+  def __init__(self, device: str, size: int, dtype: DType):
+    self.device, self.size, self.dtype = device, size, dtype
+    self._handle = None
+
+  @property
+  def nbytes(self) -> int: return self.size * self.dtype.itemsize
+  @property
+  def is_allocated(self) -> bool: return self._handle is not None
+
+  def ensure_allocated(self) -> Buffer:
+    if self._handle is None:
+      self._allocator = Device[self.device].allocator
+      self._handle = self._allocator.alloc(self.nbytes)
+      Buffer.live_count += 1
+      Buffer.live_bytes += self.nbytes
+    return self
+
+  @property
+  def handle(self): return self.ensure_allocated()._handle
+
+  def copyin(self, data: memoryview) -> Buffer:
+    self.ensure_allocated()._allocator.copyin(self._handle, data)
+    return self
+
+  def numpy(self) -> np.ndarray:
+    out = np.empty(self.size, dtype=self.dtype.np)
+    if self.size: self.ensure_allocated()._allocator.copyout(memoryview(out).cast("B"), self._handle)
+    return out
+
+  def __del__(self):
+    if getattr(self, "_handle", None) is not None:
+      self._allocator.free(self._handle, self.nbytes)
+      Buffer.live_count -= 1
+      Buffer.live_bytes -= self.nbytes
+
+  def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}>"
+
+  live_count = 0
+  live_bytes = 0
+
+
+class _DeviceRegistry:
+  """Device["CL"] opens (once) and returns a backend; Device.DEFAULT is the device new tensors go to."""
+  _BACKENDS = {"CL": "teeny.runtime.ops_cl", "LLVM": "teeny.runtime.ops_llvm"}
+
+  def __init__(self): self._opened: dict[str, CompiledDevice] = {}
+
+  @staticmethod
+  def canonicalize(name: str) -> str:
+    if not isinstance(name, str): raise TypeError(f"device must be a string like 'CL' or 'LLVM', got {name!r}")
+    base = name.split(":")[0].upper()
+    if base in ("GPU", "OPENCL"): base = "CL"
+    if base in ("CPU",): base = "LLVM"
+    if base not in _DeviceRegistry._BACKENDS:
+      raise ValueError(f"unknown device {name!r}; teeny has {', '.join(_DeviceRegistry._BACKENDS)}")
+    return base
+
+  def __getitem__(self, name: str) -> CompiledDevice:
+    name = self.canonicalize(name)
+    if name not in self._opened:
+      module = importlib.import_module(self._BACKENDS[name])
+      self._opened[name] = module.open_device(name)
+      if debug_level() >= 1: dprint(f"opened device {name}: {self._opened[name]!r}")
+    return self._opened[name]
+
+  def available(self) -> list[str]:
+    """Devices that open on this machine (tests parametrize over these)."""
+    names = []
+    for name in self._BACKENDS:
+      try: self[name]; names.append(name)
+      except Exception as e:  # a missing driver or package means that device is not here
+        if debug_level() >= 1: dprint(f"device {name} unavailable: {e}")
+    return names
+
+  @property
+  def DEFAULT(self) -> str:
+    if "_default" not in self.__dict__: self._default = self._choose_default()
+    return self._default
+
+  @DEFAULT.setter
+  def DEFAULT(self, name: str): self._default = self.canonicalize(name)
+
+  def _choose_default(self) -> str:
+    if os.environ.get("DEVICE"): return self.canonicalize(os.environ["DEVICE"])
+    for name in self._BACKENDS:
+      if os.environ.get(name) not in (None, "", "0"): return name
+    try:
+      if importlib.import_module(self._BACKENDS["CL"]).has_gpu(): return "CL"
+    except Exception: pass
+    return "LLVM"
+
+
+Device = _DeviceRegistry()

@@ -1,0 +1,231 @@
+"""The scheduler: the lazy graph under the tensors being realized -> an ordered list of kernels.
+
+A kernel boundary (a "realize point") falls only at: a tensor being realized, CONTIGUOUS, COPY (and its
+source), ASSIGN, and a reduce whose result can't be used at the kernel's output shape (it is expanded back,
+padded, or reshaped in a way one view can't express), or that two kernels would both need. Everything else
+fuses: elementwise ops into their consumer and into the reduce that follows them.
+
+Each kernel becomes an AST: SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)) where value is built from
+LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), ALU ops and REDUCE_AXIS. Movement ops never reach the AST:
+they are pushed down through elementwise ops and folded into the views of the loads.
+"""
+from __future__ import annotations
+from dataclasses import dataclass, field
+import weakref
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops, ELEMENTWISE, MOVEMENT, toposort
+from teeny.view import ShapeTracker
+from teeny.runtime.device import Buffer
+
+
+@dataclass
+class ScheduleItem:
+  ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
+  bufs: list[Buffer]           # bufs[0] is written, the rest are read
+  outputs: list[UOp] = field(default_factory=list)  # graph nodes this item realizes
+
+
+# graph node -> the buffer view it was realized into; weak, so forgetting a graph forgets its buffers
+_realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def buffer_view(buf: Buffer, shape) -> UOp:
+  """The graph node of a realized buffer seen with a shape."""
+  return UOp(Ops.RESHAPE, buf.dtype, (UOp(Ops.BUFFER, buf.dtype, (), buf),), tuple(shape))
+
+
+def is_buffer_view(u: UOp) -> bool:
+  return u.op is Ops.BUFFER or (u.op is Ops.RESHAPE and u.src[0].op is Ops.BUFFER)
+
+
+def forget_realized():
+  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from."""
+  _realized.clear()
+
+
+class _Unfusable(Exception):
+  """Raised while building a kernel when `node` must be realized on its own first."""
+  def __init__(self, node: UOp): self.node = node
+
+
+def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+  """Kernels that realize every root (on the device given for it), in a runnable order, and each root's buffer view."""
+  graph = _prepare(UOp(Ops.SINK, dtypes.void, tuple(roots)))
+  roots = list(graph.src)
+  nodes = toposort(graph)
+  device_of = _devices(nodes, dict(zip(roots, devices)))
+  realize = {r for r in roots if not is_buffer_view(r)}
+  for n in nodes:
+    if n.op in (Ops.CONTIGUOUS, Ops.COPY, Ops.ASSIGN): realize.add(n)
+    if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
+  while True:
+    try:
+      kernels = _build_all(nodes, realize, device_of)
+      break
+    except _Unfusable as e:
+      realize.add(e.node)
+  items = [k for k in kernels if k.bufs[0].size > 0]
+  out_views = {}
+  for k in kernels:
+    for n in k.outputs: out_views[n] = buffer_view(k.bufs[0], n.shape)
+  for n, view in out_views.items(): _realized[n] = view
+  result = {r: (r if is_buffer_view(r) else out_views[r]) for r in roots}
+  return items, result
+
+
+def _prepare(sink: UOp) -> UOp:
+  """Swap in buffers of nodes realized before, and drop nodes that mean nothing to scheduling (DETACH,
+  CONTIGUOUS of something already contiguous)."""
+  done: dict[UOp, UOp] = {}
+  for n in toposort(sink):
+    if n in _realized: done[n] = _realized[n]; continue
+    src = tuple(done[s] for s in n.src)
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
+      done[n] = src[0]; continue
+    done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
+  return done[sink]
+
+
+def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
+  """Which device each node computes on: where its buffers live, else where its consumer needs it."""
+  dev: dict[UOp, str | None] = {}
+  for n in nodes:
+    if n.op is Ops.BUFFER: dev[n] = n.arg.device
+    elif n.op is Ops.COPY: dev[n] = n.arg[1]
+    else: dev[n] = next((dev[s] for s in n.src if dev[s] is not None), None)
+  for r, d in root_devices.items():
+    if dev[r] is None: dev[r] = d
+  for n in reversed(nodes):  # constants-only subgraphs take the device of whoever consumes them
+    for s in n.src:
+      if dev[s] is None: dev[s] = n.arg[0] if n.op is Ops.COPY else dev[n]
+  return dev
+
+
+def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
+  buffers: dict[UOp, Buffer] = {}
+  for n in nodes:
+    if n in realize:
+      buffers[n] = n.src[0].src[0].arg if n.op is Ops.ASSIGN else Buffer(device_of[n], n.size, n.dtype)
+  kernels, fused_by = [], {}
+  for n in nodes:
+    if n not in realize: continue
+    item = _copy_item(n, buffers) if n.op is Ops.COPY else _KernelBuilder(n, realize, buffers).build()
+    kernels.append(item)
+    for r in getattr(item, "_fused_reduces", ()):
+      if r in fused_by: raise _Unfusable(r)  # two kernels would each compute this reduce: compute it once
+      fused_by[r] = n
+  return kernels
+
+
+def _copy_item(n: UOp, buffers) -> ScheduleItem:
+  src = n.src[0]
+  src_buf = src.src[0].arg if src.op is Ops.RESHAPE else (src.arg if src.op is Ops.BUFFER else buffers[src])
+  return ScheduleItem(n, [buffers[n], src_buf], [n])
+
+
+class _KernelBuilder:
+  """Builds the AST of the kernel that realizes `root`."""
+  def __init__(self, root: UOp, realize: set, buffers: dict):
+    self.root, self.realize, self.buffers = root, realize, buffers
+    self.bufs: list[Buffer] = [buffers[root]]
+    # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
+    self.globals: dict[Buffer, UOp] = {self.bufs[0]: UOp(Ops.DEFINE_GLOBAL, self.bufs[0].dtype.ptr(), (), 0)}
+
+  def build(self) -> ScheduleItem:
+    root = self.root
+    value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
+    reduces = self._fused_reduces(value_node)
+    out_space = reduces[0].shape if reduces else root.shape
+    if reduces and reduces[0].size != root.size: raise _Unfusable(reduces[0])
+    value = self._push(value_node, (("RESHAPE", out_space),))
+    out_buf = self.buffers[root]
+    out_st = ShapeTracker.from_shape(out_space)
+    if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
+    glob = self.globals[out_buf]
+    ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
+    item = ScheduleItem(ast, self.bufs, [root])
+    item._fused_reduces = reduces
+    return item
+
+  def _is_leaf(self, n: UOp) -> bool:
+    return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
+
+  def _fused_reduces(self, start: UOp) -> list[UOp]:
+    """Reduces this kernel computes; all must share one input shape and axes, none may feed another."""
+    found, seen, stack = [], set(), [(start, False)]
+    while stack:
+      n, inside_reduce = stack.pop()
+      if (n, inside_reduce) in seen or self._is_leaf(n): continue
+      seen.add((n, inside_reduce))
+      if n.op is Ops.REDUCE_AXIS:
+        if inside_reduce: raise _Unfusable(n)
+        if found and (n.src[0].shape != found[0].src[0].shape or n.arg[1] != found[0].arg[1]): raise _Unfusable(n)
+        if n not in found: found.append(n)
+        stack.append((n.src[0], True))
+        continue
+      stack.extend((s, inside_reduce) for s in n.src)
+    return found
+
+  def _load(self, buf: Buffer, shape, moves) -> UOp:
+    if buf not in self.globals:
+      self.globals[buf] = UOp(Ops.DEFINE_GLOBAL, buf.dtype.ptr(), (), len(self.bufs))
+      self.bufs.append(buf)
+    st = _apply(ShapeTracker.from_shape(shape), moves)
+    return UOp(Ops.LOAD, buf.dtype, (self.globals[buf], UOp(Ops.VIEW, dtypes.void, (), st)))
+
+  def _children(self, n: UOp, moves) -> list:
+    if self._is_leaf(n) or n.op is Ops.CONST: return []
+    if n.op in MOVEMENT: return [(n.src[0], ((n.op.name, n.arg),) + moves)]
+    if n.op is Ops.REDUCE_AXIS: return [(n.src[0], ())]
+    return [(s, moves) for s in n.src]
+
+  def _push(self, start: UOp, moves: tuple) -> UOp:
+    """The AST for `start` seen through the movement ops `moves` (applied in order), built bottom-up iteratively."""
+    memo: dict = {}
+    stack = [(start, moves, False)]
+    while stack:
+      n, mv, ready = stack.pop()
+      if (n, mv) in memo: continue
+      kids = self._children(n, mv)
+      if not ready:
+        stack.append((n, mv, True))
+        stack.extend((c, cm, False) for c, cm in kids if (c, cm) not in memo)
+        continue
+      memo[(n, mv)] = self._make(n, mv, [memo[k] for k in kids])
+    return memo[(start, moves)]
+
+  def _make(self, n: UOp, moves, srcs: list[UOp]) -> UOp:
+    if n.op is Ops.BUFFER: return self._load(n.arg, n.shape, moves)
+    if self._is_leaf(n): return self._load(self.buffers[n], n.shape, moves)
+    if n.op is Ops.CONST:
+      st = _apply(ShapeTracker.from_shape(()), moves)
+      return UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
+    if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
+    if n.op is Ops.REDUCE_AXIS:
+      st = _apply(ShapeTracker.from_shape(n.shape), moves)
+      if st.shape != n.shape or not st.contiguous: raise _Unfusable(n)
+      return UOp(Ops.REDUCE_AXIS, n.dtype, (srcs[0],), n.arg)
+    if n.op in ELEMENTWISE:
+      out = UOp(n.op, n.dtype, tuple(srcs), n.arg)
+      if any(name == "PAD" for name, _ in moves):
+        # padding an elementwise result pads with 0, not with f(0): mask the value itself
+        st = _apply(ShapeTracker.from_shape(n.shape), moves)
+        if any(v.mask is not None for v in st.views):
+          valid = UOp(Ops.CONST, dtypes.bool, (UOp(Ops.VIEW, dtypes.void, (), st),), True)
+          out = UOp(Ops.WHERE, n.dtype, (valid, out, UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), _zero(n.dtype))))
+      return out
+    raise RuntimeError(f"scheduler can't place {n.op} in a kernel")
+
+  def _check_assign_reads(self, value: UOp, out_st: ShapeTracker):
+    """An ASSIGN may read its own target only at the element it writes; otherwise compute the value first."""
+    target = self.globals[self.bufs[0]]
+    for u in toposort(value):
+      if u.op is Ops.LOAD and u.src[0] is target and u.src[1].arg != out_st: raise _Unfusable(self.root.src[1])
+
+
+def _zero(dtype): return False if dtype == dtypes.bool else (0.0 if dtypes.is_float(dtype) else 0)
+
+
+def _apply(st: ShapeTracker, moves) -> ShapeTracker:
+  for name, arg in moves: st = st.apply(name, arg)
+  return st
