@@ -15,7 +15,7 @@ import weakref
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
-from teeny.runtime.device import Buffer
+from teeny.runtime.device import Buffer, Device
 
 
 @dataclass
@@ -49,7 +49,9 @@ class _Unfusable(Exception):
 
 
 def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
-  """Kernels that realize every root (on the device given for it), in a runnable order, and each root's buffer view."""
+  """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
+  every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
+  original_roots = roots
   graph = _prepare(UOp(Ops.SINK, dtypes.void, tuple(roots)))
   roots = list(graph.src)
   nodes = toposort(graph)
@@ -68,9 +70,14 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   out_views = {}
   for k in kernels:
     for n in k.outputs: out_views[n] = buffer_view(k.bufs[0], n.shape)
-  for n, view in out_views.items(): _realized[n] = view
-  result = {r: (r if is_buffer_view(r) else out_views[r]) for r in roots}
-  return items, result
+  for r, original in zip(roots, original_roots): out_views[original] = r if is_buffer_view(r) else out_views[r]
+  return items, out_views
+
+
+def mark_realized(views: dict[UOp, UOp]):
+  """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
+  for n, view in views.items():
+    if not is_buffer_view(n): _realized[n] = view
 
 
 def _prepare(sink: UOp) -> UOp:
@@ -109,7 +116,8 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
   kernels, fused_by = [], {}
   for n in nodes:
     if n not in realize: continue
-    item = _copy_item(n, buffers) if n.op is Ops.COPY else _KernelBuilder(n, realize, buffers).build()
+    max_bufs = Device[device_of[n]].max_kernel_buffers
+    item = _copy_item(n, buffers) if n.op is Ops.COPY else _KernelBuilder(n, realize, buffers, max_bufs).build()
     kernels.append(item)
     for r in getattr(item, "_fused_reduces", ()):
       if r in fused_by: raise _Unfusable(r)  # two kernels would each compute this reduce: compute it once
@@ -125,11 +133,12 @@ def _copy_item(n: UOp, buffers) -> ScheduleItem:
 
 class _KernelBuilder:
   """Builds the AST of the kernel that realizes `root`."""
-  def __init__(self, root: UOp, realize: set, buffers: dict):
-    self.root, self.realize, self.buffers = root, realize, buffers
+  def __init__(self, root: UOp, realize: set, buffers: dict, max_bufs: int):
+    self.root, self.realize, self.buffers, self.max_bufs = root, realize, buffers, max_bufs
     self.bufs: list[Buffer] = [buffers[root]]
     # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
     self.globals: dict[Buffer, UOp] = {self.bufs[0]: UOp(Ops.DEFINE_GLOBAL, self.bufs[0].dtype.ptr(), (), 0)}
+    self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
 
   def build(self) -> ScheduleItem:
     root = self.root
@@ -191,7 +200,9 @@ class _KernelBuilder:
         stack.append((n, mv, True))
         stack.extend((c, cm, False) for c, cm in kids if (c, cm) not in memo)
         continue
-      memo[(n, mv)] = self._make(n, mv, [memo[k] for k in kids])
+      ast = self._make(n, mv, [memo[k] for k in kids])
+      self.reads[ast] = frozenset().union(*(self.reads[memo[k]] for k in kids)) if ast.op is not Ops.LOAD else frozenset([ast.src[0]])
+      memo[(n, mv)] = ast
     return memo[(start, moves)]
 
   def _make(self, n: UOp, moves, srcs: list[UOp]) -> UOp:
@@ -206,6 +217,7 @@ class _KernelBuilder:
       if st.shape != n.shape or not st.contiguous: raise _Unfusable(n)
       return UOp(Ops.REDUCE_AXIS, n.dtype, (srcs[0],), n.arg)
     if n.op in ELEMENTWISE:
+      if len(frozenset().union(*(self.reads[s] for s in srcs))) >= self.max_bufs: self._split(n, srcs)
       out = UOp(n.op, n.dtype, tuple(srcs), n.arg)
       if any(name == "PAD" for name, _ in moves):
         # padding an elementwise result pads with 0, not with f(0): mask the value itself
@@ -215,6 +227,11 @@ class _KernelBuilder:
           out = UOp(Ops.WHERE, n.dtype, (valid, out, UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), _zero(n.dtype))))
       return out
     raise RuntimeError(f"scheduler can't place {n.op} in a kernel")
+
+  def _split(self, n: UOp, srcs: list[UOp]):
+    """Too many buffers for one kernel: realize the source that reads the most of them on its own."""
+    inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op is not Ops.CONST]
+    raise _Unfusable(max(inner, key=lambda x: x[0])[1])
 
   def _check_assign_reads(self, value: UOp, out_st: ShapeTracker):
     """An ASSIGN may read its own target only at the element it writes; otherwise compute the value first."""

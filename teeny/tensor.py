@@ -9,7 +9,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
-from teeny.schedule import create_schedule, buffer_view, is_buffer_view, forget_realized
+from teeny.schedule import create_schedule, mark_realized, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
 
 Scalar = int | float | bool
@@ -128,6 +128,7 @@ class Tensor:
     if not todo: return
     items, views = create_schedule([t.uop for t in todo], [t.device for t in todo])
     run_schedule(items)
+    mark_realized(views)
     for t in todo: t.uop = views[t.uop]
   def numpy(self) -> np.ndarray:
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)

@@ -11,6 +11,9 @@ from teeny.uop import UOp, Ops, toposort
 
 def linearize(sink: UOp) -> list[UOp]:
   order = toposort(sink)
+  # kernel arguments first, in argument order: buffers by index, then variables
+  args = sorted((u for u in order if u.op is Ops.DEFINE_GLOBAL), key=lambda u: u.arg) + [u for u in order if u.op is Ops.DEFINE_VAR]
+  order = args + [u for u in order if u.op not in (Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR)]
   ranges = sorted((u for u in order if u.op is Ops.RANGE), key=lambda r: r.arg)
   level = {r: i for i, r in enumerate(ranges)}  # loop r is open at depths >= level[r]
   depth: dict[UOp, int] = {}      # the loop an op is emitted in (-1: outside every loop)

@@ -76,6 +76,7 @@ class Program:
 
 class CompiledDevice:
   """A device = allocator + renderer + compiler + program loader. `renderer` is a codegen Renderer instance."""
+  max_kernel_buffers = 128  # buffers one kernel may take; the scheduler splits kernels that would need more
   def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
     self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls
   def synchronize(self): pass

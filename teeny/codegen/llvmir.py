@@ -1,0 +1,409 @@
+"""LLVM IR renderer: a linearized program (see teeny/codegen/__init__.py) -> the text of one LLVM module.
+
+The kernel is one function
+
+  define void @name(ptr noalias %data0, ..., ptr noalias %dataN, i32 <vars>..., i32 %core_start, i32 %core_end)
+
+Pointers come in DEFINE_GLOBAL order. The two trailing i32s are ALWAYS present: they are the [start, end) slice of
+the outermost loop that the runtime hands to each core; the DEFINE_VARs named "core_start"/"core_end" bind to them.
+Any other DEFINE_VAR becomes an i32 argument between the pointers and those two, in order of appearance.
+
+The module also exports `@"<name>.info"`, four i64s for the runtime (read by teeny/runtime/ops_llvm.py):
+  nbufs:        the pointer parameters (callers may hold more buffers than the kernel uses; extras are dropped)
+  nvals:        the i32 parameters before core_start/core_end
+  ops_per_iter: an estimate of the operations one iteration of the outermost loop does, so small kernels can
+                run on one core without anyone telling the runtime their size
+  splittable:   1 when every STORE sits inside a loop bounded by core_start/core_end, so that calls on
+                disjoint slices do disjoint work. Otherwise (no such loop, or a store after it, e.g. of a
+                reduction over it) the runtime makes one call for the whole range.
+
+Code generation is deliberately plain: loop counters and accumulators live in `alloca`s and O3's mem2reg turns
+them into phis; values are SSA registers named %vN. Bool is i1 in registers and one byte in memory.
+"""
+from __future__ import annotations
+import math, struct
+import numpy as np
+from teeny.codegen import Renderer
+from teeny.dtype import DType, dtypes
+from teeny.uop import ALU, UOp, Ops
+
+CORE_START, CORE_END = "core_start", "core_end"
+
+_LTYPE = {dtypes.bool: "i1", dtypes.int8: "i8", dtypes.uint8: "i8", dtypes.int16: "i16", dtypes.uint16: "i16",
+          dtypes.int32: "i32", dtypes.uint32: "i32", dtypes.int64: "i64", dtypes.uint64: "i64",
+          dtypes.float16: "half", dtypes.float32: "float", dtypes.float64: "double"}
+_INTRINSIC_SUFFIX = {dtypes.float16: "f16", dtypes.float32: "f32", dtypes.float64: "f64"}
+_MATH = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", Ops.TRUNC: "trunc"}
+# glibc's libmvec has SIMD versions of these (a loop that calls them only vectorizes through a SIMD variant)
+_LIBMVEC = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin"}
+_LIBMVEC_WIDTH = {"b": 128, "c": 256, "d": 256, "e": 512}  # x86 vector ABI ISA letter -> register bits
+
+
+def ltype(dt: DType) -> str:
+  """The LLVM type of a value in registers."""
+  return _LTYPE[dt]
+
+
+def mtype(dt: DType) -> str:
+  """The LLVM type of an element in memory (bool is a byte)."""
+  return "i8" if dt == dtypes.bool else _LTYPE[dt]
+
+
+def is_float(dt: DType) -> bool: return dt in _INTRINSIC_SUFFIX
+
+
+def const_literal(value, dt: DType) -> str:
+  """An exact LLVM literal. Floats use the hex form (decimal is rejected unless exactly representable)."""
+  if dt == dtypes.bool: return "true" if value else "false"
+  if dtypes.is_int(dt):
+    bits = dt.itemsize * 8
+    v = int(value) & ((1 << bits) - 1)
+    return str(v - (1 << bits) if v >= 1 << (bits - 1) else v)  # LLVM prints ints signed
+  if dt == dtypes.float16: return f"0xH{int(np.array(value, np.float16).view(np.uint16)):04X}"
+  # float constants are written as the double that holds the exactly-rounded float value
+  v = float(np.float32(value)) if dt == dtypes.float32 else float(value)
+  if math.isnan(v): v = math.nan  # one canonical quiet NaN that converts to float without losing bits
+  return f"0x{struct.unpack('<Q', struct.pack('<d', v))[0]:016X}"
+
+
+class LLVMRenderer(Renderer):
+  """Renders LLVM IR for the CPU. `libmvec_isa` ('b','c','d','e': SSE4, AVX, AVX2, AVX-512), when given, lets
+  loops that call exp2/log2/sin vectorize through glibc's libmvec (the runtime must have loaded libmvec)."""
+  device = "LLVM"
+  has_threads = False
+  supports_half = True
+  max_global_dims = 1
+
+  def __init__(self, libmvec_isa: str | None = None):
+    self.libmvec_isa = libmvec_isa
+
+  def render(self, name: str, program: list) -> str: return _Emitter(name, program, self.libmvec_isa).emit()
+
+
+class _Emitter:
+  """One render: walks the program once, appending instructions to the current basic block."""
+
+  def __init__(self, name: str, program: list, libmvec_isa: str | None):
+    self.name, self.program, self.libmvec_isa = name, program, libmvec_isa
+    self.values: dict[UOp, str] = {}      # uop -> SSA value or literal
+    self.slots: dict[UOp, str] = {}       # DEFINE_ACC / ASSIGN -> the alloca holding the accumulator
+    self.loops: dict[UOp, tuple] = {}     # RANGE -> (counter alloca, counter value, header label, exit label)
+    self.allocas: list[str] = []
+    self.lines: list[str] = []
+    self.declares: set[str] = set()
+    self.keep: set[str] = set()           # functions listed in @llvm.compiler.used
+    self.attrs: dict[str, int] = {}       # call-site attribute string -> attribute group number
+    self.block = "entry"
+    self.counter = 0
+
+  # ---- small helpers ----
+  def fresh(self, prefix="v") -> str:
+    self.counter += 1
+    return f"%{prefix}{self.counter}"
+
+  def label(self, prefix: str) -> str:
+    self.counter += 1
+    return f"{prefix}{self.counter}"
+
+  def emit_line(self, text: str): self.lines.append("  " + text)
+
+  def inst(self, text: str) -> str:
+    out = self.fresh()
+    self.emit_line(f"{out} = {text}")
+    return out
+
+  def start_block(self, label: str):
+    self.lines.append(f"{label}:")
+    self.block = label
+
+  def branch(self, target: str): self.emit_line(f"br label %{target}")
+
+  def get(self, u: UOp) -> str:
+    """The value of u at this point: accumulators are re-read from their slot, since ASSIGN may have changed them."""
+    if u in self.slots: return self.inst(f"load {ltype(u.dtype)}, ptr {self.slots[u]}")
+    if u.op is Ops.CONST: return const_literal(u.arg, u.dtype)  # a constant needs no place in the program
+    if u not in self.values: raise ValueError(f"LLVM renderer: {u.op.name} used before it is defined in kernel {self.name}")
+    return self.values[u]
+
+  def call(self, ret: str, fn: str, args: list[tuple[str, str]], attrs: str = "") -> str:
+    self.declares.add(f"declare {ret} @{fn}({', '.join(t for t, _ in args)})")
+    tail = ""
+    if attrs: tail = f" #{self.attrs.setdefault(attrs, len(self.attrs))}"
+    return self.inst(f"call {ret} @{fn}({', '.join(f'{t} {v}' for t, v in args)}){tail}")
+
+  # ---- the whole function ----
+  def emit(self) -> str:
+    params, var_params = self.collect_params()
+    for u in self.program: self.render_uop(u)
+    self.emit_line("ret void")
+    sig = ", ".join([f"ptr noalias %data{i}" for i in range(params)] + [f"i32 {p}" for p in var_params])
+    body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {{', "entry:", *self.allocas, *self.lines, "}"])
+    info = [params, len(var_params) - 2, self.ops_per_iter(), int(self.splittable())]
+    out = [body, *sorted(self.declares), f'@"{self.name}.info" = constant [4 x i64] [{", ".join(f"i64 {x}" for x in info)}]']
+    out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
+    if self.keep:
+      kept = ", ".join(f"ptr @{f}" for f in sorted(self.keep))
+      out.append(f'@llvm.compiler.used = appending global [{len(self.keep)} x ptr] [{kept}], section "llvm.metadata"')
+    return "\n".join(out) + "\n"
+
+  def collect_params(self) -> tuple[int, list[str]]:
+    nbufs, others, seen = 0, [], set()
+    for u in self.program:
+      if u.op is Ops.DEFINE_GLOBAL:
+        nbufs = max(nbufs, u.arg + 1)
+        self.values[u] = f"%data{u.arg}"
+      elif u.op is Ops.DEFINE_VAR:
+        name = u.arg[0]
+        if name in (CORE_START, CORE_END): self.values[u] = f"%{name}"; continue
+        if name in seen: raise ValueError(f"LLVM renderer: DEFINE_VAR {name!r} appears twice in kernel {self.name}")
+        seen.add(name)
+        self.values[u] = f"%var{len(others)}"
+        others.append(self.values[u])
+    return nbufs, others + [f"%{CORE_START}", f"%{CORE_END}"]
+
+  def ops_per_iter(self) -> int:
+    """Instructions one outermost-loop iteration runs: each op weighted by the trip counts of its inner loops."""
+    total, weights = 0, []  # weights[d]: how often an op at loop depth d+1 runs per outermost iteration
+    for u in self.program:
+      if u.op is Ops.RANGE: weights.append(weights[-1] * _trip_count(u) if weights else 1)
+      elif u.op is Ops.ENDRANGE and weights: weights.pop()
+      elif weights and u.op not in (Ops.CONST, Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR): total += weights[-1]
+    return max(1, min(total, 1 << 62))
+
+  def splittable(self) -> bool:
+    depth_in_core, stores_outside, has_core = [], 0, False
+    for u in self.program:
+      if u.op is Ops.RANGE:
+        is_core = _is_core_var(u.src[0], CORE_START) and _is_core_var(u.src[1], CORE_END)
+        has_core |= is_core
+        depth_in_core.append(is_core or bool(depth_in_core and depth_in_core[-1]))
+      elif u.op is Ops.ENDRANGE and depth_in_core: depth_in_core.pop()
+      elif u.op is Ops.STORE and not (depth_in_core and depth_in_core[-1]): stores_outside += 1
+    return has_core and stores_outside == 0
+
+  # ---- one op ----
+  def render_uop(self, u: UOp):
+    op = u.op
+    if op in (Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR): return
+    if op is Ops.CONST: self.values[u] = const_literal(u.arg, u.dtype); return
+    if op is Ops.RANGE: return self.render_range(u)
+    if op is Ops.ENDRANGE: return self.render_endrange(u.src[0])
+    if op is Ops.LOAD: self.values[u] = self.render_load(u); return
+    if op is Ops.STORE: return self.render_store(u)
+    if op is Ops.DEFINE_ACC:
+      slot = self.fresh("acc")
+      self.allocas.append(f"  {slot} = alloca {ltype(u.dtype)}")
+      self.emit_line(f"store {ltype(u.dtype)} {self.get(u.src[0])}, ptr {slot}")
+      self.slots[u] = slot
+      return
+    if op is Ops.ASSIGN:
+      acc, value = u.src
+      if acc not in self.slots: raise ValueError(f"LLVM renderer: ASSIGN to a {acc.op.name}, not an accumulator, in {self.name}")
+      self.emit_line(f"store {ltype(acc.dtype)} {self.get(value)}, ptr {self.slots[acc]}")
+      self.slots[u] = self.slots[acc]
+      return
+    if op is Ops.CAST: self.values[u] = self.cast(self.get(u.src[0]), u.src[0].dtype, u.dtype); return
+    if op is Ops.BITCAST: self.values[u] = self.bitcast(self.get(u.src[0]), u.src[0].dtype, u.dtype); return
+    if op is Ops.SPECIAL: raise ValueError(f"LLVM renderer: SPECIAL {u.arg} (thread ids) has no meaning on the CPU backend")
+    if op in ALU: self.values[u] = self.alu(u); return
+    raise NotImplementedError(f"LLVM renderer: no rule for {op.name} in kernel {self.name}")
+
+  # ---- loops ----
+  def render_range(self, u: UOp):
+    t = ltype(u.dtype)
+    slot, header, body, exit_ = self.fresh("ridx"), self.label("loop"), self.label("body"), self.label("exit")
+    start, end = self.get(u.src[0]), self.get(u.src[1])
+    start, end = self.int_to(start, u.src[0].dtype, u.dtype), self.int_to(end, u.src[1].dtype, u.dtype)
+    self.allocas.append(f"  {slot} = alloca {t}")
+    self.emit_line(f"store {t} {start}, ptr {slot}")
+    self.branch(header)
+    self.start_block(header)
+    idx = self.inst(f"load {t}, ptr {slot}")
+    cond = self.inst(f"icmp slt {t} {idx}, {end}")
+    self.emit_line(f"br i1 {cond}, label %{body}, label %{exit_}")
+    self.start_block(body)
+    self.values[u] = idx
+    self.loops[u] = (slot, idx, header, exit_)
+
+  def render_endrange(self, rng: UOp):
+    slot, idx, header, exit_ = self.loops.pop(rng)
+    t = ltype(rng.dtype)
+    nxt = self.inst(f"add nsw {t} {idx}, 1")  # nsw: the counter stays below `end`, so it never wraps
+    self.emit_line(f"store {t} {nxt}, ptr {slot}")
+    self.branch(header)
+    self.start_block(exit_)
+
+  def int_to(self, v: str, src: DType, dst: DType) -> str:
+    return v if ltype(src) == ltype(dst) else self.cast(v, src, dst)
+
+  # ---- memory ----
+  def address(self, buf: UOp, idx: UOp) -> str:
+    i = self.get(idx)
+    if ltype(idx.dtype) != "i64": i = self.inst(f"{'zext' if dtypes.is_unsigned(idx.dtype) else 'sext'} {ltype(idx.dtype)} {i} to i64")
+    return self.inst(f"getelementptr inbounds {mtype(buf.dtype.base)}, ptr {self.get(buf)}, i64 {i}")
+
+  def load_value(self, buf: UOp, idx: UOp) -> str:
+    dt = buf.dtype.base
+    v = self.inst(f"load {mtype(dt)}, ptr {self.address(buf, idx)}, align {dt.itemsize}")
+    return self.inst(f"icmp ne i8 {v}, 0") if dt == dtypes.bool else v
+
+  def render_load(self, u: UOp) -> str:
+    if len(u.src) == 2: return self.load_value(*u.src)
+    # gated: branch around the load so a false gate never touches memory (the buffer may even be empty)
+    buf, idx, gate, alt = u.src
+    gate_v, alt_v = self.get(gate), self.get(alt)
+    then, join, before = self.label("gload"), self.label("gjoin"), self.block
+    self.emit_line(f"br i1 {gate_v}, label %{then}, label %{join}")
+    self.start_block(then)
+    v = self.load_value(buf, idx)
+    self.branch(join)
+    loaded_in = self.block
+    self.start_block(join)
+    return self.inst(f"phi {ltype(u.dtype)} [ {v}, %{loaded_in} ], [ {alt_v}, %{before} ]")
+
+  def render_store(self, u: UOp):
+    buf, idx, value = u.src[:3]
+    dt = buf.dtype.base
+    v = self.get(value)
+    if len(u.src) == 4:
+      then, join = self.label("gstore"), self.label("gjoin")
+      self.emit_line(f"br i1 {self.get(u.src[3])}, label %{then}, label %{join}")
+      self.start_block(then)
+    if dt == dtypes.bool: v = self.inst(f"zext i1 {v} to i8")
+    self.emit_line(f"store {mtype(dt)} {v}, ptr {self.address(buf, idx)}, align {dt.itemsize}")
+    if len(u.src) == 4:
+      self.branch(join)
+      self.start_block(join)
+
+  # ---- arithmetic ----
+  def alu(self, u: UOp) -> str:
+    op, dt = u.op, u.src[0].dtype
+    args = [self.get(s) for s in u.src]
+    if op is Ops.WHERE: return self.inst(f"select i1 {args[0]}, {ltype(u.dtype)} {args[1]}, {ltype(u.dtype)} {args[2]}")
+    if op in _MATH: return self.math(op, args[0], dt)
+    t, a = ltype(dt), args[0]
+    if op is Ops.NEG:
+      if is_float(dt): return self.inst(f"fneg {t} {a}")
+      return self.inst(f"xor i1 {a}, true") if dt == dtypes.bool else self.inst(f"sub {t} 0, {a}")
+    if op is Ops.RECIP: return self.inst(f"fdiv {t} {const_literal(1.0, dt)}, {a}")
+    b = args[1]
+    if op is Ops.MAX: return self.max(a, b, dt)
+    if op in (Ops.IDIV, Ops.MOD): return self.divide(op, a, b, u.src[1], dt)
+    if op is Ops.CMPLT:
+      if is_float(dt): return self.inst(f"fcmp olt {t} {a}, {b}")
+      return self.inst(f"icmp {'slt' if _signed(dt) else 'ult'} {t} {a}, {b}")
+    if op is Ops.CMPNE: return self.inst(f"{'fcmp une' if is_float(dt) else 'icmp ne'} {t} {a}, {b}")
+    if op is Ops.SHR: return self.inst(f"{'ashr' if _signed(dt) else 'lshr'} {t} {a}, {b}")
+    if is_float(dt): name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
+    elif dt == dtypes.bool: name = {Ops.ADD: "or", Ops.MUL: "and", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
+    else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor", Ops.SHL: "shl"}.get(op)
+    if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
+    return self.inst(f"{name} {t} {a}, {b}")
+
+  def max(self, a: str, b: str, dt: DType) -> str:
+    t = ltype(dt)
+    # llvm.maximum returns NaN if either side is NaN (like numpy), and unlike a compare+select it lets the loop
+    # vectorizer turn a max-reduction into vector code (it is associative). It orders -0. below +0.
+    if is_float(dt): return self.call(t, f"llvm.maximum.{_INTRINSIC_SUFFIX[dt]}", [(t, a), (t, b)])
+    if dt == dtypes.bool: return self.inst(f"or i1 {a}, {b}")
+    fn = f"llvm.{'smax' if _signed(dt) else 'umax'}.{t}"
+    return self.call(t, fn, [(t, a), (t, b)])
+
+  def divide(self, op: Ops, a: str, b: str, divisor: UOp, dt: DType) -> str:
+    """C division (truncating). x86 traps on x/0 and INT_MIN/-1, which would kill the process, so a divisor that
+    is not a known-safe constant is guarded: x/0 and x%0 give 0 (like numpy), x/-1 is -x and x%-1 is 0."""
+    t, signed = ltype(dt), _signed(dt)
+    instr = ("sdiv" if signed else "udiv") if op is Ops.IDIV else ("srem" if signed else "urem")
+    if divisor.op is Ops.CONST and divisor.arg != 0 and not (signed and divisor.arg == -1):
+      return self.inst(f"{instr} {t} {a}, {b}")
+    zero = self.inst(f"icmp eq {t} {b}, 0")
+    bad = self.inst(f"or i1 {zero}, {self.inst(f'icmp eq {t} {b}, -1')}") if signed else zero
+    q = self.inst(f"{instr} {t} {a}, {self.inst(f'select i1 {bad}, {t} 1, {t} {b}')}")
+    if signed:  # b == -1: the divide by 1 gave a; the right answer is -a (wrapping) or 0
+      neg1 = self.inst(f"icmp eq {t} {b}, -1")
+      q = self.inst(f"select i1 {neg1}, {t} {self.inst(f'sub {t} 0, {a}') if op is Ops.IDIV else '0'}, {t} {q}")
+    return self.inst(f"select i1 {zero}, {t} 0, {t} {q}")
+
+  def math(self, op: Ops, x: str, dt: DType) -> str:
+    if not is_float(dt):
+      if op is Ops.TRUNC: return x
+      raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
+    if dt == dtypes.float16 and op is not Ops.TRUNC:
+      # half math is done in float and rounded once, like numpy; float has enough bits for this to be exact
+      return self.inst(f"fptrunc float {self.math(op, self.inst(f'fpext half {x} to float'), dtypes.float32)} to half")
+    t = ltype(dt)
+    if op in _LIBMVEC and self.libmvec_isa in _LIBMVEC_WIDTH: return self.vector_math_call(_LIBMVEC[op], x, dt)
+    return self.call(t, f"llvm.{_MATH[op]}.{_INTRINSIC_SUFFIX[dt]}", [(t, x)])
+
+  def vector_math_call(self, base: str, x: str, dt: DType) -> str:
+    """A call to the libm function carrying the vector-function ABI attribute, so the loop vectorizer may swap
+    in glibc's libmvec SIMD version (_ZGV<isa>N<lanes>v_<fn>) of the same function."""
+    t, fn = ltype(dt), base + ("f" if dt == dtypes.float32 else "")
+    lanes = _LIBMVEC_WIDTH[self.libmvec_isa] // (8 * dt.itemsize)
+    vector_fn = f"_ZGV{self.libmvec_isa}N{lanes}v_{fn}"
+    self.declares.add(f"declare <{lanes} x {t}> @{vector_fn}(<{lanes} x {t}>)")
+    self.keep.add(vector_fn)  # the optimizer deletes unused declarations before the vectorizer could use them
+    # memory(none): like the llvm.* intrinsics, we ignore errno, which the kernel never reads
+    return self.call(t, fn, [(t, x)], f'nounwind memory(none) "vector-function-abi-variant"="_ZGV_LLVM_N{lanes}v_{fn}({vector_fn})"')
+
+  # ---- conversions ----
+  def cast(self, v: str, src: DType, dst: DType) -> str:
+    if src == dst: return v
+    ts, td = ltype(src), ltype(dst)
+    if dst == dtypes.bool:
+      return self.inst(f"fcmp une {ts} {v}, {const_literal(0.0, src)}") if is_float(src) else self.inst(f"icmp ne {ts} {v}, 0")
+    if src == dtypes.float64 and dst == dtypes.float16: return self.double_to_half(v)
+    if is_float(src) and is_float(dst):
+      return self.inst(f"{'fpext' if dst.itemsize > src.itemsize else 'fptrunc'} {ts} {v} to {td}")
+    if is_float(dst): return self.inst(f"{'sitofp' if _signed(src) else 'uitofp'} {ts} {v} to {td}")
+    if is_float(src): return self.float_to_int(v, src, dst)
+    if ts == td: return v  # int <-> int of one size: same bits
+    if dst.itemsize < src.itemsize: return self.inst(f"trunc {ts} {v} to {td}")
+    return self.inst(f"{'sext' if _signed(src) else 'zext'} {ts} {v} to {td}")
+
+  def float_to_int(self, v: str, src: DType, dst: DType) -> str:
+    """Like C on x86 (and so numpy): out-of-range values wrap through a wider int instead of becoming poison,
+    e.g. -1.0 -> uint8 is 255 and 300.0 -> int8 is 44."""
+    ts, td = ltype(src), ltype(dst)
+    if dst == dtypes.uint64:  # negative values go through int64 (wrapping), the rest need the unsigned convert
+      neg = self.inst(f"fcmp olt {ts} {v}, {const_literal(0.0, src)}")
+      return self.inst(f"select i1 {neg}, i64 {self.inst(f'fptosi {ts} {v} to i64')}, i64 {self.inst(f'fptoui {ts} {v} to i64')}")
+    if dst.itemsize == 8 or dst == dtypes.int32: return self.inst(f"fptosi {ts} {v} to {td}")
+    wide = "i64" if dst == dtypes.uint32 else "i32"
+    return self.inst(f"trunc {wide} {self.inst(f'fptosi {ts} {v} to {wide}')} to {td}")
+
+  def double_to_half(self, v: str) -> str:
+    """x86 has no double->half instruction and LLVM would call a runtime library function per element. Rounding to
+    float first would round twice, so round to float *to odd* (truncate, then set the last bit if inexact): a
+    float with odd rounding keeps enough bits for the final float->half rounding to be the correct one."""
+    f = self.inst(f"fptrunc double {v} to float")
+    back = self.inst(f"fpext float {f} to double")
+    inexact = self.inst(f"fcmp une double {back}, {v}")
+    bits = self.inst(f"bitcast float {f} to i32")
+    # `f` rounded away from zero if its magnitude is above v's: step one ulp back toward zero (sign-magnitude bits)
+    fabs = lambda x: self.call("double", "llvm.fabs.f64", [("double", x)])
+    away = self.inst(f"fcmp ogt double {fabs(back)}, {fabs(v)}")
+    toward_zero = self.inst(f"sub i32 {bits}, {self.inst(f'zext i1 {away} to i32')}")
+    odd = self.inst(f"select i1 {inexact}, i32 {self.inst(f'or i32 {toward_zero}, 1')}, i32 {bits}")
+    return self.inst(f"fptrunc float {self.inst(f'bitcast i32 {odd} to float')} to half")
+
+  def bitcast(self, v: str, src: DType, dst: DType) -> str:
+    if src.itemsize != dst.itemsize: raise ValueError(f"LLVM renderer: BITCAST {src} -> {dst} changes the size")
+    if src == dtypes.bool: return self.inst(f"zext i1 {v} to i8")
+    if dst == dtypes.bool: return self.inst(f"icmp ne i8 {v}, 0")
+    return v if ltype(src) == ltype(dst) else self.inst(f"bitcast {ltype(src)} {v} to {ltype(dst)}")
+
+
+def _signed(dt: DType) -> bool: return dtypes.is_int(dt) and not dtypes.is_unsigned(dt)
+
+
+def _is_core_var(u: UOp, name: str) -> bool:
+  while u.op is Ops.CAST: u = u.src[0]
+  return u.op is Ops.DEFINE_VAR and u.arg[0] == name
+
+
+def _trip_count(rng: UOp) -> int:
+  start, end = rng.src
+  if start.op is Ops.CONST and end.op is Ops.CONST: return max(0, end.arg - start.arg)
+  lo, hi = start.vmin, end.vmax
+  return max(1, int(hi - lo)) if isinstance(lo, int) and isinstance(hi, int) and hi - lo < (1 << 40) else 1

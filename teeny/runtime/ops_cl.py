@@ -1,0 +1,127 @@
+"""The OpenCL backend through pyopencl: a GPU when there is one, else the first device (e.g. PoCL on the CPU).
+
+Launch sizes follow tinygrad: `global_size` counts WORK-GROUPS when `local_size` is given, so the kernel is
+enqueued with global = global_size * local_size (per dimension); with local_size=None, global_size is the
+number of work-items and the driver picks the work-group size.
+"""
+from __future__ import annotations
+from dataclasses import dataclass
+import numpy as np
+import pyopencl as cl
+from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
+
+
+@dataclass(frozen=True)
+class CLDeviceInfo:
+  """What the renderer and optimizer may assume about the device (asked of the device, never guessed)."""
+  name: str
+  is_gpu: bool
+  has_fp16: bool
+  has_fp64: bool
+  max_work_group_size: int
+  max_compute_units: int
+  max_work_item_sizes: tuple[int, ...]
+  local_mem_size: int
+
+  @staticmethod
+  def from_device(dev: cl.Device) -> CLDeviceInfo:
+    ext = dev.extensions.split()
+    return CLDeviceInfo(name=dev.name.strip(), is_gpu=bool(dev.type & cl.device_type.GPU),
+                        has_fp16="cl_khr_fp16" in ext, has_fp64="cl_khr_fp64" in ext or "cl_amd_fp64" in ext,
+                        max_work_group_size=dev.max_work_group_size, max_compute_units=dev.max_compute_units,
+                        max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size)
+
+
+def _all_devices() -> list[cl.Device]:
+  try: platforms = cl.get_platforms()
+  except Exception: return []  # no ICD loader, or no platform installed (pyopencl raises for that)
+  devices = []
+  for p in platforms:
+    try: devices.extend(p.get_devices())
+    except Exception: continue  # a platform with no devices raises DEVICE_NOT_FOUND
+  return devices
+
+
+def has_gpu() -> bool:
+  """Whether any OpenCL platform offers a GPU. Never raises."""
+  try: return any(d.type & cl.device_type.GPU for d in _all_devices())
+  except Exception: return False
+
+
+def _choose_device() -> cl.Device:
+  devices = _all_devices()
+  if not devices: raise RuntimeError("no OpenCL device found (is an OpenCL driver, e.g. pocl-binary-distribution, installed?)")
+  return next((d for d in devices if d.type & cl.device_type.GPU), devices[0])
+
+
+class CLAllocator(Allocator):
+  """cl.Buffer handles. Copies in are blocking too: the caller may reuse its host memory as soon as we return."""
+  def __init__(self, ctx: cl.Context, queue: cl.CommandQueue):
+    self.ctx, self.queue = ctx, queue
+  def _alloc(self, nbytes: int): return cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, nbytes)
+  def _free(self, handle, nbytes: int): handle.release()
+  def copyin(self, dest, src: memoryview):
+    if src.nbytes: cl.enqueue_copy(self.queue, dest, src, is_blocking=True)
+  def copyout(self, dest: memoryview, src):
+    if dest.nbytes: cl.enqueue_copy(self.queue, dest, src, is_blocking=True)
+
+
+class CLCompiler(Compiler):
+  """OpenCL C -> the device's program binary (for PoCL and most GPU drivers, loadable again without the source)."""
+  def __init__(self, ctx: cl.Context, device: cl.Device):
+    self.ctx, self.device = ctx, device
+    self.cache_key = f"cl:{device.platform.name.strip()}:{device.name.strip()}:{device.driver_version.strip()}"
+
+  def compile(self, src: str) -> bytes:
+    prg = cl.Program(self.ctx, src)
+    try: prg.build(devices=[self.device])
+    except cl.Error as e:
+      try: log = prg.get_build_info(self.device, cl.program_build_info.LOG)
+      except cl.Error: log = ""
+      raise RuntimeError(f"OpenCL build failed:\n{log or e}\n--- source ---\n{src}") from None
+    return prg.get_info(cl.program_info.BINARIES)[0]
+
+
+class CLProgram(Program):
+  """One kernel from a program binary. Arguments: the buffers, then `vals` as int32."""
+  def __init__(self, device: CompiledDevice, name: str, lib: bytes):
+    self.device, self.name, self.lib = device, name, lib
+    self.queue = device.queue
+    try:
+      self.program = cl.Program(device.ctx, [device.cl_device], [lib]).build()
+      self.kernel = cl.Kernel(self.program, name)
+    except cl.Error as e: raise RuntimeError(f"OpenCL could not load kernel {name}: {e}") from None
+    self.num_args = self.kernel.get_info(cl.kernel_info.NUM_ARGS)
+
+  def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
+    # callers may hold more buffers than the kernel declares (inputs it ignores): those are not passed
+    nbufs = self.num_args - len(vals)
+    if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
+    for i, b in enumerate(bufs[:nbufs]): self.kernel.set_arg(i, b)
+    for i, v in enumerate(vals, start=len(bufs)): self.kernel.set_arg(i, np.int32(v))
+    global_size = tuple(int(g) for g in global_size)
+    if local_size is not None:
+      local_size = tuple(int(l) for l in local_size) + (1,) * (len(global_size) - len(local_size))
+      global_size = tuple(g * l for g, l in zip(global_size, local_size))
+    event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, global_size, local_size)
+    if not wait: return None
+    event.wait()
+    return (event.profile.end - event.profile.start) * 1e-9
+
+
+class CLDevice(CompiledDevice):
+  def __init__(self, name: str):
+    from teeny.codegen.cstyle import OpenCLRenderer
+    self.cl_device = _choose_device()
+    self.info = CLDeviceInfo.from_device(self.cl_device)
+    self.ctx = cl.Context([self.cl_device])
+    self.queue = cl.CommandQueue(self.ctx, self.cl_device, properties=cl.command_queue_properties.PROFILING_ENABLE)
+    super().__init__(name, CLAllocator(self.ctx, self.queue), renderer=OpenCLRenderer(self.info),
+                     compiler=CLCompiler(self.ctx, self.cl_device), program_cls=CLProgram)
+
+  def synchronize(self): self.queue.finish()
+
+  def __repr__(self): return f"<Device {self.name}: {self.info.name}>"
+
+
+def open_device(name: str) -> CLDevice: return CLDevice(name)

@@ -1,0 +1,237 @@
+"""The LLVM CPU backend: host memory, LLVM IR -> object file with llvmlite (O3, tuned for this CPU), and a loader
+that runs kernels on all cores.
+
+Calling convention (the renderer in teeny/codegen/llvmir.py writes it):
+  void name(void *data0, ..., void *dataN, int32 vals..., int32 core_start, int32 core_end)
+The runtime splits the outermost loop's range [0, global_size[0]) into one slice per core and calls the function
+for each slice on a persistent thread pool (ctypes drops the GIL during the call). Small kernels run in the
+calling thread: waking a thread costs more than they do.
+"""
+from __future__ import annotations
+import ctypes, ctypes.util, hashlib, os, re, struct, threading, time
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+import llvmlite
+import llvmlite.binding as llvm
+from teeny.codegen.llvmir import LLVMRenderer
+from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
+
+_ALIGN = 64  # a cache line, and the widest vector (AVX-512)
+_LLVM_LOCK = threading.Lock()  # LLVM's global context is not thread-safe: parse, optimize and load one at a time
+
+
+# ---- LLVM setup (once per process) ----
+
+def _load_library(soname: str, fallback: str) -> bool:
+  """Make a shared library's symbols visible to the JIT linker. Tries the soname first: find_library forks ldconfig."""
+  for candidate in (soname, ctypes.util.find_library(fallback) if fallback else None):
+    if not candidate: continue
+    try:
+      llvm.load_library_permanently(candidate)
+      return True
+    except RuntimeError: continue
+  return False
+
+
+llvm.initialize_native_target()
+llvm.initialize_native_asmprinter()
+_HOST_CPU = llvm.get_host_cpu_name()
+_HOST_FEATURES = llvm.get_host_cpu_features().flatten()
+_load_library("libm.so.6", "m")  # the llvm.exp2/log2/sin intrinsics become calls to exp2f, log2f, sinf, ...
+_HAS_LIBMVEC = _load_library("libmvec.so.1", "")
+_load_library("libgcc_s.so.1", "")  # compiler runtime helpers LLVM may call (e.g. __truncsfhf2 without F16C)
+
+
+def _libmvec_isa() -> str | None:
+  """The x86 vector-ABI letter of the widest libmvec variants this CPU can run, or None if they can't be used."""
+  if not _HAS_LIBMVEC or not re.match(r"x86_64", llvm.get_process_triple()): return None
+  has = set(f[1:] for f in _HOST_FEATURES.split(",") if f.startswith("+"))
+  for isa, needs in (("e", {"avx512f"}), ("d", {"avx2", "fma"}), ("b", {"sse4.1"})):
+    if needs <= has: return isa
+  return None
+
+
+def _target_machine(jit: bool = False):
+  target = llvm.Target.from_triple(llvm.get_process_triple())
+  # the large code model: the JIT may place code, constants and libm far apart (no 2 GiB reach limit)
+  return target.create_target_machine(cpu=_HOST_CPU, features=_HOST_FEATURES, opt=3, reloc="static",
+                                      codemodel="jitdefault", jit=jit)
+
+
+# ---- memory ----
+
+class CPUAllocator(Allocator):
+  """Host memory as 64-byte aligned numpy arrays; a handle is the raw address (an int). Freed blocks are kept for
+  reuse by size, because first-touching fresh pages costs more here than the copy into them."""
+  def __init__(self, cache_limit: int = 1 << 30):
+    self._live: dict[int, np.ndarray] = {}
+    self._cache: dict[int, list[np.ndarray]] = {}
+    self._cached_bytes, self.cache_limit = 0, cache_limit
+    self._lock = threading.Lock()
+
+  def _alloc(self, nbytes: int) -> int:
+    with self._lock:
+      blocks = self._cache.get(nbytes)
+      if blocks:
+        arr = blocks.pop()
+        self._cached_bytes -= nbytes
+      else: arr = None
+    if arr is None:
+      try: arr = _aligned_empty(nbytes)
+      except MemoryError:
+        self.clear_cache()
+        arr = _aligned_empty(nbytes)
+    addr = arr.ctypes.data
+    self._live[addr] = arr
+    return addr
+
+  def _free(self, handle: int, nbytes: int):
+    arr = self._live.pop(handle, None)
+    if arr is None: return
+    with self._lock:
+      if self._cached_bytes + nbytes <= self.cache_limit:
+        self._cache.setdefault(nbytes, []).append(arr)
+        self._cached_bytes += nbytes
+
+  def clear_cache(self):
+    with self._lock:
+      self._cache.clear()
+      self._cached_bytes = 0
+
+  def copyin(self, dest: int, src: memoryview):
+    if src.nbytes: ctypes.memmove(dest, np.frombuffer(src, np.uint8).ctypes.data, src.nbytes)
+
+  def copyout(self, dest: memoryview, src: int):
+    dst = np.frombuffer(dest, np.uint8)  # raises on a read-only destination, as it should
+    if dst.nbytes: ctypes.memmove(dst.ctypes.data, src, dst.nbytes)
+
+  def as_numpy(self, handle: int) -> np.ndarray:
+    """The bytes behind a handle, without a copy (for tests and debugging)."""
+    return self._live[handle]
+
+
+def _aligned_empty(nbytes: int) -> np.ndarray:
+  raw = np.empty(nbytes + _ALIGN, np.uint8)
+  offset = (-raw.ctypes.data) % _ALIGN
+  return raw[offset:offset + nbytes]
+
+
+# ---- compiling ----
+
+class LLVMCompiler(Compiler):
+  """LLVM IR text -> an ELF object file, optimized at O3 for this machine's CPU (AVX-512 where it has it)."""
+  def __init__(self):
+    features_hash = hashlib.sha256(_HOST_FEATURES.encode()).hexdigest()[:16]
+    self.cache_key = f"llvm:{_HOST_CPU}:{features_hash}:llvm{'.'.join(map(str, llvm.llvm_version_info))}:{llvmlite.__version__}"
+    self._tm = _target_machine()
+
+  def compile(self, src: str) -> bytes:
+    name = _kernel_name(src)
+    with _LLVM_LOCK:
+      try:
+        mod = llvm.parse_assembly(src)
+        mod.verify()
+      except RuntimeError as e:
+        raise RuntimeError(f"LLVM rejected the IR of kernel {name}: {e}") from None
+      mod.triple, mod.data_layout = self._tm.triple, str(self._tm.target_data)
+      pto = llvm.create_pipeline_tuning_options(speed_level=3)
+      pto.slp_vectorization = True  # off by default in llvmlite's options; clang's -O3 has it
+      pb = llvm.create_pass_builder(self._tm, pto)
+      pb.getModulePassManager().run(mod, pb)
+      return self._tm.emit_object(mod)
+
+
+def _kernel_name(src: str) -> str:
+  m = re.search(r'define\s+\S+\s+@"?([^"(\s]+)', src)
+  return m.group(1) if m else "<unnamed>"
+
+
+# ---- running ----
+
+def _cpu_count() -> int:
+  try: return len(os.sched_getaffinity(0))
+  except AttributeError: return os.cpu_count() or 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+  global _POOL
+  if _POOL is None:
+    with _POOL_LOCK:
+      # the calling thread runs one slice itself, so the pool needs one thread fewer than there are cores
+      if _POOL is None: _POOL = ThreadPoolExecutor(max(1, _cpu_count() - 1), thread_name_prefix="teeny-llvm")
+  return _POOL
+
+
+def undefined_symbols(obj: bytes) -> list[str]:
+  """Names an ELF64 object file needs from outside (its SHN_UNDEF symbols)."""
+  if obj[:4] != b"\x7fELF" or obj[4] != 2: return []
+  shoff, = struct.unpack_from("<Q", obj, 0x28)
+  shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+  sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + i * shentsize) for i in range(shnum)]
+  names = []
+  for _, sh_type, _, _, off, size, link, _, _, entsize in sections:
+    if sh_type != 2: continue  # SHT_SYMTAB
+    stroff = sections[link][4]
+    for sym in range(off + entsize, off + size, entsize):  # entry 0 is the null symbol
+      st_name, _, _, st_shndx = struct.unpack_from("<IBBH", obj, sym)
+      if st_shndx == 0 and st_name:
+        names.append(obj[stroff + st_name:obj.index(b"\0", stroff + st_name)].decode())
+  return names
+
+
+class LLVMProgram(Program):
+  """A compiled kernel loaded into its own MCJIT engine (so two kernels may share a name).
+
+  A call covers the outermost loop's range [0, global_size[0]). It is split across cores only when the renderer
+  marked the kernel splittable and the work is worth a thread wake-up (about 20-50 us here): `work` (a keyword
+  of __call__) is the kernel's total operation count; when not given it is global_size[0] times the
+  per-iteration count the renderer stored in the object. Below `parallel_threshold` the kernel runs in the
+  calling thread."""
+  parallel_threshold = 1 << 20
+  threads = _cpu_count()
+
+  def __init__(self, device, name: str, lib: bytes):
+    self.device, self.name, self.lib = device, name, lib
+    # MCJIT would bind a missing symbol to address 0 and the first call would crash the process
+    missing = [sym for sym in undefined_symbols(lib) if not llvm.address_of_symbol(sym)]
+    if missing: raise RuntimeError(f"kernel {name} needs symbols this process lacks: {', '.join(missing)}")
+    with _LLVM_LOCK:
+      self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine(jit=True))
+      self._engine.add_object_file(llvm.ObjectFileRef.from_data(lib))
+      self._engine.finalize_object()
+      self._addr = self._engine.get_function_address(name)
+    if not self._addr: raise RuntimeError(f"kernel {name} is not defined in its compiled object")
+    # what the renderer recorded about the kernel (see teeny/codegen/llvmir.py)
+    info_addr = self._engine.get_global_value_address(f"{name}.info")
+    if not info_addr: raise RuntimeError(f"kernel {name} was not rendered by teeny's LLVMRenderer (no {name}.info)")
+    self.nbufs, self.nvals, self.ops_per_iter, splittable = (ctypes.c_int64 * 4).from_address(info_addr)
+    self.splittable = bool(splittable)
+    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nbufs), *([ctypes.c_int32] * (self.nvals + 2)))
+    self._fn = proto(self._addr)
+
+  def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False, work=None) -> float | None:
+    # a wrong argument count would not raise in C: it would read garbage pointers, so check here
+    if len(bufs) < self.nbufs or len(vals) != self.nvals:
+      raise ValueError(f"kernel {self.name} takes {self.nbufs} buffers and {self.nvals} values, got {len(bufs)} and {len(vals)}")
+    bufs, fn, n = bufs[:self.nbufs], self._fn, int(global_size[0])
+    if work is None: work = n * self.ops_per_iter
+    start = time.perf_counter() if wait else 0.0
+    slices = min(self.threads, n) if self.splittable and work >= self.parallel_threshold else 1
+    if slices <= 1: fn(*bufs, *vals, 0, n)
+    else: self._run_parallel(fn, bufs, vals, n, slices)
+    return time.perf_counter() - start if wait else None
+
+  def _run_parallel(self, fn, bufs, vals, n: int, slices: int):
+    bounds = [n * i // slices for i in range(slices + 1)]
+    futures = [_pool().submit(fn, *bufs, *vals, bounds[i], bounds[i + 1]) for i in range(1, slices)]
+    fn(*bufs, *vals, bounds[0], bounds[1])
+    for f in futures: f.result()
+
+
+def open_device(name: str) -> CompiledDevice:
+  return CompiledDevice(name, CPUAllocator(), renderer=LLVMRenderer(libmvec_isa=_libmvec_isa()), compiler=LLVMCompiler(),
+                        program_cls=LLVMProgram)

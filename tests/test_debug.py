@@ -1,0 +1,47 @@
+"""The DEBUG contract: what each level prints to stderr (and that DEBUG never changes results)."""
+import os, re, subprocess, sys
+import pytest
+
+PROGRAM = "from teeny import Tensor; a = Tensor([[1.,2.],[3.,4.]]); print(((a*2+1).relu().sum(1)).numpy())"
+
+
+def run(device: str, level: int, program: str = PROGRAM):
+  env = dict(os.environ, DEBUG=str(level), DEVICE=device)
+  done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  return done.stdout, done.stderr
+
+
+def test_debug_2_prints_one_line_per_kernel_with_its_numbers(device):
+  out, err = run(device, 2)
+  assert out.strip() == "[ 8. 16.]"
+  lines = [l for l in err.splitlines() if l.startswith("***")]
+  assert len(lines) == 1
+  # index, device, kernel name with its shape, buffer count, memory, time, GFLOP/s, GB/s
+  assert re.search(rf"\*\*\* {device}\s+\d+ r_2_2\s+arg\s+2 mem\s+[\d.]+ GB tm\s+[\d.]+us \(\s*[\d.]+ GFLOPS\s+[\d.]+ GB/s\)", lines[0]), lines[0]
+
+
+def test_debug_1_prints_a_summary_and_nothing_per_kernel(device):
+  out, err = run(device, 1)
+  assert "realized 1 item" in err and "***" not in err
+
+
+def test_debug_3_shows_schedule_and_opts(device):
+  _, err = run(device, 3)
+  assert "schedule 0" in err and "opts" in err
+
+
+def test_debug_4_shows_the_source(device):
+  _, err = run(device, 4)
+  assert ("__kernel void r_2_2" in err) if device == "CL" else ('define void @"r_2_2"' in err or "define void @r_2_2" in err)
+
+
+def test_debug_5_shows_ast_and_program(device):
+  _, err = run(device, 5)
+  assert "REDUCE_AXIS" in err and "DEFINE_ACC" in err
+
+
+def test_debug_output_goes_to_stderr_and_does_not_change_results(device):
+  quiet, _ = run(device, 0)
+  loud, _ = run(device, 5)
+  assert quiet == loud

@@ -1,0 +1,51 @@
+"""Laziness: building graphs runs nothing; data is computed only when asked for."""
+import time
+import numpy as np
+from teeny import Tensor, GlobalCounters, dtypes
+
+
+def test_building_a_10000_op_graph_runs_no_kernel_and_is_fast(device):
+  GlobalCounters.reset()
+  x = Tensor(np.arange(4, dtype=np.int32), device=device)
+  start = time.perf_counter()
+  y = x
+  for _ in range(10000): y = y + 1
+  built = time.perf_counter() - start
+  assert GlobalCounters.kernel_count == 0
+  assert built < 1.0, f"building took {built:.2f}s"
+  # the symbolic rules fold the 10,000 adds into one, so realizing is cheap too
+  np.testing.assert_equal(y.numpy(), np.arange(4) + 10000)
+  assert GlobalCounters.kernel_count == 1
+
+
+def test_deep_float_chain_realizes(device):
+  x = Tensor(np.ones(3, dtype=np.float32), device=device)
+  y = x
+  for _ in range(300): y = y * 1.01
+  np.testing.assert_allclose(y.numpy(), np.ones(3) * 1.01 ** 300, rtol=1e-4)
+
+
+def test_methods_do_not_compute(device):
+  GlobalCounters.reset()
+  x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), device=device)
+  y = (x.permute(1, 0)[1:, ::2].exp() + x.sum()).max(0) * Tensor.ones(2, device=device)
+  assert y.shape == (2,)
+  assert GlobalCounters.kernel_count == 0
+  y.realize()
+  assert GlobalCounters.kernel_count > 0
+
+
+def test_stacking_many_tensors_needs_no_recursion(device):
+  parts = [Tensor([float(i)], device=device) for i in range(2000)]
+  total = parts[0]
+  for p in parts[1:]: total = total + p
+  assert total.item() == sum(range(2000))
+
+
+def test_zero_size_tensors_run_no_kernel(device):
+  GlobalCounters.reset()
+  e = Tensor.zeros(0, 3, device=device)
+  assert (e + 1).numpy().shape == (0, 3)
+  assert GlobalCounters.kernel_count == 0
+  assert (e.sum(0)).numpy().tolist() == [0.0, 0.0, 0.0]
+  assert Tensor.zeros(0, dtype=dtypes.int32, device=device).sum().item() == 0

@@ -1,0 +1,145 @@
+"""Fusion is a tested property: how many kernels a graph becomes, and that the fused kernels compute the right thing."""
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters
+from teeny.schedule import create_schedule
+
+rng = np.random.default_rng(0)
+
+
+def kernels_for(*tensors: Tensor) -> int:
+  """Realize the tensors and count the kernels that ran."""
+  GlobalCounters.reset()
+  Tensor.realize_all(*tensors)
+  return GlobalCounters.kernel_count
+
+
+def scheduled(*tensors: Tensor) -> int:
+  items, _ = create_schedule([t.uop for t in tensors], [t.device for t in tensors])
+  return len(items)
+
+
+def rand(*shape, device):
+  return Tensor(rng.standard_normal(shape).astype(np.float32), device=device)
+
+
+def test_mul_add_sum_is_one_kernel(device):
+  a, b, c = rand(16, 32, device=device), rand(16, 32, device=device), rand(16, 32, device=device)
+  out = (a * b + c).sum(1)
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), (a.numpy() * b.numpy() + c.numpy()).sum(1), rtol=1e-5, atol=1e-5)
+
+
+def test_elementwise_chain_is_one_kernel(device):
+  a = rand(64, device=device)
+  out = ((a + 1) * 2).relu()
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), np.maximum((a.numpy() + 1) * 2, 0))
+
+
+def test_sum_then_add_is_one_kernel(device):
+  x = rand(8, 8, device=device)
+  out = x.sum() + 1
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), x.numpy().sum() + 1, rtol=1e-5)
+
+
+def test_reduce_expanded_back_is_two_kernels(device):
+  x = rand(8, 16, device=device)
+  out = (x - x.max(1, keepdim=True)).exp()
+  assert kernels_for(out) == 2
+  xn = x.numpy()
+  np.testing.assert_allclose(out.numpy(), np.exp(xn - xn.max(1, keepdims=True)), rtol=1e-5)
+
+
+def test_permute_reshape_add_is_one_kernel_without_copy(device):
+  a = rand(5, 7, device=device)
+  out = a.permute(1, 0).reshape(-1) + 1
+  assert scheduled(out) == 1  # no separate copy kernel for the non-contiguous reshape
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), a.numpy().T.reshape(-1) + 1)
+
+
+def test_realized_tensor_runs_no_kernel(device):
+  x = (rand(4, device=device) * 2).realize()
+  assert kernels_for(x) == 0
+  x.numpy()
+  assert kernels_for(x) == 0
+
+
+def test_shared_subexpression_computed_once_per_kernel(device):
+  a = rand(32, device=device)
+  e = a.exp()
+  out = e * e + e
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), np.exp(a.numpy()) ** 2 + np.exp(a.numpy()), rtol=1e-5)
+
+
+def test_two_reduces_of_same_shape_fuse(device):
+  x = rand(6, 10, device=device)
+  out = x.sum(1) + x.max(1)
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), x.numpy().sum(1) + x.numpy().max(1), rtol=1e-5)
+
+
+def test_reduce_of_reduce_is_two_kernels(device):
+  x = rand(6, 10, device=device)
+  out = (x.sum(1, keepdim=True) * 2).sum()
+  assert kernels_for(out) == 2
+  np.testing.assert_allclose(out.numpy(), (x.numpy().sum(1) * 2).sum(), rtol=1e-5)
+
+
+def test_contiguous_is_a_boundary(device):
+  a = rand(16, device=device)
+  out = (a + 1).contiguous() * 2
+  assert kernels_for(out) == 2
+  np.testing.assert_allclose(out.numpy(), (a.numpy() + 1) * 2)
+
+
+def test_reduce_used_by_two_outputs_is_computed_once(device):
+  x = rand(8, 8, device=device)
+  s = x.sum(1)
+  y, z = s + 1, s * 2
+  assert kernels_for(y, z) == 3
+  np.testing.assert_allclose(y.numpy(), x.numpy().sum(1) + 1, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(z.numpy(), x.numpy().sum(1) * 2, rtol=1e-5, atol=1e-5)
+
+
+def test_padded_elementwise_fuses_and_pads_with_zero(device):
+  a = rand(4, 4, device=device)
+  out = a.exp().pad(((1, 1), (2, 0))).sum(0)
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), np.pad(np.exp(a.numpy()), ((1, 1), (2, 0))).sum(0), rtol=1e-5)
+
+
+def test_realized_intermediate_is_reused(device):
+  a = rand(16, device=device)
+  b = (a * 3).contiguous()
+  b.realize()
+  c = b + 1
+  assert kernels_for(c) == 1
+  np.testing.assert_allclose(c.numpy(), a.numpy() * 3 + 1, rtol=1e-6)
+
+
+def test_lazy_chain_realized_later_reuses_its_parts(device):
+  a = rand(16, device=device)
+  mid = a * 2
+  mid.realize()
+  out = mid + 1  # built on the lazy graph of mid before it was realized? no: after, so it reads mid's buffer
+  assert kernels_for(out) == 1
+
+
+def test_assign_writes_in_place(device):
+  w = rand(8, device=device).realize()
+  before = w.numpy().copy()
+  buf = w.uop.src[0].arg
+  w.assign(w * 2 + 1)
+  assert kernels_for(w) == 1
+  assert w.uop.src[0].arg is buf  # same buffer
+  np.testing.assert_allclose(w.numpy(), before * 2 + 1)
+
+
+def test_assign_reading_other_elements_of_target(device):
+  w = Tensor(np.arange(6, dtype=np.float32), device=device).realize()
+  w.assign(w.flip(0))
+  np.testing.assert_allclose(w.numpy(), np.arange(6, dtype=np.float32)[::-1])
