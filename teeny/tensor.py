@@ -110,9 +110,11 @@ class Tensor:
     m = n if m is None else m
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, **kw)
-    # a row of [1, 0*m] repeated and reshaped puts the ones on the diagonal
-    row = Tensor.ones(1, dtype=dt, device=device).pad(((0, m),))
-    return row.reshape(1, m + 1).expand(n, m + 1).reshape(-1).shrink(((0, n * m),)).reshape(n, m)
+    # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
+    k = max(n, m)
+    row = Tensor.ones(1, dtype=dt, device=device, **kw).pad(((0, k),))
+    square = row.reshape(1, k + 1).expand(k, k + 1).reshape(-1).shrink(((0, k * k),)).reshape(k, k)
+    return square.shrink(((0, n), (0, m)))
   def full_like(self, fill_value: Scalar, **kw) -> Tensor:
     return Tensor.full(self.shape, fill_value, dtype=kw.pop("dtype", self.dtype), device=kw.pop("device", self.device), **kw)
   def zeros_like(self, **kw) -> Tensor: return self.full_like(0, **kw)
@@ -404,7 +406,7 @@ class Tensor:
   def ge(self, x) -> Tensor: return self >= x
 
   # logic and bits
-  def logical_not(self) -> Tensor: return self.cast(dtypes.bool)._alu(Ops.CMPNE, Tensor(True, device=self.device))
+  def logical_not(self) -> Tensor: return self.cast(dtypes.bool)._cmp(Ops.CMPNE, True)
   def _bitop(self, op: Ops, other, reverse=False) -> Tensor:
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): raise TypeError(f"bitwise {op.name.lower()} needs int or bool tensors, got {a.dtype}")
@@ -421,19 +423,23 @@ class Tensor:
 
   # unary math (ints compute in the default float, like PyTorch)
   def _float(self) -> Tensor: return self if dtypes.is_float(self.dtype) else self.cast(dtypes.default_float)
+  def _in_float32(self, fn) -> Tensor:
+    """Composed math on float16 runs in float32 and rounds once at the end (like PyTorch and numpy)."""
+    x = self._float()
+    return fn(x.float()).half() if x.dtype == dtypes.float16 else fn(x)
   def exp2(self) -> Tensor: return self._float()._alu(Ops.EXP2)
   def log2(self) -> Tensor: return self._float()._alu(Ops.LOG2)
-  def exp(self) -> Tensor: return (self._float() * (1 / math.log(2))).exp2()
-  def log(self) -> Tensor: return self._float().log2() * math.log(2)
+  def exp(self) -> Tensor: return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
+  def log(self) -> Tensor: return self._in_float32(lambda x: x.log2() * math.log(2))
   def sqrt(self) -> Tensor: return self._float()._alu(Ops.SQRT)
   def rsqrt(self) -> Tensor: return self.sqrt().reciprocal()
   def reciprocal(self) -> Tensor: return self._float()._alu(Ops.RECIP)
   def sin(self) -> Tensor: return self._float()._alu(Ops.SIN)
-  def cos(self) -> Tensor: return ((math.pi / 2) - self._float()).sin()
-  def tan(self) -> Tensor: return self.sin() / self.cos()
+  def cos(self) -> Tensor: return self._in_float32(lambda x: ((math.pi / 2) - x).sin())
+  def tan(self) -> Tensor: return self._in_float32(lambda x: x.sin() / x.cos())
   def relu(self) -> Tensor: return self.maximum(0)
-  def sigmoid(self) -> Tensor: return (1 + (-self._float()).exp()).reciprocal()
-  def tanh(self) -> Tensor: return 2.0 * (2.0 * self._float()).sigmoid() - 1.0
+  def sigmoid(self) -> Tensor: return self._in_float32(lambda x: (1 + (-x).exp()).reciprocal())
+  def tanh(self) -> Tensor: return self._in_float32(lambda x: 2.0 * (2.0 * x).sigmoid() - 1.0)
   def abs(self) -> Tensor:
     if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
     return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
@@ -462,6 +468,7 @@ class Tensor:
       out = self.ones_like() if out is None else out
       return out.reciprocal() if exponent < 0 else out
     a, b = self._binop_operands(exponent)
+    if a.dtype == dtypes.float16: return a.float().pow(b.float()).half()
     a, b = a._float(), b._float()
     magnitude = (b * a.abs().log2()).exp2()
     # negative base: real only for integer exponents, negative for odd ones

@@ -1,7 +1,6 @@
 """Every user op of teeny/tensor.py checked against numpy, on every available device.
 
 Shapes are reused across tests on purpose: each distinct kernel is compiled once and then comes from the cache."""
-import math
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

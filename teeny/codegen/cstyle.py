@@ -13,7 +13,9 @@ _C_TYPES = {dtypes.bool: "bool", dtypes.int8: "char", dtypes.uint8: "uchar", dty
             dtypes.int32: "int", dtypes.uint32: "uint", dtypes.int64: "long", dtypes.uint64: "ulong",
             dtypes.float16: "half", dtypes.float32: "float", dtypes.float64: "double"}
 _INT_SUFFIX = {dtypes.int64: "l", dtypes.uint64: "ul", dtypes.uint32: "u"}
-_HALF_ROUND = """inline float teeny_round_half(float x) { ushort h; vstore_half_rte(x, 0, (__private half*)&h); return vload_half(0, (__private half*)&h); }"""
+_HALF_HELPERS = """inline ushort teeny_half_bits(float x) { ushort h; vstore_half_rte(x, 0, (__private half*)&h); return h; }
+inline float teeny_half_from_bits(ushort h) { return vload_half(0, (__private half*)&h); }
+inline float teeny_round_half(float x) { return teeny_half_from_bits(teeny_half_bits(x)); }"""
 _BINARY = {Ops.ADD: "+", Ops.MUL: "*", Ops.IDIV: "/", Ops.MOD: "%", Ops.CMPLT: "<", Ops.CMPNE: "!=", Ops.AND: "&",
            Ops.OR: "|", Ops.XOR: "^", Ops.SHL: "<<", Ops.SHR: ">>"}
 _UNARY_FN = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", Ops.TRUNC: "trunc"}
@@ -81,13 +83,13 @@ class OpenCLRenderer(Renderer):
         fn = "get_global_id" if u.arg[0].startswith("g") else "get_local_id"
         body.append(f"{pad}int {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
       if op is Ops.LOAD and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
-      if op is Ops.CAST and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
+      if op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16: uses_half = True
       r[u] = f"v{i}"
       body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {self._expr(u, r)};")
     head = []
     if uses_double: head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if self.has_fp16: head.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
-    if uses_half: head.append(_HALF_ROUND)
+    if uses_half: head.append(_HALF_HELPERS)
     return "\n".join(head + [f"__kernel void {name}({', '.join(params)}) {{"] + body + ["}"]) + "\n"
 
   def _store(self, base: DType, buf: str, idx: str, val: str) -> str:
@@ -118,8 +120,9 @@ class OpenCLRenderer(Renderer):
     if op is Ops.WHERE: return f"({s[0]} ? {s[1]} : {s[2]})"
     if op is Ops.CAST: return self._cast(u.src[0].dtype, u.dtype, s[0])
     if op is Ops.BITCAST:
-      if dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16:
-        raise RuntimeError("bitcast of half needs cl_khr_fp16 on this OpenCL device")
+      if u.src[0].dtype == dtypes.float16 and not self.has_fp16:  # the half lives in a float: take its bits
+        return f"as_{_C_TYPES[u.dtype]}(teeny_half_bits({s[0]}))"
+      if u.dtype == dtypes.float16 and not self.has_fp16: return f"teeny_half_from_bits(as_ushort({s[0]}))"
       return f"as_{_C_TYPES[u.dtype]}({s[0]})"
     raise RuntimeError(f"OpenCL renderer can't render {op}")
 

@@ -23,7 +23,10 @@ def linearize(sink: UOp) -> list[UOp]:
       depth[u] = max((seen_at[s] for s in u.src), default=-1)
       seen_at[u] = level[u]
     elif u.op is Ops.DEFINE_ACC:
-      depth[u] = seen_at[u] = min(level[r] for r in u.src[1:]) - 1 if len(u.src) > 1 else -1
+      # declared just outside its loops, but reading it (the update) happens inside all of them
+      levels = [level[r] for r in u.src[1:]]
+      depth[u] = min(levels) - 1 if levels else -1
+      seen_at[u] = max(levels) if levels else -1
     elif u.op is Ops.ASSIGN:
       depth[u] = max(seen_at[s] for s in u.src)
       seen_at[u] = depth[u.src[0]]  # a finished reduction is read outside its loops

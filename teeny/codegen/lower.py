@@ -79,10 +79,16 @@ def _half_acc(acc: UOp) -> UOp | None:
   return acc.replace(dtype=dtypes.float32, src=(UOp.const(dtypes.float32, acc.src[0].arg),) + acc.src[1:]) if acc.dtype == dtypes.float16 else None
 
 
+def _half_assign(a: UOp, acc: UOp, v: UOp) -> UOp | None:
+  """The update of a float32 accumulator of a half reduce keeps full precision; only the result is rounded."""
+  if a.dtype != dtypes.float16: return None
+  exact = v.src[0] if v.op is Ops.CAST and v.src[0].dtype == dtypes.float32 else v.cast(dtypes.float32)
+  return a.replace(dtype=dtypes.float32, src=(acc, exact)).cast(dtypes.float16)
+
+
 half_to_float = PatternMatcher([
   (UPat(Ops.DEFINE_ACC, name="acc"), _half_acc),
-  (UPat(Ops.ASSIGN, src=(UPat(Ops.DEFINE_ACC, dtype=dtypes.float32, name="acc"), UPat.var("v")), name="a"),
-   lambda a, acc, v: a.replace(dtype=acc.dtype, src=(acc, v.cast(acc.dtype))).cast(dtypes.float16) if a.dtype == dtypes.float16 else None),
+  (UPat(Ops.ASSIGN, src=(UPat(Ops.DEFINE_ACC, dtype=dtypes.float32, name="acc"), UPat.var("v")), name="a"), _half_assign),
   (UPat(tuple(ALU), name="x"), _half_in_float),
 ])
 

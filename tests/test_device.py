@@ -1,0 +1,82 @@
+"""Devices: choice of default, copies between devices, the on-disk compile cache, and buffers freed when unused."""
+import gc, os, subprocess, sys
+import numpy as np
+import pytest
+from teeny import Tensor, Device, GlobalCounters
+from teeny.runtime.device import Buffer, _read_cache_entry
+from teeny.realize import _runner_cache
+DEVICES = Device.available()
+
+
+def default_device_with(env: dict) -> str:
+  code = "from teeny import Device; print(Device.DEFAULT)"
+  clean = {k: v for k, v in os.environ.items() if k not in ("CL", "LLVM", "DEVICE")}
+  return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=120).stdout.strip()
+
+
+def test_env_vars_choose_the_default_device():
+  assert default_device_with({"LLVM": "1"}) == "LLVM"
+  assert default_device_with({"DEVICE": "LLVM"}) == "LLVM"
+  if "CL" in DEVICES: assert default_device_with({"CL": "1"}) == "CL"
+
+
+def test_default_without_a_gpu_is_llvm():
+  from teeny.runtime import ops_cl
+  expected = "CL" if ops_cl.has_gpu() else "LLVM"
+  assert default_device_with({}) == expected
+
+
+def test_unknown_device_is_a_clear_error():
+  with pytest.raises(ValueError, match="FOO"): Tensor([1.0], device="FOO")
+
+
+@pytest.mark.parametrize("src", DEVICES)
+@pytest.mark.parametrize("dst", DEVICES)
+def test_copy_between_devices(src, dst):
+  x = np.arange(10, dtype=np.float32)
+  t = (Tensor(x, device=src) * 2).to(dst)
+  assert t.device == dst
+  np.testing.assert_equal((t + 1).numpy(), x * 2 + 1)
+  np.testing.assert_equal(Tensor(t, device=src).numpy(), x * 2)
+
+
+def test_constant_tensor_moves_to_another_device():
+  if len(DEVICES) < 2: pytest.skip("needs two devices")
+  t = Tensor.ones(3, device=DEVICES[0]).to(DEVICES[1])
+  np.testing.assert_equal(t.numpy(), np.ones(3, dtype=np.float32))
+
+
+def test_compile_cache_lives_where_the_env_says_and_survives_corruption(tmp_path, device):
+  code = ("from teeny import Tensor; import numpy as np; "
+          "print((Tensor(np.arange(7, dtype=np.float32), device='%s') * 3 - 1).numpy().tolist())" % device)
+  env = dict(os.environ, TEENY_CACHE_DIR=str(tmp_path))
+  first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+  assert first.returncode == 0, first.stderr
+  entries = [p for p in tmp_path.rglob("*") if p.is_file()]
+  assert entries, "nothing was cached"
+  for p in entries: p.write_bytes(p.read_bytes()[:10])  # truncate every entry
+  assert all(_read_cache_entry(str(p)) is None for p in entries)
+  second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+  assert second.returncode == 0, second.stderr
+  assert first.stdout == second.stdout
+  assert all(_read_cache_entry(str(p)) is not None for p in entries)  # rebuilt
+
+
+def test_compiled_programs_are_reused(device):
+  x = Tensor(np.ones(5, dtype=np.float32), device=device)
+  (x * 5 + 2).realize()
+  count = len(_runner_cache)
+  (x * 5 + 2).realize()
+  assert len(_runner_cache) == count
+
+
+def test_buffers_are_freed_when_no_tensor_holds_them(device):
+  gc.collect()
+  live, live_bytes = Buffer.live_count, Buffer.live_bytes
+  for _ in range(20):
+    a = Tensor(np.ones(1000, dtype=np.float32), device=device)
+    b = ((a + 1).contiguous() * 2).sum()
+    b.numpy()
+  del a, b
+  gc.collect()
+  assert (Buffer.live_count, Buffer.live_bytes) == (live, live_bytes)
