@@ -25,7 +25,9 @@ class ScheduleItem:
   outputs: list[UOp] = field(default_factory=list)  # graph nodes this item realizes
 
 
-# graph node -> the buffer view it was realized into; weak, so forgetting a graph forgets its buffers
+# graph node -> {device: the buffer view it was realized into there}. Graph nodes carry no device (the same
+# constant expression can live on two devices), so the device is part of the key. Weak: forgetting a graph
+# forgets its buffers.
 _realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -52,7 +54,8 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
   original_roots = roots
-  graph = _prepare(UOp(Ops.SINK, dtypes.void, tuple(roots)))
+  sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
+  graph = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
   roots = list(graph.src)
   nodes = toposort(graph)
   device_of = _devices(nodes, dict(zip(roots, devices)))
@@ -77,15 +80,15 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
 def mark_realized(views: dict[UOp, UOp]):
   """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
   for n, view in views.items():
-    if not is_buffer_view(n): _realized[n] = view
+    if not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
 
 
-def _prepare(sink: UOp) -> UOp:
-  """Swap in buffers of nodes realized before, and drop nodes that mean nothing to scheduling (DETACH,
-  CONTIGUOUS of something already contiguous)."""
+def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
+  """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
-    if n in _realized: done[n] = _realized[n]; continue
+    if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
     if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue

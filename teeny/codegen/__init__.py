@@ -60,7 +60,7 @@ def get_program(ast, renderer: Renderer) -> ProgramSpec:
   kernel = optimize(Kernel(ast))
   lowered = lower(kernel, renderer)
   program = linearize(lowered.sink)
-  name = kernel.name()
+  name = kernel.name()  # backends load each program on its own, so two kernels may share a name
   src = renderer.render(name, program)
   n_bufs = sum(1 for u in program if u.op.name == "DEFINE_GLOBAL")
   return ProgramSpec(name, src, lowered.global_size, lowered.local_size, n_bufs, _count_flops(program, lowered.global_size),

@@ -67,24 +67,31 @@ def const_literal(value, dt: DType) -> str:
 
 
 class LLVMRenderer(Renderer):
-  """Renders LLVM IR for the CPU. `libmvec_isa` ('b','c','d','e': SSE4, AVX, AVX2, AVX-512), when given, lets
-  loops that call exp2/log2/sin vectorize through glibc's libmvec (the runtime must have loaded libmvec)."""
+  """Renders LLVM IR for the CPU.
+
+  libmvec_isa ('b','c','d','e': SSE4, AVX, AVX2, AVX-512), when given, lets loops that call exp2/log2/sin
+      vectorize through glibc's libmvec (the runtime must have loaded libmvec).
+  reassociate_reductions marks the float ADD/MUL that updates an accumulator (acc = acc + x) `reassoc`, and
+      nothing else. LLVM then keeps many partial sums in vector lanes: a row sum runs ~6x faster here, and is
+      closer to numpy (pairwise summation) than a serial float sum, whose error grows with the length."""
   device = "LLVM"
   has_threads = False
   supports_half = True
   max_global_dims = 1
 
-  def __init__(self, libmvec_isa: str | None = None):
-    self.libmvec_isa = libmvec_isa
+  def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True):
+    self.libmvec_isa, self.reassociate_reductions = libmvec_isa, reassociate_reductions
 
-  def render(self, name: str, program: list) -> str: return _Emitter(name, program, self.libmvec_isa).emit()
+  def render(self, name: str, program: list) -> str:
+    return _Emitter(name, program, self.libmvec_isa, self.reassociate_reductions).emit()
 
 
 class _Emitter:
   """One render: walks the program once, appending instructions to the current basic block."""
 
-  def __init__(self, name: str, program: list, libmvec_isa: str | None):
+  def __init__(self, name: str, program: list, libmvec_isa: str | None, reassociate_reductions: bool):
     self.name, self.program, self.libmvec_isa = name, program, libmvec_isa
+    self.reductions = _accumulator_updates(program) if reassociate_reductions else set()
     self.values: dict[UOp, str] = {}      # uop -> SSA value or literal
     self.slots: dict[UOp, str] = {}       # DEFINE_ACC / ASSIGN -> the alloca holding the accumulator
     self.loops: dict[UOp, tuple] = {}     # RANGE -> (counter alloca, counter value, header label, exit label)
@@ -293,10 +300,12 @@ class _Emitter:
       if is_float(dt): return self.inst(f"fcmp olt {t} {a}, {b}")
       return self.inst(f"icmp {'slt' if _signed(dt) else 'ult'} {t} {a}, {b}")
     if op is Ops.CMPNE: return self.inst(f"{'fcmp une' if is_float(dt) else 'icmp ne'} {t} {a}, {b}")
-    if op is Ops.SHR: return self.inst(f"{'ashr' if _signed(dt) else 'lshr'} {t} {a}, {b}")
-    if is_float(dt): name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
+    if op in (Ops.SHL, Ops.SHR) and dt != dtypes.bool: return self.shift(op, a, b, u.src[1], dt)
+    if is_float(dt):
+      name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
+      if u in self.reductions: name += " reassoc"
     elif dt == dtypes.bool: name = {Ops.ADD: "or", Ops.MUL: "and", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
-    else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor", Ops.SHL: "shl"}.get(op)
+    else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
     return self.inst(f"{name} {t} {a}, {b}")
 
@@ -323,6 +332,17 @@ class _Emitter:
       neg1 = self.inst(f"icmp eq {t} {b}, -1")
       q = self.inst(f"select i1 {neg1}, {t} {self.inst(f'sub {t} 0, {a}') if op is Ops.IDIV else '0'}, {t} {q}")
     return self.inst(f"select i1 {zero}, {t} 0, {t} {q}")
+
+  def shift(self, op: Ops, a: str, b: str, amount: UOp, dt: DType) -> str:
+    """A shift by the bit width or more is poison in LLVM; numpy gives 0 (or -1 for a negative value shifted
+    right), and so do we. A constant amount in range needs no guard."""
+    t, bits = ltype(dt), 8 * dt.itemsize
+    instr = "shl" if op is Ops.SHL else ("ashr" if _signed(dt) else "lshr")
+    if amount.op is Ops.CONST and 0 <= amount.arg < bits: return self.inst(f"{instr} {t} {a}, {b}")
+    too_far = self.inst(f"icmp uge {t} {b}, {bits}")  # unsigned: a negative amount is "too far" as well
+    shifted = self.inst(f"{instr} {t} {a}, {self.inst(f'select i1 {too_far}, {t} 0, {t} {b}')}")
+    overflow = self.inst(f"ashr {t} {a}, {bits - 1}") if instr == "ashr" else "0"
+    return self.inst(f"select i1 {too_far}, {t} {overflow}, {t} {shifted}")
 
   def math(self, op: Ops, x: str, dt: DType) -> str:
     if not is_float(dt):
@@ -395,6 +415,19 @@ class _Emitter:
 
 
 def _signed(dt: DType) -> bool: return dtypes.is_int(dt) and not dtypes.is_unsigned(dt)
+
+
+def _accumulator_updates(program: list) -> set[UOp]:
+  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself: the steps of a sum or product."""
+  root: dict[UOp, UOp] = {}  # DEFINE_ACC or ASSIGN -> its DEFINE_ACC
+  found = set()
+  for u in program:
+    if u.op is Ops.DEFINE_ACC: root[u] = u
+    elif u.op is Ops.ASSIGN and u.src[0] in root:
+      acc, value = root[u.src[0]], u.src[1]
+      root[u] = acc
+      if value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
+  return found
 
 
 def _is_core_var(u: UOp, name: str) -> bool:

@@ -112,6 +112,9 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   sink = graph_rewrite(sink, half_to_float)
   sink = graph_rewrite(sink, symbolic)
+  # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
+  buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
+  sink = sink.replace(src=sink.src + buffers)
   return LoweredKernel(sink, global_size, None)
 
 

@@ -6,6 +6,7 @@ number of work-items and the driver picks the work-group size.
 """
 from __future__ import annotations
 from dataclasses import dataclass
+import atexit, gc, weakref
 import numpy as np
 import pyopencl as cl
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
@@ -82,6 +83,17 @@ class CLCompiler(Compiler):
     return prg.get_info(cl.program_info.BINARIES)[0]
 
 
+_live_programs: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _release_programs():
+  """Release every kernel and program before the interpreter tears pyopencl down: PoCL aborts the process at exit
+  ("still have references to IRs") when programs are still alive while it releases its LLVM context."""
+  for prg in list(_live_programs): prg.kernel = prg.program = None
+  gc.collect()
+
+
 class CLProgram(Program):
   """One kernel from a program binary. Arguments: the buffers, then `vals` as int32."""
   def __init__(self, device: CompiledDevice, name: str, lib: bytes):
@@ -92,17 +104,22 @@ class CLProgram(Program):
       self.kernel = cl.Kernel(self.program, name)
     except cl.Error as e: raise RuntimeError(f"OpenCL could not load kernel {name}: {e}") from None
     self.num_args = self.kernel.get_info(cl.kernel_info.NUM_ARGS)
+    self._typed_for = -1  # the number of int values the kernel's argument types were declared for
+    _live_programs.add(self)
 
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     # callers may hold more buffers than the kernel declares (inputs it ignores): those are not passed
     nbufs = self.num_args - len(vals)
     if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
-    for i, b in enumerate(bufs[:nbufs]): self.kernel.set_arg(i, b)
-    for i, v in enumerate(vals, start=len(bufs)): self.kernel.set_arg(i, np.int32(v))
+    if self._typed_for != len(vals):  # typed arguments let pyopencl set them all in one fast call
+      self.kernel.set_scalar_arg_dtypes([None] * nbufs + [np.int32] * len(vals))
+      self._typed_for = len(vals)
+    self.kernel.set_args(*bufs[:nbufs], *vals)
     global_size = tuple(int(g) for g in global_size)
     if local_size is not None:
       local_size = tuple(int(l) for l in local_size) + (1,) * (len(global_size) - len(local_size))
       global_size = tuple(g * l for g, l in zip(global_size, local_size))
+    if 0 in global_size: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
     event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, global_size, local_size)
     if not wait: return None
     event.wait()
@@ -110,6 +127,7 @@ class CLProgram(Program):
 
 
 class CLDevice(CompiledDevice):
+  """One OpenCL device with its context and an in-order queue (profiling on, for kernel times)."""
   def __init__(self, name: str):
     from teeny.codegen.cstyle import OpenCLRenderer
     self.cl_device = _choose_device()
