@@ -23,6 +23,7 @@ class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
   bufs: list[Buffer]           # bufs[0] is written, the rest are read
   outputs: list[UOp] = field(default_factory=list)  # graph nodes this item realizes
+  fused_reduces: list[UOp] = field(default_factory=list)  # reduces computed inside this kernel
 
 
 # graph node -> {device: the buffer view it was realized into there}. Graph nodes carry no device (the same
@@ -122,7 +123,7 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
     max_bufs = Device[device_of[n]].max_kernel_buffers
     item = _copy_item(n, buffers) if n.op is Ops.COPY else _KernelBuilder(n, realize, buffers, max_bufs).build()
     kernels.append(item)
-    for r in getattr(item, "_fused_reduces", ()):
+    for r in item.fused_reduces:
       if r in fused_by: raise _Unfusable(r)  # two kernels would each compute this reduce: compute it once
       fused_by[r] = n
   return kernels
@@ -155,9 +156,7 @@ class _KernelBuilder:
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[out_buf]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    item = ScheduleItem(ast, self.bufs, [root])
-    item._fused_reduces = reduces
-    return item
+    return ScheduleItem(ast, self.bufs, [root], reduces)
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER

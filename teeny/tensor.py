@@ -336,15 +336,15 @@ class Tensor:
     return a._alu(Ops.MUL, b._alu(Ops.RECIP))
   def _int_div(self, b: Tensor) -> Tensor:
     """C-style truncating division that never traps: x // 0 gives 0 (like numpy) and MIN // -1 wraps."""
-    safe = (b == 0).where(1, b).cast(b.dtype)
-    if dtypes.is_unsigned(self.dtype): return (b == 0).where(0, self._alu(Ops.IDIV, safe)).cast(self.dtype)
-    safe = (safe == -1).where(1, safe).cast(b.dtype)
-    q = self._alu(Ops.IDIV, safe)
-    return (b == 0).where(0, (b == -1).where(-self, q)).cast(self.dtype)
+    zero = b == 0
+    if dtypes.is_unsigned(self.dtype): return zero.where(0, self._alu(Ops.IDIV, zero.where(1, b))).cast(self.dtype)
+    minus_one = b == -1  # MIN / -1 overflows and traps on x86: -x gives the wrapped answer instead
+    q = self._alu(Ops.IDIV, (zero | minus_one).where(1, b).cast(b.dtype))
+    return zero.where(0, minus_one.where(-self, q)).cast(self.dtype)
   def _int_mod(self, b: Tensor) -> Tensor:
-    safe = ((b == 0) | (b == -1)).where(1, b).cast(b.dtype) if not dtypes.is_unsigned(self.dtype) else (b == 0).where(1, b).cast(b.dtype)
-    return ((b == 0) | (b == -1)).where(0, self._alu(Ops.MOD, safe)).cast(self.dtype) if not dtypes.is_unsigned(self.dtype) \
-      else (b == 0).where(0, self._alu(Ops.MOD, safe)).cast(self.dtype)
+    """C-style remainder (sign of the dividend) that never traps: x % 0 and x % -1 give 0."""
+    unsafe = (b == 0) if dtypes.is_unsigned(self.dtype) else (b == 0) | (b == -1)
+    return unsafe.where(0, self._alu(Ops.MOD, unsafe.where(1, b).cast(b.dtype))).cast(self.dtype)
   def floordiv(self, other, reverse=False) -> Tensor:
     """Floor division, like Python's // and torch.floor_divide."""
     a, b = self._binop_operands(other, reverse)

@@ -80,3 +80,16 @@ def test_buffers_are_freed_when_no_tensor_holds_them(device):
   del a, b
   gc.collect()
   assert (Buffer.live_count, Buffer.live_bytes) == (live, live_bytes)
+
+
+def test_llvm_splits_large_kernels_across_cores():
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  from teeny.realize import get_runner
+  n = 1 << 21
+  x = np.arange(n, dtype=np.float32)
+  out = Tensor(x, device="LLVM") * 2 + 1
+  from teeny.schedule import create_schedule
+  items, _ = create_schedule([out.uop], ["LLVM"])
+  program = get_runner("LLVM", items[0].ast).program
+  assert program.splittable and n * program.ops_per_iter >= program.parallel_threshold
+  np.testing.assert_equal(out.numpy(), x * 2 + 1)
