@@ -3,7 +3,7 @@
 here (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtypes, axes and indices raise at
 the call that caused them, before any kernel is built."""
 from __future__ import annotations
-import math
+import contextlib, itertools, math, weakref
 from typing import Iterable, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
@@ -11,8 +11,11 @@ from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
+from teeny.gradient import compute_gradient
 
 Scalar = int | float | bool
+_grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
+_leaf_ids = itertools.count()
 
 
 def _canon_axis(axis: int, ndim: int) -> int:
@@ -42,7 +45,7 @@ class Tensor:
   def __init__(self, data, device: str | None = None, dtype: DType | str | None = None, requires_grad: bool | None = None):
     dtype = to_dtype(dtype) if dtype is not None else None
     self.device = Device.canonicalize(device) if device is not None else Device.DEFAULT
-    self.requires_grad, self.grad = requires_grad, None
+    self._requires_grad, self.grad = None, None
     if isinstance(data, UOp):
       self.uop = data if dtype is None else data.cast(dtype)
     elif isinstance(data, Tensor):
@@ -54,6 +57,7 @@ class Tensor:
       self.uop = UOp.const(dt, value)
     else:
       self.uop = _from_host(data, dtype, self.device)
+    if requires_grad is not None: self.requires_grad = requires_grad
 
   # ---- basic facts ----
   @property
@@ -76,10 +80,67 @@ class Tensor:
   def __bool__(self):
     if self.numel() != 1: raise RuntimeError(f"the truth value of a tensor with {self.numel()} elements is ambiguous")
     return bool(self.item())
-  def _new(self, uop: UOp) -> Tensor:
+  def _new(self, uop: UOp, *others: Tensor) -> Tensor:
+    """A result computed from self (and others): it requires grad if any of them does, like PyTorch."""
     out = Tensor.__new__(Tensor)
-    out.uop, out.device, out.requires_grad, out.grad = uop, self.device, None, None
+    out.uop, out.device, out.grad = uop, self.device, None
+    out._requires_grad = True if self._requires_grad or any(o._requires_grad for o in others) else None
     return out
+
+  # ---- autograd ----
+  @property
+  def requires_grad(self) -> bool | None: return self._requires_grad
+  @requires_grad.setter
+  def requires_grad(self, value: bool | None):
+    """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs."""
+    self._requires_grad = value
+    if not value: return
+    if not is_buffer_view(self.uop):
+      # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
+      # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it
+      self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("leaf", next(_leaf_ids)))
+    _grad_leaves.add(self)
+
+  def requires_grad_(self, value: bool = True) -> Tensor:
+    self.requires_grad = value
+    return self
+
+  def gradient(self, *targets: Tensor, gradient: Tensor | None = None) -> list[Tensor]:
+    """Lazy gradients of this tensor with respect to `targets` (without touching their .grad)."""
+    seed = self._seed_gradient(gradient)
+    grads = compute_gradient(self.uop, seed.uop, {t.uop for t in targets})
+    out = []
+    for t in targets:
+      g = grads.get(t.uop)
+      out.append(t.zeros_like(dtype=t.dtype) if g is None else t._new(g.cast(t.dtype)).detach())
+    return out
+
+  def backward(self, gradient: Tensor | None = None) -> Tensor:
+    """Add d(self)/d(leaf) to .grad of every leaf with requires_grad=True in this graph. Lazy: realize the
+    grads (or let an optimizer step do it) to run the kernels."""
+    in_graph = set(self.uop.toposort())
+    leaves = [t for t in list(_grad_leaves) if t._requires_grad and t.uop in in_graph]
+    if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
+    for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
+      leaf.grad = g if leaf.grad is None else leaf.grad + g
+    return self
+
+  def _seed_gradient(self, gradient: Tensor | None) -> Tensor:
+    if not dtypes.is_float(self.dtype): raise RuntimeError(f"only float tensors have gradients, this one is {self.dtype}")
+    if gradient is None:
+      if self.numel() != 1:
+        raise RuntimeError(f"backward() of a tensor of shape {self.shape} needs an explicit gradient of that shape")
+      return Tensor.ones(self.shape, dtype=self.dtype, device=self.device)
+    if gradient.shape != self.shape: raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
+    return gradient.cast(self.dtype)
+
+  @staticmethod
+  @contextlib.contextmanager
+  def train(mode: bool = True):
+    """`with Tensor.train():` turns on training behaviour (dropout, batchnorm statistics) inside the block."""
+    previous, Tensor.training = Tensor.training, mode
+    try: yield
+    finally: Tensor.training = previous
 
   # ---- creation ----
   @staticmethod
@@ -148,7 +209,10 @@ class Tensor:
     out.device = device
     return out
   def contiguous(self) -> Tensor: return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
-  def detach(self) -> Tensor: return self._new(UOp(Ops.DETACH, self.dtype, (self.uop,)))
+  def detach(self) -> Tensor:
+    out = self._new(UOp(Ops.DETACH, self.dtype, (self.uop,)))
+    out._requires_grad = None
+    return out
   def clone(self) -> Tensor: return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
   def assign(self, value) -> Tensor:
     """Write value into this tensor's buffer (lazily): what optimizers use to update parameters in place."""
@@ -313,7 +377,7 @@ class Tensor:
     return a.expand(shape), b.expand(shape)
 
   def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
-    return self._new(self.uop.alu(op, *[s.uop for s in srcs]))
+    return self._new(self.uop.alu(op, *[s.uop for s in srcs]), *srcs)
 
   def add(self, other, reverse=False) -> Tensor:
     a, b = self._binop_operands(other, reverse)

@@ -1,0 +1,118 @@
+"""Autograd as graph rewriting: one PatternMatcher maps each primitive op to the gradients of its sources, as
+lazy UOps. `compute_gradient` walks the graph from the output in reverse topological order, applies the
+matcher to every node on a path to a target, and sums the gradients of nodes used more than once. Nothing
+here computes: the gradient graph fuses and compiles like any other graph when it is realized.
+
+Conventions documented for users: the gradient of MAX (elementwise and reduce) is split evenly between tied
+inputs; integer and boolean values, comparisons, TRUNC and bit ops pass no gradient.
+"""
+from __future__ import annotations
+import math
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort
+from teeny.helpers import argsort
+
+
+# ---- small shape-aware UOp builders (the gradient graph needs the same broadcasting Tensor does) ----
+
+def _full(like: UOp, value) -> UOp:
+  c = UOp.const(like.dtype, value)
+  if not like.shape: return c
+  return UOp(Ops.EXPAND, like.dtype, (UOp(Ops.RESHAPE, like.dtype, (c,), (1,) * len(like.shape)),), like.shape)
+
+
+def _expand(x: UOp, shape) -> UOp: return x if x.shape == tuple(shape) else UOp(Ops.EXPAND, x.dtype, (x,), tuple(shape))
+def _sum_to(g: UOp, axes) -> UOp: return UOp(Ops.REDUCE_AXIS, g.dtype, (g,), (Ops.ADD, tuple(axes))) if axes else g
+def _mul(a: UOp, b: UOp) -> UOp: return a.alu(Ops.MUL, b)
+def _div(a: UOp, b: UOp) -> UOp: return a.alu(Ops.MUL, b.alu(Ops.RECIP))
+
+
+def _eq(a: UOp, b: UOp) -> UOp:
+  ne = a.alu(Ops.CMPNE, b)
+  return ne.alu(Ops.CMPNE, _full(ne, True))
+
+
+def _max_grad(ctx: UOp, ret: UOp, a: UOp, b: UOp):
+  # a wins where it is larger; a tie sends half to each side
+  share = b.alu(Ops.CMPLT, a).cast(a.dtype).alu(Ops.ADD, _mul(_eq(a, b).cast(a.dtype), _full(a, 0.5)))
+  return (_mul(ctx, share), _mul(ctx, _full(a, 1.0).alu(Ops.ADD, share.alu(Ops.NEG))))
+
+
+def _reduce_grad(ctx: UOp, ret: UOp):
+  src = ret.src[0]
+  op, axes = ret.arg
+  if op is Ops.ADD: return (_expand(ctx, src.shape),)
+  if op is Ops.MAX:
+    # every position that equals the max gets an equal share of the gradient
+    is_max = _eq(src, _expand(ret, src.shape)).cast(src.dtype)
+    count = _expand(_sum_to(is_max, axes), src.shape)
+    return (_mul(_expand(ctx, src.shape), _div(is_max, count)),)
+  # MUL: d(prod)/dx = prod / x (undefined where x is 0, like the plain formula in most frameworks)
+  return (_mul(_expand(ctx, src.shape), _div(_expand(ret, src.shape), src)),)
+
+
+def _expand_grad(ctx: UOp, ret: UOp):
+  src = ret.src[0]
+  return (_sum_to(ctx, [i for i, (s, n) in enumerate(zip(src.shape, ret.shape)) if s != n]),)
+
+
+def _cast_grad(ctx: UOp, ret: UOp):
+  src = ret.src[0]
+  return (ctx.cast(src.dtype),) if dtypes.is_float(src.dtype) else (None,)
+
+
+def _pad_grad(ctx: UOp, ret: UOp):
+  shrink = tuple((b, b + s) for (b, _), s in zip(ret.arg, ret.src[0].shape))
+  return (UOp(Ops.SHRINK, ctx.dtype, (ctx,), shrink),)
+
+
+def _shrink_grad(ctx: UOp, ret: UOp):
+  pad = tuple((b, s - e) for (b, e), s in zip(ret.arg, ret.src[0].shape))
+  return (UOp(Ops.PAD, ctx.dtype, (ctx,), pad),)
+
+
+LN2 = math.log(2)
+pm_gradient = PatternMatcher([
+  (UPat(Ops.ADD), lambda ctx: (ctx, ctx)),
+  (UPat(Ops.MUL, name="ret"), lambda ctx, ret: (_mul(ctx, ret.src[1]), _mul(ctx, ret.src[0]))),
+  (UPat(Ops.NEG), lambda ctx: (ctx.alu(Ops.NEG),)),
+  (UPat(Ops.RECIP, name="ret"), lambda ctx, ret: (_mul(ctx, _mul(ret, ret)).alu(Ops.NEG),)),
+  (UPat(Ops.SQRT, name="ret"), lambda ctx, ret: (_div(ctx, _mul(ret, _full(ret, 2.0))),)),
+  (UPat(Ops.EXP2, name="ret"), lambda ctx, ret: (_mul(ctx, _mul(ret, _full(ret, LN2))),)),
+  (UPat(Ops.LOG2, name="ret"), lambda ctx, ret: (_div(ctx, _mul(ret.src[0], _full(ret, LN2))),)),
+  (UPat(Ops.SIN, name="ret"), lambda ctx, ret: (_mul(ctx, _full(ret, math.pi / 2).alu(Ops.ADD, ret.src[0].alu(Ops.NEG)).alu(Ops.SIN)),)),
+  (UPat(Ops.MAX, name="ret"), lambda ctx, ret: _max_grad(ctx, ret, *ret.src)),
+  (UPat(Ops.WHERE, name="ret"), lambda ctx, ret: (None, ret.src[0].where(ctx, _full(ctx, 0.0)), ret.src[0].where(_full(ctx, 0.0), ctx))),
+  (UPat(Ops.CAST, name="ret"), _cast_grad),
+  (UPat(Ops.REDUCE_AXIS, name="ret"), _reduce_grad),
+  (UPat(Ops.RESHAPE, name="ret"), lambda ctx, ret: (UOp(Ops.RESHAPE, ctx.dtype, (ctx,), ret.src[0].shape),)),
+  (UPat(Ops.PERMUTE, name="ret"), lambda ctx, ret: (UOp(Ops.PERMUTE, ctx.dtype, (ctx,), tuple(argsort(ret.arg))),)),
+  (UPat(Ops.EXPAND, name="ret"), _expand_grad),
+  (UPat(Ops.PAD, name="ret"), _pad_grad),
+  (UPat(Ops.SHRINK, name="ret"), _shrink_grad),
+  (UPat(Ops.FLIP, name="ret"), lambda ctx, ret: (UOp(Ops.FLIP, ctx.dtype, (ctx,), ret.arg),)),
+  (UPat(Ops.CONTIGUOUS), lambda ctx: (ctx,)),
+  (UPat(Ops.COPY, name="ret"), lambda ctx, ret: (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)),
+  # no gradient flows through comparisons, integer math, bit ops, TRUNC, BITCAST, DETACH or ASSIGN
+  (UPat((Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR, Ops.MOD, Ops.IDIV, Ops.TRUNC,
+         Ops.BITCAST, Ops.DETACH, Ops.ASSIGN), name="ret"), lambda ctx, ret: tuple(None for _ in ret.src)),
+])
+
+
+def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, UOp]:
+  """Gradients of `root` (seeded with root_grad) with respect to every target node it depends on."""
+  order = toposort(root)
+  # only nodes with a target below them need a gradient
+  leads_to_target: set[UOp] = set()
+  for u in order:
+    if u in targets or any(s in leads_to_target for s in u.src): leads_to_target.add(u)
+  grads: dict[UOp, UOp] = {root: root_grad}
+  for u in reversed(order):
+    g = grads.get(u)
+    if g is None or u not in leads_to_target or not u.src: continue
+    src_grads = pm_gradient.rewrite(u, ctx=g)
+    if src_grads is None: raise RuntimeError(f"no gradient rule for {u.op}")
+    for s, sg in zip(u.src, src_grads):
+      if sg is None or s not in leads_to_target: continue
+      grads[s] = sg if s not in grads else grads[s].alu(Ops.ADD, sg)
+  return {t: grads[t] for t in targets if t in grads}
