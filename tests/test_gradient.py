@@ -45,6 +45,13 @@ UNARY = {
   "where": lambda x: (x > 1.0).where(x * 2, x * x),
   "matmul": lambda x: x @ Tensor(np.arange(12.0).reshape(3, 4) / 10, device="LLVM"),
   "maximum_minimum": lambda x: x.maximum(Tensor(np.full((2, 3), 1.2), device="LLVM")) + x.minimum(1.1),
+  # composed activations and reductions
+  "gelu": Tensor.gelu, "silu": Tensor.silu, "elu": lambda x: (x - 1.2).elu(), "softplus": Tensor.softplus,
+  "mish": Tensor.mish, "leakyrelu": lambda x: (x - 1.2).leakyrelu(0.1), "sinh": Tensor.sinh, "cosh": Tensor.cosh,
+  "var": lambda x: x.var(1), "std": lambda x: x.std(0), "logsumexp": lambda x: x.logsumexp(1) * 2,
+  "softmax": lambda x: x.softmax(1) * Tensor(np.arange(6.0).reshape(2, 3), device="LLVM"),
+  "log_softmax": lambda x: x.log_softmax(0) * Tensor(np.arange(6.0).reshape(2, 3), device="LLVM"),
+  "cumsum": lambda x: x.cumsum(1) ** 2, "lerp": lambda x: x.lerp(Tensor(np.ones((2, 3)), device="LLVM"), 0.3) ** 2,
 }
 
 
