@@ -606,6 +606,288 @@ class Tensor:
     if w.ndim == 1: out = out.squeeze(-1)
     return out
 
+  # ---- random, math and reductions (issue 3) ----
+  # Random numbers come from Threefry-2x32 (20 rounds, Salmon et al. 2011, as in JAX and tinygrad) computed on the
+  # device with uint32 adds, shifts and xors. The counter is (element index, high word of the seed) and the key is
+  # (low word of the seed, a call counter that advances on every draw), so two draws differ, a seed replays the same
+  # stream, and every device gives the same bits. The key lives in a tiny device buffer rather than in the kernel
+  # source, so each new draw of the same shape reuses the compiled kernel.
+  _seed: int = 0
+  _rng_counter: int = 0
+  @staticmethod
+  def manual_seed(seed: int = 0):
+    """Seed the generator (any int; 64 bits are used) and restart its stream."""
+    Tensor._seed, Tensor._rng_counter = int(seed) % 2**64, 0
+  @staticmethod
+  def _threefry2x32(x0: Tensor, x1: Tensor, k0: Tensor, k1: Tensor) -> tuple[Tensor, Tensor]:
+    """Threefry-2x32 with 20 rounds on uint32 tensors (uint32 math wraps mod 2**32)."""
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    ks = (k0, k1, k0 ^ k1 ^ 0x1BD11BDA)
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+      for r in rotations[i % 2]:
+        x0 = x0 + x1
+        x1 = ((x1 << r) | (x1 >> (32 - r))) ^ x0
+      x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + (i + 1)
+    return x0, x1
+  @staticmethod
+  def _random_bits(n: int, device=None) -> Tensor:
+    """n random uint32s (shape (n,)) for the next draw of the generator."""
+    seed, counter = Tensor._seed, Tensor._rng_counter
+    Tensor._rng_counter += 1
+    key = Tensor(np.array([seed & 0xFFFFFFFF, counter & 0xFFFFFFFF, seed >> 32], dtype=np.uint32), device=device)
+    k0, k1, hi = key[0], key[1], key[2]
+    half = (n + 1) // 2
+    x0, x1 = Tensor._threefry2x32(Tensor.arange(half, dtype=dtypes.uint32, device=device), hi, k0, k1)
+    # interleave the two output words: bits[2i] = x0[i], bits[2i+1] = x1[i]
+    bits = x0.reshape(half, 1).pad(((0, 0), (0, 1))) + x1.reshape(half, 1).pad(((0, 0), (1, 0)))
+    return bits.reshape(2 * half).shrink(((0, n),))
+  @staticmethod
+  def _rng_out(out: Tensor, requires_grad) -> Tensor:
+    if requires_grad is not None: out.requires_grad = requires_grad
+    return out
+  @staticmethod
+  def rand(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
+    """Uniform in [0, 1). float32 uses the top 24 bits of each random word, float16 the top 11 and float64 all 32,
+    so every value is exact and 1.0 never appears."""
+    shape, dt = _shape_arg(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
+    n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
+    if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
+    bits = Tensor._random_bits(n, device)
+    compute = dtypes.float64 if dt == dtypes.float64 else dtypes.float32
+    out = ((bits >> (32 - mbits)).cast(compute) * (2.0 ** -mbits)).cast(dt).reshape(shape)
+    return Tensor._rng_out(out, requires_grad)
+  @staticmethod
+  def randn(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
+    """Standard normal by the Box-Muller transform of two uniforms (computed in float32, or float64 for float64)."""
+    shape, dt = _shape_arg(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    u = Tensor.rand(2, *shape, dtype=dtypes.float64 if dt == dtypes.float64 else dtypes.float32, device=device)
+    out = ((1 - u[0]).log() * -2).sqrt() * (u[1] * (2 * math.pi)).cos()  # 1-u is in (0, 1]: the log is finite
+    return Tensor._rng_out(out.cast(dt), requires_grad)
+  @staticmethod
+  def randint(*args, low=None, high=None, shape=None, size=None, dtype=None, device=None, requires_grad=None) -> Tensor:
+    """Integers in [low, high); int32 by default (teeny's default int). Takes PyTorch's forms randint(high, size),
+    randint(low, high, size) (size a tuple, or shape=/size= keywords) and tinygrad's randint(*shape, low=0, high=10).
+    Drawn as random uint32 mod the range, exact on every device (bias < range / 2**32)."""
+    shape = shape if shape is not None else size
+    if shape is None and args and isinstance(args[-1], (tuple, list)): shape, args = args[-1], args[:-1]
+    if shape is not None:  # PyTorch: the positional ints are (high,) or (low, high)
+      if len(args) > 2: raise TypeError(f"randint takes (high, size) or (low, high, size), got {args} and size {shape}")
+      if len(args) == 2: low, high = args
+      elif len(args) == 1: low, high = (0, args[0]) if high is None else (args[0], high)
+    else: shape = args  # tinygrad: the positional ints are the shape
+    low, high = 0 if low is None else int(low), 10 if high is None else int(high)
+    if high <= low: raise ValueError(f"randint needs low < high, got low={low} high={high}")
+    if high - low > 2**32: raise ValueError(f"randint range [{low}, {high}) is wider than 2**32")
+    shape = _shape_arg(shape if isinstance(shape, (tuple, list)) else (shape,))
+    dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
+    n = math.prod(shape)
+    if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
+    bits = Tensor._random_bits(n, device)
+    r = bits if high - low == 2**32 else bits % (high - low)
+    return Tensor._rng_out((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
+  @staticmethod
+  def uniform(*shape, low=0.0, high=1.0, dtype=None, device=None, requires_grad=None) -> Tensor:
+    out = Tensor.rand(*shape, dtype=dtype, device=device) * (high - low) + low
+    return Tensor._rng_out(out.cast(dtype or dtypes.default_float), requires_grad)
+  @staticmethod
+  def normal(*shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=None) -> Tensor:
+    out = Tensor.randn(*shape, dtype=dtype, device=device) * std + mean
+    return Tensor._rng_out(out.cast(dtype or dtypes.default_float), requires_grad)
+  @staticmethod
+  def scaled_uniform(*shape, **kw) -> Tensor:
+    """Uniform in [-1, 1) scaled by numel ** -0.5 (tinygrad)."""
+    return Tensor.uniform(*shape, low=-1.0, high=1.0, **kw).mul(math.prod(_shape_arg(shape)) ** -0.5)
+  @staticmethod
+  def glorot_uniform(*shape, **kw) -> Tensor:
+    """Xavier/Glorot uniform: bound sqrt(6 / (fan_in + fan_out)), with fan_out = shape[0] (tinygrad's convention)."""
+    shape = _shape_arg(shape)
+    bound = math.sqrt(6 / (shape[0] + math.prod(shape[1:])))
+    return Tensor.uniform(*shape, low=-bound, high=bound, **kw)
+  @staticmethod
+  def kaiming_uniform(*shape, a: float = 0.01, **kw) -> Tensor:
+    """He uniform with leaky-relu gain sqrt(2 / (1 + a^2)) and fan_in = prod(shape[1:]), like tinygrad/PyTorch."""
+    shape = _shape_arg(shape)
+    bound = math.sqrt(3.0) * math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
+    return Tensor.uniform(*shape, low=-bound, high=bound, **kw)
+  @staticmethod
+  def kaiming_normal(*shape, a: float = 0.01, **kw) -> Tensor:
+    shape = _shape_arg(shape)
+    std = math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
+    return Tensor.normal(*shape, mean=0.0, std=std, **kw)
+  def rand_like(self, **kw) -> Tensor:
+    dt = kw.pop("dtype", self.dtype if dtypes.is_float(self.dtype) else dtypes.default_float)
+    return Tensor.rand(*self.shape, dtype=dt, device=kw.pop("device", self.device), **kw)
+  def randn_like(self, **kw) -> Tensor:
+    dt = kw.pop("dtype", self.dtype if dtypes.is_float(self.dtype) else dtypes.default_float)
+    return Tensor.randn(*self.shape, dtype=dt, device=kw.pop("device", self.device), **kw)
+
+  # activations and more unary math (composed; branches kept finite so gradients through where() stay finite)
+  def _log1p(self) -> Tensor:
+    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
+    u = 1 + self
+    exact = u == 1
+    return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
+  def log10(self) -> Tensor: return self.log2() * (1 / math.log2(10))
+  def sinh(self) -> Tensor: return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
+  def cosh(self) -> Tensor: return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
+  def erf(self) -> Tensor:
+    """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7)."""
+    def f(x: Tensor) -> Tensor:
+      t = 1.0 / (1.0 + 0.3275911 * x.abs())
+      poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+      return x.sign() * (1.0 - poly * (-x * x).exp())
+    return self._in_float32(f)
+  def gelu(self, approximate: str = "tanh") -> Tensor:
+    """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf form."""
+    if approximate == "none": return self._in_float32(lambda x: 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
+    if approximate != "tanh": raise ValueError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
+    return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
+  def quick_gelu(self) -> Tensor: return self * (self * 1.702).sigmoid()
+  def silu(self) -> Tensor: return self * self.sigmoid()
+  swish = silu
+  def leakyrelu(self, neg_slope: float = 0.01) -> Tensor: return (self < 0).where(self * neg_slope, self)
+  leaky_relu = leakyrelu
+  def elu(self, alpha: float = 1.0) -> Tensor:
+    return (self > 0).where(self, alpha * (self.minimum(0).exp() - 1))
+  def celu(self, alpha: float = 1.0) -> Tensor:
+    return (self > 0).where(self, alpha * ((self.minimum(0) / alpha).exp() - 1))
+  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Tensor: return gamma * self.elu(alpha)
+  def softplus(self, beta: float = 1.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail."""
+    return self._in_float32(lambda x: ((x * beta).relu() + (-(x * beta).abs()).exp()._log1p()) * (1 / beta))
+  def mish(self) -> Tensor: return self * self.softplus().tanh()
+  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor: return self.clip(min_val, max_val)
+  def relu6(self) -> Tensor: return self.relu().minimum(6)
+  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor: return (alpha * self + beta).clip(0, 1)
+  def hardswish(self) -> Tensor: return self * (self + 3).relu6() * (1 / 6)
+  def softsign(self) -> Tensor: return self / (1 + self.abs())
+  def logsigmoid(self) -> Tensor: return -(-self).softplus()
+  def round(self) -> Tensor:
+    """Round half to even, like numpy and torch.round."""
+    if not dtypes.is_float(self.dtype): return self
+    f = self.floor()
+    d = self - f  # exact: the fractional part of a float is a float
+    f_even = (f * 0.5).floor() * 2 == f
+    return (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
+  def lerp(self, end, weight) -> Tensor: return self + (end - self) * weight
+  def isnan(self) -> Tensor: return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
+  def isinf(self, detect_positive: bool = True, detect_negative: bool = True) -> Tensor:
+    if not dtypes.is_float(self.dtype): return self.full_like(False, dtype=dtypes.bool)
+    pos = (self == math.inf) if detect_positive else self.full_like(False, dtype=dtypes.bool)
+    return pos | (self == -math.inf) if detect_negative else pos
+  def isfinite(self) -> Tensor:
+    return (self - self) == 0 if dtypes.is_float(self.dtype) else self.full_like(True, dtype=dtypes.bool)
+  def _logical(self, other) -> tuple[Tensor, Tensor]:
+    other = other if isinstance(other, Tensor) else Tensor(bool(other), device=self.device)
+    return self.cast(dtypes.bool), other.cast(dtypes.bool)
+  def logical_and(self, other) -> Tensor:
+    a, b = self._logical(other)
+    return a & b
+  def logical_or(self, other) -> Tensor:
+    a, b = self._logical(other)
+    return a | b
+  def logical_xor(self, other) -> Tensor:
+    a, b = self._logical(other)
+    return a ^ b
+  def bitwise_and(self, other) -> Tensor: return self & other
+  def bitwise_or(self, other) -> Tensor: return self | other
+  def bitwise_xor(self, other) -> Tensor: return self ^ other
+  def bitwise_not(self) -> Tensor:
+    if dtypes.is_float(self.dtype): raise TypeError(f"bitwise_not needs int or bool tensors, got {self.dtype}")
+    return ~self
+  def lshift(self, x) -> Tensor: return self << x
+  def rshift(self, x) -> Tensor: return self >> x
+
+  # more reductions
+  def _reduced_shape(self, axis, keepdim: bool) -> tuple[int, ...]:
+    axes = self._axes(axis)
+    return tuple(1 if i in axes else s for i, s in enumerate(self.shape) if keepdim or i not in axes)
+  def var(self, axis=None, keepdim=False, correction=1) -> Tensor:
+    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan."""
+    x = self._float()
+    n = math.prod(self.shape[a] for a in self._axes(axis))
+    sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
+    return sq.div(max(0, n - correction))
+  def std(self, axis=None, keepdim=False, correction=1) -> Tensor: return self.var(axis, keepdim, correction).sqrt()
+  def var_mean(self, axis=None, keepdim=False, correction=1) -> tuple[Tensor, Tensor]:
+    return self.var(axis, keepdim, correction), self.mean(axis, keepdim)
+  def std_mean(self, axis=None, keepdim=False, correction=1) -> tuple[Tensor, Tensor]:
+    return self.std(axis, keepdim, correction), self.mean(axis, keepdim)
+  def argmax(self, axis=None, keepdim=False) -> Tensor:
+    """Index of the largest value, the first one on ties and NaN counting as largest (like numpy). int32 (teeny's
+    default int, as in tinygrad; torch gives int64). axis=None searches the flattened tensor."""
+    if axis is None:
+      out = self.reshape(-1).argmax(0) if self.ndim else Tensor(0, device=self.device)
+      return out.reshape((1,) * self.ndim) if keepdim else out
+    ax = _canon_axis(axis, self.ndim)
+    if self.ndim == 0: return Tensor(0, device=self.device)
+    n = self.shape[ax]
+    if n == 0: raise ValueError(f"argmax of an empty axis (shape {self.shape}, axis {axis})")
+    hit = self == self.max(ax, keepdim=True)
+    if dtypes.is_float(self.dtype):  # NaN counts as the largest value, like numpy and torch
+      nan = self.isnan()
+      hit = nan.any(ax, keepdim=True).where(nan, hit)
+    # n - index counts down, so the largest marks the first hit
+    rev = Tensor.arange(n, 0, -1, dtype=dtypes.int32, device=self.device).reshape((n,) + (1,) * (self.ndim - ax - 1))
+    return (n - hit.where(rev, 0).max(ax, keepdim)).cast(dtypes.int32)
+  def argmin(self, axis=None, keepdim=False) -> Tensor:
+    """Index of the smallest value, the first one on ties; int32 like argmax."""
+    if dtypes.is_float(self.dtype): return (-self).argmax(axis, keepdim)
+    return (self.logical_not() if self.dtype == dtypes.bool else ~self).argmax(axis, keepdim)
+  def any(self, axis=None, keepdim=False) -> Tensor:
+    if any(self.shape[a] == 0 for a in self._axes(axis)): return Tensor.full(self._reduced_shape(axis, keepdim), False, device=self.device)
+    return (self != 0).max(axis, keepdim)
+  def all(self, axis=None, keepdim=False) -> Tensor: return (self == 0).any(axis, keepdim).logical_not()
+  def logsumexp(self, axis=None, keepdim=False) -> Tensor:
+    """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf."""
+    m = self._float().max(axis, keepdim=True).detach()
+    m = m.isinf().where(0.0, m)
+    out = (self - m).exp().sum(axis, keepdim=True).log() + m
+    return out if keepdim else out.reshape(self._reduced_shape(axis, False))
+  def softmax(self, axis=-1, dtype=None) -> Tensor:
+    x = self.cast(dtype) if dtype is not None else self._float()
+    e = (x - x.max(axis, keepdim=True).detach()).exp()
+    return e / e.sum(axis, keepdim=True)
+  def log_softmax(self, axis=-1, dtype=None) -> Tensor:
+    x = self.cast(dtype) if dtype is not None else self._float()
+    shifted = x - x.max(axis, keepdim=True).detach()
+    return shifted - shifted.exp().sum(axis, keepdim=True).log()
+  def _cum_last(self, op: str) -> Tensor:
+    """Inclusive scan over the last axis. Small axes: out[i] = reduce over j <= i, a masked (n, n) reduce that one
+    kernel computes. Long axes split into blocks of 256: scan each block, scan the block totals, add the offsets."""
+    n, block = self.shape[-1], 256
+    if n <= 2 * block:
+      idx = Tensor.arange(n, dtype=dtypes.int32, device=self.device)
+      keep = idx.reshape(n, 1) >= idx.reshape(1, n)  # row i keeps j <= i
+      fill = 0 if op == "sum" else dtypes.min(self.dtype)
+      masked = keep.where(self.unsqueeze(-2), Tensor.full((), fill, dtype=self.dtype, device=self.device))
+      return masked.sum(-1, dtype=self.dtype) if op == "sum" else masked.max(-1)
+    nb = math.ceil(n / block)
+    fill = 0 if op == "sum" else dtypes.min(self.dtype)
+    x = self.pad(((0, 0),) * (self.ndim - 1) + ((0, nb * block - n),), value=fill).reshape(*self.shape[:-1], nb, block)
+    inner = x._cum_last(op)
+    totals = inner.shrink(tuple((0, s) for s in inner.shape[:-1]) + ((block - 1, block),)).squeeze(-1)
+    before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill).shrink(tuple((0, s) for s in totals.shape))
+    out = inner + before.unsqueeze(-1) if op == "sum" else inner.maximum(before.unsqueeze(-1))
+    return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
+  def cumsum(self, axis: int = 0) -> Tensor:
+    """Inclusive prefix sum along axis. bool and int tensors sum in int64 (like PyTorch)."""
+    if self.ndim == 0: return self.sum()
+    ax = _canon_axis(axis, self.ndim)
+    x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
+    if self.shape[ax] == 0: return x
+    return x.transpose(ax, -1)._cum_last("sum").transpose(ax, -1)
+  def cummax(self, axis: int = 0) -> Tensor:
+    """Running maximum along axis (the values only, like tinygrad; torch also returns indices)."""
+    if self.ndim == 0: return self
+    ax = _canon_axis(axis, self.ndim)
+    if self.shape[ax] == 0: return self
+    x = self.cast(dtypes.uint8) if self.dtype == dtypes.bool else self
+    out = x.transpose(ax, -1)._cum_last("max").transpose(ax, -1)
+    return out.cast(dtypes.bool) if self.dtype == dtypes.bool else out
+
 
 def _shape_arg(shape) -> tuple[int, ...]:
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]

@@ -298,9 +298,9 @@ def graph_rewrite(root: UOp, pm: PatternMatcher, ctx=None, fixed_point=True) -> 
     out = pm.rewrite(node, ctx)
     if out is None:
       done[n] = node
-      if node is not n: done.setdefault(node, node)
+      if node is not n and fixed_point: done.setdefault(node, node)
+    elif not fixed_point: done[n] = out  # final: out may equal an old node that this pass rewrites differently
     elif out in done: done[n] = done[out]
-    elif not fixed_point: done[n] = out
     else: stack.extend([(n, 2, out), (out, 0, None)])
   return done[root]
 
