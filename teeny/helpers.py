@@ -1,6 +1,6 @@
 """Small shared utilities: environment flags, the DEBUG level, and tiny pure helpers with no teeny imports."""
 from __future__ import annotations
-import functools, os, sys, math
+import functools, os, sys
 
 
 @functools.lru_cache(maxsize=None)
@@ -16,12 +16,6 @@ def debug_level() -> int: return int(os.environ.get("DEBUG") or 0)  # read each 
 def dprint(*args):
   """Print to stderr: DEBUG output never mixes with a program's own stdout."""
   print(*args, file=sys.stderr, flush=True)
-
-
-def prod(xs) -> int: return math.prod(xs)
-
-
-def all_same(xs) -> bool: return all(x == xs[0] for x in xs)
 
 
 def argsort(xs) -> list[int]: return sorted(range(len(xs)), key=xs.__getitem__)

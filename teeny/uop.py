@@ -305,16 +305,6 @@ def graph_rewrite(root: UOp, pm: PatternMatcher, ctx=None, fixed_point=True) -> 
   return done[root]
 
 
-def substitute(root: UOp, mapping: dict[UOp, UOp]) -> UOp:
-  """Replace whole nodes (not patterns) anywhere under root."""
-  done: dict[UOp, UOp] = {}
-  for n in toposort(root):
-    if n in mapping: done[n] = mapping[n]; continue
-    new_src = tuple(done[s] for s in n.src)
-    done[n] = n if all(a is b for a, b in zip(new_src, n.src)) else UOp(n.op, n.dtype, new_src, n.arg)
-  return done[root]
-
-
 # ---- constant folding and algebraic simplification ----
 
 def _c_div(a: int, b: int) -> int:
