@@ -333,7 +333,7 @@ class Tensor:
     if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
     sub = self._basic_index(plan)
     target_shape = sub.shape if not plan.tensors else sub._take(plan.tensor_axes, plan.tensors).permute(plan.result_order).shape
-    if _broadcast_shape(value.shape, target_shape) != target_shape:
+    if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):
       raise ValueError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
     value = value.cast(self.dtype).expand(target_shape)
     if plan.tensors:
