@@ -232,30 +232,62 @@ def test_losses_stay_finite_for_huge_logits(device):
 # gradients: float64 finite differences on LLVM
 W_CONV = rng.standard_normal((4, 2, 3, 3)) / 3
 GRAD_FUNCS = {
-  "conv2d_x": lambda x: x.conv2d(Tensor(W_CONV, device="LLVM"), groups=2, stride=2, padding=1, dilation=2).square(),
-  "conv2d_w": lambda w: Tensor(np.linspace(-1, 1, 1 * 4 * 7 * 7).reshape(1, 4, 7, 7), device="LLVM").conv2d(
-    w.reshape(4, 2, 3, 3), groups=2, stride=2, padding=1, dilation=2).square(),
-  "conv_transpose2d": lambda x: x.conv_transpose2d(Tensor(W_CONV, device="LLVM"), stride=2, padding=1).square(),
-  "max_pool2d": lambda x: x.max_pool2d(3, 2, padding=1) * Tensor(np.arange(16.0).reshape(1, 1, 4, 4), device="LLVM"),
+  "conv2d_x": lambda x: x.conv2d(Tensor(W_CONV, device=x.device, dtype=x.dtype), groups=2, stride=2, padding=1, dilation=2).square(),
+  "conv2d_w": lambda x: Tensor(np.linspace(-1, 1, 1 * 4 * 7 * 7).reshape(1, 4, 7, 7), device=x.device, dtype=x.dtype).conv2d(
+    x.reshape(4, 2, 3, 3), groups=2, stride=2, padding=1, dilation=2).square(),
+  "conv_transpose2d": lambda x: x.conv_transpose2d(Tensor(W_CONV, device=x.device, dtype=x.dtype), stride=2, padding=1).square(),
+  "max_pool2d": lambda x: x.max_pool2d(3, 2, padding=1) * Tensor(np.arange(16.0).reshape(1, 1, 4, 4), device=x.device, dtype=x.dtype),
   "avg_pool2d": lambda x: x.avg_pool2d(3, 2, padding=1, count_include_pad=False).square(),
-  "layernorm": lambda x: x.layernorm(axis=(-2, -1)) * Tensor(np.arange(4 * 49.0).reshape(4, 7, 7) / 50, device="LLVM"),
-  "fancy_index": lambda x: x.reshape(-1)[Tensor([3, 3, 0, 17], device="LLVM")].square(),
-  "gather": lambda x: x.reshape(4, 49).gather(1, Tensor([[0, 5], [1, 1], [48, 2], [7, 7]], device="LLVM")).square(),
+  "layernorm": lambda x: x.layernorm(axis=(-2, -1)) * Tensor(np.arange(4 * 49.0).reshape(4, 7, 7) / 50, device=x.device, dtype=x.dtype),
+  "fancy_index": lambda x: x.reshape(-1)[Tensor([3, 3, 0, 17], device=x.device)].square(),
+  "gather": lambda x: x.reshape(4, 49).gather(1, Tensor([[0, 5], [1, 1], [48, 2], [7, 7]], device=x.device)).square(),
   "cat": lambda x: x.reshape(4, 49).cat(x.reshape(4, 49) * 2, dim=0).square(),
-  "scatter_add": lambda x: Tensor.zeros(2, 49, device="LLVM", dtype="float64").scatter_add(
-    0, Tensor([[0, 1] * 24 + [0], [1, 1] * 24 + [0]], device="LLVM"), x.reshape(4, 49)[:2]).square(),
-  "cross_entropy": lambda x: x.reshape(4, 49).cross_entropy(Tensor([0, 5, 48, 7], device="LLVM"), label_smoothing=0.1),
+  "scatter_add": lambda x: Tensor.zeros(2, 49, device=x.device, dtype=x.dtype).scatter_add(
+    0, Tensor([[0, 1] * 24 + [0], [1, 1] * 24 + [0]], device=x.device), x.reshape(4, 49)[:2]).square(),
+  "cross_entropy": lambda x: x.reshape(4, 49).cross_entropy(Tensor([0, 5, 48, 7], device=x.device), label_smoothing=0.1),
   "attention": lambda x: x.reshape(4, 7, 7).scaled_dot_product_attention(x.reshape(4, 7, 7) * 0.5, x.reshape(4, 7, 7).flip(1), is_causal=True),
-  "bce_logits": lambda x: x.binary_crossentropy_logits(Tensor(np.linspace(0, 1, 196).reshape(1, 4, 7, 7), device="LLVM")),
+  "bce_logits": lambda x: x.binary_crossentropy_logits(Tensor(np.linspace(0, 1, 196).reshape(1, 4, 7, 7), device=x.device, dtype=x.dtype)),
 }
+
+
+def grad_point(name: str) -> np.ndarray:
+  shape = (4 * 2 * 9,) if name == "conv2d_w" else (1, 4, 7, 7)
+  return np.random.default_rng(7).uniform(-1, 1, shape)
 
 
 @pytest.mark.skipif(not HAS_LLVM, reason="finite differences run on LLVM")
 @pytest.mark.parametrize("name", list(GRAD_FUNCS))
 def test_gradient_matches_finite_differences(name):
   f = lambda t: GRAD_FUNCS[name](t).sum()  # noqa: E731
-  x = np.random.default_rng(7).uniform(-1, 1, (4 * 2 * 9,)) if name == "conv2d_w" else np.random.default_rng(7).uniform(-1, 1, (1, 4, 7, 7))
+  x = grad_point(name)
   np.testing.assert_allclose(analytic_grad(f, x), numeric_grad(f, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not HAS_LLVM, reason="the float64 reference runs on LLVM")
+@pytest.mark.parametrize("name", list(GRAD_FUNCS))
+def test_gradient_float32_on_every_device(device, name):
+  """The same gradients in float32 on each device, against the float64 ones checked above."""
+  f = lambda t: GRAD_FUNCS[name](t).sum()  # noqa: E731
+  x = grad_point(name)
+  t = Tensor(x.astype(np.float32), device=device, requires_grad=True)
+  f(t).backward()
+  np.testing.assert_allclose(t.grad.numpy(), analytic_grad(f, x), rtol=2e-3, atol=2e-4)
+
+
+def test_non_contiguous_inputs(device):
+  """Transposed, flipped and sliced views feed every kind of new op exactly like contiguous copies."""
+  base = rng.standard_normal((4, 3, 6, 5))
+  x = T(base, device).permute(0, 1, 3, 2).flip(3)[:, :, :, 1:]  # (4, 3, 5, 5), no longer a plain view
+  a = np.ascontiguousarray(base.transpose(0, 1, 3, 2)[:, :, :, ::-1][:, :, :, 1:])
+  w = rng.standard_normal((2, 3, 3, 3))
+  check(x.conv2d(T(w, device), padding=1), np_conv2d(a, w, padding=1))
+  check(x.max_pool2d(2), np_pool(a, 2, 2, 0, op="max"))
+  check(x[:, 1, Tensor([4, 0], device=device)], a[:, 1, [4, 0]])
+  check(x[::2].cat(x[1::2], dim=1), np.concatenate([a[::2], a[1::2]], 1))
+  logits = x[:, :, 0, :].transpose(1, 2).reshape(20, 3)
+  labels = np.arange(20) % 3
+  lp = np_log_softmax(a[:, :, 0, :].transpose(0, 2, 1).reshape(20, 3), 1)
+  check(logits.cross_entropy(Tensor(labels, device=device)), -lp[np.arange(20), labels].mean())
 
 
 def test_conv2d_backward_float32(device):
