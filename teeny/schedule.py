@@ -86,12 +86,13 @@ def mark_realized(views: dict[UOp, UOp]):
 
 def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
   """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
+  its own: a clone or a gradient leaf, which assign may later write)."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
     if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
-    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue
     done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
   return done[sink]
@@ -131,7 +132,8 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
 
 def _copy_item(n: UOp, buffers) -> ScheduleItem:
   src = n.src[0]
-  src_buf = src.src[0].arg if src.op is Ops.RESHAPE else (src.arg if src.op is Ops.BUFFER else buffers[src])
+  if src in buffers: src_buf = buffers[src]  # realized by this schedule (a reshaped result, say, in a backward pass)
+  else: src_buf = src.arg if src.op is Ops.BUFFER else src.src[0].arg
   return ScheduleItem(n, [buffers[n], src_buf], [n])
 
 
