@@ -245,3 +245,24 @@ def test_bad_arguments():
   with pytest.raises(ValueError, match="no parameters"): SGD([Tensor([1.0], requires_grad=False)])
   with pytest.raises(TypeError, match="Tensors"): SGD([np.ones(2)])
   with pytest.raises(TypeError, match="float"): SGD([Tensor([1, 2])])
+
+
+def test_buffers_are_realized_before_the_parameters_change(device):
+  """A tensor given with requires_grad=False is a buffer: an assign into it left pending by the forward pass
+  (as BatchNorm does with its running mean) is realized by the step, with the parameter values before it."""
+  w = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  running = Tensor(np.zeros(2, np.float32), device=device, requires_grad=False)
+  opt = SGD([w, running], lr=0.5)
+  assert [id(p) for p in opt.params] == [id(w)] and [id(b) for b in opt.buffers] == [id(running)]
+  out = w * 3
+  running.assign(running + out.detach())
+  out.sum().backward()
+  opt.step()
+  assert is_realized(running)
+  np.testing.assert_allclose(w.numpy(), [-0.5, 0.5])
+  np.testing.assert_allclose(running.numpy(), [3.0, 6.0])  # from w before the step
+
+
+def is_realized(t: Tensor) -> bool:
+  from teeny.schedule import is_buffer_view
+  return is_buffer_view(t.uop)

@@ -16,16 +16,18 @@ from teeny.tensor import Tensor
 
 class Optimizer:
   """Holds the parameters to update (those that require grad; ones left unset are set to require it, like
-  tinygrad) and the learning rate. Subclasses say how one parameter is updated in `_update`."""
+  tinygrad), the buffers (tensors given with requires_grad=False, like BatchNorm's running statistics) and the
+  learning rate. Subclasses say how one parameter is updated in `_update`."""
   def __init__(self, params: Iterable[Tensor], lr: float | Tensor):
     params = list(params)
     for p in params:
       if not isinstance(p, Tensor): raise TypeError(f"optimizer parameters must be Tensors, got {type(p).__name__}")
       if p.requires_grad is None: p.requires_grad = True
-    unique: dict[int, Tensor] = {}
-    for p in params:
-      if p.requires_grad: unique.setdefault(id(p), p)
-    self.params = list(unique.values())
+    unique = list({id(p): p for p in params}.values())
+    self.params = [p for p in unique if p.requires_grad]
+    # not optimized, but realized at each step before the parameters change: an update of them the forward pass
+    # left pending (BatchNorm's running mean) then reads the parameters that forward pass used
+    self.buffers = [p for p in unique if not p.requires_grad]
     if not self.params: raise ValueError("optimizer got no parameters that require grad")
     for p in self.params:
       if not dtypes.is_float(p.dtype): raise TypeError(f"optimizer parameters must be float tensors, got one of {p.dtype}")
@@ -55,7 +57,7 @@ class Optimizer:
     for p in self.params:
       if p.grad is not None and p.grad.shape != p.shape:
         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
-    Tensor.realize_all(*grads, *self.params, *self._state, *([self.lr] if isinstance(self.lr, Tensor) else []))
+    Tensor.realize_all(*grads, *self.buffers, *self.params, *self._state, *([self.lr] if isinstance(self.lr, Tensor) else []))
     updated = self._step_shared()
     for i, p in enumerate(self.params):
       if p.grad is not None: updated += self._update(i, p, p.grad)
