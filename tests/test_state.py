@@ -1,11 +1,11 @@
-"""Model state: get_parameters / get_state_dict naming, load_state_dict (in place, strict, errors), and the
-safetensors format: bit-exact round trips of every dtype, a table of corrupt files that must raise ValueError
-before any tensor is read, and interop with the safetensors package (and PyTorch) when installed."""
-import collections, json, math, os
+"""Model state: get_parameters / get_state_dict naming, load_state_dict (in place, strict, errors), the
+safetensors format (bit-exact round trips of every dtype, a table of corrupt files that must raise ValueError
+before any tensor is read, interop with the safetensors package and PyTorch when installed), and torch_load."""
+import collections, json, math, os, pickle, zipfile
 import numpy as np
 import pytest
 from teeny import Tensor, dtypes
-from teeny.nn.state import get_parameters, get_state_dict, load_state_dict, safe_save, safe_load, safe_load_metadata
+from teeny.nn.state import get_parameters, get_state_dict, load_state_dict, safe_save, safe_load, safe_load_metadata, torch_load
 from teeny.nn.optim import SGD
 
 
@@ -288,3 +288,68 @@ def test_pytorch_reads_teeny_files(tmp_path):
   loaded = st_torch.load_file(str(tmp_path / "t.safetensors"))
   for k, v in arrays.items(): assert loaded[k].numpy().tobytes() == v.tobytes(), k
   assert isinstance(loaded["a"], torch.Tensor)
+
+
+# ---- torch_load ----
+
+class _RunsCode:
+  def __init__(self, marker): self.marker = marker
+  def __reduce__(self): return (os.system, (f"touch {self.marker}",))
+
+
+def test_torch_load_refuses_code(tmp_path):
+  marker = tmp_path / "pwned"
+  path = tmp_path / "evil.pt"
+  with zipfile.ZipFile(path, "w") as z: z.writestr("archive/data.pkl", pickle.dumps({"w": _RunsCode(marker)}, protocol=2))
+  with pytest.raises(ValueError, match="refuses posix.system|refuses os.system|refuses nt.system"): torch_load(path)
+  assert not marker.exists()
+
+
+def test_torch_load_rejects_non_torch_files(tmp_path):
+  (tmp_path / "plain.pt").write_bytes(pickle.dumps({"a": 1}))
+  with pytest.raises(ValueError, match="not a zip-format"): torch_load(tmp_path / "plain.pt")
+  with zipfile.ZipFile(tmp_path / "other.zip", "w") as z: z.writestr("readme.txt", "hi")
+  with pytest.raises(ValueError, match="no data.pkl"): torch_load(tmp_path / "other.zip")
+
+
+def test_torch_load_reads_pytorch_files(device, tmp_path):
+  torch = pytest.importorskip("torch")
+  base = torch.arange(12, dtype=torch.float32).reshape(3, 4) - 5.5
+  tensors = {"base": base, "transposed": base.t(), "slice": base[1:, 2:], "scalar": torch.tensor(2.5, dtype=torch.float64),
+             "half": torch.tensor([1.5, -0.0, float("inf")], dtype=torch.float16), "int8": torch.tensor([-128, 127], dtype=torch.int8),
+             "uint8": torch.tensor([0, 255], dtype=torch.uint8), "int32": torch.tensor([-2**31, 2**31 - 1], dtype=torch.int32),
+             "int64": torch.tensor([-2**63, 2**63 - 1]), "bool": torch.tensor([True, False, True]), "empty": torch.zeros(0, 3)}
+  torch.save(tensors, tmp_path / "t.pt")
+  back = torch_load(tmp_path / "t.pt", device=device)
+  assert list(back) == list(tensors)
+  for k, v in tensors.items():
+    assert back[k].device == device and back[k].shape == tuple(v.shape), k
+    assert back[k].numpy().tobytes() == v.numpy().tobytes(), k
+
+
+def test_torch_load_of_a_model_state_dict_into_load_state_dict(tmp_path):
+  torch = pytest.importorskip("torch")
+  model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+  torch.save(model.state_dict(), tmp_path / "m.pt")
+  sd = torch_load(tmp_path / "m.pt")
+  assert list(sd) == list(model.state_dict())
+  target = {"0": {"weight": Tensor(np.zeros((4, 3), np.float32)), "bias": Tensor(np.zeros(4, np.float32))},
+            "1": {"weight": Tensor(np.zeros(4, np.float32)), "bias": Tensor(np.zeros(4, np.float32)),
+                  "running_mean": Tensor(np.ones(4, np.float32)), "running_var": Tensor(np.zeros(4, np.float32)),
+                  "num_batches_tracked": Tensor(np.array(5, np.int64))}}
+  load_state_dict(target, sd)
+  np.testing.assert_array_equal(target["0"]["weight"].numpy(), model[0].weight.detach().numpy())
+  assert target["1"]["num_batches_tracked"].item() == 0
+
+
+def test_torch_load_catches_lying_files(tmp_path):
+  torch = pytest.importorskip("torch")
+  torch.save({"w": torch.arange(8, dtype=torch.float32)}, tmp_path / "ok.pt")
+  def rewrite(dst, change):
+    with zipfile.ZipFile(tmp_path / "ok.pt") as src, zipfile.ZipFile(dst, "w") as out:
+      for n in src.namelist(): out.writestr(n, change(n, src.read(n)))
+  rewrite(tmp_path / "short.pt", lambda n, b: b[:12] if n.endswith("data/0") else b)
+  with pytest.raises(ValueError, match="has 12 bytes"): torch_load(tmp_path / "short.pt")
+  # claim 16 items of storage for a tensor of 8 (the pickled size says 16; the file has 8 items)
+  rewrite(tmp_path / "size.pt", lambda n, b: b.replace(b"K\x08", b"K\x10") if n.endswith("data.pkl") else b)
+  with pytest.raises(ValueError, match="need 64"): torch_load(tmp_path / "size.pt")

@@ -1,6 +1,6 @@
 """Model state: finding a model's tensors (get_parameters, get_state_dict), loading saved values back into them
-(load_state_dict), and the safetensors file format (safe_save, safe_load, safe_load_metadata), written and read
-by teeny itself.
+(load_state_dict), the safetensors file format (safe_save, safe_load, safe_load_metadata), written and read by
+teeny itself, and reading PyTorch's torch.save files of tensors (torch_load), without PyTorch.
 
 A safetensors file is: 8 bytes, the little-endian length N of a JSON header; N bytes of that header (padded with
 spaces so the data starts 8-byte aligned); then the raw little-endian bytes of every tensor. The header maps each
@@ -8,7 +8,7 @@ name to {"dtype", "shape", "data_offsets": [begin, end]} with offsets into the d
 "__metadata__" of string pairs. safe_load checks the whole header against the file's size before it reads a
 single tensor, so a truncated or lying file raises a ValueError instead of reading out of bounds."""
 from __future__ import annotations
-import json, math, os, tempfile
+import collections, json, math, os, pickle, tempfile, zipfile
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.tensor import Tensor
@@ -198,3 +198,85 @@ def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
     out[name] = Tensor(arr.reshape(e["shape"]), device=device, dtype=dt)
   del data
   return out
+
+
+# ---- PyTorch's torch.save files ----
+
+_TORCH_STORAGES: dict[str, DType] = {
+  "FloatStorage": dtypes.float32, "DoubleStorage": dtypes.float64, "HalfStorage": dtypes.float16,
+  "LongStorage": dtypes.int64, "IntStorage": dtypes.int32, "ShortStorage": dtypes.int16, "CharStorage": dtypes.int8,
+  "ByteStorage": dtypes.uint8, "BoolStorage": dtypes.bool,
+}
+
+
+class _TorchUnpickler(pickle.Unpickler):
+  """Unpickles only what a file of tensors holds (dicts, OrderedDicts, tensors rebuilt from storages): any other
+  class or function named in the pickle is refused, so loading a file can't run code from it."""
+  def __init__(self, file, read_storage):
+    super().__init__(file)
+    self.read_storage = read_storage
+
+  def find_class(self, module: str, name: str):
+    if (module, name) == ("collections", "OrderedDict"): return collections.OrderedDict
+    if (module, name) == ("torch._utils", "_rebuild_tensor_v2"): return _rebuild_tensor
+    if (module, name) == ("torch._utils", "_rebuild_parameter"): return lambda data, requires_grad, hooks, *rest: data
+    if module == "torch" and name.endswith("Storage"): return name
+    raise pickle.UnpicklingError(f"torch_load refuses {module}.{name}: only files of tensors (state dicts) are loaded")
+
+  def persistent_load(self, pid):
+    if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"): raise pickle.UnpicklingError(f"unknown storage reference {pid!r}")
+    _, kind, key, _location, numel = pid
+    if kind not in _TORCH_STORAGES: raise pickle.UnpicklingError(f"storage type {kind} is not supported by teeny")
+    return self.read_storage(str(key), _TORCH_STORAGES[kind], numel)
+
+
+def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, requires_grad=False, hooks=None, metadata=None) -> np.ndarray:
+  """The strided view of a storage that torch saved as a tensor, bounds-checked, copied out."""
+  size, stride = tuple(size), tuple(stride)
+  if len(size) != len(stride) or offset < 0 or any(s < 0 for s in size) or any(st < 0 for st in stride):
+    raise pickle.UnpicklingError(f"bad tensor layout: offset {offset}, size {size}, stride {stride}")
+  if math.prod(size) == 0: return np.zeros(size, dtype=storage.dtype)
+  last = offset + sum((s - 1) * st for s, st in zip(size, stride))
+  if last >= storage.size:
+    raise pickle.UnpicklingError(f"tensor of size {size}, stride {stride} at offset {offset} runs past its storage of {storage.size} items")
+  view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size, strides=[st * storage.itemsize for st in stride])
+  return np.array(view)
+
+
+def torch_load(path, device: str | None = None):
+  """Read a file written by torch.save (the zip format of PyTorch >= 1.6) that holds tensors, usually a state
+  dict, without PyTorch: returns the same structure with teeny Tensors on device. The pickle inside may only
+  name dicts and tensors; anything else (a pickled model class, code) raises a ValueError."""
+  path = os.fspath(path)
+  if not zipfile.is_zipfile(path): raise ValueError(f"{path}: not a zip-format torch.save file (legacy pickle files are not supported)")
+  with zipfile.ZipFile(path) as z:
+    names = z.namelist()
+    pkl = next((n for n in names if n.endswith("/data.pkl") and n.count("/") == 1), None)
+    if pkl is None: raise ValueError(f"{path}: no data.pkl in the archive: not a torch.save file")
+    prefix = pkl[:-len("data.pkl")]
+    little = z.read(prefix + "byteorder").decode().strip() != "big" if prefix + "byteorder" in names else True
+    storages: dict[str, np.ndarray] = {}
+
+    def read_storage(key: str, dt: DType, numel: int) -> np.ndarray:
+      if key not in storages:
+        name = prefix + "data/" + key
+        if name not in names: raise pickle.UnpicklingError(f"storage {key} is missing from the archive")
+        raw = z.read(name)
+        if len(raw) != numel * dt.itemsize:
+          raise pickle.UnpicklingError(f"storage {key} has {len(raw)} bytes, {numel} items of {dt} need {numel * dt.itemsize}")
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        storages[key] = arr != 0 if dt == dtypes.bool else arr.view(dt.np.newbyteorder("<" if little else ">"))
+      return storages[key]
+
+    try: obj = _TorchUnpickler(z.open(pkl), read_storage).load()
+    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, zipfile.BadZipFile) as e:
+      raise ValueError(f"{path}: can't load: {e}") from None
+  return _to_tensors(obj, device)
+
+
+def _to_tensors(obj, device):
+  """Replace every numpy array in a loaded structure (dicts and lists of them) by a Tensor on device."""
+  if isinstance(obj, np.ndarray): return Tensor(obj, device=device, dtype=dtypes.from_np(obj.dtype.newbyteorder("=")))
+  if isinstance(obj, dict): return type(obj)((k, _to_tensors(v, device)) for k, v in obj.items())
+  if isinstance(obj, (list, tuple)): return type(obj)(_to_tensors(v, device) for v in obj)
+  return obj
