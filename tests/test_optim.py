@@ -266,3 +266,40 @@ def test_buffers_are_realized_before_the_parameters_change(device):
 def is_realized(t: Tensor) -> bool:
   from teeny.schedule import is_buffer_view
   return is_buffer_view(t.uop)
+
+
+def test_lr_schedules(device):
+  from teeny.nn.optim import StepLR, CosineAnnealingLR, LambdaLR
+  w = Tensor(np.array([1.0], np.float32), device=device)
+  cases = [(StepLR, dict(step_size=2, gamma=0.5), lambda e: 0.1 * 0.5 ** (e // 2)),
+           (CosineAnnealingLR, dict(T_max=4, eta_min=0.01), lambda e: 0.01 + 0.09 * (1 + math.cos(math.pi * e / 4)) / 2),
+           (LambdaLR, dict(lr_lambda=lambda e: 1 / (e + 1)), lambda e: 0.1 / (e + 1))]
+  for cls, kw, want in cases:
+    opt = SGD([w], lr=0.1)
+    sched = cls(opt, **kw)
+    for epoch in range(6):
+      assert sched.get_last_lr()[0] == pytest.approx(want(epoch)), (cls.__name__, epoch)
+      assert opt.lr.item() == pytest.approx(want(epoch), rel=1e-6)
+      sched.step()
+
+
+def test_schedule_changes_the_update_not_the_kernels(device, monkeypatch):
+  from teeny.nn.optim import StepLR
+  w = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  opt = SGD([w], lr=0.5)
+  sched = StepLR(opt, step_size=1, gamma=0.5)
+  def step():
+    opt.zero_grad()
+    (w * w).sum().backward()  # gradient 2w: w <- w * (1 - 2 lr)
+    opt.step()
+    sched.step()
+  step()
+  np.testing.assert_allclose(w.numpy(), [0.0, 0.0])  # lr 0.5
+  w.assign(Tensor(np.array([1.0, 2.0], np.float32), device=device)).realize()
+  compiles = []
+  compiler = Device[device].compiler
+  original = compiler.compile_cached
+  monkeypatch.setattr(compiler, "compile_cached", lambda src: compiles.append(src) or original(src))
+  step()  # lr 0.25: read from the lr tensor, so the same kernels run
+  np.testing.assert_allclose(w.numpy(), [0.5, 1.0], rtol=1e-6)
+  assert compiles == []

@@ -1,4 +1,5 @@
-"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and LAMB, with PyTorch's update rules.
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and LAMB, with PyTorch's update rules, and
+learning-rate schedules (LambdaLR, StepLR, CosineAnnealingLR) like torch.optim.lr_scheduler.
 
 A step is lazy graph building plus two realizes. First the gradients (and, on the first step, the parameters and
 the optimizer's state) are realized, so every update below reads plain buffers. Then each parameter and each piece
@@ -158,3 +159,52 @@ class AdamW(LAMB):
   """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW: p *= 1 - lr * wd first."""
   def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
     super().__init__(params, lr, b1, b2, eps, weight_decay, adam=True, decoupled=True)
+
+
+class LRScheduler:
+  """Sets the optimizer's learning rate for each epoch: call step() once per epoch after the optimizer's steps,
+  like PyTorch. The rate is written into the optimizer's lr tensor, so the update kernels don't change."""
+  def __init__(self, optimizer: Optimizer):
+    if not isinstance(optimizer.lr, Tensor): raise TypeError("the optimizer's lr must be a Tensor for a schedule to set it")
+    self.optimizer, self.epoch = optimizer, 0
+    self.base_lr = float(optimizer.lr.numpy().reshape(-1)[0])
+    self._set(self.get_lr())
+
+  def get_lr(self) -> float: raise NotImplementedError
+  def get_last_lr(self) -> list[float]: return [self.last_lr]
+
+  def step(self):
+    self.epoch += 1
+    self._set(self.get_lr())
+
+  def _set(self, lr: float):
+    self.last_lr = lr
+    lr_tensor = self.optimizer.lr
+    lr_tensor.assign(Tensor(np.full(lr_tensor.shape, lr, dtype=lr_tensor.dtype.np), device=lr_tensor.device))
+
+
+class LambdaLR(LRScheduler):
+  """lr = base_lr * lr_lambda(epoch)."""
+  def __init__(self, optimizer: Optimizer, lr_lambda):
+    self.lr_lambda = lr_lambda
+    super().__init__(optimizer)
+  def get_lr(self) -> float: return self.base_lr * self.lr_lambda(self.epoch)
+
+
+class StepLR(LRScheduler):
+  """lr = base_lr * gamma ** (epoch // step_size)."""
+  def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
+    if step_size <= 0: raise ValueError(f"step_size must be positive, got {step_size}")
+    self.step_size, self.gamma = step_size, gamma
+    super().__init__(optimizer)
+  def get_lr(self) -> float: return self.base_lr * self.gamma ** (self.epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+  """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (the closed form, without restarts)."""
+  def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
+    if T_max <= 0: raise ValueError(f"T_max must be positive, got {T_max}")
+    self.T_max, self.eta_min = T_max, eta_min
+    super().__init__(optimizer)
+  def get_lr(self) -> float:
+    return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * self.epoch / self.T_max)) / 2
