@@ -12,7 +12,7 @@ import pytest
 from teeny import Tensor, GlobalCounters, Device, dtypes
 from teeny.nn import Linear, Conv2d, ConvTranspose2d, BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, RMSNorm, Embedding, Dropout
 from teeny.nn.state import get_state_dict, get_parameters, load_state_dict
-from teeny.nn.optim import SGD
+from teeny.nn.optim import SGD, Adam
 
 rng = np.random.default_rng(4)
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -195,26 +195,29 @@ def test_conv_transpose2d_inverts_conv2d_shapes(device):
 # ---- initialization like PyTorch ----
 
 def _check_uniform(t: Tensor, bound: float):
-  v = t.numpy()
+  """Values of uniform(-bound, bound): inside the bound, reaching near it, with its std and mean (within 5 standard
+  errors for this many samples, so a wrong bound or a normal draw fails but an honest draw passes)."""
+  v = t.numpy().reshape(-1)
+  n, std = v.size, bound / math.sqrt(3)
   assert np.abs(v).max() <= bound * (1 + 1e-6)
-  assert np.abs(v).max() > 0.9 * bound  # spreads to the bound
-  np.testing.assert_allclose(v.std(), bound / math.sqrt(3), rtol=0.1)  # uniform(-a, a) has std a / sqrt(3)
-  assert abs(v.mean()) < 0.1 * bound
+  assert np.abs(v).max() > bound * (1 - 5 / n)
+  assert abs(v.std() / std - 1) < 5 * math.sqrt(0.2 / n)  # the sample std of a uniform has relative sd sqrt(0.2 / n)
+  assert abs(v.mean()) < 5 * std / math.sqrt(n)
 
 
 def test_default_init_matches_pytorch():
   Tensor.manual_seed(7)
-  lin = Linear(64, 48)
+  lin = Linear(64, 512)
   _check_uniform(lin.weight, 1 / 8)  # kaiming_uniform(a=sqrt(5)) = uniform(+-1/sqrt(fan_in))
   _check_uniform(lin.bias, 1 / 8)
-  conv = Conv2d(8, 64, 3, groups=2)
-  assert conv.weight.shape == (64, 4, 3, 3)
+  conv = Conv2d(8, 256, 3, groups=2)
+  assert conv.weight.shape == (256, 4, 3, 3)
   _check_uniform(conv.weight, 1 / 6)  # fan_in = 8 / 2 * 3 * 3
   _check_uniform(conv.bias, 1 / 6)
-  convt = ConvTranspose2d(64, 8, 3, groups=2)
-  assert convt.weight.shape == (64, 4, 3, 3)  # (in, out / groups, kh, kw)
+  convt = ConvTranspose2d(256, 8, 3, groups=2)
+  assert convt.weight.shape == (256, 4, 3, 3)  # (in, out / groups, kh, kw)
   _check_uniform(convt.weight, 1 / 6)  # PyTorch's fan_in for it: weight.shape[1] * kh * kw
-  _check_uniform(convt.bias, 1 / 6)
+  assert np.abs(convt.bias.numpy()).max() <= 1 / 6 * (1 + 1e-6)  # only 8 values: just the bound
   emb = Embedding(100, 64).weight.numpy()
   assert abs(emb.mean()) < 0.03 and abs(emb.std() - 1) < 0.03  # normal(0, 1)
   for layer in (BatchNorm2d(6), LayerNorm(6), GroupNorm(2, 6)):
@@ -445,3 +448,32 @@ def test_layers_compose_and_train(device):
       opt.step()
       losses.append(loss.item())
   assert losses[-1] < 0.3 * losses[0]
+
+
+def two_moons(n: int, noise: float, seed: int):
+  """Two interleaving half circles (like scikit-learn's make_moons), labels -1 and +1."""
+  r = np.random.default_rng(seed)
+  t = np.linspace(0, np.pi, n // 2)
+  outer = np.stack([np.cos(t), np.sin(t)], 1)
+  inner = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)
+  x = np.concatenate([outer, inner]) + r.normal(scale=noise, size=(n // 2 * 2, 2))
+  y = np.concatenate([-np.ones(n // 2), np.ones(n // 2)])
+  return x.astype(np.float32), y.astype(np.float32)
+
+
+def test_two_moons_mlp_reaches_95_percent(device):
+  """The classic micrograd demo: a 2-16-16-1 MLP with a max-margin loss, trained by Adam on 200 points; it must
+  classify >= 95% of them within 100 full-batch steps."""
+  Tensor.manual_seed(1)
+  x, y = two_moons(200, 0.1, seed=0)
+  layers = [Linear(2, 16), Linear(16, 16), Linear(16, 1)]
+  def model(t: Tensor) -> Tensor: return layers[2](layers[1](layers[0](t).relu()).relu()).reshape(-1)
+  opt = Adam(get_parameters(layers), lr=0.02)
+  xt, yt = Tensor(x, device=device), Tensor(y, device=device)
+  for _ in range(100):
+    opt.zero_grad()
+    loss = (1 - yt * model(xt)).relu().mean()
+    loss.backward()
+    opt.step()
+  accuracy = ((model(xt).numpy() > 0) == (y > 0)).mean()
+  assert accuracy >= 0.95, accuracy
