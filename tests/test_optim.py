@@ -77,7 +77,6 @@ CASES = {
   "sgd_momentum": (lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda: ref_sgd(3, 0.1, 0.9)),
   "sgd_nesterov_wd": (lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
                       lambda: ref_sgd(3, 0.1, 0.9, 0.01, True)),
-  "sgd_wd": (lambda ps: SGD(ps, lr=0.05, weight_decay=0.1), lambda: ref_sgd(3, 0.05, weight_decay=0.1)),
   "adam": (lambda ps: Adam(ps, lr=0.01), lambda: ref_adam(3, 0.01)),
   "adam_l2": (lambda ps: Adam(ps, lr=0.01, b1=0.8, b2=0.99, weight_decay=0.1), lambda: ref_adam(3, 0.01, 0.8, 0.99, weight_decay=0.1)),
   "adamw": (lambda ps: AdamW(ps, lr=0.01), lambda: ref_adam(3, 0.01, weight_decay=0.01, decoupled=True)),

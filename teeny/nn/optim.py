@@ -51,8 +51,9 @@ class Optimizer:
     for p in self.params: p.grad = None
 
   def schedule_step(self) -> list[Tensor]:
-    """Build the lazy update and return the tensors it assigns, for the caller to realize, maybe together with
-    other work: `Tensor.realize_all(loss, *opt.schedule_step())` (put what reads the old parameters first)."""
+    """Realize the gradients (and the buffers), build the lazy update and return the tensors it assigns, for the
+    caller to realize, maybe with other work: `Tensor.realize_all(loss, *opt.schedule_step())`. Put what reads
+    the old parameters (the loss) first: kernels run in the order of the tensors given."""
     grads = [p.grad for p in self.params if p.grad is not None]
     if not grads: return []
     for p in self.params:
@@ -65,7 +66,9 @@ class Optimizer:
     return updated
 
   def step(self):
-    """Update every parameter that has a gradient (PyTorch skips the others too), in a few kernels."""
+    """Update every parameter that has a gradient (PyTorch skips the others too), in a few kernels. A lazy tensor
+    computed from the parameters (the loss) reads them when it is realized: realize it before the step to get the
+    value the gradients came from."""
     Tensor.realize_all(*self.schedule_step())
 
   def _lr(self, p: Tensor):
