@@ -42,8 +42,10 @@ def is_buffer_view(u: UOp) -> bool:
 
 
 def forget_realized():
-  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from."""
-  _realized.clear()
+  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
+  Except ASSIGNs themselves: one that ran must never run again (a pending graph that reads a counter's ASSIGN
+  would increment it a second time); a graph holding it reads the target buffer instead."""
+  for n in [n for n in _realized if n.op is not Ops.ASSIGN]: del _realized[n]
 
 
 class _Unfusable(Exception):
@@ -56,7 +58,7 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
   original_roots = roots
   sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
-  graph = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
+  graph, prepared = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
   roots = list(graph.src)
   nodes = toposort(graph)
   device_of = _devices(nodes, dict(zip(roots, devices)))
@@ -75,6 +77,10 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   for k in kernels:
     for n in k.outputs: out_views[n] = buffer_view(k.bufs[0], n.shape)
   for r, original in zip(roots, original_roots): out_views[original] = r if is_buffer_view(r) else out_views[r]
+  # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
+  # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
+  for original, new in prepared.items():
+    if new in out_views and original not in out_views: out_views[original] = out_views[new]
   return items, out_views
 
 
@@ -84,17 +90,18 @@ def mark_realized(views: dict[UOp, UOp]):
     if not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
 
 
-def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
+def _prepare(sink: UOp, device_of: dict[UOp, str]) -> tuple[UOp, dict[UOp, UOp]]:
   """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
+  its own: a clone or a gradient leaf, which assign may later write)."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
     if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
-    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue
     done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
-  return done[sink]
+  return done[sink], done
 
 
 def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
@@ -131,7 +138,8 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
 
 def _copy_item(n: UOp, buffers) -> ScheduleItem:
   src = n.src[0]
-  src_buf = src.src[0].arg if src.op is Ops.RESHAPE else (src.arg if src.op is Ops.BUFFER else buffers[src])
+  if src in buffers: src_buf = buffers[src]  # realized by this schedule (a reshaped result, say, in a backward pass)
+  else: src_buf = src.arg if src.op is Ops.BUFFER else src.src[0].arg
   return ScheduleItem(n, [buffers[n], src_buf], [n])
 
 

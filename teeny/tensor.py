@@ -213,7 +213,10 @@ class Tensor:
     out = self._new(UOp(Ops.DETACH, self.dtype, (self.uop,)))
     out._requires_grad = None
     return out
-  def clone(self) -> Tensor: return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
+  def clone(self) -> Tensor:
+    """A copy in a buffer of its own (tagged so it is never merged with an equal graph or with its source):
+    assigning into the clone leaves the original alone."""
+    return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("clone", next(_leaf_ids))))
   def assign(self, value) -> Tensor:
     """Write value into this tensor's buffer (lazily): what optimizers use to update parameters in place."""
     value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
@@ -1399,7 +1402,8 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
     if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
+  shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
   arr = np.ascontiguousarray(arr.astype(dt.np, copy=False))
   buf = Buffer(device, arr.size, dt)
   if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
-  return buffer_view(buf, arr.shape)
+  return buffer_view(buf, shape)
