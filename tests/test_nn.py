@@ -471,3 +471,32 @@ def test_two_moons_mlp_reaches_95_percent(device):
     opt.step()
   accuracy = ((model(xt).numpy() > 0) == (y > 0)).mean()
   assert accuracy >= 0.95, accuracy
+
+
+def test_pytorch_state_dict_runs_the_same(tmp_path):
+  """Weight layouts match PyTorch's: a torch model's state dict, read by torch_load and loaded by name, gives
+  the same outputs in teeny (eval mode, so BatchNorm uses the loaded running statistics). One device: this checks
+  layouts and names, which are the same on every device."""
+  torch = pytest.importorskip("torch")
+  from teeny.nn.state import torch_load
+  torch.manual_seed(0)
+  tm = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), "bn": torch.nn.BatchNorm2d(4),
+                            "up": torch.nn.ConvTranspose2d(4, 3, 2, stride=2), "norm": torch.nn.LayerNorm(8),
+                            "fc": torch.nn.Linear(8, 5), "emb": torch.nn.Embedding(10, 8)})
+  with torch.no_grad():
+    tm["bn"].running_mean.uniform_(-1, 1)
+    tm["bn"].running_var.uniform_(0.5, 2)
+  tm.eval()
+  torch.save(tm.state_dict(), tmp_path / "m.pt")
+  Device.DEFAULT = CHEAP
+  model = {"conv": Conv2d(2, 4, 3, stride=2, padding=1), "bn": BatchNorm2d(4), "up": ConvTranspose2d(4, 3, 2, stride=2),
+           "norm": LayerNorm(8), "fc": Linear(8, 5), "emb": Embedding(10, 8)}
+  load_state_dict(model, torch_load(tmp_path / "m.pt"))
+  x = np.random.default_rng(0).normal(size=(2, 2, 8, 8)).astype(np.float32)
+  idx = np.array([[1, 9, 4]])
+  with torch.no_grad():
+    want = tm["fc"](tm["norm"](tm["up"](tm["bn"](tm["conv"](torch.from_numpy(x)))))).numpy()
+    want_emb = tm["emb"](torch.from_numpy(idx)).numpy()
+  got = model["fc"](model["norm"](model["up"](model["bn"](model["conv"](Tensor(x)))))).numpy()
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(model["emb"](Tensor(idx.astype(np.int32))).numpy(), want_emb)
