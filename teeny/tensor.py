@@ -43,6 +43,7 @@ class Tensor:
   """A lazily computed n-dimensional array on a device."""
   training = False
   _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
+  _leaf = False              # requires_grad was set on this tensor by the user (a parameter)
   __hash__ = object.__hash__  # == builds a comparison tensor, so hash by identity
 
   def __init__(self, data, device: str | None = None, dtype: DType | str | None = None, requires_grad: bool | None = None):
@@ -98,6 +99,7 @@ class Tensor:
     """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs."""
     self._requires_grad = value
     if not value: return
+    self._leaf = True
     if not is_buffer_view(self.uop):
       # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
       # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it
@@ -200,7 +202,8 @@ class Tensor:
     run_schedule(items)
     mark_realized(views)
     for t in todo:
-      if t._requires_grad:
+      # a result (not a leaf, not an in-place update, whose graph would contain its own buffer) keeps its graph
+      if t._requires_grad and not t._leaf and t.uop.op is not Ops.ASSIGN:
         t._graph = t.uop
         _grad_realized[id(t)] = t
       t.uop = views[t.uop]
