@@ -48,10 +48,10 @@ class GPT:
     self.token, self.position = nn.Embedding(vocab, dim), nn.Embedding(context, dim)
     self.blocks = [Block(dim, heads) for _ in range(layers)]
     self.ln, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab)
-    self.positions = Tensor.arange(context).reshape(1, context)
 
   def __call__(self, tokens: Tensor) -> Tensor:
-    x = self.token(tokens) + self.position(self.positions)
+    positions = Tensor.arange(tokens.shape[1]).reshape(1, -1)
+    x = self.token(tokens) + self.position(positions)
     for block in self.blocks: x = block(x)
     return self.head(self.ln(x))  # (batch, time, vocab) logits
 
@@ -101,7 +101,7 @@ def train(args) -> float:
 if __name__ == "__main__":
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--device", default=None, help="CL or LLVM (default: teeny's default device)")
-  parser.add_argument("--steps", type=int, default=300)
+  parser.add_argument("--steps", type=int, default=150)
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--context", type=int, default=32)
   parser.add_argument("--dim", type=int, default=64)
