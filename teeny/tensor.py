@@ -187,7 +187,7 @@ class Tensor:
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
-    todo = [t for t in tensors if not is_buffer_view(t.uop)]
+    todo = list({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
     if not todo: return
     items, views = create_schedule([t.uop for t in todo], [t.device for t in todo])
     run_schedule(items)
@@ -841,17 +841,22 @@ class Tensor:
     return (self != 0).max(axis, keepdim)
   def all(self, axis=None, keepdim=False) -> Tensor: return (self == 0).any(axis, keepdim).logical_not()
   def logsumexp(self, axis=None, keepdim=False) -> Tensor:
-    """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf."""
+    """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
+    empty axis (log of an empty sum, like PyTorch)."""
+    if any(self.shape[a] == 0 for a in self._axes(axis)):
+      return Tensor.full(self._reduced_shape(axis, keepdim), -math.inf, dtype=self._float().dtype, device=self.device)
     m = self._float().max(axis, keepdim=True).detach()
     m = m.isinf().where(0.0, m)
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
   def softmax(self, axis=-1, dtype=None) -> Tensor:
     x = self.cast(dtype) if dtype is not None else self._float()
+    if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     e = (x - x.max(axis, keepdim=True).detach()).exp()
     return e / e.sum(axis, keepdim=True)
   def log_softmax(self, axis=-1, dtype=None) -> Tensor:
     x = self.cast(dtype) if dtype is not None else self._float()
+    if x.numel() == 0: return x
     shifted = x - x.max(axis, keepdim=True).detach()
     return shifted - shifted.exp().sum(axis, keepdim=True).log()
   def _cum_last(self, op: str) -> Tensor:
@@ -905,7 +910,7 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
     if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
-  arr = np.ascontiguousarray(arr.astype(dt.np, copy=False))
+  arr = np.ascontiguousarray(arr.astype(dt.np, copy=False)).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
   buf = Buffer(device, arr.size, dt)
   if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
   return buffer_view(buf, arr.shape)

@@ -1,0 +1,48 @@
+"""Regression tests for bugs the differential fuzzer (tests/fuzz) found. Each test's docstring says what broke."""
+import numpy as np
+from teeny import Tensor, dtypes
+
+
+def test_zero_dim_numpy_array_keeps_its_shape(device):
+  """Tensor(np.array(3)) came out with shape (1,): np.ascontiguousarray turns 0-d arrays into 1-d ones."""
+  for a in (np.array(3, dtype=np.int32), np.array(2.5, dtype=np.float32), np.array(True)):
+    t = Tensor(a, device=device)
+    assert t.shape == () and t.numpy().shape == ()
+    assert t.item() == a.item()
+  assert (Tensor(np.array(4, dtype=np.int32), device=device) + Tensor([1, 2], device=device)).shape == (2,)
+  assert Tensor(np.array(7, dtype=np.int64), device=device).dtype == dtypes.int64
+
+
+def test_realize_all_with_the_same_tensor_twice(device):
+  """Tensor.realize_all(t, t) raised KeyError: the second copy looked up the buffer view the first had become."""
+  x = Tensor([1.0, 2.0], device=device)
+  y = x * 3
+  Tensor.realize_all(y, x, y)
+  np.testing.assert_equal(y.numpy(), [3.0, 6.0])
+  z = (x + 1).reshape(2, 1)
+  z.realize(z)
+  np.testing.assert_equal(z.numpy(), [[2.0], [3.0]])
+
+
+def test_softmax_family_of_empty_axis(device):
+  """softmax/log_softmax over an empty axis raised (they take a max first); PyTorch returns an empty tensor, and
+  logsumexp over an empty axis is -inf (the log of an empty sum)."""
+  x = Tensor.zeros(0, 3, device=device)
+  assert x.softmax(0).shape == (0, 3) and x.log_softmax(0).shape == (0, 3) and x.softmax(1).shape == (0, 3)
+  lse = x.logsumexp(0)
+  assert lse.shape == (3,) and np.all(lse.numpy() == -np.inf)
+  assert x.logsumexp(0, keepdim=True).shape == (1, 3)
+  assert x.logsumexp(1).shape == (0,)
+  assert Tensor([], device=device).logsumexp().item() == -np.inf
+
+
+def test_narrow_int_max_with_constant(device):
+  """relu/maximum of int8, uint8, int16 tensors failed to compile on OpenCL: the constant rendered as an int
+  literal, and max(char, int) is an ambiguous overload."""
+  for dt in (np.int8, np.uint8, np.int16, np.uint16):
+    a = np.array([-3, 0, 5, 7], dtype=np.int64).astype(dt)
+    t = Tensor(a, device=device)
+    np.testing.assert_equal(t.relu().numpy(), np.maximum(a, np.array(0).astype(dt)))
+    np.testing.assert_equal(t.maximum(4).numpy(), np.maximum(a, np.array(4).astype(dt)))
+    np.testing.assert_equal(t.max().numpy(), a.max())
+    assert t.relu().dtype == dtypes.from_np(dt)
