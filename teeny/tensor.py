@@ -145,7 +145,7 @@ class Tensor:
   # ---- creation ----
   @staticmethod
   def full(shape, fill_value: Scalar, dtype=None, device=None, **kw) -> Tensor:
-    shape = _shape_arg(shape)
+    shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
     t = Tensor(UOp.const(dt, fill_value), device=device, **kw)
     return t.reshape((1,) * len(shape)).expand(shape) if shape else t
@@ -157,7 +157,7 @@ class Tensor:
   def empty(*shape, dtype=None, device=None, **kw) -> Tensor:
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
-    shape = _shape_arg(shape)
+    shape = _new_shape(shape)
     return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, **kw)
   @staticmethod
   def arange(start, stop=None, step=1, dtype=None, device=None, **kw) -> Tensor:
@@ -169,6 +169,7 @@ class Tensor:
   @staticmethod
   def eye(n: int, m: int | None = None, dtype=None, device=None, **kw) -> Tensor:
     m = n if m is None else m
+    n, m = _new_shape((n, m))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, **kw)
     # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
@@ -271,7 +272,7 @@ class Tensor:
     src = (1,) * (len(shape) - self.ndim) + self.shape
     shape = tuple(s if n == -1 else n for s, n in zip(src, shape))
     for s, n in zip(src, shape):
-      if s != n and s != 1: raise ValueError(f"can't expand shape {self.shape} to {shape}")
+      if (s != n and s != 1) or n < 0: raise ValueError(f"can't expand shape {self.shape} to {shape}")
     x = self.reshape(src) if src != self.shape else self
     return x if shape == x.shape else x._new(UOp(Ops.EXPAND, self.dtype, (x.uop,), shape))
   def pad(self, padding, value: Scalar = 0.0) -> Tensor:
@@ -517,7 +518,10 @@ class Tensor:
     t = self.trunc()
     return (self > t).where(t + 1, t)
   def square(self) -> Tensor: return self * self
-  def sign(self) -> Tensor: return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype) if self.dtype != dtypes.bool else self
+  def sign(self) -> Tensor:
+    if self.dtype == dtypes.bool: return self
+    out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+    return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
   def clip(self, min_=None, max_=None) -> Tensor:
     x = self if min_ is None else self.maximum(min_)
     return x if max_ is None else x.minimum(max_)
@@ -538,7 +542,9 @@ class Tensor:
     # negative base: real only for integer exponents, negative for odd ones
     is_int = b.trunc() == b
     odd = (b.abs() % 2) == 1
-    signed = (a < 0).where(is_int.where(odd.where(-magnitude, magnitude), float("nan")), magnitude)
+    # (-inf) ** 2.5 is inf (IEEE pow), not nan: the magnitude (inf or 0) is the answer there
+    non_int = (a == -math.inf).where(magnitude, float("nan"))
+    signed = (a < 0).where(is_int.where(odd.where(-magnitude, magnitude), non_int), magnitude)
     return (b == 0).where(1.0, signed)
 
   # ---- python operators ----
@@ -650,7 +656,7 @@ class Tensor:
   def rand(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Uniform in [0, 1). float32 uses the top 24 bits of each random word, float16 the top 11 and float64 all 32,
     so every value is exact and 1.0 never appears."""
-    shape, dt = _shape_arg(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
     n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
     if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
@@ -661,7 +667,7 @@ class Tensor:
   @staticmethod
   def randn(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Standard normal by the Box-Muller transform of two uniforms (computed in float32, or float64 for float64)."""
-    shape, dt = _shape_arg(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     u = Tensor.rand(2, *shape, dtype=dtypes.float64 if dt == dtypes.float64 else dtypes.float32, device=device)
     out = ((1 - u[0]).log() * -2).sqrt() * (u[1] * (2 * math.pi)).cos()  # 1-u is in (0, 1]: the log is finite
     return Tensor._rng_out(out.cast(dt), requires_grad)
@@ -680,7 +686,7 @@ class Tensor:
     low, high = 0 if low is None else int(low), 10 if high is None else int(high)
     if high <= low: raise ValueError(f"randint needs low < high, got low={low} high={high}")
     if high - low > 2**32: raise ValueError(f"randint range [{low}, {high}) is wider than 2**32")
-    shape = _shape_arg(shape if isinstance(shape, (tuple, list)) else (shape,))
+    shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
     n = math.prod(shape)
     if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
@@ -896,7 +902,16 @@ class Tensor:
 
 def _shape_arg(shape) -> tuple[int, ...]:
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
+  for s in shape:  # int(2.5) would quietly make a size of 2
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)): raise TypeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
   return tuple(int(s) for s in shape)
+
+
+def _new_shape(shape) -> tuple[int, ...]:
+  """The shape of a new tensor: ints >= 0."""
+  shape = _shape_arg(shape)
+  if any(s < 0 for s in shape): raise ValueError(f"a tensor can't have a negative size, got shape {shape}")
+  return shape
 
 
 def _from_host(data, dtype: DType | None, device: str) -> UOp:

@@ -46,3 +46,29 @@ def test_narrow_int_max_with_constant(device):
     np.testing.assert_equal(t.maximum(4).numpy(), np.maximum(a, np.array(4).astype(dt)))
     np.testing.assert_equal(t.max().numpy(), a.max())
     assert t.relu().dtype == dtypes.from_np(dt)
+
+
+def test_padding_read_as_a_scalar_is_zero(device):
+  """Indexing a single padded element ([0, -1] of x.pad(right 1)) returned a real value of x: the view where
+  nothing is valid lost its empty mask when reshaped to 0-d (no axis left to hold an empty range)."""
+  x = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  y = (x + 2).reshape(1, 2)
+  assert y.pad(((0, 0), (0, 1)))[0, -1].item() == 0.0  # elementwise value under the pad
+  assert x.reshape(1, 2).pad(((0, 0), (0, 1)))[0, -1].item() == 0.0  # a load of a buffer under the pad
+  a, b = y.pad(((0, 0), (0, 1)), value=5.0)[0, -1], y.reshape(-1)  # y realized once, read through the pad
+  Tensor.realize_all(a, b)
+  assert a.item() == 5.0 and b.tolist() == [3.0, 4.0]
+  assert x.pad(((2, 0),))[1:2].reshape(()).expand(3).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_view_with_nothing_valid_survives_every_movement():
+  """The same bug at the view level: every movement of an all-invalid view stays all-invalid."""
+  from teeny.view import View
+  from teeny.uop import Ops
+  v = View.create((1, 2)).pad(((0, 0), (0, 1))).shrink(((0, 1), (2, 3)))
+  assert v.nothing_valid
+  for moved in (v.reshape(()), v.reshape(()).reshape((1,)), v.reshape(()).expand(()), v.permute((1, 0)), v.flip((0,)),
+                v.reshape(()).reshape((1, 1)).expand((1, 4)), v.pad(((1, 1), (0, 0))), v.shrink(((0, 1), (0, 1)))):
+    assert moved.nothing_valid, moved
+    _, valid = moved.index([], dtypes.int32) if moved.shape == () else moved.index([None] * len(moved.shape), dtypes.int32)
+    assert valid.op is Ops.CONST and valid.arg is False

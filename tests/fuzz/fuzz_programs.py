@@ -787,7 +787,7 @@ def _np_where(src: list[Ref], arg) -> Ref:
   elif len(nodes) == 1: dt = promote_scalar(dtypes.from_np(nodes[0].value.dtype), scalars[0])
   elif all(isinstance(s, bool) for s in scalars): dt = dtypes.bool
   else: dt = dtypes.from_py(scalars)
-  vals = [o.value.astype(dt.np) if isinstance(o, Ref) else np.array(o, dtype=dt.np) for o in ops]
+  vals = [o.value.astype(dt.np) if isinstance(o, Ref) else np.array(o).astype(dt.np) for o in ops]
   err = max([o.err for o in nodes], default=0.0)
   return Ref(np.where(cond, vals[0], vals[1]), err)
 
