@@ -500,7 +500,10 @@ class Tensor:
   def rsqrt(self) -> Tensor: return self.sqrt().reciprocal()
   def reciprocal(self) -> Tensor: return self._float()._alu(Ops.RECIP)
   def sin(self) -> Tensor: return self._float()._alu(Ops.SIN)
-  def cos(self) -> Tensor: return self._in_float32(lambda x: ((math.pi / 2) - x).sin())
+  def cos(self) -> Tensor:
+    """cos x = 1 - 2 sin^2(x/2): halving x is exact, so large x keep their accuracy (sin(pi/2 - x) would round
+    pi/2 - x, an error of |x| * eps)."""
+    return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Tensor: return self._in_float32(lambda x: x.sin() / x.cos())
   def relu(self) -> Tensor: return self.maximum(0)
   def sigmoid(self) -> Tensor: return self._in_float32(lambda x: (1 + (-x).exp()).reciprocal())
@@ -597,7 +600,10 @@ class Tensor:
   def mean(self, axis=None, keepdim=False) -> Tensor:
     x = self._float()
     count = math.prod(self.shape[a] for a in self._axes(axis))
-    return x.sum(axis, keepdim) * (1 / count if count else float("nan"))
+    scale = 1 / count if count else float("nan")
+    # float16 divides the float32 sum before rounding, like PyTorch: a sum past 65504 may still have a finite mean
+    if x.dtype == dtypes.float16: return (x.sum(axis, keepdim, dtype=dtypes.float32) * scale).cast(dtypes.float16)
+    return x.sum(axis, keepdim) * scale
 
   # ---- linear algebra (composed) ----
   def dot(self, w: Tensor) -> Tensor: return self.matmul(w)
@@ -606,6 +612,8 @@ class Tensor:
     a = self.unsqueeze(0) if self.ndim == 1 else self
     b = w.unsqueeze(1) if w.ndim == 1 else w
     if a.shape[-1] != b.shape[-2]: raise ValueError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
+    try: _broadcast_shape(a.shape[:-2], b.shape[:-2])
+    except ValueError: raise ValueError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
     # (..., n, k, 1) * (..., 1, k, m) summed over k
     out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=promote(a.dtype, b.dtype) if not dtypes.is_float(promote(a.dtype, b.dtype)) else None)
     if self.ndim == 1: out = out.squeeze(-2)
