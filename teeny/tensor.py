@@ -392,6 +392,7 @@ class Tensor:
     return a._alu(Ops.AND if a.dtype == dtypes.bool else Ops.MUL, b)
   def div(self, other, reverse=False, rounding_mode: str | None = None) -> Tensor:
     """True division (ints become floats), or rounding_mode 'trunc' / 'floor' like torch.div."""
+    if rounding_mode not in (None, "trunc", "floor"): raise ValueError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floordiv(other, reverse)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)
@@ -411,7 +412,8 @@ class Tensor:
     unsafe = (b == 0) if dtypes.is_unsigned(self.dtype) else (b == 0) | (b == -1)
     return unsafe.where(0, self._alu(Ops.MOD, unsafe.where(1, b).cast(b.dtype))).cast(self.dtype)
   def floordiv(self, other, reverse=False) -> Tensor:
-    """Floor division, like Python's // and torch.floor_divide."""
+    """Floor division, like Python's // and torch.floor_divide: the quotient rounds toward -inf (-7 // 2 == -4,
+    7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: floor(a / b)."""
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): return (a / b).floor()
     if a.dtype == dtypes.bool: raise TypeError("floor division of bool tensors is not supported")
@@ -420,7 +422,8 @@ class Tensor:
     r = a._int_mod(b)
     return q - ((r != 0) & ((r < 0) != (b < 0))).cast(q.dtype)
   def mod(self, other, reverse=False) -> Tensor:
-    """Remainder with the sign of the divisor, like Python's % and torch.remainder."""
+    """Remainder with the sign of the divisor, like Python's % and torch.remainder (-7 % 2 == 1, 7 % -2 == -1), so
+    (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: a - floor(a / b) * b."""
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): return a - (a / b).floor() * b
     if a.dtype == dtypes.bool: raise TypeError("modulo of bool tensors is not supported")

@@ -80,6 +80,7 @@ def test_wrong_dtypes(device, no_kernels):
   with pytest.raises(TypeError): b // b
   with pytest.raises(TypeError): Tensor.rand(3, dtype=dtypes.int32, device=device)
   with pytest.raises(TypeError): f.cast("complex64")
+  with pytest.raises(ValueError, match="round"): f.div(f, rounding_mode="round")
   with pytest.raises(RuntimeError): (x > 1).sum().backward()        # no gradient of ints
 
 
