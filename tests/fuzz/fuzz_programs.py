@@ -211,7 +211,7 @@ class _Builder:
     i = self.pick()
     n = self.nodes[i]
     name = self.choice(tuple(UNARY))
-    fn_dtype, needs_exact, keeps_exact = UNARY_GUARDS[name]
+    fn_dtype, needs_exact, keeps_exact = UNARY[name]
     out_dtype = fn_dtype(n.dtype)
     if out_dtype is None or (needs_exact and not n.exact): return
     self.add(name, (i,), None, n.shape, out_dtype, n.exact and keeps_exact)
@@ -229,7 +229,7 @@ class _Builder:
       b = self.nodes[other[1]]
       dt, b_exact, shape = promote(a.dtype, b.dtype), b.exact, _broadcast(a.shape, b.shape)
       srcs, arg = (i, other[1]), None
-    out_dtype = BINARY_GUARDS[name](dt)
+    out_dtype = BINARY[name](dt)
     if out_dtype is None: return
     exact = a.exact and b_exact
     if name in EXACT_ONLY and not exact: return
@@ -267,7 +267,7 @@ class _Builder:
     keepdim = self.coin(0.4)
     axes = range(nd) if axis is None else ([axis % nd] if isinstance(axis, int) and nd else (axis if nd else []))
     reduced = math.prod(n.shape[a] for a in axes)
-    fn_dtype, needs_exact, keeps_exact, needs_elements = REDUCE_GUARDS[name]
+    fn_dtype, needs_exact, keeps_exact, needs_elements = REDUCES[name]
     out_dtype = fn_dtype(n.dtype)
     if out_dtype is None or (needs_exact and not n.exact) or (needs_elements and reduced == 0): return
     if name == "prod" and reduced > 8: return
@@ -361,7 +361,7 @@ def _scalar_promoted(value): return lambda dt: promote_scalar(dt, value)
 def _signed_clip(dt): return None if dtypes.is_unsigned(dt) else promote_scalar(dt, 0)
 
 # name: (result dtype from the source dtype or None if not allowed, needs an exact source, result stays exact)
-UNARY_GUARDS = {
+UNARY = {
   "neg": (_not_bool, False, True), "abs": (_any, False, True), "relu": (_scalar_promoted(0), False, True),
   "square": (_any, False, True), "clip": (_signed_clip, False, True), "sign": (_any, True, True),
   "exp": (_floatish, False, False), "log1": (_floatish, False, False), "sqrt1": (_floatish, False, False),
@@ -369,7 +369,6 @@ UNARY_GUARDS = {
   "recip1": (_floatish, False, False), "floor_half": (_floatish, True, True), "round_half": (_floatish, True, True),
   "ceil_half": (_floatish, True, True), "logical_not": (_to_bool, True, True), "invert": (_int_or_bool, True, True),
 }
-UNARY = UNARY_GUARDS
 
 
 def _arith(dt): return dt
@@ -379,12 +378,11 @@ def _cmp(dt): return dtypes.bool
 def _bits(dt): return None if dtypes.is_float(dt) else dt
 
 
-BINARY_GUARDS = {
+BINARY = {
   "add": _arith, "mul": _arith, "sub": _no_bool_arith, "maximum": _arith, "minimum": _arith, "div": _true_div,
   "floordiv": _no_bool_arith, "mod": _no_bool_arith, "lt": _cmp, "gt": _cmp, "le": _cmp, "ge": _cmp, "eq": _cmp,
   "ne": _cmp, "and": _bits, "or": _bits, "xor": _bits,
 }
-BINARY = BINARY_GUARDS
 EXACT_ONLY = {"lt", "gt", "le", "ge", "eq", "ne", "floordiv", "mod"}  # discrete results need exact operands
 INEXACT_RESULTS = {"div"}
 
@@ -394,7 +392,7 @@ def _keep(dt): return dt
 
 
 # name: (result dtype, needs an exact source, result stays exact, needs the reduced axes to be non-empty)
-REDUCE_GUARDS = {
+REDUCES = {
   "sum": (_sum_dtype, False, True, False), "max": (_keep, False, True, True), "min": (_keep, False, True, True),
   "mean": (_floatish, False, False, False), "prod": (_sum_dtype, True, True, False),
   "any": (_to_bool, True, True, False), "all": (_to_bool, True, True, False),
@@ -403,7 +401,6 @@ REDUCE_GUARDS = {
   "logsumexp": (_floatish, False, False, True), "softmax": (_floatish, False, False, False),
   "log_softmax": (_floatish, False, False, False), "var": (_floatish, False, False, True),
 }
-REDUCES = REDUCE_GUARDS
 
 
 # ---------------------------------------------------------------- teeny interpreter

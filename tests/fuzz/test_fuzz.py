@@ -6,7 +6,6 @@ with FUZZ_EXAMPLES=N (then each run draws new programs; FUZZ_SEED=S replays one 
   FUZZ_EXAMPLES=2000 python -m pytest tests/fuzz -q -o addopts="" -p no:cacheprovider --hypothesis-show-statistics
 """
 import os
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, reject, seed, settings
 from teeny import Device
