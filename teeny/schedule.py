@@ -86,12 +86,13 @@ def mark_realized(views: dict[UOp, UOp]):
 
 def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
   """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
+  nothing to scheduling (DETACH, a plain CONTIGUOUS of something already contiguous)."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
     if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
-    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
+    # a tagged CONTIGUOUS (a clone, a gradient leaf) must stay: it promises a buffer of its own
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue
     done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
   return done[sink]

@@ -214,7 +214,10 @@ class Tensor:
     out = self._new(UOp(Ops.DETACH, self.dtype, (self.uop,)))
     out._requires_grad = None
     return out
-  def clone(self) -> Tensor: return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
+  def clone(self) -> Tensor:
+    """A copy in a buffer of its own: each clone is its own node (equal nodes are one node, and the scheduler
+    skips a plain contiguous() of a buffer), so assigning into it never changes the original or another clone."""
+    return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("clone", next(_leaf_ids))))
   def assign(self, value) -> Tensor:
     """Write value into this tensor's buffer (lazily): what optimizers use to update parameters in place."""
     value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)

@@ -72,3 +72,20 @@ def test_view_with_nothing_valid_survives_every_movement():
     assert moved.nothing_valid, moved
     _, valid = moved.index([], dtypes.int32) if moved.shape == () else moved.index([None] * len(moved.shape), dtypes.int32)
     assert valid.op is Ops.CONST and valid.arg is False
+
+
+def test_clone_has_a_buffer_of_its_own(device):
+  """x.clone() shared x's buffer (it was the same node as x.contiguous(), which the scheduler skips for a realized
+  buffer), so assigning into a clone changed the original; two clones of one tensor also shared one buffer."""
+  x = Tensor([1.0, 2.0, 3.0], device=device)
+  c = x.clone().realize()
+  c.assign(c * 10).realize()
+  assert x.tolist() == [1.0, 2.0, 3.0] and c.tolist() == [10.0, 20.0, 30.0]
+  y = Tensor([1.0, 2.0], device=device) + 1
+  a, b = y.clone(), y.clone()
+  Tensor.realize_all(a, b)
+  a.assign(a * 0).realize()
+  assert b.tolist() == [2.0, 3.0] and y.tolist() == [2.0, 3.0] and a.tolist() == [0.0, 0.0]
+  f = x.clone()
+  f.assign(f.flip(0)).realize()  # reads its own target elsewhere: computed before it is written
+  assert f.tolist() == [3.0, 2.0, 1.0] and x.tolist() == [1.0, 2.0, 3.0]

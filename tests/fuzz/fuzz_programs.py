@@ -23,7 +23,7 @@ import math
 from typing import Any
 import numpy as np
 from hypothesis import strategies as st
-from teeny import Tensor, dtypes
+from teeny import Device, Tensor, dtypes
 from teeny.dtype import DType, promote, promote_scalar, to_dtype
 
 SIZES = (1, 1, 2, 3, 4, 5, 7, 0)    # sampled_from shrinks to the front: 1 first, and 0-size now and then
@@ -306,12 +306,29 @@ class _Builder:
     self.add("matmul", srcs, None, shape, promote(a.dtype, self.nodes[j].dtype), exact)
 
   def boundary(self):
+    """A kernel boundary: contiguous(), a realize in the middle of the program, or a copy to another device and back."""
     i = self.pick()
     n = self.nodes[i]
-    self.add(self.choice(("contiguous", "realize")), (i,), None, n.shape, n.dtype, n.exact)
+    self.add(self.choice(("contiguous", "realize", "device_roundtrip")), (i,), None, n.shape, n.dtype, n.exact)
+
+  def assign(self):
+    """t = node.clone().realize(), then t.assign(value) in place, where the value may read t elsewhere."""
+    i = self.pick()
+    n = self.nodes[i]
+    kind = self.choice(ASSIGN_VALUES)
+    if kind in ("flip", "plus_flip", "shift") and (not n.shape or n.shape[0] == 0): kind = "double"
+    srcs = (i,)
+    if kind == "other":
+      j = self.pick(lambda m: m.shape == n.shape and (m.exact or dtypes.is_float(n.dtype)))
+      if j is None or j == i: return
+      srcs, exact = (i, j), n.exact and self.nodes[j].exact
+    else: exact = n.exact
+    self.add("assign", srcs, kind, n.shape, n.dtype, exact)
 
 
-STEP_KINDS = ("movement",) * 7 + ("unary",) * 3 + ("binary",) * 4 + ("reduce",) * 3 + ("cast", "where", "matmul", "boundary")
+ASSIGN_VALUES = ("flip", "plus_flip", "double", "shift", "other")
+STEP_KINDS = (("movement",) * 7 + ("unary",) * 3 + ("binary",) * 4 + ("reduce",) * 3 +
+              ("cast", "where", "matmul", "boundary", "assign"))
 
 
 @st.composite
@@ -456,6 +473,16 @@ def input_value(step: Step) -> np.ndarray:
   return _input_array(step.arg) if step.exact else _real_input(step.arg)
 
 
+def _teeny_assign(x: Tensor, other: Tensor | None, kind: str) -> Tensor:
+  t = x.clone().realize()
+  if kind == "flip": value = t.flip()
+  elif kind == "plus_flip": value = t + t.flip()
+  elif kind == "double": value = t * 2
+  elif kind == "shift": value = t.pad(((1, 0),) + ((0, 0),) * (t.ndim - 1)).shrink(((0, t.shape[0]),) + tuple((0, s) for s in t.shape[1:]))
+  else: value = other
+  return t.assign(value)
+
+
 def run_teeny(program: Program, device: str) -> list[np.ndarray]:
   """Build the program with teeny tensors (realizing where it says), realize the outputs together, read them."""
   nodes: list[Tensor] = []
@@ -480,6 +507,10 @@ def _teeny_step(step: Step, src: list[Tensor], device: str) -> Tensor:
   if op == "getitem": return x[arg]
   if op == "contiguous": return x.contiguous()
   if op == "realize": return x.contiguous().realize()
+  if op == "device_roundtrip":
+    other = next((d for d in Device.available() if d != device), device)
+    return x.to(other).to(device)
+  if op == "assign": return _teeny_assign(x, src[1] if len(src) > 1 else None, arg)
   if op == "cast": return x.cast(arg)
   if op == "matmul": return src[0] @ src[1]
   if op in T_UNARY: return T_UNARY[op](x)
@@ -743,7 +774,8 @@ def _numpy_step(step: Step, src: list[Ref]) -> Ref:
   if op == "shrink": return Ref(a[tuple(slice(b, e) for b, e in arg)], x.err)
   if op == "flip": return Ref(np.flip(a, arg), x.err)
   if op == "getitem": return Ref(np.asarray(a[arg]).copy(), x.err)
-  if op in ("contiguous", "realize"): return x
+  if op in ("contiguous", "realize", "device_roundtrip"): return x
+  if op == "assign": return _np_assign(x, src[1] if len(src) > 1 else None, arg)
   if op == "cast":
     target = to_dtype(arg).np
     if np.issubdtype(a.dtype, np.floating) and not np.issubdtype(target, np.floating) and target != np.bool_:
@@ -772,6 +804,21 @@ def _numpy_step(step: Step, src: list[Ref]) -> Ref:
   if op == "where": return _np_where(src, arg)
   if op in REDUCES: return _np_reduce(op, x, *arg)
   raise ValueError(op)
+
+
+def _np_assign(x: Ref, other: Ref | None, kind: str) -> Ref:
+  a = x.value
+  with np.errstate(all="ignore"):
+    if kind == "flip": value = np.flip(a)
+    elif kind == "shift": value = np.concatenate([np.zeros_like(a[:1]), a[:-1]])
+    elif kind == "other": value = other.value
+    else:
+      l, r = (_np_promote_pair(a, 2, True) if kind == "double" else _np_promote_pair(a, np.flip(a), False))
+      value = _np_binary("mul" if kind == "double" else "add", l, r, x.err, 0.0 if kind == "double" else x.err).value
+      _wide_int_check("mul" if kind == "double" else "add", l, r, np.asarray(value))
+    out = np.asarray(value).astype(a.dtype)
+  err = max(x.err, other.err if other is not None else 0.0) * 2 + _eps(a.dtype) * _mag(out)
+  return Ref(out, err)
 
 
 def _np_where(src: list[Ref], arg) -> Ref:
