@@ -30,6 +30,9 @@ class ScheduleItem:
 # constant expression can live on two devices), so the device is part of the key. Weak: forgetting a graph
 # forgets its buffers.
 _realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# ASSIGN node that ran -> its target's buffer view. Never forgotten (an ASSIGN is a write that must happen once,
+# however often the graphs holding it are realized); each assign() call makes its own node, so this is exact.
+_assigned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def buffer_view(buf: Buffer, shape) -> UOp:
@@ -42,7 +45,8 @@ def is_buffer_view(u: UOp) -> bool:
 
 
 def forget_realized():
-  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from."""
+  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
+  Writes that already ran (_assigned) stay remembered."""
   _realized.clear()
 
 
@@ -81,7 +85,8 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
 def mark_realized(views: dict[UOp, UOp]):
   """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
   for n, view in views.items():
-    if not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
+    if n.op is Ops.ASSIGN: _assigned[n] = view
+    elif not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
 
 
 def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
@@ -89,6 +94,7 @@ def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
   nothing to scheduling (DETACH, a plain CONTIGUOUS of something already contiguous)."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
+    if n in _assigned: done[n] = _assigned[n]; continue
     if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
     # a tagged CONTIGUOUS (a clone, a gradient leaf) must stay: it promises a buffer of its own

@@ -224,7 +224,8 @@ class Tensor:
     if value.shape != self.shape: raise ValueError(f"assign of shape {value.shape} into shape {self.shape}")
     if value.device != self.device: raise RuntimeError(f"assign from device {value.device} into {self.device}")
     if not is_buffer_view(self.uop): self.realize()
-    self.uop = UOp(Ops.ASSIGN, self.dtype, (self.uop, value.cast(self.dtype).uop))
+    # each call is its own write: equal graphs are one node, and x.assign(x + 1) twice must add 2
+    self.uop = UOp(Ops.ASSIGN, self.dtype, (self.uop, value.cast(self.dtype).uop), next(_leaf_ids))
     forget_realized()
     return self
 

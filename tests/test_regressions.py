@@ -89,3 +89,18 @@ def test_clone_has_a_buffer_of_its_own(device):
   f = x.clone()
   f.assign(f.flip(0)).realize()  # reads its own target elsewhere: computed before it is written
   assert f.tolist() == [3.0, 2.0, 1.0] and x.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_assign_runs_once_even_after_another_assign(device):
+  """t.assign(t.flip(0)) ran twice (flipping t back) when a graph holding it was realized again after another
+  assign() had cleared the memo of realized nodes: an ASSIGN that ran is now remembered for good, and each
+  assign() call is its own node (so a repeated x.assign(x + 1) still runs every time)."""
+  t = Tensor([1.0, 2.0], device=device).clone().realize()
+  t.assign(t.flip(0))
+  m = t * Tensor([3.0, 5.0], device=device)
+  c = m.clone().realize()   # runs the flip, then m
+  c.assign(m)               # an unrelated assign: m must not flip t a second time
+  assert c.tolist() == [6.0, 5.0] and m.tolist() == [6.0, 5.0] and t.tolist() == [2.0, 1.0]
+  x = Tensor([0.0], device=device).clone().realize()
+  for _ in range(3): x.assign(x + 1).realize()
+  assert x.item() == 3.0

@@ -880,6 +880,6 @@ def compare(program: Program, got: list[np.ndarray], want: list[Ref]) -> str | N
     tol = SCALED_RELATIVE_TOL * w.err + 4 * _eps(wv.dtype) * np.abs(wf) + 1e-300
     bad = ~(np.abs(gf - wf) <= tol)
     if bad.any():
-      at = tuple(int(i[0]) for i in np.nonzero(bad))
+      at = tuple(int(i[0]) for i in np.nonzero(np.atleast_1d(bad))) if bad.ndim else ()
       return (f"%{o}: off by {np.abs(gf - wf)[at]:.3g} at {at} (bound {w.err:.3g})\n teeny {g.tolist()}\n numpy {wv.tolist()}")
   return None
