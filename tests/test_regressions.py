@@ -104,3 +104,16 @@ def test_assign_runs_once_even_after_another_assign(device):
   x = Tensor([0.0], device=device).clone().realize()
   for _ in range(3): x.assign(x + 1).realize()
   assert x.item() == 3.0
+
+
+def test_prod_gradient_at_zero(device):
+  """The gradient of prod was prod / x: NaN wherever an element is 0 (the gradient fuzzer hit it through a row
+  that cancelled to 0). It is the product of the other elements, like PyTorch."""
+  a = np.array([[2.0, 3.0, 4.0], [2.0, 0.0, 4.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+  t = Tensor(a, device=device, requires_grad=True)
+  t.prod(1).sum().backward()
+  want = np.array([[12, 8, 6], [0, 8, 0], [0, 0, 0], [0, 0, 0]], np.float32)
+  np.testing.assert_array_equal(t.grad.numpy(), want)
+  s = Tensor(np.array([0.0, 5.0], np.float32), device=device, requires_grad=True)
+  s.prod().backward()
+  assert s.grad.tolist() == [5.0, 0.0]
