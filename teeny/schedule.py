@@ -30,9 +30,6 @@ class ScheduleItem:
 # constant expression can live on two devices), so the device is part of the key. Weak: forgetting a graph
 # forgets its buffers.
 _realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# ASSIGN node that ran -> its target's buffer view. Never forgotten (an ASSIGN is a write that must happen once,
-# however often the graphs holding it are realized); each assign() call makes its own node, so this is exact.
-_assigned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def buffer_view(buf: Buffer, shape) -> UOp:
@@ -46,8 +43,9 @@ def is_buffer_view(u: UOp) -> bool:
 
 def forget_realized():
   """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
-  Writes that already ran (_assigned) stay remembered."""
-  _realized.clear()
+  Except ASSIGNs themselves: one that ran must never run again (a pending graph that reads a counter's ASSIGN
+  would increment it a second time); a graph holding it reads the target buffer instead."""
+  for n in [n for n in _realized if n.op is not Ops.ASSIGN]: del _realized[n]
 
 
 class _Unfusable(Exception):
@@ -60,7 +58,7 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
   original_roots = roots
   sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
-  graph = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
+  graph, prepared = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
   roots = list(graph.src)
   nodes = toposort(graph)
   device_of = _devices(nodes, dict(zip(roots, devices)))
@@ -79,29 +77,31 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   for k in kernels:
     for n in k.outputs: out_views[n] = buffer_view(k.bufs[0], n.shape)
   for r, original in zip(roots, original_roots): out_views[original] = r if is_buffer_view(r) else out_views[r]
+  # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
+  # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
+  for original, new in prepared.items():
+    if new in out_views and original not in out_views: out_views[original] = out_views[new]
   return items, out_views
 
 
 def mark_realized(views: dict[UOp, UOp]):
   """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
   for n, view in views.items():
-    if n.op is Ops.ASSIGN: _assigned[n] = view
-    elif not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
+    if not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
 
 
-def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
+def _prepare(sink: UOp, device_of: dict[UOp, str]) -> tuple[UOp, dict[UOp, UOp]]:
   """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, a plain CONTIGUOUS of something already contiguous)."""
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
+  its own: a clone or a gradient leaf, which assign may later write)."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
-    if n in _assigned: done[n] = _assigned[n]; continue
     if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
-    # a tagged CONTIGUOUS (a clone, a gradient leaf) must stay: it promises a buffer of its own
     if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue
     done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
-  return done[sink]
+  return done[sink], done
 
 
 def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
@@ -138,7 +138,8 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
 
 def _copy_item(n: UOp, buffers) -> ScheduleItem:
   src = n.src[0]
-  src_buf = src.src[0].arg if src.op is Ops.RESHAPE else (src.arg if src.op is Ops.BUFFER else buffers[src])
+  if src in buffers: src_buf = buffers[src]  # realized by this schedule (a reshaped result, say, in a backward pass)
+  else: src_buf = src.arg if src.op is Ops.BUFFER else src.src[0].arg
   return ScheduleItem(n, [buffers[n], src_buf], [n])
 
 

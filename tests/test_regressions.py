@@ -117,3 +117,15 @@ def test_prod_gradient_at_zero(device):
   s = Tensor(np.array([0.0, 5.0], np.float32), device=device, requires_grad=True)
   s.prod().backward()
   assert s.grad.tolist() == [5.0, 0.0]
+
+
+def test_identical_assign_while_the_first_is_still_held(device):
+  """x.assign(x + 1) twice built one and the same ASSIGN node (equal graphs are one node); while a lazy tensor
+  still held the first one, the scheduler took the second for the first, already run, and skipped the write."""
+  x = Tensor([0.0], device=device).clone().realize()
+  x.assign(x + 1)
+  keep = x * 10  # holds the first ASSIGN node
+  x.realize()
+  x.assign(x + 1).realize()
+  assert x.item() == 2.0
+  del keep
