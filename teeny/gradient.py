@@ -47,8 +47,15 @@ def _reduce_grad(ctx: UOp, ret: UOp):
     is_max = _eq(src, _expand(ret, src.shape)).cast(src.dtype)
     count = _expand(_sum_to(is_max, axes), src.shape)
     return (_mul(_expand(ctx, src.shape), _div(is_max, count)),)
-  # MUL: d(prod)/dx = prod / x (undefined where x is 0, like the plain formula in most frameworks)
-  return (_mul(_expand(ctx, src.shape), _div(_expand(ret, src.shape), src)),)
+  # MUL: d(prod)/dx_i is the product of the other elements, like PyTorch. prod / x_i would be 0/0 at a zero, so:
+  # no zero in the row: rest / x_i; one zero: only that element gets the product of the rest; more: all get 0
+  zero = _eq(src, _full(src, 0.0))
+  nonzero = zero.where(_full(src, 1.0), src)
+  rest = _expand(UOp(Ops.REDUCE_AXIS, src.dtype, (nonzero,), (Ops.MUL, axes)), src.shape)
+  zeros = _expand(_sum_to(zero.cast(src.dtype), axes), src.shape)
+  one_zero = zero.where(rest, _full(src, 0.0))
+  share = _eq(zeros, _full(zeros, 0.0)).where(_div(rest, nonzero), _eq(zeros, _full(zeros, 1.0)).where(one_zero, _full(src, 0.0)))
+  return (_mul(_expand(ctx, src.shape), share),)
 
 
 def _expand_grad(ctx: UOp, ret: UOp):

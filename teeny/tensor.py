@@ -154,7 +154,7 @@ class Tensor:
   # ---- creation ----
   @staticmethod
   def full(shape, fill_value: Scalar, dtype=None, device=None, **kw) -> Tensor:
-    shape = _shape_arg(shape)
+    shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
     t = Tensor(UOp.const(dt, fill_value), device=device, **kw)
     return t.reshape((1,) * len(shape)).expand(shape) if shape else t
@@ -166,7 +166,7 @@ class Tensor:
   def empty(*shape, dtype=None, device=None, **kw) -> Tensor:
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
-    shape = _shape_arg(shape)
+    shape = _new_shape(shape)
     return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, **kw)
   @staticmethod
   def arange(start, stop=None, step=1, dtype=None, device=None, **kw) -> Tensor:
@@ -178,6 +178,7 @@ class Tensor:
   @staticmethod
   def eye(n: int, m: int | None = None, dtype=None, device=None, **kw) -> Tensor:
     m = n if m is None else m
+    n, m = _new_shape((n, m))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, **kw)
     # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
@@ -196,7 +197,7 @@ class Tensor:
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
-    todo = [t for t in tensors if not is_buffer_view(t.uop)]
+    todo = list({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
     if not todo: return
     items, views = create_schedule([t.uop for t in todo], [t.device for t in todo])
     run_schedule(items)
@@ -237,7 +238,8 @@ class Tensor:
     if value.shape != self.shape: raise ValueError(f"assign of shape {value.shape} into shape {self.shape}")
     if value.device != self.device: raise RuntimeError(f"assign from device {value.device} into {self.device}")
     if not is_buffer_view(self.uop): self.realize()
-    self.uop = UOp(Ops.ASSIGN, self.dtype, (self.uop, value.cast(self.dtype).uop))
+    # each call is its own write: equal graphs are one node, and x.assign(x + 1) twice must add 2
+    self.uop = UOp(Ops.ASSIGN, self.dtype, (self.uop, value.cast(self.dtype).uop), next(_leaf_ids))
     self._graph = None  # new contents: the graph that computed the old ones no longer describes it
     forget_realized()
     return self
@@ -289,7 +291,7 @@ class Tensor:
     src = (1,) * (len(shape) - self.ndim) + self.shape
     shape = tuple(s if n == -1 else n for s, n in zip(src, shape))
     for s, n in zip(src, shape):
-      if s != n and s != 1: raise ValueError(f"can't expand shape {self.shape} to {shape}")
+      if (s != n and s != 1) or n < 0: raise ValueError(f"can't expand shape {self.shape} to {shape}")
     x = self.reshape(src) if src != self.shape else self
     return x if shape == x.shape else x._new(UOp(Ops.EXPAND, self.dtype, (x.uop,), shape))
   def pad(self, padding, value: Scalar = 0.0) -> Tensor:
@@ -523,6 +525,7 @@ class Tensor:
     return a._alu(Ops.AND if a.dtype == dtypes.bool else Ops.MUL, b)
   def div(self, other, reverse=False, rounding_mode: str | None = None) -> Tensor:
     """True division (ints become floats), or rounding_mode 'trunc' / 'floor' like torch.div."""
+    if rounding_mode not in (None, "trunc", "floor"): raise ValueError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floordiv(other, reverse)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)
@@ -542,7 +545,8 @@ class Tensor:
     unsafe = (b == 0) if dtypes.is_unsigned(self.dtype) else (b == 0) | (b == -1)
     return unsafe.where(0, self._alu(Ops.MOD, unsafe.where(1, b).cast(b.dtype))).cast(self.dtype)
   def floordiv(self, other, reverse=False) -> Tensor:
-    """Floor division, like Python's // and torch.floor_divide."""
+    """Floor division, like Python's // and torch.floor_divide: the quotient rounds toward -inf (-7 // 2 == -4,
+    7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: floor(a / b)."""
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): return (a / b).floor()
     if a.dtype == dtypes.bool: raise TypeError("floor division of bool tensors is not supported")
@@ -551,7 +555,8 @@ class Tensor:
     r = a._int_mod(b)
     return q - ((r != 0) & ((r < 0) != (b < 0))).cast(q.dtype)
   def mod(self, other, reverse=False) -> Tensor:
-    """Remainder with the sign of the divisor, like Python's % and torch.remainder."""
+    """Remainder with the sign of the divisor, like Python's % and torch.remainder (-7 % 2 == 1, 7 % -2 == -1), so
+    (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: a - floor(a / b) * b."""
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): return a - (a / b).floor() * b
     if a.dtype == dtypes.bool: raise TypeError("modulo of bool tensors is not supported")
@@ -631,7 +636,10 @@ class Tensor:
   def rsqrt(self) -> Tensor: return self.sqrt().reciprocal()
   def reciprocal(self) -> Tensor: return self._float()._alu(Ops.RECIP)
   def sin(self) -> Tensor: return self._float()._alu(Ops.SIN)
-  def cos(self) -> Tensor: return self._in_float32(lambda x: ((math.pi / 2) - x).sin())
+  def cos(self) -> Tensor:
+    """cos x = 1 - 2 sin^2(x/2): halving x is exact, so large x keep their accuracy (sin(pi/2 - x) would round
+    pi/2 - x, an error of |x| * eps)."""
+    return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Tensor: return self._in_float32(lambda x: x.sin() / x.cos())
   def relu(self) -> Tensor: return self.maximum(0)
   def sigmoid(self) -> Tensor: return self._in_float32(lambda x: (1 + (-x).exp()).reciprocal())
@@ -649,7 +657,10 @@ class Tensor:
     t = self.trunc()
     return (self > t).where(t + 1, t)
   def square(self) -> Tensor: return self * self
-  def sign(self) -> Tensor: return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype) if self.dtype != dtypes.bool else self
+  def sign(self) -> Tensor:
+    if self.dtype == dtypes.bool: return self
+    out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+    return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
   def clip(self, min_=None, max_=None) -> Tensor:
     x = self if min_ is None else self.maximum(min_)
     return x if max_ is None else x.minimum(max_)
@@ -670,7 +681,9 @@ class Tensor:
     # negative base: real only for integer exponents, negative for odd ones
     is_int = b.trunc() == b
     odd = (b.abs() % 2) == 1
-    signed = (a < 0).where(is_int.where(odd.where(-magnitude, magnitude), float("nan")), magnitude)
+    # (-inf) ** 2.5 is inf (IEEE pow), not nan: the magnitude (inf or 0) is the answer there
+    non_int = (a == -math.inf).where(magnitude, float("nan"))
+    signed = (a < 0).where(is_int.where(odd.where(-magnitude, magnitude), non_int), magnitude)
     return (b == 0).where(1.0, signed)
 
   # ---- python operators ----
@@ -723,7 +736,10 @@ class Tensor:
   def mean(self, axis=None, keepdim=False) -> Tensor:
     x = self._float()
     count = math.prod(self.shape[a] for a in self._axes(axis))
-    return x.sum(axis, keepdim) * (1 / count if count else float("nan"))
+    scale = 1 / count if count else float("nan")
+    # float16 divides the float32 sum before rounding, like PyTorch: a sum past 65504 may still have a finite mean
+    if x.dtype == dtypes.float16: return (x.sum(axis, keepdim, dtype=dtypes.float32) * scale).cast(dtypes.float16)
+    return x.sum(axis, keepdim) * scale
 
   # ---- linear algebra (composed) ----
   def dot(self, w: Tensor) -> Tensor: return self.matmul(w)
@@ -732,6 +748,8 @@ class Tensor:
     a = self.unsqueeze(0) if self.ndim == 1 else self
     b = w.unsqueeze(1) if w.ndim == 1 else w
     if a.shape[-1] != b.shape[-2]: raise ValueError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
+    try: _broadcast_shape(a.shape[:-2], b.shape[:-2])
+    except ValueError: raise ValueError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
     # (..., n, k, 1) * (..., 1, k, m) summed over k
     out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=promote(a.dtype, b.dtype) if not dtypes.is_float(promote(a.dtype, b.dtype)) else None)
     if self.ndim == 1: out = out.squeeze(-2)
@@ -782,7 +800,7 @@ class Tensor:
   def rand(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Uniform in [0, 1). float32 uses the top 24 bits of each random word, float16 the top 11 and float64 all 32,
     so every value is exact and 1.0 never appears."""
-    shape, dt = _shape_arg(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
     n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
     if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
@@ -793,7 +811,7 @@ class Tensor:
   @staticmethod
   def randn(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Standard normal by the Box-Muller transform of two uniforms (computed in float32, or float64 for float64)."""
-    shape, dt = _shape_arg(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     u = Tensor.rand(2, *shape, dtype=dtypes.float64 if dt == dtypes.float64 else dtypes.float32, device=device)
     out = ((1 - u[0]).log() * -2).sqrt() * (u[1] * (2 * math.pi)).cos()  # 1-u is in (0, 1]: the log is finite
     return Tensor._rng_out(out.cast(dt), requires_grad)
@@ -812,7 +830,7 @@ class Tensor:
     low, high = 0 if low is None else int(low), 10 if high is None else int(high)
     if high <= low: raise ValueError(f"randint needs low < high, got low={low} high={high}")
     if high - low > 2**32: raise ValueError(f"randint range [{low}, {high}) is wider than 2**32")
-    shape = _shape_arg(shape if isinstance(shape, (tuple, list)) else (shape,))
+    shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
     n = math.prod(shape)
     if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
@@ -973,17 +991,22 @@ class Tensor:
     return (self != 0).max(axis, keepdim)
   def all(self, axis=None, keepdim=False) -> Tensor: return (self == 0).any(axis, keepdim).logical_not()
   def logsumexp(self, axis=None, keepdim=False) -> Tensor:
-    """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf."""
+    """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
+    empty axis (log of an empty sum, like PyTorch)."""
+    if any(self.shape[a] == 0 for a in self._axes(axis)):
+      return Tensor.full(self._reduced_shape(axis, keepdim), -math.inf, dtype=self._float().dtype, device=self.device)
     m = self._float().max(axis, keepdim=True).detach()
     m = m.isinf().where(0.0, m)
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
   def softmax(self, axis=-1, dtype=None) -> Tensor:
     x = self.cast(dtype) if dtype is not None else self._float()
+    if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     e = (x - x.max(axis, keepdim=True).detach()).exp()
     return e / e.sum(axis, keepdim=True)
   def log_softmax(self, axis=-1, dtype=None) -> Tensor:
     x = self.cast(dtype) if dtype is not None else self._float()
+    if x.numel() == 0: return x
     shifted = x - x.max(axis, keepdim=True).detach()
     return shifted - shifted.exp().sum(axis, keepdim=True).log()
   def _cum_last(self, op: str) -> Tensor:
@@ -1390,7 +1413,16 @@ def _realized_graphs() -> dict[UOp, UOp]:
 
 def _shape_arg(shape) -> tuple[int, ...]:
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
+  for s in shape:  # int(2.5) would quietly make a size of 2
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)): raise TypeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
   return tuple(int(s) for s in shape)
+
+
+def _new_shape(shape) -> tuple[int, ...]:
+  """The shape of a new tensor: ints >= 0."""
+  shape = _shape_arg(shape)
+  if any(s < 0 for s in shape): raise ValueError(f"a tensor can't have a negative size, got shape {shape}")
+  return shape
 
 
 def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:

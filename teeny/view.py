@@ -34,10 +34,19 @@ class View:
     shape = tuple(shape)
     strides = strides_for(shape) if strides is None else tuple(0 if s == 1 else st for s, st in zip(shape, strides))
     if mask is not None:
-      if any(lo >= hi for lo, hi in mask):  # nothing is valid: canonical empty mask, nothing to index
-        return View(shape, (0,) * len(shape), 0, tuple((0, 0) for _ in shape))
+      if any(lo >= hi for lo, hi in mask): return View.invalid(shape)
       if all(lo == 0 and hi == s for (lo, hi), s in zip(mask, shape)): mask = None
     return View(shape, strides, offset, None if mask is None else tuple(mask))
+
+  @staticmethod
+  def invalid(shape) -> View:
+    """The view where no index is valid (it reads as 0 everywhere): the canonical empty mask, nothing to index.
+    A 0-d shape has no axis to hold an empty range, so it keeps one (0, 0) range to say so."""
+    shape = tuple(shape)
+    return View(shape, (0,) * len(shape), 0, tuple((0, 0) for _ in shape) or ((0, 0),))
+
+  @property
+  def nothing_valid(self) -> bool: return self.mask is not None and any(lo >= hi for lo, hi in self.mask)
 
   @cached_property
   def contiguous(self) -> bool:
@@ -45,11 +54,14 @@ class View:
 
   def _mask_or_full(self): return self.mask if self.mask is not None else tuple((0, s) for s in self.shape)
 
+  # every movement of a view where nothing is valid is again such a view (keeps the 0-d case from losing it)
   def permute(self, order) -> View:
+    if self.nothing_valid: return View.invalid(tuple(self.shape[i] for i in order))
     return View.create(tuple(self.shape[i] for i in order), tuple(self.strides[i] for i in order), self.offset,
                        tuple(self.mask[i] for i in order) if self.mask is not None else None)
 
   def expand(self, new_shape) -> View:
+    if self.nothing_valid: return View.invalid(new_shape)
     mask = None
     if self.mask is not None:
       mask = tuple(m if s == ns else ((0, ns) if m != (0, 0) else (0, 0)) for m, s, ns in zip(self.mask, self.shape, new_shape))
@@ -57,6 +69,7 @@ class View:
 
   def shrink(self, arg) -> View:
     """Keep [b, e) of each axis; b may be negative and e past the end (that is how PAD is made)."""
+    if self.nothing_valid: return View.invalid(tuple(e - b for b, e in arg))
     offset = self.offset + sum(b * st for (b, _), st in zip(arg, self.strides))
     mask = tuple((max(lo - b, 0), min(hi - b, e - b)) for (lo, hi), (b, e) in zip(self._mask_or_full(), arg))
     return View.create(tuple(e - b for b, e in arg), self.strides, offset, mask)
@@ -64,6 +77,7 @@ class View:
   def pad(self, arg) -> View: return self.shrink(tuple((-b, s + a) for s, (b, a) in zip(self.shape, arg)))
 
   def flip(self, axes) -> View:
+    if self.nothing_valid: return self
     offset = self.offset + sum((s - 1) * st for i, (s, st) in enumerate(zip(self.shape, self.strides)) if i in axes)
     strides = tuple(-st if i in axes else st for i, st in enumerate(self.strides))
     mask = None if self.mask is None else tuple((s - hi, s - lo) if i in axes else (lo, hi)
@@ -76,8 +90,7 @@ class View:
     if new_shape == self.shape: return self
     if math.prod(new_shape) != math.prod(self.shape): raise ValueError(f"view of shape {self.shape} can't become {new_shape}")
     if self.contiguous or 0 in self.shape or 0 in new_shape: return View.create(new_shape)
-    if self.mask is not None and any(lo >= hi for lo, hi in self.mask):
-      return View.create(new_shape, mask=tuple((0, 0) for _ in new_shape))
+    if self.nothing_valid: return View.invalid(new_shape)
     # drop size-1 axes (their only index is 0 and their mask, if any, is full), then match groups of axes
     old = [(s, st, m) for s, st, m in zip(self.shape, self.strides, self._mask_or_full()) if s != 1]
     strides, mask, i = [], [], 0
@@ -109,6 +122,7 @@ class View:
 
   def index(self, idxs: list[UOp], dtype: DType) -> tuple[UOp, UOp | None]:
     """(element offset, validity or None) for indices along this view's shape."""
+    if self.nothing_valid: return UOp.const(dtype, 0), UOp.const(dtypes.bool, False)
     idx = UOp.const(dtype, self.offset)
     for i, st in zip(idxs, self.strides):
       if st: idx = idx + i * UOp.const(dtype, st)

@@ -41,8 +41,10 @@ class OpenCLRenderer(Renderer):
       text = float(value).hex()
       return f"({text}{'' if dt == dtypes.float64 else 'f'})"
     if value == dtypes.min(dt) and not dtypes.is_unsigned(dt):  # -2147483648 is not a C literal
-      return f"({value + 1}{_INT_SUFFIX.get(dt, '')}-1)"
-    return f"{value}{_INT_SUFFIX.get(dt, '')}"
+      text = f"({value + 1}{_INT_SUFFIX.get(dt, '')}-1)"
+    else: text = f"{value}{_INT_SUFFIX.get(dt, '')}"
+    # C has no char or short literals: without the cast, max(char, 0) is an ambiguous overload
+    return f"(({_C_TYPES[dt]}){text})" if dt.itemsize < 4 else text
 
   def render(self, name: str, program: list[UOp]) -> str:
     r: dict[UOp, str] = {}

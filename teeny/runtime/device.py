@@ -55,15 +55,22 @@ def _read_cache_entry(path: str) -> bytes | None:
 
 
 def _write_cache_entry(path: str, payload: bytes):
+  """Write through a temp file in the same directory and rename it into place. Any failure (read-only or
+  uncreatable directory, full disk) leaves no temp file behind and warns once per process: teeny goes on
+  compiling without the cache."""
   global _cache_warned
+  tmp = None
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp")
     with os.fdopen(fd, "wb") as f: f.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
     os.replace(tmp, path)  # atomic: a concurrent reader sees the old entry or the whole new one
   except OSError as e:
+    if tmp is not None:
+      try: os.unlink(tmp)
+      except OSError: pass
     if not _cache_warned:
-      warnings.warn(f"teeny: compile cache at {os.path.dirname(path)} is not writable ({e}); compiling without it")
+      warnings.warn(f"teeny: compile cache at {cache_dir()} is not writable ({e}); compiling without it")
       _cache_warned = True
 
 

@@ -55,11 +55,27 @@ def _choose_device() -> cl.Device:
   return next((d for d in devices if d.type & cl.device_type.GPU), devices[0])
 
 
+_OUT_OF_MEMORY = {cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE, cl.status_code.OUT_OF_RESOURCES,
+                  cl.status_code.OUT_OF_HOST_MEMORY, cl.status_code.INVALID_BUFFER_SIZE}
+
+
+def _out_of_memory(device: cl.Device, nbytes: int, why) -> MemoryError:
+  return MemoryError(f"OpenCL device {device.name.strip()} can't allocate {nbytes} bytes "
+                     f"({device.global_mem_size} bytes of memory, at most {device.max_mem_alloc_size} in one buffer): {why}")
+
+
 class CLAllocator(Allocator):
-  """cl.Buffer handles. Copies in are blocking too: the caller may reuse its host memory as soon as we return."""
+  """cl.Buffer handles. Copies in are blocking too: the caller may reuse its host memory as soon as we return.
+  An allocation the device can't make raises MemoryError naming the bytes and the device; nothing else changes."""
   def __init__(self, ctx: cl.Context, queue: cl.CommandQueue):
     self.ctx, self.queue = ctx, queue
-  def _alloc(self, nbytes: int): return cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, nbytes)
+    self.device = ctx.devices[0]
+  def _alloc(self, nbytes: int):
+    if nbytes > self.device.max_mem_alloc_size: raise _out_of_memory(self.device, nbytes, "more than one buffer may hold")
+    try: return cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, nbytes)
+    except cl.Error as e:
+      if e.code in _OUT_OF_MEMORY: raise _out_of_memory(self.device, nbytes, e) from None
+      raise
   def _free(self, handle, nbytes: int): handle.release()
   def copyin(self, dest, src: memoryview):
     if src.nbytes: cl.enqueue_copy(self.queue, dest, src, is_blocking=True)
@@ -120,7 +136,10 @@ class CLProgram(Program):
       local_size = tuple(int(l) for l in local_size) + (1,) * (len(global_size) - len(local_size))
       global_size = tuple(g * l for g, l in zip(global_size, local_size))
     if 0 in global_size: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
-    event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, global_size, local_size)
+    try: event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, global_size, local_size)
+    except cl.Error as e:  # drivers may only find out at the first launch that a buffer doesn't fit
+      if e.code in _OUT_OF_MEMORY: raise MemoryError(f"OpenCL device {self.device.cl_device.name.strip()} ran out of memory running kernel {self.name}: {e}") from None
+      raise
     if not wait: return None
     event.wait()
     return (event.profile.end - event.profile.start) * 1e-9

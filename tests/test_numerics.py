@@ -1,0 +1,131 @@
+"""Numerics the issue asks for, beyond tests/test_ops*.py and tests/test_dtype.py: integer division and modulo
+against Python's own // and % (every int width, negative operands, scalars on either side); float16 reductions
+that only come out right with a float32 accumulator; softmax, log_softmax and logsumexp for logits of +-1e4 in
+every float dtype, forward and backward."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from teeny import Tensor, Device, dtypes
+
+DEVICES = Device.available()
+
+
+# ---------------------------------------------------------------- integer // and % like Python
+
+def python_floordiv(a: int, b: int) -> int: return 0 if b == 0 else a // b   # teeny (like numpy): x // 0 == 0
+def python_mod(a: int, b: int) -> int: return 0 if b == 0 else a % b
+def c_truncdiv(a: int, b: int) -> int: return 0 if b == 0 else (abs(a) // abs(b)) * (1 if (a >= 0) == (b >= 0) else -1)
+
+
+def wrap(v: int, bits: int, signed: bool = True) -> int:
+  v &= (1 << bits) - 1
+  return v - (1 << bits) if signed and v >= 1 << (bits - 1) else v
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.integers(-2**62, 2**62), st.integers(-2**40, 2**40) | st.integers(-9, 9)), min_size=1, max_size=16))
+def test_int64_floordiv_mod_match_python(pairs):
+  a = np.array([p[0] for p in pairs], np.int64)
+  b = np.array([p[1] for p in pairs], np.int64)
+  for device in DEVICES:
+    ta, tb = Tensor(a, device=device), Tensor(b, device=device)
+    assert (ta // tb).tolist() == [python_floordiv(x, y) for x, y in pairs], device
+    assert (ta % tb).tolist() == [python_mod(x, y) for x, y in pairs], device
+    assert ta.div(tb, rounding_mode="trunc").tolist() == [c_truncdiv(x, y) for x, y in pairs], device
+
+
+@pytest.mark.parametrize("dtype,bits", [(np.int8, 8), (np.int16, 16), (np.int32, 32), (np.int64, 64)])
+def test_floordiv_mod_every_signed_width(device, dtype, bits):
+  lo, hi = -2 ** (bits - 1), 2 ** (bits - 1) - 1
+  values = [lo, lo + 1, -100, -7, -2, -1, 0, 1, 2, 7, 100, hi - 1, hi]
+  pairs = [(x, y) for x in values for y in values]
+  a, b = np.array([p[0] for p in pairs], dtype), np.array([p[1] for p in pairs], dtype)
+  ta, tb = Tensor(a, device=device), Tensor(b, device=device)
+  # MIN // -1 overflows: it wraps to MIN, and MIN % -1 is 0
+  assert (ta // tb).tolist() == [wrap(python_floordiv(x, y), bits) for x, y in pairs]
+  assert (ta % tb).tolist() == [python_mod(x, y) for x, y in pairs]
+  assert (ta // tb).dtype == dtypes.from_np(dtype) and (ta % tb).dtype == dtypes.from_np(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_floordiv_mod_unsigned(device, dtype):
+  top = int(np.iinfo(dtype).max)
+  values = [0, 1, 2, 7, 100 % (top + 1), top - 1, top]
+  pairs = [(x, y) for x in values for y in values]
+  ta, tb = (Tensor(np.array([p[i] for p in pairs], dtype), device=device) for i in (0, 1))
+  assert (ta // tb).tolist() == [python_floordiv(x, y) for x, y in pairs]
+  assert (ta % tb).tolist() == [python_mod(x, y) for x, y in pairs]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_floordiv_mod_with_scalars_on_either_side(device, dtype):
+  xs = [-9, -8, -7, -1, 0, 1, 7, 8, 9]
+  t = Tensor(np.array(xs, dtype), device=device)
+  for s in (-3, 4):
+    assert (t // s).tolist() == [x // s for x in xs] and (t % s).tolist() == [x % s for x in xs]
+    assert (s // t).tolist() == [python_floordiv(s, x) for x in xs] and (s % t).tolist() == [python_mod(s, x) for x in xs]
+    assert ((t // s) * s + t % s).tolist() == xs  # the identity that ties the two together
+
+
+# ---------------------------------------------------------------- float16 accumulates in float32
+
+def test_half_reductions_accumulate_in_float32(device):
+  v = np.full(4096, 0.1, np.float16)  # 4096 x 0.0999755859375: a half accumulator stalls far below 409.5
+  exact = np.float16(np.sum(v.astype(np.float64)))
+  stalled = np.float16(0)
+  for x in v[:2048]: stalled = np.float16(stalled + x)  # what a half accumulator would do
+  assert stalled != exact
+  t = Tensor(v, device=device)
+  assert t.sum().item() == exact
+  assert t.reshape(64, 64).sum(1).sum().item() == exact
+  assert (t * 2).sum().item() == np.float16(2 * np.sum(v.astype(np.float64)))  # fused elementwise, same accumulator
+  assert t.mean().item() == np.float16(np.mean(v.astype(np.float64)))
+  assert (t.reshape(1, 4096) @ Tensor(np.ones((4096, 1), np.float16), device=device)).item() == exact
+  cum = t.cumsum().numpy()
+  assert cum.dtype == np.float16 and cum[-1] == exact and cum[2047] == np.float16(np.sum(v[:2048].astype(np.float64)))
+  ones = Tensor(np.ones((3, 4096), np.float16), device=device)
+  assert ones.sum(1).tolist() == [4096.0] * 3  # a half accumulator sticks at 2048
+
+
+def test_half_sum_past_the_half_range_is_inf_but_mean_is_not(device):
+  t = Tensor(np.full(8, 60000, np.float16), device=device)
+  assert t.sum().item() == np.inf
+  assert t.mean().item() == 60000.0
+
+
+# ---------------------------------------------------------------- softmax family for huge logits
+
+LOGITS = np.array([[1e4, -1e4, 0.0, 1e4 - 1], [-1e4, -1e4 + 2, -1e4, -1e4], [1e4, 1e4, 1e4, 1e4], [-1e4, 1e4, -1e4, -1e4]])
+
+
+def reference(a: np.ndarray, axis: int):
+  m = a.max(axis, keepdims=True)
+  lse = np.log(np.exp(a - m).sum(axis, keepdims=True)) + m
+  return np.exp(a - lse), a - lse, lse
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_softmax_family_stable_for_huge_logits(device, dtype, axis):
+  if dtype == np.float64 and device == "CL" and not Device["CL"].info.has_fp64: pytest.skip("no float64")
+  a = LOGITS.astype(dtype)
+  sm, lsm, lse = reference(a.astype(np.float64), axis)
+  t = Tensor(a, device=device)
+  rtol = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+  got_sm, got_lsm, got_lse = t.softmax(axis).numpy(), t.log_softmax(axis).numpy(), t.logsumexp(axis, keepdim=True).numpy()
+  for got in (got_sm, got_lsm, got_lse): assert got.dtype == dtype and np.isfinite(got).all()
+  np.testing.assert_allclose(got_sm, sm, rtol=rtol, atol=rtol * 1e-2)
+  np.testing.assert_allclose(got_lsm, lsm, rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(got_lse, lse, rtol=rtol)
+  np.testing.assert_allclose(got_sm.astype(np.float64).sum(axis), 1.0, rtol=4 * rtol)
+
+
+def test_softmax_family_gradients_stable_for_huge_logits(device):
+  a = LOGITS.astype(np.float32)
+  for name in ("softmax", "log_softmax", "logsumexp"):
+    t = Tensor(a, device=device, requires_grad=True)
+    out = getattr(t, name)(1)
+    (out * Tensor(np.arange(out.numel(), dtype=np.float32).reshape(out.shape), device=device)).sum().backward()
+    g = t.grad.numpy()
+    assert np.isfinite(g).all(), (name, g)
+    if name == "logsumexp": np.testing.assert_allclose(g, reference(a.astype(np.float64), 1)[0] * np.arange(4)[:, None], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,131 @@
+"""Regression tests for bugs the differential fuzzer (tests/fuzz) found. Each test's docstring says what broke."""
+import numpy as np
+from teeny import Tensor, dtypes
+
+
+def test_zero_dim_numpy_array_keeps_its_shape(device):
+  """Tensor(np.array(3)) came out with shape (1,): np.ascontiguousarray turns 0-d arrays into 1-d ones."""
+  for a in (np.array(3, dtype=np.int32), np.array(2.5, dtype=np.float32), np.array(True)):
+    t = Tensor(a, device=device)
+    assert t.shape == () and t.numpy().shape == ()
+    assert t.item() == a.item()
+  assert (Tensor(np.array(4, dtype=np.int32), device=device) + Tensor([1, 2], device=device)).shape == (2,)
+  assert Tensor(np.array(7, dtype=np.int64), device=device).dtype == dtypes.int64
+
+
+def test_realize_all_with_the_same_tensor_twice(device):
+  """Tensor.realize_all(t, t) raised KeyError: the second copy looked up the buffer view the first had become."""
+  x = Tensor([1.0, 2.0], device=device)
+  y = x * 3
+  Tensor.realize_all(y, x, y)
+  np.testing.assert_equal(y.numpy(), [3.0, 6.0])
+  z = (x + 1).reshape(2, 1)
+  z.realize(z)
+  np.testing.assert_equal(z.numpy(), [[2.0], [3.0]])
+
+
+def test_softmax_family_of_empty_axis(device):
+  """softmax/log_softmax over an empty axis raised (they take a max first); PyTorch returns an empty tensor, and
+  logsumexp over an empty axis is -inf (the log of an empty sum)."""
+  x = Tensor.zeros(0, 3, device=device)
+  assert x.softmax(0).shape == (0, 3) and x.log_softmax(0).shape == (0, 3) and x.softmax(1).shape == (0, 3)
+  lse = x.logsumexp(0)
+  assert lse.shape == (3,) and np.all(lse.numpy() == -np.inf)
+  assert x.logsumexp(0, keepdim=True).shape == (1, 3)
+  assert x.logsumexp(1).shape == (0,)
+  assert Tensor([], device=device).logsumexp().item() == -np.inf
+
+
+def test_narrow_int_max_with_constant(device):
+  """relu/maximum of int8, uint8, int16 tensors failed to compile on OpenCL: the constant rendered as an int
+  literal, and max(char, int) is an ambiguous overload."""
+  for dt in (np.int8, np.uint8, np.int16, np.uint16):
+    a = np.array([-3, 0, 5, 7], dtype=np.int64).astype(dt)
+    t = Tensor(a, device=device)
+    np.testing.assert_equal(t.relu().numpy(), np.maximum(a, np.array(0).astype(dt)))
+    np.testing.assert_equal(t.maximum(4).numpy(), np.maximum(a, np.array(4).astype(dt)))
+    np.testing.assert_equal(t.max().numpy(), a.max())
+    assert t.relu().dtype == dtypes.from_np(dt)
+
+
+def test_padding_read_as_a_scalar_is_zero(device):
+  """Indexing a single padded element ([0, -1] of x.pad(right 1)) returned a real value of x: the view where
+  nothing is valid lost its empty mask when reshaped to 0-d (no axis left to hold an empty range)."""
+  x = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  y = (x + 2).reshape(1, 2)
+  assert y.pad(((0, 0), (0, 1)))[0, -1].item() == 0.0  # elementwise value under the pad
+  assert x.reshape(1, 2).pad(((0, 0), (0, 1)))[0, -1].item() == 0.0  # a load of a buffer under the pad
+  a, b = y.pad(((0, 0), (0, 1)), value=5.0)[0, -1], y.reshape(-1)  # y realized once, read through the pad
+  Tensor.realize_all(a, b)
+  assert a.item() == 5.0 and b.tolist() == [3.0, 4.0]
+  assert x.pad(((2, 0),))[1:2].reshape(()).expand(3).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_view_with_nothing_valid_survives_every_movement():
+  """The same bug at the view level: every movement of an all-invalid view stays all-invalid."""
+  from teeny.view import View
+  from teeny.uop import Ops
+  v = View.create((1, 2)).pad(((0, 0), (0, 1))).shrink(((0, 1), (2, 3)))
+  assert v.nothing_valid
+  for moved in (v.reshape(()), v.reshape(()).reshape((1,)), v.reshape(()).expand(()), v.permute((1, 0)), v.flip((0,)),
+                v.reshape(()).reshape((1, 1)).expand((1, 4)), v.pad(((1, 1), (0, 0))), v.shrink(((0, 1), (0, 1)))):
+    assert moved.nothing_valid, moved
+    _, valid = moved.index([], dtypes.int32) if moved.shape == () else moved.index([None] * len(moved.shape), dtypes.int32)
+    assert valid.op is Ops.CONST and valid.arg is False
+
+
+def test_clone_has_a_buffer_of_its_own(device):
+  """x.clone() shared x's buffer (it was the same node as x.contiguous(), which the scheduler skips for a realized
+  buffer), so assigning into a clone changed the original; two clones of one tensor also shared one buffer."""
+  x = Tensor([1.0, 2.0, 3.0], device=device)
+  c = x.clone().realize()
+  c.assign(c * 10).realize()
+  assert x.tolist() == [1.0, 2.0, 3.0] and c.tolist() == [10.0, 20.0, 30.0]
+  y = Tensor([1.0, 2.0], device=device) + 1
+  a, b = y.clone(), y.clone()
+  Tensor.realize_all(a, b)
+  a.assign(a * 0).realize()
+  assert b.tolist() == [2.0, 3.0] and y.tolist() == [2.0, 3.0] and a.tolist() == [0.0, 0.0]
+  f = x.clone()
+  f.assign(f.flip(0)).realize()  # reads its own target elsewhere: computed before it is written
+  assert f.tolist() == [3.0, 2.0, 1.0] and x.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_assign_runs_once_even_after_another_assign(device):
+  """t.assign(t.flip(0)) ran twice (flipping t back) when a graph holding it was realized again after another
+  assign() had cleared the memo of realized nodes: an ASSIGN that ran is now remembered for good, and each
+  assign() call is its own node (so a repeated x.assign(x + 1) still runs every time)."""
+  t = Tensor([1.0, 2.0], device=device).clone().realize()
+  t.assign(t.flip(0))
+  m = t * Tensor([3.0, 5.0], device=device)
+  c = m.clone().realize()   # runs the flip, then m
+  c.assign(m)               # an unrelated assign: m must not flip t a second time
+  assert c.tolist() == [6.0, 5.0] and m.tolist() == [6.0, 5.0] and t.tolist() == [2.0, 1.0]
+  x = Tensor([0.0], device=device).clone().realize()
+  for _ in range(3): x.assign(x + 1).realize()
+  assert x.item() == 3.0
+
+
+def test_prod_gradient_at_zero(device):
+  """The gradient of prod was prod / x: NaN wherever an element is 0 (the gradient fuzzer hit it through a row
+  that cancelled to 0). It is the product of the other elements, like PyTorch."""
+  a = np.array([[2.0, 3.0, 4.0], [2.0, 0.0, 4.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+  t = Tensor(a, device=device, requires_grad=True)
+  t.prod(1).sum().backward()
+  want = np.array([[12, 8, 6], [0, 8, 0], [0, 0, 0], [0, 0, 0]], np.float32)
+  np.testing.assert_array_equal(t.grad.numpy(), want)
+  s = Tensor(np.array([0.0, 5.0], np.float32), device=device, requires_grad=True)
+  s.prod().backward()
+  assert s.grad.tolist() == [5.0, 0.0]
+
+
+def test_identical_assign_while_the_first_is_still_held(device):
+  """x.assign(x + 1) twice built one and the same ASSIGN node (equal graphs are one node); while a lazy tensor
+  still held the first one, the scheduler took the second for the first, already run, and skipped the write."""
+  x = Tensor([0.0], device=device).clone().realize()
+  x.assign(x + 1)
+  keep = x * 10  # holds the first ASSIGN node
+  x.realize()
+  x.assign(x + 1).realize()
+  assert x.item() == 2.0
+  del keep
