@@ -5,14 +5,19 @@ source), ASSIGN, and a reduce whose result can't be used at the kernel's output 
 padded, or reshaped in a way one view can't express), or that two kernels would both need. Everything else
 fuses: elementwise ops into their consumer and into the reduce that follows them.
 
+Schedules are cached by the graph's structure (see _walk), and the intermediates of a schedule whose
+lifetimes don't overlap share memory (teeny/memory.py).
+
 Each kernel becomes an AST: SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)) where value is built from
 LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), ALU ops and REDUCE_AXIS. Movement ops never reach the AST:
 they are pushed down through elementwise ops and folded into the views of the loads.
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
-import weakref
+from teeny import memory
 from teeny.dtype import dtypes
+from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
+from teeny.memory import plan_memory
 from teeny.uop import UOp, Ops, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
 from teeny.runtime.device import Buffer, Device
@@ -26,10 +31,15 @@ class ScheduleItem:
   fused_reduces: list[UOp] = field(default_factory=list)  # reduces computed inside this kernel
 
 
-# graph node -> {device: the buffer view it was realized into there}. Graph nodes carry no device (the same
-# constant expression can live on two devices), so the device is part of the key. Weak: forgetting a graph
-# forgets its buffers.
-_realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Where graph nodes were realized: node._cache["realized"] = (generation, {device: buffer view}). Graph nodes carry
+# no device (the same constant expression can live on two devices), so the device is part of the entry. Kept on
+# the node: forgetting a graph forgets its buffers. forget_realized() bumps the generation, which voids them all.
+_generation = 0
+
+
+def _realized_on(n: UOp) -> dict | None:
+  entry = n._cache.get("realized")
+  return entry[1] if entry is not None and entry[0] == _generation else None
 
 
 def buffer_view(buf: Buffer, shape) -> UOp:
@@ -43,7 +53,8 @@ def is_buffer_view(u: UOp) -> bool:
 
 def forget_realized():
   """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from."""
-  _realized.clear()
+  global _generation
+  _generation += 1
 
 
 class _Unfusable(Exception):
@@ -51,14 +62,124 @@ class _Unfusable(Exception):
   def __init__(self, node: UOp): self.node = node
 
 
+# ---- the schedule cache ----
+# A graph realized before with the same structure (ops, dtypes, args, shapes, devices; the realized buffers it
+# reads may differ) reuses the schedule made for it: the key replaces each BUFFER by its device and size,
+# numbered in the order the toposort meets it, so two graphs reading different buffers of one shape share a
+# key while a graph reading one buffer twice doesn't match one reading two. Constants are part of the key:
+# they are compiled into the kernels.
+_schedule_cache = LRUCache(getenv("SCHEDULE_CACHE_SIZE", 256))
+
+
+@dataclass
+class _CachedSchedule:
+  """A schedule with its buffers replaced by slots. Slots [0, n_inputs) are the graph's BUFFERs in toposort
+  order; the rest are buffers the schedule makes, each (device, size, dtype, planned block or None)."""
+  n_inputs: int
+  new_buffers: list[tuple]
+  blocks: list[list]                  # planned memory blocks: [device, nbytes]
+  items: list[tuple[UOp, list[int]]]  # (kernel AST or buffer-free COPY, slots)
+  marks: list[tuple[int, int]]        # (toposort position of a node, slot): nodes to remember as realized
+
+  def instantiate(self, nodes: list[UOp], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+    blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks]
+    slots = inputs + [Buffer(d, size, dt, None if b is None else blocks[b]) for d, size, dt, b in self.new_buffers]
+    items = [ScheduleItem(ast, [slots[i] for i in refs]) for ast, refs in self.items]
+    views = {}
+    for pos, slot in self.marks:
+      views[nodes[pos]] = buffer_view(slots[slot], nodes[pos].shape)
+    return items, views
+
+
 def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
-  original_roots = roots
   sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
-  graph = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
-  roots = list(graph.src)
-  nodes = toposort(graph)
+  nodes, key, inputs, realized_inside = _walk(sink)
+  if realized_inside:
+    sink = _prepare(sink, _devices(nodes, dict(zip(roots, devices))))
+    nodes, key, inputs, _ = _walk(sink)
+  key = _Key((key, tuple(devices), memory.PLANNER))
+  cached = _schedule_cache.get(key)
+  if cached is None:
+    GlobalCounters.schedule_misses += 1
+    if debug_level() >= 2: dprint(f"schedule cache miss: {len(nodes)} nodes, {len(inputs)} input buffers")
+    cached = _schedule(nodes, devices, inputs)
+    _schedule_cache[key] = cached
+  else:
+    GlobalCounters.schedule_hits += 1
+    if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+  items, views = cached.instantiate(nodes, inputs)
+  for r, prepared in zip(roots, sink.src): views[r] = prepared if is_buffer_view(prepared) else views[prepared]
+  return items, views
+
+
+def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
+  """One pass over the graph: its nodes in toposort order, its key in the schedule cache, its input buffers in
+  slot order, and whether any node was realized before (then the graph must be prepared and walked again).
+
+  The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
+  size instead of the buffer itself."""
+  nodes, parts, inputs, index, realized_inside = [], [], [], {}, False
+  stack = [(sink, False)]
+  while stack:
+    n, expanded = stack.pop()
+    if expanded:
+      index[n] = len(nodes)
+      nodes.append(n)
+      if n.op is Ops.BUFFER:
+        inputs.append(n.arg)
+        parts.append((Ops.BUFFER, n.dtype, n.arg.device, n.arg.size))
+        continue
+      # a CONTIGUOUS arg only keeps autograd leaves apart; a float constant is keyed by its bits (-0.0, nan)
+      arg = None if n.op is Ops.CONTIGUOUS else (n.arg.hex() if type(n.arg) is float else n.arg)
+      parts.append((n.op, n.dtype, arg, tuple([index[s] for s in n.src])))
+      continue
+    if n in index: continue
+    index[n] = -1  # seen; its position is set once its sources are placed
+    if not realized_inside and "realized" in n._cache: realized_inside = _realized_on(n) is not None
+    stack.append((n, True))
+    for s in reversed(n.src):
+      if s not in index: stack.append((s, False))
+  return nodes, tuple(parts), inputs, realized_inside
+
+
+class _Key(tuple):
+  """A schedule cache key that hashes its (large, nested) contents once."""
+  def __hash__(self):
+    if "_hash" not in self.__dict__: self._hash = tuple.__hash__(self)
+    return self._hash
+
+
+def mark_realized(views: dict[UOp, UOp]):
+  """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
+  for n, view in views.items():
+    if is_buffer_view(n): continue
+    found = _realized_on(n)
+    if found is None:
+      found = {}
+      n._cache["realized"] = (_generation, found)
+    found[view.src[0].arg.device] = view
+
+
+def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
+  """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
+  done: dict[UOp, UOp] = {}
+  for n in toposort(sink):
+    found = _realized_on(n)
+    if found is not None and device_of[n] in found: done[n] = found[device_of[n]]; continue
+    src = tuple(done[s] for s in n.src)
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
+      done[n] = src[0]; continue
+    done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
+  return done[sink]
+
+
+def _schedule(nodes: list[UOp], devices: list[str], inputs: list[Buffer]) -> _CachedSchedule:
+  """Run the scheduler on a prepared graph (nodes in toposort order, the SINK last) and keep the result as a
+  schedule of slots, its intermediates planned to share memory."""
+  roots = nodes[-1].src
   device_of = _devices(nodes, dict(zip(roots, devices)))
   realize = {r for r in roots if not is_buffer_view(r)}
   for n in nodes:
@@ -70,31 +191,27 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
       break
     except _Unfusable as e:
       realize.add(e.node)
-  items = [k for k in kernels if k.bufs[0].size > 0]
-  out_views = {}
+  # buffers -> slots: the graph's inputs first, then every buffer the kernels made
+  slot_of = {buf: i for i, buf in enumerate(inputs)}
+  new_buffers = []
   for k in kernels:
-    for n in k.outputs: out_views[n] = buffer_view(k.bufs[0], n.shape)
-  for r, original in zip(roots, original_roots): out_views[original] = r if is_buffer_view(r) else out_views[r]
-  return items, out_views
-
-
-def mark_realized(views: dict[UOp, UOp]):
-  """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
-  for n, view in views.items():
-    if not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
-
-
-def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
-  """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
-  done: dict[UOp, UOp] = {}
-  for n in toposort(sink):
-    if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
-    src = tuple(done[s] for s in n.src)
-    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
-      done[n] = src[0]; continue
-    done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
-  return done[sink]
+    for b in k.bufs:
+      if b not in slot_of:
+        slot_of[b] = len(inputs) + len(new_buffers)
+        new_buffers.append([b.device, b.size, b.dtype, None])
+  items = [(k.ast if k.ast.op is not Ops.COPY else UOp(Ops.COPY, k.ast.dtype, (), k.ast.arg), [slot_of[b] for b in k.bufs])
+           for k in kernels if k.bufs[0].size > 0]
+  position = {n: i for i, n in enumerate(nodes)}
+  marks = [(position[n], slot_of[k.bufs[0]]) for k in kernels for n in k.outputs]
+  blocks: list[list] = []
+  if memory.PLANNER:
+    # intermediates may share memory; what the roots were realized into is the caller's to keep
+    keep = {slot_of[k.bufs[0]] for k in kernels if any(n in roots for n in k.outputs)}
+    plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, len(inputs)) if s not in keep}
+    block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
+    for s, b in block_of.items(): new_buffers[s - len(inputs)][3] = b
+    marks = [(pos, s) for pos, s in marks if s not in clobbered]  # their memory now holds another result
+  return _CachedSchedule(len(inputs), [tuple(b) for b in new_buffers], blocks, items, marks)
 
 
 def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:

@@ -58,6 +58,7 @@ def _choose_device() -> cl.Device:
 class CLAllocator(Allocator):
   """cl.Buffer handles. Copies in are blocking too: the caller may reuse its host memory as soon as we return."""
   def __init__(self, ctx: cl.Context, queue: cl.CommandQueue):
+    super().__init__()
     self.ctx, self.queue = ctx, queue
   def _alloc(self, nbytes: int): return cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, nbytes)
   def _free(self, handle, nbytes: int): handle.release()
