@@ -42,7 +42,8 @@ def get_runner(device: str, ast: UOp) -> CompiledRunner:
   return runner
 
 
-# While a TinyJit captures, the list it records into: one (item, runner or None for a copy) per item run.
+# While a TinyJit captures, the list it records into: per item run, (item, its runner or None for a copy,
+# which of its buffers had memory before it ran).
 capturing: list | None = None
 
 
@@ -70,7 +71,7 @@ def run_schedule(items: list[ScheduleItem]):
 def _run_kernel(item: ScheduleItem, level: int):
   device = item.bufs[0].device
   runner = get_runner(device, item.ast)
-  if capturing is not None: capturing.append((item, runner))
+  if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in item.bufs]))
   elapsed = runner(item.bufs, wait=level >= 2)
   mem = sum(b.nbytes for b in item.bufs)
   GlobalCounters.kernel_count += 1
@@ -85,9 +86,14 @@ def _run_kernel(item: ScheduleItem, level: int):
 
 def _run_copy(item: ScheduleItem, level: int):
   dst, src = item.bufs
-  if capturing is not None: capturing.append((item, None))
+  if capturing is not None: capturing.append((item, None, [b.is_allocated for b in item.bufs]))
   t0 = time.perf_counter()
-  if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))
+  copy_buffer(dst, src)
   GlobalCounters.copies += 1
   if level >= 2:
     dprint(f"*** {dst.device:<5} copy {src.nbytes:10d} bytes {src.device} -> {dst.device} tm {(time.perf_counter() - t0) * 1e6:9.2f}us")
+
+
+def copy_buffer(dst: Buffer, src: Buffer):
+  """Copy between devices, through the host."""
+  if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))

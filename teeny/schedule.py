@@ -14,6 +14,7 @@ they are pushed down through elementwise ops and folded into the views of the lo
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
+import heapq
 from teeny import memory
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
@@ -29,6 +30,8 @@ class ScheduleItem:
   bufs: list[Buffer]           # bufs[0] is written, the rest are read
   outputs: list[UOp] = field(default_factory=list)  # graph nodes this item realizes
   fused_reduces: list[UOp] = field(default_factory=list)  # reduces computed inside this kernel
+  deps: set = field(default_factory=set)       # realized nodes it reads (made by other items of the schedule)
+  old_reads: set = field(default_factory=set)  # buffers it reads as they were before the schedule ran
 
 
 # Where graph nodes were realized: node._cache["realized"] = (generation, {device: buffer view}). Graph nodes carry
@@ -191,6 +194,7 @@ def _schedule(nodes: list[UOp], devices: list[str], inputs: list[Buffer]) -> _Ca
       break
     except _Unfusable as e:
       realize.add(e.node)
+  kernels = _in_order(kernels)
   # buffers -> slots: the graph's inputs first, then every buffer the kernels made
   slot_of = {buf: i for i, buf in enumerate(inputs)}
   new_buffers = []
@@ -248,8 +252,40 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
 
 def _copy_item(n: UOp, buffers) -> ScheduleItem:
   src = n.src[0]
-  src_buf = src.src[0].arg if src.op is Ops.RESHAPE else (src.arg if src.op is Ops.BUFFER else buffers[src])
-  return ScheduleItem(n, [buffers[n], src_buf], [n])
+  if is_buffer_view(src):
+    src_buf = src.src[0].arg if src.op is Ops.RESHAPE else src.arg
+    return ScheduleItem(n, [buffers[n], src_buf], [n], old_reads={src_buf})
+  return ScheduleItem(n, [buffers[n], buffers[src]], [n], deps={src})
+
+
+def _in_order(kernels: list[ScheduleItem]) -> list[ScheduleItem]:
+  """The kernels in an order where each runs after the kernels whose results it reads, and before an ASSIGN
+  that overwrites a buffer it reads the old value of (the forward pass reading a parameter must run before the
+  update of that parameter). Among kernels free to run, the first in toposort order goes first."""
+  made_by = {n: i for i, k in enumerate(kernels) for n in k.outputs}
+  assigned_by = {k.bufs[0]: i for i, k in enumerate(kernels) if k.outputs[0].op is Ops.ASSIGN}
+  before: list[set[int]] = [set() for _ in kernels]  # before[i]: kernels that must run before kernel i
+  for i, k in enumerate(kernels):
+    before[i].update(made_by[n] for n in k.deps)
+    for b in k.old_reads:
+      if assigned_by.get(b, i) != i: before[assigned_by[b]].add(i)
+  users: list[list[int]] = [[] for _ in kernels]
+  for i, deps in enumerate(before):
+    for d in deps: users[d].append(i)
+  waiting = [len(deps) for deps in before]
+  ready = [i for i, w in enumerate(waiting) if w == 0]
+  heapq.heapify(ready)
+  order = []
+  while ready:
+    i = heapq.heappop(ready)
+    order.append(kernels[i])
+    for u in users[i]:
+      waiting[u] -= 1
+      if waiting[u] == 0: heapq.heappush(ready, u)
+  if len(order) != len(kernels):
+    raise RuntimeError("this realize needs both the old and the new value of an assigned buffer; realize the "
+                       "tensors that read the old value before the assign")
+  return order
 
 
 class _KernelBuilder:
@@ -260,6 +296,8 @@ class _KernelBuilder:
     # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
     self.globals: dict[Buffer, UOp] = {self.bufs[0]: UOp(Ops.DEFINE_GLOBAL, self.bufs[0].dtype.ptr(), (), 0)}
     self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
+    self.deps: set[UOp] = set()            # realized nodes read
+    self.old_reads: set[Buffer] = set()    # buffers read as they were before the schedule
 
   def build(self) -> ScheduleItem:
     root = self.root
@@ -273,7 +311,7 @@ class _KernelBuilder:
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[out_buf]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    return ScheduleItem(ast, self.bufs, [root], reduces)
+    return ScheduleItem(ast, self.bufs, [root], reduces, self.deps, self.old_reads)
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
@@ -325,8 +363,12 @@ class _KernelBuilder:
     return memo[(start, moves)]
 
   def _make(self, n: UOp, moves, srcs: list[UOp]) -> UOp:
-    if n.op is Ops.BUFFER: return self._load(n.arg, n.shape, moves)
-    if self._is_leaf(n): return self._load(self.buffers[n], n.shape, moves)
+    if n.op is Ops.BUFFER:
+      self.old_reads.add(n.arg)
+      return self._load(n.arg, n.shape, moves)
+    if self._is_leaf(n):
+      self.deps.add(n)
+      return self._load(self.buffers[n], n.shape, moves)
     if n.op is Ops.CONST:
       st = _apply(ShapeTracker.from_shape(()), moves)
       return UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
