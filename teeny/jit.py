@@ -26,8 +26,8 @@ The contract:
     pattern of one tensor passed in two places. Tensors inside lists or dicts are not supported (TypeError).
   - Non-Tensor arguments are constants of the capture: a call that changes one raises ValueError. Use
     jit.reset() to capture again, or one TinyJit per configuration.
-  - The result may be None, a Tensor, or a tuple/list/dict of Tensors and plain values; returned Tensors are
-    realized. Plain values are returned as they were on the captured call.
+  - The result may be a Tensor, or tuples/lists/dicts (nested as you like) of Tensors and plain values;
+    returned Tensors are realized. Plain values are returned as they were on the captured call.
   - Outputs may alias inputs (e.g. `x.assign(x + 1); return x`): the replay returns a view of the buffer of
     the argument passed now.
   - Whatever the function computes in Python (reading tensor data with .item()/.numpy(), branching on it,
@@ -140,18 +140,21 @@ def _show(constants) -> str: return "{" + ", ".join(f"{k!r}: {v!r}"[:80] for k, 
 
 # ---- outputs ----
 
-def _output_tensors(out) -> list[Tensor]:
-  if isinstance(out, Tensor): return [out]
-  values = out.values() if isinstance(out, dict) else (out if isinstance(out, (list, tuple)) else ())
-  return [v for v in values if isinstance(v, Tensor)]
-
-
-def _rebuild(out, kind, make):
-  """`out` with each element of class `kind` (at the top level or inside one tuple/list/dict) replaced by make(it)."""
-  if isinstance(out, kind): return make(out)
-  if isinstance(out, dict): return {k: make(v) if isinstance(v, kind) else v for k, v in out.items()}
-  if isinstance(out, (list, tuple)): return type(out)(make(v) if isinstance(v, kind) else v for v in out)
+def _map(out, kind, fn):
+  """`out` with every instance of `kind` in it, at any depth of tuples, lists and dicts, replaced by fn(it).
+  (Recursive, but over a function's return value, which is small, never over a graph.)"""
+  if isinstance(out, kind): return fn(out)
+  if isinstance(out, dict): return {k: _map(v, kind, fn) for k, v in out.items()}
+  if isinstance(out, (list, tuple)):
+    items = [_map(v, kind, fn) for v in out]
+    return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)  # a namedtuple takes fields
   return out
+
+
+def _output_tensors(out) -> list[Tensor]:
+  found: list[Tensor] = []
+  _map(out, Tensor, found.append)
+  return found
 
 
 class _Out:
@@ -201,7 +204,7 @@ class _Capture:
     for t in _output_tensors(out):
       s = slot_of.get(t.uop.src[0].arg)
       if s is not None and s in made and s not in self.inputs: self.fresh[s] = _spec(buf_of[s])
-    self.out_template = _rebuild(out, Tensor, lambda t: self._where(t, slot_of, input_bufs))
+    self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs))
     del slot_of
     # scratch: made during the call and held by nothing but the recording. Drop our references and see which
     # buffers die: those nobody else can see are free to be planned (their memory went back to the allocator)
@@ -246,7 +249,7 @@ class _Capture:
     Tensor._rng_counter = first_draw + self.rng_draws
     if debug_level() >= 2: self._replay_with_debug(bufs)
     else: self._replay_fast(bufs)
-    return _rebuild(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs))
+    return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs))
 
   def _replay_fast(self, bufs: dict[int, Buffer]):
     handles = {s: b.handle for s, b in bufs.items()}
