@@ -36,13 +36,14 @@ class ScheduleItem:
 
 # Where graph nodes were realized: node._cache["realized"] = (generation, {device: buffer view}). Graph nodes carry
 # no device (the same constant expression can live on two devices), so the device is part of the entry. Kept on
-# the node: forgetting a graph forgets its buffers. forget_realized() bumps the generation, which voids them all.
+# the node: forgetting a graph forgets its buffers. forget_realized() bumps the generation, which voids them all
+# except those of ASSIGNs (stored with generation None).
 _generation = 0
 
 
 def _realized_on(n: UOp) -> dict | None:
   entry = n._cache.get("realized")
-  return entry[1] if entry is not None and entry[0] == _generation else None
+  return entry[1] if entry is not None and (entry[0] == _generation or entry[0] is None) else None
 
 
 def buffer_view(buf: Buffer, shape) -> UOp:
@@ -55,7 +56,9 @@ def is_buffer_view(u: UOp) -> bool:
 
 
 def forget_realized():
-  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from."""
+  """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
+  Except ASSIGNs themselves: one that ran must never run again (a pending graph that reads a counter's ASSIGN
+  would increment it a second time); a graph holding it reads the target buffer instead."""
   global _generation
   _generation += 1
 
@@ -98,9 +101,10 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
   sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
-  nodes, key, inputs, realized_inside = _walk(sink)
-  if realized_inside:
-    sink = _prepare(sink, _devices(nodes, dict(zip(roots, devices))))
+  nodes, key, inputs, needs_prepare = _walk(sink)
+  prepared = None
+  if needs_prepare:
+    sink, prepared = _prepare(sink, _devices(nodes, dict(zip(roots, devices))))
     nodes, key, inputs, _ = _walk(sink)
   key = _Key((key, tuple(devices), memory.PLANNER))
   cached = _schedule_cache.get(key)
@@ -113,17 +117,22 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
     GlobalCounters.schedule_hits += 1
     if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
   items, views = cached.instantiate(nodes, inputs)
-  for r, prepared in zip(roots, sink.src): views[r] = prepared if is_buffer_view(prepared) else views[prepared]
+  for r, new in zip(roots, sink.src): views[r] = new if is_buffer_view(new) else views[new]
+  if prepared is not None:
+    # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
+    # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
+    for original, new in prepared.items():
+      if new in views and original not in views: views[original] = views[new]
   return items, views
 
 
 def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
   """One pass over the graph: its nodes in toposort order, its key in the schedule cache, its input buffers in
-  slot order, and whether any node was realized before (then the graph must be prepared and walked again).
+  slot order, and whether _prepare has work to do on it (then the prepared graph is walked again).
 
   The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
   size instead of the buffer itself."""
-  nodes, parts, inputs, index, realized_inside = [], [], [], {}, False
+  nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
   stack = [(sink, False)]
   while stack:
     n, expanded = stack.pop()
@@ -134,17 +143,24 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
         inputs.append(n.arg)
         parts.append((Ops.BUFFER, n.dtype, n.arg.device, n.arg.size))
         continue
-      # a CONTIGUOUS arg only keeps autograd leaves apart; a float constant is keyed by its bits (-0.0, nan)
-      arg = None if n.op is Ops.CONTIGUOUS else (n.arg.hex() if type(n.arg) is float else n.arg)
+      # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare); a float
+      # constant is keyed by its bits (-0.0, nan)
+      arg = (n.arg is None) if n.op is Ops.CONTIGUOUS else (n.arg.hex() if type(n.arg) is float else n.arg)
       parts.append((n.op, n.dtype, arg, tuple([index[s] for s in n.src])))
       continue
     if n in index: continue
     index[n] = -1  # seen; its position is set once its sources are placed
-    if not realized_inside and "realized" in n._cache: realized_inside = _realized_on(n) is not None
+    if not needs_prepare: needs_prepare = _needs_prepare(n)
     stack.append((n, True))
     for s in reversed(n.src):
       if s not in index: stack.append((s, False))
-  return nodes, tuple(parts), inputs, realized_inside
+  return nodes, tuple(parts), inputs, needs_prepare
+
+
+def _needs_prepare(n: UOp) -> bool:
+  if n.op is Ops.DETACH: return True
+  if n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(n.src[0]): return True
+  return "realized" in n._cache and _realized_on(n) is not None
 
 
 class _Key(tuple):
@@ -161,22 +177,23 @@ def mark_realized(views: dict[UOp, UOp]):
     found = _realized_on(n)
     if found is None:
       found = {}
-      n._cache["realized"] = (_generation, found)
+      n._cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten
     found[view.src[0].arg.device] = view
 
 
-def _prepare(sink: UOp, device_of: dict[UOp, str]) -> UOp:
+def _prepare(sink: UOp, device_of: dict[UOp, str]) -> tuple[UOp, dict[UOp, UOp]]:
   """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous)."""
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
+  its own: a clone or a gradient leaf, which assign may later write). Returns the new sink and old -> new."""
   done: dict[UOp, UOp] = {}
   for n in toposort(sink):
     found = _realized_on(n)
     if found is not None and device_of[n] in found: done[n] = found[device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
-    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and is_buffer_view(src[0]) and src[0].shape == n.shape):
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue
     done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
-  return done[sink]
+  return done[sink], done
 
 
 def _schedule(nodes: list[UOp], devices: list[str], inputs: list[Buffer]) -> _CachedSchedule:

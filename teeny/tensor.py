@@ -215,7 +215,10 @@ class Tensor:
     out = self._new(UOp(Ops.DETACH, self.dtype, (self.uop,)))
     out._requires_grad = None
     return out
-  def clone(self) -> Tensor: return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
+  def clone(self) -> Tensor:
+    """A copy in a buffer of its own (tagged so it is never merged with an equal graph or with its source):
+    assigning into the clone leaves the original alone."""
+    return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("clone", next(_leaf_ids))))
   def assign(self, value) -> Tensor:
     """Write value into this tensor's buffer (lazily): what optimizers use to update parameters in place."""
     value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
@@ -318,39 +321,153 @@ class Tensor:
     return self.reshape(self.shape[:a] + (math.prod(self.shape[a:b + 1]),) + self.shape[b + 1:])
 
   def __getitem__(self, index) -> Tensor:
-    """Basic indexing: ints, slices (any step, negative too), None and Ellipsis."""
+    """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors or lists (fancy
+    indexing; several index tensors broadcast together). Ints and slices are free views. A tensor index selects by a
+    one-hot compare-and-sum that fuses into one kernel; an index out of range selects nothing (gives 0), since
+    checking it would need to read the index from the device. Negative tensor indices count from the end."""
+    plan = self._index_plan(index)
+    x = self._basic_index(plan)
+    if not plan.tensors: return x
+    return x._take(plan.tensor_axes, plan.tensors).permute(plan.result_order)
+
+  def __setitem__(self, index, value):
+    """x[index] = value for every index form of __getitem__: writes into x's buffer with assign (realizing x).
+    With repeated tensor indices the last write wins, like numpy."""
+    plan = self._index_plan(index)
+    value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
+    if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
+    sub = self._basic_index(plan)
+    target_shape = sub.shape if not plan.tensors else sub._take(plan.tensor_axes, plan.tensors).permute(plan.result_order).shape
+    if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):
+      raise ValueError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
+    value = value.cast(self.dtype).expand(target_shape)
+    if plan.tensors:
+      inverse = tuple(plan.result_order.index(i) for i in range(len(plan.result_order)))
+      value = sub._put(plan.tensor_axes, plan.tensors, value.permute(inverse))
+    placed, written = self._unindex(plan, value)
+    self.assign(written.where(placed, self))
+
+  def _index_plan(self, index) -> _IndexPlan:
+    """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
     index = index if isinstance(index, tuple) else (index,)
+    index = tuple(self._index_tensor(i) if isinstance(i, (list, np.ndarray, Tensor)) else i for i in index)
     for i in index:
-      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer))) or isinstance(i, bool):
-        raise TypeError(f"unsupported index {i!r}: use ints, slices, None or ...")
+      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, Tensor))) or isinstance(i, bool):
+        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors")
     if sum(1 for i in index if i is Ellipsis) > 1: raise IndexError("an index can only have one ellipsis")
     n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
     if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
-    if Ellipsis in index:
-      at = index.index(Ellipsis)
-      index = index[:at] + (slice(None),) * (self.ndim - n_real) + index[at + 1:]
-    else: index = index + (slice(None),) * (self.ndim - n_real)
-    x, out_shape, axis = self, [], 0
-    crops, flips, steps = [], [], []
-    for i in index:
-      if i is None: out_shape.append(1); continue
+    at = next((k for k, i in enumerate(index) if i is Ellipsis), len(index))  # by identity: == on a Tensor is lazy
+    index = index[:at] + (slice(None),) * (self.ndim - n_real) + index[at + 1:]
+    has_tensors = any(isinstance(i, Tensor) for i in index)
+    plan = _IndexPlan()
+    advanced = []  # positions in the index of tensors (and of ints, when there are tensors: numpy's rule)
+    axis = 0
+    for pos, i in enumerate(index):
+      if i is None: plan.out_shape.append(1); continue
       size = self.shape[axis]
-      if isinstance(i, (int, np.integer)):
+      if isinstance(i, Tensor) or (has_tensors and isinstance(i, (int, np.integer))):
+        if not advanced: plan.batch_at = len(plan.out_shape)
+        advanced.append(pos)
+      if isinstance(i, Tensor):
+        plan.tensor_axes.append(len(plan.out_shape)); plan.tensors.append(i)
+        plan.add_axis(0, size, False, 1, size, size)
+      elif isinstance(i, (int, np.integer)):
         if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
         i = int(i) % size
-        crops.append((i, i + 1)); flips.append(False); steps.append(1)
+        plan.add_axis(i, i + 1, False, 1, 1, None)
       else:
         start, stop, step = i.indices(size)
-        if step > 0: crops.append((start, max(start, stop))); flips.append(False); steps.append(step)
-        else:  # walk it forwards on the flipped axis
-          lo, hi = stop + 1, start + 1
-          crops.append((lo, max(lo, hi))); flips.append(True); steps.append(-step)
-        out_shape.append(len(range(start, stop, step)))
+        length = len(range(start, stop, step))
+        if step > 0: plan.add_axis(start, max(start, stop), False, step, length, length)
+        else: plan.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length, length)  # walk the flipped axis
       axis += 1
-    x = x.shrink(tuple(crops))
-    x = x.flip([a for a, f in enumerate(flips) if f])
-    if any(s != 1 for s in steps): x = x._strided(steps)
-    return x.reshape(tuple(out_shape))
+    # the tensor indices' broadcast shape replaces their axes: in place if they (and ints) sit side by side, else first
+    if plan.tensors:
+      batch = len(_broadcast_shape(*(t.shape for t in plan.tensors)))
+      rest = len(plan.out_shape) - len(plan.tensors)
+      at = plan.batch_at if advanced == list(range(advanced[0], advanced[-1] + 1)) else 0
+      plan.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
+    return plan
+
+  def _index_tensor(self, i) -> Tensor:
+    if not isinstance(i, Tensor):
+      arr = np.asarray(i)
+      i = Tensor(arr if arr.size else arr.astype(np.int32), device=self.device)
+    if i.dtype == dtypes.bool:
+      raise IndexError("indexing with a boolean mask gives a shape that depends on the data: use where() or masked_fill()")
+    if dtypes.is_float(i.dtype): raise IndexError(f"tensors used as indices must be integers, got {i.dtype}")
+    if i.device != self.device: raise RuntimeError(f"index tensor on {i.device} for a tensor on {self.device}")
+    return i
+
+  def _basic_index(self, plan: _IndexPlan) -> Tensor:
+    x = self.shrink(tuple(plan.crops)).flip([a for a, f in enumerate(plan.flips) if f])
+    if any(s != 1 for s in plan.steps): x = x._strided(plan.steps)
+    return x.reshape(tuple(plan.out_shape))
+
+  def _unindex(self, plan: _IndexPlan, value: Tensor) -> tuple[Tensor, Tensor]:
+    """Undo _basic_index: value (the indexed region's shape) put back at its place in a tensor of self's shape,
+    and a bool mask of the elements it covers."""
+    def place(v: Tensor, fill) -> Tensor:
+      v = v.reshape(tuple(plan.strided_shape))
+      if any(s != 1 for s in plan.steps):  # spread each element out to every step-th place
+        lengths = v.shape
+        v = v.reshape(tuple(d for n in lengths for d in (n, 1)))
+        v = v.pad(tuple(p for st in plan.steps for p in ((0, 0), (0, st - 1))), value=fill)
+        v = v.reshape(tuple(n * st for n, st in zip(lengths, plan.steps)))
+        v = v.shrink(tuple((0, hi - lo) for lo, hi in plan.crops))
+      v = v.flip([a for a, f in enumerate(plan.flips) if f])
+      return v.pad(tuple((lo, s - hi) for (lo, hi), s in zip(plan.crops, self.shape)), value=fill)
+    covered = Tensor.ones(tuple(plan.out_shape), dtype=dtypes.bool, device=self.device)
+    return place(value, 0), place(covered, False)
+
+  def _take(self, axes: list[int], indices: list[Tensor]) -> Tensor:
+    """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...)."""
+    batch = _broadcast_shape(*(t.shape for t in indices))
+    x, flat, total = self._flat_axes(axes, indices)
+    rest = x.shape[1:]
+    hit = flat.reshape(batch + (1,)) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
+    hit = hit.reshape(batch + (total,) + (1,) * len(rest))
+    return hit.where(x.reshape((1,) * len(batch) + x.shape), 0)._sum_exact(len(batch))
+
+  def _put(self, axes: list[int], indices: list[Tensor], value: Tensor) -> Tensor:
+    """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins."""
+    x, flat, total = self._flat_axes(axes, indices)
+    rest = x.shape[1:]
+    count = math.prod(flat.shape)
+    hit = flat.reshape(count, 1) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
+    order = Tensor.arange(1, count + 1, dtype=dtypes.int32, device=self.device).reshape(count, 1)
+    last = hit.where(order, 0).max(0, keepdim=True)  # 1 + the last write to each slot, 0 if none
+    chosen = (order == last).reshape((count, total) + (1,) * len(rest))
+    written = chosen.where(value.reshape((count, 1) + rest), 0)._sum_exact(0)
+    out = (last > 0).reshape((total,) + (1,) * len(rest)).where(written, x)
+    others = [a for a in range(self.ndim) if a not in axes]
+    moved = out.reshape(tuple(self.shape[a] for a in axes) + rest)
+    return moved.permute(tuple((list(axes) + others).index(a) for a in range(self.ndim)))
+
+  def _flat_axes(self, axes: list[int], indices: list[Tensor]) -> tuple[Tensor, Tensor, int]:
+    """self with `axes` moved first and merged into one, and the indices merged into positions along it (-1 for an
+    index out of range, which then matches nothing)."""
+    batch = _broadcast_shape(*(t.shape for t in indices))
+    sizes = [self.shape[a] for a in axes]
+    total = math.prod(sizes)
+    idx_dtype = dtypes.int32 if total < 2**31 else dtypes.int64
+    others = [a for a in range(self.ndim) if a not in axes]
+    x = self.permute(list(axes) + others).reshape((total,) + tuple(self.shape[a] for a in others))
+    flat, valid, stride = None, None, 1
+    for size, t in reversed(list(zip(sizes, indices))):
+      t = t.cast(idx_dtype)
+      t = (t < 0).where(t + size, t).expand(batch)
+      ok = (t >= 0) & (t < size)
+      flat = t * stride if flat is None else flat + t * stride
+      valid = ok if valid is None else valid & ok
+      stride *= size
+    return x, valid.where(flat, -1), total
+
+  def _sum_exact(self, axis: int) -> Tensor:
+    """Sum keeping the dtype (for selections, where at most one term is not zero)."""
+    if self.dtype == dtypes.bool: return self.cast(dtypes.uint8).sum(axis, dtype=dtypes.uint8).cast(dtypes.bool)
+    return self.sum(axis, dtype=self.dtype)
 
   def _strided(self, steps: list[int]) -> Tensor:
     """Every steps[a]-th element along each axis: pad to a multiple of the step, fold it out, keep index 0."""
@@ -896,10 +1013,390 @@ class Tensor:
     out = x.transpose(ax, -1)._cum_last("max").transpose(ax, -1)
     return out.cast(dtypes.bool) if self.dtype == dtypes.bool else out
 
+  # ---- joining, splitting and selecting (composed from views, where and reductions) ----
+  def cat(self, *others: Tensor, dim: int = 0) -> Tensor:
+    """Join tensors along dim: each is padded with zeros out to the full length and the pieces are added. Called as
+    a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
+    tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
+    if not tensors: raise ValueError("cat needs at least one tensor")
+    first = tensors[0]
+    for t in tensors:
+      if not isinstance(t, Tensor): raise TypeError(f"cat takes tensors, got {type(t).__name__}")
+      if t.device != first.device: raise RuntimeError(f"cat of tensors on different devices: {first.device} and {t.device}")
+      if t.ndim != first.ndim: raise ValueError(f"cat of tensors with different numbers of dimensions: {first.shape} and {t.shape}")
+    d = _canon_axis(dim, first.ndim)
+    for t in tensors:
+      if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != d):
+        raise ValueError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
+    dt = first.dtype
+    for t in tensors[1:]: dt = promote(dt, t.dtype)
+    if len(tensors) > 16 and all(t._host_constant() is not None for t in tensors):
+      # e.g. a stack of Python numbers: one upload, not a kernel with a masked term per piece
+      return Tensor(np.concatenate([t._host_constant() for t in tensors], axis=d), device=first.device, dtype=dt)
+    if len(tensors) > 32:
+      # many pieces: join them 32 at a time first. Each group's kernel has the same code (only the buffers differ),
+      # so one compile serves them all, and no kernel gets a masked term for every piece.
+      groups = [Tensor.cat(*tensors[i:i + 32], dim=d).contiguous() for i in range(0, len(tensors), 32)]
+      return Tensor.cat(*groups, dim=d)
+    total = sum(t.shape[d] for t in tensors)
+    pieces, offset = [], 0
+    for t in tensors:
+      pad = [(0, 0)] * first.ndim
+      pad[d] = (offset, total - offset - t.shape[d])
+      pieces.append(t.cast(dt).pad(tuple(pad)))
+      offset += t.shape[d]
+    out = pieces[0]
+    for p in pieces[1:]: out = out + p
+    return out
+  def _host_constant(self) -> np.ndarray | None:
+    """The values of a tensor that is a constant filled out to a shape (known without running anything), else None."""
+    u = self.uop
+    while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
+    if u.op is not Ops.CONST or self.numel() > 4096: return None
+    return np.full(self.shape, u.arg, dtype=self.dtype.np)
+  def stack(self, *others: Tensor, dim: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis dim (Tensor.stack([a, b]) or a.stack(b))."""
+    tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
+    if not tensors: raise ValueError("stack needs at least one tensor")
+    for t in tensors:
+      if t.shape != tensors[0].shape: raise ValueError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
+    d = _canon_axis(dim, tensors[0].ndim + 1)
+    return Tensor.cat(*[t.unsqueeze(d) for t in tensors], dim=d)
+  def split(self, sizes: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+    """Pieces of length `sizes` along dim (the last may be shorter), or pieces of the listed lengths."""
+    d = _canon_axis(dim, self.ndim)
+    n = self.shape[d]
+    if isinstance(sizes, int):
+      if sizes <= 0: raise ValueError(f"split size must be positive, got {sizes}")
+      sizes = [min(sizes, n - start) for start in range(0, n, sizes)] or [0]
+    sizes = list(sizes)
+    if sum(sizes) != n or any(s < 0 for s in sizes): raise ValueError(f"split sizes {sizes} don't add up to {n} along dim {dim}")
+    out, start = [], 0
+    for s in sizes:
+      out.append(self.shrink(tuple((start, start + s) if i == d else None for i in range(self.ndim))))
+      start += s
+    return tuple(out)
+  def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    """At most `chunks` pieces of equal length (the last shorter), like torch.chunk."""
+    if chunks <= 0: raise ValueError(f"chunk needs a positive number of chunks, got {chunks}")
+    n = self.shape[_canon_axis(dim, self.ndim)]
+    return self.split(max(1, math.ceil(n / chunks)), dim)
+  def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+    d = _canon_axis(dim, self.ndim)
+    return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+  def repeat(self, *repeats) -> Tensor:
+    """Tile the tensor: repeats[i] copies along axis i (extra leading repeats add axes), like torch.repeat."""
+    repeats = _shape_arg(repeats)
+    if len(repeats) < self.ndim: raise ValueError(f"repeat {repeats} needs at least one count per axis of shape {self.shape}")
+    if any(r < 0 for r in repeats): raise ValueError(f"repeat counts must be >= 0, got {repeats}")
+    base = (1,) * (len(repeats) - self.ndim) + self.shape
+    x = self.reshape(tuple(d for s in base for d in (1, s)))
+    x = x.expand(tuple(d for r, s in zip(repeats, base) for d in (r, s)))
+    return x.reshape(tuple(r * s for r, s in zip(repeats, base)))
+  def repeat_interleave(self, repeats: int, dim: int | None = None) -> Tensor:
+    """Each element repeated `repeats` times in a row along dim (flattened when dim is None)."""
+    x, d = (self.flatten(), 0) if dim is None else (self, _canon_axis(dim, self.ndim))
+    x = x.unsqueeze(d + 1)
+    return x.expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 2:]).flatten(d, d + 1)
+  def _check_index(self, name: str, dim: int, index: Tensor, src_shape=None) -> int:
+    if not isinstance(index, Tensor): raise TypeError(f"{name} index must be a Tensor, got {type(index).__name__}")
+    if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise TypeError(f"{name} index must be an int tensor, got {index.dtype}")
+    if index.device != self.device: raise RuntimeError(f"{name} index on {index.device} for a tensor on {self.device}")
+    d = _canon_axis(dim, self.ndim)
+    if index.ndim != self.ndim: raise ValueError(f"{name} index of shape {index.shape} needs {self.ndim} dimensions like the tensor {self.shape}")
+    for i, (k, s) in enumerate(zip(index.shape, self.shape)):
+      if i != d and k > s: raise ValueError(f"{name} index of shape {index.shape} is larger than the tensor {self.shape} in dim {i}")
+    if src_shape is not None and any(k > s for k, s in zip(index.shape, src_shape)):
+      raise ValueError(f"{name} index of shape {index.shape} is larger than the source {src_shape}")
+    return d
+  def gather(self, dim: int, index: Tensor) -> Tensor:
+    """out[i][j] = self[index[i][j]][j] for dim 0 (and so on), like torch.gather. An index out of range gives 0
+    (checking it would need to read the index from the device)."""
+    d = self._check_index("gather", dim, index)
+    x = self.shrink(tuple(None if i == d else (0, k) for i, k in enumerate(index.shape))).transpose(d, -1)
+    n = x.shape[-1]
+    hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)
+    return hit.where(x.unsqueeze(-2), 0)._sum_exact(-1).transpose(d, -1)
+  def scatter(self, dim: int, index: Tensor, src, reduce: str | None = None) -> Tensor:
+    """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
+    a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
+    wins. An index out of range writes nothing."""
+    if reduce not in (None, "add", "multiply"): raise ValueError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
+    src = src if isinstance(src, Tensor) else Tensor.full(index.shape, src, dtype=self.dtype, device=self.device)
+    d = self._check_index("scatter", dim, index, src.shape)
+    src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
+    x = self.transpose(d, -1)
+    n, k = x.shape[-1], index.shape[d]
+    hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)  # (..., k, n)
+    if reduce == "add": update = hit.where(src, 0)._sum_exact(-2)
+    elif reduce == "multiply": update = hit.where(src, 1).prod(-2).cast(self.dtype)
+    else:
+      order = Tensor.arange(1, k + 1, dtype=dtypes.int32, device=self.device).reshape(k, 1)
+      last = hit.where(order, 0).max(-2, keepdim=True)  # 1 + the last write to each slot, 0 if none
+      update = (order == last).where(src, 0)._sum_exact(-2)
+      written = (last > 0).squeeze(-2)
+    # the index may cover only a corner of self in the other dims: pad the update out to self's shape
+    grow = tuple((0, s - u) for s, u in zip(x.shape, update.shape))
+    if reduce == "add": return (x + update.pad(grow)).transpose(d, -1)
+    if reduce == "multiply": return (x * update.pad(grow, value=1)).transpose(d, -1)
+    return written.pad(grow).where(update.pad(grow), x).transpose(d, -1)
+  def scatter_add(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """A copy of self with src[i][j] added at self[index[i][j]][j] (dim 0), repeats adding up, like torch.scatter_add."""
+    return self.scatter(dim, index, src, reduce="add")
+  def one_hot(self, num_classes: int = -1) -> Tensor:
+    """int32 one-hot vectors along a new last axis. num_classes=-1 reads max()+1 from the data (the one place an
+    op reads the device: pass num_classes to stay lazy)."""
+    if dtypes.is_float(self.dtype) or self.dtype == dtypes.bool: raise TypeError(f"one_hot needs an int tensor, got {self.dtype}")
+    if num_classes == -1: num_classes = int(self.max().item()) + 1 if self.numel() else 0
+    if num_classes < 0: raise ValueError(f"one_hot num_classes must be >= 0 or -1, got {num_classes}")
+    hit = self.unsqueeze(-1) == Tensor.arange(num_classes, dtype=self.dtype, device=self.device)
+    return hit.cast(dtypes.int32)
+  def masked_fill(self, mask: Tensor, value) -> Tensor:
+    """value where mask is true (mask broadcasts to self's shape), self elsewhere."""
+    if not isinstance(mask, Tensor) or mask.dtype != dtypes.bool: raise TypeError("masked_fill needs a bool mask tensor")
+    if _broadcast_shape(mask.shape, self.shape) != self.shape:
+      raise ValueError(f"masked_fill mask of shape {mask.shape} doesn't broadcast to {self.shape}")
+    fill = value.cast(self.dtype) if isinstance(value, Tensor) else Tensor.full((), value, dtype=self.dtype, device=self.device)
+    return mask.where(fill, self)
+  def _triangle(self, diagonal: int, upper: bool) -> Tensor:
+    if self.ndim < 2: raise ValueError(f"tril/triu need at least 2 dimensions, got shape {self.shape}")
+    rows, cols = self.shape[-2:]
+    r = Tensor.arange(rows, dtype=dtypes.int32, device=self.device).reshape(rows, 1)
+    c = Tensor.arange(cols, dtype=dtypes.int32, device=self.device).reshape(1, cols)
+    keep = (c - r >= diagonal) if upper else (c - r <= diagonal)
+    return keep.where(self, Tensor.full((), 0, dtype=self.dtype, device=self.device))
+  def tril(self, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two axes (j - i <= diagonal kept), zeros above."""
+    return self._triangle(diagonal, upper=False)
+  def triu(self, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two axes (j - i >= diagonal kept), zeros below."""
+    return self._triangle(diagonal, upper=True)
+  # ---- neural network functions (composed: windows are views, convolution is multiply + sum) ----
+  def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """self @ weight + bias, with weight shaped (in, out) as in tinygrad (a 1-d weight scales elementwise)."""
+    x = self * weight if weight.ndim == 1 else self.matmul(weight)
+    return x if bias is None else x + bias
+  def _pool(self, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> Tensor:
+    """Sliding windows over the last len(kernel) axes, as a view: shape (..., *out_sizes, *kernel).
+    Window j of output position o reads input o*stride + j*dilation. The trick: repeat the axis until it is long
+    enough, then read rows of length `period` (a multiple of the input length plus the dilation): row j starts
+    j*dilation further into the (repeating) input, and taking every stride-th element of the row walks the
+    output positions."""
+    nd = len(kernel)
+    prefix, sizes = self.shape[:-nd], self.shape[-nd:]
+    outs = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation)]
+    for n, k, o in zip(sizes, kernel, outs):
+      if o <= 0: raise ValueError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
+    periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
+    keep = tuple((0, s) for s in prefix)
+    x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
+    x = x.shrink(keep + tuple((0, k * p) for k, p in zip(kernel, periods)))
+    x = x.reshape(prefix + tuple(d for k, p in zip(kernel, periods) for d in (k, p)))
+    x = x.shrink(keep + tuple(r for k, o, s in zip(kernel, outs, stride) for r in ((0, k), (0, o * s))))
+    x = x.reshape(prefix + tuple(d for k, o, s in zip(kernel, outs, stride) for d in (k, o, s)))
+    x = x.shrink(keep + tuple(r for k, o in zip(kernel, outs) for r in ((0, k), (0, o), (0, 1))))
+    x = x.reshape(prefix + tuple(d for k, o in zip(kernel, outs) for d in (k, o)))
+    p = len(prefix)
+    return x.permute(tuple(range(p)) + tuple(p + 2 * i + 1 for i in range(nd)) + tuple(p + 2 * i for i in range(nd)))
+  def conv2d(self, weight: Tensor, bias: Tensor | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Tensor:
+    """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
+    any number of spatial dims. padding: an int, one per spatial dim, or PyTorch's flat (left, right, top, bottom)."""
+    nd = weight.ndim - 2
+    if nd < 1: raise ValueError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
+    if self.ndim != nd + 2: raise ValueError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
+    cout, cin_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    n, cin = self.shape[:2]
+    if groups <= 0 or cin % groups or cout % groups:
+      raise ValueError(f"conv groups={groups} must divide the input channels {cin} and output channels {cout}")
+    if cin_g * groups != cin:
+      raise ValueError(f"conv input has {cin} channels but weight {weight.shape} with groups={groups} expects {cin_g * groups}")
+    if bias is not None and bias.shape != (cout,): raise ValueError(f"conv bias of shape {bias.shape}, expected ({cout},)")
+    stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
+    x = self.pad(((0, 0), (0, 0)) + _padding_arg(padding, nd))
+    windows = x._pool(kernel, stride, dilation)  # (N, C_in, *out, *kernel)
+    outs = windows.shape[2:2 + nd]
+    # (N, groups, 1, C_in/g, *out, *kernel) * (1, groups, C_out/g, C_in/g, *1, *kernel), summed over C_in/g and kernel
+    windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
+    w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
+    out = (windows * w).sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))))
+    out = out.reshape((n, cout) + outs)
+    return out if bias is None else out + bias.reshape((1, cout) + (1,) * nd)
+  def conv_transpose2d(self, weight: Tensor, bias: Tensor | None = None, groups: int = 1, stride=1, dilation=1,
+                       padding=0, output_padding=0) -> Tensor:
+    """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
+    *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel."""
+    nd = weight.ndim - 2
+    if self.ndim != nd + 2: raise ValueError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
+    cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    if self.shape[1] != cin: raise ValueError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")
+    if groups <= 0 or cin % groups: raise ValueError(f"conv_transpose groups={groups} must divide the input channels {cin}")
+    stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
+    padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
+    # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k) per group, kernel flipped
+    w = weight.reshape((groups, cin // groups, cout_g) + kernel).transpose(1, 2).reshape((groups * cout_g, cin // groups) + kernel)
+    w = w.flip(tuple(range(2, 2 + nd)))
+    x, sizes = self, self.shape[2:]
+    if any(s > 1 for s in stride):  # s-1 zeros between neighbours
+      x = x.reshape(self.shape[:2] + tuple(d for n in sizes for d in (n, 1)))
+      x = x.pad(((0, 0), (0, 0)) + tuple(p for s in stride for p in ((0, 0), (0, s - 1))))
+      x = x.reshape(self.shape[:2] + tuple(n * s for n, s in zip(sizes, stride)))
+      x = x.shrink(((0, x.shape[0]), (0, x.shape[1])) + tuple((0, (n - 1) * s + 1) for n, s in zip(sizes, stride)))
+    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op) for k, d, p, op in zip(kernel, dilation, padding, output_padding))
+    return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, bias, groups=groups, dilation=dilation)
+  def _pool_args(self, kernel_size, stride, dilation, padding, nd: int = 2):
+    if self.ndim < nd: raise ValueError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
+    kernel = _tuple_arg(kernel_size, nd, "kernel_size")
+    stride = kernel if stride is None else _tuple_arg(stride, nd, "stride")
+    return kernel, stride, _tuple_arg(dilation, nd, "dilation"), _padding_arg(padding, nd)
+  def _ceil_pads(self, kernel, stride, dilation, pads, ceil_mode: bool):
+    """Extra right padding so ceil_mode keeps the last partial window (one that starts inside the input or the left
+    padding, like PyTorch)."""
+    if not ceil_mode: return tuple((0, 0) for _ in kernel)
+    extra = []
+    for n, k, s, d, (lo, hi) in zip(self.shape[-len(kernel):], kernel, stride, dilation, pads):
+      span, reach = n + lo + hi, d * (k - 1) + 1
+      out = -(-(span - reach) // s) + 1
+      if (out - 1) * s >= n + lo: out -= 1
+      extra.append((0, max(0, (out - 1) * s + reach - span)))
+    return tuple(extra)
+  def max_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False) -> Tensor:
+    """Max over windows of the last two axes (stride defaults to the kernel size); padding counts as -inf."""
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding)
+    extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
+    lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
+    full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
+    x = self.pad(((0, 0),) * (self.ndim - 2) + full, value=lowest)
+    return x._pool(kernel, stride, dilation).max((-2, -1))
+  def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of the last two axes. count_include_pad: padding counts in the divisor (PyTorch's default);
+    the extra padding of ceil_mode never does."""
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding)
+    extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
+    lead = ((0, 0),) * (self.ndim - 2)
+    x = self._float().pad(lead + pads).pad(lead + extra)
+    total = x._pool(kernel, stride, dilation).sum((-2, -1))
+    if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
+    ones = Tensor.ones(self.shape[-2:], device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
+    return total / ones._pool(kernel, stride, dilation).sum((-2, -1))
+  def layernorm(self, axis=-1, eps: float = 1e-5) -> Tensor:
+    """Normalize to mean 0 and variance 1 over axis (no affine: nn.LayerNorm adds it)."""
+    x = self._float()
+    centered = x - x.mean(axis, keepdim=True)
+    return centered * (centered.square().mean(axis, keepdim=True) + eps).rsqrt()
+  def batchnorm(self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, invstd: Tensor, axis=1) -> Tensor:
+    """(x - mean) * invstd * weight + bias, the per-channel tensors laid along `axis` (tinygrad's signature)."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(_canon_axis(a, self.ndim) for a in axes)
+    shape = tuple(s if i in axes else 1 for i, s in enumerate(self.shape))
+    x = self - mean.reshape(shape)
+    if weight is not None: x = x * weight.reshape(shape)
+    x = x * (invstd.reshape(shape) if invstd.ndim == len(axes) else invstd)
+    return x if bias is None else x + bias.reshape(shape)
+  def dropout(self, p: float = 0.5) -> Tensor:
+    """In training (Tensor.training), zero each element with probability p and scale the rest by 1/(1-p)."""
+    if not 0 <= p <= 1: raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not Tensor.training or p == 0: return self
+    if p == 1: return self * 0
+    keep = Tensor.rand(*self.shape, device=self.device) >= p
+    return keep.where(self * (1 / (1 - p)), 0)
+  def scaled_dot_product_attention(self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
+                                   dropout_p: float = 0.0, is_causal: bool = False) -> Tensor:
+    """softmax(q @ k^T / sqrt(d) + mask) @ v with self as the queries (..., L, d). attn_mask: bool (True = attend)
+    or float (added); is_causal masks out keys after each query."""
+    if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ValueError("attention needs (..., L, d) queries, keys and values")
+    if self.shape[-1] != key.shape[-1]: raise ValueError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
+    if key.shape[-2] != value.shape[-2]: raise ValueError(f"keys {key.shape} and values {value.shape} differ in length")
+    scores = self.matmul(key.transpose(-2, -1)) * (1 / math.sqrt(self.shape[-1]))
+    if is_causal:
+      l, s = self.shape[-2], key.shape[-2]
+      causal = Tensor.ones(l, s, dtype=dtypes.bool, device=self.device).tril()
+      scores = causal.where(scores, -math.inf)
+    if attn_mask is not None:
+      scores = attn_mask.where(scores, -math.inf) if attn_mask.dtype == dtypes.bool else scores + attn_mask
+    return scores.softmax(-1).dropout(dropout_p).matmul(value)
+
+  # ---- losses ----
+  @staticmethod
+  def _reduction(loss: Tensor, reduction: str, count: Tensor | None = None) -> Tensor:
+    if reduction == "none": return loss
+    if reduction == "sum": return loss.sum()
+    if reduction == "mean": return loss.mean() if count is None else loss.sum() / count
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+  def cross_entropy(self, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0, ignore_index: int = -100) -> Tensor:
+    """PyTorch's cross_entropy: self holds logits (N, C, ...) or (C,), target class indices (N, ...) or
+    probabilities shaped like self. Rows whose class is ignore_index count for nothing (and not in the mean)."""
+    if not 0 <= label_smoothing <= 1: raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    axis = 1 if self.ndim > 1 else 0
+    classes = self.shape[axis]
+    log_probs = self.log_softmax(axis)
+    if dtypes.is_float(target.dtype):
+      if target.shape != self.shape: raise ValueError(f"cross_entropy probabilities {target.shape} must match the logits {self.shape}")
+      probs = target * (1 - label_smoothing) + label_smoothing / classes
+      return Tensor._reduction(-(log_probs * probs).sum(axis), reduction)
+    expected = self.shape[:axis] + self.shape[axis + 1:]
+    if target.shape != expected: raise ValueError(f"cross_entropy targets of shape {target.shape} for logits {self.shape}: expected {expected}")
+    keep = target != ignore_index
+    hot = target.unsqueeze(axis) == Tensor.arange(classes, dtype=target.dtype, device=self.device).reshape((classes,) + (1,) * (self.ndim - axis - 1))
+    picked = -hot.where(log_probs, 0).sum(axis)
+    if label_smoothing: picked = picked * (1 - label_smoothing) - log_probs.mean(axis) * label_smoothing
+    loss = keep.where(picked, 0)
+    return Tensor._reduction(loss, reduction, keep.sum().cast(loss.dtype))
+  def sparse_categorical_crossentropy(self, target: Tensor, ignore_index: int = -1, label_smoothing: float = 0.0,
+                                      reduction: str = "mean") -> Tensor:
+    """tinygrad's loss: logits with the classes on the LAST axis, integer targets of the other axes' shape."""
+    moved = self.permute((0, self.ndim - 1) + tuple(range(1, self.ndim - 1))) if self.ndim > 1 else self
+    return moved.cross_entropy(target, reduction, label_smoothing, ignore_index)
+  def binary_crossentropy(self, target: Tensor, reduction: str = "mean") -> Tensor:
+    """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100 like PyTorch."""
+    p, y = self._float(), target.cast(self._float().dtype)
+    return Tensor._reduction(-(y * p.log().maximum(-100) + (1 - y) * (1 - p).log().maximum(-100)), reduction)
+  def binary_crossentropy_logits(self, target: Tensor, reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|)."""
+    x = self._float()
+    y = target.cast(x.dtype)
+    softplus_neg = (-x.abs()).exp()._log1p() + (-x).relu()  # log(1 + e^-x), stable
+    if pos_weight is None: loss = (1 - y) * x + softplus_neg
+    else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
+    return Tensor._reduction(loss, reduction)
+  def mse(self, target: Tensor, reduction: str = "mean") -> Tensor:
+    return Tensor._reduction((self - target).square(), reduction)
+
+class _IndexPlan:
+  """What an index means for Tensor.__getitem__/__setitem__: per axis of the tensor a crop, a flip and a step (in
+  that order), the shape after those views, and the integer tensors that then select along some of its axes."""
+  def __init__(self):
+    self.crops, self.flips, self.steps, self.strided_shape = [], [], [], []
+    self.out_shape: list[int] = []   # after ints, slices and None (tensor-indexed axes still whole)
+    self.tensor_axes: list[int] = []  # axes of out_shape that integer tensors select along
+    self.tensors: list[Tensor] = []
+    self.batch_at = 0                 # where the index tensors' broadcast shape goes in the result
+    self.result_order: tuple[int, ...] = ()
+  def add_axis(self, lo: int, hi: int, flip: bool, step: int, strided: int, out: int | None):
+    self.crops.append((lo, hi)); self.flips.append(flip); self.steps.append(step); self.strided_shape.append(strided)
+    if out is not None: self.out_shape.append(out)
+
 
 def _shape_arg(shape) -> tuple[int, ...]:
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
   return tuple(int(s) for s in shape)
+
+
+def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
+  """An int or a sequence of n ints (stride, dilation, kernel size, ...), each at least `least`."""
+  out = (value,) * n if isinstance(value, int) else tuple(value)
+  if len(out) != n or any(not isinstance(v, int) or v < least for v in out):
+    raise ValueError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
+  return out
+
+
+def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
+  """Padding for n spatial dims as (before, after) pairs: an int, one int per dim, or PyTorch's flat
+  (last_before, last_after, ...) of 2n ints."""
+  if isinstance(padding, int): return ((padding, padding),) * n
+  padding = tuple(padding)
+  if len(padding) == n: return tuple((p, p) for p in padding)
+  if len(padding) == 2 * n: return tuple((padding[2 * i], padding[2 * i + 1]) for i in reversed(range(n)))
+  raise ValueError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")
 
 
 def _from_host(data, dtype: DType | None, device: str) -> UOp:
@@ -913,7 +1410,8 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
     if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
+  shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
   arr = np.ascontiguousarray(arr.astype(dt.np, copy=False))
   buf = Buffer(device, arr.size, dt)
   if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
-  return buffer_view(buf, arr.shape)
+  return buffer_view(buf, shape)

@@ -211,3 +211,14 @@ def test_three_layer_mlp_gradients_are_eight_kernels(device):
   g1 = (g2 @ weights[1].T) * (a1 > 0)
   for w, ref in zip(ws, [x.numpy().T @ g1, h1.T @ g2, h2.T @ g3]):
     np.testing.assert_allclose(w.grad.numpy(), ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(len(Device.available()) < 2, reason="needs two devices")
+def test_gradient_through_a_copy_of_a_reshape():
+  """The backward of .to() copies the gradient back; the scheduler took a reshaped gradient for a buffer view
+  and crashed finding the copy's source."""
+  d0, d1 = Device.available()[:2]
+  x = Tensor(np.arange(6.0, dtype=np.float32), device=d0, requires_grad=True)
+  w = Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), device=d1)
+  (x.to(d1).reshape(2, 3) * w).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), np.arange(6.0))

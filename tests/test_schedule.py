@@ -143,3 +143,52 @@ def test_assign_reading_other_elements_of_target(device):
   w = Tensor(np.arange(6, dtype=np.float32), device=device).realize()
   w.assign(w.flip(0))
   np.testing.assert_allclose(w.numpy(), np.arange(6, dtype=np.float32)[::-1])
+
+
+def test_clone_has_a_buffer_of_its_own(device):
+  """clone() of a realized tensor used to be dropped by the scheduler (a CONTIGUOUS of a buffer), so assigning
+  into the clone wrote into the original."""
+  x = Tensor(np.array([1.0, 2.0], np.float32), device=device).realize()
+  a, b = x.clone(), x.clone()
+  Tensor.realize_all(a, b)
+  assert a.uop.src[0].arg is not x.uop.src[0].arg and a.uop.src[0].arg is not b.uop.src[0].arg
+  a.assign(a * 10).realize()
+  np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])
+  np.testing.assert_array_equal(b.numpy(), [1.0, 2.0])
+  np.testing.assert_array_equal(a.numpy(), [10.0, 20.0])
+
+
+def test_zero_dim_numpy_array_stays_zero_dim(device):
+  """np.ascontiguousarray turns a 0-d array into shape (1,): Tensor(np.array(3.5)) used to have shape (1,)."""
+  t = Tensor(np.array(3.5, np.float32), device=device)
+  assert t.shape == ()
+  assert t.item() == 3.5 and (t + 1).shape == ()
+
+
+def test_an_assign_runs_once(device):
+  """A pending graph that read another tensor's ASSIGN used to run that ASSIGN again once any later assign had
+  cleared the realized results: a counter read this way was incremented twice."""
+  c = Tensor(np.zeros(1, np.float32), device=device).realize()
+  r = Tensor(np.zeros(1, np.float32), device=device).realize()
+  other = Tensor(np.full(1, 5.0, np.float32), device=device).realize()
+  c.assign(c + 1)
+  r.assign(r + c)  # reads c's ASSIGN
+  c.realize()
+  other.assign(other * 2)
+  r.realize()
+  assert c.item() == 1.0 and r.item() == 1.0
+
+
+def test_an_assign_realized_inside_another_graph_runs_once(device):
+  """An ASSIGN realized as part of another tensor's graph, after its own sources had been swapped for buffers,
+  was remembered only under its rebuilt copy: the graphs still holding the original ran it again."""
+  c = Tensor(np.zeros(1, np.float32), device=device).realize()
+  a = Tensor(np.zeros(1, np.float32), device=device).realize()
+  b = Tensor(np.zeros(1, np.float32), device=device).realize()
+  c.assign(c + 1)
+  c.assign(c + 1)  # its value reads the first ASSIGN, which assign() realizes: this one is rebuilt when scheduled
+  a.assign(a + c)
+  b.assign(b + c)
+  a.realize()  # runs c's second ASSIGN inside a's graph
+  b.realize()
+  assert (a.item(), b.item(), c.item()) == (2.0, 2.0, 2.0)

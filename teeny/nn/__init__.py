@@ -1,0 +1,204 @@
+"""Neural-network layers: Linear, Conv2d, ConvTranspose2d, BatchNorm, LayerNorm, GroupNorm, RMSNorm, Embedding and
+Dropout, with PyTorch's weight layouts and default initialization. Optimizers live in teeny.nn.optim, model state
+(state dicts, safetensors) in teeny.nn.state.
+
+A layer is a plain object holding tensors as attributes and computing with Tensor methods in __call__; there is
+no Module base class: get_parameters(model) and get_state_dict(model) find the tensors by walking attributes.
+Weights start with requires_grad unset; an optimizer turns it on for the tensors it is given. Running statistics
+are made with requires_grad=False, so an optimizer keeps them as buffers. Training behaviour (batch statistics,
+dropout) follows `Tensor.training` (`with Tensor.train(): ...`)."""
+from __future__ import annotations
+import math
+from teeny.dtype import dtypes
+from teeny.tensor import Tensor
+from teeny.nn import optim, state  # noqa: F401  (teeny.nn.optim and teeny.nn.state, also as attributes)
+
+
+def _pair(x, name: str) -> tuple[int, int]:
+  out = (x, x) if isinstance(x, int) else tuple(x)
+  if len(out) != 2 or not all(isinstance(v, int) for v in out): raise TypeError(f"{name} must be an int or a pair of ints, got {x!r}")
+  return out
+
+
+def _uniform_fan_in(shape: tuple[int, ...], fan_in: int) -> Tensor:
+  """PyTorch's default bias init: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+  return Tensor.uniform(*shape, low=-bound, high=bound)
+
+
+def _fresh(t: Tensor, requires_grad: bool | None = None) -> Tensor:
+  """A constant-initialized tensor in a buffer of its own: equal lazy graphs (two layers' Tensor.ones(64)) are one
+  node, and would realize into one buffer that an in-place update of either would change for both."""
+  out = t.clone()
+  out.requires_grad = requires_grad
+  return out
+
+
+class Linear:
+  """y = x @ weight.T + bias, weight (out_features, in_features) like PyTorch; weights kaiming_uniform(a=sqrt(5))
+  (= uniform(+-1/sqrt(in_features))) and bias uniform(+-1/sqrt(in_features)), PyTorch's defaults."""
+  def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    self.weight = Tensor.kaiming_uniform(out_features, in_features, a=math.sqrt(5))
+    self.bias = _uniform_fan_in((out_features,), in_features) if bias else None
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.shape[-1:] != self.weight.shape[1:]:
+      raise ValueError(f"Linear with {self.weight.shape[1]} input features got an input of shape {x.shape}")
+    return x.linear(self.weight.transpose(), self.bias)
+
+
+class Conv2d:
+  """2D convolution; weight (out_channels, in_channels / groups, kh, kw) like PyTorch, initialized like PyTorch
+  (kaiming_uniform(a=sqrt(5)) over fan_in = in_channels / groups * kh * kw; bias uniform(+-1/sqrt(fan_in))).
+  padding: an int, a pair (h, w), or 'valid' / 'same' (stride 1, like PyTorch)."""
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True):
+    if groups <= 0 or in_channels % groups or out_channels % groups:
+      raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
+    self.kernel_size, self.stride, self.dilation = _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), _pair(dilation, "dilation")
+    self.groups = groups
+    self.padding = self._padding(padding)
+    self.weight = Tensor.kaiming_uniform(out_channels, in_channels // groups, *self.kernel_size, a=math.sqrt(5))
+    self.bias = _uniform_fan_in((out_channels,), in_channels // groups * math.prod(self.kernel_size)) if bias else None
+
+  def _padding(self, padding):
+    if padding == "valid": return 0
+    if padding == "same":
+      if self.stride != (1, 1): raise ValueError("Conv2d: padding='same' needs stride 1 (like PyTorch)")
+      # total d*(k-1) per axis, the odd one extra on the right/bottom; flat (left, right, top, bottom) order
+      (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+      th, tw = dh * (kh - 1), dw * (kw - 1)
+      return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+    if isinstance(padding, str): raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    return padding if isinstance(padding, int) else _pair(padding, "padding")
+
+  def __call__(self, x: Tensor) -> Tensor:
+    return x.conv2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation, padding=self.padding)
+
+
+class ConvTranspose2d:
+  """Transposed 2D convolution (the gradient of Conv2d with respect to its input); weight (in_channels,
+  out_channels / groups, kh, kw) like PyTorch, which initializes it over fan_in = out_channels / groups * kh * kw."""
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
+               groups: int = 1, bias: bool = True):
+    if groups <= 0 or in_channels % groups or out_channels % groups:
+      raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
+    self.kernel_size, self.stride, self.dilation = _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), _pair(dilation, "dilation")
+    self.padding, self.output_padding = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+    self.groups = groups
+    self.weight = Tensor.kaiming_uniform(in_channels, out_channels // groups, *self.kernel_size, a=math.sqrt(5))
+    self.bias = _uniform_fan_in((out_channels,), out_channels // groups * math.prod(self.kernel_size)) if bias else None
+
+  def __call__(self, x: Tensor) -> Tensor:
+    return x.conv_transpose2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation,
+                              padding=self.padding, output_padding=self.output_padding)
+
+
+class BatchNorm:
+  """Batch normalization over axis 1 (channels) of (N, C), (N, C, L) or (N, C, H, W) inputs: BatchNorm1d,
+  BatchNorm2d and BatchNorm3d are this class. In training, normalizes by the batch's mean and (biased) variance
+  and moves the running statistics toward them (running_var by the unbiased variance, like PyTorch):
+  running = (1 - momentum) * running + momentum * batch, or the cumulative average when momentum is None. In
+  eval it normalizes by the running statistics; with track_running_stats=False, by the batch's in eval too."""
+  def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+               track_running_stats: bool = True):
+    self.num_features, self.eps, self.momentum, self.track_running_stats = num_features, eps, momentum, track_running_stats
+    self.weight = _fresh(Tensor.ones(num_features)) if affine else None
+    self.bias = _fresh(Tensor.zeros(num_features)) if affine else None
+    if track_running_stats:
+      self.running_mean = _fresh(Tensor.zeros(num_features), requires_grad=False)
+      self.running_var = _fresh(Tensor.ones(num_features), requires_grad=False)
+      self.num_batches_tracked = _fresh(Tensor.zeros((), dtype=dtypes.int64), requires_grad=False)
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.ndim < 2 or x.shape[1] != self.num_features:
+      raise ValueError(f"BatchNorm over {self.num_features} channels got an input of shape {x.shape} (channels are axis 1)")
+    axes = tuple(a for a in range(x.ndim) if a != 1)
+    if Tensor.training or not self.track_running_stats:
+      n = x.numel() // self.num_features
+      if Tensor.training and n <= 1: raise ValueError(f"BatchNorm in training needs more than one value per channel, got input of shape {x.shape}")
+      mean, var = x.mean(axes), x.var(axes, correction=0)
+      if Tensor.training and self.track_running_stats: self._track(mean.detach(), var.detach(), n)
+    else: mean, var = self.running_mean, self.running_var
+    return x.batchnorm(self.weight, self.bias, mean, (var + self.eps).rsqrt())
+
+  def _track(self, mean: Tensor, var: Tensor, n: int):
+    count = self.num_batches_tracked.assign(self.num_batches_tracked + 1)
+    factor = (1 / count.float()) if self.momentum is None else self.momentum
+    self.running_mean.assign((1 - factor) * self.running_mean + factor * mean)
+    self.running_var.assign((1 - factor) * self.running_var + factor * var * (n / (n - 1)))
+
+
+BatchNorm1d = BatchNorm2d = BatchNorm3d = BatchNorm
+
+
+class LayerNorm:
+  """Normalize over the last len(normalized_shape) axes (mean 0, biased variance 1), then weight * x + bias."""
+  def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True):
+    self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    self.axis, self.eps = tuple(-1 - i for i in range(len(self.normalized_shape))), eps
+    self.weight = _fresh(Tensor.ones(*self.normalized_shape)) if elementwise_affine else None
+    self.bias = _fresh(Tensor.zeros(*self.normalized_shape)) if elementwise_affine else None
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
+      raise ValueError(f"LayerNorm over {self.normalized_shape} got an input of shape {x.shape}")
+    x = x.layernorm(axis=self.axis, eps=self.eps)
+    return x if self.weight is None else x * self.weight + self.bias
+
+
+class GroupNorm:
+  """Split the channels (axis 1) into num_groups groups, normalize each group of each sample over its channels and
+  positions, then scale and shift per channel."""
+  def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True):
+    if num_groups <= 0 or num_channels % num_groups:
+      raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups {num_groups}")
+    self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+    self.weight = _fresh(Tensor.ones(num_channels)) if affine else None
+    self.bias = _fresh(Tensor.zeros(num_channels)) if affine else None
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.ndim < 2 or x.shape[1] != self.num_channels:
+      raise ValueError(f"GroupNorm over {self.num_channels} channels got an input of shape {x.shape} (channels are axis 1)")
+    out = x.reshape(x.shape[0], self.num_groups, -1).layernorm(eps=self.eps).reshape(x.shape)
+    if self.weight is None: return out
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)
+    return out * self.weight.reshape(per_channel) + self.bias.reshape(per_channel)
+
+
+class RMSNorm:
+  """x / sqrt(mean(x^2) + eps) over the last axis (or the last len(dim) axes), times a learned weight."""
+  def __init__(self, dim, eps: float = 1e-6, elementwise_affine: bool = True):
+    self.normalized_shape = (dim,) if isinstance(dim, int) else tuple(dim)
+    self.axis, self.eps = tuple(-1 - i for i in range(len(self.normalized_shape))), eps
+    self.weight = _fresh(Tensor.ones(*self.normalized_shape)) if elementwise_affine else None
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
+      raise ValueError(f"RMSNorm over {self.normalized_shape} got an input of shape {x.shape}")
+    out = x * (x.square().mean(self.axis, keepdim=True) + self.eps).rsqrt()
+    return out if self.weight is None else out * self.weight
+
+
+class Embedding:
+  """A lookup table: row idx of weight (vocab_size, embed_size) for each int in the input, weights normal(0, 1)
+  like PyTorch. Selected with a comparison and a sum, so the gradient reaches exactly the rows that were used
+  (an index out of range gives zeros: checking it would need to read the indices from the device)."""
+  def __init__(self, vocab_size: int, embed_size: int):
+    self.vocab_size, self.embed_size = vocab_size, embed_size
+    self.weight = Tensor.normal(vocab_size, embed_size)
+
+  def __call__(self, idx: Tensor) -> Tensor:
+    if not isinstance(idx, Tensor): raise TypeError(f"Embedding takes an int Tensor of indices, got {type(idx).__name__}")
+    if not dtypes.is_int(idx.dtype): raise TypeError(f"Embedding indices must be ints, got {idx.dtype}")
+    vocab = Tensor.arange(self.vocab_size, dtype=idx.dtype, device=idx.device)
+    hit = (idx.unsqueeze(-1) == vocab).unsqueeze(-1)  # (..., vocab, 1)
+    return hit.where(self.weight, 0.0).sum(-2)
+
+
+class Dropout:
+  """Zero each element with probability p in training and scale the rest by 1 / (1 - p); the identity in eval."""
+  def __init__(self, p: float = 0.5):
+    if not 0 <= p <= 1: raise ValueError(f"Dropout probability must be in [0, 1], got {p}")
+    self.p = p
+
+  def __call__(self, x: Tensor) -> Tensor: return x.dropout(self.p)

@@ -1,0 +1,213 @@
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and LAMB, with PyTorch's update rules, and
+learning-rate schedules (LambdaLR, StepLR, CosineAnnealingLR) like torch.optim.lr_scheduler.
+
+A step is lazy graph building plus two realizes. First the gradients (and, on the first step, the parameters and
+the optimizer's state) are realized, so every update below reads plain buffers. Then each parameter and each piece
+of state (momentum buffers, Adam's m and v, the step counter t) gets its new value with `assign`, and all of them
+are realized together: one small elementwise kernel per assigned tensor. Realizing the gradients first keeps the
+updates order-independent: no update kernel recomputes a gradient from a parameter another kernel has already
+overwritten. The learning rate is a device tensor, so changing it (a schedule) doesn't recompile the kernels."""
+from __future__ import annotations
+import math
+from typing import Iterable
+import numpy as np
+from teeny.dtype import dtypes
+from teeny.tensor import Tensor
+
+
+class Optimizer:
+  """Holds the parameters to update (those that require grad; ones left unset are set to require it, like
+  tinygrad), the buffers (tensors given with requires_grad=False, like BatchNorm's running statistics) and the
+  learning rate. Subclasses say how one parameter is updated in `_update`."""
+  def __init__(self, params: Iterable[Tensor], lr: float | Tensor):
+    params = list(params)
+    for p in params:
+      if not isinstance(p, Tensor): raise TypeError(f"optimizer parameters must be Tensors, got {type(p).__name__}")
+      if p.requires_grad is None: p.requires_grad = True
+    unique = list({id(p): p for p in params}.values())
+    self.params = [p for p in unique if p.requires_grad]
+    # not optimized, but realized at each step before the parameters change: an update of them the forward pass
+    # left pending (BatchNorm's running mean) then reads the parameters that forward pass used
+    self.buffers = [p for p in unique if not p.requires_grad]
+    if not self.params: raise ValueError("optimizer got no parameters that require grad")
+    for p in self.params:
+      if not dtypes.is_float(p.dtype): raise TypeError(f"optimizer parameters must be float tensors, got one of {p.dtype}")
+    self.device = self.params[0].device
+    if not isinstance(lr, Tensor) and lr < 0: raise ValueError(f"learning rate must be >= 0, got {lr}")
+    self.lr = lr if isinstance(lr, Tensor) else Tensor(np.array(lr, dtype=np.float32), device=self.device)
+    self._state: list[Tensor] = []  # every state tensor, realized with the parameters on the first step
+
+  def _zeros_like(self, p: Tensor) -> Tensor:
+    t = Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone()  # clone: a buffer of its own, never shared
+    self._state.append(t)
+    return t
+
+  def _on(self, x: Tensor, p: Tensor) -> Tensor:
+    """x (the learning rate or step counter, kept on the first parameter's device) where p lives."""
+    return x.to(p.device) if x.device != p.device else x
+
+  def zero_grad(self):
+    """Forget the gradients: the next backward() starts them afresh."""
+    for p in self.params: p.grad = None
+
+  def schedule_step(self) -> list[Tensor]:
+    """Realize the gradients (and the buffers), build the lazy update and return the tensors it assigns, for the
+    caller to realize, maybe with other work: `Tensor.realize_all(loss, *opt.schedule_step())`. Put what reads
+    the old parameters (the loss) first: kernels run in the order of the tensors given."""
+    grads = [p.grad for p in self.params if p.grad is not None]
+    if not grads: return []
+    for p in self.params:
+      if p.grad is not None and p.grad.shape != p.shape:
+        raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
+    Tensor.realize_all(*grads, *self.buffers, *self.params, *self._state, *([self.lr] if isinstance(self.lr, Tensor) else []))
+    updated = self._step_shared()
+    for i, p in enumerate(self.params):
+      if p.grad is not None: updated += self._update(i, p, p.grad)
+    return updated
+
+  def step(self):
+    """Update every parameter that has a gradient (PyTorch skips the others too), in a few kernels. A lazy tensor
+    computed from the parameters (the loss) reads them when it is realized: realize it before the step to get the
+    value the gradients came from."""
+    Tensor.realize_all(*self.schedule_step())
+
+  def _lr(self, p: Tensor):
+    return self._on(self.lr, p) if isinstance(self.lr, Tensor) else self.lr
+
+  def _step_shared(self) -> list[Tensor]:
+    """Work done once per step for all parameters (the step counter): returns the tensors it assigns."""
+    return []
+
+  def _update(self, i: int, p: Tensor, g: Tensor) -> list[Tensor]:
+    raise NotImplementedError
+
+
+class SGD(Optimizer):
+  """Stochastic gradient descent, PyTorch's rule (dampening 0): g += wd * p; b = momentum * b + g;
+  g = g + momentum * b if nesterov else b; p -= lr * g. The first step's b is g itself, as b starts at zero."""
+  def __init__(self, params, lr: float | Tensor = 0.001, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+    super().__init__(params, lr)
+    if momentum < 0: raise ValueError(f"momentum must be >= 0, got {momentum}")
+    if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if nesterov and momentum == 0: raise ValueError("nesterov momentum needs momentum > 0")
+    self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+    self.b = [self._zeros_like(p) for p in self.params] if momentum else []
+
+  def _update(self, i, p, g):
+    if self.weight_decay: g = g + self.weight_decay * p
+    out = []
+    if self.momentum:
+      b = self.b[i].assign(self.b[i] * self.momentum + g)
+      g = g + self.momentum * b if self.nesterov else b
+      out.append(b)
+    return out + [p.assign(p - self._lr(p) * g)]
+
+
+def _one_minus_pow(base: float, t: Tensor) -> Tensor:
+  """1 - base**t for the step counter t, in float32 without the cancellation 1 - 0.999**t suffers for small t
+  (PyTorch computes it in float64): it is -expm1(t * ln(base)), by its Taylor series while t * ln(base) is small."""
+  if base == 0: return t.full_like(1.0, dtype=dtypes.float32)
+  x = t.cast(dtypes.float32) * math.log(base)
+  series = x * (1 + x / 2 * (1 + x / 3 * (1 + x / 4 * (1 + x / 5 * (1 + x / 6 * (1 + x / 7 * (1 + x / 8)))))))
+  return (x > -0.25).where(-series, 1 - x.exp())
+
+
+class LAMB(Optimizer):
+  """LAMB (You et al. 2019), and Adam/AdamW as special cases. m, v: Adam's moments with bias correction
+  (PyTorch's order of operations); the update u = m_hat / (sqrt(v_hat) + eps) plus wd * p for decoupled decay,
+  scaled by the trust ratio ||p|| / ||u|| (LAMB only). Adam's classic L2 decay (wd * p added to the gradient)
+  is `decoupled=False`. The step counter t is one device tensor shared by all parameters (PyTorch keeps one
+  per parameter, which only differs when some parameters get no gradient on some steps)."""
+  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
+               weight_decay: float = 0.0, adam: bool = False, decoupled: bool = True):
+    super().__init__(params, lr)
+    for name, b in (("b1", b1), ("b2", b2)):
+      if not 0 <= b < 1: raise ValueError(f"{name} must be in [0, 1), got {b}")
+    if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
+    if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    self.b1, self.b2, self.eps, self.weight_decay, self.adam, self.decoupled = b1, b2, eps, weight_decay, adam, decoupled
+    self.t = Tensor.zeros((), dtype=dtypes.int32, device=self.device).clone()
+    self._state.append(self.t)
+    self.m = [self._zeros_like(p) for p in self.params]
+    self.v = [self._zeros_like(p) for p in self.params]
+
+  def _step_shared(self):
+    self.t.assign(self.t + 1)
+    return [self.t]
+
+  def _update(self, i, p, g):
+    if self.weight_decay and not self.decoupled: g = g + self.weight_decay * p
+    m = self.m[i].assign(self.m[i] + (g - self.m[i]) * (1 - self.b1))  # PyTorch's lerp_(g, 1 - b1)
+    v = self.v[i].assign(self.v[i] * self.b2 + (1 - self.b2) * g * g)
+    t, lr = self._on(self.t, p), self._lr(p)
+    bias1, bias2 = _one_minus_pow(self.b1, t), _one_minus_pow(self.b2, t)
+    if self.adam:
+      # PyTorch: p *= 1 - lr * wd (AdamW only); p -= lr / bias1 * (m / (sqrt(v) / sqrt(bias2) + eps))
+      if self.weight_decay and self.decoupled: p = p * (1 - lr * self.weight_decay)
+      return [m, v, self.params[i].assign(p - (lr / bias1) * (m / (v.sqrt() / bias2.sqrt() + self.eps)))]
+    up = (m / bias1) / ((v / bias2).sqrt() + self.eps)
+    if self.weight_decay and self.decoupled: up = up + self.weight_decay * p
+    r1, r2 = p.square().sum().sqrt(), up.square().sum().sqrt()
+    trust = (r1 > 0).where((r2 > 0).where(r1 / r2, 1.0), 1.0)
+    return [m, v, p.assign(p - lr * trust * up)]
+
+
+class Adam(LAMB):
+  """Adam with PyTorch's rule; weight_decay is L2 decay added to the gradient, as in torch.optim.Adam."""
+  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+    super().__init__(params, lr, b1, b2, eps, weight_decay, adam=True, decoupled=False)
+
+
+class AdamW(LAMB):
+  """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW: p *= 1 - lr * wd first."""
+  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
+    super().__init__(params, lr, b1, b2, eps, weight_decay, adam=True, decoupled=True)
+
+
+class LRScheduler:
+  """Sets the optimizer's learning rate for each epoch: call step() once per epoch after the optimizer's steps,
+  like PyTorch. The rate is written into the optimizer's lr tensor, so the update kernels don't change."""
+  def __init__(self, optimizer: Optimizer):
+    if not isinstance(optimizer.lr, Tensor): raise TypeError("the optimizer's lr must be a Tensor for a schedule to set it")
+    self.optimizer, self.epoch = optimizer, 0
+    self.base_lr = float(optimizer.lr.numpy().reshape(-1)[0])
+    self._set(self.get_lr())
+
+  def get_lr(self) -> float: raise NotImplementedError
+  def get_last_lr(self) -> list[float]: return [self.last_lr]
+
+  def step(self):
+    self.epoch += 1
+    self._set(self.get_lr())
+
+  def _set(self, lr: float):
+    self.last_lr = lr
+    lr_tensor = self.optimizer.lr
+    lr_tensor.assign(Tensor(np.full(lr_tensor.shape, lr, dtype=lr_tensor.dtype.np), device=lr_tensor.device))
+
+
+class LambdaLR(LRScheduler):
+  """lr = base_lr * lr_lambda(epoch)."""
+  def __init__(self, optimizer: Optimizer, lr_lambda):
+    self.lr_lambda = lr_lambda
+    super().__init__(optimizer)
+  def get_lr(self) -> float: return self.base_lr * self.lr_lambda(self.epoch)
+
+
+class StepLR(LRScheduler):
+  """lr = base_lr * gamma ** (epoch // step_size)."""
+  def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
+    if step_size <= 0: raise ValueError(f"step_size must be positive, got {step_size}")
+    self.step_size, self.gamma = step_size, gamma
+    super().__init__(optimizer)
+  def get_lr(self) -> float: return self.base_lr * self.gamma ** (self.epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+  """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (the closed form, without restarts)."""
+  def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
+    if T_max <= 0: raise ValueError(f"T_max must be positive, got {T_max}")
+    self.T_max, self.eta_min = T_max, eta_min
+    super().__init__(optimizer)
+  def get_lr(self) -> float:
+    return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * self.epoch / self.T_max)) / 2

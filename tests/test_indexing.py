@@ -1,0 +1,155 @@
+"""Indexing and joining on every device against numpy: __getitem__ with ints, slices, None, Ellipsis and integer
+tensors (fancy indexing), __setitem__ with the same forms, cat/stack/split/chunk/repeat/unflatten, gather/scatter,
+one_hot, masked_fill, tril/triu, and the errors bad indices raise."""
+import numpy as np
+import pytest
+from teeny import Tensor, dtypes, GlobalCounters
+
+A = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+I = lambda *v: np.array(v, dtype=np.int32)  # noqa: E731
+
+INDICES = {
+  "int": (1,), "negative_int": (-1, 2), "step_slice": (slice(None, None, -2),), "ellipsis": (Ellipsis, 1),
+  "none_ellipsis_slice": (None, 1, Ellipsis, slice(1, 4, 2)), "list": ([0, 2],), "tensor_middle": (slice(None), I(1, 3)),
+  "two_tensors": (I(0, 2), I(1, 3)), "int_and_tensor_split": (0, slice(None), I(1, 2)),
+  "broadcast_tensors": (I(0, 2).reshape(2, 1), I(1, 3, 0)), "adjacent_tensors_after_slice": (slice(None), I(0, 1), I(2, 3)),
+  "negative_tensor": (I(-1, 0),), "tensor_with_reversed_slice": (1, I(0, 3), slice(None, None, -1)),
+  "2d_index_tensor": (I(0, 1, 2, 1).reshape(2, 2),), "none_between_tensors": (I(0, 1), None, I(2, 3)),
+}
+
+
+def as_teeny(index, device):
+  return tuple(Tensor(i, device=device) if isinstance(i, np.ndarray) else i for i in index)
+
+
+@pytest.mark.parametrize("name", list(INDICES))
+def test_getitem_matches_numpy(device, name):
+  index = INDICES[name]
+  expected = A[tuple(np.array(i) if isinstance(i, list) else i for i in index)]
+  out = Tensor(A, device=device)[as_teeny(index, device)]
+  assert out.shape == expected.shape
+  np.testing.assert_array_equal(out.numpy(), expected)
+
+
+@pytest.mark.parametrize("name", list(INDICES))
+def test_setitem_matches_numpy(device, name):
+  index = INDICES[name]
+  np_index = tuple(np.array(i) if isinstance(i, list) else i for i in index)
+  expected = A.copy()
+  values = 100 + np.arange(expected[np_index].size, dtype=np.float32).reshape(expected[np_index].shape)
+  expected[np_index] = values
+  t = Tensor(A.copy(), device=device)
+  t[as_teeny(index, device)] = Tensor(values, device=device)
+  np.testing.assert_array_equal(t.numpy(), expected)
+
+
+def test_setitem_scalar_broadcast_and_repeated_index(device):
+  t, a = Tensor(A.copy(), device=device), A.copy()
+  t[1, :, ::2] = -1.0; a[1, :, ::2] = -1.0
+  t[..., 0] = Tensor(np.arange(4, dtype=np.float32), device=device); a[..., 0] = np.arange(4)
+  np.testing.assert_array_equal(t.numpy(), a)
+  v = Tensor([5, 6, 7], device=device, dtype=dtypes.int32)
+  v[Tensor([0, 2, 0], device=device)] = Tensor([1, 2, 3], device=device, dtype=dtypes.int32)  # the last write wins, like numpy
+  assert v.tolist() == [3, 6, 2]
+
+
+def test_fancy_index_is_one_kernel_and_differentiable(device):
+  table = Tensor(np.arange(20, dtype=np.float32).reshape(5, 4), device=device, requires_grad=True)
+  idx = Tensor([3, 0, 3], device=device).realize()
+  table.realize()
+  GlobalCounters.reset()
+  rows = table[idx].realize()
+  assert GlobalCounters.kernel_count == 1
+  np.testing.assert_array_equal(rows.numpy(), np.arange(20).reshape(5, 4)[[3, 0, 3]])
+  (table[idx] * 2).sum().backward()
+  expected = np.zeros((5, 4)); expected[3] = 4; expected[0] = 2
+  np.testing.assert_array_equal(table.grad.numpy(), expected)
+
+
+def test_out_of_range_tensor_index_selects_nothing(device):
+  out = Tensor([1.0, 2.0, 3.0], device=device)[Tensor([0, 7], device=device)]
+  assert out.tolist() == [1.0, 0.0]
+
+
+def test_bad_indices_raise(device):
+  t = Tensor(A, device=device)
+  with pytest.raises(IndexError, match="out of range"): t[3]
+  with pytest.raises(IndexError, match="too many indices"): t[0, 0, 0, 0]
+  with pytest.raises(IndexError, match="integers"): t[Tensor([0.5], device=device)]
+  with pytest.raises(IndexError, match="boolean mask"): t[Tensor([True, False, True], device=device)]
+  with pytest.raises(TypeError, match="unsupported index"): t[1.5]
+  with pytest.raises(TypeError, match="unsupported index"): t["a"]
+  with pytest.raises(IndexError, match="one ellipsis"): t[..., ...]
+  with pytest.raises(ValueError, match="can't assign"): t.__setitem__(0, Tensor(np.ones(3, np.float32), device=device))
+
+
+def test_cat_stack_and_their_errors(device):
+  a, b = A[:, :2], -A[:, 2:]
+  ta, tb = Tensor(a, device=device), Tensor(b, device=device)
+  np.testing.assert_array_equal(ta.cat(tb, dim=1).numpy(), np.concatenate([a, b], 1))
+  np.testing.assert_array_equal(Tensor.cat([ta, tb, ta], dim=-2).numpy(), np.concatenate([a, b, a], -2))
+  np.testing.assert_array_equal(Tensor.stack([ta, ta], dim=2).numpy(), np.stack([a, a], 2))
+  mixed = Tensor([1, 2], device=device).cat(Tensor([0.5], device=device))
+  assert mixed.dtype == dtypes.float32 and mixed.tolist() == [1.0, 2.0, 0.5]
+  with pytest.raises(ValueError, match="differ in another dimension"): ta.cat(Tensor(A[:2], device=device), dim=1)
+  with pytest.raises(ValueError, match="one shape"): Tensor.stack([ta, Tensor(A[:2], device=device)])
+  with pytest.raises(ValueError, match="numbers of dimensions"): ta.cat(Tensor([1.0], device=device))
+
+
+def test_cat_of_one_row_fuses(device):
+  parts = [Tensor(np.full((2, 3), i, np.float32), device=device).realize() for i in range(4)]
+  GlobalCounters.reset()
+  Tensor.cat(*parts, dim=1).realize()
+  assert GlobalCounters.kernel_count == 1
+
+
+def test_stack_of_five_thousand(device):
+  scalars = Tensor.stack([Tensor(float(i), device=device) for i in range(5000)])
+  np.testing.assert_array_equal(scalars.numpy(), np.arange(5000, dtype=np.float32))
+  rows = [Tensor([float(i), 1.0], device=device).realize() for i in range(5000)]
+  np.testing.assert_array_equal(Tensor.stack(rows).numpy()[:, 0], np.arange(5000, dtype=np.float32))
+
+
+def test_split_chunk_unflatten_repeat(device):
+  t = Tensor(A, device=device)
+  assert [p.shape for p in t.split(2, dim=1)] == [(3, 2, 5), (3, 2, 5)]
+  parts = t.split([1, 4], dim=2)
+  np.testing.assert_array_equal(parts[1].numpy(), A[:, :, 1:])
+  assert [p.shape for p in t.chunk(2, dim=2)] == [(3, 4, 3), (3, 4, 2)]
+  with pytest.raises(ValueError, match="don't add up"): t.split([1, 1], dim=0)
+  assert t.unflatten(1, (2, 2)).shape == (3, 2, 2, 5)
+  np.testing.assert_array_equal(t.repeat(2, 1, 1, 2).numpy(), np.tile(A, (2, 1, 1, 2)))
+  np.testing.assert_array_equal(t.repeat_interleave(2, 0).numpy(), np.repeat(A, 2, 0))
+  with pytest.raises(ValueError, match="at least one count per axis"): t.repeat(2, 2)
+
+
+def test_gather_and_scatter(device):
+  x = np.arange(12, dtype=np.float32).reshape(3, 4)
+  idx = np.array([[0, 2, 1, 0], [2, 2, 0, 1]])
+  tx, ti = Tensor(x, device=device), Tensor(idx, device=device)
+  np.testing.assert_array_equal(tx.gather(0, ti).numpy(), np.take_along_axis(x, idx, 0))
+  np.testing.assert_array_equal(tx.gather(1, ti[:, :2]).numpy(), np.take_along_axis(x[:2], idx[:, :2], 1))
+  src = np.arange(8, dtype=np.float32).reshape(2, 4) + 1
+  cols = np.broadcast_to(np.arange(4), idx.shape)
+  expected = x.copy(); np.add.at(expected, (idx, cols), src)
+  np.testing.assert_array_equal(tx.scatter_add(0, ti, Tensor(src, device=device)).numpy(), expected)
+  expected = x.copy(); expected[idx, cols] = src  # numpy's last write wins, as teeny's
+  np.testing.assert_array_equal(tx.scatter(0, ti, Tensor(src, device=device)).numpy(), expected)
+  expected = x.copy(); expected[idx[:, :2], cols[:, :2]] = -1
+  np.testing.assert_array_equal(tx.scatter(0, ti[:, :2], -1.0).numpy(), expected)
+  with pytest.raises(TypeError, match="int tensor"): tx.gather(0, Tensor([[0.0]], device=device))
+  with pytest.raises(ValueError, match="dimensions"): tx.gather(0, Tensor([0], device=device))
+
+
+def test_one_hot_masked_fill_tril_triu(device):
+  labels = Tensor([1, 0, 3], device=device)
+  np.testing.assert_array_equal(labels.one_hot(4).numpy(), np.eye(4, dtype=np.int32)[[1, 0, 3]])
+  assert labels.one_hot().shape == (3, 4)
+  x = np.arange(20, dtype=np.float32).reshape(4, 5)
+  tx = Tensor(x, device=device)
+  mask = x % 3 == 0
+  np.testing.assert_array_equal(tx.masked_fill(Tensor(mask, device=device), -1).numpy(), np.where(mask, -1, x))
+  for k in (-1, 0, 2):
+    np.testing.assert_array_equal(tx.tril(k).numpy(), np.tril(x, k))
+    np.testing.assert_array_equal(tx.triu(k).numpy(), np.triu(x, k))
+  with pytest.raises(TypeError, match="bool mask"): tx.masked_fill(tx, 0)

@@ -1,0 +1,479 @@
+"""nn layers against numpy references given the same weights: forward outputs, and the gradients of
+sum(out * R) for a random R with respect to the input and every weight, on every device. Also PyTorch's default
+initialization (statistically), BatchNorm's running statistics and train/eval behaviour, Dropout, and kernel
+counts where fusion matters.
+
+The convolution references are direct sums over kernel positions. Their gradients use linearity: a convolution is
+linear in its input (and in its weight), so the gradient of sum(f(z) * R) is the vector of f(e_i) . R over the
+basis vectors e_i, which is exact, not a finite difference."""
+import math
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters, Device, dtypes
+from teeny.nn import Linear, Conv2d, ConvTranspose2d, BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, RMSNorm, Embedding, Dropout
+from teeny.nn.state import get_state_dict, get_parameters, load_state_dict
+from teeny.nn.optim import SGD, Adam
+
+rng = np.random.default_rng(4)
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def set_weights(layer, **arrays) -> dict:
+  """Load float64 arrays (kept as the reference) into the layer as float32."""
+  load_state_dict(layer, {k: v.astype(np.float32) for k, v in arrays.items()}, strict=False)
+  return {k: v.astype(np.float32).astype(np.float64) for k, v in arrays.items()}
+
+
+def run_layer(layer, x: np.ndarray, device, r: np.ndarray | None = None, x_dtype=np.float32):
+  """out = layer(x), then backward of sum(out * r): returns out, d/dx and {weight name: gradient} as numpy."""
+  xt = Tensor(x.astype(x_dtype), device=device, requires_grad=dtypes.is_float(dtypes.from_np(x_dtype)) or None)
+  weights = {k: t for k, t in get_state_dict(layer).items() if t.requires_grad is not False}
+  for t in weights.values(): t.requires_grad = True
+  out = layer(xt)
+  r = rng.normal(size=out.shape) if r is None else r
+  (out * Tensor(r.astype(np.float32), device=device)).sum().backward()
+  grads = {k: t.grad.numpy() for k, t in weights.items()}
+  return out.numpy(), (xt.grad.numpy() if xt.requires_grad else None), grads, r
+
+
+@pytest.fixture
+def device(device):
+  """Layers make their tensors on the default device, as in tinygrad: make it the device under test."""
+  previous = Device.DEFAULT
+  Device.DEFAULT = device
+  yield device
+  Device.DEFAULT = previous
+
+
+def linear_basis_grad(f, shape, r) -> np.ndarray:
+  """Gradient of sum(f(z) * r) for f linear in z: (f(e_i) * r).sum() for every basis vector e_i."""
+  out = np.zeros(int(np.prod(shape)))
+  for i in range(out.size):
+    e = np.zeros(out.size)
+    e[i] = 1.0
+    out[i] = (f(e.reshape(shape)) * r).sum()
+  return out.reshape(shape)
+
+
+# ---- Linear ----
+
+def test_linear(device):
+  layer = Linear(5, 3)
+  w = set_weights(layer, weight=rng.normal(size=(3, 5)), bias=rng.normal(size=3))
+  x = rng.normal(size=(2, 4, 5))
+  out, dx, grads, r = run_layer(layer, x, device)
+  np.testing.assert_allclose(out, x @ w["weight"].T + w["bias"], **TOL)
+  np.testing.assert_allclose(dx, r @ w["weight"], **TOL)
+  np.testing.assert_allclose(grads["weight"], r.reshape(-1, 3).T @ x.reshape(-1, 5), **TOL)
+  np.testing.assert_allclose(grads["bias"], r.reshape(-1, 3).sum(0), **TOL)
+
+
+def test_linear_without_bias_and_bad_input(device):
+  layer = Linear(4, 2, bias=False)
+  assert layer.bias is None and list(get_state_dict(layer)) == ["weight"]
+  w = set_weights(layer, weight=rng.normal(size=(2, 4)))
+  x = rng.normal(size=(3, 4))
+  np.testing.assert_allclose(layer(Tensor(x.astype(np.float32), device=device)).numpy(), x @ w["weight"].T, **TOL)
+  with pytest.raises(ValueError, match="4 input features"): layer(Tensor(np.ones((3, 5), np.float32), device=device))
+
+
+def test_linear_forward_is_one_kernel(device):
+  layer = Linear(8, 4)
+  x = Tensor(rng.normal(size=(2, 8)).astype(np.float32), device=device).realize()
+  Tensor.realize_all(*get_parameters(layer))
+  GlobalCounters.reset()
+  layer(x).realize()
+  assert GlobalCounters.kernel_count == 1  # the matmul's reduce with the bias add fused in
+
+
+# ---- convolutions ----
+
+def conv2d_ref(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+  (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+  n, c, h, wd = x.shape
+  o, cg, kh, kw = w.shape
+  xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+  oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+  out = np.zeros((n, o, oh, ow))
+  og = o // groups
+  for g in range(groups):
+    for i in range(kh):
+      for j in range(kw):
+        patch = xp[:, g * cg:(g + 1) * cg, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+        out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+  return out + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def conv_transpose2d_ref(x, w, b, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1):
+  """Scatter form: every input pixel adds weight * value at stride-spaced places, then padding crops the border."""
+  (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+  n, c, h, wd = x.shape
+  _, og, kh, kw = w.shape
+  cg = c // groups
+  full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1 + oph, (wd - 1) * sw + dw * (kw - 1) + 1 + opw
+  full = np.zeros((n, og * groups, full_h, full_w))
+  for g in range(groups):
+    for i in range(kh):
+      for j in range(kw):
+        contrib = np.einsum("nchw,co->nohw", x[:, g * cg:(g + 1) * cg], w[g * cg:(g + 1) * cg, :, i, j])
+        full[:, g * og:(g + 1) * og, i * dh:i * dh + sh * (h - 1) + 1:sh, j * dw:j * dw + sw * (wd - 1) + 1:sw] += contrib
+  out_h, out_w = full_h - 2 * ph, full_w - 2 * pw
+  out = full[:, :, ph:ph + out_h, pw:pw + out_w]
+  return out + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+CONV_CASES = {
+  "plain": dict(cin=3, cout=4, k=3, kw={}),
+  "stride_pad": dict(cin=2, cout=4, k=3, kw=dict(stride=2, padding=1)),
+  "rect_dilation": dict(cin=2, cout=3, k=(2, 3), kw=dict(padding=(2, 1), dilation=(2, 1))),
+  "groups": dict(cin=4, cout=6, k=3, kw=dict(groups=2, padding=1, stride=(1, 2))),
+  "depthwise": dict(cin=3, cout=3, k=3, kw=dict(groups=3)),
+}
+
+
+def _conv_ref_args(layer, kw):
+  pad = layer.padding if isinstance(layer.padding, tuple) and len(layer.padding) == 2 else (layer.padding, layer.padding)
+  return dict(stride=layer.stride, padding=pad, dilation=layer.dilation, groups=layer.groups)
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES))
+def test_conv2d(device, case):
+  c = CONV_CASES[case]
+  layer = Conv2d(c["cin"], c["cout"], c["k"], **c["kw"])
+  w = set_weights(layer, weight=rng.normal(size=layer.weight.shape), bias=rng.normal(size=c["cout"]))
+  x = rng.normal(size=(2, c["cin"], 7, 6))
+  out, dx, grads, r = run_layer(layer, x, device)
+  args = _conv_ref_args(layer, c["kw"])
+  np.testing.assert_allclose(out, conv2d_ref(x, w["weight"], w["bias"], **args), **TOL)
+  np.testing.assert_allclose(dx, linear_basis_grad(lambda z: conv2d_ref(z, w["weight"], None, **args), x.shape, r), **TOL)
+  np.testing.assert_allclose(grads["weight"], linear_basis_grad(lambda z: conv2d_ref(x, z, None, **args), w["weight"].shape, r), **TOL)
+  np.testing.assert_allclose(grads["bias"], r.sum((0, 2, 3)), **TOL)
+
+
+def test_conv2d_same_padding(device):
+  layer = Conv2d(2, 2, (3, 4), padding="same", bias=False)
+  w = set_weights(layer, weight=rng.normal(size=layer.weight.shape))
+  x = rng.normal(size=(1, 2, 5, 6))
+  out = layer(Tensor(x.astype(np.float32), device=device)).numpy()
+  assert out.shape == (1, 2, 5, 6)
+  # PyTorch's 'same' puts the odd extra column of padding on the right
+  xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 2)))
+  np.testing.assert_allclose(out, conv2d_ref(xp, w["weight"], None), **TOL)
+  with pytest.raises(ValueError, match="stride 1"): Conv2d(2, 2, 3, stride=2, padding="same")
+  with pytest.raises(ValueError, match="divisible by groups"): Conv2d(3, 4, 3, groups=2)
+
+
+CONVT_CASES = {
+  "plain": dict(cin=3, cout=2, k=3, kw={}),
+  "stride_pad_outpad": dict(cin=2, cout=3, k=3, kw=dict(stride=2, padding=1, output_padding=1)),
+  "rect_dilation": dict(cin=2, cout=2, k=(2, 3), kw=dict(stride=(2, 1), dilation=(1, 2), padding=(0, 1))),
+  "groups": dict(cin=4, cout=6, k=3, kw=dict(groups=2, stride=2)),
+}
+
+
+@pytest.mark.parametrize("case", list(CONVT_CASES))
+def test_conv_transpose2d(device, case):
+  c = CONVT_CASES[case]
+  layer = ConvTranspose2d(c["cin"], c["cout"], c["k"], **c["kw"])
+  w = set_weights(layer, weight=rng.normal(size=layer.weight.shape), bias=rng.normal(size=c["cout"]))
+  x = rng.normal(size=(2, c["cin"], 4, 5))
+  out, dx, grads, r = run_layer(layer, x, device)
+  args = dict(stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding, dilation=layer.dilation, groups=layer.groups)
+  np.testing.assert_allclose(out, conv_transpose2d_ref(x, w["weight"], w["bias"], **args), **TOL)
+  np.testing.assert_allclose(dx, linear_basis_grad(lambda z: conv_transpose2d_ref(z, w["weight"], None, **args), x.shape, r), **TOL)
+  np.testing.assert_allclose(grads["weight"], linear_basis_grad(lambda z: conv_transpose2d_ref(x, z, None, **args), w["weight"].shape, r), **TOL)
+  np.testing.assert_allclose(grads["bias"], r.sum((0, 2, 3)), **TOL)
+
+
+def test_conv_transpose2d_inverts_conv2d_shapes(device):
+  conv = Conv2d(3, 5, 3, stride=2, padding=1)
+  up = ConvTranspose2d(5, 3, 3, stride=2, padding=1, output_padding=1)
+  x = Tensor(rng.normal(size=(1, 3, 8, 8)).astype(np.float32))
+  assert up(conv(x)).shape == (1, 3, 8, 8)
+
+
+# ---- initialization like PyTorch ----
+
+def _check_uniform(t: Tensor, bound: float):
+  """Values of uniform(-bound, bound): inside the bound, reaching near it, with its std and mean (within 5 standard
+  errors for this many samples, so a wrong bound or a normal draw fails but an honest draw passes)."""
+  v = t.numpy().reshape(-1)
+  n, std = v.size, bound / math.sqrt(3)
+  assert np.abs(v).max() <= bound * (1 + 1e-6)
+  assert np.abs(v).max() > bound * (1 - 5 / n)
+  assert abs(v.std() / std - 1) < 5 * math.sqrt(0.2 / n)  # the sample std of a uniform has relative sd sqrt(0.2 / n)
+  assert abs(v.mean()) < 5 * std / math.sqrt(n)
+
+
+def test_default_init_matches_pytorch():
+  Tensor.manual_seed(7)
+  lin = Linear(64, 512)
+  _check_uniform(lin.weight, 1 / 8)  # kaiming_uniform(a=sqrt(5)) = uniform(+-1/sqrt(fan_in))
+  _check_uniform(lin.bias, 1 / 8)
+  conv = Conv2d(8, 256, 3, groups=2)
+  assert conv.weight.shape == (256, 4, 3, 3)
+  _check_uniform(conv.weight, 1 / 6)  # fan_in = 8 / 2 * 3 * 3
+  _check_uniform(conv.bias, 1 / 6)
+  convt = ConvTranspose2d(256, 8, 3, groups=2)
+  assert convt.weight.shape == (256, 4, 3, 3)  # (in, out / groups, kh, kw)
+  _check_uniform(convt.weight, 1 / 6)  # PyTorch's fan_in for it: weight.shape[1] * kh * kw
+  assert np.abs(convt.bias.numpy()).max() <= 1 / 6 * (1 + 1e-6)  # only 8 values: just the bound
+  emb = Embedding(100, 64).weight.numpy()
+  assert abs(emb.mean()) < 0.03 and abs(emb.std() - 1) < 0.03  # normal(0, 1)
+  for layer in (BatchNorm2d(6), LayerNorm(6), GroupNorm(2, 6)):
+    np.testing.assert_array_equal(layer.weight.numpy(), np.ones(6))
+    np.testing.assert_array_equal(layer.bias.numpy(), np.zeros(6))
+  np.testing.assert_array_equal(RMSNorm(6).weight.numpy(), np.ones(6))
+
+
+def test_two_draws_differ():
+  a, b = Linear(16, 16), Linear(16, 16)
+  assert not np.array_equal(a.weight.numpy(), b.weight.numpy())
+
+
+# ---- normalization layers ----
+
+def norm_ref(x, axes, eps):
+  """x normalized over axes (mean 0, biased variance 1) and the pieces its gradient needs."""
+  mu = x.mean(axes, keepdims=True)
+  invstd = 1 / np.sqrt(x.var(axes, keepdims=True) + eps)
+  return (x - mu) * invstd, invstd
+
+
+def norm_ref_grad(xhat, invstd, dxhat, axes):
+  """d/dx of normalizing over axes, given the gradient at the normalized value."""
+  n = np.prod([xhat.shape[a] for a in axes])
+  return invstd / n * (n * dxhat - dxhat.sum(axes, keepdims=True) - xhat * (dxhat * xhat).sum(axes, keepdims=True))
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (2, 3, 4, 5)], ids=["NC", "NCL", "NCHW"])
+def test_batchnorm_training(device, shape):
+  layer = BatchNorm(3)
+  w = set_weights(layer, weight=rng.normal(size=3), bias=rng.normal(size=3))
+  x = rng.normal(size=shape) * 2 + 1
+  axes = tuple(a for a in range(len(shape)) if a != 1)
+  per_c = (1, -1) + (1,) * (len(shape) - 2)
+  with Tensor.train(): out, dx, grads, r = run_layer(layer, x, device)
+  xhat, invstd = norm_ref(x, axes, 1e-5)
+  np.testing.assert_allclose(out, xhat * w["weight"].reshape(per_c) + w["bias"].reshape(per_c), **TOL)
+  np.testing.assert_allclose(dx, norm_ref_grad(xhat, invstd, r * w["weight"].reshape(per_c), axes), **TOL)
+  np.testing.assert_allclose(grads["weight"], (r * xhat).sum(axes), **TOL)
+  np.testing.assert_allclose(grads["bias"], r.sum(axes), **TOL)
+
+
+def test_batchnorm_running_stats_and_eval(device):
+  layer = BatchNorm2d(3, momentum=0.1)
+  w = set_weights(layer, weight=rng.normal(size=3), bias=rng.normal(size=3))
+  mean, var = np.zeros(3), np.ones(3)
+  for _ in range(3):
+    x = rng.normal(size=(4, 3, 2, 5)) * 3 - 1
+    with Tensor.train(): layer(Tensor(x.astype(np.float32), device=device)).realize()
+    n = x.size // 3
+    mean = 0.9 * mean + 0.1 * x.mean((0, 2, 3))
+    var = 0.9 * var + 0.1 * x.var((0, 2, 3)) * n / (n - 1)  # unbiased, like PyTorch
+  np.testing.assert_allclose(layer.running_mean.numpy(), mean, **TOL)
+  np.testing.assert_allclose(layer.running_var.numpy(), var, **TOL)
+  assert layer.num_batches_tracked.item() == 3
+  # eval: a fixed affine map by the running statistics, and its gradient
+  x = rng.normal(size=(2, 3, 3, 3))
+  out, dx, grads, r = run_layer(layer, x, device)
+  scale = (w["weight"] / np.sqrt(var + 1e-5)).reshape(1, 3, 1, 1)
+  np.testing.assert_allclose(out, (x - mean.reshape(1, 3, 1, 1)) * scale + w["bias"].reshape(1, 3, 1, 1), **TOL)
+  np.testing.assert_allclose(dx, r * scale, **TOL)
+  np.testing.assert_allclose(layer.running_mean.numpy(), mean, **TOL)  # eval leaves them alone
+  assert layer.num_batches_tracked.item() == 3
+
+
+def test_batchnorm_cumulative_average_and_no_tracking(device):
+  layer = BatchNorm1d(2, momentum=None)
+  xs = [rng.normal(size=(5, 2)) for _ in range(3)]
+  for x in xs:
+    with Tensor.train(): layer(Tensor(x.astype(np.float32), device=device)).realize()
+  np.testing.assert_allclose(layer.running_mean.numpy(), np.mean([x.mean(0) for x in xs], 0), **TOL)
+  np.testing.assert_allclose(layer.running_var.numpy(), np.mean([x.var(0, ddof=1) for x in xs], 0), **TOL)
+  free = BatchNorm1d(2, track_running_stats=False, affine=False)
+  assert list(get_state_dict(free)) == []
+  x = rng.normal(size=(6, 2))
+  out = free(Tensor(x.astype(np.float32), device=device)).numpy()  # eval, but batch statistics
+  np.testing.assert_allclose(out, norm_ref(x, (0,), 1e-5)[0], **TOL)
+
+
+def test_batchnorm_layers_do_not_share_statistics(device):
+  a, b = BatchNorm(4), BatchNorm(4)
+  Tensor.realize_all(*get_parameters(a), *get_parameters(b))
+  with Tensor.train(): a(Tensor(rng.normal(size=(3, 4)).astype(np.float32) + 5, device=device)).realize()
+  np.testing.assert_array_equal(b.running_mean.numpy(), np.zeros(4))
+  np.testing.assert_array_equal(b.running_var.numpy(), np.ones(4))
+  assert a.running_mean.numpy().min() > 0.1
+
+
+def test_batchnorm_with_an_optimizer(device):
+  """Running statistics are buffers of the optimizer: realized by the step, from the batch the step trained on."""
+  layer = BatchNorm(2)
+  opt = SGD(get_parameters(layer), lr=0.1)
+  assert [id(t) for t in opt.buffers] == [id(layer.running_mean), id(layer.running_var), id(layer.num_batches_tracked)]
+  x = rng.normal(size=(8, 2)) + 3
+  with Tensor.train():
+    opt.zero_grad()
+    (layer(Tensor(x.astype(np.float32), device=device)) * Tensor(np.arange(16.0).reshape(8, 2).astype(np.float32), device=device)).sum().backward()
+    opt.step()
+  np.testing.assert_allclose(layer.running_mean.numpy(), 0.1 * x.mean(0), **TOL)
+  assert layer.num_batches_tracked.item() == 1
+
+
+def test_batchnorm_errors(device):
+  layer = BatchNorm(3)
+  with pytest.raises(ValueError, match="3 channels"): layer(Tensor(np.ones((2, 4), np.float32)))
+  with Tensor.train():
+    with pytest.raises(ValueError, match="more than one value per channel"): layer(Tensor(np.ones((1, 3), np.float32)))
+
+
+def test_batchnorm_eval_forward_is_one_kernel(device):
+  layer = BatchNorm2d(3)
+  x = Tensor(rng.normal(size=(2, 3, 4, 4)).astype(np.float32), device=device).realize()
+  Tensor.realize_all(*get_parameters(layer))
+  GlobalCounters.reset()
+  layer(x).realize()
+  assert GlobalCounters.kernel_count == 1  # (x - mean) * weight * rsqrt(var + eps) + bias: elementwise
+
+
+@pytest.mark.parametrize("normalized", [(5,), (4, 5)], ids=["last", "last_two"])
+def test_layernorm(device, normalized):
+  layer = LayerNorm(normalized)
+  w = set_weights(layer, weight=rng.normal(size=normalized), bias=rng.normal(size=normalized))
+  x = rng.normal(size=(3, 4, 5)) * 2 + 1
+  axes = tuple(range(3 - len(normalized), 3))
+  out, dx, grads, r = run_layer(layer, x, device)
+  xhat, invstd = norm_ref(x, axes, 1e-5)
+  batch = tuple(range(3 - len(normalized)))
+  np.testing.assert_allclose(out, xhat * w["weight"] + w["bias"], **TOL)
+  np.testing.assert_allclose(dx, norm_ref_grad(xhat, invstd, r * w["weight"], axes), **TOL)
+  np.testing.assert_allclose(grads["weight"], (r * xhat).sum(batch), **TOL)
+  np.testing.assert_allclose(grads["bias"], r.sum(batch), **TOL)
+
+
+def test_layernorm_without_affine(device):
+  layer = LayerNorm(6, eps=1e-3, elementwise_affine=False)
+  assert list(get_state_dict(layer)) == []
+  x = rng.normal(size=(2, 6))
+  np.testing.assert_allclose(layer(Tensor(x.astype(np.float32), device=device)).numpy(), norm_ref(x, (1,), 1e-3)[0], **TOL)
+  with pytest.raises(ValueError, match="LayerNorm"): layer(Tensor(np.ones((2, 5), np.float32), device=device))
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 5), (2, 6, 3, 2)], ids=["NCL", "NCHW"])
+def test_groupnorm(device, shape):
+  layer = GroupNorm(3, 6)
+  w = set_weights(layer, weight=rng.normal(size=6), bias=rng.normal(size=6))
+  x = rng.normal(size=shape) * 2 - 1
+  out, dx, grads, r = run_layer(layer, x, device)
+  per_c = (1, 6) + (1,) * (len(shape) - 2)
+  xg = x.reshape(shape[0], 3, -1)
+  xhat_g, invstd = norm_ref(xg, (2,), 1e-5)
+  xhat = xhat_g.reshape(shape)
+  np.testing.assert_allclose(out, xhat * w["weight"].reshape(per_c) + w["bias"].reshape(per_c), **TOL)
+  dxhat = (r * w["weight"].reshape(per_c)).reshape(shape[0], 3, -1)
+  np.testing.assert_allclose(dx, norm_ref_grad(xhat_g, invstd, dxhat, (2,)).reshape(shape), **TOL)
+  red = (0,) + tuple(range(2, len(shape)))
+  np.testing.assert_allclose(grads["weight"], (r * xhat).sum(red), **TOL)
+  np.testing.assert_allclose(grads["bias"], r.sum(red), **TOL)
+  with pytest.raises(ValueError, match="divisible"): GroupNorm(4, 6)
+
+
+def test_rmsnorm(device):
+  layer = RMSNorm(5, eps=1e-6)
+  w = set_weights(layer, weight=rng.normal(size=5))["weight"]
+  x = rng.normal(size=(3, 2, 5))
+  out, dx, grads, r = run_layer(layer, x, device)
+  inv = 1 / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-6)
+  np.testing.assert_allclose(out, x * inv * w, **TOL)
+  g = r * w
+  np.testing.assert_allclose(dx, g * inv - x * inv ** 3 * (g * x).sum(-1, keepdims=True) / 5, **TOL)
+  np.testing.assert_allclose(grads["weight"], (r * x * inv).sum((0, 1)), **TOL)
+
+
+# ---- Embedding, Dropout ----
+
+def test_embedding(device):
+  layer = Embedding(7, 4)
+  w = set_weights(layer, weight=rng.normal(size=(7, 4)))["weight"]
+  idx = np.array([[0, 3, 3], [6, 1, 3]])
+  out, _, grads, r = run_layer(layer, idx, device, x_dtype=np.int32)
+  np.testing.assert_array_equal(out, w[idx].astype(np.float32))  # a selection: exact
+  want = np.zeros((7, 4))
+  np.add.at(want, idx, r)
+  np.testing.assert_allclose(grads["weight"], want, **TOL)
+  with pytest.raises(TypeError, match="ints"): layer(Tensor(np.ones(2, np.float32), device=device))
+
+
+def test_dropout(device):
+  Tensor.manual_seed(3)
+  x = Tensor(np.full((100, 100), 2.0, np.float32), device=device)
+  drop = Dropout(0.3)
+  np.testing.assert_array_equal(drop(x).numpy(), x.numpy())  # eval: the identity
+  xt = Tensor(np.full((100, 100), 2.0, np.float32), device=device, requires_grad=True)
+  with Tensor.train():
+    out = drop(xt)
+    out.sum().backward()
+  v, g = out.numpy(), xt.grad.numpy()
+  kept = v != 0
+  np.testing.assert_allclose(v[kept], 2.0 / 0.7, rtol=1e-6)  # survivors scaled by 1 / (1 - p)
+  assert 0.27 < 1 - kept.mean() < 0.33
+  np.testing.assert_allclose(g, np.where(kept, 1 / 0.7, 0.0), rtol=1e-6)  # the same mask in the backward pass
+  with Tensor.train():
+    np.testing.assert_array_equal(Dropout(0.0)(x).numpy(), x.numpy())
+    np.testing.assert_array_equal(Dropout(1.0)(x).numpy(), np.zeros((100, 100)))
+  with pytest.raises(ValueError, match="probability"): Dropout(1.5)
+
+
+# ---- a small model end to end ----
+
+def test_layers_compose_and_train(device):
+  """A conv -> batchnorm -> relu -> linear model learns a separable task: the layers' gradients are right enough
+  to train with, on every device."""
+  Tensor.manual_seed(0)
+  conv, bn, lin = Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), Linear(4 * 4 * 4, 2)
+  model = [conv, bn, lin]
+  x = rng.normal(size=(16, 1, 4, 4)).astype(np.float32)
+  y = (x[:, 0, :2].sum((1, 2)) > x[:, 0, 2:].sum((1, 2))).astype(np.int32)
+  opt = SGD(get_parameters(model), lr=0.05, momentum=0.9)
+  xt, onehot = Tensor(x, device=device), Tensor(np.eye(2, dtype=np.float32)[y], device=device)
+  losses = []
+  with Tensor.train():
+    for _ in range(30):
+      opt.zero_grad()
+      logits = lin(bn(conv(xt)).relu().reshape(16, -1))
+      loss = -(logits.log_softmax(-1) * onehot).sum(-1).mean()
+      loss.realize()
+      loss.backward()
+      opt.step()
+      losses.append(loss.item())
+  assert losses[-1] < 0.3 * losses[0]
+
+
+def two_moons(n: int, noise: float, seed: int):
+  """Two interleaving half circles (like scikit-learn's make_moons), labels -1 and +1."""
+  r = np.random.default_rng(seed)
+  t = np.linspace(0, np.pi, n // 2)
+  outer = np.stack([np.cos(t), np.sin(t)], 1)
+  inner = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)
+  x = np.concatenate([outer, inner]) + r.normal(scale=noise, size=(n // 2 * 2, 2))
+  y = np.concatenate([-np.ones(n // 2), np.ones(n // 2)])
+  return x.astype(np.float32), y.astype(np.float32)
+
+
+def test_two_moons_mlp_reaches_95_percent(device):
+  """The classic micrograd demo: a 2-16-16-1 MLP with a max-margin loss, trained by Adam on 200 points; it must
+  classify >= 95% of them within 100 full-batch steps."""
+  Tensor.manual_seed(1)
+  x, y = two_moons(200, 0.1, seed=0)
+  layers = [Linear(2, 16), Linear(16, 16), Linear(16, 1)]
+  def model(t: Tensor) -> Tensor: return layers[2](layers[1](layers[0](t).relu()).relu()).reshape(-1)
+  opt = Adam(get_parameters(layers), lr=0.02)
+  xt, yt = Tensor(x, device=device), Tensor(y, device=device)
+  for _ in range(100):
+    opt.zero_grad()
+    loss = (1 - yt * model(xt)).relu().mean()
+    loss.backward()
+    opt.step()
+  accuracy = ((model(xt).numpy() > 0) == (y > 0)).mean()
+  assert accuracy >= 0.95, accuracy

@@ -1,0 +1,304 @@
+"""Optimizers against numpy implementations of PyTorch's update rules, on every device.
+
+The model is two linear layers, out = (x @ w1 + c1) @ w2 + c2, with a mean squared error loss. Its gradient is
+known in closed form, so the numpy reference (float64) computes its own gradients from its own parameters at
+every step; teeny gets them from autograd in float32. w1's gradient depends on w2, so an update that read w2
+after w2 was overwritten would show up here."""
+import math
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters, Device
+from teeny.nn.optim import SGD, Adam, AdamW, LAMB, Optimizer
+
+rng = np.random.default_rng(0)
+X, Y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+INIT = {"w1": rng.normal(size=(3, 4)), "c1": rng.normal(size=(4,)), "w2": rng.normal(size=(4, 2)), "c2": rng.normal(size=(2,))}
+
+
+def closed_form_grads(p: dict) -> dict:
+  h = X @ p["w1"] + p["c1"]
+  r = h @ p["w2"] + p["c2"] - Y
+  dr = 2 * r / r.size
+  dh = dr @ p["w2"].T
+  return {"w1": X.T @ dh, "c1": dh.sum(0), "w2": h.T @ dr, "c2": dr.sum(0)}
+
+
+def ref_sgd(steps, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+  """torch.optim.SGD (dampening 0): the first step's momentum buffer is the gradient itself."""
+  p = {k: v.copy() for k, v in INIT.items()}
+  buf = {}
+  for _ in range(steps):
+    g = closed_form_grads(p)
+    for k in p:
+      d = g[k] + weight_decay * p[k]
+      if momentum:
+        buf[k] = d.copy() if k not in buf else momentum * buf[k] + d
+        d = d + momentum * buf[k] if nesterov else buf[k]
+      p[k] = p[k] - lr * d
+  return p
+
+
+def ref_adam(steps, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False):
+  """torch.optim.Adam (L2 decay added to the gradient) or torch.optim.AdamW (decoupled decay)."""
+  p = {k: v.copy() for k, v in INIT.items()}
+  m = {k: np.zeros_like(v) for k, v in p.items()}
+  v = {k: np.zeros_like(x) for k, x in p.items()}
+  for t in range(1, steps + 1):
+    g = closed_form_grads(p)
+    for k in p:
+      d = g[k] if decoupled else g[k] + weight_decay * p[k]
+      if decoupled: p[k] = p[k] * (1 - lr * weight_decay)
+      m[k] = m[k] + (d - m[k]) * (1 - b1)
+      v[k] = v[k] * b2 + (1 - b2) * d * d
+      step_size = lr / (1 - b1 ** t)
+      denom = np.sqrt(v[k]) / math.sqrt(1 - b2 ** t) + eps
+      p[k] = p[k] - step_size * m[k] / denom
+  return p
+
+
+def ref_lamb(steps, lr, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.0):
+  """LAMB (You et al. 2019): Adam's bias-corrected direction plus decoupled decay, scaled by ||p|| / ||update||."""
+  p = {k: v.copy() for k, v in INIT.items()}
+  m = {k: np.zeros_like(v) for k, v in p.items()}
+  v = {k: np.zeros_like(x) for k, x in p.items()}
+  for t in range(1, steps + 1):
+    g = closed_form_grads(p)
+    for k in p:
+      m[k] = b1 * m[k] + (1 - b1) * g[k]
+      v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
+      up = (m[k] / (1 - b1 ** t)) / (np.sqrt(v[k] / (1 - b2 ** t)) + eps) + weight_decay * p[k]
+      r1, r2 = np.linalg.norm(p[k]), np.linalg.norm(up)
+      p[k] = p[k] - lr * (r1 / r2 if r1 > 0 and r2 > 0 else 1.0) * up
+  return p
+
+
+CASES = {
+  "sgd": (lambda ps: SGD(ps, lr=0.1), lambda: ref_sgd(3, 0.1)),
+  "sgd_momentum": (lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda: ref_sgd(3, 0.1, 0.9)),
+  "sgd_nesterov_wd": (lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
+                      lambda: ref_sgd(3, 0.1, 0.9, 0.01, True)),
+  "adam": (lambda ps: Adam(ps, lr=0.01), lambda: ref_adam(3, 0.01)),
+  "adam_l2": (lambda ps: Adam(ps, lr=0.01, b1=0.8, b2=0.99, weight_decay=0.1), lambda: ref_adam(3, 0.01, 0.8, 0.99, weight_decay=0.1)),
+  "adamw": (lambda ps: AdamW(ps, lr=0.01), lambda: ref_adam(3, 0.01, weight_decay=0.01, decoupled=True)),
+  "adamw_strong": (lambda ps: AdamW(ps, lr=0.05, weight_decay=0.5, eps=1e-3), lambda: ref_adam(3, 0.05, eps=1e-3, weight_decay=0.5, decoupled=True)),
+  "lamb": (lambda ps: LAMB(ps, lr=0.01, weight_decay=0.1), lambda: ref_lamb(3, 0.01, weight_decay=0.1)),
+}
+
+
+def make_params(device, dtype=np.float32) -> dict:
+  return {k: Tensor(v.astype(dtype), device=device) for k, v in INIT.items()}
+
+
+def model_loss(ps: dict, device) -> Tensor:
+  x, y = Tensor(X.astype(np.float32), device=device), Tensor(Y.astype(np.float32), device=device)
+  return (((x @ ps["w1"] + ps["c1"]) @ ps["w2"] + ps["c2"] - y) ** 2).mean()
+
+
+def train(ps: dict, opt: Optimizer, device, steps=3):
+  for _ in range(steps):
+    opt.zero_grad()
+    model_loss(ps, device).backward()
+    opt.step()
+  return {k: v.numpy() for k, v in ps.items()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_three_steps_match_pytorch_rules(device, case):
+  make, ref = CASES[case]
+  ps = make_params(device)
+  got, want = train(ps, make(list(ps.values())), device), ref()
+  for k in want:
+    # float32 parameters of size ~1 against a float64 reference: a few float32 ulps
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6, err_msg=f"{case}: {k}")
+
+
+def test_parameters_moved(device):
+  """The reference comparison above would pass for an optimizer that did nothing if the reference did nothing."""
+  ps = make_params(device)
+  got = train(ps, Adam(list(ps.values()), lr=0.01), device)
+  for k in got: assert np.abs(got[k] - INIT[k]).min() > 1e-3
+
+
+# one kernel per tensor the step assigns: every parameter, its momentum buffer (SGD) or m and v (Adam), and the
+# shared step counter t (Adam). The gradients are realized before counting, as the step realizes them first.
+@pytest.mark.parametrize("case,kernels", [("sgd", 4), ("sgd_momentum", 8), ("sgd_nesterov_wd", 8), ("adam", 13), ("adamw", 13)])
+def test_step_kernel_count(device, case, kernels):
+  ps = make_params(device)
+  opt = CASES[case][0](list(ps.values()))
+  train(ps, opt, device, steps=1)  # the first step also zero-fills the optimizer state
+  model_loss(ps, device).backward()
+  Tensor.realize_all(*[p.grad for p in ps.values()])
+  GlobalCounters.reset()
+  opt.step()
+  assert GlobalCounters.kernel_count == kernels
+
+
+def test_first_step_zero_fills_state_once(device):
+  ps = make_params(device)
+  opt = Adam(list(ps.values()), lr=0.01)
+  model_loss(ps, device).backward()
+  Tensor.realize_all(*[p.grad for p in ps.values()])
+  GlobalCounters.reset()
+  opt.step()
+  assert GlobalCounters.kernel_count == 13 + 9  # + zeros for 4 m's, 4 v's and t
+
+
+def test_zero_grad(device):
+  ps = make_params(device)
+  opt = SGD(list(ps.values()), lr=0.1)
+  model_loss(ps, device).backward()
+  model_loss(ps, device).backward()  # without zero_grad gradients accumulate: twice the gradient
+  g2 = ps["w2"].grad.numpy()
+  opt.zero_grad()
+  assert all(p.grad is None for p in ps.values())
+  model_loss(ps, device).backward()
+  np.testing.assert_allclose(g2, 2 * ps["w2"].grad.numpy(), rtol=1e-6)
+  opt.step()
+  want = ref_sgd(1, 0.1)
+  for k in want: np.testing.assert_allclose(ps[k].numpy(), want[k], rtol=1e-6, atol=1e-6)
+
+
+def test_params_without_grad_are_skipped(device):
+  ps = make_params(device)
+  extra = Tensor(np.ones(3, np.float32), device=device)
+  opt = Adam([*ps.values(), extra], lr=0.1)
+  assert extra.requires_grad is True  # set by the optimizer
+  train(ps, opt, device, steps=2)
+  np.testing.assert_array_equal(extra.numpy(), np.ones(3, np.float32))
+  np.testing.assert_array_equal(opt.m[-1].numpy(), np.zeros(3, np.float32))
+  assert opt.t.item() == 2
+
+
+def test_requires_grad_false_is_not_optimized(device):
+  frozen = Tensor(np.ones(2, np.float32), device=device, requires_grad=False)
+  w = Tensor(np.ones(2, np.float32), device=device)
+  opt = SGD([frozen, w], lr=0.5)
+  assert len(opt.params) == 1 and opt.params[0] is w
+  (frozen * w).sum().backward()
+  opt.step()
+  np.testing.assert_array_equal(w.numpy(), [0.5, 0.5])
+  np.testing.assert_array_equal(frozen.numpy(), [1, 1])
+
+
+def test_step_ignores_training_flag(device):
+  results = []
+  for mode in (False, True):
+    ps = make_params(device)
+    with Tensor.train(mode): results.append(train(ps, AdamW(list(ps.values()), lr=0.01), device, steps=2))
+  for k in INIT: np.testing.assert_array_equal(results[0][k], results[1][k])
+
+
+def test_learning_rate_tensor_can_change(device):
+  w = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  opt = SGD([w], lr=0.5)
+  (w * w).sum().backward()
+  opt.step()
+  np.testing.assert_allclose(w.numpy(), [0.0, 0.0])
+  w.assign(Tensor(np.array([1.0, 2.0], np.float32), device=device))
+  opt.lr.assign(Tensor(np.array(0.25, np.float32), device=device))
+  opt.zero_grad()
+  (w * w).sum().backward()
+  opt.step()
+  np.testing.assert_allclose(w.numpy(), [0.5, 1.0])
+
+
+def test_lazy_params_and_shared_zero_state(device):
+  """Parameters still lazy when the optimizer is made, and state tensors of equal shapes, each get a buffer of
+  their own (equal lazy graphs are one node; the state must not alias)."""
+  a = Tensor.ones(3, device=device)
+  b = Tensor.ones(3, device=device)
+  opt = Adam([a, b], lr=0.1)
+  (a * 2 + b * b).sum().backward()
+  opt.step()
+  # one Adam step moves every parameter by lr * sign(g) (up to eps): both grads are positive
+  np.testing.assert_allclose(a.numpy(), np.full(3, 0.9), rtol=1e-6)
+  np.testing.assert_allclose(b.numpy(), np.full(3, 0.9), rtol=1e-6)
+  np.testing.assert_allclose(opt.m[0].numpy(), np.full(3, 0.2), rtol=1e-6)
+  np.testing.assert_allclose(opt.m[1].numpy(), np.full(3, 0.2), rtol=1e-6)
+  np.testing.assert_allclose(opt.v[0].numpy(), np.full(3, 0.004), rtol=1e-5)
+
+
+@pytest.mark.skipif(len(Device.available()) < 2, reason="needs two devices")
+def test_parameters_on_two_devices():
+  d0, d1 = Device.available()[:2]
+  ps = make_params(d0)
+  ps["w2"], ps["c2"] = Tensor(INIT["w2"].astype(np.float32), device=d1), Tensor(INIT["c2"].astype(np.float32), device=d1)
+  opt = Adam(list(ps.values()), lr=0.01)
+  for _ in range(3):
+    opt.zero_grad()
+    x, y = Tensor(X.astype(np.float32), device=d0), Tensor(Y.astype(np.float32), device=d1)
+    loss = ((((x @ ps["w1"] + ps["c1"]).to(d1)) @ ps["w2"] + ps["c2"] - y) ** 2).mean()
+    loss.backward()
+    opt.step()
+  want = ref_adam(3, 0.01)
+  for k in want: np.testing.assert_allclose(ps[k].numpy(), want[k], rtol=1e-6, atol=1e-6)
+
+
+def test_bad_arguments():
+  w = Tensor([1.0, 2.0])
+  with pytest.raises(ValueError, match="learning rate"): SGD([w], lr=-1)
+  with pytest.raises(ValueError, match="momentum"): SGD([w], momentum=-0.5)
+  with pytest.raises(ValueError, match="nesterov"): SGD([w], nesterov=True)
+  with pytest.raises(ValueError, match="b1"): Adam([w], b1=1.0)
+  with pytest.raises(ValueError, match="eps"): Adam([w], eps=-1)
+  with pytest.raises(ValueError, match="no parameters"): SGD([Tensor([1.0], requires_grad=False)])
+  with pytest.raises(TypeError, match="Tensors"): SGD([np.ones(2)])
+  with pytest.raises(TypeError, match="float"): SGD([Tensor([1, 2])])
+
+
+def test_buffers_are_realized_before_the_parameters_change(device):
+  """A tensor given with requires_grad=False is a buffer: an assign into it left pending by the forward pass
+  (as BatchNorm does with its running mean) is realized by the step, with the parameter values before it."""
+  w = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  running = Tensor(np.zeros(2, np.float32), device=device, requires_grad=False)
+  opt = SGD([w, running], lr=0.5)
+  assert [id(p) for p in opt.params] == [id(w)] and [id(b) for b in opt.buffers] == [id(running)]
+  out = w * 3
+  running.assign(running + out.detach())
+  out.sum().backward()
+  opt.step()
+  assert is_realized(running)
+  np.testing.assert_allclose(w.numpy(), [-0.5, 0.5])
+  np.testing.assert_allclose(running.numpy(), [3.0, 6.0])  # from w before the step
+
+
+def is_realized(t: Tensor) -> bool:
+  from teeny.schedule import is_buffer_view
+  return is_buffer_view(t.uop)
+
+
+def test_lr_schedules(device):
+  from teeny.nn.optim import StepLR, CosineAnnealingLR, LambdaLR
+  w = Tensor(np.array([1.0], np.float32), device=device)
+  cases = [(StepLR, dict(step_size=2, gamma=0.5), lambda e: 0.1 * 0.5 ** (e // 2)),
+           (CosineAnnealingLR, dict(T_max=4, eta_min=0.01), lambda e: 0.01 + 0.09 * (1 + math.cos(math.pi * e / 4)) / 2),
+           (LambdaLR, dict(lr_lambda=lambda e: 1 / (e + 1)), lambda e: 0.1 / (e + 1))]
+  for cls, kw, want in cases:
+    opt = SGD([w], lr=0.1)
+    sched = cls(opt, **kw)
+    for epoch in range(6):
+      assert sched.get_last_lr()[0] == pytest.approx(want(epoch)), (cls.__name__, epoch)
+      assert opt.lr.item() == pytest.approx(want(epoch), rel=1e-6)
+      sched.step()
+
+
+def test_schedule_changes_the_update_not_the_kernels(device, monkeypatch):
+  from teeny.nn.optim import StepLR
+  w = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  opt = SGD([w], lr=0.5)
+  sched = StepLR(opt, step_size=1, gamma=0.5)
+  def step():
+    opt.zero_grad()
+    (w * w).sum().backward()  # gradient 2w: w <- w * (1 - 2 lr)
+    opt.step()
+    sched.step()
+  step()
+  np.testing.assert_allclose(w.numpy(), [0.0, 0.0])  # lr 0.5
+  w.assign(Tensor(np.array([1.0, 2.0], np.float32), device=device)).realize()
+  compiles = []
+  compiler = Device[device].compiler
+  original = compiler.compile_cached
+  monkeypatch.setattr(compiler, "compile_cached", lambda src: compiles.append(src) or original(src))
+  step()  # lr 0.25: read from the lr tensor, so the same kernels run
+  np.testing.assert_allclose(w.numpy(), [0.5, 1.0], rtol=1e-6)
+  assert compiles == []

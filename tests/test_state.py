@@ -1,0 +1,355 @@
+"""Model state: get_parameters / get_state_dict naming, load_state_dict (in place, strict, errors), the
+safetensors format (bit-exact round trips of every dtype, a table of corrupt files that must raise ValueError
+before any tensor is read, interop with the safetensors package and PyTorch when installed), and torch_load."""
+import collections, json, math, os, pickle, zipfile
+import numpy as np
+import pytest
+from teeny import Tensor, dtypes
+from teeny.nn.state import get_parameters, get_state_dict, load_state_dict, safe_save, safe_load, safe_load_metadata, torch_load
+from teeny.nn.optim import SGD
+
+
+class Block:
+  def __init__(self, n, device=None):
+    self.weight = Tensor(np.arange(n * 2, dtype=np.float32).reshape(n, 2), device=device)
+    self.bias = Tensor(np.zeros(2, np.float32), device=device)
+
+
+class Net:
+  def __init__(self, device=None):
+    self.layers = [Block(3, device), Block(2, device)]
+    self.heads = {"cls": Block(4, device)}
+    self.scale = Tensor(np.array(2.0, np.float32), device=device)
+    self.name, self.act = "net", Tensor.relu  # not tensors: ignored
+
+
+# ---- walking a model ----
+
+def test_state_dict_names_and_order():
+  net = Net()
+  assert list(get_state_dict(net)) == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+                                       "heads.cls.weight", "heads.cls.bias", "scale"]
+  assert get_state_dict(net)["heads.cls.weight"] is net.heads["cls"].weight
+  assert list(get_state_dict(net, prefix="model."))[0] == "model.layers.0.weight"
+
+
+def test_state_dict_of_tuples_namedtuples_and_plain_containers():
+  Pair = collections.namedtuple("Pair", ["left", "right"])
+  a, b, c = Tensor([1.0]), Tensor([2.0]), Tensor([3.0])
+  sd = get_state_dict({"pair": Pair(a, b), "seq": (c, [a])})
+  assert list(sd) == ["pair.left", "pair.right", "seq.0", "seq.1.0"]
+  assert list(get_state_dict(a)) == [""] and get_state_dict(a)[""] is a
+
+
+def test_state_dict_survives_cycles_and_lists_shared_tensors_twice():
+  net = Net()
+  net.parent = net  # a back reference must not loop forever
+  net.tied = net.layers[0].weight  # shared weights: both names, like PyTorch
+  sd = get_state_dict(net)
+  assert sd["tied"] is sd["layers.0.weight"]
+  params = get_parameters(net)
+  assert len(params) == 7 and params[0] is net.layers[0].weight  # each tensor once, in state-dict order
+
+
+def test_deep_model_walk_is_iterative():
+  node = root = {}
+  for _ in range(5000):  # deeper than Python's recursion limit
+    node["next"] = {}
+    node = node["next"]
+  node["w"] = Tensor([1.0])
+  (name,) = get_state_dict(root)
+  assert name == "next." * 5000 + "w"
+
+
+# ---- load_state_dict ----
+
+def test_load_state_dict_copies_in_place(device):
+  net = Net(device)
+  w = net.layers[0].weight
+  new = {k: Tensor(np.full(v.shape, i, np.float32)) for i, (k, v) in enumerate(get_state_dict(net).items())}
+  load_state_dict(net, new)
+  assert net.layers[0].weight is w  # the same tensor, new contents
+  for i, (k, v) in enumerate(get_state_dict(net).items()):
+    np.testing.assert_array_equal(v.numpy(), np.full(v.shape, i, np.float32))
+    assert v.device == device
+
+
+def test_load_state_dict_converts_dtype_and_accepts_numpy(device):
+  net = Net(device)
+  sd = {k: v.numpy().astype(np.float64) + 1.5 for k, v in get_state_dict(net).items()}
+  load_state_dict(net, sd)
+  assert net.scale.dtype == dtypes.float32 and net.scale.item() == 3.5
+
+
+def test_optimizer_keeps_working_after_load(device):
+  w = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  opt = SGD([w], lr=0.5, momentum=0.9)
+  (w * w).sum().backward()
+  opt.step()
+  load_state_dict({"w": w}, {"w": Tensor(np.array([4.0, 6.0], np.float32))})
+  opt.zero_grad()
+  (w * w).sum().backward()
+  opt.step()  # buffer was 2w = [2, 4]; now 0.9 * [2, 4] + [8, 12]
+  np.testing.assert_allclose(w.numpy(), [4.0 - 0.5 * 9.8, 6.0 - 0.5 * 15.6], rtol=1e-6)
+
+
+def test_missing_and_unexpected_keys_are_named():
+  net = Net()
+  sd = get_state_dict(Net())
+  del sd["layers.1.bias"]
+  sd["layers.9.weight"] = Tensor([1.0])
+  with pytest.raises(RuntimeError, match=r"missing key\(s\): layers\.1\.bias.*unexpected key\(s\): layers\.9\.weight"):
+    load_state_dict(net, sd)
+
+
+def test_shape_mismatch_is_named_and_leaves_model_untouched():
+  net = Net()
+  sd = {k: Tensor(np.ones(v.shape, np.float32)) for k, v in get_state_dict(net).items()}
+  sd["heads.cls.weight"] = Tensor(np.ones((2, 4), np.float32))
+  with pytest.raises(ValueError, match=r"'heads.cls.weight' has shape \(2, 4\) in the state dict but \(4, 2\) in the model"):
+    load_state_dict(net, sd)
+  np.testing.assert_array_equal(net.layers[0].weight.numpy(), np.arange(6, dtype=np.float32).reshape(3, 2))
+  with pytest.raises(ValueError, match="shape"): load_state_dict(net, sd, strict=False)  # shapes matter either way
+
+
+def test_non_strict_loads_the_common_keys():
+  net = Net()
+  load_state_dict(net, {"scale": Tensor(np.array(7.0, np.float32)), "extra": Tensor([1.0])}, strict=False)
+  assert net.scale.item() == 7.0
+  np.testing.assert_array_equal(net.layers[1].bias.numpy(), [0.0, 0.0])
+
+
+def test_state_dict_round_trip_through_a_file(device, tmp_path):
+  src, dst = Net(device), Net(device)
+  for i, t in enumerate(get_parameters(src)): t.assign(t + i + 0.25)
+  safe_save(get_state_dict(src), tmp_path / "net.safetensors")
+  load_state_dict(dst, safe_load(tmp_path / "net.safetensors", device=device))
+  for (k, a), b in zip(get_state_dict(src).items(), get_state_dict(dst).values()):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+
+
+# ---- safetensors: every dtype, bit for bit ----
+
+def _special_values(dt) -> np.ndarray:
+  """Values a careless writer or reader would change: limits, -0.0, infinities, subnormals, NaNs with payloads."""
+  if dt == dtypes.bool: return np.array([True, False, True])
+  npdt = dt.np
+  if dtypes.is_int(dt):
+    info = np.iinfo(npdt)
+    return np.array([info.min, info.min + 1, -1 if info.min else 1, 0, 1, info.max - 1, info.max], dtype=npdt)
+  bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[dt.itemsize]
+  mant = {2: 10, 4: 23, 8: 52}[dt.itemsize]
+  exp_all = ((1 << (dt.itemsize * 8 - 1 - mant)) - 1) << mant
+  sign = 1 << (dt.itemsize * 8 - 1)
+  nans = np.array([exp_all | 1, exp_all | (1 << (mant - 1)) | 5, sign | exp_all | 3], dtype=bits).view(npdt)  # payloads, -NaN
+  finfo = np.finfo(npdt)
+  regular = np.array([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, finfo.max, finfo.min, finfo.tiny, finfo.smallest_subnormal], dtype=npdt)
+  return np.concatenate([regular, nans])
+
+
+ALL_DTYPES = [dtypes.bool, dtypes.int8, dtypes.uint8, dtypes.int16, dtypes.uint16, dtypes.int32, dtypes.uint32,
+              dtypes.int64, dtypes.uint64, dtypes.float16, dtypes.float32, dtypes.float64]
+
+
+@pytest.mark.parametrize("dt", ALL_DTYPES, ids=str)
+def test_every_dtype_round_trips_bit_exactly(device, dt, tmp_path):
+  values = _special_values(dt)
+  tensors = {"flat": Tensor(values, device=device, dtype=dt),
+             "grid": Tensor(np.resize(values, (3, 4)), device=device, dtype=dt),
+             "scalar": Tensor(values[:1].reshape(()), device=device, dtype=dt),
+             "empty": Tensor(np.zeros((0, 5), dt.np), device=device, dtype=dt)}
+  safe_save(tensors, tmp_path / "x.safetensors")
+  back = safe_load(tmp_path / "x.safetensors", device=device)
+  assert list(back) == sorted(tensors)  # one dtype: file order is by name
+  for k, t in tensors.items():
+    assert back[k].dtype == dt and back[k].shape == t.shape and back[k].device == device
+    assert back[k].numpy().tobytes() == t.numpy().tobytes(), k
+
+
+def test_mixed_dtypes_are_aligned_and_metadata_kept(tmp_path):
+  tensors = {"a_u8": Tensor(np.arange(3, dtype=np.uint8)), "b_f64": Tensor(np.arange(3.0)),
+             "c_f16": Tensor(np.ones(5, np.float16)), "d_i32": Tensor(np.arange(7, dtype=np.int32))}
+  path = tmp_path / "mixed.safetensors"
+  safe_save(tensors, path, metadata={"format": "pt", "note": "teeny"})
+  raw = path.read_bytes()
+  n = int.from_bytes(raw[:8], "little")
+  assert n % 8 == 0
+  header = json.loads(raw[8:8 + n])
+  assert header["__metadata__"] == {"format": "pt", "note": "teeny"}
+  for name, e in header.items():
+    if name != "__metadata__": assert e["data_offsets"][0] % tensors[name].dtype.itemsize == 0, name
+  assert safe_load_metadata(path) == {"format": "pt", "note": "teeny"}
+  back = safe_load(path)
+  for k, t in tensors.items(): np.testing.assert_array_equal(back[k].numpy(), t.numpy())
+
+
+def test_save_saves_lazy_tensors_and_checks_its_arguments(tmp_path):
+  safe_save({"lazy": Tensor.arange(4) * 3}, tmp_path / "lazy.safetensors")
+  np.testing.assert_array_equal(safe_load(tmp_path / "lazy.safetensors")["lazy"].numpy(), [0, 3, 6, 9])
+  with pytest.raises(TypeError, match="not a Tensor"): safe_save({"x": np.ones(2)}, tmp_path / "a")
+  with pytest.raises(TypeError, match="names must be strings"): safe_save({1: Tensor([1.0])}, tmp_path / "a")
+  with pytest.raises(ValueError, match="reserved"): safe_save({"__metadata__": Tensor([1.0])}, tmp_path / "a")
+  with pytest.raises(TypeError, match="metadata"): safe_save({"x": Tensor([1.0])}, tmp_path / "a", metadata={"k": 1})
+  assert not os.path.exists(tmp_path / "a")
+
+
+# ---- safetensors: corrupt files ----
+
+def _file(header, data: bytes = b"", length: int | None = None) -> bytes:
+  head = header if isinstance(header, bytes) else json.dumps(header).encode()
+  return (len(head) if length is None else length).to_bytes(8, "little") + head + data
+
+
+F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+CORRUPT = {
+  "empty_file": (b"", "truncated"),
+  "short_length": (b"\x10\x00\x00", "truncated"),
+  "length_past_eof": (_file({"x": F32_2}, bytes(8), length=1000), "runs past the end of the file"),
+  "huge_length": (_file({"x": F32_2}, bytes(8), length=2**63), "runs past the end of the file"),
+  "header_not_json": (_file(b"{not json at all", bytes(8)), "not JSON"),
+  "header_not_utf8": (_file(b"\xff\xfe{}", b""), "not JSON"),
+  "header_not_object": (_file([1, 2, 3]), "instead of an object"),
+  "entry_not_object": (_file({"x": [0, 8]}, bytes(8)), "exactly dtype, shape and data_offsets"),
+  "missing_offsets": (_file({"x": {"dtype": "F32", "shape": [2]}}, bytes(8)), "exactly dtype, shape and data_offsets"),
+  "unknown_dtype": (_file({"x": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)), "dtype 'BF16'"),
+  "negative_shape": (_file({"x": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8)), "bad shape"),
+  "float_shape": (_file({"x": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}}, bytes(8)), "bad shape"),
+  "offsets_reversed": (_file({"x": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}}, bytes(8)), "bad data_offsets"),
+  "offsets_not_pair": (_file({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0]}}, bytes(8)), "bad data_offsets"),
+  "size_disagrees_with_shape": (_file({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8)), "needs 12"),
+  "overlap": (_file({"x": F32_2, "y": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12)), "overlaps"),
+  "gap": (_file({"x": F32_2, "y": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}}, bytes(20)), "gap"),
+  "gap_at_start": (_file({"x": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12)), "gap"),
+  "offsets_past_eof": (_file({"x": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(8)), "runs past the end of the data"),
+  "truncated_data": (_file({"x": F32_2, "y": {"dtype": "F64", "shape": [4], "data_offsets": [8, 40]}}, bytes(30)), "runs past the end of the data"),
+  "trailing_bytes": (_file({"x": F32_2}, bytes(12)), "belong to no tensor"),
+  "bad_metadata": (_file({"__metadata__": {"k": 1}, "x": F32_2}, bytes(8)), "__metadata__"),
+}
+
+
+@pytest.mark.parametrize("name", list(CORRUPT))
+def test_corrupt_file_raises_before_reading(name, tmp_path, monkeypatch):
+  content, message = CORRUPT[name]
+  path = tmp_path / f"{name}.safetensors"
+  path.write_bytes(content)
+  def no_reads(*a, **k): raise AssertionError("tensor data was read from a file that failed validation")
+  monkeypatch.setattr(np, "memmap", no_reads)
+  with pytest.raises(ValueError, match=message): safe_load(path)
+  with pytest.raises(ValueError, match=message): safe_load_metadata(path)
+
+
+def test_a_valid_file_from_the_table_helper_loads(tmp_path):
+  """The corrupt table is built with the same helper: make sure its base case is a valid file."""
+  path = tmp_path / "ok.safetensors"
+  path.write_bytes(_file({"x": F32_2, "y": {"dtype": "F64", "shape": [1], "data_offsets": [8, 16]}},
+                         np.array([1.5, -2], np.float32).tobytes() + np.array([3.25]).tobytes()))
+  back = safe_load(path)
+  np.testing.assert_array_equal(back["x"].numpy(), [1.5, -2])
+  np.testing.assert_array_equal(back["y"].numpy(), [3.25])
+
+
+def test_bool_bytes_other_than_one_read_as_true(tmp_path):
+  path = tmp_path / "b.safetensors"
+  path.write_bytes(_file({"b": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, bytes([0, 1, 7])))
+  np.testing.assert_array_equal(safe_load(path)["b"].numpy(), [False, True, True])
+
+
+# ---- interop with the safetensors package (and PyTorch) ----
+
+def _sample() -> dict:
+  return {name: np.resize(_special_values(dt), (2, 3)) for name, dt in zip("abcdefghijkl", ALL_DTYPES)}
+
+
+def test_safetensors_package_reads_teeny_files(tmp_path):
+  st = pytest.importorskip("safetensors.numpy")
+  from safetensors import safe_open
+  arrays = _sample()
+  safe_save({k: Tensor(v) for k, v in arrays.items()}, tmp_path / "t.safetensors", metadata={"who": "teeny"})
+  loaded = st.load_file(str(tmp_path / "t.safetensors"))
+  assert sorted(loaded) == sorted(arrays)
+  for k, v in arrays.items(): assert loaded[k].dtype == v.dtype and loaded[k].tobytes() == v.tobytes(), k
+  with safe_open(str(tmp_path / "t.safetensors"), framework="np") as f: assert f.metadata() == {"who": "teeny"}
+
+
+def test_teeny_reads_safetensors_package_files(tmp_path):
+  st = pytest.importorskip("safetensors.numpy")
+  arrays = _sample()
+  st.save_file(arrays, str(tmp_path / "s.safetensors"), metadata={"who": "safetensors"})
+  back = safe_load(tmp_path / "s.safetensors")
+  for k, v in arrays.items(): assert back[k].numpy().tobytes() == v.tobytes(), k
+  assert safe_load_metadata(tmp_path / "s.safetensors") == {"who": "safetensors"}
+
+
+def test_pytorch_reads_teeny_files(tmp_path):
+  torch = pytest.importorskip("torch")
+  st_torch = pytest.importorskip("safetensors.torch")
+  arrays = {k: v for k, v in _sample().items() if v.dtype not in (np.uint16, np.uint32, np.uint64)}  # older torch lacks them
+  safe_save({k: Tensor(v) for k, v in arrays.items()}, tmp_path / "t.safetensors")
+  loaded = st_torch.load_file(str(tmp_path / "t.safetensors"))
+  for k, v in arrays.items(): assert loaded[k].numpy().tobytes() == v.tobytes(), k
+  assert isinstance(loaded["a"], torch.Tensor)
+
+
+# ---- torch_load ----
+
+class _RunsCode:
+  def __init__(self, marker): self.marker = marker
+  def __reduce__(self): return (os.system, (f"touch {self.marker}",))
+
+
+def test_torch_load_refuses_code(tmp_path):
+  marker = tmp_path / "pwned"
+  path = tmp_path / "evil.pt"
+  with zipfile.ZipFile(path, "w") as z: z.writestr("archive/data.pkl", pickle.dumps({"w": _RunsCode(marker)}, protocol=2))
+  with pytest.raises(ValueError, match="refuses posix.system|refuses os.system|refuses nt.system"): torch_load(path)
+  assert not marker.exists()
+
+
+def test_torch_load_rejects_non_torch_files(tmp_path):
+  (tmp_path / "plain.pt").write_bytes(pickle.dumps({"a": 1}))
+  with pytest.raises(ValueError, match="not a zip-format"): torch_load(tmp_path / "plain.pt")
+  with zipfile.ZipFile(tmp_path / "other.zip", "w") as z: z.writestr("readme.txt", "hi")
+  with pytest.raises(ValueError, match="no data.pkl"): torch_load(tmp_path / "other.zip")
+
+
+def test_torch_load_reads_pytorch_files(device, tmp_path):
+  torch = pytest.importorskip("torch")
+  base = torch.arange(12, dtype=torch.float32).reshape(3, 4) - 5.5
+  tensors = {"base": base, "transposed": base.t(), "slice": base[1:, 2:], "scalar": torch.tensor(2.5, dtype=torch.float64),
+             "half": torch.tensor([1.5, -0.0, float("inf")], dtype=torch.float16), "int8": torch.tensor([-128, 127], dtype=torch.int8),
+             "uint8": torch.tensor([0, 255], dtype=torch.uint8), "int32": torch.tensor([-2**31, 2**31 - 1], dtype=torch.int32),
+             "int64": torch.tensor([-2**63, 2**63 - 1]), "bool": torch.tensor([True, False, True]), "empty": torch.zeros(0, 3)}
+  torch.save(tensors, tmp_path / "t.pt")
+  back = torch_load(tmp_path / "t.pt", device=device)
+  assert list(back) == list(tensors)
+  for k, v in tensors.items():
+    assert back[k].device == device and back[k].shape == tuple(v.shape), k
+    assert back[k].numpy().tobytes() == v.numpy().tobytes(), k
+
+
+def test_torch_load_of_a_model_state_dict_into_load_state_dict(tmp_path):
+  torch = pytest.importorskip("torch")
+  model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+  torch.save(model.state_dict(), tmp_path / "m.pt")
+  sd = torch_load(tmp_path / "m.pt")
+  assert list(sd) == list(model.state_dict())
+  target = {"0": {"weight": Tensor(np.zeros((4, 3), np.float32)), "bias": Tensor(np.zeros(4, np.float32))},
+            "1": {"weight": Tensor(np.zeros(4, np.float32)), "bias": Tensor(np.zeros(4, np.float32)),
+                  "running_mean": Tensor(np.ones(4, np.float32)), "running_var": Tensor(np.zeros(4, np.float32)),
+                  "num_batches_tracked": Tensor(np.array(5, np.int64))}}
+  load_state_dict(target, sd)
+  np.testing.assert_array_equal(target["0"]["weight"].numpy(), model[0].weight.detach().numpy())
+  assert target["1"]["num_batches_tracked"].item() == 0
+
+
+def test_torch_load_catches_lying_files(tmp_path):
+  torch = pytest.importorskip("torch")
+  torch.save({"w": torch.arange(8, dtype=torch.float32)}, tmp_path / "ok.pt")
+  def rewrite(dst, change):
+    with zipfile.ZipFile(tmp_path / "ok.pt") as src, zipfile.ZipFile(dst, "w") as out:
+      for n in src.namelist(): out.writestr(n, change(n, src.read(n)))
+  rewrite(tmp_path / "short.pt", lambda n, b: b[:12] if n.endswith("data/0") else b)
+  with pytest.raises(ValueError, match="has 12 bytes"): torch_load(tmp_path / "short.pt")
+  # claim 16 items of storage for a tensor of 8 (the pickled size says 16; the file has 8 items)
+  rewrite(tmp_path / "size.pt", lambda n, b: b.replace(b"K\x08", b"K\x10") if n.endswith("data.pkl") else b)
+  with pytest.raises(ValueError, match="need 64"): torch_load(tmp_path / "size.pt")
