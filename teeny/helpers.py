@@ -12,7 +12,16 @@ def getenv(key: str, default=0):
   return type(default)(value) if not isinstance(default, bool) else value not in ("", "0", "false", "False")
 
 
-def debug_level() -> int: return int(os.environ.get("DEBUG") or 0)  # read each time: tests and users may change it
+def debug_level() -> int:
+  """DEBUG, read from the environment each time (tests and users may change it). It is asked on every realize,
+  so it reads os.environ's own dict: os.environ.get costs a microsecond (encoding the key, decoding the value)."""
+  if _ENVIRON is None: return int(os.environ.get("DEBUG") or 0)
+  value = _ENVIRON.get(_DEBUG_KEY)
+  return int(value) if value else 0
+
+
+_ENVIRON = getattr(os.environ, "_data", None)  # CPython's mapping behind os.environ (encoded keys and values)
+_DEBUG_KEY = os.environ.encodekey("DEBUG") if _ENVIRON is not None else None
 
 
 def dprint(*args):

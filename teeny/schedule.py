@@ -24,7 +24,7 @@ from teeny.view import ShapeTracker
 from teeny.runtime.device import Buffer, Device
 
 
-@dataclass
+@dataclass(slots=True)
 class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
   bufs: list[Buffer]           # bufs[0] is written, the rest are read
@@ -91,10 +91,7 @@ class _CachedSchedule:
     blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks]
     slots = inputs + [Buffer(d, size, dt, None if b is None else blocks[b]) for d, size, dt, b in self.new_buffers]
     items = [ScheduleItem(ast, [slots[i] for i in refs]) for ast, refs in self.items]
-    views = {}
-    for pos, slot in self.marks:
-      views[nodes[pos]] = buffer_view(slots[slot], nodes[pos].shape)
-    return items, views
+    return items, {nodes[pos]: buffer_view(slots[slot], nodes[pos].shape) for pos, slot in self.marks}
 
 
 def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
@@ -134,26 +131,31 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
   size instead of the buffer itself."""
   nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
   stack = [(sink, False)]
+  pop, push = stack.pop, stack.append  # bound once: this loop runs for every node of every realize
   while stack:
-    n, expanded = stack.pop()
+    n, expanded = pop()
     if expanded:
       index[n] = len(nodes)
       nodes.append(n)
-      if n.op is Ops.BUFFER:
+      op = n.op
+      if op is Ops.BUFFER:
         inputs.append(n.arg)
-        parts.append((Ops.BUFFER, n.dtype, n.arg.device, n.arg.size))
-        continue
-      # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare); a float
-      # constant is keyed by its bits (-0.0, nan)
-      arg = (n.arg is None) if n.op is Ops.CONTIGUOUS else (n.arg.hex() if type(n.arg) is float else n.arg)
-      parts.append((n.op, n.dtype, arg, tuple([index[s] for s in n.src])))
+        parts.append((op, n.dtype, n.arg.device, n.arg.size))
+      else:
+        # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare); a float
+        # constant is keyed by its bits (-0.0, nan)
+        arg = n.arg
+        if op is Ops.CONTIGUOUS: arg = arg is None
+        elif type(arg) is float: arg = arg.hex()
+        parts.append((op, n.dtype, arg, tuple([index[s] for s in n.src])))
       continue
     if n in index: continue
     index[n] = -1  # seen; its position is set once its sources are placed
-    if not needs_prepare: needs_prepare = _needs_prepare(n)
-    stack.append((n, True))
+    if not needs_prepare and (n.op is Ops.DETACH or n.op is Ops.CONTIGUOUS or "realized" in n._cache):
+      needs_prepare = _needs_prepare(n)
+    push((n, True))
     for s in reversed(n.src):
-      if s not in index: stack.append((s, False))
+      if s not in index: push((s, False))
   return nodes, tuple(parts), inputs, needs_prepare
 
 

@@ -204,3 +204,27 @@ def test_jit_replays_leave_memory_flat(device):
   for i in range(300): f(Tensor(np.ones(16, np.float32), device=device)).numpy()
   gc.collect()
   assert (Device[device].allocator.live_count, GlobalCounters.mem_used) == start
+
+
+# ---- copy-out ----
+
+def test_large_copy_out_reuses_host_memory_but_never_a_held_array(device):
+  from teeny.runtime.device import host_memory
+  n = (2 << 20) // 4  # 2 MiB: lent from host_memory
+  a = np.arange(n, dtype=np.float32)
+  t, u = Tensor(a, device=device).realize(), Tensor(a * 2, device=device).realize()
+  first = t.numpy()
+  address = first.ctypes.data
+  held = u.numpy()  # `first` is still held: this must be other memory
+  assert held.ctypes.data != address
+  np.testing.assert_array_equal(first, a)
+  np.testing.assert_array_equal(held, a * 2)
+  del first
+  again = t.numpy()  # first's block went back to the pool and comes out again, already paged in
+  assert again.ctypes.data == address
+  np.testing.assert_array_equal(again, a)
+  view = again.reshape(-1, 4)[1:]
+  del again
+  np.testing.assert_array_equal(view.reshape(-1), a[4:])  # a view keeps the block lent
+  assert u.numpy().ctypes.data != address
+  assert host_memory.cached_bytes <= host_memory.cache_limit

@@ -20,6 +20,7 @@ class Allocator:
   allocation empties it and tries again.
 
   live_count / live_bytes: blocks handed out now; cached_bytes: freed blocks waiting for reuse."""
+  counts_in_mem_used = True  # whether its blocks are device memory, counted in GlobalCounters.mem_used
   def __init__(self, cache_limit: int = 1 << 30):
     self.cache_limit = cache_limit
     self.live_count = self.live_bytes = self.cached_bytes = 0
@@ -42,8 +43,9 @@ class Allocator:
     with self._lock:
       self.live_count += 1
       self.live_bytes += nbytes
-      GlobalCounters.mem_used += nbytes
-      if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
+      if self.counts_in_mem_used:
+        GlobalCounters.mem_used += nbytes
+        if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
     return handle
 
   def free(self, handle, nbytes: int):
@@ -51,7 +53,7 @@ class Allocator:
     with self._lock:
       self.live_count -= 1
       self.live_bytes -= nbytes
-      GlobalCounters.mem_used -= nbytes
+      if self.counts_in_mem_used: GlobalCounters.mem_used -= nbytes
       if nbytes > self.cache_limit: evicted = [(handle, nbytes)]
       else:
         self._cache.setdefault(nbytes, []).append(handle)
@@ -79,6 +81,36 @@ class Allocator:
   def _free(self, handle, nbytes: int): pass
   def copyin(self, dest, src: memoryview): raise NotImplementedError
   def copyout(self, dest: memoryview, src): raise NotImplementedError
+
+
+class HostMemory(Allocator):
+  """Host memory for copy-outs: `.numpy()` of a large buffer copies into a block from here, lent to numpy (see
+  _LentBlock) and given back when the array is gone, so the next copy-out of that size writes memory that is
+  already paged in instead of paying first-touch page faults on fresh memory."""
+  counts_in_mem_used = False
+  def _alloc(self, nbytes: int) -> np.ndarray: return np.empty(nbytes, np.uint8)
+
+
+host_memory = HostMemory(cache_limit=256 << 20)
+_LEND_FROM = 1 << 20  # below this, malloc's memory is as warm as ours
+
+
+class _LentBlock:
+  """A block of host_memory seen by numpy as an array: numpy keeps this object as the array's base, so when the
+  last view of the array is gone, this goes and the block returns to host_memory."""
+  def __init__(self, raw: np.ndarray, size: int, np_dtype):
+    self.raw = raw
+    self.__array_interface__ = {"data": (raw.ctypes.data, False), "shape": (size,), "typestr": np_dtype.str, "version": 3}
+  def __del__(self):
+    try: host_memory.free(self.raw, self.raw.nbytes)
+    except Exception: pass  # at interpreter exit the pool may be gone already
+
+
+def host_array(size: int, np_dtype) -> np.ndarray:
+  """An uninitialized host array of `size` elements, in reused memory when it is large."""
+  nbytes = size * np_dtype.itemsize
+  if nbytes < _LEND_FROM: return np.empty(size, np_dtype)
+  return np.asarray(_LentBlock(host_memory.alloc(nbytes), size, np_dtype))
 
 
 class Compiler:
@@ -152,10 +184,9 @@ class Buffer:
   at least as large (the memory planner gives intermediates whose lifetimes don't overlap one base)."""
   def __init__(self, device: str, size: int, dtype: DType, base: Buffer | None = None):
     self.device, self.size, self.dtype, self.base = device, size, dtype, base
+    self.nbytes = size * dtype.itemsize
     self._handle = None
 
-  @property
-  def nbytes(self) -> int: return self.size * self.dtype.itemsize
   @property
   def is_allocated(self) -> bool: return self._handle is not None
 
@@ -179,7 +210,7 @@ class Buffer:
     return self
 
   def numpy(self) -> np.ndarray:
-    out = np.empty(self.size, dtype=self.dtype.np)
+    out = host_array(self.size, self.dtype.np)
     if self.size: self.ensure_allocated()._allocator.copyout(memoryview(out).cast("B"), self._handle)
     return out
 
@@ -204,6 +235,7 @@ class _DeviceRegistry:
   @staticmethod
   def canonicalize(name: str) -> str:
     if not isinstance(name, str): raise TypeError(f"device must be a string like 'CL' or 'LLVM', got {name!r}")
+    if name in _DeviceRegistry._BACKENDS: return name  # already canonical: the common case, on every tensor made
     base = name.split(":")[0].upper()
     if base in ("GPU", "OPENCL"): base = "CL"
     if base in ("CPU",): base = "LLVM"
