@@ -37,13 +37,15 @@ The contract:
 """
 from __future__ import annotations
 import functools, weakref
+import numpy as np
 from teeny import memory, realize
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
-from teeny.schedule import ScheduleItem, buffer_view
+from teeny.schedule import ScheduleItem, buffer_view, forget_realized
 from teeny.tensor import Tensor, rng_key_buffers
+from teeny.uop import Ops
 
 
 class TinyJit:
@@ -69,7 +71,7 @@ class TinyJit:
     if self._signature is None: self._signature = signature
     else: _check_same(self._signature, signature)
     self.calls += 1
-    input_bufs = [t.uop.src[0].arg for t in tensors]
+    input_bufs = [_buffer_of(t) for t in tensors]
     if self._capture is not None: return self._capture.replay(input_bufs)
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
@@ -112,6 +114,11 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
   return tensors, (tuple(shapes), tuple(constants), aliases)
 
 
+def _buffer_of(t: Tensor) -> Buffer:
+  """The buffer of a realized tensor (its uop is BUFFER, or RESHAPE of one)."""
+  return t.uop.arg if t.uop.op is Ops.BUFFER else t.uop.src[0].arg
+
+
 def _check_same(old: tuple, new: tuple):
   old_shapes, old_constants, old_aliases = old
   new_shapes, new_constants, new_aliases = new
@@ -131,8 +138,9 @@ def _check_same(old: tuple, new: tuple):
 
 
 def _same(a, b) -> bool:
+  if isinstance(a, np.ndarray) or isinstance(b, np.ndarray): return type(a) is type(b) and np.array_equal(a, b)
   try: return a is b or bool(a == b)
-  except Exception: return False  # e.g. numpy arrays: no single truth value, so not "the same"
+  except Exception: return False  # no single truth value: not "the same"
 
 
 def _show(constants) -> str: return "{" + ", ".join(f"{k!r}: {v!r}"[:80] for k, v in constants) + "}"
@@ -202,7 +210,7 @@ class _Capture:
       if b in slot_of and slot_of[b] not in self.inputs: self.inputs[slot_of[b]] = i
     self.fresh: dict[int, tuple] = {}
     for t in _output_tensors(out):
-      s = slot_of.get(t.uop.src[0].arg)
+      s = slot_of.get(_buffer_of(t))
       if s is not None and s in made and s not in self.inputs: self.fresh[s] = _spec(buf_of[s])
     self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs))
     del slot_of
@@ -225,9 +233,12 @@ class _Capture:
     self.kept_mem = sum(self.kept[s].nbytes for _, slots in kernels for s in slots if s in self.kept)
     self.fresh_mem = sum(size * dt.itemsize for _, slots in kernels for s in slots if s in self.fresh for _, size, dt in [self.fresh[s]])
     self.input_reads = [s for _, slots in kernels for s in slots if s in self.inputs]
+    # kernels that write buffers outside the capture's own (assigns to parameters or to arguments) make results
+    # remembered from those buffers stale, as assign() does when run eagerly
+    self.writes_state = any(slots[0] in self.inputs or (slots[0] in self.kept and slots[0] not in scratch) for _, slots in kernels)
 
   def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer]) -> _Out:
-    buf = t.uop.src[0].arg
+    buf = _buffer_of(t)
     s = slot_of.get(buf)
     if s is not None and (s in self.fresh or s in self.inputs): return _Out(t.shape, t.device, slot=s)
     arg = next((i for i, b in enumerate(input_bufs) if b is buf), None)
@@ -247,6 +258,7 @@ class _Capture:
     first_draw = Tensor._rng_counter
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     Tensor._rng_counter = first_draw + self.rng_draws
+    if self.writes_state: forget_realized()
     if debug_level() >= 2: self._replay_with_debug(bufs)
     else: self._replay_fast(bufs)
     return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs))

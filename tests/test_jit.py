@@ -250,3 +250,26 @@ def test_jitted_optimizer_step_is_bit_identical(device, make_opt):
     x, y = make_batch(SIZES, 16, device, seed=i)
     np.testing.assert_array_equal(jit_step(x, y).numpy(), eager_step(x, y).numpy())
     for a, b in zip(jitted, eager): np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_replayed_assign_forgets_results_computed_from_the_old_value(device):
+  w = Tensor(np.zeros(3, np.float32), device=device).realize()
+  @TinyJit
+  def bump(x):
+    w.assign(w + x)
+    return w
+  one = Tensor(np.ones(3, np.float32), device=device)
+  for _ in range(3): bump(one)
+  doubled = w * 2
+  later = doubled + 1  # holds the node `doubled`, realized next from w = 3
+  doubled.realize()
+  bump(one)  # a replay: w = 4
+  np.testing.assert_array_equal(later.numpy(), np.full(3, 9.0, np.float32))  # not 2 * 3 + 1
+
+
+def test_numpy_array_arguments_compare_by_value(device):
+  f = TinyJit(lambda x, table: x * float(table.sum()))
+  x = np.ones(2, np.float32)
+  for _ in range(3): out = f(Tensor(x, device=device), np.array([1.0, 2.0]))
+  np.testing.assert_array_equal(out.numpy(), x * 3)
+  with pytest.raises(ValueError, match="non-Tensor"): f(Tensor(x, device=device), np.array([1.0, 5.0]))
