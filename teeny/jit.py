@@ -68,10 +68,13 @@ class TinyJit:
     if realize.capturing is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
     tensors, signature = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
+    input_bufs = [_buffer_of(t) for t in tensors]
+    # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
+    first: dict[int, int] = {}
+    signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)),)
     if self._signature is None: self._signature = signature
     else: _check_same(self._signature, signature)
     self.calls += 1
-    input_bufs = [_buffer_of(t) for t in tensors]
     if self._capture is not None: return self._capture.replay(input_bufs)
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
@@ -97,7 +100,7 @@ def _run_and_realize(fn, args, kwargs):
 
 def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
   """The Tensor arguments in order (positional, then keywords by name) and the call's signature: what must stay
-  the same from call to call."""
+  the same from call to call (the caller adds which arguments share a buffer)."""
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
   tensors, shapes, constants = [], [], []
   for name, value in named:
@@ -108,10 +111,7 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
     if isinstance(value, (list, tuple, dict)) and any(isinstance(v, Tensor) for v in (value.values() if isinstance(value, dict) else value)):
       raise TypeError(f"TinyJit: argument {name!r} holds Tensors inside a {type(value).__name__}; pass them as arguments of their own")
     constants.append((name, value))
-  # which argument each one shares its tensor with (a tensor passed twice must be passed twice again)
-  first = {}
-  aliases = tuple(first.setdefault(id(t), i) for i, t in enumerate(tensors))
-  return tensors, (tuple(shapes), tuple(constants), aliases)
+  return tensors, (tuple(shapes), tuple(constants))
 
 
 def _buffer_of(t: Tensor) -> Buffer:
@@ -134,7 +134,7 @@ def _check_same(old: tuple, new: tuple):
     raise ValueError(f"TinyJit: non-Tensor arguments {_show(new_constants)} differ from the captured {_show(old_constants)}; "
                      "they are constants of the capture: call jit.reset() to capture again")
   if old_aliases != new_aliases:
-    raise ValueError("TinyJit: the same Tensor is passed in a different set of places than when captured; call jit.reset()")
+    raise ValueError("TinyJit: the same Tensor (buffer) is passed in a different set of places than when captured; call jit.reset()")
 
 
 def _same(a, b) -> bool:
@@ -230,9 +230,11 @@ class _Capture:
     kernels = [(r, slots) for _, r, slots in self.launches_info if r is not None]
     self.n_copies = len(self.launches) - len(kernels)
     self.flops = sum(r.spec.flops for r, _ in kernels)
-    self.kept_mem = sum(self.kept[s].nbytes for _, slots in kernels for s in slots if s in self.kept)
-    self.fresh_mem = sum(size * dt.itemsize for _, slots in kernels for s in slots if s in self.fresh for _, size, dt in [self.fresh[s]])
-    self.input_reads = [s for _, slots in kernels for s in slots if s in self.inputs]
+    # what GlobalCounters.global_mem counts per replay: the kernels' buffers (arguments' sizes added on replay)
+    fresh_nbytes = {s: size * dtype.itemsize for s, (_, size, dtype) in self.fresh.items()}
+    kernel_slots = [s for _, slots in kernels for s in slots]
+    self.fixed_mem = sum(self.kept[s].nbytes if s in self.kept else fresh_nbytes.get(s, 0) for s in kernel_slots)
+    self.input_reads = [s for s in kernel_slots if s in self.inputs]
     # kernels that write buffers outside the capture's own (assigns to parameters or to arguments) make results
     # remembered from those buffers stale, as assign() does when run eagerly
     self.writes_state = any(slots[0] in self.inputs or (slots[0] in self.kept and slots[0] not in scratch) for _, slots in kernels)
@@ -276,7 +278,7 @@ class _Capture:
     GlobalCounters.kernel_count += len(self.launches) - self.n_copies
     GlobalCounters.copies += self.n_copies
     GlobalCounters.global_ops += self.flops
-    GlobalCounters.global_mem += self.kept_mem + self.fresh_mem + sum(bufs[s].nbytes for s in self.input_reads)
+    GlobalCounters.global_mem += self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
 
   def _replay_with_debug(self, bufs: dict[int, Buffer]):
     """The same launches through run_schedule, which prints a line per kernel with its time."""
