@@ -9,7 +9,7 @@ inputs; integer and boolean values, comparisons, TRUNC and bit ops pass no gradi
 from __future__ import annotations
 import math
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
 from teeny.helpers import argsort
 
 
@@ -116,3 +116,14 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
       if sg is None or s not in leads_to_target: continue
       grads[s] = sg if s not in grads else grads[s].alu(Ops.ADD, sg)
   return {t: grads[t] for t in targets if t in grads}
+
+
+# A tensor that requires grad keeps, when it is realized, the graph that computed it: backward() after realize()
+# (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
+# leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
+pm_restore_graphs = PatternMatcher([(UPat(Ops.RESHAPE, name="x"), lambda ctx, x: ctx.get(x))])
+
+
+def restore_graphs(root: UOp, graphs: dict[UOp, UOp]) -> UOp:
+  """root with every realized buffer view in `graphs` replaced by the graph that computed it."""
+  return graphs and graph_rewrite(root, pm_restore_graphs, ctx=graphs) or root

@@ -11,10 +11,12 @@ from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
-from teeny.gradient import compute_gradient
+from teeny.gradient import compute_gradient, restore_graphs
 
 Scalar = int | float | bool
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
+# realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
+_grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _leaf_ids = itertools.count()
 # the key buffer of each random draw -> the draw's counter: TinyJit rewrites them on replay
 rng_key_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -42,6 +44,7 @@ def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 class Tensor:
   """A lazily computed n-dimensional array on a device."""
   training = False
+  _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
   __hash__ = object.__hash__  # == builds a comparison tensor, so hash by identity
 
   def __init__(self, data, device: str | None = None, dtype: DType | str | None = None, requires_grad: bool | None = None):
@@ -110,18 +113,22 @@ class Tensor:
   def gradient(self, *targets: Tensor, gradient: Tensor | None = None) -> list[Tensor]:
     """Lazy gradients of this tensor with respect to `targets` (without touching their .grad)."""
     seed = self._seed_gradient(gradient)
-    grads = compute_gradient(self.uop, seed.uop, {t.uop for t in targets})
+    graphs = _realized_graphs()
+    root = restore_graphs(self.uop, graphs)
+    nodes = [graphs.get(t.uop, t.uop) for t in targets]
+    grads = compute_gradient(root, seed.uop, set(nodes))
     out = []
-    for t in targets:
-      g = grads.get(t.uop)
+    for t, node in zip(targets, nodes):
+      g = grads.get(node)
       out.append(t.zeros_like(dtype=t.dtype) if g is None else t._new(g.cast(t.dtype)).detach())
     return out
 
   def backward(self, gradient: Tensor | None = None) -> Tensor:
     """Add d(self)/d(leaf) to .grad of every leaf with requires_grad=True in this graph. Lazy: realize the
     grads (or let an optimizer step do it) to run the kernels."""
-    in_graph = set(self.uop.toposort())
-    leaves = [t for t in list(_grad_leaves) if t._requires_grad and t.uop in in_graph]
+    graphs = _realized_graphs()
+    in_graph = set(restore_graphs(self.uop, graphs).toposort())
+    leaves = [t for t in list(_grad_leaves) if t._requires_grad and graphs.get(t.uop, t.uop) in in_graph]
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
       leaf.grad = g if leaf.grad is None else leaf.grad + g
@@ -194,7 +201,11 @@ class Tensor:
     items, views = create_schedule([t.uop for t in todo], [t.device for t in todo])
     run_schedule(items)
     mark_realized(views)
-    for t in todo: t.uop = views[t.uop]
+    for t in todo:
+      if t._requires_grad:
+        t._graph = t.uop
+        _grad_realized[id(t)] = t
+      t.uop = views[t.uop]
   def numpy(self) -> np.ndarray:
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
     self.realize()
@@ -226,6 +237,7 @@ class Tensor:
     if value.device != self.device: raise RuntimeError(f"assign from device {value.device} into {self.device}")
     if not is_buffer_view(self.uop): self.realize()
     self.uop = UOp(Ops.ASSIGN, self.dtype, (self.uop, value.cast(self.dtype).uop))
+    self._graph = None  # new contents: the graph that computed the old ones no longer describes it
     forget_realized()
     return self
 
@@ -1374,6 +1386,11 @@ class _IndexPlan:
   def add_axis(self, lo: int, hi: int, flip: bool, step: int, strided: int, out: int | None):
     self.crops.append((lo, hi)); self.flips.append(flip); self.steps.append(step); self.strided_shape.append(strided)
     if out is not None: self.out_shape.append(out)
+
+
+def _realized_graphs() -> dict[UOp, UOp]:
+  """Buffer view -> the graph that computed it, for realized tensors that require grad (see gradient.restore_graphs)."""
+  return {t.uop: t._graph for t in list(_grad_realized.values()) if t._graph is not None and is_buffer_view(t.uop)}
 
 
 def _shape_arg(shape) -> tuple[int, ...]:

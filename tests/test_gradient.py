@@ -222,3 +222,15 @@ def test_gradient_through_a_copy_of_a_reshape():
   w = Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), device=d1)
   (x.to(d1).reshape(2, 3) * w).sum().backward()
   np.testing.assert_array_equal(x.grad.numpy(), np.arange(6.0))
+
+
+def test_backward_after_realizing_the_loss_and_an_activation(device):
+  """Like PyTorch: reading the loss (or realizing a hidden layer) before backward() keeps the gradient path."""
+  w = Tensor([[1.0, -2.0], [0.5, 3.0]], device=device, requires_grad=True)
+  x = Tensor([[1.0, 2.0]], device=device)
+  hidden = (x @ w).relu().realize()
+  loss = (hidden * hidden).sum()
+  assert loss.item() == 20.0  # relu([2, 4]) squared and summed
+  loss.backward()
+  # d/dw sum(relu(xw)^2) = x^T (2 relu(xw) * (xw > 0))
+  np.testing.assert_allclose(w.grad.numpy(), np.array([[1.0], [2.0]]) @ np.array([[4.0, 8.0]]))

@@ -36,13 +36,26 @@ def run_layer(layer, x: np.ndarray, device, r: np.ndarray | None = None, x_dtype
   return out.numpy(), (xt.grad.numpy() if xt.requires_grad else None), grads, r
 
 
-@pytest.fixture
-def device(device):
+@pytest.fixture(autouse=True)
+def default_device(request):
   """Layers make their tensors on the default device, as in tinygrad: make it the device under test."""
+  callspec = getattr(request.node, "callspec", None)
+  device = callspec.params.get("device") if callspec else None
   previous = Device.DEFAULT
-  Device.DEFAULT = device
-  yield device
+  if device is not None: Device.DEFAULT = device
+  yield
   Device.DEFAULT = previous
+
+
+DEVICES = Device.available()
+CHEAP = "LLVM" if "LLVM" in DEVICES else DEVICES[0]
+
+
+def cases_on_devices(cases, everywhere: str) -> list:
+  """(device, case) pairs: the richest case on every device, the other variants on the device that compiles
+  fastest (the layer code is the same on every device; the functional ops are tested on each in
+  test_nn_functional.py). Keeps a cold-cache run of this file short."""
+  return [pytest.param(d, c, id=f"{d}-{c}") for c in cases for d in (DEVICES if c == everywhere else [CHEAP])]
 
 
 def linear_basis_grad(f, shape, r) -> np.ndarray:
@@ -136,7 +149,7 @@ def _conv_ref_args(layer, kw):
   return dict(stride=layer.stride, padding=pad, dilation=layer.dilation, groups=layer.groups)
 
 
-@pytest.mark.parametrize("case", list(CONV_CASES))
+@pytest.mark.parametrize("device,case", cases_on_devices(CONV_CASES, "groups"))
 def test_conv2d(device, case):
   c = CONV_CASES[case]
   layer = Conv2d(c["cin"], c["cout"], c["k"], **c["kw"])
@@ -171,7 +184,7 @@ CONVT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CONVT_CASES))
+@pytest.mark.parametrize("device,case", cases_on_devices(CONVT_CASES, "stride_pad_outpad"))
 def test_conv_transpose2d(device, case):
   c = CONVT_CASES[case]
   layer = ConvTranspose2d(c["cin"], c["cout"], c["k"], **c["kw"])
@@ -246,8 +259,12 @@ def norm_ref_grad(xhat, invstd, dxhat, axes):
   return invstd / n * (n * dxhat - dxhat.sum(axes, keepdims=True) - xhat * (dxhat * xhat).sum(axes, keepdims=True))
 
 
-@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (2, 3, 4, 5)], ids=["NC", "NCL", "NCHW"])
-def test_batchnorm_training(device, shape):
+BN_SHAPES = {"NC": (6, 3), "NCL": (4, 3, 5), "NCHW": (2, 3, 4, 5)}
+
+
+@pytest.mark.parametrize("device,case", cases_on_devices(BN_SHAPES, "NCHW"))
+def test_batchnorm_training(device, case):
+  shape = BN_SHAPES[case]
   layer = BatchNorm(3)
   w = set_weights(layer, weight=rng.normal(size=3), bias=rng.normal(size=3))
   x = rng.normal(size=shape) * 2 + 1
@@ -337,7 +354,7 @@ def test_batchnorm_eval_forward_is_one_kernel(device):
   assert GlobalCounters.kernel_count == 1  # (x - mean) * weight * rsqrt(var + eps) + bias: elementwise
 
 
-@pytest.mark.parametrize("normalized", [(5,), (4, 5)], ids=["last", "last_two"])
+@pytest.mark.parametrize("device,normalized", cases_on_devices({(5,): 0, (4, 5): 0}, (4, 5)))
 def test_layernorm(device, normalized):
   layer = LayerNorm(normalized)
   w = set_weights(layer, weight=rng.normal(size=normalized), bias=rng.normal(size=normalized))
@@ -360,7 +377,7 @@ def test_layernorm_without_affine(device):
   with pytest.raises(ValueError, match="LayerNorm"): layer(Tensor(np.ones((2, 5), np.float32), device=device))
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 5), (2, 6, 3, 2)], ids=["NCL", "NCHW"])
+@pytest.mark.parametrize("device,shape", cases_on_devices({(2, 6, 5): 0, (2, 6, 3, 2): 0}, (2, 6, 3, 2)))
 def test_groupnorm(device, shape):
   layer = GroupNorm(3, 6)
   w = set_weights(layer, weight=rng.normal(size=6), bias=rng.normal(size=6))
@@ -427,29 +444,6 @@ def test_dropout(device):
 
 # ---- a small model end to end ----
 
-def test_layers_compose_and_train(device):
-  """A conv -> batchnorm -> relu -> linear model learns a separable task: the layers' gradients are right enough
-  to train with, on every device."""
-  Tensor.manual_seed(0)
-  conv, bn, lin = Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), Linear(4 * 4 * 4, 2)
-  model = [conv, bn, lin]
-  x = rng.normal(size=(16, 1, 4, 4)).astype(np.float32)
-  y = (x[:, 0, :2].sum((1, 2)) > x[:, 0, 2:].sum((1, 2))).astype(np.int32)
-  opt = SGD(get_parameters(model), lr=0.05, momentum=0.9)
-  xt, onehot = Tensor(x, device=device), Tensor(np.eye(2, dtype=np.float32)[y], device=device)
-  losses = []
-  with Tensor.train():
-    for _ in range(30):
-      opt.zero_grad()
-      logits = lin(bn(conv(xt)).relu().reshape(16, -1))
-      loss = -(logits.log_softmax(-1) * onehot).sum(-1).mean()
-      loss.realize()
-      loss.backward()
-      opt.step()
-      losses.append(loss.item())
-  assert losses[-1] < 0.3 * losses[0]
-
-
 def two_moons(n: int, noise: float, seed: int):
   """Two interleaving half circles (like scikit-learn's make_moons), labels -1 and +1."""
   r = np.random.default_rng(seed)
@@ -463,17 +457,46 @@ def two_moons(n: int, noise: float, seed: int):
 
 def test_two_moons_mlp_reaches_95_percent(device):
   """The classic micrograd demo: a 2-16-16-1 MLP with a max-margin loss, trained by Adam on 200 points; it must
-  classify >= 95% of them within 100 full-batch steps."""
+  classify >= 95% of them within 40 full-batch steps (it gets there in 20-30 from three seeds tried)."""
   Tensor.manual_seed(1)
   x, y = two_moons(200, 0.1, seed=0)
   layers = [Linear(2, 16), Linear(16, 16), Linear(16, 1)]
   def model(t: Tensor) -> Tensor: return layers[2](layers[1](layers[0](t).relu()).relu()).reshape(-1)
-  opt = Adam(get_parameters(layers), lr=0.02)
+  opt = Adam(get_parameters(layers), lr=0.05)
   xt, yt = Tensor(x, device=device), Tensor(y, device=device)
-  for _ in range(100):
+  for _ in range(40):
     opt.zero_grad()
     loss = (1 - yt * model(xt)).relu().mean()
     loss.backward()
     opt.step()
   accuracy = ((model(xt).numpy() > 0) == (y > 0)).mean()
   assert accuracy >= 0.95, accuracy
+
+
+def test_pytorch_state_dict_runs_the_same(tmp_path):
+  """Weight layouts match PyTorch's: a torch model's state dict, read by torch_load and loaded by name, gives
+  the same outputs in teeny (eval mode, so BatchNorm uses the loaded running statistics). One device: this checks
+  layouts and names, which are the same on every device."""
+  torch = pytest.importorskip("torch")
+  from teeny.nn.state import torch_load
+  torch.manual_seed(0)
+  tm = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), "bn": torch.nn.BatchNorm2d(4),
+                            "up": torch.nn.ConvTranspose2d(4, 3, 2, stride=2), "norm": torch.nn.LayerNorm(8),
+                            "fc": torch.nn.Linear(8, 5), "emb": torch.nn.Embedding(10, 8)})
+  with torch.no_grad():
+    tm["bn"].running_mean.uniform_(-1, 1)
+    tm["bn"].running_var.uniform_(0.5, 2)
+  tm.eval()
+  torch.save(tm.state_dict(), tmp_path / "m.pt")
+  Device.DEFAULT = CHEAP
+  model = {"conv": Conv2d(2, 4, 3, stride=2, padding=1), "bn": BatchNorm2d(4), "up": ConvTranspose2d(4, 3, 2, stride=2),
+           "norm": LayerNorm(8), "fc": Linear(8, 5), "emb": Embedding(10, 8)}
+  load_state_dict(model, torch_load(tmp_path / "m.pt"))
+  x = np.random.default_rng(0).normal(size=(2, 2, 8, 8)).astype(np.float32)
+  idx = np.array([[1, 9, 4]])
+  with torch.no_grad():
+    want = tm["fc"](tm["norm"](tm["up"](tm["bn"](tm["conv"](torch.from_numpy(x)))))).numpy()
+    want_emb = tm["emb"](torch.from_numpy(idx)).numpy()
+  got = model["fc"](model["norm"](model["up"](model["bn"](model["conv"](Tensor(x)))))).numpy()
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(model["emb"](Tensor(idx.astype(np.int32))).numpy(), want_emb)
