@@ -5,6 +5,8 @@ from teeny.tensor import Tensor
 from teeny.runtime.device import Device, Buffer
 from teeny.realize import GlobalCounters
 from teeny.uop import UOp, Ops
+from teeny.jit import TinyJit
+jit = TinyJit  # `@teeny.jit`: the attribute shadows the module name teeny.jit; `from teeny.jit import ...` still works
 
-__all__ = ["Tensor", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops"]
+__all__ = ["Tensor", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit", "jit"]
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """Data types: the scalar types teeny computes in, pointer types for kernels, and PyTorch-like promotion."""
 from __future__ import annotations
 from dataclasses import dataclass
+from functools import cached_property
 import math
 import numpy as np
 
@@ -14,6 +15,14 @@ class DType:
   fmt: str | None
 
   def __repr__(self): return f"dtypes.{self.name}"
+  # dtypes are compared and hashed on every graph node built: the same object compares at once, and the hash
+  # is computed once
+  def __eq__(self, other): return self is other or (type(other) is type(self) and self._fields == other._fields)
+  def __hash__(self): return self._hash
+  @cached_property
+  def _fields(self): return (self.priority, self.itemsize, self.name, self.fmt)
+  @cached_property
+  def _hash(self): return hash(self._fields)
   def ptr(self) -> PtrDType: return PtrDType(self.priority, self.itemsize, self.name, self.fmt, self)
 
   @property
@@ -75,9 +84,9 @@ class dtypes:
 
 ALL = (dtypes.bool, dtypes.int8, dtypes.uint8, dtypes.int16, dtypes.uint16, dtypes.int32, dtypes.uint32,
        dtypes.int64, dtypes.uint64, dtypes.float16, dtypes.float32, dtypes.float64)
-FLOATS = (dtypes.float16, dtypes.float32, dtypes.float64)
-UNSIGNED = (dtypes.uint8, dtypes.uint16, dtypes.uint32, dtypes.uint64)
-INTS = (dtypes.int8, dtypes.int16, dtypes.int32, dtypes.int64) + UNSIGNED
+FLOATS = frozenset((dtypes.float16, dtypes.float32, dtypes.float64))
+UNSIGNED = frozenset((dtypes.uint8, dtypes.uint16, dtypes.uint32, dtypes.uint64))
+INTS = frozenset((dtypes.int8, dtypes.int16, dtypes.int32, dtypes.int64)) | UNSIGNED
 _FROM_NP = {t.np: t for t in ALL}
 
 

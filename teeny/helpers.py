@@ -1,5 +1,7 @@
-"""Small shared utilities: environment flags, the DEBUG level, and tiny pure helpers with no teeny imports."""
+"""Small shared utilities with no teeny imports: environment flags, the DEBUG level, GlobalCounters (what ran and
+how much memory is in use, counted by every layer) and a bounded LRU cache."""
 from __future__ import annotations
+from collections import OrderedDict
 import functools, os, sys
 
 
@@ -10,7 +12,16 @@ def getenv(key: str, default=0):
   return type(default)(value) if not isinstance(default, bool) else value not in ("", "0", "false", "False")
 
 
-def debug_level() -> int: return int(os.environ.get("DEBUG") or 0)  # read each time: tests and users may change it
+def debug_level() -> int:
+  """DEBUG, read from the environment each time (tests and users may change it). It is asked on every realize,
+  so it reads os.environ's own dict: os.environ.get costs a microsecond (encoding the key, decoding the value)."""
+  if _ENVIRON is None: return int(os.environ.get("DEBUG") or 0)
+  value = _ENVIRON.get(_DEBUG_KEY)
+  return int(value) if value else 0
+
+
+_ENVIRON = getattr(os.environ, "_data", None)  # CPython's mapping behind os.environ (encoded keys and values)
+_DEBUG_KEY = os.environ.encodekey("DEBUG") if _ENVIRON is not None else None
 
 
 def dprint(*args):
@@ -26,3 +37,45 @@ def cache_dir() -> str:
   if os.environ.get("TEENY_CACHE_DIR"): return os.environ["TEENY_CACHE_DIR"]
   base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
   return os.path.join(base, "teeny")
+
+
+class GlobalCounters:
+  """What ran since the last reset(), named like tinygrad's. mem_used is a level, not a count: the bytes of
+  device memory handed out to buffers right now (the allocators' caches of freed blocks not included);
+  peak_mem is the highest it has been since reset()."""
+  kernel_count = 0      # kernels launched
+  global_ops = 0        # estimated arithmetic ops
+  global_mem = 0        # bytes the kernels read and wrote
+  time_sum_s = 0.0      # kernel time, measured when DEBUG>=2
+  copies = 0            # copies between devices
+  schedule_hits = 0     # realizes whose schedule came from the schedule cache
+  schedule_misses = 0   # realizes that ran the scheduler
+  mem_used = 0          # bytes of device memory in use now
+  peak_mem = 0          # most bytes in use at once since reset()
+
+  @staticmethod
+  def reset():
+    GlobalCounters.kernel_count = GlobalCounters.global_ops = GlobalCounters.global_mem = GlobalCounters.copies = 0
+    GlobalCounters.schedule_hits = GlobalCounters.schedule_misses = 0
+    GlobalCounters.time_sum_s = 0.0
+    GlobalCounters.peak_mem = GlobalCounters.mem_used
+
+
+class LRUCache:
+  """A dict that keeps at most `maxsize` entries, dropping the least recently used one when full."""
+  def __init__(self, maxsize: int):
+    self.maxsize, self._data = maxsize, OrderedDict()
+
+  def get(self, key, default=None):
+    value = self._data.get(key, default)
+    if value is not default: self._data.move_to_end(key)
+    return value
+
+  def __setitem__(self, key, value):
+    self._data[key] = value
+    self._data.move_to_end(key)
+    while len(self._data) > self.maxsize: self._data.popitem(last=False)
+
+  def __contains__(self, key): return key in self._data
+  def __len__(self): return len(self._data)
+  def clear(self): self._data.clear()

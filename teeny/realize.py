@@ -1,27 +1,13 @@
-"""Running schedules: get a compiled program per kernel (cached by AST and device), allocate buffers, launch,
-count what ran in GlobalCounters, and print what happened at the DEBUG level asked."""
+"""Running schedules: get a compiled program per kernel (cached by AST and device, bounded), allocate buffers,
+launch, count what ran in GlobalCounters, and print what happened at the DEBUG level asked. While a TinyJit
+captures, every item run here is also recorded for it (see `capturing`)."""
 from __future__ import annotations
 import time
-import numpy as np
 from teeny.uop import UOp, Ops, pretty
 from teeny.codegen import ProgramSpec, get_program
 from teeny.runtime.device import Device, Buffer
 from teeny.schedule import ScheduleItem
-from teeny.helpers import debug_level, dprint
-
-
-class GlobalCounters:
-  """What ran since the last reset(), named like tinygrad's."""
-  kernel_count = 0      # kernels launched
-  global_ops = 0        # estimated arithmetic ops
-  global_mem = 0        # bytes the kernels read and wrote
-  time_sum_s = 0.0      # kernel time, measured when DEBUG>=2
-  copies = 0            # copies between devices
-
-  @staticmethod
-  def reset():
-    GlobalCounters.kernel_count = GlobalCounters.global_ops = GlobalCounters.global_mem = GlobalCounters.copies = 0
-    GlobalCounters.time_sum_s = 0.0
+from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 
 
 class CompiledRunner:
@@ -39,18 +25,26 @@ class CompiledRunner:
     return self.program(*[b.handle for b in bufs], global_size=self.spec.global_size, local_size=self.spec.local_size, wait=wait)
 
 
-_runner_cache: dict[tuple[str, UOp], CompiledRunner] = {}
+# (device, kernel AST) -> CompiledRunner. Bounded: a loop over ever new kernels can't grow it without limit (an
+# evicted kernel is compiled again from the on-disk cache if it comes back).
+_runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024))
 
 
 def get_runner(device: str, ast: UOp) -> CompiledRunner:
   key = (device, ast)
-  if key not in _runner_cache:
+  runner = _runner_cache.get(key)
+  if runner is None:
     spec = get_program(ast, Device[device].renderer)
     if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
     if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
     if debug_level() >= 4: dprint(spec.src)
-    _runner_cache[key] = CompiledRunner(device, spec)
-  return _runner_cache[key]
+    runner = _runner_cache[key] = CompiledRunner(device, spec)
+  return runner
+
+
+# While a TinyJit captures, the list it records into: per item run, (item, its runner or None for a copy,
+# which of its buffers had memory before it ran).
+capturing: list | None = None
 
 
 def pretty_program(program: list) -> str:
@@ -69,12 +63,15 @@ def run_schedule(items: list[ScheduleItem]):
     if item.ast.op is Ops.COPY: _run_copy(item, level)
     else: _run_kernel(item, level)
   if level >= 1 and items:
-    dprint(f"realized {len(items)} item(s) in {(time.perf_counter() - start) * 1e3:.2f} ms")
+    dprint(f"realized {len(items)} item(s) in {(time.perf_counter() - start) * 1e3:.2f} ms; schedule cache "
+           f"{GlobalCounters.schedule_hits} hits {GlobalCounters.schedule_misses} misses; mem {GlobalCounters.mem_used / 1e6:.2f} MB "
+           f"(peak {GlobalCounters.peak_mem / 1e6:.2f} MB)")
 
 
 def _run_kernel(item: ScheduleItem, level: int):
   device = item.bufs[0].device
   runner = get_runner(device, item.ast)
+  if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in item.bufs]))
   elapsed = runner(item.bufs, wait=level >= 2)
   mem = sum(b.nbytes for b in item.bufs)
   GlobalCounters.kernel_count += 1
@@ -89,8 +86,14 @@ def _run_kernel(item: ScheduleItem, level: int):
 
 def _run_copy(item: ScheduleItem, level: int):
   dst, src = item.bufs
+  if capturing is not None: capturing.append((item, None, [b.is_allocated for b in item.bufs]))
   t0 = time.perf_counter()
-  if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))
+  copy_buffer(dst, src)
   GlobalCounters.copies += 1
   if level >= 2:
     dprint(f"*** {dst.device:<5} copy {src.nbytes:10d} bytes {src.device} -> {dst.device} tm {(time.perf_counter() - t0) * 1e6:9.2f}us")
+
+
+def copy_buffer(dst: Buffer, src: Buffer):
+  """Copy between devices, through the host."""
+  if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))

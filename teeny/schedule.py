@@ -5,31 +5,45 @@ source), ASSIGN, and a reduce whose result can't be used at the kernel's output 
 padded, or reshaped in a way one view can't express), or that two kernels would both need. Everything else
 fuses: elementwise ops into their consumer and into the reduce that follows them.
 
+Schedules are cached by the graph's structure (see _walk), and the intermediates of a schedule whose
+lifetimes don't overlap share memory (teeny/memory.py).
+
 Each kernel becomes an AST: SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)) where value is built from
 LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), ALU ops and REDUCE_AXIS. Movement ops never reach the AST:
 they are pushed down through elementwise ops and folded into the views of the loads.
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
-import weakref
+import heapq
+from teeny import memory
 from teeny.dtype import dtypes
+from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
+from teeny.memory import plan_memory
 from teeny.uop import UOp, Ops, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
 from teeny.runtime.device import Buffer, Device
 
 
-@dataclass
+@dataclass(slots=True)
 class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
   bufs: list[Buffer]           # bufs[0] is written, the rest are read
   outputs: list[UOp] = field(default_factory=list)  # graph nodes this item realizes
   fused_reduces: list[UOp] = field(default_factory=list)  # reduces computed inside this kernel
+  deps: set = field(default_factory=set)       # realized nodes it reads (made by other items of the schedule)
+  old_reads: set = field(default_factory=set)  # buffers it reads as they were before the schedule ran
 
 
-# graph node -> {device: the buffer view it was realized into there}. Graph nodes carry no device (the same
-# constant expression can live on two devices), so the device is part of the key. Weak: forgetting a graph
-# forgets its buffers.
-_realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Where graph nodes were realized: node._cache["realized"] = (generation, {device: buffer view}). Graph nodes carry
+# no device (the same constant expression can live on two devices), so the device is part of the entry. Kept on
+# the node: forgetting a graph forgets its buffers. forget_realized() bumps the generation, which voids them all
+# except those of ASSIGNs (stored with generation None).
+_generation = 0
+
+
+def _realized_on(n: UOp) -> dict | None:
+  entry = n._cache.get("realized")
+  return entry[1] if entry is not None and (entry[0] == _generation or entry[0] is None) else None
 
 
 def buffer_view(buf: Buffer, shape) -> UOp:
@@ -45,7 +59,8 @@ def forget_realized():
   """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
   Except ASSIGNs themselves: one that ran must never run again (a pending graph that reads a counter's ASSIGN
   would increment it a second time); a graph holding it reads the target buffer instead."""
-  for n in [n for n in _realized if n.op is not Ops.ASSIGN]: del _realized[n]
+  global _generation
+  _generation += 1
 
 
 class _Unfusable(Exception):
@@ -53,14 +68,140 @@ class _Unfusable(Exception):
   def __init__(self, node: UOp): self.node = node
 
 
+# ---- the schedule cache ----
+# A graph realized before with the same structure (ops, dtypes, args, shapes, devices; the realized buffers it
+# reads may differ) reuses the schedule made for it: the key replaces each BUFFER by its device and size,
+# numbered in the order the toposort meets it, so two graphs reading different buffers of one shape share a
+# key while a graph reading one buffer twice doesn't match one reading two. Constants are part of the key:
+# they are compiled into the kernels.
+_schedule_cache = LRUCache(getenv("SCHEDULE_CACHE_SIZE", 256))
+
+
+@dataclass
+class _CachedSchedule:
+  """A schedule with its buffers replaced by slots. Slots [0, n_inputs) are the graph's BUFFERs in toposort
+  order; the rest are buffers the schedule makes, each (device, size, dtype, planned block or None)."""
+  n_inputs: int
+  new_buffers: list[tuple]
+  blocks: list[list]                  # planned memory blocks: [device, nbytes]
+  items: list[tuple[UOp, list[int]]]  # (kernel AST or buffer-free COPY, slots)
+  marks: list[tuple[int, int]]        # (toposort position of a node, slot): nodes to remember as realized
+
+  def instantiate(self, nodes: list[UOp], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+    blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks]
+    slots = inputs + [Buffer(d, size, dt, None if b is None else blocks[b]) for d, size, dt, b in self.new_buffers]
+    items = [ScheduleItem(ast, [slots[i] for i in refs]) for ast, refs in self.items]
+    return items, {nodes[pos]: buffer_view(slots[slot], nodes[pos].shape) for pos, slot in self.marks}
+
+
 def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
-  original_roots = roots
   sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
-  graph, prepared = _prepare(sink, _devices(toposort(sink), dict(zip(roots, devices))))
-  roots = list(graph.src)
-  nodes = toposort(graph)
+  nodes, key, inputs, needs_prepare = _walk(sink)
+  prepared = None
+  if needs_prepare:
+    sink, prepared = _prepare(sink, _devices(nodes, dict(zip(roots, devices))))
+    nodes, key, inputs, _ = _walk(sink)
+  key = _Key((key, tuple(devices), memory.PLANNER))
+  cached = _schedule_cache.get(key)
+  if cached is None:
+    GlobalCounters.schedule_misses += 1
+    if debug_level() >= 2: dprint(f"schedule cache miss: {len(nodes)} nodes, {len(inputs)} input buffers")
+    cached = _schedule(nodes, devices, inputs)
+    _schedule_cache[key] = cached
+  else:
+    GlobalCounters.schedule_hits += 1
+    if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+  items, views = cached.instantiate(nodes, inputs)
+  for r, new in zip(roots, sink.src): views[r] = new if is_buffer_view(new) else views[new]
+  if prepared is not None:
+    # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
+    # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
+    for original, new in prepared.items():
+      if new in views and original not in views: views[original] = views[new]
+  return items, views
+
+
+def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
+  """One pass over the graph: its nodes in toposort order, its key in the schedule cache, its input buffers in
+  slot order, and whether _prepare has work to do on it (then the prepared graph is walked again).
+
+  The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
+  size instead of the buffer itself."""
+  nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
+  stack = [(sink, False)]
+  pop, push = stack.pop, stack.append  # bound once: this loop runs for every node of every realize
+  while stack:
+    n, expanded = pop()
+    if expanded:
+      index[n] = len(nodes)
+      nodes.append(n)
+      op = n.op
+      if op is Ops.BUFFER:
+        inputs.append(n.arg)
+        parts.append((op, n.dtype, n.arg.device, n.arg.size))
+      else:
+        # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare); a float
+        # constant is keyed by its bits (-0.0, nan)
+        arg = n.arg
+        if op is Ops.CONTIGUOUS: arg = arg is None
+        elif type(arg) is float: arg = arg.hex()
+        parts.append((op, n.dtype, arg, tuple([index[s] for s in n.src])))
+      continue
+    if n in index: continue
+    index[n] = -1  # seen; its position is set once its sources are placed
+    if not needs_prepare and (n.op is Ops.DETACH or n.op is Ops.CONTIGUOUS or "realized" in n._cache):
+      needs_prepare = _needs_prepare(n)
+    push((n, True))
+    for s in reversed(n.src):
+      if s not in index: push((s, False))
+  return nodes, tuple(parts), inputs, needs_prepare
+
+
+def _needs_prepare(n: UOp) -> bool:
+  if n.op is Ops.DETACH: return True
+  if n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(n.src[0]): return True
+  return "realized" in n._cache and _realized_on(n) is not None
+
+
+class _Key(tuple):
+  """A schedule cache key that hashes its (large, nested) contents once."""
+  def __hash__(self):
+    if "_hash" not in self.__dict__: self._hash = tuple.__hash__(self)
+    return self._hash
+
+
+def mark_realized(views: dict[UOp, UOp]):
+  """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
+  for n, view in views.items():
+    if is_buffer_view(n): continue
+    found = _realized_on(n)
+    if found is None:
+      found = {}
+      n._cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten
+    found[view.src[0].arg.device] = view
+
+
+def _prepare(sink: UOp, device_of: dict[UOp, str]) -> tuple[UOp, dict[UOp, UOp]]:
+  """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
+  its own: a clone or a gradient leaf, which assign may later write). Returns the new sink and old -> new."""
+  done: dict[UOp, UOp] = {}
+  for n in toposort(sink):
+    found = _realized_on(n)
+    if found is not None and device_of[n] in found: done[n] = found[device_of[n]]; continue
+    src = tuple(done[s] for s in n.src)
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
+      done[n] = src[0]; continue
+    done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
+  return done[sink], done
+
+
+def _schedule(nodes: list[UOp], devices: list[str], inputs: list[Buffer]) -> _CachedSchedule:
+  """Run the scheduler on a prepared graph (nodes in toposort order, the SINK last) and keep the result as a
+  schedule of slots, its intermediates planned to share memory."""
+  roots = nodes[-1].src
   device_of = _devices(nodes, dict(zip(roots, devices)))
   realize = {r for r in roots if not is_buffer_view(r)}
   for n in nodes:
@@ -72,36 +213,28 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
       break
     except _Unfusable as e:
       realize.add(e.node)
-  items = [k for k in kernels if k.bufs[0].size > 0]
-  out_views = {}
+  kernels = _in_order(kernels)
+  # buffers -> slots: the graph's inputs first, then every buffer the kernels made
+  slot_of = {buf: i for i, buf in enumerate(inputs)}
+  new_buffers = []
   for k in kernels:
-    for n in k.outputs: out_views[n] = buffer_view(k.bufs[0], n.shape)
-  for r, original in zip(roots, original_roots): out_views[original] = r if is_buffer_view(r) else out_views[r]
-  # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
-  # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
-  for original, new in prepared.items():
-    if new in out_views and original not in out_views: out_views[original] = out_views[new]
-  return items, out_views
-
-
-def mark_realized(views: dict[UOp, UOp]):
-  """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
-  for n, view in views.items():
-    if not is_buffer_view(n): _realized.setdefault(n, {})[view.src[0].arg.device] = view
-
-
-def _prepare(sink: UOp, device_of: dict[UOp, str]) -> tuple[UOp, dict[UOp, UOp]]:
-  """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
-  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
-  its own: a clone or a gradient leaf, which assign may later write)."""
-  done: dict[UOp, UOp] = {}
-  for n in toposort(sink):
-    if device_of[n] in _realized.get(n, {}): done[n] = _realized[n][device_of[n]]; continue
-    src = tuple(done[s] for s in n.src)
-    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
-      done[n] = src[0]; continue
-    done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
-  return done[sink], done
+    for b in k.bufs:
+      if b not in slot_of:
+        slot_of[b] = len(inputs) + len(new_buffers)
+        new_buffers.append([b.device, b.size, b.dtype, None])
+  items = [(k.ast if k.ast.op is not Ops.COPY else UOp(Ops.COPY, k.ast.dtype, (), k.ast.arg), [slot_of[b] for b in k.bufs])
+           for k in kernels if k.bufs[0].size > 0]
+  position = {n: i for i, n in enumerate(nodes)}
+  marks = [(position[n], slot_of[k.bufs[0]]) for k in kernels for n in k.outputs]
+  blocks: list[list] = []
+  if memory.PLANNER:
+    # intermediates may share memory; what the roots were realized into is the caller's to keep
+    keep = {slot_of[k.bufs[0]] for k in kernels if any(n in roots for n in k.outputs)}
+    plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, len(inputs)) if s not in keep}
+    block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
+    for s, b in block_of.items(): new_buffers[s - len(inputs)][3] = b
+    marks = [(pos, s) for pos, s in marks if s not in clobbered]  # their memory now holds another result
+  return _CachedSchedule(len(inputs), [tuple(b) for b in new_buffers], blocks, items, marks)
 
 
 def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
@@ -138,9 +271,40 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
 
 def _copy_item(n: UOp, buffers) -> ScheduleItem:
   src = n.src[0]
-  if src in buffers: src_buf = buffers[src]  # realized by this schedule (a reshaped result, say, in a backward pass)
-  else: src_buf = src.arg if src.op is Ops.BUFFER else src.src[0].arg
-  return ScheduleItem(n, [buffers[n], src_buf], [n])
+  if is_buffer_view(src):
+    src_buf = src.src[0].arg if src.op is Ops.RESHAPE else src.arg
+    return ScheduleItem(n, [buffers[n], src_buf], [n], old_reads={src_buf})
+  return ScheduleItem(n, [buffers[n], buffers[src]], [n], deps={src})
+
+
+def _in_order(kernels: list[ScheduleItem]) -> list[ScheduleItem]:
+  """The kernels in an order where each runs after the kernels whose results it reads, and before an ASSIGN
+  that overwrites a buffer it reads the old value of (the forward pass reading a parameter must run before the
+  update of that parameter). Among kernels free to run, the first in toposort order goes first."""
+  made_by = {n: i for i, k in enumerate(kernels) for n in k.outputs}
+  assigned_by = {k.bufs[0]: i for i, k in enumerate(kernels) if k.outputs[0].op is Ops.ASSIGN}
+  before: list[set[int]] = [set() for _ in kernels]  # before[i]: kernels that must run before kernel i
+  for i, k in enumerate(kernels):
+    before[i].update(made_by[n] for n in k.deps)
+    for b in k.old_reads:
+      if assigned_by.get(b, i) != i: before[assigned_by[b]].add(i)
+  users: list[list[int]] = [[] for _ in kernels]
+  for i, deps in enumerate(before):
+    for d in deps: users[d].append(i)
+  waiting = [len(deps) for deps in before]
+  ready = [i for i, w in enumerate(waiting) if w == 0]
+  heapq.heapify(ready)
+  order = []
+  while ready:
+    i = heapq.heappop(ready)
+    order.append(kernels[i])
+    for u in users[i]:
+      waiting[u] -= 1
+      if waiting[u] == 0: heapq.heappush(ready, u)
+  if len(order) != len(kernels):
+    raise RuntimeError("this realize needs both the old and the new value of an assigned buffer; realize the "
+                       "tensors that read the old value before the assign")
+  return order
 
 
 class _KernelBuilder:
@@ -151,6 +315,8 @@ class _KernelBuilder:
     # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
     self.globals: dict[Buffer, UOp] = {self.bufs[0]: UOp(Ops.DEFINE_GLOBAL, self.bufs[0].dtype.ptr(), (), 0)}
     self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
+    self.deps: set[UOp] = set()            # realized nodes read
+    self.old_reads: set[Buffer] = set()    # buffers read as they were before the schedule
 
   def build(self) -> ScheduleItem:
     root = self.root
@@ -164,7 +330,7 @@ class _KernelBuilder:
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[out_buf]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    return ScheduleItem(ast, self.bufs, [root], reduces)
+    return ScheduleItem(ast, self.bufs, [root], reduces, self.deps, self.old_reads)
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
@@ -216,8 +382,12 @@ class _KernelBuilder:
     return memo[(start, moves)]
 
   def _make(self, n: UOp, moves, srcs: list[UOp]) -> UOp:
-    if n.op is Ops.BUFFER: return self._load(n.arg, n.shape, moves)
-    if self._is_leaf(n): return self._load(self.buffers[n], n.shape, moves)
+    if n.op is Ops.BUFFER:
+      self.old_reads.add(n.arg)
+      return self._load(n.arg, n.shape, moves)
+    if self._is_leaf(n):
+      self.deps.add(n)
+      return self._load(self.buffers[n], n.shape, moves)
     if n.op is Ops.CONST:
       st = _apply(ShapeTracker.from_shape(()), moves)
       return UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)

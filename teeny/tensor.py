@@ -18,6 +18,8 @@ _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked req
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
 _grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _leaf_ids = itertools.count()
+# the key buffer of each random draw -> the draw's counter: TinyJit rewrites them on replay
+rng_key_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _canon_axis(axis: int, ndim: int) -> int:
@@ -781,11 +783,17 @@ class Tensor:
       x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + (i + 1)
     return x0, x1
   @staticmethod
+  def _rng_key(counter: int) -> np.ndarray:
+    """The key words of draw number `counter` of the current seed (TinyJit rewrites key buffers with them)."""
+    seed = Tensor._seed
+    return np.array([seed & 0xFFFFFFFF, counter & 0xFFFFFFFF, seed >> 32], dtype=np.uint32)
+  @staticmethod
   def _random_bits(n: int, device=None) -> Tensor:
     """n random uint32s (shape (n,)) for the next draw of the generator."""
-    seed, counter = Tensor._seed, Tensor._rng_counter
+    counter = Tensor._rng_counter
     Tensor._rng_counter += 1
-    key = Tensor(np.array([seed & 0xFFFFFFFF, counter & 0xFFFFFFFF, seed >> 32], dtype=np.uint32), device=device)
+    key = Tensor(Tensor._rng_key(counter), device=device)
+    rng_key_buffers[key.uop.src[0].arg] = counter
     k0, k1, hi = key[0], key[1], key[2]
     half = (n + 1) // 2
     x0, x1 = Tensor._threefry2x32(Tensor.arange(half, dtype=dtypes.uint32, device=device), hi, k0, k1)

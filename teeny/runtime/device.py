@@ -2,20 +2,115 @@
 backend implements (Allocator, Compiler with an on-disk cache, Program). Knows nothing of Tensor or codegen
 internals: a backend gets source text from its renderer and runs the compiled result."""
 from __future__ import annotations
-import hashlib, importlib, os, tempfile, warnings
+from collections import OrderedDict
+import hashlib, importlib, os, tempfile, threading, warnings
 import numpy as np
 from teeny.dtype import DType
-from teeny.helpers import cache_dir, debug_level, dprint
+from teeny.helpers import GlobalCounters, cache_dir, debug_level, dprint
 
 
 class Allocator:
-  """Raw device memory. Subclasses implement _alloc/_free/copyin/copyout on opaque handles."""
-  def alloc(self, nbytes: int): return self._alloc(max(nbytes, 1))
-  def free(self, handle, nbytes: int): self._free(handle, max(nbytes, 1))
+  """Raw device memory. Subclasses implement _alloc/_free/copyin/copyout on opaque handles; _alloc raises
+  MemoryError when the device is full.
+
+  Freed blocks are not given back at once: they wait in a cache keyed by their exact size and are handed out
+  again to the next request of that size, because fresh memory is expensive (first-touch page faults make
+  writing into new memory 3x slower than into reused memory on the machines we run on). The cache holds at
+  most `cache_limit` bytes; past that, the sizes freed longest ago are released first (LRU), and a failed
+  allocation empties it and tries again.
+
+  live_count / live_bytes: blocks handed out now; cached_bytes: freed blocks waiting for reuse."""
+  counts_in_mem_used = True  # whether its blocks are device memory, counted in GlobalCounters.mem_used
+  def __init__(self, cache_limit: int = 1 << 30):
+    self.cache_limit = cache_limit
+    self.live_count = self.live_bytes = self.cached_bytes = 0
+    self._cache: OrderedDict[int, list] = OrderedDict()  # nbytes -> freed handles, least recently freed size first
+    self._lock = threading.Lock()  # buffers may be freed by the garbage collector on any thread
+
+  def alloc(self, nbytes: int):
+    nbytes = max(nbytes, 1)
+    with self._lock:
+      handles = self._cache.get(nbytes)
+      handle = handles.pop() if handles else None
+      if handle is not None:
+        self.cached_bytes -= nbytes
+        if not handles: del self._cache[nbytes]
+    if handle is None:
+      try: handle = self._alloc(nbytes)
+      except MemoryError:
+        self.clear_cache()
+        handle = self._alloc(nbytes)
+    with self._lock:
+      self.live_count += 1
+      self.live_bytes += nbytes
+      if self.counts_in_mem_used:
+        GlobalCounters.mem_used += nbytes
+        if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
+    return handle
+
+  def free(self, handle, nbytes: int):
+    nbytes = max(nbytes, 1)
+    with self._lock:
+      self.live_count -= 1
+      self.live_bytes -= nbytes
+      if self.counts_in_mem_used: GlobalCounters.mem_used -= nbytes
+      if nbytes > self.cache_limit: evicted = [(handle, nbytes)]
+      else:
+        self._cache.setdefault(nbytes, []).append(handle)
+        self._cache.move_to_end(nbytes)
+        self.cached_bytes += nbytes
+        evicted = self._evict(self.cache_limit)
+    for h, n in evicted: self._free(h, n)
+
+  def clear_cache(self):
+    """Release every cached block to the device."""
+    with self._lock: evicted = self._evict(0)
+    for h, n in evicted: self._free(h, n)
+
+  def _evict(self, limit: int) -> list:
+    """Take blocks out of the cache, least recently freed sizes first, until it holds at most `limit` bytes."""
+    out = []
+    while self.cached_bytes > limit:
+      nbytes, handles = next(iter(self._cache.items()))
+      out.append((handles.pop(0), nbytes))
+      self.cached_bytes -= nbytes
+      if not handles: del self._cache[nbytes]
+    return out
+
   def _alloc(self, nbytes: int): raise NotImplementedError
   def _free(self, handle, nbytes: int): pass
   def copyin(self, dest, src: memoryview): raise NotImplementedError
   def copyout(self, dest: memoryview, src): raise NotImplementedError
+
+
+class HostMemory(Allocator):
+  """Host memory for copy-outs: `.numpy()` of a large buffer copies into a block from here, lent to numpy (see
+  _LentBlock) and given back when the array is gone, so the next copy-out of that size writes memory that is
+  already paged in instead of paying first-touch page faults on fresh memory."""
+  counts_in_mem_used = False
+  def _alloc(self, nbytes: int) -> np.ndarray: return np.empty(nbytes, np.uint8)
+
+
+host_memory = HostMemory(cache_limit=256 << 20)
+_LEND_FROM = 1 << 20  # below this, malloc's memory is as warm as ours
+
+
+class _LentBlock:
+  """A block of host_memory seen by numpy as an array: numpy keeps this object as the array's base, so when the
+  last view of the array is gone, this goes and the block returns to host_memory."""
+  def __init__(self, raw: np.ndarray, size: int, np_dtype):
+    self.raw = raw
+    self.__array_interface__ = {"data": (raw.ctypes.data, False), "shape": (size,), "typestr": np_dtype.str, "version": 3}
+  def __del__(self):
+    try: host_memory.free(self.raw, self.raw.nbytes)
+    except Exception: pass  # at interpreter exit the pool may be gone already
+
+
+def host_array(size: int, np_dtype) -> np.ndarray:
+  """An uninitialized host array of `size` elements, in reused memory when it is large."""
+  nbytes = size * np_dtype.itemsize
+  if nbytes < _LEND_FROM: return np.empty(size, np_dtype)
+  return np.asarray(_LentBlock(host_memory.alloc(nbytes), size, np_dtype))
 
 
 class Compiler:
@@ -91,18 +186,23 @@ class CompiledDevice:
 
 
 class Buffer:
-  """`size` elements of `dtype` on `device`. Memory is allocated on first use and freed when garbage collected."""
-  def __init__(self, device: str, size: int, dtype: DType):
-    self.device, self.size, self.dtype = device, size, dtype
+  """`size` elements of `dtype` on `device`. Memory is allocated on first use and freed (to the allocator's
+  cache) when garbage collected. A buffer made with `base=` owns no memory: it uses the base's, which must be
+  at least as large (the memory planner gives intermediates whose lifetimes don't overlap one base)."""
+  def __init__(self, device: str, size: int, dtype: DType, base: Buffer | None = None):
+    self.device, self.size, self.dtype, self.base = device, size, dtype, base
+    self.nbytes = size * dtype.itemsize
     self._handle = None
 
-  @property
-  def nbytes(self) -> int: return self.size * self.dtype.itemsize
   @property
   def is_allocated(self) -> bool: return self._handle is not None
 
   def ensure_allocated(self) -> Buffer:
     if self._handle is None:
+      if self.base is not None:
+        self._handle = self.base.ensure_allocated()._handle
+        self._allocator = self.base._allocator
+        return self
       self._allocator = Device[self.device].allocator
       self._handle = self._allocator.alloc(self.nbytes)
       Buffer.live_count += 1
@@ -117,19 +217,19 @@ class Buffer:
     return self
 
   def numpy(self) -> np.ndarray:
-    out = np.empty(self.size, dtype=self.dtype.np)
+    out = host_array(self.size, self.dtype.np)
     if self.size: self.ensure_allocated()._allocator.copyout(memoryview(out).cast("B"), self._handle)
     return out
 
   def __del__(self):
-    if getattr(self, "_handle", None) is not None:
+    if getattr(self, "_handle", None) is not None and self.base is None:
       self._allocator.free(self._handle, self.nbytes)
       Buffer.live_count -= 1
       Buffer.live_bytes -= self.nbytes
 
-  def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}>"
+  def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}{' (planned)' if self.base is not None else ''}>"
 
-  live_count = 0
+  live_count = 0  # buffers holding memory of their own, on every device
   live_bytes = 0
 
 
@@ -142,6 +242,7 @@ class _DeviceRegistry:
   @staticmethod
   def canonicalize(name: str) -> str:
     if not isinstance(name, str): raise TypeError(f"device must be a string like 'CL' or 'LLVM', got {name!r}")
+    if name in _DeviceRegistry._BACKENDS: return name  # already canonical: the common case, on every tensor made
     base = name.split(":")[0].upper()
     if base in ("GPU", "OPENCL"): base = "CL"
     if base in ("CPU",): base = "LLVM"

@@ -68,6 +68,7 @@ class CLAllocator(Allocator):
   """cl.Buffer handles. Copies in are blocking too: the caller may reuse its host memory as soon as we return.
   An allocation the device can't make raises MemoryError naming the bytes and the device; nothing else changes."""
   def __init__(self, ctx: cl.Context, queue: cl.CommandQueue):
+    super().__init__()
     self.ctx, self.queue = ctx, queue
     self.device = ctx.devices[0]
   def _alloc(self, nbytes: int):
@@ -121,6 +122,7 @@ class CLProgram(Program):
     except cl.Error as e: raise RuntimeError(f"OpenCL could not load kernel {name}: {e}") from None
     self.num_args = self.kernel.get_info(cl.kernel_info.NUM_ARGS)
     self._typed_for = -1  # the number of int values the kernel's argument types were declared for
+    self._sizes: dict = {}  # (global_size, local_size) as given -> as enqueued: worked out once, not per launch
     _live_programs.add(self)
 
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
@@ -131,18 +133,25 @@ class CLProgram(Program):
       self.kernel.set_scalar_arg_dtypes([None] * nbufs + [np.int32] * len(vals))
       self._typed_for = len(vals)
     self.kernel.set_args(*bufs[:nbufs], *vals)
-    global_size = tuple(int(g) for g in global_size)
-    if local_size is not None:
-      local_size = tuple(int(l) for l in local_size) + (1,) * (len(global_size) - len(local_size))
-      global_size = tuple(g * l for g, l in zip(global_size, local_size))
-    if 0 in global_size: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
-    try: event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, global_size, local_size)
+    sizes = self._sizes.get((global_size, local_size))
+    if sizes is None: sizes = self._sizes[(global_size, local_size)] = _enqueue_sizes(global_size, local_size)
+    if sizes[0] is None: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
+    try: event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, *sizes)
     except cl.Error as e:  # drivers may only find out at the first launch that a buffer doesn't fit
       if e.code in _OUT_OF_MEMORY: raise MemoryError(f"OpenCL device {self.device.cl_device.name.strip()} ran out of memory running kernel {self.name}: {e}") from None
       raise
     if not wait: return None
     event.wait()
     return (event.profile.end - event.profile.start) * 1e-9
+
+
+def _enqueue_sizes(global_size, local_size) -> tuple:
+  """The global and local sizes to enqueue (global counts work-items), or (None, None) for an empty launch."""
+  global_size = tuple(int(g) for g in global_size)
+  if local_size is not None:
+    local_size = tuple(int(l) for l in local_size) + (1,) * (len(global_size) - len(local_size))
+    global_size = tuple(g * l for g, l in zip(global_size, local_size))
+  return (None, None) if 0 in global_size else (global_size, local_size)
 
 
 class CLDevice(CompiledDevice):

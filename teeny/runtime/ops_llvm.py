@@ -61,42 +61,18 @@ def _target_machine(jit: bool = False):
 # ---- memory ----
 
 class CPUAllocator(Allocator):
-  """Host memory as 64-byte aligned numpy arrays; a handle is the raw address (an int). Freed blocks are kept for
-  reuse by size, because first-touching fresh pages costs more here than the copy into them."""
+  """Host memory as 64-byte aligned numpy arrays; a handle is the raw address (an int). The arrays are kept in
+  `_live` while a handle is out or waiting in the base class's cache of freed blocks."""
   def __init__(self, cache_limit: int = 1 << 30):
+    super().__init__(cache_limit)
     self._live: dict[int, np.ndarray] = {}
-    self._cache: dict[int, list[np.ndarray]] = {}
-    self._cached_bytes, self.cache_limit = 0, cache_limit
-    self._lock = threading.Lock()
 
   def _alloc(self, nbytes: int) -> int:
-    with self._lock:
-      blocks = self._cache.get(nbytes)
-      if blocks:
-        arr = blocks.pop()
-        self._cached_bytes -= nbytes
-      else: arr = None
-    if arr is None:
-      try: arr = _aligned_empty(nbytes)
-      except MemoryError:
-        self.clear_cache()
-        arr = _aligned_empty(nbytes)
-    addr = arr.ctypes.data
-    self._live[addr] = arr
-    return addr
+    arr = _aligned_empty(nbytes)
+    self._live[arr.ctypes.data] = arr
+    return arr.ctypes.data
 
-  def _free(self, handle: int, nbytes: int):
-    arr = self._live.pop(handle, None)
-    if arr is None: return
-    with self._lock:
-      if self._cached_bytes + nbytes <= self.cache_limit:
-        self._cache.setdefault(nbytes, []).append(arr)
-        self._cached_bytes += nbytes
-
-  def clear_cache(self):
-    with self._lock:
-      self._cache.clear()
-      self._cached_bytes = 0
+  def _free(self, handle: int, nbytes: int): self._live.pop(handle, None)
 
   def copyin(self, dest: int, src: memoryview):
     if src.nbytes: ctypes.memmove(dest, np.frombuffer(src, np.uint8).ctypes.data, src.nbytes)

@@ -1,0 +1,293 @@
+"""TinyJit: capture the kernels a function launches once, then replay them with new inputs and no Python.
+
+    @TinyJit
+    def step(x, y):
+      ...build a graph, assign to parameters...
+      return loss.realize()
+
+Call 1 runs the function as it is (a warm-up: state made lazily, like optimizer buffers, gets realized). Call 2
+runs it again while recording every kernel and copy it launches, with their buffers. Calls 3+ replay the
+recording: the function is not called, no graph is built and nothing is scheduled; the kernels run on the new
+arguments' buffers. What a replay does with each buffer the recording touched:
+
+  - a Tensor argument's buffer: the buffer of the Tensor passed in that place now;
+  - a returned Tensor's buffer made during the call: a FRESH buffer on every replay, so a result you still
+    hold is never overwritten by a later call (tinygrad instead hands out the same buffer each time);
+  - a scratch buffer made during the call that nothing outside holds: kept by the jit, reused on every replay,
+    and planned so scratch buffers whose lifetimes don't overlap share memory (teeny/memory.py);
+  - anything else (parameters, constants made from host data, buffers still held elsewhere): the same buffer,
+    so updates the function assigns to parameters keep landing in them;
+  - the key buffer of each random draw (Tensor.rand and friends): rewritten with the generator's next key
+    before the kernels run, so every replay draws new numbers, the same ones an unjitted call would.
+
+The contract:
+  - Tensor arguments (positional or keyword) are the inputs. Every later call must pass the same shapes,
+    dtypes and devices (ValueError / TypeError / RuntimeError naming the argument otherwise), and the same
+    pattern of one tensor passed in two places. Tensors inside lists or dicts are not supported (TypeError).
+  - Non-Tensor arguments are constants of the capture: a call that changes one raises ValueError. Use
+    jit.reset() to capture again, or one TinyJit per configuration.
+  - The result may be a Tensor, or tuples/lists/dicts (nested as you like) of Tensors and plain values;
+    returned Tensors are realized. Plain values are returned as they were on the captured call.
+  - Outputs may alias inputs (e.g. `x.assign(x + 1); return x`): the replay returns a view of the buffer of
+    the argument passed now.
+  - Whatever the function computes in Python (reading tensor data with .item()/.numpy(), branching on it,
+    making tensors from host data that changes between calls) is frozen at the capture.
+  - Nested jits: a TinyJit called while another one is capturing just runs its function; its kernels become
+    part of the outer capture, and its own state (calls, capture) is left as it was.
+"""
+from __future__ import annotations
+import functools, weakref
+import numpy as np
+from teeny import memory, realize
+from teeny.dtype import dtypes
+from teeny.helpers import GlobalCounters, debug_level, dprint
+from teeny.memory import plan_memory
+from teeny.runtime.device import Buffer
+from teeny.schedule import ScheduleItem, buffer_view, forget_realized
+from teeny.tensor import Tensor, rng_key_buffers
+from teeny.uop import Ops
+
+
+class TinyJit:
+  def __init__(self, fn):
+    self.fn = fn
+    functools.update_wrapper(self, fn)
+    self.reset()
+
+  def reset(self):
+    """Forget the capture: the next call runs the function normally again, the one after captures."""
+    self.calls = 0
+    self._signature = None
+    self._capture: _Capture | None = None
+
+  def __get__(self, obj, objtype=None):
+    # a jitted method: the instance is a non-Tensor argument, so one TinyJit serves one instance
+    return self if obj is None else functools.partial(self.__call__, obj)
+
+  def __call__(self, *args, **kwargs):
+    if realize.capturing is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
+    tensors, signature = _inputs(args, kwargs)
+    Tensor.realize_all(*tensors)
+    input_bufs = [_buffer_of(t) for t in tensors]
+    # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
+    first: dict[int, int] = {}
+    signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)),)
+    if self._signature is None: self._signature = signature
+    else: _check_same(self._signature, signature)
+    self.calls += 1
+    if self._capture is not None: return self._capture.replay(input_bufs)
+    if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
+    recorded: list = []
+    rng_before = Tensor._rng_counter
+    realize.capturing = recorded
+    try: out = _run_and_realize(self.fn, args, kwargs)
+    finally: realize.capturing = None
+    self._capture = _Capture(recorded, input_bufs, out, rng_before, Tensor._rng_counter)
+    if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: captured {len(self._capture.launches)} item(s)")
+    return out
+
+
+jit = TinyJit  # `@teeny.jit` reads as well
+
+
+def _run_and_realize(fn, args, kwargs):
+  out = fn(*args, **kwargs)
+  Tensor.realize_all(*_output_tensors(out))
+  return out
+
+
+# ---- arguments ----
+
+def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
+  """The Tensor arguments in order (positional, then keywords by name) and the call's signature: what must stay
+  the same from call to call (the caller adds which arguments share a buffer)."""
+  named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
+  tensors, shapes, constants = [], [], []
+  for name, value in named:
+    if isinstance(value, Tensor):
+      tensors.append(value)
+      shapes.append((name, value.shape, value.dtype, value.device))
+      continue
+    if isinstance(value, (list, tuple, dict)) and any(isinstance(v, Tensor) for v in (value.values() if isinstance(value, dict) else value)):
+      raise TypeError(f"TinyJit: argument {name!r} holds Tensors inside a {type(value).__name__}; pass them as arguments of their own")
+    constants.append((name, value))
+  return tensors, (tuple(shapes), tuple(constants))
+
+
+def _buffer_of(t: Tensor) -> Buffer:
+  """The buffer of a realized tensor (its uop is BUFFER, or RESHAPE of one)."""
+  return t.uop.arg if t.uop.op is Ops.BUFFER else t.uop.src[0].arg
+
+
+def _check_same(old: tuple, new: tuple):
+  old_shapes, old_constants, old_aliases = old
+  new_shapes, new_constants, new_aliases = new
+  if [s[0] for s in old_shapes] != [s[0] for s in new_shapes]:
+    raise ValueError(f"TinyJit: called with Tensor arguments {[s[0] for s in new_shapes]}, captured with "
+                     f"{[s[0] for s in old_shapes]}; call jit.reset() to capture again")
+  for (name, shape, dtype, device), (_, shape0, dtype0, device0) in zip(new_shapes, old_shapes):
+    if shape != shape0: raise ValueError(f"TinyJit: argument {name!r} has shape {shape}, captured with {shape0}; call jit.reset() to capture again")
+    if dtype != dtype0: raise TypeError(f"TinyJit: argument {name!r} has dtype {dtype}, captured with {dtype0}; call jit.reset() to capture again")
+    if device != device0: raise RuntimeError(f"TinyJit: argument {name!r} is on {device}, captured on {device0}; call jit.reset() to capture again")
+  if [c[0] for c in old_constants] != [c[0] for c in new_constants] or not all(
+      _same(a, b) for (_, a), (_, b) in zip(old_constants, new_constants)):
+    raise ValueError(f"TinyJit: non-Tensor arguments {_show(new_constants)} differ from the captured {_show(old_constants)}; "
+                     "they are constants of the capture: call jit.reset() to capture again")
+  if old_aliases != new_aliases:
+    raise ValueError("TinyJit: the same Tensor (buffer) is passed in a different set of places than when captured; call jit.reset()")
+
+
+def _same(a, b) -> bool:
+  if isinstance(a, np.ndarray) or isinstance(b, np.ndarray): return type(a) is type(b) and np.array_equal(a, b)
+  try: return a is b or bool(a == b)
+  except Exception: return False  # no single truth value: not "the same"
+
+
+def _show(constants) -> str: return "{" + ", ".join(f"{k!r}: {v!r}"[:80] for k, v in constants) + "}"
+
+
+# ---- outputs ----
+
+def _map(out, kind, fn):
+  """`out` with every instance of `kind` in it, at any depth of tuples, lists and dicts, replaced by fn(it).
+  (Recursive, but over a function's return value, which is small, never over a graph.)"""
+  if isinstance(out, kind): return fn(out)
+  if isinstance(out, dict): return {k: _map(v, kind, fn) for k, v in out.items()}
+  if isinstance(out, (list, tuple)):
+    items = [_map(v, kind, fn) for v in out]
+    return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)  # a namedtuple takes fields
+  return out
+
+
+def _output_tensors(out) -> list[Tensor]:
+  found: list[Tensor] = []
+  _map(out, Tensor, found.append)
+  return found
+
+
+class _Out:
+  """Where a returned tensor's data is on replay: the buffer filling `slot`, the argument `arg`'s buffer, or
+  `buf` itself (a buffer the capture keeps)."""
+  def __init__(self, shape, device, slot=None, arg=None, buf=None):
+    self.shape, self.device, self.slot, self.arg, self.buf = shape, device, slot, arg, buf
+
+
+# ---- the capture ----
+
+class _Launch:
+  """One captured kernel (runner) or copy (runner None) and the slots of its buffers. For a kernel, `args`
+  holds the handles of the buffers that stay the same and `patches` the (argument, slot) pairs a replay fills."""
+  def __init__(self, runner, slots: list[int], kept: dict[int, Buffer]):
+    self.runner, self.slots = runner, slots
+    self.args = [kept[s].handle if s in kept else None for s in slots]
+    self.patches = [(i, s) for i, s in enumerate(slots) if s not in kept]
+
+
+def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
+  """Number every distinct buffer of the recording. Returns per item (ast, runner, slots), slot -> buffer, and the
+  slots whose memory was first given while the recording ran (made during the call)."""
+  slot_of: dict[Buffer, int] = {}
+  made: set[int] = set()
+  launches = []
+  for item, runner, allocated in recorded:
+    for buf, had_memory in zip(item.bufs, allocated):
+      if buf not in slot_of:
+        slot_of[buf] = len(slot_of)
+        if not had_memory: made.add(slot_of[buf])
+    launches.append((item.ast, runner, [slot_of[b] for b in item.bufs]))
+  return launches, {s: b for b, s in slot_of.items()}, made
+
+
+class _Capture:
+  """A recording turned into slots. Each slot is filled on replay from an argument (`inputs`), with a fresh
+  buffer (`fresh`: returned tensors made during the call), or by a buffer the capture keeps (`kept`)."""
+  def __init__(self, recorded: list, input_bufs: list[Buffer], out, rng_before: int, rng_after: int):
+    self.launches_info, buf_of, made = _slots(recorded)
+    recorded.clear()  # the buffers must now be held by buf_of alone, for the scratch test below
+    slot_of = {b: s for s, b in buf_of.items()}
+    self.inputs: dict[int, int] = {}  # slot -> index of the argument filling it (the first, if passed twice)
+    for i, b in enumerate(input_bufs):
+      if b in slot_of and slot_of[b] not in self.inputs: self.inputs[slot_of[b]] = i
+    self.fresh: dict[int, tuple] = {}
+    for t in _output_tensors(out):
+      s = slot_of.get(_buffer_of(t))
+      if s is not None and s in made and s not in self.inputs: self.fresh[s] = _spec(buf_of[s])
+    self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs))
+    del slot_of
+    # scratch: made during the call and held by nothing but the recording. Drop our references and see which
+    # buffers die: those nobody else can see are free to be planned (their memory went back to the allocator)
+    maybe = [s for s in made if s not in self.inputs and s not in self.fresh]
+    refs = {s: weakref.ref(buf_of[s]) for s in maybe}
+    specs = {s: _spec(buf_of.pop(s)) for s in maybe}
+    scratch = {s: specs[s] for s in maybe if refs[s]() is None}
+    self.kept: dict[int, Buffer] = {s: b for s, b in buf_of.items() if s not in self.inputs and s not in self.fresh}
+    self.kept.update({s: refs[s]() for s in maybe if s not in scratch})
+    self.kept.update(self._plan(scratch))
+    # the key buffers of random draws, with their draw number relative to the call's first draw
+    self.rng_keys = [(b, rng_key_buffers[b] - rng_before) for b in self.kept.values() if b in rng_key_buffers]
+    self.rng_draws = rng_after - rng_before
+    self.launches = [_Launch(runner, slots, self.kept) for _, runner, slots in self.launches_info]
+    kernels = [(r, slots) for _, r, slots in self.launches_info if r is not None]
+    self.n_copies = len(self.launches) - len(kernels)
+    self.flops = sum(r.spec.flops for r, _ in kernels)
+    # what GlobalCounters.global_mem counts per replay: the kernels' buffers (arguments' sizes added on replay)
+    fresh_nbytes = {s: size * dtype.itemsize for s, (_, size, dtype) in self.fresh.items()}
+    kernel_slots = [s for _, slots in kernels for s in slots]
+    self.fixed_mem = sum(self.kept[s].nbytes if s in self.kept else fresh_nbytes.get(s, 0) for s in kernel_slots)
+    self.input_reads = [s for s in kernel_slots if s in self.inputs]
+    # kernels that write buffers outside the capture's own (assigns to parameters or to arguments) make results
+    # remembered from those buffers stale, as assign() does when run eagerly
+    self.writes_state = any(slots[0] in self.inputs or (slots[0] in self.kept and slots[0] not in scratch) for _, slots in kernels)
+
+  def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer]) -> _Out:
+    buf = _buffer_of(t)
+    s = slot_of.get(buf)
+    if s is not None and (s in self.fresh or s in self.inputs): return _Out(t.shape, t.device, slot=s)
+    arg = next((i for i, b in enumerate(input_bufs) if b is buf), None)
+    return _Out(t.shape, t.device, arg=arg) if arg is not None else _Out(t.shape, t.device, buf=buf)
+
+  def _plan(self, scratch: dict[int, tuple]) -> dict[int, Buffer]:
+    """Buffers for the scratch slots, sharing memory where their lifetimes don't overlap (if the planner is on)."""
+    if not memory.PLANNER: return {s: Buffer(*spec) for s, spec in scratch.items()}
+    plannable = {s: (d, size * dt.itemsize) for s, (d, size, dt) in scratch.items()}
+    block_of, blocks, _ = plan_memory([slots for _, _, slots in self.launches_info], plannable)
+    bases = [Buffer(d, nbytes, dtypes.uint8) for d, nbytes in blocks]
+    return {s: Buffer(d, size, dt, bases[block_of[s]]) for s, (d, size, dt) in scratch.items()}
+
+  def replay(self, input_bufs: list[Buffer]):
+    bufs = {s: input_bufs[i] for s, i in self.inputs.items()}
+    for s, spec in self.fresh.items(): bufs[s] = Buffer(*spec)
+    first_draw = Tensor._rng_counter
+    for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
+    Tensor._rng_counter = first_draw + self.rng_draws
+    if self.writes_state: forget_realized()
+    if debug_level() >= 2: self._replay_with_debug(bufs)
+    else: self._replay_fast(bufs)
+    return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs))
+
+  def _replay_fast(self, bufs: dict[int, Buffer]):
+    handles = {s: b.handle for s, b in bufs.items()}
+    for launch in self.launches:
+      if launch.runner is None:
+        realize.copy_buffer(*[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
+        continue
+      args = launch.args
+      for i, s in launch.patches: args[i] = handles[s]
+      spec = launch.runner.spec
+      launch.runner.program(*args, global_size=spec.global_size, local_size=spec.local_size)
+    GlobalCounters.kernel_count += len(self.launches) - self.n_copies
+    GlobalCounters.copies += self.n_copies
+    GlobalCounters.global_ops += self.flops
+    GlobalCounters.global_mem += self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
+
+  def _replay_with_debug(self, bufs: dict[int, Buffer]):
+    """The same launches through run_schedule, which prints a line per kernel with its time."""
+    realize.run_schedule([ScheduleItem(ast, [bufs[s] if s in bufs else self.kept[s] for s in slots])
+                          for ast, _, slots in self.launches_info])
+
+  def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer]) -> Tensor:
+    buf = bufs[o.slot] if o.slot is not None else (input_bufs[o.arg] if o.arg is not None else o.buf)
+    return Tensor(buffer_view(buf, o.shape), device=o.device)
+
+
+def _spec(buf: Buffer) -> tuple: return (buf.device, buf.size, buf.dtype)

@@ -1,0 +1,278 @@
+"""TinyJit: capture on the second call, replay on later ones with the new inputs and no Python graph building."""
+import numpy as np
+import pytest
+import teeny
+from teeny import Tensor, TinyJit, GlobalCounters, Device, dtypes
+from teeny.jit import TinyJit as TinyJitFromModule
+from conftest import DEVICES
+from teeny.nn.optim import SGD, Adam
+from training import make_mlp, make_batch, train_step, numpy_step, mlp_loss
+
+SIZES = (12, 10, 8, 4)
+rng = np.random.default_rng(0)
+
+
+def data(*shape):
+  return rng.standard_normal(shape).astype(np.float32)
+
+
+def test_names():
+  assert teeny.jit is TinyJit and TinyJitFromModule is TinyJit
+
+
+def test_jitted_mlp_training_step_is_bit_identical_to_unjitted(device):
+  eager, jitted = make_mlp(SIZES, device), make_mlp(SIZES, device)
+  step = TinyJit(lambda x, y: train_step(jitted, x, y))
+  weights = [p.numpy() for p in eager]
+  for i in range(5):
+    x, y = make_batch(SIZES, 16, device, seed=i)
+    loss_eager = train_step(eager, x, y)
+    loss_jit = step(x, y)
+    np.testing.assert_array_equal(loss_jit.numpy(), loss_eager.numpy())
+    for a, b in zip(jitted, eager): np.testing.assert_array_equal(a.numpy(), b.numpy())
+    weights, loss_np = numpy_step(weights, x.numpy(), y.numpy())
+    np.testing.assert_allclose(loss_eager.numpy(), loss_np, rtol=1e-4)
+    for p, w in zip(eager, weights): np.testing.assert_allclose(p.numpy(), w, rtol=1e-4, atol=1e-5)
+  assert step.calls == 5 and step._capture is not None
+
+
+def test_replay_builds_no_graph_and_schedules_nothing(device, monkeypatch):
+  body_runs = []
+  @TinyJit
+  def f(a, b):
+    body_runs.append(1)
+    return ((a * b).relu() + a.sum(1, keepdim=True)).exp2()
+  a, b = data(6, 5), data(6, 5)
+  f(Tensor(a, device=device), Tensor(b, device=device))
+  GlobalCounters.reset()
+  f(Tensor(a, device=device), Tensor(b, device=device))  # the capture
+  captured = (GlobalCounters.kernel_count, GlobalCounters.global_ops, GlobalCounters.global_mem)
+  assert captured[0] == len(f._capture.launches)
+  import teeny.schedule, teeny.tensor
+  def fail(*args, **kwargs): raise AssertionError("replay must not schedule")
+  monkeypatch.setattr(teeny.schedule, "create_schedule", fail)
+  monkeypatch.setattr(teeny.tensor, "create_schedule", fail)
+  ta, tb = Tensor(a * 2, device=device), Tensor(b, device=device)
+  GlobalCounters.reset()
+  out = f(ta, tb)
+  assert len(body_runs) == 2  # the function ran on calls 1 and 2 only
+  assert GlobalCounters.schedule_hits == GlobalCounters.schedule_misses == 0
+  assert (GlobalCounters.kernel_count, GlobalCounters.global_ops, GlobalCounters.global_mem) == captured
+  want = np.exp2(np.maximum(a * 2 * b, 0) + (a * 2).sum(1, keepdims=True))
+  np.testing.assert_allclose(out.numpy(), want, rtol=1e-5)
+
+
+def test_new_shape_or_dtype_raises_and_reset_recaptures(device):
+  f = TinyJit(lambda x: x * 2 + 1)
+  for _ in range(3): f(Tensor(data(4, 3), device=device))
+  with pytest.raises(ValueError, match=r"argument 0 has shape \(5, 3\), captured with \(4, 3\)"):
+    f(Tensor(data(5, 3), device=device))
+  with pytest.raises(TypeError, match="dtype"):
+    f(Tensor(data(4, 3), device=device).cast(dtypes.int32))
+  f.reset()
+  x = data(5, 3)
+  for _ in range(3): out = f(Tensor(x, device=device))
+  np.testing.assert_allclose(out.numpy(), x * 2 + 1, rtol=1e-6)
+
+
+def test_new_device_raises():
+  if len(DEVICES) < 2: pytest.skip("needs two devices")
+  f = TinyJit(lambda x: x + 1)
+  for _ in range(2): f(Tensor(data(3), device=DEVICES[0]))
+  with pytest.raises(RuntimeError, match=f"is on {DEVICES[1]}, captured on {DEVICES[0]}"):
+    f(Tensor(data(3), device=DEVICES[1]))
+
+
+def test_non_tensor_arguments_are_constants(device):
+  f = TinyJit(lambda x, scale, mode="add": x * scale + 1 if mode == "add" else x * scale)
+  x = data(4)
+  for _ in range(3): out = f(Tensor(x, device=device), 3.0, mode="add")
+  np.testing.assert_allclose(out.numpy(), x * 3 + 1, rtol=1e-6)
+  with pytest.raises(ValueError, match="non-Tensor arguments"): f(Tensor(x, device=device), 4.0, mode="add")
+  with pytest.raises(ValueError, match="non-Tensor arguments"): f(Tensor(x, device=device), 3.0, mode="mul")
+
+
+def test_keyword_tensors_map_by_name(device):
+  f = TinyJit(lambda a, b: a - b)
+  for i in range(4):
+    a, b = data(3), data(3)
+    out = f(b=Tensor(b, device=device), a=Tensor(a, device=device)) if i % 2 else f(a=Tensor(a, device=device), b=Tensor(b, device=device))
+    np.testing.assert_allclose(out.numpy(), a - b, rtol=1e-6)
+
+
+def test_old_outputs_are_not_overwritten_by_later_calls(device):
+  f = TinyJit(lambda x: x * 10)
+  outs = [f(Tensor(np.full(4, i, np.float32), device=device)) for i in range(6)]
+  for i, out in enumerate(outs): np.testing.assert_array_equal(out.numpy(), np.full(4, i * 10, np.float32))
+
+
+def test_output_aliasing_an_input(device):
+  @TinyJit
+  def bump(x):
+    x.assign(x + 1)
+    return x
+  for i in range(4):
+    x = Tensor(np.full(3, float(i), np.float32), device=device)
+    out = bump(x)
+    np.testing.assert_array_equal(out.numpy(), np.full(3, i + 1.0, np.float32))
+    np.testing.assert_array_equal(x.numpy(), np.full(3, i + 1.0, np.float32))  # written in place
+
+
+def test_returning_inputs_tuples_dicts_and_plain_values(device):
+  @TinyJit
+  def f(x, y):
+    return {"x": x, "sum": (x + y).realize(), "n": 3}, None
+  for _ in range(4):
+    x, y = data(2, 2), data(2, 2)
+    out, nothing = f(Tensor(x, device=device), Tensor(y, device=device))
+    assert nothing is None and out["n"] == 3
+    np.testing.assert_array_equal(out["x"].numpy(), x)
+    np.testing.assert_allclose(out["sum"].numpy(), x + y, rtol=1e-6)
+
+
+def test_same_tensor_in_two_places(device):
+  f = TinyJit(lambda a, b: a * b)
+  a = Tensor(data(3), device=device)
+  for _ in range(3): out = f(a, a)
+  np.testing.assert_allclose(out.numpy(), a.numpy() ** 2, rtol=1e-6)
+  with pytest.raises(ValueError, match="same Tensor"): f(a, Tensor(data(3), device=device))
+
+
+def test_tensors_inside_a_list_are_rejected(device):
+  f = TinyJit(lambda xs: xs[0] + 1)
+  with pytest.raises(TypeError, match="inside a list"): f([Tensor(data(2), device=device)])
+
+
+def test_random_numbers_advance_on_every_replay_like_unjitted(device):
+  def noisy(x): return x + Tensor.rand(*x.shape, device=device) + Tensor.randn(2, device=device).sum()
+  x = Tensor(np.zeros(5, np.float32), device=device)
+  Tensor.manual_seed(7)
+  eager = [noisy(x).numpy() for _ in range(5)]
+  Tensor.manual_seed(7)
+  f = TinyJit(noisy)
+  jitted = [f(x).numpy() for _ in range(5)]
+  for a, b in zip(eager, jitted): np.testing.assert_array_equal(a, b)
+  assert len({tuple(r) for r in jitted}) == 5  # every call drew new numbers
+
+
+def test_random_draw_counter_matches_unjitted(device):
+  def noisy(x): return x * Tensor.rand(4, device=device)
+  x = Tensor(np.ones(4, np.float32), device=device)
+  Tensor.manual_seed(3)
+  for _ in range(4): noisy(x).realize()
+  after_eager = Tensor.rand(4, device=device).numpy()
+  Tensor.manual_seed(3)
+  f = TinyJit(noisy)
+  for _ in range(4): f(x)
+  np.testing.assert_array_equal(Tensor.rand(4, device=device).numpy(), after_eager)
+
+
+def test_nested_jit_runs_inside_the_outer_capture(device):
+  inner_runs = []
+  @TinyJit
+  def inner(x):
+    inner_runs.append(1)
+    return (x * 2).realize()
+  @TinyJit
+  def outer(x):
+    return inner(x) + 1
+  for i in range(5):
+    x = np.full(3, float(i), np.float32)
+    np.testing.assert_array_equal(outer(Tensor(x, device=device)).numpy(), x * 2 + 1)
+  # inner ran its function on outer's calls 1 (its own call 1) and 2 (outer's capture), never after
+  assert len(inner_runs) == 2 and inner.calls == 1 and inner._capture is None
+  for i in range(3):  # and still works on its own
+    x = np.full(3, float(i), np.float32)
+    np.testing.assert_array_equal(inner(Tensor(x, device=device)).numpy(), x * 2)
+  assert inner._capture is not None
+
+
+def test_jitted_method(device):
+  class Model:
+    def __init__(self): self.w = Tensor(np.full(3, 2.0, np.float32), device=device)
+    @TinyJit
+    def __call__(self, x): return (x * self.w).realize()
+  m = Model()
+  for i in range(4):
+    x = np.full(3, float(i), np.float32)
+    np.testing.assert_array_equal(m(Tensor(x, device=device)).numpy(), x * 2)
+
+
+def test_several_realizes_inside_with_scratch_buffers(device):
+  @TinyJit
+  def f(x):
+    a = (x + 1).contiguous().realize()
+    b = (a * a).sum(0).realize()
+    c = (a - b).exp().contiguous().realize()
+    return (c * 2).sum()
+  for i in range(5):
+    x = data(7, 3)
+    a = x + 1
+    want = (np.exp(a - (a * a).sum(0)) * 2).sum()
+    np.testing.assert_allclose(f(Tensor(x, device=device)).numpy(), want, rtol=1e-5)
+
+
+def test_replay_with_debug_2_prints_kernels(device, monkeypatch, capsys):
+  f = TinyJit(lambda x: (x * 3).sum())
+  for _ in range(2): f(Tensor(data(8), device=device))
+  monkeypatch.setenv("DEBUG", "2")
+  x = data(8)
+  out = f(Tensor(x, device=device))
+  assert "***" in capsys.readouterr().err
+  np.testing.assert_allclose(out.numpy(), (x * 3).sum(), rtol=1e-5)
+
+
+def test_copy_between_devices_is_replayed():
+  if len(DEVICES) < 2: pytest.skip("needs two devices")
+  src, dst = DEVICES
+  f = TinyJit(lambda x: x.to(dst) * 2)
+  for i in range(4):
+    x = data(5)
+    out = f(Tensor(x, device=src))
+    assert out.device == dst
+    np.testing.assert_allclose(out.numpy(), x * 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make_opt", [lambda ps: SGD(ps, lr=0.05, momentum=0.9), lambda ps: Adam(ps, lr=0.01)], ids=["sgd", "adam"])
+def test_jitted_optimizer_step_is_bit_identical(device, make_opt):
+  """An optimizer step realizes twice (gradients, then updates) and keeps state (momentum, Adam's m, v and step
+  counter): the capture holds all of it and replays land in the same buffers."""
+  def make():
+    params = make_mlp(SIZES, device)
+    opt = make_opt(params)
+    def step(x, y):
+      opt.zero_grad()
+      loss = mlp_loss(params, x, y)
+      loss.backward()
+      Tensor.realize_all(loss, *opt.schedule_step())
+      return loss
+    return params, step
+  (eager, eager_step), (jitted, jit_step) = make(), make()
+  jit_step = TinyJit(jit_step)
+  for i in range(5):
+    x, y = make_batch(SIZES, 16, device, seed=i)
+    np.testing.assert_array_equal(jit_step(x, y).numpy(), eager_step(x, y).numpy())
+    for a, b in zip(jitted, eager): np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_replayed_assign_forgets_results_computed_from_the_old_value(device):
+  w = Tensor(np.zeros(3, np.float32), device=device).realize()
+  @TinyJit
+  def bump(x):
+    w.assign(w + x)
+    return w
+  one = Tensor(np.ones(3, np.float32), device=device)
+  for _ in range(3): bump(one)
+  doubled = w * 2
+  later = doubled + 1  # holds the node `doubled`, realized next from w = 3
+  doubled.realize()
+  bump(one)  # a replay: w = 4
+  np.testing.assert_array_equal(later.numpy(), np.full(3, 9.0, np.float32))  # not 2 * 3 + 1
+
+
+def test_numpy_array_arguments_compare_by_value(device):
+  f = TinyJit(lambda x, table: x * float(table.sum()))
+  x = np.ones(2, np.float32)
+  for _ in range(3): out = f(Tensor(x, device=device), np.array([1.0, 2.0]))
+  np.testing.assert_array_equal(out.numpy(), x * 3)
+  with pytest.raises(ValueError, match="non-Tensor"): f(Tensor(x, device=device), np.array([1.0, 5.0]))

@@ -1,0 +1,103 @@
+"""The schedule cache: a graph with the structure of one realized before reuses its schedule and kernels."""
+import os, subprocess, sys
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters, dtypes
+from teeny import schedule, realize
+from training import make_mlp, make_batch, train_step
+
+rng = np.random.default_rng(0)
+
+
+def data(*shape):
+  return rng.standard_normal(shape).astype(np.float32)
+
+
+def counts(fn) -> tuple[int, int]:
+  GlobalCounters.reset()
+  fn()
+  return GlobalCounters.schedule_hits, GlobalCounters.schedule_misses
+
+
+def test_same_structure_on_new_buffers_hits(device):
+  a, b = data(5, 4), data(5, 4)
+  f = lambda x, y: ((x * y).relu() + 3).sum(1)
+  f(Tensor(a, device=device), Tensor(b, device=device)).realize()
+  c, d = data(5, 4), data(5, 4)
+  x, y = Tensor(c, device=device), Tensor(d, device=device)
+  assert counts(lambda: f(x, y).realize()) == (1, 0)
+  np.testing.assert_allclose(f(x, y).numpy(), (np.maximum(c * d, 0) + 3).sum(1), rtol=1e-5)
+
+
+def test_one_buffer_read_twice_is_not_two_buffers(device):
+  a, b = Tensor(data(6), device=device), Tensor(data(6), device=device)
+  (a * b).realize()
+  assert counts(lambda: (a * a).realize()) == (0, 1)  # a different key: the same input fills both places
+  assert counts(lambda: (b * a).realize()) == (1, 0)
+  out = (b * b)
+  assert counts(out.realize) == (1, 0)
+  np.testing.assert_allclose(out.numpy(), b.numpy() ** 2, rtol=1e-6)
+
+
+def test_different_constants_shapes_and_dtypes_miss(device):
+  x = Tensor(data(4, 4), device=device)
+  (x + 1).realize()
+  assert counts(lambda: (x + 2).realize()) == (0, 1)           # constants are compiled into the kernel
+  assert counts(lambda: (Tensor(data(4, 5), device=device) + 1).realize()) == (0, 1)
+  assert counts(lambda: (x.cast(dtypes.float16) + 1).realize()) == (0, 1)
+
+
+def test_signed_zero_and_nan_constants_are_told_apart(device):
+  x = Tensor(np.ones(3, np.float32), device=device)
+  assert not np.signbit((x * 0.0).numpy()).any()
+  assert np.signbit((x * -0.0).numpy()).all()
+  assert np.isnan((x * float("nan")).numpy()).all()
+  assert counts(lambda: (x * float("nan")).realize()) == (1, 0)  # nan == nan in the key
+
+
+def test_second_identical_training_step_hits_every_schedule(device):
+  sizes = (10, 8, 3)
+  params = make_mlp(sizes, device)
+  x, y = make_batch(sizes, 6, device)
+  train_step(params, x, y)
+  x2, y2 = make_batch(sizes, 6, device, seed=1)
+  hits, misses = counts(lambda: train_step(params, x2, y2))
+  assert misses == 0 and hits >= 1
+
+
+def test_hit_remembers_realized_intermediates(device):
+  a = Tensor(data(16), device=device)
+  for _ in range(2):
+    b = (a * 3).contiguous()
+    c = b + 1
+    c.realize()
+    GlobalCounters.reset()
+    (b * 2).realize()  # b was realized as part of c's schedule: reading it costs one kernel, not two
+    assert GlobalCounters.kernel_count == 1
+    np.testing.assert_allclose((b * 2).numpy(), a.numpy() * 6, rtol=1e-6)
+
+
+def test_assign_in_a_loop_hits_and_updates(device):
+  w = Tensor(np.zeros(4, np.float32), device=device).realize()
+  for i in range(5):
+    hits, misses = counts(lambda: w.assign(w + 1).realize())
+    assert (hits, misses) == ((0, 1) if i == 0 else (1, 0))
+  np.testing.assert_array_equal(w.numpy(), np.full(4, 5.0, np.float32))
+
+
+def test_caches_are_bounded(device, monkeypatch):
+  monkeypatch.setattr(schedule._schedule_cache, "maxsize", 4)
+  monkeypatch.setattr(realize._runner_cache, "maxsize", 6)
+  for n in range(1, 15):
+    x = np.arange(n, dtype=np.float32)
+    np.testing.assert_allclose((Tensor(x, device=device) * 2 + 1).numpy(), x * 2 + 1)
+  assert len(schedule._schedule_cache) <= 4 and len(realize._runner_cache) <= 6
+
+
+def test_debug_shows_hits_and_misses(device):
+  program = "from teeny import Tensor\nfor i in range(2): print((Tensor([1.0, 2.0]) * 3).numpy())"
+  env = dict(os.environ, DEBUG="2", DEVICE=device)
+  done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert "schedule cache miss" in done.stderr and "schedule cache hit" in done.stderr
+  assert "schedule cache 1 hits 1 misses" in done.stderr  # the DEBUG=1 summary line
