@@ -69,7 +69,7 @@ def test_matmul_broadcasting_batches_still_works(device):
 
 def test_wrong_dtypes(device, no_kernels):
   x, f, b = arange((3,), device), arange((3,), device), Tensor([True, False, True], device=device)
-  with pytest.raises(TypeError): x[Tensor([0.5], device=device)]   # a float index
+  with pytest.raises(IndexError): x[Tensor([0.5], device=device)]  # a float index tensor: IndexError, like PyTorch
   with pytest.raises(TypeError): x[1.0]
   with pytest.raises(TypeError): ~f
   with pytest.raises(TypeError): f.bitwise_not()
