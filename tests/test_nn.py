@@ -6,13 +6,16 @@ counts where fusion matters.
 The convolution references are direct sums over kernel positions. Their gradients use linearity: a convolution is
 linear in its input (and in its weight), so the gradient of sum(f(z) * R) is the vector of f(e_i) . R over the
 basis vectors e_i, which is exact, not a finite difference."""
-import math
+import math, os, sys
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, Device, dtypes
 from teeny.nn import Linear, Conv2d, ConvTranspose2d, BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, RMSNorm, Embedding, Dropout
 from teeny.nn.state import get_state_dict, get_parameters, load_state_dict
 from teeny.nn.optim import SGD, Adam
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+from micrograd import train_moons  # noqa: E402
 
 rng = np.random.default_rng(4)
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -444,33 +447,13 @@ def test_dropout(device):
 
 # ---- a small model end to end ----
 
-def two_moons(n: int, noise: float, seed: int):
-  """Two interleaving half circles (like scikit-learn's make_moons), labels -1 and +1."""
-  r = np.random.default_rng(seed)
-  t = np.linspace(0, np.pi, n // 2)
-  outer = np.stack([np.cos(t), np.sin(t)], 1)
-  inner = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)
-  x = np.concatenate([outer, inner]) + r.normal(scale=noise, size=(n // 2 * 2, 2))
-  y = np.concatenate([-np.ones(n // 2), np.ones(n // 2)])
-  return x.astype(np.float32), y.astype(np.float32)
-
-
 def test_two_moons_mlp_reaches_95_percent(device):
-  """The classic micrograd demo: a 2-16-16-1 MLP with a max-margin loss, trained by Adam on 200 points; it must
-  classify >= 95% of them within 40 full-batch steps (it gets there in 20-30 from three seeds tried)."""
-  Tensor.manual_seed(1)
-  x, y = two_moons(200, 0.1, seed=0)
-  layers = [Linear(2, 16), Linear(16, 16), Linear(16, 1)]
-  def model(t: Tensor) -> Tensor: return layers[2](layers[1](layers[0](t).relu()).relu()).reshape(-1)
-  opt = Adam(get_parameters(layers), lr=0.05)
-  xt, yt = Tensor(x, device=device), Tensor(y, device=device)
-  for _ in range(40):
-    opt.zero_grad()
-    loss = (1 - yt * model(xt)).relu().mean()
-    loss.backward()
-    opt.step()
-  accuracy = ((model(xt).numpy() > 0) == (y > 0)).mean()
-  assert accuracy >= 0.95, accuracy
+  """The classic micrograd demo (examples/micrograd.py): a 2-16-16-1 MLP with a max-margin loss, trained by Adam
+  on 200 points; it must classify >= 95% of them within 40 full-batch steps (it gets there in 20-30 from three
+  seeds tried)."""
+  previous, Device.DEFAULT = Device.DEFAULT, device
+  try: assert train_moons(steps=40) >= 0.95
+  finally: Device.DEFAULT = previous
 
 
 def test_pytorch_state_dict_runs_the_same(tmp_path):
