@@ -78,4 +78,5 @@ class LRUCache:
 
   def __contains__(self, key): return key in self._data
   def __len__(self): return len(self._data)
+  def values(self): return list(self._data.values())
   def clear(self): self._data.clear()

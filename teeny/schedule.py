@@ -142,10 +142,11 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
         inputs.append(n.arg)
         parts.append((op, n.dtype, n.arg.device, n.arg.size))
       else:
-        # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare); a float
-        # constant is keyed by its bits (-0.0, nan)
+        # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare), an ASSIGN
+        # arg only tells one assign() from another; a float constant is keyed by its bits (-0.0, nan)
         arg = n.arg
         if op is Ops.CONTIGUOUS: arg = arg is None
+        elif op is Ops.ASSIGN: arg = None
         elif type(arg) is float: arg = arg.hex()
         parts.append((op, n.dtype, arg, tuple([index[s] for s in n.src])))
       continue

@@ -25,7 +25,9 @@ class Allocator:
     self.cache_limit = cache_limit
     self.live_count = self.live_bytes = self.cached_bytes = 0
     self._cache: OrderedDict[int, list] = OrderedDict()  # nbytes -> freed handles, least recently freed size first
-    self._lock = threading.Lock()  # buffers may be freed by the garbage collector on any thread
+    # buffers may be freed by the garbage collector on any thread, and on this one while it holds the lock (a
+    # collection can start at any allocation inside a critical section): reentrant, so that doesn't deadlock
+    self._lock = threading.RLock()
 
   def alloc(self, nbytes: int):
     nbytes = max(nbytes, 1)
@@ -70,11 +72,12 @@ class Allocator:
   def _evict(self, limit: int) -> list:
     """Take blocks out of the cache, least recently freed sizes first, until it holds at most `limit` bytes."""
     out = []
-    while self.cached_bytes > limit:
+    while self.cached_bytes > limit and self._cache:
       nbytes, handles = next(iter(self._cache.items()))
-      out.append((handles.pop(0), nbytes))
-      self.cached_bytes -= nbytes
-      if not handles: del self._cache[nbytes]
+      if handles:
+        out.append((handles.pop(0), nbytes))
+        self.cached_bytes -= nbytes
+      if not handles: self._cache.pop(nbytes, None)  # a free re-entered from the collector may have emptied it
     return out
 
   def _alloc(self, nbytes: int): raise NotImplementedError
