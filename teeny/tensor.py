@@ -1377,7 +1377,10 @@ class Tensor:
     hot = target.unsqueeze(axis) == Tensor.arange(classes, dtype=target.dtype, device=self.device).reshape((classes,) + (1,) * (self.ndim - axis - 1))
     picked = -hot.where(log_probs, 0).sum(axis)
     if label_smoothing: picked = picked * (1 - label_smoothing) - log_probs.mean(axis) * label_smoothing
-    loss = keep.where(picked, 0)
+    # a class outside [0, classes) can't be caught without reading the targets (PyTorch raises): its row's loss
+    # is NaN, so the loss is visibly wrong instead of quietly small
+    in_range = (target >= 0) & (target < classes)
+    loss = keep.where(in_range.where(picked, math.nan), 0)
     return Tensor._reduction(loss, reduction, keep.sum().cast(loss.dtype))
   def sparse_categorical_crossentropy(self, target: Tensor, ignore_index: int = -1, label_smoothing: float = 0.0,
                                       reduction: str = "mean") -> Tensor:

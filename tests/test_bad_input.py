@@ -331,3 +331,42 @@ def test_expand_past_2_to_31_then_pick_a_few(device):
 def test_reduce_over_more_than_2_to_31_elements(device):
   out = Tensor.ones(2, 1, dtype=dtypes.int32, device=device).expand(2, 2**31 + 5).sum(1)
   assert out.dtype == dtypes.int64 and out.tolist() == [2**31 + 5] * 2
+
+
+# ---------------------------------------------------------------- nn entry points (conv, pooling, linear, losses)
+
+NN_BAD_SHAPES = {  # rows not already in tests/test_nn_functional.py
+  "conv weight ndim": lambda x, d: x.conv2d(Tensor.ones(4, 3, 3, device=d)),
+  "conv bias shape": lambda x, d: x.conv2d(Tensor.ones(4, 3, 3, 3, device=d), bias=Tensor.ones(3, device=d)),
+  "conv stride 0": lambda x, d: x.conv2d(Tensor.ones(4, 3, 3, 3, device=d), stride=0),
+  "conv dilation 0": lambda x, d: x.conv2d(Tensor.ones(4, 3, 3, 3, device=d), dilation=0),
+  "conv stride of 3 for 2-d": lambda x, d: x.conv2d(Tensor.ones(4, 3, 3, 3, device=d), stride=(1, 1, 1)),
+  "conv_transpose channels": lambda x, d: x.conv_transpose2d(Tensor.ones(4, 4, 3, 3, device=d)),
+  "max_pool window > input": lambda x, d: x.max_pool2d(9),
+  "avg_pool stride 0": lambda x, d: x.avg_pool2d(2, stride=0),
+  "linear in-features": lambda x, d: x.reshape(2, -1).linear(Tensor.ones(5, 10, device=d)),
+  "linear bias": lambda x, d: x.reshape(2, -1).linear(Tensor.ones(192, 10, device=d), Tensor.ones(9, device=d)),
+  "bce shapes": lambda x, d: Tensor.ones(4, device=d).sigmoid().binary_crossentropy(Tensor.ones(3, device=d)),
+  "mse shapes": lambda x, d: Tensor.ones(4, device=d).mse(Tensor.ones(3, device=d)),
+  "ce probabilities shape": lambda x, d: Tensor.ones(4, 5, device=d).cross_entropy(Tensor.ones(4, 4, device=d)),
+}
+
+
+@pytest.mark.parametrize("name", list(NN_BAD_SHAPES))
+def test_wrong_shapes_at_nn_entry_points(device, no_kernels, name):
+  x = Tensor.ones(2, 3, 8, 8, device=device)
+  with pytest.raises(ValueError): NN_BAD_SHAPES[name](x, device)
+
+
+def test_cross_entropy_class_out_of_range_is_nan_not_a_number(device):
+  """A class index outside [0, C) can't be checked without reading the targets; its row's loss is NaN (PyTorch
+  raises), so the mean is visibly wrong, never a plausible number. ignore_index rows still count for nothing."""
+  logits = Tensor(np.zeros((4, 5), np.float32), device=device)
+  for bad in (7, 5, -3):
+    target = Tensor([0, 1, 2, bad], device=device)
+    assert np.isnan(logits.cross_entropy(target).item()) and np.isnan(logits.cross_entropy(target, reduction="sum").item())
+    rows = logits.cross_entropy(target, reduction="none").numpy()
+    assert np.isnan(rows[3]) and np.allclose(rows[:3], np.log(5))
+  ok = logits.cross_entropy(Tensor([0, 1, 2, -100], device=device)).item()
+  assert np.isclose(ok, np.log(5))
+  assert np.isnan(logits.sparse_categorical_crossentropy(Tensor([0, 9, 1, 2], device=device)).item())

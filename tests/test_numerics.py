@@ -129,3 +129,22 @@ def test_softmax_family_gradients_stable_for_huge_logits(device):
     g = t.grad.numpy()
     assert np.isfinite(g).all(), (name, g)
     if name == "logsumexp": np.testing.assert_allclose(g, reference(a.astype(np.float64), 1)[0] * np.arange(4)[:, None], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_cross_entropy_stable_for_huge_logits(device, dtype):
+  a = LOGITS.astype(dtype)
+  target = np.array([1, 0, 3, 1])
+  _, lsm, _ = reference(a.astype(np.float64), 1)
+  rtol = 2e-3 if dtype == np.float16 else 1e-5
+  t = Tensor(a, device=device, requires_grad=True)
+  rows = t.cross_entropy(Tensor(target, device=device), reduction="none")
+  np.testing.assert_allclose(rows.numpy(), -lsm[np.arange(4), target], rtol=rtol, atol=rtol)
+  probs = np.eye(4)[target] * 0.9 + 0.025  # soft targets
+  soft = t.cross_entropy(Tensor(probs.astype(dtype), device=device), reduction="sum")
+  np.testing.assert_allclose(soft.item(), -(lsm * probs).sum(), rtol=rtol)
+  smooth = t.cross_entropy(Tensor(target, device=device), label_smoothing=0.1).item()
+  assert np.isfinite(smooth)
+  rows.sum().backward()
+  g = t.grad.numpy().astype(np.float64)
+  np.testing.assert_allclose(g, np.exp(lsm) - np.eye(4)[target], rtol=rtol, atol=rtol)
