@@ -445,7 +445,7 @@ class Tensor:
     rest = x.shape[1:]
     hit = flat.reshape(batch + (1,)) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
     hit = hit.reshape(batch + (total,) + (1,) * len(rest))
-    return hit.where(x.reshape((1,) * len(batch) + x.shape), 0)._sum_exact(len(batch))
+    return hit.where(x.reshape((1,) * len(batch) + x.shape), x._zero())._sum_exact(len(batch))
 
   def _put(self, axes: list[int], indices: list[Tensor], value: Tensor) -> Tensor:
     """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins."""
@@ -481,6 +481,9 @@ class Tensor:
       stride *= size
     return x, valid.where(flat, -1), total
 
+  def _zero(self) -> Scalar:
+    """A zero that keeps this tensor's dtype in where() (a bool tensor with an int 0 would become int32)."""
+    return False if self.dtype == dtypes.bool else 0
   def _sum_exact(self, axis: int) -> Tensor:
     """Sum keeping the dtype (for selections, where at most one term is not zero)."""
     if self.dtype == dtypes.bool: return self.cast(dtypes.uint8).sum(axis, dtype=dtypes.uint8).cast(dtypes.bool)
@@ -1154,7 +1157,7 @@ class Tensor:
     x = self.shrink(tuple(None if i == d else (0, k) for i, k in enumerate(index.shape))).transpose(d, -1)
     n = x.shape[-1]
     hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)
-    return hit.where(x.unsqueeze(-2), 0)._sum_exact(-1).transpose(d, -1)
+    return hit.where(x.unsqueeze(-2), x._zero())._sum_exact(-1).transpose(d, -1)
   def scatter(self, dim: int, index: Tensor, src, reduce: str | None = None) -> Tensor:
     """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write

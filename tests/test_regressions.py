@@ -129,3 +129,13 @@ def test_identical_assign_while_the_first_is_still_held(device):
   x.assign(x + 1).realize()
   assert x.item() == 2.0
   del keep
+
+
+def test_fancy_index_and_gather_keep_bool(device):
+  """Indexing a bool tensor with a tensor, and gather of a bool tensor, returned int32 (the selection's where()
+  promoted bool with an int 0); torch keeps the dtype."""
+  b = Tensor(np.array([[True, False, True], [False, False, True]]), device=device)
+  picked = b[Tensor([1, 0, 1], device=device)]
+  assert picked.dtype == dtypes.bool and picked.tolist() == [[False, False, True], [True, False, True], [False, False, True]]
+  g = b.gather(1, Tensor([[2, 1], [0, 2]], device=device))
+  assert g.dtype == dtypes.bool and g.tolist() == [[True, False], [False, True]]

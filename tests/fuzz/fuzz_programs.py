@@ -326,9 +326,91 @@ class _Builder:
     self.add("assign", srcs, kind, n.shape, n.dtype, exact)
 
 
+  def composed(self):
+    """The composed ops of the tensor API that build their own views: cat, tensor indexing, gather, pooling, conv."""
+    getattr(self, self.choice(("cat", "index_tensor", "gather", "pool", "conv")))()
+
+  def cat(self):
+    i = self.pick(lambda n: len(n.shape) >= 1)
+    if i is None: return
+    a = self.nodes[i]
+    d = self.integers(0, len(a.shape) - 1)
+    j = self.new_input(a.shape[:d] + (self.choice(SIZES),) + a.shape[d + 1:])
+    if j is None: return
+    b = self.nodes[j]
+    shape = a.shape[:d] + (a.shape[d] + b.shape[d],) + a.shape[d + 1:]
+    self.add("cat", (i, j), d, shape, promote(a.dtype, b.dtype), a.exact and b.exact)
+
+  def index_input(self, shape, size: int, negative: bool) -> int | None:
+    """An int32 tensor of indices into an axis of `size`, all in range (maybe counting from the end)."""
+    return self.add("index_input", (), (tuple(shape), size, negative, self.integers(0, 2**16)), shape, dtypes.int32, True)
+
+  def index_tensor(self):
+    """x[..., t] on one axis, t an in-range int tensor (fancy indexing, numpy's rules)."""
+    i = self.pick(lambda n: len(n.shape) >= 1 and any(s > 0 for s in n.shape))
+    if i is None: return
+    a = self.nodes[i]
+    axis = self.choice([k for k, s in enumerate(a.shape) if s > 0])
+    t = self.index_input(tuple(self.choice((1, 2, 3, 4)) for _ in range(self.integers(1, 2))), a.shape[axis], self.coin(0.3))
+    if t is None: return
+    shape = np.empty(a.shape, np.int8)[(slice(None),) * axis + (np.zeros(self.nodes[t].shape, np.int64),)].shape
+    self.add("index_tensor", (i, t), axis, shape, a.dtype, a.exact)
+
+  def gather(self):
+    i = self.pick(lambda n: len(n.shape) >= 1 and all(s > 0 for s in n.shape))
+    if i is None: return
+    a = self.nodes[i]
+    d = self.integers(0, len(a.shape) - 1)
+    shape = tuple(self.choice((1, 2, 3)) if k == d else self.integers(1, s) for k, s in enumerate(a.shape))
+    t = self.index_input(shape, a.shape[d], False)
+    if t is not None: self.add("gather", (i, t), d, shape, a.dtype, a.exact)
+
+  def pool(self):
+    i = self.pick(lambda n: len(n.shape) >= 2 and n.shape[-1] > 0 and n.shape[-2] > 0 and n.dtype != dtypes.bool)
+    if i is None: return
+    a = self.nodes[i]
+    kind = self.choice(("max", "avg"))
+    kernel = tuple(self.integers(1, 3) for _ in range(2))
+    stride = tuple(self.integers(1, 3) for _ in range(2))
+    dilation = tuple(self.integers(1, 2) for _ in range(2)) if kind == "max" else (1, 1)
+    padding = tuple(self.integers(0, k // 2) for k in kernel)
+    out = tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(a.shape[-2:], padding, dilation, kernel, stride))
+    if min(out) < 1 or any(d * (k - 1) + 1 > s + 2 * p for s, p, d, k in zip(a.shape[-2:], padding, dilation, kernel)): return
+    include_pad = self.coin(0.7)
+    dtype = a.dtype if kind == "max" else float_of(a.dtype)
+    self.add(f"{kind}_pool", (i,), (kernel, stride, dilation, padding, include_pad), a.shape[:-2] + out, dtype, a.exact and kind == "max")
+
+  def conv(self):
+    """conv2d of a float node seen as (N, C, H, W) with a new weight (and maybe bias), stride/padding/dilation/groups."""
+    i = self.pick(lambda n: dtypes.is_float(n.dtype) and 0 < math.prod(n.shape) <= 256)
+    if i is None: return
+    a = self.nodes[i]
+    numel = math.prod(a.shape)
+    n_, c, h, w = self.four_dims(numel)
+    x = self.add("reshape", (i,), (n_, c, h, w), (n_, c, h, w), a.dtype, a.exact)
+    groups = self.choice([g for g in (1, 2, 3) if c % g == 0])
+    cout = groups * self.integers(1, 2)
+    kernel = (self.integers(1, min(3, h + 2)), self.integers(1, min(3, w + 2)))
+    stride, dilation = (self.integers(1, 2), self.integers(1, 2)), (self.integers(1, 2), 1)
+    padding = (self.integers(0, 1), self.integers(0, 1))
+    out = tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip((h, w), padding, dilation, kernel, stride))
+    if min(out) < 1: return
+    wt = self.new_input((cout, c // groups) + kernel, a.dtype.name)
+    bias = self.new_input((cout,), a.dtype.name) if self.coin(0.4) else None
+    if wt is None: return
+    srcs = (x, wt) + ((bias,) if bias is not None else ())
+    exact = all(self.nodes[s].exact for s in srcs)
+    self.add("conv", srcs, (groups, stride, dilation, padding), (n_, cout) + out, a.dtype, exact)
+
+  def four_dims(self, numel: int) -> tuple[int, int, int, int]:
+    dims = [1, 1, 1, 1]
+    for f in _prime_factors(numel): dims[self.integers(0, 3)] *= f
+    return tuple(dims)
+
+
 ASSIGN_VALUES = ("flip", "plus_flip", "double", "shift", "other")
 STEP_KINDS = (("movement",) * 7 + ("unary",) * 3 + ("binary",) * 4 + ("reduce",) * 3 +
-              ("cast", "where", "matmul", "boundary", "assign"))
+              ("cast", "where", "matmul", "boundary", "assign") + ("composed",) * 3)
 
 
 @st.composite
@@ -469,6 +551,11 @@ def _real_input(arg) -> np.ndarray:
   return np.random.default_rng(seed).uniform(-3, 3, shape).astype(to_dtype(dtype).np)
 
 
+def index_values(step: Step) -> np.ndarray:
+  shape, size, negative, seed = step.arg
+  return np.random.default_rng(seed).integers(-size if negative else 0, size, shape).astype(np.int32)
+
+
 def input_value(step: Step) -> np.ndarray:
   return _input_array(step.arg) if step.exact else _real_input(step.arg)
 
@@ -497,6 +584,17 @@ def run_teeny(program: Program, device: str) -> list[np.ndarray]:
 def _teeny_step(step: Step, src: list[Tensor], device: str) -> Tensor:
   op, arg = step.op, step.arg
   if op == "input": return Tensor(input_value(step), device=device)
+  if op == "index_input": return Tensor(index_values(step), device=device)
+  if op == "cat": return src[0].cat(src[1], dim=arg)
+  if op == "index_tensor": return src[0][(slice(None),) * arg + (src[1],)]
+  if op == "gather": return src[0].gather(arg, src[1])
+  if op in ("max_pool", "avg_pool"):
+    kernel, stride, dilation, padding, include_pad = arg
+    if op == "max_pool": return src[0].max_pool2d(kernel, stride, dilation, padding)
+    return src[0].avg_pool2d(kernel, stride, padding, count_include_pad=include_pad)
+  if op == "conv":
+    groups, stride, dilation, padding = arg
+    return src[0].conv2d(src[1], src[2] if len(src) > 2 else None, groups=groups, stride=stride, dilation=dilation, padding=padding)
   x = src[0] if src else None
   if op == "reshape": return x.reshape(arg)
   if op == "permute": return x.permute(arg)
@@ -761,6 +859,17 @@ def run_numpy(program: Program) -> list[Ref]:
 def _numpy_step(step: Step, src: list[Ref]) -> Ref:
   op, arg = step.op, step.arg
   if op == "input": return Ref(input_value(step), 0.0)
+  if op == "index_input": return Ref(index_values(step), 0.0)
+  if op == "cat":
+    l, r = _np_promote_pair(src[0].value, src[1].value, False)
+    return Ref(np.concatenate([l, r], axis=arg), max(src[0].err, src[1].err))
+  if op == "index_tensor": return Ref(np.asarray(src[0].value[(slice(None),) * arg + (src[1].value,)]), src[0].err)
+  if op == "gather":
+    a, idx = src[0].value, src[1].value
+    crop = tuple(slice(None) if k == arg else slice(0, s) for k, s in enumerate(idx.shape))
+    return Ref(np.take_along_axis(a[crop], idx.astype(np.int64), axis=arg), src[0].err)
+  if op in ("max_pool", "avg_pool"): return _np_pool(op, src[0], *arg)
+  if op == "conv": return _np_conv(src, *arg, exact=step.exact)
   x = src[0] if src else None
   a = x.value if x is not None else None
   if op == "reshape": return Ref(a.reshape(arg), x.err)
@@ -818,6 +927,60 @@ def _np_assign(x: Ref, other: Ref | None, kind: str) -> Ref:
       _wide_int_check("mul" if kind == "double" else "add", l, r, np.asarray(value))
     out = np.asarray(value).astype(a.dtype)
   err = max(x.err, other.err if other is not None else 0.0) * 2 + _eps(a.dtype) * _mag(out)
+  return Ref(out, err)
+
+
+def _windows(a: np.ndarray, kernel, stride, dilation, padding, fill):
+  """Every window offset's strided slice of the padded last two axes: [(offset, (..., OH, OW) array)]."""
+  pads = [(0, 0)] * (a.ndim - 2) + [(p, p) for p in padding]
+  xp = np.pad(a, pads, constant_values=fill)
+  out = [(s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(a.shape[-2:], padding, dilation, kernel, stride)]
+  views = []
+  for i in range(kernel[0]):
+    for j in range(kernel[1]):
+      r0, c0 = i * dilation[0], j * dilation[1]
+      views.append(((i, j), xp[..., r0:r0 + (out[0] - 1) * stride[0] + 1:stride[0], c0:c0 + (out[1] - 1) * stride[1] + 1:stride[1]]))
+  return views
+
+
+def _np_pool(op: str, x: Ref, kernel, stride, dilation, padding, include_pad) -> Ref:
+  a = x.value
+  if op == "max_pool":
+    lowest = -np.inf if np.issubdtype(a.dtype, np.floating) else np.iinfo(a.dtype).min
+    return Ref(np.maximum.reduce([v for _, v in _windows(a, kernel, stride, dilation, padding, np.array(lowest).astype(a.dtype))]), x.err)
+  fdt = float_of(dtypes.from_np(a.dtype)).np.type
+  wide = a.astype(np.float64)
+  total = np.add.reduce([v for _, v in _windows(wide, kernel, stride, dilation, padding, 0.0)])
+  if include_pad: count = float(kernel[0] * kernel[1])
+  else: count = np.add.reduce([v for _, v in _windows(np.ones(a.shape[-2:]), kernel, stride, dilation, padding, 0.0)])
+  out = (total / count).astype(fdt)
+  k = kernel[0] * kernel[1]
+  sumabs = _mag(np.add.reduce([np.abs(v) for _, v in _windows(wide, kernel, stride, dilation, padding, 0.0)]))
+  return Ref(out, x.err + (k + 4) * _eps(fdt) * (sumabs + _mag(out)))
+
+
+def _np_conv(src: list[Ref], groups, stride, dilation, padding, exact: bool) -> Ref:
+  """Cross-correlation like PyTorch, products in the tensor's dtype (float16 summed in float32, like teeny)."""
+  x, w = src[0].value, src[1].value
+  n, c, cout = x.shape[0], x.shape[1], w.shape[0]
+  cin_g, cout_g = c // groups, cout // groups
+  acc = np.float32 if x.dtype == np.float16 else x.dtype
+  total, sumabs = 0, 0
+  with np.errstate(all="ignore"):
+    for (i, j), win in _windows(x, w.shape[2:], stride, dilation, padding, x.dtype.type(0)):
+      wins = win.reshape(n, groups, cin_g, *win.shape[2:])
+      taps = w[:, :, i, j].reshape(groups, cout_g, cin_g)
+      prods = wins[:, :, None] * taps[None, :, :, :, None, None]     # (n, g, cout_g, cin_g, oh, ow) in the dtype
+      if exact: _check_exact(Ref(prods))
+      total = total + prods.astype(acc).sum(axis=3)
+      sumabs = sumabs + np.abs(prods.astype(np.float64)).sum(axis=3)
+  out = np.asarray(total).reshape(n, cout, *np.asarray(total).shape[-2:])
+  if len(src) > 2: out = out + src[2].value.astype(acc).reshape(1, cout, 1, 1)
+  out = out.astype(x.dtype)
+  k = cin_g * w.shape[2] * w.shape[3]
+  if exact and _mag(np.asarray(sumabs)) > 2.0 ** (53 if x.dtype == np.float64 else 24): raise Unusable("conv not exact")
+  err = k * (src[0].err * _mag(w) + src[1].err * _mag(x)) + (k + 3) * _eps(x.dtype) * (_mag(np.asarray(sumabs)) + _mag(out))
+  if len(src) > 2: err += src[2].err
   return Ref(out, err)
 
 
