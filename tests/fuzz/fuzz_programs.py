@@ -335,8 +335,9 @@ class _Builder:
     if i is None: return
     a = self.nodes[i]
     d = self.integers(0, len(a.shape) - 1)
-    j = self.new_input(a.shape[:d] + (self.choice(SIZES),) + a.shape[d + 1:])
-    if j is None: return
+    want = a.shape[:d] + (self.choice(SIZES),) + a.shape[d + 1:]
+    j = self.new_input(want)
+    if j is None or self.nodes[j].shape != want: return  # (the gradient fuzzer's inputs may come out smaller)
     b = self.nodes[j]
     shape = a.shape[:d] + (a.shape[d] + b.shape[d],) + a.shape[d + 1:]
     self.add("cat", (i, j), d, shape, promote(a.dtype, b.dtype), a.exact and b.exact)
@@ -397,7 +398,7 @@ class _Builder:
     if min(out) < 1: return
     wt = self.new_input((cout, c // groups) + kernel, a.dtype.name)
     bias = self.new_input((cout,), a.dtype.name) if self.coin(0.4) else None
-    if wt is None: return
+    if wt is None or self.nodes[wt].shape != (cout, c // groups) + kernel: return
     srcs = (x, wt) + ((bias,) if bias is not None else ())
     exact = all(self.nodes[s].exact for s in srcs)
     self.add("conv", srcs, (groups, stride, dilation, padding), (n_, cout) + out, a.dtype, exact)
