@@ -1317,7 +1317,8 @@ class Tensor:
     x = self._float().pad(lead + pads).pad(lead + extra)
     total = x._pool(kernel, stride, dilation).sum((-2, -1))
     if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
-    ones = Tensor.ones(self.shape[-2:], device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
+    # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
+    ones = Tensor.ones(self.shape[-2:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
     return total / ones._pool(kernel, stride, dilation).sum((-2, -1))
   def layernorm(self, axis=-1, eps: float = 1e-5) -> Tensor:
     """Normalize to mean 0 and variance 1 over axis (no affine: nn.LayerNorm adds it)."""

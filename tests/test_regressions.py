@@ -139,3 +139,12 @@ def test_fancy_index_and_gather_keep_bool(device):
   assert picked.dtype == dtypes.bool and picked.tolist() == [[False, False, True], [True, False, True], [False, False, True]]
   g = b.gather(1, Tensor([[2, 1], [0, 2]], device=device))
   assert g.dtype == dtypes.bool and g.tolist() == [[True, False], [False, True]]
+
+
+def test_avg_pool_keeps_float16(device):
+  """avg_pool2d of a float16 tensor returned float32 when the divisor was counted per window (count_include_pad
+  False, or ceil_mode): the counts were float32 ones."""
+  x = Tensor(np.arange(16, dtype=np.float16).reshape(1, 1, 4, 4), device=device)
+  for out in (x.avg_pool2d(2, padding=1, count_include_pad=False), x.avg_pool2d(3, stride=2, ceil_mode=True), x.avg_pool2d(2)):
+    assert out.dtype == dtypes.float16 and out.numpy().dtype == np.float16
+  np.testing.assert_array_equal(x.avg_pool2d(2, padding=1, count_include_pad=False).numpy()[0, 0, 0], [0.0, 1.5, 3.0])
