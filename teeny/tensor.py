@@ -1383,7 +1383,7 @@ class Tensor:
     if label_smoothing: picked = picked * (1 - label_smoothing) - log_probs.mean(axis) * label_smoothing
     # a class outside [0, classes) can't be caught without reading the targets (PyTorch raises): its row's loss
     # is NaN, so the loss is visibly wrong instead of quietly small
-    in_range = (target >= 0) & (target < classes)
+    in_range = (target >= 0) & (target < classes) if classes <= dtypes.max(target.dtype) else target >= 0
     loss = keep.where(in_range.where(picked, math.nan), 0)
     return Tensor._reduction(loss, reduction, keep.sum().cast(loss.dtype))
   def sparse_categorical_crossentropy(self, target: Tensor, ignore_index: int = -1, label_smoothing: float = 0.0,
