@@ -1377,13 +1377,15 @@ class Tensor:
       return Tensor._reduction(-(log_probs * probs).sum(axis), reduction)
     expected = self.shape[:axis] + self.shape[axis + 1:]
     if target.shape != expected: raise ValueError(f"cross_entropy targets of shape {target.shape} for logits {self.shape}: expected {expected}")
+    # class numbers and ignore_index compared in a narrow int (uint8 targets, 300 classes) would wrap
+    if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
     keep = target != ignore_index
     hot = target.unsqueeze(axis) == Tensor.arange(classes, dtype=target.dtype, device=self.device).reshape((classes,) + (1,) * (self.ndim - axis - 1))
     picked = -hot.where(log_probs, 0).sum(axis)
     if label_smoothing: picked = picked * (1 - label_smoothing) - log_probs.mean(axis) * label_smoothing
     # a class outside [0, classes) can't be caught without reading the targets (PyTorch raises): its row's loss
     # is NaN, so the loss is visibly wrong instead of quietly small
-    in_range = (target >= 0) & (target < classes) if classes <= dtypes.max(target.dtype) else target >= 0
+    in_range = (target >= 0) & (target < classes)
     loss = keep.where(in_range.where(picked, math.nan), 0)
     return Tensor._reduction(loss, reduction, keep.sum().cast(loss.dtype))
   def sparse_categorical_crossentropy(self, target: Tensor, ignore_index: int = -1, label_smoothing: float = 0.0,

@@ -148,3 +148,15 @@ def test_avg_pool_keeps_float16(device):
   for out in (x.avg_pool2d(2, padding=1, count_include_pad=False), x.avg_pool2d(3, stride=2, ceil_mode=True), x.avg_pool2d(2)):
     assert out.dtype == dtypes.float16 and out.numpy().dtype == np.float16
   np.testing.assert_array_equal(x.avg_pool2d(2, padding=1, count_include_pad=False).numpy()[0, 0, 0], [0.0, 1.5, 3.0])
+
+
+def test_cross_entropy_with_narrow_int_targets(device):
+  """cross_entropy with uint8/int8/int16 targets compared class numbers in the targets' dtype: with more classes
+  than it holds, arange(classes) wrapped (class 5 also matched 261) and ignore_index -100 became 156 for uint8."""
+  logits = np.random.default_rng(0).normal(size=(3, 300)).astype(np.float32)
+  lsm = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+  t = Tensor(logits, device=device)
+  for dt, target in ((np.uint8, [5, 200, 156]), (np.int16, [5, 299, 0]), (np.int8, [5, 100, -100])):
+    rows = t.cross_entropy(Tensor(np.array(target, dt), device=device), reduction="none").numpy()
+    want = [0.0 if c == -100 else -lsm[i, c] for i, c in enumerate(target)]
+    np.testing.assert_allclose(rows, want, rtol=1e-5, atol=1e-6)
