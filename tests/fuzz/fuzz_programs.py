@@ -109,6 +109,8 @@ class _Builder:
   # ---- inputs ----
   def new_input(self, shape=None, dtype: str | None = None) -> int | None:
     if shape is None: shape = tuple(self.choice(SIZES) for _ in range(self.integers(0, 4)))
+    shape = tuple(shape)
+    while math.prod(shape) > MAX_NUMEL: shape = shape[1:]  # dropping leading axes keeps it broadcastable
     dtype = dtype or self.choice(INPUT_DTYPES)
     # floats are integer-valued (exact) most of the time, or any real numbers in [-3, 3]
     exact = not is_float(dtype) or self.coin(0.6)
