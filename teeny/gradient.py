@@ -43,8 +43,12 @@ def _reduce_grad(ctx: UOp, ret: UOp):
   op, axes = ret.arg
   if op is Ops.ADD: return (_expand(ctx, src.shape),)
   if op is Ops.MAX:
-    # every position that equals the max gets an equal share of the gradient
-    is_max = _eq(src, _expand(ret, src.shape)).cast(src.dtype)
+    # every position that equals the max gets an equal share of the gradient. The input is stored once and the
+    # max taken again from the stored values: recomputing src in another kernel need not give the same bits (LLVM
+    # vectorizes sin with libmvec in one kernel and calls libm in another), and then no position would equal it
+    stored = UOp(Ops.CONTIGUOUS, src.dtype, (src,))
+    ret = UOp(Ops.REDUCE_AXIS, src.dtype, (stored,), ret.arg)
+    is_max = _eq(stored, _expand(ret, src.shape)).cast(src.dtype)
     count = _expand(_sum_to(is_max, axes), src.shape)
     return (_mul(_expand(ctx, src.shape), _div(is_max, count)),)
   # MUL: d(prod)/dx_i is the product of the other elements, like PyTorch. prod / x_i would be 0/0 at a zero, so:

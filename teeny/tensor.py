@@ -986,9 +986,12 @@ class Tensor:
     if self.ndim == 0: return Tensor(0, device=self.device)
     n = self.shape[ax]
     if n == 0: raise ValueError(f"argmax of an empty axis (shape {self.shape}, axis {axis})")
-    hit = self == self.max(ax, keepdim=True)
+    # a float expression is stored once first: recomputed in two kernels it need not give the same bits (LLVM may
+    # vectorize sin with libmvec in one and call libm in the other), and then nothing would equal the max
+    x = self.contiguous() if dtypes.is_float(self.dtype) and not is_buffer_view(self.uop) else self
+    hit = x == x.max(ax, keepdim=True)
     if dtypes.is_float(self.dtype):  # NaN counts as the largest value, like numpy and torch
-      nan = self.isnan()
+      nan = x.isnan()
       hit = nan.any(ax, keepdim=True).where(nan, hit)
     # n - index counts down, so the largest marks the first hit
     rev = Tensor.arange(n, 0, -1, dtype=dtypes.int32, device=self.device).reshape((n,) + (1,) * (self.ndim - ax - 1))
