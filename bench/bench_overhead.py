@@ -21,24 +21,19 @@ with the device's synchronize(). ratio = how many times faster teeny is than the
 The machine is shared and noisy: compare ratios within one run, never absolute numbers across runs.
 """
 from __future__ import annotations
-import argparse, datetime, os, platform, statistics, sys, time
+import argparse, datetime, os, platform, sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too
 from teeny import Tensor, Device, TinyJit  # noqa: E402
+from bench_core import cpu_name, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
 
 TINY_OPS = 2000
 MLP_SIZES = (784, 512, 512, 10)
 COPY_BYTES = 64 << 20
 
 
-def median_s(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+def median_s(fn, repeats: int) -> float: return median_ms(fn, repeats) / 1e3
 
 
 def optional(name: str):
@@ -199,13 +194,6 @@ def copyout_tinygrad(repeats: int) -> float | None:
 
 
 # ---- the table ----
-
-def cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration): return platform.processor() or platform.machine()
-
 
 def ratio(teeny: float, other: float | None, higher_is_better: bool) -> str:
   if other is None: return "-"
