@@ -453,9 +453,8 @@ class Tensor:
     rest = x.shape[1:]
     count = math.prod(flat.shape)
     hit = flat.reshape(count, 1) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
-    order = Tensor.arange(1, count + 1, dtype=dtypes.int32, device=self.device).reshape(count, 1)
-    last = hit.where(order, 0).max(0, keepdim=True)  # 1 + the last write to each slot, 0 if none
-    chosen = (order == last).reshape((count, total) + (1,) * len(rest))
+    chosen, last = _last_writes(hit)
+    chosen = chosen.reshape((count, total) + (1,) * len(rest))
     written = chosen.where(value.reshape((count, 1) + rest), 0)._sum_exact(0)
     out = (last > 0).reshape((total,) + (1,) * len(rest)).where(written, x)
     others = [a for a in range(self.ndim) if a not in axes]
@@ -1175,9 +1174,8 @@ class Tensor:
     if reduce == "add": update = hit.where(src, 0)._sum_exact(-2)
     elif reduce == "multiply": update = hit.where(src, 1).prod(-2).cast(self.dtype)
     else:
-      order = Tensor.arange(1, k + 1, dtype=dtypes.int32, device=self.device).reshape(k, 1)
-      last = hit.where(order, 0).max(-2, keepdim=True)  # 1 + the last write to each slot, 0 if none
-      update = (order == last).where(src, 0)._sum_exact(-2)
+      chosen, last = _last_writes(hit)
+      update = chosen.where(src, 0)._sum_exact(-2)
       written = (last > 0).squeeze(-2)
     # the index may cover only a corner of self in the other dims: pad the update out to self's shape
     grow = tuple((0, s - u) for s, u in zip(x.shape, update.shape))
@@ -1410,6 +1408,15 @@ class Tensor:
     return Tensor._reduction(loss, reduction)
   def mse(self, target: Tensor, reduction: str = "mean") -> Tensor:
     return Tensor._reduction((self - target).square(), reduction)
+
+def _last_writes(hit: Tensor) -> tuple[Tensor, Tensor]:
+  """hit (..., writes, slots) says which write goes to which slot. Returns which write wins each slot (the last one,
+  like numpy), same shape, and 1 + the index of that write per slot (0 where nothing writes), keeping the axis."""
+  count = hit.shape[-2]
+  order = Tensor.arange(1, count + 1, dtype=dtypes.int32, device=hit.device).reshape(count, 1)
+  last = hit.where(order, 0).max(-2, keepdim=True)
+  return order == last, last
+
 
 class _IndexPlan:
   """What an index means for Tensor.__getitem__/__setitem__: per axis of the tensor a crop, a flip and a step (in
