@@ -34,6 +34,8 @@ class Ops(Enum):
   SINK = auto(); DEFINE_GLOBAL = auto(); VIEW = auto(); LOAD = auto(); STORE = auto()
   # lowered program
   SPECIAL = auto(); DEFINE_VAR = auto(); RANGE = auto(); REDUCE = auto(); DEFINE_ACC = auto(); ENDRANGE = auto()
+  # an upcast or unrolled axis's index while lowering (arg: (axis, size)); replaced by each of its values
+  LANE = auto()
   # members are singletons: hash by identity in C (Enum's own __hash__ is Python code, run for every node built)
   __hash__ = object.__hash__
 
@@ -208,6 +210,7 @@ def _compute_minmax(u: UOp):
   if op is Ops.RANGE and s[0].op is Ops.CONST and s[1].op is Ops.CONST: return (s[0].arg, s[1].arg - 1)
   if op is Ops.RANGE: return (s[0].vmin, s[1].vmax - 1)
   if op is Ops.SPECIAL: return (0, u.arg[1] - 1)
+  if op is Ops.LANE: return (0, u.arg[1] - 1)
   if op is Ops.DEFINE_VAR: return (u.arg[1], u.arg[2])
   if op is Ops.ADD: return _clamp(s[0].vmin + s[1].vmin, s[0].vmax + s[1].vmax, dmin, dmax)
   if op is Ops.NEG: return _clamp(-s[0].vmax, -s[0].vmin, dmin, dmax)

@@ -14,7 +14,8 @@ decision is made before them. The ops that appear, and what they mean:
   STORE          src=(buf, idx, value) or (buf, idx, value, gate)
   DEFINE_ACC     dtype=scalar          src=(init, *ranges) arg=id   a mutable accumulator, declared and set to init
                                         (the ranges it accumulates over are for linearize; renderers read src[0])
-  ASSIGN         src=(acc, value)                       acc = value; later users of the ASSIGN read the accumulator
+  ASSIGN         src=(acc, value)  arg=None|"reassoc"   acc = value; later users of the ASSIGN read the accumulator.
+                                        "reassoc": the updates may be reordered (kept as several partial sums)
   ALU ops        EXP2 LOG2 SIN SQRT RECIP NEG TRUNC ADD MUL MAX MOD IDIV CMPLT CMPNE AND OR XOR SHL SHR WHERE
   CAST           dtype=target          src=(x,)   value conversion (float->int truncates, x->bool is x != 0)
   BITCAST        dtype=target          src=(x,)   same bits, other type (same size)
@@ -35,6 +36,7 @@ class Renderer:
   has_threads = False     # SPECIAL ids exist (OpenCL); else the outermost loop is split across cores by the runtime
   supports_half = False   # half arithmetic natively (else lower.py computes it in float32)
   max_global_dims = 3
+  vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
 
   def render(self, name: str, program: list) -> str: raise NotImplementedError
 
@@ -57,7 +59,7 @@ def get_program(ast, renderer: Renderer) -> ProgramSpec:
   from teeny.codegen.opt import Kernel, optimize
   from teeny.codegen.lower import lower
   from teeny.codegen.linearize import linearize
-  kernel = optimize(Kernel(ast))
+  kernel = optimize(Kernel(ast), renderer)
   lowered = lower(kernel, renderer)
   program = linearize(lowered.sink)
   name = kernel.name()  # backends load each program on its own, so two kernels may share a name

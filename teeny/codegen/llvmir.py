@@ -71,16 +71,16 @@ class LLVMRenderer(Renderer):
 
   libmvec_isa ('b','c','d','e': SSE4, AVX, AVX2, AVX-512), when given, lets loops that call exp2/log2/sin
       vectorize through glibc's libmvec (the runtime must have loaded libmvec).
-  reassociate_reductions marks the float ADD/MUL that updates an accumulator (acc = acc + x) `reassoc`, and
-      nothing else. LLVM then keeps many partial sums in vector lanes: a row sum runs ~6x faster here, and is
+  reassociate_reductions marks the float ADD/MUL that updates an accumulator (acc = acc + x) `reassoc` where
+      lowering allowed it (ASSIGN's arg), and nothing else. LLVM then keeps many partial sums in vector lanes: a row sum runs ~6x faster here, and is
       closer to numpy (pairwise summation) than a serial float sum, whose error grows with the length."""
   device = "LLVM"
   has_threads = False
   supports_half = True
   max_global_dims = 1
 
-  def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True):
-    self.libmvec_isa, self.reassociate_reductions = libmvec_isa, reassociate_reductions
+  def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True, vector_width: int = 8):
+    self.libmvec_isa, self.reassociate_reductions, self.vector_width = libmvec_isa, reassociate_reductions, vector_width
 
   def render(self, name: str, program: list) -> str:
     return _Emitter(name, program, self.libmvec_isa, self.reassociate_reductions).emit()
@@ -426,7 +426,7 @@ def _accumulator_updates(program: list) -> set[UOp]:
     elif u.op is Ops.ASSIGN and u.src[0] in root:
       acc, value = root[u.src[0]], u.src[1]
       root[u] = acc
-      if value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
+      if u.arg == "reassoc" and value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
   return found
 
 

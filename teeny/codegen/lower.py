@@ -7,7 +7,7 @@ symbolic rules of uop.py simplify the result.
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
-import math
+import itertools, math
 from teeny.dtype import dtypes, DType
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON
 from teeny.codegen import Renderer
@@ -19,8 +19,10 @@ class LoweringContext:
   full_idxs: list[UOp]
   out_idxs: list[UOp]
   full_shape: tuple[int, ...]
-  reduce_ranges: list[UOp]
+  reduce_ranges: dict[int, UOp]   # reduce axis -> its RANGE
+  lanes: dict[int, UOp]           # upcast/unroll axis -> its LANE
   idx_dtype: DType
+  reassoc: bool                   # accumulators may be updated in any order (see ASSIGN in codegen/__init__.py)
   acc_count: list = field(default_factory=lambda: [0])
 
   def idxs_for(self, shape) -> list[UOp]: return self.full_idxs if tuple(shape) == self.full_shape else self.out_idxs
@@ -51,10 +53,39 @@ def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
 
 def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
   op, axes = r.arg
-  ranges = tuple(ctx.reduce_ranges[a - (len(ctx.full_shape) - len(ctx.reduce_ranges))] for a in sorted(axes))
+  ranges = tuple(ctx.reduce_ranges[a] for a in sorted(axes) if a in ctx.reduce_ranges)
+  # unrolled reduce axes: the copies of the value for each of their indices, combined before the accumulator
+  copies = expand_lanes(r.src[0], [ctx.lanes[a] for a in sorted(axes) if a in ctx.lanes])
+  value = _tree(op, r.dtype, copies)
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
-  return UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, r.src[0]))))
+  return UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if ctx.reassoc else None)
+
+
+def _tree(op: Ops, dtype: DType, values: list[UOp]) -> UOp:
+  """values combined pairwise (a balanced tree keeps the adds independent of each other)."""
+  while len(values) > 1:
+    values = [UOp(op, dtype, tuple(values[i:i + 2])) if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+  return values[0]
+
+
+def _substitute(ctx: dict, lane: UOp) -> UOp | None: return ctx.get(lane)
+def _rename_acc(ctx: dict, acc: UOp) -> UOp | None:
+  return acc.replace(arg=acc.arg + ctx["acc_offset"]) if ctx.get("acc_offset") else None
+
+
+substitute_lanes = PatternMatcher([(UPat(Ops.LANE, name="lane"), _substitute), (UPat(Ops.DEFINE_ACC, name="acc"), _rename_acc)])
+
+
+def expand_lanes(x: UOp, lanes: list[UOp], acc_stride: int = 0) -> list[UOp]:
+  """One copy of x per combination of the lanes' values (the last lane varies fastest). With acc_stride, copy n's
+  accumulators are renumbered by n * acc_stride, so that each copy accumulates on its own."""
+  copies = []
+  for n, values in enumerate(itertools.product(*(range(lane.arg[1]) for lane in lanes))):
+    subst: dict = {lane: UOp.const(lane.dtype, v) for lane, v in zip(lanes, values)}
+    subst["acc_offset"] = n * acc_stride
+    copies.append(graph_rewrite(x, substitute_lanes, subst, fixed_point=False) if lanes else x)
+  return copies
 
 
 lower_ast = PatternMatcher([
@@ -103,13 +134,22 @@ class LoweredKernel:
 def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   full = k.full_shape
   idx_dtype = dtypes.int64 if max(math.prod(full), _max_offset(k)) >= 2**31 - 1 else dtypes.int32
-  n_global = k.first_reduce
-  global_idxs, global_size = _parallel_indices(full[:n_global], renderer, idx_dtype)
-  reduce_ranges = [UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, s)), n_global + i)
-                   for i, s in enumerate(full[n_global:])]
+  global_axes = k.axes_of("global")
+  global_idxs, global_size = _parallel_indices([full[a] for a in global_axes], renderer, idx_dtype)
+  idxs: list = [None] * len(full)
+  for a, i in zip(global_axes, global_idxs): idxs[a] = i
+  reduce_ranges = {a: UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, full[a])), a) for a in k.axes_of("reduce")}
+  lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in k.axes_of("upcast") + k.axes_of("unroll")}
+  idxs = [reduce_ranges.get(a, lanes.get(a, i)) for a, i in enumerate(idxs)]
   zero = UOp.const(idx_dtype, 0)
-  ctx = LoweringContext(global_idxs + reduce_ranges, global_idxs + [zero] * len(reduce_ranges), full, reduce_ranges, idx_dtype)
+  out_idxs = [zero if kind in ("reduce", "unroll") else i for i, kind in zip(idxs, k.kinds)]
+  # with upcast axes the accumulators' copies are the parallel work, vectorized across them; letting the backend
+  # also split each accumulator into partial sums (vectorizing along the reduce loop) would fight that
+  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, reassoc=not k.axes_of("upcast"))
   sink = graph_rewrite(k.ast, lower_ast, ctx)
+  # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
+  copies = expand_lanes(sink, [lanes[a] for a in k.axes_of("upcast")], ctx.acc_count[0])
+  sink = UOp(Ops.SINK, dtypes.void, tuple(store for copy in copies for store in copy.src))
   sink = graph_rewrite(sink, half_to_float)
   sink = graph_rewrite(sink, symbolic)
   # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions

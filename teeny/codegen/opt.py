@@ -1,16 +1,46 @@
 """The kernel optimizer: a Kernel is an AST plus the shape of its loop space, and optimizations are explicit
-actions on that loop space that keep the result identical.
+actions (`Opt`) on that loop space that never change what the kernel computes.
 
-Loop space: `full_shape` (the shape the reduces read); axes [0, first_reduce) are parallel (global) axes, the
-rest are reduced. Views inside the AST of the pre-reduce part have `full_shape`; views after the reduce have
-`out_shape` (full_shape with reduce axes set to 1).
+Loop space: `full_shape` (the shape the reduces read), and for each axis its kind:
+  global  a parallel axis: a thread id on OpenCL, a loop on LLVM (the outermost one is split across cores)
+  local   a parallel axis inside an OpenCL work-group (its index is the work-item's local id)
+  reduce  a loop that a REDUCE accumulates over
+  unroll  a reduce axis expanded into copies of the loop body (no loop)
+  upcast  a parallel axis expanded into copies: each thread / iteration computes several outputs, which is how
+          matmul gets a register tile and how loads next to each other become one vector load
+Axes are kept in that order (globals first, upcasts last). Views inside the AST before the reduce have
+`full_shape`; views after it have `out_shape` (full_shape with reduce and unroll axes set to 1).
 
-Actions applied now: move reduce axes last, merge adjacent axes that every view can merge, and keep at least
-one parallel axis. Each applied action is recorded in `applied` and printed at DEBUG=3.
+Actions are `Opt(op, axis, amount)` with op one of UPCAST, UNROLL, LOCAL: split axis `axis` (an index into the
+current full_shape) into (size // amount, amount) and give the new inner axis of `amount` the kind the op names;
+or SWAP: exchange global axes `axis` and `amount` (the loop order, which decides what stays in cache).
+`optimize` chooses them with hand-written heuristics per device (or BEAM search, teeny/codegen/search.py);
+every applied action is recorded in `applied` and printed at DEBUG=3. NOOPT=1 applies none.
 """
 from __future__ import annotations
+from dataclasses import dataclass
+import math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
 from teeny.helpers import getenv
+
+KIND_ORDER = ("global", "local", "reduce", "unroll", "upcast")
+MAX_EXPANSION = 256  # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code
+
+
+@dataclass(frozen=True)
+class Opt:
+  op: str      # UPCAST, UNROLL or LOCAL
+  axis: int    # the axis of the current full_shape it splits
+  amount: int  # the size of the new inner axis (0: all of the axis)
+  def __repr__(self): return f"{self.op}({self.axis},{self.amount})"
+
+
+class KernelOptError(ValueError):
+  """An action that does not apply to this kernel (wrong axis kind, an amount that does not divide, too big)."""
+
+
+_OP_KIND = {"UPCAST": ("upcast", ("global", "local")), "UNROLL": ("unroll", ("reduce",)), "LOCAL": ("local", ("global",)),
+            "SWAP": ("global", ("global",))}
 
 
 class Kernel:
@@ -19,48 +49,66 @@ class Kernel:
     reduces = [u for u in toposort(ast) if u.op is Ops.REDUCE_AXIS]
     out_shape = ast.src[0].src[1].arg.shape
     self.full_shape: tuple[int, ...] = reduces[0].src[0].shape if reduces else out_shape
-    self.reduce_axes: tuple[int, ...] = tuple(sorted(reduces[0].arg[1])) if reduces else ()
-    self.applied: list[str] = []
+    reduce_axes = set(reduces[0].arg[1]) if reduces else set()
+    self.kinds: tuple[str, ...] = tuple("reduce" if i in reduce_axes else "global" for i in range(len(self.full_shape)))
+    self.applied: list = []   # what was done, in order: Opt actions and the names of the canonicalizing steps
+    self.opts: list[Opt] = []  # the Opt actions alone (what BEAM search varies and caches)
 
+  # ---- the loop space ----
   @property
-  def out_shape(self): return tuple(1 if i in self.reduce_axes else s for i, s in enumerate(self.full_shape))
+  def reduce_axes(self) -> tuple[int, ...]: return tuple(i for i, k in enumerate(self.kinds) if k in ("reduce", "unroll"))
   @property
-  def first_reduce(self) -> int: return len(self.full_shape) - len(self.reduce_axes)
+  def out_shape(self): return tuple(1 if k in ("reduce", "unroll") else s for s, k in zip(self.full_shape, self.kinds))
+  def axes_of(self, kind: str) -> list[int]: return [i for i, k in enumerate(self.kinds) if k == kind]
+  @property
+  def first_reduce(self) -> int: return len(self.axes_of("global")) + len(self.axes_of("local"))
   @property
   def views(self) -> list: return [u.arg for u in toposort(self.ast) if u.op is Ops.VIEW]
+  @property
+  def expansion(self) -> int:
+    """How many copies of the loop body one iteration runs (the product of upcast and unroll sizes)."""
+    return math.prod(s for s, k in zip(self.full_shape, self.kinds) if k in ("upcast", "unroll"))
+
+  def copy(self) -> Kernel:
+    k = Kernel.__new__(Kernel)
+    k.ast, k.full_shape, k.kinds, k.applied, k.opts = self.ast, self.full_shape, self.kinds, list(self.applied), list(self.opts)
+    return k
 
   # ---- the primitive change of loop space: every view and every reduce follows it ----
-  def _transform(self, view_fn, new_full, new_axes):
+  def _transform(self, view_fn, new_full, new_kinds):
     old_full = self.full_shape
+    new_axes = tuple(i for i, k in enumerate(new_kinds) if k in ("reduce", "unroll"))
     def new_view(v: UOp): return v.replace(arg=view_fn(v.arg, v.arg.shape == old_full))
     def new_reduce(r: UOp): return r.replace(arg=(r.arg[0], new_axes))
     pm = PatternMatcher([(UPat(Ops.VIEW, name="v"), new_view), (UPat(Ops.REDUCE_AXIS, name="r"), new_reduce)])
     self.ast = graph_rewrite(self.ast, pm, fixed_point=False)
-    self.full_shape, self.reduce_axes = tuple(new_full), tuple(new_axes)
+    self.full_shape, self.kinds = tuple(new_full), tuple(new_kinds)
 
   def permute(self, order):
-    axes = tuple(sorted(order.index(a) for a in self.reduce_axes))
-    self._transform(lambda st, full: st.permute(order), [self.full_shape[i] for i in order], axes)
+    self._transform(lambda st, full: st.permute(order), [self.full_shape[i] for i in order], [self.kinds[i] for i in order])
 
-  def reshape(self, new_full, new_axes):
-    new_out = tuple(1 if i in new_axes else s for i, s in enumerate(new_full))
-    self._transform(lambda st, full: st.reshape(new_full if full else new_out), new_full, new_axes)
+  def reshape(self, new_full, new_kinds):
+    new_out = tuple(1 if k in ("reduce", "unroll") else s for s, k in zip(new_full, new_kinds))
+    self._transform(lambda st, full: st.reshape(new_full if full else new_out), new_full, new_kinds)
 
-  # ---- actions ----
+  # ---- canonicalizing steps (always run; they make the loop space the optimizer reasons about) ----
+  def sort_axes(self) -> bool:
+    """Put axes in KIND_ORDER (a stable sort, so axes of one kind keep their order)."""
+    order = sorted(range(len(self.kinds)), key=lambda i: KIND_ORDER.index(self.kinds[i]))
+    if order == list(range(len(order))): return False
+    self.permute(order)
+    return True
+
   def reduce_axes_last(self):
-    order = [i for i in range(len(self.full_shape)) if i not in self.reduce_axes] + list(self.reduce_axes)
-    if order != list(range(len(order))):
-      self.permute(order)
-      self.applied.append(f"permute{tuple(order)}")
+    if self.sort_axes(): self.applied.append("reduce_axes_last")
 
   def merge_axes(self):
-    """Merge neighbouring axes of the same kind when every view can take the merged shape as one view."""
+    """Merge neighbouring global (or reduce) axes when every view can take the merged shape as one view."""
     i = len(self.full_shape) - 2
     while i >= 0:
-      if (i in self.reduce_axes) == (i + 1 in self.reduce_axes) and self._can_merge(i):
+      if self.kinds[i] == self.kinds[i + 1] and self.kinds[i] in ("global", "reduce") and self._can_merge(i):
         new_full = self.full_shape[:i] + (self.full_shape[i] * self.full_shape[i + 1],) + self.full_shape[i + 2:]
-        new_axes = tuple(a if a <= i else a - 1 for a in self.reduce_axes if a != i + 1)
-        self.reshape(new_full, new_axes)
+        self.reshape(new_full, self.kinds[:i + 1] + self.kinds[i + 2:])
         self.applied.append(f"merge({i},{i + 1})")
       i -= 1
 
@@ -72,19 +120,109 @@ class Kernel:
     return True
 
   def ensure_parallel_axis(self):
-    """Backends parallelize the first axis: a kernel with none (a full reduce) gets a size-1 one."""
-    if self.first_reduce == 0:
-      self.reshape((1,) + self.full_shape, tuple(a + 1 for a in self.reduce_axes))
+    """Backends parallelize over global axes: a kernel with none (a full reduce) gets a size-1 one."""
+    if not self.axes_of("global"):
+      self.reshape((1,) + self.full_shape, ("global",) + self.kinds)
       self.applied.append("add_parallel_axis")
+
+  # ---- actions ----
+  def apply_opt(self, opt: Opt, has_local: bool = True):
+    """Split `opt.axis` and make its inner part an axis of the kind the op names. Raises KernelOptError (and
+    leaves the kernel unchanged) when the action does not apply."""
+    if opt.op not in _OP_KIND: raise KernelOptError(f"unknown optimization {opt.op!r}")
+    if opt.op == "SWAP": return self._swap(opt)
+    kind, allowed_from = _OP_KIND[opt.op]
+    if opt.op == "LOCAL" and not has_local: raise KernelOptError("LOCAL needs a device with work-groups")
+    if not 0 <= opt.axis < len(self.full_shape): raise KernelOptError(f"{opt}: no axis {opt.axis} in {self.full_shape}")
+    if self.kinds[opt.axis] not in allowed_from:
+      raise KernelOptError(f"{opt}: axis {opt.axis} is a {self.kinds[opt.axis]} axis, {opt.op} takes {'/'.join(allowed_from)}")
+    size = self.full_shape[opt.axis]
+    amount = size if opt.amount == 0 else opt.amount
+    if amount <= 1 or size % amount: raise KernelOptError(f"{opt}: {amount} does not split axis {opt.axis} of size {size}")
+    if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
+      raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
+    i = opt.axis
+    self.reshape(self.full_shape[:i] + (size // amount, amount) + self.full_shape[i + 1:],
+                 self.kinds[:i + 1] + (kind,) + self.kinds[i + 1:])
+    self.sort_axes()
+    self.applied.append(opt)
+    self.opts.append(opt)
+
+  def _swap(self, opt: Opt):
+    """SWAP(a, b): exchange global axes a and b (which loop is outer: it decides what stays in cache)."""
+    a, b = opt.axis, opt.amount
+    if a == b or any(not 0 <= x < len(self.kinds) or self.kinds[x] != "global" for x in (a, b)):
+      raise KernelOptError(f"{opt}: SWAP takes two different global axes of {self.full_shape} ({self.kinds})")
+    order = list(range(len(self.kinds)))
+    order[a], order[b] = b, a
+    self.permute(order)
+    self.applied.append(opt)
+    self.opts.append(opt)
+
+  # ---- what the heuristics look at ----
+  def axis_strides(self, axis: int) -> list[int | None]:
+    """The stride of `axis` in each input LOAD's view (None where the view is not one strided view)."""
+    out = []
+    for u in toposort(self.ast):
+      if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW:
+        st = u.src[1].arg
+        out.append(st.views[0].strides[axis] if len(st.views) == 1 and st.shape == self.full_shape else None)
+    return out
 
   def name(self) -> str:
     kind = "r" if self.reduce_axes else "E"
     return f"{kind}_" + "_".join(str(s) for s in self.full_shape)
 
 
-def optimize(kernel: Kernel) -> Kernel:
-  """The hand-written heuristics. NOOPT=1 keeps only what correctness needs."""
+# ---- the hand-written heuristics ----
+
+def _largest_divisor(size: int, choices) -> int | None:
+  return next((c for c in choices if c <= size and size % c == 0), None)
+
+
+def _register_tile(k: Kernel, vector: int):
+  """A reduce over a product (matmul, conv): upcast the output axis that one input reads contiguously and another
+  broadcasts (a vector of outputs per load) and a second broadcast axis (rows of the tile), so each loaded value
+  is used many times from registers."""
+  if not k.axes_of("reduce"): return
+  strides = {a: k.axis_strides(a) for a in k.axes_of("global")}
+  # columns: an axis that input `vec` reads contiguously and another input broadcasts
+  cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st]
+  if not cols: return
+  col, vec = cols[-1]
+  amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, vector // 2, 4))
+  if not amount: return
+  k.apply_opt(Opt("UPCAST", col, amount))
+  # rows: an axis input `vec` broadcasts while another input moves along it (the axis numbers before `col` stand)
+  rows = [a for a in k.axes_of("global") if a < col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
+  if rows:
+    amount = _largest_divisor(k.full_shape[rows[-1]], (4, 3, 2))
+    if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount))
+  # loop order: the outermost loop walks along `vec`'s panels, so one panel stays in cache while the inner
+  # loops stream the other inputs past it
+  globals_ = k.axes_of("global")
+  moving = [a for a in globals_ if k.axis_strides(a)[vec] not in (0, None)]
+  if moving and moving[0] != globals_[0] and k.full_shape[moving[0]] > 1: k.apply_opt(Opt("SWAP", globals_[0], moving[0]))
+
+
+def hand_coded_optimizations(k: Kernel, renderer) -> list[Opt]:
+  """The default actions for a kernel on a device, found by applying them to a copy."""
+  trial = k.copy()
+  vector = getattr(renderer, "vector_width", 4)
+  try: _register_tile(trial, vector)
+  except KernelOptError: pass
+  return trial.opts
+
+
+def optimize(kernel: Kernel, renderer=None) -> Kernel:
+  """Canonicalize the loop space, then apply the heuristics' actions (or BEAM's, when BEAM=N). NOOPT=1 keeps
+  only what correctness needs."""
   kernel.reduce_axes_last()
-  if not getenv("NOOPT", 0): kernel.merge_axes()
+  if getenv("NOOPT", 0):
+    kernel.ensure_parallel_axis()
+    return kernel
+  kernel.merge_axes()
   kernel.ensure_parallel_axis()
+  has_local = bool(getattr(renderer, "has_threads", False))
+  for opt in hand_coded_optimizations(kernel, renderer): kernel.apply_opt(opt, has_local)
   return kernel

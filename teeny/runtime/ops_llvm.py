@@ -14,6 +14,7 @@ import numpy as np
 import llvmlite
 import llvmlite.binding as llvm
 from teeny.codegen.llvmir import LLVMRenderer
+from teeny.helpers import debug_level, dprint
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
 
 _ALIGN = 64  # a cache line, and the widest vector (AVX-512)
@@ -114,6 +115,7 @@ class LLVMCompiler(Compiler):
       pto.slp_vectorization = True  # off by default in llvmlite's options; clang's -O3 has it
       pb = llvm.create_pass_builder(self._tm, pto)
       pb.getModulePassManager().run(mod, pb)
+      if debug_level() >= 7: dprint(self._tm.emit_assembly(mod))
       return self._tm.emit_object(mod)
 
 
