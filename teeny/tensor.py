@@ -29,6 +29,23 @@ def _canon_axis(axis: int, ndim: int) -> int:
   return int(axis) % n if ndim else 0
 
 
+# A reduce of at least SPLIT_MIN_REDUCED elements into at most SPLIT_MAX_OUTPUTS results is done in two kernels
+# (Tensor._split_reduce): one output per thread or core would leave the rest of the machine idle.
+SPLIT_MIN_REDUCED, SPLIT_MAX_OUTPUTS = 1 << 15, 16
+
+
+def _reduce_split(x: Tensor, op: Ops, axes: tuple[int, ...]) -> int | None:
+  """How many partial results per output a reduce should be split into, or None to keep it one kernel. Only sums
+  split: a max's gradient splits evenly between ties, which two stages would weigh by chunk; float16 partial sums
+  would be rounded to half in between."""
+  if op is not Ops.ADD or x.dtype == dtypes.float16: return None
+  n_reduced = math.prod(x.shape[a] for a in axes)
+  if n_reduced < SPLIT_MIN_REDUCED or x.numel() // n_reduced > SPLIT_MAX_OUTPUTS: return None
+  split = 256
+  while split > 1 and (n_reduced % split or n_reduced // split < 256): split //= 2
+  return split if split >= 8 else None
+
+
 def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
   ndim = max(len(s) for s in shapes)
   padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
@@ -718,8 +735,19 @@ class Tensor:
     return out if self.ndim else ()
   def _reduce(self, op: Ops, axis, keepdim: bool) -> Tensor:
     axes = self._axes(axis)
-    out = self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes))) if axes else self
+    if not axes: out = self
+    elif (split := _reduce_split(self, op, axes)) is not None: out = self._split_reduce(op, axes, split)
+    else: out = self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
+  def _split_reduce(self, op: Ops, axes: tuple[int, ...], split: int) -> Tensor:
+    """A big reduce to few outputs in two kernels: `split` partial results per output first (parallel work for
+    every core or compute unit), then the reduce of those. Keeps the reduced axes as size 1, like REDUCE_AXIS."""
+    kept = [i for i in range(self.ndim) if i not in axes]
+    n_out, n_reduced = math.prod(self.shape[i] for i in kept), math.prod(self.shape[i] for i in axes)
+    x = self.permute(kept + list(axes)).reshape(n_out, split, n_reduced // split)
+    partial = x._new(UOp(Ops.REDUCE_AXIS, x.dtype, (x.uop,), (op, (2,)))).contiguous()
+    total = partial._new(UOp(Ops.REDUCE_AXIS, x.dtype, (partial.uop,), (op, (1,))))
+    return total.reshape(tuple(1 if i in axes else s for i, s in enumerate(self.shape)))
   def sum(self, axis=None, keepdim=False, dtype=None) -> Tensor:
     """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""
     x = self.cast(dtype) if dtype is not None else (self.cast(dtypes.int64) if not dtypes.is_float(self.dtype) and self.dtype != dtypes.uint64 else self)

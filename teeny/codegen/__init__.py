@@ -6,7 +6,8 @@ decision is made before them. The ops that appear, and what they mean:
   DEFINE_GLOBAL  dtype=PtrDType(base)  arg=i            kernel argument i: a pointer to `base` elements
   DEFINE_VAR     dtype=int32           arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
   CONST          dtype=scalar          arg=python value
-  SPECIAL        dtype=int32           arg=(name, size) CL only: name "gidxN" is get_global_id(N), "lidxN" get_local_id(N)
+  SPECIAL        dtype=int32           arg=(name, size) CL only: name "gidxN" is get_global_id(N), "groupN"
+                                        get_group_id(N), "lidxN" get_local_id(N)
   RANGE          dtype=int32|int64     src=(start, end) arg=id   opens `for (i = start; i < end; i++)`
   ENDRANGE       src=(range,)                           closes that loop
   LOAD           dtype=scalar          src=(buf, idx) or (buf, idx, gate, alt): element buf[idx]; gated: gate ? buf[idx] : alt,
@@ -50,23 +51,25 @@ class ProgramSpec:
   local_size: tuple[int, int, int] | None
   n_bufs: int
   flops: int                    # estimated arithmetic ops on data per launch
-  applied_opts: list[str] = field(default_factory=list)
+  applied_opts: list = field(default_factory=list)  # what the optimizer did (opt.Opt actions and canonical steps)
+  opts: list = field(default_factory=list)          # the opt.Opt actions alone
   program: list = field(default_factory=list)   # the linearized UOps (DEBUG=5)
 
 
-def get_program(ast, renderer: Renderer) -> ProgramSpec:
-  """Kernel AST -> optimize -> lower -> linearize -> render."""
+def get_program(ast, renderer: Renderer, opts: list | None = None) -> ProgramSpec:
+  """Kernel AST -> optimize -> lower -> linearize -> render. `opts` (a list of opt.Opt) replaces the optimizer's
+  own choice: BEAM search and the tests use it."""
   from teeny.codegen.opt import Kernel, optimize
   from teeny.codegen.lower import lower
   from teeny.codegen.linearize import linearize
-  kernel = optimize(Kernel(ast), renderer)
+  kernel = optimize(Kernel(ast), renderer, opts)
   lowered = lower(kernel, renderer)
   program = linearize(lowered.sink)
   name = kernel.name()  # backends load each program on its own, so two kernels may share a name
   src = renderer.render(name, program)
   n_bufs = sum(1 for u in program if u.op.name == "DEFINE_GLOBAL")
   return ProgramSpec(name, src, lowered.global_size, lowered.local_size, n_bufs, _count_flops(program, lowered.global_size),
-                     kernel.applied, program)
+                     kernel.applied, kernel.opts, program)
 
 
 def _count_flops(program: list, global_size) -> int:

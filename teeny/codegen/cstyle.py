@@ -27,6 +27,7 @@ class OpenCLRenderer(Renderer):
 
   def __init__(self, info=None):
     self.has_fp16 = bool(getattr(info, "has_fp16", False))
+    self.max_local_size = int(getattr(info, "max_work_group_size", 1))
     self.supports_half = self.has_fp16
 
   def ctype(self, dt: DType) -> str:
@@ -82,7 +83,7 @@ class OpenCLRenderer(Renderer):
         body.append(f"{pad}{r[u]} = {r[u.src[1]]};"); continue
       if op is Ops.SPECIAL:
         r[u] = u.arg[0]
-        fn = "get_global_id" if u.arg[0].startswith("g") else "get_local_id"
+        fn = {"gidx": "get_global_id", "group": "get_group_id", "lidx": "get_local_id"}[u.arg[0][:-1]]
         body.append(f"{pad}int {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
       if op is Ops.LOAD and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
       if op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16: uses_half = True

@@ -37,6 +37,7 @@ _MATH = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", O
 # glibc's libmvec has SIMD versions of these (a loop that calls them only vectorizes through a SIMD variant)
 _LIBMVEC = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin"}
 _LIBMVEC_WIDTH = {"b": 128, "c": 256, "d": 256, "e": 512}  # x86 vector ABI ISA letter -> register bits
+_LIBMVEC_ISAS = ("e", "d", "c", "b")  # best first: a CPU that runs one runs those after it
 
 
 def ltype(dt: DType) -> str:
@@ -357,14 +358,20 @@ class _Emitter:
 
   def vector_math_call(self, base: str, x: str, dt: DType) -> str:
     """A call to the libm function carrying the vector-function ABI attribute, so the loop vectorizer may swap
-    in glibc's libmvec SIMD version (_ZGV<isa>N<lanes>v_<fn>) of the same function."""
+    in glibc's libmvec SIMD version (_ZGV<isa>N<lanes>v_<fn>) of the same function. Every width the CPU can run
+    is offered: the vectorizer picks its width first (often 256 bits even where 512 exist) and only uses a
+    variant of exactly that width."""
     t, fn = ltype(dt), base + ("f" if dt == dtypes.float32 else "")
-    lanes = _LIBMVEC_WIDTH[self.libmvec_isa] // (8 * dt.itemsize)
-    vector_fn = f"_ZGV{self.libmvec_isa}N{lanes}v_{fn}"
-    self.declares.add(f"declare <{lanes} x {t}> @{vector_fn}(<{lanes} x {t}>)")
-    self.keep.add(vector_fn)  # the optimizer deletes unused declarations before the vectorizer could use them
+    variants = []
+    for isa in _LIBMVEC_ISAS[_LIBMVEC_ISAS.index(self.libmvec_isa):]:
+      lanes = _LIBMVEC_WIDTH[isa] // (8 * dt.itemsize)
+      if any(f"_LLVM_N{lanes}v" in v for v in variants): continue  # AVX2 and AVX have the same width: the better one
+      vector_fn = f"_ZGV{isa}N{lanes}v_{fn}"
+      self.declares.add(f"declare <{lanes} x {t}> @{vector_fn}(<{lanes} x {t}>)")
+      self.keep.add(vector_fn)  # the optimizer deletes unused declarations before the vectorizer could use them
+      variants.append(f"_ZGV_LLVM_N{lanes}v_{fn}({vector_fn})")
     # memory(none): like the llvm.* intrinsics, we ignore errno, which the kernel never reads
-    return self.call(t, fn, [(t, x)], f'nounwind memory(none) "vector-function-abi-variant"="_ZGV_LLVM_N{lanes}v_{fn}({vector_fn})"')
+    return self.call(t, fn, [(t, x)], f'nounwind memory(none) "vector-function-abi-variant"="{",".join(variants)}"')
 
   # ---- conversions ----
   def cast(self, v: str, src: DType, dst: DType) -> str:

@@ -134,10 +134,17 @@ class LoweredKernel:
 def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   full = k.full_shape
   idx_dtype = dtypes.int64 if max(math.prod(full), _max_offset(k)) >= 2**31 - 1 else dtypes.int32
-  global_axes = k.axes_of("global")
-  global_idxs, global_size = _parallel_indices([full[a] for a in global_axes], renderer, idx_dtype)
+  global_axes, local_axes = k.axes_of("global"), k.axes_of("local")
+  local_size = None
+  if local_axes:
+    # OpenCL work-groups: global axes are group ids and local axes local ids, all folded into dimension 0
+    global_idxs, global_size = _thread_ids([full[a] for a in global_axes], "group", renderer.max_global_dims, idx_dtype)
+    local_idxs, local_size = _thread_ids([full[a] for a in local_axes], "lidx", 1, idx_dtype)
+  else:
+    global_idxs, global_size = _parallel_indices([full[a] for a in global_axes], renderer, idx_dtype)
+    local_idxs = []
   idxs: list = [None] * len(full)
-  for a, i in zip(global_axes, global_idxs): idxs[a] = i
+  for a, i in zip(global_axes + local_axes, global_idxs + local_idxs): idxs[a] = i
   reduce_ranges = {a: UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, full[a])), a) for a in k.axes_of("reduce")}
   lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in k.axes_of("upcast") + k.axes_of("unroll")}
   idxs = [reduce_ranges.get(a, lanes.get(a, i)) for a, i in enumerate(idxs)]
@@ -155,7 +162,7 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   sink = sink.replace(src=sink.src + buffers)
-  return LoweredKernel(sink, global_size, None)
+  return LoweredKernel(sink, global_size, local_size)
 
 
 def _max_offset(k: Kernel) -> int:
@@ -174,11 +181,15 @@ def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp
     outer = UOp(Ops.RANGE, dtype, (start.cast(dtype), end.cast(dtype)), 0)
     rest = [UOp(Ops.RANGE, dtype, (UOp.const(dtype, 0), UOp.const(dtype, s)), i + 1) for i, s in enumerate(shape[1:])]
     return [outer] + rest, (shape[0], 1, 1)
-  # OpenCL: the last axis is thread id 0 (neighbouring threads touch neighbouring memory); more than
-  # max_global_dims axes fold into the outermost id
-  dims = renderer.max_global_dims
+  return _thread_ids(shape, "gidx", renderer.max_global_dims, dtype)
+
+
+def _thread_ids(shape, prefix: str, dims: int, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:
+  """OpenCL ids for the axes of `shape`: the last axis is id 0 (neighbouring threads touch neighbouring memory);
+  more than `dims` axes fold into the outermost id. Returns the indices and the launch size per dimension."""
+  if not shape: return [], (1, 1, 1)
   folded = [math.prod(shape[:len(shape) - dims + 1])] + list(shape[len(shape) - dims + 1:]) if len(shape) > dims else list(shape)
-  ids = [UOp(Ops.SPECIAL, dtypes.int32, (), (f"gidx{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
+  ids = [UOp(Ops.SPECIAL, dtypes.int32, (), (f"{prefix}{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
   ids = [i.cast(dtype) for i in ids]
   idxs = ids[1:]
   if len(shape) > dims:  # unravel the folded id

@@ -126,19 +126,22 @@ class Kernel:
       self.applied.append("add_parallel_axis")
 
   # ---- actions ----
-  def apply_opt(self, opt: Opt, has_local: bool = True):
+  def apply_opt(self, opt: Opt, renderer=None):
     """Split `opt.axis` and make its inner part an axis of the kind the op names. Raises KernelOptError (and
-    leaves the kernel unchanged) when the action does not apply."""
+    leaves the kernel unchanged) when the action does not apply on this kernel and device."""
     if opt.op not in _OP_KIND: raise KernelOptError(f"unknown optimization {opt.op!r}")
     if opt.op == "SWAP": return self._swap(opt)
     kind, allowed_from = _OP_KIND[opt.op]
-    if opt.op == "LOCAL" and not has_local: raise KernelOptError("LOCAL needs a device with work-groups")
+    if opt.op == "LOCAL" and not getattr(renderer, "has_threads", False): raise KernelOptError(f"{opt}: the device has no work-groups")
     if not 0 <= opt.axis < len(self.full_shape): raise KernelOptError(f"{opt}: no axis {opt.axis} in {self.full_shape}")
     if self.kinds[opt.axis] not in allowed_from:
       raise KernelOptError(f"{opt}: axis {opt.axis} is a {self.kinds[opt.axis]} axis, {opt.op} takes {'/'.join(allowed_from)}")
     size = self.full_shape[opt.axis]
     amount = size if opt.amount == 0 else opt.amount
     if amount <= 1 or size % amount: raise KernelOptError(f"{opt}: {amount} does not split axis {opt.axis} of size {size}")
+    local = math.prod(self.full_shape[a] for a in self.axes_of("local")) * amount
+    if kind == "local" and local > getattr(renderer, "max_local_size", 1):
+      raise KernelOptError(f"{opt}: work-groups of {local} items (the device takes at most {getattr(renderer, 'max_local_size', 1)})")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
     i = opt.axis
@@ -180,7 +183,7 @@ def _largest_divisor(size: int, choices) -> int | None:
   return next((c for c in choices if c <= size and size % c == 0), None)
 
 
-def _register_tile(k: Kernel, vector: int):
+def _register_tile(k: Kernel, vector: int, renderer):
   """A reduce over a product (matmul, conv): upcast the output axis that one input reads contiguously and another
   broadcasts (a vector of outputs per load) and a second broadcast axis (rows of the tile), so each loaded value
   is used many times from registers."""
@@ -192,37 +195,33 @@ def _register_tile(k: Kernel, vector: int):
   col, vec = cols[-1]
   amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, vector // 2, 4))
   if not amount: return
-  k.apply_opt(Opt("UPCAST", col, amount))
+  k.apply_opt(Opt("UPCAST", col, amount), renderer)
   # rows: an axis input `vec` broadcasts while another input moves along it (the axis numbers before `col` stand)
   rows = [a for a in k.axes_of("global") if a < col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
   if rows:
     amount = _largest_divisor(k.full_shape[rows[-1]], (4, 3, 2))
-    if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount))
-  # loop order: the outermost loop walks along `vec`'s panels, so one panel stays in cache while the inner
-  # loops stream the other inputs past it
-  globals_ = k.axes_of("global")
-  moving = [a for a in globals_ if k.axis_strides(a)[vec] not in (0, None)]
-  if moving and moving[0] != globals_[0] and k.full_shape[moving[0]] > 1: k.apply_opt(Opt("SWAP", globals_[0], moving[0]))
+    if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
 
 
 def hand_coded_optimizations(k: Kernel, renderer) -> list[Opt]:
   """The default actions for a kernel on a device, found by applying them to a copy."""
   trial = k.copy()
   vector = getattr(renderer, "vector_width", 4)
-  try: _register_tile(trial, vector)
+  try: _register_tile(trial, vector, renderer)
   except KernelOptError: pass
   return trial.opts
 
 
-def optimize(kernel: Kernel, renderer=None) -> Kernel:
-  """Canonicalize the loop space, then apply the heuristics' actions (or BEAM's, when BEAM=N). NOOPT=1 keeps
-  only what correctness needs."""
+def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:
+  """Canonicalize the loop space, then apply `opts` when given, else BEAM's choice (BEAM=N) or the heuristics'.
+  NOOPT=1 keeps only what correctness needs."""
   kernel.reduce_axes_last()
-  if getenv("NOOPT", 0):
+  if opts is None and getenv("NOOPT", 0):
     kernel.ensure_parallel_axis()
     return kernel
   kernel.merge_axes()
   kernel.ensure_parallel_axis()
-  has_local = bool(getattr(renderer, "has_threads", False))
-  for opt in hand_coded_optimizations(kernel, renderer): kernel.apply_opt(opt, has_local)
+  if opts is None:
+    opts = hand_coded_optimizations(kernel, renderer)
+  for opt in opts: kernel.apply_opt(opt, renderer)
   return kernel

@@ -1,0 +1,156 @@
+"""The kernel optimizer's actions: each one, on every device, computes what the unoptimized kernel computes; the
+heuristics pick register tiles for matmul-like kernels; bad actions raise KernelOptError; DEBUG=3 shows them;
+LLVM turns upcast tiles into vector instructions; big sums split into two kernels."""
+import os, subprocess, sys
+import numpy as np
+import pytest
+from teeny import Tensor, Device, GlobalCounters
+from teeny.codegen import get_program
+from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
+from teeny.realize import CompiledRunner
+from teeny.schedule import create_schedule
+
+DEVICES = Device.available()
+rng = np.random.default_rng(0)
+
+
+def rand(*shape): return rng.standard_normal(shape).astype(np.float32)
+
+
+def only_kernel(t: Tensor):
+  """The one kernel that realizes t (its inputs realized first)."""
+  items, _ = create_schedule([t.uop], [t.device])
+  assert len(items) == 1, f"expected one kernel, got {len(items)}"
+  return items[0]
+
+
+def run_with(t: Tensor, opts: list[Opt] | None) -> np.ndarray:
+  """Run t's kernel with exactly these actions (None: the heuristics) and read its output."""
+  item = only_kernel(t)
+  spec = get_program(item.ast, Device[t.device].renderer, opts if opts is not None else None)
+  CompiledRunner(t.device, spec)(item.bufs)
+  Device[t.device].synchronize()
+  return item.bufs[0].numpy().reshape(t.shape)
+
+
+# (name, builder of the output tensor from realized inputs, [actions], whether a float reduce is reordered)
+def matmul(dev): return Tensor(rand(32, 24), device=dev).realize() @ Tensor(rand(24, 48), device=dev).realize()
+def elementwise(dev):
+  a, b = Tensor(rand(16, 64), device=dev).realize(), Tensor(rand(64), device=dev).realize()
+  return ((a * b + 1).relu() - a.exp2() * 0.5)
+def rowsum(dev): return Tensor(rand(24, 96), device=dev).realize().sum(1)
+def padded(dev): return Tensor(rand(12, 20), device=dev).realize().pad(((2, 2), (0, 4))).exp2() + 1
+def maxpool(dev): return Tensor(rand(2, 3, 8, 8), device=dev).realize().max_pool2d(2)
+def conv(dev):
+  x, w = Tensor(rand(2, 4, 8, 8), device=dev).realize(), Tensor(rand(8, 4, 3, 3), device=dev).realize()
+  return x.conv2d(w, padding=1)
+
+CASES = [
+  ("matmul", matmul, [Opt("UPCAST", 1, 16), Opt("UPCAST", 0, 4)]),
+  ("matmul", matmul, [Opt("UPCAST", 0, 8), Opt("UNROLL", 2, 4)]),
+  ("matmul", matmul, [Opt("UNROLL", 2, 0)]),
+  ("matmul", matmul, [Opt("SWAP", 0, 1), Opt("UPCAST", 0, 3)]),
+  ("matmul", matmul, [Opt("LOCAL", 1, 8), Opt("UPCAST", 0, 2)]),
+  ("elementwise", elementwise, [Opt("UPCAST", 1, 8)]),
+  ("elementwise", elementwise, [Opt("UPCAST", 0, 4), Opt("UPCAST", 1, 4)]),
+  ("elementwise", elementwise, [Opt("LOCAL", 1, 16), Opt("UPCAST", 1, 4)]),
+  ("rowsum", rowsum, [Opt("UNROLL", 1, 8)]),
+  ("rowsum", rowsum, [Opt("UPCAST", 0, 4), Opt("UNROLL", 1, 3)]),
+  ("rowsum", rowsum, [Opt("LOCAL", 0, 8)]),
+  ("padded", padded, [Opt("UPCAST", 1, 8), Opt("UPCAST", 0, 4)]),
+  ("maxpool", maxpool, [Opt("UNROLL", 4, 2), Opt("UPCAST", 1, 4)]),
+  ("conv", conv, [Opt("UPCAST", 1, 8), Opt("UNROLL", 6, 3)]),
+  ("conv", conv, [Opt("UPCAST", 3, 4), Opt("UPCAST", 1, 2), Opt("UNROLL", 4, 2)]),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,build,opts", CASES, ids=[f"{c[0]}-{'-'.join(map(repr, c[2]))}" for c in CASES])
+def test_action_keeps_result(device, name, build, opts):
+  if any(o.op == "LOCAL" for o in opts) and not Device[device].renderer.has_threads:
+    with pytest.raises(KernelOptError, match="work-groups"): run_with(build(device), opts)
+    return
+  out = build(device)
+  plain = run_with(out, [])
+  optimized = run_with(out, opts)
+  # an upcast kernel sums each output in loop order, the plain one may keep partial sums: reassociation only
+  np.testing.assert_allclose(optimized, plain, rtol=1e-5, atol=1e-5)
+  # no reduce: the same ops on the same values, except that a vectorized exp2 (libmvec) and a scalar one (libm)
+  # may round differently in the last bit
+  if name in ("elementwise", "padded"): np.testing.assert_array_max_ulp(optimized, plain, maxulp=1)
+  np.testing.assert_allclose(optimized, out.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_heuristics_tile_matmul_and_match_numpy(device):
+  a, b = rand(64, 96), rand(96, 128)
+  ta, tb = Tensor(a, device=device).realize(), Tensor(b, device=device).realize()
+  spec = get_program(only_kernel(ta @ tb).ast, Device[device].renderer)
+  assert [o.op for o in spec.opts].count("UPCAST") == 2, spec.opts  # columns and rows of a register tile
+  np.testing.assert_allclose((ta @ tb).numpy(), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_actions_raise_and_leave_the_kernel_alone():
+  t = Tensor(rand(12, 20), device="LLVM").realize().sum(1)
+  k = optimize(Kernel(only_kernel(t).ast), Device["LLVM"].renderer, [])
+  before = (k.full_shape, k.kinds, k.ast)
+  for bad, match in [(Opt("UPCAST", 0, 5), "does not split"), (Opt("UPCAST", 1, 4), "reduce axis"),
+                     (Opt("UNROLL", 0, 2), "global axis"), (Opt("UPCAST", 7, 2), "no axis"),
+                     (Opt("SWAP", 0, 0), "two different"), (Opt("SHUFFLE", 0, 2), "unknown"),
+                     (Opt("LOCAL", 0, 2), "work-groups")]:
+    with pytest.raises(KernelOptError, match=match): k.apply_opt(bad, Device["LLVM"].renderer)
+    assert (k.full_shape, k.kinds, k.ast) == before
+  big = optimize(Kernel(only_kernel(Tensor(rand(64, 512), device="LLVM").realize().sum(1)).ast), Device["LLVM"].renderer, [])
+  big.apply_opt(Opt("UPCAST", 0, 64), Device["LLVM"].renderer)
+  with pytest.raises(KernelOptError, match="copies"): big.apply_opt(Opt("UNROLL", 1, 8), Device["LLVM"].renderer)
+
+
+def run_script(code: str, **env) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "TEENY_NO_DISK_CACHE": "1", **env})
+
+
+MATMUL = "import numpy as np\nfrom teeny import Tensor\nx = Tensor(np.ones((64, 64), np.float32), device='LLVM')\n(x @ x).realize()"
+
+
+def test_debug3_prints_actions_and_noopt_drops_them():
+  shown = run_script(MATMUL, DEBUG="3")
+  assert shown.returncode == 0, shown.stderr
+  assert "UPCAST(" in shown.stderr, shown.stderr
+  plain = run_script(MATMUL, DEBUG="3", NOOPT="1")
+  assert plain.returncode == 0 and "opts [" in plain.stderr and "UPCAST(" not in plain.stderr, plain.stderr
+
+
+@pytest.mark.skipif("LLVM" not in DEVICES, reason="LLVM device not available")
+def test_llvm_register_tile_becomes_vector_code():
+  """DEBUG=7 prints the assembly: the matmul tile's inner loop multiplies and adds whole vectors (ymm/zmm)."""
+  out = run_script(MATMUL, DEBUG="7")
+  assert out.returncode == 0, out.stderr
+  vector_ops = [line for line in out.stderr.splitlines() if ("vmulps" in line or "vfmadd" in line or "vaddps" in line)
+                and ("%ymm" in line or "%zmm" in line)]
+  assert len(vector_ops) >= 4, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_big_sum_splits_into_two_kernels(device):
+  x = rng.random(1 << 16).astype(np.float32)
+  t = Tensor(x, device=device).realize()
+  GlobalCounters.reset()
+  got = t.sum().numpy()
+  assert GlobalCounters.kernel_count == 2  # partial sums over all cores, then their sum
+  np.testing.assert_allclose(got, x.astype(np.float64).sum(), rtol=1e-5)
+  small = Tensor(x[:1000], device=device).realize()
+  GlobalCounters.reset()
+  small.sum().realize()
+  assert GlobalCounters.kernel_count == 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_split_sum_gradient_and_keepdim(device):
+  x = rng.random((2, 1 << 15)).astype(np.float32)
+  t = Tensor(x, device=device, requires_grad=True)
+  s = t.sum(1, keepdim=True)
+  assert s.shape == (2, 1)
+  (s * Tensor([[1.0], [2.0]], device=device)).sum().backward()
+  np.testing.assert_allclose(s.numpy(), x.astype(np.float64).sum(1, keepdims=True), rtol=1e-5)
+  np.testing.assert_array_equal(t.grad.numpy(), np.broadcast_to(np.array([[1.0], [2.0]], np.float32), x.shape))
