@@ -30,11 +30,17 @@ class CompiledRunner:
 _runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024))
 
 
-def get_runner(device: str, ast: UOp) -> CompiledRunner:
+def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None) -> CompiledRunner:
+  """The compiled kernel for ast; with BEAM=N (and the kernel's buffers to time it on) its actions come from
+  BEAM search, else from the optimizer's heuristics."""
   key = (device, ast)
   runner = _runner_cache.get(key)
   if runner is None:
-    spec = get_program(ast, Device[device].renderer)
+    opts = None
+    if (width := getenv("BEAM", 0)) and bufs is not None:
+      from teeny.codegen.search import beam_search
+      opts = beam_search(ast, device, bufs, width)
+    spec = get_program(ast, Device[device].renderer, opts)
     if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
     if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
     if debug_level() >= 4: dprint(spec.src)
@@ -70,7 +76,7 @@ def run_schedule(items: list[ScheduleItem]):
 
 def _run_kernel(item: ScheduleItem, level: int):
   device = item.bufs[0].device
-  runner = get_runner(device, item.ast)
+  runner = get_runner(device, item.ast, item.bufs)
   if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in item.bufs]))
   elapsed = runner(item.bufs, wait=level >= 2)
   mem = sum(b.nbytes for b in item.bufs)

@@ -131,6 +131,17 @@ class Compiler:
     return lib
 
 
+def disk_cache_get(key: str, src: str) -> bytes | None:
+  """The payload stored for (key, src) in the on-disk cache, or None (also when the cache is off)."""
+  path = _cache_path(key, src)
+  return None if path is None else _read_cache_entry(path)
+
+
+def disk_cache_put(key: str, src: str, payload: bytes):
+  path = _cache_path(key, src)
+  if path is not None: _write_cache_entry(path, payload)
+
+
 _MAGIC = b"TEENY1\n"
 _cache_warned = False
 
