@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too
 from teeny import Tensor, Device, TinyJit  # noqa: E402
-from bench_core import cpu_name, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
+from bench_core import WrongResult, cpu_name, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
 
 TINY_OPS = 2000
 MLP_SIZES = (784, 512, 512, 10)
@@ -45,13 +45,15 @@ def optional(name: str):
 
 def tiny_teeny(device: str, repeats: int) -> float:
   x = Tensor(np.zeros(16, np.float32), device=device).realize()
+  runs = 0  # counted, not assumed: a time budget may stop the repeats early
   def run():
-    nonlocal x
+    nonlocal x, runs
     for _ in range(TINY_OPS): x = (x + 1).realize()
     Device[device].synchronize()
+    runs += 1
   run()
   seconds = median_s(run, repeats)
-  assert x.numpy()[0] == TINY_OPS * (repeats + 1), "tiny ops gave a wrong result"
+  if x.numpy()[0] != TINY_OPS * runs: raise WrongResult(f"tiny ops on {device} gave a wrong result")
   return TINY_OPS / seconds
 
 
@@ -138,7 +140,7 @@ def mlp_teeny(device: str, batch: int, repeats: int, jit: bool) -> float:
   step = teeny_step_fn(params)
   if jit: step = TinyJit(step)
   loss = step(xt, yt).item()
-  if not np.isclose(loss, want, rtol=1e-3): raise SystemExit(f"MLP step on {device}: loss {loss} but numpy says {want}")
+  if not np.isclose(loss, want, rtol=1e-3): raise WrongResult(f"MLP step on {device}: loss {loss} but numpy says {want}")
   for _ in range(2): step(xt, yt)  # jit: the capture, and a first replay
   def run():
     step(xt, yt)
@@ -177,7 +179,7 @@ def mlp_torch(batch: int, repeats: int) -> float | None:
 def copyout_teeny(device: str, repeats: int) -> float:
   data = np.random.default_rng(0).random(COPY_BYTES // 4, dtype=np.float32)
   t = Tensor(data, device=device).realize()
-  if not np.array_equal(t.numpy(), data): raise SystemExit(f"copy-out on {device} returned wrong data")
+  if not np.array_equal(t.numpy(), data): raise WrongResult(f"copy-out on {device} returned wrong data")
   return COPY_BYTES / median_s(t.numpy, repeats) / 1e9
 
 
@@ -194,6 +196,14 @@ def copyout_tinygrad(repeats: int) -> float | None:
 
 
 # ---- the table ----
+
+def safe(fn, *args) -> float | None:
+  """An optional library's measurement, or None when that library fails here (tinygrad finding no usable device)."""
+  try: return fn(*args)
+  except Exception as e:
+    print(f"# {fn.__name__} failed: {type(e).__name__}: {e}")
+    return None
+
 
 def ratio(teeny: float, other: float | None, higher_is_better: bool) -> str:
   if other is None: return "-"
@@ -219,16 +229,16 @@ def main():
   rows = []  # (workload, unit, device, teeny, numpy, torch, tinygrad, higher_is_better)
   r = args.repeats
   if "tiny" in args.workloads:
-    others = (tiny_numpy(r), tiny_torch(r), tiny_tinygrad(r))
+    others = (tiny_numpy(r), safe(tiny_torch, r), safe(tiny_tinygrad, r))
     for d in devices: rows.append(("tiny x=x+1 (16 floats)", "ops/s", d, tiny_teeny(d, r), *others, True))
   if "mlp" in args.workloads:
     b = args.mlp_batch
-    others = (mlp_numpy(b, r), mlp_torch(b, r), None)
+    others = (mlp_numpy(b, r), safe(mlp_torch, b, r), None)
     for d in devices:
       rows.append((f"MLP {'-'.join(map(str, MLP_SIZES))} step, batch {b}", "ms", d, mlp_teeny(d, b, r, jit=False), *others, False))
       rows.append((f"same, TinyJit", "ms", d, mlp_teeny(d, b, r, jit=True), *others, False))
   if "copyout" in args.workloads:
-    others = (copyout_numpy(r), None, copyout_tinygrad(r))
+    others = (copyout_numpy(r), None, safe(copyout_tinygrad, r))
     for d in devices: rows.append(("copy-out .numpy() of 64 MiB", "GB/s", d, copyout_teeny(d, r), *others, True))
 
   header = ["workload", "unit", "device", "teeny", "numpy", "torch", "tinygrad", "vs numpy", "vs torch", "vs tinygrad"]
@@ -242,4 +252,5 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  try: main()
+  except WrongResult as e: raise SystemExit(str(e))
