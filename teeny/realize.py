@@ -2,10 +2,13 @@
 launch, count what ran in GlobalCounters, and print what happened at the DEBUG level asked. While a TinyJit
 captures, every item run here is also recorded for it (see `capturing`)."""
 from __future__ import annotations
-import time
+import json, time
+import numpy as np
+from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, pretty
+from teeny.view import ShapeTracker
 from teeny.codegen import ProgramSpec, get_program
-from teeny.runtime.device import Device, Buffer
+from teeny.runtime.device import Device, Buffer, disk_cache_get, disk_cache_put
 from teeny.schedule import ScheduleItem
 from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 
@@ -86,8 +89,11 @@ def _run_kernel(item: ScheduleItem, level: int):
   if elapsed is not None: GlobalCounters.time_sum_s += elapsed
   if level >= 2:
     t = max(elapsed or 0.0, 1e-9)
+    bandwidth, peak = device_ceilings(device)
+    mem_frac, flop_frac = mem / t / bandwidth, runner.spec.flops / t / peak
+    roof = f"{mem_frac:4.0%} of mem" if mem_frac >= flop_frac else f"{flop_frac:4.0%} of FLOPS"
     dprint(f"*** {device:<5} {GlobalCounters.kernel_count:4d} {runner.spec.name:<34} arg {len(item.bufs):2d} "
-           f"mem {mem / 1e9:6.3f} GB tm {t * 1e6:9.2f}us ({runner.spec.flops / t / 1e9:9.2f} GFLOPS {mem / t / 1e9:7.2f} GB/s)")
+           f"mem {mem / 1e9:6.3f} GB tm {t * 1e6:9.2f}us ({runner.spec.flops / t / 1e9:9.2f} GFLOPS {mem / t / 1e9:7.2f} GB/s, {roof})")
 
 
 def _run_copy(item: ScheduleItem, level: int):
@@ -103,3 +109,52 @@ def _run_copy(item: ScheduleItem, level: int):
 def copy_buffer(dst: Buffer, src: Buffer):
   """Copy between devices, through the host."""
   if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))
+
+
+# ---- the roofline: what a device can do at best, measured once ----
+_ceilings: dict[str, tuple[float, float]] = {}
+
+
+def device_ceilings(device: str) -> tuple[float, float]:
+  """(bytes/s, FLOP/s): the device's memory bandwidth (a 64 MiB read-and-write kernel) and arithmetic peak (a
+  kernel of independent multiply-add chains), each the best of 5 runs of a teeny kernel. Measured the first time
+  DEBUG=2 needs them, then cached in memory and on disk (per device and compiler)."""
+  if device in _ceilings: return _ceilings[device]
+  key = f"ceilings:{Device[device].compiler.cache_key}"
+  cached = disk_cache_get(key, "v1")
+  if cached is not None: _ceilings[device] = tuple(json.loads(cached))
+  else:
+    _ceilings[device] = (_best_rate(device, 1 << 24, _bandwidth_ast, bytes_per_item=8), _best_rate(device, 1 << 20, _flops_ast))
+    disk_cache_put(key, "v1", json.dumps(_ceilings[device]).encode())
+  return _ceilings[device]
+
+
+def _best_rate(device: str, n: int, make_ast, bytes_per_item: int = 0) -> float:
+  """Items per second times bytes per item (bandwidth), or the kernel's FLOPs per second when bytes_per_item is 0."""
+  runner = get_runner(device, make_ast(n))
+  bufs = [Buffer(device, n, dtypes.float32), Buffer(device, n, dtypes.float32)]
+  bufs[1].copyin(memoryview(np.ones(n, np.float32)).cast("B"))  # ones: no denormals to slow the arithmetic down
+  best = min(runner(bufs, wait=True) or 1e-9 for _ in range(5))
+  return (n * bytes_per_item if bytes_per_item else runner.spec.flops) / best
+
+
+def _load_store_ast(n: int, compute) -> UOp:
+  view = UOp(Ops.VIEW, dtypes.void, (), ShapeTracker.from_shape((n,)))
+  out, inp = (UOp(Ops.DEFINE_GLOBAL, dtypes.float32.ptr(), (), i) for i in (0, 1))
+  value = compute(UOp(Ops.LOAD, dtypes.float32, (inp, view)))
+  return UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (out, view, value)),))
+
+
+def _bandwidth_ast(n: int) -> UOp: return _load_store_ast(n, lambda x: x + UOp.const(dtypes.float32, 1.0))
+
+
+def _flops_ast(n: int) -> UOp:
+  """16 independent chains of 16 multiply-adds per element (enough independent work to fill the FPU pipes)."""
+  def compute(x: UOp) -> UOp:
+    chains = [x * UOp.const(dtypes.float32, 1.0 + j / 64) for j in range(16)]
+    for step in range(16):
+      chains = [c * UOp.const(dtypes.float32, 0.999 - step / 4096) + UOp.const(dtypes.float32, j / 128) for j, c in enumerate(chains)]
+    total = chains[0]
+    for c in chains[1:]: total = total + c
+    return total
+  return _load_store_ast(n, compute)

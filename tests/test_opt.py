@@ -154,3 +154,22 @@ def test_split_sum_gradient_and_keepdim(device):
   (s * Tensor([[1.0], [2.0]], device=device)).sum().backward()
   np.testing.assert_allclose(s.numpy(), x.astype(np.float64).sum(1, keepdims=True), rtol=1e-5)
   np.testing.assert_array_equal(t.grad.numpy(), np.broadcast_to(np.array([[1.0], [2.0]], np.float32), x.shape))
+
+
+@pytest.mark.skipif("LLVM" not in DEVICES, reason="LLVM device not available")
+def test_beam_searches_once_then_uses_the_cached_choice(tmp_path):
+  code = ("import numpy as np\nfrom teeny import Tensor\nx = np.arange(512, dtype=np.float32).reshape(16, 32)\n"
+          "t = Tensor(x, device='LLVM')\nassert np.array_equal(((t * 2 + 1) @ t.T).numpy(), (x * 2 + 1) @ x.T)")
+  env = {"BEAM": "1", "DEBUG": "2", "TEENY_CACHE_DIR": str(tmp_path)}
+  first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+  assert first.returncode == 0, first.stderr
+  assert "BEAM=1: chose" in first.stderr, first.stderr
+  again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+  assert again.returncode == 0 and "BEAM=1: cached choice" in again.stderr and "BEAM=1: chose" not in again.stderr, again.stderr
+
+
+def test_debug2_line_has_the_roofline_fraction():
+  out = run_script(MATMUL, DEBUG="2")
+  assert out.returncode == 0, out.stderr
+  kernel_lines = [line for line in out.stderr.splitlines() if line.startswith("*** LLVM")]
+  assert kernel_lines and all(("% of mem" in line or "% of FLOPS" in line) for line in kernel_lines), out.stderr
