@@ -191,7 +191,7 @@ def _register_tile(k: Kernel, vector: int, renderer):
   strides = {a: k.axis_strides(a) for a in k.axes_of("global")}
   # columns: an axis that input `vec` reads contiguously and another input broadcasts
   cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st]
-  if not cols: return
+  if not cols: return _strided_reduce(k, vector, renderer)
   col, vec = cols[-1]
   amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, vector // 2, 4))
   if not amount: return
@@ -201,6 +201,18 @@ def _register_tile(k: Kernel, vector: int, renderer):
   if rows:
     amount = _largest_divisor(k.full_shape[rows[-1]], (4, 3, 2))
     if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
+
+
+def _strided_reduce(k: Kernel, vector: int, renderer):
+  """A reduce whose loop strides through memory (a column sum): no load reads the reduce axis contiguously, so
+  the reduce loop can't be vectorized; upcast the output axis that the loads do read contiguously instead, and
+  each loop step adds a whole vector of neighbouring columns."""
+  reduce_axis = k.axes_of("reduce")[-1]
+  if any(s == 1 for s in k.axis_strides(reduce_axis)): return
+  contiguous = [a for a in k.axes_of("global") if 1 in k.axis_strides(a)]
+  if not contiguous: return
+  amount = _largest_divisor(k.full_shape[contiguous[-1]], (vector * 2, vector, 4))
+  if amount: k.apply_opt(Opt("UPCAST", contiguous[-1], amount), renderer)
 
 
 def hand_coded_optimizations(k: Kernel, renderer) -> list[Opt]:
