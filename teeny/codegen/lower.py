@@ -1,7 +1,10 @@
 """Lowering: an optimized Kernel -> a graph of loops and index math that linearize.py can order.
 
 The parallel axes become SPECIAL thread ids (OpenCL) or RANGE loops whose outermost bounds are kernel
-arguments (LLVM: the runtime splits that loop across cores). Reduce axes become RANGE loops. Views become
+arguments (LLVM: the runtime splits that loop across cores); local axes become OpenCL local ids. Reduce axes
+become RANGE loops. Upcast and unrolled axes become no loop at all: their index is a LANE placeholder, and the
+graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
+store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
 index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
 symbolic rules of uop.py simplify the result.
 """
@@ -137,7 +140,7 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   global_axes, local_axes = k.axes_of("global"), k.axes_of("local")
   local_size = None
   if local_axes:
-    # OpenCL work-groups: global axes are group ids and local axes local ids, all folded into dimension 0
+    # OpenCL work-groups: global axes are group ids (up to 3 dimensions), local axes local ids folded into dimension 0
     global_idxs, global_size = _thread_ids([full[a] for a in global_axes], "group", renderer.max_global_dims, idx_dtype)
     local_idxs, local_size = _thread_ids([full[a] for a in local_axes], "lidx", 1, idx_dtype)
   else:
