@@ -17,8 +17,9 @@ def test_debug_2_prints_one_line_per_kernel_with_its_numbers(device):
   assert out.strip() == "[ 8. 16.]"
   lines = [l for l in err.splitlines() if l.startswith("***")]
   assert len(lines) == 1
-  # index, device, kernel name with its shape, buffer count, memory, time, GFLOP/s, GB/s
-  assert re.search(rf"\*\*\* {device}\s+\d+ r_2_2\s+arg\s+2 mem\s+[\d.]+ GB tm\s+[\d.]+us \(\s*[\d.]+ GFLOPS\s+[\d.]+ GB/s\)", lines[0]), lines[0]
+  # index, device, kernel name with its shape, buffer count, memory, time, GFLOP/s, GB/s, place on the roofline
+  assert re.search(rf"\*\*\* {device}\s+\d+ r_2_2\s+arg\s+2 mem\s+[\d.]+ GB tm\s+[\d.]+us \(\s*[\d.]+ GFLOPS\s+[\d.]+ GB/s, "
+                   r"\s*\d+% of (mem|FLOPS)\)", lines[0]), lines[0]
 
 
 def test_debug_1_prints_a_summary_and_nothing_per_kernel(device):
