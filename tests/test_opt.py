@@ -75,9 +75,9 @@ def test_action_keeps_result(device, name, build, opts):
   optimized = run_with(out, opts)
   # an upcast kernel sums each output in loop order, the plain one may keep partial sums: reassociation only
   np.testing.assert_allclose(optimized, plain, rtol=1e-5, atol=1e-5)
-  # no reduce: the same ops on the same values, except that a vectorized exp2 (libmvec) and a scalar one (libm)
-  # may round differently in the last bit
-  if name in ("elementwise", "padded"): np.testing.assert_array_max_ulp(optimized, plain, maxulp=1)
+  # no reduce: the same ops on the same values, except that exp2 vectorized at another width (libmvec's 4, 8 and
+  # 16 lane versions, or libm) may round differently in the last bit of exp2's result (values here are O(1))
+  if name in ("elementwise", "padded"): np.testing.assert_allclose(optimized, plain, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(optimized, out.numpy(), rtol=1e-4, atol=1e-4)
 
 

@@ -74,7 +74,10 @@ class LLVMRenderer(Renderer):
       vectorize through glibc's libmvec (the runtime must have loaded libmvec).
   reassociate_reductions marks the float ADD/MUL that updates an accumulator (acc = acc + x) `reassoc` where
       lowering allowed it (ASSIGN's arg), and nothing else. LLVM then keeps many partial sums in vector lanes: a row sum runs ~6x faster here, and is
-      closer to numpy (pairwise summation) than a serial float sum, whose error grows with the length."""
+      closer to numpy (pairwise summation) than a serial float sum, whose error grows with the length.
+  Accumulator updates acc + a*b are also marked `contract`, so they may become one fused multiply-add.
+  vector_width (float32 lanes of the widest vector registers) is what the optimizer tiles for, and LLVM is asked
+      to prefer vectors of that width."""
   device = "LLVM"
   has_threads = False
   supports_half = True
@@ -84,15 +87,18 @@ class LLVMRenderer(Renderer):
     self.libmvec_isa, self.reassociate_reductions, self.vector_width = libmvec_isa, reassociate_reductions, vector_width
 
   def render(self, name: str, program: list) -> str:
-    return _Emitter(name, program, self.libmvec_isa, self.reassociate_reductions).emit()
+    return _Emitter(name, program, self.libmvec_isa, self.reassociate_reductions, 32 * self.vector_width).emit()
 
 
 class _Emitter:
   """One render: walks the program once, appending instructions to the current basic block."""
 
-  def __init__(self, name: str, program: list, libmvec_isa: str | None, reassociate_reductions: bool):
-    self.name, self.program, self.libmvec_isa = name, program, libmvec_isa
-    self.reductions = _accumulator_updates(program) if reassociate_reductions else set()
+  def __init__(self, name: str, program: list, libmvec_isa: str | None, reassociate_reductions: bool, vector_bits: int):
+    self.name, self.program, self.libmvec_isa, self.vector_bits = name, program, libmvec_isa, vector_bits
+    self.reductions = _accumulator_updates(program, only_reassoc=True) if reassociate_reductions else set()
+    # acc + a*b may become one fused multiply-add (rounded once: the exact product, closer to the true sum)
+    updates = _accumulator_updates(program, only_reassoc=False)
+    self.contracted = updates | {s for u in updates for s in u.src if s.op is Ops.MUL and is_float(s.dtype)}
     self.values: dict[UOp, str] = {}      # uop -> SSA value or literal
     self.slots: dict[UOp, str] = {}       # DEFINE_ACC / ASSIGN -> the alloca holding the accumulator
     self.loops: dict[UOp, tuple] = {}     # RANGE -> (counter alloca, counter value, header label, exit label)
@@ -145,7 +151,9 @@ class _Emitter:
     for u in self.program: self.render_uop(u)
     self.emit_line("ret void")
     sig = ", ".join([f"ptr noalias %data{i}" for i in range(params)] + [f"i32 {p}" for p in var_params])
-    body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {{', "entry:", *self.allocas, *self.lines, "}"])
+    # the vector width the optimizer tiled for (LLVM would otherwise keep 256 bits on CPUs that have 512)
+    attrs = f'"prefer-vector-width"="{self.vector_bits}"'
+    body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
     info = [params, len(var_params) - 2, self.ops_per_iter(), int(self.splittable())]
     out = [body, *sorted(self.declares), f'@"{self.name}.info" = constant [4 x i64] [{", ".join(f"i64 {x}" for x in info)}]']
     out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
@@ -304,7 +312,8 @@ class _Emitter:
     if op in (Ops.SHL, Ops.SHR) and dt != dtypes.bool: return self.shift(op, a, b, u.src[1], dt)
     if is_float(dt):
       name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
-      if u in self.reductions: name += " reassoc"
+      flags = [f for f, on in (("reassoc", u in self.reductions), ("contract", u in self.contracted)) if on]
+      if flags: name += " " + " ".join(flags)
     elif dt == dtypes.bool: name = {Ops.ADD: "or", Ops.MUL: "and", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
@@ -424,8 +433,9 @@ class _Emitter:
 def _signed(dt: DType) -> bool: return dtypes.is_int(dt) and not dtypes.is_unsigned(dt)
 
 
-def _accumulator_updates(program: list) -> set[UOp]:
-  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself: the steps of a sum or product."""
+def _accumulator_updates(program: list, only_reassoc: bool) -> set[UOp]:
+  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself: the steps of a sum or product (with
+  only_reassoc, of those whose ASSIGN allows reordering)."""
   root: dict[UOp, UOp] = {}  # DEFINE_ACC or ASSIGN -> its DEFINE_ACC
   found = set()
   for u in program:
@@ -433,7 +443,7 @@ def _accumulator_updates(program: list) -> set[UOp]:
     elif u.op is Ops.ASSIGN and u.src[0] in root:
       acc, value = root[u.src[0]], u.src[1]
       root[u] = acc
-      if u.arg == "reassoc" and value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
+      if (u.arg == "reassoc" or not only_reassoc) and value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
   return found
 
 

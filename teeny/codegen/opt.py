@@ -196,10 +196,12 @@ def _register_tile(k: Kernel, vector: int, renderer):
   amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, vector // 2, 4))
   if not amount: return
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
+  # the tile's rows: as many as keep the accumulators in registers (32 vector registers on AVX-512 x86, fewer
+  # vectors per row when the columns are narrow)
   # rows: an axis input `vec` broadcasts while another input moves along it (the axis numbers before `col` stand)
   rows = [a for a in k.axes_of("global") if a < col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
   if rows:
-    amount = _largest_divisor(k.full_shape[rows[-1]], (4, 3, 2))
+    amount = next((a for a in (8, 4, 3, 2) if k.full_shape[rows[-1]] % a == 0 and k.expansion * a <= 16 * vector), None)
     if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
 
 

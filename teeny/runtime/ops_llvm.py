@@ -210,6 +210,13 @@ class LLVMProgram(Program):
     for f in futures: f.result()
 
 
+def _vector_width() -> int:
+  """float32 lanes of this CPU's widest vector registers."""
+  has = set(f[1:] for f in _HOST_FEATURES.split(",") if f.startswith("+"))
+  return 16 if "avx512f" in has else 8 if "avx" in has else 4
+
+
 def open_device(name: str) -> CompiledDevice:
-  return CompiledDevice(name, CPUAllocator(), renderer=LLVMRenderer(libmvec_isa=_libmvec_isa()), compiler=LLVMCompiler(),
+  renderer = LLVMRenderer(libmvec_isa=_libmvec_isa(), vector_width=_vector_width())
+  return CompiledDevice(name, CPUAllocator(), renderer=renderer, compiler=LLVMCompiler(),
                         program_cls=LLVMProgram)
