@@ -11,7 +11,8 @@ decision is made before them. The ops that appear, and what they mean:
   RANGE          dtype=int32|int64     src=(start, end) arg=id   opens `for (i = start; i < end; i++)`
   ENDRANGE       src=(range,)                           closes that loop
   LOAD           dtype=scalar          src=(buf, idx) or (buf, idx, gate, alt): element buf[idx]; gated: gate ? buf[idx] : alt,
-                                        and memory is not touched when gate is false
+                                        and buf[idx] is not read when gate is false (a backend whose buffers
+                                        always hold element 0 may read that instead: LLVM does, without a branch)
   STORE          src=(buf, idx, value) or (buf, idx, value, gate)
   DEFINE_ACC     dtype=scalar          src=(init, *ranges) arg=id   a mutable accumulator, declared and set to init
                                         (the ranges it accumulates over are for linearize; renderers read src[0])

@@ -253,29 +253,25 @@ class _Emitter:
     return v if ltype(src) == ltype(dst) else self.cast(v, src, dst)
 
   # ---- memory ----
-  def address(self, buf: UOp, idx: UOp) -> str:
+  def address(self, buf: UOp, idx: UOp, gate: str | None = None) -> str:
     i = self.get(idx)
+    if gate is not None: i = self.inst(f"select i1 {gate}, {ltype(idx.dtype)} {i}, {ltype(idx.dtype)} 0")
     if ltype(idx.dtype) != "i64": i = self.inst(f"{'zext' if dtypes.is_unsigned(idx.dtype) else 'sext'} {ltype(idx.dtype)} {i} to i64")
     return self.inst(f"getelementptr inbounds {mtype(buf.dtype.base)}, ptr {self.get(buf)}, i64 {i}")
 
-  def load_value(self, buf: UOp, idx: UOp) -> str:
+  def load_value(self, buf: UOp, idx: UOp, gate: str | None = None) -> str:
     dt = buf.dtype.base
-    v = self.inst(f"load {mtype(dt)}, ptr {self.address(buf, idx)}, align {dt.itemsize}")
+    v = self.inst(f"load {mtype(dt)}, ptr {self.address(buf, idx, gate)}, align {dt.itemsize}")
     return self.inst(f"icmp ne i8 {v}, 0") if dt == dtypes.bool else v
 
   def render_load(self, u: UOp) -> str:
     if len(u.src) == 2: return self.load_value(*u.src)
-    # gated: branch around the load so a false gate never touches memory (the buffer may even be empty)
+    # gated: where the gate is false, read element 0 instead (every buffer of the CPU device has one, see
+    # runtime/ops_llvm.py) and select the alternative. No branch, so loops with padded loads still vectorize.
     buf, idx, gate, alt = u.src
-    gate_v, alt_v = self.get(gate), self.get(alt)
-    then, join, before = self.label("gload"), self.label("gjoin"), self.block
-    self.emit_line(f"br i1 {gate_v}, label %{then}, label %{join}")
-    self.start_block(then)
-    v = self.load_value(buf, idx)
-    self.branch(join)
-    loaded_in = self.block
-    self.start_block(join)
-    return self.inst(f"phi {ltype(u.dtype)} [ {v}, %{loaded_in} ], [ {alt_v}, %{before} ]")
+    gate_v = self.get(gate)
+    v = self.load_value(buf, idx, gate_v)
+    return self.inst(f"select i1 {gate_v}, {ltype(u.dtype)} {v}, {ltype(u.dtype)} {self.get(alt)}")
 
   def render_store(self, u: UOp):
     buf, idx, value = u.src[:3]

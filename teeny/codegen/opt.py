@@ -164,12 +164,14 @@ class Kernel:
 
   # ---- what the heuristics look at ----
   def axis_strides(self, axis: int) -> list[int | None]:
-    """The stride of `axis` in each input LOAD's view (None where the view is not one strided view)."""
+    """The stride of `axis` in each input LOAD's view over the loop space (None for a view after the reduce). For
+    a stack of views it is the stride in the last one: 0 still means the load ignores the axis, and 1 means
+    neighbours in the view that the earlier views map (a padded or windowed image) usually stay neighbours."""
     out = []
     for u in toposort(self.ast):
       if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW:
         st = u.src[1].arg
-        out.append(st.views[0].strides[axis] if len(st.views) == 1 and st.shape == self.full_shape else None)
+        out.append(st.views[-1].strides[axis] if st.shape == self.full_shape else None)
     return out
 
   def name(self) -> str:

@@ -69,7 +69,9 @@ class CPUAllocator(Allocator):
     self._live: dict[int, np.ndarray] = {}
 
   def _alloc(self, nbytes: int) -> int:
-    arr = _aligned_empty(nbytes)
+    # never less than 64 bytes: kernels read element 0 of a buffer in place of a masked-off element (a padded
+    # load is a select, not a branch), so even an empty buffer must have one
+    arr = _aligned_empty(max(nbytes, _ALIGN))
     self._live[arr.ctypes.data] = arr
     return arr.ctypes.data
 
