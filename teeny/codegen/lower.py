@@ -154,8 +154,10 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   zero = UOp.const(idx_dtype, 0)
   out_idxs = [zero if kind in ("reduce", "unroll") else i for i, kind in zip(idxs, k.kinds)]
   # with upcast axes the accumulators' copies are the parallel work, vectorized across them; letting the backend
-  # also split each accumulator into partial sums (vectorizing along the reduce loop) would fight that
-  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, reassoc=not k.axes_of("upcast"))
+  # also split each accumulator into partial sums (vectorizing along the reduce loop, with gathers where a load
+  # strides through it) would fight that, unless every load reads the reduce loop contiguously
+  reassoc = not k.axes_of("upcast") or k.reduce_is_contiguous
+  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, reassoc=reassoc)
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
   copies = expand_lanes(sink, [lanes[a] for a in k.axes_of("upcast")], ctx.acc_count[0])

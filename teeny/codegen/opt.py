@@ -174,6 +174,13 @@ class Kernel:
         out.append(st.views[-1].strides[axis] if st.shape == self.full_shape else None)
     return out
 
+  @property
+  def reduce_is_contiguous(self) -> bool:
+    """Every load that moves along the innermost reduce loop reads it contiguously (a dot product of rows): then
+    the backend may as well vectorize along that loop, with partial sums per accumulator."""
+    reduces = self.axes_of("reduce")
+    return bool(reduces) and all(s in (0, 1) for s in self.axis_strides(reduces[-1]))
+
   def name(self) -> str:
     kind = "r" if self.reduce_axes else "E"
     return f"{kind}_" + "_".join(str(s) for s in self.full_shape)
@@ -193,7 +200,7 @@ def _register_tile(k: Kernel, vector: int, renderer):
   strides = {a: k.axis_strides(a) for a in k.axes_of("global")}
   # columns: an axis that input `vec` reads contiguously and another input broadcasts
   cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st]
-  if not cols: return _strided_reduce(k, vector, renderer)
+  if not cols: return _dot_tile(k, strides, renderer) if k.reduce_is_contiguous else _strided_reduce(k, vector, renderer)
   col, vec = cols[-1]
   amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, vector // 2, 4))
   if not amount: return
@@ -205,6 +212,15 @@ def _register_tile(k: Kernel, vector: int, renderer):
   if rows:
     amount = next((a for a in (8, 4, 3, 2) if k.full_shape[rows[-1]] % a == 0 and k.expansion * a <= 16 * vector), None)
     if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
+
+
+def _dot_tile(k: Kernel, strides: dict, renderer):
+  """Every input reads the reduce loop contiguously (x @ w.T): the backend vectorizes along it, and a small tile
+  of outputs over two axes that some input broadcasts lets each loaded vector serve several accumulators."""
+  reused = [a for a, st in strides.items() if 0 in st and any(s not in (0, None) for s in st)]
+  for axis in reversed(reused[-2:]):
+    amount = _largest_divisor(k.full_shape[axis], (4, 2))
+    if amount: k.apply_opt(Opt("UPCAST", axis, amount), renderer)
 
 
 def _strided_reduce(k: Kernel, vector: int, renderer):
