@@ -201,14 +201,15 @@ def _register_tile(k: Kernel, vector: int, renderer):
   # columns: an axis that input `vec` reads contiguously and another input broadcasts
   cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st]
   if not cols: return _dot_tile(k, strides, renderer) if k.reduce_is_contiguous else _strided_reduce(k, vector, renderer)
-  col, vec = cols[-1]
-  amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, vector // 2, 4))
-  if not amount: return
+  # the last such axis whose size takes a vector's worth of columns (or at least 4)
+  fits = [(a, i, _largest_divisor(k.full_shape[a], (vector * 2, vector, vector // 2, 4))) for a, i in reversed(cols)]
+  col, vec, amount = next((f for f in fits if f[2]), (None, None, None))
+  if col is None: return
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
-  # the tile's rows: as many as keep the accumulators in registers (32 vector registers on AVX-512 x86, fewer
-  # vectors per row when the columns are narrow)
-  # rows: an axis input `vec` broadcasts while another input moves along it (the axis numbers before `col` stand)
-  rows = [a for a in k.axes_of("global") if a < col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
+  # the tile's rows: an axis input `vec` broadcasts while another input moves along it (splitting `col` moved
+  # its inner part to the end, so the other global axes kept their numbers), as many rows as keep the
+  # accumulators in registers (32 vector registers on AVX-512 x86)
+  rows = [a for a in strides if a != col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
   if rows:
     amount = next((a for a in (8, 4, 3, 2) if k.full_shape[rows[-1]] % a == 0 and k.expansion * a <= 16 * vector), None)
     if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
