@@ -174,6 +174,11 @@ class Kernel:
         out.append(st.views[-1].strides[axis] if st.shape == self.full_shape else None)
     return out
 
+  def masked_loads(self) -> list[bool]:
+    """For each input LOAD (in axis_strides' order), whether its view pads (some of its indices read nothing)."""
+    return [any(v.mask is not None for v in u.src[1].arg.views) for u in toposort(self.ast)
+            if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW]
+
   @property
   def reduce_is_contiguous(self) -> bool:
     """Every load that moves along the innermost reduce loop reads it contiguously (a dot product of rows): then
@@ -198,9 +203,14 @@ def _register_tile(k: Kernel, vector: int, renderer):
   is used many times from registers."""
   if not k.axes_of("reduce"): return
   strides = {a: k.axis_strides(a) for a in k.axes_of("global")}
-  # columns: an axis that input `vec` reads contiguously and another input broadcasts
-  cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st]
-  if not cols: return _dot_tile(k, strides, renderer) if k.reduce_is_contiguous else _strided_reduce(k, vector, renderer)
+  # columns: an axis that input `vec` reads contiguously (and unpadded: padding makes each lane's load a
+  # select of its own, so neighbours are no longer one vector load) and another input broadcasts
+  masked = k.masked_loads()
+  cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st and not masked[i]]
+  if not cols:
+    if k.reduce_is_contiguous: return _dot_tile(k, strides, renderer)
+    if any(0 in st for st in strides.values()): return _reuse_tile(k, strides, masked, vector, renderer)
+    return _strided_reduce(k, vector, renderer)
   # the last such axis whose size takes a vector's worth of columns (or at least 4)
   fits = [(a, i, _largest_divisor(k.full_shape[a], (vector * 2, vector, vector // 2, 4))) for a, i in reversed(cols)]
   col, vec, amount = next((f for f in fits if f[2]), (None, None, None))
@@ -213,6 +223,22 @@ def _register_tile(k: Kernel, vector: int, renderer):
   if rows:
     amount = next((a for a in (8, 4, 3, 2) if k.full_shape[rows[-1]] % a == 0 and k.expansion * a <= 16 * vector), None)
     if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
+
+
+def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, renderer):
+  """No input reads an output axis contiguously (a padded convolution): still tile two axes that the inputs
+  broadcast, each load then feeds a row or a column of accumulators. The wide side moves an unpadded input
+  (the filter: one value per lane), the other side a padded one (the image: one gate for the whole row)."""
+  wide = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s not in (0, None) and not masked[i] and 0 in st]
+  fits = [(a, i, _largest_divisor(k.full_shape[a], (vector * 2, vector, 8, 4))) for a, i in reversed(wide)]
+  col, mover, amount = next((f for f in fits if f[2]), (None, None, None))
+  if col is None: return
+  k.apply_opt(Opt("UPCAST", col, amount), renderer)
+  # rows: the outermost axis the image moves along (the batch: one padding gate serves the whole row)
+  rows = [a for a in strides if a != col and strides[a][mover] == 0 and any(s not in (0, None) for s in strides[a])]
+  for axis in rows:
+    amount = next((a for a in (8, 4, 2) if k.full_shape[axis] % a == 0 and k.expansion * a <= 16 * vector), None)
+    if amount: return k.apply_opt(Opt("UPCAST", axis, amount), renderer)
 
 
 def _dot_tile(k: Kernel, strides: dict, renderer):
