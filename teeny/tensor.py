@@ -15,6 +15,9 @@ from teeny.gradient import compute_gradient, restore_graphs
 
 Scalar = int | float | bool
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
+# tensors backward() was called on and that may still be lazy: an optimizer realizes them with the gradients,
+# so the forward pass both need runs once (and the loss is the one the gradients came from, as in PyTorch)
+_backward_roots: weakref.WeakSet = weakref.WeakSet()
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
 _grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _leaf_ids = itertools.count()
@@ -151,7 +154,16 @@ class Tensor:
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
       leaf.grad = g if leaf.grad is None else leaf.grad + g
+    _backward_roots.add(self)
     return self
+
+  @staticmethod
+  def take_backward_roots() -> list[Tensor]:
+    """The tensors backward() was called on since the last call (alive ones): what an optimizer realizes together
+    with the gradients."""
+    roots = list(_backward_roots)
+    _backward_roots.clear()
+    return roots
 
   def _seed_gradient(self, gradient: Tensor | None) -> Tensor:
     if not dtypes.is_float(self.dtype): raise RuntimeError(f"only float tensors have gradients, this one is {self.dtype}")

@@ -307,3 +307,18 @@ def test_schedule_changes_the_update_not_the_kernels(device, monkeypatch):
   step()  # lr 0.25: read from the lr tensor, so the same kernels run
   np.testing.assert_allclose(w.numpy(), [0.5, 1.0], rtol=1e-6)
   assert compiles == []
+
+
+def test_step_realizes_the_loss_with_the_gradients_once(device):
+  """The forward pass runs once per step: the loss is realized with the gradients, and read after the step it is
+  the loss of the old weights (as in PyTorch)."""
+  w = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), device=device, requires_grad=True)
+  x = Tensor(np.array([[1.0, -1.0]], np.float32), device=device)
+  opt = SGD([w], lr=0.1)
+  loss = (x @ w).sum()
+  loss.backward()
+  opt.step()
+  kernels = GlobalCounters.kernel_count
+  assert loss.item() == -4.0  # (1 - 3) + (2 - 4) from the old weights (the new ones give -4.4)
+  assert GlobalCounters.kernel_count == kernels  # already realized: nothing runs again
+  np.testing.assert_allclose(w.numpy(), [[0.9, 1.9], [3.1, 4.1]], rtol=1e-6)

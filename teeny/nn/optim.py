@@ -52,14 +52,16 @@ class Optimizer:
 
   def schedule_step(self) -> list[Tensor]:
     """Realize the gradients (and the buffers), build the lazy update and return the tensors it assigns, for the
-    caller to realize, maybe with other work: `Tensor.realize_all(loss, *opt.schedule_step())`. Put what reads
-    the old parameters (the loss) first: kernels run in the order of the tensors given."""
+    caller to realize, maybe with other work: `Tensor.realize_all(loss, *opt.schedule_step())`. The tensors that
+    backward() was called on (the loss) are realized with the gradients, so the forward pass runs once and the
+    loss is the one of the old parameters, as in PyTorch."""
     grads = [p.grad for p in self.params if p.grad is not None]
     if not grads: return []
     for p in self.params:
       if p.grad is not None and p.grad.shape != p.shape:
         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
-    Tensor.realize_all(*grads, *self.buffers, *self.params, *self._state, *([self.lr] if isinstance(self.lr, Tensor) else []))
+    Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *self.params, *self._state,
+                       *([self.lr] if isinstance(self.lr, Tensor) else []))
     updated = self._step_shared()
     for i, p in enumerate(self.params):
       if p.grad is not None: updated += self._update(i, p, p.grad)
