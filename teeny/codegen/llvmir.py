@@ -99,6 +99,7 @@ class _Emitter:
     # acc + a*b may become one fused multiply-add (rounded once: the exact product, closer to the true sum)
     updates = _accumulator_updates(program, only_reassoc=False)
     self.contracted = updates | {s for u in updates for s in u.src if s.op is Ops.MUL and is_float(s.dtype)}
+    self.index_math = _index_math(program)
     self.values: dict[UOp, str] = {}      # uop -> SSA value or literal
     self.slots: dict[UOp, str] = {}       # DEFINE_ACC / ASSIGN -> the alloca holding the accumulator
     self.loops: dict[UOp, tuple] = {}     # RANGE -> (counter alloca, counter value, header label, exit label)
@@ -313,6 +314,7 @@ class _Emitter:
     elif dt == dtypes.bool: name = {Ops.ADD: "or", Ops.MUL: "and", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
+    if u in self.index_math and op in (Ops.ADD, Ops.MUL) and _signed(dt): name += " nsw"
     return self.inst(f"{name} {t} {a}, {b}")
 
   def max(self, a: str, b: str, dt: DType) -> str:
@@ -440,6 +442,23 @@ def _accumulator_updates(program: list, only_reassoc: bool) -> set[UOp]:
       acc, value = root[u.src[0]], u.src[1]
       root[u] = acc
       if (u.arg == "reassoc" or not only_reassoc) and value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
+  return found
+
+
+def _index_math(program: list) -> set[UOp]:
+  """The ADD/MUL ops that compute addresses (the index of a LOAD or STORE) from loop indices and constants alone.
+  Lowering picks an index type wide enough for every offset, so this math never wraps, and saying so (nsw) lets
+  LLVM see that x[i], x[i+1], ... are neighbours and load them as one vector. Integer math on values (which
+  wraps, like C) is left alone: an op shared by a value and an address is bounded by the address."""
+  from_data = set()
+  for u in program:
+    if u.op in (Ops.LOAD, Ops.DEFINE_ACC, Ops.ASSIGN) or any(s in from_data for s in u.src): from_data.add(u)
+  found, stack = set(), [u.src[1] for u in program if u.op in (Ops.LOAD, Ops.STORE)]
+  while stack:
+    u = stack.pop()
+    if u in found or u in from_data or u.op not in (Ops.ADD, Ops.MUL): continue
+    found.add(u)
+    stack.extend(u.src)
   return found
 
 
