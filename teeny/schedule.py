@@ -14,12 +14,12 @@ they are pushed down through elementwise ops and folded into the views of the lo
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
-import heapq
+import heapq, math
 from teeny import memory
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 from teeny.memory import plan_memory
-from teeny.uop import UOp, Ops, ELEMENTWISE, MOVEMENT, toposort
+from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
 from teeny.runtime.device import Buffer, Device
 
@@ -308,6 +308,11 @@ def _in_order(kernels: list[ScheduleItem]) -> list[ScheduleItem]:
   return order
 
 
+# elementwise work a reduce reads broadcast this many times or more is realized first, when the reduce reads at
+# least BROADCAST_REALIZE_MIN_SIZE elements (see _check_broadcast_work)
+BROADCAST_REALIZE_FACTOR, BROADCAST_REALIZE_MIN_SIZE = 16, 1 << 16
+
+
 class _KernelBuilder:
   """Builds the AST of the kernel that realizes `root`."""
   def __init__(self, root: UOp, realize: set, buffers: dict, max_bufs: int):
@@ -323,6 +328,7 @@ class _KernelBuilder:
     root = self.root
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
+    for r in reduces: self._check_broadcast_work(r)
     out_space = reduces[0].shape if reduces else root.shape
     if reduces and reduces[0].size != root.size: raise _Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
@@ -335,6 +341,31 @@ class _KernelBuilder:
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
+
+  def _check_broadcast_work(self, reduce: UOp):
+    """Elementwise work that the reduce reads broadcast (expanded) by a large factor would be recomputed that many
+    times: the relu mask in front of a matmul, once per output column. Realize it on its own first (one cheap
+    pass) so the reduce reads it like any buffer. Small reduces keep it fused: a kernel launch costs more there."""
+    if reduce.src[0].size < BROADCAST_REALIZE_MIN_SIZE: return
+    stack, seen = [(reduce.src[0], 1)], set()
+    while stack:
+      n, factor = stack.pop()
+      if (n, factor) in seen or self._is_leaf(n) or n.op is Ops.CONST: continue
+      seen.add((n, factor))
+      if n.op is Ops.EXPAND: factor *= math.prod(n.shape) // max(1, math.prod(n.src[0].shape))
+      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._reads_memory(n): raise _Unfusable(n)
+      if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in n.src)
+
+  def _reads_memory(self, start: UOp) -> bool:
+    """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result)."""
+    stack, seen = [start], set()
+    while stack:
+      n = stack.pop()
+      if n in seen: continue
+      seen.add(n)
+      if self._is_leaf(n) or n.op is Ops.BUFFER: return True
+      stack.extend(n.src)
+    return False
 
   def _fused_reduces(self, start: UOp) -> list[UOp]:
     """Reduces this kernel computes; all must share one input shape and axes, none may feed another."""

@@ -192,3 +192,16 @@ def test_an_assign_realized_inside_another_graph_runs_once(device):
   a.realize()  # runs c's second ASSIGN inside a's graph
   b.realize()
   assert (a.item(), b.item(), c.item()) == (2.0, 2.0, 2.0)
+
+
+def test_elementwise_read_broadcast_by_a_big_reduce_is_realized_first(device):
+  """relu(a) @ b: each element of relu(a) is read once per output column. In a big matmul it is computed once
+  (its own kernel) instead of once per column; in a small one it stays fused (a launch costs more)."""
+  a, b = rand(64, 128, device=device).realize(), rand(128, 64, device=device).realize()
+  big = a.relu() @ b
+  assert kernels_for(big) == 2
+  np.testing.assert_allclose(big.numpy(), np.maximum(a.numpy(), 0) @ b.numpy(), rtol=1e-4, atol=1e-4)
+  small_a, small_b = rand(8, 16, device=device).realize(), rand(16, 8, device=device).realize()
+  assert kernels_for(small_a.relu() @ small_b) == 1
+  # an input that is only loaded (no work) is read where it is, whatever the size
+  assert kernels_for(a @ b) == 1
