@@ -2,8 +2,10 @@
 
 A kernel boundary (a "realize point") falls only at: a tensor being realized, CONTIGUOUS, COPY (and its
 source), ASSIGN, and a reduce whose result can't be used at the kernel's output shape (it is expanded back,
-padded, or reshaped in a way one view can't express), or that two kernels would both need. Everything else
-fuses: elementwise ops into their consumer and into the reduce that follows them.
+padded, or reshaped in a way one view can't express), or that two kernels would both need; and elementwise work
+that a big reduce would read broadcast many times (the relu mask in front of a matmul: computed once rather than
+once per output column). Everything else fuses: elementwise ops into their consumer and into the reduce that
+follows them.
 
 Schedules are cached by the graph's structure (see _walk), and the intermediates of a schedule whose
 lifetimes don't overlap share memory (teeny/memory.py).
