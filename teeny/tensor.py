@@ -32,6 +32,11 @@ def _canon_axis(axis: int, ndim: int) -> int:
   return int(axis) % n if ndim else 0
 
 
+# conv2d re-lays its filters out (output channel innermost) when they have at least this many output channels and
+# the convolution does at least this many multiply-adds
+CONV_RELAYOUT_MIN_COUT, CONV_RELAYOUT_MIN_WORK = 16, 1 << 22
+
+
 # A reduce of at least SPLIT_MIN_REDUCED elements into at most SPLIT_MAX_OUTPUTS results is done in two kernels
 # (Tensor._split_reduce): one output per thread or core would leave the rest of the machine idle.
 SPLIT_MIN_REDUCED, SPLIT_MAX_OUTPUTS = 1 << 15, 16
@@ -1299,6 +1304,10 @@ class Tensor:
     outs = windows.shape[2:2 + nd]
     # (N, groups, 1, C_in/g, *out, *kernel) * (1, groups, C_out/g, C_in/g, *1, *kernel), summed over C_in/g and kernel
     windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
+    if cout >= CONV_RELAYOUT_MIN_COUT and n * math.prod(outs) * cout * cin_g * math.prod(kernel) >= CONV_RELAYOUT_MIN_WORK:
+      # a copy of the filters with the output channel innermost (one small kernel): the optimizer's register tile
+      # then loads a vector of filters where it would gather them one by one
+      weight = weight.reshape(cout, -1).permute(1, 0).contiguous().permute(1, 0).reshape(weight.shape)
     w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
     out = (windows * w).sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))))
     out = out.reshape((n, cout) + outs)

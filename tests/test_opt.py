@@ -173,3 +173,17 @@ def test_debug2_line_has_the_roofline_fraction():
   assert out.returncode == 0, out.stderr
   kernel_lines = [line for line in out.stderr.splitlines() if line.startswith("*** LLVM")]
   assert kernel_lines and all(("% of mem" in line or "% of FLOPS" in line) for line in kernel_lines), out.stderr
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_big_conv_relays_its_filters_out_and_matches_numpy(device):
+  """A convolution big enough for register tiles first copies its filters with the output channel innermost
+  (one small kernel), then convolves in one kernel; the result is numpy's."""
+  x, w = rand(4, 16, 16, 16), rand(32, 16, 3, 3)
+  tx, tw = Tensor(x, device=device).realize(), Tensor(w, device=device).realize()
+  GlobalCounters.reset()
+  out = tx.conv2d(tw, padding=1).realize()
+  assert GlobalCounters.kernel_count == 2
+  windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+  want = np.einsum("nchwij,ocij->nohw", windows.astype(np.float64), w.astype(np.float64))
+  np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-4)

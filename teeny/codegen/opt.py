@@ -221,8 +221,12 @@ def _register_tile(k: Kernel, vector: int, renderer):
   # accumulators in registers (32 vector registers on AVX-512 x86)
   rows = [a for a in strides if a != col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
   if rows:
-    amount = next((a for a in (8, 4, 3, 2) if k.full_shape[rows[-1]] % a == 0 and k.expansion * a <= 16 * vector), None)
-    if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
+    # the innermost such axis, unless what moves along it is padded (an image): then the outermost (the batch),
+    # where one padding gate serves the whole row of the tile
+    padded = any(masked[i] for i, s in enumerate(strides[rows[-1]]) if s not in (0, None))
+    row = rows[0] if padded else rows[-1]
+    amount = next((a for a in (8, 4, 3, 2) if k.full_shape[row] % a == 0 and k.expansion * a <= 16 * vector), None)
+    if amount: k.apply_opt(Opt("UPCAST", row, amount), renderer)
 
 
 def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, renderer):
