@@ -54,6 +54,22 @@ def _reduce_split(x: Tensor, op: Ops, axes: tuple[int, ...]) -> int | None:
   return split if split >= 8 else None
 
 
+# A sum over one axis of at least CHUNK_MIN_REDUCED elements, of a broadcast product of at least
+# CHUNK_MIN_PRODUCT elements (a big matmul: its inputs are far larger than a core's cache), is done in slices of
+# CHUNK_SIZE along that axis (Tensor._chunked_reduce), as many as keep the partial results within CHUNK_MAX_BYTES.
+CHUNK_MIN_REDUCED, CHUNK_MIN_PRODUCT, CHUNK_SIZE, CHUNK_MAX_BYTES = 1024, 1 << 29, 128, 256 << 20
+
+
+def _reduce_chunks(x: Tensor, op: Ops, axes: tuple[int, ...]) -> int | None:
+  """How many slices a long sum over a big product is split into, or None (see _reduce_split for why sums only)."""
+  if op is not Ops.ADD or x.dtype == dtypes.float16 or len(axes) != 1: return None
+  n_reduced = x.shape[axes[0]]
+  if n_reduced < CHUNK_MIN_REDUCED or n_reduced % CHUNK_SIZE or x.numel() < CHUNK_MIN_PRODUCT: return None
+  chunks, partial_bytes = n_reduced // CHUNK_SIZE, x.numel() // n_reduced * x.dtype.itemsize
+  while chunks > 1 and (chunks * partial_bytes > CHUNK_MAX_BYTES or n_reduced % chunks): chunks //= 2
+  return chunks if chunks > 1 else None
+
+
 def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
   ndim = max(len(s) for s in shapes)
   padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
@@ -754,6 +770,7 @@ class Tensor:
     axes = self._axes(axis)
     if not axes: out = self
     elif (split := _reduce_split(self, op, axes)) is not None: out = self._split_reduce(op, axes, split)
+    elif (chunks := _reduce_chunks(self, op, axes)) is not None: out = self._chunked_reduce(op, axes[0], chunks)
     else: out = self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
   def _split_reduce(self, op: Ops, axes: tuple[int, ...], split: int) -> Tensor:
@@ -765,6 +782,17 @@ class Tensor:
     partial = x._new(UOp(Ops.REDUCE_AXIS, x.dtype, (x.uop,), (op, (2,)))).contiguous()
     total = partial._new(UOp(Ops.REDUCE_AXIS, x.dtype, (partial.uop,), (op, (1,))))
     return total.reshape(tuple(1 if i in axes else s for i, s in enumerate(self.shape)))
+  def _chunked_reduce(self, op: Ops, axis: int, chunks: int) -> Tensor:
+    """A long reduce over a big broadcast product (a large matmul) in two kernels: partial results over `chunks`
+    slices of the reduce axis first, the slice index outermost (so each core works through one slice of the
+    inputs, which stays in its cache), then their sum."""
+    shape = self.shape
+    x = self.reshape(shape[:axis] + (chunks, shape[axis] // chunks) + shape[axis + 1:])
+    order = [axis] + [i for i in range(x.ndim) if i not in (axis, axis + 1)] + [axis + 1]
+    x = x.permute(order)
+    partial = x._new(UOp(Ops.REDUCE_AXIS, x.dtype, (x.uop,), (op, (x.ndim - 1,)))).contiguous()
+    total = partial._new(UOp(Ops.REDUCE_AXIS, x.dtype, (partial.uop,), (op, (0,))))
+    return total.reshape(shape[:axis] + (1,) + shape[axis + 1:])
   def sum(self, axis=None, keepdim=False, dtype=None) -> Tensor:
     """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""
     x = self.cast(dtype) if dtype is not None else (self.cast(dtypes.int64) if not dtypes.is_float(self.dtype) and self.dtype != dtypes.uint64 else self)

@@ -187,3 +187,23 @@ def test_big_conv_relays_its_filters_out_and_matches_numpy(device):
   windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
   want = np.einsum("nchwij,ocij->nohw", windows.astype(np.float64), w.astype(np.float64))
   np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_long_sum_over_a_big_product_runs_in_slices(device, monkeypatch):
+  """A big matmul sums its reduce axis in slices (each core's slice of the inputs stays in its cache), then adds
+  the slices up: two kernels, numpy's result, and gradients as before. Thresholds lowered to keep the test small."""
+  import teeny.tensor as tensor_module
+  monkeypatch.setattr(tensor_module, "CHUNK_MIN_PRODUCT", 1 << 12)
+  monkeypatch.setattr(tensor_module, "CHUNK_MIN_REDUCED", 256)
+  monkeypatch.setattr(tensor_module, "CHUNK_SIZE", 64)
+  a, b = rand(8, 256), rand(256, 16)
+  ta, tb = Tensor(a, device=device, requires_grad=True), Tensor(b, device=device, requires_grad=True)
+  Tensor.realize_all(ta, tb)
+  GlobalCounters.reset()
+  out = (ta @ tb).realize()
+  assert GlobalCounters.kernel_count == 2
+  np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-4, atol=1e-4)
+  out.sum().backward()
+  np.testing.assert_allclose(ta.grad.numpy(), np.ones((8, 16), np.float32) @ b.T, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(tb.grad.numpy(), a.T @ np.ones((8, 16), np.float32), rtol=1e-4, atol=1e-4)
