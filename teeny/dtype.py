@@ -24,6 +24,8 @@ class DType:
   @cached_property
   def _hash(self): return hash(self._fields)
   def ptr(self) -> PtrDType: return PtrDType(self.priority, self.itemsize, self.name, self.fmt, self)
+  def vec(self, count: int) -> VecDType:
+    return VecDType(self.priority, self.itemsize * count, f"{self.name}x{count}", None, self, count)
 
   @property
   def np(self): return np.dtype(self.fmt) if self.fmt is not None else None
@@ -34,6 +36,16 @@ class PtrDType(DType):
   """A pointer to global memory holding `base` elements (kernel arguments)."""
   base: DType = None  # type: ignore[assignment]
   def __repr__(self): return f"{self.base!r}.ptr()"
+
+
+@dataclass(frozen=True, eq=True)
+class VecDType(DType):
+  """`count` lanes of `scalar` in one value: only the vector loads and stores of codegen make them."""
+  scalar: DType = None  # type: ignore[assignment]
+  count: int = 1
+  def __repr__(self): return f"{self.scalar!r}.vec({self.count})"
+  @cached_property
+  def _fields(self): return (self.priority, self.itemsize, self.name, self.fmt, self.scalar, self.count)
 
 
 class dtypes:

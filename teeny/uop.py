@@ -36,6 +36,8 @@ class Ops(Enum):
   SPECIAL = auto(); DEFINE_VAR = auto(); RANGE = auto(); REDUCE = auto(); DEFINE_ACC = auto(); ENDRANGE = auto()
   # an upcast or unrolled axis's index while lowering (arg: (axis, size)); replaced by each of its values
   LANE = auto()
+  # vectors of neighbouring elements (OpenCL vload/vstore): a vector built from scalars, and one lane of a vector
+  VECTORIZE = auto(); GEP = auto()
   # members are singletons: hash by identity in C (Enum's own __hash__ is Python code, run for every node built)
   __hash__ = object.__hash__
 

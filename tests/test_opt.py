@@ -207,3 +207,21 @@ def test_long_sum_over_a_big_product_runs_in_slices(device, monkeypatch):
   out.sum().backward()
   np.testing.assert_allclose(ta.grad.numpy(), np.ones((8, 16), np.float32) @ b.T, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(tb.grad.numpy(), a.T @ np.ones((8, 16), np.float32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif("CL" not in DEVICES, reason="CL device not available")
+@pytest.mark.parametrize("name,build,opts", [("elementwise", elementwise, [Opt("UPCAST", 1, 8)]),
+                                             ("matmul", matmul, [Opt("UPCAST", 1, 16), Opt("UPCAST", 0, 4)]),
+                                             ("rowsum", rowsum, [Opt("UPCAST", 0, 4), Opt("UNROLL", 1, 3)])])
+def test_opencl_vector_loads_and_stores(name, build, opts):
+  """With vector widths (what a GPU gets), neighbouring elements that upcasting made are loaded and stored as
+  OpenCL vectors (vloadN/vstoreN), and the kernel computes what the scalar one does."""
+  import copy
+  renderer = copy.copy(Device["CL"].renderer)
+  renderer.vector_widths = (16, 8, 4, 2)
+  out = build("CL")
+  item = only_kernel(out)
+  spec = get_program(item.ast, renderer, opts)
+  assert "vload" in spec.src and ("vstore" in spec.src or name == "rowsum"), spec.src
+  CompiledRunner("CL", spec)(item.bufs)
+  np.testing.assert_allclose(item.bufs[0].numpy().reshape(out.shape), run_with(out, opts), rtol=1e-6, atol=1e-6)

@@ -20,6 +20,10 @@ decision is made before them. The ops that appear, and what they mean:
                                         "reassoc": the updates may be reordered (kept as several partial sums)
   ALU ops        EXP2 LOG2 SIN SQRT RECIP NEG TRUNC ADD MUL MAX MOD IDIV CMPLT CMPNE AND OR XOR SHL SHR WHERE
   CAST           dtype=target          src=(x,)   value conversion (float->int truncates, x->bool is x != 0)
+  LOAD/STORE of a vector (dtype / value of a VecDType of n lanes): elements buf[idx] .. buf[idx+n-1] at once
+                                        (only for renderers with vector_widths; the index need not be aligned)
+  GEP            dtype=scalar          src=(vector,) arg=lane   one lane of a vector
+  VECTORIZE      dtype=VecDType        src=(scalars...)         a vector of these lanes
   BITCAST        dtype=target          src=(x,)   same bits, other type (same size)
 
 Semantics every renderer keeps: MAX on floats propagates NaN from either side; IDIV and MOD truncate toward zero
@@ -39,6 +43,7 @@ class Renderer:
   supports_half = False   # half arithmetic natively (else lower.py computes it in float32)
   max_global_dims = 3
   vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
+  vector_widths: tuple = ()  # lane counts of the vector loads/stores it renders (LOAD/STORE of a VecDType), widest first
 
   def render(self, name: str, program: list) -> str: raise NotImplementedError
 

@@ -164,6 +164,7 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   sink = UOp(Ops.SINK, dtypes.void, tuple(store for copy in copies for store in copy.src))
   sink = graph_rewrite(sink, half_to_float)
   sink = graph_rewrite(sink, symbolic)
+  if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths)
   # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   sink = sink.replace(src=sink.src + buffers)
@@ -205,3 +206,61 @@ def _thread_ids(shape, prefix: str, dims: int, dtype: DType) -> tuple[list[UOp],
   else: idxs = ids
   sizes = tuple(reversed(folded)) + (1,) * (3 - len(folded))
   return idxs, sizes
+
+
+# ---- vector loads and stores (for renderers that ask: OpenCL's vloadN/vstoreN) ----
+
+VECTOR_SCALARS = (dtypes.float32, dtypes.int32, dtypes.uint32)
+
+
+def _base_and_offset(idx: UOp) -> tuple[UOp, int]:
+  """An index as (base, constant offset): symbolic keeps a constant term last, so x+3 is ADD(x, 3)."""
+  if idx.op is Ops.ADD and idx.src[1].op is Ops.CONST: return idx.src[0], idx.src[1].arg
+  if idx.op is Ops.CONST: return UOp.const(idx.dtype, 0), idx.arg
+  return idx, 0
+
+
+def _runs(offsets, widths) -> list[tuple[int, int]]:
+  """(start, width) of runs of consecutive offsets, each as wide as `widths` allows, greedily from the lowest."""
+  runs, taken = [], set()
+  for k in sorted(offsets):
+    if k in taken: continue
+    width = next((w for w in widths if all(k + j in offsets and k + j not in taken for j in range(w))), None)
+    if width is None: continue
+    runs.append((k, width))
+    taken.update(range(k, k + width))
+  return runs
+
+
+def _at(base: UOp, k: int) -> UOp: return base + UOp.const(base.dtype, k) if k else base
+
+
+def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
+  """Loads (and stores) of neighbouring elements of one buffer, as upcasting makes them, become one vector load
+  (store) of `widths[i]` lanes, the widest that fits; the scalar users read its lanes with GEP. Gated accesses
+  and types other than VECTOR_SCALARS stay scalar."""
+  loads: dict = {}
+  for u in sink.toposort():
+    if u.op is Ops.LOAD and len(u.src) == 2 and u.dtype in VECTOR_SCALARS:
+      base, k = _base_and_offset(u.src[1])
+      loads.setdefault((u.src[0], base), {})[k] = u
+  lanes: dict[UOp, UOp] = {}
+  for (buf, base), offsets in loads.items():
+    for k, width in _runs(offsets, widths):
+      vector = UOp(Ops.LOAD, offsets[k].dtype.vec(width), (buf, _at(base, k)))
+      for j in range(width): lanes[offsets[k + j]] = UOp(Ops.GEP, offsets[k].dtype, (vector,), j)
+  if lanes: sink = graph_rewrite(sink, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), lanes)
+  stores, kept = {}, []
+  for st in sink.src:
+    if st.op is Ops.STORE and len(st.src) == 3 and st.src[2].dtype in VECTOR_SCALARS:
+      base, k = _base_and_offset(st.src[1])
+      stores.setdefault((st.src[0], base), {})[k] = st
+    else: kept.append(st)
+  for (buf, base), offsets in stores.items():
+    done = set()
+    for k, width in _runs(offsets, widths):
+      values = tuple(offsets[k + j].src[2] for j in range(width))
+      kept.append(UOp(Ops.STORE, dtypes.void, (buf, _at(base, k), UOp(Ops.VECTORIZE, values[0].dtype.vec(width), values))))
+      done.update(range(k, k + width))
+    kept.extend(st for k, st in offsets.items() if k not in done)
+  return sink.replace(src=tuple(kept))
