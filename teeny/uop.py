@@ -38,6 +38,8 @@ class Ops(Enum):
   LANE = auto()
   # vectors of neighbouring elements (OpenCL vload/vstore): a vector built from scalars, and one lane of a vector
   VECTORIZE = auto(); GEP = auto()
+  # OpenCL work-group memory (arg: (name, size)) and the barrier after writing it (src: the writes it waits for)
+  DEFINE_LOCAL = auto(); BARRIER = auto()
   # members are singletons: hash by identity in C (Enum's own __hash__ is Python code, run for every node built)
   __hash__ = object.__hash__
 

@@ -61,13 +61,18 @@ CASES = [
   ("maxpool", maxpool, [Opt("UNROLL", 4, 2), Opt("UPCAST", 1, 4)]),
   ("conv", conv, [Opt("UPCAST", 1, 8), Opt("UNROLL", 6, 3)]),
   ("conv", conv, [Opt("UPCAST", 3, 4), Opt("UPCAST", 1, 2), Opt("UNROLL", 4, 2)]),
+  ("rowsum", rowsum, [Opt("GROUP", 1, 16)]),
+  ("rowsum", rowsum, [Opt("GROUP", 1, 8), Opt("UNROLL", 2, 4)]),
+  ("matmul", matmul, [Opt("GROUP", 2, 8)]),
+  ("maxpool", maxpool, [Opt("GROUP", 4, 2)]),
+  ("conv", conv, [Opt("GROUP", 4, 4), Opt("UNROLL", 6, 3)]),
 ]
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name,build,opts", CASES, ids=[f"{c[0]}-{'-'.join(map(repr, c[2]))}" for c in CASES])
 def test_action_keeps_result(device, name, build, opts):
-  if any(o.op == "LOCAL" for o in opts) and not Device[device].renderer.has_threads:
+  if any(o.op in ("LOCAL", "GROUP") for o in opts) and not Device[device].renderer.has_threads:
     with pytest.raises(KernelOptError, match="work-groups"): run_with(build(device), opts)
     return
   out = build(device)
@@ -100,6 +105,11 @@ def test_bad_actions_raise_and_leave_the_kernel_alone():
                      (Opt("LOCAL", 0, 2), "work-groups")]:
     with pytest.raises(KernelOptError, match=match): k.apply_opt(bad, Device["LLVM"].renderer)
     assert (k.full_shape, k.kinds, k.ast) == before
+  if "CL" in DEVICES:  # a grouped reduce goes alone
+    cl = optimize(Kernel(only_kernel(Tensor(rand(12, 20), device="CL").realize().sum(1)).ast), Device["CL"].renderer, [])
+    cl.apply_opt(Opt("GROUP", 1, 4), Device["CL"].renderer)
+    for bad in (Opt("UPCAST", 0, 2), Opt("LOCAL", 0, 2), Opt("GROUP", 2, 5)):
+      with pytest.raises(KernelOptError, match="alone"): cl.apply_opt(bad, Device["CL"].renderer)
   big = optimize(Kernel(only_kernel(Tensor(rand(64, 512), device="LLVM").realize().sum(1)).ast), Device["LLVM"].renderer, [])
   big.apply_opt(Opt("UPCAST", 0, 64), Device["LLVM"].renderer)
   with pytest.raises(KernelOptError, match="copies"): big.apply_opt(Opt("UNROLL", 1, 8), Device["LLVM"].renderer)
@@ -225,3 +235,19 @@ def test_opencl_vector_loads_and_stores(name, build, opts):
   assert "vload" in spec.src and ("vstore" in spec.src or name == "rowsum"), spec.src
   CompiledRunner("CL", spec)(item.bufs)
   np.testing.assert_allclose(item.bufs[0].numpy().reshape(out.shape), run_with(out, opts), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif("CL" not in DEVICES, reason="CL device not available")
+def test_gpu_heuristics_group_a_reduce_with_few_outputs():
+  """On a GPU (faked here: the heuristics only read the renderer) a reduce with few long rows is split across a
+  work-group, and the grouped kernel still computes the row sums (run on this machine's OpenCL device)."""
+  import copy
+  renderer = copy.copy(Device["CL"].renderer)
+  renderer.is_gpu = True
+  x = rand(4, 2048)
+  out = Tensor(x, device="CL").realize().sum(1)
+  item = only_kernel(out)
+  spec = get_program(item.ast, renderer)
+  assert [o.op for o in spec.opts] == ["GROUP"] and "barrier(CLK_LOCAL_MEM_FENCE)" in spec.src, spec.opts
+  CompiledRunner("CL", spec)(item.bufs)
+  np.testing.assert_allclose(item.bufs[0].numpy(), x.astype(np.float64).sum(1), rtol=1e-5)

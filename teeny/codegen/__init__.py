@@ -13,7 +13,10 @@ decision is made before them. The ops that appear, and what they mean:
   LOAD           dtype=scalar          src=(buf, idx) or (buf, idx, gate, alt): element buf[idx]; gated: gate ? buf[idx] : alt,
                                         and buf[idx] is not read when gate is false (a backend whose buffers
                                         always hold element 0 may read that instead: LLVM does, without a branch)
+                                        (buf, idx, barrier): a read of local memory after that BARRIER
   STORE          src=(buf, idx, value) or (buf, idx, value, gate)
+  DEFINE_LOCAL   dtype=PtrDType(base)  arg=(name, size)  CL only: work-group memory of `size` elements
+  BARRIER        src=(stores...)                        CL only: every work-item of the group waits here
   DEFINE_ACC     dtype=scalar          src=(init, *ranges) arg=id   a mutable accumulator, declared and set to init
                                         (the ranges it accumulates over are for linearize; renderers read src[0])
   ASSIGN         src=(acc, value)  arg=None|"reassoc"   acc = value; later users of the ASSIGN read the accumulator.

@@ -28,6 +28,7 @@ class OpenCLRenderer(Renderer):
   def __init__(self, info=None):
     self.has_fp16 = bool(getattr(info, "has_fp16", False))
     self.max_local_size = int(getattr(info, "max_work_group_size", 1))
+    self.is_gpu = bool(getattr(info, "is_gpu", False))
     # vloadN/vstoreN for neighbouring elements on GPUs. A CPU driver (PoCL) vectorizes across work-items itself, and
     # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
     # 39 ms), so it gets scalar code.
@@ -65,6 +66,12 @@ class OpenCLRenderer(Renderer):
         ctype = "uchar" if base == dtypes.bool else _C_TYPES[base]
         params.append(f"__global {ctype}* restrict {r[u]}")
         continue
+      if op is Ops.DEFINE_LOCAL:
+        r[u] = u.arg[0]
+        body.append(f"  __local {self.ctype(u.dtype.base)} {u.arg[0]}[{u.arg[1]}];"); continue
+      if op is Ops.BARRIER:
+        r[u] = ""  # no value: loads list it only to be ordered after it
+        body.append("  " * indent + "barrier(CLK_LOCAL_MEM_FENCE);"); continue
       if op is Ops.DEFINE_VAR:
         r[u] = u.arg[0]; params.append(f"int {u.arg[0]}"); continue
       if op is Ops.CONST: r[u] = self.const(u.arg, u.dtype); continue
@@ -113,7 +120,7 @@ class OpenCLRenderer(Renderer):
     if base == dtypes.float16 and not self.has_fp16: text = f"vload_half({idx}, {buf})"
     elif base == dtypes.bool: text = f"({buf}[{idx}] != 0)"
     else: text = f"{buf}[{idx}]"
-    return f"({r[u.src[2]]} ? {text} : {r[u.src[3]]})" if len(u.src) > 2 else text
+    return f"({r[u.src[2]]} ? {text} : {r[u.src[3]]})" if len(u.src) == 4 else text  # (buf, idx, barrier): plain
 
   def _expr(self, u: UOp, r) -> str:
     op, s = u.op, [r[x] for x in u.src]

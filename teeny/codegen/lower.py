@@ -25,6 +25,7 @@ class LoweringContext:
   reduce_ranges: dict[int, UOp]   # reduce axis -> its RANGE
   lanes: dict[int, UOp]           # upcast/unroll axis -> its LANE
   idx_dtype: DType
+  group: tuple | None             # a grouped reduce: (local id, work-group size)
   reassoc: bool                   # accumulators may be updated in any order (see ASSIGN in codegen/__init__.py)
   acc_count: list = field(default_factory=lambda: [0])
 
@@ -51,6 +52,9 @@ def _lower_const(ctx: LoweringContext, view: UOp, c: UOp) -> UOp:
 
 def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
   idx, valid = view.arg.to_index(ctx.out_idxs, ctx.idx_dtype)
+  if ctx.group is not None:  # a grouped reduce: every work-item has the result, work-item 0 stores it
+    first = ctx.group[0].lt(1)
+    valid = first if valid is None else valid.logical_and(first)
   return UOp(Ops.STORE, dtypes.void, (buf, idx, value) + (() if valid is None else (valid,)))
 
 
@@ -62,7 +66,16 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
   value = _tree(op, r.dtype, copies)
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
-  return UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if ctx.reassoc else None)
+  partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if ctx.reassoc else None)
+  return partial if ctx.group is None else _group_reduce(op, partial, acc.arg, *ctx.group)
+
+
+def _group_reduce(op: Ops, partial: UOp, n: int, lid: UOp, size: int) -> UOp:
+  """Each work-item of the group wrote its partial result; after a barrier every one of them combines all `size`
+  of them from local memory (only work-item 0's result is stored)."""
+  temp = UOp(Ops.DEFINE_LOCAL, partial.dtype.ptr(), (), (f"temp{n}", size))
+  barrier = UOp(Ops.BARRIER, dtypes.void, (UOp(Ops.STORE, dtypes.void, (temp, lid, partial)),))
+  return _tree(op, partial.dtype, [UOp(Ops.LOAD, partial.dtype, (temp, UOp.const(lid.dtype, j), barrier)) for j in range(size)])
 
 
 def _tree(op: Ops, dtype: DType, values: list[UOp]) -> UOp:
@@ -137,7 +150,7 @@ class LoweredKernel:
 def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   full = k.full_shape
   idx_dtype = dtypes.int64 if max(math.prod(full), _max_offset(k)) >= 2**31 - 1 else dtypes.int32
-  global_axes, local_axes = k.axes_of("global"), k.axes_of("local")
+  global_axes, local_axes = k.axes_of("global"), k.axes_of("local") + k.axes_of("group")
   local_size = None
   if local_axes:
     # OpenCL work-groups: global axes are group ids (up to 3 dimensions), local axes local ids folded into dimension 0
@@ -152,12 +165,13 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in k.axes_of("upcast") + k.axes_of("unroll")}
   idxs = [reduce_ranges.get(a, lanes.get(a, i)) for a, i in enumerate(idxs)]
   zero = UOp.const(idx_dtype, 0)
-  out_idxs = [zero if kind in ("reduce", "unroll") else i for i, kind in zip(idxs, k.kinds)]
+  out_idxs = [zero if kind in ("group", "reduce", "unroll") else i for i, kind in zip(idxs, k.kinds)]
+  group = (local_idxs[0], local_size[0]) if k.axes_of("group") else None  # GROUP goes alone: its id is the local id
   # with upcast axes the accumulators' copies are the parallel work, vectorized across them; letting the backend
   # also split each accumulator into partial sums (vectorizing along the reduce loop, with gathers where a load
   # strides through it) would fight that, unless every load reads the reduce loop contiguously
   reassoc = not k.axes_of("upcast") or k.reduce_is_contiguous
-  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, reassoc=reassoc)
+  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, group, reassoc=reassoc)
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
   copies = expand_lanes(sink, [lanes[a] for a in k.axes_of("upcast")], ctx.acc_count[0])

@@ -4,14 +4,16 @@ actions (`Opt`) on that loop space that never change what the kernel computes.
 Loop space: `full_shape` (the shape the reduces read), and for each axis its kind:
   global  a parallel axis: a thread id on OpenCL, a loop on LLVM (the outermost one is split across cores)
   local   a parallel axis inside an OpenCL work-group (its index is the work-item's local id)
+  group   a reduce axis split across the work-items of an OpenCL work-group: each sums its part, then the
+          partial sums meet in local memory
   reduce  a loop that a REDUCE accumulates over
   unroll  a reduce axis expanded into copies of the loop body (no loop)
   upcast  a parallel axis expanded into copies: each thread / iteration computes several outputs, which is how
           matmul gets a register tile and how loads next to each other become one vector load
 Axes are kept in that order (globals first, upcasts last). Views inside the AST before the reduce have
-`full_shape`; views after it have `out_shape` (full_shape with reduce and unroll axes set to 1).
+`full_shape`; views after it have `out_shape` (full_shape with group, reduce and unroll axes set to 1).
 
-Actions are `Opt(op, axis, amount)` with op one of UPCAST, UNROLL, LOCAL: split axis `axis` (an index into the
+Actions are `Opt(op, axis, amount)` with op one of UPCAST, UNROLL, LOCAL, GROUP: split axis `axis` (an index into the
 current full_shape) into (size // amount, amount) and give the new inner axis of `amount` the kind the op names;
 or SWAP: exchange global axes `axis` and `amount` (the loop order, which decides what stays in cache).
 `optimize` chooses them with hand-written heuristics per device (or BEAM search, teeny/codegen/search.py);
@@ -23,7 +25,8 @@ import math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
 from teeny.helpers import getenv
 
-KIND_ORDER = ("global", "local", "reduce", "unroll", "upcast")
+KIND_ORDER = ("global", "local", "group", "reduce", "unroll", "upcast")
+REDUCE_KINDS = ("group", "reduce", "unroll")  # axes a REDUCE sums over
 MAX_EXPANSION = 256  # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code
 
 
@@ -40,7 +43,7 @@ class KernelOptError(ValueError):
 
 
 _OP_KIND = {"UPCAST": ("upcast", ("global", "local")), "UNROLL": ("unroll", ("reduce",)), "LOCAL": ("local", ("global",)),
-            "SWAP": ("global", ("global",))}
+            "GROUP": ("group", ("reduce",)), "SWAP": ("global", ("global",))}
 
 
 class Kernel:
@@ -56,9 +59,9 @@ class Kernel:
 
   # ---- the loop space ----
   @property
-  def reduce_axes(self) -> tuple[int, ...]: return tuple(i for i, k in enumerate(self.kinds) if k in ("reduce", "unroll"))
+  def reduce_axes(self) -> tuple[int, ...]: return tuple(i for i, k in enumerate(self.kinds) if k in REDUCE_KINDS)
   @property
-  def out_shape(self): return tuple(1 if k in ("reduce", "unroll") else s for s, k in zip(self.full_shape, self.kinds))
+  def out_shape(self): return tuple(1 if k in REDUCE_KINDS else s for s, k in zip(self.full_shape, self.kinds))
   def axes_of(self, kind: str) -> list[int]: return [i for i, k in enumerate(self.kinds) if k == kind]
   @property
   def first_reduce(self) -> int: return len(self.axes_of("global")) + len(self.axes_of("local"))
@@ -77,7 +80,7 @@ class Kernel:
   # ---- the primitive change of loop space: every view and every reduce follows it ----
   def _transform(self, view_fn, new_full, new_kinds):
     old_full = self.full_shape
-    new_axes = tuple(i for i, k in enumerate(new_kinds) if k in ("reduce", "unroll"))
+    new_axes = tuple(i for i, k in enumerate(new_kinds) if k in REDUCE_KINDS)
     def new_view(v: UOp): return v.replace(arg=view_fn(v.arg, v.arg.shape == old_full))
     def new_reduce(r: UOp): return r.replace(arg=(r.arg[0], new_axes))
     pm = PatternMatcher([(UPat(Ops.VIEW, name="v"), new_view), (UPat(Ops.REDUCE_AXIS, name="r"), new_reduce)])
@@ -88,7 +91,7 @@ class Kernel:
     self._transform(lambda st, full: st.permute(order), [self.full_shape[i] for i in order], [self.kinds[i] for i in order])
 
   def reshape(self, new_full, new_kinds):
-    new_out = tuple(1 if k in ("reduce", "unroll") else s for s, k in zip(new_full, new_kinds))
+    new_out = tuple(1 if k in REDUCE_KINDS else s for s, k in zip(new_full, new_kinds))
     self._transform(lambda st, full: st.reshape(new_full if full else new_out), new_full, new_kinds)
 
   # ---- canonicalizing steps (always run; they make the loop space the optimizer reasons about) ----
@@ -132,7 +135,11 @@ class Kernel:
     if opt.op not in _OP_KIND: raise KernelOptError(f"unknown optimization {opt.op!r}")
     if opt.op == "SWAP": return self._swap(opt)
     kind, allowed_from = _OP_KIND[opt.op]
-    if opt.op == "LOCAL" and not getattr(renderer, "has_threads", False): raise KernelOptError(f"{opt}: the device has no work-groups")
+    if opt.op in ("LOCAL", "GROUP") and not getattr(renderer, "has_threads", False): raise KernelOptError(f"{opt}: the device has no work-groups")
+    # a grouped reduce meets its partial sums in one local array: no other work-item or register copies beside it
+    if (opt.op == "GROUP" and (self.axes_of("local") or self.axes_of("upcast") or self.axes_of("group"))) or \
+       (opt.op in ("LOCAL", "UPCAST") and self.axes_of("group")):
+      raise KernelOptError(f"{opt}: GROUP goes alone: no LOCAL, UPCAST or second GROUP with it")
     if not 0 <= opt.axis < len(self.full_shape): raise KernelOptError(f"{opt}: no axis {opt.axis} in {self.full_shape}")
     if self.kinds[opt.axis] not in allowed_from:
       raise KernelOptError(f"{opt}: axis {opt.axis} is a {self.kinds[opt.axis]} axis, {opt.op} takes {'/'.join(allowed_from)}")
@@ -140,7 +147,7 @@ class Kernel:
     amount = size if opt.amount == 0 else opt.amount
     if amount <= 1 or size % amount: raise KernelOptError(f"{opt}: {amount} does not split axis {opt.axis} of size {size}")
     local = math.prod(self.full_shape[a] for a in self.axes_of("local")) * amount
-    if kind == "local" and local > getattr(renderer, "max_local_size", 1):
+    if kind in ("local", "group") and local > min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30):
       raise KernelOptError(f"{opt}: work-groups of {local} items (the device takes at most {getattr(renderer, 'max_local_size', 1)})")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
@@ -270,9 +277,22 @@ def hand_coded_optimizations(k: Kernel, renderer) -> list[Opt]:
   """The default actions for a kernel on a device, found by applying them to a copy."""
   trial = k.copy()
   vector = getattr(renderer, "vector_width", 4)
-  try: _register_tile(trial, vector, renderer)
+  try:
+    if not _group_few_outputs(trial, renderer): _register_tile(trial, vector, renderer)
   except KernelOptError: pass
   return trial.opts
+
+
+def _group_few_outputs(k: Kernel, renderer) -> bool:
+  """On a GPU a reduce with few outputs leaves most of the device idle: split each output's reduce across the
+  work-items of a group (GROUP). CPUs have few cores: the two-kernel split of big sums (Tensor) serves them."""
+  if not getattr(renderer, "is_gpu", False) or not k.axes_of("reduce"): return False
+  axis = k.axes_of("reduce")[-1]
+  if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= 4096 or k.full_shape[axis] < 256: return False
+  amount = _largest_divisor(k.full_shape[axis], (256, 128, 64, 32, 16))
+  if amount is None: return False
+  k.apply_opt(Opt("GROUP", axis, amount), renderer)
+  return True
 
 
 def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:

@@ -16,6 +16,7 @@ MAX_CANDIDATES = 48    # kernels timed per step, at most (the rest are dropped i
 UPCAST_AMOUNTS = (2, 3, 4, 8, 16, 32)
 UNROLL_AMOUNTS = (0, 2, 4, 8, 16)
 LOCAL_AMOUNTS = (2, 4, 8, 16, 32, 64, 128, 256)
+GROUP_AMOUNTS = (8, 16, 32, 64, 128, 256)
 
 
 def candidate_actions(k: Kernel, renderer) -> list[Opt]:
@@ -24,6 +25,7 @@ def candidate_actions(k: Kernel, renderer) -> list[Opt]:
   for axis, kind in enumerate(k.kinds):
     if kind in ("global", "local"): actions += [Opt("UPCAST", axis, a) for a in UPCAST_AMOUNTS]
     if kind == "reduce": actions += [Opt("UNROLL", axis, a) for a in UNROLL_AMOUNTS]
+    if kind == "reduce" and renderer.has_threads: actions += [Opt("GROUP", axis, a) for a in GROUP_AMOUNTS]
     if kind == "global" and renderer.has_threads: actions += [Opt("LOCAL", axis, a) for a in LOCAL_AMOUNTS]
   globals_ = k.axes_of("global")
   actions += [Opt("SWAP", globals_[0], b) for b in globals_[1:]]
