@@ -215,11 +215,15 @@ def _register_tile(k: Kernel, vector: int, renderer):
   masked = k.masked_loads()
   cols = [(a, i) for a, st in strides.items() for i, s in enumerate(st) if s == 1 and 0 in st and not masked[i]]
   if not cols:
-    if k.reduce_is_contiguous: return _dot_tile(k, strides, renderer)
+    if k.reduce_is_contiguous:
+      # vectorizing along the reduce needs a reduce of a few vectors at least (not a matmul with inner size 10)
+      if k.full_shape[k.axes_of("reduce")[-1]] >= 2 * vector: _dot_tile(k, strides, renderer)
+      return
     if any(0 in st for st in strides.values()): return _reuse_tile(k, strides, masked, vector, renderer)
     return _strided_reduce(k, vector, renderer)
-  # the last such axis whose size takes a vector's worth of columns (or at least 4)
-  fits = [(a, i, _largest_divisor(k.full_shape[a], (vector * 2, vector, vector // 2, 4))) for a, i in reversed(cols)]
+  # the last such axis whose size takes a vector's worth of columns (or at least 4), or all of a short one
+  def width(size): return _largest_divisor(size, (vector * 2, vector, vector // 2, 4)) or (size if 4 < size <= vector * 2 else None)
+  fits = [(a, i, width(k.full_shape[a])) for a, i in reversed(cols)]
   col, vec, amount = next((f for f in fits if f[2]), (None, None, None))
   if col is None: return
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
