@@ -40,6 +40,9 @@ from __future__ import annotations
 import argparse, datetime, functools, glob, importlib.util, json, os, platform, statistics, subprocess, sys
 import tempfile, time
 from importlib import metadata
+# torch's OpenMP threads spin for a while after each of its ops, taking the cores from whatever is timed next
+# (teeny's kernels and its thread pool): a passive wait keeps the columns independent of their order
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 

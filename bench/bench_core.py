@@ -61,7 +61,13 @@ WORKLOADS = {
 BUDGET_S: float | None = None
 
 
+# OpenBLAS (numpy) and OpenMP (torch) worker threads spin for a while after their last call, taking the cores from
+# whatever is timed next: ~3 ms of a 6 ms training step here. Each measurement starts after they have gone idle.
+SETTLE_S = 0.5
+
+
 def median_ms(fn, repeats: int) -> float:
+  time.sleep(SETTLE_S)
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
