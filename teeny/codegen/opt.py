@@ -64,8 +64,6 @@ class Kernel:
   def out_shape(self): return tuple(1 if k in REDUCE_KINDS else s for s, k in zip(self.full_shape, self.kinds))
   def axes_of(self, kind: str) -> list[int]: return [i for i, k in enumerate(self.kinds) if k == kind]
   @property
-  def first_reduce(self) -> int: return len(self.axes_of("global")) + len(self.axes_of("local"))
-  @property
   def views(self) -> list: return [u.arg for u in toposort(self.ast) if u.op is Ops.VIEW]
   @property
   def expansion(self) -> int:
@@ -147,8 +145,10 @@ class Kernel:
     amount = size if opt.amount == 0 else opt.amount
     if amount <= 1 or size % amount: raise KernelOptError(f"{opt}: {amount} does not split axis {opt.axis} of size {size}")
     local = math.prod(self.full_shape[a] for a in self.axes_of("local")) * amount
-    if kind in ("local", "group") and local > min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30):
-      raise KernelOptError(f"{opt}: work-groups of {local} items (the device takes at most {getattr(renderer, 'max_local_size', 1)})")
+    # the device's work-group limit; a group's partial sums are also combined unrolled, so at most 256 of them
+    limit = min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30)
+    if kind in ("local", "group") and local > limit:
+      raise KernelOptError(f"{opt}: work-groups of {local} items (at most {limit} here)")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
     i = opt.axis
@@ -300,7 +300,7 @@ def _group_few_outputs(k: Kernel, renderer) -> bool:
 
 
 def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:
-  """Canonicalize the loop space, then apply `opts` when given, else BEAM's choice (BEAM=N) or the heuristics'.
+  """Canonicalize the loop space, then apply `opts` when given (BEAM's choice, a test's), else the heuristics'.
   NOOPT=1 keeps only what correctness needs."""
   kernel.reduce_axes_last()
   if opts is None and getenv("NOOPT", 0):
