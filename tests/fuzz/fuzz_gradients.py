@@ -222,6 +222,7 @@ def _numpy_grad_step(step: Step, src: list[np.ndarray]) -> np.ndarray:
       if name in SMOOTH_UNARY: out = SMOOTH_UNARY[name][1](src[0])
       elif name in SMOOTH_BINARY:
         fn = SMOOTH_BINARY[name][1]
+        if name == "maximum" and step.arg is None: _no_kink_within_step(src[0], src[1])
         if step.arg is None: out = fn(src[0], src[1])
         else:
           _, value, reverse = step.arg
@@ -234,6 +235,13 @@ def _numpy_grad_step(step: Step, src: list[np.ndarray]) -> np.ndarray:
   _check_inexact(Ref(out))
   if out.size and np.abs(out).max() > 1e6: raise Unusable("values too large for finite differences")
   return out
+
+
+def _no_kink_within_step(a: np.ndarray, b: np.ndarray):
+  """maximum(a, b) has a kink where a == b: two different values closer than the finite differences' steps
+  would be straddled (equal values are copies of one value, whose tie split sums to 1)."""
+  gap = np.abs(np.asarray(a) - np.asarray(b))
+  if np.any((gap > 0) & (gap < 4 * H)): raise Unusable("maximum of two values closer than the finite-difference step")
 
 
 def _np_grad_reduce(a: np.ndarray, name: str, axis, keepdim) -> np.ndarray:
