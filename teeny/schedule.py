@@ -365,7 +365,7 @@ class _KernelBuilder:
       n = stack.pop()
       if n in seen: continue
       seen.add(n)
-      if self._is_leaf(n) or n.op is Ops.BUFFER: return True
+      if self._is_leaf(n): return True
       stack.extend(n.src)
     return False
 

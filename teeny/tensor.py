@@ -771,16 +771,18 @@ class Tensor:
     if not axes: out = self
     elif (split := _reduce_split(self, op, axes)) is not None: out = self._split_reduce(op, axes, split)
     elif (chunks := _reduce_chunks(self, op, axes)) is not None: out = self._chunked_reduce(op, axes[0], chunks)
-    else: out = self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
+    else: out = self._reduce_axis(op, axes)
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
+  def _reduce_axis(self, op: Ops, axes: tuple[int, ...]) -> Tensor:
+    """The REDUCE_AXIS node itself: reduced axes kept as size 1."""
+    return self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
   def _split_reduce(self, op: Ops, axes: tuple[int, ...], split: int) -> Tensor:
     """A big reduce to few outputs in two kernels: `split` partial results per output first (parallel work for
     every core or compute unit), then the reduce of those. Keeps the reduced axes as size 1, like REDUCE_AXIS."""
     kept = [i for i in range(self.ndim) if i not in axes]
     n_out, n_reduced = math.prod(self.shape[i] for i in kept), math.prod(self.shape[i] for i in axes)
     x = self.permute(kept + list(axes)).reshape(n_out, split, n_reduced // split)
-    partial = x._new(UOp(Ops.REDUCE_AXIS, x.dtype, (x.uop,), (op, (2,)))).contiguous()
-    total = partial._new(UOp(Ops.REDUCE_AXIS, x.dtype, (partial.uop,), (op, (1,))))
+    total = x._reduce_axis(op, (2,)).contiguous()._reduce_axis(op, (1,))
     return total.reshape(tuple(1 if i in axes else s for i, s in enumerate(self.shape)))
   def _chunked_reduce(self, op: Ops, axis: int, chunks: int) -> Tensor:
     """A long reduce over a big broadcast product (a large matmul) in two kernels: partial results over `chunks`
@@ -790,8 +792,7 @@ class Tensor:
     x = self.reshape(shape[:axis] + (chunks, shape[axis] // chunks) + shape[axis + 1:])
     order = [axis] + [i for i in range(x.ndim) if i not in (axis, axis + 1)] + [axis + 1]
     x = x.permute(order)
-    partial = x._new(UOp(Ops.REDUCE_AXIS, x.dtype, (x.uop,), (op, (x.ndim - 1,)))).contiguous()
-    total = partial._new(UOp(Ops.REDUCE_AXIS, x.dtype, (partial.uop,), (op, (0,))))
+    total = x._reduce_axis(op, (x.ndim - 1,)).contiguous()._reduce_axis(op, (0,))
     return total.reshape(shape[:axis] + (1,) + shape[axis + 1:])
   def sum(self, axis=None, keepdim=False, dtype=None) -> Tensor:
     """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""

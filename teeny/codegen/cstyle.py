@@ -32,7 +32,7 @@ class OpenCLRenderer(Renderer):
     # vloadN/vstoreN for neighbouring elements on GPUs. A CPU driver (PoCL) vectorizes across work-items itself, and
     # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
     # 39 ms), so it gets scalar code.
-    self.vector_widths = (16, 8, 4, 2) if getattr(info, "is_gpu", False) else ()
+    self.vector_widths = (16, 8, 4, 2) if self.is_gpu else ()
     self.supports_half = self.has_fp16
 
   def ctype(self, dt: DType) -> str:

@@ -95,10 +95,10 @@ class _Emitter:
 
   def __init__(self, name: str, program: list, libmvec_isa: str | None, reassociate_reductions: bool, vector_bits: int):
     self.name, self.program, self.libmvec_isa, self.vector_bits = name, program, libmvec_isa, vector_bits
-    self.reductions = _accumulator_updates(program, only_reassoc=True) if reassociate_reductions else set()
+    updates = _accumulator_updates(program)  # update -> its ASSIGN's arg
+    self.reductions = {u for u, arg in updates.items() if arg == "reassoc"} if reassociate_reductions else set()
     # acc + a*b may become one fused multiply-add (rounded once: the exact product, closer to the true sum)
-    updates = _accumulator_updates(program, only_reassoc=False)
-    self.contracted = updates | {s for u in updates for s in u.src if s.op is Ops.MUL and is_float(s.dtype)}
+    self.contracted = set(updates) | {s for u in updates for s in u.src if s.op is Ops.MUL and is_float(s.dtype)}
     self.index_math = _index_math(program)
     self.values: dict[UOp, str] = {}      # uop -> SSA value or literal
     self.slots: dict[UOp, str] = {}       # DEFINE_ACC / ASSIGN -> the alloca holding the accumulator
@@ -314,7 +314,7 @@ class _Emitter:
     elif dt == dtypes.bool: name = {Ops.ADD: "or", Ops.MUL: "and", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
-    if u in self.index_math and op in (Ops.ADD, Ops.MUL) and _signed(dt): name += " nsw"
+    if u in self.index_math and _signed(dt): name += " nsw"  # index_math holds only ADD and MUL
     return self.inst(f"{name} {t} {a}, {b}")
 
   def max(self, a: str, b: str, dt: DType) -> str:
@@ -431,17 +431,17 @@ class _Emitter:
 def _signed(dt: DType) -> bool: return dtypes.is_int(dt) and not dtypes.is_unsigned(dt)
 
 
-def _accumulator_updates(program: list, only_reassoc: bool) -> set[UOp]:
-  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself: the steps of a sum or product (with
-  only_reassoc, of those whose ASSIGN allows reordering)."""
+def _accumulator_updates(program: list) -> dict[UOp, str | None]:
+  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself (the steps of a sum or product), each with
+  its ASSIGN's arg ("reassoc" where the updates may be reordered)."""
   root: dict[UOp, UOp] = {}  # DEFINE_ACC or ASSIGN -> its DEFINE_ACC
-  found = set()
+  found: dict[UOp, str | None] = {}
   for u in program:
     if u.op is Ops.DEFINE_ACC: root[u] = u
     elif u.op is Ops.ASSIGN and u.src[0] in root:
       acc, value = root[u.src[0]], u.src[1]
       root[u] = acc
-      if (u.arg == "reassoc" or not only_reassoc) and value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found.add(value)
+      if value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found[value] = u.arg
   return found
 
 

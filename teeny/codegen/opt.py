@@ -170,21 +170,19 @@ class Kernel:
     self.opts.append(opt)
 
   # ---- what the heuristics look at ----
+  def input_views(self) -> list:
+    """The ShapeTracker of each input LOAD, in graph order (what axis_strides and masked_loads describe)."""
+    return [u.src[1].arg for u in toposort(self.ast) if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW]
+
   def axis_strides(self, axis: int) -> list[int | None]:
     """The stride of `axis` in each input LOAD's view over the loop space (None for a view after the reduce). For
     a stack of views it is the stride in the last one: 0 still means the load ignores the axis, and 1 means
     neighbours in the view that the earlier views map (a padded or windowed image) usually stay neighbours."""
-    out = []
-    for u in toposort(self.ast):
-      if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW:
-        st = u.src[1].arg
-        out.append(st.views[-1].strides[axis] if st.shape == self.full_shape else None)
-    return out
+    return [st.views[-1].strides[axis] if st.shape == self.full_shape else None for st in self.input_views()]
 
   def masked_loads(self) -> list[bool]:
     """For each input LOAD (in axis_strides' order), whether its view pads (some of its indices read nothing)."""
-    return [any(v.mask is not None for v in u.src[1].arg.views) for u in toposort(self.ast)
-            if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW]
+    return [any(v.mask is not None for v in st.views) for st in self.input_views()]
 
   @property
   def reduce_is_contiguous(self) -> bool:
@@ -277,14 +275,13 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
   if amount: k.apply_opt(Opt("UPCAST", contiguous[-1], amount), renderer)
 
 
-def hand_coded_optimizations(k: Kernel, renderer) -> list[Opt]:
-  """The default actions for a kernel on a device, found by applying them to a copy."""
-  trial = k.copy()
+def apply_heuristics(k: Kernel, renderer):
+  """The default actions for a kernel on a device. An action that turns out not to apply stops the heuristics and
+  leaves the kernel as the actions before it made it."""
   vector = getattr(renderer, "vector_width", 4)
   try:
-    if not _group_few_outputs(trial, renderer): _register_tile(trial, vector, renderer)
+    if not _group_few_outputs(k, renderer): _register_tile(k, vector, renderer)
   except KernelOptError: pass
-  return trial.opts
 
 
 def _group_few_outputs(k: Kernel, renderer) -> bool:
@@ -308,7 +305,7 @@ def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Ke
     return kernel
   kernel.merge_axes()
   kernel.ensure_parallel_axis()
-  if opts is None:
-    opts = hand_coded_optimizations(kernel, renderer)
-  for opt in opts: kernel.apply_opt(opt, renderer)
+  if opts is None: apply_heuristics(kernel, renderer)
+  else:
+    for opt in opts: kernel.apply_opt(opt, renderer)
   return kernel

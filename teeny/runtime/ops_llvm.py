@@ -38,6 +38,7 @@ llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
 _HOST_CPU = llvm.get_host_cpu_name()
 _HOST_FEATURES = llvm.get_host_cpu_features().flatten()
+_HOST_HAS = frozenset(f[1:] for f in _HOST_FEATURES.split(",") if f.startswith("+"))  # e.g. "avx512f"
 _load_library("libm.so.6", "m")  # the llvm.exp2/log2/sin intrinsics become calls to exp2f, log2f, sinf, ...
 _HAS_LIBMVEC = _load_library("libmvec.so.1", "")
 _load_library("libgcc_s.so.1", "")  # compiler runtime helpers LLVM may call (e.g. __truncsfhf2 without F16C)
@@ -46,9 +47,8 @@ _load_library("libgcc_s.so.1", "")  # compiler runtime helpers LLVM may call (e.
 def _libmvec_isa() -> str | None:
   """The x86 vector-ABI letter of the widest libmvec variants this CPU can run, or None if they can't be used."""
   if not _HAS_LIBMVEC or not re.match(r"x86_64", llvm.get_process_triple()): return None
-  has = set(f[1:] for f in _HOST_FEATURES.split(",") if f.startswith("+"))
   for isa, needs in (("e", {"avx512f"}), ("d", {"avx2", "fma"}), ("b", {"sse4.1"})):
-    if needs <= has: return isa
+    if needs <= _HOST_HAS: return isa
   return None
 
 
@@ -214,8 +214,7 @@ class LLVMProgram(Program):
 
 def _vector_width() -> int:
   """float32 lanes of this CPU's widest vector registers."""
-  has = set(f[1:] for f in _HOST_FEATURES.split(",") if f.startswith("+"))
-  return 16 if "avx512f" in has else 8 if "avx" in has else 4
+  return 16 if "avx512f" in _HOST_HAS else 8 if "avx" in _HOST_HAS else 4
 
 
 def open_device(name: str) -> CompiledDevice:
