@@ -1,28 +1,33 @@
 """Data types: the scalar types teeny computes in, pointer types for kernels, and PyTorch-like promotion."""
 from __future__ import annotations
 from dataclasses import dataclass
-from functools import cached_property
 import math
 import numpy as np
 
 
-@dataclass(frozen=True, eq=True)
-class DType:
-  """A scalar type. `priority` orders types inside a category for promotion; `fmt` is the numpy/struct char."""
+class _Interned(type):
+  """Each distinct dtype is made once: dtypes are compared and hashed on every graph node built, and identity
+  (C's own hash and ==) is far cheaper than comparing fields in Python."""
+  _made: dict = {}
+  def __call__(cls, *fields):
+    key = (cls, fields)
+    found = _Interned._made.get(key)
+    if found is None: found = _Interned._made[key] = super().__call__(*fields)
+    return found
+
+
+@dataclass(frozen=True, eq=False)
+class DType(metaclass=_Interned):
+  """A scalar type. `priority` orders types inside a category for promotion; `fmt` is the numpy/struct char.
+  Interned (see _Interned): equal dtypes are the same object, so == and hash are by identity."""
   priority: int
   itemsize: int
   name: str
   fmt: str | None
 
   def __repr__(self): return f"dtypes.{self.name}"
-  # dtypes are compared and hashed on every graph node built: the same object compares at once, and the hash
-  # is computed once
-  def __eq__(self, other): return self is other or (type(other) is type(self) and self._fields == other._fields)
-  def __hash__(self): return self._hash
-  @cached_property
-  def _fields(self): return (self.priority, self.itemsize, self.name, self.fmt)
-  @cached_property
-  def _hash(self): return hash(self._fields)
+  def __reduce__(self): return (type(self), self._fields())  # unpickled through _Interned: the same object again
+  def _fields(self) -> tuple: return (self.priority, self.itemsize, self.name, self.fmt)
   def ptr(self) -> PtrDType: return PtrDType(self.priority, self.itemsize, self.name, self.fmt, self)
   def vec(self, count: int) -> VecDType:
     return VecDType(self.priority, self.itemsize * count, f"{self.name}x{count}", None, self, count)
@@ -31,21 +36,21 @@ class DType:
   def np(self): return np.dtype(self.fmt) if self.fmt is not None else None
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True, eq=False)
 class PtrDType(DType):
   """A pointer to global memory holding `base` elements (kernel arguments)."""
   base: DType = None  # type: ignore[assignment]
   def __repr__(self): return f"{self.base!r}.ptr()"
+  def _fields(self) -> tuple: return (self.priority, self.itemsize, self.name, self.fmt, self.base)
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True, eq=False)
 class VecDType(DType):
   """`count` lanes of `scalar` in one value: only the vector loads and stores of codegen make them."""
   scalar: DType = None  # type: ignore[assignment]
   count: int = 1
   def __repr__(self): return f"{self.scalar!r}.vec({self.count})"
-  @cached_property
-  def _fields(self): return (self.priority, self.itemsize, self.name, self.fmt, self.scalar, self.count)
+  def _fields(self) -> tuple: return (self.priority, self.itemsize, self.name, self.fmt, self.scalar, self.count)
 
 
 class dtypes:

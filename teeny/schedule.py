@@ -15,7 +15,7 @@ LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), ALU ops and REDUCE_AXIS. Move
 they are pushed down through elementwise ops and folded into the views of the loads.
 """
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import heapq, math
 from teeny import memory
 from teeny.dtype import dtypes
@@ -30,10 +30,12 @@ from teeny.runtime.device import Buffer, Device
 class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
   bufs: list[Buffer]           # bufs[0] is written, the rest are read
-  outputs: list[UOp] = field(default_factory=list)  # graph nodes this item realizes
-  fused_reduces: list[UOp] = field(default_factory=list)  # reduces computed inside this kernel
-  deps: set = field(default_factory=set)       # realized nodes it reads (made by other items of the schedule)
-  old_reads: set = field(default_factory=set)  # buffers it reads as they were before the schedule ran
+  # what the scheduler knows while ordering kernels (empty in items made from a cached schedule, which is
+  # already ordered: shared immutable defaults, so making an item allocates nothing more)
+  outputs: list[UOp] | tuple = ()           # graph nodes this item realizes
+  fused_reduces: list[UOp] | tuple = ()     # reduces computed inside this kernel
+  deps: set | frozenset = frozenset()       # realized nodes it reads (made by other items of the schedule)
+  old_reads: set | frozenset = frozenset()  # buffers it reads as they were before the schedule ran
 
 
 # Where graph nodes were realized: node._cache["realized"] = (generation, {device: buffer view}). Graph nodes carry
@@ -50,7 +52,10 @@ def _realized_on(n: UOp) -> dict | None:
 
 def buffer_view(buf: Buffer, shape) -> UOp:
   """The graph node of a realized buffer seen with a shape."""
-  return UOp(Ops.RESHAPE, buf.dtype, (UOp(Ops.BUFFER, buf.dtype, (), buf),), tuple(shape))
+  shape = tuple(shape)
+  view = UOp(Ops.RESHAPE, buf.dtype, (UOp(Ops.BUFFER, buf.dtype, (), buf),), shape)
+  view._cache["shape"] = shape  # known already: one realized tensor per realize, so worth not deriving it
+  return view
 
 
 def is_buffer_view(u: UOp) -> bool:
@@ -131,34 +136,35 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
 
   The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
   size instead of the buffer itself."""
-  nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
-  stack = [(sink, False)]
-  pop, push = stack.pop, stack.append  # bound once: this loop runs for every node of every realize
+  nodes, parts, inputs, index, needs_prepare = [], [], [], {sink: -1}, False
+  # depth first without recursion: each stack entry is a node and the iterator over its sources still to visit
+  stack = [(sink, iter(sink.src))]
+  push = stack.append  # bound once: this loop runs for every node of every realize
   while stack:
-    n, expanded = pop()
-    if expanded:
+    n, pending = stack[-1]
+    for s in pending:
+      if s not in index:  # not seen: visit it first (-1 marks seen; its position is set once it is placed)
+        index[s] = -1
+        push((s, iter(s.src)))
+        break
+    else:  # every source is placed: place n
+      stack.pop()
       index[n] = len(nodes)
       nodes.append(n)
       op = n.op
       if op is Ops.BUFFER:
         inputs.append(n.arg)
         parts.append((op, n.dtype, n.arg.device, n.arg.size))
-      else:
-        # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare), an ASSIGN
-        # arg only tells one assign() from another; a float constant is keyed by its bits (-0.0, nan)
-        arg = n.arg
-        if op is Ops.CONTIGUOUS: arg = arg is None
-        elif op is Ops.ASSIGN: arg = None
-        elif type(arg) is float: arg = arg.hex()
-        parts.append((op, n.dtype, arg, tuple([index[s] for s in n.src])))
-      continue
-    if n in index: continue
-    index[n] = -1  # seen; its position is set once its sources are placed
-    if not needs_prepare and (n.op is Ops.DETACH or n.op is Ops.CONTIGUOUS or "realized" in n._cache):
-      needs_prepare = _needs_prepare(n)
-    push((n, True))
-    for s in reversed(n.src):
-      if s not in index: push((s, False))
+        continue
+      # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare), an ASSIGN
+      # arg only tells one assign() from another; a float constant is keyed by its bits (-0.0, nan)
+      arg = n.arg
+      if op is Ops.CONTIGUOUS: arg = arg is None
+      elif op is Ops.ASSIGN: arg = None
+      elif type(arg) is float: arg = arg.hex()
+      parts.append((op, n.dtype, arg, tuple([index[s] for s in n.src])))
+      if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or "realized" in n._cache):
+        needs_prepare = _needs_prepare(n)
   return nodes, tuple(parts), inputs, needs_prepare
 
 

@@ -7,6 +7,7 @@ import contextlib, itertools, math, weakref
 from typing import Iterable, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
+from teeny.helpers import LRUCache
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_view, is_buffer_view, forget_realized
@@ -68,6 +69,29 @@ def _reduce_chunks(x: Tensor, op: Ops, axes: tuple[int, ...]) -> int | None:
   chunks, partial_bytes = n_reduced // CHUNK_SIZE, x.numel() // n_reduced * x.dtype.itemsize
   while chunks > 1 and (chunks * partial_bytes > CHUNK_MAX_BYTES or n_reduced % chunks): chunks //= 2
   return chunks if chunks > 1 else None
+
+
+_const_nodes = LRUCache(4096)
+
+
+def _const_at(dtype: DType, value, shape: tuple[int, ...]) -> UOp:
+  """The graph of a constant seen at `shape` (CONST, reshaped to ones, expanded). Cached: elementwise code makes
+  the same few constants over and over, and kept alive here they are built once."""
+  sign = math.copysign(1.0, value) if type(value) is float else 0  # -0.0 == 0.0 to a dict, not to a kernel
+  key = (dtype, shape, type(value), value, sign)
+  node = _const_nodes.get(key)
+  if node is None:
+    node = UOp.const(dtype, value)
+    if shape:
+      node = UOp(Ops.EXPAND, dtype, (UOp(Ops.RESHAPE, dtype, (node,), (1,) * len(shape)),), shape)
+    _const_nodes[key] = node
+  return node
+
+
+def _const_tensor(uop: UOp, device: str) -> Tensor:
+  out = Tensor.__new__(Tensor)
+  out.uop, out.device, out.grad, out._requires_grad = uop, device, None, None
+  return out
 
 
 def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -556,11 +580,15 @@ class Tensor:
       dt = promote(self.dtype, other.dtype)
       a, b = self.cast(dt), other.cast(dt)
     elif isinstance(other, (int, float, bool, np.generic)):
+      # the common `x * 2`: the constant is made at x's shape at once (one cached node, no broadcasting)
       value = other.item() if isinstance(other, np.generic) else other
       dt = promote_scalar(self.dtype, value)
-      a, b = self.cast(dt), Tensor(UOp.const(dt, value), device=self.device)
+      a = self.cast(dt)
+      b = _const_tensor(_const_at(dt, value, a.shape), self.device)
+      return (b, a) if reverse else (a, b)
     else: raise TypeError(f"can't combine a Tensor with {type(other).__name__}")
     if reverse: a, b = b, a
+    if a.shape == b.shape: return a, b
     shape = _broadcast_shape(a.shape, b.shape)
     return a.expand(shape), b.expand(shape)
 

@@ -53,21 +53,15 @@ COMMUTATIVE = {Ops.ADD, Ops.MUL, Ops.MAX, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR}
 COMPARISON = {Ops.CMPLT, Ops.CMPNE}
 
 
-def _arg_key(arg):
-  # 0.0 == -0.0 and True == 1 in Python; a CONST of each must stay a distinct node
-  if isinstance(arg, float): return (arg, math.copysign(1.0, arg), float)
-  return (arg, type(arg))
-
-
-_NONE_KEY = _arg_key(None)
-
-
 class _UOpMeta(type):
   # (op, dtype, src, arg key) -> weak reference to the one node with those fields. A plain dict of weakrefs
   # (rather than a WeakValueDictionary) because this lookup runs for every node built.
   _cache: dict = {}
   def __call__(cls, op: Ops, dtype: DType = dtypes.void, src: tuple = (), arg: Any = None):
-    key = (op, dtype, src, _NONE_KEY if arg is None else _arg_key(arg))
+    # the arg's type is part of the key (True == 1, 0.0 == -0.0 in Python, but a CONST of each is its own node)
+    if arg is None: key = (op, dtype, src)
+    elif type(arg) is float: key = (op, dtype, src, arg, math.copysign(1.0, arg), float)
+    else: key = (op, dtype, src, arg, type(arg))
     ref = _UOpMeta._cache.get(key)
     if ref is not None:
       found = ref()
@@ -158,7 +152,11 @@ def _wrap_int(v: int, dtype: DType) -> int:
 
 def _derived(node: UOp, key: str, compute: Callable[[UOp], Any]):
   """A cached fact of a node that depends on the same fact of its sources; filled in bottom-up iteratively."""
-  if key in node._cache: return node._cache[key]
+  cache = node._cache
+  if key in cache: return cache[key]
+  if all(key in s._cache for s in node.src):  # the usual case: a new node over nodes already known
+    value = cache[key] = compute(node)
+    return value
   stack = [node]
   while stack:
     n = stack[-1]
@@ -187,6 +185,7 @@ def toposort(root: UOp) -> list[UOp]:
 
 def _compute_shape(u: UOp):
   op = u.op
+  if op in ALU: return u.src[-1].shape  # first: most nodes are elementwise (a WHERE's condition may be bool)
   if op is Ops.BUFFER: return (u.arg.size,)
   if op is Ops.CONST: return u.src[0].shape if u.src else ()  # in a kernel AST a CONST has a VIEW
   if op is Ops.VIEW: return u.arg.shape
@@ -199,7 +198,6 @@ def _compute_shape(u: UOp):
     if op is Ops.SHRINK: return tuple(e - b for b, e in u.arg)
     return src  # FLIP
   if op is Ops.REDUCE_AXIS: return tuple(1 if i in u.arg[1] else s for i, s in enumerate(u.src[0].shape))
-  if op is Ops.WHERE: return u.src[1].shape
   if op in ELEMENTWISE or op in (Ops.COPY, Ops.CONTIGUOUS, Ops.DETACH, Ops.ASSIGN): return u.src[0].shape
   return None  # kernel and program nodes have no tensor shape
 

@@ -33,22 +33,25 @@ class Allocator:
     nbytes = max(nbytes, 1)
     with self._lock:
       handles = self._cache.get(nbytes)
-      handle = handles.pop() if handles else None
-      if handle is not None:
+      if handles:  # reuse: the common case, done in one critical section
+        handle = handles.pop()
         self.cached_bytes -= nbytes
         if not handles: del self._cache[nbytes]
-    if handle is None:
-      try: handle = self._alloc(nbytes)
-      except MemoryError:
-        self.clear_cache()
-        handle = self._alloc(nbytes)
-    with self._lock:
-      self.live_count += 1
-      self.live_bytes += nbytes
-      if self.counts_in_mem_used:
-        GlobalCounters.mem_used += nbytes
-        if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
+        self._count_live(nbytes)
+        return handle
+    try: handle = self._alloc(nbytes)
+    except MemoryError:
+      self.clear_cache()
+      handle = self._alloc(nbytes)
+    with self._lock: self._count_live(nbytes)
     return handle
+
+  def _count_live(self, nbytes: int):
+    self.live_count += 1
+    self.live_bytes += nbytes
+    if self.counts_in_mem_used:
+      GlobalCounters.mem_used += nbytes
+      if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
 
   def free(self, handle, nbytes: int):
     nbytes = max(nbytes, 1)
@@ -224,7 +227,9 @@ class Buffer:
     return self
 
   @property
-  def handle(self): return self.ensure_allocated()._handle
+  def handle(self):
+    handle = self._handle  # read for every buffer of every kernel launch: skip the call once allocated
+    return handle if handle is not None else self.ensure_allocated()._handle
 
   def copyin(self, data: memoryview) -> Buffer:
     self.ensure_allocated()._allocator.copyin(self._handle, data)
