@@ -25,6 +25,9 @@ The machine is shared and noisy: compare ratios within one run, never absolute t
 """
 from __future__ import annotations
 import argparse, datetime, os, platform, statistics, sys, time
+# torch's OpenMP threads spin for a while after each of its ops, taking the cores from whatever is timed next
+# (bench_overhead imports this module before torch: its MLP row is timed after torch's)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too

@@ -169,7 +169,9 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
 
 
 def _needs_prepare(n: UOp) -> bool:
-  if n.op is Ops.DETACH: return True
+  # a DETACH of computed work is passed through by the kernel builder; one of a buffer must become that buffer
+  # (else realizing it would copy it)
+  if n.op is Ops.DETACH: return is_buffer_view(n.src[0])
   if n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(n.src[0]): return True
   return "realized" in n._cache and _realized_on(n) is not None
 

@@ -67,11 +67,11 @@ class _UOpMeta(type):
       found = ref()
       if found is not None: return found
     node = super().__call__(op, dtype, src, arg)
-    _UOpMeta._cache[key] = weakref.ref(node, lambda ref, key=key: _forget_node(ref, key))
+    _UOpMeta._cache[key] = weakref.ref(node, functools.partial(_forget_node, key))  # partial: no extra Python frame
     return node
 
 
-def _forget_node(ref, key):
+def _forget_node(key, ref):
   # a dead node's entry goes, unless a new node with the same fields has taken its place already
   cache = _UOpMeta._cache
   if cache.get(key) is ref: del cache[key]

@@ -205,3 +205,19 @@ def test_elementwise_read_broadcast_by_a_big_reduce_is_realized_first(device):
   assert kernels_for(small_a.relu() @ small_b) == 1
   # an input that is only loaded (no work) is read where it is, whatever the size
   assert kernels_for(a @ b) == 1
+
+
+def test_detach_fuses_and_detach_of_a_buffer_copies_nothing(device, monkeypatch):
+  import teeny.schedule as schedule
+  a = rand(8, 16, device=device).realize()
+  # a DETACH of computed work is passed through inside the kernel: the graph needs no rebuilding (_prepare runs
+  # on every realize that has to rebuild, and costs as much as scheduling)
+  calls = []
+  real_prepare = schedule._prepare
+  monkeypatch.setattr(schedule, "_prepare", lambda *args: calls.append(1) or real_prepare(*args))
+  out = (a * 2).exp().detach() + (a * 2).exp()
+  assert kernels_for(out) == 1 and not calls
+  np.testing.assert_allclose(out.numpy(), 2 * np.exp(a.numpy() * 2), rtol=1e-6)
+  # a DETACH of a realized tensor is that tensor's buffer
+  assert kernels_for(a.detach()) == 0
+  np.testing.assert_array_equal(a.detach().numpy(), a.numpy())
