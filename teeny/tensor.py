@@ -36,6 +36,20 @@ def _canon_axis(axis: int, ndim: int) -> int:
 # conv2d re-lays its filters out (output channel innermost) when they have at least this many output channels and
 # the convolution does at least this many multiply-adds
 CONV_RELAYOUT_MIN_COUT, CONV_RELAYOUT_MIN_WORK = 16, 1 << 22
+# matmul copies a row-major right operand with few columns (at most this many) and a long inner dimension (at
+# least this long) to column-major first, when the product does at least this many multiply-adds
+MATMUL_RELAYOUT_MAX_N, MATMUL_RELAYOUT_MIN_K, MATMUL_RELAYOUT_MIN_WORK = 16, 64, 1 << 18
+
+
+def _wants_reduce_contiguous(a: Tensor, b: Tensor) -> bool:
+  """Whether a @ b runs faster with b copied to column-major: x @ w with w of shape (512, 10) (a classifier). The
+  kernel's outputs along w's 10 columns are too few to fill a vector, so the optimizer's tile then vectorizes
+  along k, which needs both operands contiguous along k; the copy is one small kernel, and the backward pass
+  reads the copy too (w.T of the gradient becomes a contiguous read). A b that is a transpose already (x @ w.T)
+  is column-major: left as it is."""
+  k, n = b.shape[-2], b.shape[-1]
+  if n > MATMUL_RELAYOUT_MAX_N or k < MATMUL_RELAYOUT_MIN_K or b.uop.op is Ops.PERMUTE: return False
+  return math.prod(a.shape[:-1]) * k * n >= MATMUL_RELAYOUT_MIN_WORK
 
 
 # A reduce of at least SPLIT_MIN_REDUCED elements into at most SPLIT_MAX_OUTPUTS results is done in two kernels
@@ -856,6 +870,7 @@ class Tensor:
     if a.shape[-1] != b.shape[-2]: raise ValueError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
     try: _broadcast_shape(a.shape[:-2], b.shape[:-2])
     except ValueError: raise ValueError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
+    if _wants_reduce_contiguous(a, b): b = b.transpose(-1, -2).contiguous().transpose(-1, -2)
     # (..., n, k, 1) * (..., 1, k, m) summed over k
     out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=promote(a.dtype, b.dtype) if not dtypes.is_float(promote(a.dtype, b.dtype)) else None)
     if self.ndim == 1: out = out.squeeze(-2)

@@ -85,7 +85,7 @@ def test_buffers_are_freed_when_no_tensor_holds_them(device):
 def test_llvm_splits_large_kernels_across_cores():
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   from teeny.realize import get_runner
-  n = 1 << 21
+  n = 1 << 23
   x = np.arange(n, dtype=np.float32)
   out = Tensor(x, device="LLVM") * 2 + 1
   from teeny.schedule import create_schedule
@@ -93,3 +93,29 @@ def test_llvm_splits_large_kernels_across_cores():
   program = get_runner("LLVM", items[0].ast).program
   assert program.splittable and n * program.ops_per_iter >= program.parallel_threshold
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
+
+
+def test_llvm_workers_run_slices_from_many_threads_and_pass_errors_on(monkeypatch):
+  """Kernels split across cores give the same result when several Python threads launch them at once (a thread
+  that finds the workers busy runs its slices itself), and an error in a worker's slice reaches the caller."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  import threading
+  from teeny.runtime import ops_llvm
+  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  x = np.arange(4096, dtype=np.float32)
+  src = Tensor(x, device="LLVM").realize()
+  results, errors = {}, []
+  def work(i):
+    try:
+      for _ in range(20): results[i] = ((src * 2 + i).numpy() == x * 2 + i).all()
+    except Exception as e: errors.append(e)
+  threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+  for t in threads: t.start()
+  for t in threads: t.join()
+  assert not errors and all(results[i] for i in range(4))
+  worker = ops_llvm._workers()[0]
+  def fail(): raise ValueError("slice failed")
+  worker.start(fail, ())
+  with pytest.raises(ValueError, match="slice failed"): worker.wait()
+  worker.start(lambda: None, ())  # the worker goes on after an error
+  worker.wait()

@@ -251,3 +251,38 @@ def test_gpu_heuristics_group_a_reduce_with_few_outputs():
   assert [o.op for o in spec.opts] == ["GROUP"] and "barrier(CLK_LOCAL_MEM_FENCE)" in spec.src, spec.opts
   CompiledRunner("CL", spec)(item.bufs)
   np.testing.assert_allclose(item.bufs[0].numpy(), x.astype(np.float64).sum(1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_matmul_with_few_columns_copies_its_right_operand_column_major(device):
+  """x @ w with w of shape (512, 10) (a classifier) first copies w column-major (one small kernel), so its kernel
+  reads both operands along k and tiles all 10 outputs; results and gradients are numpy's. x @ w.T is
+  column-major already: one kernel."""
+  x, w = rand(64, 512), rand(512, 10)
+  tx, tw = Tensor(x, device=device, requires_grad=True), Tensor(w, device=device, requires_grad=True)
+  Tensor.realize_all(tx, tw)
+  GlobalCounters.reset()
+  out = (tx @ tw).realize()
+  assert GlobalCounters.kernel_count == 2
+  np.testing.assert_allclose(out.numpy(), x @ w, rtol=1e-4, atol=1e-4)
+  out.sum().backward()
+  np.testing.assert_allclose(tx.grad.numpy(), np.ones((64, 10), np.float32) @ w.T, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(tw.grad.numpy(), x.T @ np.ones((64, 10), np.float32), rtol=1e-4, atol=1e-4)
+  tv = Tensor(w.T.copy(), device=device).realize()
+  GlobalCounters.reset()
+  np.testing.assert_allclose((tx.detach() @ tv.T).numpy(), x @ w, rtol=1e-4, atol=1e-4)
+  assert GlobalCounters.kernel_count == 1
+
+
+def test_heuristic_tiles_for_few_columns():
+  """x @ w.T with 10 rows in w tiles all 10 outputs of a row (a dot tile along k); x.T @ g with g's 10 columns
+  puts the vector along x's 512 contiguous columns, not along g's 10."""
+  renderer = Device["LLVM"].renderer
+  x, w = Tensor(rand(64, 512), device="LLVM").realize(), Tensor(rand(10, 512), device="LLVM").realize()
+  dot = get_program(only_kernel(x @ w.T).ast, renderer)
+  assert Opt("UPCAST", 1, 10) in dot.opts, dot.opts
+  h, g = Tensor(rand(256, 512), device="LLVM").realize(), Tensor(rand(256, 10), device="LLVM").realize()
+  # the weight gradient's product as autograd builds it (matmul itself would copy g column-major first)
+  grad = get_program(only_kernel((h.T.unsqueeze(-1) * g.unsqueeze(0)).sum(1)).ast, renderer)
+  vector = renderer.vector_width
+  assert grad.opts[0] == Opt("UPCAST", 0, 2 * vector) and grad.opts[1].amount == 5, grad.opts

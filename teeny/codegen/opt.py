@@ -219,9 +219,11 @@ def _register_tile(k: Kernel, vector: int, renderer):
       return
     if any(0 in st for st in strides.values()): return _reuse_tile(k, strides, masked, vector, renderer)
     return _strided_reduce(k, vector, renderer)
-  # the last such axis whose size takes a vector's worth of columns (or at least 4), or all of a short one
-  def width(size): return _largest_divisor(size, (vector * 2, vector, vector // 2, 4)) or (size if 4 < size <= vector * 2 else None)
-  fits = [(a, i, width(k.full_shape[a])) for a, i in reversed(cols)]
+  # the last such axis whose size takes whole vectors of columns; else one that takes at least 4, or all of a
+  # short one (a gradient x.T @ g with 10 columns tiles x's 512 columns, not g's 10)
+  def full(size): return _largest_divisor(size, (vector * 2, vector))
+  def width(size): return _largest_divisor(size, (vector // 2, 4)) or (size if 4 < size <= vector * 2 else None)
+  fits = [(a, i, full(k.full_shape[a])) for a, i in reversed(cols)] + [(a, i, width(k.full_shape[a])) for a, i in reversed(cols)]
   col, vec, amount = next((f for f in fits if f[2]), (None, None, None))
   if col is None: return
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
@@ -234,7 +236,7 @@ def _register_tile(k: Kernel, vector: int, renderer):
     # where one padding gate serves the whole row of the tile
     padded = any(masked[i] for i, s in enumerate(strides[rows[-1]]) if s not in (0, None))
     row = rows[0] if padded else rows[-1]
-    amount = next((a for a in (8, 4, 3, 2) if k.full_shape[row] % a == 0 and k.expansion * a <= 16 * vector), None)
+    amount = next((a for a in (8, 5, 4, 3, 2) if k.full_shape[row] % a == 0 and k.expansion * a <= 16 * vector), None)
     if amount: k.apply_opt(Opt("UPCAST", row, amount), renderer)
 
 
@@ -254,12 +256,18 @@ def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, rende
     if amount: return k.apply_opt(Opt("UPCAST", axis, amount), renderer)
 
 
+DOT_TILE_MAX = 24  # accumulators of a dot tile, each a vector register (32 on AVX-512), the rest hold the loads
+
+
 def _dot_tile(k: Kernel, strides: dict, renderer):
   """Every input reads the reduce loop contiguously (x @ w.T): the backend vectorizes along it, and a small tile
   of outputs over two axes that some input broadcasts lets each loaded vector serve several accumulators."""
   reused = [a for a, st in strides.items() if 0 in st and any(s not in (0, None) for s in st)]
   for axis in reversed(reused[-2:]):
-    amount = _largest_divisor(k.full_shape[axis], (4, 2))
+    size = k.full_shape[axis]
+    # a short axis (a classifier's 10 outputs) whole, else 4 or 2; at most DOT_TILE_MAX accumulators in all
+    choices = ((size,) if size <= DOT_TILE_MAX else ()) + (4, 2)
+    amount = next((a for a in choices if size % a == 0 and k.expansion * a <= DOT_TILE_MAX), None)
     if amount: k.apply_opt(Opt("UPCAST", axis, amount), renderer)
 
 

@@ -8,8 +8,7 @@ for each slice on a persistent thread pool (ctypes drops the GIL during the call
 calling thread: waking a thread costs more than they do.
 """
 from __future__ import annotations
-import ctypes, ctypes.util, hashlib, os, re, struct, threading, time
-from concurrent.futures import ThreadPoolExecutor
+import _thread, ctypes, ctypes.util, hashlib, os, re, struct, threading, time
 import numpy as np
 import llvmlite
 import llvmlite.binding as llvm
@@ -133,17 +132,45 @@ def _cpu_count() -> int:
   except AttributeError: return os.cpu_count() or 1
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+class _Worker:
+  """A thread that runs one slice of a kernel when handed one. Handing over is a pair of bare locks (acquired means
+  "nothing to do" / "not done"): waking it costs about 5-9 us here, where a ThreadPoolExecutor's futures and
+  conditions cost 11-19 us, and kernels of a few hundred microseconds are split too."""
+  def __init__(self, index: int):
+    self._go, self._done = _thread.allocate_lock(), _thread.allocate_lock()
+    self._go.acquire()
+    self._done.acquire()
+    self._job, self._error = None, None
+    threading.Thread(target=self._loop, name=f"teeny-llvm-{index}", daemon=True).start()
+
+  def _loop(self):
+    while True:
+      self._go.acquire()
+      fn, args = self._job
+      try: fn(*args)
+      except BaseException as e: self._error = e  # handed to the caller in wait()
+      self._done.release()
+
+  def start(self, fn, args: tuple):
+    self._job = (fn, args)
+    self._go.release()
+
+  def wait(self):
+    self._done.acquire()
+    error, self._error = self._error, None
+    if error is not None: raise error
 
 
-def _pool() -> ThreadPoolExecutor:
-  global _POOL
-  if _POOL is None:
-    with _POOL_LOCK:
-      # the calling thread runs one slice itself, so the pool needs one thread fewer than there are cores
-      if _POOL is None: _POOL = ThreadPoolExecutor(max(1, _cpu_count() - 1), thread_name_prefix="teeny-llvm")
-  return _POOL
+_WORKERS: list[_Worker] = []
+_WORKERS_LOCK = threading.Lock()  # held while a kernel's slices run: one caller uses the workers at a time
+
+
+def _workers() -> list[_Worker]:
+  if not _WORKERS:
+    with _WORKERS_LOCK:
+      # the calling thread runs one slice itself, so one worker fewer than there are cores
+      if not _WORKERS: _WORKERS.extend(_Worker(i) for i in range(max(1, _cpu_count() - 1)))
+  return _WORKERS
 
 
 def undefined_symbols(obj: bytes) -> list[str]:
@@ -167,11 +194,13 @@ class LLVMProgram(Program):
   """A compiled kernel loaded into its own MCJIT engine (so two kernels may share a name).
 
   A call covers the outermost loop's range [0, global_size[0]). It is split across cores only when the renderer
-  marked the kernel splittable and the work is worth a thread wake-up (about 20-50 us here): `work` (a keyword
+  marked the kernel splittable and the work is worth waking a worker: `work` (a keyword
   of __call__) is the kernel's total operation count; when not given it is global_size[0] times the
   per-iteration count the renderer stored in the object. Below `parallel_threshold` the kernel runs in the
-  calling thread."""
-  parallel_threshold = 1 << 20
+  calling thread. Waking a worker whose core sleeps costs 50-100 us on the 2-core VM we measure on (the hypervisor
+  wakes the idle virtual CPU): kernels that run in less than a few hundred microseconds alone (x @ w.T with 10
+  outputs: 26 us alone, 119 us split; a 64x512x512 matmul: 243 us either way) are faster unsplit."""
+  parallel_threshold = 1 << 24
   threads = _cpu_count()
 
   def __init__(self, device, name: str, lib: bytes):
@@ -206,10 +235,16 @@ class LLVMProgram(Program):
     return time.perf_counter() - start if wait else None
 
   def _run_parallel(self, fn, bufs, vals, n: int, slices: int):
-    bounds = [n * i // slices for i in range(slices + 1)]
-    futures = [_pool().submit(fn, *bufs, *vals, bounds[i], bounds[i + 1]) for i in range(1, slices)]
-    fn(*bufs, *vals, bounds[0], bounds[1])
-    for f in futures: f.result()
+    helpers = _workers()[:slices - 1]
+    bounds = [n * i // (len(helpers) + 1) for i in range(len(helpers) + 2)]
+    if not _WORKERS_LOCK.acquire(blocking=False):  # another thread's kernel has them: run every slice here
+      for i in range(len(helpers) + 1): fn(*bufs, *vals, bounds[i], bounds[i + 1])
+      return
+    try:
+      for i, worker in enumerate(helpers, 1): worker.start(fn, (*bufs, *vals, bounds[i], bounds[i + 1]))
+      fn(*bufs, *vals, bounds[0], bounds[1])
+      for worker in helpers: worker.wait()
+    finally: _WORKERS_LOCK.release()
 
 
 def _vector_width() -> int:
