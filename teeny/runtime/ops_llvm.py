@@ -134,8 +134,8 @@ def _cpu_count() -> int:
 
 class _Worker:
   """A thread that runs one slice of a kernel when handed one. Handing over is a pair of bare locks (acquired means
-  "nothing to do" / "not done"): waking it costs about 5-9 us here, where a ThreadPoolExecutor's futures and
-  conditions cost 11-19 us, and kernels of a few hundred microseconds are split too."""
+  "nothing to do" / "not done"): a round trip costs 5-9 us here where a ThreadPoolExecutor's futures and
+  conditions cost 11-19 us (plus, either way, waking the core itself when it slept: see LLVMProgram)."""
   def __init__(self, index: int):
     self._go, self._done = _thread.allocate_lock(), _thread.allocate_lock()
     self._go.acquire()
