@@ -12,7 +12,8 @@ class _Interned(type):
   def __call__(cls, *fields):
     key = (cls, fields)
     found = _Interned._made.get(key)
-    if found is None: found = _Interned._made[key] = super().__call__(*fields)
+    # setdefault is atomic: two threads making the same new dtype at once still get one object
+    if found is None: found = _Interned._made.setdefault(key, super().__call__(*fields))
     return found
 
 
