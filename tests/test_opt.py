@@ -33,6 +33,22 @@ def run_with(t: Tensor, opts: list[Opt] | None) -> np.ndarray:
   return item.bufs[0].numpy().reshape(t.shape)
 
 
+def check_matmul_and_grads(a: np.ndarray, b: np.ndarray, device: str, kernels: int) -> Tensor:
+  """a @ b on the device runs in `kernels` kernels and gives numpy's product, and the gradients of its sum are
+  numpy's. Returns the left operand (a leaf that requires grad)."""
+  ta, tb = Tensor(a, device=device, requires_grad=True), Tensor(b, device=device, requires_grad=True)
+  Tensor.realize_all(ta, tb)
+  GlobalCounters.reset()
+  out = (ta @ tb).realize()
+  assert GlobalCounters.kernel_count == kernels
+  np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-4, atol=1e-4)
+  out.sum().backward()
+  ones = np.ones((a.shape[0], b.shape[1]), np.float32)
+  np.testing.assert_allclose(ta.grad.numpy(), ones @ b.T, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(tb.grad.numpy(), a.T @ ones, rtol=1e-4, atol=1e-4)
+  return ta
+
+
 # (name, builder of the output tensor from realized inputs, [actions], whether a float reduce is reordered)
 def matmul(dev): return Tensor(rand(32, 24), device=dev).realize() @ Tensor(rand(24, 48), device=dev).realize()
 def elementwise(dev):
@@ -207,16 +223,7 @@ def test_long_sum_over_a_big_product_runs_in_slices(device, monkeypatch):
   monkeypatch.setattr(tensor_module, "CHUNK_MIN_PRODUCT", 1 << 12)
   monkeypatch.setattr(tensor_module, "CHUNK_MIN_REDUCED", 256)
   monkeypatch.setattr(tensor_module, "CHUNK_SIZE", 64)
-  a, b = rand(8, 256), rand(256, 16)
-  ta, tb = Tensor(a, device=device, requires_grad=True), Tensor(b, device=device, requires_grad=True)
-  Tensor.realize_all(ta, tb)
-  GlobalCounters.reset()
-  out = (ta @ tb).realize()
-  assert GlobalCounters.kernel_count == 2
-  np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-4, atol=1e-4)
-  out.sum().backward()
-  np.testing.assert_allclose(ta.grad.numpy(), np.ones((8, 16), np.float32) @ b.T, rtol=1e-4, atol=1e-4)
-  np.testing.assert_allclose(tb.grad.numpy(), a.T @ np.ones((8, 16), np.float32), rtol=1e-4, atol=1e-4)
+  check_matmul_and_grads(rand(8, 256), rand(256, 16), device, kernels=2)
 
 
 @pytest.mark.skipif("CL" not in DEVICES, reason="CL device not available")
@@ -259,15 +266,7 @@ def test_matmul_with_few_columns_copies_its_right_operand_column_major(device):
   reads both operands along k and tiles all 10 outputs; results and gradients are numpy's. x @ w.T is
   column-major already: one kernel."""
   x, w = rand(64, 512), rand(512, 10)
-  tx, tw = Tensor(x, device=device, requires_grad=True), Tensor(w, device=device, requires_grad=True)
-  Tensor.realize_all(tx, tw)
-  GlobalCounters.reset()
-  out = (tx @ tw).realize()
-  assert GlobalCounters.kernel_count == 2
-  np.testing.assert_allclose(out.numpy(), x @ w, rtol=1e-4, atol=1e-4)
-  out.sum().backward()
-  np.testing.assert_allclose(tx.grad.numpy(), np.ones((64, 10), np.float32) @ w.T, rtol=1e-4, atol=1e-4)
-  np.testing.assert_allclose(tw.grad.numpy(), x.T @ np.ones((64, 10), np.float32), rtol=1e-4, atol=1e-4)
+  tx = check_matmul_and_grads(x, w, device, kernels=2)
   tv = Tensor(w.T.copy(), device=device).realize()
   GlobalCounters.reset()
   np.testing.assert_allclose((tx.detach() @ tv.T).numpy(), x @ w, rtol=1e-4, atol=1e-4)
