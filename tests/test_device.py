@@ -95,14 +95,18 @@ def test_llvm_splits_large_kernels_across_cores():
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
 
 
-def test_llvm_workers_run_slices_from_many_threads_and_pass_errors_on(monkeypatch):
+@pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
+def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   """Kernels split across cores give the same result when several Python threads launch them at once (a thread
-  that finds the workers busy runs its slices itself), and an error in a worker's slice reaches the caller."""
+  that finds the workers busy runs every slice itself), on the native worker pool and on the Python fallback."""
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   import threading
   from teeny.runtime import ops_llvm
+  if native and not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  monkeypatch.setattr(ops_llvm, "_POOL", [])  # a pool of the kind asked for, made on first use
+  monkeypatch.setattr(ops_llvm, "_native_pool_runs_here", lambda: native)
   monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
-  x = np.arange(4096, dtype=np.float32)
+  x = np.arange(4099, dtype=np.float32)  # slices of unequal length
   src = Tensor(x, device="LLVM").realize()
   results, errors = {}, []
   def work(i):
@@ -113,9 +117,4 @@ def test_llvm_workers_run_slices_from_many_threads_and_pass_errors_on(monkeypatc
   for t in threads: t.start()
   for t in threads: t.join()
   assert not errors and all(results[i] for i in range(4))
-  worker = ops_llvm._workers()[0]
-  def fail(): raise ValueError("slice failed")
-  worker.start(fail, ())
-  with pytest.raises(ValueError, match="slice failed"): worker.wait()
-  worker.start(lambda: None, ())  # the worker goes on after an error
-  worker.wait()
+  assert type(ops_llvm._pool()).__name__ == ("_NativePool" if native else "_PythonPool")

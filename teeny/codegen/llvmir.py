@@ -8,7 +8,9 @@ Pointers come in DEFINE_GLOBAL order. The two trailing i32s are ALWAYS present: 
 the outermost loop that the runtime hands to each core; the DEFINE_VARs named "core_start"/"core_end" bind to them.
 Any other DEFINE_VAR becomes an i32 argument between the pointers and those two, in order of appearance.
 
-The module also exports `@"<name>.info"`, four i64s for the runtime (read by teeny/runtime/ops_llvm.py):
+The module also defines `@"<name>.packed"(ptr args, i32 core_start, i32 core_end)`, which reads the pointers and
+values from an array of i64 slots and calls the kernel: the runtime's native worker threads call every kernel
+through that one signature. And it exports `@"<name>.info"`, four i64s for the runtime (read by teeny/runtime/ops_llvm.py):
   nbufs:        the pointer parameters (callers may hold more buffers than the kernel uses; extras are dropped)
   nvals:        the i32 parameters before core_start/core_end
   ops_per_iter: an estimate of the operations one iteration of the outermost loop does, so small kernels can
@@ -156,12 +158,31 @@ class _Emitter:
     attrs = f'"prefer-vector-width"="{self.vector_bits}"'
     body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
     info = [params, len(var_params) - 2, self.ops_per_iter(), int(self.splittable())]
-    out = [body, *sorted(self.declares), f'@"{self.name}.info" = constant [4 x i64] [{", ".join(f"i64 {x}" for x in info)}]']
+    out = [body, self.packed_wrapper(params, len(var_params) - 2), *sorted(self.declares),
+           f'@"{self.name}.info" = constant [4 x i64] [{", ".join(f"i64 {x}" for x in info)}]']
     out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
     if self.keep:
       kept = ", ".join(f"ptr @{f}" for f in sorted(self.keep))
       out.append(f'@llvm.compiler.used = appending global [{len(self.keep)} x ptr] [{kept}], section "llvm.metadata"')
     return "\n".join(out) + "\n"
+
+  def packed_wrapper(self, nbufs: int, nvals: int) -> str:
+    """`<name>.packed(ptr args, i32 core_start, i32 core_end)`: the kernel with its buffers and values read from one
+    array of i64 slots (pointers first, then values), so the runtime's native worker threads can call any kernel."""
+    lines, call_args = [], []
+    for i in range(nbufs + nvals):
+      lines.append(f"  %slot{i} = getelementptr i64, ptr %args, i64 {i}")
+      if i < nbufs:
+        lines.append(f"  %buf{i} = load ptr, ptr %slot{i}")
+        call_args.append(f"ptr %buf{i}")
+      else:
+        lines += [f"  %wide{i} = load i64, ptr %slot{i}", f"  %val{i} = trunc i64 %wide{i} to i32"]
+        call_args.append(f"i32 %val{i}")
+    call_args += [f"i32 %{CORE_START}", f"i32 %{CORE_END}"]
+    # noinline: the wrapper is a trampoline; inlining would compile the kernel body twice
+    noinline = self.attrs.setdefault("noinline", len(self.attrs))
+    return "\n".join([f'define void @"{self.name}.packed"(ptr %args, i32 %{CORE_START}, i32 %{CORE_END}) nounwind {{',
+                      "entry:", *lines, f'  call void @"{self.name}"({", ".join(call_args)}) #{noinline}', "  ret void", "}"])
 
   def collect_params(self) -> tuple[int, list[str]]:
     nbufs, others, seen = 0, [], set()

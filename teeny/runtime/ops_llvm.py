@@ -8,7 +8,7 @@ for each slice on a persistent thread pool (ctypes drops the GIL during the call
 calling thread: waking a thread costs more than they do.
 """
 from __future__ import annotations
-import _thread, ctypes, ctypes.util, hashlib, os, re, struct, threading, time
+import _thread, ctypes, ctypes.util, hashlib, os, re, struct, sys, threading, time
 import numpy as np
 import llvmlite
 import llvmlite.binding as llvm
@@ -132,45 +132,228 @@ def _cpu_count() -> int:
   except AttributeError: return os.cpu_count() or 1
 
 
-class _Worker:
-  """A thread that runs one slice of a kernel when handed one. Handing over is a pair of bare locks (acquired means
-  "nothing to do" / "not done"): a round trip costs 5-9 us here where a ThreadPoolExecutor's futures and
-  conditions cost 11-19 us (plus, either way, waking the core itself when it slept: see LLVMProgram)."""
-  def __init__(self, index: int):
-    self._go, self._done = _thread.allocate_lock(), _thread.allocate_lock()
-    self._go.acquire()
-    self._done.acquire()
-    self._job, self._error = None, None
-    threading.Thread(target=self._loop, name=f"teeny-llvm-{index}", daemon=True).start()
+# A kernel split across cores runs its slices on worker threads that live in native code: each spins on its control
+# block for a while after its last slice, then sleeps in the kernel (futex) until woken. Waking a sleeping virtual CPU
+# costs 50-100 us on the VM we measure on, and a woken core that goes back to sleep between kernels can make a split
+# kernel as slow as one core for many calls in a row; a worker that is still spinning starts a slice in well under a
+# microsecond. Neither side holds the GIL: the caller's one ctypes call posts the slices, runs its own and waits.
+#
+# Control block of one worker (its own 128 bytes, so the two sides don't share a cache line pair):
+#   0: i32 go        generation of the last posted slice; the caller increments it to post one
+#   4: i32 sleeping  1 while the worker sleeps in futex_wait on `go`
+#   8: ptr fn        the kernel's packed entry: fn(ptr args, i32 start, i32 end)
+#  16: ptr args      its i64 argument slots
+#  24: i32 start, 28: i32 end
+#  64: i32 done      generation of the last finished slice (the worker's own cache line)
+_CTRL_BYTES = 128
+_SPIN_CYCLES = 1 << 22  # time-stamp counter ticks a worker spins before it sleeps: about 1-2 ms at 2-4 GHz
+_FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE, _SYS_FUTEX_X86_64 = 128, 129, 202
 
-  def _loop(self):
+_POOL_IR = f"""
+declare i64 @syscall(i64, ...)
+declare void @llvm.x86.sse2.pause()
+declare i64 @llvm.readcyclecounter()
+
+define void @teeny_worker(ptr %c) {{
+entry:
+  %sleeping = getelementptr i8, ptr %c, i64 4
+  %fnp = getelementptr i8, ptr %c, i64 8
+  %argsp = getelementptr i8, ptr %c, i64 16
+  %startp = getelementptr i8, ptr %c, i64 24
+  %endp = getelementptr i8, ptr %c, i64 28
+  %donep = getelementptr i8, ptr %c, i64 64
+  %first = load atomic i32, ptr %c seq_cst, align 4
+  br label %idle
+idle:                                   ; waiting for generation != %seen
+  %seen = phi i32 [ %first, %entry ], [ %posted, %run ], [ %seen, %woke ]
+  %t0 = call i64 @llvm.readcyclecounter()
+  br label %spin
+spin:
+  %posted = load atomic i32, ptr %c acquire, align 4
+  %has_job = icmp ne i32 %posted, %seen
+  br i1 %has_job, label %run, label %pause
+pause:
+  call void @llvm.x86.sse2.pause()
+  %t = call i64 @llvm.readcyclecounter()
+  %spun = sub i64 %t, %t0
+  %tired = icmp ugt i64 %spun, {_SPIN_CYCLES}
+  br i1 %tired, label %sleep, label %spin
+sleep:                                  ; announce the sleep, then look once more (the caller does the mirror image)
+  store atomic i32 1, ptr %sleeping seq_cst, align 4
+  %again = load atomic i32, ptr %c seq_cst, align 4
+  %nothing = icmp eq i32 %again, %seen
+  br i1 %nothing, label %futex, label %woke
+futex:                                  ; returns at once if `go` is no longer %seen
+  %seen64 = zext i32 %seen to i64
+  %r = call i64 (i64, ...) @syscall(i64 {_SYS_FUTEX_X86_64}, ptr %c, i64 {_FUTEX_WAIT_PRIVATE}, i64 %seen64, ptr null)
+  br label %woke
+woke:
+  store atomic i32 0, ptr %sleeping seq_cst, align 4
+  br label %idle
+run:
+  %fn = load ptr, ptr %fnp, align 8
+  %args = load ptr, ptr %argsp, align 8
+  %start = load i32, ptr %startp, align 4
+  %end = load i32, ptr %endp, align 4
+  call void %fn(ptr %args, i32 %start, i32 %end)
+  store atomic i32 %posted, ptr %donep release, align 4
+  br label %idle
+}}
+
+; split [0, n) into %helpers + 1 slices: post slices 1.. to the workers, run slice 0 here, wait for the workers
+define void @teeny_run_split(ptr %ctrls, i32 %helpers, ptr %fn, ptr %args, i32 %n) {{
+entry:
+  %n64 = sext i32 %n to i64
+  %parts32 = add i32 %helpers, 1
+  %parts = sext i32 %parts32 to i64
+  %first_end64 = sdiv i64 %n64, %parts
+  %first_end = trunc i64 %first_end64 to i32
+  %any = icmp sgt i32 %helpers, 0
+  br i1 %any, label %post, label %mine
+post:
+  %w = phi i32 [ 0, %entry ], [ %w1, %posted ]
+  %w64 = sext i32 %w to i64
+  %cw = getelementptr [{_CTRL_BYTES} x i8], ptr %ctrls, i64 %w64
+  %lo_part = add i64 %w64, 1
+  %hi_part = add i64 %w64, 2
+  %lo_num = mul i64 %n64, %lo_part
+  %hi_num = mul i64 %n64, %hi_part
+  %lo64 = sdiv i64 %lo_num, %parts
+  %hi64 = sdiv i64 %hi_num, %parts
+  %lo = trunc i64 %lo64 to i32
+  %hi = trunc i64 %hi64 to i32
+  %fnp = getelementptr i8, ptr %cw, i64 8
+  %argsp = getelementptr i8, ptr %cw, i64 16
+  %startp = getelementptr i8, ptr %cw, i64 24
+  %endp = getelementptr i8, ptr %cw, i64 28
+  store ptr %fn, ptr %fnp, align 8
+  store ptr %args, ptr %argsp, align 8
+  store i32 %lo, ptr %startp, align 4
+  store i32 %hi, ptr %endp, align 4
+  %gen = load atomic i32, ptr %cw monotonic, align 4
+  %next = add i32 %gen, 1
+  store atomic i32 %next, ptr %cw seq_cst, align 4
+  %sleepingp = getelementptr i8, ptr %cw, i64 4
+  %asleep = load atomic i32, ptr %sleepingp seq_cst, align 4
+  %must_wake = icmp ne i32 %asleep, 0
+  br i1 %must_wake, label %wake, label %posted
+wake:
+  %r = call i64 (i64, ...) @syscall(i64 {_SYS_FUTEX_X86_64}, ptr %cw, i64 {_FUTEX_WAKE_PRIVATE}, i64 1)
+  br label %posted
+posted:
+  %w1 = add i32 %w, 1
+  %more = icmp slt i32 %w1, %helpers
+  br i1 %more, label %post, label %mine
+mine:
+  call void %fn(ptr %args, i32 0, i32 %first_end)
+  br i1 %any, label %wait, label %done
+wait:
+  %v = phi i32 [ 0, %mine ], [ %v1, %finished ]
+  %v64 = sext i32 %v to i64
+  %cv = getelementptr [{_CTRL_BYTES} x i8], ptr %ctrls, i64 %v64
+  %want = load atomic i32, ptr %cv monotonic, align 4
+  %donep = getelementptr i8, ptr %cv, i64 64
+  br label %check
+check:
+  %got = load atomic i32, ptr %donep acquire, align 4
+  %ready = icmp eq i32 %got, %want
+  br i1 %ready, label %finished, label %relax
+relax:
+  call void @llvm.x86.sse2.pause()
+  br label %check
+finished:
+  %v1 = add i32 %v, 1
+  %more_wait = icmp slt i32 %v1, %helpers
+  br i1 %more_wait, label %wait, label %done
+done:
+  ret void
+}}
+"""
+
+
+class _NativePool:
+  """`helpers` worker threads that run kernel slices (see above). Built on first use; x86-64 Linux only (it spins
+  with the time-stamp counter and sleeps with futex), elsewhere split kernels use `_PythonPool`."""
+  def __init__(self, helpers: int):
+    with _LLVM_LOCK:
+      mod = llvm.parse_assembly(_POOL_IR)
+      mod.verify()
+      self._engine = llvm.create_mcjit_compiler(mod, _target_machine(jit=True))
+      self._engine.finalize_object()
+      run_addr = self._engine.get_function_address("teeny_run_split")
+      worker_addr = self._engine.get_function_address("teeny_worker")
+    self.helpers = helpers
+    self._ctrls = _aligned_empty(helpers * _CTRL_BYTES)
+    self._ctrls[:] = 0
+    self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_int32)(run_addr)
+    self._worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(worker_addr)  # never returns; ctypes drops the GIL
+    base = self._ctrls.ctypes.data
+    _KEEP_ALIVE.append(self)  # its threads run on its code and control blocks until the process ends
+    for i in range(helpers):
+      threading.Thread(target=self._worker, args=(base + i * _CTRL_BYTES,), name=f"teeny-llvm-{i}", daemon=True).start()
+
+  def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
+    args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
+    self._run(self._ctrls.ctypes.data, slices - 1, program._packed, args, n)
+
+
+class _PythonPool:
+  """Worker threads woken by bare locks, for machines the native pool doesn't run on. Handing over is a pair of
+  locks per worker (acquired means "nothing to do" / "not done"); each slice is a ctypes call, which drops the GIL."""
+  def __init__(self, helpers: int):
+    self.helpers = helpers
+    self._go = [_thread.allocate_lock() for _ in range(helpers)]
+    self._done = [_thread.allocate_lock() for _ in range(helpers)]
+    self._jobs: list = [None] * helpers
+    for i in range(helpers):
+      self._go[i].acquire()
+      self._done[i].acquire()
+      threading.Thread(target=self._loop, args=(i,), name=f"teeny-llvm-{i}", daemon=True).start()
+
+  def _loop(self, i: int):
     while True:
-      self._go.acquire()
-      fn, args = self._job
-      try: fn(*args)
-      except BaseException as e: self._error = e  # handed to the caller in wait()
-      self._done.release()
+      self._go[i].acquire()
+      fn, args = self._jobs[i]
+      fn(*args)  # a compiled kernel: it cannot raise
+      self._done[i].release()
 
-  def start(self, fn, args: tuple):
-    self._job = (fn, args)
-    self._go.release()
-
-  def wait(self):
-    self._done.acquire()
-    error, self._error = self._error, None
-    if error is not None: raise error
+  def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
+    bounds = [n * i // slices for i in range(slices + 1)]
+    for i in range(1, slices):
+      self._jobs[i - 1] = (program._fn, (*bufs, *vals, bounds[i], bounds[i + 1]))
+      self._go[i - 1].release()
+    program._fn(*bufs, *vals, bounds[0], bounds[1])
+    for i in range(1, slices): self._done[i - 1].acquire()
 
 
-_WORKERS: list[_Worker] = []
-_WORKERS_LOCK = threading.Lock()  # held while a kernel's slices run: one caller uses the workers at a time
+_POOL: list = []  # the process's one pool, made on first use
+_KEEP_ALIVE: list = []  # every native pool ever made (their threads never end)
+_POOL_LOCK = threading.Lock()  # held while a kernel's slices run: one caller uses the workers at a time
 
 
-def _workers() -> list[_Worker]:
-  if not _WORKERS:
-    with _WORKERS_LOCK:
-      # the calling thread runs one slice itself, so one worker fewer than there are cores
-      if not _WORKERS: _WORKERS.extend(_Worker(i) for i in range(max(1, _cpu_count() - 1)))
-  return _WORKERS
+def _native_pool_runs_here() -> bool:
+  return os.environ.get("TEENY_NATIVE_POOL", "1") != "0" and sys.platform.startswith("linux") and \
+    llvm.get_process_triple().startswith("x86_64")
+
+
+def _pool():
+  if not _POOL:
+    with _POOL_LOCK:
+      if not _POOL:
+        helpers = max(1, _cpu_count() - 1)  # the calling thread runs one slice itself
+        _POOL.append(_NativePool(helpers) if _native_pool_runs_here() else _PythonPool(helpers))
+  return _POOL[0]
+
+
+def _forget_pool_in_child():
+  # a forked child has none of the parent's threads: a pool it inherited would wait forever for them
+  _POOL.clear()
+  global _POOL_LOCK
+  _POOL_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def undefined_symbols(obj: bytes) -> list[str]:
@@ -213,7 +396,8 @@ class LLVMProgram(Program):
       self._engine.add_object_file(llvm.ObjectFileRef.from_data(lib))
       self._engine.finalize_object()
       self._addr = self._engine.get_function_address(name)
-    if not self._addr: raise RuntimeError(f"kernel {name} is not defined in its compiled object")
+      self._packed = self._engine.get_function_address(f"{name}.packed")  # what the native workers call
+    if not self._addr or not self._packed: raise RuntimeError(f"kernel {name} is not defined in its compiled object")
     # what the renderer recorded about the kernel (see teeny/codegen/llvmir.py)
     info_addr = self._engine.get_global_value_address(f"{name}.info")
     if not info_addr: raise RuntimeError(f"kernel {name} was not rendered by teeny's LLVMRenderer (no {name}.info)")
@@ -235,16 +419,13 @@ class LLVMProgram(Program):
     return time.perf_counter() - start if wait else None
 
   def _run_parallel(self, fn, bufs, vals, n: int, slices: int):
-    helpers = _workers()[:slices - 1]
-    bounds = [n * i // (len(helpers) + 1) for i in range(len(helpers) + 2)]
-    if not _WORKERS_LOCK.acquire(blocking=False):  # another thread's kernel has them: run every slice here
-      for i in range(len(helpers) + 1): fn(*bufs, *vals, bounds[i], bounds[i + 1])
+    pool = _pool()
+    slices = min(slices, pool.helpers + 1)
+    if not _POOL_LOCK.acquire(blocking=False):  # another thread's kernel has the workers: run every slice here
+      fn(*bufs, *vals, 0, n)
       return
-    try:
-      for i, worker in enumerate(helpers, 1): worker.start(fn, (*bufs, *vals, bounds[i], bounds[i + 1]))
-      fn(*bufs, *vals, bounds[0], bounds[1])
-      for worker in helpers: worker.wait()
-    finally: _WORKERS_LOCK.release()
+    try: pool.run(self, bufs, vals, n, slices)
+    finally: _POOL_LOCK.release()
 
 
 def _vector_width() -> int:
