@@ -4,8 +4,8 @@ that runs kernels on all cores.
 Calling convention (the renderer in teeny/codegen/llvmir.py writes it):
   void name(void *data0, ..., void *dataN, int32 vals..., int32 core_start, int32 core_end)
 The runtime splits the outermost loop's range [0, global_size[0]) into one slice per core and calls the function
-for each slice on a persistent thread pool (ctypes drops the GIL during the call). Small kernels run in the
-calling thread: waking a thread costs more than they do.
+for each slice on a persistent pool of worker threads (native code on x86-64 Linux, see _NativePool; no GIL held
+while slices run). Small kernels run in the calling thread: handing over a slice costs more than they do.
 """
 from __future__ import annotations
 import _thread, ctypes, ctypes.util, hashlib, os, re, struct, sys, threading, time
@@ -380,10 +380,10 @@ class LLVMProgram(Program):
   marked the kernel splittable and the work is worth waking a worker: `work` (a keyword
   of __call__) is the kernel's total operation count; when not given it is global_size[0] times the
   per-iteration count the renderer stored in the object. Below `parallel_threshold` the kernel runs in the
-  calling thread. Waking a worker whose core sleeps costs 50-100 us on the 2-core VM we measure on (the hypervisor
-  wakes the idle virtual CPU): kernels that run in less than a few hundred microseconds alone (x @ w.T with 10
-  outputs: 26 us alone, 119 us split; a 64x512x512 matmul: 243 us either way) are faster unsplit."""
-  parallel_threshold = 1 << 24
+  calling thread. Measured here with the native pool's workers spinning (one thread / split, us): a 256x512 relu
+  26 / 21, x @ w.T with 10 outputs 26 / 22, a 256-row sum over 256 7.8 / 12.3. A worker that already sleeps costs
+  50-100 us more to wake (the hypervisor wakes its virtual CPU), but only on the first kernel after an idle spell."""
+  parallel_threshold = 1 << 19
   threads = _cpu_count()
 
   def __init__(self, device, name: str, lib: bytes):
