@@ -137,32 +137,39 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
   The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
   size instead of the buffer itself."""
   nodes, parts, inputs, index, needs_prepare = [], [], [], {sink: -1}, False
-  # depth first without recursion: each stack entry is a node and the iterator over its sources still to visit
+  # depth first without recursion: each stack entry is a node and the iterator over its sources still to visit.
+  # This loop runs for every node of every realize: methods are bound once, and leaves are placed at once
+  # without a trip through the stack.
   stack = [(sink, iter(sink.src))]
-  push = stack.append  # bound once: this loop runs for every node of every realize
+  push, pop, place, add_part = stack.append, stack.pop, nodes.append, parts.append
   while stack:
     n, pending = stack[-1]
     for s in pending:
-      if s not in index:  # not seen: visit it first (-1 marks seen; its position is set once it is placed)
+      if s in index: continue
+      if s.src:  # not seen: visit it first (-1 marks seen; its position is set once it is placed)
         index[s] = -1
         push((s, iter(s.src)))
         break
-    else:  # every source is placed: place n
-      stack.pop()
-      index[n] = len(nodes)
-      nodes.append(n)
-      op = n.op
-      if op is Ops.BUFFER:
-        inputs.append(n.arg)
-        parts.append((op, n.dtype, n.arg.device, n.arg.size))
+      index[s] = len(nodes)  # a leaf: a BUFFER or a CONST
+      place(s)
+      if s.op is Ops.BUFFER:
+        inputs.append(s.arg)
+        add_part((Ops.BUFFER, s.dtype, s.arg.device, s.arg.size))
         continue
+      arg = s.arg
+      add_part((s.op, s.dtype, arg.hex() if type(arg) is float else arg, ()))
+      if not needs_prepare and "realized" in s._cache: needs_prepare = _needs_prepare(s)
+    else:  # every source is placed: place n
+      pop()
+      index[n] = len(nodes)
+      place(n)
       # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare), an ASSIGN
       # arg only tells one assign() from another; a float constant is keyed by its bits (-0.0, nan)
-      arg = n.arg
+      op, arg = n.op, n.arg
       if op is Ops.CONTIGUOUS: arg = arg is None
       elif op is Ops.ASSIGN: arg = None
       elif type(arg) is float: arg = arg.hex()
-      parts.append((op, n.dtype, arg, tuple([index[s] for s in n.src])))
+      add_part((op, n.dtype, arg, tuple([index[s] for s in n.src])))
       if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or "realized" in n._cache):
         needs_prepare = _needs_prepare(n)
   return nodes, tuple(parts), inputs, needs_prepare

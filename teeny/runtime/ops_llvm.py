@@ -162,10 +162,11 @@ entry:
   %startp = getelementptr i8, ptr %c, i64 24
   %endp = getelementptr i8, ptr %c, i64 28
   %donep = getelementptr i8, ptr %c, i64 64
-  %first = load atomic i32, ptr %c seq_cst, align 4
   br label %idle
 idle:                                   ; waiting for generation != %seen
-  %seen = phi i32 [ %first, %entry ], [ %posted, %run ], [ %seen, %woke ]
+  ; it starts from generation 0, not from what `go` holds when the thread gets going: the first slice may have
+  ; been posted before that
+  %seen = phi i32 [ 0, %entry ], [ %posted, %run ], [ %seen, %woke ]
   %t0 = call i64 @llvm.readcyclecounter()
   br label %spin
 spin:
