@@ -104,24 +104,24 @@ class _CachedSchedule:
 def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
-  sink = UOp(Ops.SINK, dtypes.void, tuple(roots))
-  nodes, key, inputs, needs_prepare = _walk(sink)
-  prepared = None
+  roots = tuple(roots)
+  nodes, key, inputs, needs_prepare = _walk(roots)
+  prepared, new_roots = None, roots
   if needs_prepare:
-    sink, prepared = _prepare(sink, _devices(nodes, dict(zip(roots, devices))))
-    nodes, key, inputs, _ = _walk(sink)
+    new_roots, prepared = _prepare(roots, _devices(nodes, dict(zip(roots, devices))))
+    nodes, key, inputs, _ = _walk(new_roots)
   key = _Key((key, tuple(devices), memory.PLANNER))
   cached = _schedule_cache.get(key)
   if cached is None:
     GlobalCounters.schedule_misses += 1
     if debug_level() >= 2: dprint(f"schedule cache miss: {len(nodes)} nodes, {len(inputs)} input buffers")
-    cached = _schedule(nodes, devices, inputs)
+    cached = _schedule(nodes, new_roots, devices, inputs)
     _schedule_cache[key] = cached
   else:
     GlobalCounters.schedule_hits += 1
     if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
   items, views = cached.instantiate(nodes, inputs)
-  for r, new in zip(roots, sink.src): views[r] = new if is_buffer_view(new) else views[new]
+  for r, new in zip(roots, new_roots): views[r] = new if is_buffer_view(new) else views[new]
   if prepared is not None:
     # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
     # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
@@ -130,17 +130,18 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   return items, views
 
 
-def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
-  """One pass over the graph: its nodes in toposort order, its key in the schedule cache, its input buffers in
-  slot order, and whether _prepare has work to do on it (then the prepared graph is walked again).
+def _walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]:
+  """One pass over the graph under roots: its nodes in toposort order, its key in the schedule cache, its input
+  buffers in slot order, and whether _prepare has work to do on it (then the prepared graph is walked again).
 
   The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
-  size instead of the buffer itself."""
-  nodes, parts, inputs, index, needs_prepare = [], [], [], {sink: -1}, False
+  size instead of the buffer itself. A last entry, SINK, holds the positions of the roots (no SINK node is made:
+  it would be built and freed on every realize)."""
+  nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
   # depth first without recursion: each stack entry is a node and the iterator over its sources still to visit.
   # This loop runs for every node of every realize: methods are bound once, and leaves are placed at once
   # without a trip through the stack.
-  stack = [(sink, iter(sink.src))]
+  stack = [(None, iter(roots))]  # None stands for the SINK over the roots
   push, pop, place, add_part = stack.append, stack.pop, nodes.append, parts.append
   while stack:
     n, pending = stack[-1]
@@ -161,6 +162,7 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
       if not needs_prepare and "realized" in s._cache: needs_prepare = _needs_prepare(s)
     else:  # every source is placed: place n
       pop()
+      if n is None: break
       index[n] = len(nodes)
       place(n)
       # a CONTIGUOUS arg only tags leaves and clones apart (whether it has one matters to _prepare), an ASSIGN
@@ -172,6 +174,7 @@ def _walk(sink: UOp) -> tuple[list[UOp], tuple, list[Buffer], bool]:
       add_part((op, n.dtype, arg, tuple([index[s] for s in n.src])))
       if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or "realized" in n._cache):
         needs_prepare = _needs_prepare(n)
+  add_part((Ops.SINK, dtypes.void, None, tuple([index[r] for r in roots])))
   return nodes, tuple(parts), inputs, needs_prepare
 
 
@@ -201,25 +204,24 @@ def mark_realized(views: dict[UOp, UOp]):
     found[view.src[0].arg.device] = view
 
 
-def _prepare(sink: UOp, device_of: dict[UOp, str]) -> tuple[UOp, dict[UOp, UOp]]:
+def _prepare(roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[tuple[UOp, ...], dict[UOp, UOp]]:
   """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
   nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
-  its own: a clone or a gradient leaf, which assign may later write). Returns the new sink and old -> new."""
+  its own: a clone or a gradient leaf, which assign may later write). Returns the new roots and old -> new."""
   done: dict[UOp, UOp] = {}
-  for n in toposort(sink):
+  for n in toposort(UOp(Ops.SINK, dtypes.void, roots))[:-1]:
     found = _realized_on(n)
     if found is not None and device_of[n] in found: done[n] = found[device_of[n]]; continue
     src = tuple(done[s] for s in n.src)
     if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
       done[n] = src[0]; continue
     done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
-  return done[sink], done
+  return tuple(done[r] for r in roots), done
 
 
-def _schedule(nodes: list[UOp], devices: list[str], inputs: list[Buffer]) -> _CachedSchedule:
-  """Run the scheduler on a prepared graph (nodes in toposort order, the SINK last) and keep the result as a
-  schedule of slots, its intermediates planned to share memory."""
-  roots = nodes[-1].src
+def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inputs: list[Buffer]) -> _CachedSchedule:
+  """Run the scheduler on a prepared graph (nodes in toposort order) and keep the result as a schedule of slots,
+  its intermediates planned to share memory."""
   device_of = _devices(nodes, dict(zip(roots, devices)))
   realize = {r for r in roots if not is_buffer_view(r)}
   for n in nodes:

@@ -173,7 +173,10 @@ def python_memory() -> int:
   """Bytes Python holds, after a collection. The table of live graph nodes is rebuilt first: how big its
   storage is depends on when it last grew (a 300 KB swing), not on how many nodes are alive."""
   gc.collect()
-  _UOpMeta._cache = dict(_UOpMeta._cache)
+  table = _UOpMeta._cache
+  entries = dict(table)
+  table.clear()  # frees its storage; refilled at the size its entries need
+  table.update(entries)
   return tracemalloc.get_traced_memory()[0]
 
 
