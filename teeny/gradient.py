@@ -132,7 +132,7 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
 # A tensor that requires grad keeps, when it is realized, the graph that computed it: backward() after realize()
 # (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
 # leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
-pm_restore_graphs = PatternMatcher([(UPat(Ops.RESHAPE, name="x"), lambda ctx, x: ctx.get(x))])
+pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER), name="x"), lambda ctx, x: ctx.get(x))])  # the buffer views
 
 
 def restore_graphs(root: UOp, graphs: dict[UOp, UOp]) -> UOp:

@@ -43,7 +43,7 @@ from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
-from teeny.schedule import ScheduleItem, buffer_view, forget_realized
+from teeny.schedule import ScheduleItem, buffer_of, buffer_view, forget_realized
 from teeny.tensor import Tensor, rng_key_buffers
 from teeny.uop import Ops
 
@@ -115,8 +115,8 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
 
 
 def _buffer_of(t: Tensor) -> Buffer:
-  """The buffer of a realized tensor (its uop is BUFFER, or RESHAPE of one)."""
-  return t.uop.arg if t.uop.op is Ops.BUFFER else t.uop.src[0].arg
+  """The buffer of a realized tensor."""
+  return buffer_of(t.uop)
 
 
 def _check_same(old: tuple, new: tuple):

@@ -67,7 +67,7 @@ def run_schedule(items: list[ScheduleItem]):
   if level >= 3:
     for i, item in enumerate(items):
       dprint(f"schedule {i}: {item.ast.op.name if item.ast.op is Ops.COPY else 'kernel'} bufs={item.bufs}")
-  start = time.perf_counter()
+  start = time.perf_counter() if level >= 1 else 0.0
   for item in items:
     if item.ast.op is Ops.COPY: _run_copy(item, level)
     else: _run_kernel(item, level)
@@ -78,11 +78,13 @@ def run_schedule(items: list[ScheduleItem]):
 
 
 def _run_kernel(item: ScheduleItem, level: int):
-  device = item.bufs[0].device
-  runner = get_runner(device, item.ast, item.bufs)
-  if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in item.bufs]))
-  elapsed = runner(item.bufs, wait=level >= 2)
-  mem = sum(b.nbytes for b in item.bufs)
+  bufs = item.bufs
+  device = bufs[0].device
+  runner = get_runner(device, item.ast, bufs)
+  if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in bufs]))
+  elapsed = runner(bufs, wait=level >= 2)
+  mem = 0
+  for b in bufs: mem += b.nbytes
   GlobalCounters.kernel_count += 1
   GlobalCounters.global_ops += runner.spec.flops
   GlobalCounters.global_mem += mem

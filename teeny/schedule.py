@@ -51,15 +51,25 @@ def _realized_on(n: UOp) -> dict | None:
 
 
 def buffer_view(buf: Buffer, shape) -> UOp:
-  """The graph node of a realized buffer seen with a shape."""
+  """The graph node of a realized buffer seen with a shape: the BUFFER node itself when the shape is the buffer's
+  own (one node fewer to build and walk for every 1-d result), else a RESHAPE of it."""
   shape = tuple(shape)
-  view = UOp(Ops.RESHAPE, buf.dtype, (UOp(Ops.BUFFER, buf.dtype, (), buf),), shape)
-  view._cache["shape"] = shape  # known already: one realized tensor per realize, so worth not deriving it
+  node = UOp(Ops.BUFFER, buf.dtype, (), buf)
+  # shapes are known already: one realized tensor per realize, so worth not deriving them
+  node._cache["shape"] = (buf.size,)
+  if shape == (buf.size,): return node
+  view = UOp(Ops.RESHAPE, buf.dtype, (node,), shape)
+  view._cache["shape"] = shape
   return view
 
 
 def is_buffer_view(u: UOp) -> bool:
   return u.op is Ops.BUFFER or (u.op is Ops.RESHAPE and u.src[0].op is Ops.BUFFER)
+
+
+def buffer_of(view: UOp) -> Buffer:
+  """The buffer behind a buffer view (see buffer_view)."""
+  return view.arg if view.op is Ops.BUFFER else view.src[0].arg
 
 
 def forget_realized():
@@ -201,7 +211,7 @@ def mark_realized(views: dict[UOp, UOp]):
     if found is None:
       found = {}
       n._cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten
-    found[view.src[0].arg.device] = view
+    found[buffer_of(view).device] = view
 
 
 def _prepare(roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[tuple[UOp, ...], dict[UOp, UOp]]:
@@ -276,7 +286,7 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
   buffers: dict[UOp, Buffer] = {}
   for n in nodes:
     if n in realize:
-      buffers[n] = n.src[0].src[0].arg if n.op is Ops.ASSIGN else Buffer(device_of[n], n.size, n.dtype)
+      buffers[n] = buffer_of(n.src[0]) if n.op is Ops.ASSIGN else Buffer(device_of[n], n.size, n.dtype)
   kernels, fused_by = [], {}
   for n in nodes:
     if n not in realize: continue
@@ -292,7 +302,7 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
 def _copy_item(n: UOp, buffers) -> ScheduleItem:
   src = n.src[0]
   if is_buffer_view(src):
-    src_buf = src.src[0].arg if src.op is Ops.RESHAPE else src.arg
+    src_buf = buffer_of(src)
     return ScheduleItem(n, [buffers[n], src_buf], [n], old_reads={src_buf})
   return ScheduleItem(n, [buffers[n], buffers[src]], [n], deps={src})
 

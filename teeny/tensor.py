@@ -10,7 +10,7 @@ from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.helpers import LRUCache
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
-from teeny.schedule import create_schedule, mark_realized, buffer_view, is_buffer_view, forget_realized
+from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
 from teeny.gradient import compute_gradient, restore_graphs
 
@@ -287,7 +287,8 @@ class Tensor:
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
-    todo = list({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
+    if len(tensors) == 1: todo = [] if is_buffer_view(tensors[0].uop) else list(tensors)
+    else: todo = list({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
     if not todo: return
     items, views = create_schedule([t.uop for t in todo], [t.device for t in todo])
     run_schedule(items)
@@ -301,7 +302,7 @@ class Tensor:
   def numpy(self) -> np.ndarray:
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
     self.realize()
-    return self.uop.src[0].arg.numpy().reshape(self.shape)
+    return buffer_of(self.uop).numpy().reshape(self.shape)
   def item(self) -> Scalar:
     if self.numel() != 1: raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
     return self.numpy().reshape(()).item()
@@ -912,7 +913,7 @@ class Tensor:
     counter = Tensor._rng_counter
     Tensor._rng_counter += 1
     key = Tensor(Tensor._rng_key(counter), device=device)
-    rng_key_buffers[key.uop.src[0].arg] = counter
+    rng_key_buffers[buffer_of(key.uop)] = counter
     k0, k1, hi = key[0], key[1], key[2]
     half = (n + 1) // 2
     x0, x1 = Tensor._threefry2x32(Tensor.arange(half, dtype=dtypes.uint32, device=device), hi, k0, k1)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters
-from teeny.schedule import create_schedule
+from teeny.schedule import buffer_of, create_schedule
 
 rng = np.random.default_rng(0)
 
@@ -132,10 +132,10 @@ def test_lazy_chain_realized_later_reuses_its_parts(device):
 def test_assign_writes_in_place(device):
   w = rand(8, device=device).realize()
   before = w.numpy().copy()
-  buf = w.uop.src[0].arg
+  buf = buffer_of(w.uop)
   w.assign(w * 2 + 1)
   assert kernels_for(w) == 1
-  assert w.uop.src[0].arg is buf  # same buffer
+  assert buffer_of(w.uop) is buf  # same buffer
   np.testing.assert_allclose(w.numpy(), before * 2 + 1)
 
 
@@ -151,7 +151,7 @@ def test_clone_has_a_buffer_of_its_own(device):
   x = Tensor(np.array([1.0, 2.0], np.float32), device=device).realize()
   a, b = x.clone(), x.clone()
   Tensor.realize_all(a, b)
-  assert a.uop.src[0].arg is not x.uop.src[0].arg and a.uop.src[0].arg is not b.uop.src[0].arg
+  assert buffer_of(a.uop) is not buffer_of(x.uop) and buffer_of(a.uop) is not buffer_of(b.uop)
   a.assign(a * 10).realize()
   np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])
   np.testing.assert_array_equal(b.numpy(), [1.0, 2.0])

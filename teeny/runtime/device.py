@@ -64,6 +64,7 @@ class Allocator:
         self._cache.setdefault(nbytes, []).append(handle)
         self._cache.move_to_end(nbytes)
         self.cached_bytes += nbytes
+        if self.cached_bytes <= self.cache_limit: return  # the common case: nothing to give back
         evicted = self._evict(self.cache_limit)
     for h, n in evicted: self._free(h, n)
 
@@ -220,8 +221,10 @@ class Buffer:
         self._handle = self.base.ensure_allocated()._handle
         self._allocator = self.base._allocator
         return self
-      self._allocator = Device[self.device].allocator
-      self._handle = self._allocator.alloc(self.nbytes)
+      allocator = _allocators.get(self.device)
+      if allocator is None: allocator = _allocators[self.device] = Device[self.device].allocator
+      self._allocator = allocator
+      self._handle = allocator.alloc(self.nbytes)
       Buffer.live_count += 1
       Buffer.live_bytes += self.nbytes
     return self
@@ -250,6 +253,9 @@ class Buffer:
 
   live_count = 0  # buffers holding memory of their own, on every device
   live_bytes = 0
+
+
+_allocators: dict = {}  # device name -> its allocator: looked up for every buffer allocated
 
 
 class _DeviceRegistry:
