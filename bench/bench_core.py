@@ -67,10 +67,15 @@ BUDGET_S: float | None = None
 # OpenBLAS (numpy) and OpenMP (torch) worker threads spin for a while after their last call, taking the cores from
 # whatever is timed next: ~3 ms of a 6 ms training step here. Each measurement starts after they have gone idle.
 SETTLE_S = 0.5
+# ...and then makes this many untimed calls: after the pause, the measured library's own sleeping threads and the
+# VM's idle virtual CPU take a few calls to come back (a sum of 2^24 took 10, 3, 2.5, 1.8 ms, then 1.6 ms steady).
+# Every library gets the same, so the medians compare steady states, which is how back-to-back work runs.
+WAKE_CALLS = 2
 
 
 def median_ms(fn, repeats: int) -> float:
   time.sleep(SETTLE_S)
+  for _ in range(WAKE_CALLS): fn()
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
