@@ -122,3 +122,20 @@ def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   for i in range(5):
     monkeypatch.setattr(ops_llvm, "_POOL", [])
     np.testing.assert_equal((src * 3 - i).numpy(), x * 3 - i)
+
+
+def test_llvm_python_pool_passes_a_slice_error_on():
+  """An error in a worker's slice of the Python pool reaches the caller, and the pool goes on working."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  from teeny.runtime import ops_llvm
+  pool = ops_llvm._PythonPool(1)
+  ran = []
+  class Program:
+    def __init__(self, fail_from: int): self.fail_from = fail_from
+    def _fn(self, start, end):
+      if start >= self.fail_from: raise ValueError("slice failed")
+      ran.append((start, end))
+  with pytest.raises(ValueError, match="slice failed"): pool.run(Program(fail_from=5), (), (), 10, 2)
+  assert ran == [(0, 5)]
+  pool.run(Program(fail_from=99), (), (), 10, 2)
+  assert sorted(ran[1:]) == [(0, 5), (5, 10)]

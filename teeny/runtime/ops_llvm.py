@@ -307,6 +307,7 @@ class _PythonPool:
     self._go = [_thread.allocate_lock() for _ in range(helpers)]
     self._done = [_thread.allocate_lock() for _ in range(helpers)]
     self._jobs: list = [None] * helpers
+    self._errors: list = [None] * helpers
     for i in range(helpers):
       self._go[i].acquire()
       self._done[i].acquire()
@@ -316,7 +317,8 @@ class _PythonPool:
     while True:
       self._go[i].acquire()
       fn, args = self._jobs[i]
-      fn(*args)  # a compiled kernel: it cannot raise
+      try: fn(*args)  # a compiled kernel can't raise, but ctypes may refuse an argument
+      except BaseException as e: self._errors[i] = e  # handed to the caller in run()
       self._done[i].release()
 
   def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
@@ -324,8 +326,12 @@ class _PythonPool:
     for i in range(1, slices):
       self._jobs[i - 1] = (program._fn, (*bufs, *vals, bounds[i], bounds[i + 1]))
       self._go[i - 1].release()
-    program._fn(*bufs, *vals, bounds[0], bounds[1])
-    for i in range(1, slices): self._done[i - 1].acquire()
+    try: program._fn(*bufs, *vals, bounds[0], bounds[1])
+    finally:
+      for i in range(1, slices): self._done[i - 1].acquire()  # the workers are free again, even after an error
+    for i in range(1, slices):
+      error, self._errors[i - 1] = self._errors[i - 1], None
+      if error is not None: raise error
 
 
 _POOL: list = []  # the process's one pool, made on first use
@@ -334,6 +340,7 @@ _POOL_LOCK = threading.Lock()  # held while a kernel's slices run: one caller us
 
 
 def _native_pool_runs_here() -> bool:
+  """x86-64 Linux, unless TEENY_NATIVE_POOL=0 asks for the Python pool."""
   return os.environ.get("TEENY_NATIVE_POOL", "1") != "0" and sys.platform.startswith("linux") and \
     llvm.get_process_triple().startswith("x86_64")
 
