@@ -139,3 +139,23 @@ def test_llvm_python_pool_passes_a_slice_error_on():
   assert ran == [(0, 5)]
   pool.run(Program(fail_from=99), (), (), 10, 2)
   assert sorted(ran[1:]) == [(0, 5), (5, 10)]
+
+
+def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch):
+  """A native worker spins for about a millisecond after its slice, then sleeps in the kernel (futex); the next
+  split kernel wakes it and gets its slice done."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  import time
+  from teeny.runtime import ops_llvm
+  if not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  x = np.arange(4096, dtype=np.float32)
+  src = Tensor(x, device="LLVM").realize()
+  np.testing.assert_equal((src + 1).numpy(), x + 1)
+  ctrl = ops_llvm._pool()._ctrls.view(np.int32)  # worker 0's control block: int32 1 is its "sleeping" flag
+  deadline = time.perf_counter() + 5
+  while not ctrl[1] and time.perf_counter() < deadline: time.sleep(0.01)
+  assert ctrl[1] == 1, "the worker still spins 5 s after its last slice"
+  for i in range(3):
+    np.testing.assert_equal((src * 2 + i).numpy(), x * 2 + i)
+    time.sleep(0.02)  # long enough for the worker to fall asleep again
