@@ -152,10 +152,11 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
   x = np.arange(4096, dtype=np.float32)
   src = Tensor(x, device="LLVM").realize()
   np.testing.assert_equal((src + 1).numpy(), x + 1)
-  ctrl = ops_llvm._pool()._ctrls.view(np.int32)  # worker 0's control block: int32 1 is its "sleeping" flag
+  import ctypes
+  sleeping = ctypes.c_int32.from_address(ops_llvm._pool().ctrls + 4)  # worker 0's "sleeping" flag
   deadline = time.perf_counter() + 5
-  while not ctrl[1] and time.perf_counter() < deadline: time.sleep(0.01)
-  assert ctrl[1] == 1, "the worker still spins 5 s after its last slice"
+  while not sleeping.value and time.perf_counter() < deadline: time.sleep(0.01)
+  assert sleeping.value == 1, "the worker still spins 5 s after its last slice"
   for i in range(3):
     np.testing.assert_equal((src * 2 + i).numpy(), x * 2 + i)
     time.sleep(0.02)  # long enough for the worker to fall asleep again

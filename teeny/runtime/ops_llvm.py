@@ -284,19 +284,26 @@ class _NativePool:
       run_addr = self._engine.get_function_address("teeny_run_split")
       worker_addr = self._engine.get_function_address("teeny_worker")
     self.helpers = helpers
-    self._ctrls = _aligned_empty(helpers * _CTRL_BYTES)
-    self._ctrls[:] = 0
+    # the workers read their control blocks until the process ends, so the blocks come from malloc and are never
+    # freed: not even while the interpreter shuts down and frees its objects (a freed block reused for something
+    # else could look like a posted slice to a worker still spinning)
+    libc = ctypes.CDLL(None)
+    block = ctypes.c_void_p()
+    if libc.posix_memalign(ctypes.byref(block), _CTRL_BYTES, helpers * _CTRL_BYTES) != 0:
+      raise MemoryError("no memory for the LLVM worker pool's control blocks")
+    self.ctrls = block.value
+    ctypes.memset(self.ctrls, 0, helpers * _CTRL_BYTES)
     self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
                                  ctypes.c_int32)(run_addr)
     self._worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(worker_addr)  # never returns; ctypes drops the GIL
-    base = self._ctrls.ctypes.data
-    _KEEP_ALIVE.append(self)  # its threads run on its code and control blocks until the process ends
+    _KEEP_ALIVE.append(self)  # its threads run its compiled code until the process ends
     for i in range(helpers):
-      threading.Thread(target=self._worker, args=(base + i * _CTRL_BYTES,), name=f"teeny-llvm-{i}", daemon=True).start()
+      threading.Thread(target=self._worker, args=(self.ctrls + i * _CTRL_BYTES,), name=f"teeny-llvm-{i}",
+                       daemon=True).start()
 
   def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
     args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
-    self._run(self._ctrls.ctypes.data, slices - 1, program._packed, args, n)
+    self._run(self.ctrls, slices - 1, program._packed, args, n)
 
 
 class _PythonPool:
