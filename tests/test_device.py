@@ -160,3 +160,22 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
   for i in range(3):
     np.testing.assert_equal((src * 2 + i).numpy(), x * 2 + i)
     time.sleep(0.02)  # long enough for the worker to fall asleep again
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
+def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
+  """Copies in and out of PARALLEL_COPY_BYTES or more run on every core; sizes that are no multiple of a page
+  or of the core count arrive whole and unchanged."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  from teeny.runtime import ops_llvm
+  if native and not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  monkeypatch.setattr(ops_llvm, "_POOL", [])
+  monkeypatch.setattr(ops_llvm, "_native_pool_runs_here", lambda: native)
+  monkeypatch.setattr(ops_llvm, "PARALLEL_COPY_BYTES", 1 << 16)
+  rng = np.random.default_rng(0)
+  for n in (1 << 14, (1 << 14) + 3, 3 * 4096 // 4 + 1, 100_003):
+    a = rng.standard_normal(n).astype(np.float32)
+    t = Tensor(a, device="LLVM")
+    np.testing.assert_array_equal(t.numpy(), a)
+    np.testing.assert_array_equal((t + 0).numpy(), a)
+  assert type(ops_llvm._POOL[0]).__name__ == ("_NativePool" if native else "_PythonPool")  # the copies used it

@@ -77,11 +77,11 @@ class CPUAllocator(Allocator):
   def _free(self, handle: int, nbytes: int): self._live.pop(handle, None)
 
   def copyin(self, dest: int, src: memoryview):
-    if src.nbytes: ctypes.memmove(dest, np.frombuffer(src, np.uint8).ctypes.data, src.nbytes)
+    if src.nbytes: _copy(dest, np.frombuffer(src, np.uint8).ctypes.data, src.nbytes)
 
   def copyout(self, dest: memoryview, src: int):
     dst = np.frombuffer(dest, np.uint8)  # raises on a read-only destination, as it should
-    if dst.nbytes: ctypes.memmove(dst.ctypes.data, src, dst.nbytes)
+    if dst.nbytes: _copy(dst.ctypes.data, src, dst.nbytes)
 
   def as_numpy(self, handle: int) -> np.ndarray:
     """The bytes behind a handle, without a copy (for tests and debugging)."""
@@ -148,6 +148,7 @@ def _cpu_count() -> int:
 _CTRL_BYTES = 128
 _SPIN_CYCLES = 1 << 22  # time-stamp counter ticks a worker spins before it sleeps: about 1-2 ms at 2-4 GHz
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE, _SYS_FUTEX_X86_64 = 128, 129, 202
+_COPY_PAGE = 4096  # copies split across cores are cut at multiples of this many bytes
 
 _POOL_IR = f"""
 declare i64 @syscall(i64, ...)
@@ -269,6 +270,33 @@ finished:
 done:
   ret void
 }}
+
+; a packed entry like a kernel's, for copies: args = [dst, src, nbytes]; copies pages [start, end) of 4096 bytes
+define void @teeny_copy_pages(ptr %args, i32 %start, i32 %end) {{
+entry:
+  %dst = load ptr, ptr %args, align 8
+  %srcp = getelementptr i64, ptr %args, i64 1
+  %src = load ptr, ptr %srcp, align 8
+  %nbytesp = getelementptr i64, ptr %args, i64 2
+  %nbytes = load i64, ptr %nbytesp, align 8
+  %start64 = sext i32 %start to i64
+  %end64 = sext i32 %end to i64
+  %lo = mul i64 %start64, {_COPY_PAGE}
+  %hi_pages = mul i64 %end64, {_COPY_PAGE}
+  %hi = call i64 @llvm.umin.i64(i64 %hi_pages, i64 %nbytes)
+  %any = icmp ult i64 %lo, %hi
+  br i1 %any, label %copy, label %done
+copy:
+  %len = sub i64 %hi, %lo
+  %d = getelementptr i8, ptr %dst, i64 %lo
+  %s = getelementptr i8, ptr %src, i64 %lo
+  call void @llvm.memcpy.p0.p0.i64(ptr %d, ptr %s, i64 %len, i1 false)
+  br label %done
+done:
+  ret void
+}}
+declare i64 @llvm.umin.i64(i64, i64)
+declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 """
 
 
@@ -283,6 +311,7 @@ class _NativePool:
       self._engine.finalize_object()
       run_addr = self._engine.get_function_address("teeny_run_split")
       worker_addr = self._engine.get_function_address("teeny_worker")
+      self._copy_pages = self._engine.get_function_address("teeny_copy_pages")
     self.helpers = helpers
     # the workers read their control blocks until the process ends, so the blocks come from malloc and are never
     # freed: not even while the interpreter shuts down and frees its objects (a freed block reused for something
@@ -304,6 +333,10 @@ class _NativePool:
   def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
     args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
     self._run(self.ctrls, slices - 1, program._packed, args, n)
+
+  def copy(self, dst: int, src: int, nbytes: int, slices: int):
+    args = (ctypes.c_int64 * 3)(dst, src, nbytes)
+    self._run(self.ctrls, slices - 1, self._copy_pages, args, -(-nbytes // _COPY_PAGE))
 
 
 class _PythonPool:
@@ -330,20 +363,32 @@ class _PythonPool:
 
   def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
     bounds = [n * i // slices for i in range(slices + 1)]
-    for i in range(1, slices):
-      self._jobs[i - 1] = (program._fn, (*bufs, *vals, bounds[i], bounds[i + 1]))
-      self._go[i - 1].release()
-    try: program._fn(*bufs, *vals, bounds[0], bounds[1])
+    self._split([(program._fn, (*bufs, *vals, bounds[i], bounds[i + 1])) for i in range(slices)])
+
+  def copy(self, dst: int, src: int, nbytes: int, slices: int):
+    pages = -(-nbytes // _COPY_PAGE)
+    bounds = [min(nbytes, pages * i // slices * _COPY_PAGE) for i in range(slices + 1)]
+    self._split([(ctypes.memmove, (dst + lo, src + lo, hi - lo)) for lo, hi in zip(bounds, bounds[1:])])
+
+  def _split(self, calls: list):
+    """Run calls[0] here and the others on the workers (ctypes calls: no GIL held while they run)."""
+    for i, call in enumerate(calls[1:]):
+      self._jobs[i] = call
+      self._go[i].release()
+    try:
+      fn, args = calls[0]
+      fn(*args)
     finally:
-      for i in range(1, slices): self._done[i - 1].acquire()  # the workers are free again, even after an error
-    for i in range(1, slices):
-      error, self._errors[i - 1] = self._errors[i - 1], None
+      for i in range(len(calls) - 1): self._done[i].acquire()  # the workers are free again, even after an error
+    for i in range(len(calls) - 1):
+      error, self._errors[i] = self._errors[i], None
       if error is not None: raise error
 
 
 _POOL: list = []  # the process's one pool, made on first use
 _KEEP_ALIVE: list = []  # every native pool ever made (their threads never end)
 _POOL_LOCK = threading.Lock()  # held while a kernel's slices run: one caller uses the workers at a time
+_POOL_MADE_LOCK = threading.Lock()  # held while the pool is made
 
 
 def _native_pool_runs_here() -> bool:
@@ -354,18 +399,35 @@ def _native_pool_runs_here() -> bool:
 
 def _pool():
   if not _POOL:
-    with _POOL_LOCK:
+    with _POOL_MADE_LOCK:
       if not _POOL:
         helpers = max(1, _cpu_count() - 1)  # the calling thread runs one slice itself
         _POOL.append(_NativePool(helpers) if _native_pool_runs_here() else _PythonPool(helpers))
   return _POOL[0]
 
 
+PARALLEL_COPY_BYTES = 4 << 20  # copies in and out of this size or more run on every core
+
+
+def _copy(dst: int, src: int, nbytes: int):
+  """memmove, split across the cores when large: one core copies 64 MiB at 9-10 GB/s here, two at 21 GB/s."""
+  slices = min(_cpu_count(), -(-nbytes // _COPY_PAGE))
+  if nbytes < PARALLEL_COPY_BYTES or slices < 2:
+    ctypes.memmove(dst, src, nbytes)
+    return
+  pool = _pool()
+  if not _POOL_LOCK.acquire(blocking=False):  # another thread has the workers
+    ctypes.memmove(dst, src, nbytes)
+    return
+  try: pool.copy(dst, src, nbytes, min(slices, pool.helpers + 1))
+  finally: _POOL_LOCK.release()
+
+
 def _forget_pool_in_child():
   # a forked child has none of the parent's threads: a pool it inherited would wait forever for them
   _POOL.clear()
-  global _POOL_LOCK
-  _POOL_LOCK = threading.Lock()
+  global _POOL_LOCK, _POOL_MADE_LOCK
+  _POOL_LOCK, _POOL_MADE_LOCK = threading.Lock(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
