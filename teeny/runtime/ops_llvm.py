@@ -301,8 +301,9 @@ declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 
 
 class _NativePool:
-  """`helpers` worker threads that run kernel slices (see above). Built on first use; x86-64 Linux only (it spins
-  with the time-stamp counter and sleeps with futex), elsewhere split kernels use `_PythonPool`."""
+  """`helpers` worker threads that run slices of kernels and of large copies (see above). Built on first use;
+  x86-64 Linux only (it spins with the time-stamp counter and sleeps with futex), elsewhere `_PythonPool` does
+  the same work."""
   def __init__(self, helpers: int):
     with _LLVM_LOCK:
       mod = llvm.parse_assembly(_POOL_IR)
@@ -387,7 +388,7 @@ class _PythonPool:
 
 _POOL: list = []  # the process's one pool, made on first use
 _KEEP_ALIVE: list = []  # every native pool ever made (their threads never end)
-_POOL_LOCK = threading.Lock()  # held while a kernel's slices run: one caller uses the workers at a time
+_POOL_LOCK = threading.Lock()  # held while a kernel's or a copy's slices run: one caller uses the workers at a time
 _POOL_MADE_LOCK = threading.Lock()  # held while the pool is made
 
 
