@@ -179,3 +179,27 @@ def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
     np.testing.assert_array_equal(t.numpy(), a)
     np.testing.assert_array_equal((t + 0).numpy(), a)
   assert type(ops_llvm._POOL[0]).__name__ == ("_NativePool" if native else "_PythonPool")  # the copies used it
+
+
+def _split_kernel_in_child(queue):
+  x = np.arange(1 << 16, dtype=np.float32)
+  queue.put(bool(((Tensor(x, device="LLVM") * 2 + 1).numpy() == x * 2 + 1).all()))
+
+
+def test_llvm_split_kernels_run_in_a_forked_child(monkeypatch):
+  """A child forked after the parent's worker pool started makes a pool of its own (the parent's threads don't
+  exist in it) instead of waiting forever for them."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  import multiprocessing
+  if "fork" not in multiprocessing.get_all_start_methods(): pytest.skip("no fork on this platform")
+  from teeny.runtime import ops_llvm
+  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  x = np.arange(1 << 16, dtype=np.float32)
+  np.testing.assert_equal((Tensor(x, device="LLVM") + 1).numpy(), x + 1)  # the parent's pool is running
+  ctx = multiprocessing.get_context("fork")
+  queue = ctx.Queue()
+  child = ctx.Process(target=_split_kernel_in_child, args=(queue,))
+  child.start()
+  child.join(timeout=60)
+  if child.is_alive(): child.kill()
+  assert child.exitcode == 0 and queue.get(timeout=5)
