@@ -181,7 +181,11 @@ def _walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]
       if op is Ops.CONTIGUOUS: arg = arg is None
       elif op is Ops.ASSIGN: arg = None
       elif type(arg) is float: arg = arg.hex()
-      add_part((op, n.dtype, arg, tuple([index[s] for s in n.src])))
+      src = n.src  # one or two sources (most nodes) without a list comprehension's frame
+      if len(src) == 1: positions = (index[src[0]],)
+      elif len(src) == 2: positions = (index[src[0]], index[src[1]])
+      else: positions = tuple([index[s] for s in src])
+      add_part((op, n.dtype, arg, positions))
       if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or "realized" in n._cache):
         needs_prepare = _needs_prepare(n)
   add_part((Ops.SINK, dtypes.void, None, tuple([index[r] for r in roots])))

@@ -180,7 +180,9 @@ def _derived(node: UOp, key: str, compute: Callable[[UOp], Any]):
   """A cached fact of a node that depends on the same fact of its sources; filled in bottom-up iteratively."""
   cache = node._cache
   if key in cache: return cache[key]
-  if all(key in s._cache for s in node.src):  # the usual case: a new node over nodes already known
+  for s in node.src:  # a loop, not all(...): no generator to make for every new node
+    if key not in s._cache: break
+  else:  # the usual case: a new node over nodes already known
     value = cache[key] = compute(node)
     return value
   stack = [node]
