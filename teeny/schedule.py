@@ -120,7 +120,7 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
   if needs_prepare:
     new_roots, prepared = _prepare(roots, _devices(nodes, dict(zip(roots, devices))))
     nodes, key, inputs, _ = _walk(new_roots)
-  key = _Key((key, tuple(devices), memory.PLANNER))
+  key = (key, tuple(devices), memory.PLANNER)
   cached = _schedule_cache.get(key)
   if cached is None:
     GlobalCounters.schedule_misses += 1
@@ -198,13 +198,6 @@ def _needs_prepare(n: UOp) -> bool:
   if n.op is Ops.DETACH: return is_buffer_view(n.src[0])
   if n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(n.src[0]): return True
   return "realized" in n._cache and _realized_on(n) is not None
-
-
-class _Key(tuple):
-  """A schedule cache key that hashes its (large, nested) contents once."""
-  def __hash__(self):
-    if "_hash" not in self.__dict__: self._hash = tuple.__hash__(self)
-    return self._hash
 
 
 def mark_realized(views: dict[UOp, UOp]):
