@@ -45,7 +45,6 @@ from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem, buffer_of, buffer_view, forget_realized
 from teeny.tensor import Tensor, rng_key_buffers
-from teeny.uop import Ops
 
 
 class TinyJit:
