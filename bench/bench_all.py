@@ -40,16 +40,14 @@ from __future__ import annotations
 import argparse, datetime, functools, glob, importlib.util, json, os, platform, statistics, subprocess, sys
 import tempfile, time
 from importlib import metadata
-# torch's OpenMP threads spin for a while after each of its ops, taking the cores from whatever is timed next
-# (teeny's kernels and its thread pool): a passive wait keeps the columns independent of their order
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)  # bench_core and bench_overhead, from any working directory
-import bench_core, bench_overhead as bo  # noqa: E402  (bench_core also puts the checkout on the path for teeny)
+# bench_core also puts the checkout on the path for teeny, and sets torch's OpenMP threads to wait passively
+import bench_core, bench_overhead as bo  # noqa: E402
 from bench_core import WrongResult  # noqa: E402
 from teeny import Device  # noqa: E402
 

@@ -95,16 +95,23 @@ def test_llvm_splits_large_kernels_across_cores():
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
 
 
+def fresh_llvm_pool(monkeypatch, native: bool):
+  """ops_llvm, set to make a new worker pool of the kind asked for on first use (the test skips where that kind
+  can't run)."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  from teeny.runtime import ops_llvm
+  if native and not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  monkeypatch.setattr(ops_llvm, "_POOL", [])
+  monkeypatch.setattr(ops_llvm, "_native_pool_runs_here", lambda: native)
+  return ops_llvm
+
+
 @pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
 def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   """Kernels split across cores give the same result when several Python threads launch them at once (a thread
   that finds the workers busy runs every slice itself), on the native worker pool and on the Python fallback."""
-  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   import threading
-  from teeny.runtime import ops_llvm
-  if native and not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
-  monkeypatch.setattr(ops_llvm, "_POOL", [])  # a pool of the kind asked for, made on first use
-  monkeypatch.setattr(ops_llvm, "_native_pool_runs_here", lambda: native)
+  ops_llvm = fresh_llvm_pool(monkeypatch, native)
   monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
   x = np.arange(4099, dtype=np.float32)  # slices of unequal length
   src = Tensor(x, device="LLVM").realize()
@@ -166,11 +173,7 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
 def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
   """Copies in and out of PARALLEL_COPY_BYTES or more run on every core; sizes that are no multiple of a page
   or of the core count arrive whole and unchanged."""
-  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
-  from teeny.runtime import ops_llvm
-  if native and not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
-  monkeypatch.setattr(ops_llvm, "_POOL", [])
-  monkeypatch.setattr(ops_llvm, "_native_pool_runs_here", lambda: native)
+  ops_llvm = fresh_llvm_pool(monkeypatch, native)
   monkeypatch.setattr(ops_llvm, "PARALLEL_COPY_BYTES", 1 << 16)
   rng = np.random.default_rng(0)
   for n in (1 << 14, (1 << 14) + 3, 3 * 4096 // 4 + 1, 100_003):

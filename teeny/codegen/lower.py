@@ -14,7 +14,7 @@ import itertools, math
 from teeny.dtype import dtypes, DType
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON
 from teeny.codegen import Renderer
-from teeny.codegen.opt import Kernel
+from teeny.codegen.opt import Kernel, REDUCE_KINDS
 
 
 @dataclass
@@ -165,7 +165,7 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in k.axes_of("upcast") + k.axes_of("unroll")}
   idxs = [reduce_ranges.get(a, lanes.get(a, i)) for a, i in enumerate(idxs)]
   zero = UOp.const(idx_dtype, 0)
-  out_idxs = [zero if kind in ("group", "reduce", "unroll") else i for i, kind in zip(idxs, k.kinds)]
+  out_idxs = [zero if kind in REDUCE_KINDS else i for i, kind in zip(idxs, k.kinds)]
   group = (local_idxs[0], local_size[0]) if k.axes_of("group") else None  # GROUP goes alone: its id is the local id
   # with upcast axes the accumulators' copies are the parallel work, vectorized across them; letting the backend
   # also split each accumulator into partial sums (vectorizing along the reduce loop, with gathers where a load
