@@ -132,8 +132,8 @@ def promote(a: DType, b: DType) -> DType:
 def promote_scalar(t: DType, x) -> DType:
   """The result dtype of a tensor of dtype `t` combined with a Python scalar `x` (scalars don't widen within a category)."""
   if isinstance(x, bool): return t
-  if isinstance(x, int): return t if _category(t) >= 1 else dtypes.default_int
-  if isinstance(x, float): return t if _category(t) == 2 else dtypes.default_float
+  if isinstance(x, int): return t if t is not dtypes.bool else dtypes.default_int
+  if isinstance(x, float): return t if t in FLOATS else dtypes.default_float
   raise TypeError(f"cannot combine a tensor with {type(x).__name__}")
 
 

@@ -272,8 +272,7 @@ class _Capture:
         continue
       args = launch.args
       for i, s in launch.patches: args[i] = handles[s]
-      spec = launch.runner.spec
-      launch.runner.program(*args, global_size=spec.global_size, local_size=spec.local_size)
+      launch.runner.launch(*args)
     GlobalCounters.kernel_count += len(self.launches) - self.n_copies
     GlobalCounters.copies += self.n_copies
     GlobalCounters.global_ops += self.flops

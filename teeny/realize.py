@@ -23,9 +23,10 @@ class CompiledRunner:
       if debug_level() >= 4: dprint(spec.src)
       raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
     self.program = dev.program_cls(dev, spec.name, lib)
+    self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, wait=False)
 
   def __call__(self, bufs: list[Buffer], wait=False) -> float | None:
-    return self.program(*[b.handle for b in bufs], global_size=self.spec.global_size, local_size=self.spec.local_size, wait=wait)
+    return self.launch(*[b.handle for b in bufs], wait=wait)
 
 
 # (device, kernel AST) -> CompiledRunner. Bounded: a loop over ever new kernels can't grow it without limit (an
@@ -82,9 +83,11 @@ def _run_kernel(item: ScheduleItem, level: int):
   device = bufs[0].device
   runner = get_runner(device, item.ast, bufs)
   if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in bufs]))
-  elapsed = runner(bufs, wait=level >= 2)
-  mem = 0
-  for b in bufs: mem += b.nbytes
+  handles, mem = [], 0
+  for b in bufs:  # one loop for both (this runs for every kernel launched)
+    handles.append(b.handle)
+    mem += b.nbytes
+  elapsed = runner.launch(*handles, wait=level >= 2)
   GlobalCounters.kernel_count += 1
   GlobalCounters.global_ops += runner.spec.flops
   GlobalCounters.global_mem += mem

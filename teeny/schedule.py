@@ -105,10 +105,19 @@ class _CachedSchedule:
   marks: list[tuple[int, int]]        # (toposort position of a node, slot): nodes to remember as realized
 
   def instantiate(self, nodes: list[UOp], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
-    blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks]
-    slots = inputs + [Buffer(d, size, dt, None if b is None else blocks[b]) for d, size, dt, b in self.new_buffers]
-    items = [ScheduleItem(ast, [slots[i] for i in refs]) for ast, refs in self.items]
-    return items, {nodes[pos]: buffer_view(slots[slot], nodes[pos].shape) for pos, slot in self.marks}
+    """Items over new buffers (and `inputs`, which becomes the list of slots), and the views to mark realized.
+    Runs on every cache hit: loops, not comprehensions, which cost a frame each."""
+    blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks] if self.blocks else None
+    slots = inputs
+    for device, size, dtype, block in self.new_buffers:
+      slots.append(Buffer(device, size, dtype, None if block is None else blocks[block]))
+    items = []
+    for ast, refs in self.items: items.append(ScheduleItem(ast, list(map(slots.__getitem__, refs))))
+    views = {}
+    for pos, slot in self.marks:
+      node = nodes[pos]
+      views[node] = buffer_view(slots[slot], node.shape)
+    return items, views
 
 
 def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
@@ -131,7 +140,8 @@ def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[Schedule
     GlobalCounters.schedule_hits += 1
     if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
   items, views = cached.instantiate(nodes, inputs)
-  for r, new in zip(roots, new_roots): views[r] = new if is_buffer_view(new) else views[new]
+  for r, new in zip(roots, new_roots):
+    if r not in views: views[r] = new if is_buffer_view(new) else views[new]  # a root the schedule didn't compute
   if prepared is not None:
     # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
     # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
@@ -204,7 +214,7 @@ def mark_realized(views: dict[UOp, UOp]):
   """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
   for n, view in views.items():
     if is_buffer_view(n): continue
-    found = _realized_on(n)
+    found = _realized_on(n) if "realized" in n._cache else None  # (usually a node realized for the first time)
     if found is None:
       found = {}
       n._cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten

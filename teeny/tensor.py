@@ -3,11 +3,10 @@
 here (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtypes, axes and indices raise at
 the call that caused them, before any kernel is built."""
 from __future__ import annotations
-import contextlib, itertools, math, weakref
+import contextlib, itertools, math, operator, weakref
 from typing import Iterable, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
-from teeny.helpers import LRUCache
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized
@@ -85,7 +84,9 @@ def _reduce_chunks(x: Tensor, op: Ops, axes: tuple[int, ...]) -> int | None:
   return chunks if chunks > 1 else None
 
 
-_const_nodes = LRUCache(4096)
+_const_nodes: dict = {}  # (dtype, shape, value...) -> node; emptied when it reaches _CONST_NODES_MAX
+_CONST_NODES_MAX = 4096
+_uop_of = operator.attrgetter("uop")  # a tensor's node, without a Python frame (map over operands)
 
 
 def _const_at(dtype: DType, value, shape: tuple[int, ...]) -> UOp:
@@ -98,6 +99,7 @@ def _const_at(dtype: DType, value, shape: tuple[int, ...]) -> UOp:
     node = UOp.const(dtype, value)
     if shape:
       node = UOp(Ops.EXPAND, dtype, (UOp(Ops.RESHAPE, dtype, (node,), (1,) * len(shape)),), shape)
+    if len(_const_nodes) >= _CONST_NODES_MAX: _const_nodes.clear()  # bounded; the ones in use come back at once
     _const_nodes[key] = node
   return node
 
@@ -168,8 +170,11 @@ class Tensor:
   def _new(self, uop: UOp, *others: Tensor) -> Tensor:
     """A result computed from self (and others): it requires grad if any of them does, like PyTorch."""
     out = Tensor.__new__(Tensor)
-    out.uop, out.device, out.grad = uop, self.device, None
-    out._requires_grad = True if self._requires_grad or any(o._requires_grad for o in others) else None
+    out.uop, out.device, out.grad, out._requires_grad = uop, self.device, None, None
+    if self._requires_grad: out._requires_grad = True
+    else:
+      for o in others:  # a loop, not any(...): no generator made for every op
+        if o._requires_grad: out._requires_grad = True
     return out
 
   # ---- autograd ----
@@ -283,22 +288,13 @@ class Tensor:
 
   # ---- realizing and reading ----
   def realize(self, *others: Tensor) -> Tensor:
-    Tensor.realize_all(self, *others)
+    if others: Tensor.realize_all(self, *others)
+    elif not is_buffer_view(self.uop): _realize((self,))  # one tensor: the common case, without the set-up
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
-    if len(tensors) == 1: todo = [] if is_buffer_view(tensors[0].uop) else list(tensors)
-    else: todo = list({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
-    if not todo: return
-    items, views = create_schedule([t.uop for t in todo], [t.device for t in todo])
-    run_schedule(items)
-    mark_realized(views)
-    for t in todo:
-      # a result (not a leaf, not an in-place update, whose graph would contain its own buffer) keeps its graph
-      if t._requires_grad and not t._leaf and t.uop.op is not Ops.ASSIGN:
-        t._graph = t.uop
-        _grad_realized[id(t)] = t
-      t.uop = views[t.uop]
+    todo = tuple({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
+    if todo: _realize(todo)
   def numpy(self) -> np.ndarray:
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
     self.realize()
@@ -597,9 +593,9 @@ class Tensor:
     elif isinstance(other, (int, float, bool, np.generic)):
       # the common `x * 2`: the constant is made at x's shape at once (one cached node, no broadcasting)
       value = other.item() if isinstance(other, np.generic) else other
-      dt = promote_scalar(self.dtype, value)
-      a = self.cast(dt)
-      b = _const_tensor(_const_at(dt, value, a.shape), self.device)
+      dt = promote_scalar(self.uop.dtype, value)
+      a = self if dt is self.uop.dtype else self.cast(dt)
+      b = _const_tensor(_const_at(dt, value, a.uop.shape), self.device)
       return (b, a) if reverse else (a, b)
     else: raise TypeError(f"can't combine a Tensor with {type(other).__name__}")
     if reverse: a, b = b, a
@@ -608,11 +604,11 @@ class Tensor:
     return a.expand(shape), b.expand(shape)
 
   def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
-    return self._new(self.uop.alu(op, *[s.uop for s in srcs]), *srcs)
+    return self._new(self.uop.alu(op, *map(_uop_of, srcs)), *srcs)
 
   def add(self, other, reverse=False) -> Tensor:
     a, b = self._binop_operands(other, reverse)
-    return a._alu(Ops.OR if a.dtype == dtypes.bool else Ops.ADD, b)
+    return a._alu(Ops.OR if a.uop.dtype is dtypes.bool else Ops.ADD, b)
   def sub(self, other, reverse=False) -> Tensor:
     a, b = self._binop_operands(other, reverse)
     if a.dtype == dtypes.bool: raise TypeError("subtraction of bool tensors is not supported; use logical_xor or ^")
@@ -1590,6 +1586,21 @@ def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
   if len(padding) == n: return tuple((p, p) for p in padding)
   if len(padding) == 2 * n: return tuple((padding[2 * i], padding[2 * i + 1]) for i in reversed(range(n)))
   raise ValueError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")
+
+
+def _realize(tensors: tuple[Tensor, ...]):
+  """Compute tensors that aren't buffers yet, and point each at its buffer."""
+  if len(tensors) == 1: roots, devices = [tensors[0].uop], [tensors[0].device]
+  else: roots, devices = [t.uop for t in tensors], [t.device for t in tensors]
+  items, views = create_schedule(roots, devices)
+  run_schedule(items)
+  mark_realized(views)
+  for t in tensors:
+    # a result (not a leaf, not an in-place update, whose graph would contain its own buffer) keeps its graph
+    if t._requires_grad and not t._leaf and t.uop.op is not Ops.ASSIGN:
+      t._graph = t.uop
+      _grad_realized[id(t)] = t
+    t.uop = views[t.uop]
 
 
 def _from_host(data, dtype: DType | None, device: str) -> UOp:

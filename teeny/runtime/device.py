@@ -4,6 +4,7 @@ internals: a backend gets source text from its renderer and runs the compiled re
 from __future__ import annotations
 from collections import OrderedDict
 import hashlib, importlib, os, tempfile, threading, warnings
+from typing import Callable
 import numpy as np
 from teeny.dtype import DType
 from teeny.helpers import GlobalCounters, cache_dir, debug_level, dprint
@@ -192,6 +193,12 @@ class Program:
   returns the kernel's run time in seconds when wait=True."""
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     raise NotImplementedError
+
+  def launcher(self, global_size, local_size=None) -> Callable[..., float | None]:
+    """A function launch(*bufs, wait=False) that runs this kernel at these sizes. The runtime makes one per
+    compiled kernel and calls it for every launch, so a backend may work out what depends on the sizes once, here."""
+    def launch(*bufs, wait=False): return self(*bufs, global_size=global_size, local_size=local_size, wait=wait)
+    return launch
 
 
 class CompiledDevice:

@@ -496,6 +496,21 @@ class LLVMProgram(Program):
     else: self._run_parallel(fn, bufs, vals, n, slices)
     return time.perf_counter() - start if wait else None
 
+  def launcher(self, global_size, local_size=None):
+    """__call__ without keyword parsing, for kernels without values: the range and the work are fixed once here,
+    the split threshold is read per call (tests lower it)."""
+    if self.nvals: return super().launcher(global_size, local_size)
+    fn, nbufs, n = self._fn, self.nbufs, int(global_size[0])
+    work, splittable = n * self.ops_per_iter, self.splittable and min(self.threads, n) > 1
+    def launch(*bufs, wait=False):
+      if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
+      if len(bufs) > nbufs: bufs = bufs[:nbufs]
+      start = time.perf_counter() if wait else 0.0
+      if splittable and work >= self.parallel_threshold: self._run_parallel(fn, bufs, (), n, min(self.threads, n))
+      else: fn(*bufs, 0, n)
+      return time.perf_counter() - start if wait else None
+    return launch
+
   def _run_parallel(self, fn, bufs, vals, n: int, slices: int):
     pool = _pool()
     slices = min(slices, pool.helpers + 1)
