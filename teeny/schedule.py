@@ -100,9 +100,9 @@ class _CachedSchedule:
   order; the rest are buffers the schedule makes, each (device, size, dtype, planned block or None)."""
   n_inputs: int
   new_buffers: list[tuple]
-  blocks: list[list]                  # planned memory blocks: [device, nbytes]
-  items: list[tuple[UOp, list[int]]]  # (kernel AST or buffer-free COPY, slots)
-  marks: list[tuple[int, int]]        # (toposort position of a node, slot): nodes to remember as realized
+  blocks: list[list]                   # planned memory blocks: [device, nbytes]
+  items: list[tuple[UOp, list[int]]]   # (kernel AST or buffer-free COPY, slots)
+  marks: list[tuple[int, int, tuple]]  # (toposort position of a node, slot, its shape): nodes to remember as realized
 
   def instantiate(self, nodes: list[UOp], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
     """Items over new buffers (and `inputs`, which becomes the list of slots), and the views to mark realized.
@@ -114,9 +114,7 @@ class _CachedSchedule:
     items = []
     for ast, refs in self.items: items.append(ScheduleItem(ast, list(map(slots.__getitem__, refs))))
     views = {}
-    for pos, slot in self.marks:
-      node = nodes[pos]
-      views[node] = buffer_view(slots[slot], node.shape)
+    for pos, slot, shape in self.marks: views[nodes[pos]] = buffer_view(slots[slot], shape)
     return items, views
 
 
@@ -198,7 +196,8 @@ def _walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]
       add_part((op, n.dtype, arg, positions))
       if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or "realized" in n._cache):
         needs_prepare = _needs_prepare(n)
-  add_part((Ops.SINK, dtypes.void, None, tuple([index[r] for r in roots])))
+  root_positions = (index[roots[0]],) if len(roots) == 1 else tuple([index[r] for r in roots])
+  add_part((Ops.SINK, dtypes.void, None, root_positions))
   return nodes, tuple(parts), inputs, needs_prepare
 
 
@@ -262,7 +261,7 @@ def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   items = [(k.ast if k.ast.op is not Ops.COPY else UOp(Ops.COPY, k.ast.dtype, (), k.ast.arg), [slot_of[b] for b in k.bufs])
            for k in kernels if k.bufs[0].size > 0]
   position = {n: i for i, n in enumerate(nodes)}
-  marks = [(position[n], slot_of[k.bufs[0]]) for k in kernels for n in k.outputs]
+  marks = [(position[n], slot_of[k.bufs[0]], n.shape) for k in kernels for n in k.outputs]
   blocks: list[list] = []
   if memory.PLANNER:
     # intermediates may share memory; what the roots were realized into is the caller's to keep
@@ -270,7 +269,7 @@ def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
     plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, len(inputs)) if s not in keep}
     block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
     for s, b in block_of.items(): new_buffers[s - len(inputs)][3] = b
-    marks = [(pos, s) for pos, s in marks if s not in clobbered]  # their memory now holds another result
+    marks = [m for m in marks if m[1] not in clobbered]  # their memory now holds another result
   return _CachedSchedule(len(inputs), [tuple(b) for b in new_buffers], blocks, items, marks)
 
 

@@ -31,7 +31,7 @@ class Allocator:
     self._lock = threading.RLock()
 
   def alloc(self, nbytes: int):
-    nbytes = max(nbytes, 1)
+    nbytes = nbytes or 1  # an empty buffer still gets a handle
     with self._lock:
       handles = self._cache.get(nbytes)
       if handles:  # reuse: the common case, done in one critical section
@@ -55,7 +55,7 @@ class Allocator:
       if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
 
   def free(self, handle, nbytes: int):
-    nbytes = max(nbytes, 1)
+    nbytes = nbytes or 1
     with self._lock:
       self.live_count -= 1
       self.live_bytes -= nbytes
@@ -251,7 +251,7 @@ class Buffer:
     return out
 
   def __del__(self):
-    if getattr(self, "_handle", None) is not None and self.base is None:
+    if self._handle is not None and self.base is None:
       self._allocator.free(self._handle, self.nbytes)
       Buffer.live_count -= 1
       Buffer.live_bytes -= self.nbytes
@@ -260,6 +260,7 @@ class Buffer:
 
   live_count = 0  # buffers holding memory of their own, on every device
   live_bytes = 0
+  _handle = None  # also what __del__ finds when __init__ failed part way
 
 
 _allocators: dict = {}  # device name -> its allocator: looked up for every buffer allocated
