@@ -70,6 +70,24 @@ def test_compiled_programs_are_reused(device):
   assert len(_runner_cache) == count
 
 
+def test_launcher_runs_the_kernel_and_checks_its_buffers(device):
+  """A program's launcher (what every realize calls) runs the kernel like the program's own call, times it when
+  asked to wait, and refuses too few buffers with a clear error instead of reading garbage pointers."""
+  from teeny.realize import get_runner
+  from teeny.schedule import create_schedule
+  x = np.arange(10, dtype=np.float32)
+  src = Tensor(x, device=device).realize()
+  items, _ = create_schedule([(src * 3 + 1).uop], [device])
+  runner = get_runner(device, items[0].ast)
+  out, inp = items[0].bufs
+  assert runner.launch(out.handle, inp.handle) is None
+  np.testing.assert_equal(out.numpy(), x * 3 + 1)
+  inp.copyin(memoryview(x * 2).cast("B"))
+  assert runner.launch(out.handle, inp.handle, wait=True) >= 0
+  np.testing.assert_equal(out.numpy(), x * 6 + 1)
+  with pytest.raises(ValueError, match="buffers"): runner.launch(out.handle)
+
+
 def test_buffers_are_freed_when_no_tensor_holds_them(device):
   gc.collect()
   live, live_bytes = Buffer.live_count, Buffer.live_bytes
