@@ -171,10 +171,10 @@ class Tensor:
     """A result computed from self (and others): it requires grad if any of them does, like PyTorch."""
     out = Tensor.__new__(Tensor)
     out.uop, out.device, out.grad, out._requires_grad = uop, self.device, None, None
-    if self._requires_grad: out._requires_grad = True
-    else:
-      for o in others:  # a loop, not any(...): no generator made for every op
-        if o._requires_grad: out._requires_grad = True
+    for t in (self, *others):  # a loop, not any(...): no generator made for every op
+      if t._requires_grad:
+        out._requires_grad = True
+        break
     return out
 
   # ---- autograd ----
