@@ -187,6 +187,46 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
     time.sleep(0.02)  # long enough for the worker to fall asleep again
 
 
+def test_llvm_native_pool_caller_runs_slices_no_worker_took():
+  """A slice its worker hasn't started by the time the caller finished its own is run by the caller: here the
+  workers never get a core at all (their threads are never started), and split kernels still finish, correct.
+  In a subprocess, so that a broken hand-over fails on the timeout instead of hanging the test run."""
+  if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
+  from teeny.runtime import ops_llvm
+  if not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  code = ("import threading, numpy as np\n"
+          "from teeny import Tensor\n"
+          "from teeny.runtime import ops_llvm\n"
+          "ops_llvm.LLVMProgram.parallel_threshold = 0\n"
+          "threading.Thread.start = lambda self: None  # the pool's workers never run\n"
+          "x = np.arange(4099, dtype=np.float32)\n"
+          "ok = all(((Tensor(x, device='LLVM') * 2 + i).numpy() == x * 2 + i).all() for i in range(3))\n"
+          "print(ok, type(ops_llvm._pool()).__name__, ops_llvm._pool().helpers)\n")
+  env = dict(os.environ, TEENY_PIN_WORKERS="0")  # threads that never started have no id to pin
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr
+  ok, pool, helpers = out.stdout.split()
+  assert (ok, pool) == ("True", "_NativePool")
+  if int(helpers) == 0: pytest.skip("one core: there are no workers to stand in for")
+
+
+def test_llvm_native_workers_are_pinned_to_cores_of_their_own(monkeypatch):
+  """Worker i runs on the (i+1)-th CPU this process may use (the first is left to the caller); with
+  TEENY_PIN_WORKERS=0 (read at import) they may run anywhere."""
+  ops_llvm = fresh_llvm_pool(monkeypatch, native=True)
+  cpus = sorted(os.sched_getaffinity(0))
+  if len(cpus) < 2: pytest.skip("one core: no workers")
+  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  x = np.arange(4096, dtype=np.float32)
+  np.testing.assert_equal((Tensor(x, device="LLVM") * 5).numpy(), x * 5)
+  pool = ops_llvm._pool()
+  assert [os.sched_getaffinity(t.native_id) for t in pool.threads] == [{cpus[(i + 1) % len(cpus)]} for i in range(pool.helpers)]
+  monkeypatch.setattr(ops_llvm, "_PIN_WORKERS", False)
+  monkeypatch.setattr(ops_llvm, "_POOL", [])
+  np.testing.assert_equal((Tensor(x, device="LLVM") * 6).numpy(), x * 6)
+  assert all(os.sched_getaffinity(t.native_id) == set(cpus) for t in ops_llvm._pool().threads)
+
+
 @pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
 def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
   """Copies in and out of PARALLEL_COPY_BYTES or more run on every core; sizes that are no multiple of a page

@@ -137,6 +137,9 @@ def _cpu_count() -> int:
 # costs 50-100 us on the VM we measure on, and a woken core that goes back to sleep between kernels can make a split
 # kernel as slow as one core for many calls in a row; a worker that is still spinning starts a slice in well under a
 # microsecond. Neither side holds the GIL: the caller's one ctypes call posts the slices, runs its own and waits.
+# A slice that no worker has taken by the time the caller finished its own, the caller takes and runs itself: a
+# worker without a core (other busy threads on the machine) then costs the time of its slice, not a whole time
+# slice of the scheduler (a 1024x1024 row-sum went from 0.1 to 1.9 ms while OpenCL's threads held the cores).
 #
 # Control block of one worker (its own 128 bytes, so the two sides don't share a cache line pair):
 #   0: i32 go        generation of the last posted slice; the caller increments it to post one
@@ -144,6 +147,7 @@ def _cpu_count() -> int:
 #   8: ptr fn        the kernel's packed entry: fn(ptr args, i32 start, i32 end)
 #  16: ptr args      its i64 argument slots
 #  24: i32 start, 28: i32 end
+#  32: i32 taken     generation of the last slice someone started (swapped in by the worker, or by the caller)
 #  64: i32 done      generation of the last finished slice (the worker's own cache line)
 _CTRL_BYTES = 128
 _SPIN_CYCLES = 1 << 22  # time-stamp counter ticks a worker spins before it sleeps: about 1-2 ms at 2-4 GHz
@@ -162,12 +166,13 @@ entry:
   %argsp = getelementptr i8, ptr %c, i64 16
   %startp = getelementptr i8, ptr %c, i64 24
   %endp = getelementptr i8, ptr %c, i64 28
+  %takenp = getelementptr i8, ptr %c, i64 32
   %donep = getelementptr i8, ptr %c, i64 64
   br label %idle
 idle:                                   ; waiting for generation != %seen
   ; it starts from generation 0, not from what `go` holds when the thread gets going: the first slice may have
   ; been posted before that
-  %seen = phi i32 [ 0, %entry ], [ %posted, %run ], [ %seen, %woke ]
+  %seen = phi i32 [ 0, %entry ], [ %posted, %run ], [ %posted, %work ], [ %seen, %woke ]
   %t0 = call i64 @llvm.readcyclecounter()
   br label %spin
 spin:
@@ -192,7 +197,11 @@ futex:                                  ; returns at once if `go` is no longer %
 woke:
   store atomic i32 0, ptr %sleeping seq_cst, align 4
   br label %idle
-run:
+run:                                    ; take the slice unless the caller took it already (then it ran it too)
+  %before = atomicrmw xchg ptr %takenp, i32 %posted seq_cst, align 4
+  %ours = icmp ne i32 %before, %posted
+  br i1 %ours, label %work, label %idle
+work:
   %fn = load ptr, ptr %fnp, align 8
   %args = load ptr, ptr %argsp, align 8
   %start = load i32, ptr %startp, align 4
@@ -255,7 +264,22 @@ wait:
   %cv = getelementptr [{_CTRL_BYTES} x i8], ptr %ctrls, i64 %v64
   %want = load atomic i32, ptr %cv monotonic, align 4
   %donep = getelementptr i8, ptr %cv, i64 64
-  br label %check
+  %finished_already = load atomic i32, ptr %donep acquire, align 4
+  %is_done = icmp eq i32 %finished_already, %want
+  br i1 %is_done, label %finished, label %try_take
+try_take:                               ; a slice its worker hasn't started: run it here
+  %takenp = getelementptr i8, ptr %cv, i64 32
+  %before = atomicrmw xchg ptr %takenp, i32 %want seq_cst, align 4
+  %free = icmp ne i32 %before, %want
+  br i1 %free, label %take, label %check
+take:
+  %vstartp = getelementptr i8, ptr %cv, i64 24
+  %vendp = getelementptr i8, ptr %cv, i64 28
+  %vstart = load i32, ptr %vstartp, align 4
+  %vend = load i32, ptr %vendp, align 4
+  call void %fn(ptr %args, i32 %vstart, i32 %vend)
+  store atomic i32 %want, ptr %donep release, align 4
+  br label %finished
 check:
   %got = load atomic i32, ptr %donep acquire, align 4
   %ready = icmp eq i32 %got, %want
@@ -327,9 +351,13 @@ class _NativePool:
                                  ctypes.c_int32)(run_addr)
     self._worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(worker_addr)  # never returns; ctypes drops the GIL
     _KEEP_ALIVE.append(self)  # its threads run its compiled code until the process ends
+    self.threads = []
     for i in range(helpers):
-      threading.Thread(target=self._worker, args=(self.ctrls + i * _CTRL_BYTES,), name=f"teeny-llvm-{i}",
-                       daemon=True).start()
+      worker = threading.Thread(target=self._worker, args=(self.ctrls + i * _CTRL_BYTES,), name=f"teeny-llvm-{i}",
+                                daemon=True)
+      worker.start()
+      if _PIN_WORKERS: _pin(worker.native_id, i + 1)
+      self.threads.append(worker)
 
   def run(self, program: "LLVMProgram", bufs, vals, n: int, slices: int):
     args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
@@ -390,6 +418,20 @@ _POOL: list = []  # the process's one pool, made on first use
 _KEEP_ALIVE: list = []  # every native pool ever made (their threads never end)
 _POOL_LOCK = threading.Lock()  # held while a kernel's or a copy's slices run: one caller uses the workers at a time
 _POOL_MADE_LOCK = threading.Lock()  # held while the pool is made
+
+
+# Worker i is pinned to the (i+1)-th CPU this process may run on, leaving the first to the calling thread. Unpinned,
+# the kernel scheduler of the VM we measure on often woke a worker onto the caller's core and left it there while
+# the other core idled: the two took turns for many calls in a row (a 1024x1024 row-sum at 0.22-0.45 ms instead of
+# 0.1; 1.9 ms before the caller could take a late worker's slice). A pinned worker whose core is busy with other
+# work costs no more than that: the caller runs the slice it didn't start. TEENY_PIN_WORKERS=0 leaves them free.
+_PIN_WORKERS = os.environ.get("TEENY_PIN_WORKERS", "1") != "0"
+
+
+def _pin(thread_id: int, index: int):
+  cpus = sorted(os.sched_getaffinity(0))
+  try: os.sched_setaffinity(thread_id, {cpus[index % len(cpus)]})
+  except OSError: pass  # a CPU set we may not narrow (some containers): the worker stays free, which also works
 
 
 def _native_pool_runs_here() -> bool:
