@@ -39,26 +39,30 @@ def cache_dir() -> str:
   return os.path.join(base, "teeny")
 
 
-class GlobalCounters:
-  """What ran since the last reset(), named like tinygrad's. mem_used is a level, not a count: the bytes of
-  device memory handed out to buffers right now (the allocators' caches of freed blocks not included);
-  peak_mem is the highest it has been since reset()."""
-  kernel_count = 0      # kernels launched
-  global_ops = 0        # estimated arithmetic ops
-  global_mem = 0        # bytes the kernels read and wrote
-  time_sum_s = 0.0      # kernel time, measured when DEBUG>=2
-  copies = 0            # copies between devices
-  schedule_hits = 0     # realizes whose schedule came from the schedule cache
-  schedule_misses = 0   # realizes that ran the scheduler
-  mem_used = 0          # bytes of device memory in use now
-  peak_mem = 0          # most bytes in use at once since reset()
+class _Counters:
+  """What ran since the last reset(): GlobalCounters, named like tinygrad's. mem_used is a level, not a count: the
+  bytes of device memory handed out to buffers right now (the allocators' caches of freed blocks not included);
+  peak_mem is the highest it has been since reset(). One instance, not a class of class attributes: these change
+  on every launch and allocation, and writing a class's attributes voids the interpreter's attribute caches."""
+  def __init__(self):
+    self.kernel_count = 0      # kernels launched
+    self.global_ops = 0        # estimated arithmetic ops
+    self.global_mem = 0        # bytes the kernels read and wrote
+    self.time_sum_s = 0.0      # kernel time, measured when DEBUG>=2
+    self.copies = 0            # copies between devices
+    self.schedule_hits = 0     # realizes whose schedule came from the schedule cache
+    self.schedule_misses = 0   # realizes that ran the scheduler
+    self.mem_used = 0          # bytes of device memory in use now
+    self.peak_mem = 0          # most bytes in use at once since reset()
 
-  @staticmethod
-  def reset():
-    GlobalCounters.kernel_count = GlobalCounters.global_ops = GlobalCounters.global_mem = GlobalCounters.copies = 0
-    GlobalCounters.schedule_hits = GlobalCounters.schedule_misses = 0
-    GlobalCounters.time_sum_s = 0.0
-    GlobalCounters.peak_mem = GlobalCounters.mem_used
+  def reset(self):
+    self.kernel_count = self.global_ops = self.global_mem = self.copies = 0
+    self.schedule_hits = self.schedule_misses = 0
+    self.time_sum_s = 0.0
+    self.peak_mem = self.mem_used
+
+
+GlobalCounters = _Counters()
 
 
 class LRUCache:

@@ -232,8 +232,6 @@ class Buffer:
       if allocator is None: allocator = _allocators[self.device] = Device[self.device].allocator
       self._allocator = allocator
       self._handle = allocator.alloc(self.nbytes)
-      Buffer.live_count += 1
-      Buffer.live_bytes += self.nbytes
     return self
 
   @property
@@ -253,13 +251,9 @@ class Buffer:
   def __del__(self):
     if self._handle is not None and self.base is None:
       self._allocator.free(self._handle, self.nbytes)
-      Buffer.live_count -= 1
-      Buffer.live_bytes -= self.nbytes
 
   def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}{' (planned)' if self.base is not None else ''}>"
 
-  live_count = 0  # buffers holding memory of their own, on every device
-  live_bytes = 0
   _handle = None  # also what __del__ finds when __init__ failed part way
 
 
