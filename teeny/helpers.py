@@ -1,8 +1,7 @@
 """Small shared utilities with no teeny imports: environment flags, the DEBUG level, GlobalCounters (what ran and
 how much memory is in use, counted by every layer) and a bounded LRU cache."""
 from __future__ import annotations
-from collections import OrderedDict
-import functools, os, sys
+import functools, itertools, os, sys
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,21 +65,25 @@ GlobalCounters = _Counters()
 
 
 class LRUCache:
-  """A dict that keeps at most `maxsize` entries, dropping the least recently used one when full."""
+  """A dict that keeps at most `maxsize` entries, dropping the least recently used one when full. A hit is one dict
+  lookup and a stamp: keys like the schedule cache's are long tuples, which Python hashes anew on every lookup (an
+  OrderedDict's get and move_to_end would hash twice). Finding the least recently used entry is a scan, made only
+  when an insert overfills the cache: inserts follow a compile or a scheduler run, which cost far more."""
   def __init__(self, maxsize: int):
-    self.maxsize, self._data = maxsize, OrderedDict()
+    self.maxsize, self._data, self._clock = maxsize, {}, itertools.count()
 
   def get(self, key, default=None):
-    value = self._data.get(key, default)
-    if value is not default: self._data.move_to_end(key)
-    return value
+    entry = self._data.get(key)  # [value, when last used]
+    if entry is None: return default
+    entry[1] = next(self._clock)
+    return entry[0]
 
   def __setitem__(self, key, value):
-    self._data[key] = value
-    self._data.move_to_end(key)
-    while len(self._data) > self.maxsize: self._data.popitem(last=False)
+    self._data[key] = [value, next(self._clock)]
+    while len(self._data) > self.maxsize:
+      del self._data[min(self._data, key=lambda k: self._data[k][1])]
 
   def __contains__(self, key): return key in self._data
   def __len__(self): return len(self._data)
-  def values(self): return list(self._data.values())
+  def values(self): return [value for value, _ in self._data.values()]
   def clear(self): self._data.clear()

@@ -101,3 +101,15 @@ def test_debug_shows_hits_and_misses(device):
   assert done.returncode == 0, done.stderr
   assert "schedule cache miss" in done.stderr and "schedule cache hit" in done.stderr
   assert "schedule cache 1 hits 1 misses" in done.stderr  # the DEBUG=1 summary line
+
+
+def test_lru_cache_drops_the_least_recently_used_entry():
+  from teeny.helpers import LRUCache
+  cache = LRUCache(3)
+  for k in "abc": cache[k] = k.upper()
+  assert cache.get("a") == "A"  # a is now the most recent: b is the least
+  cache["d"] = "D"
+  assert "b" not in cache and all(k in cache for k in "acd")  # (`in` is no use)
+  cache["e"] = "E"  # c was used before a and d
+  assert "c" not in cache and len(cache) == 3 and sorted(cache.values()) == ["A", "D", "E"]
+  assert cache.get("zz", 7) == 7
