@@ -138,8 +138,9 @@ def _cpu_count() -> int:
 # kernel as slow as one core for many calls in a row; a worker that is still spinning starts a slice in well under a
 # microsecond. Neither side holds the GIL: the caller's one ctypes call posts the slices, runs its own and waits.
 # A slice that no worker has taken by the time the caller finished its own, the caller takes and runs itself: a
-# worker without a core (other busy threads on the machine) then costs the time of its slice, not a whole time
-# slice of the scheduler (a 1024x1024 row-sum went from 0.1 to 1.9 ms while OpenCL's threads held the cores).
+# worker without a core (busy with other threads, or queued behind the caller on the caller's own) then costs the
+# time of its slice, not a time slice of the kernel's scheduler (a 1024x1024 row-sum took 1.9 ms instead of 0.1 in
+# such bench runs).
 #
 # Control block of one worker (its own 128 bytes, so the two sides don't share a cache line pair):
 #   0: i32 go        generation of the last posted slice; the caller increments it to post one
