@@ -163,17 +163,11 @@ declare i64 @llvm.readcyclecounter()
 define void @teeny_worker(ptr %c) {{
 entry:
   %sleeping = getelementptr i8, ptr %c, i64 4
-  %fnp = getelementptr i8, ptr %c, i64 8
-  %argsp = getelementptr i8, ptr %c, i64 16
-  %startp = getelementptr i8, ptr %c, i64 24
-  %endp = getelementptr i8, ptr %c, i64 28
-  %takenp = getelementptr i8, ptr %c, i64 32
-  %donep = getelementptr i8, ptr %c, i64 64
   br label %idle
 idle:                                   ; waiting for generation != %seen
   ; it starts from generation 0, not from what `go` holds when the thread gets going: the first slice may have
   ; been posted before that
-  %seen = phi i32 [ 0, %entry ], [ %posted, %run ], [ %posted, %work ], [ %seen, %woke ]
+  %seen = phi i32 [ 0, %entry ], [ %posted, %run ], [ %seen, %woke ]
   %t0 = call i64 @llvm.readcyclecounter()
   br label %spin
 spin:
@@ -198,18 +192,33 @@ futex:                                  ; returns at once if `go` is no longer %
 woke:
   store atomic i32 0, ptr %sleeping seq_cst, align 4
   br label %idle
-run:                                    ; take the slice unless the caller took it already (then it ran it too)
-  %before = atomicrmw xchg ptr %takenp, i32 %posted seq_cst, align 4
-  %ours = icmp ne i32 %before, %posted
-  br i1 %ours, label %work, label %idle
-work:
+run:                                    ; (unless the caller took the slice already: then it ran it too)
+  %ran = call i1 @teeny_take_slice(ptr %c, i32 %posted)
+  br label %idle
+}}
+
+; the slice of generation %gen posted in control block %c, run here if no one took it yet: whether it ran here
+define i1 @teeny_take_slice(ptr %c, i32 %gen) {{
+entry:
+  %takenp = getelementptr i8, ptr %c, i64 32
+  %before = atomicrmw xchg ptr %takenp, i32 %gen seq_cst, align 4
+  %free = icmp ne i32 %before, %gen
+  br i1 %free, label %take, label %done
+take:
+  %fnp = getelementptr i8, ptr %c, i64 8
+  %argsp = getelementptr i8, ptr %c, i64 16
+  %startp = getelementptr i8, ptr %c, i64 24
+  %endp = getelementptr i8, ptr %c, i64 28
+  %donep = getelementptr i8, ptr %c, i64 64
   %fn = load ptr, ptr %fnp, align 8
   %args = load ptr, ptr %argsp, align 8
   %start = load i32, ptr %startp, align 4
   %end = load i32, ptr %endp, align 4
   call void %fn(ptr %args, i32 %start, i32 %end)
-  store atomic i32 %posted, ptr %donep release, align 4
-  br label %idle
+  store atomic i32 %gen, ptr %donep release, align 4
+  br label %done
+done:
+  ret i1 %free
 }}
 
 ; split [0, n) into %helpers + 1 slices: post slices 1.. to the workers, run slice 0 here, wait for the workers
@@ -269,18 +278,8 @@ wait:
   %is_done = icmp eq i32 %finished_already, %want
   br i1 %is_done, label %finished, label %try_take
 try_take:                               ; a slice its worker hasn't started: run it here
-  %takenp = getelementptr i8, ptr %cv, i64 32
-  %before = atomicrmw xchg ptr %takenp, i32 %want seq_cst, align 4
-  %free = icmp ne i32 %before, %want
-  br i1 %free, label %take, label %check
-take:
-  %vstartp = getelementptr i8, ptr %cv, i64 24
-  %vendp = getelementptr i8, ptr %cv, i64 28
-  %vstart = load i32, ptr %vstartp, align 4
-  %vend = load i32, ptr %vendp, align 4
-  call void %fn(ptr %args, i32 %vstart, i32 %vend)
-  store atomic i32 %want, ptr %donep release, align 4
-  br label %finished
+  %took = call i1 @teeny_take_slice(ptr %cv, i32 %want)
+  br i1 %took, label %finished, label %check
 check:
   %got = load atomic i32, ptr %donep acquire, align 4
   %ready = icmp eq i32 %got, %want
