@@ -16,6 +16,7 @@ they are pushed down through elementwise ops and folded into the views of the lo
 """
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import Sequence
 import heapq, math
 from teeny import memory
 from teeny.dtype import dtypes
@@ -118,7 +119,7 @@ class _CachedSchedule:
     return items, views
 
 
-def create_schedule(roots: list[UOp], devices: list[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
   roots = tuple(roots)

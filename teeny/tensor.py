@@ -1590,8 +1590,9 @@ def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
 
 def _realize(tensors: tuple[Tensor, ...]):
   """Compute tensors that aren't buffers yet, and point each at its buffer."""
-  if len(tensors) == 1: roots, devices = [tensors[0].uop], [tensors[0].device]
-  else: roots, devices = [t.uop for t in tensors], [t.device for t in tensors]
+  # tuples: create_schedule keeps them as they are (it would copy lists into tuples for its key)
+  if len(tensors) == 1: roots, devices = (tensors[0].uop,), (tensors[0].device,)
+  else: roots, devices = tuple([t.uop for t in tensors]), tuple([t.device for t in tensors])
   items, views = create_schedule(roots, devices)
   run_schedule(items)
   mark_realized(views)
