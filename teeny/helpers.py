@@ -1,7 +1,7 @@
 """Small shared utilities with no teeny imports: environment flags, the DEBUG level, GlobalCounters (what ran and
 how much memory is in use, counted by every layer) and a bounded LRU cache."""
 from __future__ import annotations
-import functools, itertools, os, sys
+import functools, itertools, os, sys, threading
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,9 +68,12 @@ class LRUCache:
   """A dict that keeps at most `maxsize` entries, dropping the least recently used one when full. A hit is one dict
   lookup and a stamp: keys like the schedule cache's are long tuples, which Python hashes anew on every lookup (an
   OrderedDict's get and move_to_end would hash twice). Finding the least recently used entry is a scan, made only
-  when an insert overfills the cache: inserts follow a compile or a scheduler run, which cost far more."""
+  when an insert overfills the cache: inserts follow a compile or a scheduler run, which cost far more. Inserts
+  hold a lock, since threads that realize at once insert at once and the scan must not see the dict change; a
+  hit needs none (one dict lookup, atomic)."""
   def __init__(self, maxsize: int):
     self.maxsize, self._data, self._clock = maxsize, {}, itertools.count()
+    self._insert_lock = threading.Lock()
 
   def get(self, key, default=None):
     entry = self._data.get(key)  # [value, when last used]
@@ -79,11 +82,13 @@ class LRUCache:
     return entry[0]
 
   def __setitem__(self, key, value):
-    self._data[key] = [value, next(self._clock)]
-    while len(self._data) > self.maxsize:
-      del self._data[min(self._data, key=lambda k: self._data[k][1])]
+    with self._insert_lock:
+      self._data[key] = [value, next(self._clock)]
+      while len(self._data) > self.maxsize:
+        del self._data[min(self._data, key=lambda k: self._data[k][1])]
 
   def __contains__(self, key): return key in self._data
   def __len__(self): return len(self._data)
   def values(self): return [value for value, _ in self._data.values()]
-  def clear(self): self._data.clear()
+  def clear(self):
+    with self._insert_lock: self._data.clear()

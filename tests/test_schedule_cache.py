@@ -113,3 +113,25 @@ def test_lru_cache_drops_the_least_recently_used_entry():
   cache["e"] = "E"  # c was used before a and d
   assert "c" not in cache and len(cache) == 3 and sorted(cache.values()) == ["A", "D", "E"]
   assert cache.get("zz", 7) == 7
+
+
+def test_lru_cache_inserts_from_many_threads():
+  """Threads that realize at once insert into the schedule and kernel caches at once: evicting must not trip over
+  another thread's insert (the scan for the least recently used entry iterates the cache)."""
+  import sys, threading
+  from teeny.helpers import LRUCache
+  cache, errors = LRUCache(8), []
+  def work(t):
+    try:
+      for i in range(3000):
+        cache[(t, i)] = i
+        cache.get((t, i - 1))
+    except Exception as e: errors.append(e)
+  interval = sys.getswitchinterval()
+  sys.setswitchinterval(1e-6)  # switch threads as often as possible, to make the race likely
+  try:
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+  finally: sys.setswitchinterval(interval)
+  assert not errors and len(cache) <= 8
