@@ -89,6 +89,6 @@ class LRUCache:
 
   def __contains__(self, key): return key in self._data
   def __len__(self): return len(self._data)
-  def values(self): return [value for value, _ in self._data.values()]
+  def values(self): return [value for value, _ in list(self._data.values())]  # list(): one atomic snapshot
   def clear(self):
     with self._insert_lock: self._data.clear()
