@@ -17,7 +17,7 @@ they are pushed down through elementwise ops and folded into the views of the lo
 from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
-import heapq, math
+import heapq, itertools, math
 from teeny import memory
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
@@ -77,8 +77,9 @@ def forget_realized():
   """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
   Except ASSIGNs themselves: one that ran must never run again (a pending graph that reads a counter's ASSIGN
   would increment it a second time); a graph holding it reads the target buffer instead."""
-  global _generation
+  global _generation, _sig_epoch
   _generation += 1
+  _sig_epoch += 1
 
 
 class _Unfusable(Exception):
@@ -91,8 +92,9 @@ class _Unfusable(Exception):
 # reads may differ) reuses the schedule made for it: the key replaces each BUFFER by its device and size,
 # numbered in the order the toposort meets it, so two graphs reading different buffers of one shape share a
 # key while a graph reading one buffer twice doesn't match one reading two. Constants are part of the key:
-# they are compiled into the kernels.
-_schedule_cache = LRUCache(getenv("SCHEDULE_CACHE_SIZE", 256))
+# they are compiled into the kernels. A graph that has a signature (see _signature) finds its schedule under
+# that too, without a walk: most schedules are in the cache under two keys.
+_schedule_cache = LRUCache(getenv("SCHEDULE_CACHE_SIZE", 512))
 
 
 @dataclass
@@ -104,31 +106,59 @@ class _CachedSchedule:
   blocks: list[list]                   # planned memory blocks: [device, nbytes]
   items: list[tuple[UOp, list[int]]]   # (kernel AST or buffer-free COPY, slots)
   marks: list[tuple[int, int, tuple]]  # (toposort position of a node, slot, its shape): nodes to remember as realized
+  # the same nodes found from the roots instead, for a hit by signature, which has no toposort: (root index,
+  # source indices leading from that root to the node, slot, shape). Made the first time a signature needs it.
+  mark_paths: list[tuple[int, tuple, int, tuple]] | None = None
 
   def instantiate(self, nodes: list[UOp], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
-    """Items over new buffers (and `inputs`, which becomes the list of slots), and the views to mark realized.
-    Runs on every cache hit: loops, not comprehensions, which cost a frame each."""
+    """Items over new buffers (and `inputs`, which becomes the list of slots), and the views to mark realized,
+    for the graph whose toposort is `nodes`. Runs on every cache hit: loops, not comprehensions, which cost a
+    frame each."""
+    items, slots = self._items(inputs)
+    views = {}
+    for pos, slot, shape in self.marks: views[nodes[pos]] = buffer_view(slots[slot], shape)
+    return items, views
+
+  def instantiate_from_paths(self, roots: tuple[UOp, ...], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+    """instantiate() for a graph known by its signature, which has no toposort: the nodes to mark are found
+    along their paths from the roots."""
+    items, slots = self._items(inputs)
+    views = {}
+    for root_index, path, slot, shape in self.mark_paths:
+      n = roots[root_index]
+      for i in path: n = n.src[i]
+      views[n] = buffer_view(slots[slot], shape)
+    return items, views
+
+  def _items(self, inputs: list[Buffer]) -> tuple[list[ScheduleItem], list[Buffer]]:
     blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks] if self.blocks else None
     slots = inputs
     for device, size, dtype, block in self.new_buffers:
       slots.append(Buffer(device, size, dtype, None if block is None else blocks[block]))
     items = []
     for ast, refs in self.items: items.append(ScheduleItem(ast, list(map(slots.__getitem__, refs))))
-    views = {}
-    for pos, slot, shape in self.marks: views[nodes[pos]] = buffer_view(slots[slot], shape)
-    return items, views
+    return items, slots
 
 
 def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
   """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
   every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
   roots = tuple(roots)
+  if type(devices) is not tuple: devices = tuple(devices)  # (part of the key)
+  signed = _signature(roots)
+  if signed is not None:  # a graph seen before by its signature: no walk
+    sig_key = (signed[0], devices, memory.PLANNER)
+    cached = _schedule_cache.get(sig_key)
+    if cached is not None and cached.mark_paths is not None:
+      GlobalCounters.schedule_hits += 1
+      if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+      return cached.instantiate_from_paths(roots, list(signed[1]))
   nodes, key, inputs, needs_prepare = _walk(roots)
   prepared, new_roots = None, roots
   if needs_prepare:
     new_roots, prepared = _prepare(roots, _devices(nodes, dict(zip(roots, devices))))
     nodes, key, inputs, _ = _walk(new_roots)
-  key = (key, tuple(devices), memory.PLANNER)
+  key = (key, devices, memory.PLANNER)
   cached = _schedule_cache.get(key)
   if cached is None:
     GlobalCounters.schedule_misses += 1
@@ -138,6 +168,9 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   else:
     GlobalCounters.schedule_hits += 1
     if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+  if signed is not None:  # (never prepared: a graph that needs _prepare has no signature)
+    if cached.mark_paths is None: cached.mark_paths = _mark_paths(cached.marks, nodes, roots)
+    _schedule_cache[sig_key] = cached
   items, views = cached.instantiate(nodes, inputs)
   for r, new in zip(roots, new_roots):
     if r not in views: views[r] = new if is_buffer_view(new) else views[new]  # a root the schedule didn't compute
@@ -210,10 +243,125 @@ def _needs_prepare(n: UOp) -> bool:
   return "realized" in n._cache and _realized_on(n) is not None
 
 
+# ---- signatures: the schedule cache's key without a walk ----
+# Realizing x = (x + 1) in a loop builds the same structure over a new buffer every time. Its signature is a small
+# int naming that structure, found from the signatures of the sources, which are remembered on the nodes: only the
+# new nodes are looked at, where _walk would visit the whole graph. Hash-consing makes this enough: two nodes of one
+# graph are the same node exactly when their structures and the buffers under them are the same, so a signature
+# (which records which leaves are the same buffer) fixes the toposort's shape and with it the schedule.
+#
+# A node's entry: node._cache["sig"] = (epoch, (signature, input buffers in walk order) or None). None is for
+# graphs _walk must see: a realized node inside (which _prepare swaps for its buffer), DETACH, CONTIGUOUS, ASSIGN
+# (whose args tell apart nodes of one structure), or too many input buffers. The epoch moves when a node that has
+# an entry is realized, and with forget_realized(): the entries above it assumed it wasn't.
+_signature_ids: dict[tuple, int] = {}
+_next_signature = itertools.count()
+_sig_epoch = 0
+_SIGNATURE_IDS_MAX, _SIGNATURE_INPUTS_MAX = 1 << 16, 64
+_NO_SIGNATURE_OPS = {Ops.DETACH, Ops.CONTIGUOUS, Ops.ASSIGN}
+
+
+def _signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
+  """The signature of the graph under roots and its input buffers in slot order (as _walk would list them), or
+  None when the graph must be walked. Entries are kept on every node but the roots: a root is about to be
+  realized, which would move the epoch."""
+  if len(roots) == 1: return _node_signature(roots[0], keep=False)
+  found = [_node_signature(r, keep=False) for r in roots]
+  if None in found: return None
+  return _combine(("SINK",), found)
+
+
+def _node_signature(node: UOp, keep: bool):
+  entry = node._cache.get("sig")
+  if entry is not None and entry[0] == _sig_epoch: return entry[1]
+  # sources first, without recursion (graphs can be deep): a node waits on the stack until its sources have entries
+  stack = [node]
+  while True:
+    n = stack[-1]
+    waiting = False
+    for s in n.src:
+      entry = s._cache.get("sig")
+      if entry is None or entry[0] != _sig_epoch:
+        stack.append(s)
+        waiting = True
+    if waiting: continue
+    stack.pop()
+    result = _signature_from_sources(n)
+    if n is node:
+      if keep: n._cache["sig"] = (_sig_epoch, result)
+      return result
+    n._cache["sig"] = (_sig_epoch, result)
+
+
+def _signature_from_sources(n: UOp):
+  op = n.op
+  if op is Ops.BUFFER:
+    buf = n.arg
+    return _intern((Ops.BUFFER, n.dtype, buf.device, buf.size)), (buf,)
+  if op in _NO_SIGNATURE_OPS or ("realized" in n._cache and _realized_on(n) is not None): return None
+  arg = n.arg
+  if type(arg) is float: arg = arg.hex()  # as in _walk: -0.0 and nan by their bits
+  if not n.src: return _intern((op, n.dtype, arg)), ()
+  found = []
+  for s in n.src:
+    result = s._cache["sig"][1]
+    if result is None: return None
+    found.append(result)
+  return _combine((op, n.dtype, arg), found)
+
+
+def _combine(head: tuple, found: list) -> tuple[int, tuple[Buffer, ...]] | None:
+  """The signature of a node (head: what it is) over sources with these (signature, inputs): its inputs are
+  theirs in order, each buffer once, and when a buffer is under two sources the key says where each one's go."""
+  with_inputs = [inputs for _, inputs in found if inputs]
+  layout = None
+  if len(with_inputs) <= 1: inputs = with_inputs[0] if with_inputs else ()
+  else:
+    inputs = tuple(dict.fromkeys(itertools.chain.from_iterable(with_inputs)))
+    if len(inputs) != sum(map(len, with_inputs)):  # shared buffers: record every source's slots
+      slot = {b: i for i, b in enumerate(inputs)}
+      layout = tuple(tuple(slot[b] for b in source_inputs) for _, source_inputs in found)
+  if len(inputs) > _SIGNATURE_INPUTS_MAX: return None  # (merging input lists gets slow; _walk is linear)
+  return _intern(head + tuple([sig for sig, _ in found]) + (layout,)), inputs
+
+
+def _intern(structure: tuple) -> int:
+  sig = _signature_ids.get(structure)
+  if sig is None:
+    # bounded: ever new constants would grow it forever. Numbers are never reused, so cache keys made with
+    # forgotten ones just stop matching.
+    if len(_signature_ids) >= _SIGNATURE_IDS_MAX: _signature_ids.clear()
+    sig = _signature_ids[structure] = next(_next_signature)
+  return sig
+
+
+def _mark_paths(marks: list[tuple[int, int, tuple]], nodes: list[UOp], roots: tuple[UOp, ...]) -> list[tuple]:
+  """The marks as paths from the roots (see _CachedSchedule.mark_paths), for the graph whose toposort is nodes."""
+  reached_from: dict[UOp, tuple] = {}  # node -> (the node it was reached from or None for a root, source index)
+  for i, r in enumerate(roots): reached_from.setdefault(r, (None, i))
+  stack = list(roots)
+  while stack:
+    n = stack.pop()
+    for i, s in enumerate(n.src):
+      if s not in reached_from:
+        reached_from[s] = (n, i)
+        stack.append(s)
+  out = []
+  for pos, slot, shape in marks:
+    steps, (up, i) = [], reached_from[nodes[pos]]
+    while up is not None:
+      steps.append(i)
+      up, i = reached_from[up]
+    out.append((i, tuple(reversed(steps)), slot, shape))
+  return out
+
+
 def mark_realized(views: dict[UOp, UOp]):
   """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
+  global _sig_epoch
   for n, view in views.items():
     if is_buffer_view(n): continue
+    if "sig" in n._cache: _sig_epoch += 1  # graphs above n were signed as if it weren't realized
     found = _realized_on(n) if "realized" in n._cache else None  # (usually a node realized for the first time)
     if found is None:
       found = {}

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, dtypes
 from teeny import schedule, realize
+from teeny.schedule import create_schedule
 from training import make_mlp, make_batch, train_step
 
 rng = np.random.default_rng(0)
@@ -135,3 +136,66 @@ def test_lru_cache_inserts_from_many_threads():
     for t in threads: t.join()
   finally: sys.setswitchinterval(interval)
   assert not errors and len(cache) <= 8
+
+
+# ---- signatures: a hit without walking the graph ----
+
+def walks_during(fn, monkeypatch) -> int:
+  calls = []
+  real_walk = schedule._walk
+  monkeypatch.setattr(schedule, "_walk", lambda roots: calls.append(roots) or real_walk(roots))
+  fn()
+  return len(calls)
+
+
+def test_repeated_structure_hits_without_a_walk(device, monkeypatch):
+  x = Tensor(np.zeros(16, np.float32), device=device).realize()
+  x = (x + 1).realize()  # the first time: walked (a miss), and the signature learned
+  for _ in range(3):
+    GlobalCounters.reset()
+    assert walks_during(lambda: (x + 1).realize(), monkeypatch) == 0
+    assert (GlobalCounters.schedule_hits, GlobalCounters.schedule_misses) == (1, 0)
+    x = (x + 1).realize()
+  np.testing.assert_array_equal(x.numpy(), np.full(16, 4, np.float32))
+
+
+def test_signature_tells_shared_buffers_apart(device):
+  """(a*b)+(c*d), (a*b)+(b*a) and (a*b)+(a*b) have one structure but read 4, 2 and 2 buffers in different places."""
+  bufs = [Tensor(data(8), device=device) for _ in range(4)]
+  a, b, c, d = bufs
+  values = [t.numpy() for t in bufs]
+  va, vb, vc, vd = values
+  for _ in range(2):  # the second round hits by signature
+    np.testing.assert_allclose(((a * b) + (c * d)).numpy(), va * vb + vc * vd, rtol=1e-6)
+    np.testing.assert_allclose(((a * b) + (b * a)).numpy(), 2 * va * vb, rtol=1e-6)
+    np.testing.assert_allclose(((a * b) + (a * b)).numpy(), 2 * va * vb, rtol=1e-6)
+    np.testing.assert_allclose(((c * d) + (d * c)).numpy(), 2 * vc * vd, rtol=1e-6)
+    np.testing.assert_allclose(((a * c) + (c * b)).numpy(), va * vc + vc * vb, rtol=1e-6)
+
+
+def test_node_realized_after_its_signature_was_taken_is_read_not_recomputed(device):
+  a = Tensor(data(16), device=device)
+  for _ in range(2):  # the second time, every graph here has a signature already
+    b = a * 3
+    c = b + 1
+    later = b * 2  # holds b's lazy node
+    c.realize()    # b's node got a signature entry, as a source of c
+    b.realize()
+    items, _ = create_schedule((later.uop,), (device,))
+    assert len(items) == 1 and items[0].bufs[1] is b.uop.arg  # reads b's buffer: its graph was walked and prepared
+    np.testing.assert_allclose(later.numpy(), a.numpy() * 6, rtol=1e-6)
+
+
+def test_deep_lazy_graph_is_signed_without_recursion(device):
+  for _ in range(2):
+    x = Tensor(np.zeros(4, np.float32), device=device)
+    for _ in range(3000): x = x + 1
+    np.testing.assert_array_equal(x.numpy(), np.full(4, 3000, np.float32))
+
+
+def test_signature_table_is_bounded(device, monkeypatch):
+  monkeypatch.setattr(schedule, "_SIGNATURE_IDS_MAX", 10)
+  x = Tensor(data(4), device=device)
+  for i in range(30):  # a new constant every time: a new structure
+    np.testing.assert_allclose((x * i + 1).numpy(), x.numpy() * i + 1, rtol=1e-6)
+    assert len(schedule._signature_ids) <= 10
