@@ -265,18 +265,29 @@ def _signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
   """The signature of the graph under roots and its input buffers in slot order (as _walk would list them), or
   None when the graph must be walked. Entries are kept on every node but the roots: a root is about to be
   realized, which would move the epoch."""
-  if len(roots) == 1: return _node_signature(roots[0], keep=False)
-  found = [_node_signature(r, keep=False) for r in roots]
+  if len(roots) == 1: return _root_signature(roots[0])
+  found = [_root_signature(r) for r in roots]
   if None in found: return None
-  return _combine(("SINK",), found)
+  return _combine(("SINK", None), [sig for sig, _ in found], [inputs for _, inputs in found])
 
 
-def _node_signature(node: UOp, keep: bool):
-  entry = node._cache.get("sig")
+def _root_signature(root: UOp):
+  entry = root._cache.get("sig")
   if entry is not None and entry[0] == _sig_epoch: return entry[1]
+  for s in root.src:
+    entry = s._cache.get("sig")
+    if entry is None or entry[0] != _sig_epoch: _sign(s)
+  return _signature_from_sources(root)
+
+
+def _sign(node: UOp):
+  """Give node, and every node under it without a current entry, its entry."""
+  if node.op is Ops.BUFFER:  # the usual new node: a realized buffer
+    node._cache["sig"] = (_sig_epoch, _signature_from_sources(node))
+    return
   # sources first, without recursion (graphs can be deep): a node waits on the stack until its sources have entries
   stack = [node]
-  while True:
+  while stack:
     n = stack[-1]
     waiting = False
     for s in n.src:
@@ -284,45 +295,42 @@ def _node_signature(node: UOp, keep: bool):
       if entry is None or entry[0] != _sig_epoch:
         stack.append(s)
         waiting = True
-    if waiting: continue
-    stack.pop()
-    result = _signature_from_sources(n)
-    if n is node:
-      if keep: n._cache["sig"] = (_sig_epoch, result)
-      return result
-    n._cache["sig"] = (_sig_epoch, result)
+    if not waiting:
+      stack.pop()
+      n._cache["sig"] = (_sig_epoch, _signature_from_sources(n))
 
 
 def _signature_from_sources(n: UOp):
+  """n's (signature, inputs), or None; its sources have their entries."""
   op = n.op
   if op is Ops.BUFFER:
     buf = n.arg
-    return _intern((Ops.BUFFER, n.dtype, buf.device, buf.size)), (buf,)
+    return _intern((op, n.dtype, buf.device, buf.size)), (buf,)
   if op in _NO_SIGNATURE_OPS or ("realized" in n._cache and _realized_on(n) is not None): return None
   arg = n.arg
   if type(arg) is float: arg = arg.hex()  # as in _walk: -0.0 and nan by their bits
-  if not n.src: return _intern((op, n.dtype, arg)), ()
-  found = []
+  sigs, inputs, with_inputs = [], (), 0
   for s in n.src:
     result = s._cache["sig"][1]
     if result is None: return None
-    found.append(result)
-  return _combine((op, n.dtype, arg), found)
+    sigs.append(result[0])
+    if result[1]:
+      inputs = result[1]
+      with_inputs += 1
+  if with_inputs > 1: return _combine((op, n.dtype, arg), sigs, [s._cache["sig"][1][1] for s in n.src])
+  return _intern((op, n.dtype, arg, None, *sigs)), inputs  # (None: no buffer is under two sources)
 
 
-def _combine(head: tuple, found: list) -> tuple[int, tuple[Buffer, ...]] | None:
-  """The signature of a node (head: what it is) over sources with these (signature, inputs): its inputs are
+def _combine(head: tuple, sigs: list[int], source_inputs: list[tuple]) -> tuple[int, tuple[Buffer, ...]] | None:
+  """The signature of a node (head: what it is) over sources with these signatures and inputs: its inputs are
   theirs in order, each buffer once, and when a buffer is under two sources the key says where each one's go."""
-  with_inputs = [inputs for _, inputs in found if inputs]
-  layout = None
-  if len(with_inputs) <= 1: inputs = with_inputs[0] if with_inputs else ()
-  else:
-    inputs = tuple(dict.fromkeys(itertools.chain.from_iterable(with_inputs)))
-    if len(inputs) != sum(map(len, with_inputs)):  # shared buffers: record every source's slots
-      slot = {b: i for i, b in enumerate(inputs)}
-      layout = tuple(tuple(slot[b] for b in source_inputs) for _, source_inputs in found)
+  inputs = tuple(dict.fromkeys(itertools.chain.from_iterable(source_inputs)))
   if len(inputs) > _SIGNATURE_INPUTS_MAX: return None  # (merging input lists gets slow; _walk is linear)
-  return _intern(head + tuple([sig for sig, _ in found]) + (layout,)), inputs
+  layout = None
+  if len(inputs) != sum(map(len, source_inputs)):  # shared buffers: record every source's slots
+    slot = {b: i for i, b in enumerate(inputs)}
+    layout = tuple(tuple(slot[b] for b in one) for one in source_inputs)
+  return _intern((*head, layout, *sigs)), inputs
 
 
 def _intern(structure: tuple) -> int:
