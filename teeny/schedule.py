@@ -31,11 +31,15 @@ from teeny.runtime.device import Buffer, Device
 class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
   bufs: list[Buffer]           # bufs[0] is written, the rest are read
-  # what the scheduler knows while ordering kernels (empty in items made from a cached schedule, which is
-  # already ordered: shared immutable defaults, so making an item allocates nothing more)
-  outputs: list[UOp] | tuple = ()           # graph nodes this item realizes
-  fused_reduces: list[UOp] | tuple = ()     # reduces computed inside this kernel
-  deps: set | frozenset = frozenset()       # realized nodes it reads (made by other items of the schedule)
+
+
+@dataclass
+class _Kernel(ScheduleItem):
+  """A kernel while the scheduler orders it, with what it knows about it then (a cache hit makes plain
+  ScheduleItems: two fields to fill for every realize)."""
+  outputs: list[UOp]                       # graph nodes this item realizes
+  fused_reduces: list[UOp] | tuple = ()    # reduces computed inside this kernel
+  deps: set | frozenset = frozenset()      # realized nodes it reads (made by other items of the schedule)
   old_reads: set | frozenset = frozenset()  # buffers it reads as they were before the schedule ran
 
 
@@ -369,11 +373,12 @@ def mark_realized(views: dict[UOp, UOp]):
   global _sig_epoch
   for n, view in views.items():
     if is_buffer_view(n): continue
-    if "sig" in n._cache: _sig_epoch += 1  # graphs above n were signed as if it weren't realized
-    found = _realized_on(n) if "realized" in n._cache else None  # (usually a node realized for the first time)
+    cache = n._cache
+    if "sig" in cache: _sig_epoch += 1  # graphs above n were signed as if it weren't realized
+    found = _realized_on(n) if "realized" in cache else None  # (usually a node realized for the first time)
     if found is None:
       found = {}
-      n._cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten
+      cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten
     found[buffer_of(view).device] = view
 
 
@@ -445,7 +450,7 @@ def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
   return dev
 
 
-def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
+def _build_all(nodes, realize, device_of) -> list[_Kernel]:
   buffers: dict[UOp, Buffer] = {}
   for n in nodes:
     if n in realize:
@@ -462,15 +467,15 @@ def _build_all(nodes, realize, device_of) -> list[ScheduleItem]:
   return kernels
 
 
-def _copy_item(n: UOp, buffers) -> ScheduleItem:
+def _copy_item(n: UOp, buffers) -> _Kernel:
   src = n.src[0]
   if is_buffer_view(src):
     src_buf = buffer_of(src)
-    return ScheduleItem(n, [buffers[n], src_buf], [n], old_reads={src_buf})
-  return ScheduleItem(n, [buffers[n], buffers[src]], [n], deps={src})
+    return _Kernel(n, [buffers[n], src_buf], [n], old_reads={src_buf})
+  return _Kernel(n, [buffers[n], buffers[src]], [n], deps={src})
 
 
-def _in_order(kernels: list[ScheduleItem]) -> list[ScheduleItem]:
+def _in_order(kernels: list[_Kernel]) -> list[_Kernel]:
   """The kernels in an order where each runs after the kernels whose results it reads, and before an ASSIGN
   that overwrites a buffer it reads the old value of (the forward pass reading a parameter must run before the
   update of that parameter). Among kernels free to run, the first in toposort order goes first."""
@@ -516,7 +521,7 @@ class _KernelBuilder:
     self.deps: set[UOp] = set()            # realized nodes read
     self.old_reads: set[Buffer] = set()    # buffers read as they were before the schedule
 
-  def build(self) -> ScheduleItem:
+  def build(self) -> _Kernel:
     root = self.root
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
@@ -529,7 +534,7 @@ class _KernelBuilder:
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[out_buf]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    return ScheduleItem(ast, self.bufs, [root], reduces, self.deps, self.old_reads)
+    return _Kernel(ast, self.bufs, [root], reduces, self.deps, self.old_reads)
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER

@@ -51,8 +51,9 @@ class Allocator:
     self.live_count += 1
     self.live_bytes += nbytes
     if self.counts_in_mem_used:
-      GlobalCounters.mem_used += nbytes
-      if GlobalCounters.mem_used > GlobalCounters.peak_mem: GlobalCounters.peak_mem = GlobalCounters.mem_used
+      counters = GlobalCounters
+      counters.mem_used += nbytes
+      if counters.mem_used > counters.peak_mem: counters.peak_mem = counters.mem_used
 
   def free(self, handle, nbytes: int):
     nbytes = nbytes or 1
@@ -62,8 +63,11 @@ class Allocator:
       if self.counts_in_mem_used: GlobalCounters.mem_used -= nbytes
       if nbytes > self.cache_limit: evicted = [(handle, nbytes)]
       else:
-        self._cache.setdefault(nbytes, []).append(handle)
-        self._cache.move_to_end(nbytes)
+        handles = self._cache.get(nbytes)
+        if handles is None: self._cache[nbytes] = [handle]  # (a new size goes last: most recently freed)
+        else:
+          handles.append(handle)
+          self._cache.move_to_end(nbytes)
         self.cached_bytes += nbytes
         if self.cached_bytes <= self.cache_limit: return  # the common case: nothing to give back
         evicted = self._evict(self.cache_limit)
@@ -214,10 +218,12 @@ class Buffer:
   """`size` elements of `dtype` on `device`. Memory is allocated on first use and freed (to the allocator's
   cache) when garbage collected. A buffer made with `base=` owns no memory: it uses the base's, which must be
   at least as large (the memory planner gives intermediates whose lifetimes don't overlap one base)."""
+  # slots: two are made and freed for every realized op, and their fields are read on every launch
+  __slots__ = ("device", "size", "dtype", "base", "nbytes", "_handle", "_allocator", "__weakref__")
   def __init__(self, device: str, size: int, dtype: DType, base: Buffer | None = None):
+    self._handle = None  # first: __del__ reads it even when __init__ failed part way
     self.device, self.size, self.dtype, self.base = device, size, dtype, base
     self.nbytes = size * dtype.itemsize
-    self._handle = None
 
   @property
   def is_allocated(self) -> bool: return self._handle is not None
@@ -253,8 +259,6 @@ class Buffer:
       self._allocator.free(self._handle, self.nbytes)
 
   def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}{' (planned)' if self.base is not None else ''}>"
-
-  _handle = None  # also what __del__ finds when __init__ failed part way
 
 
 _allocators: dict = {}  # device name -> its allocator: looked up for every buffer allocated
