@@ -270,25 +270,34 @@ def _signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
   None when the graph must be walked. Entries are kept on every node but the roots: a root is about to be
   realized, which would move the epoch."""
   if len(roots) == 1: return _root_signature(roots[0])
-  found = [_root_signature(r) for r in roots]
-  if None in found: return None
+  for r in roots:  # an update of parameters (ASSIGN roots) is walked: don't sign the graph under them first
+    if r.op in _NO_SIGNATURE_OPS: return None
+  found = []
+  for r in roots:
+    result = _root_signature(r)
+    if result is None: return None
+    found.append(result)
   return _combine(("SINK", None), [sig for sig, _ in found], [inputs for _, inputs in found])
 
 
 def _root_signature(root: UOp):
   entry = root._cache.get("sig")
   if entry is not None and entry[0] == _sig_epoch: return entry[1]
+  if root.op in _NO_SIGNATURE_OPS: return None
   for s in root.src:
     entry = s._cache.get("sig")
-    if entry is None or entry[0] != _sig_epoch: _sign(s)
+    if entry is None or entry[0] != _sig_epoch:
+      if not _sign(s): return None
+    elif entry[1] is None: return None
   return _signature_from_sources(root)
 
 
-def _sign(node: UOp):
-  """Give node, and every node under it without a current entry, its entry."""
+def _sign(node: UOp) -> bool:
+  """Give node, and every node under it without a current entry, its entry. Stops at the first node without a
+  signature (returns False): the graph above it has none, and the rest of it needn't be looked at."""
   if node.op is Ops.BUFFER:  # the usual new node: a realized buffer
     node._cache["sig"] = (_sig_epoch, _signature_from_sources(node))
-    return
+    return True
   # sources first, without recursion (graphs can be deep): a node waits on the stack until its sources have entries
   stack = [node]
   while stack:
@@ -301,7 +310,10 @@ def _sign(node: UOp):
         waiting = True
     if not waiting:
       stack.pop()
-      n._cache["sig"] = (_sig_epoch, _signature_from_sources(n))
+      result = _signature_from_sources(n)
+      n._cache["sig"] = (_sig_epoch, result)
+      if result is None: return False
+  return True
 
 
 def _signature_from_sources(n: UOp):
