@@ -212,7 +212,7 @@ class _Capture:
       s = slot_of.get(_buffer_of(t))
       if s is not None and s in made and s not in self.inputs: self.fresh[s] = _spec(buf_of[s])
     self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs))
-    del slot_of
+    slot_of.clear()  # (it holds the buffers too)
     # scratch: made during the call and held by nothing but the recording. Drop our references and see which
     # buffers die: those nobody else can see are free to be planned (their memory went back to the allocator)
     maybe = [s for s in made if s not in self.inputs and s not in self.fresh]

@@ -4,7 +4,7 @@ here (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtype
 the call that caused them, before any kernel is built."""
 from __future__ import annotations
 import contextlib, itertools, math, operator, weakref
-from typing import Iterable, Sequence
+from typing import Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops
@@ -1292,7 +1292,7 @@ class Tensor:
     d = self._check_index("scatter", dim, index, src.shape)
     src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
     x = self.transpose(d, -1)
-    n, k = x.shape[-1], index.shape[d]
+    n = x.shape[-1]
     hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)  # (..., k, n)
     if reduce == "add": update = hit.where(src, 0)._sum_exact(-2)
     elif reduce == "multiply": update = hit.where(src, 1).prod(-2).cast(self.dtype)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 import functools, math, struct, weakref
 import numpy as np
-from teeny.dtype import DType, dtypes, PtrDType
+from teeny.dtype import DType, dtypes
 
 
 class Op:

@@ -36,7 +36,6 @@ arithmetic in float32.
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
-from teeny.dtype import DType
 
 
 class Renderer:
