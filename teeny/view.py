@@ -120,6 +120,11 @@ class View:
       if remaining == 1: remaining = None; j += 1
     return View.create(new_shape, strides, self.offset) if remaining is None and j == len(merged) else None
 
+  def element_at(self, idxs) -> int | None:
+    """index() for plain ints: the element at these indices, or None where the view reads nothing."""
+    if self.mask is not None and any(not lo <= i < hi for i, (lo, hi) in zip(idxs, self.mask)): return None
+    return self.offset + sum(i * st for i, st in zip(idxs, self.strides))
+
   def index(self, idxs: list[UOp], dtype: DType) -> tuple[UOp, UOp | None]:
     """(element offset, validity or None) for indices along this view's shape."""
     if self.nothing_valid: return UOp.const(dtype, 0), UOp.const(dtypes.bool, False)
@@ -175,3 +180,16 @@ class ShapeTracker:
       idx, v = view.index(list(reversed(inner)), dtype)
       if v is not None: valid = v if valid is None else valid.logical_and(v)
     return idx, valid
+
+  def element_at(self, idxs) -> int | None:
+    """The buffer element read at these logical indices (plain ints), or None where the views pad: to_index
+    evaluated, for heuristics that look at which memory a loop touches."""
+    idx = self.views[-1].element_at(idxs)
+    for view in reversed(self.views[:-1]):
+      if idx is None: return None
+      inner = []
+      for s in reversed(view.shape):
+        inner.append(idx % s)
+        idx //= s
+      idx = view.element_at(list(reversed(inner)))
+    return idx

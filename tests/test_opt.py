@@ -301,3 +301,20 @@ def test_heuristic_tiles_for_few_columns():
   grad = get_program(only_kernel((h.T.unsqueeze(-1) * g.unsqueeze(0)).sum(1)).ast, renderer)
   vector = renderer.vector_width
   assert grad.opts[0] == Opt("UPCAST", 0, 2 * vector) and grad.opts[1].amount == 5, grad.opts
+
+
+def test_heuristic_tile_rows_fit_l1():
+  """A padded convolution's tile row is one image: it reads a cache line per channel and kernel row over the
+  reduce (64 x 3 lines, 12 KB), so only 2 rows fit beside each other in L1 and the tile widens over the filters
+  instead (all 64). A matmul's row reads one row of its left matrix (2 KB): 8 rows, as before."""
+  renderer = Device["LLVM"].renderer
+  vector = renderer.vector_width
+  x, w = Tensor(rand(8, 64, 16, 16), device="LLVM").realize(), Tensor(rand(64, 64, 3, 3), device="LLVM").realize()
+  items, _ = create_schedule([x.conv2d(w, padding=1).uop], ["LLVM"])  # the filter relayout, then the convolution
+  conv = get_program(items[-1].ast, renderer)
+  rows = [o for o in conv.opts if o.axis == 0]
+  filters = [o.amount for o in conv.opts if o.axis == 1]
+  assert rows == [Opt("UPCAST", 0, 2)] and np.prod(filters) == 64 and 2 * vector in filters, conv.opts
+  a, b = Tensor(rand(256, 512), device="LLVM").realize(), Tensor(rand(512, 512), device="LLVM").realize()
+  matmul = get_program(only_kernel(a @ b).ast, renderer)
+  assert Opt("UPCAST", 0, 8) in matmul.opts, matmul.opts

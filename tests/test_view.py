@@ -42,6 +42,16 @@ def test_view_matches_numpy(name, move, ref):
   np.testing.assert_equal(evaluate(st, BASE), ref(BASE.reshape(2, 3, 4)))
 
 
+@pytest.mark.parametrize("name,move,ref", CASES, ids=[c[0] for c in CASES])
+def test_element_at_matches_numpy(name, move, ref):
+  """element_at (the index math on plain ints, for heuristics) reads what numpy's view shows; None where it pads."""
+  st = move(ShapeTracker.from_shape((2, 3, 4)))
+  want = ref((BASE + 1).reshape(2, 3, 4))  # + 1: element 0 reads 1, padding reads 0
+  for pos in itertools.product(*[range(s) for s in st.shape]):
+    element = st.element_at(list(pos))
+    assert (0 if element is None else BASE[element] + 1) == want[pos], pos
+
+
 def test_reshape_of_contiguous_or_split_stays_one_view():
   st = ShapeTracker.from_shape((4, 6)).reshape((2, 2, 3, 2)).reshape((24,))
   assert len(st.views) == 1 and st.contiguous

@@ -21,7 +21,7 @@ every applied action is recorded in `applied` and printed at DEBUG=3. NOOPT=1 ap
 """
 from __future__ import annotations
 from dataclasses import dataclass
-import math
+import itertools, math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
 from teeny.helpers import getenv
 
@@ -170,9 +170,13 @@ class Kernel:
     self.opts.append(opt)
 
   # ---- what the heuristics look at ----
+  def input_loads(self) -> list[UOp]:
+    """Each input LOAD, in graph order (the order of axis_strides, masked_loads and input_views)."""
+    return [u for u in toposort(self.ast) if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW]
+
   def input_views(self) -> list:
-    """The ShapeTracker of each input LOAD, in graph order (what axis_strides and masked_loads describe)."""
-    return [u.src[1].arg for u in toposort(self.ast) if u.op is Ops.LOAD and len(u.src) > 1 and u.src[1].op is Ops.VIEW]
+    """The ShapeTracker of each input LOAD."""
+    return [u.src[1].arg for u in self.input_loads()]
 
   def axis_strides(self, axis: int) -> list[int | None]:
     """The stride of `axis` in each input LOAD's view over the loop space (None for a view after the reduce). For
@@ -236,8 +240,45 @@ def _register_tile(k: Kernel, vector: int, renderer):
     # where one padding gate serves the whole row of the tile
     padded = any(masked[i] for i, s in enumerate(strides[rows[-1]]) if s not in (0, None))
     row = rows[0] if padded else rows[-1]
-    amount = next((a for a in (8, 5, 4, 3, 2) if k.full_shape[row] % a == 0 and k.expansion * a <= 16 * vector), None)
+    # as many rows as keep what they read over the reduce loop in L1: the next tile reads most of it again. A
+    # matmul's row is a few KB of one input row; a convolution's row is a line per channel and kernel row of one
+    # image (24 KB for 64 channels of a 3x3): 8 of those streamed from L2 ran at 105 GFLOP/s, 2 at 180
+    mover = next(i for i, s in enumerate(strides[row]) if s not in (0, None))
+    one, two = _reduce_footprint(k, mover, row, 1), _reduce_footprint(k, mover, row, 2)
+    def fits(rows): return one + (rows - 1) * (two - one) <= TILE_ROWS_L1_BYTES  # (rows may share lines: g's columns)
+    amount = next((a for a in (8, 5, 4, 3, 2) if fits(a) and k.full_shape[row] % a == 0 and k.expansion * a <= 16 * vector), None)
     if amount: k.apply_opt(Opt("UPCAST", row, amount), renderer)
+    # fewer rows than a full tile: widen it instead (more vectors of columns), as far as the columns go
+    if (amount or 1) < 8:
+      widen = next((w for w in (4, 2) if k.full_shape[col] % w == 0 and k.expansion * w <= 16 * vector), None)
+      if widen: k.apply_opt(Opt("UPCAST", col, widen), renderer)
+
+
+TILE_ROWS_L1_BYTES = 32 << 10  # most of the L1 data cache of one core (x86 of the last years: 32-48 KB)
+
+
+def _reduce_footprint(k: Kernel, i: int, row: int, rows: int) -> int:
+  """Bytes of cache lines that input i reads over one pass of the reduce loops for `rows` neighbouring outputs
+  along axis `row`, in the middle of the loop space: counted from the elements the loads read, since padded and
+  windowed views (a convolution's image) have strides that say little about memory. A reduce too long to walk
+  counts one line per step and row."""
+  reduces = k.axes_of("reduce")
+  steps = math.prod(k.full_shape[a] for a in reduces)
+  if steps > FOOTPRINT_MAX_STEPS: return steps * rows * 64
+  view, itemsize = k.input_views()[i], k.input_loads()[i].dtype.itemsize
+  at = [s // 2 for s in k.full_shape]
+  first_row = min(at[row], k.full_shape[row] - rows)
+  lines = set()
+  for r in range(first_row, first_row + rows):
+    at[row] = r
+    for position in itertools.product(*(range(k.full_shape[a]) for a in reduces)):
+      for a, p in zip(reduces, position): at[a] = p
+      element = view.element_at(at)
+      if element is not None: lines.add(element * itemsize // 64)
+  return len(lines) * 64
+
+
+FOOTPRINT_MAX_STEPS = 4096
 
 
 def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, renderer):
