@@ -318,3 +318,19 @@ def test_heuristic_tile_rows_fit_l1():
   a, b = Tensor(rand(256, 512), device="LLVM").realize(), Tensor(rand(512, 512), device="LLVM").realize()
   matmul = get_program(only_kernel(a @ b).ast, renderer)
   assert Opt("UPCAST", 0, 8) in matmul.opts, matmul.opts
+
+
+def test_heuristic_dot_tile_of_a_convolution_weight_gradient():
+  """The weight gradient of a convolution reads the image and the output gradient along the same pixel rows (a
+  dot tile). The tile spans filters (what the output gradient moves along) and kernel rows (the image), not kernel
+  rows and kernel columns: neighbouring kernel columns would be overlapping loads of one image row."""
+  x = Tensor(rand(2, 16, 40, 40), device="LLVM", requires_grad=True).realize()
+  w = Tensor(rand(16, 16, 3, 3), device="LLVM", requires_grad=True).realize()
+  g = Tensor(rand(2, 16, 40, 40), device="LLVM").realize()
+  (x.conv2d(w, padding=1) * g).sum().backward()
+  items, _ = create_schedule([w.grad.uop], ["LLVM"])
+  tile = get_program(items[-1].ast, Device["LLVM"].renderer).opts
+  assert tile == [Opt("UPCAST", 0, 8), Opt("UPCAST", 2, 3)], tile  # (16 filters, 16 channels, 3 rows, 3 columns, ...)
+  ref_x, ref_w, ref_g = (t.numpy().astype(np.float64) for t in (x, w, g))
+  windows = np.lib.stride_tricks.sliding_window_view(np.pad(ref_x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+  np.testing.assert_allclose(w.grad.numpy(), np.einsum("nchwij,nohw->ocij", windows, ref_g), rtol=1e-4, atol=1e-3)
