@@ -336,7 +336,7 @@ def test_heuristic_dot_tile_of_a_convolution_weight_gradient():
   np.testing.assert_allclose(w.grad.numpy(), np.einsum("nchwij,nohw->ocij", windows, ref_g), rtol=1e-4, atol=1e-3)
 
 
-def test_heuristic_tile_rows_skip_the_outputs_contiguous_axis():
+def test_heuristics_for_a_convolution_input_gradient():
   """A convolution's input gradient first spreads the output gradient over windows (the filter sum for every
   pixel, channel and kernel offset, the offsets innermost in memory). Its tile's rows go along the channels, not
   along the kernel offsets the output is contiguous in (3x slower measured)."""
@@ -347,6 +347,10 @@ def test_heuristic_tile_rows_skip_the_outputs_contiguous_axis():
   items, _ = create_schedule([x.grad.uop], ["LLVM"])
   windows = [get_program(item.ast, Device["LLVM"].renderer) for item in items if item.bufs[0].size == 2 * 16 * 40 * 40 * 9]
   assert len(windows) == 1 and windows[0].opts == [Opt("UPCAST", 2, 32), Opt("UPCAST", 1, 8)], [w.opts for w in windows]
+  # then sums every pixel's windows back (padded loads, 42 pixels a row: no vector fits them): lanes along the
+  # outermost axis (images x channels) share the index math and the padding checks
+  summed = [get_program(item.ast, Device["LLVM"].renderer) for item in items if item.bufs[0].size == 2 * 16 * 42 * 42]
+  assert len(summed) == 1 and summed[0].opts == [Opt("UPCAST", 0, Device["LLVM"].renderer.vector_width)], [s.opts for s in summed]
   ref_x, ref_w, ref_g = (t.numpy().astype(np.float64) for t in (x, w, g))
   padded_grad = np.zeros((2, 16, 42, 42))
   for i in range(3):
