@@ -353,16 +353,18 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
   each loop step adds a whole vector of neighbouring columns."""
   reduce_axis = k.axes_of("reduce")[-1]
   if any(s == 1 for s in k.axis_strides(reduce_axis)): return
+  if any(k.masked_loads()):
+    # padded loads (the gradient of a pooling or a convolution, summing windows back): each lane of a vector along
+    # the contiguous axis would be a gated load of its own. Lanes along the outermost axis (the channels) share
+    # the index math and the padding checks instead, which cost more than the loads here: 3.2-4x faster measured
+    outer = k.axes_of("global")[0]
+    amount = _largest_divisor(k.full_shape[outer], (vector, 8))
+    if amount: k.apply_opt(Opt("UPCAST", outer, amount), renderer)
+    return
   contiguous = [a for a in k.axes_of("global") if 1 in k.axis_strides(a)]
-  amount = _largest_divisor(k.full_shape[contiguous[-1]], (vector * 2, vector, 4)) if contiguous else None
-  if amount: return k.apply_opt(Opt("UPCAST", contiguous[-1], amount), renderer)
-  # padded loads that no vector fits (a convolution's input gradient summing its windows back, 58 pixels a row):
-  # lanes along the outermost axis (the channels) at least share the index math and the padding checks of the
-  # inner ones, which cost more than the loads here: 3.2x faster measured
-  if not any(k.masked_loads()): return
-  outer = k.axes_of("global")[0]
-  amount = _largest_divisor(k.full_shape[outer], (vector, 8))
-  if amount: k.apply_opt(Opt("UPCAST", outer, amount), renderer)
+  if not contiguous: return
+  amount = _largest_divisor(k.full_shape[contiguous[-1]], (vector * 2, vector, 4))
+  if amount: k.apply_opt(Opt("UPCAST", contiguous[-1], amount), renderer)
 
 
 def apply_heuristics(k: Kernel, renderer):
