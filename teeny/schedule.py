@@ -153,7 +153,7 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   if signed is not None:  # a graph seen before by its signature: no walk
     sig_key = (signed[0], devices, memory.PLANNER)
     cached = _schedule_cache.get(sig_key)
-    if cached is not None and cached.mark_paths is not None:
+    if cached is not None:  # (stored under a signature only once it has mark_paths)
       GlobalCounters.schedule_hits += 1
       if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
       return cached.instantiate_from_paths(roots, list(signed[1]))

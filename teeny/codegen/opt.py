@@ -272,7 +272,8 @@ def _reduce_footprint(k: Kernel, i: int, row: int, rows: int) -> int:
   reduces = k.axes_of("reduce")
   steps = math.prod(k.full_shape[a] for a in reduces)
   if steps > FOOTPRINT_MAX_STEPS: return steps * rows * 64
-  view, itemsize = k.input_views()[i], k.input_loads()[i].dtype.itemsize
+  load = k.input_loads()[i]
+  view, itemsize = load.src[1].arg, load.dtype.itemsize
   at = [s // 2 for s in k.full_shape]
   first_row = min(at[row], k.full_shape[row] - rows)
   lines = set()
