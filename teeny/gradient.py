@@ -4,7 +4,8 @@ matcher to every node on a path to a target, and sums the gradients of nodes use
 here computes: the gradient graph fuses and compiles like any other graph when it is realized.
 
 Conventions documented for users: the gradient of MAX (elementwise and reduce) is split evenly between tied
-inputs; integer and boolean values, comparisons, TRUNC and bit ops pass no gradient.
+inputs; integer and boolean values, comparisons, TRUNC and bit ops pass no gradient; an in-place write (ASSIGN)
+passes the gradient of what it wrote to the value written, none to what was overwritten.
 """
 from __future__ import annotations
 import math
@@ -72,6 +73,14 @@ def _cast_grad(ctx: UOp, ret: UOp):
   return (ctx.cast(src.dtype),) if dtypes.is_float(src.dtype) else (None,)
 
 
+def _assign_grad(ctx: UOp, ret: UOp):
+  """A write: the written value gets the gradient of the elements it was stored into (seen through the view it
+  was written through); the target's old contents get none (they were overwritten)."""
+  g = ctx
+  for op, arg in ret.arg[1]: g = UOp(op, g.dtype, (g,), arg)
+  return (None, g)
+
+
 def _pad_grad(ctx: UOp, ret: UOp):
   shrink = tuple((b, b + s) for (b, _), s in zip(ret.arg, ret.src[0].shape))
   return (UOp(Ops.SHRINK, ctx.dtype, (ctx,), shrink),)
@@ -103,10 +112,11 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.SHRINK, name="ret"), _shrink_grad),
   (UPat(Ops.FLIP, name="ret"), lambda ctx, ret: (UOp(Ops.FLIP, ctx.dtype, (ctx,), ret.arg),)),
   (UPat(Ops.CONTIGUOUS), lambda ctx: (ctx,)),
+  (UPat(Ops.ASSIGN, name="ret"), _assign_grad),
   (UPat(Ops.COPY, name="ret"), lambda ctx, ret: (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)),
-  # no gradient flows through comparisons, integer math, bit ops, TRUNC, BITCAST, DETACH or ASSIGN
+  # no gradient flows through comparisons, integer math, bit ops, TRUNC, BITCAST or DETACH
   (UPat((Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR, Ops.MOD, Ops.IDIV, Ops.TRUNC,
-         Ops.BITCAST, Ops.DETACH, Ops.ASSIGN), name="ret"), lambda ctx, ret: tuple(None for _ in ret.src)),
+         Ops.BITCAST, Ops.DETACH), name="ret"), lambda ctx, ret: tuple(None for _ in ret.src)),
 ])
 
 
