@@ -142,9 +142,12 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
 # A tensor that requires grad keeps, when it is realized, the graph that computed it: backward() after realize()
 # (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
 # leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
-pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER), name="x"), lambda ctx, x: ctx.get(x))])  # the buffer views
+# (a pending write, whose sources may be rewritten first, is found by its arg: each assign() has its own)
+pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER), name="x"), lambda ctx, x: ctx.get(x)),
+                                    (UPat(Ops.ASSIGN, name="x"), lambda ctx, x: ctx.get(x.arg))])
 
 
-def restore_graphs(root: UOp, graphs: dict[UOp, UOp]) -> UOp:
-  """root with every realized buffer view in `graphs` replaced by the graph that computed it."""
+def restore_graphs(root: UOp, graphs: dict) -> UOp:
+  """root with every realized buffer view in `graphs` replaced by the graph that computed it, and every pending
+  write whose arg is in `graphs` by the graph of the values it writes."""
   return graphs and graph_rewrite(root, pm_restore_graphs, ctx=graphs) or root

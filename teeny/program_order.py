@@ -87,13 +87,14 @@ def split_by_capture(tensors: list) -> tuple[list, list]:
 
 def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
   """Whether the graph under root reads the current contents of a buffer in `written`. A pending ASSIGN to one of
-  them stands for the value after the write (not a read); the target of any ASSIGN is not read either."""
+  them stands for the value after the write (the write about to run: a base has one pending write at most, see
+  Tensor._storage), not a read; one that already ran stands for its buffer. The target of an ASSIGN is not read."""
   stack = [root]
   while stack:
     n = stack[-1]
     if n in memo: stack.pop(); continue
     if n.op is Ops.ASSIGN:
-      if buffer_of(n.src[0]) in written:
+      if buffer_of(n.src[0]) in written and not realized_buffers(n):  # a write this schedule runs
         memo[n] = False
         stack.pop()
         continue
@@ -128,10 +129,10 @@ def mark_stale_graphs(grad_realized, written: set[Buffer]):
       grad_realized.pop(key, None)
 
 
-def check_not_stale(nodes):
+def check_not_stale(root: UOp):
   """Raise if a gradient is asked through a realized tensor whose inputs were overwritten since it was computed."""
   if not _stale: return
-  for n in nodes:
+  for n in root.toposort():
     if n in _stale:
       raise RuntimeError("a tensor needed for this gradient was computed from values that were since overwritten in "
                          "place (assign, an in-place operator or an optimizer step); backward() would use the new "

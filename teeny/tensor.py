@@ -276,6 +276,7 @@ class Tensor:
     seed = self._seed_gradient(gradient)
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
+    program_order.check_not_stale(root)
     nodes = [graphs.get(t.uop, t.uop) for t in targets]
     grads = compute_gradient(root, seed.uop, set(nodes))
     out = []
@@ -288,7 +289,9 @@ class Tensor:
     """Add d(self)/d(leaf) to .grad of every leaf with requires_grad=True in this graph. Lazy: realize the
     grads (or let an optimizer step do it) to run the kernels."""
     graphs = _realized_graphs()
-    in_graph = set(restore_graphs(self.uop, graphs).toposort())
+    root = restore_graphs(self.uop, graphs)
+    program_order.check_not_stale(root)
+    in_graph = set(root.toposort())
     leaves = [t for t in list(_grad_leaves) if t._requires_grad and graphs.get(t.uop, t.uop) in in_graph]
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
@@ -421,6 +424,7 @@ class Tensor:
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, value.uop), (next(_leaf_ids), moves))
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else value.uop, old)
+      if base._assigned_graph is not None: _grad_realized[id(base)] = base
     elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
     else: base.uop = UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(_leaf_ids)))  # (a buffer of its own)
     base._graph = None
@@ -1759,8 +1763,14 @@ class _IndexPlan:
 
 
 def _realized_graphs() -> dict[UOp, UOp]:
-  """Buffer view -> the graph that computed it, for realized tensors that require grad (see gradient.restore_graphs)."""
-  return {t._uop: t._graph for t in list(_grad_realized.values()) if t._graph is not None and is_buffer_view(t._uop)}
+  """Buffer view -> the graph that computed it, for realized tensors that require grad, and a pending write ->
+  the graph of the values it writes (see gradient.restore_graphs and Tensor._graph_after_write)."""
+  graphs = {}
+  for t in list(_grad_realized.values()):
+    node = t._uop
+    if node.op is Ops.ASSIGN and t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
+    elif t._graph is not None and is_buffer_view(node): graphs[node] = t._graph
+  return graphs
 
 
 def _shape_arg(shape) -> tuple[int, ...]:
@@ -1817,6 +1827,8 @@ def _realize(tensors: tuple[Tensor, ...]):
     program_order.mark_stale_graphs(_grad_realized, written)
   run_schedule(items)
   mark_realized(views)
+  # what the schedule computed before its writes is of the old contents: no later graph may reuse it
+  if written: forget_realized()
   _take_buffers(tensors, items, views, written)
 
 
