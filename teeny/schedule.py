@@ -11,8 +11,9 @@ Schedules are cached by the graph's structure (see _walk), and the intermediates
 lifetimes don't overlap share memory (teeny/memory.py).
 
 Each kernel becomes an AST: SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)) where value is built from
-LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), ALU ops and REDUCE_AXIS. Movement ops never reach the AST:
-they are pushed down through elementwise ops and folded into the views of the loads.
+LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), RANGE(VIEW(st)) (the arange leaf), ALU ops and REDUCE_AXIS.
+Movement ops never reach the AST: they are pushed down through elementwise ops and folded into the views of the
+loads.
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -586,6 +587,10 @@ def _in_order(kernels: list[_Kernel]) -> list[_Kernel]:
   return order
 
 
+# leaves that read no memory: a kernel computes them where they are used (RANGE is the arange leaf 0..n-1)
+_CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE)
+
+
 # elementwise work a reduce reads broadcast this many times or more is realized first, when the reduce reads at
 # least BROADCAST_REALIZE_MIN_SIZE elements (see _check_broadcast_work)
 BROADCAST_REALIZE_FACTOR, BROADCAST_REALIZE_MIN_SIZE = 16, 1 << 16
@@ -628,22 +633,26 @@ class _KernelBuilder:
     stack, seen = [(reduce.src[0], 1)], set()
     while stack:
       n, factor = stack.pop()
-      if (n, factor) in seen or self._is_leaf(n) or n.op is Ops.CONST: continue
+      if (n, factor) in seen or self._is_leaf(n) or n.op in _CONSTANT_LEAVES: continue
       seen.add((n, factor))
       if n.op is Ops.EXPAND: factor *= math.prod(n.shape) // max(1, math.prod(n.src[0].shape))
-      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._reads_memory(n): raise _Unfusable(n)
+      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._worth_storing(n): raise _Unfusable(n)
       if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in n.src)
 
-  def _reads_memory(self, start: UOp) -> bool:
-    """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result)."""
-    stack, seen = [start], set()
+  def _worth_storing(self, start: UOp) -> bool:
+    """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result) and
+    uses no arange leaf: a value of the loop index (a tensor index compared with an arange) would be stored as big
+    as the loop space, costs a compare where storing it costs a load, and codegen may turn the reduce it feeds
+    into a gather (codegen/opt.py), which a stored one-hot would hide. Its sources may still be worth storing."""
+    stack, seen, loads = [start], set(), False
     while stack:
       n = stack.pop()
       if n in seen: continue
       seen.add(n)
-      if self._is_leaf(n): return True
-      stack.extend(n.src)
-    return False
+      if n.op is Ops.RANGE: return False
+      if self._is_leaf(n): loads = True
+      else: stack.extend(n.src)
+    return loads
 
   def _fused_reduces(self, start: UOp) -> list[UOp]:
     """Reduces this kernel computes; all must share one input shape and axes, none may feed another."""
@@ -669,7 +678,7 @@ class _KernelBuilder:
     return UOp(Ops.LOAD, buf.dtype, (self.globals[buf], UOp(Ops.VIEW, dtypes.void, (), st)))
 
   def _children(self, n: UOp, moves) -> list:
-    if self._is_leaf(n) or n.op is Ops.CONST: return []
+    if self._is_leaf(n) or n.op in _CONSTANT_LEAVES: return []
     if n.op in MOVEMENT: return [(n.src[0], ((n.op.name, n.arg),) + moves)]
     if n.op is Ops.REDUCE_AXIS: return [(n.src[0], ())]
     return [(s, moves) for s in n.src]
@@ -698,9 +707,9 @@ class _KernelBuilder:
     if self._is_leaf(n):
       self.deps.add(n)
       return self._load(self.buffers[n], n.shape, moves)
-    if n.op is Ops.CONST:
-      st = _apply(ShapeTracker.from_shape(()), moves)
-      return UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
+    if n.op in _CONSTANT_LEAVES:  # a constant, or an arange leaf (RANGE): seen through the moves like a buffer
+      st = _apply(ShapeTracker.from_shape(n.shape), moves)
+      return UOp(n.op, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
     if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
     if n.op is Ops.REDUCE_AXIS:
       st = _apply(ShapeTracker.from_shape(n.shape), moves)
@@ -720,7 +729,7 @@ class _KernelBuilder:
 
   def _split(self, n: UOp, srcs: list[UOp]):
     """Too many buffers for one kernel: realize the source that reads the most of them on its own."""
-    inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op is not Ops.CONST]
+    inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op not in _CONSTANT_LEAVES]
     raise _Unfusable(max(inner, key=lambda x: x[0])[1])
 
   def _check_assign_reads(self, value: UOp, out_st: ShapeTracker):

@@ -4,7 +4,7 @@ here (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtype
 the call that caused them, before any kernel is built."""
 from __future__ import annotations
 import contextlib, itertools, math, operator, weakref
-from typing import Sequence
+from typing import Any, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops
@@ -633,10 +633,12 @@ class Tensor:
     return self.reshape(self.shape[:a] + (math.prod(self.shape[a:b + 1]),) + self.shape[b + 1:])
 
   def __getitem__(self, index) -> Tensor:
-    """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors or lists (fancy
-    indexing; several index tensors broadcast together). Ints and slices are free views. A tensor index selects by a
-    one-hot compare-and-sum that fuses into one kernel; an index out of range selects nothing (gives 0), since
-    checking it would need to read the index from the device. Negative tensor indices count from the end."""
+    """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors, lists or tuples
+    inside the index tuple (fancy indexing; several index tensors broadcast together, and their result axes go where
+    numpy puts them). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
+    selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
+    (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
+    from the end."""
     plan = self._index_plan(index)
     x = self._basic_index(plan)
     if not plan.tensors: return x
@@ -662,51 +664,50 @@ class Tensor:
 
   def _index_plan(self, index) -> _IndexPlan:
     """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
-    index = index if isinstance(index, tuple) else (index,)
-    index = tuple(self._index_tensor(i) if isinstance(i, (list, np.ndarray, Tensor)) else i for i in index)
-    for i in index:
-      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, Tensor))) or isinstance(i, bool):
-        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors")
-    if sum(1 for i in index if i is Ellipsis) > 1: raise IndexError("an index can only have one ellipsis")
-    n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
-    if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
-    at = next((k for k, i in enumerate(index) if i is Ellipsis), len(index))  # by identity: == on a Tensor is lazy
-    index = index[:at] + (slice(None),) * (self.ndim - n_real) + index[at + 1:]
-    has_tensors = any(isinstance(i, Tensor) for i in index)
+    items = self._index_items(index)
+    has_tensors = any(isinstance(i, Tensor) for _, i in items)
     plan = _IndexPlan()
     advanced = []  # positions in the index of tensors (and of ints, when there are tensors: numpy's rule)
     axis = 0
-    for pos, i in enumerate(index):
+    for pos, i in items:
       if i is None: plan.out_shape.append(1); continue
-      size = self.shape[axis]
       if isinstance(i, Tensor) or (has_tensors and isinstance(i, (int, np.integer))):
         if not advanced: plan.batch_at = len(plan.out_shape)
         advanced.append(pos)
-      if isinstance(i, Tensor):
-        plan.tensor_axes.append(len(plan.out_shape)); plan.tensors.append(i)
-        plan.add_axis(0, size, False, 1, size, size)
-      elif isinstance(i, (int, np.integer)):
-        if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
-        i = int(i) % size
-        plan.add_axis(i, i + 1, False, 1, 1, None)
-      else:
-        start, stop, step = i.indices(size)
-        length = len(range(start, stop, step))
-        if step > 0: plan.add_axis(start, max(start, stop), False, step, length, length)
-        else: plan.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length, length)  # walk the flipped axis
+      if isinstance(i, Tensor): plan.add_tensor(i, self.shape[axis])
+      elif isinstance(i, (int, np.integer)): plan.add_int(int(i), self.shape[axis], axis)
+      else: plan.add_slice(i, self.shape[axis])
       axis += 1
-    # the tensor indices' broadcast shape replaces their axes: in place if they (and ints) sit side by side, else first
-    if plan.tensors:
-      batch = len(_broadcast_shape(*(t.shape for t in plan.tensors)))
-      rest = len(plan.out_shape) - len(plan.tensors)
-      at = plan.batch_at if advanced == list(range(advanced[0], advanced[-1] + 1)) else 0
-      plan.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
+    if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)))
     return plan
+
+  def _index_items(self, index) -> list[tuple[int, Any]]:
+    """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
+    integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
+    without one) replaced by whole slices for the axes no item names, at the Ellipsis's position. numpy places the
+    result's axes by these positions: an Ellipsis between two tensors separates them even when it stands for no
+    axis."""
+    index = index if isinstance(index, tuple) else (index,)
+    index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, Tensor)) else i for i in index)
+    for i in index:
+      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, Tensor))) or isinstance(i, bool):
+        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
+    ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
+    if len(ellipses) > 1: raise IndexError("an index can only have one ellipsis")
+    n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
+    at = ellipses[0] if ellipses else len(index)
+    items = list(enumerate(index))
+    return items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
 
   def _index_tensor(self, i) -> Tensor:
     if not isinstance(i, Tensor):
       arr = np.asarray(i)
-      i = Tensor(arr if arr.size else arr.astype(np.int32), device=self.device)
+      if arr.dtype.kind not in "iub" and arr.size: raise IndexError(f"index {i!r} is not an integer array or list")
+      # int32 when the values fit (teeny's default int; numpy would make int64), so index math stays 32-bit; an
+      # empty list (float64 to numpy) is an empty integer index, as in numpy
+      if not arr.size or (arr.dtype.kind in "iu" and -2**31 <= arr.min() and arr.max() < 2**31): arr = arr.astype(np.int32)
+      i = Tensor(arr, device=self.device)
     if i.dtype == dtypes.bool:
       raise IndexError("indexing with a boolean mask gives a shape that depends on the data: use where() or masked_fill()")
     if dtypes.is_float(i.dtype): raise IndexError(f"tensors used as indices must be integers, got {i.dtype}")
@@ -721,37 +722,25 @@ class Tensor:
     if any(s != 1 for s in plan.steps): x = x._strided(plan.steps)
     return x.reshape(tuple(plan.out_shape))
 
-  def _unindex(self, plan: _IndexPlan, value: Tensor) -> tuple[Tensor, Tensor]:
-    """Undo _basic_index: value (the indexed region's shape) put back at its place in a tensor of self's shape,
-    and a bool mask of the elements it covers."""
-    def place(v: Tensor, fill) -> Tensor:
-      v = v.reshape(tuple(plan.strided_shape))
-      if any(s != 1 for s in plan.steps):  # spread each element out to every step-th place
-        lengths = v.shape
-        v = v.reshape(tuple(d for n in lengths for d in (n, 1)))
-        v = v.pad(tuple(p for st in plan.steps for p in ((0, 0), (0, st - 1))), value=fill)
-        v = v.reshape(tuple(n * st for n, st in zip(lengths, plan.steps)))
-        v = v.shrink(tuple((0, hi - lo) for lo, hi in plan.crops))
-      v = v.flip([a for a, f in enumerate(plan.flips) if f])
-      return v.pad(tuple((lo, s - hi) for (lo, hi), s in zip(plan.crops, self.shape)), value=fill)
-    covered = Tensor.ones(tuple(plan.out_shape), dtype=dtypes.bool, device=self.device)
-    return place(value, 0), place(covered, False)
-
   def _take(self, axes: list[int], indices: list[Tensor]) -> Tensor:
-    """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...)."""
+    """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...).
+    Written as a sum of where(position == arange, x, 0) over the positions of the indexed axes (merged into one),
+    which codegen compiles to one load of x at the position per selected element (a gather axis, codegen/opt.py)."""
     batch = _broadcast_shape(*(t.shape for t in indices))
     x, flat, total = self._flat_axes(axes, indices)
     rest = x.shape[1:]
-    hit = flat.reshape(batch + (1,)) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
+    hit = flat.reshape(batch + (1,)) == _iota(total, flat.dtype, self.device)
     hit = hit.reshape(batch + (total,) + (1,) * len(rest))
-    return hit.where(x.reshape((1,) * len(batch) + x.shape), x._zero())._sum_exact(len(batch))
+    return _select(hit, x.reshape((1,) * len(batch) + x.shape), len(batch))
 
   def _put(self, axes: list[int], indices: list[Tensor], value: Tensor) -> Tensor:
-    """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins."""
+    """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins.
+    A one-hot over the writes and the positions: k writes into n positions cost k*n (a write at a computed
+    address would need a store that no other write races)."""
     x, flat, total = self._flat_axes(axes, indices)
     rest = x.shape[1:]
     count = math.prod(flat.shape)
-    hit = flat.reshape(count, 1) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
+    hit = flat.reshape(count, 1) == _iota(total, flat.dtype, self.device)
     chosen, last = _last_writes(hit)
     chosen = chosen.reshape((count, total) + (1,) * len(rest))
     written = chosen.where(value.reshape((count, 1) + rest), 0)._sum_exact(0)
@@ -762,7 +751,7 @@ class Tensor:
 
   def _flat_axes(self, axes: list[int], indices: list[Tensor]) -> tuple[Tensor, Tensor, int]:
     """self with `axes` moved first and merged into one, and the indices merged into positions along it (-1 for an
-    index out of range, which then matches nothing)."""
+    index out of range, which then matches nothing). Negative indices count from the end."""
     batch = _broadcast_shape(*(t.shape for t in indices))
     sizes = [self.shape[a] for a in axes]
     total = math.prod(sizes)
@@ -771,9 +760,10 @@ class Tensor:
     x = self.permute(list(axes) + others).reshape((total,) + tuple(self.shape[a] for a in others))
     flat, valid, stride = None, None, 1
     for size, t in reversed(list(zip(sizes, indices))):
-      t = t.cast(idx_dtype)
+      t = t.cast(idx_dtype if _holds(idx_dtype, t.dtype) else dtypes.int64)  # range checks on the exact value
       t = (t < 0).where(t + size, t).expand(batch)
       ok = (t >= 0) & (t < size)
+      t = t.cast(idx_dtype)  # (exact where ok)
       flat = t * stride if flat is None else flat + t * stride
       valid = ok if valid is None else valid & ok
       stride *= size
@@ -1483,8 +1473,9 @@ class Tensor:
     d = self._check_index("gather", dim, index)
     x = self.shrink(tuple(None if i == d else (0, k) for i, k in enumerate(index.shape))).transpose(d, -1)
     n = x.shape[-1]
-    hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)
-    return hit.where(x.unsqueeze(-2), x._zero())._sum_exact(-1).transpose(d, -1)
+    position = index.cast(dtypes.int32 if _holds(dtypes.int32, index.dtype) and n < 2**31 else dtypes.int64)
+    hit = position.transpose(d, -1).unsqueeze(-1) == _iota(n, position.dtype, self.device)
+    return _select(hit, x.unsqueeze(-2), x.ndim).transpose(d, -1)
   def scatter(self, dim: int, index: Tensor, src, reduce: str | None = None) -> Tensor:
     """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
@@ -1738,6 +1729,28 @@ class Tensor:
   def mse(self, target: Tensor, reduction: str = "mean") -> Tensor:
     return Tensor._reduction((self - target).square(), reduction)
 
+
+def _iota(n: int, dtype: DType, device: str) -> Tensor:
+  """0, 1, ..., n-1 as the arange leaf (a RANGE node): no buffer to make and upload, and a kernel sees it as its loop
+  index, so a sum of where(i == arange, x, 0) compiles to a load of x at i (codegen/opt.py: gather axes)."""
+  return _const_tensor(UOp(Ops.RANGE, dtype, (), n), device)
+
+
+def _select(hit: Tensor, values: Tensor, axis: int) -> Tensor:
+  """Along axis, the value where hit is true (at most one place is), 0 where none is: a where and one plain sum,
+  never split into parts (a sum with one term needs no care for rounding), so that codegen sees the gather."""
+  is_bool = values.dtype == dtypes.bool
+  picked = hit.where(values.cast(dtypes.uint8) if is_bool else values, 0)
+  out = picked._reduce_axis(Ops.ADD, (axis,))
+  out = out.reshape(out.shape[:axis] + out.shape[axis + 1:])
+  return out.cast(dtypes.bool) if is_bool else out
+
+
+def _holds(dtype: DType, other: DType) -> bool:
+  """Whether every value of the integer dtype `other` is one of `dtype`'s."""
+  return dtypes.min(dtype) <= dtypes.min(other) and dtypes.max(other) <= dtypes.max(dtype)
+
+
 def _last_writes(hit: Tensor) -> tuple[Tensor, Tensor]:
   """hit (..., writes, slots) says which write goes to which slot. Returns which write wins each slot (the last one,
   like numpy), same shape, and 1 + the index of that write per slot (0 where nothing writes), keeping the axis."""
@@ -1756,10 +1769,36 @@ class _IndexPlan:
     self.tensor_axes: list[int] = []  # axes of out_shape that integer tensors select along
     self.tensors: list[Tensor] = []
     self.batch_at = 0                 # where the index tensors' broadcast shape goes in the result
-    self.result_order: tuple[int, ...] = ()
+    self.result_order: tuple[int, ...] = ()  # _take's result (batch axes, other axes) permuted into the result's
   def add_axis(self, lo: int, hi: int, flip: bool, step: int, strided: int, out: int | None):
     self.crops.append((lo, hi)); self.flips.append(flip); self.steps.append(step); self.strided_shape.append(strided)
     if out is not None: self.out_shape.append(out)
+  def add_int(self, i: int, size: int, axis: int):
+    if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
+    self.add_axis(i % size, i % size + 1, False, 1, 1, None)
+  def add_slice(self, s: slice, size: int):
+    start, stop, step = s.indices(size)
+    length = len(range(start, stop, step))
+    if step > 0: self.add_axis(start, max(start, stop), False, step, length, length)
+    else: self.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length, length)  # walk the flipped axis
+  def add_tensor(self, t: Tensor, size: int):
+    self.tensor_axes.append(len(self.out_shape)); self.tensors.append(t)
+    self.add_axis(0, size, False, 1, size, size)
+  def place_batch(self, adjacent: bool):
+    """The index tensors' broadcast shape replaces their axes: where the first one was if the advanced indices
+    (tensors, and ints with them) sit side by side in the index, else first (numpy's rule)."""
+    batch = len(_broadcast_shape(*(t.shape for t in self.tensors)))
+    rest = len(self.out_shape) - len(self.tensors)
+    at = self.batch_at if adjacent else 0
+    self.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
+  @property
+  def result_shape(self) -> tuple[int, ...]:
+    """The shape x[index] has."""
+    if not self.tensors: return tuple(self.out_shape)
+    batch = _broadcast_shape(*(t.shape for t in self.tensors))
+    others = [s for a, s in enumerate(self.out_shape) if a not in self.tensor_axes]
+    taken = batch + tuple(others)
+    return tuple(taken[i] for i in self.result_order)
 
 
 def _realized_graphs() -> dict[UOp, UOp]:
