@@ -665,18 +665,25 @@ class Tensor:
   def _index_plan(self, index) -> _IndexPlan:
     """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
     items = self._index_items(index)
-    has_tensors = any(isinstance(i, Tensor) for _, i in items)
     plan = _IndexPlan()
-    advanced = []  # positions in the index of tensors (and of ints, when there are tensors: numpy's rule)
+    # PyTorch's (and tinygrad's) rule for where the tensor indices' axes go: ints index first, like slices, and
+    # the tensors then select along the axes that are left; their broadcast shape takes their place when nothing
+    # but ints stands between them, else it goes first. (numpy counts ints as tensor indices instead, which moves
+    # the axes of x[0, :, idx]: (len(idx), n) in numpy, (n, len(idx)) in PyTorch and here.)
+    advanced, position = [], 0  # where each tensor is among the items that leave an axis (slices, None, tensors)
     axis = 0
-    for pos, i in items:
-      if i is None: plan.out_shape.append(1); continue
-      if isinstance(i, Tensor) or (has_tensors and isinstance(i, (int, np.integer))):
+    for _, i in items:
+      if i is None:
+        plan.out_shape.append(1)
+        position += 1
+        continue
+      if isinstance(i, Tensor):
         if not advanced: plan.batch_at = len(plan.out_shape)
-        advanced.append(pos)
-      if isinstance(i, Tensor): plan.add_tensor(i, self.shape[axis])
+        advanced.append(position)
+        plan.add_tensor(i, self.shape[axis])
       elif isinstance(i, (int, np.integer)): plan.add_int(int(i), self.shape[axis], axis)
       else: plan.add_slice(i, self.shape[axis])
+      if not isinstance(i, (int, np.integer)): position += 1
       axis += 1
     if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)))
     return plan
@@ -684,9 +691,7 @@ class Tensor:
   def _index_items(self, index) -> list[tuple[int, Any]]:
     """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
     integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
-    without one) replaced by whole slices for the axes no item names, at the Ellipsis's position. numpy places the
-    result's axes by these positions: an Ellipsis between two tensors separates them even when it stands for no
-    axis."""
+    without one) replaced by whole slices for the axes no item names, at the Ellipsis's position."""
     index = index if isinstance(index, tuple) else (index,)
     index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, Tensor)) else i for i in index)
     for i in index:
@@ -1785,8 +1790,8 @@ class _IndexPlan:
     self.tensor_axes.append(len(self.out_shape)); self.tensors.append(t)
     self.add_axis(0, size, False, 1, size, size)
   def place_batch(self, adjacent: bool):
-    """The index tensors' broadcast shape replaces their axes: where the first one was if the advanced indices
-    (tensors, and ints with them) sit side by side in the index, else first (numpy's rule)."""
+    """The index tensors' broadcast shape replaces their axes: where the first one was if they sit side by side
+    (ints between them don't count), else first."""
     batch = len(_broadcast_shape(*(t.shape for t in self.tensors)))
     rest = len(self.out_shape) - len(self.tensors)
     at = self.batch_at if adjacent else 0

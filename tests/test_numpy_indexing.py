@@ -1,11 +1,12 @@
-"""Indexing exactly as numpy, on every device: random index tuples mixing ints, slices (steps, negative), None,
-Ellipsis, lists, tuples and integer tensors on 3-d and 4-d tensors; where numpy puts the axes of tensor indices
-(ints count as tensor indices then, an Ellipsis separates); Python lists and tuples as indices, read and written;
-tensor indices out of range (select nothing, write nothing) and negative (from the end); and the gather: a tensor
-index compiles to a load at the index, never to a loop over the indexed axes.
+"""Indexing exactly as numpy and PyTorch, on every device: random index tuples mixing ints, slices (steps,
+negative), None, Ellipsis, lists, tuples and integer tensors on 3-d and 4-d tensors; where the axes of tensor
+indices go; Python lists and tuples as indices, read and written; tensor indices out of range (select nothing,
+write nothing) and negative (from the end); and the gather: a tensor index compiles to a load at the index, never
+to a loop over the indexed axes.
 
-numpy is always the reference; PyTorch too where it is installed, except for an int beside tensor indices, where
-PyTorch (and tinygrad) index the int first and place the tensor axes differently (see README)."""
+The reference is numpy, applied with PyTorch's rule where the two differ: an int beside tensor indices indexes
+first, like a slice (numpy counts it as a tensor index, which moves the axes of x[0, :, idx]); tinygrad agrees
+with PyTorch. PyTorch itself is a second reference where it is installed."""
 import random
 import numpy as np
 import pytest
@@ -50,8 +51,36 @@ def numpy_index(index):
   return tuple(np.array(i, dtype=np.int64) if isinstance(i, list) else i for i in index)
 
 
+def torch_rule_parts(ndim: int, index: tuple) -> tuple[tuple, tuple]:
+  """x[index] under PyTorch's rule as two numpy indexings: the ints, slices and None first (a view), then the
+  arrays along the axes that are left (so an int between arrays and slices doesn't move the arrays' axes)."""
+  index = tuple(np.asarray(i) if isinstance(i, (list, tuple)) else i for i in index)
+  def is_array(i): return isinstance(i, np.ndarray)
+  consumed = sum(1 for i in index if is_array(i) or (i is not None and i is not Ellipsis))
+  at = next((k for k, i in enumerate(index) if not is_array(i) and i is Ellipsis), len(index))
+  index = index[:at] + (slice(None),) * (ndim - consumed) + index[at + 1:]
+  basic = tuple(slice(None) if is_array(i) else i for i in index)
+  advanced = tuple(i if is_array(i) else slice(None) for i in index if is_array(i) or not isinstance(i, (int, np.integer)))
+  return basic, advanced
+
+
+def torch_rule(a: np.ndarray, index: tuple) -> np.ndarray:
+  """a[index] with PyTorch's rule, computed by numpy (see torch_rule_parts)."""
+  index = numpy_index(index)
+  if not any(isinstance(i, (np.ndarray, tuple)) for i in index): return a[index]
+  basic, advanced = torch_rule_parts(a.ndim, index)
+  return a[basic][advanced]
+
+
+def torch_rule_set(a: np.ndarray, index: tuple, values):
+  """a[index] = values with PyTorch's rule, in place (a[basic] is a numpy view of a)."""
+  basic, advanced = torch_rule_parts(a.ndim, numpy_index(index))
+  a[basic][advanced] = values
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_random_index_tuples_give_numpys_shape_and_values(device, seed):
+  """numpy's values and shapes, with PyTorch's rule for an int beside tensor indices (see torch_rule)."""
   rng = random.Random(seed)
   shapes = [(4, 3, 5), (2, 4, 3, 5)]  # distinct sizes: a misplaced axis shows in the shape
   checked = 0
@@ -59,7 +88,7 @@ def test_random_index_tuples_give_numpys_shape_and_values(device, seed):
     shape = rng.choice(shapes)
     a = arange_of(shape)
     index = random_index(rng, shape)
-    try: expected = a[numpy_index(index)]
+    try: expected = torch_rule(a, index)
     except IndexError: continue  # (too many indices for this shape)
     out = Tensor(a, device=device)[as_teeny(index, device)]
     assert out.shape == expected.shape, index
@@ -74,36 +103,48 @@ def test_random_index_tuples_give_numpys_shape(device):
   t = Tensor(a, device=device)
   for _ in range(400):
     index = random_index(rng, a.shape)
-    try: expected = a[numpy_index(index)]
+    try: expected = torch_rule(a, index)
     except IndexError: continue
     assert t[as_teeny(index, device)].shape == expected.shape, index
     assert t._index_plan(as_teeny(index, device)).result_shape == expected.shape, index  # (what __setitem__ writes)
 
 
 I = lambda *v: np.array(v, dtype=np.int32)  # noqa: E731
-# (index, numpy's shape on a (2, 3, 4, 5) tensor): ints beside tensor indices are advanced indices too
+# (index, the result's shape on a (2, 3, 4, 5) tensor, PyTorch's): an int indexes first, like a slice
 INT_PLACEMENT = {
-  "int_slice_tensor": ((0, slice(None), I(1, 2)), (2, 3, 5)),                # PyTorch: (3, 2, 5)
+  "int_slice_tensor": ((0, slice(None), I(1, 2)), (3, 2, 5)),                 # numpy: (2, 3, 5)
   "tensor_slice_int": ((I(0, 1), slice(None), 0), (2, 3, 5)),
   "slice_int_tensor_adjacent": ((slice(None), 0, I(0, 1)), (2, 2, 5)),
   "slice_tensor_int_adjacent": ((slice(None), I(0, 2), 1), (2, 2, 5)),
-  "slice_int_slice_tensor": ((slice(None), 1, slice(None), I(0, 3)), (2, 2, 4)),  # PyTorch: (2, 4, 2)
-  "none_int_slice_tensor": ((None, 0, slice(None), I(1)), (1, 1, 3, 5)),     # PyTorch: (1, 3, 1, 5)
-  "ellipsis_of_no_axes_separates": ((slice(None), I(0), 0, Ellipsis, I(1)), (1, 2)),  # PyTorch: (2, 1)
+  "tensor_int_tensor_adjacent": ((I(0, 1), 0, I(1, 2)), (2, 5)),
+  "slice_int_slice_tensor": ((slice(None), 1, slice(None), I(0, 3)), (2, 4, 2)),  # numpy: (2, 2, 4)
+  "none_int_slice_tensor": ((None, 0, slice(None), I(1)), (1, 3, 1, 5)),      # numpy: (1, 1, 3, 5)
+  "ellipsis_of_no_axes": ((slice(None), I(0), 0, Ellipsis, I(1)), (2, 1)),    # numpy: (1, 2)
   "ellipsis_between_tensors": ((I(0, 1), Ellipsis, I(2, 3)), (2, 3, 4)),
   "ellipsis_after": ((slice(None), I(0, 1), 2, Ellipsis), (2, 2, 5)),
 }
 
 
 @pytest.mark.parametrize("name", list(INT_PLACEMENT))
-def test_int_beside_tensor_indices_places_axes_like_numpy(device, name):
+def test_int_beside_tensor_indices_places_axes_like_pytorch(device, name):
   index, shape = INT_PLACEMENT[name]
   a = arange_of((2, 3, 4, 5))
-  expected = a[index]
+  expected = torch_rule(a, index)
   assert expected.shape == shape
   out = Tensor(a, device=device)[as_teeny(index, device)]
   assert out.shape == shape
   np.testing.assert_array_equal(out.numpy(), expected)
+  values = -np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+  written, t = a.copy(), Tensor(a, device=device)
+  torch_rule_set(written, index, values)
+  t[as_teeny(index, device)] = Tensor(values, device=device)
+  np.testing.assert_array_equal(t.numpy(), written)
+  torch = pytest.importorskip("torch")
+  torch_index = tuple(torch.tensor(i, dtype=torch.int64) if isinstance(i, np.ndarray) else i for i in index)
+  np.testing.assert_array_equal(out.numpy(), torch.tensor(a)[torch_index].numpy())
+  written_by_torch = torch.tensor(a)
+  written_by_torch[torch_index] = torch.tensor(values)
+  np.testing.assert_array_equal(t.numpy(), written_by_torch.numpy())
 
 
 A = arange_of((3, 4, 5))
