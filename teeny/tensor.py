@@ -228,7 +228,8 @@ class Tensor:
   def _view(self, op: Ops, arg) -> Tensor:
     """A view of this tensor's storage through one more movement op (see the class docstring)."""
     out = Tensor.__new__(Tensor)
-    out._uop, out.device, out.grad, out._requires_grad = UOp(op, self.dtype, (self.uop,), arg), self.device, None, self._requires_grad
+    out._uop, out.device, out.grad = UOp(op, self.dtype, (self.uop,), arg), self.device, None
+    out._requires_grad = self._requires_grad if _grad_enabled else None
     base = self._base
     if base is None: out._base, out._view_ops = self, ((op, arg),)
     else: out._base, out._view_ops = base, self._view_ops + ((op, arg),)
@@ -1932,7 +1933,8 @@ def _take_buffers(tensors: tuple[Tensor, ...], items, views: dict, written):
     view = views[node]
     buf = buffer_of(view)
     _keep_graph(t, node)
-    if node.op is Ops.ASSIGN or (buf in made and buf not in written and buf not in taken):
+    owned = buf in made and buf not in written and buf not in taken
+    if node.op is Ops.ASSIGN or owned or buf.size == 0:  # (an empty buffer holds nothing to share)
       taken.add(buf)
       t.uop = view
     else:

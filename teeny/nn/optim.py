@@ -62,9 +62,10 @@ class Optimizer:
         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
     Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *self.params, *self._state,
                        *([self.lr] if isinstance(self.lr, Tensor) else []))
-    updated = self._step_shared()
-    for i, p in enumerate(self.params):
-      if p.grad is not None: updated += self._update(i, p, p.grad)
+    with Tensor.no_grad():  # an update is not part of any gradient, as in PyTorch
+      updated = self._step_shared()
+      for i, p in enumerate(self.params):
+        if p.grad is not None: updated += self._update(i, p, p.grad)
     return updated
 
   def step(self):
