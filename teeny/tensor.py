@@ -11,7 +11,7 @@ from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
-from teeny.gradient import compute_gradient, restore_graphs
+from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.view import ShapeTracker
 from teeny import program_order
 
@@ -121,6 +121,8 @@ def _const_at(dtype: DType, value, shape: tuple[int, ...]) -> UOp:
 
 
 def _const_tensor(uop: UOp, device: str) -> Tensor:
+  """A tensor over a node that reads no buffer (a constant), made without Tensor.__init__'s checks; not tracked
+  for program order, as it can't read a buffer a write overwrites."""
   out = Tensor.__new__(Tensor)
   out._uop, out.device, out.grad, out._requires_grad = uop, device, None, None
   return out
@@ -148,6 +150,7 @@ class Tensor:
   training = False
   _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
   _leaf = False              # requires_grad was set on this tensor by the user (a parameter)
+  _leaf_node: weakref.ref | None = None  # the lazy node a leaf was made as, while graphs built from it hold it
   _base: Tensor | None = None  # the tensor whose storage this one is a view of (None: this one owns it)
   _view_ops: tuple = ()        # a view's movement ops from its base: ((Ops, arg), ...)
   _version = 0                 # a base's count of changes of its node: views compare it with _seen
@@ -256,9 +259,13 @@ class Tensor:
   def requires_grad(self) -> bool | None: return self._requires_grad
   @requires_grad.setter
   def requires_grad(self, value: bool | None):
-    """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs."""
+    """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs.
+    Setting it to True on any float tensor, lazy or realized, makes that tensor a leaf of its own."""
+    if value and not dtypes.is_float(self.dtype):
+      raise RuntimeError(f"only float tensors can require gradients, this one is {self.dtype}")
+    already_leaf = self._leaf and self._requires_grad
     self._requires_grad = value
-    if not value: return
+    if not value or already_leaf: return  # a second requires_grad_() must not make a new node graphs don't hold
     self._leaf = True
     if self._base is not None:  # a leaf of its own: it stops being a view (its gradient is its alone)
       self._uop, self._base, self._view_ops = self.uop, None, ()
@@ -266,6 +273,9 @@ class Tensor:
       # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
       # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it
       self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("leaf", next(_leaf_ids)))
+      # graphs built from it before it is realized hold this node, not the buffer: it is the leaf there too.
+      # A weak reference: once no graph holds it, neither it nor the buffers under it are kept alive for this
+      self._leaf_node = weakref.ref(self.uop)
     _grad_leaves.add(self)
 
   def requires_grad_(self, value: bool = True) -> Tensor:
@@ -273,29 +283,40 @@ class Tensor:
     return self
 
   def gradient(self, *targets: Tensor, gradient: Tensor | None = None) -> list[Tensor]:
-    """Lazy gradients of this tensor with respect to `targets` (without touching their .grad)."""
+    """Lazy gradients of this tensor with respect to `targets` (without touching their .grad), like tinygrad's
+    gradient: any float tensors in the graph, whether they require grad or not; zeros for one not in it. The
+    results are graphs themselves (like torch.autograd.grad with create_graph=True): gradient() or backward()
+    of them gives second derivatives."""
     seed = self._seed_gradient(gradient)
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
     program_order.check_not_stale(root)
-    nodes = [graphs.get(t.uop, t.uop) for t in targets]
-    grads = compute_gradient(root, seed.uop, set(nodes))
+    nodes_of = [_gradient_nodes(t, graphs) for t in targets]
+    grads = compute_gradient(root, seed.uop, {n for nodes in nodes_of for n in nodes})
     out = []
-    for t, node in zip(targets, nodes):
-      g = grads.get(node)
-      out.append(t.zeros_like(dtype=t.dtype) if g is None else t._new(g.cast(t.dtype)).detach())
+    for t, nodes in zip(targets, nodes_of):
+      found = [grads[n] for n in nodes if n in grads]
+      if not found:
+        out.append(t.zeros_like(dtype=t.dtype))
+        continue
+      g = found[0] if len(found) == 1 else found[0].alu(Ops.ADD, found[1])
+      result = Tensor(g.cast(t.dtype), device=t.device)  # (a lazy tensor: tracked, see teeny/program_order.py)
+      result._requires_grad = True if self._requires_grad or t._requires_grad else None
+      out.append(result)
     return out
 
   def backward(self, gradient: Tensor | None = None) -> Tensor:
     """Add d(self)/d(leaf) to .grad of every leaf with requires_grad=True in this graph. Lazy: realize the
-    grads (or let an optimizer step do it) to run the kernels."""
+    grads (or let an optimizer step do it) to run the kernels. The .grad tensors are plain values (PyTorch's
+    create_graph=False); use gradient() for gradients to differentiate again."""
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
     program_order.check_not_stale(root)
     in_graph = set(root.toposort())
-    leaves = [t for t in list(_grad_leaves) if t._requires_grad and graphs.get(t.uop, t.uop) in in_graph]
+    leaves = [t for t in list(_grad_leaves) if t._requires_grad and any(n in in_graph for n in _gradient_nodes(t, graphs))]
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
+      g = g.detach()
       leaf.grad = g if leaf.grad is None else leaf.grad + g
     _backward_roots.add(self)
     return self
@@ -326,40 +347,47 @@ class Tensor:
     finally: Tensor.training = previous
 
   # ---- creation ----
+  # every creation function takes requires_grad and sets it on the tensor it returns (the leaf), not on a tensor
+  # it was built from: a flag set on an inner tensor would be left behind on a node the result only reads
   @staticmethod
-  def full(shape, fill_value: Scalar, dtype=None, device=None, **kw) -> Tensor:
+  def _as_leaf(out: Tensor, requires_grad: bool | None) -> Tensor:
+    if requires_grad is not None: out.requires_grad = requires_grad
+    return out
+  @staticmethod
+  def full(shape, fill_value: Scalar, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
-    t = Tensor(UOp.const(dt, fill_value), device=device, **kw)
-    return t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
+    t = Tensor(UOp.const(dt, fill_value), device=device)
+    filled = t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
+    return Tensor._as_leaf(filled, requires_grad)
   @staticmethod
   def zeros(*shape, **kw) -> Tensor: return Tensor.full(_shape_arg(shape), 0.0 if kw.get("dtype") is None else 0, **kw)
   @staticmethod
   def ones(*shape, **kw) -> Tensor: return Tensor.full(_shape_arg(shape), 1.0 if kw.get("dtype") is None else 1, **kw)
   @staticmethod
-  def empty(*shape, dtype=None, device=None, **kw) -> Tensor:
+  def empty(*shape, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
     shape = _new_shape(shape)
-    return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, **kw)
+    return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
   @staticmethod
-  def arange(start, stop=None, step=1, dtype=None, device=None, **kw) -> Tensor:
+  def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     if stop is None: start, stop = 0, start
     if step == 0: raise ValueError("arange step must not be zero")
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
     # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds)
-    return Tensor(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, **kw)
+    return Tensor(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, requires_grad=requires_grad)
   @staticmethod
-  def eye(n: int, m: int | None = None, dtype=None, device=None, **kw) -> Tensor:
+  def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     m = n if m is None else m
     n, m = _new_shape((n, m))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
-    if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, **kw)
+    if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, requires_grad=requires_grad)
     # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
     k = max(n, m)
-    row = Tensor.ones(1, dtype=dt, device=device, **kw).pad(((0, k),))
+    row = Tensor.ones(1, dtype=dt, device=device).pad(((0, k),))
     square = row.reshape(1, k + 1).expand(k, k + 1).reshape(-1).shrink(((0, k * k),)).reshape(k, k)
-    return square.shrink(((0, n), (0, m)))._own()
+    return Tensor._as_leaf(square.shrink(((0, n), (0, m)))._own(), requires_grad)
   def full_like(self, fill_value: Scalar, **kw) -> Tensor:
     return Tensor.full(self.shape, fill_value, dtype=kw.pop("dtype", self.dtype), device=kw.pop("device", self.device), **kw)
   def zeros_like(self, **kw) -> Tensor: return self.full_like(0, **kw)
@@ -944,9 +972,29 @@ class Tensor:
     pi/2 - x, an error of |x| * eps)."""
     return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Tensor: return self._in_float32(lambda x: x.sin() / x.cos())
-  def relu(self) -> Tensor: return self.maximum(0)
-  def sigmoid(self) -> Tensor: return self._in_float32(lambda x: (1 + (-x).exp()).reciprocal())
-  def tanh(self) -> Tensor: return self._in_float32(lambda x: 2.0 * (2.0 * x).sigmoid() - 1.0)
+  def relu(self) -> Tensor:
+    """max(x, 0) like torch.relu: its gradient at 0 is 0 (not maximum's tie split) and relu(nan) is nan."""
+    if not dtypes.is_float(self.dtype): return self.maximum(0)
+    return (self <= 0).where(0, self)
+  def sigmoid(self) -> Tensor:
+    """1 / (1 + e^-x), from e = e^-|x| on both sides (1 / (1 + e) for x >= 0, e / (1 + e) below): e is in (0, 1],
+    so nothing overflows and the gradient stays finite (0, not inf * 0 = nan) at any |x|."""
+    def f(x: Tensor) -> Tensor:
+      negative = x < 0
+      e = negative.where(x, -x).exp()
+      r = (1 + e).reciprocal()
+      return negative.where(e * r, r)
+    return self._in_float32(f)
+  def tanh(self) -> Tensor:
+    """2 sigmoid(2x) - 1 (finite gradient at any |x|), and near 0 (|x| < 0.3) its odd Taylor polynomial to x^9
+    (error < 1e-7 relative): the subtraction would cancel away up to 0.1% of tanh(1e-5)."""
+    def f(x: Tensor) -> Tensor:
+      small = x.abs() < 0.3
+      xs = small.where(x, 0)  # the polynomial sees 0 elsewhere: nothing overflows in the branch not taken
+      x2 = xs * xs
+      series = xs * (1 + x2 * (-1 / 3 + x2 * (2 / 15 + x2 * (-17 / 315 + x2 * (62 / 2835)))))
+      return small.where(series, 2.0 * (2.0 * x).sigmoid() - 1.0)
+    return self._in_float32(f)
   def abs(self) -> Tensor:
     if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
     return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
@@ -965,29 +1013,87 @@ class Tensor:
     out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
   def clip(self, min_=None, max_=None) -> Tensor:
-    x = self if min_ is None else self.maximum(min_)
-    return x if max_ is None else x.minimum(max_)
+    """Clamp into [min_, max_] like torch.clamp: the gradient passes where min_ <= x <= max_ (the bounds included),
+    tensor bounds get it where x is beyond them, NaN stays NaN with no gradient, and min_ > max_ gives max_."""
+    x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
+    if min_ is not None: x = (x < min_).where(min_, x)
+    return x if max_ is None else (x > max_).where(max_, x)
   clamp = clip
   def __pow__(self, exponent) -> Tensor: return self.pow(exponent)
   def __rpow__(self, base) -> Tensor: return Tensor(base, device=self.device).pow(self) if not isinstance(base, Tensor) else base.pow(self)
   def pow(self, exponent) -> Tensor:
-    """x ** y; small integer exponents are repeated multiplies, otherwise exp2(y * log2|x|) with the sign fixed."""
-    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and float(exponent).is_integer() and abs(exponent) <= 8:
-      n, base, out = int(abs(exponent)), (self if exponent >= 0 or dtypes.is_float(self.dtype) else self._float()), None
-      for _ in range(n): out = base if out is None else out * base
-      out = self.ones_like() if out is None else out
-      return out.reciprocal() if exponent < 0 else out
+    """x ** y like torch.pow. Integers to integer powers stay integers (exact, wrapping like PyTorch; a negative
+    Python int power of an integer tensor is an error, as in PyTorch); a float on either side makes a float.
+    Small integer powers of floats are repeated multiplies; others are exp2(y * log2|x|) with IEEE pow's signs and
+    special cases, and PyTorch's gradients: y * x^(y-1) for x (0 where y = 0) and x^y * log(x) for y (0 where
+    x = 0 and y >= 0), also at x = 0, where they are 0, 1 or inf."""
+    if isinstance(exponent, np.generic): exponent = exponent.item()
+    if self.dtype == dtypes.bool: return self.cast(dtypes.default_int).pow(exponent)
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool): return self._pow_scalar(exponent)
     a, b = self._binop_operands(exponent)
-    if a.dtype == dtypes.float16: return a.float().pow(b.float()).half()
-    a, b = a._float(), b._float()
-    magnitude = (b * a.abs().log2()).exp2()
-    # negative base: real only for integer exponents, negative for odd ones
-    is_int = b.trunc() == b
-    odd = (b.abs() % 2) == 1
-    # (-inf) ** 2.5 is inf (IEEE pow), not nan: the magnitude (inf or 0) is the answer there
-    non_int = (a == -math.inf).where(magnitude, float("nan"))
-    signed = (a < 0).where(is_int.where(odd.where(-magnitude, magnitude), non_int), magnitude)
-    return (b == 0).where(1.0, signed)
+    if a.dtype == dtypes.bool: a, b = a.cast(dtypes.default_int), b.cast(dtypes.default_int)
+    if not dtypes.is_float(a.dtype): return a._int_pow(b)
+    if a.dtype == dtypes.float16: return a.float()._float_pow(b.float()).half()
+    return a._float_pow(b)
+  def _pow_scalar(self, exponent: int | float) -> Tensor:
+    if not dtypes.is_float(self.dtype):
+      if isinstance(exponent, float): return self._float()._pow_scalar(exponent)  # int ** 2.0 is a float, like torch
+      if exponent < 0: raise RuntimeError(f"integers to negative integer powers are not allowed ({self.dtype} tensor ** {exponent}), as in PyTorch")
+      return self._int_pow_scalar(exponent)
+    if exponent == 0:
+      # 1 everywhere (NaN ** 0 too, like IEEE pow), with gradient 0: the where keeps x in the graph, so backward()
+      # reaches it and gives zeros like PyTorch (a bare constant would leave x out)
+      ones = self.ones_like()
+      return self.isnan().where(ones, ones)
+    if float(exponent).is_integer() and abs(exponent) <= 8:
+      # (1/x)^n for negative n, not 1/x^n: its gradient -n (1/x)^(n+1) is -inf at x = 0 like PyTorch's, where
+      # 1/x^n's would be -inf * 0 = nan
+      base = self if exponent > 0 else self.reciprocal()
+      out = base
+      for _ in range(int(abs(exponent)) - 1): out = out * base
+      return out
+    # like PyTorch, which takes sqrt and rsqrt for these (so (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is nan)
+    if exponent == 0.5: return self.sqrt()
+    if self.dtype == dtypes.float16: return self.float()._pow_scalar(exponent).half()
+    e = _const_tensor(_const_at(self.dtype, float(exponent), self.shape), self.device)
+    return self._float_pow(e, self.rsqrt() if exponent == -0.5 else None)
+  def _int_pow_scalar(self, n: int) -> Tensor:
+    """Integer x ** n (n >= 0) by repeated squaring: exact, wrapping on overflow like PyTorch."""
+    out, square = None, self
+    while n:
+      if n & 1: out = square if out is None else out * square
+      n >>= 1
+      if n: square = square * square
+    return self.ones_like() if out is None else out
+  def _int_pow(self, e: Tensor) -> Tensor:
+    """Integer x ** e for an integer tensor e (same dtype and shape), by squaring once per bit of e: exact and
+    wrapping like PyTorch. A negative e gives what PyTorch's integer pow gives: 1 / x^-e truncated (1 for x = 1,
+    +-1 for x = -1, else 0)."""
+    bits = e.dtype.itemsize * 8 - (0 if dtypes.is_unsigned(e.dtype) else 1)
+    out, square = self.ones_like(), self
+    for i in range(bits):
+      out = ((e >> i) & 1).cast(dtypes.bool).where(out * square, out)
+      if i < bits - 1: square = square * square
+    if dtypes.is_unsigned(e.dtype): return out
+    odd = (e & 1).cast(dtypes.bool)
+    below_one = (self == 1).where(1, (self == -1).where(odd.where(-1, 1), 0)).cast(self.dtype)
+    return (e < 0).where(below_one, out)
+  def _float_pow(self, e: Tensor, value: Tensor | None = None) -> Tensor:
+    """x ** e for float x and e of one dtype (float32 or float64) and shape: the value composed from exp2 and log2
+    (or the one given), its gradient by the "pow" rule (_pow_gradient) through a DETACH node (see gradient.py)."""
+    if value is not None: return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, self.uop, e.uop), "pow"), e)
+    x = self
+    magnitude = (e * x.abs().log2()).exp2()
+    is_int = e.trunc() == e
+    half = e * 0.5
+    odd = is_int & (half.trunc() != half)
+    sign_bit = (x < 0) | (x.reciprocal() < 0)  # -0.0 too: (-0.0) ** -1 is -inf
+    value = (odd & sign_bit).where(-magnitude, magnitude)
+    # a negative base is real only for integer exponents; (-inf) ** 2.5 is inf (IEEE pow), the magnitude
+    value = ((x < 0) & is_int.logical_not() & (x != -math.inf)).where(math.nan, value)
+    # IEEE pow: x ** 0 and 1 ** y are 1 whatever the other is (NaN too), and so is (-1) ** +-inf
+    value = ((e == 0) | (x == 1) | ((x == -1) & e.isinf())).where(1.0, value)
+    return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, x.uop, e.uop), "pow"), e)
 
   # ---- python operators ----
   __add__, __sub__, __mul__, __truediv__ = add, sub, mul, div  # the methods themselves: one Python frame fewer per op
@@ -1048,10 +1154,14 @@ class Tensor:
     x = self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
     return x._reduce(Ops.MUL, axis, keepdim)
   def max(self, axis=None, keepdim=False) -> Tensor:
+    """The largest value over `axis` (all axes by default), like torch.amax. Only the values: its gradient is split
+    evenly among tied maxima (as torch's amax and max() without a dim do), where torch.max(x, dim) also returns
+    indices and sends the whole gradient to the one element each index names."""
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ValueError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
   def min(self, axis=None, keepdim=False) -> Tensor:
+    """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max)."""
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ValueError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     if dtypes.is_float(self.dtype): return -((-self).max(axis, keepdim))
@@ -1124,28 +1234,24 @@ class Tensor:
     bits = x0.reshape(half, 1).pad(((0, 0), (0, 1))) + x1.reshape(half, 1).pad(((0, 0), (1, 0)))
     return bits.reshape(2 * half).shrink(((0, n),))
   @staticmethod
-  def _rng_out(out: Tensor, requires_grad) -> Tensor:
-    if requires_grad is not None: out.requires_grad = requires_grad
-    return out
-  @staticmethod
   def rand(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Uniform in [0, 1). float32 uses the top 24 bits of each random word, float16 the top 11 and float64 all 32,
     so every value is exact and 1.0 never appears."""
     shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
     n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
-    if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
+    if n == 0: return Tensor._as_leaf(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
     bits = Tensor._random_bits(n, device)
     compute = dtypes.float64 if dt == dtypes.float64 else dtypes.float32
     out = ((bits >> (32 - mbits)).cast(compute) * (2.0 ** -mbits)).cast(dt).reshape(shape)
-    return Tensor._rng_out(out, requires_grad)
+    return Tensor._as_leaf(out, requires_grad)
   @staticmethod
   def randn(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Standard normal by the Box-Muller transform of two uniforms (computed in float32, or float64 for float64)."""
     shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     u = Tensor.rand(2, *shape, dtype=dtypes.float64 if dt == dtypes.float64 else dtypes.float32, device=device)
     out = ((1 - u[0]).log() * -2).sqrt() * (u[1] * (2 * math.pi)).cos()  # 1-u is in (0, 1]: the log is finite
-    return Tensor._rng_out(out.cast(dt), requires_grad)
+    return Tensor._as_leaf(out.cast(dt), requires_grad)
   @staticmethod
   def randint(*args, low=None, high=None, shape=None, size=None, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Integers in [low, high); int32 by default (teeny's default int). Takes PyTorch's forms randint(high, size),
@@ -1164,22 +1270,23 @@ class Tensor:
     shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
     n = math.prod(shape)
-    if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
+    if n == 0: return Tensor._as_leaf(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
     bits = Tensor._random_bits(n, device)
     r = bits if high - low == 2**32 else bits % (high - low)
-    return Tensor._rng_out((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
+    return Tensor._as_leaf((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
   @staticmethod
   def uniform(*shape, low=0.0, high=1.0, dtype=None, device=None, requires_grad=None) -> Tensor:
     out = Tensor.rand(*shape, dtype=dtype, device=device) * (high - low) + low
-    return Tensor._rng_out(out.cast(dtype or dtypes.default_float), requires_grad)
+    return Tensor._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @staticmethod
   def normal(*shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=None) -> Tensor:
     out = Tensor.randn(*shape, dtype=dtype, device=device) * std + mean
-    return Tensor._rng_out(out.cast(dtype or dtypes.default_float), requires_grad)
+    return Tensor._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @staticmethod
-  def scaled_uniform(*shape, **kw) -> Tensor:
+  def scaled_uniform(*shape, requires_grad: bool | None = None, **kw) -> Tensor:
     """Uniform in [-1, 1) scaled by numel ** -0.5 (tinygrad)."""
-    return Tensor.uniform(*shape, low=-1.0, high=1.0, **kw).mul(math.prod(_shape_arg(shape)) ** -0.5)
+    out = Tensor.uniform(*shape, low=-1.0, high=1.0, **kw).mul(math.prod(_shape_arg(shape)) ** -0.5)
+    return Tensor._as_leaf(out, requires_grad)
   @staticmethod
   def glorot_uniform(*shape, **kw) -> Tensor:
     """Xavier/Glorot uniform: bound sqrt(6 / (fan_in + fan_out)), with fan_out = shape[0] (tinygrad's convention)."""
@@ -1228,21 +1335,39 @@ class Tensor:
   def quick_gelu(self) -> Tensor: return self * (self * 1.702).sigmoid()
   def silu(self) -> Tensor: return self * self.sigmoid()
   swish = silu
-  def leakyrelu(self, neg_slope: float = 0.01) -> Tensor: return (self < 0).where(self * neg_slope, self)
+  # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
+  # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
+  def leakyrelu(self, neg_slope: float = 0.01) -> Tensor: return (self > 0).where(self, self * neg_slope)
   leaky_relu = leakyrelu
   def elu(self, alpha: float = 1.0) -> Tensor:
-    return (self > 0).where(self, alpha * (self.minimum(0).exp() - 1))
+    below = self <= 0
+    return below.where(alpha * (below.where(self, 0).exp() - 1), self)  # exp only of x <= 0: finite both ways
   def celu(self, alpha: float = 1.0) -> Tensor:
-    return (self > 0).where(self, alpha * ((self.minimum(0) / alpha).exp() - 1))
+    below = self <= 0
+    return below.where(alpha * ((below.where(self, 0) / alpha).exp() - 1), self)
   def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Tensor: return gamma * self.elu(alpha)
   def softplus(self, beta: float = 1.0) -> Tensor:
-    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail."""
-    return self._in_float32(lambda x: ((x * beta).relu() + (-(x * beta).abs()).exp()._log1p()) * (1 / beta))
+    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
+    parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
+    def f(x: Tensor) -> Tensor:
+      bx = x * beta
+      above = bx > 0
+      return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
+    return self._in_float32(f)
   def mish(self) -> Tensor: return self * self.softplus().tanh()
-  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor: return self.clip(min_val, max_val)
-  def relu6(self) -> Tensor: return self.relu().minimum(6)
-  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor: return (alpha * self + beta).clip(0, 1)
-  def hardswish(self) -> Tensor: return self * (self + 3).relu6() * (1 / 6)
+  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
+    return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
+  def relu6(self) -> Tensor: return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
+  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:
+    """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
+    u = alpha * self + beta
+    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(math.nan, 0.0)))
+  def hardswish(self) -> Tensor:
+    """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
+    middle = self < 3
+    x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
+    return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
   def softsign(self) -> Tensor: return self / (1 + self.abs())
   def logsigmoid(self) -> Tensor: return -(-self).softplus()
   def round(self) -> Tensor:
@@ -1286,8 +1411,10 @@ class Tensor:
     axes = self._axes(axis)
     return tuple(1 if i in axes else s for i, s in enumerate(self.shape) if keepdim or i not in axes)
   def var(self, axis=None, keepdim=False, correction=1) -> Tensor:
-    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan."""
+    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan.
+    float16 computes in float32 and rounds once: its sum of squares passes 65504 long before the variance does."""
     x = self._float()
+    if x.dtype == dtypes.float16: return x.float().var(axis, keepdim, correction).half()
     n = math.prod(self.shape[a] for a in self._axes(axis))
     sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
     return sq.div(max(0, n - correction))
@@ -1728,7 +1855,7 @@ class Tensor:
     """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|)."""
     x = self._float()
     y = target.cast(x.dtype)
-    softplus_neg = (-x.abs()).exp()._log1p() + (-x).relu()  # log(1 + e^-x), stable
+    softplus_neg = (-x).softplus()  # log(1 + e^-x), stable, with the gradient sigmoid(x) - y at x = 0 too
     if pos_weight is None: loss = (1 - y) * x + softplus_neg
     else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
     return Tensor._reduction(loss, reduction)
@@ -1805,6 +1932,35 @@ class _IndexPlan:
     others = [s for a, s in enumerate(self.out_shape) if a not in self.tensor_axes]
     taken = batch + tuple(others)
     return tuple(taken[i] for i in self.result_order)
+
+
+def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
+  """The graph nodes that stand for t when differentiating: its node (or, realized, the graph that computed it)
+  and, for a leaf made lazily and realized since, the lazy node graphs built before then still hold."""
+  node = graphs.get(t.uop, t.uop)
+  lazy = t._leaf_node() if t._leaf_node is not None else None
+  return (node,) if lazy is None or lazy is node else (node, lazy)
+
+
+def _pow_gradient(ctx: UOp, ret: UOp) -> tuple[UOp | None, UOp | None]:
+  """PyTorch's gradients of x ** e (a _float_pow node) for x and e, written with pow itself so that they can be
+  differentiated again. A constant e (x ** 2.5) takes x.pow(e - 1) like PyTorch, sqrt and friends included. Graph
+  nodes carry no device: these tensors only build graph, any device name will do."""
+  grad, out, x, e = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, ret.src[1], ret.src[2]))
+  scalar = _const_value(ret.src[2])
+  if scalar is None: dx = (e == 0).where(0.0, e * x._float_pow(e - 1))
+  else: dx = x.zeros_like() if scalar == 0 else x.pow(scalar - 1) * scalar
+  de = ((x == 0) & (e >= 0)).where(0.0, out * x.log())
+  return (grad * dx).uop, (grad * de).uop
+
+
+def _const_value(u: UOp):
+  """The value of a constant seen at some shape (CONST, reshaped and expanded), else None."""
+  while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
+  return u.arg if u.op is Ops.CONST else None
+
+
+custom_gradients["pow"] = _pow_gradient
 
 
 def _realized_graphs() -> dict[UOp, UOp]:
