@@ -1897,26 +1897,30 @@ class _IndexPlan:
   """What an index means for Tensor.__getitem__/__setitem__: per axis of the tensor a crop, a flip and a step (in
   that order), the shape after those views, and the integer tensors that then select along some of its axes."""
   def __init__(self):
-    self.crops, self.flips, self.steps, self.strided_shape = [], [], [], []
+    self.crops, self.flips, self.steps = [], [], []
     self.out_shape: list[int] = []   # after ints, slices and None (tensor-indexed axes still whole)
     self.tensor_axes: list[int] = []  # axes of out_shape that integer tensors select along
     self.tensors: list[Tensor] = []
     self.batch_at = 0                 # where the index tensors' broadcast shape goes in the result
     self.result_order: tuple[int, ...] = ()  # _take's result (batch axes, other axes) permuted into the result's
-  def add_axis(self, lo: int, hi: int, flip: bool, step: int, strided: int, out: int | None):
-    self.crops.append((lo, hi)); self.flips.append(flip); self.steps.append(step); self.strided_shape.append(strided)
+  def add_axis(self, lo: int, hi: int, flip: bool, step: int, out: int | None):
+    """One axis of the tensor: crop [lo, hi), flip it or not, take every step-th element; out is its size in the
+    result (None: an int removes it)."""
+    self.crops.append((lo, hi))
+    self.flips.append(flip)
+    self.steps.append(step)
     if out is not None: self.out_shape.append(out)
   def add_int(self, i: int, size: int, axis: int):
     if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
-    self.add_axis(i % size, i % size + 1, False, 1, 1, None)
+    self.add_axis(i % size, i % size + 1, False, 1, None)
   def add_slice(self, s: slice, size: int):
     start, stop, step = s.indices(size)
     length = len(range(start, stop, step))
-    if step > 0: self.add_axis(start, max(start, stop), False, step, length, length)
-    else: self.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length, length)  # walk the flipped axis
+    if step > 0: self.add_axis(start, max(start, stop), False, step, length)
+    else: self.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length)  # walk the flipped axis
   def add_tensor(self, t: Tensor, size: int):
     self.tensor_axes.append(len(self.out_shape)); self.tensors.append(t)
-    self.add_axis(0, size, False, 1, size, size)
+    self.add_axis(0, size, False, 1, size)
   def place_batch(self, adjacent: bool):
     """The index tensors' broadcast shape replaces their axes: where the first one was if they sit side by side
     (ints between them don't count), else first."""
