@@ -46,6 +46,12 @@ class Renderer:
   max_global_dims = 3
   vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
   vector_widths: tuple = ()  # lane counts of the vector loads/stores it renders (LOAD/STORE of a VecDType), widest first
+  native_vector_width: dict = {}  # element dtype -> the widest vector the device computes on (absent: no limit)
+
+  def vector_widths_for(self, dtype) -> tuple:
+    """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""
+    limit = self.native_vector_width.get(dtype)
+    return tuple(w for w in self.vector_widths if limit is None or w <= limit)
 
   def render(self, name: str, program: list) -> str: raise NotImplementedError
 

@@ -33,6 +33,10 @@ class OpenCLRenderer(Renderer):
     # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
     # 39 ms), so it gets scalar code.
     self.vector_widths = (16, 8, 4, 2) if self.is_gpu else ()
+    # never wider than the device computes natively: a driver may not build wider ones (PoCL 3.0 on AMD Zen 4
+    # aborts the process building 16-wide stores, see tests/test_opt.py)
+    native_float, native_int = (max(1, int(getattr(info, f"native_vector_width_{t}", 1))) for t in ("float", "int"))
+    self.native_vector_width = {dtypes.float32: native_float, dtypes.int32: native_int, dtypes.uint32: native_int}
     self.supports_half = self.has_fp16
 
   def ctype(self, dt: DType) -> str:

@@ -178,7 +178,7 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   sink = UOp(Ops.SINK, dtypes.void, tuple(store for copy in copies for store in copy.src))
   sink = graph_rewrite(sink, half_to_float)
   sink = graph_rewrite(sink, symbolic)
-  if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths)
+  if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths_for)
   # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   sink = sink.replace(src=sink.src + buffers)
@@ -249,10 +249,10 @@ def _runs(offsets, widths) -> list[tuple[int, int]]:
 def _at(base: UOp, k: int) -> UOp: return base + UOp.const(base.dtype, k) if k else base
 
 
-def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
+def vectorize_memory(sink: UOp, widths_for) -> UOp:
   """Loads (and stores) of neighbouring elements of one buffer, as upcasting makes them, become one vector load
-  (store) of `widths[i]` lanes, the widest that fits; the scalar users read its lanes with GEP. Gated accesses
-  and types other than VECTOR_SCALARS stay scalar."""
+  (store) of one of `widths_for(element dtype)` lanes (widest first), the widest that fits; the scalar users read
+  its lanes with GEP. Gated accesses and types other than VECTOR_SCALARS stay scalar."""
   loads: dict = {}
   for u in sink.toposort():
     if u.op is Ops.LOAD and len(u.src) == 2 and u.dtype in VECTOR_SCALARS:
@@ -260,7 +260,7 @@ def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
       loads.setdefault((u.src[0], base), {})[k] = u
   lanes: dict[UOp, UOp] = {}
   for (buf, base), offsets in loads.items():
-    for k, width in _runs(offsets, widths):
+    for k, width in _runs(offsets, widths_for(buf.dtype.base)):
       vector = UOp(Ops.LOAD, offsets[k].dtype.vec(width), (buf, _at(base, k)))
       for j in range(width): lanes[offsets[k + j]] = UOp(Ops.GEP, offsets[k].dtype, (vector,), j)
   if lanes: sink = graph_rewrite(sink, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), lanes)
@@ -272,7 +272,7 @@ def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
     else: kept.append(st)
   for (buf, base), offsets in stores.items():
     done = set()
-    for k, width in _runs(offsets, widths):
+    for k, width in _runs(offsets, widths_for(buf.dtype.base)):
       values = tuple(offsets[k + j].src[2] for j in range(width))
       kept.append(UOp(Ops.STORE, dtypes.void, (buf, _at(base, k), UOp(Ops.VECTORIZE, values[0].dtype.vec(width), values))))
       done.update(range(k, k + width))
