@@ -4,9 +4,10 @@ THE LINEARIZED PROGRAM (what renderers receive): a list of UOps in execution ord
 decision is made before them. The ops that appear, and what they mean:
 
   DEFINE_GLOBAL  dtype=PtrDType(base)  arg=i            kernel argument i: a pointer to `base` elements
-  DEFINE_VAR     dtype=int32           arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
+  DEFINE_VAR     dtype=int32|int64     arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
+                                        (LLVM's core_start/core_end are int64)
   CONST          dtype=scalar          arg=python value
-  SPECIAL        dtype=int32           arg=(name, size) CL only: name "gidxN" is get_global_id(N), "groupN"
+  SPECIAL        dtype=int32|int64     arg=(name, size) CL only: name "gidxN" is get_global_id(N), "groupN"
                                         get_group_id(N), "lidxN" get_local_id(N)
   RANGE          dtype=int32|int64     src=(start, end) arg=id   opens `for (i = start; i < end; i++)`
   ENDRANGE       src=(range,)                           closes that loop

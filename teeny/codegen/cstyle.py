@@ -77,7 +77,7 @@ class OpenCLRenderer(Renderer):
         r[u] = ""  # no value: loads list it only to be ordered after it
         body.append("  " * indent + "barrier(CLK_LOCAL_MEM_FENCE);"); continue
       if op is Ops.DEFINE_VAR:
-        r[u] = u.arg[0]; params.append(f"int {u.arg[0]}"); continue
+        r[u] = u.arg[0]; params.append(f"{self.ctype(u.dtype)} {u.arg[0]}"); continue
       if op is Ops.CONST: r[u] = self.const(u.arg, u.dtype); continue
       pad = "  " * indent
       if op is Ops.RANGE:
@@ -100,7 +100,7 @@ class OpenCLRenderer(Renderer):
       if op is Ops.SPECIAL:
         r[u] = u.arg[0]
         fn = {"gidx": "get_global_id", "group": "get_group_id", "lidx": "get_local_id"}[u.arg[0][:-1]]
-        body.append(f"{pad}int {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
+        body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
       if op is Ops.LOAD and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
       if op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16: uses_half = True
       r[u] = f"v{i}"

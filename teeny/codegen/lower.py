@@ -149,7 +149,11 @@ class LoweredKernel:
 
 def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   full = k.full_shape
-  idx_dtype = dtypes.int64 if max(math.prod(full), _max_offset(k)) >= 2**31 - 1 else dtypes.int32
+  # 32-bit index math (faster) unless a loop, a launch or an offset can pass INT32_MAX; past 64 bits, nothing works
+  span = max(math.prod(full), _max_offset(k))
+  if span > 2**63 - 1:
+    raise ValueError(f"kernel {k.name()} spans {span} elements, more than 64-bit indices can count (2^63 - 1)")
+  idx_dtype = dtypes.int64 if span >= 2**31 - 1 else dtypes.int32
   global_axes, local_axes = k.axes_of("global"), k.axes_of("local") + k.axes_of("group")
   local_size = None
   if local_axes:
@@ -195,9 +199,10 @@ def _max_offset(k: Kernel) -> int:
 
 def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:
   if not renderer.has_threads:
-    # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core
-    start = UOp(Ops.DEFINE_VAR, dtypes.int32, (), ("core_start", 0, shape[0]))
-    end = UOp(Ops.DEFINE_VAR, dtypes.int32, (), ("core_end", 0, shape[0]))
+    # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core. The
+    # slice bounds are always 64-bit (the outermost axis alone may pass 2^31); the loop itself counts in `dtype`
+    start = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_start", 0, shape[0]))
+    end = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_end", 0, shape[0]))
     outer = UOp(Ops.RANGE, dtype, (start.cast(dtype), end.cast(dtype)), 0)
     rest = [UOp(Ops.RANGE, dtype, (UOp.const(dtype, 0), UOp.const(dtype, s)), i + 1) for i, s in enumerate(shape[1:])]
     return [outer] + rest, (shape[0], 1, 1)
@@ -209,8 +214,8 @@ def _thread_ids(shape, prefix: str, dims: int, dtype: DType) -> tuple[list[UOp],
   more than `dims` axes fold into the outermost id. Returns the indices and the launch size per dimension."""
   if not shape: return [], (1, 1, 1)
   folded = [math.prod(shape[:len(shape) - dims + 1])] + list(shape[len(shape) - dims + 1:]) if len(shape) > dims else list(shape)
-  ids = [UOp(Ops.SPECIAL, dtypes.int32, (), (f"{prefix}{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
-  ids = [i.cast(dtype) for i in ids]
+  # ids in the index dtype: a launch of 2^31 work-items or more needs 64-bit ids (get_global_id returns a size_t)
+  ids = [UOp(Ops.SPECIAL, dtype, (), (f"{prefix}{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
   idxs = ids[1:]
   if len(shape) > dims:  # unravel the folded id
     lead, rem = [], ids[0]
