@@ -4,10 +4,18 @@ matcher to every node on a path to a target, and sums the gradients of nodes use
 here computes: the gradient graph fuses and compiles like any other graph when it is realized.
 
 Conventions documented for users: the gradient of MAX (elementwise and reduce) is split evenly between tied
-inputs; integer and boolean values, comparisons, TRUNC and bit ops pass no gradient.
+inputs; integer and boolean values, comparisons, TRUNC and bit ops pass no gradient; an in-place write (ASSIGN)
+passes the gradient of what it wrote to the value written, none to what was overwritten.
+
+A composed function whose gradient the primitives would get wrong at some inputs is built as
+DETACH(value, *inputs) with arg naming a rule in `custom_gradients`: the value is computed like any graph (the
+scheduler passes a DETACH through to its first source), and the gradient reaches the inputs by that rule alone.
+pow is the one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where PyTorch's y * x^(y-1) is 0,
+1 or inf. Its rule lives in tensor.py, written with Tensor math (and pow itself, so it differentiates again).
 """
 from __future__ import annotations
 import math
+from typing import Callable
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
 from teeny.helpers import argsort
@@ -33,9 +41,11 @@ def _eq(a: UOp, b: UOp) -> UOp:
 
 
 def _max_grad(ctx: UOp, ret: UOp, a: UOp, b: UOp):
-  # a wins where it is larger; a tie sends half to each side
-  share = b.alu(Ops.CMPLT, a).cast(a.dtype).alu(Ops.ADD, _mul(_eq(a, b).cast(a.dtype), _full(a, 0.5)))
-  return (_mul(ctx, share), _mul(ctx, _full(a, 1.0).alu(Ops.ADD, share.alu(Ops.NEG))))
+  # like torch.maximum: a side gets the whole gradient unless it is the smaller one, a tie sends half to each side,
+  # and a NaN (which compares as neither) sends all of it to both
+  half_tie = _mul(_eq(a, b).cast(a.dtype), _full(a, 0.5))
+  def share(loses: UOp) -> UOp: return _full(a, 1.0).alu(Ops.ADD, loses.cast(a.dtype).alu(Ops.ADD, half_tie).alu(Ops.NEG))
+  return (_mul(ctx, share(a.alu(Ops.CMPLT, b))), _mul(ctx, share(b.alu(Ops.CMPLT, a))))
 
 
 def _reduce_grad(ctx: UOp, ret: UOp):
@@ -48,9 +58,12 @@ def _reduce_grad(ctx: UOp, ret: UOp):
     # vectorizes sin with libmvec in one kernel and calls libm in another), and then no position would equal it
     stored = UOp(Ops.CONTIGUOUS, src.dtype, (src,))
     ret = UOp(Ops.REDUCE_AXIS, src.dtype, (stored,), ret.arg)
-    is_max = _eq(stored, _expand(ret, src.shape)).cast(src.dtype)
+    # the ties are counted in float32 at least: float16 would count 70,000 tied values as inf, sharing out 0
+    count_dtype = dtypes.float32 if src.dtype.itemsize < 4 else src.dtype
+    is_max = _eq(stored, _expand(ret, src.shape)).cast(count_dtype)
     count = _expand(_sum_to(is_max, axes), src.shape)
-    return (_mul(_expand(ctx, src.shape), _div(is_max, count)),)
+    share = _div(is_max, count)
+    return (_mul(_expand(ctx, src.shape).cast(count_dtype), share).cast(src.dtype),)
   # MUL: d(prod)/dx_i is the product of the other elements, like PyTorch. prod / x_i would be 0/0 at a zero, so:
   # no zero in the row: rest / x_i; one zero: only that element gets the product of the rest; more: all get 0
   zero = _eq(src, _full(src, 0.0))
@@ -72,6 +85,14 @@ def _cast_grad(ctx: UOp, ret: UOp):
   return (ctx.cast(src.dtype),) if dtypes.is_float(src.dtype) else (None,)
 
 
+def _assign_grad(ctx: UOp, ret: UOp):
+  """A write: the written value gets the gradient of the elements it was stored into (seen through the view it
+  was written through); the target's old contents get none (they were overwritten)."""
+  g = ctx
+  for op, arg in ret.arg[1]: g = UOp(op, g.dtype, (g,), arg)
+  return (None, g)
+
+
 def _pad_grad(ctx: UOp, ret: UOp):
   shrink = tuple((b, b + s) for (b, _), s in zip(ret.arg, ret.src[0].shape))
   return (UOp(Ops.SHRINK, ctx.dtype, (ctx,), shrink),)
@@ -80,6 +101,15 @@ def _pad_grad(ctx: UOp, ret: UOp):
 def _shrink_grad(ctx: UOp, ret: UOp):
   pad = tuple((b, s - e) for (b, e), s in zip(ret.arg, ret.src[0].shape))
   return (UOp(Ops.PAD, ctx.dtype, (ctx,), pad),)
+
+
+# rule name -> fn(ctx, ret) giving the gradients of ret.src[1:] (see the module docstring)
+custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
+
+
+def _detach_grad(ctx: UOp, ret: UOp):
+  if ret.arg is None: return (None,)  # a plain detach(): no gradient
+  return (None, *custom_gradients[ret.arg](ctx, ret))
 
 
 LN2 = math.log(2)
@@ -103,10 +133,12 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.SHRINK, name="ret"), _shrink_grad),
   (UPat(Ops.FLIP, name="ret"), lambda ctx, ret: (UOp(Ops.FLIP, ctx.dtype, (ctx,), ret.arg),)),
   (UPat(Ops.CONTIGUOUS), lambda ctx: (ctx,)),
+  (UPat(Ops.ASSIGN, name="ret"), _assign_grad),
+  (UPat(Ops.DETACH, name="ret"), _detach_grad),
   (UPat(Ops.COPY, name="ret"), lambda ctx, ret: (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)),
-  # no gradient flows through comparisons, integer math, bit ops, TRUNC, BITCAST, DETACH or ASSIGN
+  # no gradient flows through comparisons, integer math, bit ops, TRUNC or BITCAST
   (UPat((Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR, Ops.MOD, Ops.IDIV, Ops.TRUNC,
-         Ops.BITCAST, Ops.DETACH, Ops.ASSIGN), name="ret"), lambda ctx, ret: tuple(None for _ in ret.src)),
+         Ops.BITCAST), name="ret"), lambda ctx, ret: tuple(None for _ in ret.src)),
 ])
 
 
@@ -132,9 +164,12 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
 # A tensor that requires grad keeps, when it is realized, the graph that computed it: backward() after realize()
 # (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
 # leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
-pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER), name="x"), lambda ctx, x: ctx.get(x))])  # the buffer views
+# (a pending write, whose sources may be rewritten first, is found by its arg: each assign() has its own)
+pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER), name="x"), lambda ctx, x: ctx.get(x)),
+                                    (UPat(Ops.ASSIGN, name="x"), lambda ctx, x: ctx.get(x.arg))])
 
 
-def restore_graphs(root: UOp, graphs: dict[UOp, UOp]) -> UOp:
-  """root with every realized buffer view in `graphs` replaced by the graph that computed it."""
+def restore_graphs(root: UOp, graphs: dict) -> UOp:
+  """root with every realized buffer view in `graphs` replaced by the graph that computed it, and every pending
+  write whose arg is in `graphs` by the graph of the values it writes."""
   return graphs and graph_rewrite(root, pm_restore_graphs, ctx=graphs) or root

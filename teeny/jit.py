@@ -28,8 +28,12 @@ The contract:
     jit.reset() to capture again, or one TinyJit per configuration.
   - The result may be a Tensor, or tuples/lists/dicts (nested as you like) of Tensors and plain values;
     returned Tensors are realized. Plain values are returned as they were on the captured call.
-  - Outputs may alias inputs (e.g. `x.assign(x + 1); return x`): the replay returns a view of the buffer of
-    the argument passed now.
+  - Outputs may alias inputs: a returned argument (e.g. `x += 1; return x`) is, on replay, the tensor passed in
+    that place now; another result reading an argument's buffer reads the one passed now.
+  - An argument that is a view of another tensor (`step(X[i:i + 64])`) is copied into a buffer of its own
+    before the call, so the function sees its values; a write to it inside the function doesn't reach X.
+  - Program order holds across replays: lazy tensors that read a buffer a replay overwrites (a parameter the
+    step updates) are realized before the replay's kernels run, as an eager call would have them.
   - Whatever the function computes in Python (reading tensor data with .item()/.numpy(), branching on it,
     making tensors from host data that changes between calls) is frozen at the capture.
   - Nested jits: a TinyJit called while another one is capturing just runs its function; its kernels become
@@ -43,8 +47,10 @@ from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
-from teeny.schedule import ScheduleItem, buffer_of, buffer_view, forget_realized
-from teeny.tensor import Tensor, rng_key_buffers
+from teeny.schedule import ScheduleItem, buffer_view, forget_realized
+from teeny.tensor import Tensor, rng_key_buffers, realize_old_value_readers
+from teeny.uop import UOp, Ops
+from teeny import program_order
 
 
 class TinyJit:
@@ -65,6 +71,7 @@ class TinyJit:
 
   def __call__(self, *args, **kwargs):
     if realize.capturing is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
+    args, kwargs = _views_copied(args, kwargs)
     tensors, signature = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
     input_bufs = [_buffer_of(t) for t in tensors]
@@ -74,14 +81,14 @@ class TinyJit:
     if self._signature is None: self._signature = signature
     else: _check_same(self._signature, signature)
     self.calls += 1
-    if self._capture is not None: return self._capture.replay(input_bufs)
+    if self._capture is not None: return self._capture.replay(input_bufs, tensors)
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
     rng_before = Tensor._rng_counter
-    realize.capturing = recorded
+    realize.capturing, program_order.capture_start = recorded, program_order.capture_position()
     try: out = _run_and_realize(self.fn, args, kwargs)
-    finally: realize.capturing = None
-    self._capture = _Capture(recorded, input_bufs, out, rng_before, Tensor._rng_counter)
+    finally: realize.capturing = program_order.capture_start = None
+    self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter)
     if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: captured {len(self._capture.launches)} item(s)")
     return out
 
@@ -96,6 +103,13 @@ def _run_and_realize(fn, args, kwargs):
 
 
 # ---- arguments ----
+
+def _views_copied(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+  """The arguments with every Tensor that is a view of another tensor's storage replaced by a copy of it: a
+  capture reads its arguments' buffers whole, and a view has none of its own."""
+  def own(v): return v.contiguous() if isinstance(v, Tensor) and v._base is not None else v
+  return tuple(own(a) for a in args), {k: own(v) for k, v in kwargs.items()}
+
 
 def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
   """The Tensor arguments in order (positional, then keywords by name) and the call's signature: what must stay
@@ -114,8 +128,22 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
 
 
 def _buffer_of(t: Tensor) -> Buffer:
-  """The buffer of a realized tensor."""
-  return buffer_of(t.uop)
+  """The buffer under a realized tensor (its own, or the one a realized view reads)."""
+  return _node_buffer(t.uop)
+
+
+def _node_buffer(node) -> Buffer:
+  while node.op is not Ops.BUFFER: node = node.src[0]  # (movement ops over a buffer)
+  return node.arg
+
+
+def _moves_over_buffer(node) -> list[tuple]:
+  """The movement ops of a realized tensor's node over its buffer, from the buffer up: (op, arg) pairs."""
+  moves = []
+  while node.op is not Ops.BUFFER:
+    moves.append((node.op, node.arg))
+    node = node.src[0]
+  return moves[::-1]
 
 
 def _check_same(old: tuple, new: tuple):
@@ -165,10 +193,10 @@ def _output_tensors(out) -> list[Tensor]:
 
 
 class _Out:
-  """Where a returned tensor's data is on replay: the buffer filling `slot`, the argument `arg`'s buffer, or
-  `buf` itself (a buffer the capture keeps)."""
-  def __init__(self, shape, device, slot=None, arg=None, buf=None):
-    self.shape, self.device, self.slot, self.arg, self.buf = shape, device, slot, arg, buf
+  """What a returned tensor is on replay: the argument tensor passed in place `same_arg` now, or the movement ops
+  `moves` over the buffer filling `slot`, the argument `arg`'s buffer, or `buf` itself (one the capture keeps)."""
+  def __init__(self, device, moves, slot=None, arg=None, buf=None, same_arg=None):
+    self.device, self.moves, self.slot, self.arg, self.buf, self.same_arg = device, moves, slot, arg, buf, same_arg
 
 
 # ---- the capture ----
@@ -200,7 +228,7 @@ def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
 class _Capture:
   """A recording turned into slots. Each slot is filled on replay from an argument (`inputs`), with a fresh
   buffer (`fresh`: returned tensors made during the call), or by a buffer the capture keeps (`kept`)."""
-  def __init__(self, recorded: list, input_bufs: list[Buffer], out, rng_before: int, rng_after: int):
+  def __init__(self, recorded: list, input_bufs: list[Buffer], input_tensors: list[Tensor], out, rng_before: int, rng_after: int):
     self.launches_info, buf_of, made = _slots(recorded)
     recorded.clear()  # the buffers must now be held by buf_of alone, for the scratch test below
     slot_of = {b: s for s, b in buf_of.items()}
@@ -211,7 +239,7 @@ class _Capture:
     for t in _output_tensors(out):
       s = slot_of.get(_buffer_of(t))
       if s is not None and s in made and s not in self.inputs: self.fresh[s] = _spec(buf_of[s])
-    self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs))
+    self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs, input_tensors))
     slot_of.clear()  # (it holds the buffers too)
     # scratch: made during the call and held by nothing but the recording. Drop our references and see which
     # buffers die: those nobody else can see are free to be planned (their memory went back to the allocator)
@@ -236,14 +264,16 @@ class _Capture:
     self.input_reads = [s for s in kernel_slots if s in self.inputs]
     # kernels that write buffers outside the capture's own (assigns to parameters or to arguments) make results
     # remembered from those buffers stale, as assign() does when run eagerly
-    self.writes_state = any(slots[0] in self.inputs or (slots[0] in self.kept and slots[0] not in scratch) for _, slots in kernels)
+    self.written = {slots[0] for _, slots in kernels if slots[0] in self.inputs or (slots[0] in self.kept and slots[0] not in scratch)}
 
-  def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer]) -> _Out:
-    buf = _buffer_of(t)
+  def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer], input_tensors: list[Tensor]) -> _Out:
+    same = next((i for i, a in enumerate(input_tensors) if a is t), None)
+    if same is not None: return _Out(t.device, None, same_arg=same)
+    buf, moves = _buffer_of(t), _moves_over_buffer(t.uop)
     s = slot_of.get(buf)
-    if s is not None and (s in self.fresh or s in self.inputs): return _Out(t.shape, t.device, slot=s)
+    if s is not None and (s in self.fresh or s in self.inputs): return _Out(t.device, moves, slot=s)
     arg = next((i for i, b in enumerate(input_bufs) if b is buf), None)
-    return _Out(t.shape, t.device, arg=arg) if arg is not None else _Out(t.shape, t.device, buf=buf)
+    return _Out(t.device, moves, arg=arg) if arg is not None else _Out(t.device, moves, buf=buf)
 
   def _plan(self, scratch: dict[int, tuple]) -> dict[int, Buffer]:
     """Buffers for the scratch slots, sharing memory where their lifetimes don't overlap (if the planner is on)."""
@@ -253,16 +283,19 @@ class _Capture:
     bases = [Buffer(d, nbytes, dtypes.uint8) for d, nbytes in blocks]
     return {s: Buffer(d, size, dt, bases[block_of[s]]) for s, (d, size, dt) in scratch.items()}
 
-  def replay(self, input_bufs: list[Buffer]):
+  def replay(self, input_bufs: list[Buffer], input_tensors: list[Tensor]):
     bufs = {s: input_bufs[i] for s, i in self.inputs.items()}
     for s, spec in self.fresh.items(): bufs[s] = Buffer(*spec)
+    if self.written:
+      # results remembered from the overwritten buffers are stale, and lazy tensors reading them read them now
+      forget_realized()
+      realize_old_value_readers({bufs[s] if s in bufs else self.kept[s] for s in self.written})
     first_draw = Tensor._rng_counter
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     Tensor._rng_counter = first_draw + self.rng_draws
-    if self.writes_state: forget_realized()
     if debug_level() >= 2: self._replay_with_debug(bufs)
     else: self._replay_fast(bufs)
-    return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs))
+    return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs, input_tensors))
 
   def _replay_fast(self, bufs: dict[int, Buffer]):
     handles = {s: b.handle for s, b in bufs.items()}
@@ -283,9 +316,12 @@ class _Capture:
     realize.run_schedule([ScheduleItem(ast, [bufs[s] if s in bufs else self.kept[s] for s in slots])
                           for ast, _, slots in self.launches_info])
 
-  def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer]) -> Tensor:
+  def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer], input_tensors: list[Tensor]) -> Tensor:
+    if o.same_arg is not None: return input_tensors[o.same_arg]
     buf = bufs[o.slot] if o.slot is not None else (input_bufs[o.arg] if o.arg is not None else o.buf)
-    return Tensor(buffer_view(buf, o.shape), device=o.device)
+    node = buffer_view(buf, (buf.size,))
+    for op, arg in o.moves: node = UOp(op, node.dtype, (node,), arg)
+    return Tensor(node, device=o.device)
 
 
 def _spec(buf: Buffer) -> tuple: return (buf.device, buf.size, buf.dtype)

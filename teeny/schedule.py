@@ -11,8 +11,9 @@ Schedules are cached by the graph's structure (see _walk), and the intermediates
 lifetimes don't overlap share memory (teeny/memory.py).
 
 Each kernel becomes an AST: SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)) where value is built from
-LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), ALU ops and REDUCE_AXIS. Movement ops never reach the AST:
-they are pushed down through elementwise ops and folded into the views of the loads.
+LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)), RANGE(VIEW(st)) (the arange leaf), ALU ops and REDUCE_AXIS.
+Movement ops never reach the AST: they are pushed down through elementwise ops and folded into the views of the
+loads.
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -55,6 +56,13 @@ def _realized_on(n: UOp) -> dict | None:
   return entry[1] if entry is not None and (entry[0] == _generation or entry[0] is None) else None
 
 
+def realized_buffers(n: UOp) -> list[Buffer]:
+  """The buffers node n was realized into (one per device), if it was and the entry is still valid."""
+  if "realized" not in n._cache: return []
+  found = _realized_on(n)
+  return [buffer_of(view) for view in found.values()] if found else []
+
+
 def buffer_view(buf: Buffer, shape) -> UOp:
   """The graph node of a realized buffer seen with a shape: the BUFFER node itself when the shape is the buffer's
   own (one node fewer to build and walk for every 1-d result), else a RESHAPE of it."""
@@ -86,6 +94,44 @@ def forget_realized():
   _sig_epoch += 1
 
 
+class _AssignCycle(Exception):
+  """Raised when kernels can't be ordered: one needs a buffer's old contents and (through another) its new ones."""
+
+
+_NEEDS_SNAPSHOTS = "needs snapshots"  # cached for a graph that raised _AssignCycle: schedule it with _with_snapshots
+_snapshot_ids = itertools.count()
+
+
+def _with_snapshots(roots: tuple[UOp, ...]) -> tuple[tuple[UOp, ...], dict[UOp, UOp]]:
+  """The graph with every read of the old contents of an assigned buffer, except inside the values written to
+  that buffer, made a read of a copy of it (CONTIGUOUS, tagged so it is never dropped). The copies are taken before
+  the writes, and what needed both old and new contents can run after them. Returns the new roots and old -> new."""
+  written = {buffer_of(n.src[0]) for n in toposort(UOp(Ops.SINK, dtypes.void, roots)) if n.op is Ops.ASSIGN}
+  copies: dict[UOp, UOp] = {}
+  done: dict[tuple, UOp] = {}  # (node, the buffer whose old reads stay: inside a write to it) -> rebuilt node
+
+  def sources(n: UOp, keep):
+    if n.op is Ops.ASSIGN: return [(n.src[1], buffer_of(n.src[0]))]  # its target is written, not read
+    return [(s, keep) for s in n.src]
+
+  stack = [(r, None) for r in roots]
+  while stack:
+    n, keep = item = stack[-1]
+    if item in done: stack.pop(); continue
+    kids = sources(n, keep)
+    missing = [k for k in kids if k not in done]
+    if missing: stack.extend(missing); continue
+    stack.pop()
+    if n.op is Ops.BUFFER and n.arg in written and n.arg is not keep:
+      if n not in copies: copies[n] = UOp(Ops.CONTIGUOUS, n.dtype, (n,), ("snapshot", next(_snapshot_ids)))
+      done[item] = copies[n]
+      continue
+    new_src = (n.src[0], done[kids[0]]) if n.op is Ops.ASSIGN else tuple(done[k] for k in kids)
+    done[item] = n if all(a is b for a, b in zip(new_src, n.src)) else UOp(n.op, n.dtype, new_src, n.arg)
+  renamed = {n: new for (n, keep), new in done.items() if keep is None and new is not n}
+  return tuple(done[(r, None)] for r in roots), renamed
+
+
 class _Unfusable(Exception):
   """Raised while building a kernel when `node` must be realized on its own first."""
   def __init__(self, node: UOp): self.node = node
@@ -99,6 +145,7 @@ class _Unfusable(Exception):
 # they are compiled into the kernels. A graph that has a signature (see _signature) finds its schedule under
 # that too, without a walk: most schedules are in the cache under two keys.
 _schedule_cache = LRUCache(getenv("SCHEDULE_CACHE_SIZE", 512))
+_NOTHING_WRITTEN: frozenset = frozenset()
 
 
 @dataclass
@@ -110,6 +157,7 @@ class _CachedSchedule:
   blocks: list[list]                   # planned memory blocks: [device, nbytes]
   items: list[tuple[UOp, list[int]]]   # (kernel AST or buffer-free COPY, slots)
   marks: list[tuple[int, int, tuple]]  # (toposort position of a node, slot, its shape): nodes to remember as realized
+  written: list[int]                   # slots of the graph's buffers that ASSIGNs overwrite
   # the same nodes found from the roots instead, for a hit by signature, which has no toposort: (root index,
   # source indices leading from that root to the node, slot, shape). Made the first time a signature needs it.
   mark_paths: list[tuple[int, tuple, int, tuple]] | None = None
@@ -121,7 +169,7 @@ class _CachedSchedule:
     items, slots = self._items(inputs)
     views = {}
     for pos, slot, shape in self.marks: views[nodes[pos]] = buffer_view(slots[slot], shape)
-    return items, views
+    return items, views, self._written(slots)
 
   def instantiate_from_paths(self, roots: tuple[UOp, ...], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
     """instantiate() for a graph known by its signature, which has no toposort: the nodes to mark are found
@@ -132,7 +180,10 @@ class _CachedSchedule:
       n = roots[root_index]
       for i in path: n = n.src[i]
       views[n] = buffer_view(slots[slot], shape)
-    return items, views
+    return items, views, self._written(slots)
+
+  def _written(self, slots: list[Buffer]) -> frozenset[Buffer]:
+    return frozenset(slots[s] for s in self.written) if self.written else _NOTHING_WRITTEN
 
   def _items(self, inputs: list[Buffer]) -> tuple[list[ScheduleItem], list[Buffer]]:
     blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks] if self.blocks else None
@@ -144,9 +195,10 @@ class _CachedSchedule:
     return items, slots
 
 
-def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
-  """Kernels that realize every root (on the device given for it), in a runnable order, and the buffer view of
-  every node they realize (the roots included). Call mark_realized with those views once the kernels ran."""
+def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp], frozenset]:
+  """Kernels that realize every root (on the device given for it), in a runnable order, the buffer view of every
+  node they realize (the roots included), and the buffers they overwrite (ASSIGN). Call mark_realized with those
+  views once the kernels ran."""
   roots = tuple(roots)
   if type(devices) is not tuple: devices = tuple(devices)  # (part of the key)
   signed = _signature(roots)
@@ -158,32 +210,45 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
       if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
       return cached.instantiate_from_paths(roots, list(signed[1]))
   nodes, key, inputs, needs_prepare = _walk(roots)
-  prepared, new_roots = None, roots
+  renamed, new_roots = None, roots  # renamed: the caller's nodes -> the nodes scheduled in their place
   if needs_prepare:
-    new_roots, prepared = _prepare(roots, _devices(nodes, dict(zip(roots, devices))))
+    new_roots, renamed = _prepare(roots, _devices(nodes, dict(zip(roots, devices))))
     nodes, key, inputs, _ = _walk(new_roots)
+  cached = _cached_or_scheduled(nodes, key, new_roots, devices, inputs)
+  if cached is _NEEDS_SNAPSHOTS:
+    # reads of old contents that no order of kernels can serve: they read copies taken before the writes
+    new_roots, snapshotted = _with_snapshots(new_roots)
+    renamed = {n: snapshotted.get(m, m) for n, m in renamed.items()} | snapshotted if renamed else snapshotted
+    nodes, key, inputs, _ = _walk(new_roots)
+    cached, signed = _cached_or_scheduled(nodes, key, new_roots, devices, inputs), None
+  if signed is not None:  # (never prepared: a graph that needs _prepare has no signature)
+    if cached.mark_paths is None: cached.mark_paths = _mark_paths(cached.marks, nodes, roots)
+    _schedule_cache[sig_key] = cached
+  items, views, written = cached.instantiate(nodes, inputs)
+  for r, new in zip(roots, new_roots):
+    if r not in views: views[r] = new if is_buffer_view(new) else views[new]  # a root the schedule didn't compute
+  if renamed is not None:
+    # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
+    # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
+    for original, new in renamed.items():
+      if new in views and original not in views: views[original] = views[new]
+  return items, views, written
+
+
+def _cached_or_scheduled(nodes, key, roots, devices, inputs):
+  """The cached schedule for this walk's key, else a new one (cached): a _CachedSchedule, or _NEEDS_SNAPSHOTS."""
   key = (key, devices, memory.PLANNER)
   cached = _schedule_cache.get(key)
   if cached is None:
     GlobalCounters.schedule_misses += 1
     if debug_level() >= 2: dprint(f"schedule cache miss: {len(nodes)} nodes, {len(inputs)} input buffers")
-    cached = _schedule(nodes, new_roots, devices, inputs)
+    try: cached = _schedule(nodes, roots, devices, inputs)
+    except _AssignCycle: cached = _NEEDS_SNAPSHOTS
     _schedule_cache[key] = cached
   else:
     GlobalCounters.schedule_hits += 1
-    if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
-  if signed is not None:  # (never prepared: a graph that needs _prepare has no signature)
-    if cached.mark_paths is None: cached.mark_paths = _mark_paths(cached.marks, nodes, roots)
-    _schedule_cache[sig_key] = cached
-  items, views = cached.instantiate(nodes, inputs)
-  for r, new in zip(roots, new_roots):
-    if r not in views: views[r] = new if is_buffer_view(new) else views[new]  # a root the schedule didn't compute
-  if prepared is not None:
-    # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
-    # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
-    for original, new in prepared.items():
-      if new in views and original not in views: views[original] = views[new]
-  return items, views
+    if debug_level() >= 2 and cached is not _NEEDS_SNAPSHOTS: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+  return cached
 
 
 def _walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]:
@@ -225,7 +290,7 @@ def _walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]
       # arg only tells one assign() from another; a float constant is keyed by its bits (-0.0, nan)
       op, arg = n.op, n.arg
       if op is Ops.CONTIGUOUS: arg = arg is None
-      elif op is Ops.ASSIGN: arg = None
+      elif op is Ops.ASSIGN: arg = arg[1]  # the view written through (its first part only tells writes apart)
       elif type(arg) is float: arg = arg.hex()
       src = n.src  # one or two sources (most nodes) without a list comprehension's frame
       if len(src) == 1: positions = (index[src[0]],)
@@ -384,7 +449,7 @@ def mark_realized(views: dict[UOp, UOp]):
   """Remember where nodes were realized, so graphs that still hold them read the buffers instead of recomputing."""
   global _sig_epoch
   for n, view in views.items():
-    if is_buffer_view(n): continue
+    if is_buffer_view(n) or _is_constant(n): continue  # a constant is cheaper to compute than to load
     cache = n._cache
     if "sig" in cache: _sig_epoch += 1  # graphs above n were signed as if it weren't realized
     found = _realized_on(n) if "realized" in cache else None  # (usually a node realized for the first time)
@@ -392,6 +457,12 @@ def mark_realized(views: dict[UOp, UOp]):
       found = {}
       cache["realized"] = (None if n.op is Ops.ASSIGN else _generation, found)  # None: never forgotten
     found[buffer_of(view).device] = view
+
+
+def _is_constant(n: UOp) -> bool:
+  """A constant, maybe reshaped and expanded: every graph that holds it computes it for free."""
+  while n.op in MOVEMENT: n = n.src[0]
+  return n.op is Ops.CONST
 
 
 def _prepare(roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[tuple[UOp, ...], dict[UOp, UOp]]:
@@ -436,6 +507,7 @@ def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
            for k in kernels if k.bufs[0].size > 0]
   position = {n: i for i, n in enumerate(nodes)}
   marks = [(position[n], slot_of[k.bufs[0]], n.shape) for k in kernels for n in k.outputs]
+  written = [slot_of[k.bufs[0]] for k in kernels if k.outputs[0].op is Ops.ASSIGN]
   blocks: list[list] = []
   if memory.PLANNER:
     # intermediates may share memory; what the roots were realized into is the caller's to keep
@@ -444,7 +516,7 @@ def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
     block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
     for s, b in block_of.items(): new_buffers[s - len(inputs)][3] = b
     marks = [m for m in marks if m[1] not in clobbered]  # their memory now holds another result
-  return _CachedSchedule(len(inputs), [tuple(b) for b in new_buffers], blocks, items, marks)
+  return _CachedSchedule(len(inputs), [tuple(b) for b in new_buffers], blocks, items, marks, written)
 
 
 def _devices(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
@@ -511,10 +583,12 @@ def _in_order(kernels: list[_Kernel]) -> list[_Kernel]:
     for u in users[i]:
       waiting[u] -= 1
       if waiting[u] == 0: heapq.heappush(ready, u)
-  if len(order) != len(kernels):
-    raise RuntimeError("this realize needs both the old and the new value of an assigned buffer; realize the "
-                       "tensors that read the old value before the assign")
+  if len(order) != len(kernels): raise _AssignCycle()
   return order
+
+
+# leaves that read no memory: a kernel computes them where they are used (RANGE is the arange leaf 0..n-1)
+_CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE)
 
 
 # elementwise work a reduce reads broadcast this many times or more is realized first, when the reduce reads at
@@ -538,11 +612,11 @@ class _KernelBuilder:
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
     for r in reduces: self._check_broadcast_work(r)
-    out_space = reduces[0].shape if reduces else root.shape
-    if reduces and reduces[0].size != root.size: raise _Unfusable(reduces[0])
+    out_space = reduces[0].shape if reduces else value_node.shape
+    if reduces and reduces[0].size != value_node.size: raise _Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
     out_buf = self.buffers[root]
-    out_st = ShapeTracker.from_shape(out_space)
+    out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[out_buf]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
@@ -559,22 +633,26 @@ class _KernelBuilder:
     stack, seen = [(reduce.src[0], 1)], set()
     while stack:
       n, factor = stack.pop()
-      if (n, factor) in seen or self._is_leaf(n) or n.op is Ops.CONST: continue
+      if (n, factor) in seen or self._is_leaf(n) or n.op in _CONSTANT_LEAVES: continue
       seen.add((n, factor))
       if n.op is Ops.EXPAND: factor *= math.prod(n.shape) // max(1, math.prod(n.src[0].shape))
-      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._reads_memory(n): raise _Unfusable(n)
+      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._worth_storing(n): raise _Unfusable(n)
       if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in n.src)
 
-  def _reads_memory(self, start: UOp) -> bool:
-    """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result)."""
-    stack, seen = [start], set()
+  def _worth_storing(self, start: UOp) -> bool:
+    """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result) and
+    uses no arange leaf: a value of the loop index (a tensor index compared with an arange) would be stored as big
+    as the loop space, costs a compare where storing it costs a load, and codegen may turn the reduce it feeds
+    into a gather (codegen/opt.py), which a stored one-hot would hide. Its sources may still be worth storing."""
+    stack, seen, loads = [start], set(), False
     while stack:
       n = stack.pop()
       if n in seen: continue
       seen.add(n)
-      if self._is_leaf(n): return True
-      stack.extend(n.src)
-    return False
+      if n.op is Ops.RANGE: return False
+      if self._is_leaf(n): loads = True
+      else: stack.extend(n.src)
+    return loads
 
   def _fused_reduces(self, start: UOp) -> list[UOp]:
     """Reduces this kernel computes; all must share one input shape and axes, none may feed another."""
@@ -600,7 +678,7 @@ class _KernelBuilder:
     return UOp(Ops.LOAD, buf.dtype, (self.globals[buf], UOp(Ops.VIEW, dtypes.void, (), st)))
 
   def _children(self, n: UOp, moves) -> list:
-    if self._is_leaf(n) or n.op is Ops.CONST: return []
+    if self._is_leaf(n) or n.op in _CONSTANT_LEAVES: return []
     if n.op in MOVEMENT: return [(n.src[0], ((n.op.name, n.arg),) + moves)]
     if n.op is Ops.REDUCE_AXIS: return [(n.src[0], ())]
     return [(s, moves) for s in n.src]
@@ -629,9 +707,9 @@ class _KernelBuilder:
     if self._is_leaf(n):
       self.deps.add(n)
       return self._load(self.buffers[n], n.shape, moves)
-    if n.op is Ops.CONST:
-      st = _apply(ShapeTracker.from_shape(()), moves)
-      return UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
+    if n.op in _CONSTANT_LEAVES:  # a constant, or an arange leaf (RANGE): seen through the moves like a buffer
+      st = _apply(ShapeTracker.from_shape(n.shape), moves)
+      return UOp(n.op, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
     if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
     if n.op is Ops.REDUCE_AXIS:
       st = _apply(ShapeTracker.from_shape(n.shape), moves)
@@ -651,7 +729,7 @@ class _KernelBuilder:
 
   def _split(self, n: UOp, srcs: list[UOp]):
     """Too many buffers for one kernel: realize the source that reads the most of them on its own."""
-    inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op is not Ops.CONST]
+    inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op not in _CONSTANT_LEAVES]
     raise _Unfusable(max(inner, key=lambda x: x[0])[1])
 
   def _check_assign_reads(self, value: UOp, out_st: ShapeTracker):
@@ -662,6 +740,16 @@ class _KernelBuilder:
 
 
 def _zero(dtype): return False if dtype == dtypes.bool else (0.0 if dtypes.is_float(dtype) else 0)
+
+
+def _written_view(assign: UOp) -> ShapeTracker:
+  """Where an ASSIGN stores its value: its target buffer seen through the target's shape and the movement ops of
+  the view written through (arg[1]), built the way loads of that view are (so a value that reads the target at
+  the element it writes is recognised: see _check_assign_reads)."""
+  target = assign.src[0]
+  moves = [("RESHAPE", target.arg)] if target.op is Ops.RESHAPE else []
+  moves += [(op.name, arg) for op, arg in assign.arg[1]]
+  return _apply(ShapeTracker.from_shape((buffer_of(target).size,)), moves)
 
 
 def _apply(st: ShapeTracker, moves) -> ShapeTracker:

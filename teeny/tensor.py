@@ -4,14 +4,16 @@ here (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtype
 the call that caused them, before any kernel is built."""
 from __future__ import annotations
 import contextlib, itertools, math, operator, weakref
-from typing import Sequence
+from typing import Any, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec_alu, _derived
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
-from teeny.gradient import compute_gradient, restore_graphs
+from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
+from teeny.view import ShapeTracker
+from teeny import program_order
 
 Scalar = int | float | bool
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
@@ -21,6 +23,8 @@ _backward_roots: weakref.WeakSet = weakref.WeakSet()
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
 _grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _leaf_ids = itertools.count()
+# False inside `with Tensor.no_grad():` (results don't require grad; in-place updates of parameters are allowed)
+_grad_enabled = True
 # the key buffer of each random draw -> the draw's counter: TinyJit rewrites them on replay
 rng_key_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -187,8 +191,10 @@ def _fits(values: range, dtype: DType) -> bool:
 
 
 def _const_tensor(uop: UOp, device: str) -> Tensor:
+  """A tensor over a node that reads no buffer (a constant), made without Tensor.__init__'s checks; not tracked
+  for program order, as it can't read a buffer a write overwrites."""
   out = Tensor.__new__(Tensor)
-  out.uop, out.device, out.grad, out._requires_grad = uop, device, None, None
+  out._uop, out.device, out.grad, out._requires_grad = uop, device, None, None
   return out
 
 
@@ -205,10 +211,21 @@ def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 
 class Tensor:
-  """A lazily computed n-dimensional array on a device."""
+  """A lazily computed n-dimensional array on a device.
+
+  Storage and views, as in PyTorch: a tensor either owns its storage (a base) or is a view of a base, made by the
+  movement ops that PyTorch makes views with (reshape, permute, expand, shrink and basic indexing, detach). A view
+  records the chain of those ops from its base and rebuilds its node from the base's current one whenever the
+  base changed (its _version moved), so a write through any view, or to the base, is seen by all of them."""
   training = False
   _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
   _leaf = False              # requires_grad was set on this tensor by the user (a parameter)
+  _leaf_node: weakref.ref | None = None  # the lazy node a leaf was made as, while graphs built from it hold it
+  _base: Tensor | None = None  # the tensor whose storage this one is a view of (None: this one owns it)
+  _view_ops: tuple = ()        # a view's movement ops from its base: ((Ops, arg), ...)
+  _version = 0                 # a base's count of changes of its node: views compare it with _seen
+  _seen = 0                    # a view: the base's _version its node was built from
+  _assigned_graph: UOp | None = None  # a pending write's values as autograd sees them (see _graph_after_write)
   __hash__ = object.__hash__  # == builds a comparison tensor, so hash by identity
 
   def __init__(self, data, device: str | None = None, dtype: DType | str | None = None, requires_grad: bool | None = None):
@@ -217,9 +234,11 @@ class Tensor:
     self._requires_grad, self.grad = None, None
     if isinstance(data, UOp):
       self.uop = data if dtype is None else data.cast(dtype)
+    elif isinstance(data, Tensor) and data.device == self.device and dtype in (None, data.dtype):
+      self._alias(data)  # Tensor(t) is another view of t's storage
     elif isinstance(data, Tensor):
-      self.uop = (data if data.device == self.device else data.to(self.device)).uop
-      if dtype is not None: self.uop = self.uop.cast(dtype)
+      moved = data if data.device == self.device else data.to(self.device)
+      self.uop = moved.uop if dtype is None else moved.uop.cast(dtype)
     elif isinstance(data, (bool, int, float, np.generic)) and not isinstance(data, np.ndarray):
       value = data.item() if isinstance(data, np.generic) else data
       dt = dtype or (dtypes.from_np(data.dtype) if isinstance(data, np.generic) else dtypes.from_py(value))
@@ -250,13 +269,59 @@ class Tensor:
     if self.numel() != 1: raise RuntimeError(f"the truth value of a tensor with {self.numel()} elements is ambiguous")
     return bool(self.item())
   def _new(self, uop: UOp, *others: Tensor) -> Tensor:
-    """A result computed from self (and others): it requires grad if any of them does, like PyTorch."""
+    """A result computed from self (and others): it requires grad if any of them does, like PyTorch (and grad
+    mode is on)."""
     out = Tensor.__new__(Tensor)
-    out.uop, out.device, out.grad, out._requires_grad = uop, self.device, None, None
+    out._uop, out.device, out.grad, out._requires_grad = uop, self.device, None, None
+    program_order.track(out)
+    if not _grad_enabled: return out
     for t in (self, *others):  # a loop, not any(...): no generator made for every op
       if t._requires_grad:
         out._requires_grad = True
         break
+    return out
+
+  # ---- the node, storage and views ----
+  @property
+  def uop(self) -> UOp:
+    """The graph node of this tensor's value. A view's node is rebuilt from its base's when the base changed."""
+    base = self._base
+    if base is None or self._seen == base._version: return self._uop
+    node = base._uop
+    for op, arg in self._view_ops: node = UOp(op, node.dtype, (node,), arg)
+    self._uop, self._seen = node, base._version
+    return node
+  @uop.setter
+  def uop(self, node: UOp):
+    self._uop = node
+    if self._base is None: self._version += 1  # the views of this tensor rebuild their nodes from it
+    else: self._seen = self._base._version
+    if not is_buffer_view(node): program_order.track(self)
+
+  def _view(self, op: Ops, arg) -> Tensor:
+    """A view of this tensor's storage through one more movement op (see the class docstring)."""
+    out = Tensor.__new__(Tensor)
+    out._uop, out.device, out.grad = UOp(op, self.dtype, (self.uop,), arg), self.device, None
+    out._requires_grad = self._requires_grad if _grad_enabled else None
+    base = self._base
+    if base is None: out._base, out._view_ops = self, ((op, arg),)
+    else: out._base, out._view_ops = base, self._view_ops + ((op, arg),)
+    out._seen = out._base._version
+    return out
+
+  def _alias(self, other: Tensor):
+    """Make this (new) tensor another view of other's storage, with other's shape."""
+    base = other._base if other._base is not None else other
+    self._base, self._view_ops, self._uop, self._seen = base, other._view_ops, other.uop, base._version
+    self._requires_grad = other._requires_grad
+
+  def _own(self) -> Tensor:
+    """This tensor as a base of its own: a result that PyTorch would copy (pad, repeat, flip, ...) must not write
+    through to the storage it was computed from, nor follow later writes to it."""
+    if self._base is None: return self
+    out = Tensor.__new__(Tensor)
+    out._uop, out.device, out.grad, out._requires_grad = self.uop, self.device, None, self._requires_grad
+    program_order.track(out)
     return out
 
   # ---- autograd ----
@@ -264,14 +329,23 @@ class Tensor:
   def requires_grad(self) -> bool | None: return self._requires_grad
   @requires_grad.setter
   def requires_grad(self, value: bool | None):
-    """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs."""
+    """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs.
+    Setting it to True on any float tensor, lazy or realized, makes that tensor a leaf of its own."""
+    if value and not dtypes.is_float(self.dtype):
+      raise RuntimeError(f"only float tensors can require gradients, this one is {self.dtype}")
+    already_leaf = self._leaf and self._requires_grad
     self._requires_grad = value
-    if not value: return
+    if not value or already_leaf: return  # a second requires_grad_() must not make a new node graphs don't hold
     self._leaf = True
+    if self._base is not None:  # a leaf of its own: it stops being a view (its gradient is its alone)
+      self._uop, self._base, self._view_ops = self.uop, None, ()
     if not is_buffer_view(self.uop):
       # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
       # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it
       self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("leaf", next(_leaf_ids)))
+      # graphs built from it before it is realized hold this node, not the buffer: it is the leaf there too.
+      # A weak reference: once no graph holds it, neither it nor the buffers under it are kept alive for this
+      self._leaf_node = weakref.ref(self.uop)
     _grad_leaves.add(self)
 
   def requires_grad_(self, value: bool = True) -> Tensor:
@@ -279,26 +353,40 @@ class Tensor:
     return self
 
   def gradient(self, *targets: Tensor, gradient: Tensor | None = None) -> list[Tensor]:
-    """Lazy gradients of this tensor with respect to `targets` (without touching their .grad)."""
+    """Lazy gradients of this tensor with respect to `targets` (without touching their .grad), like tinygrad's
+    gradient: any float tensors in the graph, whether they require grad or not; zeros for one not in it. The
+    results are graphs themselves (like torch.autograd.grad with create_graph=True): gradient() or backward()
+    of them gives second derivatives."""
     seed = self._seed_gradient(gradient)
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
-    nodes = [graphs.get(t.uop, t.uop) for t in targets]
-    grads = compute_gradient(root, seed.uop, set(nodes))
+    program_order.check_not_stale(root)
+    nodes_of = [_gradient_nodes(t, graphs) for t in targets]
+    grads = compute_gradient(root, seed.uop, {n for nodes in nodes_of for n in nodes})
     out = []
-    for t, node in zip(targets, nodes):
-      g = grads.get(node)
-      out.append(t.zeros_like(dtype=t.dtype) if g is None else t._new(g.cast(t.dtype)).detach())
+    for t, nodes in zip(targets, nodes_of):
+      found = [grads[n] for n in nodes if n in grads]
+      if not found:
+        out.append(t.zeros_like(dtype=t.dtype))
+        continue
+      g = found[0] if len(found) == 1 else found[0].alu(Ops.ADD, found[1])
+      result = Tensor(g.cast(t.dtype), device=t.device)  # (a lazy tensor: tracked, see teeny/program_order.py)
+      result._requires_grad = True if self._requires_grad or t._requires_grad else None
+      out.append(result)
     return out
 
   def backward(self, gradient: Tensor | None = None) -> Tensor:
     """Add d(self)/d(leaf) to .grad of every leaf with requires_grad=True in this graph. Lazy: realize the
-    grads (or let an optimizer step do it) to run the kernels."""
+    grads (or let an optimizer step do it) to run the kernels. The .grad tensors are plain values (PyTorch's
+    create_graph=False); use gradient() for gradients to differentiate again."""
     graphs = _realized_graphs()
-    in_graph = set(restore_graphs(self.uop, graphs).toposort())
-    leaves = [t for t in list(_grad_leaves) if t._requires_grad and graphs.get(t.uop, t.uop) in in_graph]
+    root = restore_graphs(self.uop, graphs)
+    program_order.check_not_stale(root)
+    in_graph = set(root.toposort())
+    leaves = [t for t in list(_grad_leaves) if t._requires_grad and any(n in in_graph for n in _gradient_nodes(t, graphs))]
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
+      g = g.detach()
       leaf.grad = g if leaf.grad is None else leaf.grad + g
     _backward_roots.add(self)
     return self
@@ -329,42 +417,49 @@ class Tensor:
     finally: Tensor.training = previous
 
   # ---- creation ----
+  # every creation function takes requires_grad and sets it on the tensor it returns (the leaf), not on a tensor
+  # it was built from: a flag set on an inner tensor would be left behind on a node the result only reads
   @staticmethod
-  def full(shape, fill_value: Scalar, dtype=None, device=None, **kw) -> Tensor:
+  def _as_leaf(out: Tensor, requires_grad: bool | None) -> Tensor:
+    if requires_grad is not None: out.requires_grad = requires_grad
+    return out
+  @staticmethod
+  def full(shape, fill_value: Scalar, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
-    t = Tensor(UOp.const(dt, fill_value), device=device, **kw)
-    return t.reshape((1,) * len(shape)).expand(shape) if shape else t
+    t = Tensor(UOp.const(dt, fill_value), device=device)
+    filled = t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
+    return Tensor._as_leaf(filled, requires_grad)
   @staticmethod
   def zeros(*shape, **kw) -> Tensor: return Tensor.full(_shape_arg(shape), 0.0 if kw.get("dtype") is None else 0, **kw)
   @staticmethod
   def ones(*shape, **kw) -> Tensor: return Tensor.full(_shape_arg(shape), 1.0 if kw.get("dtype") is None else 1, **kw)
   @staticmethod
-  def empty(*shape, dtype=None, device=None, **kw) -> Tensor:
+  def empty(*shape, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
     shape = _new_shape(shape)
     if math.prod(shape) > INDEX_MAX: raise ValueError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
-    return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, **kw)
+    return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
   @staticmethod
-  def arange(start, stop=None, step=1, dtype=None, device=None, **kw) -> Tensor:
+  def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     if stop is None: start, stop = 0, start
     if step == 0: raise ValueError("arange step must not be zero")
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
     if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
     # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds)
-    return Tensor(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, **kw)
+    return Tensor(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, requires_grad=requires_grad)
   @staticmethod
-  def eye(n: int, m: int | None = None, dtype=None, device=None, **kw) -> Tensor:
+  def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     m = n if m is None else m
     n, m = _new_shape((n, m))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
-    if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, **kw)
+    if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, requires_grad=requires_grad)
     # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
     k = max(n, m)
-    row = Tensor.ones(1, dtype=dt, device=device, **kw).pad(((0, k),))
+    row = Tensor.ones(1, dtype=dt, device=device).pad(((0, k),))
     square = row.reshape(1, k + 1).expand(k, k + 1).reshape(-1).shrink(((0, k * k),)).reshape(k, k)
-    return square.shrink(((0, n), (0, m)))
+    return Tensor._as_leaf(square.shrink(((0, n), (0, m)))._own(), requires_grad)
   def full_like(self, fill_value: Scalar, **kw) -> Tensor:
     return Tensor.full(self.shape, fill_value, dtype=kw.pop("dtype", self.dtype), device=kw.pop("device", self.device), **kw)
   def zeros_like(self, **kw) -> Tensor: return self.full_like(0, **kw)
@@ -372,6 +467,8 @@ class Tensor:
 
   # ---- realizing and reading ----
   def realize(self, *others: Tensor) -> Tensor:
+    """Run the kernels that compute this tensor (and others) now. A view realizes the tensor it is a view of (a
+    write pending on it runs) and stays a view: realizing never copies a view's elements out."""
     if others: Tensor.realize_all(self, *others)
     elif not is_buffer_view(self.uop): _realize((self,))  # one tensor: the common case, without the set-up
     return self
@@ -382,7 +479,7 @@ class Tensor:
   def numpy(self) -> np.ndarray:
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
     self.realize()
-    return buffer_of(self.uop).numpy().reshape(self.shape)
+    return _read(self.uop, self.device).reshape(self.shape)
   def item(self) -> Scalar:
     if self.numel() != 1: raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
     return self.numpy().reshape(()).item()
@@ -394,26 +491,154 @@ class Tensor:
     out = self._new(UOp(Ops.COPY, self.dtype, (self.contiguous().uop,), (self.device, device)))
     out.device = device
     return out
-  def contiguous(self) -> Tensor: return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
+  def contiguous(self) -> Tensor:
+    """Self when it already is a buffer of its own (like PyTorch), else a copy into a new one: a kernel boundary."""
+    if self._base is None and is_buffer_view(self._uop): return self
+    return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
   def detach(self) -> Tensor:
-    out = self._new(UOp(Ops.DETACH, self.dtype, (self.uop,)))
+    """A view of the same storage that no gradient flows through (like torch's detach, it sees writes to self)."""
+    out = self._view(Ops.DETACH, None)
     out._requires_grad = None
     return out
   def clone(self) -> Tensor:
     """A copy in a buffer of its own (tagged so it is never merged with an equal graph or with its source):
     assigning into the clone leaves the original alone."""
     return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("clone", next(_leaf_ids))))
+
+  # ---- writes: assign, setitem, in-place operators ----
   def assign(self, value) -> Tensor:
-    """Write value into this tensor's buffer (lazily): what optimizers use to update parameters in place."""
-    value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
-    if value.shape != self.shape: raise ValueError(f"assign of shape {value.shape} into shape {self.shape}")
-    if value.device != self.device: raise RuntimeError(f"assign from device {value.device} into {self.device}")
-    if not is_buffer_view(self.uop): self.realize()
-    # each call is its own write: equal graphs are one node, and x.assign(x + 1) twice must add 2
-    self.uop = UOp(Ops.ASSIGN, self.dtype, (self.uop, value.cast(self.dtype).uop), next(_leaf_ids))
-    self._graph = None  # new contents: the graph that computed the old ones no longer describes it
+    """Write value into this tensor's storage, lazily (realize() runs the write): how optimizers update
+    parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view
+    writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
+    computed from the old values keep them (teeny/program_order.py). Returns self."""
+    value = self._write_value(value)
+    if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
+    depth = len(self._view_ops)
+    self._check_not_overlapping(depth)
+    base = self if self._base is None else self._base
     forget_realized()
+    storage = base._storage()
+    old = base._uop
+    if depth: placed, covered = _placed_in_base(self.uop, depth, value.uop)
+    if storage is not None:
+      # in place: the kernel stores value through the view's movement ops into the base's buffer
+      moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH)
+      base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, value.uop), (next(_leaf_ids), moves))
+      base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else value.uop, old)
+      if base._assigned_graph is not None: _grad_realized[id(base)] = base
+    elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
+    else: base.uop = UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(_leaf_ids)))  # (a buffer of its own)
+    base._graph = None
     return self
+
+  def _graph_after_write(self, values: UOp, old: UOp) -> UOp | None:
+    """For autograd, what a realized result that requires grad holds after an in-place write, as a graph: the
+    written values, where `old` (its buffer) stands for the graph that computed it before. None when it needs no
+    graph (a leaf, or no grad) or has none to give (its old graph was dropped)."""
+    if not self._requires_grad or self._leaf: return None
+    if self._graph is not None: return restore_graphs(values, {old: self._graph})
+    return None if old in values.toposort() else values
+
+  def _write_value(self, value) -> Tensor:
+    """value as a tensor of this tensor's device, dtype and shape (broadcast), or a clear error."""
+    value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
+    if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
+    fits = len(value.shape) <= self.ndim and all(v in (1, t) for v, t in zip(value.shape[::-1], self.shape[::-1]))
+    if not fits: raise ValueError(f"can't assign a tensor of shape {value.shape} to one of shape {self.shape}")
+    return value.cast(self.dtype).expand(self.shape)
+
+  def _check_not_overlapping(self, depth: int):
+    """A write through a broadcast (expanded) view would give several elements one memory location (PyTorch
+    refuses it too)."""
+    node = self.uop
+    for _ in range(depth):
+      if node.op is Ops.EXPAND and any(s == 1 and n > 1 for s, n in zip(node.src[0].shape, node.shape)):
+        raise RuntimeError(f"can't write into an expanded view (shape {node.src[0].shape} expanded to {node.shape}): "
+                           "several of its elements are one memory location; write into a clone() instead")
+      node = node.src[0]
+
+  def _storage(self) -> UOp | None:
+    """The buffer view holding this base's values, to write into; None while it is a lazy result (a write then
+    replaces its graph). A write still pending on it runs first."""
+    if self._uop.op is Ops.ASSIGN: _realize((self,))
+    return self._uop if is_buffer_view(self._uop) else None
+
+  def _check_inplace(self):
+    """PyTorch's rule: a leaf that requires grad (a parameter), or a view of one, can't be changed in place while
+    grad mode is on; its gradient would be of a value it no longer has."""
+    if not (_grad_enabled and self._requires_grad): return
+    base = self if self._base is None else self._base
+    if base._leaf:
+      what = "a view of a leaf tensor" if base is not self else "a leaf tensor"
+      raise RuntimeError(f"{what} that requires grad (shape {base.shape}) is being changed in place; update it "
+                         "under `with Tensor.no_grad():` (as optimizers do), or with assign()")
+
+  def _inplace(self, result: Tensor) -> Tensor:
+    """self <op>= other: result written into self, which keeps its dtype (a result PyTorch can't cast back,
+    float into int or anything into bool, raises)."""
+    self._check_inplace()
+    if (dtypes.is_float(result.dtype) and not dtypes.is_float(self.dtype)) or \
+       (self.dtype == dtypes.bool and result.dtype != dtypes.bool):
+      raise TypeError(f"in-place result of dtype {result.dtype} can't be stored in a tensor of dtype {self.dtype}")
+    if result.shape != self.shape:
+      raise ValueError(f"in-place result of shape {result.shape} doesn't fit a tensor of shape {self.shape}")
+    return self.assign(result)
+
+  def __iadd__(self, x): return self._inplace(self + x)
+  def __isub__(self, x): return self._inplace(self - x)
+  def __imul__(self, x): return self._inplace(self * x)
+  def __itruediv__(self, x): return self._inplace(self / x)
+  def __ifloordiv__(self, x): return self._inplace(self // x)
+  def __imod__(self, x): return self._inplace(self % x)
+  def __ipow__(self, x): return self._inplace(self ** x)
+  def __imatmul__(self, x): return self._inplace(self @ x)
+  def __iand__(self, x): return self._inplace(self & x)
+  def __ior__(self, x): return self._inplace(self | x)
+  def __ixor__(self, x): return self._inplace(self ^ x)
+  def __ilshift__(self, x): return self._inplace(self << x)
+  def __irshift__(self, x): return self._inplace(self >> x)
+  # PyTorch's in-place methods (the name with a trailing underscore): each writes the method's result into self
+  def add_(self, other, alpha=1): return self._inplace(self + (other * alpha if alpha != 1 else other))
+  def sub_(self, other, alpha=1): return self._inplace(self - (other * alpha if alpha != 1 else other))
+  def mul_(self, other): return self._inplace(self * other)
+  def div_(self, other, rounding_mode: str | None = None): return self._inplace(self.div(other, rounding_mode=rounding_mode))
+  def pow_(self, exponent): return self._inplace(self ** exponent)
+  def neg_(self): return self._inplace(-self)
+  def abs_(self): return self._inplace(self.abs())
+  def sqrt_(self): return self._inplace(self.sqrt())
+  def exp_(self): return self._inplace(self.exp())
+  def log_(self): return self._inplace(self.log())
+  def relu_(self): return self._inplace(self.relu())
+  def sigmoid_(self): return self._inplace(self.sigmoid())
+  def tanh_(self): return self._inplace(self.tanh())
+  def floor_(self): return self._inplace(self.floor())
+  def ceil_(self): return self._inplace(self.ceil())
+  def round_(self): return self._inplace(self.round())
+  def trunc_(self): return self._inplace(self.trunc())
+  def clamp_(self, min_=None, max_=None): return self._inplace(self.clamp(min_, max_))
+  clip_ = clamp_
+  def masked_fill_(self, mask: Tensor, value): return self._inplace(self.masked_fill(mask, value))
+  def lerp_(self, end, weight): return self._inplace(self.lerp(end, weight))
+  def zero_(self): return self.fill_(0)
+  def fill_(self, value):
+    self._check_inplace()
+    return self.assign(Tensor.full(self.shape, value, dtype=self.dtype, device=self.device))
+  def copy_(self, src):
+    """Copy src (broadcast, cast to self's dtype) into self, like torch's copy_."""
+    self._check_inplace()
+    return self.assign(src)
+  def uniform_(self, low=0.0, high=1.0):
+    self._check_inplace()
+    return self.assign(Tensor.uniform(*self.shape, low=low, high=high, dtype=self.dtype, device=self.device))
+  def normal_(self, mean=0.0, std=1.0):
+    self._check_inplace()
+    return self.assign(Tensor.normal(*self.shape, mean=mean, std=std, dtype=self.dtype, device=self.device))
+
+  @staticmethod
+  def no_grad():
+    """`with Tensor.no_grad():` or `@Tensor.no_grad()`: results computed inside don't require grad, and
+    parameters may be changed in place, like torch.no_grad."""
+    return _NoGrad()
 
   # ---- type changes ----
   def cast(self, dtype) -> Tensor:
@@ -441,14 +666,14 @@ class Tensor:
       if known == 0 or self.numel() % known: raise ValueError(f"cannot reshape tensor of shape {self.shape} into {shape}")
       shape = tuple(self.numel() // known if s == -1 else s for s in shape)
     if math.prod(shape) != self.numel(): raise ValueError(f"cannot reshape tensor of shape {self.shape} into {shape}")
-    return self if shape == self.shape else self._new(UOp(Ops.RESHAPE, self.dtype, (self.uop,), shape))
+    return self if shape == self.shape else self._view(Ops.RESHAPE, shape)
   def view(self, *shape) -> Tensor: return self.reshape(*shape)
   def permute(self, *order) -> Tensor:
     order = _shape_arg(order)
     if len(order) != self.ndim or sorted(_canon_axis(o, self.ndim) for o in order) != list(range(self.ndim)):
       raise ValueError(f"permute order {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
     order = tuple(_canon_axis(o, self.ndim) for o in order)
-    return self if order == tuple(range(self.ndim)) else self._new(UOp(Ops.PERMUTE, self.dtype, (self.uop,), order))
+    return self if order == tuple(range(self.ndim)) else self._view(Ops.PERMUTE, order)
   def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
     order = list(range(self.ndim))
     a, b = _canon_axis(dim0, self.ndim), _canon_axis(dim1, self.ndim)
@@ -464,7 +689,7 @@ class Tensor:
     for s, n in zip(src, shape):
       if (s != n and s != 1) or n < 0: raise ValueError(f"can't expand shape {self.shape} to {shape}")
     x = self.reshape(src) if src != self.shape else self
-    return x if shape == x.shape else x._new(UOp(Ops.EXPAND, self.dtype, (x.uop,), shape))
+    return x if shape == x.shape else x._view(Ops.EXPAND, shape)
   def pad(self, padding, value: Scalar = 0.0) -> Tensor:
     """padding: ((before, after), ...) per axis (None for none), or PyTorch's flat (last_before, last_after, ...)."""
     if padding and all(isinstance(p, int) for p in padding):
@@ -488,8 +713,10 @@ class Tensor:
     for (b, e), s in zip(arg, self.shape):
       if not 0 <= b <= e <= s: raise ValueError(f"shrink {arg} is out of bounds for shape {self.shape}")
     if all(a == (0, s) for a, s in zip(arg, self.shape)): return self
-    return self._new(UOp(Ops.SHRINK, self.dtype, (self.uop,), arg))
+    return self._view(Ops.SHRINK, arg)
   def flip(self, axis=None) -> Tensor:
+    """The elements in reverse order along the axes (all by default). A new tensor, like torch.flip; x[::-1] is
+    a view of x instead, like numpy."""
     axes = range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis)
     axes = tuple(sorted({_canon_axis(a, self.ndim) for a in axes}))
     axes = tuple(a for a in axes if self.shape[a] > 1)
@@ -507,18 +734,22 @@ class Tensor:
     return self.reshape(self.shape[:a] + (math.prod(self.shape[a:b + 1]),) + self.shape[b + 1:])
 
   def __getitem__(self, index) -> Tensor:
-    """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors or lists (fancy
-    indexing; several index tensors broadcast together). Ints and slices are free views. A tensor index selects by a
-    one-hot compare-and-sum that fuses into one kernel; an index out of range selects nothing (gives 0), since
-    checking it would need to read the index from the device. Negative tensor indices count from the end."""
+    """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors, lists or tuples
+    inside the index tuple (fancy indexing; several index tensors broadcast together, and their result axes go where
+    numpy puts them). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
+    selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
+    (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
+    from the end."""
     plan = self._index_plan(index)
     x = self._basic_index(plan)
     if not plan.tensors: return x
     return x._take(plan.tensor_axes, plan.tensors).permute(plan.result_order)
 
   def __setitem__(self, index, value):
-    """x[index] = value for every index form of __getitem__: writes into x's buffer with assign (realizing x).
-    With repeated tensor indices the last write wins, like numpy."""
+    """x[index] = value for every index form of __getitem__: an in-place write through the indexed view into x's
+    storage (lazy, like assign; x and every view of it see it). With repeated tensor indices the last write wins,
+    like numpy."""
+    self._check_inplace()
     plan = self._index_plan(index)
     value = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
     if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
@@ -527,59 +758,62 @@ class Tensor:
     if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):
       raise ValueError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
     value = value.cast(self.dtype).expand(target_shape)
-    if plan.tensors:
+    if plan.tensors:  # the selected elements of the view replaced: the whole view is written
       inverse = tuple(plan.result_order.index(i) for i in range(len(plan.result_order)))
       value = sub._put(plan.tensor_axes, plan.tensors, value.permute(inverse))
-    placed, written = self._unindex(plan, value)
-    self.assign(written.where(placed, self))
+    sub.assign(value)
 
   def _index_plan(self, index) -> _IndexPlan:
     """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
+    items = self._index_items(index)
+    plan = _IndexPlan()
+    # PyTorch's (and tinygrad's) rule for where the tensor indices' axes go: ints index first, like slices, and
+    # the tensors then select along the axes that are left; their broadcast shape takes their place when nothing
+    # but ints stands between them, else it goes first. (numpy counts ints as tensor indices instead, which moves
+    # the axes of x[0, :, idx]: (len(idx), n) in numpy, (n, len(idx)) in PyTorch and here.)
+    advanced, position = [], 0  # where each tensor is among the items that leave an axis (slices, None, tensors)
+    axis = 0
+    for _, i in items:
+      if i is None:
+        plan.out_shape.append(1)
+        position += 1
+        continue
+      if isinstance(i, Tensor):
+        if not advanced: plan.batch_at = len(plan.out_shape)
+        advanced.append(position)
+        plan.add_tensor(i, self.shape[axis])
+      elif isinstance(i, (int, np.integer)): plan.add_int(int(i), self.shape[axis], axis)
+      else: plan.add_slice(i, self.shape[axis])
+      if not isinstance(i, (int, np.integer)): position += 1
+      axis += 1
+    if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)))
+    return plan
+
+  def _index_items(self, index) -> list[tuple[int, Any]]:
+    """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
+    integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
+    without one) replaced by whole slices for the axes no item names, at the Ellipsis's position."""
     index = index if isinstance(index, tuple) else (index,)
-    index = tuple(self._index_tensor(i) if isinstance(i, (list, np.ndarray, Tensor)) else i for i in index)
+    index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, Tensor)) else i for i in index)
     for i in index:
       if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, Tensor))) or isinstance(i, bool):
-        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors")
-    if sum(1 for i in index if i is Ellipsis) > 1: raise IndexError("an index can only have one ellipsis")
+        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
+    ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
+    if len(ellipses) > 1: raise IndexError("an index can only have one ellipsis")
     n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
     if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
-    at = next((k for k, i in enumerate(index) if i is Ellipsis), len(index))  # by identity: == on a Tensor is lazy
-    index = index[:at] + (slice(None),) * (self.ndim - n_real) + index[at + 1:]
-    has_tensors = any(isinstance(i, Tensor) for i in index)
-    plan = _IndexPlan()
-    advanced = []  # positions in the index of tensors (and of ints, when there are tensors: numpy's rule)
-    axis = 0
-    for pos, i in enumerate(index):
-      if i is None: plan.out_shape.append(1); continue
-      size = self.shape[axis]
-      if isinstance(i, Tensor) or (has_tensors and isinstance(i, (int, np.integer))):
-        if not advanced: plan.batch_at = len(plan.out_shape)
-        advanced.append(pos)
-      if isinstance(i, Tensor):
-        plan.tensor_axes.append(len(plan.out_shape)); plan.tensors.append(i)
-        plan.add_axis(0, size, False, 1, size, size)
-      elif isinstance(i, (int, np.integer)):
-        if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
-        i = int(i) % size
-        plan.add_axis(i, i + 1, False, 1, 1, None)
-      else:
-        start, stop, step = i.indices(size)
-        length = len(range(start, stop, step))
-        if step > 0: plan.add_axis(start, max(start, stop), False, step, length, length)
-        else: plan.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length, length)  # walk the flipped axis
-      axis += 1
-    # the tensor indices' broadcast shape replaces their axes: in place if they (and ints) sit side by side, else first
-    if plan.tensors:
-      batch = len(_broadcast_shape(*(t.shape for t in plan.tensors)))
-      rest = len(plan.out_shape) - len(plan.tensors)
-      at = plan.batch_at if advanced == list(range(advanced[0], advanced[-1] + 1)) else 0
-      plan.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
-    return plan
+    at = ellipses[0] if ellipses else len(index)
+    items = list(enumerate(index))
+    return items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
 
   def _index_tensor(self, i) -> Tensor:
     if not isinstance(i, Tensor):
       arr = np.asarray(i)
-      i = Tensor(arr if arr.size else arr.astype(np.int32), device=self.device)
+      if arr.dtype.kind not in "iub" and arr.size: raise IndexError(f"index {i!r} is not an integer array or list")
+      # int32 when the values fit (teeny's default int; numpy would make int64), so index math stays 32-bit; an
+      # empty list (float64 to numpy) is an empty integer index, as in numpy
+      if not arr.size or (arr.dtype.kind in "iu" and -2**31 <= arr.min() and arr.max() < 2**31): arr = arr.astype(np.int32)
+      i = Tensor(arr, device=self.device)
     if i.dtype == dtypes.bool:
       raise IndexError("indexing with a boolean mask gives a shape that depends on the data: use where() or masked_fill()")
     if dtypes.is_float(i.dtype): raise IndexError(f"tensors used as indices must be integers, got {i.dtype}")
@@ -587,41 +821,32 @@ class Tensor:
     return i
 
   def _basic_index(self, plan: _IndexPlan) -> Tensor:
-    x = self.shrink(tuple(plan.crops)).flip([a for a, f in enumerate(plan.flips) if f])
+    """The ints, slices and None of an index applied: a view of self, as in numpy and PyTorch."""
+    x = self.shrink(tuple(plan.crops))
+    flipped = tuple(a for a, f in enumerate(plan.flips) if f and x.shape[a] > 1)
+    if flipped: x = x._view(Ops.FLIP, flipped)
     if any(s != 1 for s in plan.steps): x = x._strided(plan.steps)
     return x.reshape(tuple(plan.out_shape))
 
-  def _unindex(self, plan: _IndexPlan, value: Tensor) -> tuple[Tensor, Tensor]:
-    """Undo _basic_index: value (the indexed region's shape) put back at its place in a tensor of self's shape,
-    and a bool mask of the elements it covers."""
-    def place(v: Tensor, fill) -> Tensor:
-      v = v.reshape(tuple(plan.strided_shape))
-      if any(s != 1 for s in plan.steps):  # spread each element out to every step-th place
-        lengths = v.shape
-        v = v.reshape(tuple(d for n in lengths for d in (n, 1)))
-        v = v.pad(tuple(p for st in plan.steps for p in ((0, 0), (0, st - 1))), value=fill)
-        v = v.reshape(tuple(n * st for n, st in zip(lengths, plan.steps)))
-        v = v.shrink(tuple((0, hi - lo) for lo, hi in plan.crops))
-      v = v.flip([a for a, f in enumerate(plan.flips) if f])
-      return v.pad(tuple((lo, s - hi) for (lo, hi), s in zip(plan.crops, self.shape)), value=fill)
-    covered = Tensor.ones(tuple(plan.out_shape), dtype=dtypes.bool, device=self.device)
-    return place(value, 0), place(covered, False)
-
   def _take(self, axes: list[int], indices: list[Tensor]) -> Tensor:
-    """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...)."""
+    """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...).
+    Written as a sum of where(position == arange, x, 0) over the positions of the indexed axes (merged into one),
+    which codegen compiles to one load of x at the position per selected element (a gather axis, codegen/opt.py)."""
     batch = _broadcast_shape(*(t.shape for t in indices))
     x, flat, total = self._flat_axes(axes, indices)
     rest = x.shape[1:]
-    hit = flat.reshape(batch + (1,)) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
+    hit = flat.reshape(batch + (1,)) == _iota(total, flat.dtype, self.device)
     hit = hit.reshape(batch + (total,) + (1,) * len(rest))
-    return hit.where(x.reshape((1,) * len(batch) + x.shape), x._zero())._sum_exact(len(batch))
+    return _select(hit, x.reshape((1,) * len(batch) + x.shape), len(batch))
 
   def _put(self, axes: list[int], indices: list[Tensor], value: Tensor) -> Tensor:
-    """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins."""
+    """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins.
+    A one-hot over the writes and the positions: k writes into n positions cost k*n (a write at a computed
+    address would need a store that no other write races)."""
     x, flat, total = self._flat_axes(axes, indices)
     rest = x.shape[1:]
     count = math.prod(flat.shape)
-    hit = flat.reshape(count, 1) == Tensor.arange(total, dtype=flat.dtype, device=self.device)
+    hit = flat.reshape(count, 1) == _iota(total, flat.dtype, self.device)
     chosen, last = _last_writes(hit)
     chosen = chosen.reshape((count, total) + (1,) * len(rest))
     written = chosen.where(value.reshape((count, 1) + rest), 0)._sum_exact(0)
@@ -632,7 +857,7 @@ class Tensor:
 
   def _flat_axes(self, axes: list[int], indices: list[Tensor]) -> tuple[Tensor, Tensor, int]:
     """self with `axes` moved first and merged into one, and the indices merged into positions along it (-1 for an
-    index out of range, which then matches nothing)."""
+    index out of range, which then matches nothing). Negative indices count from the end."""
     batch = _broadcast_shape(*(t.shape for t in indices))
     sizes = [self.shape[a] for a in axes]
     total = math.prod(sizes)
@@ -641,9 +866,10 @@ class Tensor:
     x = self.permute(list(axes) + others).reshape((total,) + tuple(self.shape[a] for a in others))
     flat, valid, stride = None, None, 1
     for size, t in reversed(list(zip(sizes, indices))):
-      t = t.cast(idx_dtype)
+      t = t.cast(idx_dtype if _holds(idx_dtype, t.dtype) else dtypes.int64)  # range checks on the exact value
       t = (t < 0).where(t + size, t).expand(batch)
       ok = (t >= 0) & (t < size)
+      t = t.cast(idx_dtype)  # (exact where ok)
       flat = t * stride if flat is None else flat + t * stride
       valid = ok if valid is None else valid & ok
       stride *= size
@@ -661,7 +887,7 @@ class Tensor:
     """Every steps[a]-th element along each axis: pad to a multiple of the step, fold it out, keep index 0."""
     x = self
     padded = [math.ceil(s / st) * st for s, st in zip(x.shape, steps)]
-    x = x.pad(tuple((0, p - s) for s, p in zip(x.shape, padded)))
+    if padded != list(x.shape): x = x._view(Ops.PAD, tuple((0, p - s) for s, p in zip(x.shape, padded)))  # (never read)
     x = x.reshape(tuple(d for p, st in zip(padded, steps) for d in (p // st, st)))
     x = x.shrink(tuple(r for p, st in zip(padded, steps) for r in ((0, p // st), (0, 1))))
     return x.reshape(tuple(p // st for p, st in zip(padded, steps)))
@@ -818,9 +1044,29 @@ class Tensor:
     pi/2 - x, an error of |x| * eps)."""
     return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Tensor: return self._in_float32(lambda x: x.sin() / x.cos())
-  def relu(self) -> Tensor: return self.maximum(0)
-  def sigmoid(self) -> Tensor: return self._in_float32(lambda x: (1 + (-x).exp()).reciprocal())
-  def tanh(self) -> Tensor: return self._in_float32(lambda x: 2.0 * (2.0 * x).sigmoid() - 1.0)
+  def relu(self) -> Tensor:
+    """max(x, 0) like torch.relu: its gradient at 0 is 0 (not maximum's tie split) and relu(nan) is nan."""
+    if not dtypes.is_float(self.dtype): return self.maximum(0)
+    return (self <= 0).where(0, self)
+  def sigmoid(self) -> Tensor:
+    """1 / (1 + e^-x), from e = e^-|x| on both sides (1 / (1 + e) for x >= 0, e / (1 + e) below): e is in (0, 1],
+    so nothing overflows and the gradient stays finite (0, not inf * 0 = nan) at any |x|."""
+    def f(x: Tensor) -> Tensor:
+      negative = x < 0
+      e = negative.where(x, -x).exp()
+      r = (1 + e).reciprocal()
+      return negative.where(e * r, r)
+    return self._in_float32(f)
+  def tanh(self) -> Tensor:
+    """2 sigmoid(2x) - 1 (finite gradient at any |x|), and near 0 (|x| < 0.3) its odd Taylor polynomial to x^9
+    (error < 1e-7 relative): the subtraction would cancel away up to 0.1% of tanh(1e-5)."""
+    def f(x: Tensor) -> Tensor:
+      small = x.abs() < 0.3
+      xs = small.where(x, 0)  # the polynomial sees 0 elsewhere: nothing overflows in the branch not taken
+      x2 = xs * xs
+      series = xs * (1 + x2 * (-1 / 3 + x2 * (2 / 15 + x2 * (-17 / 315 + x2 * (62 / 2835)))))
+      return small.where(series, 2.0 * (2.0 * x).sigmoid() - 1.0)
+    return self._in_float32(f)
   def abs(self) -> Tensor:
     if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
     return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
@@ -839,29 +1085,87 @@ class Tensor:
     out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
   def clip(self, min_=None, max_=None) -> Tensor:
-    x = self if min_ is None else self.maximum(min_)
-    return x if max_ is None else x.minimum(max_)
+    """Clamp into [min_, max_] like torch.clamp: the gradient passes where min_ <= x <= max_ (the bounds included),
+    tensor bounds get it where x is beyond them, NaN stays NaN with no gradient, and min_ > max_ gives max_."""
+    x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
+    if min_ is not None: x = (x < min_).where(min_, x)
+    return x if max_ is None else (x > max_).where(max_, x)
   clamp = clip
   def __pow__(self, exponent) -> Tensor: return self.pow(exponent)
   def __rpow__(self, base) -> Tensor: return Tensor(base, device=self.device).pow(self) if not isinstance(base, Tensor) else base.pow(self)
   def pow(self, exponent) -> Tensor:
-    """x ** y; small integer exponents are repeated multiplies, otherwise exp2(y * log2|x|) with the sign fixed."""
-    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and float(exponent).is_integer() and abs(exponent) <= 8:
-      n, base, out = int(abs(exponent)), (self if exponent >= 0 or dtypes.is_float(self.dtype) else self._float()), None
-      for _ in range(n): out = base if out is None else out * base
-      out = self.ones_like() if out is None else out
-      return out.reciprocal() if exponent < 0 else out
+    """x ** y like torch.pow. Integers to integer powers stay integers (exact, wrapping like PyTorch; a negative
+    Python int power of an integer tensor is an error, as in PyTorch); a float on either side makes a float.
+    Small integer powers of floats are repeated multiplies; others are exp2(y * log2|x|) with IEEE pow's signs and
+    special cases, and PyTorch's gradients: y * x^(y-1) for x (0 where y = 0) and x^y * log(x) for y (0 where
+    x = 0 and y >= 0), also at x = 0, where they are 0, 1 or inf."""
+    if isinstance(exponent, np.generic): exponent = exponent.item()
+    if self.dtype == dtypes.bool: return self.cast(dtypes.default_int).pow(exponent)
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool): return self._pow_scalar(exponent)
     a, b = self._binop_operands(exponent)
-    if a.dtype == dtypes.float16: return a.float().pow(b.float()).half()
-    a, b = a._float(), b._float()
-    magnitude = (b * a.abs().log2()).exp2()
-    # negative base: real only for integer exponents, negative for odd ones
-    is_int = b.trunc() == b
-    odd = (b.abs() % 2) == 1
-    # (-inf) ** 2.5 is inf (IEEE pow), not nan: the magnitude (inf or 0) is the answer there
-    non_int = (a == -math.inf).where(magnitude, float("nan"))
-    signed = (a < 0).where(is_int.where(odd.where(-magnitude, magnitude), non_int), magnitude)
-    return (b == 0).where(1.0, signed)
+    if a.dtype == dtypes.bool: a, b = a.cast(dtypes.default_int), b.cast(dtypes.default_int)
+    if not dtypes.is_float(a.dtype): return a._int_pow(b)
+    if a.dtype == dtypes.float16: return a.float()._float_pow(b.float()).half()
+    return a._float_pow(b)
+  def _pow_scalar(self, exponent: int | float) -> Tensor:
+    if not dtypes.is_float(self.dtype):
+      if isinstance(exponent, float): return self._float()._pow_scalar(exponent)  # int ** 2.0 is a float, like torch
+      if exponent < 0: raise RuntimeError(f"integers to negative integer powers are not allowed ({self.dtype} tensor ** {exponent}), as in PyTorch")
+      return self._int_pow_scalar(exponent)
+    if exponent == 0:
+      # 1 everywhere (NaN ** 0 too, like IEEE pow), with gradient 0: the where keeps x in the graph, so backward()
+      # reaches it and gives zeros like PyTorch (a bare constant would leave x out)
+      ones = self.ones_like()
+      return self.isnan().where(ones, ones)
+    if float(exponent).is_integer() and abs(exponent) <= 8:
+      # (1/x)^n for negative n, not 1/x^n: its gradient -n (1/x)^(n+1) is -inf at x = 0 like PyTorch's, where
+      # 1/x^n's would be -inf * 0 = nan
+      base = self if exponent > 0 else self.reciprocal()
+      out = base
+      for _ in range(int(abs(exponent)) - 1): out = out * base
+      return out
+    # like PyTorch, which takes sqrt and rsqrt for these (so (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is nan)
+    if exponent == 0.5: return self.sqrt()
+    if self.dtype == dtypes.float16: return self.float()._pow_scalar(exponent).half()
+    e = _const_tensor(_const_at(self.dtype, float(exponent), self.shape), self.device)
+    return self._float_pow(e, self.rsqrt() if exponent == -0.5 else None)
+  def _int_pow_scalar(self, n: int) -> Tensor:
+    """Integer x ** n (n >= 0) by repeated squaring: exact, wrapping on overflow like PyTorch."""
+    out, square = None, self
+    while n:
+      if n & 1: out = square if out is None else out * square
+      n >>= 1
+      if n: square = square * square
+    return self.ones_like() if out is None else out
+  def _int_pow(self, e: Tensor) -> Tensor:
+    """Integer x ** e for an integer tensor e (same dtype and shape), by squaring once per bit of e: exact and
+    wrapping like PyTorch. A negative e gives what PyTorch's integer pow gives: 1 / x^-e truncated (1 for x = 1,
+    +-1 for x = -1, else 0)."""
+    bits = e.dtype.itemsize * 8 - (0 if dtypes.is_unsigned(e.dtype) else 1)
+    out, square = self.ones_like(), self
+    for i in range(bits):
+      out = ((e >> i) & 1).cast(dtypes.bool).where(out * square, out)
+      if i < bits - 1: square = square * square
+    if dtypes.is_unsigned(e.dtype): return out
+    odd = (e & 1).cast(dtypes.bool)
+    below_one = (self == 1).where(1, (self == -1).where(odd.where(-1, 1), 0)).cast(self.dtype)
+    return (e < 0).where(below_one, out)
+  def _float_pow(self, e: Tensor, value: Tensor | None = None) -> Tensor:
+    """x ** e for float x and e of one dtype (float32 or float64) and shape: the value composed from exp2 and log2
+    (or the one given), its gradient by the "pow" rule (_pow_gradient) through a DETACH node (see gradient.py)."""
+    if value is not None: return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, self.uop, e.uop), "pow"), e)
+    x = self
+    magnitude = (e * x.abs().log2()).exp2()
+    is_int = e.trunc() == e
+    half = e * 0.5
+    odd = is_int & (half.trunc() != half)
+    sign_bit = (x < 0) | (x.reciprocal() < 0)  # -0.0 too: (-0.0) ** -1 is -inf
+    value = (odd & sign_bit).where(-magnitude, magnitude)
+    # a negative base is real only for integer exponents; (-inf) ** 2.5 is inf (IEEE pow), the magnitude
+    value = ((x < 0) & is_int.logical_not() & (x != -math.inf)).where(math.nan, value)
+    # IEEE pow: x ** 0 and 1 ** y are 1 whatever the other is (NaN too), and so is (-1) ** +-inf
+    value = ((e == 0) | (x == 1) | ((x == -1) & e.isinf())).where(1.0, value)
+    return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, x.uop, e.uop), "pow"), e)
 
   # ---- python operators ----
   __add__, __sub__, __mul__, __truediv__ = add, sub, mul, div  # the methods themselves: one Python frame fewer per op
@@ -933,10 +1237,14 @@ class Tensor:
     x = self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
     return x._reduce(Ops.MUL, axis, keepdim)
   def max(self, axis=None, keepdim=False) -> Tensor:
+    """The largest value over `axis` (all axes by default), like torch.amax. Only the values: its gradient is split
+    evenly among tied maxima (as torch's amax and max() without a dim do), where torch.max(x, dim) also returns
+    indices and sends the whole gradient to the one element each index names."""
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ValueError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
   def min(self, axis=None, keepdim=False) -> Tensor:
+    """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max)."""
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ValueError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     if dtypes.is_float(self.dtype): return -((-self).max(axis, keepdim))
@@ -1009,28 +1317,24 @@ class Tensor:
     bits = x0.reshape(half, 1).pad(((0, 0), (0, 1))) + x1.reshape(half, 1).pad(((0, 0), (1, 0)))
     return bits.reshape(2 * half).shrink(((0, n),))
   @staticmethod
-  def _rng_out(out: Tensor, requires_grad) -> Tensor:
-    if requires_grad is not None: out.requires_grad = requires_grad
-    return out
-  @staticmethod
   def rand(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Uniform in [0, 1). float32 uses the top 24 bits of each random word, float16 the top 11 and float64 all 32,
     so every value is exact and 1.0 never appears."""
     shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
     n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
-    if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
+    if n == 0: return Tensor._as_leaf(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
     bits = Tensor._random_bits(n, device)
     compute = dtypes.float64 if dt == dtypes.float64 else dtypes.float32
     out = ((bits >> (32 - mbits)).cast(compute) * (2.0 ** -mbits)).cast(dt).reshape(shape)
-    return Tensor._rng_out(out, requires_grad)
+    return Tensor._as_leaf(out, requires_grad)
   @staticmethod
   def randn(*shape, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Standard normal by the Box-Muller transform of two uniforms (computed in float32, or float64 for float64)."""
     shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     u = Tensor.rand(2, *shape, dtype=dtypes.float64 if dt == dtypes.float64 else dtypes.float32, device=device)
     out = ((1 - u[0]).log() * -2).sqrt() * (u[1] * (2 * math.pi)).cos()  # 1-u is in (0, 1]: the log is finite
-    return Tensor._rng_out(out.cast(dt), requires_grad)
+    return Tensor._as_leaf(out.cast(dt), requires_grad)
   @staticmethod
   def randint(*args, low=None, high=None, shape=None, size=None, dtype=None, device=None, requires_grad=None) -> Tensor:
     """Integers in [low, high); int32 by default (teeny's default int). Takes PyTorch's forms randint(high, size),
@@ -1049,22 +1353,23 @@ class Tensor:
     shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
     n = math.prod(shape)
-    if n == 0: return Tensor._rng_out(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
+    if n == 0: return Tensor._as_leaf(Tensor.zeros(shape, dtype=dt, device=device), requires_grad)
     bits = Tensor._random_bits(n, device)
     r = bits if high - low == 2**32 else bits % (high - low)
-    return Tensor._rng_out((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
+    return Tensor._as_leaf((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
   @staticmethod
   def uniform(*shape, low=0.0, high=1.0, dtype=None, device=None, requires_grad=None) -> Tensor:
     out = Tensor.rand(*shape, dtype=dtype, device=device) * (high - low) + low
-    return Tensor._rng_out(out.cast(dtype or dtypes.default_float), requires_grad)
+    return Tensor._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @staticmethod
   def normal(*shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=None) -> Tensor:
     out = Tensor.randn(*shape, dtype=dtype, device=device) * std + mean
-    return Tensor._rng_out(out.cast(dtype or dtypes.default_float), requires_grad)
+    return Tensor._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @staticmethod
-  def scaled_uniform(*shape, **kw) -> Tensor:
+  def scaled_uniform(*shape, requires_grad: bool | None = None, **kw) -> Tensor:
     """Uniform in [-1, 1) scaled by numel ** -0.5 (tinygrad)."""
-    return Tensor.uniform(*shape, low=-1.0, high=1.0, **kw).mul(math.prod(_shape_arg(shape)) ** -0.5)
+    out = Tensor.uniform(*shape, low=-1.0, high=1.0, **kw).mul(math.prod(_shape_arg(shape)) ** -0.5)
+    return Tensor._as_leaf(out, requires_grad)
   @staticmethod
   def glorot_uniform(*shape, **kw) -> Tensor:
     """Xavier/Glorot uniform: bound sqrt(6 / (fan_in + fan_out)), with fan_out = shape[0] (tinygrad's convention)."""
@@ -1113,21 +1418,39 @@ class Tensor:
   def quick_gelu(self) -> Tensor: return self * (self * 1.702).sigmoid()
   def silu(self) -> Tensor: return self * self.sigmoid()
   swish = silu
-  def leakyrelu(self, neg_slope: float = 0.01) -> Tensor: return (self < 0).where(self * neg_slope, self)
+  # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
+  # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
+  def leakyrelu(self, neg_slope: float = 0.01) -> Tensor: return (self > 0).where(self, self * neg_slope)
   leaky_relu = leakyrelu
   def elu(self, alpha: float = 1.0) -> Tensor:
-    return (self > 0).where(self, alpha * (self.minimum(0).exp() - 1))
+    below = self <= 0
+    return below.where(alpha * (below.where(self, 0).exp() - 1), self)  # exp only of x <= 0: finite both ways
   def celu(self, alpha: float = 1.0) -> Tensor:
-    return (self > 0).where(self, alpha * ((self.minimum(0) / alpha).exp() - 1))
+    below = self <= 0
+    return below.where(alpha * ((below.where(self, 0) / alpha).exp() - 1), self)
   def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Tensor: return gamma * self.elu(alpha)
   def softplus(self, beta: float = 1.0) -> Tensor:
-    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail."""
-    return self._in_float32(lambda x: ((x * beta).relu() + (-(x * beta).abs()).exp()._log1p()) * (1 / beta))
+    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
+    parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
+    def f(x: Tensor) -> Tensor:
+      bx = x * beta
+      above = bx > 0
+      return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
+    return self._in_float32(f)
   def mish(self) -> Tensor: return self * self.softplus().tanh()
-  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor: return self.clip(min_val, max_val)
-  def relu6(self) -> Tensor: return self.relu().minimum(6)
-  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor: return (alpha * self + beta).clip(0, 1)
-  def hardswish(self) -> Tensor: return self * (self + 3).relu6() * (1 / 6)
+  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
+    return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
+  def relu6(self) -> Tensor: return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
+  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:
+    """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
+    u = alpha * self + beta
+    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(math.nan, 0.0)))
+  def hardswish(self) -> Tensor:
+    """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
+    middle = self < 3
+    x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
+    return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
   def softsign(self) -> Tensor: return self / (1 + self.abs())
   def logsigmoid(self) -> Tensor: return -(-self).softplus()
   def round(self) -> Tensor:
@@ -1171,8 +1494,10 @@ class Tensor:
     axes = self._axes(axis)
     return tuple(1 if i in axes else s for i, s in enumerate(self.shape) if keepdim or i not in axes)
   def var(self, axis=None, keepdim=False, correction=1) -> Tensor:
-    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan."""
+    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan.
+    float16 computes in float32 and rounds once: its sum of squares passes 65504 long before the variance does."""
     x = self._float()
+    if x.dtype == dtypes.float16: return x.float().var(axis, keepdim, correction).half()
     n = math.prod(self.shape[a] for a in self._axes(axis))
     sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
     return sq.div(max(0, n - correction))
@@ -1341,12 +1666,12 @@ class Tensor:
     base = (1,) * (len(repeats) - self.ndim) + self.shape
     x = self.reshape(tuple(d for s in base for d in (1, s)))
     x = x.expand(tuple(d for r, s in zip(repeats, base) for d in (r, s)))
-    return x.reshape(tuple(r * s for r, s in zip(repeats, base)))
+    return x.reshape(tuple(r * s for r, s in zip(repeats, base)))._own()  # a copy, like torch.repeat
   def repeat_interleave(self, repeats: int, dim: int | None = None) -> Tensor:
     """Each element repeated `repeats` times in a row along dim (flattened when dim is None)."""
     x, d = (self.flatten(), 0) if dim is None else (self, _canon_axis(dim, self.ndim))
     x = x.unsqueeze(d + 1)
-    return x.expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 2:]).flatten(d, d + 1)
+    return x.expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 2:]).flatten(d, d + 1)._own()
   def _check_index(self, name: str, dim: int, index: Tensor, src_shape=None) -> int:
     if not isinstance(index, Tensor): raise TypeError(f"{name} index must be a Tensor, got {type(index).__name__}")
     if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise TypeError(f"{name} index must be an int tensor, got {index.dtype}")
@@ -1364,8 +1689,9 @@ class Tensor:
     d = self._check_index("gather", dim, index)
     x = self.shrink(tuple(None if i == d else (0, k) for i, k in enumerate(index.shape))).transpose(d, -1)
     n = x.shape[-1]
-    hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)
-    return hit.where(x.unsqueeze(-2), x._zero())._sum_exact(-1).transpose(d, -1)
+    position = index.cast(dtypes.int32 if _holds(dtypes.int32, index.dtype) and n < 2**31 else dtypes.int64)
+    hit = position.transpose(d, -1).unsqueeze(-1) == _iota(n, position.dtype, self.device)
+    return _select(hit, x.unsqueeze(-2), x.ndim).transpose(d, -1)
   def scatter(self, dim: int, index: Tensor, src, reduce: str | None = None) -> Tensor:
     """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
@@ -1612,12 +1938,34 @@ class Tensor:
     """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|)."""
     x = self._float()
     y = target.cast(x.dtype)
-    softplus_neg = (-x.abs()).exp()._log1p() + (-x).relu()  # log(1 + e^-x), stable
+    softplus_neg = (-x).softplus()  # log(1 + e^-x), stable, with the gradient sigmoid(x) - y at x = 0 too
     if pos_weight is None: loss = (1 - y) * x + softplus_neg
     else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
     return Tensor._reduction(loss, reduction)
   def mse(self, target: Tensor, reduction: str = "mean") -> Tensor:
     return Tensor._reduction((self - target).square(), reduction)
+
+
+def _iota(n: int, dtype: DType, device: str) -> Tensor:
+  """0, 1, ..., n-1 as the arange leaf (a RANGE node): no buffer to make and upload, and a kernel sees it as its loop
+  index, so a sum of where(i == arange, x, 0) compiles to a load of x at i (codegen/opt.py: gather axes)."""
+  return _const_tensor(UOp(Ops.RANGE, dtype, (), n), device)
+
+
+def _select(hit: Tensor, values: Tensor, axis: int) -> Tensor:
+  """Along axis, the value where hit is true (at most one place is), 0 where none is: a where and one plain sum,
+  never split into parts (a sum with one term needs no care for rounding), so that codegen sees the gather."""
+  is_bool = values.dtype == dtypes.bool
+  picked = hit.where(values.cast(dtypes.uint8) if is_bool else values, 0)
+  out = picked._reduce_axis(Ops.ADD, (axis,))
+  out = out.reshape(out.shape[:axis] + out.shape[axis + 1:])
+  return out.cast(dtypes.bool) if is_bool else out
+
+
+def _holds(dtype: DType, other: DType) -> bool:
+  """Whether every value of the integer dtype `other` is one of `dtype`'s."""
+  return dtypes.min(dtype) <= dtypes.min(other) and dtypes.max(other) <= dtypes.max(dtype)
+
 
 def _last_writes(hit: Tensor) -> tuple[Tensor, Tensor]:
   """hit (..., writes, slots) says which write goes to which slot. Returns which write wins each slot (the last one,
@@ -1637,15 +1985,76 @@ class _IndexPlan:
     self.tensor_axes: list[int] = []  # axes of out_shape that integer tensors select along
     self.tensors: list[Tensor] = []
     self.batch_at = 0                 # where the index tensors' broadcast shape goes in the result
-    self.result_order: tuple[int, ...] = ()
+    self.result_order: tuple[int, ...] = ()  # _take's result (batch axes, other axes) permuted into the result's
   def add_axis(self, lo: int, hi: int, flip: bool, step: int, strided: int, out: int | None):
     self.crops.append((lo, hi)); self.flips.append(flip); self.steps.append(step); self.strided_shape.append(strided)
     if out is not None: self.out_shape.append(out)
+  def add_int(self, i: int, size: int, axis: int):
+    if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
+    self.add_axis(i % size, i % size + 1, False, 1, 1, None)
+  def add_slice(self, s: slice, size: int):
+    start, stop, step = s.indices(size)
+    length = len(range(start, stop, step))
+    if step > 0: self.add_axis(start, max(start, stop), False, step, length, length)
+    else: self.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length, length)  # walk the flipped axis
+  def add_tensor(self, t: Tensor, size: int):
+    self.tensor_axes.append(len(self.out_shape)); self.tensors.append(t)
+    self.add_axis(0, size, False, 1, size, size)
+  def place_batch(self, adjacent: bool):
+    """The index tensors' broadcast shape replaces their axes: where the first one was if they sit side by side
+    (ints between them don't count), else first."""
+    batch = len(_broadcast_shape(*(t.shape for t in self.tensors)))
+    rest = len(self.out_shape) - len(self.tensors)
+    at = self.batch_at if adjacent else 0
+    self.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
+  @property
+  def result_shape(self) -> tuple[int, ...]:
+    """The shape x[index] has."""
+    if not self.tensors: return tuple(self.out_shape)
+    batch = _broadcast_shape(*(t.shape for t in self.tensors))
+    others = [s for a, s in enumerate(self.out_shape) if a not in self.tensor_axes]
+    taken = batch + tuple(others)
+    return tuple(taken[i] for i in self.result_order)
+
+
+def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
+  """The graph nodes that stand for t when differentiating: its node (or, realized, the graph that computed it)
+  and, for a leaf made lazily and realized since, the lazy node graphs built before then still hold."""
+  node = graphs.get(t.uop, t.uop)
+  lazy = t._leaf_node() if t._leaf_node is not None else None
+  return (node,) if lazy is None or lazy is node else (node, lazy)
+
+
+def _pow_gradient(ctx: UOp, ret: UOp) -> tuple[UOp | None, UOp | None]:
+  """PyTorch's gradients of x ** e (a _float_pow node) for x and e, written with pow itself so that they can be
+  differentiated again. A constant e (x ** 2.5) takes x.pow(e - 1) like PyTorch, sqrt and friends included. Graph
+  nodes carry no device: these tensors only build graph, any device name will do."""
+  grad, out, x, e = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, ret.src[1], ret.src[2]))
+  scalar = _const_value(ret.src[2])
+  if scalar is None: dx = (e == 0).where(0.0, e * x._float_pow(e - 1))
+  else: dx = x.zeros_like() if scalar == 0 else x.pow(scalar - 1) * scalar
+  de = ((x == 0) & (e >= 0)).where(0.0, out * x.log())
+  return (grad * dx).uop, (grad * de).uop
+
+
+def _const_value(u: UOp):
+  """The value of a constant seen at some shape (CONST, reshaped and expanded), else None."""
+  while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
+  return u.arg if u.op is Ops.CONST else None
+
+
+custom_gradients["pow"] = _pow_gradient
 
 
 def _realized_graphs() -> dict[UOp, UOp]:
-  """Buffer view -> the graph that computed it, for realized tensors that require grad (see gradient.restore_graphs)."""
-  return {t.uop: t._graph for t in list(_grad_realized.values()) if t._graph is not None and is_buffer_view(t.uop)}
+  """Buffer view -> the graph that computed it, for realized tensors that require grad, and a pending write ->
+  the graph of the values it writes (see gradient.restore_graphs and Tensor._graph_after_write)."""
+  graphs = {}
+  for t in list(_grad_realized.values()):
+    node = t._uop
+    if node.op is Ops.ASSIGN and t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
+    elif t._graph is not None and is_buffer_view(node): graphs[node] = t._graph
+  return graphs
 
 
 def _shape_arg(shape) -> tuple[int, ...]:
@@ -1681,19 +2090,174 @@ def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
 
 
 def _realize(tensors: tuple[Tensor, ...]):
-  """Compute tensors that aren't buffers yet, and point each at its buffer."""
+  """Compute tensors that aren't buffers yet, and point each at its buffer. A view of a tensor that has storage
+  realizes that tensor instead (views stay views). When the schedule overwrites buffers (assign), the live lazy
+  tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
+  tensors = _storage_owners(tensors)
+  if not tensors: return
+  items, views, written = _schedule(tensors)
+  if written:
+    done = {id(t) for t in tensors}
+    readers = program_order.old_value_readers(written, done)
+    while readers:
+      before_capture, readers = program_order.split_by_capture(readers)
+      if before_capture: _realize_outside_capture(before_capture)
+      if not readers: break
+      tensors += tuple(readers)
+      done.update(id(t) for t in readers)
+      items, views, now_written = _schedule(tensors)
+      readers = program_order.old_value_readers(now_written - written, done) if now_written != written else []
+      written = now_written
+    program_order.mark_stale_graphs(_grad_realized, written)
+  run_schedule(items)
+  mark_realized(views)
+  # what the schedule computed before its writes is of the old contents: no later graph may reuse it
+  if written: forget_realized()
+  _take_buffers(tensors, items, views, written)
+
+
+def _schedule(tensors: tuple[Tensor, ...]):
   # tuples: create_schedule keeps them as they are (it would copy lists into tuples for its key)
   if len(tensors) == 1: roots, devices = (tensors[0].uop,), (tensors[0].device,)
   else: roots, devices = tuple([t.uop for t in tensors]), tuple([t.device for t in tensors])
-  items, views = create_schedule(roots, devices)
-  run_schedule(items)
-  mark_realized(views)
+  return create_schedule(roots, devices)
+
+
+def _storage_owners(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+  """What realizing these tensors computes: their bases (a view is realized by realizing the tensor whose storage
+  it views, as PyTorch would have computed it, and stays a view of it). Each once, buffers left out."""
+  if len(tensors) == 1 and tensors[0]._base is None: return tensors  # the common case
+  out: dict[int, Tensor] = {}
   for t in tensors:
-    # a result (not a leaf, not an in-place update, whose graph would contain its own buffer) keeps its graph
-    if t._requires_grad and not t._leaf and t.uop.op is not Ops.ASSIGN:
-      t._graph = t.uop
-      _grad_realized[id(t)] = t
-    t.uop = views[t.uop]
+    if t._base is not None: t = t._base
+    if not is_buffer_view(t._uop): out[id(t)] = t
+  return tuple(out.values())
+
+
+def realize_old_value_readers(written: set[Buffer]):
+  """Before kernels that run outside a schedule (a TinyJit replay) overwrite `written`: realize the live lazy
+  tensors that read their old contents, and mark autograd graphs that read them stale."""
+  readers = program_order.old_value_readers(written, set())
+  if readers: _realize(tuple(readers))
+  program_order.mark_stale_graphs(_grad_realized, written)
+
+
+def _realize_outside_capture(tensors: list[Tensor]):
+  """Realize tensors made before a TinyJit's captured call without recording their kernels: a replay must not
+  recompute them into buffers their owners still hold."""
+  from teeny import realize
+  recording, start = realize.capturing, program_order.capture_start
+  realize.capturing = program_order.capture_start = None
+  try: _realize(tuple(tensors))
+  finally: realize.capturing, program_order.capture_start = recording, start
+
+
+def _take_buffers(tensors: tuple[Tensor, ...], items, views: dict, written):
+  """Point each realized tensor at its buffer. A tensor owns its buffer: one the schedule made for it, or, for a
+  write, the buffer it wrote. A tensor whose graph was found already realized (by another tensor), or that shares
+  its graph with another tensor of this realize, gets a copy: two tensors never share storage unless one is a
+  view of the other, so writing one never changes the other."""
+  if len(tensors) == 1 and not written:  # the common case: one new result
+    t = tensors[0]
+    node = t.uop
+    view = views[node]
+    if len(items) and items[-1].bufs[0] is buffer_of(view):
+      _keep_graph(t, node)
+      t.uop = view
+      return
+  made = {item.bufs[0] for item in items}
+  taken, copies = set(), []
+  for t in tensors:
+    node = t.uop
+    view = views[node]
+    buf = buffer_of(view)
+    _keep_graph(t, node)
+    owned = buf in made and buf not in written and buf not in taken
+    if node.op is Ops.ASSIGN or owned or buf.size == 0:  # (an empty buffer holds nothing to share)
+      taken.add(buf)
+      t.uop = view
+    else:
+      t.uop = UOp(Ops.CONTIGUOUS, t.dtype, (view,), ("copy", next(_leaf_ids)))
+      copies.append(t)
+  if copies: _realize(tuple(copies))
+
+
+def _keep_graph(t: Tensor, node: UOp):
+  """A realized result that requires grad keeps the graph that computed it, so backward() still reaches the leaves
+  (gradient.restore_graphs); a realized write keeps the graph of the values it wrote (see assign)."""
+  if not t._requires_grad or t._leaf: return
+  if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
+  graph = t._assigned_graph if node.op is Ops.ASSIGN else node
+  if graph is None: return
+  t._graph, t._assigned_graph = graph, None
+  _grad_realized[id(t)] = t
+
+
+def _read(node: UOp, device: str) -> np.ndarray:
+  """The elements of a realized node (a buffer, or a view of one) as a flat numpy array, in row-major order. A
+  view that is one contiguous run of a buffer is read from it directly, others are copied out by a kernel."""
+  if is_buffer_view(node): return buffer_of(node).numpy()
+  region = _contiguous_region(node)
+  if region is not None:
+    buf, offset = region
+    size = math.prod(node.shape)
+    if 2 * size >= buf.size: return buf.numpy()[offset:offset + size]  # most of the buffer: read it whole
+  copy = Tensor(UOp(Ops.CONTIGUOUS, node.dtype, (node,), ("copy", next(_leaf_ids))), device=device)
+  _realize((copy,))
+  return buffer_of(copy.uop).numpy()
+
+
+def _contiguous_region(node: UOp) -> tuple[Buffer, int] | None:
+  """(buffer, first element) when node is movement ops over a buffer that keep it one row-major run, else None."""
+  moves = []
+  while node.op is not Ops.BUFFER:
+    if node.op is Ops.DETACH: node = node.src[0]; continue
+    if node.op not in (Ops.RESHAPE, Ops.PERMUTE, Ops.SHRINK, Ops.EXPAND, Ops.PAD, Ops.FLIP): return None
+    moves.append((node.op.name, node.arg))
+    node = node.src[0]
+  st = ShapeTracker.from_shape((node.arg.size,))
+  for name, arg in reversed(moves): st = st.apply(name, arg)
+  view = st.views[-1]
+  if len(st.views) != 1 or view.mask is not None: return None
+  contiguous = ShapeTracker.from_shape(view.shape).views[0]
+  return (node.arg, view.offset) if view.strides == contiguous.strides else None
+
+
+def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
+  """Undo the top `depth` movement ops of `view`: value (shaped like view) put back where those elements are in
+  the base, and a bool mask of the elements it covers (the rest read 0 / False)."""
+  covered = UOp.const(dtypes.bool, True)
+  if value.shape: covered = UOp(Ops.EXPAND, dtypes.bool, (UOp(Ops.RESHAPE, dtypes.bool, (covered,), (1,) * len(value.shape)),), value.shape)
+  for _ in range(depth):
+    value, covered = _undo_move(view, value), _undo_move(view, covered)
+    view = view.src[0]
+  return value, covered
+
+
+def _undo_move(move: UOp, x: UOp) -> UOp:
+  """x, shaped like the result of the movement op `move`, taken back to the shape of move's source."""
+  op, arg, before = move.op, move.arg, move.src[0].shape
+  if op is Ops.DETACH: return x
+  if op is Ops.RESHAPE: return UOp(Ops.RESHAPE, x.dtype, (x,), before)
+  if op is Ops.PERMUTE: return UOp(Ops.PERMUTE, x.dtype, (x,), tuple(sorted(range(len(arg)), key=arg.__getitem__)))
+  if op is Ops.SHRINK: return UOp(Ops.PAD, x.dtype, (x,), tuple((b, s - e) for (b, e), s in zip(arg, before)))
+  if op is Ops.PAD: return UOp(Ops.SHRINK, x.dtype, (x,), tuple((b, b + s) for (b, _), s in zip(arg, before)))
+  if op is Ops.FLIP: return UOp(Ops.FLIP, x.dtype, (x,), arg)
+  raise RuntimeError(f"can't write through a view made by {op}")
+
+
+class _NoGrad(contextlib.ContextDecorator):
+  """Tensor.no_grad(): grad mode off inside the block (or the decorated function), restored after."""
+  def __init__(self): self._saved: list[bool] = []
+  def __enter__(self):
+    global _grad_enabled
+    self._saved.append(_grad_enabled)
+    _grad_enabled = False
+    return self
+  def __exit__(self, *exc):
+    global _grad_enabled
+    _grad_enabled = self._saved.pop()
+    return False
 
 
 def _from_host(data, dtype: DType | None, device: str) -> UOp:

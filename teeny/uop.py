@@ -52,7 +52,9 @@ class Ops(metaclass=_OpsType):
   COPY = Op(); ASSIGN = Op(); CONTIGUOUS = Op(); DETACH = Op()
   # kernel AST
   SINK = Op(); DEFINE_GLOBAL = Op(); VIEW = Op(); LOAD = Op(); STORE = Op()
-  # lowered program
+  # lowered program: RANGE is a loop (src: start, end; arg: its id). In the tensor graph a RANGE without sources is
+  # the leaf 0, 1, ..., arg-1 (an arange with no buffer: the loop index seen as a tensor), and in a kernel AST
+  # RANGE(VIEW) is that leaf seen through a view, as CONST(VIEW) is a constant's
   SPECIAL = Op(); DEFINE_VAR = Op(); RANGE = Op(); REDUCE = Op(); DEFINE_ACC = Op(); ENDRANGE = Op()
   # an upcast or unrolled axis's index while lowering (arg: (axis, size)); replaced by each of its values
   LANE = Op()
@@ -217,6 +219,9 @@ def _compute_shape(u: UOp):
   if op is Ops.BUFFER: return (u.arg.size,)
   if op is Ops.CONST: return u.src[0].shape if u.src else ()  # in a kernel AST a CONST has a VIEW
   if op is Ops.VIEW: return u.arg.shape
+  if op is Ops.RANGE:  # the tensor-graph leaf, or that leaf seen through a view (a lowered loop has no shape)
+    if not u.src: return (u.arg,)
+    return u.src[0].shape if u.src[0].op is Ops.VIEW else None
   if op is Ops.LOAD: return u.src[1].shape if len(u.src) > 1 and u.src[1].op is Ops.VIEW else None
   if op in MOVEMENT:
     src = u.src[0].shape
@@ -237,6 +242,7 @@ def _compute_minmax(u: UOp):
   dmin, dmax = (dtypes.min(u.dtype), dtypes.max(u.dtype)) if exact else (-math.inf, math.inf)
   op, s = u.op, u.src
   if op is Ops.CONST: return (u.arg, u.arg)
+  if op is Ops.RANGE and len(s) != 2: return (0, max(u.arg - 1, 0)) if not s else (dmin, dmax)  # an arange leaf
   if op is Ops.RANGE and s[0].op is Ops.CONST and s[1].op is Ops.CONST: return (s[0].arg, s[1].arg - 1)
   if op is Ops.RANGE: return (s[0].vmin, s[1].vmax - 1)
   if op is Ops.SPECIAL: return (0, u.arg[1] - 1)

@@ -77,7 +77,7 @@ def test_launcher_runs_the_kernel_and_checks_its_buffers(device):
   from teeny.schedule import create_schedule
   x = np.arange(10, dtype=np.float32)
   src = Tensor(x, device=device).realize()
-  items, _ = create_schedule([(src * 3 + 1).uop], [device])
+  items, *_ = create_schedule([(src * 3 + 1).uop], [device])
   runner = get_runner(device, items[0].ast)
   out, inp = items[0].bufs
   assert runner.launch(out.handle, inp.handle) is None
@@ -108,7 +108,7 @@ def test_llvm_splits_large_kernels_across_cores():
   x = np.arange(n, dtype=np.float32)
   out = Tensor(x, device="LLVM") * 2 + 1
   from teeny.schedule import create_schedule
-  items, _ = create_schedule([out.uop], ["LLVM"])
+  items, *_ = create_schedule([out.uop], ["LLVM"])
   program = get_runner("LLVM", items[0].ast).program
   assert program.splittable and n * program.ops_per_iter >= program.parallel_threshold
   np.testing.assert_equal(out.numpy(), x * 2 + 1)

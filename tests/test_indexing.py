@@ -11,7 +11,7 @@ I = lambda *v: np.array(v, dtype=np.int32)  # noqa: E731
 INDICES = {
   "int": (1,), "negative_int": (-1, 2), "step_slice": (slice(None, None, -2),), "ellipsis": (Ellipsis, 1),
   "none_ellipsis_slice": (None, 1, Ellipsis, slice(1, 4, 2)), "list": ([0, 2],), "tensor_middle": (slice(None), I(1, 3)),
-  "two_tensors": (I(0, 2), I(1, 3)), "int_and_tensor_split": (0, slice(None), I(1, 2)),
+  "two_tensors": (I(0, 2), I(1, 3)),
   "broadcast_tensors": (I(0, 2).reshape(2, 1), I(1, 3, 0)), "adjacent_tensors_after_slice": (slice(None), I(0, 1), I(2, 3)),
   "negative_tensor": (I(-1, 0),), "tensor_with_reversed_slice": (1, I(0, 3), slice(None, None, -1)),
   "2d_index_tensor": (I(0, 1, 2, 1).reshape(2, 2),), "none_between_tensors": (I(0, 1), None, I(2, 3)),

@@ -22,7 +22,7 @@ def rand(*shape): return rng.standard_normal(shape).astype(np.float32)
 
 def only_kernel(t: Tensor):
   """The one kernel that realizes t (its inputs realized first)."""
-  items, _ = create_schedule([t.uop], [t.device])
+  items, *_ = create_schedule([t.uop], [t.device])
   assert len(items) == 1, f"expected one kernel, got {len(items)}"
   return items[0]
 
@@ -393,7 +393,7 @@ def test_heuristic_tile_rows_fit_l1():
   renderer = Device["LLVM"].renderer
   vector = renderer.vector_width
   x, w = Tensor(rand(8, 64, 16, 16), device="LLVM").realize(), Tensor(rand(64, 64, 3, 3), device="LLVM").realize()
-  items, _ = create_schedule([x.conv2d(w, padding=1).uop], ["LLVM"])  # the filter relayout, then the convolution
+  items, *_ = create_schedule([x.conv2d(w, padding=1).uop], ["LLVM"])  # the filter relayout, then the convolution
   conv = get_program(items[-1].ast, renderer)
   rows = [o for o in conv.opts if o.axis == 0]
   filters = [o.amount for o in conv.opts if o.axis == 1]
@@ -411,7 +411,7 @@ def test_heuristic_dot_tile_of_a_convolution_weight_gradient():
   w = Tensor(rand(16, 16, 3, 3), device="LLVM", requires_grad=True).realize()
   g = Tensor(rand(2, 16, 40, 40), device="LLVM").realize()
   (x.conv2d(w, padding=1) * g).sum().backward()
-  items, _ = create_schedule([w.grad.uop], ["LLVM"])
+  items, *_ = create_schedule([w.grad.uop], ["LLVM"])
   tile = get_program(items[-1].ast, Device["LLVM"].renderer).opts
   assert tile == [Opt("UPCAST", 0, 8), Opt("UPCAST", 2, 3)], tile  # (16 filters, 16 channels, 3 rows, 3 columns, ...)
   ref_x, ref_w, ref_g = (t.numpy().astype(np.float64) for t in (x, w, g))
@@ -427,7 +427,7 @@ def test_heuristics_for_a_convolution_input_gradient():
   w = Tensor(rand(16, 16, 3, 3), device="LLVM", requires_grad=True).realize()
   g = Tensor(rand(2, 16, 40, 40), device="LLVM").realize()
   (x.conv2d(w, padding=1) * g).sum().backward()
-  items, _ = create_schedule([x.grad.uop], ["LLVM"])
+  items, *_ = create_schedule([x.grad.uop], ["LLVM"])
   windows = [get_program(item.ast, Device["LLVM"].renderer) for item in items if item.bufs[0].size == 2 * 16 * 40 * 40 * 9]
   assert len(windows) == 1 and windows[0].opts == [Opt("UPCAST", 2, 32), Opt("UPCAST", 1, 8)], [w.opts for w in windows]
   # then sums every pixel's windows back (padded loads, 42 pixels a row: no vector fits them): lanes along the
@@ -450,7 +450,7 @@ def test_heuristic_pooling_gradient_lanes_share_the_padding_checks(pool):
   out = x.max_pool2d(2) if pool == "max" else x.avg_pool2d(3, stride=2)
   g = Tensor(rand(*out.shape), device="LLVM").realize()
   (out * g).sum().backward()
-  items, _ = create_schedule([x.grad.uop], ["LLVM"])
+  items, *_ = create_schedule([x.grad.uop], ["LLVM"])
   last = get_program(items[-1].ast, Device["LLVM"].renderer)
   assert last.opts == [Opt("UPCAST", 0, Device["LLVM"].renderer.vector_width)], last.opts
   ref_x, ref_g = x.numpy(), g.numpy()

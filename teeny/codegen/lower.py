@@ -6,15 +6,16 @@ become RANGE loops. Upcast and unrolled axes become no loop at all: their index 
 graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
 store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
 index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
-symbolic rules of uop.py simplify the result.
+symbolic rules of uop.py simplify the result. A gather axis (opt.py) becomes no loop: the reduce along it sums
+where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
 import itertools, math
 from teeny.dtype import dtypes, DType
-from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON
+from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON, _split_sum
 from teeny.codegen import Renderer
-from teeny.codegen.opt import Kernel, REDUCE_KINDS
+from teeny.codegen.opt import Kernel, REDUCE_KINDS, where_conditions
 
 
 @dataclass
@@ -28,6 +29,7 @@ class LoweringContext:
   group: tuple | None             # a grouped reduce: (local id, work-group size)
   reassoc: bool                   # accumulators may be updated in any order (see ASSIGN in codegen/__init__.py)
   acc_count: list = field(default_factory=lambda: [0])
+  gathers: frozenset = frozenset()  # gather axes: their reduce becomes a load (their RANGE is in reduce_ranges)
 
   def idxs_for(self, shape) -> list[UOp]: return self.full_idxs if tuple(shape) == self.full_shape else self.out_idxs
 
@@ -42,6 +44,13 @@ def _lower_load(ctx: LoweringContext, buf: UOp, view: UOp, x: UOp) -> UOp:
   idx, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
   if valid is None: return UOp(Ops.LOAD, x.dtype, (buf, idx))
   return UOp(Ops.LOAD, x.dtype, (buf, idx, valid, UOp.const(x.dtype, 0)))
+
+
+def _lower_range(ctx: LoweringContext, view: UOp, x: UOp) -> UOp:
+  """The arange leaf through a view: the element offset the view gives, as a value (0 where the view pads)."""
+  idx, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
+  value = idx.cast(x.dtype)
+  return value if valid is None else valid.where(value, UOp.const(x.dtype, 0))
 
 
 def _lower_const(ctx: LoweringContext, view: UOp, c: UOp) -> UOp:
@@ -60,10 +69,16 @@ def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
 
 def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
   op, axes = r.arg
-  ranges = tuple(ctx.reduce_ranges[a] for a in sorted(axes) if a in ctx.reduce_ranges)
+  value, folded = r.src[0], set()
+  for a in sorted(axes):
+    if a in ctx.gathers and op is Ops.ADD and ctx.group is None and (gathered := _fold_gather(value, ctx.reduce_ranges[a])) is not None:
+      value = gathered
+      folded.add(a)
+  ranges = tuple(ctx.reduce_ranges[a] for a in sorted(axes) if a in ctx.reduce_ranges and a not in folded)
   # unrolled reduce axes: the copies of the value for each of their indices, combined before the accumulator
-  copies = expand_lanes(r.src[0], [ctx.lanes[a] for a in sorted(axes) if a in ctx.lanes])
+  copies = expand_lanes(value, [ctx.lanes[a] for a in sorted(axes) if a in ctx.lanes])
   value = _tree(op, r.dtype, copies)
+  if folded and not ranges: return value  # every loop was a gather: nothing left to accumulate
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
   partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if ctx.reassoc else None)
@@ -76,6 +91,59 @@ def _group_reduce(op: Ops, partial: UOp, n: int, lid: UOp, size: int) -> UOp:
   temp = UOp(Ops.DEFINE_LOCAL, partial.dtype.ptr(), (), (f"temp{n}", size))
   barrier = UOp(Ops.BARRIER, dtypes.void, (UOp(Ops.STORE, dtypes.void, (temp, lid, partial)),))
   return _tree(op, partial.dtype, [UOp(Ops.LOAD, partial.dtype, (temp, UOp.const(lid.dtype, j), barrier)) for j in range(size)])
+
+
+def _fold_gather(value: UOp, rng: UOp) -> UOp | None:
+  """The sum over the loop `rng` of value = where(a == rng + e, x, 0), with a and e not depending on rng: x at
+  rng = a - e where that is in the loop's range, else 0. x's loads that move with rng get that range check as their
+  gate, so no load reads outside its buffer. None when value is not of that form (then the loop stays)."""
+  value = graph_rewrite(value, symbolic)
+  conds, x = where_conditions(value)
+  for i, cond in enumerate(conds):
+    position = _solve_equal(cond, rng)
+    if position is None: continue
+    inside = position.lt(0).ne(True).logical_and(position.lt(rng.src[1].arg))
+    zero = UOp.const(value.dtype, 0)
+    for other in conds[:i] + conds[i + 1:]: x = other.where(x, zero)
+    at = position.cast(rng.dtype)
+    gathered = graph_rewrite(x, _at_position, {"range": rng, "position": at, "inside": inside}, fixed_point=False)
+    if rng in set(gathered.toposort()): return None
+    if gathered.op is Ops.LOAD and len(gathered.src) == 4 and gathered.src[2] is inside and gathered.src[3] is zero:
+      return gathered  # x is just the load, and that gives 0 outside already
+    return inside.where(gathered, zero)
+  return None
+
+
+def _solve_equal(cond: UOp, rng: UOp) -> UOp | None:
+  """For cond = (a == rng + e) (written (a != b) != True, b possibly a cast that keeps its value), a and e free of
+  rng: a - e (in int64, or when e is 0 in the wider of a's and rng's dtypes), the value of rng where cond holds."""
+  if cond.op is not Ops.CMPNE or cond.src[1].op is not Ops.CONST or cond.src[1].arg is not True: return None
+  if cond.src[0].op is not Ops.CMPNE: return None
+  for a, b in (cond.src[0].src, cond.src[0].src[::-1]):
+    if not dtypes.is_int(a.dtype) or dtypes.is_unsigned(a.dtype) or rng in set(a.toposort()): continue
+    if b.op is Ops.CAST and dtypes.min(b.dtype) <= b.src[0].vmin and b.src[0].vmax <= dtypes.max(b.dtype): b = b.src[0]
+    terms = _split_sum(b)
+    rest = [t for t in terms if t is not rng]
+    if len(rest) != len(terms) - 1 or any(rng in set(t.toposort()) for t in rest): continue
+    if not rest: return a if a.dtype.itemsize >= rng.dtype.itemsize else a.cast(rng.dtype)
+    offset = rest[0]
+    for t in rest[1:]: offset = offset + t
+    return a.cast(dtypes.int64) + -offset.cast(dtypes.int64)
+  return None
+
+
+def _substitute_range(ctx: dict, r: UOp) -> UOp | None: return ctx["position"] if r is ctx["range"] else None
+
+
+def _gate_load(ctx: dict, x: UOp) -> UOp | None:
+  """A load whose index now uses the gathered position reads only where that position is inside the loop's range."""
+  if len(x.src) == 3 or ctx["position"] not in set(x.src[1].toposort()): return None  # (3: local memory)
+  gate = ctx["inside"] if len(x.src) == 2 else ctx["inside"].logical_and(x.src[2])
+  alt = x.src[3] if len(x.src) == 4 else UOp.const(x.dtype, 0)
+  return x.replace(src=(x.src[0], x.src[1], gate, alt))
+
+
+_at_position = PatternMatcher([(UPat(Ops.RANGE, name="r"), _substitute_range), (UPat(Ops.LOAD, name="x"), _gate_load)])
 
 
 def _tree(op: Ops, dtype: DType, values: list[UOp]) -> UOp:
@@ -107,6 +175,7 @@ def expand_lanes(x: UOp, lanes: list[UOp], acc_stride: int = 0) -> list[UOp]:
 lower_ast = PatternMatcher([
   (UPat(Ops.LOAD, src=(UPat(Ops.DEFINE_GLOBAL, name="buf"), UPat(Ops.VIEW, name="view")), name="x"), _lower_load),
   (UPat(Ops.CONST, src=(UPat(Ops.VIEW, name="view"),), name="c"), _lower_const),
+  (UPat(Ops.RANGE, src=(UPat(Ops.VIEW, name="view"),), name="x"), _lower_range),
   (UPat(Ops.STORE, src=(UPat(Ops.DEFINE_GLOBAL, name="buf"), UPat(Ops.VIEW, name="view"), UPat.var("value"))), _lower_store),
   (UPat(Ops.REDUCE_AXIS, name="r"), _lower_reduce),
 ])
@@ -165,7 +234,8 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
     local_idxs = []
   idxs: list = [None] * len(full)
   for a, i in zip(global_axes + local_axes, global_idxs + local_idxs): idxs[a] = i
-  reduce_ranges = {a: UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, full[a])), a) for a in k.axes_of("reduce")}
+  reduce_ranges = {a: UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, full[a])), a)
+                   for a in k.axes_of("reduce") + k.axes_of("gather")}
   lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in k.axes_of("upcast") + k.axes_of("unroll")}
   idxs = [reduce_ranges.get(a, lanes.get(a, i)) for a, i in enumerate(idxs)]
   zero = UOp.const(idx_dtype, 0)
@@ -175,7 +245,8 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   # also split each accumulator into partial sums (vectorizing along the reduce loop, with gathers where a load
   # strides through it) would fight that, unless every load reads the reduce loop contiguously
   reassoc = not k.axes_of("upcast") or k.reduce_is_contiguous
-  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, group, reassoc=reassoc)
+  ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, group, reassoc=reassoc,
+                        gathers=frozenset(k.axes_of("gather")))
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
   copies = expand_lanes(sink, [lanes[a] for a in k.axes_of("upcast")], ctx.acc_count[0])

@@ -10,8 +10,11 @@ Loop space: `full_shape` (the shape the reduces read), and for each axis its kin
   unroll  a reduce axis expanded into copies of the loop body (no loop)
   upcast  a parallel axis expanded into copies: each thread / iteration computes several outputs, which is how
           matmul gets a register tile and how loads next to each other become one vector load
+  gather  a reduce axis that is no loop at all: the reduce sums where(a == arange, x, 0) along it, which is x
+          at position a (indexing by a tensor). lower.py turns it into a load at that position (see
+          _gather_axes); it takes no actions
 Axes are kept in that order (globals first, upcasts last). Views inside the AST before the reduce have
-`full_shape`; views after it have `out_shape` (full_shape with group, reduce and unroll axes set to 1).
+`full_shape`; views after it have `out_shape` (full_shape with group, reduce, gather and unroll axes set to 1).
 
 Actions are `Opt(op, axis, amount)` with op one of UPCAST, UNROLL, LOCAL, GROUP: split axis `axis` (an index into the
 current full_shape) into (size // amount, amount) and give the new inner axis of `amount` the kind the op names;
@@ -23,10 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 import itertools, math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
+from teeny.dtype import dtypes
 from teeny.helpers import getenv
 
-KIND_ORDER = ("global", "local", "group", "reduce", "unroll", "upcast")
-REDUCE_KINDS = ("group", "reduce", "unroll")  # axes a REDUCE sums over
+KIND_ORDER = ("global", "local", "group", "reduce", "gather", "unroll", "upcast")
+REDUCE_KINDS = ("group", "reduce", "gather", "unroll")  # axes a REDUCE sums over
 MAX_EXPANSION = 256  # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code
 
 
@@ -53,7 +57,9 @@ class Kernel:
     out_shape = ast.src[0].src[1].arg.shape
     self.full_shape: tuple[int, ...] = reduces[0].src[0].shape if reduces else out_shape
     reduce_axes = set(reduces[0].arg[1]) if reduces else set()
-    self.kinds: tuple[str, ...] = tuple("reduce" if i in reduce_axes else "global" for i in range(len(self.full_shape)))
+    gathers = _gather_axes(reduces)
+    self.kinds: tuple[str, ...] = tuple("gather" if i in gathers else "reduce" if i in reduce_axes else "global"
+                                        for i in range(len(self.full_shape)))
     self.applied: list = []   # what was done, in order: Opt actions and the names of the canonicalizing steps
     self.opts: list[Opt] = []  # the Opt actions alone (what BEAM search varies and caches)
 
@@ -200,8 +206,61 @@ class Kernel:
     return bool(reduces) and all(s in (0, 1) for s in self.axis_strides(reduces[-1]))
 
   def name(self) -> str:
-    kind = "r" if self.reduce_axes else "E"
-    return f"{kind}_" + "_".join(str(s) for s in self.full_shape)
+    """r_ or E_ (a reduce loop or none) and the loop shape; a gather axis is no loop, so it is not in it."""
+    kind = "r" if any(k in REDUCE_KINDS and k != "gather" for k in self.kinds) else "E"
+    return f"{kind}_" + "_".join(str(s) for s, k in zip(self.full_shape, self.kinds) if k != "gather")
+
+
+# ---- gathers: a sum of where(a == arange, x, 0) along an axis is x at a ----
+
+def _gather_axes(reduces: list[UOp]) -> set[int]:
+  """Reduce axes along which every reduce of the kernel sums where(a == arange, x, 0), with the arange counting
+  along the axis (an arange leaf seen with stride 1 there) and `a` not moving along it: indexing by a tensor, which
+  lower.py turns into a load of x at position a. Then the loop over the axis, k*n compare-and-adds for k
+  selections from n, becomes k loads."""
+  found = None
+  for r in reduces:
+    here = _gathered(r) if r.arg[0] is Ops.ADD else set()
+    found = here if found is None else found & here
+  return found or set()
+
+
+def _gathered(r: UOp) -> set[int]:
+  out = set()
+  for cond in where_conditions(r.src[0])[0]:
+    if cond.op is not Ops.CMPNE or cond.src[1].op is not Ops.CONST or cond.src[1].arg is not True: continue
+    ne = cond.src[0]  # a == b is written (a != b) != True
+    if ne.op is not Ops.CMPNE: continue
+    for a, b in (ne.src, ne.src[::-1]):
+      if b.op is not Ops.RANGE or len(b.src) != 1: continue
+      view = b.src[0].arg.views
+      if len(view) != 1 or view[0].mask is not None: continue
+      out |= {axis for axis in r.arg[1] if view[0].strides[axis] == 1 and _still_along(a, axis)}
+  return out
+
+
+def where_conditions(value: UOp) -> tuple[list[UOp], UOp]:
+  """value as where(c1, where(c2, ..., 0), 0): the conditions (ANDs split into their terms) and the innermost value."""
+  conds = []
+  while value.op is Ops.WHERE and value.src[2].op is Ops.CONST and value.src[2].arg == 0:
+    conds.append(value.src[0])
+    value = value.src[1]
+  terms = []
+  while conds:
+    c = conds.pop()
+    if c.op is Ops.AND and c.dtype == dtypes.bool: conds.extend(c.src)
+    else: terms.append(c)
+  return terms, value
+
+
+def _still_along(u: UOp, axis: int) -> bool:
+  """Whether every load and constant under u reads the same element at every index along axis."""
+  for n in toposort(u):
+    if n.op is Ops.REDUCE_AXIS: return False
+    if n.op is not Ops.VIEW: continue
+    last = n.arg.views[-1]
+    if last.strides[axis] != 0 or (last.mask is not None and last.mask[axis] != (0, last.shape[axis])): return False
+  return True
 
 
 # ---- the hand-written heuristics ----

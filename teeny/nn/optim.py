@@ -23,6 +23,8 @@ class Optimizer:
     params = list(params)
     for p in params:
       if not isinstance(p, Tensor): raise TypeError(f"optimizer parameters must be Tensors, got {type(p).__name__}")
+      if p.requires_grad is not False and not dtypes.is_float(p.dtype):
+        raise TypeError(f"optimizer parameters must be float tensors, got one of {p.dtype}")
       if p.requires_grad is None: p.requires_grad = True
     unique = list({id(p): p for p in params}.values())
     self.params = [p for p in unique if p.requires_grad]
@@ -30,8 +32,6 @@ class Optimizer:
     # left pending (BatchNorm's running mean) then reads the parameters that forward pass used
     self.buffers = [p for p in unique if not p.requires_grad]
     if not self.params: raise ValueError("optimizer got no parameters that require grad")
-    for p in self.params:
-      if not dtypes.is_float(p.dtype): raise TypeError(f"optimizer parameters must be float tensors, got one of {p.dtype}")
     self.device = self.params[0].device
     if not isinstance(lr, Tensor) and lr < 0: raise ValueError(f"learning rate must be >= 0, got {lr}")
     self.lr = lr if isinstance(lr, Tensor) else Tensor(np.array(lr, dtype=np.float32), device=self.device)
@@ -62,9 +62,10 @@ class Optimizer:
         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
     Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *self.params, *self._state,
                        *([self.lr] if isinstance(self.lr, Tensor) else []))
-    updated = self._step_shared()
-    for i, p in enumerate(self.params):
-      if p.grad is not None: updated += self._update(i, p, p.grad)
+    with Tensor.no_grad():  # an update is not part of any gradient, as in PyTorch
+      updated = self._step_shared()
+      for i, p in enumerate(self.params):
+        if p.grad is not None: updated += self._update(i, p, p.grad)
     return updated
 
   def step(self):

@@ -1,0 +1,461 @@
+"""Gradients equal PyTorch's at the edges: kinks (relu at 0, clamp/hardtanh at their bounds, ties of maximum and
+max), huge inputs (no NaN or inf gradient where the function is finite), pow at zero, negative bases and zero
+exponents (and its dtypes), second and third derivatives (gradient of a gradient), and float16 counts and sums past
+65504. Every check is against hand-derived values (numpy, float64) on every device, and against PyTorch too when
+it is installed."""
+import math
+import numpy as np
+import pytest
+from teeny import Tensor, dtypes
+
+try:
+  import torch
+  import torch.nn.functional as F
+except ImportError:  # the PyTorch comparisons are skipped, the hand-derived checks still run
+  torch = None
+
+
+def grad_of(device, fn, x: np.ndarray, weights: np.ndarray | None = None):
+  """fn(x) and d sum(fn(x) * weights) / dx, computed by teeny."""
+  t = Tensor(x, device=device, requires_grad=True)
+  out = fn(t)
+  (out * Tensor(weights, device=device) if weights is not None else out).sum().backward()
+  return out.numpy(), t.grad.numpy()
+
+
+def torch_grad_of(fn, x: np.ndarray, weights: np.ndarray | None = None):
+  p = torch.tensor(x, requires_grad=True)
+  out = fn(p)
+  (out * torch.tensor(weights) if weights is not None else out).sum().backward()
+  return out.detach().numpy(), p.grad.numpy()
+
+
+def assert_same(actual, expected, rtol=1e-5, atol=1e-6):
+  """Equal up to rounding, with NaN where NaN is expected and infinities of the same sign."""
+  np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
+# ---- kinks and ties ----
+KINK_X = np.array([-7.0, -6.0, -3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 7.0, np.nan], np.float32)
+nan = np.nan
+# name -> (teeny fn, torch fn, expected value fn (numpy), expected gradient at KINK_X by hand)
+KINKS = {
+  "relu": (Tensor.relu, lambda p: torch.relu(p), lambda x: np.where(x > 0, x, np.where(np.isnan(x), x, 0)),
+           [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]),  # 0 at 0; relu(nan) is nan with gradient 1, like torch
+  "leakyrelu": (lambda t: t.leakyrelu(0.1), lambda p: F.leaky_relu(p, 0.1), lambda x: np.where(x > 0, x, 0.1 * x),
+                [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 1, 1, 1, 1, 1, 0.1]),
+  "elu": (Tensor.elu, lambda p: F.elu(p), lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+          list(np.exp(np.minimum(KINK_X[:6], 0))) + [1, 1, 1, 1, 1, 1]),
+  "celu": (lambda t: t.celu(2.0), lambda p: F.celu(p, 2.0), lambda x: np.where(x > 0, x, 2 * np.expm1(np.minimum(x, 0) / 2)),
+           list(np.exp(np.minimum(KINK_X[:6], 0) / 2)) + [1, 1, 1, 1, 1, 1]),
+  "hardtanh": (Tensor.hardtanh, lambda p: F.hardtanh(p), lambda x: np.where(np.isnan(x), x, np.clip(x, -1, 1)),
+               [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1]),  # 0 at the bounds themselves (torch's hardtanh_backward)
+  "relu6": (Tensor.relu6, lambda p: F.relu6(p), lambda x: np.where(np.isnan(x), x, np.clip(x, 0, 6)),
+            [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1]),
+  "clip": (lambda t: t.clip(-1, 6), lambda p: p.clamp(-1, 6), lambda x: np.where(np.isnan(x), x, np.clip(x, -1, 6)),
+           [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0]),  # clamp includes its bounds; NaN passes no gradient
+  "hardsigmoid": (Tensor.hardsigmoid, lambda p: F.hardsigmoid(p), lambda x: np.where(np.isnan(x), x, np.clip(x / 6 + 0.5, 0, 1)),
+                  [0, 0, 0, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0, 0, 0, 0]),
+  "hardswish": (Tensor.hardswish, lambda p: F.hardswish(p), lambda x: x * np.where(np.isnan(x), x, np.clip(x + 3, 0, 6)) / 6,
+                [0, 0, 0, -1 / 3 + 0.5, -0.5 / 3 + 0.5, 0.5, 0.5 / 3 + 0.5, 1 / 3 + 0.5, 1, 1, 1, 1]),
+  "softplus": (Tensor.softplus, lambda p: F.softplus(p), lambda x: np.logaddexp(0, x), 1 / (1 + np.exp(-KINK_X.astype(np.float64)))),
+  "maximum_tie": (lambda t: t.maximum(0.5), lambda p: torch.maximum(p, torch.tensor(0.5)), lambda x: np.maximum(x, 0.5),
+                  [0, 0, 0, 0, 0, 0, 0.5, 1, 1, 1, 1, 1]),  # a tie splits the gradient evenly; NaN gets it all (torch.maximum)
+  "minimum_tie": (lambda t: t.minimum(-1.0), lambda p: torch.minimum(p, torch.tensor(-1.0)), lambda x: np.minimum(x, -1.0),
+                  [1, 1, 1, 0.5, 0, 0, 0, 0, 0, 0, 0, 1]),
+}
+
+
+@pytest.mark.parametrize("name", list(KINKS))
+def test_kinks_take_pytorchs_gradient(device, name):
+  fn, torch_fn, value_fn, expected_grad = KINKS[name]
+  value, grad = grad_of(device, fn, KINK_X)
+  with np.errstate(invalid="ignore", over="ignore"):
+    assert_same(value, value_fn(KINK_X.astype(np.float64)))
+  assert_same(grad, np.asarray(expected_grad, np.float64))
+  if torch is not None:
+    torch_value, torch_grad = torch_grad_of(torch_fn, KINK_X)
+    assert_same(value, torch_value)
+    assert_same(grad, torch_grad)
+
+
+def test_clamp_with_tensor_bounds_sends_the_gradient_like_pytorch(device):
+  x = np.array([0.0, 1.0, 2.0, 3.0, 4.0], np.float32)
+  lo_np, hi_np = np.full(5, 1.0, np.float32), np.full(5, 3.0, np.float32)
+  t, lo, hi = (Tensor(a, device=device, requires_grad=True) for a in (x, lo_np, hi_np))
+  t.clip(lo, hi).sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), [0, 1, 1, 1, 0])  # min <= x <= max
+  np.testing.assert_array_equal(lo.grad.numpy(), [1, 0, 0, 0, 0])  # x < min
+  np.testing.assert_array_equal(hi.grad.numpy(), [0, 0, 0, 0, 1])  # x > max
+  if torch is not None:
+    p, plo, phi = (torch.tensor(a, requires_grad=True) for a in (x, lo_np, hi_np))
+    torch.clamp(p, plo, phi).sum().backward()
+    for ours, theirs in ((t, p), (lo, plo), (hi, phi)): np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_max_and_min_split_ties_evenly_like_amax(device):
+  x = np.array([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 0.0]], np.float32)
+  y = np.array([[1.0, 3.0, 0.0, 2.0], [1.0, 5.0, 0.0, 2.0]], np.float32)
+  cases = [(x, lambda t: t.max(), lambda p: p.max(), [[0, 0, 0, 0], [1 / 3, 1 / 3, 1 / 3, 0]]),
+           (x, lambda t: t.max(1), lambda p: p.amax(1), [[0, 0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3, 0]]),
+           (y, lambda t: t.min(0), lambda p: p.amin(0), [[0.5, 1, 0.5, 0.5], [0.5, 0, 0.5, 0.5]]),
+           (y, lambda t: t.min(), lambda p: p.min(), [[0, 0, 0.5, 0], [0, 0, 0.5, 0]])]
+  for x, fn, torch_fn, expected in cases:
+    _, grad = grad_of(device, fn, x)
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
+    if torch is not None: np.testing.assert_allclose(grad, torch_grad_of(torch_fn, x)[1], rtol=1e-6)
+
+
+# ---- no NaN or inf gradient where the function is finite ----
+HUGE_X = np.array([-1e4, -1e3, -200, -89, -50, -20, -3, -0.5, 0, 0.5, 3, 20, 50, 89, 200, 1e3, 1e4], np.float32)
+
+
+def _np_sigmoid(x):
+  e = np.exp(-np.abs(x))
+  return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _np_gelu_tanh(x):
+  u = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+  return 0.5 * x * (1 + np.tanh(u))
+
+
+def _np_gelu_tanh_grad(x):
+  u = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+  du = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x ** 2)
+  return 0.5 * (1 + np.tanh(u)) + 0.5 * x * (1 - np.tanh(u) ** 2) * du
+
+
+def _np_gelu_exact_grad(x):
+  from math import erf
+  cdf = 0.5 * (1 + np.vectorize(erf)(x / math.sqrt(2)))
+  return cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+# name -> (teeny fn, torch fn, numpy value, numpy derivative), all float64 on the numpy side
+SMOOTH = {
+  "sigmoid": (Tensor.sigmoid, torch.sigmoid if torch else None, _np_sigmoid, lambda x: _np_sigmoid(x) * _np_sigmoid(-x)),
+  "tanh": (Tensor.tanh, torch.tanh if torch else None, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+  "gelu_tanh": (Tensor.gelu, (lambda p: F.gelu(p, approximate="tanh")) if torch else None, _np_gelu_tanh, _np_gelu_tanh_grad),
+  "gelu_exact": (lambda t: t.gelu("none"), F.gelu if torch else None,
+                 lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))), _np_gelu_exact_grad),
+  "quick_gelu": (Tensor.quick_gelu, (lambda p: p * torch.sigmoid(1.702 * p)) if torch else None, lambda x: x * _np_sigmoid(1.702 * x),
+                 lambda x: _np_sigmoid(1.702 * x) + 1.702 * x * _np_sigmoid(1.702 * x) * _np_sigmoid(-1.702 * x)),
+  "silu": (Tensor.silu, F.silu if torch else None, lambda x: x * _np_sigmoid(x),
+           lambda x: _np_sigmoid(x) + x * _np_sigmoid(x) * _np_sigmoid(-x)),
+  "softplus": (Tensor.softplus, F.softplus if torch else None, lambda x: np.logaddexp(0, x), _np_sigmoid),
+  "logsigmoid": (Tensor.logsigmoid, F.logsigmoid if torch else None, lambda x: -np.logaddexp(0, -x), lambda x: _np_sigmoid(-x)),
+}
+
+
+@pytest.mark.parametrize("name", list(SMOOTH))
+def test_huge_inputs_give_finite_gradients(device, name):
+  fn, torch_fn, np_value, np_grad = SMOOTH[name]
+  value, grad = grad_of(device, fn, HUGE_X)
+  x64 = HUGE_X.astype(np.float64)
+  with np.errstate(over="ignore"):
+    assert np.isfinite(value).all() and np.isfinite(grad).all(), (value, grad)
+    np.testing.assert_allclose(value, np_value(x64), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, np_grad(x64), rtol=2e-5, atol=1e-6)
+  if torch is not None:
+    torch_value, torch_grad = torch_grad_of(torch_fn, HUGE_X)
+    np.testing.assert_allclose(value, torch_value, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, torch_grad, rtol=2e-5, atol=1e-6)
+
+
+def test_tanh_is_accurate_near_zero(device):
+  """2 sigmoid(2x) - 1 loses the digits of a small tanh to cancellation (tanh(1e-5) came out 0.14% high)."""
+  x = np.array([1e-7, -1e-5, 1e-3, -0.1, 0.29, 0.31, -0.5, 1.0, 3.0], np.float32)
+  value, grad = grad_of(device, Tensor.tanh, x)
+  expected = np.tanh(x.astype(np.float64))
+  np.testing.assert_allclose(value, expected, rtol=1e-6)
+  # the gradient 1 - tanh^2 is a difference from 1: float32 gets it to a few units of 1e-8, not relatively
+  np.testing.assert_allclose(grad, 1 - expected ** 2, rtol=1e-6, atol=1e-7)
+  if torch is not None:
+    torch_value, torch_grad = torch_grad_of(torch.tanh, x)
+    np.testing.assert_allclose(value, torch_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, torch_grad, rtol=1e-6, atol=1e-7)
+
+
+ROWS = np.array([[1e4, -1e4, 0.0, 3.0], [-1e4, -1e4, -1e4, -1e4 + 1], [5e3, 1e4, -2e3, 1e4], [0.5, -0.5, 89.0, -89.0]], np.float32)
+ROW_WEIGHTS = np.arange(1.0, 17.0, dtype=np.float32).reshape(4, 4)
+
+
+def _np_log_softmax(x):
+  shifted = x - x.max(1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize("name", ["log_softmax", "softmax", "logsumexp", "cross_entropy"])
+def test_huge_logits_give_finite_gradients(device, name):
+  x = ROWS.astype(np.float64)
+  logp, p = _np_log_softmax(x), np.exp(_np_log_softmax(x))
+  labels = np.array([1, 3, 0, 2])
+  if name == "log_softmax":
+    fn, torch_fn, w = (lambda t: t.log_softmax(1)), (lambda q: q.log_softmax(1)), ROW_WEIGHTS
+    value, expected = logp, w - p * w.sum(1, keepdims=True)
+  elif name == "softmax":
+    fn, torch_fn, w = (lambda t: t.softmax(1)), (lambda q: q.softmax(1)), ROW_WEIGHTS
+    value, expected = p, p * (w - (p * w).sum(1, keepdims=True))
+  elif name == "logsumexp":
+    fn, torch_fn, w = (lambda t: t.logsumexp(1)), (lambda q: q.logsumexp(1)), None
+    value, expected = x.max(1) + np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)), p
+  else:
+    fn = lambda t: t.cross_entropy(Tensor(labels, device=device))  # noqa: E731
+    torch_fn, w = (lambda q: F.cross_entropy(q, torch.tensor(labels))), None
+    value, expected = -logp[np.arange(4), labels].mean(), (p - np.eye(4)[labels]) / 4
+  ours_value, grad = grad_of(device, fn, ROWS, w)
+  assert np.isfinite(ours_value).all() and np.isfinite(grad).all()
+  np.testing.assert_allclose(ours_value, value, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
+  if torch is not None:
+    # PyTorch in float64: its float32 logsumexp gradient, exp(x - lse) with lse rounded near 1e4, is off by up to
+    # 5e-4 (ours divides the exponentials by their sum, and is closer to the exact values checked above)
+    torch_value, torch_grad = torch_grad_of(torch_fn, x, None if w is None else w.astype(np.float64))
+    np.testing.assert_allclose(ours_value, torch_value, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad, torch_grad, rtol=1e-5, atol=1e-5)
+
+
+# ---- pow ----
+BASES = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, np.inf, -np.inf], np.float32)
+SCALAR_EXPONENTS = [0, 1, 2, 3, 9, -1, -2, -9, 0.5, -0.5, 2.5, -1.5]
+
+
+def _np_pow_scalar(x, e):
+  """torch.pow(x, e) for a Python number e, and its gradient, by hand (float64): IEEE pow, except that PyTorch
+  takes sqrt for 0.5 and rsqrt for -0.5; the gradient is 0 for e = 0, else e * x.pow(e - 1)."""
+  def power(b, k):
+    if k == 0.5: return np.sqrt(b)
+    if k == -0.5: return 1 / np.sqrt(b)
+    return np.power(b, k)
+  return power(x, e), (np.zeros_like(x) if e == 0 else e * power(x, e - 1))
+
+
+@pytest.mark.parametrize("exponent", SCALAR_EXPONENTS)
+def test_pow_scalar_exponent_edges(device, exponent):
+  value, grad = grad_of(device, lambda t: t ** exponent, BASES)
+  with np.errstate(all="ignore"):
+    expected_value, expected_grad = _np_pow_scalar(BASES.astype(np.float64), exponent)
+  assert_same(value, expected_value)
+  assert_same(grad, expected_grad)
+  if torch is not None:
+    torch_value, torch_grad = torch_grad_of(lambda p: p ** exponent, BASES)
+    assert_same(value, torch_value)
+    assert_same(grad, torch_grad)
+
+
+def test_pow_tensor_exponent_edges(device):
+  exponents = np.array([0, 1, 2, 3, 0.5, -1, -2, -0.5, 2.5, -np.inf, np.inf], np.float32)
+  b, e = (a.ravel() for a in np.meshgrid(BASES, exponents))
+  tb, te = Tensor(b, device=device, requires_grad=True), Tensor(e, device=device, requires_grad=True)
+  out = tb ** te
+  out.sum().backward()
+  with np.errstate(all="ignore"):
+    b64, e64 = b.astype(np.float64), e.astype(np.float64)
+    expected = np.power(b64, e64)
+    # PyTorch's pow_backward_self and pow_backward_exponent
+    expected_db = np.where(e64 == 0, 0.0, e64 * np.power(b64, e64 - 1))
+    expected_de = np.where((b64 == 0) & (e64 >= 0), 0.0, expected * np.log(b64))
+  assert_same(out.numpy(), expected)
+  assert_same(tb.grad.numpy(), expected_db)
+  assert_same(te.grad.numpy(), expected_de)
+  if torch is not None:
+    pb, pe = torch.tensor(b, requires_grad=True), torch.tensor(e, requires_grad=True)
+    pout = pb ** pe
+    pout.sum().backward()
+    assert_same(out.numpy(), pout.detach().numpy())
+    assert_same(tb.grad.numpy(), pb.grad.numpy())
+    assert_same(te.grad.numpy(), pe.grad.numpy())
+
+
+def test_zero_to_a_tensor_power(device):
+  e = np.array([-2.0, -0.5, 0.0, 0.5, 1.0, 3.0], np.float32)
+  te = Tensor(e, device=device, requires_grad=True)
+  out = 0.0 ** te
+  out.sum().backward()
+  np.testing.assert_array_equal(out.numpy(), [np.inf, np.inf, 1, 0, 0, 0])
+  np.testing.assert_array_equal(te.grad.numpy(), [-np.inf, -np.inf, 0, 0, 0, 0])  # x^e log(0) where e < 0, else 0
+  if torch is not None:
+    pe = torch.tensor(e, requires_grad=True)
+    pout = 0.0 ** pe
+    pout.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), pout.detach().numpy())
+    np.testing.assert_array_equal(te.grad.numpy(), pe.grad.numpy())
+
+
+def test_pow_zero_keeps_the_graph_with_gradient_zero(device):
+  t = Tensor(np.array([2.0, 0.0, -1.0, np.nan, np.inf], np.float32), device=device, requires_grad=True)
+  out = t ** 0
+  assert out.requires_grad
+  out.sum().backward()  # reaches t: no "no tensor with requires_grad" error
+  np.testing.assert_array_equal(out.numpy(), [1, 1, 1, 1, 1])
+  np.testing.assert_array_equal(t.grad.numpy(), [0, 0, 0, 0, 0])
+
+
+def test_pow_dtypes_like_pytorch(device):
+  ints = Tensor([2, 3, -2, 0], device=device)
+  cases = [
+    (ints ** 2, dtypes.int32, [4, 9, 4, 0]),
+    (ints ** 10, dtypes.int32, [1024, 59049, 1024, 0]),  # exact (the float path gave 59048.984)
+    (ints ** 0, dtypes.int32, [1, 1, 1, 1]),
+    (ints ** 2.0, dtypes.float32, [4.0, 9.0, 4.0, 0.0]),  # a float exponent makes a float
+    (ints ** 0.5, dtypes.float32, [math.sqrt(2), math.sqrt(3), np.nan, 0.0]),
+    (ints ** Tensor([2, 3, 3, 0], device=device), dtypes.int32, [4, 27, -8, 1]),
+    (ints ** Tensor([0.5, 2.0, 2.0, 1.0], device=device), dtypes.float32, [math.sqrt(2), 9.0, 4.0, 0.0]),
+    (2 ** Tensor([1, 2, 3], device=device), dtypes.int32, [2, 4, 8]),
+    (2.5 ** Tensor([1, 2], device=device), dtypes.float32, [2.5, 6.25]),
+    # integer pow wraps like PyTorch's; negative powers of integers truncate (1 for 1, +-1 for -1, else 0)
+    (Tensor([3], device=device) ** Tensor([40], device=device), dtypes.int32, [689956897]),
+    (Tensor([3], dtype=dtypes.int64, device=device) ** 20, dtypes.int64, [3486784401]),
+    (Tensor([2, 1, -1, -1, 0, -2], device=device) ** Tensor([-1, -1, -1, -2, -1, -3], device=device), dtypes.int32, [0, 1, -1, 1, 0, 0]),
+  ]
+  for out, dtype, expected in cases:
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+  with pytest.raises(RuntimeError, match="negative integer powers"): ints ** -1
+  if torch is not None:
+    pi = torch.tensor([2, 3, -2, 0], dtype=torch.int32)
+    assert (pi ** 2).dtype == torch.int32 and (pi ** 2.0).dtype == torch.float32
+    np.testing.assert_array_equal((ints ** 10).numpy(), (pi ** 10).numpy())
+    np.testing.assert_array_equal((Tensor([3], device=device) ** Tensor([40], device=device)).numpy(),
+                                  (torch.tensor([3], dtype=torch.int32) ** torch.tensor([40], dtype=torch.int32)).numpy())
+    np.testing.assert_array_equal(cases[-1][0].numpy(), (torch.tensor([2, 1, -1, -1, 0, -2], dtype=torch.int32) **
+                                                         torch.tensor([-1, -1, -1, -2, -1, -3], dtype=torch.int32)).numpy())
+
+
+# ---- higher order ----
+rng = np.random.default_rng(16)
+HX = rng.uniform(-2, 2, 6).astype(np.float32)
+HV = rng.uniform(-1, 1, 6).astype(np.float32)
+EXPONENTS = rng.uniform(-1, 2, 6).astype(np.float32)
+TABLE = np.arange(6, dtype=np.float32)
+
+
+def _np_sig(x): return 1 / (1 + np.exp(-x))
+
+
+# name -> (teeny fn, torch fn, hand-derived Hessian-vector product of sum(fn(x)) at x with v (numpy float64))
+SECOND_ORDER = {
+  "cube": (lambda t: t ** 3, lambda p: p ** 3, lambda x, v: 6 * x * v),
+  "pow_2.5": (lambda t: t.abs() ** 2.5, lambda p: p.abs() ** 2.5, lambda x, v: 2.5 * 1.5 * np.abs(x) ** 0.5 * v),
+  "pow_tensor": (lambda t: (t * t + 0.5) ** Tensor(EXPONENTS, device=t.device), lambda p: (p * p + 0.5) ** torch.tensor(EXPONENTS),
+                 lambda x, v: _np_pow_tensor_hvp(x, v)),
+  "sin": (Tensor.sin, torch.sin if torch else None, lambda x, v: -np.sin(x) * v),
+  "exp": (Tensor.exp, torch.exp if torch else None, lambda x, v: np.exp(x) * v),
+  "tanh": (Tensor.tanh, torch.tanh if torch else None, lambda x, v: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2) * v),
+  "sigmoid": (Tensor.sigmoid, torch.sigmoid if torch else None, lambda x, v: _np_sig(x) * (1 - _np_sig(x)) * (1 - 2 * _np_sig(x)) * v),
+  "softmax": (lambda t: (t.reshape(2, 3).softmax(1) * Tensor(TABLE.reshape(2, 3), device=t.device)).reshape(6),
+              lambda p: (p.reshape(2, 3).softmax(1) * torch.tensor(TABLE.reshape(2, 3))).reshape(6), lambda x, v: _np_softmax_hvp(x, v)),
+  "max": (lambda t: t.reshape(2, 3).max(1) ** 2, lambda p: p.reshape(2, 3).amax(1) ** 2, lambda x, v: _np_max_sq_hvp(x, v)),
+}
+
+
+def _np_pow_tensor_hvp(x, v):
+  # f = (x^2 + 0.5)^e: f' = 2ex u^(e-1), f'' = 2e u^(e-1) + 4e(e-1) x^2 u^(e-2), u = x^2 + 0.5
+  e, u = EXPONENTS.astype(np.float64), x * x + 0.5
+  return (2 * e * u ** (e - 1) + 4 * e * (e - 1) * x * x * u ** (e - 2)) * v
+
+
+def _np_softmax_hvp(x, v):
+  """H v for sum(softmax(x) * c) per row of 3, by finite differences of the exact gradient p * (c - p.c)."""
+  def grad(xf):
+    rows, c = xf.reshape(2, 3), TABLE.reshape(2, 3).astype(np.float64)
+    p = np.exp(rows - rows.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return (p * (c - (p * c).sum(1, keepdims=True))).reshape(6)
+  eps = 1e-6
+  return (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
+
+
+def _np_max_sq_hvp(x, v):
+  # sum(max(row)^2): the Hessian is 2 at each row's (untied) argmax, 0 elsewhere
+  rows = x.reshape(2, 3)
+  hot = (rows == rows.max(1, keepdims=True)).reshape(6)
+  return 2 * hot * v
+
+
+@pytest.mark.parametrize("name", list(SECOND_ORDER))
+def test_gradient_of_a_gradient_matches_pytorch(device, name):
+  fn, torch_fn, hand_hvp = SECOND_ORDER[name]
+  x = Tensor(HX, device=device)
+  (g,) = fn(x).sum().gradient(x)
+  (hvp,) = (g * Tensor(HV, device=device)).sum().gradient(x)
+  expected = hand_hvp(HX.astype(np.float64), HV.astype(np.float64))
+  assert np.abs(expected).max() > 1e-3  # a second derivative that is really there
+  np.testing.assert_allclose(hvp.numpy(), expected, rtol=1e-4, atol=1e-5)
+  if torch is not None:
+    p = torch.tensor(HX, requires_grad=True)
+    (pg,) = torch.autograd.grad(torch_fn(p).sum(), p, create_graph=True)
+    (phvp,) = torch.autograd.grad((pg * torch.tensor(HV)).sum(), p)
+    np.testing.assert_allclose(hvp.numpy(), phvp.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_third_derivative_and_backward_of_a_gradient(device):
+  x = Tensor(HX, device=device, requires_grad=True)
+  (g1,) = (x ** 4).sum().gradient(x)
+  (g2,) = g1.sum().gradient(x)
+  (g3,) = g2.sum().gradient(x)
+  np.testing.assert_allclose(g3.numpy(), 24 * HX, rtol=1e-5)
+  assert g1.requires_grad  # made from x, which requires grad: backward() through it reaches x
+  (g1 * g1).sum().backward()  # d/dx sum((4x^3)^2) = 96 x^5
+  np.testing.assert_allclose(x.grad.numpy(), 96 * HX.astype(np.float64) ** 5, rtol=1e-5)
+
+
+def test_gradient_penalty_of_a_tiny_mlp_reaches_the_weights(device):
+  """||d loss / d x||^2 backward to the weights: a gradient penalty (WGAN-GP style) trains them, it isn't 0."""
+  w1n, w2n = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 1)).astype(np.float32)
+  xn = rng.standard_normal((5, 3)).astype(np.float32)
+  w1, w2 = Tensor(w1n, device=device, requires_grad=True), Tensor(w2n, device=device, requires_grad=True)
+  x = Tensor(xn, device=device, requires_grad=True)
+  (gx,) = ((x @ w1).tanh() @ w2).sum().gradient(x)
+  (gx * gx).sum().backward()
+
+  def penalty(a, b):  # by hand, float64: d loss / dx = ((1 - tanh(xW1)^2) * W2^T) W1^T
+    gxn = ((1 - np.tanh(xn.astype(np.float64) @ a) ** 2) * b.T) @ a.T
+    return (gxn * gxn).sum()
+  eps = 1e-6
+  for t, arr, other in ((w1, w1n.astype(np.float64), "w2"), (w2, w2n.astype(np.float64), "w1")):
+    numeric = np.zeros_like(arr)
+    for i in np.ndindex(arr.shape):
+      hi, lo = arr.copy(), arr.copy()
+      hi[i] += eps; lo[i] -= eps
+      args = (hi, w2n.astype(np.float64)) if other == "w2" else (w1n.astype(np.float64), hi)
+      args_lo = (lo, w2n.astype(np.float64)) if other == "w2" else (w1n.astype(np.float64), lo)
+      numeric[i] = (penalty(*args) - penalty(*args_lo)) / (2 * eps)
+    assert np.abs(numeric).max() > 1e-2
+    np.testing.assert_allclose(t.grad.numpy(), numeric, rtol=1e-3, atol=1e-4)
+  if torch is not None:
+    pw1, pw2, px = (torch.tensor(a, requires_grad=True) for a in (w1n, w2n, xn))
+    (pgx,) = torch.autograd.grad((torch.tanh(px @ pw1) @ pw2).sum(), px, create_graph=True)
+    (pgx * pgx).sum().backward()
+    np.testing.assert_allclose(w1.grad.numpy(), pw1.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(w2.grad.numpy(), pw2.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ---- float16 ----
+def test_float16_max_gradient_over_70000_ties_is_not_zero(device):
+  """tinygrad #12296: counted in float16, 70,000 ties make inf and each share 1/inf = 0."""
+  x = Tensor(np.full(70_000, 2.0, np.float16), device=device, requires_grad=True)
+  x.max().backward()
+  grad = x.grad.numpy()
+  assert grad.dtype == np.float16
+  np.testing.assert_allclose(grad.astype(np.float64), np.float16(1 / 70_000), rtol=1e-3)
+  if torch is not None:
+    p = torch.full((70_000,), 2.0, dtype=torch.float16, requires_grad=True)
+    p.max().backward()
+    np.testing.assert_allclose(grad.astype(np.float64), p.grad.numpy().astype(np.float64), rtol=1e-3)
+
+
+def test_float16_var_and_std_of_many_elements_are_finite(device):
+  data = (np.random.default_rng(3).standard_normal(70_000) * 3).astype(np.float16)  # sum of squares ~630,000
+  x = Tensor(data, device=device, requires_grad=True)
+  var, std = x.var(), x.std()
+  assert var.dtype == std.dtype == dtypes.float16
+  expected = data.astype(np.float64).var(ddof=1)
+  np.testing.assert_allclose(var.numpy().astype(np.float64), expected, rtol=2e-3)
+  np.testing.assert_allclose(std.numpy().astype(np.float64), math.sqrt(expected), rtol=2e-3)
+  std.backward()
+  assert np.isfinite(x.grad.numpy()).all()
+  if torch is not None:
+    p = torch.tensor(data)
+    np.testing.assert_allclose(var.numpy().astype(np.float64), p.var().numpy().astype(np.float64), rtol=2e-3)

@@ -1,0 +1,139 @@
+"""requires_grad=True is never silently dropped: every creation function given it returns a real leaf (it gets
+.grad from backward() and an optimizer updates it), setting .requires_grad = True on any float tensor makes a leaf,
+and Tensor.gradient() differentiates with respect to any float tensor in the graph, as tinygrad's does. Checked by
+hand (d sum(t * w) / dt = w, one SGD step moves t by -lr * w) and against PyTorch when it is installed."""
+import numpy as np
+import pytest
+from teeny import Tensor, dtypes
+from teeny.nn.optim import SGD
+
+try:
+  import torch
+except ImportError:  # the PyTorch comparisons are skipped, the hand-derived checks still run
+  torch = None
+
+SHAPE = (2, 3)
+WEIGHTS = np.arange(1.0, 7.0, dtype=np.float32).reshape(SHAPE)
+
+# name -> fn(device, requires_grad) making a float32 tensor of SHAPE (arange: 6 elements)
+CREATORS = {
+  "zeros": lambda d, rg: Tensor.zeros(*SHAPE, device=d, requires_grad=rg),
+  "ones": lambda d, rg: Tensor.ones(SHAPE, device=d, requires_grad=rg),
+  "full": lambda d, rg: Tensor.full(SHAPE, 2.5, device=d, requires_grad=rg),
+  "empty": lambda d, rg: Tensor.empty(*SHAPE, device=d, requires_grad=rg),
+  "eye": lambda d, rg: Tensor.eye(2, 3, device=d, requires_grad=rg),
+  "arange": lambda d, rg: Tensor.arange(6, dtype=dtypes.float32, device=d, requires_grad=rg),
+  "zeros_like": lambda d, rg: Tensor(WEIGHTS, device=d).zeros_like(requires_grad=rg),
+  "ones_like": lambda d, rg: Tensor(WEIGHTS, device=d).ones_like(requires_grad=rg),
+  "full_like": lambda d, rg: Tensor(WEIGHTS, device=d).full_like(-1.5, requires_grad=rg),
+  "rand": lambda d, rg: Tensor.rand(*SHAPE, device=d, requires_grad=rg),
+  "randn": lambda d, rg: Tensor.randn(*SHAPE, device=d, requires_grad=rg),
+  "rand_like": lambda d, rg: Tensor(WEIGHTS, device=d).rand_like(requires_grad=rg),
+  "randn_like": lambda d, rg: Tensor(WEIGHTS, device=d).randn_like(requires_grad=rg),
+  "uniform": lambda d, rg: Tensor.uniform(*SHAPE, low=-2.0, high=2.0, device=d, requires_grad=rg),
+  "normal": lambda d, rg: Tensor.normal(*SHAPE, mean=1.0, std=0.5, device=d, requires_grad=rg),
+  "scaled_uniform": lambda d, rg: Tensor.scaled_uniform(*SHAPE, device=d, requires_grad=rg),
+  "glorot_uniform": lambda d, rg: Tensor.glorot_uniform(*SHAPE, device=d, requires_grad=rg),
+  "kaiming_uniform": lambda d, rg: Tensor.kaiming_uniform(*SHAPE, device=d, requires_grad=rg),
+  "kaiming_normal": lambda d, rg: Tensor.kaiming_normal(*SHAPE, device=d, requires_grad=rg),
+}
+
+
+@pytest.mark.parametrize("name", list(CREATORS))
+def test_creation_with_requires_grad_makes_a_leaf_that_gets_a_gradient_and_trains(device, name):
+  t = CREATORS[name](device, True)
+  assert t.requires_grad is True
+  w = WEIGHTS.reshape(t.shape)
+  loss = (t * Tensor(w, device=device)).sum()
+  loss.backward()
+  # read the leaf after the graph was built from it while it was lazy: its value is realized now, and the step
+  # below must still update it (and the gradient must still have reached it)
+  before = t.numpy().copy()
+  np.testing.assert_array_equal(t.grad.numpy(), w)  # d sum(t * w) / dt = w
+  if torch is not None:
+    pt = torch.tensor(before, requires_grad=True)
+    (pt * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), pt.grad.numpy())
+  SGD([t], lr=0.1).step()
+  np.testing.assert_allclose(t.numpy(), before - 0.1 * w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CREATORS))
+def test_creation_without_requires_grad_is_no_leaf(device, name):
+  t = CREATORS[name](device, None)
+  assert not t.requires_grad
+  with pytest.raises(RuntimeError, match="no tensor with requires_grad"): (t * 2).sum().backward()
+
+
+def test_zeros_bias_trains_like_pytorch(device):
+  """The issue's example: a bias made with zeros(requires_grad=True) trains (it used to stay 0 for ever)."""
+  x = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], np.float32)
+  y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+  w0 = np.array([[0.1, -0.2], [0.3, 0.4]], np.float32)
+  w, b = Tensor(w0, device=device, requires_grad=True), Tensor.zeros(2, device=device, requires_grad=True)
+  opt = SGD([w, b], lr=0.1)
+  for _ in range(3):
+    opt.zero_grad()
+    ((Tensor(x, device=device) @ w + b - Tensor(y, device=device)).square().mean()).backward()
+    opt.step()
+  # the same three steps by hand in float64
+  wn, bn = w0.astype(np.float64), np.zeros(2)
+  for _ in range(3):
+    r = x @ wn + bn - y
+    wn, bn = wn - 0.1 * x.T @ (2 * r / r.size), bn - 0.1 * (2 * r / r.size).sum(0)
+  assert np.abs(b.numpy()).min() > 0.01
+  np.testing.assert_allclose(b.numpy(), bn, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(w.numpy(), wn, rtol=1e-5, atol=1e-6)
+  if torch is not None:
+    pw, pb = torch.tensor(w0, requires_grad=True), torch.zeros(2, requires_grad=True)
+    popt = torch.optim.SGD([pw, pb], lr=0.1)
+    for _ in range(3):
+      popt.zero_grad()
+      ((torch.tensor(x) @ pw + pb - torch.tensor(y)).square().mean()).backward()
+      popt.step()
+    np.testing.assert_allclose(b.numpy(), pb.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_setting_requires_grad_on_any_tensor_makes_a_leaf(device):
+  base = Tensor([1.0, 2.0, 3.0], device=device)
+  lazy = base * 2 + 1  # a lazy result of tensors that don't require grad
+  lazy.requires_grad = True
+  realized = (base - 1).realize()
+  realized.requires_grad = True
+  loss = (lazy * realized * Tensor([1.0, 10.0, 100.0], device=device)).sum()
+  loss.backward()
+  np.testing.assert_allclose(lazy.grad.numpy(), [0.0, 10.0, 200.0])   # d/dlazy = realized * c
+  np.testing.assert_allclose(realized.grad.numpy(), [3.0, 50.0, 700.0])  # d/drealized = lazy * c
+  assert base.grad is None
+
+
+def test_leaf_realized_between_forward_and_backward_gets_its_gradient(device):
+  t = Tensor.ones(3, device=device, requires_grad=True)
+  early = (t * Tensor([1.0, 2.0, 3.0], device=device)).sum()  # holds t's lazy node
+  t.requires_grad_()  # again: still the same leaf
+  t.realize()
+  late = (t * 10).sum()  # holds t's buffer
+  (early + late).backward()
+  np.testing.assert_allclose(t.grad.numpy(), [11.0, 12.0, 13.0])
+
+
+def test_gradient_works_for_targets_that_do_not_require_grad(device):
+  x = Tensor([1.0, -2.0, 0.5], device=device)
+  hidden = x * 3
+  y = (hidden * hidden).sum() + (x ** 3).sum()
+  gx, gh = y.gradient(x, hidden)
+  xs = np.array([1.0, -2.0, 0.5])
+  np.testing.assert_allclose(gx.numpy(), 18 * xs + 3 * xs ** 2, rtol=1e-6)  # d/dx with hidden = 3x
+  np.testing.assert_allclose(gh.numpy(), 6 * xs, rtol=1e-6)                 # d/dhidden
+  if torch is not None:
+    px = torch.tensor(xs, dtype=torch.float32, requires_grad=True)
+    ph = px * 3
+    pgx, pgh = torch.autograd.grad((ph * ph).sum() + (px ** 3).sum(), [px, ph])
+    np.testing.assert_allclose(gx.numpy(), pgx.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gh.numpy(), pgh.numpy(), rtol=1e-6)
+
+
+def test_only_float_tensors_can_require_grad(device):
+  with pytest.raises(RuntimeError, match="only float tensors"): Tensor([1, 2], device=device, requires_grad=True)
+  with pytest.raises(RuntimeError, match="only float tensors"): Tensor.zeros(2, dtype=dtypes.int32, device=device).requires_grad_()
+  Tensor([1, 2], device=device, requires_grad=False)  # turning it off is fine

@@ -1,0 +1,310 @@
+"""Writes through views reach the base, and in-place operators are in place (issue 16, items 1 and 2).
+
+Every test runs on every device and checks against values worked out with numpy (whose views and in-place
+operators have the same semantics); where PyTorch is installed the same program also runs there and must agree.
+"""
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters, dtypes
+
+try:
+  import torch
+except ImportError:  # the PyTorch comparisons are skipped; the numpy ones always run
+  torch = None
+
+
+def arange(*shape, dtype=np.float32):
+  return np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
+
+
+def same(t: Tensor, expected, torch_value=None):
+  np.testing.assert_array_equal(t.numpy(), np.asarray(expected))
+  if torch_value is not None: np.testing.assert_array_equal(t.numpy(), torch_value.numpy())
+
+
+# ---- 1. writes through views reach the base ----
+
+def test_assign_to_slice_reaches_base_and_other_views(device):
+  x = Tensor(arange(6), device=device).realize()
+  head, tail = x[:3], x[2:]
+  x[1:3].assign(Tensor([10., 20.], device=device))
+  ref = arange(6); ref[1:3] = [10, 20]
+  same(x, ref)
+  same(head, ref[:3])
+  same(tail, ref[2:])
+  if torch:
+    tx = torch.arange(6.); tx[1:3].copy_(torch.tensor([10., 20.]))
+    same(x, ref, tx)
+
+
+def test_assign_to_shrink_reaches_base(device):
+  x = Tensor(arange(3, 4), device=device).realize()
+  x.shrink(((1, 3), (0, 2))).assign(Tensor.full((2, 2), -1.0, device=device)).realize()
+  ref = arange(3, 4); ref[1:3, 0:2] = -1
+  same(x, ref)
+
+
+def test_assign_through_reshape_then_index_reaches_base(device):
+  x = Tensor(arange(2, 6), device=device).realize()
+  x.reshape(3, 4)[1].assign(Tensor([7., 8., 9., 10.], device=device))
+  ref = arange(2, 6); ref.reshape(3, 4)[1] = [7, 8, 9, 10]
+  same(x, ref)
+  if torch:
+    tx = torch.arange(12.).reshape(2, 6); tx.reshape(3, 4)[1].copy_(torch.tensor([7., 8., 9., 10.]))
+    same(x, ref, tx)
+
+
+def test_setitem_column_reaches_base(device):
+  x = Tensor(arange(3, 4), device=device).realize()
+  row = x[1]
+  x[:, 2] = Tensor([-1., -2., -3.], device=device)
+  ref = arange(3, 4); ref[:, 2] = [-1, -2, -3]
+  same(x, ref)
+  same(row, ref[1])
+
+
+def test_setitem_through_transpose_reaches_base(device):
+  x = Tensor(arange(3, 4), device=device).realize()
+  x.T[0] = 100.0
+  ref = arange(3, 4); ref.T[0] = 100
+  same(x, ref)
+  if torch:
+    tx = torch.arange(12.).reshape(3, 4); tx.T[0] = 100.0
+    same(x, ref, tx)
+
+
+def test_setitem_with_tensor_index_reaches_base_and_views(device):
+  x = Tensor(arange(5, 2), device=device).realize()
+  view = x.reshape(10)
+  x[Tensor([0, 3], dtype=dtypes.int32, device=device)] = Tensor([[1., 1.], [2., 2.]], device=device)
+  ref = arange(5, 2); ref[[0, 3]] = [[1, 1], [2, 2]]
+  same(x, ref)
+  same(view, ref.reshape(10))
+
+
+def test_kv_cache_writes_land_at_their_positions(device):
+  """A KV cache written a few positions at a time, `cache[:, :, pos:pos + n] = kv`, as attention code does."""
+  cache = Tensor.zeros(2, 3, 8, 4, device=device).contiguous().realize()
+  ref = np.zeros((2, 3, 8, 4), np.float32)
+  rng = np.random.default_rng(0)
+  pos = 0
+  for n in (3, 1, 1, 2):
+    kv = rng.normal(size=(2, 3, n, 4)).astype(np.float32)
+    cache[:, :, pos:pos + n] = Tensor(kv, device=device)
+    ref[:, :, pos:pos + n] = kv
+    pos += n
+    same(cache[:, :, :pos], ref[:, :, :pos])  # reading the filled part, as the next attention step does
+  same(cache, ref)
+
+
+def test_write_through_view_is_one_kernel_over_the_view(device):
+  """Storing through the view: one kernel whose loop covers the view's elements only, not the whole base."""
+  x = Tensor(np.zeros((64, 64), np.float32), device=device).realize()
+  piece = x[3:5, 10:20]
+  piece.assign(piece + 1)
+  GlobalCounters.reset()
+  x.realize()
+  assert GlobalCounters.kernel_count == 1
+  assert GlobalCounters.global_ops <= 2 * 20  # an add per written element, not per element of x
+  ref = np.zeros((64, 64), np.float32); ref[3:5, 10:20] = 1
+  same(x, ref)
+
+
+def test_write_through_overlapping_view_reads_before_writing(device):
+  """x[1:3] = x[2:4] + 1 reads elements the same write overwrites: the values are computed first."""
+  x = Tensor([1., 2., 3., 4.], device=device).realize()
+  x[1:3].assign(x[2:4] + 1)
+  same(x, [1., 4., 5., 4.])
+
+
+def test_writes_through_strided_and_flipped_views(device):
+  x = Tensor(arange(10), device=device).realize()
+  x[::3] = -1.0
+  x[::-1][:2] = Tensor([50., 60.], device=device)
+  ref = arange(10); ref[::3] = -1; ref[::-1][:2] = [50, 60]
+  same(x, ref)
+
+
+def test_write_into_expanded_view_is_refused(device):
+  x = Tensor(arange(1, 3), device=device).realize()
+  with pytest.raises(RuntimeError, match="expanded"): x.expand(4, 3)[0] = 1.0
+  same(x, arange(1, 3))  # nothing was written
+
+
+def test_write_through_view_of_a_lazy_result(device):
+  """A result not computed yet has no buffer: writing through its view changes its graph, not its inputs."""
+  a = Tensor(arange(2, 3), device=device).realize()
+  y = a * 2
+  y[0, 1:] = 0.0
+  ref = arange(2, 3) * 2; ref[0, 1:] = 0
+  same(y, ref)
+  same(a, arange(2, 3))
+
+
+def test_view_realized_before_a_write_sees_it(device):
+  x = Tensor(arange(4), device=device).realize()
+  v = x.reshape(2, 2)[1]
+  v.realize()
+  same(v, [2., 3.])
+  x.assign(Tensor([9., 9., 9., 9.], device=device)).realize()
+  same(v, [9., 9.])
+
+
+def test_detach_shares_storage(device):
+  x = Tensor(arange(3), device=device).realize()
+  d = x.detach()
+  x[0] = 5.0
+  same(d, [5., 1., 2.])
+  d[2] = 7.0
+  same(x, [5., 1., 7.])
+
+
+def test_results_that_torch_copies_dont_follow_writes(device):
+  """flip, pad, repeat and clone make new tensors (as in PyTorch): a write to the source doesn't reach them and a
+  write to them doesn't reach the source."""
+  x = Tensor(arange(3), device=device).realize()
+  copies = [x.flip(0), x.pad(((1, 0),)), x.repeat(2), x.clone(), Tensor.zeros(3, device=device)]
+  expected = [c.numpy() for c in copies]
+  x[:] = -1.0
+  for c, e in zip(copies, expected): same(c, e)
+  copies[0][0] = 100.0
+  same(x, [-1., -1., -1.])
+
+
+# ---- 2. in-place operators are in place ----
+
+FLOAT_OPS = [("+=", lambda a, b: a.__iadd__(b)), ("-=", lambda a, b: a.__isub__(b)), ("*=", lambda a, b: a.__imul__(b)),
+             ("/=", lambda a, b: a.__itruediv__(b)), ("//=", lambda a, b: a.__ifloordiv__(b)),
+             ("%=", lambda a, b: a.__imod__(b)), ("**=", lambda a, b: a.__ipow__(b))]
+INT_OPS = [("&=", lambda a, b: a.__iand__(b)), ("|=", lambda a, b: a.__ior__(b)), ("^=", lambda a, b: a.__ixor__(b)),
+           ("<<=", lambda a, b: a.__ilshift__(b)), (">>=", lambda a, b: a.__irshift__(b))]
+
+
+@pytest.mark.parametrize("name,op", FLOAT_OPS, ids=[n for n, _ in FLOAT_OPS])
+def test_inplace_float_operator_updates_the_tensor_itself(device, name, op):
+  data, other = np.array([1.5, 2.0, 3.0, 4.5], np.float32), np.array([2.0, 0.5, 3.0, 1.5], np.float32)
+  x = Tensor(data, device=device).realize()
+  alias, view = x, x[1:]
+  out = op(x, Tensor(other, device=device))
+  assert out is x and alias is x
+  expected = op(data.copy(), other)
+  np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)
+  np.testing.assert_allclose(view.numpy(), expected[1:], rtol=1e-6)
+  if torch:
+    tx = torch.tensor(data); op(tx, torch.tensor(other))
+    np.testing.assert_allclose(x.numpy(), tx.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,op", INT_OPS, ids=[n for n, _ in INT_OPS])
+def test_inplace_int_operator_updates_the_tensor_itself(device, name, op):
+  data, other = np.array([5, 12, 7, 1], np.int32), np.array([3, 1, 2, 4], np.int32)
+  x = Tensor(data, device=device).realize()
+  view = x[:2]
+  op(x, Tensor(other, device=device))
+  expected = op(data.copy(), other)
+  same(x, expected)
+  same(view, expected[:2])
+
+
+def test_inplace_matmul(device):
+  a, w = arange(2, 3), np.eye(3, dtype=np.float32)[::-1].copy()
+  x = Tensor(a, device=device).realize()
+  x @= Tensor(w, device=device)
+  same(x, a @ w)
+
+
+def test_inplace_operator_on_a_view_updates_the_base(device):
+  x = Tensor(arange(2, 3), device=device).realize()
+  x[0] += 10
+  row = x[1]
+  row *= 2
+  ref = arange(2, 3); ref[0] += 10; ref[1] *= 2
+  same(x, ref)
+  if torch:
+    tx = torch.arange(6.).reshape(2, 3); tx[0] += 10; trow = tx[1]; trow *= 2
+    same(x, ref, tx)
+
+
+def test_repeated_inplace_adds_accumulate(device):
+  x = Tensor([0, 0], dtype=dtypes.int32, device=device).realize()
+  for _ in range(10): x[0] += 1
+  same(x, [10, 0])
+  y = Tensor.ones(4, device=device).contiguous()
+  y += 1
+  y += 1
+  same(y, np.full(4, 3.0, np.float32))
+
+
+def test_inplace_methods(device):
+  data = np.array([-2.0, 0.5, 3.0], np.float32)
+  def fresh(): return Tensor(data, device=device).realize()
+  cases = [(lambda t: t.add_(1), data + 1), (lambda t: t.add_(2, alpha=3), data + 6), (lambda t: t.sub_(1), data - 1),
+           (lambda t: t.mul_(2), data * 2), (lambda t: t.div_(2), data / 2), (lambda t: t.zero_(), np.zeros(3)),
+           (lambda t: t.fill_(4), np.full(3, 4)), (lambda t: t.copy_(Tensor([1, 2, 3], device=device)), [1, 2, 3]),
+           (lambda t: t.clamp_(-1, 1), np.clip(data, -1, 1)), (lambda t: t.neg_(), -data), (lambda t: t.abs_(), abs(data)),
+           (lambda t: t.relu_(), np.maximum(data, 0)), (lambda t: t.pow_(2), data ** 2)]
+  for fn, expected in cases:
+    t = fresh()
+    view = t[1:]
+    assert fn(t) is t
+    np.testing.assert_allclose(t.numpy(), np.asarray(expected, np.float32), rtol=1e-6)
+    np.testing.assert_allclose(view.numpy(), np.asarray(expected, np.float32)[1:], rtol=1e-6)
+
+
+def test_inplace_result_must_fit_the_tensor(device):
+  i = Tensor([1, 2], dtype=dtypes.int32, device=device)
+  with pytest.raises(TypeError, match="int32"): i += 0.5  # PyTorch: result type Float can't be cast to Int
+  with pytest.raises(TypeError): i /= 2
+  with pytest.raises(ValueError, match="shape"): i += Tensor([[1], [2]], dtype=dtypes.int32, device=device)
+  f = Tensor([1.0, 2.0], device=device)
+  f += Tensor([1, 1], dtype=dtypes.int32, device=device)  # int into float is fine
+  same(f, [2.0, 3.0])
+
+
+def test_inplace_on_leaf_that_requires_grad_raises_outside_no_grad(device):
+  w = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  with pytest.raises(RuntimeError, match="leaf"): w += 1
+  with pytest.raises(RuntimeError, match="leaf"): w[0] = 5.0
+  with pytest.raises(RuntimeError, match="leaf"): w.mul_(2)
+  same(w, [1.0, 2.0])
+  with Tensor.no_grad():
+    w -= 0.5
+    w[1] = 7.0
+  same(w, [0.5, 7.0])
+  assert w.requires_grad
+  # PyTorch's manual SGD: compute, backward, update under no_grad; the next step's gradient uses the new value
+  (w * w).sum().backward()
+  np.testing.assert_allclose(w.grad.numpy(), [1.0, 14.0])
+  with Tensor.no_grad(): w -= 0.1 * w.grad
+  np.testing.assert_allclose(w.numpy(), [0.4, 5.6], rtol=1e-6)
+
+
+def test_no_grad_results_dont_require_grad(device):
+  w = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  with Tensor.no_grad(): assert not (w * 2).requires_grad
+  assert (w * 2).requires_grad
+  @Tensor.no_grad()
+  def f(t): return t * 3
+  assert not f(w).requires_grad
+
+
+def test_gradient_flows_through_inplace_updates_of_results(device):
+  """PyTorch differentiates through in-place operations on results that require grad (not leaves)."""
+  a = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  b = Tensor([0.5, 0.5, 0.5], device=device, requires_grad=True)
+  y = a * 2
+  y += b * a        # lazy result: its graph is extended
+  y[0] = 10.0       # element 0 no longer depends on a or b
+  y.sum().backward()
+  np.testing.assert_allclose(a.grad.numpy(), [0.0, 2.5, 2.5])
+  np.testing.assert_allclose(b.grad.numpy(), [0.0, 2.0, 3.0])
+  a.grad = b.grad = None
+  z = (a * 3).realize()  # a realized result: the write goes to its buffer, the gradient still flows
+  z *= b
+  z.sum().backward()
+  np.testing.assert_allclose(a.grad.numpy(), [1.5, 1.5, 1.5])
+  np.testing.assert_allclose(b.grad.numpy(), [3.0, 6.0, 9.0])
+  if torch:
+    ta, tb = torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([0.5, 0.5, 0.5], requires_grad=True)
+    ty = ta * 2; ty += tb * ta; ty[0] = 10.0; ty.sum().backward()
+    np.testing.assert_allclose(ta.grad.numpy(), [0.0, 2.5, 2.5])
