@@ -7,7 +7,7 @@ import contextlib, itertools, math, operator, weakref
 from typing import Any, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
-from teeny.uop import UOp, Ops
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec_alu, _derived
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized
 from teeny.realize import run_schedule
@@ -55,21 +55,28 @@ def _wants_reduce_contiguous(a: Tensor, b: Tensor) -> bool:
   return math.prod(a.shape[:-1]) * k * n >= MATMUL_RELAYOUT_MIN_WORK
 
 
-# A reduce of at least SPLIT_MIN_REDUCED elements into at most SPLIT_MAX_OUTPUTS results is done in two kernels
-# (Tensor._split_reduce): one output per thread or core would leave the rest of the machine idle.
-SPLIT_MIN_REDUCED, SPLIT_MAX_OUTPUTS = 1 << 15, 16
+# A sum of at least SPLIT_MIN_REDUCED elements into at most SPLIT_MAX_OUTPUTS results is done in two kernels
+# (Tensor._split_reduce): one output per thread or core would leave the rest of the machine idle. And no float
+# accumulator adds more than SPLIT_MAX_CHUNK terms, whatever the number of outputs: a device that adds a sum's
+# terms one after another (OpenCL on a CPU: one work-item per partial sum) would otherwise lose them once the
+# sum outgrows them (float32 stops growing at 2^24 when adding values below 1). Longer sums add partial sums of
+# at most SPLIT_MAX_CHUNK terms, and those the same way (more levels for sums past SPLIT_MAX_CHUNK^2 terms).
+SPLIT_MIN_REDUCED, SPLIT_MAX_OUTPUTS, SPLIT_MAX_CHUNK = 1 << 15, 16, 1 << 16
 
 
 def _reduce_split(x: Tensor, op: Ops, axes: tuple[int, ...]) -> int | None:
-  """How many partial results per output a reduce should be split into, or None to keep it one kernel. Only sums
-  split: a max's gradient splits evenly between ties, which two stages would weigh by chunk; float16 partial sums
-  would be rounded to half in between."""
-  if op is not Ops.ADD or x.dtype == dtypes.float16: return None
+  """How many partial results per output a sum should be split into, or None to keep it one kernel. A length
+  that no good count divides is padded with zeros (Tensor._split_reduce). Only sums split: a max's gradient
+  splits evenly between ties, which two stages would weigh by chunk."""
+  if op is not Ops.ADD: return None
   n_reduced = math.prod(x.shape[a] for a in axes)
-  if n_reduced < SPLIT_MIN_REDUCED or x.numel() // n_reduced > SPLIT_MAX_OUTPUTS: return None
-  split = 256
+  bounded = -(-n_reduced // SPLIT_MAX_CHUNK) if dtypes.is_float(x.dtype) else 1  # parts so no partial is too long
+  if n_reduced < SPLIT_MIN_REDUCED or x.numel() // max(n_reduced, 1) > SPLIT_MAX_OUTPUTS:
+    return bounded if bounded > 1 else None  # many outputs: parallel already, split only what is too long
+  split = 256  # a count that divides the length, at least 256 terms each, when there is one (no padding)
   while split > 1 and (n_reduced % split or n_reduced // split < 256): split //= 2
-  return split if split >= 8 else None
+  if split < 8: split = min(256, n_reduced // 256)
+  return max(split, bounded)
 
 
 # A sum over one axis of at least CHUNK_MIN_REDUCED elements, of a broadcast product of at least
@@ -118,6 +125,69 @@ def _const_at(dtype: DType, value, shape: tuple[int, ...]) -> UOp:
     if len(_const_nodes) >= _CONST_NODES_MAX: _const_nodes.clear()  # bounded; the ones in use come back at once
     _const_nodes[key] = node
   return node
+
+
+# ---- reduces of a constant fold to a constant ----
+# Tensor.ones(2**40, 2**40).sum() is 2^80 at once: a reduce (sum, max, min, prod) of a tensor whose elements all
+# hold one value (a constant seen through movement ops, casts and elementwise ops on such tensors) is that value
+# combined with itself n times, computed here in Python. It is a rewrite of the REDUCE_AXIS node that
+# Tensor._reduce is about to build, applied there, before the reduce is split into kernels: no kernel loops 2^80
+# times (nor could index that many elements). Whether a node holds one value is a fact derived once per node,
+# like its shape, so reduces don't walk the graph again and again.
+INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
+_UNIFORM_MOVES = (Ops.RESHAPE, Ops.EXPAND, Ops.PERMUTE, Ops.SHRINK, Ops.FLIP)  # (PAD adds other values)
+
+
+def _uniform_value(u: UOp):
+  """(value,) when every element of u holds that one value, else None."""
+  return _derived(u, "uniform", _compute_uniform)
+
+
+def _compute_uniform(u: UOp):
+  op = u.op
+  if op is Ops.CONST: return (u.arg,)
+  if op in _UNIFORM_MOVES: return u.src[0]._cache["uniform"]
+  sources = [s._cache["uniform"] for s in u.src]
+  if not u.src or None in sources: return None
+  values = [v[0] for v in sources]
+  if op is Ops.CAST:
+    # float -> int of NaN, inf or values out of range: what the device does, not Python
+    if dtypes.is_float(u.src[0].dtype) and dtypes.is_int(u.dtype): return None
+    return (normalize_const(values[0], u.dtype),)
+  if op in ALU:
+    if op in (Ops.IDIV, Ops.MOD) and values[1] == 0: return None  # (as symbolic: left to the device)
+    if op in (Ops.SHL, Ops.SHR) and not 0 <= values[1] < u.dtype.itemsize * 8: return None
+    return (exec_alu(op, u.dtype, values),)
+  if op is Ops.REDUCE_AXIS:
+    result = _repeated(u.arg[0], values[0], math.prod(u.src[0].shape[a] for a in u.arg[1]), u.dtype)
+    return None if result is None else (normalize_const(result, u.dtype),)
+  return None  # buffers, copies, assigns, gradient leaves (CONTIGUOUS), bitcasts
+
+
+def _repeated(op: Ops, value, n: int, dtype: DType):
+  """value combined with itself n times by op (ADD, MUL or MAX) in dtype, or None where there is nothing to fold."""
+  if op is Ops.MAX: return value if n else None  # (a max over nothing raised already)
+  if n == 0: return 0 if op is Ops.ADD else 1
+  if dtype == dtypes.bool: return value  # (or, and)
+  if not dtypes.is_float(dtype):  # wraps like the device's ints (normalize_const wraps the result)
+    return value * n if op is Ops.ADD else pow(value, n, 1 << (8 * dtype.itemsize))
+  try: return float(value) * n if op is Ops.ADD else float(value) ** n  # exact, rounded once to dtype
+  except OverflowError:  # past a double: infinite, with the sign the product would have
+    negative = value < 0 and (op is Ops.ADD or n % 2)
+    return -math.inf if negative else math.inf
+
+
+def _fold_uniform_reduce(r: UOp) -> UOp | None:
+  value = _uniform_value(r)
+  return None if value is None else _const_at(r.dtype, value[0], r.shape)
+
+
+uniform_reduces = PatternMatcher([(UPat(Ops.REDUCE_AXIS, name="r"), _fold_uniform_reduce)])
+
+
+def _fits(values: range, dtype: DType) -> bool:
+  """Whether every value of a range fits dtype."""
+  return not values or (dtypes.min(dtype) <= min(values[0], values[-1]) and max(values[0], values[-1]) <= dtypes.max(dtype))
 
 
 def _const_tensor(uop: UOp, device: str) -> Tensor:
@@ -369,12 +439,14 @@ class Tensor:
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
     shape = _new_shape(shape)
+    if math.prod(shape) > INDEX_MAX: raise ValueError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
     return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
   @staticmethod
   def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
     if stop is None: start, stop = 0, start
     if step == 0: raise ValueError("arange step must not be zero")
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
+    if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
     # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds)
     return Tensor(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, requires_grad=requires_grad)
   @staticmethod
@@ -1120,8 +1192,16 @@ class Tensor:
     return out if self.ndim else ()
   def _reduce(self, op: Ops, axis, keepdim: bool) -> Tensor:
     axes = self._axes(axis)
+    folded = uniform_reduces.rewrite(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes))) if axes else None
     if not axes: out = self
-    elif (split := _reduce_split(self, op, axes)) is not None: out = self._split_reduce(op, axes, split)
+    elif folded is not None: out = self._new(folded)
+    elif self.numel() > INDEX_MAX:
+      raise ValueError(f"a reduce over shape {self.shape} ({self.numel()} elements) needs more than 64-bit indices "
+                       f"can count ({INDEX_MAX}); only reduces of a constant fold without a loop")
+    elif (split := _reduce_split(self, op, axes)) is not None:
+      # float16 partial sums stay float32 (rounded once at the end, as mean does): half can't hold them
+      wide = self.cast(dtypes.float32) if self.dtype == dtypes.float16 else self
+      out = wide._split_reduce(op, axes, split).cast(self.dtype)
     elif (chunks := _reduce_chunks(self, op, axes)) is not None: out = self._chunked_reduce(op, axes[0], chunks)
     else: out = self._reduce_axis(op, axes)
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
@@ -1133,8 +1213,11 @@ class Tensor:
     every core or compute unit), then the reduce of those. Keeps the reduced axes as size 1, like REDUCE_AXIS."""
     kept = [i for i in range(self.ndim) if i not in axes]
     n_out, n_reduced = math.prod(self.shape[i] for i in kept), math.prod(self.shape[i] for i in axes)
-    x = self.permute(kept + list(axes)).reshape(n_out, split, n_reduced // split)
-    total = x._reduce_axis(op, (2,)).contiguous()._reduce_axis(op, (1,))
+    chunk = -(-n_reduced // split)
+    x = self.permute(kept + list(axes)).reshape(n_out, n_reduced)
+    if split * chunk != n_reduced: x = x.pad(((0, 0), (0, split * chunk - n_reduced)))  # zeros: they add nothing
+    partials = x.reshape(n_out, split, chunk)._reduce_axis(op, (2,)).contiguous()
+    total = partials._reduce(op, 1, keepdim=True)  # (which splits again when there are many partial sums)
     return total.reshape(tuple(1 if i in axes else s for i, s in enumerate(self.shape)))
   def _chunked_reduce(self, op: Ops, axis: int, chunks: int) -> Tensor:
     """A long reduce over a big broadcast product (a large matmul) in two kernels: partial results over `chunks`
@@ -1620,11 +1703,11 @@ class Tensor:
     x = self.transpose(d, -1)
     n = x.shape[-1]
     hit = index.transpose(d, -1).unsqueeze(-1) == Tensor.arange(n, dtype=index.dtype, device=self.device)  # (..., k, n)
-    if reduce == "add": update = hit.where(src, 0)._sum_exact(-2)
+    if reduce == "add": update = hit.where(src, src._zero())._sum_exact(-2)
     elif reduce == "multiply": update = hit.where(src, 1).prod(-2).cast(self.dtype)
     else:
       chosen, last = _last_writes(hit)
-      update = chosen.where(src, 0)._sum_exact(-2)
+      update = chosen.where(src, src._zero())._sum_exact(-2)
       written = (last > 0).squeeze(-2)
     # the index may cover only a corner of self in the other dims: pad the update out to self's shape
     grow = tuple((0, s - u) for s, u in zip(x.shape, update.shape))

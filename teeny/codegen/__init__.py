@@ -4,9 +4,10 @@ THE LINEARIZED PROGRAM (what renderers receive): a list of UOps in execution ord
 decision is made before them. The ops that appear, and what they mean:
 
   DEFINE_GLOBAL  dtype=PtrDType(base)  arg=i            kernel argument i: a pointer to `base` elements
-  DEFINE_VAR     dtype=int32           arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
+  DEFINE_VAR     dtype=int32|int64     arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
+                                        (LLVM's core_start/core_end are int64)
   CONST          dtype=scalar          arg=python value
-  SPECIAL        dtype=int32           arg=(name, size) CL only: name "gidxN" is get_global_id(N), "groupN"
+  SPECIAL        dtype=int32|int64     arg=(name, size) CL only: name "gidxN" is get_global_id(N), "groupN"
                                         get_group_id(N), "lidxN" get_local_id(N)
   RANGE          dtype=int32|int64     src=(start, end) arg=id   opens `for (i = start; i < end; i++)`
   ENDRANGE       src=(range,)                           closes that loop
@@ -46,6 +47,12 @@ class Renderer:
   max_global_dims = 3
   vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
   vector_widths: tuple = ()  # lane counts of the vector loads/stores it renders (LOAD/STORE of a VecDType), widest first
+  native_vector_width: dict = {}  # element dtype -> the widest vector the device computes on (absent: no limit)
+
+  def vector_widths_for(self, dtype) -> tuple:
+    """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""
+    limit = self.native_vector_width.get(dtype)
+    return tuple(w for w in self.vector_widths if limit is None or w <= limit)
 
   def render(self, name: str, program: list) -> str: raise NotImplementedError
 

@@ -33,6 +33,10 @@ class OpenCLRenderer(Renderer):
     # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
     # 39 ms), so it gets scalar code.
     self.vector_widths = (16, 8, 4, 2) if self.is_gpu else ()
+    # never wider than the device computes natively: a driver may not build wider ones (PoCL 3.0 on AMD Zen 4
+    # aborts the process building 16-wide stores, see tests/test_opt.py)
+    native_float, native_int = (max(1, int(getattr(info, f"native_vector_width_{t}", 1))) for t in ("float", "int"))
+    self.native_vector_width = {dtypes.float32: native_float, dtypes.int32: native_int, dtypes.uint32: native_int}
     self.supports_half = self.has_fp16
 
   def ctype(self, dt: DType) -> str:
@@ -73,7 +77,7 @@ class OpenCLRenderer(Renderer):
         r[u] = ""  # no value: loads list it only to be ordered after it
         body.append("  " * indent + "barrier(CLK_LOCAL_MEM_FENCE);"); continue
       if op is Ops.DEFINE_VAR:
-        r[u] = u.arg[0]; params.append(f"int {u.arg[0]}"); continue
+        r[u] = u.arg[0]; params.append(f"{self.ctype(u.dtype)} {u.arg[0]}"); continue
       if op is Ops.CONST: r[u] = self.const(u.arg, u.dtype); continue
       pad = "  " * indent
       if op is Ops.RANGE:
@@ -96,7 +100,7 @@ class OpenCLRenderer(Renderer):
       if op is Ops.SPECIAL:
         r[u] = u.arg[0]
         fn = {"gidx": "get_global_id", "group": "get_group_id", "lidx": "get_local_id"}[u.arg[0][:-1]]
-        body.append(f"{pad}int {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
+        body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
       if op is Ops.LOAD and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
       if op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16: uses_half = True
       r[u] = f"v{i}"

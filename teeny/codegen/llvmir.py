@@ -2,13 +2,13 @@
 
 The kernel is one function
 
-  define void @name(ptr noalias %data0, ..., ptr noalias %dataN, i32 <vars>..., i32 %core_start, i32 %core_end)
+  define void @name(ptr noalias %data0, ..., ptr noalias %dataN, i32 <vars>..., i64 %core_start, i64 %core_end)
 
-Pointers come in DEFINE_GLOBAL order. The two trailing i32s are ALWAYS present: they are the [start, end) slice of
+Pointers come in DEFINE_GLOBAL order. The two trailing i64s are ALWAYS present: they are the [start, end) slice of
 the outermost loop that the runtime hands to each core; the DEFINE_VARs named "core_start"/"core_end" bind to them.
 Any other DEFINE_VAR becomes an i32 argument between the pointers and those two, in order of appearance.
 
-The module also defines `@"<name>.packed"(ptr args, i32 core_start, i32 core_end)`, which reads the pointers and
+The module also defines `@"<name>.packed"(ptr args, i64 core_start, i64 core_end)`, which reads the pointers and
 values from an array of i64 slots and calls the kernel: the runtime's native worker threads call every kernel
 through that one signature. And it exports `@"<name>.info"`, four i64s for the runtime (read by teeny/runtime/ops_llvm.py):
   nbufs:        the pointer parameters (callers may hold more buffers than the kernel uses; extras are dropped)
@@ -153,7 +153,8 @@ class _Emitter:
     params, var_params = self.collect_params()
     for u in self.program: self.render_uop(u)
     self.emit_line("ret void")
-    sig = ", ".join([f"ptr noalias %data{i}" for i in range(params)] + [f"i32 {p}" for p in var_params])
+    sig = ", ".join([f"ptr noalias %data{i}" for i in range(params)] + [f"i32 {p}" for p in var_params[:-2]] +
+                    [f"i64 {p}" for p in var_params[-2:]])
     # the vector width the optimizer tiled for (LLVM would otherwise keep 256 bits on CPUs that have 512)
     attrs = f'"prefer-vector-width"="{self.vector_bits}"'
     body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
@@ -167,7 +168,7 @@ class _Emitter:
     return "\n".join(out) + "\n"
 
   def packed_wrapper(self, nbufs: int, nvals: int) -> str:
-    """`<name>.packed(ptr args, i32 core_start, i32 core_end)`: the kernel with its buffers and values read from one
+    """`<name>.packed(ptr args, i64 core_start, i64 core_end)`: the kernel with its buffers and values read from one
     array of i64 slots (pointers first, then values), so the runtime's native worker threads can call any kernel."""
     lines, call_args = [], []
     for i in range(nbufs + nvals):
@@ -178,10 +179,10 @@ class _Emitter:
       else:
         lines += [f"  %wide{i} = load i64, ptr %slot{i}", f"  %val{i} = trunc i64 %wide{i} to i32"]
         call_args.append(f"i32 %val{i}")
-    call_args += [f"i32 %{CORE_START}", f"i32 %{CORE_END}"]
+    call_args += [f"i64 %{CORE_START}", f"i64 %{CORE_END}"]
     # noinline: the wrapper is a trampoline; inlining would compile the kernel body twice
     noinline = self.attrs.setdefault("noinline", len(self.attrs))
-    return "\n".join([f'define void @"{self.name}.packed"(ptr %args, i32 %{CORE_START}, i32 %{CORE_END}) nounwind {{',
+    return "\n".join([f'define void @"{self.name}.packed"(ptr %args, i64 %{CORE_START}, i64 %{CORE_END}) nounwind {{',
                       "entry:", *lines, f'  call void @"{self.name}"({", ".join(call_args)}) #{noinline}', "  ret void", "}"])
 
   def collect_params(self) -> tuple[int, list[str]]:

@@ -218,7 +218,11 @@ class LoweredKernel:
 
 def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   full = k.full_shape
-  idx_dtype = dtypes.int64 if max(math.prod(full), _max_offset(k)) >= 2**31 - 1 else dtypes.int32
+  # 32-bit index math (faster) unless a loop, a launch or an offset can pass INT32_MAX; past 64 bits, nothing works
+  span = max(math.prod(full), _max_offset(k))
+  if span > 2**63 - 1:
+    raise ValueError(f"kernel {k.name()} spans {span} elements, more than 64-bit indices can count (2^63 - 1)")
+  idx_dtype = dtypes.int64 if span >= 2**31 - 1 else dtypes.int32
   global_axes, local_axes = k.axes_of("global"), k.axes_of("local") + k.axes_of("group")
   local_size = None
   if local_axes:
@@ -249,7 +253,7 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   sink = UOp(Ops.SINK, dtypes.void, tuple(store for copy in copies for store in copy.src))
   sink = graph_rewrite(sink, half_to_float)
   sink = graph_rewrite(sink, symbolic)
-  if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths)
+  if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths_for)
   # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   sink = sink.replace(src=sink.src + buffers)
@@ -266,9 +270,10 @@ def _max_offset(k: Kernel) -> int:
 
 def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:
   if not renderer.has_threads:
-    # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core
-    start = UOp(Ops.DEFINE_VAR, dtypes.int32, (), ("core_start", 0, shape[0]))
-    end = UOp(Ops.DEFINE_VAR, dtypes.int32, (), ("core_end", 0, shape[0]))
+    # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core. The
+    # slice bounds are always 64-bit (the outermost axis alone may pass 2^31); the loop itself counts in `dtype`
+    start = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_start", 0, shape[0]))
+    end = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_end", 0, shape[0]))
     outer = UOp(Ops.RANGE, dtype, (start.cast(dtype), end.cast(dtype)), 0)
     rest = [UOp(Ops.RANGE, dtype, (UOp.const(dtype, 0), UOp.const(dtype, s)), i + 1) for i, s in enumerate(shape[1:])]
     return [outer] + rest, (shape[0], 1, 1)
@@ -280,8 +285,8 @@ def _thread_ids(shape, prefix: str, dims: int, dtype: DType) -> tuple[list[UOp],
   more than `dims` axes fold into the outermost id. Returns the indices and the launch size per dimension."""
   if not shape: return [], (1, 1, 1)
   folded = [math.prod(shape[:len(shape) - dims + 1])] + list(shape[len(shape) - dims + 1:]) if len(shape) > dims else list(shape)
-  ids = [UOp(Ops.SPECIAL, dtypes.int32, (), (f"{prefix}{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
-  ids = [i.cast(dtype) for i in ids]
+  # ids in the index dtype: a launch of 2^31 work-items or more needs 64-bit ids (get_global_id returns a size_t)
+  ids = [UOp(Ops.SPECIAL, dtype, (), (f"{prefix}{len(folded) - 1 - i}", s)) for i, s in enumerate(folded)]
   idxs = ids[1:]
   if len(shape) > dims:  # unravel the folded id
     lead, rem = [], ids[0]
@@ -320,10 +325,10 @@ def _runs(offsets, widths) -> list[tuple[int, int]]:
 def _at(base: UOp, k: int) -> UOp: return base + UOp.const(base.dtype, k) if k else base
 
 
-def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
+def vectorize_memory(sink: UOp, widths_for) -> UOp:
   """Loads (and stores) of neighbouring elements of one buffer, as upcasting makes them, become one vector load
-  (store) of `widths[i]` lanes, the widest that fits; the scalar users read its lanes with GEP. Gated accesses
-  and types other than VECTOR_SCALARS stay scalar."""
+  (store) of one of `widths_for(element dtype)` lanes (widest first), the widest that fits; the scalar users read
+  its lanes with GEP. Gated accesses and types other than VECTOR_SCALARS stay scalar."""
   loads: dict = {}
   for u in sink.toposort():
     if u.op is Ops.LOAD and len(u.src) == 2 and u.dtype in VECTOR_SCALARS:
@@ -331,7 +336,7 @@ def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
       loads.setdefault((u.src[0], base), {})[k] = u
   lanes: dict[UOp, UOp] = {}
   for (buf, base), offsets in loads.items():
-    for k, width in _runs(offsets, widths):
+    for k, width in _runs(offsets, widths_for(buf.dtype.base)):
       vector = UOp(Ops.LOAD, offsets[k].dtype.vec(width), (buf, _at(base, k)))
       for j in range(width): lanes[offsets[k + j]] = UOp(Ops.GEP, offsets[k].dtype, (vector,), j)
   if lanes: sink = graph_rewrite(sink, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), lanes)
@@ -343,7 +348,7 @@ def vectorize_memory(sink: UOp, widths: tuple[int, ...]) -> UOp:
     else: kept.append(st)
   for (buf, base), offsets in stores.items():
     done = set()
-    for k, width in _runs(offsets, widths):
+    for k, width in _runs(offsets, widths_for(buf.dtype.base)):
       values = tuple(offsets[k + j].src[2] for j in range(width))
       kept.append(UOp(Ops.STORE, dtypes.void, (buf, _at(base, k), UOp(Ops.VECTORIZE, values[0].dtype.vec(width), values))))
       done.update(range(k, k + width))

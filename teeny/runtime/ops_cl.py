@@ -23,6 +23,10 @@ class CLDeviceInfo:
   max_compute_units: int
   max_work_item_sizes: tuple[int, ...]
   local_mem_size: int
+  # the widest vectors the hardware computes on, per element type (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT and _INT;
+  # uint shares int's): the renderer emits no wider vector loads and stores than these
+  native_vector_width_float: int = 1
+  native_vector_width_int: int = 1
 
   @staticmethod
   def from_device(dev: cl.Device) -> CLDeviceInfo:
@@ -30,7 +34,9 @@ class CLDeviceInfo:
     return CLDeviceInfo(name=dev.name.strip(), is_gpu=bool(dev.type & cl.device_type.GPU),
                         has_fp16="cl_khr_fp16" in ext, has_fp64="cl_khr_fp64" in ext or "cl_amd_fp64" in ext,
                         max_work_group_size=dev.max_work_group_size, max_compute_units=dev.max_compute_units,
-                        max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size)
+                        max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size,
+                        native_vector_width_float=dev.native_vector_width_float,
+                        native_vector_width_int=dev.native_vector_width_int)
 
 
 def _all_devices() -> list[cl.Device]:

@@ -2,7 +2,7 @@
 that runs kernels on all cores.
 
 Calling convention (the renderer in teeny/codegen/llvmir.py writes it):
-  void name(void *data0, ..., void *dataN, int32 vals..., int32 core_start, int32 core_end)
+  void name(void *data0, ..., void *dataN, int32 vals..., int64 core_start, int64 core_end)
 The runtime splits the outermost loop's range [0, global_size[0]) into one slice per core and calls the function
 for each slice on a persistent pool of worker threads (native code on x86-64 Linux, see _NativePool; no GIL held
 while slices run). Small kernels run in the calling thread: handing over a slice costs more than they do.
@@ -145,10 +145,10 @@ def _cpu_count() -> int:
 # Control block of one worker (its own 128 bytes, so the two sides don't share a cache line pair):
 #   0: i32 go        generation of the last posted slice; the caller increments it to post one
 #   4: i32 sleeping  1 while the worker sleeps in futex_wait on `go`
-#   8: ptr fn        the kernel's packed entry: fn(ptr args, i32 start, i32 end)
+#   8: ptr fn        the kernel's packed entry: fn(ptr args, i64 start, i64 end)
 #  16: ptr args      its i64 argument slots
-#  24: i32 start, 28: i32 end
-#  32: i32 taken     generation of the last slice someone started (swapped in by the worker, or by the caller)
+#  24: i64 start, 32: i64 end (64-bit: a loop may pass 2^31 iterations)
+#  40: i32 taken     generation of the last slice someone started (swapped in by the worker, or by the caller)
 #  64: i32 done      generation of the last finished slice (the worker's own cache line)
 _CTRL_BYTES = 128
 _SPIN_CYCLES = 1 << 22  # time-stamp counter ticks a worker spins before it sleeps: about 1-2 ms at 2-4 GHz
@@ -200,7 +200,7 @@ run:                                    ; (unless the caller took the slice alre
 ; the slice of generation %gen posted in control block %c, run here if no one took it yet: whether it ran here
 define i1 @teeny_take_slice(ptr %c, i32 %gen) {{
 entry:
-  %takenp = getelementptr i8, ptr %c, i64 32
+  %takenp = getelementptr i8, ptr %c, i64 40
   %before = atomicrmw xchg ptr %takenp, i32 %gen seq_cst, align 4
   %free = icmp ne i32 %before, %gen
   br i1 %free, label %take, label %done
@@ -208,13 +208,13 @@ take:
   %fnp = getelementptr i8, ptr %c, i64 8
   %argsp = getelementptr i8, ptr %c, i64 16
   %startp = getelementptr i8, ptr %c, i64 24
-  %endp = getelementptr i8, ptr %c, i64 28
+  %endp = getelementptr i8, ptr %c, i64 32
   %donep = getelementptr i8, ptr %c, i64 64
   %fn = load ptr, ptr %fnp, align 8
   %args = load ptr, ptr %argsp, align 8
-  %start = load i32, ptr %startp, align 4
-  %end = load i32, ptr %endp, align 4
-  call void %fn(ptr %args, i32 %start, i32 %end)
+  %start = load i64, ptr %startp, align 8
+  %end = load i64, ptr %endp, align 8
+  call void %fn(ptr %args, i64 %start, i64 %end)
   store atomic i32 %gen, ptr %donep release, align 4
   br label %done
 done:
@@ -222,13 +222,11 @@ done:
 }}
 
 ; split [0, n) into %helpers + 1 slices: post slices 1.. to the workers, run slice 0 here, wait for the workers
-define void @teeny_run_split(ptr %ctrls, i32 %helpers, ptr %fn, ptr %args, i32 %n) {{
+define void @teeny_run_split(ptr %ctrls, i32 %helpers, ptr %fn, ptr %args, i64 %n64) {{
 entry:
-  %n64 = sext i32 %n to i64
   %parts32 = add i32 %helpers, 1
   %parts = sext i32 %parts32 to i64
-  %first_end64 = sdiv i64 %n64, %parts
-  %first_end = trunc i64 %first_end64 to i32
+  %first_end = sdiv i64 %n64, %parts
   %any = icmp sgt i32 %helpers, 0
   br i1 %any, label %post, label %mine
 post:
@@ -239,18 +237,16 @@ post:
   %hi_part = add i64 %w64, 2
   %lo_num = mul i64 %n64, %lo_part
   %hi_num = mul i64 %n64, %hi_part
-  %lo64 = sdiv i64 %lo_num, %parts
-  %hi64 = sdiv i64 %hi_num, %parts
-  %lo = trunc i64 %lo64 to i32
-  %hi = trunc i64 %hi64 to i32
+  %lo = sdiv i64 %lo_num, %parts
+  %hi = sdiv i64 %hi_num, %parts
   %fnp = getelementptr i8, ptr %cw, i64 8
   %argsp = getelementptr i8, ptr %cw, i64 16
   %startp = getelementptr i8, ptr %cw, i64 24
-  %endp = getelementptr i8, ptr %cw, i64 28
+  %endp = getelementptr i8, ptr %cw, i64 32
   store ptr %fn, ptr %fnp, align 8
   store ptr %args, ptr %argsp, align 8
-  store i32 %lo, ptr %startp, align 4
-  store i32 %hi, ptr %endp, align 4
+  store i64 %lo, ptr %startp, align 8
+  store i64 %hi, ptr %endp, align 8
   %gen = load atomic i32, ptr %cw monotonic, align 4
   %next = add i32 %gen, 1
   store atomic i32 %next, ptr %cw seq_cst, align 4
@@ -266,7 +262,7 @@ posted:
   %more = icmp slt i32 %w1, %helpers
   br i1 %more, label %post, label %mine
 mine:
-  call void %fn(ptr %args, i32 0, i32 %first_end)
+  call void %fn(ptr %args, i64 0, i64 %first_end)
   br i1 %any, label %wait, label %done
 wait:
   %v = phi i32 [ 0, %mine ], [ %v1, %finished ]
@@ -296,15 +292,13 @@ done:
 }}
 
 ; a packed entry like a kernel's, for copies: args = [dst, src, nbytes]; copies pages [start, end) of 4096 bytes
-define void @teeny_copy_pages(ptr %args, i32 %start, i32 %end) {{
+define void @teeny_copy_pages(ptr %args, i64 %start64, i64 %end64) {{
 entry:
   %dst = load ptr, ptr %args, align 8
   %srcp = getelementptr i64, ptr %args, i64 1
   %src = load ptr, ptr %srcp, align 8
   %nbytesp = getelementptr i64, ptr %args, i64 2
   %nbytes = load i64, ptr %nbytesp, align 8
-  %start64 = sext i32 %start to i64
-  %end64 = sext i32 %end to i64
   %lo = mul i64 %start64, {_COPY_PAGE}
   %hi_pages = mul i64 %end64, {_COPY_PAGE}
   %hi = call i64 @llvm.umin.i64(i64 %hi_pages, i64 %nbytes)
@@ -348,7 +342,7 @@ class _NativePool:
     self.ctrls = block.value
     ctypes.memset(self.ctrls, 0, helpers * _CTRL_BYTES)
     self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
-                                 ctypes.c_int32)(run_addr)
+                                 ctypes.c_int64)(run_addr)
     self._worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(worker_addr)  # never returns; ctypes drops the GIL
     _KEEP_ALIVE.append(self)  # its threads run its compiled code until the process ends
     self.threads = []
@@ -523,7 +517,7 @@ class LLVMProgram(Program):
     if not info_addr: raise RuntimeError(f"kernel {name} was not rendered by teeny's LLVMRenderer (no {name}.info)")
     self.nbufs, self.nvals, self.ops_per_iter, splittable = (ctypes.c_int64 * 4).from_address(info_addr)
     self.splittable = bool(splittable)
-    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nbufs), *([ctypes.c_int32] * (self.nvals + 2)))
+    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nbufs), *([ctypes.c_int32] * self.nvals), ctypes.c_int64, ctypes.c_int64)
     self._fn = proto(self._addr)
 
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False, work=None) -> float | None:

@@ -1,0 +1,84 @@
+"""Long float sums of any length are added in bounded partial sums on every device: no accumulator adds more than
+SPLIT_MAX_CHUNK terms (a device that adds serially, OpenCL on a CPU, would otherwise stall once the sum outgrows
+its terms: 2^24 + 0.5 == 2^24 in float32), lengths that no split divides are padded with zeros, very long sums
+nest, and float16 sums keep float32 partial sums. Checked against numpy's float64 sum."""
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters, dtypes
+import teeny.tensor as tensor_module
+
+rng = np.random.default_rng(0)
+
+
+def relative_error(got, values: np.ndarray) -> float:
+  want = values.astype(np.float64).sum()
+  return abs(float(got) - want) / abs(want)
+
+
+def test_sum_of_50_million_and_3_uniform_floats(device):
+  """5e7 + 3 uniform floats (a length no power of two divides) sum to numpy's float64 sum within a few float32
+  roundings of the result (one serial float32 accumulator would stop at 16,777,216: 33% of the 2.5e7 sum).
+  Two levels of partial sums of at most 65,536 terms: 2 kernels."""
+  x = rng.random(50_000_003, dtype=np.float32)
+  t = Tensor(x, device=device).realize()
+  GlobalCounters.reset()
+  got = t.sum().item()
+  assert GlobalCounters.kernel_count == 2
+  error = relative_error(got, x)
+  print(f"{device}: sum {got} relative error {error:.2e}")
+  assert error < 1e-6, (got, error)
+  np.testing.assert_allclose(t.mean().item(), x.astype(np.float64).mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("n", [32_771, 65_537, 100_003, (1 << 20) + 1, 3 * 65_536 + 5])
+def test_sums_of_odd_lengths_split_and_match_numpy(device, n):
+  """Lengths that no power of two divides split too (padded with zeros), in 2 kernels, within float32
+  reassociation error of numpy's float64 sum; signed values (cancellation) too, with keepdim."""
+  x = rng.standard_normal(n).astype(np.float32) + 0.5
+  t = Tensor(x, device=device)
+  GlobalCounters.reset()
+  got = t.sum().item()
+  assert GlobalCounters.kernel_count == 2
+  assert relative_error(got, x) < 1e-5
+  rows = Tensor(np.stack([x, -2 * x]), device=device).sum(1, keepdim=True).numpy()
+  np.testing.assert_allclose(rows, np.stack([x, -2 * x]).astype(np.float64).sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_partial_sums_are_bounded_and_nest(device, monkeypatch):
+  """With the bound lowered to 64 terms, a sum of 100,003 floats over 3 outputs nests three levels deep (1,563
+  partial sums, then 25, then the total: 3 kernels), a sum with many outputs splits only where it is too long,
+  and gradients flow through the padding."""
+  monkeypatch.setattr(tensor_module, "SPLIT_MAX_CHUNK", 64)
+  x = rng.random((3, 100_003)).astype(np.float32)
+  t = Tensor(x, device=device, requires_grad=True)
+  GlobalCounters.reset()
+  got = t.sum(1).numpy()
+  assert GlobalCounters.kernel_count == 3
+  np.testing.assert_allclose(got, x.astype(np.float64).sum(1), rtol=1e-6)
+  wide = rng.random((100, 1000)).astype(np.float32)
+  GlobalCounters.reset()
+  np.testing.assert_allclose(Tensor(wide, device=device).sum(1).numpy(), wide.astype(np.float64).sum(1), rtol=1e-6)
+  assert GlobalCounters.kernel_count == 2  # 100 outputs of 1000 terms: partial sums of at most 64
+  GlobalCounters.reset()
+  Tensor(wide[:, :64], device=device).sum(1).realize()
+  assert GlobalCounters.kernel_count == 1  # short enough: one kernel
+  (t.sum(1) * Tensor([1.0, 2.0, 3.0], device=device)).sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), np.broadcast_to(np.array([[1.0], [2.0], [3.0]], np.float32), x.shape))
+
+
+def test_float16_sums_keep_float32_partial_sums(device):
+  """A long float16 sum splits like a float32 one (2 kernels; it used to stay one), its partial sums in float32
+  and the total rounded to half once (as mean does): 40,000 halves of 1.5 sum to 60,000, random halves to numpy's
+  float64 sum within half's rounding, and past 65,504 the sum is inf, like torch."""
+  GlobalCounters.reset()
+  x = Tensor(np.full(40_000, 1.5, np.float16), device=device)
+  got = x.sum()
+  assert got.dtype == dtypes.float16 and got.item() == 60_000.0
+  assert GlobalCounters.kernel_count == 2
+  y = rng.random(70_001).astype(np.float16)
+  total = Tensor(y, device=device).sum()
+  assert total.dtype == dtypes.float16
+  np.testing.assert_allclose(total.item(), y.astype(np.float64).sum(), rtol=1e-3)  # (half rounds at 2^-11)
+  assert Tensor(np.ones(70_000, np.float16), device=device).sum().item() == np.inf
+  torch = pytest.importorskip("torch")
+  assert torch.tensor(np.ones(70_000, np.float16)).sum().item() == np.inf
