@@ -23,7 +23,7 @@ from teeny import memory
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 from teeny.memory import plan_memory
-from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
+from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.view import ShapeTracker
 from teeny.runtime.device import Buffer, Device
 
@@ -31,7 +31,13 @@ from teeny.runtime.device import Buffer, Device
 @dataclass(slots=True)
 class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
-  bufs: list[Buffer]           # bufs[0] is written, the rest are read
+  bufs: list[Buffer]           # the first writes_count(ast) are written, the rest are read
+
+
+def writes_count(ast: UOp) -> int:
+  """How many of an item's buffers it writes, the first ones: one per STORE of a kernel (usually one), one for a
+  copy."""
+  return len(ast.src) if ast.op is Ops.SINK else 1
 
 
 @dataclass
@@ -42,6 +48,10 @@ class _Kernel(ScheduleItem):
   fused_reduces: list[UOp] | tuple = ()    # reduces computed inside this kernel
   deps: set | frozenset = frozenset()      # realized nodes it reads (made by other items of the schedule)
   old_reads: set | frozenset = frozenset()  # buffers it reads as they were before the schedule ran
+  out_bufs: list | None = None             # the buffer each of `outputs` is stored into (bufs[0] if one)
+
+  def __post_init__(self):
+    if self.out_bufs is None: self.out_bufs = self.bufs[:1]
 
 
 # Where graph nodes were realized: node._cache["realized"] = (generation, {device: buffer view}). Graph nodes carry
@@ -490,11 +500,13 @@ def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
     if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
   while True:
     try:
-      kernels = _build_all(nodes, realize, device_of)
+      kernels, buffers = _build_all(nodes, realize, device_of)
       break
     except _Unfusable as e:
       realize.add(e.node)
-  kernels = _in_order(kernels)
+  merged = _merge_writes(kernels, realize, buffers, device_of)
+  try: kernels = _in_order(merged)
+  except _AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
   # buffers -> slots: the graph's inputs first, then every buffer the kernels made
   slot_of = {buf: i for i, buf in enumerate(inputs)}
   new_buffers = []
@@ -506,12 +518,12 @@ def _schedule(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   items = [(k.ast if k.ast.op is not Ops.COPY else UOp(Ops.COPY, k.ast.dtype, (), k.ast.arg), [slot_of[b] for b in k.bufs])
            for k in kernels if k.bufs[0].size > 0]
   position = {n: i for i, n in enumerate(nodes)}
-  marks = [(position[n], slot_of[k.bufs[0]], n.shape) for k in kernels for n in k.outputs]
-  written = [slot_of[k.bufs[0]] for k in kernels if k.outputs[0].op is Ops.ASSIGN]
+  marks = [(position[n], slot_of[b], n.shape) for k in kernels for n, b in zip(k.outputs, k.out_bufs)]
+  written = [slot_of[b] for k in kernels for n, b in zip(k.outputs, k.out_bufs) if n.op is Ops.ASSIGN]
   blocks: list[list] = []
   if memory.PLANNER:
     # intermediates may share memory; what the roots were realized into is the caller's to keep
-    keep = {slot_of[k.bufs[0]] for k in kernels if any(n in roots for n in k.outputs)}
+    keep = {slot_of[b] for k in kernels for n, b in zip(k.outputs, k.out_bufs) if n in roots}
     plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, len(inputs)) if s not in keep}
     block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
     for s, b in block_of.items(): new_buffers[s - len(inputs)][3] = b
@@ -548,7 +560,77 @@ def _build_all(nodes, realize, device_of) -> list[_Kernel]:
     for r in item.fused_reduces:
       if r in fused_by: raise _Unfusable(r)  # two kernels would each compute this reduce: compute it once
       fused_by[r] = n
-  return kernels
+  return kernels, buffers
+
+
+def _merge_writes(kernels: list[_Kernel], realize: set, buffers: dict, device_of: dict) -> list[_Kernel]:
+  """Merge each write (ASSIGN) that reads a result another kernel computes, at the element it writes, into that
+  kernel: one kernel stores both. `p.assign(p - lr * g)` with the gradient g kept (p.grad may still be read: it is
+  realized here) is then the gradient's kernel storing g and the new p, not a second kernel reading g back."""
+  made_by = {n: k for k in kernels for n in k.outputs}
+  merged: dict[int, _Kernel] = {}  # id of a producer kernel -> the kernel it became
+  out = []
+  for k in kernels:
+    into = _merge_target(k, made_by, merged, buffers)
+    if into is None:
+      out.append(k)
+      continue
+    producer, value = into
+    rebuilt = _KernelBuilder(k.outputs[0], realize, buffers, Device[device_of[k.outputs[0]]].max_kernel_buffers)
+    combined = _merged(merged.get(id(producer), producer), rebuilt, value, buffers)
+    if combined is None: out.append(k)
+    else: merged[id(producer)] = combined
+  return [merged.get(id(k), k) for k in out]
+
+
+def _merge_target(k: _Kernel, made_by: dict, merged: dict, buffers: dict) -> tuple[_Kernel, UOp] | None:
+  """(the kernel to merge write k into, the result it reads there), or None: k writes a whole buffer or a view of
+  one with no reduce of its own, and reads a result made by a plain kernel (one output, not a write or a copy)
+  that doesn't touch k's target."""
+  if k.outputs[0].op is not Ops.ASSIGN or len(k.outputs) != 1 or k.fused_reduces: return None
+  target = k.out_bufs[0]
+  for dep in k.deps:
+    producer = made_by.get(dep)
+    if producer is None or producer.ast.op is not Ops.SINK or producer.outputs[0].op is Ops.ASSIGN: continue
+    current = merged.get(id(producer), producer)
+    if target in current.bufs or buffers[dep] is not producer.out_bufs[0]: continue
+    if producer.ast.src[0].src[1].arg.size == k.outputs[0].src[1].size: return producer, dep
+  return None
+
+
+def _merged(producer: _Kernel, write: _KernelBuilder, value: UOp, buffers: dict) -> _Kernel | None:
+  """producer's kernel also storing `write`'s ASSIGN, which it computes over producer's loop space with the loads
+  of `value`'s buffer replaced by the value itself; None when that isn't one kernel (it reads value elsewhere than
+  at the element it writes, or there would be too many buffers)."""
+  store = producer.ast.src[0]  # (the first store is the producer's own result)
+  try: built = write.build(out_space=store.src[1].arg.shape)
+  except _Unfusable: return None
+  target = built.out_bufs[0]
+  # it must read the result, and no buffer another write of this kernel stores into (it might read it written)
+  if buffers[value] not in built.bufs or any(b in built.bufs for b in producer.out_bufs[1:]): return None
+  bufs = producer.out_bufs + [target] + [b for b in producer.bufs[len(producer.out_bufs):]]
+  bufs += [b for b in built.bufs[1:] if b not in bufs and b is not buffers[value]]
+  if len(bufs) > write.max_bufs: return None
+  index = {b: i for i, b in enumerate(bufs)}
+  # the write's value, over the merged arguments, with the result computed in place of its loads
+  # (the result's buffer is numbered -1 there: its loads are replaced below)
+  write_numbers = {i: -1 if b is buffers[value] else index[b] for i, b in enumerate(built.bufs)}
+  write_store = _renumbered(built.ast, write_numbers).src[0]
+  own = _renumbered(producer.ast, {i: index[b] for i, b in enumerate(producer.bufs)})
+  loads = [u for u in write_store.toposort() if u.op is Ops.LOAD and u.src[0].arg == -1]
+  if any(load.src[1].arg != store.src[1].arg for load in loads): return None
+  computed = {load: own.src[0].src[2] for load in loads}
+  write_store = graph_rewrite(write_store, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), computed)
+  ast = UOp(Ops.SINK, dtypes.void, own.src + (write_store,))
+  deps = (producer.deps | built.deps) - set(producer.outputs)
+  return _Kernel(ast, bufs, producer.outputs + built.outputs, producer.fused_reduces, deps,
+                 producer.old_reads | built.old_reads, producer.out_bufs + [target])
+
+
+def _renumbered(ast: UOp, index: dict[int, int]) -> UOp:
+  """ast with kernel argument i made argument index[i]."""
+  def renumber(ctx, g): return g.replace(arg=ctx[g.arg]) if ctx[g.arg] != g.arg else None
+  return graph_rewrite(ast, PatternMatcher([(UPat(Ops.DEFINE_GLOBAL, name="g"), renumber)]), index, fixed_point=False)
 
 
 def _copy_item(n: UOp, buffers) -> _Kernel:
@@ -564,7 +646,7 @@ def _in_order(kernels: list[_Kernel]) -> list[_Kernel]:
   that overwrites a buffer it reads the old value of (the forward pass reading a parameter must run before the
   update of that parameter). Among kernels free to run, the first in toposort order goes first."""
   made_by = {n: i for i, k in enumerate(kernels) for n in k.outputs}
-  assigned_by = {k.bufs[0]: i for i, k in enumerate(kernels) if k.outputs[0].op is Ops.ASSIGN}
+  assigned_by = {b: i for i, k in enumerate(kernels) for n, b in zip(k.outputs, k.out_bufs) if n.op is Ops.ASSIGN}
   before: list[set[int]] = [set() for _ in kernels]  # before[i]: kernels that must run before kernel i
   for i, k in enumerate(kernels):
     before[i].update(made_by[n] for n in k.deps)
@@ -607,12 +689,14 @@ class _KernelBuilder:
     self.deps: set[UOp] = set()            # realized nodes read
     self.old_reads: set[Buffer] = set()    # buffers read as they were before the schedule
 
-  def build(self) -> _Kernel:
+  def build(self, out_space: tuple | None = None) -> _Kernel:
+    """The kernel; a write (ASSIGN) with no reduce of its own may be given the loop space to run over (another
+    kernel's, to be merged into it: see _merge_writes)."""
     root = self.root
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
     for r in reduces: self._check_broadcast_work(r)
-    out_space = reduces[0].shape if reduces else value_node.shape
+    if out_space is None: out_space = reduces[0].shape if reduces else value_node.shape
     if reduces and reduces[0].size != value_node.size: raise _Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
     out_buf = self.buffers[root]

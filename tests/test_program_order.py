@@ -221,3 +221,36 @@ def test_lazy_tensor_across_tinyjit_steps_keeps_program_order(device):
   step(two)       # a replay: w = 16
   np.testing.assert_array_equal(before.numpy(), np.full(3, 8.0, np.float32))
   np.testing.assert_array_equal(w.numpy(), np.full(3, 16.0, np.float32))
+
+
+def test_update_reading_a_kept_result_is_one_kernel_storing_both(device):
+  """p.assign(p - lr * g) with g still held (as p.grad is): g must be stored (it may be read after the update),
+  and the update reads it at the element it writes, so one kernel stores both."""
+  rng = np.random.default_rng(3)
+  a_np, b_np, p_np = rng.normal(size=(16, 8)), rng.normal(size=(8, 12)), rng.normal(size=(16, 12))
+  a, b = Tensor(a_np.astype(np.float32), device=device), Tensor(b_np.astype(np.float32), device=device)
+  p = Tensor(p_np.astype(np.float32), device=device).realize()
+  g = a @ b
+  p.assign(p - 0.5 * g)
+  GlobalCounters.reset()
+  Tensor.realize_all(p, g)
+  assert GlobalCounters.kernel_count == 1
+  np.testing.assert_allclose(g.numpy(), a_np @ b_np, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(p.numpy(), p_np - 0.5 * (a_np @ b_np), rtol=1e-5, atol=1e-5)
+
+
+def test_update_reading_a_result_elsewhere_than_it_writes_stays_apart(device):
+  """An update reading the result at other elements (a flip) or a result that reads the updated tensor can't be
+  one kernel: each still gets the old values."""
+  x_np = np.arange(6, dtype=np.float32)
+  p = Tensor(x_np.copy(), device=device).realize()
+  r = Tensor(x_np, device=device) * 2
+  p.assign(p + r.flip(0))
+  Tensor.realize_all(p, r)
+  np.testing.assert_array_equal(p.numpy(), x_np + (x_np * 2)[::-1])
+  q = Tensor(x_np.copy(), device=device).realize()
+  s = (q * 3).sum()  # reads all of q: the update of q must wait until it is done
+  q.assign(q - s)
+  Tensor.realize_all(q, s)
+  np.testing.assert_array_equal(q.numpy(), x_np - x_np.sum() * 3)
+  assert s.item() == x_np.sum() * 3
