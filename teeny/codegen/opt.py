@@ -201,9 +201,10 @@ class Kernel:
   @property
   def reduce_is_contiguous(self) -> bool:
     """Every load that moves along the innermost reduce loop reads it contiguously (a dot product of rows): then
-    the backend may as well vectorize along that loop, with partial sums per accumulator."""
+    the backend may as well vectorize along that loop, with partial sums per accumulator. Loads after the reduce
+    (a bias added to its result: stride None) are outside that loop and don't count."""
     reduces = self.axes_of("reduce")
-    return bool(reduces) and all(s in (0, 1) for s in self.axis_strides(reduces[-1]))
+    return bool(reduces) and all(s in (0, 1, None) for s in self.axis_strides(reduces[-1]))
 
   def name(self) -> str:
     """r_ or E_ (a reduce loop or none) and the loop shape; a gather axis is no loop, so it is not in it."""
