@@ -47,7 +47,7 @@ from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
-from teeny.schedule import ScheduleItem, buffer_view, forget_realized
+from teeny.schedule import ScheduleItem, buffer_view, forget_realized, writes_count
 from teeny.tensor import Tensor, rng_key_buffers, realize_old_value_readers
 from teeny.uop import UOp, Ops
 from teeny import program_order
@@ -264,7 +264,9 @@ class _Capture:
     self.input_reads = [s for s in kernel_slots if s in self.inputs]
     # kernels that write buffers outside the capture's own (assigns to parameters or to arguments) make results
     # remembered from those buffers stale, as assign() does when run eagerly
-    self.written = {slots[0] for _, slots in kernels if slots[0] in self.inputs or (slots[0] in self.kept and slots[0] not in scratch)}
+    # the buffers outside the capture's own that kernels overwrite (parameters, arguments): see replay
+    outputs = [s for ast, r, slots in self.launches_info if r is not None for s in slots[:writes_count(ast)]]
+    self.written = {s for s in outputs if s in self.inputs or (s in self.kept and s not in scratch)}
 
   def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer], input_tensors: list[Tensor]) -> _Out:
     same = next((i for i, a in enumerate(input_tensors) if a is t), None)

@@ -9,7 +9,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec_alu, _derived
 from teeny.runtime.device import Buffer, Device
-from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized
+from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized, writes_count
 from teeny.realize import run_schedule
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.view import ShapeTracker
@@ -2182,7 +2182,7 @@ def _take_buffers(tensors: tuple[Tensor, ...], items, views: dict, written):
       _keep_graph(t, node)
       t.uop = view
       return
-  made = {item.bufs[0] for item in items}
+  made = {b for item in items for b in item.bufs[:writes_count(item.ast)]}
   taken, copies = set(), []
   for t in tensors:
     node = t.uop
