@@ -254,3 +254,24 @@ def test_update_reading_a_result_elsewhere_than_it_writes_stays_apart(device):
   Tensor.realize_all(q, s)
   np.testing.assert_array_equal(q.numpy(), x_np - x_np.sum() * 3)
   assert s.item() == x_np.sum() * 3
+
+
+def test_tinyjit_replay_of_a_merged_update_keeps_program_order(device):
+  """A replayed kernel that stores a kept result and an update (see the merged writes above) protects the
+  updated tensor too: a lazy reader built before the replay keeps the old values, the kept result is new."""
+  a = Tensor(np.ones((4, 3), np.float32), device=device).realize()
+  b = Tensor(np.ones((3, 2), np.float32), device=device).realize()
+  p = Tensor(np.zeros((4, 2), np.float32), device=device).realize()
+  kept = {}
+  @TinyJit
+  def step():
+    kept["g"] = a @ b
+    p.assign(p + kept["g"])
+    Tensor.realize_all(p, kept["g"])
+    return p
+  for _ in range(3): step()  # p = 9
+  before = p * 1
+  step()                      # a replay: p = 12
+  np.testing.assert_array_equal(before.numpy(), np.full((4, 2), 9.0, np.float32))
+  np.testing.assert_array_equal(p.numpy(), np.full((4, 2), 12.0, np.float32))
+  np.testing.assert_array_equal(kept["g"].numpy(), np.full((4, 2), 3.0, np.float32))
