@@ -228,7 +228,8 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   if cached is _NEEDS_SNAPSHOTS:
     # reads of old contents that no order of kernels can serve: they read copies taken before the writes
     new_roots, snapshotted = _with_snapshots(new_roots)
-    renamed = {n: snapshotted.get(m, m) for n, m in renamed.items()} | snapshotted if renamed else snapshotted
+    if renamed: renamed = {n: snapshotted.get(m, m) for n, m in renamed.items()} | snapshotted
+    else: renamed = snapshotted
     nodes, key, inputs, _ = _walk(new_roots)
     cached, signed = _cached_or_scheduled(nodes, key, new_roots, devices, inputs), None
   if signed is not None:  # (never prepared: a graph that needs _prepare has no signature)
