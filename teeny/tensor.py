@@ -471,7 +471,7 @@ class Tensor:
     """Run the kernels that compute this tensor (and others) now. A view realizes the tensor it is a view of (a
     write pending on it runs) and stays a view: realizing never copies a view's elements out."""
     if others: Tensor.realize_all(self, *others)
-    elif not is_buffer_view(self.uop): _realize((self,))  # one tensor: the common case, without the set-up
+    elif self._base is not None or not is_buffer_view(self._uop): _realize((self,))  # the common case: no set-up
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
@@ -904,9 +904,9 @@ class Tensor:
     elif isinstance(other, (int, float, bool, np.generic)):
       # the common `x * 2`: the constant is made at x's shape at once (one cached node, no broadcasting)
       value = other.item() if isinstance(other, np.generic) else other
-      dt = promote_scalar(self.uop.dtype, value)
-      a = self if dt is self.uop.dtype else self.cast(dt)
-      b = _const_tensor(_const_at(dt, value, a.uop.shape), self.device)
+      dt = promote_scalar(self._uop.dtype, value)  # (_uop: a view's dtype and shape are its base's, always)
+      a = self if dt is self._uop.dtype else self.cast(dt)
+      b = _const_tensor(_const_at(dt, value, a._uop.shape), self.device)
       return (b, a) if reverse else (a, b)
     else: raise TypeError(f"can't combine a Tensor with {type(other).__name__}")
     if reverse: a, b = b, a
@@ -2104,6 +2104,19 @@ def _realize(tensors: tuple[Tensor, ...]):
   tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
   tensors = _storage_owners(tensors)
   if not tensors: return
+  if len(tensors) == 1 and tensors[0]._uop.op is not Ops.ASSIGN:  # one new result, the common case: no set-up
+    t = tensors[0]
+    node = t._uop
+    items, views, written = create_schedule((node,), (t.device,))
+    if not written:
+      run_schedule(items)
+      mark_realized(views)
+      view = views[node]
+      if not items or items[-1].bufs[0] is not buffer_of(view): return _take_buffers(tensors, items, views, written)
+      if t._requires_grad: _keep_graph(t, node)
+      t._uop, t._version = view, t._version + 1  # (the uop setter, for a base given its own new buffer)
+      return
+    # (it runs a write deeper in its graph: the general case below, scheduling again with the readers)
   done = {id(t) for t in tensors}
   # the writes of the tensors being realized (parameter updates) are known before scheduling: the readers of what
   # they overwrite join at once, so the graph is scheduled once. Writes found deeper in the graph come after.
@@ -2174,14 +2187,6 @@ def _take_buffers(tensors: tuple[Tensor, ...], items, views: dict, written):
   write, the buffer it wrote. A tensor whose graph was found already realized (by another tensor), or that shares
   its graph with another tensor of this realize, gets a copy: two tensors never share storage unless one is a
   view of the other, so writing one never changes the other."""
-  if len(tensors) == 1 and not written:  # the common case: one new result
-    t = tensors[0]
-    node = t.uop
-    view = views[node]
-    if len(items) and items[-1].bufs[0] is buffer_of(view):
-      _keep_graph(t, node)
-      t.uop = view
-      return
   made = {b for item in items for b in item.bufs[:writes_count(item.ast)]}
   taken, copies = set(), []
   for t in tensors:
