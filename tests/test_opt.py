@@ -284,7 +284,9 @@ assert widest == widths[0] or name == "rowsum", spec.src
 assert "vstore" in spec.src or name == "rowsum", spec.src
 CompiledRunner("CL", spec)(item.bufs)
 got = item.bufs[0].numpy().reshape(out.shape)
-np.testing.assert_allclose(got, run_with(out, opts), rtol=1e-6, atol=1e-6)
+# Same sums in the same order as the scalar kernel, but a compiler may fuse multiply-adds differently in vector
+# and scalar code (Intel's runtime does): one float32 rounding per term apart, not more.
+np.testing.assert_allclose(got, run_with(out, opts), rtol=1e-5, atol=1e-5)
 np.testing.assert_allclose(got, out.numpy(), rtol=1e-4, atol=1e-4)
 print("vload" + str(widest))
 """
