@@ -243,3 +243,13 @@ def test_planted_kernel_from_another_user_is_never_run(device, shared_tmp, monke
   messages = [str(w.message) for w in caught if "compile cache" in str(w.message)]
   assert len(messages) == 1 and refused in messages[0] and why in messages[0], messages
   assert files_under(root) == planted, "the victim wrote into a cache another user can write"
+
+  # The control: with the ownership and mode checks switched off, the planted entry is what runs (wrong numbers),
+  # so the assertions above do test the checks and not a cache that was never looked at.
+  _runner_cache.clear()
+  monkeypatch.setattr(disk_cache, "_why_unsafe", lambda st, is_kind: None)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    hijacked = (Tensor(np.arange(8, dtype=np.float32), device=device) * value + 1).numpy()
+  _runner_cache.clear()  # don't leave the planted kernel loaded for later tests
+  np.testing.assert_array_equal(hijacked, np.arange(8, dtype=np.float32) * np.float32(value + 0.5) + 1)
