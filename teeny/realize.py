@@ -14,7 +14,8 @@ from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 
 
 class CompiledRunner:
-  """A kernel ready to launch: its spec and the device's loaded program."""
+  """A kernel ready to launch: its spec and the device's loaded program. `memory`: about how many bytes of process
+  memory it holds (the backend's estimate per loaded program, plus its binary)."""
   def __init__(self, device: str, spec: ProgramSpec):
     self.device, self.spec = device, spec
     dev = Device[device]
@@ -23,15 +24,21 @@ class CompiledRunner:
       if debug_level() >= 4: dprint(spec.src)
       raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
     self.program = dev.program_cls(dev, spec.name, lib)
+    self.memory = dev.program_cls.memory_estimate + len(lib)
     self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, wait=False)
 
   def __call__(self, bufs: list[Buffer], wait=False) -> float | None:
     return self.launch(*[b.handle for b in bufs], wait=wait)
 
 
-# (device, kernel AST) -> CompiledRunner. Bounded: a loop over ever new kernels can't grow it without limit (an
-# evicted kernel is compiled again from the on-disk cache if it comes back).
-_runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024))
+# (device, kernel AST) -> CompiledRunner. Bounded in count (RUNNER_CACHE_SIZE) and in the process memory its
+# loaded programs hold (RUNNER_CACHE_BYTES, as estimated by each backend's Program.memory_estimate): a PoCL program
+# compiled in this process holds about 1.4 MiB, so the count bound alone would let 1,024 of them take 1.4 GB. The
+# least recently used runners go first. An evicted runner stays usable by whoever still holds it (a TinyJit's
+# capture keeps its runners themselves, not keys into this cache), and its program is freed when the last holder
+# lets go; if its kernel comes back it is loaded again from the on-disk cache.
+_runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024), max_cost=getenv("RUNNER_CACHE_BYTES", 512 << 20),
+                         cost=lambda runner: runner.memory)
 
 
 def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None) -> CompiledRunner:

@@ -142,7 +142,12 @@ class Compiler:
 
 class Program:
   """A compiled kernel. Called with device buffers, global/local sizes and integer values for its variables;
-  returns the kernel's run time in seconds when wait=True."""
+  returns the kernel's run time in seconds when wait=True.
+
+  memory_estimate: about how many bytes of process memory one loaded program holds besides its binary (the
+  driver's or JIT's copy of the code, its bookkeeping). The kernel cache in realize.py bounds its total by this;
+  backends set it from measurements (bench/bench_runner_memory.py)."""
+  memory_estimate = 256 << 10
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     raise NotImplementedError
 
