@@ -61,25 +61,31 @@ def kib(n: float) -> str: return f"{n / 1024:8.1f} KiB"
 def mib(n: float) -> str: return f"{n / 2**20:8.1f} MiB"
 
 
+def per_kernel(device: str, n: int):
+  """Print the RSS growth per distinct kernel, compiled here (cold) and loaded from the disk cache (warm)."""
+  with tempfile.TemporaryDirectory() as tmp:
+    cold, warm = run_child(device, n, tmp), run_child(device, n, tmp)
+  print(f"{device}: per distinct kernel ({n} kernels, mean binary {cold['lib']:.0f} bytes)")
+  for label, r in (("cold (compiled here):  ", cold), ("warm (from disk cache):", warm)):
+    print(f"  {label} grows {kib(r['grown'] / n)}, runners' programs freed {kib(r['freed'] / n)}, "
+          f"{r['seconds'] / n * 1e3:.1f} ms/kernel")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--devices", nargs="*")
-  parser.add_argument("--sample", type=int, default=300, help="kernels for the per-kernel figures")
-  parser.add_argument("--kernels", type=int, default=2000, help="kernels for the with/without bound figures")
+  parser.add_argument("--sample", type=int, default=300, help="kernels for the per-kernel figures (0: none)")
+  parser.add_argument("--kernels", type=int, default=2000, help="kernels for the with/without bound figures (0: none)")
   args = parser.parse_args()
   sys.path.insert(0, REPO)
   from teeny import Device
   for device in args.devices or Device.available():
-    with tempfile.TemporaryDirectory() as tmp:
-      cold, warm = run_child(device, args.sample, tmp), run_child(device, args.sample, tmp)
-      n = args.sample
-      print(f"{device}: per distinct kernel ({n} kernels, mean binary {cold['lib']:.0f} bytes)")
-      print(f"  cold (compiled here):   grows {kib(cold['grown'] / n)}, runners' programs freed {kib(cold['freed'] / n)}, {cold['seconds'] / n * 1e3:.1f} ms/kernel")
-      print(f"  warm (from disk cache): grows {kib(warm['grown'] / n)}, runners' programs freed {kib(warm['freed'] / n)}, {warm['seconds'] / n * 1e3:.1f} ms/kernel")
+    if args.sample: per_kernel(device, args.sample)
     if not args.kernels: continue
     unbounded = {"RUNNER_CACHE_SIZE": 10 ** 6, "RUNNER_CACHE_BYTES": 1 << 60}
-    for label, env in (("count bound only (1,024)", {"RUNNER_CACHE_BYTES": 1 << 60}), ("no bound", unbounded),
-                       ("default byte bound", {})):
+    bounds = [("count bound only (1,024)", {"RUNNER_CACHE_BYTES": 1 << 60}), ("default byte bound", {})]
+    if args.kernels > 1024: bounds.insert(1, ("no bound", unbounded))  # else the same as the count bound
+    for label, env in bounds:
       with tempfile.TemporaryDirectory() as tmp:
         cold = run_child(device, args.kernels, tmp, **env)
         warm = run_child(device, args.kernels, tmp, **env)
