@@ -15,16 +15,20 @@ from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 
 class CompiledRunner:
   """A kernel ready to launch: its spec and the device's loaded program. `memory`: about how many bytes of process
-  memory it holds (the backend's estimate per loaded program, plus its binary)."""
+  memory it holds (its binary, plus the backend's estimate per program compiled here or loaded from disk)."""
   def __init__(self, device: str, spec: ProgramSpec):
     self.device, self.spec = device, spec
     dev = Device[device]
+    compiles_before = dev.compiler.compiles
     try: lib = dev.compiler.compile_cached(spec.src)
     except Exception as e:
       if debug_level() >= 4: dprint(spec.src)
       raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
     self.program = dev.program_cls(dev, spec.name, lib)
-    self.memory = dev.program_cls.memory_estimate + len(lib)
+    # (another thread compiling meanwhile can only make a loaded program count as compiled: an overestimate)
+    compiled_here = dev.compiler.compiles != compiles_before
+    cls = dev.program_cls
+    self.memory = len(lib) + (cls.memory_estimate if compiled_here else cls.memory_estimate_loaded)
     self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, wait=False)
 
   def __call__(self, bufs: list[Buffer], wait=False) -> float | None:

@@ -6,7 +6,7 @@ import itertools, os, subprocess, sys
 import numpy as np
 import pytest
 import teeny.realize as realize
-from teeny import Tensor, TinyJit
+from teeny import Device, Tensor, TinyJit
 from teeny.helpers import LRUCache
 from teeny.realize import _runner_cache
 
@@ -16,7 +16,9 @@ _constants = itertools.count()  # a fresh constant per kernel: each one is a ker
 
 @pytest.fixture
 def compiles(monkeypatch):
-  """Counts the runners built (each a compile or a load from the disk cache), with an empty runner cache."""
+  """Counts the runners built, with an empty runner cache. Without the disk cache, so every runner is compiled
+  here and costs the same estimate (a program loaded from disk is estimated smaller)."""
+  monkeypatch.setenv("TEENY_NO_DISK_CACHE", "1")
   built = []
   class CountingRunner(realize.CompiledRunner):
     def __init__(self, *args):
@@ -60,7 +62,7 @@ def test_evicted_kernel_is_loaded_again_and_right(device, monkeypatch, compiles)
   for _ in range(6): affine(device, 0.25 + next(_constants))
   assert first_runner not in _runner_cache.values()
   built = len(compiles)
-  affine(device, first)  # compiled (or loaded from the disk cache) again, and right
+  affine(device, first)  # compiled again, and right
   assert len(compiles) == built + 1 and compiles[-1] in _runner_cache.values()
 
 
@@ -99,6 +101,18 @@ def test_newest_runner_is_kept_even_over_the_bound():
   assert "c" in cache and len(cache) == 1 and cache.total_cost == 500
   cache["c"] = "x" * 5  # replaced: the old cost is no longer counted
   assert cache.total_cost == 5
+
+
+def test_program_loaded_from_disk_is_estimated_as_loaded(device, monkeypatch, compiles):
+  monkeypatch.delenv("TEENY_NO_DISK_CACHE")
+  value = 0.25 + next(_constants)
+  affine(device, value)
+  _runner_cache.clear()
+  affine(device, value)  # from the disk cache
+  cls = Device[device].program_cls
+  compiled, loaded = compiles[-2].memory, compiles[-1].memory
+  assert compiled - len(compiles[-2].program.lib) == cls.memory_estimate
+  assert loaded - len(compiles[-1].program.lib) == cls.memory_estimate_loaded
 
 
 def test_byte_bound_is_set_by_environment():

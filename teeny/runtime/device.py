@@ -130,12 +130,14 @@ class Compiler:
   """Turns rendered source into a loadable binary, cached on disk by a hash of (compiler key, source) (see
   teeny/runtime/disk_cache.py: what is in the cache is only used when this user wrote it)."""
   cache_key = "base"
+  compiles = 0  # sources compiled here (not found on disk): tells the kernel cache a program was built in-process
   def compile(self, src: str) -> bytes: raise NotImplementedError
 
   def compile_cached(self, src: str) -> bytes:
     lib = disk_cache_get(self.cache_key, src)
     if lib is not None: return lib
     lib = self.compile(src)
+    self.compiles += 1
     disk_cache_put(self.cache_key, src, lib)
     return lib
 
@@ -145,9 +147,11 @@ class Program:
   returns the kernel's run time in seconds when wait=True.
 
   memory_estimate: about how many bytes of process memory one loaded program holds besides its binary (the
-  driver's or JIT's copy of the code, its bookkeeping). The kernel cache in realize.py bounds its total by this;
-  backends set it from measurements (bench/bench_runner_memory.py)."""
+  driver's or JIT's copy of the code, its bookkeeping) when its source was compiled in this process;
+  memory_estimate_loaded: the same for a binary read from the disk cache (PoCL keeps far less then). The kernel
+  cache in realize.py bounds its total by these; backends set them from bench/bench_runner_memory.py."""
   memory_estimate = 256 << 10
+  memory_estimate_loaded = 256 << 10
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     raise NotImplementedError
 
