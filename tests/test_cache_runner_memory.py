@@ -103,8 +103,9 @@ def test_newest_runner_is_kept_even_over_the_bound():
   assert cache.total_cost == 5
 
 
-def test_program_loaded_from_disk_is_estimated_as_loaded(device, monkeypatch, compiles):
+def test_program_loaded_from_disk_is_estimated_as_loaded(device, monkeypatch, compiles, tmp_path):
   monkeypatch.delenv("TEENY_NO_DISK_CACHE")
+  monkeypatch.setenv("TEENY_CACHE_DIR", str(tmp_path / "cache"))  # empty: the first run compiles
   value = 0.25 + next(_constants)
   affine(device, value)
   _runner_cache.clear()
