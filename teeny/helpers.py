@@ -65,30 +65,47 @@ GlobalCounters = _Counters()
 
 
 class LRUCache:
-  """A dict that keeps at most `maxsize` entries, dropping the least recently used one when full. A hit is one dict
+  """A dict that keeps at most `maxsize` entries and, when given `cost` (value -> a size, e.g. bytes), at most
+  `max_cost` of their summed costs, dropping the least recently used entries when over either (the newest entry
+  is always kept, even when it alone costs more than max_cost: its caller is about to use it). A hit is one dict
   lookup and a stamp: keys like the schedule cache's are long tuples, which Python hashes anew on every lookup (an
   OrderedDict's get and move_to_end would hash twice). Finding the least recently used entry is a scan, made only
   when an insert overfills the cache: inserts follow a compile or a scheduler run, which cost far more. Inserts
   hold a lock, since threads that realize at once insert at once and the scan must not see the dict change; a
   hit needs none (one dict lookup, atomic)."""
-  def __init__(self, maxsize: int):
-    self.maxsize, self._data, self._clock = maxsize, {}, itertools.count()
+  def __init__(self, maxsize: int, max_cost: int | None = None, cost=None):
+    self.maxsize, self.max_cost, self._cost = maxsize, max_cost, cost
+    self.total_cost = 0  # the summed cost of the entries held
+    self._data, self._clock = {}, itertools.count()
     self._insert_lock = threading.Lock()
 
   def get(self, key, default=None):
-    entry = self._data.get(key)  # [value, when last used]
+    entry = self._data.get(key)  # [value, when last used, cost]
     if entry is None: return default
     entry[1] = next(self._clock)
     return entry[0]
 
   def __setitem__(self, key, value):
+    cost = self._cost(value) if self._cost is not None else 0
     with self._insert_lock:
-      self._data[key] = [value, next(self._clock)]
-      while len(self._data) > self.maxsize:
-        del self._data[min(self._data, key=lambda k: self._data[k][1])]
+      replaced = self._data.get(key)
+      if replaced is not None: self.total_cost -= replaced[2]
+      self._data[key] = [value, next(self._clock), cost]
+      self.total_cost += cost
+      evicted = []  # dropped after the lock is released: freeing a value (a loaded program) may take time or locks
+      while len(self._data) > self.maxsize or self._over_cost():
+        oldest = min(self._data, key=lambda k: self._data[k][1])
+        evicted.append(self._data.pop(oldest))
+        self.total_cost -= evicted[-1][2]
+    del evicted
+
+  def _over_cost(self) -> bool:
+    return self.max_cost is not None and self.total_cost > self.max_cost and len(self._data) > 1
 
   def __contains__(self, key): return key in self._data
   def __len__(self): return len(self._data)
-  def values(self): return [value for value, _ in list(self._data.values())]  # list(): one atomic snapshot
+  def values(self): return [entry[0] for entry in list(self._data.values())]  # list(): one atomic snapshot
   def clear(self):
-    with self._insert_lock: self._data.clear()
+    with self._insert_lock:
+      self._data.clear()
+      self.total_cost = 0

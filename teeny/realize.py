@@ -14,24 +14,35 @@ from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv
 
 
 class CompiledRunner:
-  """A kernel ready to launch: its spec and the device's loaded program."""
+  """A kernel ready to launch: its spec and the device's loaded program. `memory`: about how many bytes of process
+  memory it holds (its binary, plus the backend's estimate per program compiled here or loaded from disk)."""
   def __init__(self, device: str, spec: ProgramSpec):
     self.device, self.spec = device, spec
     dev = Device[device]
+    compiles_before = dev.compiler.compiles
     try: lib = dev.compiler.compile_cached(spec.src)
     except Exception as e:
       if debug_level() >= 4: dprint(spec.src)
       raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
     self.program = dev.program_cls(dev, spec.name, lib)
+    # (another thread compiling meanwhile can only make a loaded program count as compiled: an overestimate)
+    compiled_here = dev.compiler.compiles != compiles_before
+    cls = dev.program_cls
+    self.memory = len(lib) + (cls.memory_estimate if compiled_here else cls.memory_estimate_loaded)
     self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, wait=False)
 
   def __call__(self, bufs: list[Buffer], wait=False) -> float | None:
     return self.launch(*[b.handle for b in bufs], wait=wait)
 
 
-# (device, kernel AST) -> CompiledRunner. Bounded: a loop over ever new kernels can't grow it without limit (an
-# evicted kernel is compiled again from the on-disk cache if it comes back).
-_runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024))
+# (device, kernel AST) -> CompiledRunner. Bounded in count (RUNNER_CACHE_SIZE) and in the process memory its
+# loaded programs hold (RUNNER_CACHE_BYTES, as estimated by each backend's Program.memory_estimate): a PoCL program
+# compiled in this process holds about 1.4 MiB, so the count bound alone would let 1,024 of them take 1.4 GB. The
+# least recently used runners go first. An evicted runner stays usable by whoever still holds it (a TinyJit's
+# capture keeps its runners themselves, not keys into this cache), and its program is freed when the last holder
+# lets go; if its kernel comes back it is loaded again from the on-disk cache.
+_runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024), max_cost=getenv("RUNNER_CACHE_BYTES", 512 << 20),
+                         cost=lambda runner: runner.memory)
 
 
 def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None) -> CompiledRunner:

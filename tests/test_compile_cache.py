@@ -3,8 +3,9 @@ entries, and cache directories that can't be used (which must cost one warning, 
 import os, subprocess, sys, textwrap, warnings
 import numpy as np
 import pytest
-import teeny.runtime.device as device_module
-from teeny.runtime.device import Compiler, _cache_path, _read_cache_entry
+import teeny.runtime.disk_cache as disk_cache
+from teeny.runtime.device import Compiler
+from teeny.runtime.disk_cache import entry_path as _cache_path, read_entry as _read_cache_entry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +23,7 @@ class CountingCompiler(Compiler):
 def cache(tmp_path, monkeypatch):
   monkeypatch.setenv("TEENY_CACHE_DIR", str(tmp_path / "cache"))
   monkeypatch.delenv("TEENY_NO_DISK_CACHE", raising=False)
-  monkeypatch.setattr(device_module, "_cache_warned", False)
+  monkeypatch.setattr(disk_cache, "_warned", set())
   return tmp_path / "cache"
 
 
@@ -39,7 +40,7 @@ def test_entries_are_reused(cache):
 
 
 def _damaged(good: bytes) -> dict:
-  head = len(device_module._MAGIC)
+  head = len(disk_cache.MAGIC)
   flip = lambda data, at: data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1:]
   return {"truncated": good[:-3], "only the header": good[:head + 5], "empty": b"", "garbage": b"\x00garbage" * 9,
           "payload byte flipped": flip(good, len(good) - 2), "checksum byte flipped": flip(good, head + 3),
@@ -72,7 +73,7 @@ def test_unusable_cache_dir_degrades_with_one_warning(tmp_path, monkeypatch, how
     cache = tmp_path / "a_file" / "cache"  # its parent is a file: it can never be created
   monkeypatch.setenv("TEENY_CACHE_DIR", str(cache))
   monkeypatch.delenv("TEENY_NO_DISK_CACHE", raising=False)
-  monkeypatch.setattr(device_module, "_cache_warned", False)
+  monkeypatch.setattr(disk_cache, "_warned", set())
   c = CountingCompiler()
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")

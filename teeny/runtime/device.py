@@ -3,11 +3,12 @@ backend implements (Allocator, Compiler with an on-disk cache, Program). Knows n
 internals: a backend gets source text from its renderer and runs the compiled result."""
 from __future__ import annotations
 from collections import OrderedDict
-import hashlib, importlib, os, tempfile, threading, warnings
+import importlib, os, threading
 from typing import Callable
 import numpy as np
 from teeny.dtype import DType
-from teeny.helpers import GlobalCounters, cache_dir, debug_level, dprint
+from teeny.helpers import GlobalCounters, debug_level, dprint
+from teeny.runtime.disk_cache import disk_cache_get, disk_cache_put  # noqa: F401  (realize and search use them from here)
 
 
 class Allocator:
@@ -126,75 +127,31 @@ def host_array(size: int, np_dtype) -> np.ndarray:
 
 
 class Compiler:
-  """Turns rendered source into a loadable binary, cached on disk by a hash of (compiler key, source)."""
+  """Turns rendered source into a loadable binary, cached on disk by a hash of (compiler key, source) (see
+  teeny/runtime/disk_cache.py: what is in the cache is only used when this user wrote it)."""
   cache_key = "base"
+  compiles = 0  # sources compiled here (not found on disk): tells the kernel cache a program was built in-process
   def compile(self, src: str) -> bytes: raise NotImplementedError
 
   def compile_cached(self, src: str) -> bytes:
-    path = _cache_path(self.cache_key, src)
-    if path is not None:
-      lib = _read_cache_entry(path)
-      if lib is not None: return lib
+    lib = disk_cache_get(self.cache_key, src)
+    if lib is not None: return lib
     lib = self.compile(src)
-    if path is not None: _write_cache_entry(path, lib)
+    self.compiles += 1
+    disk_cache_put(self.cache_key, src, lib)
     return lib
-
-
-def disk_cache_get(key: str, src: str) -> bytes | None:
-  """The payload stored for (key, src) in the on-disk cache, or None (also when the cache is off)."""
-  path = _cache_path(key, src)
-  return None if path is None else _read_cache_entry(path)
-
-
-def disk_cache_put(key: str, src: str, payload: bytes):
-  path = _cache_path(key, src)
-  if path is not None: _write_cache_entry(path, payload)
-
-
-_MAGIC = b"TEENY1\n"
-_cache_warned = False
-
-
-def _cache_path(key: str, src: str) -> str | None:
-  if os.environ.get("TEENY_NO_DISK_CACHE"): return None
-  digest = hashlib.sha256(f"{key}\0{src}".encode()).hexdigest()
-  return os.path.join(cache_dir(), key.split(":")[0], digest[:2], digest)
-
-
-def _read_cache_entry(path: str) -> bytes | None:
-  """An entry is MAGIC + sha256(payload) + payload; anything else (truncated, corrupt) is ignored and rebuilt."""
-  try:
-    with open(path, "rb") as f: data = f.read()
-  except OSError: return None
-  head = len(_MAGIC) + 32
-  if len(data) < head or not data.startswith(_MAGIC): return None
-  payload = data[head:]
-  return payload if hashlib.sha256(payload).digest() == data[len(_MAGIC):head] else None
-
-
-def _write_cache_entry(path: str, payload: bytes):
-  """Write through a temp file in the same directory and rename it into place. Any failure (read-only or
-  uncreatable directory, full disk) leaves no temp file behind and warns once per process: teeny goes on
-  compiling without the cache."""
-  global _cache_warned
-  tmp = None
-  try:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp")
-    with os.fdopen(fd, "wb") as f: f.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old entry or the whole new one
-  except OSError as e:
-    if tmp is not None:
-      try: os.unlink(tmp)
-      except OSError: pass
-    if not _cache_warned:
-      warnings.warn(f"teeny: compile cache at {cache_dir()} is not writable ({e}); compiling without it")
-      _cache_warned = True
 
 
 class Program:
   """A compiled kernel. Called with device buffers, global/local sizes and integer values for its variables;
-  returns the kernel's run time in seconds when wait=True."""
+  returns the kernel's run time in seconds when wait=True.
+
+  memory_estimate: about how many bytes of process memory one loaded program holds besides its binary (the
+  driver's or JIT's copy of the code, its bookkeeping) when its source was compiled in this process;
+  memory_estimate_loaded: the same for a binary read from the disk cache (PoCL keeps far less then). The kernel
+  cache in realize.py bounds its total by these; backends set them from bench/bench_runner_memory.py."""
+  memory_estimate = 256 << 10
+  memory_estimate_loaded = 256 << 10
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     raise NotImplementedError
 

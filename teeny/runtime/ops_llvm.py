@@ -499,6 +499,7 @@ class LLVMProgram(Program):
   50-100 us more to wake (the hypervisor wakes its virtual CPU), but only on the first kernel after an idle spell."""
   parallel_threshold = 1 << 19
   threads = _cpu_count()
+  memory_estimate = memory_estimate_loaded = 64 << 10  # its MCJIT engine: 20-50 KiB (bench/bench_runner_memory.py)
 
   def __init__(self, device, name: str, lib: bytes):
     self.device, self.name, self.lib = device, name, lib
