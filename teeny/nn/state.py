@@ -8,7 +8,7 @@ name to {"dtype", "shape", "data_offsets": [begin, end]} with offsets into the d
 "__metadata__" of string pairs. safe_load checks the whole header against the file's size before it reads a
 single tensor, so a truncated or lying file raises a ValueError instead of reading out of bounds."""
 from __future__ import annotations
-import collections, json, math, os, pickle, tempfile, zipfile
+import collections, contextlib, gc, io, json, math, os, pickle, tempfile, zipfile
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.tensor import Tensor
@@ -90,6 +90,8 @@ _ST_DTYPES: dict[str, DType] = {
 }
 _ST_CODES = {dt: code for code, dt in _ST_DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # the safetensors package refuses bigger headers too
+_MAX_DIMS = 64  # numpy's and PyTorch's limit
+_MAX_ITEMS = 2**48  # no shape (even an empty one, [2**62, 0]) may reach this many items: index math stays far from overflow
 
 
 def _little_endian(dt: DType) -> np.dtype: return dt.np.newbyteorder("<")
@@ -129,75 +131,134 @@ def safe_save(tensors: dict[str, Tensor], path, metadata: dict[str, str] | None 
     raise
 
 
-def _read_header(path) -> tuple[dict, int, int]:
-  """The parsed header, where the data starts, and how many data bytes follow it; every field checked."""
-  path = os.fspath(path)
-  size = os.path.getsize(path)
+def _read_exactly(f, n: int, path: str, what: str) -> bytes:
+  """n bytes from f; fewer means the file is shorter than it was when its size was checked."""
+  data = f.read(n)
+  if len(data) != n: raise ValueError(f"{path}: the file ended while reading {what} ({len(data)} of {n} bytes): was it changed while loading?")
+  return data
+
+
+class _LongNumber(str):
+  """A JSON number too long to be a size or an offset: kept as text, so the field check names it (int() of a
+  5,000-digit string is slow, and Python refuses it)."""
+
+
+def _parse_int(text: str): return int(text) if len(text) <= 20 else _LongNumber(text)
+
+
+def _read_header(f, path: str) -> tuple[dict, int, list[tuple[int, int, str]]]:
+  """The parsed header of the open file f, where the data starts, and the tensors as (begin, end, name) in the
+  order of their bytes; every field checked."""
+  size = os.fstat(f.fileno()).st_size
   if size < 8: raise ValueError(f"{path}: truncated safetensors file ({size} bytes, the header length alone takes 8)")
-  with open(path, "rb") as f:
-    n = int.from_bytes(f.read(8), "little")
-    if n > size - 8:
-      raise ValueError(f"{path}: header length {n} runs past the end of the file ({size} bytes): truncated or corrupt")
-    if n > _MAX_HEADER: raise ValueError(f"{path}: header length {n} is larger than the {_MAX_HEADER} bytes allowed")
-    raw = f.read(n)
-  try: header = json.loads(raw.decode("utf-8"))
-  except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f"{path}: corrupt header, not JSON: {e}") from None
+  n = int.from_bytes(_read_exactly(f, 8, path, "the header length"), "little")
+  if n > size - 8:
+    raise ValueError(f"{path}: header length {n} runs past the end of the file ({size} bytes): truncated or corrupt")
+  if n > _MAX_HEADER: raise ValueError(f"{path}: header length {n} is larger than the {_MAX_HEADER} bytes allowed")
+  header = _parse_header(path, _read_exactly(f, n, path, "the header"))
+  return header, 8 + n, _check_entries(path, header, size - 8 - n)
+
+
+def _parse_header(path: str, raw: bytes) -> dict:
+  try: text = raw.decode("utf-8")
+  except UnicodeDecodeError as e: raise ValueError(f"{path}: corrupt header, not JSON: {e}") from None
+  try:
+    try: header = json.loads(text)
+    except ValueError:  # perhaps a number longer than Python's int() takes: parse again keeping those as text,
+      header = json.loads(text, parse_int=_parse_int)  # so the check of its field names it
+  except ValueError as e: raise ValueError(f"{path}: corrupt header, not JSON: {e}") from None
+  except RecursionError: raise ValueError(f"{path}: corrupt header, JSON nested too deeply") from None
   if not isinstance(header, dict): raise ValueError(f"{path}: corrupt header, a JSON {type(header).__name__} instead of an object")
-  data_start, data_len = 8 + n, size - 8 - n
-  _check_entries(path, header, data_len)
-  return header, data_start, data_len
+  return header
 
 
-def _check_entries(path: str, header: dict, data_len: int):
-  """Each entry is well formed, its byte range matches shape * itemsize, and the ranges tile the data exactly."""
+def _short(value) -> str:
+  text = repr(value)
+  return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check_shape(path: str, name: str, shape) -> None:
+  """A list of at most _MAX_DIMS sizes, each a non-negative int; an empty tensor's other sizes stay sane too."""
+  if type(shape) is not list or len(shape) > _MAX_DIMS or not all(type(s) is int and s >= 0 for s in shape):
+    raise ValueError(f"{path}: {name!r} has a bad shape {_short(shape)} (a list of at most {_MAX_DIMS} sizes, each an int >= 0)")
+  if math.prod(s for s in shape if s) >= _MAX_ITEMS:  # [2**62, 0] holds nothing, but no index math should meet 2**62
+    raise ValueError(f"{path}: {name!r} has shape {_short(shape)}, whose sizes multiply past {_MAX_ITEMS} items")
+
+
+def _check_entries(path: str, header: dict, data_len: int) -> list[tuple[int, int, str]]:
+  """Each entry is well formed, its byte range matches shape * itemsize, and the ranges tile the data exactly.
+  Returns the (begin, end, name) of every tensor, in the order of their bytes."""
   meta = header.get("__metadata__")
   if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
     raise ValueError(f"{path}: __metadata__ must map strings to strings")
   spans = []
+  fields = {"dtype", "shape", "data_offsets"}
   for name, e in header.items():
     if name == "__metadata__": continue
-    if not isinstance(e, dict) or set(e) != {"dtype", "shape", "data_offsets"}:
-      raise ValueError(f"{path}: entry {name!r} must have exactly dtype, shape and data_offsets, got {e!r}")
-    if e["dtype"] not in _ST_DTYPES:
-      raise ValueError(f"{path}: {name!r} has dtype {e['dtype']!r}, which teeny can't load (it knows {', '.join(_ST_DTYPES)})")
-    shape, offsets = e["shape"], e["data_offsets"]
-    if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
-      raise ValueError(f"{path}: {name!r} has a bad shape {shape!r}")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
-      raise ValueError(f"{path}: {name!r} has bad data_offsets {offsets!r}")
-    want = math.prod(shape) * _ST_DTYPES[e["dtype"]].itemsize
+    if type(e) is not dict or e.keys() != fields:
+      raise ValueError(f"{path}: entry {name!r} must have exactly dtype, shape and data_offsets, got {_short(e)}")
+    dtype, shape, offsets = e["dtype"], e["shape"], e["data_offsets"]
+    if type(dtype) is not str or dtype not in _ST_DTYPES:
+      raise ValueError(f"{path}: {name!r} has dtype {_short(dtype)}, which teeny can't load (it knows {', '.join(_ST_DTYPES)})")
+    _check_shape(path, name, shape)
+    if not (type(offsets) is list and len(offsets) == 2 and type(offsets[0]) is int and type(offsets[1]) is int and 0 <= offsets[0] <= offsets[1]):
+      raise ValueError(f"{path}: {name!r} has bad data_offsets {_short(offsets)} (a pair [begin, end] of ints, 0 <= begin <= end)")
+    want = math.prod(shape) * _ST_DTYPES[dtype].itemsize
     if offsets[1] - offsets[0] != want:
-      raise ValueError(f"{path}: {name!r} spans {offsets[1] - offsets[0]} bytes but its shape {tuple(shape)} of {e['dtype']} needs {want}")
+      raise ValueError(f"{path}: {name!r} spans {offsets[1] - offsets[0]} bytes (data_offsets) but its shape {tuple(shape)} of {dtype} needs {want}")
     spans.append((offsets[0], offsets[1], name))
   end = 0
-  for begin, stop, name in sorted(spans):
-    if begin < end: raise ValueError(f"{path}: {name!r} (bytes {begin}..{stop}) overlaps the tensor before it (which ends at {end})")
+  spans.sort(key=lambda span: (span[0], span[1]))  # stable: empty tensors at one offset keep the header's order
+  for begin, stop, name in spans:
+    if begin < end: raise ValueError(f"{path}: {name!r} (data_offsets {begin}..{stop}) overlaps the tensor before it (which ends at {end})")
     if begin > end: raise ValueError(f"{path}: gap in the data: bytes {end}..{begin} before {name!r} belong to no tensor")
-    if stop > data_len: raise ValueError(f"{path}: {name!r} (bytes {begin}..{stop}) runs past the end of the data ({data_len} bytes): truncated file?")
+    if stop > data_len: raise ValueError(f"{path}: {name!r} (data_offsets {begin}..{stop}) runs past the end of the data ({data_len} bytes): truncated file?")
     end = stop
   if end != data_len: raise ValueError(f"{path}: {data_len - end} bytes after the last tensor belong to no tensor")
+  return spans
 
 
 def safe_load_metadata(path) -> dict[str, str]:
   """The "__metadata__" strings of a safetensors file ({} if it has none)."""
-  return dict(_read_header(path)[0].get("__metadata__") or {})
+  path = os.fspath(path)
+  with open(path, "rb") as f, _gc_paused(): return dict(_read_header(f, path)[0].get("__metadata__") or {})
 
 
 def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
   """Read every tensor of a safetensors file onto device (the default device if None), after checking the
-  whole header against the file. Tensors come back in the file's order; BOOL bytes other than 0 read as True."""
-  header, data_start, data_len = _read_header(path)
-  entries = sorted(((k, e) for k, e in header.items() if k != "__metadata__"), key=lambda ke: ke[1]["data_offsets"][0])
-  data = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=(data_len,)) if data_len else np.zeros(0, np.uint8)
-  out = {}
-  for name, e in entries:
-    dt = _ST_DTYPES[e["dtype"]]
-    begin, end = e["data_offsets"]
-    raw = np.asarray(data[begin:end])
-    arr = raw != 0 if dt == dtypes.bool else raw.view(_little_endian(dt))
-    out[name] = Tensor(arr.reshape(e["shape"]), device=device, dtype=dt)
-  del data
+  whole header against the file. Tensors come back in the file's order; BOOL bytes other than 0 read as True.
+
+  The header and the data are read from one open file with ordinary reads (no memory map), each tensor's bytes
+  copied out before its tensor is made: a file changed or cut short while it loads raises a ValueError, and
+  nothing done to the file later can reach the tensors (a memory map would kill the process with SIGBUS)."""
+  path = os.fspath(path)
+  with open(path, "rb") as f, _gc_paused():
+    header, data_start, spans = _read_header(f, path)
+    f.seek(data_start)
+    out = {}
+    empties: dict[tuple, Tensor] = {}  # (dtype, shape) -> one zero-size tensor that the others alias
+    for begin, end, name in spans:
+      e = header[name]
+      dt, shape = _ST_DTYPES[e["dtype"]], tuple(e["shape"])
+      if begin == end:  # nothing to read: alias one tensor per (dtype, shape), 7x cheaper than a buffer each
+        if (dt, shape) not in empties: empties[dt, shape] = Tensor(np.zeros(shape, dt.np), device=device, dtype=dt)
+        out[name] = Tensor(empties[dt, shape])
+        continue
+      raw = np.frombuffer(_read_exactly(f, end - begin, path, f"tensor {name!r}"), dtype=np.uint8)
+      arr = raw != 0 if dt == dtypes.bool else raw.view(_little_endian(dt))
+      out[name] = Tensor(arr.reshape(shape), device=device, dtype=dt)
   return out
+
+
+@contextlib.contextmanager
+def _gc_paused():
+  """No cyclic garbage collection inside: a header of a million tensors makes millions of JSON dicts and lists,
+  and every full collection would walk all of them again (half of a 1.5 M-entry load's time went there)."""
+  was_enabled = gc.isenabled()
+  gc.disable()
+  try: yield
+  finally:
+    if was_enabled: gc.enable()
 
 
 # ---- PyTorch's torch.save files ----
