@@ -242,7 +242,8 @@ def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
       dt, shape = _ST_DTYPES[e["dtype"]], tuple(e["shape"])
       if begin == end:  # nothing to read: alias one tensor per (dtype, shape), 7x cheaper than a buffer each
         if (dt, shape) not in empties: empties[dt, shape] = Tensor(np.zeros(shape, dt.np), device=device, dtype=dt)
-        out[name] = Tensor(empties[dt, shape])
+        empty = empties[dt, shape]
+        out[name] = Tensor(empty, device=empty.device)
         continue
       raw = np.frombuffer(_read_exactly(f, end - begin, path, f"tensor {name!r}"), dtype=np.uint8)
       arr = raw != 0 if dt == dtypes.bool else raw.view(_little_endian(dt))
