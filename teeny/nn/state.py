@@ -8,7 +8,7 @@ name to {"dtype", "shape", "data_offsets": [begin, end]} with offsets into the d
 "__metadata__" of string pairs. safe_load checks the whole header against the file's size before it reads a
 single tensor, so a truncated or lying file raises a ValueError instead of reading out of bounds."""
 from __future__ import annotations
-import collections, contextlib, gc, io, json, math, os, pickle, tempfile, zipfile
+import collections, contextlib, gc, io, json, math, operator, os, pickle, tempfile, zipfile
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.tensor import Tensor
@@ -177,12 +177,20 @@ def _short(value) -> str:
   return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _check_shape(path: str, name: str, shape) -> None:
-  """A list of at most _MAX_DIMS sizes, each a non-negative int; an empty tensor's other sizes stay sane too."""
-  if type(shape) is not list or len(shape) > _MAX_DIMS or not all(type(s) is int and s >= 0 for s in shape):
+def _check_shape(path: str, name: str, shape) -> int:
+  """The number of items in shape, a list of at most _MAX_DIMS sizes, each a non-negative int; an empty
+  tensor's other sizes stay sane too. (A plain loop: a header may hold millions of shapes.)"""
+  if type(shape) is not list or len(shape) > _MAX_DIMS:
     raise ValueError(f"{path}: {name!r} has a bad shape {_short(shape)} (a list of at most {_MAX_DIMS} sizes, each an int >= 0)")
-  if math.prod(s for s in shape if s) >= _MAX_ITEMS:  # [2**62, 0] holds nothing, but no index math should meet 2**62
+  nonzero, empty = 1, False
+  for s in shape:
+    if type(s) is not int or s < 0:
+      raise ValueError(f"{path}: {name!r} has a bad shape {_short(shape)} (a list of at most {_MAX_DIMS} sizes, each an int >= 0)")
+    if s: nonzero *= s
+    else: empty = True
+  if nonzero >= _MAX_ITEMS:  # [2**62, 0] holds nothing, but no index math should meet 2**62
     raise ValueError(f"{path}: {name!r} has shape {_short(shape)}, whose sizes multiply past {_MAX_ITEMS} items")
+  return 0 if empty else nonzero
 
 
 def _check_entries(path: str, header: dict, data_len: int) -> list[tuple[int, int, str]]:
@@ -200,15 +208,15 @@ def _check_entries(path: str, header: dict, data_len: int) -> list[tuple[int, in
     dtype, shape, offsets = e["dtype"], e["shape"], e["data_offsets"]
     if type(dtype) is not str or dtype not in _ST_DTYPES:
       raise ValueError(f"{path}: {name!r} has dtype {_short(dtype)}, which teeny can't load (it knows {', '.join(_ST_DTYPES)})")
-    _check_shape(path, name, shape)
+    items = _check_shape(path, name, shape)
     if not (type(offsets) is list and len(offsets) == 2 and type(offsets[0]) is int and type(offsets[1]) is int and 0 <= offsets[0] <= offsets[1]):
       raise ValueError(f"{path}: {name!r} has bad data_offsets {_short(offsets)} (a pair [begin, end] of ints, 0 <= begin <= end)")
-    want = math.prod(shape) * _ST_DTYPES[dtype].itemsize
+    want = items * _ST_DTYPES[dtype].itemsize
     if offsets[1] - offsets[0] != want:
       raise ValueError(f"{path}: {name!r} spans {offsets[1] - offsets[0]} bytes (data_offsets) but its shape {tuple(shape)} of {dtype} needs {want}")
     spans.append((offsets[0], offsets[1], name))
   end = 0
-  spans.sort(key=lambda span: (span[0], span[1]))  # stable: empty tensors at one offset keep the header's order
+  spans.sort(key=operator.itemgetter(0, 1))  # stable: empty tensors at one offset keep the header's order
   for begin, stop, name in spans:
     if begin < end: raise ValueError(f"{path}: {name!r} (data_offsets {begin}..{stop}) overlaps the tensor before it (which ends at {end})")
     if begin > end: raise ValueError(f"{path}: gap in the data: bytes {end}..{begin} before {name!r} belong to no tensor")
