@@ -2,7 +2,7 @@
 what a file really holds, and every malformed file raises a ValueError naming the file (and the field). The
 hostile files are built here, small, from zipfile / struct / json and a tiny hand-written pickler (so the pickles
 can name torch's functions without torch); real torch.save files are checked when torch is installed."""
-import json, math, os, pickle, struct, sys, time, zipfile
+import json, os, struct, sys, time, zipfile
 import numpy as np
 import pytest
 from teeny import Tensor, dtypes

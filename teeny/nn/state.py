@@ -6,7 +6,11 @@ A safetensors file is: 8 bytes, the little-endian length N of a JSON header; N b
 spaces so the data starts 8-byte aligned); then the raw little-endian bytes of every tensor. The header maps each
 name to {"dtype", "shape", "data_offsets": [begin, end]} with offsets into the data part, plus an optional
 "__metadata__" of string pairs. safe_load checks the whole header against the file's size before it reads a
-single tensor, so a truncated or lying file raises a ValueError instead of reading out of bounds."""
+single tensor, so a truncated or lying file raises a ValueError instead of reading out of bounds.
+
+Both loaders take files from strangers: no code in a file runs, every malformed file raises a ValueError naming
+it, and the memory and time a load takes follow what the file really holds (README, "Loading files you didn't
+write"; tests/test_loader_safety.py)."""
 from __future__ import annotations
 import collections, contextlib, gc, io, json, math, operator, os, pickle, tempfile, zipfile
 import numpy as np
