@@ -326,10 +326,13 @@ class _Capture:
         for i, s in launch.patches: args[i] = handles[s]
         launch.runner.launch(*args)
       else: launch.runner.launch(*launch.args)
-    GlobalCounters.kernel_count += len(self.launches) - self.n_copies
+    # each sum worked out before its `+=`: a call between reading a counter and writing it back is where another
+    # thread may run and count meanwhile, and its counts would be lost
+    kernels, mem = len(self.launches) - self.n_copies, self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
+    GlobalCounters.kernel_count += kernels
     GlobalCounters.copies += self.n_copies
     GlobalCounters.global_ops += self.flops
-    GlobalCounters.global_mem += self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
+    GlobalCounters.global_mem += mem
 
   def _replay_with_debug(self, bufs: dict[int, Buffer]):
     """The same launches through run_schedule, which prints a line per kernel with its time."""

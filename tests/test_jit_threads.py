@@ -5,6 +5,7 @@ import sys, threading
 import numpy as np
 import pytest
 from teeny import Tensor, TinyJit
+from teeny.helpers import GlobalCounters
 from training import make_mlp, make_batch, train_step
 
 CALLS = 10_000  # calls per thread of the two-thread jit test (about 2 s per device here)
@@ -50,9 +51,13 @@ def test_one_jit_called_from_two_threads_gives_every_result_right(device):
         out = f(Tensor(np.full(8, v, np.float32), device=device)).numpy()
         if not (out == 2 * v + 1).all(): wrong[k].append((v, out[0]))
     return run
+  kernels_before, mem_before = GlobalCounters.kernel_count, GlobalCounters.global_mem
   run_threads(caller(0), caller(1))
   assert wrong == [[], []], f"wrong results: {len(wrong[0])} and {len(wrong[1])}, e.g. {wrong[0][:3]} {wrong[1][:3]}"
   assert f.calls == 2 * calls and len(f._capture.launches) == 2  # one capture, of its own two kernels
+  # every launch counted, none lost: two kernels a call, each reading and writing 8 floats
+  assert GlobalCounters.kernel_count - kernels_before == 2 * 2 * calls
+  assert GlobalCounters.global_mem - mem_before == 2 * 2 * 64 * calls
 
 
 def test_two_jits_on_two_threads_draw_different_random_numbers(device):
