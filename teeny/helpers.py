@@ -1,5 +1,6 @@
 """Small shared utilities with no teeny imports: environment flags, the DEBUG level, GlobalCounters (what ran and
-how much memory is in use, counted by every layer) and a bounded LRU cache."""
+how much memory is in use, counted by every layer), a bounded LRU cache and snapshots of weak containers that
+other threads may change."""
 from __future__ import annotations
 import functools, itertools, os, sys, threading
 
@@ -29,6 +30,15 @@ def dprint(*args):
 
 
 def argsort(xs) -> list[int]: return sorted(range(len(xs)), key=xs.__getitem__)
+
+
+def snapshot(items) -> list:
+  """list(items), where items is a weak container (a WeakSet) or a method iterating one (a WeakValueDictionary's
+  values), that other threads may add to meanwhile: iterating one raises RuntimeError when it changes size under
+  the iterator, so it is taken again (adds are rare and quick)."""
+  while True:
+    try: return list(items() if callable(items) else items)
+    except RuntimeError: continue
 
 
 def cache_dir() -> str:

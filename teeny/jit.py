@@ -36,11 +36,18 @@ The contract:
     step updates) are realized before the replay's kernels run, as an eager call would have them.
   - Whatever the function computes in Python (reading tensor data with .item()/.numpy(), branching on it,
     making tensors from host data that changes between calls) is frozen at the capture.
-  - Nested jits: a TinyJit called while another one is capturing just runs its function; its kernels become
-    part of the outer capture, and its own state (calls, capture) is left as it was.
+  - Nested jits: a TinyJit called while another one is capturing (on the same thread) just runs its function;
+    its kernels become part of the outer capture, and its own state (calls, capture) is left as it was.
+
+Threads: a TinyJit may be called from several threads. Calls of one TinyJit are serialized by a lock it holds
+(reentrant, for a function that calls its own jit): while one thread warms up, captures or replays, another
+thread calling the same jit waits, so two captures never mix and two replays never share scratch buffers at
+once. Different TinyJits run side by side. A capture records only the kernels its own thread runs: kernels
+other threads run meanwhile are theirs, and tensors another thread made are never part of the capture. (So a
+jitted function must not wait for another thread that calls the same jit: that thread waits for the lock.)
 """
 from __future__ import annotations
-import functools, weakref
+import functools, threading, weakref
 import numpy as np
 from teeny import memory, realize
 from teeny.dtype import dtypes
@@ -57,20 +64,22 @@ class TinyJit:
   def __init__(self, fn):
     self.fn = fn
     functools.update_wrapper(self, fn)
+    self._lock = threading.RLock()  # one call at a time (see Threads above)
     self.reset()
 
   def reset(self):
     """Forget the capture: the next call runs the function normally again, the one after captures."""
-    self.calls = 0
-    self._signature = None
-    self._capture: _Capture | None = None
+    with self._lock:
+      self.calls = 0
+      self._signature = None
+      self._capture: _Capture | None = None
 
   def __get__(self, obj, objtype=None):
     # a jitted method: the instance is a non-Tensor argument, so one TinyJit serves one instance
     return self if obj is None else functools.partial(self.__call__, obj)
 
   def __call__(self, *args, **kwargs):
-    if realize.capturing is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
+    if realize.capture.recording is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
     args, kwargs = _views_copied(args, kwargs)
     tensors, signature = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
@@ -78,6 +87,10 @@ class TinyJit:
     # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
     first: dict[int, int] = {}
     signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)),)
+    with self._lock: return self._call(args, kwargs, tensors, input_bufs, signature)
+
+  def _call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple):
+    """A call with its inputs realized, holding the lock: check the signature, then warm up, capture or replay."""
     if self._signature is None: self._signature = signature
     else: _check_same(self._signature, signature)
     self.calls += 1
@@ -85,9 +98,12 @@ class TinyJit:
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
     rng_before = Tensor._rng_counter
-    realize.capturing, program_order.capture_start = recorded, program_order.capture_position()
+    realize.capture.recording = recorded  # (this thread's: see realize.capture)
+    program_order.set_capture_start(program_order.capture_position())
     try: out = _run_and_realize(self.fn, args, kwargs)
-    finally: realize.capturing = program_order.capture_start = None
+    finally:
+      realize.capture.recording = None
+      program_order.set_capture_start(None)
     self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter)
     if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: captured {len(self._capture.launches)} item(s)")
     return out
@@ -203,10 +219,11 @@ class _Out:
 
 class _Launch:
   """One captured kernel (runner) or copy (runner None) and the slots of its buffers. For a kernel, `args`
-  holds the handles of the buffers that stay the same and `patches` the (argument, slot) pairs a replay fills."""
+  holds the handles of the buffers that stay the same (never changed: each replay fills a copy of it) and
+  `patches` the (argument, slot) pairs a replay fills."""
   def __init__(self, runner, slots: list[int], kept: dict[int, Buffer]):
     self.runner, self.slots = runner, slots
-    self.args = [kept[s].handle if s in kept else None for s in slots]
+    self.args = tuple(kept[s].handle if s in kept else None for s in slots)
     self.patches = [(i, s) for i, s in enumerate(slots) if s not in kept]
 
 
@@ -292,9 +309,8 @@ class _Capture:
       # results remembered from the overwritten buffers are stale, and lazy tensors reading them read them now
       forget_realized()
       realize_old_value_readers({bufs[s] if s in bufs else self.kept[s] for s in self.written})
-    first_draw = Tensor._rng_counter
+    first_draw = Tensor._take_draws(self.rng_draws)  # (at once: another thread may be drawing too)
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
-    Tensor._rng_counter = first_draw + self.rng_draws
     if debug_level() >= 2: self._replay_with_debug(bufs)
     else: self._replay_fast(bufs)
     return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs, input_tensors))
@@ -305,13 +321,18 @@ class _Capture:
       if launch.runner is None:
         realize.copy_buffer(*[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
         continue
-      args = launch.args
-      for i, s in launch.patches: args[i] = handles[s]
-      launch.runner.launch(*args)
-    GlobalCounters.kernel_count += len(self.launches) - self.n_copies
+      if launch.patches:
+        args = list(launch.args)  # this call's own list: launch.args is shared by every replay
+        for i, s in launch.patches: args[i] = handles[s]
+        launch.runner.launch(*args)
+      else: launch.runner.launch(*launch.args)
+    # each sum worked out before its `+=`: a call between reading a counter and writing it back is where another
+    # thread may run and count meanwhile, and its counts would be lost
+    kernels, mem = len(self.launches) - self.n_copies, self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
+    GlobalCounters.kernel_count += kernels
     GlobalCounters.copies += self.n_copies
     GlobalCounters.global_ops += self.flops
-    GlobalCounters.global_mem += self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
+    GlobalCounters.global_mem += mem
 
   def _replay_with_debug(self, bufs: dict[int, Buffer]):
     """The same launches through run_schedule, which prints a line per kernel with its time."""

@@ -12,77 +12,128 @@ It also keeps autograd honest: a realized tensor that requires grad keeps the gr
 backward() works after printing the loss); once a buffer that graph reads is overwritten, backward through it
 would use the new values, so the graph is marked stale and backward() raises, as PyTorch does.
 
-The registry is a list of weak references appended to when a tensor gets a lazy node (cheap on the hot path of
-building graphs) and compacted when it has grown; a scan walks each candidate's graph once, sharing what it
-learns about nodes between candidates. Nothing here knows the Tensor class: it reads `_uop`, `_base` and the
-realized map of the scheduler.
+The registry is a list of weak references per thread, appended to when a tensor gets a lazy node (cheap on the
+hot path of building graphs: no lock, no other thread appends to it) and compacted when it has grown; a scan
+reads every thread's list (a tensor made on one thread may read a buffer another thread overwrites) and walks
+each candidate's graph once, sharing what it learns about nodes between candidates. Per thread too: where a
+TinyJit capture running on that thread started (see split_by_capture). Nothing here knows the Tensor class: it
+reads `_uop`, `_base` and the realized map of the scheduler.
 """
 from __future__ import annotations
-import weakref
+import threading, weakref
 from teeny.uop import UOp, Ops
+from teeny.helpers import snapshot
 from teeny.runtime.device import Buffer
 from teeny.schedule import is_buffer_view, buffer_of, realized_buffers
 
-# weak references to tensors that got a lazy node (a tensor may appear more than once; dead ones are dropped
-# when the list is compacted)
-_live: list = []
-_compact_at = 4096
 _ref = weakref.ref
 
-# While a TinyJit captures, entries from this position on were made during the captured call (see split_by_capture)
-capture_start: int | None = None
+
+class _Registry:
+  """One thread's weak references to tensors that got a lazy node (a tensor may appear more than once; dead ones
+  are dropped when the list is compacted), and, while a TinyJit captures on that thread, the position from which
+  entries were made during the captured call. Only its thread appends to it or compacts it, except once that
+  thread has ended (its tensors may live on, so its registry is read, and compacted, until they are gone)."""
+  __slots__ = ("refs", "compact_at", "capture_start", "thread")
+  def __init__(self):
+    self.refs: list = []
+    self.compact_at = 4096
+    self.capture_start: int | None = None
+    self.thread = threading.current_thread()
+
+
+class _ThisThread(threading.local):
+  def __init__(self):  # (runs once in each thread, at its first use of the registry)
+    self.registry = _Registry()
+    with _registries_lock: _registries.append(self.registry)
+
+
+_registries: list[_Registry] = []  # every thread's registry that may still hold live tensors
+_registries_lock = threading.Lock()  # held while the list of registries changes
+_this_thread = _ThisThread()
 
 
 def track(t):
   """Remember a tensor that now holds a lazy node: it may read buffers that a later write overwrites."""
-  global _compact_at
-  _live.append(_ref(t))
-  if len(_live) >= _compact_at and capture_start is None:
-    _compact()
-    _compact_at = max(4096, 2 * len(_live))
+  registry = _this_thread.registry
+  refs = registry.refs
+  refs.append(_ref(t))
+  if len(refs) >= registry.compact_at and registry.capture_start is None:
+    _compact(registry)
+    registry.compact_at = max(4096, 2 * len(refs))
 
 
-def _compact():
+def _compact(registry: _Registry):
   seen, kept = set(), []
-  for r in _live:
+  for r in registry.refs:
     t = r()
     if t is not None and id(t) not in seen and not is_buffer_view(t._uop):
       seen.add(id(t))
       kept.append(r)
-  _live[:] = kept
+  registry.refs[:] = kept
 
 
 def capture_position() -> int:
-  """Where the registry ends now: a TinyJit sets capture_start to it while it captures."""
-  return len(_live)
+  """Where this thread's registry ends now: a TinyJit passes it to set_capture_start when it starts capturing."""
+  return len(_this_thread.registry.refs)
 
 
-def _lazy_bases() -> list[tuple[int, object]]:
-  """(registry position, tensor) of every live tensor that owns a lazy node; views are left out: they read their
-  base's current node, never an old one. A tensor listed twice keeps its last position. Outside a capture the
-  registry is compacted on the way (a scan costs what the registry holds, so it is kept to the lazy tensors)."""
-  found: dict[int, tuple[int, object]] = {}
-  for pos, r in enumerate(_live):
-    t = r()
-    if t is not None and not is_buffer_view(t._uop): found[id(t)] = (pos, t)
-  if capture_start is None:
-    _live[:] = [_ref(t) for _, t in sorted(found.values(), key=lambda entry: entry[0])]
-  return [(pos, t) for pos, t in found.values() if t._base is None]
+def capture_start() -> int | None:
+  """Where the capture running on this thread started in its registry (None: no capture runs on this thread)."""
+  return _this_thread.registry.capture_start
+
+
+def set_capture_start(start: int | None):
+  _this_thread.registry.capture_start = start
+
+
+def _lazy_bases() -> list:
+  """Every live tensor, on any thread, that owns a lazy node, each once; views are left out: they read their
+  base's current node, never an old one. On the way, registries are compacted that no capture needs as they
+  are: this thread's outside a capture, and those of threads that have ended (a scan costs what the registries
+  hold, so they are kept to the lazy tensors)."""
+  mine = _this_thread.registry
+  with _registries_lock: registries = list(_registries)
+  found: dict[int, object] = {}
+  for registry in registries:
+    refs = registry.refs[:]  # (one atomic copy: its thread may be appending to it right now)
+    live: dict[int, object] = {}
+    for r in refs:
+      t = r()
+      if t is not None and not is_buffer_view(t._uop): live[id(t)] = t
+    found.update(live)
+    if registry is mine: compact = mine.capture_start is None
+    else: compact = not registry.thread.is_alive()
+    if compact:
+      registry.refs[:] = [_ref(t) for t in live.values()]
+      if not live and registry is not mine: _forget(registry)
+  return [t for t in found.values() if t._base is None]
+
+
+def _forget(registry: _Registry):
+  with _registries_lock:
+    if registry in _registries and not registry.refs: _registries.remove(registry)
 
 
 def old_value_readers(written: set[Buffer], skip: set[int]) -> list:
   """Live lazy tensors (by id not in `skip`) whose graphs read the current contents of a buffer in `written`."""
   memo: dict[UOp, bool] = {}
-  return [t for _, t in _lazy_bases() if id(t) not in skip and reads_any(t._uop, written, memo)]
+  return [t for t in _lazy_bases() if id(t) not in skip and reads_any(t._uop, written, memo)]
 
 
 def split_by_capture(tensors: list) -> tuple[list, list]:
-  """While a TinyJit captures: (tensors made before the captured call, tensors made during it). The first are
-  realized outside the capture (a replay must not recompute them into buffers their owners still read)."""
-  if capture_start is None: return [], tensors
-  position = {id(t): pos for pos, t in _lazy_bases()}
-  before = [t for t in tensors if position.get(id(t), capture_start) < capture_start]
-  return before, [t for t in tensors if position.get(id(t), capture_start) >= capture_start]
+  """While a TinyJit captures on this thread: (tensors made before the captured call, tensors made during it).
+  The first are realized outside the capture (a replay must not recompute them into buffers their owners still
+  read). Made during it: given a lazy node by this thread since the capture started; tensors of other threads
+  are never part of the capture."""
+  registry = _this_thread.registry
+  start = registry.capture_start
+  if start is None: return [], tensors
+  during = set()
+  for r in registry.refs[start:]:
+    t = r()
+    if t is not None: during.add(id(t))
+  return [t for t in tensors if id(t) not in during], [t for t in tensors if id(t) in during]
 
 
 def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
@@ -121,7 +172,7 @@ def mark_stale_graphs(grad_realized, written: set[Buffer]):
   """Drop the kept graphs (see Tensor._graph) that read a buffer about to be overwritten, remembering their
   buffer views so that backward() through them raises instead of using the new values."""
   memo: dict[UOp, bool] = {}
-  for key, t in list(grad_realized.items()):
+  for key, t in snapshot(grad_realized.items):
     graph = t._graph
     if graph is not None and reads_any(graph, written, memo):
       _stale[t._uop] = True

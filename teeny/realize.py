@@ -1,8 +1,8 @@
 """Running schedules: get a compiled program per kernel (cached by AST and device, bounded), allocate buffers,
 launch, count what ran in GlobalCounters, and print what happened at the DEBUG level asked. While a TinyJit
-captures, every item run here is also recorded for it (see `capturing`)."""
+captures on a thread, every item that thread runs here is also recorded for it (see `capture`)."""
 from __future__ import annotations
-import json, time
+import json, threading, time
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, pretty
@@ -63,9 +63,14 @@ def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None) -> Compi
   return runner
 
 
-# While a TinyJit captures, the list it records into: per item run, (item, its runner or None for a copy,
-# which of its buffers had memory before it ran).
-capturing: list | None = None
+class _ThreadCapture(threading.local):
+  """Per thread: while a TinyJit captures on this thread, `recording` is the list it records into: per item run,
+  (item, its runner or None for a copy, which of its buffers had memory before it ran). Per thread, because the
+  kernels other threads run meanwhile are theirs, not the capture's."""
+  recording: list | None = None  # (a class default: every thread starts with None)
+
+
+capture = _ThreadCapture()
 
 
 def pretty_program(program: list) -> str:
@@ -93,7 +98,8 @@ def _run_kernel(item: ScheduleItem, level: int):
   bufs = item.bufs
   device = bufs[0].device
   runner = get_runner(device, item.ast, bufs)
-  if capturing is not None: capturing.append((item, runner, [b.is_allocated for b in bufs]))
+  recording = capture.recording
+  if recording is not None: recording.append((item, runner, [b.is_allocated for b in bufs]))
   handles, mem = [], 0
   for b in bufs:  # one loop for both (this runs for every kernel launched)
     handles.append(b.handle)
@@ -114,7 +120,8 @@ def _run_kernel(item: ScheduleItem, level: int):
 
 def _run_copy(item: ScheduleItem, level: int):
   dst, src = item.bufs
-  if capturing is not None: capturing.append((item, None, [b.is_allocated for b in item.bufs]))
+  recording = capture.recording
+  if recording is not None: recording.append((item, None, [b.is_allocated for b in item.bufs]))
   t0 = time.perf_counter()
   copy_buffer(dst, src)
   GlobalCounters.copies += 1

@@ -3,7 +3,7 @@
 here (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtypes, axes and indices raise at
 the call that caused them, before any kernel is built."""
 from __future__ import annotations
-import contextlib, itertools, math, operator, weakref
+import contextlib, itertools, math, operator, threading, weakref
 from typing import Any, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
@@ -11,6 +11,7 @@ from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized, writes_count
 from teeny.realize import run_schedule
+from teeny.helpers import snapshot
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.view import ShapeTracker
 from teeny import program_order
@@ -23,8 +24,17 @@ _backward_roots: weakref.WeakSet = weakref.WeakSet()
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
 _grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _leaf_ids = itertools.count()
-# False inside `with Tensor.no_grad():` (results don't require grad; in-place updates of parameters are allowed)
-_grad_enabled = True
+
+
+class _GradMode(threading.local):
+  """Per thread, as in PyTorch (one thread's no_grad block must not change what another thread's graphs record):
+  `enabled` is False inside `with Tensor.no_grad():` (results don't require grad; in-place updates of parameters
+  are allowed); `saved` holds the modes the no_grad blocks entered on this thread will restore."""
+  def __init__(self): self.enabled, self.saved = True, []
+
+
+_grad_mode = _GradMode()
+_rng_lock = threading.Lock()  # held while draws are taken from the generator (see Tensor._take_draws)
 # the key buffer of each random draw -> the draw's counter: TinyJit rewrites them on replay
 rng_key_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -275,7 +285,7 @@ class Tensor:
     out = Tensor.__new__(Tensor)
     out._uop, out.device, out.grad, out._requires_grad = uop, self.device, None, None
     program_order.track(out)
-    if not _grad_enabled: return out
+    if not _grad_mode.enabled: return out
     for t in (self, *others):  # a loop, not any(...): no generator made for every op
       if t._requires_grad:
         out._requires_grad = True
@@ -303,7 +313,7 @@ class Tensor:
     """A view of this tensor's storage through one more movement op (see the class docstring)."""
     out = Tensor.__new__(Tensor)
     out._uop, out.device, out.grad = UOp(op, self.dtype, (self.uop,), arg), self.device, None
-    out._requires_grad = self._requires_grad if _grad_enabled else None
+    out._requires_grad = self._requires_grad if _grad_mode.enabled else None
     base = self._base
     if base is None: out._base, out._view_ops = self, ((op, arg),)
     else: out._base, out._view_ops = base, self._view_ops + ((op, arg),)
@@ -384,7 +394,7 @@ class Tensor:
     root = restore_graphs(self.uop, graphs)
     program_order.check_not_stale(root)
     in_graph = set(root.toposort())
-    leaves = [t for t in list(_grad_leaves) if t._requires_grad and any(n in in_graph for n in _gradient_nodes(t, graphs))]
+    leaves = [t for t in snapshot(_grad_leaves) if t._requires_grad and any(n in in_graph for n in _gradient_nodes(t, graphs))]
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
       g = g.detach()
@@ -396,7 +406,7 @@ class Tensor:
   def take_backward_roots() -> list[Tensor]:
     """The tensors backward() was called on since the last call (alive ones): what an optimizer realizes together
     with the gradients."""
-    roots = list(_backward_roots)
+    roots = snapshot(_backward_roots)
     _backward_roots.clear()
     return roots
 
@@ -567,7 +577,7 @@ class Tensor:
   def _check_inplace(self):
     """PyTorch's rule: a leaf that requires grad (a parameter), or a view of one, can't be changed in place while
     grad mode is on; its gradient would be of a value it no longer has."""
-    if not (_grad_enabled and self._requires_grad): return
+    if not (_grad_mode.enabled and self._requires_grad): return
     base = self if self._base is None else self._base
     if base._leaf:
       what = "a view of a leaf tensor" if base is not self else "a leaf tensor"
@@ -1290,7 +1300,7 @@ class Tensor:
   @staticmethod
   def manual_seed(seed: int = 0):
     """Seed the generator (any int; 64 bits are used) and restart its stream."""
-    Tensor._seed, Tensor._rng_counter = int(seed) % 2**64, 0
+    with _rng_lock: Tensor._seed, Tensor._rng_counter = int(seed) % 2**64, 0
   @staticmethod
   def _threefry2x32(x0: Tensor, x1: Tensor, k0: Tensor, k1: Tensor) -> tuple[Tensor, Tensor]:
     """Threefry-2x32 with 20 rounds on uint32 tensors (uint32 math wraps mod 2**32)."""
@@ -1304,6 +1314,14 @@ class Tensor:
       x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + (i + 1)
     return x0, x1
   @staticmethod
+  def _take_draws(n: int) -> int:
+    """Take the generator's next n draws; returns the number of the first. At once, under a lock: two threads
+    drawing together must not both get the same numbers."""
+    with _rng_lock:
+      first = Tensor._rng_counter
+      Tensor._rng_counter = first + n
+    return first
+  @staticmethod
   def _rng_key(counter: int) -> np.ndarray:
     """The key words of draw number `counter` of the current seed (TinyJit rewrites key buffers with them)."""
     seed = Tensor._seed
@@ -1311,8 +1329,7 @@ class Tensor:
   @staticmethod
   def _random_bits(n: int, device=None) -> Tensor:
     """n random uint32s (shape (n,)) for the next draw of the generator."""
-    counter = Tensor._rng_counter
-    Tensor._rng_counter += 1
+    counter = Tensor._take_draws(1)
     key = Tensor(Tensor._rng_key(counter), device=device)
     rng_key_buffers[buffer_of(key.uop)] = counter
     k0, k1, hi = key[0], key[1], key[2]
@@ -2059,7 +2076,7 @@ def _realized_graphs() -> dict[UOp, UOp]:
   """Buffer view -> the graph that computed it, for realized tensors that require grad, and a pending write ->
   the graph of the values it writes (see gradient.restore_graphs and Tensor._graph_after_write)."""
   graphs = {}
-  for t in list(_grad_realized.values()):
+  for t in snapshot(_grad_realized.values):
     node = t._uop
     if node.op is Ops.ASSIGN and t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
     elif t._graph is not None and is_buffer_view(node): graphs[node] = t._graph
@@ -2174,12 +2191,12 @@ def realize_old_value_readers(written: set[Buffer]):
 
 def _realize_outside_capture(tensors: list[Tensor]):
   """Realize tensors made before a TinyJit's captured call without recording their kernels: a replay must not
-  recompute them into buffers their owners still hold."""
-  from teeny import realize
-  recording, start = realize.capturing, program_order.capture_start
-  realize.capturing = program_order.capture_start = None
+  recompute them into buffers their owners still hold. (Where the capture started stays set: it is a position
+  in this thread's registry of lazy tensors, which must not be compacted under it.)"""
+  from teeny.realize import capture
+  recording, capture.recording = capture.recording, None
   try: _realize(tuple(tensors))
-  finally: realize.capturing, program_order.capture_start = recording, start
+  finally: capture.recording = recording
 
 
 def _take_buffers(tensors: tuple[Tensor, ...], items, views: dict, written):
@@ -2270,15 +2287,13 @@ def _undo_move(move: UOp, x: UOp) -> UOp:
 
 class _NoGrad(contextlib.ContextDecorator):
   """Tensor.no_grad(): grad mode off inside the block (or the decorated function), restored after."""
-  def __init__(self): self._saved: list[bool] = []
+  # (the saved modes are kept per thread, not on this object: a decorated function may run on two threads at once)
   def __enter__(self):
-    global _grad_enabled
-    self._saved.append(_grad_enabled)
-    _grad_enabled = False
+    _grad_mode.saved.append(_grad_mode.enabled)
+    _grad_mode.enabled = False
     return self
   def __exit__(self, *exc):
-    global _grad_enabled
-    _grad_enabled = self._saved.pop()
+    _grad_mode.enabled = _grad_mode.saved.pop()
     return False
 
 

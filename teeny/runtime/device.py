@@ -225,7 +225,9 @@ class _DeviceRegistry:
   """Device["CL"] opens (once) and returns a backend; Device.DEFAULT is the device new tensors go to."""
   _BACKENDS = {"CL": "teeny.runtime.ops_cl", "LLVM": "teeny.runtime.ops_llvm"}
 
-  def __init__(self): self._opened: dict[str, CompiledDevice] = {}
+  def __init__(self):
+    self._opened: dict[str, CompiledDevice] = {}
+    self._open_lock = threading.RLock()  # two threads opening a device at once must get the same one
 
   @staticmethod
   def canonicalize(name: str) -> str:
@@ -241,9 +243,11 @@ class _DeviceRegistry:
   def __getitem__(self, name: str) -> CompiledDevice:
     name = self.canonicalize(name)
     if name not in self._opened:
-      module = importlib.import_module(self._BACKENDS[name])
-      self._opened[name] = module.open_device(name)
-      if debug_level() >= 1: dprint(f"opened device {name}: {self._opened[name]!r}")
+      with self._open_lock:
+        if name not in self._opened:
+          module = importlib.import_module(self._BACKENDS[name])
+          self._opened[name] = module.open_device(name)
+          if debug_level() >= 1: dprint(f"opened device {name}: {self._opened[name]!r}")
     return self._opened[name]
 
   def available(self) -> list[str]:

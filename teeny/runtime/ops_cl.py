@@ -6,7 +6,7 @@ number of work-items and the driver picks the work-group size.
 """
 from __future__ import annotations
 from dataclasses import dataclass
-import atexit, gc, weakref
+import atexit, gc, threading, weakref
 import numpy as np
 import pyopencl as cl
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
@@ -131,23 +131,27 @@ class CLProgram(Program):
     self.num_args = self.kernel.get_info(cl.kernel_info.NUM_ARGS)
     self._typed_for = -1  # the number of int values the kernel's argument types were declared for
     self._sizes: dict = {}  # (global_size, local_size) as given -> as enqueued: worked out once, not per launch
+    # held from setting the arguments to enqueueing: a cl_kernel's arguments are state on it (clSetKernelArg is the
+    # one OpenCL call that isn't thread-safe), so two threads launching it at once could swap their buffers
+    self._launch_lock = threading.Lock()
     _live_programs.add(self)
 
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     # callers may hold more buffers than the kernel declares (inputs it ignores): those are not passed
     nbufs = self.num_args - len(vals)
     if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
-    if self._typed_for != len(vals):  # typed arguments let pyopencl set them all in one fast call
-      self.kernel.set_scalar_arg_dtypes([None] * nbufs + [np.int32] * len(vals))
-      self._typed_for = len(vals)
-    self.kernel.set_args(*bufs[:nbufs], *vals)
     sizes = self._sizes.get((global_size, local_size))
     if sizes is None: sizes = self._sizes[(global_size, local_size)] = _enqueue_sizes(global_size, local_size)
     if sizes[0] is None: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
-    try: event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, *sizes)
-    except cl.Error as e:  # drivers may only find out at the first launch that a buffer doesn't fit
-      if e.code in _OUT_OF_MEMORY: raise MemoryError(f"OpenCL device {self.device.cl_device.name.strip()} ran out of memory running kernel {self.name}: {e}") from None
-      raise
+    with self._launch_lock:
+      if self._typed_for != len(vals):  # typed arguments let pyopencl set them all in one fast call
+        self.kernel.set_scalar_arg_dtypes([None] * nbufs + [np.int32] * len(vals))
+        self._typed_for = len(vals)
+      self.kernel.set_args(*bufs[:nbufs], *vals)
+      try: event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, *sizes)
+      except cl.Error as e:  # drivers may only find out at the first launch that a buffer doesn't fit
+        if e.code in _OUT_OF_MEMORY: raise MemoryError(f"OpenCL device {self.device.cl_device.name.strip()} ran out of memory running kernel {self.name}: {e}") from None
+        raise
     if not wait: return None
     event.wait()
     return (event.profile.end - event.profile.start) * 1e-9
