@@ -27,7 +27,15 @@ class OpenCLRenderer(Renderer):
 
   def __init__(self, info=None):
     self.has_fp16 = bool(getattr(info, "has_fp16", False))
-    self.max_local_size = int(getattr(info, "max_work_group_size", 1))
+    self.has_fp64 = bool(getattr(info, "has_fp64", False))
+    self.device_name = getattr(info, "name", "OpenCL device")
+    # work-group limits as the device reports them: lower.py folds every local axis into dimension 0, so a group
+    # holds at most max_work_item_sizes[0] items as well as max_work_group_size
+    work_group = int(getattr(info, "max_work_group_size", 1))
+    item_sizes = tuple(getattr(info, "max_work_item_sizes", ()) or (work_group,))
+    self.max_local_size = max(1, min(work_group, int(item_sizes[0])))
+    # bytes of __local memory one work-group may use (unknown: 32 KiB, the least OpenCL 1.2 devices must have)
+    self.local_mem_size = int(getattr(info, "local_mem_size", 32 << 10))
     self.is_gpu = bool(getattr(info, "is_gpu", False))
     # vloadN/vstoreN for neighbouring elements on GPUs. A CPU driver (PoCL) vectorizes across work-items itself, and
     # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
@@ -106,6 +114,8 @@ class OpenCLRenderer(Renderer):
       r[u] = f"v{i}"
       body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {self._expr(u, r)};")
     head = []
+    if uses_double and not self.has_fp64:  # (Tensor refuses float64 here already: this guards every other path)
+      raise TypeError(f"kernel {name} computes in float64, which {self.device_name} does not support (no cl_khr_fp64)")
     if uses_double: head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if self.has_fp16: head.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
     if uses_half: head.append(_HALF_HELPERS)
