@@ -161,7 +161,7 @@ class Kernel:
       raise KernelOptError(f"{opt}: work-groups of {local} items (at most {limit} here)")
     if kind == "group" and amount * self.group_bytes_per_item > getattr(renderer, "local_mem_size", 32 << 10):
       raise KernelOptError(f"{opt}: {amount * self.group_bytes_per_item} bytes of local memory "
-                           f"(the device has {getattr(renderer, 'local_mem_size', 32 << 10)})")
+                           f"(the device has {getattr(renderer, 'local_mem_size', 32 << 10)} bytes per work-group)")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
     i = opt.axis
