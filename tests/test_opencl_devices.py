@@ -183,6 +183,7 @@ class _SmallGPU:
   local_mem_size: int = 128
   native_vector_width_float: int = 4
   native_vector_width_int: int = 4
+  max_loop_iterations: int | None = None
 
 
 def test_the_renderer_keeps_the_devices_limits():
@@ -226,3 +227,22 @@ def test_a_launch_larger_than_the_kernel_allows_is_a_clear_error():
   out, inp = items[0].bufs
   with pytest.raises(RuntimeError, match=f"at most {program.max_work_group_size}"):
     program(out.handle, inp.handle, global_size=(1, 1, 1), local_size=(too_many, 1, 1))
+
+
+def test_a_driver_that_stops_long_loops_gets_no_kernel_that_would_need_them():
+  """Mesa's llvmpipe (rusticl) ends a work-item's loops after 65,535 iterations in all: a kernel that would run
+  more is refused with a clear error, not run into wrong numbers; shorter ones render as usual."""
+  from teeny.codegen.cstyle import OpenCLRenderer
+  capped = OpenCLRenderer(dataclasses.replace(_SmallGPU(), max_work_group_size=1, max_loop_iterations=1000))
+  assert OpenCLRenderer(Device["CL"].info).max_loop_iterations is None or "llvmpipe" in Device["CL"].info.name
+  def rowsum_ast(n):
+    a = Tensor(np.ones((2, n), dtype=np.float32), device="CL").realize()
+    return create_schedule([a.sum(1).uop], ["CL"])[0][0].ast
+  assert "for (" in get_program(rowsum_ast(1000), capped, []).src
+  with pytest.raises(RuntimeError, match="1001 loop iterations per work-item"): get_program(rowsum_ast(1001), capped, [])
+  # nested loops count together: a sum over axes 0 and 2 of (n, 2, 40) runs n outer and n * 40 inner iterations
+  def nested_ast(n):
+    a = Tensor(np.ones((n, 2, 40), dtype=np.float32), device="CL").realize()
+    return create_schedule([a.sum((0, 2)).uop], ["CL"])[0][0].ast
+  assert get_program(nested_ast(20), capped, []).src.count("for (") == 2
+  with pytest.raises(RuntimeError, match="1230 loop iterations"): get_program(nested_ast(30), capped, [])

@@ -35,6 +35,9 @@ class CLDeviceInfo:
   # uint shares int's): the renderer emits no wider vector loads and stores than these
   native_vector_width_float: int = 1
   native_vector_width_int: int = 1
+  # loop iterations one work-item may run in all, on drivers that stop loops silently past a count: Mesa's llvmpipe
+  # (under rusticl) ends every kernel's loops after 65,535 iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS)
+  max_loop_iterations: int | None = None
 
   @staticmethod
   def from_device(dev: cl.Device) -> CLDeviceInfo:
@@ -44,7 +47,13 @@ class CLDeviceInfo:
                         max_work_group_size=dev.max_work_group_size, max_compute_units=dev.max_compute_units,
                         max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size,
                         native_vector_width_float=dev.native_vector_width_float,
-                        native_vector_width_int=dev.native_vector_width_int)
+                        native_vector_width_int=dev.native_vector_width_int,
+                        max_loop_iterations=_loop_cap(dev))
+
+
+def _loop_cap(dev: cl.Device) -> int | None:
+  if "llvmpipe" in dev.name.lower() and "rusticl" in dev.platform.name.lower(): return 65535
+  return None
 
 
 def _platforms_in_loader_order() -> list:
