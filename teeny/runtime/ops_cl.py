@@ -276,7 +276,8 @@ class CLDevice(CompiledDevice):
   def synchronize(self): self.queue.finish()
 
   def __repr__(self):
-    return f"<Device {self.name}: {self.info.name} on {self.cl_device.platform.name.strip()} ({self.cl_device.platform.version.strip()})>"
+    index = f" (CL:{default_index()})" if self.name == "CL" and cl_devices() else ""
+    return f"<Device {self.name}{index}: {self.info.name} on {self.cl_device.platform.name.strip()} ({self.cl_device.platform.version.strip()})>"
 
 
 def open_device(name: str) -> CLDevice: return CLDevice(name)
