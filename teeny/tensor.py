@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec_alu, _derived
-from teeny.runtime.device import Buffer, Device
+from teeny.runtime.device import Buffer, Device, check_dtype
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized, writes_count
 from teeny.realize import run_schedule
 from teeny.helpers import snapshot
@@ -255,6 +255,7 @@ class Tensor:
       self.uop = UOp.const(dt, value)
     else:
       self.uop = _from_host(data, dtype, self.device)
+    check_dtype(self.device, self._uop.dtype)  # float64 on a device without it: refused here, not at realize
     if requires_grad is not None: self.requires_grad = requires_grad
 
   # ---- basic facts ----
@@ -499,6 +500,7 @@ class Tensor:
   def to(self, device: str) -> Tensor:
     device = Device.canonicalize(device)
     if device == self.device: return self
+    check_dtype(device, self.dtype)
     out = self._new(UOp(Ops.COPY, self.dtype, (self.contiguous().uop,), (self.device, device)))
     out.device = device
     return out
@@ -654,11 +656,14 @@ class Tensor:
   # ---- type changes ----
   def cast(self, dtype) -> Tensor:
     dtype = to_dtype(dtype)
-    return self if dtype == self.dtype else self._new(self.uop.cast(dtype))
+    if dtype == self.dtype: return self
+    check_dtype(self.device, dtype)
+    return self._new(self.uop.cast(dtype))
   def bitcast(self, dtype) -> Tensor:
     dtype = to_dtype(dtype)
     if dtype.itemsize != self.dtype.itemsize:
       raise ValueError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
+    check_dtype(self.device, dtype)
     return self._new(UOp(Ops.BITCAST, dtype, (self.uop,)))
   def float(self) -> Tensor: return self.cast(dtypes.float32)
   def half(self) -> Tensor: return self.cast(dtypes.float16)
@@ -1549,9 +1554,18 @@ class Tensor:
     rev = Tensor.arange(n, 0, -1, dtype=dtypes.int32, device=self.device).reshape((n,) + (1,) * (self.ndim - ax - 1))
     return (n - hit.where(rev, 0).max(ax, keepdim)).cast(dtypes.int32)
   def argmin(self, axis=None, keepdim=False) -> Tensor:
-    """Index of the smallest value, the first one on ties; int32 like argmax."""
-    if dtypes.is_float(self.dtype): return (-self).argmax(axis, keepdim)
-    return (self.logical_not() if self.dtype == dtypes.bool else ~self).argmax(axis, keepdim)
+    """Index of the smallest value, the first one on ties and NaN counting as smallest (like numpy and torch);
+    int32 like argmax. Ints are negated, never bitwise-NOTed: ~x would reverse their order exactly, but Intel's
+    OpenCL CPU compiler miscompiles max of ~x."""
+    if dtypes.is_float(self.dtype): return (-self).argmax(axis, keepdim)  # -NaN is NaN: argmax finds it first
+    if self.dtype == dtypes.bool: return self.logical_not().argmax(axis, keepdim)
+    if self.dtype.itemsize <= 4:  # in int64, -x reverses the order of every narrower int, without overflow
+      return (-self.cast(dtypes.int64)).argmax(axis, keepdim)
+    # 64-bit: -x reverses the order of every value but the lowest (INT64_MIN negates to itself, unsigned 0 to 0).
+    # A row holding the lowest value answers with its first one; the others negate with it set to 0 (no overflow)
+    lowest = self == dtypes.min(self.dtype)
+    negated = -(lowest.where(0, self))
+    return lowest.any(axis, keepdim).where(lowest.argmax(axis, keepdim), negated.argmax(axis, keepdim))
   def any(self, axis=None, keepdim=False) -> Tensor:
     if any(self.shape[a] == 0 for a in self._axes(axis)): return Tensor.full(self._reduced_shape(axis, keepdim), False, device=self.device)
     return (self != 0).max(axis, keepdim)

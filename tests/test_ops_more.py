@@ -167,6 +167,52 @@ def test_argmax_special(device):
     check(Tensor(n, device=device).argmin(axis), np.asarray(np.argmin(n, axis)).astype(np.int32))
 
 
+_INT_TYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)
+
+
+def _int_extremes(np_dtype) -> np.ndarray:
+  """Rows holding the dtype's lowest and highest values, their neighbours, ties, and rows without the extremes."""
+  lo, hi = np.iinfo(np_dtype).min, np.iinfo(np_dtype).max
+  return np.array([[3, hi, lo, lo + 1, 0, lo], [lo + 1, 5, hi, lo + 1, 1, 2], [7, 7, 7, 7, 7, 7],
+                   [hi, hi - 1, hi, lo + 2, lo + 1, lo + 2], [1, 0, 1, 0, hi, 0]], dtype=np_dtype)
+
+
+@pytest.mark.parametrize("np_dtype", _INT_TYPES, ids=lambda d: np.dtype(d).name)
+def test_argmin_argmax_of_ints_at_their_extremes(device, np_dtype):
+  """First index of the smallest / largest value for every int dtype, with its lowest and highest values (argmin
+  must not negate the lowest value into itself, nor use bitwise NOT: Intel's OpenCL CPU compiler gets max of ~x
+  wrong), against numpy and torch."""
+  torch = None
+  if np_dtype in (np.int8, np.uint8, np.int16, np.int32, np.int64):  # the ints torch has argmin/argmax for
+    try: import torch
+    except ImportError: pass
+  a = _int_extremes(np_dtype)
+  for view, arr in ((Tensor(a, device=device), a), (Tensor(a, device=device).permute(1, 0), a.T)):
+    for axis in (None, 0, 1):
+      for fn in ("argmin", "argmax"):
+        out = getattr(view, fn)(axis).numpy()
+        np.testing.assert_equal(out, getattr(np, fn)(arr, axis), err_msg=f"{fn} axis={axis}")
+        if torch is not None:
+          np.testing.assert_equal(out, getattr(torch, fn)(torch.from_numpy(np.ascontiguousarray(arr)), axis).numpy(), err_msg=f"torch {fn} axis={axis}")
+
+
+def test_argmin_argmax_of_floats_with_nan_ties_and_signed_zeros(device):
+  """A row with NaN answers with its first NaN (argmin too, like numpy and torch); ties and -0.0 == 0.0 give the
+  first index; infinities are ordinary extremes."""
+  nan, inf = np.nan, np.inf
+  a = np.array([[0.0, -0.0, 1.0, -0.0], [-0.0, 0.0, -1.0, -1.0], [2.0, nan, -inf, nan], [inf, -inf, inf, -inf],
+                [5.0, 5.0, 5.0, 5.0], [-inf, 3.0, nan, -inf]], np.float32)
+  try: import torch
+  except ImportError: torch = None
+  for axis in (None, 0, 1):
+    for fn in ("argmin", "argmax"):
+      out = getattr(Tensor(a, device=device), fn)(axis).numpy()
+      np.testing.assert_equal(out, getattr(np, fn)(a, axis), err_msg=f"{fn} axis={axis}")
+      if torch is not None: np.testing.assert_equal(out, getattr(torch, fn)(torch.from_numpy(a), axis).numpy())
+  half = Tensor(a, device=device).half()
+  for fn in ("argmin", "argmax"): np.testing.assert_equal(getattr(half, fn)(1).numpy(), getattr(np, fn)(a.astype(np.float16), 1))
+
+
 def test_any_all(device):
   a = np.array([[0, 0, 1], [0, 0, 0], [2, 3, -1]], np.float32)
   for t, x in [(Tensor(a, device=device), a), (Tensor(a, device=device).permute(1, 0), a.T)]:

@@ -21,13 +21,30 @@ _BINARY = {Ops.ADD: "+", Ops.MUL: "*", Ops.IDIV: "/", Ops.MOD: "%", Ops.CMPLT: "
 _UNARY_FN = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", Ops.TRUNC: "trunc"}
 
 
+def _bound(u: UOp, is_end: int) -> int | None:
+  """A loop bound's value at its most iterations (a variable's lowest start, highest end); None when unknown."""
+  if u.op is Ops.CONST: return u.arg
+  if u.op is Ops.DEFINE_VAR: return u.arg[2] if is_end else u.arg[1]
+  return None
+
+
 class OpenCLRenderer(Renderer):
   device = "CL"
   has_threads = True
 
   def __init__(self, info=None):
     self.has_fp16 = bool(getattr(info, "has_fp16", False))
-    self.max_local_size = int(getattr(info, "max_work_group_size", 1))
+    self.has_fp64 = bool(getattr(info, "has_fp64", False))
+    self.device_name = getattr(info, "name", "OpenCL device")
+    # work-group limits as the device reports them: lower.py folds every local axis into dimension 0, so a group
+    # holds at most max_work_item_sizes[0] items as well as max_work_group_size
+    work_group = int(getattr(info, "max_work_group_size", 1))
+    item_sizes = tuple(getattr(info, "max_work_item_sizes", ()) or (work_group,))
+    self.max_local_size = max(1, min(work_group, int(item_sizes[0])))
+    # bytes of __local memory one work-group may use (unknown: 32 KiB, the least OpenCL 1.2 devices must have)
+    self.local_mem_size = int(getattr(info, "local_mem_size", 32 << 10))
+    # a driver that stops loops past this many iterations in all (see CLDeviceInfo): None where loops run to the end
+    self.max_loop_iterations = getattr(info, "max_loop_iterations", None)
     self.is_gpu = bool(getattr(info, "is_gpu", False))
     # vloadN/vstoreN for neighbouring elements on GPUs. A CPU driver (PoCL) vectorizes across work-items itself, and
     # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
@@ -105,11 +122,29 @@ class OpenCLRenderer(Renderer):
       if op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16: uses_half = True
       r[u] = f"v{i}"
       body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {self._expr(u, r)};")
+    if self.max_loop_iterations is not None: self._check_loop_iterations(name, program)
     head = []
+    if uses_double and not self.has_fp64:  # (Tensor refuses float64 here already: this guards every other path)
+      raise TypeError(f"kernel {name} computes in float64, which {self.device_name} does not support (no cl_khr_fp64)")
     if uses_double: head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if self.has_fp16: head.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
     if uses_half: head.append(_HALF_HELPERS)
     return "\n".join(head + [f"__kernel void {name}({', '.join(params)}) {{"] + body + ["}"]) + "\n"
+
+  def _check_loop_iterations(self, name: str, program: list[UOp]):
+    """Refuse a kernel whose work-items would run more loop iterations than the driver lets them (it would end the
+    loops early and give wrong numbers, silently). Counts every loop's iterations times its enclosing loops'."""
+    total, enclosing = 0, [1]
+    for u in program:
+      if u.op is Ops.RANGE:
+        start, end = (_bound(s, i) for i, s in enumerate(u.src[:2]))
+        runs = max(0, end - start) if None not in (start, end) else self.max_loop_iterations + 1  # unknown: too many
+        total += enclosing[-1] * runs
+        enclosing.append(enclosing[-1] * runs)
+      elif u.op is Ops.ENDRANGE: enclosing.pop()
+    if total > self.max_loop_iterations:
+      raise RuntimeError(f"kernel {name} runs {total} loop iterations per work-item; {self.device_name} stops a "
+                         f"work-item's loops after {self.max_loop_iterations} in all, which would give wrong results")
 
   def _store(self, base: DType, buf: str, idx: str, val: str, value_dtype: DType | None = None) -> str:
     if isinstance(value_dtype, VecDType): return f"vstore{value_dtype.count}({val}, 0, {buf} + {idx});"

@@ -57,6 +57,9 @@ class Kernel:
     out_shape = ast.src[0].src[1].arg.shape
     self.full_shape: tuple[int, ...] = reduces[0].src[0].shape if reduces else out_shape
     reduce_axes = set(reduces[0].arg[1]) if reduces else set()
+    # local memory a GROUP takes per work-item: one partial result of each reduce (64-bit ones 8 bytes, the rest at
+    # most 4: half is combined in float)
+    self.group_bytes_per_item = sum(max(r.dtype.itemsize, 4) for r in reduces)
     gathers = _gather_axes(reduces)
     self.kinds: tuple[str, ...] = tuple("gather" if i in gathers else "reduce" if i in reduce_axes else "global"
                                         for i in range(len(self.full_shape)))
@@ -79,6 +82,7 @@ class Kernel:
   def copy(self) -> Kernel:
     k = Kernel.__new__(Kernel)
     k.ast, k.full_shape, k.kinds, k.applied, k.opts = self.ast, self.full_shape, self.kinds, list(self.applied), list(self.opts)
+    k.group_bytes_per_item = self.group_bytes_per_item
     return k
 
   # ---- the primitive change of loop space: every view and every reduce follows it ----
@@ -155,6 +159,9 @@ class Kernel:
     limit = min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30)
     if kind in ("local", "group") and local > limit:
       raise KernelOptError(f"{opt}: work-groups of {local} items (at most {limit} here)")
+    if kind == "group" and amount * self.group_bytes_per_item > getattr(renderer, "local_mem_size", 32 << 10):
+      raise KernelOptError(f"{opt}: {amount * self.group_bytes_per_item} bytes of local memory "
+                           f"(the device has {getattr(renderer, 'local_mem_size', 32 << 10)} bytes per work-group)")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
     i = opt.axis
@@ -443,7 +450,10 @@ def _group_few_outputs(k: Kernel, renderer) -> bool:
   if not getattr(renderer, "is_gpu", False) or not k.axes_of("reduce"): return False
   axis = k.axes_of("reduce")[-1]
   if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= 4096 or k.full_shape[axis] < 256: return False
-  amount = _largest_divisor(k.full_shape[axis], (256, 128, 64, 32, 16))
+  # the largest group the device takes (work-group size and local memory, asked of it: see apply_opt)
+  fits = [a for a in (256, 128, 64, 32, 16) if a <= getattr(renderer, "max_local_size", 1)
+          and a * k.group_bytes_per_item <= getattr(renderer, "local_mem_size", 32 << 10)]
+  amount = _largest_divisor(k.full_shape[axis], fits)
   if amount is None: return False
   k.apply_opt(Opt("GROUP", axis, amount), renderer)
   return True

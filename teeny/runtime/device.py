@@ -6,7 +6,7 @@ from collections import OrderedDict
 import importlib, os, threading
 from typing import Callable
 import numpy as np
-from teeny.dtype import DType
+from teeny.dtype import DType, dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.runtime.disk_cache import disk_cache_get, disk_cache_put  # noqa: F401  (realize and search use them from here)
 
@@ -167,6 +167,7 @@ class CompiledDevice:
   max_kernel_buffers = 128  # buffers one kernel may take; the scheduler splits kernels that would need more
   def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
     self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls
+  def supports_dtype(self, dtype: DType) -> bool: return True  # (a backend that may lack one asks its device)
   def synchronize(self): pass
   def __repr__(self): return f"<Device {self.name}>"
 
@@ -218,46 +219,93 @@ class Buffer:
   def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}{' (planned)' if self.base is not None else ''}>"
 
 
+_FLOAT64 = dtypes.float64
 _allocators: dict = {}  # device name -> its allocator: looked up for every buffer allocated
 
 
+class UnknownDeviceError(ValueError):
+  """A device name (or a CL_DEVICE / PYOPENCL_CTX choice) that names no device here; the message lists those that do."""
+
+
+def check_dtype(device: str, dtype: DType):
+  """Raise TypeError when `device` can't hold or compute `dtype` (float64 on an OpenCL device without cl_khr_fp64):
+  at the call that asked for it, never silently in float32."""
+  if dtype != _FLOAT64: return  # the only dtype a device may lack: every other call returns here
+  dev = Device[device]
+  if not dev.supports_dtype(dtype):
+    raise TypeError(f"device {device} ({dev!r}) has no {dtype}: the device does not report cl_khr_fp64; use float32")
+
+
 class _DeviceRegistry:
-  """Device["CL"] opens (once) and returns a backend; Device.DEFAULT is the device new tensors go to."""
+  """Device["CL"] opens (once) and returns a backend; Device.DEFAULT is the device new tensors go to.
+
+  Names: a backend (`CL`, `LLVM`), optionally with an index (`CL:1`). Every name is canonicalized first, so two
+  names of one physical device (`CL` and `CL:0` when CL:0 is the default) open one device and its tensors mix."""
   _BACKENDS = {"CL": "teeny.runtime.ops_cl", "LLVM": "teeny.runtime.ops_llvm"}
 
   def __init__(self):
     self._opened: dict[str, CompiledDevice] = {}
     self._open_lock = threading.RLock()  # two threads opening a device at once must get the same one
+    self._canonical: dict[str, str] = {}  # a name as given -> its canonical name (asking the driver once)
 
-  @staticmethod
-  def canonicalize(name: str) -> str:
-    if not isinstance(name, str): raise TypeError(f"device must be a string like 'CL' or 'LLVM', got {name!r}")
+  def canonicalize(self, name: str) -> str:
+    if not isinstance(name, str): raise TypeError(f"device must be a string like 'CL', 'CL:1' or 'LLVM', got {name!r}")
     if name in _DeviceRegistry._BACKENDS: return name  # already canonical: the common case, on every tensor made
-    base = name.split(":")[0].upper()
+    known = self._canonical.get(name)
+    if known is not None: return known
+    base, _, suffix = name.partition(":")
+    base = base.upper()
     if base in ("GPU", "OPENCL"): base = "CL"
     if base in ("CPU",): base = "LLVM"
     if base not in _DeviceRegistry._BACKENDS:
-      raise ValueError(f"unknown device {name!r}; teeny has {', '.join(_DeviceRegistry._BACKENDS)}")
-    return base
+      raise UnknownDeviceError(f"unknown device {name!r}; teeny has {', '.join(_DeviceRegistry._BACKENDS)} (and CL:0, CL:1, ... for each OpenCL device)")
+    canonical = base if not suffix else self._indexed_name(name, base, suffix.strip())
+    self._canonical[name] = canonical
+    return canonical
+
+  def _indexed_name(self, name: str, base: str, suffix: str) -> str:
+    if base == "LLVM":  # one CPU device
+      if suffix == "0": return "LLVM"
+      raise UnknownDeviceError(f"unknown device {name!r}: LLVM is one device (LLVM or LLVM:0)")
+    try: module = importlib.import_module(self._BACKENDS[base])
+    except ImportError as e: raise UnknownDeviceError(f"unknown device {name!r}: OpenCL is not available here ({e})") from None
+    return module.canonical_name(suffix)
 
   def __getitem__(self, name: str) -> CompiledDevice:
+    dev = self._opened.get(name)
+    if dev is not None: return dev
     name = self.canonicalize(name)
     if name not in self._opened:
       with self._open_lock:
         if name not in self._opened:
-          module = importlib.import_module(self._BACKENDS[name])
+          module = importlib.import_module(self._BACKENDS[name.split(":")[0]])
           self._opened[name] = module.open_device(name)
           if debug_level() >= 1: dprint(f"opened device {name}: {self._opened[name]!r}")
     return self._opened[name]
 
   def available(self) -> list[str]:
-    """Devices that open on this machine (tests parametrize over these)."""
+    """Devices that open on this machine, one per backend (`CL` is the default OpenCL device; tests parametrize
+    over these). describe() lists every device, with its platform. A CL_DEVICE or PYOPENCL_CTX that names no
+    device raises UnknownDeviceError: a choice that was asked for is not dropped silently."""
     names = []
     for name in self._BACKENDS:
       try: self[name]; names.append(name)
+      except UnknownDeviceError: raise
       except Exception as e:  # a missing driver or package means that device is not here
         if debug_level() >= 1: dprint(f"device {name} unavailable: {e}")
+    if debug_level() >= 1: dprint("devices:\n  " + "\n  ".join(self.describe()))
     return names
+
+  def describe(self) -> list[str]:
+    """One line per device on this machine: its name and what it is; for OpenCL every device of every platform,
+    with its platform, the default one marked (the names `CL:k` are what `device=` takes)."""
+    lines = []
+    try: lines.append(f"LLVM {self['LLVM']!r}")
+    except Exception as e: lines.append(f"LLVM unavailable: {e}")
+    try: lines += importlib.import_module(self._BACKENDS["CL"]).describe() or ["CL unavailable: no OpenCL device"]
+    except UnknownDeviceError: raise
+    except Exception as e: lines.append(f"CL unavailable: {e}")
+    return lines
 
   @property
   def DEFAULT(self) -> str:

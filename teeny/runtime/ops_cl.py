@@ -1,4 +1,11 @@
-"""The OpenCL backend through pyopencl: a GPU when there is one, else the first device (e.g. PoCL on the CPU).
+"""The OpenCL backend through pyopencl, on any OpenCL device of any platform.
+
+Naming: every device of every platform gets a name `CL:0`, `CL:1`, ... in a stable order (platforms sorted by
+name, vendor and version, so the order does not depend on the order the ICD loader happens to list them in; a
+platform's devices in the driver's order). `CL` is the default one: `CL_DEVICE=k` (its index), else pyopencl's own
+`PYOPENCL_CTX` ("platform:device", as pyopencl counts them), else the first GPU, else CL:0. One physical device has
+exactly one canonical name (the default one is always `CL`, so `CL:k` naming it means `CL`): tensors on it share one
+context, queue and allocator whatever name they were made with. `describe()` lists them all.
 
 Launch sizes follow tinygrad: `global_size` counts WORK-GROUPS when `local_size` is given, so the kernel is
 enqueued with global = global_size * local_size (per dimension); with local_size=None, global_size is the
@@ -6,10 +13,11 @@ number of work-items and the driver picks the work-group size.
 """
 from __future__ import annotations
 from dataclasses import dataclass
-import atexit, gc, threading, weakref
+import atexit, gc, math, os, threading, weakref
 import numpy as np
 import pyopencl as cl
-from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
+from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program, UnknownDeviceError
+from teeny.dtype import DType, dtypes
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,9 @@ class CLDeviceInfo:
   # uint shares int's): the renderer emits no wider vector loads and stores than these
   native_vector_width_float: int = 1
   native_vector_width_int: int = 1
+  # loop iterations one work-item may run in all, on drivers that stop loops silently past a count: Mesa's llvmpipe
+  # (under rusticl) ends every kernel's loops after 65,535 iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS)
+  max_loop_iterations: int | None = None
 
   @staticmethod
   def from_device(dev: cl.Device) -> CLDeviceInfo:
@@ -36,29 +47,106 @@ class CLDeviceInfo:
                         max_work_group_size=dev.max_work_group_size, max_compute_units=dev.max_compute_units,
                         max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size,
                         native_vector_width_float=dev.native_vector_width_float,
-                        native_vector_width_int=dev.native_vector_width_int)
+                        native_vector_width_int=dev.native_vector_width_int,
+                        max_loop_iterations=_loop_cap(dev))
 
 
-def _all_devices() -> list[cl.Device]:
-  try: platforms = cl.get_platforms()
+def _loop_cap(dev: cl.Device) -> int | None:
+  if "llvmpipe" in dev.name.lower() and "rusticl" in dev.platform.name.lower(): return 65535
+  return None
+
+
+def _platforms_in_loader_order() -> list:
+  try: return cl.get_platforms()
   except Exception: return []  # no ICD loader, or no platform installed (pyopencl raises for that)
-  devices = []
-  for p in platforms:
-    try: devices.extend(p.get_devices())
-    except Exception: continue  # a platform with no devices raises DEVICE_NOT_FOUND
-  return devices
+
+
+def _platform_devices(platform) -> list:
+  try: return platform.get_devices()
+  except Exception: return []  # a platform with no devices raises DEVICE_NOT_FOUND
+
+
+_devices_cache: list | None = None
+
+
+def cl_devices() -> list[cl.Device]:
+  """Every OpenCL device of every platform, in naming order (index k is `CL:k`). Asked of the drivers once."""
+  global _devices_cache
+  if _devices_cache is None:
+    def platform_key(p): return (p.name.strip(), p.vendor.strip(), p.version.strip())
+    platforms = sorted(_platforms_in_loader_order(), key=platform_key)  # (stable: equal keys keep loader order)
+    _devices_cache = [d for p in platforms for d in _platform_devices(p)]
+  return _devices_cache
 
 
 def has_gpu() -> bool:
   """Whether any OpenCL platform offers a GPU. Never raises."""
-  try: return any(d.type & cl.device_type.GPU for d in _all_devices())
+  try: return any(d.type & cl.device_type.GPU for d in cl_devices())
   except Exception: return False
 
 
-def _choose_device() -> cl.Device:
-  devices = _all_devices()
+def _device_line(index: int, dev: cl.Device) -> str:
+  kind = "GPU" if dev.type & cl.device_type.GPU else "CPU" if dev.type & cl.device_type.CPU else "accelerator"
+  return f"CL:{index} {kind} {dev.name.strip()} on {dev.platform.name.strip()} ({dev.platform.version.strip()})"
+
+
+def describe() -> list[str]:
+  """One line per OpenCL device: its name, kind, device and platform; the default one is marked."""
+  devices = cl_devices()
+  if not devices: return []
+  default = default_index()
+  return [_device_line(i, d) + ("  [default: CL]" if i == default else "") for i, d in enumerate(devices)]
+
+
+def _listing() -> str:
+  lines = [_device_line(i, d) for i, d in enumerate(cl_devices())]
+  return "the OpenCL devices here are:\n  " + "\n  ".join(lines) if lines else "there is no OpenCL device here"
+
+
+def _from_pyopencl_ctx(spec: str, devices: list) -> int:
+  """PYOPENCL_CTX="p:d" (or "p"): device d (default 0) of platform p, counted as pyopencl counts them (loader
+  order); each part is an index or, like pyopencl, a piece of the platform's or device's name."""
+  parts = spec.split(":")
+  platforms = _platforms_in_loader_order()
+  def pick(items, part, what):
+    part = part.strip()
+    if part.isdigit() and int(part) < len(items): return items[int(part)]
+    named = [x for x in items if part and part.lower() in x.name.lower()]
+    if named: return named[0]
+    raise UnknownDeviceError(f"PYOPENCL_CTX={spec!r}: no OpenCL {what} {part!r}; {_listing()}")
+  platform = pick(platforms, parts[0], "platform")
+  chosen = pick(_platform_devices(platform), parts[1] if len(parts) > 1 and parts[1].strip() else "0", "device")
+  return next(i for i, d in enumerate(devices) if d == chosen)
+
+
+def default_index() -> int:
+  """The index of the device `CL` names: CL_DEVICE, else PYOPENCL_CTX, else the first GPU, else 0."""
+  devices = cl_devices()
   if not devices: raise RuntimeError("no OpenCL device found (is an OpenCL driver, e.g. pocl-binary-distribution, installed?)")
-  return next((d for d in devices if d.type & cl.device_type.GPU), devices[0])
+  chosen = os.environ.get("CL_DEVICE", "").strip()
+  if chosen:
+    if not chosen.isdigit() or int(chosen) >= len(devices):
+      raise UnknownDeviceError(f"CL_DEVICE={chosen!r} names no OpenCL device (it takes an index, 0 to {len(devices) - 1}); {_listing()}")
+    return int(chosen)
+  ctx = os.environ.get("PYOPENCL_CTX", "").strip()
+  if ctx: return _from_pyopencl_ctx(ctx, devices)
+  return next((i for i, d in enumerate(devices) if d.type & cl.device_type.GPU), 0)
+
+
+def canonical_name(suffix: str) -> str:
+  """The canonical name of `CL:<suffix>`: `CL` for the default device, else `CL:k`. Raises UnknownDeviceError,
+  listing the devices, for an index that names none."""
+  devices = cl_devices()
+  if not suffix.isdigit() or int(suffix) >= len(devices):
+    raise UnknownDeviceError(f"unknown device 'CL:{suffix}'; {_listing()}")
+  index = int(suffix)
+  return "CL" if index == default_index() else f"CL:{index}"
+
+
+def _device_for(name: str) -> cl.Device:
+  """The cl.Device a canonical name (`CL` or `CL:k`) stands for."""
+  index = default_index() if name == "CL" else int(name.split(":")[1])
+  return cl_devices()[index]
 
 
 _OUT_OF_MEMORY = {cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE, cl.status_code.OUT_OF_RESOURCES,
@@ -129,6 +217,8 @@ class CLProgram(Program):
       self.kernel = cl.Kernel(self.program, name)
     except cl.Error as e: raise RuntimeError(f"OpenCL could not load kernel {name}: {e}") from None
     self.num_args = self.kernel.get_info(cl.kernel_info.NUM_ARGS)
+    # the largest work-group this kernel may run in: the device's limit, or less for a kernel using many registers
+    self.max_work_group_size = self.kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device.cl_device)
     self._typed_for = -1  # the number of int values the kernel's argument types were declared for
     self._sizes: dict = {}  # (global_size, local_size) as given -> as enqueued: worked out once, not per launch
     # held from setting the arguments to enqueueing: a cl_kernel's arguments are state on it (clSetKernelArg is the
@@ -141,7 +231,7 @@ class CLProgram(Program):
     nbufs = self.num_args - len(vals)
     if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
     sizes = self._sizes.get((global_size, local_size))
-    if sizes is None: sizes = self._sizes[(global_size, local_size)] = _enqueue_sizes(global_size, local_size)
+    if sizes is None: sizes = self._sizes[(global_size, local_size)] = self._checked_sizes(global_size, local_size)
     if sizes[0] is None: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
     with self._launch_lock:
       if self._typed_for != len(vals):  # typed arguments let pyopencl set them all in one fast call
@@ -157,6 +247,14 @@ class CLProgram(Program):
     return (event.profile.end - event.profile.start) * 1e-9
 
 
+  def _checked_sizes(self, global_size, local_size) -> tuple:
+    sizes = _enqueue_sizes(global_size, local_size)
+    if sizes[1] is not None and math.prod(sizes[1]) > self.max_work_group_size:
+      raise RuntimeError(f"kernel {self.name} asks for work-groups of {math.prod(sizes[1])} items {sizes[1]}; on "
+                         f"{self.device.cl_device.name.strip()} it runs in at most {self.max_work_group_size}")
+    return sizes
+
+
 def _enqueue_sizes(global_size, local_size) -> tuple:
   """The global and local sizes to enqueue (global counts work-items), or (None, None) for an empty launch."""
   global_size = tuple(int(g) for g in global_size)
@@ -168,18 +266,24 @@ def _enqueue_sizes(global_size, local_size) -> tuple:
 
 class CLDevice(CompiledDevice):
   """One OpenCL device with its context and an in-order queue (profiling on, for kernel times)."""
-  def __init__(self, name: str):
+  def __init__(self, name: str, cl_device: cl.Device | None = None):
     from teeny.codegen.cstyle import OpenCLRenderer
-    self.cl_device = _choose_device()
+    self.cl_device = cl_device if cl_device is not None else _device_for(name)
     self.info = CLDeviceInfo.from_device(self.cl_device)
     self.ctx = cl.Context([self.cl_device])
     self.queue = cl.CommandQueue(self.ctx, self.cl_device, properties=cl.command_queue_properties.PROFILING_ENABLE)
     super().__init__(name, CLAllocator(self.ctx, self.queue), renderer=OpenCLRenderer(self.info),
                      compiler=CLCompiler(self.ctx, self.cl_device), program_cls=CLProgram)
 
+  def supports_dtype(self, dtype: DType) -> bool:
+    """float64 only with cl_khr_fp64 (fp16 is computed in float32 without cl_khr_fp16, so it always works)."""
+    return dtype != dtypes.float64 or self.info.has_fp64
+
   def synchronize(self): self.queue.finish()
 
-  def __repr__(self): return f"<Device {self.name}: {self.info.name}>"
+  def __repr__(self):
+    index = f" (CL:{default_index()})" if self.name == "CL" and cl_devices() else ""
+    return f"<Device {self.name}{index}: {self.info.name} on {self.cl_device.platform.name.strip()} ({self.cl_device.platform.version.strip()})>"
 
 
 def open_device(name: str) -> CLDevice: return CLDevice(name)
