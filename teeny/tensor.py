@@ -1269,7 +1269,15 @@ class Tensor:
     if any(self.shape[a] == 0 for a in axes): raise ValueError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     if dtypes.is_float(self.dtype): return -((-self).max(axis, keepdim))
     if self.dtype == dtypes.bool: return self.logical_not().max(axis, keepdim).logical_not()
-    return ~((~self).max(axis, keepdim))  # ~x reverses the order of ints exactly (no overflow, unlike -x)
+    # Ints are negated, never bitwise-NOTed (see argmin): Intel's OpenCL CPU compiler miscompiles max of ~x
+    if self.dtype.itemsize <= 4:  # in int64, -x reverses the order of every narrower int, without overflow
+      return (-((-self.cast(dtypes.int64)).max(axis, keepdim))).cast(self.dtype)
+    # 64-bit: the lowest value (INT64_MIN, unsigned 0) negates to itself, so a reduction holding it answers with
+    # it; the others negate with it set to 0 first (no overflow)
+    lowest_value = dtypes.min(self.dtype)
+    lowest = self == lowest_value
+    negated = -(lowest.where(0, self))
+    return lowest.any(axis, keepdim).where(lowest_value, -(negated.max(axis, keepdim)))
   def mean(self, axis=None, keepdim=False) -> Tensor:
     x = self._float()
     count = math.prod(self.shape[a] for a in self._axes(axis))

@@ -196,6 +196,22 @@ def test_argmin_argmax_of_ints_at_their_extremes(device, np_dtype):
           np.testing.assert_equal(out, getattr(torch, fn)(torch.from_numpy(np.ascontiguousarray(arr)), axis).numpy(), err_msg=f"torch {fn} axis={axis}")
 
 
+@pytest.mark.parametrize("np_dtype", _INT_TYPES, ids=lambda d: np.dtype(d).name)
+def test_min_max_of_ints_at_their_extremes(device, np_dtype):
+  """min/max of every int dtype with its lowest and highest values, over small rows and over one long reduction
+  that splits into partial sums (where Intel's OpenCL CPU compiler got max of ~x wrong: min used to be ~max(~x))."""
+  info = np.iinfo(np_dtype)
+  long = np.random.default_rng(0).integers(info.min, info.max, size=(64, 64), dtype=np_dtype, endpoint=True)
+  long.flat[3], long.flat[100] = info.min, info.max
+  without_extremes = np.clip(long, info.min + 1, info.max - 1)
+  for arr in (_int_extremes(np_dtype), long, without_extremes):
+    for axis in (None, 0, 1):
+      for fn in ("min", "max"):
+        out = getattr(Tensor(arr, device=device), fn)(axis).numpy()
+        np.testing.assert_equal(out, getattr(np, fn)(arr, axis), err_msg=f"{fn} axis={axis}")
+        assert out.dtype == np_dtype
+
+
 def test_argmin_argmax_of_floats_with_nan_ties_and_signed_zeros(device):
   """A row with NaN answers with its first NaN (argmin too, like numpy and torch); ties and -0.0 == 0.0 give the
   first index; infinities are ordinary extremes."""
