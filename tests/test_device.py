@@ -3,7 +3,7 @@ import gc, os, subprocess, sys
 import numpy as np
 import pytest
 from teeny import Tensor, Device
-from teeny.runtime.device import _read_cache_entry
+from teeny.runtime.disk_cache import read_entry as _read_cache_entry
 from teeny.realize import _runner_cache
 DEVICES = Device.available()
 
