@@ -12,17 +12,10 @@ from teeny import Tensor
 from teeny.realize import _runner_cache
 from teeny.runtime.device import Compiler, Device
 
+from test_compile_cache import CountingCompiler
+
 ATTACKER = 65534  # nobody
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
-
-
-class CountingCompiler(Compiler):
-  """A stand-in backend: 'compiles' by tagging the source, and counts how often it had to."""
-  cache_key = "test:counting"
-  def __init__(self): self.calls = 0
-  def compile(self, src: str) -> bytes:
-    self.calls += 1
-    return f"binary of {src}".encode()
 
 
 @pytest.fixture
