@@ -208,7 +208,7 @@ def _release_programs():
 class CLProgram(Program):
   """One kernel from a program binary. Arguments: the buffers, then `vals` as int32."""
   memory_estimate = 1300 << 10  # PoCL 3.0 (bench/bench_runner_memory.py): 1.3 MiB for a kernel compiled here,
-  memory_estimate_loaded = 128 << 10  # 0.11 MiB for one loaded from the disk cache
+  memory_estimate_loaded = 128 << 10  # 128 KiB for one loaded from the disk cache
   def __init__(self, device: CompiledDevice, name: str, lib: bytes):
     self.device, self.name, self.lib = device, name, lib
     self.queue = device.queue
