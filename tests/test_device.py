@@ -30,6 +30,19 @@ def test_unknown_device_is_a_clear_error():
   with pytest.raises(ValueError, match="FOO"): Tensor([1.0], device="FOO")
 
 
+def test_a_missing_backend_package_says_what_to_install():
+  """Without llvmlite (a user who ran teeny from a checkout without installing it) the first tensor on LLVM raises
+  an ImportError naming the package and the pip command."""
+  code = ("import sys; sys.modules['llvmlite'] = None\n"  # (None in sys.modules: `import llvmlite` fails)
+          "from teeny import Tensor\n"
+          "try: Tensor([1.0], device='LLVM').numpy()\n"
+          "except ImportError as e: print(e)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert out.returncode == 0, out.stderr
+  assert "device LLVM needs the Python package 'llvmlite'" in out.stdout and "pip install llvmlite" in out.stdout
+
+
 @pytest.mark.parametrize("src", DEVICES)
 @pytest.mark.parametrize("dst", DEVICES)
 def test_copy_between_devices(src, dst):

@@ -267,9 +267,18 @@ class _DeviceRegistry:
     if base == "LLVM":  # one CPU device
       if suffix == "0": return "LLVM"
       raise UnknownDeviceError(f"unknown device {name!r}: LLVM is one device (LLVM or LLVM:0)")
-    try: module = importlib.import_module(self._BACKENDS[base])
+    try: module = self._backend(base)
     except ImportError as e: raise UnknownDeviceError(f"unknown device {name!r}: OpenCL is not available here ({e})") from None
     return module.canonical_name(suffix)
+
+  def _backend(self, base: str):
+    """The module of backend `base` (`CL`, `LLVM`). A third-party package it needs that is missing is an
+    ImportError saying what to install, not a traceback from deep inside the first tensor op."""
+    try: return importlib.import_module(self._BACKENDS[base])
+    except ModuleNotFoundError as e:
+      if e.name is None or e.name.split(".")[0] == "teeny": raise
+      raise ImportError(f"device {base} needs the Python package {e.name!r}, which is not installed here: "
+                        f"pip install {e.name} (or, in teeny's checkout, pip install -e '.[pocl]')") from e
 
   def __getitem__(self, name: str) -> CompiledDevice:
     dev = self._opened.get(name)
@@ -278,7 +287,7 @@ class _DeviceRegistry:
     if name not in self._opened:
       with self._open_lock:
         if name not in self._opened:
-          module = importlib.import_module(self._BACKENDS[name.split(":")[0]])
+          module = self._backend(name.split(":")[0])
           self._opened[name] = module.open_device(name)
           if debug_level() >= 1: dprint(f"opened device {name}: {self._opened[name]!r}")
     return self._opened[name]
@@ -302,7 +311,7 @@ class _DeviceRegistry:
     lines = []
     try: lines.append(f"LLVM {self['LLVM']!r}")
     except Exception as e: lines.append(f"LLVM unavailable: {e}")
-    try: lines += importlib.import_module(self._BACKENDS["CL"]).describe() or ["CL unavailable: no OpenCL device"]
+    try: lines += self._backend("CL").describe() or ["CL unavailable: no OpenCL device"]
     except UnknownDeviceError: raise
     except Exception as e: lines.append(f"CL unavailable: {e}")
     return lines
@@ -320,7 +329,7 @@ class _DeviceRegistry:
     for name in self._BACKENDS:
       if os.environ.get(name) not in (None, "", "0"): return name
     try:
-      if importlib.import_module(self._BACKENDS["CL"]).has_gpu(): return "CL"
+      if self._backend("CL").has_gpu(): return "CL"
     except Exception: pass
     return "LLVM"
 
