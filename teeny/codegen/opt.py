@@ -159,9 +159,9 @@ class Kernel:
     limit = min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30)
     if kind in ("local", "group") and local > limit:
       raise KernelOptError(f"{opt}: work-groups of {local} items (at most {limit} here)")
-    if kind == "group" and amount * self.group_bytes_per_item > getattr(renderer, "local_mem_size", 32 << 10):
+    if kind == "group" and amount * self.group_bytes_per_item > _local_mem_size(renderer):
       raise KernelOptError(f"{opt}: {amount * self.group_bytes_per_item} bytes of local memory "
-                           f"(the device has {getattr(renderer, 'local_mem_size', 32 << 10)} bytes per work-group)")
+                           f"(the device has {_local_mem_size(renderer)} bytes per work-group)")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
     i = opt.axis
@@ -444,6 +444,12 @@ def apply_heuristics(k: Kernel, renderer):
   except KernelOptError: pass
 
 
+def _local_mem_size(renderer) -> int:
+  """Bytes of __local memory one work-group may use; where the renderer doesn't say, 32 KiB (the least an OpenCL
+  1.2 device has)."""
+  return getattr(renderer, "local_mem_size", 32 << 10)
+
+
 def _group_few_outputs(k: Kernel, renderer) -> bool:
   """On a GPU a reduce with few outputs leaves most of the device idle: split each output's reduce across the
   work-items of a group (GROUP). CPUs have few cores: the two-kernel split of big sums (Tensor) serves them."""
@@ -452,7 +458,7 @@ def _group_few_outputs(k: Kernel, renderer) -> bool:
   if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= 4096 or k.full_shape[axis] < 256: return False
   # the largest group the device takes (work-group size and local memory, asked of it: see apply_opt)
   fits = [a for a in (256, 128, 64, 32, 16) if a <= getattr(renderer, "max_local_size", 1)
-          and a * k.group_bytes_per_item <= getattr(renderer, "local_mem_size", 32 << 10)]
+          and a * k.group_bytes_per_item <= _local_mem_size(renderer)]
   amount = _largest_divisor(k.full_shape[axis], fits)
   if amount is None: return False
   k.apply_opt(Opt("GROUP", axis, amount), renderer)

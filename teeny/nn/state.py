@@ -398,10 +398,11 @@ def _torch_load(path: str, f, device):
       ref = refs.setdefault(key, _StorageRef(key, dt, numel))
       if ref.numel * ref.dtype.itemsize != numel * dt.itemsize:
         raise pickle.UnpicklingError(f"storage {key} is named with {numel} items of {dt} and with {ref.numel} of {ref.dtype}")
-      if prefix + "data/" + key not in archive.infos: raise pickle.UnpicklingError(f"storage {key} is missing from the archive")
+      entry = archive.infos.get(prefix + "data/" + key)
+      if entry is None: raise pickle.UnpicklingError(f"storage {key} is missing from the archive")
       want = numel * dt.itemsize
-      if archive.infos[prefix + "data/" + key].file_size != want:
-        raise pickle.UnpicklingError(f"storage {key} has {archive.infos[prefix + 'data/' + key].file_size} bytes, {numel} items of {dt} need {want}")
+      if entry.file_size != want:
+        raise pickle.UnpicklingError(f"storage {key} has {entry.file_size} bytes, {numel} items of {dt} need {want}")
       return ref if ref.dtype == dt else _StorageRef(key, dt, numel)
 
     obj = _TorchUnpickler(io.BytesIO(archive.read(pkl)), storage_ref).load()

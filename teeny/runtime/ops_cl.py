@@ -246,7 +246,6 @@ class CLProgram(Program):
     event.wait()
     return (event.profile.end - event.profile.start) * 1e-9
 
-
   def _checked_sizes(self, global_size, local_size) -> tuple:
     sizes = _enqueue_sizes(global_size, local_size)
     if sizes[1] is not None and math.prod(sizes[1]) > self.max_work_group_size:
@@ -266,9 +265,9 @@ def _enqueue_sizes(global_size, local_size) -> tuple:
 
 class CLDevice(CompiledDevice):
   """One OpenCL device with its context and an in-order queue (profiling on, for kernel times)."""
-  def __init__(self, name: str, cl_device: cl.Device | None = None):
+  def __init__(self, name: str):
     from teeny.codegen.cstyle import OpenCLRenderer
-    self.cl_device = cl_device if cl_device is not None else _device_for(name)
+    self.cl_device = _device_for(name)
     self.info = CLDeviceInfo.from_device(self.cl_device)
     self.ctx = cl.Context([self.cl_device])
     self.queue = cl.CommandQueue(self.ctx, self.cl_device, properties=cl.command_queue_properties.PROFILING_ENABLE)
