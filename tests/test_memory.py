@@ -156,7 +156,7 @@ def test_debug_1_reports_memory(device):
   assert "peak" in done.stderr and "MB" in done.stderr
 
 
-# ---- resources stay flat (issue 6) ----
+# ---- resources stay flat ----
 
 def churn(device: str, i: int):
   """Realize and drop a few kinds of tensors: new buffers, reductions, views, an in-place update, and now and
