@@ -116,3 +116,38 @@ def test_forked_child_makes_its_own_pool(native):
   threads on it, right; the parent goes on using its own."""
   out = run_in_child(_FORK, timeout=120, env={"TEENY_NATIVE_POOL": "1" if native else "0"})
   assert out.stdout.split()[-1] == "ok", out.stdout
+
+
+_TAKE = r"""
+import ctypes
+from teeny.runtime import cpu_pool
+if not cpu_pool._native_pool_runs_here():
+  print("skip: the native pool runs on x86-64 Linux only")
+  raise SystemExit(0)
+take = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_int32)(
+  cpu_pool._pool()._engine.get_function_address("teeny_take_slice"))
+ran = []
+slice_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(lambda args, lo, hi: ran.append((lo, hi)))
+block = (ctypes.c_char * cpu_pool._CTRL_BYTES)()  # a control block of its own, no worker reads it
+c = ctypes.addressof(block)
+field = lambda offset, ctype: ctype.from_address(c + offset)
+field(8, ctypes.c_void_p).value = ctypes.cast(slice_fn, ctypes.c_void_p).value
+field(24, ctypes.c_int64).value, field(32, ctypes.c_int64).value = 10, 20
+taken, done = field(40, ctypes.c_int32), field(64, ctypes.c_int32)
+taken.value = done.value = 6
+# slice 7 was posted: the first to take it runs it, a second one doesn't
+print(take(c, 7), take(c, 7), ran, taken.value, done.value)
+# a worker that read `go` == 7 long ago, held up while the caller took and ran slices 7 and 8 itself, finally
+# tries slice 7: it must not run (its fields are slice 8's now, and slice 8 is finished)
+taken.value = done.value = 8
+print(take(c, 7), ran, taken.value, done.value)
+"""
+
+
+def test_a_slice_runs_once_even_for_a_worker_that_is_late_by_two_slices():
+  """teeny_take_slice, the native pool's hand-over: a posted slice runs once, on whichever side takes it first;
+  a worker that read an older generation and was held up meanwhile (the caller ran that slice and the next one
+  itself) takes nothing, runs nothing and leaves `done` alone."""
+  out = run_in_child(_TAKE, timeout=60).stdout.splitlines()
+  if out and out[0].startswith("skip"): pytest.skip(out[0])
+  assert out == ["True False [(10, 20)] 7 7", "False [(10, 20)] 8 8"], out

@@ -14,7 +14,7 @@
 ;   8: ptr fn        the kernel's packed entry: fn(ptr args, i64 start, i64 end)
 ;  16: ptr args      its i64 argument slots
 ;  24: i64 start, 32: i64 end (64-bit: a loop may pass 2^31 iterations)
-;  40: i32 taken     generation of the last slice someone started (swapped in by the worker, or by the caller)
+;  40: i32 taken     generation of the last slice someone started (compare-and-swapped in by the worker or the caller)
 ;  64: i32 done      generation of the last finished slice (the worker's own cache line)
 ;
 ; The futex calls go through syscall(2) by number: 202 is futex on x86-64, 128 is FUTEX_WAIT | FUTEX_PRIVATE_FLAG,
@@ -74,12 +74,16 @@ run:                                    ; (unless the caller took the slice alre
   br label %idle
 }
 
-; the slice of generation %gen posted in control block %c, run here if no one took it yet: whether it ran here
+; the slice of generation %gen posted in control block %c, run here if no one took it yet: whether it ran here.
+; A worker's slices are taken in order (the caller posts the next only when the last is done), so the slice is free
+; only while `taken` still holds the generation before it. A worker that read `go` and was held up while the caller
+; ran that slice and the next one itself finds `taken` past %gen and runs nothing (the fields are the next slice's).
 define i1 @teeny_take_slice(ptr %c, i32 %gen) {
 entry:
   %takenp = getelementptr i8, ptr %c, i64 40
-  %before = atomicrmw xchg ptr %takenp, i32 %gen seq_cst, align 4
-  %free = icmp ne i32 %before, %gen
+  %last = sub i32 %gen, 1
+  %swap = cmpxchg ptr %takenp, i32 %last, i32 %gen seq_cst seq_cst, align 4
+  %free = extractvalue { i32, i1 } %swap, 1
   br i1 %free, label %take, label %done
 take:
   %fnp = getelementptr i8, ptr %c, i64 8
