@@ -7,7 +7,8 @@ import pytest
 from teeny import Tensor, Device, GlobalCounters
 from teeny.uop import Ops
 from teeny.codegen import get_program
-from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.codegen.heuristics import optimize
 from teeny.realize import CompiledRunner
 from teeny.schedule import create_schedule
 from teeny.dtype import dtypes
