@@ -37,6 +37,7 @@ arithmetic in float32.
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
+from teeny.renderer.tuning import Tuning
 
 
 class Renderer:
@@ -48,6 +49,7 @@ class Renderer:
   vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
   vector_widths: tuple = ()  # lane counts of the vector loads/stores it renders (LOAD/STORE of a VecDType), widest first
   native_vector_width: dict = {}  # element dtype -> the widest vector the device computes on (absent: no limit)
+  tuning = Tuning()       # the tuned numbers (teeny/renderer/tuning.py); a device may set its own
 
   def vector_widths_for(self, dtype) -> tuple:
     """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools, math
 from teeny.helpers import getenv
 from teeny.codegen.kernel import Kernel, Opt, KernelOptError, local_mem_size
+from teeny.renderer.tuning import Tuning, tuning_of
 
 
 def _largest_divisor(size: int, choices) -> int | None:
@@ -56,7 +57,7 @@ def _upcast_columns(k: Kernel, cols: list[tuple[int, int]], vector: int, rendere
 def _upcast_rows(k: Kernel, strides: dict, masked: list[bool], col: int, vec: int, vector: int, renderer):
   """Upcast the tile's rows: an axis input `vec` broadcasts while another input moves along it (splitting `col`
   moved its inner part to the end, so the other global axes kept their numbers), as many rows as keep the
-  accumulators in registers (32 vector registers on AVX-512 x86)."""
+  accumulators in registers (Tuning.tile_max_vectors vectors of them)."""
   rows = [a for a in strides if a != col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
   # not an axis the output is contiguous along (the kernel offsets of a convolution's input gradient, innermost in
   # its windows): tiles over it measured 3x slower than over the channels beside it
@@ -66,36 +67,36 @@ def _upcast_rows(k: Kernel, strides: dict, masked: list[bool], col: int, vec: in
   # where one padding gate serves the whole row of the tile
   padded = any(masked[i] for i, s in enumerate(strides[rows[-1]]) if s not in (0, None))
   row = rows[0] if padded else rows[-1]
-  amount = _rows_in_l1(k, strides, row, vector)
+  tuning = tuning_of(renderer)
+  amount = _rows_in_l1(k, strides, row, vector, tuning)
   if amount: k.apply_opt(Opt("UPCAST", row, amount), renderer)
   # fewer rows than a full tile: widen it instead (more vectors of columns), as far as the columns go
   if (amount or 1) < 8:
-    widen = next((w for w in (4, 2) if k.full_shape[col] % w == 0 and k.expansion * w <= 16 * vector), None)
+    widen = next((w for w in (4, 2) if k.full_shape[col] % w == 0 and k.expansion * w <= tuning.tile_max_vectors * vector), None)
     if widen: k.apply_opt(Opt("UPCAST", col, widen), renderer)
 
 
-def _rows_in_l1(k: Kernel, strides: dict, row: int, vector: int) -> int | None:
+def _rows_in_l1(k: Kernel, strides: dict, row: int, vector: int, tuning: Tuning) -> int | None:
   """How many rows along axis `row` the tile gets: as many as keep what they read over the reduce loop in L1 (the
   next tile reads most of it again). A matmul's row is a few KB of one input row; a convolution's row is a line per
   channel and kernel row of one image (24 KB for 64 channels of a 3x3): 8 of those streamed from L2 ran at 105
-  GFLOP/s, 2 at 180. None: not even 2."""
+  GFLOP/s, 2 at 180 (Tuning.tile_rows_l1_bytes). None: not even 2."""
   mover = next(i for i, s in enumerate(strides[row]) if s not in (0, None))
-  one, two = _reduce_footprint(k, mover, row, 1), _reduce_footprint(k, mover, row, 2)
-  def fits(rows): return one + (rows - 1) * (two - one) <= TILE_ROWS_L1_BYTES  # (rows may share lines: g's columns)
-  return next((a for a in (8, 5, 4, 3, 2) if fits(a) and k.full_shape[row] % a == 0 and k.expansion * a <= 16 * vector), None)
+  one = _reduce_footprint(k, mover, row, 1, tuning.footprint_max_steps)
+  two = _reduce_footprint(k, mover, row, 2, tuning.footprint_max_steps)
+  def fits(rows): return one + (rows - 1) * (two - one) <= tuning.tile_rows_l1_bytes  # (rows may share lines: g's columns)
+  most = tuning.tile_max_vectors * vector
+  return next((a for a in (8, 5, 4, 3, 2) if fits(a) and k.full_shape[row] % a == 0 and k.expansion * a <= most), None)
 
 
-TILE_ROWS_L1_BYTES = 32 << 10  # most of the L1 data cache of one core (x86 of the last years: 32-48 KB)
-
-
-def _reduce_footprint(k: Kernel, i: int, row: int, rows: int) -> int:
+def _reduce_footprint(k: Kernel, i: int, row: int, rows: int, max_steps: int) -> int:
   """Bytes of cache lines that input i reads over one pass of the reduce loops for `rows` neighbouring outputs
   along axis `row`, in the middle of the loop space: counted from the elements the loads read, since padded and
-  windowed views (a convolution's image) have strides that say little about memory. A reduce too long to walk
-  counts one line per step and row."""
+  windowed views (a convolution's image) have strides that say little about memory. A reduce of more than
+  max_steps steps is too long to walk: it counts one line per step and row."""
   reduces = k.axes_of("reduce")
   steps = math.prod(k.full_shape[a] for a in reduces)
-  if steps > FOOTPRINT_MAX_STEPS: return steps * rows * 64
+  if steps > max_steps: return steps * rows * 64
   load = k.input_loads()[i]
   view, itemsize = load.src[1].arg, load.dtype.itemsize
   at = [s // 2 for s in k.full_shape]
@@ -110,9 +111,6 @@ def _reduce_footprint(k: Kernel, i: int, row: int, rows: int) -> int:
   return len(lines) * 64
 
 
-FOOTPRINT_MAX_STEPS = 4096
-
-
 def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, renderer):
   """No input reads an output axis contiguously (a padded convolution): still tile two axes that the inputs
   broadcast, each load then feeds a row or a column of accumulators. The wide side moves an unpadded input
@@ -124,12 +122,10 @@ def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, rende
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
   # rows: the outermost axis the image moves along (the batch: one padding gate serves the whole row)
   rows = [a for a in strides if a != col and strides[a][mover] == 0 and any(s not in (0, None) for s in strides[a])]
+  most = tuning_of(renderer).tile_max_vectors * vector
   for axis in rows:
-    amount = next((a for a in (8, 4, 2) if k.full_shape[axis] % a == 0 and k.expansion * a <= 16 * vector), None)
+    amount = next((a for a in (8, 4, 2) if k.full_shape[axis] % a == 0 and k.expansion * a <= most), None)
     if amount: return k.apply_opt(Opt("UPCAST", axis, amount), renderer)
-
-
-DOT_TILE_MAX = 24  # accumulators of a dot tile, each a vector register (32 on AVX-512), the rest hold the loads
 
 
 def _dot_tile(k: Kernel, strides: dict, renderer):
@@ -148,13 +144,13 @@ def _dot_tile(k: Kernel, strides: dict, renderer):
   def movers(a): return {i for i, s in enumerate(strides[a]) if s not in (0, None)}
   others = [a for a in reused[:-1] if movers(a) != movers(reused[-1])]
   picked = reused[-1:] + (others[-1:] if others else reused[-2:-1])
-  amounts, expansion = {}, k.expansion
+  amounts, expansion, dot_tile_max = {}, k.expansion, tuning_of(renderer).dot_tile_max
   for n, axis in enumerate(sorted(picked, reverse=True)):
     size = k.full_shape[axis]
     # a short axis (a classifier's 10 outputs) whole, else 4 or 2, and the second up to 8 (3 x 8 beats 3 x 4); at
-    # most DOT_TILE_MAX accumulators in all
-    choices = ((size,) if size <= DOT_TILE_MAX else ()) + ((8, 4, 2) if n else (4, 2))
-    amount = next((a for a in choices if size % a == 0 and expansion * a <= DOT_TILE_MAX), None)
+    # most tuning.dot_tile_max accumulators in all
+    choices = ((size,) if size <= dot_tile_max else ()) + ((8, 4, 2) if n else (4, 2))
+    amount = next((a for a in choices if size % a == 0 and expansion * a <= dot_tile_max), None)
     if amount: amounts[axis], expansion = amount, expansion * amount
   for axis in sorted(amounts):  # the outer axis first (the weight gradient's tile: 57 GFLOP/s this way, 45 the other)
     k.apply_opt(Opt("UPCAST", axis, amounts[axis]), renderer)
@@ -207,7 +203,9 @@ def _group_few_outputs(k: Kernel, renderer) -> bool:
   work-items of a group (GROUP). CPUs have few cores: the two-kernel split of big sums (Tensor) serves them."""
   if not getattr(renderer, "is_gpu", False) or not k.axes_of("reduce"): return False
   axis = k.axes_of("reduce")[-1]
-  if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= 4096 or k.full_shape[axis] < 256: return False
+  tuning = tuning_of(renderer)
+  if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= tuning.group_max_outputs: return False
+  if k.full_shape[axis] < tuning.group_min_reduced: return False
   # the largest group the device takes (work-group size and local memory, asked of it: see apply_opt)
   fits = [a for a in (256, 128, 64, 32, 16) if a <= getattr(renderer, "max_local_size", 1)
           and a * k.group_bytes_per_item <= local_mem_size(renderer)]

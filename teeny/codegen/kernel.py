@@ -29,10 +29,10 @@ from typing import Callable
 import math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
 from teeny.dtype import dtypes
+from teeny.renderer.tuning import tuning_of
 
 KIND_ORDER = ("global", "local", "group", "reduce", "gather", "unroll", "upcast")
 REDUCE_KINDS = ("group", "reduce", "gather", "unroll")  # axes a REDUCE sums over
-MAX_EXPANSION = 256  # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,9 @@ class Kernel:
     if kind == "group" and amount * self.group_bytes_per_item > local_mem_size(renderer):
       raise KernelOptError(f"{opt}: {amount * self.group_bytes_per_item} bytes of local memory "
                            f"(the device has {local_mem_size(renderer)} bytes per work-group)")
-    if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
-      raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
+    max_expansion = tuning_of(renderer).max_expansion
+    if kind in ("upcast", "unroll") and self.expansion * amount > max_expansion:
+      raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {max_expansion})")
     i = opt.axis
     self.reshape(self.full_shape[:i] + (size // amount, amount) + self.full_shape[i + 1:],
                  self.kinds[:i + 1] + (kind,) + self.kinds[i + 1:])
