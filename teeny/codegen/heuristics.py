@@ -12,6 +12,30 @@ from teeny.codegen.kernel import Kernel, Opt, KernelOptError, local_mem_size
 from teeny.renderer.tuning import Tuning, tuning_of
 
 
+def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:
+  """Canonicalize the loop space, then apply `opts` when given (BEAM's choice, a test's), else the heuristics'.
+  NOOPT=1 keeps only what correctness needs."""
+  kernel.reduce_axes_last()
+  if opts is None and getenv("NOOPT", 0):
+    kernel.ensure_parallel_axis()
+    return kernel
+  kernel.merge_axes()
+  kernel.ensure_parallel_axis()
+  if opts is None: apply_heuristics(kernel, renderer)
+  else:
+    for opt in opts: kernel.apply_opt(opt, renderer)
+  return kernel
+
+
+def apply_heuristics(k: Kernel, renderer):
+  """The default actions for a kernel on a device. An action that turns out not to apply stops the heuristics and
+  leaves the kernel as the actions before it made it."""
+  vector = getattr(renderer, "vector_width", 4)
+  try:
+    if not _group_few_outputs(k, renderer): _register_tile(k, vector, renderer)
+  except KernelOptError: pass
+
+
 def _largest_divisor(size: int, choices) -> int | None:
   return next((c for c in choices if c <= size and size % c == 0), None)
 
@@ -188,16 +212,6 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
   if amount: k.apply_opt(Opt("UPCAST", contiguous[-1], amount), renderer)
 
 
-def apply_heuristics(k: Kernel, renderer):
-  """The default actions for a kernel on a device. An action that turns out not to apply stops the heuristics and
-  leaves the kernel as the actions before it made it."""
-  vector = getattr(renderer, "vector_width", 4)
-  try:
-    if not _group_few_outputs(k, renderer): _register_tile(k, vector, renderer)
-  except KernelOptError: pass
-
-
-
 def _group_few_outputs(k: Kernel, renderer) -> bool:
   """On a GPU a reduce with few outputs leaves most of the device idle: split each output's reduce across the
   work-items of a group (GROUP). CPUs have few cores: the two-kernel split of big sums (Tensor) serves them."""
@@ -213,18 +227,3 @@ def _group_few_outputs(k: Kernel, renderer) -> bool:
   if amount is None: return False
   k.apply_opt(Opt("GROUP", axis, amount), renderer)
   return True
-
-
-def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:
-  """Canonicalize the loop space, then apply `opts` when given (BEAM's choice, a test's), else the heuristics'.
-  NOOPT=1 keeps only what correctness needs."""
-  kernel.reduce_axes_last()
-  if opts is None and getenv("NOOPT", 0):
-    kernel.ensure_parallel_axis()
-    return kernel
-  kernel.merge_axes()
-  kernel.ensure_parallel_axis()
-  if opts is None: apply_heuristics(kernel, renderer)
-  else:
-    for opt in opts: kernel.apply_opt(opt, renderer)
-  return kernel

@@ -286,7 +286,6 @@ def _still_along(u: UOp, axis: int) -> bool:
   return True
 
 
-
 def local_mem_size(renderer) -> int:
   """Bytes of __local memory one work-group may use; where the renderer doesn't say, 32 KiB (the least an OpenCL
   1.2 device has)."""
