@@ -11,7 +11,8 @@ from teeny import Tensor, Device, dtypes
 from teeny.runtime.device import UnknownDeviceError, _allocators
 from teeny.schedule import create_schedule
 from teeny.codegen import get_program
-from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.codegen.heuristics import optimize
 
 pytestmark = pytest.mark.skipif("CL" not in Device.available(), reason="no OpenCL device")
 ops_cl = pytest.importorskip("teeny.runtime.ops_cl")

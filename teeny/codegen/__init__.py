@@ -1,4 +1,4 @@
-"""Codegen: kernel AST -> optimized loops (opt.py, lower.py) -> flat program (linearize.py) -> source (cstyle.py, llvmir.py).
+"""Codegen: kernel AST -> optimized loops (kernel.py, heuristics.py, lower.py) -> flat program (linearize.py) -> source (cstyle.py, llvmir.py).
 
 THE LINEARIZED PROGRAM (what renderers receive): a list of UOps in execution order. Renderers are dumb: every
 decision is made before them. The ops that appear, and what they mean:
@@ -37,6 +37,7 @@ arithmetic in float32.
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
+from teeny.renderer.tuning import Tuning
 
 
 class Renderer:
@@ -48,6 +49,7 @@ class Renderer:
   vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
   vector_widths: tuple = ()  # lane counts of the vector loads/stores it renders (LOAD/STORE of a VecDType), widest first
   native_vector_width: dict = {}  # element dtype -> the widest vector the device computes on (absent: no limit)
+  tuning = Tuning()       # the tuned numbers (teeny/renderer/tuning.py); a device may set its own
 
   def vector_widths_for(self, dtype) -> tuple:
     """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""
@@ -66,15 +68,16 @@ class ProgramSpec:
   local_size: tuple[int, int, int] | None
   n_bufs: int
   flops: int                    # estimated arithmetic ops on data per launch
-  applied_opts: list = field(default_factory=list)  # what the optimizer did (opt.Opt actions and canonical steps)
-  opts: list = field(default_factory=list)          # the opt.Opt actions alone
+  applied_opts: list = field(default_factory=list)  # what the optimizer did (kernel.Opt actions and canonical steps)
+  opts: list = field(default_factory=list)          # the kernel.Opt actions alone
   program: list = field(default_factory=list)   # the linearized UOps (DEBUG=5)
 
 
 def get_program(ast, renderer: Renderer, opts: list | None = None) -> ProgramSpec:
-  """Kernel AST -> optimize -> lower -> linearize -> render. `opts` (a list of opt.Opt) replaces the optimizer's
+  """Kernel AST -> optimize -> lower -> linearize -> render. `opts` (a list of kernel.Opt) replaces the optimizer's
   own choice: BEAM search and the tests use it."""
-  from teeny.codegen.opt import Kernel, optimize
+  from teeny.codegen.kernel import Kernel
+  from teeny.codegen.heuristics import optimize
   from teeny.codegen.lower import lower
   from teeny.codegen.linearize import linearize
   kernel = optimize(Kernel(ast), renderer, opts)

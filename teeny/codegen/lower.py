@@ -6,7 +6,7 @@ become RANGE loops. Upcast and unrolled axes become no loop at all: their index 
 graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
 store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
 index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
-symbolic rules of uop.py simplify the result. A gather axis (opt.py) becomes no loop: the reduce along it sums
+symbolic rules of uop.py simplify the result. A gather axis (kernel.py) becomes no loop: the reduce along it sums
 where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import itertools, math
 from teeny.dtype import dtypes, DType
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON, _split_sum
 from teeny.codegen import Renderer
-from teeny.codegen.opt import Kernel, REDUCE_KINDS, where_conditions
+from teeny.codegen.kernel import Kernel, REDUCE_KINDS, where_conditions
 
 
 @dataclass
@@ -325,6 +325,12 @@ def _runs(offsets, widths) -> list[tuple[int, int]]:
 def _at(base: UOp, k: int) -> UOp: return base + UOp.const(base.dtype, k) if k else base
 
 
+def _replaced_load(ctx: dict, x: UOp) -> UOp | None: return ctx.get(x)
+
+
+_replace_loads = PatternMatcher([(UPat(Ops.LOAD, name="x"), _replaced_load)])  # ctx: scalar LOAD -> its lane (GEP)
+
+
 def vectorize_memory(sink: UOp, widths_for) -> UOp:
   """Loads (and stores) of neighbouring elements of one buffer, as upcasting makes them, become one vector load
   (store) of one of `widths_for(element dtype)` lanes (widest first), the widest that fits; the scalar users read
@@ -339,7 +345,7 @@ def vectorize_memory(sink: UOp, widths_for) -> UOp:
     for k, width in _runs(offsets, widths_for(buf.dtype.base)):
       vector = UOp(Ops.LOAD, offsets[k].dtype.vec(width), (buf, _at(base, k)))
       for j in range(width): lanes[offsets[k + j]] = UOp(Ops.GEP, offsets[k].dtype, (vector,), j)
-  if lanes: sink = graph_rewrite(sink, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), lanes)
+  if lanes: sink = graph_rewrite(sink, _replace_loads, lanes)
   stores, kept = {}, []
   for st in sink.src:
     if st.op is Ops.STORE and len(st.src) == 3 and st.src[2].dtype in VECTOR_SCALARS:

@@ -6,7 +6,8 @@ kernel AST, N), so a later run of the same kernel reuses it without searching; D
 from __future__ import annotations
 import json, statistics
 from teeny.codegen import get_program
-from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.codegen.heuristics import optimize
 from teeny.helpers import debug_level, dprint
 from teeny.runtime.device import Buffer, Device, disk_cache_get, disk_cache_put
 from teeny.uop import UOp, pretty
