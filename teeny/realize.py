@@ -7,7 +7,8 @@ import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, pretty
 from teeny.view import ShapeTracker, View
-from teeny.codegen import ProgramSpec, get_program
+from teeny.codegen import get_program
+from teeny.renderer import ProgramSpec
 from teeny.runtime.device import Device, Buffer, disk_cache_get, disk_cache_put
 from teeny.schedule import ScheduleItem
 from teeny.helpers import GlobalCounters, LRUCache, debug_level, dprint, getenv

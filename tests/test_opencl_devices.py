@@ -154,7 +154,7 @@ def test_float64_is_refused_on_a_device_without_fp64(cl_without_fp64):
 
 def test_a_float64_kernel_is_never_rendered_for_a_device_without_fp64(cl_without_fp64):
   """Whatever path a float64 value takes into a kernel, the renderer refuses it rather than compute in float."""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   t = Tensor(np.arange(4, dtype=np.float64) / 3, device="LLVM").realize() * 3
   items, *_ = create_schedule([t.uop], ["LLVM"])
   info = dataclasses.replace(Device["CL"].info, has_fp64=True)
@@ -203,7 +203,7 @@ def _rowsum_kernel() -> Kernel:
 
 
 def test_work_group_and_local_memory_limits_come_from_the_device():
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   small = OpenCLRenderer(_SmallGPU())
   assert small.max_local_size == 64 and small.local_mem_size == 128
   k = _rowsum_kernel()
@@ -233,7 +233,7 @@ def test_a_launch_larger_than_the_kernel_allows_is_a_clear_error():
 def test_a_driver_that_stops_long_loops_gets_no_kernel_that_would_need_them():
   """Mesa's llvmpipe (rusticl) ends a work-item's loops after 65,535 iterations in all: a kernel that would run
   more is refused with a clear error, not run into wrong numbers; shorter ones render as usual."""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   capped = OpenCLRenderer(dataclasses.replace(_SmallGPU(), max_work_group_size=1, max_loop_iterations=1000))
   assert OpenCLRenderer(Device["CL"].info).max_loop_iterations is None or "llvmpipe" in Device["CL"].info.name
   def rowsum_ast(n):

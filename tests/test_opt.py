@@ -321,7 +321,7 @@ def test_opencl_vectors_are_never_wider_than_the_device_computes_natively():
   """The renderer asks the device for its native vector widths: a 16-wide tile of floats on a device with 4-wide
   float vectors is loaded and stored 4 lanes at a time, and ints on a device without int vectors stay scalar.
   (Rendered only: no driver builds it.)"""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   renderer = OpenCLRenderer(_FakeCLInfo())
   floats = get_program(only_kernel(matmul("CL")).ast, renderer, [Opt("UPCAST", 1, 16), Opt("UPCAST", 0, 4)]).src
   assert "vload4" in floats and "vstore4" in floats, floats

@@ -137,13 +137,13 @@ class Kernel:
       self.applied.append("add_parallel_axis")
 
   # ---- actions ----
-  def apply_opt(self, opt: Opt, renderer=None):
+  def apply_opt(self, opt: Opt, renderer):
     """Split `opt.axis` and make its inner part an axis of the kind the op names. Raises KernelOptError (and
     leaves the kernel unchanged) when the action does not apply on this kernel and device."""
     if opt.op not in _OP_KIND: raise KernelOptError(f"unknown optimization {opt.op!r}")
     if opt.op == "SWAP": return self._swap(opt)
     kind, allowed_from = _OP_KIND[opt.op]
-    if opt.op in ("LOCAL", "GROUP") and not getattr(renderer, "has_threads", False): raise KernelOptError(f"{opt}: the device has no work-groups")
+    if opt.op in ("LOCAL", "GROUP") and not renderer.has_threads: raise KernelOptError(f"{opt}: the device has no work-groups")
     # a grouped reduce meets its partial sums in one local array: no other work-item or register copies beside it
     if (opt.op == "GROUP" and (self.axes_of("local") or self.axes_of("upcast") or self.axes_of("group"))) or \
        (opt.op in ("LOCAL", "UPCAST") and self.axes_of("group")):
@@ -156,12 +156,12 @@ class Kernel:
     if amount <= 1 or size % amount: raise KernelOptError(f"{opt}: {amount} does not split axis {opt.axis} of size {size}")
     local = math.prod(self.full_shape[a] for a in self.axes_of("local")) * amount
     # the device's work-group limit; a group's partial sums are also combined unrolled, so at most 256 of them
-    limit = min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30)
+    limit = min(renderer.max_local_size, 256 if kind == "group" else 1 << 30)
     if kind in ("local", "group") and local > limit:
       raise KernelOptError(f"{opt}: work-groups of {local} items (at most {limit} here)")
-    if kind == "group" and amount * self.group_bytes_per_item > _local_mem_size(renderer):
+    if kind == "group" and amount * self.group_bytes_per_item > renderer.local_mem_size:
       raise KernelOptError(f"{opt}: {amount * self.group_bytes_per_item} bytes of local memory "
-                           f"(the device has {_local_mem_size(renderer)} bytes per work-group)")
+                           f"(the device has {renderer.local_mem_size} bytes per work-group)")
     if kind in ("upcast", "unroll") and self.expansion * amount > MAX_EXPANSION:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {MAX_EXPANSION})")
     i = opt.axis
@@ -438,34 +438,28 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
 def apply_heuristics(k: Kernel, renderer):
   """The default actions for a kernel on a device. An action that turns out not to apply stops the heuristics and
   leaves the kernel as the actions before it made it."""
-  vector = getattr(renderer, "vector_width", 4)
+  vector = renderer.vector_width
   try:
     if not _group_few_outputs(k, renderer): _register_tile(k, vector, renderer)
   except KernelOptError: pass
 
 
-def _local_mem_size(renderer) -> int:
-  """Bytes of __local memory one work-group may use; where the renderer doesn't say, 32 KiB (the least an OpenCL
-  1.2 device has)."""
-  return getattr(renderer, "local_mem_size", 32 << 10)
-
-
 def _group_few_outputs(k: Kernel, renderer) -> bool:
   """On a GPU a reduce with few outputs leaves most of the device idle: split each output's reduce across the
   work-items of a group (GROUP). CPUs have few cores: the two-kernel split of big sums (Tensor) serves them."""
-  if not getattr(renderer, "is_gpu", False) or not k.axes_of("reduce"): return False
+  if not renderer.is_gpu or not k.axes_of("reduce"): return False
   axis = k.axes_of("reduce")[-1]
   if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= 4096 or k.full_shape[axis] < 256: return False
   # the largest group the device takes (work-group size and local memory, asked of it: see apply_opt)
-  fits = [a for a in (256, 128, 64, 32, 16) if a <= getattr(renderer, "max_local_size", 1)
-          and a * k.group_bytes_per_item <= _local_mem_size(renderer)]
+  fits = [a for a in (256, 128, 64, 32, 16) if a <= renderer.max_local_size
+          and a * k.group_bytes_per_item <= renderer.local_mem_size]
   amount = _largest_divisor(k.full_shape[axis], fits)
   if amount is None: return False
   k.apply_opt(Opt("GROUP", axis, amount), renderer)
   return True
 
 
-def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:
+def optimize(kernel: Kernel, renderer, opts: list[Opt] | None = None) -> Kernel:
   """Canonicalize the loop space, then apply `opts` when given (BEAM's choice, a test's), else the heuristics'.
   NOOPT=1 keeps only what correctness needs."""
   kernel.reduce_axes_last()

@@ -18,6 +18,7 @@ import numpy as np
 import pyopencl as cl
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program, UnknownDeviceError
 from teeny.dtype import DType, dtypes
+from teeny.renderer.cstyle import OpenCLRenderer
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,6 @@ def _enqueue_sizes(global_size, local_size) -> tuple:
 class CLDevice(CompiledDevice):
   """One OpenCL device with its context and an in-order queue (profiling on, for kernel times)."""
   def __init__(self, name: str):
-    from teeny.codegen.cstyle import OpenCLRenderer
     self.cl_device = _device_for(name)
     self.info = CLDeviceInfo.from_device(self.cl_device)
     self.ctx = cl.Context([self.cl_device])

@@ -1,7 +1,7 @@
 """The LLVM CPU backend: host memory, LLVM IR -> object file with llvmlite (O3, tuned for this CPU), and a loader
 that runs kernels on all cores.
 
-Calling convention (the renderer in teeny/codegen/llvmir.py writes it):
+Calling convention (the renderer in teeny/renderer/llvmir.py writes it):
   void name(void *data0, ..., void *dataN, int32 vals..., int64 core_start, int64 core_end)
 The runtime splits the outermost loop's range [0, global_size[0]) into one slice per core and calls the function
 for each slice on a persistent pool of worker threads (native code on x86-64 Linux, see _NativePool; no GIL held
@@ -12,7 +12,7 @@ import _thread, ctypes, ctypes.util, hashlib, os, re, struct, sys, threading, ti
 import numpy as np
 import llvmlite
 import llvmlite.binding as llvm
-from teeny.codegen.llvmir import LLVMRenderer
+from teeny.renderer.llvmir import LLVMRenderer
 from teeny.helpers import debug_level, dprint
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
 
@@ -513,7 +513,7 @@ class LLVMProgram(Program):
       self._addr = self._engine.get_function_address(name)
       self._packed = self._engine.get_function_address(f"{name}.packed")  # what the native workers call
     if not self._addr or not self._packed: raise RuntimeError(f"kernel {name} is not defined in its compiled object")
-    # what the renderer recorded about the kernel (see teeny/codegen/llvmir.py)
+    # what the renderer recorded about the kernel (see teeny/renderer/llvmir.py)
     info_addr = self._engine.get_global_value_address(f"{name}.info")
     if not info_addr: raise RuntimeError(f"kernel {name} was not rendered by teeny's LLVMRenderer (no {name}.info)")
     self.nbufs, self.nvals, self.ops_per_iter, splittable = (ctypes.c_int64 * 4).from_address(info_addr)

@@ -1,4 +1,4 @@
-"""The OpenCL C renderer: a linearized program (see codegen/__init__.py) -> the source of one __kernel.
+"""The OpenCL C renderer: a linearized program (see teeny/renderer/__init__.py) -> the source of one __kernel.
 
 Without cl_khr_fp16, half exists only in memory: it is read with vload_half and written with vstore_half_rte,
 and a value cast to half is rounded through the same pair so results match a real half.
@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from teeny.dtype import DType, dtypes, PtrDType, VecDType
 from teeny.uop import UOp, Ops
-from teeny.codegen import Renderer
+from teeny.renderer import Renderer
 
 _C_TYPES = {dtypes.bool: "bool", dtypes.int8: "char", dtypes.uint8: "uchar", dtypes.int16: "short", dtypes.uint16: "ushort",
             dtypes.int32: "int", dtypes.uint32: "uint", dtypes.int64: "long", dtypes.uint64: "ulong",
@@ -29,7 +29,6 @@ def _bound(u: UOp, is_end: int) -> int | None:
 
 
 class OpenCLRenderer(Renderer):
-  device = "CL"
   has_threads = True
 
   def __init__(self, info=None):
@@ -54,7 +53,6 @@ class OpenCLRenderer(Renderer):
     # aborts the process building 16-wide stores, see tests/test_opt.py)
     native_float, native_int = (max(1, int(getattr(info, f"native_vector_width_{t}", 1))) for t in ("float", "int"))
     self.native_vector_width = {dtypes.float32: native_float, dtypes.int32: native_int, dtypes.uint32: native_int}
-    self.supports_half = self.has_fp16
 
   def ctype(self, dt: DType) -> str:
     if isinstance(dt, VecDType): return f"{_C_TYPES[dt.scalar]}{dt.count}"

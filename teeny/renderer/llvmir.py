@@ -1,4 +1,4 @@
-"""LLVM IR renderer: a linearized program (see teeny/codegen/__init__.py) -> the text of one LLVM module.
+"""LLVM IR renderer: a linearized program (see teeny/renderer/__init__.py) -> the text of one LLVM module.
 
 The kernel is one function
 
@@ -25,11 +25,9 @@ them into phis; values are SSA registers named %vN. Bool is i1 in registers and 
 from __future__ import annotations
 import math, struct
 import numpy as np
-from teeny.codegen import Renderer
+from teeny.renderer import Renderer, CORE_START, CORE_END
 from teeny.dtype import DType, dtypes
 from teeny.uop import ALU, UOp, Ops
-
-CORE_START, CORE_END = "core_start", "core_end"
 
 _LTYPE = {dtypes.bool: "i1", dtypes.int8: "i8", dtypes.uint8: "i8", dtypes.int16: "i16", dtypes.uint16: "i16",
           dtypes.int32: "i32", dtypes.uint32: "i32", dtypes.int64: "i64", dtypes.uint64: "i64",
@@ -80,9 +78,8 @@ class LLVMRenderer(Renderer):
   Accumulator updates acc + a*b are also marked `contract`, so they may become one fused multiply-add.
   vector_width (float32 lanes of the widest vector registers) is what the optimizer tiles for, and LLVM is asked
       to prefer vectors of that width."""
-  device = "LLVM"
   has_threads = False
-  supports_half = True
+  has_fp16 = has_fp64 = True  # LLVM IR has half and double (half math still runs in float: see math())
   max_global_dims = 1
 
   def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True, vector_width: int = 8):
