@@ -219,7 +219,7 @@ def test_work_group_and_local_memory_limits_come_from_the_device():
 
 
 def test_a_launch_larger_than_the_kernel_allows_is_a_clear_error():
-  from teeny.realize import get_runner
+  from teeny.engine.runner import get_runner
   src = Tensor(np.arange(8, dtype=np.float32), device="CL").realize()
   items, *_ = create_schedule([(src + 1).uop], ["CL"])
   runner = get_runner("CL", items[0].ast)

@@ -8,7 +8,7 @@ from teeny import Tensor, Device, GlobalCounters
 from teeny.uop import Ops
 from teeny.codegen import get_program
 from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from teeny.schedule import create_schedule
 from teeny.dtype import dtypes
 from child import run_in_child
@@ -266,7 +266,7 @@ sys.path.insert(0, "tests")
 import numpy as np
 from teeny import Device
 from teeny.codegen import get_program
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from test_opt import VECTOR_CASES, only_kernel, run_with
 name, widths = {name!r}, {widths!r}
 build, opts = VECTOR_CASES[name]
@@ -339,7 +339,7 @@ sys.path.insert(0, "tests")
 import numpy as np
 from teeny import Device, Tensor
 from teeny.codegen import get_program
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from test_opt import only_kernel, rand
 renderer = copy.copy(Device["CL"].renderer)
 renderer.is_gpu = True

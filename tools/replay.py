@@ -91,7 +91,7 @@ class Capture:
     self.asts: dict[str, tuple] = {}
 
   def install(self):
-    import teeny.realize as engine
+    import teeny.engine.runner as engine
     original = engine.get_program
     def recording_get_program(ast, renderer, opts=None):
       flat = flatten(ast)

@@ -19,7 +19,7 @@ Axes are kept in that order (globals first, upcasts last). Views inside the AST 
 Actions are `Opt(op, axis, amount)` with op one of UPCAST, UNROLL, LOCAL, GROUP: split axis `axis` (an index into the
 current full_shape) into (size // amount, amount) and give the new inner axis of `amount` the kind the op names;
 or SWAP: exchange global axes `axis` and `amount` (the loop order, which decides what stays in cache).
-`optimize` chooses them with hand-written heuristics per device (or BEAM search, teeny/codegen/search.py);
+`optimize` chooses them with hand-written heuristics per device (or BEAM search, teeny/engine/search.py);
 every applied action is recorded in `applied` and printed at DEBUG=3. NOOPT=1 applies none.
 """
 from __future__ import annotations

@@ -149,7 +149,7 @@ class Program:
   memory_estimate: about how many bytes of process memory one loaded program holds besides its binary (the
   driver's or JIT's copy of the code, its bookkeeping) when its source was compiled in this process;
   memory_estimate_loaded: the same for a binary read from the disk cache (PoCL keeps far less then). The kernel
-  cache in realize.py bounds its total by these; backends set them from bench/bench_runner_memory.py."""
+  cache in engine/runner.py bounds its total by these; backends set them from bench/bench_runner_memory.py."""
   memory_estimate = 256 << 10
   memory_estimate_loaded = 256 << 10
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:

@@ -49,7 +49,8 @@ jitted function must not wait for another thread that calls the same jit: that t
 from __future__ import annotations
 import functools, threading, weakref
 import numpy as np
-from teeny import memory, realize
+from teeny import memory
+from teeny.engine import realize
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
@@ -107,9 +108,6 @@ class TinyJit:
     self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter)
     if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: captured {len(self._capture.launches)} item(s)")
     return out
-
-
-jit = TinyJit  # `@teeny.jit` reads as well
 
 
 def _run_and_realize(fn, args, kwargs):
