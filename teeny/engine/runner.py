@@ -21,7 +21,7 @@ class CompiledRunner:
     except Exception as e:
       if debug_level() >= 4: dprint(spec.src)
       raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
-    self.program = dev.program_cls(dev, spec.name, lib)
+    self.program = dev.program_cls(dev, spec, lib)
     # (another thread compiling meanwhile can only make a loaded program count as compiled: an overestimate)
     compiled_here = dev.compiler.compiles != compiles_before
     cls = dev.program_cls

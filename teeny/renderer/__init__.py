@@ -83,3 +83,8 @@ class ProgramSpec:
   applied_opts: list = field(default_factory=list)  # what the optimizer did (opt.Opt actions and canonical steps)
   opts: list = field(default_factory=list)          # the opt.Opt actions alone
   program: list = field(default_factory=list)   # the linearized UOps (DEBUG=5)
+  # facts codegen worked out about the program (teeny/codegen/analysis.py), for the runtime:
+  n_vals: int = 0               # int arguments after the buffers (DEFINE_VARs other than CORE_START/CORE_END)
+  ops_per_iter: int = 1         # about how many ops one iteration of the outermost loop runs
+  splittable: bool = False      # the outermost loop runs CORE_START..CORE_END and every STORE is inside it, so calls
+                                # on disjoint slices of its range do disjoint work (a CPU runtime splits it across cores)

@@ -4,20 +4,17 @@ The kernel is one function
 
   define void @name(ptr noalias %data0, ..., ptr noalias %dataN, i32 <vars>..., i64 %core_start, i64 %core_end)
 
-Pointers come in DEFINE_GLOBAL order. The two trailing i64s are ALWAYS present: they are the [start, end) slice of
+Pointers come in DEFINE_GLOBAL order (args 0..N, each once). The two trailing i64s are ALWAYS present: they are the [start, end) slice of
 the outermost loop that the runtime hands to each core; the DEFINE_VARs named "core_start"/"core_end" bind to them.
 Any other DEFINE_VAR becomes an i32 argument between the pointers and those two, in order of appearance.
 
 The module also defines `@"<name>.packed"(ptr args, i64 core_start, i64 core_end)`, which reads the pointers and
-values from an array of i64 slots and calls the kernel: the runtime's native worker threads call every kernel
-through that one signature. And it exports `@"<name>.info"`, four i64s for the runtime (read by teeny/runtime/ops_llvm.py):
-  nbufs:        the pointer parameters (callers may hold more buffers than the kernel uses; extras are dropped)
-  nvals:        the i32 parameters before core_start/core_end
-  ops_per_iter: an estimate of the operations one iteration of the outermost loop does, so small kernels can
-                run on one core without anyone telling the runtime their size
-  splittable:   1 when every STORE sits inside a loop bounded by core_start/core_end, so that calls on
-                disjoint slices do disjoint work. Otherwise (no such loop, or a store after it, e.g. of a
-                reduction over it) the runtime makes one call for the whole range.
+values from an array of i64 slots (pointers first, then the values, each in one i64) and calls the kernel: the
+runtime's native worker threads call every kernel through that one signature.
+
+This is the whole ABI between this renderer and the LLVM backend (teeny/runtime/ops_llvm.py, which loads both
+functions by these names). What the backend needs to know about the kernel (its buffer and value counts, whether
+its outermost loop may be split, the work of one iteration) comes with the ProgramSpec (teeny/codegen/analysis.py).
 
 Code generation is deliberately plain: loop counters and accumulators live in `alloca`s and O3's mem2reg turns
 them into phis; values are SSA registers named %vN. Bool is i1 in registers and one byte in memory.
@@ -155,9 +152,7 @@ class _Emitter:
     # the vector width the optimizer tiled for (LLVM would otherwise keep 256 bits on CPUs that have 512)
     attrs = f'"prefer-vector-width"="{self.vector_bits}"'
     body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
-    info = [params, len(var_params) - 2, self.ops_per_iter(), int(self.splittable())]
-    out = [body, self.packed_wrapper(params, len(var_params) - 2), *sorted(self.declares),
-           f'@"{self.name}.info" = constant [4 x i64] [{", ".join(f"i64 {x}" for x in info)}]']
+    out = [body, self.packed_wrapper(params, len(var_params) - 2), *sorted(self.declares)]
     out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
     if self.keep:
       kept = ", ".join(f"ptr @{f}" for f in sorted(self.keep))
@@ -183,10 +178,11 @@ class _Emitter:
                       "entry:", *lines, f'  call void @"{self.name}"({", ".join(call_args)}) #{noinline}', "  ret void", "}"])
 
   def collect_params(self) -> tuple[int, list[str]]:
-    nbufs, others, seen = 0, [], set()
+    nbufs, others, seen, buffers = 0, [], set(), set()
     for u in self.program:
       if u.op is Ops.DEFINE_GLOBAL:
         nbufs = max(nbufs, u.arg + 1)
+        buffers.add(u.arg)
         self.values[u] = f"%data{u.arg}"
       elif u.op is Ops.DEFINE_VAR:
         name = u.arg[0]
@@ -195,27 +191,9 @@ class _Emitter:
         seen.add(name)
         self.values[u] = f"%var{len(others)}"
         others.append(self.values[u])
+    # the runtime passes ProgramSpec.n_bufs (the DEFINE_GLOBALs) pointers: a gap in their numbering would shift them
+    if len(buffers) != nbufs: raise ValueError(f"LLVM renderer: buffers {sorted(buffers)} of kernel {self.name} are not numbered 0..{nbufs - 1}")
     return nbufs, others + [f"%{CORE_START}", f"%{CORE_END}"]
-
-  def ops_per_iter(self) -> int:
-    """Instructions one outermost-loop iteration runs: each op weighted by the trip counts of its inner loops."""
-    total, weights = 0, []  # weights[d]: how often an op at loop depth d+1 runs per outermost iteration
-    for u in self.program:
-      if u.op is Ops.RANGE: weights.append(weights[-1] * _trip_count(u) if weights else 1)
-      elif u.op is Ops.ENDRANGE and weights: weights.pop()
-      elif weights and u.op not in (Ops.CONST, Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR): total += weights[-1]
-    return max(1, min(total, 1 << 62))
-
-  def splittable(self) -> bool:
-    depth_in_core, stores_outside, has_core = [], 0, False
-    for u in self.program:
-      if u.op is Ops.RANGE:
-        is_core = _is_core_var(u.src[0], CORE_START) and _is_core_var(u.src[1], CORE_END)
-        has_core |= is_core
-        depth_in_core.append(is_core or bool(depth_in_core and depth_in_core[-1]))
-      elif u.op is Ops.ENDRANGE and depth_in_core: depth_in_core.pop()
-      elif u.op is Ops.STORE and not (depth_in_core and depth_in_core[-1]): stores_outside += 1
-    return has_core and stores_outside == 0
 
   # ---- one op ----
   def render_uop(self, u: UOp):
@@ -479,15 +457,3 @@ def _index_math(program: list) -> set[UOp]:
     found.add(u)
     stack.extend(u.src)
   return found
-
-
-def _is_core_var(u: UOp, name: str) -> bool:
-  while u.op is Ops.CAST: u = u.src[0]
-  return u.op is Ops.DEFINE_VAR and u.arg[0] == name
-
-
-def _trip_count(rng: UOp) -> int:
-  start, end = rng.src
-  if start.op is Ops.CONST and end.op is Ops.CONST: return max(0, end.arg - start.arg)
-  lo, hi = start.vmin, end.vmax
-  return max(1, int(hi - lo)) if isinstance(lo, int) and isinstance(hi, int) and hi - lo < (1 << 40) else 1

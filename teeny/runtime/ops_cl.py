@@ -18,6 +18,7 @@ import numpy as np
 import pyopencl as cl
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program, UnknownDeviceError
 from teeny.dtype import DType, dtypes
+from teeny.renderer import ProgramSpec
 from teeny.renderer.cstyle import OpenCLRenderer
 
 
@@ -210,8 +211,9 @@ class CLProgram(Program):
   """One kernel from a program binary. Arguments: the buffers, then `vals` as int32."""
   memory_estimate = 1300 << 10  # PoCL 3.0 (bench/bench_runner_memory.py): 1.3 MiB for a kernel compiled here,
   memory_estimate_loaded = 128 << 10  # 128 KiB for one loaded from the disk cache
-  def __init__(self, device: CompiledDevice, name: str, lib: bytes):
-    self.device, self.name, self.lib = device, name, lib
+  def __init__(self, device: CompiledDevice, spec: ProgramSpec, lib: bytes):
+    self.device, self.name, self.lib = device, spec.name, lib
+    name = spec.name
     self.queue = device.queue
     try:
       self.program = cl.Program(device.ctx, [device.cl_device], [lib]).build()
