@@ -291,10 +291,8 @@ class _Emitter:
     args = [self.get(s) for s in u.src]
     if op is Ops.WHERE: return self.inst(f"select i1 {args[0]}, {ltype(u.dtype)} {args[1]}, {ltype(u.dtype)} {args[2]}")
     if op in _MATH: return self.math(op, args[0], dt)
+    if op is Ops.NEG: return self.negate(args[0], dt)
     t, a = ltype(dt), args[0]
-    if op is Ops.NEG:
-      if is_float(dt): return self.inst(f"fneg {t} {a}")
-      return self.inst(f"xor i1 {a}, true") if dt == dtypes.bool else self.inst(f"sub {t} 0, {a}")
     if op is Ops.RECIP: return self.inst(f"fdiv {t} {const_literal(1.0, dt)}, {a}")
     b = args[1]
     if op is Ops.MAX: return self.max(a, b, dt)
@@ -304,6 +302,16 @@ class _Emitter:
       return self.inst(f"icmp {'slt' if _signed(dt) else 'ult'} {t} {a}, {b}")
     if op is Ops.CMPNE: return self.inst(f"{'fcmp une' if is_float(dt) else 'icmp ne'} {t} {a}, {b}")
     if op in (Ops.SHL, Ops.SHR) and dt != dtypes.bool: return self.shift(op, a, b, u.src[1], dt)
+    return self.inst(f"{self.binary_instruction(u, dt)} {t} {a}, {b}")
+
+  def negate(self, a: str, dt: DType) -> str:
+    t = ltype(dt)
+    if is_float(dt): return self.inst(f"fneg {t} {a}")
+    return self.inst(f"xor i1 {a}, true") if dt == dtypes.bool else self.inst(f"sub {t} 0, {a}")
+
+  def binary_instruction(self, u: UOp, dt: DType) -> str:
+    """The instruction (with its flags) of ADD, MUL, AND, OR or XOR on dt."""
+    op = u.op
     if is_float(dt):
       name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
       flags = [f for f, on in (("reassoc", u in self.reductions), ("contract", u in self.contracted)) if on]
@@ -312,7 +320,7 @@ class _Emitter:
     else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
     if u in self.index_math and _signed(dt): name += " nsw"  # index_math holds only ADD and MUL
-    return self.inst(f"{name} {t} {a}, {b}")
+    return name
 
   def max(self, a: str, b: str, dt: DType) -> str:
     t = ltype(dt)
