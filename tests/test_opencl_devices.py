@@ -179,7 +179,6 @@ class _SmallGPU:
   has_fp16: bool = False
   has_fp64: bool = False
   max_work_group_size: int = 256
-  max_compute_units: int = 4
   max_work_item_sizes: tuple = (64, 256, 256)
   local_mem_size: int = 128
   native_vector_width_float: int = 4

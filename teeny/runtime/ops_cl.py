@@ -24,13 +24,13 @@ from teeny.renderer.cstyle import OpenCLRenderer
 
 @dataclass(frozen=True)
 class CLDeviceInfo:
-  """What the renderer and optimizer may assume about the device (asked of the device, never guessed)."""
+  """What the renderer (and through it the optimizer) may assume about the device (asked of the device, never
+  guessed). OpenCLRenderer reads every field; CLDevice reads has_fp64 and name too."""
   name: str
   is_gpu: bool
   has_fp16: bool
   has_fp64: bool
   max_work_group_size: int
-  max_compute_units: int
   max_work_item_sizes: tuple[int, ...]
   local_mem_size: int
   # the widest vectors the hardware computes on, per element type (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT and _INT;
@@ -46,7 +46,7 @@ class CLDeviceInfo:
     ext = dev.extensions.split()
     return CLDeviceInfo(name=dev.name.strip(), is_gpu=bool(dev.type & cl.device_type.GPU),
                         has_fp16="cl_khr_fp16" in ext, has_fp64="cl_khr_fp64" in ext or "cl_amd_fp64" in ext,
-                        max_work_group_size=dev.max_work_group_size, max_compute_units=dev.max_compute_units,
+                        max_work_group_size=dev.max_work_group_size,
                         max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size,
                         native_vector_width_float=dev.native_vector_width_float,
                         native_vector_width_int=dev.native_vector_width_int,
