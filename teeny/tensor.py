@@ -10,7 +10,7 @@ from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec_alu, _derived
 from teeny.runtime.device import Buffer, Device, check_dtype
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized, writes_count
-from teeny.realize import run_schedule
+from teeny.engine.realize import run_schedule
 from teeny.helpers import snapshot
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.view import ShapeTracker
@@ -2215,7 +2215,7 @@ def _realize_outside_capture(tensors: list[Tensor]):
   """Realize tensors made before a TinyJit's captured call without recording their kernels: a replay must not
   recompute them into buffers their owners still hold. (Where the capture started stays set: it is a position
   in this thread's registry of lazy tensors, which must not be compacted under it.)"""
-  from teeny.realize import capture
+  from teeny.engine.realize import capture
   recording, capture.recording = capture.recording, None
   try: _realize(tuple(tensors))
   finally: capture.recording = recording

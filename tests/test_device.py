@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from teeny import Tensor, Device
 from teeny.runtime.disk_cache import read_entry as _read_cache_entry
-from teeny.realize import _runner_cache
+from teeny.engine.runner import _runner_cache
 DEVICES = Device.available()
 
 
@@ -86,7 +86,7 @@ def test_compiled_programs_are_reused(device):
 def test_launcher_runs_the_kernel_and_checks_its_buffers(device):
   """A program's launcher (what every realize calls) runs the kernel like the program's own call, times it when
   asked to wait, and refuses too few buffers with a clear error instead of reading garbage pointers."""
-  from teeny.realize import get_runner
+  from teeny.engine.runner import get_runner
   from teeny.schedule import create_schedule
   x = np.arange(10, dtype=np.float32)
   src = Tensor(x, device=device).realize()
@@ -116,7 +116,7 @@ def test_buffers_are_freed_when_no_tensor_holds_them(device):
 
 def test_llvm_splits_large_kernels_across_cores():
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
-  from teeny.realize import get_runner
+  from teeny.engine.runner import get_runner
   n = 1 << 23
   x = np.arange(n, dtype=np.float32)
   out = Tensor(x, device="LLVM") * 2 + 1

@@ -10,7 +10,7 @@ from teeny.codegen import get_program
 from teeny.codegen.kernel import Kernel, Opt, KernelOptError
 from teeny.codegen.heuristics import optimize
 from teeny.renderer.tuning import Tuning
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from teeny.schedule import create_schedule
 from teeny.dtype import dtypes
 from child import run_in_child
@@ -295,7 +295,7 @@ sys.path.insert(0, "tests")
 import numpy as np
 from teeny import Device
 from teeny.codegen import get_program
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from test_opt import VECTOR_CASES, only_kernel, run_with
 name, widths = {name!r}, {widths!r}
 build, opts = VECTOR_CASES[name]
@@ -350,7 +350,7 @@ def test_opencl_vectors_are_never_wider_than_the_device_computes_natively():
   """The renderer asks the device for its native vector widths: a 16-wide tile of floats on a device with 4-wide
   float vectors is loaded and stored 4 lanes at a time, and ints on a device without int vectors stay scalar.
   (Rendered only: no driver builds it.)"""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   renderer = OpenCLRenderer(_FakeCLInfo())
   floats = get_program(only_kernel(matmul("CL")).ast, renderer, [Opt("UPCAST", 1, 16), Opt("UPCAST", 0, 4)]).src
   assert "vload4" in floats and "vstore4" in floats, floats
@@ -368,7 +368,7 @@ sys.path.insert(0, "tests")
 import numpy as np
 from teeny import Device, Tensor
 from teeny.codegen import get_program
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from test_opt import only_kernel, rand
 renderer = copy.copy(Device["CL"].renderer)
 renderer.is_gpu = True

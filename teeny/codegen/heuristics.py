@@ -1,5 +1,5 @@
 """The optimizer: which actions (kernel.Opt) a kernel gets on a device. `optimize` canonicalizes the loop space,
-then applies the actions it is given (BEAM search's choice, teeny/codegen/search.py, or a test's) or else the
+then applies the actions it is given (BEAM search's choice, teeny/engine/search.py, or a test's) or else the
 hand-written heuristics below: a register tile for reduces over products (matmul, convolution), vectors of columns
 for strided reduces, and on GPUs work-groups (GROUP) for reduces with few outputs. NOOPT=1 applies no action.
 An action that turns out not to apply (KernelOptError) stops the heuristics and leaves the kernel as the actions
@@ -8,11 +8,11 @@ before it made it.
 from __future__ import annotations
 import itertools, math
 from teeny.helpers import getenv
-from teeny.codegen.kernel import Kernel, Opt, KernelOptError, local_mem_size
-from teeny.renderer.tuning import Tuning, tuning_of
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.renderer.tuning import Tuning
 
 
-def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Kernel:
+def optimize(kernel: Kernel, renderer, opts: list[Opt] | None = None) -> Kernel:
   """Canonicalize the loop space, then apply `opts` when given (BEAM's choice, a test's), else the heuristics'.
   NOOPT=1 keeps only what correctness needs."""
   kernel.reduce_axes_last()
@@ -30,7 +30,7 @@ def optimize(kernel: Kernel, renderer=None, opts: list[Opt] | None = None) -> Ke
 def apply_heuristics(k: Kernel, renderer):
   """The default actions for a kernel on a device. An action that turns out not to apply stops the heuristics and
   leaves the kernel as the actions before it made it."""
-  vector = getattr(renderer, "vector_width", 4)
+  vector = renderer.vector_width
   try:
     if not _group_few_outputs(k, renderer): _register_tile(k, vector, renderer)
   except KernelOptError: pass
@@ -91,7 +91,7 @@ def _upcast_rows(k: Kernel, strides: dict, masked: list[bool], col: int, vec: in
   # where one padding gate serves the whole row of the tile
   padded = any(masked[i] for i, s in enumerate(strides[rows[-1]]) if s not in (0, None))
   row = rows[0] if padded else rows[-1]
-  tuning = tuning_of(renderer)
+  tuning = renderer.tuning
   amount = _rows_in_l1(k, strides, row, vector, tuning)
   if amount: k.apply_opt(Opt("UPCAST", row, amount), renderer)
   # fewer rows than a full tile: widen it instead (more vectors of columns), as far as the columns go
@@ -146,7 +146,7 @@ def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, rende
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
   # rows: the outermost axis the image moves along (the batch: one padding gate serves the whole row)
   rows = [a for a in strides if a != col and strides[a][mover] == 0 and any(s not in (0, None) for s in strides[a])]
-  most = tuning_of(renderer).tile_max_vectors * vector
+  most = renderer.tuning.tile_max_vectors * vector
   for axis in rows:
     amount = next((a for a in (8, 4, 2) if k.full_shape[axis] % a == 0 and k.expansion * a <= most), None)
     if amount: return k.apply_opt(Opt("UPCAST", axis, amount), renderer)
@@ -168,7 +168,7 @@ def _dot_tile(k: Kernel, strides: dict, renderer):
   def movers(a): return {i for i, s in enumerate(strides[a]) if s not in (0, None)}
   others = [a for a in reused[:-1] if movers(a) != movers(reused[-1])]
   picked = reused[-1:] + (others[-1:] if others else reused[-2:-1])
-  amounts, expansion, dot_tile_max = {}, k.expansion, tuning_of(renderer).dot_tile_max
+  amounts, expansion, dot_tile_max = {}, k.expansion, renderer.tuning.dot_tile_max
   for n, axis in enumerate(sorted(picked, reverse=True)):
     size = k.full_shape[axis]
     # a short axis (a classifier's 10 outputs) whole, else 4 or 2, and the second up to 8 (3 x 8 beats 3 x 4); at
@@ -215,14 +215,14 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
 def _group_few_outputs(k: Kernel, renderer) -> bool:
   """On a GPU a reduce with few outputs leaves most of the device idle: split each output's reduce across the
   work-items of a group (GROUP). CPUs have few cores: the two-kernel split of big sums (Tensor) serves them."""
-  if not getattr(renderer, "is_gpu", False) or not k.axes_of("reduce"): return False
+  if not renderer.is_gpu or not k.axes_of("reduce"): return False
   axis = k.axes_of("reduce")[-1]
-  tuning = tuning_of(renderer)
+  tuning = renderer.tuning
   if math.prod(k.full_shape[a] for a in k.axes_of("global")) >= tuning.group_max_outputs: return False
   if k.full_shape[axis] < tuning.group_min_reduced: return False
   # the largest group the device takes (work-group size and local memory, asked of it: see apply_opt)
-  fits = [a for a in (256, 128, 64, 32, 16) if a <= getattr(renderer, "max_local_size", 1)
-          and a * k.group_bytes_per_item <= local_mem_size(renderer)]
+  fits = [a for a in (256, 128, 64, 32, 16) if a <= renderer.max_local_size
+          and a * k.group_bytes_per_item <= renderer.local_mem_size]
   amount = _largest_divisor(k.full_shape[axis], fits)
   if amount is None: return False
   k.apply_opt(Opt("GROUP", axis, amount), renderer)

@@ -20,8 +20,9 @@ Axes are kept in that order (globals first, upcasts last). Views inside the AST 
 Actions are `Opt(op, axis, amount)` with op one of UPCAST, UNROLL, LOCAL, GROUP: split axis `axis` (an index into the
 current full_shape) into (size // amount, amount) and give the new inner axis of `amount` the kind the op names;
 or SWAP: exchange global axes `axis` and `amount` (the loop order, which decides what stays in cache).
-Every applied action is recorded in `applied` and printed at DEBUG=3. The canonicalizing steps (sort_axes,
-merge_axes, ensure_parallel_axis) always run before any action: heuristics.optimize calls them.
+heuristics.optimize chooses them (or BEAM search, teeny/engine/search.py; NOOPT=1 applies none). Every applied
+action is recorded in `applied` and printed at DEBUG=3. The canonicalizing steps (sort_axes, merge_axes,
+ensure_parallel_axis) always run before any action: heuristics.optimize calls them.
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from typing import Callable
 import math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
 from teeny.dtype import dtypes
-from teeny.renderer.tuning import tuning_of
 
 KIND_ORDER = ("global", "local", "group", "reduce", "gather", "unroll", "upcast")
 REDUCE_KINDS = ("group", "reduce", "gather", "unroll")  # axes a REDUCE sums over
@@ -151,13 +151,13 @@ class Kernel:
       self.applied.append("add_parallel_axis")
 
   # ---- actions ----
-  def apply_opt(self, opt: Opt, renderer=None):
+  def apply_opt(self, opt: Opt, renderer):
     """Split `opt.axis` and make its inner part an axis of the kind the op names. Raises KernelOptError (and
     leaves the kernel unchanged) when the action does not apply on this kernel and device."""
     if opt.op not in _OP_KIND: raise KernelOptError(f"unknown optimization {opt.op!r}")
     if opt.op == "SWAP": return self._swap(opt)
     kind, allowed_from = _OP_KIND[opt.op]
-    if opt.op in ("LOCAL", "GROUP") and not getattr(renderer, "has_threads", False): raise KernelOptError(f"{opt}: the device has no work-groups")
+    if opt.op in ("LOCAL", "GROUP") and not renderer.has_threads: raise KernelOptError(f"{opt}: the device has no work-groups")
     # a grouped reduce meets its partial sums in one local array: no other work-item or register copies beside it
     if (opt.op == "GROUP" and (self.axes_of("local") or self.axes_of("upcast") or self.axes_of("group"))) or \
        (opt.op in ("LOCAL", "UPCAST") and self.axes_of("group")):
@@ -170,13 +170,13 @@ class Kernel:
     if amount <= 1 or size % amount: raise KernelOptError(f"{opt}: {amount} does not split axis {opt.axis} of size {size}")
     local = math.prod(self.full_shape[a] for a in self.axes_of("local")) * amount
     # the device's work-group limit; a group's partial sums are also combined unrolled, so at most 256 of them
-    limit = min(getattr(renderer, "max_local_size", 1), 256 if kind == "group" else 1 << 30)
+    limit = min(renderer.max_local_size, 256 if kind == "group" else 1 << 30)
     if kind in ("local", "group") and local > limit:
       raise KernelOptError(f"{opt}: work-groups of {local} items (at most {limit} here)")
-    if kind == "group" and amount * self.group_bytes_per_item > local_mem_size(renderer):
+    if kind == "group" and amount * self.group_bytes_per_item > renderer.local_mem_size:
       raise KernelOptError(f"{opt}: {amount * self.group_bytes_per_item} bytes of local memory "
-                           f"(the device has {local_mem_size(renderer)} bytes per work-group)")
-    max_expansion = tuning_of(renderer).max_expansion
+                           f"(the device has {renderer.local_mem_size} bytes per work-group)")
+    max_expansion = renderer.tuning.max_expansion
     if kind in ("upcast", "unroll") and self.expansion * amount > max_expansion:
       raise KernelOptError(f"{opt}: {self.expansion * amount} copies of the loop body (the limit is {max_expansion})")
     i = opt.axis
@@ -286,7 +286,3 @@ def _still_along(u: UOp, axis: int) -> bool:
   return True
 
 
-def local_mem_size(renderer) -> int:
-  """Bytes of __local memory one work-group may use; where the renderer doesn't say, 32 KiB (the least an OpenCL
-  1.2 device has)."""
-  return getattr(renderer, "local_mem_size", 32 << 10)

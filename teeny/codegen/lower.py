@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import itertools, math
 from teeny.dtype import dtypes, DType
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON, _split_sum
-from teeny.codegen import Renderer
+from teeny.renderer import Renderer, CORE_START, CORE_END
 from teeny.codegen.kernel import Kernel, REDUCE_KINDS, where_conditions
 
 
@@ -272,8 +272,8 @@ def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp
   if not renderer.has_threads:
     # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core. The
     # slice bounds are always 64-bit (the outermost axis alone may pass 2^31); the loop itself counts in `dtype`
-    start = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_start", 0, shape[0]))
-    end = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_end", 0, shape[0]))
+    start = UOp(Ops.DEFINE_VAR, dtypes.int64, (), (CORE_START, 0, shape[0]))
+    end = UOp(Ops.DEFINE_VAR, dtypes.int64, (), (CORE_END, 0, shape[0]))
     outer = UOp(Ops.RANGE, dtype, (start.cast(dtype), end.cast(dtype)), 0)
     rest = [UOp(Ops.RANGE, dtype, (UOp.const(dtype, 0), UOp.const(dtype, s)), i + 1) for i, s in enumerate(shape[1:])]
     return [outer] + rest, (shape[0], 1, 1)

@@ -78,7 +78,7 @@ class Tuning:
   group_max_outputs: int = 4096
   group_min_reduced: int = 256
 
-  # ---- rendering (teeny/codegen/cstyle.py) ----
+  # ---- rendering (teeny/renderer/cstyle.py) ----
   # vloadN/vstoreN widths an OpenCL GPU gets (a CPU driver gets none: PoCL vectorizes across work-items itself, and
   # vectors inside one work-item measured slower there). Workload: matmul1024, mlp on CL
   gpu_vector_widths: tuple = (16, 8, 4, 2)
@@ -91,11 +91,3 @@ class Tuning:
   parallel_copy_bytes: int = 4 << 20
   # time-stamp counter ticks a worker spins before it sleeps (about 1-2 ms at 2-4 GHz). Workload: rowsum1k, mlp
   spin_cycles: int = 1 << 22
-
-
-DEFAULT_TUNING = Tuning()
-
-
-def tuning_of(renderer) -> Tuning:
-  """The renderer's Tuning; the defaults where there is no renderer (a Kernel optimized without a device)."""
-  return getattr(renderer, "tuning", DEFAULT_TUNING)

@@ -1,19 +1,20 @@
 """The LLVM CPU backend: host memory, LLVM IR -> object file with llvmlite (O3, tuned for this CPU), and a loader
 that runs kernels on all cores.
 
-Calling convention (the renderer in teeny/codegen/llvmir.py writes it):
-  void name(void *data0, ..., void *dataN, int32 vals..., int64 core_start, int64 core_end)
-The runtime splits the outermost loop's range [0, global_size[0]) into one slice per core and calls the function
-for each slice on a persistent pool of worker threads (cpu_pool.py: native code on x86-64 Linux; no GIL held
+Calling convention: the kernel `name(buffers..., int32 vals..., int64 core_start, int64 core_end)` and its
+`name.packed` entry, as teeny/renderer/llvmir.py documents and writes them. The runtime splits the outermost loop's
+range [0, global_size[0]) into one slice per core and calls the function for each slice on a persistent pool of
+worker threads (cpu_pool.py: native code on x86-64 Linux; no GIL held
 while slices run). Small kernels run in the calling thread: handing over a slice costs more than they do.
 LLVM itself is set up once per process in llvm_setup.py.
 """
 from __future__ import annotations
-import ctypes, hashlib, re, time
+import ctypes, hashlib, time
 import numpy as np
 import llvmlite
 import llvmlite.binding as llvm
-from teeny.codegen.llvmir import LLVMRenderer
+from teeny.renderer import ProgramSpec
+from teeny.renderer.llvmir import LLVMRenderer
 from teeny.helpers import debug_level, dprint
 from teeny.runtime import cpu_pool
 from teeny.runtime.cpu_pool import cpu_count as _cpu_count
@@ -72,13 +73,12 @@ class LLVMCompiler(Compiler):
     self._tm = _target_machine()
 
   def compile(self, src: str) -> bytes:
-    name = _kernel_name(src)
     with _LLVM_LOCK:
       try:
         mod = llvm.parse_assembly(src)
         mod.verify()
       except RuntimeError as e:
-        raise RuntimeError(f"LLVM rejected the IR of kernel {name}: {e}") from None
+        raise RuntimeError(f"LLVM rejected the IR: {e}") from None  # (the caller names the kernel)
       mod.triple, mod.data_layout = self._tm.triple, str(self._tm.target_data)
       pto = llvm.create_pipeline_tuning_options(speed_level=3)
       pto.slp_vectorization = True  # off by default in llvmlite's options; clang's -O3 has it
@@ -88,20 +88,15 @@ class LLVMCompiler(Compiler):
       return self._tm.emit_object(mod)
 
 
-def _kernel_name(src: str) -> str:
-  m = re.search(r'define\s+\S+\s+@"?([^"(\s]+)', src)
-  return m.group(1) if m else "<unnamed>"
-
-
 # ---- running ----
 
 class LLVMProgram(Program):
   """A compiled kernel loaded into its own MCJIT engine (so two kernels may share a name).
 
-  A call covers the outermost loop's range [0, global_size[0]). It is split across cores only when the renderer
-  marked the kernel splittable and the work is worth waking a worker: `work` (a keyword
-  of __call__) is the kernel's total operation count; when not given it is global_size[0] times the
-  per-iteration count the renderer stored in the object. Below `parallel_threshold` the kernel runs in the
+  A call covers the outermost loop's range [0, global_size[0]). It is split across cores only when codegen found
+  the kernel splittable (ProgramSpec.splittable) and the work is worth waking a worker: `work` (a keyword of
+  __call__) is the kernel's total operation count; when not given it is global_size[0] times the per-iteration
+  count codegen worked out (ProgramSpec.ops_per_iter). Below `parallel_threshold` the kernel runs in the
   calling thread. Measured here with the native pool's workers spinning (one thread / split, us): a 256x512 relu
   26 / 21, x @ w.T with 10 outputs 26 / 22, a 256-row sum over 256 7.8 / 12.3. A worker that already sleeps costs
   50-100 us more to wake (the hypervisor wakes its virtual CPU), but only on the first kernel after an idle spell."""
@@ -109,8 +104,10 @@ class LLVMProgram(Program):
   threads = _cpu_count()
   memory_estimate = memory_estimate_loaded = 64 << 10  # its MCJIT engine: 20-50 KiB (bench/bench_runner_memory.py)
 
-  def __init__(self, device, name: str, lib: bytes):
-    self.device, self.name, self.lib = device, name, lib
+  def __init__(self, device, spec: ProgramSpec, lib: bytes):
+    self.device, self.name, self.lib = device, spec.name, lib
+    self.nbufs, self.nvals, self.ops_per_iter, self.splittable = spec.n_bufs, spec.n_vals, spec.ops_per_iter, spec.splittable
+    name = spec.name
     # MCJIT would bind a missing symbol to address 0 and the first call would crash the process
     missing = [sym for sym in undefined_symbols(lib) if not llvm.address_of_symbol(sym)]
     if missing: raise RuntimeError(f"kernel {name} needs symbols this process lacks: {', '.join(missing)}")
@@ -119,13 +116,8 @@ class LLVMProgram(Program):
       self._engine.add_object_file(llvm.ObjectFileRef.from_data(lib))
       self._engine.finalize_object()
       self._addr = self._engine.get_function_address(name)
-      self._packed = self._engine.get_function_address(f"{name}.packed")  # what the native workers call
+      self._packed = self._engine.get_function_address(f"{name}.packed")  # what the native workers call (see llvmir.py)
     if not self._addr or not self._packed: raise RuntimeError(f"kernel {name} is not defined in its compiled object")
-    # what the renderer recorded about the kernel (see teeny/codegen/llvmir.py)
-    info_addr = self._engine.get_global_value_address(f"{name}.info")
-    if not info_addr: raise RuntimeError(f"kernel {name} was not rendered by teeny's LLVMRenderer (no {name}.info)")
-    self.nbufs, self.nvals, self.ops_per_iter, splittable = (ctypes.c_int64 * 4).from_address(info_addr)
-    self.splittable = bool(splittable)
     proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nbufs), *([ctypes.c_int32] * self.nvals), ctypes.c_int64, ctypes.c_int64)
     self._fn = proto(self._addr)
 
