@@ -16,15 +16,15 @@ pytestmark = pytest.mark.skipif("LLVM" not in DEVICES, reason="no LLVM device")
 # differ per thread and per call (a slice that ran with another call's arguments shows up as a wrong number). The
 # values are small integers, so every float32 result is exact and the sums' order doesn't matter.
 _SETUP = r"""
-import os, threading, time
+import dataclasses, os, threading, time
 import numpy as np
-from teeny import Tensor
+from teeny import Tensor, Device
 from teeny.runtime import cpu_pool
-from teeny.runtime.ops_llvm import LLVMProgram
 
-N = (1 << 19) + 7                 # elements: more operations than LLVMProgram.parallel_threshold; uneven slices
+N = (1 << 19) + 7                 # elements: more operations than Tuning.parallel_threshold; uneven slices
 ROWS, COLS = 515, 1024            # a row sum over as many elements, split by rows
-cpu_pool.PARALLEL_COPY_BYTES = 1 << 16  # the inputs' and outputs' copies (2 MiB) go through the workers too
+renderer = Device["LLVM"].renderer  # the inputs' and outputs' copies (2 MiB) go through the workers too
+renderer.tuning = dataclasses.replace(renderer.tuning, parallel_copy_bytes=1 << 16)
 
 counts = {"split": 0, "on_workers": 0, "copies": 0}
 count_lock = threading.Lock()

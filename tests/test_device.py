@@ -1,5 +1,5 @@
 """Devices: choice of default, copies between devices, the on-disk compile cache, and buffers freed when unused."""
-import gc, os, subprocess, sys
+import dataclasses, gc, os, subprocess, sys
 import numpy as np
 import pytest
 from teeny import Tensor, Device
@@ -123,8 +123,14 @@ def test_llvm_splits_large_kernels_across_cores():
   from teeny.schedule import create_schedule
   items, *_ = create_schedule([out.uop], ["LLVM"])
   program = get_runner("LLVM", items[0].ast).program
-  assert program.splittable and n * program.ops_per_iter >= program.parallel_threshold
+  assert program.splittable and n * program.ops_per_iter >= Device["LLVM"].renderer.tuning.parallel_threshold
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
+
+
+def llvm_tuning(monkeypatch, **numbers):
+  """The LLVM device's renderer carries a Tuning with these numbers changed, for this test."""
+  renderer = Device["LLVM"].renderer
+  monkeypatch.setattr(renderer, "tuning", dataclasses.replace(renderer.tuning, **numbers))
 
 
 def fresh_llvm_pool(monkeypatch, native: bool):
@@ -144,8 +150,7 @@ def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   that finds the workers busy runs every slice itself), on the native worker pool and on the Python fallback."""
   import threading
   cpu_pool = fresh_llvm_pool(monkeypatch, native)
-  from teeny.runtime.ops_llvm import LLVMProgram
-  monkeypatch.setattr(LLVMProgram, "parallel_threshold", 0)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(4099, dtype=np.float32)  # slices of unequal length
   src = Tensor(x, device="LLVM").realize()
   results, errors = {}, []
@@ -188,8 +193,7 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
   import time
   from teeny.runtime import cpu_pool
   if not cpu_pool._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
-  from teeny.runtime.ops_llvm import LLVMProgram
-  monkeypatch.setattr(LLVMProgram, "parallel_threshold", 0)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(4096, dtype=np.float32)
   src = Tensor(x, device="LLVM").realize()
   np.testing.assert_equal((src + 1).numpy(), x + 1)
@@ -212,8 +216,11 @@ def test_llvm_native_pool_caller_runs_slices_no_worker_took():
   if not cpu_pool._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
   code = ("import threading, numpy as np\n"
           "from teeny import Tensor\n"
-          "from teeny.runtime import cpu_pool, ops_llvm\n"
-          "ops_llvm.LLVMProgram.parallel_threshold = 0\n"
+          "import dataclasses\n"
+          "from teeny import Device\n"
+          "from teeny.runtime import cpu_pool\n"
+          "renderer = Device['LLVM'].renderer\n"
+          "renderer.tuning = dataclasses.replace(renderer.tuning, parallel_threshold=0)\n"
           "threading.Thread.start = lambda self: None  # the pool's workers never run\n"
           "x = np.arange(4099, dtype=np.float32)\n"
           "ok = all(((Tensor(x, device='LLVM') * 2 + i).numpy() == x * 2 + i).all() for i in range(3))\n"
@@ -232,8 +239,7 @@ def test_llvm_native_workers_are_pinned_to_cores_of_their_own(monkeypatch):
   cpu_pool = fresh_llvm_pool(monkeypatch, native=True)
   cpus = sorted(os.sched_getaffinity(0))
   if len(cpus) < 2: pytest.skip("one core: no workers")
-  from teeny.runtime.ops_llvm import LLVMProgram
-  monkeypatch.setattr(LLVMProgram, "parallel_threshold", 0)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(4096, dtype=np.float32)
   np.testing.assert_equal((Tensor(x, device="LLVM") * 5).numpy(), x * 5)
   pool = cpu_pool._pool()
@@ -246,10 +252,10 @@ def test_llvm_native_workers_are_pinned_to_cores_of_their_own(monkeypatch):
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
 def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
-  """Copies in and out of PARALLEL_COPY_BYTES or more run on every core; sizes that are no multiple of a page
+  """Copies in and out of Tuning.parallel_copy_bytes or more run on every core; sizes that are no multiple of a page
   or of the core count arrive whole and unchanged."""
   cpu_pool = fresh_llvm_pool(monkeypatch, native)
-  monkeypatch.setattr(cpu_pool, "PARALLEL_COPY_BYTES", 1 << 16)
+  llvm_tuning(monkeypatch, parallel_copy_bytes=1 << 16)
   rng = np.random.default_rng(0)
   for n in (1 << 14, (1 << 14) + 3, 3 * 4096 // 4 + 1, 100_003):
     a = rng.standard_normal(n).astype(np.float32)
@@ -270,8 +276,7 @@ def test_llvm_split_kernels_run_in_a_forked_child(monkeypatch):
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   import multiprocessing
   if "fork" not in multiprocessing.get_all_start_methods(): pytest.skip("no fork on this platform")
-  from teeny.runtime import ops_llvm
-  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(1 << 16, dtype=np.float32)
   np.testing.assert_equal((Tensor(x, device="LLVM") + 1).numpy(), x + 1)  # the parent's pool is running
   ctx = multiprocessing.get_context("fork")

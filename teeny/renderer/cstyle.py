@@ -45,10 +45,10 @@ class OpenCLRenderer(Renderer):
     # a driver that stops loops past this many iterations in all (see CLDeviceInfo): None where loops run to the end
     self.max_loop_iterations = getattr(info, "max_loop_iterations", None)
     self.is_gpu = bool(getattr(info, "is_gpu", False))
-    # vloadN/vstoreN for neighbouring elements on GPUs. A CPU driver (PoCL) vectorizes across work-items itself, and
-    # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
-    # 39 ms), so it gets scalar code.
-    self.vector_widths = (16, 8, 4, 2) if self.is_gpu else ()
+    # vloadN/vstoreN for neighbouring elements on GPUs (Tuning.gpu_vector_widths, taken when the renderer is built).
+    # A CPU driver (PoCL) vectorizes across work-items itself, and vectors inside one work-item measured slower
+    # there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against 39 ms), so it gets scalar code.
+    self.vector_widths = self.tuning.gpu_vector_widths if self.is_gpu else ()
     # never wider than the device computes natively: a driver may not build wider ones (PoCL 3.0 on AMD Zen 4
     # aborts the process building 16-wide stores, see tests/test_opt.py)
     native_float, native_int = (max(1, int(getattr(info, f"native_vector_width_{t}", 1))) for t in ("float", "int"))

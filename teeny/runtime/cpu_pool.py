@@ -15,6 +15,7 @@ from __future__ import annotations
 import _thread, ctypes, os, string, sys, threading
 from importlib import resources
 import llvmlite.binding as llvm
+from teeny.renderer.tuning import Tuning
 from teeny.runtime.llvm_setup import LLVM_LOCK, target_machine
 
 
@@ -34,7 +35,9 @@ def cpu_count() -> int:
 # time of its slice, not a time slice of the kernel's scheduler (a 1024x1024 row-sum took 1.9 ms instead of 0.1 in
 # such bench runs). The control block's layout is written down in cpu_pool.ll.
 _CTRL_BYTES = 128
-_SPIN_CYCLES = 1 << 22  # time-stamp counter ticks a worker spins before it sleeps: about 1-2 ms at 2-4 GHz
+# time-stamp counter ticks a worker spins before it sleeps: the pool is one per process, so it takes the default
+# Tuning's (renderer/tuning.py)
+_SPIN_CYCLES = Tuning().spin_cycles
 _COPY_PAGE = 4096  # copies split across cores are cut at multiples of this many bytes
 
 
@@ -183,13 +186,11 @@ def run_split(program, fn, bufs, vals, n: int, slices: int):
   finally: _POOL_LOCK.release()
 
 
-PARALLEL_COPY_BYTES = 4 << 20  # copies in and out of this size or more run on every core
-
-
-def copy(dst: int, src: int, nbytes: int):
-  """memmove, split across the cores when large: one core copies 64 MiB at 9-10 GB/s here, two at 21 GB/s."""
+def copy(dst: int, src: int, nbytes: int, parallel_bytes: int):
+  """memmove, split across the cores from `parallel_bytes` bytes (Tuning.parallel_copy_bytes): one core copies 64 MiB
+  at 9-10 GB/s here, two at 21 GB/s."""
   slices = min(cpu_count(), -(-nbytes // _COPY_PAGE))
-  if nbytes < PARALLEL_COPY_BYTES or slices < 2:
+  if nbytes < parallel_bytes or slices < 2:
     ctypes.memmove(dst, src, nbytes)
     return
   pool = _pool()

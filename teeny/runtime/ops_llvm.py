@@ -31,9 +31,12 @@ _ALIGN = 64  # a cache line, and the widest vector (AVX-512)
 
 class CPUAllocator(Allocator):
   """Host memory as 64-byte aligned numpy arrays; a handle is the raw address (an int). The arrays are kept in
-  `_live` while a handle is out or waiting in the base class's cache of freed blocks."""
-  def __init__(self, cache_limit: int = 1 << 30):
+  `_live` while a handle is out or waiting in the base class's cache of freed blocks. Copies in and out of at
+  least the renderer's `tuning.parallel_copy_bytes` run on every core (read per copy: a device or a test may give
+  its renderer another Tuning)."""
+  def __init__(self, renderer, cache_limit: int = 1 << 30):
     super().__init__(cache_limit)
+    self.renderer = renderer
     self._live: dict[int, np.ndarray] = {}
 
   def _alloc(self, nbytes: int) -> int:
@@ -46,11 +49,12 @@ class CPUAllocator(Allocator):
   def _free(self, handle: int, nbytes: int): self._live.pop(handle, None)
 
   def copyin(self, dest: int, src: memoryview):
-    if src.nbytes: cpu_pool.copy(dest, np.frombuffer(src, np.uint8).ctypes.data, src.nbytes)
+    if src.nbytes:
+      cpu_pool.copy(dest, np.frombuffer(src, np.uint8).ctypes.data, src.nbytes, self.renderer.tuning.parallel_copy_bytes)
 
   def copyout(self, dest: memoryview, src: int):
     dst = np.frombuffer(dest, np.uint8)  # raises on a read-only destination, as it should
-    if dst.nbytes: cpu_pool.copy(dst.ctypes.data, src, dst.nbytes)
+    if dst.nbytes: cpu_pool.copy(dst.ctypes.data, src, dst.nbytes, self.renderer.tuning.parallel_copy_bytes)
 
   def as_numpy(self, handle: int) -> np.ndarray:
     """The bytes behind a handle, without a copy (for tests and debugging)."""
@@ -96,11 +100,10 @@ class LLVMProgram(Program):
   A call covers the outermost loop's range [0, global_size[0]). It is split across cores only when codegen found
   the kernel splittable (ProgramSpec.splittable) and the work is worth waking a worker: `work` (a keyword of
   __call__) is the kernel's total operation count; when not given it is global_size[0] times the per-iteration
-  count codegen worked out (ProgramSpec.ops_per_iter). Below `parallel_threshold` the kernel runs in the
-  calling thread. Measured here with the native pool's workers spinning (one thread / split, us): a 256x512 relu
+  count codegen worked out (ProgramSpec.ops_per_iter). Below the device's `tuning.parallel_threshold` (read per
+  call: a test may give the renderer another Tuning) the kernel runs in the calling thread. Measured here with the native pool's workers spinning (one thread / split, us): a 256x512 relu
   26 / 21, x @ w.T with 10 outputs 26 / 22, a 256-row sum over 256 7.8 / 12.3. A worker that already sleeps costs
   50-100 us more to wake (the hypervisor wakes its virtual CPU), but only on the first kernel after an idle spell."""
-  parallel_threshold = 1 << 19
   threads = _cpu_count()
   memory_estimate = memory_estimate_loaded = 64 << 10  # its MCJIT engine: 20-50 KiB (bench/bench_runner_memory.py)
 
@@ -128,22 +131,23 @@ class LLVMProgram(Program):
     bufs, fn, n = bufs[:self.nbufs], self._fn, int(global_size[0])
     if work is None: work = n * self.ops_per_iter
     start = time.perf_counter() if wait else 0.0
-    slices = min(self.threads, n) if self.splittable and work >= self.parallel_threshold else 1
+    slices = min(self.threads, n) if self.splittable and work >= self.device.renderer.tuning.parallel_threshold else 1
     if slices <= 1: fn(*bufs, *vals, 0, n)
     else: self._run_parallel(fn, bufs, vals, n, slices)
     return time.perf_counter() - start if wait else None
 
   def launcher(self, global_size, local_size=None):
     """__call__ without keyword parsing, for kernels without values: the range and the work are fixed once here,
-    the split threshold is read per call (tests lower it)."""
+    the split threshold is read per call (a test may give the renderer another Tuning)."""
     if self.nvals: return super().launcher(global_size, local_size)
     fn, nbufs, n = self._fn, self.nbufs, int(global_size[0])
     work, splittable = n * self.ops_per_iter, self.splittable and min(self.threads, n) > 1
+    renderer = self.device.renderer
     def launch(*bufs, wait=False):
       if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
       if len(bufs) > nbufs: bufs = bufs[:nbufs]
       start = time.perf_counter() if wait else 0.0
-      if splittable and work >= self.parallel_threshold: self._run_parallel(fn, bufs, (), n, min(self.threads, n))
+      if splittable and work >= renderer.tuning.parallel_threshold: self._run_parallel(fn, bufs, (), n, min(self.threads, n))
       else: fn(*bufs, 0, n)
       return time.perf_counter() - start if wait else None
     return launch
@@ -154,5 +158,5 @@ class LLVMProgram(Program):
 
 def open_device(name: str) -> CompiledDevice:
   renderer = LLVMRenderer(libmvec_isa=_libmvec_isa(), vector_width=_vector_width())
-  return CompiledDevice(name, CPUAllocator(), renderer=renderer, compiler=LLVMCompiler(),
+  return CompiledDevice(name, CPUAllocator(renderer), renderer=renderer, compiler=LLVMCompiler(),
                         program_cls=LLVMProgram)
