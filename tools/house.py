@@ -19,13 +19,13 @@ MAX_LINES, MAX_TENSOR_LINES, MAX_COMPLEXITY = 500, 700, 25
 # first entry whose prefix (a path inside teeny/) matches it.
 LAYERS = [
   ("the package face", ["__init__.py"]),
-  ("built on Tensor", ["nn/", "jit.py"]),
+  ("built on Tensor", ["nn/", "engine/jit.py"]),
   ("the user API", ["tensor.py", "ops/", "gradient.py"]),
-  ("the engine", ["engine/", "realize.py", "program_order.py", "reference.py"]),
+  ("the engine", ["engine/", "program_order.py", "reference.py"]),
   ("the scheduler", ["schedule/", "schedule.py", "memory.py"]),
   ("codegen", ["codegen/"]),
-  ("the renderers", ["renderer/"]),
   ("the runtime", ["runtime/"]),
+  ("the renderers", ["renderer/"]),
   ("the IR and helpers", ["uop.py", "symbolic.py", "view.py", "dtype.py", "helpers.py"]),
 ]
 
