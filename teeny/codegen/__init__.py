@@ -19,7 +19,8 @@ def get_program(ast, renderer: Renderer, opts: list | None = None) -> ProgramSpe
   lowered = lower(kernel, renderer)
   program = linearize(lowered.sink)
   name = kernel.name()  # backends load each program on its own, so two kernels may share a name
-  src = renderer.render(name, program)
-  return ProgramSpec(name, src, lowered.global_size, lowered.local_size, count_buffers(program),
-                     count_flops(program, lowered.global_size), kernel.applied, kernel.opts, program,
-                     n_vals=count_values(program), ops_per_iter=ops_per_iteration(program), splittable=splittable(program))
+  facts = dict(n_vals=count_values(program), ops_per_iter=ops_per_iteration(program), splittable=splittable(program))
+  n_bufs, flops = count_buffers(program), count_flops(program, lowered.global_size)
+  src = renderer.render(name, program)  # last: the way from here goes on down to the runtime
+  return ProgramSpec(name, src, lowered.global_size, lowered.local_size, n_bufs, flops, kernel.applied, kernel.opts,
+                     program, **facts)
