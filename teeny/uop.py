@@ -125,19 +125,49 @@ class UOp(metaclass=_UOpMeta):
     out_dtype = dtypes.bool if op in COMPARISON else (others[0].dtype if op is Ops.WHERE else self.dtype)
     return UOp(op, out_dtype, (self, *others))
   def cast(self, dtype: DType) -> UOp: return self if self.dtype == dtype else UOp(Ops.CAST, dtype, (self,))
-  def _const_like(self, x) -> UOp: return x if isinstance(x, UOp) else UOp.const(self.dtype, x)
-  # small arithmetic helpers used by index math (int UOps)
-  def __add__(self, x): return self.alu(Ops.ADD, self._const_like(x))
-  def __radd__(self, x): return self._const_like(x).alu(Ops.ADD, self)
-  def __mul__(self, x): return self.alu(Ops.MUL, self._const_like(x))
-  def __rmul__(self, x): return self._const_like(x).alu(Ops.MUL, self)
-  def __floordiv__(self, x): return self.alu(Ops.IDIV, self._const_like(x))
-  def __mod__(self, x): return self.alu(Ops.MOD, self._const_like(x))
+
+  # ---- arithmetic: index math in codegen, and gradient rules written as maths (gradient.py) ----
+  # A Python scalar becomes a constant of this node's dtype, seen at its shape (RESHAPE to ones, then EXPAND, as
+  # Tensor builds one): `ret * 2.0` is ret times a 2.0 of ret's shape. Index math has no shape: a bare CONST.
+  # (== and != stay Python's identity tests: hash-consing needs them; the elementwise comparisons are named.)
+  def const_like(self, x) -> UOp:
+    if isinstance(x, UOp): return x
+    c = UOp.const(self.dtype, x)
+    shape = self.shape
+    if not shape: return c
+    return UOp(Ops.EXPAND, self.dtype, (UOp(Ops.RESHAPE, self.dtype, (c,), (1,) * len(shape)),), shape)
+  def __add__(self, x): return self.alu(Ops.ADD, self.const_like(x))
+  def __radd__(self, x): return self.const_like(x).alu(Ops.ADD, self)
+  def __sub__(self, x): return self.alu(Ops.ADD, -self.const_like(x))
+  def __rsub__(self, x): return self.const_like(x).alu(Ops.ADD, -self)
+  def __mul__(self, x): return self.alu(Ops.MUL, self.const_like(x))
+  def __rmul__(self, x): return self.const_like(x).alu(Ops.MUL, self)
+  def __truediv__(self, x): return self.alu(Ops.MUL, self.const_like(x).recip())
+  def __rtruediv__(self, x): return self.const_like(x).alu(Ops.MUL, self.recip())
+  def __floordiv__(self, x): return self.alu(Ops.IDIV, self.const_like(x))
+  def __mod__(self, x): return self.alu(Ops.MOD, self.const_like(x))
   def __neg__(self): return UOp(Ops.NEG, self.dtype, (self,))
-  def lt(self, x): return self.alu(Ops.CMPLT, self._const_like(x))
-  def ne(self, x): return self.alu(Ops.CMPNE, self._const_like(x))
-  def logical_and(self, x): return self.alu(Ops.AND, self._const_like(x))
-  def where(self, a: UOp, b: UOp) -> UOp: return UOp(Ops.WHERE, a.dtype, (self, a, b))
+  def recip(self): return UOp(Ops.RECIP, self.dtype, (self,))
+  def sin(self): return UOp(Ops.SIN, self.dtype, (self,))
+  def lt(self, x): return self.alu(Ops.CMPLT, self.const_like(x))
+  def ne(self, x): return self.alu(Ops.CMPNE, self.const_like(x))
+  def eq(self, x): return self.ne(x).ne(True)  # (no EQ op: not-not-equal)
+  def logical_and(self, x): return self.alu(Ops.AND, self.const_like(x))
+  def where(self, a, b) -> UOp:
+    # a scalar branch takes the other branch's dtype and shape
+    a, b = (b.const_like(a), b) if isinstance(b, UOp) else (a, a.const_like(b))
+    return UOp(Ops.WHERE, a.dtype, (self, a, b))
+
+  # ---- tensor-graph structure, for gradient rules ----
+  def reshape(self, shape) -> UOp: return UOp(Ops.RESHAPE, self.dtype, (self,), tuple(shape))
+  def expand(self, shape) -> UOp: return self if self.shape == tuple(shape) else UOp(Ops.EXPAND, self.dtype, (self,), tuple(shape))
+  def permute(self, order) -> UOp: return UOp(Ops.PERMUTE, self.dtype, (self,), tuple(order))
+  def pad(self, padding) -> UOp: return UOp(Ops.PAD, self.dtype, (self,), tuple(padding))
+  def shrink(self, bounds) -> UOp: return UOp(Ops.SHRINK, self.dtype, (self,), tuple(bounds))
+  def flip(self, axes) -> UOp: return UOp(Ops.FLIP, self.dtype, (self,), axes)
+  def reduce(self, op: Ops, axes) -> UOp: return UOp(Ops.REDUCE_AXIS, self.dtype, (self,), (op, tuple(axes)))
+  def sum(self, axes) -> UOp: return self.reduce(Ops.ADD, axes) if axes else self  # (no axes: itself)
+  def contiguous(self) -> UOp: return UOp(Ops.CONTIGUOUS, self.dtype, (self,))
 
   # ---- derived facts, computed bottom-up without recursion ----
   @property
