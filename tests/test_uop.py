@@ -1,7 +1,8 @@
 """The IR: hash-consing, patterns, graph_rewrite, toposort, and the symbolic rules (folding and identities)."""
 import sys
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite, symbolic, toposort
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite, toposort
+from teeny.symbolic import symbolic
 
 
 def c(v, dt=dtypes.int32): return UOp.const(dt, v)
