@@ -47,7 +47,7 @@ def _known_value(node: UOp) -> np.ndarray | None:
   if node.op is Ops.BUFFER:
     if not node.arg.is_allocated: raise _Unwritten()
     return node.arg.numpy()
-  buffers = realized_buffers(node) if "realized" in node._cache else []
+  buffers = realized_buffers(node)
   return buffers[0].numpy()[:node.size] if buffers else None
 
 
