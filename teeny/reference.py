@@ -55,7 +55,7 @@ def _evaluate_node(node: UOp, src: list[np.ndarray]) -> np.ndarray:
     elif op in _MOVEMENT: out = _MOVEMENT[op](src[0], node.arg)
     elif op in _OTHER: out = _OTHER[op](node, src)
     else: raise NotImplementedError(f"the reference interpreter has no rule for {op} (not a tensor-level op)")
-  return np.asarray(out).astype(node.dtype.np, copy=False)
+    return np.asarray(out).astype(node.dtype.np, copy=False)  # (a float32 sum of float16 overflows here, to inf)
 
 
 # ---- leaves ----
