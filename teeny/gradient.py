@@ -21,63 +21,46 @@ from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
 from teeny.helpers import argsort
 
 
-# ---- small shape-aware UOp builders (the gradient graph needs the same broadcasting Tensor does) ----
+# The rules are written with UOp's arithmetic (uop.py): a Python scalar in `ret * 2.0` is a constant of ret's dtype
+# and shape. Each rule builds exactly the UOps it always has (so every backward kernel stays the same): mind the
+# grouping, `-(ctx * (ret * ret))` is not the graph `-ctx * ret * ret`.
 
-def _full(like: UOp, value) -> UOp:
-  c = UOp.const(like.dtype, value)
-  if not like.shape: return c
-  return UOp(Ops.EXPAND, like.dtype, (UOp(Ops.RESHAPE, like.dtype, (c,), (1,) * len(like.shape)),), like.shape)
-
-
-def _expand(x: UOp, shape) -> UOp: return x if x.shape == tuple(shape) else UOp(Ops.EXPAND, x.dtype, (x,), tuple(shape))
-def _sum_to(g: UOp, axes) -> UOp: return UOp(Ops.REDUCE_AXIS, g.dtype, (g,), (Ops.ADD, tuple(axes))) if axes else g
-def _mul(a: UOp, b: UOp) -> UOp: return a.alu(Ops.MUL, b)
-def _div(a: UOp, b: UOp) -> UOp: return a.alu(Ops.MUL, b.alu(Ops.RECIP))
-
-
-def _eq(a: UOp, b: UOp) -> UOp:
-  ne = a.alu(Ops.CMPNE, b)
-  return ne.alu(Ops.CMPNE, _full(ne, True))
-
-
-def _max_grad(ctx: UOp, ret: UOp, a: UOp, b: UOp):
+def _max_grad(ctx: UOp, a: UOp, b: UOp):
   # like torch.maximum: a side gets the whole gradient unless it is the smaller one, a tie sends half to each side,
   # and a NaN (which compares as neither) sends all of it to both
-  half_tie = _mul(_eq(a, b).cast(a.dtype), _full(a, 0.5))
-  def share(loses: UOp) -> UOp: return _full(a, 1.0).alu(Ops.ADD, loses.cast(a.dtype).alu(Ops.ADD, half_tie).alu(Ops.NEG))
-  return (_mul(ctx, share(a.alu(Ops.CMPLT, b))), _mul(ctx, share(b.alu(Ops.CMPLT, a))))
+  half_tie = a.eq(b).cast(a.dtype) * 0.5
+  def share(loses: UOp) -> UOp: return 1.0 - (loses.cast(a.dtype) + half_tie)
+  return (ctx * share(a.lt(b)), ctx * share(b.lt(a)))
 
 
 def _reduce_grad(ctx: UOp, ret: UOp):
   src = ret.src[0]
   op, axes = ret.arg
-  if op is Ops.ADD: return (_expand(ctx, src.shape),)
+  if op is Ops.ADD: return (ctx.expand(src.shape),)
   if op is Ops.MAX:
     # every position that equals the max gets an equal share of the gradient. The input is stored once and the
     # max taken again from the stored values: recomputing src in another kernel need not give the same bits (LLVM
     # vectorizes sin with libmvec in one kernel and calls libm in another), and then no position would equal it
-    stored = UOp(Ops.CONTIGUOUS, src.dtype, (src,))
-    ret = UOp(Ops.REDUCE_AXIS, src.dtype, (stored,), ret.arg)
+    stored = src.contiguous()
+    ret = stored.reduce(Ops.MAX, axes)
     # the ties are counted in float32 at least: float16 would count 70,000 tied values as inf, sharing out 0
     count_dtype = dtypes.float32 if src.dtype.itemsize < 4 else src.dtype
-    is_max = _eq(stored, _expand(ret, src.shape)).cast(count_dtype)
-    count = _expand(_sum_to(is_max, axes), src.shape)
-    share = _div(is_max, count)
-    return (_mul(_expand(ctx, src.shape).cast(count_dtype), share).cast(src.dtype),)
+    is_max = stored.eq(ret.expand(src.shape)).cast(count_dtype)
+    count = is_max.sum(axes).expand(src.shape)
+    return ((ctx.expand(src.shape).cast(count_dtype) * (is_max / count)).cast(src.dtype),)
   # MUL: d(prod)/dx_i is the product of the other elements, like PyTorch. prod / x_i would be 0/0 at a zero, so:
   # no zero in the row: rest / x_i; one zero: only that element gets the product of the rest; more: all get 0
-  zero = _eq(src, _full(src, 0.0))
-  nonzero = zero.where(_full(src, 1.0), src)
-  rest = _expand(UOp(Ops.REDUCE_AXIS, src.dtype, (nonzero,), (Ops.MUL, axes)), src.shape)
-  zeros = _expand(_sum_to(zero.cast(src.dtype), axes), src.shape)
-  one_zero = zero.where(rest, _full(src, 0.0))
-  share = _eq(zeros, _full(zeros, 0.0)).where(_div(rest, nonzero), _eq(zeros, _full(zeros, 1.0)).where(one_zero, _full(src, 0.0)))
-  return (_mul(_expand(ctx, src.shape), share),)
+  zero = src.eq(0.0)
+  nonzero = zero.where(1.0, src)
+  rest = nonzero.reduce(Ops.MUL, axes).expand(src.shape)
+  zeros = zero.cast(src.dtype).sum(axes).expand(src.shape)
+  share = zeros.eq(0.0).where(rest / nonzero, zeros.eq(1.0).where(zero.where(rest, 0.0), 0.0))
+  return (ctx.expand(src.shape) * share,)
 
 
 def _expand_grad(ctx: UOp, ret: UOp):
   src = ret.src[0]
-  return (_sum_to(ctx, [i for i, (s, n) in enumerate(zip(src.shape, ret.shape)) if s != n]),)
+  return (ctx.sum([i for i, (s, n) in enumerate(zip(src.shape, ret.shape)) if s != n]),)
 
 
 def _cast_grad(ctx: UOp, ret: UOp):
@@ -94,13 +77,11 @@ def _assign_grad(ctx: UOp, ret: UOp):
 
 
 def _pad_grad(ctx: UOp, ret: UOp):
-  shrink = tuple((b, b + s) for (b, _), s in zip(ret.arg, ret.src[0].shape))
-  return (UOp(Ops.SHRINK, ctx.dtype, (ctx,), shrink),)
+  return (ctx.shrink((b, b + s) for (b, _), s in zip(ret.arg, ret.src[0].shape)),)
 
 
 def _shrink_grad(ctx: UOp, ret: UOp):
-  pad = tuple((b, s - e) for (b, e), s in zip(ret.arg, ret.src[0].shape))
-  return (UOp(Ops.PAD, ctx.dtype, (ctx,), pad),)
+  return (ctx.pad((b, s - e) for (b, e), s in zip(ret.arg, ret.src[0].shape)),)
 
 
 # rule name -> fn(ctx, ret) giving the gradients of ret.src[1:] (see the module docstring)
@@ -115,23 +96,23 @@ def _detach_grad(ctx: UOp, ret: UOp):
 LN2 = math.log(2)
 pm_gradient = PatternMatcher([
   (UPat(Ops.ADD), lambda ctx: (ctx, ctx)),
-  (UPat(Ops.MUL, name="ret"), lambda ctx, ret: (_mul(ctx, ret.src[1]), _mul(ctx, ret.src[0]))),
-  (UPat(Ops.NEG), lambda ctx: (ctx.alu(Ops.NEG),)),
-  (UPat(Ops.RECIP, name="ret"), lambda ctx, ret: (_mul(ctx, _mul(ret, ret)).alu(Ops.NEG),)),
-  (UPat(Ops.SQRT, name="ret"), lambda ctx, ret: (_div(ctx, _mul(ret, _full(ret, 2.0))),)),
-  (UPat(Ops.EXP2, name="ret"), lambda ctx, ret: (_mul(ctx, _mul(ret, _full(ret, LN2))),)),
-  (UPat(Ops.LOG2, name="ret"), lambda ctx, ret: (_div(ctx, _mul(ret.src[0], _full(ret, LN2))),)),
-  (UPat(Ops.SIN, name="ret"), lambda ctx, ret: (_mul(ctx, _full(ret, math.pi / 2).alu(Ops.ADD, ret.src[0].alu(Ops.NEG)).alu(Ops.SIN)),)),
-  (UPat(Ops.MAX, name="ret"), lambda ctx, ret: _max_grad(ctx, ret, *ret.src)),
-  (UPat(Ops.WHERE, name="ret"), lambda ctx, ret: (None, ret.src[0].where(ctx, _full(ctx, 0.0)), ret.src[0].where(_full(ctx, 0.0), ctx))),
+  (UPat(Ops.MUL, name="ret"), lambda ctx, ret: (ctx * ret.src[1], ctx * ret.src[0])),
+  (UPat(Ops.NEG), lambda ctx: (-ctx,)),
+  (UPat(Ops.RECIP, name="ret"), lambda ctx, ret: (-(ctx * (ret * ret)),)),
+  (UPat(Ops.SQRT, name="ret"), lambda ctx, ret: (ctx / (ret * 2.0),)),
+  (UPat(Ops.EXP2, name="ret"), lambda ctx, ret: (ctx * (ret * LN2),)),
+  (UPat(Ops.LOG2, name="ret"), lambda ctx, ret: (ctx / (ret.src[0] * LN2),)),
+  (UPat(Ops.SIN, name="ret"), lambda ctx, ret: (ctx * (math.pi / 2 - ret.src[0]).sin(),)),
+  (UPat(Ops.MAX, name="ret"), lambda ctx, ret: _max_grad(ctx, *ret.src)),
+  (UPat(Ops.WHERE, name="ret"), lambda ctx, ret: (None, ret.src[0].where(ctx, 0.0), ret.src[0].where(0.0, ctx))),
   (UPat(Ops.CAST, name="ret"), _cast_grad),
   (UPat(Ops.REDUCE_AXIS, name="ret"), _reduce_grad),
-  (UPat(Ops.RESHAPE, name="ret"), lambda ctx, ret: (UOp(Ops.RESHAPE, ctx.dtype, (ctx,), ret.src[0].shape),)),
-  (UPat(Ops.PERMUTE, name="ret"), lambda ctx, ret: (UOp(Ops.PERMUTE, ctx.dtype, (ctx,), tuple(argsort(ret.arg))),)),
+  (UPat(Ops.RESHAPE, name="ret"), lambda ctx, ret: (ctx.reshape(ret.src[0].shape),)),
+  (UPat(Ops.PERMUTE, name="ret"), lambda ctx, ret: (ctx.permute(argsort(ret.arg)),)),
   (UPat(Ops.EXPAND, name="ret"), _expand_grad),
   (UPat(Ops.PAD, name="ret"), _pad_grad),
   (UPat(Ops.SHRINK, name="ret"), _shrink_grad),
-  (UPat(Ops.FLIP, name="ret"), lambda ctx, ret: (UOp(Ops.FLIP, ctx.dtype, (ctx,), ret.arg),)),
+  (UPat(Ops.FLIP, name="ret"), lambda ctx, ret: (ctx.flip(ret.arg),)),
   (UPat(Ops.CONTIGUOUS), lambda ctx: (ctx,)),
   (UPat(Ops.ASSIGN, name="ret"), _assign_grad),
   (UPat(Ops.DETACH, name="ret"), _detach_grad),
@@ -157,7 +138,7 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
     if src_grads is None: raise RuntimeError(f"no gradient rule for {u.op}")
     for s, sg in zip(u.src, src_grads):
       if sg is None or s not in leads_to_target: continue
-      grads[s] = sg if s not in grads else grads[s].alu(Ops.ADD, sg)
+      grads[s] = sg if s not in grads else grads[s] + sg
   return {t: grads[t] for t in targets if t in grads}
 
 

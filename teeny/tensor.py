@@ -11,6 +11,7 @@ from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec
 from teeny.runtime.device import Buffer, Device, check_dtype
 from teeny.schedule import create_schedule, mark_realized, buffer_of, buffer_view, is_buffer_view, forget_realized, writes_count
 from teeny.engine.realize import run_schedule
+from teeny.engine.validate import checked
 from teeny.helpers import snapshot
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.view import ShapeTracker
@@ -2137,6 +2138,7 @@ def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
   raise ValueError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")
 
 
+@checked  # VALIDATE=1: each realize also computed by the reference interpreter and compared
 def _realize(tensors: tuple[Tensor, ...]):
   """Compute tensors that aren't buffers yet, and point each at its buffer. A view of a tensor that has storage
   realizes that tensor instead (views stay views). When the schedule overwrites buffers (assign), the live lazy

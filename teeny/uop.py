@@ -2,7 +2,7 @@
 
 The same UOp type holds the user's lazy tensor graph, the kernel ASTs the scheduler makes, and the loops and
 index math that codegen lowers them to. Every transformation is a PatternMatcher applied with graph_rewrite.
-This module also owns `symbolic`: constant folding, algebraic identities and index simplification.
+The rewrite rules that simplify index math (`symbolic`) are in symbolic.py.
 """
 from __future__ import annotations
 from typing import Any, Callable
@@ -55,7 +55,7 @@ class Ops(metaclass=_OpsType):
   # lowered program: RANGE is a loop (src: start, end; arg: its id). In the tensor graph a RANGE without sources is
   # the leaf 0, 1, ..., arg-1 (an arange with no buffer: the loop index seen as a tensor), and in a kernel AST
   # RANGE(VIEW) is that leaf seen through a view, as CONST(VIEW) is a constant's
-  SPECIAL = Op(); DEFINE_VAR = Op(); RANGE = Op(); REDUCE = Op(); DEFINE_ACC = Op(); ENDRANGE = Op()
+  SPECIAL = Op(); DEFINE_VAR = Op(); RANGE = Op(); DEFINE_ACC = Op(); ENDRANGE = Op()
   # an upcast or unrolled axis's index while lowering (arg: (axis, size)); replaced by each of its values
   LANE = Op()
   # vectors of neighbouring elements (OpenCL vload/vstore): a vector built from scalars, and one lane of a vector
@@ -69,7 +69,6 @@ BINARY = {Ops.ADD, Ops.MUL, Ops.MAX, Ops.MOD, Ops.IDIV, Ops.CMPLT, Ops.CMPNE, Op
 ALU = UNARY | BINARY | {Ops.WHERE}
 ELEMENTWISE = ALU | {Ops.CAST, Ops.BITCAST}
 MOVEMENT = {Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP}
-COMMUTATIVE = {Ops.ADD, Ops.MUL, Ops.MAX, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR}
 COMPARISON = {Ops.CMPLT, Ops.CMPNE}
 
 
@@ -125,19 +124,49 @@ class UOp(metaclass=_UOpMeta):
     out_dtype = dtypes.bool if op in COMPARISON else (others[0].dtype if op is Ops.WHERE else self.dtype)
     return UOp(op, out_dtype, (self, *others))
   def cast(self, dtype: DType) -> UOp: return self if self.dtype == dtype else UOp(Ops.CAST, dtype, (self,))
-  def _const_like(self, x) -> UOp: return x if isinstance(x, UOp) else UOp.const(self.dtype, x)
-  # small arithmetic helpers used by index math (int UOps)
-  def __add__(self, x): return self.alu(Ops.ADD, self._const_like(x))
-  def __radd__(self, x): return self._const_like(x).alu(Ops.ADD, self)
-  def __mul__(self, x): return self.alu(Ops.MUL, self._const_like(x))
-  def __rmul__(self, x): return self._const_like(x).alu(Ops.MUL, self)
-  def __floordiv__(self, x): return self.alu(Ops.IDIV, self._const_like(x))
-  def __mod__(self, x): return self.alu(Ops.MOD, self._const_like(x))
+
+  # ---- arithmetic: index math in codegen, and gradient rules written as maths (gradient.py) ----
+  # A Python scalar becomes a constant of this node's dtype, seen at its shape (RESHAPE to ones, then EXPAND, as
+  # Tensor builds one): `ret * 2.0` is ret times a 2.0 of ret's shape. Index math has no shape: a bare CONST.
+  # (== and != stay Python's identity tests: hash-consing needs them; the elementwise comparisons are named.)
+  def const_like(self, x) -> UOp:
+    if isinstance(x, UOp): return x
+    c = UOp.const(self.dtype, x)
+    shape = self.shape
+    if not shape: return c
+    return UOp(Ops.EXPAND, self.dtype, (UOp(Ops.RESHAPE, self.dtype, (c,), (1,) * len(shape)),), shape)
+  def __add__(self, x): return self.alu(Ops.ADD, self.const_like(x))
+  def __radd__(self, x): return self.const_like(x).alu(Ops.ADD, self)
+  def __sub__(self, x): return self.alu(Ops.ADD, -self.const_like(x))
+  def __rsub__(self, x): return self.const_like(x).alu(Ops.ADD, -self)
+  def __mul__(self, x): return self.alu(Ops.MUL, self.const_like(x))
+  def __rmul__(self, x): return self.const_like(x).alu(Ops.MUL, self)
+  def __truediv__(self, x): return self.alu(Ops.MUL, self.const_like(x).recip())
+  def __rtruediv__(self, x): return self.const_like(x).alu(Ops.MUL, self.recip())
+  def __floordiv__(self, x): return self.alu(Ops.IDIV, self.const_like(x))
+  def __mod__(self, x): return self.alu(Ops.MOD, self.const_like(x))
   def __neg__(self): return UOp(Ops.NEG, self.dtype, (self,))
-  def lt(self, x): return self.alu(Ops.CMPLT, self._const_like(x))
-  def ne(self, x): return self.alu(Ops.CMPNE, self._const_like(x))
-  def logical_and(self, x): return self.alu(Ops.AND, self._const_like(x))
-  def where(self, a: UOp, b: UOp) -> UOp: return UOp(Ops.WHERE, a.dtype, (self, a, b))
+  def recip(self): return UOp(Ops.RECIP, self.dtype, (self,))
+  def sin(self): return UOp(Ops.SIN, self.dtype, (self,))
+  def lt(self, x): return self.alu(Ops.CMPLT, self.const_like(x))
+  def ne(self, x): return self.alu(Ops.CMPNE, self.const_like(x))
+  def eq(self, x): return self.ne(x).ne(True)  # (no EQ op: not-not-equal)
+  def logical_and(self, x): return self.alu(Ops.AND, self.const_like(x))
+  def where(self, a, b) -> UOp:
+    # a scalar branch takes the other branch's dtype and shape
+    a, b = (b.const_like(a), b) if isinstance(b, UOp) else (a, a.const_like(b))
+    return UOp(Ops.WHERE, a.dtype, (self, a, b))
+
+  # ---- tensor-graph structure, for gradient rules ----
+  def reshape(self, shape) -> UOp: return UOp(Ops.RESHAPE, self.dtype, (self,), tuple(shape))
+  def expand(self, shape) -> UOp: return self if self.shape == tuple(shape) else UOp(Ops.EXPAND, self.dtype, (self,), tuple(shape))
+  def permute(self, order) -> UOp: return UOp(Ops.PERMUTE, self.dtype, (self,), tuple(order))
+  def pad(self, padding) -> UOp: return UOp(Ops.PAD, self.dtype, (self,), tuple(padding))
+  def shrink(self, bounds) -> UOp: return UOp(Ops.SHRINK, self.dtype, (self,), tuple(bounds))
+  def flip(self, axes) -> UOp: return UOp(Ops.FLIP, self.dtype, (self,), axes)
+  def reduce(self, op: Ops, axes) -> UOp: return UOp(Ops.REDUCE_AXIS, self.dtype, (self,), (op, tuple(axes)))
+  def sum(self, axes) -> UOp: return self.reduce(Ops.ADD, axes) if axes else self  # (no axes: itself)
+  def contiguous(self) -> UOp: return UOp(Ops.CONTIGUOUS, self.dtype, (self,))
 
   # ---- derived facts, computed bottom-up without recursion ----
   @property
@@ -214,57 +243,104 @@ def toposort(root: UOp) -> list[UOp]:
 # ---- shapes of tensor-graph nodes ----
 
 def _compute_shape(u: UOp):
-  op = u.op
-  if op in ALU: return u.src[-1].shape  # first: most nodes are elementwise (a WHERE's condition may be bool)
-  if op is Ops.BUFFER: return (u.arg.size,)
-  if op is Ops.CONST: return u.src[0].shape if u.src else ()  # in a kernel AST a CONST has a VIEW
-  if op is Ops.VIEW: return u.arg.shape
-  if op is Ops.RANGE:  # the tensor-graph leaf, or that leaf seen through a view (a lowered loop has no shape)
-    if not u.src: return (u.arg,)
-    return u.src[0].shape if u.src[0].op is Ops.VIEW else None
-  if op is Ops.LOAD: return u.src[1].shape if len(u.src) > 1 and u.src[1].op is Ops.VIEW else None
-  if op in MOVEMENT:
-    src = u.src[0].shape
-    if op in (Ops.RESHAPE, Ops.EXPAND): return u.arg
-    if op is Ops.PERMUTE: return tuple(src[i] for i in u.arg)
-    if op is Ops.PAD: return tuple(s + b + a for s, (b, a) in zip(src, u.arg))
-    if op is Ops.SHRINK: return tuple(e - b for b, e in u.arg)
-    return src  # FLIP
-  if op is Ops.REDUCE_AXIS: return tuple(1 if i in u.arg[1] else s for i, s in enumerate(u.src[0].shape))
-  if op in ELEMENTWISE or op in (Ops.COPY, Ops.CONTIGUOUS, Ops.DETACH, Ops.ASSIGN): return u.src[0].shape
-  return None  # kernel and program nodes have no tensor shape
+  if u.op in ALU: return u.src[-1].shape  # first: most nodes are elementwise (a WHERE's condition may be bool)
+  rule = _SHAPE_RULES.get(u.op)
+  return None if rule is None else rule(u)  # kernel and program nodes have no tensor shape
+
+
+def _range_shape(u: UOp):
+  # the tensor-graph leaf, or that leaf seen through a view (a lowered loop has no shape)
+  if not u.src: return (u.arg,)
+  return u.src[0].shape if u.src[0].op is Ops.VIEW else None
+
+
+def _source_shape(u: UOp): return u.src[0].shape
+
+
+_SHAPE_RULES: dict[Op, Callable[[UOp], Any]] = {
+  Ops.BUFFER: lambda u: (u.arg.size,),
+  Ops.CONST: lambda u: u.src[0].shape if u.src else (),  # in a kernel AST a CONST has a VIEW
+  Ops.VIEW: lambda u: u.arg.shape,
+  Ops.RANGE: _range_shape,
+  Ops.LOAD: lambda u: u.src[1].shape if len(u.src) > 1 and u.src[1].op is Ops.VIEW else None,
+  Ops.RESHAPE: lambda u: u.arg,
+  Ops.EXPAND: lambda u: u.arg,
+  Ops.PERMUTE: lambda u: tuple(u.src[0].shape[i] for i in u.arg),
+  Ops.PAD: lambda u: tuple(s + b + a for s, (b, a) in zip(u.src[0].shape, u.arg)),
+  Ops.SHRINK: lambda u: tuple(e - b for b, e in u.arg),
+  Ops.FLIP: _source_shape,
+  Ops.REDUCE_AXIS: lambda u: tuple(1 if i in u.arg[1] else s for i, s in enumerate(u.src[0].shape)),
+  **{op: _source_shape for op in (Ops.CAST, Ops.BITCAST, Ops.COPY, Ops.CONTIGUOUS, Ops.DETACH, Ops.ASSIGN)},
+}
 
 
 # ---- value bounds of integer index math ----
 
 def _compute_minmax(u: UOp):
+  """(vmin, vmax) of u: the rule for its op, or, where there is none or it knows nothing, its dtype's range."""
   exact = dtypes.is_int(u.dtype) or u.dtype == dtypes.bool
   dmin, dmax = (dtypes.min(u.dtype), dtypes.max(u.dtype)) if exact else (-math.inf, math.inf)
-  op, s = u.op, u.src
-  if op is Ops.CONST: return (u.arg, u.arg)
-  if op is Ops.RANGE and len(s) != 2: return (0, max(u.arg - 1, 0)) if not s else (dmin, dmax)  # an arange leaf
-  if op is Ops.RANGE and s[0].op is Ops.CONST and s[1].op is Ops.CONST: return (s[0].arg, s[1].arg - 1)
-  if op is Ops.RANGE: return (s[0].vmin, s[1].vmax - 1)
-  if op is Ops.SPECIAL: return (0, u.arg[1] - 1)
-  if op is Ops.LANE: return (0, u.arg[1] - 1)
-  if op is Ops.DEFINE_VAR: return (u.arg[1], u.arg[2])
-  if op is Ops.ADD: return _clamp(s[0].vmin + s[1].vmin, s[0].vmax + s[1].vmax, dmin, dmax)
-  if op is Ops.NEG: return _clamp(-s[0].vmax, -s[0].vmin, dmin, dmax)
-  if op is Ops.MUL:
-    corners = [a * b for a in (s[0].vmin, s[0].vmax) for b in (s[1].vmin, s[1].vmax) if not (math.isinf(a) or math.isinf(b))]
-    if len(corners) == 4: return _clamp(min(corners), max(corners), dmin, dmax)
-  if op is Ops.IDIV and s[1].op is Ops.CONST and s[1].arg > 0 and s[0].vmin >= 0:
-    return (s[0].vmin // s[1].arg, s[0].vmax // s[1].arg) if not math.isinf(s[0].vmax) else (0, dmax)
-  if op is Ops.MOD and s[1].op is Ops.CONST and s[1].arg > 0 and s[0].vmin >= 0: return (0, min(s[1].arg - 1, s[0].vmax))
-  if op is Ops.CMPLT and u.dtype == dtypes.bool:
-    if s[0].vmax < s[1].vmin: return (True, True)
-    if s[0].vmin >= s[1].vmax: return (False, False)
-    return (False, True)
-  if op is Ops.WHERE: return (min(s[1].vmin, s[2].vmin), max(s[1].vmax, s[2].vmax))
-  if op is Ops.CAST and exact and (dtypes.is_int(s[0].dtype) or s[0].dtype == dtypes.bool):
-    return _clamp(s[0].vmin, s[0].vmax, dmin, dmax)
-  if op is Ops.AND and u.dtype == dtypes.bool: return (bool(s[0].vmin and s[1].vmin), bool(s[0].vmax and s[1].vmax))
-  return (dmin, dmax)
+  rule = _MINMAX_RULES.get(u.op)
+  bounds = rule(u, u.src, dmin, dmax) if rule is not None else None
+  return (dmin, dmax) if bounds is None else bounds
+
+
+def _range_bounds(u: UOp, s: tuple, dmin, dmax):
+  if len(s) != 2: return (0, max(u.arg - 1, 0)) if not s else (dmin, dmax)  # an arange leaf
+  if s[0].op is Ops.CONST and s[1].op is Ops.CONST: return (s[0].arg, s[1].arg - 1)
+  return (s[0].vmin, s[1].vmax - 1)
+
+
+def _mul_bounds(u: UOp, s: tuple, dmin, dmax):
+  corners = [a * b for a in (s[0].vmin, s[0].vmax) for b in (s[1].vmin, s[1].vmax) if not (math.isinf(a) or math.isinf(b))]
+  return _clamp(min(corners), max(corners), dmin, dmax) if len(corners) == 4 else None
+
+
+def _divides_nonnegative(s: tuple) -> bool: return s[1].op is Ops.CONST and s[1].arg > 0 and s[0].vmin >= 0
+
+
+def _idiv_bounds(u: UOp, s: tuple, dmin, dmax):
+  if not _divides_nonnegative(s): return None
+  return (s[0].vmin // s[1].arg, s[0].vmax // s[1].arg) if not math.isinf(s[0].vmax) else (0, dmax)
+
+
+def _mod_bounds(u: UOp, s: tuple, dmin, dmax):
+  return (0, min(s[1].arg - 1, s[0].vmax)) if _divides_nonnegative(s) else None
+
+
+def _cmplt_bounds(u: UOp, s: tuple, dmin, dmax):
+  if u.dtype != dtypes.bool: return None
+  if s[0].vmax < s[1].vmin: return (True, True)
+  if s[0].vmin >= s[1].vmax: return (False, False)
+  return (False, True)
+
+
+def _cast_bounds(u: UOp, s: tuple, dmin, dmax):
+  def exact(dtype: DType) -> bool: return dtypes.is_int(dtype) or dtype == dtypes.bool
+  return _clamp(s[0].vmin, s[0].vmax, dmin, dmax) if exact(u.dtype) and exact(s[0].dtype) else None
+
+
+def _and_bounds(u: UOp, s: tuple, dmin, dmax):
+  return (bool(s[0].vmin and s[1].vmin), bool(s[0].vmax and s[1].vmax)) if u.dtype == dtypes.bool else None
+
+
+# op -> fn(u, u.src, dtype min, dtype max) giving (vmin, vmax), or None when it knows nothing better than the dtype
+_MINMAX_RULES: dict[Op, Callable] = {
+  Ops.CONST: lambda u, s, dmin, dmax: (u.arg, u.arg),
+  Ops.RANGE: _range_bounds,
+  Ops.SPECIAL: lambda u, s, dmin, dmax: (0, u.arg[1] - 1),
+  Ops.LANE: lambda u, s, dmin, dmax: (0, u.arg[1] - 1),
+  Ops.DEFINE_VAR: lambda u, s, dmin, dmax: (u.arg[1], u.arg[2]),
+  Ops.ADD: lambda u, s, dmin, dmax: _clamp(s[0].vmin + s[1].vmin, s[0].vmax + s[1].vmax, dmin, dmax),
+  Ops.NEG: lambda u, s, dmin, dmax: _clamp(-s[0].vmax, -s[0].vmin, dmin, dmax),
+  Ops.MUL: _mul_bounds,
+  Ops.IDIV: _idiv_bounds,
+  Ops.MOD: _mod_bounds,
+  Ops.CMPLT: _cmplt_bounds,
+  Ops.WHERE: lambda u, s, dmin, dmax: (min(s[1].vmin, s[2].vmin), max(s[1].vmax, s[2].vmax)),
+  Ops.CAST: _cast_bounds,
+  Ops.AND: _and_bounds,
+}
 
 
 def _clamp(lo, hi, dmin, dmax):
@@ -368,7 +444,7 @@ def graph_rewrite(root: UOp, pm: PatternMatcher, ctx=None, fixed_point=True) -> 
   return done[root]
 
 
-# ---- constant folding and algebraic simplification ----
+# ---- the value of one ALU op on constants (constant folding in symbolic.py; reference.py is its tensor form) ----
 
 def _c_div(a: int, b: int) -> int:
   q = abs(a) // abs(b)
@@ -395,98 +471,3 @@ def exec_alu(op: Ops, dtype: DType, vals: list):
          Ops.AND: lambda: a[0] & a[1], Ops.OR: lambda: a[0] | a[1], Ops.XOR: lambda: a[0] ^ a[1],
          Ops.SHL: lambda: a[0] << a[1], Ops.SHR: lambda: a[0] >> a[1]}[op]()
   return out if op in COMPARISON else normalize_const(out, dtype)
-
-
-def _fold(x: UOp) -> UOp | None:
-  if x.op in (Ops.IDIV, Ops.MOD) and x.src[1].arg == 0: return None  # leave a division by zero to the device
-  if x.op in (Ops.SHL, Ops.SHR) and not 0 <= x.src[1].arg < x.dtype.itemsize * 8: return None
-  return UOp.const(x.dtype, exec_alu(x.op, x.dtype, [s.arg for s in x.src]))
-
-
-def _is_int(u: UOp) -> bool: return dtypes.is_int(u.dtype)
-
-
-def _split_sum(x: UOp) -> list[UOp]:
-  """The terms of a chain of ADDs."""
-  terms, stack = [], [x]
-  while stack:
-    t = stack.pop()
-    if t.op is Ops.ADD: stack.extend(t.src)
-    else: terms.append(t)
-  return terms
-
-
-def _coef(t: UOp) -> tuple[UOp, int]:
-  """A term as (factor, integer coefficient)."""
-  if t.op is Ops.MUL and t.src[1].op is Ops.CONST: return t.src[0], t.src[1].arg
-  if t.op is Ops.CONST: return UOp.const(t.dtype, 1), t.arg
-  return t, 1
-
-
-def _div_mod_fold(x: UOp, c: UOp, is_mod: bool) -> UOp | None:
-  """(a*c + b) // c -> a + b//c and (a*c + b) % c -> b % c when every term is non-negative; also drops
-  x // c and x % c entirely when 0 <= x < c."""
-  if c.arg <= 0 or x.vmin < 0: return None
-  if x.vmax < c.arg: return UOp.const(x.dtype, 0) if not is_mod else x
-  terms = _split_sum(x)
-  if len(terms) == 1 and terms[0].op is not Ops.MUL: return None
-  if any(t.vmin < 0 for t in terms): return None
-  quotient, rest, changed = [], [], False
-  for t in terms:
-    factor, k = _coef(t)
-    if k % c.arg == 0:
-      quotient.append(factor * (k // c.arg) if k // c.arg != 1 else factor); changed = True
-    elif k > c.arg and factor.vmin >= 0:  # split k = q*c + r keeps both parts non-negative
-      q, r = divmod(k, c.arg)
-      quotient.append(factor * q if q != 1 else factor); rest.append(factor * r if r != 1 else factor); changed = True
-    else: rest.append(t)
-  if not changed: return None
-  rem = _sum(rest, x.dtype)
-  if is_mod: return rem % c
-  return _sum(quotient + [rem // c], x.dtype)
-
-
-def _sum(terms: list[UOp], dtype: DType) -> UOp:
-  out = None
-  for t in terms: out = t if out is None else out + t
-  return out if out is not None else UOp.const(dtype, 0)
-
-
-_CONST = UPat(Ops.CONST)
-symbolic = PatternMatcher([
-  # constant folding
-  (UPat(tuple(ALU), src=UPat(Ops.CONST), name="x"), _fold),
-  (UPat(Ops.CAST, src=(UPat(Ops.CONST, name="c"),), name="x"), lambda x, c: UOp.const(x.dtype, c.arg)),
-  # identities
-  (UPat(Ops.ADD, src=[UPat.var("x"), UPat.cvar("c")]), 
-   # for floats only -0.0 is an identity: -0.0 + 0.0 is +0.0
-   lambda x, c: x if c.arg == 0 and not (dtypes.is_float(x.dtype) and math.copysign(1, c.arg) > 0) else None),
-  (UPat(Ops.MUL, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: x if c.arg == 1 else None),
-  (UPat(Ops.MUL, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: UOp.const(x.dtype, 0) if c.arg == 0 and _is_int(x) else None),
-  (UPat(Ops.IDIV, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: x if c.arg == 1 else None),
-  (UPat(Ops.MOD, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: UOp.const(x.dtype, 0) if c.arg == 1 else None),
-  (UPat(Ops.NEG, src=(UPat(Ops.NEG, src=(UPat.var("x"),)),)), lambda x: x),
-  (UPat(Ops.ADD, src=[UPat.var("x"), UPat(Ops.NEG, src=(UPat.var("y"),))]), lambda x, y: UOp.const(x.dtype, 0) if x is y and _is_int(x) else None),
-  (UPat(Ops.WHERE, src=(UPat.cvar("c"), UPat.var("a"), UPat.var("b"))), lambda c, a, b: a if c.arg else b),
-  (UPat(Ops.WHERE, src=(UPat.var(), UPat.var("a"), UPat.var("a"))), lambda a: a),
-  (UPat(Ops.CAST, name="x"), lambda x: x.src[0] if x.src[0].dtype == x.dtype else None),
-  (UPat(Ops.AND, dtype=dtypes.bool, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: x if c.arg else c),
-  (UPat(Ops.OR, dtype=dtypes.bool, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: c if c.arg else x),
-  (UPat(Ops.AND, dtype=dtypes.bool, src=(UPat.var("x"), UPat.var("x"))), lambda x: x),
-  (UPat(Ops.MAX, src=(UPat.var("x"), UPat.var("x"))), lambda x: x),
-  # collect constants: (x + c1) + c2 -> x + (c1+c2), (x * c1) * c2 -> x * (c1*c2), c + x -> x + c
-  (UPat(Ops.ADD, src=(UPat(Ops.ADD, src=(UPat.var("x"), UPat.cvar("c1"))), UPat.cvar("c2"))),
-   lambda x, c1, c2: x + UOp.const(x.dtype, exec_alu(Ops.ADD, x.dtype, [c1.arg, c2.arg])) if _is_int(x) else None),
-  (UPat(Ops.MUL, src=(UPat(Ops.MUL, src=(UPat.var("x"), UPat.cvar("c1"))), UPat.cvar("c2"))),
-   lambda x, c1, c2: x * UOp.const(x.dtype, exec_alu(Ops.MUL, x.dtype, [c1.arg, c2.arg])) if _is_int(x) else None),
-  (UPat((Ops.ADD, Ops.MUL), src=(UPat.cvar("c"), UPat.var("x")), name="e"),
-   lambda e, c, x: e.replace(src=(x, c)) if x.op is not Ops.CONST and _is_int(x) else None),
-  # (x + c1) * c2 -> x*c2 + c1*c2 keeps index sums flat so div/mod folding can see the terms
-  (UPat(Ops.MUL, src=(UPat(Ops.ADD, src=(UPat.var("x"), UPat.cvar("c1"))), UPat.cvar("c2"))),
-   lambda x, c1, c2: x * c2 + UOp.const(x.dtype, c1.arg * c2.arg) if _is_int(x) and x.vmin >= 0 and c2.arg >= 0 else None),
-  # index math with known bounds
-  (UPat(Ops.IDIV, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: _div_mod_fold(x, c, False) if _is_int(x) else None),
-  (UPat(Ops.MOD, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: _div_mod_fold(x, c, True) if _is_int(x) else None),
-  (UPat(Ops.CMPLT, src=(UPat.var("x"), UPat.var("y")), name="cmp"),
-   lambda cmp, x, y: UOp.const(dtypes.bool, cmp.vmin) if _is_int(x) and cmp.vmin == cmp.vmax else None),
-])

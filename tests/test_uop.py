@@ -1,7 +1,7 @@
 """The IR: hash-consing, patterns, graph_rewrite, toposort, and the symbolic rules (folding and identities)."""
-import sys
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite, symbolic, toposort
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite, toposort
+from teeny.symbolic import symbolic
 
 
 def c(v, dt=dtypes.int32): return UOp.const(dt, v)
@@ -85,3 +85,22 @@ def test_bounds():
   assert (x.vmin, x.vmax) == (0, 15)
   assert ((x * 4 + c(3)).vmin, (x * 4 + c(3)).vmax) == (3, 63)
   assert ((x % 5).vmax, (x // 4).vmax) == (4, 3)
+
+
+def test_arithmetic_builds_the_primitive_graph():
+  """UOp's operators (the gradient rules' maths) build primitives; a Python scalar is a constant of the node's
+  dtype seen at its shape, and bare in index math (no shape)."""
+  f32 = dtypes.float32
+  x = UOp(Ops.RANGE, f32, (), 4).reshape((1, 4)).expand((3, 4))
+  y = x * 3.0
+  two = UOp(Ops.EXPAND, f32, (UOp(Ops.RESHAPE, f32, (UOp.const(f32, 2.0),), (1, 1)),), (3, 4))
+  assert x * 2.0 is x.alu(Ops.MUL, two) and 2.0 * x is two.alu(Ops.MUL, x)
+  assert 2.0 - x is two.alu(Ops.ADD, UOp(Ops.NEG, f32, (x,)))
+  assert x - y is x.alu(Ops.ADD, UOp(Ops.NEG, f32, (y,)))
+  assert x / y is x.alu(Ops.MUL, UOp(Ops.RECIP, f32, (y,)))
+  assert x.eq(y) is x.alu(Ops.CMPNE, y).ne(True) and x.eq(y).shape == (3, 4)
+  cond = x.lt(y)
+  assert cond.where(x, 2.0) is UOp(Ops.WHERE, f32, (cond, x, two)) and cond.where(2.0, x).src[1] is two
+  assert x.sum((0,)).shape == (1, 4) and x.sum(()) is x and x.expand((3, 4)) is x
+  i = UOp(Ops.SPECIAL, dtypes.int32, (), ("gidx0", 8))
+  assert (i * 4 + 1).src[1] is UOp.const(dtypes.int32, 1)  # index math: bare constants

@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, graph_rewrite, symbolic
+from teeny.uop import UOp, Ops, graph_rewrite
+from teeny.symbolic import symbolic
 from teeny.view import ShapeTracker, View
 
 

@@ -6,14 +6,15 @@ become RANGE loops. Upcast and unrolled axes become no loop at all: their index 
 graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
 store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
 index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
-symbolic rules of uop.py simplify the result. A gather axis (kernel.py) becomes no loop: the reduce along it sums
+symbolic rules of symbolic.py simplify the result. A gather axis (kernel.py) becomes no loop: the reduce along it sums
 where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
 import itertools, math
 from teeny.dtype import dtypes, DType
-from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON, _split_sum
+from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, ALU, COMPARISON
+from teeny.symbolic import symbolic, _split_sum
 from teeny.renderer import Renderer, CORE_START, CORE_END
 from teeny.codegen.kernel import Kernel, REDUCE_KINDS, where_conditions
 

@@ -1,0 +1,101 @@
+"""Index math and algebra as rewrite rules: `symbolic` folds constants (with uop.exec_alu), applies algebraic
+identities, and simplifies the integer index expressions views produce, using the value bounds UOps derive
+(vmin/vmax). lower.py runs it on every kernel's index math; tests/test_uop.py and tests/test_view.py pin it down."""
+from __future__ import annotations
+import math
+from teeny.dtype import DType, dtypes
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, exec_alu
+
+
+def _fold(x: UOp) -> UOp | None:
+  if x.op in (Ops.IDIV, Ops.MOD) and x.src[1].arg == 0: return None  # leave a division by zero to the device
+  if x.op in (Ops.SHL, Ops.SHR) and not 0 <= x.src[1].arg < x.dtype.itemsize * 8: return None
+  return UOp.const(x.dtype, exec_alu(x.op, x.dtype, [s.arg for s in x.src]))
+
+
+def _is_int(u: UOp) -> bool: return dtypes.is_int(u.dtype)
+
+
+def _split_sum(x: UOp) -> list[UOp]:
+  """The terms of a chain of ADDs."""
+  terms, stack = [], [x]
+  while stack:
+    t = stack.pop()
+    if t.op is Ops.ADD: stack.extend(t.src)
+    else: terms.append(t)
+  return terms
+
+
+def _coef(t: UOp) -> tuple[UOp, int]:
+  """A term as (factor, integer coefficient)."""
+  if t.op is Ops.MUL and t.src[1].op is Ops.CONST: return t.src[0], t.src[1].arg
+  if t.op is Ops.CONST: return UOp.const(t.dtype, 1), t.arg
+  return t, 1
+
+
+def _div_mod_fold(x: UOp, c: UOp, is_mod: bool) -> UOp | None:
+  """(a*c + b) // c -> a + b//c and (a*c + b) % c -> b % c when every term is non-negative; also drops
+  x // c and x % c entirely when 0 <= x < c."""
+  if c.arg <= 0 or x.vmin < 0: return None
+  if x.vmax < c.arg: return UOp.const(x.dtype, 0) if not is_mod else x
+  terms = _split_sum(x)
+  if len(terms) == 1 and terms[0].op is not Ops.MUL: return None
+  if any(t.vmin < 0 for t in terms): return None
+  quotient, rest, changed = [], [], False
+  for t in terms:
+    factor, k = _coef(t)
+    if k % c.arg == 0:
+      quotient.append(factor * (k // c.arg) if k // c.arg != 1 else factor); changed = True
+    elif k > c.arg and factor.vmin >= 0:  # split k = q*c + r keeps both parts non-negative
+      q, r = divmod(k, c.arg)
+      quotient.append(factor * q if q != 1 else factor); rest.append(factor * r if r != 1 else factor); changed = True
+    else: rest.append(t)
+  if not changed: return None
+  rem = _sum(rest, x.dtype)
+  if is_mod: return rem % c
+  return _sum(quotient + [rem // c], x.dtype)
+
+
+def _sum(terms: list[UOp], dtype: DType) -> UOp:
+  out = None
+  for t in terms: out = t if out is None else out + t
+  return out if out is not None else UOp.const(dtype, 0)
+
+
+symbolic = PatternMatcher([
+  # constant folding
+  (UPat(tuple(ALU), src=UPat(Ops.CONST), name="x"), _fold),
+  (UPat(Ops.CAST, src=(UPat(Ops.CONST, name="c"),), name="x"), lambda x, c: UOp.const(x.dtype, c.arg)),
+  # identities
+  (UPat(Ops.ADD, src=[UPat.var("x"), UPat.cvar("c")]),
+   # for floats only -0.0 is an identity: -0.0 + 0.0 is +0.0
+   lambda x, c: x if c.arg == 0 and not (dtypes.is_float(x.dtype) and math.copysign(1, c.arg) > 0) else None),
+  (UPat(Ops.MUL, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: x if c.arg == 1 else None),
+  (UPat(Ops.MUL, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: UOp.const(x.dtype, 0) if c.arg == 0 and _is_int(x) else None),
+  (UPat(Ops.IDIV, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: x if c.arg == 1 else None),
+  (UPat(Ops.MOD, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: UOp.const(x.dtype, 0) if c.arg == 1 else None),
+  (UPat(Ops.NEG, src=(UPat(Ops.NEG, src=(UPat.var("x"),)),)), lambda x: x),
+  (UPat(Ops.ADD, src=[UPat.var("x"), UPat(Ops.NEG, src=(UPat.var("y"),))]), lambda x, y: UOp.const(x.dtype, 0) if x is y and _is_int(x) else None),
+  (UPat(Ops.WHERE, src=(UPat.cvar("c"), UPat.var("a"), UPat.var("b"))), lambda c, a, b: a if c.arg else b),
+  (UPat(Ops.WHERE, src=(UPat.var(), UPat.var("a"), UPat.var("a"))), lambda a: a),
+  (UPat(Ops.CAST, name="x"), lambda x: x.src[0] if x.src[0].dtype == x.dtype else None),
+  (UPat(Ops.AND, dtype=dtypes.bool, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: x if c.arg else c),
+  (UPat(Ops.OR, dtype=dtypes.bool, src=[UPat.var("x"), UPat.cvar("c")]), lambda x, c: c if c.arg else x),
+  (UPat(Ops.AND, dtype=dtypes.bool, src=(UPat.var("x"), UPat.var("x"))), lambda x: x),
+  (UPat(Ops.MAX, src=(UPat.var("x"), UPat.var("x"))), lambda x: x),
+  # collect constants: (x + c1) + c2 -> x + (c1+c2), (x * c1) * c2 -> x * (c1*c2), c + x -> x + c
+  (UPat(Ops.ADD, src=(UPat(Ops.ADD, src=(UPat.var("x"), UPat.cvar("c1"))), UPat.cvar("c2"))),
+   lambda x, c1, c2: x + UOp.const(x.dtype, exec_alu(Ops.ADD, x.dtype, [c1.arg, c2.arg])) if _is_int(x) else None),
+  (UPat(Ops.MUL, src=(UPat(Ops.MUL, src=(UPat.var("x"), UPat.cvar("c1"))), UPat.cvar("c2"))),
+   lambda x, c1, c2: x * UOp.const(x.dtype, exec_alu(Ops.MUL, x.dtype, [c1.arg, c2.arg])) if _is_int(x) else None),
+  (UPat((Ops.ADD, Ops.MUL), src=(UPat.cvar("c"), UPat.var("x")), name="e"),
+   lambda e, c, x: e.replace(src=(x, c)) if x.op is not Ops.CONST and _is_int(x) else None),
+  # (x + c1) * c2 -> x*c2 + c1*c2 keeps index sums flat so div/mod folding can see the terms
+  (UPat(Ops.MUL, src=(UPat(Ops.ADD, src=(UPat.var("x"), UPat.cvar("c1"))), UPat.cvar("c2"))),
+   lambda x, c1, c2: x * c2 + UOp.const(x.dtype, c1.arg * c2.arg) if _is_int(x) and x.vmin >= 0 and c2.arg >= 0 else None),
+  # index math with known bounds
+  (UPat(Ops.IDIV, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: _div_mod_fold(x, c, False) if _is_int(x) else None),
+  (UPat(Ops.MOD, src=(UPat.var("x"), UPat.cvar("c"))), lambda x, c: _div_mod_fold(x, c, True) if _is_int(x) else None),
+  (UPat(Ops.CMPLT, src=(UPat.var("x"), UPat.var("y")), name="cmp"),
+   lambda cmp, x, y: UOp.const(dtypes.bool, cmp.vmin) if _is_int(x) and cmp.vmin == cmp.vmax else None),
+])
