@@ -3,7 +3,8 @@ import os, subprocess, sys
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, dtypes
-from teeny import schedule, realize
+from teeny import realize
+from teeny.schedule import cache
 from teeny.schedule import create_schedule
 from training import make_mlp, make_batch, train_step
 
@@ -87,12 +88,12 @@ def test_assign_in_a_loop_hits_and_updates(device):
 
 
 def test_caches_are_bounded(device, monkeypatch):
-  monkeypatch.setattr(schedule._schedule_cache, "maxsize", 4)
+  monkeypatch.setattr(cache.schedule_cache, "maxsize", 4)
   monkeypatch.setattr(realize._runner_cache, "maxsize", 6)
   for n in range(1, 15):
     x = np.arange(n, dtype=np.float32)
     np.testing.assert_allclose((Tensor(x, device=device) * 2 + 1).numpy(), x * 2 + 1)
-  assert len(schedule._schedule_cache) <= 4 and len(realize._runner_cache) <= 6
+  assert len(cache.schedule_cache) <= 4 and len(realize._runner_cache) <= 6
 
 
 def test_debug_shows_hits_and_misses(device):
@@ -142,8 +143,8 @@ def test_lru_cache_inserts_from_many_threads():
 
 def walks_during(fn, monkeypatch) -> int:
   calls = []
-  real_walk = schedule._walk
-  monkeypatch.setattr(schedule, "_walk", lambda roots: calls.append(roots) or real_walk(roots))
+  real_walk = cache.walk
+  monkeypatch.setattr(cache, "walk", lambda roots: calls.append(roots) or real_walk(roots))
   fn()
   return len(calls)
 
@@ -194,8 +195,8 @@ def test_deep_lazy_graph_is_signed_without_recursion(device):
 
 
 def test_signature_table_is_bounded(device, monkeypatch):
-  monkeypatch.setattr(schedule, "_SIGNATURE_IDS_MAX", 10)
+  monkeypatch.setattr(cache, "_SIGNATURE_IDS_MAX", 10)
   x = Tensor(data(4), device=device)
   for i in range(30):  # a new constant every time: a new structure
     np.testing.assert_allclose((x * i + 1).numpy(), x.numpy() * i + 1, rtol=1e-6)
-    assert len(schedule._signature_ids) <= 10
+    assert len(cache._signature_ids) <= 10
