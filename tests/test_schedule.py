@@ -1,6 +1,5 @@
 """Fusion is a tested property: how many kernels a graph becomes, and that the fused kernels compute the right thing."""
 import numpy as np
-import pytest
 from teeny import Tensor, GlobalCounters
 from teeny.schedule import buffer_of, create_schedule
 

@@ -1,7 +1,6 @@
 """The schedule cache: a graph with the structure of one realized before reuses its schedule and kernels."""
 import os, subprocess, sys
 import numpy as np
-import pytest
 from teeny import Tensor, GlobalCounters, dtypes
 from teeny import realize
 from teeny.schedule import cache
@@ -200,3 +199,17 @@ def test_signature_table_is_bounded(device, monkeypatch):
   for i in range(30):  # a new constant every time: a new structure
     np.testing.assert_allclose((x * i + 1).numpy(), x.numpy() * i + 1, rtol=1e-6)
     assert len(cache._signature_ids) <= 10
+
+
+def test_realized_map_entries_go_with_their_nodes(device):
+  """The RealizedMap is kept beside the graph: a node's entries (where it was realized, its signature, which holds
+  its input buffers) must go when the node goes, or a loop of realizes would keep every buffer it made."""
+  import gc
+  gc.collect()
+  before = len(cache.REALIZED.realized), len(cache.REALIZED.sigs)
+  x = Tensor(np.zeros(16, np.float32), device=device).realize()
+  for _ in range(300): x = (x + 1).realize()  # each step realizes a new node and signs a new buffer, then drops both
+  gc.collect()
+  assert len(cache.REALIZED.realized) <= before[0] + 2
+  assert len(cache.REALIZED.sigs) <= before[1] + 8
+  np.testing.assert_array_equal(x.numpy(), np.full(16, 300, np.float32))

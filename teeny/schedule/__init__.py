@@ -1,15 +1,18 @@
 """The scheduler: the lazy graph under the tensors being realized -> an ordered list of kernels.
 
-This face holds create_schedule and what the rest of teeny uses of the scheduler; the rooms behind it:
+This module is the package's face: create_schedule, and what the rest of teeny uses of the scheduler (ScheduleItem,
+buffer views, mark_realized/forget_realized/realized_buffers). Its modules:
   items.py      ScheduleItem (a kernel AST or a COPY, and its buffers) and buffer views (realized buffers as nodes)
   cache.py      the schedule cache: the structural key (walk), signatures, CachedSchedule, and the RealizedMap
-                (which nodes were realized where)
-  kernelize.py  realize points, building every kernel, merging writes, ordering the kernels
+                (which nodes were realized where, and the signatures taken meanwhile)
+  kernelize.py  prepare (realized nodes -> their buffers), realize points, every kernel built, writes merged into
+                the kernels they read, the kernels ordered; the result kept as a CachedSchedule over slots
   builder.py    one kernel's AST (KernelBuilder): movement ops pushed down into the views of the loads
   snapshots.py  copies of old contents, for graphs no order of kernels can run
 
-Schedules are cached by the graph's structure (see cache.walk), and the intermediates of a schedule whose
-lifetimes don't overlap share memory (teeny/memory.py).
+create_schedule: a graph with a known signature reuses its schedule at once; else the graph is walked (its
+structural key), prepared and walked again if it holds realized nodes, and scheduled on a cache miss. The
+intermediates of a schedule whose lifetimes don't overlap share memory (teeny/memory.py).
 """
 from __future__ import annotations
 from typing import Sequence

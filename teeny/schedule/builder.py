@@ -4,6 +4,18 @@ RANGE(VIEW(st)) (the arange leaf), ALU ops and REDUCE_AXIS. Movement ops never r
 through elementwise ops and folded into the views of the loads. When the graph under a realize point can't be one
 kernel, the builder raises Unfusable with the node to realize on its own first (teeny/schedule/kernelize.py then
 tries again with it as a realize point).
+
+The push-down (KernelBuilder._push/_make) is a hand-written walk, not a graph_rewrite, on purpose. It runs top
+down: a node is rebuilt once for every sequence of movement ops it is seen through, and what it becomes depends on
+the whole sequence (a padded elementwise value is masked when the composed view still has a mask, which a later
+SHRINK may remove). graph_rewrite works bottom up, node by node: the same result would need a MOVEMENT node made
+for every (node, move) step and rewritten again, plus a pass first to cut the graph at realized nodes (a rewrite
+descends into every source). Measured (issue 18: the MLP 784-512-512-10 SGD step of bench_overhead, LLVM, a
+schedule-cache miss, a timer around _push): the miss takes ~110 ms, ~75 ms of it in the push-down, which builds
+1,271 (node, moves) pairs in 104 pushes; a new hash-consed UOp costs 1-8 us on the shared 2-core machine. Misses
+are rare (the cache serves every later step), so this is not about the tiny-op loop: the walk stays because the
+rewrite would build more nodes for the same ASTs, and any change to the ASTs it makes is a behaviour change
+(tools/replay.py).
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -12,27 +24,52 @@ from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
 from teeny.runtime.device import Buffer
-from teeny.schedule.items import ScheduleItem, buffer_of
+from teeny.schedule.items import buffer_of
+
+
+class SlotTable:
+  """The buffers of a schedule being made, as numbers (slots): they stand for buffers, which are made only when a
+  cached schedule is instantiated (cache.CachedSchedule). Slots [0, n_inputs) are the graph's input buffers in walk
+  order, then one per realize point in toposort order; an ASSIGN's slot is its target's."""
+  def __init__(self, nodes: list[UOp], inputs: list[Buffer], realize: set, device_of: dict[UOp, str]):
+    self.n_inputs = len(inputs)
+    self.device = [b.device for b in inputs]
+    self.size = [b.size for b in inputs]
+    self.dtype = [b.dtype for b in inputs]
+    self.of: dict[UOp, int] = {}  # BUFFER node or realize point -> its slot
+    self.input_slot = {b: i for i, b in enumerate(inputs)}
+    for n in nodes:
+      if n.op is Ops.BUFFER: self.of[n] = self.input_slot[n.arg]
+      elif n.op is Ops.ASSIGN and n in realize: self.of[n] = self.of_view(n.src[0])
+      elif n in realize:
+        self.of[n] = len(self.size)
+        self.device.append(device_of[n])
+        self.size.append(n.size)
+        self.dtype.append(n.dtype)
+
+  def of_view(self, view: UOp) -> int:
+    """The slot of the input buffer behind a buffer view."""
+    return self.input_slot[buffer_of(view)]
 
 
 @dataclass
-class ScheduledKernel(ScheduleItem):
-  """A kernel while the scheduler orders it, with what it knows about it then (a cache hit makes plain
-  ScheduleItems: two fields to fill for every realize)."""
-  outputs: list[UOp]                       # graph nodes this item realizes
-  fused_reduces: list[UOp] | tuple = ()    # reduces computed inside this kernel
-  deps: set | frozenset = frozenset()      # realized nodes it reads (made by other items of the schedule)
-  old_reads: set | frozenset = frozenset()  # buffers it reads as they were before the schedule ran
-  out_bufs: list | None = None             # the buffer each of `outputs` is stored into (bufs[0] if one)
+class ScheduledKernel:
+  """A kernel while the scheduler orders it, with what it knows about it then."""
+  ast: UOp                                  # a kernel AST (SINK), or a COPY node for a copy between devices
+  slots: list[int]                          # the slot of each kernel argument (see SlotTable)
+  outputs: list[UOp]                        # graph nodes this item realizes
+  fused_reduces: list[UOp] | tuple = ()     # reduces computed inside this kernel
+  deps: set | frozenset = frozenset()       # realized nodes it reads (made by other items of the schedule)
+  old_reads: set | frozenset = frozenset()  # slots of input buffers it reads as they were before the schedule ran
+  out_slots: list | None = None             # the slot each of `outputs` is stored into (slots[0] if one)
 
   def __post_init__(self):
-    if self.out_bufs is None: self.out_bufs = self.bufs[:1]
+    if self.out_slots is None: self.out_slots = self.slots[:1]
 
 
 class Unfusable(Exception):
   """Raised while building a kernel when `node` must be realized on its own first."""
   def __init__(self, node: UOp): self.node = node
-
 
 
 # leaves that read no memory: a kernel computes them where they are used (RANGE is the arange leaf 0..n-1)
@@ -45,19 +82,20 @@ BROADCAST_REALIZE_FACTOR, BROADCAST_REALIZE_MIN_SIZE = 16, 1 << 16
 
 
 class KernelBuilder:
-  """Builds the AST of the kernel that realizes `root`."""
-  def __init__(self, root: UOp, realize: set, buffers: dict, max_bufs: int):
-    self.root, self.realize, self.buffers, self.max_bufs = root, realize, buffers, max_bufs
-    self.bufs: list[Buffer] = [buffers[root]]
+  """Builds the AST of the kernel that realizes `root`, reading at most max_bufs buffers (the device's limit)."""
+  def __init__(self, root: UOp, realize: set, table: SlotTable, max_bufs: int):
+    self.root, self.realize, self.table, self.max_bufs = root, realize, table, max_bufs
+    out = table.of[root]
+    self.slots: list[int] = [out]
     # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
-    self.globals: dict[Buffer, UOp] = {self.bufs[0]: UOp(Ops.DEFINE_GLOBAL, self.bufs[0].dtype.ptr(), (), 0)}
+    self.globals: dict[int, UOp] = {out: UOp(Ops.DEFINE_GLOBAL, table.dtype[out].ptr(), (), 0)}
     self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
     self.deps: set[UOp] = set()            # realized nodes read
-    self.old_reads: set[Buffer] = set()    # buffers read as they were before the schedule
+    self.old_reads: set[int] = set()       # slots of input buffers read as they were before the schedule
 
   def build(self, out_space: tuple | None = None) -> ScheduledKernel:
     """The kernel; a write (ASSIGN) with no reduce of its own may be given the loop space to run over (another
-    kernel's, to be merged into it: see _merge_writes)."""
+    kernel's, to be merged into it: see kernelize._merge_writes)."""
     root = self.root
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
@@ -65,12 +103,11 @@ class KernelBuilder:
     if out_space is None: out_space = reduces[0].shape if reduces else value_node.shape
     if reduces and reduces[0].size != value_node.size: raise Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
-    out_buf = self.buffers[root]
     out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
-    glob = self.globals[out_buf]
+    glob = self.globals[self.slots[0]]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    return ScheduledKernel(ast, self.bufs, [root], reduces, self.deps, self.old_reads)
+    return ScheduledKernel(ast, self.slots, [root], reduces, self.deps, self.old_reads)
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
@@ -120,12 +157,13 @@ class KernelBuilder:
       stack.extend((s, inside_reduce) for s in _computed_from(n))
     return found
 
-  def _load(self, buf: Buffer, shape, moves) -> UOp:
-    if buf not in self.globals:
-      self.globals[buf] = UOp(Ops.DEFINE_GLOBAL, buf.dtype.ptr(), (), len(self.bufs))
-      self.bufs.append(buf)
+  def _load(self, slot: int, shape, moves) -> UOp:
+    dtype = self.table.dtype[slot]
+    if slot not in self.globals:
+      self.globals[slot] = UOp(Ops.DEFINE_GLOBAL, dtype.ptr(), (), len(self.slots))
+      self.slots.append(slot)
     st = _apply(ShapeTracker.from_shape(shape), moves)
-    return UOp(Ops.LOAD, buf.dtype, (self.globals[buf], UOp(Ops.VIEW, dtypes.void, (), st)))
+    return UOp(Ops.LOAD, dtype, (self.globals[slot], UOp(Ops.VIEW, dtypes.void, (), st)))
 
   def _children(self, n: UOp, moves) -> list:
     if self._is_leaf(n) or n.op in _CONSTANT_LEAVES: return []
@@ -152,11 +190,12 @@ class KernelBuilder:
 
   def _make(self, n: UOp, moves, srcs: list[UOp]) -> UOp:
     if n.op is Ops.BUFFER:
-      self.old_reads.add(n.arg)
-      return self._load(n.arg, n.shape, moves)
+      slot = self.table.of[n]
+      self.old_reads.add(slot)
+      return self._load(slot, n.shape, moves)
     if self._is_leaf(n):
       self.deps.add(n)
-      return self._load(self.buffers[n], n.shape, moves)
+      return self._load(self.table.of[n], n.shape, moves)
     if n.op in _CONSTANT_LEAVES:  # a constant, or an arange leaf (RANGE): seen through the moves like a buffer
       st = _apply(ShapeTracker.from_shape(n.shape), moves)
       return UOp(n.op, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
@@ -184,7 +223,7 @@ class KernelBuilder:
 
   def _check_assign_reads(self, value: UOp, out_st: ShapeTracker):
     """An ASSIGN may read its own target only at the element it writes; otherwise compute the value first."""
-    target = self.globals[self.bufs[0]]
+    target = self.globals[self.slots[0]]
     for u in toposort(value):
       if u.op is Ops.LOAD and u.src[0] is target and u.src[1].arg != out_st: raise Unfusable(self.root.src[1])
 

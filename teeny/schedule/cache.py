@@ -18,29 +18,41 @@ from teeny.runtime.device import Buffer
 from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of
 
 
+class _Entry(weakref.ref):
+  """An entry of a RealizedMap table, under the key id(node): a weak reference to the node, holding the entry's
+  value. Its callback removes it from its table when the node dies, before the id can be reused: an entry found
+  under id(n) is always n's. (One weak reference per entry and one callback per table: what a dict written into
+  each node cost before, near enough, on the tiny-op loop.)"""
+  __slots__ = ("key", "value")
+
+
+def _remove_from(table: dict, entry: _Entry):
+  if table.get(entry.key) is entry: del table[entry.key]
+
+
 class RealizedMap:
   """Where graph nodes were realized, and the signatures (see below) taken of graphs while that was so.
 
-  Kept here, beside the graph, not on its nodes (which never change). Entries are keyed by id(node) and hold a
-  weak reference to their node, so a dead node's id, reused by a new node, never finds its entry.
+  Kept here, beside the graph, not on its nodes (which never change), in two tables of _Entry keyed by id(node).
 
-  Realized: node -> {device: buffer view} (graph nodes carry no device: the same constant expression can live on
+  realized: node -> {device: buffer view} (graph nodes carry no device: the same constant expression can live on
   two devices). An entry dies with its node: forgetting a graph forgets its buffers. forget() drops them all
   except those of ASSIGNs: one that ran must never run again.
 
-  Signatures: node -> (signature, input buffers in walk order) or None. They hold for one epoch: the epoch ends
-  (the table is emptied) when a node that has a signature is realized (the signatures above it assumed it
-  wasn't) and with forget(). One table, one epoch, where there were a generation and a signature epoch."""
+  sigs: node -> (signature, input buffers in walk order) or None; BUFFER nodes have none (theirs is computed from
+  the node, cheaper than an entry). They hold for one epoch: the epoch ends (a new table) when a node that has a
+  signature is realized (the signatures above it assumed it wasn't) and with forget(). One epoch, where there
+  were a generation and a signature epoch."""
 
   def __init__(self):
-    self.realized: dict[int, tuple] = {}  # id(node) -> (weak reference with a callback that drops it, {device: view}, kept)
-    self.sigs: dict[int, tuple] = {}      # id(node) -> (weak reference, (signature, inputs) or None)
-    self.sigs_bound = _SIGNATURE_ENTRIES_MIN  # prune dead nodes' signatures when the table grows past this
+    self.realized: dict[int, _Entry] = {}
+    self._realized_died = functools.partial(_remove_from, self.realized)
+    self.new_epoch()
 
   def on(self, n: UOp) -> dict | None:
     """{device: buffer view} where n was realized, or None."""
     entry = self.realized.get(id(n))
-    return None if entry is None else entry[1]
+    return None if entry is None else entry.value
 
   def buffers(self, n: UOp) -> list[Buffer]:
     """The buffers node n was realized into (one per device), if it was and the entry wasn't forgotten."""
@@ -56,9 +68,9 @@ class RealizedMap:
       if key in self.sigs: self.new_epoch()  # graphs above n were signed as if it weren't realized
       entry = realized.get(key)  # (usually a node realized for the first time)
       if entry is None:
-        # kept: an ASSIGN's entry is never forgotten
-        entry = realized[key] = (weakref.ref(n, functools.partial(self._died, key)), {}, n.op is Ops.ASSIGN)
-      entry[1][buffer_of(view).device] = view
+        entry = realized[key] = _Entry(n, self._realized_died)
+        entry.key, entry.value = key, {}
+      entry.value[buffer_of(view).device] = view
 
   def forget(self):
     """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
@@ -66,22 +78,14 @@ class RealizedMap:
     would increment it a second time); a graph holding it reads the target buffer instead."""
     realized = self.realized
     for key, entry in list(realized.items()):  # (a copy: another thread may realize meanwhile)
-      if not entry[2]: realized.pop(key, None)
+      node = entry()
+      if node is None or node.op is not Ops.ASSIGN: realized.pop(key, None)
     self.new_epoch()
 
   def new_epoch(self):
-    self.sigs = {}  # (a new table, not cleared: a signature being taken in another thread keeps its own)
-
-  def prune_sigs(self):
-    """Drop the signatures of dead nodes (a loop that realizes x + 1 leaves one behind per step)."""
-    sigs = self.sigs
-    for key, entry in list(sigs.items()):
-      if entry[0]() is None: sigs.pop(key, None)
-    self.sigs_bound = max(_SIGNATURE_ENTRIES_MIN, 2 * len(sigs))
-
-  def _died(self, key: int, ref: weakref.ref):
-    entry = self.realized.get(key)
-    if entry is not None and entry[0] is ref: self.realized.pop(key, None)
+    # a new table, not cleared: a signature being taken in another thread keeps its own
+    self.sigs: dict[int, _Entry] = {}
+    self.sig_died = functools.partial(_remove_from, self.sigs)
 
 
 def _is_constant(n: UOp) -> bool:
@@ -90,7 +94,6 @@ def _is_constant(n: UOp) -> bool:
   return n.op is Ops.CONST
 
 
-_SIGNATURE_ENTRIES_MIN = 1 << 14
 REALIZED = RealizedMap()
 
 
@@ -235,7 +238,6 @@ def signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
   """The signature of the graph under roots and its input buffers in slot order (as walk would list them), or
   None when the graph must be walked. Every node but the roots gets an entry: a root is about to be realized,
   which would end the epoch."""
-  if len(REALIZED.sigs) > REALIZED.sigs_bound: REALIZED.prune_sigs()
   if len(roots) == 1: return _root_signature(roots[0])
   for r in roots:  # an update of parameters (ASSIGN roots) is walked: don't sign the graph under them first
     if r.op in _NO_SIGNATURE_OPS: return None
@@ -248,63 +250,63 @@ def signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
 
 
 def _root_signature(root: UOp):
-  sigs = REALIZED.sigs
+  if root.op is Ops.BUFFER: return _buffer_signature(root)
+  sigs, died = REALIZED.sigs, REALIZED.sig_died  # (bound once: a new epoch may replace them meanwhile)
   entry = sigs.get(id(root))
-  if entry is not None and entry[0]() is root: return entry[1]
+  if entry is not None: return entry.value
   if root.op in _NO_SIGNATURE_OPS: return None
   for s in root.src:
+    if s.op is Ops.BUFFER: continue
     entry = sigs.get(id(s))
-    if entry is None or entry[0]() is not s:
-      if not _sign(s): return None
-    elif entry[1] is None: return None
+    if entry is None:
+      if not _sign(s, sigs, died): return None
+    elif entry.value is None: return None
   return _signature_from_sources(root, sigs)
 
 
-def _sign(node: UOp) -> bool:
-  """Give node, and every node under it without a current entry, its entry. Stops at the first node without a
+def _sign(node: UOp, sigs: dict, died) -> bool:
+  """Give node, and every node under it without an entry in sigs, its entry. Stops at the first node without a
   signature (returns False): the graph above it has none, and the rest of it needn't be looked at."""
-  sigs = REALIZED.sigs
-  if node.op is Ops.BUFFER:  # the usual new node: a realized buffer
-    sigs[id(node)] = (weakref.ref(node), _signature_from_sources(node, sigs))
-    return True
   # sources first, without recursion (graphs can be deep): a node waits on the stack until its sources have entries
   stack = [node]
   while stack:
     n = stack[-1]
     waiting = False
     for s in n.src:
-      entry = sigs.get(id(s))
-      if entry is None or entry[0]() is not s:
+      if s.op is not Ops.BUFFER and id(s) not in sigs:
         stack.append(s)
         waiting = True
     if not waiting:
       stack.pop()
       result = _signature_from_sources(n, sigs)
-      sigs[id(n)] = (weakref.ref(n), result)
+      entry = sigs[id(n)] = _Entry(n, died)
+      entry.key, entry.value = id(n), result
       if result is None: return False
   return True
 
 
-def _signature_from_sources(n: UOp, table: dict):
-  """n's (signature, inputs), or None; its sources have their entries in `table` (REALIZED.sigs, bound once by
-  the caller: a new epoch replaces the table, maybe in another thread, and this one must find what it wrote)."""
+def _buffer_signature(n: UOp) -> tuple[int, tuple[Buffer, ...]]:
+  buf = n.arg
+  return _intern((Ops.BUFFER, n.dtype, buf.device, buf.size)), (buf,)
+
+
+def _signature_from_sources(n: UOp, sigs: dict):
+  """n's (signature, inputs), or None; its sources are BUFFERs or have their entries in sigs."""
   op = n.op
-  if op is Ops.BUFFER:
-    buf = n.arg
-    return _intern((op, n.dtype, buf.device, buf.size)), (buf,)
   if op in _NO_SIGNATURE_OPS or id(n) in REALIZED.realized: return None
   arg = n.arg
   if type(arg) is float: arg = arg.hex()  # as in walk: -0.0 and nan by their bits
-  sigs, inputs, with_inputs = [], (), 0
+  source_sigs, source_inputs, inputs, with_inputs = [], [], (), 0
   for s in n.src:
-    result = table[id(s)][1]
+    result = _buffer_signature(s) if s.op is Ops.BUFFER else sigs[id(s)].value
     if result is None: return None
-    sigs.append(result[0])
+    source_sigs.append(result[0])
+    source_inputs.append(result[1])
     if result[1]:
       inputs = result[1]
       with_inputs += 1
-  if with_inputs > 1: return _combine((op, n.dtype, arg), sigs, [table[id(s)][1][1] for s in n.src])
-  return _intern((op, n.dtype, arg, None, *sigs)), inputs  # (None: no buffer is under two sources)
+  if with_inputs > 1: return _combine((op, n.dtype, arg), source_sigs, source_inputs)
+  return _intern((op, n.dtype, arg, None, *source_sigs)), inputs  # (None: no buffer is under two sources)
 
 
 def _combine(head: tuple, sigs: list[int], source_inputs: list[tuple]) -> tuple[int, tuple[Buffer, ...]] | None:

@@ -16,9 +16,9 @@ from teeny.dtype import dtypes
 from teeny.memory import plan_memory
 from teeny.uop import UOp, Ops, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
-from teeny.schedule.items import buffer_of, is_buffer_view
+from teeny.schedule.items import is_buffer_view
 from teeny.schedule.cache import REALIZED, CachedSchedule
-from teeny.schedule.builder import KernelBuilder, ScheduledKernel, Unfusable
+from teeny.schedule.builder import KernelBuilder, ScheduledKernel, SlotTable, Unfusable
 
 
 class AssignCycle(Exception):
@@ -44,41 +44,69 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   """Run the scheduler on a prepared graph (nodes in toposort order) and keep the result as a schedule of slots,
   its intermediates planned to share memory."""
   device_of = devices_of(nodes, dict(zip(roots, devices)))
+  # the most buffers one kernel may read, per device: asked once here, not for every kernel built
+  max_bufs = {d: Device[d].max_kernel_buffers for d in set(device_of.values()) if d is not None}
+  realize = _realize_points(nodes, roots)
+  while True:
+    table = SlotTable(nodes, inputs, realize, device_of)
+    try:
+      kernels = _build_all(nodes, realize, table, device_of, max_bufs)
+      break
+    except Unfusable as e:
+      realize.add(e.node)
+  merged = _merge_writes(kernels, realize, table, device_of, max_bufs)
+  try: kernels = _in_order(merged)
+  except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
+  return _as_cached(kernels, nodes, roots, table)
+
+
+def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
+  """The nodes that are realized whatever the kernels turn out to be: the roots, CONTIGUOUS, COPY (and its
+  source), ASSIGN. Building the kernels adds the reduces and the work they can't fuse (Unfusable)."""
   realize = {r for r in roots if not is_buffer_view(r)}
   for n in nodes:
     if n.op in (Ops.CONTIGUOUS, Ops.COPY, Ops.ASSIGN): realize.add(n)
     if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
-  while True:
-    try:
-      kernels, buffers = _build_all(nodes, realize, device_of)
-      break
-    except Unfusable as e:
-      realize.add(e.node)
-  merged = _merge_writes(kernels, realize, buffers, device_of)
-  try: kernels = _in_order(merged)
-  except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
-  # buffers -> slots: the graph's inputs first, then every buffer the kernels made
-  slot_of = {buf: i for i, buf in enumerate(inputs)}
+  return realize
+
+
+def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...],
+               table: SlotTable) -> CachedSchedule:
+  """The ordered kernels as a cached schedule: the slots renumbered so that the graph's inputs come first, then
+  the buffers the kernels make in the order the kernels first use them; intermediates planned to share memory."""
+  n_inputs = table.n_inputs
+  final = {s: s for s in range(n_inputs)}  # slot while scheduling -> slot in the cached schedule
   new_buffers = []
   for k in kernels:
-    for b in k.bufs:
-      if b not in slot_of:
-        slot_of[b] = len(inputs) + len(new_buffers)
-        new_buffers.append([b.device, b.size, b.dtype, None])
-  items = [(k.ast if k.ast.op is not Ops.COPY else UOp(Ops.COPY, k.ast.dtype, (), k.ast.arg), [slot_of[b] for b in k.bufs])
-           for k in kernels if k.bufs[0].size > 0]
+    for s in k.slots:
+      if s not in final:
+        final[s] = n_inputs + len(new_buffers)
+        new_buffers.append([table.device[s], table.size[s], table.dtype[s], None])
+  items = [(_buffer_free(k.ast), [final[s] for s in k.slots]) for k in kernels if table.size[k.slots[0]] > 0]
+  stored = [(n, final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
   position = {n: i for i, n in enumerate(nodes)}
-  marks = [(position[n], slot_of[b], n.shape) for k in kernels for n, b in zip(k.outputs, k.out_bufs)]
-  written = [slot_of[b] for k in kernels for n, b in zip(k.outputs, k.out_bufs) if n.op is Ops.ASSIGN]
+  marks = [(position[n], s, n.shape) for n, s in stored]
+  written = [s for n, s in stored if n.op is Ops.ASSIGN]
   blocks: list[list] = []
   if memory.PLANNER:
     # intermediates may share memory; what the roots were realized into is the caller's to keep
-    keep = {slot_of[b] for k in kernels for n, b in zip(k.outputs, k.out_bufs) if n in roots}
-    plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, len(inputs)) if s not in keep}
-    block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
-    for s, b in block_of.items(): new_buffers[s - len(inputs)][3] = b
+    blocks, clobbered = _plan(items, new_buffers, n_inputs, keep={s for n, s in stored if n in roots})
     marks = [m for m in marks if m[1] not in clobbered]  # their memory now holds another result
-  return CachedSchedule(len(inputs), [tuple(b) for b in new_buffers], blocks, items, marks, written)
+  return CachedSchedule(n_inputs, [tuple(b) for b in new_buffers], blocks, items, marks, written)
+
+
+def _plan(items: list[tuple], new_buffers: list[list], n_inputs: int, keep: set[int]) -> tuple[list[list], set[int]]:
+  """Plan the memory of the buffers the schedule makes, except `keep`: sets each one's block in new_buffers and
+  returns the blocks and the slots whose memory another result reuses later (see memory.plan_memory)."""
+  plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, n_inputs) if s not in keep}
+  block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
+  for s, b in block_of.items(): new_buffers[s - n_inputs][3] = b
+  return blocks, clobbered
+
+
+def _buffer_free(ast: UOp) -> UOp:
+  """A kernel AST as it is; a COPY without its source graph (the cache must not keep buffers alive)."""
+  return ast if ast.op is not Ops.COPY else UOp(Ops.COPY, ast.dtype, (), ast.arg)
 
 
 def devices_of(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
@@ -96,24 +124,21 @@ def devices_of(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]
   return dev
 
 
-def _build_all(nodes, realize, device_of) -> list[ScheduledKernel]:
-  buffers: dict[UOp, Buffer] = {}
-  for n in nodes:
-    if n in realize:
-      buffers[n] = buffer_of(n.src[0]) if n.op is Ops.ASSIGN else Buffer(device_of[n], n.size, n.dtype)
+def _build_all(nodes, realize, table: SlotTable, device_of, max_bufs: dict) -> list[ScheduledKernel]:
   kernels, fused_by = [], {}
   for n in nodes:
     if n not in realize: continue
-    max_bufs = Device[device_of[n]].max_kernel_buffers
-    item = _copy_item(n, buffers) if n.op is Ops.COPY else KernelBuilder(n, realize, buffers, max_bufs).build()
+    if n.op is Ops.COPY: item = _copy_item(n, table)
+    else: item = KernelBuilder(n, realize, table, max_bufs[device_of[n]]).build()
     kernels.append(item)
     for r in item.fused_reduces:
       if r in fused_by: raise Unfusable(r)  # two kernels would each compute this reduce: compute it once
       fused_by[r] = n
-  return kernels, buffers
+  return kernels
 
 
-def _merge_writes(kernels: list[ScheduledKernel], realize: set, buffers: dict, device_of: dict) -> list[ScheduledKernel]:
+def _merge_writes(kernels: list[ScheduledKernel], realize: set, table: SlotTable, device_of: dict,
+                  max_bufs: dict) -> list[ScheduledKernel]:
   """Merge each write (ASSIGN) that reads a result another kernel computes, at the element it writes, into that
   kernel: one kernel stores both. `p.assign(p - lr * g)` with the gradient g kept (p.grad may still be read: it is
   realized here) is then the gradient's kernel storing g and the new p, not a second kernel reading g back."""
@@ -121,60 +146,60 @@ def _merge_writes(kernels: list[ScheduledKernel], realize: set, buffers: dict, d
   merged: dict[int, ScheduledKernel] = {}  # id of a producer kernel -> the kernel it became
   out = []
   for k in kernels:
-    into = _merge_target(k, made_by, merged, buffers)
+    into = _merge_target(k, made_by, merged, table)
     if into is None:
       out.append(k)
       continue
     producer, value = into
-    rebuilt = KernelBuilder(k.outputs[0], realize, buffers, Device[device_of[k.outputs[0]]].max_kernel_buffers)
-    combined = _merged(merged.get(id(producer), producer), rebuilt, value, buffers)
+    rebuilt = KernelBuilder(k.outputs[0], realize, table, max_bufs[device_of[k.outputs[0]]])
+    combined = _merged(merged.get(id(producer), producer), rebuilt, table.of[value])
     if combined is None: out.append(k)
     else: merged[id(producer)] = combined
   return [merged.get(id(k), k) for k in out]
 
 
-def _merge_target(k: ScheduledKernel, made_by: dict, merged: dict, buffers: dict) -> tuple[ScheduledKernel, UOp] | None:
+def _merge_target(k: ScheduledKernel, made_by: dict, merged: dict, table: SlotTable) -> tuple[ScheduledKernel, UOp] | None:
   """(the kernel to merge write k into, the result it reads there), or None: k writes a whole buffer or a view of
   one with no reduce of its own, and reads a result made by a plain kernel (one output, not a write or a copy)
   that doesn't touch k's target."""
   if k.outputs[0].op is not Ops.ASSIGN or len(k.outputs) != 1 or k.fused_reduces: return None
-  target = k.out_bufs[0]
+  target = k.out_slots[0]
   for dep in k.deps:
     producer = made_by.get(dep)
     if producer is None or producer.ast.op is not Ops.SINK or producer.outputs[0].op is Ops.ASSIGN: continue
     current = merged.get(id(producer), producer)
-    if target in current.bufs or buffers[dep] is not producer.out_bufs[0]: continue
+    if target in current.slots or table.of[dep] != producer.out_slots[0]: continue
     if producer.ast.src[0].src[1].arg.size == k.outputs[0].src[1].size: return producer, dep
   return None
 
 
-def _merged(producer: ScheduledKernel, write: KernelBuilder, value: UOp, buffers: dict) -> ScheduledKernel | None:
+def _merged(producer: ScheduledKernel, write: KernelBuilder, value: int) -> ScheduledKernel | None:
   """producer's kernel also storing `write`'s ASSIGN, which it computes over producer's loop space with the loads
-  of `value`'s buffer replaced by the value itself; None when that isn't one kernel (it reads value elsewhere than
-  at the element it writes, or there would be too many buffers)."""
+  of the result in slot `value` replaced by the value itself; None when that isn't one kernel (it reads value
+  elsewhere than at the element it writes, or there would be too many buffers)."""
   store = producer.ast.src[0]  # (the first store is the producer's own result)
   try: built = write.build(out_space=store.src[1].arg.shape)
   except Unfusable: return None
-  target = built.out_bufs[0]
+  target = built.out_slots[0]
   # it must read the result, and no buffer another write of this kernel stores into (it might read it written)
-  if buffers[value] not in built.bufs or any(b in built.bufs for b in producer.out_bufs[1:]): return None
-  bufs = producer.out_bufs + [target] + [b for b in producer.bufs[len(producer.out_bufs):]]
-  bufs += [b for b in built.bufs[1:] if b not in bufs and b is not buffers[value]]
-  if len(bufs) > write.max_bufs: return None
-  index = {b: i for i, b in enumerate(bufs)}
+  if value not in built.slots or any(s in built.slots for s in producer.out_slots[1:]): return None
+  slots = producer.out_slots + [target] + [s for s in producer.slots[len(producer.out_slots):]]
+  slots += [s for s in built.slots[1:] if s not in slots and s != value]
+  if len(slots) > write.max_bufs: return None
+  index = {s: i for i, s in enumerate(slots)}
   # the write's value, over the merged arguments, with the result computed in place of its loads
   # (the result's buffer is numbered -1 there: its loads are replaced below)
-  write_numbers = {i: -1 if b is buffers[value] else index[b] for i, b in enumerate(built.bufs)}
+  write_numbers = {i: -1 if s == value else index[s] for i, s in enumerate(built.slots)}
   write_store = _renumbered(built.ast, write_numbers).src[0]
-  own = _renumbered(producer.ast, {i: index[b] for i, b in enumerate(producer.bufs)})
+  own = _renumbered(producer.ast, {i: index[s] for i, s in enumerate(producer.slots)})
   loads = [u for u in write_store.toposort() if u.op is Ops.LOAD and u.src[0].arg == -1]
   if any(load.src[1].arg != store.src[1].arg for load in loads): return None
   computed = {load: own.src[0].src[2] for load in loads}
   write_store = graph_rewrite(write_store, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), computed)
   ast = UOp(Ops.SINK, dtypes.void, own.src + (write_store,))
   deps = (producer.deps | built.deps) - set(producer.outputs)
-  return ScheduledKernel(ast, bufs, producer.outputs + built.outputs, producer.fused_reduces, deps,
-                 producer.old_reads | built.old_reads, producer.out_bufs + [target])
+  return ScheduledKernel(ast, slots, producer.outputs + built.outputs, producer.fused_reduces, deps,
+                         producer.old_reads | built.old_reads, producer.out_slots + [target])
 
 
 def _renumbered(ast: UOp, index: dict[int, int]) -> UOp:
@@ -183,12 +208,12 @@ def _renumbered(ast: UOp, index: dict[int, int]) -> UOp:
   return graph_rewrite(ast, PatternMatcher([(UPat(Ops.DEFINE_GLOBAL, name="g"), renumber)]), index, fixed_point=False)
 
 
-def _copy_item(n: UOp, buffers) -> ScheduledKernel:
+def _copy_item(n: UOp, table: SlotTable) -> ScheduledKernel:
   src = n.src[0]
   if is_buffer_view(src):
-    src_buf = buffer_of(src)
-    return ScheduledKernel(n, [buffers[n], src_buf], [n], old_reads={src_buf})
-  return ScheduledKernel(n, [buffers[n], buffers[src]], [n], deps={src})
+    src_slot = table.of_view(src)
+    return ScheduledKernel(n, [table.of[n], src_slot], [n], old_reads={src_slot})
+  return ScheduledKernel(n, [table.of[n], table.of[src]], [n], deps={src})
 
 
 def _in_order(kernels: list[ScheduledKernel]) -> list[ScheduledKernel]:
@@ -196,7 +221,7 @@ def _in_order(kernels: list[ScheduledKernel]) -> list[ScheduledKernel]:
   that overwrites a buffer it reads the old value of (the forward pass reading a parameter must run before the
   update of that parameter). Among kernels free to run, the first in toposort order goes first."""
   made_by = {n: i for i, k in enumerate(kernels) for n in k.outputs}
-  assigned_by = {b: i for i, k in enumerate(kernels) for n, b in zip(k.outputs, k.out_bufs) if n.op is Ops.ASSIGN}
+  assigned_by = {b: i for i, k in enumerate(kernels) for n, b in zip(k.outputs, k.out_slots) if n.op is Ops.ASSIGN}
   before: list[set[int]] = [set() for _ in kernels]  # before[i]: kernels that must run before kernel i
   for i, k in enumerate(kernels):
     before[i].update(made_by[n] for n in k.deps)
