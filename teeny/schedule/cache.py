@@ -21,8 +21,7 @@ from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buff
 class _Entry(weakref.ref):
   """An entry of a RealizedMap table, under the key id(node): a weak reference to the node, holding the entry's
   value. Its callback removes it from its table when the node dies, before the id can be reused: an entry found
-  under id(n) is always n's. (One weak reference per entry and one callback per table: what a dict written into
-  each node cost before, near enough, on the tiny-op loop.)"""
+  under id(n) is always n's, and a dead node's entry keeps no buffer alive."""
   __slots__ = ("key", "value")
 
 
@@ -39,10 +38,10 @@ class RealizedMap:
   two devices). An entry dies with its node: forgetting a graph forgets its buffers. forget() drops them all
   except those of ASSIGNs: one that ran must never run again.
 
-  sigs: node -> (signature, input buffers in walk order) or None; BUFFER nodes have none (theirs is computed from
-  the node, cheaper than an entry). They hold for one epoch: the epoch ends (a new table) when a node that has a
-  signature is realized (the signatures above it assumed it wasn't) and with forget(). One epoch, where there
-  were a generation and a signature epoch."""
+  sig_table: node -> (signature, input buffers in walk order) or None. BUFFERs have none: theirs is computed from
+  the node, cheaper than an entry (`x = (x + 1).realize()` in a loop makes a new BUFFER every step). They hold for
+  one epoch: the epoch ends (a new table) when a node that has a signature is realized (the signatures above it
+  assumed it wasn't) and with forget(). One epoch, where there were a generation and a signature epoch."""
 
   def __init__(self):
     self.realized: dict[int, _Entry] = {}
@@ -65,7 +64,7 @@ class RealizedMap:
     for n, view in views.items():
       if is_buffer_view(n) or _is_constant(n): continue  # a constant is cheaper to compute than to load
       key = id(n)
-      if key in self.sigs: self.new_epoch()  # graphs above n were signed as if it weren't realized
+      if key in self.sig_table[0]: self.new_epoch()  # graphs above n were signed as if it weren't realized
       entry = realized.get(key)  # (usually a node realized for the first time)
       if entry is None:
         entry = realized[key] = _Entry(n, self._realized_died)
@@ -83,9 +82,10 @@ class RealizedMap:
     self.new_epoch()
 
   def new_epoch(self):
-    # a new table, not cleared: a signature being taken in another thread keeps its own
-    self.sigs: dict[int, _Entry] = {}
-    self.sig_died = functools.partial(_remove_from, self.sigs)
+    # a new table, not cleared: a signature being taken in another thread keeps its own. The table and the
+    # callback that removes entries from it are one attribute, read at once.
+    sigs: dict[int, _Entry] = {}
+    self.sig_table = (sigs, functools.partial(_remove_from, sigs))
 
 
 def _is_constant(n: UOp) -> bool:
@@ -219,7 +219,7 @@ def _needs_prepare(n: UOp) -> bool:
 
 # ---- signatures: the schedule cache's key without a walk ----
 # Realizing x = (x + 1) in a loop builds the same structure over a new buffer every time. Its signature is a small
-# int naming that structure, found from the signatures of the sources, which are remembered (REALIZED.sigs): only
+# int naming that structure, found from the signatures of the sources, which are remembered (REALIZED.sig_table): only
 # the new nodes are looked at, where walk would visit the whole graph. Hash-consing makes this enough: two nodes of
 # one graph are the same node exactly when their structures and the buffers under them are the same, so a signature
 # (which records which leaves are the same buffer) fixes the toposort's shape and with it the schedule.
@@ -251,7 +251,7 @@ def signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
 
 def _root_signature(root: UOp):
   if root.op is Ops.BUFFER: return _buffer_signature(root)
-  sigs, died = REALIZED.sigs, REALIZED.sig_died  # (bound once: a new epoch may replace them meanwhile)
+  sigs, died = REALIZED.sig_table  # (bound once: a new epoch may replace it meanwhile)
   entry = sigs.get(id(root))
   if entry is not None: return entry.value
   if root.op in _NO_SIGNATURE_OPS: return None
@@ -296,16 +296,17 @@ def _signature_from_sources(n: UOp, sigs: dict):
   if op in _NO_SIGNATURE_OPS or id(n) in REALIZED.realized: return None
   arg = n.arg
   if type(arg) is float: arg = arg.hex()  # as in walk: -0.0 and nan by their bits
-  source_sigs, source_inputs, inputs, with_inputs = [], [], (), 0
+  source_sigs, inputs, with_inputs = [], (), 0
   for s in n.src:
     result = _buffer_signature(s) if s.op is Ops.BUFFER else sigs[id(s)].value
     if result is None: return None
     source_sigs.append(result[0])
-    source_inputs.append(result[1])
     if result[1]:
       inputs = result[1]
       with_inputs += 1
-  if with_inputs > 1: return _combine((op, n.dtype, arg), source_sigs, source_inputs)
+  if with_inputs > 1:
+    source_inputs = [(_buffer_signature(s) if s.op is Ops.BUFFER else sigs[id(s)].value)[1] for s in n.src]
+    return _combine((op, n.dtype, arg), source_sigs, source_inputs)
   return _intern((op, n.dtype, arg, None, *source_sigs)), inputs  # (None: no buffer is under two sources)
 
 
