@@ -209,7 +209,7 @@ def test_elementwise_read_broadcast_by_a_big_reduce_is_realized_first(device):
 def test_detach_fuses_and_detach_of_a_buffer_copies_nothing(device, monkeypatch):
   from teeny.schedule import kernelize
   a = rand(8, 16, device=device).realize()
-  # a DETACH of computed work is passed through inside the kernel: the graph needs no rebuilding (_prepare runs
+  # a DETACH of computed work is passed through inside the kernel: the graph needs no rebuilding (prepare runs
   # on every realize that has to rebuild, and costs as much as scheduling)
   calls = []
   real_prepare = kernelize.prepare
