@@ -7,8 +7,8 @@ from teeny import Tensor, GlobalCounters, Device, Buffer, TinyJit, dtypes, memor
 from teeny.memory import plan_memory
 from teeny.runtime.device import Allocator
 from teeny.schedule import create_schedule
-from teeny import schedule
 from teeny.engine import runner
+from teeny.schedule import cache as schedule_cache
 from teeny.uop import _UOpMeta
 from training import make_mlp, make_batch, train_step
 
@@ -186,7 +186,7 @@ def test_a_thousand_iterations_leave_memory_and_caches_flat(device):
   for i in range(20): churn(device, i)  # warm up: kernels compiled, caches filled, allocator cache primed
   gc.collect()
   start = (allocator.live_count, allocator.live_bytes, GlobalCounters.mem_used)
-  sizes = (len(schedule._schedule_cache), len(runner._runner_cache), len(_UOpMeta._cache))
+  sizes = (len(schedule_cache.schedule_cache), len(runner._runner_cache), len(_UOpMeta._cache))
   tracemalloc.start()
   try:
     for i in range(1000):
@@ -195,7 +195,7 @@ def test_a_thousand_iterations_leave_memory_and_caches_flat(device):
     py_end = python_memory()
   finally: tracemalloc.stop()
   assert (allocator.live_count, allocator.live_bytes, GlobalCounters.mem_used) == start
-  assert (len(schedule._schedule_cache), len(runner._runner_cache), len(_UOpMeta._cache)) == sizes
+  assert (len(schedule_cache.schedule_cache), len(runner._runner_cache), len(_UOpMeta._cache)) == sizes
   assert py_end - py_start < 64 * 1024, f"Python memory grew by {py_end - py_start} bytes over 900 iterations"
   assert allocator.cached_bytes <= allocator.cache_limit
 

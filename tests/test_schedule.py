@@ -1,6 +1,5 @@
 """Fusion is a tested property: how many kernels a graph becomes, and that the fused kernels compute the right thing."""
 import numpy as np
-import pytest
 from teeny import Tensor, GlobalCounters
 from teeny.schedule import buffer_of, create_schedule
 
@@ -208,13 +207,13 @@ def test_elementwise_read_broadcast_by_a_big_reduce_is_realized_first(device):
 
 
 def test_detach_fuses_and_detach_of_a_buffer_copies_nothing(device, monkeypatch):
-  import teeny.schedule as schedule
+  from teeny.schedule import kernelize
   a = rand(8, 16, device=device).realize()
-  # a DETACH of computed work is passed through inside the kernel: the graph needs no rebuilding (_prepare runs
+  # a DETACH of computed work is passed through inside the kernel: the graph needs no rebuilding (prepare runs
   # on every realize that has to rebuild, and costs as much as scheduling)
   calls = []
-  real_prepare = schedule._prepare
-  monkeypatch.setattr(schedule, "_prepare", lambda *args: calls.append(1) or real_prepare(*args))
+  real_prepare = kernelize.prepare
+  monkeypatch.setattr(kernelize, "prepare", lambda *args: calls.append(1) or real_prepare(*args))
   out = (a * 2).exp().detach() + (a * 2).exp()
   assert kernels_for(out) == 1 and not calls
   np.testing.assert_allclose(out.numpy(), 2 * np.exp(a.numpy() * 2), rtol=1e-6)

@@ -1,10 +1,9 @@
 """The schedule cache: a graph with the structure of one realized before reuses its schedule and kernels."""
 import os, subprocess, sys
 import numpy as np
-import pytest
 from teeny import Tensor, GlobalCounters, dtypes
-from teeny import schedule
 from teeny.engine import runner
+from teeny.schedule import cache
 from teeny.schedule import create_schedule
 from training import make_mlp, make_batch, train_step
 
@@ -88,12 +87,12 @@ def test_assign_in_a_loop_hits_and_updates(device):
 
 
 def test_caches_are_bounded(device, monkeypatch):
-  monkeypatch.setattr(schedule._schedule_cache, "maxsize", 4)
+  monkeypatch.setattr(cache.schedule_cache, "maxsize", 4)
   monkeypatch.setattr(runner._runner_cache, "maxsize", 6)
   for n in range(1, 15):
     x = np.arange(n, dtype=np.float32)
     np.testing.assert_allclose((Tensor(x, device=device) * 2 + 1).numpy(), x * 2 + 1)
-  assert len(schedule._schedule_cache) <= 4 and len(runner._runner_cache) <= 6
+  assert len(cache.schedule_cache) <= 4 and len(runner._runner_cache) <= 6
 
 
 def test_debug_shows_hits_and_misses(device):
@@ -143,8 +142,8 @@ def test_lru_cache_inserts_from_many_threads():
 
 def walks_during(fn, monkeypatch) -> int:
   calls = []
-  real_walk = schedule._walk
-  monkeypatch.setattr(schedule, "_walk", lambda roots: calls.append(roots) or real_walk(roots))
+  real_walk = cache.walk
+  monkeypatch.setattr(cache, "walk", lambda roots: calls.append(roots) or real_walk(roots))
   fn()
   return len(calls)
 
@@ -195,8 +194,22 @@ def test_deep_lazy_graph_is_signed_without_recursion(device):
 
 
 def test_signature_table_is_bounded(device, monkeypatch):
-  monkeypatch.setattr(schedule, "_SIGNATURE_IDS_MAX", 10)
+  monkeypatch.setattr(cache, "_SIGNATURE_IDS_MAX", 10)
   x = Tensor(data(4), device=device)
   for i in range(30):  # a new constant every time: a new structure
     np.testing.assert_allclose((x * i + 1).numpy(), x.numpy() * i + 1, rtol=1e-6)
-    assert len(schedule._signature_ids) <= 10
+    assert len(cache._signature_ids) <= 10
+
+
+def test_realized_map_entries_go_with_their_nodes(device):
+  """The RealizedMap is kept beside the graph: a node's entries (where it was realized, its signature, which holds
+  its input buffers) must go when the node goes, or a loop of realizes would keep every buffer it made."""
+  import gc
+  gc.collect()
+  before = len(cache.REALIZED.realized), len(cache.REALIZED.sig_table[0])
+  x = Tensor(np.zeros(16, np.float32), device=device).realize()
+  for _ in range(300): x = (x + 1).realize()  # each step realizes a new node and signs a new buffer, then drops both
+  gc.collect()
+  assert len(cache.REALIZED.realized) <= before[0] + 2
+  assert len(cache.REALIZED.sig_table[0]) <= before[1] + 8
+  np.testing.assert_array_equal(x.numpy(), np.full(16, 300, np.float32))

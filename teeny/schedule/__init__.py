@@ -1,0 +1,91 @@
+"""The scheduler: the lazy graph under the tensors being realized -> an ordered list of kernels.
+
+This module is the package's face: create_schedule, and what the rest of teeny uses of the scheduler (ScheduleItem,
+buffer views, mark_realized/forget_realized/realized_buffers). Its modules:
+  items.py      ScheduleItem (a kernel AST or a COPY, and its buffers) and buffer views (realized buffers as nodes)
+  cache.py      the schedule cache: the structural key (walk), signatures, CachedSchedule, and the RealizedMap
+                (which nodes were realized where, and the signatures taken meanwhile)
+  kernelize.py  prepare (realized nodes -> their buffers), realize points, every kernel built, writes merged into
+                the kernels they read, the kernels ordered; the result kept as a CachedSchedule over slots
+  builder.py    one kernel's AST (KernelBuilder): movement ops pushed down into the views of the loads
+  snapshots.py  copies of old contents, for graphs no order of kernels can run
+
+create_schedule: a graph with a known signature reuses its schedule at once; else the graph is walked (its
+structural key), prepared and walked again if it holds realized nodes, and scheduled on a cache miss. The
+intermediates of a schedule whose lifetimes don't overlap share memory (teeny/memory.py).
+"""
+from __future__ import annotations
+from typing import Sequence
+from teeny import memory
+from teeny.helpers import GlobalCounters, debug_level, dprint
+from teeny.uop import UOp
+from teeny.schedule import cache, kernelize, snapshots
+from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, buffer_of
+from teeny.schedule.cache import REALIZED
+
+__all__ = ["create_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "buffer_of",
+           "mark_realized", "forget_realized", "realized_buffers"]
+
+# where graph nodes were realized (see cache.RealizedMap)
+mark_realized = REALIZED.mark
+forget_realized = REALIZED.forget
+realized_buffers = REALIZED.buffers
+
+_NEEDS_SNAPSHOTS = "needs snapshots"  # cached for a graph that raised AssignCycle: schedule it with with_snapshots
+
+
+def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[ScheduleItem], dict[UOp, UOp], frozenset]:
+  """Kernels that realize every root (on the device given for it), in a runnable order, the buffer view of every
+  node they realize (the roots included), and the buffers they overwrite (ASSIGN). Call mark_realized with those
+  views once the kernels ran."""
+  roots = tuple(roots)
+  if type(devices) is not tuple: devices = tuple(devices)  # (part of the key)
+  signed = cache.signature(roots)
+  if signed is not None:  # a graph seen before by its signature: no walk
+    sig_key = (signed[0], devices, memory.PLANNER)
+    cached = cache.schedule_cache.get(sig_key)
+    if cached is not None:  # (stored under a signature only once it has mark_paths)
+      GlobalCounters.schedule_hits += 1
+      if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+      return cached.instantiate_from_paths(roots, list(signed[1]))
+  nodes, key, inputs, needs_prepare = cache.walk(roots)
+  renamed, new_roots = None, roots  # renamed: the caller's nodes -> the nodes scheduled in their place
+  if needs_prepare:
+    new_roots, renamed = kernelize.prepare(roots, kernelize.devices_of(nodes, dict(zip(roots, devices))))
+    nodes, key, inputs, _ = cache.walk(new_roots)
+  cached = _cached_or_scheduled(nodes, key, new_roots, devices, inputs)
+  if cached is _NEEDS_SNAPSHOTS:
+    # reads of old contents that no order of kernels can serve: they read copies taken before the writes
+    new_roots, snapshotted = snapshots.with_snapshots(new_roots)
+    if renamed: renamed = {n: snapshotted.get(m, m) for n, m in renamed.items()} | snapshotted
+    else: renamed = snapshotted
+    nodes, key, inputs, _ = cache.walk(new_roots)
+    cached, signed = _cached_or_scheduled(nodes, key, new_roots, devices, inputs), None
+  if signed is not None:  # (never prepared: a graph that needs prepare has no signature)
+    if cached.mark_paths is None: cached.mark_paths = cache.paths_to_marks(cached.marks, nodes, roots)
+    cache.schedule_cache[sig_key] = cached
+  items, views, written = cached.instantiate(nodes, inputs)
+  for r, new in zip(roots, new_roots):
+    if r not in views: views[r] = new if is_buffer_view(new) else views[new]  # a root the schedule didn't compute
+  if renamed is not None:
+    # remember the caller's nodes too, not only their rebuilt copies: a graph that still holds the original (an
+    # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
+    for original, new in renamed.items():
+      if new in views and original not in views: views[original] = views[new]
+  return items, views, written
+
+
+def _cached_or_scheduled(nodes, key, roots, devices, inputs):
+  """The cached schedule for this walk's key, else a new one (cached): a CachedSchedule, or _NEEDS_SNAPSHOTS."""
+  key = (key, devices, memory.PLANNER)
+  cached = cache.schedule_cache.get(key)
+  if cached is None:
+    GlobalCounters.schedule_misses += 1
+    if debug_level() >= 2: dprint(f"schedule cache miss: {len(nodes)} nodes, {len(inputs)} input buffers")
+    try: cached = kernelize.kernelize(nodes, roots, devices, inputs)
+    except kernelize.AssignCycle: cached = _NEEDS_SNAPSHOTS
+    cache.schedule_cache[key] = cached
+  else:
+    GlobalCounters.schedule_hits += 1
+    if debug_level() >= 2 and cached is not _NEEDS_SNAPSHOTS: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
+  return cached

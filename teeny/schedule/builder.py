@@ -1,0 +1,252 @@
+"""One kernel's AST: KernelBuilder turns the graph under a realize point into
+SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)), value built from LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)),
+RANGE(VIEW(st)) (the arange leaf), ALU ops and REDUCE_AXIS. Movement ops never reach the AST: they are pushed down
+through elementwise ops and folded into the views of the loads. When the graph under a realize point can't be one
+kernel, the builder raises Unfusable with the node to realize on its own first (teeny/schedule/kernelize.py then
+tries again with it as a realize point).
+
+The push-down (KernelBuilder._push/_make) is a hand-written walk, not a graph_rewrite, on purpose. It runs top
+down: a node is rebuilt once for every sequence of movement ops it is seen through, and what it becomes depends on
+the whole sequence (a padded elementwise value is masked when the composed view still has a mask, which a later
+SHRINK may remove). graph_rewrite works bottom up, node by node: the same result would need a MOVEMENT node made
+for every (node, move) step and rewritten again, plus a pass first to cut the graph at realized nodes (a rewrite
+descends into every source). Measured (issue 18: the MLP 784-512-512-10 SGD step of bench_overhead, LLVM, a
+schedule-cache miss, a timer around _push): the miss takes ~110 ms, ~75 ms of it in the push-down, which builds
+1,271 (node, moves) pairs in 104 pushes; a new hash-consed UOp costs 1-8 us on the shared 2-core machine. Misses
+are rare (the cache serves every later step), so this is not about the tiny-op loop: the walk stays because the
+rewrite would build more nodes for the same ASTs, and any change to the ASTs it makes is a behaviour change
+(tools/replay.py).
+"""
+from __future__ import annotations
+from dataclasses import dataclass
+import math
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
+from teeny.view import ShapeTracker
+from teeny.runtime.device import Buffer
+from teeny.schedule.items import buffer_of
+
+
+class SlotTable:
+  """The buffers of a schedule being made, as numbers (slots): they stand for buffers, which are made only when a
+  cached schedule is instantiated (cache.CachedSchedule). Slots [0, n_inputs) are the graph's input buffers in walk
+  order, then one per realize point in toposort order; an ASSIGN's slot is its target's."""
+  def __init__(self, nodes: list[UOp], inputs: list[Buffer], realize: set, device_of: dict[UOp, str]):
+    self.n_inputs = len(inputs)
+    self.device = [b.device for b in inputs]
+    self.size = [b.size for b in inputs]
+    self.dtype = [b.dtype for b in inputs]
+    self.of: dict[UOp, int] = {}  # BUFFER node or realize point -> its slot
+    self.input_slot = {b: i for i, b in enumerate(inputs)}
+    for n in nodes:
+      if n.op is Ops.BUFFER: self.of[n] = self.input_slot[n.arg]
+      elif n.op is Ops.ASSIGN and n in realize: self.of[n] = self.of_view(n.src[0])
+      elif n in realize:
+        self.of[n] = len(self.size)
+        self.device.append(device_of[n])
+        self.size.append(n.size)
+        self.dtype.append(n.dtype)
+
+  def of_view(self, view: UOp) -> int:
+    """The slot of the input buffer behind a buffer view."""
+    return self.input_slot[buffer_of(view)]
+
+
+@dataclass
+class ScheduledKernel:
+  """A kernel while the scheduler orders it, with what it knows about it then."""
+  ast: UOp                                  # a kernel AST (SINK), or a COPY node for a copy between devices
+  slots: list[int]                          # the slot of each kernel argument (see SlotTable)
+  outputs: list[UOp]                        # graph nodes this item realizes
+  fused_reduces: list[UOp] | tuple = ()     # reduces computed inside this kernel
+  deps: set | frozenset = frozenset()       # realized nodes it reads (made by other items of the schedule)
+  old_reads: set | frozenset = frozenset()  # slots of input buffers it reads as they were before the schedule ran
+  out_slots: list | None = None             # the slot each of `outputs` is stored into (slots[0] if one)
+
+  def __post_init__(self):
+    if self.out_slots is None: self.out_slots = self.slots[:1]
+
+
+class Unfusable(Exception):
+  """Raised while building a kernel when `node` must be realized on its own first."""
+  def __init__(self, node: UOp): self.node = node
+
+
+# leaves that read no memory: a kernel computes them where they are used (RANGE is the arange leaf 0..n-1)
+_CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE)
+
+
+# elementwise work a reduce reads broadcast this many times or more is realized first, when the reduce reads at
+# least BROADCAST_REALIZE_MIN_SIZE elements (see _check_broadcast_work)
+BROADCAST_REALIZE_FACTOR, BROADCAST_REALIZE_MIN_SIZE = 16, 1 << 16
+
+
+class KernelBuilder:
+  """Builds the AST of the kernel that realizes `root`, reading at most max_bufs buffers (the device's limit)."""
+  def __init__(self, root: UOp, realize: set, table: SlotTable, max_bufs: int):
+    self.root, self.realize, self.table, self.max_bufs = root, realize, table, max_bufs
+    out = table.of[root]
+    self.slots: list[int] = [out]
+    # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
+    self.globals: dict[int, UOp] = {out: UOp(Ops.DEFINE_GLOBAL, table.dtype[out].ptr(), (), 0)}
+    self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
+    self.deps: set[UOp] = set()            # realized nodes read
+    self.old_reads: set[int] = set()       # slots of input buffers read as they were before the schedule
+
+  def build(self, out_space: tuple | None = None) -> ScheduledKernel:
+    """The kernel; a write (ASSIGN) with no reduce of its own may be given the loop space to run over (another
+    kernel's, to be merged into it: see kernelize._merge_writes)."""
+    root = self.root
+    value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
+    reduces = self._fused_reduces(value_node)
+    for r in reduces: self._check_broadcast_work(r)
+    if out_space is None: out_space = reduces[0].shape if reduces else value_node.shape
+    if reduces and reduces[0].size != value_node.size: raise Unfusable(reduces[0])
+    value = self._push(value_node, (("RESHAPE", out_space),))
+    out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
+    if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
+    glob = self.globals[self.slots[0]]
+    ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
+    return ScheduledKernel(ast, self.slots, [root], reduces, self.deps, self.old_reads)
+
+  def _is_leaf(self, n: UOp) -> bool:
+    return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
+
+  def _check_broadcast_work(self, reduce: UOp):
+    """Elementwise work that the reduce reads broadcast (expanded) by a large factor would be recomputed that many
+    times: the relu mask in front of a matmul, once per output column. Realize it on its own first (one cheap
+    pass) so the reduce reads it like any buffer. Small reduces keep it fused: a kernel launch costs more there."""
+    if reduce.src[0].size < BROADCAST_REALIZE_MIN_SIZE: return
+    stack, seen = [(reduce.src[0], 1)], set()
+    while stack:
+      n, factor = stack.pop()
+      if (n, factor) in seen or self._is_leaf(n) or n.op in _CONSTANT_LEAVES: continue
+      seen.add((n, factor))
+      if n.op is Ops.EXPAND: factor *= math.prod(n.shape) // max(1, math.prod(n.src[0].shape))
+      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._worth_storing(n): raise Unfusable(n)
+      if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in _computed_from(n))
+
+  def _worth_storing(self, start: UOp) -> bool:
+    """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result) and
+    uses no arange leaf: a value of the loop index (a tensor index compared with an arange) would be stored as big
+    as the loop space, costs a compare where storing it costs a load, and codegen may turn the reduce it feeds
+    into a gather (codegen/opt.py), which a stored one-hot would hide. Its sources may still be worth storing."""
+    stack, seen, loads = [start], set(), False
+    while stack:
+      n = stack.pop()
+      if n in seen: continue
+      seen.add(n)
+      if n.op is Ops.RANGE: return False
+      if self._is_leaf(n): loads = True
+      else: stack.extend(_computed_from(n))
+    return loads
+
+  def _fused_reduces(self, start: UOp) -> list[UOp]:
+    """Reduces this kernel computes; all must share one input shape and axes, none may feed another."""
+    found, seen, stack = [], set(), [(start, False)]
+    while stack:
+      n, inside_reduce = stack.pop()
+      if (n, inside_reduce) in seen or self._is_leaf(n): continue
+      seen.add((n, inside_reduce))
+      if n.op is Ops.REDUCE_AXIS:
+        if inside_reduce: raise Unfusable(n)
+        if found and (n.src[0].shape != found[0].src[0].shape or n.arg[1] != found[0].arg[1]): raise Unfusable(n)
+        if n not in found: found.append(n)
+        stack.append((n.src[0], True))
+        continue
+      stack.extend((s, inside_reduce) for s in _computed_from(n))
+    return found
+
+  def _load(self, slot: int, shape, moves) -> UOp:
+    dtype = self.table.dtype[slot]
+    if slot not in self.globals:
+      self.globals[slot] = UOp(Ops.DEFINE_GLOBAL, dtype.ptr(), (), len(self.slots))
+      self.slots.append(slot)
+    st = _apply(ShapeTracker.from_shape(shape), moves)
+    return UOp(Ops.LOAD, dtype, (self.globals[slot], UOp(Ops.VIEW, dtypes.void, (), st)))
+
+  def _children(self, n: UOp, moves) -> list:
+    if self._is_leaf(n) or n.op in _CONSTANT_LEAVES: return []
+    if n.op in MOVEMENT: return [(n.src[0], ((n.op.name, n.arg),) + moves)]
+    if n.op is Ops.REDUCE_AXIS: return [(n.src[0], ())]
+    return [(s, moves) for s in _computed_from(n)]
+
+  def _push(self, start: UOp, moves: tuple) -> UOp:
+    """The AST for `start` seen through the movement ops `moves` (applied in order), built bottom-up iteratively."""
+    memo: dict = {}
+    stack = [(start, moves, False)]
+    while stack:
+      n, mv, ready = stack.pop()
+      if (n, mv) in memo: continue
+      kids = self._children(n, mv)
+      if not ready:
+        stack.append((n, mv, True))
+        stack.extend((c, cm, False) for c, cm in kids if (c, cm) not in memo)
+        continue
+      ast = self._make(n, mv, [memo[k] for k in kids])
+      self.reads[ast] = frozenset().union(*(self.reads[memo[k]] for k in kids)) if ast.op is not Ops.LOAD else frozenset([ast.src[0]])
+      memo[(n, mv)] = ast
+    return memo[(start, moves)]
+
+  def _make(self, n: UOp, moves, srcs: list[UOp]) -> UOp:
+    if n.op is Ops.BUFFER:
+      slot = self.table.of[n]
+      self.old_reads.add(slot)
+      return self._load(slot, n.shape, moves)
+    if self._is_leaf(n):
+      self.deps.add(n)
+      return self._load(self.table.of[n], n.shape, moves)
+    if n.op in _CONSTANT_LEAVES:  # a constant, or an arange leaf (RANGE): seen through the moves like a buffer
+      st = _apply(ShapeTracker.from_shape(n.shape), moves)
+      return UOp(n.op, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
+    if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
+    if n.op is Ops.REDUCE_AXIS:
+      st = _apply(ShapeTracker.from_shape(n.shape), moves)
+      if st.shape != n.shape or not st.contiguous: raise Unfusable(n)
+      return UOp(Ops.REDUCE_AXIS, n.dtype, (srcs[0],), n.arg)
+    if n.op in ELEMENTWISE:
+      if len(frozenset().union(*(self.reads[s] for s in srcs))) >= self.max_bufs: self._split(n, srcs)
+      out = UOp(n.op, n.dtype, tuple(srcs), n.arg)
+      if any(name == "PAD" for name, _ in moves):
+        # padding an elementwise result pads with 0, not with f(0): mask the value itself
+        st = _apply(ShapeTracker.from_shape(n.shape), moves)
+        if any(v.mask is not None for v in st.views):
+          valid = UOp(Ops.CONST, dtypes.bool, (UOp(Ops.VIEW, dtypes.void, (), st),), True)
+          out = UOp(Ops.WHERE, n.dtype, (valid, out, UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), _zero(n.dtype))))
+      return out
+    raise RuntimeError(f"scheduler can't place {n.op} in a kernel")
+
+  def _split(self, n: UOp, srcs: list[UOp]):
+    """Too many buffers for one kernel: realize the source that reads the most of them on its own."""
+    inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op not in _CONSTANT_LEAVES]
+    raise Unfusable(max(inner, key=lambda x: x[0])[1])
+
+  def _check_assign_reads(self, value: UOp, out_st: ShapeTracker):
+    """An ASSIGN may read its own target only at the element it writes; otherwise compute the value first."""
+    target = self.globals[self.slots[0]]
+    for u in toposort(value):
+      if u.op is Ops.LOAD and u.src[0] is target and u.src[1].arg != out_st: raise Unfusable(self.root.src[1])
+
+
+def _zero(dtype): return False if dtype == dtypes.bool else (0.0 if dtypes.is_float(dtype) else 0)
+
+
+def _computed_from(n: UOp) -> tuple:
+  """The sources a kernel computes n from: a DETACH's first only (the others are there for a custom gradient rule,
+  gradient.custom_gradients, and would only add loads)."""
+  return n.src[:1] if n.op is Ops.DETACH else n.src
+
+
+def _written_view(assign: UOp) -> ShapeTracker:
+  """Where an ASSIGN stores its value: its target buffer seen through the target's shape and the movement ops of
+  the view written through (arg[1]), built the way loads of that view are (so a value that reads the target at
+  the element it writes is recognised: see _check_assign_reads)."""
+  target = assign.src[0]
+  moves = [("RESHAPE", target.arg)] if target.op is Ops.RESHAPE else []
+  moves += [(op.name, arg) for op, arg in assign.arg[1]]
+  return _apply(ShapeTracker.from_shape((buffer_of(target).size,)), moves)
+
+
+def _apply(st: ShapeTracker, moves) -> ShapeTracker:
+  for name, arg in moves: st = st.apply(name, arg)
+  return st

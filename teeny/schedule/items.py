@@ -1,0 +1,42 @@
+"""What a schedule hands out: ScheduleItems (a kernel AST or a COPY, and its buffers) and buffer views, the graph
+nodes that stand for realized buffers. Everything above the scheduler (tensor, realize, jit, program_order) uses
+these through the package's face, teeny/schedule/__init__.py."""
+from __future__ import annotations
+from dataclasses import dataclass
+from teeny.uop import UOp, Ops
+from teeny.runtime.device import Buffer
+
+
+@dataclass(slots=True)
+class ScheduleItem:
+  ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
+  bufs: list[Buffer]           # the first writes_count(ast) are written, the rest are read
+
+
+def writes_count(ast: UOp) -> int:
+  """How many of an item's buffers it writes, the first ones: one per STORE of a kernel (usually one), one for a
+  copy."""
+  return len(ast.src) if ast.op is Ops.SINK else 1
+
+
+def buffer_view(buf: Buffer, shape) -> UOp:
+  """The graph node of a realized buffer seen with a shape: the BUFFER node itself when the shape is the buffer's
+  own (one node fewer to build and walk for every 1-d result), else a RESHAPE of it."""
+  shape = tuple(shape)
+  node = UOp(Ops.BUFFER, buf.dtype, (), buf)
+  # shapes are known already: one realized tensor per realize, so worth not deriving them
+  node._cache["shape"] = (buf.size,)
+  if shape == (buf.size,): return node
+  view = UOp(Ops.RESHAPE, buf.dtype, (node,), shape)
+  view._cache["shape"] = shape
+  return view
+
+
+def is_buffer_view(u: UOp) -> bool:
+  return u.op is Ops.BUFFER or (u.op is Ops.RESHAPE and u.src[0].op is Ops.BUFFER)
+
+
+def buffer_of(view: UOp) -> Buffer:
+  """The buffer behind a buffer view (see buffer_view)."""
+  return view.arg if view.op is Ops.BUFFER else view.src[0].arg
+

@@ -1,0 +1,246 @@
+"""Kernelize: where a graph is cut into kernels, and in which order they run.
+
+A kernel boundary (a "realize point") falls only at: a tensor being realized, CONTIGUOUS, COPY (and its
+source), ASSIGN, and a reduce whose result can't be used at the kernel's output shape (it is expanded back,
+padded, or reshaped in a way one view can't express), or that two kernels would both need; and elementwise work
+that a big reduce would read broadcast many times (the relu mask in front of a matmul: computed once rather than
+once per output column). Everything else fuses: elementwise ops into their consumer and into the reduce that
+follows them. Each kernel's AST is built by teeny/schedule/builder.py; writes that read a result another kernel
+computes are merged into that kernel; the kernels are ordered and kept as a CachedSchedule over slots, their
+intermediates planned to share memory (teeny/memory.py).
+"""
+from __future__ import annotations
+import heapq
+from teeny import memory
+from teeny.dtype import dtypes
+from teeny.memory import plan_memory
+from teeny.uop import UOp, Ops, toposort, PatternMatcher, UPat, graph_rewrite
+from teeny.runtime.device import Buffer, Device
+from teeny.schedule.items import is_buffer_view
+from teeny.schedule.cache import REALIZED, CachedSchedule
+from teeny.schedule.builder import KernelBuilder, ScheduledKernel, SlotTable, Unfusable
+
+
+class AssignCycle(Exception):
+  """Raised when kernels can't be ordered: one needs a buffer's old contents and (through another) its new ones."""
+
+
+def prepare(roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[tuple[UOp, ...], dict[UOp, UOp]]:
+  """Swap in buffers of nodes realized before on the device they are needed on, and drop nodes that mean
+  nothing to scheduling (DETACH, CONTIGUOUS of something already contiguous, unless it is tagged as a buffer of
+  its own: a clone or a gradient leaf, which assign may later write). Returns the new roots and old -> new."""
+  done: dict[UOp, UOp] = {}
+  for n in toposort(UOp(Ops.SINK, dtypes.void, roots))[:-1]:
+    found = REALIZED.on(n)
+    if found is not None and device_of[n] in found: done[n] = found[device_of[n]]; continue
+    src = tuple(done[s] for s in n.src)
+    if n.op is Ops.DETACH or (n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(src[0]) and src[0].shape == n.shape):
+      done[n] = src[0]; continue
+    done[n] = n if all(a is b for a, b in zip(src, n.src)) else UOp(n.op, n.dtype, src, n.arg)
+  return tuple(done[r] for r in roots), done
+
+
+def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inputs: list[Buffer]) -> CachedSchedule:
+  """Run the scheduler on a prepared graph (nodes in toposort order) and keep the result as a schedule of slots,
+  its intermediates planned to share memory."""
+  device_of = devices_of(nodes, dict(zip(roots, devices)))
+  # the most buffers one kernel may read, per device: asked once here, not for every kernel built
+  max_bufs = {d: Device[d].max_kernel_buffers for d in set(device_of.values()) if d is not None}
+  realize = _realize_points(nodes, roots)
+  while True:
+    table = SlotTable(nodes, inputs, realize, device_of)
+    try:
+      kernels = _build_all(nodes, realize, table, device_of, max_bufs)
+      break
+    except Unfusable as e:
+      realize.add(e.node)
+  merged = _merge_writes(kernels, realize, table, device_of, max_bufs)
+  try: kernels = _in_order(merged)
+  except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
+  return _as_cached(kernels, nodes, roots, table)
+
+
+def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
+  """The nodes that are realized whatever the kernels turn out to be: the roots, CONTIGUOUS, COPY (and its
+  source), ASSIGN. Building the kernels adds the reduces and the work they can't fuse (Unfusable)."""
+  realize = {r for r in roots if not is_buffer_view(r)}
+  for n in nodes:
+    if n.op in (Ops.CONTIGUOUS, Ops.COPY, Ops.ASSIGN): realize.add(n)
+    if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
+  return realize
+
+
+def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...],
+               table: SlotTable) -> CachedSchedule:
+  """The ordered kernels as a cached schedule: the slots renumbered so that the graph's inputs come first, then
+  the buffers the kernels make in the order the kernels first use them; intermediates planned to share memory."""
+  n_inputs = table.n_inputs
+  final = {s: s for s in range(n_inputs)}  # slot while scheduling -> slot in the cached schedule
+  new_buffers = []
+  for k in kernels:
+    for s in k.slots:
+      if s not in final:
+        final[s] = n_inputs + len(new_buffers)
+        new_buffers.append([table.device[s], table.size[s], table.dtype[s], None])
+  items = [(_buffer_free(k.ast), [final[s] for s in k.slots]) for k in kernels if table.size[k.slots[0]] > 0]
+  stored = [(n, final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
+  position = {n: i for i, n in enumerate(nodes)}
+  marks = [(position[n], s, n.shape) for n, s in stored]
+  written = [s for n, s in stored if n.op is Ops.ASSIGN]
+  blocks: list[list] = []
+  if memory.PLANNER:
+    # intermediates may share memory; what the roots were realized into is the caller's to keep
+    blocks, clobbered = _plan(items, new_buffers, n_inputs, keep={s for n, s in stored if n in roots})
+    marks = [m for m in marks if m[1] not in clobbered]  # their memory now holds another result
+  return CachedSchedule(n_inputs, [tuple(b) for b in new_buffers], blocks, items, marks, written)
+
+
+def _plan(items: list[tuple], new_buffers: list[list], n_inputs: int, keep: set[int]) -> tuple[list[list], set[int]]:
+  """Plan the memory of the buffers the schedule makes, except `keep`: sets each one's block in new_buffers and
+  returns the blocks and the slots whose memory another result reuses later (see memory.plan_memory)."""
+  plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, n_inputs) if s not in keep}
+  block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
+  for s, b in block_of.items(): new_buffers[s - n_inputs][3] = b
+  return blocks, clobbered
+
+
+def _buffer_free(ast: UOp) -> UOp:
+  """A kernel AST as it is; a COPY without its source graph (the cache must not keep buffers alive)."""
+  return ast if ast.op is not Ops.COPY else UOp(Ops.COPY, ast.dtype, (), ast.arg)
+
+
+def devices_of(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]:
+  """Which device each node computes on: where its buffers live, else where its consumer needs it."""
+  dev: dict[UOp, str | None] = {}
+  for n in nodes:
+    if n.op is Ops.BUFFER: dev[n] = n.arg.device
+    elif n.op is Ops.COPY: dev[n] = n.arg[1]
+    else: dev[n] = next((dev[s] for s in n.src if dev[s] is not None), None)
+  for r, d in root_devices.items():
+    if dev[r] is None: dev[r] = d
+  for n in reversed(nodes):  # constants-only subgraphs take the device of whoever consumes them
+    for s in n.src:
+      if dev[s] is None: dev[s] = n.arg[0] if n.op is Ops.COPY else dev[n]
+  return dev
+
+
+def _build_all(nodes, realize, table: SlotTable, device_of, max_bufs: dict) -> list[ScheduledKernel]:
+  kernels, fused_by = [], {}
+  for n in nodes:
+    if n not in realize: continue
+    if n.op is Ops.COPY: item = _copy_item(n, table)
+    else: item = KernelBuilder(n, realize, table, max_bufs[device_of[n]]).build()
+    kernels.append(item)
+    for r in item.fused_reduces:
+      if r in fused_by: raise Unfusable(r)  # two kernels would each compute this reduce: compute it once
+      fused_by[r] = n
+  return kernels
+
+
+def _merge_writes(kernels: list[ScheduledKernel], realize: set, table: SlotTable, device_of: dict,
+                  max_bufs: dict) -> list[ScheduledKernel]:
+  """Merge each write (ASSIGN) that reads a result another kernel computes, at the element it writes, into that
+  kernel: one kernel stores both. `p.assign(p - lr * g)` with the gradient g kept (p.grad may still be read: it is
+  realized here) is then the gradient's kernel storing g and the new p, not a second kernel reading g back."""
+  made_by = {n: k for k in kernels for n in k.outputs}
+  merged: dict[int, ScheduledKernel] = {}  # id of a producer kernel -> the kernel it became
+  out = []
+  for k in kernels:
+    into = _merge_target(k, made_by, merged, table)
+    if into is None:
+      out.append(k)
+      continue
+    producer, value = into
+    rebuilt = KernelBuilder(k.outputs[0], realize, table, max_bufs[device_of[k.outputs[0]]])
+    combined = _merged(merged.get(id(producer), producer), rebuilt, table.of[value])
+    if combined is None: out.append(k)
+    else: merged[id(producer)] = combined
+  return [merged.get(id(k), k) for k in out]
+
+
+def _merge_target(k: ScheduledKernel, made_by: dict, merged: dict, table: SlotTable) -> tuple[ScheduledKernel, UOp] | None:
+  """(the kernel to merge write k into, the result it reads there), or None: k writes a whole buffer or a view of
+  one with no reduce of its own, and reads a result made by a plain kernel (one output, not a write or a copy)
+  that doesn't touch k's target."""
+  if k.outputs[0].op is not Ops.ASSIGN or len(k.outputs) != 1 or k.fused_reduces: return None
+  target = k.out_slots[0]
+  for dep in k.deps:
+    producer = made_by.get(dep)
+    if producer is None or producer.ast.op is not Ops.SINK or producer.outputs[0].op is Ops.ASSIGN: continue
+    current = merged.get(id(producer), producer)
+    if target in current.slots or table.of[dep] != producer.out_slots[0]: continue
+    if producer.ast.src[0].src[1].arg.size == k.outputs[0].src[1].size: return producer, dep
+  return None
+
+
+def _merged(producer: ScheduledKernel, write: KernelBuilder, value: int) -> ScheduledKernel | None:
+  """producer's kernel also storing `write`'s ASSIGN, which it computes over producer's loop space with the loads
+  of the result in slot `value` replaced by the value itself; None when that isn't one kernel (it reads value
+  elsewhere than at the element it writes, or there would be too many buffers)."""
+  store = producer.ast.src[0]  # (the first store is the producer's own result)
+  try: built = write.build(out_space=store.src[1].arg.shape)
+  except Unfusable: return None
+  target = built.out_slots[0]
+  # it must read the result, and no buffer another write of this kernel stores into (it might read it written)
+  if value not in built.slots or any(s in built.slots for s in producer.out_slots[1:]): return None
+  slots = producer.out_slots + [target] + [s for s in producer.slots[len(producer.out_slots):]]
+  slots += [s for s in built.slots[1:] if s not in slots and s != value]
+  if len(slots) > write.max_bufs: return None
+  index = {s: i for i, s in enumerate(slots)}
+  # the write's value, over the merged arguments, with the result computed in place of its loads
+  # (the result's buffer is numbered -1 there: its loads are replaced below)
+  write_numbers = {i: -1 if s == value else index[s] for i, s in enumerate(built.slots)}
+  write_store = _renumbered(built.ast, write_numbers).src[0]
+  own = _renumbered(producer.ast, {i: index[s] for i, s in enumerate(producer.slots)})
+  loads = [u for u in write_store.toposort() if u.op is Ops.LOAD and u.src[0].arg == -1]
+  if any(load.src[1].arg != store.src[1].arg for load in loads): return None
+  computed = {load: own.src[0].src[2] for load in loads}
+  write_store = graph_rewrite(write_store, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), computed)
+  ast = UOp(Ops.SINK, dtypes.void, own.src + (write_store,))
+  deps = (producer.deps | built.deps) - set(producer.outputs)
+  return ScheduledKernel(ast, slots, producer.outputs + built.outputs, producer.fused_reduces, deps,
+                         producer.old_reads | built.old_reads, producer.out_slots + [target])
+
+
+def _renumbered(ast: UOp, index: dict[int, int]) -> UOp:
+  """ast with kernel argument i made argument index[i]."""
+  def renumber(ctx, g): return g.replace(arg=ctx[g.arg]) if ctx[g.arg] != g.arg else None
+  return graph_rewrite(ast, PatternMatcher([(UPat(Ops.DEFINE_GLOBAL, name="g"), renumber)]), index, fixed_point=False)
+
+
+def _copy_item(n: UOp, table: SlotTable) -> ScheduledKernel:
+  src = n.src[0]
+  if is_buffer_view(src):
+    src_slot = table.of_view(src)
+    return ScheduledKernel(n, [table.of[n], src_slot], [n], old_reads={src_slot})
+  return ScheduledKernel(n, [table.of[n], table.of[src]], [n], deps={src})
+
+
+def _in_order(kernels: list[ScheduledKernel]) -> list[ScheduledKernel]:
+  """The kernels in an order where each runs after the kernels whose results it reads, and before an ASSIGN
+  that overwrites a buffer it reads the old value of (the forward pass reading a parameter must run before the
+  update of that parameter). Among kernels free to run, the first in toposort order goes first."""
+  made_by = {n: i for i, k in enumerate(kernels) for n in k.outputs}
+  assigned_by = {b: i for i, k in enumerate(kernels) for n, b in zip(k.outputs, k.out_slots) if n.op is Ops.ASSIGN}
+  before: list[set[int]] = [set() for _ in kernels]  # before[i]: kernels that must run before kernel i
+  for i, k in enumerate(kernels):
+    before[i].update(made_by[n] for n in k.deps)
+    for b in k.old_reads:
+      if assigned_by.get(b, i) != i: before[assigned_by[b]].add(i)
+  users: list[list[int]] = [[] for _ in kernels]
+  for i, deps in enumerate(before):
+    for d in deps: users[d].append(i)
+  waiting = [len(deps) for deps in before]
+  ready = [i for i, w in enumerate(waiting) if w == 0]
+  heapq.heapify(ready)
+  order = []
+  while ready:
+    i = heapq.heappop(ready)
+    order.append(kernels[i])
+    for u in users[i]:
+      waiting[u] -= 1
+      if waiting[u] == 0: heapq.heappush(ready, u)
+  if len(order) != len(kernels): raise AssignCycle()
+  return order
+
+
