@@ -23,6 +23,7 @@ import math
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
+from teeny.renderer.tuning import Tuning
 from teeny.runtime.device import Buffer
 from teeny.schedule.items import buffer_of
 
@@ -76,15 +77,18 @@ class Unfusable(Exception):
 _CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE)
 
 
-# elementwise work a reduce reads broadcast this many times or more is realized first, when the reduce reads at
-# least BROADCAST_REALIZE_MIN_SIZE elements (see _check_broadcast_work)
-BROADCAST_REALIZE_FACTOR, BROADCAST_REALIZE_MIN_SIZE = 16, 1 << 16
+@dataclass(frozen=True)
+class KernelLimits:
+  """What the scheduler asks of a device: the most buffers one kernel may read, and its tuned numbers."""
+  max_bufs: int
+  tuning: Tuning
 
 
 class KernelBuilder:
-  """Builds the AST of the kernel that realizes `root`, reading at most max_bufs buffers (the device's limit)."""
-  def __init__(self, root: UOp, realize: set, table: SlotTable, max_bufs: int):
-    self.root, self.realize, self.table, self.max_bufs = root, realize, table, max_bufs
+  """Builds the AST of the kernel that realizes `root` on a device with these limits."""
+  def __init__(self, root: UOp, realize: set, table: SlotTable, limits: KernelLimits):
+    self.root, self.realize, self.table = root, realize, table
+    self.max_bufs, self.tuning = limits.max_bufs, limits.tuning
     out = table.of[root]
     self.slots: list[int] = [out]
     # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
@@ -116,14 +120,14 @@ class KernelBuilder:
     """Elementwise work that the reduce reads broadcast (expanded) by a large factor would be recomputed that many
     times: the relu mask in front of a matmul, once per output column. Realize it on its own first (one cheap
     pass) so the reduce reads it like any buffer. Small reduces keep it fused: a kernel launch costs more there."""
-    if reduce.src[0].size < BROADCAST_REALIZE_MIN_SIZE: return
+    if reduce.src[0].size < self.tuning.broadcast_realize_min_size: return
     stack, seen = [(reduce.src[0], 1)], set()
     while stack:
       n, factor = stack.pop()
       if (n, factor) in seen or self._is_leaf(n) or n.op in _CONSTANT_LEAVES: continue
       seen.add((n, factor))
       if n.op is Ops.EXPAND: factor *= math.prod(n.shape) // max(1, math.prod(n.src[0].shape))
-      elif n.op in ALU and factor >= BROADCAST_REALIZE_FACTOR and self._worth_storing(n): raise Unfusable(n)
+      elif n.op in ALU and factor >= self.tuning.broadcast_realize_factor and self._worth_storing(n): raise Unfusable(n)
       if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in _computed_from(n))
 
   def _worth_storing(self, start: UOp) -> bool:

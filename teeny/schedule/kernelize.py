@@ -18,7 +18,7 @@ from teeny.uop import UOp, Ops, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule.items import is_buffer_view
 from teeny.schedule.cache import REALIZED, CachedSchedule
-from teeny.schedule.builder import KernelBuilder, ScheduledKernel, SlotTable, Unfusable
+from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable
 
 
 class AssignCycle(Exception):
@@ -44,17 +44,18 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   """Run the scheduler on a prepared graph (nodes in toposort order) and keep the result as a schedule of slots,
   its intermediates planned to share memory."""
   device_of = devices_of(nodes, dict(zip(roots, devices)))
-  # the most buffers one kernel may read, per device: asked once here, not for every kernel built
-  max_bufs = {d: Device[d].max_kernel_buffers for d in set(device_of.values()) if d is not None}
+  # per device, the most buffers one kernel may read and its tuned numbers: asked once here, not per kernel built
+  limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
+            for d in set(device_of.values()) if d is not None}
   realize = _realize_points(nodes, roots)
   while True:
     table = SlotTable(nodes, inputs, realize, device_of)
     try:
-      kernels = _build_all(nodes, realize, table, device_of, max_bufs)
+      kernels = _build_all(nodes, realize, table, device_of, limits)
       break
     except Unfusable as e:
       realize.add(e.node)
-  merged = _merge_writes(kernels, realize, table, device_of, max_bufs)
+  merged = _merge_writes(kernels, realize, table, device_of, limits)
   try: kernels = _in_order(merged)
   except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
   return _as_cached(kernels, nodes, roots, table)
@@ -124,12 +125,12 @@ def devices_of(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]
   return dev
 
 
-def _build_all(nodes, realize, table: SlotTable, device_of, max_bufs: dict) -> list[ScheduledKernel]:
+def _build_all(nodes, realize, table: SlotTable, device_of, limits: dict) -> list[ScheduledKernel]:
   kernels, fused_by = [], {}
   for n in nodes:
     if n not in realize: continue
     if n.op is Ops.COPY: item = _copy_item(n, table)
-    else: item = KernelBuilder(n, realize, table, max_bufs[device_of[n]]).build()
+    else: item = KernelBuilder(n, realize, table, limits[device_of[n]]).build()
     kernels.append(item)
     for r in item.fused_reduces:
       if r in fused_by: raise Unfusable(r)  # two kernels would each compute this reduce: compute it once
@@ -138,7 +139,7 @@ def _build_all(nodes, realize, table: SlotTable, device_of, max_bufs: dict) -> l
 
 
 def _merge_writes(kernels: list[ScheduledKernel], realize: set, table: SlotTable, device_of: dict,
-                  max_bufs: dict) -> list[ScheduledKernel]:
+                  limits: dict) -> list[ScheduledKernel]:
   """Merge each write (ASSIGN) that reads a result another kernel computes, at the element it writes, into that
   kernel: one kernel stores both. `p.assign(p - lr * g)` with the gradient g kept (p.grad may still be read: it is
   realized here) is then the gradient's kernel storing g and the new p, not a second kernel reading g back."""
@@ -151,7 +152,7 @@ def _merge_writes(kernels: list[ScheduledKernel], realize: set, table: SlotTable
       out.append(k)
       continue
     producer, value = into
-    rebuilt = KernelBuilder(k.outputs[0], realize, table, max_bufs[device_of[k.outputs[0]]])
+    rebuilt = KernelBuilder(k.outputs[0], realize, table, limits[device_of[k.outputs[0]]])
     combined = _merged(merged.get(id(producer), producer), rebuilt, table.of[value])
     if combined is None: out.append(k)
     else: merged[id(producer)] = combined
