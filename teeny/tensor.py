@@ -368,6 +368,7 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
     """`with Tensor.no_grad():` or `@Tensor.no_grad()`: results computed inside don't require grad, and
     parameters may be changed in place, like torch.no_grad."""
     return _NoGrad()
+
   # ---- type changes ----
   def cast(self, dtype) -> Tensor:
     dtype = to_dtype(dtype)
@@ -463,7 +464,8 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
     if self.ndim == 0: return self.reshape(1)
     a, b = _canon_axis(start_dim, self.ndim), _canon_axis(end_dim, self.ndim)
     return self.reshape(self.shape[:a] + (math.prod(self.shape[a:b + 1]),) + self.shape[b + 1:])
-  # ---- elementwise ----
+
+  # ---- binary ops (unary math is teeny/ops/elementwise.py) ----
   def _binop_operands(self, other, reverse=False) -> tuple[Tensor, Tensor]:
     """Promote dtypes like PyTorch and broadcast like numpy; scalars become constants."""
     if isinstance(other, Tensor):
@@ -595,6 +597,7 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
   def __invert__(self) -> Tensor:
     if self.dtype == dtypes.bool: return self.logical_not()
     return self._bitop(Ops.XOR, -1 if not dtypes.is_unsigned(self.dtype) else dtypes.max(self.dtype))
+
   # ---- python operators ----
   __add__, __sub__, __mul__, __truediv__ = add, sub, mul, div  # the methods themselves: one Python frame fewer per op
   def __radd__(self, x): return self.add(x, True)

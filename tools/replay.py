@@ -7,26 +7,30 @@
            change meant to change kernels; say in the commit which changed and why).
   check    renders the recorded ASTs again with the code as it is now (codegen only: nothing is compiled or run)
            and reports every kernel whose output changed. Exit status 1 when any did. CI runs this.
-  compare  records like `record` (usually a smaller pytest selection) and reports the ASTs the scheduler now makes
-           that the recorded file doesn't hold, and those it no longer makes: the check for scheduler changes.
+  compare  records like `record` (usually a smaller pytest selection; or takes the ASTs a pytest run kept with
+           TEENY_REPLAY_CAPTURE=FILE, see tests/conftest.py) and reports the ASTs the scheduler now makes that the
+           recorded file doesn't hold, and those it no longer makes: the check for scheduler changes. Exit status 1
+           when it makes any new one.
 
 The renderers are built from fixed device facts, never from the machine running the replay, so the rendered text
-is the same on every machine. A kernel that fails to render records its error message instead of source.
+is the same on every machine. A kernel that fails to render records its error message instead of source. The
+recorded file is a pickle: load only files this repository made.
 
   python tools/replay.py record [--out FILE] [--no-examples] [pytest args...]
   python tools/replay.py rebase [--file FILE]
   python tools/replay.py check [--file FILE] [--show N]
   python tools/replay.py compare [--file FILE] [--no-examples] [pytest args...]
+  TEENY_REPLAY_CAPTURE=run.pkl.xz python -m pytest; python tools/replay.py compare --captured run.pkl.xz
 
 After a change that is meant to change kernels, rebase (or record again, when the suite gained kernels) and say in
 the commit which kernels changed and why.
 """
 from __future__ import annotations
-import argparse, difflib, gzip, hashlib, os, pickle, runpy, subprocess, sys, types
+import argparse, difflib, gzip, hashlib, lzma, os, pickle, runpy, subprocess, sys, types
 from concurrent.futures import ProcessPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_FILE = os.path.join(ROOT, "tools", "replay_kernels.pkl.gz")
+DEFAULT_FILE = os.path.join(ROOT, "tools", "replay_kernels.pkl.xz")
 # the examples, shrunk to a few steps: (script, arguments)
 EXAMPLES = [("quickstart.py", []), ("micrograd.py", []), ("mnist.py", ["--synthetic", "--epochs", "1"]),
             ("gpt.py", ["--steps", "2", "--sample", "8", "--print-every", "1"])]
@@ -79,7 +83,10 @@ def unflatten(flat: tuple):
   return built[-1]
 
 
-def ast_key(flat: tuple) -> str: return hashlib.sha256(pickle.dumps(flat, protocol=5)).hexdigest()[:20]
+def ast_key(flat: tuple) -> str:
+  """A name for the AST from its text (pickled bytes would differ with what objects happen to share or cache)."""
+  text = "\n".join(f"{op.name} {dtype!r} {src} {arg!r}" for op, dtype, src, arg in flat)
+  return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 # ---- capturing the ASTs the scheduler hands to codegen ----
@@ -111,15 +118,21 @@ def run_examples(capture_dir: str):
     finally: sys.argv, _ = saved_argv, os.chdir(saved_cwd)
 
 
-def capture(pytest_args: list, examples: bool) -> dict:
-  import tempfile, pytest
-  try:  # the same hypothesis examples every run, so two recordings of one code base match
+def start_capture() -> Capture:
+  """Capture from now on; hypothesis draws the same examples every run, so two recordings of one code base match."""
+  try:
     from hypothesis import settings
     settings.register_profile("replay", derandomize=True, database=None)
     settings.load_profile("replay")
   except ImportError: pass
   cap = Capture()
   cap.install()
+  return cap
+
+
+def capture(pytest_args: list, examples: bool) -> dict:
+  import tempfile, pytest
+  cap = start_capture()
   status = pytest.main(["-q", "-p", "no:cacheprovider", *pytest_args])
   print(f"replay: pytest exited with {status}; {len(cap.asts)} kernel ASTs so far", file=sys.stderr)
   if examples:
@@ -137,11 +150,16 @@ def render_many(flats: list, jobs: int) -> list:
 
 
 def save(path: str, records: dict):
-  with gzip.open(path, "wb", compresslevel=9) as f: pickle.dump(records, f, protocol=5)
+  """xz (a quarter of gzip's size: the file lives in the repository); a name ending .gz is written as gzip."""
+  if path.endswith(".gz"):
+    with gzip.open(path, "wb") as f: pickle.dump(records, f, protocol=5)
+  else:
+    with lzma.open(path, "wb", preset=9) as f: pickle.dump(records, f, protocol=5)
 
 
 def load(path: str) -> dict:
-  with gzip.open(path, "rb") as f: return pickle.load(f)
+  with open(path, "rb") as f: gz = f.read(2) == b"\x1f\x8b"
+  with (gzip.open if gz else lzma.open)(path, "rb") as f: return pickle.load(f)
 
 
 # ---- the commands ----
@@ -180,10 +198,14 @@ def cmd_check(args, rest):
 
 def cmd_compare(args, rest):
   records = load(args.file)
-  asts = capture(rest, not args.no_examples)
+  if args.captured: asts = {k: flat for k, (flat, _) in load(args.captured).items()}
+  else: asts = capture(rest, not args.no_examples)
   new = sorted(k for k in asts if k not in records)
   from teeny.uop import pretty
-  for key in new[:args.show]: print(f"--- new kernel AST {key}:\n{pretty(unflatten(asts[key]))}")
+  for key in new[:args.show]:
+    lines = pretty(unflatten(asts[key])).splitlines()
+    shown = lines if len(lines) <= 40 else lines[:20] + [f"... {len(lines) - 40} lines ..."] + lines[-20:]
+    print(f"--- new kernel AST {key}:\n" + "\n".join(shown))
   print(f"replay: {len(asts)} ASTs made now, {len(new)} not in {os.path.basename(args.file)} "
         f"({len(records)} recorded; {len(set(records) - set(asts))} of them not made by this run)")
   return 1 if new else 0
@@ -194,6 +216,7 @@ def main():
   parser.add_argument("command", choices=["record", "rebase", "check", "compare"])
   parser.add_argument("--file", default=DEFAULT_FILE, help="the recorded kernels (check, compare)")
   parser.add_argument("--out", default=DEFAULT_FILE, help="where record writes")
+  parser.add_argument("--captured", help="compare: the ASTs a pytest run with TEENY_REPLAY_CAPTURE=FILE kept")
   parser.add_argument("--no-examples", action="store_true", help="record from pytest only")
   parser.add_argument("--show", type=int, default=10, help="differences to print")
   parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes that render")

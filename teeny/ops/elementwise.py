@@ -24,6 +24,12 @@ class ElementwiseOps:
   def log2(self) -> Self: return self._float()._alu(Ops.LOG2)
   def exp(self) -> Self: return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
   def log(self) -> Self: return self._in_float32(lambda x: x.log2() * math.log(2))
+  def _log1p(self) -> Self:
+    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
+    u = 1 + self
+    exact = u == 1
+    return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
+  def log10(self) -> Self: return self.log2() * (1 / math.log2(10))
   def sqrt(self) -> Self: return self._float()._alu(Ops.SQRT)
   def rsqrt(self) -> Self: return self.sqrt().reciprocal()
   def reciprocal(self) -> Self: return self._float()._alu(Ops.RECIP)
@@ -33,6 +39,56 @@ class ElementwiseOps:
     pi/2 - x, an error of |x| * eps)."""
     return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Self: return self._in_float32(lambda x: x.sin() / x.cos())
+  def sinh(self) -> Self: return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
+  def cosh(self) -> Self: return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
+  def erf(self) -> Self:
+    """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7)."""
+    def f(x: Self) -> Self:
+      t = 1.0 / (1.0 + 0.3275911 * x.abs())
+      poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+      return x.sign() * (1.0 - poly * (-x * x).exp())
+    return self._in_float32(f)
+  def abs(self) -> Self:
+    if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
+    return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
+  def trunc(self) -> Self: return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
+  def floor(self) -> Self:
+    if not dtypes.is_float(self.dtype): return self
+    t = self.trunc()
+    return (self < t).where(t - 1, t)
+  def ceil(self) -> Self:
+    if not dtypes.is_float(self.dtype): return self
+    t = self.trunc()
+    return (self > t).where(t + 1, t)
+  def round(self) -> Self:
+    """Round half to even, like numpy and torch.round."""
+    if not dtypes.is_float(self.dtype): return self
+    f = self.floor()
+    d = self - f  # exact: the fractional part of a float is a float
+    f_even = (f * 0.5).floor() * 2 == f
+    return (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
+  def square(self) -> Self: return self * self
+  def sign(self) -> Self:
+    if self.dtype == dtypes.bool: return self
+    out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+    return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
+  def clip(self, min_=None, max_=None) -> Self:
+    """Clamp into [min_, max_] like torch.clamp: the gradient passes where min_ <= x <= max_ (the bounds included),
+    tensor bounds get it where x is beyond them, NaN stays NaN with no gradient, and min_ > max_ gives max_."""
+    x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
+    if min_ is not None: x = (x < min_).where(min_, x)
+    return x if max_ is None else (x > max_).where(max_, x)
+  clamp = clip
+  def lerp(self, end, weight) -> Self: return self + (end - self) * weight
+  def isnan(self) -> Self: return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
+  def isinf(self, detect_positive: bool = True, detect_negative: bool = True) -> Self:
+    if not dtypes.is_float(self.dtype): return self.full_like(False, dtype=dtypes.bool)
+    pos = (self == math.inf) if detect_positive else self.full_like(False, dtype=dtypes.bool)
+    return pos | (self == -math.inf) if detect_negative else pos
+  def isfinite(self) -> Self:
+    return (self - self) == 0 if dtypes.is_float(self.dtype) else self.full_like(True, dtype=dtypes.bool)
+
+  # activations (composed; branches kept finite so gradients through where() stay finite)
   def relu(self) -> Self:
     """max(x, 0) like torch.relu: its gradient at 0 is 0 (not maximum's tie split) and relu(nan) is nan."""
     if not dtypes.is_float(self.dtype): return self.maximum(0)
@@ -60,30 +116,51 @@ class ElementwiseOps:
       series = xs * (1 + x2 * (-1 / 3 + x2 * (2 / 15 + x2 * (-17 / 315 + x2 * (62 / 2835)))))
       return small.where(series, 2.0 * (2.0 * x).sigmoid() - 1.0)
     return self._in_float32(f)
-  def abs(self) -> Self:
-    if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
-    return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
-  def trunc(self) -> Self: return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
-  def floor(self) -> Self:
-    if not dtypes.is_float(self.dtype): return self
-    t = self.trunc()
-    return (self < t).where(t - 1, t)
-  def ceil(self) -> Self:
-    if not dtypes.is_float(self.dtype): return self
-    t = self.trunc()
-    return (self > t).where(t + 1, t)
-  def square(self) -> Self: return self * self
-  def sign(self) -> Self:
-    if self.dtype == dtypes.bool: return self
-    out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
-    return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
-  def clip(self, min_=None, max_=None) -> Self:
-    """Clamp into [min_, max_] like torch.clamp: the gradient passes where min_ <= x <= max_ (the bounds included),
-    tensor bounds get it where x is beyond them, NaN stays NaN with no gradient, and min_ > max_ gives max_."""
-    x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
-    if min_ is not None: x = (x < min_).where(min_, x)
-    return x if max_ is None else (x > max_).where(max_, x)
-  clamp = clip
+  def gelu(self, approximate: str = "tanh") -> Self:
+    """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf form."""
+    if approximate == "none": return self._in_float32(lambda x: 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
+    if approximate != "tanh": raise ValueError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
+    return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
+  def quick_gelu(self) -> Self: return self * (self * 1.702).sigmoid()
+  def silu(self) -> Self: return self * self.sigmoid()
+  swish = silu
+  # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
+  # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
+  def leakyrelu(self, neg_slope: float = 0.01) -> Self: return (self > 0).where(self, self * neg_slope)
+  leaky_relu = leakyrelu
+  def elu(self, alpha: float = 1.0) -> Self:
+    below = self <= 0
+    return below.where(alpha * (below.where(self, 0).exp() - 1), self)  # exp only of x <= 0: finite both ways
+  def celu(self, alpha: float = 1.0) -> Self:
+    below = self <= 0
+    return below.where(alpha * ((below.where(self, 0) / alpha).exp() - 1), self)
+  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Self: return gamma * self.elu(alpha)
+  def softplus(self, beta: float = 1.0) -> Self:
+    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
+    parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
+    def f(x: Self) -> Self:
+      bx = x * beta
+      above = bx > 0
+      return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
+    return self._in_float32(f)
+  def mish(self) -> Self: return self * self.softplus().tanh()
+  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
+    """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
+    return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
+  def relu6(self) -> Self: return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
+  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Self:
+    """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
+    u = alpha * self + beta
+    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(math.nan, 0.0)))
+  def hardswish(self) -> Self:
+    """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
+    middle = self < 3
+    x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
+    return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
+  def softsign(self) -> Self: return self / (1 + self.abs())
+  def logsigmoid(self) -> Self: return -(-self).softplus()
+
+  # pow
   def __pow__(self, exponent) -> Self: return self.pow(exponent)
   def __rpow__(self, base) -> Self: return type(self)(base, device=self.device).pow(self) if not isinstance(base, type(self)) else base.pow(self)
   def pow(self, exponent) -> Self:
@@ -159,80 +236,8 @@ class ElementwiseOps:
     # IEEE pow: x ** 0 and 1 ** y are 1 whatever the other is (NaN too), and so is (-1) ** +-inf
     value = ((e == 0) | (x == 1) | ((x == -1) & e.isinf())).where(1.0, value)
     return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, x.uop, e.uop), "pow"), e)
-  # activations and more unary math (composed; branches kept finite so gradients through where() stay finite)
-  def _log1p(self) -> Self:
-    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
-    u = 1 + self
-    exact = u == 1
-    return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
-  def log10(self) -> Self: return self.log2() * (1 / math.log2(10))
-  def sinh(self) -> Self: return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
-  def cosh(self) -> Self: return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
-  def erf(self) -> Self:
-    """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7)."""
-    def f(x: Self) -> Self:
-      t = 1.0 / (1.0 + 0.3275911 * x.abs())
-      poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-      return x.sign() * (1.0 - poly * (-x * x).exp())
-    return self._in_float32(f)
-  def gelu(self, approximate: str = "tanh") -> Self:
-    """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf form."""
-    if approximate == "none": return self._in_float32(lambda x: 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
-    if approximate != "tanh": raise ValueError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
-    return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
-  def quick_gelu(self) -> Self: return self * (self * 1.702).sigmoid()
-  def silu(self) -> Self: return self * self.sigmoid()
-  swish = silu
-  # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
-  # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
-  def leakyrelu(self, neg_slope: float = 0.01) -> Self: return (self > 0).where(self, self * neg_slope)
-  leaky_relu = leakyrelu
-  def elu(self, alpha: float = 1.0) -> Self:
-    below = self <= 0
-    return below.where(alpha * (below.where(self, 0).exp() - 1), self)  # exp only of x <= 0: finite both ways
-  def celu(self, alpha: float = 1.0) -> Self:
-    below = self <= 0
-    return below.where(alpha * ((below.where(self, 0) / alpha).exp() - 1), self)
-  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Self: return gamma * self.elu(alpha)
-  def softplus(self, beta: float = 1.0) -> Self:
-    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
-    parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
-    def f(x: Self) -> Self:
-      bx = x * beta
-      above = bx > 0
-      return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
-    return self._in_float32(f)
-  def mish(self) -> Self: return self * self.softplus().tanh()
-  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
-    """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
-    return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
-  def relu6(self) -> Self: return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
-  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Self:
-    """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
-    u = alpha * self + beta
-    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(math.nan, 0.0)))
-  def hardswish(self) -> Self:
-    """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
-    middle = self < 3
-    x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
-    return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
-  def softsign(self) -> Self: return self / (1 + self.abs())
-  def logsigmoid(self) -> Self: return -(-self).softplus()
-  def round(self) -> Self:
-    """Round half to even, like numpy and torch.round."""
-    if not dtypes.is_float(self.dtype): return self
-    f = self.floor()
-    d = self - f  # exact: the fractional part of a float is a float
-    f_even = (f * 0.5).floor() * 2 == f
-    return (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
-  def lerp(self, end, weight) -> Self: return self + (end - self) * weight
-  def isnan(self) -> Self: return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
-  def isinf(self, detect_positive: bool = True, detect_negative: bool = True) -> Self:
-    if not dtypes.is_float(self.dtype): return self.full_like(False, dtype=dtypes.bool)
-    pos = (self == math.inf) if detect_positive else self.full_like(False, dtype=dtypes.bool)
-    return pos | (self == -math.inf) if detect_negative else pos
-  def isfinite(self) -> Self:
-    return (self - self) == 0 if dtypes.is_float(self.dtype) else self.full_like(True, dtype=dtypes.bool)
+
+  # logical and bitwise functions
   def _logical(self, other) -> tuple[Self, Self]:
     other = other if isinstance(other, type(self)) else type(self)(bool(other), device=self.device)
     return self.cast(dtypes.bool), other.cast(dtypes.bool)

@@ -181,6 +181,7 @@ class ReduceOps:
     x = self.cast(dtypes.uint8) if self.dtype == dtypes.bool else self
     out = x.transpose(ax, -1)._cum_last("max").transpose(ax, -1)
     return out.cast(dtypes.bool) if self.dtype == dtypes.bool else out
+
   # linear algebra (composed)
   def dot(self, w: Self) -> Self: return self.matmul(w)
   def matmul(self, w: Self) -> Self:
