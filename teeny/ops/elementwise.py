@@ -5,11 +5,13 @@ branches are picked with where() and kept finite, so that gradients through them
 pow is a rule of its own (_pow_gradient, in teeny/tensor.py)."""
 from __future__ import annotations
 import math
-from typing import Self
+from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 
 class ElementwiseOps:

@@ -4,11 +4,13 @@ crops, flips and steps an index stands for); a tensor index selects with a compa
 summed, which codegen compiles to one load at the index (a gather axis, codegen/opt.py)."""
 from __future__ import annotations
 import math
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.uop import UOp, Ops
 from teeny.ops.args import Scalar, _broadcast_shape, _canon_axis
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 
 class IndexingOps:

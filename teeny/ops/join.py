@@ -3,12 +3,14 @@ tril/triu. All composed from views, where and sums: cat pads each piece out to t
 cat of many pieces is joined in groups, see shaping.py)."""
 from __future__ import annotations
 import math
-from typing import Self, Sequence
+from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from teeny.dtype import dtypes, promote
 from teeny.uop import Ops
 from teeny.ops.args import _canon_axis, _shape_arg
 from teeny.ops.shaping import CAT_HOST_PIECES, CAT_GROUP_SIZE
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 
 class JoinOps:

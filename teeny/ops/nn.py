@@ -4,10 +4,12 @@ layer and batch normalization, dropout, scaled dot-product attention, and the lo
 entropy, mean squared error)."""
 from __future__ import annotations
 import math
-from typing import Self
+from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.ops.args import _canon_axis, _tuple_arg, _padding_arg
 from teeny.ops.shaping import _wants_filter_relayout
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 
 class NNOps:

@@ -8,11 +8,13 @@ stream, and every device gives the same bits. The key lives in a tiny device buf
 source, so each new draw of the same shape reuses the compiled kernel."""
 from __future__ import annotations
 import math, threading, weakref
-from typing import Self
+from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes, to_dtype
 from teeny.schedule import buffer_of
 from teeny.ops.args import _new_shape, _shape_arg
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 _rng_lock = threading.Lock()  # held while draws are taken from the generator (see RandomOps._take_draws)
 # the key buffer of each random draw -> the draw's counter: TinyJit rewrites them on replay

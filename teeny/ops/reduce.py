@@ -4,7 +4,7 @@ goes through _reduce, which folds a reduce of a constant into the constant (cons
 into several kernels (shaping.py) before it builds the REDUCE_AXIS node."""
 from __future__ import annotations
 import math
-from typing import Self
+from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes, promote
 from teeny.uop import UOp, Ops
@@ -12,6 +12,8 @@ from teeny.schedule import is_buffer_view
 from teeny.ops.args import INDEX_MAX, _canon_axis, _broadcast_shape
 from teeny.ops.constants import uniform_reduces
 from teeny.ops.shaping import _reduce_split, _reduce_chunks, _split_reduce, _chunked_reduce, _wants_reduce_contiguous
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 
 class ReduceOps:

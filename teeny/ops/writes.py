@@ -4,12 +4,14 @@ with assign, and how a write reaches its base through a view's movement ops (_pl
 __setitem__ in indexing.py, which ends in assign; PyTorch's rule on in-place changes of parameters is
 Tensor._check_inplace."""
 from __future__ import annotations
-from typing import Self
+from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, forget_realized
 from teeny.gradient import restore_graphs
 from teeny.engine.tensors import realize_tensors, grad_realized, unique_ids
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
 
 
 class WriteOps:
