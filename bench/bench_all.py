@@ -1,4 +1,4 @@
-"""All benchmarks of issue 5 in one run: every workload on every teeny device, beside numpy, torch and tinygrad.
+"""All benchmarks in one run: every workload on every teeny device, beside numpy, torch and tinygrad.
 
   python bench/bench_all.py                                # every teeny device that opens here, 7 repeats
   python bench/bench_all.py --quick --devices LLVM --workloads matmul256 softmax tiny

@@ -1,4 +1,4 @@
-"""Loader speed on a legal but extreme file: safe_load of a header of 1.5 million empty tensors (issue 17: it took
+"""Loader speed on a legal but extreme file: safe_load of a header of 1.5 million empty tensors (it took
 77 s; it must take seconds). Prints the seconds the load took, and beside it the `safetensors` package's own
 numpy loader on the same file when that package is installed.
 

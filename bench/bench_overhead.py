@@ -236,7 +236,7 @@ def main():
     others = (mlp_numpy(b, r), safe(mlp_torch, b, r), None)
     for d in devices:
       rows.append((f"MLP {'-'.join(map(str, MLP_SIZES))} step, batch {b}", "ms", d, mlp_teeny(d, b, r, jit=False), *others, False))
-      rows.append((f"same, TinyJit", "ms", d, mlp_teeny(d, b, r, jit=True), *others, False))
+      rows.append(("same, TinyJit", "ms", d, mlp_teeny(d, b, r, jit=True), *others, False))
   if "copyout" in args.workloads:
     others = (copyout_numpy(r), None, safe(copyout_tinygrad, r))
     for d in devices: rows.append(("copy-out .numpy() of 64 MiB", "GB/s", d, copyout_teeny(d, r), *others, True))

@@ -30,7 +30,8 @@ def child(device: str, kernels: int, offset: int):
   """Run in a child: build `kernels` distinct kernels, print one JSON line of measurements."""
   sys.path.insert(0, REPO)
   import numpy as np
-  from teeny import Tensor, realize
+  from teeny import Tensor
+  from teeny.engine import runner
   x = Tensor(np.arange(64, dtype=np.float32), device=device)
   (x * 0.5 + 1).sum().item()  # open the device, build the pool, compile once
   start = _rss()
@@ -38,7 +39,7 @@ def child(device: str, kernels: int, offset: int):
   for k in range(kernels): (x * (offset + k + 0.25) + 1).sum().item()
   seconds = time.perf_counter() - t0
   after = _rss()
-  cache = realize._runner_cache
+  cache = runner._runner_cache
   held, held_bytes = len(cache), cache.total_cost
   libs = [len(r.program.lib) for r in cache.values()]
   cache.clear()

@@ -3,10 +3,9 @@ compiled to OpenCL C or LLVM IR, and run when you ask for data."""
 from teeny.dtype import dtypes, DType
 from teeny.tensor import Tensor
 from teeny.runtime.device import Device, Buffer
-from teeny.realize import GlobalCounters
+from teeny.helpers import GlobalCounters
 from teeny.uop import UOp, Ops
-from teeny.jit import TinyJit
-jit = TinyJit  # `@teeny.jit`: the attribute shadows the module name teeny.jit; `from teeny.jit import ...` still works
+from teeny.engine.jit import TinyJit
 
-__all__ = ["Tensor", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit", "jit"]
+__all__ = ["Tensor", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit"]
 __version__ = "0.1.0"

@@ -57,7 +57,6 @@ class _Counters:
     self.kernel_count = 0      # kernels launched
     self.global_ops = 0        # estimated arithmetic ops
     self.global_mem = 0        # bytes the kernels read and wrote
-    self.time_sum_s = 0.0      # kernel time, measured when DEBUG>=2
     self.copies = 0            # copies between devices
     self.schedule_hits = 0     # realizes whose schedule came from the schedule cache
     self.schedule_misses = 0   # realizes that ran the scheduler
@@ -67,7 +66,6 @@ class _Counters:
   def reset(self):
     self.kernel_count = self.global_ops = self.global_mem = self.copies = 0
     self.schedule_hits = self.schedule_misses = 0
-    self.time_sum_s = 0.0
     self.peak_mem = self.mem_used
 
 

@@ -1,14 +1,14 @@
-"""The in-process kernel cache (realize._runner_cache: compiled, loaded programs) is bounded in bytes as well as in
+"""The in-process kernel cache (engine/runner.py _runner_cache: compiled, loaded programs) is bounded in bytes as well as in
 count: past RUNNER_CACHE_BYTES of estimated program memory the least recently used runners are dropped. Results
 stay right, an evicted kernel is loaded again when it comes back, and a TinyJit whose runners were evicted still
 replays them."""
 import itertools, os, subprocess, sys
 import numpy as np
 import pytest
-import teeny.realize as realize
+import teeny.engine.runner as runner
 from teeny import Device, Tensor, TinyJit
 from teeny.helpers import LRUCache
-from teeny.realize import _runner_cache
+from teeny.engine.runner import _runner_cache
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _constants = itertools.count()  # a fresh constant per kernel: each one is a kernel of its own
@@ -20,11 +20,11 @@ def compiles(monkeypatch):
   here and costs the same estimate (a program loaded from disk is estimated smaller)."""
   monkeypatch.setenv("TEENY_NO_DISK_CACHE", "1")
   built = []
-  class CountingRunner(realize.CompiledRunner):
+  class CountingRunner(runner.CompiledRunner):
     def __init__(self, *args):
       super().__init__(*args)
       built.append(self)
-  monkeypatch.setattr(realize, "CompiledRunner", CountingRunner)
+  monkeypatch.setattr(runner, "CompiledRunner", CountingRunner)
   _runner_cache.clear()
   yield built
   _runner_cache.clear()  # don't leave CountingRunners behind for other tests
@@ -117,7 +117,7 @@ def test_program_loaded_from_disk_is_estimated_as_loaded(device, monkeypatch, co
 
 
 def test_byte_bound_is_set_by_environment():
-  code = "from teeny.realize import _runner_cache as c; print(c.max_cost, c.maxsize)"
+  code = "from teeny.engine.runner import _runner_cache as c; print(c.max_cost, c.maxsize)"
   env = dict(os.environ, RUNNER_CACHE_BYTES="12345", RUNNER_CACHE_SIZE="77", PYTHONPATH=REPO)
   done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
   assert done.stdout.split() == ["12345", "77"]

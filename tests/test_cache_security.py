@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import teeny.runtime.disk_cache as disk_cache
 from teeny import Tensor
-from teeny.realize import _runner_cache
+from teeny.engine.runner import _runner_cache
 from teeny.runtime.device import Compiler, Device
 
 from test_compile_cache import CountingCompiler

@@ -1,10 +1,10 @@
 """Devices: choice of default, copies between devices, the on-disk compile cache, and buffers freed when unused."""
-import gc, os, subprocess, sys
+import dataclasses, gc, os, subprocess, sys
 import numpy as np
 import pytest
 from teeny import Tensor, Device
 from teeny.runtime.disk_cache import read_entry as _read_cache_entry
-from teeny.realize import _runner_cache
+from teeny.engine.runner import _runner_cache
 DEVICES = Device.available()
 
 
@@ -86,7 +86,7 @@ def test_compiled_programs_are_reused(device):
 def test_launcher_runs_the_kernel_and_checks_its_buffers(device):
   """A program's launcher (what every realize calls) runs the kernel like the program's own call, times it when
   asked to wait, and refuses too few buffers with a clear error instead of reading garbage pointers."""
-  from teeny.realize import get_runner
+  from teeny.engine.runner import get_runner
   from teeny.schedule import create_schedule
   x = np.arange(10, dtype=np.float32)
   src = Tensor(x, device=device).realize()
@@ -116,26 +116,32 @@ def test_buffers_are_freed_when_no_tensor_holds_them(device):
 
 def test_llvm_splits_large_kernels_across_cores():
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
-  from teeny.realize import get_runner
+  from teeny.engine.runner import get_runner
   n = 1 << 23
   x = np.arange(n, dtype=np.float32)
   out = Tensor(x, device="LLVM") * 2 + 1
   from teeny.schedule import create_schedule
   items, *_ = create_schedule([out.uop], ["LLVM"])
   program = get_runner("LLVM", items[0].ast).program
-  assert program.splittable and n * program.ops_per_iter >= program.parallel_threshold
+  assert program.splittable and n * program.ops_per_iter >= Device["LLVM"].renderer.tuning.parallel_threshold
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
 
 
+def llvm_tuning(monkeypatch, **numbers):
+  """The LLVM device's renderer carries a Tuning with these numbers changed, for this test."""
+  renderer = Device["LLVM"].renderer
+  monkeypatch.setattr(renderer, "tuning", dataclasses.replace(renderer.tuning, **numbers))
+
+
 def fresh_llvm_pool(monkeypatch, native: bool):
-  """ops_llvm, set to make a new worker pool of the kind asked for on first use (the test skips where that kind
+  """cpu_pool, set to make a new worker pool of the kind asked for on first use (the test skips where that kind
   can't run)."""
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
-  from teeny.runtime import ops_llvm
-  if native and not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
-  monkeypatch.setattr(ops_llvm, "_POOL", [])
-  monkeypatch.setattr(ops_llvm, "_native_pool_runs_here", lambda: native)
-  return ops_llvm
+  from teeny.runtime import cpu_pool
+  if native and not cpu_pool._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  monkeypatch.setattr(cpu_pool, "_POOL", [])
+  monkeypatch.setattr(cpu_pool, "_native_pool_runs_here", lambda: native)
+  return cpu_pool
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
@@ -143,8 +149,8 @@ def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   """Kernels split across cores give the same result when several Python threads launch them at once (a thread
   that finds the workers busy runs every slice itself), on the native worker pool and on the Python fallback."""
   import threading
-  ops_llvm = fresh_llvm_pool(monkeypatch, native)
-  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  cpu_pool = fresh_llvm_pool(monkeypatch, native)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(4099, dtype=np.float32)  # slices of unequal length
   src = Tensor(x, device="LLVM").realize()
   results, errors = {}, []
@@ -156,18 +162,18 @@ def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   for t in threads: t.start()
   for t in threads: t.join()
   assert not errors and all(results[i] for i in range(4))
-  assert type(ops_llvm._pool()).__name__ == ("_NativePool" if native else "_PythonPool")
+  assert type(cpu_pool._pool()).__name__ == ("_NativePool" if native else "_PythonPool")
   # a fresh pool's first slice may be posted before its worker threads get going
   for i in range(5):
-    monkeypatch.setattr(ops_llvm, "_POOL", [])
+    monkeypatch.setattr(cpu_pool, "_POOL", [])
     np.testing.assert_equal((src * 3 - i).numpy(), x * 3 - i)
 
 
 def test_llvm_python_pool_passes_a_slice_error_on():
   """An error in a worker's slice of the Python pool reaches the caller, and the pool goes on working."""
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
-  from teeny.runtime import ops_llvm
-  pool = ops_llvm._PythonPool(1)
+  from teeny.runtime import cpu_pool
+  pool = cpu_pool._PythonPool(1)
   ran = []
   class Program:
     def __init__(self, fail_from: int): self.fail_from = fail_from
@@ -185,14 +191,14 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
   split kernel wakes it and gets its slice done."""
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   import time
-  from teeny.runtime import ops_llvm
-  if not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
-  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  from teeny.runtime import cpu_pool
+  if not cpu_pool._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(4096, dtype=np.float32)
   src = Tensor(x, device="LLVM").realize()
   np.testing.assert_equal((src + 1).numpy(), x + 1)
   import ctypes
-  sleeping = ctypes.c_int32.from_address(ops_llvm._pool().ctrls + 4)  # worker 0's "sleeping" flag
+  sleeping = ctypes.c_int32.from_address(cpu_pool._pool().ctrls + 4)  # worker 0's "sleeping" flag
   deadline = time.perf_counter() + 5
   while not sleeping.value and time.perf_counter() < deadline: time.sleep(0.01)
   assert sleeping.value == 1, "the worker still spins 5 s after its last slice"
@@ -206,16 +212,19 @@ def test_llvm_native_pool_caller_runs_slices_no_worker_took():
   workers never get a core at all (their threads are never started), and split kernels still finish, correct.
   In a subprocess, so that a broken hand-over fails on the timeout instead of hanging the test run."""
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
-  from teeny.runtime import ops_llvm
-  if not ops_llvm._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
+  from teeny.runtime import cpu_pool
+  if not cpu_pool._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
   code = ("import threading, numpy as np\n"
           "from teeny import Tensor\n"
-          "from teeny.runtime import ops_llvm\n"
-          "ops_llvm.LLVMProgram.parallel_threshold = 0\n"
+          "import dataclasses\n"
+          "from teeny import Device\n"
+          "from teeny.runtime import cpu_pool\n"
+          "renderer = Device['LLVM'].renderer\n"
+          "renderer.tuning = dataclasses.replace(renderer.tuning, parallel_threshold=0)\n"
           "threading.Thread.start = lambda self: None  # the pool's workers never run\n"
           "x = np.arange(4099, dtype=np.float32)\n"
           "ok = all(((Tensor(x, device='LLVM') * 2 + i).numpy() == x * 2 + i).all() for i in range(3))\n"
-          "print(ok, type(ops_llvm._pool()).__name__, ops_llvm._pool().helpers)\n")
+          "print(ok, type(cpu_pool._pool()).__name__, cpu_pool._pool().helpers)\n")
   env = dict(os.environ, TEENY_PIN_WORKERS="0")  # threads that never started have no id to pin
   out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr
@@ -227,33 +236,33 @@ def test_llvm_native_pool_caller_runs_slices_no_worker_took():
 def test_llvm_native_workers_are_pinned_to_cores_of_their_own(monkeypatch):
   """Worker i runs on the (i+1)-th CPU this process may use (the first is left to the caller); with
   TEENY_PIN_WORKERS=0 (read at import) they may run anywhere."""
-  ops_llvm = fresh_llvm_pool(monkeypatch, native=True)
+  cpu_pool = fresh_llvm_pool(monkeypatch, native=True)
   cpus = sorted(os.sched_getaffinity(0))
   if len(cpus) < 2: pytest.skip("one core: no workers")
-  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(4096, dtype=np.float32)
   np.testing.assert_equal((Tensor(x, device="LLVM") * 5).numpy(), x * 5)
-  pool = ops_llvm._pool()
+  pool = cpu_pool._pool()
   assert [os.sched_getaffinity(t.native_id) for t in pool.threads] == [{cpus[(i + 1) % len(cpus)]} for i in range(pool.helpers)]
-  monkeypatch.setattr(ops_llvm, "_PIN_WORKERS", False)
-  monkeypatch.setattr(ops_llvm, "_POOL", [])
+  monkeypatch.setattr(cpu_pool, "_PIN_WORKERS", False)
+  monkeypatch.setattr(cpu_pool, "_POOL", [])
   np.testing.assert_equal((Tensor(x, device="LLVM") * 6).numpy(), x * 6)
-  assert all(os.sched_getaffinity(t.native_id) == set(cpus) for t in ops_llvm._pool().threads)
+  assert all(os.sched_getaffinity(t.native_id) == set(cpus) for t in cpu_pool._pool().threads)
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-pool", "python-pool"])
 def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
-  """Copies in and out of PARALLEL_COPY_BYTES or more run on every core; sizes that are no multiple of a page
+  """Copies in and out of Tuning.parallel_copy_bytes or more run on every core; sizes that are no multiple of a page
   or of the core count arrive whole and unchanged."""
-  ops_llvm = fresh_llvm_pool(monkeypatch, native)
-  monkeypatch.setattr(ops_llvm, "PARALLEL_COPY_BYTES", 1 << 16)
+  cpu_pool = fresh_llvm_pool(monkeypatch, native)
+  llvm_tuning(monkeypatch, parallel_copy_bytes=1 << 16)
   rng = np.random.default_rng(0)
   for n in (1 << 14, (1 << 14) + 3, 3 * 4096 // 4 + 1, 100_003):
     a = rng.standard_normal(n).astype(np.float32)
     t = Tensor(a, device="LLVM")
     np.testing.assert_array_equal(t.numpy(), a)
     np.testing.assert_array_equal((t + 0).numpy(), a)
-  assert type(ops_llvm._POOL[0]).__name__ == ("_NativePool" if native else "_PythonPool")  # the copies used it
+  assert type(cpu_pool._POOL[0]).__name__ == ("_NativePool" if native else "_PythonPool")  # the copies used it
 
 
 def _split_kernel_in_child(queue):
@@ -267,8 +276,7 @@ def test_llvm_split_kernels_run_in_a_forked_child(monkeypatch):
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   import multiprocessing
   if "fork" not in multiprocessing.get_all_start_methods(): pytest.skip("no fork on this platform")
-  from teeny.runtime import ops_llvm
-  monkeypatch.setattr(ops_llvm.LLVMProgram, "parallel_threshold", 0)
+  llvm_tuning(monkeypatch, parallel_threshold=0)
   x = np.arange(1 << 16, dtype=np.float32)
   np.testing.assert_equal((Tensor(x, device="LLVM") + 1).numpy(), x + 1)  # the parent's pool is running
   ctx = multiprocessing.get_context("fork")

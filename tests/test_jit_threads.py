@@ -136,7 +136,7 @@ def test_eager_ops_on_two_threads_keep_program_order(device):
     def run():
       x = Tensor(np.full(8, float(k), np.float32), device=device).realize()
       y = Tensor.ones(8, device=device).contiguous().realize()
-      unrelated = [y + j for j in range(300)]  # lazy tensors that every scan for readers of x looks at
+      _unrelated = [y + j for j in range(300)]  # kept alive: lazy tensors that every scan for readers of x looks at
       for i in range(300):
         before = (x * 2)  # lazy
         x += 1

@@ -1,4 +1,4 @@
-"""The loaders against hostile files (issue 17, item 2): torch_load and safe_load stay bounded in memory and time by
+"""The loaders against hostile files: torch_load and safe_load stay bounded in memory and time by
 what a file really holds, and every malformed file raises a ValueError naming the file (and the field). The
 hostile files are built here, small, from zipfile / struct / json and a tiny hand-written pickler (so the pickles
 can name torch's functions without torch); real torch.save files are checked when torch is installed."""

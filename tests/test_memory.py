@@ -7,7 +7,8 @@ from teeny import Tensor, GlobalCounters, Device, Buffer, TinyJit, dtypes, memor
 from teeny.memory import plan_memory
 from teeny.runtime.device import Allocator
 from teeny.schedule import create_schedule
-from teeny import schedule, realize
+from teeny import schedule
+from teeny.engine import runner
 from teeny.uop import _UOpMeta
 from training import make_mlp, make_batch, train_step
 
@@ -156,7 +157,7 @@ def test_debug_1_reports_memory(device):
   assert "peak" in done.stderr and "MB" in done.stderr
 
 
-# ---- resources stay flat (issue 6) ----
+# ---- resources stay flat ----
 
 def churn(device: str, i: int):
   """Realize and drop a few kinds of tensors: new buffers, reductions, views, an in-place update, and now and
@@ -185,7 +186,7 @@ def test_a_thousand_iterations_leave_memory_and_caches_flat(device):
   for i in range(20): churn(device, i)  # warm up: kernels compiled, caches filled, allocator cache primed
   gc.collect()
   start = (allocator.live_count, allocator.live_bytes, GlobalCounters.mem_used)
-  sizes = (len(schedule._schedule_cache), len(realize._runner_cache), len(_UOpMeta._cache))
+  sizes = (len(schedule._schedule_cache), len(runner._runner_cache), len(_UOpMeta._cache))
   tracemalloc.start()
   try:
     for i in range(1000):
@@ -194,7 +195,7 @@ def test_a_thousand_iterations_leave_memory_and_caches_flat(device):
     py_end = python_memory()
   finally: tracemalloc.stop()
   assert (allocator.live_count, allocator.live_bytes, GlobalCounters.mem_used) == start
-  assert (len(schedule._schedule_cache), len(realize._runner_cache), len(_UOpMeta._cache)) == sizes
+  assert (len(schedule._schedule_cache), len(runner._runner_cache), len(_UOpMeta._cache)) == sizes
   assert py_end - py_start < 64 * 1024, f"Python memory grew by {py_end - py_start} bytes over 900 iterations"
   assert allocator.cached_bytes <= allocator.cache_limit
 

@@ -11,7 +11,8 @@ from teeny import Tensor, Device, dtypes
 from teeny.runtime.device import UnknownDeviceError, _allocators
 from teeny.schedule import create_schedule
 from teeny.codegen import get_program
-from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.codegen.heuristics import optimize
 
 pytestmark = pytest.mark.skipif("CL" not in Device.available(), reason="no OpenCL device")
 ops_cl = pytest.importorskip("teeny.runtime.ops_cl")
@@ -154,7 +155,7 @@ def test_float64_is_refused_on_a_device_without_fp64(cl_without_fp64):
 
 def test_a_float64_kernel_is_never_rendered_for_a_device_without_fp64(cl_without_fp64):
   """Whatever path a float64 value takes into a kernel, the renderer refuses it rather than compute in float."""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   t = Tensor(np.arange(4, dtype=np.float64) / 3, device="LLVM").realize() * 3
   items, *_ = create_schedule([t.uop], ["LLVM"])
   info = dataclasses.replace(Device["CL"].info, has_fp64=True)
@@ -179,7 +180,6 @@ class _SmallGPU:
   has_fp16: bool = False
   has_fp64: bool = False
   max_work_group_size: int = 256
-  max_compute_units: int = 4
   max_work_item_sizes: tuple = (64, 256, 256)
   local_mem_size: int = 128
   native_vector_width_float: int = 4
@@ -203,7 +203,7 @@ def _rowsum_kernel() -> Kernel:
 
 
 def test_work_group_and_local_memory_limits_come_from_the_device():
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   small = OpenCLRenderer(_SmallGPU())
   assert small.max_local_size == 64 and small.local_mem_size == 128
   k = _rowsum_kernel()
@@ -219,7 +219,7 @@ def test_work_group_and_local_memory_limits_come_from_the_device():
 
 
 def test_a_launch_larger_than_the_kernel_allows_is_a_clear_error():
-  from teeny.realize import get_runner
+  from teeny.engine.runner import get_runner
   src = Tensor(np.arange(8, dtype=np.float32), device="CL").realize()
   items, *_ = create_schedule([(src + 1).uop], ["CL"])
   runner = get_runner("CL", items[0].ast)
@@ -233,7 +233,7 @@ def test_a_launch_larger_than_the_kernel_allows_is_a_clear_error():
 def test_a_driver_that_stops_long_loops_gets_no_kernel_that_would_need_them():
   """Mesa's llvmpipe (rusticl) ends a work-item's loops after 65,535 iterations in all: a kernel that would run
   more is refused with a clear error, not run into wrong numbers; shorter ones render as usual."""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   capped = OpenCLRenderer(dataclasses.replace(_SmallGPU(), max_work_group_size=1, max_loop_iterations=1000))
   assert OpenCLRenderer(Device["CL"].info).max_loop_iterations is None or "llvmpipe" in Device["CL"].info.name
   def rowsum_ast(n):

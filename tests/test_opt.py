@@ -1,14 +1,16 @@
 """The kernel optimizer's actions: each one, on every device, computes what the unoptimized kernel computes; the
 heuristics pick register tiles for matmul-like kernels; bad actions raise KernelOptError; DEBUG=3 shows them;
 LLVM turns upcast tiles into vector instructions; big sums split into two kernels."""
-import os, subprocess, sys
+import copy, dataclasses, os, subprocess, sys
 import numpy as np
 import pytest
 from teeny import Tensor, Device, GlobalCounters
 from teeny.uop import Ops
 from teeny.codegen import get_program
-from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
-from teeny.realize import CompiledRunner
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.codegen.heuristics import optimize
+from teeny.renderer.tuning import Tuning
+from teeny.engine.runner import CompiledRunner
 from teeny.schedule import create_schedule
 from teeny.dtype import dtypes
 from child import run_in_child
@@ -132,6 +134,33 @@ def test_bad_actions_raise_and_leave_the_kernel_alone():
   big = optimize(Kernel(only_kernel(Tensor(rand(64, 512), device="LLVM").realize().sum(1)).ast), Device["LLVM"].renderer, [])
   big.apply_opt(Opt("UPCAST", 0, 64), Device["LLVM"].renderer)
   with pytest.raises(KernelOptError, match="copies"): big.apply_opt(Opt("UNROLL", 1, 8), Device["LLVM"].renderer)
+
+
+def tuned(device: str, **numbers):
+  """A copy of the device's renderer that carries a Tuning with these numbers changed."""
+  renderer = copy.copy(Device[device].renderer)
+  renderer.tuning = dataclasses.replace(renderer.tuning, **numbers)
+  return renderer
+
+
+def test_renderers_carry_the_default_tuning():
+  for device in DEVICES: assert Device[device].renderer.tuning == Tuning()
+
+
+def test_the_expansion_limit_is_the_renderers():
+  k = optimize(Kernel(only_kernel(Tensor(rand(64, 512), device="LLVM").realize().sum(1)).ast), Device["LLVM"].renderer, [])
+  with pytest.raises(KernelOptError, match="the limit is 8"): k.apply_opt(Opt("UPCAST", 0, 16), tuned("LLVM", max_expansion=8))
+  k.apply_opt(Opt("UPCAST", 0, 16), Device["LLVM"].renderer)  # the default limit (256) takes it
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_register_tile_size_is_the_renderers(device):
+  a, b = rand(64, 96), rand(96, 128)
+  ast = only_kernel(Tensor(a, device=device).realize() @ Tensor(b, device=device).realize()).ast
+  # tiles of at most one vector of accumulators: the columns' vector, no rows and no widening
+  spec = get_program(ast, tuned(device, tile_max_vectors=1))
+  assert [o.op for o in spec.opts] == ["UPCAST"], spec.opts
+  assert [o.op for o in get_program(ast, Device[device].renderer).opts].count("UPCAST") == 2
 
 
 def run_script(code: str, **env) -> subprocess.CompletedProcess:
@@ -266,7 +295,7 @@ sys.path.insert(0, "tests")
 import numpy as np
 from teeny import Device
 from teeny.codegen import get_program
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from test_opt import VECTOR_CASES, only_kernel, run_with
 name, widths = {name!r}, {widths!r}
 build, opts = VECTOR_CASES[name]
@@ -321,7 +350,7 @@ def test_opencl_vectors_are_never_wider_than_the_device_computes_natively():
   """The renderer asks the device for its native vector widths: a 16-wide tile of floats on a device with 4-wide
   float vectors is loaded and stored 4 lanes at a time, and ints on a device without int vectors stay scalar.
   (Rendered only: no driver builds it.)"""
-  from teeny.codegen.cstyle import OpenCLRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
   renderer = OpenCLRenderer(_FakeCLInfo())
   floats = get_program(only_kernel(matmul("CL")).ast, renderer, [Opt("UPCAST", 1, 16), Opt("UPCAST", 0, 4)]).src
   assert "vload4" in floats and "vstore4" in floats, floats
@@ -339,7 +368,7 @@ sys.path.insert(0, "tests")
 import numpy as np
 from teeny import Device, Tensor
 from teeny.codegen import get_program
-from teeny.realize import CompiledRunner
+from teeny.engine.runner import CompiledRunner
 from test_opt import only_kernel, rand
 renderer = copy.copy(Device["CL"].renderer)
 renderer.is_gpu = True

@@ -1,4 +1,4 @@
-"""Program order for lazy reads (issue 16, item 3): a lazy value built from a tensor before that tensor is
+"""Program order for lazy reads: a lazy value built from a tensor before that tensor is
 overwritten (assign, setitem, an in-place operator, an optimizer step) reads the value it had when the expression
 was written, whenever it is realized, as in eager PyTorch. Updates nobody else reads stay in place.
 

@@ -3,8 +3,8 @@ error that says what and where, and leave every earlier tensor (and the next com
 import numpy as np
 import pytest
 from teeny import Tensor, Device, GlobalCounters
-from teeny.codegen import ProgramSpec
-from teeny.realize import CompiledRunner, _runner_cache
+from teeny.renderer import ProgramSpec
+from teeny.engine.runner import CompiledRunner, _runner_cache
 
 BROKEN_SOURCE = {  # each names something that doesn't exist, so the backend's message must mention it
   "CL": "__kernel void E_broken_7(__global float* data0) {\n  data0[0] = undefined_thing + 1.0f;\n}\n",

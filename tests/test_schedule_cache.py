@@ -3,7 +3,8 @@ import os, subprocess, sys
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, dtypes
-from teeny import schedule, realize
+from teeny import schedule
+from teeny.engine import runner
 from teeny.schedule import create_schedule
 from training import make_mlp, make_batch, train_step
 
@@ -88,11 +89,11 @@ def test_assign_in_a_loop_hits_and_updates(device):
 
 def test_caches_are_bounded(device, monkeypatch):
   monkeypatch.setattr(schedule._schedule_cache, "maxsize", 4)
-  monkeypatch.setattr(realize._runner_cache, "maxsize", 6)
+  monkeypatch.setattr(runner._runner_cache, "maxsize", 6)
   for n in range(1, 15):
     x = np.arange(n, dtype=np.float32)
     np.testing.assert_allclose((Tensor(x, device=device) * 2 + 1).numpy(), x * 2 + 1)
-  assert len(schedule._schedule_cache) <= 4 and len(realize._runner_cache) <= 6
+  assert len(schedule._schedule_cache) <= 4 and len(runner._runner_cache) <= 6
 
 
 def test_debug_shows_hits_and_misses(device):

@@ -1,7 +1,7 @@
 """Model state: get_parameters / get_state_dict naming, load_state_dict (in place, strict, errors), the
 safetensors format (bit-exact round trips of every dtype, a table of corrupt files that must raise ValueError
 before any tensor is read, interop with the safetensors package and PyTorch when installed), and torch_load."""
-import collections, json, math, os, pickle, zipfile
+import collections, json, os, pickle, zipfile
 import numpy as np
 import pytest
 from teeny import Tensor, dtypes

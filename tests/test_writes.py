@@ -1,4 +1,4 @@
-"""Writes through views reach the base, and in-place operators are in place (issue 16, items 1 and 2).
+"""Writes through views reach the base, and in-place operators are in place.
 
 Every test runs on every device and checks against values worked out with numpy (whose views and in-place
 operators have the same semantics); where PyTorch is installed the same program also runs there and must agree.

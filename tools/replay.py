@@ -41,8 +41,8 @@ EXAMPLES = [("quickstart.py", []), ("micrograd.py", []), ("mnist.py", ["--synthe
 def renderers() -> dict:
   """name -> a renderer built from fixed device facts: a CPU OpenCL driver like PoCL, a GPU with fp16 and vector
   loads, and an AVX-512 CPU for LLVM."""
-  from teeny.codegen.cstyle import OpenCLRenderer
-  from teeny.codegen.llvmir import LLVMRenderer
+  from teeny.renderer.cstyle import OpenCLRenderer
+  from teeny.renderer.llvmir import LLVMRenderer
   cpu_cl = types.SimpleNamespace(name="replay CPU", is_gpu=False, has_fp16=False, has_fp64=True, max_work_group_size=4096,
                                  max_work_item_sizes=(4096, 4096, 4096), local_mem_size=256 << 10,
                                  native_vector_width_float=16, native_vector_width_int=16, max_loop_iterations=None)
@@ -98,7 +98,7 @@ class Capture:
     self.asts: dict[str, tuple] = {}
 
   def install(self):
-    import teeny.realize as engine
+    import teeny.engine.runner as engine
     original = engine.get_program
     def recording_get_program(ast, renderer, opts=None):
       flat = flatten(ast)

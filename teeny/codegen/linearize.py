@@ -40,16 +40,8 @@ def linearize(sink: UOp) -> list[UOp]:
 
 def _emit_block(d: int, ranges: list[UOp], order: list[UOp], depth: dict, position: dict, out: list):
   """Emit the ops at loop depth d, with the loop of depth d+1 as one item among them, in dependency order."""
-  here = [u for u in order if depth[u] == d and u.op is not Ops.RANGE]
-  here_set = set(here)
   inner = ranges[d + 1] if d + 1 < len(ranges) else None
-  # what each item waits for, among the items of this block
-  deps: dict = {u: {s for s in u.src if s in here_set} for u in here}
-  if inner is not None:
-    inside = [u for u in order if depth[u] > d and u.op is not Ops.RANGE] + ranges[d + 1:]
-    deps[inner] = {s for u in inside for s in u.src if s in here_set}
-    for u in here:  # reading a value finished inside the loop means waiting for the loop
-      if any(s.op is not Ops.RANGE and depth[s] > d for s in u.src): deps[u].add(inner)
+  deps = _block_deps(d, inner, ranges, order, depth)
   users: dict = {u: [] for u in deps}
   for u, ds in deps.items():
     for s in ds: users[s].append(u)
@@ -67,3 +59,17 @@ def _emit_block(d: int, ranges: list[UOp], order: list[UOp], depth: dict, positi
       waiting[v] -= 1
       if waiting[v] == 0: heapq.heappush(ready, (position[v], v))
   if any(waiting.values()): raise RuntimeError("linearize: ops in this kernel depend on each other across a loop")
+
+
+def _block_deps(d: int, inner: UOp | None, ranges: list[UOp], order: list[UOp], depth: dict) -> dict:
+  """The items of the block at depth d (its ops, and the loop `inner` as one item) -> the items of the block each
+  waits for."""
+  here = [u for u in order if depth[u] == d and u.op is not Ops.RANGE]
+  here_set = set(here)
+  deps: dict = {u: {s for s in u.src if s in here_set} for u in here}
+  if inner is not None:
+    inside = [u for u in order if depth[u] > d and u.op is not Ops.RANGE] + ranges[d + 1:]
+    deps[inner] = {s for u in inside for s in u.src if s in here_set}
+    for u in here:  # reading a value finished inside the loop means waiting for the loop
+      if any(s.op is not Ops.RANGE and depth[s] > d for s in u.src): deps[u].add(inner)
+  return deps

@@ -6,7 +6,7 @@ become RANGE loops. Upcast and unrolled axes become no loop at all: their index 
 graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
 store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
 index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
-symbolic rules of uop.py simplify the result. A gather axis (opt.py) becomes no loop: the reduce along it sums
+symbolic rules of uop.py simplify the result. A gather axis (kernel.py) becomes no loop: the reduce along it sums
 where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import itertools, math
 from teeny.dtype import dtypes, DType
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, symbolic, ALU, COMPARISON, _split_sum
-from teeny.codegen import Renderer
-from teeny.codegen.opt import Kernel, REDUCE_KINDS, where_conditions
+from teeny.renderer import Renderer, CORE_START, CORE_END
+from teeny.codegen.kernel import Kernel, REDUCE_KINDS, where_conditions
 
 
 @dataclass
@@ -272,8 +272,8 @@ def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp
   if not renderer.has_threads:
     # LLVM: a loop per axis; the runtime runs slices [core_start, core_end) of the outermost one on each core. The
     # slice bounds are always 64-bit (the outermost axis alone may pass 2^31); the loop itself counts in `dtype`
-    start = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_start", 0, shape[0]))
-    end = UOp(Ops.DEFINE_VAR, dtypes.int64, (), ("core_end", 0, shape[0]))
+    start = UOp(Ops.DEFINE_VAR, dtypes.int64, (), (CORE_START, 0, shape[0]))
+    end = UOp(Ops.DEFINE_VAR, dtypes.int64, (), (CORE_END, 0, shape[0]))
     outer = UOp(Ops.RANGE, dtype, (start.cast(dtype), end.cast(dtype)), 0)
     rest = [UOp(Ops.RANGE, dtype, (UOp.const(dtype, 0), UOp.const(dtype, s)), i + 1) for i, s in enumerate(shape[1:])]
     return [outer] + rest, (shape[0], 1, 1)
@@ -325,6 +325,12 @@ def _runs(offsets, widths) -> list[tuple[int, int]]:
 def _at(base: UOp, k: int) -> UOp: return base + UOp.const(base.dtype, k) if k else base
 
 
+def _replaced_load(ctx: dict, x: UOp) -> UOp | None: return ctx.get(x)
+
+
+_replace_loads = PatternMatcher([(UPat(Ops.LOAD, name="x"), _replaced_load)])  # ctx: scalar LOAD -> its lane (GEP)
+
+
 def vectorize_memory(sink: UOp, widths_for) -> UOp:
   """Loads (and stores) of neighbouring elements of one buffer, as upcasting makes them, become one vector load
   (store) of one of `widths_for(element dtype)` lanes (widest first), the widest that fits; the scalar users read
@@ -339,7 +345,7 @@ def vectorize_memory(sink: UOp, widths_for) -> UOp:
     for k, width in _runs(offsets, widths_for(buf.dtype.base)):
       vector = UOp(Ops.LOAD, offsets[k].dtype.vec(width), (buf, _at(base, k)))
       for j in range(width): lanes[offsets[k + j]] = UOp(Ops.GEP, offsets[k].dtype, (vector,), j)
-  if lanes: sink = graph_rewrite(sink, PatternMatcher([(UPat(Ops.LOAD, name="x"), lambda ctx, x: ctx.get(x))]), lanes)
+  if lanes: sink = graph_rewrite(sink, _replace_loads, lanes)
   stores, kept = {}, []
   for st in sink.src:
     if st.op is Ops.STORE and len(st.src) == 3 and st.src[2].dtype in VECTOR_SCALARS:

@@ -10,7 +10,7 @@ import numpy as np
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer
 from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, forget_realized, writes_count
-from teeny.realize import run_schedule
+from teeny.engine.realize import run_schedule
 from teeny.view import ShapeTracker
 from teeny import program_order
 
@@ -98,7 +98,7 @@ def _realize_outside_capture(tensors: list):
   """Realize tensors made before a TinyJit's captured call without recording their kernels: a replay must not
   recompute them into buffers their owners still hold. (Where the capture started stays set: it is a position
   in this thread's registry of lazy tensors, which must not be compacted under it.)"""
-  from teeny.realize import capture
+  from teeny.engine.realize import capture
   recording, capture.recording = capture.recording, None
   try: realize_tensors(tuple(tensors))
   finally: capture.recording = recording

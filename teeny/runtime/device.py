@@ -143,13 +143,14 @@ class Compiler:
 
 
 class Program:
-  """A compiled kernel. Called with device buffers, global/local sizes and integer values for its variables;
-  returns the kernel's run time in seconds when wait=True.
+  """A compiled kernel, loaded: `Program(device, spec, lib)` with the ProgramSpec codegen made it from (its name,
+  argument counts and what else the backend needs to know) and the compiler's binary. Called with device buffers,
+  global/local sizes and integer values for its variables; returns the kernel's run time in seconds when wait=True.
 
   memory_estimate: about how many bytes of process memory one loaded program holds besides its binary (the
   driver's or JIT's copy of the code, its bookkeeping) when its source was compiled in this process;
   memory_estimate_loaded: the same for a binary read from the disk cache (PoCL keeps far less then). The kernel
-  cache in realize.py bounds its total by these; backends set them from bench/bench_runner_memory.py."""
+  cache in engine/runner.py bounds its total by these; backends set them from bench/bench_runner_memory.py."""
   memory_estimate = 256 << 10
   memory_estimate_loaded = 256 << 10
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
@@ -163,7 +164,8 @@ class Program:
 
 
 class CompiledDevice:
-  """A device = allocator + renderer + compiler + program loader. `renderer` is a codegen Renderer instance."""
+  """A device = allocator + renderer + compiler + program loader. `renderer` is a teeny.renderer Renderer instance;
+  `program_cls(device, spec, lib)` loads a compiled kernel."""
   max_kernel_buffers = 128  # buffers one kernel may take; the scheduler splits kernels that would need more
   def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
     self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls

@@ -18,17 +18,19 @@ import numpy as np
 import pyopencl as cl
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program, UnknownDeviceError
 from teeny.dtype import DType, dtypes
+from teeny.renderer import ProgramSpec
+from teeny.renderer.cstyle import OpenCLRenderer
 
 
 @dataclass(frozen=True)
 class CLDeviceInfo:
-  """What the renderer and optimizer may assume about the device (asked of the device, never guessed)."""
+  """What the renderer (and through it the optimizer) may assume about the device (asked of the device, never
+  guessed). OpenCLRenderer reads every field; CLDevice reads has_fp64 and name too."""
   name: str
   is_gpu: bool
   has_fp16: bool
   has_fp64: bool
   max_work_group_size: int
-  max_compute_units: int
   max_work_item_sizes: tuple[int, ...]
   local_mem_size: int
   # the widest vectors the hardware computes on, per element type (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT and _INT;
@@ -44,7 +46,7 @@ class CLDeviceInfo:
     ext = dev.extensions.split()
     return CLDeviceInfo(name=dev.name.strip(), is_gpu=bool(dev.type & cl.device_type.GPU),
                         has_fp16="cl_khr_fp16" in ext, has_fp64="cl_khr_fp64" in ext or "cl_amd_fp64" in ext,
-                        max_work_group_size=dev.max_work_group_size, max_compute_units=dev.max_compute_units,
+                        max_work_group_size=dev.max_work_group_size,
                         max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size,
                         native_vector_width_float=dev.native_vector_width_float,
                         native_vector_width_int=dev.native_vector_width_int,
@@ -209,8 +211,9 @@ class CLProgram(Program):
   """One kernel from a program binary. Arguments: the buffers, then `vals` as int32."""
   memory_estimate = 1300 << 10  # PoCL 3.0 (bench/bench_runner_memory.py): 1.3 MiB for a kernel compiled here,
   memory_estimate_loaded = 128 << 10  # 128 KiB for one loaded from the disk cache
-  def __init__(self, device: CompiledDevice, name: str, lib: bytes):
-    self.device, self.name, self.lib = device, name, lib
+  def __init__(self, device: CompiledDevice, spec: ProgramSpec, lib: bytes):
+    self.device, self.name, self.lib = device, spec.name, lib
+    name = spec.name
     self.queue = device.queue
     try:
       self.program = cl.Program(device.ctx, [device.cl_device], [lib]).build()
@@ -266,7 +269,6 @@ def _enqueue_sizes(global_size, local_size) -> tuple:
 class CLDevice(CompiledDevice):
   """One OpenCL device with its context and an in-order queue (profiling on, for kernel times)."""
   def __init__(self, name: str):
-    from teeny.codegen.cstyle import OpenCLRenderer
     self.cl_device = _device_for(name)
     self.info = CLDeviceInfo.from_device(self.cl_device)
     self.ctx = cl.Context([self.cl_device])

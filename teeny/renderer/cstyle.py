@@ -1,4 +1,4 @@
-"""The OpenCL C renderer: a linearized program (see codegen/__init__.py) -> the source of one __kernel.
+"""The OpenCL C renderer: a linearized program (see teeny/renderer/__init__.py) -> the source of one __kernel.
 
 Without cl_khr_fp16, half exists only in memory: it is read with vload_half and written with vstore_half_rte,
 and a value cast to half is rounded through the same pair so results match a real half.
@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from teeny.dtype import DType, dtypes, PtrDType, VecDType
 from teeny.uop import UOp, Ops
-from teeny.codegen import Renderer
+from teeny.renderer import Renderer
 
 _C_TYPES = {dtypes.bool: "bool", dtypes.int8: "char", dtypes.uint8: "uchar", dtypes.int16: "short", dtypes.uint16: "ushort",
             dtypes.int32: "int", dtypes.uint32: "uint", dtypes.int64: "long", dtypes.uint64: "ulong",
@@ -29,7 +29,6 @@ def _bound(u: UOp, is_end: int) -> int | None:
 
 
 class OpenCLRenderer(Renderer):
-  device = "CL"
   has_threads = True
 
   def __init__(self, info=None):
@@ -46,15 +45,14 @@ class OpenCLRenderer(Renderer):
     # a driver that stops loops past this many iterations in all (see CLDeviceInfo): None where loops run to the end
     self.max_loop_iterations = getattr(info, "max_loop_iterations", None)
     self.is_gpu = bool(getattr(info, "is_gpu", False))
-    # vloadN/vstoreN for neighbouring elements on GPUs. A CPU driver (PoCL) vectorizes across work-items itself, and
-    # vectors inside one work-item measured slower there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against
-    # 39 ms), so it gets scalar code.
-    self.vector_widths = (16, 8, 4, 2) if self.is_gpu else ()
+    # vloadN/vstoreN for neighbouring elements on GPUs (Tuning.gpu_vector_widths, taken when the renderer is built).
+    # A CPU driver (PoCL) vectorizes across work-items itself, and vectors inside one work-item measured slower
+    # there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against 39 ms), so it gets scalar code.
+    self.vector_widths = self.tuning.gpu_vector_widths if self.is_gpu else ()
     # never wider than the device computes natively: a driver may not build wider ones (PoCL 3.0 on AMD Zen 4
     # aborts the process building 16-wide stores, see tests/test_opt.py)
     native_float, native_int = (max(1, int(getattr(info, f"native_vector_width_{t}", 1))) for t in ("float", "int"))
     self.native_vector_width = {dtypes.float32: native_float, dtypes.int32: native_int, dtypes.uint32: native_int}
-    self.supports_half = self.has_fp16
 
   def ctype(self, dt: DType) -> str:
     if isinstance(dt, VecDType): return f"{_C_TYPES[dt.scalar]}{dt.count}"
@@ -75,61 +73,76 @@ class OpenCLRenderer(Renderer):
     return f"(({_C_TYPES[dt]}){text})" if dt.itemsize < 4 else text
 
   def render(self, name: str, program: list[UOp]) -> str:
-    r: dict[UOp, str] = {}
-    params, body, indent = [], [], 1
-    uses_double = uses_half = False
+    out = _KernelText()
     for i, u in enumerate(program):
-      op = u.op
-      if u.dtype in (dtypes.float64,) or (isinstance(u.dtype, PtrDType) and u.dtype.base == dtypes.float64): uses_double = True
-      if op is Ops.DEFINE_GLOBAL:
-        base = u.dtype.base
-        r[u] = f"data{u.arg}"
-        ctype = "uchar" if base == dtypes.bool else _C_TYPES[base]
-        params.append(f"__global {ctype}* restrict {r[u]}")
-        continue
-      if op is Ops.DEFINE_LOCAL:
-        r[u] = u.arg[0]
-        body.append(f"  __local {self.ctype(u.dtype.base)} {u.arg[0]}[{u.arg[1]}];"); continue
-      if op is Ops.BARRIER:
-        r[u] = ""  # no value: loads list it only to be ordered after it
-        body.append("  " * indent + "barrier(CLK_LOCAL_MEM_FENCE);"); continue
-      if op is Ops.DEFINE_VAR:
-        r[u] = u.arg[0]; params.append(f"{self.ctype(u.dtype)} {u.arg[0]}"); continue
-      if op is Ops.CONST: r[u] = self.const(u.arg, u.dtype); continue
-      pad = "  " * indent
-      if op is Ops.RANGE:
-        v = f"ridx{u.arg}"
-        body.append(f"{pad}for ({self.ctype(u.dtype)} {v} = {r[u.src[0]]}; {v} < {r[u.src[1]]}; {v}++) {{")
-        r[u] = v; indent += 1; continue
-      if op is Ops.ENDRANGE:
-        indent -= 1; body.append("  " * indent + "}"); continue
-      if op is Ops.STORE:
-        buf, idx, val = (r[s] for s in u.src[:3])
-        stmt = self._store(u.src[0].dtype.base, buf, idx, val, u.src[2].dtype)
-        body.append(f"{pad}if ({r[u.src[3]]}) {{ {stmt} }}" if len(u.src) > 3 else f"{pad}{stmt}")
-        continue
-      if op is Ops.DEFINE_ACC:
-        r[u] = f"acc{u.arg}"
-        body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {r[u.src[0]]};"); continue
-      if op is Ops.ASSIGN:
-        r[u] = r[u.src[0]]
-        body.append(f"{pad}{r[u]} = {r[u.src[1]]};"); continue
-      if op is Ops.SPECIAL:
-        r[u] = u.arg[0]
-        fn = {"gidx": "get_global_id", "group": "get_group_id", "lidx": "get_local_id"}[u.arg[0][:-1]]
-        body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */"); continue
-      if op is Ops.LOAD and u.dtype == dtypes.float16 and not self.has_fp16: uses_half = True
-      if op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype) and not self.has_fp16: uses_half = True
-      r[u] = f"v{i}"
-      body.append(f"{pad}{self.ctype(u.dtype)} {r[u]} = {self._expr(u, r)};")
+      statement = _STATEMENTS.get(u.op)
+      if statement is not None: statement(self, u, out)
+      else:  # a value: one named variable
+        out.r[u] = f"v{i}"
+        out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {self._expr(u, out.r)};")
     if self.max_loop_iterations is not None: self._check_loop_iterations(name, program)
+    head = self._head(name, program)
+    return "\n".join(head + [f"__kernel void {name}({', '.join(out.params)}) {{"] + out.body + ["}"]) + "\n"
+
+  def _head(self, name: str, program: list[UOp]) -> list[str]:
+    """The pragmas and helpers the kernel needs before its signature."""
+    uses_double = any(u.dtype == dtypes.float64 or (isinstance(u.dtype, PtrDType) and u.dtype.base == dtypes.float64) for u in program)
+    uses_half = not self.has_fp16 and any(_touches_half(u) for u in program)
     head = []
     if uses_double and not self.has_fp64:  # (Tensor refuses float64 here already: this guards every other path)
       raise TypeError(f"kernel {name} computes in float64, which {self.device_name} does not support (no cl_khr_fp64)")
     if uses_double: head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if self.has_fp16: head.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
     if uses_half: head.append(_HALF_HELPERS)
-    return "\n".join(head + [f"__kernel void {name}({', '.join(params)}) {{"] + body + ["}"]) + "\n"
+    return head
+
+  # ---- statements: the ops that declare, open or close something rather than compute a value ----
+  def _global(self, u: UOp, out: _KernelText):
+    out.r[u] = f"data{u.arg}"
+    ctype = "uchar" if u.dtype.base == dtypes.bool else _C_TYPES[u.dtype.base]
+    out.params.append(f"__global {ctype}* restrict {out.r[u]}")
+
+  def _var(self, u: UOp, out: _KernelText):
+    out.r[u] = u.arg[0]
+    out.params.append(f"{self.ctype(u.dtype)} {u.arg[0]}")
+
+  def _const(self, u: UOp, out: _KernelText): out.r[u] = self.const(u.arg, u.dtype)
+
+  def _local(self, u: UOp, out: _KernelText):
+    out.r[u] = u.arg[0]
+    out.body.append(f"  __local {self.ctype(u.dtype.base)} {u.arg[0]}[{u.arg[1]}];")  # (at the top of the body)
+
+  def _barrier(self, u: UOp, out: _KernelText):
+    out.r[u] = ""  # no value: loads list it only to be ordered after it
+    out.line("barrier(CLK_LOCAL_MEM_FENCE);")
+
+  def _range(self, u: UOp, out: _KernelText):
+    v = f"ridx{u.arg}"
+    out.line(f"for ({self.ctype(u.dtype)} {v} = {out.r[u.src[0]]}; {v} < {out.r[u.src[1]]}; {v}++) {{")
+    out.r[u] = v
+    out.indent += 1
+
+  def _endrange(self, u: UOp, out: _KernelText):
+    out.indent -= 1
+    out.line("}")
+
+  def _store_statement(self, u: UOp, out: _KernelText):
+    buf, idx, val = (out.r[s] for s in u.src[:3])
+    stmt = self._store(u.src[0].dtype.base, buf, idx, val, u.src[2].dtype)
+    out.line(f"if ({out.r[u.src[3]]}) {{ {stmt} }}" if len(u.src) > 3 else stmt)
+
+  def _acc(self, u: UOp, out: _KernelText):
+    out.r[u] = f"acc{u.arg}"
+    out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {out.r[u.src[0]]};")
+
+  def _assign(self, u: UOp, out: _KernelText):
+    out.r[u] = out.r[u.src[0]]
+    out.line(f"{out.r[u]} = {out.r[u.src[1]]};")
+
+  def _special(self, u: UOp, out: _KernelText):
+    out.r[u] = u.arg[0]
+    fn = {"gidx": "get_global_id", "group": "get_group_id", "lidx": "get_local_id"}[u.arg[0][:-1]]
+    out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {fn}({u.arg[0][-1]});  /* {u.arg[1]} */")
 
   def _check_loop_iterations(self, name: str, program: list[UOp]):
     """Refuse a kernel whose work-items would run more loop iterations than the driver lets them (it would end the
@@ -189,3 +202,26 @@ class OpenCLRenderer(Renderer):
     if dst == dtypes.float16 and not self.has_fp16:
       return f"teeny_round_half((float)({x}))" if src != dtypes.float16 else x
     return f"({self.ctype(dst)})({x})"
+
+
+class _KernelText:
+  """One render's state: the C name of each value (`r`), the kernel's parameters, its body lines, the loop depth."""
+  def __init__(self):
+    self.r: dict[UOp, str] = {}
+    self.params: list[str] = []
+    self.body: list[str] = []
+    self.indent = 1
+
+  def line(self, text: str): self.body.append("  " * self.indent + text)
+
+
+def _touches_half(u: UOp) -> bool:
+  """Whether u reads or converts a half, which without cl_khr_fp16 goes through the _HALF_HELPERS."""
+  if u.op is Ops.LOAD: return u.dtype == dtypes.float16
+  return u.op in (Ops.CAST, Ops.BITCAST) and dtypes.float16 in (u.dtype, u.src[0].dtype)
+
+
+_STATEMENTS = {Ops.DEFINE_GLOBAL: OpenCLRenderer._global, Ops.DEFINE_VAR: OpenCLRenderer._var, Ops.CONST: OpenCLRenderer._const,
+               Ops.DEFINE_LOCAL: OpenCLRenderer._local, Ops.BARRIER: OpenCLRenderer._barrier, Ops.RANGE: OpenCLRenderer._range,
+               Ops.ENDRANGE: OpenCLRenderer._endrange, Ops.STORE: OpenCLRenderer._store_statement,
+               Ops.DEFINE_ACC: OpenCLRenderer._acc, Ops.ASSIGN: OpenCLRenderer._assign, Ops.SPECIAL: OpenCLRenderer._special}

@@ -6,7 +6,8 @@ kernel AST, N), so a later run of the same kernel reuses it without searching; D
 from __future__ import annotations
 import json, statistics
 from teeny.codegen import get_program
-from teeny.codegen.opt import Kernel, Opt, KernelOptError, optimize
+from teeny.codegen.kernel import Kernel, Opt, KernelOptError
+from teeny.codegen.heuristics import optimize
 from teeny.helpers import debug_level, dprint
 from teeny.runtime.device import Buffer, Device, disk_cache_get, disk_cache_put
 from teeny.uop import UOp, pretty
@@ -35,7 +36,7 @@ def candidate_actions(k: Kernel, renderer) -> list[Opt]:
 def _time_candidate(ast: UOp, device: str, opts: list[Opt], bufs: list[Buffer], repeats: int = 3) -> float:
   dev = Device[device]
   spec = get_program(ast, dev.renderer, opts)
-  program = dev.program_cls(dev, spec.name, dev.compiler.compile_cached(spec.src))
+  program = dev.program_cls(dev, spec, dev.compiler.compile_cached(spec.src))
   handles = [b.handle for b in bufs]
   times = [program(*handles, global_size=spec.global_size, local_size=spec.local_size, wait=True) for _ in range(repeats)]
   return statistics.median(times)

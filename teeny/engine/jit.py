@@ -49,7 +49,8 @@ jitted function must not wait for another thread that calls the same jit: that t
 from __future__ import annotations
 import functools, threading, weakref
 import numpy as np
-from teeny import memory, realize
+from teeny import memory
+from teeny.engine import realize
 from teeny.dtype import dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
@@ -109,9 +110,6 @@ class TinyJit:
     self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter)
     if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: captured {len(self._capture.launches)} item(s)")
     return out
-
-
-jit = TinyJit  # `@teeny.jit` reads as well
 
 
 def _run_and_realize(fn, args, kwargs):
@@ -244,24 +242,48 @@ def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
   return launches, {s: b for b, s in slot_of.items()}, made
 
 
+def _input_slots(input_bufs: list[Buffer], slot_of: dict) -> dict[int, int]:
+  """slot -> index of the argument filling it (the first, if one buffer is passed twice)."""
+  inputs: dict[int, int] = {}
+  for i, b in enumerate(input_bufs):
+    if b in slot_of and slot_of[b] not in inputs: inputs[slot_of[b]] = i
+  return inputs
+
+
 class _Capture:
   """A recording turned into slots. Each slot is filled on replay from an argument (`inputs`), with a fresh
   buffer (`fresh`: returned tensors made during the call), or by a buffer the capture keeps (`kept`)."""
   def __init__(self, recorded: list, input_bufs: list[Buffer], input_tensors: list[Tensor], out, rng_before: int, rng_after: int):
     self.launches_info, buf_of, made = _slots(recorded)
-    recorded.clear()  # the buffers must now be held by buf_of alone, for the scratch test below
+    recorded.clear()  # the buffers must now be held by buf_of alone, for the scratch test in _keep_or_plan
     slot_of = {b: s for s, b in buf_of.items()}
-    self.inputs: dict[int, int] = {}  # slot -> index of the argument filling it (the first, if passed twice)
-    for i, b in enumerate(input_bufs):
-      if b in slot_of and slot_of[b] not in self.inputs: self.inputs[slot_of[b]] = i
-    self.fresh: dict[int, tuple] = {}
-    for t in _output_tensors(out):
-      s = slot_of.get(_buffer_of(t))
-      if s is not None and s in made and s not in self.inputs: self.fresh[s] = _spec(buf_of[s])
+    self.inputs = _input_slots(input_bufs, slot_of)
+    self.fresh = self._fresh_slots(out, slot_of, buf_of, made)
     self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs, input_tensors))
     slot_of.clear()  # (it holds the buffers too)
-    # scratch: made during the call and held by nothing but the recording. Drop our references and see which
-    # buffers die: those nobody else can see are free to be planned (their memory went back to the allocator)
+    scratch = self._keep_or_plan(buf_of, made)
+    # the key buffers of random draws, with their draw number relative to the call's first draw
+    self.rng_keys = [(b, rng_key_buffers[b] - rng_before) for b in self.kept.values() if b in rng_key_buffers]
+    self.rng_draws = rng_after - rng_before
+    self.launches = [_Launch(runner, slots, self.kept) for _, runner, slots in self.launches_info]
+    self._count_replay_work()
+    # the buffers outside the capture's own that kernels overwrite (parameters, arguments): results remembered from
+    # them are stale after a replay, as assign() makes them when run eagerly (see replay)
+    outputs = [s for ast, r, slots in self.launches_info if r is not None for s in slots[:writes_count(ast)]]
+    self.written = {s for s in outputs if s in self.inputs or (s in self.kept and s not in scratch)}
+
+  def _fresh_slots(self, out, slot_of: dict, buf_of: dict[int, Buffer], made: set[int]) -> dict[int, tuple]:
+    """slot -> (device, size, dtype) of each returned tensor's buffer made during the call: a new one per replay."""
+    fresh: dict[int, tuple] = {}
+    for t in _output_tensors(out):
+      s = slot_of.get(_buffer_of(t))
+      if s is not None and s in made and s not in self.inputs: fresh[s] = _spec(buf_of[s])
+    return fresh
+
+  def _keep_or_plan(self, buf_of: dict[int, Buffer], made: set[int]) -> dict[int, tuple]:
+    """Fill `self.kept` (slot -> the buffer every replay uses) and return the scratch slots' specs: those made during
+    the call and held by nothing but the recording. To find them, drop our references and see which buffers die:
+    those nobody else can see are free to be planned (their memory went back to the allocator)."""
     maybe = [s for s in made if s not in self.inputs and s not in self.fresh]
     refs = {s: weakref.ref(buf_of[s]) for s in maybe}
     specs = {s: _spec(buf_of.pop(s)) for s in maybe}
@@ -269,23 +291,18 @@ class _Capture:
     self.kept: dict[int, Buffer] = {s: b for s, b in buf_of.items() if s not in self.inputs and s not in self.fresh}
     self.kept.update({s: refs[s]() for s in maybe if s not in scratch})
     self.kept.update(self._plan(scratch))
-    # the key buffers of random draws, with their draw number relative to the call's first draw
-    self.rng_keys = [(b, rng_key_buffers[b] - rng_before) for b in self.kept.values() if b in rng_key_buffers]
-    self.rng_draws = rng_after - rng_before
-    self.launches = [_Launch(runner, slots, self.kept) for _, runner, slots in self.launches_info]
+    return scratch
+
+  def _count_replay_work(self):
+    """What one replay adds to GlobalCounters: kernels, copies, flops, and the bytes of the kernels' buffers
+    (`fixed_mem`; the arguments' sizes, `input_reads`, are added on replay)."""
     kernels = [(r, slots) for _, r, slots in self.launches_info if r is not None]
     self.n_copies = len(self.launches) - len(kernels)
     self.flops = sum(r.spec.flops for r, _ in kernels)
-    # what GlobalCounters.global_mem counts per replay: the kernels' buffers (arguments' sizes added on replay)
     fresh_nbytes = {s: size * dtype.itemsize for s, (_, size, dtype) in self.fresh.items()}
     kernel_slots = [s for _, slots in kernels for s in slots]
     self.fixed_mem = sum(self.kept[s].nbytes if s in self.kept else fresh_nbytes.get(s, 0) for s in kernel_slots)
     self.input_reads = [s for s in kernel_slots if s in self.inputs]
-    # kernels that write buffers outside the capture's own (assigns to parameters or to arguments) make results
-    # remembered from those buffers stale, as assign() does when run eagerly
-    # the buffers outside the capture's own that kernels overwrite (parameters, arguments): see replay
-    outputs = [s for ast, r, slots in self.launches_info if r is not None for s in slots[:writes_count(ast)]]
-    self.written = {s for s in outputs if s in self.inputs or (s in self.kept and s not in scratch)}
 
   def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer], input_tensors: list[Tensor]) -> _Out:
     same = next((i for i, a in enumerate(input_tensors) if a is t), None)

@@ -1,23 +1,20 @@
-"""LLVM IR renderer: a linearized program (see teeny/codegen/__init__.py) -> the text of one LLVM module.
+"""LLVM IR renderer: a linearized program (see teeny/renderer/__init__.py) -> the text of one LLVM module.
 
 The kernel is one function
 
   define void @name(ptr noalias %data0, ..., ptr noalias %dataN, i32 <vars>..., i64 %core_start, i64 %core_end)
 
-Pointers come in DEFINE_GLOBAL order. The two trailing i64s are ALWAYS present: they are the [start, end) slice of
+Pointers come in DEFINE_GLOBAL order (args 0..N, each once). The two trailing i64s are ALWAYS present: they are the [start, end) slice of
 the outermost loop that the runtime hands to each core; the DEFINE_VARs named "core_start"/"core_end" bind to them.
 Any other DEFINE_VAR becomes an i32 argument between the pointers and those two, in order of appearance.
 
 The module also defines `@"<name>.packed"(ptr args, i64 core_start, i64 core_end)`, which reads the pointers and
-values from an array of i64 slots and calls the kernel: the runtime's native worker threads call every kernel
-through that one signature. And it exports `@"<name>.info"`, four i64s for the runtime (read by teeny/runtime/ops_llvm.py):
-  nbufs:        the pointer parameters (callers may hold more buffers than the kernel uses; extras are dropped)
-  nvals:        the i32 parameters before core_start/core_end
-  ops_per_iter: an estimate of the operations one iteration of the outermost loop does, so small kernels can
-                run on one core without anyone telling the runtime their size
-  splittable:   1 when every STORE sits inside a loop bounded by core_start/core_end, so that calls on
-                disjoint slices do disjoint work. Otherwise (no such loop, or a store after it, e.g. of a
-                reduction over it) the runtime makes one call for the whole range.
+values from an array of i64 slots (pointers first, then the values, each in one i64) and calls the kernel: the
+runtime's native worker threads call every kernel through that one signature.
+
+This is the whole ABI between this renderer and the LLVM backend (teeny/runtime/ops_llvm.py, which loads both
+functions by these names). What the backend needs to know about the kernel (its buffer and value counts, whether
+its outermost loop may be split, the work of one iteration) comes with the ProgramSpec (teeny/codegen/analysis.py).
 
 Code generation is deliberately plain: loop counters and accumulators live in `alloca`s and O3's mem2reg turns
 them into phis; values are SSA registers named %vN. Bool is i1 in registers and one byte in memory.
@@ -25,11 +22,9 @@ them into phis; values are SSA registers named %vN. Bool is i1 in registers and 
 from __future__ import annotations
 import math, struct
 import numpy as np
-from teeny.codegen import Renderer
+from teeny.renderer import Renderer, CORE_START, CORE_END
 from teeny.dtype import DType, dtypes
 from teeny.uop import ALU, UOp, Ops
-
-CORE_START, CORE_END = "core_start", "core_end"
 
 _LTYPE = {dtypes.bool: "i1", dtypes.int8: "i8", dtypes.uint8: "i8", dtypes.int16: "i16", dtypes.uint16: "i16",
           dtypes.int32: "i32", dtypes.uint32: "i32", dtypes.int64: "i64", dtypes.uint64: "i64",
@@ -80,9 +75,8 @@ class LLVMRenderer(Renderer):
   Accumulator updates acc + a*b are also marked `contract`, so they may become one fused multiply-add.
   vector_width (float32 lanes of the widest vector registers) is what the optimizer tiles for, and LLVM is asked
       to prefer vectors of that width."""
-  device = "LLVM"
   has_threads = False
-  supports_half = True
+  has_fp16 = has_fp64 = True  # LLVM IR has half and double (half math still runs in float: see math())
   max_global_dims = 1
 
   def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True, vector_width: int = 8):
@@ -158,9 +152,7 @@ class _Emitter:
     # the vector width the optimizer tiled for (LLVM would otherwise keep 256 bits on CPUs that have 512)
     attrs = f'"prefer-vector-width"="{self.vector_bits}"'
     body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
-    info = [params, len(var_params) - 2, self.ops_per_iter(), int(self.splittable())]
-    out = [body, self.packed_wrapper(params, len(var_params) - 2), *sorted(self.declares),
-           f'@"{self.name}.info" = constant [4 x i64] [{", ".join(f"i64 {x}" for x in info)}]']
+    out = [body, self.packed_wrapper(params, len(var_params) - 2), *sorted(self.declares)]
     out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
     if self.keep:
       kept = ", ".join(f"ptr @{f}" for f in sorted(self.keep))
@@ -186,10 +178,11 @@ class _Emitter:
                       "entry:", *lines, f'  call void @"{self.name}"({", ".join(call_args)}) #{noinline}', "  ret void", "}"])
 
   def collect_params(self) -> tuple[int, list[str]]:
-    nbufs, others, seen = 0, [], set()
+    nbufs, others, seen, buffers = 0, [], set(), set()
     for u in self.program:
       if u.op is Ops.DEFINE_GLOBAL:
         nbufs = max(nbufs, u.arg + 1)
+        buffers.add(u.arg)
         self.values[u] = f"%data{u.arg}"
       elif u.op is Ops.DEFINE_VAR:
         name = u.arg[0]
@@ -198,27 +191,9 @@ class _Emitter:
         seen.add(name)
         self.values[u] = f"%var{len(others)}"
         others.append(self.values[u])
+    # the runtime passes ProgramSpec.n_bufs (the DEFINE_GLOBALs) pointers: a gap in their numbering would shift them
+    if len(buffers) != nbufs: raise ValueError(f"LLVM renderer: buffers {sorted(buffers)} of kernel {self.name} are not numbered 0..{nbufs - 1}")
     return nbufs, others + [f"%{CORE_START}", f"%{CORE_END}"]
-
-  def ops_per_iter(self) -> int:
-    """Instructions one outermost-loop iteration runs: each op weighted by the trip counts of its inner loops."""
-    total, weights = 0, []  # weights[d]: how often an op at loop depth d+1 runs per outermost iteration
-    for u in self.program:
-      if u.op is Ops.RANGE: weights.append(weights[-1] * _trip_count(u) if weights else 1)
-      elif u.op is Ops.ENDRANGE and weights: weights.pop()
-      elif weights and u.op not in (Ops.CONST, Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR): total += weights[-1]
-    return max(1, min(total, 1 << 62))
-
-  def splittable(self) -> bool:
-    depth_in_core, stores_outside, has_core = [], 0, False
-    for u in self.program:
-      if u.op is Ops.RANGE:
-        is_core = _is_core_var(u.src[0], CORE_START) and _is_core_var(u.src[1], CORE_END)
-        has_core |= is_core
-        depth_in_core.append(is_core or bool(depth_in_core and depth_in_core[-1]))
-      elif u.op is Ops.ENDRANGE and depth_in_core: depth_in_core.pop()
-      elif u.op is Ops.STORE and not (depth_in_core and depth_in_core[-1]): stores_outside += 1
-    return has_core and stores_outside == 0
 
   # ---- one op ----
   def render_uop(self, u: UOp):
@@ -316,10 +291,8 @@ class _Emitter:
     args = [self.get(s) for s in u.src]
     if op is Ops.WHERE: return self.inst(f"select i1 {args[0]}, {ltype(u.dtype)} {args[1]}, {ltype(u.dtype)} {args[2]}")
     if op in _MATH: return self.math(op, args[0], dt)
+    if op is Ops.NEG: return self.negate(args[0], dt)
     t, a = ltype(dt), args[0]
-    if op is Ops.NEG:
-      if is_float(dt): return self.inst(f"fneg {t} {a}")
-      return self.inst(f"xor i1 {a}, true") if dt == dtypes.bool else self.inst(f"sub {t} 0, {a}")
     if op is Ops.RECIP: return self.inst(f"fdiv {t} {const_literal(1.0, dt)}, {a}")
     b = args[1]
     if op is Ops.MAX: return self.max(a, b, dt)
@@ -329,6 +302,16 @@ class _Emitter:
       return self.inst(f"icmp {'slt' if _signed(dt) else 'ult'} {t} {a}, {b}")
     if op is Ops.CMPNE: return self.inst(f"{'fcmp une' if is_float(dt) else 'icmp ne'} {t} {a}, {b}")
     if op in (Ops.SHL, Ops.SHR) and dt != dtypes.bool: return self.shift(op, a, b, u.src[1], dt)
+    return self.inst(f"{self.binary_instruction(u, dt)} {t} {a}, {b}")
+
+  def negate(self, a: str, dt: DType) -> str:
+    t = ltype(dt)
+    if is_float(dt): return self.inst(f"fneg {t} {a}")
+    return self.inst(f"xor i1 {a}, true") if dt == dtypes.bool else self.inst(f"sub {t} 0, {a}")
+
+  def binary_instruction(self, u: UOp, dt: DType) -> str:
+    """The instruction (with its flags) of ADD, MUL, AND, OR or XOR on dt."""
+    op = u.op
     if is_float(dt):
       name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
       flags = [f for f, on in (("reassoc", u in self.reductions), ("contract", u in self.contracted)) if on]
@@ -337,7 +320,7 @@ class _Emitter:
     else: name = {Ops.ADD: "add", Ops.MUL: "mul", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)
     if name is None: raise NotImplementedError(f"LLVM renderer: {op.name} on {dt} in kernel {self.name}")
     if u in self.index_math and _signed(dt): name += " nsw"  # index_math holds only ADD and MUL
-    return self.inst(f"{name} {t} {a}, {b}")
+    return name
 
   def max(self, a: str, b: str, dt: DType) -> str:
     t = ltype(dt)
@@ -482,15 +465,3 @@ def _index_math(program: list) -> set[UOp]:
     found.add(u)
     stack.extend(u.src)
   return found
-
-
-def _is_core_var(u: UOp, name: str) -> bool:
-  while u.op is Ops.CAST: u = u.src[0]
-  return u.op is Ops.DEFINE_VAR and u.arg[0] == name
-
-
-def _trip_count(rng: UOp) -> int:
-  start, end = rng.src
-  if start.op is Ops.CONST and end.op is Ops.CONST: return max(0, end.arg - start.arg)
-  lo, hi = start.vmin, end.vmax
-  return max(1, int(hi - lo)) if isinstance(lo, int) and isinstance(hi, int) and hi - lo < (1 << 40) else 1

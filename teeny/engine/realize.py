@@ -1,0 +1,77 @@
+"""Running schedules: get the compiled program of each kernel (runner.py), launch it on the item's buffers (allocated
+on first use), copy between devices, count what ran in GlobalCounters, and print what happened at the DEBUG level
+asked. DEBUG>=2 prints each kernel's share of the device's ceilings, which the first time measures them by
+compiling and running two benchmark kernels on 128 MiB of buffers (roofline.py; cached on disk afterwards). While
+a TinyJit captures on a thread, every item that thread runs here is also recorded for it (see `capture`)."""
+from __future__ import annotations
+import threading, time
+from teeny.uop import Ops
+from teeny.runtime.device import Buffer
+from teeny.schedule import ScheduleItem
+from teeny.helpers import GlobalCounters, debug_level, dprint
+from teeny.engine.runner import get_runner
+from teeny.engine.roofline import device_ceilings
+
+
+class _ThreadCapture(threading.local):
+  """Per thread: while a TinyJit captures on this thread, `recording` is the list it records into: per item run,
+  (item, its runner or None for a copy, which of its buffers had memory before it ran). Per thread, because the
+  kernels other threads run meanwhile are theirs, not the capture's."""
+  recording: list | None = None  # (a class default: every thread starts with None)
+
+
+capture = _ThreadCapture()
+
+
+def run_schedule(items: list[ScheduleItem]):
+  level = debug_level()
+  if level >= 3:
+    for i, item in enumerate(items):
+      dprint(f"schedule {i}: {item.ast.op.name if item.ast.op is Ops.COPY else 'kernel'} bufs={item.bufs}")
+  start = time.perf_counter() if level >= 1 else 0.0
+  for item in items:
+    if item.ast.op is Ops.COPY: _run_copy(item, level)
+    else: _run_kernel(item, level)
+  if level >= 1 and items:
+    dprint(f"realized {len(items)} item(s) in {(time.perf_counter() - start) * 1e3:.2f} ms; schedule cache "
+           f"{GlobalCounters.schedule_hits} hits {GlobalCounters.schedule_misses} misses; mem {GlobalCounters.mem_used / 1e6:.2f} MB "
+           f"(peak {GlobalCounters.peak_mem / 1e6:.2f} MB)")
+
+
+def _run_kernel(item: ScheduleItem, level: int):
+  bufs = item.bufs
+  device = bufs[0].device
+  runner = get_runner(device, item.ast, bufs)
+  recording = capture.recording
+  if recording is not None: recording.append((item, runner, [b.is_allocated for b in bufs]))
+  handles, mem = [], 0
+  for b in bufs:  # one loop for both (this runs for every kernel launched)
+    handles.append(b.handle)
+    mem += b.nbytes
+  elapsed = runner.launch(*handles, wait=level >= 2)
+  GlobalCounters.kernel_count += 1
+  GlobalCounters.global_ops += runner.spec.flops
+  GlobalCounters.global_mem += mem
+  if level >= 2:
+    t = max(elapsed or 0.0, 1e-9)
+    bandwidth, peak = device_ceilings(device)
+    mem_frac, flop_frac = mem / t / bandwidth, runner.spec.flops / t / peak
+    roof = f"{mem_frac:4.0%} of mem" if mem_frac >= flop_frac else f"{flop_frac:4.0%} of FLOPS"
+    dprint(f"*** {device:<5} {GlobalCounters.kernel_count:4d} {runner.spec.name:<34} arg {len(item.bufs):2d} "
+           f"mem {mem / 1e9:6.3f} GB tm {t * 1e6:9.2f}us ({runner.spec.flops / t / 1e9:9.2f} GFLOPS {mem / t / 1e9:7.2f} GB/s, {roof})")
+
+
+def _run_copy(item: ScheduleItem, level: int):
+  dst, src = item.bufs
+  recording = capture.recording
+  if recording is not None: recording.append((item, None, [b.is_allocated for b in item.bufs]))
+  t0 = time.perf_counter()
+  copy_buffer(dst, src)
+  GlobalCounters.copies += 1
+  if level >= 2:
+    dprint(f"*** {dst.device:<5} copy {src.nbytes:10d} bytes {src.device} -> {dst.device} tm {(time.perf_counter() - t0) * 1e6:9.2f}us")
+
+
+def copy_buffer(dst: Buffer, src: Buffer):
+  """Copy between devices, through the host."""
+  if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))

@@ -1,0 +1,65 @@
+"""Kernel AST -> a loaded program: codegen's ProgramSpec (get_program), compiled by the device's compiler (with its
+on-disk cache) and loaded as the backend's Program. Runners are cached per (device, AST), bounded in count and in
+the process memory their programs hold. With BEAM=N the optimizations come from BEAM search (search.py)."""
+from __future__ import annotations
+from teeny.uop import UOp, pretty
+from teeny.codegen import get_program
+from teeny.renderer import ProgramSpec
+from teeny.runtime.device import Device, Buffer
+from teeny.helpers import LRUCache, debug_level, dprint, getenv
+from teeny.engine.search import beam_search
+
+
+class CompiledRunner:
+  """A kernel ready to launch: its spec and the device's loaded program. `memory`: about how many bytes of process
+  memory it holds (its binary, plus the backend's estimate per program compiled here or loaded from disk)."""
+  def __init__(self, device: str, spec: ProgramSpec):
+    self.device, self.spec = device, spec
+    dev = Device[device]
+    compiles_before = dev.compiler.compiles
+    try: lib = dev.compiler.compile_cached(spec.src)
+    except Exception as e:
+      if debug_level() >= 4: dprint(spec.src)
+      raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
+    self.program = dev.program_cls(dev, spec, lib)
+    # (another thread compiling meanwhile can only make a loaded program count as compiled: an overestimate)
+    compiled_here = dev.compiler.compiles != compiles_before
+    cls = dev.program_cls
+    self.memory = len(lib) + (cls.memory_estimate if compiled_here else cls.memory_estimate_loaded)
+    self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, wait=False)
+
+  def __call__(self, bufs: list[Buffer], wait=False) -> float | None:
+    return self.launch(*[b.handle for b in bufs], wait=wait)
+
+
+# (device, kernel AST) -> CompiledRunner. Bounded in count (RUNNER_CACHE_SIZE) and in the process memory its
+# loaded programs hold (RUNNER_CACHE_BYTES, as estimated by each backend's Program.memory_estimate): a PoCL program
+# compiled in this process holds about 1.4 MiB, so the count bound alone would let 1,024 of them take 1.4 GB. The
+# least recently used runners go first. An evicted runner stays usable by whoever still holds it (a TinyJit's
+# capture keeps its runners themselves, not keys into this cache), and its program is freed when the last holder
+# lets go; if its kernel comes back it is loaded again from the on-disk cache.
+_runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024), max_cost=getenv("RUNNER_CACHE_BYTES", 512 << 20),
+                         cost=lambda runner: runner.memory)
+
+
+def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None) -> CompiledRunner:
+  """The compiled kernel for ast; with BEAM=N (and the kernel's buffers to time it on) its actions come from
+  BEAM search, else from the optimizer's heuristics."""
+  key = (device, ast)
+  runner = _runner_cache.get(key)
+  if runner is None:
+    opts = None
+    if (width := getenv("BEAM", 0)) and bufs is not None:
+      opts = beam_search(ast, device, bufs, width)
+    spec = get_program(ast, Device[device].renderer, opts)
+    if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
+    if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
+    if debug_level() >= 4: dprint(spec.src)
+    runner = _runner_cache[key] = CompiledRunner(device, spec)
+  return runner
+
+
+def pretty_program(program: list) -> str:
+  ids = {u: i for i, u in enumerate(program)}
+  return "\n".join(f"{i:4d} {u.op.name:<12} {str(u.dtype):<18} {[ids.get(s, '?') for s in u.src]} {u.arg!r}"[:200]
+                   for i, u in enumerate(program))

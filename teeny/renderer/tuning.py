@@ -1,0 +1,93 @@
+"""Performance policy in one place: every tuned number teeny's speed depends on, as one `Tuning` object that a
+device's renderer carries (`renderer.tuning`).
+
+These numbers change no result, only how fast it comes: where a sum is split into two kernels, when a matmul copies
+an operand first, how big a register tile grows, when a kernel is worth waking the CPU's other cores for. Each was
+measured on one machine (a 2-core AMD Zen 4 VM with AVX-512, see PERFORMANCE.md), and each field names the workload
+of bench/bench_all.py (which runs bench/bench_core.py's too) that justifies its value: rerun that workload before
+and after changing it. A field with no bench workload says what it bounds instead.
+
+The defaults are the values teeny was tuned with. A device may build its own (from its core count, its cache sizes):
+`dataclasses.replace(Tuning(), parallel_threshold=...)`, set as its renderer's `tuning`. Tests do the same to reach
+a heuristic with small inputs, instead of patching module globals.
+"""
+from __future__ import annotations
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+  # ---- graph shape (teeny/tensor.py: extra kernels and copies that Tensor ops insert for speed) ----
+  # conv2d lays its filters out output channel innermost (a copy) from this many output channels and this much work
+  # (multiply-adds). Workload: conv2d
+  conv_relayout_min_cout: int = 16
+  conv_relayout_min_work: int = 1 << 22
+  # a @ b copies a row-major b with at most this many columns, an inner dimension at least this long and at least
+  # this much work (multiply-adds) to column-major first (x @ w of a classifier, w 512x10). Workload: mlp
+  matmul_relayout_max_n: int = 16
+  matmul_relayout_min_k: int = 64
+  matmul_relayout_min_work: int = 1 << 18
+  # a sum of at least split_min_reduced elements into at most split_max_outputs results runs as two kernels (one
+  # output per core would leave the others idle). Workload: sum
+  split_min_reduced: int = 1 << 15
+  split_max_outputs: int = 16
+  # no float accumulator adds more terms than this (longer sums add partial sums): not speed but precision, for
+  # devices that add a sum's terms one after another (tests/test_long_sums.py), so no bench workload
+  split_max_chunk: int = 1 << 16
+  # a sum along one axis of at least chunk_min_reduced elements of a product of at least chunk_min_product (a big
+  # matmul) runs in slices of chunk_size along that axis, as many as keep the partial results within
+  # chunk_max_bytes. Workload: matmul1024, matmul2048
+  chunk_min_reduced: int = 1024
+  chunk_min_product: int = 1 << 29
+  chunk_size: int = 128
+  chunk_max_bytes: int = 256 << 20
+  # a smaller product (at least slice_min_product elements) is sliced too when each row of outputs reads more than
+  # slice_max_bytes of it (the right-hand matrix outgrows a core's share of L2), in slices of at most
+  # slice_target_bytes. Workload: mlp, mlp_jit (its 256x784 @ 784x512)
+  slice_min_product: int = 1 << 26
+  slice_max_bytes: int = 3 << 19
+  slice_target_bytes: int = 1 << 20
+  # Tensor.cat of more pieces joins them this many at a time first (one compile serves every group, and no kernel
+  # gets a masked term per piece). No bench workload: it bounds compile time and kernel size
+  cat_group_size: int = 32
+
+  # ---- scheduling (teeny/schedule.py) ----
+  # elementwise work a reduce reads broadcast this many times or more is realized first, when the reduce reads at
+  # least broadcast_realize_min_size elements (the relu mask in front of a matmul). Workload: mlp, mlp_jit
+  broadcast_realize_factor: int = 16
+  broadcast_realize_min_size: int = 1 << 16
+
+  # ---- the kernel optimizer (teeny/codegen/kernel.py, heuristics.py) ----
+  # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code. A bound on code size
+  # (every action, BEAM's too), not a measurement; the tiles of matmul1024 and conv2d stay far below it
+  max_expansion: int = 256
+  # a register tile holds at most this many vectors of accumulators (32 vector registers on AVX-512 x86).
+  # Workload: matmul1024
+  tile_max_vectors: int = 16
+  # a tile gets as many rows as keep what they read over the reduce loop within this many bytes (most of the L1
+  # data cache of one core: 32-48 KB on x86 of the last years). Workload: conv2d
+  tile_rows_l1_bytes: int = 32 << 10
+  # a reduce longer than this is not walked element by element to count the cache lines a tile row reads (one line
+  # per step is assumed). It bounds the optimizer's time, no bench workload
+  footprint_max_steps: int = 4096
+  # accumulators of a dot tile (every input reads the reduce loop contiguously: x @ w.T), each a vector register,
+  # the rest hold the loads. Workload: mlp (its weight gradient's and classifier's tiles)
+  dot_tile_max: int = 24
+  # on a GPU a reduce with fewer outputs than group_max_outputs, over at least group_min_reduced elements, is split
+  # across the work-items of a group (GROUP). No GPU was measured: sum, rowsum1k on an OpenCL GPU would justify them
+  group_max_outputs: int = 4096
+  group_min_reduced: int = 256
+
+  # ---- rendering (teeny/renderer/cstyle.py) ----
+  # vloadN/vstoreN widths an OpenCL GPU gets (a CPU driver gets none: PoCL vectorizes across work-items itself, and
+  # vectors inside one work-item measured slower there). Workload: matmul1024, mlp on CL
+  gpu_vector_widths: tuple = (16, 8, 4, 2)
+
+  # ---- the CPU runtime (teeny/runtime/ops_llvm.py) ----
+  # a kernel of at least this many operations is split across the cores (waking a worker costs more below).
+  # Workload: mlp (its small kernels), tiny (stays on the calling thread)
+  parallel_threshold: int = 1 << 19
+  # copies in and out of at least this many bytes run on every core. Workload: copyout
+  parallel_copy_bytes: int = 4 << 20
+  # time-stamp counter ticks a worker spins before it sleeps (about 1-2 ms at 2-4 GHz). Workload: rowsum1k, mlp
+  spin_cycles: int = 1 << 22

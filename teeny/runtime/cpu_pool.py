@@ -1,0 +1,211 @@
+"""The CPU worker pool: the one place in teeny that starts threads of its own.
+
+The LLVM backend (ops_llvm.py) splits a kernel's outermost loop across the cores and calls `run_split`; its
+allocator copies large buffers in and out with `copy`, split the same way. Both run their slices on one pool per
+process, made on first use:
+  - `_NativePool` (x86-64 Linux): worker threads that live in native code compiled from cpu_pool.ll, handed work
+    through control blocks in memory; no GIL held while slices run.
+  - `_PythonPool` (anywhere else, or TEENY_NATIVE_POOL=0): Python threads woken by bare locks, each slice a ctypes
+    call (which drops the GIL).
+One caller uses the workers at a time (`_POOL_LOCK`); a caller that finds them busy runs every slice itself.
+Worker threads are pinned to CPUs of their own (TEENY_PIN_WORKERS=0 leaves them free), and a forked child forgets
+the parent's pool and makes its own on first use.
+"""
+from __future__ import annotations
+import _thread, ctypes, os, string, sys, threading
+from importlib import resources
+import llvmlite.binding as llvm
+from teeny.renderer.tuning import Tuning
+from teeny.runtime.llvm_setup import LLVM_LOCK, target_machine
+
+
+def cpu_count() -> int:
+  """The CPUs this process may run on."""
+  try: return len(os.sched_getaffinity(0))
+  except AttributeError: return os.cpu_count() or 1
+
+
+# A kernel split across cores runs its slices on worker threads that live in native code: each spins on its control
+# block for a while after its last slice, then sleeps in the kernel (futex) until woken. Waking a sleeping virtual CPU
+# costs 50-100 us on the VM we measure on, and a woken core that goes back to sleep between kernels can make a split
+# kernel as slow as one core for many calls in a row; a worker that is still spinning starts a slice in well under a
+# microsecond. Neither side holds the GIL: the caller's one ctypes call posts the slices, runs its own and waits.
+# A slice that no worker has taken by the time the caller finished its own, the caller takes and runs itself: a
+# worker without a core (busy with other threads, or queued behind the caller on the caller's own) then costs the
+# time of its slice, not a time slice of the kernel's scheduler (a 1024x1024 row-sum took 1.9 ms instead of 0.1 in
+# such bench runs). The control block's layout is written down in cpu_pool.ll.
+_CTRL_BYTES = 128
+# time-stamp counter ticks a worker spins before it sleeps: the pool is one per process, so it takes the default
+# Tuning's (renderer/tuning.py)
+_SPIN_CYCLES = Tuning().spin_cycles
+_COPY_PAGE = 4096  # copies split across cores are cut at multiples of this many bytes
+
+
+def _pool_ir() -> str:
+  """cpu_pool.ll (shipped with the package) with its placeholders filled in."""
+  template = string.Template(resources.files(__package__).joinpath("cpu_pool.ll").read_text())
+  return template.substitute(CTRL_BYTES=_CTRL_BYTES, SPIN_CYCLES=_SPIN_CYCLES, COPY_PAGE=_COPY_PAGE)
+
+
+class _NativePool:
+  """`helpers` worker threads that run slices of kernels and of large copies (see above). Built on first use;
+  x86-64 Linux only (it spins with the time-stamp counter and sleeps with futex), elsewhere `_PythonPool` does
+  the same work."""
+  def __init__(self, helpers: int):
+    with LLVM_LOCK:
+      mod = llvm.parse_assembly(_pool_ir())
+      mod.verify()
+      self._engine = llvm.create_mcjit_compiler(mod, target_machine(jit=True))
+      self._engine.finalize_object()
+      run_addr = self._engine.get_function_address("teeny_run_split")
+      worker_addr = self._engine.get_function_address("teeny_worker")
+      self._copy_pages = self._engine.get_function_address("teeny_copy_pages")
+    self.helpers = helpers
+    # the workers read their control blocks until the process ends, so the blocks come from malloc and are never
+    # freed: not even while the interpreter shuts down and frees its objects (a freed block reused for something
+    # else could look like a posted slice to a worker still spinning)
+    libc = ctypes.CDLL(None)
+    block = ctypes.c_void_p()
+    if libc.posix_memalign(ctypes.byref(block), _CTRL_BYTES, helpers * _CTRL_BYTES) != 0:
+      raise MemoryError("no memory for the LLVM worker pool's control blocks")
+    self.ctrls = block.value
+    ctypes.memset(self.ctrls, 0, helpers * _CTRL_BYTES)
+    self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_int64)(run_addr)
+    self._worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(worker_addr)  # never returns; ctypes drops the GIL
+    _KEEP_ALIVE.append(self)  # its threads run its compiled code until the process ends
+    self.threads = []
+    for i in range(helpers):
+      worker = threading.Thread(target=self._worker, args=(self.ctrls + i * _CTRL_BYTES,), name=f"teeny-llvm-{i}",
+                                daemon=True)
+      worker.start()
+      if _PIN_WORKERS: _pin(worker.native_id, i + 1)
+      self.threads.append(worker)
+
+  def run(self, program, bufs, vals, n: int, slices: int):
+    """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its packed entry."""
+    args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
+    self._run(self.ctrls, slices - 1, program._packed, args, n)
+
+  def copy(self, dst: int, src: int, nbytes: int, slices: int):
+    args = (ctypes.c_int64 * 3)(dst, src, nbytes)
+    self._run(self.ctrls, slices - 1, self._copy_pages, args, -(-nbytes // _COPY_PAGE))
+
+
+class _PythonPool:
+  """Worker threads woken by bare locks, for machines the native pool doesn't run on. Handing over is a pair of
+  locks per worker (acquired means "nothing to do" / "not done"); each slice is a ctypes call, which drops the GIL."""
+  def __init__(self, helpers: int):
+    self.helpers = helpers
+    self._go = [_thread.allocate_lock() for _ in range(helpers)]
+    self._done = [_thread.allocate_lock() for _ in range(helpers)]
+    self._jobs: list = [None] * helpers
+    self._errors: list = [None] * helpers
+    for i in range(helpers):
+      self._go[i].acquire()
+      self._done[i].acquire()
+      threading.Thread(target=self._loop, args=(i,), name=f"teeny-llvm-{i}", daemon=True).start()
+
+  def _loop(self, i: int):
+    while True:
+      self._go[i].acquire()
+      fn, args = self._jobs[i]
+      try: fn(*args)  # a compiled kernel can't raise, but ctypes may refuse an argument
+      except BaseException as e: self._errors[i] = e  # handed to the caller in run()
+      self._done[i].release()
+
+  def run(self, program, bufs, vals, n: int, slices: int):
+    """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its ctypes function."""
+    bounds = [n * i // slices for i in range(slices + 1)]
+    self._split([(program._fn, (*bufs, *vals, bounds[i], bounds[i + 1])) for i in range(slices)])
+
+  def copy(self, dst: int, src: int, nbytes: int, slices: int):
+    pages = -(-nbytes // _COPY_PAGE)
+    bounds = [min(nbytes, pages * i // slices * _COPY_PAGE) for i in range(slices + 1)]
+    self._split([(ctypes.memmove, (dst + lo, src + lo, hi - lo)) for lo, hi in zip(bounds, bounds[1:])])
+
+  def _split(self, calls: list):
+    """Run calls[0] here and the others on the workers (ctypes calls: no GIL held while they run)."""
+    for i, call in enumerate(calls[1:]):
+      self._jobs[i] = call
+      self._go[i].release()
+    try:
+      fn, args = calls[0]
+      fn(*args)
+    finally:
+      for i in range(len(calls) - 1): self._done[i].acquire()  # the workers are free again, even after an error
+    for i in range(len(calls) - 1):
+      error, self._errors[i] = self._errors[i], None
+      if error is not None: raise error
+
+
+_POOL: list = []  # the process's one pool, made on first use
+_KEEP_ALIVE: list = []  # every native pool ever made (their threads never end)
+_POOL_LOCK = threading.Lock()  # held while a kernel's or a copy's slices run: one caller uses the workers at a time
+_POOL_MADE_LOCK = threading.Lock()  # held while the pool is made
+
+
+# Worker i is pinned to the (i+1)-th CPU this process may run on, leaving the first to the calling thread. Unpinned,
+# the kernel scheduler of the VM we measure on often woke a worker onto the caller's core and left it there while
+# the other core idled: the two took turns for many calls in a row (a 1024x1024 row-sum at 0.22-0.45 ms instead of
+# 0.1; 1.9 ms before the caller could take a late worker's slice). A pinned worker whose core is busy with other
+# work costs no more than that: the caller runs the slice it didn't start. TEENY_PIN_WORKERS=0 leaves them free.
+_PIN_WORKERS = os.environ.get("TEENY_PIN_WORKERS", "1") != "0"
+
+
+def _pin(thread_id: int, index: int):
+  cpus = sorted(os.sched_getaffinity(0))
+  try: os.sched_setaffinity(thread_id, {cpus[index % len(cpus)]})
+  except OSError: pass  # a CPU set we may not narrow (some containers): the worker stays free, which also works
+
+
+def _native_pool_runs_here() -> bool:
+  """x86-64 Linux, unless TEENY_NATIVE_POOL=0 asks for the Python pool."""
+  return os.environ.get("TEENY_NATIVE_POOL", "1") != "0" and sys.platform.startswith("linux") and \
+    llvm.get_process_triple().startswith("x86_64")
+
+
+def _pool():
+  if not _POOL:
+    with _POOL_MADE_LOCK:
+      if not _POOL:
+        helpers = max(1, cpu_count() - 1)  # the calling thread runs one slice itself
+        _POOL.append(_NativePool(helpers) if _native_pool_runs_here() else _PythonPool(helpers))
+  return _POOL[0]
+
+
+def run_split(program, fn, bufs, vals, n: int, slices: int):
+  """Run `program` (an LLVMProgram; `fn` is its ctypes function) over [0, n) in up to `slices` slices on the pool,
+  or every slice in this thread when another thread's kernel or copy has the workers."""
+  pool = _pool()
+  slices = min(slices, pool.helpers + 1)
+  if not _POOL_LOCK.acquire(blocking=False):  # another thread's kernel has the workers: run every slice here
+    fn(*bufs, *vals, 0, n)
+    return
+  try: pool.run(program, bufs, vals, n, slices)
+  finally: _POOL_LOCK.release()
+
+
+def copy(dst: int, src: int, nbytes: int, parallel_bytes: int):
+  """memmove, split across the cores from `parallel_bytes` bytes (Tuning.parallel_copy_bytes): one core copies 64 MiB
+  at 9-10 GB/s here, two at 21 GB/s."""
+  slices = min(cpu_count(), -(-nbytes // _COPY_PAGE))
+  if nbytes < parallel_bytes or slices < 2:
+    ctypes.memmove(dst, src, nbytes)
+    return
+  pool = _pool()
+  if not _POOL_LOCK.acquire(blocking=False):  # another thread has the workers
+    ctypes.memmove(dst, src, nbytes)
+    return
+  try: pool.copy(dst, src, nbytes, min(slices, pool.helpers + 1))
+  finally: _POOL_LOCK.release()
+
+
+def _forget_pool_in_child():
+  # a forked child has none of the parent's threads: a pool it inherited would wait forever for them
+  _POOL.clear()
+  global _POOL_LOCK, _POOL_MADE_LOCK
+  _POOL_LOCK, _POOL_MADE_LOCK = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
