@@ -1,6 +1,5 @@
 """The DEBUG contract: what each level prints to stderr (and that DEBUG never changes results)."""
 import os, re, subprocess, sys
-import pytest
 
 PROGRAM = "from teeny import Tensor; a = Tensor([[1.,2.],[3.,4.]]); print(((a*2+1).relu().sum(1)).numpy())"
 

@@ -1,7 +1,7 @@
 """TinyJit: capture on the second call, replay on later ones with the new inputs and no Python graph building."""
 import numpy as np
 import pytest
-from teeny import Tensor, TinyJit, GlobalCounters, Device, dtypes
+from teeny import Tensor, TinyJit, GlobalCounters, dtypes
 from teeny.engine.jit import TinyJit as TinyJitFromModule
 from conftest import DEVICES
 from teeny.nn.optim import SGD, Adam
@@ -47,10 +47,10 @@ def test_replay_builds_no_graph_and_schedules_nothing(device, monkeypatch):
   f(Tensor(a, device=device), Tensor(b, device=device))  # the capture
   captured = (GlobalCounters.kernel_count, GlobalCounters.global_ops, GlobalCounters.global_mem)
   assert captured[0] == len(f._capture.launches)
-  import teeny.schedule, teeny.tensor
+  import teeny.schedule, teeny.engine.tensors
   def fail(*args, **kwargs): raise AssertionError("replay must not schedule")
   monkeypatch.setattr(teeny.schedule, "create_schedule", fail)
-  monkeypatch.setattr(teeny.tensor, "create_schedule", fail)
+  monkeypatch.setattr(teeny.engine.tensors, "create_schedule", fail)
   ta, tb = Tensor(a * 2, device=device), Tensor(b, device=device)
   GlobalCounters.reset()
   out = f(ta, tb)

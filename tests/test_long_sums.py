@@ -5,7 +5,7 @@ nest, and float16 sums keep float32 partial sums. Checked against numpy's float6
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, dtypes
-import teeny.tensor as tensor_module
+import teeny.ops.shaping as shaping
 
 rng = np.random.default_rng(0)
 
@@ -48,7 +48,7 @@ def test_partial_sums_are_bounded_and_nest(device, monkeypatch):
   """With the bound lowered to 64 terms, a sum of 100,003 floats over 3 outputs nests three levels deep (1,563
   partial sums, then 25, then the total: 3 kernels), a sum with many outputs splits only where it is too long,
   and gradients flow through the padding."""
-  monkeypatch.setattr(tensor_module, "SPLIT_MAX_CHUNK", 64)
+  monkeypatch.setattr(shaping, "SPLIT_MAX_CHUNK", 64)
   x = rng.random((3, 100_003)).astype(np.float32)
   t = Tensor(x, device=device, requires_grad=True)
   GlobalCounters.reset()

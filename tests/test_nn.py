@@ -12,7 +12,7 @@ import pytest
 from teeny import Tensor, GlobalCounters, Device, dtypes
 from teeny.nn import Linear, Conv2d, ConvTranspose2d, BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, RMSNorm, Embedding, Dropout
 from teeny.nn.state import get_state_dict, get_parameters, load_state_dict
-from teeny.nn.optim import SGD, Adam
+from teeny.nn.optim import SGD
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 from micrograd import train_moons  # noqa: E402

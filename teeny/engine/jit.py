@@ -56,7 +56,9 @@ from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem, buffer_view, forget_realized, writes_count
-from teeny.tensor import Tensor, rng_key_buffers, realize_old_value_readers
+from teeny.tensor import Tensor
+from teeny.engine.tensors import realize_old_value_readers
+from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
 from teeny import program_order
 

@@ -1,0 +1,170 @@
+"""Realizing tensors: run the kernels that compute the tensors asked for, and point each at its buffer. A view is
+realized by realizing the tensor whose storage it views; when the schedule overwrites buffers (assign), the live
+lazy tensors that read their old contents are realized in it too (teeny/program_order.py); a realized result that
+requires grad keeps the graph that computed it, for backward(). Reading a realized tensor's elements to the host
+is here too. This module does not import teeny/tensor.py: it takes the tensors as they come (duck-typed), reading
+and setting _uop, uop, _base, _version, device, dtype, _requires_grad, _leaf, _graph and _assigned_graph."""
+from __future__ import annotations
+import itertools, math, weakref
+import numpy as np
+from teeny.uop import UOp, Ops
+from teeny.runtime.device import Buffer
+from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, forget_realized, writes_count
+from teeny.engine.realize import run_schedule
+from teeny.engine.validate import checked
+from teeny.view import ShapeTracker
+from teeny import program_order
+
+# realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
+grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# tags that make a node unique (a leaf, a clone, a copy, a write), so it is never merged with an equal graph
+unique_ids = itertools.count()
+
+
+@checked  # VALIDATE=1: also computed by the reference interpreter and compared (engine/validate.py)
+def realize_tensors(tensors: tuple):
+  """Compute tensors that aren't buffers yet, and point each at its buffer. A view of a tensor that has storage
+  realizes that tensor instead (views stay views). When the schedule overwrites buffers (assign), the live lazy
+  tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
+  tensors = _storage_owners(tensors)
+  if not tensors: return
+  if len(tensors) == 1 and tensors[0]._uop.op is not Ops.ASSIGN:  # one new result, the common case: no set-up
+    t = tensors[0]
+    node = t._uop
+    items, views, written = create_schedule((node,), (t.device,))
+    if not written:
+      run_schedule(items)
+      mark_realized(views)
+      view = views[node]
+      if not items or items[-1].bufs[0] is not buffer_of(view): return _take_buffers(tensors, items, views, written)
+      if t._requires_grad: _keep_graph(t, node)
+      t._uop, t._version = view, t._version + 1  # (the uop setter, for a base given its own new buffer)
+      return
+    # (it runs a write deeper in its graph: the general case below, scheduling again with the readers)
+  done = {id(t) for t in tensors}
+  # the writes of the tensors being realized (parameter updates) are known before scheduling: the readers of what
+  # they overwrite join at once, so the graph is scheduled once. Writes found deeper in the graph come after.
+  expected = frozenset(buffer_of(t._uop.src[0]) for t in tensors if t._uop.op is Ops.ASSIGN)
+  if expected: tensors += tuple(_readers_to_realize(expected, done))
+  items, views, written = _schedule(tensors)
+  unexpected = written - expected
+  while unexpected and (readers := _readers_to_realize(unexpected, done)):
+    tensors += tuple(readers)
+    items, views, now_written = _schedule(tensors)
+    unexpected, written = now_written - written, now_written
+  if written: program_order.mark_stale_graphs(grad_realized, written)
+  run_schedule(items)
+  mark_realized(views)
+  # what the schedule computed before its writes is of the old contents: no later graph may reuse it
+  if written: forget_realized()
+  _take_buffers(tensors, items, views, written)
+
+
+def _readers_to_realize(written, done: set[int]) -> list:
+  """The live lazy tensors (not in `done`, which they join) that read the old contents of `written`, to realize
+  with the writes. While a TinyJit captures, those made before its call are realized apart, first."""
+  readers = program_order.old_value_readers(written, done)
+  before_capture, readers = program_order.split_by_capture(readers)
+  if before_capture: _realize_outside_capture(before_capture)
+  done.update(id(t) for t in readers)
+  return readers
+
+
+def _schedule(tensors: tuple):
+  # tuples: create_schedule keeps them as they are (it would copy lists into tuples for its key)
+  if len(tensors) == 1: roots, devices = (tensors[0].uop,), (tensors[0].device,)
+  else: roots, devices = tuple([t.uop for t in tensors]), tuple([t.device for t in tensors])
+  return create_schedule(roots, devices)
+
+
+def _storage_owners(tensors: tuple) -> tuple:
+  """What realizing these tensors computes: their bases (a view is realized by realizing the tensor whose storage
+  it views, as PyTorch would have computed it, and stays a view of it). Each once, buffers left out."""
+  if len(tensors) == 1 and tensors[0]._base is None: return tensors  # the common case
+  out: dict = {}
+  for t in tensors:
+    if t._base is not None: t = t._base
+    if not is_buffer_view(t._uop): out[id(t)] = t
+  return tuple(out.values())
+
+
+def realize_old_value_readers(written: set[Buffer]):
+  """Before kernels that run outside a schedule (a TinyJit replay) overwrite `written`: realize the live lazy
+  tensors that read their old contents, and mark autograd graphs that read them stale."""
+  readers = program_order.old_value_readers(written, set())
+  if readers: realize_tensors(tuple(readers))
+  program_order.mark_stale_graphs(grad_realized, written)
+
+
+def _realize_outside_capture(tensors: list):
+  """Realize tensors made before a TinyJit's captured call without recording their kernels: a replay must not
+  recompute them into buffers their owners still hold. (Where the capture started stays set: it is a position
+  in this thread's registry of lazy tensors, which must not be compacted under it.)"""
+  from teeny.engine.realize import capture
+  recording, capture.recording = capture.recording, None
+  try: realize_tensors(tuple(tensors))
+  finally: capture.recording = recording
+
+
+def _take_buffers(tensors: tuple, items, views: dict, written):
+  """Point each realized tensor at its buffer. A tensor owns its buffer: one the schedule made for it, or, for a
+  write, the buffer it wrote. A tensor whose graph was found already realized (by another tensor), or that shares
+  its graph with another tensor of this realize, gets a copy: two tensors never share storage unless one is a
+  view of the other, so writing one never changes the other."""
+  made = {b for item in items for b in item.bufs[:writes_count(item.ast)]}
+  taken, copies = set(), []
+  for t in tensors:
+    node = t.uop
+    view = views[node]
+    buf = buffer_of(view)
+    _keep_graph(t, node)
+    owned = buf in made and buf not in written and buf not in taken
+    if node.op is Ops.ASSIGN or owned or buf.size == 0:  # (an empty buffer holds nothing to share)
+      taken.add(buf)
+      t.uop = view
+    else:
+      t.uop = UOp(Ops.CONTIGUOUS, t.dtype, (view,), ("copy", next(unique_ids)))
+      copies.append(t)
+  if copies: realize_tensors(tuple(copies))
+
+
+def _keep_graph(t, node: UOp):
+  """A realized result that requires grad keeps the graph that computed it, so backward() still reaches the leaves
+  (gradient.restore_graphs); a realized write keeps the graph of the values it wrote (see assign)."""
+  if not t._requires_grad or t._leaf: return
+  if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
+  graph = t._assigned_graph if node.op is Ops.ASSIGN else node
+  if graph is None: return
+  t._graph, t._assigned_graph = graph, None
+  grad_realized[id(t)] = t
+
+
+def read_tensor(t) -> np.ndarray:
+  """The elements of a realized tensor (its node a buffer, or a view of one) as a flat numpy array, in row-major
+  order. A view that is one contiguous run of a buffer is read from it directly, others are copied out by a kernel."""
+  node = t.uop
+  if is_buffer_view(node): return buffer_of(node).numpy()
+  region = _contiguous_region(node)
+  if region is not None:
+    buf, offset = region
+    size = math.prod(node.shape)
+    if 2 * size >= buf.size: return buf.numpy()[offset:offset + size]  # most of the buffer: read it whole
+  copy = type(t)(UOp(Ops.CONTIGUOUS, node.dtype, (node,), ("copy", next(unique_ids))), device=t.device)
+  realize_tensors((copy,))
+  return buffer_of(copy.uop).numpy()
+
+
+def _contiguous_region(node: UOp) -> tuple[Buffer, int] | None:
+  """(buffer, first element) when node is movement ops over a buffer that keep it one row-major run, else None."""
+  moves = []
+  while node.op is not Ops.BUFFER:
+    if node.op is Ops.DETACH: node = node.src[0]; continue
+    if node.op not in (Ops.RESHAPE, Ops.PERMUTE, Ops.SHRINK, Ops.EXPAND, Ops.PAD, Ops.FLIP): return None
+    moves.append((node.op.name, node.arg))
+    node = node.src[0]
+  st = ShapeTracker.from_shape((node.arg.size,))
+  for name, arg in reversed(moves): st = st.apply(name, arg)
+  view = st.views[-1]
+  if len(st.views) != 1 or view.mask is not None: return None
+  contiguous = ShapeTracker.from_shape(view.shape).views[0]
+  return (node.arg, view.offset) if view.strides == contiguous.strides else None

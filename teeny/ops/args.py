@@ -1,0 +1,65 @@
+"""Argument checks that Tensor and its op mixins share: axes, shapes, window sizes and padding, broadcasting, and
+the most elements 64-bit indices count. Each turns what the user passed into the canonical form the ops use, or
+raises an error that says what was wrong with it."""
+from __future__ import annotations
+import numpy as np
+from teeny.dtype import DType, dtypes
+
+Scalar = int | float | bool
+INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
+
+
+def _canon_axis(axis: int, ndim: int) -> int:
+  if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool): raise TypeError(f"axis must be an int, got {axis!r}")
+  n = max(ndim, 1)
+  if not -n <= axis < n: raise IndexError(f"axis {axis} is out of range for a tensor with {ndim} dimensions")
+  return int(axis) % n if ndim else 0
+
+
+def _fits(values: range, dtype: DType) -> bool:
+  """Whether every value of a range fits dtype."""
+  return not values or (dtypes.min(dtype) <= min(values[0], values[-1]) and max(values[0], values[-1]) <= dtypes.max(dtype))
+
+
+def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+  ndim = max(len(s) for s in shapes)
+  padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+  out = []
+  for dims in zip(*padded):
+    sizes = {d for d in dims if d != 1}
+    if len(sizes) > 1:
+      raise ValueError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} can't be broadcast together")
+    out.append(sizes.pop() if sizes else 1)
+  return tuple(out)
+
+
+def _shape_arg(shape) -> tuple[int, ...]:
+  if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
+  for s in shape:  # int(2.5) would quietly make a size of 2
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)): raise TypeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
+  return tuple(int(s) for s in shape)
+
+
+def _new_shape(shape) -> tuple[int, ...]:
+  """The shape of a new tensor: ints >= 0."""
+  shape = _shape_arg(shape)
+  if any(s < 0 for s in shape): raise ValueError(f"a tensor can't have a negative size, got shape {shape}")
+  return shape
+
+
+def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
+  """An int or a sequence of n ints (stride, dilation, kernel size, ...), each at least `least`."""
+  out = (value,) * n if isinstance(value, int) else tuple(value)
+  if len(out) != n or any(not isinstance(v, int) or v < least for v in out):
+    raise ValueError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
+  return out
+
+
+def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
+  """Padding for n spatial dims as (before, after) pairs: an int, one int per dim, or PyTorch's flat
+  (last_before, last_after, ...) of 2n ints."""
+  if isinstance(padding, int): return ((padding, padding),) * n
+  padding = tuple(padding)
+  if len(padding) == n: return tuple((p, p) for p in padding)
+  if len(padding) == 2 * n: return tuple((padding[2 * i], padding[2 * i + 1]) for i in reversed(range(n)))
+  raise ValueError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")

@@ -1,0 +1,262 @@
+"""Elementwise math as a Tensor mixin: unary math (exp, log, sqrt, trigonometry; ints compute in the default float,
+like PyTorch), activations, pow, rounding, the NaN and infinity tests, and the logical and bitwise functions. All
+of it is composed from the primitive ALU ops through Tensor's protocol (_alu, _new, _binop_operands, _constant);
+branches are picked with where() and kept finite, so that gradients through them stay finite. The gradient of
+pow is a rule of its own (_pow_gradient, in teeny/tensor.py)."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING
+import numpy as np
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops
+from teeny.ops.constants import _const_at
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class ElementwiseOps:
+  """Tensor's unary math, activations, pow, and logical and bitwise functions."""
+  # unary math (ints compute in the default float, like PyTorch)
+  def _float(self) -> Self: return self if dtypes.is_float(self.dtype) else self.cast(dtypes.default_float)
+  def _in_float32(self, fn) -> Self:
+    """Composed math on float16 runs in float32 and rounds once at the end (like PyTorch and numpy)."""
+    x = self._float()
+    return fn(x.float()).half() if x.dtype == dtypes.float16 else fn(x)
+  def exp2(self) -> Self: return self._float()._alu(Ops.EXP2)
+  def log2(self) -> Self: return self._float()._alu(Ops.LOG2)
+  def exp(self) -> Self: return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
+  def log(self) -> Self: return self._in_float32(lambda x: x.log2() * math.log(2))
+  def _log1p(self) -> Self:
+    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
+    u = 1 + self
+    exact = u == 1
+    return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
+  def log10(self) -> Self: return self.log2() * (1 / math.log2(10))
+  def sqrt(self) -> Self: return self._float()._alu(Ops.SQRT)
+  def rsqrt(self) -> Self: return self.sqrt().reciprocal()
+  def reciprocal(self) -> Self: return self._float()._alu(Ops.RECIP)
+  def sin(self) -> Self: return self._float()._alu(Ops.SIN)
+  def cos(self) -> Self:
+    """cos x = 1 - 2 sin^2(x/2): halving x is exact, so large x keep their accuracy (sin(pi/2 - x) would round
+    pi/2 - x, an error of |x| * eps)."""
+    return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
+  def tan(self) -> Self: return self._in_float32(lambda x: x.sin() / x.cos())
+  def sinh(self) -> Self: return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
+  def cosh(self) -> Self: return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
+  def erf(self) -> Self:
+    """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7)."""
+    def f(x: Self) -> Self:
+      t = 1.0 / (1.0 + 0.3275911 * x.abs())
+      poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+      return x.sign() * (1.0 - poly * (-x * x).exp())
+    return self._in_float32(f)
+  def abs(self) -> Self:
+    if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
+    return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
+  def trunc(self) -> Self: return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
+  def floor(self) -> Self:
+    if not dtypes.is_float(self.dtype): return self
+    t = self.trunc()
+    return (self < t).where(t - 1, t)
+  def ceil(self) -> Self:
+    if not dtypes.is_float(self.dtype): return self
+    t = self.trunc()
+    return (self > t).where(t + 1, t)
+  def round(self) -> Self:
+    """Round half to even, like numpy and torch.round."""
+    if not dtypes.is_float(self.dtype): return self
+    f = self.floor()
+    d = self - f  # exact: the fractional part of a float is a float
+    f_even = (f * 0.5).floor() * 2 == f
+    return (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
+  def square(self) -> Self: return self * self
+  def sign(self) -> Self:
+    if self.dtype == dtypes.bool: return self
+    out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+    return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
+  def clip(self, min_=None, max_=None) -> Self:
+    """Clamp into [min_, max_] like torch.clamp: the gradient passes where min_ <= x <= max_ (the bounds included),
+    tensor bounds get it where x is beyond them, NaN stays NaN with no gradient, and min_ > max_ gives max_."""
+    x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
+    if min_ is not None: x = (x < min_).where(min_, x)
+    return x if max_ is None else (x > max_).where(max_, x)
+  clamp = clip
+  def lerp(self, end, weight) -> Self: return self + (end - self) * weight
+  def isnan(self) -> Self: return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
+  def isinf(self, detect_positive: bool = True, detect_negative: bool = True) -> Self:
+    if not dtypes.is_float(self.dtype): return self.full_like(False, dtype=dtypes.bool)
+    pos = (self == math.inf) if detect_positive else self.full_like(False, dtype=dtypes.bool)
+    return pos | (self == -math.inf) if detect_negative else pos
+  def isfinite(self) -> Self:
+    return (self - self) == 0 if dtypes.is_float(self.dtype) else self.full_like(True, dtype=dtypes.bool)
+
+  # activations (composed; branches kept finite so gradients through where() stay finite)
+  def relu(self) -> Self:
+    """max(x, 0) like torch.relu: its gradient at 0 is 0 (not maximum's tie split) and relu(nan) is nan."""
+    if not dtypes.is_float(self.dtype): return self.maximum(0)
+    # where(0 < x or x is nan, x, 0), built as nodes at once: relu is in every MLP, and composing it from <=,
+    # where and a broadcast constant cost 15 times the Python work
+    x, zero = self.uop, _const_at(self.dtype, 0.0, self.shape)
+    keep = zero.alu(Ops.CMPLT, x).alu(Ops.OR, x.alu(Ops.CMPNE, x))
+    return self._new(keep.where(x, zero))
+  def sigmoid(self) -> Self:
+    """1 / (1 + e^-x), from e = e^-|x| on both sides (1 / (1 + e) for x >= 0, e / (1 + e) below): e is in (0, 1],
+    so nothing overflows and the gradient stays finite (0, not inf * 0 = nan) at any |x|."""
+    def f(x: Self) -> Self:
+      negative = x < 0
+      e = negative.where(x, -x).exp()
+      r = (1 + e).reciprocal()
+      return negative.where(e * r, r)
+    return self._in_float32(f)
+  def tanh(self) -> Self:
+    """2 sigmoid(2x) - 1 (finite gradient at any |x|), and near 0 (|x| < 0.3) its odd Taylor polynomial to x^9
+    (error < 1e-7 relative): the subtraction would cancel away up to 0.1% of tanh(1e-5)."""
+    def f(x: Self) -> Self:
+      small = x.abs() < 0.3
+      xs = small.where(x, 0)  # the polynomial sees 0 elsewhere: nothing overflows in the branch not taken
+      x2 = xs * xs
+      series = xs * (1 + x2 * (-1 / 3 + x2 * (2 / 15 + x2 * (-17 / 315 + x2 * (62 / 2835)))))
+      return small.where(series, 2.0 * (2.0 * x).sigmoid() - 1.0)
+    return self._in_float32(f)
+  def gelu(self, approximate: str = "tanh") -> Self:
+    """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf form."""
+    if approximate == "none": return self._in_float32(lambda x: 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
+    if approximate != "tanh": raise ValueError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
+    return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
+  def quick_gelu(self) -> Self: return self * (self * 1.702).sigmoid()
+  def silu(self) -> Self: return self * self.sigmoid()
+  swish = silu
+  # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
+  # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
+  def leakyrelu(self, neg_slope: float = 0.01) -> Self: return (self > 0).where(self, self * neg_slope)
+  leaky_relu = leakyrelu
+  def elu(self, alpha: float = 1.0) -> Self:
+    below = self <= 0
+    return below.where(alpha * (below.where(self, 0).exp() - 1), self)  # exp only of x <= 0: finite both ways
+  def celu(self, alpha: float = 1.0) -> Self:
+    below = self <= 0
+    return below.where(alpha * ((below.where(self, 0) / alpha).exp() - 1), self)
+  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Self: return gamma * self.elu(alpha)
+  def softplus(self, beta: float = 1.0) -> Self:
+    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
+    parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
+    def f(x: Self) -> Self:
+      bx = x * beta
+      above = bx > 0
+      return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
+    return self._in_float32(f)
+  def mish(self) -> Self: return self * self.softplus().tanh()
+  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
+    """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
+    return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
+  def relu6(self) -> Self: return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
+  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Self:
+    """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
+    u = alpha * self + beta
+    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(math.nan, 0.0)))
+  def hardswish(self) -> Self:
+    """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
+    middle = self < 3
+    x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
+    return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
+  def softsign(self) -> Self: return self / (1 + self.abs())
+  def logsigmoid(self) -> Self: return -(-self).softplus()
+
+  # pow
+  def __pow__(self, exponent) -> Self: return self.pow(exponent)
+  def __rpow__(self, base) -> Self: return type(self)(base, device=self.device).pow(self) if not isinstance(base, type(self)) else base.pow(self)
+  def pow(self, exponent) -> Self:
+    """x ** y like torch.pow. Integers to integer powers stay integers (exact, wrapping like PyTorch; a negative
+    Python int power of an integer tensor is an error, as in PyTorch); a float on either side makes a float.
+    Small integer powers of floats are repeated multiplies; others are exp2(y * log2|x|) with IEEE pow's signs and
+    special cases, and PyTorch's gradients: y * x^(y-1) for x (0 where y = 0) and x^y * log(x) for y (0 where
+    x = 0 and y >= 0), also at x = 0, where they are 0, 1 or inf."""
+    if isinstance(exponent, np.generic): exponent = exponent.item()
+    if self.dtype == dtypes.bool: return self.cast(dtypes.default_int).pow(exponent)
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool): return self._pow_scalar(exponent)
+    a, b = self._binop_operands(exponent)
+    if a.dtype == dtypes.bool: a, b = a.cast(dtypes.default_int), b.cast(dtypes.default_int)
+    if not dtypes.is_float(a.dtype): return a._int_pow(b)
+    if a.dtype == dtypes.float16: return a.float()._float_pow(b.float()).half()
+    return a._float_pow(b)
+  def _pow_scalar(self, exponent: int | float) -> Self:
+    if not dtypes.is_float(self.dtype):
+      if isinstance(exponent, float): return self._float()._pow_scalar(exponent)  # int ** 2.0 is a float, like torch
+      if exponent < 0: raise RuntimeError(f"integers to negative integer powers are not allowed ({self.dtype} tensor ** {exponent}), as in PyTorch")
+      return self._int_pow_scalar(exponent)
+    if exponent == 0:
+      # 1 everywhere (NaN ** 0 too, like IEEE pow), with gradient 0: the where keeps x in the graph, so backward()
+      # reaches it and gives zeros like PyTorch (a bare constant would leave x out)
+      ones = self.ones_like()
+      return self.isnan().where(ones, ones)
+    if float(exponent).is_integer() and abs(exponent) <= 8:
+      # (1/x)^n for negative n, not 1/x^n: its gradient -n (1/x)^(n+1) is -inf at x = 0 like PyTorch's, where
+      # 1/x^n's would be -inf * 0 = nan
+      base = self if exponent > 0 else self.reciprocal()
+      out = base
+      for _ in range(int(abs(exponent)) - 1): out = out * base
+      return out
+    # like PyTorch, which takes sqrt and rsqrt for these (so (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is nan)
+    if exponent == 0.5: return self.sqrt()
+    if self.dtype == dtypes.float16: return self.float()._pow_scalar(exponent).half()
+    e = self._constant(_const_at(self.dtype, float(exponent), self.shape), self.device)
+    return self._float_pow(e, self.rsqrt() if exponent == -0.5 else None)
+  def _int_pow_scalar(self, n: int) -> Self:
+    """Integer x ** n (n >= 0) by repeated squaring: exact, wrapping on overflow like PyTorch."""
+    out, square = None, self
+    while n:
+      if n & 1: out = square if out is None else out * square
+      n >>= 1
+      if n: square = square * square
+    return self.ones_like() if out is None else out
+  def _int_pow(self, e: Self) -> Self:
+    """Integer x ** e for an integer tensor e (same dtype and shape), by squaring once per bit of e: exact and
+    wrapping like PyTorch. A negative e gives what PyTorch's integer pow gives: 1 / x^-e truncated (1 for x = 1,
+    +-1 for x = -1, else 0)."""
+    bits = e.dtype.itemsize * 8 - (0 if dtypes.is_unsigned(e.dtype) else 1)
+    out, square = self.ones_like(), self
+    for i in range(bits):
+      out = ((e >> i) & 1).cast(dtypes.bool).where(out * square, out)
+      if i < bits - 1: square = square * square
+    if dtypes.is_unsigned(e.dtype): return out
+    odd = (e & 1).cast(dtypes.bool)
+    below_one = (self == 1).where(1, (self == -1).where(odd.where(-1, 1), 0)).cast(self.dtype)
+    return (e < 0).where(below_one, out)
+  def _float_pow(self, e: Self, value: Self | None = None) -> Self:
+    """x ** e for float x and e of one dtype (float32 or float64) and shape: the value composed from exp2 and log2
+    (or the one given), its gradient by the "pow" rule (_pow_gradient) through a DETACH node (see gradient.py)."""
+    if value is not None: return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, self.uop, e.uop), "pow"), e)
+    x = self
+    magnitude = (e * x.abs().log2()).exp2()
+    is_int = e.trunc() == e
+    half = e * 0.5
+    odd = is_int & (half.trunc() != half)
+    sign_bit = (x < 0) | (x.reciprocal() < 0)  # -0.0 too: (-0.0) ** -1 is -inf
+    value = (odd & sign_bit).where(-magnitude, magnitude)
+    # a negative base is real only for integer exponents; (-inf) ** 2.5 is inf (IEEE pow), the magnitude
+    value = ((x < 0) & is_int.logical_not() & (x != -math.inf)).where(math.nan, value)
+    # IEEE pow: x ** 0 and 1 ** y are 1 whatever the other is (NaN too), and so is (-1) ** +-inf
+    value = ((e == 0) | (x == 1) | ((x == -1) & e.isinf())).where(1.0, value)
+    return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, x.uop, e.uop), "pow"), e)
+
+  # logical and bitwise functions
+  def _logical(self, other) -> tuple[Self, Self]:
+    other = other if isinstance(other, type(self)) else type(self)(bool(other), device=self.device)
+    return self.cast(dtypes.bool), other.cast(dtypes.bool)
+  def logical_and(self, other) -> Self:
+    a, b = self._logical(other)
+    return a & b
+  def logical_or(self, other) -> Self:
+    a, b = self._logical(other)
+    return a | b
+  def logical_xor(self, other) -> Self:
+    a, b = self._logical(other)
+    return a ^ b
+  def bitwise_and(self, other) -> Self: return self & other
+  def bitwise_or(self, other) -> Self: return self | other
+  def bitwise_xor(self, other) -> Self: return self ^ other
+  def bitwise_not(self) -> Self:
+    if dtypes.is_float(self.dtype): raise TypeError(f"bitwise_not needs int or bool tensors, got {self.dtype}")
+    return ~self
+  def lshift(self, x) -> Self: return self << x
+  def rshift(self, x) -> Self: return self >> x

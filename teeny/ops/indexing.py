@@ -1,0 +1,310 @@
+"""Indexing as a Tensor mixin: x[index] and x[index] = v with numpy's index forms (ints, slices, None, Ellipsis and
+integer tensors), and gather, scatter, one_hot and masked_fill. Ints and slices are views (_IndexPlan works out the
+crops, flips and steps an index stands for); a tensor index selects with a comparison against the positions,
+summed, which codegen compiles to one load at the index (a gather axis, codegen/opt.py)."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING, Any
+import numpy as np
+from teeny.dtype import DType, dtypes
+from teeny.uop import UOp, Ops
+from teeny.ops.args import Scalar, _broadcast_shape, _canon_axis
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class IndexingOps:
+  """Tensor's indexing: __getitem__, __setitem__, gather, scatter, one_hot, masked_fill."""
+  def __getitem__(self, index) -> Self:
+    """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors, lists or tuples
+    inside the index tuple (fancy indexing; several index tensors broadcast together, and their result axes go where
+    numpy puts them). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
+    selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
+    (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
+    from the end."""
+    plan = self._index_plan(index)
+    x = self._basic_index(plan)
+    if not plan.tensors: return x
+    return x._take(plan.tensor_axes, plan.tensors).permute(plan.result_order)
+
+  def __setitem__(self, index, value):
+    """x[index] = value for every index form of __getitem__: an in-place write through the indexed view into x's
+    storage (lazy, like assign; x and every view of it see it). With repeated tensor indices the last write wins,
+    like numpy."""
+    self._check_inplace()
+    plan = self._index_plan(index)
+    value = value if isinstance(value, type(self)) else type(self)(value, device=self.device, dtype=self.dtype)
+    if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
+    sub = self._basic_index(plan)
+    target_shape = sub.shape if not plan.tensors else sub._take(plan.tensor_axes, plan.tensors).permute(plan.result_order).shape
+    if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):
+      raise ValueError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
+    value = value.cast(self.dtype).expand(target_shape)
+    if plan.tensors:  # the selected elements of the view replaced: the whole view is written
+      inverse = tuple(plan.result_order.index(i) for i in range(len(plan.result_order)))
+      value = sub._put(plan.tensor_axes, plan.tensors, value.permute(inverse))
+    sub.assign(value)
+
+  def _index_plan(self, index) -> _IndexPlan:
+    """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
+    items = self._index_items(index)
+    plan = _IndexPlan()
+    # PyTorch's (and tinygrad's) rule for where the tensor indices' axes go: ints index first, like slices, and
+    # the tensors then select along the axes that are left; their broadcast shape takes their place when nothing
+    # but ints stands between them, else it goes first. (numpy counts ints as tensor indices instead, which moves
+    # the axes of x[0, :, idx]: (len(idx), n) in numpy, (n, len(idx)) in PyTorch and here.)
+    advanced, position = [], 0  # where each tensor is among the items that leave an axis (slices, None, tensors)
+    axis = 0
+    for _, i in items:
+      if i is None:
+        plan.out_shape.append(1)
+        position += 1
+        continue
+      if isinstance(i, type(self)):
+        if not advanced: plan.batch_at = len(plan.out_shape)
+        advanced.append(position)
+        plan.add_tensor(i, self.shape[axis])
+      elif isinstance(i, (int, np.integer)): plan.add_int(int(i), self.shape[axis], axis)
+      else: plan.add_slice(i, self.shape[axis])
+      if not isinstance(i, (int, np.integer)): position += 1
+      axis += 1
+    if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)))
+    return plan
+
+  def _index_items(self, index) -> list[tuple[int, Any]]:
+    """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
+    integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
+    without one) replaced by whole slices for the axes no item names, at the Ellipsis's position."""
+    index = index if isinstance(index, tuple) else (index,)
+    index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, type(self))) else i for i in index)
+    for i in index:
+      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, type(self)))) or isinstance(i, bool):
+        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
+    ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
+    if len(ellipses) > 1: raise IndexError("an index can only have one ellipsis")
+    n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
+    at = ellipses[0] if ellipses else len(index)
+    items = list(enumerate(index))
+    return items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
+
+  def _index_tensor(self, i) -> Self:
+    if not isinstance(i, type(self)):
+      arr = np.asarray(i)
+      if arr.dtype.kind not in "iub" and arr.size: raise IndexError(f"index {i!r} is not an integer array or list")
+      # int32 when the values fit (teeny's default int; numpy would make int64), so index math stays 32-bit; an
+      # empty list (float64 to numpy) is an empty integer index, as in numpy
+      if not arr.size or (arr.dtype.kind in "iu" and -2**31 <= arr.min() and arr.max() < 2**31): arr = arr.astype(np.int32)
+      i = type(self)(arr, device=self.device)
+    if i.dtype == dtypes.bool:
+      raise IndexError("indexing with a boolean mask gives a shape that depends on the data: use where() or masked_fill()")
+    if dtypes.is_float(i.dtype): raise IndexError(f"tensors used as indices must be integers, got {i.dtype}")
+    if i.device != self.device: raise RuntimeError(f"index tensor on {i.device} for a tensor on {self.device}")
+    return i
+
+  def _basic_index(self, plan: _IndexPlan) -> Self:
+    """The ints, slices and None of an index applied: a view of self, as in numpy and PyTorch."""
+    x = self.shrink(tuple(plan.crops))
+    flipped = tuple(a for a, f in enumerate(plan.flips) if f and x.shape[a] > 1)
+    if flipped: x = x._view(Ops.FLIP, flipped)
+    if any(s != 1 for s in plan.steps): x = x._strided(plan.steps)
+    return x.reshape(tuple(plan.out_shape))
+
+  def _take(self, axes: list[int], indices: list[Self]) -> Self:
+    """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...).
+    Written as a sum of where(position == arange, x, 0) over the positions of the indexed axes (merged into one),
+    which codegen compiles to one load of x at the position per selected element (a gather axis, codegen/opt.py)."""
+    batch = _broadcast_shape(*(t.shape for t in indices))
+    x, flat, total = self._flat_axes(axes, indices)
+    rest = x.shape[1:]
+    hit = flat.reshape(batch + (1,)) == _iota(total, flat.dtype, self)
+    hit = hit.reshape(batch + (total,) + (1,) * len(rest))
+    return _select(hit, x.reshape((1,) * len(batch) + x.shape), len(batch))
+
+  def _put(self, axes: list[int], indices: list[Self], value: Self) -> Self:
+    """self with self[..., i0, ..., i1, ...] = value (value shaped like _take's result); the last write wins.
+    A one-hot over the writes and the positions: k writes into n positions cost k*n (a write at a computed
+    address would need a store that no other write races)."""
+    x, flat, total = self._flat_axes(axes, indices)
+    rest = x.shape[1:]
+    count = math.prod(flat.shape)
+    hit = flat.reshape(count, 1) == _iota(total, flat.dtype, self)
+    chosen, last = _last_writes(hit)
+    chosen = chosen.reshape((count, total) + (1,) * len(rest))
+    written = chosen.where(value.reshape((count, 1) + rest), 0)._sum_exact(0)
+    out = (last > 0).reshape((total,) + (1,) * len(rest)).where(written, x)
+    others = [a for a in range(self.ndim) if a not in axes]
+    moved = out.reshape(tuple(self.shape[a] for a in axes) + rest)
+    return moved.permute(tuple((list(axes) + others).index(a) for a in range(self.ndim)))
+
+  def _flat_axes(self, axes: list[int], indices: list[Self]) -> tuple[Self, Self, int]:
+    """self with `axes` moved first and merged into one, and the indices merged into positions along it (-1 for an
+    index out of range, which then matches nothing). Negative indices count from the end."""
+    batch = _broadcast_shape(*(t.shape for t in indices))
+    sizes = [self.shape[a] for a in axes]
+    total = math.prod(sizes)
+    idx_dtype = dtypes.int32 if total < 2**31 else dtypes.int64
+    others = [a for a in range(self.ndim) if a not in axes]
+    x = self.permute(list(axes) + others).reshape((total,) + tuple(self.shape[a] for a in others))
+    flat, valid, stride = None, None, 1
+    for size, t in reversed(list(zip(sizes, indices))):
+      t = t.cast(idx_dtype if _holds(idx_dtype, t.dtype) else dtypes.int64)  # range checks on the exact value
+      t = (t < 0).where(t + size, t).expand(batch)
+      ok = (t >= 0) & (t < size)
+      t = t.cast(idx_dtype)  # (exact where ok)
+      flat = t * stride if flat is None else flat + t * stride
+      valid = ok if valid is None else valid & ok
+      stride *= size
+    return x, valid.where(flat, -1), total
+
+  def _zero(self) -> Scalar:
+    """A zero that keeps this tensor's dtype in where() (a bool tensor with an int 0 would become int32)."""
+    return False if self.dtype == dtypes.bool else 0
+  def _sum_exact(self, axis: int) -> Self:
+    """Sum keeping the dtype (for selections, where at most one term is not zero)."""
+    if self.dtype == dtypes.bool: return self.cast(dtypes.uint8).sum(axis, dtype=dtypes.uint8).cast(dtypes.bool)
+    return self.sum(axis, dtype=self.dtype)
+
+  def _strided(self, steps: list[int]) -> Self:
+    """Every steps[a]-th element along each axis: pad to a multiple of the step, fold it out, keep index 0."""
+    x = self
+    padded = [math.ceil(s / st) * st for s, st in zip(x.shape, steps)]
+    if padded != list(x.shape): x = x._view(Ops.PAD, tuple((0, p - s) for s, p in zip(x.shape, padded)))  # (never read)
+    x = x.reshape(tuple(d for p, st in zip(padded, steps) for d in (p // st, st)))
+    x = x.shrink(tuple(r for p, st in zip(padded, steps) for r in ((0, p // st), (0, 1))))
+    return x.reshape(tuple(p // st for p, st in zip(padded, steps)))
+  def _check_index(self, name: str, dim: int, index: Self, src_shape=None) -> int:
+    if not isinstance(index, type(self)): raise TypeError(f"{name} index must be a Tensor, got {type(index).__name__}")
+    if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise TypeError(f"{name} index must be an int tensor, got {index.dtype}")
+    if index.device != self.device: raise RuntimeError(f"{name} index on {index.device} for a tensor on {self.device}")
+    d = _canon_axis(dim, self.ndim)
+    if index.ndim != self.ndim: raise ValueError(f"{name} index of shape {index.shape} needs {self.ndim} dimensions like the tensor {self.shape}")
+    for i, (k, s) in enumerate(zip(index.shape, self.shape)):
+      if i != d and k > s: raise ValueError(f"{name} index of shape {index.shape} is larger than the tensor {self.shape} in dim {i}")
+    if src_shape is not None and any(k > s for k, s in zip(index.shape, src_shape)):
+      raise ValueError(f"{name} index of shape {index.shape} is larger than the source {src_shape}")
+    return d
+  def gather(self, dim: int, index: Self) -> Self:
+    """out[i][j] = self[index[i][j]][j] for dim 0 (and so on), like torch.gather. An index out of range gives 0
+    (checking it would need to read the index from the device)."""
+    d = self._check_index("gather", dim, index)
+    x = self.shrink(tuple(None if i == d else (0, k) for i, k in enumerate(index.shape))).transpose(d, -1)
+    n = x.shape[-1]
+    position = index.cast(dtypes.int32 if _holds(dtypes.int32, index.dtype) and n < 2**31 else dtypes.int64)
+    hit = position.transpose(d, -1).unsqueeze(-1) == _iota(n, position.dtype, self)
+    return _select(hit, x.unsqueeze(-2), x.ndim).transpose(d, -1)
+  def scatter(self, dim: int, index: Self, src, reduce: str | None = None) -> Self:
+    """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
+    a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
+    wins. An index out of range writes nothing."""
+    if reduce not in (None, "add", "multiply"): raise ValueError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
+    src = src if isinstance(src, type(self)) else type(self).full(index.shape, src, dtype=self.dtype, device=self.device)
+    d = self._check_index("scatter", dim, index, src.shape)
+    src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
+    x = self.transpose(d, -1)
+    n = x.shape[-1]
+    hit = index.transpose(d, -1).unsqueeze(-1) == type(self).arange(n, dtype=index.dtype, device=self.device)  # (..., k, n)
+    if reduce == "add": update = hit.where(src, src._zero())._sum_exact(-2)
+    elif reduce == "multiply": update = hit.where(src, 1).prod(-2).cast(self.dtype)
+    else:
+      chosen, last = _last_writes(hit)
+      update = chosen.where(src, src._zero())._sum_exact(-2)
+      written = (last > 0).squeeze(-2)
+    # the index may cover only a corner of self in the other dims: pad the update out to self's shape
+    grow = tuple((0, s - u) for s, u in zip(x.shape, update.shape))
+    if reduce == "add": return (x + update.pad(grow)).transpose(d, -1)
+    if reduce == "multiply": return (x * update.pad(grow, value=1)).transpose(d, -1)
+    return written.pad(grow).where(update.pad(grow), x).transpose(d, -1)
+  def scatter_add(self, dim: int, index: Self, src: Self) -> Self:
+    """A copy of self with src[i][j] added at self[index[i][j]][j] (dim 0), repeats adding up, like torch.scatter_add."""
+    return self.scatter(dim, index, src, reduce="add")
+  def one_hot(self, num_classes: int = -1) -> Self:
+    """int32 one-hot vectors along a new last axis. num_classes=-1 reads max()+1 from the data (the one place an
+    op reads the device: pass num_classes to stay lazy)."""
+    if dtypes.is_float(self.dtype) or self.dtype == dtypes.bool: raise TypeError(f"one_hot needs an int tensor, got {self.dtype}")
+    if num_classes == -1: num_classes = int(self.max().item()) + 1 if self.numel() else 0
+    if num_classes < 0: raise ValueError(f"one_hot num_classes must be >= 0 or -1, got {num_classes}")
+    hit = self.unsqueeze(-1) == type(self).arange(num_classes, dtype=self.dtype, device=self.device)
+    return hit.cast(dtypes.int32)
+  def masked_fill(self, mask: Self, value) -> Self:
+    """value where mask is true (mask broadcasts to self's shape), self elsewhere."""
+    if not isinstance(mask, type(self)) or mask.dtype != dtypes.bool: raise TypeError("masked_fill needs a bool mask tensor")
+    if _broadcast_shape(mask.shape, self.shape) != self.shape:
+      raise ValueError(f"masked_fill mask of shape {mask.shape} doesn't broadcast to {self.shape}")
+    fill = value.cast(self.dtype) if isinstance(value, type(self)) else type(self).full((), value, dtype=self.dtype, device=self.device)
+    return mask.where(fill, self)
+
+
+def _iota(n: int, dtype: DType, like: IndexingOps) -> IndexingOps:
+  """0, 1, ..., n-1 on like's device as the arange leaf (a RANGE node): no buffer to make and upload, and a kernel sees it as its loop
+  index, so a sum of where(i == arange, x, 0) compiles to a load of x at i (codegen/opt.py: gather axes)."""
+  return like._constant(UOp(Ops.RANGE, dtype, (), n), like.device)
+
+
+def _select(hit: IndexingOps, values: IndexingOps, axis: int) -> IndexingOps:
+  """Along axis, the value where hit is true (at most one place is), 0 where none is: a where and one plain sum,
+  never split into parts (a sum with one term needs no care for rounding), so that codegen sees the gather."""
+  is_bool = values.dtype == dtypes.bool
+  picked = hit.where(values.cast(dtypes.uint8) if is_bool else values, 0)
+  out = picked._reduce_axis(Ops.ADD, (axis,))
+  out = out.reshape(out.shape[:axis] + out.shape[axis + 1:])
+  return out.cast(dtypes.bool) if is_bool else out
+
+
+def _holds(dtype: DType, other: DType) -> bool:
+  """Whether every value of the integer dtype `other` is one of `dtype`'s."""
+  return dtypes.min(dtype) <= dtypes.min(other) and dtypes.max(other) <= dtypes.max(dtype)
+
+
+def _last_writes(hit: IndexingOps) -> tuple[IndexingOps, IndexingOps]:
+  """hit (..., writes, slots) says which write goes to which slot. Returns which write wins each slot (the last one,
+  like numpy), same shape, and 1 + the index of that write per slot (0 where nothing writes), keeping the axis."""
+  count = hit.shape[-2]
+  order = type(hit).arange(1, count + 1, dtype=dtypes.int32, device=hit.device).reshape(count, 1)
+  last = hit.where(order, 0).max(-2, keepdim=True)
+  return order == last, last
+
+
+class _IndexPlan:
+  """What an index means for Tensor.__getitem__/__setitem__: per axis of the tensor a crop, a flip and a step (in
+  that order), the shape after those views, and the integer tensors that then select along some of its axes."""
+  def __init__(self):
+    self.crops, self.flips, self.steps = [], [], []
+    self.out_shape: list[int] = []   # after ints, slices and None (tensor-indexed axes still whole)
+    self.tensor_axes: list[int] = []  # axes of out_shape that integer tensors select along
+    self.tensors: list[IndexingOps] = []
+    self.batch_at = 0                 # where the index tensors' broadcast shape goes in the result
+    self.result_order: tuple[int, ...] = ()  # _take's result (batch axes, other axes) permuted into the result's
+  def add_axis(self, lo: int, hi: int, flip: bool, step: int, out: int | None):
+    """One axis of the tensor: crop [lo, hi), flip it or not, take every step-th element; out is its size in the
+    result (None: an int removes it)."""
+    self.crops.append((lo, hi))
+    self.flips.append(flip)
+    self.steps.append(step)
+    if out is not None: self.out_shape.append(out)
+  def add_int(self, i: int, size: int, axis: int):
+    if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
+    self.add_axis(i % size, i % size + 1, False, 1, None)
+  def add_slice(self, s: slice, size: int):
+    start, stop, step = s.indices(size)
+    length = len(range(start, stop, step))
+    if step > 0: self.add_axis(start, max(start, stop), False, step, length)
+    else: self.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length)  # walk the flipped axis
+  def add_tensor(self, t: IndexingOps, size: int):
+    self.tensor_axes.append(len(self.out_shape)); self.tensors.append(t)
+    self.add_axis(0, size, False, 1, size)
+  def place_batch(self, adjacent: bool):
+    """The index tensors' broadcast shape replaces their axes: where the first one was if they sit side by side
+    (ints between them don't count), else first."""
+    batch = len(_broadcast_shape(*(t.shape for t in self.tensors)))
+    rest = len(self.out_shape) - len(self.tensors)
+    at = self.batch_at if adjacent else 0
+    self.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
+  @property
+  def result_shape(self) -> tuple[int, ...]:
+    """The shape x[index] has."""
+    if not self.tensors: return tuple(self.out_shape)
+    batch = _broadcast_shape(*(t.shape for t in self.tensors))
+    others = [s for a, s in enumerate(self.out_shape) if a not in self.tensor_axes]
+    taken = batch + tuple(others)
+    return tuple(taken[i] for i in self.result_order)

@@ -1,0 +1,115 @@
+"""Joining and splitting as a Tensor mixin: cat, stack, split, chunk, unflatten, repeat, repeat_interleave, and
+tril/triu. All composed from views, where and sums: cat pads each piece out to the full length and adds them (a
+cat of many pieces is joined in groups, see shaping.py)."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING, Sequence
+import numpy as np
+from teeny.dtype import dtypes, promote
+from teeny.uop import Ops
+from teeny.ops.args import _canon_axis, _shape_arg
+from teeny.ops.shaping import CAT_HOST_PIECES, CAT_GROUP_SIZE
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class JoinOps:
+  """Tensor's cat, stack, split, chunk, unflatten, repeat and triangles."""
+  def cat(self, *others: Self, dim: int = 0) -> Self:
+    """Join tensors along dim: each is padded with zeros out to the full length and the pieces are added. Called as
+    a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
+    tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
+    if not tensors: raise ValueError("cat needs at least one tensor")
+    first = tensors[0]
+    for t in tensors:
+      if not isinstance(t, JoinOps): raise TypeError(f"cat takes tensors, got {type(t).__name__}")
+      if t.device != first.device: raise RuntimeError(f"cat of tensors on different devices: {first.device} and {t.device}")
+      if t.ndim != first.ndim: raise ValueError(f"cat of tensors with different numbers of dimensions: {first.shape} and {t.shape}")
+    d = _canon_axis(dim, first.ndim)
+    for t in tensors:
+      if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != d):
+        raise ValueError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
+    dt = first.dtype
+    for t in tensors[1:]: dt = promote(dt, t.dtype)
+    if len(tensors) > CAT_HOST_PIECES and all(t._host_constant() is not None for t in tensors):
+      # e.g. a stack of Python numbers: one upload, not a kernel with a masked term per piece
+      return type(first)(np.concatenate([t._host_constant() for t in tensors], axis=d), device=first.device, dtype=dt)
+    if len(tensors) > CAT_GROUP_SIZE:
+      # many pieces: join them CAT_GROUP_SIZE at a time first. Each group's kernel has the same code (only the
+      # buffers differ), so one compile serves them all, and no kernel gets a masked term for every piece.
+      size = CAT_GROUP_SIZE
+      groups = [JoinOps.cat(*tensors[i:i + size], dim=d).contiguous() for i in range(0, len(tensors), size)]
+      return JoinOps.cat(*groups, dim=d)
+    total = sum(t.shape[d] for t in tensors)
+    pieces, offset = [], 0
+    for t in tensors:
+      pad = [(0, 0)] * first.ndim
+      pad[d] = (offset, total - offset - t.shape[d])
+      pieces.append(t.cast(dt).pad(tuple(pad)))
+      offset += t.shape[d]
+    out = pieces[0]
+    for p in pieces[1:]: out = out + p
+    return out
+  def _host_constant(self) -> np.ndarray | None:
+    """The values of a tensor that is a constant filled out to a shape (known without running anything), else None."""
+    u = self.uop
+    while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
+    if u.op is not Ops.CONST or self.numel() > 4096: return None
+    return np.full(self.shape, u.arg, dtype=self.dtype.np)
+  def stack(self, *others: Self, dim: int = 0) -> Self:
+    """Join tensors of one shape along a new axis dim (Tensor.stack([a, b]) or a.stack(b))."""
+    tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
+    if not tensors: raise ValueError("stack needs at least one tensor")
+    for t in tensors:
+      if t.shape != tensors[0].shape: raise ValueError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
+    d = _canon_axis(dim, tensors[0].ndim + 1)
+    return JoinOps.cat(*[t.unsqueeze(d) for t in tensors], dim=d)
+  def split(self, sizes: int | Sequence[int], dim: int = 0) -> tuple[Self, ...]:
+    """Pieces of length `sizes` along dim (the last may be shorter), or pieces of the listed lengths."""
+    d = _canon_axis(dim, self.ndim)
+    n = self.shape[d]
+    if isinstance(sizes, int):
+      if sizes <= 0: raise ValueError(f"split size must be positive, got {sizes}")
+      sizes = [min(sizes, n - start) for start in range(0, n, sizes)] or [0]
+    sizes = list(sizes)
+    if sum(sizes) != n or any(s < 0 for s in sizes): raise ValueError(f"split sizes {sizes} don't add up to {n} along dim {dim}")
+    out, start = [], 0
+    for s in sizes:
+      out.append(self.shrink(tuple((start, start + s) if i == d else None for i in range(self.ndim))))
+      start += s
+    return tuple(out)
+  def chunk(self, chunks: int, dim: int = 0) -> tuple[Self, ...]:
+    """At most `chunks` pieces of equal length (the last shorter), like torch.chunk."""
+    if chunks <= 0: raise ValueError(f"chunk needs a positive number of chunks, got {chunks}")
+    n = self.shape[_canon_axis(dim, self.ndim)]
+    return self.split(max(1, math.ceil(n / chunks)), dim)
+  def unflatten(self, dim: int, sizes: Sequence[int]) -> Self:
+    d = _canon_axis(dim, self.ndim)
+    return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+  def repeat(self, *repeats) -> Self:
+    """Tile the tensor: repeats[i] copies along axis i (extra leading repeats add axes), like torch.repeat."""
+    repeats = _shape_arg(repeats)
+    if len(repeats) < self.ndim: raise ValueError(f"repeat {repeats} needs at least one count per axis of shape {self.shape}")
+    if any(r < 0 for r in repeats): raise ValueError(f"repeat counts must be >= 0, got {repeats}")
+    base = (1,) * (len(repeats) - self.ndim) + self.shape
+    x = self.reshape(tuple(d for s in base for d in (1, s)))
+    x = x.expand(tuple(d for r, s in zip(repeats, base) for d in (r, s)))
+    return x.reshape(tuple(r * s for r, s in zip(repeats, base)))._own()  # a copy, like torch.repeat
+  def repeat_interleave(self, repeats: int, dim: int | None = None) -> Self:
+    """Each element repeated `repeats` times in a row along dim (flattened when dim is None)."""
+    x, d = (self.flatten(), 0) if dim is None else (self, _canon_axis(dim, self.ndim))
+    x = x.unsqueeze(d + 1)
+    return x.expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 2:]).flatten(d, d + 1)._own()
+  def _triangle(self, diagonal: int, upper: bool) -> Self:
+    if self.ndim < 2: raise ValueError(f"tril/triu need at least 2 dimensions, got shape {self.shape}")
+    rows, cols = self.shape[-2:]
+    r = type(self).arange(rows, dtype=dtypes.int32, device=self.device).reshape(rows, 1)
+    c = type(self).arange(cols, dtype=dtypes.int32, device=self.device).reshape(1, cols)
+    keep = (c - r >= diagonal) if upper else (c - r <= diagonal)
+    return keep.where(self, type(self).full((), 0, dtype=self.dtype, device=self.device))
+  def tril(self, diagonal: int = 0) -> Self:
+    """The lower triangle of the last two axes (j - i <= diagonal kept), zeros above."""
+    return self._triangle(diagonal, upper=False)
+  def triu(self, diagonal: int = 0) -> Self:
+    """The upper triangle of the last two axes (j - i >= diagonal kept), zeros below."""
+    return self._triangle(diagonal, upper=True)

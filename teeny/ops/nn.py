@@ -1,0 +1,214 @@
+"""Neural network functions as a Tensor mixin, composed from the other ops: linear, convolution (the input's sliding
+windows are a view, the convolution a multiply and a sum), transposed convolution, max and average pooling,
+layer and batch normalization, dropout, scaled dot-product attention, and the losses (cross entropy, binary cross
+entropy, mean squared error)."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING
+from teeny.dtype import dtypes
+from teeny.ops.args import _canon_axis, _tuple_arg, _padding_arg
+from teeny.ops.shaping import _wants_filter_relayout
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class NNOps:
+  """Tensor's neural network functions and losses."""
+  def linear(self, weight: Self, bias: Self | None = None) -> Self:
+    """self @ weight + bias, with weight shaped (in, out) as in tinygrad (a 1-d weight scales elementwise)."""
+    x = self * weight if weight.ndim == 1 else self.matmul(weight)
+    return x if bias is None else x + bias
+  def _pool(self, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> Self:
+    """Sliding windows over the last len(kernel) axes, as a view: shape (..., *out_sizes, *kernel).
+    Window j of output position o reads input o*stride + j*dilation. The trick: repeat the axis until it is long
+    enough, then read rows of length `period` (a multiple of the input length plus the dilation): row j starts
+    j*dilation further into the (repeating) input, and taking every stride-th element of the row walks the
+    output positions."""
+    nd = len(kernel)
+    prefix, sizes = self.shape[:-nd], self.shape[-nd:]
+    outs = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation)]
+    for n, k, o in zip(sizes, kernel, outs):
+      if o <= 0: raise ValueError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
+    periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
+    keep = tuple((0, s) for s in prefix)
+    x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
+    x = x.shrink(keep + tuple((0, k * p) for k, p in zip(kernel, periods)))
+    x = x.reshape(prefix + tuple(d for k, p in zip(kernel, periods) for d in (k, p)))
+    x = x.shrink(keep + tuple(r for k, o, s in zip(kernel, outs, stride) for r in ((0, k), (0, o * s))))
+    x = x.reshape(prefix + tuple(d for k, o, s in zip(kernel, outs, stride) for d in (k, o, s)))
+    x = x.shrink(keep + tuple(r for k, o in zip(kernel, outs) for r in ((0, k), (0, o), (0, 1))))
+    x = x.reshape(prefix + tuple(d for k, o in zip(kernel, outs) for d in (k, o)))
+    p = len(prefix)
+    return x.permute(tuple(range(p)) + tuple(p + 2 * i + 1 for i in range(nd)) + tuple(p + 2 * i for i in range(nd)))
+  def conv2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Self:
+    """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
+    any number of spatial dims. padding: an int, one per spatial dim, or PyTorch's flat (left, right, top, bottom)."""
+    nd = weight.ndim - 2
+    if nd < 1: raise ValueError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
+    if self.ndim != nd + 2: raise ValueError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
+    cout, cin_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    n, cin = self.shape[:2]
+    if groups <= 0 or cin % groups or cout % groups:
+      raise ValueError(f"conv groups={groups} must divide the input channels {cin} and output channels {cout}")
+    if cin_g * groups != cin:
+      raise ValueError(f"conv input has {cin} channels but weight {weight.shape} with groups={groups} expects {cin_g * groups}")
+    if bias is not None and bias.shape != (cout,): raise ValueError(f"conv bias of shape {bias.shape}, expected ({cout},)")
+    stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
+    x = self.pad(((0, 0), (0, 0)) + _padding_arg(padding, nd))
+    windows = x._pool(kernel, stride, dilation)  # (N, C_in, *out, *kernel)
+    outs = windows.shape[2:2 + nd]
+    # (N, groups, 1, C_in/g, *out, *kernel) * (1, groups, C_out/g, C_in/g, *1, *kernel), summed over C_in/g and kernel
+    windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
+    if _wants_filter_relayout(cout, n * math.prod(outs) * cout * cin_g * math.prod(kernel)):
+      # a copy of the filters with the output channel innermost (one small kernel): the optimizer's register tile
+      # then loads a vector of filters where it would gather them one by one
+      weight = weight.reshape(cout, -1).permute(1, 0).contiguous().permute(1, 0).reshape(weight.shape)
+    w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
+    out = (windows * w).sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))))
+    out = out.reshape((n, cout) + outs)
+    return out if bias is None else out + bias.reshape((1, cout) + (1,) * nd)
+  def conv_transpose2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1,
+                       padding=0, output_padding=0) -> Self:
+    """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
+    *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel."""
+    nd = weight.ndim - 2
+    if self.ndim != nd + 2: raise ValueError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
+    cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    if self.shape[1] != cin: raise ValueError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")
+    if groups <= 0 or cin % groups: raise ValueError(f"conv_transpose groups={groups} must divide the input channels {cin}")
+    stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
+    padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
+    # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k) per group, kernel flipped
+    w = weight.reshape((groups, cin // groups, cout_g) + kernel).transpose(1, 2).reshape((groups * cout_g, cin // groups) + kernel)
+    w = w.flip(tuple(range(2, 2 + nd)))
+    x, sizes = self, self.shape[2:]
+    if any(s > 1 for s in stride):  # s-1 zeros between neighbours
+      x = x.reshape(self.shape[:2] + tuple(d for n in sizes for d in (n, 1)))
+      x = x.pad(((0, 0), (0, 0)) + tuple(p for s in stride for p in ((0, 0), (0, s - 1))))
+      x = x.reshape(self.shape[:2] + tuple(n * s for n, s in zip(sizes, stride)))
+      x = x.shrink(((0, x.shape[0]), (0, x.shape[1])) + tuple((0, (n - 1) * s + 1) for n, s in zip(sizes, stride)))
+    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op) for k, d, p, op in zip(kernel, dilation, padding, output_padding))
+    return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, bias, groups=groups, dilation=dilation)
+  def _pool_args(self, kernel_size, stride, dilation, padding, nd: int = 2):
+    if self.ndim < nd: raise ValueError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
+    kernel = _tuple_arg(kernel_size, nd, "kernel_size")
+    stride = kernel if stride is None else _tuple_arg(stride, nd, "stride")
+    return kernel, stride, _tuple_arg(dilation, nd, "dilation"), _padding_arg(padding, nd)
+  def _ceil_pads(self, kernel, stride, dilation, pads, ceil_mode: bool):
+    """Extra right padding so ceil_mode keeps the last partial window (one that starts inside the input or the left
+    padding, like PyTorch)."""
+    if not ceil_mode: return tuple((0, 0) for _ in kernel)
+    extra = []
+    for n, k, s, d, (lo, hi) in zip(self.shape[-len(kernel):], kernel, stride, dilation, pads):
+      span, reach = n + lo + hi, d * (k - 1) + 1
+      out = -(-(span - reach) // s) + 1
+      if (out - 1) * s >= n + lo: out -= 1
+      extra.append((0, max(0, (out - 1) * s + reach - span)))
+    return tuple(extra)
+  def max_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False) -> Self:
+    """Max over windows of the last two axes (stride defaults to the kernel size); padding counts as -inf."""
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding)
+    extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
+    lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
+    full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
+    x = self.pad(((0, 0),) * (self.ndim - 2) + full, value=lowest)
+    return x._pool(kernel, stride, dilation).max((-2, -1))
+  def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
+    """Mean over windows of the last two axes. count_include_pad: padding counts in the divisor (PyTorch's default);
+    the extra padding of ceil_mode never does."""
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding)
+    extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
+    lead = ((0, 0),) * (self.ndim - 2)
+    x = self._float().pad(lead + pads).pad(lead + extra)
+    total = x._pool(kernel, stride, dilation).sum((-2, -1))
+    if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
+    # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
+    ones = type(self).ones(self.shape[-2:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
+    return total / ones._pool(kernel, stride, dilation).sum((-2, -1))
+  def layernorm(self, axis=-1, eps: float = 1e-5) -> Self:
+    """Normalize to mean 0 and variance 1 over axis (no affine: nn.LayerNorm adds it)."""
+    x = self._float()
+    centered = x - x.mean(axis, keepdim=True)
+    return centered * (centered.square().mean(axis, keepdim=True) + eps).rsqrt()
+  def batchnorm(self, weight: Self | None, bias: Self | None, mean: Self, invstd: Self, axis=1) -> Self:
+    """(x - mean) * invstd * weight + bias, the per-channel tensors laid along `axis` (tinygrad's signature)."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(_canon_axis(a, self.ndim) for a in axes)
+    shape = tuple(s if i in axes else 1 for i, s in enumerate(self.shape))
+    x = self - mean.reshape(shape)
+    if weight is not None: x = x * weight.reshape(shape)
+    x = x * (invstd.reshape(shape) if invstd.ndim == len(axes) else invstd)
+    return x if bias is None else x + bias.reshape(shape)
+  def dropout(self, p: float = 0.5) -> Self:
+    """In training (Tensor.training), zero each element with probability p and scale the rest by 1/(1-p)."""
+    if not 0 <= p <= 1: raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not type(self).training or p == 0: return self
+    if p == 1: return self * 0
+    keep = type(self).rand(*self.shape, device=self.device) >= p
+    return keep.where(self * (1 / (1 - p)), 0)
+  def scaled_dot_product_attention(self, key: Self, value: Self, attn_mask: Self | None = None,
+                                   dropout_p: float = 0.0, is_causal: bool = False) -> Self:
+    """softmax(q @ k^T / sqrt(d) + mask) @ v with self as the queries (..., L, d). attn_mask: bool (True = attend)
+    or float (added); is_causal masks out keys after each query."""
+    if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ValueError("attention needs (..., L, d) queries, keys and values")
+    if self.shape[-1] != key.shape[-1]: raise ValueError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
+    if key.shape[-2] != value.shape[-2]: raise ValueError(f"keys {key.shape} and values {value.shape} differ in length")
+    scores = self.matmul(key.transpose(-2, -1)) * (1 / math.sqrt(self.shape[-1]))
+    if is_causal:
+      l, s = self.shape[-2], key.shape[-2]
+      causal = type(self).ones(l, s, dtype=dtypes.bool, device=self.device).tril()
+      scores = causal.where(scores, -math.inf)
+    if attn_mask is not None:
+      scores = attn_mask.where(scores, -math.inf) if attn_mask.dtype == dtypes.bool else scores + attn_mask
+    return scores.softmax(-1).dropout(dropout_p).matmul(value)
+
+  # losses
+  @staticmethod
+  def _reduction(loss: Self, reduction: str, count: Self | None = None) -> Self:
+    if reduction == "none": return loss
+    if reduction == "sum": return loss.sum()
+    if reduction == "mean": return loss.mean() if count is None else loss.sum() / count
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+  def cross_entropy(self, target: Self, reduction: str = "mean", label_smoothing: float = 0.0, ignore_index: int = -100) -> Self:
+    """PyTorch's cross_entropy: self holds logits (N, C, ...) or (C,), target class indices (N, ...) or
+    probabilities shaped like self. Rows whose class is ignore_index count for nothing (and not in the mean)."""
+    if not 0 <= label_smoothing <= 1: raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    axis = 1 if self.ndim > 1 else 0
+    classes = self.shape[axis]
+    log_probs = self.log_softmax(axis)
+    if dtypes.is_float(target.dtype):
+      if target.shape != self.shape: raise ValueError(f"cross_entropy probabilities {target.shape} must match the logits {self.shape}")
+      probs = target * (1 - label_smoothing) + label_smoothing / classes
+      return type(self)._reduction(-(log_probs * probs).sum(axis), reduction)
+    expected = self.shape[:axis] + self.shape[axis + 1:]
+    if target.shape != expected: raise ValueError(f"cross_entropy targets of shape {target.shape} for logits {self.shape}: expected {expected}")
+    # class numbers and ignore_index compared in a narrow int (uint8 targets, 300 classes) would wrap
+    if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
+    keep = target != ignore_index
+    hot = target.unsqueeze(axis) == type(self).arange(classes, dtype=target.dtype, device=self.device).reshape((classes,) + (1,) * (self.ndim - axis - 1))
+    picked = -hot.where(log_probs, 0).sum(axis)
+    if label_smoothing: picked = picked * (1 - label_smoothing) - log_probs.mean(axis) * label_smoothing
+    # a class outside [0, classes) can't be caught without reading the targets (PyTorch raises): its row's loss
+    # is NaN, so the loss is visibly wrong instead of quietly small
+    in_range = (target >= 0) & (target < classes)
+    loss = keep.where(in_range.where(picked, math.nan), 0)
+    return type(self)._reduction(loss, reduction, keep.sum().cast(loss.dtype))
+  def sparse_categorical_crossentropy(self, target: Self, ignore_index: int = -1, label_smoothing: float = 0.0,
+                                      reduction: str = "mean") -> Self:
+    """tinygrad's loss: logits with the classes on the LAST axis, integer targets of the other axes' shape."""
+    moved = self.permute((0, self.ndim - 1) + tuple(range(1, self.ndim - 1))) if self.ndim > 1 else self
+    return moved.cross_entropy(target, reduction, label_smoothing, ignore_index)
+  def binary_crossentropy(self, target: Self, reduction: str = "mean") -> Self:
+    """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100 like PyTorch."""
+    p, y = self._float(), target.cast(self._float().dtype)
+    return type(self)._reduction(-(y * p.log().maximum(-100) + (1 - y) * (1 - p).log().maximum(-100)), reduction)
+  def binary_crossentropy_logits(self, target: Self, reduction: str = "mean", pos_weight: Self | None = None) -> Self:
+    """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|)."""
+    x = self._float()
+    y = target.cast(x.dtype)
+    softplus_neg = (-x).softplus()  # log(1 + e^-x), stable, with the gradient sigmoid(x) - y at x = 0 too
+    if pos_weight is None: loss = (1 - y) * x + softplus_neg
+    else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
+    return type(self)._reduction(loss, reduction)
+  def mse(self, target: Self, reduction: str = "mean") -> Self:
+    return type(self)._reduction((self - target).square(), reduction)

@@ -1,0 +1,146 @@
+"""Random numbers as a Tensor mixin: manual_seed, rand, randn, randint, uniform, normal, and the initializers built
+on them (scaled_uniform, glorot_uniform, kaiming_*).
+
+Random numbers come from Threefry-2x32 (20 rounds, Salmon et al. 2011, as in JAX and tinygrad) computed on the
+device with uint32 adds, shifts and xors. The counter is (element index, high word of the seed) and the key is
+(low word of the seed, a call counter that advances on every draw), so two draws differ, a seed replays the same
+stream, and every device gives the same bits. The key lives in a tiny device buffer rather than in the kernel
+source, so each new draw of the same shape reuses the compiled kernel."""
+from __future__ import annotations
+import math, threading, weakref
+from typing import TYPE_CHECKING
+import numpy as np
+from teeny.dtype import dtypes, to_dtype
+from teeny.schedule import buffer_of
+from teeny.ops.args import _new_shape, _shape_arg
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+_rng_lock = threading.Lock()  # held while draws are taken from the generator (see RandomOps._take_draws)
+# the key buffer of each random draw -> the draw's counter: TinyJit rewrites them on replay
+rng_key_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class RandomOps:
+  """Tensor's random number generator and the tensors drawn from it."""
+  # the generator's state, on this class (read through Tensor too: TinyJit reads Tensor._rng_counter)
+  _seed: int = 0
+  _rng_counter: int = 0
+  @staticmethod
+  def manual_seed(seed: int = 0):
+    """Seed the generator (any int; 64 bits are used) and restart its stream."""
+    with _rng_lock: RandomOps._seed, RandomOps._rng_counter = int(seed) % 2**64, 0
+  @staticmethod
+  def _threefry2x32(x0: Self, x1: Self, k0: Self, k1: Self) -> tuple[Self, Self]:
+    """Threefry-2x32 with 20 rounds on uint32 tensors (uint32 math wraps mod 2**32)."""
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    ks = (k0, k1, k0 ^ k1 ^ 0x1BD11BDA)
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+      for r in rotations[i % 2]:
+        x0 = x0 + x1
+        x1 = ((x1 << r) | (x1 >> (32 - r))) ^ x0
+      x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + (i + 1)
+    return x0, x1
+  @staticmethod
+  def _take_draws(n: int) -> int:
+    """Take the generator's next n draws; returns the number of the first. At once, under a lock: two threads
+    drawing together must not both get the same numbers."""
+    with _rng_lock:
+      first = RandomOps._rng_counter
+      RandomOps._rng_counter = first + n
+    return first
+  @staticmethod
+  def _rng_key(counter: int) -> np.ndarray:
+    """The key words of draw number `counter` of the current seed (TinyJit rewrites key buffers with them)."""
+    seed = RandomOps._seed
+    return np.array([seed & 0xFFFFFFFF, counter & 0xFFFFFFFF, seed >> 32], dtype=np.uint32)
+  @classmethod
+  def _random_bits(cls, n: int, device=None) -> Self:
+    """n random uint32s (shape (n,)) for the next draw of the generator."""
+    counter = cls._take_draws(1)
+    key = cls(cls._rng_key(counter), device=device)
+    rng_key_buffers[buffer_of(key.uop)] = counter
+    k0, k1, hi = key[0], key[1], key[2]
+    half = (n + 1) // 2
+    x0, x1 = cls._threefry2x32(cls.arange(half, dtype=dtypes.uint32, device=device), hi, k0, k1)
+    # interleave the two output words: bits[2i] = x0[i], bits[2i+1] = x1[i]
+    bits = x0.reshape(half, 1).pad(((0, 0), (0, 1))) + x1.reshape(half, 1).pad(((0, 0), (1, 0)))
+    return bits.reshape(2 * half).shrink(((0, n),))
+  @classmethod
+  def rand(cls, *shape, dtype=None, device=None, requires_grad=None) -> Self:
+    """Uniform in [0, 1). float32 uses the top 24 bits of each random word, float16 the top 11 and float64 all 32,
+    so every value is exact and 1.0 never appears."""
+    shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
+    n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
+    if n == 0: return cls._as_leaf(cls.zeros(shape, dtype=dt, device=device), requires_grad)
+    bits = cls._random_bits(n, device)
+    compute = dtypes.float64 if dt == dtypes.float64 else dtypes.float32
+    out = ((bits >> (32 - mbits)).cast(compute) * (2.0 ** -mbits)).cast(dt).reshape(shape)
+    return cls._as_leaf(out, requires_grad)
+  @classmethod
+  def randn(cls, *shape, dtype=None, device=None, requires_grad=None) -> Self:
+    """Standard normal by the Box-Muller transform of two uniforms (computed in float32, or float64 for float64)."""
+    shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
+    u = cls.rand(2, *shape, dtype=dtypes.float64 if dt == dtypes.float64 else dtypes.float32, device=device)
+    out = ((1 - u[0]).log() * -2).sqrt() * (u[1] * (2 * math.pi)).cos()  # 1-u is in (0, 1]: the log is finite
+    return cls._as_leaf(out.cast(dt), requires_grad)
+  @classmethod
+  def randint(cls, *args, low=None, high=None, shape=None, size=None, dtype=None, device=None, requires_grad=None) -> Self:
+    """Integers in [low, high); int32 by default (teeny's default int). Takes PyTorch's forms randint(high, size),
+    randint(low, high, size) (size a tuple, or shape=/size= keywords) and tinygrad's randint(*shape, low=0, high=10).
+    Drawn as random uint32 mod the range, exact on every device (bias < range / 2**32)."""
+    shape = shape if shape is not None else size
+    if shape is None and args and isinstance(args[-1], (tuple, list)): shape, args = args[-1], args[:-1]
+    if shape is not None:  # PyTorch: the positional ints are (high,) or (low, high)
+      if len(args) > 2: raise TypeError(f"randint takes (high, size) or (low, high, size), got {args} and size {shape}")
+      if len(args) == 2: low, high = args
+      elif len(args) == 1: low, high = (0, args[0]) if high is None else (args[0], high)
+    else: shape = args  # tinygrad: the positional ints are the shape
+    low, high = 0 if low is None else int(low), 10 if high is None else int(high)
+    if high <= low: raise ValueError(f"randint needs low < high, got low={low} high={high}")
+    if high - low > 2**32: raise ValueError(f"randint range [{low}, {high}) is wider than 2**32")
+    shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))
+    dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
+    n = math.prod(shape)
+    if n == 0: return cls._as_leaf(cls.zeros(shape, dtype=dt, device=device), requires_grad)
+    bits = cls._random_bits(n, device)
+    r = bits if high - low == 2**32 else bits % (high - low)
+    return cls._as_leaf((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
+  @classmethod
+  def uniform(cls, *shape, low=0.0, high=1.0, dtype=None, device=None, requires_grad=None) -> Self:
+    out = cls.rand(*shape, dtype=dtype, device=device) * (high - low) + low
+    return cls._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
+  @classmethod
+  def normal(cls, *shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=None) -> Self:
+    out = cls.randn(*shape, dtype=dtype, device=device) * std + mean
+    return cls._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
+  @classmethod
+  def scaled_uniform(cls, *shape, requires_grad: bool | None = None, **kw) -> Self:
+    """Uniform in [-1, 1) scaled by numel ** -0.5 (tinygrad)."""
+    out = cls.uniform(*shape, low=-1.0, high=1.0, **kw).mul(math.prod(_shape_arg(shape)) ** -0.5)
+    return cls._as_leaf(out, requires_grad)
+  @classmethod
+  def glorot_uniform(cls, *shape, **kw) -> Self:
+    """Xavier/Glorot uniform: bound sqrt(6 / (fan_in + fan_out)), with fan_out = shape[0] (tinygrad's convention)."""
+    shape = _shape_arg(shape)
+    bound = math.sqrt(6 / (shape[0] + math.prod(shape[1:])))
+    return cls.uniform(*shape, low=-bound, high=bound, **kw)
+  @classmethod
+  def kaiming_uniform(cls, *shape, a: float = 0.01, **kw) -> Self:
+    """He uniform with leaky-relu gain sqrt(2 / (1 + a^2)) and fan_in = prod(shape[1:]), like tinygrad/PyTorch."""
+    shape = _shape_arg(shape)
+    bound = math.sqrt(3.0) * math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
+    return cls.uniform(*shape, low=-bound, high=bound, **kw)
+  @classmethod
+  def kaiming_normal(cls, *shape, a: float = 0.01, **kw) -> Self:
+    shape = _shape_arg(shape)
+    std = math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
+    return cls.normal(*shape, mean=0.0, std=std, **kw)
+  def rand_like(self, **kw) -> Self:
+    dt = kw.pop("dtype", self.dtype if dtypes.is_float(self.dtype) else dtypes.default_float)
+    return type(self).rand(*self.shape, dtype=dt, device=kw.pop("device", self.device), **kw)
+  def randn_like(self, **kw) -> Self:
+    dt = kw.pop("dtype", self.dtype if dtypes.is_float(self.dtype) else dtypes.default_float)
+    return type(self).randn(*self.shape, dtype=dt, device=kw.pop("device", self.device), **kw)

@@ -1,0 +1,201 @@
+"""Reductions as a Tensor mixin: sum, prod, max, min and mean, what is composed from them (var, std, argmax,
+argmin, any, all, logsumexp, softmax, the cumulative scans), and matmul, a broadcast product summed. Every reduce
+goes through _reduce, which folds a reduce of a constant into the constant (constants.py) and splits a long one
+into several kernels (shaping.py) before it builds the REDUCE_AXIS node."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING
+import numpy as np
+from teeny.dtype import dtypes, promote
+from teeny.uop import UOp, Ops
+from teeny.schedule import is_buffer_view
+from teeny.ops.args import INDEX_MAX, _canon_axis, _broadcast_shape
+from teeny.ops.constants import uniform_reduces
+from teeny.ops.shaping import _reduce_split, _reduce_chunks, _split_reduce, _chunked_reduce, _wants_reduce_contiguous
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class ReduceOps:
+  """Tensor's reductions, the ops composed from them, and matmul."""
+  def _axes(self, axis) -> tuple[int, ...]:
+    if axis is None: return tuple(range(self.ndim))
+    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    out = tuple(sorted({_canon_axis(a, self.ndim) for a in axes}))
+    if len(out) != len(axes): raise ValueError(f"axis {axis} names the same dimension twice")
+    return out if self.ndim else ()
+  def _reduce(self, op: Ops, axis, keepdim: bool) -> Self:
+    axes = self._axes(axis)
+    folded = uniform_reduces.rewrite(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes))) if axes else None
+    if not axes: out = self
+    elif folded is not None: out = self._new(folded)
+    elif self.numel() > INDEX_MAX:
+      raise ValueError(f"a reduce over shape {self.shape} ({self.numel()} elements) needs more than 64-bit indices "
+                       f"can count ({INDEX_MAX}); only reduces of a constant fold without a loop")
+    elif (split := _reduce_split(self, op, axes)) is not None:
+      # float16 partial sums stay float32 (rounded once at the end, as mean does): half can't hold them
+      wide = self.cast(dtypes.float32) if self.dtype == dtypes.float16 else self
+      out = _split_reduce(wide, op, axes, split).cast(self.dtype)
+    elif (chunks := _reduce_chunks(self, op, axes)) is not None: out = _chunked_reduce(self, op, axes[0], chunks)
+    else: out = self._reduce_axis(op, axes)
+    return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
+  def _reduce_axis(self, op: Ops, axes: tuple[int, ...]) -> Self:
+    """The REDUCE_AXIS node itself: reduced axes kept as size 1."""
+    return self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
+  def sum(self, axis=None, keepdim=False, dtype=None) -> Self:
+    """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""
+    x = self.cast(dtype) if dtype is not None else (self.cast(dtypes.int64) if not dtypes.is_float(self.dtype) and self.dtype != dtypes.uint64 else self)
+    return x._reduce(Ops.ADD, axis, keepdim)
+  def prod(self, axis=None, keepdim=False) -> Self:
+    x = self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
+    return x._reduce(Ops.MUL, axis, keepdim)
+  def max(self, axis=None, keepdim=False) -> Self:
+    """The largest value over `axis` (all axes by default), like torch.amax. Only the values: its gradient is split
+    evenly among tied maxima (as torch's amax and max() without a dim do), where torch.max(x, dim) also returns
+    indices and sends the whole gradient to the one element each index names."""
+    axes = self._axes(axis)
+    if any(self.shape[a] == 0 for a in axes): raise ValueError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
+    return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
+  def min(self, axis=None, keepdim=False) -> Self:
+    """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max)."""
+    axes = self._axes(axis)
+    if any(self.shape[a] == 0 for a in axes): raise ValueError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
+    if dtypes.is_float(self.dtype): return -((-self).max(axis, keepdim))
+    if self.dtype == dtypes.bool: return self.logical_not().max(axis, keepdim).logical_not()
+    # Ints are negated, never bitwise-NOTed (see argmin): Intel's OpenCL CPU compiler miscompiles max of ~x
+    if self.dtype.itemsize <= 4:  # in int64, -x reverses the order of every narrower int, without overflow
+      return (-((-self.cast(dtypes.int64)).max(axis, keepdim))).cast(self.dtype)
+    # 64-bit: the lowest value (INT64_MIN, unsigned 0) negates to itself, so a reduction holding it answers with
+    # it; the others negate with it set to 0 first (no overflow)
+    lowest_value = dtypes.min(self.dtype)
+    lowest = self == lowest_value
+    negated = -(lowest.where(0, self))
+    return lowest.any(axis, keepdim).where(lowest_value, -(negated.max(axis, keepdim)))
+  def mean(self, axis=None, keepdim=False) -> Self:
+    x = self._float()
+    count = math.prod(self.shape[a] for a in self._axes(axis))
+    scale = 1 / count if count else float("nan")
+    # float16 divides the float32 sum before rounding, like PyTorch: a sum past 65504 may still have a finite mean
+    if x.dtype == dtypes.float16: return (x.sum(axis, keepdim, dtype=dtypes.float32) * scale).cast(dtypes.float16)
+    return x.sum(axis, keepdim) * scale
+  def _reduced_shape(self, axis, keepdim: bool) -> tuple[int, ...]:
+    axes = self._axes(axis)
+    return tuple(1 if i in axes else s for i, s in enumerate(self.shape) if keepdim or i not in axes)
+  def var(self, axis=None, keepdim=False, correction=1) -> Self:
+    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan.
+    float16 computes in float32 and rounds once: its sum of squares passes 65504 long before the variance does."""
+    x = self._float()
+    if x.dtype == dtypes.float16: return x.float().var(axis, keepdim, correction).half()
+    n = math.prod(self.shape[a] for a in self._axes(axis))
+    sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
+    return sq.div(max(0, n - correction))
+  def std(self, axis=None, keepdim=False, correction=1) -> Self: return self.var(axis, keepdim, correction).sqrt()
+  def var_mean(self, axis=None, keepdim=False, correction=1) -> tuple[Self, Self]:
+    return self.var(axis, keepdim, correction), self.mean(axis, keepdim)
+  def std_mean(self, axis=None, keepdim=False, correction=1) -> tuple[Self, Self]:
+    return self.std(axis, keepdim, correction), self.mean(axis, keepdim)
+  def argmax(self, axis=None, keepdim=False) -> Self:
+    """Index of the largest value, the first one on ties and NaN counting as largest (like numpy). int32 (teeny's
+    default int, as in tinygrad; torch gives int64). axis=None searches the flattened tensor."""
+    if axis is None:
+      out = self.reshape(-1).argmax(0) if self.ndim else type(self)(0, device=self.device)
+      return out.reshape((1,) * self.ndim) if keepdim else out
+    ax = _canon_axis(axis, self.ndim)
+    if self.ndim == 0: return type(self)(0, device=self.device)
+    n = self.shape[ax]
+    if n == 0: raise ValueError(f"argmax of an empty axis (shape {self.shape}, axis {axis})")
+    # a float expression is stored once first: recomputed in two kernels it need not give the same bits (LLVM may
+    # vectorize sin with libmvec in one and call libm in the other), and then nothing would equal the max
+    x = self.contiguous() if dtypes.is_float(self.dtype) and not is_buffer_view(self.uop) else self
+    hit = x == x.max(ax, keepdim=True)
+    if dtypes.is_float(self.dtype):  # NaN counts as the largest value, like numpy and torch
+      nan = x.isnan()
+      hit = nan.any(ax, keepdim=True).where(nan, hit)
+    # n - index counts down, so the largest marks the first hit
+    rev = type(self).arange(n, 0, -1, dtype=dtypes.int32, device=self.device).reshape((n,) + (1,) * (self.ndim - ax - 1))
+    return (n - hit.where(rev, 0).max(ax, keepdim)).cast(dtypes.int32)
+  def argmin(self, axis=None, keepdim=False) -> Self:
+    """Index of the smallest value, the first one on ties and NaN counting as smallest (like numpy and torch);
+    int32 like argmax. Ints are negated, never bitwise-NOTed: ~x would reverse their order exactly, but Intel's
+    OpenCL CPU compiler miscompiles max of ~x."""
+    if dtypes.is_float(self.dtype): return (-self).argmax(axis, keepdim)  # -NaN is NaN: argmax finds it first
+    if self.dtype == dtypes.bool: return self.logical_not().argmax(axis, keepdim)
+    if self.dtype.itemsize <= 4:  # in int64, -x reverses the order of every narrower int, without overflow
+      return (-self.cast(dtypes.int64)).argmax(axis, keepdim)
+    # 64-bit: -x reverses the order of every value but the lowest (INT64_MIN negates to itself, unsigned 0 to 0).
+    # A row holding the lowest value answers with its first one; the others negate with it set to 0 (no overflow)
+    lowest = self == dtypes.min(self.dtype)
+    negated = -(lowest.where(0, self))
+    return lowest.any(axis, keepdim).where(lowest.argmax(axis, keepdim), negated.argmax(axis, keepdim))
+  def any(self, axis=None, keepdim=False) -> Self:
+    if any(self.shape[a] == 0 for a in self._axes(axis)): return type(self).full(self._reduced_shape(axis, keepdim), False, device=self.device)
+    return (self != 0).max(axis, keepdim)
+  def all(self, axis=None, keepdim=False) -> Self: return (self == 0).any(axis, keepdim).logical_not()
+  def logsumexp(self, axis=None, keepdim=False) -> Self:
+    """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
+    empty axis (log of an empty sum, like PyTorch)."""
+    if any(self.shape[a] == 0 for a in self._axes(axis)):
+      return type(self).full(self._reduced_shape(axis, keepdim), -math.inf, dtype=self._float().dtype, device=self.device)
+    m = self._float().max(axis, keepdim=True).detach()
+    m = m.isinf().where(0.0, m)
+    out = (self - m).exp().sum(axis, keepdim=True).log() + m
+    return out if keepdim else out.reshape(self._reduced_shape(axis, False))
+  def softmax(self, axis=-1, dtype=None) -> Self:
+    x = self.cast(dtype) if dtype is not None else self._float()
+    if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
+    e = (x - x.max(axis, keepdim=True).detach()).exp()
+    return e / e.sum(axis, keepdim=True)
+  def log_softmax(self, axis=-1, dtype=None) -> Self:
+    x = self.cast(dtype) if dtype is not None else self._float()
+    if x.numel() == 0: return x
+    shifted = x - x.max(axis, keepdim=True).detach()
+    return shifted - shifted.exp().sum(axis, keepdim=True).log()
+  def _cum_last(self, op: str) -> Self:
+    """Inclusive scan over the last axis. Small axes: out[i] = reduce over j <= i, a masked (n, n) reduce that one
+    kernel computes. Long axes split into blocks of 256: scan each block, scan the block totals, add the offsets."""
+    n, block = self.shape[-1], 256
+    if n <= 2 * block:
+      idx = type(self).arange(n, dtype=dtypes.int32, device=self.device)
+      keep = idx.reshape(n, 1) >= idx.reshape(1, n)  # row i keeps j <= i
+      fill = 0 if op == "sum" else dtypes.min(self.dtype)
+      masked = keep.where(self.unsqueeze(-2), type(self).full((), fill, dtype=self.dtype, device=self.device))
+      return masked.sum(-1, dtype=self.dtype) if op == "sum" else masked.max(-1)
+    nb = math.ceil(n / block)
+    fill = 0 if op == "sum" else dtypes.min(self.dtype)
+    x = self.pad(((0, 0),) * (self.ndim - 1) + ((0, nb * block - n),), value=fill).reshape(*self.shape[:-1], nb, block)
+    inner = x._cum_last(op)
+    totals = inner.shrink(tuple((0, s) for s in inner.shape[:-1]) + ((block - 1, block),)).squeeze(-1)
+    before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill).shrink(tuple((0, s) for s in totals.shape))
+    out = inner + before.unsqueeze(-1) if op == "sum" else inner.maximum(before.unsqueeze(-1))
+    return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
+  def cumsum(self, axis: int = 0) -> Self:
+    """Inclusive prefix sum along axis. bool and int tensors sum in int64 (like PyTorch)."""
+    if self.ndim == 0: return self.sum()
+    ax = _canon_axis(axis, self.ndim)
+    x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
+    if self.shape[ax] == 0: return x
+    return x.transpose(ax, -1)._cum_last("sum").transpose(ax, -1)
+  def cummax(self, axis: int = 0) -> Self:
+    """Running maximum along axis (the values only, like tinygrad; torch also returns indices)."""
+    if self.ndim == 0: return self
+    ax = _canon_axis(axis, self.ndim)
+    if self.shape[ax] == 0: return self
+    x = self.cast(dtypes.uint8) if self.dtype == dtypes.bool else self
+    out = x.transpose(ax, -1)._cum_last("max").transpose(ax, -1)
+    return out.cast(dtypes.bool) if self.dtype == dtypes.bool else out
+
+  # linear algebra (composed)
+  def dot(self, w: Self) -> Self: return self.matmul(w)
+  def matmul(self, w: Self) -> Self:
+    if self.ndim == 0 or w.ndim == 0: raise ValueError(f"matmul needs tensors with at least 1 dimension, got {self.shape} and {w.shape}")
+    a = self.unsqueeze(0) if self.ndim == 1 else self
+    b = w.unsqueeze(1) if w.ndim == 1 else w
+    if a.shape[-1] != b.shape[-2]: raise ValueError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
+    try: _broadcast_shape(a.shape[:-2], b.shape[:-2])
+    except ValueError: raise ValueError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
+    if _wants_reduce_contiguous(a, b): b = b.transpose(-1, -2).contiguous().transpose(-1, -2)
+    # (..., n, k, 1) * (..., 1, k, m) summed over k
+    out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=promote(a.dtype, b.dtype) if not dtypes.is_float(promote(a.dtype, b.dtype)) else None)
+    if self.ndim == 1: out = out.squeeze(-2)
+    if w.ndim == 1: out = out.squeeze(-1)
+    return out

@@ -1,0 +1,157 @@
+"""Writes as a Tensor mixin: assign (the one write: lazy, into the storage of the tensor, or of the base it is a
+view of), the in-place operators (x += y) and PyTorch's in-place methods (x.add_(y)), each a result written back
+with assign, and how a write reaches its base through a view's movement ops (_placed_in_base). x[i] = v is
+__setitem__ in indexing.py, which ends in assign; PyTorch's rule on in-place changes of parameters is
+Tensor._check_inplace."""
+from __future__ import annotations
+from typing import TYPE_CHECKING
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops
+from teeny.schedule import is_buffer_view, forget_realized
+from teeny.gradient import restore_graphs
+from teeny.engine.tensors import realize_tensors, grad_realized, unique_ids
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class WriteOps:
+  """Tensor's assign and in-place operators and methods."""
+  def assign(self, value) -> Self:
+    """Write value into this tensor's storage, lazily (realize() runs the write): how optimizers update
+    parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view
+    writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
+    computed from the old values keep them (teeny/program_order.py). Returns self."""
+    value = self._write_value(value)
+    if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
+    depth = len(self._view_ops)
+    self._check_not_overlapping(depth)
+    base = self if self._base is None else self._base
+    forget_realized()
+    storage = base._storage()
+    old = base._uop
+    if depth: placed, covered = _placed_in_base(self.uop, depth, value.uop)
+    if storage is not None:
+      # in place: the kernel stores value through the view's movement ops into the base's buffer
+      moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH)
+      base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, value.uop), (next(unique_ids), moves))
+      base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else value.uop, old)
+      if base._assigned_graph is not None: grad_realized[id(base)] = base
+    elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
+    else: base.uop = UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))  # (a buffer of its own)
+    base._graph = None
+    return self
+
+  def _graph_after_write(self, values: UOp, old: UOp) -> UOp | None:
+    """For autograd, what a realized result that requires grad holds after an in-place write, as a graph: the
+    written values, where `old` (its buffer) stands for the graph that computed it before. None when it needs no
+    graph (a leaf, or no grad) or has none to give (its old graph was dropped)."""
+    if not self._requires_grad or self._leaf: return None
+    if self._graph is not None: return restore_graphs(values, {old: self._graph})
+    return None if old in values.toposort() else values
+
+  def _write_value(self, value) -> Self:
+    """value as a tensor of this tensor's device, dtype and shape (broadcast), or a clear error."""
+    value = value if isinstance(value, type(self)) else type(self)(value, device=self.device, dtype=self.dtype)
+    if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
+    fits = len(value.shape) <= self.ndim and all(v in (1, t) for v, t in zip(value.shape[::-1], self.shape[::-1]))
+    if not fits: raise ValueError(f"can't assign a tensor of shape {value.shape} to one of shape {self.shape}")
+    return value.cast(self.dtype).expand(self.shape)
+
+  def _check_not_overlapping(self, depth: int):
+    """A write through a broadcast (expanded) view would give several elements one memory location (PyTorch
+    refuses it too)."""
+    node = self.uop
+    for _ in range(depth):
+      if node.op is Ops.EXPAND and any(s == 1 and n > 1 for s, n in zip(node.src[0].shape, node.shape)):
+        raise RuntimeError(f"can't write into an expanded view (shape {node.src[0].shape} expanded to {node.shape}): "
+                           "several of its elements are one memory location; write into a clone() instead")
+      node = node.src[0]
+
+  def _storage(self) -> UOp | None:
+    """The buffer view holding this base's values, to write into; None while it is a lazy result (a write then
+    replaces its graph). A write still pending on it runs first."""
+    if self._uop.op is Ops.ASSIGN: realize_tensors((self,))
+    return self._uop if is_buffer_view(self._uop) else None
+  def _inplace(self, result: Self) -> Self:
+    """self <op>= other: result written into self, which keeps its dtype (a result PyTorch can't cast back,
+    float into int or anything into bool, raises)."""
+    self._check_inplace()
+    if (dtypes.is_float(result.dtype) and not dtypes.is_float(self.dtype)) or \
+       (self.dtype == dtypes.bool and result.dtype != dtypes.bool):
+      raise TypeError(f"in-place result of dtype {result.dtype} can't be stored in a tensor of dtype {self.dtype}")
+    if result.shape != self.shape:
+      raise ValueError(f"in-place result of shape {result.shape} doesn't fit a tensor of shape {self.shape}")
+    return self.assign(result)
+
+  def __iadd__(self, x): return self._inplace(self + x)
+  def __isub__(self, x): return self._inplace(self - x)
+  def __imul__(self, x): return self._inplace(self * x)
+  def __itruediv__(self, x): return self._inplace(self / x)
+  def __ifloordiv__(self, x): return self._inplace(self // x)
+  def __imod__(self, x): return self._inplace(self % x)
+  def __ipow__(self, x): return self._inplace(self ** x)
+  def __imatmul__(self, x): return self._inplace(self @ x)
+  def __iand__(self, x): return self._inplace(self & x)
+  def __ior__(self, x): return self._inplace(self | x)
+  def __ixor__(self, x): return self._inplace(self ^ x)
+  def __ilshift__(self, x): return self._inplace(self << x)
+  def __irshift__(self, x): return self._inplace(self >> x)
+  # PyTorch's in-place methods (the name with a trailing underscore): each writes the method's result into self
+  def add_(self, other, alpha=1): return self._inplace(self + (other * alpha if alpha != 1 else other))
+  def sub_(self, other, alpha=1): return self._inplace(self - (other * alpha if alpha != 1 else other))
+  def mul_(self, other): return self._inplace(self * other)
+  def div_(self, other, rounding_mode: str | None = None): return self._inplace(self.div(other, rounding_mode=rounding_mode))
+  def pow_(self, exponent): return self._inplace(self ** exponent)
+  def neg_(self): return self._inplace(-self)
+  def abs_(self): return self._inplace(self.abs())
+  def sqrt_(self): return self._inplace(self.sqrt())
+  def exp_(self): return self._inplace(self.exp())
+  def log_(self): return self._inplace(self.log())
+  def relu_(self): return self._inplace(self.relu())
+  def sigmoid_(self): return self._inplace(self.sigmoid())
+  def tanh_(self): return self._inplace(self.tanh())
+  def floor_(self): return self._inplace(self.floor())
+  def ceil_(self): return self._inplace(self.ceil())
+  def round_(self): return self._inplace(self.round())
+  def trunc_(self): return self._inplace(self.trunc())
+  def clamp_(self, min_=None, max_=None): return self._inplace(self.clamp(min_, max_))
+  clip_ = clamp_
+  def masked_fill_(self, mask: Self, value): return self._inplace(self.masked_fill(mask, value))
+  def lerp_(self, end, weight): return self._inplace(self.lerp(end, weight))
+  def zero_(self): return self.fill_(0)
+  def fill_(self, value):
+    self._check_inplace()
+    return self.assign(type(self).full(self.shape, value, dtype=self.dtype, device=self.device))
+  def copy_(self, src):
+    """Copy src (broadcast, cast to self's dtype) into self, like torch's copy_."""
+    self._check_inplace()
+    return self.assign(src)
+  def uniform_(self, low=0.0, high=1.0):
+    self._check_inplace()
+    return self.assign(type(self).uniform(*self.shape, low=low, high=high, dtype=self.dtype, device=self.device))
+  def normal_(self, mean=0.0, std=1.0):
+    self._check_inplace()
+    return self.assign(type(self).normal(*self.shape, mean=mean, std=std, dtype=self.dtype, device=self.device))
+
+
+def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
+  """Undo the top `depth` movement ops of `view`: value (shaped like view) put back where those elements are in
+  the base, and a bool mask of the elements it covers (the rest read 0 / False)."""
+  covered = UOp.const(dtypes.bool, True)
+  if value.shape: covered = UOp(Ops.EXPAND, dtypes.bool, (UOp(Ops.RESHAPE, dtypes.bool, (covered,), (1,) * len(value.shape)),), value.shape)
+  for _ in range(depth):
+    value, covered = _undo_move(view, value), _undo_move(view, covered)
+    view = view.src[0]
+  return value, covered
+
+
+def _undo_move(move: UOp, x: UOp) -> UOp:
+  """x, shaped like the result of the movement op `move`, taken back to the shape of move's source."""
+  op, arg, before = move.op, move.arg, move.src[0].shape
+  if op is Ops.DETACH: return x
+  if op is Ops.RESHAPE: return UOp(Ops.RESHAPE, x.dtype, (x,), before)
+  if op is Ops.PERMUTE: return UOp(Ops.PERMUTE, x.dtype, (x,), tuple(sorted(range(len(arg)), key=arg.__getitem__)))
+  if op is Ops.SHRINK: return UOp(Ops.PAD, x.dtype, (x,), tuple((b, s - e) for (b, e), s in zip(arg, before)))
+  if op is Ops.PAD: return UOp(Ops.SHRINK, x.dtype, (x,), tuple((b, b + s) for (b, _), s in zip(arg, before)))
+  if op is Ops.FLIP: return UOp(Ops.FLIP, x.dtype, (x,), arg)
+  raise RuntimeError(f"can't write through a view made by {op}")
