@@ -2,7 +2,7 @@
 
 With TEENY_REPLAY_CAPTURE=FILE the run also keeps every kernel AST it schedules into FILE, for
 `python tools/replay.py compare --captured FILE` (the kernel replay's check of the scheduler; CI runs it)."""
-import os, sys
+import dataclasses, os, sys
 import pytest
 from teeny.runtime.device import Device
 
@@ -12,6 +12,13 @@ DEVICES = Device.available()
 @pytest.fixture(params=DEVICES, ids=DEVICES)
 def device(request):
   return request.param
+
+
+def use_tuning(monkeypatch, device: str, **numbers):
+  """For this test, the device's renderer carries a Tuning with these numbers changed (teeny/renderer/tuning.py):
+  how tests reach a heuristic with small inputs."""
+  renderer = Device[device].renderer
+  monkeypatch.setattr(renderer, "tuning", dataclasses.replace(renderer.tuning, **numbers))
 
 
 _REPLAY_FILE = os.environ.get("TEENY_REPLAY_CAPTURE")

@@ -1,7 +1,8 @@
 """Devices: choice of default, copies between devices, the on-disk compile cache, and buffers freed when unused."""
-import dataclasses, gc, os, subprocess, sys
+import gc, os, subprocess, sys
 import numpy as np
 import pytest
+from conftest import use_tuning
 from teeny import Tensor, Device
 from teeny.runtime.disk_cache import read_entry as _read_cache_entry
 from teeny.engine.runner import _runner_cache
@@ -127,10 +128,7 @@ def test_llvm_splits_large_kernels_across_cores():
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
 
 
-def llvm_tuning(monkeypatch, **numbers):
-  """The LLVM device's renderer carries a Tuning with these numbers changed, for this test."""
-  renderer = Device["LLVM"].renderer
-  monkeypatch.setattr(renderer, "tuning", dataclasses.replace(renderer.tuning, **numbers))
+def llvm_tuning(monkeypatch, **numbers): use_tuning(monkeypatch, "LLVM", **numbers)
 
 
 def fresh_llvm_pool(monkeypatch, native: bool):

@@ -1,11 +1,11 @@
 """Long float sums of any length are added in bounded partial sums on every device: no accumulator adds more than
-SPLIT_MAX_CHUNK terms (a device that adds serially, OpenCL on a CPU, would otherwise stall once the sum outgrows
+Tuning.split_max_chunk terms (a device that adds serially, OpenCL on a CPU, would otherwise stall once the sum outgrows
 its terms: 2^24 + 0.5 == 2^24 in float32), lengths that no split divides are padded with zeros, very long sums
 nest, and float16 sums keep float32 partial sums. Checked against numpy's float64 sum."""
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, dtypes
-import teeny.ops.shaping as shaping
+from conftest import use_tuning
 
 rng = np.random.default_rng(0)
 
@@ -48,7 +48,7 @@ def test_partial_sums_are_bounded_and_nest(device, monkeypatch):
   """With the bound lowered to 64 terms, a sum of 100,003 floats over 3 outputs nests three levels deep (1,563
   partial sums, then 25, then the total: 3 kernels), a sum with many outputs splits only where it is too long,
   and gradients flow through the padding."""
-  monkeypatch.setattr(shaping, "SPLIT_MAX_CHUNK", 64)
+  use_tuning(monkeypatch, device, split_max_chunk=64)
   x = rng.random((3, 100_003)).astype(np.float32)
   t = Tensor(x, device=device, requires_grad=True)
   GlobalCounters.reset()

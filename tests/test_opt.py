@@ -4,6 +4,7 @@ LLVM turns upcast tiles into vector instructions; big sums split into two kernel
 import copy, dataclasses, os, subprocess, sys
 import numpy as np
 import pytest
+from conftest import use_tuning
 from teeny import Tensor, Device, GlobalCounters
 from teeny.uop import Ops
 from teeny.codegen import get_program
@@ -251,22 +252,17 @@ def test_big_conv_relays_its_filters_out_and_matches_numpy(device):
 def test_long_sum_over_a_big_product_runs_in_slices(device, monkeypatch):
   """A big matmul sums its reduce axis in slices (each core's slice of the inputs stays in its cache), then adds
   the slices up: two kernels, numpy's result, and gradients as before. Thresholds lowered to keep the test small."""
-  import teeny.ops.shaping as shaping
-  monkeypatch.setattr(shaping, "CHUNK_MIN_PRODUCT", 1 << 12)
-  monkeypatch.setattr(shaping, "CHUNK_MIN_REDUCED", 256)
-  monkeypatch.setattr(shaping, "CHUNK_SIZE", 64)
+  use_tuning(monkeypatch, device, chunk_min_product=1 << 12, chunk_min_reduced=256, chunk_size=64)
   check_matmul_and_grads(rand(8, 256), rand(256, 16), device, kernels=2)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_matmul_whose_right_matrix_outgrows_the_cache_runs_in_slices(device, monkeypatch):
-  """A matmul whose right-hand matrix (what each row of outputs reads) is past SLICE_MAX_BYTES sums slices of the
-  reduce axis of at most SLICE_TARGET_BYTES apart: the fewest slices that divide the axis (96 * 64 floats are 24 KiB:
+  """A matmul whose right-hand matrix (what each row of outputs reads) is past Tuning.slice_max_bytes sums slices of
+  the reduce axis of at most slice_target_bytes apart: the fewest slices that divide the axis (96 * 64 floats are 24 KiB:
   3 slices of 8), then their sum. An axis with no such divisor stays one kernel. Thresholds lowered to keep it small."""
   import teeny.ops.shaping as shaping
-  monkeypatch.setattr(shaping, "SLICE_MIN_PRODUCT", 1 << 12)
-  monkeypatch.setattr(shaping, "SLICE_MAX_BYTES", 16 << 10)
-  monkeypatch.setattr(shaping, "SLICE_TARGET_BYTES", 8 << 10)
+  use_tuning(monkeypatch, device, slice_min_product=1 << 12, slice_max_bytes=16 << 10, slice_target_bytes=8 << 10)
   assert shaping._reduce_chunks(Tensor.empty(8, 96, 64, device=device), Ops.ADD, (1,)) == 3
   check_matmul_and_grads(rand(8, 96), rand(96, 64), device, kernels=2)
   check_matmul_and_grads(rand(8, 97), rand(97, 64), device, kernels=1)  # 97 is prime: 97 slices would be too many

@@ -8,7 +8,7 @@ import numpy as np
 from teeny.dtype import dtypes, promote
 from teeny.uop import Ops
 from teeny.ops.args import _canon_axis, _shape_arg
-from teeny.ops.shaping import CAT_HOST_PIECES, CAT_GROUP_SIZE
+from teeny.ops.shaping import tuning_of
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -31,13 +31,14 @@ class JoinOps:
         raise ValueError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
     dt = first.dtype
     for t in tensors[1:]: dt = promote(dt, t.dtype)
-    if len(tensors) > CAT_HOST_PIECES and all(t._host_constant() is not None for t in tensors):
+    tuning = tuning_of(first.device)
+    if len(tensors) > tuning.cat_host_pieces and all(t._host_constant() is not None for t in tensors):
       # e.g. a stack of Python numbers: one upload, not a kernel with a masked term per piece
       return type(first)(np.concatenate([t._host_constant() for t in tensors], axis=d), device=first.device, dtype=dt)
-    if len(tensors) > CAT_GROUP_SIZE:
-      # many pieces: join them CAT_GROUP_SIZE at a time first. Each group's kernel has the same code (only the
+    if len(tensors) > tuning.cat_group_size:
+      # many pieces: join them cat_group_size at a time first. Each group's kernel has the same code (only the
       # buffers differ), so one compile serves them all, and no kernel gets a masked term for every piece.
-      size = CAT_GROUP_SIZE
+      size = tuning.cat_group_size
       groups = [JoinOps.cat(*tensors[i:i + size], dim=d).contiguous() for i in range(0, len(tensors), size)]
       return JoinOps.cat(*groups, dim=d)
     total = sum(t.shape[d] for t in tensors)

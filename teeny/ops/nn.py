@@ -59,7 +59,7 @@ class NNOps:
     outs = windows.shape[2:2 + nd]
     # (N, groups, 1, C_in/g, *out, *kernel) * (1, groups, C_out/g, C_in/g, *1, *kernel), summed over C_in/g and kernel
     windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
-    if _wants_filter_relayout(cout, n * math.prod(outs) * cout * cin_g * math.prod(kernel)):
+    if _wants_filter_relayout(x.device, cout, n * math.prod(outs) * cout * cin_g * math.prod(kernel)):
       # a copy of the filters with the output channel innermost (one small kernel): the optimizer's register tile
       # then loads a vector of filters where it would gather them one by one
       weight = weight.reshape(cout, -1).permute(1, 0).contiguous().permute(1, 0).reshape(weight.shape)

@@ -2,20 +2,23 @@
 A long sum is split into partial sums (more parallel work, and float accumulators that never add too many terms),
 a sum over a big product is cut into slices whose inputs stay in cache, a matmul's narrow right operand and a
 convolution's filters are copied first to the layout the kernel optimizer vectorizes, and a cat of many pieces is
-joined in groups. The thresholds were measured (the comments say where and how); a later step moves this module
-into the scheduler, so that it shapes gradient graphs too. The functions take tensors as they come (duck-typed:
-shape, dtype, numel(), uop, and the movement and reduce methods); this module does not import teeny/tensor.py."""
+joined in groups. The thresholds are the device's (its renderer's Tuning, teeny/renderer/tuning.py, which names
+the benchmark behind each). The functions take tensors as they come (duck-typed: shape, dtype, numel(), uop, device,
+and the movement and reduce methods); this module does not import teeny/tensor.py.
+
+It shapes the graph Tensor's ops build, so gradient graphs get only what their forward ops chose: moving it into
+the scheduler as a rewrite of REDUCE_AXIS (so it would shape every graph) is open work (docs/DESIGN.md)."""
 from __future__ import annotations
 import math
 from teeny.dtype import dtypes
 from teeny.uop import Ops
+from teeny.renderer.tuning import Tuning
+from teeny.runtime.device import Device
 
-# conv2d re-lays its filters out (output channel innermost) when they have at least this many output channels and
-# the convolution does at least this many multiply-adds
-CONV_RELAYOUT_MIN_COUT, CONV_RELAYOUT_MIN_WORK = 16, 1 << 22
-# matmul copies a row-major right operand with few columns (at most this many) and a long inner dimension (at
-# least this long) to column-major first, when the product does at least this many multiply-adds
-MATMUL_RELAYOUT_MAX_N, MATMUL_RELAYOUT_MIN_K, MATMUL_RELAYOUT_MIN_WORK = 16, 64, 1 << 18
+
+def tuning_of(device: str) -> Tuning:
+  """The tuned numbers of the device a tensor lives on."""
+  return Device[device].renderer.tuning
 
 
 def _wants_reduce_contiguous(a, b) -> bool:
@@ -24,24 +27,24 @@ def _wants_reduce_contiguous(a, b) -> bool:
   along k, which needs both operands contiguous along k; the copy is one small kernel, and the backward pass
   reads the copy too (w.T of the gradient becomes a contiguous read). A b that is a transpose already (x @ w.T)
   is column-major: left as it is."""
-  k, n = b.shape[-2], b.shape[-1]
-  if n > MATMUL_RELAYOUT_MAX_N or k < MATMUL_RELAYOUT_MIN_K or b.uop.op is Ops.PERMUTE: return False
-  return math.prod(a.shape[:-1]) * k * n >= MATMUL_RELAYOUT_MIN_WORK
+  k, n, tuning = b.shape[-2], b.shape[-1], tuning_of(b.device)
+  if n > tuning.matmul_relayout_max_n or k < tuning.matmul_relayout_min_k or b.uop.op is Ops.PERMUTE: return False
+  return math.prod(a.shape[:-1]) * k * n >= tuning.matmul_relayout_min_work
 
 
-def _wants_filter_relayout(cout: int, multiply_adds: int) -> bool:
+def _wants_filter_relayout(device: str, cout: int, multiply_adds: int) -> bool:
   """Whether conv2d copies its filters (cout of them) with the output channel innermost first: a convolution of at
-  least CONV_RELAYOUT_MIN_WORK multiply-adds into at least CONV_RELAYOUT_MIN_COUT channels."""
-  return cout >= CONV_RELAYOUT_MIN_COUT and multiply_adds >= CONV_RELAYOUT_MIN_WORK
+  least Tuning.conv_relayout_min_work multiply-adds into at least conv_relayout_min_cout channels."""
+  tuning = tuning_of(device)
+  return cout >= tuning.conv_relayout_min_cout and multiply_adds >= tuning.conv_relayout_min_work
 
 
-# A sum of at least SPLIT_MIN_REDUCED elements into at most SPLIT_MAX_OUTPUTS results is done in two kernels
+# A sum of at least Tuning.split_min_reduced elements into at most split_max_outputs results is done in two kernels
 # (_split_reduce): one output per thread or core would leave the rest of the machine idle. And no float
-# accumulator adds more than SPLIT_MAX_CHUNK terms, whatever the number of outputs: a device that adds a sum's
+# accumulator adds more than split_max_chunk terms, whatever the number of outputs: a device that adds a sum's
 # terms one after another (OpenCL on a CPU: one work-item per partial sum) would otherwise lose them once the
 # sum outgrows them (float32 stops growing at 2^24 when adding values below 1). Longer sums add partial sums of
-# at most SPLIT_MAX_CHUNK terms, and those the same way (more levels for sums past SPLIT_MAX_CHUNK^2 terms).
-SPLIT_MIN_REDUCED, SPLIT_MAX_OUTPUTS, SPLIT_MAX_CHUNK = 1 << 15, 16, 1 << 16
+# at most split_max_chunk terms, and those the same way (more levels for sums past split_max_chunk^2 terms).
 
 
 def _reduce_split(x, op: Ops, axes: tuple[int, ...]) -> int | None:
@@ -49,9 +52,9 @@ def _reduce_split(x, op: Ops, axes: tuple[int, ...]) -> int | None:
   that no good count divides is padded with zeros (_split_reduce). Only sums split: a max's gradient
   splits evenly between ties, which two stages would weigh by chunk."""
   if op is not Ops.ADD: return None
-  n_reduced = math.prod(x.shape[a] for a in axes)
-  bounded = -(-n_reduced // SPLIT_MAX_CHUNK) if dtypes.is_float(x.dtype) else 1  # parts so no partial is too long
-  if n_reduced < SPLIT_MIN_REDUCED or x.numel() // max(n_reduced, 1) > SPLIT_MAX_OUTPUTS:
+  n_reduced, tuning = math.prod(x.shape[a] for a in axes), tuning_of(x.device)
+  bounded = -(-n_reduced // tuning.split_max_chunk) if dtypes.is_float(x.dtype) else 1  # no partial too long
+  if n_reduced < tuning.split_min_reduced or x.numel() // max(n_reduced, 1) > tuning.split_max_outputs:
     return bounded if bounded > 1 else None  # many outputs: parallel already, split only what is too long
   split = 256  # a count that divides the length, at least 256 terms each, when there is one (no padding)
   while split > 1 and (n_reduced % split or n_reduced // split < 256): split //= 2
@@ -59,30 +62,28 @@ def _reduce_split(x, op: Ops, axes: tuple[int, ...]) -> int | None:
   return max(split, bounded)
 
 
-# A sum over one axis of at least CHUNK_MIN_REDUCED elements, of a broadcast product of at least
-# CHUNK_MIN_PRODUCT elements (a big matmul: its inputs are far larger than a core's cache), is done in slices of
-# CHUNK_SIZE along that axis (_chunked_reduce), as many as keep the partial results within CHUNK_MAX_BYTES.
-CHUNK_MIN_REDUCED, CHUNK_MIN_PRODUCT, CHUNK_SIZE, CHUNK_MAX_BYTES = 1024, 1 << 29, 128, 256 << 20
-# A smaller product (of at least SLICE_MIN_PRODUCT elements) is sliced too when each row of outputs reads more than
-# SLICE_MAX_BYTES of it: the reduce axis times the axes inside it, a matmul's whole right-hand matrix. A core works
+# A sum over one axis of at least Tuning.chunk_min_reduced elements, of a broadcast product of at least
+# chunk_min_product elements (a big matmul: its inputs are far larger than a core's cache), is done in slices of
+# chunk_size along that axis (_chunked_reduce), as many as keep the partial results within chunk_max_bytes.
+# A smaller product (of at least slice_min_product elements) is sliced too when each row of outputs reads more than
+# slice_max_bytes of it: the reduce axis times the axes inside it, a matmul's whole right-hand matrix. A core works
 # through its rows of outputs one after another, and once that matrix outgrows its share of the L2 cache every row
 # streams it again from farther away: 256x784 @ 784x512 (1.6 MB) ran at 150 GFLOP/s where 512 columns of 512 (1 MB)
-# ran at 245. Slices of at most SLICE_TARGET_BYTES each, the fewest that divide the axis: 208 GFLOP/s there.
-SLICE_MIN_PRODUCT, SLICE_MAX_BYTES, SLICE_TARGET_BYTES = 1 << 26, 3 << 19, 1 << 20
+# ran at 245. Slices of at most slice_target_bytes each, the fewest that divide the axis: 208 GFLOP/s there.
 
 
 def _reduce_chunks(x, op: Ops, axes: tuple[int, ...]) -> int | None:
   """How many slices a long sum over a big product is split into, or None (see _reduce_split for why sums only)."""
   if op is not Ops.ADD or x.dtype == dtypes.float16 or len(axes) != 1: return None
-  n_reduced = x.shape[axes[0]]
-  if n_reduced >= CHUNK_MIN_REDUCED and n_reduced % CHUNK_SIZE == 0 and x.numel() >= CHUNK_MIN_PRODUCT:
-    chunks, partial_bytes = n_reduced // CHUNK_SIZE, x.numel() // n_reduced * x.dtype.itemsize
-    while chunks > 1 and (chunks * partial_bytes > CHUNK_MAX_BYTES or n_reduced % chunks): chunks //= 2
+  n_reduced, tuning = x.shape[axes[0]], tuning_of(x.device)
+  if n_reduced >= tuning.chunk_min_reduced and n_reduced % tuning.chunk_size == 0 and x.numel() >= tuning.chunk_min_product:
+    chunks, partial_bytes = n_reduced // tuning.chunk_size, x.numel() // n_reduced * x.dtype.itemsize
+    while chunks > 1 and (chunks * partial_bytes > tuning.chunk_max_bytes or n_reduced % chunks): chunks //= 2
     return chunks if chunks > 1 else None
-  if x.numel() < SLICE_MIN_PRODUCT: return None
+  if x.numel() < tuning.slice_min_product: return None
   row_bytes = n_reduced * math.prod(x.shape[axes[0] + 1:]) * x.dtype.itemsize  # what one row of outputs reads
-  if row_bytes <= SLICE_MAX_BYTES: return None
-  chunks = -(-row_bytes // SLICE_TARGET_BYTES)
+  if row_bytes <= tuning.slice_max_bytes: return None
+  chunks = -(-row_bytes // tuning.slice_target_bytes)
   while n_reduced % chunks: chunks += 1
   return chunks if chunks <= 16 else None
 
@@ -111,9 +112,3 @@ def _chunked_reduce(t, op: Ops, axis: int, chunks: int):
   total = x._reduce_axis(op, (x.ndim - 1,)).contiguous()._reduce_axis(op, (0,))
   return total.reshape(shape[:axis] + (1,) + shape[axis + 1:])
 
-
-# Tensor.cat of more than CAT_HOST_PIECES pieces that are all constants (a stack of Python numbers) is made on the
-# host and uploaded once, not built as a kernel with a masked term per piece. More than CAT_GROUP_SIZE pieces are
-# joined CAT_GROUP_SIZE at a time first: each group's kernel has the same code (only the buffers differ), so one
-# compile serves them all, and no kernel gets a masked term for every piece.
-CAT_HOST_PIECES, CAT_GROUP_SIZE = 16, 32

@@ -47,6 +47,9 @@ class Tuning:
   slice_min_product: int = 1 << 26
   slice_max_bytes: int = 3 << 19
   slice_target_bytes: int = 1 << 20
+  # Tensor.cat of more pieces that are all constants (a stack of Python numbers) makes the result on the host and
+  # uploads it once (no kernel with a masked term per piece). No bench workload: it bounds kernel size
+  cat_host_pieces: int = 16
   # Tensor.cat of more pieces joins them this many at a time first (one compile serves every group, and no kernel
   # gets a masked term per piece). No bench workload: it bounds compile time and kernel size
   cat_group_size: int = 32
