@@ -1,7 +1,8 @@
 """The one IR: UOp nodes (immutable, hash-consed), the Ops they name, UPat/PatternMatcher and graph_rewrite.
 
 The same UOp type holds the user's lazy tensor graph, the kernel ASTs the scheduler makes, and the loops and
-index math that codegen lowers them to. Every transformation is a PatternMatcher applied with graph_rewrite.
+index math that codegen lowers them to. Transformations are PatternMatchers applied with graph_rewrite; the
+scheduler's walks and linearize's ordering are the hand-written exceptions (docs/DESIGN.md says why).
 The rewrite rules that simplify index math (`symbolic`) are in symbolic.py.
 """
 from __future__ import annotations
@@ -102,7 +103,8 @@ def _forget_node(key, ref):
 
 
 class UOp(metaclass=_UOpMeta):
-  """One node: an op, the dtype it produces, its source nodes and a static argument. Never mutated."""
+  """One node: an op, the dtype it produces, its source nodes and a static argument. Never mutated: `_cache` only
+  keeps facts derived from those fields (shape, value bounds), computed once."""
   __slots__ = ("op", "dtype", "src", "arg", "_cache", "__weakref__")
 
   # made by _UOpMeta.__call__, which sets the fields: UOp(op, dtype, src, arg)

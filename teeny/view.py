@@ -3,7 +3,8 @@
 A ShapeTracker is a stack of Views; the last one has the logical shape. Movement ops (RESHAPE, PERMUTE,
 EXPAND, PAD, SHRINK, FLIP) cost nothing: they only change the view. A reshape that one View can't express
 pushes a new View on the stack. `to_index` turns the stack into an index UOp and a validity UOp, which the
-symbolic rules (symbolic.py) then simplify. This module is the one small interface codegen uses for views.
+symbolic rules (symbolic.py) then simplify. Views are built and moved only here; codegen also reads their
+fields (strides, mask) to choose optimizations (codegen/kernel.py).
 """
 from __future__ import annotations
 from dataclasses import dataclass

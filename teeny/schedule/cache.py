@@ -10,7 +10,7 @@ avoid (no comprehensions, no helper calls per node), and the walk is the one pas
 """
 from __future__ import annotations
 from dataclasses import dataclass
-import functools, itertools, weakref
+import functools, itertools, threading, weakref
 from teeny.dtype import dtypes
 from teeny.helpers import LRUCache, getenv
 from teeny.uop import UOp, Ops, MOVEMENT
@@ -24,9 +24,29 @@ class _Entry(weakref.ref):
   under id(n) is always n's, and a dead node's entry keeps no buffer alive."""
   __slots__ = ("key", "value")
 
+  def __new__(cls, node, died, value):
+    return super().__new__(cls, node, died)
+
+  def __init__(self, node, died, value):
+    # filled before anyone can see it: another thread may read a table while this one adds to it
+    super().__init__(node, died)
+    self.key, self.value = id(node), value
+
+
+# held while an entry goes into a table and while a dead node's entry comes out: otherwise a thread could remove
+# the entry another thread just made for a new node that got the dead one's id. Re-entrant: a garbage collection
+# that runs inside the insert may call _remove_from on this thread.
+_TABLES_LOCK = threading.RLock()
+
 
 def _remove_from(table: dict, entry: _Entry):
-  if table.get(entry.key) is entry: del table[entry.key]
+  with _TABLES_LOCK:
+    if table.get(entry.key) is entry: del table[entry.key]
+
+
+def _insert(table: dict, entry: _Entry) -> _Entry:
+  with _TABLES_LOCK: table[entry.key] = entry
+  return entry
 
 
 class RealizedMap:
@@ -67,8 +87,7 @@ class RealizedMap:
       if key in self.sig_table[0]: self.new_epoch()  # graphs above n were signed as if it weren't realized
       entry = realized.get(key)  # (usually a node realized for the first time)
       if entry is None:
-        entry = realized[key] = _Entry(n, self._realized_died)
-        entry.key, entry.value = key, {}
+        entry = _insert(realized, _Entry(n, self._realized_died, {}))
       entry.value[buffer_of(view).device] = view
 
   def forget(self):
@@ -76,9 +95,9 @@ class RealizedMap:
     Except ASSIGNs themselves: one that ran must never run again (a pending graph that reads a counter's ASSIGN
     would increment it a second time); a graph holding it reads the target buffer instead."""
     realized = self.realized
-    for key, entry in list(realized.items()):  # (a copy: another thread may realize meanwhile)
+    for entry in list(realized.values()):  # (a copy: another thread may realize meanwhile)
       node = entry()
-      if node is None or node.op is not Ops.ASSIGN: realized.pop(key, None)
+      if node is None or node.op is not Ops.ASSIGN: _remove_from(realized, entry)
     self.new_epoch()
 
   def new_epoch(self):
@@ -279,8 +298,7 @@ def _sign(node: UOp, sigs: dict, died) -> bool:
     if not waiting:
       stack.pop()
       result = _signature_from_sources(n, sigs)
-      entry = sigs[id(n)] = _Entry(n, died)
-      entry.key, entry.value = id(n), result
+      _insert(sigs, _Entry(n, died, result))
       if result is None: return False
   return True
 
