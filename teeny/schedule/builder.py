@@ -10,7 +10,7 @@ down: a node is rebuilt once for every sequence of movement ops it is seen throu
 the whole sequence (a padded elementwise value is masked when the composed view still has a mask, which a later
 SHRINK may remove). graph_rewrite works bottom up, node by node: the same result would need a MOVEMENT node made
 for every (node, move) step and rewritten again, plus a pass first to cut the graph at realized nodes (a rewrite
-descends into every source). Measured (issue 18: the MLP 784-512-512-10 SGD step of bench_overhead, LLVM, a
+descends into every source). Measured (2026-12-03: the MLP 784-512-512-10 SGD step of bench_overhead, LLVM, a
 schedule-cache miss, a timer around _push): the miss takes ~110 ms, ~75 ms of it in the push-down, which builds
 1,271 (node, moves) pairs in 104 pushes; a new hash-consed UOp costs 1-8 us on the shared 2-core machine. Misses
 are rare (the cache serves every later step), so this is not about the tiny-op loop: the walk stays because the

@@ -24,14 +24,6 @@ class _Entry(weakref.ref):
   under id(n) is always n's, and a dead node's entry keeps no buffer alive."""
   __slots__ = ("key", "value")
 
-  def __new__(cls, node, died, value):
-    return super().__new__(cls, node, died)
-
-  def __init__(self, node, died, value):
-    # filled before anyone can see it: another thread may read a table while this one adds to it
-    super().__init__(node, died)
-    self.key, self.value = id(node), value
-
 
 # held while an entry goes into a table and while a dead node's entry comes out: otherwise a thread could remove
 # the entry another thread just made for a new node that got the dead one's id. Re-entrant: a garbage collection
@@ -44,8 +36,12 @@ def _remove_from(table: dict, entry: _Entry):
     if table.get(entry.key) is entry: del table[entry.key]
 
 
-def _insert(table: dict, entry: _Entry) -> _Entry:
-  with _TABLES_LOCK: table[entry.key] = entry
+def _add_entry(table: dict, node: UOp, died, value) -> _Entry:
+  """A new entry for node in table, filled before another thread can find it there."""
+  entry = _Entry(node, died)
+  entry.key = key = id(node)
+  entry.value = value
+  with _TABLES_LOCK: table[key] = entry
   return entry
 
 
@@ -87,7 +83,7 @@ class RealizedMap:
       if key in self.sig_table[0]: self.new_epoch()  # graphs above n were signed as if it weren't realized
       entry = realized.get(key)  # (usually a node realized for the first time)
       if entry is None:
-        entry = _insert(realized, _Entry(n, self._realized_died, {}))
+        entry = _add_entry(realized, n, self._realized_died, {})
       entry.value[buffer_of(view).device] = view
 
   def forget(self):
@@ -298,7 +294,7 @@ def _sign(node: UOp, sigs: dict, died) -> bool:
     if not waiting:
       stack.pop()
       result = _signature_from_sources(n, sigs)
-      _insert(sigs, _Entry(n, died, result))
+      _add_entry(sigs, n, died, result)
       if result is None: return False
   return True
 
