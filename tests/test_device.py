@@ -128,9 +128,6 @@ def test_llvm_splits_large_kernels_across_cores():
   np.testing.assert_equal(out.numpy(), x * 2 + 1)
 
 
-def llvm_tuning(monkeypatch, **numbers): use_tuning(monkeypatch, "LLVM", **numbers)
-
-
 def fresh_llvm_pool(monkeypatch, native: bool):
   """cpu_pool, set to make a new worker pool of the kind asked for on first use (the test skips where that kind
   can't run)."""
@@ -148,7 +145,7 @@ def test_llvm_split_kernels_from_many_threads(monkeypatch, native):
   that finds the workers busy runs every slice itself), on the native worker pool and on the Python fallback."""
   import threading
   cpu_pool = fresh_llvm_pool(monkeypatch, native)
-  llvm_tuning(monkeypatch, parallel_threshold=0)
+  use_tuning(monkeypatch, "LLVM", parallel_threshold=0)
   x = np.arange(4099, dtype=np.float32)  # slices of unequal length
   src = Tensor(x, device="LLVM").realize()
   results, errors = {}, []
@@ -191,7 +188,7 @@ def test_llvm_native_pool_worker_sleeps_when_idle_and_wakes_for_work(monkeypatch
   import time
   from teeny.runtime import cpu_pool
   if not cpu_pool._native_pool_runs_here(): pytest.skip("the native pool runs on x86-64 Linux only")
-  llvm_tuning(monkeypatch, parallel_threshold=0)
+  use_tuning(monkeypatch, "LLVM", parallel_threshold=0)
   x = np.arange(4096, dtype=np.float32)
   src = Tensor(x, device="LLVM").realize()
   np.testing.assert_equal((src + 1).numpy(), x + 1)
@@ -237,7 +234,7 @@ def test_llvm_native_workers_are_pinned_to_cores_of_their_own(monkeypatch):
   cpu_pool = fresh_llvm_pool(monkeypatch, native=True)
   cpus = sorted(os.sched_getaffinity(0))
   if len(cpus) < 2: pytest.skip("one core: no workers")
-  llvm_tuning(monkeypatch, parallel_threshold=0)
+  use_tuning(monkeypatch, "LLVM", parallel_threshold=0)
   x = np.arange(4096, dtype=np.float32)
   np.testing.assert_equal((Tensor(x, device="LLVM") * 5).numpy(), x * 5)
   pool = cpu_pool._pool()
@@ -253,7 +250,7 @@ def test_llvm_large_copies_split_across_cores_are_exact(monkeypatch, native):
   """Copies in and out of Tuning.parallel_copy_bytes or more run on every core; sizes that are no multiple of a page
   or of the core count arrive whole and unchanged."""
   cpu_pool = fresh_llvm_pool(monkeypatch, native)
-  llvm_tuning(monkeypatch, parallel_copy_bytes=1 << 16)
+  use_tuning(monkeypatch, "LLVM", parallel_copy_bytes=1 << 16)
   rng = np.random.default_rng(0)
   for n in (1 << 14, (1 << 14) + 3, 3 * 4096 // 4 + 1, 100_003):
     a = rng.standard_normal(n).astype(np.float32)
@@ -274,7 +271,7 @@ def test_llvm_split_kernels_run_in_a_forked_child(monkeypatch):
   if "LLVM" not in DEVICES: pytest.skip("no LLVM device")
   import multiprocessing
   if "fork" not in multiprocessing.get_all_start_methods(): pytest.skip("no fork on this platform")
-  llvm_tuning(monkeypatch, parallel_threshold=0)
+  use_tuning(monkeypatch, "LLVM", parallel_threshold=0)
   x = np.arange(1 << 16, dtype=np.float32)
   np.testing.assert_equal((Tensor(x, device="LLVM") + 1).numpy(), x + 1)  # the parent's pool is running
   ctx = multiprocessing.get_context("fork")

@@ -56,24 +56,23 @@ def main():
   route = route_of(calls)
   if args.show: print("\n".join(route))
   print(f"{len(calls)} teeny calls")
-  report("files", route)
-  layers = [house.LAYERS[layer_of(path)][0] for path in route]
-  report("layers", [name for i, name in enumerate(layers) if i == 0 or layers[i - 1] != name])
+  report("files", route, layer_of)
+  layer_names = [name for name, _ in house.LAYERS]
+  layers = [layer_names[layer_of(path)] for path in route]
+  report("layers", [name for i, name in enumerate(layers) if i == 0 or layers[i - 1] != name], layer_names.index)
 
 
-def report(what: str, route: list[str]):
-  """Hops along the route, returns to a place already left, and hops that go up a layer."""
-  seen, returns, up = {route[0]}, 0, 0
-  for before, after in zip(route, route[1:]):
+def report(what: str, route: list[str], rank):
+  """Hops along the route, returns to a place already left, and hops that go up a layer (rank: place -> its
+  layer's index in the table, top first)."""
+  seen, returns = {route[0]}, 0
+  for after in route[1:]:
     returns += after in seen
     seen.add(after)
-  if what == "files": up = sum(layer_of(b) < layer_of(a) for a, b in zip(route, route[1:]))
-  else: up = sum(_rank(b) < _rank(a) for a, b in zip(route, route[1:]))
+  up = sum(rank(after) < rank(before) for before, after in zip(route, route[1:]))
   print(f"route over {what}: {len(route)} stays in {len(set(route))} {what}, {len(route) - 1} hops, "
         f"{returns} returns to one already left, {up} hops up a layer")
 
-
-def _rank(layer_name: str) -> int: return [name for name, _ in house.LAYERS].index(layer_name)
 
 if __name__ == "__main__":
   main()
