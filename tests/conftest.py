@@ -1,8 +1,9 @@
 """Shared fixtures: every behaviour test runs on every device that opens on this machine.
 
 With TEENY_REPLAY_CAPTURE=FILE the run also keeps every kernel AST it schedules into FILE, for
-`python tools/replay.py compare --captured FILE` (the kernel replay's check of the scheduler; CI runs it)."""
-import dataclasses, os, sys
+`python tools/replay.py compare --captured FILE` (the kernel replay's check of the scheduler; CI runs it), also
+when the tests run in several processes (pytest-xdist's `-n`)."""
+import dataclasses, glob, os, sys
 import pytest
 from teeny.runtime.device import Device
 
@@ -21,11 +22,28 @@ def use_tuning(monkeypatch, device: str, **numbers):
   monkeypatch.setattr(renderer, "tuning", dataclasses.replace(renderer.tuning, **numbers))
 
 
+def pytest_collection_modifyitems(config, items):
+  """Under pytest-xdist (`-n`, with `--dist loadgroup`), the tests that move gigabytes run one after another on
+  one worker: several at once could outgrow the machine's memory."""
+  for item in items:
+    if item.get_closest_marker("big"): item.add_marker(pytest.mark.xdist_group("big"))
+
+
 _REPLAY_FILE = os.environ.get("TEENY_REPLAY_CAPTURE")
 if _REPLAY_FILE:
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
   import replay
   _capture = replay.start_capture()
+  _WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # (set in each pytest-xdist worker: gw0, gw1, ...)
 
   def pytest_sessionfinish(session, exitstatus):
-    replay.save(_REPLAY_FILE, {key: (flat, None) for key, flat in _capture.asts.items()})
+    """Keep the ASTs this process scheduled. Under pytest-xdist each worker keeps its own file, and the controller,
+    which finishes after them, merges theirs into FILE."""
+    kept = {key: (flat, None) for key, flat in _capture.asts.items()}
+    if _WORKER:
+      replay.save(f"{_REPLAY_FILE}.{_WORKER}", kept)
+      return
+    worker_files = glob.glob(f"{glob.escape(_REPLAY_FILE)}.gw*")
+    for path in worker_files: kept.update(replay.load(path))
+    replay.save(_REPLAY_FILE, kept)
+    for path in worker_files: os.remove(path)

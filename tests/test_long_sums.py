@@ -1,10 +1,12 @@
 """Long float sums of any length are added in bounded partial sums on every device: no accumulator adds more than
 Tuning.split_max_chunk terms (a device that adds serially, OpenCL on a CPU, would otherwise stall once the sum outgrows
 its terms: 2^24 + 0.5 == 2^24 in float32), lengths that no split divides are padded with zeros, very long sums
-nest, and float16 sums keep float32 partial sums. Checked against numpy's float64 sum."""
+nest, float16 sums keep float32 partial sums, and gradient sums split like the others (the scheduler shapes every
+graph: teeny/schedule/shaping.py). Checked against numpy's float64 sum."""
 import numpy as np
 import pytest
 from teeny import Tensor, GlobalCounters, dtypes
+from teeny.uop import Ops
 from conftest import use_tuning
 
 rng = np.random.default_rng(0)
@@ -82,3 +84,33 @@ def test_float16_sums_keep_float32_partial_sums(device):
   assert Tensor(np.ones(70_000, np.float16), device=device).sum().item() == np.inf
   torch = pytest.importorskip("torch")
   assert torch.tensor(np.ones(70_000, np.float16)).sum().item() == np.inf
+
+
+def test_gradient_sums_split_like_forward_sums(device):
+  """The scheduler shapes every graph, gradients included: the gradient of a bias broadcast over 2^25 elements and
+  multiplied by x is the sum of x, here 2^25 ones. It is exact (one serial float32 accumulator, OpenCL on a CPU,
+  would stop at 2^24 and give half), in 2 kernels. And the user's graph holds none of the shaping: no copy in the
+  lazy sum."""
+  n = 1 << 25
+  bias = Tensor([0.5], device=device, requires_grad=True)
+  x = Tensor.ones(n, device=device).contiguous().realize()
+  ((x + bias) * x).sum().backward()
+  grad = bias.grad
+  assert not any(u.op is Ops.CONTIGUOUS for u in grad.uop.toposort())  # (x, realized, is a buffer)
+  GlobalCounters.reset()
+  assert grad.numpy().tolist() == [float(n)]
+  assert GlobalCounters.kernel_count == 2
+
+
+def test_matmul_weight_gradient_over_a_long_batch_splits(device):
+  """The weight gradient of x @ w over a batch of 2^17 rows with 2 outputs per row (x.T @ g: 8 results, each a sum
+  of 2^17 products) runs as partial sums (2 kernels; 1 when only forward sums split), like the forward sum of a
+  loss would; it matches numpy."""
+  x = rng.standard_normal((1 << 17, 4)).astype(np.float32)
+  g = rng.standard_normal((1 << 17, 2)).astype(np.float32)
+  w = Tensor(rng.standard_normal((4, 2)).astype(np.float32), device=device, requires_grad=True)
+  (Tensor(x, device=device) @ w * Tensor(g, device=device)).sum().backward()
+  GlobalCounters.reset()
+  got = w.grad.numpy()
+  assert GlobalCounters.kernel_count == 2
+  np.testing.assert_allclose(got, x.astype(np.float64).T @ g.astype(np.float64), rtol=1e-4, atol=1e-3)

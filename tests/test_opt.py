@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from conftest import use_tuning
 from teeny import Tensor, Device, GlobalCounters
-from teeny.uop import Ops
 from teeny.codegen import get_program
 from teeny.codegen.kernel import Kernel, Opt, KernelOptError
 from teeny.codegen.heuristics import optimize
@@ -261,9 +260,10 @@ def test_matmul_whose_right_matrix_outgrows_the_cache_runs_in_slices(device, mon
   """A matmul whose right-hand matrix (what each row of outputs reads) is past Tuning.slice_max_bytes sums slices of
   the reduce axis of at most slice_target_bytes apart: the fewest slices that divide the axis (96 * 64 floats are 24 KiB:
   3 slices of 8), then their sum. An axis with no such divisor stays one kernel. Thresholds lowered to keep it small."""
-  import teeny.ops.shaping as shaping
+  import teeny.schedule.shaping as shaping
   use_tuning(monkeypatch, device, slice_min_product=1 << 12, slice_max_bytes=16 << 10, slice_target_bytes=8 << 10)
-  assert shaping._reduce_chunks(Tensor.empty(8, 96, 64, device=device), Ops.ADD, (1,)) == 3
+  product = Tensor.empty(8, 96, 64, device=device).uop
+  assert shaping._reduce_chunks(product, (1,), Device[device].renderer.tuning) == 3
   check_matmul_and_grads(rand(8, 96), rand(96, 64), device, kernels=2)
   check_matmul_and_grads(rand(8, 97), rand(97, 64), device, kernels=1)  # 97 is prime: 97 slices would be too many
   check_matmul_and_grads(rand(8, 96), rand(96, 32), device, kernels=1)  # 12 KiB: fits
@@ -399,15 +399,17 @@ def test_matmul_with_few_columns_copies_its_right_operand_column_major(device):
   assert GlobalCounters.kernel_count == 1
 
 
-def test_heuristic_tiles_for_few_columns():
+def test_heuristic_tiles_for_few_columns(monkeypatch):
   """x @ w.T with 10 rows in w tiles all 10 outputs of a row (a dot tile along k); x.T @ g with g's 10 columns
-  puts the vector along x's 512 contiguous columns, not along g's 10."""
+  puts the vector along x's 512 contiguous columns, not along g's 10 (the scheduler's copy of a narrow right
+  matrix switched off, schedule/shaping.py: this is about the heuristic on the product as it is)."""
   renderer = Device["LLVM"].renderer
   x, w = Tensor(rand(64, 512), device="LLVM").realize(), Tensor(rand(10, 512), device="LLVM").realize()
   dot = get_program(only_kernel(x @ w.T).ast, renderer)
   assert Opt("UPCAST", 1, 10) in dot.opts, dot.opts
   h, g = Tensor(rand(256, 512), device="LLVM").realize(), Tensor(rand(256, 10), device="LLVM").realize()
-  # the weight gradient's product as autograd builds it (matmul itself would copy g column-major first)
+  # the weight gradient's product as autograd builds it
+  use_tuning(monkeypatch, "LLVM", matmul_relayout_max_n=0)
   grad = get_program(only_kernel((h.T.unsqueeze(-1) * g.unsqueeze(0)).sum(1)).ast, renderer)
   vector = renderer.vector_width
   assert grad.opts[0] == Opt("UPCAST", 0, 2 * vector) and grad.opts[1].amount == 5, grad.opts

@@ -16,7 +16,7 @@ The renderers are built from fixed device facts, never from the machine running 
 is the same on every machine. A kernel that fails to render records its error message instead of source. The
 recorded file is a pickle: load only files this repository made.
 
-  python tools/replay.py record [--out FILE] [--no-examples] [pytest args...]
+  python tools/replay.py record [--out FILE] [--no-examples] [pytest args...]   (-n 2 --dist loadgroup: 2 processes)
   python tools/replay.py rebase [--file FILE]
   python tools/replay.py check [--file FILE] [--show N]
   python tools/replay.py compare [--file FILE] [--no-examples] [pytest args...]
@@ -133,7 +133,13 @@ def start_capture() -> Capture:
 def capture(pytest_args: list, examples: bool) -> dict:
   import tempfile, pytest
   cap = start_capture()
-  status = pytest.main(["-q", "-p", "no:cacheprovider", *pytest_args])
+  with tempfile.TemporaryDirectory() as scratch:
+    # with pytest-xdist (-n ...) the tests run in worker processes: tests/conftest.py keeps theirs in this file
+    os.environ["TEENY_REPLAY_CAPTURE"] = kept = os.path.join(scratch, "pytest.pkl.xz")
+    try: status = pytest.main(["-q", "-p", "no:cacheprovider", *pytest_args])
+    finally: del os.environ["TEENY_REPLAY_CAPTURE"]
+    if os.path.exists(kept):
+      for key, (flat, _) in load(kept).items(): cap.asts.setdefault(key, flat)
   print(f"replay: pytest exited with {status}; {len(cap.asts)} kernel ASTs so far", file=sys.stderr)
   if examples:
     with tempfile.TemporaryDirectory() as scratch: run_examples(scratch)

@@ -5,5 +5,5 @@ creation, autograd entry points, realizing and reading, casts, movement, and the
 
 The rule: nothing in this package imports teeny/tensor.py. A mixin builds on `self`, `type(self)` and the private
 protocol Tensor provides (_new, _alu, _view, _own, _binop_operands, _constant, _as_leaf, _check_inplace, _float),
-so the import graph stays one-way. args.py and constants.py hold the helpers they share, shaping.py the graph
-shaping done for speed (reduce splits, relayout copies, cat grouping)."""
+so the import graph stays one-way. args.py and constants.py hold the helpers they share. The graph shaping done
+for speed (reduce splits, relayout copies) is not here but in the scheduler (teeny/schedule/shaping.py)."""

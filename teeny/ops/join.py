@@ -1,6 +1,6 @@
 """Joining and splitting as a Tensor mixin: cat, stack, split, chunk, unflatten, repeat, repeat_interleave, and
 tril/triu. All composed from views, where and sums: cat pads each piece out to the full length and adds them (a
-cat of many pieces is joined in groups, see shaping.py)."""
+cat of many pieces is joined in groups of the device's Tuning.cat_group_size)."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
@@ -8,7 +8,7 @@ import numpy as np
 from teeny.dtype import dtypes, promote
 from teeny.uop import Ops
 from teeny.ops.args import _canon_axis, _shape_arg
-from teeny.ops.shaping import tuning_of
+from teeny.runtime.device import Device
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -31,7 +31,7 @@ class JoinOps:
         raise ValueError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
     dt = first.dtype
     for t in tensors[1:]: dt = promote(dt, t.dtype)
-    tuning = tuning_of(first.device)
+    tuning = Device[first.device].renderer.tuning
     if len(tensors) > tuning.cat_host_pieces and all(t._host_constant() is not None for t in tensors):
       # e.g. a stack of Python numbers: one upload, not a kernel with a masked term per piece
       return type(first)(np.concatenate([t._host_constant() for t in tensors], axis=d), device=first.device, dtype=dt)

@@ -7,7 +7,6 @@ import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.ops.args import _canon_axis, _tuple_arg, _padding_arg
-from teeny.ops.shaping import _wants_filter_relayout
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -59,10 +58,7 @@ class NNOps:
     outs = windows.shape[2:2 + nd]
     # (N, groups, 1, C_in/g, *out, *kernel) * (1, groups, C_out/g, C_in/g, *1, *kernel), summed over C_in/g and kernel
     windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
-    if _wants_filter_relayout(x.device, cout, n * math.prod(outs) * cout * cin_g * math.prod(kernel)):
-      # a copy of the filters with the output channel innermost (one small kernel): the optimizer's register tile
-      # then loads a vector of filters where it would gather them one by one
-      weight = weight.reshape(cout, -1).permute(1, 0).contiguous().permute(1, 0).reshape(weight.shape)
+    # (the scheduler may read the filters from a copy with the output channel innermost: schedule/shaping.py)
     w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
     out = (windows * w).sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))))
     out = out.reshape((n, cout) + outs)

@@ -1,7 +1,8 @@
 """Reductions as a Tensor mixin: sum, prod, max, min and mean, what is composed from them (var, std, argmax,
 argmin, any, all, logsumexp, softmax, the cumulative scans), and matmul, a broadcast product summed. Every reduce
-goes through _reduce, which folds a reduce of a constant into the constant (constants.py) and splits a long one
-into several kernels (shaping.py) before it builds the REDUCE_AXIS node."""
+goes through _reduce, which folds a reduce of a constant into the constant (constants.py) before it builds the
+REDUCE_AXIS node. How a long sum is split into several kernels is the scheduler's choice (teeny/schedule/shaping.py),
+made for every graph, gradients included."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
@@ -11,7 +12,6 @@ from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
 from teeny.ops.args import INDEX_MAX, _canon_axis, _broadcast_shape
 from teeny.ops.constants import uniform_reduces
-from teeny.ops.shaping import _reduce_split, _reduce_chunks, _split_reduce, _chunked_reduce, _wants_reduce_contiguous
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -32,11 +32,6 @@ class ReduceOps:
     elif self.numel() > INDEX_MAX:
       raise ValueError(f"a reduce over shape {self.shape} ({self.numel()} elements) needs more than 64-bit indices "
                        f"can count ({INDEX_MAX}); only reduces of a constant fold without a loop")
-    elif (split := _reduce_split(self, op, axes)) is not None:
-      # float16 partial sums stay float32 (rounded once at the end, as mean does): half can't hold them
-      wide = self.cast(dtypes.float32) if self.dtype == dtypes.float16 else self
-      out = _split_reduce(wide, op, axes, split).cast(self.dtype)
-    elif (chunks := _reduce_chunks(self, op, axes)) is not None: out = _chunked_reduce(self, op, axes[0], chunks)
     else: out = self._reduce_axis(op, axes)
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
   def _reduce_axis(self, op: Ops, axes: tuple[int, ...]) -> Self:
@@ -193,7 +188,6 @@ class ReduceOps:
     if a.shape[-1] != b.shape[-2]: raise ValueError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
     try: _broadcast_shape(a.shape[:-2], b.shape[:-2])
     except ValueError: raise ValueError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
-    if _wants_reduce_contiguous(a, b): b = b.transpose(-1, -2).contiguous().transpose(-1, -2)
     # (..., n, k, 1) * (..., 1, k, m) summed over k
     out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=promote(a.dtype, b.dtype) if not dtypes.is_float(promote(a.dtype, b.dtype)) else None)
     if self.ndim == 1: out = out.squeeze(-2)

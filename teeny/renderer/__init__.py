@@ -48,6 +48,15 @@ from teeny.renderer.tuning import Tuning
 CORE_START, CORE_END = "core_start", "core_end"  # the DEFINE_VARs bounding the slice of the outermost loop one call runs
 
 
+_tuning_changes = 0
+
+
+def tuning_changes() -> int:
+  """How many times a renderer's Tuning was replaced: part of the schedule cache's keys, since the scheduler
+  shapes graphs by the Tuning (teeny/schedule/shaping.py)."""
+  return _tuning_changes
+
+
 class Renderer:
   """Turns a linearized program into source text for one backend, and tells the optimizer and lowering what the
   target can do. Every capability they read is declared here with the answer for a plain target; a backend's
@@ -63,7 +72,17 @@ class Renderer:
   has_fp16 = False        # half arithmetic in the device's own code (else half lives in memory only)
   has_fp64 = False        # float64 arithmetic
   max_loop_iterations: int | None = None  # loop iterations one work-item may run in all (None: no limit)
-  tuning = Tuning()       # the tuned numbers (renderer/tuning.py); a device may set its own
+  _tuning = Tuning()
+
+  @property
+  def tuning(self) -> Tuning:
+    """The tuned numbers (renderer/tuning.py); a device may set its own."""
+    return self._tuning
+  @tuning.setter
+  def tuning(self, value: Tuning):
+    global _tuning_changes
+    self._tuning = value
+    _tuning_changes += 1
 
   def vector_widths_for(self, dtype) -> tuple:
     """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""

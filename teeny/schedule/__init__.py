@@ -5,6 +5,7 @@ buffer views, mark_realized/forget_realized/realized_buffers). Its modules:
   items.py      ScheduleItem (a kernel AST or a COPY, and its buffers) and buffer views (realized buffers as nodes)
   cache.py      the schedule cache: the structural key (walk), signatures, CachedSchedule, and the RealizedMap
                 (which nodes were realized where, and the signatures taken meanwhile)
+  shaping.py    the first pass on a cache miss: sums split or sliced, operands copied to a faster layout
   kernelize.py  prepare (realized nodes -> their buffers), realize points, every kernel built, writes merged into
                 the kernels they read, the kernels ordered; the result kept as a CachedSchedule over slots
   builder.py    one kernel's AST (KernelBuilder): movement ops pushed down into the views of the loads
@@ -19,6 +20,7 @@ from typing import Sequence
 from teeny import memory
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.uop import UOp
+from teeny.renderer import tuning_changes
 from teeny.schedule import cache, kernelize, snapshots
 from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, buffer_of
 from teeny.schedule.cache import REALIZED
@@ -42,7 +44,7 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   if type(devices) is not tuple: devices = tuple(devices)  # (part of the key)
   signed = cache.signature(roots)
   if signed is not None:  # a graph seen before by its signature: no walk
-    sig_key = (signed[0], devices, memory.PLANNER)
+    sig_key = (signed[0], devices, memory.PLANNER, tuning_changes())
     cached = cache.schedule_cache.get(sig_key)
     if cached is not None:  # (stored under a signature only once it has mark_paths)
       GlobalCounters.schedule_hits += 1
@@ -77,7 +79,7 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
 
 def _cached_or_scheduled(nodes, key, roots, devices, inputs):
   """The cached schedule for this walk's key, else a new one (cached): a CachedSchedule, or _NEEDS_SNAPSHOTS."""
-  key = (key, devices, memory.PLANNER)
+  key = (key, devices, memory.PLANNER, tuning_changes())  # (a new Tuning may shape the graph differently)
   cached = cache.schedule_cache.get(key)
   if cached is None:
     GlobalCounters.schedule_misses += 1

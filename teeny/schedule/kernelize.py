@@ -18,6 +18,7 @@ from teeny.uop import UOp, Ops, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule.items import is_buffer_view
 from teeny.schedule.cache import REALIZED, CachedSchedule
+from teeny.schedule import shaping
 from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable
 
 
@@ -43,7 +44,10 @@ def prepare(roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[tuple[UO
 def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inputs: list[Buffer]) -> CachedSchedule:
   """Run the scheduler on a prepared graph (nodes in toposort order) and keep the result as a schedule of slots,
   its intermediates planned to share memory."""
+  original_nodes, original_roots = nodes, roots
   device_of = devices_of(nodes, dict(zip(roots, devices)))
+  nodes, roots, origin = shaping.shape_graph(nodes, roots, device_of)  # (the graph itself when nothing changed)
+  if origin: device_of = devices_of(nodes, dict(zip(roots, devices)))
   # per device, the most buffers one kernel may read and its tuned numbers: asked once here, not per kernel built
   limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
             for d in set(device_of.values()) if d is not None}
@@ -58,7 +62,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   merged = _merge_writes(kernels, realize, table, device_of, limits)
   try: kernels = _in_order(merged)
   except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
-  return _as_cached(kernels, nodes, roots, table)
+  return _as_cached(kernels, original_nodes, original_roots, table, origin)
 
 
 def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
@@ -71,10 +75,12 @@ def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
   return realize
 
 
-def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...],
-               table: SlotTable) -> CachedSchedule:
+def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...], table: SlotTable,
+               origin: dict[UOp, UOp]) -> CachedSchedule:
   """The ordered kernels as a cached schedule: the slots renumbered so that the graph's inputs come first, then
-  the buffers the kernels make in the order the kernels first use them; intermediates planned to share memory."""
+  the buffers the kernels make in the order the kernels first use them; intermediates planned to share memory.
+  nodes and roots are the graph as it was walked; origin maps a node shaping.py made to the one it stands for
+  (the nodes it added, partial sums and copies, stand for none: their results are not recorded as realized)."""
   n_inputs = table.n_inputs
   final = {s: s for s in range(n_inputs)}  # slot while scheduling -> slot in the cached schedule
   new_buffers = []
@@ -84,9 +90,9 @@ def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UO
         final[s] = n_inputs + len(new_buffers)
         new_buffers.append([table.device[s], table.size[s], table.dtype[s], None])
   items = [(_buffer_free(k.ast), [final[s] for s in k.slots]) for k in kernels if table.size[k.slots[0]] > 0]
-  stored = [(n, final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
+  stored = [(origin.get(n, n), final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
   position = {n: i for i, n in enumerate(nodes)}
-  marks = [(position[n], s, n.shape) for n, s in stored]
+  marks = [(position[n], s, n.shape) for n, s in stored if n in position]
   written = [s for n, s in stored if n.op is Ops.ASSIGN]
   blocks: list[list] = []
   if memory.PLANNER:
