@@ -22,13 +22,6 @@ def use_tuning(monkeypatch, device: str, **numbers):
   monkeypatch.setattr(renderer, "tuning", dataclasses.replace(renderer.tuning, **numbers))
 
 
-def pytest_collection_modifyitems(config, items):
-  """Under pytest-xdist (`-n`, with `--dist loadgroup`), the tests that move gigabytes run one after another on
-  one worker: several at once could outgrow the machine's memory."""
-  for item in items:
-    if item.get_closest_marker("big"): item.add_marker(pytest.mark.xdist_group("big"))
-
-
 _REPLAY_FILE = os.environ.get("TEENY_REPLAY_CAPTURE")
 if _REPLAY_FILE:
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))

@@ -16,7 +16,7 @@ The renderers are built from fixed device facts, never from the machine running 
 is the same on every machine. A kernel that fails to render records its error message instead of source. The
 recorded file is a pickle: load only files this repository made.
 
-  python tools/replay.py record [--out FILE] [--no-examples] [pytest args...]   (-n 2 --dist loadgroup: 2 processes)
+  python tools/replay.py record [--out FILE] [--no-examples] [pytest args...]   (-n 2 --dist loadfile: 2 processes)
   python tools/replay.py rebase [--file FILE]
   python tools/replay.py check [--file FILE] [--show N]
   python tools/replay.py compare [--file FILE] [--no-examples] [pytest args...]
