@@ -99,3 +99,19 @@ symbolic = PatternMatcher([
   (UPat(Ops.CMPLT, src=(UPat.var("x"), UPat.var("y")), name="cmp"),
    lambda cmp, x, y: UOp.const(dtypes.bool, cmp.vmin) if _is_int(x) and cmp.vmin == cmp.vmax else None),
 ])
+
+
+# ---- reading a masked value ----
+
+def where_conditions(value: UOp) -> tuple[list[UOp], UOp]:
+  """value as where(c1, where(c2, ..., 0), 0): the conditions (ANDs split into their terms) and the innermost value."""
+  conds = []
+  while value.op is Ops.WHERE and value.src[2].op is Ops.CONST and value.src[2].arg == 0:
+    conds.append(value.src[0])
+    value = value.src[1]
+  terms = []
+  while conds:
+    c = conds.pop()
+    if c.op is Ops.AND and c.dtype == dtypes.bool: conds.extend(c.src)
+    else: terms.append(c)
+  return terms, value

@@ -16,9 +16,10 @@ def get_program(ast, renderer: Renderer, opts: list | None = None) -> ProgramSpe
   """Kernel AST -> optimize -> lower -> linearize -> render. `opts` (a list of kernel.Opt) replaces the optimizer's
   own choice: BEAM search and the tests use it."""
   kernel = optimize(Kernel(ast), renderer, opts)
-  lowered = lower(kernel, renderer)
+  space = kernel.loop_space()  # (what lowering reads of it: the way from here goes on down, never back to kernel.py)
+  lowered = lower(space, renderer)
   program = linearize(lowered.sink)
-  name = kernel.name()  # backends load each program on its own, so two kernels may share a name
+  name = space.name  # backends load each program on its own, so two kernels may share a name
   facts = dict(n_vals=count_values(program), ops_per_iter=ops_per_iteration(program), splittable=splittable(program))
   n_bufs, flops = count_buffers(program), count_flops(program, lowered.global_size)
   src = renderer.render(name, program)  # last: the way from here goes on down to the runtime

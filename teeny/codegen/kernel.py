@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable
 import math
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, toposort
-from teeny.dtype import dtypes
+from teeny.symbolic import where_conditions
 
 KIND_ORDER = ("global", "local", "group", "reduce", "gather", "unroll", "upcast")
 REDUCE_KINDS = ("group", "reduce", "gather", "unroll")  # axes a REDUCE sums over
@@ -41,6 +41,19 @@ class Opt:
   axis: int    # the axis of the current full_shape it splits (SWAP: the first of the two)
   amount: int  # the size of the new inner axis (0: all of the axis); SWAP: the second axis
   def __repr__(self): return f"{self.op}({self.axis},{self.amount})"
+
+
+@dataclass(frozen=True)
+class LoopSpace:
+  """A kernel's loop space as lowering reads it (Kernel.loop_space): plain facts, so lower.py never calls back
+  into the optimizer's Kernel."""
+  ast: UOp
+  name: str
+  full_shape: tuple[int, ...]
+  kinds: tuple[str, ...]              # each axis's kind (global, local, group, reduce, gather, upcast, unroll)
+  axes: dict[str, tuple[int, ...]]    # kind -> its axes, in order (every kind of KIND_ORDER, maybe none)
+  reduce_is_contiguous: bool          # see Kernel.reduce_is_contiguous
+  max_offset: int                     # the largest element offset any view reaches
 
 
 class KernelOptError(ValueError):
@@ -228,6 +241,15 @@ class Kernel:
     reduces = self.axes_of("reduce")
     return bool(reduces) and all(s in (0, 1, None) for s in self.axis_strides(reduces[-1]))
 
+  def loop_space(self) -> LoopSpace:
+    """What lowering reads of this kernel, taken once the optimizer is done (codegen/lower.py)."""
+    axes = {kind: tuple(self.axes_of(kind)) for kind in KIND_ORDER}
+    worst_offset = 0  # the largest element offset a view reaches (past 2^31 elements, indices need 64 bits)
+    for st in self.views:
+      for v in st.views:
+        worst_offset = max(worst_offset, abs(v.offset) + sum(abs(stride) * (n - 1) for n, stride in zip(v.shape, v.strides)))
+    return LoopSpace(self.ast, self.name(), self.full_shape, self.kinds, axes, self.reduce_is_contiguous, worst_offset)
+
   def name(self) -> str:
     """r_ or E_ (a reduce loop or none) and the loop shape; a gather axis is no loop, so it is not in it."""
     kind = "r" if any(k in REDUCE_KINDS and k != "gather" for k in self.kinds) else "E"
@@ -260,20 +282,6 @@ def _gathered(r: UOp) -> set[int]:
       if len(view) != 1 or view[0].mask is not None: continue
       out |= {axis for axis in r.arg[1] if view[0].strides[axis] == 1 and _still_along(a, axis)}
   return out
-
-
-def where_conditions(value: UOp) -> tuple[list[UOp], UOp]:
-  """value as where(c1, where(c2, ..., 0), 0): the conditions (ANDs split into their terms) and the innermost value."""
-  conds = []
-  while value.op is Ops.WHERE and value.src[2].op is Ops.CONST and value.src[2].arg == 0:
-    conds.append(value.src[0])
-    value = value.src[1]
-  terms = []
-  while conds:
-    c = conds.pop()
-    if c.op is Ops.AND and c.dtype == dtypes.bool: conds.extend(c.src)
-    else: terms.append(c)
-  return terms, value
 
 
 def _still_along(u: UOp, axis: int) -> bool:

@@ -16,7 +16,8 @@ from teeny.dtype import dtypes, DType
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, ALU, COMPARISON
 from teeny.symbolic import symbolic, _split_sum
 from teeny.renderer import Renderer, CORE_START, CORE_END
-from teeny.codegen.kernel import Kernel, REDUCE_KINDS, where_conditions
+from teeny.codegen.kernel import LoopSpace, REDUCE_KINDS
+from teeny.symbolic import where_conditions
 
 
 @dataclass
@@ -217,14 +218,15 @@ class LoweredKernel:
   local_size: tuple[int, int, int] | None
 
 
-def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
-  full = k.full_shape
+def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
+  """The kernel's AST over its loop space as loops, thread ids and lanes, its index math simplified."""
+  full, axes = k.full_shape, k.axes
   # 32-bit index math (faster) unless a loop, a launch or an offset can pass INT32_MAX; past 64 bits, nothing works
-  span = max(math.prod(full), _max_offset(k))
+  span = max(math.prod(full), k.max_offset)
   if span > 2**63 - 1:
-    raise ValueError(f"kernel {k.name()} spans {span} elements, more than 64-bit indices can count (2^63 - 1)")
+    raise ValueError(f"kernel {k.name} spans {span} elements, more than 64-bit indices can count (2^63 - 1)")
   idx_dtype = dtypes.int64 if span >= 2**31 - 1 else dtypes.int32
-  global_axes, local_axes = k.axes_of("global"), k.axes_of("local") + k.axes_of("group")
+  global_axes, local_axes = axes["global"], axes["local"] + axes["group"]
   local_size = None
   if local_axes:
     # OpenCL work-groups: global axes are group ids (up to 3 dimensions), local axes local ids folded into dimension 0
@@ -236,21 +238,21 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   idxs: list = [None] * len(full)
   for a, i in zip(global_axes + local_axes, global_idxs + local_idxs): idxs[a] = i
   reduce_ranges = {a: UOp(Ops.RANGE, idx_dtype, (UOp.const(idx_dtype, 0), UOp.const(idx_dtype, full[a])), a)
-                   for a in k.axes_of("reduce") + k.axes_of("gather")}
-  lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in k.axes_of("upcast") + k.axes_of("unroll")}
+                   for a in axes["reduce"] + axes["gather"]}
+  lanes = {a: UOp(Ops.LANE, idx_dtype, (), (a, full[a])) for a in axes["upcast"] + axes["unroll"]}
   idxs = [reduce_ranges.get(a, lanes.get(a, i)) for a, i in enumerate(idxs)]
   zero = UOp.const(idx_dtype, 0)
   out_idxs = [zero if kind in REDUCE_KINDS else i for i, kind in zip(idxs, k.kinds)]
-  group = (local_idxs[0], local_size[0]) if k.axes_of("group") else None  # GROUP goes alone: its id is the local id
+  group = (local_idxs[0], local_size[0]) if axes["group"] else None  # GROUP goes alone: its id is the local id
   # with upcast axes the accumulators' copies are the parallel work, vectorized across them; letting the backend
   # also split each accumulator into partial sums (vectorizing along the reduce loop, with gathers where a load
   # strides through it) would fight that, unless every load reads the reduce loop contiguously
-  reassoc = not k.axes_of("upcast") or k.reduce_is_contiguous
+  reassoc = not axes["upcast"] or k.reduce_is_contiguous
   ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, group, reassoc=reassoc,
-                        gathers=frozenset(k.axes_of("gather")))
+                        gathers=frozenset(axes["gather"]))
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
-  copies = expand_lanes(sink, [lanes[a] for a in k.axes_of("upcast")], ctx.acc_count[0])
+  copies = expand_lanes(sink, [lanes[a] for a in axes["upcast"]], ctx.acc_count[0])
   sink = UOp(Ops.SINK, dtypes.void, tuple(store for copy in copies for store in copy.src))
   sink = graph_rewrite(sink, half_to_float)
   sink = graph_rewrite(sink, symbolic)
@@ -259,14 +261,6 @@ def lower(k: Kernel, renderer: Renderer) -> LoweredKernel:
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   sink = sink.replace(src=sink.src + buffers)
   return LoweredKernel(sink, global_size, local_size)
-
-
-def _max_offset(k: Kernel) -> int:
-  """The largest element offset any view can reach (buffers past 2^31 elements need 64-bit indexing)."""
-  worst = 0
-  for st in k.views:
-    for v in st.views: worst = max(worst, abs(v.offset) + sum(abs(st_) * (s - 1) for s, st_ in zip(v.shape, v.strides)))
-  return worst
 
 
 def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:

@@ -48,13 +48,10 @@ from teeny.renderer.tuning import Tuning
 CORE_START, CORE_END = "core_start", "core_end"  # the DEFINE_VARs bounding the slice of the outermost loop one call runs
 
 
-_tuning_changes = 0
-
-
-def tuning_changes() -> int:
-  """How many times a renderer's Tuning was replaced: part of the schedule cache's keys, since the scheduler
-  shapes graphs by the Tuning (teeny/schedule/shaping.py)."""
-  return _tuning_changes
+# How many times a renderer's Tuning was replaced: part of the schedule cache's keys, since the scheduler shapes
+# graphs by the Tuning (teeny/schedule/shaping.py). Read as teeny.renderer.TUNING_CHANGES (a number, not a call:
+# the key is made on every realize).
+TUNING_CHANGES = 0
 
 
 class Renderer:
@@ -72,17 +69,13 @@ class Renderer:
   has_fp16 = False        # half arithmetic in the device's own code (else half lives in memory only)
   has_fp64 = False        # float64 arithmetic
   max_loop_iterations: int | None = None  # loop iterations one work-item may run in all (None: no limit)
-  _tuning = Tuning()
+  tuning = Tuning()       # the tuned numbers (renderer/tuning.py); a device may set its own
 
-  @property
-  def tuning(self) -> Tuning:
-    """The tuned numbers (renderer/tuning.py); a device may set its own."""
-    return self._tuning
-  @tuning.setter
-  def tuning(self, value: Tuning):
-    global _tuning_changes
-    self._tuning = value
-    _tuning_changes += 1
+  def __setattr__(self, name: str, value):
+    super().__setattr__(name, value)
+    if name == "tuning":  # (a new Tuning: schedules cached under the old one are not reused)
+      global TUNING_CHANGES
+      TUNING_CHANGES += 1
 
   def vector_widths_for(self, dtype) -> tuple:
     """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""

@@ -20,7 +20,7 @@ from typing import Sequence
 from teeny import memory
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.uop import UOp
-from teeny.renderer import tuning_changes
+import teeny.renderer
 from teeny.schedule import cache, kernelize, snapshots
 from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, buffer_of
 from teeny.schedule.cache import REALIZED
@@ -44,7 +44,7 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   if type(devices) is not tuple: devices = tuple(devices)  # (part of the key)
   signed = cache.signature(roots)
   if signed is not None:  # a graph seen before by its signature: no walk
-    sig_key = (signed[0], devices, memory.PLANNER, tuning_changes())
+    sig_key = (signed[0], devices, memory.PLANNER, teeny.renderer.TUNING_CHANGES)
     cached = cache.schedule_cache.get(sig_key)
     if cached is not None:  # (stored under a signature only once it has mark_paths)
       GlobalCounters.schedule_hits += 1
@@ -79,7 +79,7 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
 
 def _cached_or_scheduled(nodes, key, roots, devices, inputs):
   """The cached schedule for this walk's key, else a new one (cached): a CachedSchedule, or _NEEDS_SNAPSHOTS."""
-  key = (key, devices, memory.PLANNER, tuning_changes())  # (a new Tuning may shape the graph differently)
+  key = (key, devices, memory.PLANNER, teeny.renderer.TUNING_CHANGES)  # (a new Tuning may shape the graph differently)
   cached = cache.schedule_cache.get(key)
   if cached is None:
     GlobalCounters.schedule_misses += 1
