@@ -22,7 +22,7 @@ a, b, c = Tensor(a_np), Tensor(b_np), Tensor(c_np)
 # 1. Nothing runs while you build an expression: this is only a graph.
 GlobalCounters.reset()
 out = (a * b + c).sum(1)
-print(f"built  (a*b + c).sum(1): {out}, kernels run so far: {GlobalCounters.kernel_count}")
+print(f"built  (a*b + c).sum(1): {out!r}, kernels run so far: {GlobalCounters.kernel_count}")
 
 # 2. Asking for data schedules the graph, compiles it, and runs it: a multiply, an add and a
 #    row-sum fuse into ONE kernel, with no temporary buffer for a*b+c.

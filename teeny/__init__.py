@@ -7,5 +7,9 @@ from teeny.helpers import GlobalCounters
 from teeny.uop import UOp, Ops
 from teeny.engine.jit import TinyJit
 
-__all__ = ["Tensor", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit"]
+# torch.no_grad() / torch.inference_mode() habits: `with teeny.no_grad():` is `with Tensor.no_grad():`
+no_grad = Tensor.no_grad
+inference_mode = Tensor.inference_mode
+
+__all__ = ["Tensor", "no_grad", "inference_mode", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit"]
 __version__ = "0.1.0"

@@ -5,7 +5,8 @@ that caused them, before any kernel is built.
 
 This module is Tensor's core: its state (node, storage and views), creation, autograd entry points, realizing and
 reading, casts, movement, and the binary, comparison and bitwise ops with their Python operators. The other ops
-are mixins in teeny/ops/ (elementwise math, reductions, indexing, joins, random numbers, nn functions, writes),
+are mixins in teeny/ops/ (elementwise math, reductions, indexing, joins, random numbers, nn functions, writes,
+PyTorch's spellings),
 which build on the protocol this class provides (_new, _alu, _view, _own, _binop_operands, _constant, _as_leaf,
 _check_inplace) and never import this module. Realizing tensors is teeny/engine/tensors.py."""
 from __future__ import annotations
@@ -27,6 +28,7 @@ from teeny.ops.join import JoinOps
 from teeny.ops.random import RandomOps
 from teeny.ops.nn import NNOps
 from teeny.ops.writes import WriteOps
+from teeny.ops.pytorch import PyTorchOps
 from teeny import program_order
 
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
@@ -54,7 +56,7 @@ def _const_tensor(uop: UOp, device: str) -> Tensor:
   return out
 
 
-class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps):
+class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps):
   """A lazily computed n-dimensional array on a device.
 
   Storage and views, as in PyTorch: a tensor either owns its storage (a base) or is a view of a base, made by the
@@ -62,6 +64,7 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
   records the chain of those ops from its base and rebuilds its node from the base's current one whenever the
   base changed (its _version moved), so a write through any view, or to the base, is seen by all of them."""
   training = False
+  __array_priority__ = 1000  # np.ones(3) + t: numpy leaves the operator to Tensor.__radd__ (a Tensor, like torch)
   _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
   _leaf = False              # requires_grad was set on this tensor by the user (a parameter)
   _leaf_node: weakref.ref | None = None  # the lazy node a leaf was made as, while graphs built from it hold it
@@ -332,7 +335,8 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
     return self.numpy().reshape(()).item()
   def tolist(self): return self.numpy().tolist()
   def data(self) -> memoryview: return memoryview(self.numpy())
-  def to(self, device: str) -> Tensor:
+  def _to_device(self, device: str) -> Tensor:
+    """A copy on another device (self on the same one); Tensor.to is ops/pytorch.py's."""
     device = Device.canonicalize(device)
     if device == self.device: return self
     check_dtype(device, self.dtype)
@@ -480,6 +484,7 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
       a = self if dt is self._uop.dtype else self.cast(dt)
       b = _const_tensor(_const_at(dt, value, a._uop.shape), self.device)
       return (b, a) if reverse else (a, b)
+    elif isinstance(other, np.ndarray): return self._binop_operands(Tensor(other, device=self.device), reverse)
     else: raise TypeError(f"can't combine a Tensor with {type(other).__name__}")
     if reverse: a, b = b, a
     if a.shape == b.shape: return a, b

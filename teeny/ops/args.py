@@ -2,11 +2,25 @@
 the most elements 64-bit indices count. Each turns what the user passed into the canonical form the ops use, or
 raises an error that says what was wrong with it."""
 from __future__ import annotations
+import functools
 import numpy as np
 from teeny.dtype import DType, dtypes
 
 Scalar = int | float | bool
 INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
+
+
+def takes_dim(method):
+  """A method that takes `axis` also takes PyTorch's name for it, `dim=` (x.sum(dim=1), x.softmax(dim=-1)); naming
+  the axis twice is an error."""
+  @functools.wraps(method)
+  def with_dim(self, *args, **kwargs):
+    if "dim" in kwargs:
+      if args or "axis" in kwargs:
+        raise TypeError(f"{method.__name__}() got the axis twice: dim= and axis (dim is PyTorch's name for axis)")
+      kwargs["axis"] = kwargs.pop("dim")
+    return method(self, *args, **kwargs)
+  return with_dim
 
 
 def _canon_axis(axis: int, ndim: int) -> int:

@@ -14,6 +14,13 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
+def _bound(tinygrad_name, pytorch_name, which: str):
+  """A clamp bound given as min_/max_ (tinygrad) or min/max (PyTorch), not both."""
+  if pytorch_name is None: return tinygrad_name
+  if tinygrad_name is not None: raise TypeError(f"clamp got {which}_ and {which}=: give the bound once")
+  return pytorch_name
+
+
 class ElementwiseOps:
   """Tensor's unary math, activations, pow, and logical and bitwise functions."""
   # unary math (ints compute in the default float, like PyTorch)
@@ -74,9 +81,11 @@ class ElementwiseOps:
     if self.dtype == dtypes.bool: return self
     out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
-  def clip(self, min_=None, max_=None) -> Self:
-    """Clamp into [min_, max_] like torch.clamp: the gradient passes where min_ <= x <= max_ (the bounds included),
-    tensor bounds get it where x is beyond them, NaN stays NaN with no gradient, and min_ > max_ gives max_."""
+  def clip(self, min_=None, max_=None, *, min=None, max=None) -> Self:  # (min=, max=: PyTorch's names)
+    """Clamp into [min_, max_] like torch.clamp (x.clamp(min=0, max=1) too): the gradient passes where
+    min_ <= x <= max_ (the bounds included), tensor bounds get it where x is beyond them, NaN stays NaN with no
+    gradient, and min_ > max_ gives max_."""
+    min_, max_ = _bound(min_, min, "min"), _bound(max_, max, "max")
     x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
     if min_ is not None: x = (x < min_).where(min_, x)
     return x if max_ is None else (x > max_).where(max_, x)

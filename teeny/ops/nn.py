@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
-from teeny.ops.args import _canon_axis, _tuple_arg, _padding_arg
+from teeny.ops.args import takes_dim, _canon_axis, _tuple_arg, _padding_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -121,6 +121,7 @@ class NNOps:
     # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
     ones = type(self).ones(self.shape[-2:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
     return total / ones._pool(kernel, stride, dilation).sum((-2, -1))
+  @takes_dim
   def layernorm(self, axis=-1, eps: float = 1e-5) -> Self:
     """Normalize to mean 0 and variance 1 over axis (no affine: nn.LayerNorm adds it)."""
     x = self._float()

@@ -10,10 +10,17 @@ import numpy as np
 from teeny.dtype import dtypes, promote
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
-from teeny.ops.args import INDEX_MAX, _canon_axis, _broadcast_shape
+from teeny.ops.args import takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
 from teeny.ops.constants import uniform_reduces
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
+
+
+def _correction(correction: int | None, unbiased: bool | None) -> int:
+  """The number var subtracts from N: `correction` (tinygrad, torch), or PyTorch's older unbiased=True/False."""
+  if unbiased is None: return 1 if correction is None else correction
+  if correction is not None: raise TypeError("var/std take correction= or unbiased=, not both")
+  return 1 if unbiased else 0
 
 
 class ReduceOps:
@@ -37,13 +44,16 @@ class ReduceOps:
   def _reduce_axis(self, op: Ops, axes: tuple[int, ...]) -> Self:
     """The REDUCE_AXIS node itself: reduced axes kept as size 1."""
     return self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
+  @takes_dim
   def sum(self, axis=None, keepdim=False, dtype=None) -> Self:
     """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""
     x = self.cast(dtype) if dtype is not None else (self.cast(dtypes.int64) if not dtypes.is_float(self.dtype) and self.dtype != dtypes.uint64 else self)
     return x._reduce(Ops.ADD, axis, keepdim)
+  @takes_dim
   def prod(self, axis=None, keepdim=False) -> Self:
     x = self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
     return x._reduce(Ops.MUL, axis, keepdim)
+  @takes_dim
   def max(self, axis=None, keepdim=False) -> Self:
     """The largest value over `axis` (all axes by default), like torch.amax. Only the values: its gradient is split
     evenly among tied maxima (as torch's amax and max() without a dim do), where torch.max(x, dim) also returns
@@ -51,6 +61,7 @@ class ReduceOps:
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ValueError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
+  @takes_dim
   def min(self, axis=None, keepdim=False) -> Self:
     """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max)."""
     axes = self._axes(axis)
@@ -66,6 +77,7 @@ class ReduceOps:
     lowest = self == lowest_value
     negated = -(lowest.where(0, self))
     return lowest.any(axis, keepdim).where(lowest_value, -(negated.max(axis, keepdim)))
+  @takes_dim
   def mean(self, axis=None, keepdim=False) -> Self:
     x = self._float()
     count = math.prod(self.shape[a] for a in self._axes(axis))
@@ -76,19 +88,28 @@ class ReduceOps:
   def _reduced_shape(self, axis, keepdim: bool) -> tuple[int, ...]:
     axes = self._axes(axis)
     return tuple(1 if i in axes else s for i, s in enumerate(self.shape) if keepdim or i not in axes)
-  def var(self, axis=None, keepdim=False, correction=1) -> Self:
-    """Variance with Bessel's correction by default (like torch.var); N - correction <= 0 gives inf or nan.
-    float16 computes in float32 and rounds once: its sum of squares passes 65504 long before the variance does."""
+  @takes_dim
+  def var(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
+    """Variance with Bessel's correction by default (like torch.var): correction=0 or unbiased=False divides by N;
+    N - correction <= 0 gives inf or nan. float16 computes in float32 and rounds once: its sum of squares passes
+    65504 long before the variance does."""
+    correction = _correction(correction, unbiased)
     x = self._float()
     if x.dtype == dtypes.float16: return x.float().var(axis, keepdim, correction).half()
     n = math.prod(self.shape[a] for a in self._axes(axis))
     sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
     return sq.div(max(0, n - correction))
-  def std(self, axis=None, keepdim=False, correction=1) -> Self: return self.var(axis, keepdim, correction).sqrt()
-  def var_mean(self, axis=None, keepdim=False, correction=1) -> tuple[Self, Self]:
-    return self.var(axis, keepdim, correction), self.mean(axis, keepdim)
-  def std_mean(self, axis=None, keepdim=False, correction=1) -> tuple[Self, Self]:
-    return self.std(axis, keepdim, correction), self.mean(axis, keepdim)
+  @takes_dim
+  def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
+    """The square root of var (same arguments)."""
+    return self.var(axis, keepdim, correction, unbiased=unbiased).sqrt()
+  @takes_dim
+  def var_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
+    return self.var(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
+  @takes_dim
+  def std_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
+    return self.std(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
+  @takes_dim
   def argmax(self, axis=None, keepdim=False) -> Self:
     """Index of the largest value, the first one on ties and NaN counting as largest (like numpy). int32 (teeny's
     default int, as in tinygrad; torch gives int64). axis=None searches the flattened tensor."""
@@ -109,6 +130,7 @@ class ReduceOps:
     # n - index counts down, so the largest marks the first hit
     rev = type(self).arange(n, 0, -1, dtype=dtypes.int32, device=self.device).reshape((n,) + (1,) * (self.ndim - ax - 1))
     return (n - hit.where(rev, 0).max(ax, keepdim)).cast(dtypes.int32)
+  @takes_dim
   def argmin(self, axis=None, keepdim=False) -> Self:
     """Index of the smallest value, the first one on ties and NaN counting as smallest (like numpy and torch);
     int32 like argmax. Ints are negated, never bitwise-NOTed: ~x would reverse their order exactly, but Intel's
@@ -122,10 +144,13 @@ class ReduceOps:
     lowest = self == dtypes.min(self.dtype)
     negated = -(lowest.where(0, self))
     return lowest.any(axis, keepdim).where(lowest.argmax(axis, keepdim), negated.argmax(axis, keepdim))
+  @takes_dim
   def any(self, axis=None, keepdim=False) -> Self:
     if any(self.shape[a] == 0 for a in self._axes(axis)): return type(self).full(self._reduced_shape(axis, keepdim), False, device=self.device)
     return (self != 0).max(axis, keepdim)
+  @takes_dim
   def all(self, axis=None, keepdim=False) -> Self: return (self == 0).any(axis, keepdim).logical_not()
+  @takes_dim
   def logsumexp(self, axis=None, keepdim=False) -> Self:
     """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
     empty axis (log of an empty sum, like PyTorch)."""
@@ -135,11 +160,13 @@ class ReduceOps:
     m = m.isinf().where(0.0, m)
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
+  @takes_dim
   def softmax(self, axis=-1, dtype=None) -> Self:
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     e = (x - x.max(axis, keepdim=True).detach()).exp()
     return e / e.sum(axis, keepdim=True)
+  @takes_dim
   def log_softmax(self, axis=-1, dtype=None) -> Self:
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.numel() == 0: return x
@@ -163,6 +190,7 @@ class ReduceOps:
     before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill).shrink(tuple((0, s) for s in totals.shape))
     out = inner + before.unsqueeze(-1) if op == "sum" else inner.maximum(before.unsqueeze(-1))
     return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
+  @takes_dim
   def cumsum(self, axis: int = 0) -> Self:
     """Inclusive prefix sum along axis. bool and int tensors sum in int64 (like PyTorch)."""
     if self.ndim == 0: return self.sum()
@@ -170,6 +198,7 @@ class ReduceOps:
     x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
     if self.shape[ax] == 0: return x
     return x.transpose(ax, -1)._cum_last("sum").transpose(ax, -1)
+  @takes_dim
   def cummax(self, axis: int = 0) -> Self:
     """Running maximum along axis (the values only, like tinygrad; torch also returns indices)."""
     if self.ndim == 0: return self

@@ -114,7 +114,8 @@ class WriteOps:
   def ceil_(self): return self._inplace(self.ceil())
   def round_(self): return self._inplace(self.round())
   def trunc_(self): return self._inplace(self.trunc())
-  def clamp_(self, min_=None, max_=None): return self._inplace(self.clamp(min_, max_))
+  def clamp_(self, min_=None, max_=None, *, min=None, max=None):  # (min=, max=: PyTorch's names)
+    return self._inplace(self.clamp(min_, max_, min=min, max=max))
   clip_ = clamp_
   def masked_fill_(self, mask: Self, value): return self._inplace(self.masked_fill(mask, value))
   def lerp_(self, end, weight): return self._inplace(self.lerp(end, weight))

@@ -1,0 +1,89 @@
+"""PyTorch's spellings as a Tensor mixin, so PyTorch habits work beside tinygrad's names: .to(dtype) and
+.to(device, dtype), .cpu(), .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the
+values, Tensor.from_numpy, is_leaf, detach_() and Tensor.inference_mode(). (dim= beside axis= is ops/args.py's
+takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
+from __future__ import annotations
+from typing import TYPE_CHECKING
+import numpy as np
+from teeny.dtype import DType, dtypes
+from teeny.uop import UOp, Ops
+from teeny.schedule import is_buffer_view
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+CPU_DEVICE = "LLVM"  # what .cpu() moves to: teeny's CPU backend
+
+
+def _is_dtype(x) -> bool:
+  """Whether a positional argument of .to() names a dtype (a DType, a name like "float16", a numpy dtype) rather
+  than a device (any other string)."""
+  if isinstance(x, str): return isinstance(getattr(dtypes, x, None), DType)
+  return isinstance(x, (DType, np.dtype, type))
+
+
+class PyTorchOps:
+  """Tensor's PyTorch spellings."""
+  def to(self, *args, device: str | None = None, dtype=None) -> Self:
+    """To another device, dtype or both, like torch's .to: t.to("CL"), t.to(dtypes.float16), t.to("CL",
+    dtypes.half), t.to(device=..., dtype=...). Self when nothing changes."""
+    for a in args:
+      if _is_dtype(a) and dtype is None: dtype = a
+      elif isinstance(a, str) and device is None: device = a
+      else: raise TypeError(f".to() takes a device and a dtype, got {args}")
+    out = self if device is None else self._to_device(device)
+    return out if dtype is None else out.cast(dtype)
+  def cpu(self) -> Self:
+    """On the CPU (the LLVM device), like torch's .cpu()."""
+    return self.to(CPU_DEVICE)
+  def dim(self) -> int:
+    """The number of dimensions (ndim), like torch's .dim()."""
+    return self.ndim
+  @property
+  def mT(self) -> Self:
+    """The last two dimensions swapped (a batch of matrices transposed), like torch's .mT."""
+    if self.ndim < 2: raise ValueError(f".mT needs at least 2 dimensions, got shape {self.shape}")
+    return self.transpose(-2, -1)
+
+  # ---- to Python and numpy (these ask for the data: they realize) ----
+  def _scalar(self, what: str):
+    if self.numel() != 1: raise TypeError(f"only a tensor of one element converts to {what}, got shape {self.shape}")
+    return self.item()
+  def __float__(self) -> float: return float(self._scalar("a Python float"))
+  def __int__(self) -> int: return int(self._scalar("a Python int"))
+  def __format__(self, spec: str) -> str:
+    """format(t, ".2f") formats a one-element tensor's value; format(t) (and f"{t}") is str(t)."""
+    return format(self._scalar("a formatted number"), spec) if spec else str(self)
+  def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    """np.asarray(t), np.array(t): the values (a copy on the host)."""
+    values = self.numpy()
+    return values if dtype is None else values.astype(dtype, copy=False)
+  def __str__(self) -> str:
+    """The values, like torch's print(t): print asks for the data (repr(t) does not)."""
+    values = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+    grad = ", requires_grad=True" if self.requires_grad else ""
+    return f"Tensor({values}, device='{self.device}', dtype={self.dtype}{grad})"
+  @classmethod
+  def from_numpy(cls, array: np.ndarray) -> Self:
+    """A tensor holding a copy of a numpy array (teeny's buffers live on a device: unlike torch, not shared)."""
+    if not isinstance(array, np.ndarray): raise TypeError(f"from_numpy takes a numpy array, got {type(array).__name__}")
+    return cls(array)
+
+  # ---- autograd ----
+  @property
+  def is_leaf(self) -> bool:
+    """Like torch's: a tensor that doesn't require grad, or one the user made that does (a parameter); the result
+    of an op on tensors that require grad is not a leaf, and neither is a view of one."""
+    return not self._requires_grad or (self._leaf and self._base is None)
+  def detach_(self) -> Self:
+    """Detach this tensor from the graph that computes it, in place (like torch's detach_): it no longer requires
+    grad, and no gradient flows through it into what it was computed from. Views can't: use detach()."""
+    if self._base is not None: raise RuntimeError("detach_() of a view: use detach(), which returns a new tensor")
+    if self._requires_grad:
+      self._graph = None  # (a realized result keeps the graph that computed it for backward: not any more)
+      if not is_buffer_view(self._uop): self._uop = UOp(Ops.DETACH, self.dtype, (self._uop,))
+    self._requires_grad, self._leaf = None, False
+    return self
+  @classmethod
+  def inference_mode(cls):
+    """torch.inference_mode's spelling of no_grad: `with Tensor.inference_mode():` (teeny has no other difference)."""
+    return cls.no_grad()

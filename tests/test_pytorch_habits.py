@@ -1,0 +1,132 @@
+"""PyTorch's spellings work beside tinygrad's names (teeny/ops/pytorch.py, ops/args.py's takes_dim): dim= where
+tinygrad says axis=, clamp(min=, max=), var(unbiased=), .to(dtype) and .to(device, dtype), .cpu(), .dim(), .mT,
+float/int/format, numpy interop both ways, print showing values, from_numpy, no_grad/inference_mode, is_leaf and
+detach_. Values are checked against numpy (PyTorch's results for the same calls, where they differ from numpy's
+defaults, are written out)."""
+import numpy as np
+import pytest
+import teeny
+from teeny import Tensor, dtypes, GlobalCounters
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3, 4)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "prod", "argmax", "argmin", "logsumexp", "std", "var", "any"])
+def test_reductions_take_dim_like_axis(device, name):
+  """x.sum(dim=1, keepdim=True) is x.sum(axis=1, keepdim=True), for every reduction; both names at once is an error."""
+  x = Tensor(X, device=device)
+  by_axis = getattr(x, name)(axis=1, keepdim=True).numpy()
+  np.testing.assert_allclose(getattr(x, name)(dim=1, keepdim=True).numpy(), by_axis, rtol=1e-6)
+  with pytest.raises(TypeError, match="axis twice"): getattr(x, name)(1, dim=1)
+
+
+def test_dim_in_softmax_cumsum_and_gradients(device):
+  x = Tensor(X, device=device, requires_grad=True)
+  e = np.exp(X - X.max(1, keepdims=True))
+  np.testing.assert_allclose(x.softmax(dim=1).numpy(), e / e.sum(1, keepdims=True), rtol=1e-5)
+  np.testing.assert_allclose(x.log_softmax(dim=-1).numpy(), np.log(e / e.sum(1, keepdims=True)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(x.cumsum(dim=0).numpy(), X.cumsum(0), rtol=1e-5)
+  (x.sum(dim=0) * Tensor([1.0, 2.0, 3.0, 4.0], device=device)).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), np.tile(np.array([1, 2, 3, 4], np.float32), (3, 1)))
+
+
+def test_clamp_takes_min_and_max_by_name(device):
+  x = Tensor(X, device=device)
+  np.testing.assert_array_equal(x.clamp(min=-0.5, max=0.5).numpy(), np.clip(X, -0.5, 0.5))
+  np.testing.assert_array_equal(x.clamp(min=0).numpy(), np.maximum(X, 0))
+  np.testing.assert_array_equal(x.clip(max=0.1).numpy(), np.minimum(X, 0.1))
+  np.testing.assert_array_equal(x.clamp(-0.5, 0.5).numpy(), np.clip(X, -0.5, 0.5))  # (tinygrad's positional form)
+  with pytest.raises(TypeError, match="min_ and min="): x.clamp(min_=0, min=0)
+  y = Tensor(X, device=device)
+  y.clamp_(min=0.0)
+  np.testing.assert_array_equal(y.numpy(), np.maximum(X, 0))
+
+
+def test_var_and_std_take_unbiased(device):
+  """unbiased=False divides by N (numpy's default, ddof=0), unbiased=True by N - 1 (torch's default)."""
+  x = Tensor(X, device=device)
+  np.testing.assert_allclose(x.var(unbiased=False).numpy(), X.var(), rtol=1e-5)
+  np.testing.assert_allclose(x.var(dim=1, unbiased=True).numpy(), X.var(1, ddof=1), rtol=1e-5)
+  np.testing.assert_allclose(x.std(1, unbiased=False).numpy(), X.std(1), rtol=1e-5)
+  np.testing.assert_allclose(x.std(correction=0).numpy(), X.std(), rtol=1e-5)
+  var, mean = x.var_mean(dim=0, unbiased=False)
+  np.testing.assert_allclose(var.numpy(), X.var(0), rtol=1e-5)
+  with pytest.raises(TypeError, match="not both"): x.var(correction=1, unbiased=True)
+
+
+def test_to_moves_and_casts_like_torch(device):
+  x = Tensor(X, device=device)
+  assert x.to(dtypes.float16).dtype == dtypes.float16 and x.to(dtypes.float16).device == device
+  assert x.to("float16").dtype == dtypes.float16
+  moved = x.to("LLVM", dtypes.int32)
+  assert moved.device == "LLVM" and moved.dtype == dtypes.int32
+  np.testing.assert_array_equal(moved.numpy(), X.astype(np.int32))
+  assert x.to(device=device, dtype=dtypes.float32) is x  # nothing to do: the tensor itself
+  assert x.to(device) is x
+  assert x.cpu().device == "LLVM"
+  np.testing.assert_array_equal(x.cpu().numpy(), X)
+  with pytest.raises(TypeError, match="a device and a dtype"): x.to(3)
+
+
+def test_dim_and_mT(device):
+  x = Tensor(rng.standard_normal((2, 3, 4)).astype(np.float32), device=device)
+  assert x.dim() == 3 and Tensor(1.0, device=device).dim() == 0
+  np.testing.assert_array_equal(x.mT.numpy(), np.swapaxes(x.numpy(), -1, -2))
+  with pytest.raises(ValueError, match="at least 2 dimensions"): Tensor([1.0], device=device).mT
+
+
+def test_python_numbers_format_and_numpy(device):
+  x = Tensor(X, device=device)
+  assert float(x[0, 1]) == float(X[0, 1]) and isinstance(float(x[0, 1]), float)
+  assert int(Tensor(7.9, device=device)) == 7 and int(Tensor([-3], device=device)) == -3  # truncates, like int()
+  assert format(x[1, 2], ".3f") == format(float(X[1, 2]), ".3f")
+  assert f"{Tensor(2.5, device=device):.1f}" == "2.5"
+  with pytest.raises(TypeError, match="one element"): float(x)
+  np.testing.assert_array_equal(np.asarray(x), X)
+  assert np.array(x, dtype=np.float64).dtype == np.float64
+  assert Tensor.from_numpy(X).shape == (3, 4)
+
+
+def test_numpy_arrays_are_operands_on_either_side(device):
+  """t + array and array + t are Tensors on t's device; float64 arrays promote like torch (to float64)."""
+  x = Tensor(X, device=device)
+  ones = np.ones(4, np.float32)
+  for out in (x + ones, ones + x, x * ones, ones - x):
+    assert isinstance(out, Tensor) and out.device == device
+  np.testing.assert_allclose((ones - x).numpy(), ones - X)
+  np.testing.assert_allclose((x / np.full(4, 2.0, np.float32)).numpy(), X / 2)
+  assert (x + np.ones(4)).dtype == dtypes.float64
+
+
+def test_print_shows_values_and_repr_stays_lazy(device):
+  x = Tensor([[1.5, -2.0], [3.0, 4.0]], device=device)
+  lazy = x * 2
+  GlobalCounters.reset()
+  assert "Tensor" in repr(lazy) and GlobalCounters.kernel_count == 0  # repr asks for no data
+  text = str(lazy)
+  assert GlobalCounters.kernel_count == 1
+  assert text.startswith("Tensor([[ 3., -4.],") and "8." in text and f"device='{device}'" in text
+  assert "requires_grad=True" in str(Tensor([1.0], device=device, requires_grad=True))
+
+
+def test_no_grad_inference_mode_is_leaf_and_detach_(device):
+  w = Tensor(X, device=device, requires_grad=True)
+  assert w.is_leaf and Tensor(X, device=device).is_leaf
+  y = w * 2
+  assert not y.is_leaf and not w[0].is_leaf
+  for mode in (teeny.no_grad, teeny.inference_mode, Tensor.inference_mode):
+    with mode():
+      assert not (w * 2).requires_grad
+  assert (w * 2).requires_grad
+
+  @teeny.no_grad()
+  def doubled(t): return t * 2
+  assert not doubled(w).requires_grad
+  # detach_: y keeps its value but stops the gradient; z's gradient flows only through its other term
+  y.detach_()
+  assert y.is_leaf and not y.requires_grad
+  z = (y * w).sum()
+  z.backward()
+  np.testing.assert_allclose(w.grad.numpy(), 2 * X, rtol=1e-6)  # d(sum(y * w))/dw = y = 2w, none through y
+  with pytest.raises(RuntimeError, match="view"): w[0].detach_()
