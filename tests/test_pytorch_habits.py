@@ -1,7 +1,8 @@
 """PyTorch's spellings work beside tinygrad's names (teeny/ops/pytorch.py, ops/args.py's takes_dim): dim= where
 tinygrad says axis=, clamp(min=, max=), var(unbiased=), .to(dtype) and .to(device, dtype), .cpu(), .dim(), .mT,
 float/int/format, numpy interop both ways, print showing values, from_numpy, no_grad/inference_mode, is_leaf and
-detach_. Values are checked against numpy (PyTorch's results for the same calls, where they differ from numpy's
+detach_; and ops tinygrad and PyTorch have that teeny lacked: cumprod, cummin, softmin, normalize, isclose,
+allclose, copysign, logaddexp, roll, meshgrid, empty_like. Values are checked against numpy (PyTorch's results for the same calls, where they differ from numpy's
 defaults, are written out)."""
 import numpy as np
 import pytest
@@ -130,3 +131,76 @@ def test_no_grad_inference_mode_is_leaf_and_detach_(device):
   z.backward()
   np.testing.assert_allclose(w.grad.numpy(), 2 * X, rtol=1e-6)  # d(sum(y * w))/dw = y = 2w, none through y
   with pytest.raises(RuntimeError, match="view"): w[0].detach_()
+
+
+def test_cumprod_and_cummin_match_numpy_with_gradients_at_zeros(device):
+  """cumprod along either axis (also past the 512 elements where scans go blockwise), its gradient right where an
+  element is 0 (torch's, not prod / x); cummin like numpy's minimum.accumulate, ints included."""
+  x = np.array([[2.0, 0.0, 3.0, -1.0], [0.5, 1.5, -2.0, 4.0]], np.float32)
+  t = Tensor(x, device=device, requires_grad=True)
+  np.testing.assert_allclose(t.cumprod(1).numpy(), np.cumprod(x, 1), rtol=1e-6)
+  np.testing.assert_allclose(t.cumprod(dim=0).numpy(), np.cumprod(x, 0), rtol=1e-6)
+  t.cumprod(1).sum().backward()
+  # d/dx_j sum_i prod_{k<=i} x_k = sum_{i>=j} prod_{k<=i, k!=j} x_k: row 0 is [1 + 0 + 0 + 0, 2 + 6 - 6, 0, 0]
+  np.testing.assert_allclose(t.grad.numpy()[0], [1.0, 2.0, 0.0, 0.0], rtol=1e-6)
+  long = rng.uniform(0.999, 1.001, 700).astype(np.float32)
+  np.testing.assert_allclose(Tensor(long, device=device).cumprod(0).numpy(), np.cumprod(long.astype(np.float64)), rtol=1e-5)
+  np.testing.assert_array_equal(Tensor(X, device=device).cummin(1).numpy(), np.minimum.accumulate(X, 1))
+  ints = np.array([5, 3, 7, -2, 9, np.iinfo(np.int64).min, 0], np.int64)
+  np.testing.assert_array_equal(Tensor(ints, device=device).cummin(0).numpy(), np.minimum.accumulate(ints))
+  unsigned = np.array([5, 3, 7, 0, 9], np.uint8)
+  np.testing.assert_array_equal(Tensor(unsigned, device=device).cummin(0).numpy(), np.minimum.accumulate(unsigned))
+  assert Tensor([3, 2], device=device).cumprod(0).dtype == dtypes.int64
+
+
+def test_softmin_normalize_isclose_allclose(device):
+  x = Tensor(X, device=device)
+  e = np.exp(-X + X.min(1, keepdims=True))
+  np.testing.assert_allclose(x.softmin(dim=1).numpy(), e / e.sum(1, keepdims=True), rtol=1e-5)
+  np.testing.assert_allclose(x.normalize(dim=1).numpy(), X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-5)
+  np.testing.assert_allclose(x.normalize(p=1, dim=0).numpy(), X / np.abs(X).sum(0, keepdims=True), rtol=1e-5)
+  assert Tensor.zeros(2, 3, device=device).normalize().numpy().tolist() == [[0.0] * 3] * 2  # eps: no 0/0
+  a = np.array([1.0, np.inf, -np.inf, np.nan, 1e-9, 100.0], np.float32)
+  b = np.array([1.0 + 1e-6, np.inf, np.inf, np.nan, 0.0, 100.1], np.float32)
+  ta, tb = Tensor(a, device=device), Tensor(b, device=device)
+  np.testing.assert_array_equal(ta.isclose(tb).numpy(), np.isclose(a, b))
+  np.testing.assert_array_equal(ta.isclose(tb, equal_nan=True).numpy(), np.isclose(a, b, equal_nan=True))
+  np.testing.assert_array_equal(ta.isclose(tb, rtol=1e-2).numpy(), np.isclose(a, b, rtol=1e-2))
+  assert x.allclose(X + 1e-7) and not x.allclose(X + 1e-3) and isinstance(x.allclose(X), bool)
+
+
+def test_copysign_and_logaddexp_at_the_edges(device):
+  a = np.array([1.5, -2.0, 0.0, 3.0, -0.0, np.inf], np.float32)
+  b = np.array([-1.0, 2.0, -0.0, 0.0, 5.0, -1.0], np.float32)
+  got = Tensor(a, device=device).copysign(Tensor(b, device=device)).numpy()
+  np.testing.assert_array_equal(got, np.copysign(a, b))
+  np.testing.assert_array_equal(np.signbit(got), np.signbit(np.copysign(a, b)))  # -0.0 counts as negative
+  np.testing.assert_array_equal(Tensor(a, device=device).copysign(-1.0).numpy(), np.copysign(a, -1.0))
+  np.testing.assert_array_equal(Tensor([1, -2], device=device).copysign(-0.0).numpy(), [-1.0, -2.0])
+  # abs of either zero is +0.0 (PoCL's max(0.0, -0.0) alone answers -0.0)
+  assert not np.signbit(Tensor([0.0, -0.0], device=device).abs().numpy()).any()
+  x = np.array([0.0, 1000.0, -1000.0, np.inf, -np.inf, -np.inf, 2.0, np.nan], np.float32)
+  y = np.array([0.0, 999.0, -1001.0, np.inf, -np.inf, 5.0, 2.0, 1.0], np.float32)
+  with np.errstate(invalid="ignore"): want = np.logaddexp(x, y)  # (numpy warns about the NaN)
+  np.testing.assert_allclose(Tensor(x, device=device).logaddexp(Tensor(y, device=device)).numpy(), want, rtol=1e-6)
+  tx = Tensor([0.5, 3.0], device=device, requires_grad=True)
+  tx.logaddexp(Tensor([0.5, 1.0], device=device)).sum().backward()
+  np.testing.assert_allclose(tx.grad.numpy(), [0.5, 1 / (1 + np.exp(-2.0))], rtol=1e-5)  # ties split evenly
+
+
+def test_roll_meshgrid_and_empty_like(device):
+  x = Tensor(X, device=device)
+  for shifts, dims in [(1, 1), (-1, 0), (5, 1), ((1, -2), (0, 1)), (3, None)]:
+    np.testing.assert_array_equal(x.roll(shifts, dims).numpy(), np.roll(X, shifts, dims), err_msg=f"{shifts} {dims}")
+  t = Tensor(X, device=device, requires_grad=True)
+  (t.roll(1, 1) * Tensor(np.arange(4, dtype=np.float32), device=device)).sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), np.tile(np.roll(np.arange(4, dtype=np.float32), -1), (3, 1)))
+  a, b, c = (Tensor(np.arange(n, dtype=np.float32), device=device) for n in (2, 3, 4))
+  for indexing in ("ij", "xy"):
+    got = Tensor.meshgrid(a, b, c, indexing=indexing)
+    want = np.meshgrid(np.arange(2), np.arange(3), np.arange(4), indexing=indexing)
+    for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
+  with pytest.raises(ValueError, match="indexing"): Tensor.meshgrid(a, b, indexing="yx")
+  e = x.empty_like()
+  assert e.shape == x.shape and e.dtype == x.dtype and e.device == device
+  assert x.empty_like(dtype=dtypes.int32).dtype == dtypes.int32

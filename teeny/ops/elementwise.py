@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
+_SAME_SIZE_INT = {2: dtypes.int16, 4: dtypes.int32, 8: dtypes.int64}  # to read a float's sign bit
+
+
 def _bound(tinygrad_name, pytorch_name, which: str):
   """A clamp bound given as min_/max_ (tinygrad) or min/max (PyTorch), not both."""
   if pytorch_name is None: return tinygrad_name
@@ -59,7 +62,10 @@ class ElementwiseOps:
     return self._in_float32(f)
   def abs(self) -> Self:
     if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
-    return self.maximum(-self) if dtypes.is_float(self.dtype) else (self < 0).where(-self, self)
+    if not dtypes.is_float(self.dtype): return (self < 0).where(-self, self)
+    # max(x, -x), whose gradient at 0 is 0 (torch's); but a device's max may answer -0.0 for max(0.0, -0.0)
+    # (PoCL does), so a zero is +0.0 by name: copysign and 1/x see the sign of a zero
+    return (self == 0).where(0.0, self.maximum(-self))
   def trunc(self) -> Self: return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
   def floor(self) -> Self:
     if not dtypes.is_float(self.dtype): return self
@@ -98,6 +104,31 @@ class ElementwiseOps:
     return pos | (self == -math.inf) if detect_negative else pos
   def isfinite(self) -> Self:
     return (self - self) == 0 if dtypes.is_float(self.dtype) else self.full_like(True, dtype=dtypes.bool)
+  def isclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Self:
+    """|self - other| <= atol + rtol * |other| elementwise, like torch.isclose: equal infinities are close, NaN is
+    close to NaN only with equal_nan."""
+    a, b = self._binop_operands(other)
+    if not dtypes.is_float(a.dtype): return (a - b).abs() <= atol + rtol * b.abs() if rtol or atol else a == b
+    within = (a - b).abs() <= atol + rtol * b.abs()
+    close = (a == b) | (within & a.isfinite() & b.isfinite())  # (an infinity is close only to itself)
+    return (close | (a.isnan() & b.isnan())) if equal_nan else close
+  def allclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    """Whether every element isclose (a Python bool: it asks for the data), like torch.allclose."""
+    return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
+  def copysign(self, other) -> Self:
+    """|self| with the sign of other (its sign bit: -0.0 counts as negative), like torch.copysign; a float result."""
+    magnitude = self._float().abs()
+    if isinstance(other, (int, float)): return -magnitude if math.copysign(1.0, other) < 0 else magnitude
+    sign_of = (other if isinstance(other, type(self)) else type(self)(other, device=self.device))._float()
+    negative = sign_of.bitcast(_SAME_SIZE_INT[sign_of.dtype.itemsize]) < 0
+    return negative.where(-magnitude, magnitude)
+  def logaddexp(self, other) -> Self:
+    """log(exp(self) + exp(other)) without overflow, like torch.logaddexp: max + log(1 + exp(-|difference|)), and
+    the infinity itself where both are the same infinity."""
+    a, b = self._float()._binop_operands(other)
+    high, gap = a.maximum(b), (a - b).abs()
+    out = high + ((-gap).exp() + 1).log()
+    return ((a == b) & a.isinf()).where(a, out)
 
   # activations (composed; branches kept finite so gradients through where() stay finite)
   def relu(self) -> Self:

@@ -57,6 +57,33 @@ class JoinOps:
     while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
     if u.op is not Ops.CONST or self.numel() > 4096: return None
     return np.full(self.shape, u.arg, dtype=self.dtype.np)
+  def roll(self, shifts, dims=None) -> Self:
+    """Elements shifted along dims, those pushed off the end coming back at the start, like torch.roll; with no
+    dims, over the flattened tensor."""
+    if dims is None: return self.flatten().roll(shifts, 0).reshape(self.shape)
+    shifts, dims = (shifts, dims) if isinstance(dims, (list, tuple)) else ((shifts,), (dims,))
+    if len(shifts) != len(dims): raise ValueError(f"roll needs one shift per dim, got shifts {shifts} and dims {dims}")
+    out = self
+    for shift, dim in zip(shifts, dims):
+      d = _canon_axis(dim, self.ndim)
+      n = self.shape[d]
+      if n == 0 or shift % n == 0: continue
+      cut = n - shift % n  # the elements from `cut` on move to the front
+      out = out[(slice(None),) * d + (slice(cut, None),)].cat(out[(slice(None),) * d + (slice(0, cut),)], dim=d)
+    return out
+  @staticmethod
+  def meshgrid(*tensors, indexing: str = "ij") -> list:
+    """Coordinate grids of 1-d tensors, like torch.meshgrid: indexing="ij" (matrix, the default) or "xy"
+    (Cartesian: the first two grids' axes swapped)."""
+    if indexing not in ("ij", "xy"): raise ValueError(f"meshgrid indexing must be 'ij' or 'xy', got {indexing!r}")
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)): tensors = tuple(tensors[0])
+    if any(t.ndim != 1 for t in tensors): raise ValueError(f"meshgrid takes 1-d tensors, got shapes {[t.shape for t in tensors]}")
+    order = list(tensors)
+    if indexing == "xy" and len(order) >= 2: order[0], order[1] = order[1], order[0]
+    shape = tuple(t.shape[0] for t in order)
+    grids = [t.reshape(tuple(-1 if i == j else 1 for j in range(len(order)))).expand(shape) for i, t in enumerate(order)]
+    if indexing == "xy" and len(grids) >= 2: grids[0], grids[1] = grids[1], grids[0]  # (back in the order given)
+    return grids
   def stack(self, *others: Self, dim: int = 0) -> Self:
     """Join tensors of one shape along a new axis dim (Tensor.stack([a, b]) or a.stack(b))."""
     tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]

@@ -122,6 +122,12 @@ class NNOps:
     ones = type(self).ones(self.shape[-2:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
     return total / ones._pool(kernel, stride, dilation).sum((-2, -1))
   @takes_dim
+  def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
+    """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default)."""
+    x = self._float()
+    norm = x.abs().pow(p).sum(axis, keepdim=True).pow(1 / p) if p != 2 else x.square().sum(axis, keepdim=True).sqrt()
+    return x / norm.maximum(eps)
+  @takes_dim
   def layernorm(self, axis=-1, eps: float = 1e-5) -> Self:
     """Normalize to mean 0 and variance 1 over axis (no affine: nn.LayerNorm adds it)."""
     x = self._float()

@@ -62,6 +62,9 @@ class PyTorchOps:
     values = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
     grad = ", requires_grad=True" if self.requires_grad else ""
     return f"Tensor({values}, device='{self.device}', dtype={self.dtype}{grad})"
+  def empty_like(self, dtype=None, device=None) -> Self:
+    """An uninitialized tensor of self's shape (and dtype and device unless given), like torch.empty_like."""
+    return type(self).empty(self.shape, dtype=dtype or self.dtype, device=device or self.device)
   @classmethod
   def from_numpy(cls, array: np.ndarray) -> Self:
     """A tensor holding a copy of a numpy array (teeny's buffers live on a device: unlike torch, not shared)."""

@@ -16,6 +16,10 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
+# what a masked-out element of a scan holds: nothing added, nothing above any value, nothing multiplied
+_SCAN_FILL = {"sum": lambda dtype: 0, "max": dtypes.min, "prod": lambda dtype: 1}
+
+
 def _correction(correction: int | None, unbiased: bool | None) -> int:
   """The number var subtracts from N: `correction` (tinygrad, torch), or PyTorch's older unbiased=True/False."""
   if unbiased is None: return 1 if correction is None else correction
@@ -161,6 +165,10 @@ class ReduceOps:
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
   @takes_dim
+  def softmin(self, axis=-1, dtype=None) -> Self:
+    """softmax of -self, like torch.nn.functional.softmin."""
+    return (-self).softmax(axis, dtype)
+  @takes_dim
   def softmax(self, axis=-1, dtype=None) -> Self:
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
@@ -179,16 +187,18 @@ class ReduceOps:
     if n <= 2 * block:
       idx = type(self).arange(n, dtype=dtypes.int32, device=self.device)
       keep = idx.reshape(n, 1) >= idx.reshape(1, n)  # row i keeps j <= i
-      fill = 0 if op == "sum" else dtypes.min(self.dtype)
+      fill = _SCAN_FILL[op](self.dtype)
       masked = keep.where(self.unsqueeze(-2), type(self).full((), fill, dtype=self.dtype, device=self.device))
-      return masked.sum(-1, dtype=self.dtype) if op == "sum" else masked.max(-1)
+      if op == "sum": return masked.sum(-1, dtype=self.dtype)
+      return masked.max(-1) if op == "max" else masked.prod(-1).cast(self.dtype)
     nb = math.ceil(n / block)
-    fill = 0 if op == "sum" else dtypes.min(self.dtype)
+    fill = _SCAN_FILL[op](self.dtype)
     x = self.pad(((0, 0),) * (self.ndim - 1) + ((0, nb * block - n),), value=fill).reshape(*self.shape[:-1], nb, block)
     inner = x._cum_last(op)
     totals = inner.shrink(tuple((0, s) for s in inner.shape[:-1]) + ((block - 1, block),)).squeeze(-1)
     before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill).shrink(tuple((0, s) for s in totals.shape))
-    out = inner + before.unsqueeze(-1) if op == "sum" else inner.maximum(before.unsqueeze(-1))
+    offsets = before.unsqueeze(-1)
+    out = inner + offsets if op == "sum" else inner.maximum(offsets) if op == "max" else inner * offsets
     return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
   @takes_dim
   def cumsum(self, axis: int = 0) -> Self:
@@ -198,6 +208,23 @@ class ReduceOps:
     x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
     if self.shape[ax] == 0: return x
     return x.transpose(ax, -1)._cum_last("sum").transpose(ax, -1)
+  @takes_dim
+  def cumprod(self, axis: int = 0) -> Self:
+    """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too). bool and int
+    tensors multiply in int64."""
+    if self.ndim == 0: return self
+    ax = _canon_axis(axis, self.ndim)
+    x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
+    if self.shape[ax] == 0: return x
+    return x.transpose(ax, -1)._cum_last("prod").transpose(ax, -1)
+  @takes_dim
+  def cummin(self, axis: int = 0) -> Self:
+    """Running minimum along axis (the values only, like cummax)."""
+    if dtypes.is_float(self.dtype): return -((-self).cummax(axis))
+    if self.dtype == dtypes.bool: return self.logical_not().cummax(axis).logical_not()
+    # ints: a map that reverses their order and can't overflow (max - x unsigned, -1 - x signed), there and back
+    top = dtypes.max(self.dtype) if dtypes.is_unsigned(self.dtype) else -1
+    return top - (top - self).cummax(axis)
   @takes_dim
   def cummax(self, axis: int = 0) -> Self:
     """Running maximum along axis (the values only, like tinygrad; torch also returns indices)."""
