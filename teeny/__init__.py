@@ -3,7 +3,7 @@ compiled to OpenCL C or LLVM IR, and run when you ask for data."""
 from teeny.dtype import dtypes, DType
 from teeny.tensor import Tensor
 from teeny.runtime.device import Device, Buffer
-from teeny.helpers import GlobalCounters
+from teeny.helpers import GlobalCounters, Context
 from teeny.uop import UOp, Ops
 from teeny.engine.jit import TinyJit
 
@@ -11,5 +11,5 @@ from teeny.engine.jit import TinyJit
 no_grad = Tensor.no_grad
 inference_mode = Tensor.inference_mode
 
-__all__ = ["Tensor", "no_grad", "inference_mode", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit"]
+__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit"]
 __version__ = "0.1.0"

@@ -35,6 +35,14 @@ class DType(metaclass=_Interned):
 
   @property
   def np(self): return np.dtype(self.fmt) if self.fmt is not None else None
+  @property
+  def min(self):
+    """The lowest value (-inf for floats), like tinygrad's dtype.min."""
+    return _limits(self)[0]
+  @property
+  def max(self):
+    """The highest value (inf for floats)."""
+    return _limits(self)[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +79,7 @@ class dtypes:
   float64 = DType(11, 8, "float64", "d")
   half, float, double = float16, float32, float64
   char, uchar, short, int, long = int8, uint8, int16, int32, int64
+  ushort, uint, ulong = uint16, uint32, uint64
   default_float = float32
   default_int = int32
 
@@ -95,6 +104,17 @@ class dtypes:
       return max((dtypes.from_py(e) for e in x), key=lambda t: t.priority, default=dtypes.default_float)
     raise TypeError(f"cannot make a tensor from {type(x).__name__}")
   @staticmethod
+  def finfo(t: DType) -> tuple[int, int]:
+    """(exponent bits, mantissa bits) of a float dtype, like tinygrad's dtypes.finfo."""
+    if t not in FLOATS: raise TypeError(f"finfo of {t}: not a float dtype")
+    return {2: (5, 10), 4: (8, 23), 8: (11, 52)}[t.itemsize]
+  @staticmethod
+  def least_upper_dtype(*ds: DType) -> DType:
+    """The dtype every one of ds promotes to (PyTorch's promotion, see promote)."""
+    out = ds[0]
+    for d in ds[1:]: out = promote(out, d)
+    return out
+  @staticmethod
   def min(t: DType): return _limits(t)[0]
   @staticmethod
   def max(t: DType): return _limits(t)[1]
@@ -106,6 +126,8 @@ FLOATS = frozenset((dtypes.float16, dtypes.float32, dtypes.float64))
 UNSIGNED = frozenset((dtypes.uint8, dtypes.uint16, dtypes.uint32, dtypes.uint64))
 INTS = frozenset((dtypes.int8, dtypes.int16, dtypes.int32, dtypes.int64)) | UNSIGNED
 _FROM_NP = {t.np: t for t in ALL}
+# every scalar dtype by its name (aliases such as "half" included), like tinygrad's DTYPES_DICT
+DTYPES_DICT = {name: t for name, t in vars(dtypes).items() if isinstance(t, DType) and not name.startswith(("default", "void"))}
 
 
 def _limits(t: DType):

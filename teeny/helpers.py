@@ -1,8 +1,8 @@
-"""Small shared utilities with no teeny imports: environment flags, the DEBUG level, GlobalCounters (what ran and
-how much memory is in use, counted by every layer), a bounded LRU cache and snapshots of weak containers that
-other threads may change."""
+"""Small shared utilities with no teeny imports: environment flags (and Context, which sets them for a block), the
+DEBUG level, GlobalCounters (what ran and how much memory is in use, counted by every layer), a bounded LRU cache
+and snapshots of weak containers that other threads may change."""
 from __future__ import annotations
-import functools, itertools, os, sys, threading
+import contextlib, functools, itertools, os, sys, threading
 
 
 @functools.lru_cache(maxsize=None)
@@ -22,6 +22,34 @@ def debug_level() -> int:
 
 _ENVIRON = getattr(os.environ, "_data", None)  # CPython's mapping behind os.environ (encoded keys and values)
 _DEBUG_KEY = os.environ.encodekey("DEBUG") if _ENVIRON is not None else None
+
+
+# flags that are not environment variables: name -> a function that sets the flag and returns its old value
+# (teeny/tensor.py registers TRAINING, which is Tensor.training)
+CONTEXT_FLAGS: dict = {}
+
+
+class Context(contextlib.ContextDecorator):
+  """Flags for one block or one decorated function, restored after, like tinygrad's Context:
+  `with Context(DEBUG=2, NOOPT=1):`, `@Context(TRAINING=1)`. Environment flags (DEBUG, BEAM, NOOPT, ...) are set
+  in os.environ, which teeny reads when it uses them; TRAINING is Tensor.training."""
+  def __init__(self, **flags): self.flags = flags
+  def __enter__(self):
+    self._saved = []
+    for name, value in self.flags.items():
+      if name in CONTEXT_FLAGS: self._saved.append((name, True, CONTEXT_FLAGS[name](value)))
+      else:
+        self._saved.append((name, False, os.environ.get(name)))
+        os.environ[name] = str(int(value)) if isinstance(value, bool) else str(value)
+    getenv.cache_clear()  # (getenv keeps what it read)
+    return self
+  def __exit__(self, *exc):
+    for name, is_hook, old in reversed(self._saved):
+      if is_hook: CONTEXT_FLAGS[name](old)
+      elif old is None: os.environ.pop(name, None)
+      else: os.environ[name] = old
+    getenv.cache_clear()
+    return False
 
 
 def dprint(*args):

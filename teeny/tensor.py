@@ -16,7 +16,7 @@ from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device, check_dtype
 from teeny.schedule import buffer_view, is_buffer_view
-from teeny.helpers import snapshot
+from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
 from teeny.ops.args import Scalar, INDEX_MAX, _canon_axis, _broadcast_shape, _fits, _shape_arg, _new_shape
@@ -658,6 +658,13 @@ def _realized_graphs() -> dict[UOp, UOp]:
     if node.op is Ops.ASSIGN and t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
     elif t._graph is not None and is_buffer_view(node): graphs[node] = t._graph
   return graphs
+
+
+def _set_training(value) -> bool:
+  """Context(TRAINING=1) (teeny/helpers.py): Tensor.training set, the old value returned."""
+  previous, Tensor.training = Tensor.training, bool(value)
+  return previous
+CONTEXT_FLAGS["TRAINING"] = _set_training
 
 
 class _NoGrad(contextlib.ContextDecorator):

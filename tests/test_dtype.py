@@ -1,5 +1,6 @@
 """Every dtype through the device and back, elementwise and reduce math per dtype against numpy computed in the
 same dtype, PyTorch's promotion rules, and the cast semantics (truncation, bool, half rounding)."""
+import os
 import numpy as np
 import pytest
 from teeny import Tensor, dtypes
@@ -383,3 +384,33 @@ def test_default_dtypes(device):
   assert Tensor.zeros(2, device=device).dtype == dtypes.float32
   assert Tensor.arange(3, device=device).dtype == dtypes.int32
   assert Tensor.arange(3.0, device=device).dtype == dtypes.float32
+
+
+def test_tinygrad_dtype_names():
+  """DType.min/max, dtypes.finfo, least_upper_dtype, DTYPES_DICT and the unsigned aliases, as tinygrad names them."""
+  from teeny.dtype import DTYPES_DICT
+  assert dtypes.int8.min == -128 and dtypes.uint16.max == 65535 and dtypes.float32.max == float("inf")
+  assert dtypes.bool.min is False and dtypes.int64.min == dtypes.min(dtypes.int64)
+  assert dtypes.finfo(dtypes.float16) == (5, 10) and dtypes.finfo(dtypes.float32) == (8, 23)
+  assert dtypes.finfo(dtypes.float64) == (11, 52)
+  with pytest.raises(TypeError, match="not a float"): dtypes.finfo(dtypes.int32)
+  assert dtypes.least_upper_dtype(dtypes.int8, dtypes.uint8) == dtypes.int16
+  assert dtypes.least_upper_dtype(dtypes.bool, dtypes.int32, dtypes.float16) == dtypes.float16
+  assert (dtypes.ushort, dtypes.uint, dtypes.ulong) == (dtypes.uint16, dtypes.uint32, dtypes.uint64)
+  assert DTYPES_DICT["float32"] is dtypes.float32 and DTYPES_DICT["half"] is dtypes.float16
+  assert "void" not in DTYPES_DICT and "default_float" not in DTYPES_DICT
+
+
+def test_context_sets_flags_for_a_block_and_restores_them(monkeypatch):
+  """Context(DEBUG=..., NOOPT=..., TRAINING=...) as a context manager and a decorator, like tinygrad's."""
+  from teeny import Context, Tensor
+  from teeny.helpers import debug_level, getenv
+  monkeypatch.delenv("NOOPT", raising=False)
+  monkeypatch.setenv("DEBUG", "0")
+  with Context(DEBUG=2, NOOPT=True, TRAINING=1):
+    assert debug_level() == 2 and getenv("NOOPT", 0) == 1 and Tensor.training
+  assert debug_level() == 0 and getenv("NOOPT", 0) == 0 and not Tensor.training and "NOOPT" not in os.environ
+
+  @Context(TRAINING=True)
+  def in_training(): return Tensor.training
+  assert in_training() and not Tensor.training
