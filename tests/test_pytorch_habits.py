@@ -204,3 +204,44 @@ def test_roll_meshgrid_and_empty_like(device):
   e = x.empty_like()
   assert e.shape == x.shape and e.dtype == x.dtype and e.device == device
   assert x.empty_like(dtype=dtypes.int32).dtype == dtypes.int32
+
+
+def test_pad_to_shrink_to_diagonal_diag(device):
+  x = Tensor(X, device=device)
+  np.testing.assert_array_equal(x.pad_to(4, 6).numpy(), np.pad(X, ((0, 1), (0, 2))))
+  np.testing.assert_array_equal(x.pad_to((None, 5)).numpy(), np.pad(X, ((0, 0), (0, 1))))
+  np.testing.assert_array_equal(x.shrink_to(2, None).numpy(), X[:2])
+  with pytest.raises(ValueError, match="smaller"): x.pad_to(2, 4)
+  for offset in (0, 1, -1, 3, -3, 5):
+    np.testing.assert_array_equal(x.diagonal(offset).numpy(), np.diagonal(X, offset), err_msg=f"offset {offset}")
+  cube = rng.standard_normal((2, 3, 4)).astype(np.float32)
+  np.testing.assert_array_equal(Tensor(cube, device=device).diagonal(1, 0, 2).numpy(), np.diagonal(cube, 1, 0, 2))
+  v = np.array([1.0, -2.0, 3.0], np.float32)
+  for k in (0, 1, -2):
+    np.testing.assert_array_equal(Tensor(v, device=device).diag(k).numpy(), np.diag(v, k))
+  np.testing.assert_array_equal(x.diag(1).numpy(), np.diag(X, 1))
+  t = Tensor(X, device=device, requires_grad=True)
+  t.diagonal().sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), np.eye(3, 4, dtype=np.float32))
+
+
+def test_linspace_prod_dtype_and_nll_loss(device):
+  for start, stop, steps in [(0, 1, 5), (-3.0, 7.5, 11), (2, 2, 3), (1, 0, 4), (0, 1, 1)]:
+    got = Tensor.linspace(start, stop, steps, device=device).numpy()
+    np.testing.assert_allclose(got, np.linspace(start, stop, steps), rtol=1e-6, atol=1e-6)
+    if steps > 1: assert got[-1] == np.float32(stop)  # the end is exact
+  assert Tensor.linspace(0, 10, 6, dtype=dtypes.int32, device=device).numpy().tolist() == [0, 2, 4, 6, 8, 10]
+  ints = Tensor([[2, 3], [4, 5]], dtype=dtypes.int8, device=device)
+  assert ints.prod(dtype=dtypes.float32).dtype == dtypes.float32 and ints.prod().item() == 120
+  log_probs = np.log(np.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]], np.float32))
+  target = np.array([1, 2, -100])
+  weight = np.array([1.0, 2.0, 0.5], np.float32)
+  lp, tt, w = Tensor(log_probs, device=device), Tensor(target, device=device), Tensor(weight, device=device)
+  picked = -log_probs[[0, 1], [1, 2]]
+  np.testing.assert_allclose(lp.nll_loss(tt).item(), picked.mean(), rtol=1e-6)  # the ignored row counts for nothing
+  np.testing.assert_allclose(lp.nll_loss(tt, weight=w).item(), (picked * [2.0, 0.5]).sum() / 2.5, rtol=1e-6)
+  np.testing.assert_allclose(lp.nll_loss(tt, reduction="none").numpy(), [picked[0], picked[1], 0.0], rtol=1e-6)
+  np.testing.assert_allclose(lp.nll_loss(tt, reduction="sum").item(), picked.sum(), rtol=1e-6)
+  logits = Tensor(rng.standard_normal((4, 5)).astype(np.float32), device=device)
+  labels = Tensor([0, 4, 2, 1], device=device)
+  np.testing.assert_allclose(logits.log_softmax(1).nll_loss(labels).item(), logits.cross_entropy(labels).item(), rtol=1e-6)

@@ -1,6 +1,7 @@
-"""Joining and splitting as a Tensor mixin: cat, stack, split, chunk, unflatten, repeat, repeat_interleave, and
-tril/triu. All composed from views, where and sums: cat pads each piece out to the full length and adds them (a
-cat of many pieces is joined in groups of the device's Tuning.cat_group_size)."""
+"""Joining and splitting as a Tensor mixin: cat, stack, split, chunk, unflatten, repeat, repeat_interleave,
+tril/triu, and layout helpers (roll, pad_to, shrink_to, diagonal, diag, meshgrid). All composed from views, where
+and sums: cat pads each piece out to the full length and adds them (a cat of many pieces is joined in groups of
+the device's Tuning.cat_group_size)."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
@@ -71,6 +72,39 @@ class JoinOps:
       cut = n - shift % n  # the elements from `cut` on move to the front
       out = out[(slice(None),) * d + (slice(cut, None),)].cat(out[(slice(None),) * d + (slice(0, cut),)], dim=d)
     return out
+  def pad_to(self, *shape) -> Self:
+    """Zeros added at the end of each axis up to shape (None or the size itself: that axis as it is), like tinygrad."""
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
+    if len(shape) != self.ndim: raise ValueError(f"pad_to {shape} needs one size per axis of shape {self.shape}")
+    if any(n is not None and n < s for n, s in zip(shape, self.shape)):
+      raise ValueError(f"pad_to {shape} is smaller than shape {self.shape}: use shrink_to")
+    return self.pad(tuple((0, 0 if n is None else n - s) for n, s in zip(shape, self.shape)))
+  def shrink_to(self, *shape) -> Self:
+    """The first elements of each axis, up to shape (None: that axis as it is), like tinygrad."""
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
+    if len(shape) != self.ndim: raise ValueError(f"shrink_to {shape} needs one size per axis of shape {self.shape}")
+    return self.shrink(tuple((0, s if n is None else n) for n, s in zip(shape, self.shape)))
+  def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Self:
+    """The diagonal of the (dim1, dim2) planes as the last axis, like torch.diagonal (offset > 0: above it)."""
+    d1, d2 = _canon_axis(dim1, self.ndim), _canon_axis(dim2, self.ndim)
+    if d1 == d2: raise ValueError(f"diagonal needs two different dims, got {dim1} and {dim2}")
+    rest = [i for i in range(self.ndim) if i not in (d1, d2)]
+    x = self.permute(rest + [d1, d2])
+    x = x[..., max(0, -offset):, max(0, offset):]  # the diagonal now starts at (0, 0)
+    n = max(0, min(x.shape[-2], x.shape[-1]))
+    if n == 0: return x.reshape(*x.shape[:-2], 0)
+    # along a flattened n x (n + 1) window, element i * (n + 1) is (i, i)
+    square = x[..., :n, :n].flatten(-2)
+    return square.pad(((0, 0),) * (square.ndim - 1) + ((0, n),)).reshape(*square.shape[:-1], n, n + 1)[..., 0]
+  def diag(self, diagonal: int = 0) -> Self:
+    """Like torch.diag: a 1-d tensor as the diagonal of a square matrix (zeros elsewhere), a 2-d tensor's diagonal."""
+    if self.ndim == 2: return self.diagonal(diagonal)
+    if self.ndim != 1: raise ValueError(f"diag takes a 1-d or 2-d tensor, got shape {self.shape}")
+    n, k = self.shape[0], abs(diagonal)
+    # row i of (n, n + 1) holds v[i] then n zeros: flattened and cut to n * n, v[i] lands at (i, i)
+    square = self.reshape(n, 1).pad(((0, 0), (0, n))).flatten()[:n * n].reshape(n, n) if n else self.reshape(0, 0)
+    pads = ((0, k), (k, 0)) if diagonal > 0 else ((k, 0), (0, k))
+    return square.pad(pads)
   @staticmethod
   def meshgrid(*tensors, indexing: str = "ij") -> list:
     """Coordinate grids of 1-d tensors, like torch.meshgrid: indexing="ij" (matrix, the default) or "xy"

@@ -201,6 +201,21 @@ class NNOps:
     """tinygrad's loss: logits with the classes on the LAST axis, integer targets of the other axes' shape."""
     moved = self.permute((0, self.ndim - 1) + tuple(range(1, self.ndim - 1))) if self.ndim > 1 else self
     return moved.cross_entropy(target, reduction, label_smoothing, ignore_index)
+  def nll_loss(self, target: Self, weight: Self | None = None, ignore_index: int | None = -100, reduction: str = "mean") -> Self:
+    """PyTorch's nll_loss: self holds log-probabilities (N, C, ...) or (C,), target class indices. Each row's loss is
+    -weight[class] * self[row, class]; the mean divides by the weights of the rows counted (ignore_index: none)."""
+    axis = 1 if self.ndim > 1 else 0
+    classes = self.shape[axis]
+    expected = self.shape[:axis] + self.shape[axis + 1:]
+    if target.shape != expected: raise ValueError(f"nll_loss targets of shape {target.shape} for input {self.shape}: expected {expected}")
+    if weight is not None and weight.shape != (classes,): raise ValueError(f"nll_loss weight of shape {weight.shape}, expected ({classes},)")
+    if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
+    class_axis = (classes,) + (1,) * (self.ndim - axis - 1)
+    hot = target.unsqueeze(axis) == type(self).arange(classes, dtype=target.dtype, device=self.device).reshape(class_axis)
+    if ignore_index is not None: hot = hot & (target != ignore_index).unsqueeze(axis)
+    weights = hot.where(1.0 if weight is None else weight.reshape(class_axis), 0.0)  # each row: its class's weight
+    loss = -(weights * self._float()).sum(axis)
+    return type(self)._reduction(loss, reduction, count=weights.sum())
   def binary_crossentropy(self, target: Self, reduction: str = "mean") -> Self:
     """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100 like PyTorch."""
     p, y = self._float(), target.cast(self._float().dtype)

@@ -1,7 +1,7 @@
 """PyTorch's spellings as a Tensor mixin, so PyTorch habits work beside tinygrad's names: .to(dtype) and
 .to(device, dtype), .cpu(), .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the
-values, Tensor.from_numpy, is_leaf, detach_() and Tensor.inference_mode(). (dim= beside axis= is ops/args.py's
-takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
+values, Tensor.from_numpy, empty_like, linspace, is_leaf, detach_() and Tensor.inference_mode(). (dim= beside
+axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
 import numpy as np
@@ -65,6 +65,16 @@ class PyTorchOps:
   def empty_like(self, dtype=None, device=None) -> Self:
     """An uninitialized tensor of self's shape (and dtype and device unless given), like torch.empty_like."""
     return type(self).empty(self.shape, dtype=dtype or self.dtype, device=device or self.device)
+  @classmethod
+  def linspace(cls, start, stop, steps: int, dtype=None, device=None) -> Self:
+    """steps evenly spaced values from start to stop, both included, like torch.linspace: the first half counted
+    up from start, the second down from stop (so stop is exact)."""
+    if steps < 0: raise ValueError(f"linspace needs steps >= 0, got {steps}")
+    if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)
+    i = cls.arange(steps, device=device).float()
+    step = (stop - start) / max(steps - 1, 1)
+    out = (i < steps // 2).where(start + i * step, stop - (steps - 1 - i) * step)
+    return out.cast(dtype) if dtype is not None else out
   @classmethod
   def from_numpy(cls, array: np.ndarray) -> Self:
     """A tensor holding a copy of a numpy array (teeny's buffers live on a device: unlike torch, not shared)."""

@@ -54,8 +54,9 @@ class ReduceOps:
     x = self.cast(dtype) if dtype is not None else (self.cast(dtypes.int64) if not dtypes.is_float(self.dtype) and self.dtype != dtypes.uint64 else self)
     return x._reduce(Ops.ADD, axis, keepdim)
   @takes_dim
-  def prod(self, axis=None, keepdim=False) -> Self:
-    x = self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
+  def prod(self, axis=None, keepdim=False, dtype=None) -> Self:
+    """Product over axes. bool and int tensors multiply in int64 (like PyTorch), or in dtype when given."""
+    x = self.cast(dtype) if dtype is not None else self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
     return x._reduce(Ops.MUL, axis, keepdim)
   @takes_dim
   def max(self, axis=None, keepdim=False) -> Self:
