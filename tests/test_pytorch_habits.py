@@ -245,3 +245,23 @@ def test_linspace_prod_dtype_and_nll_loss(device):
   logits = Tensor(rng.standard_normal((4, 5)).astype(np.float32), device=device)
   labels = Tensor([0, 4, 2, 1], device=device)
   np.testing.assert_allclose(logits.log_softmax(1).nll_loss(labels).item(), logits.cross_entropy(labels).item(), rtol=1e-6)
+
+
+def test_attention_scale_and_grouped_query_heads(device):
+  """scaled_dot_product_attention(scale=, enable_gqa=True): 4 query heads share 2 key/value heads (heads 0-1 the
+  first, 2-3 the second, torch's grouping), checked against numpy."""
+  q = rng.standard_normal((1, 4, 3, 8)).astype(np.float32)
+  k = rng.standard_normal((1, 2, 5, 8)).astype(np.float32)
+  v = rng.standard_normal((1, 2, 5, 8)).astype(np.float32)
+  def numpy_attention(q, k, v, scale):
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)) @ v
+  kk, vv = np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)
+  tq, tk, tv = (Tensor(a, device=device) for a in (q, k, v))
+  got = tq.scaled_dot_product_attention(tk, tv, enable_gqa=True).numpy()
+  np.testing.assert_allclose(got, numpy_attention(q, kk, vv, 1 / np.sqrt(8)), rtol=1e-4, atol=1e-5)
+  got = tq.scaled_dot_product_attention(tk, tv, scale=0.5, enable_gqa=True).numpy()
+  np.testing.assert_allclose(got, numpy_attention(q, kk, vv, 0.5), rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="grouped-query"):
+    tq.scaled_dot_product_attention(Tensor(np.ones((1, 3, 5, 8), np.float32), device=device), Tensor(np.ones((1, 3, 5, 8), np.float32), device=device), enable_gqa=True)

@@ -149,14 +149,21 @@ class NNOps:
     if p == 1: return self * 0
     keep = type(self).rand(*self.shape, device=self.device) >= p
     return keep.where(self * (1 / (1 - p)), 0)
-  def scaled_dot_product_attention(self, key: Self, value: Self, attn_mask: Self | None = None,
-                                   dropout_p: float = 0.0, is_causal: bool = False) -> Self:
-    """softmax(q @ k^T / sqrt(d) + mask) @ v with self as the queries (..., L, d). attn_mask: bool (True = attend)
-    or float (added); is_causal masks out keys after each query."""
+  def scaled_dot_product_attention(self, key: Self, value: Self, attn_mask: Self | None = None, dropout_p: float = 0.0,
+                                   is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Self:
+    """softmax(q @ k^T * scale + mask) @ v with self as the queries (..., L, d), scale 1/sqrt(d) by default.
+    attn_mask: bool (True = attend) or float (added); is_causal masks out keys after each query. enable_gqa
+    (grouped-query attention, like torch): keys and values with fewer heads (dim -3) than the queries, each
+    shared by query_heads / kv_heads consecutive query heads."""
     if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ValueError("attention needs (..., L, d) queries, keys and values")
     if self.shape[-1] != key.shape[-1]: raise ValueError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
     if key.shape[-2] != value.shape[-2]: raise ValueError(f"keys {key.shape} and values {value.shape} differ in length")
-    scores = self.matmul(key.transpose(-2, -1)) * (1 / math.sqrt(self.shape[-1]))
+    if enable_gqa and self.ndim >= 3 and key.shape[-3] != self.shape[-3]:
+      heads, kv_heads = self.shape[-3], key.shape[-3]
+      if heads % kv_heads or value.shape[-3] != kv_heads:
+        raise ValueError(f"grouped-query attention needs key/value heads {kv_heads} dividing the query heads {heads}")
+      key, value = key.repeat_interleave(heads // kv_heads, -3), value.repeat_interleave(heads // kv_heads, -3)
+    scores = self.matmul(key.transpose(-2, -1)) * (1 / math.sqrt(self.shape[-1]) if scale is None else scale)
     if is_causal:
       l, s = self.shape[-2], key.shape[-2]
       causal = type(self).ones(l, s, dtype=dtypes.bool, device=self.device).tril()
