@@ -483,3 +483,31 @@ def test_pytorch_state_dict_runs_the_same(tmp_path):
   got = model["fc"](model["norm"](model["up"](model["bn"](model["conv"](Tensor(x)))))).numpy()
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(model["emb"](Tensor(idx.astype(np.int32))).numpy(), want_emb)
+
+
+def test_conv1d_conv3d_and_conv_transpose1d_match_the_2d_references(device):
+  """Conv1d is Conv2d over a height of 1; Conv3d sums 2-d convolutions over its depth taps; ConvTranspose1d is
+  ConvTranspose2d over a height of 1; 'same' padding keeps every spatial size."""
+  from teeny.nn import Conv1d, Conv3d, ConvTranspose1d
+  conv1 = Conv1d(3, 4, 3, stride=2, padding=1)
+  w = set_weights(conv1, weight=rng.normal(size=(4, 3, 3)), bias=rng.normal(size=4))
+  x = rng.normal(size=(2, 3, 9))
+  out = conv1(Tensor(x.astype(np.float32), device=device)).numpy()
+  want = conv2d_ref(x[:, :, None], w["weight"][:, :, None], w["bias"], stride=(1, 2), padding=(0, 1))[:, :, 0]
+  np.testing.assert_allclose(out, want, **TOL)
+  conv3 = Conv3d(2, 3, (2, 3, 3), padding=(0, 1, 1))
+  w = set_weights(conv3, weight=rng.normal(size=(3, 2, 2, 3, 3)), bias=rng.normal(size=3))
+  x = rng.normal(size=(1, 2, 4, 5, 6))
+  out = conv3(Tensor(x.astype(np.float32), device=device)).numpy()
+  want = np.stack([sum(conv2d_ref(x[:, :, d + kd], w["weight"][:, :, kd], None, padding=(1, 1)) for kd in range(2))
+                   for d in range(3)], axis=2) + w["bias"].reshape(1, 3, 1, 1, 1)
+  np.testing.assert_allclose(out, want, **TOL)
+  up = ConvTranspose1d(3, 2, 3, stride=2, padding=1, output_padding=1)
+  w = set_weights(up, weight=rng.normal(size=(3, 2, 3)), bias=rng.normal(size=2))
+  x = rng.normal(size=(2, 3, 5))
+  out = up(Tensor(x.astype(np.float32), device=device)).numpy()
+  want = conv_transpose2d_ref(x[:, :, None], w["weight"][:, :, None], w["bias"], stride=(1, 2), padding=(0, 1),
+                              output_padding=(0, 1))[:, :, 0]
+  np.testing.assert_allclose(out, want, **TOL)
+  assert Conv1d(2, 2, 4, padding="same")(Tensor.ones(1, 2, 7, device=device)).shape == (1, 2, 7)
+  assert Conv3d(2, 2, 3, padding="same")(Tensor.ones(1, 2, 3, 4, 5, device=device)).shape == (1, 2, 3, 4, 5)

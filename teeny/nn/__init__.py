@@ -1,5 +1,5 @@
-"""Neural-network layers: Linear, Conv2d, ConvTranspose2d, BatchNorm, LayerNorm, GroupNorm, RMSNorm, Embedding and
-Dropout, with PyTorch's weight layouts and default initialization. Optimizers live in teeny.nn.optim, model state
+"""Neural-network layers: Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, BatchNorm, LayerNorm, GroupNorm, RMSNorm,
+Embedding and Dropout, with PyTorch's weight layouts and default initialization. Optimizers live in teeny.nn.optim, model state
 (state dicts, safetensors) in teeny.nn.state.
 
 A layer is a plain object holding tensors as attributes and computing with Tensor methods in __call__; there is
@@ -14,9 +14,10 @@ from teeny.tensor import Tensor
 from teeny.nn import optim, state  # noqa: F401  (teeny.nn.optim and teeny.nn.state, also as attributes)
 
 
-def _pair(x, name: str) -> tuple[int, int]:
-  out = (x, x) if isinstance(x, int) else tuple(x)
-  if len(out) != 2 or not all(isinstance(v, int) for v in out): raise TypeError(f"{name} must be an int or a pair of ints, got {x!r}")
+def _ntuple(x, n: int, name: str) -> tuple[int, ...]:
+  """An int for every one of n spatial dims (one int given: the same for all)."""
+  out = (x,) * n if isinstance(x, int) else tuple(x)
+  if len(out) != n or not all(isinstance(v, int) for v in out): raise TypeError(f"{name} must be an int or {n} ints, got {x!r}")
   return out
 
 
@@ -47,43 +48,67 @@ class Linear:
     return x.linear(self.weight.transpose(), self.bias)
 
 
-class Conv2d:
-  """2D convolution; weight (out_channels, in_channels / groups, kh, kw) like PyTorch, initialized like PyTorch
-  (kaiming_uniform(a=sqrt(5)) over fan_in = in_channels / groups * kh * kw; bias uniform(+-1/sqrt(fan_in))).
-  padding: an int, a pair (h, w), or 'valid' / 'same' (stride 1, like PyTorch)."""
+class _ConvNd:
+  """Convolution over `nd` spatial dims (Conv1d, Conv2d, Conv3d); weight (out_channels, in_channels / groups,
+  *kernel) like PyTorch, initialized like PyTorch (kaiming_uniform(a=sqrt(5)) over fan_in = in_channels / groups *
+  prod(kernel); bias uniform(+-1/sqrt(fan_in))). padding: an int, one per spatial dim, or 'valid' / 'same'
+  (stride 1, like PyTorch)."""
+  nd = 2
   def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True):
+    name, nd = type(self).__name__, self.nd
     if groups <= 0 or in_channels % groups or out_channels % groups:
-      raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
-    self.kernel_size, self.stride, self.dilation = _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), _pair(dilation, "dilation")
+      raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
+    self.kernel_size = _ntuple(kernel_size, nd, "kernel_size")
+    self.stride, self.dilation = _ntuple(stride, nd, "stride"), _ntuple(dilation, nd, "dilation")
     self.groups = groups
     self.padding = self._padding(padding)
     self.weight = Tensor.kaiming_uniform(out_channels, in_channels // groups, *self.kernel_size, a=math.sqrt(5))
     self.bias = _uniform_fan_in((out_channels,), in_channels // groups * math.prod(self.kernel_size)) if bias else None
 
   def _padding(self, padding):
+    name = type(self).__name__
     if padding == "valid": return 0
     if padding == "same":
-      if self.stride != (1, 1): raise ValueError("Conv2d: padding='same' needs stride 1 (like PyTorch)")
-      # total d*(k-1) per axis, the odd one extra on the right/bottom; flat (left, right, top, bottom) order
-      (kh, kw), (dh, dw) = self.kernel_size, self.dilation
-      th, tw = dh * (kh - 1), dw * (kw - 1)
-      return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
-    if isinstance(padding, str): raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-    return padding if isinstance(padding, int) else _pair(padding, "padding")
+      if any(s != 1 for s in self.stride): raise ValueError(f"{name}: padding='same' needs stride 1 (like PyTorch)")
+      # total d*(k-1) per axis, the odd one extra on the right; PyTorch's flat order: the last axis first
+      flat = []
+      for k, d in zip(reversed(self.kernel_size), reversed(self.dilation)): flat += [d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2]
+      return tuple(flat)
+    if isinstance(padding, str): raise ValueError(f"{name}: padding must be an int, {self.nd} ints, 'valid' or 'same', got {padding!r}")
+    return padding if isinstance(padding, int) else _ntuple(padding, self.nd, "padding")
 
   def __call__(self, x: Tensor) -> Tensor:
     return x.conv2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation, padding=self.padding)
 
 
-class ConvTranspose2d:
-  """Transposed 2D convolution (the gradient of Conv2d with respect to its input); weight (in_channels,
-  out_channels / groups, kh, kw) like PyTorch, which initializes it over fan_in = out_channels / groups * kh * kw."""
+class Conv1d(_ConvNd):
+  """1D convolution of (N, C, L); see _ConvNd."""
+  nd = 1
+
+
+class Conv2d(_ConvNd):
+  """2D convolution of (N, C, H, W); weight (out_channels, in_channels / groups, kh, kw); see _ConvNd."""
+  nd = 2
+
+
+class Conv3d(_ConvNd):
+  """3D convolution of (N, C, D, H, W); see _ConvNd."""
+  nd = 3
+
+
+class _ConvTransposeNd:
+  """Transposed convolution over `nd` spatial dims (the gradient of a convolution with respect to its input);
+  weight (in_channels, out_channels / groups, *kernel) like PyTorch, which initializes it over fan_in =
+  out_channels / groups * prod(kernel)."""
+  nd = 2
   def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
                groups: int = 1, bias: bool = True):
+    nd = self.nd
     if groups <= 0 or in_channels % groups or out_channels % groups:
-      raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
-    self.kernel_size, self.stride, self.dilation = _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), _pair(dilation, "dilation")
-    self.padding, self.output_padding = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+      raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
+    self.kernel_size = _ntuple(kernel_size, nd, "kernel_size")
+    self.stride, self.dilation = _ntuple(stride, nd, "stride"), _ntuple(dilation, nd, "dilation")
+    self.padding, self.output_padding = _ntuple(padding, nd, "padding"), _ntuple(output_padding, nd, "output_padding")
     self.groups = groups
     self.weight = Tensor.kaiming_uniform(in_channels, out_channels // groups, *self.kernel_size, a=math.sqrt(5))
     self.bias = _uniform_fan_in((out_channels,), out_channels // groups * math.prod(self.kernel_size)) if bias else None
@@ -91,6 +116,21 @@ class ConvTranspose2d:
   def __call__(self, x: Tensor) -> Tensor:
     return x.conv_transpose2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation,
                               padding=self.padding, output_padding=self.output_padding)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+  """Transposed 1D convolution; see _ConvTransposeNd."""
+  nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+  """Transposed 2D convolution (the gradient of Conv2d with respect to its input); see _ConvTransposeNd."""
+  nd = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+  """Transposed 3D convolution; see _ConvTransposeNd."""
+  nd = 3
 
 
 class BatchNorm:
