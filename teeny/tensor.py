@@ -680,7 +680,8 @@ class _NoGrad(contextlib.ContextDecorator):
 
 
 def _from_host(data, dtype: DType | None, device: str) -> UOp:
-  """Copy a list or numpy array into a new device buffer."""
+  """Copy a list, numpy array or bytes (uint8, like tinygrad's Tensor(bytes)) into a new device buffer."""
+  if isinstance(data, (bytes, bytearray, memoryview)): data = np.frombuffer(data, np.uint8)
   if isinstance(data, np.ndarray):
     if data.dtype == np.float64 and dtype is None: dtype = dtypes.float64
     arr = data

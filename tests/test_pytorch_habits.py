@@ -265,3 +265,12 @@ def test_attention_scale_and_grouped_query_heads(device):
   np.testing.assert_allclose(got, numpy_attention(q, kk, vv, 0.5), rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="grouped-query"):
     tq.scaled_dot_product_attention(Tensor(np.ones((1, 3, 5, 8), np.float32), device=device), Tensor(np.ones((1, 3, 5, 8), np.float32), device=device), enable_gqa=True)
+
+
+def test_tensor_from_bytes_and_int_uniform(device):
+  """Tensor(bytes) is their uint8 values (tinygrad's); uniform with an int dtype draws integers in [low, high)."""
+  assert Tensor(b"abc", device=device).numpy().tolist() == [97, 98, 99]
+  assert Tensor(bytearray(b"\x01\xff"), device=device).dtype == dtypes.uint8
+  assert Tensor(b"\x05", dtype=dtypes.int32, device=device).numpy().tolist() == [5]
+  drawn = Tensor.uniform(2000, low=-3, high=4, dtype=dtypes.int32, device=device).numpy()
+  assert drawn.dtype == np.int32 and set(drawn.tolist()) == set(range(-3, 4))

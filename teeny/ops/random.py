@@ -110,6 +110,11 @@ class RandomOps:
     return cls._as_leaf((r.cast(dtypes.int64) + low).cast(dt).reshape(shape), requires_grad)
   @classmethod
   def uniform(cls, *shape, low=0.0, high=1.0, dtype=None, device=None, requires_grad=None) -> Self:
+    """Uniform in [low, high). An int dtype gives integers in [low, high), like tinygrad's (randint)."""
+    dt = to_dtype(dtype) if dtype is not None else None
+    if dt is not None and not dtypes.is_float(dt):
+      if dt == dtypes.bool: raise TypeError("uniform can't make bools: use rand(...) < p")
+      return cls._as_leaf(cls.randint(*shape, low=int(low), high=int(high), dtype=dt, device=device), requires_grad)
     out = cls.rand(*shape, dtype=dtype, device=device) * (high - low) + low
     return cls._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @classmethod
