@@ -72,7 +72,9 @@ class _ConvNd:
       if any(s != 1 for s in self.stride): raise ValueError(f"{name}: padding='same' needs stride 1 (like PyTorch)")
       # total d*(k-1) per axis, the odd one extra on the right; PyTorch's flat order: the last axis first
       flat = []
-      for k, d in zip(reversed(self.kernel_size), reversed(self.dilation)): flat += [d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2]
+      for k, d in zip(reversed(self.kernel_size), reversed(self.dilation)):
+        total = d * (k - 1)
+        flat += [total // 2, total - total // 2]
       return tuple(flat)
     if isinstance(padding, str): raise ValueError(f"{name}: padding must be an int, {self.nd} ints, 'valid' or 'same', got {padding!r}")
     return padding if isinstance(padding, int) else _ntuple(padding, self.nd, "padding")
