@@ -239,6 +239,8 @@ def test_constant_node_cache_stays_bounded(monkeypatch):
   a constant built again after that is the same graph as before (hash-consing, not the cache, makes it equal)."""
   from teeny.ops import constants
   monkeypatch.setattr(constants, "_CONST_NODES_MAX", 4)
+  # an empty cache of its own: constants earlier tests in this process made would be found, never inserted
+  monkeypatch.setattr(constants, "_const_nodes", {})
   x = Tensor(np.zeros(3, np.float32))
   first = (x + 0.5).uop
   for i in range(12):
