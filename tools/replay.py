@@ -101,10 +101,13 @@ class Capture:
     import teeny.engine.runner as engine
     original = engine.get_program
     def recording_get_program(ast, renderer, opts=None):
-      flat = flatten(ast)
-      self.asts.setdefault(ast_key(flat), flat)
+      self.keep(ast)
       return original(ast, renderer, opts)
     engine.get_program = recording_get_program
+
+  def keep(self, ast):
+    flat = flatten(ast)
+    self.asts.setdefault(ast_key(flat), flat)
 
 
 def run_examples(capture_dir: str):
@@ -132,21 +135,19 @@ def start_capture() -> Capture:
 
 def capture(pytest_args: list, examples: bool) -> dict:
   import tempfile, pytest
-  cap = start_capture()
   with tempfile.TemporaryDirectory() as scratch:
-    # with pytest-xdist (-n ...) the tests run in worker processes: tests/conftest.py keeps theirs in this file
+    # tests/conftest.py captures the tests' ASTs (in this process, or in pytest-xdist's workers with -n) into this file
     os.environ["TEENY_REPLAY_CAPTURE"] = kept = os.path.join(scratch, "pytest.pkl.xz")
     try: status = pytest.main(["-q", "-p", "no:cacheprovider", *pytest_args])
     finally: del os.environ["TEENY_REPLAY_CAPTURE"]
+    cap = start_capture()  # (from here on: the examples and the roofline's kernels)
     if os.path.exists(kept):
       for key, (flat, _) in load(kept).items(): cap.asts.setdefault(key, flat)
   print(f"replay: pytest exited with {status}; {len(cap.asts)} kernel ASTs so far", file=sys.stderr)
   if examples:
     with tempfile.TemporaryDirectory() as scratch: run_examples(scratch)
   from teeny.engine.roofline import benchmark_asts  # (made by a run only on a cold cache: recorded always)
-  for ast in benchmark_asts():
-    flat = flatten(ast)
-    cap.asts.setdefault(ast_key(flat), flat)
+  for ast in benchmark_asts(): cap.keep(ast)
   print(f"replay: {len(cap.asts)} kernel ASTs captured", file=sys.stderr)
   return cap.asts
 

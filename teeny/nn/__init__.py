@@ -48,6 +48,16 @@ class Linear:
     return x.linear(self.weight.transpose(), self.bias)
 
 
+def _set_geometry(layer, in_channels: int, out_channels: int, kernel_size, stride, dilation, groups: int):
+  """A convolution layer's kernel_size, stride, dilation (an int, or one per spatial dim: layer.nd) and groups,
+  which must divide both channel counts."""
+  if groups <= 0 or in_channels % groups or out_channels % groups:
+    raise ValueError(f"{type(layer).__name__}: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
+  layer.kernel_size = _ntuple(kernel_size, layer.nd, "kernel_size")
+  layer.stride, layer.dilation = _ntuple(stride, layer.nd, "stride"), _ntuple(dilation, layer.nd, "dilation")
+  layer.groups = groups
+
+
 class _ConvNd:
   """Convolution over `nd` spatial dims (Conv1d, Conv2d, Conv3d); weight (out_channels, in_channels / groups,
   *kernel) like PyTorch, initialized like PyTorch (kaiming_uniform(a=sqrt(5)) over fan_in = in_channels / groups *
@@ -55,12 +65,7 @@ class _ConvNd:
   (stride 1, like PyTorch)."""
   nd = 2
   def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True):
-    name, nd = type(self).__name__, self.nd
-    if groups <= 0 or in_channels % groups or out_channels % groups:
-      raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
-    self.kernel_size = _ntuple(kernel_size, nd, "kernel_size")
-    self.stride, self.dilation = _ntuple(stride, nd, "stride"), _ntuple(dilation, nd, "dilation")
-    self.groups = groups
+    _set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
     self.padding = self._padding(padding)
     self.weight = Tensor.kaiming_uniform(out_channels, in_channels // groups, *self.kernel_size, a=math.sqrt(5))
     self.bias = _uniform_fan_in((out_channels,), in_channels // groups * math.prod(self.kernel_size)) if bias else None
@@ -105,13 +110,8 @@ class _ConvTransposeNd:
   nd = 2
   def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
                groups: int = 1, bias: bool = True):
-    nd = self.nd
-    if groups <= 0 or in_channels % groups or out_channels % groups:
-      raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
-    self.kernel_size = _ntuple(kernel_size, nd, "kernel_size")
-    self.stride, self.dilation = _ntuple(stride, nd, "stride"), _ntuple(dilation, nd, "dilation")
-    self.padding, self.output_padding = _ntuple(padding, nd, "padding"), _ntuple(output_padding, nd, "output_padding")
-    self.groups = groups
+    _set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
+    self.padding, self.output_padding = _ntuple(padding, self.nd, "padding"), _ntuple(output_padding, self.nd, "output_padding")
     self.weight = Tensor.kaiming_uniform(in_channels, out_channels // groups, *self.kernel_size, a=math.sqrt(5))
     self.bias = _uniform_fan_in((out_channels,), out_channels // groups * math.prod(self.kernel_size)) if bias else None
 

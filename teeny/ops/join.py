@@ -74,16 +74,19 @@ class JoinOps:
     return out
   def pad_to(self, *shape) -> Self:
     """Zeros added at the end of each axis up to shape (None or the size itself: that axis as it is), like tinygrad."""
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
-    if len(shape) != self.ndim: raise ValueError(f"pad_to {shape} needs one size per axis of shape {self.shape}")
+    shape = self._size_per_axis(shape, "pad_to")
     if any(n is not None and n < s for n, s in zip(shape, self.shape)):
       raise ValueError(f"pad_to {shape} is smaller than shape {self.shape}: use shrink_to")
     return self.pad(tuple((0, 0 if n is None else n - s) for n, s in zip(shape, self.shape)))
   def shrink_to(self, *shape) -> Self:
     """The first elements of each axis, up to shape (None: that axis as it is), like tinygrad."""
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
-    if len(shape) != self.ndim: raise ValueError(f"shrink_to {shape} needs one size per axis of shape {self.shape}")
+    shape = self._size_per_axis(shape, "shrink_to")
     return self.shrink(tuple((0, s if n is None else n) for n, s in zip(shape, self.shape)))
+  def _size_per_axis(self, shape: tuple, what: str) -> tuple:
+    """pad_to's and shrink_to's sizes, given as ints or one tuple: one per axis (None: the axis as it is)."""
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
+    if len(shape) != self.ndim: raise ValueError(f"{what} {shape} needs one size per axis of shape {self.shape}")
+    return shape
   def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Self:
     """The diagonal of the (dim1, dim2) planes as the last axis, like torch.diagonal (offset > 0: above it)."""
     d1, d2 = _canon_axis(dim1, self.ndim), _canon_axis(dim2, self.ndim)

@@ -51,7 +51,7 @@ class ReduceOps:
   @takes_dim
   def sum(self, axis=None, keepdim=False, dtype=None) -> Self:
     """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""
-    x = self.cast(dtype) if dtype is not None else (self.cast(dtypes.int64) if not dtypes.is_float(self.dtype) and self.dtype != dtypes.uint64 else self)
+    x = self.cast(dtype) if dtype is not None else self._accumulating()
     return x._reduce(Ops.ADD, axis, keepdim)
   @takes_dim
   def prod(self, axis=None, keepdim=False, dtype=None) -> Self:
@@ -204,20 +204,13 @@ class ReduceOps:
   @takes_dim
   def cumsum(self, axis: int = 0) -> Self:
     """Inclusive prefix sum along axis. bool and int tensors sum in int64 (like PyTorch)."""
-    if self.ndim == 0: return self.sum()
-    ax = _canon_axis(axis, self.ndim)
-    x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
-    if self.shape[ax] == 0: return x
-    return x.transpose(ax, -1)._cum_last("sum").transpose(ax, -1)
+    return self._accumulating()._scan("sum", axis)
   @takes_dim
   def cumprod(self, axis: int = 0) -> Self:
     """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too). bool and int
     tensors multiply in int64."""
     if self.ndim == 0: return self
-    ax = _canon_axis(axis, self.ndim)
-    x = self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
-    if self.shape[ax] == 0: return x
-    return x.transpose(ax, -1)._cum_last("prod").transpose(ax, -1)
+    return self._accumulating()._scan("prod", axis)
   @takes_dim
   def cummin(self, axis: int = 0) -> Self:
     """Running minimum along axis (the values only, like cummax)."""
@@ -229,12 +222,17 @@ class ReduceOps:
   @takes_dim
   def cummax(self, axis: int = 0) -> Self:
     """Running maximum along axis (the values only, like tinygrad; torch also returns indices)."""
+    if self.dtype != dtypes.bool: return self._scan("max", axis)
+    return self.cast(dtypes.uint8)._scan("max", axis).cast(dtypes.bool)
+  def _scan(self, op: str, axis: int) -> Self:
+    """The inclusive scan (op: "sum", "max" or "prod", see _cum_last) of self along axis."""
     if self.ndim == 0: return self
     ax = _canon_axis(axis, self.ndim)
     if self.shape[ax] == 0: return self
-    x = self.cast(dtypes.uint8) if self.dtype == dtypes.bool else self
-    out = x.transpose(ax, -1)._cum_last("max").transpose(ax, -1)
-    return out.cast(dtypes.bool) if self.dtype == dtypes.bool else out
+    return self.transpose(ax, -1)._cum_last(op).transpose(ax, -1)
+  def _accumulating(self) -> Self:
+    """Self in the dtype its sums and products accumulate in: int64 for bool and the ints (uint64 stays)."""
+    return self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
 
   # linear algebra (composed)
   def dot(self, w: Self) -> Self: return self.matmul(w)
