@@ -34,7 +34,11 @@ class DType(metaclass=_Interned):
     return VecDType(self.priority, self.itemsize * count, f"{self.name}x{count}", None, self, count)
 
   @property
-  def np(self): return np.dtype(self.fmt) if self.fmt is not None else None
+  def np(self):
+    """The numpy dtype of this type's bytes. bfloat16 and the fp8 kinds, which numpy lacks, give the unsigned int
+    of their size: the raw bits (to_host/from_host convert values)."""
+    if self.fmt is not None: return np.dtype(self.fmt)
+    return _BITS_NP.get(self.name)
   @property
   def min(self):
     """The lowest value (-inf for floats), like tinygrad's dtype.min."""
@@ -77,6 +81,10 @@ class dtypes:
   float16 = DType(9, 2, "float16", "e")
   float32 = DType(10, 4, "float32", "f")
   float64 = DType(11, 8, "float64", "d")
+  # storage-only floats (tinygrad's names): kept in memory as their bits, computed in float32 (codegen/lowfloat.py)
+  bfloat16 = DType(9, 2, "bfloat16", None)
+  fp8e4m3 = DType(8, 1, "fp8e4m3", None)  # PyTorch's float8_e4m3fn: no inf, NaN is S.1111.111, max 448
+  fp8e5m2 = DType(8, 1, "fp8e5m2", None)  # PyTorch's float8_e5m2: IEEE-like, max 57344, has inf
   half, float, double = float16, float32, float64
   char, uchar, short, int, long = int8, uint8, int16, int32, int64
   ushort, uint, ulong = uint16, uint32, uint64
@@ -107,7 +115,7 @@ class dtypes:
   def finfo(t: DType) -> tuple[int, int]:
     """(exponent bits, mantissa bits) of a float dtype, like tinygrad's dtypes.finfo."""
     if t not in FLOATS: raise TypeError(f"finfo of {t}: not a float dtype")
-    return {2: (5, 10), 4: (8, 23), 8: (11, 52)}[t.itemsize]
+    return _FINFO[t]
   @staticmethod
   def least_upper_dtype(*ds: DType) -> DType:
     """The dtype every one of ds promotes to (PyTorch's promotion, see promote)."""
@@ -122,10 +130,17 @@ class dtypes:
 
 ALL = (dtypes.bool, dtypes.int8, dtypes.uint8, dtypes.int16, dtypes.uint16, dtypes.int32, dtypes.uint32,
        dtypes.int64, dtypes.uint64, dtypes.float16, dtypes.float32, dtypes.float64)
-FLOATS = frozenset((dtypes.float16, dtypes.float32, dtypes.float64))
+# floats kept as bits in memory and computed in float32 on every device (teeny/codegen/lowfloat.py)
+STORAGE_FLOATS = frozenset((dtypes.bfloat16, dtypes.fp8e4m3, dtypes.fp8e5m2))
+# floats narrower than float32: their arithmetic runs in float32 and rounds once per op, sums accumulate in float32
+NARROW_FLOATS = STORAGE_FLOATS | {dtypes.float16}
+FLOATS = frozenset((dtypes.float16, dtypes.float32, dtypes.float64)) | STORAGE_FLOATS
+_FINFO = {dtypes.float16: (5, 10), dtypes.bfloat16: (8, 7), dtypes.float32: (8, 23), dtypes.float64: (11, 52),
+          dtypes.fp8e4m3: (4, 3), dtypes.fp8e5m2: (5, 2)}
+_BITS_NP = {"bfloat16": np.dtype(np.uint16), "fp8e4m3": np.dtype(np.uint8), "fp8e5m2": np.dtype(np.uint8)}
 UNSIGNED = frozenset((dtypes.uint8, dtypes.uint16, dtypes.uint32, dtypes.uint64))
 INTS = frozenset((dtypes.int8, dtypes.int16, dtypes.int32, dtypes.int64)) | UNSIGNED
-_FROM_NP = {t.np: t for t in ALL}
+_FROM_NP = {t.np: t for t in ALL}  # (ALL has no storage float: numpy's uint16 stays uint16)
 # every scalar dtype by its name (aliases such as "half" included), like tinygrad's DTYPES_DICT
 DTYPES_DICT = {name: t for name, t in vars(dtypes).items() if isinstance(t, DType) and not name.startswith(("default", "void"))}
 
@@ -144,11 +159,20 @@ def promote(a: DType, b: DType) -> DType:
   if a == b: return a
   ca, cb = _category(a), _category(b)
   if ca != cb: return a if ca > cb else b
-  if ca == 2 or dtypes.is_unsigned(a) == dtypes.is_unsigned(b): return a if a.itemsize >= b.itemsize else b
+  if ca == 2: return _promote_floats(a, b)
+  if dtypes.is_unsigned(a) == dtypes.is_unsigned(b): return a if a.itemsize >= b.itemsize else b
   signed, unsigned = (a, b) if dtypes.is_unsigned(b) else (b, a)
   if signed.itemsize > unsigned.itemsize: return signed
   # an unsigned type needs the next wider signed type; uint64 has none, so (like numpy) it goes to float
   return {1: dtypes.int16, 2: dtypes.int32, 4: dtypes.int64}.get(unsigned.itemsize, dtypes.float64)
+
+
+def _promote_floats(a: DType, b: DType) -> DType:
+  """Two different floats: the wider wins. Of one size (bfloat16 and float16, or the two fp8 kinds) neither holds
+  the other: float32 for the 16-bit pair (like PyTorch), float16 for the fp8 pair (tinygrad's lattice; PyTorch
+  refuses to mix fp8 kinds at all)."""
+  if a.itemsize != b.itemsize: return a if a.itemsize > b.itemsize else b
+  return dtypes.float32 if a.itemsize == 2 else dtypes.float16
 
 
 def promote_scalar(t: DType, x) -> DType:
@@ -157,6 +181,75 @@ def promote_scalar(t: DType, x) -> DType:
   if isinstance(x, int): return t if t is not dtypes.bool else dtypes.default_int
   if isinstance(x, float): return t if t in FLOATS else dtypes.default_float
   raise TypeError(f"cannot combine a tensor with {type(x).__name__}")
+
+
+# ---- bfloat16 and fp8 on the host: values <-> bits, rounding to nearest even like PyTorch's CPU casts ----
+
+# (exponent bits, mantissa bits, exponent bias, saturates: overflow and inf go to the largest finite value)
+FP8_FORMATS = {dtypes.fp8e4m3: (4, 3, 7, True), dtypes.fp8e5m2: (5, 2, 15, False)}
+
+
+def float_to_bits(values, dtype: DType) -> np.ndarray:
+  """The bits (uint16 or uint8) of values rounded to bfloat16 or an fp8 kind: via float32, then to nearest even.
+  NaN keeps its sign; fp8e4m3 has no inf, so it saturates at +-448 (PyTorch's float8_e4m3fn), fp8e5m2 overflows to inf."""
+  with np.errstate(invalid="ignore", over="ignore"): f32 = np.asarray(values, dtype=np.float64).astype(np.float32)
+  bits = f32.view(np.uint32).astype(np.uint64)
+  if dtype == dtypes.bfloat16:
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(f32), ((bits >> 16) | 0x40).astype(np.uint16), rounded)
+  return _float_to_fp8(f32, bits, dtype)
+
+
+def _float_to_fp8(f32: np.ndarray, bits: np.ndarray, dtype: DType) -> np.ndarray:
+  """The fp8 bits of float32 values, by the integer steps codegen/lowfloat.py's kernels take (see fp8_constants)."""
+  c = fp8_constants(dtype)
+  bits = bits.astype(np.int64)
+  magnitude = bits & 0x7FFFFFFF
+  rebiased = magnitude - c["rebias"]
+  normal = (rebiased + c["half_unit"] - 1 + ((rebiased >> c["shift"]) & 1)) >> c["shift"]
+  # a subnormal: adding 2^k, whose float32 unit in the last place is the smallest subnormal, rounds it for us
+  with np.errstate(over="ignore", invalid="ignore"):
+    summed = (np.abs(f32) + np.float32(c["magic"])).view(np.uint32).astype(np.int64)
+  small = summed - np.int64(np.float32(c["magic"]).view(np.uint32))
+  code = np.where(magnitude < c["min_normal"], small, np.minimum(normal, c["largest"]))
+  code = np.where(magnitude > 0x7F800000, c["nan"], code)
+  return (code | ((bits >> 24) & 0x80)).astype(np.uint8)
+
+
+def fp8_constants(dtype: DType) -> dict:
+  """The integer constants of float32 -> fp8 rounding: float32 bits are rebiased to the fp8 exponent (`rebias`),
+  rounded to nearest even at `shift` bits, and capped at `largest` (e4m3: 448, as it saturates; e5m2: inf).
+  Below `min_normal` (float32 bits of fp8's smallest normal) the value is a subnormal: float32 `magic` + |x| rounds
+  it (`smallest`: the smallest subnormal). `nan` is the code of NaN (the sign bit is or-ed in), `max_finite` the
+  largest finite code: codes above it are NaN (e4m3), or inf and NaN (e5m2)."""
+  ebits, mbits, bias, saturates = FP8_FORMATS[dtype]
+  shift = 23 - mbits
+  top = 2 ** (ebits + mbits) - 1
+  return {"shift": shift, "half_unit": 1 << (shift - 1), "rebias": (127 - bias) << 23, "min_normal": (128 - bias) << 23,
+          "smallest": 2.0 ** (1 - bias - mbits), "magic": 2.0 ** (23 + 1 - bias - mbits), "nan": top,
+          "largest": top - 1 if saturates else top - (2 ** mbits - 1), "max_finite": top - 1 if saturates else top - 2 ** mbits}
+
+
+def bits_to_float(bits, dtype: DType) -> np.ndarray:
+  """float32 values of bfloat16 or fp8 bits (exact: float32 holds every one of them)."""
+  bits = np.asarray(bits)
+  if dtype == dtypes.bfloat16: return (bits.astype(np.uint32) << 16).view(np.float32)
+  ebits, mbits, bias, saturates = FP8_FORMATS[dtype]
+  code = bits.astype(np.int64)
+  field, mantissa = (code >> mbits) & (2 ** ebits - 1), code & (2 ** mbits - 1)
+  scale = np.exp2(np.maximum(field, 1) - bias - mbits)
+  magnitude = np.where(field > 0, mantissa + 2 ** mbits, mantissa) * scale
+  top_field = field == 2 ** ebits - 1
+  special = (top_field & (mantissa == 2 ** mbits - 1)) if saturates else top_field
+  special_value = np.nan if saturates else np.where(mantissa == 0, np.inf, np.nan)  # e5m2: inf, or NaN
+  magnitude = np.where(special, special_value, magnitude)
+  return np.where(code & 0x80, -magnitude, magnitude).astype(np.float32)
+
+
+def to_host(values, dtype: DType) -> np.ndarray:
+  """values as a numpy array of dtype's bytes: bfloat16 and fp8 rounded to their bits, other dtypes cast."""
+  if dtype in STORAGE_FLOATS: return float_to_bits(values, dtype)
+  return np.asarray(values).astype(dtype.np, copy=False)
 
 
 def to_dtype(x) -> DType:

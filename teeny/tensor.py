@@ -12,7 +12,7 @@ _check_inplace) and never import this module. Realizing tensors is teeny/engine/
 from __future__ import annotations
 import contextlib, math, operator, threading, weakref
 import numpy as np
-from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype
+from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, to_host, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer, Device, check_dtype
 from teeny.schedule import buffer_view, is_buffer_view
@@ -327,6 +327,7 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
     todo = tuple({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
     if todo: realize_tensors(todo)
   def numpy(self) -> np.ndarray:
+    if self.dtype in STORAGE_FLOATS: return self.float().numpy()  # numpy has no bfloat16/fp8: float32, like tinygrad
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
     self.realize()
     return read_tensor(self).reshape(self.shape)
@@ -513,7 +514,7 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
       return a._int_div(b) if not dtypes.is_float(a.dtype) else (a / b).trunc()
     a, b = self._binop_operands(other, reverse)
     if not dtypes.is_float(a.dtype): a, b = a.cast(dtypes.default_float), b.cast(dtypes.default_float)
-    return a._alu(Ops.MUL, b._alu(Ops.RECIP))
+    return a._alu(Ops.FDIV, b)  # correctly rounded (a * (1 / b) rounds twice: 41 / 41 would be 0.99999994)
   def _int_div(self, b: Tensor) -> Tensor:
     """C-style truncating division that never traps: x // 0 gives 0 (like numpy) and MIN // -1 wraps."""
     zero = b == 0
@@ -527,9 +528,10 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
     return unsafe.where(0, self._alu(Ops.MOD, unsafe.where(1, b).cast(b.dtype))).cast(self.dtype)
   def floordiv(self, other, reverse=False) -> Tensor:
     """Floor division, like Python's // and torch.floor_divide: the quotient rounds toward -inf (-7 // 2 == -4,
-    7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: floor(a / b)."""
+    7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: exact
+    (ops/elementwise.py's _float_floordiv; floor(a / b) would round 1.0 // 0.1 up to 10)."""
     a, b = self._binop_operands(other, reverse)
-    if dtypes.is_float(a.dtype): return (a / b).floor()
+    if dtypes.is_float(a.dtype): return a._float_floordiv(b)
     if a.dtype == dtypes.bool: raise TypeError("floor division of bool tensors is not supported")
     q = a._int_div(b)
     if dtypes.is_unsigned(a.dtype): return q
@@ -537,11 +539,10 @@ class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, 
     return q - ((r != 0) & ((r < 0) != (b < 0))).cast(q.dtype)
   def mod(self, other, reverse=False) -> Tensor:
     """Remainder with the sign of the divisor, like Python's % and torch.remainder (-7 % 2 == 1, 7 % -2 == -1), so
-    (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: a - floor(a / b) * b."""
+    (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: C's exact fmod, moved to b's sign."""
     a, b = self._binop_operands(other, reverse)
-    if dtypes.is_float(a.dtype): return a - (a / b).floor() * b
     if a.dtype == dtypes.bool: raise TypeError("modulo of bool tensors is not supported")
-    r = a._int_mod(b)
+    r = a._alu(Ops.MOD, b) if dtypes.is_float(a.dtype) else a._int_mod(b)
     if dtypes.is_unsigned(a.dtype): return r
     return ((r != 0) & ((r < 0) != (b < 0))).where(r + b, r).cast(r.dtype)
   def neg(self) -> Tensor:
@@ -692,7 +693,7 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
   shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
-  arr = np.ascontiguousarray(arr.astype(dt.np, copy=False))
+  arr = np.ascontiguousarray(to_host(arr, dt))  # (bfloat16/fp8: values rounded to their bits)
   buf = Buffer(device, arr.size, dt)
   if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
   return buffer_view(buf, shape)

@@ -5,19 +5,20 @@ arguments (LLVM: the runtime splits that loop across cores); local axes become O
 become RANGE loops. Upcast and unrolled axes become no loop at all: their index is a LANE placeholder, and the
 graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
 store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
-index expressions and validity gates, reduces become accumulators, half arithmetic moves to float32, and the
+index expressions and validity gates, reduces become accumulators, half, bfloat16 and fp8 arithmetic moves to float32 (bfloat16 and fp8 become bits in memory: lowfloat.py), and the
 symbolic rules of symbolic.py simplify the result. A gather axis (kernel.py) becomes no loop: the reduce along it sums
 where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
 import itertools, math
-from teeny.dtype import dtypes, DType
+from teeny.dtype import dtypes, DType, NARROW_FLOATS
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, ALU, COMPARISON
 from teeny.symbolic import symbolic, _split_sum
 from teeny.renderer import Renderer, CORE_START, CORE_END
 from teeny.codegen.kernel import LoopSpace, REDUCE_KINDS
 from teeny.symbolic import where_conditions
+from teeny.codegen.lowfloat import touches_storage_floats, storage_floats_in_float32, storage_float_buffers
 
 
 @dataclass
@@ -184,24 +185,26 @@ lower_ast = PatternMatcher([
 
 
 def _half_in_float(x: UOp) -> UOp | None:
-  """Compute an ALU op on float16 in float32 and round the result back, like numpy does."""
-  if not any(s.dtype == dtypes.float16 for s in x.src[-2:]) and x.dtype != dtypes.float16: return None
+  """Compute an ALU op on a narrow float (float16, bfloat16, fp8) in float32 and round the result back, like numpy
+  and PyTorch do."""
+  if not any(s.dtype in NARROW_FLOATS for s in x.src[-2:]) and x.dtype not in NARROW_FLOATS: return None
   if x.op is Ops.WHERE: srcs = (x.src[0],) + tuple(s.cast(dtypes.float32) for s in x.src[1:])
-  else: srcs = tuple(s.cast(dtypes.float32) if s.dtype == dtypes.float16 else s for s in x.src)
+  else: srcs = tuple(s.cast(dtypes.float32) if s.dtype in NARROW_FLOATS else s for s in x.src)
   out = UOp(x.op, dtypes.bool if x.op in COMPARISON else dtypes.float32, srcs, x.arg)
-  return out if x.op in COMPARISON else out.cast(dtypes.float16)
+  return out if x.op in COMPARISON else out.cast(x.dtype)
 
 
 def _half_acc(acc: UOp) -> UOp | None:
-  # float16 reductions accumulate in float32
-  return acc.replace(dtype=dtypes.float32, src=(UOp.const(dtypes.float32, acc.src[0].arg),) + acc.src[1:]) if acc.dtype == dtypes.float16 else None
+  # narrow float reductions accumulate in float32
+  if acc.dtype not in NARROW_FLOATS: return None
+  return acc.replace(dtype=dtypes.float32, src=(UOp.const(dtypes.float32, acc.src[0].arg),) + acc.src[1:])
 
 
 def _half_assign(a: UOp, acc: UOp, v: UOp) -> UOp | None:
-  """The update of a float32 accumulator of a half reduce keeps full precision; only the result is rounded."""
-  if a.dtype != dtypes.float16: return None
+  """The update of a float32 accumulator of a narrow float reduce keeps full precision; only the result is rounded."""
+  if a.dtype not in NARROW_FLOATS: return None
   exact = v.src[0] if v.op is Ops.CAST and v.src[0].dtype == dtypes.float32 else v.cast(dtypes.float32)
-  return a.replace(dtype=dtypes.float32, src=(acc, exact)).cast(dtypes.float16)
+  return a.replace(dtype=dtypes.float32, src=(acc, exact)).cast(a.dtype)
 
 
 half_to_float = PatternMatcher([
@@ -255,11 +258,14 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   copies = expand_lanes(sink, [lanes[a] for a in axes["upcast"]], ctx.acc_count[0])
   sink = UOp(Ops.SINK, dtypes.void, tuple(store for copy in copies for store in copy.src))
   sink = graph_rewrite(sink, half_to_float)
+  storage_floats = touches_storage_floats(k.ast)  # bfloat16 or fp8: bits in memory, float32 in registers
+  if storage_floats: sink = storage_floats_in_float32(sink)
   sink = graph_rewrite(sink, symbolic)
   if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths_for)
   # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   sink = sink.replace(src=sink.src + buffers)
+  if storage_floats: sink = storage_float_buffers(sink)
   return LoweredKernel(sink, global_size, local_size)
 
 
