@@ -88,6 +88,17 @@ def _shrink_grad(ctx: UOp, ret: UOp):
 custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
 
 
+def _mod_grad(ctx: UOp, ret: UOp):
+  # a float MOD is fmod(a, b) = a - q * b with q the exact truncated quotient: (a - fmod(a, b)) / b rounded to the
+  # nearest integer (trunc(a / b) is off by one where a / b rounds up to an integer: 1.0 / 0.1 is 10.0, q is 9).
+  # An integer MOD passes no gradient.
+  if not dtypes.is_float(ret.dtype): return (None, None)
+  a, b = ret.src
+  near = (a - ret).alu(Ops.FDIV, b)
+  q = (near + near.lt(0).where(near.const_like(-0.5), 0.5)).alu(Ops.TRUNC)
+  return (ctx, -(ctx * q))
+
+
 def _detach_grad(ctx: UOp, ret: UOp):
   if ret.arg is None: return (None,)  # a plain detach(): no gradient
   return (None, *custom_gradients[ret.arg](ctx, ret))
@@ -99,6 +110,7 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.MUL, name="ret"), lambda ctx, ret: (ctx * ret.src[1], ctx * ret.src[0])),
   (UPat(Ops.NEG), lambda ctx: (-ctx,)),
   (UPat(Ops.RECIP, name="ret"), lambda ctx, ret: (-(ctx * (ret * ret)),)),
+  (UPat(Ops.FDIV, name="ret"), lambda ctx, ret: (ctx.alu(Ops.FDIV, ret.src[1]), -(ctx * ret).alu(Ops.FDIV, ret.src[1]))),
   (UPat(Ops.SQRT, name="ret"), lambda ctx, ret: (ctx / (ret * 2.0),)),
   (UPat(Ops.EXP2, name="ret"), lambda ctx, ret: (ctx * (ret * LN2),)),
   (UPat(Ops.LOG2, name="ret"), lambda ctx, ret: (ctx / (ret.src[0] * LN2),)),
@@ -117,6 +129,7 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.ASSIGN, name="ret"), _assign_grad),
   (UPat(Ops.DETACH, name="ret"), _detach_grad),
   (UPat(Ops.COPY, name="ret"), lambda ctx, ret: (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)),
+  (UPat(Ops.MOD, name="ret"), _mod_grad),
   # no gradient flows through comparisons, integer math, bit ops, TRUNC or BITCAST
   (UPat((Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR, Ops.MOD, Ops.IDIV, Ops.TRUNC,
          Ops.BITCAST), name="ret"), lambda ctx, ret: tuple(None for _ in ret.src)),

@@ -7,7 +7,8 @@ teeny's kernels against (tests/test_reference.py), and what VALIDATE=1 checks ev
 of root as a numpy array of root's shape and dtype. Values are computed at the node's dtype, with teeny's
 semantics where numpy's differ or are undefined:
 - IDIV and MOD truncate like C (-7 // 2 is -3, -7 % 2 is -1); x // 0 and x % 0 give 0 and MIN // -1 wraps, as the
-  LLVM backend's guarded division does (the tensor level never asks for those; see Tensor._int_div).
+  LLVM backend's guarded division does (the tensor level never asks for those; see Tensor._int_div). A float
+  MOD is C's fmod: exact, the dividend's sign, NaN for x % 0.
 - MAX propagates a NaN from either side (exec_alu's rule: a if a > b or a is NaN, else b).
 - LOG2 and SQRT of a negative number are NaN, RECIP of a zero is an infinity of the zero's sign.
 - Integer arithmetic wraps at the dtype's width; CAST of a float to an integer truncates toward zero.
@@ -88,7 +89,8 @@ def _c_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _c_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """The remainder of _c_div: the dividend's sign, x % 0 = 0."""
+  """The remainder of _c_div: the dividend's sign, x % 0 = 0. Floats: C's fmod (exact; x % 0 is NaN)."""
+  if a.dtype.kind == "f": return np.fmod(a, b)
   return np.where(b == 0, np.zeros_like(a), a - _c_div(a, b) * b)
 
 
@@ -97,7 +99,7 @@ _UNARY: dict[Ops, Callable] = {
   Ops.NEG: np.negative, Ops.TRUNC: _trunc,
 }
 _BINARY: dict[Ops, Callable] = {
-  Ops.ADD: np.add, Ops.MUL: np.multiply, Ops.MAX: _maximum, Ops.IDIV: _c_div, Ops.MOD: _c_mod,
+  Ops.ADD: np.add, Ops.MUL: np.multiply, Ops.MAX: _maximum, Ops.IDIV: _c_div, Ops.MOD: _c_mod, Ops.FDIV: np.divide,
   Ops.CMPLT: np.less, Ops.CMPNE: np.not_equal, Ops.AND: np.bitwise_and, Ops.OR: np.bitwise_or,
   Ops.XOR: np.bitwise_xor, Ops.SHL: np.left_shift, Ops.SHR: np.right_shift,
 }

@@ -39,7 +39,7 @@ class Ops(metaclass=_OpsType):
   # unary ALU
   EXP2 = Op(); LOG2 = Op(); SIN = Op(); SQRT = Op(); RECIP = Op(); NEG = Op(); TRUNC = Op()
   # binary ALU
-  ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); CMPLT = Op(); CMPNE = Op()
+  ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); FDIV = Op(); CMPLT = Op(); CMPNE = Op()
   AND = Op(); OR = Op(); XOR = Op(); SHL = Op(); SHR = Op()
   # ternary ALU
   WHERE = Op()
@@ -66,7 +66,8 @@ class Ops(metaclass=_OpsType):
 
 
 UNARY = {Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIP, Ops.NEG, Ops.TRUNC}
-BINARY = {Ops.ADD, Ops.MUL, Ops.MAX, Ops.MOD, Ops.IDIV, Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR}
+BINARY = {Ops.ADD, Ops.MUL, Ops.MAX, Ops.MOD, Ops.IDIV, Ops.FDIV, Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL,
+          Ops.SHR}
 ALU = UNARY | BINARY | {Ops.WHERE}
 ELEMENTWISE = ALU | {Ops.CAST, Ops.BITCAST}
 MOVEMENT = {Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP}
@@ -307,6 +308,7 @@ def _idiv_bounds(u: UOp, s: tuple, dmin, dmax):
 
 
 def _mod_bounds(u: UOp, s: tuple, dmin, dmax):
+  if not dtypes.is_int(u.dtype): return None  # (a float MOD is fmod: its bounds aren't the integer ones)
   return (0, min(s[1].arg - 1, s[0].vmax)) if _divides_nonnegative(s) else None
 
 
@@ -464,6 +466,7 @@ def exec_alu(op: Ops, dtype: DType, vals: list):
              Ops.RECIP: lambda: np.float64(1.0) / a[0] if a[0] != 0 else math.copysign(math.inf, a[0]),
              Ops.NEG: lambda: -a[0], Ops.TRUNC: lambda: np.trunc(a[0]), Ops.ADD: lambda: a[0] + a[1],
              Ops.MUL: lambda: a[0] * a[1], Ops.MAX: lambda: a[0] if (a[0] > a[1] or a[0] != a[0]) else a[1],
+             Ops.MOD: lambda: np.fmod(a[0], a[1]), Ops.FDIV: lambda: a[0] / a[1],
              Ops.CMPLT: lambda: bool(a[0] < a[1]), Ops.CMPNE: lambda: bool(a[0] != a[1])}[op]()
     return out if isinstance(out, bool) else normalize_const(float(out), dtype)
   a = [int(v) for v in vals]

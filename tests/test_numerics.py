@@ -1,13 +1,76 @@
 """Numerics the issue asks for, beyond tests/test_ops*.py and tests/test_dtype.py: integer division and modulo
 against Python's own // and % (every int width, negative operands, scalars on either side); float16 reductions
 that only come out right with a float32 accumulator; softmax, log_softmax and logsumexp for logits of +-1e4 in
-every float dtype, forward and backward."""
+every float dtype, forward and backward; float division, %, // and fmod exactly as IEEE, numpy and PyTorch give them."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from teeny import Tensor, Device, dtypes
 
 DEVICES = Device.available()
+
+
+# ---------------------------------------------------------------- float /, %, // and fmod, exact
+
+def _float_operands(dtype):
+  """Dividends and divisors over many magnitudes and signs, with the cases a * (1 / b) or a - floor(a / b) * b got
+  wrong: 41 / 41 (0.99999994), 1.0 % 0.1 (0), 1e10 % 3 (-1024), 1.0 // 0.1 (10)."""
+  rng = np.random.default_rng(7)
+  a = (rng.standard_normal(200) * 10.0 ** rng.integers(-6, 12, 200)).astype(dtype)
+  b = (rng.standard_normal(200) * 10.0 ** rng.integers(-4, 6, 200)).astype(dtype)
+  special_a = np.array([41, 47, 1.0, 1e10, -1e10, 5.3, -7.5, 7.5, 0.3, -0.0, 0.0, 3.0, -3.0, np.inf, -np.inf, np.nan, 1.0], dtype)
+  special_b = np.array([41, 47, 0.1, 3.0, 3.0, 2.0, 2.0, -2.0, 0.1, 1.0, -1.0, np.inf, -np.inf, 2.0, 2.0, 1.0, 0.0], dtype)
+  return np.concatenate([a, special_a, np.arange(1, 200, dtype=dtype)]), np.concatenate([b, special_b, np.arange(1, 200, dtype=dtype)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_division_is_correctly_rounded(device, dtype):
+  """x / y is IEEE division, one rounding (x * (1 / y) rounds twice: 41 / 41 was 0.99999994 and its trunc 0)."""
+  a, b = _float_operands(dtype)
+  with np.errstate(all="ignore"): want = a / b
+  np.testing.assert_array_equal((Tensor(a, device=device) / Tensor(b, device=device)).numpy(), want)
+  x = Tensor(np.arange(1, 2000, dtype=dtype), device=device)
+  np.testing.assert_array_equal((x / x).numpy(), np.ones(1999, dtype))
+  np.testing.assert_array_equal(x.div(x, rounding_mode="trunc").numpy(), np.ones(1999, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_mod_floordiv_fmod_match_numpy_exactly(device, dtype):
+  """% (torch.remainder), // (torch.floor_divide) and fmod of floats are exact, like numpy's and PyTorch's."""
+  a, b = _float_operands(dtype)
+  ta, tb = Tensor(a, device=device), Tensor(b, device=device)
+  with np.errstate(all="ignore"):
+    np.testing.assert_array_equal((ta % tb).numpy(), np.remainder(a, b))
+    np.testing.assert_array_equal((ta // tb).numpy(), np.floor_divide(a, b))
+    np.testing.assert_array_equal(ta.fmod(tb).numpy(), np.fmod(a, b))
+    np.testing.assert_array_equal((ta % 0.1).numpy(), np.remainder(a, dtype(0.1)))
+
+
+def test_fmod_and_remainder_gradients(device):
+  """d/da is 1 and d/db is minus the exact quotient: floor's for % (what torch.remainder gives), trunc's for fmod
+  (torch.fmod uses trunc of the rounded a / b, -10 instead of -9 for 1.0 fmod 0.1: not followed)."""
+  torch = pytest.importorskip("torch")
+  a = np.array([5.3, -7.5, 7.5, 1.0, 41.0, -3.2], np.float32)
+  b = np.array([2.0, 2.0, -2.0, 0.1, 41.0, 1.5], np.float32)
+  weights = np.arange(6, dtype=np.float32)
+  for name in ("fmod", "remainder"):
+    x, y = Tensor(a, device=device, requires_grad=True), Tensor(b, device=device, requires_grad=True)
+    out = x.fmod(y) if name == "fmod" else x % y
+    (out * Tensor(weights, device=device)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), weights, err_msg=name)
+    exact_trunc = np.round((a.astype(np.float64) - np.fmod(a, b)) / b)
+    want = -weights * (exact_trunc if name == "fmod" else np.floor_divide(a, b))
+    np.testing.assert_array_equal(y.grad.numpy(), want, err_msg=name)
+  ty = torch.tensor(b, requires_grad=True)
+  (torch.remainder(torch.tensor(a), ty) * torch.arange(6.0)).sum().backward()
+  np.testing.assert_array_equal(y.grad.numpy(), ty.grad.numpy())
+
+
+def test_fmod_of_integers_truncates(device):
+  a = np.array([7, -7, 7, -7, 5, 0], np.int32)
+  b = np.array([2, 2, -2, -2, 0, 3], np.int32)
+  np.testing.assert_array_equal(Tensor(a, device=device).fmod(Tensor(b, device=device)).numpy(), [1, -1, 1, -1, 0, 0])
+  np.testing.assert_array_equal(Tensor(a, device=device).fmod(3).numpy(), np.fmod(a, 3))
 
 
 # ---------------------------------------------------------------- integer // and % like Python

@@ -122,6 +122,24 @@ class ElementwiseOps:
     sign_of = (other if isinstance(other, type(self)) else type(self)(other, device=self.device))._float()
     negative = sign_of.bitcast(_SAME_SIZE_INT[sign_of.dtype.itemsize]) < 0
     return negative.where(-magnitude, magnitude)
+  def fmod(self, other) -> Self:
+    """The remainder with the dividend's sign, like torch.fmod and C's fmod (exact for floats: x - trunc(x / y) * y
+    with no rounding; fmod(x, 0) is NaN). Integers truncate, and x fmod 0 is 0 (like numpy)."""
+    a, b = self._binop_operands(other)
+    if a.dtype == dtypes.bool: raise TypeError("fmod of bool tensors is not supported")
+    return a._alu(Ops.MOD, b) if dtypes.is_float(a.dtype) else a._int_mod(b)
+  def _float_floordiv(self, b: Self) -> Self:
+    """self // b for floats of one dtype and shape, exact like Python's float // and torch.floor_divide: the
+    quotient (self - fmod(self, b)) / b of the exact remainder, an integer up to rounding, moved down where the
+    remainder's sign differs from b's and rounded to the nearest integer. No gradient flows (PyTorch's neither)."""
+    a, b = self.detach(), b.detach()
+    mod = a._alu(Ops.MOD, b)
+    div = (a - mod) / b
+    div = ((mod != 0) & ((mod < 0) != (b < 0))).where(div - 1, div)
+    whole = div.floor()
+    whole = (div - whole > 0.5).where(whole + 1, whole)
+    whole = (div == 0).where((a / b) * 0, whole)  # a zero quotient keeps the sign of a / b
+    return (b == 0).where(a / b, whole)  # x // 0 is +-inf or NaN
   def logaddexp(self, other) -> Self:
     """log(exp(self) + exp(other)) without overflow, like torch.logaddexp: max + log(1 + exp(-|difference|)), and
     the infinity itself where both are the same infinity."""

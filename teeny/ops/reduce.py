@@ -174,7 +174,7 @@ class ReduceOps:
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     e = (x - x.max(axis, keepdim=True).detach()).exp()
-    return e / e.sum(axis, keepdim=True)
+    return e * e.sum(axis, keepdim=True).reciprocal()  # (one division per row, like PyTorch: not one per element)
   @takes_dim
   def log_softmax(self, axis=-1, dtype=None) -> Self:
     x = self.cast(dtype) if dtype is not None else self._float()

@@ -25,7 +25,7 @@ decision is made before them. The ops that appear, and what they mean:
                                         (the ranges it accumulates over are for linearize; renderers read src[0])
   ASSIGN         src=(acc, value)  arg=None|"reassoc"   acc = value; later users of the ASSIGN read the accumulator.
                                         "reassoc": the updates may be reordered (kept as several partial sums)
-  ALU ops        EXP2 LOG2 SIN SQRT RECIP NEG TRUNC ADD MUL MAX MOD IDIV CMPLT CMPNE AND OR XOR SHL SHR WHERE
+  ALU ops        EXP2 LOG2 SIN SQRT RECIP NEG TRUNC ADD MUL MAX MOD IDIV FDIV CMPLT CMPNE AND OR XOR SHL SHR WHERE
   CAST           dtype=target          src=(x,)   value conversion (float->int truncates, x->bool is x != 0)
   LOAD/STORE of a vector (dtype / value of a VecDType of n lanes): elements buf[idx] .. buf[idx+n-1] at once
                                         (only for renderers with vector_widths; the index need not be aligned)
@@ -34,8 +34,9 @@ decision is made before them. The ops that appear, and what they mean:
   BITCAST        dtype=target          src=(x,)   same bits, other type (same size)
 
 Semantics every renderer keeps: MAX on floats propagates NaN from either side; IDIV and MOD truncate toward zero
-(C); SHR is arithmetic for signed ints; CMPNE on floats is true when unordered, CMPLT false; bool lives in
-memory as one byte (0/1). float16 values appear only in LOAD, STORE, CAST and CONST: lower.py always computes
+(C), and MOD on floats is C's fmod (exact, the dividend's sign, NaN for x % 0); FDIV is float division, correctly
+rounded (OpenCL: built with -cl-fp32-correctly-rounded-divide-sqrt); SHR is arithmetic for signed ints; CMPNE on
+floats is true when unordered, CMPLT false; bool lives in memory as one byte (0/1). float16 values appear only in LOAD, STORE, CAST and CONST: lower.py always computes
 half arithmetic in float32.
 
 On a renderer without threads (has_threads False) the outermost loop of a kernel runs from the DEFINE_VAR named

@@ -16,8 +16,8 @@ _INT_SUFFIX = {dtypes.int64: "l", dtypes.uint64: "ul", dtypes.uint32: "u"}
 _HALF_HELPERS = """inline ushort teeny_half_bits(float x) { ushort h; vstore_half_rte(x, 0, (__private half*)&h); return h; }
 inline float teeny_half_from_bits(ushort h) { return vload_half(0, (__private half*)&h); }
 inline float teeny_round_half(float x) { return teeny_half_from_bits(teeny_half_bits(x)); }"""
-_BINARY = {Ops.ADD: "+", Ops.MUL: "*", Ops.IDIV: "/", Ops.MOD: "%", Ops.CMPLT: "<", Ops.CMPNE: "!=", Ops.AND: "&",
-           Ops.OR: "|", Ops.XOR: "^", Ops.SHL: "<<", Ops.SHR: ">>"}
+_BINARY = {Ops.ADD: "+", Ops.MUL: "*", Ops.IDIV: "/", Ops.FDIV: "/", Ops.MOD: "%", Ops.CMPLT: "<", Ops.CMPNE: "!=",
+           Ops.AND: "&", Ops.OR: "|", Ops.XOR: "^", Ops.SHL: "<<", Ops.SHR: ">>"}
 _UNARY_FN = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", Ops.TRUNC: "trunc"}
 
 
@@ -181,6 +181,7 @@ class OpenCLRenderer(Renderer):
     if op is Ops.VECTORIZE: return f"({self.ctype(u.dtype)})({', '.join(s)})"
     if op in _BINARY:
       if op in (Ops.AND, Ops.OR, Ops.XOR) and u.dtype == dtypes.bool: return f"(bool)({s[0]}{_BINARY[op]}{s[1]})"
+      if op is Ops.MOD and dtypes.is_float(u.dtype): return f"fmod({s[0]}, {s[1]})"
       return f"({s[0]}{_BINARY[op]}{s[1]})"
     if op in _UNARY_FN: return f"{_UNARY_FN[op]}({s[0]})"
     if op is Ops.NEG: return f"(!{s[0]})" if u.dtype == dtypes.bool else f"(-{s[0]})"

@@ -296,6 +296,7 @@ class _Emitter:
     if op is Ops.RECIP: return self.inst(f"fdiv {t} {const_literal(1.0, dt)}, {a}")
     b = args[1]
     if op is Ops.MAX: return self.max(a, b, dt)
+    if op is Ops.MOD and is_float(dt): return self.inst(f"frem {t} {a}, {b}")  # C's fmod (a libm call on x86)
     if op in (Ops.IDIV, Ops.MOD): return self.divide(op, a, b, u.src[1], dt)
     if op is Ops.CMPLT:
       if is_float(dt): return self.inst(f"fcmp olt {t} {a}, {b}")
@@ -310,10 +311,10 @@ class _Emitter:
     return self.inst(f"xor i1 {a}, true") if dt == dtypes.bool else self.inst(f"sub {t} 0, {a}")
 
   def binary_instruction(self, u: UOp, dt: DType) -> str:
-    """The instruction (with its flags) of ADD, MUL, AND, OR or XOR on dt."""
+    """The instruction (with its flags) of ADD, MUL, FDIV, AND, OR or XOR on dt."""
     op = u.op
     if is_float(dt):
-      name = {Ops.ADD: "fadd", Ops.MUL: "fmul"}.get(op)
+      name = {Ops.ADD: "fadd", Ops.MUL: "fmul", Ops.FDIV: "fdiv"}.get(op)
       flags = [f for f, on in (("reassoc", u in self.reductions), ("contract", u in self.contracted)) if on]
       if flags: name += " " + " ".join(flags)
     elif dt == dtypes.bool: name = {Ops.ADD: "or", Ops.MUL: "and", Ops.AND: "and", Ops.OR: "or", Ops.XOR: "xor"}.get(op)

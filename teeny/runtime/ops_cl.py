@@ -188,7 +188,8 @@ class CLCompiler(Compiler):
 
   def compile(self, src: str) -> bytes:
     prg = cl.Program(self.ctx, src)
-    try: prg.build(devices=[self.device])
+    # float division correctly rounded, like IEEE and the LLVM backend (OpenCL C's default allows 2.5 ulp)
+    try: prg.build(options=["-cl-fp32-correctly-rounded-divide-sqrt"], devices=[self.device])
     except cl.Error as e:
       try: log = prg.get_build_info(self.device, cl.program_build_info.LOG)
       except cl.Error: log = ""
