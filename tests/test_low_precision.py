@@ -1,0 +1,230 @@
+"""bfloat16 and the fp8 kinds (dtypes.fp8e4m3 = torch.float8_e4m3fn, dtypes.fp8e5m2 = torch.float8_e5m2): casts in
+every direction bit-exact against PyTorch (NaN only has to stay NaN: PyTorch's own bfloat16 NaN bits depend on
+the tensor's layout), arithmetic computed in float32 and rounded once, sums and matmuls accumulated in float32,
+promotion, and the host conversions, on every device."""
+import numpy as np
+import pytest
+import torch
+from teeny import Tensor, dtypes
+from teeny.dtype import DTYPES_DICT, float_to_bits, bits_to_float
+
+LOW = [dtypes.bfloat16, dtypes.fp8e4m3, dtypes.fp8e5m2]
+TORCH = {dtypes.bfloat16: torch.bfloat16, dtypes.fp8e4m3: torch.float8_e4m3fn, dtypes.fp8e5m2: torch.float8_e5m2,
+         dtypes.float16: torch.float16, dtypes.float32: torch.float32, dtypes.float64: torch.float64,
+         dtypes.int8: torch.int8, dtypes.uint8: torch.uint8, dtypes.int16: torch.int16, dtypes.int32: torch.int32,
+         dtypes.int64: torch.int64, dtypes.bool: torch.bool}
+BITS = {dtypes.bfloat16: (dtypes.uint16, np.uint16), dtypes.fp8e4m3: (dtypes.uint8, np.uint8), dtypes.fp8e5m2: (dtypes.uint8, np.uint8)}
+OTHERS = [dtypes.bool, dtypes.int8, dtypes.uint8, dtypes.int16, dtypes.int32, dtypes.int64, dtypes.float16, dtypes.float32, dtypes.float64]
+IDS = [d.name for d in LOW]
+
+
+def float_sample(n=64, seed=0) -> np.ndarray:
+  """float32 values for casts: specials, values past every format's range, subnormals of each, ties, and random ones."""
+  rng = np.random.default_rng(seed)
+  special = [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 448.0, 464.0, 470.0, 480.0, 1e5, -7e4, 57344.0, 61440.0,
+             2.0 ** -9, 2.0 ** -10, 3 * 2.0 ** -11, 2.0 ** -16, 2.0 ** -17, 1e-30, 3.4e38, -1.00390625, 1.01171875, 0.1]
+  rand = np.concatenate([rng.standard_normal(n) * 10, rng.uniform(-500, 500, n), rng.uniform(-0.02, 0.02, n)])
+  return np.concatenate([special, rand]).astype(np.float32)
+
+
+def torch_bits(values: torch.Tensor, dt) -> np.ndarray:
+  """The bits PyTorch gives values cast to dt (a strided source: its scalar casts, whose NaN keeps its sign)."""
+  bits_dt = BITS[dt][1]
+  doubled = torch.stack([values, values], 1)[:, 0]  # strided: PyTorch's scalar path
+  return doubled.to(TORCH[dt]).view(torch.int16 if bits_dt == np.uint16 else torch.uint8).numpy().view(bits_dt)
+
+
+def teeny_bits(t: Tensor) -> np.ndarray: return t.bitcast(BITS[t.dtype][0]).numpy()
+
+
+def assert_same_bits(out: np.ndarray, expected: np.ndarray, dt):
+  """Equal bits, except that a NaN may be any NaN of the format."""
+  nan_out, nan_expected = np.isnan(bits_to_float(out, dt)), np.isnan(bits_to_float(expected, dt))
+  np.testing.assert_array_equal(nan_out, nan_expected)
+  np.testing.assert_array_equal(out[~nan_out], expected[~nan_expected])
+
+
+# ---- names, promotion, facts ----
+
+def test_names_and_facts():
+  assert DTYPES_DICT["bfloat16"] is dtypes.bfloat16 and DTYPES_DICT["fp8e4m3"] is dtypes.fp8e4m3
+  assert dtypes.finfo(dtypes.bfloat16) == (8, 7) and dtypes.finfo(dtypes.fp8e4m3) == (4, 3) and dtypes.finfo(dtypes.fp8e5m2) == (5, 2)
+  assert [d.itemsize for d in LOW] == [2, 1, 1] and all(dtypes.is_float(d) for d in LOW)
+  assert Tensor([1.0], dtype="bfloat16").dtype is dtypes.bfloat16
+  assert repr(dtypes.bfloat16) == "dtypes.bfloat16"
+
+
+@pytest.mark.parametrize("a, b, want", [
+  (dtypes.bfloat16, dtypes.float16, dtypes.float32), (dtypes.bfloat16, dtypes.float32, dtypes.float32),
+  (dtypes.bfloat16, dtypes.int64, dtypes.bfloat16), (dtypes.bfloat16, dtypes.bool, dtypes.bfloat16),
+  (dtypes.bfloat16, dtypes.float64, dtypes.float64), (dtypes.fp8e4m3, dtypes.bfloat16, dtypes.bfloat16),
+  (dtypes.fp8e5m2, dtypes.float16, dtypes.float16), (dtypes.fp8e4m3, dtypes.fp8e5m2, dtypes.float16),
+  (dtypes.fp8e4m3, dtypes.int32, dtypes.fp8e4m3)])
+def test_promotion(a, b, want):
+  assert dtypes.least_upper_dtype(a, b) is want and dtypes.least_upper_dtype(b, a) is want
+  if dtypes.fp8e4m3 not in (a, b) and dtypes.fp8e5m2 not in (a, b):  # (PyTorch refuses to promote fp8 at all)
+    assert torch.promote_types(TORCH[a], TORCH[b]) == TORCH[want]
+
+
+def test_scalar_keeps_dtype(device):
+  x = Tensor([1.5, 2.0], dtype=dtypes.bfloat16, device=device)
+  assert (x * 2.5).dtype is dtypes.bfloat16 and (x + 1).dtype is dtypes.bfloat16
+  assert (x + Tensor([1.0, 2.0], dtype=dtypes.float16, device=device)).dtype is dtypes.float32
+
+
+# ---- the host side: values in, float32 out ----
+
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+def test_host_rounding_matches_torch(dt):
+  values = float_sample(4000, seed=1)
+  assert_same_bits(float_to_bits(values, dt), torch_bits(torch.from_numpy(values), dt), dt)
+  every = np.arange(2 ** (8 * dt.itemsize)).astype(BITS[dt][1])
+  want = torch.from_numpy(every.view(np.int16) if dt == dtypes.bfloat16 else every).view(TORCH[dt]).float().numpy()
+  np.testing.assert_array_equal(bits_to_float(every, dt), want)
+
+
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+def test_create_and_read(device, dt):
+  values = float_sample()
+  t = Tensor(values, dtype=dt, device=device)
+  assert t.dtype is dt and t.shape == values.shape
+  assert_same_bits(teeny_bits(t), torch_bits(torch.from_numpy(values), dt), dt)
+  out = t.numpy()  # numpy has no bfloat16/fp8: float32, like tinygrad
+  assert out.dtype == np.float32
+  np.testing.assert_array_equal(out, torch.from_numpy(values).to(TORCH[dt]).float().numpy())
+  assert Tensor([[1.0, 2.0]], dtype=dt, device=device).tolist() == [[1.0, 2.0]]
+  assert Tensor(3.0, dtype=dt, device=device).item() == 3.0
+
+
+# ---- casts, every direction, in kernels ----
+
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+@pytest.mark.parametrize("src", OTHERS, ids=[d.name for d in OTHERS])
+def test_cast_to_low(device, dt, src):
+  if src == dtypes.float64 and device == "CL":
+    from teeny.runtime.device import Device
+    if not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  values = float_sample()
+  if dtypes.is_int(src): values = np.clip(np.nan_to_num(values), -100, 100).astype(src.np)  # (values each int holds)
+  elif src == dtypes.bool: values = values > 0
+  else:
+    with np.errstate(over="ignore"): values = values.astype(src.np)  # (1e5 is inf in float16)
+  src_tensor = Tensor(values, dtype=src, device=device)
+  out = teeny_bits(src_tensor.cast(dt))
+  assert_same_bits(out, torch_bits(torch.from_numpy(values), dt), dt)
+
+
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+@pytest.mark.parametrize("dst", OTHERS, ids=[d.name for d in OTHERS])
+def test_cast_from_low(device, dt, dst):
+  if dst == dtypes.float64 and device == "CL":
+    from teeny.runtime.device import Device
+    if not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  values = float_sample()
+  if dtypes.is_int(dst) or dst == dtypes.bool:  # (float -> int of NaN or out of range is undefined, in C and in PyTorch)
+    values = np.clip(np.nan_to_num(values), 0 if dst == dtypes.uint8 else -100, 100)
+  ref = torch.from_numpy(values).to(TORCH[dt]).to(TORCH[dst]).numpy()
+  out = Tensor(values, dtype=dt, device=device).cast(dst).numpy()
+  assert out.dtype == ref.dtype
+  if dtypes.is_float(dst): np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+  np.testing.assert_array_equal(out[~np.isnan(out)] if dtypes.is_float(dst) else out, ref[~np.isnan(ref)] if dtypes.is_float(dst) else ref)
+
+
+@pytest.mark.parametrize("src", LOW, ids=IDS)
+@pytest.mark.parametrize("dst", LOW, ids=IDS)
+def test_cast_between_low(device, src, dst):
+  values = float_sample()
+  ref = torch_bits(torch.from_numpy(values).to(TORCH[src]).float(), dst)
+  assert_same_bits(teeny_bits(Tensor(values, dtype=src, device=device).cast(dst)), ref, dst)
+
+
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+def test_bitcast_both_ways(device, dt):
+  bits_dt, np_bits = BITS[dt]
+  every = np.arange(2 ** (8 * dt.itemsize)).astype(np_bits)
+  values = Tensor(every, dtype=bits_dt, device=device).bitcast(dt)
+  assert values.dtype is dt
+  np.testing.assert_array_equal(values.numpy(), bits_to_float(every, dt))
+  nan = np.isnan(bits_to_float(every, dt))
+  np.testing.assert_array_equal(values.bitcast(bits_dt).numpy()[~nan], every[~nan])  # (the values went through float32)
+  signed = Tensor(every, dtype=bits_dt, device=device).bitcast(dt).contiguous().bitcast(dtypes.int16 if dt.itemsize == 2 else dtypes.int8)
+  np.testing.assert_array_equal(signed.numpy()[~nan], every.view(np.int16 if dt.itemsize == 2 else np.int8)[~nan])
+
+
+def test_copy_keeps_bits(device):
+  """A copy (contiguous, another device) moves the bits, NaN payloads included."""
+  every = np.arange(2 ** 16).astype(np.uint16)
+  t = Tensor(every, dtype=dtypes.uint16, device=device).bitcast(dtypes.bfloat16).contiguous().realize()
+  np.testing.assert_array_equal(t.flip(0).flip(0).contiguous().bitcast(dtypes.uint16).numpy(), every)
+  for other in ("LLVM", "CL"):
+    np.testing.assert_array_equal(t.to(other).bitcast(dtypes.uint16).numpy(), every)
+
+
+# ---- arithmetic: float32, rounded once per op ----
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv", "maximum"])
+def test_bf16_arithmetic_matches_torch(device, op):
+  rng = np.random.default_rng(2)
+  a, b = (rng.standard_normal(257) * 50).astype(np.float32), (rng.standard_normal(257) * 3).astype(np.float32)
+  ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+  ref = getattr(torch, op if op != "truediv" else "div")(ta, tb)
+  x, y = Tensor(a, dtype=dtypes.bfloat16, device=device), Tensor(b, dtype=dtypes.bfloat16, device=device)
+  out = getattr(x, op)(y) if op != "truediv" else x / y
+  assert out.dtype is dtypes.bfloat16
+  np.testing.assert_array_equal(teeny_bits(out), ref.view(torch.int16).numpy().view(np.uint16))
+  np.testing.assert_array_equal((x < y).numpy(), (ta < tb).numpy())
+  np.testing.assert_array_equal((-x).numpy(), (-ta).float().numpy())
+
+
+@pytest.mark.parametrize("dt", [dtypes.fp8e4m3, dtypes.fp8e5m2], ids=["fp8e4m3", "fp8e5m2"])
+def test_fp8_arithmetic_rounds_once(device, dt):
+  """PyTorch has no fp8 arithmetic: the reference is the float32 result cast to fp8."""
+  rng = np.random.default_rng(3)
+  a, b = rng.uniform(-20, 20, 200).astype(np.float32), rng.uniform(-20, 20, 200).astype(np.float32)
+  ta, tb = torch.from_numpy(a).to(TORCH[dt]).float(), torch.from_numpy(b).to(TORCH[dt]).float()
+  x, y = Tensor(a, dtype=dt, device=device), Tensor(b, dtype=dt, device=device)
+  for out, ref in ((x * y, ta * tb), (x + y, ta + tb), (x * 0.5 - y, ta * 0.5 - tb)):
+    assert out.dtype is dt
+    assert_same_bits(teeny_bits(out), torch_bits(ref, dt), dt)
+
+
+def test_bf16_where_and_mixed(device):
+  rng = np.random.default_rng(4)
+  a = (rng.standard_normal(64) * 10).astype(np.float32)
+  ta = torch.from_numpy(a).bfloat16()
+  x = Tensor(a, dtype=dtypes.bfloat16, device=device)
+  np.testing.assert_array_equal((x > 0).where(x, x * 3).numpy(), torch.where(ta > 0, ta, ta * 3).float().numpy())
+  half = Tensor(a, dtype=dtypes.float16, device=device)
+  np.testing.assert_array_equal((x + half).numpy(), (ta + torch.from_numpy(a).half()).numpy())
+
+
+# ---- reductions and matmul accumulate in float32 ----
+
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+def test_sum_accumulates_in_float32(device, dt):
+  rng = np.random.default_rng(5)
+  a = rng.uniform(0.5, 1.5, (6, 300)).astype(np.float32)
+  exact = torch.from_numpy(a).to(TORCH[dt]).double()
+  x = Tensor(a, dtype=dt, device=device)
+  out = x.sum(1)
+  assert out.dtype is dt
+  # accumulated in float32 and rounded once: the exact sum rounded (a bfloat16 accumulator would be far off)
+  assert_same_bits(teeny_bits(out), torch_bits(exact.sum(1).float(), dt), dt)
+  assert_same_bits(teeny_bits(x.max(1)), torch_bits(exact.max(1).values.float(), dt), dt)
+  if dt == dtypes.bfloat16:
+    np.testing.assert_array_equal(teeny_bits(out), torch.from_numpy(a).bfloat16().sum(1).view(torch.int16).numpy().view(np.uint16))
+
+
+def test_bf16_matmul_matches_torch(device):
+  rng = np.random.default_rng(6)
+  a, b = rng.standard_normal((17, 64)).astype(np.float32), rng.standard_normal((64, 9)).astype(np.float32)
+  ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+  out = Tensor(a, dtype=dtypes.bfloat16, device=device) @ Tensor(b, dtype=dtypes.bfloat16, device=device)
+  assert out.dtype is dtypes.bfloat16
+  ref = (ta @ tb).float().numpy()
+  # float32 accumulation of exact products, rounded once: within half a bfloat16 step of PyTorch's (same method,
+  # another order of adds); a bfloat16 accumulator would miss by many steps
+  np.testing.assert_allclose(out.numpy(), ref, rtol=2 ** -8, atol=1e-6)
+  exact = (ta.double() @ tb.double()).float()
+  assert (out.numpy() == exact.bfloat16().float().numpy()).mean() > 0.95
+  # (products are not rounded to bfloat16 inside a fused sum either: sum(x * y) is this matmul, done the same way)
