@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
+from teeny.gradient import custom_gradients
 from teeny.ops.constants import _const_at
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -53,6 +54,65 @@ class ElementwiseOps:
   def tan(self) -> Self: return self._in_float32(lambda x: x.sin() / x.cos())
   def sinh(self) -> Self: return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
   def cosh(self) -> Self: return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
+  # inverse trigonometric and hyperbolic functions: each value is composed (from atan's polynomial, sqrt and log1p),
+  # each gradient is the exact derivative by a rule of its own (_INVERSE_GRADIENTS), not the composition's
+  def _exact_gradient(self, value: Self, rule: str) -> Self:
+    """value, computed from self, whose gradient reaches self by the named rule alone (a DETACH node: gradient.py)."""
+    return self._new(UOp(Ops.DETACH, value.dtype, (value.uop, self.uop), rule))
+  def _atan_value(self) -> Self:
+    """atan of a float32/float64 tensor: reduced to |t| <= tan(pi/8) (Cephes' atanf ranges), a degree-9 odd
+    polynomial there (float32 to an ulp), and for float64 one Newton step on tan(p) = t (to float64's precision)."""
+    a = self.abs()
+    big, mid = a > 2.414213562373095, a > 0.41421356237309503  # tan(3pi/8), tan(pi/8)
+    t = big.where(-1 / big.where(a, 1.0), mid.where((a - 1) / (a + 1), a))
+    z = t * t
+    p = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * t + t
+    if self.dtype == dtypes.float64: p = p - p.cos() * (p.sin() - t * p.cos())
+    base = big.where(p.full_like(math.pi / 2), mid.where(p.full_like(math.pi / 4), 0.0))  # (in p's dtype)
+    return (base + p).copysign(self)
+  def atan(self) -> Self:
+    """Arctangent, like torch.atan."""
+    return self._in_float32(lambda x: x._exact_gradient(x._atan_value(), "atan"))
+  def asin(self) -> Self:
+    """Arcsine, like torch.asin: atan(x / sqrt((1 - x)(1 + x))), exact near +-1; NaN outside [-1, 1]."""
+    return self._in_float32(lambda x: x._exact_gradient((x / ((1 - x) * (1 + x)).sqrt())._atan_value(), "asin"))
+  def acos(self) -> Self:
+    """Arccosine, like torch.acos: 2 atan(sqrt((1 - x) / (1 + x))), which keeps small results near x = 1 exact."""
+    return self._in_float32(lambda x: x._exact_gradient(((1 - x) / (1 + x)).sqrt()._atan_value() * 2, "acos"))
+  def atan2(self, other) -> Self:
+    """The angle of the point (other, self), like torch.atan2(self, other): atan of the smaller over the larger
+    magnitude, moved into self's and other's quadrant (signed zeros and infinities as in C's atan2)."""
+    y, x = self._float()._binop_operands(other)
+    ay, ax = y.abs(), x.abs()
+    steep = ay > ax
+    angle = (steep.where(ax, ay) / steep.where(ay, ax))._atan_value()
+    angle = ((ay == 0) & (ax == 0)).where(0.0, ((ay == math.inf) & (ax == math.inf)).where(math.pi / 4, angle))
+    angle = steep.where(math.pi / 2 - angle, angle)
+    x_negative = x.bitcast(_SAME_SIZE_INT[x.dtype.itemsize]) < 0  # -0.0 too: atan2(0, -0) is pi
+    angle = (x.isnan() | y.isnan()).where(math.nan, x_negative.where(math.pi - angle, angle)).copysign(y)
+    return y._new(UOp(Ops.DETACH, angle.dtype, (angle.uop, y.uop, x.uop), "atan2"), x)
+  arctan, arcsin, arccos, arctan2 = atan, asin, acos, atan2
+  def asinh(self) -> Self:
+    """Inverse hyperbolic sine, like torch.asinh: log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))) (exact for small x), and
+    log(|x|) + log 2 where x^2 would overflow; the sign of x."""
+    def f(x: Self) -> Self:
+      a = x.abs()
+      near = (a + a * a / (1 + (a * a + 1).sqrt()))._log1p()
+      return x._exact_gradient((a > 2.0 ** 28).where(a.log() + math.log(2), near).copysign(x), "asinh")
+    return self._in_float32(f)
+  def acosh(self) -> Self:
+    """Inverse hyperbolic cosine, like torch.acosh: log1p(t + sqrt(t (t + 2))) with t = x - 1 (exact near 1), and
+    log(x) + log 2 where that would overflow; NaN below 1."""
+    def f(x: Self) -> Self:
+      t = x - 1
+      value = (x > 2.0 ** 28).where(x.log() + math.log(2), (t + (t * (t + 2)).sqrt())._log1p())
+      value = (x < 1).where(math.nan, value)  # (for x far below -1 the formula would round to log1p(-1) = -inf)
+      return x._exact_gradient(value, "acosh")
+    return self._in_float32(f)
+  def atanh(self) -> Self:
+    """Inverse hyperbolic tangent, like torch.atanh: (log1p(x) - log1p(-x)) / 2; +-inf at +-1, NaN beyond."""
+    return self._in_float32(lambda x: x._exact_gradient((x._log1p() - (-x)._log1p()) * 0.5, "atanh"))
+  arcsinh, arccosh, arctanh = asinh, acosh, atanh
   def erf(self) -> Self:
     """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7)."""
     def f(x: Self) -> Self:
@@ -318,3 +378,28 @@ class ElementwiseOps:
     return ~self
   def lshift(self, x) -> Self: return self << x
   def rshift(self, x) -> Self: return self >> x
+
+
+# the exact derivatives of the inverse functions (UOp math: each builds plain primitive graphs, so they differentiate
+# again). ctx is the incoming gradient, ret the DETACH node, ret.src[1] the input x (ret.src[2]: atan2's other).
+def _sqrt(u: UOp) -> UOp: return u.alu(Ops.SQRT)
+def _fdiv(a: UOp, b: UOp) -> UOp: return a.alu(Ops.FDIV, b)
+def _one_minus_square(x: UOp) -> UOp: return (1 - x) * (1 + x)  # (1 - x^2 without the cancellation near +-1)
+
+
+def _atan2_gradient(ctx: UOp, ret: UOp):
+  y, x = ret.src[1], ret.src[2]
+  r2 = x * x + y * y
+  return _fdiv(ctx * x, r2), -_fdiv(ctx * y, r2)
+
+
+_INVERSE_GRADIENTS = {
+  "atan": lambda ctx, ret: (_fdiv(ctx, ret.src[1] * ret.src[1] + 1),),
+  "asin": lambda ctx, ret: (_fdiv(ctx, _sqrt(_one_minus_square(ret.src[1]))),),
+  "acos": lambda ctx, ret: (-_fdiv(ctx, _sqrt(_one_minus_square(ret.src[1]))),),
+  "asinh": lambda ctx, ret: (_fdiv(ctx, _sqrt(ret.src[1] * ret.src[1] + 1)),),
+  "acosh": lambda ctx, ret: (_fdiv(ctx, _sqrt((ret.src[1] - 1) * (ret.src[1] + 1))),),
+  "atanh": lambda ctx, ret: (_fdiv(ctx, _one_minus_square(ret.src[1])),),
+  "atan2": _atan2_gradient,
+}
+custom_gradients.update(_INVERSE_GRADIENTS)
