@@ -511,3 +511,144 @@ def test_conv1d_conv3d_and_conv_transpose1d_match_the_2d_references(device):
   np.testing.assert_allclose(out, want, **TOL)
   assert Conv1d(2, 2, 4, padding="same")(Tensor.ones(1, 2, 7, device=device)).shape == (1, 2, 7)
   assert Conv3d(2, 2, 3, padding="same")(Tensor.ones(1, 2, 3, 4, 5, device=device)).shape == (1, 2, 3, 4, 5)
+
+
+# ---- InstanceNorm, LayerNorm2d, LSTMCell, GRUCell, BatchNorm(sz=): against torch, forward and gradients ----
+
+def torch_run(module, inputs: list[np.ndarray], r: np.ndarray, call=None):
+  """out = call(module, *inputs) in torch (float64), then backward of sum(out * r): out, input grads, {name: grad}."""
+  torch = pytest.importorskip("torch")
+  module = module.double()
+  xs = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in inputs]
+  out = (call or (lambda m, *a: m(*a)))(module, *xs)
+  (out * torch.from_numpy(r)).sum().backward()
+  grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
+  return out.detach().numpy(), [x.grad.numpy() for x in xs], grads
+
+
+def load_from_torch(layer, module) -> None:
+  """The torch module's parameters, by name, into the teeny layer (float32)."""
+  load_state_dict(layer, {k: v.detach().numpy().astype(np.float32) for k, v in module.state_dict().items()}, strict=False)
+
+
+@pytest.mark.parametrize("device,shape", cases_on_devices({(2, 3, 5): 0, (2, 3, 4, 4): 0}, (2, 3, 4, 4)))
+def test_instancenorm_matches_torch(device, shape):
+  torch = pytest.importorskip("torch")
+  from teeny.nn import InstanceNorm
+  tm = {3: torch.nn.InstanceNorm1d, 4: torch.nn.InstanceNorm2d}[len(shape)](3, eps=1e-5, affine=True)
+  with torch.no_grad():
+    tm.weight.normal_()
+    tm.bias.normal_()
+  layer = InstanceNorm(3)
+  load_from_torch(layer, tm)
+  x = rng.normal(size=shape) * 2 + 1
+  out, dx, grads, r = run_layer(layer, x, device)
+  want, (want_dx,), want_grads = torch_run(tm, [x.astype(np.float32)], r)
+  np.testing.assert_allclose(out, want, **TOL)
+  np.testing.assert_allclose(dx, want_dx, **TOL)
+  for k in ("weight", "bias"): np.testing.assert_allclose(grads[k], want_grads[k], **TOL, err_msg=k)
+  plain = InstanceNorm(3, affine=False)
+  assert list(get_state_dict(plain)) == []
+  got = plain(Tensor(x.astype(np.float32), device=device)).numpy()
+  np.testing.assert_allclose(got, torch.nn.functional.instance_norm(torch.from_numpy(x)).numpy(), **TOL)
+  with pytest.raises(ValueError, match="InstanceNorm"): layer(Tensor(np.ones((2, 4, 5), np.float32), device=device))
+
+
+def test_layernorm2d_matches_torch(device):
+  torch = pytest.importorskip("torch")
+  from teeny.nn import LayerNorm2d
+  tm = torch.nn.LayerNorm(3, eps=1e-6)
+  with torch.no_grad():
+    tm.weight.normal_()
+    tm.bias.normal_()
+  layer = LayerNorm2d(3, eps=1e-6)
+  load_from_torch(layer, tm)
+  x = rng.normal(size=(2, 3, 4, 5)) - 0.5
+  out, dx, grads, r = run_layer(layer, x, device)
+  want, (want_dx,), want_grads = torch_run(tm, [x.astype(np.float32)], r, lambda m, a: m(a.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+  np.testing.assert_allclose(out, want, **TOL)
+  np.testing.assert_allclose(dx, want_dx, **TOL)
+  for k in ("weight", "bias"): np.testing.assert_allclose(grads[k], want_grads[k], **TOL, err_msg=k)
+  with pytest.raises(ValueError, match="LayerNorm2d"): layer(Tensor(np.ones((2, 4, 5), np.float32), device=device))
+
+
+def run_cell_teeny(cell, xs: list[np.ndarray], state, r: np.ndarray, device, lstm: bool):
+  """Run the cell over the time steps xs from `state` (None: zeros), then backward of sum(last h * r): the last h
+  (and c), d/dx of every step and the weights' gradients."""
+  weights = get_state_dict(cell)
+  for t in weights.values(): t.requires_grad = True
+  xts = [Tensor(x.astype(np.float32), device=device, requires_grad=True) for x in xs]
+  if state is not None: state = tuple(Tensor(s.astype(np.float32), device=device) for s in state)
+  for x in xts:
+    state = cell(x, state if lstm or state is None else state[0])
+    state = state if lstm else (state,)
+  (state[0] * Tensor(r.astype(np.float32), device=device)).sum().backward()
+  return [s.numpy() for s in state], [x.grad.numpy() for x in xts], {k: t.grad.numpy() for k, t in weights.items()}
+
+
+def run_cell_torch(module, xs: list[np.ndarray], state, r: np.ndarray, lstm: bool):
+  torch = pytest.importorskip("torch")
+  module = module.double()
+  xts = [torch.tensor(x, requires_grad=True) for x in xs]
+  if state is not None: state = tuple(torch.tensor(s) for s in state)
+  for x in xts:
+    state = module(x, state if lstm or state is None else state[0])
+    state = state if lstm else (state,)
+  (state[0] * torch.from_numpy(r)).sum().backward()
+  return [s.detach().numpy() for s in state], [x.grad.numpy() for x in xts], {k: p.grad.numpy() for k, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell"])
+@pytest.mark.parametrize("start", ["zeros", "given"])
+def test_recurrent_cells_match_torch(device, kind, start):
+  """Three time steps of a torch cell's weights loaded by name (PyTorch's gate order), from a given state or from
+  hc=None; outputs and the gradients of every step's input and every weight."""
+  torch = pytest.importorskip("torch")
+  import teeny.nn as nn
+  lstm = kind == "LSTMCell"
+  torch.manual_seed(1)
+  tm = getattr(torch.nn, kind)(4, 5)
+  cell = getattr(nn, kind)(4, 5)
+  load_from_torch(cell, tm)
+  xs = [rng.normal(size=(3, 4)) for _ in range(3)]
+  state = None if start == "zeros" else tuple(rng.normal(size=(3, 5)) for _ in range(2 if lstm else 1))
+  r = rng.normal(size=(3, 5))
+  got_state, got_dx, got_grads = run_cell_teeny(cell, xs, state, r, device, lstm)
+  want_state, want_dx, want_grads = run_cell_torch(tm, [x.astype(np.float32).astype(np.float64) for x in xs],
+                                                   None if state is None else [s.astype(np.float32).astype(np.float64) for s in state], r, lstm)
+  for g, w in zip(got_state, want_state): np.testing.assert_allclose(g, w, **TOL)
+  for g, w in zip(got_dx, want_dx): np.testing.assert_allclose(g, w, **TOL)
+  assert set(got_grads) == set(want_grads) == {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+  for k in want_grads: np.testing.assert_allclose(got_grads[k], want_grads[k], **TOL, err_msg=k)
+
+
+def test_recurrent_cells_forms_init_and_errors():
+  """tinygrad's call form `h, c = cell(x, (h, c))`, an unbatched input (PyTorch's), bias=False, PyTorch's init
+  (every weight and bias uniform(+-1/sqrt(hidden))), and clear errors."""
+  from teeny.nn import LSTMCell, GRUCell
+  lstm = LSTMCell(3, 64)
+  assert lstm.weight_ih.shape == (256, 3) and lstm.weight_hh.shape == (256, 64) and lstm.bias_ih.shape == (256,)
+  for t in (lstm.weight_hh, lstm.bias_hh): _check_uniform(t, 1 / 8)
+  x = Tensor(rng.normal(size=(2, 3)).astype(np.float32))
+  h, c = lstm(x)
+  h2, c2 = lstm(x, (h, c))
+  assert h2.shape == c2.shape == (2, 64)
+  h1, c1 = lstm(x[0])
+  assert h1.shape == c1.shape == (64,)
+  np.testing.assert_allclose(h1.numpy(), h.numpy()[0], **TOL)
+  gru = GRUCell(3, 4, bias=False)
+  assert gru.bias_ih is None and list(get_state_dict(gru)) == ["weight_ih", "weight_hh"]
+  assert gru(x).shape == (2, 4) and gru(x[1], gru(x[1])).shape == (4,)
+  with pytest.raises(ValueError, match="input_size 3"): lstm(Tensor.ones(2, 4))
+  with pytest.raises(ValueError, match="shape"): gru(x, Tensor.ones(3, 4))
+  with pytest.raises(TypeError, match="pair"): lstm(x, h)
+
+
+def test_batchnorm_takes_tinygrads_sz():
+  """tinygrad's BatchNorm(sz=...) beside PyTorch's num_features: the same layer; exactly one of them."""
+  a, b = BatchNorm(sz=3, eps=1e-3), BatchNorm(num_features=3, eps=1e-3)
+  assert a.num_features == b.num_features == 3 and a.weight.shape == a.running_var.shape == (3,)
+  assert BatchNorm2d(sz=4, affine=False).weight is None
+  with pytest.raises(TypeError, match="once"): BatchNorm(3, sz=3)
+  with pytest.raises(TypeError, match="once"): BatchNorm()
+  with pytest.raises(TypeError, match="positive int"): BatchNorm(sz=0)

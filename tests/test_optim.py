@@ -322,3 +322,176 @@ def test_step_realizes_the_loss_with_the_gradients_once(device):
   assert loss.item() == -4.0  # (1 - 3) + (2 - 4) from the old weights (the new ones give -4.4)
   assert GlobalCounters.kernel_count == kernels  # already realized: nothing runs again
   np.testing.assert_allclose(w.numpy(), [[0.9, 1.9], [3.1, 4.1]], rtol=1e-6)
+
+
+# ---- LARS, Muon, OptimizerGroup, clip_grad_norm_ ----
+
+def ref_newton_schulz(g, steps, coefficients, eps=1e-7):
+  """tinygrad's Tensor.newton_schulz in numpy: the wide orientation, G / (||G||_F + eps), then
+  X <- sum_i c_i (X X^T)^i X, `steps` times."""
+  if g.shape[0] > g.shape[1]: return ref_newton_schulz(g.T, steps, coefficients, eps).T
+  x = g / (np.linalg.norm(g) + eps)
+  for _ in range(steps):
+    gram = x @ x.T
+    total, power = coefficients[0] * x, x
+    for c in coefficients[1:]:
+      power = gram @ power
+      total = total + c * power
+    x = total
+  return x
+
+
+def ref_lars(steps, lr, momentum=0.9, wd=1e-4, ns_steps=0, ns_coefficients=None, nesterov=False, classic=True, pre_wd=True,
+             tcoef=0.001, keys=None):
+  """tinygrad's LARS._step (Muon and its SGD are this with other settings), in numpy, written from its rule."""
+  p = {k: v.copy() for k, v in INIT.items()}
+  keys = list(p) if keys is None else keys
+  b = {k: np.zeros_like(v) for k, v in p.items()}
+  for _ in range(steps):
+    grads = closed_form_grads(p)
+    for k in keys:
+      g = grads[k]
+      r1, r2 = np.linalg.norm(p[k]), np.linalg.norm(g)
+      r = (tcoef * r1 / (r2 + wd * r1) if r1 > 0 and r2 > 0 else 1.0) if tcoef else 1.0
+      if pre_wd and wd: g = g + wd * p[k]
+      if classic: g = g * r * lr
+      if momentum:
+        b[k] = momentum * b[k] + g
+        g = g + momentum * b[k] if nesterov else b[k]
+      if ns_coefficients: g = ref_newton_schulz(g.reshape(g.shape[0], -1), ns_steps, ns_coefficients).reshape(g.shape)
+      if not pre_wd and wd: p[k] = p[k] * (1 - wd * lr)
+      if not classic: g = g * r * lr
+      p[k] = p[k] - g
+  return p
+
+
+def test_lars_matches_tinygrads_rule(device):
+  """LARS against a numpy transcription of tinygrad's rule (PyTorch has no LARS): the trust ratio, classic
+  momentum (lr inside the buffer), with and without Nesterov."""
+  from teeny.nn.optim import LARS
+  for kw in (dict(lr=0.5, momentum=0.9, weight_decay=1e-2, tcoef=0.01), dict(lr=0.5, momentum=0.8, nesterov=True, classic=False, tcoef=0.02)):
+    ps = make_params(device)
+    got, want = train(ps, LARS(list(ps.values()), **kw), device, steps=4), ref_lars(4, **{("wd" if k == "weight_decay" else k): v for k, v in kw.items()})
+    for k in want:
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=f"{kw}: {k}")
+      assert np.abs(got[k] - INIT[k]).max() > 1e-4  # it moved
+
+
+def test_lars_without_trust_ratio_is_torch_sgd(device):
+  """tinygrad's SGD is LARS(tcoef=0, classic=False, pre_wd=True): against torch.optim.SGD itself for 4 steps."""
+  torch = pytest.importorskip("torch")
+  from teeny.nn.optim import LARS
+  tps = {k: torch.tensor(v, requires_grad=True) for k, v in INIT.items()}
+  topt = torch.optim.SGD(list(tps.values()), lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+  for _ in range(4):
+    topt.zero_grad()
+    x, y = torch.from_numpy(X), torch.from_numpy(Y)
+    (((x @ tps["w1"] + tps["c1"]) @ tps["w2"] + tps["c2"] - y) ** 2).mean().backward()
+    topt.step()
+  ps = make_params(device)
+  got = train(ps, LARS(list(ps.values()), lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True, classic=False, tcoef=0.0), device, steps=4)
+  for k in got: np.testing.assert_allclose(got[k], tps[k].detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_muon_matches_tinygrads_rule(device):
+  """Muon against a numpy transcription of tinygrad's rule: torch.optim.Muon differs (an averaged momentum,
+  bfloat16 orthogonalization, a shape-scaled lr, 2-D parameters only), so it is not the reference. The
+  parameters include a wide matrix, a tall one (transposed for the iteration) and vectors."""
+  from teeny.nn.optim import Muon
+  ps = make_params(device)
+  got, want = train(ps, Muon(list(ps.values()), lr=0.05), device, steps=3), ref_lars(
+    3, lr=0.05, momentum=0.95, wd=0.1, ns_steps=5, ns_coefficients=(3.4445, -4.775, 2.0315), nesterov=True, classic=False, pre_wd=False, tcoef=0)
+  for k in want:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5, err_msg=k)
+    assert np.abs(got[k] - INIT[k]).max() > 1e-3
+
+
+def test_newton_schulz_orthogonalizes():
+  """Enough steps of the classic cubic (1.5, -0.5) take a well-conditioned matrix's singular values to 1."""
+  from teeny.nn.optim import newton_schulz
+  g = rng.normal(size=(3, 5)) + 2 * np.eye(3, 5)
+  x = newton_schulz(Tensor(g.astype(np.float32)), 30, (1.5, -0.5)).numpy()
+  np.testing.assert_allclose(x @ x.T, np.eye(3), atol=1e-4)
+  np.testing.assert_allclose(newton_schulz(Tensor(g.T.astype(np.float32)), 30, (1.5, -0.5)).numpy(), x.T, atol=1e-5)
+  with pytest.raises(ValueError, match="matrix"): newton_schulz(Tensor.ones(3), 1, (1.0,))
+
+
+def test_optimizer_group_steps_and_zeroes_all(device):
+  """OptimizerGroup(Muon for the matrices, SGD for the vectors) gives what each optimizer gives alone."""
+  from teeny.nn.optim import Muon, OptimizerGroup
+  ps = make_params(device)
+  muon, sgd = Muon([ps["w1"], ps["w2"]], lr=0.05), SGD([ps["c1"], ps["c2"]], lr=0.1, momentum=0.9)
+  group = OptimizerGroup(muon, sgd)
+  assert group[0] is muon and group[1] is sgd and len(group.params) == 4
+  got = train(ps, group, device, steps=3)
+  assert all(p.grad is None for p in ps.values()) is False
+  group.zero_grad()
+  assert all(p.grad is None for p in ps.values())
+  # the references: each optimizer's rule with the other half of the parameters moving by its own rule
+  p = {k: v.copy() for k, v in INIT.items()}
+  b = {k: np.zeros_like(v) for k, v in p.items()}
+  for _ in range(3):
+    g = closed_form_grads(p)
+    for k in ("w1", "w2"):
+      b[k] = 0.95 * b[k] + g[k]
+      u = ref_newton_schulz(g[k] + 0.95 * b[k], 5, (3.4445, -4.775, 2.0315))
+      p[k] = p[k] * (1 - 0.1 * 0.05) - 0.05 * u
+    for k in ("c1", "c2"):
+      b[k] = 0.9 * b[k] + g[k]
+      p[k] = p[k] - 0.1 * b[k]
+  for k in p: np.testing.assert_allclose(got[k], p[k], rtol=1e-5, atol=1e-5, err_msg=k)
+  with pytest.raises(TypeError, match="optimizers"): OptimizerGroup(muon, [ps["w1"]])
+
+
+def test_lars_muon_group_bad_arguments():
+  from teeny.nn.optim import LARS, Muon, OptimizerGroup
+  w = Tensor(np.ones((2, 2), np.float32))
+  with pytest.raises(ValueError, match="momentum"): LARS([w], momentum=-1)
+  with pytest.raises(ValueError, match="nesterov"): LARS([w], momentum=0, nesterov=True)
+  with pytest.raises(ValueError, match="scalar"): Muon([Tensor(np.float32(1.0))])
+  with pytest.raises(ValueError, match="at least one"): OptimizerGroup()
+
+
+def torch_clipped(norm_type, max_norm):
+  """The closed-form gradients of INIT, clipped by torch.nn.utils.clip_grad_norm_: (total norm, grads)."""
+  torch = pytest.importorskip("torch")
+  ts = {k: torch.tensor(v, requires_grad=True) for k, v in INIT.items()}
+  for k, g in closed_form_grads(INIT).items(): ts[k].grad = torch.tensor(g)
+  total = torch.nn.utils.clip_grad_norm_(list(ts.values()), max_norm, norm_type=norm_type)
+  return float(total), {k: t.grad.numpy() for k, t in ts.items()}
+
+
+@pytest.mark.parametrize("norm_type,max_norm", [(2.0, 0.5), (2.0, 100.0), (math.inf, 0.3), (1.0, 1.0), (3, 0.2)])
+def test_clip_grad_norm_matches_torch(device, norm_type, max_norm):
+  """Returns the total norm before clipping and scales each gradient in place (a reference held to a gradient
+  sees the new values), like torch.nn.utils.clip_grad_norm_; a max_norm above the norm leaves them alone."""
+  from teeny.nn.utils import clip_grad_norm_
+  import teeny.nn
+  assert teeny.nn.utils.clip_grad_norm_ is clip_grad_norm_
+  want_total, want = torch_clipped(norm_type, max_norm)
+  ps = make_params(device)
+  for t in ps.values(): t.requires_grad = True
+  model_loss(ps, device).backward()
+  held = ps["w1"].grad
+  total = clip_grad_norm_(ps.values(), max_norm, norm_type=norm_type)
+  np.testing.assert_allclose(total.numpy(), want_total, rtol=1e-5)
+  for k in want: np.testing.assert_allclose(ps[k].grad.numpy(), want[k], rtol=1e-5, atol=1e-7, err_msg=k)
+  np.testing.assert_allclose(held.numpy(), want["w1"], rtol=1e-5, atol=1e-7)
+
+
+def test_clip_grad_norm_then_step_and_errors(device):
+  """Clipping between backward() and step(): the step uses the clipped gradients. A single Tensor works, params
+  without gradients are skipped, and error_if_nonfinite reads the norm and raises on inf."""
+  from teeny.nn.utils import clip_grad_norm_
+  w = Tensor(np.array([3.0, 4.0], np.float32), device=device)
+  unused = Tensor(np.ones(2, np.float32), device=device)
+  opt = SGD([w, unused], lr=1.0)
+  (w * Tensor(np.array([3.0, 4.0], np.float32), device=device)).sum().backward()  # grad (3, 4): norm 5
+  assert abs(clip_grad_norm_([w, unused], 1.0).item() - 5.0) < 1e-5
+  opt.step()
+  np.testing.assert_allclose(w.numpy(), [3 - 0.6, 4 - 0.8], rtol=1e-5)
+  v = Tensor(np.array([1.0, 2.0], np.float32), device=device)
+  v.grad = Tensor(np.array([np.inf, 1.0], np.float32), device=device)
+  with pytest.raises(RuntimeError, match="nonfinite|inf"): clip_grad_norm_(v, 1.0, error_if_nonfinite=True)
+  with pytest.raises(ValueError, match="norm_type"): clip_grad_norm_(v, 1.0, norm_type=0)
+  assert clip_grad_norm_([unused], 1.0).item() == 0.0

@@ -1,6 +1,7 @@
-"""Neural-network layers: Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, BatchNorm, LayerNorm, GroupNorm, RMSNorm,
-Embedding and Dropout, with PyTorch's weight layouts and default initialization. Optimizers live in teeny.nn.optim, model state
-(state dicts, safetensors) in teeny.nn.state.
+"""Neural-network layers: Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, BatchNorm, LayerNorm, LayerNorm2d, GroupNorm,
+InstanceNorm, RMSNorm, Embedding, Dropout and the recurrent cells LSTMCell and GRUCell, with PyTorch's weight layouts,
+parameter names and default initialization. Optimizers live in teeny.nn.optim, model state (state dicts, safetensors)
+in teeny.nn.state, and torch.nn.utils' helpers (clip_grad_norm_) in teeny.nn.utils.
 
 A layer is a plain object holding tensors as attributes and computing with Tensor methods in __call__; there is
 no Module base class: get_parameters(model) and get_state_dict(model) find the tensors by walking attributes.
@@ -11,7 +12,8 @@ from __future__ import annotations
 import math
 from teeny.dtype import dtypes
 from teeny.tensor import Tensor
-from teeny.nn import optim, state  # noqa: F401  (teeny.nn.optim and teeny.nn.state, also as attributes)
+from teeny.nn import optim, state, utils  # noqa: F401  (teeny.nn.optim, .state and .utils, also as attributes)
+from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCell: the cells live in their own module)
 
 
 def _ntuple(x, n: int, name: str) -> tuple[int, ...]:
@@ -135,14 +137,27 @@ class ConvTranspose3d(_ConvTransposeNd):
   nd = 3
 
 
+def _channel_count(num_features, sz) -> int:
+  """BatchNorm's channel count from PyTorch's num_features or tinygrad's sz: exactly one of them, a positive int."""
+  if (num_features is None) == (sz is None):
+    raise TypeError("BatchNorm takes the channel count once: num_features (PyTorch) or sz (tinygrad)")
+  count = num_features if sz is None else sz
+  if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+    raise TypeError(f"BatchNorm's channel count must be a positive int, got {count!r}")
+  return count
+
+
 class BatchNorm:
   """Batch normalization over axis 1 (channels) of (N, C), (N, C, L) or (N, C, H, W) inputs: BatchNorm1d,
   BatchNorm2d and BatchNorm3d are this class. In training, normalizes by the batch's mean and (biased) variance
   and moves the running statistics toward them (running_var by the unbiased variance, like PyTorch):
   running = (1 - momentum) * running + momentum * batch, or the cumulative average when momentum is None. In
-  eval it normalizes by the running statistics; with track_running_stats=False, by the batch's in eval too."""
-  def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-               track_running_stats: bool = True):
+  eval it normalizes by the running statistics; with track_running_stats=False, by the batch's in eval too.
+  The channel count is `num_features` (PyTorch's name) or `sz` (tinygrad's); the other arguments in PyTorch's order
+  (tinygrad's differs after eps: pass those by keyword)."""
+  def __init__(self, num_features: int | None = None, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+               track_running_stats: bool = True, *, sz: int | None = None):
+    num_features = _channel_count(num_features, sz)
     self.num_features, self.eps, self.momentum, self.track_running_stats = num_features, eps, momentum, track_running_stats
     self.weight = _fresh(Tensor.ones(num_features)) if affine else None
     self.bias = _fresh(Tensor.zeros(num_features)) if affine else None
@@ -188,6 +203,24 @@ class LayerNorm:
     return x if self.weight is None else x * self.weight + self.bias
 
 
+class LayerNorm2d(LayerNorm):
+  """LayerNorm over the channels of an NCHW input (each pixel normalized across its C values), weight and bias
+  per channel: what ConvNeXt-style models call LayerNorm2d. Same as moving channels last, LayerNorm(C), and back."""
+  def __init__(self, num_channels: int, eps: float = 1e-5, elementwise_affine: bool = True):
+    if not isinstance(num_channels, int): raise TypeError(f"LayerNorm2d takes the channel count as an int, got {num_channels!r}")
+    super().__init__(num_channels, eps, elementwise_affine)
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.ndim != 4 or x.shape[1] != self.normalized_shape[0]:
+      raise ValueError(f"LayerNorm2d over {self.normalized_shape[0]} channels got an input of shape {x.shape} (wants N, C, H, W)")
+    return super().__call__(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _per_channel(t: Tensor, ndim: int) -> Tensor:
+  """A (C,) weight shaped to broadcast over axis 1 of an ndim-dim input."""
+  return t.reshape((1, -1) + (1,) * (ndim - 2))
+
+
 class GroupNorm:
   """Split the channels (axis 1) into num_groups groups, normalize each group of each sample over its channels and
   positions, then scale and shift per channel."""
@@ -203,8 +236,24 @@ class GroupNorm:
       raise ValueError(f"GroupNorm over {self.num_channels} channels got an input of shape {x.shape} (channels are axis 1)")
     out = x.reshape(x.shape[0], self.num_groups, -1).layernorm(eps=self.eps).reshape(x.shape)
     if self.weight is None: return out
-    per_channel = (1, -1) + (1,) * (x.ndim - 2)
-    return out * self.weight.reshape(per_channel) + self.bias.reshape(per_channel)
+    return out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim)
+
+
+class InstanceNorm:
+  """Normalize each channel of each sample over its positions (mean 0, biased variance 1), then scale and shift per
+  channel: inputs (N, C, ...). tinygrad's signature, so affine defaults to True (PyTorch's InstanceNorm1d/2d/3d
+  default to affine=False and keep no running statistics unless asked; this layer keeps none)."""
+  def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True):
+    self.num_features, self.eps = num_features, eps
+    self.weight = _fresh(Tensor.ones(num_features)) if affine else None
+    self.bias = _fresh(Tensor.zeros(num_features)) if affine else None
+
+  def __call__(self, x: Tensor) -> Tensor:
+    if x.ndim < 3 or x.shape[1] != self.num_features:
+      raise ValueError(f"InstanceNorm over {self.num_features} channels got an input of shape {x.shape} (wants N, C, ...)")
+    out = x.reshape(x.shape[0], self.num_features, -1).layernorm(eps=self.eps).reshape(x.shape)
+    if self.weight is None: return out
+    return out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim)
 
 
 class RMSNorm:

@@ -1,5 +1,7 @@
-"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and LAMB, with PyTorch's update rules, and
-learning-rate schedules (LambdaLR, StepLR, CosineAnnealingLR) like torch.optim.lr_scheduler.
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and LAMB, with PyTorch's update rules; LARS and
+Muon, which PyTorch has not (Muon's torch.optim version differs) with tinygrad's; OptimizerGroup, several optimizers
+stepped as one; and learning-rate schedules (LambdaLR, StepLR, CosineAnnealingLR) like torch.optim.lr_scheduler.
+(Gradient clipping is teeny.nn.utils.clip_grad_norm_, where PyTorch has it.)
 
 A step is lazy graph building plus two realizes. First the gradients (and, on the first step, the parameters and
 the optimizer's state) are realized, so every update below reads plain buffers. Then each parameter and each piece
@@ -165,6 +167,103 @@ class AdamW(LAMB):
   """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW: p *= 1 - lr * wd first."""
   def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
     super().__init__(params, lr, b1, b2, eps, weight_decay, adam=True, decoupled=True)
+
+
+def newton_schulz(g: Tensor, steps: int, coefficients: tuple[float, ...], eps: float = 1e-7) -> Tensor:
+  """Push a matrix toward the nearest orthogonal one (its singular values toward 1) with `steps` rounds of an odd
+  polynomial, tinygrad's formulation: X = G / (||G||_F + eps), then X <- sum_i c_i (X X^T)^i X. Works on the
+  wider orientation (a tall matrix is transposed and back), so X X^T is the smaller square."""
+  if g.ndim != 2: raise ValueError(f"newton_schulz takes a matrix, got shape {g.shape}")
+  if g.shape[0] > g.shape[1]: return newton_schulz(g.transpose(), steps, coefficients, eps).transpose()
+  x = g / (g.square().sum().sqrt() + eps)
+  for _ in range(steps):
+    gram = x @ x.transpose()
+    power, total = x, coefficients[0] * x
+    for c in coefficients[1:]:
+      power = gram @ power
+      total = total + c * power
+    x = total
+  return x
+
+
+class LARS(Optimizer):
+  """LARS (You et al. 2017, Layer-wise Adaptive Rate Scaling), tinygrad's rule and signature; PyTorch has no LARS.
+  Per parameter: the trust ratio r = tcoef * ||p|| / (||g|| + wd * ||p||) (1 where either norm is 0; r = 1 when
+  tcoef is 0); g += wd * p (pre_wd); classic: g *= r * lr before momentum; b = momentum * b + g;
+  g = g + momentum * b if nesterov else b; with ns_coefficients, g is orthogonalized by newton_schulz (as a matrix
+  of its first axis by the rest); not pre_wd: p *= 1 - wd * lr (decay after momentum, Muon's); not classic:
+  g *= r * lr after momentum; p -= g. With tcoef=0, classic=False and pre_wd=True it is PyTorch's SGD."""
+  def __init__(self, params, lr: float | Tensor = 0.001, momentum: float = 0.9, weight_decay: float = 1e-4, ns_steps: int = 0,
+               ns_coefficients: tuple[float, ...] | None = None, nesterov: bool = False, classic: bool = True,
+               pre_wd: bool = True, tcoef: float = 0.001):
+    super().__init__(params, lr)
+    if momentum < 0: raise ValueError(f"momentum must be >= 0, got {momentum}")
+    if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if nesterov and momentum == 0: raise ValueError("nesterov momentum needs momentum > 0")
+    if ns_coefficients is not None and (len(ns_coefficients) == 0 or ns_steps < 0):
+      raise ValueError(f"newton-schulz needs ns_steps >= 0 and at least one coefficient, got {ns_steps} and {ns_coefficients}")
+    if ns_coefficients is not None and any(p.ndim == 0 for p in self.params):
+      raise ValueError("newton-schulz orthogonalization needs parameters with at least one axis, got a scalar")
+    self.momentum, self.weight_decay, self.ns_steps, self.ns_coefficients = momentum, weight_decay, ns_steps, ns_coefficients
+    self.nesterov, self.classic, self.pre_wd, self.tcoef = nesterov, classic, pre_wd, tcoef
+    self.b = [self._zeros_like(p) for p in self.params] if momentum else []
+
+  def _trust_ratio(self, p: Tensor, g: Tensor):
+    if self.tcoef == 0: return 1.0
+    r1, r2 = p.square().sum().sqrt(), g.square().sum().sqrt()
+    return (r1 > 0).where((r2 > 0).where(self.tcoef * r1 / (r2 + self.weight_decay * r1), 1.0), 1.0)
+
+  def _update(self, i, p, g):
+    lr, r = self._lr(p), self._trust_ratio(p, g)
+    if self.pre_wd and self.weight_decay: g = g + self.weight_decay * p
+    if self.classic: g = g * r * lr
+    out = []
+    if self.momentum:
+      b = self.b[i].assign(self.momentum * self.b[i] + g)
+      g = g + self.momentum * b if self.nesterov else b
+      out.append(b)
+    if self.ns_coefficients:
+      g = newton_schulz(g.reshape(g.shape[0], -1), self.ns_steps, tuple(self.ns_coefficients)).reshape(g.shape)
+    new_p = p * (1.0 - self.weight_decay * lr) if not self.pre_wd and self.weight_decay else p
+    if not self.classic: g = g * r * lr
+    return out + [p.assign(new_p - g)]
+
+
+class Muon(LARS):
+  """Muon (momentum orthogonalized by Newton-Schulz), tinygrad's rule and signature: b = momentum * b + g;
+  u = g + momentum * b (nesterov) or b; u = newton_schulz(u as a matrix of its first axis by the rest);
+  p *= 1 - lr * wd; p -= lr * u. torch.optim.Muon differs: its momentum is an average (b += (1 - momentum)(g - b)),
+  it orthogonalizes in bfloat16, scales lr by the shape (adjust_lr_fn) and takes 2-D parameters only."""
+  def __init__(self, params, lr: float | Tensor = 0.001, momentum: float = 0.95, weight_decay: float = 0.1, ns_steps: int = 5,
+               ns_coefficients: tuple[float, ...] = (3.4445, -4.775, 2.0315), nesterov: bool = True):
+    super().__init__(params, lr, momentum, weight_decay, ns_steps, ns_coefficients, nesterov, classic=False, pre_wd=False, tcoef=0.0)
+
+
+class OptimizerGroup(Optimizer):
+  """Several optimizers (say Muon for the matrices, AdamW for the rest) stepped and zero_grad'ed as one, like
+  tinygrad's: `opt = OptimizerGroup(opt1, opt2); opt.zero_grad(); loss.backward(); opt.step()`. opt[i] is the i-th."""
+  def __init__(self, *optimizers: Optimizer):  # (no Optimizer.__init__: the parts hold the parameters and state)
+    if not optimizers: raise ValueError("OptimizerGroup needs at least one optimizer")
+    for o in optimizers:
+      if not isinstance(o, Optimizer): raise TypeError(f"OptimizerGroup takes optimizers, got {type(o).__name__}")
+    self.optimizers = optimizers
+    self.params = [p for o in optimizers for p in o.params]
+    self.buffers = [b for o in optimizers for b in o.buffers]
+    self.device = optimizers[0].device
+
+  def __getitem__(self, i: int) -> Optimizer: return self.optimizers[i]
+  def __len__(self) -> int: return len(self.optimizers)
+
+  def zero_grad(self):
+    """zero_grad() of every optimizer in the group."""
+    for o in self.optimizers: o.zero_grad()
+
+  def schedule_step(self) -> list[Tensor]:
+    """Every optimizer's lazy update. All the gradients are realized together first, so the forward and backward
+    passes run once for the whole group, and no update can change a parameter another gradient still reads."""
+    grads = [p.grad for p in self.params if p.grad is not None]
+    if grads: Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers)
+    return [t for o in self.optimizers for t in o.schedule_step()]
 
 
 class LRScheduler:

@@ -1,0 +1,45 @@
+"""Helpers that PyTorch keeps in torch.nn.utils: clip_grad_norm_ (tinygrad has none in its library; its training
+examples clip by hand), so a PyTorch training loop's `clip_grad_norm_(model.parameters(), 1.0)` works as it is."""
+from __future__ import annotations
+import math
+from typing import Iterable
+from teeny.tensor import Tensor
+
+
+def _with_grads(parameters) -> list[Tensor]:
+  """The tensors among `parameters` (one Tensor or an iterable of them) that have a gradient."""
+  params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+  for p in params:
+    if not isinstance(p, Tensor): raise TypeError(f"clip_grad_norm_ takes Tensors, got {type(p).__name__}")
+  return [p for p in params if p.grad is not None]
+
+
+def _total_norm(grads: list[Tensor], norm_type: float) -> Tensor:
+  """The norm of all the gradients as one vector: the max of |g| for inf, else (sum |g|^p)^(1/p). Each
+  gradient's own norm first, then the norm of those, as PyTorch does (the same value up to rounding)."""
+  if norm_type == math.inf: return Tensor.stack(*[g.abs().max().float() for g in grads]).max()
+  if norm_type == 2.0:
+    return Tensor.stack(*[g.float().square().sum().sqrt() for g in grads]).square().sum().sqrt()
+  each = [(g.float().abs() ** norm_type).sum() ** (1 / norm_type) for g in grads]
+  return (Tensor.stack(*each) ** norm_type).sum() ** (1 / norm_type)
+
+
+def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+  """Scale the gradients of `parameters` in place so their total norm (all of them as one vector) is at most
+  max_norm, like torch.nn.utils.clip_grad_norm_: each g *= min(1, max_norm / (total + 1e-6)). Returns the total
+  norm before clipping, as a lazy scalar float32 Tensor (no data is read, unless error_if_nonfinite asks to check
+  it: then a nan or inf norm raises RuntimeError). `foreach` is accepted for PyTorch's signature and ignored."""
+  norm_type = float(norm_type)
+  if not norm_type > 0: raise ValueError(f"clip_grad_norm_: norm_type must be positive (or inf), got {norm_type}")
+  if max_norm < 0: raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
+  params = _with_grads(parameters)
+  if not params: return Tensor(0.0)
+  with Tensor.no_grad():  # clipping is not part of any gradient, as in PyTorch
+    total = _total_norm([p.grad for p in params], norm_type)
+    if error_if_nonfinite and not math.isfinite(total.item()):
+      raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total.item()}; "
+                         "pass error_if_nonfinite=False to clip anyway")
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for p in params: p.grad.assign(p.grad * scale.cast(p.grad.dtype).to(p.grad.device))
+  return total
