@@ -204,7 +204,7 @@ BAD_PICKLES = {
   "too_many_dims": (pickle_of({"w": tensor(S, 0, (1,) * 100, (1,) * 100)}), "bad tensor layout"),
   "storage_too_big_for_entry": (pickle_of({"w": tensor(storage("0", 8), 0, (8,), (1,))}), "has 16 bytes, 8 items of dtypes.float32 need 32"),
   "missing_storage": (pickle_of({"w": tensor(storage("7", 4), 0, (4,), (1,))}), "storage 7 is missing"),
-  "unsupported_storage": (pickle_of({"w": tensor(storage("0", 4, "BFloat16Storage"), 0, (4,), (1,))}), "refuses torch.BFloat16Storage"),
+  "unsupported_storage": (pickle_of({"w": tensor(storage("0", 4, "ComplexFloatStorage"), 0, (4,), (1,))}), "refuses torch.ComplexFloatStorage"),
   "bad_persistent_id": (pickle_of({"w": P(("storage", "x"))}), "unknown storage reference"),
   "negative_numel": (pickle_of({"w": tensor(storage("0", -4), 0, (1,), (1,))}), "bad storage reference"),
   "storage_called": (pickle_of({"w": R(G("torch", "FloatStorage"), (4,))}), "TypeError"),

@@ -211,7 +211,7 @@ CORRUPT = {
   "header_not_object": (_file([1, 2, 3]), "instead of an object"),
   "entry_not_object": (_file({"x": [0, 8]}, bytes(8)), "exactly dtype, shape and data_offsets"),
   "missing_offsets": (_file({"x": {"dtype": "F32", "shape": [2]}}, bytes(8)), "exactly dtype, shape and data_offsets"),
-  "unknown_dtype": (_file({"x": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)), "dtype 'BF16'"),
+  "unknown_dtype": (_file({"x": {"dtype": "C64", "shape": [2], "data_offsets": [0, 16]}}, bytes(16)), "dtype 'C64'"),
   "negative_shape": (_file({"x": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8)), "bad shape"),
   "float_shape": (_file({"x": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}}, bytes(8)), "bad shape"),
   "offsets_reversed": (_file({"x": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}}, bytes(8)), "bad data_offsets"),
@@ -353,3 +353,110 @@ def test_torch_load_catches_lying_files(tmp_path):
   # claim 16 items of storage for a tensor of 8 (the pickled size says 16; the file has 8 items)
   rewrite(tmp_path / "size.pt", lambda n, b: b.replace(b"K\x08", b"K\x10") if n.endswith("data.pkl") else b)
   with pytest.raises(ValueError, match="need 64"): torch_load(tmp_path / "size.pt")
+
+
+# ---- bfloat16 and fp8 checkpoints, sharded checkpoints ----
+
+LOW_TORCH = {dtypes.bfloat16: "bfloat16", dtypes.fp8e4m3: "float8_e4m3fn", dtypes.fp8e5m2: "float8_e5m2"}
+
+
+def _low_precision_tensors(torch):
+  """torch tensors of every low-precision dtype holding every bit pattern (each NaN among them)."""
+  every16 = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16)
+  every8 = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+  return {"bf": every16.view(torch.bfloat16).reshape(256, 256), "e4": every8.clone().view(torch.float8_e4m3fn).reshape(16, 16),
+          "e5": every8.view(torch.float8_e5m2), "f": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+
+
+def _assert_same_bits(t: Tensor, ref):
+  """t holds exactly ref's bits (a bfloat16/fp8 tensor is read back through its unsigned bits)."""
+  import torch
+  bits_of = {2: (dtypes.uint16, torch.int16, np.uint16), 1: (dtypes.uint8, torch.uint8, np.uint8)}
+  if t.dtype.itemsize > 2:
+    np.testing.assert_array_equal(t.numpy(), ref.numpy())
+    return
+  ours, theirs, view = bits_of[t.dtype.itemsize]
+  np.testing.assert_array_equal(t.bitcast(ours).numpy(), ref.view(theirs).numpy().view(view))
+
+
+def test_safe_load_reads_bf16_and_fp8(device, tmp_path):
+  torch = pytest.importorskip("torch")
+  st = pytest.importorskip("safetensors.torch")
+  tensors = _low_precision_tensors(torch)
+  st.save_file(tensors, str(tmp_path / "low.safetensors"))
+  header = json.loads((tmp_path / "low.safetensors").read_bytes()[8:].split(b"}}")[0] + b"}}")
+  assert {header[k]["dtype"] for k in ("bf", "e4", "e5")} == {"BF16", "F8_E4M3", "F8_E5M2"}
+  loaded = safe_load(tmp_path / "low.safetensors", device=device)
+  assert (loaded["bf"].dtype, loaded["e4"].dtype, loaded["e5"].dtype) == (dtypes.bfloat16, dtypes.fp8e4m3, dtypes.fp8e5m2)
+  for name, ref in tensors.items(): _assert_same_bits(loaded[name], ref)
+  np.testing.assert_array_equal(loaded["bf"][1:3].numpy(), tensors["bf"][1:3].float().numpy())  # values, in float32
+  # and back: teeny writes the bits, the safetensors package reads the same tensors
+  safe_save(loaded, tmp_path / "again.safetensors")
+  again = st.load_file(str(tmp_path / "again.safetensors"))
+  for name, ref in tensors.items():
+    assert again[name].dtype == ref.dtype
+    assert torch.equal(again[name].view(torch.uint8), ref.view(torch.uint8))
+
+
+def test_torch_load_reads_bf16_and_fp8(device, tmp_path):
+  torch = pytest.importorskip("torch")
+  tensors = _low_precision_tensors(torch)
+  tensors["bf_t"] = tensors["bf"][:4, :6].t()  # a strided view of the bfloat16 storage
+  tensors["e4_slice"] = tensors["e4"][2:5, 1::3]  # and of an fp8 one (saved as bytes with the dtype named)
+  torch.save(tensors, tmp_path / "low.pt")
+  loaded = torch_load(tmp_path / "low.pt", device=device)
+  assert loaded["e4_slice"].dtype == dtypes.fp8e4m3 and loaded["bf_t"].dtype == dtypes.bfloat16
+  for name, ref in tensors.items(): _assert_same_bits(loaded[name], ref.contiguous())
+
+
+def test_torch_load_bf16_model_into_load_state_dict(tmp_path):
+  torch = pytest.importorskip("torch")
+  lin = torch.nn.Linear(5, 3).to(torch.bfloat16)
+  torch.save(lin.state_dict(), tmp_path / "lin.pt")
+  state = torch_load(tmp_path / "lin.pt")
+  model = type("Lin", (), {})()
+  model.weight, model.bias = Tensor.zeros(3, 5), Tensor.zeros(3)  # float32 parameters take the bfloat16 values
+  load_state_dict(model, state)
+  np.testing.assert_array_equal(model.weight.numpy(), lin.weight.float().detach().numpy())
+  x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
+  ref = (torch.from_numpy(x) @ lin.weight.float().t() + lin.bias.float()).detach().numpy()
+  np.testing.assert_allclose((Tensor(x) @ model.weight.T + model.bias).numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def _sharded_checkpoint(torch, folder):
+  """A Hugging Face style sharded checkpoint in folder: two shards and model.safetensors.index.json."""
+  st = pytest.importorskip("safetensors.torch")
+  g = torch.Generator().manual_seed(0)
+  tensors = {"embed.weight": torch.randn(8, 4, generator=g).bfloat16(), "layers.0.w": torch.randn(4, 4, generator=g),
+             "layers.1.w": torch.randn(4, 4, generator=g).half(), "head.bias": torch.randn(3, generator=g)}
+  shards = {"model-00001-of-00002.safetensors": ["embed.weight", "layers.0.w"],
+            "model-00002-of-00002.safetensors": ["layers.1.w", "head.bias"]}
+  for file, names in shards.items(): st.save_file({n: tensors[n] for n in names}, str(folder / file))
+  weight_map = {n: file for file, names in shards.items() for n in names}
+  (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+  return tensors
+
+
+@pytest.mark.parametrize("by", ["index", "directory"])
+def test_safe_load_of_a_sharded_checkpoint(device, tmp_path, by):
+  torch = pytest.importorskip("torch")
+  tensors = _sharded_checkpoint(torch, tmp_path)
+  loaded = safe_load(tmp_path / "model.safetensors.index.json" if by == "index" else tmp_path, device=device)
+  assert list(loaded) == ["embed.weight", "layers.0.w", "layers.1.w", "head.bias"]
+  assert loaded["embed.weight"].dtype == dtypes.bfloat16 and loaded["layers.1.w"].dtype == dtypes.float16
+  for name, ref in tensors.items(): _assert_same_bits(loaded[name], ref)
+
+
+def test_sharded_index_errors_are_named(tmp_path):
+  torch = pytest.importorskip("torch")
+  _sharded_checkpoint(torch, tmp_path)
+  index = tmp_path / "model.safetensors.index.json"
+  good = json.loads(index.read_text())
+  cases = [({"weight_map": {"a": "../evil.safetensors"}}, "not a file name"), ({"metadata": {}}, "weight_map"),
+           ({"weight_map": {**good["weight_map"], "ghost": "model-00001-of-00002.safetensors"}}, "ghost")]
+  for content, message in cases:
+    index.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=message): safe_load(index)
+  index.write_text("{not json")
+  with pytest.raises(ValueError, match="index"): safe_load(index)
+  with pytest.raises(ValueError, match="index"): safe_load(tmp_path / "missing.index.json")

@@ -1,6 +1,8 @@
 """Model state: finding a model's tensors (get_parameters, get_state_dict), loading saved values back into them
 (load_state_dict), the safetensors file format (safe_save, safe_load, safe_load_metadata), written and read by
-teeny itself, and reading PyTorch's torch.save files of tensors (torch_load), without PyTorch.
+teeny itself, sharded Hugging Face checkpoints (an index.json naming the shards), and PyTorch's torch.save files
+of tensors (torch_load, read in nn/torch_file.py), without PyTorch. bfloat16 and fp8 tensors load as their bits,
+unchanged (dtypes.bfloat16, fp8e4m3, fp8e5m2).
 
 A safetensors file is: 8 bytes, the little-endian length N of a JSON header; N bytes of that header (padded with
 spaces so the data starts 8-byte aligned); then the raw little-endian bytes of every tensor. The header maps each
@@ -12,10 +14,12 @@ Both loaders take files from strangers: no code in a file runs, every malformed 
 it, and the memory and time a load takes follow what the file really holds (README, "Loading files you didn't
 write"; tests/test_loader_safety.py)."""
 from __future__ import annotations
-import collections, contextlib, gc, io, json, math, operator, os, pickle, tempfile, zipfile
+import contextlib, gc, json, operator, os, tempfile
 import numpy as np
-from teeny.dtype import DType, dtypes
+from teeny.dtype import DType, dtypes, STORAGE_FLOATS
 from teeny.tensor import Tensor
+from teeny.nn.loading import MAX_DIMS as _MAX_DIMS, MAX_ITEMS as _MAX_ITEMS, from_bytes as _from_bytes, short as _short, shard_plan
+from teeny.nn.torch_file import torch_load, _strided_view  # noqa: F401  (torch_load is this module's too)
 
 # ---- walking a model ----
 
@@ -91,14 +95,19 @@ _ST_DTYPES: dict[str, DType] = {
   "BOOL": dtypes.bool, "U8": dtypes.uint8, "I8": dtypes.int8, "I16": dtypes.int16, "U16": dtypes.uint16,
   "I32": dtypes.int32, "U32": dtypes.uint32, "I64": dtypes.int64, "U64": dtypes.uint64,
   "F16": dtypes.float16, "F32": dtypes.float32, "F64": dtypes.float64,
+  "BF16": dtypes.bfloat16, "F8_E4M3": dtypes.fp8e4m3, "F8_E5M2": dtypes.fp8e5m2,
 }
 _ST_CODES = {dt: code for code, dt in _ST_DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # the safetensors package refuses bigger headers too
-_MAX_DIMS = 64  # numpy's and PyTorch's limit
-_MAX_ITEMS = 2**48  # no shape (even an empty one, [2**62, 0]) may reach this many items: index math stays far from overflow
 
 
 def _little_endian(dt: DType) -> np.dtype: return dt.np.newbyteorder("<")
+
+
+def _to_bytes(t: Tensor) -> bytes:
+  """t's items as little-endian bytes (bfloat16/fp8: their bits)."""
+  if t.dtype in STORAGE_FLOATS: t = t.bitcast({2: dtypes.uint16, 1: dtypes.uint8}[t.dtype.itemsize])
+  return t.numpy().astype(_little_endian(t.dtype)).tobytes()
 
 
 def safe_save(tensors: dict[str, Tensor], path, metadata: dict[str, str] | None = None) -> None:
@@ -128,7 +137,7 @@ def safe_save(tensors: dict[str, Tensor], path, metadata: dict[str, str] | None 
     with os.fdopen(fd, "wb") as f:
       f.write(len(head).to_bytes(8, "little"))
       f.write(head)
-      for name in order: f.write(tensors[name].numpy().astype(_little_endian(tensors[name].dtype)).tobytes())
+      for name in order: f.write(_to_bytes(tensors[name]))
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp): os.unlink(tmp)
@@ -174,11 +183,6 @@ def _parse_header(path: str, raw: bytes) -> dict:
   except RecursionError: raise ValueError(f"{path}: corrupt header, JSON nested too deeply") from None
   if not isinstance(header, dict): raise ValueError(f"{path}: corrupt header, a JSON {type(header).__name__} instead of an object")
   return header
-
-
-def _short(value) -> str:
-  text = repr(value)
-  return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _check_shape(path: str, name: str, shape) -> int:
@@ -238,12 +242,18 @@ def safe_load_metadata(path) -> dict[str, str]:
 
 def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
   """Read every tensor of a safetensors file onto device (the default device if None), after checking the
-  whole header against the file. Tensors come back in the file's order; BOOL bytes other than 0 read as True.
+  whole header against the file. Tensors come back in the file's order; BOOL bytes other than 0 read as True;
+  BF16, F8_E4M3 and F8_E5M2 load as dtypes.bfloat16, fp8e4m3 and fp8e5m2.
+
+  A sharded Hugging Face checkpoint loads too: give its `model.safetensors.index.json` (or the directory that holds
+  it). Its shards are read one after another, each file as below; the tensors come back in the index's order.
 
   The header and the data are read from one open file with ordinary reads (no memory map), each tensor's bytes
   copied out before its tensor is made: a file changed or cut short while it loads raises a ValueError, and
   nothing done to the file later can reach the tensors (a memory map would kill the process with SIGBUS)."""
   path = os.fspath(path)
+  plan = shard_plan(path)
+  if plan is not None: return _load_shards(plan, device)
   with open(path, "rb") as f, _gc_paused():
     header, data_start, spans = _read_header(f, path)
     f.seek(data_start)
@@ -259,8 +269,19 @@ def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
         continue
       raw = np.frombuffer(_read_exactly(f, end - begin, path, f"tensor {name!r}"), dtype=np.uint8)
       arr = raw != 0 if dt == dtypes.bool else raw.view(_little_endian(dt))
-      out[name] = Tensor(arr.reshape(shape), device=device, dtype=dt)
+      out[name] = _from_bytes(arr.reshape(shape), dt, device)
   return out
+
+
+def _load_shards(plan: list[tuple[str, list[str]]], device) -> dict[str, Tensor]:
+  """The tensors an index names, shard by shard (nn/shards.py read and checked the index)."""
+  found: dict[str, Tensor] = {}
+  for shard, names in plan:
+    tensors = safe_load(shard, device)
+    missing = [n for n in names if n not in tensors]
+    if missing: raise ValueError(f"{shard}: the index puts {_short(missing[:5])} in this file, which doesn't hold them")
+    found.update((n, tensors[n]) for n in names)
+  return found
 
 
 @contextlib.contextmanager
@@ -272,212 +293,3 @@ def _gc_paused():
   try: yield
   finally:
     if was_enabled: gc.enable()
-
-
-# ---- PyTorch's torch.save files ----
-
-_TORCH_STORAGES: dict[str, DType] = {
-  "FloatStorage": dtypes.float32, "DoubleStorage": dtypes.float64, "HalfStorage": dtypes.float16,
-  "LongStorage": dtypes.int64, "IntStorage": dtypes.int32, "ShortStorage": dtypes.int16, "CharStorage": dtypes.int8,
-  "ByteStorage": dtypes.uint8, "BoolStorage": dtypes.bool,
-}
-_MAX_RATIO = 100  # torch.save stores entries uncompressed; a re-zipped checkpoint's weights shrink far less than this
-_MAX_SMALL_ENTRY = 4096  # a tiny entry ("byteorder") may compress by any ratio: the bytes stay few
-
-
-class _StorageRef:
-  """One storage of the file, as the pickle names it: its key in the archive, its dtype and its length in items.
-  The bytes are read once per key (torch_load makes one Tensor per key and dtype); a tensor's layout is checked
-  against the item count before any byte is read."""
-  __slots__ = ("key", "dtype", "numel")
-  __hash__ = None  # not a set member or a dict key: the loaded structure may only hold it where it can be replaced
-  def __init__(self, key: str, dtype: DType, numel: int): self.key, self.dtype, self.numel = key, dtype, numel
-
-
-class _TensorRef:
-  """A tensor of the file: a strided view (offset, size, stride, in items) of one storage."""
-  __slots__ = ("storage", "offset", "size", "stride")
-  __hash__ = None
-  def __init__(self, storage, offset, size, stride): self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
-
-
-def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None) -> _TensorRef:
-  """torch._utils._rebuild_tensor_v2: the layout checked against the storage's item count, nothing read yet."""
-  if not isinstance(storage, _StorageRef): raise pickle.UnpicklingError(f"a tensor's storage is a {type(storage).__name__}, not a storage")
-  if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= _MAX_DIMS):
-    raise pickle.UnpicklingError(f"bad tensor layout: size {_short(size)}, stride {_short(stride)}")
-  if not all(type(v) is int and v >= 0 for v in (offset, *size, *stride)):
-    raise pickle.UnpicklingError(f"bad tensor layout: offset {_short(offset)}, size {_short(size)}, stride {_short(stride)} (ints >= 0)")
-  if math.prod(s for s in size if s) >= _MAX_ITEMS: raise pickle.UnpicklingError(f"tensor size {size} has {_MAX_ITEMS} items or more")
-  if math.prod(size):
-    last = offset + sum((s - 1) * st for s, st in zip(size, stride))
-    if last >= storage.numel:
-      raise pickle.UnpicklingError(f"tensor of size {size}, stride {stride} at offset {offset} runs past its storage of {storage.numel} items")
-  return _TensorRef(storage, offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=False, hooks=None, *state): return data
-
-
-class _TorchUnpickler(pickle.Unpickler):
-  """Unpickles only what a file of tensors holds (dicts, OrderedDicts, lists, tuples, numbers, strings, tensors
-  rebuilt from storages): any other class or function named in the pickle is refused, so loading a file can't run
-  code from it. Tensors come out as _TensorRefs, checked against the sizes the archive stores, no data read."""
-  def __init__(self, file, storage_ref):
-    super().__init__(file)
-    self.storage_ref = storage_ref
-
-  def find_class(self, module: str, name: str):
-    if (module, name) == ("collections", "OrderedDict"): return collections.OrderedDict
-    if (module, name) == ("torch._utils", "_rebuild_tensor_v2"): return _rebuild_tensor
-    if (module, name) in (("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state")): return _rebuild_parameter
-    if module == "torch" and name in _TORCH_STORAGES: return name
-    raise pickle.UnpicklingError(f"torch_load refuses {module}.{name}: only files of tensors (state dicts) are loaded")
-
-  def persistent_load(self, pid):
-    if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"): raise pickle.UnpicklingError(f"unknown storage reference {_short(pid)}")
-    _, kind, key, _location, numel = pid
-    if not (isinstance(kind, str) and kind in _TORCH_STORAGES): raise pickle.UnpicklingError(f"storage type {_short(kind)} is not supported by teeny")
-    if not (isinstance(key, str) and type(numel) is int and numel >= 0): raise pickle.UnpicklingError(f"bad storage reference {_short(pid)}")
-    return self.storage_ref(key, _TORCH_STORAGES[kind], numel)
-
-
-class _Archive:
-  """The zip archive of a torch.save file, read with every size checked before the bytes are: entries may not
-  overlap (an overlapping "zip bomb" reuses one compressed run for many entries), nor decompress to more than
-  _MAX_RATIO times their stored size, nor differ from the size the pickle claims for them."""
-  def __init__(self, path: str, z: zipfile.ZipFile):
-    self.path, self.z = path, z
-    infos = sorted(z.infolist(), key=lambda i: i.header_offset)
-    for a, b in zip(infos, infos[1:]):
-      if a.header_offset + a.compress_size > b.header_offset:
-        raise ValueError(f"entries {a.filename!r} and {b.filename!r} overlap in the archive")
-    self.infos = {i.filename: i for i in infos}
-
-  def read(self, name: str, want: int | None = None) -> bytes:
-    info = self.infos.get(name)
-    if info is None: raise ValueError(f"{name} is missing from the archive")
-    if want is not None and info.file_size != want:
-      raise ValueError(f"{name} has {info.file_size} bytes, but the pickle's storage needs {want}")
-    if info.file_size > _MAX_SMALL_ENTRY and info.file_size > _MAX_RATIO * info.compress_size:
-      raise ValueError(f"{name} unpacks to {info.file_size} bytes from {info.compress_size}: compressed more than {_MAX_RATIO}:1, a zip bomb?")
-    with self.z.open(info) as f: data = f.read(info.file_size + 1)
-    if len(data) != info.file_size: raise ValueError(f"{name} holds {len(data)} bytes, but the archive says {info.file_size}")
-    return data
-
-
-def torch_load(path, device: str | None = None):
-  """Read a file written by torch.save (the zip format of PyTorch >= 1.6) that holds tensors, usually a state
-  dict, without PyTorch: returns the same structure with teeny Tensors on device. The pickle inside may only
-  name dicts and tensors; anything else (a pickled model class, code) raises a ValueError.
-
-  Bounded by what the file holds: every size is checked before bytes are read (see _Archive), each storage is
-  read once, and every tensor is a view of its storage like in PyTorch (a tensor expanded from one item stays one
-  item, tensors sharing a storage share it), so memory follows the storages the file really holds. A structure
-  that shares containers (a list in many places) is converted once per container. Every malformed file raises a
-  ValueError naming the file."""
-  path = os.fspath(path)
-  with open(path, "rb") as f:
-    try: return _torch_load(path, f, device)
-    except (ValueError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e: raise ValueError(f"{path}: can't load: {e}") from None
-    except Exception as e:  # whatever else a malformed zip or pickle sets off (zlib.error, RecursionError, MemoryError, ...)
-      raise ValueError(f"{path}: can't load, malformed file: {type(e).__name__}: {e}") from None
-
-
-def _torch_load(path: str, f, device):
-  if not zipfile.is_zipfile(f): raise ValueError("not a zip-format torch.save file (legacy pickle files are not supported)")
-  with zipfile.ZipFile(f) as z:
-    archive = _Archive(path, z)
-    pkl = next((n for n in archive.infos if n.endswith("/data.pkl") and n.count("/") == 1), None)
-    if pkl is None: raise ValueError("no data.pkl in the archive: not a torch.save file")
-    prefix = pkl[:-len("data.pkl")]
-    little = prefix + "byteorder" not in archive.infos or archive.read(prefix + "byteorder").decode().strip() != "big"
-    refs: dict[str, _StorageRef] = {}
-
-    def storage_ref(key: str, dt: DType, numel: int) -> _StorageRef:
-      ref = refs.setdefault(key, _StorageRef(key, dt, numel))
-      if ref.numel * ref.dtype.itemsize != numel * dt.itemsize:
-        raise pickle.UnpicklingError(f"storage {key} is named with {numel} items of {dt} and with {ref.numel} of {ref.dtype}")
-      entry = archive.infos.get(prefix + "data/" + key)
-      if entry is None: raise pickle.UnpicklingError(f"storage {key} is missing from the archive")
-      want = numel * dt.itemsize
-      if entry.file_size != want:
-        raise pickle.UnpicklingError(f"storage {key} has {entry.file_size} bytes, {numel} items of {dt} need {want}")
-      return ref if ref.dtype == dt else _StorageRef(key, dt, numel)
-
-    obj = _TorchUnpickler(io.BytesIO(archive.read(pkl)), storage_ref).load()
-    storages: dict[tuple[str, DType], Tensor] = {}
-    raw: dict[str, bytes] = {}
-
-    def storage_tensor(ref: _StorageRef) -> Tensor:
-      if (ref.key, ref.dtype) not in storages:
-        if ref.key not in raw: raw[ref.key] = archive.read(prefix + "data/" + ref.key, ref.numel * ref.dtype.itemsize)
-        arr = np.frombuffer(raw[ref.key], dtype=np.uint8)
-        arr = arr != 0 if ref.dtype == dtypes.bool else arr.view(ref.dtype.np.newbyteorder("<" if little else ">"))
-        storages[ref.key, ref.dtype] = Tensor(arr, device=device, dtype=ref.dtype)
-      return storages[ref.key, ref.dtype]
-
-    return _convert(obj, lambda t: _strided_view(storage_tensor(t.storage), t.offset, t.size, t.stride))
-
-
-def _convert(root, tensor_of):
-  """root with every _TensorRef replaced by tensor_of(ref): without recursion, and each container (and tensor)
-  converted once however often it is shared, so a pickle of lists that hold each other twice over (a billion
-  laughs) converts in time proportional to its size, and sharing (even cycles) survives the copy.
-
-  Lists and dicts are made empty first and filled at the end, so a cycle through them finds its copy already
-  there; tuples are built once their items are (a cycle can't run through tuples alone)."""
-  new: dict[int, object] = {}
-  order: list = []  # containers, each after everything it holds unless a cycle runs through it
-  keep: list = []  # the originals, alive while their ids key `new`
-  stack = [(root, False)]
-  while stack:
-    obj, done = stack.pop()
-    if done:
-      order.append(obj)
-      continue
-    if id(obj) in new: continue
-    if isinstance(obj, _TensorRef): new[id(obj)] = tensor_of(obj)
-    elif isinstance(obj, (list, dict, tuple)):
-      new[id(obj)] = type(obj)() if not isinstance(obj, tuple) else None  # a tuple is made once its items are
-      stack.append((obj, True))
-      stack.extend((v, False) for v in (obj.values() if isinstance(obj, dict) else obj))
-    else: continue  # numbers, strings, None: kept as they are
-    keep.append(obj)
-
-  def convert(v): return new.get(id(v), v) if isinstance(v, (_TensorRef, list, dict, tuple)) else v
-  for obj in order:
-    if isinstance(obj, tuple): new[id(obj)] = tuple(convert(v) for v in obj)
-  for obj in order:
-    if isinstance(obj, list): new[id(obj)].extend(convert(v) for v in obj)
-    elif isinstance(obj, dict): new[id(obj)].update((k, convert(v)) for k, v in obj.items())
-  return convert(root)
-
-
-def _strided_view(storage: Tensor, offset: int, size: tuple, stride: tuple) -> Tensor:
-  """The tensor torch keeps as (offset, size, stride) over a 1-D storage, built from movement ops on the storage
-  (like PyTorch's view, it copies nothing): a zero stride is an expand, so a tensor expanded from one item costs
-  one item. The dims that step through memory are peeled outermost (largest stride) first: a dim of n steps of s
-  over an inner window of w items is a pad + reshape (n, s) + shrink to w when the windows don't overlap (w <= s),
-  and otherwise the window tiled n times and read along a diagonal (reshape to rows of length + s)."""
-  if math.prod(size) == 0: return Tensor(np.zeros(size, storage.dtype.np), device=storage.device, dtype=storage.dtype)
-  moving = sorted((i for i in range(len(size)) if size[i] > 1 and stride[i] > 0), key=lambda i: -stride[i])
-  contiguous = all(stride[i] == math.prod(size[i + 1:]) for i in range(len(size)) if size[i] > 1)
-  if contiguous: return storage.shrink(((offset, offset + math.prod(size)),)).reshape(size)
-  spans = [1] * (len(moving) + 1)  # spans[k]: items from the first to the last one the dims moving[k:] reach
-  for k in reversed(range(len(moving))): spans[k] = spans[k + 1] + (size[moving[k]] - 1) * stride[moving[k]]
-  x = storage.shrink(((offset, offset + spans[0]),))
-  for k, axis in enumerate(moving):
-    n, s, inner, length = size[axis], stride[axis], spans[k + 1], spans[k]
-    lead = x.shape[:-1]
-    unpadded, whole = ((0, 0),) * len(lead), tuple((0, d) for d in lead)
-    if inner <= s:
-      x = x.pad(unpadded + ((0, n * s - length),)).reshape(*lead, n, s)
-    else:  # row r must start at item r*s of the window: rows of length + s over n copies of it start there
-      x = x.reshape(*lead, 1, length).expand(*lead, n, length).reshape(*lead, n * length)
-      x = x.pad(unpadded + ((0, n * s),)).reshape(*lead, n, length + s)
-    x = x.shrink(whole + ((0, n), (0, inner)))
-  x = x.reshape(x.shape[:-1])  # the innermost window is one item
-  if len(moving) > 1: x = x.permute(sorted(range(len(moving)), key=lambda k: moving[k]))
-  x = x.reshape(tuple(size[i] if i in moving else 1 for i in range(len(size))))
-  return x.expand(size)
