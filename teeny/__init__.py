@@ -5,11 +5,11 @@ from teeny.tensor import Tensor
 from teeny.runtime.device import Device, Buffer
 from teeny.helpers import GlobalCounters, Context
 from teeny.uop import UOp, Ops
-from teeny.engine.jit import TinyJit
+from teeny.engine.jit import TinyJit, JitError
 
 # torch.no_grad() / torch.inference_mode() habits: `with teeny.no_grad():` is `with Tensor.no_grad():`
 no_grad = Tensor.no_grad
 inference_mode = Tensor.inference_mode
 
-__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit"]
+__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit", "JitError"]
 __version__ = "0.1.0"

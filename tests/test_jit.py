@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 from teeny import Tensor, TinyJit, GlobalCounters, dtypes
-from teeny.engine.jit import TinyJit as TinyJitFromModule
+from teeny.engine.jit import TinyJit as TinyJitFromModule, JitError, JitValueError, JitTypeError, JitDeviceError
+import teeny
 from conftest import DEVICES
 from teeny.nn.optim import SGD, Adam
 from training import make_mlp, make_batch, train_step, numpy_step, mlp_loss
@@ -16,7 +17,7 @@ def data(*shape):
 
 
 def test_names():
-  assert TinyJitFromModule is TinyJit
+  assert TinyJitFromModule is TinyJit and teeny.JitError is JitError
 
 
 def test_jitted_mlp_training_step_is_bit_identical_to_unjitted(device):
@@ -137,9 +138,95 @@ def test_same_tensor_in_two_places(device):
   with pytest.raises(ValueError, match="same Tensor"): f(a, Tensor(data(3), device=device))
 
 
-def test_tensors_inside_a_list_are_rejected(device):
-  f = TinyJit(lambda xs: xs[0] + 1)
-  with pytest.raises(TypeError, match="inside a list"): f([Tensor(data(2), device=device)])
+def test_tensors_inside_lists_tuples_and_dicts_are_inputs(device):
+  """Tensors directly inside a list, tuple or dict argument are inputs like tinygrad's (a replay reads the ones
+  passed now); the non-Tensor items beside them are constants; a view inside is copied like a view argument."""
+  @TinyJit
+  def f(x, pair, state, scale):
+    return (x * pair[0] - pair[1] + state["h"] * scale[0]).realize()
+  for i in range(5):
+    x, a, b, h = data(3), data(3), data(3), data(3)
+    big = Tensor(data(6), device=device)
+    out = f(Tensor(x, device=device), [Tensor(a, device=device), big[1:4] if i % 2 else Tensor(b, device=device)],
+            {"h": Tensor(h, device=device), "n": 2}, (4.0,))
+    want_b = big.numpy()[1:4] if i % 2 else b
+    np.testing.assert_allclose(out.numpy(), x * a - want_b + h * 4.0, rtol=1e-6, err_msg=f"call {i}")
+  t = Tensor(data(3), device=device)
+  with pytest.raises(JitValueError, match=r"argument 1\[0\] has shape \(4,\)"):
+    f(t, [Tensor(data(4), device=device), t], {"h": t, "n": 2}, (4.0,))
+  with pytest.raises(JitValueError, match="non-Tensor"): f(t, [t, t], {"h": t, "n": 3}, (4.0,))
+  with pytest.raises(JitTypeError, match="two containers deep"): TinyJit(lambda xs: xs[0][0] + 1)([[t]])
+
+
+def test_a_tuple_state_threads_through_replays(device):
+  """tinygrad's LSTM habit: step(x, (h, c)) returning the new (h, c), fed back in on the next call."""
+  @TinyJit
+  def step(x, hc):
+    h, c = hc
+    c_new = (c + x).realize()
+    return (h * 0.5 + c_new).realize(), c_new
+  x = data(4)
+  h, c = Tensor(np.zeros(4, np.float32), device=device), Tensor(np.zeros(4, np.float32), device=device)
+  hn, cn = np.zeros(4), np.zeros(4)
+  for _ in range(5):
+    h, c = step(Tensor(x, device=device), (h, c))
+    cn = cn + x
+    hn = hn * 0.5 + cn
+    np.testing.assert_allclose(h.numpy(), hn, rtol=1e-5)
+    np.testing.assert_allclose(c.numpy(), cn, rtol=1e-5)
+
+
+def test_misuse_raises_jit_error_of_the_old_kinds(device):
+  """JitError (tinygrad's type) for every misuse, each also the builtin error it always was."""
+  assert issubclass(JitValueError, ValueError) and issubclass(JitTypeError, TypeError) and issubclass(JitDeviceError, RuntimeError)
+  f = TinyJit(lambda x: (x + 1).realize())
+  for _ in range(3): f(Tensor(data(4), device=device))
+  with pytest.raises(JitError): f(Tensor(data(5), device=device))
+  with pytest.raises(JitError): f(Tensor(data(4), device=device).cast(dtypes.int32))
+  with pytest.raises(JitError): f(x=Tensor(data(4), device=device))
+
+
+def test_a_function_that_launches_nothing_raises_jit_error(device):
+  """Like tinygrad's "didn't JIT anything!": the capture call launched no kernel. The call after tries again."""
+  body_runs = []
+  def nothing(a):
+    body_runs.append(1)
+    return a
+  f = TinyJit(nothing)
+  a = Tensor(data(3), device=device)
+  assert f(a) is a  # the warm-up call just runs
+  for _ in range(2):
+    with pytest.raises(JitError, match="no kernel"): f(a)
+  assert len(body_runs) == 3 and f._capture is None
+
+
+def test_prune_leaves_input_independent_kernels_out_of_replays(device):
+  """tinygrad's prune=True: (weights * 2).contiguous() reads no input, so it runs at the capture only and its
+  buffer keeps the result; a replay launches just the kernel that reads x. Without prune both run."""
+  weights = Tensor(data(16), device=device).realize()
+  def w2(x): return ((weights * 2).contiguous() + x).realize()
+  @TinyJit(prune=True)
+  def w2_pruned(x): return w2(x)
+  plain = TinyJit(w2)
+  assert isinstance(w2_pruned, TinyJit) and w2_pruned.prune and not plain.prune
+  for jit, kernels in ((plain, 2), (w2_pruned, 1)):
+    for i in range(4):
+      x = data(16)
+      GlobalCounters.reset()
+      out = jit(Tensor(x, device=device))
+      if i >= 2: assert GlobalCounters.kernel_count == kernels, (jit.prune, GlobalCounters.kernel_count)
+      np.testing.assert_allclose(out.numpy(), weights.numpy() * 2 + x, rtol=1e-6)
+
+
+def test_prune_keeps_a_returned_input_independent_result(device):
+  """A result made only by left-out kernels is returned as the buffer the capture wrote, on every replay."""
+  weights = Tensor(data(5), device=device).realize()
+  f = TinyJit(lambda x: ((weights + 1).contiguous().realize(), (x * 3).realize()), prune=True)
+  for _ in range(4):
+    x = data(5)
+    const, out = f(Tensor(x, device=device))
+    np.testing.assert_allclose(const.numpy(), weights.numpy() + 1, rtol=1e-6)
+    np.testing.assert_allclose(out.numpy(), x * 3, rtol=1e-6)
 
 
 def test_random_numbers_advance_on_every_replay_like_unjitted(device):

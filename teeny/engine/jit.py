@@ -21,11 +21,17 @@ arguments' buffers. What a replay does with each buffer the recording touched:
     before the kernels run, so every replay draws new numbers, the same ones an unjitted call would.
 
 The contract:
-  - Tensor arguments (positional or keyword) are the inputs. Every later call must pass the same shapes,
-    dtypes and devices (ValueError / TypeError / RuntimeError naming the argument otherwise), and the same
-    pattern of one tensor passed in two places. Tensors inside lists or dicts are not supported (TypeError).
-  - Non-Tensor arguments are constants of the capture: a call that changes one raises ValueError. Use
-    jit.reset() to capture again, or one TinyJit per configuration.
+  - Tensor arguments (positional or keyword) are the inputs, and so are the Tensors directly inside a list, tuple
+    or dict argument (one level deep, as tinygrad looks: `step(x, [h, c])`; deeper ones raise JitTypeError).
+    Every later call must pass the same shapes, dtypes and devices, and the same pattern of one tensor passed in
+    two places.
+  - Non-Tensor arguments (and the non-Tensor items beside Tensors in a list, tuple or dict) are constants of the
+    capture: a call that changes one raises JitValueError. Use jit.reset() to capture again, or one TinyJit per
+    configuration.
+  - Misuse raises JitError (tinygrad's name), as a subclass that is also the builtin error it always was:
+    JitValueError (a ValueError: other shapes, other constants, other aliasing), JitTypeError (a TypeError:
+    another dtype, Tensors nested too deep), JitDeviceError (a RuntimeError: another device), and JitError itself
+    when the capture call launched no kernel (nothing to replay, as tinygrad's "didn't JIT anything!").
   - The result may be a Tensor, or tuples/lists/dicts (nested as you like) of Tensors and plain values;
     returned Tensors are realized. Plain values are returned as they were on the captured call.
   - Outputs may alias inputs: a returned argument (e.g. `x += 1; return x`) is, on replay, the tensor passed in
@@ -38,6 +44,11 @@ The contract:
     making tensors from host data that changes between calls) is frozen at the capture.
   - Nested jits: a TinyJit called while another one is capturing (on the same thread) just runs its function;
     its kernels become part of the outer capture, and its own state (calls, capture) is left as it was.
+  - `TinyJit(fn, prune=True)` (or `@TinyJit(prune=True)`), tinygrad's meaning: at the capture, the kernels that
+    neither read an input's buffer nor a buffer such a kernel touched before them (work that depends only on
+    parameters and constants: `(weights * 2).contiguous()`) ran once, at the capture, and are left out of every
+    replay; their results stay in the buffers they were written to. Only for work whose inputs never change
+    between calls: a random draw or a parameter update that reads no input would be frozen too.
 
 Threads: a TinyJit may be called from several threads. Calls of one TinyJit are serialized by a lock it holds
 (reentrant, for a function that calls its own jit): while one thread warms up, captures or replays, another
@@ -63,9 +74,32 @@ from teeny.uop import UOp, Ops
 from teeny import program_order
 
 
+class JitError(Exception):
+  """Misuse of a TinyJit (tinygrad's name for it). The errors raised are also the builtin kinds below."""
+
+
+class JitValueError(JitError, ValueError):
+  """A call that doesn't match the capture: another shape, other constants, other Tensors shared between places."""
+
+
+class JitTypeError(JitError, TypeError):
+  """An argument of another dtype than at the capture, or Tensors hidden where the jit doesn't look for them."""
+
+
+class JitDeviceError(JitError, RuntimeError):
+  """An argument on another device than at the capture."""
+
+
 class TinyJit:
-  def __init__(self, fn):
-    self.fn = fn
+  """Capture the kernels `fn` launches and replay them (see the module's docstring). `TinyJit(fn)`, `@TinyJit`,
+  or with options `TinyJit(fn, prune=True)` / `@TinyJit(prune=True)`."""
+  def __new__(cls, fn=None, *, prune: bool = False):
+    if fn is None: return functools.partial(cls, prune=prune)  # @TinyJit(prune=True): the decorator
+    return super().__new__(cls)
+
+  def __init__(self, fn, *, prune: bool = False):
+    if not callable(fn): raise TypeError(f"TinyJit wraps a function, got {type(fn).__name__}")
+    self.fn, self.prune = fn, prune
     functools.update_wrapper(self, fn)
     self._lock = threading.RLock()  # one call at a time (see Threads above)
     self.reset()
@@ -82,6 +116,7 @@ class TinyJit:
     return self if obj is None else functools.partial(self.__call__, obj)
 
   def __call__(self, *args, **kwargs):
+    """Run, capture or replay (the first, second and later calls)."""
     if realize.capture.recording is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
     args, kwargs = _views_copied(args, kwargs)
     tensors, signature = _inputs(args, kwargs)
@@ -107,8 +142,13 @@ class TinyJit:
     finally:
       realize.capture.recording = None
       program_order.set_capture_start(None)
-    self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter)
-    if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: captured {len(self._capture.launches)} item(s)")
+    name = getattr(self.fn, '__name__', self.fn)
+    if not recorded:
+      self.calls -= 1  # the next call tries to capture again, as tinygrad's does
+      raise JitError(f"TinyJit {name}: the capture call launched no kernel, so there is nothing to replay (realize a "
+                     "result inside the function, or call it without TinyJit)")
+    self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter, self.prune)
+    if debug_level() >= 1: dprint(f"TinyJit {name}: captured {len(self._capture.launches)} item(s){self._capture.pruned_note}")
     return out
 
 
@@ -120,27 +160,75 @@ def _run_and_realize(fn, args, kwargs):
 
 # ---- arguments ----
 
+def _items(value) -> list[tuple]:
+  """(key, item) pairs of a list, tuple or dict argument: the places the jit looks for Tensors inside one."""
+  return list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+
+
+def _rebuilt(value, items: list):
+  """A list, tuple (namedtuple too) or dict like `value` holding `items` instead."""
+  if isinstance(value, dict): return type(value)(zip(value.keys(), items))
+  return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+
+
 def _views_copied(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-  """The arguments with every Tensor that is a view of another tensor's storage replaced by a copy of it: a
-  capture reads its arguments' buffers whole, and a view has none of its own."""
+  """The arguments with every Tensor that is a view of another tensor's storage replaced by a copy of it (also
+  inside a list, tuple or dict argument): a capture reads its arguments' buffers whole, and a view has none of its
+  own."""
   def own(v): return v.contiguous() if isinstance(v, Tensor) and v._base is not None else v
-  return tuple(own(a) for a in args), {k: own(v) for k, v in kwargs.items()}
+  def own_inside(v):
+    if isinstance(v, (list, tuple, dict)) and _holds_tensors(v): return _rebuilt(v, [own(item) for _, item in _items(v)])
+    return own(v)
+  return tuple(own_inside(a) for a in args), {k: own_inside(v) for k, v in kwargs.items()}
+
+
+def _holds_tensors(value) -> bool:
+  return any(isinstance(item, Tensor) for _, item in _items(value))
+
+
+class _TensorHere:
+  """Stands for a Tensor inside a list, tuple or dict argument in the capture's constants (equal to itself only)."""
+  def __repr__(self): return "<Tensor>"
+
+
+_TENSOR_HERE = _TensorHere()
+
+
+def _check_not_deeper(name, value):
+  """Tensors two or more containers deep are not looked for (tinygrad doesn't either): say so, not freeze them."""
+  for key, item in _items(value):
+    if isinstance(item, (list, tuple, dict)) and any(isinstance(t, Tensor) for t in _output_tensors(item)):
+      raise JitTypeError(f"TinyJit: argument {_label((name, key))} holds Tensors two containers deep; the jit takes Tensors "
+                         "as arguments or directly inside a list, tuple or dict argument")
 
 
 def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
-  """The Tensor arguments in order (positional, then keywords by name) and the call's signature: what must stay
-  the same from call to call (the caller adds which arguments share a buffer)."""
+  """The input Tensors in order (positional arguments, then keywords by name; those inside a list, tuple or dict
+  argument in its order) and the call's signature: what must stay the same from call to call (the caller adds
+  which inputs share a buffer)."""
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
   tensors, shapes, constants = [], [], []
+  def add(name, t: Tensor):
+    tensors.append(t)
+    shapes.append((name, t.shape, t.dtype, t.device))
   for name, value in named:
     if isinstance(value, Tensor):
-      tensors.append(value)
-      shapes.append((name, value.shape, value.dtype, value.device))
+      add(name, value)
       continue
-    if isinstance(value, (list, tuple, dict)) and any(isinstance(v, Tensor) for v in (value.values() if isinstance(value, dict) else value)):
-      raise TypeError(f"TinyJit: argument {name!r} holds Tensors inside a {type(value).__name__}; pass them as arguments of their own")
+    if isinstance(value, (list, tuple, dict)):
+      _check_not_deeper(name, value)
+      if _holds_tensors(value):
+        for key, item in _items(value):
+          if isinstance(item, Tensor): add((name, key), item)
+        value = _rebuilt(value, [_TENSOR_HERE if isinstance(item, Tensor) else item for _, item in _items(value)])
     constants.append((name, value))
   return tensors, (tuple(shapes), tuple(constants))
+
+
+def _label(name) -> str:
+  """An input's place for messages: 0, 'x', or 1[0] / 'state'['h'] for one inside a list, tuple or dict."""
+  if isinstance(name, tuple): return f"{_label(name[0])}[{name[1]!r}]"
+  return repr(name)
 
 
 def _buffer_of(t: Tensor) -> Buffer:
@@ -166,18 +254,19 @@ def _check_same(old: tuple, new: tuple):
   old_shapes, old_constants, old_aliases = old
   new_shapes, new_constants, new_aliases = new
   if [s[0] for s in old_shapes] != [s[0] for s in new_shapes]:
-    raise ValueError(f"TinyJit: called with Tensor arguments {[s[0] for s in new_shapes]}, captured with "
-                     f"{[s[0] for s in old_shapes]}; call jit.reset() to capture again")
+    raise JitValueError(f"TinyJit: called with Tensor arguments {[_label(s[0]) for s in new_shapes]}, captured with "
+                        f"{[_label(s[0]) for s in old_shapes]}; call jit.reset() to capture again")
   for (name, shape, dtype, device), (_, shape0, dtype0, device0) in zip(new_shapes, old_shapes):
-    if shape != shape0: raise ValueError(f"TinyJit: argument {name!r} has shape {shape}, captured with {shape0}; call jit.reset() to capture again")
-    if dtype != dtype0: raise TypeError(f"TinyJit: argument {name!r} has dtype {dtype}, captured with {dtype0}; call jit.reset() to capture again")
-    if device != device0: raise RuntimeError(f"TinyJit: argument {name!r} is on {device}, captured on {device0}; call jit.reset() to capture again")
+    where = f"TinyJit: argument {_label(name)}"
+    if shape != shape0: raise JitValueError(f"{where} has shape {shape}, captured with {shape0}; call jit.reset() to capture again")
+    if dtype != dtype0: raise JitTypeError(f"{where} has dtype {dtype}, captured with {dtype0}; call jit.reset() to capture again")
+    if device != device0: raise JitDeviceError(f"{where} is on {device}, captured on {device0}; call jit.reset() to capture again")
   if [c[0] for c in old_constants] != [c[0] for c in new_constants] or not all(
       _same(a, b) for (_, a), (_, b) in zip(old_constants, new_constants)):
-    raise ValueError(f"TinyJit: non-Tensor arguments {_show(new_constants)} differ from the captured {_show(old_constants)}; "
-                     "they are constants of the capture: call jit.reset() to capture again")
+    raise JitValueError(f"TinyJit: non-Tensor arguments {_show(new_constants)} differ from the captured {_show(old_constants)}; "
+                        "they are constants of the capture: call jit.reset() to capture again")
   if old_aliases != new_aliases:
-    raise ValueError("TinyJit: the same Tensor (buffer) is passed in a different set of places than when captured; call jit.reset()")
+    raise JitValueError("TinyJit: the same Tensor (buffer) is passed in a different set of places than when captured; call jit.reset()")
 
 
 def _same(a, b) -> bool:
@@ -242,6 +331,20 @@ def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
   return launches, {s: b for b, s in slot_of.items()}, made
 
 
+def _pruned(launches: list[tuple], input_slots: set[int]) -> tuple[list[tuple], set[int]]:
+  """tinygrad's prune: in order, a launch is kept if it touches a buffer that is an input or that a kept launch
+  touched (those buffers then count too); the others did work that no input changes, done once at the capture.
+  Returns the kept launches and the slots the left-out ones touched."""
+  needed, kept, left_out = set(input_slots), [], []
+  for launch in launches:
+    slots = set(launch[2])
+    if slots & needed:
+      kept.append(launch)
+      needed |= slots
+    else: left_out.append(launch)
+  return kept, {s for launch in left_out for s in launch[2]}
+
+
 def _input_slots(input_bufs: list[Buffer], slot_of: dict) -> dict[int, int]:
   """slot -> index of the argument filling it (the first, if one buffer is passed twice)."""
   inputs: dict[int, int] = {}
@@ -253,11 +356,17 @@ def _input_slots(input_bufs: list[Buffer], slot_of: dict) -> dict[int, int]:
 class _Capture:
   """A recording turned into slots. Each slot is filled on replay from an argument (`inputs`), with a fresh
   buffer (`fresh`: returned tensors made during the call), or by a buffer the capture keeps (`kept`)."""
-  def __init__(self, recorded: list, input_bufs: list[Buffer], input_tensors: list[Tensor], out, rng_before: int, rng_after: int):
+  def __init__(self, recorded: list, input_bufs: list[Buffer], input_tensors: list[Tensor], out, rng_before: int, rng_after: int,
+               prune: bool = False):
     self.launches_info, buf_of, made = _slots(recorded)
     recorded.clear()  # the buffers must now be held by buf_of alone, for the scratch test in _keep_or_plan
     slot_of = {b: s for s, b in buf_of.items()}
     self.inputs = _input_slots(input_bufs, slot_of)
+    # pruned launches ran at the capture and never again: the buffers they touched keep their contents (never
+    # planned as scratch, never a fresh buffer per replay)
+    n_recorded = len(self.launches_info)
+    self.launches_info, self._pinned = _pruned(self.launches_info, set(self.inputs)) if prune else (self.launches_info, set())
+    self.pruned_note = f" (pruned from {n_recorded})" if prune else ""
     self.fresh = self._fresh_slots(out, slot_of, buf_of, made)
     self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs, input_tensors))
     slot_of.clear()  # (it holds the buffers too)
@@ -277,14 +386,14 @@ class _Capture:
     fresh: dict[int, tuple] = {}
     for t in _output_tensors(out):
       s = slot_of.get(_buffer_of(t))
-      if s is not None and s in made and s not in self.inputs: fresh[s] = _spec(buf_of[s])
+      if s is not None and s in made and s not in self.inputs and s not in self._pinned: fresh[s] = _spec(buf_of[s])
     return fresh
 
   def _keep_or_plan(self, buf_of: dict[int, Buffer], made: set[int]) -> dict[int, tuple]:
     """Fill `self.kept` (slot -> the buffer every replay uses) and return the scratch slots' specs: those made during
     the call and held by nothing but the recording. To find them, drop our references and see which buffers die:
     those nobody else can see are free to be planned (their memory went back to the allocator)."""
-    maybe = [s for s in made if s not in self.inputs and s not in self.fresh]
+    maybe = [s for s in made if s not in self.inputs and s not in self.fresh and s not in self._pinned]
     refs = {s: weakref.ref(buf_of[s]) for s in maybe}
     specs = {s: _spec(buf_of.pop(s)) for s in maybe}
     scratch = {s: specs[s] for s in maybe if refs[s]() is None}
