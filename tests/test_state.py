@@ -460,3 +460,64 @@ def test_sharded_index_errors_are_named(tmp_path):
   index.write_text("{not json")
   with pytest.raises(ValueError, match="index"): safe_load(index)
   with pytest.raises(ValueError, match="index"): safe_load(tmp_path / "missing.index.json")
+
+
+# ---- GGUF ----
+
+def _write_gguf(path, rng):
+  """A GGUF file with metadata of several types and tensors of every type gguf_load reads, written by the gguf
+  package; returns what each tensor should load as (the package's own dequantization)."""
+  gguf = pytest.importorskip("gguf")
+  from gguf import quants, GGMLQuantizationType as Q
+  w = gguf.GGUFWriter(str(path), "llama")
+  w.add_uint32("llama.block_count", 2)
+  w.add_float32("llama.rope.freq_base", 0.5)
+  w.add_array("tokenizer.ggml.tokens", ["a", "<s>", "héllo"])
+  w.add_array("tokenizer.ggml.scores", [0.25, -1.0, 2.0])
+  w.add_bool("flag", True)
+  values = rng.standard_normal((3, 64)).astype(np.float32)
+  expected = {"f32": values, "f16": values.astype(np.float16)}
+  w.add_tensor("f32", values)
+  w.add_tensor("f16", values.astype(np.float16))
+  for name, kind in (("q8_0", Q.Q8_0), ("q4_0", Q.Q4_0)):
+    raw = quants.quantize(values, kind)
+    w.add_tensor(name, raw, raw_dtype=kind)
+    expected[name] = quants.dequantize(raw, kind)
+  # the package can't quantize to the K formats: random blocks with sane float16 scales stand in for them
+  for name, kind, size, scales_at in (("q4_k", Q.Q4_K, 144, (0, 2)), ("q6_k", Q.Q6_K, 210, (208,))):
+    blocks = rng.integers(0, 256, (6, size), dtype=np.uint8)
+    for at in scales_at: blocks[:, at:at + 2] = rng.uniform(1e-3, 0.1, (6, 1)).astype(np.float16).view(np.uint8)
+    raw = blocks.reshape(2, 3 * size)
+    w.add_tensor(name, raw, raw_dtype=kind)
+    expected[name] = quants.dequantize(raw, kind)
+  w.write_header_to_file()
+  w.write_kv_data_to_file()
+  w.write_tensors_to_file()
+  w.close()
+  return expected
+
+
+def test_gguf_load_reads_metadata_and_dequantizes(device, tmp_path):
+  from teeny.nn.state import gguf_load
+  expected = _write_gguf(tmp_path / "m.gguf", np.random.default_rng(0))
+  metadata, tensors = gguf_load(tmp_path / "m.gguf", device=device)
+  assert metadata["general.architecture"] == "llama" and metadata["llama.block_count"] == 2
+  assert metadata["tokenizer.ggml.tokens"] == ["a", "<s>", "héllo"] and metadata["tokenizer.ggml.scores"] == [0.25, -1.0, 2.0]
+  assert metadata["llama.rope.freq_base"] == 0.5 and metadata["flag"] is True
+  assert list(tensors) == list(expected)
+  assert tensors["f16"].dtype == dtypes.float16 and tensors["q4_k"].dtype == dtypes.float32
+  for name, want in expected.items():
+    assert tensors[name].shape == want.shape, name
+    np.testing.assert_array_equal(tensors[name].numpy(), want, err_msg=name)  # the same float32 steps: bit-exact
+
+
+def test_gguf_load_refuses_damaged_files(tmp_path):
+  from teeny.nn.state import gguf_load
+  _write_gguf(tmp_path / "m.gguf", np.random.default_rng(1))
+  good = (tmp_path / "m.gguf").read_bytes()
+  cases = {"magic": (b"GGUX" + good[4:], "not a GGUF file"), "version": (good[:4] + (9).to_bytes(4, "little") + good[8:], "version 9"),
+           "truncated": (good[:len(good) - 100], "runs past the end"), "header_cut": (good[:60], "truncated or corrupt"),
+           "huge_count": (good[:8] + (2**60).to_bytes(8, "little") + good[16:], "larger than the file")}
+  for name, (content, message) in cases.items():
+    (tmp_path / f"{name}.gguf").write_bytes(content)
+    with pytest.raises(ValueError, match=message): gguf_load(tmp_path / f"{name}.gguf")

@@ -1,7 +1,7 @@
 """Model state: finding a model's tensors (get_parameters, get_state_dict), loading saved values back into them
 (load_state_dict), the safetensors file format (safe_save, safe_load, safe_load_metadata), written and read by
 teeny itself, sharded Hugging Face checkpoints (an index.json naming the shards), and PyTorch's torch.save files
-of tensors (torch_load, read in nn/torch_file.py), without PyTorch. bfloat16 and fp8 tensors load as their bits,
+of tensors (torch_load, read in nn/torch_file.py), without PyTorch, and GGUF files (gguf_load, nn/gguf.py). bfloat16 and fp8 tensors load as their bits,
 unchanged (dtypes.bfloat16, fp8e4m3, fp8e5m2).
 
 A safetensors file is: 8 bytes, the little-endian length N of a JSON header; N bytes of that header (padded with
@@ -20,6 +20,7 @@ from teeny.dtype import DType, dtypes, STORAGE_FLOATS
 from teeny.tensor import Tensor
 from teeny.nn.loading import MAX_DIMS as _MAX_DIMS, MAX_ITEMS as _MAX_ITEMS, from_bytes as _from_bytes, short as _short, shard_plan
 from teeny.nn.torch_file import torch_load, _strided_view  # noqa: F401  (torch_load is this module's too)
+from teeny.nn.gguf import gguf_load  # noqa: F401  (and gguf_load, like tinygrad's nn.state)
 
 # ---- walking a model ----
 
