@@ -21,14 +21,7 @@ from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
 from teeny.ops.args import Scalar, INDEX_MAX, _canon_axis, _broadcast_shape, _fits, _shape_arg, _new_shape
 from teeny.ops.constants import _const_at
-from teeny.ops.elementwise import ElementwiseOps
-from teeny.ops.reduce import ReduceOps
-from teeny.ops.indexing import IndexingOps
-from teeny.ops.join import JoinOps
-from teeny.ops.random import RandomOps
-from teeny.ops.nn import NNOps
-from teeny.ops.writes import WriteOps
-from teeny.ops.pytorch import PyTorchOps
+from teeny.ops.mixins import TensorOps
 from teeny import program_order
 
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
@@ -56,7 +49,7 @@ def _const_tensor(uop: UOp, device: str) -> Tensor:
   return out
 
 
-class Tensor(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps):
+class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   """A lazily computed n-dimensional array on a device.
 
   Storage and views, as in PyTorch: a tensor either owns its storage (a base) or is a view of a base, made by the

@@ -1,7 +1,8 @@
 """Tensor's ops, one mixin class per family: elementwise math (elementwise.py), reductions and matmul (reduce.py),
 indexing (indexing.py), joining and splitting (join.py), random numbers (random.py), neural network functions
-(nn.py), in-place writes (writes.py) and PyTorch's spellings of what tinygrad names otherwise (pytorch.py).
-teeny/tensor.py's Tensor inherits them all and holds the rest: its state, creation, autograd entry points,
+(nn.py), in-place writes (writes.py), PyTorch's spellings of what tinygrad names otherwise (pytorch.py), and
+sorting and selecting (sorting.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's TensorOps)
+and holds the rest: its state, creation, autograd entry points,
 realizing and reading, casts, movement, and the binary and comparison ops.
 
 The rule: nothing in this package imports teeny/tensor.py. A mixin builds on `self`, `type(self)` and the private

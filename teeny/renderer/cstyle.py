@@ -179,10 +179,7 @@ class OpenCLRenderer(Renderer):
     if op is Ops.LOAD: return self._load(u, r)
     if op is Ops.GEP: return f"{s[0]}.s{u.arg:x}"
     if op is Ops.VECTORIZE: return f"({self.ctype(u.dtype)})({', '.join(s)})"
-    if op in _BINARY:
-      if op in (Ops.AND, Ops.OR, Ops.XOR) and u.dtype == dtypes.bool: return f"(bool)({s[0]}{_BINARY[op]}{s[1]})"
-      if op is Ops.MOD and dtypes.is_float(u.dtype): return f"fmod({s[0]}, {s[1]})"
-      return f"({s[0]}{_BINARY[op]}{s[1]})"
+    if op in _BINARY: return self._binary(u, s[0], s[1])
     if op in _UNARY_FN: return f"{_UNARY_FN[op]}({s[0]})"
     if op is Ops.NEG: return f"(!{s[0]})" if u.dtype == dtypes.bool else f"(-{s[0]})"
     if op is Ops.RECIP: return f"({self.const(1.0, u.dtype)}/{s[0]})"
@@ -197,6 +194,25 @@ class OpenCLRenderer(Renderer):
       if u.dtype == dtypes.float16 and not self.has_fp16: return f"teeny_half_from_bits(as_ushort({s[0]}))"
       return f"as_{_C_TYPES[u.dtype]}({s[0]})"
     raise RuntimeError(f"OpenCL renderer can't render {op}")
+
+  def _binary(self, u: UOp, a: str, b: str) -> str:
+    op = u.op
+    if op in (Ops.AND, Ops.OR, Ops.XOR) and u.dtype == dtypes.bool: return f"(bool)({a}{_BINARY[op]}{b})"
+    if op is Ops.MOD and dtypes.is_float(u.dtype): return f"fmod({a}, {b})"
+    if op in (Ops.IDIV, Ops.MOD) and dtypes.is_int(u.dtype): return self._divide(u, a, b)
+    return f"({a}{_BINARY[op]}{b})"
+
+  def _divide(self, u: UOp, a: str, b: str) -> str:
+    """C integer division. A CPU traps on x/0 and INT_MIN/-1 (SIGFPE kills the process), and a divisor the tensor
+    level made safe can still be 0 in a padded region, where the kernel computes the value and masks it. So a
+    divisor that is not a known-safe constant is guarded like the LLVM renderer's: x/0 and x%0 give 0, x/-1 is -x
+    and x%-1 is 0 (C's ?: evaluates only the branch it picks)."""
+    divisor, op = u.src[1], _BINARY[u.op]
+    signed = not dtypes.is_unsigned(u.dtype)
+    if divisor.op is Ops.CONST and divisor.arg != 0 and not (signed and divisor.arg == -1): return f"({a}{op}{b})"
+    result = f"({b}==0 ? 0 : ({a}{op}{b}))"
+    if not signed: return result
+    return f"({b}==-1 ? {'(-(' + a + '))' if u.op is Ops.IDIV else '0'} : {result})"
 
   def _cast(self, src: DType, dst: DType, x: str) -> str:
     if dst == dtypes.bool: return f"({x}!=0)"

@@ -1,0 +1,16 @@
+"""Every op family of Tensor in one base class, so teeny/tensor.py inherits one name (see teeny/ops/__init__.py for
+what each family holds and the rule they share: none imports tensor.py)."""
+from teeny.ops.elementwise import ElementwiseOps
+from teeny.ops.reduce import ReduceOps
+from teeny.ops.indexing import IndexingOps
+from teeny.ops.join import JoinOps
+from teeny.ops.random import RandomOps
+from teeny.ops.nn import NNOps
+from teeny.ops.writes import WriteOps
+from teeny.ops.pytorch import PyTorchOps
+from teeny.ops.sorting import SortOps
+
+
+class TensorOps(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps):
+  """The ops Tensor inherits: elementwise math, reductions, indexing, joins, random numbers, nn functions, in-place
+  writes, PyTorch's spellings, and sorting."""
