@@ -31,6 +31,7 @@ def parse_args():
   parser.add_argument("--mode", default="lenient", choices=["lenient", "strict"], help="shim mode for the teeny pass")
   parser.add_argument("--test-timeout", type=int, default=60, help="seconds one test may run")
   parser.add_argument("--file-timeout", type=int, default=2400, help="seconds one file may run")
+  parser.add_argument("--no-slow", action="store_true", help="leave RUN_SLOW unset (tinygrad's @slow tests skip)")
   parser.add_argument("--report-only", action="store_true", help="only rebuild report.md and results.json")
   return parser.parse_args()
 
@@ -68,6 +69,8 @@ def make_teeny_snapshot(work: str) -> str:
 def pass_env(impl: str, args, teeny_src: str, mode: str) -> dict:
   """The environment of one pass's pytest runs."""
   env = dict(os.environ, TEST_TIMEOUT=str(args.test_timeout * 5), PYTHONDONTWRITEBYTECODE="1")
+  # tinygrad marks whole classes (all of test_nn's and test_optim's) @slow: run them, they are what we measure
+  if not args.no_slow: env["RUN_SLOW"] = "1"
   plugins = os.path.join(HERE, "plugins")
   if impl == "teeny":
     env.update(TGC_SHIM_MODE=mode, DEVICE="LLVM", TEENY_CACHE_DIR="/tmp/tc", POCL_CACHE_DIR="/tmp/pc",
@@ -96,7 +99,8 @@ def collect_count(python: str, tree: str, test_file: str, env: dict) -> tuple[in
 def run_file(impl: str, python: str, tree: str, test_file: str, env: dict, args) -> None:
   """Run one test file under pytest, recording each outcome as it happens, and note how the run ended."""
   record, meta_path = record_path(args.work, impl, test_file), record_path(args.work, impl, test_file, "meta.json")
-  if os.path.exists(record): os.remove(record)
+  for stale in (record, meta_path):
+    if os.path.exists(stale): os.remove(stale)
   collected, collect_error = collect_count(python, tree, test_file, env)
   command = ["timeout", "-k", "20", str(args.file_timeout), "nice", "-n", "10", python, "-m", "pytest", "-q", "-p", "tgc_record",
              "-p", "no:cacheprovider", "-p", "no:xdist", test_file]
@@ -132,7 +136,8 @@ def main():
   teeny_src = args.teeny_src or make_teeny_snapshot(args.work)
   with open(os.path.join(args.work, "runs_meta.json"), "w") as out:
     json.dump({"teeny_commit": git_head(os.path.join(TEENY_ROOT, ".git")), "tinygrad_commit": git_head(TINYGRAD_GIT),
-               "teeny_mode": args.mode, "test_timeout": args.test_timeout, "teeny_src": teeny_src}, out)
+               "teeny_mode": args.mode, "test_timeout": args.test_timeout, "teeny_src": teeny_src,
+               "run_slow": not args.no_slow}, out)
   for impl in args.impl or ["teeny", "tinygrad"]:
     if impl == "teeny": strict_collect(args, tree, teeny_src)
     report.write(args.work, FILES)

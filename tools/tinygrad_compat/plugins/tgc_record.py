@@ -53,9 +53,10 @@ def pytest_runtest_logstart(nodeid, location):
 
 
 def _first_line(text: str) -> str:
-  for line in str(text).splitlines():
-    if line.strip(): return line.strip()[:300]
-  return ""
+  """The first three non-blank lines of a message, joined by ' | ' (numpy's and tinygrad's assertion messages say
+  what failed on their second and third lines)."""
+  lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+  return " | ".join(lines[:3])[:400]
 
 
 def _innermost_location(excinfo) -> str:
