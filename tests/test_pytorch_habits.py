@@ -274,3 +274,19 @@ def test_tensor_from_bytes_and_int_uniform(device):
   assert Tensor(b"\x05", dtype=dtypes.int32, device=device).numpy().tolist() == [5]
   drawn = Tensor.uniform(2000, low=-3, high=4, dtype=dtypes.int32, device=device).numpy()
   assert drawn.dtype == np.int32 and set(drawn.tolist()) == set(range(-3, 4))
+
+
+@pytest.mark.parametrize("n", [5, 700])
+def test_logcumsumexp_matches_torch(device, n):
+  """Each prefix shifted by its own max: -1000 stays -1000 (a global shift would underflow it to -inf); rows of
+  -inf give -inf, and their gradient NaN, as PyTorch's does. 700 takes the blocked scan."""
+  torch = pytest.importorskip("torch")
+  x = (rng.standard_normal((3, n)) * 30).astype(np.float32)
+  x[0, 0], x[1, :3] = -1000, -np.inf
+  t, tt = Tensor(x, device=device, requires_grad=True), torch.tensor(x, requires_grad=True)
+  out, want = t.logcumsumexp(dim=1), torch.logcumsumexp(tt, 1)
+  np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=1e-6, atol=1e-5)
+  weights = np.arange(n, dtype=np.float32)
+  (out * Tensor(weights, device=device)).sum().backward()
+  (want * torch.tensor(weights)).sum().backward()
+  np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-4, atol=1e-4)

@@ -17,7 +17,12 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 
 
 # what a masked-out element of a scan holds: nothing added, nothing above any value, nothing multiplied
-_SCAN_FILL = {"sum": lambda dtype: 0, "max": dtypes.min, "prod": lambda dtype: 1}
+# the scans _cum_last computes: what pads a row (the op's identity), how a masked row reduces, how two scans combine
+_SCAN_FILL = {"sum": lambda dtype: 0, "max": dtypes.min, "prod": lambda dtype: 1, "logsumexp": lambda dtype: -math.inf}
+_SCAN_REDUCE = {"sum": lambda rows: rows.sum(-1, dtype=rows.dtype), "max": lambda rows: rows.max(-1),
+                "prod": lambda rows: rows.prod(-1).cast(rows.dtype), "logsumexp": lambda rows: rows.logsumexp(-1)}
+_SCAN_COMBINE = {"sum": lambda a, b: a + b, "max": lambda a, b: a.maximum(b), "prod": lambda a, b: a * b,
+                 "logsumexp": lambda a, b: a.logaddexp(b)}
 
 
 def _correction(correction: int | None, unbiased: bool | None) -> int:
@@ -190,8 +195,7 @@ class ReduceOps:
       keep = idx.reshape(n, 1) >= idx.reshape(1, n)  # row i keeps j <= i
       fill = _SCAN_FILL[op](self.dtype)
       masked = keep.where(self.unsqueeze(-2), type(self).full((), fill, dtype=self.dtype, device=self.device))
-      if op == "sum": return masked.sum(-1, dtype=self.dtype)
-      return masked.max(-1) if op == "max" else masked.prod(-1).cast(self.dtype)
+      return _SCAN_REDUCE[op](masked)
     nb = math.ceil(n / block)
     fill = _SCAN_FILL[op](self.dtype)
     x = self.pad(((0, 0),) * (self.ndim - 1) + ((0, nb * block - n),), value=fill).reshape(*self.shape[:-1], nb, block)
@@ -199,12 +203,17 @@ class ReduceOps:
     totals = inner.shrink(tuple((0, s) for s in inner.shape[:-1]) + ((block - 1, block),)).squeeze(-1)
     before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill).shrink(tuple((0, s) for s in totals.shape))
     offsets = before.unsqueeze(-1)
-    out = inner + offsets if op == "sum" else inner.maximum(offsets) if op == "max" else inner * offsets
+    out = _SCAN_COMBINE[op](inner, offsets)
     return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
   @takes_dim
   def cumsum(self, axis: int = 0) -> Self:
     """Inclusive prefix sum along axis. bool and int tensors sum in int64 (like PyTorch)."""
     return self._accumulating()._scan("sum", axis)
+  @takes_dim
+  def logcumsumexp(self, axis: int = 0) -> Self:
+    """log(cumsum(exp(x))) along axis without overflow or underflow, like torch.logcumsumexp: each prefix is a
+    logsumexp (shifted by its own max), so [-1000, 0] gives [-1000, 0] and not [-inf, 0]."""
+    return self._float()._scan("logsumexp", axis)
   @takes_dim
   def cumprod(self, axis: int = 0) -> Self:
     """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too). bool and int
@@ -225,7 +234,7 @@ class ReduceOps:
     if self.dtype != dtypes.bool: return self._scan("max", axis)
     return self.cast(dtypes.uint8)._scan("max", axis).cast(dtypes.bool)
   def _scan(self, op: str, axis: int) -> Self:
-    """The inclusive scan (op: "sum", "max" or "prod", see _cum_last) of self along axis."""
+    """The inclusive scan (op: "sum", "max", "prod" or "logsumexp", see _cum_last) of self along axis."""
     if self.ndim == 0: return self
     ax = _canon_axis(axis, self.ndim)
     if self.shape[ax] == 0: return self
