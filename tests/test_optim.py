@@ -495,3 +495,15 @@ def test_clip_grad_norm_then_step_and_errors(device):
   with pytest.raises(RuntimeError, match="nonfinite|inf"): clip_grad_norm_(v, 1.0, error_if_nonfinite=True)
   with pytest.raises(ValueError, match="norm_type"): clip_grad_norm_(v, 1.0, norm_type=0)
   assert clip_grad_norm_([unused], 1.0).item() == 0.0
+
+
+def test_clip_grad_norm_over_two_devices():
+  """Gradients on two devices: one total norm (on the first's device), each gradient scaled where it lives."""
+  if len(DEVICES) < 2: pytest.skip("needs two devices")
+  from teeny.nn.utils import clip_grad_norm_
+  a, b = Tensor(np.ones(2, np.float32), device=DEVICES[0]), Tensor(np.ones(2, np.float32), device=DEVICES[1])
+  a.grad, b.grad = Tensor(np.array([3.0, 0.0], np.float32), device=DEVICES[0]), Tensor(np.array([0.0, 4.0], np.float32), device=DEVICES[1])
+  np.testing.assert_allclose(clip_grad_norm_([a, b], 2.5).numpy(), 5.0, rtol=1e-6)
+  np.testing.assert_allclose(a.grad.numpy(), [1.5, 0.0], rtol=1e-5)
+  np.testing.assert_allclose(b.grad.numpy(), [0.0, 2.0], rtol=1e-5)
+  assert b.grad.device == DEVICES[1]

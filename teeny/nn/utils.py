@@ -16,12 +16,14 @@ def _with_grads(parameters) -> list[Tensor]:
 
 def _total_norm(grads: list[Tensor], norm_type: float) -> Tensor:
   """The norm of all the gradients as one vector: the max of |g| for inf, else (sum |g|^p)^(1/p). Each
-  gradient's own norm first, then the norm of those, as PyTorch does (the same value up to rounding)."""
-  if norm_type == math.inf: return Tensor.stack(*[g.abs().max().float() for g in grads]).max()
-  if norm_type == 2.0:
-    return Tensor.stack(*[g.float().square().sum().sqrt() for g in grads]).square().sum().sqrt()
+  gradient's own norm first, then the norm of those, as PyTorch does (the same value up to rounding), on the first
+  gradient's device."""
+  device = grads[0].device
+  def on_device(norms: list[Tensor]) -> Tensor: return Tensor.stack(*[n.to(device) if n.device != device else n for n in norms])
+  if norm_type == math.inf: return on_device([g.abs().max().float() for g in grads]).max()
+  if norm_type == 2.0: return on_device([g.float().square().sum().sqrt() for g in grads]).square().sum().sqrt()
   each = [(g.float().abs() ** norm_type).sum() ** (1 / norm_type) for g in grads]
-  return (Tensor.stack(*each) ** norm_type).sum() ** (1 / norm_type)
+  return (on_device(each) ** norm_type).sum() ** (1 / norm_type)
 
 
 def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
@@ -41,5 +43,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
       raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total.item()}; "
                          "pass error_if_nonfinite=False to clip anyway")
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for p in params: p.grad.assign(p.grad * scale.cast(p.grad.dtype).to(p.grad.device))
+    for p in params:
+      here = scale if p.grad.device == scale.device else scale.to(p.grad.device)
+      p.grad.assign(p.grad * here.cast(p.grad.dtype))
   return total
