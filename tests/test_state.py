@@ -521,3 +521,11 @@ def test_gguf_load_refuses_damaged_files(tmp_path):
   for name, (content, message) in cases.items():
     (tmp_path / f"{name}.gguf").write_bytes(content)
     with pytest.raises(ValueError, match=message): gguf_load(tmp_path / f"{name}.gguf")
+
+
+def test_bf16_bits_of_either_byte_order_load_unchanged(device):
+  """A big-endian file's bfloat16 bits (torch.save on a big-endian machine) are swapped to the device's order."""
+  from teeny.nn.loading import from_bytes
+  for order in "<>":
+    bits = np.array([0x3F80, 0xC040, 0x7F80], dtype=f"{order}u2")
+    np.testing.assert_array_equal(from_bytes(bits, dtypes.bfloat16, device).numpy(), [1.0, -3.0, np.inf])

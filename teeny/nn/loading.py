@@ -25,7 +25,7 @@ def from_bytes(arr: np.ndarray, dt: DType, device: str | None) -> Tensor:
   if dt not in STORAGE_FLOATS: return Tensor(arr, device=device, dtype=dt)
   device = Device.canonicalize(device) if device is not None else Device.DEFAULT
   buf = Buffer(device, arr.size, dt)
-  if arr.size: buf.copyin(memoryview(np.ascontiguousarray(arr).reshape(-1)).cast("B"))
+  if arr.size: buf.copyin(memoryview(np.ascontiguousarray(arr, dtype=dt.np).reshape(-1)).cast("B"))  # (native byte order)
   return Tensor(buffer_view(buf, arr.shape), device=device)
 
 
