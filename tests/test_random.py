@@ -153,3 +153,34 @@ def test_like_and_requires_grad(device):
   assert Tensor.ones(2, 3, dtype=dtypes.int32, device=device).rand_like().dtype == dtypes.float32
   assert Tensor.rand(2, device=device, requires_grad=True).requires_grad
   assert Tensor.rand(0, 3, device=device).shape == (0, 3)
+
+
+def test_randperm_is_a_permutation(device):
+  Tensor.manual_seed(3)
+  p = Tensor.randperm(50, device=device)
+  assert p.dtype == dtypes.int32 and sorted(p.numpy().tolist()) == list(range(50))
+  assert Tensor.randperm(50, device=device).numpy().tolist() != p.numpy().tolist()  # (a new draw)
+  assert Tensor.randperm(0, device=device).shape == (0,)
+  with pytest.raises(ValueError, match="non-negative"): Tensor.randperm(-1)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_multinomial_frequencies_follow_the_weights(device, replacement):
+  """20000 draws of one sample from weights 1:0:6:3 land within 5 standard deviations of 0.1, 0, 0.6, 0.3. (Drawn
+  without replacement through topk of log(u) / w: keys computed inline once ranked an element before itself,
+  and gave 0.14 / 0.57 / 0.28.)"""
+  Tensor.manual_seed(1)
+  weights = np.array([1.0, 0.0, 6.0, 3.0], np.float32)
+  if replacement: drawn = Tensor(weights, device=device).multinomial(20000, replacement=True).numpy()
+  else: drawn = Tensor(np.tile(weights, (20000, 1)), device=device).multinomial(1).numpy().ravel()
+  share = np.bincount(drawn, minlength=4) / 20000
+  want = weights / weights.sum()
+  np.testing.assert_array_less(np.abs(share - want), 5 * np.sqrt(want * (1 - want) / 20000) + 1e-9)
+
+
+def test_multinomial_without_replacement_draws_distinct_indices(device):
+  Tensor.manual_seed(2)
+  drawn = Tensor([[1.0, 2.0, 3.0, 4.0, 0.0]] * 3, device=device).multinomial(4).numpy()
+  assert drawn.shape == (3, 4) and all(sorted(row) == [0, 1, 2, 3] for row in drawn.tolist())
+  with pytest.raises(ValueError, match="without replacement"): Tensor([1.0, 2.0], device=device).multinomial(3)
+  with pytest.raises(ValueError, match="1-D or 2-D"): Tensor.ones(2, 2, 2, device=device).multinomial()

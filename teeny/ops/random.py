@@ -1,5 +1,5 @@
-"""Random numbers as a Tensor mixin: manual_seed, rand, randn, randint, uniform, normal, and the initializers built
-on them (scaled_uniform, glorot_uniform, kaiming_*).
+"""Random numbers as a Tensor mixin: manual_seed, rand, randn, randint, uniform, normal, randperm, multinomial, and
+the initializers built on them (scaled_uniform, glorot_uniform, kaiming_*).
 
 Random numbers come from Threefry-2x32 (20 rounds, Salmon et al. 2011, as in JAX and tinygrad) computed on the
 device with uint32 adds, shifts and xors. The counter is (element index, high word of the seed) and the key is
@@ -121,6 +121,33 @@ class RandomOps:
   def normal(cls, *shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=None) -> Self:
     out = cls.randn(*shape, dtype=dtype, device=device) * std + mean
     return cls._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
+  @classmethod
+  def randperm(cls, n: int, device=None, dtype=None, requires_grad=None) -> Self:
+    """A random permutation of 0 .. n-1 (int32 by default), like torch.randperm: random keys, argsorted (so it
+    costs n^2 comparisons: fine for thousands, slow for a million)."""
+    if not isinstance(n, int) or n < 0: raise ValueError(f"randperm needs a non-negative int, got {n!r}")
+    dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
+    if n == 0: return cls._as_leaf(cls.zeros(0, dtype=dt, device=device), requires_grad)
+    return cls._as_leaf(cls._random_bits(n, device).argsort().cast(dt), requires_grad)
+  def multinomial(self, num_samples: int = 1, replacement: bool = False) -> Self:
+    """Indices drawn with probability proportional to the (non-negative) weights in each row of self (1-D or
+    2-D), like torch.multinomial (int32 here). With replacement: inverse CDF of uniforms. Without: the num_samples
+    largest log(u) / w (exponential races; a zero weight is never drawn), which PyTorch samples the same way."""
+    if self.ndim not in (1, 2): raise ValueError(f"multinomial needs 1-D or 2-D weights, got shape {self.shape}")
+    n = self.shape[-1]
+    if not isinstance(num_samples, int) or num_samples <= 0: raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    if not replacement and num_samples > n:
+      raise ValueError(f"multinomial can't draw {num_samples} samples without replacement from {n} categories")
+    w = (self if self.ndim == 2 else self.unsqueeze(0))._float()
+    rows = w.shape[0]
+    if replacement:
+      cdf = w.cumsum(1)
+      u = type(self).rand(rows, num_samples, 1, device=self.device) * cdf[:, -1:].unsqueeze(1)
+      drawn = (cdf.unsqueeze(1) <= u).cast(dtypes.int32).sum(-1, dtype=dtypes.int32).minimum(n - 1)
+    else:
+      race = (1 - type(self).rand(rows, n, device=self.device)).log() / w  # (1 - u is in (0, 1]: a finite log)
+      drawn = (w > 0).where(race, -math.inf).topk(num_samples, dim=1)[1]
+    return drawn if self.ndim == 2 else drawn.squeeze(0)
   @classmethod
   def scaled_uniform(cls, *shape, requires_grad: bool | None = None, **kw) -> Self:
     """Uniform in [-1, 1) scaled by numel ** -0.5 (tinygrad)."""

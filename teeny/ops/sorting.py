@@ -61,7 +61,10 @@ class SortOps:
     """The first k of self along dim in sorted order: (values, int32 indices), dim moved back in place."""
     d = _canon_axis(dim, self.ndim)
     x = self.transpose(d, -1) if self.ndim else self.reshape(1)
-    keys = (x.cast(dtypes.uint8) if x.dtype == dtypes.bool else x).detach()
+    # the keys are stored once: computed inline, each comparison would compute both sides, and a kernel may
+    # compute the same exp or log in vector and scalar code that differ in the last bit, so an element could rank
+    # before itself
+    keys = (x.cast(dtypes.uint8) if x.dtype == dtypes.bool else x).detach().contiguous()
     n = x.shape[-1]
     index = type(self).arange(n, dtype=dtypes.int32, device=self.device).expand(keys.shape)
     block = max(_BLOCK, 4 * k)
