@@ -1,4 +1,5 @@
 """TinyJit: capture on the second call, replay on later ones with the new inputs and no Python graph building."""
+import collections
 import numpy as np
 import pytest
 from teeny import Tensor, TinyJit, GlobalCounters, dtypes
@@ -156,6 +157,11 @@ def test_tensors_inside_lists_tuples_and_dicts_are_inputs(device):
     f(t, [Tensor(data(4), device=device), t], {"h": t, "n": 2}, (4.0,))
   with pytest.raises(JitValueError, match="non-Tensor"): f(t, [t, t], {"h": t, "n": 3}, (4.0,))
   with pytest.raises(JitTypeError, match="two containers deep"): TinyJit(lambda xs: xs[0][0] + 1)([[t]])
+  g = TinyJit(lambda d: (d["a"] + d["missing"]).realize())
+  for _ in range(3):  # a dict subclass is rebuilt as itself (a view inside is copied): the defaultdict keeps its factory
+    a = Tensor(data(6), device=device)
+    out = g(collections.defaultdict(lambda: 1.0, {"a": a[::2]}))
+    np.testing.assert_allclose(out.numpy(), a.numpy()[::2] + 1, rtol=1e-6)
 
 
 def test_a_tuple_state_threads_through_replays(device):

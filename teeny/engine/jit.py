@@ -58,7 +58,7 @@ other threads run meanwhile are theirs, and tensors another thread made are neve
 jitted function must not wait for another thread that calls the same jit: that thread waits for the lock.)
 """
 from __future__ import annotations
-import functools, threading, weakref
+import copy, functools, threading, weakref
 import numpy as np
 from teeny import memory
 from teeny.engine import realize
@@ -167,7 +167,10 @@ def _items(value) -> list[tuple]:
 
 def _rebuilt(value, items: list):
   """A list, tuple (namedtuple too) or dict like `value` holding `items` instead."""
-  if isinstance(value, dict): return type(value)(zip(value.keys(), items))
+  if isinstance(value, dict):
+    out = copy.copy(value)  # (keeps a dict subclass and what it holds besides its items: a defaultdict's factory)
+    out.update(zip(value.keys(), items))
+    return out
   return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
 
 
