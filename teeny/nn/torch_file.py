@@ -30,7 +30,7 @@ _MAX_SMALL_ENTRY = 4096  # a tiny entry ("byteorder") may compress by any ratio:
 
 class _StorageRef:
   """One storage of the file, as the pickle names it: its key in the archive, its dtype and its length in items.
-  The bytes are read once per key (torch_load makes one Tensor per key and dtype); a tensor's layout is checked
+  The bytes are read once per key and dtype (torch_load makes one Tensor of each); a tensor's layout is checked
   against the item count before any byte is read."""
   __slots__ = ("key", "dtype", "numel")
   __hash__ = None  # not a set member or a dict key: the loaded structure may only hold it where it can be replaced
@@ -130,7 +130,7 @@ def torch_load(path, device: str | None = None):
   name dicts and tensors; anything else (a pickled model class, code) raises a ValueError.
 
   Bounded by what the file holds: every size is checked before bytes are read (see _Archive), each storage is
-  read once, and every tensor is a view of its storage like in PyTorch (a tensor expanded from one item stays one
+  read once (per dtype it is viewed as) and its host copy dropped once it is on the device, and every tensor is a view of its storage like in PyTorch (a tensor expanded from one item stays one
   item, tensors sharing a storage share it), so memory follows the storages the file really holds. A structure
   that shares containers (a list in many places) is converted once per container. Every malformed file raises a
   ValueError naming the file."""
@@ -165,12 +165,11 @@ def _torch_load(path: str, f, device):
 
     obj = _TorchUnpickler(io.BytesIO(archive.read(pkl)), storage_ref).load()
     storages: dict[tuple[str, DType], Tensor] = {}
-    raw: dict[str, bytes] = {}
 
     def storage_tensor(ref: _StorageRef) -> Tensor:
       if (ref.key, ref.dtype) not in storages:
-        if ref.key not in raw: raw[ref.key] = archive.read(prefix + "data/" + ref.key, ref.numel * ref.dtype.itemsize)
-        arr = np.frombuffer(raw[ref.key], dtype=np.uint8)
+        # the bytes are dropped once on the device: host memory holds one storage at a time, not the checkpoint
+        arr = np.frombuffer(archive.read(prefix + "data/" + ref.key, ref.numel * ref.dtype.itemsize), dtype=np.uint8)
         arr = arr != 0 if ref.dtype == dtypes.bool else arr.view(ref.dtype.np.newbyteorder("<" if little else ">"))
         storages[ref.key, ref.dtype] = _from_bytes(arr, ref.dtype, device)
       return storages[ref.key, ref.dtype]
