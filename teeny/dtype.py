@@ -90,6 +90,12 @@ class dtypes:
   ushort, uint, ulong = uint16, uint32, uint64
   default_float = float32
   default_int = int32
+  # tinygrad's groups of dtypes
+  fp8s = (fp8e4m3, fp8e5m2)
+  floats = fp8s + (float16, bfloat16, float32, float64)
+  uints = (uint8, uint16, uint32, uint64)
+  sints = (int8, int16, int32, int64)
+  ints = uints + sints
 
   @staticmethod
   def is_float(t: DType) -> bool: return t in FLOATS

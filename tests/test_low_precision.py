@@ -52,6 +52,8 @@ def test_names_and_facts():
   assert [d.itemsize for d in LOW] == [2, 1, 1] and all(dtypes.is_float(d) for d in LOW)
   assert Tensor([1.0], dtype="bfloat16").dtype is dtypes.bfloat16
   assert repr(dtypes.bfloat16) == "dtypes.bfloat16"
+  assert dtypes.fp8s == (dtypes.fp8e4m3, dtypes.fp8e5m2) and dtypes.bfloat16 in dtypes.floats  # tinygrad's groups
+  assert dtypes.uint16 in dtypes.uints and dtypes.int8 in dtypes.sints and dtypes.bfloat16 not in dtypes.ints
 
 
 @pytest.mark.parametrize("a, b, want", [
