@@ -509,6 +509,9 @@ def test_gguf_load_reads_metadata_and_dequantizes(device, tmp_path):
   for name, want in expected.items():
     assert tensors[name].shape == want.shape, name
     np.testing.assert_array_equal(tensors[name].numpy(), want, err_msg=name)  # the same float32 steps: bit-exact
+  lazy_metadata, lazy = gguf_load(tmp_path / "m.gguf", device=device, lazy=True)
+  assert lazy_metadata == metadata and list(lazy) == list(tensors)
+  for name, want in expected.items(): np.testing.assert_array_equal(lazy[name].numpy(), want, err_msg=name)
 
 
 def test_gguf_load_refuses_damaged_files(tmp_path):
@@ -529,3 +532,36 @@ def test_bf16_bits_of_either_byte_order_load_unchanged(device):
   for order in "<>":
     bits = np.array([0x3F80, 0xC040, 0x7F80], dtype=f"{order}u2")
     np.testing.assert_array_equal(from_bytes(bits, dtypes.bfloat16, device).numpy(), [1.0, -3.0, np.inf])
+
+
+# ---- lazy loading ----
+
+def test_lazy_safe_load_reads_each_tensor_when_first_used(device, tmp_path):
+  rng = np.random.default_rng(7)
+  values = {"a": rng.standard_normal((4, 5)).astype(np.float32), "b": np.array([0, 1, 2, 0], np.uint8).view(np.bool_),
+            "c": rng.integers(-9, 9, (3,)).astype(np.int64), "d": rng.standard_normal(6).astype(np.float32)}
+  tensors = {k: Tensor(v, device=device) for k, v in values.items()}
+  tensors["bf"] = Tensor(values["d"], dtype=dtypes.bfloat16, device=device)
+  path = tmp_path / "m.safetensors"
+  safe_save(tensors, path)
+  eager, lazy = safe_load(path, device=device), safe_load(path, device=device, lazy=True)
+  assert list(lazy) == list(eager) and all(lazy[k].dtype == eager[k].dtype and lazy[k].shape == eager[k].shape for k in eager)
+  np.testing.assert_array_equal((lazy["a"] * 2).numpy(), values["a"] * 2)  # read by the kernel that uses it
+  np.testing.assert_array_equal(lazy["bf"].to("LLVM" if device == "CL" else "CL").numpy(), eager["bf"].numpy())  # a copy
+  # the file changes: a tensor already read keeps its values, one never used refuses to read the new file
+  os.utime(path, ns=(1, 1))
+  np.testing.assert_array_equal(lazy["a"].numpy(), values["a"])
+  with pytest.raises(ValueError, match="changed after it was loaded"): lazy["c"].numpy()
+  with pytest.raises(ValueError, match="changed after it was loaded"): (lazy["d"] + 1).realize()
+  np.testing.assert_array_equal(eager["c"].numpy(), values["c"])  # (an eager load read everything at once)
+
+
+def test_lazy_sharded_checkpoint_into_a_model(tmp_path):
+  torch = pytest.importorskip("torch")
+  tensors = _sharded_checkpoint(torch, tmp_path)
+  loaded = safe_load(tmp_path, lazy=True)
+  from types import SimpleNamespace as Obj
+  model = Obj(embed=Obj(weight=Tensor.zeros(8, 4, dtype=dtypes.bfloat16)), head=Obj(bias=Tensor.zeros(3)),
+              layers=[Obj(w=Tensor.zeros(4, 4)), Obj(w=Tensor.zeros(4, 4, dtype=dtypes.float16))])
+  load_state_dict(model, loaded)
+  for name, ref in tensors.items(): _assert_same_bits(get_state_dict(model)[name], ref)

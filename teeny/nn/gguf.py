@@ -16,7 +16,7 @@ import os, struct
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.tensor import Tensor
-from teeny.nn.loading import MAX_DIMS, MAX_ITEMS, from_bytes
+from teeny.nn.loading import MAX_DIMS, MAX_ITEMS, from_bytes, FileSource, file_stamp, file_tensor
 
 # metadata value types: their struct formats (8: string, 9: array are read apart)
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -138,10 +138,11 @@ def _read_tensor_infos(cur: _Cursor, count: int) -> list[tuple[str, tuple, int, 
   return infos
 
 
-def gguf_load(path, device: str | None = None) -> tuple[dict, dict[str, Tensor]]:
+def gguf_load(path, device: str | None = None, lazy: bool = False) -> tuple[dict, dict[str, Tensor]]:
   """(metadata, tensors) of a GGUF file: the metadata as a dict of Python values (arrays as lists), and every tensor
   by name on device, in numpy's axis order (GGUF lists dimensions innermost first). F32, F16 and BF16 tensors
-  keep their dtype; Q8_0, Q4_0, Q4_K and Q6_K are dequantized to float32. Like tinygrad's gguf_load."""
+  keep their dtype; Q8_0, Q4_0, Q4_K and Q6_K are dequantized to float32. Like tinygrad's gguf_load.
+  lazy=True reads (and dequantizes) each tensor only when it is first used, like safe_load(lazy=True)."""
   path = os.fspath(path)
   with open(path, "rb") as f:
     cur = _Cursor(f, path)
@@ -158,17 +159,27 @@ def gguf_load(path, device: str | None = None) -> tuple[dict, dict[str, Tensor]]
     alignment = metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0: raise ValueError(f"{path}: general.alignment {alignment!r} is not a positive int")
     data_start = -(-f.tell() // alignment) * alignment
-    return metadata, {name: _load_tensor(cur, data_start, name, shape, kind, offset, device) for name, shape, kind, offset in infos}
+    stamp = file_stamp(f) if lazy else None
+    return metadata, {name: _load_tensor(cur, data_start, name, shape, kind, offset, device, stamp) for name, shape, kind, offset in infos}
 
 
-def _load_tensor(cur: _Cursor, data_start: int, name: str, shape: tuple, kind: int, offset: int, device) -> Tensor:
+class _Items:
+  """A tensor's bytes -> its items: the plain types viewed little-endian, the block formats dequantized."""
+  __slots__ = ("kind",)
+  def __init__(self, kind: int): self.kind = kind
+  def __call__(self, raw: np.ndarray) -> np.ndarray:
+    if self.kind in _PLAIN: return raw.view(_PLAIN[self.kind].np.newbyteorder("<"))
+    _, block_bytes, dequantize = _BLOCKS[self.kind]
+    return dequantize(raw.reshape(-1, block_bytes)) if raw.size else np.zeros(0, np.float32)
+
+
+def _load_tensor(cur: _Cursor, data_start: int, name: str, shape: tuple, kind: int, offset: int, device, stamp) -> Tensor:
+  """One tensor: read now, or (a lazy load: stamp given) when it is first used."""
   count = int(np.prod(shape, dtype=object)) if shape else 1
   nbytes = _nbytes(cur.path, name, kind, count)
   if data_start + offset + nbytes > cur.size:
     raise ValueError(f"{cur.path}: tensor {name!r} (bytes {offset}..{offset + nbytes} of the data) runs past the end of the file")
+  dt, items = _PLAIN.get(kind, dtypes.float32), _Items(kind)
+  if stamp is not None and count: return file_tensor(FileSource(cur.path, data_start + offset, nbytes, stamp, items), shape, dt, device)
   cur.f.seek(data_start + offset)
-  raw = np.frombuffer(cur.take(nbytes, f"tensor {name!r}"), dtype=np.uint8)
-  if kind in _PLAIN: return from_bytes(raw.view(_PLAIN[kind].np.newbyteorder("<")).reshape(shape), _PLAIN[kind], device)
-  per_block, block_bytes, dequantize = _BLOCKS[kind]
-  values = dequantize(raw.reshape(-1, block_bytes)) if count else np.zeros(0, np.float32)
-  return Tensor(values.reshape(shape), device=device, dtype=dtypes.float32)
+  return from_bytes(items(np.frombuffer(cur.take(nbytes, f"tensor {name!r}"), dtype=np.uint8)).reshape(shape), dt, device)

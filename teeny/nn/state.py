@@ -19,6 +19,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes, STORAGE_FLOATS
 from teeny.tensor import Tensor
 from teeny.nn.loading import MAX_DIMS as _MAX_DIMS, MAX_ITEMS as _MAX_ITEMS, from_bytes as _from_bytes, short as _short, shard_plan
+from teeny.nn.loading import FileSource, file_stamp, file_tensor
 from teeny.nn.torch_file import torch_load, _strided_view  # noqa: F401  (torch_load is this module's too)
 from teeny.nn.gguf import gguf_load  # noqa: F401  (and gguf_load, like tinygrad's nn.state)
 
@@ -241,7 +242,7 @@ def safe_load_metadata(path) -> dict[str, str]:
   with open(path, "rb") as f, _gc_paused(): return dict(_read_header(f, path)[0].get("__metadata__") or {})
 
 
-def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
+def safe_load(path, device: str | None = None, lazy: bool = False) -> dict[str, Tensor]:
   """Read every tensor of a safetensors file onto device (the default device if None), after checking the
   whole header against the file. Tensors come back in the file's order; BOOL bytes other than 0 read as True;
   BF16, F8_E4M3 and F8_E5M2 load as dtypes.bfloat16, fp8e4m3 and fp8e5m2.
@@ -251,14 +252,20 @@ def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
 
   The header and the data are read from one open file with ordinary reads (no memory map), each tensor's bytes
   copied out before its tensor is made: a file changed or cut short while it loads raises a ValueError, and
-  nothing done to the file later can reach the tensors (a memory map would kill the process with SIGBUS)."""
+  nothing done to the file later can reach the tensors (a memory map would kill the process with SIGBUS).
+
+  lazy=True reads only the header (checked all the same) at load: each tensor's bytes are read from the file
+  when the tensor is first used (realized into a kernel, moved to another device, read back), so a checkpoint
+  bigger than memory loads, and moves to the device tensor by tensor. The file must stay as it was: a file
+  changed since the load raises a ValueError when a tensor is read, naming it."""
   path = os.fspath(path)
   plan = shard_plan(path)
-  if plan is not None: return _load_shards(plan, device)
+  if plan is not None: return _load_shards(plan, device, lazy)
   with open(path, "rb") as f, _gc_paused():
     header, data_start, spans = _read_header(f, path)
     f.seek(data_start)
     out = {}
+    stamp = file_stamp(f)
     empties: dict[tuple, Tensor] = {}  # (dtype, shape) -> one zero-size tensor that the others alias
     for begin, end, name in spans:
       e = header[name]
@@ -268,17 +275,30 @@ def safe_load(path, device: str | None = None) -> dict[str, Tensor]:
         empty = empties[dt, shape]
         out[name] = Tensor(empty, device=empty.device)
         continue
+      convert = _bool_bytes if dt == dtypes.bool else _ItemsOf(dt)
+      if lazy:
+        out[name] = file_tensor(FileSource(path, data_start + begin, end - begin, stamp, convert), shape, dt, device)
+        continue
       raw = np.frombuffer(_read_exactly(f, end - begin, path, f"tensor {name!r}"), dtype=np.uint8)
-      arr = raw != 0 if dt == dtypes.bool else raw.view(_little_endian(dt))
-      out[name] = _from_bytes(arr.reshape(shape), dt, device)
+      out[name] = _from_bytes(convert(raw).reshape(shape), dt, device)
   return out
 
 
-def _load_shards(plan: list[tuple[str, list[str]]], device) -> dict[str, Tensor]:
-  """The tensors an index names, shard by shard (nn/shards.py read and checked the index)."""
+def _bool_bytes(raw: np.ndarray) -> np.ndarray: return raw != 0
+
+
+class _ItemsOf:
+  """Little-endian bytes of a file -> the items of dt (a class, not a closure: one per tensor of a lazy load)."""
+  __slots__ = ("dt",)
+  def __init__(self, dt: DType): self.dt = dt
+  def __call__(self, raw: np.ndarray) -> np.ndarray: return raw.view(_little_endian(self.dt))
+
+
+def _load_shards(plan: list[tuple[str, list[str]]], device, lazy: bool) -> dict[str, Tensor]:
+  """The tensors an index names, shard by shard (nn/loading.py read and checked the index)."""
   found: dict[str, Tensor] = {}
   for shard, names in plan:
-    tensors = safe_load(shard, device)
+    tensors = safe_load(shard, device, lazy)
     missing = [n for n in names if n not in tensors]
     if missing: raise ValueError(f"{shard}: the index puts {_short(missing[:5])} in this file, which doesn't hold them")
     found.update((n, tensors[n]) for n in names)
