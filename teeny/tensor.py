@@ -420,8 +420,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       if (s != n and s != 1) or n < 0: raise ValueError(f"can't expand shape {self.shape} to {shape}")
     x = self.reshape(src) if src != self.shape else self
     return x if shape == x.shape else x._view(Ops.EXPAND, shape)
-  def pad(self, padding, value: Scalar = 0.0) -> Tensor:
-    """padding: ((before, after), ...) per axis (None for none), or PyTorch's flat (last_before, last_after, ...)."""
+  def pad(self, padding, mode: str = "constant", value: Scalar = 0.0) -> Tensor:
+    """padding: ((before, after), ...) per axis (None for none), or PyTorch's flat (last_before, last_after, ...).
+    mode: "constant" (value), or "reflect", "replicate", "circular" like torch.nn.functional.pad (ops/join.py)."""
     if padding and all(isinstance(p, int) for p in padding):
       if len(padding) % 2 or len(padding) // 2 > self.ndim: raise ValueError(f"flat padding {padding} doesn't fit shape {self.shape}")
       pairs = [(0, 0)] * self.ndim
@@ -429,9 +430,10 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       padding = pairs
     padding = tuple((0, 0) if p is None else tuple(p) for p in padding)
     if len(padding) != self.ndim: raise ValueError(f"padding {padding} needs one pair per axis of shape {self.shape}")
+    if mode != "constant": return self._pad_from_edges(padding, mode)
     if any(b < 0 or a < 0 for b, a in padding):  # negative padding crops, like PyTorch
       crop = tuple((max(-b, 0), s - max(-a, 0)) for (b, a), s in zip(padding, self.shape))
-      return self.shrink(crop).pad(tuple((max(b, 0), max(a, 0)) for b, a in padding), value)
+      return self.shrink(crop).pad(tuple((max(b, 0), max(a, 0)) for b, a in padding), value=value)
     if all(p == (0, 0) for p in padding): return self
     out = self._new(UOp(Ops.PAD, self.dtype, (self.uop,), padding))
     if value == 0: return out

@@ -215,6 +215,35 @@ class IndexingOps:
     if reduce == "add": return (x + update.pad(grow)).transpose(d, -1)
     if reduce == "multiply": return (x * update.pad(grow, value=1)).transpose(d, -1)
     return written.pad(grow).where(update.pad(grow), x).transpose(d, -1)
+  def scatter_reduce(self, dim: int, index: Self, src: Self, reduce: str, include_self: bool = True) -> Self:
+    """A copy of self where each src[i][j] is combined into self[index[i][j]][j] (dim 0) by reduce ("sum",
+    "prod", "mean", "amax" or "amin"), like torch.scatter_reduce; include_self=False leaves self's value out of
+    the places that receive something. "mean" of ints rounds down, like PyTorch's."""
+    if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+      raise ValueError(f"scatter_reduce reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
+    d = self._check_index("scatter_reduce", dim, index, src.shape)
+    src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
+    x = self.transpose(d, -1)
+    hit = index.transpose(d, -1).unsqueeze(-1) == type(self).arange(x.shape[-1], dtype=index.dtype, device=self.device)
+    count = hit.cast(dtypes.int32).sum(-2, dtype=dtypes.int32)
+    if reduce in ("sum", "mean"): combined = hit.where(src, src._zero()).sum(-2, dtype=self.dtype)
+    elif reduce == "prod": combined = hit.where(src, 1).prod(-2).cast(self.dtype)
+    else:
+      bound = (math.inf if reduce == "amin" else -math.inf) if dtypes.is_float(self.dtype) else \
+        (dtypes.max(self.dtype) if reduce == "amin" else dtypes.min(self.dtype))
+      combined = hit.where(src, bound).max(-2) if reduce == "amax" else hit.where(src, bound).min(-2)
+    grow = tuple((0, s - u) for s, u in zip(x.shape, combined.shape))
+    combined, count = combined.pad(grow), count.pad(grow)
+    if include_self:
+      with_self = {"sum": lambda: x + combined, "mean": lambda: x + combined, "prod": lambda: x * combined,
+                   "amax": lambda: x.maximum(combined), "amin": lambda: x.minimum(combined)}[reduce]()
+      count = count + 1
+    else: with_self = combined
+    if reduce == "mean":
+      divisor = count.maximum(1).cast(self.dtype)
+      with_self = with_self / divisor if dtypes.is_float(self.dtype) else with_self // divisor
+    received = (count > 0) if not include_self else (count > 1)
+    return received.where(with_self.cast(self.dtype), x).transpose(d, -1)
   def scatter_add(self, dim: int, index: Self, src: Self) -> Self:
     """A copy of self with src[i][j] added at self[index[i][j]][j] (dim 0), repeats adding up, like torch.scatter_add."""
     return self.scatter(dim, index, src, reduce="add")

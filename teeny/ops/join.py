@@ -72,6 +72,37 @@ class JoinOps:
       cut = n - shift % n  # the elements from `cut` on move to the front
       out = out[(slice(None),) * d + (slice(cut, None),)].cat(out[(slice(None),) * d + (slice(0, cut),)], dim=d)
     return out
+  def _pad_from_edges(self, padding: tuple, mode: str) -> Self:
+    """pad's "reflect" (mirrored about the edge element, which isn't repeated), "replicate" (the edge element
+    repeated) and "circular" (wrapped around) modes, like torch.nn.functional.pad: each axis joins the pieces cut
+    from the tensor itself, so gradients flow back to the elements copied."""
+    limits = {"reflect": lambda n: n - 1, "replicate": lambda n: math.inf, "circular": lambda n: n}
+    if mode not in limits: raise ValueError(f"pad mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    x = self
+    for axis, (before, after) in enumerate(padding):
+      n = x.shape[axis]
+      if before < 0 or after < 0: raise ValueError(f"pad mode {mode!r} takes no negative padding, got {padding}")
+      if max(before, after) > limits[mode](n) or (n == 0 and before + after):
+        raise ValueError(f"pad mode {mode!r}: padding {(before, after)} is too large for axis {axis} of size {n}")
+      if before == after == 0: continue
+      def cut(start: int, end: int) -> Self: return x.shrink(tuple((start, end) if i == axis else None for i in range(x.ndim)))
+      if mode == "reflect": left, right = cut(1, before + 1).flip(axis), cut(n - 1 - after, n - 1).flip(axis)
+      elif mode == "circular": left, right = cut(n - before, n), cut(0, after)
+      else:
+        grow = lambda k: tuple(k if i == axis else s for i, s in enumerate(x.shape))  # noqa: E731
+        left, right = cut(0, 1).expand(grow(before)), cut(n - 1, n).expand(grow(after))
+      pieces = ([left] if before else []) + [x] + ([right] if after else [])
+      x = pieces[0].cat(*pieces[1:], dim=axis)
+    return x
+  def unfold(self, dim: int, size: int, step: int) -> Self:
+    """Windows of `size` elements every `step` along dim, like torch.Tensor.unfold: dim becomes the window count
+    and a last axis of `size` is appended (a view; tinygrad instead puts the window axis right after dim)."""
+    d = _canon_axis(dim, self.ndim)
+    n = self.shape[d] if self.ndim else 1
+    if not isinstance(size, int) or not isinstance(step, int) or size < 1 or step < 1 or size > n:
+      raise ValueError(f"unfold of an axis of size {n} needs 1 <= size <= {n} and step >= 1, got size={size}, step={step}")
+    x = self.reshape(1) if not self.ndim else self
+    return x.transpose(d, -1)._pool((size,), (step,), (1,)).transpose(d, -2)
   def pad_to(self, *shape) -> Self:
     """Zeros added at the end of each axis up to shape (None or the size itself: that axis as it is), like tinygrad."""
     shape = self._size_per_axis(shape, "pad_to")

@@ -101,26 +101,64 @@ class NNOps:
       if (out - 1) * s >= n + lo: out -= 1
       extra.append((0, max(0, (out - 1) * s + reach - span)))
     return tuple(extra)
-  def max_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False) -> Self:
-    """Max over windows of the last two axes (stride defaults to the kernel size); padding counts as -inf."""
-    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding)
+  def max_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False,
+                 return_indices: bool = False, nd: int | None = None):
+    """Max over windows of the last two axes (or as many as kernel_size has entries, like tinygrad's; stride
+    defaults to the kernel size); padding counts as -inf. return_indices: also the position of each max in its
+    input plane, flattened (the first max of a window; int32), like torch's, for max_unpool2d."""
+    nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
     full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
-    x = self.pad(((0, 0),) * (self.ndim - 2) + full, value=lowest)
-    return x._pool(kernel, stride, dilation).max((-2, -1))
-  def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
-    """Mean over windows of the last two axes. count_include_pad: padding counts in the divisor (PyTorch's default);
-    the extra padding of ceil_mode never does."""
-    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding)
+    windows = self.pad(((0, 0),) * (self.ndim - nd) + full, value=lowest)._pool(kernel, stride, dilation)
+    values = windows.max(tuple(range(-nd, 0)))
+    if not return_indices: return values
+    spatial = self.shape[-nd:]
+    plane = type(self).arange(math.prod(spatial), dtype=dtypes.int32, device=self.device).reshape(spatial)
+    places = plane.pad(full, value=-1)._pool(kernel, stride, dilation).flatten(-nd)  # (*outs, window)
+    first = windows.flatten(-nd).argmax(-1).unsqueeze(-1)  # (..., *outs, 1)
+    slot = type(self).arange(places.shape[-1], dtype=dtypes.int32, device=self.device)
+    return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
+  def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
+    """max_pool2d over the last axis only, like torch.nn.functional.max_pool1d."""
+    return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=1)
+  def max_pool3d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
+    """max_pool2d over the last three axes, like torch.nn.functional.max_pool3d."""
+    return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=3)
+  def max_unpool2d(self, indices: Self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, output_size=None) -> Self:
+    """The inverse of max_pool2d(return_indices=True), like torch.nn.functional.max_unpool2d: zeros, with each
+    value written at its index in the plane. output_size defaults to (in - 1) * stride - 2 * padding + kernel."""
+    nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2
+    if indices.shape != self.shape: raise ValueError(f"max_unpool2d indices of shape {indices.shape} must match the input {self.shape}")
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
+    if output_size is None:
+      output_size = tuple((n - 1) * s - lo - hi + d * (k - 1) + 1 for n, k, s, d, (lo, hi) in zip(self.shape[-nd:], kernel, stride, dilation, pads))
+    spatial = tuple(output_size)[-nd:]
+    lead = self.shape[:-nd]
+    flat_values, flat_indices = self.reshape(*lead, -1), indices.reshape(*lead, -1)
+    out = type(self).zeros(*lead, math.prod(spatial), dtype=self.dtype, device=self.device).scatter(-1, flat_indices, flat_values)
+    return out.reshape(*lead, *spatial)
+  def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 nd: int | None = None) -> Self:
+    """Mean over windows of the last two axes (or as many as kernel_size has entries). count_include_pad: padding
+    counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does."""
+    nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
-    lead = ((0, 0),) * (self.ndim - 2)
+    lead, axes = ((0, 0),) * (self.ndim - nd), tuple(range(-nd, 0))
     x = self._float().pad(lead + pads).pad(lead + extra)
-    total = x._pool(kernel, stride, dilation).sum((-2, -1))
+    total = x._pool(kernel, stride, dilation).sum(axes)
     if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
     # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
-    ones = type(self).ones(self.shape[-2:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
-    return total / ones._pool(kernel, stride, dilation).sum((-2, -1))
+    ones = type(self).ones(self.shape[-nd:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
+    return total / ones._pool(kernel, stride, dilation).sum(axes)
+  def avg_pool1d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
+    """avg_pool2d over the last axis only, like torch.nn.functional.avg_pool1d."""
+    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=1)
+  def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
+    """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d."""
+    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=3)
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
     """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default)."""
