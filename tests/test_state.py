@@ -565,3 +565,15 @@ def test_lazy_sharded_checkpoint_into_a_model(tmp_path):
               layers=[Obj(w=Tensor.zeros(4, 4)), Obj(w=Tensor.zeros(4, 4, dtype=dtypes.float16))])
   load_state_dict(model, loaded)
   for name, ref in tensors.items(): _assert_same_bits(get_state_dict(model)[name], ref)
+
+
+def test_lazy_torch_load(device, tmp_path):
+  torch = pytest.importorskip("torch")
+  tensors = _low_precision_tensors(torch)
+  tensors["view"] = tensors["f"].t()[1:]
+  tensors["flags"] = torch.tensor([True, False, True])
+  torch.save(tensors, tmp_path / "m.pt")
+  lazy = torch_load(tmp_path / "m.pt", device=device, lazy=True)
+  for name in ("bf", "e4", "view", "flags"): _assert_same_bits(lazy[name], tensors[name].contiguous())
+  os.utime(tmp_path / "m.pt", ns=(1, 1))
+  with pytest.raises(ValueError, match="changed after it was loaded"): lazy["e5"].numpy()  # (never used before)

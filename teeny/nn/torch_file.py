@@ -7,6 +7,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.tensor import Tensor
 from teeny.nn.loading import MAX_DIMS as _MAX_DIMS, MAX_ITEMS as _MAX_ITEMS, from_bytes as _from_bytes, short as _short
+from teeny.nn.loading import FileSource, file_stamp, file_tensor
 
 
 # ---- PyTorch's torch.save files ----
@@ -124,25 +125,28 @@ class _Archive:
     return data
 
 
-def torch_load(path, device: str | None = None):
+def torch_load(path, device: str | None = None, lazy: bool = False):
   """Read a file written by torch.save (the zip format of PyTorch >= 1.6) that holds tensors, usually a state
   dict, without PyTorch: returns the same structure with teeny Tensors on device. The pickle inside may only
   name dicts and tensors; anything else (a pickled model class, code) raises a ValueError.
 
   Bounded by what the file holds: every size is checked before bytes are read (see _Archive), each storage is
-  read once (per dtype it is viewed as) and its host copy dropped once it is on the device, and every tensor is a view of its storage like in PyTorch (a tensor expanded from one item stays one
-  item, tensors sharing a storage share it), so memory follows the storages the file really holds. A structure
-  that shares containers (a list in many places) is converted once per container. Every malformed file raises a
-  ValueError naming the file."""
+  read once (per dtype it is viewed as) and its host copy dropped once it is on the device, and every tensor is a
+  view of its storage like in PyTorch (a tensor expanded from one item stays one item, tensors sharing a storage
+  share it), so memory follows the storages the file really holds. A structure that shares containers (a list in
+  many places) is converted once per container. Every malformed file raises a ValueError naming the file.
+
+  lazy=True (like safe_load's) reads each storage when a tensor of it is first used; the file must stay as it was.
+  (Storages that the archive compresses, which torch.save never does, are read at load all the same.)"""
   path = os.fspath(path)
   with open(path, "rb") as f:
-    try: return _torch_load(path, f, device)
+    try: return _torch_load(path, f, device, lazy)
     except (ValueError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e: raise ValueError(f"{path}: can't load: {e}") from None
     except Exception as e:  # whatever else a malformed zip or pickle sets off (zlib.error, RecursionError, MemoryError, ...)
       raise ValueError(f"{path}: can't load, malformed file: {type(e).__name__}: {e}") from None
 
 
-def _torch_load(path: str, f, device):
+def _torch_load(path: str, f, device, lazy: bool):
   if not zipfile.is_zipfile(f): raise ValueError("not a zip-format torch.save file (legacy pickle files are not supported)")
   with zipfile.ZipFile(f) as z:
     archive = _Archive(path, z)
@@ -165,16 +169,40 @@ def _torch_load(path: str, f, device):
 
     obj = _TorchUnpickler(io.BytesIO(archive.read(pkl)), storage_ref).load()
     storages: dict[tuple[str, DType], Tensor] = {}
+    stamp = file_stamp(f)
 
     def storage_tensor(ref: _StorageRef) -> Tensor:
       if (ref.key, ref.dtype) not in storages:
-        # the bytes are dropped once on the device: host memory holds one storage at a time, not the checkpoint
-        arr = np.frombuffer(archive.read(prefix + "data/" + ref.key, ref.numel * ref.dtype.itemsize), dtype=np.uint8)
-        arr = arr != 0 if ref.dtype == dtypes.bool else arr.view(ref.dtype.np.newbyteorder("<" if little else ">"))
-        storages[ref.key, ref.dtype] = _from_bytes(arr, ref.dtype, device)
+        name, items = prefix + "data/" + ref.key, _StorageItems(ref.dtype, little)
+        start = _stored_data_offset(f, archive.infos[name]) if lazy and ref.numel else None
+        if start is not None:
+          storages[ref.key, ref.dtype] = file_tensor(FileSource(path, start, ref.numel * ref.dtype.itemsize, stamp, items), (ref.numel,), ref.dtype, device)
+        else:  # the bytes are dropped once on the device: host memory holds one storage at a time
+          raw = np.frombuffer(archive.read(name, ref.numel * ref.dtype.itemsize), dtype=np.uint8)
+          storages[ref.key, ref.dtype] = _from_bytes(items(raw), ref.dtype, device)
       return storages[ref.key, ref.dtype]
 
     return _convert(obj, lambda t: _strided_view(storage_tensor(t.storage), t.offset, t.size, t.stride))
+
+
+class _StorageItems:
+  """A storage's bytes -> its items (bool bytes other than 0 are True; the file's byte order)."""
+  __slots__ = ("dt", "little")
+  def __init__(self, dt: DType, little: bool): self.dt, self.little = dt, little
+  def __call__(self, raw: np.ndarray) -> np.ndarray:
+    return raw != 0 if self.dt == dtypes.bool else raw.view(self.dt.np.newbyteorder("<" if self.little else ">"))
+
+
+def _stored_data_offset(f, info: zipfile.ZipInfo) -> int | None:
+  """Where an uncompressed archive entry's bytes start in the file (after its local header: 30 bytes, its name,
+  its extra field), for reading them later; None for a compressed entry or a local header that doesn't match."""
+  if info.compress_type != zipfile.ZIP_STORED: return None
+  f.seek(info.header_offset)
+  local = f.read(30)
+  if len(local) != 30 or local[:4] != b"PK\x03\x04": return None
+  name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+  start = info.header_offset + 30 + name_len + extra_len
+  return start if start + info.file_size <= os.fstat(f.fileno()).st_size else None
 
 
 def _convert(root, tensor_of):
