@@ -82,3 +82,33 @@ def test_scatter_reduce_matches_torch(device, reduce, include_self, dtype):
                                                include_self=include_self)
   np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
   with pytest.raises(ValueError, match="reduce must be"): Tensor(x, device=device).scatter_reduce(0, Tensor(index, device=device), Tensor(src, device=device), "max")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear", "bicubic"])
+@pytest.mark.parametrize("size", [(9, 4), (10, 14), (3, 3)])
+def test_interpolate_matches_torch(device, mode, size):
+  x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+  for align_corners in ([None] if mode.startswith("nearest") else [False, True]):
+    want = F.interpolate(torch.tensor(x), size=size, mode=mode, align_corners=align_corners).numpy()
+    got = Tensor(x, device=device).interpolate(size, mode=mode, align_corners=align_corners)
+    np.testing.assert_allclose(got.numpy(), want, atol=2e-6, rtol=1e-5)
+
+
+def test_interpolate_scale_factor_1d_3d_and_gradient(device):
+  x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+  for factor in (2, 0.5, 1.7):
+    want = F.interpolate(torch.tensor(x), scale_factor=factor, mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(Tensor(x, device=device).interpolate(scale_factor=factor, mode="bilinear").numpy(), want, atol=2e-6)
+  x1 = rng.standard_normal((2, 3, 6)).astype(np.float32)
+  np.testing.assert_allclose(Tensor(x1, device=device).interpolate((11,), mode="linear").numpy(),
+                             F.interpolate(torch.tensor(x1), size=11, mode="linear").numpy(), atol=2e-6)
+  x3 = rng.standard_normal((1, 2, 3, 4, 5)).astype(np.float32)
+  np.testing.assert_allclose(Tensor(x3, device=device).interpolate((5, 6, 4), mode="trilinear", align_corners=True).numpy(),
+                             F.interpolate(torch.tensor(x3), size=(5, 6, 4), mode="trilinear", align_corners=True).numpy(), atol=2e-6)
+  t, tt = Tensor(x, device=device, requires_grad=True), torch.tensor(x, requires_grad=True)
+  weights = rng.standard_normal((2, 3, 8, 9)).astype(np.float32)
+  (t.interpolate((8, 9), mode="bicubic") * Tensor(weights, device=device)).sum().backward()
+  (F.interpolate(tt, size=(8, 9), mode="bicubic", align_corners=False) * torch.tensor(weights)).sum().backward()
+  np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), atol=1e-5)
+  with pytest.raises(ValueError, match="mode must be"): Tensor(x, device=device).interpolate((3, 3), mode="area")
+  with pytest.raises(ValueError, match="exactly one"): Tensor(x, device=device).interpolate()

@@ -9,8 +9,9 @@ from teeny.ops.nn import NNOps
 from teeny.ops.writes import WriteOps
 from teeny.ops.pytorch import PyTorchOps
 from teeny.ops.sorting import SortOps
+from teeny.ops.einsum import EinsumOps
 
 
-class TensorOps(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps):
+class TensorOps(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps, EinsumOps):
   """The ops Tensor inherits: elementwise math, reductions, indexing, joins, random numbers, nn functions, in-place
-  writes, PyTorch's spellings, and sorting."""
+  writes, PyTorch's spellings, sorting, and einsum and rearrange."""

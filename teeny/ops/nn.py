@@ -5,10 +5,54 @@ entropy, mean squared error)."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
+import numpy as np
 from teeny.dtype import dtypes
 from teeny.ops.args import takes_dim, _canon_axis, _tuple_arg, _padding_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
+
+
+def _tuple_float(value, n: int) -> tuple[float, ...]:
+  out = (float(value),) * n if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+  if len(out) != n or any(v <= 0 for v in out): raise ValueError(f"scale_factor must be a positive number or {n} of them, got {value!r}")
+  return out
+
+
+# interpolate's sampling along one axis of n to m elements, as PyTorch computes it (float32 source positions):
+# (the source rows of each tap, int32 arrays of m) and (each tap's weights, float32 arrays of m; None: one tap as is)
+def _nearest(n: int, m: int, ratio, align_corners: bool, offset: float = 0.0):
+  src = np.floor((np.arange(m, dtype=np.float32) + np.float32(offset)) * ratio)
+  return [np.minimum(src, n - 1).astype(np.int32)], None
+
+
+def _source_positions(n: int, m: int, ratio, align_corners: bool, cubic: bool):
+  i = np.arange(m, dtype=np.float32)
+  if align_corners: return i * np.float32((n - 1) / (m - 1) if m > 1 else 0.0)
+  src = (i + np.float32(0.5)) * ratio - np.float32(0.5)
+  return src if cubic else np.maximum(src, np.float32(0.0))  # (linear clamps at the first row; cubic doesn't)
+
+
+def _linear(n: int, m: int, ratio, align_corners: bool):
+  src = _source_positions(n, m, ratio, align_corners, cubic=False)
+  low = np.minimum(np.floor(src), n - 1).astype(np.int32)
+  high = np.minimum(low + 1, n - 1).astype(np.int32)
+  frac = (src - low).astype(np.float32)
+  return [low, high], [np.float32(1) - frac, frac]
+
+
+def _bicubic(n: int, m: int, ratio, align_corners: bool, a: float = -0.75):
+  src = _source_positions(n, m, ratio, align_corners, cubic=True)
+  base = np.floor(src)
+  t = (src - base).astype(np.float32)
+  def outer(d): return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # Keys' kernel for 1 < |d| < 2
+  def inner(d): return ((a + 2) * d - (a + 3)) * d * d + 1  # and for |d| <= 1
+  weights = [outer(t + 1), inner(t), inner(1 - t), outer(2 - t)]
+  rows = [np.clip(base + k, 0, n - 1).astype(np.int32) for k in (-1, 0, 1, 2)]
+  return rows, [w.astype(np.float32) for w in weights]
+
+
+_RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac: _nearest(n, m, r, ac, 0.5), "linear": _linear,
+             "bilinear": _linear, "trilinear": _linear, "bicubic": _bicubic}
 
 
 class NNOps:
@@ -159,6 +203,36 @@ class NNOps:
   def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
     """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d."""
     return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=3)
+  def interpolate(self, size=None, mode: str = "linear", align_corners: bool | None = None, scale_factor=None) -> Self:
+    """Resize the last len(size) axes (tinygrad's form: size (16, 16) of an NCHW image is bilinear), with PyTorch's
+    sampling: mode "nearest", "nearest-exact", "linear" (also "bilinear", "trilinear": linear on each axis) or
+    "bicubic" (Keys' cubic, a = -0.75), align_corners as in torch.nn.functional.interpolate, or scale_factor
+    instead of size. Each axis is one gather of its source rows and a weighted sum, so gradients flow."""
+    if mode not in _RESAMPLE: raise ValueError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
+    if (size is None) == (scale_factor is None): raise ValueError("interpolate needs exactly one of size and scale_factor")
+    if align_corners is not None and mode.startswith("nearest"): raise ValueError(f"align_corners is for the linear and cubic modes, not {mode!r}")
+    if size is not None: size = (size,) if isinstance(size, int) else tuple(size)
+    else:
+      count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
+      scales = _tuple_float(scale_factor, count)
+      size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
+    if len(size) > self.ndim: raise ValueError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
+    x = self if dtypes.is_float(self.dtype) else self._float()
+    for axis, m in zip(range(self.ndim - len(size), self.ndim), size):
+      n = x.shape[axis]
+      ratio = n / m if scale_factor is None else 1 / _tuple_float(scale_factor, len(size))[axis - self.ndim + len(size)]
+      rows, weights = _RESAMPLE[mode](n, m, np.float32(ratio), bool(align_corners))
+      taps = [x[(slice(None),) * axis + (type(self)(r, device=self.device),)] for r in rows]
+      if weights is None:
+        x = taps[0]
+        continue
+      shape = tuple(m if i == axis else 1 for i in range(x.ndim))
+      out = None
+      for tap, w in zip(taps, weights):
+        term = tap * type(self)(w, device=self.device).reshape(shape).cast(x.dtype)
+        out = term if out is None else out + term
+      x = out
+    return x
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
     """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default)."""

@@ -1,0 +1,136 @@
+"""Index notation as a Tensor mixin: einsum (numpy's and PyTorch's "ij,jk->ik") and rearrange (einops'
+"b (h w) c -> b h w c").
+
+einsum lines every operand up along one list of letters (the output's first, then the summed ones), so the whole
+contraction is one broadcast multiply and one sum, which the scheduler fuses into one kernel like a matmul. A
+letter repeated inside one operand ("ii->i") takes that operand's diagonal first. rearrange is only movement: a
+reshape that splits the input's groups into single axes, a permute, and a reshape that joins the output's groups."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+  from typing import Self
+
+_ELLIPSIS_NAMES = "0123456789"  # stand-ins for the axes "..." covers (digits never name an axis in einsum)
+
+
+def _expand_ellipsis(spec: str, ndim: int, ellipsis: str, where: str) -> list[str]:
+  """One operand's letters with "..." replaced by the last (ndim - letters) names of `ellipsis`."""
+  if "..." not in spec:
+    if len(spec) != ndim: raise ValueError(f"einsum: {where} '{spec}' names {len(spec)} axes for a tensor with {ndim}")
+    return list(spec)
+  before, after = spec.split("...")
+  covered = ndim - len(before) - len(after)
+  if covered < 0: raise ValueError(f"einsum: {where} '{spec}' names more axes than the tensor's {ndim}")
+  return list(before) + list(ellipsis[len(ellipsis) - covered:]) + list(after)
+
+
+def _take_diagonals(x, letters: list[str]):
+  """A letter named twice in one operand ("ii"): keep that operand's diagonal, named once (at the end)."""
+  while len(set(letters)) < len(letters):
+    name = next(a for a in letters if letters.count(a) > 1)
+    first = letters.index(name)
+    second = letters.index(name, first + 1)
+    x = x.diagonal(0, first, second)
+    letters = [a for i, a in enumerate(letters) if i not in (first, second)] + [name]
+  return x, letters
+
+
+def _parse_side(side: str) -> list:
+  """einops tokens: a name, "...", or a group "(a b)" as a list of names ("()" and "1" are empty groups)."""
+  tokens, i = [], 0
+  side = side.replace("...", " … ")
+  while i < len(side):
+    ch = side[i]
+    if ch.isspace(): i += 1
+    elif ch == "(":
+      end = side.find(")", i)
+      if end < 0: raise ValueError(f"rearrange: unclosed '(' in '{side.strip()}'")
+      tokens.append([n for n in side[i + 1:end].split() if n != "1"])
+      i = end + 1
+    else:
+      end = i
+      while end < len(side) and not side[end].isspace() and side[end] not in "()": end += 1
+      name = side[i:end]
+      tokens.append([] if name == "1" else "..." if name == "…" else name)
+      i = end
+  return tokens
+
+
+class EinsumOps:
+  """einsum and rearrange."""
+  @staticmethod
+  def einsum(formula: str, *operands, dtype=None):
+    """Sum of products over the letters the output doesn't keep, like numpy.einsum / torch.einsum: "ij,jk->ik" is
+    a matmul, "ii->" a trace, "bij,bjk->bik" a batched matmul, "...ij->...ji" a transpose; with no "->", the
+    output keeps the letters named once, in alphabetical order. Operands may also come as one list."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)): operands = tuple(operands[0])
+    formula = formula.replace(" ", "")
+    lhs, arrow, rhs = formula.partition("->")
+    specs = lhs.split(",")
+    if len(specs) != len(operands): raise ValueError(f"einsum: '{formula}' names {len(specs)} operands, got {len(operands)}")
+    widest = max((t.ndim - len(s.replace("...", "")) for s, t in zip(specs, operands) if "..." in s), default=0)
+    ellipsis = _ELLIPSIS_NAMES[:widest]
+    tensors, letters = [], []
+    for i, (spec, t) in enumerate(zip(specs, operands)):
+      t, names = _take_diagonals(t, _expand_ellipsis(spec, t.ndim, ellipsis, f"operand {i}"))
+      tensors.append(t)
+      letters.append(names)
+    every = [a for names in letters for a in names]
+    if arrow: out = list(rhs.replace("...", ellipsis))
+    else: out = list(ellipsis) + sorted(a for a in set(every) if every.count(a) == 1 and a not in ellipsis)
+    for a in out:
+      if a not in every: raise ValueError(f"einsum: output letter '{a}' names no input axis in '{formula}'")
+    order = out + sorted(set(every) - set(out), key=every.index)
+    product = None
+    for t, names in zip(tensors, letters):
+      # permute to `order`, then a 1 for every letter this operand lacks (broadcast)
+      t = t.permute(tuple(sorted(range(len(names)), key=lambda k: order.index(names[k]))))
+      ranked = sorted(names, key=order.index)
+      t = t.reshape(tuple(t.shape[ranked.index(a)] if a in ranked else 1 for a in order))
+      product = t if product is None else product * t
+    summed = tuple(range(len(out), len(order)))
+    return product.sum(summed, dtype=dtype) if summed else (product if dtype is None else product.cast(dtype))
+
+  def rearrange(self, formula: str, **sizes: int) -> Self:
+    """einops' rearrange: "b c (h p1) (w p2) -> b (h w) (p1 p2 c)" with sizes naming what a split can't infer
+    (p1=2, p2=2); "..." stands for the axes not named, "1" or "()" for a unit axis."""
+    left, arrow, right = formula.partition("->")
+    if not arrow: raise ValueError(f"rearrange needs 'input -> output', got '{formula}'")
+    lhs, rhs = _parse_side(left), _parse_side(right)
+    if sum(t == "..." for t in lhs) > 1: raise ValueError(f"rearrange: '...' appears more than once in '{left.strip()}'")
+    rest = self.ndim - (len(lhs) - (1 if "..." in lhs else 0))
+    if rest < 0 or ("..." not in lhs and rest != 0):
+      raise ValueError(f"rearrange: '{left.strip()}' names {len(lhs)} axes for a tensor of shape {self.shape}")
+    known, split_shape, axis = dict(sizes), [], 0
+    for token in lhs:
+      if token == "...":
+        split_shape += list(self.shape[axis:axis + rest])
+        known["..."] = tuple(self.shape[axis:axis + rest])
+        axis += rest
+        continue
+      group = [token] if isinstance(token, str) else token
+      n = self.shape[axis]
+      missing = [g for g in group if g not in known]
+      if len(missing) > 1: raise ValueError(f"rearrange: can't infer the sizes of {missing} from an axis of {n}: give them")
+      given = math.prod(known[g] for g in group if g not in missing)
+      if missing: known[missing[0]] = n // given if given else 0
+      if math.prod(known[g] for g in group) != n:
+        raise ValueError(f"rearrange: {group} of sizes {[known[g] for g in group]} doesn't split axis {axis} of size {n}")
+      split_shape += [known[g] for g in group]
+      axis += 1
+    names = [n for token in lhs for n in (["..."] * rest if token == "..." else [token] if isinstance(token, str) else token)]
+    flat_left = [n for token in lhs for n in ([token] if isinstance(token, str) else token)]
+    flat_right = [n for token in rhs for n in ([token] if isinstance(token, str) else token)]
+    if sorted(flat_left) != sorted(flat_right) or len(flat_right) != len(set(flat_right)):
+      raise ValueError(f"rearrange: '{formula}' must name each input axis exactly once on both sides")
+    positions = {n: i for i, n in enumerate(names) if n != "..."}
+    ellipsis_axes = [i for i, n in enumerate(names) if n == "..."]
+    order = [a for n in flat_right for a in (ellipsis_axes if n == "..." else [positions[n]])]
+    x = self.reshape(tuple(split_shape)).permute(tuple(order))
+    out_shape = []
+    for token in rhs:
+      if token == "...": out_shape += list(known["..."])
+      elif isinstance(token, str): out_shape.append(known[token])
+      else: out_shape.append(math.prod(known[g] for g in token))
+    return x.reshape(tuple(out_shape))

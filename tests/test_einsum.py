@@ -1,0 +1,61 @@
+"""einsum against numpy (explicit and implicit outputs, traces and diagonals, ellipses, batched matmul) with its
+kernel count and gradient, and einops-style rearrange against the numpy reshapes and transposes it spells."""
+import numpy as np
+import pytest
+from teeny import Tensor, GlobalCounters
+
+rng = np.random.default_rng(2)
+A, B, S = (rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (4, 5), (4, 4)))
+C, D = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((2, 4, 5)).astype(np.float32)
+CASES = [("ij,jk->ik", [A, B]), ("ii->", [S]), ("ii->i", [S]), ("ij->ji", [A]), ("bij,bjk->bik", [C, D]),
+         ("...ij->...ji", [C]), ("ij,jk", [A, B]), ("i,j->ij", [A[0], B[0]]), ("bij,bjk", [C, D]),
+         ("...ij,...jk->...ik", [C, D]), ("ij->", [A]), ("iij->ji", [rng.standard_normal((3, 3, 2)).astype(np.float32)]),
+         ("i j , j k -> i k", [A, B])]
+
+
+@pytest.mark.parametrize("formula,operands", CASES, ids=[c[0] for c in CASES])
+def test_einsum_matches_numpy(device, formula, operands):
+  got = Tensor.einsum(formula, *[Tensor(o, device=device) for o in operands])
+  np.testing.assert_allclose(got.numpy(), np.einsum(formula.replace(" ", ""), *operands), rtol=1e-5, atol=1e-5)
+
+
+def test_einsum_is_one_kernel_and_differentiates(device):
+  a, b = Tensor(A, device=device, requires_grad=True), Tensor(B, device=device, requires_grad=True)
+  a.realize(), b.realize()
+  GlobalCounters.reset()
+  out = Tensor.einsum("ij,jk->ik", [a, b]).realize()  # (operands as one list, like torch)
+  assert GlobalCounters.kernel_count == 1
+  out.sum().backward()
+  np.testing.assert_allclose(a.grad.numpy(), np.ones((3, 5), np.float32) @ B.T, rtol=1e-5)
+
+
+def test_einsum_errors(device):
+  a = Tensor(A, device=device)
+  with pytest.raises(ValueError, match="2 operands"): Tensor.einsum("ij,jk->ik", a)
+  with pytest.raises(ValueError, match="names 3 axes"): Tensor.einsum("ijk->i", a)
+  with pytest.raises(ValueError, match="output letter"): Tensor.einsum("ij->z", a)
+
+
+X = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
+
+
+@pytest.mark.parametrize("formula,sizes,want", [
+  ("b c h w -> b h w c", {}, X.transpose(0, 2, 3, 1)),
+  ("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", {"p1": 2, "p2": 3}, X.reshape(2, 3, 2, 2, 2, 3).transpose(0, 2, 4, 3, 5, 1).reshape(2, 4, 18)),
+  ("b ... w -> w b ...", {}, X.transpose(3, 0, 1, 2)),
+  ("b c h w -> b (c h w)", {}, X.reshape(2, -1)),
+  ("b c h w -> b 1 c h w", {}, X.reshape(2, 1, 3, 4, 6)),
+  ("b c h (w 1) -> b c h w", {}, X),
+  ("... -> ...", {}, X),
+  ("b c (h2 h) w -> (b h2) c h w", {"h2": 2}, X.reshape(2, 3, 2, 2, 6).transpose(0, 2, 1, 3, 4).reshape(4, 3, 2, 6)),
+])
+def test_rearrange(device, formula, sizes, want):
+  np.testing.assert_array_equal(Tensor(X, device=device).rearrange(formula, **sizes).numpy(), want)
+
+
+def test_rearrange_errors(device):
+  t = Tensor(X, device=device)
+  with pytest.raises(ValueError, match="exactly once"): t.rearrange("b c h w -> b c h")
+  with pytest.raises(ValueError, match="can't infer"): t.rearrange("b c (h p) w -> b c h p w")
+  with pytest.raises(ValueError, match="doesn't split"): t.rearrange("b c (h p) w -> b c h p w", p=3)
+  with pytest.raises(ValueError, match="names 3 axes"): t.rearrange("b c h -> b c h")
