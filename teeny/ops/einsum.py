@@ -57,6 +57,36 @@ def _parse_side(side: str) -> list:
   return tokens
 
 
+def _flat(tokens: list) -> list[str]:
+  """The names of a side's tokens, groups opened ("..." stays one name)."""
+  return [n for token in tokens for n in ([token] if isinstance(token, str) else token)]
+
+
+def _split_sizes(lhs: list, shape: tuple, sizes: dict, side: str) -> tuple[dict, list]:
+  """Each input name's size ("..." -> the shape it covers), and the input's shape with every group split."""
+  rest = len(shape) - (len(lhs) - (1 if "..." in lhs else 0))
+  if lhs.count("...") > 1: raise ValueError(f"rearrange: '...' appears more than once in '{side}'")
+  if rest < 0 or ("..." not in lhs and rest != 0):
+    raise ValueError(f"rearrange: '{side}' names {len(lhs)} axes for a tensor of shape {shape}")
+  known, split_shape, axis = dict(sizes), [], 0
+  for token in lhs:
+    if token == "...":
+      known["..."] = tuple(shape[axis:axis + rest])
+      split_shape += list(known["..."])
+      axis += rest
+      continue
+    group = [token] if isinstance(token, str) else token
+    n, missing = shape[axis], [g for g in group if g not in known]
+    if len(missing) > 1: raise ValueError(f"rearrange: can't infer the sizes of {missing} from an axis of {n}: give them")
+    given = math.prod(known[g] for g in group if g not in missing)
+    if missing: known[missing[0]] = n // given if given else 0
+    if math.prod(known[g] for g in group) != n:
+      raise ValueError(f"rearrange: {group} of sizes {[known[g] for g in group]} doesn't split axis {axis} of size {n}")
+    split_shape += [known[g] for g in group]
+    axis += 1
+  return known, split_shape
+
+
 class EinsumOps:
   """einsum and rearrange."""
   @staticmethod
@@ -98,39 +128,16 @@ class EinsumOps:
     left, arrow, right = formula.partition("->")
     if not arrow: raise ValueError(f"rearrange needs 'input -> output', got '{formula}'")
     lhs, rhs = _parse_side(left), _parse_side(right)
-    if sum(t == "..." for t in lhs) > 1: raise ValueError(f"rearrange: '...' appears more than once in '{left.strip()}'")
-    rest = self.ndim - (len(lhs) - (1 if "..." in lhs else 0))
-    if rest < 0 or ("..." not in lhs and rest != 0):
-      raise ValueError(f"rearrange: '{left.strip()}' names {len(lhs)} axes for a tensor of shape {self.shape}")
-    known, split_shape, axis = dict(sizes), [], 0
-    for token in lhs:
-      if token == "...":
-        split_shape += list(self.shape[axis:axis + rest])
-        known["..."] = tuple(self.shape[axis:axis + rest])
-        axis += rest
-        continue
-      group = [token] if isinstance(token, str) else token
-      n = self.shape[axis]
-      missing = [g for g in group if g not in known]
-      if len(missing) > 1: raise ValueError(f"rearrange: can't infer the sizes of {missing} from an axis of {n}: give them")
-      given = math.prod(known[g] for g in group if g not in missing)
-      if missing: known[missing[0]] = n // given if given else 0
-      if math.prod(known[g] for g in group) != n:
-        raise ValueError(f"rearrange: {group} of sizes {[known[g] for g in group]} doesn't split axis {axis} of size {n}")
-      split_shape += [known[g] for g in group]
-      axis += 1
-    names = [n for token in lhs for n in (["..."] * rest if token == "..." else [token] if isinstance(token, str) else token)]
-    flat_left = [n for token in lhs for n in ([token] if isinstance(token, str) else token)]
-    flat_right = [n for token in rhs for n in ([token] if isinstance(token, str) else token)]
-    if sorted(flat_left) != sorted(flat_right) or len(flat_right) != len(set(flat_right)):
+    if sorted(_flat(lhs)) != sorted(_flat(rhs)) or len(_flat(rhs)) != len(set(_flat(rhs))):
       raise ValueError(f"rearrange: '{formula}' must name each input axis exactly once on both sides")
+    known, split_shape = _split_sizes(lhs, self.shape, sizes, left.strip())
+    rest = len(known.get("...", ()))
+    names = [n for token in lhs for n in (["..."] * rest if token == "..." else [token] if isinstance(token, str) else token)]
     positions = {n: i for i, n in enumerate(names) if n != "..."}
     ellipsis_axes = [i for i, n in enumerate(names) if n == "..."]
-    order = [a for n in flat_right for a in (ellipsis_axes if n == "..." else [positions[n]])]
-    x = self.reshape(tuple(split_shape)).permute(tuple(order))
+    order = [a for n in _flat(rhs) for a in (ellipsis_axes if n == "..." else [positions[n]])]
     out_shape = []
     for token in rhs:
       if token == "...": out_shape += list(known["..."])
-      elif isinstance(token, str): out_shape.append(known[token])
-      else: out_shape.append(math.prod(known[g] for g in token))
-    return x.reshape(tuple(out_shape))
+      else: out_shape.append(math.prod(known[g] for g in ([token] if isinstance(token, str) else token)))
+    return self.reshape(tuple(split_shape)).permute(tuple(order)).reshape(tuple(out_shape))
