@@ -50,7 +50,7 @@ def cache_write(cache: Tensor, new: Tensor, positions: Tensor) -> Tensor:
 def cached_attention(q: Tensor, keys: Tensor, values: Tensor, positions: Tensor, scale: float) -> Tensor:
   """softmax(q k^T * scale) v over the cache, each query (at positions[i]) seeing the slots up to its own position.
   Slots after the last written one hold zeros or stale values; the mask hides them."""
-  slots = Tensor.arange(keys.shape[2], dtype=positions.dtype, device=keys.device)
+  slots = Tensor.arange(keys.shape[-2], dtype=positions.dtype, device=keys.device)
   visible = slots.unsqueeze(0) <= positions.unsqueeze(1)  # (T, context)
   scores = (q @ keys.transpose(-1, -2)) * scale
   return visible.where(scores, -math.inf).softmax(-1) @ values
@@ -258,9 +258,9 @@ def bench(model, model_dir: str, prompt: list[int], max_new: int) -> None:
   else: print(f"transformers: {theirs:8.1f} tokens/s (eager, fp32, same prompt and length)")
 
 
-def main(argv=None, load=None):
-  """The command line of gpt2.py (llama.py passes its own loader)."""
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, load=None, doc: str = __doc__):
+  """The command line of gpt2.py (llama.py passes its own loader and docstring)."""
+  parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--model", required=True, help="checkpoint directory: config.json + model.safetensors[.index.json]")
   parser.add_argument("--prompt-ids", default=None, help="comma-separated token ids, e.g. 464,2068,7586")
   parser.add_argument("--prompt", default=None, help="text (needs tokenizer files and `tokenizers` or `transformers`)")

@@ -8,6 +8,7 @@ from teeny import Device, Tensor, dtypes
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import gpt2  # noqa: E402
+import llama  # noqa: E402
 
 
 @pytest.fixture
@@ -114,3 +115,114 @@ def test_gpt2_command_line(tmp_path, capsys):
   gpt2.main(["--model", str(tmp_path), "--prompt-ids", ",".join(map(str, PROMPT)), "--max-new", "5"])
   ids = capsys.readouterr().out.split("ids:")[1].split()[0]
   assert [int(i) for i in ids.split(",")] == reference_greedy(reference, PROMPT, 5)
+
+
+# ---- LLaMA vs transformers ----
+
+def make_llama(path, tie: bool = False):
+  """A tiny random LLaMA with grouped-query attention (4 query heads sharing 2 key/value heads), saved with
+  save_pretrained. Returns transformers' model."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  torch.manual_seed(0)
+  cfg = transformers.LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4,
+                                 num_key_value_heads=2, vocab_size=100, max_position_embeddings=64, initializer_range=0.2,
+                                 rope_theta=500.0, rms_norm_eps=1e-5, tie_word_embeddings=tie,
+                                 bos_token_id=0, eos_token_id=0, pad_token_id=0)
+  model = transformers.LlamaForCausalLM(cfg).eval()
+  model.save_pretrained(path)
+  return model
+
+
+def test_llama_gqa_logits_match_transformers(tmp_path, on_device):
+  reference = make_llama(tmp_path)
+  model = llama.load_llama(str(tmp_path))
+  assert model.layers[0].self_attn.kv_heads < model.layers[0].self_attn.heads
+  diff = np.abs(teeny_logits(model, PROMPT) - reference_logits(reference, PROMPT)).max()
+  assert diff < 1e-4, f"max |teeny - transformers| = {diff}"
+
+
+def test_llama_greedy_generation_with_jit_matches_transformers(tmp_path):
+  reference = make_llama(tmp_path, tie=True)
+  model = llama.load_llama(str(tmp_path), context=len(PROMPT) + 12)
+  assert model.tied
+  assert gpt2.generate(model, PROMPT, 12) == reference_greedy(reference, PROMPT, 12)
+
+
+def write_gguf(path, reference, kind: str = "F32") -> dict:
+  """reference's weights in a GGUF file named and laid out as llama.cpp's converter writes them (q/k rows
+  interleaved per head), as F32 or Q8_0. Returns the weights as the file holds them, dequantized, by HF name."""
+  gguf = pytest.importorskip("gguf")
+  cfg = reference.config
+  writer = gguf.GGUFWriter(str(path), "llama")
+  writer.add_block_count(cfg.num_hidden_layers)
+  writer.add_context_length(cfg.max_position_embeddings)
+  writer.add_embedding_length(cfg.hidden_size)
+  writer.add_feed_forward_length(cfg.intermediate_size)
+  writer.add_head_count(cfg.num_attention_heads)
+  writer.add_head_count_kv(cfg.num_key_value_heads)
+  writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+  writer.add_rope_freq_base(llama.rope_theta(cfg.to_dict()))
+  held = {}
+  for hf_name, value in reference.state_dict().items():
+    name = hf_name.removeprefix("model.")
+    gguf_name = GGUF_OF.get(name) or gguf_layer_name(name)
+    array = value.numpy()
+    heads = {"attn_q": cfg.num_attention_heads, "attn_k": cfg.num_key_value_heads}.get(gguf_name.split(".")[-2])
+    if heads: array = interleave_rope(array, heads)
+    if kind == "Q8_0" and array.ndim == 2:
+      quantized = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+      writer.add_tensor(gguf_name, quantized, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+      array = gguf.quants.dequantize(quantized, gguf.GGMLQuantizationType.Q8_0)
+      if heads: array = deinterleave_rope(array, heads)
+    else: writer.add_tensor(gguf_name, array)
+    held[hf_name] = array if not heads or kind == "Q8_0" else value.numpy()
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()
+  writer.close()
+  return held
+
+
+GGUF_OF = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+
+
+def gguf_layer_name(name: str) -> str:
+  """layers.3.self_attn.q_proj.weight -> blk.3.attn_q.weight"""
+  _, layer, rest = name.split(".", 2)
+  module, suffix = rest.rsplit(".", 1)
+  kind = {v: k for k, v in llama.GGUF_NAMES.items()}[module]
+  return f"blk.{layer}.{kind}.{suffix}"
+
+
+def interleave_rope(weight: np.ndarray, heads: int) -> np.ndarray:
+  """llama.cpp's converter's reordering of q/k rows (the inverse of llama.unpermute_rope), written independently."""
+  rows = weight.shape[0]
+  return weight.reshape(heads, 2, rows // heads // 2, -1).swapaxes(1, 2).reshape(weight.shape)
+
+
+def deinterleave_rope(weight: np.ndarray, heads: int) -> np.ndarray:
+  """interleave_rope undone (numpy, for the reference's weights)."""
+  rows = weight.shape[0]
+  return weight.reshape(heads, rows // heads // 2, 2, -1).swapaxes(1, 2).reshape(weight.shape)
+
+
+def test_llama_from_gguf_matches_transformers(tmp_path):
+  reference = make_llama(tmp_path)
+  write_gguf(tmp_path / "model.gguf", reference)
+  model = llama.load_llama(str(tmp_path / "model.gguf"))
+  diff = np.abs(teeny_logits(model, PROMPT) - reference_logits(reference, PROMPT)).max()
+  assert diff < 1e-4, f"GGUF F32: max |teeny - transformers| = {diff}"
+
+
+def test_llama_from_q8_0_gguf_matches_transformers_with_the_same_weights(tmp_path):
+  """A Q8_0 file: transformers runs with the weights dequantized by the gguf package, teeny dequantizes its own."""
+  import torch
+  reference = make_llama(tmp_path)
+  held = write_gguf(tmp_path / "model.gguf", reference, kind="Q8_0")
+  original = reference.state_dict()["model.layers.0.self_attn.q_proj.weight"].numpy()
+  assert 0 < np.abs(held["model.layers.0.self_attn.q_proj.weight"] - original).max() < 0.05  # quantized, but close
+  reference.load_state_dict({name: torch.tensor(np.ascontiguousarray(value)) for name, value in held.items()})
+  model = llama.load_llama(str(tmp_path / "model.gguf"))
+  diff = np.abs(teeny_logits(model, PROMPT) - reference_logits(reference, PROMPT)).max()
+  assert diff < 1e-4, f"GGUF Q8_0: max |teeny - transformers| = {diff}"
