@@ -9,6 +9,7 @@ from teeny import Device, Tensor, dtypes
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import gpt2  # noqa: E402
 import llama  # noqa: E402
+import resnet  # noqa: E402
 
 
 @pytest.fixture
@@ -226,3 +227,43 @@ def test_llama_from_q8_0_gguf_matches_transformers_with_the_same_weights(tmp_pat
   model = llama.load_llama(str(tmp_path / "model.gguf"))
   diff = np.abs(teeny_logits(model, PROMPT) - reference_logits(reference, PROMPT)).max()
   assert diff < 1e-4, f"GGUF Q8_0: max |teeny - transformers| = {diff}"
+
+
+# ---- ResNet-18 vs torchvision ----
+
+def import_torchvision():
+  """torchvision, or a skip. PyPI's torchvision wheel is built against PyTorch's CUDA build: beside the CPU build
+  its compiled ops don't load and the import fails registering `torchvision::nms`. The models need none of those
+  ops, so then the two schemas it registers at import are declared first and the import is tried again."""
+  torch = pytest.importorskip("torch")
+  try:
+    import torchvision
+    return torchvision
+  except ImportError: pytest.skip("torchvision is not installed")
+  except RuntimeError as e:
+    if "torchvision::nms" not in str(e): raise
+  library = torch.library.Library("torchvision", "DEF")
+  for op in ("nms", "qnms"): library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+  import_torchvision.library = library  # kept alive: dropping the Library object would drop the schemas
+  import torchvision
+  return torchvision
+
+
+def test_resnet18_logits_match_torchvision(tmp_path, on_device):
+  torch = pytest.importorskip("torch")
+  torchvision = import_torchvision()
+  torch.manual_seed(0)
+  reference = torchvision.models.resnet18(weights=None, num_classes=10)
+  for module in reference.modules():  # random statistics, so batch norm in eval isn't the identity
+    if isinstance(module, torch.nn.BatchNorm2d):
+      module.running_mean.uniform_(-0.5, 0.5)
+      module.running_var.uniform_(0.5, 2.0)
+      module.weight.data.uniform_(0.5, 1.5)
+      module.bias.data.uniform_(-0.5, 0.5)
+  reference.eval()
+  torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+  images = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
+  with torch.no_grad(): expected = reference(torch.tensor(images)).numpy()
+  model = resnet.load_resnet(str(tmp_path / "resnet18.pth"))
+  diff = np.abs(model(Tensor(images)).numpy() - expected).max()
+  assert diff < 1e-4, f"max |teeny - torchvision| = {diff}"
