@@ -10,8 +10,10 @@ from teeny.ops.writes import WriteOps
 from teeny.ops.pytorch import PyTorchOps
 from teeny.ops.sorting import SortOps
 from teeny.ops.einsum import EinsumOps
+from teeny.ops.linalg import LinalgOps
 
 
-class TensorOps(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps, EinsumOps):
+class TensorOps(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps, EinsumOps,
+                LinalgOps):
   """The ops Tensor inherits: elementwise math, reductions, indexing, joins, random numbers, nn functions, in-place
-  writes, PyTorch's spellings, sorting, and einsum and rearrange."""
+  writes, PyTorch's spellings, sorting, einsum and rearrange, and qr and svd."""

@@ -1,0 +1,126 @@
+"""Small dense linear algebra as a Tensor mixin: qr (Householder reflections) and svd (one-sided Jacobi rotations
+after a QR), batched over leading axes. Both are built from matmuls and elementwise ops, one reflection or one round
+of rotations at a time, so they suit the small matrices of orthogonal initialisation and the like, not large
+factorisations. Their gradients are the chain rule through those steps (PyTorch's are closed-form)."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING
+import numpy as np
+from teeny.dtype import dtypes
+if TYPE_CHECKING:
+  from typing import Self
+
+_MAX_SWEEPS = 40  # Jacobi sweeps at most; it stops earlier once every column pair is orthogonal to rounding
+
+
+def _round_robin(n: int) -> list[list[tuple[int, int]]]:
+  """n - 1 rounds (n even; a bye for odd n) of disjoint column pairs that together pair every two columns once:
+  the circle method, column 0 fixed and the others turning."""
+  players = list(range(n)) + ([-1] if n % 2 else [])
+  rounds = []
+  for _ in range(len(players) - 1):
+    half = len(players) // 2
+    pairs = [(players[i], players[-1 - i]) for i in range(half)]
+    rounds.append([(min(p, q), max(p, q)) for p, q in pairs if p >= 0 and q >= 0])
+    players = [players[0], players[-1]] + players[1:-1]
+  return rounds
+
+
+class LinalgOps:
+  """qr and svd."""
+  def _check_matrix(self, name: str) -> None:
+    if self.ndim < 2: raise ValueError(f"{name} needs a matrix (or a batch of them), got shape {self.shape}")
+    if not dtypes.is_float(self.dtype): raise TypeError(f"{name} needs a float tensor, got {self.dtype}")
+
+  def qr(self, mode: str = "reduced") -> tuple[Self, Self]:
+    """Q, R with self = Q @ R, Q orthonormal and R upper triangular, like torch.linalg.qr: mode "reduced" gives Q
+    (m, k) and R (k, n) with k = min(m, n), "complete" Q (m, m) and R (m, n). R's diagonal has LAPACK's signs
+    (numpy's and PyTorch's): a reflection maps its column to minus the sign of its diagonal times its norm, and a
+    column already zero below the diagonal is left as it is."""
+    self._check_matrix("qr")
+    if mode not in ("reduced", "complete"): raise ValueError(f"qr mode must be 'reduced' or 'complete', got {mode!r}")
+    m, n = self.shape[-2:]
+    lead = self.shape[:-2]
+    r = self
+    q = type(self).eye(m, dtype=self.dtype, device=self.device).expand(*lead, m, m)
+    for i in range(min(m, n)):
+      # step i's column and rows are picked by small host-made tensors, not by i in the kernels' code, so every
+      # step runs the same kernels (compiled once)
+      pick = type(self)(np.arange(n).reshape(n, 1) == i, device=self.device).cast(self.dtype)
+      row = type(self)(np.arange(m).reshape(m, 1) - i, device=self.device)  # < 0 above the diagonal, 0 on it
+      column = (row >= 0).where(r @ pick, 0.0)  # (..., m, 1): column i from the diagonal down
+      alpha = (row == 0).where(column, 0.0).sum(-2, keepdim=True)
+      norm = column.square().sum(-2, keepdim=True).sqrt()
+      below = (row > 0).where(column, 0.0).square().sum(-2, keepdim=True)
+      beta = -(alpha < 0).where(-norm, norm)  # -sign(alpha) * norm, sign(0) = +1 (LAPACK's choice)
+      v = (row == 0).where(column - beta, column)  # the reflection's vector: x - beta * e_i
+      scale = (below > 0).where(2 / (below > 0).where(v.square().sum(-2, keepdim=True), 1.0), 0.0)
+      r = (r - (scale * v) @ (v.transpose(-1, -2) @ r)).contiguous()
+      q = (q - (q @ v) @ (scale * v).transpose(-1, -2)).contiguous()  # (each step stored: no graph that nests)
+    r = r.triu()  # (what the reflections left below the diagonal is rounding)
+    if mode == "complete": return q, r
+    k = min(m, n)
+    return q[..., :, :k], r[..., :k, :]
+
+  def svd(self, full_matrices: bool = True) -> tuple[Self, Self, Self]:
+    """U, S, Vh with self = U @ diag(S) @ Vh, S descending, like torch.linalg.svd: full_matrices gives U (m, m) and
+    Vh (n, n), else U (m, k) and Vh (k, n), k = min(m, n). A QR first, then Jacobi rotations of R's columns until
+    they are orthogonal (reading their largest cosine from the device once per sweep). Where a singular value is
+    0 its U column is 0, not an arbitrary unit vector (U @ diag(S) @ Vh is self either way)."""
+    self._check_matrix("svd")
+    m, n = self.shape[-2:]
+    if m < n:
+      u, s, vh = self.transpose(-1, -2).svd(full_matrices)
+      return vh.transpose(-1, -2), s, u.transpose(-1, -2)
+    q, r = self.qr(mode="complete")
+    work = r[..., :n, :].contiguous().realize()
+    v = type(self).eye(n, dtype=self.dtype, device=self.device).expand(*self.shape[:-2], n, n).contiguous().realize()
+    work, v = work._jacobi_sweeps(v)
+    norms = work.square().sum(-2).sqrt()
+    s, order = norms.sort(dim=-1, descending=True)
+    picked = order.unsqueeze(-2).expand(*order.shape[:-1], n, n)
+    u_small = work.gather(-1, picked) / (s > 0).where(s, 1.0).unsqueeze(-2)
+    v = v.gather(-1, picked)
+    u = q[..., :, :n] @ u_small
+    if full_matrices and m > n: u = u.cat(q[..., :, n:], dim=-1)  # R's zero rows: Q's last columns complete U
+    return u, s, v.transpose(-1, -2)
+
+  def _jacobi_sweeps(self, v: Self) -> tuple[Self, Self]:
+    """Rotate pairs of columns of self (n columns, also applied to v) until every pair is orthogonal: a sweep is
+    n - 1 rounds of disjoint pairs, each round one batch of 2x2 rotations that zero the pairs' dot products."""
+    n = self.shape[-1]
+    eps = np.finfo(np.float64 if self.dtype == dtypes.float64 else np.float32).eps
+    work = self
+    for _ in range(_MAX_SWEEPS if n > 1 else 0):
+      worst = 0.0
+      for pairs in _round_robin(n):
+        work, v, cosine = work._rotate_pairs(v, pairs)
+        worst = max(worst, cosine)
+      if worst <= eps * n: break
+    return work, v
+
+  def _rotate_pairs(self, v: Self, pairs: list[tuple[int, int]]) -> tuple[Self, Self, float]:
+    """One round: for each pair (p, q) the rotation (c, s) with t = s / c the smaller root of
+    t^2 + 2 zeta t - 1 = 0, zeta = (|q|^2 - |p|^2) / (2 p.q), applied to columns p and q of self and of v. Also the
+    largest |p.q| / (|p| |q|) before the round (read from the device)."""
+    n = self.shape[-1]
+    pick_p = np.zeros((n, len(pairs)), np.float32)
+    pick_q = np.zeros((n, len(pairs)), np.float32)
+    for k, (p, q) in enumerate(pairs): pick_p[p, k], pick_q[q, k] = 1, 1
+    select_p = type(self)(pick_p, device=self.device).cast(self.dtype)
+    select_q = type(self)(pick_q, device=self.device).cast(self.dtype)
+    col_p, col_q = self @ select_p, self @ select_q
+    alpha, beta = col_p.square().sum(-2, keepdim=True), col_q.square().sum(-2, keepdim=True)
+    gamma = (col_p * col_q).sum(-2, keepdim=True)
+    turn = gamma != 0
+    zeta = (beta - alpha) / (2 * turn.where(gamma, 1.0))
+    t = turn.where((zeta >= 0).where(1.0, -1.0) / (zeta.abs() + (1 + zeta.square()).sqrt()), 0.0)
+    c = 1 / (1 + t.square()).sqrt()
+    s = c * t
+    cosine = (gamma.abs() / (alpha * beta).sqrt().maximum(1e-300 if self.dtype == dtypes.float64 else 1e-30)).max().item()
+    def rotate(x: Self) -> Self:
+      xp, xq = x @ select_p, x @ select_q
+      moved_p, moved_q = c * xp - s * xq - xp, s * xp + c * xq - xq
+      # realized each round: the next round then reads two buffers, and every round runs the same kernels
+      return (x + moved_p @ select_p.transpose(-1, -2) + moved_q @ select_q.transpose(-1, -2)).realize()
+    return rotate(self), rotate(v), float(cosine) if not math.isnan(cosine) else math.inf

@@ -1,0 +1,46 @@
+"""qr and svd (teeny/ops/linalg.py) against numpy's LAPACK: QR's factors themselves (LAPACK's signs), SVD's
+singular values, the reconstruction and orthonormal factors, both modes, batches, wide and tall matrices."""
+import numpy as np
+import pytest
+from teeny import Tensor
+
+rng = np.random.default_rng(4)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5), (2, 4, 3), (1, 3), (4, 1)])
+def test_qr_matches_numpy(device, shape):
+  a = rng.standard_normal(shape).astype(np.float32)
+  for mode in ("reduced", "complete"):
+    q, r = Tensor(a, device=device).qr(mode=mode)
+    want_q, want_r = np.linalg.qr(a, mode=mode)
+    np.testing.assert_allclose(q.numpy(), want_q, atol=2e-6, err_msg=mode)
+    np.testing.assert_allclose(r.numpy(), want_r, atol=2e-6, err_msg=mode)
+
+
+def test_qr_of_a_rank_deficient_matrix(device):
+  """A zero column: its reflection is skipped (LAPACK's too), R keeps the zero and Q @ R is still the matrix."""
+  a = rng.standard_normal((4, 3)).astype(np.float32)
+  a[:, 1] = 0
+  q, r = Tensor(a, device=device).qr()
+  np.testing.assert_allclose(q.numpy() @ r.numpy(), a, atol=2e-6)
+  np.testing.assert_allclose(q.numpy().T @ q.numpy(), np.eye(3), atol=2e-6)
+
+
+@pytest.mark.parametrize("shape,full_matrices", [((4, 4), True), ((5, 3), True), ((3, 5), False), ((2, 4, 3), False)])
+def test_svd_matches_numpy(device, shape, full_matrices):
+  a = rng.standard_normal(shape).astype(np.float32)
+  u, s, vh = Tensor(a, device=device).svd(full_matrices=full_matrices)
+  want_u, want_s, want_vh = np.linalg.svd(a, full_matrices=full_matrices)
+  assert (u.shape, s.shape, vh.shape) == (want_u.shape, want_s.shape, want_vh.shape)
+  u, s, vh = u.numpy(), s.numpy(), vh.numpy()
+  np.testing.assert_allclose(s, want_s, atol=3e-6, rtol=1e-5)
+  k = s.shape[-1]
+  np.testing.assert_allclose((u[..., :, :k] * s[..., None, :]) @ vh[..., :k, :], a, atol=3e-6)
+  np.testing.assert_allclose(np.swapaxes(u, -1, -2) @ u, np.broadcast_to(np.eye(u.shape[-1]), u.shape[:-2] + (u.shape[-1],) * 2), atol=2e-6)
+  np.testing.assert_allclose(vh @ np.swapaxes(vh, -1, -2), np.broadcast_to(np.eye(vh.shape[-2]), vh.shape[:-2] + (vh.shape[-2],) * 2), atol=2e-6)
+
+
+def test_linalg_errors(device):
+  with pytest.raises(ValueError, match="matrix"): Tensor([1.0, 2.0], device=device).qr()
+  with pytest.raises(TypeError, match="float"): Tensor([[1, 2], [3, 4]], device=device).svd()
+  with pytest.raises(ValueError, match="mode"): Tensor.ones(2, 2, device=device).qr(mode="r")
