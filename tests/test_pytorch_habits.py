@@ -7,7 +7,7 @@ defaults, are written out)."""
 import numpy as np
 import pytest
 import teeny
-from teeny import Tensor, dtypes, GlobalCounters
+from teeny import Tensor, Device, dtypes, GlobalCounters
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((3, 4)).astype(np.float32)
@@ -290,3 +290,30 @@ def test_logcumsumexp_matches_torch(device, n):
   (out * Tensor(weights, device=device)).sum().backward()
   (want * torch.tensor(weights)).sum().backward()
   np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_from_blob_reads_and_writes_the_memory_in_place():
+  """tinygrad's from_blob on LLVM: no copy; kernels see the memory as it is when they run, writes land in it."""
+  import array, ctypes
+  memory = memoryview(bytearray(16)).cast("I")
+  address = ctypes.addressof(ctypes.c_char.from_buffer(memory.obj))
+  t = Tensor.from_blob(address, (4,), dtype=dtypes.int32, device="LLVM")
+  np.testing.assert_array_equal((t + 1).numpy(), [1, 1, 1, 1])
+  memory[:] = array.array("I", [0, 1, 2, 3])
+  np.testing.assert_array_equal((t + 1).numpy(), [1, 2, 3, 4])
+  t.assign(t * 10).realize()
+  assert list(memory) == [0, 10, 20, 30]
+  with pytest.raises(ValueError, match="aligned"): Tensor.from_blob(address + 1, (2,), dtype=dtypes.int32, device="LLVM")
+  if "CL" in Device.available():
+    with pytest.raises(TypeError, match="host memory"): Tensor.from_blob(address, (4,), dtype=dtypes.int32, device="CL")
+
+
+def test_replace_swaps_a_tensors_value(device):
+  p = Tensor.ones(3, device=device, requires_grad=True)
+  tail = p[1:]
+  assert p.replace(Tensor([5.0, 6.0, 7.0], device=device).contiguous()) is p
+  np.testing.assert_array_equal(p.numpy(), [5, 6, 7])
+  np.testing.assert_array_equal(tail.numpy(), [6, 7])  # (a view made before sees the new value)
+  assert p.requires_grad
+  with pytest.raises(ValueError, match="same shape"): p.replace(Tensor.ones(2, device=device))
+  with pytest.raises(RuntimeError, match="view"): tail.replace(Tensor.ones(2, device=device))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.uop import UOp, Ops
-from teeny.schedule import is_buffer_view
+from teeny.schedule import is_buffer_view, buffer_of
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -75,6 +75,17 @@ class PyTorchOps:
     step = (stop - start) / max(steps - 1, 1)
     out = (i < steps // 2).where(start + i * step, stop - (steps - 1 - i) * step)
     return out.cast(dtype) if dtype is not None else out
+  @classmethod
+  def from_blob(cls, ptr: int, shape, dtype=None, device=None, **kw) -> Self:
+    """A tensor over the memory at host address ptr, without a copy and without owning it (tinygrad's from_blob,
+    torch.frombuffer's idea): the memory must outlive the tensor, kernels read what is there when they run, and
+    writes to the tensor land there. Only on a device that reads host memory in place (LLVM)."""
+    if not isinstance(ptr, int) or ptr <= 0: raise ValueError(f"from_blob needs a host address (a positive int), got {ptr!r}")
+    out = cls.empty(*shape if isinstance(shape, (tuple, list)) else (shape,), dtype=dtype, device=device, **kw)
+    if ptr % out.dtype.itemsize: raise ValueError(f"from_blob: address {ptr:#x} is not aligned to {out.dtype} ({out.dtype.itemsize} bytes)")
+    if out.numel() == 0: return out
+    buffer_of(out.uop).borrow(ptr)
+    return out
   @classmethod
   def from_numpy(cls, array: np.ndarray) -> Self:
     """A tensor holding a copy of a numpy array (teeny's buffers live on a device: unlike torch, not shared)."""

@@ -16,6 +16,16 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 
 class WriteOps:
   """Tensor's assign and in-place operators and methods."""
+  def replace(self, x: Self) -> Self:
+    """This tensor takes x's value, dtype and device without a copy (tinygrad's replace: how a model's parameters
+    are swapped for new ones); only the shapes must match. Views made of it earlier see the new value. Returns
+    self."""
+    if not isinstance(x, type(self)): raise TypeError(f"replace takes a Tensor, got {type(x).__name__}")
+    if x.shape != self.shape: raise ValueError(f"replace needs the same shape: {self.shape} and {x.shape}")
+    if self._base is not None: raise RuntimeError("replace of a view: replace the tensor it is a view of, or assign")
+    forget_realized()
+    self.uop, self.device, self._graph = x.uop, x.device, None
+    return self
   def assign(self, value) -> Self:
     """Write value into this tensor's storage, lazily (realize() runs the write): how optimizers update
     parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view

@@ -23,6 +23,7 @@ class Allocator:
 
   live_count / live_bytes: blocks handed out now; cached_bytes: freed blocks waiting for reuse."""
   counts_in_mem_used = True  # whether its blocks are device memory, counted in GlobalCounters.mem_used
+  host_addressable = False  # whether a handle is a host address kernels read directly (then from_blob can wrap one)
   def __init__(self, cache_limit: int = 1 << 30):
     self.cache_limit = cache_limit
     self.live_count = self.live_bytes = self.cached_bytes = 0
@@ -205,6 +206,15 @@ class Buffer:
     handle = self._handle  # read for every buffer of every kernel launch: skip the call once allocated
     return handle if handle is not None else self.ensure_allocated()._handle
 
+  def borrow(self, address: int) -> Buffer:
+    """Use the memory at a host address instead of allocating (Tensor.from_blob): never freed here, and only on a
+    device whose allocator is host_addressable."""
+    allocator = Device[self.device].allocator
+    if not allocator.host_addressable: raise TypeError(f"device {self.device} can't use host memory in place: its buffers live on the device")
+    if self._handle is not None: raise RuntimeError("borrow: the buffer already has memory")
+    self._handle, self._allocator = address, _BORROWED
+    return self
+
   def copyin(self, data: memoryview) -> Buffer:
     self.ensure_allocated()._allocator.copyin(self._handle, data)
     return self
@@ -221,6 +231,12 @@ class Buffer:
   def __repr__(self): return f"<Buffer {self.device} {self.size} {self.dtype}{' (planned)' if self.base is not None else ''}>"
 
 
+class _Borrowed:
+  """The allocator of a borrowed buffer: its memory belongs to someone else, so freeing it does nothing."""
+  def free(self, handle, nbytes: int): pass
+
+
+_BORROWED = _Borrowed()
 _FLOAT64 = dtypes.float64
 _allocators: dict = {}  # device name -> its allocator: looked up for every buffer allocated
 

@@ -34,6 +34,8 @@ class CPUAllocator(Allocator):
   `_live` while a handle is out or waiting in the base class's cache of freed blocks. Copies in and out of at
   least the renderer's `tuning.parallel_copy_bytes` run on every core (read per copy: a device or a test may give
   its renderer another Tuning)."""
+  host_addressable = True
+
   def __init__(self, renderer, cache_limit: int = 1 << 30):
     super().__init__(cache_limit)
     self.renderer = renderer
