@@ -12,6 +12,32 @@ import llama  # noqa: E402
 import resnet  # noqa: E402
 
 
+def import_torchvision():
+  """torchvision, or None when it isn't installed. PyPI's torchvision wheel is built against PyTorch's CUDA build:
+  beside the CPU build its compiled ops don't load, and its import fails registering `torchvision::nms` (and
+  transformers, which imports torchvision when it and Pillow are installed, fails with it). The models need none
+  of those ops, so then the two schemas it registers at import are declared first and the import is tried again."""
+  try: import torch
+  except ImportError: return None
+  try:
+    import torchvision
+    return torchvision
+  except ImportError: return None
+  except RuntimeError as e:
+    if "torchvision::nms" not in str(e): raise
+  library = torch.library.Library("torchvision", "DEF")
+  for op in ("nms", "qnms"): library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+  import_torchvision.library = library  # kept alive: dropping the Library object would drop the schemas
+  import torchvision
+  return torchvision
+
+
+@pytest.fixture(scope="module", autouse=True)
+def importable_torchvision():
+  """Before transformers is used: an installed torchvision that fails to import would break it too (above)."""
+  return import_torchvision()
+
+
 @pytest.fixture
 def on_device(device, monkeypatch):
   """The examples make their tensors on the default device: make it this test's device."""
@@ -231,27 +257,10 @@ def test_llama_from_q8_0_gguf_matches_transformers_with_the_same_weights(tmp_pat
 
 # ---- ResNet-18 vs torchvision ----
 
-def import_torchvision():
-  """torchvision, or a skip. PyPI's torchvision wheel is built against PyTorch's CUDA build: beside the CPU build
-  its compiled ops don't load and the import fails registering `torchvision::nms`. The models need none of those
-  ops, so then the two schemas it registers at import are declared first and the import is tried again."""
-  torch = pytest.importorskip("torch")
-  try:
-    import torchvision
-    return torchvision
-  except ImportError: pytest.skip("torchvision is not installed")
-  except RuntimeError as e:
-    if "torchvision::nms" not in str(e): raise
-  library = torch.library.Library("torchvision", "DEF")
-  for op in ("nms", "qnms"): library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-  import_torchvision.library = library  # kept alive: dropping the Library object would drop the schemas
-  import torchvision
-  return torchvision
-
-
 def test_resnet18_logits_match_torchvision(tmp_path, on_device):
   torch = pytest.importorskip("torch")
   torchvision = import_torchvision()
+  if torchvision is None: pytest.skip("torchvision is not installed")
   torch.manual_seed(0)
   reference = torchvision.models.resnet18(weights=None, num_classes=10)
   for module in reference.modules():  # random statistics, so batch norm in eval isn't the identity
