@@ -78,24 +78,52 @@ def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.
   return int(rng.choice(probs.size, p=probs / probs.sum()))
 
 
+class Generator:
+  """Generation for one model: the prompt in one call, then one token per call of a TinyJit-captured step. The
+  model is any with `forward(tokens, start_pos) -> logits`, `context` and `reset_cache()` (GPT2 here, Llama in
+  llama.py). The capture is kept between calls: reset_cache clears the same cache buffers it writes."""
+  def __init__(self, model):
+    self.model, self.step = model, TinyJit(model.forward)
+
+  def __call__(self, prompt: list[int], max_new: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+               seed: int = 0) -> list[int]:
+    """The prompt's continuation, max_new token ids (one prompt: batch 1)."""
+    if len(prompt) == 0: raise ValueError("generate needs a prompt of at least one token id")
+    if len(prompt) + max_new > self.model.context:
+      raise ValueError(f"prompt ({len(prompt)}) + max_new ({max_new}) tokens exceed the model's context of {self.model.context}")
+    rng = np.random.default_rng(seed)
+    self.model.reset_cache()
+    # the prompt's length varies from call to call, so it runs outside the jit (its kernels are cached all the same)
+    logits = self.model.forward(Tensor([prompt], dtype=dtypes.int32), Tensor(0, dtype=dtypes.int32))
+    out: list[int] = []
+    for i in range(max_new):
+      out.append(sample(logits[0, -1].numpy(), rng, temperature, top_k, top_p))
+      if i + 1 == max_new: break
+      position = Tensor(len(prompt) + i, dtype=dtypes.int32)
+      logits = self.step(Tensor([[out[-1]]], dtype=dtypes.int32), position)
+    return out
+
+
 def generate(model, prompt: list[int], max_new: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              seed: int = 0) -> list[int]:
-  """The prompt's continuation, max_new token ids. The model is any with `forward(tokens, start_pos) -> logits`,
-  `context` and `reset_cache()` (GPT2 here, Llama in llama.py). One prompt (batch 1)."""
-  if len(prompt) == 0: raise ValueError("generate needs a prompt of at least one token id")
-  if len(prompt) + max_new > model.context:
-    raise ValueError(f"prompt ({len(prompt)}) + max_new ({max_new}) tokens exceed the model's context of {model.context}")
-  rng = np.random.default_rng(seed)
-  model.reset_cache()
-  step = TinyJit(model.forward)  # a fresh capture per call: the cache tensors of this model, shapes (1, 1)
-  logits = model.forward(Tensor([prompt], dtype=dtypes.int32), Tensor(0, dtype=dtypes.int32))
-  out: list[int] = []
-  for i in range(max_new):
-    out.append(sample(logits[0, -1].numpy(), rng, temperature, top_k, top_p))
-    if i + 1 == max_new: break
-    position = Tensor(len(prompt) + i, dtype=dtypes.int32)
-    logits = step(Tensor([[out[-1]]], dtype=dtypes.int32), position)
-  return out
+  """Generator(model)(...): one generation, with a capture of its own."""
+  return Generator(model)(prompt, max_new, temperature, top_k, top_p, seed)
+
+
+class KVCache:
+  """One attention layer's keys and values, (1, kv_heads, context, head_dim) each, in buffers that stay put."""
+  def __init__(self, kv_heads: int, context: int, head_dim: int):
+    # realized zeros: the jit must see buffers it can write, not lazy constants
+    self.cache_k = Tensor.zeros(1, kv_heads, context, head_dim).contiguous().realize()
+    self.cache_v = Tensor.zeros(1, kv_heads, context, head_dim).contiguous().realize()
+
+  def reset(self):
+    """Zeros again, written into the same buffers (a captured jit step keeps writing those)."""
+    Tensor.realize_all(self.cache_k.assign(self.cache_k.zeros_like()), self.cache_v.assign(self.cache_v.zeros_like()))
+
+  def write(self, k: Tensor, v: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+    """The caches with k, v (1, kv_heads, T, head_dim) written at positions (T,)."""
+    return cache_write(self.cache_k, k, positions), cache_write(self.cache_v, v, positions)
 
 
 # ---- GPT-2 ----
@@ -110,19 +138,12 @@ class Attention:
   def __init__(self, dim: int, heads: int, context: int, scale: float):
     self.heads, self.head_dim, self.scale = heads, dim // heads, scale
     self.c_attn, self.c_proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-    self.cache_shape = (1, heads, context, self.head_dim)
-    self.reset_cache()
-
-  def reset_cache(self):
-    """Empty caches (zeros, realized: the jit must see buffers it can write, not lazy constants)."""
-    self.cache_k = Tensor.zeros(*self.cache_shape).contiguous().realize()
-    self.cache_v = Tensor.zeros(*self.cache_shape).contiguous().realize()
+    self.cache = KVCache(heads, context, self.head_dim)
 
   def __call__(self, x: Tensor, positions: Tensor) -> Tensor:
     batch, length, dim = x.shape
     q, k, v = self.c_attn(x).reshape(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-    keys = cache_write(self.cache_k, k, positions)
-    values = cache_write(self.cache_v, v, positions)
+    keys, values = self.cache.write(k, v, positions)
     y = cached_attention(q, keys, values, positions, self.scale)  # (batch, heads, length, head_dim)
     return self.c_proj(y.transpose(1, 2).reshape(batch, length, dim))
 
@@ -162,7 +183,7 @@ class GPT2:
 
   def reset_cache(self):
     """Forget every cached key and value (a new sequence)."""
-    for block in self.h: block.attn.reset_cache()
+    for block in self.h: block.attn.cache.reset()
 
   def forward(self, tokens: Tensor, start_pos: Tensor) -> Tensor:
     """Logits (batch, T, vocab) for tokens (batch, T) at positions start_pos .. start_pos + T - 1 (start_pos: an
@@ -248,9 +269,10 @@ def bench_transformers(model_dir: str, prompt: list[int], max_new: int) -> float
 
 def bench(model, model_dir: str, prompt: list[int], max_new: int) -> None:
   """Print greedy tokens/s: teeny (after a warm-up run that compiles and captures), then transformers eager."""
-  generate(model, prompt, max_new)  # compiles every kernel and captures the jit's step
+  generator = Generator(model)
+  generator(prompt, max_new)  # compiles every kernel and captures the jit's step
   start = time.perf_counter()
-  generate(model, prompt, max_new)
+  generator(prompt, max_new)
   teeny_rate = max_new / (time.perf_counter() - start)
   print(f"teeny:        {teeny_rate:8.1f} tokens/s ({max_new} new tokens after {len(prompt)} prompt tokens, greedy)")
   theirs = bench_transformers(model_dir, prompt, max_new)

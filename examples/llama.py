@@ -19,7 +19,7 @@ import numpy as np
 from teeny import Tensor, nn, dtypes
 from teeny.nn.state import gguf_load, load_state_dict, get_state_dict
 import gpt2  # the shared pieces: checkpoint reading, the KV cache, attention, sampling, generate, the command line
-from gpt2 import cache_write, cached_attention
+from gpt2 import KVCache, cached_attention
 
 
 def rope_angles(positions: Tensor, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
@@ -49,21 +49,14 @@ class Attention:
     self.k_proj = nn.Linear(dim, self.kv_heads * self.head_dim, bias=bias)
     self.v_proj = nn.Linear(dim, self.kv_heads * self.head_dim, bias=bias)
     self.o_proj = nn.Linear(self.heads * self.head_dim, dim, bias=bias)
-    self.cache_shape = (1, self.kv_heads, context, self.head_dim)
-    self.reset_cache()
-
-  def reset_cache(self):
-    """Empty caches (zeros, realized: the jit must see buffers it can write, not lazy constants)."""
-    self.cache_k = Tensor.zeros(*self.cache_shape).contiguous().realize()
-    self.cache_v = Tensor.zeros(*self.cache_shape).contiguous().realize()
+    self.cache = KVCache(self.kv_heads, context, self.head_dim)
 
   def __call__(self, x: Tensor, positions: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     batch, length, _ = x.shape
     q = self.q_proj(x).reshape(batch, length, self.heads, self.head_dim).transpose(1, 2)
     k = self.k_proj(x).reshape(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
     v = self.v_proj(x).reshape(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-    keys = cache_write(self.cache_k, apply_rope(k, cos, sin), positions)
-    values = cache_write(self.cache_v, v, positions)
+    keys, values = self.cache.write(apply_rope(k, cos, sin), v, positions)
     # each kv head serves a group of consecutive query heads: group the queries, broadcast the keys over the group
     q = apply_rope(q, cos, sin).reshape(batch, self.kv_heads, self.heads // self.kv_heads, length, self.head_dim)
     y = cached_attention(q, keys.unsqueeze(2), values.unsqueeze(2), positions, 1 / math.sqrt(self.head_dim))
@@ -114,7 +107,7 @@ class Llama:
 
   def reset_cache(self):
     """Forget every cached key and value (a new sequence)."""
-    for layer in self.layers: layer.self_attn.reset_cache()
+    for layer in self.layers: layer.self_attn.cache.reset()
 
   def forward(self, tokens: Tensor, start_pos: Tensor) -> Tensor:
     """Logits (batch, T, vocab) for tokens (batch, T) at positions start_pos .. start_pos + T - 1 (start_pos: an

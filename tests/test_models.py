@@ -109,8 +109,11 @@ def test_gpt2_logits_match_transformers(tmp_path, on_device):
 def test_gpt2_greedy_generation_with_jit_matches_transformers(tmp_path, on_device):
   reference = make_gpt2(tmp_path)
   model = gpt2.load_gpt2(str(tmp_path), context=len(PROMPT) + 12)
-  assert gpt2.generate(model, PROMPT, 12) == reference_greedy(reference, PROMPT, 12)
-  assert gpt2.generate(model, PROMPT[:3], 12) == reference_greedy(reference, PROMPT[:3], 12)  # reset cache, new capture
+  generator = gpt2.Generator(model)
+  assert generator(PROMPT, 12) == reference_greedy(reference, PROMPT, 12)
+  # the same capture serves another prompt: the cache is cleared in place, the steps replay
+  assert generator(PROMPT[:3], 12) == reference_greedy(reference, PROMPT[:3], 12)
+  assert generator.step.calls == 22 and generator.step._capture is not None
 
 
 def test_gpt2_cached_steps_match_a_full_forward(tmp_path):
