@@ -3,12 +3,11 @@
 (exp, sigmoid, mean, slicing, ...) is composed from them. Bad shapes, dtypes, axes and indices raise at the call
 that caused them, before any kernel is built.
 
-This module is Tensor's core: its state (node, storage and views), creation, autograd entry points, realizing and
-reading, casts, movement, and the binary, comparison and bitwise ops with their Python operators. The other ops
-are mixins in teeny/ops/ (elementwise math, reductions, indexing, joins, random numbers, nn functions, writes,
-PyTorch's spellings),
-which build on the protocol this class provides (_new, _alu, _view, _own, _binop_operands, _constant, _as_leaf,
-_check_inplace) and never import this module. Realizing tensors is teeny/engine/tensors.py."""
+This module is Tensor's core: its state (node, storage and views), autograd entry points, realizing and reading,
+casts, movement, and the binary, comparison and bitwise ops with their Python operators. The other ops are mixins
+in teeny/ops/ (creation, elementwise math, reductions, indexing, joins, random numbers, nn functions, writes,
+PyTorch's spellings, ...), which build on the protocol this class provides (_new, _alu, _view, _own,
+_binop_operands, _constant, _check_inplace) and never import this module. Realizing tensors is teeny/engine/tensors.py."""
 from __future__ import annotations
 import contextlib, math, operator, threading, weakref
 import numpy as np
@@ -19,7 +18,7 @@ from teeny.schedule import buffer_view, is_buffer_view
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
-from teeny.ops.args import Scalar, INDEX_MAX, _canon_axis, _broadcast_shape, _fits, _shape_arg, _new_shape
+from teeny.ops.args import Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.mixins import TensorOps
 from teeny import program_order
@@ -258,55 +257,6 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     previous, Tensor.training = Tensor.training, mode
     try: yield
     finally: Tensor.training = previous
-
-  # ---- creation ----
-  # every creation function takes requires_grad and sets it on the tensor it returns (the leaf), not on a tensor
-  # it was built from: a flag set on an inner tensor would be left behind on a node the result only reads
-  @staticmethod
-  def _as_leaf(out: Tensor, requires_grad: bool | None) -> Tensor:
-    if requires_grad is not None: out.requires_grad = requires_grad
-    return out
-  @staticmethod
-  def full(shape, fill_value: Scalar, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
-    shape = _new_shape(shape)
-    dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
-    t = Tensor(UOp.const(dt, fill_value), device=device)
-    filled = t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
-    return Tensor._as_leaf(filled, requires_grad)
-  @staticmethod
-  def zeros(*shape, **kw) -> Tensor: return Tensor.full(_shape_arg(shape), 0.0 if kw.get("dtype") is None else 0, **kw)
-  @staticmethod
-  def ones(*shape, **kw) -> Tensor: return Tensor.full(_shape_arg(shape), 1.0 if kw.get("dtype") is None else 1, **kw)
-  @staticmethod
-  def empty(*shape, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
-    dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
-    dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
-    shape = _new_shape(shape)
-    if math.prod(shape) > INDEX_MAX: raise ValueError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
-    return Tensor(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
-  @staticmethod
-  def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
-    if stop is None: start, stop = 0, start
-    if step == 0: raise ValueError("arange step must not be zero")
-    dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
-    if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
-    # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds)
-    return Tensor(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, requires_grad=requires_grad)
-  @staticmethod
-  def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool | None = None) -> Tensor:
-    m = n if m is None else m
-    n, m = _new_shape((n, m))
-    dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
-    if n == 0 or m == 0: return Tensor.zeros(n, m, dtype=dt, device=device, requires_grad=requires_grad)
-    # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
-    k = max(n, m)
-    row = Tensor.ones(1, dtype=dt, device=device).pad(((0, k),))
-    square = row.reshape(1, k + 1).expand(k, k + 1).reshape(-1).shrink(((0, k * k),)).reshape(k, k)
-    return Tensor._as_leaf(square.shrink(((0, n), (0, m)))._own(), requires_grad)
-  def full_like(self, fill_value: Scalar, **kw) -> Tensor:
-    return Tensor.full(self.shape, fill_value, dtype=kw.pop("dtype", self.dtype), device=kw.pop("device", self.device), **kw)
-  def zeros_like(self, **kw) -> Tensor: return self.full_like(0, **kw)
-  def ones_like(self, **kw) -> Tensor: return self.full_like(1, **kw)
 
   # ---- realizing and reading ----
   def realize(self, *others: Tensor) -> Tensor:

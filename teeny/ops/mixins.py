@@ -1,5 +1,6 @@
 """Every op family of Tensor in one base class, so teeny/tensor.py inherits one name (see teeny/ops/__init__.py for
 what each family holds and the rule they share: none imports tensor.py)."""
+from teeny.ops.creation import CreationOps
 from teeny.ops.elementwise import ElementwiseOps
 from teeny.ops.reduce import ReduceOps
 from teeny.ops.indexing import IndexingOps
@@ -13,7 +14,7 @@ from teeny.ops.einsum import EinsumOps
 from teeny.ops.linalg import LinalgOps
 
 
-class TensorOps(ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps, EinsumOps,
-                LinalgOps):
-  """The ops Tensor inherits: elementwise math, reductions, indexing, joins, random numbers, nn functions, in-place
-  writes, PyTorch's spellings, sorting, einsum and rearrange, and qr and svd."""
+class TensorOps(CreationOps, ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps,
+                EinsumOps, LinalgOps):
+  """The ops Tensor inherits: creation, elementwise math, reductions, indexing, joins, random numbers, nn functions,
+  in-place writes, PyTorch's spellings, sorting, einsum and rearrange, and qr and svd."""

@@ -1,0 +1,83 @@
+"""Creation as a Tensor mixin: full, zeros, ones, empty, arange, eye and the *_like forms (random tensors are
+random.py's). Each is a classmethod (Tensor.zeros(2, 3), also called on an instance) that builds through `cls`,
+never through teeny/tensor.py, and each takes requires_grad and sets it on the tensor it returns (_as_leaf)."""
+from __future__ import annotations
+import math
+from typing import TYPE_CHECKING
+import numpy as np
+from teeny.dtype import dtypes, to_dtype
+from teeny.uop import UOp
+from teeny.runtime.device import Buffer, Device
+from teeny.schedule import buffer_view
+from teeny.ops.args import Scalar, INDEX_MAX, _fits, _shape_arg, _new_shape
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+class CreationOps:
+  """Tensor's constructors of filled, empty, range and identity tensors."""
+  # requires_grad is set on the tensor a creation function returns (the leaf), not on a tensor it was built from:
+  # a flag set on an inner tensor would be left behind on a node the result only reads
+  @staticmethod
+  def _as_leaf(out: Self, requires_grad: bool | None) -> Self:
+    if requires_grad is not None: out.requires_grad = requires_grad
+    return out
+  @classmethod
+  def full(cls, shape, fill_value: Scalar, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """A tensor of `shape` filled with fill_value, like torch.full; unless dtype is given, bool, the default int
+    (int32; torch's is int64) or the default float, after fill_value. It has storage of its own: writing into it is allowed."""
+    shape = _new_shape(shape)
+    dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
+    t = cls(UOp.const(dt, fill_value), device=device)
+    filled = t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
+    return cls._as_leaf(filled, requires_grad)
+  @classmethod
+  def zeros(cls, *shape, **kw) -> Self:
+    """Zeros of `shape` (sizes, or one tuple), like torch.zeros: the default float unless dtype= is given."""
+    return cls.full(_shape_arg(shape), 0.0 if kw.get("dtype") is None else 0, **kw)
+  @classmethod
+  def ones(cls, *shape, **kw) -> Self:
+    """Ones of `shape` (sizes, or one tuple), like torch.ones: the default float unless dtype= is given."""
+    return cls.full(_shape_arg(shape), 1.0 if kw.get("dtype") is None else 1, **kw)
+  @classmethod
+  def empty(cls, *shape, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """A new buffer of `shape`, uninitialized (its elements are whatever the memory held), like torch.empty; the
+    default float unless dtype is given."""
+    dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
+    dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
+    shape = _new_shape(shape)
+    if math.prod(shape) > INDEX_MAX: raise ValueError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
+    return cls(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
+  @classmethod
+  def arange(cls, start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """start, start + step, ... up to stop (excluded), like torch.arange; arange(n) counts from 0. Unless dtype is
+    given: the default int (int32, torch's int64; int64 when a value doesn't fit), or the default float if any
+    argument is a float."""
+    if stop is None: start, stop = 0, start
+    if step == 0: raise ValueError("arange step must not be zero")
+    dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
+    if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
+    # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds)
+    return cls(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, requires_grad=requires_grad)
+  @classmethod
+  def eye(cls, n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """The n x m identity matrix (m defaults to n), like torch.eye; the default float unless dtype is given."""
+    m = n if m is None else m
+    n, m = _new_shape((n, m))
+    dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
+    if n == 0 or m == 0: return cls.zeros(n, m, dtype=dt, device=device, requires_grad=requires_grad)
+    # k rows of [1, 0*k] laid end to end and cut into rows of k put the ones on the diagonal of a k x k square
+    k = max(n, m)
+    row = cls.ones(1, dtype=dt, device=device).pad(((0, k),))
+    square = row.reshape(1, k + 1).expand(k, k + 1).reshape(-1).shrink(((0, k * k),)).reshape(k, k)
+    return cls._as_leaf(square.shrink(((0, n), (0, m)))._own(), requires_grad)
+  def full_like(self, fill_value: Scalar, **kw) -> Self:
+    """A tensor of self's shape filled with fill_value, in self's dtype and device unless dtype=/device= are given
+    (PyTorch's rule: not fill_value's dtype)."""
+    return type(self).full(self.shape, fill_value, dtype=kw.pop("dtype", self.dtype), device=kw.pop("device", self.device), **kw)
+  def zeros_like(self, **kw) -> Self:
+    """Zeros of self's shape, dtype and device (each can be given instead), like torch.zeros_like."""
+    return self.full_like(0, **kw)
+  def ones_like(self, **kw) -> Self:
+    """Ones of self's shape, dtype and device (each can be given instead), like torch.ones_like."""
+    return self.full_like(1, **kw)
