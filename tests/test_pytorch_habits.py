@@ -145,11 +145,11 @@ def test_cumprod_and_cummin_match_numpy_with_gradients_at_zeros(device):
   np.testing.assert_allclose(t.grad.numpy()[0], [1.0, 2.0, 0.0, 0.0], rtol=1e-6)
   long = rng.uniform(0.999, 1.001, 700).astype(np.float32)
   np.testing.assert_allclose(Tensor(long, device=device).cumprod(0).numpy(), np.cumprod(long.astype(np.float64)), rtol=1e-5)
-  np.testing.assert_array_equal(Tensor(X, device=device).cummin(1).numpy(), np.minimum.accumulate(X, 1))
+  np.testing.assert_array_equal(Tensor(X, device=device).cummin(1)[0].numpy(), np.minimum.accumulate(X, 1))
   ints = np.array([5, 3, 7, -2, 9, np.iinfo(np.int64).min, 0], np.int64)
-  np.testing.assert_array_equal(Tensor(ints, device=device).cummin(0).numpy(), np.minimum.accumulate(ints))
+  np.testing.assert_array_equal(Tensor(ints, device=device).cummin(0)[0].numpy(), np.minimum.accumulate(ints))
   unsigned = np.array([5, 3, 7, 0, 9], np.uint8)
-  np.testing.assert_array_equal(Tensor(unsigned, device=device).cummin(0).numpy(), np.minimum.accumulate(unsigned))
+  np.testing.assert_array_equal(Tensor(unsigned, device=device).cummin(0)[0].numpy(), np.minimum.accumulate(unsigned))
   assert Tensor([3, 2], device=device).cumprod(0).dtype == dtypes.int64
 
 
@@ -317,3 +317,23 @@ def test_replace_swaps_a_tensors_value(device):
   assert p.requires_grad
   with pytest.raises(ValueError, match="same shape"): p.replace(Tensor.ones(2, device=device))
   with pytest.raises(RuntimeError, match="view"): tail.replace(Tensor.ones(2, device=device))
+
+
+@pytest.mark.parametrize("name", ["cummax", "cummin"])
+def test_cummax_cummin_give_values_and_indices_like_torch(device, name):
+  """Indices: the last position so far holding the running value; after a NaN, the latest NaN (torch's rule)."""
+  torch = pytest.importorskip("torch")
+  x = np.array([[1.0, 3.0, 3.0, 2.0, np.nan, 5.0, np.nan, 1.0], [2.0, 1.0, 1.0, 3.0, 1.0, 0.0, 0.0, 4.0]], np.float32)
+  values, indices = getattr(Tensor(x, device=device), name)(dim=1)
+  want = getattr(torch, name)(torch.tensor(x), 1)
+  np.testing.assert_array_equal(values.numpy(), want.values.numpy())
+  np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
+  ints = np.array([2, 1, 1, 3, 1], np.int32)
+  values, indices = getattr(Tensor(ints, device=device), name)(0)
+  want = getattr(torch, name)(torch.tensor(ints), 0)
+  np.testing.assert_array_equal(values.numpy(), want.values.numpy())
+  np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
+  t, tt = Tensor(x[1], device=device, requires_grad=True), torch.tensor(x[1], requires_grad=True)
+  getattr(t, name)(0)[0].sum().backward()
+  getattr(torch, name)(tt, 0).values.sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), tt.grad.numpy())

@@ -221,18 +221,42 @@ class ReduceOps:
     if self.ndim == 0: return self
     return self._accumulating()._scan("prod", axis)
   @takes_dim
-  def cummin(self, axis: int = 0) -> Self:
-    """Running minimum along axis (the values only, like cummax)."""
-    if dtypes.is_float(self.dtype): return -((-self).cummax(axis))
-    if self.dtype == dtypes.bool: return self.logical_not().cummax(axis).logical_not()
-    # ints: a map that reverses their order and can't overflow (max - x unsigned, -1 - x signed), there and back
-    top = dtypes.max(self.dtype) if dtypes.is_unsigned(self.dtype) else -1
-    return top - (top - self).cummax(axis)
+  def cummin(self, axis: int = 0) -> tuple[Self, Self]:
+    """(values, indices) of the running minimum along axis, like torch.cummin (see cummax for the indices)."""
+    return self._with_running_index(self._running_min(axis), axis)
   @takes_dim
-  def cummax(self, axis: int = 0) -> Self:
-    """Running maximum along axis (the values only, like tinygrad; torch also returns indices)."""
+  def cummax(self, axis: int = 0) -> tuple[Self, Self]:
+    """(values, indices) of the running maximum along axis, like torch.cummax and tinygrad's: a NaN stays once
+    seen; the index (int32) is the last position so far holding the value (the latest NaN after one). The values
+    are read back at those indices, so the gradient goes to that one element, as PyTorch's does."""
+    return self._with_running_index(self._running_max(axis), axis)
+  def _with_running_index(self, values: Self, axis: int) -> tuple[Self, Self]:
+    if self.ndim == 0: return self, type(self).zeros((), dtype=dtypes.int32, device=self.device)
+    d = _canon_axis(axis, self.ndim)
+    if self.shape[d] == 0: return self, self.cast(dtypes.int32)
+    index = self._running_index(values, d)
+    return self.gather(d, index), index
+  def _running_max(self, axis: int) -> Self:
     if self.dtype != dtypes.bool: return self._scan("max", axis)
     return self.cast(dtypes.uint8)._scan("max", axis).cast(dtypes.bool)
+  def _running_min(self, axis: int) -> Self:
+    if dtypes.is_float(self.dtype): return -((-self)._running_max(axis))
+    if self.dtype == dtypes.bool: return self.logical_not()._running_max(axis).logical_not()
+    # ints: a map that reverses their order and can't overflow (max - x unsigned, -1 - x signed), there and back
+    top = dtypes.max(self.dtype) if dtypes.is_unsigned(self.dtype) else -1
+    return top - (top - self)._running_max(axis)
+  def _running_index(self, values: Self, axis: int) -> Self:  # (axis: canonical, of size > 0)
+    """For each position i along axis, the last j <= i where self[j] is values[i] (NaN matching NaN), as int32:
+    a masked (n, n) reduce, like the short scans. Both sides are stored first, so the comparisons see the same bits
+    in every kernel (as argmax does)."""
+    d = axis
+    x, v = self.detach().contiguous().transpose(d, -1), values.detach().contiguous().transpose(d, -1)
+    n = x.shape[-1]
+    j = type(self).arange(n, dtype=dtypes.int32, device=self.device)
+    same = x.unsqueeze(-2) == v.unsqueeze(-1)  # (..., i, j)
+    if dtypes.is_float(self.dtype): same = same | (x.unsqueeze(-2).isnan() & v.unsqueeze(-1).isnan())
+    seen = j.reshape(1, n) <= j.reshape(n, 1)
+    return (seen & same).where(j, -1).max(-1).cast(dtypes.int32).transpose(d, -1)
   def _scan(self, op: str, axis: int) -> Self:
     """The inclusive scan (op: "sum", "max", "prod" or "logsumexp", see _cum_last) of self along axis."""
     if self.ndim == 0: return self

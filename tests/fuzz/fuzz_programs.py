@@ -535,7 +535,8 @@ T_BINARY = {
 
 
 def _t_reduce(name, x: Tensor, axis, keepdim):
-  if name in ("cumsum", "cummax"): return getattr(x, name)(axis if axis is not None else 0)
+  if name == "cumsum": return x.cumsum(axis if axis is not None else 0)
+  if name == "cummax": return x.cummax(axis if axis is not None else 0)[0]  # (the values; [1] is the indices)
   if name in ("softmax", "log_softmax"): return getattr(x, name)(axis if axis is not None else -1)
   return getattr(x, name)(axis, keepdim=keepdim)
 
