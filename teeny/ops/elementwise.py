@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients
 from teeny.ops.constants import _const_at
@@ -32,7 +32,7 @@ class ElementwiseOps:
   def _in_float32(self, fn) -> Self:
     """Composed math on float16 runs in float32 and rounds once at the end (like PyTorch and numpy)."""
     x = self._float()
-    return fn(x.float()).half() if x.dtype == dtypes.float16 else fn(x)
+    return fn(x.float()).cast(x.dtype) if x.dtype in NARROW_FLOATS else fn(x)
   def exp2(self) -> Self: return self._float()._alu(Ops.EXP2)
   def log2(self) -> Self: return self._float()._alu(Ops.LOG2)
   def exp(self) -> Self: return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
@@ -295,7 +295,7 @@ class ElementwiseOps:
     a, b = self._binop_operands(exponent)
     if a.dtype == dtypes.bool: a, b = a.cast(dtypes.default_int), b.cast(dtypes.default_int)
     if not dtypes.is_float(a.dtype): return a._int_pow(b)
-    if a.dtype == dtypes.float16: return a.float()._float_pow(b.float()).half()
+    if a.dtype in NARROW_FLOATS: return a.float()._float_pow(b.float()).cast(a.dtype)
     return a._float_pow(b)
   def _pow_scalar(self, exponent: int | float) -> Self:
     if not dtypes.is_float(self.dtype):
@@ -316,7 +316,7 @@ class ElementwiseOps:
       return out
     # like PyTorch, which takes sqrt and rsqrt for these (so (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is nan)
     if exponent == 0.5: return self.sqrt()
-    if self.dtype == dtypes.float16: return self.float()._pow_scalar(exponent).half()
+    if self.dtype in NARROW_FLOATS: return self.float()._pow_scalar(exponent).cast(self.dtype)
     e = self._constant(_const_at(self.dtype, float(exponent), self.shape), self.device)
     return self._float_pow(e, self.rsqrt() if exponent == -0.5 else None)
   def _int_pow_scalar(self, n: int) -> Self:

@@ -73,7 +73,7 @@ class RandomOps:
     so every value is exact and 1.0 never appears."""
     shape, dt = _new_shape(shape), to_dtype(dtype) if dtype is not None else dtypes.default_float
     if not dtypes.is_float(dt): raise TypeError(f"rand makes floats, not {dt}")
-    n, mbits = math.prod(shape), {2: 11, 4: 24, 8: 32}[dt.itemsize]
+    n, mbits = math.prod(shape), min(dtypes.finfo(dt)[1] + 1, 32)  # every value exact in dt, never 1.0
     if n == 0: return cls._as_leaf(cls.zeros(shape, dtype=dt, device=device), requires_grad)
     bits = cls._random_bits(n, device)
     compute = dtypes.float64 if dt == dtypes.float64 else dtypes.float32

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes, promote
+from teeny.dtype import dtypes, promote, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
 from teeny.ops.args import takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
@@ -93,7 +93,7 @@ class ReduceOps:
     count = math.prod(self.shape[a] for a in self._axes(axis))
     scale = 1 / count if count else float("nan")
     # float16 divides the float32 sum before rounding, like PyTorch: a sum past 65504 may still have a finite mean
-    if x.dtype == dtypes.float16: return (x.sum(axis, keepdim, dtype=dtypes.float32) * scale).cast(dtypes.float16)
+    if x.dtype in NARROW_FLOATS: return (x.sum(axis, keepdim, dtype=dtypes.float32) * scale).cast(x.dtype)
     return x.sum(axis, keepdim) * scale
   def _reduced_shape(self, axis, keepdim: bool) -> tuple[int, ...]:
     axes = self._axes(axis)
@@ -105,7 +105,7 @@ class ReduceOps:
     65504 long before the variance does."""
     correction = _correction(correction, unbiased)
     x = self._float()
-    if x.dtype == dtypes.float16: return x.float().var(axis, keepdim, correction).half()
+    if x.dtype in NARROW_FLOATS: return x.float().var(axis, keepdim, correction).cast(x.dtype)
     n = math.prod(self.shape[a] for a in self._axes(axis))
     sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
     return sq.div(max(0, n - correction))

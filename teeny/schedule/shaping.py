@@ -16,7 +16,7 @@ original node each rewritten one stands for, so results are still recorded again
 """
 from __future__ import annotations
 import math
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops, toposort
 from teeny.renderer.tuning import Tuning
 from teeny.runtime.device import Device
@@ -52,7 +52,7 @@ def shaped_sum(reduce: UOp, tuning: Tuning) -> UOp:
     if operands is not None: x = UOp(Ops.MUL, x.dtype, operands)
   if (split := _reduce_split(x, axes, tuning)) is not None:
     # float16 partial sums stay float32 (rounded once at the end, as mean does): half can't hold them
-    wide = x.cast(dtypes.float32) if x.dtype == dtypes.float16 else x
+    wide = x.cast(dtypes.float32) if x.dtype in NARROW_FLOATS else x
     return _split_reduce(wide, axes, split, tuning).cast(reduce.dtype)
   if (chunks := _reduce_chunks(x, axes, tuning)) is not None: return _chunked_reduce(x, axes[0], chunks)
   return reduce if x is reduce.src[0] else x.reduce(Ops.ADD, axes)
@@ -115,7 +115,7 @@ def _split_reduce(x: UOp, axes: tuple[int, ...], split: int, tuning: Tuning) -> 
 
 def _reduce_chunks(x: UOp, axes: tuple[int, ...], tuning: Tuning) -> int | None:
   """How many slices a long sum of x over axes is split into, or None."""
-  if x.dtype == dtypes.float16 or len(axes) != 1: return None
+  if x.dtype in NARROW_FLOATS or len(axes) != 1: return None
   n_reduced = x.shape[axes[0]]
   if n_reduced >= tuning.chunk_min_reduced and n_reduced % tuning.chunk_size == 0 and x.size >= tuning.chunk_min_product:
     chunks, partial_bytes = n_reduced // tuning.chunk_size, x.size // n_reduced * x.dtype.itemsize
