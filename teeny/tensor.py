@@ -7,19 +7,20 @@ This module is Tensor's core: its state (node, storage and views), autograd entr
 casts, movement, and the binary, comparison and bitwise ops with their Python operators. The other ops are mixins
 in teeny/ops/ (creation, elementwise math, reductions, indexing, joins, random numbers, nn functions, writes,
 PyTorch's spellings, ...), which build on the protocol this class provides (_new, _alu, _view, _own,
-_binop_operands, _constant, _check_inplace) and never import this module. Realizing tensors is teeny/engine/tensors.py."""
+_binop_operands, _constant, _check_inplace) and never import this module. Realizing is teeny/engine/tensors.py."""
 from __future__ import annotations
 import contextlib, math, operator, threading, weakref
 import numpy as np
-from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, to_host, STORAGE_FLOATS
+from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
-from teeny.runtime.device import Buffer, Device, check_dtype
-from teeny.schedule import buffer_view, is_buffer_view
+from teeny.runtime.device import Device, check_dtype
+from teeny.schedule import is_buffer_view
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
 from teeny.ops.args import Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
+from teeny.ops.creation import _from_host
 from teeny.ops.mixins import TensorOps
 from teeny import program_order
 
@@ -91,18 +92,34 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   # ---- basic facts ----
   # (read from _uop, even a view's that its base has since changed: a view's shape and dtype never change)
   @property
-  def shape(self) -> tuple[int, ...]: return self._uop.shape
+  def shape(self) -> tuple[int, ...]:
+    """The size of each dimension, a plain tuple of ints (torch's is a torch.Size)."""
+    return self._uop.shape
   @property
-  def dtype(self) -> DType: return self._uop.dtype
+  def dtype(self) -> DType:
+    """The element type, a teeny DType (dtypes.float32, ...)."""
+    return self._uop.dtype
   @property
-  def ndim(self) -> int: return len(self.shape)
+  def ndim(self) -> int:
+    """The number of dimensions (0 for a scalar tensor)."""
+    return len(self.shape)
   @property
-  def lazydata(self) -> UOp: return self.uop
-  def numel(self) -> int: return math.prod(self.shape)
-  def size(self, dim: int | None = None): return self.shape if dim is None else self.shape[_canon_axis(dim, self.ndim)]
-  def element_size(self) -> int: return self.dtype.itemsize
+  def lazydata(self) -> UOp:
+    """tinygrad's older name for uop: the graph node of this tensor's value."""
+    return self.uop
+  def numel(self) -> int:
+    """The number of elements: the product of the shape (1 for a 0-d tensor)."""
+    return math.prod(self.shape)
+  def size(self, dim: int | None = None):
+    """The shape (a tuple), or the size of dimension dim (negative counts from the end), like torch's .size()."""
+    return self.shape if dim is None else self.shape[_canon_axis(dim, self.ndim)]
+  def element_size(self) -> int:
+    """The bytes one element takes (the dtype's itemsize), like torch's element_size()."""
+    return self.dtype.itemsize
   @property
-  def nbytes(self) -> int: return self.numel() * self.dtype.itemsize
+  def nbytes(self) -> int:
+    """The bytes all the elements take: numel() * element_size()."""
+    return self.numel() * self.dtype.itemsize
   def __len__(self):
     if not self.shape: raise TypeError("len() of a 0-d tensor")
     return self.shape[0]
@@ -168,11 +185,13 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
   # ---- autograd ----
   @property
-  def requires_grad(self) -> bool | None: return self._requires_grad
+  def requires_grad(self) -> bool | None:
+    """Whether gradients flow to this tensor: None while unset (torch's False), True or False. Set by the user on
+    leaves (parameters): backward() fills their .grad. Results inherit it from inputs. Setting it to True on any
+    float tensor, lazy or realized, makes that tensor a leaf of its own; on another dtype it raises."""
+    return self._requires_grad
   @requires_grad.setter
   def requires_grad(self, value: bool | None):
-    """Set by the user on leaves (parameters): backward() fills their .grad. Results inherit it from inputs.
-    Setting it to True on any float tensor, lazy or realized, makes that tensor a leaf of its own."""
     if value and not dtypes.is_float(self.dtype):
       raise RuntimeError(f"only float tensors can require gradients, this one is {self.dtype}")
     already_leaf = self._leaf and self._requires_grad
@@ -191,6 +210,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     _grad_leaves.add(self)
 
   def requires_grad_(self, value: bool = True) -> Tensor:
+    """Set requires_grad (True by default) and return self, like torch's requires_grad_."""
     self.requires_grad = value
     return self
 
@@ -267,18 +287,25 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
+    """Realize the tensors together, in one schedule (Tensor.realize_all(a, b)); realized ones are skipped."""
     todo = tuple({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
     if todo: realize_tensors(todo)
   def numpy(self) -> np.ndarray:
+    """The values as a new numpy array (this runs the kernels they need); bfloat16 and fp8 come as float32."""
     if self.dtype in STORAGE_FLOATS: return self.float().numpy()  # numpy has no bfloat16/fp8: float32, like tinygrad
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
     self.realize()
     return read_tensor(self).reshape(self.shape)
   def item(self) -> Scalar:
+    """The value of a one-element tensor as a Python scalar, like torch's .item(); other sizes raise ValueError."""
     if self.numel() != 1: raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
     return self.numpy().reshape(()).item()
-  def tolist(self): return self.numpy().tolist()
-  def data(self) -> memoryview: return memoryview(self.numpy())
+  def tolist(self):
+    """The values as nested Python lists (a scalar for a 0-d tensor), like torch's .tolist()."""
+    return self.numpy().tolist()
+  def data(self) -> memoryview:
+    """The values as a memoryview of a host copy, like tinygrad's .data() (torch's .data is a tensor instead)."""
+    return memoryview(self.numpy())
   def _to_device(self, device: str) -> Tensor:
     """A copy on another device (self on the same one); Tensor.to is ops/pytorch.py's."""
     device = Device.canonicalize(device)
@@ -319,25 +346,40 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
   # ---- type changes ----
   def cast(self, dtype) -> Tensor:
+    """The values converted to dtype (a DType, numpy dtype or name like "half"), like torch's .to(dtype)."""
     dtype = to_dtype(dtype)
     if dtype == self.dtype: return self
     check_dtype(self.device, dtype)
     return self._new(self.uop.cast(dtype))
   def bitcast(self, dtype) -> Tensor:
+    """The same bits read as dtype, which must have the same item size (torch's .view(dtype), tinygrad's bitcast)."""
     dtype = to_dtype(dtype)
     if dtype.itemsize != self.dtype.itemsize:
       raise ValueError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
     check_dtype(self.device, dtype)
     return self._new(UOp(Ops.BITCAST, dtype, (self.uop,)))
-  def float(self) -> Tensor: return self.cast(dtypes.float32)
-  def half(self) -> Tensor: return self.cast(dtypes.float16)
-  def double(self) -> Tensor: return self.cast(dtypes.float64)
-  def int(self) -> Tensor: return self.cast(dtypes.int32)
-  def long(self) -> Tensor: return self.cast(dtypes.int64)
-  def bool(self) -> Tensor: return self.cast(dtypes.bool)
+  def float(self) -> Tensor:
+    """Cast to float32, like torch's .float()."""
+    return self.cast(dtypes.float32)
+  def half(self) -> Tensor:
+    """Cast to float16, like torch's .half()."""
+    return self.cast(dtypes.float16)
+  def double(self) -> Tensor:
+    """Cast to float64, like torch's .double()."""
+    return self.cast(dtypes.float64)
+  def int(self) -> Tensor:
+    """Cast to int32, like torch's .int()."""
+    return self.cast(dtypes.int32)
+  def long(self) -> Tensor:
+    """Cast to int64, like torch's .long()."""
+    return self.cast(dtypes.int64)
+  def bool(self) -> Tensor:
+    """Cast to bool (nonzero is True), like torch's .bool()."""
+    return self.cast(dtypes.bool)
 
   # ---- movement (free: views) ----
   def reshape(self, *shape) -> Tensor:
+    """A view in a new shape (sizes or one tuple; one -1 is inferred), like torch's reshape but never a copy."""
     shape = _shape_arg(shape)
     if sum(1 for s in shape if s == -1) > 1: raise ValueError(f"reshape to {shape}: only one dimension can be -1")
     if any(not isinstance(s, int) or s < -1 for s in shape): raise ValueError(f"reshape to {shape}: sizes must be ints >= -1")
@@ -347,21 +389,28 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       shape = tuple(self.numel() // known if s == -1 else s for s in shape)
     if math.prod(shape) != self.numel(): raise ValueError(f"cannot reshape tensor of shape {self.shape} into {shape}")
     return self if shape == self.shape else self._view(Ops.RESHAPE, shape)
-  def view(self, *shape) -> Tensor: return self.reshape(*shape)
+  def view(self, *shape) -> Tensor:
+    """reshape, by torch's name .view(shape); torch's .view(dtype) is bitcast here."""
+    return self.reshape(*shape)
   def permute(self, *order) -> Tensor:
+    """A view with the axes in the given order (ints or one tuple; negative ones count from the end), like torch's."""
     order = _shape_arg(order)
     if len(order) != self.ndim or sorted(_canon_axis(o, self.ndim) for o in order) != list(range(self.ndim)):
       raise ValueError(f"permute order {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
     order = tuple(_canon_axis(o, self.ndim) for o in order)
     return self if order == tuple(range(self.ndim)) else self._view(Ops.PERMUTE, order)
   def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
+    """A view with axes dim0 and dim1 swapped, like torch.transpose; by default the first two (tinygrad's)."""
     order = list(range(self.ndim))
     a, b = _canon_axis(dim0, self.ndim), _canon_axis(dim1, self.ndim)
     order[a], order[b] = order[b], order[a]
     return self.permute(order)
   @property
-  def T(self) -> Tensor: return self.permute(tuple(reversed(range(self.ndim))))
+  def T(self) -> Tensor:
+    """A view with all the axes in reverse order (a matrix transposed), like torch's .T."""
+    return self.permute(tuple(reversed(range(self.ndim))))
   def expand(self, *shape) -> Tensor:
+    """A view with size-1 axes broadcast to shape (-1 keeps a size; new axes go in front), like torch's expand."""
     shape = _shape_arg(shape)
     if len(shape) < self.ndim: raise ValueError(f"expand to {shape}: fewer dimensions than the tensor's shape {self.shape}")
     src = (1,) * (len(shape) - self.ndim) + self.shape
@@ -390,6 +439,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     inside = Tensor.ones(self.shape, dtype=dtypes.bool, device=self.device).pad(padding)  # True where the data is
     return inside.where(out, Tensor.full((), value, dtype=self.dtype, device=self.device))
   def shrink(self, arg) -> Tensor:
+    """A view of the window arg: a (start, end) per axis, None for all of it (tinygrad's shrink; slicing is [])."""
     arg = tuple((0, s) if a is None else tuple(a) for a, s in zip(arg, self.shape))
     if len(arg) != self.ndim: raise ValueError(f"shrink {arg} needs one (start, end) per axis of shape {self.shape}")
     for (b, e), s in zip(arg, self.shape):
@@ -404,13 +454,16 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     axes = tuple(a for a in axes if self.shape[a] > 1)
     return self if not axes else self._new(UOp(Ops.FLIP, self.dtype, (self.uop,), axes))
   def squeeze(self, dim=None) -> Tensor:
+    """A view without the size-1 axes (all, or those among dim: an int or a tuple), like torch.squeeze."""
     if dim is None: return self.reshape(tuple(s for s in self.shape if s != 1))
     dims = {_canon_axis(d, self.ndim) for d in ([dim] if isinstance(dim, int) else dim)}
     return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
   def unsqueeze(self, dim: int) -> Tensor:
+    """A view with a new size-1 axis at dim (negative counts from the end of the result), like torch.unsqueeze."""
     d = _canon_axis(dim, self.ndim + 1)
     return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
   def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """A view with axes start_dim to end_dim (included) merged into one, like torch.flatten; 0-d gives shape (1,)."""
     if self.ndim == 0: return self.reshape(1)
     a, b = _canon_axis(start_dim, self.ndim), _canon_axis(end_dim, self.ndim)
     return self.reshape(self.shape[:a] + (math.prod(self.shape[a:b + 1]),) + self.shape[b + 1:])
@@ -441,13 +494,17 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return self._new(self.uop.alu(op, *map(_uop_of, srcs)), *srcs)
 
   def add(self, other, reverse=False) -> Tensor:
+    """self + other (other + self if reverse), broadcast like numpy and promoted like PyTorch (a Python scalar
+    keeps self's dtype unless it is a float and self is not); bool + bool is logical or, as in PyTorch."""
     a, b = self._binop_operands(other, reverse)
     return a._alu(Ops.OR if a.uop.dtype is dtypes.bool else Ops.ADD, b)
   def sub(self, other, reverse=False) -> Tensor:
+    """self - other (other - self if reverse), broadcast and promoted like add; bool tensors raise TypeError."""
     a, b = self._binop_operands(other, reverse)
     if a.dtype == dtypes.bool: raise TypeError("subtraction of bool tensors is not supported; use logical_xor or ^")
     return a._alu(Ops.ADD, b._alu(Ops.NEG))
   def mul(self, other, reverse=False) -> Tensor:
+    """self * other (other * self if reverse), broadcast and promoted like add; bool * bool is logical and."""
     a, b = self._binop_operands(other, reverse)
     return a._alu(Ops.AND if a.dtype == dtypes.bool else Ops.MUL, b)
   def div(self, other, reverse=False, rounding_mode: str | None = None) -> Tensor:
@@ -491,12 +548,15 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if dtypes.is_unsigned(a.dtype): return r
     return ((r != 0) & ((r < 0) != (b < 0))).where(r + b, r).cast(r.dtype)
   def neg(self) -> Tensor:
+    """-self; a bool tensor raises TypeError (use logical_not), as in PyTorch."""
     if self.dtype == dtypes.bool: raise TypeError("negation of a bool tensor is not supported; use logical_not")
     return self._alu(Ops.NEG)
   def maximum(self, other) -> Tensor:
+    """The larger of self and other at each element (broadcast and promoted like add), like torch.maximum."""
     a, b = self._binop_operands(other)
     return a._alu(Ops.MAX, b)
   def minimum(self, other) -> Tensor:
+    """The smaller of self and other at each element (broadcast and promoted like add), like torch.minimum."""
     a, b = self._binop_operands(other)
     if dtypes.is_float(a.dtype): return a._alu(Ops.NEG)._alu(Ops.MAX, b._alu(Ops.NEG))._alu(Ops.NEG)
     return (a < b).where(a, b)
@@ -526,15 +586,29 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def __ge__(self, x) -> Tensor:
     a, b = self._binop_operands(x)
     return b._alu(Ops.CMPLT, a) | (a == b)
-  def eq(self, x) -> Tensor: return self == x
-  def ne(self, x) -> Tensor: return self != x
-  def lt(self, x) -> Tensor: return self < x
-  def le(self, x) -> Tensor: return self <= x
-  def gt(self, x) -> Tensor: return self > x
-  def ge(self, x) -> Tensor: return self >= x
+  def eq(self, x) -> Tensor:
+    """self == x at each element, a bool tensor (broadcast and promoted like add), like torch.eq."""
+    return self == x
+  def ne(self, x) -> Tensor:
+    """self != x at each element, a bool tensor (NaN != NaN is True), like torch.ne."""
+    return self != x
+  def lt(self, x) -> Tensor:
+    """self < x at each element, a bool tensor, like torch.lt."""
+    return self < x
+  def le(self, x) -> Tensor:
+    """self <= x at each element, a bool tensor (False where either is NaN), like torch.le."""
+    return self <= x
+  def gt(self, x) -> Tensor:
+    """self > x at each element, a bool tensor, like torch.gt."""
+    return self > x
+  def ge(self, x) -> Tensor:
+    """self >= x at each element, a bool tensor (False where either is NaN), like torch.ge."""
+    return self >= x
 
   # logic and bits
-  def logical_not(self) -> Tensor: return self.cast(dtypes.bool)._cmp(Ops.CMPNE, True)
+  def logical_not(self) -> Tensor:
+    """A bool tensor, True where self is zero (False), like torch.logical_not."""
+    return self.cast(dtypes.bool)._cmp(Ops.CMPNE, True)
   def _bitop(self, op: Ops, other, reverse=False) -> Tensor:
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): raise TypeError(f"bitwise {op.name.lower()} needs int or bool tensors, got {a.dtype}")
@@ -623,22 +697,3 @@ class _NoGrad(contextlib.ContextDecorator):
   def __exit__(self, *exc):
     _grad_mode.enabled = _grad_mode.saved.pop()
     return False
-
-
-def _from_host(data, dtype: DType | None, device: str) -> UOp:
-  """Copy a list, numpy array or bytes (uint8, like tinygrad's Tensor(bytes)) into a new device buffer."""
-  if isinstance(data, (bytes, bytearray, memoryview)): data = np.frombuffer(data, np.uint8)
-  if isinstance(data, np.ndarray):
-    if data.dtype == np.float64 and dtype is None: dtype = dtypes.float64
-    arr = data
-  else:
-    try: arr = np.array(data)
-    except ValueError as e: raise ValueError(f"can't make a tensor from ragged or mixed data: {e}") from None
-    if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
-    if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
-  dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
-  shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
-  arr = np.ascontiguousarray(to_host(arr, dt))  # (bfloat16/fp8: values rounded to their bits)
-  buf = Buffer(device, arr.size, dt)
-  if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
-  return buffer_view(buf, shape)

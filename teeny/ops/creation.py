@@ -1,11 +1,12 @@
 """Creation as a Tensor mixin: full, zeros, ones, empty, arange, eye and the *_like forms (random tensors are
 random.py's). Each is a classmethod (Tensor.zeros(2, 3), also called on an instance) that builds through `cls`,
-never through teeny/tensor.py, and each takes requires_grad and sets it on the tensor it returns (_as_leaf)."""
+never through teeny/tensor.py, and each takes requires_grad and sets it on the tensor it returns (_as_leaf). Also
+_from_host, which copies host data (lists, numpy arrays, bytes) into a new buffer for Tensor(data)."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes, to_dtype
+from teeny.dtype import DType, dtypes, to_dtype, to_host
 from teeny.uop import UOp
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import buffer_view
@@ -81,3 +82,22 @@ class CreationOps:
   def ones_like(self, **kw) -> Self:
     """Ones of self's shape, dtype and device (each can be given instead), like torch.ones_like."""
     return self.full_like(1, **kw)
+
+
+def _from_host(data, dtype: DType | None, device: str) -> UOp:
+  """Copy a list, numpy array or bytes (uint8, like tinygrad's Tensor(bytes)) into a new device buffer."""
+  if isinstance(data, (bytes, bytearray, memoryview)): data = np.frombuffer(data, np.uint8)
+  if isinstance(data, np.ndarray):
+    if data.dtype == np.float64 and dtype is None: dtype = dtypes.float64
+    arr = data
+  else:
+    try: arr = np.array(data)
+    except ValueError as e: raise ValueError(f"can't make a tensor from ragged or mixed data: {e}") from None
+    if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
+    if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
+  dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
+  shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
+  arr = np.ascontiguousarray(to_host(arr, dt))  # (bfloat16/fp8: values rounded to their bits)
+  buf = Buffer(device, arr.size, dt)
+  if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
+  return buffer_view(buf, shape)
