@@ -33,27 +33,51 @@ class ElementwiseOps:
     """Composed math on float16 runs in float32 and rounds once at the end (like PyTorch and numpy)."""
     x = self._float()
     return fn(x.float()).cast(x.dtype) if x.dtype in NARROW_FLOATS else fn(x)
-  def exp2(self) -> Self: return self._float()._alu(Ops.EXP2)
-  def log2(self) -> Self: return self._float()._alu(Ops.LOG2)
-  def exp(self) -> Self: return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
-  def log(self) -> Self: return self._in_float32(lambda x: x.log2() * math.log(2))
+  def exp2(self) -> Self:
+    """2 ** x, like torch.exp2 (ints give the default float)."""
+    return self._float()._alu(Ops.EXP2)
+  def log2(self) -> Self:
+    """Base-2 logarithm, like torch.log2: -inf at 0, NaN below (ints give the default float)."""
+    return self._float()._alu(Ops.LOG2)
+  def exp(self) -> Self:
+    """e ** x, like torch.exp (ints give the default float; float16 computes in float32)."""
+    return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
+  def log(self) -> Self:
+    """Natural logarithm, like torch.log: -inf at 0, NaN below (ints give the default float; float16 in float32)."""
+    return self._in_float32(lambda x: x.log2() * math.log(2))
   def _log1p(self) -> Self:
     """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
     u = 1 + self
     exact = u == 1
     return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
-  def log10(self) -> Self: return self.log2() * (1 / math.log2(10))
-  def sqrt(self) -> Self: return self._float()._alu(Ops.SQRT)
-  def rsqrt(self) -> Self: return self.sqrt().reciprocal()
-  def reciprocal(self) -> Self: return self._float()._alu(Ops.RECIP)
-  def sin(self) -> Self: return self._float()._alu(Ops.SIN)
+  def log10(self) -> Self:
+    """Base-10 logarithm, like torch.log10 (log2 scaled; ints give the default float)."""
+    return self.log2() * (1 / math.log2(10))
+  def sqrt(self) -> Self:
+    """Square root, like torch.sqrt: NaN below 0 (ints give the default float)."""
+    return self._float()._alu(Ops.SQRT)
+  def rsqrt(self) -> Self:
+    """1 / sqrt(x), like torch.rsqrt (ints give the default float)."""
+    return self.sqrt().reciprocal()
+  def reciprocal(self) -> Self:
+    """1 / x, like torch.reciprocal: +-inf at +-0 (ints give the default float)."""
+    return self._float()._alu(Ops.RECIP)
+  def sin(self) -> Self:
+    """Sine of x in radians, like torch.sin (ints give the default float)."""
+    return self._float()._alu(Ops.SIN)
   def cos(self) -> Self:
     """cos x = 1 - 2 sin^2(x/2): halving x is exact, so large x keep their accuracy (sin(pi/2 - x) would round
     pi/2 - x, an error of |x| * eps)."""
     return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
-  def tan(self) -> Self: return self._in_float32(lambda x: x.sin() / x.cos())
-  def sinh(self) -> Self: return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
-  def cosh(self) -> Self: return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
+  def tan(self) -> Self:
+    """Tangent, sin(x) / cos(x), like torch.tan (ints give the default float; float16 computes in float32)."""
+    return self._in_float32(lambda x: x.sin() / x.cos())
+  def sinh(self) -> Self:
+    """Hyperbolic sine, (e^x - e^-x) / 2, like torch.sinh (float16 computes in float32)."""
+    return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
+  def cosh(self) -> Self:
+    """Hyperbolic cosine, (e^x + e^-x) / 2, like torch.cosh (float16 computes in float32)."""
+    return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
   # inverse trigonometric and hyperbolic functions: each value is composed (from atan's polynomial, sqrt and log1p),
   # each gradient is the exact derivative by a rule of its own (_INVERSE_GRADIENTS), not the composition's
   def _exact_gradient(self, value: Self, rule: str) -> Self:
@@ -121,17 +145,23 @@ class ElementwiseOps:
       return x.sign() * (1.0 - poly * (-x * x).exp())
     return self._in_float32(f)
   def abs(self) -> Self:
+    """|x|, like torch.abs: the same dtype (bool and unsigned ints unchanged), abs(-0.0) is +0.0 and the
+    gradient at 0 is 0."""
     if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
     if not dtypes.is_float(self.dtype): return (self < 0).where(-self, self)
     # max(x, -x), whose gradient at 0 is 0 (torch's); but a device's max may answer -0.0 for max(0.0, -0.0)
     # (PoCL does), so a zero is +0.0 by name: copysign and 1/x see the sign of a zero
     return (self == 0).where(0.0, self.maximum(-self))
-  def trunc(self) -> Self: return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
+  def trunc(self) -> Self:
+    """Round toward zero, like torch.trunc; int and bool tensors come back unchanged."""
+    return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
   def floor(self) -> Self:
+    """Round down, like torch.floor; int and bool tensors come back unchanged."""
     if not dtypes.is_float(self.dtype): return self
     t = self.trunc()
     return (self < t).where(t - 1, t)
   def ceil(self) -> Self:
+    """Round up, like torch.ceil; int and bool tensors come back unchanged."""
     if not dtypes.is_float(self.dtype): return self
     t = self.trunc()
     return (self > t).where(t + 1, t)
@@ -142,8 +172,11 @@ class ElementwiseOps:
     d = self - f  # exact: the fractional part of a float is a float
     f_even = (f * 0.5).floor() * 2 == f
     return (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
-  def square(self) -> Self: return self * self
+  def square(self) -> Self:
+    """x * x in self's dtype, like torch.square."""
+    return self * self
   def sign(self) -> Self:
+    """-1, 0 or 1 in self's dtype, like torch.sign: NaN stays NaN, a bool tensor is unchanged."""
     if self.dtype == dtypes.bool: return self
     out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
@@ -156,13 +189,21 @@ class ElementwiseOps:
     if min_ is not None: x = (x < min_).where(min_, x)
     return x if max_ is None else (x > max_).where(max_, x)
   clamp = clip
-  def lerp(self, end, weight) -> Self: return self + (end - self) * weight
-  def isnan(self) -> Self: return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
+  def lerp(self, end, weight) -> Self:
+    """self + (end - self) * weight, broadcast and promoted like the operators: torch.lerp's value (which
+    torch computes from the end side for |weight| >= 0.5, so the last bit may differ)."""
+    return self + (end - self) * weight
+  def isnan(self) -> Self:
+    """A bool tensor, True where self is NaN (never for int and bool tensors), like torch.isnan."""
+    return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
   def isinf(self, detect_positive: bool = True, detect_negative: bool = True) -> Self:
+    """A bool tensor, True where self is +inf or -inf (detect_positive / detect_negative=False leave one out,
+    tinygrad's arguments); never for int and bool tensors."""
     if not dtypes.is_float(self.dtype): return self.full_like(False, dtype=dtypes.bool)
     pos = (self == math.inf) if detect_positive else self.full_like(False, dtype=dtypes.bool)
     return pos | (self == -math.inf) if detect_negative else pos
   def isfinite(self) -> Self:
+    """A bool tensor, True where self is neither infinite nor NaN (always for ints), like torch.isfinite."""
     return (self - self) == 0 if dtypes.is_float(self.dtype) else self.full_like(True, dtype=dtypes.bool)
   def isclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Self:
     """|self - other| <= atol + rtol * |other| elementwise, like torch.isclose: equal infinities are close, NaN is
@@ -241,20 +282,31 @@ class ElementwiseOps:
     if approximate == "none": return self._in_float32(lambda x: 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
     if approximate != "tanh": raise ValueError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
     return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
-  def quick_gelu(self) -> Self: return self * (self * 1.702).sigmoid()
-  def silu(self) -> Self: return self * self.sigmoid()
+  def quick_gelu(self) -> Self:
+    """x * sigmoid(1.702 x), the quick GELU approximation (CLIP's; tinygrad's quick_gelu)."""
+    return self * (self * 1.702).sigmoid()
+  def silu(self) -> Self:
+    """x * sigmoid(x), like torch.nn.functional.silu; swish is the same function."""
+    return self * self.sigmoid()
   swish = silu
   # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
   # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
-  def leakyrelu(self, neg_slope: float = 0.01) -> Self: return (self > 0).where(self, self * neg_slope)
+  def leakyrelu(self, neg_slope: float = 0.01) -> Self:
+    """x where x > 0, else neg_slope * x, like torch's leaky_relu (the gradient at 0 is neg_slope)."""
+    return (self > 0).where(self, self * neg_slope)
   leaky_relu = leakyrelu
   def elu(self, alpha: float = 1.0) -> Self:
+    """x where x > 0, else alpha * (e^x - 1), like torch's elu (the gradient at 0 from the exp side)."""
     below = self <= 0
     return below.where(alpha * (below.where(self, 0).exp() - 1), self)  # exp only of x <= 0: finite both ways
   def celu(self, alpha: float = 1.0) -> Self:
+    """x where x > 0, else alpha * (e^(x / alpha) - 1), like torch's celu."""
     below = self <= 0
     return below.where(alpha * ((below.where(self, 0) / alpha).exp() - 1), self)
-  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Self: return gamma * self.elu(alpha)
+  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Self:
+    """gamma * elu(x, alpha), like torch's selu; the default constants are rounded (tinygrad's), torch's are
+    1.6732632423543772 and 1.0507009873554805."""
+    return gamma * self.elu(alpha)
   def softplus(self, beta: float = 1.0) -> Self:
     """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
     parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
@@ -263,11 +315,15 @@ class ElementwiseOps:
       above = bx > 0
       return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
     return self._in_float32(f)
-  def mish(self) -> Self: return self * self.softplus().tanh()
+  def mish(self) -> Self:
+    """x * tanh(softplus(x)), like torch's mish."""
+    return self * self.softplus().tanh()
   def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
     """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
     return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
-  def relu6(self) -> Self: return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
+  def relu6(self) -> Self:
+    """min(max(x, 0), 6), like torch's relu6."""
+    return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
   def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Self:
     """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
     u = alpha * self + beta
@@ -277,8 +333,12 @@ class ElementwiseOps:
     middle = self < 3
     x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
     return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
-  def softsign(self) -> Self: return self / (1 + self.abs())
-  def logsigmoid(self) -> Self: return -(-self).softplus()
+  def softsign(self) -> Self:
+    """x / (1 + |x|), like torch's softsign."""
+    return self / (1 + self.abs())
+  def logsigmoid(self) -> Self:
+    """log(sigmoid(x)) as -softplus(-x): no overflow at large |x|, like torch's logsigmoid."""
+    return -(-self).softplus()
 
   # pow
   def __pow__(self, exponent) -> Self: return self.pow(exponent)
@@ -362,22 +422,38 @@ class ElementwiseOps:
     other = other if isinstance(other, type(self)) else type(self)(bool(other), device=self.device)
     return self.cast(dtypes.bool), other.cast(dtypes.bool)
   def logical_and(self, other) -> Self:
+    """A bool tensor: self and other, each nonzero as True (other may be a Python scalar), like
+    torch.logical_and; broadcast like the operators."""
     a, b = self._logical(other)
     return a & b
   def logical_or(self, other) -> Self:
+    """A bool tensor: self or other, each nonzero as True (other may be a Python scalar), like torch.logical_or."""
     a, b = self._logical(other)
     return a | b
   def logical_xor(self, other) -> Self:
+    """A bool tensor: self xor other, each nonzero as True (other may be a Python scalar), like
+    torch.logical_xor."""
     a, b = self._logical(other)
     return a ^ b
-  def bitwise_and(self, other) -> Self: return self & other
-  def bitwise_or(self, other) -> Self: return self | other
-  def bitwise_xor(self, other) -> Self: return self ^ other
+  def bitwise_and(self, other) -> Self:
+    """self & other for int or bool tensors (floats raise TypeError), like torch.bitwise_and."""
+    return self & other
+  def bitwise_or(self, other) -> Self:
+    """self | other for int or bool tensors (floats raise TypeError), like torch.bitwise_or."""
+    return self | other
+  def bitwise_xor(self, other) -> Self:
+    """self ^ other for int or bool tensors (floats raise TypeError), like torch.bitwise_xor."""
+    return self ^ other
   def bitwise_not(self) -> Self:
+    """~self: every bit flipped for ints, logical not for bool; floats raise TypeError (torch.bitwise_not)."""
     if dtypes.is_float(self.dtype): raise TypeError(f"bitwise_not needs int or bool tensors, got {self.dtype}")
     return ~self
-  def lshift(self, x) -> Self: return self << x
-  def rshift(self, x) -> Self: return self >> x
+  def lshift(self, x) -> Self:
+    """self << x for int tensors (tinygrad's lshift; torch's bitwise_left_shift)."""
+    return self << x
+  def rshift(self, x) -> Self:
+    """self >> x for int tensors (tinygrad's rshift; torch's bitwise_right_shift)."""
+    return self >> x
 
 
 # the exact derivatives of the inverse functions (UOp math: each builds plain primitive graphs, so they differentiate
