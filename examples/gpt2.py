@@ -253,30 +253,39 @@ def prompt_ids(args, tokenizer) -> list[int]:
 
 
 def bench_transformers(model_dir: str, prompt: list[int], max_new: int) -> float | None:
-  """Greedy tokens/s of transformers' own model (eager, CPU, fp32) on the same prompt; None without transformers."""
+  """Greedy tokens/s of transformers' own model (eager, CPU, fp32) on the same prompt; None when it can't run."""
   try:
     import torch
     from transformers import AutoModelForCausalLM
   except ImportError: return None
-  hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+  try: hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+  except (ImportError, OSError, ValueError) as e:  # a broken install, or a checkpoint transformers can't read (a .gguf)
+    print(f"transformers could not load {model_dir}: {e}")
+    return None
   ids = torch.tensor([prompt])
   with torch.no_grad():
-    hf.generate(ids, max_new_tokens=2, do_sample=False, pad_token_id=0)  # warm-up
+    def run(): hf.generate(ids, max_new_tokens=max_new, min_new_tokens=max_new, do_sample=False, pad_token_id=0)
+    return max_new / best_time(run)
+
+
+def best_time(run, repeats: int = 3) -> float:
+  """The fastest of `repeats` timed calls of run, after one untimed call (compiles, captures, warms caches)."""
+  run()
+  times = []
+  for _ in range(repeats):
     start = time.perf_counter()
-    hf.generate(ids, max_new_tokens=max_new, min_new_tokens=max_new, do_sample=False, pad_token_id=0)
-  return max_new / (time.perf_counter() - start)
+    run()
+    times.append(time.perf_counter() - start)
+  return min(times)
 
 
 def bench(model, model_dir: str, prompt: list[int], max_new: int) -> None:
-  """Print greedy tokens/s: teeny (after a warm-up run that compiles and captures), then transformers eager."""
+  """Print greedy tokens/s, the best of 3 runs after a warm-up: teeny, then transformers eager."""
   generator = Generator(model)
-  generator(prompt, max_new)  # compiles every kernel and captures the jit's step
-  start = time.perf_counter()
-  generator(prompt, max_new)
-  teeny_rate = max_new / (time.perf_counter() - start)
+  teeny_rate = max_new / best_time(lambda: generator(prompt, max_new))
   print(f"teeny:        {teeny_rate:8.1f} tokens/s ({max_new} new tokens after {len(prompt)} prompt tokens, greedy)")
   theirs = bench_transformers(model_dir, prompt, max_new)
-  if theirs is None: print("transformers: not installed")
+  if theirs is None: print("transformers: not measured")
   else: print(f"transformers: {theirs:8.1f} tokens/s (eager, fp32, same prompt and length)")
 
 
