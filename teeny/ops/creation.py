@@ -26,7 +26,7 @@ class CreationOps:
   @classmethod
   def full(cls, shape, fill_value: Scalar, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """A tensor of `shape` filled with fill_value, like torch.full; unless dtype is given, bool, the default int
-    (int32; torch's is int64) or the default float, after fill_value. It has storage of its own: writing into it is allowed."""
+    (int32; torch's is int64) or the default float, after fill_value. It has storage of its own: writes are allowed."""
     shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
     t = cls(UOp.const(dt, fill_value), device=device)

@@ -40,10 +40,11 @@ class ElementwiseOps:
     """Base-2 logarithm, like torch.log2: -inf at 0, NaN below (ints give the default float)."""
     return self._float()._alu(Ops.LOG2)
   def exp(self) -> Self:
-    """e ** x, like torch.exp (ints give the default float; float16 computes in float32)."""
+    """e ** x, like torch.exp (ints give the default float; float16/bfloat16/fp8 in float32)."""
     return self._in_float32(lambda x: (x * (1 / math.log(2))).exp2())
   def log(self) -> Self:
-    """Natural logarithm, like torch.log: -inf at 0, NaN below (ints give the default float; float16 in float32)."""
+    """Natural logarithm, like torch.log: -inf at 0, NaN below (ints give the default float; float16/bfloat16/fp8
+    compute in float32)."""
     return self._in_float32(lambda x: x.log2() * math.log(2))
   def _log1p(self) -> Self:
     """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
@@ -70,13 +71,13 @@ class ElementwiseOps:
     pi/2 - x, an error of |x| * eps)."""
     return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Self:
-    """Tangent, sin(x) / cos(x), like torch.tan (ints give the default float; float16 computes in float32)."""
+    """Tangent, sin(x) / cos(x), like torch.tan (ints: the default float; float16/bfloat16/fp8 in float32)."""
     return self._in_float32(lambda x: x.sin() / x.cos())
   def sinh(self) -> Self:
-    """Hyperbolic sine, (e^x - e^-x) / 2, like torch.sinh (float16 computes in float32)."""
+    """Hyperbolic sine, (e^x - e^-x) / 2, like torch.sinh (float16/bfloat16/fp8 compute in float32)."""
     return self._in_float32(lambda x: (x.exp() - (-x).exp()) * 0.5)
   def cosh(self) -> Self:
-    """Hyperbolic cosine, (e^x + e^-x) / 2, like torch.cosh (float16 computes in float32)."""
+    """Hyperbolic cosine, (e^x + e^-x) / 2, like torch.cosh (float16/bfloat16/fp8 compute in float32)."""
     return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
   # inverse trigonometric and hyperbolic functions: each value is composed (from atan's polynomial, sqrt and log1p),
   # each gradient is the exact derivative by a rule of its own (_INVERSE_GRADIENTS), not the composition's

@@ -180,6 +180,7 @@ class JoinOps:
     n = self.shape[_canon_axis(dim, self.ndim)]
     return self.split(max(1, math.ceil(n / chunks)), dim)
   def unflatten(self, dim: int, sizes: Sequence[int]) -> Self:
+    """A view with axis dim split into the sizes given (one may be -1), like torch.unflatten."""
     d = _canon_axis(dim, self.ndim)
     return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
   def repeat(self, *repeats) -> Self:

@@ -348,4 +348,6 @@ class NNOps:
     else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
     return type(self)._reduction(loss, reduction)
   def mse(self, target: Self, reduction: str = "mean") -> Self:
+    """Mean squared error against target (broadcast like the operators), like torch's mse_loss; reduction 'mean',
+    'sum' or 'none'."""
     return type(self)._reduction((self - target).square(), reduction)

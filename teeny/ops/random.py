@@ -119,6 +119,7 @@ class RandomOps:
     return cls._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @classmethod
   def normal(cls, *shape, mean=0.0, std=1.0, dtype=None, device=None, requires_grad=None) -> Self:
+    """randn(*shape) * std + mean (tinygrad's normal; torch.normal takes mean and std first)."""
     out = cls.randn(*shape, dtype=dtype, device=device) * std + mean
     return cls._as_leaf(out.cast(dtype or dtypes.default_float), requires_grad)
   @classmethod
@@ -167,12 +168,18 @@ class RandomOps:
     return cls.uniform(*shape, low=-bound, high=bound, **kw)
   @classmethod
   def kaiming_normal(cls, *shape, a: float = 0.01, **kw) -> Self:
+    """He normal: std sqrt(2 / (1 + a^2)) / sqrt(fan_in), fan_in = prod(shape[1:]), like tinygrad's (torch's
+    kaiming_normal_ defaults to a=0)."""
     shape = _shape_arg(shape)
     std = math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
     return cls.normal(*shape, mean=0.0, std=std, **kw)
   def rand_like(self, **kw) -> Self:
+    """rand in self's shape and device, and self's dtype if it is a float (else the default float), like
+    torch.rand_like; dtype= and device= choose others."""
     dt = kw.pop("dtype", self.dtype if dtypes.is_float(self.dtype) else dtypes.default_float)
     return type(self).rand(*self.shape, dtype=dt, device=kw.pop("device", self.device), **kw)
   def randn_like(self, **kw) -> Self:
+    """randn in self's shape and device, and self's dtype if it is a float (else the default float), like
+    torch.randn_like; dtype= and device= choose others."""
     dt = kw.pop("dtype", self.dtype if dtypes.is_float(self.dtype) else dtypes.default_float)
     return type(self).randn(*self.shape, dtype=dt, device=kw.pop("device", self.device), **kw)

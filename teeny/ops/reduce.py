@@ -89,6 +89,8 @@ class ReduceOps:
     return lowest.any(axis, keepdim).where(lowest_value, -(negated.max(axis, keepdim)))
   @takes_dim
   def mean(self, axis=None, keepdim=False) -> Self:
+    """The mean over axes (all by default), like torch.mean: int and bool tensors give the default float (torch
+    raises), float16/bfloat16/fp8 divide their float32 sum, and an empty reduction is NaN."""
     x = self._float()
     count = math.prod(self.shape[a] for a in self._axes(axis))
     scale = 1 / count if count else float("nan")
@@ -115,9 +117,11 @@ class ReduceOps:
     return self.var(axis, keepdim, correction, unbiased=unbiased).sqrt()
   @takes_dim
   def var_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
+    """(var, mean) over the axes, like torch.var_mean (the arguments of var)."""
     return self.var(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
   @takes_dim
   def std_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
+    """(std, mean) over the axes, like torch.std_mean (the arguments of var)."""
     return self.std(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
   @takes_dim
   def argmax(self, axis=None, keepdim=False) -> Self:
@@ -156,10 +160,13 @@ class ReduceOps:
     return lowest.any(axis, keepdim).where(lowest.argmax(axis, keepdim), negated.argmax(axis, keepdim))
   @takes_dim
   def any(self, axis=None, keepdim=False) -> Self:
+    """A bool tensor: whether any element over the axes is nonzero (False over an empty axis), like torch.any."""
     if any(self.shape[a] == 0 for a in self._axes(axis)): return type(self).full(self._reduced_shape(axis, keepdim), False, device=self.device)
     return (self != 0).max(axis, keepdim)
   @takes_dim
-  def all(self, axis=None, keepdim=False) -> Self: return (self == 0).any(axis, keepdim).logical_not()
+  def all(self, axis=None, keepdim=False) -> Self:
+    """A bool tensor: whether every element over the axes is nonzero (True over an empty axis), like torch.all."""
+    return (self == 0).any(axis, keepdim).logical_not()
   @takes_dim
   def logsumexp(self, axis=None, keepdim=False) -> Self:
     """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
@@ -176,12 +183,16 @@ class ReduceOps:
     return (-self).softmax(axis, dtype)
   @takes_dim
   def softmax(self, axis=-1, dtype=None) -> Self:
+    """e^x / sum(e^x) along axis (the last by default), shifted by the max so nothing overflows, like
+    torch.softmax; computed in dtype when given, else in self's float dtype (ints: the default float)."""
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     e = (x - x.max(axis, keepdim=True).detach()).exp()
     return e * e.sum(axis, keepdim=True).reciprocal()  # (one division per row, like PyTorch: not one per element)
   @takes_dim
   def log_softmax(self, axis=-1, dtype=None) -> Self:
+    """x - logsumexp(x) along axis (the last by default), shifted by the max, like torch.log_softmax; dtype
+    as in softmax."""
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.numel() == 0: return x
     shifted = x - x.max(axis, keepdim=True).detach()
@@ -268,8 +279,12 @@ class ReduceOps:
     return self if dtypes.is_float(self.dtype) or self.dtype == dtypes.uint64 else self.cast(dtypes.int64)
 
   # linear algebra (composed)
-  def dot(self, w: Self) -> Self: return self.matmul(w)
+  def dot(self, w: Self) -> Self:
+    """matmul, by tinygrad's name."""
+    return self.matmul(w)
   def matmul(self, w: Self) -> Self:
+    """self @ w, like torch.matmul: a 1-D operand is a vector (its axis is dropped from the result) and batch
+    dimensions broadcast. Operands are promoted; ints stay in their promoted dtype. A broadcast product, summed."""
     if self.ndim == 0 or w.ndim == 0: raise ValueError(f"matmul needs tensors with at least 1 dimension, got {self.shape} and {w.shape}")
     a = self.unsqueeze(0) if self.ndim == 1 else self
     b = w.unsqueeze(1) if w.ndim == 1 else w

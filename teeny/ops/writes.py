@@ -107,30 +107,72 @@ class WriteOps:
   def __ilshift__(self, x): return self._inplace(self << x)
   def __irshift__(self, x): return self._inplace(self >> x)
   # PyTorch's in-place methods (the name with a trailing underscore): each writes the method's result into self
-  def add_(self, other, alpha=1): return self._inplace(self + (other * alpha if alpha != 1 else other))
-  def sub_(self, other, alpha=1): return self._inplace(self - (other * alpha if alpha != 1 else other))
-  def mul_(self, other): return self._inplace(self * other)
-  def div_(self, other, rounding_mode: str | None = None): return self._inplace(self.div(other, rounding_mode=rounding_mode))
-  def pow_(self, exponent): return self._inplace(self ** exponent)
-  def neg_(self): return self._inplace(-self)
-  def abs_(self): return self._inplace(self.abs())
-  def sqrt_(self): return self._inplace(self.sqrt())
-  def exp_(self): return self._inplace(self.exp())
-  def log_(self): return self._inplace(self.log())
-  def relu_(self): return self._inplace(self.relu())
-  def sigmoid_(self): return self._inplace(self.sigmoid())
-  def tanh_(self): return self._inplace(self.tanh())
-  def floor_(self): return self._inplace(self.floor())
-  def ceil_(self): return self._inplace(self.ceil())
-  def round_(self): return self._inplace(self.round())
-  def trunc_(self): return self._inplace(self.trunc())
+  def add_(self, other, alpha=1):
+    """In place: self += alpha * other (torch's add_). Returns self, as every in-place method here does."""
+    return self._inplace(self + (other * alpha if alpha != 1 else other))
+  def sub_(self, other, alpha=1):
+    """In place: self -= alpha * other (torch's sub_)."""
+    return self._inplace(self - (other * alpha if alpha != 1 else other))
+  def mul_(self, other):
+    """In place: self *= other (torch's mul_)."""
+    return self._inplace(self * other)
+  def div_(self, other, rounding_mode: str | None = None):
+    """In place: self = self.div(other, rounding_mode) (torch's div_); an int tensor needs a rounding_mode."""
+    return self._inplace(self.div(other, rounding_mode=rounding_mode))
+  def pow_(self, exponent):
+    """In place: self **= exponent (torch's pow_)."""
+    return self._inplace(self ** exponent)
+  def neg_(self):
+    """In place: self = -self (torch's neg_)."""
+    return self._inplace(-self)
+  def abs_(self):
+    """In place: self = |self| (torch's abs_)."""
+    return self._inplace(self.abs())
+  def sqrt_(self):
+    """In place: self = sqrt(self) (torch's sqrt_); an int tensor raises TypeError (its result is a float)."""
+    return self._inplace(self.sqrt())
+  def exp_(self):
+    """In place: self = exp(self) (torch's exp_); an int tensor raises TypeError (its result is a float)."""
+    return self._inplace(self.exp())
+  def log_(self):
+    """In place: self = log(self) (torch's log_); an int tensor raises TypeError (its result is a float)."""
+    return self._inplace(self.log())
+  def relu_(self):
+    """In place: self = relu(self) (torch's relu_)."""
+    return self._inplace(self.relu())
+  def sigmoid_(self):
+    """In place: self = sigmoid(self) (torch's sigmoid_); an int tensor raises TypeError (its result is a float)."""
+    return self._inplace(self.sigmoid())
+  def tanh_(self):
+    """In place: self = tanh(self) (torch's tanh_); an int tensor raises TypeError (its result is a float)."""
+    return self._inplace(self.tanh())
+  def floor_(self):
+    """In place: self = floor(self) (torch's floor_)."""
+    return self._inplace(self.floor())
+  def ceil_(self):
+    """In place: self = ceil(self) (torch's ceil_)."""
+    return self._inplace(self.ceil())
+  def round_(self):
+    """In place: self = round(self), half to even (torch's round_)."""
+    return self._inplace(self.round())
+  def trunc_(self):
+    """In place: self = trunc(self) (torch's trunc_)."""
+    return self._inplace(self.trunc())
   def clamp_(self, min_=None, max_=None, *, min=None, max=None):  # (min=, max=: PyTorch's names)
+    """In place: self = self.clamp(min, max) (torch's clamp_; clip_ is the same); the bounds as in clip."""
     return self._inplace(self.clamp(min_, max_, min=min, max=max))
   clip_ = clamp_
-  def masked_fill_(self, mask: Self, value): return self._inplace(self.masked_fill(mask, value))
-  def lerp_(self, end, weight): return self._inplace(self.lerp(end, weight))
-  def zero_(self): return self.fill_(0)
+  def masked_fill_(self, mask: Self, value):
+    """In place: value where mask is True (torch's masked_fill_)."""
+    return self._inplace(self.masked_fill(mask, value))
+  def lerp_(self, end, weight):
+    """In place: self = self.lerp(end, weight) (torch's lerp_)."""
+    return self._inplace(self.lerp(end, weight))
+  def zero_(self):
+    """In place: every element 0 (torch's zero_)."""
+    return self.fill_(0)
   def fill_(self, value):
+    """In place: every element value, cast to self's dtype (torch's fill_)."""
     self._check_inplace()
     return self.assign(type(self).full(self.shape, value, dtype=self.dtype, device=self.device))
   def copy_(self, src):
@@ -138,9 +180,11 @@ class WriteOps:
     self._check_inplace()
     return self.assign(src)
   def uniform_(self, low=0.0, high=1.0):
+    """In place: uniform samples in [low, high) in self's dtype (torch's uniform_, whose names are from and to)."""
     self._check_inplace()
     return self.assign(type(self).uniform(*self.shape, low=low, high=high, dtype=self.dtype, device=self.device))
   def normal_(self, mean=0.0, std=1.0):
+    """In place: normal samples with mean and std, in self's dtype (torch's normal_)."""
     self._check_inplace()
     return self.assign(type(self).normal(*self.shape, mean=mean, std=std, dtype=self.dtype, device=self.device))
 
