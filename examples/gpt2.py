@@ -228,9 +228,13 @@ def load_gpt2(model_dir: str, context: int | None = None) -> GPT2:
 
 # ---- the command line ----
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
 def load_tokenizer(model_dir: str):
-  """The directory's tokenizer (encode: str -> ids, decode: ids -> str), or None when it has no tokenizer files or
-  neither `tokenizers` nor `transformers` is installed (both optional)."""
+  """The directory's tokenizer as (encode: str -> ids, decode: ids -> str), or None when it holds no tokenizer
+  files or neither `tokenizers` nor `transformers` is installed (both optional)."""
+  if not os.path.isdir(model_dir) or not any(os.path.exists(os.path.join(model_dir, f)) for f in TOKENIZER_FILES): return None
   if os.path.exists(os.path.join(model_dir, "tokenizer.json")):
     try:
       from tokenizers import Tokenizer
@@ -249,7 +253,9 @@ def prompt_ids(args, tokenizer) -> list[int]:
   if args.prompt_ids: return [int(i) for i in args.prompt_ids.split(",")]
   if args.prompt is None: raise SystemExit("give --prompt-ids 1,2,3 or --prompt TEXT")
   if tokenizer is None: raise SystemExit(f"--prompt needs tokenizer files in {args.model} and `tokenizers` or `transformers` installed; use --prompt-ids")
-  return tokenizer[0](args.prompt)
+  ids = tokenizer[0](args.prompt)
+  if not ids: raise SystemExit(f"the tokenizer in {args.model} turned {args.prompt!r} into no tokens")
+  return ids
 
 
 def bench_transformers(model_dir: str, prompt: list[int], max_new: int) -> float | None:

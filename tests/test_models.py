@@ -147,6 +147,40 @@ def test_gpt2_command_line(tmp_path, capsys):
   assert [int(i) for i in ids.split(",")] == reference_greedy(reference, PROMPT, 5)
 
 
+
+def test_gpt2_command_line_with_a_tokenizer(tmp_path, capsys):
+  """--prompt TEXT goes through the directory's tokenizer.json (a word-level one made here with `tokenizers`)."""
+  tokenizers = pytest.importorskip("tokenizers")
+  reference = make_gpt2(tmp_path)
+  words = ["the", "cat", "sees", "a", "dog", "[UNK]"]
+  tokenizer = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+  tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+  tokenizer.save(str(tmp_path / "tokenizer.json"))
+  gpt2.main(["--model", str(tmp_path), "--prompt", "the cat sees a dog", "--max-new", "4"])
+  out = capsys.readouterr().out
+  assert [int(i) for i in out.split("ids:")[1].split()[0].split(",")] == reference_greedy(reference, [0, 1, 2, 3, 4], 4)
+  assert "text:" in out
+
+
+def test_gpt2_hub_layout_without_prefix_and_with_mask_buffers(tmp_path):
+  """GPT-2 as the Hub holds it: GPT2Model's names (no "transformer."), the causal-mask buffers attn.bias kept."""
+  reference = make_gpt2(tmp_path)
+  from safetensors.numpy import load_file, save_file
+  weights = {name.removeprefix("transformer."): value for name, value in load_file(tmp_path / "model.safetensors").items()}
+  for layer in range(2): weights[f"h.{layer}.attn.bias"] = np.tril(np.ones((1, 1, 64, 64), np.float32))
+  save_file(weights, tmp_path / "model.safetensors")
+  diff = np.abs(teeny_logits(gpt2.load_gpt2(str(tmp_path)), PROMPT) - reference_logits(reference, PROMPT)).max()
+  assert diff < 1e-4, f"max |teeny - transformers| = {diff}"
+
+
+def test_gpt2_incomplete_checkpoint_is_a_clear_error(tmp_path):
+  make_gpt2(tmp_path)
+  from safetensors.numpy import load_file, save_file
+  weights = load_file(tmp_path / "model.safetensors")
+  del weights["transformer.h.1.mlp.c_fc.weight"]
+  save_file(weights, tmp_path / "model.safetensors")
+  with pytest.raises(ValueError, match="h.1.mlp.c_fc.weight"): gpt2.load_gpt2(str(tmp_path))
+
 # ---- LLaMA vs transformers ----
 
 def make_llama(path, tie: bool = False):
