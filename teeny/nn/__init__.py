@@ -45,6 +45,7 @@ class Linear:
     self.bias = _uniform_fan_in((out_features,), in_features) if bias else None
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x @ weight.T + bias over the last axis of x (in_features); the other axes are batch."""
     if x.shape[-1:] != self.weight.shape[1:]:
       raise ValueError(f"Linear with {self.weight.shape[1]} input features got an input of shape {x.shape}")
     return x.linear(self.weight.transpose(), self.bias)
@@ -87,6 +88,7 @@ class _ConvNd:
     return padding if isinstance(padding, int) else _ntuple(padding, self.nd, "padding")
 
   def __call__(self, x: Tensor) -> Tensor:
+    """The convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out)."""
     return x.conv2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation, padding=self.padding)
 
 
@@ -118,6 +120,7 @@ class _ConvTransposeNd:
     self.bias = _uniform_fan_in((out_channels,), out_channels // groups * math.prod(self.kernel_size)) if bias else None
 
   def __call__(self, x: Tensor) -> Tensor:
+    """The transposed convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out)."""
     return x.conv_transpose2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation,
                               padding=self.padding, output_padding=self.output_padding)
 
@@ -167,6 +170,8 @@ class BatchNorm:
       self.num_batches_tracked = _fresh(Tensor.zeros((), dtype=dtypes.int64), requires_grad=False)
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x normalized per channel (axis 1) by the batch's statistics (in training, which also moves the running
+    ones, or without track_running_stats) or by the running ones, then weight * x + bias."""
     if x.ndim < 2 or x.shape[1] != self.num_features:
       raise ValueError(f"BatchNorm over {self.num_features} channels got an input of shape {x.shape} (channels are axis 1)")
     axes = tuple(a for a in range(x.ndim) if a != 1)
@@ -197,6 +202,7 @@ class LayerNorm:
     self.bias = _fresh(Tensor.zeros(*self.normalized_shape)) if elementwise_affine else None
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x normalized over its last len(normalized_shape) axes, then weight * x + bias."""
     if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
       raise ValueError(f"LayerNorm over {self.normalized_shape} got an input of shape {x.shape}")
     x = x.layernorm(axis=self.axis, eps=self.eps)
@@ -211,6 +217,7 @@ class LayerNorm2d(LayerNorm):
     super().__init__(num_channels, eps, elementwise_affine)
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x (N, C, H, W) normalized across its channels at each pixel, then scaled and shifted per channel."""
     if x.ndim != 4 or x.shape[1] != self.normalized_shape[0]:
       raise ValueError(f"LayerNorm2d over {self.normalized_shape[0]} channels got an input of shape {x.shape} (wants N, C, H, W)")
     return super().__call__(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
@@ -232,6 +239,7 @@ class GroupNorm:
     self.bias = _fresh(Tensor.zeros(num_channels)) if affine else None
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x (N, C, ...) normalized per sample and group of channels, then scaled and shifted per channel."""
     if x.ndim < 2 or x.shape[1] != self.num_channels:
       raise ValueError(f"GroupNorm over {self.num_channels} channels got an input of shape {x.shape} (channels are axis 1)")
     out = x.reshape(x.shape[0], self.num_groups, -1).layernorm(eps=self.eps).reshape(x.shape)
@@ -249,6 +257,7 @@ class InstanceNorm:
     self.bias = _fresh(Tensor.zeros(num_features)) if affine else None
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x (N, C, ...) normalized per sample and channel over its positions, then scaled and shifted per channel."""
     if x.ndim < 3 or x.shape[1] != self.num_features:
       raise ValueError(f"InstanceNorm over {self.num_features} channels got an input of shape {x.shape} (wants N, C, ...)")
     out = x.reshape(x.shape[0], self.num_features, -1).layernorm(eps=self.eps).reshape(x.shape)
@@ -264,6 +273,7 @@ class RMSNorm:
     self.weight = _fresh(Tensor.ones(*self.normalized_shape)) if elementwise_affine else None
 
   def __call__(self, x: Tensor) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) over the normalized axes, times weight."""
     if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
       raise ValueError(f"RMSNorm over {self.normalized_shape} got an input of shape {x.shape}")
     out = x * (x.square().mean(self.axis, keepdim=True) + self.eps).rsqrt()
@@ -279,6 +289,7 @@ class Embedding:
     self.weight = Tensor.normal(vocab_size, embed_size)
 
   def __call__(self, idx: Tensor) -> Tensor:
+    """The rows of weight that the int tensor idx names: shape idx.shape + (embed_size,)."""
     if not isinstance(idx, Tensor): raise TypeError(f"Embedding takes an int Tensor of indices, got {type(idx).__name__}")
     if not dtypes.is_int(idx.dtype): raise TypeError(f"Embedding indices must be ints, got {idx.dtype}")
     vocab = Tensor.arange(self.vocab_size, dtype=idx.dtype, device=idx.device)
@@ -292,4 +303,6 @@ class Dropout:
     if not 0 <= p <= 1: raise ValueError(f"Dropout probability must be in [0, 1], got {p}")
     self.p = p
 
-  def __call__(self, x: Tensor) -> Tensor: return x.dropout(self.p)
+  def __call__(self, x: Tensor) -> Tensor:
+    """x.dropout(p): elements zeroed and the rest scaled in training (Tensor.training), x itself in eval."""
+    return x.dropout(self.p)

@@ -275,10 +275,15 @@ class LRScheduler:
     self.base_lr = float(optimizer.lr.numpy().reshape(-1)[0])
     self._set(self.get_lr())
 
-  def get_lr(self) -> float: raise NotImplementedError
-  def get_last_lr(self) -> list[float]: return [self.last_lr]
+  def get_lr(self) -> float:
+    """The learning rate for the current epoch (self.epoch); each schedule defines it."""
+    raise NotImplementedError
+  def get_last_lr(self) -> list[float]:
+    """[the learning rate last set], a list like torch's get_last_lr (one parameter group here)."""
+    return [self.last_lr]
 
   def step(self):
+    """Advance one epoch and write that epoch's learning rate into the optimizer's lr tensor."""
     self.epoch += 1
     self._set(self.get_lr())
 
@@ -293,7 +298,9 @@ class LambdaLR(LRScheduler):
   def __init__(self, optimizer: Optimizer, lr_lambda):
     self.lr_lambda = lr_lambda
     super().__init__(optimizer)
-  def get_lr(self) -> float: return self.base_lr * self.lr_lambda(self.epoch)
+  def get_lr(self) -> float:
+    """base_lr * lr_lambda(epoch)."""
+    return self.base_lr * self.lr_lambda(self.epoch)
 
 
 class StepLR(LRScheduler):
@@ -302,7 +309,9 @@ class StepLR(LRScheduler):
     if step_size <= 0: raise ValueError(f"step_size must be positive, got {step_size}")
     self.step_size, self.gamma = step_size, gamma
     super().__init__(optimizer)
-  def get_lr(self) -> float: return self.base_lr * self.gamma ** (self.epoch // self.step_size)
+  def get_lr(self) -> float:
+    """base_lr * gamma ** (epoch // step_size)."""
+    return self.base_lr * self.gamma ** (self.epoch // self.step_size)
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -312,4 +321,5 @@ class CosineAnnealingLR(LRScheduler):
     self.T_max, self.eta_min = T_max, eta_min
     super().__init__(optimizer)
   def get_lr(self) -> float:
+    """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
     return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * self.epoch / self.T_max)) / 2

@@ -45,6 +45,8 @@ class LSTMCell(_RNNCellBase):
   forget, cell, output): i, f, o = sigmoid(...), g = tanh(...), c' = f * c + i * g, h' = o * tanh(c')."""
   gates = 4
   def __call__(self, x: Tensor, hc: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """One step: (h', c') from x, (batch, input_size) or unbatched (input_size,), and the state hc = (h, c)
+    (zeros when None); the results have x's batching."""
     unbatched = x.ndim == 1
     x = self._batched(x)
     if hc is not None and (not isinstance(hc, (tuple, list)) or len(hc) != 2):
@@ -64,6 +66,8 @@ class GRUCell(_RNNCellBase):
   h' = (1 - z) * n + z * h."""
   gates = 3
   def __call__(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
+    """One step: h' from x, (batch, input_size) or unbatched (input_size,), and the state hx (zeros when None);
+    the result has x's batching."""
     unbatched = x.ndim == 1
     x = self._batched(x)
     h = self._state(hx, x, unbatched, "hx")
