@@ -149,8 +149,24 @@ def ranking_lines(failures: list) -> list[str]:
   return lines
 
 
-def group_lines(failures: list) -> list[str]:
-  """Every teeny failure, one line each, grouped by cause."""
+def tinygrad_failing(passes: dict) -> set[str]:
+  """nodeids that fail or error on real tinygrad too."""
+  bad = ("failed", "error", "collect_error", "killed", "no report")
+  return {nodeid for entry in passes.get("tinygrad", {}).values() for nodeid, record in entry["tests"].items() if record["outcome"] in bad}
+
+
+def tinygrad_lines(passes: dict) -> list[str]:
+  """Every failure of the tinygrad pass, one line each (these tests say nothing about teeny)."""
+  bad = ("failed", "error", "collect_error", "killed", "no report")
+  lines = []
+  for entry in passes.get("tinygrad", {}).values():
+    for nodeid, record in sorted(entry["tests"].items()):
+      if record["outcome"] in bad: lines.append(f"- `{nodeid}`: {record.get('exc_type', record['outcome'])}: {record.get('exc_msg', '')[:200]}")
+  return lines or ["(none)"]
+
+
+def group_lines(failures: list, also_on_tinygrad: set[str]) -> list[str]:
+  """Every teeny failure, one line each, grouped by cause; [tinygrad fails too] marks those real tinygrad fails."""
   lines = []
   for cause in CAUSES:
     members = sorted((f for f in failures if f[2] == cause), key=lambda f: (f[3], f[0]))
@@ -158,7 +174,8 @@ def group_lines(failures: list) -> list[str]:
     lines += ["", f"### {cause} ({len(members)})", ""]
     for nodeid, record, _, name in members:
       reason = f"{record.get('exc_type', record['outcome'])}: {record.get('exc_msg', '')}".strip()
-      lines.append(f"- `{nodeid}`{f' [{name}]' if name else ''}: {reason[:240]}")
+      both = " [tinygrad fails too]" if nodeid in also_on_tinygrad else ""
+      lines.append(f"- `{nodeid}`{f' [{name}]' if name else ''}{both}: {reason[:240]}")
   return lines
 
 
@@ -177,7 +194,8 @@ def write(work: str, files: list[str]) -> None:
   lines += ["", "## teeny failures by cause", "", "| cause | failing tests |", "|---|---|"]
   lines += [f"| {cause} | {by_cause[cause]} |" for cause in CAUSES if by_cause[cause]]
   lines += ["", "## Missing names, ranked by failing tests they cause", ""] + ranking_lines(failures)
-  lines += ["", "## Every teeny failure", ""] + group_lines(failures)
+  lines += ["", "## Every teeny failure", ""] + group_lines(failures, tinygrad_failing(passes))
+  lines += ["", "## Every tinygrad failure (its own CPU run)", ""] + tinygrad_lines(passes)
   with open(os.path.join(HERE, "report.md"), "w") as out: out.write("\n".join(lines) + "\n")
   results = {"meta": meta, "strict_collect": strict,
              "passes": {impl: {f: {"meta": e["meta"], "tests": e["tests"]} for f, e in per_file.items()} for impl, per_file in passes.items()}}
