@@ -72,6 +72,8 @@ def filter_logits(logits: np.ndarray, top_k: int = 0, top_p: float = 1.0) -> np.
 
 def sample(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> int:
   """One token id from the last position's logits: argmax when temperature is 0, else a draw after filtering."""
+  if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+  if top_k < 0 or not 0 < top_p <= 1: raise ValueError(f"top_k must be >= 0 and top_p in (0, 1], got {top_k} and {top_p}")
   if temperature == 0: return int(np.argmax(logits))
   kept = filter_logits(logits / temperature, top_k, top_p)
   probs = np.exp(kept - kept.max())

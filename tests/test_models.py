@@ -63,6 +63,9 @@ def test_sample_respects_filters_and_temperature_zero():
   assert gpt2.sample(logits, rng, temperature=0) == 1
   drawn = {gpt2.sample(logits, rng, temperature=1.5, top_k=2) for _ in range(200)}
   assert drawn == {1, 3}
+  assert {gpt2.sample(logits, rng, top_p=0.65) for _ in range(200)} == {1, 3}
+  with pytest.raises(ValueError, match="temperature"): gpt2.sample(logits, rng, temperature=-1)
+  with pytest.raises(ValueError, match="top_p"): gpt2.sample(logits, rng, top_p=0)
 
 
 # ---- GPT-2 vs transformers ----
