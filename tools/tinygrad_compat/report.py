@@ -179,6 +179,18 @@ def group_lines(failures: list, also_on_tinygrad: set[str]) -> list[str]:
   return lines
 
 
+def name_gap_lines(work: str) -> list[str]:
+  """Public names tinygrad has and teeny lacks, most used in the test files first."""
+  gap = read_json(os.path.join(work, "runs", "name_gap.json"), None)
+  if gap is None: return ["(not computed: run.py computes it at the start of the teeny pass)"]
+  ranked = sorted(gap.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+  lines = ["| name | uses in the test files | files |", "|---|---|---|"]
+  for name, uses in ranked:
+    where = ", ".join(f"{os.path.basename(f)} ({n})" for f, n in sorted(uses.items(), key=lambda u: -u[1]))
+    lines.append(f"| `{name}` | {sum(uses.values())} | {where} |")
+  return lines
+
+
 def write(work: str, files: list[str]) -> None:
   """Write report.md and results.json beside this file."""
   passes, strict = gather(work, files), read_json(os.path.join(work, "runs", "strict_collect.json"), {})
@@ -194,6 +206,11 @@ def write(work: str, files: list[str]) -> None:
   lines += ["", "## teeny failures by cause", "", "| cause | failing tests |", "|---|---|"]
   lines += [f"| {cause} | {by_cause[cause]} |" for cause in CAUSES if by_cause[cause]]
   lines += ["", "## Missing names, ranked by failing tests they cause", ""] + ranking_lines(failures)
+  lines += ["", "## Public names tinygrad has and teeny lacks (static)", "",
+            "dir() of tinygrad's Tensor, dtypes, tinygrad, nn, nn.optim and nn.state against teeny's (through the shim), "
+            "with how often the name appears in the test files (`.name` for Tensor and dtypes, the word elsewhere; "
+            "a count can include a same-named local or torch call). This finds names no failure above shows, because "
+            "their tests failed earlier on another name.", ""] + name_gap_lines(work)
   lines += ["", "## Every teeny failure", ""] + group_lines(failures, tinygrad_failing(passes))
   lines += ["", "## Every tinygrad failure (its own CPU run)", ""] + tinygrad_lines(passes)
   with open(os.path.join(HERE, "report.md"), "w") as out: out.write("\n".join(lines) + "\n")

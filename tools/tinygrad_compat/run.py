@@ -7,7 +7,7 @@ cause (a missing name, a tinygrad internal, a dtype rule, a numeric mismatch, ..
   python tools/tinygrad_compat/run.py --report-only        # rebuild the report from the recorded runs
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, re, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEENY_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -32,6 +32,7 @@ def parse_args():
   parser.add_argument("--test-timeout", type=int, default=60, help="seconds one test may run")
   parser.add_argument("--file-timeout", type=int, default=2400, help="seconds one file may run")
   parser.add_argument("--no-slow", action="store_true", help="leave RUN_SLOW unset (tinygrad's @slow tests skip)")
+  parser.add_argument("--name-gap-only", action="store_true", help="only compare the public names (fast, no tests run)")
   parser.add_argument("--report-only", action="store_true", help="only rebuild report.md and results.json")
   return parser.parse_args()
 
@@ -125,6 +126,55 @@ def strict_collect(args, tree: str, teeny_src: str) -> None:
   with open(os.path.join(args.work, "runs", "strict_collect.json"), "w") as out: json.dump(results, out, indent=1)
 
 
+# prints the public names of tinygrad's user-facing namespaces (through the shim, for teeny) as JSON
+NAMES_SCRIPT = """
+import json, types, tinygrad, tinygrad.nn, tinygrad.nn.optim, tinygrad.nn.state
+from tinygrad import Tensor, dtypes
+
+def public(names): return sorted(n for n in names if not n.startswith("_"))
+
+def own_names(module, real_name):
+  # a module's own API: what it defines or lists in __all__, not what it imported (math, functools, helpers);
+  # the package itself is all re-exports, so all of its names but submodules count there
+  listed = getattr(module, "__all__", None)
+  if listed is not None: return public(listed)
+  keep = []
+  for name in public(dir(module)):
+    value = getattr(module, name)
+    if isinstance(value, types.ModuleType): continue
+    if getattr(value, "__module__", real_name) in (real_name, module.__name__): keep.append(name)
+  return keep
+
+real = lambda module: getattr(module, "_teeny_name", None) or module.__name__
+spaces = {"Tensor": public(set(dir(Tensor)) | set(dir(Tensor([1.0, 2.0])))), "dtypes": public(dir(dtypes))}
+for key, module in (("tinygrad", tinygrad), ("nn", tinygrad.nn), ("nn.optim", tinygrad.nn.optim), ("nn.state", tinygrad.nn.state)):
+  if "teeny" in real(module): spaces[key] = public(dir(module))
+  elif key == "tinygrad": spaces[key] = [n for n in public(dir(module)) if not isinstance(getattr(module, n), types.ModuleType)]
+  else: spaces[key] = own_names(module, real(module))
+print(json.dumps(spaces))
+"""
+
+
+def name_gap(args, tree: str, teeny_src: str) -> None:
+  """Public names tinygrad has and teeny lacks, with how often the test files use each: this finds the names a
+  test never reaches because it failed earlier on another one."""
+  names = {}
+  for impl, python in (("teeny", args.teeny_python), ("tinygrad", args.tinygrad_python)):
+    env = pass_env(impl, args, teeny_src, "strict")
+    result = subprocess.run([python, "-c", NAMES_SCRIPT], cwd="/tmp", env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0: return print(f"name gap: {impl} failed: {result.stderr[-500:]}")
+    names[impl] = json.loads(result.stdout)
+  sources = {f: open(os.path.join(tree, f)).read() for f in args.files}
+  gap = {}
+  for space, tinygrad_names in names["tinygrad"].items():
+    for name in sorted(set(tinygrad_names) - set(names["teeny"].get(space, []))):
+      prefix = {"Tensor": r"\.", "dtypes": r"dtypes\."}.get(space, r"\b")
+      pattern = re.compile(prefix + re.escape(name) + r"\b")
+      uses = {f: len(pattern.findall(text)) for f, text in sources.items()}
+      gap[f"{space}.{name}"] = {f: n for f, n in uses.items() if n}
+  with open(os.path.join(args.work, "runs", "name_gap.json"), "w") as out: json.dump(gap, out, indent=1)
+
+
 def main():
   """Run the passes asked for, rebuilding the report after every file."""
   args = parse_args()
@@ -132,6 +182,7 @@ def main():
   sys.path.insert(0, HERE)
   import report
   if args.report_only: return report.write(args.work, args.files)
+  if args.name_gap_only: return name_gap(args, args.tgsrc or make_test_tree(args.work), args.teeny_src or make_teeny_snapshot(args.work))
   tree = args.tgsrc or make_test_tree(args.work)
   teeny_src = args.teeny_src or make_teeny_snapshot(args.work)
   with open(os.path.join(args.work, "runs_meta.json"), "w") as out:
@@ -139,7 +190,9 @@ def main():
                "teeny_mode": args.mode, "test_timeout": args.test_timeout, "teeny_src": teeny_src,
                "run_slow": not args.no_slow}, out)
   for impl in args.impl or ["teeny", "tinygrad"]:
-    if impl == "teeny": strict_collect(args, tree, teeny_src)
+    if impl == "teeny":
+      strict_collect(args, tree, teeny_src)
+      name_gap(args, tree, teeny_src)
     report.write(args.work, FILES)
     python = args.teeny_python if impl == "teeny" else args.tinygrad_python
     env = pass_env(impl, args, teeny_src, args.mode)
