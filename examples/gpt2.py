@@ -188,8 +188,9 @@ class GPT2:
     for block in self.h: block.attn.cache.reset()
 
   def forward(self, tokens: Tensor, start_pos: Tensor) -> Tensor:
-    """Logits (batch, T, vocab) for tokens (batch, T) at positions start_pos .. start_pos + T - 1 (start_pos: an
-    int32 Tensor of shape ()), attending to what the cache holds before them. Writes their keys and values."""
+    """Logits (1, T, vocab) for tokens (1, T) at positions start_pos .. start_pos + T - 1 (start_pos: an int32
+    Tensor of shape ()), attending to what the cache holds before them. Writes their keys and values. One sequence
+    at a time: the cache holds one."""
     positions = start_pos + Tensor.arange(tokens.shape[1], dtype=dtypes.int32, device=tokens.device)
     x = self.wte(tokens) + self.wpe(positions)
     for block in self.h: x = block(x, positions)

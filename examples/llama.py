@@ -110,8 +110,9 @@ class Llama:
     for layer in self.layers: layer.self_attn.cache.reset()
 
   def forward(self, tokens: Tensor, start_pos: Tensor) -> Tensor:
-    """Logits (batch, T, vocab) for tokens (batch, T) at positions start_pos .. start_pos + T - 1 (start_pos: an
-    int32 Tensor of shape ()), attending to what the cache holds before them. Writes their keys and values."""
+    """Logits (1, T, vocab) for tokens (1, T) at positions start_pos .. start_pos + T - 1 (start_pos: an int32
+    Tensor of shape ()), attending to what the cache holds before them. Writes their keys and values. One sequence
+    at a time: the cache holds one."""
     positions = start_pos + Tensor.arange(tokens.shape[1], dtype=dtypes.int32, device=tokens.device)
     cos, sin = rope_angles(positions, self.head_dim, self.theta)
     x = self.embed_tokens(tokens)
