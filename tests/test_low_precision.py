@@ -230,3 +230,13 @@ def test_bf16_matmul_matches_torch(device):
   exact = (ta.double() @ tb.double()).float()
   assert (out.numpy() == exact.bfloat16().float().numpy()).mean() > 0.95
   # (products are not rounded to bfloat16 inside a fused sum either: sum(x * y) is this matmul, done the same way)
+
+
+def test_arange_in_bfloat16_and_fp8_counts_then_rounds(device):
+  """A fractional step in a storage float was counted in its bits (all zeros): now in float32, rounded once."""
+  torch = pytest.importorskip("torch")
+  for dt, torch_dt in ((dtypes.bfloat16, torch.bfloat16), (dtypes.fp8e4m3, torch.float8_e4m3fn)):
+    got = Tensor.arange(0, 3, 0.3, dtype=dt, device=device)
+    assert got.dtype == dt
+    want = torch.arange(0, 3, 0.3, dtype=torch.float32).to(torch_dt).float().numpy()
+    np.testing.assert_array_equal(got.numpy(), want)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import DType, dtypes, to_dtype, to_host
+from teeny.dtype import DType, dtypes, to_dtype, to_host, STORAGE_FLOATS
 from teeny.uop import UOp
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import buffer_view
@@ -58,8 +58,10 @@ class CreationOps:
     if step == 0: raise ValueError("arange step must not be zero")
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
     if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
-    # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds)
-    return cls(np.arange(start, stop, step, dtype=dt.np), device=device, dtype=dt, requires_grad=requires_grad)
+    # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds). bfloat16
+    # and fp8 are counted in float32 and rounded once (their numpy type is their bits)
+    values = np.arange(start, stop, step, dtype=np.float32 if dt in STORAGE_FLOATS else dt.np)
+    return cls(values, device=device, dtype=dt, requires_grad=requires_grad)
   @classmethod
   def eye(cls, n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """The n x m identity matrix (m defaults to n), like torch.eye; the default float unless dtype is given."""
