@@ -337,3 +337,15 @@ def test_cummax_cummin_give_values_and_indices_like_torch(device, name):
   getattr(t, name)(0)[0].sum().backward()
   getattr(torch, name)(tt, 0).values.sum().backward()
   np.testing.assert_array_equal(t.grad.numpy(), tt.grad.numpy())
+
+
+def test_interpolate_keeps_an_int_dtype(device):
+  """uint8 images stay uint8, like PyTorch's: nearest picks elements, bilinear rounds back (values checked by hand:
+  row 0 of a 3x4 ramp of 20s resized to 7 columns)."""
+  x = (np.arange(12, dtype=np.uint8).reshape(1, 1, 3, 4) * 20)
+  nearest = Tensor(x, device=device).interpolate((5, 7), mode="nearest")
+  assert nearest.dtype == dtypes.uint8
+  np.testing.assert_array_equal(nearest.numpy()[0, 0, 0], [0, 0, 20, 20, 40, 40, 60])
+  bilinear = Tensor(x, device=device).interpolate((5, 7), mode="bilinear")
+  assert bilinear.dtype == dtypes.uint8
+  np.testing.assert_array_equal(bilinear.numpy()[0, 0, 0], [0, 7, 19, 30, 41, 53, 60])

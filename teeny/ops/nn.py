@@ -207,7 +207,9 @@ class NNOps:
     """Resize the last len(size) axes (tinygrad's form: size (16, 16) of an NCHW image is bilinear), with PyTorch's
     sampling: mode "nearest", "nearest-exact", "linear" (also "bilinear", "trilinear": linear on each axis) or
     "bicubic" (Keys' cubic, a = -0.75), align_corners as in torch.nn.functional.interpolate, or scale_factor
-    instead of size. Each axis is one gather of its source rows and a weighted sum, so gradients flow."""
+    instead of size. Each axis is one gather of its source rows and a weighted sum, so gradients flow. An int
+    input keeps its dtype: nearest picks elements, the others round back (like PyTorch's uint8 images; its uint8
+    bicubic can differ by a few units)."""
     if mode not in _RESAMPLE: raise ValueError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
     if (size is None) == (scale_factor is None): raise ValueError("interpolate needs exactly one of size and scale_factor")
     if align_corners is not None and mode.startswith("nearest"): raise ValueError(f"align_corners is for the linear and cubic modes, not {mode!r}")
@@ -217,7 +219,8 @@ class NNOps:
       scales = _tuple_float(scale_factor, count)
       size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
     if len(size) > self.ndim: raise ValueError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
-    x = self if dtypes.is_float(self.dtype) else self._float()
+    # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back
+    x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
     for axis, m in zip(range(self.ndim - len(size), self.ndim), size):
       n = x.shape[axis]
       ratio = n / m if scale_factor is None else 1 / _tuple_float(scale_factor, len(size))[axis - self.ndim + len(size)]
@@ -232,6 +235,8 @@ class NNOps:
         term = tap * type(self)(w, device=self.device).reshape(shape).cast(x.dtype)
         out = term if out is None else out + term
       x = out
+    if x.dtype != self.dtype:  # (an int input: rounded and clamped back to its dtype, like PyTorch's uint8 images)
+      x = x.round().clip(dtypes.min(self.dtype), dtypes.max(self.dtype)).cast(self.dtype)
     return x
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
