@@ -1,24 +1,180 @@
-"""Ops over windows and scattered places, against PyTorch: pad's reflect/replicate/circular modes (values and
-gradients), unfold, max pooling's indices and max_unpool2d, 1-D and 3-D pooling, and scatter_reduce."""
+"""Ops over windows and scattered places: pad's reflect/replicate/circular modes (values and gradients), unfold, max
+pooling's indices and max_unpool2d, 1-D and 3-D pooling, scatter_reduce and interpolate.
+
+Each is checked against a small numpy reference written here (np.pad, sliding windows, loops over windows and
+scattered places, per-axis resampling matrices), which runs without torch (CI installs none), and also against
+PyTorch where it is installed."""
+import itertools, math
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 from teeny import Tensor, dtypes
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+try:
+  import torch
+  F = torch.nn.functional
+except ImportError:  # (CI: no PyTorch; the numpy references stand in)
+  torch = F = None
 rng = np.random.default_rng(11)
+NP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
+
+# ---- numpy references ----
+
+def reference_pad(x: np.ndarray, padding, mode: str) -> tuple[np.ndarray, np.ndarray]:
+  """(padded, source): F.pad's order (last axis first, (before, after) pairs) in np.pad's form, and for every output
+  element the flat index of the input element it copies (a gradient sums back along it)."""
+  widths = [(0, 0)] * (x.ndim - len(padding) // 2) + [tuple(padding[i:i + 2]) for i in range(len(padding) - 2, -1, -2)]
+  source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=NP_PAD_MODES[mode])
+  return x.reshape(-1)[source], source
+
+
+def reference_unfold(x: np.ndarray, dim: int, size: int, step: int) -> np.ndarray:
+  """Tensor.unfold: windows of size along dim, every step-th, the window as a new last axis."""
+  dim = dim % x.ndim  # (the windows' own axis comes last: -1 would name it)
+  windows = sliding_window_view(x, size, axis=dim)
+  return np.take(windows, np.arange(0, windows.shape[dim], step), axis=dim)
+
+
+def _pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode):
+  """The output size along each spatial axis (PyTorch's rule: with ceil_mode a last window must start inside the
+  input or its left padding)."""
+  sizes = []
+  for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation):
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (math.ceil(span / s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p: out -= 1
+    sizes.append(out)
+  return sizes
+
+
+def _as_tuple(value, count): return tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
+
+
+def reference_max_pool(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False):
+  """(values, indices) of max pooling over x's trailing axes by a loop over windows: the first max in the window's
+  row-major order, its index flat within the (unpadded) spatial axes of its channel."""
+  spatial = x.shape[2:]
+  kernel = _as_tuple(kernel, len(spatial))
+  stride, padding, dilation = (_as_tuple(v, len(spatial)) for v in (stride or kernel, padding, dilation))
+  out_sizes = _pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode)
+  values, indices = np.empty(x.shape[:2] + tuple(out_sizes), x.dtype), np.empty(x.shape[:2] + tuple(out_sizes), np.int64)
+  for place in itertools.product(*(range(n) for n in out_sizes)):
+    best_value, best_index = np.full(x.shape[:2], -np.inf, x.dtype), np.zeros(x.shape[:2], np.int64)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+      at = [o * s - p + i * d for o, s, p, i, d in zip(place, stride, padding, offset, dilation)]
+      if any(a < 0 or a >= n for a, n in zip(at, spatial)): continue  # (padding never wins)
+      value = x[(slice(None), slice(None)) + tuple(at)]
+      better = value > best_value  # (strictly: a tie keeps the first)
+      best_value, best_index = np.where(better, value, best_value), np.where(better, np.ravel_multi_index(at, spatial), best_index)
+    values[(slice(None), slice(None)) + place], indices[(slice(None), slice(None)) + place] = best_value, best_index
+  return values, indices
+
+
+def reference_avg_pool(x, kernel, stride=None, padding=0, count_include_pad=True):
+  """Average pooling over x's trailing axes by a loop over windows (no ceil_mode)."""
+  spatial = x.shape[2:]
+  kernel = _as_tuple(kernel, len(spatial))
+  stride, padding = _as_tuple(stride or kernel, len(spatial)), _as_tuple(padding, len(spatial))
+  out_sizes = _pool_geometry(spatial, kernel, stride, padding, (1,) * len(spatial), False)
+  out = np.empty(x.shape[:2] + tuple(out_sizes), np.float64)
+  for place in itertools.product(*(range(n) for n in out_sizes)):
+    starts = [o * s - p for o, s, p in zip(place, stride, padding)]
+    window = tuple(slice(max(a, 0), min(a + k, n)) for a, k, n in zip(starts, kernel, spatial))
+    total = x[(slice(None), slice(None)) + window].astype(np.float64).sum(tuple(range(2, x.ndim)))
+    count = math.prod(kernel) if count_include_pad else math.prod(w.stop - w.start for w in window)
+    out[(slice(None), slice(None)) + place] = total / count
+  return out.astype(x.dtype)
+
+
+def reference_max_unpool(values, indices, output_size):
+  """max_unpool: zeros, each value put at its flat index within its channel."""
+  out = np.zeros(values.shape[:2] + tuple(output_size), values.dtype)
+  flat = out.reshape(values.shape[0], values.shape[1], -1)
+  for n, c in itertools.product(range(values.shape[0]), range(values.shape[1])):
+    flat[n, c, indices[n, c].reshape(-1)] = values[n, c].reshape(-1)
+  return out
+
+
+def reference_scatter_reduce(x, index, src, reduce, include_self):
+  """scatter_reduce along axis 0 by a loop: the places each index reaches reduce their sources (with their own value
+  unless include_self is False); mean divides by the count (floor division for ints, as PyTorch)."""
+  gathered = {}
+  for i, j in itertools.product(range(index.shape[0]), range(index.shape[1])):
+    gathered.setdefault((index[i, j], j), [x[index[i, j], j]] if include_self else []).append(src[i, j])
+  out = x.copy()
+  combine = {"sum": sum, "prod": math.prod, "amax": max, "amin": min}
+  for place, items in gathered.items():
+    if reduce != "mean": out[place] = combine[reduce](items)
+    elif np.issubdtype(x.dtype, np.integer): out[place] = sum(int(v) for v in items) // len(items)
+    else: out[place] = np.float32(sum(float(v) for v in items) / len(items))
+  return out
+
+
+def _cubic(t: float) -> float:
+  """Keys' cubic convolution weight (a = -0.75, PyTorch's bicubic) at distance t."""
+  a, t = -0.75, abs(t)
+  if t <= 1: return ((a + 2) * t - (a + 3)) * t * t + 1
+  return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a if t < 2 else 0.0
+
+
+def resample_matrix(n: int, m: int, mode: str, align_corners: bool, scale: float | None = None) -> np.ndarray:
+  """The (m, n) matrix taking n samples along one axis to m (interpolate is separable: one such matrix per axis).
+  scale: input step per output step (n / m, or 1 / scale_factor when that was given)."""
+  matrix = np.zeros((m, n))
+  scale = n / m if scale is None else scale
+  for j in range(m):
+    if mode.startswith("nearest"):
+      matrix[j, min(math.floor((j + 0.5 if mode == "nearest-exact" else j) * scale), n - 1)] = 1
+      continue
+    if align_corners: at = j * (n - 1) / (m - 1) if m > 1 else 0.0
+    else: at = (j + 0.5) * scale - 0.5
+    if mode == "cubic":
+      base = math.floor(at)
+      for k in range(base - 1, base + 3): matrix[j, min(max(k, 0), n - 1)] += _cubic(at - k)
+      continue
+    at = max(at, 0.0)  # (linear clamps a coordinate left of the first sample; cubic does not)
+    low = min(math.floor(at), n - 1)
+    high, frac = min(low + 1, n - 1), at - low
+    matrix[j, low] += 1 - frac
+    matrix[j, high] += frac
+  return matrix
+
+
+def reference_interpolate(x, size, mode, align_corners=False, scales=None, transpose=False):
+  """interpolate over x's trailing axes by one resampling matrix per axis ("bilinear"/"trilinear" are "linear",
+  "bicubic" is "cubic"); transpose=True applies the transposes instead (the gradient, size being the input's)."""
+  axis_mode = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+  out = x.astype(np.float64)
+  for axis, m in enumerate(size):
+    axis_at = x.ndim - len(size) + axis
+    n = out.shape[axis_at]
+    matrix = resample_matrix(m, n, axis_mode, bool(align_corners), None if scales is None else scales[axis]).T \
+      if transpose else resample_matrix(n, m, axis_mode, bool(align_corners), None if scales is None else scales[axis])
+    out = np.moveaxis(np.tensordot(matrix, out, axes=([1], [axis_at])), 0, axis_at)
+  return out.astype(np.float32)
+
+
+# ---- the tests ----
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 @pytest.mark.parametrize("padding", [(1, 2, 2, 0), (3, 0, 0, 2), (0, 0, 1, 1)])
 def test_pad_modes_match_torch(device, mode, padding):
   x = rng.standard_normal((1, 2, 3, 4)).astype(np.float32)
-  t, tt = Tensor(x, device=device, requires_grad=True), torch.tensor(x, requires_grad=True)
-  out, want = t.pad(padding, mode=mode), F.pad(tt, padding, mode=mode)
-  np.testing.assert_array_equal(out.numpy(), want.detach().numpy())
+  t = Tensor(x, device=device, requires_grad=True)
+  out = t.pad(padding, mode=mode)
+  want, source = reference_pad(x, padding, mode)
+  np.testing.assert_array_equal(out.numpy(), want)
   (out * out).sum().backward()
-  (want * want).sum().backward()
-  np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-6)
+  # d/dx of sum(out ** 2): 2 * out, summed back onto the element each output copied
+  want_grad = np.bincount(source.reshape(-1), weights=2 * want.reshape(-1).astype(np.float64), minlength=x.size)
+  np.testing.assert_allclose(t.grad.numpy(), want_grad.reshape(x.shape), rtol=1e-6)
+  if torch is not None:
+    tt = torch.tensor(x, requires_grad=True)
+    torch_out = F.pad(tt, padding, mode=mode)
+    np.testing.assert_array_equal(out.numpy(), torch_out.detach().numpy())
+    (torch_out * torch_out).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-6)
 
 
 def test_pad_mode_errors(device):
@@ -32,7 +188,9 @@ def test_pad_mode_errors(device):
 @pytest.mark.parametrize("dim,size,step", [(1, 3, 2), (1, 7, 1), (0, 1, 1), (2, 2, 1), (-1, 3, 3), (1, 2, 5)])
 def test_unfold_matches_torch(device, dim, size, step):
   x = np.arange(42, dtype=np.float32).reshape(2, 7, 3)
-  np.testing.assert_array_equal(Tensor(x, device=device).unfold(dim, size, step).numpy(), torch.tensor(x).unfold(dim, size, step).numpy())
+  got = Tensor(x, device=device).unfold(dim, size, step).numpy()
+  np.testing.assert_array_equal(got, reference_unfold(x, dim, size, step))
+  if torch is not None: np.testing.assert_array_equal(got, torch.tensor(x).unfold(dim, size, step).numpy())
 
 
 def test_unfold_errors(device):
@@ -45,29 +203,46 @@ def test_unfold_errors(device):
 def test_max_pool_indices_and_unpool_match_torch(device, kw):
   x = rng.standard_normal((2, 3, 7, 8)).astype(np.float32)
   x[0, 0, :2, :2] = 1.0  # a tie: the first max's index
-  want_values, want_indices = F.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+  want_values, want_indices = reference_max_pool(x, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                                                 kw.get("dilation", 1), kw.get("ceil_mode", False))
   values, indices = Tensor(x, device=device).max_pool2d(return_indices=True, **kw)
-  np.testing.assert_array_equal(values.numpy(), want_values.numpy())
-  np.testing.assert_array_equal(indices.numpy(), want_indices.numpy())
+  np.testing.assert_array_equal(values.numpy(), want_values)
+  np.testing.assert_array_equal(indices.numpy(), want_indices)
   assert indices.dtype == dtypes.int32
+  if torch is not None:
+    torch_values, torch_indices = F.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+    np.testing.assert_array_equal(values.numpy(), torch_values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), torch_indices.numpy())
   if "dilation" in kw: return  # (torch's max_unpool2d takes no dilation)
   size = dict(kernel_size=kw["kernel_size"], stride=kw.get("stride"), padding=kw.get("padding", 0), output_size=x.shape[-2:])
-  np.testing.assert_array_equal(values.max_unpool2d(indices, **size).numpy(), F.max_unpool2d(want_values, want_indices, **size).numpy())
+  unpooled = values.max_unpool2d(indices, **size).numpy()
+  np.testing.assert_array_equal(unpooled, reference_max_unpool(want_values, want_indices, x.shape[-2:]))
+  if torch is not None:
+    np.testing.assert_array_equal(unpooled, F.max_unpool2d(torch_values, torch_indices, **size).numpy())
 
 
 def test_pooling_in_1d_and_3d_matches_torch(device):
   x1 = rng.standard_normal((2, 3, 9)).astype(np.float32)
   values, indices = Tensor(x1, device=device).max_pool1d(3, return_indices=True)
-  want_values, want_indices = F.max_pool1d(torch.tensor(x1), 3, return_indices=True)
-  np.testing.assert_array_equal(values.numpy(), want_values.numpy())
-  np.testing.assert_array_equal(indices.numpy(), want_indices.numpy())
-  np.testing.assert_allclose(Tensor(x1, device=device).avg_pool1d(2).numpy(), F.avg_pool1d(torch.tensor(x1), 2).numpy(), rtol=1e-6)
+  want_values, want_indices = reference_max_pool(x1, 3)
+  np.testing.assert_array_equal(values.numpy(), want_values)
+  np.testing.assert_array_equal(indices.numpy(), want_indices)
+  avg1 = Tensor(x1, device=device).avg_pool1d(2).numpy()
+  np.testing.assert_allclose(avg1, reference_avg_pool(x1, 2), rtol=1e-6)
   x3 = rng.standard_normal((1, 2, 5, 6, 4)).astype(np.float32)
   t3 = Tensor(x3, device=device)
+  np.testing.assert_array_equal(t3.max_pool3d(2).numpy(), reference_max_pool(x3, 2)[0])
+  np.testing.assert_array_equal(t3.max_pool2d((2, 2, 2)).numpy(), reference_max_pool(x3, 2)[0])  # (tinygrad's form)
+  avg3 = t3.avg_pool3d(3, stride=1, padding=1, count_include_pad=False).numpy()
+  # (the reference sums in float64: float32 sums of up to 27 values near 1 that cancel differ by ~1e-7 absolute)
+  np.testing.assert_allclose(avg3, reference_avg_pool(x3, 3, 1, 1, count_include_pad=False), rtol=1e-6, atol=1e-6)
+  if torch is None: return
+  torch_values, torch_indices = F.max_pool1d(torch.tensor(x1), 3, return_indices=True)
+  np.testing.assert_array_equal(values.numpy(), torch_values.numpy())
+  np.testing.assert_array_equal(indices.numpy(), torch_indices.numpy())
+  np.testing.assert_allclose(avg1, F.avg_pool1d(torch.tensor(x1), 2).numpy(), rtol=1e-6)
   np.testing.assert_array_equal(t3.max_pool3d(2).numpy(), F.max_pool3d(torch.tensor(x3), 2).numpy())
-  np.testing.assert_array_equal(t3.max_pool2d((2, 2, 2)).numpy(), F.max_pool3d(torch.tensor(x3), 2).numpy())  # (tinygrad's form)
-  np.testing.assert_allclose(t3.avg_pool3d(3, stride=1, padding=1, count_include_pad=False).numpy(),
-                             F.avg_pool3d(torch.tensor(x3), 3, stride=1, padding=1, count_include_pad=False).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(avg3, F.avg_pool3d(torch.tensor(x3), 3, stride=1, padding=1, count_include_pad=False).numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
@@ -77,10 +252,12 @@ def test_scatter_reduce_matches_torch(device, reduce, include_self, dtype):
   x = rng.integers(-5, 5, (4, 3)).astype(dtype)
   src = rng.integers(-5, 5, (5, 3)).astype(dtype)
   index = rng.integers(0, 4, (5, 2))
-  want = torch.tensor(x).scatter_reduce(0, torch.tensor(index), torch.tensor(src), reduce, include_self=include_self)
   got = Tensor(x, device=device).scatter_reduce(0, Tensor(index.astype(np.int32), device=device), Tensor(src, device=device), reduce,
                                                include_self=include_self)
-  np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+  np.testing.assert_allclose(got.numpy(), reference_scatter_reduce(x, index, src, reduce, include_self), rtol=1e-6)
+  if torch is not None:
+    want = torch.tensor(x).scatter_reduce(0, torch.tensor(index), torch.tensor(src), reduce, include_self=include_self)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
   with pytest.raises(ValueError, match="reduce must be"): Tensor(x, device=device).scatter_reduce(0, Tensor(index, device=device), Tensor(src, device=device), "max")
 
 
@@ -89,26 +266,37 @@ def test_scatter_reduce_matches_torch(device, reduce, include_self, dtype):
 def test_interpolate_matches_torch(device, mode, size):
   x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
   for align_corners in ([None] if mode.startswith("nearest") else [False, True]):
-    want = F.interpolate(torch.tensor(x), size=size, mode=mode, align_corners=align_corners).numpy()
-    got = Tensor(x, device=device).interpolate(size, mode=mode, align_corners=align_corners)
-    np.testing.assert_allclose(got.numpy(), want, atol=2e-6, rtol=1e-5)
+    got = Tensor(x, device=device).interpolate(size, mode=mode, align_corners=align_corners).numpy()
+    np.testing.assert_allclose(got, reference_interpolate(x, size, mode, align_corners), atol=2e-6, rtol=1e-5)
+    if torch is not None:
+      want = F.interpolate(torch.tensor(x), size=size, mode=mode, align_corners=align_corners).numpy()
+      np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
 
 
 def test_interpolate_scale_factor_1d_3d_and_gradient(device):
   x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
   for factor in (2, 0.5, 1.7):
-    want = F.interpolate(torch.tensor(x), scale_factor=factor, mode="bilinear", align_corners=False).numpy()
-    np.testing.assert_allclose(Tensor(x, device=device).interpolate(scale_factor=factor, mode="bilinear").numpy(), want, atol=2e-6)
+    got = Tensor(x, device=device).interpolate(scale_factor=factor, mode="bilinear").numpy()
+    size = (math.floor(5 * factor), math.floor(7 * factor))  # (a given factor also sets the step: 1 / factor)
+    np.testing.assert_allclose(got, reference_interpolate(x, size, "bilinear", scales=(1 / factor,) * 2), atol=2e-6)
+    if torch is not None:
+      np.testing.assert_allclose(got, F.interpolate(torch.tensor(x), scale_factor=factor, mode="bilinear", align_corners=False).numpy(), atol=2e-6)
   x1 = rng.standard_normal((2, 3, 6)).astype(np.float32)
-  np.testing.assert_allclose(Tensor(x1, device=device).interpolate((11,), mode="linear").numpy(),
-                             F.interpolate(torch.tensor(x1), size=11, mode="linear").numpy(), atol=2e-6)
+  linear = Tensor(x1, device=device).interpolate((11,), mode="linear").numpy()
+  np.testing.assert_allclose(linear, reference_interpolate(x1, (11,), "linear"), atol=2e-6)
   x3 = rng.standard_normal((1, 2, 3, 4, 5)).astype(np.float32)
-  np.testing.assert_allclose(Tensor(x3, device=device).interpolate((5, 6, 4), mode="trilinear", align_corners=True).numpy(),
-                             F.interpolate(torch.tensor(x3), size=(5, 6, 4), mode="trilinear", align_corners=True).numpy(), atol=2e-6)
-  t, tt = Tensor(x, device=device, requires_grad=True), torch.tensor(x, requires_grad=True)
+  trilinear = Tensor(x3, device=device).interpolate((5, 6, 4), mode="trilinear", align_corners=True).numpy()
+  np.testing.assert_allclose(trilinear, reference_interpolate(x3, (5, 6, 4), "trilinear", True), atol=2e-6)
+  t = Tensor(x, device=device, requires_grad=True)
   weights = rng.standard_normal((2, 3, 8, 9)).astype(np.float32)
   (t.interpolate((8, 9), mode="bicubic") * Tensor(weights, device=device)).sum().backward()
-  (F.interpolate(tt, size=(8, 9), mode="bicubic", align_corners=False) * torch.tensor(weights)).sum().backward()
-  np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), atol=1e-5)
+  # a linear map's gradient: the weights through the transposed resampling matrices
+  np.testing.assert_allclose(t.grad.numpy(), reference_interpolate(weights, (5, 7), "bicubic", transpose=True), atol=1e-5)
+  if torch is not None:
+    np.testing.assert_allclose(linear, F.interpolate(torch.tensor(x1), size=11, mode="linear").numpy(), atol=2e-6)
+    np.testing.assert_allclose(trilinear, F.interpolate(torch.tensor(x3), size=(5, 6, 4), mode="trilinear", align_corners=True).numpy(), atol=2e-6)
+    tt = torch.tensor(x, requires_grad=True)
+    (F.interpolate(tt, size=(8, 9), mode="bicubic", align_corners=False) * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), atol=1e-5)
   with pytest.raises(ValueError, match="mode must be"): Tensor(x, device=device).interpolate((3, 3), mode="area")
   with pytest.raises(ValueError, match="exactly one"): Tensor(x, device=device).interpolate()
