@@ -6,10 +6,12 @@ promotion, and the host conversions, on every device.
 Without torch (CI installs none) the oracle is teeny.dtype's host conversion (float_to_bits / bits_to_float, numpy
 only), itself checked here against tables frozen from PyTorch: so every test but the PyTorch-only ones runs."""
 import hashlib
+
 import numpy as np
 import pytest
+
 from teeny import Tensor, dtypes
-from teeny.dtype import DTYPES_DICT, float_to_bits, bits_to_float
+from teeny.dtype import DTYPES_DICT, bits_to_float, float_to_bits
 
 try:
   import torch

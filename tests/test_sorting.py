@@ -4,8 +4,11 @@ topk over rows longer than its blocks, and the lazy size= forms.
 
 The reference is PyTorch where it is installed, and otherwise a small pure-Python one (reference_sort: the order
 torch.sort(stable=True) gives) with numpy's boolean indexing: every test runs without torch (CI installs none)."""
+import math
+
 import numpy as np
 import pytest
+
 from teeny import Tensor, dtypes
 
 try:
@@ -27,7 +30,7 @@ def _ties_and_nans(shape, dtype=np.float32):
 def _sort_key(value, descending: bool):
   """A key sorting NaN as the largest value; Python numbers, so negating a uint8 or a bool cannot wrap."""
   number = float(value)
-  if number != number: return (1, 0.0) if not descending else (0, 0.0)
+  if math.isnan(number): return (1, 0.0) if not descending else (0, 0.0)
   return (0, number) if not descending else (1, -number)
 
 

@@ -4,10 +4,13 @@ pooling's indices and max_unpool2d, 1-D and 3-D pooling, scatter_reduce and inte
 Each is checked against a small numpy reference written here (np.pad, sliding windows, loops over windows and
 scattered places, per-axis resampling matrices), which runs without torch (CI installs none), and also against
 PyTorch where it is installed."""
-import itertools, math
+import itertools
+import math
+
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
+
 from teeny import Tensor, dtypes
 
 try:
