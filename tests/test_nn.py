@@ -652,3 +652,12 @@ def test_batchnorm_takes_tinygrads_sz():
   with pytest.raises(TypeError, match="once"): BatchNorm(3, sz=3)
   with pytest.raises(TypeError, match="once"): BatchNorm()
   with pytest.raises(TypeError, match="positive int"): BatchNorm(sz=0)
+
+
+def test_sequential_applies_layers_in_order(device):
+  """tinygrad's x.sequential(layers): each callable in turn, methods and layers alike."""
+  layer = Linear(3, 2)
+  x = Tensor([[1.0, -2.0, 3.0]], device=device)
+  layer.weight, layer.bias = layer.weight.to(device), layer.bias.to(device)
+  np.testing.assert_allclose(x.sequential([Tensor.relu, layer, Tensor.neg]).numpy(), (-layer(x.relu())).numpy(), rtol=1e-6)
+  assert x.sequential([]) is x

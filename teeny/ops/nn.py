@@ -57,6 +57,11 @@ _RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac: _nearest(
 
 class NNOps:
   """Tensor's neural network functions and losses."""
+  def sequential(self, layers) -> Self:
+    """self through each callable of layers in turn (tinygrad's x.sequential([conv, Tensor.relu, ...]))."""
+    x = self
+    for layer in layers: x = layer(x)
+    return x
   def linear(self, weight: Self, bias: Self | None = None) -> Self:
     """self @ weight + bias, with weight shaped (in, out) as in tinygrad (a 1-d weight scales elementwise)."""
     x = self * weight if weight.ndim == 1 else self.matmul(weight)
