@@ -213,8 +213,8 @@ class NNOps:
     sampling: mode "nearest", "nearest-exact", "linear" (also "bilinear", "trilinear": linear on each axis) or
     "bicubic" (Keys' cubic, a = -0.75), align_corners as in torch.nn.functional.interpolate, or scale_factor
     instead of size. Each axis is one gather of its source rows and a weighted sum, so gradients flow. An int
-    input keeps its dtype: nearest picks elements, the others round back (like PyTorch's uint8 images; its uint8
-    bicubic can differ by a few units)."""
+    input keeps its dtype: nearest picks elements, the others compute in float32 and round back (PyTorch computes
+    uint8 linear and bicubic in fixed point: its results can differ from these by 1 or 2)."""
     if mode not in _RESAMPLE: raise ValueError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
     if (size is None) == (scale_factor is None): raise ValueError("interpolate needs exactly one of size and scale_factor")
     if align_corners is not None and mode.startswith("nearest"): raise ValueError(f"align_corners is for the linear and cubic modes, not {mode!r}")
