@@ -544,7 +544,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: C's exact fmod, moved to b's sign."""
     a, b = self._binop_operands(other, reverse)
     if a.dtype == dtypes.bool: raise TypeError("modulo of bool tensors is not supported")
-    r = a._alu(Ops.MOD, b) if dtypes.is_float(a.dtype) else a._int_mod(b)
+    r = a._c_mod(b)
     if dtypes.is_unsigned(a.dtype): return r
     return ((r != 0) & ((r < 0) != (b < 0))).where(r + b, r).cast(r.dtype)
   def neg(self) -> Tensor:

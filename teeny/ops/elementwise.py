@@ -229,7 +229,11 @@ class ElementwiseOps:
     with no rounding; fmod(x, 0) is NaN). Integers truncate, and x fmod 0 is 0 (like numpy)."""
     a, b = self._binop_operands(other)
     if a.dtype == dtypes.bool: raise TypeError("fmod of bool tensors is not supported")
-    return a._alu(Ops.MOD, b) if dtypes.is_float(a.dtype) else a._int_mod(b)
+    return a._c_mod(b)
+  def _c_mod(self, b: Self) -> Self:
+    """C's remainder of operands of one dtype and shape (the dividend's sign): fmod for floats, the truncating
+    integer remainder (that never traps) for ints. fmod and % (which moves it to the divisor's sign) build on it."""
+    return self._alu(Ops.MOD, b) if dtypes.is_float(self.dtype) else self._int_mod(b)
   def _float_floordiv(self, b: Self) -> Self:
     """self // b for floats of one dtype and shape, exact like Python's float // and torch.floor_divide: the
     quotient (self - fmod(self, b)) / b of the exact remainder, an integer up to rounding, moved down where the

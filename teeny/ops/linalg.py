@@ -65,8 +65,8 @@ class LinalgOps:
   def svd(self, full_matrices: bool = True) -> tuple[Self, Self, Self]:
     """U, S, Vh with self = U @ diag(S) @ Vh, S descending, like torch.linalg.svd: full_matrices gives U (m, m) and
     Vh (n, n), else U (m, k) and Vh (k, n), k = min(m, n). A QR first, then Jacobi rotations of R's columns until
-    they are orthogonal (reading their largest cosine from the device once per sweep). Where a singular value is
-    0 its U column is 0, not an arbitrary unit vector (U @ diag(S) @ Vh is self either way)."""
+    they are orthogonal (reading their largest cosine from the device after each round of rotations). Where a
+    singular value is 0 its U column is 0, not an arbitrary unit vector (U @ diag(S) @ Vh is self either way)."""
     self._check_matrix("svd")
     m, n = self.shape[-2:]
     if m < n:

@@ -218,6 +218,7 @@ class NNOps:
     if mode not in _RESAMPLE: raise ValueError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
     if (size is None) == (scale_factor is None): raise ValueError("interpolate needs exactly one of size and scale_factor")
     if align_corners is not None and mode.startswith("nearest"): raise ValueError(f"align_corners is for the linear and cubic modes, not {mode!r}")
+    scales = None  # (given a scale_factor, the sampling steps are 1 / scale, as in PyTorch, not in / out)
     if size is not None: size = (size,) if isinstance(size, int) else tuple(size)
     else:
       count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
@@ -226,9 +227,9 @@ class NNOps:
     if len(size) > self.ndim: raise ValueError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
     # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back
     x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
-    for axis, m in zip(range(self.ndim - len(size), self.ndim), size):
+    for k, (axis, m) in enumerate(zip(range(self.ndim - len(size), self.ndim), size)):
       n = x.shape[axis]
-      ratio = n / m if scale_factor is None else 1 / _tuple_float(scale_factor, len(size))[axis - self.ndim + len(size)]
+      ratio = n / m if scales is None else 1 / scales[k]
       rows, weights = _RESAMPLE[mode](n, m, np.float32(ratio), bool(align_corners))
       taps = [x[(slice(None),) * axis + (type(self)(r, device=self.device),)] for r in rows]
       if weights is None:
