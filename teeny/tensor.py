@@ -22,6 +22,7 @@ from teeny.ops.args import Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
 from teeny.ops.mixins import TensorOps
+from teeny.ops.writes import _view_node
 from teeny import program_order
 
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
@@ -147,7 +148,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     base = self._base
     if base is None or self._seen == base._version: return self._uop
     node = base._uop
-    for op, arg in self._view_ops: node = UOp(op, node.dtype, (node,), arg)
+    for op, arg in self._view_ops: node = _view_node(op, arg, node)
     self._uop, self._seen = node, base._version
     return node
   @uop.setter
@@ -160,7 +161,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def _view(self, op: Ops, arg) -> Tensor:
     """A view of this tensor's storage through one more movement op (see the class docstring)."""
     out = Tensor.__new__(Tensor)
-    out._uop, out.device, out.grad = UOp(op, self.dtype, (self.uop,), arg), self.device, None
+    out._uop, out.device, out.grad = _view_node(op, arg, self.uop), self.device, None
     out._requires_grad = self._requires_grad if _grad_mode.enabled else None
     base = self._base
     if base is None: out._base, out._view_ops = self, ((op, arg),)
@@ -357,7 +358,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if dtype.itemsize != self.dtype.itemsize:
       raise ValueError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
     check_dtype(self.device, dtype)
-    return self._new(UOp(Ops.BITCAST, dtype, (self.uop,)))
+    return self if dtype == self.dtype else self._view(Ops.BITCAST, dtype)  # a view: writes reach self, as torch's
   def float(self) -> Tensor:
     """Cast to float32, like torch's .float()."""
     return self.cast(dtypes.float32)
@@ -390,8 +391,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if math.prod(shape) != self.numel(): raise ValueError(f"cannot reshape tensor of shape {self.shape} into {shape}")
     return self if shape == self.shape else self._view(Ops.RESHAPE, shape)
   def view(self, *shape) -> Tensor:
-    """reshape, by torch's name .view(shape); torch's .view(dtype) is bitcast here."""
-    return self.reshape(*shape)
+    """reshape, by torch's name .view(shape); .view(dtype) is bitcast, as in torch."""
+    return self.bitcast(shape[0]) if len(shape) == 1 and isinstance(shape[0], (DType, str)) else self.reshape(*shape)
   def permute(self, *order) -> Tensor:
     """A view with the axes in the given order (ints or one tuple; negative ones count from the end), like torch's."""
     order = _shape_arg(order)

@@ -235,6 +235,28 @@ def test_prune_keeps_a_returned_input_independent_result(device):
     np.testing.assert_allclose(out.numpy(), x * 3, rtol=1e-6)
 
 
+def test_captured_lists_the_launches_and_frees_its_scratch(device):
+  """jit.captured (tinygrad's name) is None until the capture, then lists what a replay launches (jit_cache, and
+  linear.src as tinygrad's newer spelling); free_intermediates() gives the scratch buffers' memory back and the
+  next replay plans them again, with the same results."""
+  ext = Tensor(np.float32([1, 24, 23, 45, 1]), device=device).realize()
+  @TinyJit
+  def f(x):
+    t1 = (x * 2).contiguous().realize()
+    t2 = (t1 + ext).contiguous().realize()
+    return t2.sum().realize()
+  assert f.captured is None
+  for i in range(4): assert f(Tensor(np.float32([i, 1, 2, 3, 4]), device=device)).item() == 114 + 2 * i
+  assert len(f.captured.jit_cache) == len(f.captured.linear.src) == 3
+  assert all(launch.ast.op.name == "SINK" for launch in f.captured.jit_cache)
+  for _ in range(2):
+    before = GlobalCounters.mem_used
+    f.captured.free_intermediates()
+    f.captured.free_intermediates()  # (a second time frees nothing more, and breaks nothing)
+    assert before - GlobalCounters.mem_used >= 2 * 5 * 4  # t1 and t2
+    assert f(Tensor(np.float32([11, 1, 2, 3, 4]), device=device)).item() == 136
+
+
 def test_random_numbers_advance_on_every_replay_like_unjitted(device):
   def noisy(x): return x + Tensor.rand(*x.shape, device=device) + Tensor.randn(2, device=device).sum()
   x = Tensor(np.zeros(5, np.float32), device=device)

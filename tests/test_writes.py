@@ -159,6 +159,32 @@ def test_detach_shares_storage(device):
   same(x, [5., 1., 7.])
 
 
+def test_bitcast_is_a_view_writes_reach_the_base(device):
+  """x.bitcast(int32) (torch's x.view(torch.int32)) shares x's storage: a write into it changes x's bits, a write
+  into x shows in it, also through movement ops on either side of the bitcast and on a lazy base (a write to it was
+  lost: it replaced the bitcast's own graph)."""
+  x = Tensor(arange(2, 3), device=device).realize()
+  bits = x.bitcast(dtypes.int32)
+  bits[0] = Tensor(np.float32([7., 8., 9.]).view(np.int32), device=device)
+  ref = arange(2, 3); ref[0] = [7., 8., 9.]
+  same(x, ref)
+  same(bits, ref.view(np.int32))
+  column = x.T.view(dtypes.uint32)[1]  # torch's spelling, behind a transpose
+  column.assign(Tensor(np.float32([-1., -2.]).view(np.uint32), device=device))
+  ref[:, 1] = [-1., -2.]
+  same(x, ref)
+  x.assign(Tensor(arange(2, 3) + 100, device=device))
+  same(bits, (arange(2, 3) + 100).view(np.int32))
+  bits += 1  # the next float up, in every element
+  same(x, np.nextafter(arange(2, 3) + 100, np.inf))
+  lazy = Tensor.ones(3, device=device) * 2
+  lazy.bitcast(dtypes.int32)[0] = int(np.float32(0.5).view(np.int32))
+  same(lazy, [0.5, 2., 2.])
+  if torch:
+    tx = torch.ones(3) * 2; tx.view(torch.int32)[0] = int(np.float32(0.5).view(np.int32))
+    same(lazy, [0.5, 2., 2.], tx)
+
+
 def test_results_that_torch_copies_dont_follow_writes(device):
   """flip, pad, repeat and clone make new tensors (as in PyTorch): a write to the source doesn't reach them and a
   write to them doesn't reach the source."""

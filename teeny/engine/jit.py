@@ -58,7 +58,7 @@ other threads run meanwhile are theirs, and tensors another thread made are neve
 jitted function must not wait for another thread that calls the same jit: that thread waits for the lock.)
 """
 from __future__ import annotations
-import copy, functools, threading, weakref
+import copy, functools, threading, types, weakref
 import numpy as np
 from teeny import memory
 from teeny.engine import realize
@@ -110,6 +110,13 @@ class TinyJit:
       self.calls = 0
       self._signature = None
       self._capture: _Capture | None = None
+
+  @property
+  def captured(self) -> _Capture | None:
+    """The capture (tinygrad's name): None until the second call made one. Its `jit_cache` lists what each replay
+    launches, one entry per kernel or copy (`linear.src` is the same, as tinygrad's newer name), and
+    `free_intermediates()` gives the scratch buffers' memory back until the next replay."""
+    return self._capture
 
   def __get__(self, obj, objtype=None):
     # a jitted method: the instance is a non-Tensor argument, so one TinyJit serves one instance
@@ -313,8 +320,9 @@ class _Launch:
   """One captured kernel (runner) or copy (runner None) and the slots of its buffers. For a kernel, `args`
   holds the handles of the buffers that stay the same (never changed: each replay fills a copy of it) and
   `patches` the (argument, slot) pairs a replay fills."""
-  def __init__(self, runner, slots: list[int], kept: dict[int, Buffer]):
-    self.runner, self.slots = runner, slots
+  def __init__(self, runner, slots: list[int], kept: dict[int, Buffer], ast: UOp):
+    self.runner, self.slots, self.ast = runner, slots, ast
+    self.src = (ast,)  # (tinygrad's tests read a launch's AST as call.src[0])
     self.args = tuple(kept[s].handle if s in kept else None for s in slots)
     self.patches = [(i, s) for i, s in enumerate(slots) if s not in kept]
 
@@ -374,10 +382,12 @@ class _Capture:
     self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs, input_tensors))
     slot_of.clear()  # (it holds the buffers too)
     scratch = self._keep_or_plan(buf_of, made)
+    self._scratch = scratch  # (slot -> spec: free_intermediates gives their memory back, the next replay plans again)
     # the key buffers of random draws, with their draw number relative to the call's first draw
     self.rng_keys = [(b, rng_key_buffers[b] - rng_before) for b in self.kept.values() if b in rng_key_buffers]
     self.rng_draws = rng_after - rng_before
-    self.launches = [_Launch(runner, slots, self.kept) for _, runner, slots in self.launches_info]
+    self.launches = [_Launch(runner, slots, self.kept, ast) for ast, runner, slots in self.launches_info]
+    self._freed = False
     self._count_replay_work()
     # the buffers outside the capture's own that kernels overwrite (parameters, arguments): results remembered from
     # them are stale after a replay, as assign() makes them when run eagerly (see replay)
@@ -433,7 +443,28 @@ class _Capture:
     bases = [Buffer(d, nbytes, dtypes.uint8) for d, nbytes in blocks]
     return {s: Buffer(d, size, dt, bases[block_of[s]]) for s, (d, size, dt) in scratch.items()}
 
+  @property
+  def jit_cache(self) -> list[_Launch]:
+    """What a replay launches, in order: one entry per kernel or copy (`.ast`: the kernel's AST, or a COPY node)."""
+    return self.launches
+  @property
+  def linear(self):
+    """jit_cache as tinygrad's newer captured program spells it: `.src` holds the launches."""
+    return types.SimpleNamespace(src=tuple(self.launches))
+
+  def free_intermediates(self):
+    """Give back the scratch buffers' memory (what the function made and nothing outside holds): for a jit kept
+    around but not called for a while. The next replay makes and plans them again."""
+    for s in self._scratch: self.kept.pop(s, None)
+    self._freed = True
+
+  def _replan(self):
+    self.kept.update(self._plan(self._scratch))
+    self.launches = [_Launch(runner, slots, self.kept, ast) for ast, runner, slots in self.launches_info]
+    self._freed = False
+
   def replay(self, input_bufs: list[Buffer], input_tensors: list[Tensor]):
+    if self._freed: self._replan()
     bufs = {s: input_bufs[i] for s, i in self.inputs.items()}
     for s, spec in self.fresh.items(): bufs[s] = Buffer(*spec)
     if self.written:

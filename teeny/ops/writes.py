@@ -39,11 +39,14 @@ class WriteOps:
     forget_realized()
     storage = base._storage()
     old = base._uop
-    if depth: placed, covered = _placed_in_base(self.uop, depth, value.uop)
+    # a bitcast view (x.bitcast(int32), torch's x.view(torch.int32)) holds the base's bits read as another dtype
+    # of the same size: the value's bits are what the base stores, and bitcasts commute with the movement ops
+    bits = value.uop if value.dtype == base.dtype else UOp(Ops.BITCAST, base.dtype, (value.uop,))
+    if depth: placed, covered = _placed_in_base(self.uop, depth, bits)
     if storage is not None:
       # in place: the kernel stores value through the view's movement ops into the base's buffer
-      moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH)
-      base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, value.uop), (next(unique_ids), moves))
+      moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
+      base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else value.uop, old)
       if base._assigned_graph is not None: grad_realized[id(base)] = base
     elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
@@ -189,6 +192,13 @@ class WriteOps:
     return self.assign(type(self).normal(*self.shape, mean=mean, std=std, dtype=self.dtype, device=self.device))
 
 
+def _view_node(op: Ops, arg, node: UOp) -> UOp:
+  """The node of a view one step on from `node`: a movement op, DETACH, or BITCAST (whose arg in a tensor's
+  _view_ops is the dtype it reads the bits as)."""
+  if op is Ops.BITCAST: return UOp(Ops.BITCAST, arg, (node,))
+  return UOp(op, node.dtype, (node,), arg)
+
+
 def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
   """Undo the top `depth` movement ops of `view`: value (shaped like view) put back where those elements are in
   the base, and a bool mask of the elements it covers (the rest read 0 / False)."""
@@ -203,7 +213,7 @@ def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
 def _undo_move(move: UOp, x: UOp) -> UOp:
   """x, shaped like the result of the movement op `move`, taken back to the shape of move's source."""
   op, arg, before = move.op, move.arg, move.src[0].shape
-  if op is Ops.DETACH: return x
+  if op is Ops.DETACH or op is Ops.BITCAST: return x  # (the value was bitcast back to the base's dtype first)
   if op is Ops.RESHAPE: return UOp(Ops.RESHAPE, x.dtype, (x,), before)
   if op is Ops.PERMUTE: return UOp(Ops.PERMUTE, x.dtype, (x,), tuple(sorted(range(len(arg)), key=arg.__getitem__)))
   if op is Ops.SHRINK: return UOp(Ops.PAD, x.dtype, (x,), tuple((b, s - e) for (b, e), s in zip(arg, before)))
