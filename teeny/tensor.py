@@ -18,7 +18,7 @@ from teeny.schedule import is_buffer_view
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
-from teeny.ops.args import Scalar, _canon_axis, _broadcast_shape, _shape_arg
+from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
 from teeny.ops.mixins import TensorOps
@@ -268,7 +268,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       if self.numel() != 1:
         raise RuntimeError(f"backward() of a tensor of shape {self.shape} needs an explicit gradient of that shape")
       return Tensor.ones(self.shape, dtype=self.dtype, device=self.device)
-    if gradient.shape != self.shape: raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
+    if gradient.shape != self.shape: raise ArgumentError(f"gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
     return gradient.cast(self.dtype)
 
   @staticmethod
@@ -299,7 +299,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return read_tensor(self).reshape(self.shape)
   def item(self) -> Scalar:
     """The value of a one-element tensor as a Python scalar, like torch's .item(); other sizes raise ValueError."""
-    if self.numel() != 1: raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+    if self.numel() != 1: raise ArgumentError(f"item() needs a tensor with one element, this one has shape {self.shape}")
     return self.numpy().reshape(()).item()
   def tolist(self):
     """The values as nested Python lists (a scalar for a 0-d tensor), like torch's .tolist()."""
@@ -356,7 +356,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """The same bits read as dtype, which must have the same item size (torch's .view(dtype), tinygrad's bitcast)."""
     dtype = to_dtype(dtype)
     if dtype.itemsize != self.dtype.itemsize:
-      raise ValueError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
+      raise ArgumentError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
     check_dtype(self.device, dtype)
     return self if dtype == self.dtype else self._view(Ops.BITCAST, dtype)  # a view: writes reach self, as torch's
   def float(self) -> Tensor:
@@ -382,13 +382,13 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def reshape(self, *shape) -> Tensor:
     """A view in a new shape (sizes or one tuple; one -1 is inferred), like torch's reshape but never a copy."""
     shape = _shape_arg(shape)
-    if sum(1 for s in shape if s == -1) > 1: raise ValueError(f"reshape to {shape}: only one dimension can be -1")
-    if any(not isinstance(s, int) or s < -1 for s in shape): raise ValueError(f"reshape to {shape}: sizes must be ints >= -1")
+    if sum(1 for s in shape if s == -1) > 1: raise ArgumentError(f"reshape to {shape}: only one dimension can be -1")
+    if any(not isinstance(s, int) or s < -1 for s in shape): raise ArgumentError(f"reshape to {shape}: sizes must be ints >= -1")
     if -1 in shape:
       known = math.prod(s for s in shape if s != -1)
-      if known == 0 or self.numel() % known: raise ValueError(f"cannot reshape tensor of shape {self.shape} into {shape}")
+      if known == 0 or self.numel() % known: raise ArgumentError(f"cannot reshape tensor of shape {self.shape} into {shape}")
       shape = tuple(self.numel() // known if s == -1 else s for s in shape)
-    if math.prod(shape) != self.numel(): raise ValueError(f"cannot reshape tensor of shape {self.shape} into {shape}")
+    if math.prod(shape) != self.numel(): raise ArgumentError(f"cannot reshape tensor of shape {self.shape} into {shape}")
     return self if shape == self.shape else self._view(Ops.RESHAPE, shape)
   def view(self, *shape) -> Tensor:
     """reshape, by torch's name .view(shape); .view(dtype) is bitcast, as in torch."""
@@ -397,7 +397,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """A view with the axes in the given order (ints or one tuple; negative ones count from the end), like torch's."""
     order = _shape_arg(order)
     if len(order) != self.ndim or sorted(_canon_axis(o, self.ndim) for o in order) != list(range(self.ndim)):
-      raise ValueError(f"permute order {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+      raise ArgumentError(f"permute order {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
     order = tuple(_canon_axis(o, self.ndim) for o in order)
     return self if order == tuple(range(self.ndim)) else self._view(Ops.PERMUTE, order)
   def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
@@ -413,23 +413,23 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def expand(self, *shape) -> Tensor:
     """A view with size-1 axes broadcast to shape (-1 keeps a size; new axes go in front), like torch's expand."""
     shape = _shape_arg(shape)
-    if len(shape) < self.ndim: raise ValueError(f"expand to {shape}: fewer dimensions than the tensor's shape {self.shape}")
+    if len(shape) < self.ndim: raise ArgumentError(f"expand to {shape}: fewer dimensions than the tensor's shape {self.shape}")
     src = (1,) * (len(shape) - self.ndim) + self.shape
     shape = tuple(s if n == -1 else n for s, n in zip(src, shape))
     for s, n in zip(src, shape):
-      if (s != n and s != 1) or n < 0: raise ValueError(f"can't expand shape {self.shape} to {shape}")
+      if (s != n and s != 1) or n < 0: raise ArgumentError(f"can't expand shape {self.shape} to {shape}")
     x = self.reshape(src) if src != self.shape else self
     return x if shape == x.shape else x._view(Ops.EXPAND, shape)
   def pad(self, padding, mode: str = "constant", value: Scalar = 0.0) -> Tensor:
     """padding: ((before, after), ...) per axis (None for none), or PyTorch's flat (last_before, last_after, ...).
     mode: "constant" (value), or "reflect", "replicate", "circular" like torch.nn.functional.pad (ops/join.py)."""
     if padding and all(isinstance(p, int) for p in padding):
-      if len(padding) % 2 or len(padding) // 2 > self.ndim: raise ValueError(f"flat padding {padding} doesn't fit shape {self.shape}")
+      if len(padding) % 2 or len(padding) // 2 > self.ndim: raise ArgumentError(f"flat padding {padding} doesn't fit shape {self.shape}")
       pairs = [(0, 0)] * self.ndim
       for i in range(len(padding) // 2): pairs[self.ndim - 1 - i] = (padding[2 * i], padding[2 * i + 1])
       padding = pairs
     padding = tuple((0, 0) if p is None else tuple(p) for p in padding)
-    if len(padding) != self.ndim: raise ValueError(f"padding {padding} needs one pair per axis of shape {self.shape}")
+    if len(padding) != self.ndim: raise ArgumentError(f"padding {padding} needs one pair per axis of shape {self.shape}")
     if mode != "constant": return self._pad_from_edges(padding, mode)
     if any(b < 0 or a < 0 for b, a in padding):  # negative padding crops, like PyTorch
       crop = tuple((max(-b, 0), s - max(-a, 0)) for (b, a), s in zip(padding, self.shape))
@@ -442,17 +442,17 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def shrink(self, arg) -> Tensor:
     """A view of the window arg: a (start, end) per axis, None for all of it (tinygrad's shrink; slicing is [])."""
     arg = tuple((0, s) if a is None else tuple(a) for a, s in zip(arg, self.shape))
-    if len(arg) != self.ndim: raise ValueError(f"shrink {arg} needs one (start, end) per axis of shape {self.shape}")
+    if len(arg) != self.ndim: raise ArgumentError(f"shrink {arg} needs one (start, end) per axis of shape {self.shape}")
     for (b, e), s in zip(arg, self.shape):
-      if not 0 <= b <= e <= s: raise ValueError(f"shrink {arg} is out of bounds for shape {self.shape}")
+      if not 0 <= b <= e <= s: raise ArgumentError(f"shrink {arg} is out of bounds for shape {self.shape}")
     if all(a == (0, s) for a, s in zip(arg, self.shape)): return self
     return self._view(Ops.SHRINK, arg)
   def flip(self, axis=None) -> Tensor:
     """The elements in reverse order along the axes (all by default). A new tensor, like torch.flip; x[::-1] is
     a view of x instead, like numpy."""
-    axes = range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis)
-    axes = tuple(sorted({_canon_axis(a, self.ndim) for a in axes}))
-    axes = tuple(a for a in axes if self.shape[a] > 1)
+    axes = [_canon_axis(a, self.ndim) for a in (range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis))]
+    if len(set(axes)) != len(axes): raise ArgumentError(f"flip: axis {axis} names an axis twice")
+    axes = tuple(sorted(a for a in axes if self.shape[a] > 1))
     return self if not axes else self._new(UOp(Ops.FLIP, self.dtype, (self.uop,), axes))
   def squeeze(self, dim=None) -> Tensor:
     """A view without the size-1 axes (all, or those among dim: an int or a tuple), like torch.squeeze."""
@@ -510,7 +510,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return a._alu(Ops.AND if a.dtype == dtypes.bool else Ops.MUL, b)
   def div(self, other, reverse=False, rounding_mode: str | None = None) -> Tensor:
     """True division (ints become floats), or rounding_mode 'trunc' / 'floor' like torch.div."""
-    if rounding_mode not in (None, "trunc", "floor"): raise ValueError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    if rounding_mode not in (None, "trunc", "floor"): raise ArgumentError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floordiv(other, reverse)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)

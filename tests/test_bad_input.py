@@ -55,6 +55,34 @@ def test_wrong_shapes_at_every_matmul_entry_point(device, no_kernels, sa, sb, en
   assert str(sa) in str(e.value) and str(sb) in str(e.value), str(e.value)
 
 
+def test_argument_errors_are_runtime_errors_too_as_in_pytorch(device, no_kernels):
+  """PyTorch raises RuntimeError where teeny raises ValueError (Python's kind): teeny's ArgumentError is both."""
+  from teeny.ops.args import ArgumentError
+  with pytest.raises(RuntimeError) as e: arange((2, 4), device) @ arange((1, 3), device)
+  assert isinstance(e.value, (ValueError, ArgumentError))
+  for bad in (lambda: arange((3, 3), device).diagonal(0, 0, 0), lambda: arange((3, 4, 5), device).permute(0, 2),
+              lambda: arange((3,), device).div(arange((3,), device), rounding_mode="typo"),
+              lambda: Tensor.stack(arange((3,), device), arange((4,), device)), lambda: Tensor.linspace(1, 2, -1)):
+    with pytest.raises(RuntimeError): bad()
+
+
+def test_calls_pytorch_refuses_are_refused(device, no_kernels):
+  """Each of these ran before and gave a result; PyTorch refuses them, and so does teeny now."""
+  x = arange((3, 4), device)
+  with pytest.raises(RuntimeError, match="twice"): x.flip((1, -1))  # (flipping axis 1 twice would be a no-op)
+  with pytest.raises(RuntimeError, match="twice"): x.flip((0, 0))
+  with pytest.raises(RuntimeError, match="min or max"): x.clip()
+  with pytest.raises(RuntimeError, match="min or max"): x.clamp(None, None)
+  with pytest.raises(RuntimeError, match="bool"): Tensor.linspace(5, 10, 3, dtype="bool", device=device)
+  scalar = Tensor(3.0, device=device)
+  for scan in (lambda t, a: t.cumsum(a), lambda t, a: t.cumprod(a), lambda t, a: t.cummax(a)[0], lambda t, a: t.cummin(a)[1],
+               lambda t, a: t.logcumsumexp(a)):
+    with pytest.raises(IndexError): scan(scalar, 1)  # a 0-d tensor has axes 0 and -1 only
+    with pytest.raises(IndexError): scan(arange((5,), device), -2)
+    assert scan(scalar, 0).shape == scan(scalar, -1).shape == ()
+  with pytest.raises(IndexError, match="out of bounds"): x[1, 4]
+
+
 def test_matmul_of_0d(device, no_kernels):
   with pytest.raises(ValueError): Tensor(2.0, device=device) @ arange((2,), device)
   with pytest.raises(ValueError): arange((2,), device).dot(Tensor(2.0, device=device))

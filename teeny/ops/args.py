@@ -7,6 +7,12 @@ import numpy as np
 from teeny.dtype import DType, dtypes
 
 Scalar = int | float | bool
+
+
+class ArgumentError(ValueError, RuntimeError):
+  """A tensor op called with arguments it can't take: shapes that don't fit, a size, mode or axis it has no
+  meaning for. It is a ValueError (Python's kind for a bad argument) and a RuntimeError (what PyTorch raises for
+  the same calls), so code written for either catches it."""
 INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
 
 
@@ -42,7 +48,7 @@ def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
   for dims in zip(*padded):
     sizes = {d for d in dims if d != 1}
     if len(sizes) > 1:
-      raise ValueError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} can't be broadcast together")
+      raise ArgumentError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} can't be broadcast together")
     out.append(sizes.pop() if sizes else 1)
   return tuple(out)
 
@@ -57,7 +63,7 @@ def _shape_arg(shape) -> tuple[int, ...]:
 def _new_shape(shape) -> tuple[int, ...]:
   """The shape of a new tensor: ints >= 0."""
   shape = _shape_arg(shape)
-  if any(s < 0 for s in shape): raise ValueError(f"a tensor can't have a negative size, got shape {shape}")
+  if any(s < 0 for s in shape): raise ArgumentError(f"a tensor can't have a negative size, got shape {shape}")
   return shape
 
 
@@ -65,7 +71,7 @@ def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
   """An int or a sequence of n ints (stride, dilation, kernel size, ...), each at least `least`."""
   out = (value,) * n if isinstance(value, int) else tuple(value)
   if len(out) != n or any(not isinstance(v, int) or v < least for v in out):
-    raise ValueError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
+    raise ArgumentError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
   return out
 
 
@@ -76,4 +82,4 @@ def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
   padding = tuple(padding)
   if len(padding) == n: return tuple((p, p) for p in padding)
   if len(padding) == 2 * n: return tuple((padding[2 * i], padding[2 * i + 1]) for i in reversed(range(n)))
-  raise ValueError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")
+  raise ArgumentError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")

@@ -10,7 +10,7 @@ from teeny.dtype import DType, dtypes, to_dtype, to_host, STORAGE_FLOATS
 from teeny.uop import UOp
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import buffer_view
-from teeny.ops.args import Scalar, INDEX_MAX, _fits, _shape_arg, _new_shape
+from teeny.ops.args import ArgumentError, Scalar, INDEX_MAX, _fits, _shape_arg, _new_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -47,7 +47,7 @@ class CreationOps:
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
     dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
     shape = _new_shape(shape)
-    if math.prod(shape) > INDEX_MAX: raise ValueError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
+    if math.prod(shape) > INDEX_MAX: raise ArgumentError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
     return cls(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
   @classmethod
   def arange(cls, start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
@@ -55,7 +55,7 @@ class CreationOps:
     given: the default int (int32, torch's int64; int64 when a value doesn't fit), or the default float if any
     argument is a float."""
     if stop is None: start, stop = 0, start
-    if step == 0: raise ValueError("arange step must not be zero")
+    if step == 0: raise ArgumentError("arange step must not be zero")
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
     if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
     # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds). bfloat16
@@ -94,7 +94,7 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
     arr = data
   else:
     try: arr = np.array(data)
-    except ValueError as e: raise ValueError(f"can't make a tensor from ragged or mixed data: {e}") from None
+    except ValueError as e: raise ArgumentError(f"can't make a tensor from ragged or mixed data: {e}") from None
     if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)

@@ -7,6 +7,7 @@ letter repeated inside one operand ("ii->i") takes that operand's diagonal first
 reshape that splits the input's groups into single axes, a permute, and a reshape that joins the output's groups."""
 from __future__ import annotations
 import math
+from teeny.ops.args import ArgumentError
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
   from typing import Self
@@ -17,11 +18,11 @@ _ELLIPSIS_NAMES = "0123456789"  # stand-ins for the axes "..." covers (digits ne
 def _expand_ellipsis(spec: str, ndim: int, ellipsis: str, where: str) -> list[str]:
   """One operand's letters with "..." replaced by the last (ndim - letters) names of `ellipsis`."""
   if "..." not in spec:
-    if len(spec) != ndim: raise ValueError(f"einsum: {where} '{spec}' names {len(spec)} axes for a tensor with {ndim}")
+    if len(spec) != ndim: raise ArgumentError(f"einsum: {where} '{spec}' names {len(spec)} axes for a tensor with {ndim}")
     return list(spec)
   before, after = spec.split("...")
   covered = ndim - len(before) - len(after)
-  if covered < 0: raise ValueError(f"einsum: {where} '{spec}' names more axes than the tensor's {ndim}")
+  if covered < 0: raise ArgumentError(f"einsum: {where} '{spec}' names more axes than the tensor's {ndim}")
   return list(before) + list(ellipsis[len(ellipsis) - covered:]) + list(after)
 
 
@@ -45,7 +46,7 @@ def _parse_side(side: str) -> list:
     if ch.isspace(): i += 1
     elif ch == "(":
       end = side.find(")", i)
-      if end < 0: raise ValueError(f"rearrange: unclosed '(' in '{side.strip()}'")
+      if end < 0: raise ArgumentError(f"rearrange: unclosed '(' in '{side.strip()}'")
       tokens.append([n for n in side[i + 1:end].split() if n != "1"])
       i = end + 1
     else:
@@ -65,9 +66,9 @@ def _flat(tokens: list) -> list[str]:
 def _split_sizes(lhs: list, shape: tuple, sizes: dict, side: str) -> tuple[dict, list]:
   """Each input name's size ("..." -> the shape it covers), and the input's shape with every group split."""
   rest = len(shape) - (len(lhs) - (1 if "..." in lhs else 0))
-  if lhs.count("...") > 1: raise ValueError(f"rearrange: '...' appears more than once in '{side}'")
+  if lhs.count("...") > 1: raise ArgumentError(f"rearrange: '...' appears more than once in '{side}'")
   if rest < 0 or ("..." not in lhs and rest != 0):
-    raise ValueError(f"rearrange: '{side}' names {len(lhs)} axes for a tensor of shape {shape}")
+    raise ArgumentError(f"rearrange: '{side}' names {len(lhs)} axes for a tensor of shape {shape}")
   known, split_shape, axis = dict(sizes), [], 0
   for token in lhs:
     if token == "...":
@@ -77,11 +78,11 @@ def _split_sizes(lhs: list, shape: tuple, sizes: dict, side: str) -> tuple[dict,
       continue
     group = [token] if isinstance(token, str) else token
     n, missing = shape[axis], [g for g in group if g not in known]
-    if len(missing) > 1: raise ValueError(f"rearrange: can't infer the sizes of {missing} from an axis of {n}: give them")
+    if len(missing) > 1: raise ArgumentError(f"rearrange: can't infer the sizes of {missing} from an axis of {n}: give them")
     given = math.prod(known[g] for g in group if g not in missing)
     if missing: known[missing[0]] = n // given if given else 0
     if math.prod(known[g] for g in group) != n:
-      raise ValueError(f"rearrange: {group} of sizes {[known[g] for g in group]} doesn't split axis {axis} of size {n}")
+      raise ArgumentError(f"rearrange: {group} of sizes {[known[g] for g in group]} doesn't split axis {axis} of size {n}")
     split_shape += [known[g] for g in group]
     axis += 1
   return known, split_shape
@@ -98,7 +99,7 @@ class EinsumOps:
     formula = formula.replace(" ", "")
     lhs, arrow, rhs = formula.partition("->")
     specs = lhs.split(",")
-    if len(specs) != len(operands): raise ValueError(f"einsum: '{formula}' names {len(specs)} operands, got {len(operands)}")
+    if len(specs) != len(operands): raise ArgumentError(f"einsum: '{formula}' names {len(specs)} operands, got {len(operands)}")
     widest = max((t.ndim - len(s.replace("...", "")) for s, t in zip(specs, operands) if "..." in s), default=0)
     ellipsis = _ELLIPSIS_NAMES[:widest]
     tensors, letters = [], []
@@ -110,7 +111,7 @@ class EinsumOps:
     if arrow: out = list(rhs.replace("...", ellipsis))
     else: out = list(ellipsis) + sorted(a for a in set(every) if every.count(a) == 1 and a not in ellipsis)
     for a in out:
-      if a not in every: raise ValueError(f"einsum: output letter '{a}' names no input axis in '{formula}'")
+      if a not in every: raise ArgumentError(f"einsum: output letter '{a}' names no input axis in '{formula}'")
     order = out + sorted(set(every) - set(out), key=every.index)
     product = None
     for t, names in zip(tensors, letters):
@@ -126,10 +127,10 @@ class EinsumOps:
     """einops' rearrange: "b c (h p1) (w p2) -> b (h w) (p1 p2 c)" with sizes naming what a split can't infer
     (p1=2, p2=2); "..." stands for the axes not named, "1" or "()" for a unit axis."""
     left, arrow, right = formula.partition("->")
-    if not arrow: raise ValueError(f"rearrange needs 'input -> output', got '{formula}'")
+    if not arrow: raise ArgumentError(f"rearrange needs 'input -> output', got '{formula}'")
     lhs, rhs = _parse_side(left), _parse_side(right)
     if sorted(_flat(lhs)) != sorted(_flat(rhs)) or len(_flat(rhs)) != len(set(_flat(rhs))):
-      raise ValueError(f"rearrange: '{formula}' must name each input axis exactly once on both sides")
+      raise ArgumentError(f"rearrange: '{formula}' must name each input axis exactly once on both sides")
     known, split_shape = _split_sizes(lhs, self.shape, sizes, left.strip())
     rest = len(known.get("...", ()))
     names = [n for token in lhs for n in (["..."] * rest if token == "..." else [token] if isinstance(token, str) else token)]

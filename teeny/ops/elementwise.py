@@ -11,6 +11,7 @@ from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients
 from teeny.ops.constants import _const_at
+from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -182,10 +183,11 @@ class ElementwiseOps:
     out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
     return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
   def clip(self, min_=None, max_=None, *, min=None, max=None) -> Self:  # (min=, max=: PyTorch's names)
-    """Clamp into [min_, max_] like torch.clamp (x.clamp(min=0, max=1) too): the gradient passes where
+    """Clamp into [min_, max_] like torch.clamp (x.clamp(min=0, max=1) too; one bound may be None): the gradient passes where
     min_ <= x <= max_ (the bounds included), tensor bounds get it where x is beyond them, NaN stays NaN with no
     gradient, and min_ > max_ gives max_."""
     min_, max_ = _bound(min_, min, "min"), _bound(max_, max, "max")
+    if min_ is None and max_ is None: raise ArgumentError("clip needs min or max (or both), got neither")
     x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
     if min_ is not None: x = (x < min_).where(min_, x)
     return x if max_ is None else (x > max_).where(max_, x)
@@ -285,7 +287,7 @@ class ElementwiseOps:
   def gelu(self, approximate: str = "tanh") -> Self:
     """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf form."""
     if approximate == "none": return self._in_float32(lambda x: 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
-    if approximate != "tanh": raise ValueError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
+    if approximate != "tanh": raise ArgumentError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
     return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
   def quick_gelu(self) -> Self:
     """x * sigmoid(1.702 x), the quick GELU approximation (CLIP's; tinygrad's quick_gelu)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.uop import UOp, Ops
-from teeny.ops.args import Scalar, _broadcast_shape, _canon_axis
+from teeny.ops.args import ArgumentError, Scalar, _broadcast_shape, _canon_axis
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -38,7 +38,7 @@ class IndexingOps:
     sub = self._basic_index(plan)
     target_shape = sub.shape if not plan.tensors else sub._take(plan.tensor_axes, plan.tensors).permute(plan.result_order).shape
     if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):
-      raise ValueError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
+      raise ArgumentError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
     value = value.cast(self.dtype).expand(target_shape)
     if plan.tensors:  # the selected elements of the view replaced: the whole view is written
       inverse = tuple(plan.result_order.index(i) for i in range(len(plan.result_order)))
@@ -178,11 +178,11 @@ class IndexingOps:
     if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise TypeError(f"{name} index must be an int tensor, got {index.dtype}")
     if index.device != self.device: raise RuntimeError(f"{name} index on {index.device} for a tensor on {self.device}")
     d = _canon_axis(dim, self.ndim)
-    if index.ndim != self.ndim: raise ValueError(f"{name} index of shape {index.shape} needs {self.ndim} dimensions like the tensor {self.shape}")
+    if index.ndim != self.ndim: raise ArgumentError(f"{name} index of shape {index.shape} needs {self.ndim} dimensions like the tensor {self.shape}")
     for i, (k, s) in enumerate(zip(index.shape, self.shape)):
-      if i != d and k > s: raise ValueError(f"{name} index of shape {index.shape} is larger than the tensor {self.shape} in dim {i}")
+      if i != d and k > s: raise ArgumentError(f"{name} index of shape {index.shape} is larger than the tensor {self.shape} in dim {i}")
     if src_shape is not None and any(k > s for k, s in zip(index.shape, src_shape)):
-      raise ValueError(f"{name} index of shape {index.shape} is larger than the source {src_shape}")
+      raise ArgumentError(f"{name} index of shape {index.shape} is larger than the source {src_shape}")
     return d
   def gather(self, dim: int, index: Self) -> Self:
     """out[i][j] = self[index[i][j]][j] for dim 0 (and so on), like torch.gather. An index out of range gives 0
@@ -197,7 +197,7 @@ class IndexingOps:
     """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
     wins. An index out of range writes nothing."""
-    if reduce not in (None, "add", "multiply"): raise ValueError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
+    if reduce not in (None, "add", "multiply"): raise ArgumentError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
     src = src if isinstance(src, type(self)) else type(self).full(index.shape, src, dtype=self.dtype, device=self.device)
     d = self._check_index("scatter", dim, index, src.shape)
     src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
@@ -220,7 +220,7 @@ class IndexingOps:
     "prod", "mean", "amax" or "amin"), like torch.scatter_reduce; include_self=False leaves self's value out of
     the places that receive something. "mean" of ints rounds down, like PyTorch's."""
     if reduce not in ("sum", "prod", "mean", "amax", "amin"):
-      raise ValueError(f"scatter_reduce reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
+      raise ArgumentError(f"scatter_reduce reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
     d = self._check_index("scatter_reduce", dim, index, src.shape)
     src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
     x = self.transpose(d, -1)
@@ -252,14 +252,14 @@ class IndexingOps:
     op reads the device: pass num_classes to stay lazy)."""
     if dtypes.is_float(self.dtype) or self.dtype == dtypes.bool: raise TypeError(f"one_hot needs an int tensor, got {self.dtype}")
     if num_classes == -1: num_classes = int(self.max().item()) + 1 if self.numel() else 0
-    if num_classes < 0: raise ValueError(f"one_hot num_classes must be >= 0 or -1, got {num_classes}")
+    if num_classes < 0: raise ArgumentError(f"one_hot num_classes must be >= 0 or -1, got {num_classes}")
     hit = self.unsqueeze(-1) == type(self).arange(num_classes, dtype=self.dtype, device=self.device)
     return hit.cast(dtypes.int32)
   def masked_fill(self, mask: Self, value) -> Self:
     """value where mask is true (mask broadcasts to self's shape), self elsewhere."""
     if not isinstance(mask, type(self)) or mask.dtype != dtypes.bool: raise TypeError("masked_fill needs a bool mask tensor")
     if _broadcast_shape(mask.shape, self.shape) != self.shape:
-      raise ValueError(f"masked_fill mask of shape {mask.shape} doesn't broadcast to {self.shape}")
+      raise ArgumentError(f"masked_fill mask of shape {mask.shape} doesn't broadcast to {self.shape}")
     fill = value.cast(self.dtype) if isinstance(value, type(self)) else type(self).full((), value, dtype=self.dtype, device=self.device)
     return mask.where(fill, self)
 
@@ -312,7 +312,7 @@ class _IndexPlan:
     self.steps.append(step)
     if out is not None: self.out_shape.append(out)
   def add_int(self, i: int, size: int, axis: int):
-    if not -size <= i < size: raise IndexError(f"index {i} is out of range for axis {axis} with size {size}")
+    if not -size <= i < size: raise IndexError(f"index {i} is out of bounds for axis {axis} with size {size}")
     self.add_axis(i % size, i % size + 1, False, 1, None)
   def add_slice(self, s: slice, size: int):
     start, stop, step = s.indices(size)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from teeny.dtype import dtypes, promote
 from teeny.uop import Ops
-from teeny.ops.args import _canon_axis, _shape_arg
+from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
 from teeny.runtime.device import Device
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -20,16 +20,16 @@ class JoinOps:
     """Join tensors along dim: each is padded with zeros out to the full length and the pieces are added. Called as
     a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
     tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
-    if not tensors: raise ValueError("cat needs at least one tensor")
+    if not tensors: raise ArgumentError("cat needs at least one tensor")
     first = tensors[0]
     for t in tensors:
       if not isinstance(t, JoinOps): raise TypeError(f"cat takes tensors, got {type(t).__name__}")
       if t.device != first.device: raise RuntimeError(f"cat of tensors on different devices: {first.device} and {t.device}")
-      if t.ndim != first.ndim: raise ValueError(f"cat of tensors with different numbers of dimensions: {first.shape} and {t.shape}")
+      if t.ndim != first.ndim: raise ArgumentError(f"cat of tensors with different numbers of dimensions: {first.shape} and {t.shape}")
     d = _canon_axis(dim, first.ndim)
     for t in tensors:
       if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != d):
-        raise ValueError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
+        raise ArgumentError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
     dt = first.dtype
     for t in tensors[1:]: dt = promote(dt, t.dtype)
     tuning = Device[first.device].renderer.tuning
@@ -63,7 +63,7 @@ class JoinOps:
     dims, over the flattened tensor."""
     if dims is None: return self.flatten().roll(shifts, 0).reshape(self.shape)
     shifts, dims = (shifts, dims) if isinstance(dims, (list, tuple)) else ((shifts,), (dims,))
-    if len(shifts) != len(dims): raise ValueError(f"roll needs one shift per dim, got shifts {shifts} and dims {dims}")
+    if len(shifts) != len(dims): raise ArgumentError(f"roll needs one shift per dim, got shifts {shifts} and dims {dims}")
     out = self
     for shift, dim in zip(shifts, dims):
       d = _canon_axis(dim, self.ndim)
@@ -77,13 +77,13 @@ class JoinOps:
     repeated) and "circular" (wrapped around) modes, like torch.nn.functional.pad: each axis joins the pieces cut
     from the tensor itself, so gradients flow back to the elements copied."""
     limits = {"reflect": lambda n: n - 1, "replicate": lambda n: math.inf, "circular": lambda n: n}
-    if mode not in limits: raise ValueError(f"pad mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if mode not in limits: raise ArgumentError(f"pad mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
     x = self
     for axis, (before, after) in enumerate(padding):
       n = x.shape[axis]
-      if before < 0 or after < 0: raise ValueError(f"pad mode {mode!r} takes no negative padding, got {padding}")
+      if before < 0 or after < 0: raise ArgumentError(f"pad mode {mode!r} takes no negative padding, got {padding}")
       if max(before, after) > limits[mode](n) or (n == 0 and before + after):
-        raise ValueError(f"pad mode {mode!r}: padding {(before, after)} is too large for axis {axis} of size {n}")
+        raise ArgumentError(f"pad mode {mode!r}: padding {(before, after)} is too large for axis {axis} of size {n}")
       if before == after == 0: continue
       def cut(start: int, end: int) -> Self: return x.shrink(tuple((start, end) if i == axis else None for i in range(x.ndim)))
       if mode == "reflect": left, right = cut(1, before + 1).flip(axis), cut(n - 1 - after, n - 1).flip(axis)
@@ -100,14 +100,14 @@ class JoinOps:
     d = _canon_axis(dim, self.ndim)
     n = self.shape[d] if self.ndim else 1
     if not isinstance(size, int) or not isinstance(step, int) or size < 1 or step < 1 or size > n:
-      raise ValueError(f"unfold of an axis of size {n} needs 1 <= size <= {n} and step >= 1, got size={size}, step={step}")
+      raise ArgumentError(f"unfold of an axis of size {n} needs 1 <= size <= {n} and step >= 1, got size={size}, step={step}")
     x = self.reshape(1) if not self.ndim else self
     return x.transpose(d, -1)._pool((size,), (step,), (1,)).transpose(d, -2)
   def pad_to(self, *shape) -> Self:
     """Zeros added at the end of each axis up to shape (None or the size itself: that axis as it is), like tinygrad."""
     shape = self._size_per_axis(shape, "pad_to")
     if any(n is not None and n < s for n, s in zip(shape, self.shape)):
-      raise ValueError(f"pad_to {shape} is smaller than shape {self.shape}: use shrink_to")
+      raise ArgumentError(f"pad_to {shape} is smaller than shape {self.shape}: use shrink_to")
     return self.pad(tuple((0, 0 if n is None else n - s) for n, s in zip(shape, self.shape)))
   def shrink_to(self, *shape) -> Self:
     """The first elements of each axis, up to shape (None: that axis as it is), like tinygrad."""
@@ -116,12 +116,12 @@ class JoinOps:
   def _size_per_axis(self, shape: tuple, what: str) -> tuple:
     """pad_to's and shrink_to's sizes, given as ints or one tuple: one per axis (None: the axis as it is)."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
-    if len(shape) != self.ndim: raise ValueError(f"{what} {shape} needs one size per axis of shape {self.shape}")
+    if len(shape) != self.ndim: raise ArgumentError(f"{what} {shape} needs one size per axis of shape {self.shape}")
     return shape
   def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Self:
     """The diagonal of the (dim1, dim2) planes as the last axis, like torch.diagonal (offset > 0: above it)."""
     d1, d2 = _canon_axis(dim1, self.ndim), _canon_axis(dim2, self.ndim)
-    if d1 == d2: raise ValueError(f"diagonal needs two different dims, got {dim1} and {dim2}")
+    if d1 == d2: raise ArgumentError(f"diagonal needs two different dims, got {dim1} and {dim2}")
     rest = [i for i in range(self.ndim) if i not in (d1, d2)]
     x = self.permute(rest + [d1, d2])
     x = x[..., max(0, -offset):, max(0, offset):]  # the diagonal now starts at (0, 0)
@@ -133,7 +133,7 @@ class JoinOps:
   def diag(self, diagonal: int = 0) -> Self:
     """Like torch.diag: a 1-d tensor as the diagonal of a square matrix (zeros elsewhere), a 2-d tensor's diagonal."""
     if self.ndim == 2: return self.diagonal(diagonal)
-    if self.ndim != 1: raise ValueError(f"diag takes a 1-d or 2-d tensor, got shape {self.shape}")
+    if self.ndim != 1: raise ArgumentError(f"diag takes a 1-d or 2-d tensor, got shape {self.shape}")
     n, k = self.shape[0], abs(diagonal)
     # row i of (n, n + 1) holds v[i] then n zeros: flattened and cut to n * n, v[i] lands at (i, i)
     square = self.reshape(n, 1).pad(((0, 0), (0, n))).flatten()[:n * n].reshape(n, n) if n else self.reshape(0, 0)
@@ -143,9 +143,9 @@ class JoinOps:
   def meshgrid(*tensors, indexing: str = "ij") -> list:
     """Coordinate grids of 1-d tensors, like torch.meshgrid: indexing="ij" (matrix, the default) or "xy"
     (Cartesian: the first two grids' axes swapped)."""
-    if indexing not in ("ij", "xy"): raise ValueError(f"meshgrid indexing must be 'ij' or 'xy', got {indexing!r}")
+    if indexing not in ("ij", "xy"): raise ArgumentError(f"meshgrid indexing must be 'ij' or 'xy', got {indexing!r}")
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)): tensors = tuple(tensors[0])
-    if any(t.ndim != 1 for t in tensors): raise ValueError(f"meshgrid takes 1-d tensors, got shapes {[t.shape for t in tensors]}")
+    if any(t.ndim != 1 for t in tensors): raise ArgumentError(f"meshgrid takes 1-d tensors, got shapes {[t.shape for t in tensors]}")
     order = list(tensors)
     if indexing == "xy" and len(order) >= 2: order[0], order[1] = order[1], order[0]
     shape = tuple(t.shape[0] for t in order)
@@ -155,9 +155,9 @@ class JoinOps:
   def stack(self, *others: Self, dim: int = 0) -> Self:
     """Join tensors of one shape along a new axis dim (Tensor.stack([a, b]) or a.stack(b))."""
     tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
-    if not tensors: raise ValueError("stack needs at least one tensor")
+    if not tensors: raise ArgumentError("stack needs at least one tensor")
     for t in tensors:
-      if t.shape != tensors[0].shape: raise ValueError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
+      if t.shape != tensors[0].shape: raise ArgumentError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
     d = _canon_axis(dim, tensors[0].ndim + 1)
     return JoinOps.cat(*[t.unsqueeze(d) for t in tensors], dim=d)
   def split(self, sizes: int | Sequence[int], dim: int = 0) -> tuple[Self, ...]:
@@ -165,10 +165,10 @@ class JoinOps:
     d = _canon_axis(dim, self.ndim)
     n = self.shape[d]
     if isinstance(sizes, int):
-      if sizes <= 0: raise ValueError(f"split size must be positive, got {sizes}")
+      if sizes <= 0: raise ArgumentError(f"split size must be positive, got {sizes}")
       sizes = [min(sizes, n - start) for start in range(0, n, sizes)] or [0]
     sizes = list(sizes)
-    if sum(sizes) != n or any(s < 0 for s in sizes): raise ValueError(f"split sizes {sizes} don't add up to {n} along dim {dim}")
+    if sum(sizes) != n or any(s < 0 for s in sizes): raise ArgumentError(f"split sizes {sizes} don't add up to {n} along dim {dim}")
     out, start = [], 0
     for s in sizes:
       out.append(self.shrink(tuple((start, start + s) if i == d else None for i in range(self.ndim))))
@@ -176,7 +176,7 @@ class JoinOps:
     return tuple(out)
   def chunk(self, chunks: int, dim: int = 0) -> tuple[Self, ...]:
     """At most `chunks` pieces of equal length (the last shorter), like torch.chunk."""
-    if chunks <= 0: raise ValueError(f"chunk needs a positive number of chunks, got {chunks}")
+    if chunks <= 0: raise ArgumentError(f"chunk needs a positive number of chunks, got {chunks}")
     n = self.shape[_canon_axis(dim, self.ndim)]
     return self.split(max(1, math.ceil(n / chunks)), dim)
   def unflatten(self, dim: int, sizes: Sequence[int]) -> Self:
@@ -186,8 +186,8 @@ class JoinOps:
   def repeat(self, *repeats) -> Self:
     """Tile the tensor: repeats[i] copies along axis i (extra leading repeats add axes), like torch.repeat."""
     repeats = _shape_arg(repeats)
-    if len(repeats) < self.ndim: raise ValueError(f"repeat {repeats} needs at least one count per axis of shape {self.shape}")
-    if any(r < 0 for r in repeats): raise ValueError(f"repeat counts must be >= 0, got {repeats}")
+    if len(repeats) < self.ndim: raise ArgumentError(f"repeat {repeats} needs at least one count per axis of shape {self.shape}")
+    if any(r < 0 for r in repeats): raise ArgumentError(f"repeat counts must be >= 0, got {repeats}")
     base = (1,) * (len(repeats) - self.ndim) + self.shape
     x = self.reshape(tuple(d for s in base for d in (1, s)))
     x = x.expand(tuple(d for r, s in zip(repeats, base) for d in (r, s)))
@@ -198,7 +198,7 @@ class JoinOps:
     x = x.unsqueeze(d + 1)
     return x.expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 2:]).flatten(d, d + 1)._own()
   def _triangle(self, diagonal: int, upper: bool) -> Self:
-    if self.ndim < 2: raise ValueError(f"tril/triu need at least 2 dimensions, got shape {self.shape}")
+    if self.ndim < 2: raise ArgumentError(f"tril/triu need at least 2 dimensions, got shape {self.shape}")
     rows, cols = self.shape[-2:]
     r = type(self).arange(rows, dtype=dtypes.int32, device=self.device).reshape(rows, 1)
     c = type(self).arange(cols, dtype=dtypes.int32, device=self.device).reshape(1, cols)

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
+from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:
   from typing import Self
 
@@ -29,7 +30,7 @@ def _round_robin(n: int) -> list[list[tuple[int, int]]]:
 class LinalgOps:
   """qr and svd."""
   def _check_matrix(self, name: str) -> None:
-    if self.ndim < 2: raise ValueError(f"{name} needs a matrix (or a batch of them), got shape {self.shape}")
+    if self.ndim < 2: raise ArgumentError(f"{name} needs a matrix (or a batch of them), got shape {self.shape}")
     if not dtypes.is_float(self.dtype): raise TypeError(f"{name} needs a float tensor, got {self.dtype}")
 
   def qr(self, mode: str = "reduced") -> tuple[Self, Self]:
@@ -38,7 +39,7 @@ class LinalgOps:
     (numpy's and PyTorch's): a reflection maps its column to minus the sign of its diagonal times its norm, and a
     column already zero below the diagonal is left as it is."""
     self._check_matrix("qr")
-    if mode not in ("reduced", "complete"): raise ValueError(f"qr mode must be 'reduced' or 'complete', got {mode!r}")
+    if mode not in ("reduced", "complete"): raise ArgumentError(f"qr mode must be 'reduced' or 'complete', got {mode!r}")
     m, n = self.shape[-2:]
     lead = self.shape[:-2]
     r = self

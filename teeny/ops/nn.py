@@ -7,14 +7,14 @@ import math
 from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
-from teeny.ops.args import takes_dim, _canon_axis, _tuple_arg, _padding_arg
+from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 
 def _tuple_float(value, n: int) -> tuple[float, ...]:
   out = (float(value),) * n if isinstance(value, (int, float)) else tuple(float(v) for v in value)
-  if len(out) != n or any(v <= 0 for v in out): raise ValueError(f"scale_factor must be a positive number or {n} of them, got {value!r}")
+  if len(out) != n or any(v <= 0 for v in out): raise ArgumentError(f"scale_factor must be a positive number or {n} of them, got {value!r}")
   return out
 
 
@@ -76,7 +76,7 @@ class NNOps:
     prefix, sizes = self.shape[:-nd], self.shape[-nd:]
     outs = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation)]
     for n, k, o in zip(sizes, kernel, outs):
-      if o <= 0: raise ValueError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
+      if o <= 0: raise ArgumentError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
     periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
     keep = tuple((0, s) for s in prefix)
     x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
@@ -92,15 +92,15 @@ class NNOps:
     """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
     any number of spatial dims. padding: an int, one per spatial dim, or PyTorch's flat (left, right, top, bottom)."""
     nd = weight.ndim - 2
-    if nd < 1: raise ValueError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
-    if self.ndim != nd + 2: raise ValueError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
+    if nd < 1: raise ArgumentError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
+    if self.ndim != nd + 2: raise ArgumentError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
     cout, cin_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
     n, cin = self.shape[:2]
     if groups <= 0 or cin % groups or cout % groups:
-      raise ValueError(f"conv groups={groups} must divide the input channels {cin} and output channels {cout}")
+      raise ArgumentError(f"conv groups={groups} must divide the input channels {cin} and output channels {cout}")
     if cin_g * groups != cin:
-      raise ValueError(f"conv input has {cin} channels but weight {weight.shape} with groups={groups} expects {cin_g * groups}")
-    if bias is not None and bias.shape != (cout,): raise ValueError(f"conv bias of shape {bias.shape}, expected ({cout},)")
+      raise ArgumentError(f"conv input has {cin} channels but weight {weight.shape} with groups={groups} expects {cin_g * groups}")
+    if bias is not None and bias.shape != (cout,): raise ArgumentError(f"conv bias of shape {bias.shape}, expected ({cout},)")
     stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
     x = self.pad(((0, 0), (0, 0)) + _padding_arg(padding, nd))
     windows = x._pool(kernel, stride, dilation)  # (N, C_in, *out, *kernel)
@@ -117,10 +117,10 @@ class NNOps:
     """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
     *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel."""
     nd = weight.ndim - 2
-    if self.ndim != nd + 2: raise ValueError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
+    if self.ndim != nd + 2: raise ArgumentError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
     cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    if self.shape[1] != cin: raise ValueError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")
-    if groups <= 0 or cin % groups: raise ValueError(f"conv_transpose groups={groups} must divide the input channels {cin}")
+    if self.shape[1] != cin: raise ArgumentError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")
+    if groups <= 0 or cin % groups: raise ArgumentError(f"conv_transpose groups={groups} must divide the input channels {cin}")
     stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
     padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
     # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k) per group, kernel flipped
@@ -135,7 +135,7 @@ class NNOps:
     pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op) for k, d, p, op in zip(kernel, dilation, padding, output_padding))
     return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, bias, groups=groups, dilation=dilation)
   def _pool_args(self, kernel_size, stride, dilation, padding, nd: int = 2):
-    if self.ndim < nd: raise ValueError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
+    if self.ndim < nd: raise ArgumentError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
     kernel = _tuple_arg(kernel_size, nd, "kernel_size")
     stride = kernel if stride is None else _tuple_arg(stride, nd, "stride")
     return kernel, stride, _tuple_arg(dilation, nd, "dilation"), _padding_arg(padding, nd)
@@ -179,7 +179,7 @@ class NNOps:
     """The inverse of max_pool2d(return_indices=True), like torch.nn.functional.max_unpool2d: zeros, with each
     value written at its index in the plane. output_size defaults to (in - 1) * stride - 2 * padding + kernel."""
     nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2
-    if indices.shape != self.shape: raise ValueError(f"max_unpool2d indices of shape {indices.shape} must match the input {self.shape}")
+    if indices.shape != self.shape: raise ArgumentError(f"max_unpool2d indices of shape {indices.shape} must match the input {self.shape}")
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
     if output_size is None:
       output_size = tuple((n - 1) * s - lo - hi + d * (k - 1) + 1 for n, k, s, d, (lo, hi) in zip(self.shape[-nd:], kernel, stride, dilation, pads))
@@ -215,16 +215,16 @@ class NNOps:
     instead of size. Each axis is one gather of its source rows and a weighted sum, so gradients flow. An int
     input keeps its dtype: nearest picks elements, the others compute in float32 and round back (PyTorch computes
     uint8 linear and bicubic in fixed point: its results can differ from these by 1 or 2)."""
-    if mode not in _RESAMPLE: raise ValueError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
-    if (size is None) == (scale_factor is None): raise ValueError("interpolate needs exactly one of size and scale_factor")
-    if align_corners is not None and mode.startswith("nearest"): raise ValueError(f"align_corners is for the linear and cubic modes, not {mode!r}")
+    if mode not in _RESAMPLE: raise ArgumentError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
+    if (size is None) == (scale_factor is None): raise ArgumentError("interpolate needs exactly one of size and scale_factor")
+    if align_corners is not None and mode.startswith("nearest"): raise ArgumentError(f"align_corners is for the linear and cubic modes, not {mode!r}")
     scales = None  # (given a scale_factor, the sampling steps are 1 / scale, as in PyTorch, not in / out)
     if size is not None: size = (size,) if isinstance(size, int) else tuple(size)
     else:
       count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
       scales = _tuple_float(scale_factor, count)
       size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
-    if len(size) > self.ndim: raise ValueError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
+    if len(size) > self.ndim: raise ArgumentError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
     # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back
     x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
     for k, (axis, m) in enumerate(zip(range(self.ndim - len(size), self.ndim), size)):
@@ -267,7 +267,7 @@ class NNOps:
     return x if bias is None else x + bias.reshape(shape)
   def dropout(self, p: float = 0.5) -> Self:
     """In training (Tensor.training), zero each element with probability p and scale the rest by 1/(1-p)."""
-    if not 0 <= p <= 1: raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not 0 <= p <= 1: raise ArgumentError(f"dropout probability must be in [0, 1], got {p}")
     if not type(self).training or p == 0: return self
     if p == 1: return self * 0
     keep = type(self).rand(*self.shape, device=self.device) >= p
@@ -278,13 +278,13 @@ class NNOps:
     attn_mask: bool (True = attend) or float (added); is_causal masks out keys after each query. enable_gqa
     (grouped-query attention, like torch): keys and values with fewer heads (dim -3) than the queries, each
     shared by query_heads / kv_heads consecutive query heads."""
-    if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ValueError("attention needs (..., L, d) queries, keys and values")
-    if self.shape[-1] != key.shape[-1]: raise ValueError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
-    if key.shape[-2] != value.shape[-2]: raise ValueError(f"keys {key.shape} and values {value.shape} differ in length")
+    if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ArgumentError("attention needs (..., L, d) queries, keys and values")
+    if self.shape[-1] != key.shape[-1]: raise ArgumentError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
+    if key.shape[-2] != value.shape[-2]: raise ArgumentError(f"keys {key.shape} and values {value.shape} differ in length")
     if enable_gqa and self.ndim >= 3 and key.shape[-3] != self.shape[-3]:
       heads, kv_heads = self.shape[-3], key.shape[-3]
       if heads % kv_heads or value.shape[-3] != kv_heads:
-        raise ValueError(f"grouped-query attention needs key/value heads {kv_heads} dividing the query heads {heads}")
+        raise ArgumentError(f"grouped-query attention needs key/value heads {kv_heads} dividing the query heads {heads}")
       key, value = key.repeat_interleave(heads // kv_heads, -3), value.repeat_interleave(heads // kv_heads, -3)
     scores = self.matmul(key.transpose(-2, -1)) * (1 / math.sqrt(self.shape[-1]) if scale is None else scale)
     if is_causal:
@@ -301,20 +301,20 @@ class NNOps:
     if reduction == "none": return loss
     if reduction == "sum": return loss.sum()
     if reduction == "mean": return loss.mean() if count is None else loss.sum() / count
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    raise ArgumentError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
   def cross_entropy(self, target: Self, reduction: str = "mean", label_smoothing: float = 0.0, ignore_index: int = -100) -> Self:
     """PyTorch's cross_entropy: self holds logits (N, C, ...) or (C,), target class indices (N, ...) or
     probabilities shaped like self. Rows whose class is ignore_index count for nothing (and not in the mean)."""
-    if not 0 <= label_smoothing <= 1: raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not 0 <= label_smoothing <= 1: raise ArgumentError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     axis = 1 if self.ndim > 1 else 0
     classes = self.shape[axis]
     log_probs = self.log_softmax(axis)
     if dtypes.is_float(target.dtype):
-      if target.shape != self.shape: raise ValueError(f"cross_entropy probabilities {target.shape} must match the logits {self.shape}")
+      if target.shape != self.shape: raise ArgumentError(f"cross_entropy probabilities {target.shape} must match the logits {self.shape}")
       probs = target * (1 - label_smoothing) + label_smoothing / classes
       return type(self)._reduction(-(log_probs * probs).sum(axis), reduction)
     expected = self.shape[:axis] + self.shape[axis + 1:]
-    if target.shape != expected: raise ValueError(f"cross_entropy targets of shape {target.shape} for logits {self.shape}: expected {expected}")
+    if target.shape != expected: raise ArgumentError(f"cross_entropy targets of shape {target.shape} for logits {self.shape}: expected {expected}")
     # class numbers and ignore_index compared in a narrow int (uint8 targets, 300 classes) would wrap
     if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
     keep = target != ignore_index
@@ -337,8 +337,8 @@ class NNOps:
     axis = 1 if self.ndim > 1 else 0
     classes = self.shape[axis]
     expected = self.shape[:axis] + self.shape[axis + 1:]
-    if target.shape != expected: raise ValueError(f"nll_loss targets of shape {target.shape} for input {self.shape}: expected {expected}")
-    if weight is not None and weight.shape != (classes,): raise ValueError(f"nll_loss weight of shape {weight.shape}, expected ({classes},)")
+    if target.shape != expected: raise ArgumentError(f"nll_loss targets of shape {target.shape} for input {self.shape}: expected {expected}")
+    if weight is not None and weight.shape != (classes,): raise ArgumentError(f"nll_loss weight of shape {weight.shape}, expected ({classes},)")
     if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
     class_axis = (classes,) + (1,) * (self.ndim - axis - 1)
     hot = target.unsqueeze(axis) == type(self).arange(classes, dtype=target.dtype, device=self.device).reshape(class_axis)

@@ -5,9 +5,10 @@ axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in th
 from __future__ import annotations
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import DType, dtypes
+from teeny.dtype import DType, dtypes, to_dtype
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, buffer_of
+from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -41,7 +42,7 @@ class PyTorchOps:
   @property
   def mT(self) -> Self:
     """The last two dimensions swapped (a batch of matrices transposed), like torch's .mT."""
-    if self.ndim < 2: raise ValueError(f".mT needs at least 2 dimensions, got shape {self.shape}")
+    if self.ndim < 2: raise ArgumentError(f".mT needs at least 2 dimensions, got shape {self.shape}")
     return self.transpose(-2, -1)
 
   # ---- to Python and numpy (these ask for the data: they realize) ----
@@ -69,7 +70,8 @@ class PyTorchOps:
   def linspace(cls, start, stop, steps: int, dtype=None, device=None) -> Self:
     """steps evenly spaced values from start to stop, both included, like torch.linspace: the first half counted
     up from start, the second down from stop (so stop is exact)."""
-    if steps < 0: raise ValueError(f"linspace needs steps >= 0, got {steps}")
+    if steps < 0: raise ArgumentError(f"linspace needs steps >= 0, got {steps}")
+    if dtype is not None and to_dtype(dtype) == dtypes.bool: raise ArgumentError("linspace has no bool form (as in PyTorch)")
     if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)
     i = cls.arange(steps, device=device).float()
     step = (stop - start) / max(steps - 1, 1)
@@ -80,9 +82,9 @@ class PyTorchOps:
     """A tensor over the memory at host address ptr, without a copy and without owning it (tinygrad's from_blob,
     torch.frombuffer's idea): the memory must outlive the tensor, kernels read what is there when they run, and
     writes to the tensor land there. Only on a device that reads host memory in place (LLVM)."""
-    if not isinstance(ptr, int) or ptr <= 0: raise ValueError(f"from_blob needs a host address (a positive int), got {ptr!r}")
+    if not isinstance(ptr, int) or ptr <= 0: raise ArgumentError(f"from_blob needs a host address (a positive int), got {ptr!r}")
     out = cls.empty(*shape if isinstance(shape, (tuple, list)) else (shape,), dtype=dtype, device=device, **kw)
-    if ptr % out.dtype.itemsize: raise ValueError(f"from_blob: address {ptr:#x} is not aligned to {out.dtype} ({out.dtype.itemsize} bytes)")
+    if ptr % out.dtype.itemsize: raise ArgumentError(f"from_blob: address {ptr:#x} is not aligned to {out.dtype} ({out.dtype.itemsize} bytes)")
     if out.numel() == 0: return out
     buffer_of(out.uop).borrow(ptr)
     return out

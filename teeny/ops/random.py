@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes, to_dtype
 from teeny.schedule import buffer_of
-from teeny.ops.args import _new_shape, _shape_arg
+from teeny.ops.args import ArgumentError, _new_shape, _shape_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -99,8 +99,8 @@ class RandomOps:
       elif len(args) == 1: low, high = (0, args[0]) if high is None else (args[0], high)
     else: shape = args  # tinygrad: the positional ints are the shape
     low, high = 0 if low is None else int(low), 10 if high is None else int(high)
-    if high <= low: raise ValueError(f"randint needs low < high, got low={low} high={high}")
-    if high - low > 2**32: raise ValueError(f"randint range [{low}, {high}) is wider than 2**32")
+    if high <= low: raise ArgumentError(f"randint needs low < high, got low={low} high={high}")
+    if high - low > 2**32: raise ArgumentError(f"randint range [{low}, {high}) is wider than 2**32")
     shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
     n = math.prod(shape)
@@ -126,7 +126,7 @@ class RandomOps:
   def randperm(cls, n: int, device=None, dtype=None, requires_grad=None) -> Self:
     """A random permutation of 0 .. n-1 (int32 by default), like torch.randperm: random keys, argsorted (so it
     costs n^2 comparisons: fine for thousands, slow for a million)."""
-    if not isinstance(n, int) or n < 0: raise ValueError(f"randperm needs a non-negative int, got {n!r}")
+    if not isinstance(n, int) or n < 0: raise ArgumentError(f"randperm needs a non-negative int, got {n!r}")
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_int
     if n == 0: return cls._as_leaf(cls.zeros(0, dtype=dt, device=device), requires_grad)
     return cls._as_leaf(cls._random_bits(n, device).argsort().cast(dt), requires_grad)
@@ -134,11 +134,11 @@ class RandomOps:
     """Indices drawn with probability proportional to the (non-negative) weights in each row of self (1-D or
     2-D), like torch.multinomial (int32 here). With replacement: inverse CDF of uniforms. Without: the num_samples
     largest log(u) / w (exponential races; a zero weight is never drawn), which PyTorch samples the same way."""
-    if self.ndim not in (1, 2): raise ValueError(f"multinomial needs 1-D or 2-D weights, got shape {self.shape}")
+    if self.ndim not in (1, 2): raise ArgumentError(f"multinomial needs 1-D or 2-D weights, got shape {self.shape}")
     n = self.shape[-1]
-    if not isinstance(num_samples, int) or num_samples <= 0: raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    if not isinstance(num_samples, int) or num_samples <= 0: raise ArgumentError(f"num_samples must be a positive int, got {num_samples!r}")
     if not replacement and num_samples > n:
-      raise ValueError(f"multinomial can't draw {num_samples} samples without replacement from {n} categories")
+      raise ArgumentError(f"multinomial can't draw {num_samples} samples without replacement from {n} categories")
     w = (self if self.ndim == 2 else self.unsqueeze(0))._float()
     rows = w.shape[0]
     if replacement:

@@ -10,7 +10,7 @@ import numpy as np
 from teeny.dtype import dtypes, promote, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
-from teeny.ops.args import takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
+from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
 from teeny.ops.constants import uniform_reduces
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -38,7 +38,7 @@ class ReduceOps:
     if axis is None: return tuple(range(self.ndim))
     axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
     out = tuple(sorted({_canon_axis(a, self.ndim) for a in axes}))
-    if len(out) != len(axes): raise ValueError(f"axis {axis} names the same dimension twice")
+    if len(out) != len(axes): raise ArgumentError(f"axis {axis} names the same dimension twice")
     return out if self.ndim else ()
   def _reduce(self, op: Ops, axis, keepdim: bool) -> Self:
     axes = self._axes(axis)
@@ -46,7 +46,7 @@ class ReduceOps:
     if not axes: out = self
     elif folded is not None: out = self._new(folded)
     elif self.numel() > INDEX_MAX:
-      raise ValueError(f"a reduce over shape {self.shape} ({self.numel()} elements) needs more than 64-bit indices "
+      raise ArgumentError(f"a reduce over shape {self.shape} ({self.numel()} elements) needs more than 64-bit indices "
                        f"can count ({INDEX_MAX}); only reduces of a constant fold without a loop")
     else: out = self._reduce_axis(op, axes)
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
@@ -69,13 +69,13 @@ class ReduceOps:
     evenly among tied maxima (as torch's amax and max() without a dim do), where torch.max(x, dim) also returns
     indices and sends the whole gradient to the one element each index names."""
     axes = self._axes(axis)
-    if any(self.shape[a] == 0 for a in axes): raise ValueError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
+    if any(self.shape[a] == 0 for a in axes): raise ArgumentError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
   @takes_dim
   def min(self, axis=None, keepdim=False) -> Self:
     """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max)."""
     axes = self._axes(axis)
-    if any(self.shape[a] == 0 for a in axes): raise ValueError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
+    if any(self.shape[a] == 0 for a in axes): raise ArgumentError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     if dtypes.is_float(self.dtype): return -((-self).max(axis, keepdim))
     if self.dtype == dtypes.bool: return self.logical_not().max(axis, keepdim).logical_not()
     # Ints are negated, never bitwise-NOTed (see argmin): Intel's OpenCL CPU compiler miscompiles max of ~x
@@ -133,7 +133,7 @@ class ReduceOps:
     ax = _canon_axis(axis, self.ndim)
     if self.ndim == 0: return type(self)(0, device=self.device)
     n = self.shape[ax]
-    if n == 0: raise ValueError(f"argmax of an empty axis (shape {self.shape}, axis {axis})")
+    if n == 0: raise ArgumentError(f"argmax of an empty axis (shape {self.shape}, axis {axis})")
     # a float expression is stored once first: recomputed in two kernels it need not give the same bits (LLVM may
     # vectorize sin with libmvec in one and call libm in the other), and then nothing would equal the max
     x = self.contiguous() if dtypes.is_float(self.dtype) and not is_buffer_view(self.uop) else self
@@ -229,7 +229,6 @@ class ReduceOps:
   def cumprod(self, axis: int = 0) -> Self:
     """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too). bool and int
     tensors multiply in int64."""
-    if self.ndim == 0: return self
     return self._accumulating()._scan("prod", axis)
   @takes_dim
   def cummin(self, axis: int = 0) -> tuple[Self, Self]:
@@ -242,8 +241,8 @@ class ReduceOps:
     are read back at those indices, so the gradient goes to that one element, as PyTorch's does."""
     return self._with_running_index(self._running_max(axis), axis)
   def _with_running_index(self, values: Self, axis: int) -> tuple[Self, Self]:
-    if self.ndim == 0: return self, type(self).zeros((), dtype=dtypes.int32, device=self.device)
     d = _canon_axis(axis, self.ndim)
+    if self.ndim == 0: return self, type(self).zeros((), dtype=dtypes.int32, device=self.device)
     if self.shape[d] == 0: return self, self.cast(dtypes.int32)
     index = self._running_index(values, d)
     return self.gather(d, index), index
@@ -270,9 +269,8 @@ class ReduceOps:
     return (seen & same).where(j, -1).max(-1).cast(dtypes.int32).transpose(d, -1)
   def _scan(self, op: str, axis: int) -> Self:
     """The inclusive scan (op: "sum", "max", "prod" or "logsumexp", see _cum_last) of self along axis."""
-    if self.ndim == 0: return self
-    ax = _canon_axis(axis, self.ndim)
-    if self.shape[ax] == 0: return self
+    ax = _canon_axis(axis, self.ndim)  # (first: a 0-d tensor takes axis 0 or -1 only, as in PyTorch)
+    if self.ndim == 0 or self.shape[ax] == 0: return self
     return self.transpose(ax, -1)._cum_last(op).transpose(ax, -1)
   def _accumulating(self) -> Self:
     """Self in the dtype its sums and products accumulate in: int64 for bool and the ints (uint64 stays)."""
@@ -285,12 +283,12 @@ class ReduceOps:
   def matmul(self, w: Self) -> Self:
     """self @ w, like torch.matmul: a 1-D operand is a vector (its axis is dropped from the result) and batch
     dimensions broadcast. Operands are promoted; ints stay in their promoted dtype. A broadcast product, summed."""
-    if self.ndim == 0 or w.ndim == 0: raise ValueError(f"matmul needs tensors with at least 1 dimension, got {self.shape} and {w.shape}")
+    if self.ndim == 0 or w.ndim == 0: raise ArgumentError(f"matmul needs tensors with at least 1 dimension, got {self.shape} and {w.shape}")
     a = self.unsqueeze(0) if self.ndim == 1 else self
     b = w.unsqueeze(1) if w.ndim == 1 else w
-    if a.shape[-1] != b.shape[-2]: raise ValueError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
+    if a.shape[-1] != b.shape[-2]: raise ArgumentError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
     try: _broadcast_shape(a.shape[:-2], b.shape[:-2])
-    except ValueError: raise ValueError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
+    except ValueError: raise ArgumentError(f"matmul batch dimensions of {self.shape} and {w.shape} can't be broadcast together") from None
     # (..., n, k, 1) * (..., 1, k, m) summed over k
     out = (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2, dtype=promote(a.dtype, b.dtype) if not dtypes.is_float(promote(a.dtype, b.dtype)) else None)
     if self.ndim == 1: out = out.squeeze(-2)

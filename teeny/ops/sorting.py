@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
-from teeny.ops.args import _canon_axis
+from teeny.ops.args import ArgumentError, _canon_axis
 if TYPE_CHECKING:
   from typing import Self
 
@@ -93,7 +93,7 @@ class SortOps:
     """The k largest (or smallest) elements along dim and their indices, like torch.topk, in sorted order (which
     is also what sorted=False gives: PyTorch leaves that order unspecified). tinygrad's sorted_= is accepted."""
     n = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1
-    if not isinstance(k, int) or not 0 <= k <= n: raise ValueError(f"topk: k={k!r} must be an int in [0, {n}] for dim of size {n}")
+    if not isinstance(k, int) or not 0 <= k <= n: raise ArgumentError(f"topk: k={k!r} must be an int in [0, {n}] for dim of size {n}")
     if k == 0:
       shape = tuple(0 if i == _canon_axis(dim, self.ndim) else s for i, s in enumerate(self.shape))
       return type(self).empty(shape, dtype=self.dtype, device=self.device), type(self).empty(shape, dtype=dtypes.int32, device=self.device)
@@ -109,7 +109,7 @@ class SortOps:
 
   def _selected_size(self, size: int | None) -> int:
     if size is None: return int(self.cast(dtypes.bool).sum().item())  # (reads the mask: the shape depends on it)
-    if not isinstance(size, int) or size < 0: raise ValueError(f"size must be a non-negative int or None, got {size!r}")
+    if not isinstance(size, int) or size < 0: raise ArgumentError(f"size must be a non-negative int or None, got {size!r}")
     return size
 
   def masked_select(self, mask, size: int | None = None, fill_value=0) -> Self:

@@ -10,6 +10,7 @@ from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, forget_realized
 from teeny.gradient import restore_graphs
 from teeny.engine.tensors import realize_tensors, grad_realized, unique_ids
+from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -21,7 +22,7 @@ class WriteOps:
     are swapped for new ones); only the shapes must match. Views made of it earlier see the new value. Returns
     self."""
     if not isinstance(x, type(self)): raise TypeError(f"replace takes a Tensor, got {type(x).__name__}")
-    if x.shape != self.shape: raise ValueError(f"replace needs the same shape: {self.shape} and {x.shape}")
+    if x.shape != self.shape: raise ArgumentError(f"replace needs the same shape: {self.shape} and {x.shape}")
     if self._base is not None: raise RuntimeError("replace of a view: replace the tensor it is a view of, or assign")
     forget_realized()
     self.uop, self.device, self._graph = x.uop, x.device, None
@@ -67,7 +68,7 @@ class WriteOps:
     value = value if isinstance(value, type(self)) else type(self)(value, device=self.device, dtype=self.dtype)
     if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
     fits = len(value.shape) <= self.ndim and all(v in (1, t) for v, t in zip(value.shape[::-1], self.shape[::-1]))
-    if not fits: raise ValueError(f"can't assign a tensor of shape {value.shape} to one of shape {self.shape}")
+    if not fits: raise ArgumentError(f"can't assign a tensor of shape {value.shape} to one of shape {self.shape}")
     return value.cast(self.dtype).expand(self.shape)
 
   def _check_not_overlapping(self, depth: int):
@@ -93,7 +94,7 @@ class WriteOps:
        (self.dtype == dtypes.bool and result.dtype != dtypes.bool):
       raise TypeError(f"in-place result of dtype {result.dtype} can't be stored in a tensor of dtype {self.dtype}")
     if result.shape != self.shape:
-      raise ValueError(f"in-place result of shape {result.shape} doesn't fit a tensor of shape {self.shape}")
+      raise ArgumentError(f"in-place result of shape {result.shape} doesn't fit a tensor of shape {self.shape}")
     return self.assign(result)
 
   def __iadd__(self, x): return self._inplace(self + x)

@@ -1,0 +1,145 @@
+"""What a TinyJit call passed and returned: the input Tensors found in the arguments (also directly inside a list,
+tuple or dict argument), the call's signature that every later call must match (shapes, dtypes, devices, the
+non-Tensor constants, which places share a tensor), the errors a mismatch raises (JitError and its builtin-kind
+subclasses), and the Tensors found in a result. teeny/engine/jit.py's docstring states the contract."""
+from __future__ import annotations
+import copy
+import numpy as np
+from teeny.tensor import Tensor
+
+
+class JitError(Exception):
+  """Misuse of a TinyJit (tinygrad's name for it). The errors raised are also the builtin kinds below."""
+
+
+class JitValueError(JitError, ValueError):
+  """A call that doesn't match the capture: another shape, other constants, other Tensors shared between places."""
+
+
+class JitTypeError(JitError, TypeError):
+  """An argument of another dtype than at the capture, or Tensors hidden where the jit doesn't look for them."""
+
+
+class JitDeviceError(JitError, RuntimeError):
+  """An argument on another device than at the capture."""
+
+
+# ---- arguments ----
+
+def _items(value) -> list[tuple]:
+  """(key, item) pairs of a list, tuple or dict argument: the places the jit looks for Tensors inside one."""
+  return list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+
+
+def _rebuilt(value, items: list):
+  """A list, tuple (namedtuple too) or dict like `value` holding `items` instead."""
+  if isinstance(value, dict):
+    out = copy.copy(value)  # (keeps a dict subclass and what it holds besides its items: a defaultdict's factory)
+    out.update(zip(value.keys(), items))
+    return out
+  return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+
+
+def _views_copied(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+  """The arguments with every Tensor that is a view of another tensor's storage replaced by a copy of it (also
+  inside a list, tuple or dict argument): a capture reads its arguments' buffers whole, and a view has none of its
+  own."""
+  def own(v): return v.contiguous() if isinstance(v, Tensor) and v._base is not None else v
+  def own_inside(v):
+    if isinstance(v, (list, tuple, dict)) and _holds_tensors(v): return _rebuilt(v, [own(item) for _, item in _items(v)])
+    return own(v)
+  return tuple(own_inside(a) for a in args), {k: own_inside(v) for k, v in kwargs.items()}
+
+
+def _holds_tensors(value) -> bool:
+  return any(isinstance(item, Tensor) for _, item in _items(value))
+
+
+class _TensorHere:
+  """Stands for a Tensor inside a list, tuple or dict argument in the capture's constants (equal to itself only)."""
+  def __repr__(self): return "<Tensor>"
+
+
+_TENSOR_HERE = _TensorHere()
+
+
+def _check_not_deeper(name, value):
+  """Tensors two or more containers deep are not looked for (tinygrad doesn't either): say so, not freeze them."""
+  for key, item in _items(value):
+    if isinstance(item, (list, tuple, dict)) and any(isinstance(t, Tensor) for t in _output_tensors(item)):
+      raise JitTypeError(f"TinyJit: argument {_label((name, key))} holds Tensors two containers deep; the jit takes Tensors "
+                         "as arguments or directly inside a list, tuple or dict argument")
+
+
+def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
+  """The input Tensors in order (positional arguments, then keywords by name; those inside a list, tuple or dict
+  argument in its order) and the call's signature: what must stay the same from call to call (the caller adds
+  which inputs share a buffer)."""
+  named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
+  tensors, shapes, constants = [], [], []
+  def add(name, t: Tensor):
+    tensors.append(t)
+    shapes.append((name, t.shape, t.dtype, t.device))
+  for name, value in named:
+    if isinstance(value, Tensor):
+      add(name, value)
+      continue
+    if isinstance(value, (list, tuple, dict)):
+      _check_not_deeper(name, value)
+      if _holds_tensors(value):
+        for key, item in _items(value):
+          if isinstance(item, Tensor): add((name, key), item)
+        value = _rebuilt(value, [_TENSOR_HERE if isinstance(item, Tensor) else item for _, item in _items(value)])
+    constants.append((name, value))
+  return tensors, (tuple(shapes), tuple(constants))
+
+
+def _label(name) -> str:
+  """An input's place for messages: 0, 'x', or 1[0] / 'state'['h'] for one inside a list, tuple or dict."""
+  if isinstance(name, tuple): return f"{_label(name[0])}[{name[1]!r}]"
+  return repr(name)
+
+def _check_same(old: tuple, new: tuple):
+  old_shapes, old_constants, old_aliases = old
+  new_shapes, new_constants, new_aliases = new
+  if [s[0] for s in old_shapes] != [s[0] for s in new_shapes]:
+    raise JitValueError(f"TinyJit: called with Tensor arguments {[_label(s[0]) for s in new_shapes]}, captured with "
+                        f"{[_label(s[0]) for s in old_shapes]}; call jit.reset() to capture again")
+  for (name, shape, dtype, device), (_, shape0, dtype0, device0) in zip(new_shapes, old_shapes):
+    where = f"TinyJit: argument {_label(name)}"
+    if shape != shape0: raise JitValueError(f"{where} has shape {shape}, captured with {shape0}; call jit.reset() to capture again")
+    if dtype != dtype0: raise JitTypeError(f"{where} has dtype {dtype}, captured with {dtype0}; call jit.reset() to capture again")
+    if device != device0: raise JitDeviceError(f"{where} is on {device}, captured on {device0}; call jit.reset() to capture again")
+  if [c[0] for c in old_constants] != [c[0] for c in new_constants] or not all(
+      _same(a, b) for (_, a), (_, b) in zip(old_constants, new_constants)):
+    raise JitValueError(f"TinyJit: non-Tensor arguments {_show(new_constants)} differ from the captured {_show(old_constants)}; "
+                        "they are constants of the capture: call jit.reset() to capture again")
+  if old_aliases != new_aliases:
+    raise JitValueError("TinyJit: the same Tensor (buffer) is passed in a different set of places than when captured; call jit.reset()")
+
+
+def _same(a, b) -> bool:
+  if isinstance(a, np.ndarray) or isinstance(b, np.ndarray): return type(a) is type(b) and np.array_equal(a, b)
+  try: return a is b or bool(a == b)
+  except Exception: return False  # no single truth value: not "the same"
+
+
+def _show(constants) -> str: return "{" + ", ".join(f"{k!r}: {v!r}"[:80] for k, v in constants) + "}"
+
+# ---- outputs ----
+
+def _map(out, kind, fn):
+  """`out` with every instance of `kind` in it, at any depth of tuples, lists and dicts, replaced by fn(it).
+  (Recursive, but over a function's return value, which is small, never over a graph.)"""
+  if isinstance(out, kind): return fn(out)
+  if isinstance(out, dict): return {k: _map(v, kind, fn) for k, v in out.items()}
+  if isinstance(out, (list, tuple)):
+    items = [_map(v, kind, fn) for v in out]
+    return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)  # a namedtuple takes fields
+  return out
+
+
+def _output_tensors(out) -> list[Tensor]:
+  found: list[Tensor] = []
+  _map(out, Tensor, found.append)
+  return found
