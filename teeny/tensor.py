@@ -380,10 +380,10 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
   # ---- movement (free: views) ----
   def reshape(self, *shape) -> Tensor:
-    """A view in a new shape (sizes or one tuple; one -1 is inferred), like torch's reshape but never a copy."""
-    shape = _shape_arg(shape)
+    """A view in a new shape (sizes or one tuple; one -1 inferred; None: axis i's size), like torch's, never a copy."""
+    shape = _shape_arg(shape, keep=self.shape)
     if sum(1 for s in shape if s == -1) > 1: raise ArgumentError(f"reshape to {shape}: only one dimension can be -1")
-    if any(not isinstance(s, int) or s < -1 for s in shape): raise ArgumentError(f"reshape to {shape}: sizes must be ints >= -1")
+    if any(s < -1 for s in shape): raise ArgumentError(f"reshape to {shape}: sizes must be ints >= -1")
     if -1 in shape:
       known = math.prod(s for s in shape if s != -1)
       if known == 0 or self.numel() % known: raise ArgumentError(f"cannot reshape tensor of shape {self.shape} into {shape}")

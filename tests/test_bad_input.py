@@ -401,3 +401,20 @@ def test_cross_entropy_class_out_of_range_is_nan_not_a_number(device):
   ok = logits.cross_entropy(Tensor([0, 1, 2, -100], device=device)).item()
   assert np.isclose(ok, np.log(5))
   assert np.isnan(logits.sparse_categorical_crossentropy(Tensor([0, 9, 1, 2], device=device)).item())
+
+
+def test_sizes_that_arent_ints_are_type_and_value_errors(device, no_kernels):
+  """PyTorch raises TypeError for Tensor.zeros((2, 2), 2), tinygrad ValueError: teeny's SizeError is both."""
+  for make in (Tensor.zeros, Tensor.ones, Tensor.rand, Tensor.randn, Tensor.empty):
+    for sizes in (((2, 2), 2, 2), ((2, 2), (2, 2)), ((128, 128), 0.0, 0.01)):
+      with pytest.raises(TypeError): make(*sizes, device=device)
+      with pytest.raises(ValueError): make(*sizes, device=device)
+  with pytest.raises(ValueError): Tensor.kaiming_uniform((-3, 3), 3, device=device)
+
+
+def test_reshape_none_keeps_that_axis(device):
+  """tinygrad's x.reshape(None, ..., n): None at position i is the size of axis i."""
+  x = arange((4, 3, 6), device)
+  assert x.reshape(None, None, 2, 3).shape == (4, 3, 2, 3) and x.reshape((None, -1)).shape == (4, 18)
+  np.testing.assert_array_equal(x.reshape(None, 18).numpy(), np.arange(1, 73, dtype=np.float32).reshape(4, 18))
+  with pytest.raises(TypeError): x.reshape(None, None, None, None)  # (no axis 3 to keep)

@@ -53,10 +53,17 @@ def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
   return tuple(out)
 
 
-def _shape_arg(shape) -> tuple[int, ...]:
+class SizeError(TypeError, ArgumentError):
+  """A size that isn't an int: a TypeError, as PyTorch raises, and a ValueError, as tinygrad does."""
+
+
+def _shape_arg(shape, keep: tuple[int, ...] | None = None) -> tuple[int, ...]:
+  """Sizes given as ints or as one tuple/list of them. With `keep` (a reshape's current shape), None at position i
+  is keep[i] (tinygrad's x.reshape(None, 6))."""
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
+  if keep is not None: shape = tuple(keep[i] if s is None and i < len(keep) else s for i, s in enumerate(shape))
   for s in shape:  # int(2.5) would quietly make a size of 2
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)): raise TypeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)): raise SizeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
   return tuple(int(s) for s in shape)
 
 
