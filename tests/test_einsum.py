@@ -34,6 +34,7 @@ def test_einsum_errors(device):
   with pytest.raises(ValueError, match="2 operands"): Tensor.einsum("ij,jk->ik", a)
   with pytest.raises(ValueError, match="names 3 axes"): Tensor.einsum("ijk->i", a)
   with pytest.raises(ValueError, match="output letter"): Tensor.einsum("ij->z", a)
+  with pytest.raises(RuntimeError, match="more than one"): Tensor.einsum("...i...,...i->", [a, a])
 
 
 X = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
@@ -47,6 +48,8 @@ X = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
   ("b c h w -> b 1 c h w", {}, X.reshape(2, 1, 3, 4, 6)),
   ("b c h (w 1) -> b c h w", {}, X),
   ("... -> ...", {}, X),
+  ("b ... w -> b (...) w", {}, X.reshape(2, 12, 6)),
+  ("b … w -> (w …) b", {}, X.transpose(3, 1, 2, 0).reshape(72, 2)),
   ("b c (h2 h) w -> (b h2) c h w", {"h2": 2}, X.reshape(2, 3, 2, 2, 6).transpose(0, 2, 1, 3, 4).reshape(4, 3, 2, 6)),
 ])
 def test_rearrange(device, formula, sizes, want):

@@ -190,8 +190,9 @@ def test_copysign_and_logaddexp_at_the_edges(device):
 
 def test_roll_meshgrid_and_empty_like(device):
   x = Tensor(X, device=device)
-  for shifts, dims in [(1, 1), (-1, 0), (5, 1), ((1, -2), (0, 1)), (3, None)]:
+  for shifts, dims in [(1, 1), (-1, 0), (5, 1), ((1, -2), (0, 1)), (3, None), ((3,), None), ((2,), 1), (2, [1])]:
     np.testing.assert_array_equal(x.roll(shifts, dims).numpy(), np.roll(X, shifts, dims), err_msg=f"{shifts} {dims}")
+  with pytest.raises(RuntimeError, match="one shift"): x.roll((1, 2))  # (PyTorch: no dims, so one shift)
   t = Tensor(X, device=device, requires_grad=True)
   (t.roll(1, 1) * Tensor(np.arange(4, dtype=np.float32), device=device)).sum().backward()
   np.testing.assert_array_equal(t.grad.numpy(), np.tile(np.roll(np.arange(4, dtype=np.float32), -1), (3, 1)))

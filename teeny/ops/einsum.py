@@ -20,6 +20,7 @@ def _expand_ellipsis(spec: str, ndim: int, ellipsis: str, where: str) -> list[st
   if "..." not in spec:
     if len(spec) != ndim: raise ArgumentError(f"einsum: {where} '{spec}' names {len(spec)} axes for a tensor with {ndim}")
     return list(spec)
+  if spec.count("...") > 1: raise ArgumentError(f"einsum: {where} '{spec}' has more than one '...'")
   before, after = spec.split("...")
   covered = ndim - len(before) - len(after)
   if covered < 0: raise ArgumentError(f"einsum: {where} '{spec}' names more axes than the tensor's {ndim}")
@@ -47,7 +48,7 @@ def _parse_side(side: str) -> list:
     elif ch == "(":
       end = side.find(")", i)
       if end < 0: raise ArgumentError(f"rearrange: unclosed '(' in '{side.strip()}'")
-      tokens.append([n for n in side[i + 1:end].split() if n != "1"])
+      tokens.append(["..." if n == "…" else n for n in side[i + 1:end].split() if n != "1"])  # ("(...)": merged)
       i = end + 1
     else:
       end = i
@@ -125,7 +126,8 @@ class EinsumOps:
 
   def rearrange(self, formula: str, **sizes: int) -> Self:
     """einops' rearrange: "b c (h p1) (w p2) -> b (h w) (p1 p2 c)" with sizes naming what a split can't infer
-    (p1=2, p2=2); "..." stands for the axes not named, "1" or "()" for a unit axis."""
+    (p1=2, p2=2); "..." (or "…") stands for the axes not named, "(...)" on the right for them merged into one, "1" or
+    "()" for a unit axis."""
     left, arrow, right = formula.partition("->")
     if not arrow: raise ArgumentError(f"rearrange needs 'input -> output', got '{formula}'")
     lhs, rhs = _parse_side(left), _parse_side(right)
@@ -140,5 +142,5 @@ class EinsumOps:
     out_shape = []
     for token in rhs:
       if token == "...": out_shape += list(known["..."])
-      else: out_shape.append(math.prod(known[g] for g in ([token] if isinstance(token, str) else token)))
+      else: out_shape.append(math.prod(math.prod(known[g]) if g == "..." else known[g] for g in ([token] if isinstance(token, str) else token)))
     return self.reshape(tuple(split_shape)).permute(tuple(order)).reshape(tuple(out_shape))

@@ -61,8 +61,11 @@ class JoinOps:
   def roll(self, shifts, dims=None) -> Self:
     """Elements shifted along dims, those pushed off the end coming back at the start, like torch.roll; with no
     dims, over the flattened tensor."""
-    if dims is None: return self.flatten().roll(shifts, 0).reshape(self.shape)
-    shifts, dims = (shifts, dims) if isinstance(dims, (list, tuple)) else ((shifts,), (dims,))
+    shifts = tuple(shifts) if isinstance(shifts, (list, tuple)) else (shifts,)
+    if dims is None:
+      if len(shifts) != 1: raise ArgumentError(f"roll over the flattened tensor takes one shift, got {shifts}: give dims")
+      return self.flatten().roll(shifts, 0).reshape(self.shape)
+    dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
     if len(shifts) != len(dims): raise ArgumentError(f"roll needs one shift per dim, got shifts {shifts} and dims {dims}")
     out = self
     for shift, dim in zip(shifts, dims):
@@ -78,10 +81,13 @@ class JoinOps:
     from the tensor itself, so gradients flow back to the elements copied."""
     limits = {"reflect": lambda n: n - 1, "replicate": lambda n: math.inf, "circular": lambda n: n}
     if mode not in limits: raise ArgumentError(f"pad mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if any(b < 0 or a < 0 for b, a in padding):  # negative padding crops, as in PyTorch: circular wraps what is left,
+      positive = tuple((max(b, 0), max(a, 0)) for b, a in padding)  # reflect and replicate see the whole tensor first
+      def crop(t: Self) -> Self: return t.shrink(tuple((max(-b, 0), s - max(-a, 0)) for (b, a), s in zip(padding, t.shape)))
+      return crop(self)._pad_from_edges(positive, mode) if mode == "circular" else crop(self._pad_from_edges(positive, mode))
     x = self
     for axis, (before, after) in enumerate(padding):
       n = x.shape[axis]
-      if before < 0 or after < 0: raise ArgumentError(f"pad mode {mode!r} takes no negative padding, got {padding}")
       if max(before, after) > limits[mode](n) or (n == 0 and before + after):
         raise ArgumentError(f"pad mode {mode!r}: padding {(before, after)} is too large for axis {axis} of size {n}")
       if before == after == 0: continue
