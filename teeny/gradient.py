@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite, MOVEMENT
 from teeny.helpers import argsort
 
 
@@ -86,6 +86,19 @@ def _shrink_grad(ctx: UOp, ret: UOp):
 
 # rule name -> fn(ctx, ret) giving the gradients of ret.src[1:] (see the module docstring)
 custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
+
+
+def checked_gradient_target(node: UOp, dtype) -> UOp:
+  """node, a target of Tensor.gradient, after checking it is a float tensor's and not a constant. Equal constants are one node (the 2.0
+  of `t * 2.0` is Tensor(2.0) itself), so a gradient with respect to one would collect every use of that number:
+  (t * 2.0).gradient(t) gave 4, not 2."""
+  if not dtypes.is_float(dtype): raise RuntimeError(f"gradient() with respect to a {dtype} tensor: only float tensors have gradients")
+  base = node
+  while base.op in MOVEMENT: base = base.src[0]
+  if base.op is Ops.CONST:
+    raise RuntimeError("gradient() with respect to a constant tensor: equal constants are one node in the graph, so its "
+                       "uses can't be told from the same number's elsewhere; set requires_grad=True on it (a leaf) or realize() it")
+  return node
 
 
 def _mod_grad(ctx: UOp, ret: UOp):

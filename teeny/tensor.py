@@ -16,7 +16,7 @@ from teeny.uop import UOp, Ops
 from teeny.runtime.device import Device, check_dtype
 from teeny.schedule import is_buffer_view
 from teeny.helpers import snapshot, CONTEXT_FLAGS
-from teeny.gradient import compute_gradient, restore_graphs, custom_gradients
+from teeny.gradient import compute_gradient, restore_graphs, custom_gradients, checked_gradient_target
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
 from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
@@ -644,7 +644,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
   """The graph nodes that stand for t when differentiating: its node (or, realized, the graph that computed it)
   and, for a leaf made lazily and realized since, the lazy node graphs built before then still hold."""
-  node = graphs.get(t.uop, t.uop)
+  node = checked_gradient_target(graphs.get(t.uop, t.uop), t.dtype)
   lazy = t._leaf_node() if t._leaf_node is not None else None
   return (node,) if lazy is None or lazy is node else (node, lazy)
 

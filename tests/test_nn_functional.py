@@ -180,6 +180,8 @@ def test_scaled_dot_product_attention(device):
   expected = np_softmax(np.where(causal, scores, -np.inf)) @ v
   check(T(q, device).scaled_dot_product_attention(T(k, device), T(v, device), is_causal=True), expected)
   check(T(q, device).scaled_dot_product_attention(T(k, device), T(v, device), attn_mask=Tensor(causal, device=device)), expected)
+  with pytest.raises(RuntimeError, match="not both"):  # (PyTorch refuses it too)
+    T(q, device).scaled_dot_product_attention(T(k, device), T(v, device), attn_mask=Tensor(causal, device=device), is_causal=True)
 
 
 def np_log_softmax(x, axis):

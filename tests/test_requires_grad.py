@@ -137,3 +137,17 @@ def test_only_float_tensors_can_require_grad(device):
   with pytest.raises(RuntimeError, match="only float tensors"): Tensor([1, 2], device=device, requires_grad=True)
   with pytest.raises(RuntimeError, match="only float tensors"): Tensor.zeros(2, dtype=dtypes.int32, device=device).requires_grad_()
   Tensor([1, 2], device=device, requires_grad=False)  # turning it off is fine
+
+
+def test_gradient_refuses_targets_it_cant_tell_apart(device):
+  """Tensor.gradient with respect to a constant (Tensor(2.0), Tensor.ones(3)) collected every use of that number:
+  the 2.0 in t * 2.0 is the same node as t, so (t * 2.0).gradient(t) gave 4 instead of 2. It raises now, as
+  tinygrad's does; a leaf (requires_grad=True) or a realized tensor is its own node and gets the right answer.
+  An int target raises too (only float tensors have gradients, as in PyTorch)."""
+  t = Tensor(2.0, device=device)
+  with pytest.raises(RuntimeError, match="constant"): (t * 2.0).gradient(t)
+  with pytest.raises(RuntimeError, match="constant"): (Tensor.ones(3, device=device) * 5).sum().gradient(Tensor.ones(3, device=device))
+  with pytest.raises(RuntimeError, match="float"): Tensor([1, 2], device=device).float().sum().gradient(Tensor([1, 2], device=device))
+  assert (t.realize() * 2.0).gradient(t)[0].item() == 2.0
+  leaf = Tensor(2.0, device=device, requires_grad=True)
+  assert (leaf * 2.0).gradient(leaf)[0].item() == 2.0

@@ -281,6 +281,7 @@ class NNOps:
     if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ArgumentError("attention needs (..., L, d) queries, keys and values")
     if self.shape[-1] != key.shape[-1]: raise ArgumentError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
     if key.shape[-2] != value.shape[-2]: raise ArgumentError(f"keys {key.shape} and values {value.shape} differ in length")
+    if is_causal and attn_mask is not None: raise ArgumentError("attention takes attn_mask or is_causal, not both (as in PyTorch)")
     if enable_gqa and self.ndim >= 3 and key.shape[-3] != self.shape[-3]:
       heads, kv_heads = self.shape[-3], key.shape[-3]
       if heads % kv_heads or value.shape[-3] != kv_heads:
