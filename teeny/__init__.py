@@ -3,7 +3,7 @@ compiled to OpenCL C or LLVM IR, and run when you ask for data."""
 from teeny.dtype import dtypes, DType
 from teeny.tensor import Tensor
 from teeny.runtime.device import Device, Buffer
-from teeny.helpers import GlobalCounters, Context
+from teeny.helpers import GlobalCounters, Context, getenv
 from teeny.uop import UOp, Ops
 from teeny.engine.jit import TinyJit, JitError
 
@@ -11,5 +11,5 @@ from teeny.engine.jit import TinyJit, JitError
 no_grad = Tensor.no_grad
 inference_mode = Tensor.inference_mode
 
-__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "UOp", "Ops", "TinyJit", "JitError"]
+__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError"]
 __version__ = "0.1.0"

@@ -350,3 +350,18 @@ def test_interpolate_keeps_an_int_dtype(device):
   bilinear = Tensor(x, device=device).interpolate((5, 7), mode="bilinear")
   assert bilinear.dtype == dtypes.uint8
   np.testing.assert_array_equal(bilinear.numpy()[0, 0, 0], [0, 7, 19, 30, 41, 53, 60])
+
+
+def test_small_spellings_of_torch_and_tinygrad(device):
+  """.bfloat16(), .short(), .is_floating_point() (torch), .to_(device) and pad_to(value=) (tinygrad), and
+  teeny.getenv (tinygrad's top-level helper)."""
+  t = Tensor(np.float32([1.5, -2.5]), device=device)
+  assert t.bfloat16().dtype == dtypes.bfloat16 and t.short().dtype == dtypes.int16
+  np.testing.assert_array_equal(t.short().numpy(), [1, -2])
+  assert t.is_floating_point() and not Tensor([1], device=device).is_floating_point()
+  for other in Device.available():
+    moved = Tensor(np.float32([1.5, -2.5]), device=device)
+    assert moved.to_(other) is moved and moved.device == other
+    np.testing.assert_array_equal(moved.numpy(), [1.5, -2.5])
+  np.testing.assert_array_equal(Tensor.ones(1, 2, device=device).pad_to(2, 3, value=7).numpy(), [[1, 1, 7], [7, 7, 7]])
+  assert teeny.getenv("TEENY_SURELY_UNSET_NAME", 3) == 3

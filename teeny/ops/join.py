@@ -109,12 +109,13 @@ class JoinOps:
       raise ArgumentError(f"unfold of an axis of size {n} needs 1 <= size <= {n} and step >= 1, got size={size}, step={step}")
     x = self.reshape(1) if not self.ndim else self
     return x.transpose(d, -1)._pool((size,), (step,), (1,)).transpose(d, -2)
-  def pad_to(self, *shape) -> Self:
-    """Zeros added at the end of each axis up to shape (None or the size itself: that axis as it is), like tinygrad."""
+  def pad_to(self, *shape, value=0.0) -> Self:
+    """value (0 by default) added at the end of each axis up to shape (None or the size itself: that axis as it
+    is), like tinygrad."""
     shape = self._size_per_axis(shape, "pad_to")
     if any(n is not None and n < s for n, s in zip(shape, self.shape)):
       raise ArgumentError(f"pad_to {shape} is smaller than shape {self.shape}: use shrink_to")
-    return self.pad(tuple((0, 0 if n is None else n - s) for n, s in zip(shape, self.shape)))
+    return self.pad(tuple((0, 0 if n is None else n - s) for n, s in zip(shape, self.shape)), value=value)
   def shrink_to(self, *shape) -> Self:
     """The first elements of each axis, up to shape (None: that axis as it is), like tinygrad."""
     shape = self._size_per_axis(shape, "shrink_to")

@@ -33,6 +33,18 @@ class PyTorchOps:
       else: raise TypeError(f".to() takes a device and a dtype, got {args}")
     out = self if device is None else self._to_device(device)
     return out if dtype is None else out.cast(dtype)
+  def to_(self, device: str) -> Self:
+    """Move this tensor to another device in place (tinygrad's to_): views made of it earlier follow. Returns self."""
+    return self.replace(self.to(device))
+  def bfloat16(self) -> Self:
+    """Cast to bfloat16, like torch's .bfloat16() (stored as bfloat16; arithmetic in float32)."""
+    return self.cast(dtypes.bfloat16)
+  def short(self) -> Self:
+    """Cast to int16, like torch's .short()."""
+    return self.cast(dtypes.int16)
+  def is_floating_point(self) -> bool:
+    """Whether the dtype is a float one, like torch's."""
+    return dtypes.is_float(self.dtype)
   def cpu(self) -> Self:
     """On the CPU (the LLVM device), like torch's .cpu()."""
     return self.to(CPU_DEVICE)
