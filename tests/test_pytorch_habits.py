@@ -159,6 +159,9 @@ def test_softmin_normalize_isclose_allclose(device):
   np.testing.assert_allclose(x.softmin(dim=1).numpy(), e / e.sum(1, keepdims=True), rtol=1e-5)
   np.testing.assert_allclose(x.normalize(dim=1).numpy(), X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-5)
   np.testing.assert_allclose(x.normalize(p=1, dim=0).numpy(), X / np.abs(X).sum(0, keepdims=True), rtol=1e-5)
+  # torch's norms of order 0 (the count of nonzeros; was a ZeroDivisionError) and -1
+  np.testing.assert_allclose(x.normalize(p=0).numpy(), X / (X != 0).sum(1, keepdims=True), rtol=1e-6)
+  np.testing.assert_allclose(x.normalize(p=-1).numpy(), X / (1 / (1 / np.abs(X)).sum(1, keepdims=True)), rtol=1e-5)
   assert Tensor.zeros(2, 3, device=device).normalize().numpy().tolist() == [[0.0] * 3] * 2  # eps: no 0/0
   a = np.array([1.0, np.inf, -np.inf, np.nan, 1e-9, 100.0], np.float32)
   b = np.array([1.0 + 1e-6, np.inf, np.inf, np.nan, 0.0, 100.1], np.float32)

@@ -246,9 +246,12 @@ class NNOps:
     return x
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
-    """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default)."""
+    """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default); p=0 counts
+    the nonzero elements (torch's norm of order 0)."""
     x = self._float()
-    norm = x.abs().pow(p).sum(axis, keepdim=True).pow(1 / p) if p != 2 else x.square().sum(axis, keepdim=True).sqrt()
+    if p == 0: norm = (x != 0).sum(axis, keepdim=True).cast(x.dtype)
+    elif p == 2: norm = x.square().sum(axis, keepdim=True).sqrt()
+    else: norm = x.abs().pow(p).sum(axis, keepdim=True).pow(1 / p)
     return x / norm.maximum(eps)
   @takes_dim
   def layernorm(self, axis=-1, eps: float = 1e-5) -> Self:
