@@ -201,9 +201,11 @@ def test_roll_meshgrid_and_empty_like(device):
   np.testing.assert_array_equal(t.grad.numpy(), np.tile(np.roll(np.arange(4, dtype=np.float32), -1), (3, 1)))
   a, b, c = (Tensor(np.arange(n, dtype=np.float32), device=device) for n in (2, 3, 4))
   for indexing in ("ij", "xy"):
-    got = Tensor.meshgrid(a, b, c, indexing=indexing)
     want = np.meshgrid(np.arange(2), np.arange(3), np.arange(4), indexing=indexing)
-    for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
+    # (tinygrad's method form a.meshgrid(b, c) left a out: it gave 2 grids of 3)
+    for got in (Tensor.meshgrid(a, b, c, indexing=indexing), Tensor.meshgrid([a, b, c], indexing=indexing), a.meshgrid(b, c, indexing=indexing)):
+      assert len(got) == 3
+      for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
   with pytest.raises(ValueError, match="indexing"): Tensor.meshgrid(a, b, indexing="yx")
   e = x.empty_like()
   assert e.shape == x.shape and e.dtype == x.dtype and e.device == device

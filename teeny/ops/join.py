@@ -146,12 +146,12 @@ class JoinOps:
     square = self.reshape(n, 1).pad(((0, 0), (0, n))).flatten()[:n * n].reshape(n, n) if n else self.reshape(0, 0)
     pads = ((0, k), (k, 0)) if diagonal > 0 else ((k, 0), (0, k))
     return square.pad(pads)
-  @staticmethod
-  def meshgrid(*tensors, indexing: str = "ij") -> list:
+  def meshgrid(self, *others, indexing: str = "ij") -> list:
     """Coordinate grids of 1-d tensors, like torch.meshgrid: indexing="ij" (matrix, the default) or "xy"
-    (Cartesian: the first two grids' axes swapped)."""
+    (Cartesian: the first two grids' axes swapped). Tensor.meshgrid(x, y), Tensor.meshgrid([x, y]) and
+    tinygrad's x.meshgrid(y) are the same call."""
     if indexing not in ("ij", "xy"): raise ArgumentError(f"meshgrid indexing must be 'ij' or 'xy', got {indexing!r}")
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)): tensors = tuple(tensors[0])
+    tensors = (*self, *others) if isinstance(self, (list, tuple)) else (self, *others)
     if any(t.ndim != 1 for t in tensors): raise ArgumentError(f"meshgrid takes 1-d tensors, got shapes {[t.shape for t in tensors]}")
     order = list(tensors)
     if indexing == "xy" and len(order) >= 2: order[0], order[1] = order[1], order[0]
