@@ -6,10 +6,11 @@ from teeny.runtime.device import Device, Buffer
 from teeny.helpers import GlobalCounters, Context, getenv
 from teeny.uop import UOp, Ops
 from teeny.engine.jit import TinyJit, JitError
+from teeny.ops.args import ArgumentError, SizeError
 
 # torch.no_grad() / torch.inference_mode() habits: `with teeny.no_grad():` is `with Tensor.no_grad():`
 no_grad = Tensor.no_grad
 inference_mode = Tensor.inference_mode
 
-__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError"]
+__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError", "ArgumentError", "SizeError"]
 __version__ = "0.1.0"
