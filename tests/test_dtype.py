@@ -3,7 +3,7 @@ same dtype, PyTorch's promotion rules, and the cast semantics (truncation, bool,
 import os
 import numpy as np
 import pytest
-from teeny import Tensor, dtypes
+from teeny import Tensor, dtypes, Device
 
 DTYPES = [dtypes.bool, dtypes.int8, dtypes.uint8, dtypes.int16, dtypes.int32, dtypes.int64, dtypes.uint32,
           dtypes.float16, dtypes.float32, dtypes.float64]
@@ -414,3 +414,15 @@ def test_context_sets_flags_for_a_block_and_restores_them(monkeypatch):
   @Context(TRAINING=True)
   def in_training(): return Tensor.training
   assert in_training() and not Tensor.training
+
+
+def test_renderer_supported_dtypes(device):
+  """tinygrad's Device[d].renderer.supported_dtypes(): what the target computes in its own arithmetic. float64 is
+  in it exactly when the device takes float64 tensors; the storage-only floats never are."""
+  from teeny.runtime.device import check_dtype
+  supported = Device[device].renderer.supported_dtypes()
+  assert {dtypes.float32, dtypes.int32, dtypes.bool, dtypes.uint8} <= supported
+  assert dtypes.bfloat16 not in supported and dtypes.fp8e4m3 not in supported
+  try: check_dtype(device, dtypes.float64); takes_float64 = True
+  except TypeError: takes_float64 = False
+  assert (dtypes.float64 in supported) == takes_float64

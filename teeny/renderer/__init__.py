@@ -45,6 +45,7 @@ CORE_START to the one named CORE_END: the runtime calls the kernel once per core
 from __future__ import annotations
 from dataclasses import dataclass, field
 from teeny.renderer.tuning import Tuning
+from teeny.dtype import dtypes, DTYPES_DICT, STORAGE_FLOATS
 
 CORE_START, CORE_END = "core_start", "core_end"  # the DEFINE_VARs bounding the slice of the outermost loop one call runs
 
@@ -82,6 +83,13 @@ class Renderer:
     """The vector widths rendered for loads and stores of `dtype` elements: no wider than the device's native width."""
     limit = self.native_vector_width.get(dtype)
     return tuple(w for w in self.vector_widths if limit is None or w <= limit)
+
+  def supported_dtypes(self) -> set:
+    """The dtypes this target computes in its own arithmetic (tinygrad's name): all but the storage-only floats
+    (bfloat16, fp8: computed in float32), float16 without has_fp16 (held in float registers) and float64 without
+    has_fp64 (refused)."""
+    left_out = set(STORAGE_FLOATS) | ({dtypes.float16} if not self.has_fp16 else set()) | ({dtypes.float64} if not self.has_fp64 else set())
+    return {dt for dt in DTYPES_DICT.values() if dt not in left_out}
 
   def render(self, name: str, program: list) -> str: raise NotImplementedError
 
