@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite, MOVEMENT
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
 from teeny.helpers import argsort
 
 
@@ -89,12 +89,14 @@ custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
 
 
 def checked_gradient_target(node: UOp, dtype) -> UOp:
-  """node, a target of Tensor.gradient, after checking it is a float tensor's and not a constant. Equal constants are one node (the 2.0
-  of `t * 2.0` is Tensor(2.0) itself), so a gradient with respect to one would collect every use of that number:
-  (t * 2.0).gradient(t) gave 4, not 2."""
+  """node, a target of Tensor.gradient, after checking it is a float tensor's and not a number filled in (a
+  constant, maybe broadcast). Equal constants are one node (the 2.0 of `t * 2.0` is Tensor(2.0) itself, and x + 1
+  holds Tensor.ones(x.shape)), so a gradient with respect to one would collect every use of that number:
+  (t * 2.0).gradient(t) gave 4, not 2. (Built from constants in other ways, like eye(), is allowed: such a graph
+  is the same node only as an identical expression.)"""
   if not dtypes.is_float(dtype): raise RuntimeError(f"gradient() with respect to a {dtype} tensor: only float tensors have gradients")
   base = node
-  while base.op in MOVEMENT: base = base.src[0]
+  while base.op is Ops.RESHAPE or base.op is Ops.EXPAND: base = base.src[0]  # (a number broadcast, as x + 1 makes)
   if base.op is Ops.CONST:
     raise RuntimeError("gradient() with respect to a constant tensor: equal constants are one node in the graph, so its "
                        "uses can't be told from the same number's elsewhere; set requires_grad=True on it (a leaf) or realize() it")

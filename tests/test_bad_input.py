@@ -81,6 +81,17 @@ def test_calls_pytorch_refuses_are_refused(device, no_kernels):
     with pytest.raises(IndexError): scan(arange((5,), device), -2)
     assert scan(scalar, 0).shape == scan(scalar, -1).shape == ()
   with pytest.raises(IndexError, match="out of bounds"): x[1, 4]
+  a, b, c = (Tensor([float(i)], device=device) for i in range(3))
+  with pytest.raises(RuntimeError, match="not both"): Tensor.stack((a, b), c)  # (c was left out)
+  with pytest.raises(RuntimeError, match="not both"): Tensor.cat([a, b], c)
+
+
+def test_unfold_into_empty_windows_and_meshgrid_of_0d(device):
+  """PyTorch's unfold takes size 0 (n // step + 1 windows of nothing) and meshgrid a 0-d tensor (one value)."""
+  x = arange((3, 3, 3), device)
+  assert x.unfold(1, 0, 8).shape == (3, 1, 3, 0) and x.unfold(2, 0, 1).shape == (3, 3, 4, 0)
+  grids = Tensor.meshgrid(arange((3,), device), Tensor(10.0, device=device), arange((2,), device))
+  assert [g.shape for g in grids] == [(3, 1, 2)] * 3 and (grids[1].numpy() == 10).all()
 
 
 def test_matmul_of_0d(device, no_kernels):

@@ -79,7 +79,7 @@ def test_bad_indices_raise(device):
   with pytest.raises(IndexError, match="boolean mask"): t[Tensor([True, False, True], device=device)]
   with pytest.raises(TypeError, match="unsupported index"): t[1.5]
   with pytest.raises(TypeError, match="unsupported index"): t["a"]
-  with pytest.raises(IndexError, match="one ellipsis"): t[..., ...]
+  with pytest.raises(IndexError, match="single ellipsis"): t[..., ...]
   with pytest.raises(ValueError, match="can't assign"): t.__setitem__(0, Tensor(np.ones(3, np.float32), device=device))
 
 

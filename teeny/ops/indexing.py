@@ -81,7 +81,7 @@ class IndexingOps:
       if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, type(self)))) or isinstance(i, bool):
         raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
     ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
-    if len(ellipses) > 1: raise IndexError("an index can only have one ellipsis")
+    if len(ellipses) > 1: raise IndexError("an index can only have a single ellipsis ('...')")
     n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
     if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
     at = ellipses[0] if ellipses else len(index)

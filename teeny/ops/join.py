@@ -14,13 +14,22 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
+def _tensors_joined(first, others: tuple, what: str) -> list:
+  """cat's and stack's tensors: a list or tuple of them (Tensor.cat([a, b])) or the arguments (a.cat(b)), never
+  both (Tensor.stack((a, b), c) left c out)."""
+  if isinstance(first, (list, tuple)):
+    if others: raise ArgumentError(f"{what} takes the tensors as one list or as arguments, not both: got a list and {len(others)} more")
+    first, others = (first[0], tuple(first[1:])) if first else (None, ())
+  if first is None: raise ArgumentError(f"{what} needs at least one tensor")
+  return [first, *others]
+
+
 class JoinOps:
   """Tensor's cat, stack, split, chunk, unflatten, repeat and triangles."""
   def cat(self, *others: Self, dim: int = 0) -> Self:
     """Join tensors along dim: each is padded with zeros out to the full length and the pieces are added. Called as
     a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
-    tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
-    if not tensors: raise ArgumentError("cat needs at least one tensor")
+    tensors = _tensors_joined(self, others, "cat")
     first = tensors[0]
     for t in tensors:
       if not isinstance(t, JoinOps): raise TypeError(f"cat takes tensors, got {type(t).__name__}")
@@ -105,9 +114,12 @@ class JoinOps:
     and a last axis of `size` is appended (a view; tinygrad instead puts the window axis right after dim)."""
     d = _canon_axis(dim, self.ndim)
     n = self.shape[d] if self.ndim else 1
-    if not isinstance(size, int) or not isinstance(step, int) or size < 1 or step < 1 or size > n:
-      raise ArgumentError(f"unfold of an axis of size {n} needs 1 <= size <= {n} and step >= 1, got size={size}, step={step}")
+    if not isinstance(size, int) or not isinstance(step, int) or size < 0 or step < 1 or size > n:
+      raise ArgumentError(f"unfold of an axis of size {n} needs 0 <= size <= {n} and step >= 1, got size={size}, step={step}")
     x = self.reshape(1) if not self.ndim else self
+    if size == 0:  # windows of no elements, (n - 0) // step + 1 of them, as in PyTorch
+      windows = x.shape[:d] + ((n // step) + 1,) + x.shape[d + 1:] + (0,)
+      return type(self).zeros(windows, dtype=self.dtype, device=self.device)
     return x.transpose(d, -1)._pool((size,), (step,), (1,)).transpose(d, -2)
   def pad_to(self, *shape, value=0.0) -> Self:
     """value (0 by default) added at the end of each axis up to shape (None or the size itself: that axis as it
@@ -152,6 +164,7 @@ class JoinOps:
     tinygrad's x.meshgrid(y) are the same call."""
     if indexing not in ("ij", "xy"): raise ArgumentError(f"meshgrid indexing must be 'ij' or 'xy', got {indexing!r}")
     tensors = (*self, *others) if isinstance(self, (list, tuple)) else (self, *others)
+    tensors = tuple(t.reshape(1) if t.ndim == 0 else t for t in tensors)  # (a 0-d tensor is one value, as in PyTorch)
     if any(t.ndim != 1 for t in tensors): raise ArgumentError(f"meshgrid takes 1-d tensors, got shapes {[t.shape for t in tensors]}")
     order = list(tensors)
     if indexing == "xy" and len(order) >= 2: order[0], order[1] = order[1], order[0]
@@ -161,8 +174,7 @@ class JoinOps:
     return grids
   def stack(self, *others: Self, dim: int = 0) -> Self:
     """Join tensors of one shape along a new axis dim (Tensor.stack([a, b]) or a.stack(b))."""
-    tensors = list(self) if isinstance(self, (list, tuple)) else [self, *others]
-    if not tensors: raise ArgumentError("stack needs at least one tensor")
+    tensors = _tensors_joined(self, others, "stack")
     for t in tensors:
       if t.shape != tensors[0].shape: raise ArgumentError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
     d = _canon_axis(dim, tensors[0].ndim + 1)
