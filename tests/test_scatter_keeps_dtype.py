@@ -32,3 +32,14 @@ def test_scatter_keeps_other_dtypes(device):
     out = y.scatter(0, index, Tensor(np.array([7, 8, 9], np_dt), device=device))
     assert out.dtype == dt
     np.testing.assert_array_equal(out.numpy(), np.array([1, 9, 8, 4], np_dt))
+
+
+def test_scatter_source_of_another_dtype_is_refused(device):
+  """PyTorch refuses a tensor source whose dtype isn't self's (a float16 tensor and a float32 source); so does
+  teeny, instead of casting it quietly. A Python number is cast, as before."""
+  x, index = Tensor(np.zeros(4, np.float16), device=device), Tensor(INDEX, device=device)
+  src = Tensor(np.float32([7, 8, 9]), device=device)
+  with pytest.raises(RuntimeError, match="dtype"): x.scatter(0, index, src)
+  with pytest.raises(RuntimeError, match="dtype"): x.scatter_add(0, index, src)
+  with pytest.raises(RuntimeError, match="dtype"): x.scatter_reduce(0, index, src, reduce="sum")
+  np.testing.assert_array_equal(x.scatter(0, index, 2.5).numpy(), np.float16([0, 2.5, 2.5, 0]))

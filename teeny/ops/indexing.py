@@ -184,6 +184,9 @@ class IndexingOps:
     if src_shape is not None and any(k > s for k, s in zip(index.shape, src_shape)):
       raise ArgumentError(f"{name} index of shape {index.shape} is larger than the source {src_shape}")
     return d
+  def _check_source(self, name: str, src: Self):
+    """A tensor source of scatter and scatter_reduce has self's dtype (PyTorch refuses a cast there too)."""
+    if src.dtype != self.dtype: raise ArgumentError(f"{name} source of dtype {src.dtype} into a tensor of dtype {self.dtype}: cast it first")
   def gather(self, dim: int, index: Self) -> Self:
     """out[i][j] = self[index[i][j]][j] for dim 0 (and so on), like torch.gather. An index out of range gives 0
     (checking it would need to read the index from the device)."""
@@ -198,9 +201,10 @@ class IndexingOps:
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
     wins. An index out of range writes nothing."""
     if reduce not in (None, "add", "multiply"): raise ArgumentError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
-    src = src if isinstance(src, type(self)) else type(self).full(index.shape, src, dtype=self.dtype, device=self.device)
+    if isinstance(src, type(self)): self._check_source("scatter", src)
+    else: src = type(self).full(index.shape, src, dtype=self.dtype, device=self.device)
     d = self._check_index("scatter", dim, index, src.shape)
-    src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
+    src = src.shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
     x = self.transpose(d, -1)
     n = x.shape[-1]
     hit = index.transpose(d, -1).unsqueeze(-1) == type(self).arange(n, dtype=index.dtype, device=self.device)  # (..., k, n)
@@ -221,8 +225,9 @@ class IndexingOps:
     the places that receive something. "mean" of ints rounds down, like PyTorch's."""
     if reduce not in ("sum", "prod", "mean", "amax", "amin"):
       raise ArgumentError(f"scatter_reduce reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
+    self._check_source("scatter_reduce", src)
     d = self._check_index("scatter_reduce", dim, index, src.shape)
-    src = src.cast(self.dtype).shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
+    src = src.shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
     x = self.transpose(d, -1)
     hit = index.transpose(d, -1).unsqueeze(-1) == type(self).arange(x.shape[-1], dtype=index.dtype, device=self.device)
     count = hit.cast(dtypes.int32).sum(-2, dtype=dtypes.int32)
