@@ -393,3 +393,16 @@ def test_numpy_array_arguments_compare_by_value(device):
   for _ in range(3): out = f(Tensor(x, device=device), np.array([1.0, 2.0]))
   np.testing.assert_array_equal(out.numpy(), x * 3)
   with pytest.raises(ValueError, match="non-Tensor"): f(Tensor(x, device=device), np.array([1.0, 5.0]))
+
+
+def test_jit_zero_turns_the_jit_off(device):
+  """JIT=0 (tinygrad's switch, here with Context): every call runs the function and nothing is captured."""
+  from teeny import Context
+  calls = []
+  @TinyJit
+  def add(a, b):
+    calls.append(1)
+    return (a + b).realize()
+  with Context(JIT=0):
+    for i in range(4): assert add(Tensor([float(i)], device=device), Tensor([float(i)], device=device)).item() == 2 * i
+  assert len(calls) == 4 and add.captured is None

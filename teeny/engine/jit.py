@@ -50,6 +50,9 @@ The contract:
     replay; their results stay in the buffers they were written to. Only for work whose inputs never change
     between calls: a random draw or a parameter update that reads no input would be frozen too.
 
+JIT=0 in the environment (or `with Context(JIT=0):`) turns every TinyJit off: each call runs the function as it is
+and nothing is captured, as in tinygrad (for debugging a jitted step).
+
 What a call passed and returned, the signature later calls must match, and the errors are in jit_args.py.
 
 Threads: a TinyJit may be called from several threads. Calls of one TinyJit are serialized by a lock it holds
@@ -64,7 +67,7 @@ import functools, threading, types, weakref
 from teeny import memory
 from teeny.engine import realize
 from teeny.dtype import dtypes
-from teeny.helpers import GlobalCounters, debug_level, dprint
+from teeny.helpers import GlobalCounters, debug_level, dprint, getenv
 from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem, buffer_view, forget_realized, writes_count
@@ -112,6 +115,7 @@ class TinyJit:
   def __call__(self, *args, **kwargs):
     """Run, capture or replay (the first, second and later calls)."""
     if realize.capture.recording is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
+    if not getenv("JIT", 1): return _run_and_realize(self.fn, args, kwargs)  # JIT=0 (tinygrad's switch): no jit at all
     args, kwargs = _views_copied(args, kwargs)
     tensors, signature = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
