@@ -153,3 +153,17 @@ def test_one_hot_masked_fill_tril_triu(device):
     np.testing.assert_array_equal(tx.tril(k).numpy(), np.tril(x, k))
     np.testing.assert_array_equal(tx.triu(k).numpy(), np.triu(x, k))
   with pytest.raises(TypeError, match="bool mask"): tx.masked_fill(tx, 0)
+
+
+def test_a_list_holding_a_slice_is_the_tuple(device):
+  """x[[slice(None), [1, 3]]]: numpy refuses a list holding a slice (it can't be an int array), PyTorch reads it as
+  the tuple x[:, [1, 3]]; so does teeny, reading and writing. (It failed inside numpy with an inhomogeneous-array
+  error.) A list of ints or of lists stays an integer array index."""
+  ref = np.arange(20.0, dtype=np.float32).reshape(4, 5)
+  x = Tensor(ref, device=device)
+  for index in ([slice(None), [1, 3]], [[0, 2], slice(None)], [None, 1], [Ellipsis, 0]):
+    np.testing.assert_array_equal(x[index].numpy(), ref[tuple(index)])
+  x[[slice(None), [1, 3]]] = -1.0
+  ref[:, [1, 3]] = -1.0
+  np.testing.assert_array_equal(x.numpy(), ref)
+  np.testing.assert_array_equal(x[[0, 2]].numpy(), ref[[0, 2]])

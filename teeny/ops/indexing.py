@@ -75,6 +75,8 @@ class IndexingOps:
     """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
     integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
     without one) replaced by whole slices for the axes no item names, at the Ellipsis's position."""
+    if isinstance(index, list) and any(i is None or i is Ellipsis or isinstance(i, slice) for i in index):
+      index = tuple(index)  # x[[slice(None), [1, 3]]]: PyTorch reads a list holding a slice as the tuple (numpy refuses it)
     index = index if isinstance(index, tuple) else (index,)
     index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, type(self))) else i for i in index)
     for i in index:
