@@ -44,3 +44,16 @@ def test_linalg_errors(device):
   with pytest.raises(ValueError, match="matrix"): Tensor([1.0, 2.0], device=device).qr()
   with pytest.raises(TypeError, match="float"): Tensor([[1, 2], [3, 4]], device=device).svd()
   with pytest.raises(ValueError, match="mode"): Tensor.ones(2, 2, device=device).qr(mode="r")
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 2), (2, 3), (2, 2, 2), (3, 4, 6)])
+def test_newton_schulz_orthogonalizes_each_matrix(device, shape):
+  """tinygrad's Tensor.newton_schulz (Muon's step): with coefficients that map singular values to 1, each matrix of
+  a batch (tall ones through their transpose) ends with orthonormal rows (or columns, when tall)."""
+  a = rng.standard_normal(shape).astype(np.float32)
+  for params in ((2, -1.5, 0.5), (2.0, -1.4, 0.2, 0.2)):
+    out = Tensor(a, device=device).newton_schulz(steps=20, params=params, eps=0.0).numpy()
+    m = out if shape[-1] >= shape[-2] else np.swapaxes(out, -1, -2)
+    gram = m @ np.swapaxes(m, -1, -2)
+    np.testing.assert_allclose(gram, np.broadcast_to(np.eye(gram.shape[-1]), gram.shape), atol=1e-3)
+  with pytest.raises(ValueError, match="matrices"): Tensor([1.0, 2.0], device=device).newton_schulz(2, (1.0,))

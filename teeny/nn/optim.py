@@ -170,20 +170,9 @@ class AdamW(LAMB):
 
 
 def newton_schulz(g: Tensor, steps: int, coefficients: tuple[float, ...], eps: float = 1e-7) -> Tensor:
-  """Push a matrix toward the nearest orthogonal one (its singular values toward 1) with `steps` rounds of an odd
-  polynomial, tinygrad's formulation: X = G / (||G||_F + eps), then X <- sum_i c_i (X X^T)^i X. Works on the
-  wider orientation (a tall matrix is transposed and back), so X X^T is the smaller square."""
+  """Tensor.newton_schulz of one matrix (teeny/ops/linalg.py)."""
   if g.ndim != 2: raise ValueError(f"newton_schulz takes a matrix, got shape {g.shape}")
-  if g.shape[0] > g.shape[1]: return newton_schulz(g.transpose(), steps, coefficients, eps).transpose()
-  x = g / (g.square().sum().sqrt() + eps)
-  for _ in range(steps):
-    gram = x @ x.transpose()
-    power, total = x, coefficients[0] * x
-    for c in coefficients[1:]:
-      power = gram @ power
-      total = total + c * power
-    x = total
-  return x
+  return g.newton_schulz(steps, coefficients, eps)
 
 
 class LARS(Optimizer):

@@ -33,6 +33,22 @@ class LinalgOps:
     if self.ndim < 2: raise ArgumentError(f"{name} needs a matrix (or a batch of them), got shape {self.shape}")
     if not dtypes.is_float(self.dtype): raise TypeError(f"{name} needs a float tensor, got {self.dtype}")
 
+  def newton_schulz(self, steps: int, params: tuple[float, ...], eps: float = 1e-7) -> Self:
+    """Push each matrix (the last two axes) toward the nearest orthogonal one, its singular values toward 1, with
+    `steps` rounds of an odd polynomial (tinygrad's newton_schulz, what Muon orthogonalizes with): X = A / (||A||_F
+    + eps), then X <- sum_i params[i] (X X^T)^i X. A tall matrix is worked on transposed, so X X^T is the smaller."""
+    if self.ndim < 2: raise ArgumentError(f"newton_schulz takes matrices (at least 2 axes), got shape {self.shape}")
+    if steps < 0 or not params: raise ArgumentError(f"newton_schulz needs steps >= 0 and at least one param, got {steps} and {params}")
+    if self.shape[-2] > self.shape[-1]: return self.transpose(-2, -1).newton_schulz(steps, params, eps).transpose(-2, -1)
+    x = self / (self.square().sum((-2, -1), keepdim=True).sqrt() + eps)
+    for _ in range(steps):
+      gram = x @ x.transpose(-2, -1)
+      power, total = x, params[0] * x
+      for c in params[1:]:
+        power = gram @ power
+        total = total + c * power
+      x = total
+    return x
   def qr(self, mode: str = "reduced") -> tuple[Self, Self]:
     """Q, R with self = Q @ R, Q orthonormal and R upper triangular, like torch.linalg.qr: mode "reduced" gives Q
     (m, k) and R (k, n) with k = min(m, n), "complete" Q (m, m) and R (m, n). R's diagonal has LAPACK's signs
