@@ -7,8 +7,8 @@ letter repeated inside one operand ("ii->i") takes that operand's diagonal first
 reshape that splits the input's groups into single axes, a permute, and a reshape that joins the output's groups."""
 from __future__ import annotations
 import math
-from teeny.ops.args import ArgumentError
 from typing import TYPE_CHECKING
+from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:
   from typing import Self
 
