@@ -40,14 +40,16 @@ class LinalgOps:
     if self.ndim < 2: raise ArgumentError(f"newton_schulz takes matrices (at least 2 axes), got shape {self.shape}")
     if steps < 0 or not params: raise ArgumentError(f"newton_schulz needs steps >= 0 and at least one param, got {steps} and {params}")
     if self.shape[-2] > self.shape[-1]: return self.transpose(-2, -1).newton_schulz(steps, params, eps).transpose(-2, -1)
-    x = self / (self.square().sum((-2, -1), keepdim=True).sqrt() + eps)
+    # each iterate is stored (contiguous): left lazy, step k's kernels would recompute every earlier step's sums
+    # (and a lazy input such as randn's bits) inline, and compiling them grows with k
+    x = (self / (self.square().sum((-2, -1), keepdim=True).sqrt() + eps)).contiguous()
     for _ in range(steps):
       gram = x @ x.transpose(-2, -1)
       power, total = x, params[0] * x
       for c in params[1:]:
         power = gram @ power
         total = total + c * power
-      x = total
+      x = total.contiguous()
     return x
   def qr(self, mode: str = "reduced") -> tuple[Self, Self]:
     """Q, R with self = Q @ R, Q orthonormal and R upper triangular, like torch.linalg.qr: mode "reduced" gives Q
