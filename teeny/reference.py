@@ -13,12 +13,15 @@ semantics where numpy's differ or are undefined:
 - LOG2 and SQRT of a negative number are NaN, RECIP of a zero is an infinity of the zero's sign.
 - Integer arithmetic wraps at the dtype's width; CAST of a float to an integer truncates toward zero.
 - A float16 sum or product accumulates in float32 and is rounded once (as the kernels compute half in float32).
+- bfloat16 and the fp8 kinds are held as their bits (as their buffers are); an op reads them as float32 values,
+  computes in float32 and rounds its result once to nearest even (teeny/dtype.py's host conversions, which the
+  kernels match bit for bit). Movement, BITCAST and ASSIGN move the bits as they are.
 The one-value form of these rules is uop.exec_alu (constant folding); the tests check the two agree.
 """
 from __future__ import annotations
 from typing import Callable
 import numpy as np
-from teeny.dtype import DType, dtypes
+from teeny.dtype import DType, dtypes, STORAGE_FLOATS, bits_to_float, float_to_bits
 from teeny.uop import UOp, Ops
 
 
@@ -43,6 +46,16 @@ def evaluate(root: UOp, leaf: Callable[[UOp], np.ndarray | None] | None = None) 
   return values[root]
 
 
+# ops that move a storage float's bits as they are; every other op computes on its float32 values
+_MOVES_BITS = {Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP, Ops.BITCAST, Ops.ASSIGN, Ops.COPY,
+               Ops.CONTIGUOUS, Ops.DETACH}
+
+
+def _as_values(node: UOp, src: list[np.ndarray]) -> list[np.ndarray]:
+  """The sources' values: bfloat16 and fp8 bits read as float32, other dtypes as they are."""
+  return [bits_to_float(v, s.dtype) if s.dtype in STORAGE_FLOATS else v for v, s in zip(src, _sources(node))]
+
+
 def _sources(node: UOp) -> tuple[UOp, ...]:
   # a DETACH's further sources are there for a custom gradient rule only (see gradient.py)
   return node.src[:1] if node.op is Ops.DETACH else node.src
@@ -50,19 +63,22 @@ def _sources(node: UOp) -> tuple[UOp, ...]:
 
 def _evaluate_node(node: UOp, src: list[np.ndarray]) -> np.ndarray:
   op = node.op
+  computes = op not in _MOVES_BITS
+  if computes: src = _as_values(node, src)
   with np.errstate(all="ignore"):  # overflow, 0/0 and log of negatives give what IEEE (or wrapping) gives
     if op in _UNARY: out = _UNARY[op](src[0])
     elif op in _BINARY: out = _BINARY[op](src[0], src[1])
     elif op in _MOVEMENT: out = _MOVEMENT[op](src[0], node.arg)
     elif op in _OTHER: out = _OTHER[op](node, src)
     else: raise NotImplementedError(f"the reference interpreter has no rule for {op} (not a tensor-level op)")
+    if computes and node.dtype in STORAGE_FLOATS: return float_to_bits(out, node.dtype).reshape(np.shape(out))
     return np.asarray(out).astype(node.dtype.np, copy=False)  # (a float32 sum of float16 overflows here, to inf)
 
 
 # ---- leaves ----
 
 def _leaf(node: UOp, src: list[np.ndarray]) -> np.ndarray:
-  if node.op is Ops.CONST: return np.array(node.arg, dtype=node.dtype.np)
+  if node.op is Ops.CONST: return np.array(node.arg, dtype=np.float32 if node.dtype in STORAGE_FLOATS else node.dtype.np)
   if node.op is Ops.RANGE: return np.arange(node.arg, dtype=node.dtype.np)  # the arange leaf 0, 1, ..., arg-1
   return node.arg.numpy()  # BUFFER: arg is the runtime Buffer
 
@@ -108,7 +124,8 @@ _BINARY: dict[Ops, Callable] = {
 def _where(node: UOp, src: list[np.ndarray]) -> np.ndarray: return np.where(src[0], src[1], src[2])
 
 
-def _cast(node: UOp, src: list[np.ndarray]) -> np.ndarray: return src[0].astype(node.dtype.np)
+def _cast(node: UOp, src: list[np.ndarray]) -> np.ndarray:
+  return src[0].astype(np.float32 if node.dtype in STORAGE_FLOATS else node.dtype.np)  # (rounded to bits after)
 
 
 def _bitcast(node: UOp, src: list[np.ndarray]) -> np.ndarray:
@@ -118,7 +135,7 @@ def _bitcast(node: UOp, src: list[np.ndarray]) -> np.ndarray:
 # ---- reduce ----
 
 def _accumulator(dtype: DType):
-  return np.float32 if dtype == dtypes.float16 else dtype.np
+  return np.float32 if dtype == dtypes.float16 or dtype in STORAGE_FLOATS else dtype.np
 
 
 def _reduce(node: UOp, src: list[np.ndarray]) -> np.ndarray:
@@ -174,7 +191,9 @@ _OTHER: dict[Ops, Callable] = {
 
 # how far a float result may be from the reference, relative to the largest magnitude in the result: kernels sum in
 # another order, keep float16 in float32 between ops, and may use the device's own sin/exp2/log2
-TOLERANCE = {dtypes.float16: 1e-2, dtypes.float32: 1e-4, dtypes.float64: 1e-9}
+TOLERANCE = {dtypes.float16: 1e-2, dtypes.float32: 1e-4, dtypes.float64: 1e-9,
+             # (a unit in the last place, relative: 8, 4 and 3 bits of significand)
+             dtypes.bfloat16: 2 ** -7, dtypes.fp8e4m3: 2 ** -3, dtypes.fp8e5m2: 2 ** -2}
 
 
 def mismatch(got: np.ndarray, want: np.ndarray, dtype: DType, rtol: float | None = None) -> str | None:
@@ -182,6 +201,7 @@ def mismatch(got: np.ndarray, want: np.ndarray, dtype: DType, rtol: float | None
   largest magnitude, NaN where NaN, infinities where they are), else a sentence about the worst difference."""
   got, want = np.asarray(got).reshape(want.shape), np.asarray(want)
   if got.size == 0: return None
+  if dtype in STORAGE_FLOATS: got, want = bits_to_float(got, dtype), bits_to_float(want, dtype)  # (both are bits)
   if not dtypes.is_float(dtype):
     wrong = got != want
     if not wrong.any(): return None

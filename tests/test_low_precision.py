@@ -306,6 +306,18 @@ def test_sum_accumulates_in_float32(device, dt):
     np.testing.assert_array_equal(teeny_bits(out), torch.from_numpy(a).bfloat16().sum(1).view(torch.int16).numpy().view(np.uint16))
 
 
+@pytest.mark.parametrize("dt", LOW, ids=IDS)
+def test_sum_of_a_cast_rounds_each_term(device, dt):
+  """x.cast(dt).sum() sums the rounded values: the kernel left the cast out when it was fused into the sum (the
+  float32 terms were added as a matmul's products are), so [2.25, -2.0] in fp8e5m2 (2.0 and -2.0) summed to 0.25."""
+  a = np.float32([2.25, -2.0, 1 / 3, -0.333984375, 1.1, 7.3])
+  fused = Tensor(a, device=device).cast(dt).sum()
+  stored = Tensor(a, device=device).cast(dt).realize().sum()
+  exact = rounded(a, dt).astype(np.float64).sum()
+  np.testing.assert_array_equal(teeny_bits(fused.reshape(1)), float_to_bits(np.float32([exact]), dt))
+  np.testing.assert_array_equal(teeny_bits(stored.reshape(1)), teeny_bits(fused.reshape(1)))
+
+
 def test_bf16_matmul_accumulates_in_float32(device):
   rng = np.random.default_rng(6)
   a, b = rng.standard_normal((17, 64)).astype(np.float32), rng.standard_normal((64, 9)).astype(np.float32)

@@ -290,3 +290,18 @@ except RuntimeError as e: print("caught:", str(e).splitlines()[0])
   out = run_in_child(code, env={"VALIDATE": "1"}).stdout.splitlines()
   assert out[0] == "[16.0, 48.0, 80.0]" and out[1] == "[1.0, 2.0, 3.0, 4.0]"
   assert out[2].startswith("caught: VALIDATE: a tensor of shape (3, 4)") and "worst at index" in out[2]
+
+
+def test_validate_knows_bfloat16_and_fp8():
+  """The reference holds bfloat16/fp8 as bits, computes in float32 and rounds each result once, as the kernels do:
+  VALIDATE=1 checks low-precision graphs (it reported a false mismatch for every one)."""
+  code = """
+import numpy as np
+from teeny import Tensor, dtypes
+for dt in (dtypes.bfloat16, dtypes.fp8e4m3, dtypes.fp8e5m2):
+  a = Tensor(np.float32([1.5, 2.25, 3.0, -7.0, 1 / 3])).cast(dt)
+  outs = [(a * 2 + 1), a.exp(), a.sum(), a.max(), a.cast(dtypes.float32) * 3, (a @ a.reshape(5, 1)).reshape(1)]
+  print(dt.name, [o.numpy().tolist() for o in outs][2])
+"""
+  out = run_in_child(code, env={"VALIDATE": "1"}).stdout.splitlines()
+  assert out == ["bfloat16 0.083984375", "fp8e4m3 0.09375", "fp8e5m2 -0.1875"], out  # (the rounded values summed)

@@ -210,11 +210,13 @@ def _half_assign(a: UOp, acc: UOp, v: UOp) -> UOp | None:
 
 def _unrounded_sum(x: UOp) -> UOp:
   """A bfloat16/fp8 sum's terms (products, in a matmul) and partial sums added unrounded, in float32: their
-  rounding would cost far more than float16's (8 bits or fewer), and PyTorch's matmul doesn't round them either."""
+  rounding would cost far more than float16's (8 bits or fewer), and PyTorch's matmul doesn't round them either.
+  Only the rounding of a product or a sum is left out: a term that is a value cast to bfloat16/fp8 by the program
+  (x.cast(fp8e5m2).sum()) is rounded, or the sum would be of other numbers (2.25 and -2.0 summed to 0.25)."""
   terms = []
   for s in x.src:
     if s.op is Ops.CAST and s.dtype == dtypes.float32 and s.src[0].op is Ops.CAST and s.src[0].dtype in STORAGE_FLOATS \
-       and s.src[0].src[0].dtype == dtypes.float32:
+       and s.src[0].src[0].dtype == dtypes.float32 and s.src[0].src[0].op in (Ops.MUL, Ops.ADD):
       s = s.src[0].src[0]
       if s.op is Ops.ADD: s = _unrounded_sum(s)
     terms.append(s)
