@@ -359,25 +359,6 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       raise ArgumentError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
     check_dtype(self.device, dtype)
     return self if dtype == self.dtype else self._view(Ops.BITCAST, dtype)  # a view: writes reach self, as torch's
-  def float(self) -> Tensor:
-    """Cast to float32, like torch's .float()."""
-    return self.cast(dtypes.float32)
-  def half(self) -> Tensor:
-    """Cast to float16, like torch's .half()."""
-    return self.cast(dtypes.float16)
-  def double(self) -> Tensor:
-    """Cast to float64, like torch's .double()."""
-    return self.cast(dtypes.float64)
-  def int(self) -> Tensor:
-    """Cast to int32, like torch's .int()."""
-    return self.cast(dtypes.int32)
-  def long(self) -> Tensor:
-    """Cast to int64, like torch's .long()."""
-    return self.cast(dtypes.int64)
-  def bool(self) -> Tensor:
-    """Cast to bool (nonzero is True), like torch's .bool()."""
-    return self.cast(dtypes.bool)
-
   # ---- movement (free: views) ----
   def reshape(self, *shape) -> Tensor:
     """A view in a new shape (sizes or one tuple; one -1 inferred; None: axis i's size), like torch's, never a copy."""

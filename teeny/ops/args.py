@@ -7,13 +7,13 @@ import numpy as np
 from teeny.dtype import DType, dtypes
 
 Scalar = int | float | bool
+INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
 
 
 class ArgumentError(ValueError, RuntimeError):
   """A tensor op called with arguments it can't take: shapes that don't fit, a size, mode or axis it has no
   meaning for. It is a ValueError (Python's kind for a bad argument) and a RuntimeError (what PyTorch raises for
   the same calls), so code written for either catches it."""
-INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
 
 
 def takes_dim(method):

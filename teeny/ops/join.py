@@ -17,11 +17,10 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 def _tensors_joined(first, others: tuple, what: str) -> list:
   """cat's and stack's tensors: a list or tuple of them (Tensor.cat([a, b])) or the arguments (a.cat(b)), never
   both (Tensor.stack((a, b), c) left c out)."""
-  if isinstance(first, (list, tuple)):
-    if others: raise ArgumentError(f"{what} takes the tensors as one list or as arguments, not both: got a list and {len(others)} more")
-    first, others = (first[0], tuple(first[1:])) if first else (None, ())
-  if first is None: raise ArgumentError(f"{what} needs at least one tensor")
-  return [first, *others]
+  if not isinstance(first, (list, tuple)): return [first, *others]
+  if others: raise ArgumentError(f"{what} takes the tensors as one list or as arguments, not both: got a list and {len(others)} more")
+  if not first: raise ArgumentError(f"{what} needs at least one tensor")
+  return list(first)
 
 
 class JoinOps:

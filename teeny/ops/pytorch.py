@@ -1,7 +1,8 @@
 """PyTorch's spellings as a Tensor mixin, so PyTorch habits work beside tinygrad's names: .to(dtype) and
-.to(device, dtype), .cpu(), .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the
-values, Tensor.from_numpy, empty_like, linspace, is_leaf, detach_() and Tensor.inference_mode(). (dim= beside
-axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
+.to(device, dtype), the casts (.float() .half() .double() .int() .long() .bool() .bfloat16() .short()), .cpu(),
+.dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the values, Tensor.from_numpy,
+empty_like, linspace, is_leaf, detach_() and Tensor.inference_mode(). (dim= beside axis= is ops/args.py's
+takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
 import numpy as np
@@ -36,6 +37,25 @@ class PyTorchOps:
   def to_(self, device: str) -> Self:
     """Move this tensor to another device in place (tinygrad's to_): views made of it earlier follow. Returns self."""
     return self.replace(self.to(device))
+  # the casts by torch's names (after them, `bool`, `int` and `float` in this class body are the methods)
+  def float(self) -> Self:
+    """Cast to float32, like torch's .float()."""
+    return self.cast(dtypes.float32)
+  def half(self) -> Self:
+    """Cast to float16, like torch's .half()."""
+    return self.cast(dtypes.float16)
+  def double(self) -> Self:
+    """Cast to float64, like torch's .double()."""
+    return self.cast(dtypes.float64)
+  def int(self) -> Self:
+    """Cast to int32, like torch's .int()."""
+    return self.cast(dtypes.int32)
+  def long(self) -> Self:
+    """Cast to int64, like torch's .long()."""
+    return self.cast(dtypes.int64)
+  def bool(self) -> Self:
+    """Cast to bool (nonzero is True), like torch's .bool()."""
+    return self.cast(dtypes.bool)
   def bfloat16(self) -> Self:
     """Cast to bfloat16, like torch's .bfloat16() (stored as bfloat16; arithmetic in float32)."""
     return self.cast(dtypes.bfloat16)

@@ -48,7 +48,7 @@ class WriteOps:
       # in place: the kernel stores value through the view's movement ops into the base's buffer
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
-      base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else value.uop, old)
+      base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else bits, old)
       if base._assigned_graph is not None: grad_realized[id(base)] = base
     elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
     else: base.uop = UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))  # (a buffer of its own)
