@@ -5,10 +5,16 @@ modules folded into their caller) and counts its hops, the returns to a file alr
 a layer; then the same over layers (tools/house.py's table). REVIEW.md measured 43 hops and 33 returns over files
 for this route at 5b6d19b.
 
+The route is the order in which files are entered, so an orchestrator (the engine calling the scheduler, then
+codegen, then the runtime) shows as returns. The last figure counts calls instead: each call whose callee sits in a
+higher layer than its caller, that is, control going against the layering. Those are listed by name; the only ones
+expected are the rewrite engine (uop.py) running a layer's own pattern rules and functions handed down as
+arguments (a cache's cost function).
+
   TEENY_NO_DISK_CACHE=1 python tools/route.py [--device LLVM] [--sum] [--show]
 """
 from __future__ import annotations
-import argparse, os, sys
+import argparse, collections, os, sys
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.path.dirname(os.path.abspath(__file__))]
 import house  # noqa: E402  (the layer table)
 
@@ -29,13 +35,21 @@ def trace(device: str, reduce: bool) -> list[str]:
   Device.DEFAULT = device
   a, b = Tensor(np.ones((16, 32), np.float32)).realize(), Tensor(np.ones((16, 32), np.float32)).realize()
   out = (a * b).sum(1) if reduce else a + b
-  calls = []
+  calls, upward = [], collections.Counter()
   def profile(frame, event, arg):
-    if event == "call" and frame.f_code.co_filename.startswith(root): calls.append(frame.f_code.co_filename[len(root):])
+    if event != "call" or not frame.f_code.co_filename.startswith(root): return
+    callee = frame.f_code.co_filename[len(root):]
+    calls.append(callee)
+    caller = frame.f_back
+    while caller is not None and not caller.f_code.co_filename.startswith(root): caller = caller.f_back
+    if caller is None: return
+    caller_path = caller.f_code.co_filename[len(root):]
+    if layer_of(callee) < layer_of(caller_path):
+      upward[f"{caller_path}:{caller.f_code.co_name} -> {callee}:{frame.f_code.co_name}"] += 1
   sys.setprofile(profile)
   out.realize()
   sys.setprofile(None)
-  return calls
+  return calls, upward
 
 
 def route_of(calls: list[str]) -> list[str]:
@@ -52,7 +66,7 @@ def main():
   parser.add_argument("--sum", action="store_true", help="trace (a * b).sum(1) instead of a + b")
   parser.add_argument("--show", action="store_true", help="print the route")
   args = parser.parse_args()
-  calls = trace(args.device, args.sum)
+  calls, upward = trace(args.device, args.sum)
   route = route_of(calls)
   if args.show: print("\n".join(route))
   print(f"{len(calls)} teeny calls")
@@ -60,6 +74,8 @@ def main():
   layer_names = [name for name, _ in house.LAYERS]
   layers = [layer_names[layer_of(path)] for path in route]
   report("layers", [name for i, name in enumerate(layers) if i == 0 or layers[i - 1] != name], layer_names.index)
+  print(f"calls against the layering (callee in a higher layer than its caller): {sum(upward.values())}")
+  for edge, count in sorted(upward.items()): print(f"  {count} x {edge}")
 
 
 def report(what: str, route: list[str], rank):
