@@ -12,6 +12,11 @@ Workloads:
             backward, in-place parameter updates, realized together; eager and under TinyJit. numpy runs the
             same step with hand-written backprop in float32; torch eager autograd with in-place updates under
             no_grad. Time per step in ms. The first step's loss is checked against numpy before timing.
+  scalars   `(x * i + 1).sum(1).numpy()` on a 16x64 float32 tensor, 1,000 times: iterations per second with i
+            fixed and with i new on every iteration (never seen before: a learning rate that decays, a timestep).
+            A float32 number is a kernel argument, so the changing loop reuses the fixed loop's schedule and
+            kernel; the row "changing / fixed" is the ratio of the two, and the process's memory growth over the
+            changing loop is printed below the table. numpy runs the same loop.
   copyout   `.numpy()` of a realized 64 MiB float32 tensor: GB/s of data copied to a new host array. numpy's
             column is `a.copy()` of an array of the same size (the same work: a copy into fresh memory);
             torch's `.numpy()` is a zero-copy view, so torch is not shown for this row.
@@ -39,6 +44,38 @@ def median_s(fn, repeats: int) -> float: return median_ms(fn, repeats) / 1e3
 def optional(name: str):
   try: return __import__(name)
   except ImportError: return None
+
+
+# ---- a changing number (iterations/s) ----
+
+SCALAR_LOOPS = 1000
+_next_number = [0]  # the changing loop's numbers, never repeated across runs
+
+
+def scalars_teeny(device: str, repeats: int, changing: bool) -> float:
+  xn = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+  x = Tensor(xn, device=device).realize()
+  def run():
+    for _ in range(SCALAR_LOOPS):
+      i = _next_number[0] + 2 if changing else 3
+      _next_number[0] += 1
+      (x * i + 1).sum(1).numpy()
+  got = (x * 7 + 1).sum(1).numpy()
+  if not np.allclose(got, (xn * 7 + 1).sum(1), rtol=1e-4, atol=1e-4): raise WrongResult(f"scalars on {device} gave a wrong result")
+  run()
+  return SCALAR_LOOPS / median_s(run, repeats)
+
+
+def scalars_numpy(repeats: int) -> float:
+  x = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+  def run():
+    for i in range(SCALAR_LOOPS): (x * np.float32(i) + 1).sum(1)
+  return SCALAR_LOOPS / median_s(run, repeats)
+
+
+def rss_mib() -> float:
+  """The process's resident memory (Linux), MiB."""
+  with open("/proc/self/statm") as f: return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 # ---- tiny realized ops (ops/s) ----
@@ -214,7 +251,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement; the median is reported")
   parser.add_argument("--devices", nargs="*", default=None, help="teeny devices (default: every one that opens here)")
-  parser.add_argument("--workloads", nargs="*", default=["tiny", "mlp", "copyout"], choices=["tiny", "mlp", "copyout"])
+  parser.add_argument("--workloads", nargs="*", default=["tiny", "scalars", "mlp", "copyout"],
+                      choices=["tiny", "scalars", "mlp", "copyout"])
   parser.add_argument("--mlp-batch", type=int, default=256)
   args = parser.parse_args()
   devices = args.devices if args.devices is not None else Device.available()
@@ -231,6 +269,17 @@ def main():
   if "tiny" in args.workloads:
     others = (tiny_numpy(r), safe(tiny_torch, r), safe(tiny_tinygrad, r))
     for d in devices: rows.append(("tiny x=x+1 (16 floats)", "ops/s", d, tiny_teeny(d, r), *others, True))
+  notes = []
+  if "scalars" in args.workloads:
+    others = (scalars_numpy(r), None, None)
+    for d in devices:
+      fixed = scalars_teeny(d, r, changing=False)
+      before = rss_mib()
+      changing = scalars_teeny(d, r, changing=True)
+      notes.append(f"# {d}: memory over the changing loops ({SCALAR_LOOPS * (r + 1)} new numbers): {rss_mib() - before:+.1f} MiB")
+      rows.append(("(x * i + 1).sum(1).numpy(), i fixed", "it/s", d, fixed, *others, True))
+      rows.append(("same, i new every time", "it/s", d, changing, *others, True))
+      rows.append(("changing / fixed", "ratio", d, changing / fixed, None, None, None, True))
   if "mlp" in args.workloads:
     b = args.mlp_batch
     others = (mlp_numpy(b, r), safe(mlp_torch, b, r), None)
@@ -249,6 +298,7 @@ def main():
     cells = [name, unit, d, fmt(teeny), fmt(np_v), fmt(torch_v), fmt(tg_v),
              ratio(teeny, np_v, higher), ratio(teeny, torch_v, higher), ratio(teeny, tg_v, higher)]
     print("| " + " | ".join(cells) + " |")
+  for note in notes: print(note)
 
 
 if __name__ == "__main__":

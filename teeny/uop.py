@@ -264,6 +264,7 @@ _SHAPE_RULES: dict[Op, Callable[[UOp], Any]] = {
   Ops.BUFFER: lambda u: (u.arg.size,),
   Ops.CONST: lambda u: u.src[0].shape if u.src else (),  # in a kernel AST a CONST has a VIEW
   Ops.VIEW: lambda u: u.arg.shape,
+  Ops.DEFINE_VAR: lambda u: u.src[0].shape if u.src else None,  # in a kernel AST a value argument has a VIEW
   Ops.RANGE: _range_shape,
   Ops.LOAD: lambda u: u.src[1].shape if len(u.src) > 1 and u.src[1].op is Ops.VIEW else None,
   Ops.RESHAPE: lambda u: u.arg,

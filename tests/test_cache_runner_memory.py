@@ -11,7 +11,9 @@ from teeny.helpers import LRUCache
 from teeny.engine.runner import _runner_cache
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_constants = itertools.count()  # a fresh constant per kernel: each one is a kernel of its own
+# a fresh constant per kernel: each one is a kernel of its own (an integer: integers are compiled into their
+# kernels, where a float32 number is a value argument and every number would share one kernel)
+_constants = itertools.count()
 
 
 @pytest.fixture
@@ -30,16 +32,16 @@ def compiles(monkeypatch):
   _runner_cache.clear()  # don't leave CountingRunners behind for other tests
 
 
-def affine(device: str, value: float) -> np.ndarray:
-  x = np.arange(16, dtype=np.float32)
+def affine(device: str, value: int) -> np.ndarray:
+  x = np.arange(16, dtype=np.int32)
   out = (Tensor(x, device=device) * value + 1).numpy()
-  np.testing.assert_array_equal(out, x * np.float32(value) + 1)
+  np.testing.assert_array_equal(out, x * np.int32(value) + 1)
   return out
 
 
 def small_bound(monkeypatch, device: str, compiles, runners: float) -> int:
   """Bound the cache to about `runners` runners' worth of bytes (measured on one), and return the bound."""
-  affine(device, 0.25 + next(_constants))
+  affine(device, 2 + next(_constants))
   bound = int(compiles[-1].memory * runners)
   monkeypatch.setattr(_runner_cache, "max_cost", bound)
   return bound
@@ -48,7 +50,7 @@ def small_bound(monkeypatch, device: str, compiles, runners: float) -> int:
 def test_runner_cache_stays_under_its_byte_bound(device, monkeypatch, compiles):
   bound = small_bound(monkeypatch, device, compiles, 4.5)
   for _ in range(12):
-    affine(device, 0.25 + next(_constants))
+    affine(device, 2 + next(_constants))
     assert _runner_cache.total_cost == sum(r.memory for r in _runner_cache.values())
     assert _runner_cache.total_cost <= bound
   assert len(compiles) == 13 and 3 <= len(_runner_cache) <= 4  # the oldest went; the count bound (1,024) never bit
@@ -56,10 +58,10 @@ def test_runner_cache_stays_under_its_byte_bound(device, monkeypatch, compiles):
 
 def test_evicted_kernel_is_loaded_again_and_right(device, monkeypatch, compiles):
   small_bound(monkeypatch, device, compiles, 3.5)
-  first = 0.25 + next(_constants)
+  first = 2 + next(_constants)
   affine(device, first)
   first_runner = compiles[-1]
-  for _ in range(6): affine(device, 0.25 + next(_constants))
+  for _ in range(6): affine(device, 2 + next(_constants))
   assert first_runner not in _runner_cache.values()
   built = len(compiles)
   affine(device, first)  # compiled again, and right
@@ -68,23 +70,23 @@ def test_evicted_kernel_is_loaded_again_and_right(device, monkeypatch, compiles)
 
 def test_recently_used_runners_are_kept(device, monkeypatch, compiles):
   small_bound(monkeypatch, device, compiles, 3.5)
-  kept = 0.25 + next(_constants)
+  kept = 2 + next(_constants)
   affine(device, kept)
   kept_runner = compiles[-1]
   for _ in range(8):
-    affine(device, 0.25 + next(_constants))
+    affine(device, 2 + next(_constants))
     affine(device, kept)  # used again: always the most recent but one
   assert kept_runner in _runner_cache.values()
 
 
 def test_jit_replays_runners_the_cache_evicted(device, monkeypatch, compiles):
   small_bound(monkeypatch, device, compiles, 2.5)
-  value = 0.25 + next(_constants)
+  value = 2 + next(_constants)
   jitted = TinyJit(lambda x: (x * value + 1).realize())
   x = np.arange(16, dtype=np.float32)
   for i in range(2): jitted(Tensor(x + i, device=device))  # the second call captures
   captured = [launch.runner for launch in jitted._capture.launches if launch.runner is not None]
-  for _ in range(6): affine(device, 0.25 + next(_constants))
+  for _ in range(6): affine(device, 2 + next(_constants))
   assert not any(r in _runner_cache.values() for r in captured)
   built = len(compiles)
   for i in range(3):
@@ -106,7 +108,7 @@ def test_newest_runner_is_kept_even_over_the_bound():
 def test_program_loaded_from_disk_is_estimated_as_loaded(device, monkeypatch, compiles, tmp_path):
   monkeypatch.delenv("TEENY_NO_DISK_CACHE")
   monkeypatch.setenv("TEENY_CACHE_DIR", str(tmp_path / "cache"))  # empty: the first run compiles
-  value = 0.25 + next(_constants)
+  value = 2 + next(_constants)
   affine(device, value)
   _runner_cache.clear()
   affine(device, value)  # from the disk cache

@@ -189,14 +189,15 @@ def test_cache_root_symlink_owned_by_another_user_is_refused(tmp_path, monkeypat
 _constants = itertools.count()
 
 
-def kernel_sources(device: str, monkeypatch, value: float) -> list[str]:
-  """The sources teeny compiles for `x * value + 1` on this device (compiled without the disk cache)."""
+def kernel_sources(device: str, monkeypatch, value: int) -> list[str]:
+  """The sources teeny compiles for `x * value + 1` on this device (compiled without the disk cache). Integers:
+  they are compiled into the kernel, where a float32 number would be a value argument of one shared kernel."""
   dev = Device[device]
   srcs, original = [], dev.compiler.compile_cached
   with monkeypatch.context() as m:
     m.setenv("TEENY_NO_DISK_CACHE", "1")
     m.setattr(dev.compiler, "compile_cached", lambda src: srcs.append(src) or original(src))
-    (Tensor(np.arange(8, dtype=np.float32), device=device) * value + 1).realize()
+    (Tensor(np.arange(8, dtype=np.int32), device=device) * value + 1).realize()
   assert len(srcs) == 1
   return srcs
 
@@ -206,9 +207,9 @@ def kernel_sources(device: str, monkeypatch, value: float) -> list[str]:
 def test_planted_kernel_from_another_user_is_never_run(device, shared_tmp, monkeypatch, fresh_warnings, scenario):
   root = os.path.join(shared_tmp, "cache")
   monkeypatch.setenv("TEENY_CACHE_DIR", root)
-  value = 1000.25 + next(_constants)
+  value = 1000 + next(_constants)
   src, = kernel_sources(device, monkeypatch, value)
-  evil_src, = kernel_sources(device, monkeypatch, value + 0.5)  # the same kernel, computing something else
+  evil_src, = kernel_sources(device, monkeypatch, value + 1)  # the same kernel, computing something else
   compiler = Device[device].compiler
   evil = compiler.compile(evil_src)
   entry = disk_cache.entry_path(compiler.cache_key, src)
@@ -231,8 +232,8 @@ def test_planted_kernel_from_another_user_is_never_run(device, shared_tmp, monke
   _runner_cache.clear()  # the kernel was compiled above: make the victim look it up again
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    out = (Tensor(np.arange(8, dtype=np.float32), device=device) * value + 1).numpy()
-  np.testing.assert_array_equal(out, np.arange(8, dtype=np.float32) * np.float32(value) + 1)
+    out = (Tensor(np.arange(8, dtype=np.int32), device=device) * value + 1).numpy()
+  np.testing.assert_array_equal(out, np.arange(8, dtype=np.int32) * value + 1)
   messages = [str(w.message) for w in caught if "compile cache" in str(w.message)]
   assert len(messages) == 1 and refused in messages[0] and why in messages[0], messages
   assert files_under(root) == planted, "the victim wrote into a cache another user can write"
@@ -243,6 +244,6 @@ def test_planted_kernel_from_another_user_is_never_run(device, shared_tmp, monke
   monkeypatch.setattr(disk_cache, "_why_unsafe", lambda st, is_kind: None)
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    hijacked = (Tensor(np.arange(8, dtype=np.float32), device=device) * value + 1).numpy()
+    hijacked = (Tensor(np.arange(8, dtype=np.int32), device=device) * value + 1).numpy()
   _runner_cache.clear()  # don't leave the planted kernel loaded for later tests
-  np.testing.assert_array_equal(hijacked, np.arange(8, dtype=np.float32) * np.float32(value + 0.5) + 1)
+  np.testing.assert_array_equal(hijacked, np.arange(8, dtype=np.int32) * (value + 1) + 1)

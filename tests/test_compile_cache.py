@@ -95,8 +95,8 @@ _CHILD = textwrap.dedent("""
   open(os.path.join(sync, me), "w").close()
   deadline = time.time() + 120
   while len(os.listdir(sync)) < 2 and time.time() < deadline: time.sleep(0.005)
-  x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), device=device)
-  outs = [((x * k + 1) * (x - k)).sum(k % 2) for k in range(10)]  # ten kernels, each its own source
+  x = Tensor(np.arange(12, dtype=np.int32).reshape(3, 4), device=device)
+  outs = [((x * k + 1) * (x - k)).sum(k % 2) for k in range(10)]  # ten kernels, each its own source (integers are compiled in)
   print([o.numpy().tolist() for o in outs])
 """)
 
@@ -114,7 +114,7 @@ def test_two_processes_compile_the_same_kernels_at_once(tmp_path, device):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   results = [p.communicate(timeout=300) for p in procs]
   for p, (out, err) in zip(procs, results): assert p.returncode == 0, err
-  x = np.arange(12, dtype=np.float32).reshape(3, 4)
+  x = np.arange(12, dtype=np.int32).reshape(3, 4)
   want = [((x * k + 1) * (x - k)).sum(k % 2).tolist() for k in range(10)]
   assert results[0][0] == results[1][0] == f"{want}\n"
   files = cache_files(cache)

@@ -94,12 +94,16 @@ def test_launcher_runs_the_kernel_and_checks_its_buffers(device):
   items, *_ = create_schedule([(src * 3 + 1).uop], [device])
   runner = get_runner(device, items[0].ast)
   out, inp = items[0].bufs
-  assert runner.launch(out.handle, inp.handle) is None
+  assert items[0].vals == (3.0,)  # the 3 is the kernel's value argument (schedule.items.is_value_arg); the 1 is code
+  assert runner.launch(out.handle, inp.handle, vals=(3.0,)) is None
   np.testing.assert_equal(out.numpy(), x * 3 + 1)
   inp.copyin(memoryview(x * 2).cast("B"))
-  assert runner.launch(out.handle, inp.handle, wait=True) >= 0
+  assert runner.launch(out.handle, inp.handle, vals=(3.0,), wait=True) >= 0
   np.testing.assert_equal(out.numpy(), x * 6 + 1)
-  with pytest.raises(ValueError, match="buffers"): runner.launch(out.handle)
+  assert runner.launch(out.handle, inp.handle, vals=(-0.5,)) is None  # the same program, another number
+  np.testing.assert_equal(out.numpy(), x * 2 * -0.5 + 1)
+  with pytest.raises(ValueError, match="buffers"): runner.launch(out.handle, vals=(3.0,))
+  with pytest.raises(ValueError, match="values"): runner.launch(out.handle, inp.handle)
 
 
 def test_buffers_are_freed_when_no_tensor_holds_them(device):

@@ -33,7 +33,7 @@ def run_with(t: Tensor, opts: list[Opt] | None) -> np.ndarray:
   """Run t's kernel with exactly these actions (None: the heuristics) and read its output."""
   item = only_kernel(t)
   spec = get_program(item.ast, Device[t.device].renderer, opts if opts is not None else None)
-  CompiledRunner(t.device, spec)(item.bufs)
+  CompiledRunner(t.device, spec)(item.bufs, item.vals)
   Device[t.device].synchronize()
   return item.bufs[0].numpy().reshape(t.shape)
 
@@ -307,7 +307,7 @@ if "without 'avx512f' enabled changes the ABI" in log: sys.exit(log)
 widest = max(w for w in widths if f"vload{{w}}" in spec.src)
 assert widest == widths[0] or name == "rowsum", spec.src
 assert "vstore" in spec.src or name == "rowsum", spec.src
-CompiledRunner("CL", spec)(item.bufs)
+CompiledRunner("CL", spec)(item.bufs, item.vals)
 got = item.bufs[0].numpy().reshape(out.shape)
 # Same sums in the same order as the scalar kernel, but a compiler may fuse multiply-adds differently in vector
 # and scalar code (Intel's runtime does): one float32 rounding per term apart, not more.
@@ -373,7 +373,7 @@ out = Tensor(x, device="CL").realize().sum(1)
 item = only_kernel(out)
 spec = get_program(item.ast, renderer)
 assert [o.op for o in spec.opts] == ["GROUP"] and "barrier(CLK_LOCAL_MEM_FENCE)" in spec.src, spec.opts
-CompiledRunner("CL", spec)(item.bufs)
+CompiledRunner("CL", spec)(item.bufs, item.vals)
 np.testing.assert_allclose(item.bufs[0].numpy(), x.astype(np.float64).sum(1), rtol=1e-5)
 """
 

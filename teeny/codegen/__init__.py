@@ -9,7 +9,7 @@ from teeny.codegen.kernel import Kernel
 from teeny.codegen.heuristics import optimize
 from teeny.codegen.lower import lower
 from teeny.codegen.linearize import linearize
-from teeny.codegen.analysis import count_buffers, count_flops, count_values, ops_per_iteration, splittable
+from teeny.codegen.analysis import count_buffers, count_flops, value_dtypes, ops_per_iteration, splittable
 
 
 def get_program(ast, renderer: Renderer, opts: list | None = None) -> ProgramSpec:
@@ -20,7 +20,7 @@ def get_program(ast, renderer: Renderer, opts: list | None = None) -> ProgramSpe
   lowered = lower(space, renderer)
   program = linearize(lowered.sink)
   name = space.name  # backends load each program on its own, so two kernels may share a name
-  facts = dict(n_vals=count_values(program), ops_per_iter=ops_per_iteration(program), splittable=splittable(program))
+  facts = dict(val_dtypes=value_dtypes(program), ops_per_iter=ops_per_iteration(program), splittable=splittable(program))
   n_bufs, flops = count_buffers(program), count_flops(program, lowered.global_size)
   src = renderer.render(name, program)  # last: the way from here goes on down to the runtime
   return ProgramSpec(name, src, lowered.global_size, lowered.local_size, n_bufs, flops, kernel.applied, kernel.opts,

@@ -28,9 +28,10 @@ def count_buffers(program: list) -> int:
   return sum(1 for u in program if u.op is Ops.DEFINE_GLOBAL)
 
 
-def count_values(program: list) -> int:
-  """The int arguments after the buffers: every DEFINE_VAR but the CORE_START/CORE_END slice bounds."""
-  return sum(1 for u in program if u.op is Ops.DEFINE_VAR and u.arg[0] not in (CORE_START, CORE_END))
+def value_dtypes(program: list) -> tuple:
+  """The dtypes of the value arguments after the buffers, in argument order: every DEFINE_VAR but the
+  CORE_START/CORE_END slice bounds (linearize puts them in argument order)."""
+  return tuple(u.dtype for u in program if u.op is Ops.DEFINE_VAR and u.arg[0] not in (CORE_START, CORE_END))
 
 
 def ops_per_iteration(program: list) -> int:

@@ -7,12 +7,14 @@ and the users of a finished reduction come after those loops close.
 from __future__ import annotations
 import heapq
 from teeny.uop import UOp, Ops, toposort
+from teeny.renderer import value_order
 
 
 def linearize(sink: UOp) -> list[UOp]:
   order = toposort(sink)
-  # kernel arguments first, in argument order: buffers by index, then variables
-  args = sorted((u for u in order if u.op is Ops.DEFINE_GLOBAL), key=lambda u: u.arg) + [u for u in order if u.op is Ops.DEFINE_VAR]
+  # kernel arguments first, in argument order: buffers by index, then values (the slice bounds last)
+  args = sorted((u for u in order if u.op is Ops.DEFINE_GLOBAL), key=lambda u: u.arg)
+  args += sorted((u for u in order if u.op is Ops.DEFINE_VAR), key=value_order)
   order = args + [u for u in order if u.op not in (Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR)]
   ranges = sorted((u for u in order if u.op is Ops.RANGE), key=lambda r: r.arg)
   level = {r: i for i, r in enumerate(ranges)}  # loop r is open at depths >= level[r]

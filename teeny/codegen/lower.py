@@ -62,6 +62,13 @@ def _lower_const(ctx: LoweringContext, view: UOp, c: UOp) -> UOp:
   return value if valid is None else valid.where(value, UOp.const(c.dtype, 0))
 
 
+def _lower_value(ctx: LoweringContext, view: UOp, v: UOp) -> UOp:
+  """A value argument (a constant the kernel is given): the argument itself, masked like a constant."""
+  value = UOp(Ops.DEFINE_VAR, v.dtype, (), v.arg)
+  _, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
+  return value if valid is None else valid.where(value, UOp.const(v.dtype, 0))
+
+
 def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
   idx, valid = view.arg.to_index(ctx.out_idxs, ctx.idx_dtype)
   if ctx.group is not None:  # a grouped reduce: every work-item has the result, work-item 0 stores it
@@ -178,6 +185,7 @@ def expand_lanes(x: UOp, lanes: list[UOp], acc_stride: int = 0) -> list[UOp]:
 lower_ast = PatternMatcher([
   (UPat(Ops.LOAD, src=(UPat(Ops.DEFINE_GLOBAL, name="buf"), UPat(Ops.VIEW, name="view")), name="x"), _lower_load),
   (UPat(Ops.CONST, src=(UPat(Ops.VIEW, name="view"),), name="c"), _lower_const),
+  (UPat(Ops.DEFINE_VAR, src=(UPat(Ops.VIEW, name="view"),), name="v"), _lower_value),
   (UPat(Ops.RANGE, src=(UPat(Ops.VIEW, name="view"),), name="x"), _lower_range),
   (UPat(Ops.STORE, src=(UPat(Ops.DEFINE_GLOBAL, name="buf"), UPat(Ops.VIEW, name="view"), UPat.var("value"))), _lower_store),
   (UPat(Ops.REDUCE_AXIS, name="r"), _lower_reduce),
@@ -278,9 +286,10 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   if storage_floats: sink = storage_floats_in_float32(sink)
   sink = graph_rewrite(sink, symbolic)
   if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths_for)
-  # every buffer stays a kernel argument, even one whose loads folded away, so arguments keep their positions
+  # every buffer and value stays a kernel argument, even one whose uses folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
-  sink = sink.replace(src=sink.src + buffers)
+  values = tuple(UOp(Ops.DEFINE_VAR, u.dtype, (), u.arg) for u in k.ast.toposort() if u.op is Ops.DEFINE_VAR)
+  sink = sink.replace(src=sink.src + buffers + values)
   if storage_floats: sink = storage_float_buffers(sink)
   return LoweredKernel(sink, global_size, local_size)
 

@@ -187,18 +187,19 @@ class _Out:
 # ---- the capture ----
 
 class _Launch:
-  """One captured kernel (runner) or copy (runner None) and the slots of its buffers. For a kernel, `args`
+  """One captured kernel (runner) or copy (runner None), the slots of its buffers and its values (the numbers the
+  capture call passed: constants stay what they were then, as in tinygrad's TinyJit). For a kernel, `args`
   holds the handles of the buffers that stay the same (never changed: each replay fills a copy of it) and
   `patches` the (argument, slot) pairs a replay fills."""
-  def __init__(self, runner, slots: list[int], kept: dict[int, Buffer], ast: UOp):
-    self.runner, self.slots, self.ast = runner, slots, ast
+  def __init__(self, runner, slots: list[int], kept: dict[int, Buffer], ast: UOp, vals: tuple):
+    self.runner, self.slots, self.ast, self.vals = runner, slots, ast, vals
     self.src = (ast,)  # (tinygrad's tests read a launch's AST as call.src[0])
     self.args = tuple(kept[s].handle if s in kept else None for s in slots)
     self.patches = [(i, s) for i, s in enumerate(slots) if s not in kept]
 
 
 def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
-  """Number every distinct buffer of the recording. Returns per item (ast, runner, slots), slot -> buffer, and the
+  """Number every distinct buffer of the recording. Returns per item (ast, runner, slots, values), slot -> buffer, and the
   slots whose memory was first given while the recording ran (made during the call)."""
   slot_of: dict[Buffer, int] = {}
   made: set[int] = set()
@@ -208,7 +209,7 @@ def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
       if buf not in slot_of:
         slot_of[buf] = len(slot_of)
         if not had_memory: made.add(slot_of[buf])
-    launches.append((item.ast, runner, [slot_of[b] for b in item.bufs]))
+    launches.append((item.ast, runner, [slot_of[b] for b in item.bufs], item.vals))
   return launches, {s: b for b, s in slot_of.items()}, made
 
 
@@ -256,12 +257,12 @@ class _Capture:
     # the key buffers of random draws, with their draw number relative to the call's first draw
     self.rng_keys = [(b, rng_key_buffers[b] - rng_before) for b in self.kept.values() if b in rng_key_buffers]
     self.rng_draws = rng_after - rng_before
-    self.launches = [_Launch(runner, slots, self.kept, ast) for ast, runner, slots in self.launches_info]
+    self.launches = [_Launch(runner, slots, self.kept, ast, vals) for ast, runner, slots, vals in self.launches_info]
     self._freed = False
     self._count_replay_work()
     # the buffers outside the capture's own that kernels overwrite (parameters, arguments): results remembered from
     # them are stale after a replay, as assign() makes them when run eagerly (see replay)
-    outputs = [s for ast, r, slots in self.launches_info if r is not None for s in slots[:writes_count(ast)]]
+    outputs = [s for ast, r, slots, _ in self.launches_info if r is not None for s in slots[:writes_count(ast)]]
     self.written = {s for s in outputs if s in self.inputs or (s in self.kept and s not in scratch)}
 
   def _fresh_slots(self, out, slot_of: dict, buf_of: dict[int, Buffer], made: set[int]) -> dict[int, tuple]:
@@ -288,7 +289,7 @@ class _Capture:
   def _count_replay_work(self):
     """What one replay adds to GlobalCounters: kernels, copies, flops, and the bytes of the kernels' buffers
     (`fixed_mem`; the arguments' sizes, `input_reads`, are added on replay)."""
-    kernels = [(r, slots) for _, r, slots in self.launches_info if r is not None]
+    kernels = [(r, slots) for _, r, slots, _ in self.launches_info if r is not None]
     self.n_copies = len(self.launches) - len(kernels)
     self.flops = sum(r.spec.flops for r, _ in kernels)
     fresh_nbytes = {s: size * dtype.itemsize for s, (_, size, dtype) in self.fresh.items()}
@@ -309,7 +310,7 @@ class _Capture:
     """Buffers for the scratch slots, sharing memory where their lifetimes don't overlap (if the planner is on)."""
     if not memory.PLANNER: return {s: Buffer(*spec) for s, spec in scratch.items()}
     plannable = {s: (d, size * dt.itemsize) for s, (d, size, dt) in scratch.items()}
-    block_of, blocks, _ = plan_memory([slots for _, _, slots in self.launches_info], plannable)
+    block_of, blocks, _ = plan_memory([slots for _, _, slots, _ in self.launches_info], plannable)
     bases = [Buffer(d, nbytes, dtypes.uint8) for d, nbytes in blocks]
     return {s: Buffer(d, size, dt, bases[block_of[s]]) for s, (d, size, dt) in scratch.items()}
 
@@ -330,7 +331,7 @@ class _Capture:
 
   def _replan(self):
     self.kept.update(self._plan(self._scratch))
-    self.launches = [_Launch(runner, slots, self.kept, ast) for ast, runner, slots in self.launches_info]
+    self.launches = [_Launch(runner, slots, self.kept, ast, vals) for ast, runner, slots, vals in self.launches_info]
     self._freed = False
 
   def replay(self, input_bufs: list[Buffer], input_tensors: list[Tensor]):
@@ -356,8 +357,8 @@ class _Capture:
       if launch.patches:
         args = list(launch.args)  # this call's own list: launch.args is shared by every replay
         for i, s in launch.patches: args[i] = handles[s]
-        launch.runner.launch(*args)
-      else: launch.runner.launch(*launch.args)
+        launch.runner.launch(*args, vals=launch.vals)
+      else: launch.runner.launch(*launch.args, vals=launch.vals)
     # each sum worked out before its `+=`: a call between reading a counter and writing it back is where another
     # thread may run and count meanwhile, and its counts would be lost
     kernels, mem = len(self.launches) - self.n_copies, self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)
@@ -368,8 +369,8 @@ class _Capture:
 
   def _replay_with_debug(self, bufs: dict[int, Buffer]):
     """The same launches through run_schedule, which prints a line per kernel with its time."""
-    realize.run_schedule([ScheduleItem(ast, [bufs[s] if s in bufs else self.kept[s] for s in slots])
-                          for ast, _, slots in self.launches_info])
+    realize.run_schedule([ScheduleItem(ast, [bufs[s] if s in bufs else self.kept[s] for s in slots], vals)
+                          for ast, _, slots, vals in self.launches_info])
 
   def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer], input_tensors: list[Tensor]) -> Tensor:
     if o.same_arg is not None: return input_tensors[o.same_arg]

@@ -41,14 +41,14 @@ def run_schedule(items: list[ScheduleItem]):
 def _run_kernel(item: ScheduleItem, level: int):
   bufs = item.bufs
   device = bufs[0].device
-  runner = get_runner(device, item.ast, bufs)
+  runner = get_runner(device, item.ast, bufs, item.vals)
   recording = capture.recording
   if recording is not None: recording.append((item, runner, [b.is_allocated for b in bufs]))
   handles, mem = [], 0
   for b in bufs:  # one loop for both (this runs for every kernel launched)
     handles.append(b.handle)
     mem += b.nbytes
-  elapsed = runner.launch(*handles, wait=level >= 2)
+  elapsed = runner.launch(*handles, vals=item.vals, wait=level >= 2)
   GlobalCounters.kernel_count += 1
   GlobalCounters.global_ops += runner.spec.flops
   GlobalCounters.global_mem += mem

@@ -26,10 +26,10 @@ class CompiledRunner:
     compiled_here = dev.compiler.compiles != compiles_before
     cls = dev.program_cls
     self.memory = len(lib) + (cls.memory_estimate if compiled_here else cls.memory_estimate_loaded)
-    self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, wait=False)
+    self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, vals=(), wait=False)
 
-  def __call__(self, bufs: list[Buffer], wait=False) -> float | None:
-    return self.launch(*[b.handle for b in bufs], wait=wait)
+  def __call__(self, bufs: list[Buffer], vals: tuple = (), wait=False) -> float | None:
+    return self.launch(*[b.handle for b in bufs], vals=vals, wait=wait)
 
 
 # (device, kernel AST) -> CompiledRunner. Bounded in count (RUNNER_CACHE_SIZE) and in the process memory its
@@ -42,15 +42,15 @@ _runner_cache = LRUCache(getenv("RUNNER_CACHE_SIZE", 1024), max_cost=getenv("RUN
                          cost=lambda runner: runner.memory)
 
 
-def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None) -> CompiledRunner:
-  """The compiled kernel for ast; with BEAM=N (and the kernel's buffers to time it on) its actions come from
-  BEAM search, else from the optimizer's heuristics."""
+def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None, vals: tuple = ()) -> CompiledRunner:
+  """The compiled kernel for ast; with BEAM=N (and the kernel's buffers and values to time it on) its actions come
+  from BEAM search, else from the optimizer's heuristics."""
   key = (device, ast)
   runner = _runner_cache.get(key)
   if runner is None:
     opts = None
     if (width := getenv("BEAM", 0)) and bufs is not None:
-      opts = beam_search(ast, device, bufs, width)
+      opts = beam_search(ast, device, bufs, width, vals)
     spec = get_program(ast, Device[device].renderer, opts)
     if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
     if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))

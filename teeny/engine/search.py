@@ -33,20 +33,21 @@ def candidate_actions(k: Kernel, renderer) -> list[Opt]:
   return actions
 
 
-def _time_candidate(ast: UOp, device: str, opts: list[Opt], bufs: list[Buffer], repeats: int = 3) -> float:
+def _time_candidate(ast: UOp, device: str, opts: list[Opt], bufs: list[Buffer], vals: tuple, repeats: int = 3) -> float:
   dev = Device[device]
   spec = get_program(ast, dev.renderer, opts)
   program = dev.program_cls(dev, spec, dev.compiler.compile_cached(spec.src))
   handles = [b.handle for b in bufs]
-  times = [program(*handles, global_size=spec.global_size, local_size=spec.local_size, wait=True) for _ in range(repeats)]
+  times = [program(*handles, global_size=spec.global_size, local_size=spec.local_size, vals=vals, wait=True)
+           for _ in range(repeats)]
   return statistics.median(times)
 
 
 def _cache_key(device: str, width: int) -> str: return f"beam:{width}:{Device[device].compiler.cache_key}"
 
 
-def beam_search(ast: UOp, device: str, bufs: list[Buffer], width: int) -> list[Opt]:
-  """The fastest list of actions found for the kernel `ast` (bufs: its buffers, output first)."""
+def beam_search(ast: UOp, device: str, bufs: list[Buffer], width: int, vals: tuple = ()) -> list[Opt]:
+  """The fastest list of actions found for the kernel `ast` (bufs: its buffers, output first; vals: its values)."""
   key, text = _cache_key(device, width), pretty(ast)
   cached = disk_cache_get(key, text)
   if cached is not None:
@@ -55,7 +56,7 @@ def beam_search(ast: UOp, device: str, bufs: list[Buffer], width: int) -> list[O
     return opts
   renderer = Device[device].renderer
   scratch = [Buffer(device, bufs[0].size, bufs[0].dtype)] + list(bufs[1:])  # the real output is left alone
-  best_time, best = _time_candidate(ast, device, [], scratch), []
+  best_time, best = _time_candidate(ast, device, [], scratch, vals), []
   beam = [(best_time, best)]
   for _ in range(MAX_STEPS):
     candidates, seen = [], set()
@@ -69,7 +70,7 @@ def beam_search(ast: UOp, device: str, bufs: list[Buffer], width: int) -> list[O
         if shape not in seen: seen.add(shape); candidates.append(opts + [action])
     timed = []
     for opts in candidates[:MAX_CANDIDATES]:
-      try: timed.append((_time_candidate(ast, device, opts, scratch), opts))
+      try: timed.append((_time_candidate(ast, device, opts, scratch, vals), opts))
       except Exception as e:  # a candidate the device can't build or run (too many registers, ...) just loses
         if debug_level() >= 3: dprint(f"BEAM: {opts} failed: {e}")
     if not timed: break

@@ -7,8 +7,10 @@ THE LINEARIZED PROGRAM (what renderers receive): a list of UOps in execution ord
 decision is made before them. The ops that appear, and what they mean:
 
   DEFINE_GLOBAL  dtype=PtrDType(base)  arg=i            kernel argument i: a pointer to `base` elements
-  DEFINE_VAR     dtype=int32|int64     arg=(name,lo,hi) an int kernel argument after the buffers, in order of appearance
-                                        (the int64 CORE_START/CORE_END below are not among them)
+  DEFINE_VAR     dtype=int32|int64|float32  arg=(name,lo,hi)  a value argument after the buffers (the int64
+                                        CORE_START/CORE_END below are not among them). The program lists them in
+                                        argument order; a constant passed as a value is named value_name(i) for
+                                        argument i, with the bounds -inf, inf
   CONST          dtype=scalar          arg=python value
   SPECIAL        dtype=int32|int64     arg=(name, size) CL only: name "gidxN" is get_global_id(N), "groupN"
                                         get_group_id(N), "lidxN" get_local_id(N)
@@ -44,10 +46,31 @@ CORE_START to the one named CORE_END: the runtime calls the kernel once per core
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
+import math
 from teeny.renderer.tuning import Tuning
 from teeny.dtype import dtypes, DTYPES_DICT, STORAGE_FLOATS
 
 CORE_START, CORE_END = "core_start", "core_end"  # the DEFINE_VARs bounding the slice of the outermost loop one call runs
+
+
+def value_name(i: int) -> str: return f"val{i}"
+
+
+def value_var_arg(i: int) -> tuple:
+  """The DEFINE_VAR arg of value argument i (a constant passed as an argument: teeny/schedule/items.is_value_arg)."""
+  return (value_name(i), -math.inf, math.inf)
+
+
+def value_number(var) -> int:
+  """Which value argument a DEFINE_VAR made by value_var_arg is."""
+  return int(var.arg[0][len("val"):])
+
+
+def value_order(var) -> tuple:
+  """Sort key putting a kernel's value DEFINE_VARs in argument order (val2 before val10), the slice bounds last."""
+  name = var.arg[0]
+  if name in (CORE_START, CORE_END): return (1, 0, name)
+  return (0, len(name), name)
 
 
 # How many times a renderer's Tuning was replaced: part of the schedule cache's keys, since the scheduler shapes
@@ -107,7 +130,10 @@ class ProgramSpec:
   opts: list = field(default_factory=list)          # the kernel.Opt actions alone
   program: list = field(default_factory=list)   # the linearized UOps (DEBUG=5)
   # facts codegen worked out about the program (teeny/codegen/analysis.py), for the runtime:
-  n_vals: int = 0               # int arguments after the buffers (DEFINE_VARs other than CORE_START/CORE_END)
+  val_dtypes: tuple = ()        # the value arguments after the buffers (DEFINE_VARs other than CORE_START/CORE_END)
   ops_per_iter: int = 1         # about how many ops one iteration of the outermost loop runs
   splittable: bool = False      # the outermost loop runs CORE_START..CORE_END and every STORE is inside it, so calls
                                 # on disjoint slices of its range do disjoint work (a CPU runtime splits it across cores)
+
+  @property
+  def n_vals(self) -> int: return len(self.val_dtypes)

@@ -2,15 +2,16 @@
 
 The kernel is one function
 
-  define void @name(ptr noalias %data0, ..., ptr noalias %dataN, i32 <vars>..., i64 %core_start, i64 %core_end)
+  define void @name(ptr noalias %data0, ..., ptr noalias %dataN, <values>..., i64 %core_start, i64 %core_end)
 
 Pointers come in DEFINE_GLOBAL order (args 0..N, each once). The two trailing i64s are ALWAYS present: they are the [start, end) slice of
 the outermost loop that the runtime hands to each core; the DEFINE_VARs named "core_start"/"core_end" bind to them.
-Any other DEFINE_VAR becomes an i32 argument between the pointers and those two, in order of appearance.
+Any other DEFINE_VAR becomes an argument of its own type (i32, float, ...) between the pointers and those two, in
+the program's order.
 
 The module also defines `@"<name>.packed"(ptr args, i64 core_start, i64 core_end)`, which reads the pointers and
-values from an array of i64 slots (pointers first, then the values, each in one i64) and calls the kernel: the
-runtime's native worker threads call every kernel through that one signature.
+values from an array of i64 slots (pointers first, then the values, each in the low bytes of one i64) and calls
+the kernel: the runtime's native worker threads call every kernel through that one signature.
 
 This is the whole ABI between this renderer and the LLVM backend (teeny/runtime/ops_llvm.py, which loads both
 functions by these names). What the backend needs to know about the kernel (its buffer and value counts, whether
@@ -147,37 +148,40 @@ class _Emitter:
     params, var_params = self.collect_params()
     for u in self.program: self.render_uop(u)
     self.emit_line("ret void")
-    sig = ", ".join([f"ptr noalias %data{i}" for i in range(params)] + [f"i32 {p}" for p in var_params[:-2]] +
-                    [f"i64 {p}" for p in var_params[-2:]])
+    sig = ", ".join([f"ptr noalias %data{i}" for i in range(params)] + [f"{t} {p}" for t, p in var_params[:-2]] +
+                    [f"i64 {p}" for _, p in var_params[-2:]])
     # the vector width the optimizer tiled for (LLVM would otherwise keep 256 bits on CPUs that have 512)
     attrs = f'"prefer-vector-width"="{self.vector_bits}"'
     body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
-    out = [body, self.packed_wrapper(params, len(var_params) - 2), *sorted(self.declares)]
+    out = [body, self.packed_wrapper(params, [t for t, _ in var_params[:-2]]), *sorted(self.declares)]
     out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
     if self.keep:
       kept = ", ".join(f"ptr @{f}" for f in sorted(self.keep))
       out.append(f'@llvm.compiler.used = appending global [{len(self.keep)} x ptr] [{kept}], section "llvm.metadata"')
     return "\n".join(out) + "\n"
 
-  def packed_wrapper(self, nbufs: int, nvals: int) -> str:
+  def packed_wrapper(self, nbufs: int, value_types: list[str]) -> str:
     """`<name>.packed(ptr args, i64 core_start, i64 core_end)`: the kernel with its buffers and values read from one
-    array of i64 slots (pointers first, then values), so the runtime's native worker threads can call any kernel."""
+    array of i64 slots (pointers first, then values, each in the slot's low bytes: x86 is little-endian), so the
+    runtime's native worker threads can call any kernel."""
     lines, call_args = [], []
-    for i in range(nbufs + nvals):
+    for i in range(nbufs + len(value_types)):
       lines.append(f"  %slot{i} = getelementptr i64, ptr %args, i64 {i}")
       if i < nbufs:
         lines.append(f"  %buf{i} = load ptr, ptr %slot{i}")
         call_args.append(f"ptr %buf{i}")
       else:
-        lines += [f"  %wide{i} = load i64, ptr %slot{i}", f"  %val{i} = trunc i64 %wide{i} to i32"]
-        call_args.append(f"i32 %val{i}")
+        t = value_types[i - nbufs]
+        lines.append(f"  %val{i} = load {t}, ptr %slot{i}")
+        call_args.append(f"{t} %val{i}")
     call_args += [f"i64 %{CORE_START}", f"i64 %{CORE_END}"]
     # noinline: the wrapper is a trampoline; inlining would compile the kernel body twice
     noinline = self.attrs.setdefault("noinline", len(self.attrs))
     return "\n".join([f'define void @"{self.name}.packed"(ptr %args, i64 %{CORE_START}, i64 %{CORE_END}) nounwind {{',
                       "entry:", *lines, f'  call void @"{self.name}"({", ".join(call_args)}) #{noinline}', "  ret void", "}"])
 
-  def collect_params(self) -> tuple[int, list[str]]:
+  def collect_params(self) -> tuple[int, list[tuple[str, str]]]:
+    """The number of buffer arguments, and (type, name) of each value argument, the slice bounds last."""
     nbufs, others, seen, buffers = 0, [], set(), set()
     for u in self.program:
       if u.op is Ops.DEFINE_GLOBAL:
@@ -190,10 +194,10 @@ class _Emitter:
         if name in seen: raise ValueError(f"LLVM renderer: DEFINE_VAR {name!r} appears twice in kernel {self.name}")
         seen.add(name)
         self.values[u] = f"%var{len(others)}"
-        others.append(self.values[u])
+        others.append((ltype(u.dtype), self.values[u]))
     # the runtime passes ProgramSpec.n_bufs (the DEFINE_GLOBALs) pointers: a gap in their numbering would shift them
     if len(buffers) != nbufs: raise ValueError(f"LLVM renderer: buffers {sorted(buffers)} of kernel {self.name} are not numbered 0..{nbufs - 1}")
-    return nbufs, others + [f"%{CORE_START}", f"%{CORE_END}"]
+    return nbufs, others + [("i64", f"%{CORE_START}"), ("i64", f"%{CORE_END}")]
 
   # ---- one op ----
   def render_uop(self, u: UOp):

@@ -84,6 +84,7 @@ class _NativePool:
 
   def run(self, program, bufs, vals, n: int, slices: int):
     """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its packed entry."""
+    if vals: vals = program.value_slots(vals)
     args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
     self._run(self.ctrls, slices - 1, program._packed, args, n)
 

@@ -146,7 +146,7 @@ class Compiler:
 class Program:
   """A compiled kernel, loaded: `Program(device, spec, lib)` with the ProgramSpec codegen made it from (its name,
   argument counts and what else the backend needs to know) and the compiler's binary. Called with device buffers,
-  global/local sizes and integer values for its variables; returns the kernel's run time in seconds when wait=True.
+  global/local sizes and the values of its value arguments (ProgramSpec.val_dtypes); returns the kernel's run time in seconds when wait=True.
 
   memory_estimate: about how many bytes of process memory one loaded program holds besides its binary (the
   driver's or JIT's copy of the code, its bookkeeping) when its source was compiled in this process;
@@ -158,9 +158,10 @@ class Program:
     raise NotImplementedError
 
   def launcher(self, global_size, local_size=None) -> Callable[..., float | None]:
-    """A function launch(*bufs, wait=False) that runs this kernel at these sizes. The runtime makes one per
-    compiled kernel and calls it for every launch, so a backend may work out what depends on the sizes once, here."""
-    def launch(*bufs, wait=False): return self(*bufs, global_size=global_size, local_size=local_size, wait=wait)
+    """A function launch(*bufs, vals=(), wait=False) that runs this kernel at these sizes. The runtime makes one
+    per compiled kernel and calls it for every launch, so a backend may work out what depends on the sizes once, here."""
+    def launch(*bufs, vals=(), wait=False):
+      return self(*bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait)
     return launch
 
 

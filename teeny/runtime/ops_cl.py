@@ -209,7 +209,7 @@ def _release_programs():
 
 
 class CLProgram(Program):
-  """One kernel from a program binary. Arguments: the buffers, then `vals` as int32."""
+  """One kernel from a program binary. Arguments: the buffers, then `vals` (typed as ProgramSpec.val_dtypes says)."""
   memory_estimate = 1300 << 10  # PoCL 3.0 (bench/bench_runner_memory.py): 1.3 MiB for a kernel compiled here,
   memory_estimate_loaded = 128 << 10  # 128 KiB for one loaded from the disk cache
   def __init__(self, device: CompiledDevice, spec: ProgramSpec, lib: bytes):
@@ -223,7 +223,8 @@ class CLProgram(Program):
     self.num_args = self.kernel.get_info(cl.kernel_info.NUM_ARGS)
     # the largest work-group this kernel may run in: the device's limit, or less for a kernel using many registers
     self.max_work_group_size = self.kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device.cl_device)
-    self._typed_for = -1  # the number of int values the kernel's argument types were declared for
+    self._typed_for = -1  # the number of values the kernel's argument types were declared for
+    self.value_types = [np.dtype(dt.fmt) for dt in spec.val_dtypes]
     self._sizes: dict = {}  # (global_size, local_size) as given -> as enqueued: worked out once, not per launch
     # held from setting the arguments to enqueueing: a cl_kernel's arguments are state on it (clSetKernelArg is the
     # one OpenCL call that isn't thread-safe), so two threads launching it at once could swap their buffers
@@ -232,14 +233,15 @@ class CLProgram(Program):
 
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False) -> float | None:
     # callers may hold more buffers than the kernel declares (inputs it ignores): those are not passed
-    nbufs = self.num_args - len(vals)
+    nbufs = self.num_args - len(self.value_types)
     if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
+    if len(vals) != len(self.value_types): raise ValueError(f"kernel {self.name} takes {len(self.value_types)} values, got {len(vals)}")
     sizes = self._sizes.get((global_size, local_size))
     if sizes is None: sizes = self._sizes[(global_size, local_size)] = self._checked_sizes(global_size, local_size)
     if sizes[0] is None: return 0.0 if wait else None  # an empty launch is an error in OpenCL, and a no-op here
     with self._launch_lock:
       if self._typed_for != len(vals):  # typed arguments let pyopencl set them all in one fast call
-        self.kernel.set_scalar_arg_dtypes([None] * nbufs + [np.int32] * len(vals))
+        self.kernel.set_scalar_arg_dtypes([None] * nbufs + self.value_types)
         self._typed_for = len(vals)
       self.kernel.set_args(*bufs[:nbufs], *vals)
       try: event = cl.enqueue_nd_range_kernel(self.queue, self.kernel, *sizes)

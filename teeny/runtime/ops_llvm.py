@@ -1,7 +1,7 @@
 """The LLVM CPU backend: host memory, LLVM IR -> object file with llvmlite (O3, tuned for this CPU), and a loader
 that runs kernels on all cores.
 
-Calling convention: the kernel `name(buffers..., int32 vals..., int64 core_start, int64 core_end)` and its
+Calling convention: the kernel `name(buffers..., values..., int64 core_start, int64 core_end)` and its
 `name.packed` entry, as teeny/renderer/llvmir.py documents and writes them. The runtime splits the outermost loop's
 range [0, global_size[0]) into one slice per core and calls the function for each slice on a persistent pool of
 worker threads (cpu_pool.py: native code on x86-64 Linux; no GIL held
@@ -13,6 +13,7 @@ import ctypes, hashlib, time
 import numpy as np
 import llvmlite
 import llvmlite.binding as llvm
+from teeny.dtype import dtypes
 from teeny.renderer import ProgramSpec
 from teeny.renderer.llvmir import LLVMRenderer
 from teeny.helpers import debug_level, dprint
@@ -25,6 +26,8 @@ from teeny.runtime.llvm_setup import libmvec_isa as _libmvec_isa, target_machine
 from teeny.runtime.llvm_setup import vector_width as _vector_width
 
 _ALIGN = 64  # a cache line, and the widest vector (AVX-512)
+_CTYPES = {dtypes.float32: ctypes.c_float, dtypes.float64: ctypes.c_double, dtypes.int32: ctypes.c_int32,
+           dtypes.int64: ctypes.c_int64}  # value arguments as ctypes passes them
 
 
 # ---- memory ----
@@ -112,6 +115,7 @@ class LLVMProgram(Program):
   def __init__(self, device, spec: ProgramSpec, lib: bytes):
     self.device, self.name, self.lib = device, spec.name, lib
     self.nbufs, self.nvals, self.ops_per_iter, self.splittable = spec.n_bufs, spec.n_vals, spec.ops_per_iter, spec.splittable
+    self.value_types = [_CTYPES[dt] for dt in spec.val_dtypes]
     name = spec.name
     # MCJIT would bind a missing symbol to address 0 and the first call would crash the process
     missing = [sym for sym in undefined_symbols(lib) if not llvm.address_of_symbol(sym)]
@@ -123,7 +127,7 @@ class LLVMProgram(Program):
       self._addr = self._engine.get_function_address(name)
       self._packed = self._engine.get_function_address(f"{name}.packed")  # what the native workers call (see llvmir.py)
     if not self._addr or not self._packed: raise RuntimeError(f"kernel {name} is not defined in its compiled object")
-    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nbufs), *([ctypes.c_int32] * self.nvals), ctypes.c_int64, ctypes.c_int64)
+    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nbufs), *self.value_types, ctypes.c_int64, ctypes.c_int64)
     self._fn = proto(self._addr)
 
   def __call__(self, *bufs, global_size=(1, 1, 1), local_size=None, vals=(), wait=False, work=None) -> float | None:
@@ -139,20 +143,28 @@ class LLVMProgram(Program):
     return time.perf_counter() - start if wait else None
 
   def launcher(self, global_size, local_size=None):
-    """__call__ without keyword parsing, for kernels without values: the range and the work are fixed once here,
-    the split threshold is read per call (a test may give the renderer another Tuning)."""
-    if self.nvals: return super().launcher(global_size, local_size)
-    fn, nbufs, n = self._fn, self.nbufs, int(global_size[0])
+    """__call__ without keyword parsing: the range and the work are fixed once here, the split threshold is read
+    per call (a test may give the renderer another Tuning)."""
+    fn, nbufs, nvals, n = self._fn, self.nbufs, self.nvals, int(global_size[0])
     work, splittable = n * self.ops_per_iter, self.splittable and min(self.threads, n) > 1
     renderer = self.device.renderer
-    def launch(*bufs, wait=False):
+    def launch(*bufs, vals=(), wait=False):
       if len(bufs) < nbufs: raise ValueError(f"kernel {self.name} takes {nbufs} buffers, got {len(bufs)}")
+      if len(vals) != nvals: raise ValueError(f"kernel {self.name} takes {nvals} values, got {len(vals)}")
       if len(bufs) > nbufs: bufs = bufs[:nbufs]
       start = time.perf_counter() if wait else 0.0
-      if splittable and work >= renderer.tuning.parallel_threshold: self._run_parallel(fn, bufs, (), n, min(self.threads, n))
-      else: fn(*bufs, 0, n)
+      if splittable and work >= renderer.tuning.parallel_threshold: self._run_parallel(fn, bufs, vals, n, min(self.threads, n))
+      else: fn(*bufs, *vals, 0, n)
       return time.perf_counter() - start if wait else None
     return launch
+
+  def value_slots(self, vals) -> list[int]:
+    """The values as the packed entry reads them: each one's bytes in the low bytes of an i64 slot."""
+    out = []
+    for ctype, v in zip(self.value_types, vals):
+      raw = bytes(ctype(v))
+      out.append(int.from_bytes(raw, "little", signed=True))
+    return out
 
   def _run_parallel(self, fn, bufs, vals, n: int, slices: int):
     cpu_pool.run_split(self, fn, bufs, vals, n, slices)

@@ -1,6 +1,7 @@
 """One kernel's AST: KernelBuilder turns the graph under a realize point into
 SINK(STORE(DEFINE_GLOBAL(0), VIEW(out), value)), value built from LOAD(DEFINE_GLOBAL(i), VIEW(st)), CONST(VIEW(st)),
-RANGE(VIEW(st)) (the arange leaf), ALU ops and REDUCE_AXIS. Movement ops never reach the AST: they are pushed down
+DEFINE_VAR(VIEW(st)) (a constant passed as a value argument: items.is_value_arg), RANGE(VIEW(st)) (the arange
+leaf), ALU ops and REDUCE_AXIS. Movement ops never reach the AST: they are pushed down
 through elementwise ops and folded into the views of the loads. When the graph under a realize point can't be one
 kernel, the builder raises Unfusable with the node to realize on its own first (teeny/schedule/kernelize.py then
 tries again with it as a realize point).
@@ -23,6 +24,7 @@ import math
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
+from teeny.renderer import value_var_arg
 from teeny.renderer.tuning import Tuning
 from teeny.runtime.device import Buffer
 from teeny.schedule.items import buffer_of
@@ -30,19 +32,20 @@ from teeny.schedule.items import buffer_of
 
 class SlotTable:
   """The buffers of a schedule being made, as numbers (slots): they stand for buffers, which are made only when a
-  cached schedule is instantiated (cache.CachedSchedule). Slots [0, n_inputs) are the graph's input buffers in walk
-  order, then one per realize point in toposort order; an ASSIGN's slot is its target's."""
-  def __init__(self, nodes: list[UOp], inputs: list[Buffer], realize: set, device_of: dict[UOp, str]):
+  cached schedule is instantiated (cache.CachedSchedule). Slots [0, n_inputs) are the graph's inputs in walk
+  order (its buffers, and the constants passed as values, which take no memory: see items.is_value_arg), then one
+  per realize point in toposort order; an ASSIGN's slot is its target's."""
+  def __init__(self, nodes: list[UOp], inputs: list, realize: set, device_of: dict[UOp, str]):
     self.n_inputs = len(inputs)
-    self.device = [b.device for b in inputs]
-    self.size = [b.size for b in inputs]
+    self.device = [None if type(b) is UOp else b.device for b in inputs]
+    self.size = [0 if type(b) is UOp else b.size for b in inputs]
     self.dtype = [b.dtype for b in inputs]
     self.of: dict[UOp, int] = {}  # BUFFER node or realize point -> its slot
     self.input_slot = {b: i for i, b in enumerate(inputs)}
     for n in nodes:
       if n.op is Ops.BUFFER: self.of[n] = self.input_slot[n.arg]
       elif n.op is Ops.ASSIGN and n in realize: self.of[n] = self.of_view(n.src[0])
-      elif n in realize:
+      elif n in realize:  # (a value constant realized on its own, Tensor(2.5), gets a buffer: its kernel stores the value)
         self.of[n] = len(self.size)
         self.device.append(device_of[n])
         self.size.append(n.size)
@@ -63,6 +66,7 @@ class ScheduledKernel:
   deps: set | frozenset = frozenset()       # realized nodes it reads (made by other items of the schedule)
   old_reads: set | frozenset = frozenset()  # slots of input buffers it reads as they were before the schedule ran
   out_slots: list | None = None             # the slot each of `outputs` is stored into (slots[0] if one)
+  values: list | tuple = ()                 # the slot of each value argument (its DEFINE_VAR named value_name(i))
 
   def __post_init__(self):
     if self.out_slots is None: self.out_slots = self.slots[:1]
@@ -96,6 +100,7 @@ class KernelBuilder:
     self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
     self.deps: set[UOp] = set()            # realized nodes read
     self.old_reads: set[int] = set()       # slots of input buffers read as they were before the schedule
+    self.values: list[int] = []            # slots of the constants passed as value arguments, in argument order
 
   def build(self, out_space: tuple | None = None) -> ScheduledKernel:
     """The kernel; a write (ASSIGN) with no reduce of its own may be given the loop space to run over (another
@@ -111,7 +116,7 @@ class KernelBuilder:
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[self.slots[0]]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    return ScheduledKernel(ast, self.slots, [root], reduces, self.deps, self.old_reads)
+    return ScheduledKernel(ast, self.slots, [root], reduces, self.deps, self.old_reads, values=self.values)
 
   def _is_leaf(self, n: UOp) -> bool:
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
@@ -201,8 +206,10 @@ class KernelBuilder:
       self.deps.add(n)
       return self._load(self.table.of[n], n.shape, moves)
     if n.op in _CONSTANT_LEAVES:  # a constant, or an arange leaf (RANGE): seen through the moves like a buffer
-      st = _apply(ShapeTracker.from_shape(n.shape), moves)
-      return UOp(n.op, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), n.arg)
+      view = UOp(Ops.VIEW, dtypes.void, (), _apply(ShapeTracker.from_shape(n.shape), moves))
+      slot = self.table.input_slot.get(n) if n.op is Ops.CONST else None
+      if slot is not None: return self._value(slot, n.dtype, view)
+      return UOp(n.op, n.dtype, (view,), n.arg)
     if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
     if n.op is Ops.REDUCE_AXIS:
       st = _apply(ShapeTracker.from_shape(n.shape), moves)
@@ -219,6 +226,13 @@ class KernelBuilder:
           out = UOp(Ops.WHERE, n.dtype, (valid, out, UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), _zero(n.dtype))))
       return out
     raise RuntimeError(f"scheduler can't place {n.op} in a kernel")
+
+  def _value(self, slot: int, dtype, view: UOp) -> UOp:
+    """A constant passed as a value argument (items.is_value_arg): the kernel's DEFINE_VAR for it, seen through
+    a view like a constant. Numbered in the kernel's own order, so kernels that differ only in their numbers are
+    one AST (one compile)."""
+    if slot not in self.values: self.values.append(slot)
+    return UOp(Ops.DEFINE_VAR, dtype, (view,), value_var_arg(self.values.index(slot)))
 
   def _split(self, n: UOp, srcs: list[UOp]):
     """Too many buffers for one kernel: realize the source that reads the most of them on its own."""

@@ -15,7 +15,7 @@ from teeny.dtype import dtypes
 from teeny.helpers import LRUCache, getenv
 from teeny.uop import UOp, Ops, MOVEMENT
 from teeny.runtime.device import Buffer
-from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of
+from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of, is_value_arg, MAX_VALUE_ARGS
 
 
 class _Entry(weakref.ref):
@@ -54,8 +54,8 @@ class RealizedMap:
   two devices). An entry dies with its node: forgetting a graph forgets its buffers. forget() drops them all
   except those of ASSIGNs: one that ran must never run again.
 
-  sig_table: node -> (signature, input buffers in walk order) or None. BUFFERs have none: theirs is computed from
-  the node, cheaper than an entry (`x = (x + 1).realize()` in a loop makes a new BUFFER every step). They hold for
+  sig_table: node -> (signature, inputs in walk order) or None. BUFFERs and value constants have none: theirs is
+  computed from the node, cheaper than an entry (`x = (x + 1).realize()` in a loop makes a new BUFFER every step). They hold for
   one epoch: the epoch ends (a new table) when a node that has a signature is realized (the signatures above it
   assumed it wasn't) and with forget(). One epoch, where there were a generation and a signature epoch."""
 
@@ -116,7 +116,9 @@ REALIZED = RealizedMap()
 # A graph realized before with the same structure (ops, dtypes, args, shapes, devices; the realized buffers it
 # reads may differ) reuses the schedule made for it: the key replaces each BUFFER by its device and size,
 # numbered in the order the toposort meets it, so two graphs reading different buffers of one shape share a
-# key while a graph reading one buffer twice doesn't match one reading two. Constants are part of the key:
+# key while a graph reading one buffer twice doesn't match one reading two. A constant passed to the kernels as
+# an argument (items.is_value_arg) is an input like a buffer: its dtype is in the key, its value is not, so
+# `(x * i + 1).sum()` for a new i reuses the schedule and the kernels. Other constants are part of the key:
 # they are compiled into the kernels. A graph that has a signature (see signature) finds its schedule under
 # that too, without a walk: most schedules are in the cache under two keys.
 schedule_cache = LRUCache(getenv("SCHEDULE_CACHE_SIZE", 512))
@@ -125,19 +127,20 @@ _NOTHING_WRITTEN: frozenset = frozenset()
 
 @dataclass
 class CachedSchedule:
-  """A schedule with its buffers replaced by slots. Slots [0, n_inputs) are the graph's BUFFERs in toposort
-  order; the rest are buffers the schedule makes, each (device, size, dtype, planned block or None)."""
+  """A schedule with its buffers replaced by slots. Slots [0, n_inputs) are the graph's inputs in toposort
+  order: its BUFFERs and the constants passed as values (items.is_value_arg); the rest are buffers the schedule
+  makes, each (device, size, dtype, planned block or None)."""
   n_inputs: int
   new_buffers: list[tuple]
   blocks: list[list]                   # planned memory blocks: [device, nbytes]
-  items: list[tuple[UOp, list[int]]]   # (kernel AST or buffer-free COPY, slots)
+  items: list[tuple[UOp, list[int], list[int]]]  # (kernel AST or buffer-free COPY, buffer slots, value slots)
   marks: list[tuple[int, int, tuple]]  # (toposort position of a node, slot, its shape): nodes to remember as realized
   written: list[int]                   # slots of the graph's buffers that ASSIGNs overwrite
   # the same nodes found from the roots instead, for a hit by signature, which has no toposort: (root index,
   # source indices leading from that root to the node, slot, shape). Made the first time a signature needs it.
   mark_paths: list[tuple[int, tuple, int, tuple]] | None = None
 
-  def instantiate(self, nodes: list[UOp], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+  def instantiate(self, nodes: list[UOp], inputs: list) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
     """Items over new buffers (and `inputs`, which becomes the list of slots), and the views to mark realized,
     for the graph whose toposort is `nodes`. Runs on every cache hit: loops, not comprehensions, which cost a
     frame each."""
@@ -146,7 +149,7 @@ class CachedSchedule:
     for pos, slot, shape in self.marks: views[nodes[pos]] = buffer_view(slots[slot], shape)
     return items, views, self._written(slots)
 
-  def instantiate_from_paths(self, roots: tuple[UOp, ...], inputs: list[Buffer]) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
+  def instantiate_from_paths(self, roots: tuple[UOp, ...], inputs: list) -> tuple[list[ScheduleItem], dict[UOp, UOp]]:
     """instantiate() for a graph known by its signature, which has no toposort: the nodes to mark are found
     along their paths from the roots."""
     items, slots = self._items(inputs)
@@ -160,24 +163,29 @@ class CachedSchedule:
   def _written(self, slots: list[Buffer]) -> frozenset[Buffer]:
     return frozenset(slots[s] for s in self.written) if self.written else _NOTHING_WRITTEN
 
-  def _items(self, inputs: list[Buffer]) -> tuple[list[ScheduleItem], list[Buffer]]:
+  def _items(self, inputs: list) -> tuple[list[ScheduleItem], list]:
     blocks = [Buffer(device, nbytes, dtypes.uint8) for device, nbytes in self.blocks] if self.blocks else None
     slots = inputs
     for device, size, dtype, block in self.new_buffers:
       slots.append(Buffer(device, size, dtype, None if block is None else blocks[block]))
     items = []
-    for ast, refs in self.items: items.append(ScheduleItem(ast, list(map(slots.__getitem__, refs))))
+    for ast, refs, value_refs in self.items:
+      bufs = list(map(slots.__getitem__, refs))
+      if value_refs: items.append(ScheduleItem(ast, bufs, tuple([slots[s].arg for s in value_refs])))
+      else: items.append(ScheduleItem(ast, bufs))
     return items, slots
 
 
-def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]:
-  """One pass over the graph under roots: its nodes in toposort order, its key in the schedule cache, its input
-  buffers in slot order, and whether kernelize.prepare has work to do on it (then the prepared graph is walked again).
+def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list, bool]:
+  """One pass over the graph under roots: its nodes in toposort order, its key in the schedule cache, its inputs
+  in slot order (buffers, and the constants passed as values: their CONST nodes), and whether kernelize.prepare
+  has work to do on it (then the prepared graph is walked again).
 
   The key has one entry per node: (op, dtype, arg, positions of its sources); a BUFFER's entry is its device and
-  size instead of the buffer itself. A last entry, SINK, holds the positions of the roots (no SINK node is made:
+  size instead of the buffer itself, a value constant's entry leaves out its value. A last entry, SINK, holds the positions of the roots (no SINK node is made:
   it would be built and freed on every realize)."""
   nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
+  n_values = 0  # value constants so far: past MAX_VALUE_ARGS a constant is compiled in (see signature's bound)
   # depth first without recursion: each stack entry is a node and the iterator over its sources still to visit.
   # This loop runs for every node of every realize: methods are bound once, and leaves are placed at once
   # without a trip through the stack.
@@ -199,7 +207,14 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]:
         add_part((Ops.BUFFER, s.dtype, s.arg.device, s.arg.size))
         continue
       arg = s.arg
-      add_part((s.op, s.dtype, arg.hex() if type(arg) is float else arg, ()))
+      if type(arg) is float:
+        if n_values < MAX_VALUE_ARGS and is_value_arg(s):
+          n_values += 1
+          inputs.append(s)
+          add_part(_VALUE_PART)
+          continue
+        arg = arg.hex()
+      add_part((s.op, s.dtype, arg, ()))
       if not needs_prepare and id_(s) in realized: needs_prepare = _needs_prepare(s)
     else:  # every source is placed: place n
       pop()
@@ -224,6 +239,9 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list[Buffer], bool]:
   return nodes, tuple(parts), inputs, needs_prepare
 
 
+_VALUE_PART = (Ops.CONST, dtypes.float32, "a value argument", ())  # (is_value_arg: float32 only)
+
+
 def _needs_prepare(n: UOp) -> bool:
   # a DETACH of computed work is passed through by the kernel builder; one of a buffer must become that buffer
   # (else realizing it would copy it)
@@ -246,6 +264,7 @@ def _needs_prepare(n: UOp) -> bool:
 _signature_ids: dict[tuple, int] = {}
 _next_signature = itertools.count()
 _SIGNATURE_IDS_MAX, _SIGNATURE_INPUTS_MAX = 1 << 16, 64
+_VALUE_SIGNATURE = next(_next_signature)  # every value constant's: only its dtype counts, and that is float32
 _NO_SIGNATURE_OPS = {Ops.DETACH, Ops.CONTIGUOUS, Ops.ASSIGN}
 
 
@@ -265,13 +284,13 @@ def signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
 
 
 def _root_signature(root: UOp):
-  if root.op is Ops.BUFFER: return _buffer_signature(root)
+  if root.op is Ops.BUFFER or is_value_arg(root): return _leaf_signature(root)
   sigs, died = REALIZED.sig_table  # (bound once: a new epoch may replace it meanwhile)
   entry = sigs.get(id(root))
   if entry is not None: return entry.value
   if root.op in _NO_SIGNATURE_OPS: return None
   for s in root.src:
-    if s.op is Ops.BUFFER: continue
+    if s.op is Ops.BUFFER or is_value_arg(s): continue
     entry = sigs.get(id(s))
     if entry is None:
       if not _sign(s, sigs, died): return None
@@ -288,7 +307,7 @@ def _sign(node: UOp, sigs: dict, died) -> bool:
     n = stack[-1]
     waiting = False
     for s in n.src:
-      if s.op is not Ops.BUFFER and id(s) not in sigs:
+      if s.op is not Ops.BUFFER and id(s) not in sigs and not is_value_arg(s):
         stack.append(s)
         waiting = True
     if not waiting:
@@ -299,7 +318,11 @@ def _sign(node: UOp, sigs: dict, died) -> bool:
   return True
 
 
-def _buffer_signature(n: UOp) -> tuple[int, tuple[Buffer, ...]]:
+def _leaf_signature(n: UOp) -> tuple[int, tuple]:
+  """The signature of a BUFFER or of a constant passed as a value, which have no entry in the table: computing it
+  is cheaper than an entry (`x = (x + 1).realize()` in a loop makes a new BUFFER every step; a changing number a
+  new CONST). The input is the buffer, or the CONST node, whose value the schedule's kernels are given."""
+  if n.op is Ops.CONST: return _VALUE_SIGNATURE, (n,)
   buf = n.arg
   return _intern((Ops.BUFFER, n.dtype, buf.device, buf.size)), (buf,)
 
@@ -312,14 +335,14 @@ def _signature_from_sources(n: UOp, sigs: dict):
   if type(arg) is float: arg = arg.hex()  # as in walk: -0.0 and nan by their bits
   source_sigs, inputs, with_inputs = [], (), 0
   for s in n.src:
-    result = _buffer_signature(s) if s.op is Ops.BUFFER else sigs[id(s)].value
+    result = _leaf_signature(s) if s.op is Ops.BUFFER or is_value_arg(s) else sigs[id(s)].value
     if result is None: return None
     source_sigs.append(result[0])
     if result[1]:
       inputs = result[1]
       with_inputs += 1
   if with_inputs > 1:
-    source_inputs = [(_buffer_signature(s) if s.op is Ops.BUFFER else sigs[id(s)].value)[1] for s in n.src]
+    source_inputs = [(_leaf_signature(s) if s.op is Ops.BUFFER or is_value_arg(s) else sigs[id(s)].value)[1] for s in n.src]
     return _combine((op, n.dtype, arg), source_sigs, source_inputs)
   return _intern((op, n.dtype, arg, None, *source_sigs)), inputs  # (None: no buffer is under two sources)
 
@@ -329,6 +352,8 @@ def _combine(head: tuple, sigs: list[int], source_inputs: list[tuple]) -> tuple[
   theirs in order, each buffer once, and when a buffer is under two sources the key says where each one's go."""
   inputs = tuple(dict.fromkeys(itertools.chain.from_iterable(source_inputs)))
   if len(inputs) > _SIGNATURE_INPUTS_MAX: return None  # (merging input lists gets slow; walk is linear)
+  # past MAX_VALUE_ARGS values walk compiles the later constants in: such a graph is walked every time
+  if len(inputs) > MAX_VALUE_ARGS and sum(type(i) is UOp for i in inputs) > MAX_VALUE_ARGS: return None
   layout = None
   if len(inputs) != sum(map(len, source_inputs)):  # shared buffers: record every source's slots
     slot = {b: i for i, b in enumerate(inputs)}

@@ -1,8 +1,10 @@
-"""What a schedule hands out: ScheduleItems (a kernel AST or a COPY, and its buffers) and buffer views, the graph
-nodes that stand for realized buffers. Everything above the scheduler (tensor, realize, jit, program_order) uses
+"""What a schedule hands out: ScheduleItems (a kernel AST or a COPY, its buffers and its values) and buffer views,
+the graph nodes that stand for realized buffers; and which constants are kernel arguments (is_value_arg). Everything above the scheduler (tensor, realize, jit, program_order) uses
 these through the package's face, teeny/schedule/__init__.py."""
 from __future__ import annotations
 from dataclasses import dataclass
+import math
+from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer
 
@@ -11,6 +13,23 @@ from teeny.runtime.device import Buffer
 class ScheduleItem:
   ast: UOp                     # a kernel AST (SINK), or a COPY node for a copy between devices
   bufs: list[Buffer]           # the first writes_count(ast) are written, the rest are read
+  vals: tuple = ()             # the kernel's value arguments (see is_value_arg), in the order of its DEFINE_VARs
+
+
+# the most numbers one graph passes as values: the rest are compiled in (and keyed by value). A bound on the
+# arguments of every kernel (OpenCL guarantees 1 KiB of them on a GPU) and on the inputs a signature merges.
+MAX_VALUE_ARGS = 32
+
+
+def is_value_arg(n: UOp) -> bool:
+  """Whether a constant of the graph is passed to its kernels as an argument instead of being compiled into them:
+  a float32 number other than 0, 1 and -1, finite. Then graphs that differ only in such numbers (x * lr with a
+  changing lr, a diffusion timestep, a temperature) share their schedule and their compiled kernels. 0, 1 and -1
+  stay in the code, where the rewrite rules fold them (x * 1, x + 0); so do inf and nan (reduce identities and
+  masks), the other dtypes (integers index and count; half needs a device extension as an argument) and bool."""
+  if n.op is not Ops.CONST or n.src or n.dtype is not dtypes.float32: return False
+  value = n.arg
+  return value != 0.0 and value != 1.0 and value != -1.0 and math.isfinite(value)
 
 
 def writes_count(ast: UOp) -> int:

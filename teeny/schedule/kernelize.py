@@ -16,6 +16,7 @@ from teeny.dtype import dtypes
 from teeny.memory import plan_memory
 from teeny.uop import UOp, Ops, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
+from teeny.renderer import value_var_arg, value_number
 from teeny.schedule.items import is_buffer_view
 from teeny.schedule.cache import REALIZED, CachedSchedule
 from teeny.schedule import shaping
@@ -89,7 +90,7 @@ def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UO
       if s not in final:
         final[s] = n_inputs + len(new_buffers)
         new_buffers.append([table.device[s], table.size[s], table.dtype[s], None])
-  items = [(_buffer_free(k.ast), [final[s] for s in k.slots]) for k in kernels if table.size[k.slots[0]] > 0]
+  items = [(_buffer_free(k.ast), [final[s] for s in k.slots], list(k.values)) for k in kernels if table.size[k.slots[0]] > 0]
   stored = [(origin.get(n, n), final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
   position = {n: i for i, n in enumerate(nodes)}
   marks = [(position[n], s, n.shape) for n, s in stored if n in position]
@@ -106,7 +107,7 @@ def _plan(items: list[tuple], new_buffers: list[list], n_inputs: int, keep: set[
   """Plan the memory of the buffers the schedule makes, except `keep`: sets each one's block in new_buffers and
   returns the blocks and the slots whose memory another result reuses later (see memory.plan_memory)."""
   plannable = {s: (b[0], b[1] * b[2].itemsize) for s, b in enumerate(new_buffers, n_inputs) if s not in keep}
-  block_of, blocks, clobbered = plan_memory([refs for _, refs in items], plannable)
+  block_of, blocks, clobbered = plan_memory([refs for _, refs, _ in items], plannable)
   for s, b in block_of.items(): new_buffers[s - n_inputs][3] = b
   return blocks, clobbered
 
@@ -197,7 +198,9 @@ def _merged(producer: ScheduledKernel, write: KernelBuilder, value: int) -> Sche
   # the write's value, over the merged arguments, with the result computed in place of its loads
   # (the result's buffer is numbered -1 there: its loads are replaced below)
   write_numbers = {i: -1 if s == value else index[s] for i, s in enumerate(built.slots)}
-  write_store = _renumbered(built.ast, write_numbers).src[0]
+  values = list(producer.values) + [s for s in built.values if s not in producer.values]
+  value_numbers = {i: values.index(s) for i, s in enumerate(built.values)}
+  write_store = _renumbered(built.ast, write_numbers, value_numbers).src[0]
   own = _renumbered(producer.ast, {i: index[s] for i, s in enumerate(producer.slots)})
   loads = [u for u in write_store.toposort() if u.op is Ops.LOAD and u.src[0].arg == -1]
   if any(load.src[1].arg != store.src[1].arg for load in loads): return None
@@ -206,13 +209,19 @@ def _merged(producer: ScheduledKernel, write: KernelBuilder, value: int) -> Sche
   ast = UOp(Ops.SINK, dtypes.void, own.src + (write_store,))
   deps = (producer.deps | built.deps) - set(producer.outputs)
   return ScheduledKernel(ast, slots, producer.outputs + built.outputs, producer.fused_reduces, deps,
-                         producer.old_reads | built.old_reads, producer.out_slots + [target])
+                         producer.old_reads | built.old_reads, producer.out_slots + [target], values)
 
 
-def _renumbered(ast: UOp, index: dict[int, int]) -> UOp:
-  """ast with kernel argument i made argument index[i]."""
-  def renumber(ctx, g): return g.replace(arg=ctx[g.arg]) if ctx[g.arg] != g.arg else None
-  return graph_rewrite(ast, PatternMatcher([(UPat(Ops.DEFINE_GLOBAL, name="g"), renumber)]), index, fixed_point=False)
+def _renumber_buffer(ctx, g: UOp): return g.replace(arg=ctx[0][g.arg]) if ctx[0][g.arg] != g.arg else None
+def _renumber_value(ctx, v: UOp):
+  i = value_number(v)
+  return v.replace(arg=value_var_arg(ctx[1][i])) if ctx[1].get(i, i) != i else None
+_renumber = PatternMatcher([(UPat(Ops.DEFINE_GLOBAL, name="g"), _renumber_buffer), (UPat(Ops.DEFINE_VAR, name="v"), _renumber_value)])
+
+
+def _renumbered(ast: UOp, index: dict[int, int], value_index: dict[int, int] | None = None) -> UOp:
+  """ast with buffer argument i made argument index[i], and value argument j value_index[j]."""
+  return graph_rewrite(ast, _renumber, (index, value_index or {}), fixed_point=False)
 
 
 def _copy_item(n: UOp, table: SlotTable) -> ScheduledKernel:
