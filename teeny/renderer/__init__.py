@@ -53,7 +53,8 @@ from teeny.dtype import dtypes, DTYPES_DICT, STORAGE_FLOATS
 CORE_START, CORE_END = "core_start", "core_end"  # the DEFINE_VARs bounding the slice of the outermost loop one call runs
 
 
-def value_name(i: int) -> str: return f"val{i}"
+_VALUE_PREFIX = "val"
+def value_name(i: int) -> str: return f"{_VALUE_PREFIX}{i}"
 
 
 def value_var_arg(i: int) -> tuple:
@@ -63,7 +64,7 @@ def value_var_arg(i: int) -> tuple:
 
 def value_number(var) -> int:
   """Which value argument a DEFINE_VAR made by value_var_arg is."""
-  return int(var.arg[0][len("val"):])
+  return int(var.arg[0][len(_VALUE_PREFIX):])
 
 
 def value_order(var) -> tuple:

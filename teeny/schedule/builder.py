@@ -26,7 +26,6 @@ from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
 from teeny.view import ShapeTracker
 from teeny.renderer import value_var_arg
 from teeny.renderer.tuning import Tuning
-from teeny.runtime.device import Buffer
 from teeny.schedule.items import buffer_of
 
 
