@@ -4,21 +4,29 @@ import os, re, subprocess, sys
 PROGRAM = "from teeny import Tensor; a = Tensor([[1.,2.],[3.,4.]]); print(((a*2+1).relu().sum(1)).numpy())"
 
 
-def run(device: str, level: int, program: str = PROGRAM):
-  env = dict(os.environ, DEBUG=str(level), DEVICE=device)
+def run(device: str, level: int, program: str = PROGRAM, **extra_env):
+  env = dict(os.environ, DEBUG=str(level), DEVICE=device, **extra_env)
   done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr
   return done.stdout, done.stderr
 
 
-def test_debug_2_prints_one_line_per_kernel_with_its_numbers(device):
-  out, err = run(device, 2)
+def test_debug_2_prints_one_line_per_kernel_with_its_numbers(device, tmp_path):
+  """The roofline ceilings are measured at exit the first time (never inside the program's realize), and cached:
+  the next run's line carries the kernel's share."""
+  line = rf"\*\*\* {device}\s+\d+ r_2_2\s+arg\s+2 mem\s+[\d.]+ GB tm\s+[\d.]+us \(\s*[\d.]+ GFLOPS\s+[\d.]+ GB/s, "
+  cache = str(tmp_path / "cache")
+  out, err = run(device, 2, TEENY_CACHE_DIR=cache)
   assert out.strip() == "[ 8. 16.]"
   lines = [l for l in err.splitlines() if l.startswith("***")]
-  assert len(lines) == 1
+  assert len(lines) == 1 and re.search(line + r"roofline at exit\)", lines[0]), lines[0]
+  summary = err[err.index(f"roofline of {device}, measured after the program ran"):]
+  assert re.search(r"\n  r_2_2\s+1x\s+[\d.]+ ms\s+\d+% of (mem|FLOPS)", summary), summary
+  out, err = run(device, 2, TEENY_CACHE_DIR=cache)
+  lines = [l for l in err.splitlines() if l.startswith("***")]
   # index, device, kernel name with its shape, buffer count, memory, time, GFLOP/s, GB/s, place on the roofline
-  assert re.search(rf"\*\*\* {device}\s+\d+ r_2_2\s+arg\s+2 mem\s+[\d.]+ GB tm\s+[\d.]+us \(\s*[\d.]+ GFLOPS\s+[\d.]+ GB/s, "
-                   r"\s*\d+% of (mem|FLOPS)\)", lines[0]), lines[0]
+  assert len(lines) == 1 and re.search(line + r"\s*\d+% of (mem|FLOPS)\)", lines[0]), lines[0]
+  assert "roofline of" not in err  # nothing left to place at exit
 
 
 def test_debug_1_prints_a_summary_and_nothing_per_kernel(device):

@@ -128,18 +128,52 @@ def test_the_source_takes_the_value_as_an_argument(device, capfd):
   assert "0.37" not in err and "0x3FD7AE1480000000" not in err
 
 
-def test_a_graph_with_more_numbers_than_value_arguments(device):
-  """Past MAX_VALUE_ARGS numbers in one graph the rest are compiled in and keyed by value: a second graph of the
-  same shape with other numbers must not reuse the first one's compiled-in numbers."""
-  from teeny.schedule.items import MAX_VALUE_ARGS
+def test_a_graph_with_many_numbers_passes_them_all(device):
+  """40 numbers in one graph are 40 values: a graph of the same structure with 40 other numbers reuses the
+  schedule and gets its own numbers, none left over from the first."""
   a = data(5)
   x = Tensor(a, device=device).realize()
-  for offset in (0.5, 0.25):
-    numbers = [offset + 0.125 * i for i in range(MAX_VALUE_ARGS + 8)]
+  misses = None
+  for offset in (0.263, 0.3, 3.1):
     out, expect = x, a.copy()
-    for c in numbers:
-      out = out * 0.5 + c
-      expect = expect * np.float32(0.5) + np.float32(c)
-    items = schedule_of(out)
-    assert 0 < len(items[0].vals) <= MAX_VALUE_ARGS
+    for i in range(40):
+      c = offset + 0.37 * i  # (never 0.75, 1 or -1)
+      out = out * 0.75 + c
+      expect = expect * np.float32(0.75) + np.float32(c)
+    assert len(schedule_of(out)[0].vals) == 41
     np.testing.assert_allclose(out.numpy(), expect, rtol=1e-5)
+    if misses is not None: assert GlobalCounters.schedule_misses == misses
+    misses = GlobalCounters.schedule_misses
+
+
+def test_a_long_chain_is_cut_into_kernels_of_bounded_size(device):
+  """A 3,000-op chain with a new number in every op: kernels of at most Tuning.max_kernel_values values and
+  max_fused_depth ops, which share a few programs (their numbers are arguments), and numpy's result."""
+  tuning = Device[device].renderer.tuning
+  a = data(64)
+  x = Tensor(a, device=device).realize()
+  out, expect = x, a.copy()
+  for i in range(1500):
+    out = out * 0.999 + (i + 1) * 1e-4
+    expect = expect * np.float32(0.999) + np.float32((i + 1) * 1e-4)
+  items = schedule_of(out)
+  assert len(items) >= 3000 // tuning.max_fused_depth
+  assert all(len(item.vals) <= 2 * tuning.max_kernel_values for item in items)
+  runners = len(runner._runner_cache)
+  GlobalCounters.reset()
+  np.testing.assert_allclose(out.numpy(), expect, rtol=1e-5, atol=1e-6)
+  assert GlobalCounters.kernel_count == len(items)
+  assert len(runner._runner_cache) - runners <= 4, "the chain's kernels should share their programs"
+
+
+def test_a_deep_chain_of_one_number_is_cut_too(device):
+  """y = y * 1.0001 a thousand times: one value, depth 1,000: cut at max_fused_depth, and right."""
+  a = data(16)
+  out = Tensor(a, device=device)
+  expect = a.copy()
+  for _ in range(1000):
+    out = out * 1.0001
+    expect = expect * np.float32(1.0001)
+  items = schedule_of(out)
+  assert len(items) == -(-1000 // Device[device].renderer.tuning.max_fused_depth)
+  np.testing.assert_allclose(out.numpy(), expect, rtol=1e-6)

@@ -1,7 +1,7 @@
 """Running schedules: get the compiled program of each kernel (runner.py), launch it on the item's buffers (allocated
 on first use), copy between devices, count what ran in GlobalCounters, and print what happened at the DEBUG level
-asked. DEBUG>=2 prints each kernel's share of the device's ceilings, which the first time measures them by
-compiling and running two benchmark kernels on 128 MiB of buffers (roofline.py; cached on disk afterwards). While
+asked. DEBUG>=2 prints each kernel's share of the device's ceilings once they are known (roofline.py measures
+them at exit the first time, never inside a realize, and caches them on disk). While
 a TinyJit captures on a thread, every item that thread runs here is also recorded for it (see `capture`)."""
 from __future__ import annotations
 import threading, time
@@ -10,7 +10,7 @@ from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.engine.runner import get_runner
-from teeny.engine.roofline import device_ceilings
+from teeny.engine.roofline import roofline_share, note_unplaced
 
 
 class _ThreadCapture(threading.local):
@@ -54,9 +54,10 @@ def _run_kernel(item: ScheduleItem, level: int):
   GlobalCounters.global_mem += mem
   if level >= 2:
     t = max(elapsed or 0.0, 1e-9)
-    bandwidth, peak = device_ceilings(device)
-    mem_frac, flop_frac = mem / t / bandwidth, runner.spec.flops / t / peak
-    roof = f"{mem_frac:4.0%} of mem" if mem_frac >= flop_frac else f"{flop_frac:4.0%} of FLOPS"
+    roof = roofline_share(device, mem, runner.spec.flops, t)
+    if roof is None:  # the ceilings are measured at exit, never inside the user's realize (roofline.py)
+      note_unplaced(device, runner.spec.name, mem, runner.spec.flops, t)
+      roof = "roofline at exit"
     dprint(f"*** {device:<5} {GlobalCounters.kernel_count:4d} {runner.spec.name:<34} arg {len(item.bufs):2d} "
            f"mem {mem / 1e9:6.3f} GB tm {t * 1e6:9.2f}us ({runner.spec.flops / t / 1e9:9.2f} GFLOPS {mem / t / 1e9:7.2f} GB/s, {roof})")
 

@@ -1,8 +1,14 @@
 """The roofline: what a device can do at best, its memory bandwidth and arithmetic rate, measured once by running
 two benchmark kernels (a 64 MiB read-and-write, a 512x512x512 matmul) and cached in memory and on disk. DEBUG>=2
-prints each kernel's time as a share of these ceilings."""
+prints each kernel's time as a share of these ceilings.
+
+The ceilings are never measured inside a realize of the user's (that took about a second and 134 MB in the first
+realize of a 6-element program): while they are unknown, DEBUG=2 lines leave the share out and the kernels are
+noted here; when the process ends, the ceilings are measured once (then cached on disk for every later run) and
+the noted kernels are printed with their shares, the most time first. `measure_ceilings()` measures them at a
+moment the user chooses."""
 from __future__ import annotations
-import json
+import atexit, json, threading
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
@@ -20,22 +26,75 @@ def benchmark_asts() -> list[UOp]:
   return [_bandwidth_ast(BANDWIDTH_ELEMENTS), _matmul_ast(MATMUL_SIZE)]
 
 
+def known_ceilings(device: str) -> tuple[float, float] | None:
+  """(bytes/s, FLOP/s) if measured before (in this process or on disk), else None: never measures."""
+  if device in _ceilings: return _ceilings[device]
+  cached = disk_cache_get(_disk_key(device), "v2")
+  if cached is not None: _ceilings[device] = tuple(json.loads(cached))
+  return _ceilings.get(device)
+
+
 def device_ceilings(device: str) -> tuple[float, float]:
   """(bytes/s, FLOP/s): the device's memory bandwidth (a 64 MiB read-and-write kernel) and arithmetic rate (a
   512x512x512 matmul that stays in cache, as optimized for this device: the best FLOP/s teeny's code reaches),
-  each the best of 5 runs. Measured the first time DEBUG=2 needs them, then cached in memory and on disk (per
-  device and compiler)."""
-  if device in _ceilings: return _ceilings[device]
-  key = f"ceilings:{Device[device].compiler.cache_key}"
-  cached = disk_cache_get(key, "v2")
-  if cached is not None: _ceilings[device] = tuple(json.loads(cached))
-  else:
-    n, size = BANDWIDTH_ELEMENTS, MATMUL_SIZE
-    bandwidth = _best_rate(device, _bandwidth_ast(n), [n, n]) * n * 8
-    flops = _best_rate(device, _matmul_ast(size), [size * size] * 3) * 2 * size ** 3
-    _ceilings[device] = (bandwidth, flops)
-    disk_cache_put(key, "v2", json.dumps(_ceilings[device]).encode())
+  each the best of 5 runs. Measured once, then cached in memory and on disk (per device and compiler)."""
+  known = known_ceilings(device)
+  if known is not None: return known
+  n, size = BANDWIDTH_ELEMENTS, MATMUL_SIZE
+  bandwidth = _best_rate(device, _bandwidth_ast(n), [n, n]) * n * 8
+  flops = _best_rate(device, _matmul_ast(size), [size * size] * 3) * 2 * size ** 3
+  _ceilings[device] = (bandwidth, flops)
+  disk_cache_put(_disk_key(device), "v2", json.dumps(_ceilings[device]).encode())
   return _ceilings[device]
+
+
+def measure_ceilings(*devices: str):
+  """Measure the ceilings of these devices (default: every one that ran a kernel) now, if they aren't known: then
+  the DEBUG=2 lines that follow carry their roofline shares."""
+  for device in devices or list(_unplaced): device_ceilings(device)
+
+
+def roofline_share(device: str, mem: int, flops: int, seconds: float) -> str | None:
+  """'NN% of mem' or 'NN% of FLOPS' (whichever ceiling the kernel came closer to), or None while the device's
+  ceilings are unknown."""
+  ceilings = known_ceilings(device)
+  if ceilings is None: return None
+  mem_frac, flop_frac = mem / seconds / ceilings[0], flops / seconds / ceilings[1]
+  return f"{mem_frac:4.0%} of mem" if mem_frac >= flop_frac else f"{flop_frac:4.0%} of FLOPS"
+
+
+# device -> kernel name -> [launches, seconds, bytes, flops]: kernels that ran while the device's ceilings were unknown
+_unplaced: dict[str, dict[str, list]] = {}
+_unplaced_lock = threading.Lock()
+
+
+def note_unplaced(device: str, name: str, mem: int, flops: int, seconds: float):
+  """Remember a kernel DEBUG=2 printed without its roofline share, for the summary at exit."""
+  with _unplaced_lock:
+    if not _unplaced: atexit.register(_summary_at_exit)
+    entry = _unplaced.setdefault(device, {}).setdefault(name, [0, 0.0, 0, 0])
+    entry[0] += 1
+    entry[1] += seconds
+    entry[2] += mem
+    entry[3] += flops
+
+
+def _summary_at_exit(top: int = 10):
+  from teeny.helpers import dprint  # (at exit: print even if DEBUG was lowered meanwhile)
+  for device, kernels in _unplaced.items():
+    try: bandwidth, peak = device_ceilings(device)
+    except Exception as e:  # a device that can't run at exit (torn down): say so, don't raise at exit
+      dprint(f"roofline of {device}: not measured ({type(e).__name__}: {e})")
+      continue
+    dprint(f"roofline of {device}, measured after the program ran: {bandwidth / 1e9:.1f} GB/s, {peak / 1e9:.1f} "
+           f"GFLOP/s (cached: later runs show each kernel's share in its DEBUG=2 line). Kernels by total time:")
+    ranked = sorted(kernels.items(), key=lambda item: -item[1][1])
+    for name, (count, seconds, mem, flops) in ranked[:top]:
+      dprint(f"  {name:<34} {count:5d}x {seconds * 1e3:10.3f} ms  {roofline_share(device, mem, flops, max(seconds, 1e-9))}")
+    if len(ranked) > top: dprint(f"  ... and {len(ranked) - top} more kernel(s)")
+
+
+def _disk_key(device: str) -> str: return f"ceilings:{Device[device].compiler.cache_key}"
 
 
 def _best_rate(device: str, ast: UOp, sizes: list[int]) -> float:

@@ -59,6 +59,12 @@ class Tuning:
   # least broadcast_realize_min_size elements (the relu mask in front of a matmul). Workload: mlp, mlp_jit
   broadcast_realize_factor: int = 16
   broadcast_realize_min_size: int = 1 << 16
+  # a chain of elementwise ops is cut into kernels at most this deep, each reading at most about that many value
+  # arguments (LLVM compiles a 10,000-op chain in quadratic time and crashed on 100,000; the builder would otherwise
+  # find each over-full kernel by rebuilding the graph). They bound kernel size, no bench workload: the deepest
+  # kernel of the test suite and the examples is 184 ops deep
+  max_fused_depth: int = 512
+  max_kernel_values: int = 64
 
   # ---- the kernel optimizer (teeny/codegen/kernel.py, heuristics.py) ----
   # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code. A bound on code size

@@ -168,7 +168,7 @@ class Program:
 class CompiledDevice:
   """A device = allocator + renderer + compiler + program loader. `renderer` is a teeny.renderer Renderer instance;
   `program_cls(device, spec, lib)` loads a compiled kernel."""
-  max_kernel_buffers = 128  # buffers one kernel may take; the scheduler splits kernels that would need more
+  max_kernel_buffers = 128  # arguments (buffers and values) one kernel may take; the scheduler splits kernels that would need more
   def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
     self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls
   def supports_dtype(self, dtype: DType) -> bool: return True  # (a backend that may lack one asks its device)

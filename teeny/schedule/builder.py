@@ -82,7 +82,8 @@ _CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE)
 
 @dataclass(frozen=True)
 class KernelLimits:
-  """What the scheduler asks of a device: the most buffers one kernel may read, and its tuned numbers."""
+  """What the scheduler asks of a device: the most arguments (buffers and values) one kernel may take, and its
+  tuned numbers."""
   max_bufs: int
   tuning: Tuning
 
@@ -96,7 +97,7 @@ class KernelBuilder:
     self.slots: list[int] = [out]
     # the output is argument 0; an ASSIGN that reads its own target reads it through the same argument
     self.globals: dict[int, UOp] = {out: UOp(Ops.DEFINE_GLOBAL, table.dtype[out].ptr(), (), 0)}
-    self.reads: dict[UOp, frozenset] = {}  # AST node -> the DEFINE_GLOBALs it reads
+    self.reads: dict[UOp, frozenset] = {}  # AST node -> the arguments it reads (DEFINE_GLOBALs and value DEFINE_VARs)
     self.deps: set[UOp] = set()            # realized nodes read
     self.old_reads: set[int] = set()       # slots of input buffers read as they were before the schedule
     self.values: list[int] = []            # slots of the constants passed as value arguments, in argument order
@@ -192,7 +193,9 @@ class KernelBuilder:
         stack.extend((c, cm, False) for c, cm in kids if (c, cm) not in memo)
         continue
       ast = self._make(n, mv, [memo[k] for k in kids])
-      self.reads[ast] = frozenset().union(*(self.reads[memo[k]] for k in kids)) if ast.op is not Ops.LOAD else frozenset([ast.src[0]])
+      if ast.op is Ops.LOAD: self.reads[ast] = frozenset([ast.src[0]])
+      elif ast.op is Ops.DEFINE_VAR: self.reads[ast] = frozenset([ast])  # a value is a kernel argument too
+      else: self.reads[ast] = frozenset().union(*(self.reads[memo[k]] for k in kids))
       memo[(n, mv)] = ast
     return memo[(start, moves)]
 
@@ -234,7 +237,8 @@ class KernelBuilder:
     return UOp(Ops.DEFINE_VAR, dtype, (view,), value_var_arg(self.values.index(slot)))
 
   def _split(self, n: UOp, srcs: list[UOp]):
-    """Too many buffers for one kernel: realize the source that reads the most of them on its own."""
+    """Too many arguments (buffers and values) for one kernel: realize the source that reads the most of them on
+    its own."""
     inner = [(len(self.reads[ast]), s) for s, ast in zip(n.src, srcs) if not self._is_leaf(s) and s.op not in _CONSTANT_LEAVES]
     raise Unfusable(max(inner, key=lambda x: x[0])[1])
 

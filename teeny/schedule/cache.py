@@ -15,7 +15,7 @@ from teeny.dtype import dtypes
 from teeny.helpers import LRUCache, getenv
 from teeny.uop import UOp, Ops, MOVEMENT
 from teeny.runtime.device import Buffer
-from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of, is_value_arg, MAX_VALUE_ARGS
+from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of, is_value_arg
 
 
 class _Entry(weakref.ref):
@@ -185,7 +185,6 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list, bool]:
   size instead of the buffer itself, a value constant's entry leaves out its value. A last entry, SINK, holds the positions of the roots (no SINK node is made:
   it would be built and freed on every realize)."""
   nodes, parts, inputs, index, needs_prepare = [], [], [], {}, False
-  n_values = 0  # value constants so far: past MAX_VALUE_ARGS a constant is compiled in (see signature's bound)
   # depth first without recursion: each stack entry is a node and the iterator over its sources still to visit.
   # This loop runs for every node of every realize: methods are bound once, and leaves are placed at once
   # without a trip through the stack.
@@ -208,8 +207,7 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list, bool]:
         continue
       arg = s.arg
       if type(arg) is float:
-        if n_values < MAX_VALUE_ARGS and is_value_arg(s):
-          n_values += 1
+        if is_value_arg(s):
           inputs.append(s)
           add_part(_VALUE_PART)
           continue
@@ -352,8 +350,6 @@ def _combine(head: tuple, sigs: list[int], source_inputs: list[tuple]) -> tuple[
   theirs in order, each buffer once, and when a buffer is under two sources the key says where each one's go."""
   inputs = tuple(dict.fromkeys(itertools.chain.from_iterable(source_inputs)))
   if len(inputs) > _SIGNATURE_INPUTS_MAX: return None  # (merging input lists gets slow; walk is linear)
-  # past MAX_VALUE_ARGS values walk compiles the later constants in: such a graph is walked every time
-  if len(inputs) > MAX_VALUE_ARGS and sum(type(i) is UOp for i in inputs) > MAX_VALUE_ARGS: return None
   layout = None
   if len(inputs) != sum(map(len, source_inputs)):  # shared buffers: record every source's slots
     slot = {b: i for i, b in enumerate(inputs)}

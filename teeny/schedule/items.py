@@ -16,11 +16,6 @@ class ScheduleItem:
   vals: tuple = ()             # the kernel's value arguments (see is_value_arg), in the order of its DEFINE_VARs
 
 
-# the most numbers one graph passes as values: the rest are compiled in (and keyed by value). A bound on the
-# arguments of every kernel (OpenCL guarantees 1 KiB of them on a GPU) and on the inputs a signature merges.
-MAX_VALUE_ARGS = 32
-
-
 def is_value_arg(n: UOp) -> bool:
   """Whether a constant of the graph is passed to its kernels as an argument instead of being compiled into them:
   a float32 number other than 0, 1 and -1, finite. Then graphs that differ only in such numbers (x * lr with a

@@ -14,7 +14,7 @@ import heapq
 from teeny import memory
 from teeny.dtype import dtypes
 from teeny.memory import plan_memory
-from teeny.uop import UOp, Ops, toposort, PatternMatcher, UPat, graph_rewrite
+from teeny.uop import UOp, Ops, ALU, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
 from teeny.renderer import value_var_arg, value_number
 from teeny.schedule.items import is_buffer_view
@@ -53,6 +53,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
             for d in set(device_of.values()) if d is not None}
   realize = _realize_points(nodes, roots)
+  _bound_kernel_size(nodes, realize, inputs, device_of, limits)
   while True:
     table = SlotTable(nodes, inputs, realize, device_of)
     try:
@@ -74,6 +75,30 @@ def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
     if n.op in (Ops.CONTIGUOUS, Ops.COPY, Ops.ASSIGN): realize.add(n)
     if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
   return realize
+
+
+def _bound_kernel_size(nodes: list[UOp], realize: set, inputs: list, device_of: dict, limits: dict):
+  """Add realize points where a chain of elementwise work would grow past a kernel's bounds (Tuning.max_fused_depth
+  ops deep, Tuning.max_kernel_values value arguments): `for i in range(10_000): y = y * 1.01 + i` becomes kernels
+  of a bounded size, most of them one program. One pass in toposort order; a realized node starts a new chain."""
+  values = {x for x in inputs if type(x) is UOp}  # the constants passed as values (walk puts them among the inputs)
+  depth: dict[UOp, int] = {}
+  read: dict[UOp, frozenset] = {}  # node -> the value constants its kernel would read to compute it
+  empty = frozenset()
+  for n in nodes:
+    if not n.src:
+      depth[n], read[n] = 0, (frozenset([n]) if n in values else empty)
+      continue
+    d, r = 0, empty
+    for s in n.src:
+      if s in realize: continue  # (a load: a new chain)
+      d = max(d, depth[s])
+      if read[s]: r = r | read[s] if r else read[s]
+    d += n.op in ALU or n.op is Ops.REDUCE_AXIS
+    tuning = limits[device_of[n]].tuning if device_of[n] is not None else None
+    if tuning is not None and n.op in ALU and (d >= tuning.max_fused_depth or len(r) >= tuning.max_kernel_values):
+      realize.add(n)
+    depth[n], read[n] = d, r
 
 
 def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...], table: SlotTable,
@@ -193,12 +218,12 @@ def _merged(producer: ScheduledKernel, write: KernelBuilder, value: int) -> Sche
   if value not in built.slots or any(s in built.slots for s in producer.out_slots[1:]): return None
   slots = producer.out_slots + [target] + [s for s in producer.slots[len(producer.out_slots):]]
   slots += [s for s in built.slots[1:] if s not in slots and s != value]
-  if len(slots) > write.max_bufs: return None
+  values = list(producer.values) + [s for s in built.values if s not in producer.values]
+  if len(slots) + len(values) > write.max_bufs: return None  # (values are kernel arguments too)
   index = {s: i for i, s in enumerate(slots)}
   # the write's value, over the merged arguments, with the result computed in place of its loads
   # (the result's buffer is numbered -1 there: its loads are replaced below)
   write_numbers = {i: -1 if s == value else index[s] for i, s in enumerate(built.slots)}
-  values = list(producer.values) + [s for s in built.values if s not in producer.values]
   value_numbers = {i: values.index(s) for i, s in enumerate(built.values)}
   write_store = _renumbered(built.ast, write_numbers, value_numbers).src[0]
   own = _renumbered(producer.ast, {i: index[s] for i, s in enumerate(producer.slots)})
