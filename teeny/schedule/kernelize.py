@@ -93,7 +93,7 @@ def _bound_kernel_size(nodes: list[UOp], realize: set, inputs: list, device_of: 
     for s in n.src:
       if s in realize: continue  # (a load: a new chain)
       d = max(d, depth[s])
-      if read[s]: r = r | read[s] if r else read[s]
+      r = r | read[s]
     d += n.op in ALU or n.op is Ops.REDUCE_AXIS
     tuning = limits[device_of[n]].tuning if device_of[n] is not None else None
     if tuning is not None and n.op in ALU and (d >= tuning.max_fused_depth or len(r) >= tuning.max_kernel_values):
