@@ -7,12 +7,14 @@ from teeny import Tensor, GlobalCounters, Device, dtypes
 def test_building_a_10000_op_graph_runs_no_kernel_and_is_fast(device):
   GlobalCounters.reset()
   x = Tensor(np.arange(4, dtype=np.int32), device=device)
-  start = time.perf_counter()
+  # this process's CPU time, not the wall clock: on a shared 2-core CI machine another process may hold the core
+  # (one run took 1.33 s of wall clock where 0.1 s is usual). A quadratic build would take minutes either way.
+  start = time.process_time()
   y = x
   for _ in range(10000): y = y + 1
-  built = time.perf_counter() - start
+  built = time.process_time() - start
   assert GlobalCounters.kernel_count == 0
-  assert built < 1.0, f"building took {built:.2f}s"
+  assert built < 2.0, f"building took {built:.2f}s of CPU time"
   # a chain deeper than Tuning.max_fused_depth is cut into kernels of that depth (LLVM compiles a deeper one in
   # quadratic time); the symbolic rules fold each one's adds into one, and all but the last are one program
   np.testing.assert_equal(y.numpy(), np.arange(4) + 10000)

@@ -4,7 +4,7 @@ A kernel boundary (a "realize point") falls only at: a tensor being realized, CO
 source), ASSIGN, and a reduce whose result can't be used at the kernel's output shape (it is expanded back,
 padded, or reshaped in a way one view can't express), or that two kernels would both need; and elementwise work
 that a big reduce would read broadcast many times (the relu mask in front of a matmul: computed once rather than
-once per output column). Everything else fuses: elementwise ops into their consumer and into the reduce that
+once per output column); and where a chain of elementwise work grows past a kernel's bounds (_bound_kernel_size). Everything else fuses: elementwise ops into their consumer and into the reduce that
 follows them. Each kernel's AST is built by teeny/schedule/builder.py; writes that read a result another kernel
 computes are merged into that kernel; the kernels are ordered and kept as a CachedSchedule over slots, their
 intermediates planned to share memory (teeny/memory.py).
