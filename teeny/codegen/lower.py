@@ -56,17 +56,21 @@ def _lower_range(ctx: LoweringContext, view: UOp, x: UOp) -> UOp:
   return value if valid is None else valid.where(value, UOp.const(x.dtype, 0))
 
 
-def _lower_const(ctx: LoweringContext, view: UOp, c: UOp) -> UOp:
-  value = UOp.const(c.dtype, c.arg)
+def _masked(ctx: LoweringContext, view: UOp, value: UOp) -> UOp:
+  """A value that is the same at every element, 0 where the view's mask (a PAD) says there is no element."""
   _, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
-  return value if valid is None else valid.where(value, UOp.const(c.dtype, 0))
+  return value if valid is None else valid.where(value, UOp.const(value.dtype, 0))
 
 
-def _lower_value(ctx: LoweringContext, view: UOp, v: UOp) -> UOp:
-  """A value argument (a constant the kernel is given): the argument itself, masked like a constant."""
-  value = UOp(Ops.DEFINE_VAR, v.dtype, (), v.arg)
-  _, valid = view.arg.to_index(ctx.idxs_for(view.arg.shape), ctx.idx_dtype)
-  return value if valid is None else valid.where(value, UOp.const(v.dtype, 0))
+def _lower_const(ctx: LoweringContext, view: UOp, c: UOp) -> UOp: return _masked(ctx, view, UOp.const(c.dtype, c.arg))
+
+
+def _value_argument(v: UOp) -> UOp:
+  """The kernel argument a value DEFINE_VAR of the AST (a constant the kernel is given) stands for."""
+  return UOp(Ops.DEFINE_VAR, v.dtype, (), v.arg)
+
+
+def _lower_value(ctx: LoweringContext, view: UOp, v: UOp) -> UOp: return _masked(ctx, view, _value_argument(v))
 
 
 def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
@@ -288,7 +292,7 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths_for)
   # every buffer and value stays a kernel argument, even one whose uses folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
-  values = tuple(UOp(Ops.DEFINE_VAR, u.dtype, (), u.arg) for u in k.ast.toposort() if u.op is Ops.DEFINE_VAR)
+  values = tuple(_value_argument(u) for u in k.ast.toposort() if u.op is Ops.DEFINE_VAR)
   sink = sink.replace(src=sink.src + buffers + values)
   if storage_floats: sink = storage_float_buffers(sink)
   return LoweredKernel(sink, global_size, local_size)

@@ -69,9 +69,8 @@ def value_number(var) -> int:
 
 def value_order(var) -> tuple:
   """Sort key putting a kernel's value DEFINE_VARs in argument order (val2 before val10), the slice bounds last."""
-  name = var.arg[0]
-  if name in (CORE_START, CORE_END): return (1, 0, name)
-  return (0, len(name), name)
+  if var.arg[0] in (CORE_START, CORE_END): return (1, var.arg[0])
+  return (0, value_number(var))
 
 
 # How many times a renderer's Tuning was replaced: part of the schedule cache's keys, since the scheduler shapes

@@ -282,13 +282,13 @@ def signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
 
 
 def _root_signature(root: UOp):
-  if root.op is Ops.BUFFER or is_value_arg(root): return _leaf_signature(root)
+  if _is_signed_leaf(root): return _leaf_signature(root)
   sigs, died = REALIZED.sig_table  # (bound once: a new epoch may replace it meanwhile)
   entry = sigs.get(id(root))
   if entry is not None: return entry.value
   if root.op in _NO_SIGNATURE_OPS: return None
   for s in root.src:
-    if s.op is Ops.BUFFER or is_value_arg(s): continue
+    if _is_signed_leaf(s): continue
     entry = sigs.get(id(s))
     if entry is None:
       if not _sign(s, sigs, died): return None
@@ -305,7 +305,7 @@ def _sign(node: UOp, sigs: dict, died) -> bool:
     n = stack[-1]
     waiting = False
     for s in n.src:
-      if s.op is not Ops.BUFFER and id(s) not in sigs and not is_value_arg(s):
+      if id(s) not in sigs and not _is_signed_leaf(s):
         stack.append(s)
         waiting = True
     if not waiting:
@@ -314,6 +314,11 @@ def _sign(node: UOp, sigs: dict, died) -> bool:
       _add_entry(sigs, n, died, result)
       if result is None: return False
   return True
+
+
+def _is_signed_leaf(n: UOp) -> bool:
+  """A BUFFER or a value constant: a leaf whose signature _leaf_signature computes, never in the table."""
+  return n.op is Ops.BUFFER or is_value_arg(n)
 
 
 def _leaf_signature(n: UOp) -> tuple[int, tuple]:
@@ -333,14 +338,14 @@ def _signature_from_sources(n: UOp, sigs: dict):
   if type(arg) is float: arg = arg.hex()  # as in walk: -0.0 and nan by their bits
   source_sigs, inputs, with_inputs = [], (), 0
   for s in n.src:
-    result = _leaf_signature(s) if s.op is Ops.BUFFER or is_value_arg(s) else sigs[id(s)].value
+    result = _leaf_signature(s) if _is_signed_leaf(s) else sigs[id(s)].value
     if result is None: return None
     source_sigs.append(result[0])
     if result[1]:
       inputs = result[1]
       with_inputs += 1
   if with_inputs > 1:
-    source_inputs = [(_leaf_signature(s) if s.op is Ops.BUFFER or is_value_arg(s) else sigs[id(s)].value)[1] for s in n.src]
+    source_inputs = [(_leaf_signature(s) if _is_signed_leaf(s) else sigs[id(s)].value)[1] for s in n.src]
     return _combine((op, n.dtype, arg), source_sigs, source_inputs)
   return _intern((op, n.dtype, arg, None, *source_sigs)), inputs  # (None: no buffer is under two sources)
 

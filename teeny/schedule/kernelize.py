@@ -17,7 +17,7 @@ from teeny.memory import plan_memory
 from teeny.uop import UOp, Ops, ALU, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
 from teeny.renderer import value_var_arg, value_number
-from teeny.schedule.items import is_buffer_view
+from teeny.schedule.items import is_buffer_view, is_value_arg
 from teeny.schedule.cache import REALIZED, CachedSchedule
 from teeny.schedule import shaping
 from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable
@@ -53,7 +53,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
             for d in set(device_of.values()) if d is not None}
   realize = _realize_points(nodes, roots)
-  _bound_kernel_size(nodes, realize, inputs, device_of, limits)
+  _bound_kernel_size(nodes, realize, device_of, limits)
   while True:
     table = SlotTable(nodes, inputs, realize, device_of)
     try:
@@ -77,17 +77,16 @@ def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
   return realize
 
 
-def _bound_kernel_size(nodes: list[UOp], realize: set, inputs: list, device_of: dict, limits: dict):
+def _bound_kernel_size(nodes: list[UOp], realize: set, device_of: dict, limits: dict):
   """Add realize points where a chain of elementwise work would grow past a kernel's bounds (Tuning.max_fused_depth
   ops deep, Tuning.max_kernel_values value arguments): `for i in range(10_000): y = y * 1.01 + i` becomes kernels
   of a bounded size, most of them one program. One pass in toposort order; a realized node starts a new chain."""
-  values = {x for x in inputs if type(x) is UOp}  # the constants passed as values (walk puts them among the inputs)
   depth: dict[UOp, int] = {}
   read: dict[UOp, frozenset] = {}  # node -> the value constants its kernel would read to compute it
   empty = frozenset()
   for n in nodes:
     if not n.src:
-      depth[n], read[n] = 0, (frozenset([n]) if n in values else empty)
+      depth[n], read[n] = 0, (frozenset([n]) if is_value_arg(n) else empty)
       continue
     d, r = 0, empty
     for s in n.src:
