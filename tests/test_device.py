@@ -27,6 +27,27 @@ def test_default_without_a_gpu_is_llvm():
   assert default_device_with({}) == expected
 
 
+def test_a_device_that_cannot_compile_is_not_available(monkeypatch):
+  """A driver can open and fail on every program (PoCL 3.0 on a CPU newer than its LLVM): available() leaves that
+  device out, so tests and describe() don't count on it, and the reason is the device's own."""
+  dev = Device["LLVM"]
+  def broken(): raise RuntimeError("LLVM opens but cannot compile a kernel: test")
+  monkeypatch.setattr(dev, "check_works", broken)
+  assert "LLVM" not in Device.available()
+  monkeypatch.undo()
+  assert "LLVM" in Device.available()
+
+
+def test_an_opencl_device_that_opens_says_whether_it_compiles():
+  try: cl = Device["CL"]
+  except Exception: pytest.skip("no OpenCL device opens here")
+  try: cl.check_works()
+  except RuntimeError as e:
+    assert "cannot compile a kernel" in str(e) and "CL" not in DEVICES
+    return
+  assert "CL" in DEVICES
+
+
 def test_unknown_device_is_a_clear_error():
   with pytest.raises(ValueError, match="FOO"): Tensor([1.0], device="FOO")
 

@@ -172,6 +172,9 @@ class CompiledDevice:
   def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
     self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls
   def supports_dtype(self, dtype: DType) -> bool: return True  # (a backend that may lack one asks its device)
+  def check_works(self):
+    """Raise RuntimeError, saying why, when this device opened but cannot run kernels (a driver whose compiler
+    fails on every program). Device.available() asks this; a device that opens is assumed to work."""
   def synchronize(self): pass
   def __repr__(self): return f"<Device {self.name}>"
 
@@ -312,12 +315,14 @@ class _DeviceRegistry:
     return self._opened[name]
 
   def available(self) -> list[str]:
-    """Devices that open on this machine, one per backend (`CL` is the default OpenCL device; tests parametrize
+    """Devices that open and compile a kernel on this machine, one per backend (`CL` is the default OpenCL device; tests parametrize
     over these). describe() lists every device, with its platform. A CL_DEVICE or PYOPENCL_CTX that names no
     device raises UnknownDeviceError: a choice that was asked for is not dropped silently."""
     names = []
     for name in self._BACKENDS:
-      try: self[name]; names.append(name)
+      try:
+        self[name].check_works()
+        names.append(name)
       except UnknownDeviceError: raise
       except Exception as e:  # a missing driver or package means that device is not here
         if debug_level() >= 1: dprint(f"device {name} unavailable: {e}")

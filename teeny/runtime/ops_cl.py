@@ -278,12 +278,23 @@ class CLDevice(CompiledDevice):
     self.queue = cl.CommandQueue(self.ctx, self.cl_device, properties=cl.command_queue_properties.PROFILING_ENABLE)
     super().__init__(name, CLAllocator(self.ctx, self.queue), renderer=OpenCLRenderer(self.info),
                      compiler=CLCompiler(self.ctx, self.cl_device), program_cls=CLProgram)
+    self._works: str | None = None  # (check_works: None until asked, then "" or why it cannot compile)
 
   def supports_dtype(self, dtype: DType) -> bool:
     """float64 only with cl_khr_fp64 (fp16 is computed in float32 without cl_khr_fp16, so it always works)."""
     return dtype != dtypes.float64 or self.info.has_fp64
 
   def synchronize(self): self.queue.finish()
+
+  def check_works(self):
+    """Build a one-line kernel once: a driver can open and still fail on every program (PoCL 3.0's LLVM 14
+    knows no CPU newer than it and asks for target CPU 'generic', which its clang refuses, on AMD Zen 5)."""
+    if self._works is None:
+      try:
+        self.compiler.compile("__kernel void probe(__global int* out) { out[0] = 1; }")
+        self._works = ""
+      except RuntimeError as e: self._works = str(e).split("--- source ---")[0].strip().replace("\n", " ")
+    if self._works: raise RuntimeError(f"{self.name} ({self.info.name}) opens but cannot compile a kernel: {self._works}")
 
   def __repr__(self):
     index = f" (CL:{default_index()})" if self.name == "CL" and cl_devices() else ""
