@@ -65,6 +65,10 @@ class Tuning:
   # kernel of the test suite and the examples is 184 ops deep
   max_fused_depth: int = 512
   max_kernel_values: int = 64
+  # elementwise work that two kernels or more would each compute is stored once when it is at least this many
+  # operations (a micrograd-style scalar graph recomputed its whole forward pass in every gradient's kernel).
+  # Workload: bench/bench_micrograd.py; mlp and conv2d must not change
+  shared_work_ops: int = 32
 
   # ---- the kernel optimizer (teeny/codegen/kernel.py, heuristics.py) ----
   # copies of the loop body one thread may hold (upcast x unroll): more only bloats the code. A bound on code size

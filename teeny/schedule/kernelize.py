@@ -20,7 +20,7 @@ from teeny.renderer import value_var_arg, value_number
 from teeny.schedule.items import is_buffer_view, is_value_arg
 from teeny.schedule.cache import REALIZED, CachedSchedule
 from teeny.schedule import shaping
-from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable
+from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable, _computed_from
 
 
 class AssignCycle(Exception):
@@ -53,6 +53,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
             for d in set(device_of.values()) if d is not None}
   realize = _realize_points(nodes, roots)
+  _store_shared_work(nodes, realize, device_of, limits)
   _bound_kernel_size(nodes, realize, device_of, limits)
   while True:
     table = SlotTable(nodes, inputs, realize, device_of)
@@ -75,6 +76,55 @@ def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
     if n.op in (Ops.CONTIGUOUS, Ops.COPY, Ops.ASSIGN): realize.add(n)
     if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
   return realize
+
+
+_MANY = object()  # (the kernels reading a node: more than one)
+
+
+def _store_shared_work(nodes: list[UOp], realize: set, device_of: dict, limits: dict):
+  """Add realize points at elementwise work that several kernels would each compute again: a node read by two
+  kernels or more is stored once, when computing it inline takes at least Tuning.shared_work_ops operations and
+  loads something (work on constants alone, or on a loop index, stays inline, as in the builder's
+  _worth_storing). Without this, a scalar graph (every number a 0-d tensor, micrograd's way) computes its whole
+  forward pass again in every parameter's gradient kernel, and one randn read by many kernels runs its hash in
+  each. One pass from the roots down: a node's readers are its consumers' kernels (a realized consumer is a
+  kernel of its own); a node is weighed by the work its kernel would inline, found before this pass (so work that
+  this pass stores further up still counts: it may store a node whose kernel turns out smaller)."""
+  work = _inline_work(nodes, realize, limits, device_of)
+  reader: dict[UOp, object] = {}  # node -> the one kernel root reading it, or _MANY
+  for n in reversed(nodes):
+    kernel = n if n in realize else reader.get(n)
+    if kernel is _MANY and work.get(n, False):
+      realize.add(n)
+      kernel = n
+    for s in n.src:
+      seen = reader.get(s)
+      reader[s] = kernel if seen is None or seen is kernel else _MANY
+
+
+def _inline_work(nodes: list[UOp], realize: set, limits: dict, device_of: dict) -> dict[UOp, bool]:
+  """For each ALU node: whether computing it inline (down to the realized nodes and buffers) takes at least its
+  device's Tuning.shared_work_ops distinct operations, at least one of them reading a buffer, and no loop index
+  (RANGE). Distinct operations are counted as sets bounded at that size, so the pass stays linear."""
+  ops: dict[UOp, frozenset | None] = {}  # node -> the ALU nodes computed inline, None once there are enough
+  loads: dict[UOp, bool] = {}  # node -> whether its inline work reads a buffer, or is a loop index (None)
+  heavy: dict[UOp, bool] = {}
+  for n in nodes:
+    if n in realize or n.op is Ops.BUFFER: ops[n], loads[n] = frozenset(), True
+    elif n.op is Ops.RANGE: ops[n], loads[n] = frozenset(), None
+    elif not n.src: ops[n], loads[n] = frozenset(), False
+  for n in nodes:
+    if n in ops: continue
+    limit = limits[device_of[n]].tuning.shared_work_ops if device_of[n] is not None else 0
+    found, reads = (frozenset([n]) if n.op in ALU else frozenset()), False
+    for s in _computed_from(n):
+      if s in realize: reads = reads if reads is None else True; continue
+      reads = None if loads[s] is None or reads is None else (reads or loads[s])
+      if found is not None: found = None if ops[s] is None else found | ops[s]
+      if found is not None and limit and len(found) >= limit: found = None
+    ops[n], loads[n] = found, reads
+    heavy[n] = n.op in ALU and found is None and reads is True
+  return heavy
 
 
 def _bound_kernel_size(nodes: list[UOp], realize: set, device_of: dict, limits: dict):
