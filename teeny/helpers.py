@@ -2,7 +2,7 @@
 DEBUG level, GlobalCounters (what ran and how much memory is in use, counted by every layer), a bounded LRU cache
 and snapshots of weak containers that other threads may change."""
 from __future__ import annotations
-import contextlib, functools, itertools, os, sys, threading
+import contextlib, functools, hashlib, itertools, os, sys, threading
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,6 +74,22 @@ def cache_dir() -> str:
   if os.environ.get("TEENY_CACHE_DIR"): return os.environ["TEENY_CACHE_DIR"]
   base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
   return os.path.join(base, "teeny")
+
+
+@functools.lru_cache(maxsize=None)
+def source_digest() -> str:
+  """A digest of teeny's own code (every .py and .ll file of the package): what an on-disk cache of results that
+  code computes (engine/runner.py's program specs) is keyed by, so a changed teeny never reads a stale entry."""
+  package = os.path.dirname(os.path.abspath(__file__))
+  digest = hashlib.sha256()
+  for folder, dirs, files in sorted(os.walk(package)):
+    dirs.sort()
+    for name in sorted(files):
+      if name.endswith((".py", ".ll")):
+        path = os.path.join(folder, name)
+        digest.update(os.path.relpath(path, package).encode() + b"\0")
+        with open(path, "rb") as f: digest.update(f.read())
+  return digest.hexdigest()
 
 
 class _Counters:

@@ -1,12 +1,18 @@
 """Kernel AST -> a loaded program: codegen's ProgramSpec (get_program), compiled by the device's compiler (with its
 on-disk cache) and loaded as the backend's Program. Runners are cached per (device, AST), bounded in count and in
-the process memory their programs hold. With BEAM=N the optimizations come from BEAM search (search.py)."""
+the process memory their programs hold. With BEAM=N the optimizations come from BEAM search (search.py).
+
+ProgramSpecs are cached on disk too (_program_spec), keyed by the AST, the renderer's settings and teeny's own code:
+a process that meets kernels an earlier one made skips codegen as well as the compiler (the first training step of
+examples/gpt.py spent 4 of its 4.7 s optimizing, lowering and rendering 199 kernels it had made before)."""
 from __future__ import annotations
-from teeny.uop import UOp, pretty
+import dataclasses, hashlib, pickle
+from teeny.uop import UOp, pretty, toposort
 from teeny.codegen import get_program
 from teeny.renderer import ProgramSpec
 from teeny.runtime.device import Device, Buffer
-from teeny.helpers import LRUCache, debug_level, dprint, getenv
+from teeny.helpers import LRUCache, debug_level, dprint, getenv, source_digest
+from teeny.runtime.device import disk_cache_get, disk_cache_put
 from teeny.engine.search import beam_search
 
 
@@ -51,12 +57,42 @@ def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None, vals: tu
     opts = None
     if (width := getenv("BEAM", 0)) and bufs is not None:
       opts = beam_search(ast, device, bufs, width, vals)
-    spec = get_program(ast, Device[device].renderer, opts)
+    spec = _program_spec(ast, device, opts)
     if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
     if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
     if debug_level() >= 4: dprint(spec.src)
     runner = _runner_cache[key] = CompiledRunner(device, spec)
   return runner
+
+
+def _program_spec(ast: UOp, device: str, opts: list | None) -> ProgramSpec:
+  """get_program's spec, from the on-disk cache when this teeny made it before for the same AST, actions and
+  renderer. The cached spec leaves out the linearized program (only DEBUG=5 prints it, and that level always runs
+  codegen)."""
+  renderer = Device[device].renderer
+  if debug_level() >= 5: return get_program(ast, renderer, opts)
+  key = _spec_key(ast, device, opts)
+  cached = disk_cache_get(key, "")
+  if cached is not None:
+    try: return pickle.loads(cached)
+    except Exception: pass  # (a damaged entry: made again below)
+  spec = get_program(ast, renderer, opts)
+  disk_cache_put(key, "", pickle.dumps(dataclasses.replace(spec, program=[])))
+  return spec
+
+
+def _spec_key(ast: UOp, device: str, opts: list | None) -> str:
+  """What a program spec depends on: teeny's code, the device's compiler (its target), every setting of its
+  renderer (capabilities, tuning, and anything set on the instance), NOOPT, the actions asked for and the AST."""
+  dev = Device[device]
+  renderer = dev.renderer
+  settings = repr((type(renderer).__qualname__, sorted((k, repr(v)) for k, v in vars(renderer).items()), repr(renderer.tuning)))
+  parts = (source_digest(), dev.compiler.cache_key, settings, str(getenv("NOOPT", 0)), repr(opts))
+  digest = hashlib.sha256("\0".join(parts).encode())
+  nodes = toposort(ast)  # (iterative: a deep AST is fine)
+  number = {n: i for i, n in enumerate(nodes)}
+  for n in nodes: digest.update(f"{n.op.name} {n.dtype} {[number[s] for s in n.src]} {n.arg!r}\n".encode())
+  return f"spec:{digest.hexdigest()}"
 
 
 def pretty_program(program: list) -> str:

@@ -33,7 +33,8 @@ class SlotTable:
   """The buffers of a schedule being made, as numbers (slots): they stand for buffers, which are made only when a
   cached schedule is instantiated (cache.CachedSchedule). Slots [0, n_inputs) are the graph's inputs in walk
   order (its buffers, and the constants passed as values, which take no memory: see items.is_value_arg), then one
-  per realize point in toposort order; an ASSIGN's slot is its target's."""
+  per realize point (in toposort order, then those added while kernels are built); an ASSIGN's slot is its
+  target's."""
   def __init__(self, nodes: list[UOp], inputs: list, realize: set, device_of: dict[UOp, str]):
     self.n_inputs = len(inputs)
     self.device = [None if type(b) is UOp else b.device for b in inputs]
@@ -43,12 +44,17 @@ class SlotTable:
     self.input_slot = {b: i for i, b in enumerate(inputs)}
     for n in nodes:
       if n.op is Ops.BUFFER: self.of[n] = self.input_slot[n.arg]
-      elif n.op is Ops.ASSIGN and n in realize: self.of[n] = self.of_view(n.src[0])
-      elif n in realize:  # (a value constant realized on its own, Tensor(2.5), gets a buffer: its kernel stores the value)
-        self.of[n] = len(self.size)
-        self.device.append(device_of[n])
-        self.size.append(n.size)
-        self.dtype.append(n.dtype)
+      elif n in realize: self.add(n, device_of[n])
+
+  def add(self, n: UOp, device: str):
+    """Give realize point n its slot: its target's for an ASSIGN, else a new one at the end (the cached schedule
+    numbers them again in the order kernels use them, so the order here is free)."""
+    if n.op is Ops.ASSIGN: self.of[n] = self.of_view(n.src[0])
+    else:  # (a value constant realized on its own, Tensor(2.5), gets a buffer: its kernel stores the value)
+      self.of[n] = len(self.size)
+      self.device.append(device)
+      self.size.append(n.size)
+      self.dtype.append(n.dtype)
 
   def of_view(self, view: UOp) -> int:
     """The slot of the input buffer behind a buffer view."""
@@ -101,6 +107,7 @@ class KernelBuilder:
     self.deps: set[UOp] = set()            # realized nodes read
     self.old_reads: set[int] = set()       # slots of input buffers read as they were before the schedule
     self.values: list[int] = []            # slots of the constants passed as value arguments, in argument order
+    self.asked: set[UOp] = set()           # nodes whether realized or not decided what this kernel is
 
   def build(self, out_space: tuple | None = None) -> ScheduledKernel:
     """The kernel; a write (ASSIGN) with no reduce of its own may be given the loop space to run over (another
@@ -113,12 +120,15 @@ class KernelBuilder:
     if reduces and reduces[0].size != value_node.size: raise Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
     out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
+    self.asked.add(value_node)
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[self.slots[0]]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
     return ScheduledKernel(ast, self.slots, [root], reduces, self.deps, self.old_reads, values=self.values)
 
   def _is_leaf(self, n: UOp) -> bool:
+    """Whether the kernel reads n from memory (a buffer, or another kernel's result) instead of computing it."""
+    self.asked.add(n)
     return (n in self.realize and n is not self.root) or n.op is Ops.BUFFER
 
   def _check_broadcast_work(self, reduce: UOp):

@@ -55,13 +55,8 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   realize = _realize_points(nodes, roots)
   _store_shared_work(nodes, realize, device_of, limits)
   _bound_kernel_size(nodes, realize, device_of, limits)
-  while True:
-    table = SlotTable(nodes, inputs, realize, device_of)
-    try:
-      kernels = _build_all(nodes, realize, table, device_of, limits)
-      break
-    except Unfusable as e:
-      realize.add(e.node)
+  table = SlotTable(nodes, inputs, realize, device_of)
+  kernels = _build_all(nodes, realize, table, device_of, limits)
   merged = _merge_writes(kernels, realize, table, device_of, limits)
   try: kernels = _in_order(merged)
   except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
@@ -206,12 +201,30 @@ def devices_of(nodes: list[UOp], root_devices: dict[UOp, str]) -> dict[UOp, str]
   return dev
 
 
-def _build_all(nodes, realize, table: SlotTable, device_of, limits: dict) -> list[ScheduledKernel]:
+def _build_all(nodes, realize: set, table: SlotTable, device_of, limits: dict) -> list[ScheduledKernel]:
+  """Build every realize point's kernel, in toposort order. A kernel that can't be built names a node to realize
+  on its own (Unfusable): it joins the realize points and the walk starts again, as if they had been known from the
+  start. Only the kernels whose builder asked about that node are built again (a kernel is decided by the nodes
+  it asked "realized or not?"), so a graph that needs many such points costs one build per kernel and per point."""
+  built: dict[UOp, tuple[ScheduledKernel, set]] = {}  # realize point -> its kernel, and the nodes it asked about
+  while True:
+    try: return _build_pass(nodes, realize, table, device_of, limits, built)
+    except Unfusable as e:
+      realize.add(e.node)
+      table.add(e.node, device_of[e.node])
+      for root in [root for root, (_, asked) in built.items() if e.node in asked]: del built[root]
+
+
+def _build_pass(nodes, realize: set, table: SlotTable, device_of, limits: dict, built: dict) -> list[ScheduledKernel]:
   kernels, fused_by = [], {}
   for n in nodes:
     if n not in realize: continue
-    if n.op is Ops.COPY: item = _copy_item(n, table)
-    else: item = KernelBuilder(n, realize, table, limits[device_of[n]]).build()
+    if n not in built:
+      if n.op is Ops.COPY: built[n] = (_copy_item(n, table), set())
+      else:
+        builder = KernelBuilder(n, realize, table, limits[device_of[n]])
+        built[n] = (builder.build(), builder.asked)
+    item = built[n][0]
     kernels.append(item)
     for r in item.fused_reduces:
       if r in fused_by: raise Unfusable(r)  # two kernels would each compute this reduce: compute it once
