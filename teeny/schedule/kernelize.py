@@ -14,7 +14,7 @@ import heapq
 from teeny import memory
 from teeny.dtype import dtypes
 from teeny.memory import plan_memory
-from teeny.uop import UOp, Ops, ALU, toposort, PatternMatcher, UPat, graph_rewrite
+from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, toposort, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer, Device
 from teeny.renderer import value_var_arg, value_number
 from teeny.schedule.items import is_buffer_view, is_value_arg
@@ -123,26 +123,44 @@ def _inline_work(nodes: list[UOp], realize: set, limits: dict, device_of: dict) 
 
 
 def _bound_kernel_size(nodes: list[UOp], realize: set, device_of: dict, limits: dict):
-  """Add realize points where a chain of elementwise work would grow past a kernel's bounds (Tuning.max_fused_depth
-  ops deep, Tuning.max_kernel_values value arguments): `for i in range(10_000): y = y * 1.01 + i` becomes kernels
-  of a bounded size, most of them one program. One pass in toposort order; a realized node starts a new chain."""
+  """Add realize points where a chain of elementwise work would grow past a kernel's bounds: Tuning.max_fused_depth
+  ops deep, Tuning.max_kernel_values value arguments, or more arguments in all (buffers it loads and values) than
+  the device takes. `for i in range(10_000): y = y * 1.01 + i` becomes kernels of a bounded size, most of them one
+  program; a sum of a thousand 0-d tensors (micrograd's way) reads its buffers in kernels of at most that many.
+  One pass in toposort order; a realized node starts a new chain. Where an elementwise op would read too many
+  arguments, its source that reads the most is realized first, as the builder's _split would, which then never
+  has to find it kernel by kernel."""
   depth: dict[UOp, int] = {}
-  read: dict[UOp, frozenset] = {}  # node -> the value constants its kernel would read to compute it
+  values: dict[UOp, frozenset] = {}  # node -> the value constants its kernel would read to compute it
+  loads: dict[UOp, frozenset] = {}   # node -> the buffers and realized results it would load
   empty = frozenset()
   for n in nodes:
     if not n.src:
-      depth[n], read[n] = 0, (frozenset([n]) if is_value_arg(n) else empty)
+      depth[n], values[n] = 0, (frozenset([n]) if is_value_arg(n) else empty)
+      loads[n] = frozenset([n]) if n.op is Ops.BUFFER else empty
       continue
-    d, r = 0, empty
+    limit = limits[device_of[n]] if device_of[n] is not None else None
+    if limit is not None and n.op in ELEMENTWISE: _split_wide_sources(n, realize, values, loads, limit.max_bufs)
+    d, r, l = 0, empty, empty
     for s in n.src:
-      if s in realize: continue  # (a load: a new chain)
+      if s in realize:  # (a load: a new chain)
+        l = l | {s}
+        continue
       d = max(d, depth[s])
-      r = r | read[s]
+      r, l = r | values[s], l | loads[s]
     d += n.op in ALU or n.op is Ops.REDUCE_AXIS
-    tuning = limits[device_of[n]].tuning if device_of[n] is not None else None
-    if tuning is not None and n.op in ALU and (d >= tuning.max_fused_depth or len(r) >= tuning.max_kernel_values):
+    if limit is not None and n.op in ALU and (d >= limit.tuning.max_fused_depth or len(r) >= limit.tuning.max_kernel_values):
       realize.add(n)
-    depth[n], read[n] = d, r
+    depth[n], values[n], loads[n] = d, r, l
+
+
+def _split_wide_sources(n: UOp, realize: set, values: dict, loads: dict, max_args: int):
+  """Realize n's sources, the one reading the most arguments first, until computing n reads fewer than max_args."""
+  def arguments(s: UOp) -> frozenset: return frozenset([s]) if s in realize else values[s] | loads[s]
+  while len(frozenset().union(*(arguments(s) for s in n.src))) >= max_args:
+    inner = [s for s in n.src if s not in realize and s.op not in (Ops.BUFFER, Ops.CONST, Ops.RANGE)]
+    if not inner: return  # (a kernel of leaves alone: nothing to cut here)
+    realize.add(max(inner, key=lambda s: len(arguments(s))))
 
 
 def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...], table: SlotTable,
