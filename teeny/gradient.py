@@ -10,8 +10,10 @@ passes the gradient of what it wrote to the value written, none to what was over
 A composed function whose gradient the primitives would get wrong at some inputs is built as
 DETACH(value, *inputs) with arg naming a rule in `custom_gradients`: the value is computed like any graph (the
 scheduler passes a DETACH through to its first source), and the gradient reaches the inputs by that rule alone.
-pow is the one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where PyTorch's y * x^(y-1) is 0,
+pow is one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where PyTorch's y * x^(y-1) is 0,
 1 or inf. Its rule lives in tensor.py, written with Tensor math (and pow itself, so it differentiates again).
+A convolution is another, for speed: its input's gradient is a transposed convolution (the arg is a tuple, the
+rule's name and the convolution's settings).
 """
 from __future__ import annotations
 import math
@@ -116,7 +118,8 @@ def _mod_grad(ctx: UOp, ret: UOp):
 
 def _detach_grad(ctx: UOp, ret: UOp):
   if ret.arg is None: return (None,)  # a plain detach(): no gradient
-  return (None, *custom_gradients[ret.arg](ctx, ret))
+  rule = ret.arg[0] if isinstance(ret.arg, tuple) else ret.arg  # (a rule's settings follow its name: conv's)
+  return (None, *custom_gradients[rule](ctx, ret))
 
 
 LN2 = math.log(2)

@@ -651,6 +651,18 @@ def _const_value(u: UOp):
 custom_gradients["pow"] = _pow_gradient
 
 
+def _conv_gradient(ctx: UOp, ret: UOp) -> tuple[UOp, UOp]:
+  """The gradients of a convolution (ops/nn.py conv2d: a DETACH whose arg holds its settings) for its input and
+  weight, written with Tensor ops (a transposed convolution for the input), so they differentiate again."""
+  _, groups, stride, dilation, pads = ret.arg
+  grad, x, weight = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret.src[1], ret.src[2]))
+  dx, dw = Tensor._conv_gradients(grad, x, weight, groups, stride, dilation, pads)
+  return dx.uop, dw.uop
+
+
+custom_gradients["conv"] = _conv_gradient
+
+
 def _realized_graphs() -> dict[UOp, UOp]:
   """Buffer view -> the graph that computed it, for realized tensors that require grad, and a pending write ->
   the graph of the values it writes (see gradient.restore_graphs and Tensor._graph_after_write)."""

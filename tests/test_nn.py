@@ -201,6 +201,57 @@ def test_conv_transpose2d(device, case):
   np.testing.assert_allclose(grads["bias"], r.sum((0, 2, 3)), **TOL)
 
 
+def shifted_conv(x: Tensor, w: Tensor, padding: tuple, stride: int = 1) -> Tensor:
+  """conv2d written as a sum over the kernel's offsets of strided slices times the filter taps (no groups, no
+  dilation): only primitive ops, so its gradients (of every order) are the autodiff of the primitives."""
+  (top, bottom), (left, right) = padding
+  xp = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)))
+  kh, kw = w.shape[2:]
+  oh, ow = (xp.shape[2] - kh) // stride + 1, (xp.shape[3] - kw) // stride + 1
+  out = None
+  for i in range(kh):
+    for j in range(kw):
+      part = xp[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+      term = (part.reshape(part.shape[0], 1, *part.shape[1:]) * w[:, :, i, j].reshape(1, *w.shape[:2], 1, 1)).sum(2)
+      out = term if out is None else out + term
+  return out
+
+
+@pytest.mark.parametrize("padding,stride", [(((1, 1), (1, 1)), 1), (((2, 0), (1, 3)), 2)])
+def test_conv_gradients_of_first_and_second_order_match_the_primitives(device, padding, stride):
+  """conv2d's gradient rule (a transposed convolution for the input) against autodiff of the same convolution
+  built from slices: the gradients, and the gradient of a gradient (a penalty on the input's gradient)."""
+  x = rng.normal(size=(2, 3, 7, 8)).astype(np.float32)
+  w = rng.normal(size=(4, 3, 3, 2)).astype(np.float32)
+  g = None
+  results = []
+  for conv in (lambda a, b: a.conv2d(b, stride=stride, padding=(padding[1][0], padding[1][1], padding[0][0], padding[0][1])),
+               lambda a, b: shifted_conv(a, b, padding, stride)):
+    tx, tw = Tensor(x, requires_grad=True, device=device), Tensor(w, requires_grad=True, device=device)
+    out = conv(tx, tw)
+    if g is None: g = Tensor(rng.normal(size=out.shape).astype(np.float32), device=device)
+    dx, dw = (out * g).sum().gradient(tx, tw)
+    penalty_w, = ((dx * dx).sum() + (dw * dw).sum()).gradient(tw)
+    results.append([t.numpy() for t in (out, dx, dw, penalty_w)])
+  for got, want in zip(*results): np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_input_gradient_is_a_transposed_convolution(device):
+  """The input's gradient is one convolution of the output's gradient with the flipped filters: no buffer as big
+  as every window of the input (9x it for a 3x3 kernel) is made and summed back."""
+  from teeny.schedule import create_schedule
+  x = Tensor(rng.normal(size=(2, 8, 12, 12)).astype(np.float32), requires_grad=True, device=device)
+  w = Tensor(rng.normal(size=(8, 8, 3, 3)).astype(np.float32), device=device).realize()
+  out = x.conv2d(w, padding=1)
+  g = Tensor(rng.normal(size=out.shape).astype(np.float32), device=device).realize()
+  dx, = (out * g).sum().gradient(x)
+  items, *_ = create_schedule([dx.uop], [device])
+  biggest = max(b.size for item in items for b in item.bufs)
+  assert biggest <= x.numel() * 2, f"a buffer of {biggest} elements for an input of {x.numel()}"
+  want = conv_transpose2d_ref(g.numpy(), w.numpy(), None, padding=(1, 1))
+  np.testing.assert_allclose(dx.numpy(), want, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_transpose2d_inverts_conv2d_shapes(device):
   conv = Conv2d(3, 5, 3, stride=2, padding=1)
   up = ConvTranspose2d(5, 3, 3, stride=2, padding=1, output_padding=1)

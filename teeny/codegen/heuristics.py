@@ -83,7 +83,7 @@ def _upcast_rows(k: Kernel, strides: dict, masked: list[bool], col: int, vec: in
   moved its inner part to the end, so the other global axes kept their numbers), as many rows as keep the
   accumulators in registers (Tuning.tile_max_vectors vectors of them)."""
   rows = [a for a in strides if a != col and strides[a][vec] == 0 and any(s not in (0, None) for s in strides[a])]
-  # not an axis the output is contiguous along (the kernel offsets of a convolution's input gradient, innermost in
+  # not an axis the output is contiguous along (the kernel offsets of windows a gradient spreads over, innermost in
   # its windows): tiles over it measured 3x slower than over the channels beside it
   rows = [a for a in rows if _element_step(k.output_view(), k, a) != 1] or rows
   if not rows: return

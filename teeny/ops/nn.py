@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops
 from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -111,18 +112,51 @@ class NNOps:
     w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
     out = (windows * w).sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))))
     out = out.reshape((n, cout) + outs)
+    pads = _padding_arg(padding, nd)
+    if all(p >= 0 for pair in pads for p in pair) and dtypes.is_float(out.dtype):
+      # its gradient by the rule below (gradient.py's DETACH): the input's is a transposed convolution, not a
+      # sum back over every window (a tensor 9x the input's size for a 3x3 kernel)
+      rule = ("conv", groups, stride, dilation, pads)
+      out = self._new(UOp(Ops.DETACH, out.dtype, (out.uop, self.uop, weight.uop), rule), weight)
     return out if bias is None else out + bias.reshape((1, cout) + (1,) * nd)
+  @staticmethod
+  def _conv_gradients(grad: Self, x: Self, weight: Self, groups: int, stride: tuple, dilation: tuple, pads: tuple) -> tuple[Self, Self]:
+    """The gradients of x.conv2d(weight, groups, stride, dilation, padding=pads) for x and weight, given the
+    output's: for x the transposed convolution of grad with the same weight (onto the padded input, the padding
+    then cut off); for weight the sum over the batch and the output positions of grad times each window, as
+    differentiating the product in conv2d gives it."""
+    nd = weight.ndim - 2
+    kernel, padded = weight.shape[2:], tuple(s + b + a for s, (b, a) in zip(x.shape[2:], pads))
+    outs = grad.shape[2:]
+    # the transposed convolution reaches (outs - 1) * stride + dilation * (kernel - 1) + 1 per dim of the padded
+    # input; the rows past that (no window reached them: a stride that doesn't divide the size) get zeros, and the
+    # padding is cut off, both by the transposed convolution itself (no copy of a bigger result cut afterwards)
+    reach = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(outs, stride, dilation, kernel))
+    cut = tuple((b, a - (p - r)) for (b, a), p, r in zip(pads, padded, reach))
+    dx = grad._transposed_conv(weight, groups, stride, dilation, cut)
+    n, cout, cin_g = x.shape[0], weight.shape[0], weight.shape[1]
+    windows = x.pad(((0, 0), (0, 0)) + pads)._pool(kernel, stride, dilation).reshape((n, groups, 1, cin_g) + outs + kernel)
+    g = grad.reshape((n, groups, cout // groups, 1) + outs + (1,) * nd)
+    dw = (g * windows).sum(tuple([0] + list(range(4, 4 + nd)))).reshape(weight.shape)
+    return dx, dw
   def conv_transpose2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1,
                        padding=0, output_padding=0) -> Self:
     """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
     *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel."""
     nd = weight.ndim - 2
     if self.ndim != nd + 2: raise ArgumentError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
-    cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    cin = weight.shape[0]
     if self.shape[1] != cin: raise ArgumentError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")
     if groups <= 0 or cin % groups: raise ArgumentError(f"conv_transpose groups={groups} must divide the input channels {cin}")
     stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
     padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
+    out = self._transposed_conv(weight, groups, stride, dilation, tuple((p, p - op) for p, op in zip(padding, output_padding)))
+    return out if bias is None else out + bias.reshape((1, out.shape[1]) + (1,) * nd)
+  def _transposed_conv(self, weight: Self, groups: int, stride: tuple, dilation: tuple, cut: tuple) -> Self:
+    """conv_transpose2d with `cut` (before, after) taken off each spatial end of the full result (negative: zeros
+    added), which is (size - 1) * stride + dilation * (kernel - 1) + 1 long."""
+    nd = weight.ndim - 2
+    cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
     # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k) per group, kernel flipped
     w = weight.reshape((groups, cin // groups, cout_g) + kernel).transpose(1, 2).reshape((groups * cout_g, cin // groups) + kernel)
     w = w.flip(tuple(range(2, 2 + nd)))
@@ -132,8 +166,8 @@ class NNOps:
       x = x.pad(((0, 0), (0, 0)) + tuple(p for s in stride for p in ((0, 0), (0, s - 1))))
       x = x.reshape(self.shape[:2] + tuple(n * s for n, s in zip(sizes, stride)))
       x = x.shrink(((0, x.shape[0]), (0, x.shape[1])) + tuple((0, (n - 1) * s + 1) for n, s in zip(sizes, stride)))
-    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op) for k, d, p, op in zip(kernel, dilation, padding, output_padding))
-    return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, bias, groups=groups, dilation=dilation)
+    pads = tuple((d * (k - 1) - b, d * (k - 1) - a) for k, d, (b, a) in zip(kernel, dilation, cut))
+    return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, groups=groups, dilation=dilation)
   def _pool_args(self, kernel_size, stride, dilation, padding, nd: int = 2):
     if self.ndim < nd: raise ArgumentError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
     kernel = _tuple_arg(kernel_size, nd, "kernel_size")
