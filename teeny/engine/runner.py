@@ -10,9 +10,8 @@ import dataclasses, hashlib, pickle
 from teeny.uop import UOp, pretty, toposort
 from teeny.codegen import get_program
 from teeny.renderer import ProgramSpec
-from teeny.runtime.device import Device, Buffer
+from teeny.runtime.device import Device, Buffer, disk_cache_get, disk_cache_put
 from teeny.helpers import LRUCache, debug_level, dprint, getenv, source_digest
-from teeny.runtime.device import disk_cache_get, disk_cache_put
 from teeny.engine.search import beam_search
 
 

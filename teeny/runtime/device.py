@@ -315,8 +315,8 @@ class _DeviceRegistry:
     return self._opened[name]
 
   def available(self) -> list[str]:
-    """Devices that open and compile a kernel on this machine, one per backend (`CL` is the default OpenCL device; tests parametrize
-    over these). describe() lists every device, with its platform. A CL_DEVICE or PYOPENCL_CTX that names no
+    """Devices that open and compile a kernel on this machine, one per backend (`CL` is the default OpenCL device;
+    tests parametrize over these). describe() lists every device, with its platform. A CL_DEVICE or PYOPENCL_CTX that names no
     device raises UnknownDeviceError: a choice that was asked for is not dropped silently."""
     names = []
     for name in self._BACKENDS:

@@ -143,7 +143,7 @@ class KernelBuilder:
       seen.add((n, factor))
       if n.op is Ops.EXPAND: factor *= math.prod(n.shape) // max(1, math.prod(n.src[0].shape))
       elif n.op in ALU and factor >= self.tuning.broadcast_realize_factor and self._worth_storing(n): raise Unfusable(n)
-      if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in _computed_from(n))
+      if n.op is not Ops.REDUCE_AXIS: stack.extend((src, factor) for src in computed_from(n))
 
   def _worth_storing(self, start: UOp) -> bool:
     """Whether computing `start` loads anything (work on constants alone is as cheap as reading its result) and
@@ -157,7 +157,7 @@ class KernelBuilder:
       seen.add(n)
       if n.op is Ops.RANGE: return False
       if self._is_leaf(n): loads = True
-      else: stack.extend(_computed_from(n))
+      else: stack.extend(computed_from(n))
     return loads
 
   def _fused_reduces(self, start: UOp) -> list[UOp]:
@@ -173,7 +173,7 @@ class KernelBuilder:
         if n not in found: found.append(n)
         stack.append((n.src[0], True))
         continue
-      stack.extend((s, inside_reduce) for s in _computed_from(n))
+      stack.extend((s, inside_reduce) for s in computed_from(n))
     return found
 
   def _load(self, slot: int, shape, moves) -> UOp:
@@ -188,7 +188,7 @@ class KernelBuilder:
     if self._is_leaf(n) or n.op in _CONSTANT_LEAVES: return []
     if n.op in MOVEMENT: return [(n.src[0], ((n.op.name, n.arg),) + moves)]
     if n.op is Ops.REDUCE_AXIS: return [(n.src[0], ())]
-    return [(s, moves) for s in _computed_from(n)]
+    return [(s, moves) for s in computed_from(n)]
 
   def _push(self, start: UOp, moves: tuple) -> UOp:
     """The AST for `start` seen through the movement ops `moves` (applied in order), built bottom-up iteratively."""
@@ -262,7 +262,7 @@ class KernelBuilder:
 def _zero(dtype): return False if dtype == dtypes.bool else (0.0 if dtypes.is_float(dtype) else 0)
 
 
-def _computed_from(n: UOp) -> tuple:
+def computed_from(n: UOp) -> tuple:
   """The sources a kernel computes n from: a DETACH's first only (the others are there for a custom gradient rule,
   gradient.custom_gradients, and would only add loads)."""
   return n.src[:1] if n.op is Ops.DETACH else n.src

@@ -4,7 +4,8 @@ A kernel boundary (a "realize point") falls only at: a tensor being realized, CO
 source), ASSIGN, and a reduce whose result can't be used at the kernel's output shape (it is expanded back,
 padded, or reshaped in a way one view can't express), or that two kernels would both need; and elementwise work
 that a big reduce would read broadcast many times (the relu mask in front of a matmul: computed once rather than
-once per output column); and where a chain of elementwise work grows past a kernel's bounds (_bound_kernel_size). Everything else fuses: elementwise ops into their consumer and into the reduce that
+once per output column); elementwise work that several kernels would each compute (_store_shared_work); and where
+a chain of elementwise work grows past a kernel's bounds (_bound_kernel_size). Everything else fuses: elementwise ops into their consumer and into the reduce that
 follows them. Each kernel's AST is built by teeny/schedule/builder.py; writes that read a result another kernel
 computes are merged into that kernel; the kernels are ordered and kept as a CachedSchedule over slots, their
 intermediates planned to share memory (teeny/memory.py).
@@ -20,7 +21,7 @@ from teeny.renderer import value_var_arg, value_number
 from teeny.schedule.items import is_buffer_view, is_value_arg
 from teeny.schedule.cache import REALIZED, CachedSchedule
 from teeny.schedule import shaping
-from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable, _computed_from
+from teeny.schedule.builder import KernelBuilder, KernelLimits, ScheduledKernel, SlotTable, Unfusable, computed_from
 
 
 class AssignCycle(Exception):
@@ -98,27 +99,28 @@ def _store_shared_work(nodes: list[UOp], realize: set, device_of: dict, limits: 
 
 
 def _inline_work(nodes: list[UOp], realize: set, limits: dict, device_of: dict) -> dict[UOp, bool]:
-  """For each ALU node: whether computing it inline (down to the realized nodes and buffers) takes at least its
-  device's Tuning.shared_work_ops distinct operations, at least one of them reading a buffer, and no loop index
-  (RANGE). Distinct operations are counted as sets bounded at that size, so the pass stays linear."""
-  ops: dict[UOp, frozenset | None] = {}  # node -> the ALU nodes computed inline, None once there are enough
-  loads: dict[UOp, bool] = {}  # node -> whether its inline work reads a buffer, or is a loop index (None)
+  """For each node: whether it is an ALU op whose inline work (down to the realized nodes and buffers) is at least
+  its device's Tuning.shared_work_ops distinct operations, reads memory and uses no loop index (RANGE). Distinct
+  operations are counted as sets bounded at that size, so the pass stays linear."""
+  ops: dict[UOp, frozenset | None] = {}  # node -> the ALU nodes computed inline; None once there are enough
+  loads: dict[UOp, bool] = {}    # node -> whether its inline work reads a buffer or a realized result
+  indexed: dict[UOp, bool] = {}  # node -> whether its inline work uses a loop index (the arange leaf)
   heavy: dict[UOp, bool] = {}
   for n in nodes:
-    if n in realize or n.op is Ops.BUFFER: ops[n], loads[n] = frozenset(), True
-    elif n.op is Ops.RANGE: ops[n], loads[n] = frozenset(), None
-    elif not n.src: ops[n], loads[n] = frozenset(), False
-  for n in nodes:
-    if n in ops: continue
-    limit = limits[device_of[n]].tuning.shared_work_ops if device_of[n] is not None else 0
-    found, reads = (frozenset([n]) if n.op in ALU else frozenset()), False
-    for s in _computed_from(n):
-      if s in realize: reads = reads if reads is None else True; continue
-      reads = None if loads[s] is None or reads is None else (reads or loads[s])
-      if found is not None: found = None if ops[s] is None else found | ops[s]
-      if found is not None and limit and len(found) >= limit: found = None
-    ops[n], loads[n] = found, reads
-    heavy[n] = n.op in ALU and found is None and reads is True
+    if n in realize or n.op is Ops.BUFFER or not n.src:
+      ops[n], loads[n], indexed[n] = frozenset(), n in realize or n.op is Ops.BUFFER, n.op is Ops.RANGE
+      continue
+    sources = computed_from(n)
+    loads[n], indexed[n] = any(loads[s] for s in sources), any(indexed[s] for s in sources)
+    limit = limits[device_of[n]].tuning.shared_work_ops if device_of[n] is not None else None
+    found = frozenset([n]) if n.op in ALU else frozenset()
+    for s in sources:
+      found = None if ops[s] is None else found | ops[s]
+      if found is None or (limit is not None and len(found) >= limit):
+        found = None
+        break
+    ops[n] = found
+    heavy[n] = n.op in ALU and found is None and limit is not None and loads[n] and not indexed[n]
   return heavy
 
 
