@@ -8,7 +8,7 @@ Run `DEBUG=2 python examples/gpt.py --steps 1` to see the kernels of one trainin
 """
 import argparse, math, time
 import numpy as np
-from teeny import Tensor, Device, nn
+from teeny import Tensor, Device, Context, nn
 from teeny.nn.optim import AdamW
 from teeny.nn.state import get_parameters
 
@@ -86,7 +86,7 @@ def train(args) -> float:
     starts = rng.integers(0, len(data) - args.context - 1, args.batch_size)
     x = Tensor(np.stack([data[s:s + args.context] for s in starts]))
     y = Tensor(np.stack([data[s + 1:s + args.context + 1] for s in starts]))
-    with Tensor.train():
+    with Tensor.train(), Context(PROGRESS=int(step == 1)):  # (the first step compiles: show how far it is)
       opt.zero_grad()
       loss = model(x).sparse_categorical_crossentropy(y)
       loss.backward()

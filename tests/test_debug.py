@@ -1,5 +1,7 @@
 """The DEBUG contract: what each level prints to stderr (and that DEBUG never changes results)."""
 import os, re, subprocess, sys
+import numpy as np
+from teeny import Tensor, Context
 
 PROGRAM = "from teeny import Tensor; a = Tensor([[1.,2.],[3.,4.]]); print(((a*2+1).relu().sum(1)).numpy())"
 
@@ -53,3 +55,22 @@ def test_debug_output_goes_to_stderr_and_does_not_change_results(device):
   quiet, _ = run(device, 0)
   loud, _ = run(device, 5)
   assert quiet == loud
+
+
+def test_progress_line_while_a_realize_runs(device, monkeypatch, capsys):
+  """PROGRESS=1: a realize past _Progress.AFTER_S (0 here) keeps one line on stderr up to date, ending with every
+  kernel done and how many were new; off, and under DEBUG=2 (which lists each kernel), nothing is printed."""
+  from teeny.engine import realize
+  monkeypatch.setattr(realize._Progress, "AFTER_S", 0.0)
+  monkeypatch.setattr(realize._Progress, "EVERY_S", 0.0)
+  x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), device=device)
+  with Context(PROGRESS=1):
+    out = ((x * 3).exp2().sum(1) + x.max(1)).numpy()
+  err = capsys.readouterr().err
+  last = err.split("\r")[-1].strip()
+  assert last.startswith("realize: ") and "kernels" in last and "new (optimized and compiled)" in last, err
+  done, total = last.split(": ")[1].split(" ")[0].split("/")
+  assert done == total and int(total) >= 1
+  np.testing.assert_allclose(out, np.exp2(np.arange(12, dtype=np.float32).reshape(3, 4) * 3).sum(1) + np.arange(3, 15, 4), rtol=1e-6)
+  (x * 5).numpy()
+  assert capsys.readouterr().err == "", "PROGRESS off printed"

@@ -2,14 +2,15 @@
 on first use), copy between devices, count what ran in GlobalCounters, and print what happened at the DEBUG level
 asked. DEBUG>=2 prints each kernel's share of the device's ceilings once they are known (roofline.py measures
 them at exit the first time, never inside a realize, and caches them on disk). While
-a TinyJit captures on a thread, every item that thread runs here is also recorded for it (see `capture`)."""
+a TinyJit captures on a thread, every item that thread runs here is also recorded for it (see `capture`).
+PROGRESS=1 keeps one line on stderr up to date while a realize runs longer than a second (see _Progress)."""
 from __future__ import annotations
-import threading, time
+import sys, threading, time
 from teeny.uop import Ops
 from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem
-from teeny.helpers import GlobalCounters, debug_level, dprint
-from teeny.engine.runner import get_runner
+from teeny.helpers import GlobalCounters, debug_level, dprint, getenv
+from teeny.engine.runner import get_runner, _runner_cache
 from teeny.engine.roofline import roofline_share, note_unplaced
 
 
@@ -29,13 +30,43 @@ def run_schedule(items: list[ScheduleItem]):
     for i, item in enumerate(items):
       dprint(f"schedule {i}: {item.ast.op.name if item.ast.op is Ops.COPY else 'kernel'} bufs={item.bufs}")
   start = time.perf_counter() if level >= 1 else 0.0
-  for item in items:
+  progress = _Progress(len(items)) if getenv("PROGRESS", 0) and level < 2 else None  # (DEBUG=2 lists every kernel)
+  for done, item in enumerate(items, 1):
     if item.ast.op is Ops.COPY: _run_copy(item, level)
-    else: _run_kernel(item, level)
+    elif progress is None: _run_kernel(item, level)
+    else:
+      new = (item.bufs[0].device, item.ast) not in _runner_cache
+      _run_kernel(item, level)
+      progress.update(done, new)
+  if progress is not None: progress.close()
   if level >= 1 and items:
     dprint(f"realized {len(items)} item(s) in {(time.perf_counter() - start) * 1e3:.2f} ms; schedule cache "
            f"{GlobalCounters.schedule_hits} hits {GlobalCounters.schedule_misses} misses; mem {GlobalCounters.mem_used / 1e6:.2f} MB "
            f"(peak {GlobalCounters.peak_mem / 1e6:.2f} MB)")
+
+
+class _Progress:
+  """PROGRESS=1: while a realize runs longer than AFTER_S seconds (a first training step: most of its kernels are
+  new, each optimized, rendered and compiled), one line on stderr, rewritten in place a few times a second: the
+  kernels done of all, how many of them were new to this process, and the seconds so far."""
+  AFTER_S, EVERY_S = 1.0, 0.25
+
+  def __init__(self, total: int):
+    self.total, self.new, self.start, self.shown = total, 0, time.perf_counter(), None
+
+  def update(self, done: int, new: bool):
+    self.new += new
+    elapsed = time.perf_counter() - self.start
+    if elapsed >= self.AFTER_S and (self.shown is None or elapsed - self.shown >= self.EVERY_S):
+      self.shown = elapsed
+      self._write(done, elapsed, "")
+
+  def close(self):
+    if self.shown is not None: self._write(self.total, time.perf_counter() - self.start, "\n")
+
+  def _write(self, done: int, elapsed: float, end: str):
+    sys.stderr.write(f"\r  realize: {done}/{self.total} kernels, {self.new} new (optimized and compiled), {elapsed:.1f} s{end}")
+    sys.stderr.flush()
 
 
 def _run_kernel(item: ScheduleItem, level: int):
