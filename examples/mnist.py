@@ -9,7 +9,7 @@ Run `DEBUG=2 python examples/mnist.py` to see every kernel of the training step 
 """
 import argparse, gzip, os, time
 import numpy as np
-from teeny import Tensor, Device, nn
+from teeny import Tensor, Device, Context, nn
 from teeny.nn.optim import Adam
 from teeny.nn.state import get_parameters
 
@@ -104,13 +104,18 @@ def train(args) -> float:
     order = rng.permutation(len(x_train))
     with Tensor.train():
       for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
+        first = epoch == 1 and i == 0
         batch = order[i:i + args.batch_size]
         x, y = Tensor(x_train[batch, None]), Tensor(y_train[batch].astype(np.int32))
-        opt.zero_grad()
-        loss = model(x).cross_entropy(y)
-        loss.backward()
-        losses.append(loss.item())  # read before the step changes the weights the loss reads
-        opt.step()
+        with Context(PROGRESS=int(first)):  # (the first step compiles: show how far it is)
+          opt.zero_grad()
+          loss = model(x).cross_entropy(y)
+          loss.backward()
+          losses.append(loss.item())  # read before the step changes the weights the loss reads
+          opt.step()
+        if first:
+          print(f"first step {time.perf_counter() - start:.2f} s (scheduling and compiling), not counted in s/epoch")
+          start = time.perf_counter()
     seconds = time.perf_counter() - start
     accuracy = evaluate(model, x_test, y_test)
     print(f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  test accuracy {accuracy * 100:5.1f}%  {seconds:6.2f} s/epoch")
