@@ -10,7 +10,7 @@ compile cache (the time includes compiling): teeny cuts a chain into kernels of 
 Every forward result is checked against numpy (bit-exact: the same float32 operations in the same order).
 """
 from __future__ import annotations
-import argparse, datetime, os, platform, subprocess, sys, tempfile, time
+import argparse, os, subprocess, sys, tempfile, time
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -61,9 +61,9 @@ def main():
   args = parser.parse_args()
   sys.path.insert(0, ROOT)
   from teeny import Device
+  from bench_core import machine_header  # (bench/ is on the path when run as a script)
   devices = args.devices if args.devices is not None else Device.available()
-  print(f"# teeny bench_chain, {datetime.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}")
+  print(machine_header("bench_chain"))
   print("\n| ops | device | teeny forward s | kernels | teeny backward s | numpy forward s |")
   print("|---|---|---|---|---|---|")
   for ops in args.ops:

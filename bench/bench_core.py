@@ -150,6 +150,12 @@ def cpu_name() -> str:
   except (OSError, StopIteration): return platform.processor() or platform.machine()
 
 
+def machine_header(bench: str) -> str:
+  """The first line every bench prints: which bench, the date, the CPU, its cores, Python's and numpy's versions."""
+  return (f"# teeny {bench}, {datetime.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, numpy {np.__version__}")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement; the median is reported")
@@ -159,8 +165,7 @@ def main():
   devices = args.devices if args.devices is not None else Device.available()
   if not devices: raise SystemExit("no teeny device opens on this machine")
 
-  print(f"# teeny bench_core, {datetime.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, numpy {np.__version__}")
+  print(machine_header("bench_core"))
   for d in devices: print(f"#   {d}: {Device[d]!r}")
   print(f"# median of {args.repeats}; teeny timed as realize() + synchronize() (no copy-out, see the docstring); "
         "ratio = numpy ms / teeny ms")

@@ -14,7 +14,7 @@ host, step 2 reads the ones step 1 wrote). The losses are checked against microg
   python bench/bench_micrograd.py --hidden 32 --points 20   # a graph of about 160,000 nodes per step
 """
 from __future__ import annotations
-import argparse, datetime, json, os, platform, subprocess, sys, tempfile
+import argparse, json, os, subprocess, sys, tempfile
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -142,9 +142,9 @@ def main():
   args = parser.parse_args()
   sys.path.insert(0, ROOT)
   from teeny import Device
+  from bench_core import machine_header  # (bench/ is on the path when run as a script)
   devices = args.devices if args.devices is not None else Device.available()
-  print(f"# teeny bench_micrograd, {datetime.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}")
+  print(machine_header("bench_micrograd"))
   print(f"# MLP 2-{args.hidden}-{args.hidden}-1, {args.points} points, {args.steps} steps")
   reference = run("micrograd", "-", args.hidden, args.points, args.steps)
   rows = [("micrograd (plain Python)", reference)]

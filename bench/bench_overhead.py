@@ -26,12 +26,12 @@ with the device's synchronize(). ratio = how many times faster teeny is than the
 The machine is shared and noisy: compare ratios within one run, never absolute numbers across runs.
 """
 from __future__ import annotations
-import argparse, datetime, os, platform, sys
+import argparse, os, sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too
 from teeny import Tensor, Device, TinyJit  # noqa: E402
-from bench_core import WrongResult, cpu_name, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
+from bench_core import WrongResult, machine_header, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
 
 TINY_OPS = 2000
 MLP_SIZES = (784, 512, 512, 10)
@@ -257,8 +257,7 @@ def main():
   args = parser.parse_args()
   devices = args.devices if args.devices is not None else Device.available()
   if not devices: raise SystemExit("no teeny device opens on this machine")
-  print(f"# teeny bench_overhead, {datetime.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, numpy {np.__version__}")
+  print(machine_header("bench_overhead"))
   for d in devices: print(f"#   {d}: {Device[d]!r}")
   torch, tinygrad = optional("torch"), optional("tinygrad")
   print(f"# torch: {getattr(torch, '__version__', 'not installed')}, tinygrad: {getattr(tinygrad, '__version__', 'not installed') if tinygrad else 'not installed'}")
