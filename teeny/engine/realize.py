@@ -10,7 +10,7 @@ from teeny.uop import Ops
 from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem
 from teeny.helpers import GlobalCounters, debug_level, dprint, getenv
-from teeny.engine.runner import get_runner, _runner_cache
+from teeny.engine.runner import get_runner, is_loaded
 from teeny.engine.roofline import roofline_share, note_unplaced
 
 
@@ -35,7 +35,7 @@ def run_schedule(items: list[ScheduleItem]):
     if item.ast.op is Ops.COPY: _run_copy(item, level)
     elif progress is None: _run_kernel(item, level)
     else:
-      new = (item.bufs[0].device, item.ast) not in _runner_cache
+      new = not is_loaded(item.bufs[0].device, item.ast)
       _run_kernel(item, level)
       progress.update(done, new)
   if progress is not None: progress.close()

@@ -64,6 +64,11 @@ def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None, vals: tu
   return runner
 
 
+def is_loaded(device: str, ast: UOp) -> bool:
+  """Whether get_runner holds this kernel's program already (it would neither optimize nor compile it)."""
+  return (device, ast) in _runner_cache
+
+
 def _program_spec(ast: UOp, device: str, opts: list | None) -> ProgramSpec:
   """get_program's spec, from the on-disk cache when this teeny made it before for the same AST, actions and
   renderer. The cached spec leaves out the linearized program (only DEBUG=5 prints it, and that level always runs

@@ -93,7 +93,7 @@ def _store_shared_work(nodes: list[UOp], realize: set, device_of: dict, limits: 
     if kernel is _MANY and work.get(n, False):
       realize.add(n)
       kernel = n
-    for s in n.src:
+    for s in computed_from(n):  # (the sources _inline_work weighed)
       seen = reader.get(s)
       reader[s] = kernel if seen is None or seen is kernel else _MANY
 
