@@ -6,19 +6,25 @@ Data, in order of preference:
   --synthetic    8x8 digits drawn from a built-in font with random shifts and noise (no extra package)
 
 Run `DEBUG=2 python examples/mnist.py` to see every kernel of the training step as it runs.
+
+Data-parallel on several processes (pip install 'teeny[mpi]'): `mpiexec -n 2 python examples/mnist.py --distributed`.
+Each process trains on its half of every batch of --batch-size, the gradients are averaged over the processes and
+BatchNorm uses the whole batch's statistics, so the run computes what one process computes (to rounding).
 """
 import argparse, gzip, os, time
 import numpy as np
 from teeny import Tensor, Device, Context, nn
 from teeny.nn.optim import Adam
-from teeny.nn.state import get_parameters
+from teeny.nn.state import get_parameters, get_state_dict, safe_save
 
 
 class LeNet:
-  """(conv 3x3 -> batchnorm -> relu -> maxpool 2x2) twice, then a linear classifier: for 8x8 or 28x28 inputs."""
+  """(conv 3x3 -> batchnorm -> relu -> maxpool 2x2) twice, then a linear classifier: for 8x8 or 28x28 inputs. The
+  convolutions have no bias: the BatchNorm after each subtracts the mean, so a bias there would get a gradient of
+  exactly 0 in exact arithmetic (rounding noise in floats, which Adam would scale up to full steps)."""
   def __init__(self, side: int, classes: int = 10):
-    self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16)
-    self.c2, self.b2 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
+    self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+    self.c2, self.b2 = nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32)
     self.fc = nn.Linear(32 * (side // 4) ** 2, classes)
 
   def __call__(self, x: Tensor) -> Tensor:
@@ -88,17 +94,23 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
 
 def train(args) -> float:
   if args.device: Device.DEFAULT = args.device  # the model's weights and every batch go there
-  rng = np.random.default_rng(args.seed)
+  dist = start_distributed() if args.distributed else None
+  say = print if dist is None or dist.rank() == 0 else (lambda *a, **k: None)
+  rng = np.random.default_rng(args.seed)  # (the same on every process: the same data, order and weights)
   Tensor.manual_seed(args.seed)
   if args.mnist: x_train, y_train, x_test, y_test = load_mnist(args.mnist)
   else: x_train, y_train, x_test, y_test = load_digits(args.synthetic, rng)
   mean, std = x_train.mean(), x_train.std()
   x_train, x_test = ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
-  print(f"{len(x_train)} training and {len(x_test)} test images of {x_train.shape[1]}x{x_train.shape[2]} on {Device.DEFAULT}")
+  where = f"{dist.world_size()} processes on {Device.DEFAULT}" if dist else Device.DEFAULT
+  say(f"{len(x_train)} training and {len(x_test)} test images of {x_train.shape[1]}x{x_train.shape[2]} on {where}")
 
   model = LeNet(x_train.shape[1])
+  if dist:
+    dist.broadcast_parameters(model)  # (equal already, from the same seed: this is how a real run makes sure)
+    dist.sync_batchnorm(model)        # BatchNorm over the global batch, as one process would see it
   opt = Adam(get_parameters(model), lr=args.lr)
-  accuracy = 0.0
+  accuracy, steps = 0.0, 0
   for epoch in range(1, args.epochs + 1):
     start, losses = time.perf_counter(), []
     order = rng.permutation(len(x_train))
@@ -106,21 +118,35 @@ def train(args) -> float:
       for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
         first = epoch == 1 and i == 0
         batch = order[i:i + args.batch_size]
+        if dist: batch = dist.local_share(batch)  # this process's part of the global batch
         x, y = Tensor(x_train[batch, None]), Tensor(y_train[batch].astype(np.int32))
-        with Context(PROGRESS=int(first)):  # (the first step compiles: show how far it is)
+        with Context(PROGRESS=int(first) if dist is None or dist.rank() == 0 else 0):  # (the first step compiles)
           opt.zero_grad()
           loss = model(x).cross_entropy(y)
           loss.backward()
+          if dist:
+            dist.average_gradients(model)
+            loss = dist.allreduce(loss.detach()) / dist.world_size()  # the global batch's loss
           losses.append(loss.item())  # read before the step changes the weights the loss reads
           opt.step()
         if first:
-          print(f"first step {time.perf_counter() - start:.2f} s (scheduling and compiling), not counted in s/epoch")
+          say(f"first step {time.perf_counter() - start:.2f} s (scheduling and compiling), not counted in s/epoch")
           start = time.perf_counter()
+        steps += 1
+        if steps == args.steps: break
     seconds = time.perf_counter() - start
     accuracy = evaluate(model, x_test, y_test)
-    print(f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  test accuracy {accuracy * 100:5.1f}%  {seconds:6.2f} s/epoch")
-  print(f"final test accuracy {accuracy * 100:.1f}%")
+    say(f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  test accuracy {accuracy * 100:5.1f}%  {seconds:6.2f} s/epoch")
+    if steps == args.steps: break
+  say(f"final test accuracy {accuracy * 100:.1f}%")
+  if args.save: safe_save(get_state_dict(model), args.save.format(rank=dist.rank() if dist else 0))
   return accuracy
+
+
+def start_distributed():
+  from teeny import distributed as dist  # (mpi4py is needed only here)
+  dist.init()
+  return dist
 
 
 if __name__ == "__main__":
@@ -132,4 +158,8 @@ if __name__ == "__main__":
   parser.add_argument("--batch-size", type=int, default=64)
   parser.add_argument("--lr", type=float, default=3e-3)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--distributed", action="store_true", help="one of several processes started by mpiexec")
+  parser.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: train every epoch)")
+  parser.add_argument("--save", default=None, metavar="PATH", help="save the weights as safetensors at the end "
+                      "({rank} in PATH: this process's rank)")
   train(parser.parse_args())

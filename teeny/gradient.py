@@ -116,6 +116,15 @@ def _mod_grad(ctx: UOp, ret: UOp):
   return (ctx, -(ctx * q))
 
 
+def _copy_grad(ctx: UOp, ret: UOp):
+  """A copy's gradient is copied back. An allreduce's (teeny.distributed: a COPY with an op, every process's
+  values summed) is the allreduce of the gradients: each process's input reaches every process's output, so its
+  gradient is the sum of theirs. A max or min across processes has none here."""
+  if len(ret.arg) < 3: return (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)
+  if ret.arg[2] != "sum": raise RuntimeError(f"no gradient through an allreduce of {ret.arg[2]}: only a sum has one here")
+  return (UOp(Ops.COPY, ctx.dtype, (ctx,), ret.arg),)
+
+
 def _detach_grad(ctx: UOp, ret: UOp):
   if ret.arg is None: return (None,)  # a plain detach(): no gradient
   rule = ret.arg[0] if isinstance(ret.arg, tuple) else ret.arg  # (a rule's settings follow its name: conv's)
@@ -146,7 +155,7 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.CONTIGUOUS), lambda ctx: (ctx,)),
   (UPat(Ops.ASSIGN, name="ret"), _assign_grad),
   (UPat(Ops.DETACH, name="ret"), _detach_grad),
-  (UPat(Ops.COPY, name="ret"), lambda ctx, ret: (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)),
+  (UPat(Ops.COPY, name="ret"), _copy_grad),
   (UPat(Ops.MOD, name="ret"), _mod_grad),
   # no gradient flows through comparisons, integer math, bit ops, TRUNC or BITCAST
   (UPat((Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR, Ops.MOD, Ops.IDIV, Ops.TRUNC,

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 from teeny.dtype import DType, dtypes, STORAGE_FLOATS, bits_to_float, float_to_bits
 from teeny.uop import UOp, Ops
+from teeny.runtime import collective
 
 
 def evaluate(root: UOp, leaf: Callable[[UOp], np.ndarray | None] | None = None) -> np.ndarray:
@@ -178,12 +179,17 @@ def _assign(node: UOp, src: list[np.ndarray]) -> np.ndarray:
   return out
 
 
-def _same(node: UOp, src: list[np.ndarray]) -> np.ndarray: return src[0]  # COPY, CONTIGUOUS, DETACH: the values
+def _same(node: UOp, src: list[np.ndarray]) -> np.ndarray: return src[0]  # CONTIGUOUS, DETACH: the values
+
+
+def _copy(node: UOp, src: list[np.ndarray]) -> np.ndarray:
+  """The values; an allreduce across processes (a COPY with an op: teeny.distributed) runs one of its own."""
+  return src[0] if len(node.arg) < 3 else collective.allreduce(src[0], node.arg[2])
 
 
 _OTHER: dict[Ops, Callable] = {
   Ops.CONST: _leaf, Ops.RANGE: _leaf, Ops.BUFFER: _leaf, Ops.WHERE: _where, Ops.CAST: _cast, Ops.BITCAST: _bitcast,
-  Ops.REDUCE_AXIS: _reduce, Ops.ASSIGN: _assign, Ops.COPY: _same, Ops.CONTIGUOUS: _same, Ops.DETACH: _same,
+  Ops.REDUCE_AXIS: _reduce, Ops.ASSIGN: _assign, Ops.COPY: _copy, Ops.CONTIGUOUS: _same, Ops.DETACH: _same,
 }
 
 

@@ -19,7 +19,7 @@ MAX_LINES, MAX_TENSOR_LINES, MAX_COMPLEXITY = 500, 700, 25
 # first entry whose prefix (a path inside teeny/) matches it.
 LAYERS = [
   ("the package face", ["__init__.py"]),
-  ("built on Tensor", ["nn/", "engine/jit.py", "engine/jit_args.py"]),
+  ("built on Tensor", ["nn/", "distributed.py", "engine/jit.py", "engine/jit_args.py"]),
   ("the user API", ["tensor.py", "ops/", "gradient.py"]),
   ("the engine", ["engine/", "program_order.py", "reference.py"]),
   ("the scheduler", ["schedule/", "schedule.py", "memory.py"]),

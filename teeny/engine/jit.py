@@ -352,7 +352,7 @@ class _Capture:
     handles = {s: b.handle for s, b in bufs.items()}
     for launch in self.launches:
       if launch.runner is None:
-        realize.copy_buffer(*[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
+        realize.run_copy(launch.ast, *[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
         continue
       if launch.patches:
         args = list(launch.args)  # this call's own list: launch.args is shared by every replay

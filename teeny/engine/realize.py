@@ -6,9 +6,10 @@ a TinyJit captures on a thread, every item that thread runs here is also recorde
 PROGRESS=1 keeps one line on stderr up to date while a realize runs longer than a second (see _Progress)."""
 from __future__ import annotations
 import sys, threading, time
-from teeny.uop import Ops
+from teeny.uop import Ops, UOp
+from teeny.runtime import collective
 from teeny.runtime.device import Buffer
-from teeny.schedule import ScheduleItem
+from teeny.schedule import ScheduleItem, allreduce_op
 from teeny.helpers import GlobalCounters, debug_level, dprint, getenv
 from teeny.engine.runner import get_runner, is_loaded
 from teeny.engine.roofline import roofline_share, note_unplaced
@@ -98,10 +99,19 @@ def _run_copy(item: ScheduleItem, level: int):
   recording = capture.recording
   if recording is not None: recording.append((item, None, [b.is_allocated for b in item.bufs]))
   t0 = time.perf_counter()
-  copy_buffer(dst, src)
+  run_copy(item.ast, dst, src)
   GlobalCounters.copies += 1
   if level >= 2:
-    dprint(f"*** {dst.device:<5} copy {src.nbytes:10d} bytes {src.device} -> {dst.device} tm {(time.perf_counter() - t0) * 1e6:9.2f}us")
+    op = allreduce_op(item.ast)
+    what = f"{src.device} -> {dst.device}" if op is None else f"allreduce ({op}) over {collective.comm().Get_size()} processes"
+    dprint(f"*** {dst.device:<5} copy {src.nbytes:10d} bytes {what} tm {(time.perf_counter() - t0) * 1e6:9.2f}us")
+
+
+def run_copy(copy: UOp, dst: Buffer, src: Buffer):
+  """A COPY item: between devices, or an allreduce of src over every process into dst (teeny.distributed)."""
+  op = allreduce_op(copy)
+  if op is None: copy_buffer(dst, src)
+  elif src.size: dst.copyin(memoryview(collective.allreduce(src.numpy(), op)).cast("B"))
 
 
 def copy_buffer(dst: Buffer, src: Buffer):

@@ -176,12 +176,25 @@ class BatchNorm:
       raise ValueError(f"BatchNorm over {self.num_features} channels got an input of shape {x.shape} (channels are axis 1)")
     axes = tuple(a for a in range(x.ndim) if a != 1)
     if Tensor.training or not self.track_running_stats:
-      n = x.numel() // self.num_features
+      mean, var, n = self._batch_statistics(x, axes)
       if Tensor.training and n <= 1: raise ValueError(f"BatchNorm in training needs more than one value per channel, got input of shape {x.shape}")
-      mean, var = x.mean(axes), x.var(axes, correction=0)
       if Tensor.training and self.track_running_stats: self._track(mean.detach(), var.detach(), n)
     else: mean, var = self.running_mean, self.running_var
     return x.batchnorm(self.weight, self.bias, mean, (var + self.eps).rsqrt())
+
+  # where the batch is spread over several processes: an object with sum(tensor) and count(int) over all of them
+  # (teeny.distributed.sync_batchnorm sets it); None: this process's batch is the batch
+  batch_statistics_over = None
+
+  def _batch_statistics(self, x: Tensor, axes: tuple) -> tuple[Tensor, Tensor, int]:
+    """The batch's mean and biased variance per channel, and how many values each channel has."""
+    n = x.numel() // self.num_features
+    group = self.batch_statistics_over
+    if group is None: return x.mean(axes), x.var(axes, correction=0), n
+    total = group.count(n)
+    mean = group.sum(x.sum(axes)) / total
+    centered = x - mean.reshape([-1 if a == 1 else 1 for a in range(x.ndim)])
+    return mean, group.sum((centered * centered).sum(axes)) / total, total
 
   def _track(self, mean: Tensor, var: Tensor, n: int):
     count = self.num_batches_tracked.assign(self.num_batches_tracked + 1)

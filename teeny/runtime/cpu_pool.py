@@ -25,6 +25,21 @@ def cpu_count() -> int:
   except AttributeError: return os.cpu_count() or 1
 
 
+_THREADS = [cpu_count()]  # how many slices a kernel is split into at most: one per CPU this process runs on
+
+
+def threads() -> int: return _THREADS[0]
+
+
+def use_cpus(cpus: list[int]):
+  """Run this process's kernels on these CPUs only (teeny.distributed gives each process on a host its slice). The
+  worker pool is made on first use with one worker per CPU: a pool made before this keeps its workers where they
+  are, which is still correct, only slower when processes share cores."""
+  os.sched_setaffinity(0, cpus)
+  _THREADS[0] = len(cpus)
+  if _POOL: sys.stderr.write("teeny: the CPU worker pool was made before its CPUs were set: call teeny.distributed.init() first\n")
+
+
 # A kernel split across cores runs its slices on worker threads that live in native code: each spins on its control
 # block for a while after its last slice, then sleeps in the kernel (futex) until woken. Waking a sleeping virtual CPU
 # costs 50-100 us on the VM we measure on, and a woken core that goes back to sleep between kernels can make a split

@@ -18,7 +18,7 @@ from teeny.renderer import ProgramSpec
 from teeny.renderer.llvmir import LLVMRenderer
 from teeny.helpers import debug_level, dprint
 from teeny.runtime import cpu_pool
-from teeny.runtime.cpu_pool import cpu_count as _cpu_count
+from teeny.runtime.cpu_pool import threads as _threads
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
 from teeny.runtime.elf import undefined_symbols
 from teeny.runtime.llvm_setup import HOST_CPU as _HOST_CPU, HOST_FEATURES as _HOST_FEATURES, LLVM_LOCK as _LLVM_LOCK
@@ -109,7 +109,7 @@ class LLVMProgram(Program):
   call: a test may give the renderer another Tuning) the kernel runs in the calling thread. Measured here with the native pool's workers spinning (one thread / split, us): a 256x512 relu
   26 / 21, x @ w.T with 10 outputs 26 / 22, a 256-row sum over 256 7.8 / 12.3. A worker that already sleeps costs
   50-100 us more to wake (the hypervisor wakes its virtual CPU), but only on the first kernel after an idle spell."""
-  threads = _cpu_count()
+  threads = property(lambda self: _threads())  # (cpu_pool.use_cpus may narrow them)
   memory_estimate = memory_estimate_loaded = 64 << 10  # its MCJIT engine: 20-50 KiB (bench/bench_runner_memory.py)
 
   def __init__(self, device, spec: ProgramSpec, lib: bytes):

@@ -22,11 +22,11 @@ from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.uop import UOp
 import teeny.renderer
 from teeny.schedule import cache, kernelize, snapshots
-from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, buffer_of
+from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, buffer_of, allreduce_op
 from teeny.schedule.cache import REALIZED
 
 __all__ = ["create_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "buffer_of",
-           "mark_realized", "forget_realized", "realized_buffers"]
+           "allreduce_op", "mark_realized", "forget_realized", "realized_buffers"]
 
 # where graph nodes were realized (see cache.RealizedMap)
 mark_realized = REALIZED.mark

@@ -27,6 +27,12 @@ def is_value_arg(n: UOp) -> bool:
   return value != 0.0 and value != 1.0 and value != -1.0 and math.isfinite(value)
 
 
+def allreduce_op(copy: UOp) -> str | None:
+  """A COPY's arg is (from device, to device), or (device, device, op) for an allreduce across processes
+  (teeny.distributed.allreduce: op is sum, max or min): the op, or None for a plain copy."""
+  return copy.arg[2] if len(copy.arg) > 2 else None
+
+
 def writes_count(ast: UOp) -> int:
   """How many of an item's buffers it writes, the first ones: one per STORE of a kernel (usually one), one for a
   copy."""
