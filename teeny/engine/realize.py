@@ -111,7 +111,7 @@ def run_copy(copy: UOp, dst: Buffer, src: Buffer):
   """A COPY item: between devices, or an allreduce of src over every process into dst (teeny.distributed)."""
   op = allreduce_op(copy)
   if op is None: copy_buffer(dst, src)
-  elif src.size: dst.copyin(memoryview(collective.allreduce(src.numpy(), op)).cast("B"))
+  else: collective.allreduce_buffer(dst, src, op)
 
 
 def copy_buffer(dst: Buffer, src: Buffer):

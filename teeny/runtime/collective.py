@@ -3,11 +3,13 @@ the `mpich` wheel from PyPI, Open MPI, a cluster's own), and the one collective 
 buffer's values through the host. Nothing here runs unless teeny.distributed.init() was called: importing teeny
 never imports mpi4py.
 
-Why through the host: MPI moves host memory (a device-aware MPI could take device pointers, but PoCL's and LLVM's
-buffers are host memory already, and an OpenCL GPU's are not MPI's to read). One copy out, one Allreduce, one copy
-in, per bucket of gradients (teeny.distributed.average_gradients puts many gradients in one buffer first)."""
+MPI moves host memory. A device whose buffers are host memory (LLVM's: the allocator is host_addressable) hands
+MPI its buffers in place; any other (OpenCL) goes through the host: one copy out, one Allreduce, one copy in. Either
+way one call per bucket of gradients (teeny.distributed.average_gradients puts many gradients in one buffer first)."""
 from __future__ import annotations
+import ctypes
 import numpy as np
+from teeny.runtime.device import Buffer
 
 REDUCE_OPS = ("sum", "max", "min")
 _STATE: dict = {}  # "comm": the communicator (MPI.COMM_WORLD), "MPI": the mpi4py.MPI module
@@ -35,12 +37,30 @@ def comm():
   return _STATE["comm"]
 
 
+def allreduce_buffer(dst: Buffer, src: Buffer, op: str):
+  """dst = the elementwise `op` of src over every process (the engine's COPY with an op)."""
+  if not src.size: return
+  if getattr(src.ensure_allocated()._allocator, "host_addressable", False) and src._allocator is dst.ensure_allocated()._allocator:
+    comm().Allreduce(_in_place(src), _in_place(dst), op=_mpi_op(op))
+  else: dst.copyin(memoryview(allreduce(src.numpy(), op)).cast("B"))
+
+
+def _in_place(buf: Buffer) -> np.ndarray:
+  """A numpy array over a host-addressable buffer's own memory (no copy)."""
+  raw = (ctypes.c_uint8 * buf.nbytes).from_address(buf.handle)
+  return np.frombuffer(raw, dtype=buf.dtype.np, count=buf.size)
+
+
+def _mpi_op(op: str):
+  MPI = _STATE["MPI"]
+  return {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+
+
 def allreduce(values: np.ndarray, op: str) -> np.ndarray:
   """The elementwise `op` (sum, max or min) of `values` over every process, the same array on each of them. The
   buffers are contiguous numpy arrays of a dtype MPI knows (mpi4py maps numpy's; teeny.distributed.allreduce
   reduces the narrow floats in float32)."""
-  mpi_op = {"sum": _STATE["MPI"].SUM, "max": _STATE["MPI"].MAX, "min": _STATE["MPI"].MIN}[op] if started() else None
   values = np.ascontiguousarray(values)
   out = np.empty_like(values)
-  comm().Allreduce(values, out, op=mpi_op)
+  comm().Allreduce(values, out, op=_mpi_op(op))
   return out
