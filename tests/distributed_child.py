@@ -75,6 +75,13 @@ def parameters():
   assert len(mine) == 6 and all(len(b) == 8 // world for b in mine), mine
   seen = np.concatenate([np.concatenate(b) for b in gathered(mine)])
   assert len(set(seen.tolist())) == len(seen) == 48, seen
+  # processes on one host run on disjoint equal shares of its CPUs, one LLVM worker slice per CPU of the share
+  import os
+  from teeny.runtime import cpu_pool
+  cpus = gathered(sorted(os.sched_getaffinity(0)))
+  if len(set().union(*cpus)) >= world:  # (enough CPUs for one each)
+    assert len({c for share in cpus for c in share}) == sum(len(share) for share in cpus), cpus
+    assert cpu_pool.threads() == len(cpus[r]), (cpu_pool.threads(), cpus)
   print(f"ok parameters rank {r}")
 
 
