@@ -74,3 +74,14 @@ def test_progress_line_while_a_realize_runs(device, monkeypatch, capsys):
   np.testing.assert_allclose(out, np.exp2(np.arange(12, dtype=np.float32).reshape(3, 4) * 3).sum(1) + np.arange(3, 15, 4), rtol=1e-6)
   (x * 5).numpy()
   assert capsys.readouterr().err == "", "PROGRESS off printed"
+
+
+def test_debug_7_shows_the_assembly_also_for_a_kernel_from_the_disk_cache(tmp_path):
+  """The disk cache holds objects, not assembly: a kernel found there is compiled again at DEBUG=7, and the line
+  before its assembly says so. Run twice with one cache: the second run finds every kernel on disk."""
+  cache = str(tmp_path / "cache")
+  _, first = run("LLVM", 7, TEENY_CACHE_DIR=cache)
+  _, second = run("LLVM", 7, TEENY_CACHE_DIR=cache)
+  for err in (first, second): assert re.search(r"\.globl\s+r_2_2\b", err), err[-2000:]
+  assert "compiling it again" not in first
+  assert "this kernel's object is in the disk cache; compiling it again to show its assembly" in second

@@ -132,10 +132,15 @@ class Compiler:
   teeny/runtime/disk_cache.py: what is in the cache is only used when this user wrote it)."""
   cache_key = "base"
   compiles = 0  # sources compiled here (not found on disk): tells the kernel cache a program was built in-process
+  assembly_debug = None  # the DEBUG level at which compile() prints the assembly it made (LLVM: 7), if any
   def compile(self, src: str) -> bytes: raise NotImplementedError
 
   def compile_cached(self, src: str) -> bytes:
     lib = disk_cache_get(self.cache_key, src)
+    if lib is not None and self.assembly_debug is not None and debug_level() >= self.assembly_debug:
+      # the cache holds the object only, and the assembly is printed while compiling: compile it again
+      dprint(f"DEBUG={debug_level()}: this kernel's object is in the disk cache; compiling it again to show its assembly")
+      lib = None
     if lib is not None: return lib
     lib = self.compile(src)
     self.compiles += 1

@@ -81,6 +81,8 @@ class LLVMCompiler(Compiler):
     self.cache_key = f"llvm:{_HOST_CPU}:{features_hash}:llvm{'.'.join(map(str, llvm.llvm_version_info))}:{llvmlite.__version__}"
     self._tm = _target_machine()
 
+  assembly_debug = 7
+
   def compile(self, src: str) -> bytes:
     with _LLVM_LOCK:
       try:
@@ -93,7 +95,7 @@ class LLVMCompiler(Compiler):
       pto.slp_vectorization = True  # off by default in llvmlite's options; clang's -O3 has it
       pb = llvm.create_pass_builder(self._tm, pto)
       pb.getModulePassManager().run(mod, pb)
-      if debug_level() >= 7: dprint(self._tm.emit_assembly(mod))
+      if debug_level() >= self.assembly_debug: dprint(self._tm.emit_assembly(mod))
       return self._tm.emit_object(mod)
 
 
