@@ -19,7 +19,7 @@ kernels of one step and replays them for all the others. The prompt goes in firs
 from __future__ import annotations
 import argparse, json, math, os, time
 import numpy as np
-from teeny import Device, Tensor, TinyJit, nn, dtypes
+from teeny import Context, Device, Tensor, TinyJit, nn, dtypes
 from teeny.nn.state import safe_load, load_state_dict, get_state_dict
 
 # ---- shared by the model examples (llama.py imports these) ----
@@ -317,7 +317,10 @@ def main(argv=None, load=None, doc: str = __doc__):
   prompt = prompt_ids(args, tokenizer)
   model = (load or load_gpt2)(args.model, context=len(prompt) + args.max_new)
   if args.bench: return bench(model, args.model, prompt, args.max_new)
-  new = generate(model, prompt, args.max_new, args.temperature, args.top_k, args.top_p, args.seed)
+  start = time.perf_counter()
+  with Context(PROGRESS=1):  # (the prompt's call and the first steps compile their kernels: show how far they are)
+    new = generate(model, prompt, args.max_new, args.temperature, args.top_k, args.top_p, args.seed)
+  print(f"{len(new)} tokens in {time.perf_counter() - start:.2f} s, compiles included (--bench times them without)")
   print("ids:", ",".join(map(str, new)))
   if tokenizer is not None: print("text:", tokenizer[1](prompt + new))
 

@@ -10,9 +10,9 @@ Run it on your own checkpoint: a file written by `torch.save(torchvision.models.
 Nothing is downloaded. The model runs in inference mode: batch norm uses the checkpoint's running statistics.
 """
 from __future__ import annotations
-import argparse
+import argparse, time
 import numpy as np
-from teeny import Device, Tensor, nn
+from teeny import Context, Device, Tensor, nn
 from teeny.nn.state import torch_load, load_state_dict
 
 BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
@@ -97,7 +97,10 @@ def main(argv=None):
   if args.device: Device.DEFAULT = args.device
   model = load_resnet(args.model, args.depth)
   images = load_image(args.image) if args.image else Tensor(np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32))
-  probs = model(images).softmax(-1)[0].numpy()
+  start = time.perf_counter()
+  with Context(PROGRESS=1):  # (the first call schedules and compiles every kernel: show how far it is)
+    probs = model(images).softmax(-1)[0].numpy()
+  print(f"forward pass in {time.perf_counter() - start:.2f} s, compiles included")
   for index in np.argsort(-probs)[:5]: print(f"class {index:4d}  p = {probs[index]:.4f}")
 
 

@@ -146,7 +146,9 @@ def test_gpt2_bfloat16_and_sharded_checkpoints(tmp_path):
 def test_gpt2_command_line(tmp_path, capsys):
   reference = make_gpt2(tmp_path)
   gpt2.main(["--model", str(tmp_path), "--prompt-ids", ",".join(map(str, PROMPT)), "--max-new", "5"])
-  ids = capsys.readouterr().out.split("ids:")[1].split()[0]
+  out = capsys.readouterr().out
+  assert "5 tokens in" in out and "compiles included" in out  # (the time, which says what it includes)
+  ids = out.split("ids:")[1].split()[0]
   assert [int(i) for i in ids.split(",")] == reference_greedy(reference, PROMPT, 5)
 
 
