@@ -69,6 +69,12 @@ def parameters():
     dist.average_gradients(model, bucket_bytes=bucket_bytes)
     for name, t in get_state_dict(model).items():
       if name in local: check(t.grad.numpy(), np.mean(gathered(local[name]), axis=0), f"averaged gradient of {name}")
+  # a gradient of 1 MiB or more is allreduced on its own, beside a bucket of small ones
+  big = {"big": Tensor.zeros(512, 512), "small": Tensor.zeros(3)}
+  local = {name: np.full(t.shape, r + 1.0, dtype=np.float32) for name, t in big.items()}
+  for name, t in big.items(): t.grad = Tensor(local[name])
+  dist.average_gradients(big)
+  for name, t in big.items(): check(t.grad.numpy(), np.full(t.shape, (world + 1) / 2), f"averaged gradient of {name}")
   # the sampler: every index of an epoch exactly once over all processes, each global batch split evenly
   sampler = dist.DistributedSampler(50, 8, seed=3)
   mine = list(sampler)
