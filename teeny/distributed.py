@@ -137,9 +137,9 @@ def average_gradients(model, bucket_bytes: int = 25 << 20):
   """Replace the gradient of every parameter of the model (anything broadcast_parameters takes) that has one with
   its mean over the processes. Small gradients of one device and dtype are flattened into buckets of up to
   `bucket_bytes` (PyTorch's default size, 25 MiB), each one allreduce, so the cost is one MPI call per bucket, not per
-  parameter; a gradient of OWN_ALLREDUCE_BYTES (1 MiB) or more is allreduced as it is. Lazy, so it fuses into the optimizer step that follows and works inside TinyJit. Each call first
-  checks that every process has the same parameters with gradients (names, shapes, dtypes), as
-  broadcast_parameters does."""
+  parameter; a gradient of OWN_ALLREDUCE_BYTES (1 MiB) or more is allreduced as it is. Lazy, so it fuses into the
+  optimizer step that follows and works inside TinyJit. Each call first checks that every process has the same
+  parameters with gradients (names, shapes, dtypes), as broadcast_parameters does."""
   with_grad = [(n, t) for n, t in _named(model) if t.grad is not None]
   _check_same_everywhere([(n, tuple(t.shape), t.grad.dtype.name) for n, t in with_grad], "average_gradients")
   world = world_size()
