@@ -11,7 +11,7 @@ copy of the model and its share of every batch, averaging their gradients before
 
 The transport is MPI (mpi4py, with the `mpich` wheel or any MPI library), an optional extra: `pip install
 'teeny[mpi]'`; importing teeny never imports it. An allreduce is a lazy graph node (a COPY with an op, run by the
-engine as one copy out, one MPI Allreduce and one copy in: runtime/collective.py), so it fuses into the schedule,
+engine as one MPI Allreduce over the device's buffers: runtime/collective.py), so it fuses into the schedule,
 has a gradient (an allreduce of the gradients) and is captured by TinyJit like any copy.
 
 The rule MPI itself has: every process realizes the same collectives in the same order (the same program on each,
@@ -27,7 +27,7 @@ from teeny.dtype import dtypes, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.tensor import Tensor
 from teeny.runtime import collective, cpu_pool
-from teeny.nn.state import get_state_dict, _children
+from teeny.nn.state import get_state_dict, storage_bits, _children
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "allreduce", "broadcast_parameters",
            "average_gradients", "sync_batchnorm", "local_share", "DistributedSampler"]
@@ -40,7 +40,7 @@ def init():
   exception that nothing catches abort every process (MPI_Abort) instead of leaving the others waiting forever."""
   comm = collective.start()
   if getattr(sys.excepthook, "_teeny_aborts", False): return  # (called twice)
-  _share_cpus(comm)
+  _share_cpus()
   _abort_on_uncaught_exception(comm)
 
 
@@ -56,12 +56,10 @@ def barrier():
   collective.comm().Barrier()
 
 
-def _share_cpus(comm):
+def _share_cpus():
   """Processes on one host share its CPUs: each gets an equal slice of them (one LLVM worker per CPU of its slice),
   so two processes never fight for one core. A host with fewer CPUs than processes keeps the OS's placement."""
-  local = comm.Split_type(collective._STATE["MPI"].COMM_TYPE_SHARED)
-  here, me = local.Get_size(), local.Get_rank()
-  local.Free()
+  here, me = collective.on_this_host()
   cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
   if here < 2 or len(cpus) < here: return
   share = len(cpus) // here
@@ -124,7 +122,7 @@ def broadcast_parameters(model, root: int = 0):
   _check_same_everywhere([(n, tuple(t.shape), t.dtype.name) for n, t in named], "broadcast_parameters")
   comm, writes = collective.comm(), []
   for _, t in named:
-    bits = t.bitcast({2: dtypes.uint16, 1: dtypes.uint8}[t.dtype.itemsize]) if t.dtype in STORAGE_FLOATS else t
+    bits = storage_bits(t)
     values = np.array(bits.numpy(), order="C")  # (a copy MPI may write into; 0-d stays 0-d)
     comm.Bcast(values, root=root)
     if comm.Get_rank() != root:
@@ -161,14 +159,20 @@ OWN_ALLREDUCE_BYTES = 1 << 20
 def _buckets(tensors: list[Tensor], bucket_bytes: int) -> list[list[Tensor]]:
   """Tensors grouped by (device, gradient dtype), in order, each group cut where it would pass bucket_bytes; a
   gradient of OWN_ALLREDUCE_BYTES or more is a bucket of its own."""
-  groups: dict[tuple, list[list[Tensor]]] = {}
-  alone = [[t] for t in tensors if t.numel() * t.grad.dtype.itemsize >= OWN_ALLREDUCE_BYTES]
-  tensors = [t for t in tensors if t.numel() * t.grad.dtype.itemsize < OWN_ALLREDUCE_BYTES]
+  alone, filling, full = [], {}, []  # filling: (device, dtype) -> (its open bucket, that bucket's bytes)
   for t in tensors:
-    runs = groups.setdefault((t.device, t.grad.dtype), [[]])
-    if runs[-1] and (sum(x.numel() for x in runs[-1]) + t.numel()) * t.grad.dtype.itemsize > bucket_bytes: runs.append([])
-    runs[-1].append(t)
-  return alone + [run for runs in groups.values() for run in runs]
+    nbytes = t.numel() * t.grad.dtype.itemsize
+    if nbytes >= OWN_ALLREDUCE_BYTES:
+      alone.append([t])
+      continue
+    key = (t.device, t.grad.dtype)
+    bucket, used = filling.get(key, ([], 0))
+    if bucket and used + nbytes > bucket_bytes:
+      full.append(bucket)
+      bucket, used = [], 0
+    bucket.append(t)
+    filling[key] = (bucket, used + nbytes)
+  return alone + full + [bucket for bucket, _ in filling.values()]
 
 # ---- BatchNorm over the global batch ----
 

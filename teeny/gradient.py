@@ -21,6 +21,7 @@ from typing import Callable
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
 from teeny.helpers import argsort
+from teeny.schedule.items import allreduce_op
 
 
 # The rules are written with UOp's arithmetic (uop.py): a Python scalar in `ret * 2.0` is a constant of ret's dtype
@@ -120,8 +121,9 @@ def _copy_grad(ctx: UOp, ret: UOp):
   """A copy's gradient is copied back. An allreduce's (teeny.distributed: a COPY with an op, every process's
   values summed) is the allreduce of the gradients: each process's input reaches every process's output, so its
   gradient is the sum of theirs. A max or min across processes has none here."""
-  if len(ret.arg) < 3: return (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)
-  if ret.arg[2] != "sum": raise RuntimeError(f"no gradient through an allreduce of {ret.arg[2]}: only a sum has one here")
+  op = allreduce_op(ret)
+  if op is None: return (UOp(Ops.COPY, ctx.dtype, (ctx,), (ret.arg[1], ret.arg[0])),)
+  if op != "sum": raise RuntimeError(f"no gradient through an allreduce of {op}: only a sum has one here")
   return (UOp(Ops.COPY, ctx.dtype, (ctx,), ret.arg),)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes, STORAGE_FLOATS, bits_to_float, float_to_bits
 from teeny.uop import UOp, Ops
 from teeny.runtime import collective
+from teeny.schedule.items import allreduce_op
 
 
 def evaluate(root: UOp, leaf: Callable[[UOp], np.ndarray | None] | None = None) -> np.ndarray:
@@ -184,7 +185,8 @@ def _same(node: UOp, src: list[np.ndarray]) -> np.ndarray: return src[0]  # CONT
 
 def _copy(node: UOp, src: list[np.ndarray]) -> np.ndarray:
   """The values; an allreduce across processes (a COPY with an op: teeny.distributed) runs one of its own."""
-  return src[0] if len(node.arg) < 3 else collective.allreduce(src[0], node.arg[2])
+  op = allreduce_op(node)
+  return src[0] if op is None else collective.allreduce(src[0], op)
 
 
 _OTHER: dict[Ops, Callable] = {

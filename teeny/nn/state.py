@@ -106,9 +106,14 @@ _MAX_HEADER = 100 * 1024 * 1024  # the safetensors package refuses bigger header
 def _little_endian(dt: DType) -> np.dtype: return dt.np.newbyteorder("<")
 
 
+def storage_bits(t: Tensor) -> Tensor:
+  """t itself, or for bfloat16/fp8 (numpy has no such dtype) a view of its bits as unsigned integers."""
+  return t.bitcast({2: dtypes.uint16, 1: dtypes.uint8}[t.dtype.itemsize]) if t.dtype in STORAGE_FLOATS else t
+
+
 def _to_bytes(t: Tensor) -> bytes:
   """t's items as little-endian bytes (bfloat16/fp8: their bits)."""
-  if t.dtype in STORAGE_FLOATS: t = t.bitcast({2: dtypes.uint16, 1: dtypes.uint8}[t.dtype.itemsize])
+  t = storage_bits(t)
   return t.numpy().astype(_little_endian(t.dtype)).tobytes()
 
 

@@ -1,15 +1,15 @@
 """Collectives across processes: the MPI communicator teeny.distributed sets up (mpi4py, any MPI library behind it:
 the `mpich` wheel from PyPI, Open MPI, a cluster's own), and the one collective the engine runs, an allreduce of a
-buffer's values through the host. Nothing here runs unless teeny.distributed.init() was called: importing teeny
+buffer's values. Nothing here runs unless teeny.distributed.init() was called: importing teeny
 never imports mpi4py.
 
 MPI moves host memory. A device whose buffers are host memory (LLVM's: the allocator is host_addressable) hands
 MPI its buffers in place; any other (OpenCL) goes through the host: one copy out, one Allreduce, one copy in. Either
-way one call per bucket of gradients (teeny.distributed.average_gradients puts many gradients in one buffer first)."""
+way one MPI call per allreduce (teeny.distributed.average_gradients puts many small gradients in one buffer first)."""
 from __future__ import annotations
 import ctypes
 import numpy as np
-from teeny.runtime.device import Buffer
+from teeny.runtime.device import Buffer, Device
 
 REDUCE_OPS = ("sum", "max", "min")
 _STATE: dict = {}  # "comm": the communicator (MPI.COMM_WORLD), "MPI": the mpi4py.MPI module
@@ -37,10 +37,18 @@ def comm():
   return _STATE["comm"]
 
 
+def on_this_host() -> tuple[int, int]:
+  """(how many processes of the group run on this host, this process's number among them)."""
+  local = comm().Split_type(_STATE["MPI"].COMM_TYPE_SHARED)
+  here = (local.Get_size(), local.Get_rank())
+  local.Free()
+  return here
+
+
 def allreduce_buffer(dst: Buffer, src: Buffer, op: str):
   """dst = the elementwise `op` of src over every process (the engine's COPY with an op)."""
   if not src.size: return
-  if getattr(src.ensure_allocated()._allocator, "host_addressable", False) and src._allocator is dst.ensure_allocated()._allocator:
+  if src.device == dst.device and Device[src.device].allocator.host_addressable:
     comm().Allreduce(_in_place(src), _in_place(dst), op=_mpi_op(op))
   else: dst.copyin(memoryview(allreduce(src.numpy(), op)).cast("B"))
 
