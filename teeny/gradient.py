@@ -22,6 +22,7 @@ from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
 from teeny.helpers import argsort
 from teeny.schedule.items import allreduce_op
+from teeny import multi
 
 
 # The rules are written with UOp's arithmetic (uop.py): a Python scalar in `ret * 2.0` is a constant of ret's dtype
@@ -127,6 +128,15 @@ def _copy_grad(ctx: UOp, ret: UOp):
   return (UOp(Ops.COPY, ctx.dtype, (ctx,), ret.arg),)
 
 
+def _multi_grad(ctx: UOp, ret: UOp):
+  """A sharded tensor's (teeny/multi.py) gradient, shard by shard: each device's block of the gradient, gathered
+  there. A replicated one's shards are copies of one value: the first takes the whole gradient."""
+  devices, axis = ret.arg
+  gathered = [UOp(Ops.COPY, ctx.dtype, (ctx,), (devices, d)) for d in devices]
+  if axis is None: return (gathered[0],) + (None,) * (len(devices) - 1)
+  return tuple(multi.block(g, axis, b) for g, b in zip(gathered, multi.bounds_of(ret)))
+
+
 def _detach_grad(ctx: UOp, ret: UOp):
   if ret.arg is None: return (None,)  # a plain detach(): no gradient
   rule = ret.arg[0] if isinstance(ret.arg, tuple) else ret.arg  # (a rule's settings follow its name: conv's)
@@ -158,6 +168,7 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.ASSIGN, name="ret"), _assign_grad),
   (UPat(Ops.DETACH, name="ret"), _detach_grad),
   (UPat(Ops.COPY, name="ret"), _copy_grad),
+  (UPat(Ops.MULTI, name="ret"), _multi_grad),
   (UPat(Ops.MOD, name="ret"), _mod_grad),
   # no gradient flows through comparisons, integer math, bit ops, TRUNC or BITCAST
   (UPat((Ops.CMPLT, Ops.CMPNE, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR, Ops.MOD, Ops.IDIV, Ops.TRUNC,

@@ -14,7 +14,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Device, check_dtype
-from teeny.schedule import is_buffer_view
+from teeny.schedule import is_buffer_view, is_realized
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients, checked_gradient_target
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
@@ -22,6 +22,8 @@ from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape,
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
 from teeny.ops.mixins import TensorOps
+from teeny.ops.sharding import canonical_device
+from teeny import multi
 from teeny.ops.writes import _view_node
 from teeny import program_order
 
@@ -72,7 +74,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
   def __init__(self, data, device: str | None = None, dtype: DType | str | None = None, requires_grad: bool | None = None):
     dtype = to_dtype(dtype) if dtype is not None else None
-    self.device = Device.canonicalize(device) if device is not None else Device.DEFAULT
+    self.device = canonical_device(device) if device is not None else Device.DEFAULT
     self._requires_grad, self.grad = None, None
     if isinstance(data, UOp):
       self.uop = data if dtype is None else data.cast(dtype)
@@ -85,6 +87,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       value = data.item() if isinstance(data, np.generic) else data
       dt = dtype or (dtypes.from_np(data.dtype) if isinstance(data, np.generic) else dtypes.from_py(value))
       self.uop = UOp.const(dt, value)
+    elif type(self.device) is tuple:  # host data on several devices: a copy on each
+      self.uop = multi.multi((_from_host(data, dtype, d) for d in self.device), self.device, None)
     else:
       self.uop = _from_host(data, dtype, self.device)
     check_dtype(self.device, self._uop.dtype)  # float64 on a device without it: refused here, not at realize
@@ -201,7 +205,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     self._leaf = True
     if self._base is not None:  # a leaf of its own: it stops being a view (its gradient is its alone)
       self._uop, self._base, self._view_ops = self.uop, None, ()
-    if not is_buffer_view(self.uop):
+    if not is_realized(self.uop):
       # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
       # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it
       self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("leaf", next(unique_ids)))
@@ -284,17 +288,18 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """Run the kernels that compute this tensor (and others) now. A view realizes the tensor it is a view of (a
     write pending on it runs) and stays a view: realizing never copies a view's elements out."""
     if others: Tensor.realize_all(self, *others)
-    elif self._base is not None or not is_buffer_view(self._uop): realize_tensors((self,))  # the common case: no set-up
+    elif self._base is not None or not is_realized(self._uop): realize_tensors((self,))  # the common case: no set-up
     return self
   @staticmethod
   def realize_all(*tensors: Tensor):
     """Realize the tensors together, in one schedule (Tensor.realize_all(a, b)); realized ones are skipped."""
-    todo = tuple({id(t): t for t in tensors if not is_buffer_view(t.uop)}.values())  # a tensor named twice is realized once
+    todo = tuple({id(t): t for t in tensors if not is_realized(t.uop)}.values())  # a tensor named twice is realized once
     if todo: realize_tensors(todo)
   def numpy(self) -> np.ndarray:
     """The values as a new numpy array (this runs the kernels they need); bfloat16 and fp8 come as float32."""
     if self.dtype in STORAGE_FLOATS: return self.float().numpy()  # numpy has no bfloat16/fp8: float32, like tinygrad
     if 0 in self.shape: return np.zeros(self.shape, dtype=self.dtype.np)
+    if type(self.device) is tuple: return self._gather_numpy()
     self.realize()
     return read_tensor(self).reshape(self.shape)
   def item(self) -> Scalar:
@@ -308,16 +313,18 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """The values as a memoryview of a host copy, like tinygrad's .data() (torch's .data is a tensor instead)."""
     return memoryview(self.numpy())
   def _to_device(self, device: str) -> Tensor:
-    """A copy on another device (self on the same one); Tensor.to is ops/pytorch.py's."""
-    device = Device.canonicalize(device)
+    """A copy on another device (self on the same one); on a tuple of devices, a copy on each (ops/sharding.py).
+    Tensor.to is ops/pytorch.py's."""
+    device = canonical_device(device)
     if device == self.device: return self
+    if type(device) is tuple: return self._to_devices(device)
     check_dtype(device, self.dtype)
-    out = self._new(UOp(Ops.COPY, self.dtype, (self.contiguous().uop,), (self.device, device)))
+    out = self._new(UOp(Ops.COPY, self.dtype, (self.contiguous().uop,), (self.device, device)))  # (sharded: gathered)
     out.device = device
     return out
   def contiguous(self) -> Tensor:
     """Self when it already is a buffer of its own (like PyTorch), else a copy into a new one: a kernel boundary."""
-    if self._base is None and is_buffer_view(self._uop): return self
+    if self._base is None and is_realized(self._uop): return self
     return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
   def detach(self) -> Tensor:
     """A view of the same storage that no gradient flows through (like torch's detach, it sees writes to self)."""

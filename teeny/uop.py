@@ -63,6 +63,9 @@ class Ops(metaclass=_OpsType):
   VECTORIZE = Op(); GEP = Op()
   # OpenCL work-group memory (arg: (name, size)) and the barrier after writing it (src: the writes it waits for)
   DEFINE_LOCAL = Op(); BARRIER = Op()
+  # a tensor on several devices (teeny/multi.py): src one graph per device, arg (devices, axis): consecutive blocks
+  # of that axis, or with axis None the whole tensor on each device. Only in the tensor graph, never in a schedule
+  MULTI = Op()
 
 
 UNARY = {Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIP, Ops.NEG, Ops.TRUNC}
@@ -275,7 +278,15 @@ _SHAPE_RULES: dict[Op, Callable[[UOp], Any]] = {
   Ops.FLIP: _source_shape,
   Ops.REDUCE_AXIS: lambda u: tuple(1 if i in u.arg[1] else s for i, s in enumerate(u.src[0].shape)),
   **{op: _source_shape for op in (Ops.CAST, Ops.BITCAST, Ops.COPY, Ops.CONTIGUOUS, Ops.DETACH, Ops.ASSIGN)},
+  Ops.MULTI: lambda u: _multi_shape(u.src, u.arg[1]),
 }
+
+
+def _multi_shape(shards: tuple, axis: int | None) -> tuple[int, ...]:
+  """The whole tensor's shape: a shard's, with the sharded axis the sum of the shards' sizes."""
+  shape = shards[0].shape
+  if axis is None: return shape
+  return shape[:axis] + (sum(s.shape[axis] for s in shards),) + shape[axis + 1:]
 
 
 # ---- value bounds of integer index math ----

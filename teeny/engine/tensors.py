@@ -9,10 +9,11 @@ import itertools, math, weakref
 import numpy as np
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer
-from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, forget_realized, writes_count
+from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, is_realized, forget_realized, writes_count
 from teeny.engine.realize import run_schedule
 from teeny.engine.validate import checked
 from teeny.view import ShapeTracker
+from teeny import multi
 from teeny import program_order
 
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
@@ -28,7 +29,7 @@ def realize_tensors(tensors: tuple):
   tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
   tensors = _storage_owners(tensors)
   if not tensors: return
-  if len(tensors) == 1 and tensors[0]._uop.op is not Ops.ASSIGN:  # one new result, the common case: no set-up
+  if len(tensors) == 1 and tensors[0]._uop.op is not Ops.ASSIGN and type(tensors[0].device) is str:  # the common case
     t = tensors[0]
     node = t._uop
     items, views, written = create_schedule((node,), (t.device,))
@@ -44,7 +45,7 @@ def realize_tensors(tensors: tuple):
   done = {id(t) for t in tensors}
   # the writes of the tensors being realized (parameter updates) are known before scheduling: the readers of what
   # they overwrite join at once, so the graph is scheduled once. Writes found deeper in the graph come after.
-  expected = frozenset(buffer_of(t._uop.src[0]) for t in tensors if t._uop.op is Ops.ASSIGN)
+  expected = frozenset(b for t in tensors if t._uop.op is Ops.ASSIGN for b in _targets(t._uop.src[0]))
   if expected: tensors += tuple(_readers_to_realize(expected, done))
   items, views, written = _schedule(tensors)
   unexpected = written - expected
@@ -70,11 +71,21 @@ def _readers_to_realize(written, done: set[int]) -> list:
   return readers
 
 
+def _targets(target: UOp) -> list[Buffer]:
+  """The buffers a write into `target` (a buffer view, or a sharded tensor's MULTI of them) overwrites."""
+  return [buffer_of(s) for s in target.src] if target.op is Ops.MULTI else [buffer_of(target)]
+
+
 def _schedule(tensors: tuple):
   # tuples: create_schedule keeps them as they are (it would copy lists into tuples for its key)
-  if len(tensors) == 1: roots, devices = (tensors[0].uop,), (tensors[0].device,)
-  else: roots, devices = tuple([t.uop for t in tensors]), tuple([t.device for t in tensors])
-  return create_schedule(roots, devices)
+  if len(tensors) == 1 and type(tensors[0].device) is str: return create_schedule((tensors[0].uop,), (tensors[0].device,))
+  roots, devices = [], []
+  for t in tensors:
+    if type(t.device) is str: roots.append(t.uop); devices.append(t.device)
+    else:  # a tensor on several devices: one root per device (teeny/multi.py)
+      roots.extend(multi.per_device(t.uop, t.device))
+      devices.extend(t.device)
+  return create_schedule(tuple(roots), tuple(devices))
 
 
 def _storage_owners(tensors: tuple) -> tuple:
@@ -84,7 +95,7 @@ def _storage_owners(tensors: tuple) -> tuple:
   out: dict = {}
   for t in tensors:
     if t._base is not None: t = t._base
-    if not is_buffer_view(t._uop): out[id(t)] = t
+    if not is_realized(t._uop): out[id(t)] = t
   return tuple(out.values())
 
 
@@ -115,17 +126,25 @@ def _take_buffers(tensors: tuple, items, views: dict, written):
   taken, copies = set(), []
   for t in tensors:
     node = t.uop
-    view = views[node]
-    buf = buffer_of(view)
     _keep_graph(t, node)
-    owned = buf in made and buf not in written and buf not in taken
-    if node.op is Ops.ASSIGN or owned or buf.size == 0:  # (an empty buffer holds nothing to share)
-      taken.add(buf)
-      t.uop = view
-    else:
-      t.uop = UOp(Ops.CONTIGUOUS, t.dtype, (view,), ("copy", next(unique_ids)))
-      copies.append(t)
+    if type(t.device) is str: t.uop = _buffer_taken(node, views, made, written, taken)
+    else:  # each device's part takes its buffer the same way
+      shards = [_buffer_taken(s, views, made, written, taken) for s in multi.per_device(node, t.device)]
+      t.uop = multi.multi(shards, t.device, multi.layout(node, t.device))
+    if not is_realized(t.uop): copies.append(t)
   if copies: realize_tensors(tuple(copies))
+
+
+def _buffer_taken(node: UOp, views: dict, made: set, written, taken: set) -> UOp:
+  """The node a realized `node` becomes: its buffer view when the buffer is its own, else a copy to realize."""
+  if is_buffer_view(node): return node  # (a sharded tensor's part that was realized already)
+  view = views[node]
+  buf = buffer_of(view)
+  owned = buf in made and buf not in written and buf not in taken
+  if node.op is Ops.ASSIGN or owned or buf.size == 0:  # (an empty buffer holds nothing to share)
+    taken.add(buf)
+    return view
+  return UOp(Ops.CONTIGUOUS, node.dtype, (view,), ("copy", next(unique_ids)))
 
 
 def _keep_graph(t, node: UOp):

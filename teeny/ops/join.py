@@ -10,6 +10,7 @@ from teeny.dtype import dtypes, promote
 from teeny.uop import Ops
 from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
 from teeny.runtime.device import Device
+from teeny.ops.sharding import first_device
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -40,7 +41,7 @@ class JoinOps:
         raise ArgumentError(f"cat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dimension")
     dt = first.dtype
     for t in tensors[1:]: dt = promote(dt, t.dtype)
-    tuning = Device[first.device].renderer.tuning
+    tuning = Device[first_device(first.device)].renderer.tuning
     if len(tensors) > tuning.cat_host_pieces and all(t._host_constant() is not None for t in tensors):
       # e.g. a stack of Python numbers: one upload, not a kernel with a masked term per piece
       return type(first)(np.concatenate([t._host_constant() for t in tensors], axis=d), device=first.device, dtype=dt)

@@ -12,9 +12,10 @@ from teeny.ops.pytorch import PyTorchOps
 from teeny.ops.sorting import SortOps
 from teeny.ops.einsum import EinsumOps
 from teeny.ops.linalg import LinalgOps
+from teeny.ops.sharding import ShardingOps
 
 
 class TensorOps(CreationOps, ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps,
-                EinsumOps, LinalgOps):
+                EinsumOps, LinalgOps, ShardingOps):
   """The ops Tensor inherits: creation, elementwise math, reductions, indexing, joins, random numbers, nn functions,
-  in-place writes, PyTorch's spellings, sorting, einsum and rearrange, and qr and svd."""
+  in-place writes, PyTorch's spellings, sorting, einsum and rearrange, qr and svd, and sharding over devices."""

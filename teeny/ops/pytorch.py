@@ -30,7 +30,7 @@ class PyTorchOps:
     dtypes.half), t.to(device=..., dtype=...). Self when nothing changes."""
     for a in args:
       if _is_dtype(a) and dtype is None: dtype = a
-      elif isinstance(a, str) and device is None: device = a
+      elif isinstance(a, (str, tuple)) and device is None: device = a  # (a tuple: several devices)
       else: raise TypeError(f".to() takes a device and a dtype, got {args}")
     out = self if device is None else self._to_device(device)
     return out if dtype is None else out.cast(dtype)

@@ -258,6 +258,9 @@ def check_dtype(device: str, dtype: DType):
   """Raise TypeError when `device` can't hold or compute `dtype` (float64 on an OpenCL device without cl_khr_fp64):
   at the call that asked for it, never silently in float32."""
   if dtype != _FLOAT64: return  # the only dtype a device may lack: every other call returns here
+  if type(device) is tuple:  # a sharded tensor's devices: each must have it
+    for d in device: check_dtype(d, dtype)
+    return
   dev = Device[device]
   if not dev.supports_dtype(dtype):
     raise TypeError(f"device {device} ({dev!r}) has no {dtype}: the device does not report cl_khr_fp64; use float32")
@@ -267,7 +270,9 @@ class _DeviceRegistry:
   """Device["CL"] opens (once) and returns a backend; Device.DEFAULT is the device new tensors go to.
 
   Names: a backend (`CL`, `LLVM`), optionally with an index (`CL:1`). Every name is canonicalized first, so two
-  names of one physical device (`CL` and `CL:0` when CL:0 is the default) open one device and its tensors mix."""
+  names of one physical device (`CL` and `CL:0` when CL:0 is the default) open one device and its tensors mix.
+  `LLVM:1`, `LLVM:2`, ... are further devices on the same CPU (each its own buffers and kernels, like tinygrad's
+  CPU:1): how sharding over several devices runs on a machine with one."""
   _BACKENDS = {"CL": "teeny.runtime.ops_cl", "LLVM": "teeny.runtime.ops_llvm"}
 
   def __init__(self):
@@ -276,7 +281,8 @@ class _DeviceRegistry:
     self._canonical: dict[str, str] = {}  # a name as given -> its canonical name (asking the driver once)
 
   def canonicalize(self, name: str) -> str:
-    if not isinstance(name, str): raise TypeError(f"device must be a string like 'CL', 'CL:1' or 'LLVM', got {name!r}")
+    if not isinstance(name, str):
+      raise TypeError(f"device must be a string like 'CL', 'CL:1' or 'LLVM' (or, for a sharded tensor, a tuple of them), got {name!r}")
     if name in _DeviceRegistry._BACKENDS: return name  # already canonical: the common case, on every tensor made
     known = self._canonical.get(name)
     if known is not None: return known
@@ -291,9 +297,9 @@ class _DeviceRegistry:
     return canonical
 
   def _indexed_name(self, name: str, base: str, suffix: str) -> str:
-    if base == "LLVM":  # one CPU device
-      if suffix == "0": return "LLVM"
-      raise UnknownDeviceError(f"unknown device {name!r}: LLVM is one device (LLVM or LLVM:0)")
+    if base == "LLVM":  # the CPU; LLVM:1, LLVM:2, ... are more devices on it (tinygrad's CPU:1), for sharding
+      if suffix.isdigit(): return "LLVM" if int(suffix) == 0 else f"LLVM:{int(suffix)}"
+      raise UnknownDeviceError(f"unknown device {name!r}: LLVM devices are LLVM (LLVM:0), LLVM:1, LLVM:2, ...")
     try: module = self._backend(base)
     except ImportError as e: raise UnknownDeviceError(f"unknown device {name!r}: OpenCL is not available here ({e})") from None
     return module.canonical_name(suffix)

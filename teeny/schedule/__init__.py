@@ -17,15 +17,15 @@ intermediates of a schedule whose lifetimes don't overlap share memory (teeny/me
 """
 from __future__ import annotations
 from typing import Sequence
-from teeny import memory
+from teeny import memory, multi
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.uop import UOp
 import teeny.renderer
 from teeny.schedule import cache, kernelize, snapshots
-from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, buffer_of, allreduce_op
+from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, is_realized, buffer_of, allreduce_op
 from teeny.schedule.cache import REALIZED
 
-__all__ = ["create_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "buffer_of",
+__all__ = ["create_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "is_realized", "buffer_of",
            "allreduce_op", "mark_realized", "forget_realized", "realized_buffers"]
 
 # where graph nodes were realized (see cache.RealizedMap)
@@ -53,7 +53,11 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   nodes, key, inputs, needs_prepare = cache.walk(roots)
   renamed, new_roots = None, roots  # renamed: the caller's nodes -> the nodes scheduled in their place
   if needs_prepare:
-    new_roots, renamed = kernelize.prepare(roots, kernelize.devices_of(nodes, dict(zip(roots, devices))))
+    plain = roots
+    if any(multi.is_multi(n) for n in nodes):  # a sharded tensor gathered onto one device: per device first
+      plain = tuple(multi.on_one_device(r) for r in roots)
+      nodes = cache.walk(plain)[0]
+    new_roots, renamed = kernelize.prepare(plain, kernelize.devices_of(nodes, dict(zip(plain, devices))))
     nodes, key, inputs, _ = cache.walk(new_roots)
   cached = _cached_or_scheduled(nodes, key, new_roots, devices, inputs)
   if cached is _NEEDS_SNAPSHOTS:

@@ -15,6 +15,7 @@ from teeny.dtype import dtypes
 from teeny.helpers import LRUCache, getenv
 from teeny.uop import UOp, Ops, MOVEMENT
 from teeny.runtime.device import Buffer
+from teeny.multi import is_multi
 from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of, is_value_arg
 
 
@@ -230,7 +231,7 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list, bool]:
       elif len(src) == 2: positions = (index[src[0]], index[src[1]])
       else: positions = tuple([index[s] for s in src])
       add_part((op, n.dtype, arg, positions))
-      if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or id_(n) in realized):
+      if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or op is Ops.MULTI or op is Ops.COPY or id_(n) in realized):
         needs_prepare = _needs_prepare(n)
   root_positions = (index[roots[0]],) if len(roots) == 1 else tuple([index[r] for r in roots])
   add_part((Ops.SINK, dtypes.void, None, root_positions))
@@ -245,6 +246,7 @@ def _needs_prepare(n: UOp) -> bool:
   # (else realizing it would copy it)
   if n.op is Ops.DETACH: return is_buffer_view(n.src[0])
   if n.op is Ops.CONTIGUOUS and n.arg is None and is_buffer_view(n.src[0]): return True
+  if is_multi(n): return True  # a sharded tensor read on one device: create_schedule rewrites it first
   return id(n) in REALIZED.realized
 
 
@@ -263,7 +265,7 @@ _signature_ids: dict[tuple, int] = {}
 _next_signature = itertools.count()
 _SIGNATURE_IDS_MAX, _SIGNATURE_INPUTS_MAX = 1 << 16, 64
 _VALUE_SIGNATURE = next(_next_signature)  # every value constant's: only its dtype counts, and that is float32
-_NO_SIGNATURE_OPS = {Ops.DETACH, Ops.CONTIGUOUS, Ops.ASSIGN}
+_NO_SIGNATURE_OPS = {Ops.DETACH, Ops.CONTIGUOUS, Ops.ASSIGN, Ops.MULTI}  # (MULTI: a sharded tensor gathered)
 
 
 def signature(roots: tuple[UOp, ...]) -> tuple[int, tuple[Buffer, ...]] | None:
@@ -333,7 +335,7 @@ def _leaf_signature(n: UOp) -> tuple[int, tuple]:
 def _signature_from_sources(n: UOp, sigs: dict):
   """n's (signature, inputs), or None; its sources are BUFFERs or have their entries in sigs."""
   op = n.op
-  if op in _NO_SIGNATURE_OPS or id(n) in REALIZED.realized: return None
+  if op in _NO_SIGNATURE_OPS or id(n) in REALIZED.realized or (op is Ops.COPY and is_multi(n)): return None
   arg = n.arg
   if type(arg) is float: arg = arg.hex()  # as in walk: -0.0 and nan by their bits
   source_sigs, inputs, with_inputs = [], (), 0

@@ -56,6 +56,12 @@ def is_buffer_view(u: UOp) -> bool:
   return u.op is Ops.BUFFER or (u.op is Ops.RESHAPE and u.src[0].op is Ops.BUFFER)
 
 
+def is_realized(u: UOp) -> bool:
+  """A buffer view, or a sharded tensor's MULTI of them (teeny/multi.py): a tensor with nothing left to compute."""
+  if u.op is Ops.MULTI: return all(is_buffer_view(s) for s in u.src)
+  return u.op is Ops.BUFFER or (u.op is Ops.RESHAPE and u.src[0].op is Ops.BUFFER)
+
+
 def buffer_of(view: UOp) -> Buffer:
   """The buffer behind a buffer view (see buffer_view)."""
   return view.arg if view.op is Ops.BUFFER else view.src[0].arg

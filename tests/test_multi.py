@@ -1,0 +1,261 @@
+"""Several devices in one process (teeny/multi.py, ops/sharding.py): every op family on sharded and replicated
+tensors against the same op on one device, gradients included, and the kernels and copies it takes.
+
+The device sets: LLVM with LLVM:1 (and LLVM:2 for the ring allreduce), which every machine has, and the OpenCL
+devices where there are two, or OpenCL beside LLVM."""
+import numpy as np
+import pytest
+from teeny import Tensor, nn, GlobalCounters
+from teeny.nn.optim import SGD, Adam
+from teeny.nn.state import get_parameters
+from teeny.runtime.device import Device
+from conftest import DEVICES
+
+SETS = [("LLVM", "LLVM:1"), ("LLVM", "LLVM:1", "LLVM:2")]
+if "CL" in DEVICES: SETS.append(("CL", "LLVM"))
+IDS = ["+".join(s) for s in SETS]
+
+
+@pytest.fixture(params=SETS, ids=IDS)
+def devices(request):
+  return request.param
+
+
+def data(*shape, seed=0):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def close(t: Tensor, expected, rtol=1e-5, atol=1e-5):
+  np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+
+
+# ---- placement ----
+
+def test_shard_splits_into_blocks_and_numpy_gathers(devices):
+  a = data(7, 3)  # 7 rows over 2 or 3 devices: blocks differ by one row
+  x = Tensor(a).shard(devices, axis=0)
+  assert x.device == devices and x.shape == (7, 3)
+  np.testing.assert_equal(x.numpy(), a)
+  shards = x.realize().uop.src
+  assert [s.shape[0] for s in shards] == [len(r) for r in np.array_split(a, len(devices))]
+  assert [Tensor(s, device=d).numpy().tolist() for s, d in zip(shards, devices)] == [r.tolist() for r in np.array_split(a, len(devices))]
+
+
+def test_replicate_gather_and_move_back(devices):
+  a = data(4, 5)
+  x = Tensor(a).to(devices)
+  assert x.device == devices
+  np.testing.assert_equal(x.numpy(), a)
+  for d in devices: np.testing.assert_equal(x.shard(devices, 1).to(d).numpy(), a)
+  np.testing.assert_equal(Tensor(a, device=devices).numpy(), a)  # host data on several devices
+  np.testing.assert_equal(Tensor.ones(2, 3, device=devices).numpy(), np.ones((2, 3)))
+
+
+def test_in_place_forms(devices):
+  a = data(6, 2)
+  x = Tensor(a)
+  assert x.shard_(devices, 0) is x and x.device == devices
+  np.testing.assert_equal(x.numpy(), a)
+  y = Tensor(a)
+  y.to_(devices)
+  assert y.device == devices
+  np.testing.assert_equal((y + x).numpy(), 2 * a)
+
+
+def test_bad_uses_raise_clearly(devices):
+  a = Tensor(data(4, 4))
+  with pytest.raises(RuntimeError, match="different devices"): a.shard(devices, 0) + a
+  with pytest.raises(ValueError, match="size 1"): Tensor(data(1, 4)).shard(devices, 0)
+  with pytest.raises(ValueError, match="twice"): a.shard((devices[0], devices[0]))
+  with pytest.raises(RuntimeError, match="different devices"): a.shard(devices, 0) + a.shard(devices[:1] + ("LLVM:3",), 0)
+
+
+# ---- every op family against one device ----
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_elementwise_and_broadcasting(devices, axis):
+  a, b, c = data(6, 4), data(6, 4, seed=1), data(4, seed=2)
+  x, y = Tensor(a).shard(devices, axis), Tensor(b).shard(devices, axis)
+  z = Tensor(c).to(devices)
+  close((x * y + 2).exp2().sqrt() - x.maximum(y), np.sqrt(np.exp2(a * b + 2)) - np.maximum(a, b))
+  close(x + z, a + c)
+  close((x > y).where(x, 3.0), np.where(a > b, a, 3.0))
+  close(x.cast("half").float(), a.astype(np.float16).astype(np.float32))
+
+
+def test_operands_sharded_differently_are_resharded(devices):
+  a, b = data(6, 6), data(6, 6, seed=1)
+  close(Tensor(a).shard(devices, 0) + Tensor(b).shard(devices, 1), a + b)
+  close(Tensor(a).shard(devices, 0) + Tensor(b).to(devices), a + b)
+  close(Tensor(a).to(devices) * Tensor(b).shard(devices, 1), a * b)
+
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_reductions(devices, axis):
+  a = data(6, 5)
+  x = Tensor(a).shard(devices, axis)
+  close(x.sum(0), a.sum(0))
+  close(x.sum(1), a.sum(1))
+  close(x.sum(), a.sum(), rtol=1e-4)
+  close(x.max(0), a.max(0))
+  close(x.min(), a.min())
+  close(x.mean(1, keepdim=True), a.mean(1, keepdims=True))
+  close(x.prod(0), a.prod(0), rtol=1e-4)
+  close(x.softmax(1), np.exp(a) / np.exp(a).sum(1, keepdims=True))
+  close(x.softmax(0), np.exp(a) / np.exp(a).sum(0, keepdims=True))
+  np.testing.assert_equal(x.argmax(0).numpy(), a.argmax(0))
+
+
+def test_replicas_of_an_allreduce_are_equal_bit_for_bit(devices):
+  a = data(64, 33)
+  total = Tensor(a).shard(devices, 0).sum(0).contiguous().realize()
+  shards = [Tensor(s, device=d).numpy() for s, d in zip(total.uop.src, devices)]
+  for s in shards[1:]: np.testing.assert_array_equal(s, shards[0])
+  close(total, a.sum(0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_movement(devices, axis):
+  a = data(6, 4, 3)
+  x = Tensor(a).shard(devices, axis)
+  np.testing.assert_equal(x.reshape(6, 12).numpy(), a.reshape(6, 12))
+  np.testing.assert_equal(x.reshape(3, 2, 4, 3).numpy(), a.reshape(3, 2, 4, 3))
+  np.testing.assert_equal(x.reshape(72).numpy(), a.reshape(72))
+  np.testing.assert_equal(x.reshape(4, 18).numpy(), a.reshape(4, 18))  # blocks cut: gathered first
+  np.testing.assert_equal(x.permute(2, 0, 1).numpy(), a.transpose(2, 0, 1))
+  np.testing.assert_equal(x[:, :, :1].expand(6, 4, 5).numpy(), np.broadcast_to(a[:, :, :1], (6, 4, 5)))
+  np.testing.assert_equal(x.pad(((1, 2), (2, 0), (0, 1))).numpy(), np.pad(a, ((1, 2), (2, 0), (0, 1))))
+  np.testing.assert_equal(x[1:5, 1:3].numpy(), a[1:5, 1:3])
+  np.testing.assert_equal(x[4:].numpy(), a[4:])  # shards left empty: gathered first
+  np.testing.assert_equal(x.flip(axis).numpy(), np.flip(a, axis))
+  np.testing.assert_equal(x.flip((0, 1, 2)).numpy(), a[::-1, ::-1, ::-1])
+  close((x.pad(((1, 1), (1, 1), (0, 0))) + 1).sum(axis), (np.pad(a, ((1, 1), (1, 1), (0, 0))) + 1).sum(axis), rtol=1e-4)
+
+
+def test_negative_zero_survives_a_gather(devices):
+  x = Tensor(np.array([-0.0, 1.0, -0.0, 2.0], np.float32)).shard(devices, 0)
+  assert np.signbit(x.to(devices[0]).numpy()).tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("layout", ["batch", "weights_out", "weights_in"])
+def test_matmul(devices, layout):
+  a, w = data(8, 6), data(6, 4, seed=1)
+  if layout == "batch": x, y = Tensor(a).shard(devices, 0), Tensor(w).to(devices)
+  elif layout == "weights_out": x, y = Tensor(a).to(devices), Tensor(w).shard(devices, 1)
+  else: x, y = Tensor(a).shard(devices, 1), Tensor(w).shard(devices, 0)  # the contraction split: an allreduce
+  close(x @ y, a @ w, rtol=1e-4)
+  close((x @ y).relu().sum(1), np.maximum(a @ w, 0).sum(1), rtol=1e-4)
+
+
+def test_conv_and_pooling_with_a_sharded_batch(devices):
+  a, w = data(4, 2, 6, 6), data(3, 2, 3, 3, seed=1)
+  x = Tensor(a).shard(devices, 0)
+  ref = Tensor(a).conv2d(Tensor(w), padding=1).max_pool2d().numpy()
+  close(x.conv2d(Tensor(w).to(devices), padding=1).max_pool2d(), ref, rtol=1e-4)
+
+
+def test_cat_stack_and_indexing(devices):
+  a, b = data(4, 3), data(4, 3, seed=1)
+  x, y = Tensor(a).shard(devices, 0), Tensor(b).shard(devices, 0)
+  np.testing.assert_equal(x.cat(y, dim=1).numpy(), np.concatenate([a, b], 1))
+  np.testing.assert_equal(x.cat(y, dim=0).numpy(), np.concatenate([a, b], 0))
+  np.testing.assert_equal(Tensor.stack(x, y).numpy(), np.stack([a, b]))
+  np.testing.assert_equal(x[::-1, 1].numpy(), a[::-1, 1])
+  idx = Tensor(np.array([3, 0, 2], np.int32)).to(devices)
+  np.testing.assert_equal(x[idx].numpy(), a[[3, 0, 2]])
+
+
+# ---- gradients ----
+
+def grads_on_one_device(a, w, b, fn):
+  x, wt, bt = Tensor(a), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+  fn(x, wt, bt).backward()
+  return wt.grad.numpy(), bt.grad.numpy()
+
+
+def mlp_loss(x, w, b): return ((x @ w + b).tanh() ** 2).mean()
+
+
+@pytest.mark.parametrize("layout", ["data", "weights"])
+def test_gradients_are_laid_out_like_their_parameters(devices, layout):
+  a, w, b = data(8, 6), data(6, 4, seed=1), data(4, seed=2)
+  x, wt, bt = Tensor(a), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+  if layout == "data": x, wt, bt = x.shard(devices, 0), wt.to_(devices), bt.to_(devices)
+  else: x, wt, bt = x.to(devices), wt.shard_(devices, 1), bt.shard_(devices, 0)
+  mlp_loss(x, wt, bt).backward()
+  gw, gb = grads_on_one_device(a, w, b, mlp_loss)
+  assert wt.grad.device == devices and bt.grad.device == devices
+  close(wt.grad, gw, rtol=1e-4)
+  close(bt.grad, gb, rtol=1e-4)
+  if layout == "weights":  # (the grads are detached views: their own copies show the layout)
+    assert wt.grad.contiguous().realize().uop.arg == (devices, 1) and bt.grad.contiguous().realize().uop.arg == (devices, 0)
+
+
+def test_gradient_through_shard_and_gather(devices):
+  a = data(6, 3)
+  x = Tensor(a, requires_grad=True)
+  (x.shard(devices, 0).to(devices[-1]) * Tensor(a, device=devices[-1])).sum().backward()
+  close(x.grad, a)
+  y = Tensor(a, requires_grad=True)
+  (y.to(devices).exp() * 2).sum().backward()
+  close(y.grad, 2 * np.exp(a), rtol=1e-5)
+
+
+def test_training_data_parallel_matches_one_device(devices):
+  rng = np.random.default_rng(0)
+  xs, ys = rng.standard_normal((32, 10)).astype(np.float32), rng.integers(0, 3, 32).astype(np.int32)
+
+  def train(place):
+    Tensor.manual_seed(1)
+    # (no bias before the BatchNorm: it cancels, its gradient is rounding noise, which Adam would amplify)
+    model = [nn.Linear(10, 16, bias=False), nn.BatchNorm(16), nn.Linear(16, 3)]
+    for p in get_parameters(model) + [model[1].running_mean, model[1].running_var]: place(p, None)
+    opt = Adam(get_parameters(model), lr=0.01)
+    with Tensor.train():
+      for _ in range(3):
+        x, y = place(Tensor(xs), 0), place(Tensor(ys), 0)
+        opt.zero_grad()
+        loss = model[2](model[1](model[0](x)).relu()).sparse_categorical_crossentropy(y)
+        loss.backward()
+        opt.step()
+    return [p.numpy() for p in get_parameters(model)] + [model[1].running_mean.numpy(), loss.numpy()]
+
+  one = train(lambda t, axis: t)
+  many = train(lambda t, axis: t.to_(devices) if axis is None else t.shard(devices, axis))
+  for p, q in zip(one, many): np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
+
+
+def test_sgd_on_sharded_weights_keeps_them_sharded(devices):
+  w = Tensor(data(6, 4), requires_grad=True).shard_(devices, 1)
+  opt = SGD([w], lr=0.1, momentum=0.9)
+  for _ in range(2):
+    opt.zero_grad()
+    (Tensor(data(5, 6)).to(devices) @ w).square().sum().backward()
+    opt.step()
+  assert w.uop.arg == (devices, 1)
+  w1 = Tensor(data(6, 4), requires_grad=True)
+  opt1 = SGD([w1], lr=0.1, momentum=0.9)
+  for _ in range(2):
+    opt1.zero_grad()
+    (Tensor(data(5, 6)) @ w1).square().sum().backward()
+    opt1.step()
+  close(w, w1.numpy(), rtol=1e-4)
+
+
+# ---- what it costs ----
+
+def test_elementwise_runs_one_kernel_per_device_and_no_copies():
+  devices = ("LLVM", "LLVM:1")
+  x, y = Tensor(data(8, 4)).shard(devices, 0).realize(), Tensor(data(8, 4, seed=1)).shard(devices, 0).realize()
+  GlobalCounters.reset()
+  ((x * y).exp() + 1).realize()
+  assert GlobalCounters.kernel_count == 2 and GlobalCounters.copies == 0
+
+
+def test_sum_over_the_sharded_axis_is_local_sums_and_an_allreduce():
+  devices = ("LLVM", "LLVM:1")
+  x = Tensor(data(8, 4)).shard(devices, 0).realize()
+  GlobalCounters.reset()
+  x.sum(0).realize()
+  # a partial sum on each device, each copied to the other, and on each device one add of the two
+  assert GlobalCounters.kernel_count == 4 and GlobalCounters.copies == 2
