@@ -10,6 +10,11 @@ Run `DEBUG=2 python examples/mnist.py` to see every kernel of the training step 
 Data-parallel on several processes (pip install 'teeny[mpi]'): `mpiexec -n 2 python examples/mnist.py --distributed`.
 Each process trains on its half of every batch of --batch-size, the gradients are averaged over the processes and
 BatchNorm uses the whole batch's statistics, so the run computes what one process computes (to rounding).
+
+Data-parallel on several devices of one process: `python examples/mnist.py --devices LLVM,LLVM:1` (LLVM:1 is a
+second device on the same CPU; CL:0,CL:1 where there are two OpenCL devices). The weights are replicated on every
+device and each batch is sharded over them; the sums over the batch (the loss, BatchNorm's statistics, the weights'
+gradients) add the devices' parts, so this too computes what one device computes.
 """
 import argparse, gzip, os, time
 import numpy as np
@@ -84,16 +89,22 @@ def load_digits(synthetic: bool, rng: np.random.Generator):
   return x[order[:split]], y[order[:split]], x[order[split:]], y[order[split:]]
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch: int = 500, devices=None) -> float:
   correct = 0
   for i in range(0, len(x), batch):
-    logits = model(Tensor(x[i:i + batch, None]))
+    logits = model(on(Tensor(x[i:i + batch, None]), devices))
     correct += int((logits.argmax(1).numpy() == y[i:i + batch]).sum())
   return correct / len(x)
 
 
+def on(batch: Tensor, devices) -> Tensor:
+  """A batch on the devices the model is on: split along the batch axis when there are several."""
+  return batch if devices is None or len(batch) < len(devices) else batch.shard(devices, axis=0)
+
+
 def train(args) -> float:
   if args.device: Device.DEFAULT = args.device  # the model's weights and every batch go there
+  devices = tuple(args.devices.split(",")) if args.devices else None
   dist = start_distributed() if args.distributed else None
   say = print if dist is None or dist.rank() == 0 else (lambda *a, **k: None)
   rng = np.random.default_rng(args.seed)  # (the same on every process: the same data, order and weights)
@@ -102,10 +113,12 @@ def train(args) -> float:
   else: x_train, y_train, x_test, y_test = load_digits(args.synthetic, rng)
   mean, std = x_train.mean(), x_train.std()
   x_train, x_test = ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
-  where = f"{dist.world_size()} processes on {Device.DEFAULT}" if dist else Device.DEFAULT
+  where = f"{dist.world_size()} processes on {Device.DEFAULT}" if dist else ", ".join(devices) if devices else Device.DEFAULT
   say(f"{len(x_train)} training and {len(x_test)} test images of {x_train.shape[1]}x{x_train.shape[2]} on {where}")
 
   model = LeNet(x_train.shape[1])
+  if devices:  # every weight and BatchNorm statistic replicated on each device
+    for t in get_state_dict(model).values(): t.to_(devices)
   if dist:
     dist.broadcast_parameters(model)  # (equal already, from the same seed: this is how a real run makes sure)
     dist.sync_batchnorm(model)        # BatchNorm over the global batch, as one process would see it
@@ -119,7 +132,7 @@ def train(args) -> float:
         first = epoch == 1 and i == 0
         batch = order[i:i + args.batch_size]
         if dist: batch = dist.local_share(batch)  # this process's part of the global batch
-        x, y = Tensor(x_train[batch, None]), Tensor(y_train[batch].astype(np.int32))
+        x, y = on(Tensor(x_train[batch, None]), devices), on(Tensor(y_train[batch].astype(np.int32)), devices)
         with Context(PROGRESS=int(first) if dist is None or dist.rank() == 0 else 0):  # (the first step compiles)
           opt.zero_grad()
           loss = model(x).cross_entropy(y)
@@ -135,7 +148,7 @@ def train(args) -> float:
         steps += 1
         if steps == args.steps: break
     seconds = time.perf_counter() - start
-    accuracy = evaluate(model, x_test, y_test)
+    accuracy = evaluate(model, x_test, y_test, devices=devices)
     say(f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  test accuracy {accuracy * 100:5.1f}%  {seconds:6.2f} s/epoch")
     if steps == args.steps: break
   say(f"final test accuracy {accuracy * 100:.1f}%")
@@ -159,6 +172,7 @@ if __name__ == "__main__":
   parser.add_argument("--lr", type=float, default=3e-3)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--distributed", action="store_true", help="one of several processes started by mpiexec")
+  parser.add_argument("--devices", default=None, help="several devices of this process, e.g. LLVM,LLVM:1: data-parallel")
   parser.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: train every epoch)")
   parser.add_argument("--save", default=None, metavar="PATH", help="save the weights as safetensors at the end "
                       "({rank} in PATH: this process's rank)")

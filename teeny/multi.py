@@ -68,8 +68,18 @@ def copy_to(node: UOp, source: str, device: str) -> UOp:
 
 def has_buffers(node: UOp) -> bool:
   """Whether node is bound to a device: it reads a buffer, or copies, or was placed on one (see _shards_in)."""
-  if "has_buffers" not in node._cache:
-    node._cache["has_buffers"] = any(n.op in (Ops.BUFFER, Ops.MULTI, Ops.COPY) or _placed(n) for n in toposort(node))
+  known = node._cache.get("has_buffers")
+  if known is not None: return known
+  stack = [node]  # sources first, stopping at nodes already known (a step's graph is mostly new on top of old)
+  while stack:
+    n = stack[-1]
+    unknown = [s for s in n.src if "has_buffers" not in s._cache]
+    if unknown:
+      stack.extend(unknown)
+      continue
+    stack.pop()
+    bound = n.op in (Ops.BUFFER, Ops.MULTI, Ops.COPY) or _placed(n) or any(s._cache["has_buffers"] for s in n.src)
+    n._cache["has_buffers"] = bound
   return node._cache["has_buffers"]
 
 
@@ -307,7 +317,7 @@ def is_multi(n: UOp) -> bool:
 
 def on_one_device(node: UOp) -> UOp:
   """The graph of a tensor on one device that reads sharded ones (a gather, a gradient): each MULTI resolved."""
-  out = graph_rewrite(node, pm_multi)
+  out = graph_rewrite(node, pm_multi, fixed_point=False)
   if out.op is Ops.MULTI: raise RuntimeError(f"a tensor on one device computed on several ({out.arg[0]})")
   return out
 
@@ -317,10 +327,27 @@ def layout(node: UOp, devices: tuple[str, ...]) -> int | None:
   return _rewritten(node, devices)[1]
 
 
+def rewrite_together(tensors: list[tuple[UOp, tuple[str, ...]]]):
+  """Rewrite the graphs of several tensors on several devices ((node, devices) pairs) in one pass, for per_device
+  to find: the parts they share (a training step's forward pass under every update) are rewritten once."""
+  todo = [(node, devices) for node, devices in tensors if _cached(node, devices) is None]
+  if not todo: return
+  tops = graph_rewrite(UOp(Ops.SINK, dtypes.void, tuple(node for node, _ in todo)), pm_multi, fixed_point=False).src
+  for (node, devices), top in zip(todo, tops): _keep(node, devices, top)
+
+
 def _rewritten(node: UOp, devices: tuple[str, ...]) -> tuple[tuple[UOp, ...], int | None]:
+  cached = _cached(node, devices)
+  return cached if cached is not None else _keep(node, devices, graph_rewrite(node, pm_multi, fixed_point=False))
+
+
+def _cached(node: UOp, devices: tuple[str, ...]):
   cached = node._cache.get("per_device")
-  if cached is not None and cached[0] == devices: return cached[1]
-  top = graph_rewrite(node, pm_multi)
+  return cached[1] if cached is not None and cached[0] == devices else None
+
+
+def _keep(node: UOp, devices: tuple[str, ...], top: UOp) -> tuple[tuple[UOp, ...], int | None]:
+  """Remember node's rewritten graph `top` as one graph per device and the sharded axis."""
   if top.op is not Ops.MULTI: top = multi(_shards_in(top, devices, None, None), devices, None)
   if top.arg[0] != devices: raise RuntimeError(f"a tensor on {devices} computed on {top.arg[0]}")
   result = (tuple(_own_node(s, d) for s, d in zip(top.src, devices)), top.arg[1])

@@ -8,7 +8,6 @@ import pytest
 from teeny import Tensor, nn, GlobalCounters
 from teeny.nn.optim import SGD, Adam
 from teeny.nn.state import get_parameters
-from teeny.runtime.device import Device
 from conftest import DEVICES
 
 SETS = [("LLVM", "LLVM:1"), ("LLVM", "LLVM:1", "LLVM:2")]
@@ -259,3 +258,10 @@ def test_sum_over_the_sharded_axis_is_local_sums_and_an_allreduce():
   x.sum(0).realize()
   # a partial sum on each device, each copied to the other, and on each device one add of the two
   assert GlobalCounters.kernel_count == 4 and GlobalCounters.copies == 2
+
+
+def test_tinyjit_refuses_sharded_tensors_clearly():
+  from teeny import TinyJit, JitError
+  x = Tensor(data(4, 4)).shard(("LLVM", "LLVM:1"), 0)
+  with pytest.raises(JitError, match="several devices"): TinyJit(lambda t: (t * 2).realize())(x)
+  with pytest.raises(JitError, match="several devices"): TinyJit(lambda t: t.to(("LLVM", "LLVM:1")))(Tensor(data(4, 4)))

@@ -22,7 +22,7 @@ LAYERS = [
   ("built on Tensor", ["nn/", "distributed.py", "engine/jit.py", "engine/jit_args.py"]),
   ("the user API", ["tensor.py", "ops/", "gradient.py"]),
   ("the engine", ["engine/", "program_order.py", "reference.py"]),
-  ("the scheduler", ["schedule/", "schedule.py", "memory.py"]),
+  ("the scheduler", ["schedule/", "schedule.py", "memory.py", "multi.py"]),
   ("codegen", ["codegen/"]),
   ("the runtime", ["runtime/"]),
   ("the renderers", ["renderer/"]),

@@ -152,7 +152,11 @@ class TinyJit:
 
 def _run_and_realize(fn, args, kwargs):
   out = fn(*args, **kwargs)
-  Tensor.realize_all(*_output_tensors(out))
+  outputs = _output_tensors(out)
+  if any(type(t.device) is tuple for t in outputs):
+    raise JitError("TinyJit: the function returned a tensor on several devices; TinyJit doesn't capture sharded "
+                   "tensors yet (call the function without TinyJit)")
+  Tensor.realize_all(*outputs)
   return out
 
 

@@ -78,6 +78,9 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
   tensors, shapes, constants = [], [], []
   def add(name, t: Tensor):
+    if type(t.device) is tuple:
+      raise JitError(f"TinyJit argument {name}: a tensor on several devices {t.device}; TinyJit doesn't capture sharded "
+                     "tensors yet (call the function without TinyJit)")
     tensors.append(t)
     shapes.append((name, t.shape, t.dtype, t.device))
   for name, value in named:

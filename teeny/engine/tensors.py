@@ -79,6 +79,7 @@ def _targets(target: UOp) -> list[Buffer]:
 def _schedule(tensors: tuple):
   # tuples: create_schedule keeps them as they are (it would copy lists into tuples for its key)
   if len(tensors) == 1 and type(tensors[0].device) is str: return create_schedule((tensors[0].uop,), (tensors[0].device,))
+  multi.rewrite_together([(t.uop, t.device) for t in tensors if type(t.device) is tuple])
   roots, devices = [], []
   for t in tensors:
     if type(t.device) is str: roots.append(t.uop); devices.append(t.device)

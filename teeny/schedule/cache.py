@@ -231,13 +231,14 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list, bool]:
       elif len(src) == 2: positions = (index[src[0]], index[src[1]])
       else: positions = tuple([index[s] for s in src])
       add_part((op, n.dtype, arg, positions))
-      if not needs_prepare and (op is Ops.DETACH or op is Ops.CONTIGUOUS or op is Ops.MULTI or op is Ops.COPY or id_(n) in realized):
+      if not needs_prepare and (op in _MAY_NEED_PREPARE or id_(n) in realized):
         needs_prepare = _needs_prepare(n)
   root_positions = (index[roots[0]],) if len(roots) == 1 else tuple([index[r] for r in roots])
   add_part((Ops.SINK, dtypes.void, None, root_positions))
   return nodes, tuple(parts), inputs, needs_prepare
 
 
+_MAY_NEED_PREPARE = frozenset({Ops.DETACH, Ops.CONTIGUOUS, Ops.MULTI, Ops.COPY})  # (see _needs_prepare)
 _VALUE_PART = (Ops.CONST, dtypes.float32, "a value argument", ())  # (is_value_arg: float32 only)
 
 
