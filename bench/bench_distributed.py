@@ -7,6 +7,11 @@ Workloads (a jitted step each: forward, backward, average_gradients, SGD):
   cnn     examples/mnist.py's LeNet on 28x28 inputs, batch 64 per process, BatchNorm synchronized
 The scaling ratio is samples/s of two processes over samples/s of one (2.0: perfect; the issue's goal is 1.7).
 
+Then the same workloads on several devices of one process (Tensor.shard, no MPI and no TinyJit, which doesn't take
+sharded tensors yet): one device against LLVM and LLVM:1 with the batch sharded over them, each device the same
+batch as the one. LLVM:1 is a second device on the same CPU, so this row measures what sharding costs (the
+rewrite per device, twice the launches, the allreduce copies) more than it can gain.
+
   python bench/bench_distributed.py                 # needs mpi4py and mpiexec: pip install 'teeny[mpi]'
   python bench/bench_distributed.py --steps 50 --device LLVM
 """
@@ -89,6 +94,50 @@ if rank == 0:
   print(json.dumps({"what": workload, "processes": world, "ms/step": ms, "samples/s": batch * world / ms * 1e3}))
 """
 
+DEVICES_CHILD = r"""
+import json, os, statistics, sys, time
+import numpy as np
+sys.path.insert(0, os.path.join(sys.argv[1], "examples"))
+from teeny import Tensor, nn
+from teeny.nn.optim import SGD
+from teeny.nn.state import get_parameters, get_state_dict
+from mnist import LeNet
+
+workload, steps, devices = sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(","))
+rng = np.random.default_rng(0)
+class MLP:
+  def __init__(self): self.l1, self.l2, self.l3 = nn.Linear(784, 512), nn.Linear(512, 512), nn.Linear(512, 10)
+  def __call__(self, x): return self.l3(self.l2(self.l1(x).relu()).relu())
+if workload == "mlp": model, batch, shape = MLP(), 128, (784,)
+else: model, batch, shape = LeNet(28), 64, (1, 28, 28)
+batch *= len(devices)
+for t in get_state_dict(model).values(): t.to_(devices if len(devices) > 1 else devices[0])
+opt = SGD(get_parameters(model), lr=0.01)
+def place(t): return t.shard(devices, 0) if len(devices) > 1 else t.to(devices[0])
+xs = [place(Tensor(rng.standard_normal((batch, *shape)).astype(np.float32))).realize() for _ in range(4)]
+ys = [place(Tensor(rng.integers(0, 10, batch).astype(np.int32))).realize() for _ in range(4)]
+times = []
+with Tensor.train():
+  for i in range(steps + 3):
+    t0 = time.perf_counter()
+    opt.zero_grad()
+    loss = model(xs[i % 4]).cross_entropy(ys[i % 4])
+    loss.backward()
+    opt.step()
+    loss.numpy()
+    if i >= 3: times.append(time.perf_counter() - t0)
+ms = statistics.median(times) * 1e3
+print(json.dumps({"what": workload, "devices": len(devices), "ms/step": ms, "samples/s": batch / ms * 1e3}))
+"""
+
+
+def run_devices(devices: str, workload: str, steps: int) -> dict:
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+  command = [sys.executable, "-c", DEVICES_CHILD, ROOT, workload, str(steps), devices]
+  done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+  if done.returncode: raise SystemExit(f"{workload} on {devices} failed:\n{done.stderr[-3000:]}")
+  return next(json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))
+
 
 def run(processes: int, workload: str, steps: int, device: str, mpiexec: str) -> list[dict]:
   env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
@@ -102,11 +151,28 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--steps", type=int, default=30, help="timed steps (and allreduce repeats)")
   parser.add_argument("--device", default="LLVM")
+  parser.add_argument("--devices-only", action="store_true", help="only the rows of several devices in one process")
   args = parser.parse_args()
+  print(machine_header("bench_distributed"))
+  devices_table(args.steps)
+  if not args.devices_only: processes_table(args)
+
+
+def devices_table(steps: int):
+  print(f"several devices in one process, no TinyJit; medians of {steps} steps\n")
+  print("| workload | LLVM ms/step | LLVM samples/s | LLVM+LLVM:1 ms/step | LLVM+LLVM:1 samples/s | ratio |")
+  print("|---|---|---|---|---|---|")
+  for workload in ("mlp", "cnn"):
+    one, two = run_devices("LLVM", workload, steps), run_devices("LLVM,LLVM:1", workload, steps)
+    print(f"| {workload} | {one['ms/step']:.2f} | {one['samples/s']:.0f} | {two['ms/step']:.2f} | {two['samples/s']:.0f} | "
+          f"{two['samples/s'] / one['samples/s']:.2f}x |")
+  print()
+
+
+def processes_table(args):
   mpiexec = next((p for p in (os.path.join(os.path.dirname(sys.executable), "mpiexec"), shutil.which("mpiexec"))
                   if p and os.path.exists(p)), None)
   if mpiexec is None: raise SystemExit("needs mpiexec and mpi4py: pip install 'teeny[mpi]'")
-  print(machine_header("bench_distributed"))
   print(f"device {args.device}; each process on one core; medians of {args.steps} steps\n")
   print("| workload | 1 process ms/step | 1 process samples/s | 2 processes ms/step | 2 processes samples/s | scaling |")
   print("|---|---|---|---|---|---|")

@@ -50,7 +50,7 @@ def evaluate(root: UOp, leaf: Callable[[UOp], np.ndarray | None] | None = None) 
 
 # ops that move a storage float's bits as they are; every other op computes on its float32 values
 _MOVES_BITS = {Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP, Ops.BITCAST, Ops.ASSIGN, Ops.COPY,
-               Ops.CONTIGUOUS, Ops.DETACH}
+               Ops.CONTIGUOUS, Ops.DETACH, Ops.MULTI}
 
 
 def _as_values(node: UOp, src: list[np.ndarray]) -> list[np.ndarray]:
@@ -189,9 +189,16 @@ def _copy(node: UOp, src: list[np.ndarray]) -> np.ndarray:
   return src[0] if op is None else collective.allreduce(src[0], op)
 
 
+def _multi(node: UOp, src: list[np.ndarray]) -> np.ndarray:
+  """A tensor on several devices (teeny/multi.py): its shards joined along the sharded axis, or the first copy."""
+  axis = node.arg[1]
+  return src[0] if axis is None else np.concatenate(src, axis=axis)
+
+
 _OTHER: dict[Ops, Callable] = {
   Ops.CONST: _leaf, Ops.RANGE: _leaf, Ops.BUFFER: _leaf, Ops.WHERE: _where, Ops.CAST: _cast, Ops.BITCAST: _bitcast,
   Ops.REDUCE_AXIS: _reduce, Ops.ASSIGN: _assign, Ops.COPY: _copy, Ops.CONTIGUOUS: _same, Ops.DETACH: _same,
+  Ops.MULTI: _multi,
 }
 
 

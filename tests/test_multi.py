@@ -265,3 +265,19 @@ def test_tinyjit_refuses_sharded_tensors_clearly():
   x = Tensor(data(4, 4)).shard(("LLVM", "LLVM:1"), 0)
   with pytest.raises(JitError, match="several devices"): TinyJit(lambda t: (t * 2).realize())(x)
   with pytest.raises(JitError, match="several devices"): TinyJit(lambda t: t.to(("LLVM", "LLVM:1")))(Tensor(data(4, 4)))
+
+
+def test_mnist_on_two_devices_trains_the_weights_of_one(tmp_path):
+  """examples/mnist.py: 20 steps on one device and data-parallel on LLVM and LLVM:1 (each batch sharded, the
+  weights replicated), from the same seed: the saved weights agree to 1e-5."""
+  import os, subprocess, sys
+  from teeny.nn.state import safe_load
+  script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "mnist.py")
+  common = [sys.executable, script, "--synthetic", "--steps", "20", "--device", "LLVM"]
+  for name, extra in (("one", []), ("two", ["--devices", "LLVM,LLVM:1"])):
+    done = subprocess.run(common + extra + ["--save", str(tmp_path / f"{name}.safetensors")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+  assert "on LLVM, LLVM:1" in done.stdout
+  one, two = safe_load(tmp_path / "one.safetensors"), safe_load(tmp_path / "two.safetensors")
+  assert set(one) == set(two)
+  for name, t in one.items(): np.testing.assert_allclose(two[name].numpy(), t.numpy(), atol=1e-5, rtol=0, err_msg=name)
