@@ -281,3 +281,21 @@ def test_mnist_on_two_devices_trains_the_weights_of_one(tmp_path):
   one, two = safe_load(tmp_path / "one.safetensors"), safe_load(tmp_path / "two.safetensors")
   assert set(one) == set(two)
   for name, t in one.items(): np.testing.assert_allclose(two[name].numpy(), t.numpy(), atol=1e-5, rtol=0, err_msg=name)
+
+
+def test_writes_to_sharded_tensors(devices):
+  a = data(4, 3)
+  x = Tensor(a).shard(devices, 0).realize()
+  buffers, reader = x.uop.src, x * 1  # reader: computed from the values before the writes
+  view = x[1:3]
+  x[1:3, 0] = 100.0  # through a view: x's graph is replaced, new buffers hold the result
+  b = a.copy()
+  b[1:3, 0] = 100.0
+  np.testing.assert_equal(x.numpy(), b)
+  np.testing.assert_equal(view.numpy(), b[1:3])
+  buffers = x.uop.src
+  x.assign(Tensor(a + 1).shard(devices, 0)).realize()  # the whole tensor: in place, each device its block
+  assert x.uop.src == buffers
+  x += Tensor(a).to(devices)  # a replicated value is sliced to the blocks
+  np.testing.assert_equal(x.numpy(), (a + 1) + a)
+  np.testing.assert_equal(reader.numpy(), a)

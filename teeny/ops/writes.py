@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
-from teeny.schedule import is_buffer_view, forget_realized
+from teeny.schedule import is_realized, forget_realized
 from teeny.gradient import restore_graphs
 from teeny.engine.tensors import realize_tensors, grad_realized, unique_ids
 from teeny.ops.args import ArgumentError
@@ -44,6 +44,8 @@ class WriteOps:
     # of the same size: the value's bits are what the base stores, and bitcasts commute with the movement ops
     bits = value.uop if value.dtype == base.dtype else UOp(Ops.BITCAST, base.dtype, (value.uop,))
     if depth: placed, covered = _placed_in_base(self.uop, depth, bits)
+    if storage is not None and storage.op is Ops.MULTI and depth:  # (through a view of a sharded tensor: its graph
+      storage = None                                                  # is replaced, new buffers hold the result)
     if storage is not None:
       # in place: the kernel stores value through the view's movement ops into the base's buffer
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
@@ -82,10 +84,10 @@ class WriteOps:
       node = node.src[0]
 
   def _storage(self) -> UOp | None:
-    """The buffer view holding this base's values, to write into; None while it is a lazy result (a write then
-    replaces its graph). A write still pending on it runs first."""
+    """The buffer view holding this base's values (a sharded tensor's MULTI of them), to write into; None while it
+    is a lazy result (a write then replaces its graph). A write still pending on it runs first."""
     if self._uop.op is Ops.ASSIGN: realize_tensors((self,))
-    return self._uop if is_buffer_view(self._uop) else None
+    return self._uop if is_realized(self._uop) else None
   def _inplace(self, result: Self) -> Self:
     """self <op>= other: result written into self, which keeps its dtype (a result PyTorch can't cast back,
     float into int or anything into bool, raises)."""
