@@ -48,6 +48,10 @@ def test_replicate_gather_and_move_back(devices):
   for d in devices: np.testing.assert_equal(x.shard(devices, 1).to(d).numpy(), a)
   np.testing.assert_equal(Tensor(a, device=devices).numpy(), a)  # host data on several devices
   np.testing.assert_equal(Tensor.ones(2, 3, device=devices).numpy(), np.ones((2, 3)))
+  np.testing.assert_equal(Tensor.arange(5, device=devices).numpy(), np.arange(5))
+  empty = Tensor.empty(2, 3, device=devices)
+  assert empty.device == devices
+  np.testing.assert_equal(empty.assign(Tensor.full((2, 3), 7.0, device=devices)).numpy(), np.full((2, 3), 7.0))
 
 
 def test_in_place_forms(devices):

@@ -10,6 +10,8 @@ from teeny.dtype import DType, dtypes, to_dtype, to_host, STORAGE_FLOATS
 from teeny.uop import UOp
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import buffer_view
+from teeny.ops.sharding import canonical_device
+from teeny import multi
 from teeny.ops.args import ArgumentError, Scalar, INDEX_MAX, _fits, _shape_arg, _new_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -45,10 +47,13 @@ class CreationOps:
     """A new buffer of `shape`, uninitialized (its elements are whatever the memory held), like torch.empty; the
     default float unless dtype is given."""
     dt = to_dtype(dtype) if dtype is not None else dtypes.default_float
-    dev = Device.canonicalize(device) if device is not None else Device.DEFAULT
+    dev = canonical_device(device) if device is not None else Device.DEFAULT
     shape = _new_shape(shape)
     if math.prod(shape) > INDEX_MAX: raise ArgumentError(f"a buffer of shape {shape} has {math.prod(shape)} elements, more than 64-bit indices can count ({INDEX_MAX})")
-    return cls(buffer_view(Buffer(dev, math.prod(shape), dt), shape), device=dev, requires_grad=requires_grad)
+    if type(dev) is tuple:  # on several devices: a buffer on each (replicated, uninitialized)
+      node = multi.multi((buffer_view(Buffer(d, math.prod(shape), dt), shape) for d in dev), dev, None)
+    else: node = buffer_view(Buffer(dev, math.prod(shape), dt), shape)
+    return cls(node, device=dev, requires_grad=requires_grad)
   @classmethod
   def arange(cls, start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """start, start + step, ... up to stop (excluded), like torch.arange; arange(n) counts from 0. Unless dtype is
