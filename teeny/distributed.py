@@ -21,7 +21,7 @@ BatchNorm keeps its statistics local to each process by default, as PyTorch's Di
 computes what one process computes on the global batch).
 """
 from __future__ import annotations
-import os, sys, zlib
+import os, sys, time, zlib
 import numpy as np
 from teeny.dtype import dtypes, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
@@ -71,7 +71,9 @@ def _abort_on_uncaught_exception(comm):
   def hook(kind, value, tb):
     previous(kind, value, tb)
     sys.stderr.flush()
-    if comm.Get_size() > 1: comm.Abort(1)  # the others may be inside a collective that waits for this process
+    if comm.Get_size() > 1:
+      time.sleep(0.5)  # mpiexec forwards the traceback asynchronously: an abort at once can lose it under load
+      comm.Abort(1)  # the others may be inside a collective that waits for this process
   hook._teeny_aborts = True
   sys.excepthook = hook
 

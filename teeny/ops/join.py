@@ -27,7 +27,7 @@ def _tensors_joined(first, others: tuple, what: str) -> list:
 class JoinOps:
   """Tensor's cat, stack, split, chunk, unflatten, repeat and triangles."""
   def cat(self, *others: Self, dim: int = 0) -> Self:
-    """Join tensors along dim: each is padded with zeros out to the full length and the pieces are added. Called as
+    """Join tensors along dim: each is padded out to the full length and chosen where it lies. Called as
     a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
     tensors = _tensors_joined(self, others, "cat")
     first = tensors[0]
@@ -52,14 +52,17 @@ class JoinOps:
       groups = [JoinOps.cat(*tensors[i:i + size], dim=d).contiguous() for i in range(0, len(tensors), size)]
       return JoinOps.cat(*groups, dim=d)
     total = sum(t.shape[d] for t in tensors)
-    pieces, offset = [], 0
+    out, offset = None, 0
     for t in tensors:
       pad = [(0, 0)] * first.ndim
       pad[d] = (offset, total - offset - t.shape[d])
-      pieces.append(t.cast(dt).pad(tuple(pad)))
+      placed = t.cast(dt).pad(tuple(pad))
       offset += t.shape[d]
-    out = pieces[0]
-    for p in pieces[1:]: out = out + p
+      if out is None: out = placed
+      elif not dtypes.is_float(dt): out = out + placed
+      else:  # floats: chosen where the piece lies, not added to zeros (-0.0 + 0.0 is 0.0; torch.cat keeps -0.0)
+        inside = type(first).ones(t.shape, dtype=dtypes.bool, device=first.device).pad(tuple(pad))
+        out = inside.where(placed, out)
     return out
   def _host_constant(self) -> np.ndarray | None:
     """The values of a tensor that is a constant filled out to a shape (known without running anything), else None."""
