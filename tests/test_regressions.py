@@ -177,3 +177,12 @@ def test_max_gradient_and_argmax_do_not_rely_on_recomputed_bits(device):
   want[flat.argmax()] = np.cos(x[::-1].reshape(-1))[flat.argmax()]
   np.testing.assert_allclose(t.grad.numpy()[::-1].reshape(-1), want, rtol=1e-6)
   assert s.argmax().item() == flat.argmax()
+
+
+def test_cat_keeps_negative_zero(device):
+  """cat padded each piece with zeros and added them: -0.0 + 0.0 is 0.0, so 1 / cat(...) gave +inf where torch
+  gives -inf."""
+  x = Tensor(np.array([-0.0, 1.0], np.float32), device=device)
+  out = Tensor.cat(x, Tensor(np.array([-0.0], np.float32), device=device), x)
+  assert np.signbit(out.numpy()).tolist() == [True, False, True, True, False]
+  assert (1 / out).numpy()[0] == -np.inf
