@@ -128,7 +128,8 @@ def _run_kernel_traced(item: ScheduleItem, level: int, new: bool):
   recording = capture.recording
   if recording is not None: recording.append((item, runner, [b.is_allocated for b in bufs]))
   mem = sum(b.nbytes for b in bufs)
-  elapsed = traced_launch(runner, [b.handle for b in bufs], item.vals, mem, "compiled for this run" if new else "memory cache hit")
+  program = "compiled for this run" if new else "memory cache hit"
+  elapsed = traced_launch(runner, [b.handle for b in bufs], item.vals, mem, program)
   GlobalCounters.kernel_count += 1
   GlobalCounters.global_ops += runner.spec.flops
   GlobalCounters.global_mem += mem
@@ -145,9 +146,10 @@ def traced_launch(runner, handles: list, vals: tuple, mem: int, program: str) ->
   elapsed = runner.launch(*handles, vals=vals, wait=True)
   end = time.perf_counter_ns()
   t = kernel_seconds(elapsed)
-  args = {"kernel": spec.name, "global size": list(spec.global_size), "local size": list(spec.local_size) if spec.local_size else None,
-          "buffers": len(handles), "bytes": mem, "flops": spec.flops, "kernel us": round(t * 1e6, 3),
-          "GFLOP/s": round(spec.flops / t / 1e9, 3), "GB/s": round(mem / t / 1e9, 3), "program": program}
+  local_size = list(spec.local_size) if spec.local_size else None
+  args = {"kernel": spec.name, "global size": list(spec.global_size), "local size": local_size, "buffers": len(handles),
+          "bytes": mem, "flops": spec.flops, "kernel us": round(t * 1e6, 3), "GFLOP/s": round(spec.flops / t / 1e9, 3),
+          "GB/s": round(mem / t / 1e9, 3), "program": program}
   closest = roofline_closest(device, mem, spec.flops, t)
   if closest is None: args["roofline"] = "not measured yet (roofline.measure_ceilings() or a DEBUG=2 run measures it)"
   else: args.update({"roofline %": round(closest[0] * 100, 2), "roofline": f"{closest[0]:.0%} of {closest[1]}"})

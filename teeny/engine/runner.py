@@ -66,6 +66,7 @@ def _new_runner(device: str, ast: UOp, bufs: list[Buffer] | None, vals: tuple) -
 
 
 def _spec_for(device: str, ast: UOp, bufs: list[Buffer] | None, vals: tuple) -> ProgramSpec:
+  """The kernel's spec, with the actions BEAM=N search finds (timed on bufs and vals) or the heuristics'."""
   opts = None
   if (width := getenv("BEAM", 0)) and bufs is not None:
     opts = beam_search(ast, device, bufs, width, vals)
