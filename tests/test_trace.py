@@ -4,7 +4,6 @@ the spans a program must have left: realize, schedule (cache hit and miss), comp
 from), kernel runs with their numbers, copies, TinyJit capture and replay, the LLVM pool's slices per thread and the
 memory counter. And with tracing off, no hook records anything."""
 import collections, json, os, sys
-import numpy as np
 import pytest
 import teeny
 from teeny import Tensor, TinyJit, Context, tracing
@@ -210,7 +209,6 @@ def test_exported_name():
 # ---- in a child: TRACE=path, and the LLVM pool's slices ----
 
 _CHILD_PROGRAM = """
-import numpy as np
 from teeny import Tensor, TinyJit
 from teeny.nn import Linear
 from teeny.nn.optim import SGD
