@@ -37,6 +37,7 @@ class _Recorder:
     self.events: list[tuple] = []  # (ph, name, cat, pid, tid, start ns, duration ns or None, args)
     self.pids: dict[str, int] = {}  # process name -> pid (the host's is 1: it sorts first)
     self.tids: dict[tuple, int] = {}  # (pid, what the track is) -> tid, unique over the whole trace
+    self.kernel_tracks: dict[tuple, tuple[int, int]] = {}  # (device, thread ident) -> (pid, tid): asked per kernel
     self.metadata: list[dict] = []
     self._lock = threading.Lock()
 
@@ -76,6 +77,7 @@ class _Recorder:
     ph, name, cat, pid, tid, start, duration, args = event
     out = {"ph": ph, "name": name, "cat": cat, "pid": pid, "tid": tid, "ts": (start - self.start_ns) / 1e3}
     if duration is not None: out["dur"] = duration / 1e3
+    if type(args) is tuple: args = args[0](*args[1:])  # (worked out now: see complete)
     if args: out["args"] = args
     return out
 
@@ -156,9 +158,12 @@ def kernel_track(device: str) -> tuple[int, int]:
   """(pid, tid) of the track of the kernels the calling thread runs on `device`."""
   recorder = _recorder
   if recorder is None: return (0, 0)
-  pid = recorder.pid(device)
-  thread = threading.current_thread()
-  return pid, recorder.tid(pid, ("thread", thread.native_id), f"kernels from {thread.name}")
+  key = (device, threading.get_ident())
+  track = recorder.kernel_tracks.get(key)
+  if track is None:
+    pid, thread = recorder.pid(device), threading.current_thread()
+    track = recorder.kernel_tracks[key] = (pid, recorder.tid(pid, ("thread", thread.native_id), f"kernels from {thread.name}"))
+  return track
 
 
 def thread_track(device: str, native_id: int) -> tuple[int, int]:
@@ -177,8 +182,10 @@ def _thread_name(native_id: int) -> str:
   return f"kernels from {name}" if native_id == threading.get_native_id() else name
 
 
-def complete(track: tuple[int, int], name: str, cat: str, start_ns: int, end_ns: int, args: dict | None = None):
-  """A span ("X" event) on `track` from start_ns to end_ns (time.perf_counter_ns)."""
+def complete(track: tuple[int, int], name: str, cat: str, start_ns: int, end_ns: int, args: dict | tuple | None = None):
+  """A span ("X" event) on `track` from start_ns to end_ns (time.perf_counter_ns). `args` is a dict, or a tuple
+  (function, *params) whose call makes the dict when the trace is written: per-kernel numbers cost nothing to
+  work out while the program runs."""
   recorder = _recorder
   if recorder is not None:
     recorder.events.append(("X", name, cat, track[0], track[1], start_ns, max(end_ns - start_ns, 0), args))

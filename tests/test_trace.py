@@ -209,6 +209,7 @@ def test_exported_name():
 # ---- in a child: TRACE=path, and the LLVM pool's slices ----
 
 _CHILD_PROGRAM = """
+import numpy as np
 from teeny import Tensor, TinyJit
 from teeny.nn import Linear
 from teeny.nn.optim import SGD

@@ -375,12 +375,15 @@ class _Capture:
 
   def _replay_traced(self, bufs: dict[int, Buffer]):
     """_replay_fast, waiting for each kernel and recording it in the trace (realize.traced_launch)."""
+    handles = {s: b.handle for s, b in bufs.items()}
     for launch in self.launches:
-      launch_bufs = [bufs[s] if s in bufs else self.kept[s] for s in launch.slots]
-      if launch.runner is None: realize.run_copy(launch.ast, *launch_bufs)
-      else:
-        mem = sum(b.nbytes for b in launch_bufs)
-        realize.traced_launch(launch.runner, [b.handle for b in launch_bufs], launch.vals, mem, "TinyJit replay")
+      if launch.runner is None:
+        realize.run_copy(launch.ast, *[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
+        continue
+      args = list(launch.args)
+      for i, s in launch.patches: args[i] = handles[s]
+      mem = sum(bufs[s].nbytes if s in bufs else self.kept[s].nbytes for s in launch.slots)
+      realize.traced_launch(launch.runner, args, launch.vals, mem, "TinyJit replay")
     self._count(bufs)
 
   def _count(self, bufs: dict[int, Buffer]):

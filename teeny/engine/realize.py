@@ -137,24 +137,29 @@ def _run_kernel_traced(item: ScheduleItem, level: int, new: bool):
 
 
 def traced_launch(runner, handles: list, vals: tuple, mem: int, program: str) -> float | None:
-  """Launch a kernel, wait for it and record its span on its device's track of this thread: its name, sizes,
-  bytes, flops, time, GFLOP/s, GB/s and roofline share as DEBUG=2 works them out (`program`: where its program
-  came from). Returns the kernel's time, as launch(wait=True) does."""
-  spec, device = runner.spec, runner.device
-  track = tracing.kernel_track(device)
+  """Launch a kernel, wait for it and record its span on its device's track of this thread (`program`: where its
+  program came from). Returns the kernel's time, as launch(wait=True) does. The span's numbers are worked out when
+  the trace is written (_kernel_args), not here: a replayed step of small kernels is what a trace slows most."""
+  track = tracing.kernel_track(runner.device)
   start = time.perf_counter_ns()
   elapsed = runner.launch(*handles, vals=vals, wait=True)
   end = time.perf_counter_ns()
-  t = kernel_seconds(elapsed)
+  tracing.complete(track, runner.spec.name, "kernel", start, end, (_kernel_args, runner, len(handles), mem, elapsed, program))
+  return elapsed
+
+
+def _kernel_args(runner, nbufs: int, mem: int, elapsed: float | None, program: str) -> dict:
+  """A kernel span's args: its name, sizes, bytes, flops, time, GFLOP/s, GB/s and roofline share as DEBUG=2 works
+  them out (the share once the device's ceilings are known: by the time the trace is written they may be)."""
+  spec, t = runner.spec, kernel_seconds(elapsed)
   local_size = list(spec.local_size) if spec.local_size else None
-  args = {"kernel": spec.name, "global size": list(spec.global_size), "local size": local_size, "buffers": len(handles),
+  args = {"kernel": spec.name, "global size": list(spec.global_size), "local size": local_size, "buffers": nbufs,
           "bytes": mem, "flops": spec.flops, "kernel us": round(t * 1e6, 3), "GFLOP/s": round(spec.flops / t / 1e9, 3),
           "GB/s": round(mem / t / 1e9, 3), "program": program}
-  closest = roofline_closest(device, mem, spec.flops, t)
+  closest = roofline_closest(runner.device, mem, spec.flops, t)
   if closest is None: args["roofline"] = "not measured yet (roofline.measure_ceilings() or a DEBUG=2 run measures it)"
   else: args.update({"roofline %": round(closest[0] * 100, 2), "roofline": f"{closest[0]:.0%} of {closest[1]}"})
-  tracing.complete(track, spec.name, "kernel", start, end, args)
-  return elapsed
+  return args
 
 
 def _run_copy(item: ScheduleItem, level: int):
