@@ -21,7 +21,7 @@ written: timestamps in microseconds since the trace started, events sorted by ti
 every process and thread first."""
 from __future__ import annotations
 import atexit, contextlib, json, os, threading, time
-from teeny.helpers import CONTEXT_FLAGS, getenv
+from teeny.helpers import CONTEXT_FLAGS, dprint, getenv
 
 active = False  # whether a trace records now: every hook reads this first, and does nothing else when False
 _recorder: _Recorder | None = None
@@ -97,7 +97,7 @@ def start(path: str):
     if _recorder is not None:
       raise RuntimeError(f"trace: a trace to {_recorder.path} is being recorded already; traces don't nest or "
                          f"overlap (end that one before starting one to {path})")
-    _recorder = _Recorder(os.fspath(path))
+    _recorder = _Recorder(os.path.abspath(os.fspath(path)))  # (absolute: the program may change directory)
     active = True
 
 
@@ -140,7 +140,12 @@ def _start_from_environment():
   path = getenv("TRACE", "")
   if not path or path == "0": return
   start(path)
-  atexit.register(stop)
+  atexit.register(_stop_at_exit)
+
+
+def _stop_at_exit():
+  try: stop()
+  except OSError as e: dprint(f"teeny: TRACE: could not write the trace: {e}")
 
 
 # ---- recording: called by the hooks, only while `active` ----
@@ -199,15 +204,15 @@ def counter(process: str, name: str, values: dict):
 
 
 class span:
-  """`with tracing.span("schedule", "schedule") as s:` records a span on the calling thread's host track (or on
-  `track`); s.args and s.name may be filled in inside the block. Use only while `active`."""
+  """`with tracing.span("schedule", "schedule") as s:` records a span on the calling thread's host track; s.args
+  and s.name may be filled in inside the block. Use only while `active`."""
   __slots__ = ("name", "cat", "args", "track", "start_ns")
 
-  def __init__(self, name: str, cat: str, args: dict | None = None, track: tuple[int, int] | None = None):
-    self.name, self.cat, self.args, self.track = name, cat, args if args is not None else {}, track
+  def __init__(self, name: str, cat: str, args: dict | None = None):
+    self.name, self.cat, self.args = name, cat, args if args is not None else {}
 
   def __enter__(self) -> span:
-    if self.track is None: self.track = host_track()
+    self.track = host_track()
     self.start_ns = time.perf_counter_ns()
     return self
 
