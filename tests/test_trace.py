@@ -217,6 +217,7 @@ x = Tensor(np.random.default_rng(0).standard_normal((512, 1024)).astype(np.float
 (x.exp() + 1).numpy()                       # elementwise, large enough to be split across cores
 x.sum(axis=1).numpy()                       # reduce
 (x @ x.T).numpy()                           # matmul
+(Tensor(np.ones(1 << 21, np.float32)) + 1).numpy()  # 8 MB copied in and out: split across the pool too
 model = Linear(1024, 10)
 opt = SGD([model.weight, model.bias], lr=0.1)
 @TinyJit
@@ -251,6 +252,9 @@ def test_trace_env_in_a_child_and_pool_slices(tmp_path, native):
     ranges = [s["args"]["range"] for s in mine]
     assert ranges[0][0] == 0 and ranges[-1][1] == mine[0]["args"]["of"] == k["args"]["global size"][0], ranges
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:])) and len(mine) == mine[0]["args"]["slices"]
+  pages_copied = collections.Counter()  # pages of a copy -> pages its slices copied: whole copies, no page twice
+  for c in spans(events, "slice", "copy"): pages_copied[c["args"]["of"]] += c["args"]["pages"][1] - c["args"]["pages"][0]
+  assert pages_copied and all(copied % pages == 0 for pages, copied in pages_copied.items()), pages_copied
   threads = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
   assert "kernels from MainThread" in threads
   if os.cpu_count() > 1: assert any(name.startswith("teeny-llvm-") for name in threads), threads
