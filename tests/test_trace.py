@@ -262,3 +262,36 @@ def test_trace_env_in_a_child_and_pool_slices(tmp_path, native):
 
 def _inside(inner: dict, outer: dict) -> bool:
   return outer["ts"] <= inner["ts"] and inner["ts"] + inner["dur"] <= outer["ts"] + outer["dur"] + SLACK_US
+
+
+_STAMPS_PROGRAM = """
+import ctypes, threading, time
+import numpy as np
+from teeny.runtime import cpu_pool
+pool = cpu_pool._pool()
+slices, pages = pool.helpers + 1, 37
+src = np.arange(pages * cpu_pool._COPY_PAGE, dtype=np.uint8)
+dst = np.zeros_like(src)
+before = time.perf_counter_ns()
+stamps = pool.copy(dst.ctypes.data, src.ctypes.data, src.nbytes, slices, traced=True)
+after = time.perf_counter_ns()
+assert (dst == src).all()
+ranges = sorted((start, end) for start, end, _, _, _ in stamps)
+assert len(stamps) == slices and ranges[0][0] == 0 and ranges[-1][1] == pages, stamps
+assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:])), ranges
+assert all(before <= began <= ended <= after for _, _, began, ended, _ in stamps), (before, stamps, after)
+threads = {threading.get_native_id()} | {t.native_id for t in threading.enumerate()}
+assert {thread for *_, thread in stamps} <= threads, stamps
+assert pool.copy(dst.ctypes.data, src.ctypes.data, src.nbytes, slices) is None  # untraced: no stamps
+print(type(pool).__name__, len(stamps))
+"""
+
+
+@pytest.mark.skipif("LLVM" not in DEVICES, reason="the worker pool is the LLVM device's")
+@pytest.mark.parametrize("native", ["1", "0"], ids=["native_pool", "python_pool"])
+def test_pool_stamps_each_slice_once_on_the_perf_counter_clock(native):
+  """cpu_pool.ll's teeny_traced_slice (and the Python pool's twin): one stamp per slice, the slices' ranges
+  partition the work, their times lie between perf_counter_ns readings taken around the call (the same clock),
+  and the thread ids are threads of this process."""
+  done = run_in_child(_STAMPS_PROGRAM, env={"TEENY_NATIVE_POOL": native})
+  if native == "0": assert done.stdout.split()[0] == "_PythonPool"  # (with 1, the native pool where it runs)
