@@ -26,7 +26,7 @@ LAYERS = [
   ("codegen", ["codegen/"]),
   ("the runtime", ["runtime/"]),
   ("the renderers", ["renderer/"]),
-  ("the IR and helpers", ["uop.py", "symbolic.py", "view.py", "dtype.py", "helpers.py"]),
+  ("the IR and helpers", ["uop.py", "symbolic.py", "view.py", "dtype.py", "helpers.py", "tracing.py"]),
 ]
 
 

@@ -75,7 +75,7 @@ from teeny.tensor import Tensor
 from teeny.engine.tensors import realize_old_value_readers
 from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
-from teeny import program_order
+from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
                                   _views_copied, _inputs, _check_same, _map, _output_tensors)
 
@@ -123,7 +123,18 @@ class TinyJit:
     # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
     first: dict[int, int] = {}
     signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)),)
-    with self._lock: return self._call(args, kwargs, tensors, input_bufs, signature)
+    with self._lock:
+      if tracing.active: return self._traced_call(args, kwargs, tensors, input_bufs, signature)
+      return self._call(args, kwargs, tensors, input_bufs, signature)
+
+  def _traced_call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple):
+    """_call in a trace span named for what the call did: warm-up, capture or replay."""
+    name = getattr(self.fn, '__name__', repr(self.fn))
+    what = "replay" if self._capture is not None else ("warm-up" if self.calls == 0 else "capture")
+    with tracing.span(f"TinyJit {what} {name}", "jit", {"call": self.calls + 1}) as span:
+      out = self._call(args, kwargs, tensors, input_bufs, signature)
+      if self._capture is not None: span.args["launches"] = len(self._capture.launches)
+    return out
 
   def _call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple):
     """A call with its inputs realized, holding the lock: check the signature, then warm up, capture or replay."""
@@ -349,6 +360,7 @@ class _Capture:
     first_draw = Tensor._take_draws(self.rng_draws)  # (at once: another thread may be drawing too)
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     if debug_level() >= 2: self._replay_with_debug(bufs)
+    elif tracing.active: self._replay_traced(bufs)
     else: self._replay_fast(bufs)
     return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs, input_tensors))
 
@@ -363,6 +375,23 @@ class _Capture:
         for i, s in launch.patches: args[i] = handles[s]
         launch.runner.launch(*args, vals=launch.vals)
       else: launch.runner.launch(*launch.args, vals=launch.vals)
+    self._count(bufs)
+
+  def _replay_traced(self, bufs: dict[int, Buffer]):
+    """_replay_fast, waiting for each kernel and recording it in the trace (realize.traced_launch)."""
+    handles = {s: b.handle for s, b in bufs.items()}
+    for launch in self.launches:
+      if launch.runner is None:
+        realize.run_copy(launch.ast, *[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
+        continue
+      args = list(launch.args)
+      for i, s in launch.patches: args[i] = handles[s]
+      mem = sum(bufs[s].nbytes if s in bufs else self.kept[s].nbytes for s in launch.slots)
+      realize.traced_launch(launch.runner, args, launch.vals, mem, "TinyJit replay")
+    self._count(bufs)
+
+  def _count(self, bufs: dict[int, Buffer]):
+    """Add one replay's work to GlobalCounters."""
     # each sum worked out before its `+=`: a call between reading a counter and writing it back is where another
     # thread may run and count meanwhile, and its counts would be lost
     kernels, mem = len(self.launches) - self.n_copies, self.fixed_mem + sum(bufs[s].nbytes for s in self.input_reads)

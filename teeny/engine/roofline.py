@@ -57,10 +57,19 @@ def measure_ceilings(*devices: str):
 def roofline_share(device: str, mem: int, flops: int, seconds: float) -> str | None:
   """'NN% of mem' or 'NN% of FLOPS' (whichever ceiling the kernel came closer to), or None while the device's
   ceilings are unknown."""
+  closest = roofline_closest(device, mem, flops, seconds)
+  if closest is None: return None
+  fraction, ceiling = closest
+  return f"{fraction:4.0%} of {ceiling}"
+
+
+def roofline_closest(device: str, mem: int, flops: int, seconds: float) -> tuple[float, str] | None:
+  """(the fraction of the ceiling, "mem" or "FLOPS") for the ceiling the kernel came closer to, or None while the
+  device's ceilings are unknown."""
   ceilings = known_ceilings(device)
   if ceilings is None: return None
   mem_frac, flop_frac = mem / seconds / ceilings[0], flops / seconds / ceilings[1]
-  return f"{mem_frac:4.0%} of mem" if mem_frac >= flop_frac else f"{flop_frac:4.0%} of FLOPS"
+  return (mem_frac, "mem") if mem_frac >= flop_frac else (flop_frac, "FLOPS")
 
 
 # device -> kernel name -> [launches, seconds, bytes, flops]: kernels that ran while the device's ceilings were unknown

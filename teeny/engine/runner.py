@@ -13,6 +13,7 @@ from teeny.renderer import ProgramSpec
 from teeny.runtime.device import Device, Buffer, disk_cache_get, disk_cache_put
 from teeny.helpers import LRUCache, debug_level, dprint, getenv, source_digest
 from teeny.engine.search import beam_search
+from teeny import tracing
 
 
 class CompiledRunner:
@@ -28,7 +29,7 @@ class CompiledRunner:
       raise RuntimeError(f"kernel {spec.name} failed to compile on {device}: {e}") from e
     self.program = dev.program_cls(dev, spec, lib)
     # (another thread compiling meanwhile can only make a loaded program count as compiled: an overestimate)
-    compiled_here = dev.compiler.compiles != compiles_before
+    compiled_here = self.compiled_here = dev.compiler.compiles != compiles_before
     cls = dev.program_cls
     self.memory = len(lib) + (cls.memory_estimate if compiled_here else cls.memory_estimate_loaded)
     self.launch = self.program.launcher(spec.global_size, spec.local_size)  # launch(*handles, vals=(), wait=False)
@@ -53,14 +54,44 @@ def get_runner(device: str, ast: UOp, bufs: list[Buffer] | None = None, vals: tu
   key = (device, ast)
   runner = _runner_cache.get(key)
   if runner is None:
-    opts = None
-    if (width := getenv("BEAM", 0)) and bufs is not None:
-      opts = beam_search(ast, device, bufs, width, vals)
-    spec = _program_spec(ast, device, opts)
-    if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
-    if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
-    if debug_level() >= 4: dprint(spec.src)
-    runner = _runner_cache[key] = CompiledRunner(device, spec)
+    runner = _traced_new_runner(device, ast, bufs, vals) if tracing.active else _new_runner(device, ast, bufs, vals)
+    _runner_cache[key] = runner
+  return runner
+
+
+def _new_runner(device: str, ast: UOp, bufs: list[Buffer] | None, vals: tuple) -> CompiledRunner:
+  """A kernel not in the runner cache: its actions (BEAM search or heuristics), its spec, its compiled program."""
+  spec = _spec_for(device, ast, bufs, vals)
+  return CompiledRunner(device, spec)
+
+
+def _spec_for(device: str, ast: UOp, bufs: list[Buffer] | None, vals: tuple) -> ProgramSpec:
+  """The kernel's spec, with the actions BEAM=N search finds (timed on bufs and vals) or the heuristics'."""
+  opts = None
+  if (width := getenv("BEAM", 0)) and bufs is not None:
+    opts = beam_search(ast, device, bufs, width, vals)
+  spec = _program_spec(ast, device, opts)
+  if debug_level() >= 3: dprint(f"  {spec.name}: opts {spec.applied_opts}")
+  if debug_level() >= 5: dprint(pretty(ast)); dprint(pretty_program(spec.program))
+  if debug_level() >= 4: dprint(spec.src)
+  return spec
+
+
+def _traced_new_runner(device: str, ast: UOp, bufs: list[Buffer] | None, vals: tuple) -> CompiledRunner:
+  """_new_runner in a trace span "compile NAME" that says where the spec and the binary came from (the disk cache
+  or made now), with a span for each step inside it. (Counted by counters another thread compiling at the same
+  time may move too: then a disk hit may read as made now.)"""
+  with tracing.span("compile", "compile", {"memory cache": "miss", "device": device}) as outer:
+    codegen_runs = _codegen_runs[0]
+    with tracing.span("codegen", "compile") as codegen:
+      spec = _spec_for(device, ast, bufs, vals)
+      codegen.args["program spec"] = "made now" if _codegen_runs[0] != codegen_runs else "disk cache hit"
+    with tracing.span("compile and load", "compile") as compile_:
+      runner = CompiledRunner(device, spec)
+      compile_.args["binary"] = "compiled now" if runner.compiled_here else "disk cache hit"
+    outer.name = f"compile {spec.name}"
+    outer.args.update(kernel=spec.name, **codegen.args, **compile_.args)
+    if getenv("BEAM", 0): outer.args["BEAM"] = getenv("BEAM", 0)
   return runner
 
 
@@ -69,17 +100,23 @@ def is_loaded(device: str, ast: UOp) -> bool:
   return (device, ast) in _runner_cache
 
 
+_codegen_runs = [0]  # how many specs codegen made in this process (not read from disk): tells a trace which it was
+
+
 def _program_spec(ast: UOp, device: str, opts: list | None) -> ProgramSpec:
   """get_program's spec, from the on-disk cache when this teeny made it before for the same AST, actions and
   renderer. The cached spec leaves out the linearized program (only DEBUG=5 prints it, and that level always runs
   codegen)."""
   renderer = Device[device].renderer
-  if debug_level() >= 5: return get_program(ast, renderer, opts)
+  if debug_level() >= 5:
+    _codegen_runs[0] += 1
+    return get_program(ast, renderer, opts)
   key = _spec_key(ast, device, opts)
   cached = disk_cache_get(key, "")
   if cached is not None:
     try: return pickle.loads(cached)
     except Exception: pass  # (a damaged entry: made again below)
+  _codegen_runs[0] += 1
   spec = get_program(ast, renderer, opts)
   disk_cache_put(key, "", pickle.dumps(dataclasses.replace(spec, program=[])))
   return spec

@@ -13,8 +13,7 @@ from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_
 from teeny.engine.realize import run_schedule
 from teeny.engine.validate import checked
 from teeny.view import ShapeTracker
-from teeny import multi
-from teeny import program_order
+from teeny import multi, program_order, tracing
 
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
 grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -27,6 +26,12 @@ def realize_tensors(tensors: tuple):
   """Compute tensors that aren't buffers yet, and point each at its buffer. A view of a tensor that has storage
   realizes that tensor instead (views stay views). When the schedule overwrites buffers (assign), the live lazy
   tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
+  if tracing.active:
+    with tracing.span("realize", "realize", {"tensors": len(tensors)}): return _realize(tensors)
+  return _realize(tensors)
+
+
+def _realize(tensors: tuple):
   tensors = _storage_owners(tensors)
   if not tensors: return
   if len(tensors) == 1 and tensors[0]._uop.op is not Ops.ASSIGN and type(tensors[0].device) is str:  # the common case

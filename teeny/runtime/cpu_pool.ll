@@ -19,12 +19,21 @@
 ;
 ; The futex calls go through syscall(2) by number: 202 is futex on x86-64, 128 is FUTEX_WAIT | FUTEX_PRIVATE_FLAG,
 ; 129 is FUTEX_WAKE | FUTEX_PRIVATE_FLAG.
+;
+; Tracing (teeny/tracing.py): instead of a kernel's packed entry, cpu_pool.py posts @teeny_traced_slice, with a
+; trace record in place of the arguments; the untraced path is not changed at all. The trace record:
+;   0: ptr fn      the packed entry to run: fn(ptr args, i64 start, i64 end)
+;   8: ptr args    its arguments
+;  16: ptr stamps  ${STAMP_FIELDS} i64s per slice: start, end, the time it began and ended (CLOCK_MONOTONIC
+;                  nanoseconds, the clock of Python's time.perf_counter_ns on Linux) and the thread id (gettid)
+;  24: i64 next    the next free record in stamps (taken atomically: the caller's and the workers' slices end in any order)
 
 declare i64 @syscall(i64, ...)
 declare void @llvm.x86.sse2.pause()
 declare i64 @llvm.readcyclecounter()
 declare i64 @llvm.umin.i64(i64, i64)
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+declare i32 @clock_gettime(i32, ptr)
 
 ; spin (with the CPU's pause hint) while the i32 at %p still holds %old, for at most %max_cycles time-stamp counter
 ; ticks (-1: no limit); the value it read last
@@ -190,5 +199,49 @@ copy:
   call void @llvm.memcpy.p0.p0.i64(ptr %d, ptr %s, i64 %len, i1 false)
   br label %done
 done:
+  ret void
+}
+
+; ---- tracing ----
+
+; CLOCK_MONOTONIC (1) in nanoseconds
+define i64 @teeny_now_ns() {
+entry:
+  %ts = alloca { i64, i64 }, align 8
+  %r = call i32 @clock_gettime(i32 1, ptr %ts)
+  %secp = getelementptr { i64, i64 }, ptr %ts, i64 0, i32 0
+  %nsecp = getelementptr { i64, i64 }, ptr %ts, i64 0, i32 1
+  %sec = load i64, ptr %secp, align 8
+  %nsec = load i64, ptr %nsecp, align 8
+  %sec_ns = mul i64 %sec, 1000000000
+  %now = add i64 %sec_ns, %nsec
+  ret i64 %now
+}
+
+; a packed entry that runs the one in trace record %rec over [start, end) and notes when and on which thread
+define void @teeny_traced_slice(ptr %rec, i64 %start, i64 %end) {
+entry:
+  %argsp = getelementptr i8, ptr %rec, i64 8
+  %stampsp = getelementptr i8, ptr %rec, i64 16
+  %nextp = getelementptr i8, ptr %rec, i64 24
+  %fn = load ptr, ptr %rec, align 8
+  %args = load ptr, ptr %argsp, align 8
+  %began = call i64 @teeny_now_ns()
+  call void %fn(ptr %args, i64 %start, i64 %end)
+  %ended = call i64 @teeny_now_ns()
+  %thread = call i64 (i64, ...) @syscall(i64 186)  ; gettid
+  %slot = atomicrmw add ptr %nextp, i64 1 seq_cst
+  %stamps = load ptr, ptr %stampsp, align 8
+  %first = mul i64 %slot, ${STAMP_FIELDS}
+  %p0 = getelementptr i64, ptr %stamps, i64 %first
+  %p1 = getelementptr i64, ptr %p0, i64 1
+  %p2 = getelementptr i64, ptr %p0, i64 2
+  %p3 = getelementptr i64, ptr %p0, i64 3
+  %p4 = getelementptr i64, ptr %p0, i64 4
+  store i64 %start, ptr %p0, align 8
+  store i64 %end, ptr %p1, align 8
+  store i64 %began, ptr %p2, align 8
+  store i64 %ended, ptr %p3, align 8
+  store i64 %thread, ptr %p4, align 8
   ret void
 }

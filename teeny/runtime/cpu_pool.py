@@ -10,11 +10,17 @@ process, made on first use:
 One caller uses the workers at a time (`_POOL_LOCK`); a caller that finds them busy runs every slice itself.
 Worker threads are pinned to CPUs of their own (TEENY_PIN_WORKERS=0 leaves them free), and a forked child forgets
 the parent's pool and makes its own on first use.
+
+While a trace records (teeny/tracing.py), each slice run on the pool is stamped where it ran (when it began and
+ended, on which thread) and becomes a span on that thread's track of the LLVM device: the native pool posts its
+`teeny_traced_slice` entry, which wraps the kernel's and writes the stamps (cpu_pool.ll); the untraced path posts
+the kernel's entry as before. Slices a caller runs itself because another thread has the workers are not stamped.
 """
 from __future__ import annotations
-import _thread, ctypes, os, string, sys, threading
+import _thread, ctypes, os, string, sys, threading, time
 from importlib import resources
 import llvmlite.binding as llvm
+from teeny import tracing
 from teeny.renderer.tuning import Tuning
 from teeny.runtime.llvm_setup import LLVM_LOCK, target_machine
 
@@ -54,12 +60,15 @@ _CTRL_BYTES = 128
 # Tuning's (renderer/tuning.py)
 _SPIN_CYCLES = Tuning().spin_cycles
 _COPY_PAGE = 4096  # copies split across cores are cut at multiples of this many bytes
+_STAMP_FIELDS = 5  # a traced slice's stamps: start, end, began ns, ended ns, thread id (see cpu_pool.ll)
+_DEVICE = "LLVM"  # the device whose kernels the pool runs: the trace process its slices go to
 
 
 def _pool_ir() -> str:
   """cpu_pool.ll (shipped with the package) with its placeholders filled in."""
   template = string.Template(resources.files(__package__).joinpath("cpu_pool.ll").read_text())
-  return template.substitute(CTRL_BYTES=_CTRL_BYTES, SPIN_CYCLES=_SPIN_CYCLES, COPY_PAGE=_COPY_PAGE)
+  return template.substitute(CTRL_BYTES=_CTRL_BYTES, SPIN_CYCLES=_SPIN_CYCLES, COPY_PAGE=_COPY_PAGE,
+                             STAMP_FIELDS=_STAMP_FIELDS)
 
 
 class _NativePool:
@@ -75,6 +84,7 @@ class _NativePool:
       run_addr = self._engine.get_function_address("teeny_run_split")
       worker_addr = self._engine.get_function_address("teeny_worker")
       self._copy_pages = self._engine.get_function_address("teeny_copy_pages")
+      self._traced_slice = self._engine.get_function_address("teeny_traced_slice")
     self.helpers = helpers
     # the workers read their control blocks until the process ends, so the blocks come from malloc and are never
     # freed: not even while the interpreter shuts down and frees its objects (a freed block reused for something
@@ -97,15 +107,28 @@ class _NativePool:
       if _PIN_WORKERS: _pin(worker.native_id, i + 1)
       self.threads.append(worker)
 
-  def run(self, program, bufs, vals, n: int, slices: int):
-    """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its packed entry."""
+  def run(self, program, bufs, vals, n: int, slices: int, traced: bool = False) -> list[tuple] | None:
+    """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its packed entry. `traced`: stamp
+    each slice and return the stamps (see cpu_pool.ll)."""
     if vals: vals = program.value_slots(vals)
     args = (ctypes.c_int64 * (len(bufs) + len(vals)))(*bufs, *vals)
+    if traced: return self._run_traced(program._packed, args, n, slices)
     self._run(self.ctrls, slices - 1, program._packed, args, n)
+    return None
 
-  def copy(self, dst: int, src: int, nbytes: int, slices: int):
+  def copy(self, dst: int, src: int, nbytes: int, slices: int, traced: bool = False) -> list[tuple] | None:
     args = (ctypes.c_int64 * 3)(dst, src, nbytes)
-    self._run(self.ctrls, slices - 1, self._copy_pages, args, -(-nbytes // _COPY_PAGE))
+    pages = -(-nbytes // _COPY_PAGE)
+    if traced: return self._run_traced(self._copy_pages, args, pages, slices)
+    self._run(self.ctrls, slices - 1, self._copy_pages, args, pages)
+    return None
+
+  def _run_traced(self, fn: int, args, n: int, slices: int) -> list[tuple]:
+    """Run the packed entry `fn` over [0, n) in slices through teeny_traced_slice: the stamps of each slice."""
+    stamps = (ctypes.c_int64 * (_STAMP_FIELDS * slices))()
+    record = (ctypes.c_int64 * 4)(fn, ctypes.addressof(args), ctypes.addressof(stamps), 0)
+    self._run(self.ctrls, slices - 1, self._traced_slice, record, n)
+    return [tuple(stamps[i * _STAMP_FIELDS:(i + 1) * _STAMP_FIELDS]) for i in range(record[3])]
 
 
 class _PythonPool:
@@ -130,15 +153,33 @@ class _PythonPool:
       except BaseException as e: self._errors[i] = e  # handed to the caller in run()
       self._done[i].release()
 
-  def run(self, program, bufs, vals, n: int, slices: int):
-    """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its ctypes function."""
+  def run(self, program, bufs, vals, n: int, slices: int, traced: bool = False) -> list[tuple] | None:
+    """Run `program` (an LLVMProgram) over [0, n) in `slices` slices, through its ctypes function. `traced`: stamp
+    each slice and return the stamps, as the native pool does."""
     bounds = [n * i // slices for i in range(slices + 1)]
-    self._split([(program._fn, (*bufs, *vals, bounds[i], bounds[i + 1])) for i in range(slices)])
+    calls = [(program._fn, (*bufs, *vals, bounds[i], bounds[i + 1])) for i in range(slices)]
+    if traced: return self._split_traced(calls, list(zip(bounds, bounds[1:])))
+    self._split(calls)
+    return None
 
-  def copy(self, dst: int, src: int, nbytes: int, slices: int):
+  def copy(self, dst: int, src: int, nbytes: int, slices: int, traced: bool = False) -> list[tuple] | None:
     pages = -(-nbytes // _COPY_PAGE)
-    bounds = [min(nbytes, pages * i // slices * _COPY_PAGE) for i in range(slices + 1)]
-    self._split([(ctypes.memmove, (dst + lo, src + lo, hi - lo)) for lo, hi in zip(bounds, bounds[1:])])
+    page_bounds = [pages * i // slices for i in range(slices + 1)]
+    bounds = [min(nbytes, page * _COPY_PAGE) for page in page_bounds]
+    calls = [(ctypes.memmove, (dst + lo, src + lo, hi - lo)) for lo, hi in zip(bounds, bounds[1:])]
+    if traced: return self._split_traced(calls, list(zip(page_bounds, page_bounds[1:])))
+    self._split(calls)
+    return None
+
+  def _split_traced(self, calls: list, ranges: list[tuple[int, int]]) -> list[tuple]:
+    """_split, each call stamped as the native pool stamps a slice: (start, end, began ns, ended ns, thread id)."""
+    stamps: list[tuple] = []
+    def stamped(fn, args, start, end):
+      began = time.perf_counter_ns()
+      fn(*args)
+      stamps.append((start, end, began, time.perf_counter_ns(), threading.get_native_id()))
+    self._split([(stamped, (fn, args, start, end)) for (fn, args), (start, end) in zip(calls, ranges)])
+    return stamps
 
   def _split(self, calls: list):
     """Run calls[0] here and the others on the workers (ctypes calls: no GIL held while they run)."""
@@ -186,8 +227,13 @@ def _pool():
     with _POOL_MADE_LOCK:
       if not _POOL:
         helpers = max(1, cpu_count() - 1)  # the calling thread runs one slice itself
-        _POOL.append(_NativePool(helpers) if _native_pool_runs_here() else _PythonPool(helpers))
+        if tracing.active:
+          with tracing.span("start the LLVM worker pool", "runtime", {"workers": helpers}): _POOL.append(_make_pool(helpers))
+        else: _POOL.append(_make_pool(helpers))
   return _POOL[0]
+
+
+def _make_pool(helpers: int): return _NativePool(helpers) if _native_pool_runs_here() else _PythonPool(helpers)
 
 
 def run_split(program, fn, bufs, vals, n: int, slices: int):
@@ -198,7 +244,9 @@ def run_split(program, fn, bufs, vals, n: int, slices: int):
   if not _POOL_LOCK.acquire(blocking=False):  # another thread's kernel has the workers: run every slice here
     fn(*bufs, *vals, 0, n)
     return
-  try: pool.run(program, bufs, vals, n, slices)
+  try:
+    if tracing.active: _trace_slices(program.name, "range", n, pool.run(program, bufs, vals, n, slices, traced=True))
+    else: pool.run(program, bufs, vals, n, slices)
   finally: _POOL_LOCK.release()
 
 
@@ -213,8 +261,19 @@ def copy(dst: int, src: int, nbytes: int, parallel_bytes: int):
   if not _POOL_LOCK.acquire(blocking=False):  # another thread has the workers
     ctypes.memmove(dst, src, nbytes)
     return
-  try: pool.copy(dst, src, nbytes, min(slices, pool.helpers + 1))
+  slices = min(slices, pool.helpers + 1)
+  try:
+    if tracing.active: _trace_slices("copy", "pages", -(-nbytes // _COPY_PAGE), pool.copy(dst, src, nbytes, slices, traced=True))
+    else: pool.copy(dst, src, nbytes, slices)
   finally: _POOL_LOCK.release()
+
+
+def _trace_slices(name: str, unit: str, n: int, stamps: list[tuple]):
+  """One trace span per slice that ran, on the track of the thread that ran it (the caller's own slices land on
+  its kernel track, inside the kernel's span)."""
+  for start, end, began, ended, thread in stamps:
+    args = {unit: [start, end], "of": n, "slices": len(stamps)}
+    tracing.complete(tracing.thread_track(_DEVICE, thread), name, "slice", began, ended, args)
 
 
 def _forget_pool_in_child():

@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.helpers import GlobalCounters, debug_level, dprint
+from teeny import tracing
 from teeny.runtime.disk_cache import disk_cache_get, disk_cache_put  # noqa: F401  (realize and search use them from here)
 
 
@@ -21,8 +22,10 @@ class Allocator:
   most `cache_limit` bytes; past that, the sizes freed longest ago are released first (LRU), and a failed
   allocation empties it and tries again.
 
-  live_count / live_bytes: blocks handed out now; cached_bytes: freed blocks waiting for reuse."""
+  live_count / live_bytes: blocks handed out now; cached_bytes: freed blocks waiting for reuse. While a trace
+  records (teeny/tracing.py), every change of them is a point of the device's memory counter."""
   counts_in_mem_used = True  # whether its blocks are device memory, counted in GlobalCounters.mem_used
+  device: str | None = None  # the device it serves (set by CompiledDevice): the process of its trace counter
   host_addressable = False  # whether a handle is a host address kernels read directly (then from_blob can wrap one)
   def __init__(self, cache_limit: int = 1 << 30):
     self.cache_limit = cache_limit
@@ -56,6 +59,7 @@ class Allocator:
       counters = GlobalCounters
       counters.mem_used += nbytes
       if counters.mem_used > counters.peak_mem: counters.peak_mem = counters.mem_used
+      if tracing.active: self.trace_memory()
 
   def free(self, handle, nbytes: int):
     nbytes = nbytes or 1
@@ -71,14 +75,24 @@ class Allocator:
           handles.append(handle)
           self._cache.move_to_end(nbytes)
         self.cached_bytes += nbytes
-        if self.cached_bytes <= self.cache_limit: return  # the common case: nothing to give back
+        if self.cached_bytes <= self.cache_limit:  # the common case: nothing to give back
+          if tracing.active: self.trace_memory()
+          return
         evicted = self._evict(self.cache_limit)
+      if tracing.active: self.trace_memory()
     for h, n in evicted: self._free(h, n)
 
   def clear_cache(self):
     """Release every cached block to the device."""
-    with self._lock: evicted = self._evict(0)
+    with self._lock:
+      evicted = self._evict(0)
+      if tracing.active: self.trace_memory()
     for h, n in evicted: self._free(h, n)
+
+  def trace_memory(self):
+    """A point of the trace's memory counter of this device, in MB (called under the lock: points in order)."""
+    if self.device is None or not self.counts_in_mem_used: return
+    tracing.counter(self.device, "memory (MB)", {"in use": self.live_bytes / 1e6, "cached for reuse": self.cached_bytes / 1e6})
 
   def _evict(self, limit: int) -> list:
     """Take blocks out of the cache, least recently freed sizes first, until it holds at most `limit` bytes."""
@@ -176,6 +190,7 @@ class CompiledDevice:
   max_kernel_buffers = 128  # arguments (buffers and values) one kernel may take; the scheduler splits kernels that would need more
   def __init__(self, name: str, allocator: Allocator, renderer, compiler: Compiler, program_cls):
     self.name, self.allocator, self.renderer, self.compiler, self.program_cls = name, allocator, renderer, compiler, program_cls
+    allocator.device = name
   def supports_dtype(self, dtype: DType) -> bool: return True  # (a backend that may lack one asks its device)
   def check_works(self):
     """Raise RuntimeError, saying why, when this device opened but cannot run kernels (a driver whose compiler
@@ -225,12 +240,21 @@ class Buffer:
     return self
 
   def copyin(self, data: memoryview) -> Buffer:
+    if tracing.active:
+      with tracing.span(f"copy host -> {self.device}", "copy", {"bytes": data.nbytes}):
+        self.ensure_allocated()._allocator.copyin(self._handle, data)
+      return self
     self.ensure_allocated()._allocator.copyin(self._handle, data)
     return self
 
   def numpy(self) -> np.ndarray:
     out = host_array(self.size, self.dtype.np)
-    if self.size: self.ensure_allocated()._allocator.copyout(memoryview(out).cast("B"), self._handle)
+    if not self.size: return out
+    if tracing.active:
+      with tracing.span(f"copy {self.device} -> host", "copy", {"bytes": self.nbytes}):
+        self.ensure_allocated()._allocator.copyout(memoryview(out).cast("B"), self._handle)
+      return out
+    self.ensure_allocated()._allocator.copyout(memoryview(out).cast("B"), self._handle)
     return out
 
   def __del__(self):

@@ -17,7 +17,7 @@ intermediates of a schedule whose lifetimes don't overlap share memory (teeny/me
 """
 from __future__ import annotations
 from typing import Sequence
-from teeny import memory, multi
+from teeny import memory, multi, tracing
 from teeny.helpers import GlobalCounters, debug_level, dprint
 from teeny.uop import UOp
 import teeny.renderer
@@ -40,6 +40,21 @@ def create_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[
   """Kernels that realize every root (on the device given for it), in a runnable order, the buffer view of every
   node they realize (the roots included), and the buffers they overwrite (ASSIGN). Call mark_realized with those
   views once the kernels ran."""
+  if tracing.active: return _traced_schedule(roots, devices)
+  return _schedule(roots, devices)
+
+
+def _traced_schedule(roots: Sequence[UOp], devices: Sequence[str]):
+  """_schedule in a trace span saying whether the schedule cache had it. (Read from GlobalCounters, which another
+  thread scheduling at the same time may move too.)"""
+  misses = GlobalCounters.schedule_misses
+  with tracing.span("schedule", "schedule") as span:
+    items, views, written = _schedule(roots, devices)
+    span.args.update({"cache": "hit" if GlobalCounters.schedule_misses == misses else "miss", "kernels": len(items)})
+  return items, views, written
+
+
+def _schedule(roots: Sequence[UOp], devices: Sequence[str]):
   roots = tuple(roots)
   if type(devices) is not tuple: devices = tuple(devices)  # (part of the key)
   signed = cache.signature(roots)
