@@ -61,7 +61,7 @@ _CTRL_BYTES = 128
 _SPIN_CYCLES = Tuning().spin_cycles
 _COPY_PAGE = 4096  # copies split across cores are cut at multiples of this many bytes
 _STAMP_FIELDS = 5  # a traced slice's stamps: start, end, began ns, ended ns, thread id (see cpu_pool.ll)
-_DEVICE = "LLVM"  # the device whose kernels the pool runs: the trace process its slices go to
+_CPU = "LLVM"  # the trace process a copy's slices go to (a kernel's go to its own device: LLVM, LLVM:1, ...)
 
 
 def _pool_ir() -> str:
@@ -245,7 +245,8 @@ def run_split(program, fn, bufs, vals, n: int, slices: int):
     fn(*bufs, *vals, 0, n)
     return
   try:
-    if tracing.active: _trace_slices(program.name, "range", n, pool.run(program, bufs, vals, n, slices, traced=True))
+    if tracing.active:
+      _trace_slices(program.device.name, program.name, "range", n, pool.run(program, bufs, vals, n, slices, traced=True))
     else: pool.run(program, bufs, vals, n, slices)
   finally: _POOL_LOCK.release()
 
@@ -263,17 +264,17 @@ def copy(dst: int, src: int, nbytes: int, parallel_bytes: int):
     return
   slices = min(slices, pool.helpers + 1)
   try:
-    if tracing.active: _trace_slices("copy", "pages", -(-nbytes // _COPY_PAGE), pool.copy(dst, src, nbytes, slices, traced=True))
+    if tracing.active: _trace_slices(_CPU, "copy", "pages", -(-nbytes // _COPY_PAGE), pool.copy(dst, src, nbytes, slices, traced=True))
     else: pool.copy(dst, src, nbytes, slices)
   finally: _POOL_LOCK.release()
 
 
-def _trace_slices(name: str, unit: str, n: int, stamps: list[tuple]):
+def _trace_slices(device: str, name: str, unit: str, n: int, stamps: list[tuple]):
   """One trace span per slice that ran, on the track of the thread that ran it (the caller's own slices land on
   its kernel track, inside the kernel's span)."""
   for start, end, began, ended, thread in stamps:
     args = {unit: [start, end], "of": n, "slices": len(stamps)}
-    tracing.complete(tracing.thread_track(_DEVICE, thread), name, "slice", began, ended, args)
+    tracing.complete(tracing.thread_track(device, thread), name, "slice", began, ended, args)
 
 
 def _forget_pool_in_child():
