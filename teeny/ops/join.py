@@ -27,7 +27,7 @@ def _tensors_joined(first, others: tuple, what: str) -> list:
 class JoinOps:
   """Tensor's cat, stack, split, chunk, unflatten, repeat and triangles."""
   def cat(self, *others: Self, dim: int = 0) -> Self:
-    """Join tensors along dim: each is padded out to the full length and chosen where it lies. Called as
+    """Join tensors along dim: each is padded out to the full length (floats with -0.0) and the pieces are added. Called as
     a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
     tensors = _tensors_joined(self, others, "cat")
     first = tensors[0]
@@ -56,13 +56,12 @@ class JoinOps:
     for t in tensors:
       pad = [(0, 0)] * first.ndim
       pad[d] = (offset, total - offset - t.shape[d])
-      placed = t.cast(dt).pad(tuple(pad))
+      piece = t.cast(dt)
+      # floats are padded with -0.0, not 0.0: x + -0.0 is x for every x, where -0.0 + 0.0 would be 0.0 (torch.cat
+      # keeps -0.0). Negating is exact, so -pad(-x) is x padded with -0.0.
+      placed = -((-piece).pad(tuple(pad))) if dtypes.is_float(dt) else piece.pad(tuple(pad))
       offset += t.shape[d]
-      if out is None: out = placed
-      elif not dtypes.is_float(dt): out = out + placed
-      else:  # floats: chosen where the piece lies, not added to zeros (-0.0 + 0.0 is 0.0; torch.cat keeps -0.0)
-        inside = type(first).ones(t.shape, dtype=dtypes.bool, device=first.device).pad(tuple(pad))
-        out = inside.where(placed, out)
+      out = placed if out is None else out + placed
     return out
   def _host_constant(self) -> np.ndarray | None:
     """The values of a tensor that is a constant filled out to a shape (known without running anything), else None."""
