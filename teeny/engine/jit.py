@@ -356,7 +356,7 @@ class _Capture:
     if self.written:
       # results remembered from the overwritten buffers are stale, and lazy tensors reading them read them now
       forget_realized()
-      realize_old_value_readers({bufs[s] if s in bufs else self.kept[s] for s in self.written})
+      realize_old_value_readers(set(self._buffers(bufs, self.written)))
     first_draw = Tensor._take_draws(self.rng_draws)  # (at once: another thread may be drawing too)
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     if debug_level() >= 2: self._replay_with_debug(bufs)
@@ -368,7 +368,7 @@ class _Capture:
     handles = {s: b.handle for s, b in bufs.items()}
     for launch in self.launches:
       if launch.runner is None:
-        realize.run_copy(launch.ast, *[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
+        realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
         continue
       if launch.patches:
         args = list(launch.args)  # this call's own list: launch.args is shared by every replay
@@ -382,11 +382,11 @@ class _Capture:
     handles = {s: b.handle for s, b in bufs.items()}
     for launch in self.launches:
       if launch.runner is None:
-        realize.run_copy(launch.ast, *[bufs[s] if s in bufs else self.kept[s] for s in launch.slots])
+        realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
         continue
       args = list(launch.args)
       for i, s in launch.patches: args[i] = handles[s]
-      mem = sum(bufs[s].nbytes if s in bufs else self.kept[s].nbytes for s in launch.slots)
+      mem = sum(b.nbytes for b in self._buffers(bufs, launch.slots))
       realize.traced_launch(launch.runner, args, launch.vals, mem, "TinyJit replay")
     self._count(bufs)
 
@@ -400,9 +400,13 @@ class _Capture:
     GlobalCounters.global_ops += self.flops
     GlobalCounters.global_mem += mem
 
+  def _buffers(self, bufs: dict[int, Buffer], slots) -> list[Buffer]:
+    """The buffers of these slots in this replay: its own (`bufs`), or those the capture keeps."""
+    return [bufs[s] if s in bufs else self.kept[s] for s in slots]
+
   def _replay_with_debug(self, bufs: dict[int, Buffer]):
     """The same launches through run_schedule, which prints a line per kernel with its time."""
-    realize.run_schedule([ScheduleItem(ast, [bufs[s] if s in bufs else self.kept[s] for s in slots], vals)
+    realize.run_schedule([ScheduleItem(ast, self._buffers(bufs, slots), vals)
                           for ast, _, slots, vals in self.launches_info])
 
   def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer], input_tensors: list[Tensor]) -> Tensor:
