@@ -44,8 +44,8 @@ class WriteOps:
     # of the same size: the value's bits are what the base stores, and bitcasts commute with the movement ops
     bits = value.uop if value.dtype == base.dtype else UOp(Ops.BITCAST, base.dtype, (value.uop,))
     if depth: placed, covered = _placed_in_base(self.uop, depth, bits)
-    if storage is not None and storage.op is Ops.MULTI and depth:  # (through a view of a sharded tensor: its graph
-      storage = None                                                  # is replaced, new buffers hold the result)
+    # through a view of a sharded tensor: not in place (its graph is replaced, new buffers hold the result)
+    if depth and storage is not None and storage.op is Ops.MULTI: storage = None
     if storage is not None:
       # in place: the kernel stores value through the view's movement ops into the base's buffer
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)

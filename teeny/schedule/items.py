@@ -59,7 +59,7 @@ def is_buffer_view(u: UOp) -> bool:
 def is_realized(u: UOp) -> bool:
   """A buffer view, or a sharded tensor's MULTI of them (teeny/multi.py): a tensor with nothing left to compute."""
   if u.op is Ops.MULTI: return all(is_buffer_view(s) for s in u.src)
-  return u.op is Ops.BUFFER or (u.op is Ops.RESHAPE and u.src[0].op is Ops.BUFFER)
+  return is_buffer_view(u)
 
 
 def buffer_of(view: UOp) -> Buffer:
