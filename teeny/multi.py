@@ -109,22 +109,21 @@ def gather(m: UOp, device: str) -> UOp:
   if axis is None:
     return m.src[devices.index(device)] if device in devices else copy_to(m.src[0], devices[0], device)
   pieces = [copy_to(s, d, device) for s, d in zip(m.src, devices)]
-  return _join(pieces, axis)
+  return join(pieces, axis)
 
 
-def _join(pieces: list[UOp], axis: int) -> UOp:
-  """pieces side by side along axis. Each is padded out to the whole length and chosen where it lies (a select, not
-  an add of zeros, which would turn -0.0 into 0.0)."""
+def join(pieces: list[UOp], axis: int) -> UOp:
+  """pieces (one dtype) side by side along axis: each padded out to the whole length, and the pieces added (or'ed,
+  for bool). Floats are padded with -0.0, not 0.0: x + -0.0 is x for every x, where -0.0 + 0.0 would be 0.0
+  (torch.cat keeps -0.0); negating is exact, so -pad(-x) is x padded with -0.0. Tensor.cat builds its graph here too."""
   total = sum(p.shape[axis] for p in pieces)
   out, start = None, 0
   for p in pieces:
     size = p.shape[axis]
     padding = tuple((start, total - start - size) if i == axis else (0, 0) for i in range(len(p.shape)))
-    placed = p.pad(padding)
-    if out is None: out = placed
-    else:
-      inside = UOp.const(dtypes.bool, True).reshape((1,) * len(p.shape)).expand(p.shape).pad(padding)
-      out = inside.where(placed, out)
+    if size == total: placed = p  # (one piece: nothing to pad)
+    else: placed = -((-p).pad(padding)) if dtypes.is_float(p.dtype) else p.pad(padding)
+    out = placed if out is None else out.alu(Ops.OR if p.dtype is dtypes.bool else Ops.ADD, placed)
     start += size
   return out
 
@@ -203,7 +202,7 @@ def _ring_allreduce(partial: list[UOp], devices, op: Ops) -> list[UOp]:
       acc = copy_to(acc, devices[at], devices[nxt]).alu(_COMBINE[op], block(flat[nxt], 0, bounds))
       at = nxt
     done.append(acc)  # on device j
-  return [_join([copy_to(c, devices[j], d) for j, c in enumerate(done)], 0).reshape(shape) for d in devices]
+  return [join([copy_to(c, devices[j], d) for j, c in enumerate(done)], 0).reshape(shape) for d in devices]
 
 
 def _movement(n: UOp, m: UOp) -> UOp:

@@ -11,6 +11,7 @@ from teeny.uop import Ops
 from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
 from teeny.runtime.device import Device
 from teeny.ops.sharding import first_device
+from teeny import multi
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -51,18 +52,8 @@ class JoinOps:
       size = tuning.cat_group_size
       groups = [JoinOps.cat(*tensors[i:i + size], dim=d).contiguous() for i in range(0, len(tensors), size)]
       return JoinOps.cat(*groups, dim=d)
-    total = sum(t.shape[d] for t in tensors)
-    out, offset = None, 0
-    for t in tensors:
-      pad = [(0, 0)] * first.ndim
-      pad[d] = (offset, total - offset - t.shape[d])
-      piece = t.cast(dt)
-      # floats are padded with -0.0, not 0.0: x + -0.0 is x for every x, where -0.0 + 0.0 would be 0.0 (torch.cat
-      # keeps -0.0). Negating is exact, so -pad(-x) is x padded with -0.0.
-      placed = -((-piece).pad(tuple(pad))) if dtypes.is_float(dt) else piece.pad(tuple(pad))
-      offset += t.shape[d]
-      out = placed if out is None else out + placed
-    return out
+    pieces = [t.cast(dt) for t in tensors]
+    return first._new(multi.join([p.uop for p in pieces], d), *pieces)
   def _host_constant(self) -> np.ndarray | None:
     """The values of a tensor that is a constant filled out to a shape (known without running anything), else None."""
     u = self.uop
