@@ -264,11 +264,65 @@ def test_sum_over_the_sharded_axis_is_local_sums_and_an_allreduce():
   assert GlobalCounters.kernel_count == 4 and GlobalCounters.copies == 2
 
 
-def test_tinyjit_refuses_sharded_tensors_clearly():
+# ---- TinyJit ----
+
+def test_tinyjit_replays_sharded_inputs_and_outputs(devices):
+  from teeny import TinyJit
+
+  def step(x, w):
+    h = (x @ w).relu()  # x sharded along the batch, w replicated
+    return h * 2, h.sum(0), h.sum()  # sharded, and two allreduces (replicated)
+
+  jitted, w = TinyJit(step), Tensor(data(5, 3, seed=9)).to(devices)
+  held = []
+  for i in range(5):
+    a = data(8, 5, seed=i)
+    outs = jitted(Tensor(a).shard(devices, 0), w)
+    h = np.maximum(a @ w.numpy(), 0)
+    for out, expected in zip(outs, (h * 2, h.sum(0), h.sum())): close(out, expected, rtol=1e-4)
+    assert outs[0].uop.arg == (devices, 0) and outs[1].device == outs[2].device == devices
+    held.append((outs[0], h * 2))
+  assert jitted.captured is not None and any(launch.runner is None for launch in jitted.captured.jit_cache)  # (copies)
+  for out, expected in held: close(out, expected, rtol=1e-4)  # each replay's results are its own buffers
+
+
+def test_tinyjit_training_step_on_sharded_batches_matches_eager(devices):
+  from teeny import TinyJit
+  rng = np.random.default_rng(0)
+  batches = [(rng.standard_normal((16, 10)).astype(np.float32), rng.integers(0, 3, 16).astype(np.int32)) for _ in range(5)]
+
+  def train(jit: bool):
+    Tensor.manual_seed(1)
+    model = [nn.Linear(10, 16), nn.Linear(16, 3)]
+    for p in get_parameters(model): p.to_(devices)
+    opt = Adam(get_parameters(model), lr=0.01)
+
+    def step(x, y):
+      opt.zero_grad()
+      loss = model[1](model[0](x).relu()).sparse_categorical_crossentropy(y)
+      loss.backward()
+      opt.step()
+      return loss.realize()
+    run = TinyJit(step) if jit else step
+    with Tensor.train():
+      losses = [run(Tensor(x).shard(devices, 0), Tensor(y).shard(devices, 0)).item() for x, y in batches]
+    if jit: assert run.captured is not None
+    return losses, [p.numpy() for p in get_parameters(model)]
+
+  (eager_losses, eager), (jit_losses, jitted) = train(False), train(True)
+  np.testing.assert_allclose(jit_losses, eager_losses, rtol=1e-6)
+  for p, q in zip(eager, jitted): np.testing.assert_allclose(q, p, rtol=1e-6, atol=1e-7)
+
+
+def test_tinyjit_refuses_another_split_clearly():
   from teeny import TinyJit, JitError
-  x = Tensor(data(4, 4)).shard(("LLVM", "LLVM:1"), 0)
-  with pytest.raises(JitError, match="several devices"): TinyJit(lambda t: (t * 2).realize())(x)
-  with pytest.raises(JitError, match="several devices"): TinyJit(lambda t: t.to(("LLVM", "LLVM:1")))(Tensor(data(4, 4)))
+  devices = ("LLVM", "LLVM:1")
+  jitted = TinyJit(lambda t: (t * 2).realize())
+  for _ in range(2): jitted(Tensor(data(4, 4)).shard(devices, 0))
+  with pytest.raises(JitError, match="shards along axis 1 of shapes"): jitted(Tensor(data(4, 4)).shard(devices, 1))
+  with pytest.raises(JitError, match="replicas"): jitted(Tensor(data(4, 4)).to(devices))
+  with pytest.raises(JitError, match="is on LLVM, captured on"): jitted(Tensor(data(4, 4)))
+  np.testing.assert_equal(jitted(Tensor(data(4, 4, seed=3)).shard(devices, 0)).numpy(), 2 * data(4, 4, seed=3))
 
 
 def test_mnist_on_two_devices_trains_the_weights_of_one(tmp_path):

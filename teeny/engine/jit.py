@@ -24,7 +24,8 @@ The contract:
   - Tensor arguments (positional or keyword) are the inputs, and so are the Tensors directly inside a list, tuple
     or dict argument (one level deep, as tinygrad looks: `step(x, [h, c])`; deeper ones raise JitTypeError).
     Every later call must pass the same shapes, dtypes and devices, and the same pattern of one tensor passed in
-    two places.
+    two places. A tensor on several devices (teeny/multi.py) is one input buffer per device, and must be split
+    the same way on every call (the same axis and blocks, or replicated); its results come back sharded alike.
   - Non-Tensor arguments (and the non-Tensor items beside Tensors in a list, tuple or dict) are constants of the
     capture: a call that changes one raises JitValueError. Use jit.reset() to capture again, or one TinyJit per
     configuration.
@@ -77,7 +78,7 @@ from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
-                                  _views_copied, _inputs, _check_same, _map, _output_tensors)
+                                  _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
 
 
 class TinyJit:
@@ -119,10 +120,10 @@ class TinyJit:
     args, kwargs = _views_copied(args, kwargs)
     tensors, signature = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
-    input_bufs = [_buffer_of(t) for t in tensors]
+    input_bufs = [b for t in tensors for b in _buffers_of(t)]  # (a sharded tensor's: one per device, in order)
     # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
     first: dict[int, int] = {}
-    signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)),)
+    signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)), tuple(layout(t) for t in tensors))
     with self._lock:
       if tracing.active: return self._traced_call(args, kwargs, tensors, input_bufs, signature)
       return self._call(args, kwargs, tensors, input_bufs, signature)
@@ -163,17 +164,18 @@ class TinyJit:
 
 def _run_and_realize(fn, args, kwargs):
   out = fn(*args, **kwargs)
-  outputs = _output_tensors(out)
-  if any(type(t.device) is tuple for t in outputs):
-    raise JitError("TinyJit: the function returned a tensor on several devices; TinyJit doesn't capture sharded "
-                   "tensors yet (call the function without TinyJit)")
-  Tensor.realize_all(*outputs)
+  Tensor.realize_all(*_output_tensors(out))
   return out
 
 
-def _buffer_of(t: Tensor) -> Buffer:
-  """The buffer under a realized tensor (its own, or the one a realized view reads)."""
-  return _node_buffer(t.uop)
+def _buffers_of(t: Tensor) -> list[Buffer]:
+  """The buffers under a realized tensor: its one buffer, or a sharded tensor's buffer on each of its devices."""
+  return [_node_buffer(s) for s in _shard_nodes(t)]
+
+
+def _shard_nodes(t: Tensor) -> tuple:
+  """A realized tensor's node, or a sharded tensor's node on each device (the sources of its MULTI)."""
+  return t.uop.src if t.uop.op is Ops.MULTI else (t.uop,)
 
 
 def _node_buffer(node) -> Buffer:
@@ -181,22 +183,25 @@ def _node_buffer(node) -> Buffer:
   return node.arg
 
 
-def _moves_over_buffer(node) -> list[tuple]:
-  """The movement ops of a realized tensor's node over its buffer, from the buffer up: (op, arg) pairs."""
+def _moves_over(node) -> tuple[UOp, list[tuple]]:
+  """A realized tensor's node as movement ops over a buffer, or over a sharded tensor's MULTI (a view of one):
+  that buffer or MULTI node, and the ops from it up as (op, arg) pairs."""
   moves = []
-  while node.op is not Ops.BUFFER:
+  while node.op not in (Ops.BUFFER, Ops.MULTI):
     moves.append((node.op, node.arg))
     node = node.src[0]
-  return moves[::-1]
+  return node, moves[::-1]
 
 
 # ---- outputs ----
 
 class _Out:
   """What a returned tensor is on replay: the argument tensor passed in place `same_arg` now, or the movement ops
-  `moves` over the buffer filling `slot`, the argument `arg`'s buffer, or `buf` itself (one the capture keeps)."""
-  def __init__(self, device, moves, slot=None, arg=None, buf=None, same_arg=None):
+  `moves` over the buffer filling `slot`, the input buffer number `arg`, or `buf` itself (one the capture keeps).
+  A sharded tensor is a MULTI with arg `multi_arg` over its `shards`, each one of these (without device)."""
+  def __init__(self, device, moves, slot=None, arg=None, buf=None, same_arg=None, shards=None, multi_arg=None):
     self.device, self.moves, self.slot, self.arg, self.buf, self.same_arg = device, moves, slot, arg, buf, same_arg
+    self.shards, self.multi_arg = shards, multi_arg
 
 
 # ---- the capture ----
@@ -283,8 +288,8 @@ class _Capture:
   def _fresh_slots(self, out, slot_of: dict, buf_of: dict[int, Buffer], made: set[int]) -> dict[int, tuple]:
     """slot -> (device, size, dtype) of each returned tensor's buffer made during the call: a new one per replay."""
     fresh: dict[int, tuple] = {}
-    for t in _output_tensors(out):
-      s = slot_of.get(_buffer_of(t))
+    for buf in (b for t in _output_tensors(out) for b in _buffers_of(t)):
+      s = slot_of.get(buf)
       if s is not None and s in made and s not in self.inputs and s not in self._pinned: fresh[s] = _spec(buf_of[s])
     return fresh
 
@@ -315,11 +320,20 @@ class _Capture:
   def _where(self, t: Tensor, slot_of: dict, input_bufs: list[Buffer], input_tensors: list[Tensor]) -> _Out:
     same = next((i for i, a in enumerate(input_tensors) if a is t), None)
     if same is not None: return _Out(t.device, None, same_arg=same)
-    buf, moves = _buffer_of(t), _moves_over_buffer(t.uop)
+    bottom, moves = _moves_over(t.uop)
+    if bottom.op is Ops.MULTI:
+      shards = [self._where_node(n, None, slot_of, input_bufs) for n in bottom.src]
+      return _Out(t.device, moves, shards=shards, multi_arg=bottom.arg)
+    return self._where_node(t.uop, t.device, slot_of, input_bufs)
+
+  def _where_node(self, node: UOp, device, slot_of: dict, input_bufs: list[Buffer]) -> _Out:
+    """Where a realized node's buffer comes from on replay: a slot, an input buffer, or the buffer itself."""
+    buf, moves = _moves_over(node)
+    buf = buf.arg
     s = slot_of.get(buf)
-    if s is not None and (s in self.fresh or s in self.inputs): return _Out(t.device, moves, slot=s)
+    if s is not None and (s in self.fresh or s in self.inputs): return _Out(device, moves, slot=s)
     arg = next((i for i, b in enumerate(input_bufs) if b is buf), None)
-    return _Out(t.device, moves, arg=arg) if arg is not None else _Out(t.device, moves, buf=buf)
+    return _Out(device, moves, arg=arg) if arg is not None else _Out(device, moves, buf=buf)
 
   def _plan(self, scratch: dict[int, tuple]) -> dict[int, Buffer]:
     """Buffers for the scratch slots, sharing memory where their lifetimes don't overlap (if the planner is on)."""
@@ -411,10 +425,17 @@ class _Capture:
 
   def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer], input_tensors: list[Tensor]) -> Tensor:
     if o.same_arg is not None: return input_tensors[o.same_arg]
-    buf = bufs[o.slot] if o.slot is not None else (input_bufs[o.arg] if o.arg is not None else o.buf)
-    node = buffer_view(buf, (buf.size,))
+    return Tensor(self._output_node(o, bufs, input_bufs), device=o.device)
+
+  def _output_node(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer]) -> UOp:
+    if o.shards is not None:
+      shards = tuple(self._output_node(s, bufs, input_bufs) for s in o.shards)
+      node = UOp(Ops.MULTI, shards[0].dtype, shards, o.multi_arg)
+    else:
+      buf = bufs[o.slot] if o.slot is not None else (input_bufs[o.arg] if o.arg is not None else o.buf)
+      node = buffer_view(buf, (buf.size,))
     for op, arg in o.moves: node = UOp(op, node.dtype, (node,), arg)
-    return Tensor(node, device=o.device)
+    return node
 
 
 def _spec(buf: Buffer) -> tuple: return (buf.device, buf.size, buf.dtype)

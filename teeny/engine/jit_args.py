@@ -1,11 +1,12 @@
 """What a TinyJit call passed and returned: the input Tensors found in the arguments (also directly inside a list,
 tuple or dict argument), the call's signature that every later call must match (shapes, dtypes, devices, the
-non-Tensor constants, which places share a tensor), the errors a mismatch raises (JitError and its builtin-kind
-subclasses), and the Tensors found in a result. teeny/engine/jit.py's docstring states the contract."""
+non-Tensor constants, which places share a buffer, how sharded tensors are split), the errors a mismatch raises
+(JitError and its builtin-kind subclasses), and the Tensors found in a result. teeny/engine/jit.py's docstring states the contract."""
 from __future__ import annotations
 import copy
 import numpy as np
 from teeny.tensor import Tensor
+from teeny.uop import Ops
 
 
 class JitError(Exception):
@@ -78,9 +79,6 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
   tensors, shapes, constants = [], [], []
   def add(name, t: Tensor):
-    if type(t.device) is tuple:
-      raise JitError(f"TinyJit argument {name}: a tensor on several devices {t.device}; TinyJit doesn't capture sharded "
-                     "tensors yet (call the function without TinyJit)")
     tensors.append(t)
     shapes.append((name, t.shape, t.dtype, t.device))
   for name, value in named:
@@ -102,9 +100,16 @@ def _label(name) -> str:
   if isinstance(name, tuple): return f"{_label(name[0])}[{name[1]!r}]"
   return repr(name)
 
+def layout(t: Tensor):
+  """How a realized tensor's data lies on its devices: None on one device; for a sharded one (teeny/multi.py) the
+  sharded axis (None: replicated) and each shard's shape. Part of the signature: another split is another program."""
+  if t.uop.op is not Ops.MULTI: return None
+  return t.uop.arg[1], tuple(s.shape for s in t.uop.src)
+
+
 def _check_same(old: tuple, new: tuple):
-  old_shapes, old_constants, old_aliases = old
-  new_shapes, new_constants, new_aliases = new
+  old_shapes, old_constants, old_aliases, old_layouts = old
+  new_shapes, new_constants, new_aliases, new_layouts = new
   if [s[0] for s in old_shapes] != [s[0] for s in new_shapes]:
     raise JitValueError(f"TinyJit: called with Tensor arguments {[_label(s[0]) for s in new_shapes]}, captured with "
                         f"{[_label(s[0]) for s in old_shapes]}; call jit.reset() to capture again")
@@ -117,8 +122,18 @@ def _check_same(old: tuple, new: tuple):
       _same(a, b) for (_, a), (_, b) in zip(old_constants, new_constants)):
     raise JitValueError(f"TinyJit: non-Tensor arguments {_show(new_constants)} differ from the captured {_show(old_constants)}; "
                         "they are constants of the capture: call jit.reset() to capture again")
+  for (name, *_), was, now in zip(new_shapes, old_layouts, new_layouts):
+    if was != now:
+      raise JitValueError(f"TinyJit: argument {_label(name)} lies on its devices as {_show_layout(now)}, captured as "
+                          f"{_show_layout(was)}; call jit.reset() to capture again")
   if old_aliases != new_aliases:
     raise JitValueError("TinyJit: the same Tensor (buffer) is passed in a different set of places than when captured; call jit.reset()")
+
+
+def _show_layout(layout) -> str:
+  if layout is None: return "one buffer"
+  axis, shapes = layout
+  return f"{'replicas' if axis is None else f'shards along axis {axis}'} of shapes {list(shapes)}"
 
 
 def _same(a, b) -> bool:
