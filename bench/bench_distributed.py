@@ -7,9 +7,8 @@ Workloads (a jitted step each: forward, backward, average_gradients, SGD):
   cnn     examples/mnist.py's LeNet on 28x28 inputs, batch 64 per process, BatchNorm synchronized
 The scaling ratio is samples/s of two processes over samples/s of one (2.0: perfect; the issue's goal is 1.7).
 
-Then the same workloads on several devices of one process (Tensor.shard, no MPI and no TinyJit, which doesn't take
-sharded tensors yet): one device against LLVM and LLVM:1 with the batch sharded over them, each device the same
-batch as the one. LLVM:1 is a second device on the same CPU, so this row measures what sharding costs (the
+Then the same workloads on several devices of one process (Tensor.shard, no MPI), eager and under TinyJit: one
+device against LLVM and LLVM:1 with the batch sharded over them, each device the same batch as the one. LLVM:1 is a second device on the same CPU, so this row measures what sharding costs (the
 rewrite per device, twice the launches, the allreduce copies) more than it can gain.
 
   python bench/bench_distributed.py                 # needs mpi4py and mpiexec: pip install 'teeny[mpi]'
@@ -98,12 +97,12 @@ DEVICES_CHILD = r"""
 import json, os, statistics, sys, time
 import numpy as np
 sys.path.insert(0, os.path.join(sys.argv[1], "examples"))
-from teeny import Tensor, nn
+from teeny import Tensor, TinyJit, nn
 from teeny.nn.optim import SGD
 from teeny.nn.state import get_parameters, get_state_dict
 from mnist import LeNet
 
-workload, steps, devices = sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(","))
+workload, steps, devices, jit = sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(",")), sys.argv[5] == "jit"
 rng = np.random.default_rng(0)
 class MLP:
   def __init__(self): self.l1, self.l2, self.l3 = nn.Linear(784, 512), nn.Linear(512, 512), nn.Linear(512, 10)
@@ -116,24 +115,27 @@ opt = SGD(get_parameters(model), lr=0.01)
 def place(t): return t.shard(devices, 0) if len(devices) > 1 else t.to(devices[0])
 xs = [place(Tensor(rng.standard_normal((batch, *shape)).astype(np.float32))).realize() for _ in range(4)]
 ys = [place(Tensor(rng.integers(0, 10, batch).astype(np.int32))).realize() for _ in range(4)]
+def step(x, y):
+  opt.zero_grad()
+  loss = model(x).cross_entropy(y)
+  loss.backward()
+  opt.step()
+  return loss.realize()
+if jit: step = TinyJit(step)
 times = []
 with Tensor.train():
   for i in range(steps + 3):
     t0 = time.perf_counter()
-    opt.zero_grad()
-    loss = model(xs[i % 4]).cross_entropy(ys[i % 4])
-    loss.backward()
-    opt.step()
-    loss.numpy()
+    step(xs[i % 4], ys[i % 4]).numpy()
     if i >= 3: times.append(time.perf_counter() - t0)
 ms = statistics.median(times) * 1e3
 print(json.dumps({"what": workload, "devices": len(devices), "ms/step": ms, "samples/s": batch / ms * 1e3}))
 """
 
 
-def run_devices(devices: str, workload: str, steps: int) -> dict:
+def run_devices(devices: str, workload: str, steps: int, mode: str) -> dict:
   env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
-  command = [sys.executable, "-c", DEVICES_CHILD, ROOT, workload, str(steps), devices]
+  command = [sys.executable, "-c", DEVICES_CHILD, ROOT, workload, str(steps), devices, mode]
   done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
   if done.returncode: raise SystemExit(f"{workload} on {devices} failed:\n{done.stderr[-3000:]}")
   return next(json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))
@@ -159,13 +161,14 @@ def main():
 
 
 def devices_table(steps: int):
-  print(f"several devices in one process, no TinyJit; medians of {steps} steps\n")
-  print("| workload | LLVM ms/step | LLVM samples/s | LLVM+LLVM:1 ms/step | LLVM+LLVM:1 samples/s | ratio |")
-  print("|---|---|---|---|---|---|")
+  print(f"several devices in one process; medians of {steps} steps\n")
+  print("| workload | step | LLVM ms/step | LLVM samples/s | LLVM+LLVM:1 ms/step | LLVM+LLVM:1 samples/s | ratio |")
+  print("|---|---|---|---|---|---|---|")
   for workload in ("mlp", "cnn"):
-    one, two = run_devices("LLVM", workload, steps), run_devices("LLVM,LLVM:1", workload, steps)
-    print(f"| {workload} | {one['ms/step']:.2f} | {one['samples/s']:.0f} | {two['ms/step']:.2f} | {two['samples/s']:.0f} | "
-          f"{two['samples/s'] / one['samples/s']:.2f}x |")
+    for mode in ("eager", "jit"):
+      one, two = run_devices("LLVM", workload, steps, mode), run_devices("LLVM,LLVM:1", workload, steps, mode)
+      print(f"| {workload} | {mode} | {one['ms/step']:.2f} | {one['samples/s']:.0f} | {two['ms/step']:.2f} | "
+            f"{two['samples/s']:.0f} | {two['samples/s'] / one['samples/s']:.2f}x |")
   print()
 
 
