@@ -16,7 +16,7 @@ A convolution is another, for speed: its input's gradient is a transposed convol
 rule's name and the convolution's settings).
 """
 from __future__ import annotations
-import math
+import math, weakref
 from typing import Callable
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
@@ -192,7 +192,14 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
     for s, sg in zip(u.src, src_grads):
       if sg is None or s not in leads_to_target: continue
       grads[s] = sg if s not in grads else grads[s] + sg
-  return {t: grads[t] for t in targets if t in grads}
+  found = {t: grads[t] for t in targets if t in grads}
+  for g in found.values(): differentiated[g] = root
+  return found
+
+
+# each gradient compute_gradient returned (while it lives) -> the root it is a gradient of: teeny.viz marks the
+# nodes a backward pass made as those under a gradient and not under its root (an entry lives as long as its gradient)
+differentiated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # A tensor that requires grad keeps, when it is realized, the graph that computed it: backward() after realize()

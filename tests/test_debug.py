@@ -31,6 +31,21 @@ def test_debug_2_prints_one_line_per_kernel_with_its_numbers(device, tmp_path):
   assert "roofline of" not in err  # nothing left to place at exit
 
 
+def test_debug_2_prints_the_kernels_by_total_time_at_exit(device, tmp_path):
+  """At exit, DEBUG=2 lists the kernels that ran (by name: kernels of one shape share it), the most total time
+  first, with their launches, time, roofline share and share of the time: whether or not the ceilings were known
+  while they ran."""
+  program = ("from teeny import Tensor\nx = Tensor.ones(64, 64).contiguous().realize()\n"
+             "for _ in range(3): (x * 2).sum(1).numpy()\n(x + 1).exp().numpy()")
+  for _ in range(2):  # the ceilings measured at exit, then known
+    _, err = run(device, 2, program, TEENY_CACHE_DIR=str(tmp_path / "cache"))
+    table = err[err.index(f"kernels on {device} by total time (2 kernel(s),"):].splitlines()
+    rows = [re.match(r"  (\w+)\s+(\d+)x\s+([\d.]+) ms\s+\d+% of (mem|FLOPS)\s+\d+% of the time$", line) for line in table[1:]]
+    assert len(rows) == 2 and all(rows), table
+    assert sorted((r.group(1), int(r.group(2))) for r in rows) == [("E_4096", 2), ("r_64_64", 3)]
+    assert float(rows[0].group(3)) >= float(rows[1].group(3))
+
+
 def test_debug_1_prints_a_summary_and_nothing_per_kernel(device):
   out, err = run(device, 1)
   assert "realized 1 item" in err and "***" not in err

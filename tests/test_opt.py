@@ -234,7 +234,8 @@ def test_debug2_places_every_kernel_on_the_roofline():
   assert out.returncode == 0, out.stderr
   kernel_lines = [line for line in out.stderr.splitlines() if line.startswith("*** LLVM")]
   assert kernel_lines and all(line.endswith("roofline at exit)") for line in kernel_lines), out.stderr
-  summary = out.stderr[out.stderr.index("roofline of LLVM"):].splitlines()[1:]
+  assert "roofline of LLVM, measured after the program ran" in out.stderr
+  summary = out.stderr[out.stderr.index("kernels on LLVM by total time"):].splitlines()[1:]
   assert len(summary) == len({line.split()[3] for line in kernel_lines})
   assert all(("% of mem" in line or "% of FLOPS" in line) for line in summary), out.stderr
 

@@ -18,6 +18,7 @@ MAX_LINES, MAX_TENSOR_LINES, MAX_COMPLEXITY = 500, 700, 25
 # top first: a module may import its own layer and the layers below it, never one above. A module's layer is the
 # first entry whose prefix (a path inside teeny/) matches it.
 LAYERS = [
+  ("the viewer", ["viz/"]),
   ("the package face", ["__init__.py"]),
   ("built on Tensor", ["nn/", "distributed.py", "engine/jit.py", "engine/jit_args.py"]),
   ("the user API", ["tensor.py", "ops/", "gradient.py"]),

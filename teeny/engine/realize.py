@@ -14,7 +14,7 @@ from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem, allreduce_op
 from teeny.helpers import GlobalCounters, debug_level, dprint, getenv
 from teeny.engine.runner import get_runner, is_loaded
-from teeny.engine.roofline import roofline_closest, roofline_share, note_unplaced
+from teeny.engine.roofline import roofline_closest, roofline_share, note_kernel
 from teeny import tracing
 
 
@@ -101,9 +101,8 @@ def _print_kernel(runner, nbufs: int, mem: int, elapsed: float | None):
   """DEBUG=2's line for a kernel that ran."""
   device, spec, t = runner.device, runner.spec, kernel_seconds(elapsed)
   roof = roofline_share(device, mem, spec.flops, t)
-  if roof is None:  # the ceilings are measured at exit, never inside the user's realize (roofline.py)
-    note_unplaced(device, spec.name, mem, spec.flops, t)
-    roof = "roofline at exit"
+  note_kernel(device, spec.name, mem, spec.flops, t, placed=roof is not None)  # (for the table at exit)
+  if roof is None: roof = "roofline at exit"  # the ceilings are measured at exit, never inside the user's realize
   dprint(f"*** {device:<5} {GlobalCounters.kernel_count:4d} {spec.name:<34} arg {nbufs:2d} "
          f"mem {mem / 1e9:6.3f} GB tm {t * 1e6:9.2f}us ({spec.flops / t / 1e9:9.2f} GFLOPS {mem / t / 1e9:7.2f} GB/s, {roof})")
 

@@ -5,8 +5,9 @@ prints each kernel's time as a share of these ceilings.
 The ceilings are never measured inside a realize of the user's (that took about a second and 134 MB in the first
 realize of a 6-element program): while they are unknown, DEBUG=2 lines leave the share out and the kernels are
 noted here; when the process ends, the ceilings are measured once (then cached on disk for every later run) and
-the noted kernels are printed with their shares, the most time first. `measure_ceilings()` measures them at a
-moment the user chooses."""
+the kernels are printed with their shares. At exit DEBUG>=2 always prints the kernels that ran, the most total
+time first (the top TOP_KERNELS), with their shares. `measure_ceilings()` measures them at a moment the user
+chooses."""
 from __future__ import annotations
 import atexit, json, threading
 import numpy as np
@@ -51,7 +52,7 @@ def device_ceilings(device: str) -> tuple[float, float]:
 def measure_ceilings(*devices: str):
   """Measure the ceilings of these devices (default: every one that ran a kernel) now, if they aren't known: then
   the DEBUG=2 lines that follow carry their roofline shares."""
-  for device in devices or list(_unplaced): device_ceilings(device)
+  for device in devices or list(_ran): device_ceilings(device)
 
 
 def roofline_share(device: str, mem: int, flops: int, seconds: float) -> str | None:
@@ -72,34 +73,43 @@ def roofline_closest(device: str, mem: int, flops: int, seconds: float) -> tuple
   return (mem_frac, "mem") if mem_frac >= flop_frac else (flop_frac, "FLOPS")
 
 
-# device -> kernel name -> [launches, seconds, bytes, flops]: kernels that ran while the device's ceilings were unknown
-_unplaced: dict[str, dict[str, list]] = {}
-_unplaced_lock = threading.Lock()
+# device -> kernel name -> [launches, seconds, bytes, flops]: every kernel DEBUG>=2 printed, for the table at exit
+_ran: dict[str, dict[str, list]] = {}
+_unplaced: set[str] = set()  # devices whose ceilings were unknown when one of their kernels ran: measured at exit
+_ran_lock = threading.Lock()
+TOP_KERNELS = 10  # the rows of the table at exit
 
 
-def note_unplaced(device: str, name: str, mem: int, flops: int, seconds: float):
-  """Remember a kernel DEBUG=2 printed without its roofline share, for the summary at exit."""
-  with _unplaced_lock:
-    if not _unplaced: atexit.register(_summary_at_exit)
-    entry = _unplaced.setdefault(device, {}).setdefault(name, [0, 0.0, 0, 0])
+def note_kernel(device: str, name: str, mem: int, flops: int, seconds: float, placed: bool):
+  """Count a kernel DEBUG=2 printed (placed: with its roofline share), for the table of kernels at exit."""
+  with _ran_lock:
+    if not _ran: atexit.register(_summary_at_exit)
+    if not placed: _unplaced.add(device)
+    entry = _ran.setdefault(device, {}).setdefault(name, [0, 0.0, 0, 0])
     entry[0] += 1
     entry[1] += seconds
     entry[2] += mem
     entry[3] += flops
 
 
-def _summary_at_exit(top: int = 10):
+def _summary_at_exit(top: int = TOP_KERNELS):
+  """DEBUG>=2 at exit: per device, the kernels that ran, the most total time first, with their shares of the
+  ceilings (measured now, once, for a device whose ceilings were unknown while its kernels ran)."""
   from teeny.helpers import dprint  # (at exit: print even if DEBUG was lowered meanwhile)
-  for device, kernels in _unplaced.items():
+  for device, kernels in _ran.items():
     try: bandwidth, peak = device_ceilings(device)
     except Exception as e:  # a device that can't run at exit (torn down): say so, don't raise at exit
       dprint(f"roofline of {device}: not measured ({type(e).__name__}: {e})")
       continue
-    dprint(f"roofline of {device}, measured after the program ran: {bandwidth / 1e9:.1f} GB/s, {peak / 1e9:.1f} "
-           f"GFLOP/s (cached: later runs show each kernel's share in its DEBUG=2 line). Kernels by total time:")
+    if device in _unplaced:
+      dprint(f"roofline of {device}, measured after the program ran: {bandwidth / 1e9:.1f} GB/s, {peak / 1e9:.1f} "
+             f"GFLOP/s (cached: later runs show each kernel's share in its DEBUG=2 line).")
     ranked = sorted(kernels.items(), key=lambda item: -item[1][1])
+    total = sum(seconds for _, seconds, _, _ in kernels.values())
+    dprint(f"kernels on {device} by total time ({len(ranked)} kernel(s), {total * 1e3:.3f} ms in all):")
     for name, (count, seconds, mem, flops) in ranked[:top]:
-      dprint(f"  {name:<34} {count:5d}x {seconds * 1e3:10.3f} ms  {roofline_share(device, mem, flops, max(seconds, 1e-9))}")
+      dprint(f"  {name:<34} {count:5d}x {seconds * 1e3:10.3f} ms  {roofline_share(device, mem, flops, max(seconds, 1e-9))}"
+             f"  {seconds / max(total, 1e-12):4.0%} of the time")
     if len(ranked) > top: dprint(f"  ... and {len(ranked) - top} more kernel(s)")
 
 

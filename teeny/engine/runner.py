@@ -95,6 +95,13 @@ def _traced_new_runner(device: str, ast: UOp, bufs: list[Buffer] | None, vals: t
   return runner
 
 
+def program_spec(device: str, ast: UOp) -> ProgramSpec:
+  """The spec of this kernel: the loaded runner's when get_runner made it, else the one it would make with the
+  heuristics' actions (from the disk cache when teeny made it before). Compiles and runs nothing: teeny.viz."""
+  runner = _runner_cache.get((device, ast))
+  return runner.spec if runner is not None else _program_spec(ast, device, None)
+
+
 def is_loaded(device: str, ast: UOp) -> bool:
   """Whether get_runner holds this kernel's program already (it would neither optimize nor compile it)."""
   return (device, ast) in _runner_cache

@@ -19,6 +19,8 @@ from teeny import multi, program_order, tracing
 grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # tags that make a node unique (a leaf, a clone, a copy, a write), so it is never merged with an equal graph
 unique_ids = itertools.count()
+# when set, called with the tensors of every realize before it runs (`python -m teeny.viz` picks a realize with it)
+observer = None
 
 
 @checked  # VALIDATE=1: also computed by the reference interpreter and compared (engine/validate.py)
@@ -26,6 +28,7 @@ def realize_tensors(tensors: tuple):
   """Compute tensors that aren't buffers yet, and point each at its buffer. A view of a tensor that has storage
   realizes that tensor instead (views stay views). When the schedule overwrites buffers (assign), the live lazy
   tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
+  if observer is not None: observer(tensors)
   if tracing.active:
     with tracing.span("realize", "realize", {"tensors": len(tensors)}): return _realize(tensors)
   return _realize(tensors)

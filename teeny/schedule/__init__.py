@@ -12,7 +12,8 @@ buffer views, mark_realized/forget_realized/realized_buffers). Its modules:
   snapshots.py  copies of old contents, for graphs no order of kernels can run
 
 create_schedule: a graph with a known signature reuses its schedule at once; else the graph is walked (its
-structural key), prepared and walked again if it holds realized nodes, and scheduled on a cache miss. The
+structural key), prepared and walked again if it holds realized nodes, and scheduled on a cache miss.
+explain_schedule: the same, scheduled afresh, with the nodes each kernel computes (for teeny.viz). The
 intermediates of a schedule whose lifetimes don't overlap share memory (teeny/memory.py).
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from teeny.schedule import cache, kernelize, snapshots
 from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buffer_view, is_realized, buffer_of, allreduce_op
 from teeny.schedule.cache import REALIZED
 
-__all__ = ["create_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "is_realized", "buffer_of",
+__all__ = ["create_schedule", "explain_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "is_realized", "buffer_of",
            "allreduce_op", "mark_realized", "forget_realized", "realized_buffers"]
 
 # where graph nodes were realized (see cache.RealizedMap)
@@ -65,6 +66,29 @@ def _schedule(roots: Sequence[UOp], devices: Sequence[str]):
       GlobalCounters.schedule_hits += 1
       if debug_level() >= 2: dprint(f"schedule cache hit: {len(cached.items)} item(s) reused")
       return cached.instantiate_from_paths(roots, list(signed[1]))
+  items, views, written, _ = _walk_and_schedule(roots, devices, signed, _cached_or_scheduled)
+  return items, views, written
+
+
+def explain_schedule(roots: Sequence[UOp], devices: Sequence[str]) -> tuple[list[ScheduleItem], list[list[UOp]], dict[UOp, UOp]]:
+  """What create_schedule makes of this graph, scheduled afresh (the schedule cache is neither read nor written)
+  and told kernel by kernel: the items, for each item the nodes it computes (of the graph the scheduler saw:
+  kernelize.kernel_members), and the caller's nodes -> the nodes scheduled in their place (nodes realized before
+  became their buffers, DETACH its source). Nothing runs and nothing is marked realized: teeny.viz draws this."""
+  members: list[list[UOp]] = []
+  def scheduled_now(nodes, key, roots, devices, inputs):
+    members.clear()  # (a graph that needs snapshots is scheduled twice: the second one counts)
+    try: return kernelize.kernelize(nodes, roots, devices, inputs, members)
+    except kernelize.AssignCycle: return _NEEDS_SNAPSHOTS
+  devices = tuple(devices)
+  items, _, _, renamed = _walk_and_schedule(tuple(roots), devices, None, scheduled_now)
+  return items, list(members), renamed or {}
+
+
+def _walk_and_schedule(roots: tuple[UOp, ...], devices: tuple, signed, scheduled):
+  """create_schedule past the signature's fast path: walk the graph, prepare it if it holds realized nodes, and
+  get its schedule from `scheduled` (the cache's, or explain_schedule's made afresh). Returns the items, the
+  views, the buffers written and the caller's nodes -> the nodes scheduled in their place (or None)."""
   nodes, key, inputs, needs_prepare = cache.walk(roots)
   renamed, new_roots = None, roots  # renamed: the caller's nodes -> the nodes scheduled in their place
   if needs_prepare:
@@ -74,17 +98,17 @@ def _schedule(roots: Sequence[UOp], devices: Sequence[str]):
       nodes = cache.walk(plain)[0]
     new_roots, renamed = kernelize.prepare(plain, kernelize.devices_of(nodes, dict(zip(plain, devices))))
     nodes, key, inputs, _ = cache.walk(new_roots)
-  cached = _cached_or_scheduled(nodes, key, new_roots, devices, inputs)
+  cached = scheduled(nodes, key, new_roots, devices, inputs)
   if cached is _NEEDS_SNAPSHOTS:
     # reads of old contents that no order of kernels can serve: they read copies taken before the writes
     new_roots, snapshotted = snapshots.with_snapshots(new_roots)
     if renamed: renamed = {n: snapshotted.get(m, m) for n, m in renamed.items()} | snapshotted
     else: renamed = snapshotted
     nodes, key, inputs, _ = cache.walk(new_roots)
-    cached, signed = _cached_or_scheduled(nodes, key, new_roots, devices, inputs), None
+    cached, signed = scheduled(nodes, key, new_roots, devices, inputs), None
   if signed is not None:  # (never prepared: a graph that needs prepare has no signature)
     if cached.mark_paths is None: cached.mark_paths = cache.paths_to_marks(cached.marks, nodes, roots)
-    cache.schedule_cache[sig_key] = cached
+    cache.schedule_cache[(signed[0], devices, memory.PLANNER, teeny.renderer.TUNING_CHANGES)] = cached
   items, views, written = cached.instantiate(nodes, inputs)
   for r, new in zip(roots, new_roots):
     if r not in views: views[r] = new if is_buffer_view(new) else views[new]  # a root the schedule didn't compute
@@ -93,7 +117,7 @@ def _schedule(roots: Sequence[UOp], devices: Sequence[str]):
     # ASSIGN above all, which must not run twice) then reads the buffer instead of computing it again
     for original, new in renamed.items():
       if new in views and original not in views: views[original] = views[new]
-  return items, views, written
+  return items, views, written, renamed
 
 
 def _cached_or_scheduled(nodes, key, roots, devices, inputs):

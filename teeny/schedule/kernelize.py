@@ -43,9 +43,11 @@ def prepare(roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[tuple[UO
   return tuple(done[r] for r in roots), done
 
 
-def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inputs: list[Buffer]) -> CachedSchedule:
+def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inputs: list[Buffer],
+              members: list | None = None) -> CachedSchedule:
   """Run the scheduler on a prepared graph (nodes in toposort order) and keep the result as a schedule of slots,
-  its intermediates planned to share memory."""
+  its intermediates planned to share memory. Given a list as `members`, fills it with the nodes each kernel of
+  the schedule computes, item by item (see kernel_members: what teeny.viz draws)."""
   original_nodes, original_roots = nodes, roots
   device_of = devices_of(nodes, dict(zip(roots, devices)))
   nodes, roots, origin = shaping.shape_graph(nodes, roots, device_of)  # (the graph itself when nothing changed)
@@ -61,7 +63,27 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   merged = _merge_writes(kernels, realize, table, device_of, limits)
   try: kernels = _in_order(merged)
   except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
+  if members is not None:
+    members.extend(kernel_members([k for k in kernels if table.size[k.slots[0]] > 0], realize, origin, original_nodes))
   return _as_cached(kernels, original_nodes, original_roots, table, origin)
+
+
+def kernel_members(kernels: list[ScheduledKernel], realize: set, origin: dict[UOp, UOp], nodes: list[UOp]) -> list[list[UOp]]:
+  """For each kernel, the nodes of the graph as walked (`nodes`) it computes: its outputs and everything under them
+  down to the loads (realize points and buffers). A node shaping.py rebuilt counts as the node it stands for;
+  the nodes it added (partial sums, copies in a better layout) stand for none. A node two kernels both compute
+  (elementwise work too small to store once) is a member of both."""
+  walked = set(nodes)
+  out = []
+  for k in kernels:
+    seen, stack = set(), list(k.outputs)
+    while stack:
+      n = stack.pop()
+      if n in seen: continue
+      seen.add(n)
+      stack.extend(s for s in n.src if s not in realize and s.op is not Ops.BUFFER)
+    out.append([m for m in (origin.get(n, n) for n in seen) if m in walked])
+  return out
 
 
 def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
