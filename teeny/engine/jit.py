@@ -169,18 +169,11 @@ def _run_and_realize(fn, args, kwargs):
 
 
 def _buffers_of(t: Tensor) -> list[Buffer]:
-  """The buffers under a realized tensor: its one buffer, or a sharded tensor's buffer on each of its devices."""
-  return [_node_buffer(s) for s in _shard_nodes(t)]
-
-
-def _shard_nodes(t: Tensor) -> tuple:
-  """A realized tensor's node, or a sharded tensor's node on each device (the sources of its MULTI)."""
-  return t.uop.src if t.uop.op is Ops.MULTI else (t.uop,)
-
-
-def _node_buffer(node) -> Buffer:
-  while node.op is not Ops.BUFFER: node = node.src[0]  # (movement ops over a buffer)
-  return node.arg
+  """The buffers under a realized tensor (or a realized view): its one buffer, or a sharded tensor's buffer on each
+  of its devices, in device order."""
+  bottom, _ = _moves_over(t.uop)
+  if bottom.op is Ops.MULTI: return [_moves_over(shard)[0].arg for shard in bottom.src]
+  return [bottom.arg]
 
 
 def _moves_over(node) -> tuple[UOp, list[tuple]]:
@@ -328,8 +321,8 @@ class _Capture:
 
   def _where_node(self, node: UOp, device, slot_of: dict, input_bufs: list[Buffer]) -> _Out:
     """Where a realized node's buffer comes from on replay: a slot, an input buffer, or the buffer itself."""
-    buf, moves = _moves_over(node)
-    buf = buf.arg
+    bottom, moves = _moves_over(node)
+    buf = bottom.arg
     s = slot_of.get(buf)
     if s is not None and (s in self.fresh or s in self.inputs): return _Out(device, moves, slot=s)
     arg = next((i for i, b in enumerate(input_bufs) if b is buf), None)
