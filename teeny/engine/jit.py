@@ -210,6 +210,13 @@ class _Launch:
     self.args = tuple(kept[s].handle if s in kept else None for s in slots)
     self.patches = [(i, s) for i, s in enumerate(slots) if s not in kept]
 
+  def args_for(self, handles: dict) -> tuple | list:
+    """The kernel's arguments in a replay whose own buffers' handles are `handles` (slot -> handle)."""
+    if not self.patches: return self.args
+    args = list(self.args)  # this call's own list: self.args is shared by every replay
+    for i, s in self.patches: args[i] = handles[s]
+    return args
+
 
 def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
   """Number every distinct buffer of the recording. Returns per item (ast, runner, slots, values), slot -> buffer, and the
@@ -377,11 +384,7 @@ class _Capture:
       if launch.runner is None:
         realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
         continue
-      if launch.patches:
-        args = list(launch.args)  # this call's own list: launch.args is shared by every replay
-        for i, s in launch.patches: args[i] = handles[s]
-        launch.runner.launch(*args, vals=launch.vals)
-      else: launch.runner.launch(*launch.args, vals=launch.vals)
+      launch.runner.launch(*launch.args_for(handles), vals=launch.vals)
     self._count(bufs)
 
   def _replay_traced(self, bufs: dict[int, Buffer]):
@@ -391,10 +394,8 @@ class _Capture:
       if launch.runner is None:
         realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
         continue
-      args = list(launch.args)
-      for i, s in launch.patches: args[i] = handles[s]
       mem = sum(b.nbytes for b in self._buffers(bufs, launch.slots))
-      realize.traced_launch(launch.runner, args, launch.vals, mem, "TinyJit replay")
+      realize.traced_launch(launch.runner, list(launch.args_for(handles)), launch.vals, mem, "TinyJit replay")
     self._count(bufs)
 
   def _count(self, bufs: dict[int, Buffer]):

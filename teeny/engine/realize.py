@@ -187,9 +187,14 @@ def copy_buffer(dst: Buffer, src: Buffer):
   if src.size: dst.copyin(memoryview(src.numpy()).cast("B"))
 
 
+def copy_name(copy: UOp, dst: Buffer, src: Buffer) -> str:
+  """What a COPY item is called in a trace and in the viewer."""
+  op = allreduce_op(copy)
+  return f"copy {src.device} -> {dst.device}" if op is None else f"allreduce ({op})"
+
+
 def _traced_copy(copy: UOp, dst: Buffer, src: Buffer):
   op = allreduce_op(copy)
-  name = f"copy {src.device} -> {dst.device}" if op is None else f"allreduce ({op})"
-  with tracing.span(name, "copy", {"bytes": src.nbytes}):
+  with tracing.span(copy_name(copy, dst, src), "copy", {"bytes": src.nbytes}):
     if op is None: copy_buffer(dst, src)
     else: collective.allreduce_buffer(dst, src, op)

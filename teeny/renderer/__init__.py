@@ -83,6 +83,7 @@ class Renderer:
   """Turns a linearized program into source text for one backend, and tells the optimizer and lowering what the
   target can do. Every capability they read is declared here with the answer for a plain target; a backend's
   renderer overrides what its device says otherwise."""
+  language = "source"     # what the rendered code is, for people (the viewer's label): "OpenCL C", "LLVM IR"
   has_threads = False     # SPECIAL ids and work-groups exist (OpenCL); else the outermost loop is split across cores by the runtime
   is_gpu = False          # the heuristics group small reductions into work-groups only on GPUs
   max_global_dims = 3     # dimensions of the launch grid

@@ -29,6 +29,7 @@ def _bound(u: UOp, is_end: int) -> int | None:
 
 
 class OpenCLRenderer(Renderer):
+  language = "OpenCL C"
   has_threads = True
 
   def __init__(self, info=None):

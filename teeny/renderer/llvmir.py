@@ -76,6 +76,7 @@ class LLVMRenderer(Renderer):
   Accumulator updates acc + a*b are also marked `contract`, so they may become one fused multiply-add.
   vector_width (float32 lanes of the widest vector registers) is what the optimizer tiles for, and LLVM is asked
       to prefer vectors of that width."""
+  language = "LLVM IR"
   has_threads = False
   has_fp16 = has_fp64 = True  # LLVM IR has half and double (half math still runs in float: see math())
   max_global_dims = 1

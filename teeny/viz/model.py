@@ -18,12 +18,11 @@ from teeny.uop import UOp, Ops, ALU, MOVEMENT, pretty, toposort
 from teeny.dtype import dtypes
 from teeny.gradient import differentiated
 from teeny.runtime.device import Buffer, Device
-from teeny.schedule import ScheduleItem, explain_schedule, is_buffer_view, buffer_of, allreduce_op
+from teeny.schedule import ScheduleItem, explain_schedule, is_buffer_view, buffer_of
 from teeny.engine.runner import program_spec, get_runner
-from teeny.engine.realize import kernel_seconds, run_copy
+from teeny.engine.realize import kernel_seconds, run_copy, copy_buffer, copy_name
 from teeny.engine.roofline import measure_ceilings, roofline_closest
 
-LANGUAGES = {"OpenCLRenderer": "OpenCL C", "LLVMRenderer": "LLVM IR"}  # renderer class -> what its code is
 ARG_CHARS = 120  # a node's arg is shown cut to this many characters (a view's ShapeTracker can be long)
 
 
@@ -136,15 +135,12 @@ def _kernel(i: int, item: ScheduleItem, timing: dict | None) -> dict:
   out = {"id": i, "buffers": len(item.bufs), "bytes": sum(b.nbytes for b in item.bufs), "ran": timing}
   if item.ast.op is Ops.COPY:
     dst, src = item.bufs
-    op = allreduce_op(item.ast)
-    name = f"copy {src.device} -> {dst.device}" if op is None else f"allreduce ({op})"
-    return out | {"kind": "copy", "name": name, "device": dst.device, "ast": pretty(item.ast), "opts": [], "code": "",
+    return out | {"kind": "copy", "name": copy_name(item.ast, dst, src), "device": dst.device, "ast": pretty(item.ast), "opts": [], "code": "",
                   "language": "", "global_size": [], "local_size": None, "flops": 0}
   device = item.bufs[0].device
   spec = program_spec(device, item.ast)
-  language = LANGUAGES.get(type(Device[device].renderer).__name__, type(Device[device].renderer).__name__)
   return out | {"kind": "kernel", "name": spec.name, "device": device, "ast": pretty(item.ast),
-                "opts": [str(o) for o in spec.applied_opts], "code": spec.src, "language": language,
+                "opts": [str(o) for o in spec.applied_opts], "code": spec.src, "language": Device[device].renderer.language,
                 "global_size": list(spec.global_size), "local_size": list(spec.local_size) if spec.local_size else None,
                 "flops": spec.flops}
 
@@ -166,7 +162,7 @@ def _run_on_copies(explained: Explained, runs: int = 2) -> list[dict]:
 
 def _copy_of(buf: Buffer) -> Buffer:
   copy = Buffer(buf.device, buf.size, buf.dtype)
-  if buf.is_allocated and buf.size: copy.copyin(memoryview(buf.numpy()).cast("B"))
+  if buf.is_allocated: copy_buffer(copy, buf)
   return copy
 
 
