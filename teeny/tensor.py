@@ -291,10 +291,13 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     elif self._base is not None or not is_realized(self._uop): realize_tensors((self,))  # the common case: no set-up
     return self
   @staticmethod
-  def realize_all(*tensors: Tensor):
-    """Realize the tensors together, in one schedule (Tensor.realize_all(a, b)); realized ones are skipped."""
+  def realize_all(*tensors: Tensor, before_writing: tuple[Tensor, ...] = ()):
+    """Realize the tensors together, in one schedule (Tensor.realize_all(a, b)); realized ones are skipped.
+    before_writing: tensors the caller is about to overwrite (an optimizer, its parameters). The live lazy tensors
+    that read them (a training step's logits) are realized in this schedule too, sharing its kernels, instead of
+    being computed again, from the start, just before the write."""
     todo = tuple({id(t): t for t in tensors if not is_realized(t.uop)}.values())  # a tensor named twice is realized once
-    if todo: realize_tensors(todo)
+    if todo or before_writing: realize_tensors(todo, before_writing)
   def numpy(self) -> np.ndarray:
     """The values as a new numpy array (this runs the kernels they need); bfloat16 and fp8 come as float32."""
     if self.dtype in STORAGE_FLOATS: return self.float().numpy()  # numpy has no bfloat16/fp8: float32, like tinygrad

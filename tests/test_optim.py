@@ -507,3 +507,32 @@ def test_clip_grad_norm_over_two_devices():
   np.testing.assert_allclose(a.grad.numpy(), [1.5, 0.0], rtol=1e-5)
   np.testing.assert_allclose(b.grad.numpy(), [0.0, 2.0], rtol=1e-5)
   assert b.grad.device == DEVICES[1]
+
+
+def _mlp_step_kernels(device, keep_logits: bool):
+  """Kernels of one SGD step of a two-layer MLP, with its logits kept alive past the step or dropped before it;
+  and the logits (None when dropped), which must be those of the weights before the step."""
+  data = np.random.default_rng(1)
+  x = Tensor(data.standard_normal((16, 12)).astype(np.float32), device=device)
+  w1 = Tensor(data.standard_normal((8, 12)).astype(np.float32), device=device, requires_grad=True)
+  w2 = Tensor(data.standard_normal((3, 8)).astype(np.float32), device=device, requires_grad=True)
+  Tensor.realize_all(x, w1, w2)
+  opt = SGD([w1, w2], lr=0.1)
+  logits = (x @ w1.T).relu() @ w2.T
+  logits.square().mean().backward()
+  if not keep_logits: logits = None
+  GlobalCounters.reset()
+  opt.step()
+  return GlobalCounters.kernel_count, logits
+
+
+def test_step_runs_the_forward_pass_once_when_the_logits_live_on(device):
+  """A training loop keeps its logits (to print accuracy, say). They read the weights the step overwrites, so they
+  must hold the old weights' values: the step computes them with the gradients, from the same forward pass, not by
+  running the forward pass a second time just before the update."""
+  dropped, _ = _mlp_step_kernels(device, keep_logits=False)
+  kept, logits = _mlp_step_kernels(device, keep_logits=True)
+  assert kept == dropped
+  data = np.random.default_rng(1)
+  x, w1, w2 = (data.standard_normal(s).astype(np.float32) for s in ((16, 12), (8, 12), (3, 8)))
+  np.testing.assert_allclose(logits.numpy(), np.maximum(x @ w1.T, 0) @ w2.T, rtol=1e-5, atol=1e-5)

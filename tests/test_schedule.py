@@ -221,3 +221,36 @@ def test_detach_fuses_and_detach_of_a_buffer_copies_nothing(device, monkeypatch)
   # a DETACH of a realized tensor is that tensor's buffer
   assert kernels_for(a.detach()) == 0
   np.testing.assert_array_equal(a.detach().numpy(), a.numpy())
+
+
+def test_a_sum_read_transposed_is_summed_in_that_order(device):
+  """A sum whose one reader is a transpose of it (a weight's gradient: summed as (in, out), read as (out, in)) is
+  summed in the order it is read: one kernel, no transposing copy after it."""
+  a, b = rand(16, 24, device=device), rand(16, 20, device=device)
+  Tensor.realize_all(a, b)
+  summed = (a.reshape(16, 24, 1) * b.reshape(16, 1, 20)).sum(0)
+  out = summed.T.contiguous()  # (a view of it alone would realize the sum and stay a view)
+  assert kernels_for(out) == 1
+  np.testing.assert_allclose(out.numpy(), (a.numpy().T @ b.numpy()).T, rtol=1e-4, atol=1e-4)
+  x = rand(2, 3, 4, 5, device=device).realize()
+  kept = x.sum(2, keepdim=True).reshape(2, 3, 5).permute(2, 0, 1).contiguous()  # (through a reshape that drops the summed axis)
+  assert kernels_for(kept) == 1
+  np.testing.assert_allclose(kept.numpy(), x.numpy().sum(2).transpose(2, 0, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_sum_also_read_in_its_own_order_is_summed_once(device):
+  a = rand(8, 6, 5, device=device).realize()
+  summed = a.sum(0)
+  both = summed.T * 2, summed + 1
+  assert kernels_for(*both) == 3  # the sum, then each reader (the sum stays in its order: it has two readers)
+  np.testing.assert_allclose(both[0].numpy(), a.numpy().sum(0).T * 2, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(both[1].numpy(), a.numpy().sum(0) + 1, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_weight_gradient_is_one_kernel(device):
+  x, d = rand(32, 24, device=device), rand(32, 16, device=device)
+  w = rand(16, 24, device=device).requires_grad_()
+  Tensor.realize_all(x, d, w)
+  ((x @ w.T) * d).sum().backward()
+  assert kernels_for(w.grad) == 1  # the sum over the batch, not a transpose after it
+  np.testing.assert_allclose(w.grad.numpy(), d.numpy().T @ x.numpy(), rtol=1e-4, atol=1e-4)

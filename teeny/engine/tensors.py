@@ -24,18 +24,24 @@ observer = None
 
 
 @checked  # VALIDATE=1: also computed by the reference interpreter and compared (engine/validate.py)
-def realize_tensors(tensors: tuple):
+def realize_tensors(tensors: tuple, before_writing: tuple = ()):
   """Compute tensors that aren't buffers yet, and point each at its buffer. A view of a tensor that has storage
   realizes that tensor instead (views stay views). When the schedule overwrites buffers (assign), the live lazy
-  tensors that read their old contents are realized in it too, ordered before the writes (program order)."""
+  tensors that read their old contents are realized in it too, ordered before the writes (program order).
+  `before_writing`: tensors whose buffers the caller overwrites next (an optimizer, its parameters); the live
+  lazy tensors that read them are realized now, in this schedule, where they share its kernels (the forward pass
+  a training step's logits come from), instead of being computed again before those writes."""
   if observer is not None: observer(tensors)
   if tracing.active:
-    with tracing.span("realize", "realize", {"tensors": len(tensors)}): return _realize(tensors)
-  return _realize(tensors)
+    with tracing.span("realize", "realize", {"tensors": len(tensors)}): return _realize(tensors, before_writing)
+  return _realize(tensors, before_writing)
 
 
-def _realize(tensors: tuple):
+def _realize(tensors: tuple, before_writing: tuple = ()):
   tensors = _storage_owners(tensors)
+  if before_writing:
+    soon_written = {b for t in before_writing for b in _buffers_held(t._uop)}
+    if soon_written: tensors += tuple(_readers_to_realize(soon_written, {id(t) for t in tensors}))
   if not tensors: return
   if len(tensors) == 1 and tensors[0]._uop.op is not Ops.ASSIGN and type(tensors[0].device) is str:  # the common case
     t = tensors[0]
@@ -82,6 +88,12 @@ def _readers_to_realize(written, done: set[int]) -> list:
 def _targets(target: UOp) -> list[Buffer]:
   """The buffers a write into `target` (a buffer view, or a sharded tensor's MULTI of them) overwrites."""
   return [buffer_of(s) for s in target.src] if target.op is Ops.MULTI else [buffer_of(target)]
+
+
+def _buffers_held(node: UOp) -> list[Buffer]:
+  """The buffers a realized tensor (a buffer view, or a MULTI of them) holds its values in; none for a lazy one."""
+  parts = node.src if node.op is Ops.MULTI else (node,)
+  return [buffer_of(p) for p in parts if is_buffer_view(p)]
 
 
 def _schedule(tensors: tuple):

@@ -4,7 +4,9 @@ stepped as one; and learning-rate schedules (LambdaLR, StepLR, CosineAnnealingLR
 (Gradient clipping is teeny.nn.utils.clip_grad_norm_, where PyTorch has it.)
 
 A step is lazy graph building plus two realizes. First the gradients (and, on the first step, the parameters and
-the optimizer's state) are realized, so every update below reads plain buffers. Then each parameter and each piece
+the optimizer's state) are realized, so every update below reads plain buffers; with them the loss and every live
+lazy tensor that reads the parameters (the logits a loop keeps), from the same forward pass, which would otherwise
+run again just before the update overwrites the parameters those tensors read. Then each parameter and each piece
 of state (momentum buffers, Adam's m and v, the step counter t) gets its new value with `assign`, and all of them
 are realized together: one small elementwise kernel per assigned tensor. Realizing the gradients first keeps the
 updates order-independent: no update kernel recomputes a gradient from a parameter another kernel has already
@@ -62,8 +64,10 @@ class Optimizer:
     for p in self.params:
       if p.grad is not None and p.grad.shape != p.shape:
         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
+    # before_writing: a live tensor computed from the parameters (the logits) is realized now, from the kernels of
+    # the forward pass that runs here anyway, not by a second forward pass just before the update overwrites them
     Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *self.params, *self._state,
-                       *([self.lr] if isinstance(self.lr, Tensor) else []))
+                       *([self.lr] if isinstance(self.lr, Tensor) else []), before_writing=tuple(self.params))
     with Tensor.no_grad():  # an update is not part of any gradient, as in PyTorch
       updated = self._step_shared()
       for i, p in enumerate(self.params):
@@ -71,9 +75,9 @@ class Optimizer:
     return updated
 
   def step(self):
-    """Update every parameter that has a gradient (PyTorch skips the others too), in a few kernels. A lazy tensor
-    computed from the parameters (the loss) reads them when it is realized: realize it before the step to get the
-    value the gradients came from."""
+    """Update every parameter that has a gradient (PyTorch skips the others too), in a few kernels. A live lazy
+    tensor computed from the parameters (the loss, the logits) keeps the value of the parameters before the step:
+    it is realized with the gradients."""
     Tensor.realize_all(*self.schedule_step())
 
   def _lr(self, p: Tensor):
@@ -251,7 +255,7 @@ class OptimizerGroup(Optimizer):
     """Every optimizer's lazy update. All the gradients are realized together first, so the forward and backward
     passes run once for the whole group, and no update can change a parameter another gradient still reads."""
     grads = [p.grad for p in self.params if p.grad is not None]
-    if grads: Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers)
+    if grads: Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, before_writing=tuple(self.params))
     return [t for o in self.optimizers for t in o.schedule_step()]
 
 
