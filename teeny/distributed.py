@@ -144,12 +144,23 @@ def average_gradients(model, bucket_bytes: int = 25 << 20):
   _check_same_everywhere([(n, tuple(t.shape), t.grad.dtype.name) for n, t in with_grad], "average_gradients")
   world = world_size()
   for bucket in _buckets([t for _, t in with_grad], bucket_bytes):
-    grads = [t.grad.flatten() for t in bucket]
-    summed = allreduce(grads[0] if len(grads) == 1 else Tensor.cat(*grads), "sum")
+    # each process's share (1/world of its gradient, computed by the kernel that makes the gradient) summed, as
+    # PyTorch's DistributedDataParallel does: the sum is then the mean, with no kernel after the allreduce
+    shares = [_share(t.grad, world) for t in bucket]
+    if len(bucket) == 1:
+      bucket[0].grad = allreduce(shares[0], "sum").cast(bucket[0].grad.dtype)
+      continue
+    summed = allreduce(Tensor.cat(*[g.flatten() for g in shares]), "sum")
     offset = 0
     for t in bucket:
-      t.grad = (summed[offset:offset + t.numel()] / world).reshape(t.shape).cast(t.grad.dtype)
+      t.grad = summed[offset:offset + t.numel()].reshape(t.shape).cast(t.grad.dtype)
       offset += t.numel()
+
+
+def _share(grad: Tensor, world: int) -> Tensor:
+  """grad / world, in float32 for the narrow floats (which allreduce sums in float32 anyway)."""
+  if world == 1: return grad
+  return (grad.float() if grad.dtype in STORAGE_FLOATS or grad.dtype == dtypes.float16 else grad) / world
 
 
 # a gradient this big is allreduced on its own: flattening it into a bucket would cost a copy as large as the
