@@ -13,13 +13,14 @@ scheduler passes a DETACH through to its first source), and the gradient reaches
 pow is one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where PyTorch's y * x^(y-1) is 0,
 1 or inf. Its rule lives in tensor.py, written with Tensor math (and pow itself, so it differentiates again).
 A convolution is another, for speed: its input's gradient is a transposed convolution (the arg is a tuple, the
-rule's name and the convolution's settings).
+rule's name and the convolution's settings). max_pool2d is a third: PyTorch gives each window's gradient to its
+first maximum, where MAX's rule would split it among ties.
 """
 from __future__ import annotations
 import math, weakref
 from typing import Callable
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, UPat, PatternMatcher, toposort, graph_rewrite
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, MOVEMENT, toposort, graph_rewrite
 from teeny.helpers import argsort
 from teeny.schedule.items import allreduce_op
 from teeny import multi
@@ -37,6 +38,13 @@ def _max_grad(ctx: UOp, a: UOp, b: UOp):
   return (ctx * share(a.lt(b)), ctx * share(b.lt(a)))
 
 
+def _read_exactly(x: UOp) -> bool:
+  """Whether x is stored data seen through movement ops only: every kernel that reads it gets the same bits, so it
+  need not be stored again (max_pool2d's windows are a view of its input)."""
+  while x.op in MOVEMENT or x.op is Ops.DETACH: x = x.src[0]
+  return x.op in (Ops.BUFFER, Ops.CONST, Ops.CONTIGUOUS, Ops.COPY)
+
+
 def _reduce_grad(ctx: UOp, ret: UOp):
   src = ret.src[0]
   op, axes = ret.arg
@@ -45,7 +53,7 @@ def _reduce_grad(ctx: UOp, ret: UOp):
     # every position that equals the max gets an equal share of the gradient. The input is stored once and the
     # max taken again from the stored values: recomputing src in another kernel need not give the same bits (LLVM
     # vectorizes sin with libmvec in one kernel and calls libm in another), and then no position would equal it
-    stored = src.contiguous()
+    stored = src if _read_exactly(src) else src.contiguous()
     ret = stored.reduce(Ops.MAX, axes)
     # the ties are counted in float32 at least: float16 would count 70,000 tied values as inf, sharing out 0
     count_dtype = dtypes.float32 if src.dtype.itemsize < 4 else src.dtype

@@ -292,10 +292,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return self
   @staticmethod
   def realize_all(*tensors: Tensor, before_writing: tuple[Tensor, ...] = ()):
-    """Realize the tensors together, in one schedule (Tensor.realize_all(a, b)); realized ones are skipped.
-    before_writing: tensors the caller is about to overwrite (an optimizer, its parameters). The live lazy tensors
-    that read them (a training step's logits) are realized in this schedule too, sharing its kernels, instead of
-    being computed again, from the start, just before the write."""
+    """Realize the tensors together, in one schedule (Tensor.realize_all(a, b)); realized ones are skipped. With
+    before_writing (what the caller overwrites next: an optimizer's parameters), the live lazy tensors that read
+    those (the logits) join this schedule, instead of being computed again just before the writes."""
     todo = tuple({id(t): t for t in tensors if not is_realized(t.uop)}.values())  # a tensor named twice is realized once
     if todo or before_writing: realize_tensors(todo, before_writing)
   def numpy(self) -> np.ndarray:
@@ -660,17 +659,15 @@ def _const_value(u: UOp):
 
 custom_gradients["pow"] = _pow_gradient
 
-
-def _conv_gradient(ctx: UOp, ret: UOp) -> tuple[UOp, UOp]:
-  """The gradients of a convolution (ops/nn.py conv2d: a DETACH whose arg holds its settings) for its input and
-  weight, written with Tensor ops (a transposed convolution for the input), so they differentiate again."""
-  _, groups, stride, dilation, pads = ret.arg
-  grad, x, weight = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret.src[1], ret.src[2]))
-  dx, dw = Tensor._conv_gradients(grad, x, weight, groups, stride, dilation, pads)
-  return dx.uop, dw.uop
+def _rule_in_tensor_ops(rule):
+  """A custom gradient rule (gradient.py's DETACH) in Tensor ops, so it differentiates again: rule(arg, grad, value,
+  *inputs) gets the DETACH's arg and nodes as tensors and returns the gradient of each input."""
+  return lambda ctx, ret: tuple(g.uop for g in rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, *ret.src))))
 
 
-custom_gradients["conv"] = _conv_gradient
+# conv2d's input gradient is a transposed convolution; max_pool2d's goes to each window's first maximum (PyTorch's)
+custom_gradients["conv"] = _rule_in_tensor_ops(lambda arg, grad, _, x, w: Tensor._conv_gradients(grad, x, w, *arg[1:]))
+custom_gradients["max_pool"] = _rule_in_tensor_ops(lambda arg, grad, _, padded: (Tensor._max_pool_gradient(grad, padded, *arg[1:]),))
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

@@ -163,7 +163,10 @@ class ShapeTracker:
 
   def reshape(self, shape) -> ShapeTracker:
     one = self.views[-1].reshape(tuple(shape))
-    return self._last(one) if one is not None else ShapeTracker(self.views + (View.create(tuple(shape)),))
+    if one is None: return ShapeTracker(self.views + (View.create(tuple(shape)),))
+    if len(self.views) > 1 and one.contiguous and one.shape == self.views[-2].shape:
+      return ShapeTracker(self.views[:-1])  # reshaped back to the shape below: the top view maps each index to itself
+    return self._last(one)
 
   def apply(self, op_name: str, arg) -> ShapeTracker:
     """Apply a movement op by name (RESHAPE, PERMUTE, ...), as the scheduler pushes them onto loads."""

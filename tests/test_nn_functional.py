@@ -138,6 +138,50 @@ def test_max_pool2d(device, k, s, p, d, ceil):
   check(T(x, device).max_pool2d(k, s, dilation=d, padding=p, ceil_mode=ceil), np_pool(x, k, s, p, d, ceil, "max"))
 
 
+def np_max_pool_grad(x, g, k, s, p, d=1):
+  """PyTorch's gradient of max_pool2d (square windows): each output's gradient to the first maximum of its window,
+  the window scanned row by row (a NaN counts as the maximum)."""
+  n, out = x.shape[-1], g.shape[-1]
+  dx = np.zeros_like(x)
+  for idx in np.ndindex(*x.shape[:-2]):
+    for i in range(out):
+      for j in range(out):
+        best = None
+        for a in range(k):
+          for b in range(k):
+            r, c = i * s - p + a * d, j * s - p + b * d
+            if not (0 <= r < n and 0 <= c < n): continue
+            v = x[idx + (r, c)]
+            if best is None or v > x[idx + best] or (np.isnan(v) and not np.isnan(x[idx + best])): best = (r, c)
+        dx[idx + best] += g[idx + (i, j)]
+  return dx
+
+
+@pytest.mark.parametrize("k,s,p,d", [(2, 2, 0, 1), (3, 2, 1, 1), (3, 1, 1, 2), (2, 1, 0, 1)])
+def test_max_pool2d_gradient_goes_to_the_first_max_of_a_window(device, k, s, p, d):
+  """As in PyTorch: after a relu, windows of zeros are common, and each gives its whole gradient to its first
+  zero (tinygrad and Tensor.max share it among the ties)."""
+  x = np.maximum(rng.standard_normal((2, 3, 7, 7)), 0).round(1)
+  x[0, 0, 1, 1] = np.nan
+  out_n = (7 + 2 * p - d * (k - 1) - 1) // s + 1
+  g = rng.standard_normal((2, 3, out_n, out_n))
+  t = T(x, device).requires_grad_()
+  (t.max_pool2d(k, s, dilation=d, padding=p) * T(g, device)).sum().backward()
+  check(t.grad, np_max_pool_grad(x, g, k, s, p, d))
+
+
+def test_max_pool2d_gradient_kernels(device):
+  """Windows apart (2x2, stride 2): the gradient is one kernel of comparisons within each window and one that puts
+  the gradient back (no max, count or index read first; nothing stored of the windows)."""
+  x = T(rng.standard_normal((2, 4, 8, 8)), device).requires_grad_().realize()
+  g = T(rng.standard_normal((2, 4, 4, 4)), device).realize()
+  (x.max_pool2d(2) * g).sum().backward()
+  GlobalCounters.reset()
+  x.grad.realize()
+  assert GlobalCounters.kernel_count <= 3  # (and the 4x4 "is before" table of the window's elements)
+  check(x.grad, np_max_pool_grad(x.numpy(), g.numpy(), 2, 2, 0))
+
+
 @pytest.mark.parametrize("k,s,p,ceil,include", [(2, 2, 0, False, True), (3, 2, 1, False, True), (3, 2, 1, False, False), (3, 2, 0, True, True), (2, 2, 1, True, False)])
 def test_avg_pool2d(device, k, s, p, ceil, include):
   x = rng.standard_normal((2, 3, 7, 7))

@@ -80,13 +80,13 @@ CASES = [
   ("rowsum", rowsum, [Opt("UPCAST", 0, 4), Opt("UNROLL", 1, 3)]),
   ("rowsum", rowsum, [Opt("LOCAL", 0, 8)]),
   ("padded", padded, [Opt("UPCAST", 1, 8), Opt("UPCAST", 0, 4)]),
-  ("maxpool", maxpool, [Opt("UNROLL", 4, 2), Opt("UPCAST", 1, 4)]),
+  ("maxpool", maxpool, [Opt("UNROLL", 3, 2), Opt("UPCAST", 1, 4)]),
   ("conv", conv, [Opt("UPCAST", 1, 8), Opt("UNROLL", 6, 3)]),
   ("conv", conv, [Opt("UPCAST", 3, 4), Opt("UPCAST", 1, 2), Opt("UNROLL", 4, 2)]),
   ("rowsum", rowsum, [Opt("GROUP", 1, 16)]),
   ("rowsum", rowsum, [Opt("GROUP", 1, 8), Opt("UNROLL", 2, 4)]),
   ("matmul", matmul, [Opt("GROUP", 2, 8)]),
-  ("maxpool", maxpool, [Opt("GROUP", 4, 2)]),
+  ("maxpool", maxpool, [Opt("GROUP", 3, 2)]),
   ("conv", conv, [Opt("GROUP", 4, 4), Opt("UNROLL", 6, 3)]),
 ]
 
@@ -473,26 +473,20 @@ def test_heuristics_for_a_convolution_input_gradient():
   np.testing.assert_allclose(x.grad.numpy(), padded_grad[:, :, 1:41, 1:41], rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("pool", ["max", "avg"])
-def test_heuristic_pooling_gradient_lanes_share_the_padding_checks(pool):
-  """Summing windows back into an image (a pooling's gradient) reads through padded views: lanes go along the
-  outermost axis (images x channels), where they share the index math and the padding checks, not along the
-  image rows, where every lane would be a gated load of its own (4x slower measured)."""
+def test_heuristic_pooling_gradient_lanes_share_the_padding_checks():
+  """Summing overlapping windows back into an image (avg_pool2d's gradient) reads through padded views: lanes go
+  along the outermost axis (images x channels), where they share the index math and the padding checks, not along
+  the image rows, where every lane would be a gated load of its own (4x slower measured). (max_pool2d's gradient
+  has a rule of its own, and windows that don't overlap go back by movement alone.)"""
   x = Tensor(rand(2, 16, 12, 12), device="LLVM", requires_grad=True).realize()
-  out = x.max_pool2d(2) if pool == "max" else x.avg_pool2d(3, stride=2)
+  out = x.avg_pool2d(3, stride=2)
   g = Tensor(rand(*out.shape), device="LLVM").realize()
   (out * g).sum().backward()
   items, *_ = create_schedule([x.grad.uop], ["LLVM"])
   last = get_program(items[-1].ast, Device["LLVM"].renderer)
   assert last.opts == [Opt("UPCAST", 0, Device["LLVM"].renderer.vector_width)], last.opts
-  ref_x, ref_g = x.numpy(), g.numpy()
-  want = np.zeros_like(ref_x)
+  ref_g = g.numpy()
+  want = np.zeros(x.shape, np.float32)
   for i in range(out.shape[2]):
-    for j in range(out.shape[3]):
-      if pool == "max":
-        window = ref_x[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].reshape(2, 16, 4)
-        hit = (window == window.max(-1, keepdims=True)).astype(np.float32)
-        hit /= hit.sum(-1, keepdims=True)  # ties share the gradient
-        want[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2] += (hit * ref_g[:, :, i, j, None]).reshape(2, 16, 2, 2)
-      else: want[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += ref_g[:, :, i, j, None, None] / 9
+    for j in range(out.shape[3]): want[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += ref_g[:, :, i, j, None, None] / 9
   np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5, atol=1e-6)

@@ -73,3 +73,16 @@ def test_index_expression_simplifies():
   st = ShapeTracker.from_shape((24,)).reshape((4, 6))
   idx, valid = st.to_index([x, y])
   assert valid is None and graph_rewrite(idx, symbolic) is x * UOp.const(dtypes.int32, 6) + y
+
+
+def test_reshape_back_to_the_shape_below_drops_the_top_view():
+  """A permuted view reshaped to another shape takes a second view; reshaped back, the top view maps every index
+  to itself and goes, so loads through it need no division (an input gradient of avg_pool2d)."""
+  st = ShapeTracker.from_shape((4, 6)).permute((1, 0))
+  base = np.arange(24)
+  stacked = st.reshape((3, 8))
+  assert len(stacked.views) == 2
+  back = stacked.reshape((6, 4))
+  assert back.views == st.views
+  np.testing.assert_array_equal(evaluate(back, base), evaluate(st, base))
+  assert len(stacked.reshape((24,)).views) == 2  # (any other shape keeps both)

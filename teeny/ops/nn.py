@@ -3,12 +3,13 @@ windows are a view, the convolution a multiply and a sum), transposed convolutio
 layer and batch normalization, dropout, scaled dot-product attention, and the losses (cross entropy, binary cross
 entropy, mean squared error)."""
 from __future__ import annotations
-import math
+import itertools, math
 from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg
+from teeny.ops.indexing import _iota
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -56,6 +57,12 @@ _RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac: _nearest(
              "bilinear": _linear, "trilinear": _linear, "bicubic": _bicubic}
 
 
+
+def _along(x, axis: int, how: str, span: tuple[int, int]):
+  """x padded ("pad": zeros before and after) or shrunk ("shrink": to [start, end)) along one axis only."""
+  if how == "pad": return x.pad(tuple(span if a == axis else (0, 0) for a in range(x.ndim)))
+  return x.shrink(tuple(span if a == axis else (0, n) for a, n in enumerate(x.shape)))
+
 class NNOps:
   """Tensor's neural network functions and losses."""
   def sequential(self, layers) -> Self:
@@ -78,6 +85,7 @@ class NNOps:
     outs = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation)]
     for n, k, o in zip(sizes, kernel, outs):
       if o <= 0: raise ArgumentError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
+    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return self._pool_apart(kernel, stride, dilation, outs)
     periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
     keep = tuple((0, s) for s in prefix)
     x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
@@ -89,6 +97,36 @@ class NNOps:
     x = x.reshape(prefix + tuple(d for k, o in zip(kernel, outs) for d in (k, o)))
     p = len(prefix)
     return x.permute(tuple(range(p)) + tuple(p + 2 * i + 1 for i in range(nd)) + tuple(p + 2 * i for i in range(nd)))
+  def _pool_apart(self, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], outs: list[int]) -> Self:
+    """_pool's windows where no two overlap (kernel * dilation <= stride: max_pool2d(2), a patchify conv): each
+    axis cut to outs * stride and folded into (out, stride), of which each window takes its first kernel * dilation
+    elements, every dilation-th. Only shrinks, pads and reshapes, so the gradient is too: the input's gradient is
+    one elementwise kernel, where the general trick's repeat makes it a sum over the repeats."""
+    nd, p = len(kernel), self.ndim - len(kernel)
+    prefix, keep = self.shape[:p], tuple((0, n) for n in self.shape[:p])
+    spans = [o * s for o, s in zip(outs, stride)]
+    x = self.shrink(keep + tuple((0, min(n, span)) for n, span in zip(self.shape[p:], spans)))
+    x = x.pad(((0, 0),) * p + tuple((0, span - n) for n, span in zip(x.shape[p:], spans)))
+    x = x.reshape(prefix + tuple(d for o, s in zip(outs, stride) for d in (o, s)))
+    x = x.shrink(keep + tuple(r for o, k, d in zip(outs, kernel, dilation) for r in ((0, o), (0, k * d))))
+    x = x.reshape(prefix + tuple(n for o, k, d in zip(outs, kernel, dilation) for n in (o, k, d)))
+    x = x.shrink(keep + tuple(r for o, k in zip(outs, kernel) for r in ((0, o), (0, k), (0, 1))))
+    x = x.reshape(prefix + tuple(n for o, k in zip(outs, kernel) for n in (o, k)))
+    return x.permute(tuple(range(p)) + tuple(p + 2 * i for i in range(nd)) + tuple(p + 2 * i + 1 for i in range(nd)))
+  def _pool_apart_adjoint(self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """_pool_apart's movement ops undone in reverse, each by its adjoint (a shrink by a pad, a pad by a shrink):
+    self, per window element (..., *outs, *kernel), put back where each element was read, zeros elsewhere."""
+    nd = len(kernel)
+    p = self.ndim - 2 * nd
+    prefix, outs = self.shape[:p], self.shape[p:p + nd]
+    x = self.permute(tuple(range(p)) + tuple(a for i in range(nd) for a in (p + i, p + nd + i)))
+    x = x.reshape(prefix + tuple(n for o, k in zip(outs, kernel) for n in (o, k, 1)))
+    x = x.pad(((0, 0),) * p + tuple(r for d in dilation for r in ((0, 0), (0, 0), (0, d - 1))))
+    x = x.reshape(prefix + tuple(n for o, k, d in zip(outs, kernel, dilation) for n in (o, k * d)))
+    x = x.pad(((0, 0),) * p + tuple(r for k, s, d in zip(kernel, stride, dilation) for r in ((0, 0), (0, s - k * d))))
+    x = x.reshape(prefix + tuple(o * s for o, s in zip(outs, stride)))
+    x = x.shrink(tuple((0, n) for n in prefix) + tuple((0, min(n, m)) for n, m in zip(sizes, x.shape[p:])))
+    return x.pad(((0, 0),) * p + tuple((0, n - m) for n, m in zip(sizes, x.shape[p:])))
   def conv2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Self:
     """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
     any number of spatial dims. padding: an int, one per spatial dim, or PyTorch's flat (left, right, top, bottom)."""
@@ -198,8 +236,12 @@ class NNOps:
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
     full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
-    windows = self.pad(((0, 0),) * (self.ndim - nd) + full, value=lowest)._pool(kernel, stride, dilation)
+    padded = self.pad(((0, 0),) * (self.ndim - nd) + full, value=lowest)
+    windows = padded._pool(kernel, stride, dilation)
     values = windows.max(tuple(range(-nd, 0)))
+    if dtypes.is_float(values.dtype):  # the gradient by PyTorch's rule (_max_pool_gradient), not max's even split
+      rule = ("max_pool", kernel, stride, dilation)
+      values = padded._new(UOp(Ops.DETACH, values.dtype, (values.uop, padded.uop), rule))
     if not return_indices: return values
     spatial = self.shape[-nd:]
     plane = type(self).arange(math.prod(spatial), dtype=dtypes.int32, device=self.device).reshape(spatial)
@@ -207,6 +249,47 @@ class NNOps:
     first = windows.flatten(-nd).argmax(-1).unsqueeze(-1)  # (..., *outs, 1)
     slot = type(self).arange(places.shape[-1], dtype=dtypes.int32, device=self.device)
     return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
+  @staticmethod
+  def _max_pool_gradient(grad: Self, padded: Self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """The gradient of max_pool2d's (padded) input, as PyTorch gives it: all of an output's gradient goes to the
+    first maximum of its window, in row-major order within the window (a NaN counts as the maximum), where
+    Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). An element is that
+    first maximum when it beats every element before it and is at least every element after it: each element is
+    compared with its window's others, with no maximum or index to read first."""
+    nd = len(kernel)
+    windows = padded.detach()._pool(kernel, stride, dilation)
+    lead = windows.shape[:-nd]
+    size = math.prod(kernel)
+    order = _iota(size, dtypes.int32, grad)  # (a loop index, not a buffer: the graph may be sharded over devices)
+    before = (order.reshape((1, size)) < order.reshape((size, 1))).reshape(kernel + kernel)  # [j, i]: i is before j
+    mine, other = windows.reshape(lead + kernel + (1,) * nd), windows.reshape(lead + (1,) * nd + kernel)
+    mine_nan, other_nan = mine.isnan(), other.isnan()
+    beats = (mine > other) | (mine_nan & ~other_nan)
+    at_least = (mine >= other) | mine_nan
+    first = before.where(beats, at_least).all(tuple(range(-nd, 0)))
+    per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
+    return type(grad)._windows_adjoint(per_window, padded.shape[-nd:], kernel, stride, dilation)
+  @staticmethod
+  def _windows_adjoint(per_window: Self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """Values given per window element (..., *outs, *kernel) summed back into the input the windows of _pool
+    read (..., *sizes): element j of window o came from o * stride + j * dilation. Windows that don't overlap are
+    _pool_apart's view, and its gradient is movement alone. Overlapping ones (3x3, stride 2) would go back through
+    the general view's repeat as a sum over every repeat; here each kernel offset's values are spread out by the
+    stride, shifted to their offset and added: one elementwise kernel of prod(kernel) reads."""
+    nd = len(kernel)
+    p = per_window.ndim - 2 * nd
+    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
+    keep = tuple((0, n) for n in per_window.shape[:p + nd])
+    total = None
+    for offset in itertools.product(*(range(k) for k in kernel)):
+      part = per_window.shrink(keep + tuple((j, j + 1) for j in offset)).reshape(per_window.shape[:p + nd])
+      for i, (n, j, s, d) in enumerate(zip(sizes, offset, stride, dilation)):
+        o, axis = part.shape[p + i], p + i
+        spread = _along(part.unsqueeze(axis + 1), axis + 1, "pad", (0, s - 1)).flatten(axis, axis + 1)
+        used = min(o * s, n - j * d)  # (the last window's spread runs past the input by up to s - 1 zeros)
+        part = _along(_along(spread, axis, "shrink", (0, used)), axis, "pad", (j * d, n - j * d - used))
+      total = part if total is None else total + part
+    return total
   def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
     """max_pool2d over the last axis only, like torch.nn.functional.max_pool1d."""
     return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=1)

@@ -77,6 +77,15 @@ class ScheduledKernel:
     if self.out_slots is None: self.out_slots = self.slots[:1]
 
 
+def _unreshaped(value: UOp, is_leaf) -> UOp:
+  """The value under the reshapes on top of it: a kernel stores its result contiguously, in the same order
+  whatever shape it has, so it may loop over the shape the value was computed in. Reshaped to the result's shape
+  instead, every load would carry the reshape's divisions (an input gradient of max_pool2d, computed as
+  (..., out, kernel) and read as the input's (..., out * kernel), loaded the output gradient through index // 2)."""
+  while value.op in (Ops.RESHAPE, Ops.DETACH) and not is_leaf(value): value = value.src[0]  # (a DETACH: its first source)
+  return value
+
+
 class Unfusable(Exception):
   """Raised while building a kernel when `node` must be realized on its own first."""
   def __init__(self, node: UOp): self.node = node
@@ -116,7 +125,7 @@ class KernelBuilder:
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
     for r in reduces: self._check_broadcast_work(r)
-    if out_space is None: out_space = reduces[0].shape if reduces else value_node.shape
+    if out_space is None: out_space = reduces[0].shape if reduces else _unreshaped(value_node, self._is_leaf).shape
     if reduces and reduces[0].size != value_node.size: raise Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
     out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
