@@ -667,7 +667,7 @@ def _rule_in_tensor_ops(rule):
 
 # conv2d's input gradient is a transposed convolution; max_pool2d's goes to each window's first maximum (PyTorch's)
 custom_gradients["conv"] = _rule_in_tensor_ops(lambda arg, grad, _, x, w: Tensor._conv_gradients(grad, x, w, *arg[1:]))
-custom_gradients["max_pool"] = _rule_in_tensor_ops(lambda arg, grad, _, padded: (Tensor._max_pool_gradient(grad, padded, *arg[1:]),))
+custom_gradients["max_pool"] = _rule_in_tensor_ops(lambda arg, grad, values, padded: (Tensor._max_pool_gradient(grad, values, padded, *arg[1:]),))
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

@@ -250,23 +250,28 @@ class NNOps:
     slot = type(self).arange(places.shape[-1], dtype=dtypes.int32, device=self.device)
     return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
   @staticmethod
-  def _max_pool_gradient(grad: Self, padded: Self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+  def _max_pool_gradient(grad: Self, values: Self, padded: Self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
     """The gradient of max_pool2d's (padded) input, as PyTorch gives it: all of an output's gradient goes to the
     first maximum of its window, in row-major order within the window (a NaN counts as the maximum), where
-    Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). An element is that
-    first maximum when it beats every element before it and is at least every element after it: each element is
-    compared with its window's others, with no maximum or index to read first."""
-    nd = len(kernel)
+    Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). Small windows
+    (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
+    it and is at least every one after it): one kernel, with no maximum or index to read first. Larger ones (3x3:
+    81 comparisons a window) mark the elements equal to the maximum and keep the first by its rank."""
+    nd, size = len(kernel), math.prod(kernel)
     windows = padded.detach()._pool(kernel, stride, dilation)
-    lead = windows.shape[:-nd]
-    size = math.prod(kernel)
+    lead, axes = windows.shape[:-nd], tuple(range(-nd, 0))
     order = _iota(size, dtypes.int32, grad)  # (a loop index, not a buffer: the graph may be sharded over devices)
-    before = (order.reshape((1, size)) < order.reshape((size, 1))).reshape(kernel + kernel)  # [j, i]: i is before j
-    mine, other = windows.reshape(lead + kernel + (1,) * nd), windows.reshape(lead + (1,) * nd + kernel)
-    mine_nan, other_nan = mine.isnan(), other.isnan()
-    beats = (mine > other) | (mine_nan & ~other_nan)
-    at_least = (mine >= other) | mine_nan
-    first = before.where(beats, at_least).all(tuple(range(-nd, 0)))
+    if size <= 4:
+      before = (order.reshape((1, size)) < order.reshape((size, 1))).reshape(kernel + kernel)  # [j, i]: i before j
+      mine, other = windows.reshape(lead + kernel + (1,) * nd), windows.reshape(lead + (1,) * nd + kernel)
+      mine_nan, other_nan = mine.isnan(), other.isnan()
+      beats = (mine > other) | (mine_nan & ~other_nan)
+      at_least = (mine >= other) | mine_nan
+      first = before.where(beats, at_least).all(axes)
+    else:
+      hit = (windows == values.detach().reshape(lead + (1,) * nd)) | windows.isnan()
+      rank = (size - order).cast(dtypes.float32).reshape(kernel)  # the first hit ranks highest
+      first = hit & (rank == hit.where(rank, 0.0).max(axes, keepdim=True))
     per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
     return type(grad)._windows_adjoint(per_window, padded.shape[-nd:], kernel, stride, dilation)
   @staticmethod
@@ -279,17 +284,21 @@ class NNOps:
     nd = len(kernel)
     p = per_window.ndim - 2 * nd
     if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
-    keep = tuple((0, n) for n in per_window.shape[:p + nd])
-    total = None
+    # stored first: read inline, each of the prod(kernel) terms below would compute its window's values again
+    per_window = per_window.contiguous()
+    prefix, outs = per_window.shape[:p], per_window.shape[p:p + nd]
+    rows = [-(-n // s) for n, s in zip(sizes, stride)]  # each axis folded into (rows, stride): o * s + j * d is
+    total = None                                           # row o + (j * d) // s, column (j * d) % s
     for offset in itertools.product(*(range(k) for k in kernel)):
-      part = per_window.shrink(keep + tuple((j, j + 1) for j in offset)).reshape(per_window.shape[:p + nd])
-      for i, (n, j, s, d) in enumerate(zip(sizes, offset, stride, dilation)):
-        o, axis = part.shape[p + i], p + i
-        spread = _along(part.unsqueeze(axis + 1), axis + 1, "pad", (0, s - 1)).flatten(axis, axis + 1)
-        used = min(o * s, n - j * d)  # (the last window's spread runs past the input by up to s - 1 zeros)
-        part = _along(_along(spread, axis, "shrink", (0, used)), axis, "pad", (j * d, n - j * d - used))
+      part = per_window.shrink(tuple((0, n) for n in prefix + outs) + tuple((j, j + 1) for j in offset)).reshape(prefix + outs)
+      for i, (j, s, d, o, r) in enumerate(zip(offset, stride, dilation, outs, rows)):
+        axis, (q, col) = p + 2 * i, divmod(j * d, s)
+        part = _along(part.unsqueeze(axis + 1), axis + 1, "pad", (col, s - col - 1))
+        part = _along(part, axis, "pad", (q, r - q - o))
       total = part if total is None else total + part
-    return total
+    # stored in the folded shape, where each term's column is a constant of its own and the loads need no division
+    unfolded = total.contiguous().reshape(prefix + tuple(r * s for r, s in zip(rows, stride)))
+    return unfolded.shrink(tuple((0, n) for n in prefix + tuple(sizes)))
   def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
     """max_pool2d over the last axis only, like torch.nn.functional.max_pool1d."""
     return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=1)
