@@ -57,11 +57,11 @@ _RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac: _nearest(
              "bilinear": _linear, "trilinear": _linear, "bicubic": _bicubic}
 
 
-
 def _along(x, axis: int, how: str, span: tuple[int, int]):
   """x padded ("pad": zeros before and after) or shrunk ("shrink": to [start, end)) along one axis only."""
   if how == "pad": return x.pad(tuple(span if a == axis else (0, 0) for a in range(x.ndim)))
   return x.shrink(tuple(span if a == axis else (0, n) for a, n in enumerate(x.shape)))
+
 
 class NNOps:
   """Tensor's neural network functions and losses."""
@@ -279,16 +279,18 @@ class NNOps:
     """Values given per window element (..., *outs, *kernel) summed back into the input the windows of _pool
     read (..., *sizes): element j of window o came from o * stride + j * dilation. Windows that don't overlap are
     _pool_apart's view, and its gradient is movement alone. Overlapping ones (3x3, stride 2) would go back through
-    the general view's repeat as a sum over every repeat; here each kernel offset's values are spread out by the
-    stride, shifted to their offset and added: one elementwise kernel of prod(kernel) reads."""
+    the general view's repeat as a sum over every repeat. Here each input axis is folded into (rows, stride), where
+    o * stride + j * dilation is row o + (j * dilation) // stride, column (j * dilation) % stride: each kernel
+    offset's values are shifted by their rows into their column, and the offsets added (prod(kernel) reads an
+    element, each column a constant of its own term, so no load needs a division)."""
     nd = len(kernel)
     p = per_window.ndim - 2 * nd
     if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
     # stored first: read inline, each of the prod(kernel) terms below would compute its window's values again
     per_window = per_window.contiguous()
     prefix, outs = per_window.shape[:p], per_window.shape[p:p + nd]
-    rows = [-(-n // s) for n, s in zip(sizes, stride)]  # each axis folded into (rows, stride): o * s + j * d is
-    total = None                                           # row o + (j * d) // s, column (j * d) % s
+    rows = [-(-n // s) for n, s in zip(sizes, stride)]
+    total = None
     for offset in itertools.product(*(range(k) for k in kernel)):
       part = per_window.shrink(tuple((0, n) for n in prefix + outs) + tuple((j, j + 1) for j in offset)).reshape(prefix + outs)
       for i, (j, s, d, o, r) in enumerate(zip(offset, stride, dilation, outs, rows)):
@@ -296,7 +298,7 @@ class NNOps:
         part = _along(part.unsqueeze(axis + 1), axis + 1, "pad", (col, s - col - 1))
         part = _along(part, axis, "pad", (q, r - q - o))
       total = part if total is None else total + part
-    # stored in the folded shape, where each term's column is a constant of its own and the loads need no division
+    # stored in the folded shape: the kernel loops over it (a reshape on top of the sum would bring the divisions back)
     unfolded = total.contiguous().reshape(prefix + tuple(r * s for r, s in zip(rows, stride)))
     return unfolded.shrink(tuple((0, n) for n in prefix + tuple(sizes)))
   def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):

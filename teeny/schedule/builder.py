@@ -125,7 +125,10 @@ class KernelBuilder:
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
     for r in reduces: self._check_broadcast_work(r)
-    if out_space is None: out_space = reduces[0].shape if reduces else _unreshaped(value_node, self._is_leaf).shape
+    if out_space is None:
+      # (a write keeps its target's shape: the view it writes through may be strided, not a contiguous buffer)
+      plain = value_node.shape if root.op is Ops.ASSIGN else _unreshaped(value_node, self._is_leaf).shape
+      out_space = reduces[0].shape if reduces else plain
     if reduces and reduces[0].size != value_node.size: raise Unfusable(reduces[0])
     value = self._push(value_node, (("RESHAPE", out_space),))
     out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
