@@ -665,9 +665,9 @@ def _rule_in_tensor_ops(rule):
   return lambda ctx, ret: tuple(g.uop for g in rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, *ret.src))))
 
 
-# conv2d's input gradient is a transposed convolution; max_pool2d's goes to each window's first maximum (PyTorch's)
+# conv2d's input gradient is a transposed convolution; pooling's: ops/pooling.py's _pool_gradient
 custom_gradients["conv"] = _rule_in_tensor_ops(lambda arg, grad, _, x, w: Tensor._conv_gradients(grad, x, w, *arg[1:]))
-custom_gradients["max_pool"] = _rule_in_tensor_ops(lambda arg, grad, values, padded: (Tensor._max_pool_gradient(grad, values, padded, *arg[1:]),))
+custom_gradients["max_pool"] = custom_gradients["window_sum"] = _rule_in_tensor_ops(lambda arg, grad, value, x: (Tensor._pool_gradient(arg, grad, value, x),))
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

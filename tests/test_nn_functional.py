@@ -182,6 +182,31 @@ def test_max_pool2d_gradient_kernels(device):
   check(x.grad, np_max_pool_grad(x.numpy(), g.numpy(), 2, 2, 0))
 
 
+def np_avg_pool_grad(n, g, k, s, p, include=True):
+  """The gradient of avg_pool2d (square windows, no ceil_mode) for an n x n input: each window's gradient over
+  its count, added to every element of it."""
+  dx = np.zeros(g.shape[:-2] + (n, n))
+  for i in range(g.shape[-2]):
+    for j in range(g.shape[-1]):
+      rows, cols = [r for r in range(i * s - p, i * s - p + k)], [c for c in range(j * s - p, j * s - p + k)]
+      vr, vc = [r for r in rows if 0 <= r < n], [c for c in cols if 0 <= c < n]
+      count = k * k if include else len(vr) * len(vc)
+      dx[..., vr[0]:vr[-1] + 1, vc[0]:vc[-1] + 1] += (g[..., i, j] / count)[..., None, None]
+  return dx
+
+
+@pytest.mark.parametrize("k,s,p,include", [(3, 2, 1, True), (3, 2, 1, False), (3, 1, 1, True), (2, 2, 0, True), (3, 2, 0, True)])
+def test_avg_pool2d_gradient(device, k, s, p, include):
+  """Overlapping windows (3x3, stride 2) send their gradient back through ops/pooling.py's rule, windows apart by
+  movement alone: both against numpy."""
+  x = rng.standard_normal((2, 3, 7, 7))
+  t = T(x, device).requires_grad_()
+  out = t.avg_pool2d(k, s, padding=p, count_include_pad=include)
+  g = rng.standard_normal(out.shape)
+  (out * T(g, device)).sum().backward()
+  check(t.grad, np_avg_pool_grad(7, g, k, s, p, include))
+
+
 @pytest.mark.parametrize("k,s,p,ceil,include", [(2, 2, 0, False, True), (3, 2, 1, False, True), (3, 2, 1, False, False), (3, 2, 0, True, True), (2, 2, 1, True, False)])
 def test_avg_pool2d(device, k, s, p, ceil, include):
   x = rng.standard_normal((2, 3, 7, 7))

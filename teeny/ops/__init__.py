@@ -1,8 +1,8 @@
 """Tensor's ops, one mixin class per family: creation of filled, empty, range and identity tensors (creation.py),
 elementwise math (elementwise.py), reductions and matmul (reduce.py), indexing (indexing.py), joining and splitting
-(join.py), random numbers (random.py), neural network functions (nn.py), in-place writes (writes.py), PyTorch's
-spellings of what tinygrad names otherwise (pytorch.py), sorting and selecting (sorting.py), einsum and rearrange
-(einsum.py), and qr and svd (linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's
+(join.py), random numbers (random.py), neural network functions (nn.py), sliding windows and pooling (pooling.py),
+in-place writes (writes.py), PyTorch's spellings of what tinygrad names otherwise (pytorch.py), sorting and
+selecting (sorting.py), einsum and rearrange (einsum.py), and qr and svd (linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's
 TensorOps) and holds the rest: its state, autograd entry points, realizing and reading, casts, movement, and the
 binary and comparison ops.
 

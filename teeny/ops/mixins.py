@@ -7,6 +7,7 @@ from teeny.ops.indexing import IndexingOps
 from teeny.ops.join import JoinOps
 from teeny.ops.random import RandomOps
 from teeny.ops.nn import NNOps
+from teeny.ops.pooling import PoolingOps
 from teeny.ops.writes import WriteOps
 from teeny.ops.pytorch import PyTorchOps
 from teeny.ops.sorting import SortOps
@@ -15,7 +16,7 @@ from teeny.ops.linalg import LinalgOps
 from teeny.ops.sharding import ShardingOps
 
 
-class TensorOps(CreationOps, ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, WriteOps, PyTorchOps, SortOps,
-                EinsumOps, LinalgOps, ShardingOps):
+class TensorOps(CreationOps, ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps, WriteOps, PyTorchOps,
+                SortOps, EinsumOps, LinalgOps, ShardingOps):
   """The ops Tensor inherits: creation, elementwise math, reductions, indexing, joins, random numbers, nn functions,
-  in-place writes, PyTorch's spellings, sorting, einsum and rearrange, qr and svd, and sharding over devices."""
+  pooling, in-place writes, PyTorch's spellings, sorting, einsum and rearrange, qr and svd, and sharding over devices."""

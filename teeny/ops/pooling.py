@@ -1,0 +1,221 @@
+"""Pooling as a Tensor mixin: the sliding windows of a tensor's last axes as a view (_pool, which conv2d and unfold
+read too), max pooling (with PyTorch's gradient: each window's to its first maximum, and max_unpool2d), average
+pooling, and putting values per window element back where the windows read them (_windows_adjoint), which the
+gradients of pooling use when windows overlap."""
+from __future__ import annotations
+import itertools, math
+from typing import TYPE_CHECKING
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops
+from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg
+from teeny.ops.indexing import _iota
+if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
+  from typing import Self
+
+
+def _along(x, axis: int, how: str, span: tuple[int, int]):
+  """x padded ("pad": zeros before and after) or shrunk ("shrink": to [start, end)) along one axis only."""
+  if how == "pad": return x.pad(tuple(span if a == axis else (0, 0) for a in range(x.ndim)))
+  return x.shrink(tuple(span if a == axis else (0, n) for a, n in enumerate(x.shape)))
+
+
+class PoolingOps:
+  """Tensor's sliding windows and pooling."""
+  def _pool(self, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> Self:
+    """Sliding windows over the last len(kernel) axes, as a view: shape (..., *out_sizes, *kernel).
+    Window j of output position o reads input o*stride + j*dilation. The trick: repeat the axis until it is long
+    enough, then read rows of length `period` (a multiple of the input length plus the dilation): row j starts
+    j*dilation further into the (repeating) input, and taking every stride-th element of the row walks the
+    output positions."""
+    nd = len(kernel)
+    prefix, sizes = self.shape[:-nd], self.shape[-nd:]
+    outs = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation)]
+    for n, k, o in zip(sizes, kernel, outs):
+      if o <= 0: raise ArgumentError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
+    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return self._pool_apart(kernel, stride, dilation, outs)
+    periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
+    keep = tuple((0, s) for s in prefix)
+    x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
+    x = x.shrink(keep + tuple((0, k * p) for k, p in zip(kernel, periods)))
+    x = x.reshape(prefix + tuple(d for k, p in zip(kernel, periods) for d in (k, p)))
+    x = x.shrink(keep + tuple(r for k, o, s in zip(kernel, outs, stride) for r in ((0, k), (0, o * s))))
+    x = x.reshape(prefix + tuple(d for k, o, s in zip(kernel, outs, stride) for d in (k, o, s)))
+    x = x.shrink(keep + tuple(r for k, o in zip(kernel, outs) for r in ((0, k), (0, o), (0, 1))))
+    x = x.reshape(prefix + tuple(d for k, o in zip(kernel, outs) for d in (k, o)))
+    p = len(prefix)
+    return x.permute(tuple(range(p)) + tuple(p + 2 * i + 1 for i in range(nd)) + tuple(p + 2 * i for i in range(nd)))
+  def _pool_apart(self, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], outs: list[int]) -> Self:
+    """_pool's windows where no two overlap (kernel * dilation <= stride: max_pool2d(2), a patchify conv): each
+    axis cut to outs * stride and folded into (out, stride), of which each window takes its first kernel * dilation
+    elements, every dilation-th. Only shrinks, pads and reshapes, so the gradient is too: the input's gradient is
+    one elementwise kernel, where the general trick's repeat makes it a sum over the repeats."""
+    nd, p = len(kernel), self.ndim - len(kernel)
+    prefix, keep = self.shape[:p], tuple((0, n) for n in self.shape[:p])
+    spans = [o * s for o, s in zip(outs, stride)]
+    x = self.shrink(keep + tuple((0, min(n, span)) for n, span in zip(self.shape[p:], spans)))
+    x = x.pad(((0, 0),) * p + tuple((0, span - n) for n, span in zip(x.shape[p:], spans)))
+    x = x.reshape(prefix + tuple(d for o, s in zip(outs, stride) for d in (o, s)))
+    x = x.shrink(keep + tuple(r for o, k, d in zip(outs, kernel, dilation) for r in ((0, o), (0, k * d))))
+    x = x.reshape(prefix + tuple(n for o, k, d in zip(outs, kernel, dilation) for n in (o, k, d)))
+    x = x.shrink(keep + tuple(r for o, k in zip(outs, kernel) for r in ((0, o), (0, k), (0, 1))))
+    x = x.reshape(prefix + tuple(n for o, k in zip(outs, kernel) for n in (o, k)))
+    return x.permute(tuple(range(p)) + tuple(p + 2 * i for i in range(nd)) + tuple(p + 2 * i + 1 for i in range(nd)))
+  def _pool_apart_adjoint(self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """_pool_apart's movement ops undone in reverse, each by its adjoint (a shrink by a pad, a pad by a shrink):
+    self, per window element (..., *outs, *kernel), put back where each element was read, zeros elsewhere."""
+    nd = len(kernel)
+    p = self.ndim - 2 * nd
+    prefix, outs = self.shape[:p], self.shape[p:p + nd]
+    x = self.permute(tuple(range(p)) + tuple(a for i in range(nd) for a in (p + i, p + nd + i)))
+    x = x.reshape(prefix + tuple(n for o, k in zip(outs, kernel) for n in (o, k, 1)))
+    x = x.pad(((0, 0),) * p + tuple(r for d in dilation for r in ((0, 0), (0, 0), (0, d - 1))))
+    x = x.reshape(prefix + tuple(n for o, k, d in zip(outs, kernel, dilation) for n in (o, k * d)))
+    x = x.pad(((0, 0),) * p + tuple(r for k, s, d in zip(kernel, stride, dilation) for r in ((0, 0), (0, s - k * d))))
+    x = x.reshape(prefix + tuple(o * s for o, s in zip(outs, stride)))
+    x = x.shrink(tuple((0, n) for n in prefix) + tuple((0, min(n, m)) for n, m in zip(sizes, x.shape[p:])))
+    return x.pad(((0, 0),) * p + tuple((0, n - m) for n, m in zip(sizes, x.shape[p:])))
+  def _pool_args(self, kernel_size, stride, dilation, padding, nd: int = 2):
+    if self.ndim < nd: raise ArgumentError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
+    kernel = _tuple_arg(kernel_size, nd, "kernel_size")
+    stride = kernel if stride is None else _tuple_arg(stride, nd, "stride")
+    return kernel, stride, _tuple_arg(dilation, nd, "dilation"), _padding_arg(padding, nd)
+  def _ceil_pads(self, kernel, stride, dilation, pads, ceil_mode: bool):
+    """Extra right padding so ceil_mode keeps the last partial window (one that starts inside the input or the left
+    padding, like PyTorch)."""
+    if not ceil_mode: return tuple((0, 0) for _ in kernel)
+    extra = []
+    for n, k, s, d, (lo, hi) in zip(self.shape[-len(kernel):], kernel, stride, dilation, pads):
+      span, reach = n + lo + hi, d * (k - 1) + 1
+      out = -(-(span - reach) // s) + 1
+      if (out - 1) * s >= n + lo: out -= 1
+      extra.append((0, max(0, (out - 1) * s + reach - span)))
+    return tuple(extra)
+  def max_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False,
+                 return_indices: bool = False, nd: int | None = None):
+    """Max over windows of the last two axes (or as many as kernel_size has entries, like tinygrad's; stride
+    defaults to the kernel size); padding counts as -inf. return_indices: also the position of each max in its
+    input plane, flattened (the first max of a window; int32), like torch's, for max_unpool2d."""
+    nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
+    extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
+    lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
+    full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
+    padded = self.pad(((0, 0),) * (self.ndim - nd) + full, value=lowest)
+    windows = padded._pool(kernel, stride, dilation)
+    values = windows.max(tuple(range(-nd, 0)))
+    if dtypes.is_float(values.dtype):  # the gradient by PyTorch's rule (_max_pool_gradient), not max's even split
+      rule = ("max_pool", kernel, stride, dilation)
+      values = padded._new(UOp(Ops.DETACH, values.dtype, (values.uop, padded.uop), rule))
+    if not return_indices: return values
+    spatial = self.shape[-nd:]
+    plane = type(self).arange(math.prod(spatial), dtype=dtypes.int32, device=self.device).reshape(spatial)
+    places = plane.pad(full, value=-1)._pool(kernel, stride, dilation).flatten(-nd)  # (*outs, window)
+    first = windows.flatten(-nd).argmax(-1).unsqueeze(-1)  # (..., *outs, 1)
+    slot = type(self).arange(places.shape[-1], dtype=dtypes.int32, device=self.device)
+    return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
+  @staticmethod
+  def _max_pool_gradient(grad: Self, values: Self, padded: Self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """The gradient of max_pool2d's (padded) input, as PyTorch gives it: all of an output's gradient goes to the
+    first maximum of its window, in row-major order within the window (a NaN counts as the maximum), where
+    Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). Small windows
+    (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
+    it and is at least every one after it): one kernel, with no maximum or index to read first. Larger ones (3x3:
+    81 comparisons a window) mark the elements equal to the maximum and keep the first by its rank."""
+    nd, size = len(kernel), math.prod(kernel)
+    windows = padded.detach()._pool(kernel, stride, dilation)
+    lead, axes = windows.shape[:-nd], tuple(range(-nd, 0))
+    order = _iota(size, dtypes.int32, grad)  # (a loop index, not a buffer: the graph may be sharded over devices)
+    if size <= 4:
+      before = (order.reshape((1, size)) < order.reshape((size, 1))).reshape(kernel + kernel)  # [j, i]: i before j
+      mine, other = windows.reshape(lead + kernel + (1,) * nd), windows.reshape(lead + (1,) * nd + kernel)
+      mine_nan, other_nan = mine.isnan(), other.isnan()
+      beats = (mine > other) | (mine_nan & ~other_nan)
+      at_least = (mine >= other) | mine_nan
+      first = before.where(beats, at_least).all(axes)
+    else:
+      hit = (windows == values.detach().reshape(lead + (1,) * nd)) | windows.isnan()
+      rank = (size - order).cast(dtypes.float32).reshape(kernel)  # the first hit ranks highest
+      first = hit & (rank == hit.where(rank, 0.0).max(axes, keepdim=True))
+    per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
+    if any(k * d > s for k, s, d in zip(kernel, stride, dilation)):
+      per_window = per_window.contiguous()  # (overlapping: each input element reads several windows' comparisons)
+    return type(grad)._windows_adjoint(per_window, padded.shape[-nd:], kernel, stride, dilation)
+  @staticmethod
+  def _pool_gradient(arg: tuple, grad: Self, value: Self, x: Self) -> Self:
+    """The gradient of a pooling's input by its rule (a DETACH whose arg names it: gradient.custom_gradients):
+    max_pool2d's, or the sum of overlapping windows', each window's gradient spread back over its elements."""
+    rule, kernel, stride, dilation = arg
+    if rule == "max_pool": return type(grad)._max_pool_gradient(grad, value, x, kernel, stride, dilation)
+    per_window = grad.reshape(grad.shape + (1,) * len(kernel)).expand(grad.shape + kernel)
+    return type(grad)._windows_adjoint(per_window, x.shape[-len(kernel):], kernel, stride, dilation)
+  def _window_sum(self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """The sum of each window of _pool (..., *outs). Overlapping windows get _pool_gradient's rule: through the
+    general view the gradient would be a sum over its repeats (avg_pool2d(3, 2, padding 1) of 16x64x112x112: 89 ms
+    for that one kernel)."""
+    total = self._pool(kernel, stride, dilation).sum(tuple(range(-len(kernel), 0)))
+    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)) or not dtypes.is_float(total.dtype): return total
+    return self._new(UOp(Ops.DETACH, total.dtype, (total.uop, self.uop), ("window_sum", kernel, stride, dilation)))
+  @staticmethod
+  def _windows_adjoint(per_window: Self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
+    """Values given per window element (..., *outs, *kernel) summed back into the input the windows of _pool
+    read (..., *sizes): element j of window o came from o * stride + j * dilation. Windows that don't overlap are
+    _pool_apart's view, and its gradient is movement alone. Overlapping ones (3x3, stride 2) would go back through
+    the general view's repeat as a sum over every repeat. Here each input axis is folded into (rows, stride), where
+    o * stride + j * dilation is row o + (j * dilation) // stride, column (j * dilation) % stride: each kernel
+    offset's values are shifted by their rows into their column, and the offsets added (prod(kernel) reads an
+    element, each column a constant of its own term, so no load needs a division)."""
+    nd = len(kernel)
+    p = per_window.ndim - 2 * nd
+    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
+    prefix, outs = per_window.shape[:p], per_window.shape[p:p + nd]
+    rows = [-(-n // s) for n, s in zip(sizes, stride)]
+    total = None
+    for offset in itertools.product(*(range(k) for k in kernel)):
+      part = per_window.shrink(tuple((0, n) for n in prefix + outs) + tuple((j, j + 1) for j in offset)).reshape(prefix + outs)
+      for i, (j, s, d, o, r) in enumerate(zip(offset, stride, dilation, outs, rows)):
+        axis, (q, col) = p + 2 * i, divmod(j * d, s)
+        part = _along(part.unsqueeze(axis + 1), axis + 1, "pad", (col, s - col - 1))
+        part = _along(part, axis, "pad", (q, r - q - o))
+      total = part if total is None else total + part
+    # stored in the folded shape: the kernel loops over it (a reshape on top of the sum would bring the divisions back)
+    unfolded = total.contiguous().reshape(prefix + tuple(r * s for r, s in zip(rows, stride)))
+    return unfolded.shrink(tuple((0, n) for n in prefix + tuple(sizes)))
+  def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
+    """max_pool2d over the last axis only, like torch.nn.functional.max_pool1d."""
+    return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=1)
+  def max_pool3d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
+    """max_pool2d over the last three axes, like torch.nn.functional.max_pool3d."""
+    return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=3)
+  def max_unpool2d(self, indices: Self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, output_size=None) -> Self:
+    """The inverse of max_pool2d(return_indices=True), like torch.nn.functional.max_unpool2d: zeros, with each
+    value written at its index in the plane. output_size defaults to (in - 1) * stride - 2 * padding + kernel."""
+    nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2
+    if indices.shape != self.shape: raise ArgumentError(f"max_unpool2d indices of shape {indices.shape} must match the input {self.shape}")
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
+    if output_size is None:
+      output_size = tuple((n - 1) * s - lo - hi + d * (k - 1) + 1 for n, k, s, d, (lo, hi) in zip(self.shape[-nd:], kernel, stride, dilation, pads))
+    spatial = tuple(output_size)[-nd:]
+    lead = self.shape[:-nd]
+    flat_values, flat_indices = self.reshape(*lead, -1), indices.reshape(*lead, -1)
+    out = type(self).zeros(*lead, math.prod(spatial), dtype=self.dtype, device=self.device).scatter(-1, flat_indices, flat_values)
+    return out.reshape(*lead, *spatial)
+  def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 nd: int | None = None) -> Self:
+    """Mean over windows of the last two axes (or as many as kernel_size has entries). count_include_pad: padding
+    counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does."""
+    nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
+    extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
+    lead, axes = ((0, 0),) * (self.ndim - nd), tuple(range(-nd, 0))
+    x = self._float().pad(lead + pads).pad(lead + extra)
+    total = x._window_sum(kernel, stride, dilation)
+    if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
+    # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
+    ones = type(self).ones(self.shape[-nd:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
+    return total / ones._pool(kernel, stride, dilation).sum(axes)  # (constants: no gradient to take)
+  def avg_pool1d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
+    """avg_pool2d over the last axis only, like torch.nn.functional.avg_pool1d."""
+    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=1)
+  def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
+    """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d."""
+    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=3)
