@@ -125,13 +125,13 @@ class PoolingOps:
     windows = padded.detach()._pool(kernel, stride, dilation)
     lead, axes = windows.shape[:-nd], tuple(range(-nd, 0))
     order = _iota(size, dtypes.int32, grad)  # (a loop index, not a buffer: the graph may be sharded over devices)
-    if size <= 4:
-      before = (order.reshape((1, size)) < order.reshape((size, 1))).reshape(kernel + kernel)  # [j, i]: i before j
-      mine, other = windows.reshape(lead + kernel + (1,) * nd), windows.reshape(lead + (1,) * nd + kernel)
-      mine_nan, other_nan = mine.isnan(), other.isnan()
-      beats = (mine > other) | (mine_nan & ~other_nan)
-      at_least = (mine >= other) | mine_nan
-      first = before.where(beats, at_least).all(axes)
+    if size <= 4:  # (one comparison term per element of the window: elementwise, so it fuses into the scatter)
+      position, mine_nan, first = order.reshape(kernel), windows.isnan(), None
+      for i, at in enumerate(itertools.product(*(range(k) for k in kernel))):
+        other = windows.shrink(tuple((0, n) for n in lead) + tuple((a, a + 1) for a in at))  # (broadcast over the window)
+        beats = (windows > other) | (mine_nan & ~other.isnan())
+        term = (position > i).where(beats, (windows >= other) | mine_nan)  # (after i it must beat it, else tie it)
+        first = term if first is None else first & term
     else:
       hit = (windows == values.detach().reshape(lead + (1,) * nd)) | windows.isnan()
       rank = (size - order).cast(dtypes.float32).reshape(kernel)  # the first hit ranks highest
