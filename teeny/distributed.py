@@ -85,7 +85,7 @@ def allreduce(t: Tensor, op: str = "sum") -> Tensor:
   rounded once."""
   if op not in collective.REDUCE_OPS: raise ValueError(f"allreduce op must be one of {collective.REDUCE_OPS}, got {op!r}")
   collective.comm()  # (a clear error before any graph is built, where init() was not called)
-  narrow = t.dtype in STORAGE_FLOATS or t.dtype == dtypes.float16 or t.dtype == dtypes.bool
+  narrow = _summed_in_float32(t.dtype) or t.dtype == dtypes.bool
   src = t.cast(dtypes.float32 if t.dtype != dtypes.bool else dtypes.int32) if narrow else t
   src = src.contiguous()
   out = src._new(UOp(Ops.COPY, src.dtype, (src.uop,), (src.device, src.device, op)))
@@ -157,10 +157,15 @@ def average_gradients(model, bucket_bytes: int = 25 << 20):
       offset += t.numel()
 
 
+def _summed_in_float32(dtype) -> bool:
+  """Whether allreduce sums this float dtype in float32: float16, bfloat16 and the fp8 kinds."""
+  return dtype in STORAGE_FLOATS or dtype == dtypes.float16
+
+
 def _share(grad: Tensor, world: int) -> Tensor:
   """grad / world, in float32 for the narrow floats (which allreduce sums in float32 anyway)."""
   if world == 1: return grad
-  return (grad.float() if grad.dtype in STORAGE_FLOATS or grad.dtype == dtypes.float16 else grad) / world
+  return (grad.float() if _summed_in_float32(grad.dtype) else grad) / world
 
 
 # a gradient this big is allreduced on its own: flattening it into a bucket would cost a copy as large as the

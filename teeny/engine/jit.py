@@ -374,28 +374,19 @@ class _Capture:
     first_draw = Tensor._take_draws(self.rng_draws)  # (at once: another thread may be drawing too)
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     if debug_level() >= 2: self._replay_with_debug(bufs)
-    elif tracing.active: self._replay_traced(bufs)
-    else: self._replay_fast(bufs)
+    else: self._replay(bufs, traced=tracing.active)
     return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs, input_tensors))
 
-  def _replay_fast(self, bufs: dict[int, Buffer]):
+  def _replay(self, bufs: dict[int, Buffer], traced: bool):
+    """The launches in order. traced: each kernel waited for and recorded in the trace (realize.traced_launch)."""
     handles = {s: b.handle for s, b in bufs.items()}
     for launch in self.launches:
       if launch.runner is None:
         realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
-        continue
-      launch.runner.launch(*launch.args_for(handles), vals=launch.vals)
-    self._count(bufs)
-
-  def _replay_traced(self, bufs: dict[int, Buffer]):
-    """_replay_fast, waiting for each kernel and recording it in the trace (realize.traced_launch)."""
-    handles = {s: b.handle for s, b in bufs.items()}
-    for launch in self.launches:
-      if launch.runner is None:
-        realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
-        continue
-      mem = sum(b.nbytes for b in self._buffers(bufs, launch.slots))
-      realize.traced_launch(launch.runner, list(launch.args_for(handles)), launch.vals, mem, "TinyJit replay")
+      elif not traced: launch.runner.launch(*launch.args_for(handles), vals=launch.vals)
+      else:
+        mem = sum(b.nbytes for b in self._buffers(bufs, launch.slots))
+        realize.traced_launch(launch.runner, list(launch.args_for(handles)), launch.vals, mem, "TinyJit replay")
     self._count(bufs)
 
   def _count(self, bufs: dict[int, Buffer]):

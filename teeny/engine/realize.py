@@ -75,7 +75,9 @@ class _Progress:
     sys.stderr.flush()
 
 
-def _run_kernel(item: ScheduleItem, level: int):
+def _run_kernel(item: ScheduleItem, level: int, program: str | None = None):
+  """Launch one kernel and count it. `program` (while a trace records: where the kernel's program came from): the
+  kernel is waited for and recorded in the trace (traced_launch)."""
   bufs = item.bufs
   device = bufs[0].device
   runner = get_runner(device, item.ast, bufs, item.vals)
@@ -85,7 +87,8 @@ def _run_kernel(item: ScheduleItem, level: int):
   for b in bufs:  # one loop for both (this runs for every kernel launched)
     handles.append(b.handle)
     mem += b.nbytes
-  elapsed = runner.launch(*handles, vals=item.vals, wait=level >= 2)
+  if program is None: elapsed = runner.launch(*handles, vals=item.vals, wait=level >= 2)
+  else: elapsed = traced_launch(runner, handles, item.vals, mem, program)
   GlobalCounters.kernel_count += 1
   GlobalCounters.global_ops += runner.spec.flops
   GlobalCounters.global_mem += mem
@@ -116,23 +119,8 @@ def _run_traced(items: list[ScheduleItem], level: int, progress: _Progress | Non
         _run_copy(item, level)
         continue
       new = not is_loaded(item.bufs[0].device, item.ast)
-      _run_kernel_traced(item, level, new)
+      _run_kernel(item, level, "compiled for this run" if new else "memory cache hit")
       if progress is not None: progress.update(done, new)
-
-
-def _run_kernel_traced(item: ScheduleItem, level: int, new: bool):
-  """_run_kernel, waiting for the kernel and recording it (`new`: its program was not in the runner cache)."""
-  bufs = item.bufs
-  runner = get_runner(bufs[0].device, item.ast, bufs, item.vals)
-  recording = capture.recording
-  if recording is not None: recording.append((item, runner, [b.is_allocated for b in bufs]))
-  mem = sum(b.nbytes for b in bufs)
-  program = "compiled for this run" if new else "memory cache hit"
-  elapsed = traced_launch(runner, [b.handle for b in bufs], item.vals, mem, program)
-  GlobalCounters.kernel_count += 1
-  GlobalCounters.global_ops += runner.spec.flops
-  GlobalCounters.global_mem += mem
-  if level >= 2: _print_kernel(runner, len(bufs), mem, elapsed)
 
 
 def traced_launch(runner, handles: list, vals: tuple, mem: int, program: str) -> float | None:
@@ -175,8 +163,14 @@ def _run_copy(item: ScheduleItem, level: int):
 
 
 def run_copy(copy: UOp, dst: Buffer, src: Buffer):
-  """A COPY item: between devices, or an allreduce of src over every process into dst (teeny.distributed)."""
-  if tracing.active: return _traced_copy(copy, dst, src)
+  """A COPY item: between devices, or an allreduce of src over every process into dst (teeny.distributed); in a
+  span on the host's track while a trace records."""
+  if tracing.active:
+    with tracing.span(copy_name(copy, dst, src), "copy", {"bytes": src.nbytes}): return _copy(copy, dst, src)
+  _copy(copy, dst, src)
+
+
+def _copy(copy: UOp, dst: Buffer, src: Buffer):
   op = allreduce_op(copy)
   if op is None: copy_buffer(dst, src)
   else: collective.allreduce_buffer(dst, src, op)
@@ -192,9 +186,3 @@ def copy_name(copy: UOp, dst: Buffer, src: Buffer) -> str:
   op = allreduce_op(copy)
   return f"copy {src.device} -> {dst.device}" if op is None else f"allreduce ({op})"
 
-
-def _traced_copy(copy: UOp, dst: Buffer, src: Buffer):
-  op = allreduce_op(copy)
-  with tracing.span(copy_name(copy, dst, src), "copy", {"bytes": src.nbytes}):
-    if op is None: copy_buffer(dst, src)
-    else: collective.allreduce_buffer(dst, src, op)

@@ -19,6 +19,11 @@ def _along(x, axis: int, how: str, span: tuple[int, int]):
   return x.shrink(tuple(span if a == axis else (0, n) for a, n in enumerate(x.shape)))
 
 
+def _apart(kernel: tuple, stride: tuple, dilation: tuple) -> bool:
+  """Whether no two windows overlap: each window's span (kernel * dilation) fits in its stride, on every axis."""
+  return all(k * d <= s for k, s, d in zip(kernel, stride, dilation))
+
+
 class PoolingOps:
   """Tensor's sliding windows and pooling."""
   def _pool(self, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> Self:
@@ -32,7 +37,7 @@ class PoolingOps:
     outs = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation)]
     for n, k, o in zip(sizes, kernel, outs):
       if o <= 0: raise ArgumentError(f"window {kernel} (dilation {dilation}) is larger than the input {sizes}")
-    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return self._pool_apart(kernel, stride, dilation, outs)
+    if _apart(kernel, stride, dilation): return self._pool_apart(kernel, stride, dilation, outs)
     periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
     keep = tuple((0, s) for s in prefix)
     x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
@@ -137,7 +142,7 @@ class PoolingOps:
       rank = (size - order).cast(dtypes.float32).reshape(kernel)  # the first hit ranks highest
       first = hit & (rank == hit.where(rank, 0.0).max(axes, keepdim=True))
     per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
-    if any(k * d > s for k, s, d in zip(kernel, stride, dilation)):
+    if not _apart(kernel, stride, dilation):
       per_window = per_window.contiguous()  # (overlapping: each input element reads several windows' comparisons)
     return type(grad)._windows_adjoint(per_window, padded.shape[-nd:], kernel, stride, dilation)
   @staticmethod
@@ -153,7 +158,7 @@ class PoolingOps:
     general view the gradient would be a sum over its repeats (avg_pool2d(3, 2, padding 1) of 16x64x112x112: 89 ms
     for that one kernel)."""
     total = self._pool(kernel, stride, dilation).sum(tuple(range(-len(kernel), 0)))
-    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)) or not dtypes.is_float(total.dtype): return total
+    if _apart(kernel, stride, dilation) or not dtypes.is_float(total.dtype): return total
     return self._new(UOp(Ops.DETACH, total.dtype, (total.uop, self.uop), ("window_sum", kernel, stride, dilation)))
   @staticmethod
   def _windows_adjoint(per_window: Self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
@@ -166,7 +171,7 @@ class PoolingOps:
     element, each column a constant of its own term, so no load needs a division)."""
     nd = len(kernel)
     p = per_window.ndim - 2 * nd
-    if all(k * d <= s for k, s, d in zip(kernel, stride, dilation)): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
+    if _apart(kernel, stride, dilation): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
     prefix, outs = per_window.shape[:p], per_window.shape[p:p + nd]
     rows = [-(-n // s) for n, s in zip(sizes, stride)]
     total = None
