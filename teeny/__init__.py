@@ -8,10 +8,11 @@ from teeny.uop import UOp, Ops
 from teeny.engine.jit import TinyJit, JitError
 from teeny.ops.args import ArgumentError, SizeError
 from teeny.tracing import trace
+from teeny.variable import Variable
 
 # torch.no_grad() / torch.inference_mode() habits: `with teeny.no_grad():` is `with Tensor.no_grad():`
 no_grad = Tensor.no_grad
 inference_mode = Tensor.inference_mode
 
-__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError", "ArgumentError", "SizeError", "trace"]
+__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError", "ArgumentError", "SizeError", "trace", "Variable"]
 __version__ = "0.1.0"

@@ -82,6 +82,7 @@ def _evaluate_node(node: UOp, src: list[np.ndarray]) -> np.ndarray:
 def _leaf(node: UOp, src: list[np.ndarray]) -> np.ndarray:
   if node.op is Ops.CONST: return np.array(node.arg, dtype=np.float32 if node.dtype in STORAGE_FLOATS else node.dtype.np)
   if node.op is Ops.RANGE: return np.arange(node.arg, dtype=node.dtype.np)  # the arange leaf 0, 1, ..., arg-1
+  if node.op is Ops.BIND: return np.array(node.arg[3], dtype=node.dtype.np)  # a bound Variable: its value
   return node.arg.numpy()  # BUFFER: arg is the runtime Buffer
 
 
@@ -196,7 +197,7 @@ def _multi(node: UOp, src: list[np.ndarray]) -> np.ndarray:
 
 
 _OTHER: dict[Ops, Callable] = {
-  Ops.CONST: _leaf, Ops.RANGE: _leaf, Ops.BUFFER: _leaf, Ops.WHERE: _where, Ops.CAST: _cast, Ops.BITCAST: _bitcast,
+  Ops.CONST: _leaf, Ops.RANGE: _leaf, Ops.BIND: _leaf, Ops.BUFFER: _leaf, Ops.WHERE: _where, Ops.CAST: _cast, Ops.BITCAST: _bitcast,
   Ops.REDUCE_AXIS: _reduce, Ops.ASSIGN: _assign, Ops.COPY: _copy, Ops.CONTIGUOUS: _same, Ops.DETACH: _same,
   Ops.MULTI: _multi,
 }

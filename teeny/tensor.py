@@ -26,6 +26,7 @@ from teeny.ops.sharding import canonical_device
 from teeny import multi
 from teeny.ops.writes import _view_node
 from teeny import program_order
+from teeny.variable import is_symbolic, checked
 
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
 # tensors backward() was called on and that may still be lazy: an optimizer realizes them with the gradients,
@@ -108,10 +109,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def ndim(self) -> int:
     """The number of dimensions (0 for a scalar tensor)."""
     return len(self.shape)
-  @property
-  def lazydata(self) -> UOp:
-    """tinygrad's older name for uop: the graph node of this tensor's value."""
-    return self.uop
+  lazydata = property(lambda self: self.uop, doc="tinygrad's older name for uop: the graph node of this tensor's value.")
   def numel(self) -> int:
     """The number of elements: the product of the shape (1 for a 0-d tensor)."""
     return math.prod(self.shape)
@@ -433,8 +431,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """A view of the window arg: a (start, end) per axis, None for all of it (tinygrad's shrink; slicing is [])."""
     arg = tuple((0, s) if a is None else tuple(a) for a, s in zip(arg, self.shape))
     if len(arg) != self.ndim: raise ArgumentError(f"shrink {arg} needs one (start, end) per axis of shape {self.shape}")
-    for (b, e), s in zip(arg, self.shape):
-      if not 0 <= b <= e <= s: raise ArgumentError(f"shrink {arg} is out of bounds for shape {self.shape}")
+    if any(is_symbolic(x) for a in arg for x in a): return self[tuple(slice(b, e) for b, e in arg)]  # (ops/variables.py)
+    if any(not 0 <= b <= e <= s for (b, e), s in zip(arg, self.shape)): raise ArgumentError(f"shrink {arg} is out of bounds for shape {self.shape}")
     if all(a == (0, s) for a, s in zip(arg, self.shape)): return self
     return self._view(Ops.SHRINK, arg)
   def flip(self, axis=None) -> Tensor:
@@ -475,6 +473,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       b = _const_tensor(_const_at(dt, value, a._uop.shape), self.device)
       return (b, a) if reverse else (a, b)
     elif isinstance(other, np.ndarray): return self._binop_operands(Tensor(other, device=self.device), reverse)
+    elif isinstance(other, UOp):  # an expression over bound Variables (teeny/variable.py): an int number
+      return self._binop_operands(Tensor(checked(other), device=self.device).cast(promote_scalar(self.dtype, 0)), reverse)
     else: raise TypeError(f"can't combine a Tensor with {type(other).__name__}")
     if reverse: a, b = b, a
     if a.shape == b.shape: return a, b

@@ -34,8 +34,8 @@ class _OpsType(type):
 
 
 class Ops(metaclass=_OpsType):
-  # leaves of the tensor graph
-  BUFFER = Op(); CONST = Op()
+  # leaves of the tensor graph; BIND is a Variable bound to a value (teeny/variable.py), arg (name, lo, hi, value)
+  BUFFER = Op(); CONST = Op(); BIND = Op()
   # unary ALU
   EXP2 = Op(); LOG2 = Op(); SIN = Op(); SQRT = Op(); RECIP = Op(); NEG = Op(); TRUNC = Op()
   # binary ALU
@@ -95,7 +95,6 @@ class _UOpMeta(type):
     node.op, node.dtype, node.src, node.arg, node._cache = op, dtype, src, arg, {}
     _node_cache[key] = weakref.ref(node, functools.partial(_forget_node, key))  # partial: no extra Python frame
     return node
-
 
 _node_cache = _UOpMeta._cache
 _new_object = object.__new__
@@ -173,6 +172,16 @@ class UOp(metaclass=_UOpMeta):
   def reduce(self, op: Ops, axes) -> UOp: return UOp(Ops.REDUCE_AXIS, self.dtype, (self,), (op, tuple(axes)))
   def sum(self, axes) -> UOp: return self.reduce(Ops.ADD, axes) if axes else self  # (no axes: itself)
   def contiguous(self) -> UOp: return UOp(Ops.CONTIGUOUS, self.dtype, (self,))
+
+  # ---- Variables (teeny/variable.py): Variable(name, lo, hi) is a DEFINE_VAR; bind() makes the BIND leaf ----
+  def bind(self, value: int) -> UOp:
+    if self.op is not Ops.DEFINE_VAR or self.src: raise TypeError(f"bind() is for a Variable, not a {self.op.name} node")
+    if isinstance(value, bool) or not isinstance(value, int) or not self.arg[1] <= value <= self.arg[2]:
+      raise ValueError(f"Variable {self.arg[0]!r} ranges over [{self.arg[1]}, {self.arg[2]}]: can't bind it to {value!r}")
+    return UOp(Ops.BIND, self.dtype, (), (*self.arg, value))
+  def unbind(self) -> tuple[UOp, int]:  # (the Variable, its value)
+    if self.op is not Ops.BIND: raise TypeError(f"unbind() is for a bound Variable, not a {self.op.name} node")
+    return UOp(Ops.DEFINE_VAR, self.dtype, (), self.arg[:3]), self.arg[3]
 
   # ---- derived facts, computed bottom-up without recursion ----
   @property
@@ -266,6 +275,7 @@ def _source_shape(u: UOp): return u.src[0].shape
 _SHAPE_RULES: dict[Op, Callable[[UOp], Any]] = {
   Ops.BUFFER: lambda u: (u.arg.size,),
   Ops.CONST: lambda u: u.src[0].shape if u.src else (),  # in a kernel AST a CONST has a VIEW
+  Ops.BIND: lambda u: (),
   Ops.VIEW: lambda u: u.arg.shape,
   Ops.DEFINE_VAR: lambda u: u.src[0].shape if u.src else None,  # in a kernel AST a value argument has a VIEW
   Ops.RANGE: _range_shape,
@@ -346,7 +356,7 @@ _MINMAX_RULES: dict[Op, Callable] = {
   Ops.RANGE: _range_bounds,
   Ops.SPECIAL: lambda u, s, dmin, dmax: (0, u.arg[1] - 1),
   Ops.LANE: lambda u, s, dmin, dmax: (0, u.arg[1] - 1),
-  Ops.DEFINE_VAR: lambda u, s, dmin, dmax: (u.arg[1], u.arg[2]),
+  **{op: lambda u, s, dmin, dmax: (u.arg[1], u.arg[2]) for op in (Ops.DEFINE_VAR, Ops.BIND)},  # (a Variable's range)
   Ops.ADD: lambda u, s, dmin, dmax: _clamp(s[0].vmin + s[1].vmin, s[0].vmax + s[1].vmax, dmin, dmax),
   Ops.NEG: lambda u, s, dmin, dmax: _clamp(-s[0].vmax, -s[0].vmin, dmin, dmax),
   Ops.MUL: _mul_bounds,

@@ -27,7 +27,7 @@ LAYERS = [
   ("codegen", ["codegen/"]),
   ("the runtime", ["runtime/"]),
   ("the renderers", ["renderer/"]),
-  ("the IR and helpers", ["uop.py", "symbolic.py", "view.py", "dtype.py", "helpers.py", "tracing.py"]),
+  ("the IR and helpers", ["uop.py", "symbolic.py", "view.py", "variable.py", "dtype.py", "helpers.py", "tracing.py"]),
 ]
 
 

@@ -78,7 +78,8 @@ from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
-                                  _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
+                                  _views_copied, _inputs, _check_same, _map, _output_tensors, layout, variable_values)
+from teeny.variable import BoundValue
 
 
 class TinyJit:
@@ -119,30 +120,31 @@ class TinyJit:
     if not getenv("JIT", 1): return _run_and_realize(self.fn, args, kwargs)  # JIT=0 (tinygrad's switch): no jit at all
     args, kwargs = _views_copied(args, kwargs)
     tensors, signature = _inputs(args, kwargs)
+    variables = variable_values(args, kwargs)
     Tensor.realize_all(*tensors)
     input_bufs = [b for t in tensors for b in _buffers_of(t)]  # (a sharded tensor's: one per device, in order)
     # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
     first: dict[int, int] = {}
     signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)), tuple(layout(t) for t in tensors))
     with self._lock:
-      if tracing.active: return self._traced_call(args, kwargs, tensors, input_bufs, signature)
-      return self._call(args, kwargs, tensors, input_bufs, signature)
+      if tracing.active: return self._traced_call(args, kwargs, tensors, input_bufs, signature, variables)
+      return self._call(args, kwargs, tensors, input_bufs, signature, variables)
 
-  def _traced_call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple):
+  def _traced_call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple, variables: dict):
     """_call in a trace span named for what the call did: warm-up, capture or replay."""
     name = getattr(self.fn, '__name__', repr(self.fn))
     what = "replay" if self._capture is not None else ("warm-up" if self.calls == 0 else "capture")
     with tracing.span(f"TinyJit {what} {name}", "jit", {"call": self.calls + 1}) as span:
-      out = self._call(args, kwargs, tensors, input_bufs, signature)
+      out = self._call(args, kwargs, tensors, input_bufs, signature, variables)
       if self._capture is not None: span.args["launches"] = len(self._capture.launches)
     return out
 
-  def _call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple):
+  def _call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple, variables: dict):
     """A call with its inputs realized, holding the lock: check the signature, then warm up, capture or replay."""
     if self._signature is None: self._signature = signature
     else: _check_same(self._signature, signature)
     self.calls += 1
-    if self._capture is not None: return self._capture.replay(input_bufs, tensors)
+    if self._capture is not None: return self._capture.replay(input_bufs, tensors, variables)
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
     rng_before = Tensor._rng_counter
@@ -201,14 +203,25 @@ class _Out:
 
 class _Launch:
   """One captured kernel (runner) or copy (runner None), the slots of its buffers and its values (the numbers the
-  capture call passed: constants stay what they were then, as in tinygrad's TinyJit). For a kernel, `args`
+  capture call passed: constants stay what they were then, as in tinygrad's TinyJit; a bound Variable's value
+  argument takes each replay's value of that Variable, found by name in `bound_at`). For a kernel, `args`
   holds the handles of the buffers that stay the same (never changed: each replay fills a copy of it) and
   `patches` the (argument, slot) pairs a replay fills."""
   def __init__(self, runner, slots: list[int], kept: dict[int, Buffer], ast: UOp, vals: tuple):
     self.runner, self.slots, self.ast, self.vals = runner, slots, ast, vals
+    self.bound_at = [(i, v.name) for i, v in enumerate(vals) if isinstance(v, BoundValue)]
     self.src = (ast,)  # (tinygrad's tests read a launch's AST as call.src[0])
     self.args = tuple(kept[s].handle if s in kept else None for s in slots)
     self.patches = [(i, s) for i, s in enumerate(slots) if s not in kept]
+
+  def vals_for(self, variables: dict[str, int]) -> tuple:
+    """The values of this replay: the captured ones, with the call's value of each Variable passed as an argument
+    (one made inside the function is a constant of the capture, like any other number)."""
+    if not self.bound_at or not variables: return self.vals
+    vals = list(self.vals)
+    for i, name in self.bound_at:
+      if name in variables: vals[i] = BoundValue(variables[name], name)
+    return tuple(vals)
 
   def args_for(self, handles: dict) -> tuple | list:
     """The kernel's arguments in a replay whose own buffers' handles are `handles` (slot -> handle)."""
@@ -363,7 +376,7 @@ class _Capture:
     self.launches = [_Launch(runner, slots, self.kept, ast, vals) for ast, runner, slots, vals in self.launches_info]
     self._freed = False
 
-  def replay(self, input_bufs: list[Buffer], input_tensors: list[Tensor]):
+  def replay(self, input_bufs: list[Buffer], input_tensors: list[Tensor], variables: dict[str, int]):
     if self._freed: self._replan()
     bufs = {s: input_bufs[i] for s, i in self.inputs.items()}
     for s, spec in self.fresh.items(): bufs[s] = Buffer(*spec)
@@ -373,20 +386,20 @@ class _Capture:
       realize_old_value_readers(set(self._buffers(bufs, self.written)))
     first_draw = Tensor._take_draws(self.rng_draws)  # (at once: another thread may be drawing too)
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
-    if debug_level() >= 2: self._replay_with_debug(bufs)
-    else: self._replay(bufs, traced=tracing.active)
+    if debug_level() >= 2: self._replay_with_debug(bufs, variables)
+    else: self._replay(bufs, variables, traced=tracing.active)
     return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs, input_tensors))
 
-  def _replay(self, bufs: dict[int, Buffer], traced: bool):
+  def _replay(self, bufs: dict[int, Buffer], variables: dict[str, int], traced: bool):
     """The launches in order. traced: each kernel waited for and recorded in the trace (realize.traced_launch)."""
     handles = {s: b.handle for s, b in bufs.items()}
     for launch in self.launches:
       if launch.runner is None:
         realize.run_copy(launch.ast, *self._buffers(bufs, launch.slots))
-      elif not traced: launch.runner.launch(*launch.args_for(handles), vals=launch.vals)
+      elif not traced: launch.runner.launch(*launch.args_for(handles), vals=launch.vals_for(variables))
       else:
         mem = sum(b.nbytes for b in self._buffers(bufs, launch.slots))
-        realize.traced_launch(launch.runner, list(launch.args_for(handles)), launch.vals, mem, "TinyJit replay")
+        realize.traced_launch(launch.runner, list(launch.args_for(handles)), launch.vals_for(variables), mem, "TinyJit replay")
     self._count(bufs)
 
   def _count(self, bufs: dict[int, Buffer]):
@@ -403,10 +416,10 @@ class _Capture:
     """The buffers of these slots in this replay: its own (`bufs`), or those the capture keeps."""
     return [bufs[s] if s in bufs else self.kept[s] for s in slots]
 
-  def _replay_with_debug(self, bufs: dict[int, Buffer]):
+  def _replay_with_debug(self, bufs: dict[int, Buffer], variables: dict[str, int]):
     """The same launches through run_schedule, which prints a line per kernel with its time."""
-    realize.run_schedule([ScheduleItem(ast, self._buffers(bufs, slots), vals)
-                          for ast, _, slots, vals in self.launches_info])
+    realize.run_schedule([ScheduleItem(launch.ast, self._buffers(bufs, launch.slots), launch.vals_for(variables))
+                          for launch in self.launches])
 
   def _output(self, o: _Out, bufs: dict[int, Buffer], input_bufs: list[Buffer], input_tensors: list[Tensor]) -> Tensor:
     if o.same_arg is not None: return input_tensors[o.same_arg]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import numpy as np
 from teeny.tensor import Tensor
-from teeny.uop import Ops
+from teeny.uop import UOp, Ops
 
 
 class JitError(Exception):
@@ -78,6 +78,8 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
   which inputs share a buffer)."""
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
   tensors, shapes, constants = [], [], []
+  def variable_or(value):  # a bound Variable: its name and range are the signature's, its value is the call's
+    return ("a Variable", value.arg[:3]) if isinstance(value, UOp) and value.op is Ops.BIND else value
   def add(name, t: Tensor):
     tensors.append(t)
     shapes.append((name, t.shape, t.dtype, t.device))
@@ -91,8 +93,22 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
         for key, item in _items(value):
           if isinstance(item, Tensor): add((name, key), item)
         value = _rebuilt(value, [_TENSOR_HERE if isinstance(item, Tensor) else item for _, item in _items(value)])
-    constants.append((name, value))
+      else: value = _rebuilt(value, [variable_or(item) for _, item in _items(value)])
+    constants.append((name, variable_or(value)))
   return tensors, (tuple(shapes), tuple(constants))
+
+
+def variable_values(args: tuple, kwargs: dict) -> dict[str, int]:
+  """The bound Variables (teeny/variable.py) passed as arguments, or directly inside a list, tuple or dict argument:
+  name -> value. A replay gives their values to the kernels that took them at the capture."""
+  found: dict[str, int] = {}
+  for value in list(args) + list(kwargs.values()):
+    for item in [value] + ([v for _, v in _items(value)] if isinstance(value, (list, tuple, dict)) else []):
+      if isinstance(item, UOp) and item.op is Ops.BIND:
+        name, bound = item.arg[0], item.arg[3]
+        if found.setdefault(name, bound) != bound:
+          raise JitValueError(f"TinyJit: Variable {name!r} is bound to {found[name]} and to {bound} in one call")
+  return found
 
 
 def _label(name) -> str:

@@ -111,10 +111,12 @@ def _schedule(tensors: tuple):
 
 def _storage_owners(tensors: tuple) -> tuple:
   """What realizing these tensors computes: their bases (a view is realized by realizing the tensor whose storage
-  it views, as PyTorch would have computed it, and stays a view of it). Each once, buffers left out."""
-  if len(tensors) == 1 and tensors[0]._base is None: return tensors  # the common case
+  it views, as PyTorch would have computed it, and stays a view of it). Each once, buffers left out. A tensor
+  read through Variables (x[pos:pos + k], teeny/ops/variables.py) is no view: it brings x, whose write through it
+  (assign) must run when it is realized, as a view's would (a TinyJit capture would miss it otherwise)."""
+  if len(tensors) == 1 and tensors[0]._base is None and tensors[0]._write_target is None: return tensors  # the common case
   out: dict = {}
-  for t in tensors:
+  for t in tensors + tuple(t._write_target[0] for t in tensors if t._write_target is not None):
     if t._base is not None: t = t._base
     if not is_realized(t._uop): out[id(t)] = t
   return tuple(out.values())

@@ -9,19 +9,24 @@ import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.uop import UOp, Ops
 from teeny.ops.args import ArgumentError, Scalar, _broadcast_shape, _canon_axis
+from teeny.ops import variables
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 
 class IndexingOps:
   """Tensor's indexing: __getitem__, __setitem__, gather, scatter, one_hot, masked_fill."""
+  _write_target = None  # (x, index) when this tensor is x[index] read through Variables: assign() writes into x
   def __getitem__(self, index) -> Self:
     """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors, lists or tuples
     inside the index tuple (fancy indexing; several index tensors broadcast together, and their result axes go where
     numpy puts them). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
     selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
     (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
-    from the end."""
+    from the end. A bound Variable (teeny.Variable) may be an index or a slice bound, with a fixed slice length
+    (x[pos:pos + k]): see teeny/ops/variables.py."""
+    split = variables.split_index(self, index)
+    if split is not None: return variables.read(self, index, *split)
     plan = self._index_plan(index)
     x = self._basic_index(plan)
     if not plan.tensors: return x
@@ -32,9 +37,11 @@ class IndexingOps:
     storage (lazy, like assign; x and every view of it see it). With repeated tensor indices the last write wins,
     like numpy."""
     self._check_inplace()
-    plan = self._index_plan(index)
+    split = variables.split_index(self, index)
+    plan = self._index_plan(index) if split is None else None
     value = value if isinstance(value, type(self)) else type(self)(value, device=self.device, dtype=self.dtype)
     if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")
+    if split is not None: return variables.write(self, *split, value)
     sub = self._basic_index(plan)
     target_shape = sub.shape if not plan.tensors else sub._take(plan.tensor_axes, plan.tensors).permute(plan.result_order).shape
     if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):

@@ -32,6 +32,11 @@ class WriteOps:
     parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view
     writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
     computed from the old values keep them (teeny/program_order.py). Returns self."""
+    if self._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: write into x instead
+      target, index = self._write_target
+      target[index] = value
+      self.uop = target[index].uop
+      return self
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
     depth = len(self._view_ops)

@@ -57,9 +57,10 @@ _VALUE_PREFIX = "val"
 def value_name(i: int) -> str: return f"{_VALUE_PREFIX}{i}"
 
 
-def value_var_arg(i: int) -> tuple:
-  """The DEFINE_VAR arg of value argument i (a constant passed as an argument: teeny/schedule/items.is_value_arg)."""
-  return (value_name(i), -math.inf, math.inf)
+def value_var_arg(i: int, lo=-math.inf, hi=math.inf) -> tuple:
+  """The DEFINE_VAR arg of value argument i (a constant passed as an argument: teeny/schedule/items.is_value_arg),
+  with the range of its values (a bound Variable's)."""
+  return (value_name(i), lo, hi)
 
 
 def value_number(var) -> int:

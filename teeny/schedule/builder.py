@@ -92,7 +92,7 @@ class Unfusable(Exception):
 
 
 # leaves that read no memory: a kernel computes them where they are used (RANGE is the arange leaf 0..n-1)
-_CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE)
+_CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE, Ops.BIND)
 
 
 @dataclass(frozen=True)
@@ -231,8 +231,8 @@ class KernelBuilder:
       return self._load(self.table.of[n], n.shape, moves)
     if n.op in _CONSTANT_LEAVES:  # a constant, or an arange leaf (RANGE): seen through the moves like a buffer
       view = UOp(Ops.VIEW, dtypes.void, (), _apply(ShapeTracker.from_shape(n.shape), moves))
-      slot = self.table.input_slot.get(n) if n.op is Ops.CONST else None
-      if slot is not None: return self._value(slot, n.dtype, view)
+      slot = self.table.input_slot.get(n) if n.op is not Ops.RANGE else None
+      if slot is not None: return self._value(slot, n, view)
       return UOp(n.op, n.dtype, (view,), n.arg)
     if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
     if n.op is Ops.REDUCE_AXIS:
@@ -251,12 +251,13 @@ class KernelBuilder:
       return out
     raise RuntimeError(f"scheduler can't place {n.op} in a kernel")
 
-  def _value(self, slot: int, dtype, view: UOp) -> UOp:
+  def _value(self, slot: int, leaf: UOp, view: UOp) -> UOp:
     """A constant passed as a value argument (items.is_value_arg): the kernel's DEFINE_VAR for it, seen through
     a view like a constant. Numbered in the kernel's own order, so kernels that differ only in their numbers are
     one AST (one compile)."""
     if slot not in self.values: self.values.append(slot)
-    return UOp(Ops.DEFINE_VAR, dtype, (view,), value_var_arg(self.values.index(slot)))
+    bounds = leaf.arg[1:3] if leaf.op is Ops.BIND else ()  # (a Variable's range lets index math simplify)
+    return UOp(Ops.DEFINE_VAR, leaf.dtype, (view,), value_var_arg(self.values.index(slot), *bounds))
 
   def _split(self, n: UOp, srcs: list[UOp]):
     """Too many arguments (buffers and values) for one kernel: realize the source that reads the most of them on

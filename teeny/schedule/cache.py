@@ -16,7 +16,7 @@ from teeny.helpers import LRUCache, getenv
 from teeny.uop import UOp, Ops, MOVEMENT
 from teeny.runtime.device import Buffer
 from teeny.multi import is_multi
-from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of, is_value_arg
+from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buffer_of, is_value_arg, value_of
 
 
 class _Entry(weakref.ref):
@@ -172,7 +172,7 @@ class CachedSchedule:
     items = []
     for ast, refs, value_refs in self.items:
       bufs = list(map(slots.__getitem__, refs))
-      if value_refs: items.append(ScheduleItem(ast, bufs, tuple([slots[s].arg for s in value_refs])))
+      if value_refs: items.append(ScheduleItem(ast, bufs, tuple([value_of(slots[s]) for s in value_refs])))
       else: items.append(ScheduleItem(ast, bufs))
     return items, slots
 
@@ -207,6 +207,10 @@ def walk(roots: tuple[UOp, ...]) -> tuple[list[UOp], tuple, list, bool]:
         add_part((Ops.BUFFER, s.dtype, s.arg.device, s.arg.size))
         continue
       arg = s.arg
+      if s.op is Ops.BIND:  # a bound Variable: its name and range are structure, its value an input
+        inputs.append(s)
+        add_part((Ops.BIND, s.dtype, arg[:3], ()))
+        continue
       if type(arg) is float:
         if is_value_arg(s):
           inputs.append(s)
@@ -329,6 +333,7 @@ def _leaf_signature(n: UOp) -> tuple[int, tuple]:
   is cheaper than an entry (`x = (x + 1).realize()` in a loop makes a new BUFFER every step; a changing number a
   new CONST). The input is the buffer, or the CONST node, whose value the schedule's kernels are given."""
   if n.op is Ops.CONST: return _VALUE_SIGNATURE, (n,)
+  if n.op is Ops.BIND: return _intern((Ops.BIND, n.dtype, n.arg[:3])), (n,)
   buf = n.arg
   return _intern((Ops.BUFFER, n.dtype, buf.device, buf.size)), (buf,)
 

@@ -7,6 +7,7 @@ import math
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer
+from teeny.variable import BoundValue
 
 
 @dataclass(slots=True)
@@ -21,10 +22,18 @@ def is_value_arg(n: UOp) -> bool:
   a float32 number other than 0, 1 and -1, finite. Then graphs that differ only in such numbers (x * lr with a
   changing lr, a diffusion timestep, a temperature) share their schedule and their compiled kernels. 0, 1 and -1
   stay in the code, where the rewrite rules fold them (x * 1, x + 0); so do inf and nan (reduce identities and
-  masks), the other dtypes (integers index and count; half needs a device extension as an argument) and bool."""
+  masks), the other dtypes (integers index and count; half needs a device extension as an argument) and bool.
+  A bound Variable (BIND, teeny/variable.py) is always one: an int32 argument."""
+  if n.op is Ops.BIND: return True
   if n.op is not Ops.CONST or n.src or n.dtype is not dtypes.float32: return False
   value = n.arg
   return value != 0.0 and value != 1.0 and value != -1.0 and math.isfinite(value)
+
+
+def value_of(n: UOp):
+  """What a value argument's node passes: a CONST's number, or a BIND's value (as a BoundValue, so TinyJit knows
+  which Variable it came from)."""
+  return n.arg if n.op is Ops.CONST else BoundValue(n.arg[3], n.arg[0])
 
 
 def allreduce_op(copy: UOp) -> str | None:

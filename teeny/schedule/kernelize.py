@@ -182,7 +182,7 @@ def _split_wide_sources(n: UOp, realize: set, values: dict, loads: dict, max_arg
   """Realize n's sources, the one reading the most arguments first, until computing n reads fewer than max_args."""
   def arguments(s: UOp) -> frozenset: return frozenset([s]) if s in realize else values[s] | loads[s]
   while len(frozenset().union(*(arguments(s) for s in n.src))) >= max_args:
-    inner = [s for s in n.src if s not in realize and s.op not in (Ops.BUFFER, Ops.CONST, Ops.RANGE)]
+    inner = [s for s in n.src if s not in realize and s.op not in (Ops.BUFFER, Ops.CONST, Ops.RANGE, Ops.BIND)]
     if not inner: return  # (a kernel of leaves alone: nothing to cut here)
     realize.add(max(inner, key=lambda s: len(arguments(s))))
 
@@ -344,7 +344,7 @@ def _merged(producer: ScheduledKernel, write: KernelBuilder, value: int) -> Sche
 def _renumber_buffer(ctx, g: UOp): return g.replace(arg=ctx[0][g.arg]) if ctx[0][g.arg] != g.arg else None
 def _renumber_value(ctx, v: UOp):
   i = value_number(v)
-  return v.replace(arg=value_var_arg(ctx[1][i])) if ctx[1].get(i, i) != i else None
+  return v.replace(arg=value_var_arg(ctx[1][i], *v.arg[1:3])) if ctx[1].get(i, i) != i else None
 _renumber = PatternMatcher([(UPat(Ops.DEFINE_GLOBAL, name="g"), _renumber_buffer), (UPat(Ops.DEFINE_VAR, name="v"), _renumber_value)])
 
 

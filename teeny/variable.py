@@ -1,0 +1,101 @@
+"""Variables: named integers bound per call, tinygrad's `Variable("pos", 0, 1023).bind(n)`.
+
+A Variable is a DEFINE_VAR node (arg (name, lo, hi)); bind(n) makes a BIND leaf of the tensor graph (arg (name, lo,
+hi, n)). Python arithmetic on it (`pos + 1`, `2 * pos`) builds integer expressions over it, which tensors take as
+numbers (`x * pos`), as indices (`x[pos]`) and as slice bounds (`x[pos:pos + 4]`, `x.shrink(((pos, pos + 4), None))`).
+
+Its value is a kernel argument, like a float constant's (schedule/items.is_value_arg): graphs that differ only in
+the bound value share their schedule and their compiled kernels, and TinyJit replays a capture with each call's
+values (engine/jit.py). So a decode loop over positions compiles once.
+
+A Variable sets positions and numbers, never sizes: every shape stays concrete. A slice must have the same length
+for every value (`x[pos:pos + 4]`, not `x[:pos]`); the slice or index is read as a gather at the positions, and
+written as a masked write of the whole sliced axis (cost: one pass over that axis). A slice whose length depends on
+the value raises a TypeError that says so. (tinygrad also lets a Variable be a size; teeny doesn't.)
+"""
+from __future__ import annotations
+from teeny.dtype import dtypes
+from teeny.uop import UOp, Ops, exec_alu
+
+
+def Variable(name: str, min_val: int, max_val: int) -> UOp:
+  """An integer named `name` that takes values in [min_val, max_val]; bind(n) gives it a value."""
+  if not isinstance(name, str) or not name: raise TypeError(f"a Variable's name is a non-empty str, got {name!r}")
+  if not all(isinstance(v, int) and not isinstance(v, bool) for v in (min_val, max_val)) or min_val > max_val:
+    raise ValueError(f"Variable {name!r}: bounds must be ints with min <= max, got [{min_val!r}, {max_val!r}]")
+  return UOp(Ops.DEFINE_VAR, dtypes.int32, (), (name, min_val, max_val))
+
+
+class BoundValue(int):
+  """A kernel's value argument that came from a bound Variable: the int, remembering the Variable's name, so TinyJit
+  can give it each call's value when it replays (teeny/engine/jit.py)."""
+  name: str
+
+  def __new__(cls, value: int, name: str):
+    out = super().__new__(cls, value)
+    out.name = name
+    return out
+
+
+def is_symbolic(x) -> bool:
+  """Whether x is an integer expression over Variables (a UOp standing for a number)."""
+  return isinstance(x, UOp)
+
+
+def checked(x: UOp) -> UOp:
+  """x as a number for the tensor graph: an integer expression whose Variables are all bound."""
+  if not dtypes.is_int(x.dtype) or x.shape != ():
+    raise TypeError(f"a Tensor takes a Variable expression as a number; this node is a {x.op.name} of {x.dtype}, shape {x.shape}")
+  for node in x.toposort():
+    if node.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {node.arg[0]!r} is not bound: use Variable(...).bind(value)")
+    if node.op not in (Ops.BIND, Ops.CONST, Ops.ADD, Ops.NEG, Ops.MUL, Ops.IDIV, Ops.MOD, Ops.MAX):
+      raise TypeError(f"a Variable expression holds integer arithmetic only, not {node.op.name}")
+  return x
+
+
+def value(x) -> int:
+  """The value of an int, or of an expression over bound Variables at their bound values."""
+  if not is_symbolic(x): return x
+  values: dict[UOp, int] = {}
+  for node in checked(x).toposort():
+    if node.op is Ops.BIND: values[node] = node.arg[3]
+    elif node.op is Ops.CONST: values[node] = node.arg
+    else: values[node] = exec_alu(node.op, node.dtype, [values[s] for s in node.src])
+  return values[x]
+
+
+def _linear(x: UOp) -> tuple[dict[str, int], int] | None:
+  """x as (coefficient of each Variable, constant), or None when x is not linear in its Variables."""
+  if x.op is Ops.CONST: return {}, x.arg
+  if x.op is Ops.BIND: return {x.arg[0]: 1}, 0
+  if x.op is Ops.NEG:
+    inner = _linear(x.src[0])
+    return None if inner is None else ({k: -c for k, c in inner[0].items()}, -inner[1])
+  if x.op is Ops.ADD:
+    a, b = _linear(x.src[0]), _linear(x.src[1])
+    if a is None or b is None: return None
+    coefs = dict(a[0])
+    for k, c in b[0].items(): coefs[k] = coefs.get(k, 0) + c
+    return coefs, a[1] + b[1]
+  if x.op is Ops.MUL:
+    a, b = _linear(x.src[0]), _linear(x.src[1])
+    if a is None or b is None or (a[0] and b[0]): return None  # (a product of two Variables)
+    if b[0]: a, b = b, a  # the constant factor second
+    scale = b[1]
+    return {k: c * scale for k, c in a[0].items()}, a[1] * scale
+  return None
+
+
+def fixed_difference(stop, start) -> int | None:
+  """stop - start when it is the same for every value of the Variables in them (pos + 4 - pos: 4), else None."""
+  if not is_symbolic(stop) and not is_symbolic(start): return stop - start
+  diff = (stop if is_symbolic(stop) else UOp.const(dtypes.int32, stop)) - start
+  form = _linear(checked(diff))
+  if form is None or any(form[0].values()): return None
+  return form[1]
+
+
+def bound_names(x) -> dict[str, int]:
+  """The Variables bound in expression x: name -> value."""
+  if not is_symbolic(x): return {}
+  return {n.arg[0]: n.arg[3] for n in x.toposort() if n.op is Ops.BIND}
