@@ -68,14 +68,14 @@ def _pick(item, axis: int, out_axis: int, size: int) -> Pick:
   start = 0 if item.start is None else item.start
   stop = size if item.stop is None else item.stop
   span = fixed_difference(stop, start)
+  shown = f"[{value(start)}:{value(stop)}:{step}] (at its Variables' values)"
   if span is None:
-    raise TypeError(f"slice {item} has a length that depends on its Variables' values: teeny's Variables set positions, "
-                    "not sizes (every shape is concrete); give it a fixed length, as in x[pos:pos + k]")
+    raise TypeError(f"the slice {shown} of axis {axis} has a length that depends on its Variables' values: teeny's Variables "
+                    "set positions, not sizes (every shape is concrete); give it a fixed length, as in x[pos:pos + k]")
   length = max(0, -(-span // step))
   first = value(start)
   if length and not (0 <= first and first + (length - 1) * step < size):
-    raise IndexError(f"slice {item} covers positions {first}..{first + (length - 1) * step} with its Variables' values, "
-                     f"out of range for axis {axis} of size {size}")
+    raise IndexError(f"the slice {shown} is out of range for axis {axis} of size {size} (a slice with Variables doesn't clamp)")
   return Pick(axis, out_axis, start, length, step, False)
 
 

@@ -35,7 +35,7 @@ class WriteOps:
     if self._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: write into x instead
       target, index = self._write_target
       target[index] = value
-      self.uop = target[index].uop
+      self._alias(target[index])  # (reads the written values, as a view would)
       return self
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes

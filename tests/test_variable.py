@@ -1,0 +1,136 @@
+"""Variables (teeny/variable.py): named ints bound per call, as numbers, indices and fixed-length slices, read and
+written, eagerly and under TinyJit. Every result is checked against numpy at every value: a kernel reused with a
+stale position, or a write that lands elsewhere or not at all, would be a silent wrong result. And a changing value
+must not schedule or compile anything new."""
+import numpy as np
+import pytest
+from teeny import Tensor, Variable, TinyJit, GlobalCounters, JitError
+from teeny.engine import runner
+from teeny.helpers import Context
+
+
+def data(*shape, seed=0):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_bind_and_unbind():
+  pos = Variable("pos", 0, 7)
+  bound = pos.bind(3)
+  var, value = bound.unbind()
+  assert var is pos and value == 3
+  for bad in (-1, 8, 2.0, True):
+    with pytest.raises(ValueError, match="pos"): pos.bind(bad)
+  with pytest.raises(ValueError, match="min <= max"): Variable("n", 3, 2)
+  with pytest.raises(TypeError, match="bind"): bound.bind(1)
+  with pytest.raises(ValueError, match="not bound"): Tensor.ones(3) * (pos + 1)
+
+
+def test_a_variable_reads_as_a_number_an_index_and_a_slice(device):
+  xn = data(8, 6)
+  x = Tensor(xn, device=device).realize()
+  pos = Variable("pos", 0, 5)
+  for i in range(6):
+    v = pos.bind(i)
+    np.testing.assert_allclose((x * v + (v + 1)).numpy(), xn * i + (i + 1), rtol=1e-6)
+    np.testing.assert_array_equal(x[v].numpy(), xn[i])
+    np.testing.assert_array_equal(x[v:v + 3].numpy(), xn[i:i + 3])
+    np.testing.assert_array_equal(x[1:3, v].numpy(), xn[1:3, i])
+    np.testing.assert_array_equal(x[..., v:v + 1].numpy(), xn[..., i:i + 1])
+    np.testing.assert_array_equal(x[v:v + 3:2, None, v].numpy(), xn[i:i + 3:2, None, i])
+    np.testing.assert_array_equal(x.shrink(((v, v + 2), (1, 4))).numpy(), xn[i:i + 2, 1:4])
+    np.testing.assert_array_equal(x[v, Tensor([0, 2, 5], device=device)].numpy(), xn[i, [0, 2, 5]])
+
+
+def test_a_changing_value_schedules_and_compiles_nothing_new(device):
+  xn = data(16, 4)
+  x = Tensor(xn, device=device).realize()
+  pos = Variable("pos", 0, 15)
+  def step(i): return (x[pos.bind(i):pos.bind(i) + 2] * 3).sum().numpy()
+  step(0)
+  runners, misses = len(runner._runner_cache), GlobalCounters.schedule_misses
+  for i in range(1, 15): np.testing.assert_allclose(step(i), (xn[i:i + 2] * 3).sum(), rtol=1e-5)
+  assert len(runner._runner_cache) == runners, "a new value compiled a new kernel"
+  assert GlobalCounters.schedule_misses == misses, "a new value was scheduled again"
+
+
+def test_writes_through_a_variable_land_at_its_position(device):
+  """x[pos] = v, x[pos:pos + k, a:b] = t, two Variables in one index, and shrink(...).assign(...): each against a
+  numpy array written the same way."""
+  ref = np.zeros((6, 5), np.float32)
+  x = Tensor(ref, device=device).contiguous().realize()
+  pos, col = Variable("pos", 0, 5), Variable("col", 0, 4)
+  for i in range(5):
+    v, c = pos.bind(i), col.bind(4 - i)
+    x[v] = float(i + 1)
+    ref[i] = i + 1
+    x[v:v + 2, 1:3] = Tensor(np.full((2, 2), -i, np.float32), device=device)
+    ref[i:i + 2, 1:3] = -i
+    x[v, c] = 10.0 + i
+    ref[i, 4 - i] = 10 + i
+    x.shrink(((v, v + 1), (c, c + 1))).assign(Tensor([[20.0 + i]], device=device))
+    ref[i, 4 - i] = 20 + i
+    np.testing.assert_array_equal(x.numpy(), ref)
+
+
+def test_a_slice_read_through_variables_is_written_through(device):
+  """x[pos:pos + 2] is a gather, not a view, yet assign() on it writes into x (and realizing it runs that write),
+  and reading it afterwards shows the written values, as through a view."""
+  x = Tensor.zeros(4, 3, device=device).contiguous().realize()
+  window = x[Variable("pos", 0, 2).bind(1):Variable("pos", 0, 2).bind(1) + 2]
+  window.assign(Tensor.ones(2, 3, device=device) * 7).realize()
+  np.testing.assert_array_equal(window.numpy(), np.full((2, 3), 7.0))
+  np.testing.assert_array_equal(x.numpy(), [[0] * 3, [7] * 3, [7] * 3, [0] * 3])
+
+
+def test_a_kv_cache_write_and_read_under_tinyjit(device):
+  """tinygrad's KV-cache step: write at pos with shrink(...).assign(...), read the row back; captured once and
+  replayed for every position with that call's value (one capture, no new kernel)."""
+  @TinyJit
+  def step(cache, row, pos):
+    cache.shrink(((pos, pos + 1), None)).assign(row).realize()
+    return (cache[pos] * 2).realize()
+  ref = np.zeros((8, 4), np.float32)
+  cache = Tensor(ref, device=device).contiguous().realize()
+  pos = Variable("pos", 0, 7)
+  for i in range(8):
+    row = data(1, 4, seed=i)
+    ref[i] = row[0]
+    out = step(cache, Tensor(row, device=device), pos.bind(i))
+    np.testing.assert_array_equal(cache.numpy(), ref)
+    np.testing.assert_array_equal(out.numpy(), row[0] * 2)
+    if i == 2: runners = len(runner._runner_cache)
+  assert len(runner._runner_cache) == runners and len(step.captured.jit_cache) >= 1
+
+
+def test_tinyjit_takes_variables_inside_a_list_and_checks_them(device):
+  @TinyJit
+  def pick(x, where):
+    return (x[where[0]] + x[where[1]]).realize()
+  xn = data(5, 3)
+  x = Tensor(xn, device=device).realize()
+  a, b = Variable("a", 0, 4), Variable("b", 0, 4)
+  for i in range(5):
+    np.testing.assert_array_equal(pick(x, [a.bind(i), b.bind(4 - i)]).numpy(), xn[i] + xn[4 - i])
+  with pytest.raises(JitError, match="Variable"): pick(x, [a.bind(1), Variable("b", 0, 9).bind(2)])  # another range
+  with pytest.raises(JitError, match="bound to 1 and to 2"): pick(x, [a.bind(1), Variable("a", 0, 4).bind(2)])
+
+
+def test_variables_refuse_what_they_cannot_do(device):
+  x = Tensor(data(6, 4), device=device).realize()
+  pos = Variable("pos", 0, 5)
+  with pytest.raises(TypeError, match="positions, not sizes"): x[:pos.bind(3)]
+  with pytest.raises(TypeError, match="positions, not sizes"): x.shrink(((pos.bind(1), 4), None))
+  with pytest.raises(IndexError, match="out of range"): x[pos.bind(4):pos.bind(4) + 3]
+  with pytest.raises(IndexError, match="out of range"): x[:, pos.bind(5)]
+  with pytest.raises(TypeError, match="tensor or list"): x[pos.bind(1), [0, 1]] = 1.0
+  x[pos.bind(1), [0, 1]].numpy()  # (reading that index is fine)
+
+
+def test_variables_under_validate(device):
+  """VALIDATE=1 checks every realize against the numpy reference interpreter (teeny/reference.py), BIND included."""
+  with Context(VALIDATE=1):
+    x = Tensor(data(4, 4), device=device).contiguous().realize()
+    v = Variable("pos", 0, 3).bind(2)
+    x[v] = x[v] * v
+    x.realize()
+    (x[v:v + 2] + v).realize()
