@@ -82,10 +82,8 @@ class IndexingOps:
     """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
     integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
     without one) replaced by whole slices for the axes no item names, at the Ellipsis's position."""
-    if isinstance(index, list) and len(index) < 32 and any(self._tuple_like_item(i) for i in index):
-      # PyTorch's (and tinygrad's) rule: a short list holding a slice, None, ..., a sequence or a tensor is the index
-      # tuple, so x[[[0, 0], [0, 1]]] is x[[0, 0], [0, 1]] (numpy reads it as one 2-d index array instead)
-      index = tuple(index)
+    if isinstance(index, list) and any(i is None or i is Ellipsis or isinstance(i, slice) for i in index):
+      index = tuple(index)  # x[[slice(None), [1, 3]]]: PyTorch reads a list holding a slice as the tuple (numpy refuses it)
     index = index if isinstance(index, tuple) else (index,)
     index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, type(self))) else i for i in index)
     for i in index:
@@ -98,9 +96,6 @@ class IndexingOps:
     at = ellipses[0] if ellipses else len(index)
     items = list(enumerate(index))
     return items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
-
-  def _tuple_like_item(self, i) -> bool:
-    return i is None or i is Ellipsis or isinstance(i, (slice, list, tuple, np.ndarray, type(self)))
 
   def _index_tensor(self, i) -> Self:
     if not isinstance(i, type(self)):
