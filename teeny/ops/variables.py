@@ -4,9 +4,9 @@ and writes through them (x[pos:pos + k] = v, x[pos:pos + k].assign(v)).
 Such an item is a set of positions known only when the kernel runs, so it can't be a view: a read is a gather at
 the positions (one load per element read; codegen sees the gather), and a write replaces the whole indexed axis
 with a where that takes the new values at the positions and the old ones elsewhere. The length of a slice must
-not depend on the Variables' values (every shape is concrete); an index or slice that the bound values put out of
-range raises IndexError when the graph is built (a replay under TinyJit with such a value reads 0 and writes
-nothing, like an out-of-range tensor index).
+not depend on the Variables' values (every shape is concrete). An index or slice that some value in its Variables'
+declared ranges would put out of range raises IndexError when the graph is built, not only one the bound value
+does: a TinyJit replay binds other values without building the graph again.
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -59,8 +59,7 @@ def split_index(x, index) -> tuple[list, list[Pick]] | None:
 
 def _pick(item, axis: int, out_axis: int, size: int) -> Pick:
   if not isinstance(item, slice):  # x[pos]
-    at = value(checked(item))
-    if not 0 <= at < size: raise IndexError(f"index {at} (a Variable's value) is out of range for axis {axis} of size {size}")
+    _check_range(item, checked(item), size, axis, "the index")
     return Pick(axis, out_axis, item, 1, 1, True)
   if item.step is not None and (is_symbolic(item.step) or item.step <= 0):
     raise ArgumentError(f"a slice with Variables takes a positive int step, got {item.step!r}")
@@ -73,10 +72,19 @@ def _pick(item, axis: int, out_axis: int, size: int) -> Pick:
     raise TypeError(f"the slice {shown} of axis {axis} has a length that depends on its Variables' values: teeny's Variables "
                     "set positions, not sizes (every shape is concrete); give it a fixed length, as in x[pos:pos + k]")
   length = max(0, -(-span // step))
-  first = value(start)
-  if length and not (0 <= first and first + (length - 1) * step < size):
-    raise IndexError(f"the slice {shown} is out of range for axis {axis} of size {size} (a slice with Variables doesn't clamp)")
+  if length: _check_range(start if is_symbolic(start) else stop, start, size, axis, f"the slice {shown}", (length - 1) * step)
   return Pick(axis, out_axis, start, length, step, False)
+
+
+def _check_range(expr, first, size: int, axis: int, what: str, extent: int = 0):
+  """Every value the Variables in `first` may take (their declared ranges, not only the bound values) keeps the
+  positions first .. first + extent inside the axis: a TinyJit replay binds other values and is checked no more,
+  and an out-of-range position would read 0 and write nothing, silently. (`expr` holds the Variables.)"""
+  lo, hi = (first.vmin, first.vmax) if is_symbolic(first) else (first, first)
+  if lo < 0 or hi + extent >= size:
+    names = ", ".join(f"{n.arg[0]!r} in [{n.arg[1]}, {n.arg[2]}]" for n in expr.toposort() if n.op is Ops.BIND)
+    raise IndexError(f"{what} of axis {axis} (size {size}) reaches positions {lo}..{hi + extent} over its Variables' "
+                     f"ranges ({names}); it doesn't wrap or clamp: declare ranges that keep it inside the axis")
 
 
 def _counting(x, n: int):
