@@ -135,3 +135,29 @@ def test_variables_under_validate(device):
     x[v] = x[v] * v
     x.realize()
     (x[v:v + 2] + v).realize()
+
+
+def test_random_variable_slices_read_and_write_like_numpy(device):
+  """40 random cases: a 3-d tensor, a slice pos*a + b : ... of fixed length and step along a random axis (another
+  axis sliced plainly), read and written at every value of the Variable, against numpy."""
+  rng = np.random.default_rng(7)
+  for case in range(40):
+    shape = tuple(int(n) for n in rng.integers(2, 7, size=3))
+    axis, length, step, scale = int(rng.integers(0, 3)), int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    reach = (length - 1) * step
+    if reach >= shape[axis]: continue
+    hi = (shape[axis] - 1 - reach) // scale
+    pos = Variable(f"p{case}", 0, hi)
+    ref = rng.standard_normal(shape).astype(np.float32)
+    x = Tensor(ref, device=device).contiguous().realize()
+    for i in range(hi + 1):
+      v = pos.bind(i)
+      index, np_index = [slice(None)] * 3, [slice(None)] * 3
+      index[axis], np_index[axis] = slice(v * scale, v * scale + reach + 1, step), slice(i * scale, i * scale + reach + 1, step)
+      other = (axis + 1) % 3
+      index[other] = np_index[other] = slice(1, None)
+      np.testing.assert_array_equal(x[tuple(index)].numpy(), ref[tuple(np_index)])
+      new = rng.standard_normal(ref[tuple(np_index)].shape).astype(np.float32)
+      x[tuple(index)] = Tensor(new, device=device)
+      ref[tuple(np_index)] = new
+      np.testing.assert_array_equal(x.numpy(), ref)
