@@ -78,6 +78,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     self.device = canonical_device(device) if device is not None else Device.DEFAULT
     self._requires_grad, self.grad = None, None
     if isinstance(data, UOp):
+      if data.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {data.arg[0]!r} is not bound: use Variable(...).bind(value)")
       self.uop = data if dtype is None else data.cast(dtype)
     elif isinstance(data, Tensor) and data.device == self.device and dtype in (None, data.dtype):
       self._alias(data)  # Tensor(t) is another view of t's storage
@@ -116,13 +117,6 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def size(self, dim: int | None = None):
     """The shape (a tuple), or the size of dimension dim (negative counts from the end), like torch's .size()."""
     return self.shape if dim is None else self.shape[_canon_axis(dim, self.ndim)]
-  def element_size(self) -> int:
-    """The bytes one element takes (the dtype's itemsize), like torch's element_size()."""
-    return self.dtype.itemsize
-  @property
-  def nbytes(self) -> int:
-    """The bytes all the elements take: numel() * element_size()."""
-    return self.numel() * self.dtype.itemsize
   def __len__(self):
     if not self.shape: raise TypeError("len() of a 0-d tensor")
     return self.shape[0]

@@ -161,3 +161,15 @@ def test_random_variable_slices_read_and_write_like_numpy(device):
       x[tuple(index)] = Tensor(new, device=device)
       ref[tuple(np_index)] = new
       np.testing.assert_array_equal(x.numpy(), ref)
+
+
+def test_tinyjit_takes_a_variable_beside_tensors_in_a_list(device):
+  @TinyJit
+  def row(args):
+    x, pos = args
+    return (x[pos] * 2).realize()
+  xn = data(4, 3)
+  x = Tensor(xn, device=device).realize()
+  pos = Variable("pos", 0, 3)
+  for i in (0, 1, 2, 3, 1):
+    np.testing.assert_array_equal(row([x, pos.bind(i)]).numpy(), xn[i] * 2)

@@ -28,7 +28,8 @@ The contract:
     the same way on every call (the same axis and blocks, or replicated); its results come back sharded alike.
   - Non-Tensor arguments (and the non-Tensor items beside Tensors in a list, tuple or dict) are constants of the
     capture: a call that changes one raises JitValueError. Use jit.reset() to capture again, or one TinyJit per
-    configuration.
+    configuration. Bound Variables (teeny.Variable(...).bind(n), teeny/variable.py) are the exception: their name
+    and range are part of the signature, and each replay gives the kernels that took one that call's value.
   - Misuse raises JitError (tinygrad's name), as a subclass that is also the builtin error it always was:
     JitValueError (a ValueError: other shapes, other constants, other aliasing), JitTypeError (a TypeError:
     another dtype, Tensors nested too deep), JitDeviceError (a RuntimeError: another device), and JitError itself

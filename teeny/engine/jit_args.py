@@ -92,7 +92,7 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
       if _holds_tensors(value):
         for key, item in _items(value):
           if isinstance(item, Tensor): add((name, key), item)
-        value = _rebuilt(value, [_TENSOR_HERE if isinstance(item, Tensor) else item for _, item in _items(value)])
+        value = _rebuilt(value, [_TENSOR_HERE if isinstance(item, Tensor) else variable_or(item) for _, item in _items(value)])
       else: value = _rebuilt(value, [variable_or(item) for _, item in _items(value)])
     constants.append((name, variable_or(value)))
   return tensors, (tuple(shapes), tuple(constants))

@@ -62,6 +62,13 @@ class PyTorchOps:
   def short(self) -> Self:
     """Cast to int16, like torch's .short()."""
     return self.cast(dtypes.int16)
+  def element_size(self) -> int:
+    """The bytes one element takes (the dtype's itemsize), like torch's element_size()."""
+    return self.dtype.itemsize
+  @property
+  def nbytes(self) -> int:
+    """The bytes all the elements take: numel() * element_size()."""
+    return self.numel() * self.dtype.itemsize
   def is_floating_point(self) -> bool:
     """Whether the dtype is a float one, like torch's."""
     return dtypes.is_float(self.dtype)
