@@ -105,9 +105,9 @@ class RealizedMap:
 
 
 def _is_constant(n: UOp) -> bool:
-  """A constant, maybe reshaped and expanded: every graph that holds it computes it for free."""
+  """A constant (or a bound Variable), maybe reshaped and expanded: every graph that holds it computes it for free."""
   while n.op in MOVEMENT: n = n.src[0]
-  return n.op is Ops.CONST
+  return n.op is Ops.CONST or n.op is Ops.BIND
 
 
 REALIZED = RealizedMap()
