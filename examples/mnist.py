@@ -5,7 +5,8 @@ Data, in order of preference:
   (default)      the 8x8 digits set that scikit-learn ships (pip install scikit-learn): 1,797 images
   --synthetic    8x8 digits drawn from a built-in font with random shifts and noise (no extra package)
 
-Run `DEBUG=2 python examples/mnist.py` to see every kernel of the training step as it runs.
+Run `DEBUG=2 python examples/mnist.py` to see every kernel of the training step as it runs. The step runs under
+TinyJit (captured on its second call, then replayed without building or scheduling a graph); --no-jit runs it eagerly.
 
 Data-parallel on several processes (pip install 'teeny[mpi]'): `mpiexec -n 2 python examples/mnist.py --distributed`.
 Each process trains on its half of every batch of --batch-size, the gradients are averaged over the processes and
@@ -18,7 +19,7 @@ gradients) add the devices' parts, so this too computes what one device computes
 """
 import argparse, gzip, os, time
 import numpy as np
-from teeny import Tensor, Device, Context, nn
+from teeny import Tensor, Device, Context, TinyJit, nn
 from teeny.nn.optim import Adam
 from teeny.nn.state import get_parameters, get_state_dict, safe_save
 
@@ -123,6 +124,19 @@ def train(args) -> float:
     dist.broadcast_parameters(model)  # (equal already, from the same seed: this is how a real run makes sure)
     dist.sync_batchnorm(model)        # BatchNorm over the global batch, as one process would see it
   opt = Adam(get_parameters(model), lr=args.lr)
+
+  def step(x: Tensor, y: Tensor) -> Tensor:
+    """One training step on a batch: the loss, realized with the old weights, and the weights updated."""
+    opt.zero_grad()
+    loss = model(x).cross_entropy(y)
+    loss.backward()
+    if dist:
+      dist.average_gradients(model)
+      loss = dist.allreduce(loss.detach()) / dist.world_size()  # the global batch's loss
+    Tensor.realize_all(loss, *opt.schedule_step())
+    return loss
+  # (over MPI the step stays eager: its allreduces wait for the other processes, call by call)
+  run_step = TinyJit(step) if args.jit and dist is None else step
   accuracy, steps = 0.0, 0
   for epoch in range(1, args.epochs + 1):
     start, losses = time.perf_counter(), []
@@ -134,14 +148,7 @@ def train(args) -> float:
         if dist: batch = dist.local_share(batch)  # this process's part of the global batch
         x, y = on(Tensor(x_train[batch, None]), devices), on(Tensor(y_train[batch].astype(np.int32)), devices)
         with Context(PROGRESS=int(first) if dist is None or dist.rank() == 0 else 0):  # (the first step compiles)
-          opt.zero_grad()
-          loss = model(x).cross_entropy(y)
-          loss.backward()
-          if dist:
-            dist.average_gradients(model)
-            loss = dist.allreduce(loss.detach()) / dist.world_size()  # the global batch's loss
-          losses.append(loss.item())  # read before the step changes the weights the loss reads
-          opt.step()
+          losses.append(run_step(x, y).item())
         if first:
           say(f"first step {time.perf_counter() - start:.2f} s (scheduling and compiling), not counted in s/epoch")
           start = time.perf_counter()
@@ -172,6 +179,7 @@ if __name__ == "__main__":
   parser.add_argument("--lr", type=float, default=3e-3)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--distributed", action="store_true", help="one of several processes started by mpiexec")
+  parser.add_argument("--no-jit", dest="jit", action="store_false", help="run the training step eagerly, without TinyJit")
   parser.add_argument("--devices", default=None, help="several devices of this process, e.g. LLVM,LLVM:1: data-parallel")
   parser.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: train every epoch)")
   parser.add_argument("--save", default=None, metavar="PATH", help="save the weights as safetensors at the end "
