@@ -102,9 +102,11 @@ def test_action_keeps_result(device, name, build, opts):
   optimized = run_with(out, opts)
   # an upcast kernel sums each output in loop order, the plain one may keep partial sums: reassociation only
   np.testing.assert_allclose(optimized, plain, rtol=1e-5, atol=1e-5)
-  # no reduce: the same ops on the same values, except that exp2 vectorized at another width (libmvec's 4, 8 and
-  # 16 lane versions, or libm) may round differently in the last bit of exp2's result (values here are O(1))
-  if name in ("elementwise", "padded"): np.testing.assert_allclose(optimized, plain, rtol=1e-6, atol=1e-6)
+  # no reduce: the same ops on the same values. LLVM calls one exp2 however a loop is vectorized (the renderer's
+  # vector_math_call): the same bits; an OpenCL driver's exp2 may differ in the last bit between vector widths
+  if name in ("elementwise", "padded"):
+    if device.startswith("LLVM"): np.testing.assert_array_equal(optimized, plain)
+    else: np.testing.assert_allclose(optimized, plain, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(optimized, out.numpy(), rtol=1e-4, atol=1e-4)
 
 

@@ -186,3 +186,33 @@ def test_cat_keeps_negative_zero(device):
   out = Tensor.cat(x, Tensor(np.array([-0.0], np.float32), device=device), x)
   assert np.signbit(out.numpy()).tolist() == [True, False, True, True, False]
   assert (1 / out).numpy()[0] == -np.inf
+
+
+def test_a_value_computed_in_two_kernels_is_equal_to_itself(device):
+  """`y == y.max(1, keepdim=True)` found no maximum in some rows of y = x.exp(), x.sin(), log(|x| + 1) on LLVM, in
+  float64 and float32: the max kernel and the comparison kernel each computed y, one with glibc's libmvec SIMD
+  function (a vectorized loop) and one with libm's scalar function (a loop's scalar remainder), which differ in the
+  last bit. The fuzzer found it as a max_pool2d gradient that lost a window's share (the window's elements are
+  compared with each other, each computed at its own place). LLVM kernels now call one implementation everywhere
+  (the renderer's vector_math_call)."""
+  for dt in (np.float64, np.float32):
+    if dt == np.float64 and device.startswith("CL") and not Device[device].info.has_fp64: continue
+    for n in (3, 5, 7, 9, 13, 17, 31, 33, 63, 100):
+      x = Tensor(np.random.default_rng(n).normal(size=(4, n)).astype(dt), device=device)
+      for y in (x.exp(), x.sin(), (x.abs() + 1).log()):
+        assert ((y == y.max(1, keepdim=True)).sum(1).numpy() >= 1).all(), (dt, n)
+
+
+def test_max_pool_gradient_of_a_transcendental_with_two_readers(device):
+  """Found by the gradient fuzzer: softplus(x) read by max_pool2d (kernel (1, 2), stride 2, padding (0, 1)) and by a
+  second op lost max_pool's gradient for x[0, 0] in float64 on LLVM (the same libm/libmvec split as above)."""
+  if device.startswith("CL") and not Device[device].info.has_fp64: return
+  xn = np.random.default_rng(0).normal(0, 1, (2, 2))
+  w0, w1 = np.array([[0.5, -0.7]]), np.array([[0.3, 0.2], [-0.4, 0.9]])
+  x = Tensor(xn, device=device, requires_grad=True)
+  s = x.softplus()
+  loss = (s.max_pool2d((1, 2), (2, 2), 1, (0, 1)) * Tensor(w0, device=device)).sum() + ((-s) * Tensor(w1, device=device)).sum()
+  loss.backward()
+  # each output of the pooling is one element of row 0 (the other window element is padding): d/ds = w0 there, -w1 always
+  ds = -w1 + np.array([[w0[0, 0], w0[0, 1]], [0, 0]])
+  np.testing.assert_allclose(x.grad.numpy(), ds / (1 + np.exp(-xn)), rtol=1e-12)

@@ -35,7 +35,6 @@ _MATH = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin", Ops.SQRT: "sqrt", O
 # glibc's libmvec has SIMD versions of these (a loop that calls them only vectorizes through a SIMD variant)
 _LIBMVEC = {Ops.EXP2: "exp2", Ops.LOG2: "log2", Ops.SIN: "sin"}
 _LIBMVEC_WIDTH = {"b": 128, "c": 256, "d": 256, "e": 512}  # x86 vector ABI ISA letter -> register bits
-_LIBMVEC_ISAS = ("e", "d", "c", "b")  # best first: a CPU that runs one runs those after it
 
 
 def ltype(dt: DType) -> str:
@@ -68,8 +67,9 @@ def const_literal(value, dt: DType) -> str:
 class LLVMRenderer(Renderer):
   """Renders LLVM IR for the CPU.
 
-  libmvec_isa ('b','c','d','e': SSE4, AVX, AVX2, AVX-512), when given, lets loops that call exp2/log2/sin
-      vectorize through glibc's libmvec (the runtime must have loaded libmvec).
+  libmvec_isa ('b','c','d','e': SSE4, AVX, AVX2, AVX-512), when given, makes exp2/log2/sin glibc's libmvec SIMD
+      functions of that ISA's width, in vectorized loops and scalar code alike (the runtime must have loaded
+      libmvec): one implementation, so a value computed in two places has the same bits (vector_math_call).
   reassociate_reductions marks the float ADD/MUL that updates an accumulator (acc = acc + x) `reassoc` where
       lowering allowed it (ASSIGN's arg), and nothing else. LLVM then keeps many partial sums in vector lanes: a row sum runs ~6x faster here, and is
       closer to numpy (pairwise summation) than a serial float sum, whose error grows with the length.
@@ -105,6 +105,7 @@ class _Emitter:
     self.lines: list[str] = []
     self.declares: set[str] = set()
     self.keep: set[str] = set()           # functions listed in @llvm.compiler.used
+    self.definitions: set[str] = set()    # helper functions the kernel calls (vector_math_call's wrappers)
     self.attrs: dict[str, int] = {}       # call-site attribute string -> attribute group number
     self.block = "entry"
     self.counter = 0
@@ -154,7 +155,7 @@ class _Emitter:
     # the vector width the optimizer tiled for (LLVM would otherwise keep 256 bits on CPUs that have 512)
     attrs = f'"prefer-vector-width"="{self.vector_bits}"'
     body = "\n".join([f'define void @"{self.name}"({sig}) nounwind {attrs} {{', "entry:", *self.allocas, *self.lines, "}"])
-    out = [body, self.packed_wrapper(params, [t for t, _ in var_params[:-2]]), *sorted(self.declares)]
+    out = [body, self.packed_wrapper(params, [t for t, _ in var_params[:-2]]), *sorted(self.definitions), *sorted(self.declares)]
     out += [f"attributes #{n} = {{ {a} }}" for a, n in self.attrs.items()]
     if self.keep:
       kept = ", ".join(f"ptr @{f}" for f in sorted(self.keep))
@@ -375,21 +376,28 @@ class _Emitter:
     return self.call(t, f"llvm.{_MATH[op]}.{_INTRINSIC_SUFFIX[dt]}", [(t, x)])
 
   def vector_math_call(self, base: str, x: str, dt: DType) -> str:
-    """A call to the libm function carrying the vector-function ABI attribute, so the loop vectorizer may swap
-    in glibc's libmvec SIMD version (_ZGV<isa>N<lanes>v_<fn>) of the same function. Every width the CPU can run
-    is offered: the vectorizer picks its width first (often 256 bits even where 512 exist) and only uses a
-    variant of exactly that width."""
+    """The one implementation of this function on this CPU: glibc's libmvec SIMD version of the widest width the
+    CPU runs (_ZGV<isa>N<lanes>v_<fn>). A scalar use calls a wrapper (`teeny_<fn>`) that runs the same SIMD
+    function on copies of its argument, and the call names that SIMD function as its vector variant, so the loop
+    vectorizer calls it directly. So every evaluation of a value, vectorized or not, in any kernel, gets the same
+    bits. (libm's scalar functions and libmvec's differ in the last bit: a value computed in two kernels, a row's
+    max in one and `x == max` in the next, or a loop's vector body and its scalar remainder, must equal itself.)"""
     t, fn = ltype(dt), base + ("f" if dt == dtypes.float32 else "")
-    variants = []
-    for isa in _LIBMVEC_ISAS[_LIBMVEC_ISAS.index(self.libmvec_isa):]:
-      lanes = _LIBMVEC_WIDTH[isa] // (8 * dt.itemsize)
-      if any(f"_LLVM_N{lanes}v" in v for v in variants): continue  # AVX2 and AVX have the same width: the better one
-      vector_fn = f"_ZGV{isa}N{lanes}v_{fn}"
-      self.declares.add(f"declare <{lanes} x {t}> @{vector_fn}(<{lanes} x {t}>)")
-      self.keep.add(vector_fn)  # the optimizer deletes unused declarations before the vectorizer could use them
-      variants.append(f"_ZGV_LLVM_N{lanes}v_{fn}({vector_fn})")
+    lanes = _LIBMVEC_WIDTH[self.libmvec_isa] // (8 * dt.itemsize)
+    vt, vector_fn, wrapper = f"<{lanes} x {t}>", f"_ZGV{self.libmvec_isa}N{lanes}v_{fn}", f"teeny_{fn}"
+    self.declares.add(f"declare {vt} @{vector_fn}({vt})")
+    self.keep.add(vector_fn)  # the optimizer deletes unused declarations before the vectorizer could use them
+    # noinline: the vectorizer must see the scalar call (inlined, the splat would hide it)
+    self.definitions.add("\n".join([
+      f"define internal {t} @{wrapper}({t} %x) noinline nounwind memory(none) {{",
+      f"  %one = insertelement {vt} poison, {t} %x, i64 0",
+      f"  %all = shufflevector {vt} %one, {vt} poison, <{lanes} x i32> zeroinitializer",
+      f"  %out = call {vt} @{vector_fn}({vt} %all)",
+      f"  %y = extractelement {vt} %out, i64 0",
+      f"  ret {t} %y", "}"]))
     # memory(none): like the llvm.* intrinsics, we ignore errno, which the kernel never reads
-    return self.call(t, fn, [(t, x)], f'nounwind memory(none) "vector-function-abi-variant"="{",".join(variants)}"')
+    attrs = f'nounwind memory(none) "vector-function-abi-variant"="_ZGV_LLVM_N{lanes}v_{wrapper}({vector_fn})"'
+    return self.inst(f"call {t} @{wrapper}({t} {x}) #{self.attrs.setdefault(attrs, len(self.attrs))}")
 
   # ---- conversions ----
   def cast(self, v: str, src: DType, dst: DType) -> str:
