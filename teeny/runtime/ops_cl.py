@@ -166,12 +166,12 @@ class CLAllocator(Allocator):
   def __init__(self, ctx: cl.Context, queue: cl.CommandQueue):
     super().__init__()
     self.ctx, self.queue = ctx, queue
-    self.device = ctx.devices[0]
+    self.cl_device = ctx.devices[0]  # (not `device`: Allocator.device is the teeny device name, set when it opens)
   def _alloc(self, nbytes: int):
-    if nbytes > self.device.max_mem_alloc_size: raise _out_of_memory(self.device, nbytes, "more than one buffer may hold")
+    if nbytes > self.cl_device.max_mem_alloc_size: raise _out_of_memory(self.cl_device, nbytes, "more than one buffer may hold")
     try: return cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, nbytes)
     except cl.Error as e:
-      if e.code in _OUT_OF_MEMORY: raise _out_of_memory(self.device, nbytes, e) from None
+      if e.code in _OUT_OF_MEMORY: raise _out_of_memory(self.cl_device, nbytes, e) from None
       raise
   def _free(self, handle, nbytes: int): handle.release()
   def copyin(self, dest, src: memoryview):
