@@ -101,10 +101,16 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
 
 def _group_reduce(op: Ops, partial: UOp, n: int, lid: UOp, size: int) -> UOp:
   """Each work-item of the group wrote its partial result; after a barrier every one of them combines all `size`
-  of them from local memory (only work-item 0's result is stored)."""
-  temp = UOp(Ops.DEFINE_LOCAL, partial.dtype.ptr(), (), (f"temp{n}", size))
-  barrier = UOp(Ops.BARRIER, dtypes.void, (UOp(Ops.STORE, dtypes.void, (temp, lid, partial)),))
-  return _tree(op, partial.dtype, [UOp(Ops.LOAD, partial.dtype, (temp, UOp.const(lid.dtype, j), barrier)) for j in range(size)])
+  of them from local memory (only work-item 0's result is stored). Partials of a narrow float (half, bfloat16,
+  fp8) stay float32, as its accumulators do: rounding them would lose what the float32 accumulation kept (and a
+  device without cl_khr_fp16 has no half array to keep them in)."""
+  kept = dtypes.float32 if partial.dtype in NARROW_FLOATS else partial.dtype
+  temp = UOp(Ops.DEFINE_LOCAL, kept.ptr(), (), (f"temp{n}", size))
+  # (a CAST marked "unrounded": half_to_float gives it the float32 accumulator itself, not its rounded value)
+  stored = UOp(Ops.CAST, kept, (partial,), "unrounded") if kept is not partial.dtype else partial
+  barrier = UOp(Ops.BARRIER, dtypes.void, (UOp(Ops.STORE, dtypes.void, (temp, lid, stored)),))
+  parts = [UOp(Ops.LOAD, kept, (temp, UOp.const(lid.dtype, j), barrier)) for j in range(size)]
+  return _tree(op, kept, parts).cast(partial.dtype)
 
 
 def _fold_gather(value: UOp, rng: UOp) -> UOp | None:
@@ -235,7 +241,15 @@ def _unrounded_sum(x: UOp) -> UOp:
   return x.replace(src=tuple(terms))
 
 
+def _unrounded(x: UOp) -> UOp | None:
+  """A group reduce's partial (see _group_reduce): the float32 accumulator, where _half_assign rounded it."""
+  inner = x.src[0]
+  if inner.op is Ops.CAST and inner.src[0].op is Ops.ASSIGN and inner.src[0].dtype == dtypes.float32: return inner.src[0]
+  return x.replace(arg=None)
+
+
 half_to_float = PatternMatcher([
+  (UPat(Ops.CAST, arg="unrounded", name="x"), _unrounded),
   (UPat(Ops.DEFINE_ACC, name="acc"), _half_acc),
   (UPat(Ops.ASSIGN, src=(UPat(Ops.DEFINE_ACC, dtype=dtypes.float32, name="acc"), UPat.var("v")), name="a"), _half_assign),
   (UPat(tuple(ALU), name="x"), _half_in_float),
