@@ -212,3 +212,26 @@ def test_cross_entropy_stable_for_huge_logits(device, dtype):
   rows.sum().backward()
   g = t.grad.numpy().astype(np.float64)
   np.testing.assert_allclose(g, np.exp(lsm) - np.eye(4)[target], rtol=rtol, atol=rtol)
+
+
+def test_grouped_half_reduce_keeps_float32_partials():
+  """On a GPU a long reduce is split over a work-group (GROUP) whose partial sums meet in local memory. For half
+  they were kept in a __local half array: each partial rounded to half and each pairwise sum of them rounded
+  again (against this file's rule: half reductions accumulate in float32), and without cl_khr_fp16 NVIDIA's
+  OpenCL compiler refused the kernel (vload_half/vstore_half on a __local array: ambiguous overloads). Checked on
+  the source, since this machine has no GPU; the numbers were checked on an NVIDIA H200."""
+  import types
+  from teeny.schedule import create_schedule
+  from teeny.codegen import get_program
+  from teeny.renderer.cstyle import OpenCLRenderer
+  t = Tensor(np.full(4096, 0.1, np.float16))
+  ast = create_schedule((t.sum().uop,), (t.device,))[0][-1].ast
+  for has_fp16 in (True, False):
+    gpu = types.SimpleNamespace(name="a GPU", is_gpu=True, has_fp16=has_fp16, has_fp64=True, max_work_group_size=1024,
+                                max_work_item_sizes=(1024, 1024, 64), local_mem_size=48 << 10, native_vector_width_float=4,
+                                native_vector_width_int=4, max_loop_iterations=None)
+    spec = get_program(ast, OpenCLRenderer(gpu))
+    assert any(getattr(o, "op", None) == "GROUP" for o in spec.applied_opts), spec.applied_opts
+    assert "__local float temp0" in spec.src and "temp0[lidx0] = acc0;" in spec.src, spec.src[:800]
+    body = spec.src[spec.src.index("__kernel"):]
+    assert body.count("(half)") + body.count("teeny_round_half") <= 1, body  # only the result is rounded
