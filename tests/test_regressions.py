@@ -216,3 +216,22 @@ def test_max_pool_gradient_of_a_transcendental_with_two_readers(device):
   # each output of the pooling is one element of row 0 (the other window element is padding): d/ds = w0 there, -w1 always
   ds = -w1 + np.array([[w0[0, 0], w0[0, 1]], [0, 0]])
   np.testing.assert_allclose(x.grad.numpy(), ds / (1 + np.exp(-xn)), rtol=1e-12)
+
+
+def test_a_math_call_on_a_constant_compiles(tmp_path):
+  """sin of a value that is only padding (a constant once LLVM folds the load away) aborted the process: LLVM's
+  constant propagation dropped the constant argument from the renderer's internal teeny_sin wrapper, the call's
+  vector variant no longer matched it, and LLVM's verifier asserted inside the loop vectorizer. Run in a child
+  process, so that a regression fails this test instead of killing the suite."""
+  import os, subprocess, sys
+  if "LLVM" not in Device.available(): return
+  code = ("import numpy as np\nfrom teeny import Tensor\n"
+          "x = Tensor(np.array([0.5, 0.25]), device='LLVM')\n"
+          "for t in (x, x.cast('float32')):\n"
+          "  pad = t.pad(((24, 0),)).shrink(((0, 24),))\n"
+          "  print((pad.sin().exp() + (pad + 1).log2().exp2()).numpy().tolist())\n")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, TEENY_CACHE_DIR=str(tmp_path), PYTHONPATH=root)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  for line in out.stdout.split("\n")[:2]: assert line.startswith("[2.0, 2.0") and "nan" not in line, out.stdout

@@ -387,7 +387,10 @@ class _Emitter:
     vt, vector_fn, wrapper = f"<{lanes} x {t}>", f"_ZGV{self.libmvec_isa}N{lanes}v_{fn}", f"teeny_{fn}"
     self.declares.add(f"declare {vt} @{vector_fn}({vt})")
     self.keep.add(vector_fn)  # the optimizer deletes unused declarations before the vectorizer could use them
-    # noinline: the vectorizer must see the scalar call (inlined, the splat would hide it)
+    # noinline: the vectorizer must see the scalar call (inlined, the splat would hide it); kept (listed as used):
+    # otherwise interprocedural constant propagation drops a constant argument from this internal function, and
+    # the call's vector variant no longer matches it (LLVM's verifier then aborts the process in the vectorizer)
+    self.keep.add(wrapper)
     self.definitions.add("\n".join([
       f"define internal {t} @{wrapper}({t} %x) noinline nounwind memory(none) {{",
       f"  %one = insertelement {vt} poison, {t} %x, i64 0",
