@@ -173,3 +173,18 @@ def test_tinyjit_takes_a_variable_beside_tensors_in_a_list(device):
   pos = Variable("pos", 0, 3)
   for i in (0, 1, 2, 3, 1):
     np.testing.assert_array_equal(row([x, pos.bind(i)]).numpy(), xn[i] * 2)
+
+
+def test_writes_into_a_slice_read_through_a_variable_reach_the_tensor(device):
+  """x[pos:pos + 2] is a gather, yet s[0] = v and s += 1 on it change x, as through a view."""
+  ref = np.zeros((5, 3), np.float32)
+  x = Tensor(ref, device=device).contiguous().realize()
+  pos = Variable("pos", 0, 3).bind(2)
+  s = x[pos:pos + 2]
+  s[0] = 5.0
+  ref[2] = 5.0
+  np.testing.assert_array_equal(x.numpy(), ref)
+  s += 1
+  ref[2:4] += 1
+  np.testing.assert_array_equal(x.numpy(), ref)
+  np.testing.assert_array_equal(s.numpy(), ref[2:4])

@@ -115,8 +115,9 @@ def _storage_owners(tensors: tuple) -> tuple:
   read through Variables (x[pos:pos + k], teeny/ops/variables.py) is no view: it brings x, whose write through it
   (assign) must run when it is realized, as a view's would (a TinyJit capture would miss it otherwise)."""
   if len(tensors) == 1 and tensors[0]._base is None and tensors[0]._write_target is None: return tensors  # the common case
+  bases = [t if t._base is None else t._base for t in tensors]
   out: dict = {}
-  for t in tensors + tuple(t._write_target[0] for t in tensors if t._write_target is not None):
+  for t in bases + [b._write_target[0] for b in bases if b._write_target is not None]:
     if t._base is not None: t = t._base
     if not is_realized(t._uop): out[id(t)] = t
   return tuple(out.values())

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 
 class IndexingOps:
   """Tensor's indexing: __getitem__, __setitem__, gather, scatter, one_hot, masked_fill."""
-  _write_target = None  # (x, index) when this tensor is x[index] read through Variables: assign() writes into x
+  _write_target = None  # (x, index) when this tensor is x[index] read through Variables: writes into it reach x
   def __getitem__(self, index) -> Self:
     """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors, lists or tuples
     inside the index tuple (fancy indexing; several index tensors broadcast together, and their result axes go where

@@ -103,17 +103,19 @@ def _along(t, axis: int, ndim: int):
 
 
 def read(x, index, plain: list, picks: list[Pick]):
-  """x[index]: a gather along each picked axis, then the rest of the index. The result remembers (x, index), so
-  that assign() on it writes into x (write below), as it would through a view."""
-  picked = x
+  """x[index]: a gather along each picked axis (`picked`), then the rest of the index, a view of it. `picked`
+  remembers which region of x it holds, so that a write into it or any view of it (assign, setitem, +=) also
+  writes x there (WritesOps.assign), as it would through a view."""
+  picked, region = x, [slice(None)] * x.ndim
   for p in picks:
     shape = picked.shape[:p.axis] + (p.length,) + picked.shape[p.axis + 1:]
     picked = picked.gather(p.axis, _along(_positions(x, p), p.axis, x.ndim).expand(shape))
+    region[p.axis] = slice(p.start, p.start + (p.length - 1) * p.step + 1, p.step)  # (an index keeps its axis here)
+  picked = picked._own()  # (a base of its own: the gather ends in a transpose, a view of its internals)
+  picked._write_target = (x, tuple(region))
   for p in picks:
     if p.drops: plain[_item_position(plain, p)] = 0
-  out = picked[tuple(plain)]
-  out._write_target = (x, index)
-  return out
+  return picked[tuple(plain)]
 
 
 def _item_position(plain: list, pick: Pick) -> int:

@@ -32,11 +32,6 @@ class WriteOps:
     parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view
     writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
     computed from the old values keep them (teeny/program_order.py). Returns self."""
-    if self._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: write into x instead
-      target, index = self._write_target
-      target[index] = value
-      self._alias(target[index])  # (reads the written values, as a view would)
-      return self
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
     depth = len(self._view_ops)
@@ -60,6 +55,9 @@ class WriteOps:
     elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
     else: base.uop = UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))  # (a buffer of its own)
     base._graph = None
+    if base._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: its new values go to x
+      target, index = base._write_target
+      target[index] = base
     return self
 
   def _graph_after_write(self, values: UOp, old: UOp) -> UOp | None:
