@@ -94,8 +94,3 @@ def fixed_difference(stop, start) -> int | None:
   if form is None or any(form[0].values()): return None
   return form[1]
 
-
-def bound_names(x) -> dict[str, int]:
-  """The Variables bound in expression x: name -> value."""
-  if not is_symbolic(x): return {}
-  return {n.arg[0]: n.arg[3] for n in x.toposort() if n.op is Ops.BIND}

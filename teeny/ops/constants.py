@@ -5,6 +5,13 @@ import math
 from teeny.dtype import DType, dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, normalize_const, exec_alu, _derived
 
+def _iota(n: int, dtype: DType, like):
+  """0, 1, ..., n-1 on like's device (like: a Tensor) as the arange leaf (a RANGE node): no buffer to make and
+  upload, and a kernel sees it as its loop index, so a sum of where(i == arange, x, 0) compiles to a load of x at i
+  (codegen/kernel.py: gather axes)."""
+  return like._constant(UOp(Ops.RANGE, dtype, (), n), like.device)
+
+
 _const_nodes: dict = {}  # (dtype, shape, value...) -> node; emptied when it reaches _CONST_NODES_MAX
 _CONST_NODES_MAX = 4096
 

@@ -7,9 +7,10 @@ import math
 from typing import TYPE_CHECKING, Any
 import numpy as np
 from teeny.dtype import DType, dtypes
-from teeny.uop import UOp, Ops
+from teeny.uop import Ops
 from teeny.ops.args import ArgumentError, Scalar, _broadcast_shape, _canon_axis
 from teeny.ops import variables
+from teeny.ops.constants import _iota
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -276,12 +277,6 @@ class IndexingOps:
       raise ArgumentError(f"masked_fill mask of shape {mask.shape} doesn't broadcast to {self.shape}")
     fill = value.cast(self.dtype) if isinstance(value, type(self)) else type(self).full((), value, dtype=self.dtype, device=self.device)
     return mask.where(fill, self)
-
-
-def _iota(n: int, dtype: DType, like: IndexingOps) -> IndexingOps:
-  """0, 1, ..., n-1 on like's device as the arange leaf (a RANGE node): no buffer to make and upload, and a kernel sees it as its loop
-  index, so a sum of where(i == arange, x, 0) compiles to a load of x at i (codegen/opt.py: gather axes)."""
-  return like._constant(UOp(Ops.RANGE, dtype, (), n), like.device)
 
 
 def _select(hit: IndexingOps, values: IndexingOps, axis: int) -> IndexingOps:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg
-from teeny.ops.indexing import _iota
+from teeny.ops.constants import _iota
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 import numpy as np
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops
+from teeny.uop import Ops
 from teeny.ops.args import ArgumentError
+from teeny.ops.constants import _iota
 from teeny.variable import is_symbolic, checked, value, fixed_difference
 
 
@@ -87,14 +88,9 @@ def _check_range(expr, first, size: int, axis: int, what: str, extent: int = 0):
                      f"ranges ({names}); it doesn't wrap or clamp: declare ranges that keep it inside the axis")
 
 
-def _counting(x, n: int):
-  """0, 1, ..., n-1 as int32 on x's device: the arange leaf (RANGE), which a kernel sees as its loop index."""
-  return x._constant(UOp(Ops.RANGE, dtypes.int32, (), n), x.device)
-
-
 def _positions(x, pick: Pick):
   """The positions a pick reads, as an int32 tensor of shape (length,)."""
-  return _counting(x, pick.length) * pick.step + pick.start
+  return _iota(pick.length, dtypes.int32, x) * pick.step + pick.start
 
 
 def _along(t, axis: int, ndim: int):
@@ -144,7 +140,7 @@ def write(x, plain: list, picks: list[Pick], val):
   inside = None
   for p in picks:
     if p.length == 0: return  # (nothing is written)
-    offset = _counting(x, sub.shape[p.out_axis]) - p.start
+    offset = _iota(sub.shape[p.out_axis], dtypes.int32, x) - p.start
     ok = (offset >= 0) & (offset < p.length * p.step)
     if p.step > 1: ok = ok & (offset % p.step == 0)
     source = (offset // p.step).clip(0, p.length - 1)
