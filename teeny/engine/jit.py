@@ -79,7 +79,7 @@ from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
-                                  _views_copied, _inputs, _check_same, _map, _output_tensors, layout, variable_values)
+                                  _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
 from teeny.variable import BoundValue
 
 
@@ -120,8 +120,7 @@ class TinyJit:
     if realize.capture.recording is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
     if not getenv("JIT", 1): return _run_and_realize(self.fn, args, kwargs)  # JIT=0 (tinygrad's switch): no jit at all
     args, kwargs = _views_copied(args, kwargs)
-    tensors, signature = _inputs(args, kwargs)
-    variables = variable_values(args, kwargs)
+    tensors, signature, variables = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
     input_bufs = [b for t in tensors for b in _buffers_of(t)]  # (a sharded tensor's: one per device, in order)
     # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)

@@ -72,14 +72,19 @@ def _check_not_deeper(name, value):
                          "as arguments or directly inside a list, tuple or dict argument")
 
 
-def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
+def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple, dict[str, int]]:
   """The input Tensors in order (positional arguments, then keywords by name; those inside a list, tuple or dict
-  argument in its order) and the call's signature: what must stay the same from call to call (the caller adds
-  which inputs share a buffer)."""
+  argument in its order), the call's signature: what must stay the same from call to call (the caller adds
+  which inputs share a buffer), and the bound Variables (teeny/variable.py) passed in the same places, name ->
+  value: a replay gives their values to the kernels that took them at the capture."""
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
-  tensors, shapes, constants = [], [], []
+  tensors, shapes, constants, variables = [], [], [], {}
   def variable_or(value):  # a bound Variable: its name and range are the signature's, its value is the call's
-    return ("a Variable", value.arg[:3]) if isinstance(value, UOp) and value.op is Ops.BIND else value
+    if not (isinstance(value, UOp) and value.op is Ops.BIND): return value
+    name, bound = value.arg[0], value.arg[3]
+    if variables.setdefault(name, bound) != bound:
+      raise JitValueError(f"TinyJit: Variable {name!r} is bound to {variables[name]} and to {bound} in one call")
+    return ("a Variable", value.arg[:3])
   def add(name, t: Tensor):
     tensors.append(t)
     shapes.append((name, t.shape, t.dtype, t.device))
@@ -95,20 +100,7 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
         value = _rebuilt(value, [_TENSOR_HERE if isinstance(item, Tensor) else variable_or(item) for _, item in _items(value)])
       else: value = _rebuilt(value, [variable_or(item) for _, item in _items(value)])
     constants.append((name, variable_or(value)))
-  return tensors, (tuple(shapes), tuple(constants))
-
-
-def variable_values(args: tuple, kwargs: dict) -> dict[str, int]:
-  """The bound Variables (teeny/variable.py) passed as arguments, or directly inside a list, tuple or dict argument:
-  name -> value. A replay gives their values to the kernels that took them at the capture."""
-  found: dict[str, int] = {}
-  for value in list(args) + list(kwargs.values()):
-    for item in [value] + ([v for _, v in _items(value)] if isinstance(value, (list, tuple, dict)) else []):
-      if isinstance(item, UOp) and item.op is Ops.BIND:
-        name, bound = item.arg[0], item.arg[3]
-        if found.setdefault(name, bound) != bound:
-          raise JitValueError(f"TinyJit: Variable {name!r} is bound to {found[name]} and to {bound} in one call")
-  return found
+  return tensors, (tuple(shapes), tuple(constants)), variables
 
 
 def _label(name) -> str:
