@@ -2,6 +2,7 @@
 against Python's own // and % (every int width, negative operands, scalars on either side); float16 reductions
 that only come out right with a float32 accumulator; softmax, log_softmax and logsumexp for logits of +-1e4 in
 every float dtype, forward and backward; float division, %, // and fmod exactly as IEEE, numpy and PyTorch give them."""
+import re
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -235,3 +236,31 @@ def test_grouped_half_reduce_keeps_float32_partials():
     assert "__local float temp0" in spec.src and "temp0[lidx0] = acc0;" in spec.src, spec.src[:800]
     body = spec.src[spec.src.index("__kernel"):]
     assert body.count("(half)") + body.count("teeny_round_half") <= 1, body  # only the result is rounded
+
+
+def test_opencl_kernels_fuse_multiply_adds_only_in_accumulators():
+  """OpenCL C lets a compiler contract a*b+c into one fma (rounded once) wherever it likes, so a value computed in
+  two kernels could round differently in each (NVIDIA's compiler does contract: an optimizer step was 1.6e-6 off its
+  reference on an H200, with tolerance 1e-6). So every kernel turns FP_CONTRACT off, and the accumulator update
+  acc + a*b alone is an explicit fma(), where the device does fma in hardware, as LLVM's `contract` marks it.
+  Checked on the source: this machine's OpenCL driver builds no kernels."""
+  import types
+  from teeny.schedule import create_schedule
+  from teeny.codegen import get_program
+  from teeny.renderer.cstyle import OpenCLRenderer
+  a, b = Tensor(np.ones((8, 16), np.float32)), Tensor(np.ones((16, 4), np.float32))
+  matmul = create_schedule(((a @ b).uop,), (a.device,))[0][-1].ast
+  elementwise = create_schedule(((a * 3 + a).uop,), (a.device,))[0][-1].ast
+  for fma in ((), (dtypes.float32, dtypes.float64)):
+    cpu = types.SimpleNamespace(name="a CPU", is_gpu=False, has_fp16=False, has_fp64=True, max_work_group_size=1024,
+                                max_work_item_sizes=(1024, 1024, 1024), local_mem_size=48 << 10, native_vector_width_float=8,
+                                native_vector_width_int=8, max_loop_iterations=None, fma_dtypes=fma)
+    renderer = OpenCLRenderer(cpu)
+    for ast in (matmul, elementwise):
+      assert get_program(ast, renderer).src.startswith("#pragma OPENCL FP_CONTRACT OFF\n")
+    matmul_src, elementwise_src = get_program(matmul, renderer).src, get_program(elementwise, renderer).src
+    assert "fma(" not in elementwise_src and "mad(" not in elementwise_src
+    assert ("fma(" in matmul_src) == bool(fma), matmul_src
+    float_products = re.findall(r"float v\d+ = \(v\d+\*v\d+\);", matmul_src)
+    # with fma, the products are read by the fma alone and are not also written out on their own
+    assert (len(float_products) == 0) == bool(fma), matmul_src

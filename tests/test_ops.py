@@ -376,6 +376,22 @@ def test_bitcast_half(device):
   check(Tensor(i, device=device).bitcast(dtypes.float16), h, dtype=dtypes.float16)
 
 
+def test_bitcast_bool(device):
+  """bool is one byte holding 0 or 1, so it bitcasts to and from the byte types (torch's view(torch.bool): any
+  nonzero byte reads as True). OpenCL has no as_uchar(bool) (NVIDIA's compiler called it ambiguous), so the source
+  is checked too: this machine's OpenCL driver may build no kernels."""
+  from teeny.schedule import create_schedule
+  from teeny.codegen import get_program
+  from teeny.renderer.cstyle import OpenCLRenderer
+  b = np.array([True, False, True])
+  for dt, np_dt in ((dtypes.uint8, np.uint8), (dtypes.int8, np.int8)):
+    check(Tensor(b, device=device).bitcast(dt), b.view(np_dt), dtype=dt)
+  check(Tensor(np.array([0, 1, 2, 255], np.uint8), device=device).bitcast(dtypes.bool), np.array([False, True, True, True]), dtype=dtypes.bool)
+  ast = create_schedule((Tensor(b).bitcast(dtypes.uint8).uop,), ("LLVM",))[0][-1].ast
+  src = get_program(ast, OpenCLRenderer()).src
+  assert "as_uchar" not in src, src
+
+
 def test_contiguous_clone_detach(device):
   a = rand(*SHAPE, seed=26)
   t = Tensor(a, device=device)

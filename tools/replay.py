@@ -43,12 +43,15 @@ def renderers() -> dict:
   loads, and an AVX-512 CPU for LLVM."""
   from teeny.renderer.cstyle import OpenCLRenderer
   from teeny.renderer.llvmir import LLVMRenderer
+  from teeny.dtype import dtypes
   cpu_cl = types.SimpleNamespace(name="replay CPU", is_gpu=False, has_fp16=False, has_fp64=True, max_work_group_size=4096,
                                  max_work_item_sizes=(4096, 4096, 4096), local_mem_size=256 << 10,
-                                 native_vector_width_float=16, native_vector_width_int=16, max_loop_iterations=None)
+                                 native_vector_width_float=16, native_vector_width_int=16, max_loop_iterations=None,
+                                 fma_dtypes=(dtypes.float32, dtypes.float64))
   gpu_cl = types.SimpleNamespace(name="replay GPU", is_gpu=True, has_fp16=True, has_fp64=True, max_work_group_size=1024,
                                  max_work_item_sizes=(1024, 1024, 64), local_mem_size=48 << 10,
-                                 native_vector_width_float=4, native_vector_width_int=4, max_loop_iterations=None)
+                                 native_vector_width_float=4, native_vector_width_int=4, max_loop_iterations=None,
+                                 fma_dtypes=(dtypes.float32, dtypes.float64))
   return {"cl_cpu": OpenCLRenderer(cpu_cl), "cl_gpu": OpenCLRenderer(gpu_cl),
           "llvm": LLVMRenderer(libmvec_isa="e", vector_width=16)}
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import math
 from teeny.renderer.tuning import Tuning
 from teeny.dtype import dtypes, DTYPES_DICT, STORAGE_FLOATS
+from teeny.uop import UOp, Ops
 
 CORE_START, CORE_END = "core_start", "core_end"  # the DEFINE_VARs bounding the slice of the outermost loop one call runs
 
@@ -117,6 +118,22 @@ class Renderer:
     return {dt for dt in DTYPES_DICT.values() if dt not in left_out}
 
   def render(self, name: str, program: list) -> str: raise NotImplementedError
+
+
+def accumulator_updates(program: list) -> dict[UOp, str | None]:
+  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself (the steps of a sum or product), each with
+  its ASSIGN's arg ("reassoc" where the updates may be reordered). Renderers treat these alone specially: they may
+  be reordered (LLVM) and fused with the product they add (both), where nothing else may."""
+  root: dict[UOp, UOp] = {}  # DEFINE_ACC or ASSIGN -> its DEFINE_ACC
+  found: dict[UOp, str | None] = {}
+  for u in program:
+    if u.op is Ops.DEFINE_ACC: root[u] = u
+    elif u.op is Ops.ASSIGN and u.src[0] in root:
+      acc, value = root[u.src[0]], u.src[1]
+      root[u] = acc
+      is_float = dtypes.is_float(getattr(value.dtype, "scalar", value.dtype))
+      if value.op in (Ops.ADD, Ops.MUL) and is_float and any(root.get(s) is acc for s in value.src): found[value] = u.arg
+  return found
 
 
 @dataclass

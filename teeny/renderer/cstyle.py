@@ -2,12 +2,18 @@
 
 Without cl_khr_fp16, half exists only in memory: it is read with vload_half and written with vstore_half_rte,
 and a value cast to half is rounded through the same pair so results match a real half.
+
+Every kernel turns FP_CONTRACT off: OpenCL C lets a compiler fuse a*b+c into one fused multiply-add (rounded once)
+wherever it likes, and a value computed in two kernels (a max and the comparison with it, a forward value and its
+gradient's copy) could then round differently in each and not equal itself. Only an accumulator's update
+acc + a*b is fused, explicitly with fma() and only where the device does fma in hardware (a software fma would
+be slow): the same choice in every kernel, and the one the LLVM renderer makes.
 """
 from __future__ import annotations
 import math
 from teeny.dtype import DType, dtypes, PtrDType, VecDType
 from teeny.uop import UOp, Ops
-from teeny.renderer import Renderer
+from teeny.renderer import Renderer, accumulator_updates
 
 _C_TYPES = {dtypes.bool: "bool", dtypes.int8: "char", dtypes.uint8: "uchar", dtypes.int16: "short", dtypes.uint16: "ushort",
             dtypes.int32: "int", dtypes.uint32: "uint", dtypes.int64: "long", dtypes.uint64: "ulong",
@@ -46,6 +52,8 @@ class OpenCLRenderer(Renderer):
     # a driver that stops loops past this many iterations in all (see CLDeviceInfo): None where loops run to the end
     self.max_loop_iterations = getattr(info, "max_loop_iterations", None)
     self.is_gpu = bool(getattr(info, "is_gpu", False))
+    # the float types the device computes fma() for in hardware (CL_DEVICE_SINGLE/DOUBLE_FP_CONFIG's CL_FP_FMA)
+    self.fma_dtypes = frozenset(getattr(info, "fma_dtypes", ()))
     # vloadN/vstoreN for neighbouring elements on GPUs (Tuning.gpu_vector_widths, taken when the renderer is built).
     # A CPU driver (PoCL) vectorizes across work-items itself, and vectors inside one work-item measured slower
     # there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against 39 ms), so it gets scalar code.
@@ -75,21 +83,34 @@ class OpenCLRenderer(Renderer):
 
   def render(self, name: str, program: list[UOp]) -> str:
     out = _KernelText()
+    out.fused = self._fused_updates(program)
+    inside_fma = _read_only_by(program, set(out.fused)) & set(out.fused.values())
     for i, u in enumerate(program):
+      if u in inside_fma: continue
       statement = _STATEMENTS.get(u.op)
       if statement is not None: statement(self, u, out)
       else:  # a value: one named variable
         out.r[u] = f"v{i}"
-        out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {self._expr(u, out.r)};")
+        value = self._fma(u, out.fused[u], out.r) if u in out.fused else self._expr(u, out.r)
+        out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {value};")
     if self.max_loop_iterations is not None: self._check_loop_iterations(name, program)
     head = self._head(name, program)
     return "\n".join(head + [f"__kernel void {name}({', '.join(out.params)}) {{"] + out.body + ["}"]) + "\n"
 
+  def _fused_updates(self, program: list[UOp]) -> dict[UOp, UOp]:
+    """The accumulator updates acc + a*b rendered as fma(a, b, acc): update -> its product."""
+    fused = {}
+    for update in accumulator_updates(program):
+      products = [s for s in update.src if s.op is Ops.MUL]
+      if update.op is Ops.ADD and products and getattr(update.dtype, "scalar", update.dtype) in self.fma_dtypes:
+        fused[update] = products[0]
+    return fused
+
   def _head(self, name: str, program: list[UOp]) -> list[str]:
-    """The pragmas and helpers the kernel needs before its signature."""
+    """The pragmas and helpers the kernel needs before its signature (FP_CONTRACT: see the module's docstring)."""
     uses_double = any(u.dtype == dtypes.float64 or (isinstance(u.dtype, PtrDType) and u.dtype.base == dtypes.float64) for u in program)
     uses_half = not self.has_fp16 and any(_touches_half(u) for u in program)
-    head = []
+    head = ["#pragma OPENCL FP_CONTRACT OFF"]
     if uses_double and not self.has_fp64:  # (Tensor refuses float64 here already: this guards every other path)
       raise TypeError(f"kernel {name} computes in float64, which {self.device_name} does not support (no cl_khr_fp64)")
     if uses_double: head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
@@ -190,11 +211,19 @@ class OpenCLRenderer(Renderer):
     if op is Ops.WHERE: return f"({s[0]} ? {s[1]} : {s[2]})"
     if op is Ops.CAST: return self._cast(u.src[0].dtype, u.dtype, s[0])
     if op is Ops.BITCAST:
+      # bool is one byte 0/1 (as in memory) but has no as_type: as_uchar(bool) is an ambiguous overload on NVIDIA
+      if u.src[0].dtype == dtypes.bool: return f"(({self.ctype(u.dtype)})({s[0]}))"
+      if u.dtype == dtypes.bool: return f"({s[0]}!=0)"
       if u.src[0].dtype == dtypes.float16 and not self.has_fp16:  # the half lives in a float: take its bits
         return f"as_{_C_TYPES[u.dtype]}(teeny_half_bits({s[0]}))"
       if u.dtype == dtypes.float16 and not self.has_fp16: return f"teeny_half_from_bits(as_ushort({s[0]}))"
       return f"as_{_C_TYPES[u.dtype]}({s[0]})"
     raise RuntimeError(f"OpenCL renderer can't render {op}")
+
+  def _fma(self, update: UOp, product: UOp, r) -> str:
+    """acc + a*b (or a*b + acc) as fma(a, b, acc): the product is exact, the sum rounded once."""
+    accumulator = update.src[1] if update.src[0] is product else update.src[0]
+    return f"fma({r[product.src[0]]}, {r[product.src[1]]}, {r[accumulator]})"
 
   def _binary(self, u: UOp, a: str, b: str) -> str:
     op = u.op
@@ -223,14 +252,25 @@ class OpenCLRenderer(Renderer):
 
 
 class _KernelText:
-  """One render's state: the C name of each value (`r`), the kernel's parameters, its body lines, the loop depth."""
+  """One render's state: the C name of each value (`r`), the kernel's parameters, its body lines, the loop depth,
+  and the accumulator updates rendered as fma() (update -> its product)."""
   def __init__(self):
     self.r: dict[UOp, str] = {}
+    self.fused: dict[UOp, UOp] = {}
     self.params: list[str] = []
     self.body: list[str] = []
     self.indent = 1
 
   def line(self, text: str): self.body.append("  " * self.indent + text)
+
+
+def _read_only_by(program: list[UOp], readers: set[UOp]) -> set[UOp]:
+  """The values that no op outside `readers` reads. Here: products only fused updates read, which are not written
+  out on their own (they would be dead code for the compiler and noise for a reader)."""
+  read_elsewhere, read_by_them = set(), set()
+  for u in program:
+    for s in u.src: (read_by_them if u in readers else read_elsewhere).add(s)
+  return read_by_them - read_elsewhere
 
 
 def _touches_half(u: UOp) -> bool:

@@ -23,7 +23,7 @@ them into phis; values are SSA registers named %vN. Bool is i1 in registers and 
 from __future__ import annotations
 import math, struct
 import numpy as np
-from teeny.renderer import Renderer, CORE_START, CORE_END
+from teeny.renderer import Renderer, CORE_START, CORE_END, accumulator_updates
 from teeny.dtype import DType, dtypes
 from teeny.uop import ALU, UOp, Ops
 
@@ -93,7 +93,7 @@ class _Emitter:
 
   def __init__(self, name: str, program: list, libmvec_isa: str | None, reassociate_reductions: bool, vector_bits: int):
     self.name, self.program, self.libmvec_isa, self.vector_bits = name, program, libmvec_isa, vector_bits
-    updates = _accumulator_updates(program)  # update -> its ASSIGN's arg
+    updates = accumulator_updates(program)  # update -> its ASSIGN's arg
     self.reductions = {u for u, arg in updates.items() if arg == "reassoc"} if reassociate_reductions else set()
     # acc + a*b may become one fused multiply-add (rounded once: the exact product, closer to the true sum)
     self.contracted = set(updates) | {s for u in updates for s in u.src if s.op is Ops.MUL and is_float(s.dtype)}
@@ -451,20 +451,6 @@ class _Emitter:
 
 
 def _signed(dt: DType) -> bool: return dtypes.is_int(dt) and not dtypes.is_unsigned(dt)
-
-
-def _accumulator_updates(program: list) -> dict[UOp, str | None]:
-  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself (the steps of a sum or product), each with
-  its ASSIGN's arg ("reassoc" where the updates may be reordered)."""
-  root: dict[UOp, UOp] = {}  # DEFINE_ACC or ASSIGN -> its DEFINE_ACC
-  found: dict[UOp, str | None] = {}
-  for u in program:
-    if u.op is Ops.DEFINE_ACC: root[u] = u
-    elif u.op is Ops.ASSIGN and u.src[0] in root:
-      acc, value = root[u.src[0]], u.src[1]
-      root[u] = acc
-      if value.op in (Ops.ADD, Ops.MUL) and is_float(value.dtype) and any(root.get(s) is acc for s in value.src): found[value] = u.arg
-  return found
 
 
 def _index_math(program: list) -> set[UOp]:

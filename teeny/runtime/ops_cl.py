@@ -40,6 +40,9 @@ class CLDeviceInfo:
   # loop iterations one work-item may run in all, on drivers that stop loops silently past a count: Mesa's llvmpipe
   # (under rusticl) ends every kernel's loops after 65,535 iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS)
   max_loop_iterations: int | None = None
+  # the float types whose fma() the device computes in hardware (its fp configs' CL_FP_FMA): the renderer fuses
+  # accumulator updates with fma() only for these
+  fma_dtypes: tuple = ()
 
   @staticmethod
   def from_device(dev: cl.Device) -> CLDeviceInfo:
@@ -50,7 +53,16 @@ class CLDeviceInfo:
                         max_work_item_sizes=tuple(dev.max_work_item_sizes), local_mem_size=dev.local_mem_size,
                         native_vector_width_float=dev.native_vector_width_float,
                         native_vector_width_int=dev.native_vector_width_int,
-                        max_loop_iterations=_loop_cap(dev))
+                        max_loop_iterations=_loop_cap(dev), fma_dtypes=_fma_dtypes(dev))
+
+
+def _fma_dtypes(dev: cl.Device) -> tuple:
+  found = []
+  for dtype, config in ((dtypes.float32, "single_fp_config"), (dtypes.float64, "double_fp_config")):
+    try: flags = getattr(dev, config)
+    except cl.Error: continue  # (double_fp_config on a device without float64)
+    if flags & cl.device_fp_config.FMA: found.append(dtype)
+  return tuple(found)
 
 
 def _loop_cap(dev: cl.Device) -> int | None:
