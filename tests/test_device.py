@@ -27,6 +27,23 @@ def test_default_without_a_gpu_is_llvm():
   assert default_device_with({}) == expected
 
 
+def test_choosing_the_default_asks_opencl_only_where_a_driver_is_registered(tmp_path):
+  """Without an OpenCL driver registered with the ICD loader (no .icd file in its vendors directory, no
+  OCL_ICD_FILENAMES), pyopencl could only find the CPU PoCL its wheel bundles: the first tensor op picks LLVM
+  without importing pyopencl (65 ms of a first call). With a driver registered, it asks OpenCL for a GPU."""
+  if not sys.platform.startswith("linux"): pytest.skip("the shortcut is for Linux's ICD loader")
+  code = "import sys; from teeny import Tensor, Device; Tensor([1.0]).numpy(); print(Device.DEFAULT, 'pyopencl' in sys.modules)"
+  clean = {k: v for k, v in os.environ.items() if k not in ("CL", "LLVM", "DEVICE", "OCL_ICD_FILENAMES")}
+  def first_op(vendors) -> str:
+    env = {**clean, "OCL_ICD_VENDORS": str(vendors)}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout.strip()
+  (tmp_path / "empty").mkdir()
+  assert first_op(tmp_path / "empty") == "LLVM False"
+  (tmp_path / "one").mkdir()
+  (tmp_path / "one" / "some_driver.icd").write_text("libno_such_driver.so\n")  # (registered, though it won't load)
+  assert first_op(tmp_path / "one") == "LLVM True"
+
+
 def test_a_device_that_cannot_compile_is_not_available(monkeypatch):
   """A driver can open and fail on every program (PoCL 3.0 on a CPU newer than its LLVM): available() leaves that
   device out, so tests and describe() don't count on it, and the reason is the device's own."""

@@ -3,7 +3,7 @@ backend implements (Allocator, Compiler with an on-disk cache, Program). Knows n
 internals: a backend gets source text from its renderer and runs the compiled result."""
 from __future__ import annotations
 from collections import OrderedDict
-import importlib, os, threading
+import importlib, os, sys, threading
 from typing import Callable
 import numpy as np
 from teeny.dtype import DType, dtypes
@@ -387,10 +387,24 @@ class _DeviceRegistry:
     if os.environ.get("DEVICE"): return self.canonicalize(os.environ["DEVICE"])
     for name in self._BACKENDS:
       if os.environ.get(name) not in (None, "", "0"): return name
+    if not _an_opencl_driver_may_be_installed(): return "LLVM"  # (without importing pyopencl: 65 ms of a first call)
     try:
       if self._backend("CL").has_gpu(): return "CL"
     except Exception: pass
     return "LLVM"
+
+
+def _an_opencl_driver_may_be_installed() -> bool:
+  """False when no OpenCL driver is registered with the system's ICD loader, so the only platform pyopencl could
+  find is the PoCL its own wheel bundles, which is a CPU: then there is no GPU to make the default, and the first
+  tensor op need not import pyopencl to ask. A GPU driver (NVIDIA's, AMD's, Intel's) registers an .icd file in
+  /etc/OpenCL/vendors (or the directory OCL_ICD_VENDORS names), or is named in OCL_ICD_FILENAMES. Linux only:
+  elsewhere, ask."""
+  if not sys.platform.startswith("linux") or os.environ.get("OCL_ICD_FILENAMES"): return True
+  vendors = os.environ.get("OCL_ICD_VENDORS") or "/etc/OpenCL/vendors"
+  if not os.path.isdir(vendors): return os.path.exists(vendors)  # (ocl-icd also takes one .icd file here)
+  try: return any(name.endswith(".icd") for name in os.listdir(vendors))
+  except OSError: return True
 
 
 Device = _DeviceRegistry()
