@@ -655,8 +655,10 @@ custom_gradients["pow"] = _pow_gradient
 
 def _rule_in_tensor_ops(rule):
   """A custom gradient rule (gradient.py's DETACH) in Tensor ops, so it differentiates again: rule(arg, grad, value,
-  *inputs) gets the DETACH's arg and nodes as tensors and returns the gradient of each input."""
-  return lambda ctx, ret: tuple(g.uop for g in rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, *ret.src))))
+  *inputs) gets the DETACH's arg and nodes as tensors and returns the gradient of each input. The value is the
+  DETACH itself (the node the user's tensor holds), so a value realized in the forward pass is read, not computed
+  again (max_pool2d's gradient compares the windows with it)."""
+  return lambda ctx, ret: tuple(g.uop for g in rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, *ret.src[1:]))))
 
 
 # conv2d's input gradient is a transposed convolution; pooling's: ops/pooling.py's _pool_gradient

@@ -125,7 +125,8 @@ class PoolingOps:
     Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). Small windows
     (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
     it and is at least every one after it): one kernel, with no maximum or index to read first. Larger ones (3x3:
-    81 comparisons a window) mark the elements equal to the maximum and keep the first by its rank."""
+    81 comparisons a window) find the place of the first element equal to the maximum, by one reduce; the
+    gradient is then elementwise in that place and the output's gradient, and fuses into putting it back."""
     nd, size = len(kernel), math.prod(kernel)
     windows = padded.detach()._pool(kernel, stride, dilation)
     lead, axes = windows.shape[:-nd], tuple(range(-nd, 0))
@@ -138,11 +139,16 @@ class PoolingOps:
         term = (position > i).where(beats, (windows >= other) | mine_nan)  # (after i it must beat it, else tie it)
         first = term if first is None else first & term
     else:
+      # the place of each window's first maximum (its row-major order), by one reduce: the highest rank among
+      # the hits. An element's share is then elementwise (its place or not), so each input element's sum of its
+      # windows' shares reads a place and a gradient per window, not a stored share per window element (3x3,
+      # stride 2 of 16x64x112x112: 111 MB written and read back)
       hit = (windows == values.detach().reshape(lead + (1,) * nd)) | windows.isnan()
-      rank = (size - order).cast(dtypes.float32).reshape(kernel)  # the first hit ranks highest
-      first = hit & (rank == hit.where(rank, 0.0).max(axes, keepdim=True))
+      rank = (size - order).reshape(kernel)  # the first hit ranks highest
+      place = size - hit.where(rank, 0).max(axes, keepdim=True)
+      first = place == order.reshape(kernel)
     per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
-    if not _apart(kernel, stride, dilation):
+    if size <= 4 and not _apart(kernel, stride, dilation):
       per_window = per_window.contiguous()  # (overlapping: each input element reads several windows' comparisons)
     return type(grad)._windows_adjoint(per_window, padded.shape[-nd:], kernel, stride, dilation)
   @staticmethod
