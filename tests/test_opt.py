@@ -260,6 +260,20 @@ def test_overlapping_pooling_gradient_unrolls_its_folded_columns(device):
   np.testing.assert_allclose(grad.numpy(), np_max_pool_grad(x, g, 3, 2, 1), rtol=1e-6, atol=1e-6)
 
 
+def test_a_cat_along_rows_splits_its_loop_at_the_pieces_edges():
+  """An elementwise kernel padded along its innermost axis at edges that are multiples of a long stretch (a cat of
+  two 64-wide rows) splits that axis at them on LLVM, so which input a loop reads depends on the outer index
+  alone; edges without a long common stretch (a 3-wide piece beside them) are left alone. Results unchanged."""
+  a, b, c = rand(8, 64), rand(8, 64), rand(8, 3)
+  ta, tb, tc = (Tensor(x, device="LLVM").realize() for x in (a, b, c))
+  split = get_program(only_kernel(ta.cat(tb, dim=1)).ast, Device["LLVM"].renderer).applied_opts
+  assert "split(1,64)" in split, split
+  unsplit = get_program(only_kernel(ta.cat(tb, tc, dim=1)).ast, Device["LLVM"].renderer).applied_opts
+  assert not any(str(o).startswith("split") for o in unsplit), unsplit
+  np.testing.assert_equal(ta.cat(tb, dim=1).numpy(), np.concatenate([a, b], 1))
+  np.testing.assert_equal(ta.cat(tb, tc, dim=1).numpy(), np.concatenate([a, b, c], 1))
+
+
 def test_big_conv_relays_its_filters_out_and_matches_numpy(device):
   """A convolution big enough for register tiles first copies its filters with the output channel innermost
   (one small kernel), then convolves in one kernel; the result is numpy's."""

@@ -90,6 +90,11 @@ class Tuning:
   # across the work-items of a group (GROUP). No GPU was measured: sum, rowsum1k on an OpenCL GPU would justify them
   group_max_outputs: int = 4096
   group_min_reduced: int = 256
+  # an elementwise kernel padded along its innermost axis at edges that are all multiples of at least this many
+  # elements is split there into (pieces, stretch) (heuristics.py, _split_at_mask_edges): a cat of 4096-wide rows
+  # 3x faster; at stretches of 8 (a 1000-wide piece among 4096-wide ones) the split was slower. Workload: none in
+  # bench_all; measured on cats of 2048-row matrices along dim 1 (2x4096: 9.8 -> 2.9 ms on LLVM)
+  min_split_stretch: int = 64
 
   # ---- rendering (teeny/renderer/cstyle.py) ----
   # vloadN/vstoreN widths an OpenCL GPU gets (a CPU driver gets none: PoCL vectorizes across work-items itself, and
