@@ -274,6 +274,22 @@ def test_a_cat_along_rows_splits_its_loop_at_the_pieces_edges():
   np.testing.assert_equal(ta.cat(tb, tc, dim=1).numpy(), np.concatenate([a, b, c], 1))
 
 
+def test_a_padded_copy_takes_two_lanes_where_a_cat_does_not():
+  """On LLVM a copy whose every load is padded by a few elements (x.pad(1), which max_pool2d's and a convolution's
+  weight gradient materialize) takes two lanes along its innermost and outermost axes, sharing the padding checks.
+  A cat's pieces are long stretches, and a kernel with a plain load beside the padded one vectorizes that load:
+  neither gets them. Results unchanged."""
+  x = rand(4, 3, 10, 10)
+  tx = Tensor(x, device="LLVM").realize()
+  def upcasts(t): return [o for o in get_program(only_kernel(t).ast, Device["LLVM"].renderer).opts if o.op == "UPCAST"]
+  padded = tx.pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+  assert sorted(o.amount for o in upcasts(padded)) == [2, 2]
+  rows, more_rows = Tensor(rand(32, 64), device="LLVM").realize(), Tensor(rand(32, 64), device="LLVM").realize()
+  assert upcasts(rows.cat(more_rows, dim=0)) == [] and upcasts(tx.pad(((0, 0), (0, 0), (0, 0), (1, 0)))[..., :-1] + tx) == []
+  np.testing.assert_equal(padded.numpy(), np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))))
+  np.testing.assert_equal(rows.cat(more_rows, dim=0).numpy(), np.concatenate([rows.numpy(), more_rows.numpy()]))
+
+
 def test_big_conv_relays_its_filters_out_and_matches_numpy(device):
   """A convolution big enough for register tiles first copies its filters with the output channel innermost
   (one small kernel), then convolves in one kernel; the result is numpy's."""
