@@ -60,7 +60,7 @@ def _split_at_mask_edges(k: Kernel, renderer):
 
 def _pad_lanes(k: Kernel, renderer):
   """A padded copy (x.pad(1), which max_pool2d's and a convolution's weight gradient materialize): an elementwise
-  kernel whose loads are padded along the innermost axis by a few elements only. Two lanes along the innermost and
+  kernel whose every load is padded, by a few elements at most on each axis. Two lanes along the innermost and
   the outermost axes share the padding checks (BEAM's choice: 16x64x112x112 padded by 1, 5.8 -> 1.5-2.0 ms). Not for
   cats, whose pieces are long stretches (two lanes slowed a cat along dim 0 from 3.2 to 8.1 ms), nor where some
   load is plain (x + x shifted by one: 0.72 -> 1.0 ms with the lanes)."""
@@ -81,9 +81,9 @@ def _unroll_folded_columns(k: Kernel, renderer):
   strided copies added up (the gradient of overlapping pooling windows, ops/pooling.py's _windows_adjoint): each
   copy lands in one column, so its padding check compares the column index with a constant. With the short column
   axes unrolled those checks fold away, and each element's loop no longer tests every copy; two lanes along the
-  outermost axis share the rest (BEAM's choice for max_pool2d(3, 2, 1)'s and avg_pool2d's: 10.0 -> 4.8 ms and
-  4.5 -> 2.5 ms on 16x64x112x112)."""
-  if k.axes_of("reduce") or k.axes_of("upcast") or not any(k.masked_loads()): return
+  outermost axis share the rest (BEAM's choice for max_pool2d(3, 2, 1)'s: 10.0 -> 4.8 ms on 16x64x112x112;
+  avg_pool2d(3, 2, 1)'s 4.5 -> 3.5 ms, where BEAM found 2.5). Measured on LLVM only, so only there."""
+  if renderer.has_threads or k.axes_of("reduce") or k.axes_of("upcast") or not any(k.masked_loads()): return
   axes = k.axes_of("global")
   columns = [a for a in axes if a > 0 and 2 <= k.full_shape[a] <= 4 and k.full_shape[a - 1] > 4]
   if not columns or math.prod(k.full_shape[a] for a in columns) > 8: return
