@@ -47,15 +47,23 @@ def _split_at_mask_edges(k: Kernel, renderer):
   beside 4096-wide ones: stretches of 8) are left alone: that split made it slower (13.5 -> 22 ms). Measured on
   LLVM only, so only there (OpenCL spreads the axis over work-items)."""
   if renderer.has_threads or k.axes_of("reduce") or not any(k.masked_loads()): return
-  axis = k.axes_of("global")[-1]
+  axis, masks = k.axes_of("global")[-1], _loop_masks(k)
+  if masks is None: return
   size = stretch = k.full_shape[axis]
-  for st in k.views:
-    # (a view under a reshape has its mask in other coordinates: leave such kernels alone)
-    if any(view.mask is not None for view in st.views[:-1]): return
-    if st.views[-1].mask is not None: stretch = math.gcd(stretch, *st.views[-1].mask[axis])
+  for mask in masks: stretch = math.gcd(stretch, *mask[axis])
   if not renderer.tuning.min_split_stretch <= stretch < size: return
   k.reshape(k.full_shape[:axis] + (size // stretch, stretch) + k.full_shape[axis + 1:], k.kinds[:axis] + ("global",) + k.kinds[axis:])
   k.applied.append(f"split({axis},{stretch})")
+
+
+def _loop_masks(k: Kernel) -> list[tuple] | None:
+  """The masks of the kernel's padded views, each a (valid start, end) per loop axis; None when some mask sits
+  under a reshape (a view of a view), in coordinates other than the loop's."""
+  masks = []
+  for st in k.views:
+    if any(view.mask is not None for view in st.views[:-1]): return None
+    if st.views[-1].mask is not None: masks.append(st.views[-1].mask)
+  return masks
 
 
 def _pad_lanes(k: Kernel, renderer):
@@ -68,10 +76,10 @@ def _pad_lanes(k: Kernel, renderer):
   axes = k.axes_of("global")
   inner, outer = axes[-1], axes[0]
   if inner == outer or k.full_shape[inner] % 2 or k.full_shape[outer] % 2: return
-  for st in k.views:
-    if any(view.mask is not None for view in st.views[:-1]): return
-    mask = st.views[-1].mask  # (a pad leaves out a few elements at the edges of each axis; a cat's pieces, many)
-    if mask is not None and any(hi - lo < size - 8 for (lo, hi), size in zip(mask, k.full_shape)): return
+  masks = _loop_masks(k)
+  if masks is None: return
+  for mask in masks:  # (a pad leaves out a few elements at the edges of each axis; a cat's pieces, many)
+    if any(hi - lo < size - 8 for (lo, hi), size in zip(mask, k.full_shape)): return
   k.apply_opt(Opt("UPCAST", inner, 2), renderer)
   k.apply_opt(Opt("UPCAST", outer, 2), renderer)
 
