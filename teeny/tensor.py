@@ -354,11 +354,11 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     check_dtype(self.device, dtype)
     return self._new(self.uop.cast(dtype))
   def bitcast(self, dtype) -> Tensor:
-    """The same bits read as dtype, which must have the same item size (torch's .view(dtype), tinygrad's bitcast)."""
+    """The same bits read as dtype (torch's .view(dtype), tinygrad's bitcast): a view when the item sizes are the
+    same; else the last axis resizes and the result is a tensor of its own (ops/pytorch.py)."""
     dtype = to_dtype(dtype)
-    if dtype.itemsize != self.dtype.itemsize:
-      raise ArgumentError(f"bitcast from {self.dtype} to {dtype} needs the same item size")
     check_dtype(self.device, dtype)
+    if dtype.itemsize != self.dtype.itemsize: return self._bitcast_resized(dtype)
     return self if dtype == self.dtype else self._view(Ops.BITCAST, dtype)  # a view: writes reach self, as torch's
   # ---- movement (free: views) ----
   def reshape(self, *shape) -> Tensor:

@@ -392,6 +392,30 @@ def test_bitcast_bool(device):
   assert "as_uchar" not in src, src
 
 
+def test_bitcast_between_item_sizes(device):
+  """As torch's view(dtype) (and numpy's view, the reference here): the last axis holds the same bytes, its size
+  scaled by the item sizes' ratio (little-endian). The result is a copy here (torch's is a view), so writing into
+  it raises instead of a write that would not reach the source."""
+  rng = np.random.RandomState(3)
+  cases = [(rng.randint(0, 256, (3, 16)).astype(np.uint8), np.int64), (rng.randint(0, 256, (2, 4)).astype(np.uint8), np.float32),
+           (rng.randn(2, 3).astype(np.float32), np.uint8), (rng.randn(2, 3).astype(np.float32), np.int16),
+           (rng.randn(4).astype(np.float64), np.int32), (rng.randn(2, 4).astype(np.float16), np.float32),
+           (rng.randn(2, 2).astype(np.float32), np.float16), (rng.randint(0, 2, (2, 8)).astype(bool), np.int64)]
+  for arr, np_dt in cases:
+    dt = dtypes.from_np(np_dt)
+    got, want = Tensor(arr, device=device).bitcast(dt), arr.view(np_dt)
+    assert got.shape == want.shape and got.dtype == dt, (arr.dtype, np_dt, got.shape, want.shape)
+    np.testing.assert_array_equal(got.numpy().view(np.uint8), want.view(np.uint8))
+  bf = rng.randn(2, 2).astype(np.float32)
+  halves_as_float32 = (bf.view(np.uint16).astype(np.uint32) << 16).view(np.float32)  # a bfloat16 is a float32's top half
+  np.testing.assert_array_equal(Tensor(bf, device=device).bitcast(dtypes.bfloat16).numpy(), halves_as_float32)
+  resized = Tensor(np.zeros(8, np.uint8), device=device).bitcast(dtypes.int64)
+  with pytest.raises(RuntimeError, match="not a view"): resized.assign(Tensor([1], dtype=dtypes.int64, device=device))
+  with pytest.raises(RuntimeError, match="not a view"): resized[0] = 5
+  with pytest.raises(ValueError, match="multiple of 4"): Tensor(np.zeros(6, np.uint8), device=device).bitcast(dtypes.int32)
+  with pytest.raises(ValueError, match="0-d"): Tensor(1.0, device=device).bitcast(dtypes.uint8)
+
+
 def test_contiguous_clone_detach(device):
   a = rand(*SHAPE, seed=26)
   t = Tensor(a, device=device)
@@ -773,6 +797,9 @@ def test_empty(device):
   t = Tensor.empty((4,), dtype=dtypes.int32, device=device)
   assert t.shape == (4,) and t.dtype == dtypes.int32 and t.numpy().dtype == np.int32
   assert Tensor.empty(0, 3, device=device).numpy().shape == (0, 3)
+  t = Tensor.invalids(10, dtype="int", device=device)  # tinygrad's name: set before read, as empty's
+  t[2:5] = 2
+  assert t.shape == (10,) and t.dtype == dtypes.int32 and t[2:5].tolist() == [2, 2, 2]
 
 
 def test_from_lists_and_scalars(device):

@@ -4,7 +4,7 @@ before any tensor is read, interop with the safetensors package and PyTorch when
 import collections, json, os, pickle, zipfile
 import numpy as np
 import pytest
-from teeny import Tensor, dtypes, Device
+from teeny import Tensor, dtypes, Device, nn
 from teeny.nn.state import get_parameters, get_state_dict, load_state_dict, safe_save, safe_load, safe_load_metadata, torch_load
 from teeny.nn.optim import SGD
 
@@ -79,6 +79,18 @@ def test_load_state_dict_converts_dtype_and_accepts_numpy(device):
   sd = {k: v.numpy().astype(np.float64) + 1.5 for k, v in get_state_dict(net).items()}
   load_state_dict(net, sd)
   assert net.scale.dtype == dtypes.float32 and net.scale.item() == 3.5
+
+
+def test_load_state_dict_takes_old_checkpoints_scalars_of_shape_1():
+  """Checkpoints written before PyTorch had 0-d tensors hold scalars (BatchNorm's num_batches_tracked) as shape
+  (1,); torch's load_state_dict reads them into the 0-d tensor, and so does teeny's. Other shapes stay errors."""
+  bn = nn.BatchNorm2d(3)
+  sd = {k: v.numpy() for k, v in get_state_dict(bn).items()}
+  sd["num_batches_tracked"] = np.array([7], np.int64)
+  load_state_dict(bn, sd)
+  assert bn.num_batches_tracked.shape == () and bn.num_batches_tracked.item() == 7
+  sd["num_batches_tracked"] = np.array([7, 8], np.int64)
+  with pytest.raises(ValueError, match="num_batches_tracked"): load_state_dict(bn, sd)
 
 
 def test_optimizer_keeps_working_after_load(device):

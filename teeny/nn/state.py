@@ -80,6 +80,7 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
     if name not in state_dict: continue
     value = state_dict[name]
     if not isinstance(value, Tensor): value = Tensor(np.asarray(value), device=target.device)
+    if target.shape == () and value.shape == (1,): value = value.reshape(())  # old checkpoints' scalars, as torch loads them
     if value.shape != target.shape:
       raise ValueError(f"load_state_dict: {name!r} has shape {value.shape} in the state dict but {target.shape} in the model")
     values[name] = value

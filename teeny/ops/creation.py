@@ -55,6 +55,10 @@ class CreationOps:
     else: node = buffer_view(Buffer(dev, math.prod(shape), dt), shape)
     return cls(node, device=dev, requires_grad=requires_grad)
   @classmethod
+  def invalids(cls, *shape, **kw) -> Self:
+    """tinygrad's name for a buffer whose values are not set yet: empty(*shape, **kw)."""
+    return cls.empty(*shape, **kw)
+  @classmethod
   def arange(cls, start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """start, start + step, ... up to stop (excluded), like torch.arange; arange(n) counts from 0. Unless dtype is
     given: the default int (int32, torch's int64; int64 when a value doesn't fit), or the default float if any

@@ -1,7 +1,7 @@
 """PyTorch's spellings as a Tensor mixin, so PyTorch habits work beside tinygrad's names: .to(dtype) and
 .to(device, dtype), the casts (.float() .half() .double() .int() .long() .bool() .bfloat16() .short()), .cpu(),
 .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the values, Tensor.from_numpy,
-empty_like, linspace, is_leaf, detach_() and Tensor.inference_mode(). (dim= beside axis= is ops/args.py's
+empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), and bitcast / view(dtype) between item sizes. (dim= beside axis= is ops/args.py's
 takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
@@ -34,6 +34,27 @@ class PyTorchOps:
       else: raise TypeError(f".to() takes a device and a dtype, got {args}")
     out = self if device is None else self._to_device(device)
     return out if dtype is None else out.cast(dtype)
+  def _bitcast_resized(self, dtype: DType) -> Self:
+    """self's bits read as dtype of another item size, as torch's x.view(dtype): the last axis holds the same bytes,
+    so its size is scaled by the size ratio (8 uint8 -> 1 int64, 1 float32 -> 4 uint8), little-endian as every
+    device teeny runs on. Unlike torch's, the result is a tensor of its own: later writes to self don't show in
+    it, and writing into it raises (it would not reach self). Done with shifts of unsigned ints of each size."""
+    if self.ndim == 0: raise ArgumentError(f"bitcast of a 0-d tensor from {self.dtype} to {dtype}: the item sizes differ, so it needs an axis to resize")
+    small, large = sorted((self.dtype, dtype), key=lambda d: d.itemsize)
+    ratio, small_bits = large.itemsize // small.itemsize, 8 * small.itemsize
+    small_uint, large_uint = (next(u for u in dtypes.uints if u.itemsize == d.itemsize) for d in (small, large))
+    shifts = type(self).arange(0, ratio * small_bits, small_bits, dtype=large_uint, device=self.device)
+    *outer, last = self.shape
+    if self.dtype.itemsize < dtype.itemsize:  # `ratio` items make one: shifted into place, their bits never overlap
+      if last % ratio: raise ArgumentError(f"bitcast from {self.dtype} to {dtype} reads {ratio} items as one: the last axis ({last}) must be a multiple of {ratio}")
+      parts = self.bitcast(small_uint).reshape(*outer, last // ratio, ratio).cast(large_uint)
+      out = (parts << shifts).sum(-1, dtype=large_uint).bitcast(dtype)
+    else:  # one item makes `ratio`: each the low bits of a shift
+      parts = (self.bitcast(large_uint).unsqueeze(-1) >> shifts).cast(small_uint)
+      out = parts.reshape(*outer, last * ratio).bitcast(dtype)
+    out = out._own()
+    out._unwritable = f"{out.dtype} bitcast of a {self.dtype} tensor (of another item size: a tensor of its own, not a view)"
+    return out
   def to_(self, device: str) -> Self:
     """Move this tensor to another device in place (tinygrad's to_): views made of it earlier follow. Returns self."""
     return self.replace(self.to(device))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 
 class WriteOps:
   """Tensor's assign and in-place operators and methods."""
+  _unwritable = None  # what this tensor is, when PyTorch's would be a view and teeny's is a copy: writes raise
   def replace(self, x: Self) -> Self:
     """This tensor takes x's value, dtype and device without a copy (tinygrad's replace: how a model's parameters
     are swapped for new ones); only the shapes must match. Views made of it earlier see the new value. Returns
@@ -32,11 +33,13 @@ class WriteOps:
     parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view
     writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
     computed from the old values keep them (teeny/program_order.py). Returns self."""
+    base = self if self._base is None else self._base
+    if base._unwritable is not None:  # (a write into it would not reach the tensor PyTorch's view would write)
+      raise RuntimeError(f"can't write into a {base._unwritable}: write into the tensor it was made from")
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
     depth = len(self._view_ops)
     self._check_not_overlapping(depth)
-    base = self if self._base is None else self._base
     forget_realized()
     storage = base._storage()
     old = base._uop
