@@ -148,6 +148,11 @@ def test_arange_past_int32_is_int64(device):
   assert Tensor.arange(2**31 + 5, 3, -2**30, device=device).dtype == dtypes.int64
   assert Tensor.arange(-2**31, 2**31 - 1, 2**30, device=device).dtype == dtypes.int32
   assert Tensor.arange(10, device=device).dtype == dtypes.int32
+  # a dtype asked for that can't hold every value raises (PyTorch wraps them around; tinygrad raises too), before
+  # anything is made: arange(2**33) in int32 would otherwise allocate 32 GiB
+  for args, dt in (((2**33,), dtypes.int32), ((129,), dtypes.int8), ((-129, 128), dtypes.int8), ((128, 0, -1), dtypes.int8), ((127, -130, -1), dtypes.int8)):
+    with pytest.raises(OverflowError, match="can't hold"): Tensor.arange(*args, dtype=dt, device=device)
+  np.testing.assert_array_equal(Tensor.arange(127, -129, -1, dtype=dtypes.int8, device=device).numpy(), np.arange(127, -129, -1).astype(np.int8))
   assert Tensor.arange(5, dtype=dtypes.int64, device=device).dtype == dtypes.int64
   torch = pytest.importorskip("torch")
   np.testing.assert_array_equal(a.numpy(), torch.arange(2**31 - 2, 2**31 + 2).numpy())

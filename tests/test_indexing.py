@@ -138,6 +138,7 @@ def test_gather_and_scatter(device):
   expected = x.copy(); expected[idx[:, :2], cols[:, :2]] = -1
   np.testing.assert_array_equal(tx.scatter(0, ti[:, :2], -1.0).numpy(), expected)
   with pytest.raises(TypeError, match="int tensor"): tx.gather(0, Tensor([[0.0]], device=device))
+  with pytest.raises(RuntimeError, match="int tensor"): tx.gather(0, Tensor([[True]], device=device))  # (PyTorch's kind too)
   with pytest.raises(ValueError, match="dimensions"): tx.gather(0, Tensor([0], device=device))
 
 

@@ -118,7 +118,7 @@ def test_shape_mismatch_is_named_and_leaves_model_untouched():
   net = Net()
   sd = {k: Tensor(np.ones(v.shape, np.float32)) for k, v in get_state_dict(net).items()}
   sd["heads.cls.weight"] = Tensor(np.ones((2, 4), np.float32))
-  with pytest.raises(ValueError, match=r"'heads.cls.weight' has shape \(2, 4\) in the state dict but \(4, 2\) in the model"):
+  with pytest.raises(ValueError, match=r"layer `heads.cls.weight`: Expected shape \(4, 2\), but found \(2, 4\) in state dict"):
     load_state_dict(net, sd)
   np.testing.assert_array_equal(net.layers[0].weight.numpy(), np.arange(6, dtype=np.float32).reshape(3, 2))
   with pytest.raises(ValueError, match="shape"): load_state_dict(net, sd, strict=False)  # shapes matter either way

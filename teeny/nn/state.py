@@ -82,7 +82,7 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
     if not isinstance(value, Tensor): value = Tensor(np.asarray(value), device=target.device)
     if target.shape == () and value.shape == (1,): value = value.reshape(())  # old checkpoints' scalars, as torch loads them
     if value.shape != target.shape:
-      raise ValueError(f"load_state_dict: {name!r} has shape {value.shape} in the state dict but {target.shape} in the model")
+      raise ValueError(f"Shape mismatch in layer `{name}`: Expected shape {target.shape}, but found {value.shape} in state dict.")  # (tinygrad's words)
     values[name] = value
   written = {}
   for name, value in values.items():

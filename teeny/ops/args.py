@@ -57,6 +57,10 @@ class SizeError(TypeError, ArgumentError):
   """A size that isn't an int: a TypeError, as PyTorch raises, and a ValueError, as tinygrad does."""
 
 
+class IndexDtypeError(TypeError, ArgumentError):
+  """An index tensor of a float or bool dtype: a TypeError (Python's kind) and a RuntimeError (what PyTorch raises)."""
+
+
 def _shape_arg(shape, keep: tuple[int, ...] | None = None) -> tuple[int, ...]:
   """Sizes given as ints or as one tuple/list of them. With `keep` (a reshape's current shape), None at position i
   is keep[i] (tinygrad's x.reshape(None, 6))."""

@@ -62,11 +62,14 @@ class CreationOps:
   def arange(cls, start, stop=None, step=1, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """start, start + step, ... up to stop (excluded), like torch.arange; arange(n) counts from 0. Unless dtype is
     given: the default int (int32, torch's int64; int64 when a value doesn't fit), or the default float if any
-    argument is a float."""
+    argument is a float. An int dtype given that can't hold every value raises OverflowError (torch wraps them)."""
     if stop is None: start, stop = 0, start
     if step == 0: raise ArgumentError("arange step must not be zero")
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
     if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
+    elif dtypes.is_int(dt) and all(isinstance(v, int) for v in (start, stop, step)) and not _fits(range(start, stop, step), dt):
+      # (PyTorch wraps them around, silently)
+      raise OverflowError(f"arange({start}, {stop}, {step}) has values {dt} can't hold")
     # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds). bfloat16
     # and fp8 are counted in float32 and rounded once (their numpy type is their bits)
     values = np.arange(start, stop, step, dtype=np.float32 if dt in STORAGE_FLOATS else dt.np)

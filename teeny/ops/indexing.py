@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.uop import Ops
-from teeny.ops.args import ArgumentError, Scalar, _broadcast_shape, _canon_axis
+from teeny.ops.args import ArgumentError, IndexDtypeError, Scalar, _broadcast_shape, _canon_axis
 from teeny.ops import variables
 from teeny.ops.constants import _iota
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -185,7 +185,7 @@ class IndexingOps:
     return x.reshape(tuple(p // st for p, st in zip(padded, steps)))
   def _check_index(self, name: str, dim: int, index: Self, src_shape=None) -> int:
     if not isinstance(index, type(self)): raise TypeError(f"{name} index must be a Tensor, got {type(index).__name__}")
-    if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise TypeError(f"{name} index must be an int tensor, got {index.dtype}")
+    if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise IndexDtypeError(f"{name} index must be an int tensor, got {index.dtype}")
     if index.device != self.device: raise RuntimeError(f"{name} index on {index.device} for a tensor on {self.device}")
     d = _canon_axis(dim, self.ndim)
     if index.ndim != self.ndim: raise ArgumentError(f"{name} index of shape {index.shape} needs {self.ndim} dimensions like the tensor {self.shape}")

@@ -17,7 +17,7 @@ Two modes, chosen by the environment variable TGC_SHIM_MODE:
   renderer details in skip conditions at their top.
 """
 from __future__ import annotations
-import importlib, importlib.abc, importlib.machinery, os, sys, types
+import ctypes, importlib, importlib.abc, importlib.machinery, os, sys, types
 
 # tinygrad module -> teeny module. Anything under tinygrad not listed here has no teeny counterpart.
 MODULE_MAP = {
@@ -63,6 +63,8 @@ HARNESS_HELPERS = {
   "tinygrad.tensor._to_np_dtype": _to_np_dtype, "tinygrad.dtype._to_np_dtype": _to_np_dtype,
   "tinygrad.helpers.prod": _prod, "tinygrad.helpers.all_same": _all_same, "tinygrad.helpers.temp": _temp,
   "tinygrad.helpers.all_int": lambda xs: all(isinstance(x, int) for x in xs),
+  # the address of a memoryview's first byte (its tests pass it to Tensor.from_blob)
+  "tinygrad.helpers.mv_address": lambda mv: ctypes.addressof(ctypes.c_char.from_buffer(mv)),
   "tinygrad.helpers.OSX": sys.platform == "darwin", "tinygrad.helpers.CI": os.environ.get("CI", "") != "",
   # tinygrad's device-target and debug settings, which its tests read to skip cases for mock or special devices:
   # here a plain target (no mock interface, no special renderer) and the DEBUG/IMAGE levels from the environment
