@@ -6,7 +6,7 @@ from teeny.runtime.device import Device, Buffer
 from teeny.helpers import GlobalCounters, Context, getenv
 from teeny.uop import UOp, Ops
 from teeny.engine.jit import TinyJit, JitError
-from teeny.ops.args import ArgumentError, SizeError
+from teeny.ops.args import ArgumentError, SizeError, IndexDtypeError
 from teeny.tracing import trace
 from teeny.variable import Variable
 
@@ -14,5 +14,5 @@ from teeny.variable import Variable
 no_grad = Tensor.no_grad
 inference_mode = Tensor.inference_mode
 
-__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError", "ArgumentError", "SizeError", "trace", "Variable"]
+__all__ = ["Tensor", "no_grad", "inference_mode", "Context", "dtypes", "DType", "Device", "Buffer", "GlobalCounters", "getenv", "UOp", "Ops", "TinyJit", "JitError", "ArgumentError", "SizeError", "IndexDtypeError", "trace", "Variable"]
 __version__ = "0.1.0"

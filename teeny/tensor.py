@@ -217,6 +217,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     results are graphs themselves (like torch.autograd.grad with create_graph=True): gradient() or backward()
     of them gives second derivatives."""
     seed = self._seed_gradient(gradient)
+    gradient = self._seed_gradient(gradient)  # (PyTorch's errors first: a non-scalar needs a gradient)
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
     program_order.check_not_stale(root)
@@ -238,11 +239,13 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """Add d(self)/d(leaf) to .grad of every leaf with requires_grad=True in this graph. Lazy: realize the
     grads (or let an optimizer step do it) to run the kernels. The .grad tensors are plain values (PyTorch's
     create_graph=False); use gradient() for gradients to differentiate again."""
+    gradient = self._seed_gradient(gradient)  # (PyTorch's errors first: a non-scalar needs a gradient)
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
     program_order.check_not_stale(root)
     in_graph = set(root.toposort())
     leaves = [t for t in snapshot(_grad_leaves) if t._requires_grad and any(n in in_graph for n in _gradient_nodes(t, graphs))]
+    if not leaves and self._requires_grad: return self  # its leaves are gone: nobody can read their gradients
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
       g = g.detach()

@@ -370,3 +370,38 @@ def test_small_spellings_of_torch_and_tinygrad(device):
     np.testing.assert_array_equal(moved.numpy(), [1.5, -2.5])
   np.testing.assert_array_equal(Tensor.ones(1, 2, device=device).pad_to(2, 3, value=7).numpy(), [[1, 1, 7], [7, 7, 7]])
   assert teeny.getenv("TEENY_SURELY_UNSET_NAME", 3) == 3
+
+
+def test_where_tinygrad_refuses_teeny_answers_or_errors_like_pytorch(device):
+  """The calls tinygrad's own tests pin differently (tools/tinygrad_compat/verdicts.py), with PyTorch's answer or
+  error written out: one_hot(-1) infers the class count, bool() of one element, an optimizer step with
+  Tensor.training off, a write of another dtype casts, a formula isn't rewritten (x = 300: NaN, as in torch), and
+  the refusals: Tensor(None), shifts of floats, a float index, a gradient of another shape, backward() of a
+  non-scalar, a dtype that is no dtype."""
+  from teeny.nn.optim import SGD
+  labels = Tensor([1, 2, 4], device=device)
+  np.testing.assert_array_equal(labels.one_hot(-1).numpy(), np.eye(5, dtype=np.int32)[[1, 2, 4]])
+  assert bool(Tensor(3, device=device)) and Tensor([3], device=device) in [Tensor([3], device=device)]
+  w = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  opt = SGD([w], lr=0.5)
+  was, Tensor.training = Tensor.training, False
+  try:
+    (w * w).sum().backward()
+    opt.step()
+  finally: Tensor.training = was
+  np.testing.assert_allclose(w.numpy(), [0.0, 0.0])
+  t = Tensor.zeros(6, device=device).contiguous().realize()
+  t[2:4] = Tensor([1, 2], dtype=dtypes.int32, device=device)
+  t.assign(t + Tensor([1, 1, 1, 1, 1, 1], dtype=dtypes.int64, device=device))
+  assert t.dtype == dtypes.float32 and t.tolist() == [1.0, 1.0, 2.0, 3.0, 1.0, 1.0]
+  x = Tensor([300.0], device=device, requires_grad=True)
+  y = x.exp() / (1 + x.exp())
+  y.sum().backward()
+  assert np.isnan(y.numpy()).all() and np.isnan(x.grad.numpy()).all()
+  with pytest.raises(TypeError): Tensor(None, device=device)
+  with pytest.raises(TypeError): Tensor([1.0], device=device) << 1
+  with pytest.raises((TypeError, IndexError)): Tensor([1.0, 2.0], device=device)[0.0]
+  z = (Tensor([1.0, 2.0], device=device, requires_grad=True) ** 2)
+  with pytest.raises(RuntimeError, match="explicit gradient"): z.backward()
+  with pytest.raises(RuntimeError, match="gradient of shape"): z.sum().backward(Tensor([1.0], device=device))
+  with pytest.raises(TypeError): Tensor([3], dtype="typo", device=device)
