@@ -26,7 +26,7 @@ from teeny.ops.sharding import canonical_device
 from teeny import multi
 from teeny.ops.writes import _view_node
 from teeny import program_order
-from teeny.variable import is_symbolic, checked
+from teeny.variable import is_symbolic, checked, as_size
 
 _grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
 # tensors backward() was called on and that may still be lazy: an optimizer realizes them with the gradients,
@@ -413,7 +413,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       pairs = [(0, 0)] * self.ndim
       for i in range(len(padding) // 2): pairs[self.ndim - 1 - i] = (padding[2 * i], padding[2 * i + 1])
       padding = pairs
-    padding = tuple((0, 0) if p is None else tuple(p) for p in padding)
+    padding = tuple((0, 0) if p is None else tuple(as_size(n) for n in p) for p in padding)  # (Variables: their values)
     if len(padding) != self.ndim: raise ArgumentError(f"padding {padding} needs one pair per axis of shape {self.shape}")
     if mode != "constant": return self._pad_from_edges(padding, mode)
     if any(b < 0 or a < 0 for b, a in padding):  # negative padding crops, like PyTorch

@@ -8,12 +8,19 @@ Its value is a kernel argument, like a float constant's (schedule/items.is_value
 the bound value share their schedule and their compiled kernels, and TinyJit replays a capture with each call's
 values (engine/jit.py). So a decode loop over positions compiles once.
 
-A Variable sets positions and numbers, never sizes: every shape stays concrete. A slice must have the same length
-for every value (`x[pos:pos + 4]`, not `x[:pos]`); the slice or index is read as a gather at the positions, and
-written as a masked write of the whole sliced axis (cost: one pass over that axis). A slice whose length depends on
-the value raises a TypeError that says so. (tinygrad also lets a Variable be a size; teeny doesn't.)
+A slice of the same length for every value (`x[pos:pos + 4]`) is read as a gather at the positions, and written
+as a masked write of the whole sliced axis (cost: one pass over that axis).
+
+A Variable may also be a size, as in tinygrad (`x[:pos]`, `x.shrink(((0, pos), None))`, `pad` by `n - pos`,
+`reshape(pos, -1)`, `Tensor.zeros(pos)`), but not symbolically: every shape in teeny is concrete, so the size is
+its value at the bound value (`as_size`), and the graph, its schedule and its kernels are those of that size. So
+each value a size takes compiles its own kernels (tinygrad compiles one set for all), and TinyJit keeps a capture
+for one set of size values at a time (it learns which Variables set sizes while it watches the function run,
+`sizes_watched`), running the function again when they change: correct for every value, fast only when they
+repeat. Positions that are not sizes keep their one compile.
 """
 from __future__ import annotations
+import contextlib, threading
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, exec_alu
 
@@ -94,3 +101,28 @@ def fixed_difference(stop, start) -> int | None:
   if form is None or any(form[0].values()): return None
   return form[1]
 
+
+
+class _SizeWatch(threading.local):
+  names: set[str] | None = None  # while a TinyJit runs its function on this thread: the Variables that set sizes
+
+
+_watch = _SizeWatch()
+
+
+def as_size(x):
+  """A size (a slice's bound or length, a pad, a shape entry) given as an int or an expression over bound
+  Variables: its value now, the size the graph is built with. A watching TinyJit learns which Variables it read."""
+  if not is_symbolic(x): return x
+  if _watch.names is not None: _watch.names.update(node.arg[0] for node in checked(x).toposort() if node.op is Ops.BIND)
+  return value(x)
+
+
+@contextlib.contextmanager
+def sizes_watched():
+  """Collect the names of the Variables made sizes inside the block (as_size), into the set it yields."""
+  outer, _watch.names = _watch.names, set()
+  try: yield _watch.names
+  finally:
+    seen, _watch.names = _watch.names, outer
+    if outer is not None: outer.update(seen)  # (a watch inside a watch: the outer one sees them too)

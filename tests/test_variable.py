@@ -118,13 +118,51 @@ def test_tinyjit_takes_variables_inside_a_list_and_checks_them(device):
 def test_variables_refuse_what_they_cannot_do(device):
   x = Tensor(data(6, 4), device=device).realize()
   pos = Variable("pos", 0, 5)
-  with pytest.raises(TypeError, match="positions, not sizes"): x[:pos.bind(3)]
-  with pytest.raises(TypeError, match="positions, not sizes"): x.shrink(((pos.bind(1), 4), None))
   with pytest.raises(IndexError, match="positions 0..7"): x[pos.bind(1):pos.bind(1) + 3]  # (pos = 5 would reach 7)
   with pytest.raises(IndexError, match="positions 0..5"): x[:, pos.bind(0)]  # (4 columns)
   with pytest.raises(IndexError, match="positions -2..3"): x[pos.bind(3) - 2]
   with pytest.raises(TypeError, match="tensor or list"): x[pos.bind(1), [0, 1]] = 1.0
   x[pos.bind(1), [0, 1]].numpy()  # (reading that index is fine)
+
+
+def test_a_variable_as_a_size_is_its_bound_value(device):
+  """x[:n], shrink, pad, reshape and new tensors with a Variable as a size: the size is its bound value (shapes are
+  concrete), read and written, at every value."""
+  xn = data(6, 4)
+  x = Tensor(xn, device=device).realize()
+  n = Variable("n", 1, 6)
+  for v in (1, 3, 6):
+    b = n.bind(v)
+    np.testing.assert_array_equal(x[:b].numpy(), xn[:v])
+    np.testing.assert_array_equal(x[b - 1:, 1:b].numpy(), xn[v - 1:, 1:v])
+    np.testing.assert_array_equal(x.shrink(((0, b), None)).sum(0).numpy(), xn[:v].sum(0))
+    np.testing.assert_allclose(x[:b].mean().item(), xn[:v].mean(), rtol=1e-6)
+    np.testing.assert_array_equal(x[:b].pad(((0, 6 - b), None)).numpy(), np.pad(xn[:v], ((0, 6 - v), (0, 0))))
+    assert Tensor.zeros(b, 2, device=device).shape == (v, 2) and x[:b].reshape(b, 2, 2).shape == (v, 2, 2)
+    y = Tensor(xn, device=device).contiguous()
+    y[:b] = 0.0  # a write through a size: the first v rows
+    np.testing.assert_array_equal(y.numpy(), np.concatenate([np.zeros((v, 4), np.float32), xn[v:]]))
+
+
+def test_tinyjit_replays_a_variable_size_only_at_the_size_it_captured(device):
+  """A size is baked into the capture's kernels: a call with another value runs the function again (warm-up,
+  capture, replay per value), so each call is right; a position that is no size still replays across values. A
+  replay at a stale size would be a silent wrong sum."""
+  cache = Tensor.zeros(8, device=device).contiguous().realize()
+  @TinyJit
+  def write_and_sum(v, pos):
+    cache[pos:pos + 1] = v  # a position
+    return cache[:pos + 1].sum().realize()  # and a size
+  pos = Variable("pos", 0, 7)
+  for p in (0, 1, 2, 2, 2, 3, 3, 3, 2):
+    assert write_and_sum(Tensor([float(p + 1)], device=device), pos.bind(p)).item() == sum(range(1, p + 2)), p
+  assert write_and_sum.captured is None and write_and_sum.calls == 1  # (p = 2 again: a warm-up at that size)
+  @TinyJit
+  def shifted(x, pos): return (x[pos:pos + 2] * 2).realize()  # a position only: one capture for every value
+  xn = data(8)
+  start = Variable("start", 0, 6)
+  for p in range(6): np.testing.assert_array_equal(shifted(Tensor(xn, device=device), start.bind(p)).numpy(), xn[p:p + 2] * 2)
+  assert shifted.captured is not None and shifted.calls == 6
 
 
 def test_variables_under_validate(device):

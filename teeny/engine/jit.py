@@ -29,7 +29,9 @@ The contract:
   - Non-Tensor arguments (and the non-Tensor items beside Tensors in a list, tuple or dict) are constants of the
     capture: a call that changes one raises JitValueError. Use jit.reset() to capture again, or one TinyJit per
     configuration. Bound Variables (teeny.Variable(...).bind(n), teeny/variable.py) are the exception: their name
-    and range are part of the signature, and each replay gives the kernels that took one that call's value.
+    and range are part of the signature, and each replay gives the kernels that took one that call's value. A
+    Variable the function made a size (x[:pos]: teeny/variable.py) is baked into the capture at its value: a call
+    with another value of it starts over, with a warm-up, as if after reset().
   - Misuse raises JitError (tinygrad's name), as a subclass that is also the builtin error it always was:
     JitValueError (a ValueError: other shapes, other constants, other aliasing), JitTypeError (a TypeError:
     another dtype, Tensors nested too deep), JitDeviceError (a RuntimeError: another device), and JitError itself
@@ -80,7 +82,7 @@ from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
                                   _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
-from teeny.variable import BoundValue
+from teeny.variable import BoundValue, sizes_watched
 
 
 class TinyJit:
@@ -103,6 +105,8 @@ class TinyJit:
       self.calls = 0
       self._signature = None
       self._capture: _Capture | None = None
+      self._size_names: set[str] = set()  # the Variables the function made sizes (teeny/variable.py)
+      self._sizes_at: tuple = ()  # their values for the calls counted in self.calls (and the capture)
 
   @property
   def captured(self) -> _Capture | None:
@@ -139,12 +143,28 @@ class TinyJit:
       if self._capture is not None: span.args["launches"] = len(self._capture.launches)
     return out
 
+  def _sizes_of(self, variables: dict) -> tuple:
+    return tuple(sorted((name, int(variables[name])) for name in self._size_names if name in variables))
+
   def _call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple, variables: dict):
-    """A call with its inputs realized, holding the lock: check the signature, then warm up, capture or replay."""
+    """A call with its inputs realized, holding the lock: check the signature, then warm up, capture or replay.
+    A Variable the function made a size is baked into the capture's kernels at its value: a call with another
+    value starts over with a warm-up (variable.py)."""
+    if self._sizes_of(variables) != self._sizes_at:
+      if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: new sizes {self._sizes_of(variables)}: runs again")
+      self.calls, self._signature, self._capture, self._sizes_at = 0, None, None, self._sizes_of(variables)
     if self._signature is None: self._signature = signature
     else: _check_same(self._signature, signature)
     self.calls += 1
     if self._capture is not None: return self._capture.replay(input_bufs, tensors, variables)
+    with sizes_watched() as sizes:
+      out = self._warm_up_or_capture(args, kwargs, tensors, input_bufs)
+    if sizes - self._size_names:  # a Variable became a size: later calls are told apart by its value too
+      self._size_names |= sizes
+      self._sizes_at = self._sizes_of(variables)
+    return out
+
+  def _warm_up_or_capture(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer]):
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
     rng_before = Tensor._rng_counter

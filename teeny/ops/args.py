@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import numpy as np
 from teeny.dtype import DType, dtypes
+from teeny.variable import as_size, is_symbolic
 
 Scalar = int | float | bool
 INDEX_MAX = 2**63 - 1  # the most elements 64-bit indices count
@@ -67,7 +68,9 @@ def _shape_arg(shape, keep: tuple[int, ...] | None = None) -> tuple[int, ...]:
   if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = shape[0]
   if keep is not None: shape = tuple(keep[i] if s is None and i < len(keep) else s for i, s in enumerate(shape))
   for s in shape:  # int(2.5) would quietly make a size of 2
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)): raise SizeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+      if is_symbolic(s): return _shape_arg(tuple(as_size(v) for v in shape))  # (a Variable: its bound value, variable.py)
+      raise SizeError(f"sizes must be ints, got {s!r} in {tuple(shape)}")
   return tuple(int(s) for s in shape)
 
 

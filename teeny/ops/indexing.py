@@ -24,10 +24,11 @@ class IndexingOps:
     numpy puts them). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
     selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
     (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
-    from the end. A bound Variable (teeny.Variable) may be an index or a slice bound, with a fixed slice length
-    (x[pos:pos + k]): see teeny/ops/variables.py."""
+    from the end. A bound Variable (teeny.Variable) may be an index or a slice bound (x[pos:pos + k]), or a size
+    (x[:pos], at its bound value): see teeny/ops/variables.py."""
     split = variables.split_index(self, index)
-    if split is not None: return variables.read(self, index, *split)
+    if split is not None and split[1]: return variables.read(self, index, *split)
+    if split is not None: index = tuple(split[0])  # (Variables as sizes only: a plain index at their values)
     plan = self._index_plan(index)
     x = self._basic_index(plan)
     if not plan.tensors: return x
@@ -39,6 +40,7 @@ class IndexingOps:
     like numpy."""
     self._check_inplace()
     split = variables.split_index(self, index)
+    if split is not None and not split[1]: index, split = tuple(split[0]), None  # (Variables as sizes only: plain)
     plan = self._index_plan(index) if split is None else None
     value = value if isinstance(value, type(self)) else type(self)(value, device=self.device, dtype=self.dtype)
     if value.device != self.device: raise RuntimeError(f"can't assign a tensor on {value.device} into one on {self.device}")

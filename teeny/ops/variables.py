@@ -3,8 +3,9 @@ and writes through them (x[pos:pos + k] = v, x[pos:pos + k].assign(v)).
 
 Such an item is a set of positions known only when the kernel runs, so it can't be a view: a read is a gather at
 the positions (one load per element read; codegen sees the gather), and a write replaces the whole indexed axis
-with a where that takes the new values at the positions and the old ones elsewhere. The length of a slice must
-not depend on the Variables' values (every shape is concrete). An index or slice that some value in its Variables'
+with a where that takes the new values at the positions and the old ones elsewhere. A slice whose length
+depends on the Variables' values makes them sizes: it is a plain slice at their bound values (variable.as_size:
+every shape is concrete). An index or slice that some value in its Variables'
 declared ranges would put out of range raises IndexError when the graph is built, not only one the bound value
 does: a TinyJit replay binds other values without building the graph again.
 """
@@ -16,7 +17,7 @@ from teeny.dtype import dtypes
 from teeny.uop import Ops
 from teeny.ops.args import ArgumentError
 from teeny.ops.constants import _iota
-from teeny.variable import is_symbolic, checked, value, fixed_difference
+from teeny.variable import is_symbolic, checked, value, fixed_difference, as_size
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def _holds_variable(item) -> bool:
 
 def split_index(x, index) -> tuple[list, list[Pick]] | None:
   """None when no item of the index holds a Variable; else the index with each such item made a whole slice, and
-  the Picks they stand for."""
+  the Picks they stand for, or, for a slice whose length is a size, a plain slice at the Variables' values (so with
+  no Picks left, the index is a plain one)."""
   items = index if isinstance(index, tuple) else (index,)
   if not any(_holds_variable(i) for i in items): return None
   n_real = sum(1 for i in items if i is not None and i is not Ellipsis)
@@ -49,8 +51,11 @@ def split_index(x, index) -> tuple[list, list[Pick]] | None:
     elif item is None: out_axis += 1
     elif axis >= x.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {x.shape}")
     elif _holds_variable(item):
-      picks.append(_pick(item, axis, out_axis, x.shape[axis]))
-      item = slice(None)
+      pick = _pick(item, axis, out_axis, x.shape[axis])
+      if pick is None: item = slice(as_size(item.start), as_size(item.stop), item.step)  # (its length is a size)
+      else:
+        picks.append(pick)
+        item = slice(None)
     if item is not None and item is not Ellipsis:
       drops = isinstance(item, (int, np.integer)) and not isinstance(item, bool)
       axis, out_axis = axis + 1, out_axis + (0 if drops else 1)
@@ -58,7 +63,8 @@ def split_index(x, index) -> tuple[list, list[Pick]] | None:
   return plain, picks
 
 
-def _pick(item, axis: int, out_axis: int, size: int) -> Pick:
+def _pick(item, axis: int, out_axis: int, size: int) -> Pick | None:
+  """The Pick of an index item holding Variables; None for a slice whose length depends on them (a size)."""
   if not isinstance(item, slice):  # x[pos]
     _check_range(item, checked(item), size, axis, "the index")
     return Pick(axis, out_axis, item, 1, 1, True)
@@ -68,10 +74,8 @@ def _pick(item, axis: int, out_axis: int, size: int) -> Pick:
   start = 0 if item.start is None else item.start
   stop = size if item.stop is None else item.stop
   span = fixed_difference(stop, start)
+  if span is None: return None
   shown = f"[{value(start)}:{value(stop)}:{step}] (at its Variables' values)"
-  if span is None:
-    raise TypeError(f"the slice {shown} of axis {axis} has a length that depends on its Variables' values: teeny's Variables "
-                    "set positions, not sizes (every shape is concrete); give it a fixed length, as in x[pos:pos + k]")
   length = max(0, -(-span // step))
   if length: _check_range(start if is_symbolic(start) else stop, start, size, axis, f"the slice {shown}", (length - 1) * step)
   return Pick(axis, out_axis, start, length, step, False)
