@@ -1,7 +1,7 @@
 """Data types: the scalar types teeny computes in, pointer types for kernels, and PyTorch-like promotion."""
 from __future__ import annotations
 from dataclasses import dataclass
-import math
+import math, struct
 import numpy as np
 
 
@@ -264,3 +264,27 @@ def to_dtype(x) -> DType:
   if isinstance(x, str) and hasattr(dtypes, x) and isinstance(getattr(dtypes, x), DType): return getattr(dtypes, x)
   try: return dtypes.from_np(x)
   except TypeError: raise TypeError(f"unknown dtype {x!r}") from None
+
+
+def normalize_const(value, dtype: DType):
+  """Store a constant as the Python value its dtype can hold (ints wrap, floats round to the dtype's precision)."""
+  if dtype == dtypes.bool: return bool(value)
+  if dtypes.is_int(dtype):
+    if isinstance(value, float): value = math.trunc(value) if math.isfinite(value) else 0
+    return _wrap_int(int(value), dtype)
+  if dtype in _FLOAT_FORMATS:
+    # struct rounds a double to float32/float16 the way numpy does, 10x faster; out of range it raises where
+    # numpy gives inf, so numpy decides those
+    try: return struct.unpack(_FLOAT_FORMATS[dtype], struct.pack(_FLOAT_FORMATS[dtype], float(value)))[0]
+    except (OverflowError, struct.error): return float(np.array(value, dtype=np.float64).astype(dtype.np))
+  return value
+
+
+_FLOAT_FORMATS = {dtypes.float16: "e", dtypes.float32: "f", dtypes.float64: "d"}
+
+
+def _wrap_int(v: int, dtype: DType) -> int:
+  bits = dtype.itemsize * 8
+  v &= (1 << bits) - 1
+  if not dtypes.is_unsigned(dtype) and v >= 1 << (bits - 1): v -= 1 << bits
+  return v

@@ -7,9 +7,9 @@ The rewrite rules that simplify index math (`symbolic`) are in symbolic.py.
 """
 from __future__ import annotations
 from typing import Any, Callable
-import functools, math, struct, weakref
+import functools, math, weakref
 import numpy as np
-from teeny.dtype import DType, dtypes
+from teeny.dtype import DType, dtypes, normalize_const
 
 
 class Op:
@@ -75,6 +75,7 @@ ALU = UNARY | BINARY | {Ops.WHERE}
 ELEMENTWISE = ALU | {Ops.CAST, Ops.BITCAST}
 MOVEMENT = {Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP}
 COMPARISON = {Ops.CMPLT, Ops.CMPNE}
+VARIABLE_MATH = {Ops.BIND, Ops.CONST, Ops.ADD, Ops.NEG, Ops.MUL, Ops.IDIV, Ops.MOD, Ops.MAX}  # (teeny/variable.py)
 
 
 class _UOpMeta(type):
@@ -124,7 +125,9 @@ class UOp(metaclass=_UOpMeta):
 
   # ---- constructors ----
   @staticmethod
-  def const(dtype: DType, value) -> UOp: return UOp(Ops.CONST, dtype, (), normalize_const(value, dtype))
+  def const(dtype: DType, value) -> UOp:
+    if isinstance(value, UOp): raise TypeError("const value must be a Python scalar")
+    return UOp(Ops.CONST, dtype, (), normalize_const(value, dtype))
   def alu(self, op: Ops, *others: UOp) -> UOp:
     out_dtype = dtypes.bool if op in COMPARISON else (others[0].dtype if op is Ops.WHERE else self.dtype)
     return UOp(op, out_dtype, (self, *others))
@@ -182,6 +185,21 @@ class UOp(metaclass=_UOpMeta):
   def unbind(self) -> tuple[UOp, int]:  # (the Variable, its value)
     if self.op is not Ops.BIND: raise TypeError(f"unbind() is for a bound Variable, not a {self.op.name} node")
     return UOp(Ops.DEFINE_VAR, self.dtype, (), self.arg[:3]), self.arg[3]
+  def bound_value(self) -> int:
+    """The value of an integer expression over bound Variables (`pos + 1`) at their bound values."""
+    values: dict[UOp, Any] = {}
+    for n in self.toposort():
+      if n.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {n.arg[0]!r} is not bound: use Variable(...).bind(value)")
+      if n.op not in VARIABLE_MATH or not dtypes.is_int(n.dtype) or n.shape not in ((), None):
+        raise TypeError(f"a Variable expression holds integer arithmetic only, not {n.op.name} of {n.dtype}")
+      values[n] = n.arg[3] if n.op is Ops.BIND else n.arg if n.op is Ops.CONST else exec_alu(n.op, n.dtype, [values[s] for s in n.src])
+    return values[self]
+  # `if pos > 0`: a bound Variable expression compared in Python is compared at its bound value (as tinygrad does);
+  # under TinyJit that branch is frozen at the capture, as all Python work is
+  def __lt__(self, x): return self.bound_value() < (x.bound_value() if isinstance(x, UOp) else x)
+  def __le__(self, x): return self.bound_value() <= (x.bound_value() if isinstance(x, UOp) else x)
+  def __gt__(self, x): return self.bound_value() > (x.bound_value() if isinstance(x, UOp) else x)
+  def __ge__(self, x): return self.bound_value() >= (x.bound_value() if isinstance(x, UOp) else x)
 
   # ---- derived facts, computed bottom-up without recursion ----
   @property
@@ -195,31 +213,6 @@ class UOp(metaclass=_UOpMeta):
   @property
   def size(self) -> int: return math.prod(self.shape)
   def toposort(self) -> list[UOp]: return toposort(self)
-
-
-def normalize_const(value, dtype: DType):
-  """Store a constant as the Python value its dtype can hold (ints wrap, floats round to the dtype's precision)."""
-  if isinstance(value, UOp): raise TypeError("const value must be a Python scalar")
-  if dtype == dtypes.bool: return bool(value)
-  if dtypes.is_int(dtype):
-    if isinstance(value, float): value = math.trunc(value) if math.isfinite(value) else 0
-    return _wrap_int(int(value), dtype)
-  if dtype in _FLOAT_FORMATS:
-    # struct rounds a double to float32/float16 the way numpy does, 10x faster; out of range it raises where
-    # numpy gives inf, so numpy decides those
-    try: return struct.unpack(_FLOAT_FORMATS[dtype], struct.pack(_FLOAT_FORMATS[dtype], float(value)))[0]
-    except (OverflowError, struct.error): return float(np.array(value, dtype=np.float64).astype(dtype.np))
-  return value
-
-
-_FLOAT_FORMATS = {dtypes.float16: "e", dtypes.float32: "f", dtypes.float64: "d"}
-
-
-def _wrap_int(v: int, dtype: DType) -> int:
-  bits = dtype.itemsize * 8
-  v &= (1 << bits) - 1
-  if not dtypes.is_unsigned(dtype) and v >= 1 << (bits - 1): v -= 1 << bits
-  return v
 
 
 def _derived(node: UOp, key: str, compute: Callable[[UOp], Any]):

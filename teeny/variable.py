@@ -22,7 +22,7 @@ repeat. Positions that are not sizes keep their one compile.
 from __future__ import annotations
 import contextlib, threading
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, exec_alu
+from teeny.uop import UOp, Ops, VARIABLE_MATH
 
 
 def Variable(name: str, min_val: int, max_val: int) -> UOp:
@@ -55,20 +55,13 @@ def checked(x: UOp) -> UOp:
     raise TypeError(f"a Tensor takes a Variable expression as a number; this node is a {x.op.name} of {x.dtype}, shape {x.shape}")
   for node in x.toposort():
     if node.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {node.arg[0]!r} is not bound: use Variable(...).bind(value)")
-    if node.op not in (Ops.BIND, Ops.CONST, Ops.ADD, Ops.NEG, Ops.MUL, Ops.IDIV, Ops.MOD, Ops.MAX):
-      raise TypeError(f"a Variable expression holds integer arithmetic only, not {node.op.name}")
+    if node.op not in VARIABLE_MATH: raise TypeError(f"a Variable expression holds integer arithmetic only, not {node.op.name}")
   return x
 
 
 def value(x) -> int:
   """The value of an int, or of an expression over bound Variables at their bound values."""
-  if not is_symbolic(x): return x
-  values: dict[UOp, int] = {}
-  for node in checked(x).toposort():
-    if node.op is Ops.BIND: values[node] = node.arg[3]
-    elif node.op is Ops.CONST: values[node] = node.arg
-    else: values[node] = exec_alu(node.op, node.dtype, [values[s] for s in node.src])
-  return values[x]
+  return checked(x).bound_value() if is_symbolic(x) else x
 
 
 def _linear(x: UOp) -> tuple[dict[str, int], int] | None:

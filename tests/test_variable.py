@@ -23,6 +23,10 @@ def test_bind_and_unbind():
   with pytest.raises(ValueError, match="min <= max"): Variable("n", 3, 2)
   with pytest.raises(TypeError, match="bind"): bound.bind(1)
   with pytest.raises(ValueError, match="not bound"): Tensor.ones(3) * (pos + 1)
+  # compared in Python (`if pos > 0`, tinygrad's KV-cache code): at the bound value
+  assert bound > 2 and not bound > 3 and bound + 1 >= 4 and 2 < bound and bound * 2 <= 6 and not (7 - bound) < 4
+  with pytest.raises(ValueError, match="not bound"): pos > 1
+  with pytest.raises(TypeError, match="integer arithmetic"): Tensor([1]).uop < 3
 
 
 def test_a_variable_reads_as_a_number_an_index_and_a_slice(device):
