@@ -230,3 +230,34 @@ def test_writes_into_a_slice_read_through_a_variable_reach_the_tensor(device):
   ref[2:4] += 1
   np.testing.assert_array_equal(x.numpy(), ref)
   np.testing.assert_array_equal(s.numpy(), ref[2:4])
+
+
+def test_kv_cache_by_variable_sizes_under_tinyjit(device):
+  """tinygrad's way of filling a KV cache: the prompt first (a warm-up call of another shape, with a plain 0), then
+  one row per call, the cache rebuilt from its first `pos` rows (a size), the new row and padding (`n - pos - 1`,
+  a size), with `if pos > 0` in Python. Every call's cache is checked, so a replay at a stale size would show."""
+  n, rows = 8, []
+  cache = Tensor.zeros(n, 2, device=device).contiguous().realize()
+  @TinyJit
+  def step(new, pos):
+    keys = cache.shrink(((0, pos), None)).cat(new, dim=0) if pos > 0 else new
+    cache.assign(keys.pad(((0, n - pos - new.shape[0]), None))).realize()
+  prompt = data(3, 2)
+  step(Tensor(prompt, device=device), 0)
+  rows = list(prompt)
+  pos = Variable("pos", 1, n - 1)
+  for p in range(3, 7):
+    row = data(1, 2, seed=p)
+    step(Tensor(row, device=device), pos.bind(p))
+    rows.append(row[0])
+    want = np.concatenate([np.array(rows), np.zeros((n - len(rows), 2), np.float32)])
+    np.testing.assert_array_equal(cache.numpy(), want)
+
+
+def test_tinyjit_warm_up_call_may_differ_from_the_capture(device):
+  """As in tinygrad, the first call only runs the function: the capture (second) call's shapes are the ones later
+  calls must keep."""
+  f = TinyJit(lambda x: (x * 2).realize())
+  f(Tensor(data(3), device=device))
+  for seed in range(3): np.testing.assert_array_equal(f(Tensor(data(5, seed=seed), device=device)).numpy(), data(5, seed=seed) * 2)
+  with pytest.raises(JitError, match="captured with"): f(Tensor(data(3), device=device))

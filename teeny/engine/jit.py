@@ -23,8 +23,8 @@ arguments' buffers. What a replay does with each buffer the recording touched:
 The contract:
   - Tensor arguments (positional or keyword) are the inputs, and so are the Tensors directly inside a list, tuple
     or dict argument (one level deep, as tinygrad looks: `step(x, [h, c])`; deeper ones raise JitTypeError).
-    Every later call must pass the same shapes, dtypes and devices, and the same pattern of one tensor passed in
-    two places. A tensor on several devices (teeny/multi.py) is one input buffer per device, and must be split
+    Every call after the capture must pass the same shapes, dtypes and devices as the capture call (the warm-up
+    call may differ), and the same pattern of one tensor passed in two places. A tensor on several devices (teeny/multi.py) is one input buffer per device, and must be split
     the same way on every call (the same axis and blocks, or replicated); its results come back sharded alike.
   - Non-Tensor arguments (and the non-Tensor items beside Tensors in a list, tuple or dict) are constants of the
     capture: a call that changes one raises JitValueError. Use jit.reset() to capture again, or one TinyJit per
@@ -153,8 +153,10 @@ class TinyJit:
     if self._sizes_of(variables) != self._sizes_at:
       if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: new sizes {self._sizes_of(variables)}: runs again")
       self.calls, self._signature, self._capture, self._sizes_at = 0, None, None, self._sizes_of(variables)
-    if self._signature is None: self._signature = signature
-    else: _check_same(self._signature, signature)
+    # the capture call's signature is the one replays must keep; the warm-up call only runs (as tinygrad's: a
+    # first call, say a prompt, may differ from the steps)
+    if self.calls == 1: self._signature = signature
+    elif self.calls > 1: _check_same(self._signature, signature)
     self.calls += 1
     if self._capture is not None: return self._capture.replay(input_bufs, tensors, variables)
     with sizes_watched() as sizes:
