@@ -217,7 +217,6 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     results are graphs themselves (like torch.autograd.grad with create_graph=True): gradient() or backward()
     of them gives second derivatives."""
     seed = self._seed_gradient(gradient)
-    gradient = self._seed_gradient(gradient)  # (PyTorch's errors first: a non-scalar needs a gradient)
     graphs = _realized_graphs()
     root = restore_graphs(self.uop, graphs)
     program_order.check_not_stale(root)

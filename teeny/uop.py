@@ -192,7 +192,9 @@ class UOp(metaclass=_UOpMeta):
       if n.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {n.arg[0]!r} is not bound: use Variable(...).bind(value)")
       if n.op not in VARIABLE_MATH or not dtypes.is_int(n.dtype) or n.shape not in ((), None):
         raise TypeError(f"a Variable expression holds integer arithmetic only, not {n.op.name} of {n.dtype}")
-      values[n] = n.arg[3] if n.op is Ops.BIND else n.arg if n.op is Ops.CONST else exec_alu(n.op, n.dtype, [values[s] for s in n.src])
+      if n.op is Ops.BIND: values[n] = n.arg[3]
+      elif n.op is Ops.CONST: values[n] = n.arg
+      else: values[n] = exec_alu(n.op, n.dtype, [values[s] for s in n.src])
     return values[self]
   # `if pos > 0`: a bound Variable expression compared in Python is compared at its bound value (as tinygrad does);
   # under TinyJit that branch is frozen at the capture, as all Python work is

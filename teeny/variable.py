@@ -95,7 +95,6 @@ def fixed_difference(stop, start) -> int | None:
   return form[1]
 
 
-
 class _SizeWatch(threading.local):
   names: set[str] | None = None  # while a TinyJit runs its function on this thread: the Variables that set sizes
 

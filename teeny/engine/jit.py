@@ -24,8 +24,9 @@ The contract:
   - Tensor arguments (positional or keyword) are the inputs, and so are the Tensors directly inside a list, tuple
     or dict argument (one level deep, as tinygrad looks: `step(x, [h, c])`; deeper ones raise JitTypeError).
     Every call after the capture must pass the same shapes, dtypes and devices as the capture call (the warm-up
-    call may differ), and the same pattern of one tensor passed in two places. A tensor on several devices (teeny/multi.py) is one input buffer per device, and must be split
-    the same way on every call (the same axis and blocks, or replicated); its results come back sharded alike.
+    call may differ), and the same pattern of one tensor passed in two places. A tensor on several devices
+    (teeny/multi.py) is one input buffer per device, and must be split the same way on every call (the same axis
+    and blocks, or replicated); its results come back sharded alike.
   - Non-Tensor arguments (and the non-Tensor items beside Tensors in a list, tuple or dict) are constants of the
     capture: a call that changes one raises JitValueError. Use jit.reset() to capture again, or one TinyJit per
     configuration. Bound Variables (teeny.Variable(...).bind(n), teeny/variable.py) are the exception: their name

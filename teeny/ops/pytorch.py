@@ -1,8 +1,8 @@
 """PyTorch's spellings as a Tensor mixin, so PyTorch habits work beside tinygrad's names: .to(dtype) and
 .to(device, dtype), the casts (.float() .half() .double() .int() .long() .bool() .bfloat16() .short()), .cpu(),
 .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the values, Tensor.from_numpy,
-empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), and bitcast / view(dtype) between item sizes. (dim= beside axis= is ops/args.py's
-takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
+empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), and bitcast / view(dtype) between item sizes.
+(dim= beside axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
 import numpy as np

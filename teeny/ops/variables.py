@@ -5,9 +5,9 @@ Such an item is a set of positions known only when the kernel runs, so it can't 
 the positions (one load per element read; codegen sees the gather), and a write replaces the whole indexed axis
 with a where that takes the new values at the positions and the old ones elsewhere. A slice whose length
 depends on the Variables' values makes them sizes: it is a plain slice at their bound values (variable.as_size:
-every shape is concrete). An index or slice that some value in its Variables'
-declared ranges would put out of range raises IndexError when the graph is built, not only one the bound value
-does: a TinyJit replay binds other values without building the graph again.
+every shape is concrete). An index or slice that some value in its Variables' declared ranges would put out of
+range raises IndexError when the graph is built, not only one the bound value does: a TinyJit replay binds other
+values without building the graph again.
 """
 from __future__ import annotations
 from dataclasses import dataclass
