@@ -261,3 +261,38 @@ def test_opencl_kernels_fuse_multiply_adds_only_in_accumulators():
     float_products = re.findall(r"float v\d+ = \(v\d+\*v\d+\);", matmul_src)
     # with fma, the products are read by the fma alone and are not also written out on their own
     assert (len(float_products) == 0) == bool(fma), matmul_src
+
+
+# ---------------------------------------------------------------- erf, tanh, sinh, elu: relative error near 0
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erf_tanh_sinh_elu_keep_relative_precision(device, dtype):
+  """Each within a few ulp of the exact value in relative terms, tiny arguments included: erf was a 1.5e-7
+  absolute approximation (erf(1e-8) came out 0 in float32, 1.2e-8 in float64), float64 tanh used float32's
+  polynomial (1.3e-8 off at 0.26, found by the fuzzer), sinh and elu lost tiny x to e^x - e^-x and e^x - 1.
+  The reference is Python's math module in float64, applied to the inputs as rounded to dtype. float64's exp
+  (Cody and Waite's reduction) is checked to an ulp over its whole range, where 2^(x log2 e) was 221 ulp off."""
+  import math
+  rng = np.random.default_rng(11)
+  x = np.concatenate([rng.uniform(-4, 4, 3000), 10.0 ** rng.uniform(-30, 0, 1000) * rng.choice([-1, 1], 1000),
+                      [0.2617, 1.4, 1.5, 1.99, 2.0, 2.01, 6.0, 30.0, -30.0]]).astype(dtype)
+  exact = {"erf": np.vectorize(math.erf), "tanh": np.tanh, "sinh": np.sinh, "elu": lambda v: np.where(v > 0, v, np.vectorize(math.expm1)(v))}
+  for name, ref in exact.items():
+    want = ref(x.astype(np.float64))
+    got = getattr(Tensor(x, device=device), name)().numpy().astype(np.float64)
+    # float32's exp is 2^(x log2 e), about |x| / 3 ulp off (teeny's exp docstring): sinh of large x inherits it
+    ulps = 6 + np.abs(x) / 2 * (name == "sinh") if dtype == np.float32 else 8
+    ok = np.abs(got - want) <= ulps * np.finfo(dtype).eps * np.abs(want) + np.finfo(dtype).tiny
+    assert ok.all(), (name, x[~ok][:5], got[~ok][:5], want[~ok][:5])
+  xt = Tensor(x[:50], device=device, requires_grad=True)
+  xt.erf().sum().backward()  # the exact derivative, 2/sqrt(pi) e^(-x^2), not the approximation's
+  np.testing.assert_allclose(xt.grad.numpy(), 2 / np.sqrt(np.pi) * np.exp(-x[:50].astype(np.float64) ** 2), rtol=16 * np.finfo(dtype).eps, atol=0)
+  if dtype == np.float64:
+    wide = np.concatenate([np.linspace(-745, 709, 20001), [-800.0, 800.0, np.inf, -np.inf]])
+    with np.errstate(over="ignore"): want = np.exp(wide)
+    got = Tensor(wide, device=device).exp().numpy()
+    normal = np.isfinite(want) & (want > np.finfo(np.float64).tiny)
+    assert np.max(np.abs(got[normal] - want[normal]) / want[normal]) < 2 * np.finfo(np.float64).eps
+    small = np.isfinite(want) & ~normal  # subnormal and 0: one rounding at the scale, half their ulp
+    assert np.all(np.abs(got[small] - want[small]) <= 5e-324 + 2 * np.finfo(np.float64).eps * want[small])
+    assert np.array_equal(got[~np.isfinite(want)], want[~np.isfinite(want)])  # inf above
