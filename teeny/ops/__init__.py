@@ -1,5 +1,5 @@
 """Tensor's ops, one mixin class per family: creation of filled, empty, range and identity tensors (creation.py),
-elementwise math (elementwise.py), reductions and matmul (reduce.py), indexing (indexing.py), joining and splitting
+elementwise math (elementwise.py), exp, log, trigonometry and erf (transcendental.py), reductions and matmul (reduce.py), indexing (indexing.py), joining and splitting
 (join.py), random numbers (random.py), neural network functions (nn.py), sliding windows and pooling (pooling.py),
 in-place writes (writes.py), PyTorch's spellings of what tinygrad names otherwise (pytorch.py), sorting and
 selecting (sorting.py), einsum and rearrange (einsum.py), and qr and svd (linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's

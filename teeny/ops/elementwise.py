@@ -1,5 +1,5 @@
-"""Elementwise math as a Tensor mixin: unary math (exp, log, sqrt, trigonometry; ints compute in the default float,
-like PyTorch), activations, pow, rounding, the NaN and infinity tests, and the logical and bitwise functions. All
+"""Elementwise math as a Tensor mixin: the primitive exp2 and log2, activations, pow, rounding, the NaN and infinity
+tests, and the logical and bitwise functions (exp, log, sqrt, trigonometry, erf: transcendental.py). All
 of it is composed from the primitive ALU ops through Tensor's protocol (_alu, _new, _binop_operands, _constant);
 branches are picked with where() and kept finite, so that gradients through them stay finite. The gradient of
 pow is a rule of its own (_pow_gradient, in teeny/tensor.py)."""
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
-from teeny.gradient import custom_gradients
 from teeny.ops.constants import _const_at
 from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -43,151 +42,6 @@ class ElementwiseOps:
   def log2(self) -> Self:
     """Base-2 logarithm, like torch.log2: -inf at 0, NaN below (ints give the default float)."""
     return self._float()._alu(Ops.LOG2)
-  def exp(self) -> Self:
-    """e ** x, like torch.exp (ints give the default float; float16/bfloat16/fp8 in float32). In float32,
-    2^(x log2 e): one exp2, but the product's rounding costs about |x| / 3 ulp (1e-6 relative at x = 30); the
-    float64 way below is exact to an ulp but made softmax 1.7x slower in float32. In float64, Cody and Waite's
-    reduction: n = floor(x log2 e), r = x - n ln2 (ln2 in two parts, so n * ln2_hi is exact), then exp2(r log2 e)
-    scaled by 2^n, built from bits in two halves (no overflow before the result's own); to ~1 ulp where
-    2^(x log2 e) was 221 ulp off at x = 700. Its gradient is the value itself (exact_gradient: clipping the
-    argument to float64's range would zero it)."""
-    def f(x: Self) -> Self:
-      if x.dtype != dtypes.float64: return (x * (1 / math.log(2))).exp2()
-      xc = x.clip(-746.0, 710.0)  # (beyond: 0 and inf, which these give; NaN stays NaN)
-      n = (xc * (1 / math.log(2))).floor()
-      r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10  # ln2 = hi + lo
-      ni = n.cast(dtypes.int64)
-      half = ni >> 1
-      scale = [((k + 1023) << 52).bitcast(dtypes.float64) for k in (half, ni - half)]  # 2^half * 2^(n - half)
-      return x._exact_gradient((r * (1 / math.log(2))).exp2() * scale[0] * scale[1], "exp")
-    return self._in_float32(f)
-  def log(self) -> Self:
-    """Natural logarithm, like torch.log: -inf at 0, NaN below (ints give the default float; float16/bfloat16/fp8
-    compute in float32)."""
-    return self._in_float32(lambda x: x.log2() * math.log(2))
-  def _expm1(self) -> Self:
-    """e^x - 1 without losing small x: near 0 (|x| < 0.5) 2t / (1 - t) with t = tanh(x/2) (as exact as tanh),
-    elsewhere e^x - 1, which cancels little there."""
-    near = self.abs() < 0.5
-    t = (near.where(self, 0) * 0.5).tanh()
-    return near.where(2 * t / (1 - t), self.exp() - 1)
-  def _log1p(self) -> Self:
-    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
-    u = 1 + self
-    exact = u == 1
-    return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
-  def log10(self) -> Self:
-    """Base-10 logarithm, like torch.log10 (log2 scaled; ints give the default float)."""
-    return self.log2() * (1 / math.log2(10))
-  def sqrt(self) -> Self:
-    """Square root, like torch.sqrt: NaN below 0 (ints give the default float)."""
-    return self._float()._alu(Ops.SQRT)
-  def rsqrt(self) -> Self:
-    """1 / sqrt(x), like torch.rsqrt (ints give the default float)."""
-    return self.sqrt().reciprocal()
-  def reciprocal(self) -> Self:
-    """1 / x, like torch.reciprocal: +-inf at +-0 (ints give the default float)."""
-    return self._float()._alu(Ops.RECIP)
-  def sin(self) -> Self:
-    """Sine of x in radians, like torch.sin (ints give the default float)."""
-    return self._float()._alu(Ops.SIN)
-  def cos(self) -> Self:
-    """cos x = 1 - 2 sin^2(x/2): halving x is exact, so large x keep their accuracy (sin(pi/2 - x) would round
-    pi/2 - x, an error of |x| * eps)."""
-    return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
-  def tan(self) -> Self:
-    """Tangent, sin(x) / cos(x), like torch.tan (ints: the default float; float16/bfloat16/fp8 in float32)."""
-    return self._in_float32(lambda x: x.sin() / x.cos())
-  def sinh(self) -> Self:
-    """Hyperbolic sine, (e^x - e^-x) / 2, like torch.sinh (float16/bfloat16/fp8 compute in float32); near 0
-    (|x| < 1) 2t / (1 - t^2) with t = tanh(x/2), since the difference would cancel away sinh(1e-12)."""
-    def f(x: Self) -> Self:
-      near = x.abs() < 1
-      t = (near.where(x, 0) * 0.5).tanh()
-      return near.where(2 * t / ((1 - t) * (1 + t)), (x.exp() - (-x).exp()) * 0.5)
-    return self._in_float32(f)
-  def cosh(self) -> Self:
-    """Hyperbolic cosine, (e^x + e^-x) / 2, like torch.cosh (float16/bfloat16/fp8 compute in float32)."""
-    return self._in_float32(lambda x: (x.exp() + (-x).exp()) * 0.5)
-  # inverse trigonometric and hyperbolic functions: each value is composed (from atan's polynomial, sqrt and log1p),
-  # each gradient is the exact derivative by a rule of its own (_INVERSE_GRADIENTS), not the composition's
-  def _exact_gradient(self, value: Self, rule: str) -> Self:
-    """value, computed from self, whose gradient reaches self by the named rule alone (a DETACH node: gradient.py)."""
-    return self._new(UOp(Ops.DETACH, value.dtype, (value.uop, self.uop), rule))
-  def _atan_value(self) -> Self:
-    """atan of a float32/float64 tensor: reduced to |t| <= tan(pi/8) (Cephes' atanf ranges), a degree-9 odd
-    polynomial there (float32 to an ulp), and for float64 one Newton step on tan(p) = t (to float64's precision)."""
-    a = self.abs()
-    big, mid = a > 2.414213562373095, a > 0.41421356237309503  # tan(3pi/8), tan(pi/8)
-    t = big.where(-1 / big.where(a, 1.0), mid.where((a - 1) / (a + 1), a))
-    z = t * t
-    p = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * t + t
-    if self.dtype == dtypes.float64: p = p - p.cos() * (p.sin() - t * p.cos())
-    base = big.where(p.full_like(math.pi / 2), mid.where(p.full_like(math.pi / 4), 0.0))  # (in p's dtype)
-    return (base + p).copysign(self)
-  def atan(self) -> Self:
-    """Arctangent, like torch.atan."""
-    return self._in_float32(lambda x: x._exact_gradient(x._atan_value(), "atan"))
-  def asin(self) -> Self:
-    """Arcsine, like torch.asin: atan(x / sqrt((1 - x)(1 + x))), exact near +-1; NaN outside [-1, 1]."""
-    return self._in_float32(lambda x: x._exact_gradient((x / ((1 - x) * (1 + x)).sqrt())._atan_value(), "asin"))
-  def acos(self) -> Self:
-    """Arccosine, like torch.acos: 2 atan(sqrt((1 - x) / (1 + x))), which keeps small results near x = 1 exact."""
-    return self._in_float32(lambda x: x._exact_gradient(((1 - x) / (1 + x)).sqrt()._atan_value() * 2, "acos"))
-  def atan2(self, other) -> Self:
-    """The angle of the point (other, self), like torch.atan2(self, other): atan of the smaller over the larger
-    magnitude, moved into self's and other's quadrant (signed zeros and infinities as in C's atan2)."""
-    y, x = self._float()._binop_operands(other)
-    ay, ax = y.abs(), x.abs()
-    steep = ay > ax
-    angle = (steep.where(ax, ay) / steep.where(ay, ax))._atan_value()
-    angle = ((ay == 0) & (ax == 0)).where(0.0, ((ay == math.inf) & (ax == math.inf)).where(math.pi / 4, angle))
-    angle = steep.where(math.pi / 2 - angle, angle)
-    x_negative = x.bitcast(_SAME_SIZE_INT[x.dtype.itemsize]) < 0  # -0.0 too: atan2(0, -0) is pi
-    angle = (x.isnan() | y.isnan()).where(math.nan, x_negative.where(math.pi - angle, angle)).copysign(y)
-    return y._new(UOp(Ops.DETACH, angle.dtype, (angle.uop, y.uop, x.uop), "atan2"), x)
-  arctan, arcsin, arccos, arctan2 = atan, asin, acos, atan2
-  def asinh(self) -> Self:
-    """Inverse hyperbolic sine, like torch.asinh: log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))) (exact for small x), and
-    log(|x|) + log 2 where x^2 would overflow; the sign of x."""
-    def f(x: Self) -> Self:
-      a = x.abs()
-      near = (a + a * a / (1 + (a * a + 1).sqrt()))._log1p()
-      return x._exact_gradient((a > 2.0 ** 28).where(a.log() + math.log(2), near).copysign(x), "asinh")
-    return self._in_float32(f)
-  def acosh(self) -> Self:
-    """Inverse hyperbolic cosine, like torch.acosh: log1p(t + sqrt(t (t + 2))) with t = x - 1 (exact near 1), and
-    log(x) + log 2 where that would overflow; NaN below 1."""
-    def f(x: Self) -> Self:
-      t = x - 1
-      value = (x > 2.0 ** 28).where(x.log() + math.log(2), (t + (t * (t + 2)).sqrt())._log1p())
-      value = (x < 1).where(math.nan, value)  # (for x far below -1 the formula would round to log1p(-1) = -inf)
-      return x._exact_gradient(value, "acosh")
-    return self._in_float32(f)
-  def atanh(self) -> Self:
-    """Inverse hyperbolic tangent, like torch.atanh: (log1p(x) - log1p(-x)) / 2; +-inf at +-1, NaN beyond."""
-    return self._in_float32(lambda x: x._exact_gradient((x._log1p() - (-x)._log1p()) * 0.5, "atanh"))
-  arcsinh, arccosh, arctanh = asinh, acosh, atanh
-  def erf(self) -> Self:
-    """The error function, like torch.erf, to a few ulp of float32 or float64 in relative terms (erf(1e-8) is
-    1.128e-8, not 0). Below an edge (1.5; 2 in float64) its Maclaurin series 2/sqrt(pi) sum (-1)^k x^(2k+1) /
-    (k! (2k+1)); above, 1 - erfc(x), erfc from its continued fraction x + (1/2)/(x + 1/(x + (3/2)/(x + ...))),
-    evaluated forward as numerator/denominator recurrences (all terms positive: no cancellation, one division).
-    The gradient is the exact 2/sqrt(pi) exp(-x^2) (_INVERSE_GRADIENTS)."""
-    def f(x: Self) -> Self:
-      edge, terms, depth = (2.0, 30, 40) if x.dtype == dtypes.float64 else (1.5, 14, 15)
-      a = x.abs()
-      near = a < edge
-      s, c = near.where(a, 0.0), near.where(edge, a).minimum(10.0)  # each branch sees inputs it is made for
-      z = s * s
-      series = 1 / (math.factorial(terms - 1) * (2 * terms - 1)) * (-1) ** (terms - 1)
-      for k in reversed(range(terms - 1)): series = (-1) ** k / (math.factorial(k) * (2 * k + 1)) + z * series
-      p_before, p, q_before, q = c.ones_like(), c, c.zeros_like(), c.ones_like()
-      for k in range(1, depth + 1):  # the continued fraction's convergents p / q (beyond 10, erf is 1 anyway)
-        p_before, p, q_before, q = p, c * p + k / 2 * p_before, q, c * q + k / 2 * q_before
-      erfc = (-(c * c)).exp() * q / (math.sqrt(math.pi) * p)
-      return x._exact_gradient(near.where(2 / math.sqrt(math.pi) * s * series, 1 - erfc).copysign(x), "erf")
-    return self._in_float32(f)
   def abs(self) -> Self:
     """|x|, like torch.abs: the same dtype (bool and unsigned ints unchanged), abs(-0.0) is +0.0 and the
     gradient at 0 is 0."""
@@ -506,30 +360,3 @@ class ElementwiseOps:
   def rshift(self, x) -> Self:
     """self >> x for int tensors (tinygrad's rshift; torch's bitwise_right_shift)."""
     return self >> x
-
-
-# the exact derivatives of the inverse functions (UOp math: each builds plain primitive graphs, so they differentiate
-# again). ctx is the incoming gradient, ret the DETACH node, ret.src[1] the input x (ret.src[2]: atan2's other).
-def _sqrt(u: UOp) -> UOp: return u.alu(Ops.SQRT)
-def _fdiv(a: UOp, b: UOp) -> UOp: return a.alu(Ops.FDIV, b)
-def _one_minus_square(x: UOp) -> UOp: return (1 - x) * (1 + x)  # (1 - x^2 without the cancellation near +-1)
-
-
-def _atan2_gradient(ctx: UOp, ret: UOp):
-  y, x = ret.src[1], ret.src[2]
-  r2 = x * x + y * y
-  return _fdiv(ctx * x, r2), -_fdiv(ctx * y, r2)
-
-
-_INVERSE_GRADIENTS = {
-  "atan": lambda ctx, ret: (_fdiv(ctx, ret.src[1] * ret.src[1] + 1),),
-  "asin": lambda ctx, ret: (_fdiv(ctx, _sqrt(_one_minus_square(ret.src[1]))),),
-  "acos": lambda ctx, ret: (-_fdiv(ctx, _sqrt(_one_minus_square(ret.src[1]))),),
-  "asinh": lambda ctx, ret: (_fdiv(ctx, _sqrt(ret.src[1] * ret.src[1] + 1)),),
-  "acosh": lambda ctx, ret: (_fdiv(ctx, _sqrt((ret.src[1] - 1) * (ret.src[1] + 1))),),
-  "atanh": lambda ctx, ret: (_fdiv(ctx, _one_minus_square(ret.src[1])),),
-  "atan2": _atan2_gradient,
-  "exp": lambda ctx, ret: (ctx * ret.src[0],),
-  "erf": lambda ctx, ret: (ctx * (ret.src[1] * ret.src[1] * (-1 / math.log(2))).alu(Ops.EXP2) * (2 / math.sqrt(math.pi)),),
-}
-custom_gradients.update(_INVERSE_GRADIENTS)

@@ -2,6 +2,7 @@
 what each family holds and the rule they share: none imports tensor.py)."""
 from teeny.ops.creation import CreationOps
 from teeny.ops.elementwise import ElementwiseOps
+from teeny.ops.transcendental import TranscendentalOps
 from teeny.ops.reduce import ReduceOps
 from teeny.ops.indexing import IndexingOps
 from teeny.ops.join import JoinOps
@@ -16,7 +17,8 @@ from teeny.ops.linalg import LinalgOps
 from teeny.ops.sharding import ShardingOps
 
 
-class TensorOps(CreationOps, ElementwiseOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps, WriteOps, PyTorchOps,
-                SortOps, EinsumOps, LinalgOps, ShardingOps):
-  """The ops Tensor inherits: creation, elementwise math, reductions, indexing, joins, random numbers, nn functions,
-  pooling, in-place writes, PyTorch's spellings, sorting, einsum and rearrange, qr and svd, and sharding over devices."""
+class TensorOps(CreationOps, ElementwiseOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps,
+                WriteOps, PyTorchOps, SortOps, EinsumOps, LinalgOps, ShardingOps):
+  """The ops Tensor inherits: creation, elementwise math, transcendental functions, reductions, indexing, joins,
+  random numbers, nn functions, pooling, in-place writes, PyTorch's spellings, sorting, einsum and rearrange, qr and
+  svd, and sharding over devices."""
