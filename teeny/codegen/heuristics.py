@@ -119,14 +119,34 @@ def _register_tile(k: Kernel, vector: int, renderer):
 
 
 def _tile_without_columns(k: Kernel, strides: dict, masked: list[bool], vector: int, renderer):
-  """No input reads an output axis contiguously while another broadcasts it: a dot tile when every load reads the
-  reduce loop contiguously, a tile of broadcast axes when some input broadcasts one, else a strided reduce."""
+  """No input reads an output axis contiguously while another broadcasts it: a tile of the output axes every
+  input broadcasts when there are such, a dot tile when every load reads the reduce loop contiguously, a tile of
+  broadcast axes when some input broadcasts one, else a strided reduce."""
+  shared = [a for a, st in strides.items() if st and all(s == 0 for s in st)]
+  if shared: return _broadcast_tile(k, shared, vector, renderer)
   if k.reduce_is_contiguous:
     # vectorizing along the reduce needs a reduce of a few vectors at least (not a matmul with inner size 10)
     if k.full_shape[k.axes_of("reduce")[-1]] >= 2 * vector: _dot_tile(k, strides, renderer)
     return
   if any(0 in st for st in strides.values()): return _reuse_tile(k, strides, masked, vector, renderer)
   return _strided_reduce(k, vector, renderer)
+
+
+def _broadcast_tile(k: Kernel, shared: list[int], vector: int, renderer):
+  """Output axes that every input broadcasts (a reduce of one input spread over the output: the gradients of
+  x.conv2d(w).sum(), whose upstream gradient is a constant, read only w or only x): each loaded value serves every
+  output along them, so upcast the one the output is contiguous along (else the innermost) by whole vectors, and
+  a second one as rows while the accumulators fit in registers. For 16x64x56x56 with 64 3x3 filters: the input
+  gradient 1.39 s -> 37 ms, the weight gradient 0.37 s -> 42 ms (they ran as scalar loops)."""
+  out = k.output_view()
+  col = next((a for a in reversed(shared) if _element_step(out, k, a) == 1), shared[-1])
+  amount = _largest_divisor(k.full_shape[col], (vector * 2, vector, 8, 4))
+  if amount is None: return
+  k.apply_opt(Opt("UPCAST", col, amount), renderer)
+  most = renderer.tuning.tile_max_vectors * vector
+  for axis in reversed([a for a in shared if a != col]):
+    rows = next((r for r in (8, 4, 2) if k.full_shape[axis] % r == 0 and k.expansion * r <= most), None)
+    if rows: return k.apply_opt(Opt("UPCAST", axis, rows), renderer)
 
 
 def _upcast_columns(k: Kernel, cols: list[tuple[int, int]], vector: int, renderer) -> tuple[int | None, int | None]:
