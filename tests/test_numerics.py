@@ -284,6 +284,13 @@ def test_erf_tanh_sinh_elu_keep_relative_precision(device, dtype):
     ulps = 6 + np.abs(x) / 2 * (name == "sinh") if dtype == np.float32 else 8
     ok = np.abs(got - want) <= ulps * np.finfo(dtype).eps * np.abs(want) + np.finfo(dtype).tiny
     assert ok.all(), (name, x[~ok][:5], got[~ok][:5], want[~ok][:5])
+  # exact gelu's left tail: x/2 erfc(-x/sqrt 2), no longer 1 + erf cancelling to nothing (it gave 0 at -8)
+  left = np.linspace(-12 if dtype == np.float32 else -30, 3, 4001).astype(dtype)
+  want = np.array([0.5 * v * math.erfc(-v * (1 / math.sqrt(2))) for v in left.astype(np.float64)])
+  got = Tensor(left, device=device).gelu(approximate="none").numpy().astype(np.float64)
+  # (erfc's condition number at x/sqrt 2 is about x^2: the rounding of x/sqrt 2 alone costs that many ulp far left)
+  bound = ((45 if dtype == np.float32 else 800) + left.astype(np.float64) ** 2) * np.finfo(dtype).eps
+  assert np.all(np.abs(got - want) <= bound * np.abs(want) + np.finfo(dtype).tiny)
   xt = Tensor(x[:50], device=device, requires_grad=True)
   xt.erf().sum().backward()  # the exact derivative, 2/sqrt(pi) e^(-x^2), not the approximation's
   np.testing.assert_allclose(xt.grad.numpy(), 2 / np.sqrt(np.pi) * np.exp(-x[:50].astype(np.float64) ** 2), rtol=16 * np.finfo(dtype).eps, atol=0)
