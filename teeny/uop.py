@@ -185,17 +185,18 @@ class UOp(metaclass=_UOpMeta):
   def unbind(self) -> tuple[UOp, int]:  # (the Variable, its value)
     if self.op is not Ops.BIND: raise TypeError(f"unbind() is for a bound Variable, not a {self.op.name} node")
     return UOp(Ops.DEFINE_VAR, self.dtype, (), self.arg[:3]), self.arg[3]
-  def bound_value(self) -> int:
-    """The value of an integer expression over bound Variables (`pos + 1`) at their bound values."""
-    values: dict[UOp, Any] = {}
+  def bound_value(self, values: dict | None = None) -> int:
+    """The value of an integer expression over bound Variables (`pos + 1`) at their bound values, or at `values`
+    (name -> value) for those it names."""
+    found: dict[UOp, Any] = {}
     for n in self.toposort():
       if n.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {n.arg[0]!r} is not bound: use Variable(...).bind(value)")
       if n.op not in VARIABLE_MATH or not dtypes.is_int(n.dtype) or n.shape not in ((), None):
         raise TypeError(f"a Variable expression holds integer arithmetic only, not {n.op.name} of {n.dtype}")
-      if n.op is Ops.BIND: values[n] = n.arg[3]
-      elif n.op is Ops.CONST: values[n] = n.arg
-      else: values[n] = exec_alu(n.op, n.dtype, [values[s] for s in n.src])
-    return values[self]
+      if n.op is Ops.BIND: found[n] = n.arg[3] if values is None else values.get(n.arg[0], n.arg[3])
+      elif n.op is Ops.CONST: found[n] = n.arg
+      else: found[n] = exec_alu(n.op, n.dtype, [found[s] for s in n.src])
+    return found[self]
   # `if pos > 0`: a bound Variable expression compared in Python is compared at its bound value (as tinygrad does);
   # under TinyJit that branch is frozen at the capture, as all Python work is
   def __lt__(self, x): return self.bound_value() < (x.bound_value() if isinstance(x, UOp) else x)

@@ -20,7 +20,7 @@ for one set of size values at a time (it learns which Variables set sizes while 
 repeat. Positions that are not sizes keep their one compile.
 """
 from __future__ import annotations
-import contextlib, threading
+import threading
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, VARIABLE_MATH
 
@@ -95,26 +95,53 @@ def fixed_difference(stop, start) -> int | None:
   return form[1]
 
 
-class _SizeWatch(threading.local):
-  names: set[str] | None = None  # while a TinyJit runs its function on this thread: the Variables that set sizes
+class _Watch(threading.local):
+  # while a TinyJit runs its function on this thread (watched): the Variables made sizes, and the positions that
+  # must stay in range, as (expression, lo, hi, what it is)
+  sizes: set[str] | None = None
+  ranges: list | None = None
 
 
-_watch = _SizeWatch()
+_watch = _Watch()
 
 
 def as_size(x):
   """A size (a slice's bound or length, a pad, a shape entry) given as an int or an expression over bound
   Variables: its value now, the size the graph is built with. A watching TinyJit learns which Variables it read."""
   if not is_symbolic(x): return x
-  if _watch.names is not None: _watch.names.update(node.arg[0] for node in checked(x).toposort() if node.op is Ops.BIND)
+  if _watch.sizes is not None: _watch.sizes.update(node.arg[0] for node in checked(x).toposort() if node.op is Ops.BIND)
   return value(x)
 
 
-@contextlib.contextmanager
-def sizes_watched():
-  """Collect the names of the Variables made sizes inside the block (as_size), into the set it yields."""
-  outer, _watch.names = _watch.names, set()
-  try: yield _watch.names
-  finally:
-    seen, _watch.names = _watch.names, outer
-    if outer is not None: outer.update(seen)  # (a watch inside a watch: the outer one sees them too)
+def keep_in_range(expr, lo: int, hi: int, what: str) -> None:
+  """A position given by an expression over bound Variables must be in [lo, hi] (an index, a slice's first element):
+  checked now, at the bound values (IndexError), and by a watching TinyJit again at each replay, which binds other
+  values without building the graph (check_ranges). Out of range, a kernel would read 0 and write nothing."""
+  _raise_if_outside(expr, value(expr), lo, hi, what)
+  if _watch.ranges is not None: _watch.ranges.append((expr, lo, hi, what))
+
+
+def check_ranges(ranges: list, values: dict) -> None:
+  """keep_in_range's checks again, with the Variables' values of a TinyJit replay (name -> value)."""
+  for expr, lo, hi, what in ranges: _raise_if_outside(expr, expr.bound_value(values), lo, hi, what, values)
+
+
+def _raise_if_outside(expr, at: int, lo: int, hi: int, what: str, values: dict | None = None):
+  if lo <= at <= hi: return
+  names = {n.arg[0]: n.arg[3] if values is None else values.get(n.arg[0], n.arg[3]) for n in expr.toposort() if n.op is Ops.BIND}
+  bound = ", ".join(f"{name} = {v}" for name, v in names.items())
+  raise IndexError(f"{what} starts at {at} with {bound}, outside [{lo}, {hi}]: a position from Variables doesn't wrap or clamp")
+
+
+class watched:
+  """Collect, inside the block, the Variables made sizes (`sizes`) and the ranges positions must keep (`ranges`);
+  a watch inside a watch passes what it saw on to the outer one."""
+  def __enter__(self):
+    self.outer = (_watch.sizes, _watch.ranges)
+    _watch.sizes, _watch.ranges = self.sizes, self.ranges = set(), []
+    return self
+  def __exit__(self, *exc):
+    _watch.sizes, _watch.ranges = self.outer
+    if self.outer[0] is not None:
+      self.outer[0].update(self.sizes)
+      self.outer[1].extend(self.ranges)

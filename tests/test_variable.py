@@ -120,13 +120,35 @@ def test_tinyjit_takes_variables_inside_a_list_and_checks_them(device):
 
 
 def test_variables_refuse_what_they_cannot_do(device):
+  """A position out of its axis at the bound value raises (a kernel would read 0 and write nothing, silently);
+  the declared range may be wider than the axis allows, as long as the values bound stay inside."""
   x = Tensor(data(6, 4), device=device).realize()
-  pos = Variable("pos", 0, 5)
-  with pytest.raises(IndexError, match="positions 0..7"): x[pos.bind(1):pos.bind(1) + 3]  # (pos = 5 would reach 7)
-  with pytest.raises(IndexError, match="positions 0..5"): x[:, pos.bind(0)]  # (4 columns)
-  with pytest.raises(IndexError, match="positions -2..3"): x[pos.bind(3) - 2]
+  pos = Variable("pos", 0, 9)
+  with pytest.raises(IndexError, match=r"starts at 4 with pos = 4, outside \[0, 3\]"): x[pos.bind(4):pos.bind(4) + 3]
+  with pytest.raises(IndexError, match=r"starts at 4 with pos = 4, outside \[0, 3\]"): x[:, pos.bind(4)]  # (4 columns)
+  with pytest.raises(IndexError, match=r"starts at -1 with pos = 1"): x[pos.bind(1) - 2]
   with pytest.raises(TypeError, match="tensor or list"): x[pos.bind(1), [0, 1]] = 1.0
   x[pos.bind(1), [0, 1]].numpy()  # (reading that index is fine)
+  np.testing.assert_array_equal(x[pos.bind(3):pos.bind(3) + 3].numpy(), x.numpy()[3:6])  # (pos = 9 could not)
+
+
+def test_tinyjit_replays_check_their_positions_as_a_build_would(device):
+  """A replay binds new values without building the graph, so it checks the positions it reads and writes
+  first: writing row `v` of 6 rows with v declared in [0, 6] replays for v = 0..5 and raises at v = 6 (tinygrad's
+  test_jit_setitem_variable_offset, without its CHECK_OOB=0), leaving the tensor as it was."""
+  t = Tensor.zeros(6, 3, device=device).contiguous().realize()
+  @TinyJit
+  def write_row(row, v): t.shrink(((v, v + 1), None)).assign(row).realize()
+  v = Variable("v", 0, 6)
+  want = np.zeros((6, 3), np.float32)
+  for i in range(6):
+    write_row(Tensor.full((1, 3), i + 1.0, device=device).contiguous(), v.bind(i))
+    want[i] = i + 1
+    np.testing.assert_array_equal(t.numpy(), want)
+  assert write_row.captured is not None
+  with pytest.raises(IndexError, match=r"starts at 6 with v = 6, outside \[0, 5\]"):
+    write_row(Tensor.full((1, 3), 9.0, device=device).contiguous(), v.bind(6))
+  np.testing.assert_array_equal(t.numpy(), want)
 
 
 def test_a_variable_as_a_size_is_its_bound_value(device):

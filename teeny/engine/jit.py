@@ -83,7 +83,7 @@ from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
                                   _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
-from teeny.variable import BoundValue, sizes_watched
+from teeny.variable import BoundValue, watched, check_ranges
 
 
 class TinyJit:
@@ -108,6 +108,7 @@ class TinyJit:
       self._capture: _Capture | None = None
       self._size_names: set[str] = set()  # the Variables the function made sizes (teeny/variable.py)
       self._sizes_at: tuple = ()  # their values for the calls counted in self.calls (and the capture)
+      self._ranges: list = []  # the positions from Variables the capture read or wrote, and their ranges
 
   @property
   def captured(self) -> _Capture | None:
@@ -154,16 +155,20 @@ class TinyJit:
     if self._sizes_of(variables) != self._sizes_at:
       if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: new sizes {self._sizes_of(variables)}: runs again")
       self.calls, self._signature, self._capture, self._sizes_at = 0, None, None, self._sizes_of(variables)
+      self._ranges = []
     # the capture call's signature is the one replays must keep; the warm-up call only runs (as tinygrad's: a
     # first call, say a prompt, may differ from the steps)
     if self.calls == 1: self._signature = signature
     elif self.calls > 1: _check_same(self._signature, signature)
     self.calls += 1
-    if self._capture is not None: return self._capture.replay(input_bufs, tensors, variables)
-    with sizes_watched() as sizes:
+    if self._capture is not None:
+      check_ranges(self._ranges, variables)  # (positions from Variables: this call's values, as a build would)
+      return self._capture.replay(input_bufs, tensors, variables)
+    with watched() as seen:
       out = self._warm_up_or_capture(args, kwargs, tensors, input_bufs)
-    if sizes - self._size_names:  # a Variable became a size: later calls are told apart by its value too
-      self._size_names |= sizes
+    if self._capture is not None: self._ranges = seen.ranges
+    if seen.sizes - self._size_names:  # a Variable became a size: later calls are told apart by its value too
+      self._size_names |= seen.sizes
       self._sizes_at = self._sizes_of(variables)
     return out
 

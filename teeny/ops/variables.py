@@ -5,19 +5,18 @@ Such an item is a set of positions known only when the kernel runs, so it can't 
 the positions (one load per element read; codegen sees the gather), and a write replaces the whole indexed axis
 with a where that takes the new values at the positions and the old ones elsewhere. A slice whose length
 depends on the Variables' values makes them sizes: it is a plain slice at their bound values (variable.as_size:
-every shape is concrete). An index or slice that some value in its Variables' declared ranges would put out of
-range raises IndexError when the graph is built, not only one the bound value does: a TinyJit replay binds other
-values without building the graph again.
+every shape is concrete). An index or slice that its Variables' bound values put out of range raises IndexError
+when the graph is built; under TinyJit, whose replays bind other values without building the graph, each replay
+checks its values the same way first (variable.keep_in_range). The Variables' declared ranges don't matter here.
 """
 from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 import numpy as np
 from teeny.dtype import dtypes
-from teeny.uop import Ops
 from teeny.ops.args import ArgumentError
 from teeny.ops.constants import _iota
-from teeny.variable import is_symbolic, checked, value, fixed_difference, as_size
+from teeny.variable import is_symbolic, checked, value, fixed_difference, as_size, keep_in_range
 
 
 @dataclass(frozen=True)
@@ -82,14 +81,12 @@ def _pick(item, axis: int, out_axis: int, size: int) -> Pick | None:
 
 
 def _check_range(expr, first, size: int, axis: int, what: str, extent: int = 0):
-  """Every value the Variables in `first` may take (their declared ranges, not only the bound values) keeps the
-  positions first .. first + extent inside the axis: a TinyJit replay binds other values and is checked no more,
-  and an out-of-range position would read 0 and write nothing, silently. (`expr` holds the Variables.)"""
-  lo, hi = (first.vmin, first.vmax) if is_symbolic(first) else (first, first)
-  if lo < 0 or hi + extent >= size:
-    names = ", ".join(f"{n.arg[0]!r} in [{n.arg[1]}, {n.arg[2]}]" for n in expr.toposort() if n.op is Ops.BIND)
-    raise IndexError(f"{what} of axis {axis} (size {size}) reaches positions {lo}..{hi + extent} over its Variables' "
-                     f"ranges ({names}); it doesn't wrap or clamp: declare ranges that keep it inside the axis")
+  """The positions first .. first + extent stay inside the axis, at the bound values and, under TinyJit, at every
+  replay's (variable.keep_in_range): out of range a read would give 0 and a write would write nothing, silently.
+  (`expr` holds the Variables when `first` is a plain int: then only the slice's stop has them.)"""
+  if is_symbolic(first): return keep_in_range(first, 0, size - 1 - extent, f"{what} of axis {axis} (size {size})")
+  if first < 0 or first + extent >= size:
+    raise IndexError(f"{what} of axis {axis} (size {size}) reaches positions {first}..{first + extent}: it doesn't wrap or clamp")
 
 
 def _positions(x, pick: Pick):
