@@ -190,7 +190,9 @@ def teeny_gradients(program: Program, device: str) -> tuple[float, list[np.ndarr
   for k, o in enumerate(program.outputs):
     term = (nodes[o] * Tensor(_weights(program, k, nodes[o].shape), device=device)).sum()
     loss = term if loss is None else loss + term
-  loss.backward()
+  # outputs that no input reaches (an index gathered by an index) leave nothing to differentiate: backward() raises
+  # then, as torch's does, and every gradient is zero
+  if loss.requires_grad: loss.backward()
   Tensor.realize_all(loss, *[t.grad for t in inputs if t.grad is not None])
   return loss.item(), [t.grad.numpy() if t.grad is not None else np.zeros(t.shape) for t in inputs]
 
