@@ -160,9 +160,6 @@ _GROUPS = [
     "test/unit/test_linalg.py::TestLinAlg::test_qr_general",
     "test/unit/test_indexing.py::TestAdvancedIndexing::test_integer_array_indexing",
     "test/unit/test_indexing.py::TestAdvancedIndexing::test_numpy_parity_and_backward_4d"]),
-  (OPEN, "a Variable's declared range must keep its slice inside the axis (v in [0, 6] for x[v:v+1] of 6 rows could "
-   "read past the end); tinygrad turns its bounds check off (CHECK_OOB=0), teeny has no such switch", [
-    "test/backend/test_setitem.py::TestSetitem::test_jit_setitem_variable_offset"]),
   (OPEN, "devices teeny lacks: tinygrad's DISK (files as tensors) and PYTHON (its emulator); teeny's CPU device is "
    "named LLVM ('CPU' is accepted and means it)", [
     "test/backend/test_tensor.py::TestTinygrad::test_copy_from_disk", "test/unit/test_assign.py::TestAssign::test_disk_assignment",
