@@ -16,13 +16,13 @@ A Variable may also be a size, as in tinygrad (`x[:pos]`, `x.shrink(((0, pos), N
 its value at the bound value (`as_size`), and the graph, its schedule and its kernels are those of that size. So
 each value a size takes compiles its own kernels (tinygrad compiles one set for all), and TinyJit keeps a capture
 for one set of size values at a time (it learns which Variables set sizes while it watches the function run,
-`sizes_watched`), running the function again when they change: correct for every value, fast only when they
+`watched`), running the function again when they change: correct for every value, fast only when they
 repeat. Positions that are not sizes keep their one compile.
 """
 from __future__ import annotations
 import threading
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, VARIABLE_MATH
+from teeny.uop import UOp, Ops
 
 
 def Variable(name: str, min_val: int, max_val: int) -> UOp:
@@ -50,18 +50,22 @@ def is_symbolic(x) -> bool:
 
 
 def checked(x: UOp) -> UOp:
-  """x as a number for the tensor graph: an integer expression whose Variables are all bound."""
-  if not dtypes.is_int(x.dtype) or x.shape != ():
-    raise TypeError(f"a Tensor takes a Variable expression as a number; this node is a {x.op.name} of {x.dtype}, shape {x.shape}")
-  for node in x.toposort():
-    if node.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {node.arg[0]!r} is not bound: use Variable(...).bind(value)")
-    if node.op not in VARIABLE_MATH: raise TypeError(f"a Variable expression holds integer arithmetic only, not {node.op.name}")
+  """x as a number for the tensor graph: an integer expression whose Variables are all bound (else it raises)."""
+  _value_of(x)
   return x
 
 
 def value(x) -> int:
   """The value of an int, or of an expression over bound Variables at their bound values."""
-  return checked(x).bound_value() if is_symbolic(x) else x
+  return _value_of(x) if is_symbolic(x) else x
+
+
+def _value_of(x: UOp) -> int:
+  """A Variable expression's value; UOp.bound_value checks each node on the way (every Variable bound, integer
+  arithmetic only) and raises saying which is not."""
+  if not dtypes.is_int(x.dtype) or x.shape != ():
+    raise TypeError(f"a Tensor takes a Variable expression as a number; this node is a {x.op.name} of {x.dtype}, shape {x.shape}")
+  return x.bound_value()
 
 
 def _linear(x: UOp) -> tuple[dict[str, int], int] | None:

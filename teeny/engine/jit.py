@@ -152,10 +152,10 @@ class TinyJit:
     """A call with its inputs realized, holding the lock: check the signature, then warm up, capture or replay.
     A Variable the function made a size is baked into the capture's kernels at its value: a call with another
     value starts over with a warm-up (variable.py)."""
-    if self._sizes_of(variables) != self._sizes_at:
-      if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: new sizes {self._sizes_of(variables)}: runs again")
-      self.calls, self._signature, self._capture, self._sizes_at = 0, None, None, self._sizes_of(variables)
-      self._ranges = []
+    sizes = self._sizes_of(variables)
+    if sizes != self._sizes_at:
+      if debug_level() >= 1: dprint(f"TinyJit {getattr(self.fn, '__name__', self.fn)}: new sizes {sizes}: runs again")
+      self.calls, self._signature, self._capture, self._sizes_at, self._ranges = 0, None, None, sizes, []
     # the capture call's signature is the one replays must keep; the warm-up call only runs (as tinygrad's: a
     # first call, say a prompt, may differ from the steps)
     if self.calls == 1: self._signature = signature

@@ -21,14 +21,6 @@ _TANH_TAYLOR = (1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 /
                 6404582 / 10854718875, -443861162 / 1856156927625, 18888466084 / 194896477400625)
 
 
-def _exact_gelu(x):
-  a = x * -(1 / math.sqrt(2))
-  edge = 2.0 if x.dtype == dtypes.float64 else 1.5  # (erf's, transcendental._erf_parameters)
-  far = a >= edge
-  tail = 0.5 * x * far.where(a, edge).minimum(27.0)._erfc_far()  # (erfc(27) underflows float64)
-  return far.where(tail, 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf()))
-
-
 def _bound(tinygrad_name, pytorch_name, which: str):
   """A clamp bound given as min_/max_ (tinygrad) or min/max (PyTorch), not both."""
   if pytorch_name is None: return tinygrad_name
@@ -196,7 +188,7 @@ class ElementwiseOps:
     form, x/2 (1 + erf(x/sqrt 2)), which far left (x < -2.1; -2.8 in float64) is x/2 erfc(-x/sqrt 2) instead: the
     sum would cancel (it was 4% off at x = -5, 100% at -8). Within 45 ulp in float32 and 800 in float64 (1 + erf
     still cancels just right of the switch; erfc's continued fraction converges too slowly to start sooner)."""
-    if approximate == "none": return self._in_float32(_exact_gelu)
+    if approximate == "none": return self._in_float32(lambda x: x._exact_gelu())
     if approximate != "tanh": raise ArgumentError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
     return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
   def quick_gelu(self) -> Self:

@@ -160,6 +160,13 @@ class TranscendentalOps:
       far = 1 - c._erfc_far()  # (beyond 10, erf is 1 anyway)
       return x._exact_gradient(near.where(2 / math.sqrt(math.pi) * s * series, far).copysign(x), "erf")
     return self._in_float32(f)
+  def _exact_gelu(self) -> Self:
+    """x/2 (1 + erf(x/sqrt 2)), from erf's edge on to the left x/2 erfc(-x/sqrt 2) (elementwise.py's gelu)."""
+    a = self * -(1 / math.sqrt(2))
+    edge = _erf_parameters(self.dtype)[0]
+    far = a >= edge
+    tail = 0.5 * self * far.where(a, edge).minimum(27.0)._erfc_far()  # (erfc(27) underflows float64)
+    return far.where(tail, 0.5 * self * (1 + (self * (1 / math.sqrt(2))).erf()))
   def _erfc_far(self) -> Self:
     """erfc of values from erf's edge on (_erf_parameters; below it the fraction converges too slowly): the
     continued fraction's convergents p / q, evaluated forward."""
