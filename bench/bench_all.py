@@ -16,9 +16,18 @@ Workloads (float32). Each counts one kind of work, the same for every library, a
   mlp_jit    the same step under TinyJit (tinygrad: its TinyJit; numpy and torch have no JIT: their eager step)
   copyout    bench_overhead's `.numpy()` of 64 MiB: GB/s (numpy's column is a.copy(); torch's .numpy() is a view,
              so torch is not shown)
+  scalars_fixed scalars   bench_overhead's `(x * i + 1).sum(1).numpy()` loop on 16x64, 1,000 times, with i fixed and
+             with i new every time (a decaying learning rate): iterations/s. teeny passes a float32 number to its
+             kernel as an argument, so the two rows should match; numpy and torch run the same loop eagerly
   cold       first call in a fresh process: `python -c` that imports the library, computes (ones(64,64) + 1).sum(),
              prints it and exits, with every compile cache (teeny's, PoCL's, pyopencl's, tinygrad's) pointed at a
-             fresh empty directory: seconds of the whole subprocess, interpreter start included, median of 3
+             fresh empty directory: seconds of the whole subprocess, interpreter start included, median of 3.
+             teeny's modules are byte-compiled first (`compileall`), as `pip install` does for an installed
+             package and Python does on a first import: a machine that sets PYTHONDONTWRITEBYTECODE would
+             otherwise recompile teeny's source in every process (about 0.1 s), which is not a first call's cost
+  gpt_step1 gpt_step1_cold   `examples/gpt.py --steps 1` in a subprocess: the seconds it prints for its first
+             training step (forward, backward, AdamW: scheduling, and compiling what the cache lacks), with teeny's
+             kernel cache warm (the median of 3 runs after one that filled it) and empty (that first run). teeny only
 
 How it is timed. Array workloads (chain6 .. conv2d) use bench_core's timers: inputs realized once, a warm-up
 whose result is checked against numpy in float64 (a wrong result is reported, never timed), then each repeat
@@ -37,7 +46,7 @@ CL, import pyopencl first (the cold time includes that import).
 The machine is shared and noisy: compare ratios within one run, never absolute numbers across runs.
 """
 from __future__ import annotations
-import argparse, datetime, functools, glob, importlib.util, json, os, platform, statistics, subprocess, sys
+import argparse, datetime, functools, glob, importlib.util, json, os, platform, re, statistics, subprocess, sys
 import tempfile, time
 from importlib import metadata
 import numpy as np
@@ -57,13 +66,17 @@ CONV_X, CONV_W = (16, 64, 56, 56), (64, 64, 3, 3)
 MLP_BATCH = 256
 CORE = ["chain6", "sum", "rowsum1k", "rowsum4k"]
 ARRAY = CORE + [f"matmul{n}" for n in MATMUL_SIZES] + ["softmax", "conv2d"]
-ALL = ARRAY + ["tiny", "mlp", "mlp_jit", "copyout", "cold"]
+ALL = ARRAY + ["tiny", "scalars_fixed", "scalars", "mlp", "mlp_jit", "copyout", "cold", "gpt_step1", "gpt_step1_cold"]
+TINYGRAD_TWINS = ARRAY + ["tiny", "mlp", "mlp_jit", "copyout"]  # (and cold, run apart); the rest are teeny's only
+SHARED = {"mlp_jit": "mlp", "scalars_fixed": "scalars"}  # numpy and torch have no JIT, and no kernel to recompile
 LABELS = {
   "chain6": "chain6 ((a*b+c).relu()*a-b).exp2(), 3x2^24", "sum": "sum of 2^24", "rowsum1k": "row-sum 1024x1024",
   "rowsum4k": "row-sum 4096x4096", **{f"matmul{n}": f"matmul {n}x{n}" for n in MATMUL_SIZES},
   "softmax": f"softmax {SOFTMAX_N}x{SOFTMAX_N}, last axis", "conv2d": "conv2d 16x64x56x56, 64 3x3, pad 1",
   "tiny": "tiny x=(x+1).realize(), 16 floats", "mlp": f"MLP 784-512-512-10 SGD step, batch {MLP_BATCH}",
   "mlp_jit": "same, TinyJit", "copyout": ".numpy() of 64 MiB", "cold": "first call, fresh process",
+  "scalars_fixed": "(x*i+1).sum(1).numpy() on 16x64, i fixed", "scalars": "same, i new every iteration",
+  "gpt_step1": "examples/gpt.py step 1, warm kernel cache", "gpt_step1_cold": "same, empty kernel cache",
 }
 
 
@@ -130,13 +143,14 @@ def unit_and_work(name: str) -> tuple[str, float]:
     return "GFLOP/s", 2 * n * o * h * w * c * kh * kw  # padding 1 keeps the output at h x w
   if name in ARRAY: return "GB/s", bench_core.WORKLOADS[name][2](inputs(name))
   return {"tiny": ("ops/s", 1), "mlp": ("ms", 1), "mlp_jit": ("ms", 1), "copyout": ("GB/s", bo.COPY_BYTES),
-          "cold": ("s", 1)}[name]
+          "cold": ("s", 1), "scalars_fixed": ("it/s", 1), "scalars": ("it/s", 1), "gpt_step1": ("s", 1),
+          "gpt_step1_cold": ("s", 1)}[name]
 
 
 def rate(name: str, ms: float) -> float:
   unit, work = unit_and_work(name)
   if unit in ("GB/s", "GFLOP/s"): return work / ms / 1e6
-  return {"ops/s": 1e3 / ms, "ms": ms, "s": ms / 1e3}[unit]
+  return {"ops/s": 1e3 / ms, "it/s": 1e3 / ms, "ms": ms, "s": ms / 1e3}[unit]
 
 
 # ---- measurements: every function returns ms per run of the workload, or None where the library has none ----
@@ -148,7 +162,10 @@ def copy_ms(gb_per_s): return None if gb_per_s is None else bo.COPY_BYTES / gb_p
 def teeny_ms(name: str, dev: str, r: int) -> float:
   if name in ARRAY: return bench_core.bench_teeny(dev, name, inputs(name), want(name), r)[0]
   if name == "cold": return cold_ms("teeny", r, {"DEVICE": dev})
-  return {"tiny": lambda: per_op(bo.tiny_teeny(dev, r)), "mlp": lambda: bo.mlp_teeny(dev, MLP_BATCH, r, jit=False),
+  if name.startswith("gpt_step1"): return gpt_step1_s(dev, r)[name == "gpt_step1_cold"] * 1e3
+  return {"tiny": lambda: per_op(bo.tiny_teeny(dev, r)),
+          "scalars_fixed": lambda: per_op(bo.scalars_teeny(dev, r, changing=False)),
+          "scalars": lambda: per_op(bo.scalars_teeny(dev, r, changing=True)), "mlp": lambda: bo.mlp_teeny(dev, MLP_BATCH, r, jit=False),
           "mlp_jit": lambda: bo.mlp_teeny(dev, MLP_BATCH, r, jit=True),
           "copyout": lambda: copy_ms(bo.copyout_teeny(dev, r))}[name]()
 
@@ -160,7 +177,8 @@ def numpy_ms(name: str, r: int) -> float:
                      bench_core.WORKLOADS[name][3])
     return bench_core.bench_numpy(name, inputs(name), r)
   if name == "cold": return cold_ms("numpy", r, {})
-  return {"tiny": lambda: per_op(bo.tiny_numpy(r)), "mlp": lambda: bo.mlp_numpy(MLP_BATCH, r),
+  if name.startswith("gpt_step1"): return None
+  return {"tiny": lambda: per_op(bo.tiny_numpy(r)), "scalars": lambda: per_op(bo.scalars_numpy(r)), "mlp": lambda: bo.mlp_numpy(MLP_BATCH, r),
           "copyout": lambda: copy_ms(bo.copyout_numpy(r))}[name]()
 
 
@@ -168,7 +186,8 @@ def torch_ms(name: str, r: int) -> float | None:
   if importlib.util.find_spec("torch") is None: return None
   if name in ARRAY: return bench_core.bench_torch(name, inputs(name), want(name), r)
   if name == "cold": return cold_ms("torch", r, {})
-  return {"tiny": lambda: per_op(bo.tiny_torch(r)), "mlp": lambda: bo.mlp_torch(MLP_BATCH, r),
+  if name.startswith("gpt_step1"): return None
+  return {"tiny": lambda: per_op(bo.tiny_torch(r)), "scalars": lambda: per_op(bo.scalars_torch(r)), "mlp": lambda: bo.mlp_torch(MLP_BATCH, r),
           "copyout": lambda: None}[name]()
 
 
@@ -229,6 +248,7 @@ COLD = {
 
 
 def cold_ms(lib: str, r: int, env: dict[str, str], prelude: str = "") -> float:
+  if lib == "teeny": compile_bytecode()
   times = []
   for _ in range(min(r, 3)):
     with tempfile.TemporaryDirectory(prefix="bench_cold_") as tmp:
@@ -242,6 +262,32 @@ def cold_ms(lib: str, r: int, env: dict[str, str], prelude: str = "") -> float:
     if out.returncode != 0: raise RuntimeError(last_line(out.stderr) or f"exit status {out.returncode}")
     if float(out.stdout.split()[-1]) != 64 * 64 * 2: raise WrongResult(f"cold {lib}: printed {out.stdout.strip()!r}")
   return statistics.median(times) * 1e3
+
+
+def compile_bytecode():
+  """What `pip install` does for an installed package: teeny's modules byte-compiled once, before any timing."""
+  import compileall
+  compileall.compile_dir(os.path.join(ROOT, "teeny"), quiet=1)
+
+
+STEP1 = re.compile(r"^step\s+1\s+loss\s+\S+\s+([0-9.]+) s", re.M)
+
+
+@functools.lru_cache(maxsize=None)  # both gpt rows of a device come from the same runs
+def gpt_step1_s(dev: str, r: int) -> tuple[float, float]:
+  """(median warm, cold) seconds of examples/gpt.py's first step: one run fills an empty kernel cache, then up to 3
+  more find every kernel in it. Each run is a fresh process, so nothing is kept in memory between them."""
+  compile_bytecode()
+  seconds = []
+  with tempfile.TemporaryDirectory(prefix="bench_gpt_") as tmp:
+    env = {**os.environ, "TEENY_CACHE_DIR": f"{tmp}/teeny", "POCL_CACHE_DIR": f"{tmp}/pocl", "XDG_CACHE_HOME": tmp}
+    for _ in range(1 + min(r, 3)):
+      out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "gpt.py"), "--device", dev, "--steps", "1",
+                            "--sample", "0"], env=env, capture_output=True, text=True, timeout=1800)
+      found = STEP1.search(out.stdout)
+      if out.returncode != 0 or found is None: raise RuntimeError(last_line(out.stderr) or f"exit status {out.returncode}")
+      seconds.append(float(found.group(1)))
+  return statistics.median(seconds[1:]), seconds[0]
 
 
 def last_line(text: str) -> str: return (text.strip().splitlines() or [""])[-1]
@@ -314,7 +360,7 @@ def tinygrad_worker(workloads: list[str], r: int):
 def tinygrad_results(workloads: list[str], args, notes: list[str]) -> dict[str, tuple[str, float | str]]:
   """workload -> (device, best ms) or (device, error), over every tinygrad device that works here."""
   best: dict[str, tuple[str, float | str]] = {}
-  todo = [w for w in workloads if w != "cold"]
+  todo = [w for w in workloads if w in TINYGRAD_TWINS]
   for label, env in args.tinygrad_targets:
     progress(f"tinygrad {label}: {' '.join(todo)}")
     out = tinygrad_run(env, ["--tinygrad-worker", "--repeats", str(args.repeats), "--budget", str(args.budget),
@@ -399,7 +445,7 @@ def measure_all(args, notes: list[str]) -> list[list[str]]:
   for name in args.workloads:
     progress(f"{name}: numpy, torch")
     # numpy and torch have no JIT: mlp_jit's row shows their eager step, measured once for both rows
-    key = "mlp" if name == "mlp_jit" else name
+    key = SHARED.get(name, name)
     if key not in others:
       others[key] = (attempt("numpy", key, lambda: numpy_ms(key, r), notes),
                      attempt("torch", key, lambda: torch_ms(key, r), notes))

@@ -73,6 +73,16 @@ def scalars_numpy(repeats: int) -> float:
   return SCALAR_LOOPS / median_s(run, repeats)
 
 
+def scalars_torch(repeats: int) -> float | None:
+  """torch eager runs the same loop; a Python number is an argument there, so changing it costs nothing."""
+  torch = optional("torch")
+  if torch is None: return None
+  x = torch.from_numpy(np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32))
+  def run():
+    for i in range(SCALAR_LOOPS): (x * i + 1).sum(1).numpy()
+  return SCALAR_LOOPS / median_s(run, repeats)
+
+
 def rss_mib() -> float:
   """The process's resident memory (Linux), MiB."""
   with open("/proc/self/statm") as f: return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -270,7 +280,7 @@ def main():
     for d in devices: rows.append(("tiny x=x+1 (16 floats)", "ops/s", d, tiny_teeny(d, r), *others, True))
   notes = []
   if "scalars" in args.workloads:
-    others = (scalars_numpy(r), None, None)
+    others = (scalars_numpy(r), safe(scalars_torch, r), None)
     for d in devices:
       fixed = scalars_teeny(d, r, changing=False)
       before = rss_mib()

@@ -254,3 +254,21 @@ def test_linear_weight_gradient_is_one_kernel(device):
   ((x @ w.T) * d).sum().backward()
   assert kernels_for(w.grad) == 1  # the sum over the batch, not a transpose after it
   np.testing.assert_allclose(w.grad.numpy(), d.numpy().T @ x.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_result_that_reshapes_a_contiguous_is_realized_as_its_view(device):
+  """A result that is a reshape of a CONTIGUOUS the schedule computes anyway (a pooling gradient summed in a shape
+  folded by its stride) is realized as a view of that buffer: no copy into a buffer of its own. Two results of
+  one realize that reshape the same CONTIGUOUS still get a buffer each, so writing one never changes the other."""
+  a = rand(4, 6, device=device).realize()
+  folded = (a + 1).contiguous().uop  # (a node no tensor holds, as inside a gradient)
+  flat = a._new(folded.reshape((24,)))
+  assert scheduled(flat) == 1
+  flat.realize()
+  np.testing.assert_allclose(flat.numpy(), a.numpy().reshape(24) + 1)
+  twice = a._new(folded.reshape((2, 12))), a._new(folded.reshape((3, 8)))
+  Tensor.realize_all(*twice)
+  assert buffer_of(twice[0].uop) is not buffer_of(twice[1].uop)
+  twice[0].assign(Tensor.zeros(2, 12, device=device)).realize()
+  np.testing.assert_allclose(twice[1].numpy(), a.numpy().reshape(3, 8) + 1)
+  np.testing.assert_allclose(twice[0].numpy(), np.zeros((2, 12)))

@@ -19,6 +19,13 @@ def _along(x, axis: int, how: str, span: tuple[int, int]):
   return x.shrink(tuple(span if a == axis else (0, n) for a, n in enumerate(x.shape)))
 
 
+def _placed(x, axis: int, before: int, after: int):
+  """x along one axis with `before` zeros added at the start and `after` at the end, where a negative count
+  drops that many of x's own entries instead (they would land outside the axis)."""
+  x = _along(x, axis, "shrink", (max(0, -before), x.shape[axis] - max(0, -after)))
+  return _along(x, axis, "pad", (max(0, before), max(0, after)))
+
+
 def _apart(kernel: tuple, stride: tuple, dilation: tuple) -> bool:
   """Whether no two windows overlap: each window's span (kernel * dilation) fits in its stride, on every axis."""
   return all(k * d <= s for k, s, d in zip(kernel, stride, dilation))
@@ -109,8 +116,9 @@ class PoolingOps:
     windows = padded._pool(kernel, stride, dilation)
     values = windows.max(tuple(range(-nd, 0)))
     if dtypes.is_float(values.dtype):  # the gradient by PyTorch's rule (_max_pool_gradient), not max's even split
-      rule = ("max_pool", kernel, stride, dilation)
-      values = padded._new(UOp(Ops.DETACH, values.dtype, (values.uop, padded.uop), rule))
+      # (of the unpadded input: the gradient is then summed straight into its place, with no padding to cut off)
+      rule = ("max_pool", kernel, stride, dilation, full)
+      values = padded._new(UOp(Ops.DETACH, values.dtype, (values.uop, self.uop), rule))
     if not return_indices: return values
     spatial = self.shape[-nd:]
     plane = type(self).arange(math.prod(spatial), dtype=dtypes.int32, device=self.device).reshape(spatial)
@@ -119,8 +127,8 @@ class PoolingOps:
     slot = type(self).arange(places.shape[-1], dtype=dtypes.int32, device=self.device)
     return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
   @staticmethod
-  def _max_pool_gradient(grad: Self, values: Self, padded: Self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
-    """The gradient of max_pool2d's (padded) input, as PyTorch gives it: all of an output's gradient goes to the
+  def _max_pool_gradient(grad: Self, values: Self, x: Self, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Self:
+    """The gradient of max_pool2d's input x (padded by `pads` as the forward pass did), as PyTorch gives it: all of an output's gradient goes to the
     first maximum of its window, in row-major order within the window (a NaN counts as the maximum), where
     Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). Small windows
     (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
@@ -128,7 +136,8 @@ class PoolingOps:
     81 comparisons a window) find the place of the first element equal to the maximum, by one reduce; the
     gradient is then elementwise in that place and the output's gradient, and fuses into putting it back."""
     nd, size = len(kernel), math.prod(kernel)
-    windows = padded.detach()._pool(kernel, stride, dilation)
+    lowest = -math.inf  # (a float dtype: only those get this rule)
+    windows = x.detach().pad(((0, 0),) * (x.ndim - nd) + pads, value=lowest)._pool(kernel, stride, dilation)
     lead, axes = windows.shape[:-nd], tuple(range(-nd, 0))
     order = _iota(size, dtypes.int32, grad)  # (a loop index, not a buffer: the graph may be sharded over devices)
     if size <= 4:  # (one comparison term per element of the window: elementwise, so it fuses into the scatter)
@@ -150,45 +159,56 @@ class PoolingOps:
     per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
     if size <= 4 and not _apart(kernel, stride, dilation):
       per_window = per_window.contiguous()  # (overlapping: each input element reads several windows' comparisons)
-    return type(grad)._windows_adjoint(per_window, padded.shape[-nd:], kernel, stride, dilation)
+    return type(grad)._windows_adjoint(per_window, x.shape[-nd:], kernel, stride, dilation, pads)
   @staticmethod
   def _pool_gradient(arg: tuple, grad: Self, value: Self, x: Self) -> Self:
     """The gradient of a pooling's input by its rule (a DETACH whose arg names it: gradient.custom_gradients):
     max_pool2d's, or the sum of overlapping windows', each window's gradient spread back over its elements."""
-    rule, kernel, stride, dilation = arg
-    if rule == "max_pool": return type(grad)._max_pool_gradient(grad, value, x, kernel, stride, dilation)
+    rule, kernel, stride, dilation, pads = arg
+    if rule == "max_pool": return type(grad)._max_pool_gradient(grad, value, x, kernel, stride, dilation, pads)
     per_window = grad.reshape(grad.shape + (1,) * len(kernel)).expand(grad.shape + kernel)
-    return type(grad)._windows_adjoint(per_window, x.shape[-len(kernel):], kernel, stride, dilation)
-  def _window_sum(self, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
-    """The sum of each window of _pool (..., *outs). Overlapping windows get _pool_gradient's rule: through the
-    general view the gradient would be a sum over its repeats (avg_pool2d(3, 2, padding 1) of 16x64x112x112: 89 ms
-    for that one kernel)."""
-    total = self._pool(kernel, stride, dilation).sum(tuple(range(-len(kernel), 0)))
+    return type(grad)._windows_adjoint(per_window, x.shape[-len(kernel):], kernel, stride, dilation, pads)
+  def _window_sum(self, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Self:
+    """The sum of each window of _pool (..., *outs) over self padded with zeros by `pads` ((before, after) for
+    each pooled axis). Overlapping windows get _pool_gradient's rule: through the general view the gradient
+    would be a sum over its repeats (avg_pool2d(3, 2, padding 1) of 16x64x112x112: 89 ms for that one kernel)."""
+    padded = self.pad(((0, 0),) * (self.ndim - len(kernel)) + pads)
+    total = padded._pool(kernel, stride, dilation).sum(tuple(range(-len(kernel), 0)))
     if _apart(kernel, stride, dilation) or not dtypes.is_float(total.dtype): return total
-    return self._new(UOp(Ops.DETACH, total.dtype, (total.uop, self.uop), ("window_sum", kernel, stride, dilation)))
+    rule = ("window_sum", kernel, stride, dilation, pads)
+    return self._new(UOp(Ops.DETACH, total.dtype, (total.uop, self.uop), rule))
   @staticmethod
-  def _windows_adjoint(per_window: Self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> Self:
-    """Values given per window element (..., *outs, *kernel) summed back into the input the windows of _pool
-    read (..., *sizes): element j of window o came from o * stride + j * dilation. Windows that don't overlap are
+  def _windows_adjoint(per_window: Self, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Self:
+    """Values given per window element (..., *outs, *kernel) summed back into the input (..., *sizes) whose
+    padding by `pads` the windows of _pool read: element j of window o came from padded position
+    o * stride + j * dilation, input position that minus the padding before. Windows that don't overlap are
     _pool_apart's view, and its gradient is movement alone. Overlapping ones (3x3, stride 2) would go back through
     the general view's repeat as a sum over every repeat. Here each input axis is folded into (rows, stride), where
-    o * stride + j * dilation is row o + (j * dilation) // stride, column (j * dilation) % stride: each kernel
-    offset's values are shifted by their rows into their column, and the offsets added (prod(kernel) reads an
-    element, each column a constant of its own term, so no load needs a division)."""
+    input position o * stride + j * dilation - before is row o + (j * dilation - before) // stride, column
+    (j * dilation - before) % stride: each kernel offset's values are shifted by their rows into their column
+    (those that land in the padding dropped), and the offsets added (prod(kernel) reads an element, each column a
+    constant of its own term, so no load needs a division)."""
     nd = len(kernel)
     p = per_window.ndim - 2 * nd
-    if _apart(kernel, stride, dilation): return per_window._pool_apart_adjoint(sizes, kernel, stride, dilation)
+    if _apart(kernel, stride, dilation):
+      padded = tuple(n + lo + hi for n, (lo, hi) in zip(sizes, pads))
+      spread = per_window._pool_apart_adjoint(padded, kernel, stride, dilation)
+      return spread.shrink(tuple((0, n) for n in spread.shape[:p]) + tuple((lo, lo + n) for n, (lo, _) in zip(sizes, pads)))
     prefix, outs = per_window.shape[:p], per_window.shape[p:p + nd]
     rows = [-(-n // s) for n, s in zip(sizes, stride)]
     total = None
     for offset in itertools.product(*(range(k) for k in kernel)):
+      places = [divmod(j * d - lo, s) for j, d, (lo, _), s in zip(offset, dilation, pads, stride)]  # (row shift, column)
+      if any(q >= r or q + o <= 0 for (q, _), o, r in zip(places, outs, rows)): continue  # every one in the padding
       part = per_window.shrink(tuple((0, n) for n in prefix + outs) + tuple((j, j + 1) for j in offset)).reshape(prefix + outs)
-      for i, (j, s, d, o, r) in enumerate(zip(offset, stride, dilation, outs, rows)):
-        axis, (q, col) = p + 2 * i, divmod(j * d, s)
+      for i, ((q, col), s, o, r) in enumerate(zip(places, stride, outs, rows)):
+        axis = p + 2 * i
         part = _along(part.unsqueeze(axis + 1), axis + 1, "pad", (col, s - col - 1))
-        part = _along(part, axis, "pad", (q, r - q - o))
+        part = _placed(part, axis, q, r - q - o)
       total = part if total is None else total + part
-    # stored in the folded shape: the kernel loops over it (a reshape on top of the sum would bring the divisions back)
+    if total is None: return type(per_window).zeros(prefix + tuple(sizes), dtype=per_window.dtype, device=per_window.device)
+    # stored in the folded shape: the kernel loops over it (a reshape on top of the sum would bring the divisions
+    # back). When each size is a multiple of its stride, the input's gradient is that buffer itself, reshaped.
     unfolded = total.contiguous().reshape(prefix + tuple(r * s for r, s in zip(rows, stride)))
     return unfolded.shrink(tuple((0, n) for n in prefix + tuple(sizes)))
   def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
@@ -217,9 +237,9 @@ class PoolingOps:
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
-    lead, axes = ((0, 0),) * (self.ndim - nd), tuple(range(-nd, 0))
-    x = self._float().pad(lead + pads).pad(lead + extra)
-    total = x._window_sum(kernel, stride, dilation)
+    axes, full = tuple(range(-nd, 0)), tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
+    x = self._float()
+    total = x._window_sum(kernel, stride, dilation, full)
     if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
     # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
     ones = type(self).ones(self.shape[-nd:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)

@@ -56,6 +56,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
             for d in set(device_of.values()) if d is not None}
   realize = _realize_points(nodes, roots)
+  views = _roots_as_views(roots, realize)
   _store_shared_work(nodes, realize, device_of, limits)
   _bound_kernel_size(nodes, realize, device_of, limits)
   table = SlotTable(nodes, inputs, realize, device_of)
@@ -65,7 +66,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   except AssignCycle: kernels = _in_order(kernels)  # (merging made an order impossible: run them apart)
   if members is not None:
     members.extend(kernel_members([k for k in kernels if table.size[k.slots[0]] > 0], realize, origin, original_nodes))
-  return _as_cached(kernels, original_nodes, original_roots, table, origin)
+  return _as_cached(kernels, original_nodes, original_roots, table, origin, views)
 
 
 def kernel_members(kernels: list[ScheduledKernel], realize: set, origin: dict[UOp, UOp], nodes: list[UOp]) -> list[list[UOp]]:
@@ -94,6 +95,23 @@ def _realize_points(nodes: list[UOp], roots: tuple[UOp, ...]) -> set[UOp]:
     if n.op in (Ops.CONTIGUOUS, Ops.COPY, Ops.ASSIGN): realize.add(n)
     if n.op is Ops.COPY and not is_buffer_view(n.src[0]): realize.add(n.src[0])
   return realize
+
+
+def _roots_as_views(roots: tuple[UOp, ...], realize: set) -> dict[UOp, UOp]:
+  """Roots that are a reshape of a CONTIGUOUS the schedule computes anyway -> that CONTIGUOUS, each taken out of
+  `realize`: such a root is realized as a view of the CONTIGUOUS's buffer (a reshape of a contiguous buffer is
+  the same bytes), not copied into a buffer of its own (a pooling gradient summed in a folded shape: its copy was
+  a sixth of the backward pass). Only where the CONTIGUOUS is no root and no other root is a reshape of it, so
+  no two results of one realize are given one buffer."""
+  inner_of = {}
+  for r in roots:
+    inner = r
+    while inner.op is Ops.RESHAPE: inner = inner.src[0]
+    if inner is not r and inner.op is Ops.CONTIGUOUS and inner.arg is None and r.size > 0: inner_of[r] = inner
+  shared = {c for c in inner_of.values() if list(inner_of.values()).count(c) > 1} | set(roots)
+  views = {r: c for r, c in inner_of.items() if c not in shared}
+  for r in views: realize.discard(r)
+  return views
 
 
 _MANY = object()  # (the kernels reading a node: more than one)
@@ -188,11 +206,12 @@ def _split_wide_sources(n: UOp, realize: set, values: dict, loads: dict, max_arg
 
 
 def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...], table: SlotTable,
-               origin: dict[UOp, UOp]) -> CachedSchedule:
+               origin: dict[UOp, UOp], views: dict[UOp, UOp]) -> CachedSchedule:
   """The ordered kernels as a cached schedule: the slots renumbered so that the graph's inputs come first, then
   the buffers the kernels make in the order the kernels first use them; intermediates planned to share memory.
   nodes and roots are the graph as it was walked; origin maps a node shaping.py made to the one it stands for
-  (the nodes it added, partial sums and copies, stand for none: their results are not recorded as realized)."""
+  (the nodes it added, partial sums and copies, stand for none: their results are not recorded as realized).
+  views: the roots realized as views of another node's buffer (_roots_as_views) -> that node."""
   n_inputs = table.n_inputs
   final = {s: s for s in range(n_inputs)}  # slot while scheduling -> slot in the cached schedule
   new_buffers = []
@@ -203,6 +222,7 @@ def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UO
         new_buffers.append([table.device[s], table.size[s], table.dtype[s], None])
   items = [(_buffer_free(k.ast), [final[s] for s in k.slots], list(k.values)) for k in kernels if table.size[k.slots[0]] > 0]
   stored = [(origin.get(n, n), final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
+  stored += [(origin.get(r, r), final[table.of[c]]) for r, c in views.items()]  # (marked with the root's shape)
   position = {n: i for i, n in enumerate(nodes)}
   marks = [(position[n], s, n.shape) for n, s in stored if n in position]
   written = [s for n, s in stored if n.op is Ops.ASSIGN]
