@@ -141,16 +141,16 @@ def test_max_pool2d(device, k, s, p, d, ceil):
 def np_max_pool_grad(x, g, k, s, p, d=1):
   """PyTorch's gradient of max_pool2d (square windows): each output's gradient to the first maximum of its window,
   the window scanned row by row (a NaN counts as the maximum)."""
-  n, out = x.shape[-1], g.shape[-1]
+  (rows, n), (out_rows, out) = x.shape[-2:], g.shape[-2:]
   dx = np.zeros_like(x)
   for idx in np.ndindex(*x.shape[:-2]):
-    for i in range(out):
+    for i in range(out_rows):
       for j in range(out):
         best = None
         for a in range(k):
           for b in range(k):
             r, c = i * s - p + a * d, j * s - p + b * d
-            if not (0 <= r < n and 0 <= c < n): continue
+            if not (0 <= r < rows and 0 <= c < n): continue
             v = x[idx + (r, c)]
             if best is None or v > x[idx + best] or (np.isnan(v) and not np.isnan(x[idx + best])): best = (r, c)
         dx[idx + best] += g[idx + (i, j)]
@@ -168,6 +168,31 @@ def test_max_pool2d_gradient_goes_to_the_first_max_of_a_window(device, k, s, p, 
   t = T(x, device).requires_grad_()
   (t.max_pool2d(k, s, dilation=d, padding=p) * T(g, device)).sum().backward()
   check(t.grad, np_max_pool_grad(x, g, k, s, p, d))
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (7, 6), (5, 9)])
+@pytest.mark.parametrize("k,s,p,ceil", [(3, 2, 1, False), (3, 2, 1, True), (3, 2, 0, True), (2, 1, 1, False), (3, 3, 1, True)])
+def test_pooling_gradients_of_padded_inputs_of_any_size(device, shape, k, s, p, ceil):
+  """The gradient is summed straight into the unpadded input, folded by the stride with the padding's shift:
+  window elements that fall in the padding (or past an odd end, or in ceil_mode's extra windows) are dropped.
+  An even size folds exactly, so the gradient is that sum's buffer, reshaped."""
+  x = rng.standard_normal((2, 3) + shape)
+  t = T(x, device).requires_grad_()
+  out = t.max_pool2d(k, s, padding=p, ceil_mode=ceil)
+  g = rng.standard_normal(out.shape)
+  (out * T(g, device)).sum().backward()
+  check(t.grad, np_max_pool_grad(x, g, k, s, p))
+  t.grad = None
+  out = t.avg_pool2d(k, s, padding=p, ceil_mode=ceil)
+  (out * T(g, device)).sum().backward()
+  expected = np.zeros_like(x)  # each window's gradient over its divisor, added to its elements in the input
+  for i, j in np.ndindex(*out.shape[-2:]):
+    rows, cols = range(i * s - p, i * s - p + k), range(j * s - p, j * s - p + k)
+    # the divisor counts the padding, not what ceil_mode's last window reaches past it (PyTorch's rule)
+    divisor = len([r for r in rows if r < shape[0] + p]) * len([c for c in cols if c < shape[1] + p])
+    inside_rows, inside_cols = [r for r in rows if 0 <= r < shape[0]], [c for c in cols if 0 <= c < shape[1]]
+    expected[..., inside_rows[0]:inside_rows[-1] + 1, inside_cols[0]:inside_cols[-1] + 1] += (g[..., i, j] / divisor)[..., None, None]
+  check(t.grad, expected)
 
 
 def test_max_pool2d_gradient_kernels(device):
