@@ -666,6 +666,8 @@ def _rule_in_tensor_ops(rule):
 # conv2d's input gradient is a transposed convolution; pooling's: ops/pooling.py's _pool_gradient
 custom_gradients["conv"] = _rule_in_tensor_ops(lambda arg, grad, _, x, w: Tensor._conv_gradients(grad, x, w, *arg[1:]))
 custom_gradients["max_pool"] = custom_gradients["window_sum"] = _rule_in_tensor_ops(lambda arg, grad, value, x: (Tensor._pool_gradient(arg, grad, value, x),))
+custom_gradients["sinh"] = _rule_in_tensor_ops(lambda arg, grad, _, x: (grad * x.cosh(),))  # (each other's derivative:
+custom_gradients["cosh"] = _rule_in_tensor_ops(lambda arg, grad, _, x: (grad * x.sinh(),))  # finite as far as they are)
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

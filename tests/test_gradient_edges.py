@@ -6,7 +6,7 @@ it is installed."""
 import math
 import numpy as np
 import pytest
-from teeny import Tensor, dtypes
+from teeny import Tensor, Device, dtypes
 
 try:
   import torch
@@ -459,3 +459,76 @@ def test_float16_var_and_std_of_many_elements_are_finite(device):
   if torch is not None:
     p = torch.tensor(data)
     np.testing.assert_allclose(var.numpy().astype(np.float64), p.var().numpy().astype(np.float64), rtol=2e-3)
+
+
+# ---- what a sweep of every unary function against PyTorch found (special values, float32 and float64) ----
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_trig_gradients_stay_exact_at_large_arguments(device, dtype):
+  """sin's gradient is cos x, computed as 1 - 2 sin^2(x/2) (halving is exact): as sin(pi/2 - x) it rounded
+  pi/2 - x, 1300 ulp off at x = 1e4 in float32 and of the wrong sign at 1e30 (cos's gradient came out 1.6)."""
+  if dtype == np.float64 and not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  x = np.array([3.0, -20.0, 100.0, 1e4, -1e4, 1e30], dtype)
+  rtol = 2e-6 if dtype == np.float32 else 1e-12
+  x64 = x.astype(np.float64)
+  _, sin_grad = grad_of(device, Tensor.sin, x)
+  _, cos_grad = grad_of(device, Tensor.cos, x)
+  np.testing.assert_allclose(sin_grad, np.cos(x64), rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(cos_grad, -np.sin(x64), rtol=rtol, atol=rtol)
+  _, tan_grad = grad_of(device, Tensor.tan, x)
+  np.testing.assert_allclose(tan_grad, 1 / np.cos(x64) ** 2, rtol=10 * rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sinh_cosh_gradients_near_zero_and_near_overflow(device, dtype):
+  """cosh's gradient is sinh x (it was (e^x - e^-x) / 2 by the chain rule: 19% off at 1e-7 in float32), and both
+  stay finite as far as their values do (sinh(89) is 2.2e38 in float32, where e^89 overflows)."""
+  if dtype == np.float64 and not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  big = 89.0 if dtype == np.float32 else 710.0
+  x = np.array([1e-7, -1e-3, 0.5, -3.0, 30.0, big, -big], dtype)
+  x64 = x.astype(np.float64)
+  rtol = 5e-6 if dtype == np.float32 else 1e-12
+  with np.errstate(over="ignore"):
+    for fn, value, derivative in ((Tensor.sinh, np.sinh, np.cosh), (Tensor.cosh, np.cosh, np.sinh)):
+      got, grad = grad_of(device, fn, x)
+      assert np.isfinite(got).all() and np.isfinite(grad).all(), (fn.__name__, got, grad)
+      allowed = rtol * (1 + np.abs(x64) / 3)  # (relative; exp's error grows with |x|)
+      assert (np.abs(got - value(x64)) <= allowed * np.abs(value(x64))).all(), (fn.__name__, got, value(x64))
+      assert (np.abs(grad - derivative(x64)) <= allowed * np.abs(derivative(x64))).all(), (fn.__name__, grad, derivative(x64))
+
+
+def test_selu_uses_pytorchs_constants(device):
+  """torch's selu scale and alpha, 1.0507009873554805 and 1.6732632423543772 (tinygrad's defaults are rounded:
+  1e-6 off, 8 ulp of float32)."""
+  x = np.array([-1.0, 0.5, 2.0], np.float32)
+  value, grad = grad_of(device, Tensor.selu, x)
+  scale, alpha = 1.0507009873554805, 1.6732632423543772
+  x64 = x.astype(np.float64)
+  np.testing.assert_allclose(value, scale * np.where(x64 > 0, x64, alpha * np.expm1(x64)), rtol=2e-7)
+  np.testing.assert_allclose(grad, scale * np.where(x64 > 0, 1.0, alpha * np.exp(x64)), rtol=2e-7)
+
+
+def test_hardswish_and_sign_at_infinities_and_nan_take_pytorchs_values(device):
+  """hardswish's gradient at -inf is 0 (its quadratic side's slope was 0 * -inf = NaN); sign(NaN) is 0 as in
+  PyTorch (numpy says NaN), and sign's gradient is 0 everywhere (it was 1 at NaN)."""
+  x = np.array([-np.inf, -3.0, 0.0, np.inf, np.nan], np.float32)
+  _, grad = grad_of(device, Tensor.hardswish, x)
+  np.testing.assert_array_equal(grad[:4], [0.0, 0.0, 0.5, 1.0])
+  value, grad = grad_of(device, Tensor.sign, x)
+  np.testing.assert_array_equal(value, [-1.0, -1.0, 0.0, 1.0, 0.0])
+  np.testing.assert_array_equal(grad, np.zeros(5))
+  if torch is not None:
+    torch_value, torch_grad = torch_grad_of(torch.sign, x)
+    np.testing.assert_array_equal(value, torch_value)
+    np.testing.assert_array_equal(torch_grad_of(F.hardswish, x)[1][:4], [0.0, 0.0, 0.5, 1.0])
+
+
+def test_exact_gelu_of_minus_infinity_is_nan_in_float64_too(device):
+  """x/2 erfc(-x/sqrt 2) at -inf: erfc clamped where it is 0 in float64 (at 27 it was a denormal, and -inf times it
+  gave -inf); PyTorch gives NaN, float32 here did already."""
+  if not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  for dtype in (np.float32, np.float64):
+    value = Tensor(np.array([-np.inf, -40.0], dtype), device=device).gelu("none").numpy()
+    assert np.isnan(value[0]) and value[1] == 0, (dtype, value)
+  # and just short of the clamp, erfc's denormals are still computed: -38/2 erfc(38/sqrt 2) = -1.0964627e-314
+  np.testing.assert_allclose(Tensor(np.array([-38.0]), device=device).gelu("none").numpy(), [-1.0964627734e-314], rtol=1e-6)

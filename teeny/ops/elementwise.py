@@ -74,10 +74,10 @@ class ElementwiseOps:
     """x * x in self's dtype, like torch.square."""
     return self * self
   def sign(self) -> Self:
-    """-1, 0 or 1 in self's dtype, like torch.sign: NaN stays NaN, a bool tensor is unchanged."""
+    """-1, 0 or 1 in self's dtype, like torch.sign: 0 for NaN as in PyTorch (numpy gives NaN), and a gradient of 0
+    everywhere; a bool tensor is unchanged."""
     if self.dtype == dtypes.bool: return self
-    out = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
-    return self.isnan().where(self, out) if dtypes.is_float(self.dtype) else out  # sign(nan) is nan, like numpy
+    return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
   def clip(self, min_=None, max_=None, *, min=None, max=None) -> Self:  # (min=, max=: PyTorch's names)
     """Clamp into [min_, max_] like torch.clamp (x.clamp(min=0, max=1) too; one bound may be None): the gradient passes where
     min_ <= x <= max_ (the bounds included), tensor bounds get it where x is beyond them, NaN stays NaN with no
@@ -212,9 +212,9 @@ class ElementwiseOps:
     """x where x > 0, else alpha * (e^(x / alpha) - 1), like torch's celu."""
     below = self <= 0
     return below.where(alpha * (below.where(self, 0) / alpha)._expm1(), self)
-  def selu(self, alpha: float = 1.67326, gamma: float = 1.0507) -> Self:
-    """gamma * elu(x, alpha), like torch's selu; the default constants are rounded (tinygrad's), torch's are
-    1.6732632423543772 and 1.0507009873554805."""
+  def selu(self, alpha: float = 1.6732632423543772, gamma: float = 1.0507009873554805) -> Self:
+    """gamma * elu(x, alpha), like torch's selu, with its constants (tinygrad's defaults are rounded to 1.67326 and
+    1.0507: 1e-6 off, 8 ulp of float32)."""
     return gamma * self.elu(alpha)
   def softplus(self, beta: float = 1.0) -> Self:
     """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
@@ -240,7 +240,9 @@ class ElementwiseOps:
   def hardswish(self) -> Self:
     """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
     middle = self < 3
-    x = middle.where(self, 0)  # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, not 0 * nan
+    # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, and -inf the 0 side with gradient
+    # 0 (its quadratic's slope would be 0 * -inf = NaN)
+    x = (middle & (self > -3)).where(self, 0)
     return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
   def softsign(self) -> Self:
     """x / (1 + |x|), like torch's softsign."""
