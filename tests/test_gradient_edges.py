@@ -532,3 +532,24 @@ def test_exact_gelu_of_minus_infinity_is_nan_in_float64_too(device):
     assert np.isnan(value[0]) and value[1] == 0, (dtype, value)
   # and just short of the clamp, erfc's denormals are still computed: -38/2 erfc(38/sqrt 2) = -1.0964627e-314
   np.testing.assert_allclose(Tensor(np.array([-38.0]), device=device).gelu("none").numpy(), [-1.0964627734e-314], rtol=1e-6)
+
+
+def test_atan2_gradient_at_the_origin_and_at_extreme_magnitudes(device):
+  """atan2's gradient is 0 at (0, 0), as in PyTorch (it was NaN there, which reaches every parameter), and exact
+  where x^2 + y^2 would underflow or overflow float32: (1e-30, 1e-30) -> 5e29, (1, 1e30) -> 1e-30."""
+  y = np.array([0.0, -0.0, 1e-30, 1.0, 1e30, 3.0], np.float32)
+  x = np.array([0.0, 0.0, 1e-30, 1e30, 1.0, -4.0], np.float32)
+  ty, tx = Tensor(y, device=device, requires_grad=True), Tensor(x, device=device, requires_grad=True)
+  ty.atan2(tx).sum().backward()
+  y64, x64 = y.astype(np.float64), x.astype(np.float64)
+  r2 = np.where(x64 ** 2 + y64 ** 2 == 0, 1, x64 ** 2 + y64 ** 2)
+  np.testing.assert_allclose(ty.grad.numpy(), np.where(r2 == 1, 0, x64 / r2) * (x64 ** 2 + y64 ** 2 > 0), rtol=1e-6, atol=1e-37)
+  np.testing.assert_allclose(tx.grad.numpy(), np.where(r2 == 1, 0, -y64 / r2) * (x64 ** 2 + y64 ** 2 > 0), rtol=1e-6, atol=1e-37)
+
+
+def test_clamp_with_a_nan_bound_gives_nan_like_pytorch(device):
+  """A NaN bound, a number or in a tensor, gives NaN where it applies (a NaN never compared true, so x came back)."""
+  x = Tensor(np.array([1.0, -1.0], np.float32), device=device)
+  assert np.isnan(x.clamp(min=math.nan).numpy()).all() and np.isnan(x.clamp(max=math.nan).numpy()).all()
+  np.testing.assert_array_equal(x.clamp(min=Tensor(np.array([math.nan, 0.0], np.float32), device=device)).numpy(), [np.nan, 0.0])
+  np.testing.assert_array_equal(x.clamp(-0.5, 0.5).numpy(), [0.5, -0.5])

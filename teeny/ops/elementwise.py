@@ -28,6 +28,12 @@ def _bound(tinygrad_name, pytorch_name, which: str):
   return pytorch_name
 
 
+def _past_bound(past, bound):
+  """Where clamp takes the bound: where x is past it, and everywhere it is NaN (a NaN never compares true)."""
+  if isinstance(bound, float) and math.isnan(bound): return past.full_like(True)
+  return past | bound.isnan() if hasattr(bound, "isnan") else past
+
+
 class ElementwiseOps:
   """Tensor's unary math, activations, pow, and logical and bitwise functions."""
   # unary math (ints compute in the default float, like PyTorch)
@@ -81,12 +87,12 @@ class ElementwiseOps:
   def clip(self, min_=None, max_=None, *, min=None, max=None) -> Self:  # (min=, max=: PyTorch's names)
     """Clamp into [min_, max_] like torch.clamp (x.clamp(min=0, max=1) too; one bound may be None): the gradient passes where
     min_ <= x <= max_ (the bounds included), tensor bounds get it where x is beyond them, NaN stays NaN with no
-    gradient, and min_ > max_ gives max_."""
+    gradient, min_ > max_ gives max_, and a NaN bound gives NaN where it applies (PyTorch's rule)."""
     min_, max_ = _bound(min_, min, "min"), _bound(max_, max, "max")
     if min_ is None and max_ is None: raise ArgumentError("clip needs min or max (or both), got neither")
     x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
-    if min_ is not None: x = (x < min_).where(min_, x)
-    return x if max_ is None else (x > max_).where(max_, x)
+    if min_ is not None: x = _past_bound(x < min_, min_).where(min_, x)
+    return x if max_ is None else _past_bound(x > max_, max_).where(max_, x)
   clamp = clip
   def lerp(self, end, weight) -> Self:
     """self + (end - self) * weight, broadcast and promoted like the operators: torch.lerp's value (which

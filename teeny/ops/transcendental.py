@@ -197,9 +197,16 @@ def _one_minus_square(x: UOp) -> UOp: return (1 - x) * (1 + x)  # (1 - x^2 witho
 
 
 def _atan2_gradient(ctx: UOp, ret: UOp):
+  """d/dy = x / (x^2 + y^2) and d/dx = -y / (x^2 + y^2), with x and y divided by the larger magnitude m first, so
+  the sum of squares neither underflows (at 1e-30 each in float32 the gradient is 5e29, not inf) nor overflows;
+  0 at the origin, as PyTorch gives (NaN there poisoned every gradient of a model taking the angle of a zero)."""
   y, x = ret.src[1], ret.src[2]
-  r2 = x * x + y * y
-  return _fdiv(ctx * x, r2), -_fdiv(ctx * y, r2)
+  m = x.alu(Ops.MAX, -x).alu(Ops.MAX, y.alu(Ops.MAX, -y))
+  origin = m.eq(0)
+  scale = origin.alu(Ops.OR, m.eq(math.inf)).where(1.0, m)  # (unscaled at inf: x / inf is 0)
+  xs, ys = _fdiv(x, scale), _fdiv(y, scale)
+  r2 = scale * (xs * xs + ys * ys)
+  return origin.where(0.0, _fdiv(ctx * xs, r2)), origin.where(0.0, -_fdiv(ctx * ys, r2))
 
 
 _INVERSE_GRADIENTS = {
