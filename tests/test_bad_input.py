@@ -214,7 +214,8 @@ ELEMENTWISE = {  # name: (teeny, numpy)
   "sqrt": (Tensor.sqrt, np.sqrt), "reciprocal": (Tensor.reciprocal, np.reciprocal), "neg": (lambda t: -t, np.negative),
   "abs": (Tensor.abs, np.abs), "square": (Tensor.square, np.square), "sin": (Tensor.sin, np.sin), "cos": (Tensor.cos, np.cos),
   "sigmoid": (Tensor.sigmoid, lambda a: 1 / (1 + np.exp(-a))), "tanh": (Tensor.tanh, np.tanh), "relu": (Tensor.relu, lambda a: np.maximum(a, 0)),
-  "sign": (Tensor.sign, np.sign), "floor": (Tensor.floor, np.floor), "ceil": (Tensor.ceil, np.ceil), "trunc": (Tensor.trunc, np.trunc),
+  "sign": (Tensor.sign, lambda a: np.where(np.isnan(a), 0, np.sign(a))),  # (PyTorch's sign(nan) is 0; numpy's NaN)
+  "floor": (Tensor.floor, np.floor), "ceil": (Tensor.ceil, np.ceil), "trunc": (Tensor.trunc, np.trunc),
   "round": (Tensor.round, np.round), "clip": (lambda t: t.clip(-2, 2), lambda a: np.clip(a, -2, 2)),
   "div_by_zero": (lambda t: t / 0, lambda a: a / a.dtype.type(0)), "times_zero": (lambda t: t * 0, lambda a: a * a.dtype.type(0)),
   "minus_self": (lambda t: t - t, lambda a: a - a), "plus_inf": (lambda t: t + math.inf, lambda a: a + a.dtype.type(np.inf)),
