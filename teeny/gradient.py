@@ -60,14 +60,30 @@ def _reduce_grad(ctx: UOp, ret: UOp):
     is_max = stored.eq(ret.expand(src.shape)).cast(count_dtype)
     count = is_max.sum(axes).expand(src.shape)
     return ((ctx.expand(src.shape).cast(count_dtype) * (is_max / count)).cast(src.dtype),)
-  # MUL: d(prod)/dx_i is the product of the other elements, like PyTorch. prod / x_i would be 0/0 at a zero, so:
-  # no zero in the row: rest / x_i; one zero: only that element gets the product of the rest; more: all get 0
-  zero = src.eq(0.0)
-  nonzero = zero.where(1.0, src)
-  rest = nonzero.reduce(Ops.MUL, axes).expand(src.shape)
-  zeros = zero.cast(src.dtype).sum(axes).expand(src.shape)
-  share = zeros.eq(0.0).where(rest / nonzero, zeros.eq(1.0).where(zero.where(rest, 0.0), 0.0))
-  return (ctx.expand(src.shape) * share,)
+  return (ctx.expand(src.shape) * _product_of_the_others(src, axes),)
+
+
+def _product_of_the_others(src: UOp, axes) -> UOp:
+  """d(prod)/dx_i: the product of the other elements, like PyTorch. prod / x_i goes wrong where x_i is 0, +-inf or
+  NaN (0/0, inf/inf), so those special elements are kept out of the division: the product of the ordinary ones,
+  over x_i when x_i is ordinary, times what the other special ones make (1 with none; 0 with zeros; +-inf with
+  infinities, the sign theirs; NaN with zeros and infinities, or with a NaN). [inf, 1, 2, 3] gives 6 at the
+  inf, as PyTorch does (inf / inf was NaN)."""
+  def any_other(mask: UOp) -> UOp:  # whether the row's other elements hold one the mask holds
+    counts = mask.cast(src.dtype)
+    return (counts.sum(axes).expand(src.shape) - counts).lt(0.5).ne(True)
+  zero, nan = src.eq(0.0), src.ne(src)
+  infinite = src.eq(math.inf).alu(Ops.OR, src.eq(-math.inf))
+  special = zero.alu(Ops.OR, infinite).alu(Ops.OR, nan)
+  plain = special.where(1.0, src)
+  rest = plain.reduce(Ops.MUL, axes).expand(src.shape)
+  # the sign the other infinities multiply in: all of the row's infinities' signs, over this one's own
+  sign = infinite.where(src.lt(0.0).where(src.const_like(-1.0), 1.0), 1.0)
+  others_sign = sign.reduce(Ops.MUL, axes).expand(src.shape) * sign
+  zeros, infinities = any_other(zero), any_other(infinite)
+  undefined = any_other(nan).alu(Ops.OR, zeros.alu(Ops.AND, infinities))
+  factor = undefined.where(math.nan, zeros.where(0.0, infinities.where(others_sign * math.inf, 1.0)))
+  return special.where(rest, rest / plain) * factor
 
 
 def _expand_grad(ctx: UOp, ret: UOp):

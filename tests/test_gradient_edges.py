@@ -553,3 +553,45 @@ def test_clamp_with_a_nan_bound_gives_nan_like_pytorch(device):
   assert np.isnan(x.clamp(min=math.nan).numpy()).all() and np.isnan(x.clamp(max=math.nan).numpy()).all()
   np.testing.assert_array_equal(x.clamp(min=Tensor(np.array([math.nan, 0.0], np.float32), device=device)).numpy(), [np.nan, 0.0])
   np.testing.assert_array_equal(x.clamp(-0.5, 0.5).numpy(), [0.5, -0.5])
+
+
+def test_prod_gradient_is_the_product_of_the_others_with_zeros_infinities_and_nan(device):
+  """[inf, 1, 2, 3] gives 6 at the inf (inf / inf was NaN), [nan, 1, 2, 3] 6 at the NaN; the rest as PyTorch:
+  zeros, infinities of either sign, and both together (0 * inf is NaN only where a product holds both)."""
+  rows = np.array([[1, 2, 3, 4], [0, 2, 3, 4], [0, 0, 3, 4], [np.inf, 1, 2, 3], [-np.inf, 1, 2, -3], [np.inf, np.inf, 1, 1],
+                   [-np.inf, np.inf, 2, 1], [np.nan, 1, 2, 3], [0, np.inf, 2, 3], [0, -np.inf, -2, 3]], np.float32)
+  expected = np.array([[24, 12, 8, 6], [24, 0, 0, 0], [0, 0, 0, 0], [6, np.inf, np.inf, np.inf], [-6, np.inf, np.inf, -np.inf],
+                       [np.inf] * 4, [np.inf, -np.inf, -np.inf, -np.inf], [6, np.nan, np.nan, np.nan], [np.inf, 0, np.nan, np.nan],
+                       [np.inf, 0, np.nan, np.nan]], np.float32)
+  _, grad = grad_of(device, lambda t: t.prod(1), rows)
+  np.testing.assert_array_equal(grad, expected)
+  if torch is not None: np.testing.assert_array_equal(grad, torch_grad_of(lambda p: p.prod(1), rows)[1])
+
+
+def test_std_of_constant_rows_and_extreme_magnitudes(device):
+  """std's gradient is 0 where the variance is 0 (a constant row: it was inf * 0 = NaN), as PyTorch's; and rows of
+  1e30 or 1e-30 have their std, though their squares over- or underflow float32 (computed on values scaled by a
+  power of 2, so ordinary rows give exactly sqrt(var))."""
+  rows = np.array([[5, 5, 5, 5], [0, 0, 0, 0], [1e30, 1e30, -1e30, 5], [1e-30, 2e-30, -1e-30, 0], [1, 2, 3, 4]], np.float32)
+  value, grad = grad_of(device, lambda t: t.std(1), rows)
+  x = rows.astype(np.float64)
+  np.testing.assert_allclose(value, x.std(1, ddof=1), rtol=1e-6)
+  centered = x - x.mean(1, keepdims=True)
+  std = x.std(1, ddof=1, keepdims=True)
+  np.testing.assert_allclose(grad, np.where(std == 0, 0, centered / np.where(std == 0, 1, std) / 3), rtol=1e-5, atol=1e-7)
+  ordinary = Tensor(rows[4:] * 3.7, device=device)
+  np.testing.assert_array_equal(ordinary.std(1).numpy(), ordinary.var(1).sqrt().numpy())
+
+
+def test_normalize_of_a_zero_vector_has_a_finite_gradient(device):
+  """F.normalize of a zero row is zero with gradient 1/eps, as in PyTorch (the norm's slope at 0 gave NaN, which
+  reached every parameter upstream: zero embeddings and padding make such rows)."""
+  rows = np.array([[0, 0, 0], [3, 4, 0]], np.float32)
+  for p in (2.0, 3.0):
+    value, grad = grad_of(device, lambda t: t.normalize(p=p, axis=1), rows)
+    assert np.isfinite(grad).all(), (p, grad)
+    np.testing.assert_allclose(value[0], [0, 0, 0])
+    if torch is not None:
+      tv, tg = torch_grad_of(lambda q: F.normalize(q, p=p, dim=1), rows)
+      np.testing.assert_allclose(value, tv, rtol=1e-6)
+      np.testing.assert_allclose(grad, tg, rtol=1e-5, atol=1e-6)

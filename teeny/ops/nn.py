@@ -189,11 +189,14 @@ class NNOps:
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
     """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default); p=0 counts
-    the nonzero elements (torch's norm of order 0)."""
+    the nonzero elements (torch's norm of order 0). A zero vector stays zero with a finite gradient (1 / eps), as
+    in PyTorch (the norm's slope at 0 made it NaN)."""
     x = self._float()
     if p == 0: norm = (x != 0).sum(axis, keepdim=True).cast(x.dtype)
-    elif p == 2: norm = x.square().sum(axis, keepdim=True).sqrt()
-    else: norm = x.abs().pow(p).sum(axis, keepdim=True).pow(1 / p)
+    elif p == 2: norm = x.square().sum(axis, keepdim=True)._sqrt_flat_at_zero()
+    else:
+      total = x.abs().pow(p).sum(axis, keepdim=True)
+      norm = (total == 0).where(0.0, total).pow(1 / p)
     return x / norm.maximum(eps)
   @takes_dim
   def layernorm(self, axis=-1, eps: float = 1e-5) -> Self:

@@ -113,8 +113,19 @@ class ReduceOps:
     return sq.div(max(0, n - correction))
   @takes_dim
   def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
-    """The square root of var (same arguments)."""
-    return self.var(axis, keepdim, correction, unbiased=unbiased).sqrt()
+    """The square root of var (same arguments), of the values scaled by a power of 2 near their largest magnitude
+    (exactly: the result is var's to the bit) and scaled back: squares of 1e30 (or 1e-30) overflow (underflow)
+    float32 where the deviation itself does not (PyTorch accumulates in float64). Where the variance is 0 (a constant row) the gradient is 0, as PyTorch's: sqrt's
+    slope there is inf, and inf times the deviations (all 0) was NaN."""
+    x = self._float()
+    if x.dtype in NARROW_FLOATS: return x.float().std(axis, keepdim, correction, unbiased=unbiased).cast(x.dtype)
+    if any(self.shape[a] == 0 for a in self._axes(axis)):  # (nothing to scale: var's nan)
+      return x.var(axis, keepdim, correction, unbiased=unbiased).sqrt()
+    # (a constant of the gradient: s * std(x / s) is std(x))
+    scale = x.abs().max(axis, keepdim=True).detach().log2().floor().exp2()
+    scale = (scale == 0).where(1.0, scale)  # (a row of zeros, or of denormals whose power of 2 underflows)
+    std = (x / scale).var(axis, keepdim, correction, unbiased=unbiased)._sqrt_flat_at_zero()
+    return std * scale.reshape(self._reduced_shape(axis, keepdim))
   @takes_dim
   def var_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
     """(var, mean) over the axes, like torch.var_mean (the arguments of var)."""

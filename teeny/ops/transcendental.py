@@ -57,6 +57,10 @@ class TranscendentalOps:
   def sqrt(self) -> Self:
     """Square root, like torch.sqrt: NaN below 0 (ints give the default float)."""
     return self._float()._alu(Ops.SQRT)
+  def _sqrt_flat_at_zero(self) -> Self:
+    """sqrt, with a gradient of 0 where self is 0 (not sqrt's inf slope): for the norms and std whose value there is
+    a minimum, whose gradient PyTorch sets to 0 (inf times the zero deviations below it would be NaN)."""
+    return (self == 0).where(0.0, self).sqrt()
   def rsqrt(self) -> Self:
     """1 / sqrt(x), like torch.rsqrt (ints give the default float)."""
     return self.sqrt().reciprocal()
