@@ -595,3 +595,48 @@ def test_normalize_of_a_zero_vector_has_a_finite_gradient(device):
       tv, tg = torch_grad_of(lambda q: F.normalize(q, p=p, dim=1), rows)
       np.testing.assert_allclose(value, tv, rtol=1e-6)
       np.testing.assert_allclose(grad, tg, rtol=1e-5, atol=1e-6)
+
+
+def test_binary_crossentropy_gradient_at_certain_probabilities(device):
+  """PyTorch's BCE gradient (p - y) / max(p (1 - p), 1e-12): 0 where p = y = 0 or 1 (the clamped log's slope was
+  0 / 0 = NaN there), and +-1e12 / n where p is certain and wrong; the targets' log(1 - p) - log(p)."""
+  p = np.array([0.0, 1.0, 0.0, 1.0, 0.3, 0.5], np.float32)
+  y = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.5], np.float32)
+  tp, ty = Tensor(p, device=device, requires_grad=True), Tensor(y, device=device, requires_grad=True)
+  loss = tp.binary_crossentropy(ty)
+  loss.backward()
+  np.testing.assert_allclose(loss.numpy(), (0 + 0 + 100 + 100 - np.log(0.3) + np.log(2)) / 6, rtol=1e-6)
+  expected = np.array([0, 0, -1e12, 1e12, -0.7 / 0.21, 0]) / 6
+  np.testing.assert_allclose(tp.grad.numpy(), expected, rtol=1e-5)
+  with np.errstate(divide="ignore"):
+    np.testing.assert_allclose(ty.grad.numpy(), (np.log1p(-p.astype(np.float64)) - np.log(p.astype(np.float64))) / 6, rtol=1e-5)
+  if torch is not None:
+    pp, py = torch.tensor(p, requires_grad=True), torch.tensor(y, requires_grad=True)
+    F.binary_cross_entropy(pp, py).backward()
+    np.testing.assert_allclose(tp.grad.numpy(), pp.grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ty.grad.numpy(), py.grad.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("float_mask", [False, True])
+def test_attention_query_with_every_key_masked_gets_zeros(device, float_mask):
+  """A query that may attend to no key (a padded query row) gets output 0 and gradient 0, as PyTorch's attention
+  gives it: a plain softmax of all -inf is NaN, and its NaN gradient reached every query, key and value."""
+  q = np.random.default_rng(3).standard_normal((2, 4, 8)).astype(np.float32)
+  allowed = np.ones((4, 4), bool)
+  allowed[2] = False
+  mask = Tensor(np.where(allowed, 0.0, -np.inf).astype(np.float32) if float_mask else allowed, device=device)
+  t = Tensor(q, device=device, requires_grad=True)
+  out = t.scaled_dot_product_attention(t, t, attn_mask=mask)
+  out.sum().backward()
+  value, grad = out.numpy(), t.grad.numpy()
+  assert np.isfinite(grad).all() and (value[:, 2] == 0).all(), (value[:, 2], grad)
+  # the other rows are plain attention over every key
+  scores = q @ q.transpose(0, 2, 1) / np.sqrt(8)
+  weights = np.exp(scores - scores.max(-1, keepdims=True))
+  weights /= weights.sum(-1, keepdims=True)
+  np.testing.assert_allclose(np.delete(value, 2, axis=1), np.delete(weights @ q, 2, axis=1), rtol=1e-5, atol=1e-6)
+  if torch is not None:
+    p = torch.tensor(q, requires_grad=True)
+    tmask = torch.tensor(np.where(allowed, 0.0, -np.inf).astype(np.float32)) if float_mask else torch.tensor(allowed)
+    F.scaled_dot_product_attention(p, p, p, attn_mask=tmask).sum().backward()
+    np.testing.assert_allclose(grad, p.grad.numpy(), rtol=1e-4, atol=1e-5)

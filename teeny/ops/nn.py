@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
+from teeny.gradient import custom_gradients
 from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -242,7 +243,13 @@ class NNOps:
       scores = causal.where(scores, -math.inf)
     if attn_mask is not None:
       scores = attn_mask.where(scores, -math.inf) if attn_mask.dtype == dtypes.bool else scores + attn_mask
-    return scores.softmax(-1).dropout(dropout_p).matmul(value)
+    # softmax, except that a query whose every key is masked out (-inf) gets weights 0, as PyTorch's attention
+    # gives it (a plain softmax is NaN there, and its NaN gradient reached every query, key and value)
+    top = scores.max(-1, keepdim=True).detach()
+    dead = top == -math.inf
+    e = (scores - dead.where(0.0, top)).exp()
+    weights = e * dead.where(1.0, e.sum(-1, keepdim=True)).reciprocal()
+    return weights.dropout(dropout_p).matmul(value)
 
   # losses
   @staticmethod
@@ -296,9 +303,13 @@ class NNOps:
     loss = -(weights * self._float()).sum(axis)
     return type(self)._reduction(loss, reduction, count=weights.sum())
   def binary_crossentropy(self, target: Self, reduction: str = "mean") -> Self:
-    """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100 like PyTorch."""
-    p, y = self._float(), target.cast(self._float().dtype)
-    return type(self)._reduction(-(y * p.log().maximum(-100) + (1 - y) * (1 - p).log().maximum(-100)), reduction)
+    """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100, and the gradient PyTorch
+    gives, (p - y) / max(p (1 - p), 1e-12) (binary_crossentropy_gradient): finite at p = 0 and 1, where the
+    clamped log's slope was 0 / 0 = NaN."""
+    p, y = self._float()._binop_operands(target.cast(self._float().dtype))
+    loss = -(y * p.log().maximum(-100) + (1 - y) * (1 - p).log().maximum(-100))
+    with_rule = UOp(Ops.DETACH, loss.dtype, (loss.uop, p.uop, y.uop), "binary_crossentropy")
+    return type(self)._reduction(p._new(with_rule, y), reduction)
   def binary_crossentropy_logits(self, target: Self, reduction: str = "mean", pos_weight: Self | None = None) -> Self:
     """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|)."""
     x = self._float()
@@ -311,3 +322,14 @@ class NNOps:
     """Mean squared error against target (broadcast like the operators), like torch's mse_loss; reduction 'mean',
     'sum' or 'none'."""
     return type(self)._reduction((self - target).square(), reduction)
+
+
+def binary_crossentropy_gradient(ctx: UOp, ret: UOp) -> tuple[UOp, UOp]:
+  """PyTorch's gradients of binary_crossentropy (UOp math: they differentiate again): for the probabilities
+  (p - y) / max(p (1 - p), 1e-12), for the targets log(1 - p) - log(p) (unclamped, as PyTorch's: +-inf at 0, 1)."""
+  p, y = ret.src[1], ret.src[2]
+  spread = (p * (1 - p)).alu(Ops.MAX, p.const_like(1e-12))
+  return (ctx * (p - y)).alu(Ops.FDIV, spread), ctx * ((1 - p).alu(Ops.LOG2) - p.alu(Ops.LOG2)) * math.log(2)
+
+
+custom_gradients["binary_crossentropy"] = binary_crossentropy_gradient
