@@ -501,7 +501,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)
       return a._int_div(b) if not dtypes.is_float(a.dtype) else (a / b).trunc()
-    a, b = self._binop_operands(other, reverse)
+    a, b = (self if isinstance(other, Tensor) else self._float())._binop_operands(other, reverse)  # (a number keeps its value: -1 is not 255)
     if not dtypes.is_float(a.dtype): a, b = a.cast(dtypes.default_float), b.cast(dtypes.default_float)
     return a._alu(Ops.FDIV, b)  # correctly rounded (a * (1 / b) rounds twice: 41 / 41 would be 0.99999994)
   def _int_div(self, b: Tensor) -> Tensor:

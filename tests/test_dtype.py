@@ -426,3 +426,15 @@ def test_renderer_supported_dtypes(device):
   try: check_dtype(device, dtypes.float64); takes_float64 = True
   except TypeError: takes_float64 = False
   assert (dtypes.float64 in supported) == takes_float64
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.bool_])
+def test_true_division_of_ints_by_a_number_keeps_the_numbers_value(device, dtype):
+  """An int tensor divided by a Python number divides as floats with the number's own value, as in PyTorch: the
+  number was cast to the tensor's dtype first, so uint8 / -1 divided by 255 and int8 / 200 by -56 (silently)."""
+  a = np.array([1, 0, 1], dtype) if dtype == np.bool_ else np.array([1, 2, 100], dtype)
+  t = Tensor(a, device=device)
+  for number in (-1, 200, 300, 2 ** 40, 2.5, 3):
+    np.testing.assert_allclose((t / number).numpy(), a.astype(np.float64) / number, rtol=1e-6)
+    with np.errstate(divide="ignore"):
+      np.testing.assert_allclose((number / t).numpy(), number / a.astype(np.float64), rtol=1e-6)
