@@ -179,6 +179,22 @@ def test_conv2d_same_padding(device):
   with pytest.raises(ValueError, match="divisible by groups"): Conv2d(3, 4, 3, groups=2)
 
 
+@pytest.mark.parametrize("mode,np_mode", [("reflect", "reflect"), ("replicate", "edge"), ("circular", "wrap")])
+@pytest.mark.parametrize("padding", [1, (2, 1), "same"])
+def test_conv2d_padding_modes(device, mode, np_mode, padding):
+  """padding_mode as in PyTorch's Conv2d: the input padded with its reflection, its edge or itself (wrapped around),
+  then convolved without padding; the gradient flows back through that padding."""
+  layer = Conv2d(2, 3, 3, padding=padding, padding_mode=mode, bias=False)
+  w = set_weights(layer, weight=rng.normal(size=layer.weight.shape))
+  x = rng.normal(size=(2, 2, 6, 7))
+  pads = {1: (1, 1), (2, 1): (2, 1), "same": (1, 1)}[padding]
+  xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])), mode=np_mode)
+  out, dx, _, r = run_layer(layer, x, device)
+  np.testing.assert_allclose(out, conv2d_ref(xp, w["weight"], None), **TOL)
+  np.testing.assert_allclose(dx, linear_basis_grad(lambda z: conv2d_ref(np.pad(z, ((0, 0), (0, 0), (pads[0],) * 2, (pads[1],) * 2), mode=np_mode), w["weight"], None), x.shape, r), **TOL)
+  with pytest.raises(ValueError, match="padding_mode"): Conv2d(2, 2, 3, padding_mode="mirror")
+
+
 CONVT_CASES = {
   "plain": dict(cin=3, cout=2, k=3, kw={}),
   "stride_pad_outpad": dict(cin=2, cout=3, k=3, kw=dict(stride=2, padding=1, output_padding=1)),
@@ -448,6 +464,15 @@ def test_groupnorm(device, shape):
   np.testing.assert_allclose(grads["weight"], (r * xhat).sum(red), **TOL)
   np.testing.assert_allclose(grads["bias"], r.sum(red), **TOL)
   with pytest.raises(ValueError, match="divisible"): GroupNorm(4, 6)
+
+
+def test_rmsnorm_default_eps_is_the_dtypes_epsilon_like_pytorch(device):
+  """nn.RMSNorm's eps defaults to the input's machine epsilon (torch.finfo(dtype).eps), as PyTorch's: at x = 0 the
+  gradient is 1 / sqrt(eps), 2896 in float32 (tinygrad's 1e-6 gives 1000)."""
+  layer = RMSNorm(4)
+  x = Tensor(np.zeros((2, 4), np.float32), device=device, requires_grad=True)
+  layer(x).sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), np.full((2, 4), 1 / np.sqrt(np.finfo(np.float32).eps)), rtol=1e-5)
 
 
 def test_rmsnorm(device):

@@ -65,11 +65,14 @@ class _ConvNd:
   """Convolution over `nd` spatial dims (Conv1d, Conv2d, Conv3d); weight (out_channels, in_channels / groups,
   *kernel) like PyTorch, initialized like PyTorch (kaiming_uniform(a=sqrt(5)) over fan_in = in_channels / groups *
   prod(kernel); bias uniform(+-1/sqrt(fan_in))). padding: an int, one per spatial dim, or 'valid' / 'same'
-  (stride 1, like PyTorch)."""
+  (stride 1, like PyTorch); padding_mode: what the padding holds, 'zeros', 'reflect', 'replicate' or 'circular'."""
   nd = 2
-  def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True):
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True,
+               padding_mode: str = "zeros"):
     _set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
-    self.padding = self._padding(padding)
+    if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+      raise ValueError(f"{type(self).__name__}: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got {padding_mode!r}")
+    self.padding, self.padding_mode = self._padding(padding), padding_mode
     self.weight = Tensor.kaiming_uniform(out_channels, in_channels // groups, *self.kernel_size, a=math.sqrt(5))
     self.bias = _uniform_fan_in((out_channels,), in_channels // groups * math.prod(self.kernel_size)) if bias else None
 
@@ -89,7 +92,12 @@ class _ConvNd:
 
   def __call__(self, x: Tensor) -> Tensor:
     """The convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out)."""
-    return x.conv2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation, padding=self.padding)
+    padding = self.padding
+    if self.padding_mode != "zeros":  # the input padded by the mode first (PyTorch's flat order: the last axis first)
+      per_dim = (padding,) * self.nd if isinstance(padding, int) else padding
+      flat = per_dim if len(per_dim) == 2 * self.nd else tuple(p for p in reversed(per_dim) for _ in range(2))
+      x, padding = x.pad(flat, mode=self.padding_mode), 0
+    return x.conv2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation, padding=padding)
 
 
 class Conv1d(_ConvNd):
@@ -279,8 +287,9 @@ class InstanceNorm:
 
 
 class RMSNorm:
-  """x / sqrt(mean(x^2) + eps) over the last axis (or the last len(dim) axes), times a learned weight."""
-  def __init__(self, dim, eps: float = 1e-6, elementwise_affine: bool = True):
+  """x / sqrt(mean(x^2) + eps) over the last axis (or the last len(dim) axes), times a learned weight. eps defaults
+  to the input dtype's machine epsilon, as PyTorch's (tinygrad's is 1e-6)."""
+  def __init__(self, dim, eps: float | None = None, elementwise_affine: bool = True):
     self.normalized_shape = (dim,) if isinstance(dim, int) else tuple(dim)
     self.axis, self.eps = tuple(-1 - i for i in range(len(self.normalized_shape))), eps
     self.weight = _fresh(Tensor.ones(*self.normalized_shape)) if elementwise_affine else None
@@ -289,7 +298,8 @@ class RMSNorm:
     """x / sqrt(mean(x^2) + eps) over the normalized axes, times weight."""
     if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
       raise ValueError(f"RMSNorm over {self.normalized_shape} got an input of shape {x.shape}")
-    out = x * (x.square().mean(self.axis, keepdim=True) + self.eps).rsqrt()
+    eps = self.eps if self.eps is not None else 2.0 ** -dtypes.finfo(x.dtype)[1]  # (mantissa bits: the machine epsilon)
+    out = x * (x.square().mean(self.axis, keepdim=True) + eps).rsqrt()
     return out if self.weight is None else out * self.weight
 
 
