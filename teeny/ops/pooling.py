@@ -128,10 +128,10 @@ class PoolingOps:
     return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
   @staticmethod
   def _max_pool_gradient(grad: Self, values: Self, x: Self, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Self:
-    """The gradient of max_pool2d's input x (padded by `pads` as the forward pass did), as PyTorch gives it: all of an output's gradient goes to the
-    first maximum of its window, in row-major order within the window (a NaN counts as the maximum), where
-    Tensor.max would share it among tied values (after a relu, a window of zeros is four ties). Small windows
-    (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
+    """The gradient of max_pool2d's input x (padded by `pads` as the forward pass did), as PyTorch gives it: all of
+    an output's gradient goes to the first maximum of its window, in row-major order within the window (a NaN
+    counts as the maximum), where Tensor.max would share it among tied values (after a relu, a window of zeros is
+    four ties). Small windows (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
     it and is at least every one after it): one kernel, with no maximum or index to read first. Larger ones (3x3:
     81 comparisons a window) find the place of the first element equal to the maximum, by one reduce; the
     gradient is then elementwise in that place and the output's gradient, and fuses into putting it back."""
