@@ -280,7 +280,8 @@ def gpt_step1_s(dev: str, r: int) -> tuple[float, float]:
   compile_bytecode()
   seconds = []
   with tempfile.TemporaryDirectory(prefix="bench_gpt_") as tmp:
-    env = {**os.environ, "TEENY_CACHE_DIR": f"{tmp}/teeny", "POCL_CACHE_DIR": f"{tmp}/pocl", "XDG_CACHE_HOME": tmp}
+    env = {**os.environ, "TEENY_CACHE_DIR": f"{tmp}/teeny", "POCL_CACHE_DIR": f"{tmp}/pocl", "XDG_CACHE_HOME": tmp,
+           "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}  # (teeny from this checkout)
     for _ in range(1 + min(r, 3)):
       out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "gpt.py"), "--device", dev, "--steps", "1",
                             "--sample", "0"], env=env, capture_output=True, text=True, timeout=1800)
