@@ -640,3 +640,24 @@ def test_attention_query_with_every_key_masked_gets_zeros(device, float_mask):
     tmask = torch.tensor(np.where(allowed, 0.0, -np.inf).astype(np.float32)) if float_mask else torch.tensor(allowed)
     F.scaled_dot_product_attention(p, p, p, attn_mask=tmask).sum().backward()
     np.testing.assert_allclose(grad, p.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [2, 1, math.inf, -math.inf, 0, 3, 0.5, "fro"])
+def test_norm_like_pytorch_with_a_zero_gradient_at_a_zero_vector(device, p):
+  """x.norm(p, dim) as torch.norm: every order against numpy's linalg.norm, and at a zero vector a gradient of 0
+  (PyTorch's), not sqrt's inf slope times the zeros below it (NaN)."""
+  rows = np.array([[0, 0, 0, 0], [3, 4, 0, 0], [-1, 2, -2, 0.5]], np.float32)
+  order = 2 if p == "fro" else p
+  t = Tensor(rows, device=device, requires_grad=True)
+  out = t.norm(p, dim=1)
+  np.testing.assert_allclose(out.numpy(), np.linalg.norm(rows.astype(np.float64), ord=order, axis=1), rtol=1e-6)
+  np.testing.assert_allclose(t.norm(p).numpy(), np.linalg.norm(rows.astype(np.float64).ravel(), ord=order), rtol=1e-6)
+  if p == 0: return  # (a count: no gradient)
+  (out * Tensor(np.array([1, 2, 3], np.float32), device=device)).sum().backward()
+  grad = t.grad.numpy()
+  assert np.isfinite(grad).all(), grad
+  np.testing.assert_array_equal(grad[0], np.zeros(4))
+  if torch is not None:
+    q = torch.tensor(rows, requires_grad=True)
+    (q.norm(p, dim=1) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_allclose(grad, q.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -188,6 +188,22 @@ class ReduceOps:
     m = m.isinf().where(0.0, m)
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
+  def norm(self, p: float | str = 2, dim=None, keepdim: bool = False, *, axis=None) -> Self:
+    """The p-norm over dim (all elements by default), like torch.norm / torch.linalg.vector_norm: p = 2 ('fro'),
+    1, inf, -inf, 0 (how many are nonzero) or any other number. Its gradient at a zero vector is 0, as PyTorch's
+    (sqrt's slope there is inf, and inf times the zeros under it was NaN)."""
+    if axis is not None and dim is not None: raise TypeError("norm() got the axis twice: dim= and axis")
+    axis = axis if axis is not None else dim
+    if p == "fro": p = 2
+    if isinstance(p, str): raise ArgumentError(f"norm order {p!r} is not supported: give a number or 'fro'")
+    x = self._float()
+    if p == math.inf: return x.abs().max(axis, keepdim)
+    if p == -math.inf: return x.abs().min(axis, keepdim)
+    if p == 0: return (x != 0).sum(axis, keepdim).cast(x.dtype)
+    if p == 1: return x.abs().sum(axis, keepdim)
+    if p == 2: return x.square().sum(axis, keepdim)._sqrt_flat_at_zero()
+    total = x.abs().pow(p).sum(axis, keepdim)
+    return (total == 0).where(0.0, total).pow(1 / p)
   @takes_dim
   def softmin(self, axis=-1, dtype=None) -> Self:
     """softmax of -self, like torch.nn.functional.softmin."""
