@@ -661,3 +661,18 @@ def test_norm_like_pytorch_with_a_zero_gradient_at_a_zero_vector(device, p):
     q = torch.tensor(rows, requires_grad=True)
     (q.norm(p, dim=1) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     np.testing.assert_allclose(grad, q.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_log1p_and_expm1_like_pytorch(device):
+  """Tensor.log1p and Tensor.expm1, as torch's: exact for tiny x (1e-30 stays 1e-30), log1p(inf) is inf (Goldberg's
+  log(u) * x / (u - 1) was inf / inf), and log1p's gradient is 1 / (1 + x), finite below -1 where the value is NaN
+  (as PyTorch's; the composition's was NaN)."""
+  x = np.array([1e-30, -1e-7, 0.5, -0.5, 3.0, np.inf, -3.0, -20.0], np.float32)
+  value, grad = grad_of(device, Tensor.log1p, x)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    np.testing.assert_allclose(value, np.log1p(x.astype(np.float64)), rtol=1e-6)
+    np.testing.assert_allclose(grad, 1 / (1 + x.astype(np.float64)), rtol=1e-6)
+  if torch is not None: np.testing.assert_allclose(grad, torch_grad_of(torch.log1p, x)[1], rtol=1e-6)
+  value, grad = grad_of(device, Tensor.expm1, x[:5])
+  np.testing.assert_allclose(value, np.expm1(x[:5].astype(np.float64)), rtol=1e-6)
+  np.testing.assert_allclose(grad, np.exp(x[:5].astype(np.float64)), rtol=1e-6)

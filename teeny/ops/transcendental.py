@@ -40,6 +40,12 @@ class TranscendentalOps:
     """Natural logarithm, like torch.log: -inf at 0, NaN below (ints give the default float; float16/bfloat16/fp8
     compute in float32)."""
     return self._in_float32(lambda x: x.log2() * math.log(2))
+  def expm1(self) -> Self:
+    """e^x - 1, like torch.expm1: exact for small x, where exp(x) - 1 would cancel (ints give the default float)."""
+    return self._in_float32(lambda x: x._expm1())
+  def log1p(self) -> Self:
+    """log(1 + x), like torch.log1p: exact for small x (ints give the default float)."""
+    return self._in_float32(lambda x: x._log1p())
   def _expm1(self) -> Self:
     """e^x - 1 without losing small x: near 0 (|x| < 0.5) 2t / (1 - t) with t = tanh(x/2) (as exact as tanh),
     elsewhere e^x - 1, which cancels little there."""
@@ -47,10 +53,13 @@ class TranscendentalOps:
     t = (near.where(self, 0) * 0.5).tanh()
     return near.where(2 * t / (1 - t), self.exp() - 1)
   def _log1p(self) -> Self:
-    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick)."""
+    """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick), log(u) itself
+    where u - 1 is x exactly (log1p(inf) is inf, not inf / inf). Its gradient is 1 / (1 + x) by a rule, as
+    PyTorch's, finite below -1 too where the value is NaN (the composition's was NaN)."""
     u = 1 + self
-    exact = u == 1
-    return exact.where(self, u.log() * self / exact.where(1.0, u - 1))
+    exact, plain = u == 1, u - 1 == self
+    value = exact.where(self, plain.where(u.log(), u.log() * self / exact.where(1.0, u - 1)))
+    return self._exact_gradient(value, "log1p")
   def log10(self) -> Self:
     """Base-10 logarithm, like torch.log10 (log2 scaled; ints give the default float)."""
     return self.log2() * (1 / math.log2(10))
@@ -222,6 +231,7 @@ _INVERSE_GRADIENTS = {
   "atanh": lambda ctx, ret: (_fdiv(ctx, _one_minus_square(ret.src[1])),),
   "atan2": _atan2_gradient,
   "exp": lambda ctx, ret: (ctx * ret.src[0],),
+  "log1p": lambda ctx, ret: (_fdiv(ctx, ret.src[1] + 1),),
   "erf": lambda ctx, ret: (ctx * (ret.src[1] * ret.src[1] * (-1 / math.log(2))).alu(Ops.EXP2) * (2 / math.sqrt(math.pi)),),
 }
 custom_gradients.update(_INVERSE_GRADIENTS)
