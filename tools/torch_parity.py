@@ -3,7 +3,7 @@ gradient, in float32 and float64, on special values (+-0, +-inf, NaN, 1e+-30, de
 function's domain and of float32's range, ties, constant rows, rows of zeros), and every difference is reported.
 
   python tools/torch_parity.py                    # every family on LLVM
-  python tools/torch_parity.py --family reduce --device CL --show 20
+  python tools/torch_parity.py --family reduce nn --device CL --show 20
 
 Two kinds of difference are counted apart:
   severe   teeny gives NaN or +-inf where PyTorch's answer is finite (a value or a gradient): the defect this
@@ -66,13 +66,29 @@ REDUCE = {
   "cumprod": (lambda t: t.cumprod(1), lambda p: p.cumprod(1)), "layernorm": (lambda t: t.layernorm(), lambda p: F.layer_norm(p, (4,))),
 }
 
+NN_ROWS = [r for r in ROWS if not np.isnan(r).any()]  # (PyTorch's BCE refuses NaN probabilities)
+_TARGETS = np.array([0.0, 1.0, 0.5, 1.0], np.float32)  # (binary targets per column; classes per row below)
+_CLASSES = np.arange(len(NN_ROWS)) % 4
+_ATTEND = np.ones((len(NN_ROWS), len(NN_ROWS)), bool)
+_ATTEND[3] = False  # (a query row that may attend to no key)
+# name: (teeny, torch), each of a tensor whose rows are NN_ROWS: losses and layers
+NN = {
+  "binary_crossentropy": (lambda t: t.sigmoid().binary_crossentropy(Tensor(_TARGETS).expand(*t.shape)),
+                          lambda p: F.binary_cross_entropy(p.sigmoid(), torch.tensor(_TARGETS, dtype=p.dtype).expand(*p.shape))),
+  "bce_with_logits": (lambda t: t.binary_crossentropy_logits(Tensor(_TARGETS).expand(*t.shape)),
+                      lambda p: F.binary_cross_entropy_with_logits(p, torch.tensor(_TARGETS, dtype=p.dtype).expand(*p.shape))),
+  "cross_entropy": (lambda t: t.cross_entropy(Tensor(_CLASSES)), lambda p: F.cross_entropy(p, torch.tensor(_CLASSES))),
+  "attention_masked_row": (lambda t: t.reshape(1, *t.shape).scaled_dot_product_attention(t.reshape(1, *t.shape), t.reshape(1, *t.shape), attn_mask=Tensor(_ATTEND)),
+                           lambda p: F.scaled_dot_product_attention(p[None], p[None], p[None], attn_mask=torch.tensor(_ATTEND))),
+}
+
 
 def inputs(family: str, dtype) -> list[np.ndarray]:
   if family == "unary": return [np.array(SPECIAL, dtype)]
   if family == "binary":
     pairs = np.array(list(itertools.product(SPECIAL[::2], SPECIAL[::2])), dtype)
     return [pairs[:, 0].copy(), pairs[:, 1].copy()]
-  return [np.array(ROWS, dtype)]
+  return [np.array(NN_ROWS if family == "nn" else ROWS, dtype)]
 
 
 def run_teeny(fn, arrays: list[np.ndarray], device: str) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -90,23 +106,33 @@ def run_torch(fn, arrays: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray
   return out.detach().numpy(), [p.grad.numpy() if p.grad is not None else np.zeros_like(a) for p, a in zip(ps, arrays)]
 
 
+def _place(i: tuple, arrays: list[np.ndarray], want: np.ndarray) -> str:
+  """Where a difference is, in the inputs' terms: the input values of an elementwise result, the row of a reduction."""
+  if not i: return "the whole input"
+  if arrays[0].ndim == 1 and want.shape == arrays[0].shape: return "(" + ", ".join(repr(float(x[i])) for x in arrays) + ")"
+  if want.shape[:1] == arrays[0].shape[:1]: return f"row {arrays[0][i[0]].tolist()}"
+  return f"index {i}"
+
+
 def differences(name: str, what: str, got: np.ndarray, want: np.ndarray, arrays: list[np.ndarray], ulp: float):
   """(kind, line) for each element where teeny's and PyTorch's answers differ."""
   eps, tiny = np.finfo(want.dtype).eps, np.finfo(want.dtype).tiny
   for i in np.ndindex(want.shape):
     a, b = float(got[i]), float(want[i])
     if (np.isnan(a) and np.isnan(b)) or a == b: continue
-    at = ", ".join(repr(float(x[i[:x.ndim]])) for x in arrays) if arrays[0].ndim == 1 else f"row {arrays[0][i[0]].tolist()}"
-    line = f"{want.dtype} {name} {what} at ({at}): teeny {a!r}, torch {b!r}"
+    line = f"{want.dtype} {name} {what} at {_place(i, arrays, want)}: teeny {a!r}, torch {b!r}"
     if np.isfinite(b) and not np.isfinite(a): yield "severe", line
     elif np.isfinite(a) and np.isfinite(b) and abs(a - b) > ulp * eps * max(abs(b), tiny):
       yield "ulp", line + f" ({abs(a - b) / (eps * max(abs(b), tiny)):.0f} ulp)"
     elif not (np.isfinite(a) and np.isfinite(b)): yield "ulp", line  # (both non-finite, or PyTorch's alone)
 
 
+FAMILIES = {"unary": UNARY, "binary": BINARY, "reduce": REDUCE, "nn": NN}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--family", choices=["unary", "binary", "reduce"], nargs="*", default=["unary", "binary", "reduce"])
+  parser.add_argument("--family", choices=list(FAMILIES), nargs="*", default=list(FAMILIES))
   parser.add_argument("--device", default="LLVM")
   parser.add_argument("--ulp", type=float, default=16, help="report finite differences larger than this")
   parser.add_argument("--show", type=int, default=10, help="lines of each kind to print")
@@ -114,7 +140,7 @@ def main():
   warnings.filterwarnings("ignore")
   found = {"severe": [], "ulp": []}
   for family in args.family:
-    for name, (teeny_fn, torch_fn) in {"unary": UNARY, "binary": BINARY, "reduce": REDUCE}[family].items():
+    for name, (teeny_fn, torch_fn) in FAMILIES[family].items():
       for dtype in (np.float32, np.float64):
         arrays = inputs(family, dtype)
         try: got = run_teeny(teeny_fn, arrays, args.device)
