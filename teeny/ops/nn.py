@@ -57,6 +57,9 @@ _RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac: _nearest(
              "bilinear": _linear, "trilinear": _linear, "bicubic": _bicubic}
 
 
+_WEIGHT_GRADIENT_LANES = 8  # (a convolution's weight gradient: partial sums kept per lane of an 8-wide vector)
+
+
 class NNOps:
   """Tensor's neural network functions and losses."""
   def sequential(self, layers) -> Self:
@@ -120,8 +123,18 @@ class NNOps:
     if any(p != 0 for pair in pads for p in pair): padded_x = padded_x.contiguous()
     windows = padded_x._pool(kernel, stride, dilation).reshape((n, groups, 1, cin_g) + outs + kernel)
     g = grad.reshape((n, groups, cout // groups, 1) + outs + (1,) * nd)
-    dw = (g * windows).sum(tuple([0] + list(range(4, 4 + nd)))).reshape(weight.shape)
-    return dx, dw
+    lanes = _WEIGHT_GRADIENT_LANES
+    if outs[-1] % lanes or outs[-1] < 2 * lanes:
+      return dx, (g * windows).sum(tuple([0] + list(range(4, 4 + nd)))).reshape(weight.shape)
+    # the last output axis split into (outs / lanes, lanes) and the lanes kept apart until the end: each is a
+    # vector's lane of partial sums over every other reduced axis, summed across once (a second, small kernel),
+    # where summing across the lanes at the end of every image row cost as much as the row's products
+    split = outs[:-1] + (outs[-1] // lanes, lanes)
+    order = tuple(range(4 + nd)) + tuple(range(5 + nd, 5 + 2 * nd)) + (4 + nd,)  # (the lanes last)
+    windows = windows.reshape((n, groups, 1, cin_g) + split + kernel).permute(order)
+    g = g.reshape((n, groups, cout // groups, 1) + split + (1,) * nd).permute(order)
+    per_lane = (g * windows).sum(tuple([0] + list(range(4, 4 + nd))))
+    return dx, per_lane.sum(-1).reshape(weight.shape)
   def conv_transpose2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1,
                        padding=0, output_padding=0) -> Self:
     """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
