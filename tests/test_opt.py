@@ -495,11 +495,11 @@ def test_heuristic_tile_rows_fit_l1():
 def test_heuristic_dot_tile_of_a_convolution_weight_gradient():
   """The weight gradient of a convolution reads the image and the output gradient along the same pixel rows (a
   dot tile). The tile spans filters (what the output gradient moves along) and kernel rows (the image), not kernel
-  rows and kernel columns: neighbouring kernel columns would be overlapping loads of one image row. (Rows 36
-  wide: a multiple of 8 splits into lanes instead, test_conv_weight_gradient_keeps_partial_sums_in_lanes.)"""
-  x = Tensor(rand(2, 16, 36, 36), device="LLVM", requires_grad=True).realize()
+  rows and kernel columns: neighbouring kernel columns would be overlapping loads of one image row. (Rows 34 wide:
+  one a multiple of 4, or up to 32 wide, splits into lanes instead: test_conv_weight_gradient_keeps_partial_sums_in_lanes.)"""
+  x = Tensor(rand(2, 16, 34, 34), device="LLVM", requires_grad=True).realize()
   w = Tensor(rand(16, 16, 3, 3), device="LLVM", requires_grad=True).realize()
-  g = Tensor(rand(2, 16, 36, 36), device="LLVM").realize()
+  g = Tensor(rand(2, 16, 34, 34), device="LLVM").realize()
   (x.conv2d(w, padding=1) * g).sum().backward()
   items, *_ = create_schedule([w.grad.uop], ["LLVM"])
   tile = get_program(items[-1].ast, Device["LLVM"].renderer).opts
@@ -567,13 +567,15 @@ def test_heuristic_window_gradient_lanes_share_the_padding_checks():
   np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5, atol=1e-6)
 
 
-def test_conv_weight_gradient_keeps_partial_sums_in_lanes():
-  """A convolution's weight gradient over output rows that are a multiple of 8 wide splits each row into (row / 8,
-  8): the 8 are lanes of partial sums over everything else reduced, a vector of accumulators the heuristics upcast
-  (with rows of output channels and kernel columns), summed across by a second, small kernel. LLVM summed across
-  its vectors at the end of every image row before (27-29 ms for 16x64x56x56 3x3, now 17-20). Values against
-  torch's rule: the correlation of the input with the output's gradient."""
-  xn, wn, gn = rand(2, 4, 16, 16), rand(6, 4, 3, 3), rand(2, 6, 16, 16)
+@pytest.mark.parametrize("width,lanes", [(16, 8), (12, 4), (7, 7)])
+def test_conv_weight_gradient_keeps_partial_sums_in_lanes(width, lanes):
+  """A convolution's weight gradient splits each output row into (row / lanes, lanes), 8 or 4 lanes when they
+  divide it, the whole row when it is short: lanes of partial sums over everything else reduced, a vector of
+  accumulators the heuristics upcast (with rows of output channels and kernel columns), summed across by a
+  second, small kernel. LLVM summed across its vectors at the end of every image row before (27-29 ms for
+  16x64x56x56 3x3, now 17-20), and rows under 32 wide got no tile at all (16x128x28x28: 530 ms, now 29; 14x14:
+  460 -> 47). Values against torch's rule: the correlation of the input with the output's gradient."""
+  xn, wn, gn = rand(2, 4, width, width), rand(6, 4, 3, 3), rand(2, 6, width, width)
   x = Tensor(xn, device="LLVM").realize()
   w = Tensor(wn, device="LLVM", requires_grad=True).realize()
   x.conv2d(w, padding=1).backward(Tensor(gn, device="LLVM"))
@@ -581,9 +583,9 @@ def test_conv_weight_gradient_keeps_partial_sums_in_lanes():
   reduces = [get_program(it.ast, Device["LLVM"].renderer) for it in items if it.ast.src[0].src[2].op is Ops.REDUCE_AXIS]
   assert len(reduces) == 2, [r.name for r in reduces]  # (the lanes, then their sum)
   upcasts = [o for o in reduces[0].opts if o.op == "UPCAST"]
-  assert upcasts and upcasts[0].amount == 8, reduces[0].opts
+  assert upcasts and upcasts[0].amount == lanes, reduces[0].opts
   padded = np.pad(xn, ((0, 0), (0, 0), (1, 1), (1, 1)))
   want = np.zeros((6, 4, 3, 3))
   for i in range(3):
-    for j in range(3): want[:, :, i, j] = np.einsum("nohw,nchw->oc", gn, padded[:, :, i:i + 16, j:j + 16])
+    for j in range(3): want[:, :, i, j] = np.einsum("nohw,nchw->oc", gn, padded[:, :, i:i + width, j:j + width])
   np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-4, atol=1e-4)
