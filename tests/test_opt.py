@@ -539,7 +539,8 @@ def test_heuristics_tile_the_gradients_of_a_constant_loss_seed():
   for grad in (x.grad, w.grad):
     items, *_ = create_schedule([grad.uop], ["LLVM"])
     reduces = [get_program(it.ast, Device["LLVM"].renderer) for it in items if it.ast.src[0].src[2].op is Ops.REDUCE_AXIS]
-    assert len(reduces) == 1 and any(o.op == "UPCAST" for o in reduces[0].opts), [r.opts for r in reduces]
+    # (the weight gradient: its lanes, then their sum, test_conv_weight_gradient_keeps_partial_sums_in_lanes)
+    assert len(reduces) in (1, 2) and any(o.op == "UPCAST" for o in reduces[0].opts), [r.opts for r in reduces]
   want_dx = np.zeros((2, 8, 14, 14))
   for i in range(3):
     for j in range(3): want_dx[:, :, i:i + 12, j:j + 12] += wn[:, :, i, j].sum(0)[None, :, None, None]
