@@ -676,3 +676,13 @@ def test_log1p_and_expm1_like_pytorch(device):
   value, grad = grad_of(device, Tensor.expm1, x[:5])
   np.testing.assert_allclose(value, np.expm1(x[:5].astype(np.float64)), rtol=1e-6)
   np.testing.assert_allclose(grad, np.exp(x[:5].astype(np.float64)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [2, 1, math.inf, 3])
+def test_normalize_divides_by_the_norm_of_its_order(device, p):
+  """normalize(p) is x / max(norm_p(x), eps) for every order, inf included: it computed its own norm, and at
+  p = inf that was sum(|x|^inf)^0, 1 for any row (x came back unchanged, silently); it is `norm` now."""
+  rows = np.array([[0.5, -2.0, 1.0], [0.0, 0.0, 0.0], [3.0, 4.0, 0.0]], np.float32)
+  got = Tensor(rows, device=device).normalize(p=p, axis=1).numpy()
+  norms = np.linalg.norm(rows.astype(np.float64), ord=p, axis=1, keepdims=True)
+  np.testing.assert_allclose(got, rows / np.maximum(norms, 1e-12), rtol=1e-6)

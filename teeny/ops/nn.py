@@ -210,16 +210,11 @@ class NNOps:
     return x
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
-    """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default); p=0 counts
-    the nonzero elements (torch's norm of order 0). A zero vector stays zero with a finite gradient (1 / eps), as
-    in PyTorch (the norm's slope at 0 made it NaN)."""
+    """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default), the norm of
+    any order `norm` takes (p=0 counts the nonzero elements, p=inf is the largest magnitude). A zero vector stays
+    zero with a finite gradient (1 / eps), as in PyTorch (the norm's slope at 0 made it NaN)."""
     x = self._float()
-    if p == 0: norm = (x != 0).sum(axis, keepdim=True).cast(x.dtype)
-    elif p == 2: norm = x.square().sum(axis, keepdim=True)._sqrt_flat_at_zero()
-    else:
-      total = x.abs().pow(p).sum(axis, keepdim=True)
-      norm = (total == 0).where(0.0, total).pow(1 / p)
-    return x / norm.maximum(eps)
+    return x / x.norm(p, axis, keepdim=True).maximum(eps)
   @takes_dim
   def layernorm(self, axis=-1, eps: float = 1e-5) -> Self:
     """Normalize to mean 0 and variance 1 over axis (no affine: nn.LayerNorm adds it). float16/bfloat16 compute in
