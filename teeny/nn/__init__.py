@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from teeny.dtype import dtypes
 from teeny.tensor import Tensor
+from teeny.ops.args import _padding_arg
 from teeny.nn import optim, state, utils  # noqa: F401  (teeny.nn.optim, .state and .utils, also as attributes)
 from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCell: the cells live in their own module)
 
@@ -93,10 +94,8 @@ class _ConvNd:
   def __call__(self, x: Tensor) -> Tensor:
     """The convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out)."""
     padding = self.padding
-    if self.padding_mode != "zeros":  # the input padded by the mode first (PyTorch's flat order: the last axis first)
-      per_dim = (padding,) * self.nd if isinstance(padding, int) else padding
-      flat = per_dim if len(per_dim) == 2 * self.nd else tuple(p for p in reversed(per_dim) for _ in range(2))
-      x, padding = x.pad(flat, mode=self.padding_mode), 0
+    if self.padding_mode != "zeros":  # the input padded by the mode first, then convolved without padding
+      x, padding = x.pad(((0, 0), (0, 0)) + _padding_arg(padding, self.nd), mode=self.padding_mode), 0
     return x.conv2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation, padding=padding)
 
 
