@@ -99,6 +99,11 @@ def _unroll_folded_columns(k: Kernel, renderer):
   if axes[0] not in columns and k.full_shape[axes[0]] % 2 == 0: k.apply_opt(Opt("UPCAST", axes[0], 2), renderer)
 
 
+def _in_registers(k: Kernel, axis: int, choices, most: int) -> int | None:
+  """The first of `choices` that divides the axis and keeps the tile's accumulators at `most` or fewer."""
+  return next((a for a in choices if k.full_shape[axis] % a == 0 and k.expansion * a <= most), None)
+
+
 def _largest_divisor(size: int, choices) -> int | None:
   return next((c for c in choices if c <= size and size % c == 0), None)
 
@@ -143,7 +148,7 @@ def _lane_tile(k: Kernel, strides: dict, lane: int, vector: int, renderer):
   for i in range(len(strides[lane])):
     rows = [a for a, st in strides.items() if a != lane and st[i] == 0 and any(s not in (0, None) for s in st)]
     if not rows: continue
-    amount = next((r for r in (4, 3, 2) if k.full_shape[rows[-1]] % r == 0 and k.expansion * r <= most), None)
+    amount = _in_registers(k, rows[-1], (4, 3, 2), most)
     if amount: k.apply_opt(Opt("UPCAST", rows[-1], amount), renderer)
 
 
@@ -174,7 +179,7 @@ def _broadcast_tile(k: Kernel, shared: list[int], vector: int, renderer):
   k.apply_opt(Opt("UPCAST", col, amount), renderer)
   most = renderer.tuning.tile_max_vectors * vector
   for axis in reversed([a for a in shared if a != col]):
-    rows = next((r for r in (8, 4, 2) if k.full_shape[axis] % r == 0 and k.expansion * r <= most), None)
+    rows = _in_registers(k, axis, (8, 4, 2), most)
     if rows: return k.apply_opt(Opt("UPCAST", axis, rows), renderer)
 
 
@@ -208,7 +213,7 @@ def _upcast_rows(k: Kernel, strides: dict, masked: list[bool], col: int, vec: in
   if amount: k.apply_opt(Opt("UPCAST", row, amount), renderer)
   # fewer rows than a full tile: widen it instead (more vectors of columns), as far as the columns go
   if (amount or 1) < 8:
-    widen = next((w for w in (4, 2) if k.full_shape[col] % w == 0 and k.expansion * w <= tuning.tile_max_vectors * vector), None)
+    widen = _in_registers(k, col, (4, 2), tuning.tile_max_vectors * vector)
     if widen: k.apply_opt(Opt("UPCAST", col, widen), renderer)
 
 
@@ -222,7 +227,7 @@ def _rows_in_l1(k: Kernel, strides: dict, row: int, vector: int, tuning: Tuning)
   two = _reduce_footprint(k, mover, row, 2, tuning.footprint_max_steps)
   def fits(rows): return one + (rows - 1) * (two - one) <= tuning.tile_rows_l1_bytes  # (rows may share lines: g's columns)
   most = tuning.tile_max_vectors * vector
-  return next((a for a in (8, 5, 4, 3, 2) if fits(a) and k.full_shape[row] % a == 0 and k.expansion * a <= most), None)
+  return _in_registers(k, row, [a for a in (8, 5, 4, 3, 2) if fits(a)], most)
 
 
 def _reduce_footprint(k: Kernel, i: int, row: int, rows: int, max_steps: int) -> int:
@@ -260,7 +265,7 @@ def _reuse_tile(k: Kernel, strides: dict, masked: list[bool], vector: int, rende
   rows = [a for a in strides if a != col and strides[a][mover] == 0 and any(s not in (0, None) for s in strides[a])]
   most = renderer.tuning.tile_max_vectors * vector
   for axis in rows:
-    amount = next((a for a in (8, 4, 2) if k.full_shape[axis] % a == 0 and k.expansion * a <= most), None)
+    amount = _in_registers(k, axis, (8, 4, 2), most)
     if amount: return k.apply_opt(Opt("UPCAST", axis, amount), renderer)
 
 
