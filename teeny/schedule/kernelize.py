@@ -12,6 +12,7 @@ intermediates planned to share memory (teeny/memory.py).
 """
 from __future__ import annotations
 import heapq
+from collections import Counter
 from teeny import memory
 from teeny.dtype import dtypes
 from teeny.memory import plan_memory
@@ -108,7 +109,8 @@ def _roots_as_views(roots: tuple[UOp, ...], realize: set) -> dict[UOp, UOp]:
     inner = r
     while inner.op is Ops.RESHAPE: inner = inner.src[0]
     if inner is not r and inner.op is Ops.CONTIGUOUS and inner.arg is None and r.size > 0: inner_of[r] = inner
-  shared = {c for c in inner_of.values() if list(inner_of.values()).count(c) > 1} | set(roots)
+  counts = Counter(inner_of.values())
+  shared = {c for c, n in counts.items() if n > 1} | set(roots)
   views = {r: c for r, c in inner_of.items() if c not in shared}
   for r in views: realize.discard(r)
   return views
