@@ -14,7 +14,8 @@ pow is one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where 
 1 or inf. Its rule lives in tensor.py, written with Tensor math (and pow itself, so it differentiates again).
 A convolution is another, for speed: its input's gradient is a transposed convolution (the arg is a tuple, the
 rule's name and the convolution's settings). max_pool2d is a third: PyTorch gives each window's gradient to its
-first maximum, where MAX's rule would split it among ties.
+first maximum, where MAX's rule would split it among ties; scatter_reduce's amax and amin a fourth. Rules in
+Tensor math that the mixins of teeny/ops/ define go in `tensor_rules` (tensor.py adds them to custom_gradients).
 """
 from __future__ import annotations
 import math, weakref
@@ -114,6 +115,10 @@ def _shrink_grad(ctx: UOp, ret: UOp):
 
 # rule name -> fn(ctx, ret) giving the gradients of ret.src[1:] (see the module docstring)
 custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
+# rule name -> fn(arg, grad, value, *inputs) written in Tensor ops (so it differentiates again), giving each
+# input's gradient as a tensor (None: no gradient). The mixins in teeny/ops/ register these without knowing the
+# Tensor class; tensor.py adds each to custom_gradients, called with tensors over the DETACH's arg and nodes
+tensor_rules: dict[str, Callable] = {}
 
 
 def checked_gradient_target(node: UOp, dtype) -> UOp:

@@ -16,7 +16,7 @@ from teeny.uop import UOp, Ops
 from teeny.runtime.device import Device, check_dtype
 from teeny.schedule import is_buffer_view, is_realized
 from teeny.helpers import snapshot, CONTEXT_FLAGS
-from teeny.gradient import compute_gradient, restore_graphs, custom_gradients, checked_gradient_target
+from teeny.gradient import compute_gradient, restore_graphs, custom_gradients, tensor_rules, checked_gradient_target
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
 from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
@@ -660,14 +660,13 @@ def _rule_in_tensor_ops(rule):
   *inputs) gets the DETACH's arg and nodes as tensors and returns the gradient of each input. The value is the
   DETACH itself (the node the user's tensor holds), so a value realized in the forward pass is read, not computed
   again (max_pool2d's gradient compares the windows with it)."""
-  return lambda ctx, ret: tuple(g.uop for g in rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, *ret.src[1:]))))
+  def in_uops(ctx: UOp, ret: UOp) -> tuple:
+    tensors = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, *ret.src[1:]))
+    return tuple(None if g is None else g.uop for g in rule(ret.arg, *tensors))
+  return in_uops
 
 
-# conv2d's input gradient is a transposed convolution; pooling's: ops/pooling.py's _pool_gradient
-custom_gradients["conv"] = _rule_in_tensor_ops(lambda arg, grad, _, x, w: Tensor._conv_gradients(grad, x, w, *arg[1:]))
-custom_gradients["max_pool"] = custom_gradients["window_sum"] = _rule_in_tensor_ops(lambda arg, grad, value, x: (Tensor._pool_gradient(arg, grad, value, x),))
-custom_gradients["sinh"] = _rule_in_tensor_ops(lambda arg, grad, _, x: (grad * x.cosh(),))  # (each other's derivative:
-custom_gradients["cosh"] = _rule_in_tensor_ops(lambda arg, grad, _, x: (grad * x.sinh(),))  # finite as far as they are)
+custom_gradients.update((name, _rule_in_tensor_ops(rule)) for name, rule in tensor_rules.items())  # (the mixins')
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

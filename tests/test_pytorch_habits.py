@@ -253,6 +253,21 @@ def test_linspace_prod_dtype_and_nll_loss(device):
   np.testing.assert_allclose(logits.log_softmax(1).nll_loss(labels).item(), logits.cross_entropy(labels).item(), rtol=1e-6)
 
 
+def test_nll_loss_where_other_classes_have_probability_zero(device):
+  # a masked vocabulary's log_softmax holds -inf for the classes masked out: the loss reads only the target's
+  # log-probability (0 * -inf made it NaN); a target outside the classes is NaN (PyTorch raises), unless ignored
+  log_probs = np.array([[-np.inf, -0.1, -2.4], [-1.0, -np.inf, -0.5], [-0.3, -1.2, -np.inf]], np.float32)
+  lp = Tensor(log_probs, device=device, requires_grad=True)
+  target, weight = Tensor([1, 2, -100], device=device), Tensor([1.0, 2.0, 0.5], device=device)
+  np.testing.assert_allclose(lp.nll_loss(target, reduction="none").numpy(), [0.1, 0.5, 0.0], rtol=1e-6)
+  np.testing.assert_allclose(lp.nll_loss(target, weight=weight).item(), (2.0 * 0.1 + 0.5 * 0.5) / 2.5, rtol=1e-6)
+  lp.nll_loss(target).backward()
+  np.testing.assert_array_equal(lp.grad.numpy(), [[0, -0.5, 0], [0, 0, -0.5], [0, 0, 0]])
+  both = Tensor([[-1.0, -2.0], [-1.0, -2.0]], device=device)
+  assert np.isnan(both.nll_loss(Tensor([0, 5], device=device), reduction="none").numpy()).tolist() == [False, True]
+  np.testing.assert_array_equal(both.nll_loss(Tensor([0, 5], device=device), ignore_index=5, reduction="none").numpy(), [1.0, 0.0])
+
+
 def test_attention_scale_and_grouped_query_heads(device):
   """scaled_dot_product_attention(scale=, enable_gqa=True): 4 query heads share 2 key/value heads (heads 0-1 the
   first, 2-3 the second, torch's grouping), checked against numpy."""

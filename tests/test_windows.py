@@ -55,20 +55,22 @@ def _as_tuple(value, count): return tuple(value) if isinstance(value, (tuple, li
 
 
 def reference_max_pool(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False):
-  """(values, indices) of max pooling over x's trailing axes by a loop over windows: the first max in the window's
-  row-major order, its index flat within the (unpadded) spatial axes of its channel."""
+  """(values, indices) of max pooling over x's trailing axes by a loop over windows, by PyTorch's CPU rule: the
+  window's first element of x (padding never counts, also when x's are all -inf) unless a later one is greater or
+  NaN (so a NaN wins, the last one); the index flat within the (unpadded) spatial axes of its channel."""
   spatial = x.shape[2:]
   kernel = _as_tuple(kernel, len(spatial))
   stride, padding, dilation = (_as_tuple(v, len(spatial)) for v in (stride or kernel, padding, dilation))
   out_sizes = _pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode)
   values, indices = np.empty(x.shape[:2] + tuple(out_sizes), x.dtype), np.empty(x.shape[:2] + tuple(out_sizes), np.int64)
   for place in itertools.product(*(range(n) for n in out_sizes)):
-    best_value, best_index = np.full(x.shape[:2], -np.inf, x.dtype), np.zeros(x.shape[:2], np.int64)
+    best_value, best_index = np.full(x.shape[:2], -np.inf, x.dtype), None
     for offset in itertools.product(*(range(k) for k in kernel)):
       at = [o * s - p + i * d for o, s, p, i, d in zip(place, stride, padding, offset, dilation)]
       if any(a < 0 or a >= n for a, n in zip(at, spatial)): continue  # (padding never wins)
       value = x[(slice(None), slice(None)) + tuple(at)]
-      better = value > best_value  # (strictly: a tie keeps the first)
+      if best_index is None: best_index = np.full(x.shape[:2], np.ravel_multi_index(at, spatial))
+      better = (value > best_value) | np.isnan(value)  # (strictly: a tie keeps the first)
       best_value, best_index = np.where(better, value, best_value), np.where(better, np.ravel_multi_index(at, spatial), best_index)
     values[(slice(None), slice(None)) + place], indices[(slice(None), slice(None)) + place] = best_value, best_index
   return values, indices
@@ -106,7 +108,7 @@ def reference_scatter_reduce(x, index, src, reduce, include_self):
   for i, j in itertools.product(range(index.shape[0]), range(index.shape[1])):
     gathered.setdefault((index[i, j], j), [x[index[i, j], j]] if include_self else []).append(src[i, j])
   out = x.copy()
-  combine = {"sum": sum, "prod": math.prod, "amax": max, "amin": min}
+  combine = {"sum": sum, "prod": math.prod, "amax": np.max, "amin": np.min}  # (numpy's: a NaN wins, as PyTorch's)
   for place, items in gathered.items():
     if reduce != "mean": out[place] = combine[reduce](items)
     elif np.issubdtype(x.dtype, np.integer): out[place] = sum(int(v) for v in items) // len(items)
@@ -243,6 +245,33 @@ def test_max_pool_indices_and_unpool_match_torch(device, kw):
     np.testing.assert_array_equal(unpooled, F.max_unpool2d(torch_values, torch_indices, **size).numpy())
 
 
+@pytest.mark.parametrize("kw", [dict(kernel_size=2, padding=1), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(1, 2), stride=(1, 2), padding=(0, 1)), dict(kernel_size=2, stride=1),
+                                dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)])
+def test_max_pool_picks_like_torch_at_minus_inf_nan_and_ties(device, kw):
+  # windows whose elements are all -inf (they tie the padding's -inf: the pick must still be an element, not a
+  # padded slot, whose gradient would be dropped), NaNs (the last one wins, as PyTorch's CPU kernel), and ties
+  x = np.random.default_rng(7).choice([-np.inf, -np.inf, 1.0, 0.0, np.nan], size=(2, 2, 5, 6)).astype(np.float32)
+  x[0, 0] = -np.inf
+  want_values, want_indices = reference_max_pool(x, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                                                 1, kw.get("ceil_mode", False))
+  t = Tensor(x, device=device, requires_grad=True)
+  values, indices = t.max_pool2d(return_indices=True, **kw)
+  grad = np.random.default_rng(8).standard_normal(want_values.shape).astype(np.float32)
+  (values * Tensor(grad, device=device)).sum().backward()
+  np.testing.assert_array_equal(values.numpy(), want_values)
+  np.testing.assert_array_equal(indices.numpy(), want_indices)
+  want_grad = np.zeros((2, 2, 30), np.float32)  # each output's gradient at its index
+  for n, c in itertools.product(range(2), range(2)): np.add.at(want_grad[n, c], want_indices[n, c].reshape(-1), grad[n, c].reshape(-1))
+  np.testing.assert_allclose(t.grad.numpy(), want_grad.reshape(x.shape), rtol=1e-6)
+  if torch is not None:
+    tx = torch.tensor(x, requires_grad=True)
+    torch_values, torch_indices = F.max_pool2d(tx, return_indices=True, **kw)
+    (torch_values * torch.tensor(grad)).sum().backward()
+    np.testing.assert_array_equal(indices.numpy(), torch_indices.numpy())
+    np.testing.assert_allclose(t.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
 def test_pooling_in_1d_and_3d_matches_torch(device):
   x1 = rng.standard_normal((2, 3, 9)).astype(np.float32)
   values, indices = Tensor(x1, device=device).max_pool1d(3, return_indices=True)
@@ -281,6 +310,44 @@ def test_scatter_reduce_matches_torch(device, reduce, include_self, dtype):
     want = torch.tensor(x).scatter_reduce(0, torch.tensor(index), torch.tensor(src), reduce, include_self=include_self)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
   with pytest.raises(ValueError, match="reduce must be"): Tensor(x, device=device).scatter_reduce(0, Tensor(index, device=device), Tensor(src, device=device), "max")
+
+
+def reference_scatter_extreme_gradients(x, index, src, reduce, include_self, grad):
+  """The gradients of scatter_reduce amax/amin (axis 0), PyTorch's rule: a place that received values shares its
+  gradient evenly among those equal to its result (self's value among them with include_self); a NaN result
+  shares it among the NaNs. A place that received nothing passes it to self."""
+  grad_x, grad_src = grad.copy(), np.zeros_like(src)
+  for place in itertools.product(range(x.shape[0]), range(index.shape[1])):
+    sources = [(i, place[1]) for i in range(index.shape[0]) if index[i, place[1]] == place[0]]
+    if not sources: continue
+    values = [src[s] for s in sources] + ([x[place]] if include_self else [])
+    result = np.nan if np.isnan(values).any() else (max if reduce == "amax" else min)(values)
+    def ties(v): return v == result or (np.isnan(v) and np.isnan(result))
+    share = grad[place] / sum(ties(v) for v in values)
+    grad_x[place] = share if include_self and ties(x[place]) else 0.0
+    for s in sources: grad_src[s] += share if ties(src[s]) else 0.0
+  return grad_x, grad_src
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_extreme_gradients_share_among_ties_like_torch(device, reduce, include_self):
+  # ties between self and sources and among sources, and infinite sources, which the placeholders for the values a
+  # place did not receive (+-inf) must not tie: an inf source of amin got half its gradient
+  values = [np.inf, -np.inf, 1.0, 2.0, 2.0, np.nan]
+  picks = np.random.default_rng(5)
+  x, src = picks.choice(values, (4, 3)).astype(np.float32), picks.choice(values, (6, 3)).astype(np.float32)
+  x[0, 0], src[0, 0], src[1, 0], src[2, 1] = 2.0, 2.0, 2.0, np.inf
+  index = picks.integers(0, 4, (6, 2))
+  index[:3, 0], index[2, 1] = 0, 1
+  tx, ts = Tensor(x, device=device, requires_grad=True), Tensor(src, device=device, requires_grad=True)
+  out = tx.scatter_reduce(0, Tensor(index.astype(np.int32), device=device), ts, reduce, include_self=include_self)
+  grad = picks.standard_normal(x.shape).astype(np.float32)
+  (out * Tensor(grad, device=device)).sum().backward()
+  np.testing.assert_array_equal(out.numpy(), reference_scatter_reduce(x, index, src, reduce, include_self))
+  want_x, want_src = reference_scatter_extreme_gradients(x, index, src, reduce, include_self, grad)
+  np.testing.assert_allclose(tx.grad.numpy(), want_x, rtol=1e-6)
+  np.testing.assert_allclose(ts.grad.numpy(), want_src, rtol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear", "bicubic"])

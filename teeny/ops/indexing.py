@@ -7,7 +7,8 @@ import math
 from typing import TYPE_CHECKING, Any
 import numpy as np
 from teeny.dtype import DType, dtypes
-from teeny.uop import Ops
+from teeny.uop import UOp, Ops
+from teeny.gradient import tensor_rules
 from teeny.ops.args import ArgumentError, IndexDtypeError, Scalar, _broadcast_shape, _canon_axis
 from teeny.ops import variables
 from teeny.ops.constants import _iota
@@ -260,7 +261,32 @@ class IndexingOps:
       divisor = count.maximum(1).cast(self.dtype)
       with_self = with_self / divisor if dtypes.is_float(self.dtype) else with_self // divisor
     received = (count > 0) if not include_self else (count > 1)
-    return received.where(with_self.cast(self.dtype), x).transpose(d, -1)
+    out = received.where(with_self.cast(self.dtype), x)
+    if reduce in ("amax", "amin") and dtypes.is_float(self.dtype):  # the gradient by PyTorch's rule, below
+      rule = ("scatter_extreme", include_self, grow)
+      out = x._new(UOp(Ops.DETACH, out.dtype, (out.uop, x.uop, src.uop, hit.uop), rule), src)
+    return out.transpose(d, -1)
+  @staticmethod
+  def _scatter_extreme_gradient(arg: tuple, grad: Self, value: Self, x: Self, src: Self, hit: Self) -> tuple:
+    """The gradients of scatter_reduce's amax and amin (in its layout: x (..., places), src (..., k, 1), hit
+    (..., k, places) whether src value k goes to a place): a place that received values shares its gradient evenly
+    among those equal to its result (NaNs when it is NaN), self's value among them with include_self, as PyTorch
+    does. Max's own rule would count the placeholders that stand for the values a place did not receive (+-inf)
+    among the ties when a value is infinite, and split between self and the values' extreme in two steps."""
+    _, include_self, grow = arg
+    result = value.detach()
+    corner = result.shrink(tuple((0, n - after) for n, (_, after) in zip(result.shape, grow)))  # (the places hit covers)
+    def equal(v, at): return (v == at) | (v.isnan() & at.isnan())
+    src_wins = hit & equal(src, corner.unsqueeze(-2))
+    received = hit.any(-2).pad(grow)
+    count = src_wins.sum(-2, dtype=grad.dtype).pad(grow)
+    self_wins = equal(x, result) if include_self else None
+    if self_wins is not None: count = count + self_wins.cast(grad.dtype)
+    share = received.where(grad / count.maximum(1), 0)
+    kept = 0 if self_wins is None else self_wins.where(share, 0)  # (what self's value gets where values arrived)
+    grad_x = received.where(kept, grad)
+    grad_src = src_wins.where(share.shrink(tuple((0, n) for n in corner.shape)).unsqueeze(-2), 0).sum(-1, keepdim=True)
+    return grad_x, grad_src, None
   def scatter_add(self, dim: int, index: Self, src: Self) -> Self:
     """A copy of self with src[i][j] added at self[index[i][j]][j] (dim 0), repeats adding up, like torch.scatter_add."""
     return self.scatter(dim, index, src, reduce="add")
@@ -348,3 +374,6 @@ class _IndexPlan:
     others = [s for a, s in enumerate(self.out_shape) if a not in self.tensor_axes]
     taken = batch + tuple(others)
     return tuple(taken[i] for i in self.result_order)
+
+
+tensor_rules["scatter_extreme"] = lambda arg, grad, value, x, src, hit: type(grad)._scatter_extreme_gradient(arg, grad, value, x, src, hit)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
-from teeny.gradient import custom_gradients
+from teeny.gradient import custom_gradients, tensor_rules
 from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -316,9 +316,15 @@ class NNOps:
     if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
     class_axis = (classes,) + (1,) * (self.ndim - axis - 1)
     hot = target.unsqueeze(axis) == type(self).arange(classes, dtype=target.dtype, device=self.device).reshape(class_axis)
-    if ignore_index is not None: hot = hot & (target != ignore_index).unsqueeze(axis)
+    keep = target != ignore_index if ignore_index is not None else None
+    if keep is not None: hot = hot & keep.unsqueeze(axis)
     weights = hot.where(1.0 if weight is None else weight.reshape(class_axis), 0.0)  # each row: its class's weight
-    loss = -(weights * self._float()).sum(axis)
+    # picked by where, not by multiplying with the 0 weights: another class's log-probability of -inf (a masked
+    # vocabulary) would make 0 * -inf = NaN
+    loss = hot.where(-(weights * self._float()), 0).sum(axis)
+    # a class outside [0, classes) (PyTorch raises; see cross_entropy): NaN, unless the row is ignored
+    in_range = (target >= 0) & (target < classes)
+    loss = in_range.where(loss, math.nan) if keep is None else (keep & ~in_range).where(math.nan, loss)
     return type(self)._reduction(loss, reduction, count=weights.sum())
   def binary_crossentropy(self, target: Self, reduction: str = "mean") -> Self:
     """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100, and the gradient PyTorch
@@ -351,3 +357,5 @@ def binary_crossentropy_gradient(ctx: UOp, ret: UOp) -> tuple[UOp, UOp]:
 
 
 custom_gradients["binary_crossentropy"] = binary_crossentropy_gradient
+# a convolution's input gradient is a transposed convolution, its weight's a convolution of x with the gradient
+tensor_rules["conv"] = lambda arg, grad, _, x, w: type(grad)._conv_gradients(grad, x, w, *arg[1:])

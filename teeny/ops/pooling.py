@@ -9,6 +9,7 @@ from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg
 from teeny.ops.constants import _iota
+from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -29,6 +30,49 @@ def _placed(x, axis: int, before: int, after: int):
 def _apart(kernel: tuple, stride: tuple, dilation: tuple) -> bool:
   """Whether no two windows overlap: each window's span (kernel * dilation) fits in its stride, on every axis."""
   return all(k * d <= s for k, s, d in zip(kernel, stride, dilation))
+
+
+def _real_slots(x, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple):
+  """For each window of x padded by `pads`, which of its slots hold an element of x rather than padding (shape
+  (*outs, *kernel), broadcast over x's other axes); None when nothing is padded."""
+  if not any(lo or hi for lo, hi in pads): return None
+  plane = type(x).full(x.shape[-len(kernel):], True, dtype=dtypes.bool, device=x.device)
+  return plane.pad(pads)._pool(kernel, stride, dilation)
+
+
+def _picked_by_rank(windows, values, real, kernel: tuple):
+  """Which slot of each window (..., *outs, *kernel) max pooling picks, by one reduce over a rank per slot: the
+  NaNs rank highest, the last one first; then the slots holding the window's maximum `values` (broadcast over the
+  window), the first one first; padded slots (not `real`) and smaller values rank 0."""
+  nd, size = len(kernel), math.prod(kernel)
+  order = _iota(size, dtypes.int32, windows).reshape(kernel)
+  at_max = windows == values if real is None else (windows == values) & real
+  rank = windows.isnan().where(order + (size + 1), at_max.where(size - order, 0))
+  best = rank.max(tuple(range(-nd, 0)), keepdim=True)
+  # the best rank's slot, so the pick is a comparison with the slot's order: no slot's rank is read back (each
+  # input element, summing its windows' picks, reads a slot per window, not the windows' elements again)
+  return order == (best > size).where(best - (size + 1), size - best)
+
+
+def _picked_by_comparing(windows, real, kernel: tuple):
+  """_picked_by_rank's pick for a small window, elementwise: a slot is picked when it wins against every slot of
+  its window (broadcast over it), itself included. A NaN wins against a number and against a NaN at or before it;
+  a number wins against a NaN never, against a smaller number or padding always, and against an equal number
+  when it comes first. Padding wins against nothing."""
+  lead, nd = windows.shape[:-len(kernel)], len(kernel)
+  position = _iota(math.prod(kernel), dtypes.int32, windows).reshape(kernel)
+  mine_nan, picked = windows.isnan(), None
+  for i, at in enumerate(itertools.product(*(range(k) for k in kernel))):
+    one = tuple((0, n) for n in lead) + tuple((a, a + 1) for a in at)
+    other, other_nan = windows.shrink(one), mine_nan.shrink(one)
+    # against slot i: before it (position > i), an equal number of its keeps the win; after it, mine does
+    beats = (position > i).where(windows > other, windows >= other)
+    if real is not None:
+      other_real = real.shrink(tuple((0, n) for n in real.shape[:-nd]) + tuple((a, a + 1) for a in at))
+      beats = real & (beats | ~other_real)
+    wins = mine_nan.where(~other_nan | (position >= i), ~other_nan & beats)
+    picked = wins if picked is None else picked & wins
+  return picked
 
 
 class PoolingOps:
@@ -106,7 +150,8 @@ class PoolingOps:
                  return_indices: bool = False, nd: int | None = None):
     """Max over windows of the last two axes (or as many as kernel_size has entries, like tinygrad's; stride
     defaults to the kernel size); padding counts as -inf. return_indices: also the position of each max in its
-    input plane, flattened (the first max of a window; int32), like torch's, for max_unpool2d."""
+    input plane, flattened (int32), like torch's, for max_unpool2d: the window's first maximum among its input's
+    elements (never its padding, also when they are all -inf), or its last NaN, as PyTorch's CPU kernel picks."""
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
@@ -122,42 +167,27 @@ class PoolingOps:
     if not return_indices: return values
     spatial = self.shape[-nd:]
     plane = type(self).arange(math.prod(spatial), dtype=dtypes.int32, device=self.device).reshape(spatial)
-    places = plane.pad(full, value=-1)._pool(kernel, stride, dilation).flatten(-nd)  # (*outs, window)
-    first = windows.flatten(-nd).argmax(-1).unsqueeze(-1)  # (..., *outs, 1)
-    slot = type(self).arange(places.shape[-1], dtype=dtypes.int32, device=self.device)
-    return values, (slot == first).where(places, 0).sum(-1, dtype=dtypes.int32)
+    places = plane.pad(full, value=-1)._pool(kernel, stride, dilation)  # (*outs, *kernel)
+    picked = _picked_by_rank(windows, values.reshape(values.shape + (1,) * nd), _real_slots(self, kernel, stride, dilation, full), kernel)
+    return values, picked.where(places, 0).sum(tuple(range(-nd, 0)), dtype=dtypes.int32)
   @staticmethod
   def _max_pool_gradient(grad: Self, values: Self, x: Self, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Self:
     """The gradient of max_pool2d's input x (padded by `pads` as the forward pass did), as PyTorch gives it: all of
-    an output's gradient goes to the first maximum of its window, in row-major order within the window (a NaN
-    counts as the maximum), where Tensor.max would share it among tied values (after a relu, a window of zeros is
-    four ties). Small windows (up to 4 elements) find it by comparing each element with its window's others (it beats every element before
-    it and is at least every one after it): one kernel, with no maximum or index to read first. Larger ones (3x3:
-    81 comparisons a window) find the place of the first element equal to the maximum, by one reduce; the
-    gradient is then elementwise in that place and the output's gradient, and fuses into putting it back."""
-    nd, size = len(kernel), math.prod(kernel)
-    lowest = -math.inf  # (a float dtype: only those get this rule)
-    windows = x.detach().pad(((0, 0),) * (x.ndim - nd) + pads, value=lowest)._pool(kernel, stride, dilation)
-    lead, axes = windows.shape[:-nd], tuple(range(-nd, 0))
-    order = _iota(size, dtypes.int32, grad)  # (a loop index, not a buffer: the graph may be sharded over devices)
-    if size <= 4:  # (one comparison term per element of the window: elementwise, so it fuses into the scatter)
-      position, mine_nan, first = order.reshape(kernel), windows.isnan(), None
-      for i, at in enumerate(itertools.product(*(range(k) for k in kernel))):
-        other = windows.shrink(tuple((0, n) for n in lead) + tuple((a, a + 1) for a in at))  # (broadcast over the window)
-        beats = (windows > other) | (mine_nan & ~other.isnan())
-        term = (position > i).where(beats, (windows >= other) | mine_nan)  # (after i it must beat it, else tie it)
-        first = term if first is None else first & term
-    else:
-      # the place of each window's first maximum (its row-major order), by one reduce: the highest rank among
-      # the hits. An element's share is then elementwise (its place or not), so each input element's sum of its
-      # windows' shares reads a place and a gradient per window, not a stored share per window element (3x3,
-      # stride 2 of 16x64x112x112: 111 MB written and read back)
-      hit = (windows == values.detach().reshape(lead + (1,) * nd)) | windows.isnan()
-      rank = (size - order).reshape(kernel)  # the first hit ranks highest
-      place = size - hit.where(rank, 0).max(axes, keepdim=True)
-      first = place == order.reshape(kernel)
+    an output's gradient goes to one element of its window, where Tensor.max would share it among tied values
+    (after a relu, a window of zeros is four ties): the window's first maximum in row-major order among x's
+    elements (a padded slot never, also when x's elements are all -inf, which tie the padding's -inf), or its last
+    NaN (the element PyTorch's CPU kernel picks, and return_indices gives). Small windows (up to 4 elements) find
+    it by comparing each element with the window's others (_picked_by_comparing): one kernel, with no maximum or
+    index to read first. Larger ones (3x3: 81 comparisons a window) rank the candidates and keep the best, by one
+    reduce (_picked_by_rank); the gradient is then elementwise in that and the output's gradient, and fuses into
+    putting it back."""
+    nd = len(kernel)
+    windows = x.detach().pad(((0, 0),) * (x.ndim - nd) + pads, value=-math.inf)._pool(kernel, stride, dilation)
+    lead, real = windows.shape[:-nd], _real_slots(x, kernel, stride, dilation, pads)
+    if math.prod(kernel) <= 4: first = _picked_by_comparing(windows, real, kernel)
+    else: first = _picked_by_rank(windows, values.detach().reshape(lead + (1,) * nd), real, kernel)
     per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
-    if size <= 4 and not _apart(kernel, stride, dilation):
+    if math.prod(kernel) <= 4 and not _apart(kernel, stride, dilation):
       per_window = per_window.contiguous()  # (overlapping: each input element reads several windows' comparisons)
     return type(grad)._windows_adjoint(per_window, x.shape[-nd:], kernel, stride, dilation, pads)
   @staticmethod
@@ -250,3 +280,6 @@ class PoolingOps:
   def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
     """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d."""
     return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=3)
+
+
+tensor_rules["max_pool"] = tensor_rules["window_sum"] = lambda arg, grad, value, x: (type(grad)._pool_gradient(arg, grad, value, x),)

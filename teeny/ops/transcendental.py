@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
-from teeny.gradient import custom_gradients
+from teeny.gradient import custom_gradients, tensor_rules
 from teeny.ops.elementwise import _SAME_SIZE_INT
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -235,3 +235,5 @@ _INVERSE_GRADIENTS = {
   "erf": lambda ctx, ret: (ctx * (ret.src[1] * ret.src[1] * (-1 / math.log(2))).alu(Ops.EXP2) * (2 / math.sqrt(math.pi)),),
 }
 custom_gradients.update(_INVERSE_GRADIENTS)
+tensor_rules["sinh"] = lambda arg, grad, _, x: (grad * x.cosh(),)  # (each other's derivative: finite as far as
+tensor_rules["cosh"] = lambda arg, grad, _, x: (grad * x.sinh(),)  # they are)
