@@ -253,6 +253,31 @@ def test_linspace_prod_dtype_and_nll_loss(device):
   np.testing.assert_allclose(logits.log_softmax(1).nll_loss(labels).item(), logits.cross_entropy(labels).item(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("which", ["max", "min"])
+def test_max_and_min_with_dim_give_values_and_indices_like_torch(device, which):
+  # PyTorch's x.max(dim=1)[0] is the values: as tinygrad's values-only result it was their first row, silently
+  x = np.random.default_rng(4).choice([0.0, 1.0, 2.0, np.nan, -np.inf], size=(3, 4, 5)).astype(np.float32)
+  find = np.argmax if which == "max" else np.argmin  # (numpy's: the first extreme, a NaN counting as one)
+  for dim, keepdim in [(1, False), (-1, True), (0, False)]:
+    t = Tensor(x, device=device, requires_grad=True)
+    result = getattr(t, which)(dim=dim, keepdim=keepdim)
+    want_indices = np.expand_dims(find(x, axis=dim), dim)
+    want_values = np.take_along_axis(x, want_indices, dim)
+    if not keepdim: want_indices, want_values = want_indices.squeeze(dim), want_values.squeeze(dim)
+    values, indices = result
+    assert result[0] is result.values and result[1] is result.indices and indices.dtype == dtypes.int32
+    np.testing.assert_array_equal(values.numpy(), want_values)
+    np.testing.assert_array_equal(indices.numpy(), want_indices)
+    values.sum().backward()  # the whole gradient to the element each index names, as PyTorch's
+    want_grad = np.zeros_like(x)
+    np.put_along_axis(want_grad, want_indices if keepdim else np.expand_dims(want_indices, dim), 1.0, dim)
+    np.testing.assert_array_equal(t.grad.numpy(), want_grad)
+  assert getattr(Tensor(x, device=device), which)(1).shape == (3, 5)  # tinygrad's positional form: the values
+  with pytest.raises(TypeError, match="twice"): getattr(Tensor(x, device=device), which)(1, dim=1)
+  pair = Tensor(x, device=device).sort(dim=1)
+  np.testing.assert_array_equal(pair.indices.numpy(), pair[1].numpy())
+
+
 def test_nll_loss_where_other_classes_have_probability_zero(device):
   # a masked vocabulary's log_softmax holds -inf for the classes masked out: the loss reads only the target's
   # log-probability (0 * -inf made it NaN); a target outside the classes is NaN (PyTorch raises), unless ignored

@@ -5,7 +5,7 @@ REDUCE_AXIS node. How a long sum is split into several kernels is the scheduler'
 made for every graph, gradients included."""
 from __future__ import annotations
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, Any
 import numpy as np
 from teeny.dtype import dtypes, promote, NARROW_FLOATS
 from teeny.uop import UOp, Ops
@@ -14,6 +14,12 @@ from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _br
 from teeny.ops.constants import uniform_reduces
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
+
+
+class ValuesIndices(NamedTuple):
+  """What PyTorch's max(dim=)/min(dim=) return (torch.return_types.max): the values and their indices."""
+  values: Any
+  indices: Any
 
 
 # what a masked-out element of a scan holds: nothing added, nothing above any value, nothing multiplied
@@ -63,17 +69,18 @@ class ReduceOps:
     """Product over axes. bool and int tensors multiply in int64 (like PyTorch), or in dtype when given."""
     x = self.cast(dtype) if dtype is not None else self if dtypes.is_float(self.dtype) else self.cast(dtypes.int64)
     return x._reduce(Ops.MUL, axis, keepdim)
-  @takes_dim
-  def max(self, axis=None, keepdim=False) -> Self:
-    """The largest value over `axis` (all axes by default), like torch.amax. Only the values: its gradient is split
-    evenly among tied maxima (as torch's amax and max() without a dim do), where torch.max(x, dim) also returns
-    indices and sends the whole gradient to the one element each index names."""
+  def max(self, axis=None, keepdim=False, *, dim=None):
+    """The largest value over `axis` (all axes by default), like torch.amax and tinygrad's max: only the values,
+    the gradient split evenly among tied maxima (as torch's amax and max() without a dim do). With PyTorch's
+    spelling, dim=, PyTorch's result: the values and their indices (_values_and_indices)."""
+    if dim is not None: return self._values_and_indices("max", dim, keepdim, axis)
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ArgumentError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
-  @takes_dim
-  def min(self, axis=None, keepdim=False) -> Self:
-    """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max)."""
+  def min(self, axis=None, keepdim=False, *, dim=None):
+    """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max). With dim=,
+    PyTorch's (values, indices)."""
+    if dim is not None: return self._values_and_indices("min", dim, keepdim, axis)
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ArgumentError(f"min of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
     if dtypes.is_float(self.dtype): return -((-self).max(axis, keepdim))
@@ -135,6 +142,17 @@ class ReduceOps:
     """(std, mean) over the axes, like torch.std_mean (the arguments of var)."""
     return self.std(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
   @takes_dim
+  def _values_and_indices(self, which: str, dim: int, keepdim: bool, axis) -> ValuesIndices:
+    """torch.max(x, dim=d) and min: (values, indices) along dim, a named pair, indices int32 like argmax's (the first
+    extreme, a NaN counting as one). The values are read at the indices, so the whole gradient goes to the element
+    each index names, as PyTorch's does. tinygrad's x.max(axis) gives the values only; dim= is PyTorch's spelling
+    alone, so it gets PyTorch's result: `x.max(dim=1)[0]` is the values, not their first row."""
+    if axis is not None: raise TypeError(f"{which}() got the axis twice: dim= and axis (dim is PyTorch's name for axis)")
+    d = _canon_axis(dim, self.ndim)
+    if self.ndim == 0: return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
+    indices = (self.argmax if which == "max" else self.argmin)(d, keepdim=True)
+    values = self.gather(d, indices)
+    return ValuesIndices(values, indices) if keepdim else ValuesIndices(values.squeeze(d), indices.squeeze(d))
   def argmax(self, axis=None, keepdim=False) -> Self:
     """Index of the largest value, the first one on ties and NaN counting as largest (like numpy). int32 (teeny's
     default int, as in tinygrad; torch gives int64). axis=None searches the flattened tensor."""
@@ -267,12 +285,12 @@ class ReduceOps:
     seen; the index (int32) is the last position so far holding the value (the latest NaN after one). The values
     are read back at those indices, so the gradient goes to that one element, as PyTorch's does."""
     return self._with_running_index(self._running_max(axis), axis)
-  def _with_running_index(self, values: Self, axis: int) -> tuple[Self, Self]:
+  def _with_running_index(self, values: Self, axis: int) -> ValuesIndices:
     d = _canon_axis(axis, self.ndim)
-    if self.ndim == 0: return self, type(self).zeros((), dtype=dtypes.int32, device=self.device)
-    if self.shape[d] == 0: return self, self.cast(dtypes.int32)
+    if self.ndim == 0: return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
+    if self.shape[d] == 0: return ValuesIndices(self, self.cast(dtypes.int32))
     index = self._running_index(values, d)
-    return self.gather(d, index), index
+    return ValuesIndices(self.gather(d, index), index)
   def _running_max(self, axis: int) -> Self:
     if self.dtype != dtypes.bool: return self._scan("max", axis)
     return self.cast(dtypes.uint8)._scan("max", axis).cast(dtypes.bool)

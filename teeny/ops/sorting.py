@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.ops.args import ArgumentError, _canon_axis
+from teeny.ops.reduce import ValuesIndices
 if TYPE_CHECKING:
   from typing import Self
 
@@ -79,11 +80,12 @@ class SortOps:
 
   def sort(self, dim: int = -1, descending: bool = False, stable: bool = True) -> tuple[Self, Self]:
     """(values, indices) sorted along dim, like torch.sort: stable (equal values keep their order), NaN sorted as
-    the largest value. Costs dim's size squared in comparisons (see the module docstring)."""
-    if self.ndim == 0: return self, type(self).zeros((), dtype=dtypes.int32, device=self.device)
+    the largest value; a named pair (.values, .indices) as PyTorch's. Costs dim's size squared in comparisons (see
+    the module docstring)."""
+    if self.ndim == 0: return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
     n = self.shape[_canon_axis(dim, self.ndim)]
-    if n == 0: return self, self.cast(dtypes.int32)
-    return self._ranked_first(n, dim, descending)
+    if n == 0: return ValuesIndices(self, self.cast(dtypes.int32))
+    return ValuesIndices(*self._ranked_first(n, dim, descending))
 
   def argsort(self, dim: int = -1, descending: bool = False, stable: bool = True) -> Self:
     """The indices that sort self along dim (int32), like torch.argsort."""
@@ -91,13 +93,14 @@ class SortOps:
 
   def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True, *, sorted_: bool | None = None) -> tuple[Self, Self]:
     """The k largest (or smallest) elements along dim and their indices, like torch.topk, in sorted order (which
-    is also what sorted=False gives: PyTorch leaves that order unspecified). tinygrad's sorted_= is accepted."""
+    is also what sorted=False gives: PyTorch leaves that order unspecified), a named pair (.values, .indices) as
+    PyTorch's. tinygrad's sorted_= is accepted."""
     n = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1
     if not isinstance(k, int) or not 0 <= k <= n: raise ArgumentError(f"topk: k={k!r} must be an int in [0, {n}] for dim of size {n}")
     if k == 0:
       shape = tuple(0 if i == _canon_axis(dim, self.ndim) else s for i, s in enumerate(self.shape))
-      return type(self).empty(shape, dtype=self.dtype, device=self.device), type(self).empty(shape, dtype=dtypes.int32, device=self.device)
-    return self._ranked_first(k, dim, descending=largest)
+      return ValuesIndices(type(self).empty(shape, dtype=self.dtype, device=self.device), type(self).empty(shape, dtype=dtypes.int32, device=self.device))
+    return ValuesIndices(*self._ranked_first(k, dim, descending=largest))
 
   def _true_positions(self, size: int) -> tuple[Self, Self]:
     """For a bool mask: the flat positions of its first `size` True elements (int32) and which of them exist."""
