@@ -64,6 +64,12 @@ REDUCE = {
   "std": (lambda t: t.std(1), lambda p: p.std(1)), "norm": (lambda t: t.norm(dim=1), lambda p: p.norm(dim=1)),
   "normalize": (lambda t: t.normalize(axis=1), lambda p: F.normalize(p, dim=1)), "cumsum": (lambda t: t.cumsum(1), lambda p: p.cumsum(1)),
   "cumprod": (lambda t: t.cumprod(1), lambda p: p.cumprod(1)), "layernorm": (lambda t: t.layernorm(), lambda p: F.layer_norm(p, (4,))),
+  "max_dim": (lambda t: t.max(dim=1).values, lambda p: p.max(dim=1).values), "min_dim": (lambda t: t.min(dim=1).values, lambda p: p.min(dim=1).values),
+  "cummax": (lambda t: t.cummax(1).values, lambda p: p.cummax(1).values), "logcumsumexp": (lambda t: t.logcumsumexp(1), lambda p: p.logcumsumexp(1)),
+  # max pooling with padding: a window of -inf elements ties the padding's -inf; its gradient must reach an element
+  "max_pool_padded": (lambda t: t.reshape(1, 1, *t.shape).max_pool2d((1, 2), (1, 2), 1, (0, 1)),
+                      lambda p: F.max_pool2d(p[None, None], (1, 2), (1, 2), (0, 1))),
+  "max_pool_3x3": (lambda t: t.reshape(1, 1, *t.shape).max_pool2d(3, 2, 1, 1), lambda p: F.max_pool2d(p[None, None], 3, 2, 1)),
 }
 
 NN_ROWS = [r for r in ROWS if not np.isnan(r).any()]  # (PyTorch's BCE refuses NaN probabilities)
@@ -78,6 +84,8 @@ NN = {
   "bce_with_logits": (lambda t: t.binary_crossentropy_logits(Tensor(_TARGETS).expand(*t.shape)),
                       lambda p: F.binary_cross_entropy_with_logits(p, torch.tensor(_TARGETS, dtype=p.dtype).expand(*p.shape))),
   "cross_entropy": (lambda t: t.cross_entropy(Tensor(_CLASSES)), lambda p: F.cross_entropy(p, torch.tensor(_CLASSES))),
+  # (log_softmax of a row holding -inf: another class's log-probability is -inf)
+  "nll_loss": (lambda t: t.log_softmax(1).nll_loss(Tensor(_CLASSES)), lambda p: F.nll_loss(p.log_softmax(1), torch.tensor(_CLASSES))),
   "attention_masked_row": (lambda t: t.reshape(1, *t.shape).scaled_dot_product_attention(t.reshape(1, *t.shape), t.reshape(1, *t.shape), attn_mask=Tensor(_ATTEND)),
                            lambda p: F.scaled_dot_product_attention(p[None], p[None], p[None], attn_mask=torch.tensor(_ATTEND))),
 }

@@ -141,7 +141,6 @@ class ReduceOps:
   def std_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
     """(std, mean) over the axes, like torch.std_mean (the arguments of var)."""
     return self.std(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
-  @takes_dim
   def _values_and_indices(self, which: str, dim: int, keepdim: bool, axis) -> ValuesIndices:
     """torch.max(x, dim=d) and min: (values, indices) along dim, a named pair, indices int32 like argmax's (the first
     extreme, a NaN counting as one). The values are read at the indices, so the whole gradient goes to the element
@@ -153,6 +152,7 @@ class ReduceOps:
     indices = (self.argmax if which == "max" else self.argmin)(d, keepdim=True)
     values = self.gather(d, indices)
     return ValuesIndices(values, indices) if keepdim else ValuesIndices(values.squeeze(d), indices.squeeze(d))
+  @takes_dim
   def argmax(self, axis=None, keepdim=False) -> Self:
     """Index of the largest value, the first one on ties and NaN counting as largest (like numpy). int32 (teeny's
     default int, as in tinygrad; torch gives int64). axis=None searches the flattened tensor."""
