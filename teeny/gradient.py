@@ -11,7 +11,7 @@ A composed function whose gradient the primitives would get wrong at some inputs
 DETACH(value, *inputs) with arg naming a rule in `custom_gradients`: the value is computed like any graph (the
 scheduler passes a DETACH through to its first source), and the gradient reaches the inputs by that rule alone.
 pow is one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where PyTorch's y * x^(y-1) is 0,
-1 or inf. Its rule lives in tensor.py, written with Tensor math (and pow itself, so it differentiates again).
+1 or inf. Its rule lives in ops/elementwise.py, written with Tensor math (and pow itself, so it differentiates again).
 A convolution is another, for speed: its input's gradient is a transposed convolution (the arg is a tuple, the
 rule's name and the convolution's settings). max_pool2d is a third: PyTorch gives each window's gradient to its
 first maximum, where MAX's rule would split it among ties; scatter_reduce's amax and amin a fourth. Rules in

@@ -126,15 +126,16 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return bool(self.item())
   def _new(self, uop: UOp, *others: Tensor) -> Tensor:
     """A result computed from self (and others): it requires grad if any of them does, like PyTorch (and grad
-    mode is on)."""
+    mode is on). Under no_grad it passes no gradient back to them either, later uses included (a DETACH)."""
     out = Tensor.__new__(Tensor)
-    out._uop, out.device, out.grad, out._requires_grad = uop, self.device, None, None
-    program_order.track(out)
-    if not _grad_mode.enabled: return out
+    out.device, out.grad, out._requires_grad = self.device, None, None
     for t in (self, *others):  # a loop, not any(...): no generator made for every op
       if t._requires_grad:
-        out._requires_grad = True
+        if _grad_mode.enabled: out._requires_grad = True
+        else: uop = UOp(Ops.DETACH, uop.dtype, (uop,))
         break
+    out._uop = uop
+    program_order.track(out)
     return out
 
   # ---- the node, storage and views ----
@@ -155,7 +156,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if not is_buffer_view(node): program_order.track(self)
 
   def _view(self, op: Ops, arg) -> Tensor:
-    """A view of this tensor's storage through one more movement op (see the class docstring)."""
+    """A view of this tensor's storage through one more movement op (see the class docstring); under no_grad a
+    view of its detach(), so no gradient flows back through it."""
+    if self._requires_grad and not _grad_mode.enabled and op is not Ops.DETACH: return self.detach()._view(op, arg)
     out = Tensor.__new__(Tensor)
     out._uop, out.device, out.grad = _view_node(op, arg, self.uop), self.device, None
     out._requires_grad = self._requires_grad if _grad_mode.enabled else None
@@ -635,34 +638,14 @@ def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
   return (node,) if lazy is None or lazy is node else (node, lazy)
 
 
-def _pow_gradient(ctx: UOp, ret: UOp) -> tuple[UOp | None, UOp | None]:
-  """PyTorch's gradients of x ** e (a _float_pow node) for x and e, written with pow itself so that they can be
-  differentiated again. A constant e (x ** 2.5) takes x.pow(e - 1) like PyTorch, sqrt and friends included. Graph
-  nodes carry no device: these tensors only build graph, any device name will do."""
-  grad, out, x, e = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, ret.src[1], ret.src[2]))
-  scalar = _const_value(ret.src[2])
-  if scalar is None: dx = (e == 0).where(0.0, e * x._float_pow(e - 1))
-  else: dx = x.zeros_like() if scalar == 0 else x.pow(scalar - 1) * scalar
-  de = ((x == 0) & (e >= 0)).where(0.0, out * x.log())
-  return (grad * dx).uop, (grad * de).uop
-
-
-def _const_value(u: UOp):
-  """The value of a constant seen at some shape (CONST, reshaped and expanded), else None."""
-  while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
-  return u.arg if u.op is Ops.CONST else None
-
-
-custom_gradients["pow"] = _pow_gradient
-
 def _rule_in_tensor_ops(rule):
-  """A custom gradient rule (gradient.py's DETACH) in Tensor ops, so it differentiates again: rule(arg, grad, value,
-  *inputs) gets the DETACH's arg and nodes as tensors and returns the gradient of each input. The value is the
-  DETACH itself (the node the user's tensor holds), so a value realized in the forward pass is read, not computed
-  again (max_pool2d's gradient compares the windows with it)."""
+  """A gradient rule in Tensor ops (gradient.tensor_rules) as a UOp rule: the DETACH's arg and nodes as tensors (graph
+  nodes carry no device: these tensors only build graph, any device name will do). The value is the DETACH itself
+  (the node the user's tensor holds): a value realized in the forward pass is read, not computed again
+  (max_pool2d's gradient compares the windows with it)."""
   def in_uops(ctx: UOp, ret: UOp) -> tuple:
-    tensors = (_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, *ret.src[1:]))
-    return tuple(None if g is None else g.uop for g in rule(ret.arg, *tensors))
+    grads = rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, *ret.src[1:])))
+    return tuple(None if g is None else g.uop for g in grads)
   return in_uops
 
 

@@ -314,6 +314,23 @@ def test_no_grad_results_dont_require_grad(device):
   assert not f(w).requires_grad
 
 
+def test_what_no_grad_computed_passes_no_gradient_later(device):
+  # PyTorch: a result computed under no_grad is a constant to every later graph; lazy, it still held the graph to
+  # its inputs, and backward went through it (a * 3 under no_grad, times a: gradient 9 instead of 3)
+  a = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  with Tensor.no_grad(): tripled, tail = a * 3, a[1:]
+  (tripled * a).sum().backward()
+  np.testing.assert_allclose(a.grad.numpy(), [3.0, 6.0, 9.0])
+  a.grad = None
+  (tail * a[1:]).sum().backward()  # (a view made under no_grad: its reads pass none either)
+  np.testing.assert_allclose(a.grad.numpy(), [0.0, 2.0, 3.0])
+  @Tensor.no_grad()
+  def exp(t): return t.exp()
+  np.testing.assert_allclose((exp(a) * a).sum().gradient(a)[0].numpy(), np.exp([1.0, 2.0, 3.0]), rtol=1e-6)
+  with Tensor.no_grad(): tail += 10  # (and writes through such a view still reach a)
+  np.testing.assert_allclose(a.numpy(), [1.0, 12.0, 13.0])
+
+
 def test_gradient_flows_through_inplace_updates_of_results(device):
   """PyTorch differentiates through in-place operations on results that require grad (not leaves)."""
   a = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)

@@ -11,6 +11,7 @@ from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
 from teeny.ops.args import ArgumentError
+from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -319,7 +320,7 @@ class ElementwiseOps:
     return (e < 0).where(below_one, out)
   def _float_pow(self, e: Self, value: Self | None = None) -> Self:
     """x ** e for float x and e of one dtype (float32 or float64) and shape: the value composed from exp2 and log2
-    (or the one given), its gradient by the "pow" rule (_pow_gradient) through a DETACH node (see gradient.py)."""
+    (or the one given), its gradient by the "pow" rule (_pow_gradient, below) through a DETACH node (see gradient.py)."""
     if value is not None: return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, self.uop, e.uop), "pow"), e)
     x = self
     magnitude = (e * x.abs().log2()).exp2()
@@ -371,3 +372,22 @@ class ElementwiseOps:
   def rshift(self, x) -> Self:
     """self >> x for int tensors (tinygrad's rshift; torch's bitwise_right_shift)."""
     return self >> x
+
+
+def _pow_gradient(arg, grad, out, x, e) -> tuple:
+  """PyTorch's gradients of x ** e (a _float_pow node) for x and e, written with pow itself so that they can be
+  differentiated again. A constant e (x ** 2.5) takes x.pow(e - 1) like PyTorch, sqrt and friends included."""
+  scalar = _const_value(e.uop)
+  if scalar is None: dx = (e == 0).where(0.0, e * x._float_pow(e - 1))
+  else: dx = x.zeros_like() if scalar == 0 else x.pow(scalar - 1) * scalar
+  de = ((x == 0) & (e >= 0)).where(0.0, out * x.log())
+  return grad * dx, grad * de
+
+
+def _const_value(u: UOp):
+  """The value of a constant seen at some shape (CONST, reshaped and expanded), else None."""
+  while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
+  return u.arg if u.op is Ops.CONST else None
+
+
+tensor_rules["pow"] = _pow_gradient
