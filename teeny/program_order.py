@@ -21,6 +21,7 @@ reads `_uop`, `_base` and the realized map of the scheduler.
 """
 from __future__ import annotations
 import threading, weakref
+from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.helpers import snapshot
 from teeny.runtime.device import Buffer
@@ -134,6 +135,40 @@ def split_by_capture(tensors: list) -> tuple[list, list]:
     t = r()
     if t is not None: during.add(id(t))
   return [t for t in tensors if id(t) not in during], [t for t in tensors if id(t) in during]
+
+
+def made_before_capture_in(roots) -> list:
+  """While a TinyJit captures on this thread: the live lazy tensors made before the captured call whose nodes are
+  in the graphs under `roots` (a layer's weights never realized, a constant computed outside). Recomputed by every
+  replay, they would be baked into it: a later assign to them (load_state_dict) would never reach it."""
+  registry = _this_thread.registry
+  if registry.capture_start is None: return []
+  during = {id(t) for r in registry.refs[registry.capture_start:] if (t := r()) is not None}
+  made_before = {t._uop: t for t in _lazy_bases() if id(t) not in during}
+  if not made_before: return []
+  return [made_before[n] for n in UOp(Ops.SINK, dtypes.void, tuple(roots)).toposort() if n in made_before]
+
+
+_writes: list = []  # weak references to tensors given a write (ASSIGN) node, on any thread: pending_writes' list
+
+
+def track_write(t):
+  """Remember a tensor whose node is now a write into its buffer (x.assign(v), x += 1), until it runs."""
+  _writes.append(_ref(t))
+
+
+def pending_writes(buffers) -> list:
+  """Live tensors whose node is a write (ASSIGN) that has not run yet into one of `buffers` (a collection, read
+  only when there is such a write: a TinyJit replay asks before every call)."""
+  live = [t for r in _writes[:] if (t := r()) is not None and t._uop.op is Ops.ASSIGN]
+  _writes[:] = [_ref(t) for t in live]  # (the writes that ran, or whose tensors died, are dropped)
+  if not live: return []
+  buffers = set(buffers)
+  out = []
+  for t in live:
+    target = t._uop.src[0]
+    if any(is_buffer_view(s) and buffer_of(s) in buffers for s in (target.src if target.op is Ops.MULTI else (target,))): out.append(t)
+  return out
 
 
 def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:

@@ -406,3 +406,70 @@ def test_jit_zero_turns_the_jit_off(device):
   with Context(JIT=0):
     for i in range(4): assert add(Tensor([float(i)], device=device), Tensor([float(i)], device=device)).item() == 2 * i
   assert len(calls) == 4 and add.captured is None
+
+
+def test_a_replay_runs_the_writes_still_pending_into_its_buffers_first(device):
+  # a lazy assign into a buffer the recording reads or writes (a parameter reset between steps, a constant the
+  # function reads) ran after the replay: the step's update was lost, or the replay read the old value
+  w = Tensor(np.ones(2, np.float32), device=device, requires_grad=True)
+  opt = SGD([w], lr=0.5)
+  @TinyJit
+  def step(x):
+    opt.zero_grad()
+    (w * x).sum().backward()
+    opt.step()
+    return w.realize()
+  ones = Tensor(np.ones(2, np.float32), device=device)
+  for _ in range(3): step(ones)
+  with Tensor.no_grad(): w.assign(Tensor(np.full(2, 10.0, np.float32), device=device))
+  np.testing.assert_array_equal(step(ones).numpy(), [9.5, 9.5])
+  np.testing.assert_array_equal(w.numpy(), [9.5, 9.5])
+  shift = (Tensor.ones(3, device=device) * 2).realize()
+  @TinyJit
+  def add(x): return (x + shift).realize()
+  for _ in range(3): add(Tensor.zeros(3, device=device))
+  shift.assign(Tensor.full((3,), 7.0, device=device))
+  np.testing.assert_array_equal(add(Tensor.zeros(3, device=device)).numpy(), [7.0, 7.0, 7.0])
+
+
+def test_what_was_lazy_before_the_capture_is_read_not_baked_in(device):
+  # a layer's weights never realized were recomputed by every replay from their old graph, so loading new ones
+  # (an assign to a lazy tensor replaces its graph) never reached the jit
+  layer = teeny.nn.Linear(3, 2)
+  if device != teeny.Device.DEFAULT: layer.weight, layer.bias = layer.weight.to(device), layer.bias.to(device)
+  @TinyJit
+  def forward(x): return layer(x).realize()
+  x = Tensor(np.ones((1, 3), np.float32), device=device)
+  for _ in range(3): forward(x)
+  teeny.nn.state.load_state_dict(layer, {"weight": Tensor(np.full((2, 3), 0.5, np.float32), device=device),
+                                         "bias": Tensor(np.zeros(2, np.float32), device=device)})
+  np.testing.assert_array_equal(forward(x).numpy(), [[1.5, 1.5]])
+  constant = Tensor.ones(3, device=device) * 2
+  @TinyJit
+  def add(x): return (x + constant).realize()
+  for _ in range(3): add(Tensor.zeros(3, device=device))
+  constant.assign(Tensor.full((3,), 7.0, device=device))
+  np.testing.assert_array_equal(add(Tensor.zeros(3, device=device)).numpy(), [7.0, 7.0, 7.0])
+
+
+def test_a_learning_rate_schedule_steps_under_tinyjit_as_without_it(device):
+  # StepLR's lazy lr.assign after each step: the replays read the learning rate captured, 0.1, ever after
+  from teeny.nn.optim import StepLR
+  trajectories = []
+  for jit in (False, True):
+    w = Tensor(np.zeros(1, np.float32), device=device, requires_grad=True)
+    opt = SGD([w], lr=1.0)
+    schedule = StepLR(opt, step_size=1, gamma=0.1)
+    def step(x):
+      opt.zero_grad()
+      (w * x).sum().backward()
+      opt.step()
+      return w.realize()
+    run = TinyJit(step) if jit else step
+    values = []
+    for _ in range(5):
+      values.append(run(Tensor(np.ones(1, np.float32), device=device)).item())
+      schedule.step()
+    trajectories.append(values)
+  np.testing.assert_allclose(trajectories[0], [-1.0, -1.1, -1.11, -1.111, -1.1111], rtol=1e-6)
+  np.testing.assert_array_equal(trajectories[1], trajectories[0])

@@ -16,7 +16,10 @@ arguments' buffers. What a replay does with each buffer the recording touched:
   - a scratch buffer made during the call that nothing outside holds: kept by the jit, reused on every replay,
     and planned so scratch buffers whose lifetimes don't overlap share memory (teeny/memory.py);
   - anything else (parameters, constants made from host data, buffers still held elsewhere): the same buffer,
-    so updates the function assigns to parameters keep landing in them;
+    so updates the function assigns to parameters keep landing in them. A write into one still pending when a
+    replay starts (a learning-rate scheduler's lazy lr.assign) runs first; a tensor made before the capture call
+    and still lazy then (a layer's weights never realized) is realized outside the capture, so replays read its
+    buffer, and later writes to it, instead of recomputing its old graph;
   - the key buffer of each random draw (Tensor.rand and friends): rewritten with the generator's next key
     before the kernels run, so every replay draws new numbers, the same ones an unjitted call would.
 
@@ -77,7 +80,7 @@ from teeny.memory import plan_memory
 from teeny.runtime.device import Buffer
 from teeny.schedule import ScheduleItem, buffer_view, forget_realized, writes_count
 from teeny.tensor import Tensor
-from teeny.engine.tensors import realize_old_value_readers
+from teeny.engine.tensors import realize_old_value_readers, realize_pending_writes
 from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
@@ -406,6 +409,9 @@ class _Capture:
 
   def replay(self, input_bufs: list[Buffer], input_tensors: list[Tensor], variables: dict[str, int]):
     if self._freed: self._replan()
+    # writes still pending into the buffers the recording reads or writes (a learning-rate scheduler's lazy assign)
+    # run first: the launches below would read the old values and be overwritten by them after
+    realize_pending_writes(self.kept.values())
     bufs = {s: input_bufs[i] for s, i in self.inputs.items()}
     for s, spec in self.fresh.items(): bufs[s] = Buffer(*spec)
     if self.written:

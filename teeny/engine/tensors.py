@@ -10,7 +10,7 @@ import numpy as np
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Buffer
 from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, is_realized, forget_realized, writes_count
-from teeny.engine.realize import run_schedule
+from teeny.engine.realize import run_schedule, capture
 from teeny.engine.validate import checked
 from teeny.view import ShapeTracker
 from teeny import multi, program_order, tracing
@@ -39,6 +39,7 @@ def realize_tensors(tensors: tuple, before_writing: tuple = ()):
 
 def _realize(tensors: tuple, before_writing: tuple = ()):
   tensors = _storage_owners(tensors)
+  if capture.recording is not None: tensors = _apart_from_capture(tensors)
   if before_writing:
     soon_written = {b for t in before_writing for b in _buffers_held(t._uop)}
     if soon_written: tensors += tuple(_readers_to_realize(soon_written, {id(t) for t in tensors}))
@@ -131,11 +132,27 @@ def realize_old_value_readers(written: set[Buffer]):
   program_order.mark_stale_graphs(grad_realized, written)
 
 
+def _apart_from_capture(tensors: tuple) -> tuple:
+  """While a TinyJit captures: the lazy tensors made before its call that these graphs read (a layer's weights
+  never realized, a learning rate's pending assign) are realized outside it, so every replay reads their buffers
+  (and a later write to them) instead of recomputing their old graph. Returns the tensors still to realize."""
+  made_before = program_order.made_before_capture_in([t._uop for t in tensors])
+  if not made_before: return tensors
+  _realize_outside_capture(made_before)
+  return tuple(t for t in tensors if not is_realized(t._uop))
+
+
+def realize_pending_writes(buffers):
+  """Before kernels that run outside a schedule (a TinyJit replay) read or write `buffers`: run the writes into
+  them still pending (a lazy assign: a learning-rate scheduler's, load_state_dict's), which they would miss."""
+  writers = program_order.pending_writes(buffers)
+  if writers: realize_tensors(tuple(writers))
+
+
 def _realize_outside_capture(tensors: list):
   """Realize tensors made before a TinyJit's captured call without recording their kernels: a replay must not
   recompute them into buffers their owners still hold. (Where the capture started stays set: it is a position
   in this thread's registry of lazy tensors, which must not be compacted under it.)"""
-  from teeny.engine.realize import capture
   recording, capture.recording = capture.recording, None
   try: realize_tensors(tuple(tensors))
   finally: capture.recording = recording

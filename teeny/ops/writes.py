@@ -10,6 +10,7 @@ from teeny.uop import UOp, Ops
 from teeny.schedule import is_realized, forget_realized
 from teeny.gradient import restore_graphs
 from teeny.engine.tensors import realize_tensors, grad_realized, unique_ids
+from teeny import program_order
 from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -53,6 +54,7 @@ class WriteOps:
       # in place: the kernel stores value through the view's movement ops into the base's buffer
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
+      program_order.track_write(base)
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else bits, old)
       if base._assigned_graph is not None: grad_realized[id(base)] = base
     elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
