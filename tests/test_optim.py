@@ -171,7 +171,32 @@ def test_params_without_grad_are_skipped(device):
   train(ps, opt, device, steps=2)
   np.testing.assert_array_equal(extra.numpy(), np.ones(3, np.float32))
   np.testing.assert_array_equal(opt.m[-1].numpy(), np.zeros(3, np.float32))
-  assert opt.t.item() == 2
+  assert opt.t.numpy().tolist() == [2] * len(ps) + [0]  # (the steps each parameter took, as PyTorch's state['step'])
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_counts_the_steps_of_each_parameter_apart(device, name):
+  # PyTorch's bias correction uses the steps a parameter took: one that got no gradient on a step (a head used
+  # every other step) is corrected by its own count, not by the optimizer's (5e-3 off after 5 steps)
+  a, b = (Tensor(np.array(v, np.float32), device=device) for v in ([1.0, -2.0], [0.5, 3.0]))
+  opt = {"Adam": Adam, "AdamW": AdamW}[name]([a, b], lr=0.01)
+  moments = {"a": [np.zeros(2), np.zeros(2), 0], "b": [np.zeros(2), np.zeros(2), 0]}
+  want = {"a": a.numpy().astype(np.float64), "b": b.numpy().astype(np.float64)}
+  for step in range(5):
+    opt.zero_grad()
+    uses_b = step % 2 == 1
+    ((a * a).sum() + ((b * a).sum() if uses_b else 0)).backward()
+    opt.step()
+    grads = {"a": 2 * want["a"] + (want["b"] if uses_b else 0), "b": want["a"] if uses_b else None}
+    for key, g in grads.items():  # the reference: PyTorch's Adam(W) update, per parameter, in float64
+      if g is None: continue
+      m, v, t = moments[key]
+      if name == "AdamW": want[key] = want[key] * (1 - 0.01 * 0.01)
+      m, v, t = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g, t + 1
+      moments[key] = [m, v, t]
+      want[key] = want[key] - 0.01 / (1 - 0.9 ** t) * m / (np.sqrt(v) / np.sqrt(1 - 0.999 ** t) + 1e-8)
+  np.testing.assert_allclose(a.numpy(), want["a"], rtol=1e-5)
+  np.testing.assert_allclose(b.numpy(), want["b"], rtol=1e-5)
 
 
 def test_requires_grad_false_is_not_optimized(device):

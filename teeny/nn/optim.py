@@ -125,8 +125,8 @@ class LAMB(Optimizer):
   """LAMB (You et al. 2019), and Adam/AdamW as special cases. m, v: Adam's moments with bias correction
   (PyTorch's order of operations); the update u = m_hat / (sqrt(v_hat) + eps) plus wd * p for decoupled decay,
   scaled by the trust ratio ||p|| / ||u|| (LAMB only). Adam's classic L2 decay (wd * p added to the gradient)
-  is `decoupled=False`. The step counter t is one device tensor shared by all parameters (PyTorch keeps one
-  per parameter, which only differs when some parameters get no gradient on some steps)."""
+  is `decoupled=False`. The step counters t are one device tensor, an entry per parameter counting the steps
+  that parameter took (PyTorch's state['step']: a parameter with no gradient on a step doesn't count it)."""
   def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
                weight_decay: float = 0.0, adam: bool = False, decoupled: bool = True):
     super().__init__(params, lr)
@@ -135,20 +135,21 @@ class LAMB(Optimizer):
     if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
     if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     self.b1, self.b2, self.eps, self.weight_decay, self.adam, self.decoupled = b1, b2, eps, weight_decay, adam, decoupled
-    self.t = Tensor.zeros((), dtype=dtypes.int32, device=self.device).clone()
+    self.t = Tensor.zeros(len(self.params), dtype=dtypes.int32, device=self.device).clone()
     self._state.append(self.t)
     self.m = [self._zeros_like(p) for p in self.params]
     self.v = [self._zeros_like(p) for p in self.params]
 
   def _step_shared(self):
-    self.t.assign(self.t + 1)
+    took = [p.grad is not None for p in self.params]
+    self.t.assign(self.t + (1 if all(took) else Tensor(took, device=self.device).cast(dtypes.int32)))
     return [self.t]
 
   def _update(self, i, p, g):
     if self.weight_decay and not self.decoupled: g = g + self.weight_decay * p
     m = self.m[i].assign(self.m[i] + (g - self.m[i]) * (1 - self.b1))  # PyTorch's lerp_(g, 1 - b1)
     v = self.v[i].assign(self.v[i] * self.b2 + (1 - self.b2) * g * g)
-    t, lr = self._on(self.t, p), self._lr(p)
+    t, lr = self._on(self.t[i], p), self._lr(p)
     bias1, bias2 = _one_minus_pow(self.b1, t), _one_minus_pow(self.b2, t)
     if self.adam:
       # PyTorch: p *= 1 - lr * wd (AdamW only); p -= lr / bias1 * (m / (sqrt(v) / sqrt(bias2) + eps))
