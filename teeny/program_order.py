@@ -144,7 +144,9 @@ def made_before_capture_in(roots) -> list:
   registry = _this_thread.registry
   if registry.capture_start is None: return []
   during = {id(t) for r in registry.refs[registry.capture_start:] if (t := r()) is not None}
-  made_before = {t._uop: t for t in _lazy_bases() if id(t) not in during}
+  # (a tensor whose write ran keeps its ASSIGN node: only the writes still pending are computed here)
+  pending = {id(t) for r in _writes if (t := r()) is not None}
+  made_before = {t._uop: t for t in _lazy_bases() if id(t) not in during and (t._uop.op is not Ops.ASSIGN or id(t) in pending)}
   if not made_before: return []
   return [made_before[n] for n in UOp(Ops.SINK, dtypes.void, tuple(roots)).toposort() if n in made_before]
 
@@ -157,11 +159,18 @@ def track_write(t):
   _writes.append(_ref(t))
 
 
+def settle_writes():
+  """After a schedule that wrote buffers ran (its nodes marked realized): forget the tracked writes that ran, or
+  whose tensors died or hold another node now. A tensor keeps its ASSIGN node after the write ran inside another
+  tensor's realize, and once the realized map is forgotten nothing else tells that it ran."""
+  _writes[:] = [_ref(t) for r in _writes[:] if (t := r()) is not None and t._uop.op is Ops.ASSIGN and not realized_buffers(t._uop)]
+
+
 def pending_writes(buffers) -> list:
   """Live tensors whose node is a write (ASSIGN) that has not run yet into one of `buffers` (a collection, read
   only when there is such a write: a TinyJit replay asks before every call)."""
-  live = [t for r in _writes[:] if (t := r()) is not None and t._uop.op is Ops.ASSIGN]
-  _writes[:] = [_ref(t) for t in live]  # (the writes that ran, or whose tensors died, are dropped)
+  settle_writes()
+  live = [r() for r in _writes]
   if not live: return []
   buffers = set(buffers)
   out = []

@@ -71,6 +71,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
   if written: program_order.mark_stale_graphs(grad_realized, written)
   run_schedule(items)
   mark_realized(views)
+  if written: program_order.settle_writes()  # (before the realized map that tells which writes ran is forgotten)
   # what the schedule computed before its writes is of the old contents: no later graph may reuse it
   if written: forget_realized()
   _take_buffers(tensors, items, views, written)
