@@ -275,9 +275,9 @@ class IndexingOps:
     among the ties when a value is infinite, and split between self and the values' extreme in two steps."""
     _, include_self, grow = arg
     result = value.detach()
-    corner = result.shrink(tuple((0, n - after) for n, (_, after) in zip(result.shape, grow)))  # (the places hit covers)
+    def corner(t): return t.shrink(tuple((0, n - after) for n, (_, after) in zip(t.shape, grow)))  # (the places hit covers)
     def equal(v, at): return (v == at) | (v.isnan() & at.isnan())
-    src_wins = hit & equal(src, corner.unsqueeze(-2))
+    src_wins = hit & equal(src, corner(result).unsqueeze(-2))
     received = hit.any(-2).pad(grow)
     count = src_wins.sum(-2, dtype=grad.dtype).pad(grow)
     self_wins = equal(x, result) if include_self else None
@@ -285,7 +285,7 @@ class IndexingOps:
     share = received.where(grad / count.maximum(1), 0)
     kept = 0 if self_wins is None else self_wins.where(share, 0)  # (what self's value gets where values arrived)
     grad_x = received.where(kept, grad)
-    grad_src = src_wins.where(share.shrink(tuple((0, n) for n in corner.shape)).unsqueeze(-2), 0).sum(-1, keepdim=True)
+    grad_src = src_wins.where(corner(share).unsqueeze(-2), 0).sum(-1, keepdim=True)
     return grad_x, grad_src, None
   def scatter_add(self, dim: int, index: Self, src: Self) -> Self:
     """A copy of self with src[i][j] added at self[index[i][j]][j] (dim 0), repeats adding up, like torch.scatter_add."""

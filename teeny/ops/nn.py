@@ -323,8 +323,8 @@ class NNOps:
     # vocabulary) would make 0 * -inf = NaN
     loss = hot.where(-(weights * self._float()), 0).sum(axis)
     # a class outside [0, classes) (PyTorch raises; see cross_entropy): NaN, unless the row is ignored
-    in_range = (target >= 0) & (target < classes)
-    loss = in_range.where(loss, math.nan) if keep is None else (keep & ~in_range).where(math.nan, loss)
+    outside = (target < 0) | (target >= classes)
+    loss = (outside if keep is None else keep & outside).where(math.nan, loss)
     return type(self)._reduction(loss, reduction, count=weights.sum())
   def binary_crossentropy(self, target: Self, reduction: str = "mean") -> Self:
     """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100, and the gradient PyTorch

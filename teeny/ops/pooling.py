@@ -42,11 +42,12 @@ def _real_slots(x, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple):
 
 def _picked_by_rank(windows, values, real, kernel: tuple):
   """Which slot of each window (..., *outs, *kernel) max pooling picks, by one reduce over a rank per slot: the
-  NaNs rank highest, the last one first; then the slots holding the window's maximum `values` (broadcast over the
-  window), the first one first; padded slots (not `real`) and smaller values rank 0."""
+  NaNs rank highest, the last one first; then the slots holding the window's maximum (`values`, (..., *outs)),
+  the first one first; padded slots (not `real`) and smaller values rank 0."""
   nd, size = len(kernel), math.prod(kernel)
   order = _iota(size, dtypes.int32, windows).reshape(kernel)
-  at_max = windows == values if real is None else (windows == values) & real
+  at_max = windows == values.reshape(values.shape + (1,) * nd)
+  if real is not None: at_max = at_max & real
   rank = windows.isnan().where(order + (size + 1), at_max.where(size - order, 0))
   best = rank.max(tuple(range(-nd, 0)), keepdim=True)
   # the best rank's slot, so the pick is a comparison with the slot's order: no slot's rank is read back (each
@@ -59,17 +60,15 @@ def _picked_by_comparing(windows, real, kernel: tuple):
   its window (broadcast over it), itself included. A NaN wins against a number and against a NaN at or before it;
   a number wins against a NaN never, against a smaller number or padding always, and against an equal number
   when it comes first. Padding wins against nothing."""
-  lead, nd = windows.shape[:-len(kernel)], len(kernel)
+  nd = len(kernel)
   position = _iota(math.prod(kernel), dtypes.int32, windows).reshape(kernel)
   mine_nan, picked = windows.isnan(), None
+  def slot(t, at): return t.shrink(tuple((0, n) for n in t.shape[:-nd]) + tuple((a, a + 1) for a in at))  # (broadcast)
   for i, at in enumerate(itertools.product(*(range(k) for k in kernel))):
-    one = tuple((0, n) for n in lead) + tuple((a, a + 1) for a in at)
-    other, other_nan = windows.shrink(one), mine_nan.shrink(one)
+    other, other_nan = slot(windows, at), slot(mine_nan, at)
     # against slot i: before it (position > i), an equal number of its keeps the win; after it, mine does
     beats = (position > i).where(windows > other, windows >= other)
-    if real is not None:
-      other_real = real.shrink(tuple((0, n) for n in real.shape[:-nd]) + tuple((a, a + 1) for a in at))
-      beats = real & (beats | ~other_real)
+    if real is not None: beats = real & (beats | ~slot(real, at))
     wins = mine_nan.where(~other_nan | (position >= i), ~other_nan & beats)
     picked = wins if picked is None else picked & wins
   return picked
@@ -168,7 +167,7 @@ class PoolingOps:
     spatial = self.shape[-nd:]
     plane = type(self).arange(math.prod(spatial), dtype=dtypes.int32, device=self.device).reshape(spatial)
     places = plane.pad(full, value=-1)._pool(kernel, stride, dilation)  # (*outs, *kernel)
-    picked = _picked_by_rank(windows, values.reshape(values.shape + (1,) * nd), _real_slots(self, kernel, stride, dilation, full), kernel)
+    picked = _picked_by_rank(windows, values, _real_slots(self, kernel, stride, dilation, full), kernel)
     return values, picked.where(places, 0).sum(tuple(range(-nd, 0)), dtype=dtypes.int32)
   @staticmethod
   def _max_pool_gradient(grad: Self, values: Self, x: Self, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple) -> Self:
@@ -181,13 +180,12 @@ class PoolingOps:
     index to read first. Larger ones (3x3: 81 comparisons a window) rank the candidates and keep the best, by one
     reduce (_picked_by_rank); the gradient is then elementwise in that and the output's gradient, and fuses into
     putting it back."""
-    nd = len(kernel)
+    nd, small = len(kernel), math.prod(kernel) <= 4
     windows = x.detach().pad(((0, 0),) * (x.ndim - nd) + pads, value=-math.inf)._pool(kernel, stride, dilation)
-    lead, real = windows.shape[:-nd], _real_slots(x, kernel, stride, dilation, pads)
-    if math.prod(kernel) <= 4: first = _picked_by_comparing(windows, real, kernel)
-    else: first = _picked_by_rank(windows, values.detach().reshape(lead + (1,) * nd), real, kernel)
-    per_window = first.where(grad.reshape(lead + (1,) * nd), 0)
-    if math.prod(kernel) <= 4 and not _apart(kernel, stride, dilation):
+    real = _real_slots(x, kernel, stride, dilation, pads)
+    first = _picked_by_comparing(windows, real, kernel) if small else _picked_by_rank(windows, values.detach(), real, kernel)
+    per_window = first.where(grad.reshape(grad.shape + (1,) * nd), 0)
+    if small and not _apart(kernel, stride, dilation):
       per_window = per_window.contiguous()  # (overlapping: each input element reads several windows' comparisons)
     return type(grad)._windows_adjoint(per_window, x.shape[-nd:], kernel, stride, dilation, pads)
   @staticmethod

@@ -58,7 +58,7 @@ def _padded_blocks(values, index, block: int):
 
 class SortOps:
   """sort, argsort, topk, masked_select, nonzero."""
-  def _ranked_first(self, k: int, dim: int, descending: bool) -> tuple[Self, Self]:
+  def _ranked_first(self, k: int, dim: int, descending: bool) -> ValuesIndices:
     """The first k of self along dim in sorted order: (values, int32 indices), dim moved back in place."""
     d = _canon_axis(dim, self.ndim)
     x = self.transpose(d, -1) if self.ndim else self.reshape(1)
@@ -75,8 +75,8 @@ class SortOps:
     _, index = _best_of_blocks(keys.unsqueeze(-2), index.unsqueeze(-2), k, descending)
     index = index.squeeze(-2)
     values = x.gather(-1, index)
-    if not self.ndim: return values.reshape(()), index.reshape(())
-    return values.transpose(d, -1), index.transpose(d, -1)
+    if not self.ndim: return ValuesIndices(values.reshape(()), index.reshape(()))
+    return ValuesIndices(values.transpose(d, -1), index.transpose(d, -1))
 
   def sort(self, dim: int = -1, descending: bool = False, stable: bool = True) -> tuple[Self, Self]:
     """(values, indices) sorted along dim, like torch.sort: stable (equal values keep their order), NaN sorted as
@@ -85,7 +85,7 @@ class SortOps:
     if self.ndim == 0: return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
     n = self.shape[_canon_axis(dim, self.ndim)]
     if n == 0: return ValuesIndices(self, self.cast(dtypes.int32))
-    return ValuesIndices(*self._ranked_first(n, dim, descending))
+    return self._ranked_first(n, dim, descending)
 
   def argsort(self, dim: int = -1, descending: bool = False, stable: bool = True) -> Self:
     """The indices that sort self along dim (int32), like torch.argsort."""
@@ -100,7 +100,7 @@ class SortOps:
     if k == 0:
       shape = tuple(0 if i == _canon_axis(dim, self.ndim) else s for i, s in enumerate(self.shape))
       return ValuesIndices(type(self).empty(shape, dtype=self.dtype, device=self.device), type(self).empty(shape, dtype=dtypes.int32, device=self.device))
-    return ValuesIndices(*self._ranked_first(k, dim, descending=largest))
+    return self._ranked_first(k, dim, descending=largest)
 
   def _true_positions(self, size: int) -> tuple[Self, Self]:
     """For a bool mask: the flat positions of its first `size` True elements (int32) and which of them exist."""
