@@ -424,11 +424,15 @@ def test_a_replay_runs_the_writes_still_pending_into_its_buffers_first(device):
   with Tensor.no_grad(): w.assign(Tensor(np.full(2, 10.0, np.float32), device=device))
   np.testing.assert_array_equal(step(ones).numpy(), [9.5, 9.5])
   np.testing.assert_array_equal(w.numpy(), [9.5, 9.5])
-  shift = (Tensor.ones(3, device=device) * 2).realize()
+  assert_replays_see_an_assign_to((Tensor.ones(3, device=device) * 2).realize(), device)
+
+
+def assert_replays_see_an_assign_to(constant: Tensor, device):
+  """A jitted x + constant, replayed after constant.assign(7), adds 7."""
   @TinyJit
-  def add(x): return (x + shift).realize()
+  def add(x): return (x + constant).realize()
   for _ in range(3): add(Tensor.zeros(3, device=device))
-  shift.assign(Tensor.full((3,), 7.0, device=device))
+  constant.assign(Tensor.full((3,), 7.0, device=device))
   np.testing.assert_array_equal(add(Tensor.zeros(3, device=device)).numpy(), [7.0, 7.0, 7.0])
 
 
@@ -444,12 +448,7 @@ def test_what_was_lazy_before_the_capture_is_read_not_baked_in(device):
   teeny.nn.state.load_state_dict(layer, {"weight": Tensor(np.full((2, 3), 0.5, np.float32), device=device),
                                          "bias": Tensor(np.zeros(2, np.float32), device=device)})
   np.testing.assert_array_equal(forward(x).numpy(), [[1.5, 1.5]])
-  constant = Tensor.ones(3, device=device) * 2
-  @TinyJit
-  def add(x): return (x + constant).realize()
-  for _ in range(3): add(Tensor.zeros(3, device=device))
-  constant.assign(Tensor.full((3,), 7.0, device=device))
-  np.testing.assert_array_equal(add(Tensor.zeros(3, device=device)).numpy(), [7.0, 7.0, 7.0])
+  assert_replays_see_an_assign_to(Tensor.ones(3, device=device) * 2, device)  # (lazy at the capture)
 
 
 def test_a_learning_rate_schedule_steps_under_tinyjit_as_without_it(device):
