@@ -8,6 +8,11 @@ through a node realized into one of them) and hands them back to be realized in 
 scheduler orders their kernels before the writes: "realize the readers first". An update nobody else reads
 stays in place with no extra work.
 
+The writes not yet run are tracked apart (track_write, settle_writes): a TinyJit replay runs its kernels
+outside any schedule, so it runs first the pending writes into the buffers it uses (pending_writes), and a
+capture tells them from writes that ran (a tensor keeps its ASSIGN node after its write ran in another
+tensor's realize).
+
 It also keeps autograd honest: a realized tensor that requires grad keeps the graph that computed it (so
 backward() works after printing the loss); once a buffer that graph reads is overwritten, backward through it
 would use the new values, so the graph is marked stale and backward() raises, as PyTorch does.
@@ -152,25 +157,27 @@ def made_before_capture_in(roots) -> list:
 
 
 _writes: list = []  # weak references to tensors given a write (ASSIGN) node, on any thread: pending_writes' list
+_writes_lock = threading.Lock()  # (settle_writes rebuilds the list: a write tracked meanwhile must not be lost)
 
 
 def track_write(t):
   """Remember a tensor whose node is now a write into its buffer (x.assign(v), x += 1), until it runs."""
-  _writes.append(_ref(t))
+  with _writes_lock: _writes.append(_ref(t))
 
 
 def settle_writes():
   """After a schedule that wrote buffers ran (its nodes marked realized): forget the tracked writes that ran, or
   whose tensors died or hold another node now. A tensor keeps its ASSIGN node after the write ran inside another
   tensor's realize, and once the realized map is forgotten nothing else tells that it ran."""
-  _writes[:] = [_ref(t) for r in _writes[:] if (t := r()) is not None and t._uop.op is Ops.ASSIGN and not realized_buffers(t._uop)]
+  with _writes_lock:
+    _writes[:] = [_ref(t) for r in _writes if (t := r()) is not None and t._uop.op is Ops.ASSIGN and not realized_buffers(t._uop)]
 
 
 def pending_writes(buffers) -> list:
   """Live tensors whose node is a write (ASSIGN) that has not run yet into one of `buffers` (a collection, read
   only when there is such a write: a TinyJit replay asks before every call)."""
   settle_writes()
-  live = [r() for r in _writes]
+  live = [t for r in _writes[:] if (t := r()) is not None]
   if not live: return []
   buffers = set(buffers)
   out = []
