@@ -27,7 +27,7 @@ reads `_uop`, `_base` and the realized map of the scheduler.
 from __future__ import annotations
 import threading, weakref
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops
+from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite
 from teeny.helpers import snapshot
 from teeny.runtime.device import Buffer
 from teeny.schedule import is_buffer_view, buffer_of, realized_buffers
@@ -229,6 +229,21 @@ def mark_stale_graphs(grad_realized, written: set[Buffer]):
       _stale[t._uop] = True
       t._graph = None
       grad_realized.pop(key, None)
+
+
+# a BUFFER node whose buffer is in ctx read through a DETACH (fixed_point=False: the DETACH's source stays as it is)
+_detach_reads = PatternMatcher([
+  (UPat(Ops.BUFFER, name="b"), lambda ctx, b: UOp(Ops.DETACH, b.dtype, (b,)) if b.arg in ctx else None),
+])
+
+
+def detach_in_kept_graphs(grad_realized, buffers: set[Buffer]):
+  """The kept graphs (see Tensor._graph) that read a buffer in `buffers` read it through a DETACH from now on: a
+  tensor that starts requiring grad was a constant to the graphs built before (see Tensor.requires_grad)."""
+  memo: dict[UOp, bool] = {}
+  for _, t in snapshot(grad_realized.items):
+    graph = t._graph
+    if graph is not None and reads_any(graph, buffers, memo): t._graph = graph_rewrite(graph, _detach_reads, buffers, fixed_point=False)
 
 
 def check_not_stale(root: UOp):

@@ -17,7 +17,7 @@ from teeny.runtime.device import Device, check_dtype
 from teeny.schedule import is_buffer_view, is_realized
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, custom_gradients, tensor_rules, checked_gradient_target
-from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids
+from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids, constant_in_graphs_built_before
 from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
@@ -69,6 +69,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   _view_ops: tuple = ()        # a view's movement ops from its base: ((Ops, arg), ...)
   _version = 0                 # a base's count of changes of its node: views compare it with _seen
   _seen = 0                    # a view: the base's _version its node was built from
+  _born = 0                    # a view: the base's _version when it was made
+  _constant_to_views_until = -1  # a base: views born at or before this _version took it as a constant (requires_grad)
   _assigned_graph: UOp | None = None  # a pending write's values as autograd sees them (see _graph_after_write)
   __hash__ = object.__hash__  # == builds a comparison tensor, so hash by identity
   _constant = staticmethod(_const_tensor)  # how the mixins in teeny/ops/ make a tensor over a constant node
@@ -94,7 +96,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     else:
       self.uop = _from_host(data, dtype, self.device)
     check_dtype(self.device, self._uop.dtype)  # float64 on a device without it: refused here, not at realize
-    if requires_grad is not None: self.requires_grad = requires_grad
+    if requires_grad is not None: self._set_requires_grad(requires_grad, constant_before=False)  # (no graph used it yet)
 
   # ---- basic facts ----
   # (read from _uop, even a view's that its base has since changed: a view's shape and dtype never change)
@@ -145,6 +147,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     base = self._base
     if base is None or self._seen == base._version: return self._uop
     node = base._uop
+    if self._born <= base._constant_to_views_until and not self._requires_grad and self._view_ops[0][0] is not Ops.DETACH:
+      node = UOp(Ops.DETACH, node.dtype, (node,))  # made while the base was a constant: it stays one (see requires_grad)
     for op, arg in self._view_ops: node = _view_node(op, arg, node)
     self._uop, self._seen = node, base._version
     return node
@@ -165,13 +169,14 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     base = self._base
     if base is None: out._base, out._view_ops = self, ((op, arg),)
     else: out._base, out._view_ops = base, self._view_ops + ((op, arg),)
-    out._seen = out._base._version
+    out._seen = out._born = out._base._version
     return out
 
   def _alias(self, other: Tensor):
     """Make this (new) tensor another view of other's storage, with other's shape."""
     base = other._base if other._base is not None else other
     self._base, self._view_ops, self._uop, self._seen = base, other._view_ops, other.uop, base._version
+    self._born = other._born if other._base is not None else base._version
     self._requires_grad = other._requires_grad
 
   def _own(self) -> Tensor:
@@ -191,16 +196,28 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     float tensor, lazy or realized, makes that tensor a leaf of its own; on another dtype it raises."""
     return self._requires_grad
   @requires_grad.setter
-  def requires_grad(self, value: bool | None):
+  def requires_grad(self, value: bool | None): self._set_requires_grad(value, constant_before=True)
+  def _set_requires_grad(self, value: bool | None, constant_before: bool):
+    """constant_before: whether graphs built from this tensor so far take it as a constant (the user's setter,
+    as PyTorch), or pass it gradient (an optimizer's parameters: a PyTorch parameter requires grad from the start;
+    and a tensor being made, which no graph has used)."""
     if value and not dtypes.is_float(self.dtype):
       raise RuntimeError(f"only float tensors can require gradients, this one is {self.dtype}")
     already_leaf = self._leaf and self._requires_grad
+    was_constant = not self._requires_grad
     self._requires_grad = value
     if not value or already_leaf: return  # a second requires_grad_() must not make a new node graphs don't hold
     self._leaf = True
     if self._base is not None:  # a leaf of its own: it stops being a view (its gradient is its alone)
       self._uop, self._base, self._view_ops = self.uop, None, ()
-    if not is_realized(self.uop):
+    if was_constant and constant_before:
+      # graphs built from it so far took it as a constant, as in PyTorch: its views made so far rebuild their
+      # nodes from a DETACH of it (see the uop property); realized, the lazy graphs that read its buffer are
+      # realized and the kept ones read it through a DETACH (made lazily, they hold its old node: constants)
+      self._constant_to_views_until = self._version
+      if is_realized(self.uop): constant_in_graphs_built_before(self)
+    if is_realized(self.uop): self._version += 1  # (its views rebuild their nodes)
+    else:
       # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
       # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it
       self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("leaf", next(unique_ids)))

@@ -117,6 +117,56 @@ def test_leaf_realized_between_forward_and_backward_gets_its_gradient(device):
   np.testing.assert_allclose(t.grad.numpy(), [11.0, 12.0, 13.0])
 
 
+@pytest.mark.parametrize("realized", [True, False])
+def test_graphs_built_before_requires_grad_was_set_take_the_tensor_as_a_constant(device, realized):
+  # PyTorch records no gradient edge to a tensor that did not require grad when it was used: a lazy result, a
+  # view and a realized result kept for backward, all made before, pass it no gradient
+  w = Tensor([1.0, 2.0, 3.0], device=device)
+  w = w.realize() if realized else w * 1
+  p = Tensor([1.0, 1.0, 1.0], device=device, requires_grad=True)
+  lazy, view, kept = w * 2, w[0:2], (w * p).realize()
+  w.requires_grad_()
+  (lazy * w).sum().backward()
+  np.testing.assert_allclose(w.grad.numpy(), [2.0, 4.0, 6.0])  # not 4, 8, 12: lazy is a constant
+  w.grad = None
+  (view * w[0:2]).sum().backward()
+  np.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0, 0.0])
+  w.grad = None
+  (kept + w).sum().backward()
+  np.testing.assert_allclose(w.grad.numpy(), [1.0, 1.0, 1.0])
+  np.testing.assert_allclose(p.grad.numpy(), [1.0, 2.0, 3.0])  # the kept graph still passes p its gradient
+  (w * 3).sum().backward()  # graphs built after: w is a leaf there
+  np.testing.assert_allclose(w.grad.numpy(), [4.0, 4.0, 4.0])
+  if torch is not None:
+    tw = torch.tensor([1.0, 2.0, 3.0])
+    tlazy, tview = tw * 2, tw[0:2]
+    tw.requires_grad_()
+    (tlazy * tw).sum().backward()
+    (tview * tw[0:2]).sum().backward()
+    np.testing.assert_allclose(tw.grad.numpy(), [3.0, 6.0, 6.0])
+
+
+def test_an_optimizer_makes_parameters_that_graphs_built_before_pass_gradient_to(device):
+  # tinygrad's way, and PyTorch's for a parameter (which requires grad from the start): the forward pass and a
+  # view kept by a layer, made before the optimizer, still train the weights
+  w = Tensor([1.0, 2.0, 3.0], device=device).realize()
+  transposed = w.reshape(3, 1).T  # a view a layer keeps
+  loss = (w * w).sum() + (transposed * 10).sum()
+  SGD([w], lr=0.1)
+  loss.backward()
+  np.testing.assert_allclose(w.grad.numpy(), [12.0, 14.0, 16.0])
+
+
+def test_a_view_made_before_requires_grad_still_writes_through_to_its_base(device):
+  w = Tensor([1.0, 2.0, 3.0], device=device).realize()
+  view = w[0:2]
+  w.requires_grad_()
+  with Tensor.no_grad(): view += 10
+  np.testing.assert_allclose(w.numpy(), [11.0, 12.0, 3.0])
+  w.assign(Tensor([0.0, 5.0, 0.0], device=device))
+  np.testing.assert_allclose(view.numpy(), [0.0, 5.0])
+
+
 def test_gradient_works_for_targets_that_do_not_require_grad(device):
   x = Tensor([1.0, -2.0, 0.5], device=device)
   hidden = x * 3

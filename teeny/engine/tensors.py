@@ -143,6 +143,17 @@ def _apart_from_capture(tensors: tuple) -> tuple:
   return tuple(t for t in tensors if not is_realized(t._uop))
 
 
+def constant_in_graphs_built_before(t):
+  """t, realized, starts requiring grad. The graphs built from it before took it as a constant (PyTorch records no
+  gradient edge to a tensor that did not require grad when it was used), but they hold its buffer's node, which
+  stands for t as a leaf from now on. So the live lazy tensors that read it are realized now (the values they
+  would have had: nothing has written t since), and the graphs kept for backward() read it through a DETACH."""
+  held = set(_buffers_held(t._uop))
+  readers = program_order.old_value_readers(held, {id(t)})
+  if readers: realize_tensors(tuple(readers))
+  program_order.detach_in_kept_graphs(grad_realized, held)
+
+
 def realize_pending_writes(buffers):
   """Before kernels that run outside a schedule (a TinyJit replay) read or write `buffers`: run the writes into
   them still pending (a lazy assign: a learning-rate scheduler's, load_state_dict's), which they would miss."""

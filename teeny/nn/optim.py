@@ -29,7 +29,8 @@ class Optimizer:
       if not isinstance(p, Tensor): raise TypeError(f"optimizer parameters must be Tensors, got {type(p).__name__}")
       if p.requires_grad is not False and not dtypes.is_float(p.dtype):
         raise TypeError(f"optimizer parameters must be float tensors, got one of {p.dtype}")
-      if p.requires_grad is None: p.requires_grad = True
+      # unset: a parameter, as PyTorch's requires grad from the start (graphs built from it before pass it gradient)
+      if p.requires_grad is None: p._set_requires_grad(True, constant_before=False)
     unique = list({id(p): p for p in params}.values())
     self.params = [p for p in unique if p.requires_grad]
     # not optimized, but realized at each step before the parameters change: an update of them the forward pass
