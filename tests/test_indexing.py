@@ -144,6 +144,28 @@ def test_gather_and_scatter(device):
   with pytest.raises(ValueError, match="dimensions"): tx.gather(0, Tensor([0], device=device))
 
 
+def test_writes_with_repeated_indices_give_every_written_value_its_places_gradient_like_torch(device):
+  # PyTorch's rule (index_put's and scatter's backward: the gradient gathered at the index): a value that a later
+  # write to the same place overwrote still gets that place's gradient, not 0
+  x, v = Tensor.zeros(5, device=device, requires_grad=True), Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  y = x * 1
+  y[Tensor([1, 1, 3], device=device)] = v
+  (y * Tensor.arange(5.0, device=device)).sum().backward()
+  np.testing.assert_array_equal(y.numpy(), [0.0, 2.0, 0.0, 3.0, 0.0])
+  np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 2.0, 0.0, 4.0])
+  np.testing.assert_array_equal(v.grad.numpy(), [1.0, 1.0, 3.0])
+  x, src = Tensor.zeros(2, 4, device=device, requires_grad=True), Tensor.ones(2, 3, device=device, requires_grad=True)
+  y = x.scatter(1, Tensor([[0, 0, 2], [1, 3, 3]], device=device), src)
+  (y * Tensor.arange(8.0, device=device).reshape(2, 4)).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 1.0, 0.0, 3.0], [4.0, 0.0, 6.0, 0.0]])
+  np.testing.assert_array_equal(src.grad.numpy(), [[0.0, 0.0, 2.0], [5.0, 7.0, 7.0]])
+  # an index that covers a corner of x only (scatter), an index out of range (setitem writes nothing there)
+  x, src = Tensor.zeros(3, 3, device=device, requires_grad=True), Tensor.ones(1, 2, device=device, requires_grad=True)
+  (x.scatter(0, Tensor([[2, 2]], device=device), src) * Tensor.arange(9.0, device=device).reshape(3, 3)).sum().backward()
+  np.testing.assert_array_equal(src.grad.numpy(), [[6.0, 7.0]])
+  np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [0.0, 0.0, 8.0]])
+
+
 def test_one_hot_masked_fill_tril_triu(device):
   labels = Tensor([1, 0, 3], device=device)
   np.testing.assert_array_equal(labels.one_hot(4).numpy(), np.eye(4, dtype=np.int32)[[1, 0, 3]])

@@ -144,8 +144,10 @@ class IndexingOps:
     hit = flat.reshape(count, 1) == _iota(total, flat.dtype, self)
     chosen, last = _last_writes(hit)
     chosen = chosen.reshape((count, total) + (1,) * len(rest))
-    written = chosen.where(value.reshape((count, 1) + rest), 0)._sum_exact(0)
+    value = value.reshape((count, 1) + rest)
+    written = chosen.where(value, 0)._sum_exact(0)
     out = (last > 0).reshape((total,) + (1,) * len(rest)).where(written, x)
+    out = _with_write_gradient(out, x, value, hit.reshape((count, total) + (1,) * len(rest)), 0, ((0, 0),) * x.ndim)
     others = [a for a in range(self.ndim) if a not in axes]
     moved = out.reshape(tuple(self.shape[a] for a in axes) + rest)
     return moved.permute(tuple((list(axes) + others).index(a) for a in range(self.ndim)))
@@ -231,7 +233,8 @@ class IndexingOps:
     grow = tuple((0, s - u) for s, u in zip(x.shape, update.shape))
     if reduce == "add": return (x + update.pad(grow)).transpose(d, -1)
     if reduce == "multiply": return (x * update.pad(grow, value=1)).transpose(d, -1)
-    return written.pad(grow).where(update.pad(grow), x).transpose(d, -1)
+    out = written.pad(grow).where(update.pad(grow), x)
+    return _with_write_gradient(out, x, src, hit, -2, grow).transpose(d, -1)
   def scatter_reduce(self, dim: int, index: Self, src: Self, reduce: str, include_self: bool = True) -> Self:
     """A copy of self where each src[i][j] is combined into self[index[i][j]][j] (dim 0) by reduce ("sum",
     "prod", "mean", "amax" or "amin"), like torch.scatter_reduce; include_self=False leaves self's value out of
@@ -287,6 +290,17 @@ class IndexingOps:
     grad_x = received.where(kept, grad)
     grad_src = src_wins.where(corner(share).unsqueeze(-2), 0).sum(-1, keepdim=True)
     return grad_x, grad_src, None
+  @staticmethod
+  def _write_gradient(arg: tuple, grad: Self, value: Self, x: Self, src: Self, hit: Self) -> tuple:
+    """The gradients of a write of src into x where an index may repeat (scatter, setitem with index tensors), by
+    PyTorch's rule: every value written gets the gradient of the place it was written to, the one the last write
+    left there or not (torch.scatter's is grad.gather(index)); x gets none where something was written. hit says
+    which value goes to which place (the values along `axis`, the places along the next axis); `grow` pads the
+    places hit covers out to x's shape."""
+    _, axis, grow = arg
+    def corner(t): return t.shrink(tuple((0, n - after) for n, (_, after) in zip(t.shape, grow)))
+    grad_src = hit.where(corner(grad).unsqueeze(axis), 0).sum(axis + 1, keepdim=True)
+    return hit.any(axis).pad(grow).where(0, grad), grad_src, None
   def scatter_add(self, dim: int, index: Self, src: Self) -> Self:
     """A copy of self with src[i][j] added at self[index[i][j]][j] (dim 0), repeats adding up, like torch.scatter_add."""
     return self.scatter(dim, index, src, reduce="add")
@@ -315,6 +329,13 @@ def _select(hit: IndexingOps, values: IndexingOps, axis: int) -> IndexingOps:
   out = picked._reduce_axis(Ops.ADD, (axis,))
   out = out.reshape(out.shape[:axis] + out.shape[axis + 1:])
   return out.cast(dtypes.bool) if is_bool else out
+
+
+def _with_write_gradient(out: IndexingOps, x: IndexingOps, src: IndexingOps, hit: IndexingOps, axis: int, grow) -> IndexingOps:
+  """out (x with src written in, hit saying where) with PyTorch's gradient for repeated indices (see _write_gradient)
+  instead of the one its ops have, which would give a value the last write overwrote no gradient."""
+  if not dtypes.is_float(out.dtype): return out
+  return x._new(UOp(Ops.DETACH, out.dtype, (out.uop, x.uop, src.uop, hit.uop), ("write", axis, grow)), src)
 
 
 def _holds(dtype: DType, other: DType) -> bool:
@@ -376,4 +397,5 @@ class _IndexPlan:
     return tuple(taken[i] for i in self.result_order)
 
 
+tensor_rules["write"] = lambda arg, grad, value, x, src, hit: type(grad)._write_gradient(arg, grad, value, x, src, hit)
 tensor_rules["scatter_extreme"] = lambda arg, grad, value, x, src, hit: type(grad)._scatter_extreme_gradient(arg, grad, value, x, src, hit)
