@@ -110,9 +110,13 @@ class dtypes:
     return _FROM_NP[npdtype]
   @staticmethod
   def from_py(x) -> DType:
-    """The dtype a Python scalar (or nested list of them) gets, like torch.tensor()."""
+    """The dtype a Python scalar (or nested list of them) gets, like torch.tensor(). An int outside the default int's
+    range gets int64 (teeny's default int is tinygrad's int32, PyTorch's is int64: 2**40 must not wrap to 0)."""
     if isinstance(x, bool): return dtypes.bool
-    if isinstance(x, int): return dtypes.default_int
+    if isinstance(x, int):
+      if dtypes.min(dtypes.default_int) <= x <= dtypes.max(dtypes.default_int): return dtypes.default_int
+      if -2**63 <= x < 2**63: return dtypes.int64
+      raise OverflowError(f"the Python int {x} does not fit in int64, the widest signed int a tensor holds")
     if isinstance(x, float): return dtypes.default_float
     if isinstance(x, (list, tuple)):
       return max((dtypes.from_py(e) for e in x), key=lambda t: t.priority, default=dtypes.default_float)
@@ -184,7 +188,7 @@ def _promote_floats(a: DType, b: DType) -> DType:
 def promote_scalar(t: DType, x) -> DType:
   """The result dtype of a tensor of dtype `t` combined with a Python scalar `x` (scalars don't widen within a category)."""
   if isinstance(x, bool): return t
-  if isinstance(x, int): return t if t is not dtypes.bool else dtypes.default_int
+  if isinstance(x, int): return t if t is not dtypes.bool else dtypes.from_py(x)
   if isinstance(x, float): return t if t in FLOATS else dtypes.default_float
   raise TypeError(f"cannot combine a tensor with {type(x).__name__}")
 
@@ -256,6 +260,18 @@ def to_host(values, dtype: DType) -> np.ndarray:
   """values as a numpy array of dtype's bytes: bfloat16 and fp8 rounded to their bits, other dtypes cast."""
   if dtype in STORAGE_FLOATS: return float_to_bits(values, dtype)
   return np.asarray(values).astype(dtype.np, copy=False)
+
+
+def check_fits(values, dtype: DType):
+  """Raise, as PyTorch does, where Python numbers given for an int dtype don't fit it (they would wrap: 300 as uint8
+  is 44). A negative int for an unsigned dtype wraps, as in PyTorch (-1 as uint8 is 255)."""
+  if not dtypes.is_int(dtype): return
+  arr = np.asarray(values)
+  if arr.size == 0 or arr.dtype == np.bool_: return
+  lo, hi = dtypes.min(dtype), dtypes.max(dtype)
+  if dtypes.is_unsigned(dtype): lo = -hi - 1
+  for v in (arr.min(), arr.max()):  # (NaN is out of every range: min and max give it where there is one)
+    if not lo <= v <= hi: raise OverflowError(f"value {v} cannot be converted to {dtype} without overflow")
 
 
 def to_dtype(x) -> DType:

@@ -11,7 +11,7 @@ _binop_operands, _constant, _check_inplace) and never import this module. Realiz
 from __future__ import annotations
 import contextlib, math, operator, threading, weakref
 import numpy as np
-from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, STORAGE_FLOATS
+from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, check_fits, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Device, check_dtype
 from teeny.schedule import is_buffer_view, is_realized
@@ -90,6 +90,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     elif isinstance(data, (bool, int, float, np.generic)) and not isinstance(data, np.ndarray):
       value = data.item() if isinstance(data, np.generic) else data
       dt = dtype or (dtypes.from_np(data.dtype) if isinstance(data, np.generic) else dtypes.from_py(value))
+      if dtype is not None and not isinstance(data, np.generic): check_fits(value, dt)
       self.uop = UOp.const(dt, value)
     elif type(self.device) is tuple:  # host data on several devices: a copy on each
       self.uop = multi.multi((_from_host(data, dtype, d) for d in self.device), self.device, None)
@@ -193,7 +194,10 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def requires_grad(self) -> bool | None:
     """Whether gradients flow to this tensor: None while unset (torch's False), True or False. Set by the user on
     leaves (parameters): backward() fills their .grad. Results inherit it from inputs. Setting it to True on any
-    float tensor, lazy or realized, makes that tensor a leaf of its own; on another dtype it raises."""
+    float tensor, lazy or realized, makes that tensor a leaf of its own; on another dtype it raises. A result
+    that is not a float (x > 0, argmax) reports False, as in PyTorch: no gradient flows through it. A float made
+    from one reports True ((x > 0).float(); PyTorch: False), as x.sign(), built the same way, must (gradient 0)."""
+    if self._requires_grad and not dtypes.is_float(self.dtype): return False
     return self._requires_grad
   @requires_grad.setter
   def requires_grad(self, value: bool | None): self._set_requires_grad(value, constant_before=True)

@@ -386,6 +386,31 @@ def test_default_dtypes(device):
   assert Tensor.arange(3.0, device=device).dtype == dtypes.float32
 
 
+def test_python_ints_past_int32_get_int64_and_numbers_that_dont_fit_a_given_dtype_raise(device):
+  # the default int is int32 (tinygrad's); a number it can't hold gets int64 (PyTorch's default) instead of wrapping
+  assert Tensor(2**40, device=device).item() == 2**40
+  big = Tensor([1, 2**31], device=device)
+  assert big.dtype == dtypes.int64 and big.tolist() == [1, 2**31]
+  assert Tensor.full((2,), -2**40, device=device).tolist() == [-2**40, -2**40]
+  assert Tensor(-2**31, device=device).dtype == dtypes.int32
+  assert (Tensor([True], device=device) + 2**40).tolist() == [2**40 + 1]
+  with pytest.raises(OverflowError, match="int64"): Tensor(2**63, device=device)
+  # a dtype given: PyTorch's check (a negative int for an unsigned dtype wraps, as in PyTorch)
+  for make in (lambda: Tensor([2**40], dtype=dtypes.int32, device=device), lambda: Tensor(300, dtype=dtypes.uint8, device=device),
+               lambda: Tensor.full((2,), 128, dtype=dtypes.int8, device=device), lambda: Tensor([1e10], dtype=dtypes.int32, device=device),
+               lambda: Tensor(float("nan"), dtype=dtypes.int64, device=device)):
+    with pytest.raises(OverflowError, match="without overflow"): make()
+  assert Tensor([-1, 255], dtype=dtypes.uint8, device=device).tolist() == [255, 255]
+  assert Tensor(2.5, dtype=dtypes.int32, device=device).item() == 2
+
+
+def test_big_endian_numpy_arrays_are_read_by_value(device):
+  for kind in (">f4", ">f8", ">i2", ">u4"):
+    data = np.arange(-3, 3).astype(kind) if kind[1] != "u" else np.arange(6).astype(kind)
+    t = Tensor(data, device=device)
+    np.testing.assert_array_equal(t.numpy(), data, err_msg=kind)
+
+
 def test_tinygrad_dtype_names():
   """DType.min/max, dtypes.finfo, least_upper_dtype, DTYPES_DICT and the unsigned aliases, as tinygrad names them."""
   from teeny.dtype import DTYPES_DICT

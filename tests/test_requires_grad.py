@@ -167,6 +167,17 @@ def test_a_view_made_before_requires_grad_still_writes_through_to_its_base(devic
   np.testing.assert_allclose(view.numpy(), [0.0, 5.0])
 
 
+def test_results_that_are_not_floats_do_not_require_grad(device):
+  x = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  for result in (x > 1, x == 2, x.argmax(), x.int()):
+    assert not result.requires_grad  # PyTorch: False; no gradient flows through them
+  assert x.sign().requires_grad and (x ** 0).requires_grad  # (built on comparisons: gradient 0, as PyTorch's)
+  masked = x * (x > 1)
+  assert masked.requires_grad
+  masked.sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0])
+
+
 def test_gradient_works_for_targets_that_do_not_require_grad(device):
   x = Tensor([1.0, -2.0, 0.5], device=device)
   hidden = x * 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import DType, dtypes, to_dtype, to_host, STORAGE_FLOATS
+from teeny.dtype import DType, dtypes, to_dtype, to_host, check_fits, STORAGE_FLOATS
 from teeny.uop import UOp
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import buffer_view
@@ -31,6 +31,7 @@ class CreationOps:
     (int32; torch's is int64) or the default float, after fill_value. It has storage of its own: writes are allowed."""
     shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
+    if not isinstance(fill_value, np.generic): check_fits(fill_value, dt)  # (a Python number: torch.full's check)
     t = cls(UOp.const(dt, fill_value), device=device)
     filled = t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
     return cls._as_leaf(filled, requires_grad)
@@ -103,12 +104,13 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
   if isinstance(data, (bytes, bytearray, memoryview)): data = np.frombuffer(data, np.uint8)
   if isinstance(data, np.ndarray):
     if data.dtype == np.float64 and dtype is None: dtype = dtypes.float64
-    arr = data
+    arr = data if data.dtype.isnative else data.astype(data.dtype.newbyteorder("="))  # (a big-endian file's array)
   else:
     try: arr = np.array(data)
     except ValueError as e: raise ArgumentError(f"can't make a tensor from ragged or mixed data: {e}") from None
     if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
+    else: check_fits(arr, to_dtype(dtype))  # (Python numbers: torch.tensor's check)
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
   shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
   arr = np.ascontiguousarray(to_host(arr, dt))  # (bfloat16/fp8: values rounded to their bits)
