@@ -14,8 +14,10 @@ pow is one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where 
 1 or inf. Its rule lives in ops/elementwise.py, written with Tensor math (and pow itself, so it differentiates again).
 A convolution is another, for speed: its input's gradient is a transposed convolution (the arg is a tuple, the
 rule's name and the convolution's settings). max_pool2d is a third: PyTorch gives each window's gradient to its
-first maximum, where MAX's rule would split it among ties; scatter_reduce's amax and amin a fourth. Rules in
-Tensor math that the mixins of teeny/ops/ define go in `tensor_rules` (tensor.py adds them to custom_gradients).
+first maximum, where MAX's rule would split it among ties; scatter_reduce's amax and amin a fourth, and a write
+with repeated indices (scatter, setitem) a fifth: each value written gets its place's gradient, as in PyTorch.
+Rules in Tensor math that the mixins of teeny/ops/ define go in `tensor_rules` (made custom_gradients ones at
+their first use by the adapter tensor.py sets).
 """
 from __future__ import annotations
 import math, weakref
@@ -117,8 +119,10 @@ def _shrink_grad(ctx: UOp, ret: UOp):
 custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
 # rule name -> fn(arg, grad, value, *inputs) written in Tensor ops (so it differentiates again), giving each
 # input's gradient as a tensor (None: no gradient). The mixins in teeny/ops/ register these without knowing the
-# Tensor class; tensor.py adds each to custom_gradients, called with tensors over the DETACH's arg and nodes
+# Tensor class; at its first use a rule is made a custom_gradients one by `tensor_rule_adapter`, which tensor.py
+# sets (calling it with tensors over the DETACH's arg and nodes), so a rule registered at any time is found
 tensor_rules: dict[str, Callable] = {}
+tensor_rule_adapter: Callable | None = None
 
 
 def checked_gradient_target(node: UOp, dtype) -> UOp:
@@ -169,6 +173,7 @@ def _multi_grad(ctx: UOp, ret: UOp):
 def _detach_grad(ctx: UOp, ret: UOp):
   if ret.arg is None: return (None,)  # a plain detach(): no gradient
   rule = ret.arg[0] if isinstance(ret.arg, tuple) else ret.arg  # (a rule's settings follow its name: conv's)
+  if rule not in custom_gradients: custom_gradients[rule] = tensor_rule_adapter(tensor_rules[rule])
   return (None, *custom_gradients[rule](ctx, ret))
 
 

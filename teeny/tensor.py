@@ -16,7 +16,8 @@ from teeny.uop import UOp, Ops
 from teeny.runtime.device import Device, check_dtype
 from teeny.schedule import is_buffer_view, is_realized
 from teeny.helpers import snapshot, CONTEXT_FLAGS
-from teeny.gradient import compute_gradient, restore_graphs, custom_gradients, tensor_rules, checked_gradient_target
+from teeny.gradient import compute_gradient, restore_graphs, checked_gradient_target
+from teeny import gradient as gradient_rules  # (the module: `gradient` is a Tensor method and an argument here)
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids, constant_in_graphs_built_before
 from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
@@ -670,7 +671,7 @@ def _rule_in_tensor_ops(rule):
   return in_uops
 
 
-custom_gradients.update((name, _rule_in_tensor_ops(rule)) for name, rule in tensor_rules.items())  # (the mixins')
+gradient_rules.tensor_rule_adapter = _rule_in_tensor_ops  # (the mixins' rules, made UOp rules at their first use)
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

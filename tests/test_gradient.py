@@ -234,3 +234,16 @@ def test_backward_after_realizing_the_loss_and_an_activation(device):
   loss.backward()
   # d/dw sum(relu(xw)^2) = x^T (2 relu(xw) * (xw > 0))
   np.testing.assert_allclose(w.grad.numpy(), np.array([[1.0], [2.0]]) @ np.array([[4.0, 8.0]]))
+
+
+def test_a_tensor_rule_registered_after_import_is_found(device, monkeypatch):
+  # mixins register gradient rules written in Tensor ops (gradient.tensor_rules); one registered once teeny is
+  # imported (a module imported later) is made a UOp rule at its first use, not missing at backward()
+  from teeny.uop import UOp, Ops
+  from teeny import gradient
+  monkeypatch.setitem(gradient.tensor_rules, "test_triple", lambda arg, grad, value, x: (grad * 3,))
+  x = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  y = x._new(UOp(Ops.DETACH, x.dtype, (x.uop, x.uop), "test_triple"))
+  (y * y).sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), [6.0, 12.0])  # 2y * 3
+  monkeypatch.delitem(gradient.custom_gradients, "test_triple")
