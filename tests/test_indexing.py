@@ -166,6 +166,30 @@ def test_writes_with_repeated_indices_give_every_written_value_its_places_gradie
   np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [0.0, 0.0, 8.0]])
 
 
+def test_setitem_with_a_bool_mask_over_leading_dims_writes_where_it_is_true(device):
+  a = np.arange(-4, 8, dtype=np.float32).reshape(3, 4)
+  rows = np.array([True, False, True])
+  cases = [(lambda t: t < 0, lambda x: x < 0, 0), (lambda t: Tensor(rows, device=device), lambda x: rows, 7.5),
+           (lambda t: rows, lambda x: rows, Tensor([1.0, 2.0, 3.0, 4.0], device=device)),
+           (lambda t: rows, lambda x: rows, Tensor([[1.0, 2.0, 3.0, 4.0]], device=device))]
+  for make_mask, numpy_mask, value in cases:
+    t, want = Tensor(a, device=device), a.copy()
+    t[make_mask(t)] = value
+    want[numpy_mask(want)] = value.numpy() if isinstance(value, Tensor) else value
+    np.testing.assert_array_equal(t.numpy(), want)
+  base = Tensor(a, device=device)
+  view = base[1:]
+  view[view > 5] = -1  # through a view into its base
+  np.testing.assert_array_equal(base.numpy(), np.where(a > 5, -1, a))
+  x, v = Tensor(a, device=device, requires_grad=True), Tensor(5.0, device=device, requires_grad=True)
+  y = x * 1
+  y[y < 0] = v
+  (y * 2).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), np.where(a < 0, 0, 2))
+  assert v.grad.item() == 8.0  # 2 for each of the four places written, as in PyTorch
+  with pytest.raises(ValueError, match="depends on the data"): Tensor(a, device=device)[rows] = Tensor(np.ones((2, 4), np.float32), device=device)
+
+
 def test_one_hot_masked_fill_tril_triu(device):
   labels = Tensor([1, 0, 3], device=device)
   np.testing.assert_array_equal(labels.one_hot(4).numpy(), np.eye(4, dtype=np.int32)[[1, 0, 3]])

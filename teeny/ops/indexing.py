@@ -38,8 +38,10 @@ class IndexingOps:
   def __setitem__(self, index, value):
     """x[index] = value for every index form of __getitem__: an in-place write through the indexed view into x's
     storage (lazy, like assign; x and every view of it see it). With repeated tensor indices the last write wins,
-    like numpy."""
+    like numpy. A bool mask over the leading dims (x[x < 0] = 0) writes value (a number, or one that broadcasts to
+    each selected element) where the mask is true."""
     self._check_inplace()
+    if self._is_leading_mask(index): return self._write_where_true(index, value)
     split = variables.split_index(self, index)
     if split is not None and not split[1]: index, split = tuple(split[0]), None  # (Variables as sizes only: plain)
     plan = self._index_plan(index) if split is None else None
@@ -55,6 +57,24 @@ class IndexingOps:
       inverse = tuple(plan.result_order.index(i) for i in range(len(plan.result_order)))
       value = sub._put(plan.tensor_axes, plan.tensors, value.permute(inverse))
     sub.assign(value)
+
+  def _is_leading_mask(self, index) -> bool:
+    """Whether index is a bool tensor or array shaped like self's leading dims (x[mask] = value)."""
+    if not isinstance(index, (type(self), np.ndarray)) or index.dtype not in (dtypes.bool, np.bool_): return False
+    return tuple(index.shape) == self.shape[:len(index.shape)]
+
+  def _write_where_true(self, mask, value):
+    """x[mask] = value for a mask over x's leading dims: value at each selected element (a number, or a tensor that
+    broadcasts to one element's trailing dims). A value per selected element would need the mask's count of trues
+    (data), so that form raises."""
+    mask = mask if isinstance(mask, type(self)) else type(self)(mask, device=self.device)
+    rest = self.shape[mask.ndim:]
+    extra = value.ndim - len(rest) if isinstance(value, type(self)) else 0  # value's dims before one element's
+    if extra > 0 and any(n != 1 for n in value.shape[:extra]):
+      raise ArgumentError(f"x[mask] = value: a value of shape {value.shape} gives one per selected element, and how many "
+                          f"are selected depends on the data; give one that broadcasts to {rest}, or use where()")
+    if extra > 0: value = value.reshape(value.shape[extra:])
+    self.assign(self.masked_fill(mask.reshape(mask.shape + (1,) * len(rest)), value))
 
   def _index_plan(self, index) -> _IndexPlan:
     """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
