@@ -360,3 +360,12 @@ def test_softmax_gradient_large_logits(device):
   t = Tensor(np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], np.float32), device=device, requires_grad=True)
   (t.log_softmax(-1)[:, 0].sum() + t.logsumexp(-1).sum() + t.softmax(-1)[:, 1].sum()).backward()
   assert np.isfinite(t.grad.numpy()).all()
+
+
+def test_mean_takes_a_float_dtype_like_torch(device):
+  ints = Tensor([1, 2, 4], device=device)
+  out = ints.mean(dtype=dtypes.float64)
+  assert out.dtype == dtypes.float64 and out.item() == pytest.approx(7 / 3, rel=1e-15)
+  half = Tensor([[1.0, 2.0], [3.0, 4.0]], device=device).mean(1, keepdim=True, dtype="float16")
+  assert half.dtype == dtypes.float16 and half.numpy().tolist() == [[1.5], [3.5]]
+  with pytest.raises(TypeError, match="float dtype"): ints.mean(dtype=dtypes.int32)

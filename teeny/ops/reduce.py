@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, NamedTuple, Any
 import numpy as np
-from teeny.dtype import dtypes, promote, NARROW_FLOATS
+from teeny.dtype import dtypes, promote, to_dtype, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
 from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
@@ -95,10 +95,12 @@ class ReduceOps:
     negated = -(lowest.where(0, self))
     return lowest.any(axis, keepdim).where(lowest_value, -(negated.max(axis, keepdim)))
   @takes_dim
-  def mean(self, axis=None, keepdim=False) -> Self:
+  def mean(self, axis=None, keepdim=False, dtype=None) -> Self:
     """The mean over axes (all by default), like torch.mean: int and bool tensors give the default float (torch
-    raises), float16/bfloat16/fp8 divide their float32 sum, and an empty reduction is NaN."""
-    x = self._float()
+    raises), float16/bfloat16/fp8 divide their float32 sum, and an empty reduction is NaN. dtype (a float): cast
+    to it first, as torch does."""
+    if dtype is not None and not dtypes.is_float(to_dtype(dtype)): raise TypeError(f"mean needs a float dtype, got {dtype}")
+    x = self.cast(dtype) if dtype is not None else self._float()
     count = math.prod(self.shape[a] for a in self._axes(axis))
     scale = 1 / count if count else float("nan")
     # float16 divides the float32 sum before rounding, like PyTorch: a sum past 65504 may still have a finite mean
