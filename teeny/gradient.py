@@ -17,7 +17,7 @@ rule's name and the convolution's settings). max_pool2d is a third: PyTorch give
 first maximum, where MAX's rule would split it among ties; scatter_reduce's amax and amin a fourth, and a write
 with repeated indices (scatter, setitem) a fifth: each value written gets its place's gradient, as in PyTorch.
 Rules in Tensor math that the mixins of teeny/ops/ define go in `tensor_rules` (made custom_gradients ones at
-their first use by the adapter tensor.py sets).
+their first use, with the nodes as tensors that tensor.py makes).
 """
 from __future__ import annotations
 import math, weakref
@@ -119,10 +119,20 @@ def _shrink_grad(ctx: UOp, ret: UOp):
 custom_gradients: dict[str, Callable[[UOp, UOp], tuple]] = {}
 # rule name -> fn(arg, grad, value, *inputs) written in Tensor ops (so it differentiates again), giving each
 # input's gradient as a tensor (None: no gradient). The mixins in teeny/ops/ register these without knowing the
-# Tensor class; at its first use a rule is made a custom_gradients one by `tensor_rule_adapter`, which tensor.py
-# sets (calling it with tensors over the DETACH's arg and nodes), so a rule registered at any time is found
+# Tensor class; at its first use a rule becomes a custom_gradients one (_rule_in_tensor_ops), so a rule
+# registered at any time is found. `as_tensor` (node -> a tensor over it) is set by tensor.py
 tensor_rules: dict[str, Callable] = {}
-tensor_rule_adapter: Callable | None = None
+as_tensor: Callable | None = None
+
+
+def _rule_in_tensor_ops(rule):
+  """A gradient rule in Tensor ops as a UOp rule: called with the DETACH's arg and its nodes as tensors. The value
+  is the DETACH itself (the node the user's tensor holds): a value realized in the forward pass is read, not
+  computed again (max_pool2d's gradient compares the windows with it)."""
+  def in_uops(ctx: UOp, ret: UOp) -> tuple:
+    grads = rule(ret.arg, *(as_tensor(u) for u in (ctx, ret, *ret.src[1:])))
+    return tuple(None if g is None else g.uop for g in grads)
+  return in_uops
 
 
 def checked_gradient_target(node: UOp, dtype) -> UOp:
@@ -173,7 +183,7 @@ def _multi_grad(ctx: UOp, ret: UOp):
 def _detach_grad(ctx: UOp, ret: UOp):
   if ret.arg is None: return (None,)  # a plain detach(): no gradient
   rule = ret.arg[0] if isinstance(ret.arg, tuple) else ret.arg  # (a rule's settings follow its name: conv's)
-  if rule not in custom_gradients: custom_gradients[rule] = tensor_rule_adapter(tensor_rules[rule])
+  if rule not in custom_gradients: custom_gradients[rule] = _rule_in_tensor_ops(tensor_rules[rule])
   return (None, *custom_gradients[rule](ctx, ret))
 
 

@@ -660,18 +660,8 @@ def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
   return (node,) if lazy is None or lazy is node else (node, lazy)
 
 
-def _rule_in_tensor_ops(rule):
-  """A gradient rule in Tensor ops (gradient.tensor_rules) as a UOp rule: the DETACH's arg and nodes as tensors (graph
-  nodes carry no device: these tensors only build graph, any device name will do). The value is the DETACH itself
-  (the node the user's tensor holds): a value realized in the forward pass is read, not computed again
-  (max_pool2d's gradient compares the windows with it)."""
-  def in_uops(ctx: UOp, ret: UOp) -> tuple:
-    grads = rule(ret.arg, *(_const_tensor(u, Device.DEFAULT) for u in (ctx, ret, *ret.src[1:])))
-    return tuple(None if g is None else g.uop for g in grads)
-  return in_uops
-
-
-gradient_rules.tensor_rule_adapter = _rule_in_tensor_ops  # (the mixins' rules, made UOp rules at their first use)
+# the mixins' gradient rules see their nodes as tensors (nodes carry no device: these only build graph, any device will do)
+gradient_rules.as_tensor = lambda node: _const_tensor(node, Device.DEFAULT)
 
 
 def _realized_graphs() -> dict[UOp, UOp]:
