@@ -259,7 +259,7 @@ differentiated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
 # leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
 # (a pending write, whose sources may be rewritten first, is found by its arg: each assign() has its own)
-pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER), name="x"), lambda ctx, x: ctx.get(x)),
+pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER, Ops.MULTI), name="x"), lambda ctx, x: ctx.get(x)),
                                     (UPat(Ops.ASSIGN, name="x"), lambda ctx, x: ctx.get(x.arg))])
 
 

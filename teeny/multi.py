@@ -158,11 +158,18 @@ def _layout_for(srcs) -> tuple[tuple[str, ...], int | None, list | None]:
 
 def _elementwise(n: UOp) -> UOp | None:
   if not any(s.op is Ops.MULTI for s in n.src): return None
+  if n.op is Ops.DETACH: return _detached(n.src[0])
   devices, axis, bounds = _layout_for(n.src)
-  if n.op is Ops.DETACH:  # the value only: gradients were taken on the whole graph already
-    return multi((UOp(Ops.DETACH, n.dtype, (s,)) for s in _shards_in(n.src[0], devices, axis, bounds)), devices, axis)
   per_source = [_shards_in(s, devices, axis, bounds) for s in n.src]
   return multi((UOp(n.op, n.dtype, srcs, n.arg) for srcs in zip(*per_source)), devices, axis)
+
+
+def _detached(value: UOp) -> UOp:
+  """A DETACH of value, in value's own layout: its other sources (a gradient rule's inputs: a convolution's input
+  and weight, a scatter's index) are left out, as gradients were taken on the whole graph already, and their
+  layouts say nothing about the value's (a weight sharded on its input channels, an output that is not)."""
+  if value.op is not Ops.MULTI: return UOp(Ops.DETACH, value.dtype, (value,))
+  return multi((UOp(Ops.DETACH, s.dtype, (s,)) for s in value.src), *value.arg)
 
 
 def _reduce(n: UOp, m: UOp) -> UOp:

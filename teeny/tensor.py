@@ -671,7 +671,7 @@ def _realized_graphs() -> dict[UOp, UOp]:
   for t in snapshot(grad_realized.values):
     node = t._uop
     if node.op is Ops.ASSIGN and t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
-    elif t._graph is not None and is_buffer_view(node): graphs[node] = t._graph
+    elif t._graph is not None and is_realized(node): graphs[node] = t._graph  # (a sharded one: a MULTI of views)
   return graphs
 
 

@@ -357,3 +357,42 @@ def test_writes_to_sharded_tensors(devices):
   x += Tensor(a).to(devices)  # a replicated value is sliced to the blocks
   np.testing.assert_equal(x.numpy(), (a + 1) + a)
   np.testing.assert_equal(reader.numpy(), a)
+
+
+def test_backward_after_reading_a_sharded_result_reaches_the_weights(devices):
+  # a realized result that requires grad keeps its graph: a sharded one too (its node is a MULTI of buffers), so
+  # printing the loss before backward() doesn't leave the weights without gradient (and the optimizer idle)
+  w = Tensor(np.ones((4, 3), np.float32), requires_grad=True).shard_(devices, 0)
+  loss = (w * w).sum()
+  assert loss.item() == 12.0
+  loss.backward()
+  close(w.grad, np.full((4, 3), 2.0))
+  v = Tensor(np.ones((4, 3), np.float32), requires_grad=True).to_(devices)
+  hidden = (v * 3).realize()
+  (hidden * hidden).sum().backward()
+  close(v.grad, np.full((4, 3), 18.0))
+  w = Tensor(np.ones((4, 3), np.float32), requires_grad=True).shard_(devices, 0)
+  opt, losses = SGD([w], lr=0.1), []
+  for _ in range(3):
+    opt.zero_grad()
+    loss = (w * w).sum()
+    losses.append(loss.item())
+    loss.backward()
+    opt.step()
+  np.testing.assert_allclose(losses, [12.0, 7.68, 4.9152], rtol=1e-6)
+
+
+def test_ops_with_a_gradient_rule_keep_their_values_layout(devices):
+  # conv, pooling and scatter values carry their inputs beside them for a gradient rule (a DETACH): those inputs'
+  # layouts (a weight sharded on its input channels, an index on the scatter axis) are not the value's
+  x, w = data(2, 4, 6, 6), data(3, 4, 3, 3, seed=1)
+  for xs, ws in ((Tensor(x).shard(devices, 1), Tensor(w).shard(devices, 1)), (Tensor(x).to(devices), Tensor(w).shard(devices, 2))):
+    out = xs.conv2d(ws)
+    assert out.shape == (2, 3, 4, 4)
+    close(out, Tensor(x).conv2d(Tensor(w)).numpy(), rtol=1e-4, atol=1e-4)
+  grid = np.arange(36, dtype=np.float32).reshape(1, 1, 6, 6)
+  close(Tensor(grid).shard(devices, 2).max_pool2d(3, 1), Tensor(grid).max_pool2d(3, 1).numpy())
+  close(Tensor(grid).shard(devices, 3).avg_pool2d(3, 1), Tensor(grid).avg_pool2d(3, 1).numpy())
+  idx = np.array([[0, 2, 4], [1, 3, 0], [4, 4, 1], [2, 2, 2]], np.int32)
+  scattered = Tensor.zeros(4, 5).to(devices).scatter(1, Tensor(idx).shard(devices, 1), Tensor.ones(4, 3).to(devices))
+  close(scattered, Tensor.zeros(4, 5).scatter(1, Tensor(idx), Tensor.ones(4, 3)).numpy())
