@@ -20,7 +20,7 @@ ordinary graph per device, scheduled like any other; data moves between devices 
 """
 from __future__ import annotations
 import math
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite, ELEMENTWISE, MOVEMENT, toposort
 
 _COMBINE = {Ops.ADD: Ops.ADD, Ops.MAX: Ops.MAX, Ops.MUL: Ops.MUL}  # how a reduce's partial results combine
@@ -175,10 +175,14 @@ def _detached(value: UOp) -> UOp:
 def _reduce(n: UOp, m: UOp) -> UOp:
   op, axes = n.arg
   devices, axis = m.arg
-  partial = [s.reduce(op, axes) for s in m.src]
-  if axis is None or axis not in axes: return multi(partial, devices, axis)
-  if len(devices) > 2 and math.prod(partial[0].shape) >= len(devices): return multi(_ring_allreduce(partial, devices, op), devices, None)
-  return multi(_allreduce(partial, devices, op), devices, None)
+  if axis is None or axis not in axes: return multi((s.reduce(op, axes) for s in m.src), devices, axis)
+  # a sum or product of half floats accumulates in float32 and rounds once on one device: so do the shards', their
+  # partial results combined in float32 (rounding each to half first lost up to a dozen half ulps)
+  wide = n.dtype in NARROW_FLOATS and op is not Ops.MAX
+  partial = [(s.cast(dtypes.float32) if wide else s).reduce(op, axes) for s in m.src]
+  if len(devices) > 2 and math.prod(partial[0].shape) >= len(devices): totals = _ring_allreduce(partial, devices, op)
+  else: totals = _allreduce(partial, devices, op)
+  return multi((t.cast(n.dtype) for t in totals), devices, None)
 
 
 def _allreduce(partial: list[UOp], devices, op: Ops) -> list[UOp]:

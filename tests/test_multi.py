@@ -396,3 +396,12 @@ def test_ops_with_a_gradient_rule_keep_their_values_layout(devices):
   idx = np.array([[0, 2, 4], [1, 3, 0], [4, 4, 1], [2, 2, 2]], np.int32)
   scattered = Tensor.zeros(4, 5).to(devices).scatter(1, Tensor(idx).shard(devices, 1), Tensor.ones(4, 3).to(devices))
   close(scattered, Tensor.zeros(4, 5).scatter(1, Tensor(idx), Tensor.ones(4, 3)).numpy())
+
+
+def test_half_sums_over_the_sharded_axis_round_once_like_one_device(devices):
+  a = np.random.default_rng(3).standard_normal((7, 5)).astype(np.float16)  # cancelling values: half partials lose bits
+  for dtype_name in ("float16", "bfloat16"):
+    x = Tensor(a).cast(dtype_name)
+    for out, want in ((x.shard(devices, 0).sum(0), x.sum(0)), (x.shard(devices, 0).cumsum(0), x.cumsum(0)),
+                      (x.shard(devices, 1).mean(1), x.mean(1))):
+      np.testing.assert_array_equal(out.float().numpy(), want.float().numpy())
