@@ -1,7 +1,10 @@
 """PyTorch's spellings as a Tensor mixin, so PyTorch habits work beside tinygrad's names: .to(dtype) and
 .to(device, dtype), the casts (.float() .half() .double() .int() .long() .bool() .bfloat16() .short()), .cpu(),
 .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the values, Tensor.from_numpy,
-empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), and bitcast / view(dtype) between item sizes.
+empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), bitcast / view(dtype) between item sizes, .byte()
+.char() .nelement(), the *_as spellings (expand_as, view_as, reshape_as, type_as) and the new_* constructors
+(new_zeros, new_ones, new_full, new_empty, new_tensor). The elementwise PyTorch methods teeny lacked besides are
+in pytorch_math.py.
 (dim= beside axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
@@ -9,11 +12,21 @@ import numpy as np
 from teeny.dtype import DType, dtypes, to_dtype
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, buffer_of
-from teeny.ops.args import ArgumentError
+from teeny.ops.args import ArgumentError, _shape_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 CPU_DEVICE = "LLVM"  # what .cpu() moves to: teeny's CPU backend
+
+
+class DtypeError(TypeError, ArgumentError):
+  """An op given a tensor of a dtype it has no meaning for (frac of ints, quantile of ints): a TypeError (Python's
+  kind) and a RuntimeError (what PyTorch raises)."""
+
+
+def check_tensor(x, name: str):
+  """Raise TypeError unless x is a teeny tensor (x is what argument `name` of a PyTorch method got)."""
+  if not isinstance(x, PyTorchOps): raise TypeError(f"{name} must be a Tensor, got {type(x).__name__}")
 
 
 def _is_dtype(x) -> bool:
@@ -83,6 +96,31 @@ class PyTorchOps:
   def short(self) -> Self:
     """Cast to int16, like torch's .short()."""
     return self.cast(dtypes.int16)
+  def byte(self) -> Self:
+    """Cast to uint8, like torch's .byte()."""
+    return self.cast(dtypes.uint8)
+  def char(self) -> Self:
+    """Cast to int8, like torch's .char()."""
+    return self.cast(dtypes.int8)
+  def type_as(self, other) -> Self:
+    """Cast to other's dtype, like torch's .type_as(other)."""
+    check_tensor(other, "type_as's other")
+    return self.cast(other.dtype)
+  def expand_as(self, other) -> Self:
+    """A view broadcast to other's shape, like torch's .expand_as(other)."""
+    check_tensor(other, "expand_as's other")
+    return self.expand(other.shape)
+  def view_as(self, other) -> Self:
+    """A view in other's shape, like torch's .view_as(other)."""
+    check_tensor(other, "view_as's other")
+    return self.reshape(other.shape)
+  def reshape_as(self, other) -> Self:
+    """Reshaped to other's shape, like torch's .reshape_as(other)."""
+    check_tensor(other, "reshape_as's other")
+    return self.reshape(other.shape)
+  def nelement(self) -> int:
+    """The number of elements, numel(), by torch's other name."""
+    return self.numel()
   def element_size(self) -> int:
     """The bytes one element takes (the dtype's itemsize), like torch's element_size()."""
     return self.dtype.itemsize
@@ -126,6 +164,29 @@ class PyTorchOps:
   def empty_like(self, dtype=None, device=None) -> Self:
     """An uninitialized tensor of self's shape (and dtype and device unless given), like torch.empty_like."""
     return type(self).empty(self.shape, dtype=dtype or self.dtype, device=device or self.device)
+  # the new_* constructors: self's dtype and device unless given, like torch's
+  def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """A tensor of `size` filled with fill_value, in self's dtype and on self's device unless given, like torch's
+    new_full (a float fill of an int dtype is truncated, as there)."""
+    return type(self).full(_shape_arg((size,)), fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                           requires_grad=requires_grad)
+  def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """Zeros of `size` (sizes or one tuple), in self's dtype and on self's device unless given, like torch's."""
+    return self.new_full(_shape_arg(size), 0, dtype=dtype, device=device, requires_grad=requires_grad)
+  def new_ones(self, *size, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """Ones of `size` (sizes or one tuple), in self's dtype and on self's device unless given, like torch's."""
+    return self.new_full(_shape_arg(size), 1, dtype=dtype, device=device, requires_grad=requires_grad)
+  def new_empty(self, *size, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """An uninitialized tensor of `size`, in self's dtype and on self's device unless given, like torch's."""
+    return type(self).empty(_shape_arg(size), dtype=dtype or self.dtype, device=device or self.device,
+                            requires_grad=requires_grad)
+  def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
+    """A new tensor holding a copy of data (numbers, lists, arrays or a tensor, whose graph is left behind), in
+    self's dtype and on self's device unless given, like torch's new_tensor."""
+    dtype, device = dtype or self.dtype, device or self.device
+    if isinstance(data, PyTorchOps): out = data.detach().to(device, dtype).clone()
+    else: out = type(self)(data, dtype=dtype, device=device)
+    return self._as_leaf(out, requires_grad)
   @classmethod
   def linspace(cls, start, stop, steps: int, dtype=None, device=None) -> Self:
     """steps evenly spaced values from start to stop, both included, like torch.linspace: the first half counted

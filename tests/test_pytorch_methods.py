@@ -1,0 +1,208 @@
+"""PyTorch's Tensor methods teeny spells as PyTorch does (teeny/ops/pytorch.py, pytorch_math.py): the casts
+and new_* constructors, and the elementwise methods (fmax, logit, xlogy, hypot, erfc, ...). Values are checked
+against numpy (or written out where PyTorch's answer is not numpy's: NaN handling, signs of zeros), gradients
+against the derivative worked out by hand, and both against PyTorch where it is installed (tests/like_torch.py),
+with the special values where the semantics differ."""
+import math
+import numpy as np
+import pytest
+from teeny import Tensor, dtypes
+from like_torch import assert_like_torch
+
+nan, inf = np.nan, np.inf
+rng = np.random.default_rng(7)
+X = np.array([-2.5, -1.0, -0.0, 0.0, 0.3, 1.0, 2.5, inf, -inf, nan], np.float32)
+Y = np.array([2.0, -0.0, 1.0, 0.0, 0.3, nan, -2.0, 1.0, inf, 3.0], np.float32)
+M = (np.arange(12, dtype=np.float32) - 5).reshape(3, 4)
+A = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+
+
+def test_casts_and_the_as_spellings(device):
+  x = Tensor([1.5, -2.0], device=device)
+  assert Tensor([200.0, 3.0], device=device).byte().dtype == dtypes.uint8
+  np.testing.assert_array_equal(Tensor([-100.0, 3.7], device=device).char().numpy(), np.array([-100, 3], np.int8))
+  assert x.nelement() == 2 and Tensor.ones(2, 3, device=device).nelement() == 6
+  assert Tensor([1, 2], device=device).type_as(x).dtype == dtypes.float32
+  assert Tensor([1, 2], device=device).expand_as(Tensor.ones(3, 2, device=device)).shape == (3, 2)
+  np.testing.assert_array_equal(Tensor(np.arange(4), device=device).view_as(Tensor.ones(2, 2, device=device)).numpy(), [[0, 1], [2, 3]])
+  assert Tensor(np.arange(4), device=device).reshape_as(Tensor.ones(4, 1, device=device)).shape == (4, 1)
+  with pytest.raises(TypeError, match="must be a Tensor"): x.type_as(np.ones(2))
+  with pytest.raises(ValueError): x.expand_as(Tensor.ones(3, device=device))
+
+
+def test_new_constructors_take_self_dtype_and_device(device):
+  x = Tensor([1.0, 2.0], device=device)
+  for made in (x.new_zeros(2, 3), x.new_zeros((2, 3)), x.new_ones([2, 3]), x.new_empty(2, 3), x.new_full((2, 3), 1.5)):
+    assert made.shape == (2, 3) and made.dtype == dtypes.float32 and made.device == device
+  assert x.new_ones(()).shape == () and x.new_ones(2, dtype=dtypes.int32).dtype == dtypes.int32
+  np.testing.assert_array_equal(Tensor([1], device=device).new_full((2,), 1.5).numpy(), [1, 1])  # (int: truncated, as torch's)
+  assert x.new_tensor([1, 2]).dtype == dtypes.float32 and Tensor([1], device=device).new_tensor([3]).dtype == dtypes.int32
+  leaf = x.new_zeros(2, requires_grad=True)
+  assert leaf.requires_grad and leaf.is_leaf
+  # new_tensor copies a tensor and leaves its graph behind, as torch's does
+  source = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  copy = x.new_tensor(source * 2, dtype=dtypes.float64)
+  assert not copy.requires_grad and copy.dtype == dtypes.float64
+  np.testing.assert_array_equal(copy.numpy(), [2.0, 4.0])
+
+
+NO_GRADIENT = {"grad": False}  # (PyTorch has no derivative of heaviside; floor_divide passes none in either)
+# name -> (the call, on teeny's tensors and on torch's; numpy's answer, or PyTorch's written out; the inputs[; the
+# comparison with PyTorch's settings])
+ELEMENTWISE = {
+  "clamp_min": (lambda make, a: a.clamp_min(0.3), lambda a: np.maximum(a, np.float32(0.3)), (X,)),
+  "clamp_max": (lambda make, a: a.clamp_max(0.3), lambda a: np.minimum(a, np.float32(0.3)), (X,)),
+  "fmax": (lambda make, a, b: a.fmax(b), np.fmax, (X, Y)),
+  "fmin": (lambda make, a, b: a.fmin(b), np.fmin, (X, Y)),
+  "fmax_0d": (lambda make, a: a.fmax(make(np.float32(0.5))), lambda a: np.fmax(a, np.float32(0.5)), (X,)),
+  "frac": (lambda make, a: a.frac(), lambda a: a - np.trunc(a), (X,)),
+  "deg2rad": (lambda make, a: a.deg2rad(), np.deg2rad, (X,)),
+  "rad2deg": (lambda make, a: a.rad2deg(), np.rad2deg, (X,)),
+  "sgn": (lambda make, a: a.sgn(), lambda a: np.where(np.isnan(a), 0, np.sign(a)), (X,)),  # (NaN: 0, as torch's)
+  "signbit": (lambda make, a: a.signbit(), np.signbit, (np.concatenate([X, -np.abs(X[-1:])]),)),  # (-0.0 and -NaN)
+  "isposinf": (lambda make, a: a.isposinf(), np.isposinf, (X,)),
+  "isneginf": (lambda make, a: a.isneginf(), np.isneginf, (X,)),
+  "sinc": (lambda make, a: a.sinc(), np.sinc, (np.array([0.0, 0.5, 0.25, -2.5, 3.3, inf, nan], np.float32),)),
+  "hypot": (lambda make, a, b: a.hypot(b), np.hypot, (np.array([0.0, 3.0, 1e30, 1e-30, -5.0, inf, nan, -inf], np.float32),
+                                                      np.array([0.0, 4.0, 1e30, 1e-30, 12.0, nan, inf, 1.0], np.float32))),
+  "logaddexp2": (lambda make, a, b: a.logaddexp2(b), np.logaddexp2, (np.array([0.0, inf, -inf, 1000.0, 0.0, 2.0, 1.0], np.float32),
+                                                                     np.array([0.0, inf, -inf, 999.0, -30.0, 2.0, -inf], np.float32))),
+  "nan_to_num": (lambda make, a: a.nan_to_num(), np.nan_to_num, (X,)),
+  "nan_to_num_values": (lambda make, a: a.nan_to_num(1.5, 9.0, -9.0), lambda a: np.nan_to_num(a, nan=1.5, posinf=9.0, neginf=-9.0), (X,)),
+  "nan_to_num_float64": (lambda make, a: a.nan_to_num(), np.nan_to_num, (X.astype(np.float64),)),
+  # heaviside: NaN gives 0 in PyTorch (numpy: NaN)
+  "heaviside": (lambda make, a, v: a.heaviside(v), lambda a, v: np.where(np.isnan(a), 0, np.heaviside(a, v)), (X, np.float32(0.5)), NO_GRADIENT),
+  "true_divide": (lambda make, a, b: a.true_divide(b), np.true_divide, (np.array([1, -7, 6]), np.array([2, 2, -4]))),
+  "floor_divide": (lambda make, a, b: a.floor_divide(b), np.floor_divide, (np.array([-7, 7, -7, 7, 6]), np.array([2, -2, -2, 2, 3]))),
+  "floor_divide_float": (lambda make, a, b: a.floor_divide(b), np.floor_divide, (np.array([-7.5, 7.5, 1.0, -0.0], np.float32),
+                                                                                 np.array([2.0, -2.0, 0.1, 3.0], np.float32)), NO_GRADIENT),
+  "remainder": (lambda make, a, b: a.remainder(b), np.remainder, (np.array([-7, 7, -7, 7, 6]), np.array([2, -2, -2, 2, 3]))),
+  "remainder_float": (lambda make, a, b: a.remainder(b), np.remainder, (np.array([-7.5, 7.5, -0.0, 5.0, -5.0, 1.0], np.float32),
+                                                                         np.array([2.0, -2.0, 2.0, inf, inf, 0.1], np.float32))),
+  "addcmul": (lambda make, a, b, c: a.addcmul(b, c, value=0.5), lambda a, b, c: a + 0.5 * b * c,
+              (np.ones((2, 3), np.float32), np.arange(3, dtype=np.float32), M[:2, :3].copy())),
+  "addcdiv": (lambda make, a, b, c: a.addcdiv(b, c, value=2), lambda a, b, c: a + 2 * b / c,
+              (np.ones((2, 3), np.float32), np.arange(3, dtype=np.float32), M[1:, 1:].copy())),
+  "addcmul_int": (lambda make, a, b, c: a.addcmul(b, c, value=2), lambda a, b, c: a + 2 * b * c, (np.array([1, 2]), np.array([3, 4]), np.array([-1, 5]))),
+}
+
+
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+def test_elementwise_methods_match_numpy_and_torch(device, name):
+  call, reference, arrays, *settings = ELEMENTWISE[name]
+  got = call(lambda a: Tensor(a, device=device), *(Tensor(a, device=device) for a in arrays))
+  with np.errstate(all="ignore"): want = np.asarray(reference(*arrays))
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-30)
+  assert_like_torch(device, call, *arrays, **(settings[0] if settings else {}))
+
+
+def test_fmax_and_fmin_ignore_nan_and_send_ties_to_self(device):
+  """fmax(1, NaN) is 1 and fmax(NaN, NaN) NaN; the gradient goes to self where self >= other or other is NaN."""
+  a, b = Tensor(X, device=device, requires_grad=True), Tensor(Y, device=device, requires_grad=True)
+  a.fmax(b).sum().backward()
+  to_self = (X >= Y) | np.isnan(Y)
+  np.testing.assert_array_equal(a.grad.numpy(), to_self.astype(np.float32))
+  np.testing.assert_array_equal(b.grad.numpy(), (~to_self).astype(np.float32))
+  assert Tensor([nan], device=device).fmin(nan).isnan().item()
+  np.testing.assert_array_equal(Tensor([1, 5], device=device).fmax(Tensor([3, 2], device=device)).numpy(), [3, 5])
+
+
+def test_remainder_has_the_divisors_sign_and_pytorchs_gradient(device):
+  """-7.5 remainder 2 is 0.5 and 7.5 remainder -2 is -0.5 (Python's %, not C's fmod); the gradient for other is
+  -floor(self / other)."""
+  x, y = Tensor([-7.5, 7.5, 3.0], device=device, requires_grad=True), Tensor([2.0, -2.0, 4.0], device=device, requires_grad=True)
+  np.testing.assert_array_equal(x.remainder(y).numpy(), [0.5, -0.5, 3.0])
+  x.remainder(y).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [1, 1, 1])
+  np.testing.assert_array_equal(y.grad.numpy(), [4, 4, 0])
+  assert_like_torch(device, lambda make, a, b: a.remainder(b), np.array([-7.5, 7.5, 3.0], np.float32), np.array([2.0, -2.0, 4.0], np.float32))
+  # an int divided by 0 gives 0 (numpy's answer; PyTorch raises, which a lazy graph can't)
+  assert Tensor([5], device=device).floor_divide(0).item() == 0 and Tensor([5], device=device).remainder(0).item() == 0
+
+
+@pytest.mark.parametrize("eps", [None, 0.1])
+def test_logit_values_and_gradients_outside_and_at_the_bounds(device, eps):
+  """Without eps: -inf and inf at 0 and 1, NaN (value and gradient) outside [0, 1]; with eps, p clamped into
+  [eps, 1 - eps] and the gradient 0 beyond, passing at the bounds themselves (PyTorch's rule)."""
+  p = np.array([0.0, 0.1, 0.5, 0.9, 1.0, 1.5, -0.5, nan, 0.05, 0.95], np.float32)
+  t = Tensor(p, device=device, requires_grad=True)
+  out = t.logit(eps)
+  q = p.astype(np.float64) if eps is None else np.clip(p.astype(np.float64), eps, 1 - eps)
+  with np.errstate(all="ignore"):
+    np.testing.assert_allclose(out.numpy(), np.log(q / (1 - q)), rtol=1e-5)
+    out.sum().backward()
+    slope = 1 / (p * (1 - p.astype(np.float64)))
+    want = np.where((p < 0) | (p > 1), nan, slope) if eps is None else np.where((p < eps) | (p > 1 - eps), 0.0, slope)
+  np.testing.assert_allclose(t.grad.numpy(), want, rtol=1e-5)
+  assert_like_torch(device, lambda make, a: a.logit(eps), p, rtol=1e-5)
+  assert Tensor([0, 1], device=device).logit().numpy().tolist() == [-inf, inf]  # (ints: the default float)
+
+
+def test_xlogy_is_zero_at_zero_but_nan_beside_nan(device):
+  """x log y, 0 where x is 0 even for y = 0 or inf, NaN where y is NaN; PyTorch's gradients: log y for x (0 where
+  x is 0 and y <= 0) and x / y for y (NaN at 0 / 0)."""
+  x = np.array([0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0, -1.0, 3.0], np.float32)
+  y = np.array([nan, 0.0, 0.0, 3.0, 2.0, -1.0, inf, 2.0, 0.5], np.float32)
+  tx, ty = Tensor(x, device=device, requires_grad=True), Tensor(y, device=device, requires_grad=True)
+  out = tx.xlogy(ty)
+  with np.errstate(all="ignore"):
+    want = np.where(np.isnan(y), nan, np.where(x == 0, 0.0, x * np.log(y)))
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
+    out.sum().backward()
+    np.testing.assert_allclose(tx.grad.numpy(), np.where((x == 0) & (y <= 0), 0.0, np.log(y)), rtol=1e-6)
+    np.testing.assert_allclose(ty.grad.numpy(), x / y, rtol=1e-6)
+  assert_like_torch(device, lambda make, a, b: a.xlogy(b), x, y)
+  np.testing.assert_allclose(Tensor([0.0, 1.0], device=device).xlogy(2).numpy(), [0.0, math.log(2)], rtol=1e-6)
+
+
+def test_sinc_is_one_at_zero_with_an_exact_gradient_near_it(device):
+  """sinc's gradient is 0 at 0 and right at 1e-4, where sin(t)/t's quotient rule cancels (PyTorch's gradient is
+  3x off there and 4e-5 at -0.01, so the comparison with it skips them): checked against the derivative in
+  float64."""
+  x = np.array([0.0, 1e-4, -0.01, 0.1, 0.5, 2.3], np.float32)
+  t = Tensor(x, device=device, requires_grad=True)
+  np.testing.assert_allclose(t.sinc().numpy(), np.sinc(x), rtol=1e-6, atol=1e-7)
+  t.sinc().sum().backward()
+  w = np.pi * x.astype(np.float64)
+  with np.errstate(all="ignore"): slope = np.where(x == 0, 0.0, (w * np.cos(w) - np.sin(w)) / (w * x))
+  np.testing.assert_allclose(t.grad.numpy(), slope, rtol=1e-5, atol=1e-7)
+  assert_like_torch(device, lambda make, a: a.sinc(), x[3:], rtol=1e-5)
+  np.testing.assert_allclose(Tensor(x.astype(np.float64), device=device).sinc().numpy(), np.sinc(x.astype(np.float64)), rtol=1e-15)
+
+
+def test_hypot_does_not_overflow_and_has_pytorchs_gradients(device):
+  a = np.array([3.0, 1e30, 1e-30, -5.0, 0.0], np.float32)
+  b = np.array([4.0, 1e30, 1e-30, 12.0, 0.0], np.float32)
+  ta, tb = Tensor(a, device=device, requires_grad=True), Tensor(b, device=device, requires_grad=True)
+  out = ta.hypot(tb)
+  np.testing.assert_allclose(out.numpy(), np.hypot(a, b), rtol=1e-6)
+  out.sum().backward()
+  with np.errstate(all="ignore"): h = np.hypot(a.astype(np.float64), b)
+  np.testing.assert_allclose(ta.grad.numpy(), a / h, rtol=1e-6)  # (NaN at the origin, as PyTorch's)
+  np.testing.assert_allclose(tb.grad.numpy(), b / h, rtol=1e-6)
+  with pytest.raises(TypeError, match="float"): Tensor([3], device=device).hypot(Tensor([4], device=device))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-13)])
+def test_erfc_keeps_its_relative_precision_far_right(device, dtype, rtol):
+  """erfc(10) is 2.1e-45 (1 - erf gives 0), erfc(25) is 8e-274 in float64; values against math.erfc (float32
+  within teeny's exp's error: exp(-x^2) at x = 8 costs 6e-6), the gradient -2/sqrt(pi) exp(-x^2)."""
+  x = np.array([-5.0, -0.5, 0.0, 0.5, 0.99, 1.0, 1.4, 1.5, 2.0, 2.9, 3.0, 5.0, 8.0, 9.0, 25.0, 30.0, inf, -inf, nan], dtype)
+  t = Tensor(x, device=device, requires_grad=True)
+  want = np.array([math.erfc(v) for v in x.tolist()])
+  np.testing.assert_allclose(t.erfc().numpy(), want, rtol=rtol, atol=np.finfo(dtype).tiny)
+  t.erfc().sum().backward()
+  np.testing.assert_allclose(t.grad.numpy(), -2 / np.sqrt(np.pi) * np.exp(-x.astype(np.float64) ** 2), rtol=rtol, atol=np.finfo(dtype).tiny)
+  assert_like_torch(device, lambda make, a: a.erfc(), x, rtol=rtol, atol=float(np.finfo(dtype).tiny))
+  assert Tensor([0, 1], device=device).erfc().dtype == dtypes.float32
+
+
+def test_elementwise_errors(device):
+  """The dtypes PyTorch refuses, as TypeErrors that are RuntimeErrors too."""
+  ints = Tensor([1, 2], device=device)
+  for bad in (ints.frac, lambda: Tensor([1.0], device=device).heaviside(ints), lambda: ints.addcdiv(ints, ints)):
+    with pytest.raises(TypeError): bad()
+    with pytest.raises(RuntimeError): bad()
+  with pytest.raises(TypeError, match="floating point"): ints.addcmul(ints, ints, value=0.5)
+  with pytest.raises(TypeError, match="must be a Tensor"): ints.addcmul(1, ints)
