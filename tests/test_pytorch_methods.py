@@ -1,13 +1,14 @@
-"""PyTorch's Tensor methods teeny spells as PyTorch does (teeny/ops/pytorch.py, pytorch_math.py): the casts
-and new_* constructors, and the elementwise methods (fmax, logit, xlogy, hypot, erfc, ...). Values are checked
-against numpy (or written out where PyTorch's answer is not numpy's: NaN handling, signs of zeros), gradients
-against the derivative worked out by hand, and both against PyTorch where it is installed (tests/like_torch.py),
-with the special values where the semantics differ."""
+"""PyTorch's Tensor methods teeny spells as PyTorch does (teeny/ops/pytorch.py, pytorch_math.py,
+pytorch_shape.py): the casts and new_* constructors, the elementwise methods (fmax, logit, xlogy, hypot, erfc,
+...), and the ones that move, split and pick elements (movedim, narrow, tensor_split, rot90, diff, index_select,
+index_add, take_along_dim, ...). Values are checked against numpy (or written out where PyTorch's answer is not
+numpy's: NaN handling, signs of zeros), gradients against the derivative worked out by hand, and both against
+PyTorch where it is installed (tests/like_torch.py), with the special values where the semantics differ."""
 import math
 import numpy as np
 import pytest
 from teeny import Tensor, dtypes
-from like_torch import assert_like_torch
+from like_torch import assert_like_torch, torch
 
 nan, inf = np.nan, np.inf
 rng = np.random.default_rng(7)
@@ -206,3 +207,138 @@ def test_elementwise_errors(device):
     with pytest.raises(RuntimeError): bad()
   with pytest.raises(TypeError, match="floating point"): ints.addcmul(ints, ints, value=0.5)
   with pytest.raises(TypeError, match="must be a Tensor"): ints.addcmul(1, ints)
+
+
+def test_t_swapaxes_movedim_narrow(device):
+  a, m = Tensor(A, device=device), Tensor(M, device=device)
+  np.testing.assert_array_equal(m.t().numpy(), M.T)
+  assert Tensor([1, 2], device=device).t().shape == (2,) and Tensor(1.0, device=device).t().shape == ()
+  np.testing.assert_array_equal(a.swapaxes(0, -1).numpy(), np.swapaxes(A, 0, -1))
+  np.testing.assert_array_equal(a.swapdims(1, 2).numpy(), np.swapaxes(A, 1, 2))
+  for source, destination in [(0, -1), ((0, 1), (2, 0)), ([2], [0]), ((), ())]:
+    np.testing.assert_array_equal(a.movedim(source, destination).numpy(), np.moveaxis(A, source, destination))
+    np.testing.assert_array_equal(a.moveaxis(source, destination).numpy(), np.moveaxis(A, source, destination))
+  for start, length in [(1, 2), (-3, 2), (0, 0), (4, 0), (Tensor(1, device=device), 3)]:
+    begin = int(start) % 4 if int(start) < 0 else int(start)
+    np.testing.assert_array_equal(m.narrow(1, start, length).numpy(), M[:, begin:begin + length])
+  with pytest.raises(RuntimeError, match="2 dimensions"): a.t()
+  with pytest.raises(RuntimeError, match="repeated"): a.movedim((0, 0), (1, 2))
+  with pytest.raises(RuntimeError, match="numbers of dims"): a.movedim((0, 1), (1,))
+  with pytest.raises(IndexError): a.movedim(0, 3)
+  with pytest.raises(RuntimeError, match="doesn't fit"): m.narrow(1, 3, 2)
+  with pytest.raises(IndexError): m.narrow(1, -5, 1)
+  assert_like_torch(device, lambda make, x: x.movedim((0, 1), (2, 0)).narrow(0, 1, 2), A)
+
+
+def test_unbind_and_the_splits(device):
+  m, a = Tensor(M, device=device), Tensor(A, device=device)
+  pieces = m.unbind(1)
+  assert len(pieces) == 4 and all(p.shape == (3,) for p in pieces)
+  np.testing.assert_array_equal(pieces[2].numpy(), M[:, 2])
+  cases = [(m, 3, 1), (m, [1, 3], 1), (m, [-2, 10], 1), (m, [3, 1], 1), (m, 2, 0), (a, 5, 2)]
+  for t, split, dim in cases:
+    want = np.array_split(t.numpy(), split, axis=dim)  # (numpy's array_split: tensor_split's rule, int and indices)
+    got = t.tensor_split(split, dim)
+    assert len(got) == len(want)
+    for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
+  for got, want in [(m.hsplit(2), np.hsplit(M, 2)), (m.vsplit([1]), np.vsplit(M, [1])), (a.dsplit(2), np.dsplit(A, 2)),
+                    (Tensor(np.arange(6), device=device).hsplit(3), np.hsplit(np.arange(6), 3))]:
+    assert len(got) == len(want)
+    for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
+  with pytest.raises(IndexError): Tensor(1.0, device=device).unbind()
+  with pytest.raises(RuntimeError, match="divide"): m.hsplit(3)
+  with pytest.raises(RuntimeError, match="2 or more"): Tensor([1, 2], device=device).vsplit(2)
+  with pytest.raises(RuntimeError, match="> 0"): m.tensor_split(0)
+  assert_like_torch(device, lambda make, x: x.tensor_split([1, 3], dim=1)[1] * 2, M)
+
+
+def test_flips_rot90_and_tile(device):
+  a, m = Tensor(A, device=device), Tensor(M, device=device)
+  np.testing.assert_array_equal(a.fliplr().numpy(), np.fliplr(A))
+  np.testing.assert_array_equal(a.flipud().numpy(), np.flipud(A))
+  for k in range(-2, 6):
+    np.testing.assert_array_equal(m.rot90(k).numpy(), np.rot90(M, k), err_msg=f"k={k}")
+    np.testing.assert_array_equal(a.rot90(k, (2, 0)).numpy(), np.rot90(A, k, (2, 0)), err_msg=f"k={k}")
+  for reps in [(2,), (2, 1), (1, 2, 2), 2]:
+    np.testing.assert_array_equal(m.tile(reps).numpy(), np.tile(M, reps))
+  np.testing.assert_array_equal(m.tile(2, 1).numpy(), np.tile(M, (2, 1)))
+  with pytest.raises(RuntimeError, match="2 or more|at least 2"): Tensor([1, 2], device=device).fliplr()
+  with pytest.raises(RuntimeError, match="different dims"): m.rot90(1, (0, 0))
+  with pytest.raises(RuntimeError, match="2 dims"): m.rot90(1, (0,))
+  assert_like_torch(device, lambda make, x: x.rot90(1, (2, 0)).tile((2, 1, 1)).fliplr(), A)
+
+
+def test_diff_with_prepend_append_and_bools(device):
+  m = Tensor(M * M, device=device)
+  for n, dim in [(1, -1), (2, 0), (0, 1), (5, 1)]:
+    np.testing.assert_array_equal(m.diff(n, dim).numpy(), np.diff(M * M, n, dim))
+  before, after = np.ones((3, 1), np.float32), np.zeros((3, 2), np.float32)
+  got = m.diff(1, 1, Tensor(before, device=device), Tensor(after, device=device))
+  np.testing.assert_array_equal(got.numpy(), np.diff(M * M, 1, 1, prepend=before, append=after))
+  bools = np.array([True, False, False, True])
+  np.testing.assert_array_equal(Tensor(bools, device=device).diff().numpy(), np.diff(bools))
+  with pytest.raises(RuntimeError, match="1 dimension"): Tensor(5, device=device).diff()
+  with pytest.raises(TypeError, match="must be a Tensor"): m.diff(prepend=0)
+  with pytest.raises(RuntimeError, match="dims"): m.diff(dim=1, prepend=Tensor([0.0], device=device))
+  assert_like_torch(device, lambda make, x, p: x.diff(2, 1, prepend=p), M, before)
+
+
+def test_index_select_add_copy_fill(device):
+  """numpy's take, add.at and writes, a negative index counted from the end; the gradients: summed over repeated
+  selections, self's passing where nothing was written."""
+  index = np.array([3, 0, 3, -1])
+  t = Tensor(M, device=device, requires_grad=True)
+  out = t.index_select(1, Tensor(index, device=device))
+  np.testing.assert_array_equal(out.numpy(), np.take(M, index, axis=1))
+  out.sum().backward()
+  np.testing.assert_array_equal(t.grad.numpy(), np.tile([1, 0, 0, 3], (3, 1)))
+  assert Tensor(M, device=device).index_select(0, Tensor(1, device=device)).shape == (1, 4)
+  source = np.arange(9, dtype=np.float32).reshape(3, 3)
+  added = M.copy()
+  np.add.at(added, (slice(None), [0, 3, 0]), 2 * source)
+  got = Tensor(M, device=device).index_add(1, Tensor([0, 3, 0], device=device), Tensor(source, device=device), alpha=2)
+  np.testing.assert_array_equal(got.numpy(), added)
+  copied = M.copy()
+  copied[:, [3, 0]] = source[:, :2]
+  got = Tensor(M, device=device).index_copy(1, Tensor([3, 0], device=device), Tensor(source[:, :2], device=device))
+  np.testing.assert_array_equal(got.numpy(), copied)
+  filled = M.copy()
+  filled[:, [0, 3]] = -1
+  np.testing.assert_array_equal(Tensor(M, device=device).index_fill(1, Tensor([0, -1, 0], device=device), -1.0).numpy(), filled)
+  np.testing.assert_array_equal(Tensor([1, 2], device=device).index_fill(0, Tensor([0], device=device), 2.7).numpy(), [2, 2])
+  value = Tensor(7.0, device=device, requires_grad=True)
+  Tensor(M, device=device).index_fill(0, Tensor([0, 2], device=device), value).sum().backward()
+  assert value.grad.item() == 8.0  # (the 8 places it fills)
+  assert_like_torch(device, lambda make, x, s: x.index_add(1, make([0, 3, 0]), s, alpha=2).index_select(0, make([2, 2])), M, source)
+  assert_like_torch(device, lambda make, x, s: x.index_copy(1, make([3, 0]), s).index_fill(0, make([1]), 5.0), M, source[:, :2].copy())
+
+
+def test_take_and_take_along_dim(device):
+  m = Tensor(M, device=device)
+  flat_index = np.array([[0, 11], [-1, 5]])
+  np.testing.assert_array_equal(m.take(Tensor(flat_index, device=device)).numpy(), np.take(M, flat_index))
+  along = np.array([[0, 3], [1, 1], [2, -1]])
+  np.testing.assert_array_equal(m.take_along_dim(Tensor(along, device=device), 1).numpy(), np.take_along_axis(M, along, 1))
+  column = np.array([[1], [2], [0]])  # (broadcast in the other dims, as numpy's take_along_axis)
+  np.testing.assert_array_equal(m.take_along_dim(Tensor(column, device=device), dim=1).numpy(), np.take_along_axis(M, column, 1))
+  cube = np.array([[[1, 0]]])
+  np.testing.assert_array_equal(Tensor(A, device=device).take_along_dim(Tensor(cube, device=device), 2).numpy(), np.take_along_axis(A, np.broadcast_to(cube, (2, 3, 2)), 2))
+  np.testing.assert_array_equal(m.take_along_dim(Tensor([11, 0], device=device)).numpy(), M.reshape(-1)[[11, 0]])
+  descending = m.take_along_dim(m.argsort(1, descending=True), 1)
+  np.testing.assert_array_equal(descending.numpy(), -np.sort(-M, 1))
+  with pytest.raises(TypeError): m.take(Tensor([1.0], device=device))
+  with pytest.raises(RuntimeError, match="dims of self"): m.take_along_dim(Tensor([1, 2], device=device), dim=1)
+  with pytest.raises(RuntimeError, match="broadcast"): m.take_along_dim(Tensor([[1, 2]], device=device), dim=0)
+  assert_like_torch(device, lambda make, x: x.take(make(flat_index)) + x.take_along_dim(make(along), 1)[:2], M)
+
+
+def test_index_op_errors(device):
+  m = Tensor(M, device=device)
+  with pytest.raises(RuntimeError, match="vector"): m.index_select(1, Tensor([[1]], device=device))
+  with pytest.raises(TypeError): m.index_select(1, Tensor([1.0], device=device))
+  with pytest.raises(RuntimeError, match="must be"): m.index_add(0, Tensor([1, 1], device=device), Tensor.ones(3, 4, device=device))
+  with pytest.raises(RuntimeError, match="dtype"): m.index_add(0, Tensor([1], device=device), Tensor.ones(1, 4, dtype=dtypes.int32, device=device))
+  with pytest.raises(TypeError, match="floating point"): Tensor([1, 2], device=device).index_add(0, Tensor([1], device=device), Tensor([1], device=device), alpha=0.5)
+  with pytest.raises(RuntimeError, match="0-d"): m.index_fill(1, Tensor([1], device=device), Tensor([7.0], device=device))
+  if torch is not None:  # (the same calls raise in PyTorch too)
+    with pytest.raises(RuntimeError): torch.tensor(M).index_fill(1, torch.tensor([1]), torch.tensor([7.0]))

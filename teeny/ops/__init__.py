@@ -2,8 +2,9 @@
 elementwise math (elementwise.py), exp, log, trigonometry and erf (transcendental.py), reductions and matmul
 (reduce.py), indexing (indexing.py), joining and splitting (join.py), random numbers (random.py), neural network
 functions (nn.py), sliding windows and pooling (pooling.py), in-place writes (writes.py), PyTorch's spellings of
-what tinygrad names otherwise (pytorch.py) and PyTorch's elementwise methods teeny lacked (pytorch_math.py);
-sorting and selecting (sorting.py), einsum and rearrange (einsum.py), and qr and svd (linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's TensorOps) and holds the rest:
+what tinygrad names otherwise (pytorch.py) and PyTorch's methods teeny lacked: elementwise (pytorch_math.py),
+moving, splitting and index ops (pytorch_shape.py); sorting and selecting (sorting.py), einsum and rearrange (einsum.py), and qr
+and svd (linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's TensorOps) and holds the rest:
 its state, autograd entry points, realizing and reading, casts, movement, and the binary and comparison ops.
 
 The rule: nothing in this package imports teeny/tensor.py. A mixin builds on `self`, `type(self)` (or `cls`) and

@@ -12,6 +12,7 @@ from teeny.ops.pooling import PoolingOps
 from teeny.ops.writes import WriteOps
 from teeny.ops.pytorch import PyTorchOps
 from teeny.ops.pytorch_math import PyTorchMathOps
+from teeny.ops.pytorch_shape import PyTorchShapeOps
 from teeny.ops.sorting import SortOps
 from teeny.ops.einsum import EinsumOps
 from teeny.ops.linalg import LinalgOps
@@ -19,7 +20,7 @@ from teeny.ops.sharding import ShardingOps
 
 
 class TensorOps(CreationOps, ElementwiseOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps,
-                WriteOps, PyTorchOps, PyTorchMathOps, SortOps, EinsumOps, LinalgOps, ShardingOps):
+                WriteOps, PyTorchOps, PyTorchMathOps, PyTorchShapeOps, SortOps, EinsumOps, LinalgOps, ShardingOps):
   """The ops Tensor inherits: creation, elementwise math, transcendental functions, reductions, indexing, joins,
-  random numbers, nn functions, pooling, in-place writes, PyTorch's spellings (and its elementwise methods),
-  sorting, einsum and rearrange, qr and svd, and sharding over devices."""
+  random numbers, nn functions, pooling, in-place writes, PyTorch's spellings (and its elementwise and shape
+  methods), sorting, einsum and rearrange, qr and svd, and sharding over devices."""

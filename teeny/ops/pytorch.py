@@ -3,8 +3,8 @@
 .dim(), .mT, float(t), int(t), format(t, ".2f"), np.asarray(t), print(t) showing the values, Tensor.from_numpy,
 empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), bitcast / view(dtype) between item sizes, .byte()
 .char() .nelement(), the *_as spellings (expand_as, view_as, reshape_as, type_as) and the new_* constructors
-(new_zeros, new_ones, new_full, new_empty, new_tensor). The elementwise PyTorch methods teeny lacked besides are
-in pytorch_math.py.
+(new_zeros, new_ones, new_full, new_empty, new_tensor). The PyTorch methods teeny lacked besides are in
+pytorch_math.py (elementwise) and pytorch_shape.py (moving, splitting, picking).
 (dim= beside axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
