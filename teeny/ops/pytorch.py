@@ -4,7 +4,8 @@
 empty_like, linspace, is_leaf, detach_(), Tensor.inference_mode(), bitcast / view(dtype) between item sizes, .byte()
 .char() .nelement(), the *_as spellings (expand_as, view_as, reshape_as, type_as) and the new_* constructors
 (new_zeros, new_ones, new_full, new_empty, new_tensor). The PyTorch methods teeny lacked besides are in
-pytorch_math.py (elementwise) and pytorch_shape.py (moving, splitting, picking).
+pytorch_math.py (elementwise), pytorch_shape.py (moving, splitting, picking), pytorch_linalg.py (products, cov) and
+pytorch_reduce.py (reductions, order statistics).
 (dim= beside axis= is ops/args.py's takes_dim; clamp(min=, max=) and var(unbiased=) are in their own mixins.)"""
 from __future__ import annotations
 from typing import TYPE_CHECKING
