@@ -139,6 +139,9 @@ class UOp(metaclass=_UOpMeta):
   # (== and != stay Python's identity tests: hash-consing needs them; the elementwise comparisons are named.)
   def const_like(self, x) -> UOp:
     if isinstance(x, UOp): return x
+    if isinstance(x, float) and not dtypes.is_float(self.dtype):  # (a Variable's expression: `pos * 0.5`)
+      raise TypeError(f"an integer expression ({self.dtype}) combined with the float {x!r}: it would be truncated to an "
+                      "int; use an int, or make the expression a tensor first (Tensor(pos) * 0.5)")
     c = UOp.const(self.dtype, x)
     shape = self.shape
     if not shape: return c

@@ -30,6 +30,8 @@ def Variable(name: str, min_val: int, max_val: int) -> UOp:
   if not isinstance(name, str) or not name: raise TypeError(f"a Variable's name is a non-empty str, got {name!r}")
   if not all(isinstance(v, int) and not isinstance(v, bool) for v in (min_val, max_val)) or min_val > max_val:
     raise ValueError(f"Variable {name!r}: bounds must be ints with min <= max, got [{min_val!r}, {max_val!r}]")
+  if min_val < -2**31 or max_val > 2**31 - 1:  # (its kernel argument is an int32: a value past it would wrap)
+    raise ValueError(f"Variable {name!r}: bounds [{min_val}, {max_val}] past int32's, the Variable's dtype")
   return UOp(Ops.DEFINE_VAR, dtypes.int32, (), (name, min_val, max_val))
 
 

@@ -472,3 +472,21 @@ def test_a_learning_rate_schedule_steps_under_tinyjit_as_without_it(device):
     trajectories.append(values)
   np.testing.assert_allclose(trajectories[0], [-1.0, -1.1, -1.11, -1.111, -1.1111], rtol=1e-6)
   np.testing.assert_array_equal(trajectories[1], trajectories[0])
+
+
+def test_constants_that_only_compare_equal_are_not_the_capture(device):
+  # 2 and 2.0, True and 1, 0.0 and -0.0 are == but compute different results: a call that passes the other one
+  # must not replay the capture (it gave an int32 [2 4 6] for x * 2.0); a NaN is the same NaN
+  f = TinyJit(lambda x, c: (x * c).realize())
+  ints = Tensor([1, 2, 3], device=device)
+  f(ints, 2)
+  f(ints, 2)
+  assert f(ints, 2).tolist() == [2, 4, 6]
+  for other in (2.0, True, [2], np.float32(2.0)):
+    with pytest.raises(JitValueError, match="non-Tensor"): f(ints, other)
+  g = TinyJit(lambda x, c: (x * c).realize())
+  floats = Tensor([1.0, 2.0, 3.0], device=device)
+  for _ in range(3): g(floats, 0.0)
+  with pytest.raises(JitValueError, match="non-Tensor"): g(floats, -0.0)
+  h = TinyJit(lambda x, c: (x * c).realize())
+  for _ in range(3): assert np.isnan(h(floats, float("nan")).numpy()).all()

@@ -5,6 +5,7 @@ must not schedule or compile anything new."""
 import numpy as np
 import pytest
 from teeny import Tensor, Variable, TinyJit, GlobalCounters, JitError
+from teeny.engine.jit import JitValueError
 from teeny.engine import runner
 from teeny.helpers import Context
 
@@ -283,3 +284,28 @@ def test_tinyjit_warm_up_call_may_differ_from_the_capture(device):
   f(Tensor(data(3), device=device))
   for seed in range(3): np.testing.assert_array_equal(f(Tensor(data(5, seed=seed), device=device)).numpy(), data(5, seed=seed) * 2)
   with pytest.raises(JitError, match="captured with"): f(Tensor(data(3), device=device))
+
+
+def test_what_a_variable_cannot_hold_raises(device):
+  pos = Variable("pos", 0, 9).bind(3)
+  with pytest.raises(TypeError, match="truncated"): pos * 0.5  # (an int expression: 0.5 would become 0)
+  with pytest.raises(TypeError, match="truncated"): pos - 0.9
+  np.testing.assert_allclose((Tensor([1.0, 2.0], device=device) * pos * 0.5).numpy(), [1.5, 3.0])  # (a tensor first)
+  with pytest.raises(ValueError, match="int32"): Variable("n", 0, 2**40)  # (its kernel argument is an int32)
+
+
+def test_tinyjit_prune_keeps_kernels_that_take_a_variable(device):
+  table = Tensor(np.arange(12, dtype=np.float32).reshape(6, 2), device=device).realize()
+  pos = Variable("pos", 0, 5)
+  @TinyJit(prune=True)
+  def f(x, p): return (x + (table[p] * 2).contiguous() + (Tensor.ones(2, device=device) * p).contiguous()).realize()
+  for i in (1, 1, 1, 4, 2):  # (the kernels that read table[p] depend on no input buffer, only on p)
+    np.testing.assert_allclose(f(Tensor([0.5, 0.5], device=device), pos.bind(i)).numpy(), 0.5 + 2 * np.arange(12).reshape(6, 2)[i] + i)
+
+
+def test_tinyjit_refuses_a_variable_bound_inside_under_an_arguments_name(device):
+  rows = Tensor(np.arange(24, dtype=np.float32).reshape(6, 4), device=device).realize()
+  @TinyJit
+  def f(x, p): return (x[p] + x[Variable("pos", 0, 5).bind(0)] * 100).realize()
+  f(rows, Variable("pos", 0, 5).bind(1))
+  with pytest.raises(JitValueError, match="inside the function"): f(rows, Variable("pos", 0, 5).bind(2))

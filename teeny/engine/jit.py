@@ -168,14 +168,14 @@ class TinyJit:
       check_ranges(self._ranges, variables)  # (positions from Variables: this call's values, as a build would)
       return self._capture.replay(input_bufs, tensors, variables)
     with watched() as seen:
-      out = self._warm_up_or_capture(args, kwargs, tensors, input_bufs)
+      out = self._warm_up_or_capture(args, kwargs, tensors, input_bufs, variables)
     if self._capture is not None: self._ranges = seen.ranges
     if seen.sizes - self._size_names:  # a Variable became a size: later calls are told apart by its value too
       self._size_names |= seen.sizes
       self._sizes_at = self._sizes_of(variables)
     return out
 
-  def _warm_up_or_capture(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer]):
+  def _warm_up_or_capture(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], variables: dict):
     if self.calls == 1: return _run_and_realize(self.fn, args, kwargs)
     recorded: list = []
     rng_before = Tensor._rng_counter
@@ -190,9 +190,20 @@ class TinyJit:
       self.calls -= 1  # the next call tries to capture again, as tinygrad's does
       raise JitError(f"TinyJit {name}: the capture call launched no kernel, so there is nothing to replay (realize a "
                      "result inside the function, or call it without TinyJit)")
+    _check_one_binding_per_name(recorded, variables, name)
     self._capture = _Capture(recorded, input_bufs, tensors, out, rng_before, Tensor._rng_counter, self.prune)
     if debug_level() >= 1: dprint(f"TinyJit {name}: captured {len(self._capture.launches)} item(s){self._capture.pruned_note}")
     return out
+
+
+def _check_one_binding_per_name(recorded: list, variables: dict, name):
+  """A replay gives every value bound to an argument's Variable that call's value, found by name: a Variable of
+  the same name bound to another value inside the function would take it too, so the capture refuses it."""
+  for item, _, _ in recorded:
+    for v in item.vals:
+      if isinstance(v, BoundValue) and v.name in variables and int(v) != variables[v.name]:
+        raise JitValueError(f"TinyJit {name}: Variable {v.name!r} is an argument (bound to {variables[v.name]}) and bound "
+                            f"to {int(v)} inside the function; a replay can't tell them apart: name the inner one otherwise")
 
 
 def _run_and_realize(fn, args, kwargs):
@@ -279,12 +290,13 @@ def _slots(recorded: list) -> tuple[list[tuple], dict[int, Buffer], set[int]]:
 
 def _pruned(launches: list[tuple], input_slots: set[int]) -> tuple[list[tuple], set[int]]:
   """tinygrad's prune: in order, a launch is kept if it touches a buffer that is an input or that a kept launch
-  touched (those buffers then count too); the others did work that no input changes, done once at the capture.
-  Returns the kept launches and the slots the left-out ones touched."""
+  touched (those buffers then count too), or takes a bound Variable's value (each call binds its own); the others
+  did work that no input changes, done once at the capture. Returns the kept launches and the slots the left-out
+  ones touched."""
   needed, kept, left_out = set(input_slots), [], []
   for launch in launches:
     slots = set(launch[2])
-    if slots & needed:
+    if slots & needed or any(isinstance(v, BoundValue) for v in launch[3]):
       kept.append(launch)
       needed |= slots
     else: left_out.append(launch)

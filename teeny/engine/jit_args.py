@@ -145,7 +145,15 @@ def _show_layout(layout) -> str:
 
 
 def _same(a, b) -> bool:
-  if isinstance(a, np.ndarray) or isinstance(b, np.ndarray): return type(a) is type(b) and np.array_equal(a, b)
+  """Whether a call's non-Tensor argument is the capture's constant: of the same type and value, floats and numpy
+  values by their bits (2 and 2.0, True and 1, 0.0 and -0.0 compute different results, which == would not tell
+  apart; a NaN is the same NaN), containers element by element."""
+  if type(a) is not type(b): return False
+  if isinstance(a, (float, np.floating, np.ndarray)):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+  if isinstance(a, (list, tuple)): return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+  if isinstance(a, dict): return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
   try: return a is b or bool(a == b)
   except Exception: return False  # no single truth value: not "the same"
 

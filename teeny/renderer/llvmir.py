@@ -50,6 +50,11 @@ def mtype(dt: DType) -> str:
 def is_float(dt: DType) -> bool: return dt in _INTRINSIC_SUFFIX
 
 
+def _bound_literal(bound: float, dt: DType) -> str:
+  """A conversion's bound as a literal of float dtype dt: inf where dt's values never reach it (half's 65504)."""
+  return const_literal(math.inf if dt == dtypes.float16 and bound > 65504 else bound, dt)
+
+
 def const_literal(value, dt: DType) -> str:
   """An exact LLVM literal. Floats use the hex form (decimal is rejected unless exactly representable)."""
   if dt == dtypes.bool: return "true" if value else "false"
@@ -418,15 +423,29 @@ class _Emitter:
     return self.inst(f"{'sext' if _signed(src) else 'zext'} {ts} {v} to {td}")
 
   def float_to_int(self, v: str, src: DType, dst: DType) -> str:
-    """Like C on x86 (and so numpy): out-of-range values wrap through a wider int instead of becoming poison,
-    e.g. -1.0 -> uint8 is 255 and 300.0 -> int8 is 44."""
+    """Like C on x86 (and so numpy): out-of-range values wrap through a wider int, e.g. -1.0 -> uint8 is 255 and
+    300.0 -> int8 is 44; a value the wider int can't hold (NaN, +-inf, past its range) becomes its minimum, which
+    is what x86's conversion gives at run time (int8 and uint32 then read 0). See _fptosi."""
     ts, td = ltype(src), ltype(dst)
     if dst == dtypes.uint64:  # negative values go through int64 (wrapping), the rest need the unsigned convert
       neg = self.inst(f"fcmp olt {ts} {v}, {const_literal(0.0, src)}")
-      return self.inst(f"select i1 {neg}, i64 {self.inst(f'fptosi {ts} {v} to i64')}, i64 {self.inst(f'fptoui {ts} {v} to i64')}")
-    if dst.itemsize == 8 or dst == dtypes.int32: return self.inst(f"fptosi {ts} {v} to {td}")
-    wide = "i64" if dst == dtypes.uint32 else "i32"
-    return self.inst(f"trunc {wide} {self.inst(f'fptosi {ts} {v} to {wide}')} to {td}")
+      fits = self.inst(f"fcmp olt {ts} {v}, {_bound_literal(2.0 ** 64, src)}")  # (false for NaN)
+      unsigned = self.inst(f"select i1 {fits}, i64 {self.inst(f'fptoui {ts} {v} to i64')}, i64 {const_literal(2 ** 63, dtypes.uint64)}")
+      return self.inst(f"select i1 {neg}, i64 {self._fptosi(v, src, 64)}, i64 {unsigned}")
+    if dst.itemsize == 8 or dst == dtypes.int32: return self._fptosi(v, src, dst.itemsize * 8)
+    bits = 64 if dst == dtypes.uint32 else 32
+    return self.inst(f"trunc i{bits} {self._fptosi(v, src, bits)} to {td}")
+
+  def _fptosi(self, v: str, src: DType, bits: int) -> str:
+    """fptosi to a `bits`-wide int, with the int's minimum where the value doesn't fit. LLVM's fptosi gives poison
+    there, which is harmless at run time but not where LLVM folds a constant: a kernel of a NaN constant (x * nan
+    cast to int64, float64 exp(x + nan), whose exp2 converts its exponent) lost its store, and its output kept
+    whatever the memory held before."""
+    ts = ltype(src)
+    magnitude = self.call(ts, f"llvm.fabs.{_INTRINSIC_SUFFIX[src]}", [(ts, v)])
+    fits = self.inst(f"fcmp olt {ts} {magnitude}, {_bound_literal(2.0 ** (bits - 1), src)}")  # (false for NaN)
+    converted = self.inst(f"fptosi {ts} {v} to i{bits}")
+    return self.inst(f"select i1 {fits}, i{bits} {converted}, i{bits} {-2 ** (bits - 1)}")
 
   def double_to_half(self, v: str) -> str:
     """x86 has no double->half instruction and LLVM would call a runtime library function per element. Rounding to
