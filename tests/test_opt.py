@@ -229,6 +229,21 @@ def test_beam_searches_once_then_uses_the_cached_choice(tmp_path):
   assert again.returncode == 0 and "BEAM=1: cached choice" in again.stderr and "BEAM=1: chose" not in again.stderr, again.stderr
 
 
+@pytest.mark.skipif("LLVM" not in DEVICES, reason="LLVM device not available")
+def test_beam_timing_leaves_an_in_place_output_alone(tmp_path):
+  # one kernel stores g and updates p in place (p read and written): BEAM times each candidate three times, and on
+  # the real p that applied the update once per run (p off by hundreds); the timings now write copies
+  code = ("import numpy as np\nfrom teeny import Tensor\nrng = np.random.default_rng(3)\n"
+          "a, b = rng.normal(size=(16, 8)).astype(np.float32), rng.normal(size=(8, 12)).astype(np.float32)\n"
+          "p = Tensor(np.ones((16, 12), np.float32), device='LLVM').realize()\ng = Tensor(a, device='LLVM') @ Tensor(b, device='LLVM')\n"
+          "p.assign(p - 0.5 * g)\nTensor.realize_all(p, g)\n"
+          "np.testing.assert_allclose(p.numpy(), 1 - 0.5 * (a @ b), rtol=1e-5, atol=1e-5)\n"
+          "np.testing.assert_allclose(g.numpy(), a @ b, rtol=1e-5, atol=1e-5)")
+  env = {"BEAM": "1", "DEBUG": "2", "TEENY_CACHE_DIR": str(tmp_path)}
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+  assert run.returncode == 0 and "BEAM=1: chose" in run.stderr, run.stderr
+
+
 def test_debug2_places_every_kernel_on_the_roofline():
   """Without a cache the ceilings are unknown: each line says so, and the summary at exit gives every kernel its
   share (tests/test_debug.py has the cached case)."""

@@ -1,5 +1,5 @@
 """BEAM search over the optimizer's actions (BEAM=N): build each candidate kernel, time it on the device with the
-kernel's real input buffers (and a scratch output, so nothing the program holds is overwritten), keep the N
+kernel's real input buffers (and copies of its outputs, so nothing the program holds is overwritten), keep the N
 fastest at every step, and stop when a step finds nothing faster. The winner is cached on disk per (device,
 kernel AST, N), so a later run of the same kernel reuses it without searching; DEBUG=2 says so.
 """
@@ -11,6 +11,7 @@ from teeny.codegen.heuristics import optimize
 from teeny.helpers import debug_level, dprint
 from teeny.runtime.device import Buffer, Device, disk_cache_get, disk_cache_put
 from teeny.uop import UOp, pretty
+from teeny.schedule import writes_count
 
 MAX_STEPS = 4          # actions in a row, at most
 MAX_CANDIDATES = 48    # kernels timed per step, at most (the rest are dropped in order)
@@ -43,6 +44,19 @@ def _time_candidate(ast: UOp, device: str, opts: list[Opt], bufs: list[Buffer], 
   return statistics.median(times)
 
 
+def _scratch_outputs(ast: UOp, device: str, bufs: list[Buffer]) -> list[Buffer]:
+  """bufs with every output (the first writes_count) replaced by a copy, so the timed runs leave the program's
+  buffers alone: a kernel with several outputs may update one in place (p.assign(p - lr * g) beside g), and
+  timing it on the real buffer applied the update once per run."""
+  outputs = writes_count(ast)
+  scratch = []
+  for b in bufs[:outputs]:
+    copy = Buffer(device, b.size, b.dtype)
+    if b.is_allocated and b.size: copy.copyin(memoryview(b.numpy()).cast("B"))  # (an in-place output reads it)
+    scratch.append(copy)
+  return scratch + list(bufs[outputs:])
+
+
 def _cache_key(device: str, width: int) -> str: return f"beam:{width}:{Device[device].compiler.cache_key}"
 
 
@@ -55,7 +69,7 @@ def beam_search(ast: UOp, device: str, bufs: list[Buffer], width: int, vals: tup
     if debug_level() >= 2: dprint(f"BEAM={width}: cached choice {opts}")
     return opts
   renderer = Device[device].renderer
-  scratch = [Buffer(device, bufs[0].size, bufs[0].dtype)] + list(bufs[1:])  # the real output is left alone
+  scratch = _scratch_outputs(ast, device, bufs)
   best_time, best = _time_candidate(ast, device, [], scratch, vals), []
   beam = [(best_time, best)]
   for _ in range(MAX_STEPS):
