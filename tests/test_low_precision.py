@@ -335,6 +335,17 @@ def test_bf16_matmul_accumulates_in_float32(device):
   # (products are not rounded to bfloat16 inside a fused sum either: sum(x * y) is this matmul, done the same way)
 
 
+def test_bf16_matmul_long_enough_to_split_keeps_exact_products(device):
+  # 40,000 terms: the sum is split into float32 partial sums (schedule/shaping.py), whose kernel rounded each
+  # product to bfloat16 first (about half the outputs a step off); unsplit and split now multiply in float32
+  rng = np.random.default_rng(6)
+  a, b = rng.standard_normal((1, 40000)).astype(np.float32), rng.standard_normal((40000, 16)).astype(np.float32)
+  ra, rb = rounded(a, dtypes.bfloat16), rounded(b, dtypes.bfloat16)
+  out = (Tensor(a, dtype=dtypes.bfloat16, device=device) @ Tensor(b, dtype=dtypes.bfloat16, device=device)).float().numpy()
+  exact = (ra.astype(np.float64) @ rb.astype(np.float64)).astype(np.float32)
+  assert (out == rounded(exact, dtypes.bfloat16)).mean() > 0.9
+
+
 def test_arange_in_bfloat16_and_fp8_counts_then_rounds(device):
   """A fractional step in a storage float was counted in its bits (all zeros): now in float32, rounded once."""
   for dt in (dtypes.bfloat16, dtypes.fp8e4m3):

@@ -59,11 +59,18 @@ def shaped_sum(reduce: UOp, tuning: Tuning) -> UOp:
     operands = _matmul_relayout(x, axes, tuning) or _filter_relayout(x, axes, tuning)
     if operands is not None: x = UOp(Ops.MUL, x.dtype, operands)
   if (split := _reduce_split(x, axes, tuning)) is not None:
-    # float16 partial sums stay float32 (rounded once at the end, as mean does): half can't hold them
-    wide = x.cast(dtypes.float32) if x.dtype in NARROW_FLOATS else x
-    return _split_reduce(wide, axes, split, tuning).cast(reduce.dtype)
+    return _split_reduce(_widened(x), axes, split, tuning).cast(reduce.dtype)
   if (chunks := _reduce_chunks(x, axes, tuning)) is not None: return _chunked_reduce(x, axes[0], chunks)
   return reduce if x is reduce.src[0] else x.reduce(Ops.ADD, axes)
+
+
+def _widened(x: UOp) -> UOp:
+  """A sum's operand for float32 partial sums (rounded once at the end, as mean does: half can't hold them). A
+  product of half floats is multiplied in float32, where it is exact, as the unsplit kernel does (rounding each
+  product to half first lost bits in half the outputs of a long bfloat16 matmul)."""
+  if x.dtype not in NARROW_FLOATS: return x
+  if x.op is Ops.MUL: return UOp(Ops.MUL, dtypes.float32, tuple(s.cast(dtypes.float32) for s in x.src))
+  return x.cast(dtypes.float32)
 
 
 # ---- a sum read only through a transpose: summed in the order it is read ----
