@@ -215,13 +215,14 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     self._leaf = True
     if self._base is not None:  # a leaf of its own: it stops being a view (its gradient is its alone)
       self._uop, self._base, self._view_ops = self.uop, None, ()
+    realized = is_realized(self.uop)
     if was_constant and constant_before:
       # graphs built from it so far took it as a constant, as in PyTorch: its views made so far rebuild their
       # nodes from a DETACH of it (see the uop property); realized, the lazy graphs that read its buffer are
       # realized and the kept ones read it through a DETACH (made lazily, they hold its old node: constants)
       self._constant_to_views_until = self._version
-      if is_realized(self.uop): constant_in_graphs_built_before(self)
-    if is_realized(self.uop): self._version += 1  # (its views rebuild their nodes)
+      if realized: constant_in_graphs_built_before(self)
+    if realized: self._version += 1  # (its views rebuild their nodes)
     else:
       # equal lazy graphs are one node (hash-consing): a leaf must be its own node, or gradients meant for
       # another tensor that happens to be equal (the constant 2.0 in x * 2) would land on it

@@ -128,9 +128,14 @@ def _storage_owners(tensors: tuple) -> tuple:
 def realize_old_value_readers(written: set[Buffer]):
   """Before kernels that run outside a schedule (a TinyJit replay) overwrite `written`: realize the live lazy
   tensors that read their old contents, and mark autograd graphs that read them stale."""
-  readers = program_order.old_value_readers(written, set())
-  if readers: realize_tensors(tuple(readers))
+  _realize_readers(written)
   program_order.mark_stale_graphs(grad_realized, written)
+
+
+def _realize_readers(buffers: set[Buffer]):
+  """Realize the live lazy tensors that read the current contents of `buffers`."""
+  readers = program_order.old_value_readers(buffers, set())
+  if readers: realize_tensors(tuple(readers))
 
 
 def _apart_from_capture(tensors: tuple) -> tuple:
@@ -149,8 +154,7 @@ def constant_in_graphs_built_before(t):
   stands for t as a leaf from now on. So the live lazy tensors that read it are realized now (the values they
   would have had: nothing has written t since), and the graphs kept for backward() read it through a DETACH."""
   held = set(_buffers_held(t._uop))
-  readers = program_order.old_value_readers(held, {id(t)})
-  if readers: realize_tensors(tuple(readers))
+  _realize_readers(held)  # (t is realized: never one of them)
   program_order.detach_in_kept_graphs(grad_realized, held)
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
-_SAME_SIZE_INT = {2: dtypes.int16, 4: dtypes.int32, 8: dtypes.int64}  # to read a float's sign bit
+_SAME_SIZE_INT = {1: dtypes.int8, 2: dtypes.int16, 4: dtypes.int32, 8: dtypes.int64}  # to read a float's sign bit (signbit)
 # tanh's odd Taylor coefficients, x, x^3, ... x^21: 2^2n (2^2n - 1) B_2n / (2n)! with B the Bernoulli numbers
 _TANH_TAYLOR = (1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075, -929569 / 638512875,
                 6404582 / 10854718875, -443861162 / 1856156927625, 18888466084 / 194896477400625)
@@ -127,8 +127,7 @@ class ElementwiseOps:
     magnitude = self._float().abs()
     if isinstance(other, (int, float)): return -magnitude if math.copysign(1.0, other) < 0 else magnitude
     sign_of = (other if isinstance(other, type(self)) else type(self)(other, device=self.device))._float()
-    negative = sign_of.bitcast(_SAME_SIZE_INT[sign_of.dtype.itemsize]) < 0
-    return negative.where(-magnitude, magnitude)
+    return sign_of.signbit().where(-magnitude, magnitude)
   def fmod(self, other) -> Self:
     """The remainder with the dividend's sign, like torch.fmod and C's fmod (exact for floats: x - trunc(x / y) * y
     with no rounding; fmod(x, 0) is NaN). Integers truncate, and x fmod 0 is 0 (like numpy)."""

@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 import numpy as np
 from teeny.dtype import DType, dtypes
-from teeny.uop import UOp, Ops
+from teeny.uop import Ops
 from teeny.gradient import tensor_rules
 from teeny.ops.args import ArgumentError, IndexDtypeError, Scalar, _broadcast_shape, _canon_axis
 from teeny.ops import variables
@@ -287,7 +287,7 @@ class IndexingOps:
     out = received.where(with_self.cast(self.dtype), x)
     if reduce in ("amax", "amin") and dtypes.is_float(self.dtype):  # the gradient by PyTorch's rule, below
       rule = ("scatter_extreme", include_self, grow)
-      out = x._new(UOp(Ops.DETACH, out.dtype, (out.uop, x.uop, src.uop, hit.uop), rule), src)
+      out = x._exact_gradient(out, rule, src, hit)
     return out.transpose(d, -1)
   @staticmethod
   def _scatter_extreme_gradient(arg: tuple, grad: Self, value: Self, x: Self, src: Self, hit: Self) -> tuple:
@@ -355,7 +355,7 @@ def _with_write_gradient(out: IndexingOps, x: IndexingOps, src: IndexingOps, hit
   """out (x with src written in, hit saying where) with PyTorch's gradient for repeated indices (see _write_gradient)
   instead of the one its ops have, which would give a value the last write overwrote no gradient."""
   if not dtypes.is_float(out.dtype): return out
-  return x._new(UOp(Ops.DETACH, out.dtype, (out.uop, x.uop, src.uop, hit.uop), ("write", axis, grow)), src)
+  return x._exact_gradient(out, ("write", axis, grow), src, hit)
 
 
 def _holds(dtype: DType, other: DType) -> bool:

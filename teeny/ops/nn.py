@@ -108,7 +108,7 @@ class NNOps:
       # its gradient by the rule below (gradient.py's DETACH): the input's is a transposed convolution, not a
       # sum back over every window (a tensor 9x the input's size for a 3x3 kernel)
       rule = ("conv", groups, stride, dilation, pads)
-      out = self._new(UOp(Ops.DETACH, out.dtype, (out.uop, self.uop, weight.uop), rule), weight)
+      out = self._exact_gradient(out, rule, weight)
     return out if bias is None else out + bias.reshape((1, cout) + (1,) * nd)
   @staticmethod
   def _conv_gradients(grad: Self, x: Self, weight: Self, groups: int, stride: tuple, dilation: tuple, pads: tuple) -> tuple[Self, Self]:

@@ -9,14 +9,13 @@ import math
 from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes, promote, NARROW_FLOATS, bits_to_float, fp8_constants
-from teeny.uop import UOp, Ops
 from teeny.gradient import tensor_rules
 from teeny.ops.pytorch import DtypeError, check_tensor
+from teeny.ops.elementwise import _SAME_SIZE_INT
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 _SINC_TAYLOR = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(9))  # sin(t) / t in powers of t^2
-_INT_OF_SIZE = {1: dtypes.int8, 2: dtypes.int16, 4: dtypes.int32, 8: dtypes.int64}  # to read a float's sign bit
 _ERFC_LAST = 27.5  # erfc is 0 from here on in float64 (and long before in float32): the fraction sees no more
 # where erfc stops being 1 - erf(x) (which loses relative precision as erfc gets small) for its continued fraction,
 # and the fraction's depth from there to 3 (1.5e-7 relative at the start in float32, 8e-16 in float64); past 3,
@@ -85,7 +84,7 @@ class PyTorchMathOps:
     return self.sign()
   def signbit(self) -> Self:
     """A bool tensor, True where the sign bit is set, like torch.signbit: -0.0 and a negative NaN count as negative."""
-    if dtypes.is_float(self.dtype): return self.bitcast(_INT_OF_SIZE[self.dtype.itemsize]) < 0
+    if dtypes.is_float(self.dtype): return self.bitcast(_SAME_SIZE_INT[self.dtype.itemsize]) < 0
     if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self.full_like(False, dtype=dtypes.bool)
     return self < 0
   def isposinf(self) -> Self:
@@ -100,14 +99,14 @@ class PyTorchMathOps:
     def f(x: Self) -> Self:
       p = x if eps is None else x.clamp(eps, 1 - eps)
       value = p.log() - (-p).log1p()
-      return x._new(UOp(Ops.DETACH, value.dtype, (value.uop, x.uop), ("logit", eps)))
+      return x._exact_gradient(value, ("logit", eps))
     return self._in_float32(f)
   def xlogy(self, other) -> Self:
     """self * log(other), 0 where self is 0 (even where other is 0 or inf) but NaN where other is NaN, like
     torch.xlogy, with its gradients: log(other) for self (0 where self is 0 and other <= 0), self / other for other."""
     x, y = self._float()._binop_operands(other)
     value = y.isnan().where(math.nan, (x == 0).where(0.0, x * y.log()))
-    return x._new(UOp(Ops.DETACH, value.dtype, (value.uop, x.uop, y.uop), "xlogy"), y)
+    return x._exact_gradient(value, "xlogy", y)
   def sinc(self) -> Self:
     """sin(pi x) / (pi x), 1 at 0, like torch.sinc (ints give the default float). Near 0 (|pi x| < 0.5) the Taylor
     series of sin(t) / t, whose gradient is right there (the quotient's cancels: PyTorch's is 3x off at x = 1e-4
@@ -130,7 +129,7 @@ class PyTorchMathOps:
     if not dtypes.is_float(a.dtype): raise DtypeError(f"hypot needs float tensors, got {a.dtype} (as in PyTorch)")
     wide = (a.float(), b.float()) if a.dtype in NARROW_FLOATS else (a, b)
     value = _scaled_hypot(*wide).cast(a.dtype)
-    return a._new(UOp(Ops.DETACH, value.dtype, (value.uop, a.uop, b.uop), "hypot"), b)
+    return a._exact_gradient(value, "hypot", b)
   def logaddexp2(self, other) -> Self:
     """log2(2^self + 2^other) without overflow, like torch.logaddexp2: max + log2(1 + 2^-|difference|), through
     log1p so a far smaller term still counts (logaddexp2(0, -30) is 1.3e-9, not 0)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, NamedTuple, Any
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops
 from teeny.gradient import tensor_rules
 from teeny.ops.args import ArgumentError, _canon_axis
 from teeny.ops.reduce import ValuesIndices
@@ -90,7 +89,7 @@ class PyTorchReduceOps:
     if self.numel() == 0: return type(self).full((), math.nan, dtype=self._float().dtype, device=self.device)
     flat = self.flatten()
     value = flat._order_statistic(name, 0, False, _median_position(ignore_nan)).values
-    return self._new(UOp(Ops.DETACH, value.dtype, (value.uop, self.uop), "shared_evenly"))
+    return self._exact_gradient(value, "shared_evenly")
   def median(self, dim: int | None = None, keepdim: bool = False):
     """The lower of the two middle values, like torch.median: NaN where a NaN is present. With no dim, of all the
     elements (one value); with dim, a named pair (values, indices) along it, like max(dim=)."""

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
-from teeny.ops.elementwise import _SAME_SIZE_INT
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -105,9 +104,11 @@ class TranscendentalOps:
     return self._in_float32(lambda x: x._exact_gradient(1 + (x * 0.5).sinh().square() * 2, "cosh"))
   # inverse trigonometric and hyperbolic functions: each value is composed (from atan's polynomial, sqrt and log1p),
   # each gradient is the exact derivative by a rule of its own (_INVERSE_GRADIENTS), not the composition's
-  def _exact_gradient(self, value: Self, rule: str) -> Self:
-    """value, computed from self, whose gradient reaches self by the named rule alone (a DETACH node: gradient.py)."""
-    return self._new(UOp(Ops.DETACH, value.dtype, (value.uop, self.uop), rule))
+  def _exact_gradient(self, value: Self, rule, *others: Self) -> Self:
+    """value, computed from self (and others), whose gradient reaches them by the named rule alone (a DETACH node:
+    the value, then self and others, the rule's inputs; gradient.py). rule: its name, or a tuple of its name and
+    settings."""
+    return self._new(UOp(Ops.DETACH, value.dtype, (value.uop, self.uop, *(o.uop for o in others)), rule), *others)
   def _atan_value(self) -> Self:
     """atan of a float32/float64 tensor: reduced to |t| <= tan(pi/8) (Cephes' atanf ranges), a degree-9 odd
     polynomial there (float32 to an ulp), and for float64 one Newton step on tan(p) = t (to float64's precision)."""
@@ -137,9 +138,9 @@ class TranscendentalOps:
     angle = (steep.where(ax, ay) / steep.where(ay, ax))._atan_value()
     angle = ((ay == 0) & (ax == 0)).where(0.0, ((ay == math.inf) & (ax == math.inf)).where(math.pi / 4, angle))
     angle = steep.where(math.pi / 2 - angle, angle)
-    x_negative = x.bitcast(_SAME_SIZE_INT[x.dtype.itemsize]) < 0  # -0.0 too: atan2(0, -0) is pi
-    angle = (x.isnan() | y.isnan()).where(math.nan, x_negative.where(math.pi - angle, angle)).copysign(y)
-    return y._new(UOp(Ops.DETACH, angle.dtype, (angle.uop, y.uop, x.uop), "atan2"), x)
+    angle = x.signbit().where(math.pi - angle, angle)  # (-0.0 too: atan2(0, -0) is pi)
+    angle = (x.isnan() | y.isnan()).where(math.nan, angle).copysign(y)
+    return y._exact_gradient(angle, "atan2", x)
   arctan, arcsin, arccos, arctan2 = atan, asin, acos, atan2
   def asinh(self) -> Self:
     """Inverse hyperbolic sine, like torch.asinh: log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))) (exact for small x), and
