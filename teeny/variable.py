@@ -52,9 +52,35 @@ def is_symbolic(x) -> bool:
 
 
 def checked(x: UOp) -> UOp:
-  """x as a number for the tensor graph: an integer expression whose Variables are all bound (else it raises)."""
+  """x as a number for the tensor graph: an integer expression whose Variables are all bound, and that fits int32
+  (the kernels compute it in int32) for every value the Variables may take (else it raises)."""
   _value_of(x)
+  lo, hi = _exact_range(x)
+  if lo < -2**31 or hi > 2**31 - 1:
+    names = ", ".join(f"{n.arg[0]} in [{n.arg[1]}, {n.arg[2]}]" for n in x.toposort() if n.op is Ops.BIND)
+    raise OverflowError(f"a Variable expression reaches [{lo}, {hi}] for {names}: past int32, in which kernels compute it "
+                        "(it would wrap around); give the Variables narrower bounds")
   return x
+
+
+def _exact_range(x: UOp) -> tuple[int, int]:
+  """The lowest and highest value of an integer expression over Variables, over their declared ranges, computed
+  with Python's unbounded ints (UOp.vmin/vmax clamp to the dtype, which hides an overflow)."""
+  found: dict[UOp, tuple[int, int]] = {}
+  for n in x.toposort():
+    a, b = (found[s] for s in n.src) if len(n.src) == 2 else (found[n.src[0]] if n.src else None, None)
+    if n.op is Ops.BIND: found[n] = (n.arg[1], n.arg[2])
+    elif n.op is Ops.CONST: found[n] = (n.arg, n.arg)
+    elif n.op is Ops.NEG: found[n] = (-a[1], -a[0])
+    elif n.op is Ops.ADD: found[n] = (a[0] + b[0], a[1] + b[1])
+    elif n.op is Ops.MAX: found[n] = (max(a[0], b[0]), max(a[1], b[1]))
+    elif n.op is Ops.MUL:
+      corners = [p * q for p in a for q in b]
+      found[n] = (min(corners), max(corners))
+    else:  # IDIV, MOD: no larger in size than the dividend (a quotient) or the divisor (a remainder)
+      big = max(abs(v) for v in a + (b if n.op is Ops.MOD else ()))
+      found[n] = (-big, big)
+  return found[x]
 
 
 def value(x) -> int:

@@ -294,6 +294,19 @@ def test_what_a_variable_cannot_hold_raises(device):
   with pytest.raises(ValueError, match="int32"): Variable("n", 0, 2**40)  # (its kernel argument is an int32)
 
 
+def test_a_variable_expression_past_int32_raises_instead_of_wrapping(device):
+  # kernels compute a Variable expression in int32: n * 10000 at n = 300000 was -1294967296 (wrapped); a replay
+  # could bind any value of the declared range, so the range decides, not the bound value
+  x = Tensor.arange(3, device=device).float()
+  n = Variable("n", 0, 10**6)
+  with pytest.raises(OverflowError, match="past int32"): x + n.bind(300000) * 10000
+  with pytest.raises(OverflowError, match="past int32"): x + n.bind(5) * 10000
+  with pytest.raises(OverflowError, match="past int32"): x - (n.bind(5) + 2**31 - 10**6)
+  m = Variable("m", -1000, 1000).bind(-3)
+  np.testing.assert_array_equal((x + m * 10000).numpy(), [-30000, -29999, -29998])
+  np.testing.assert_array_equal((x + m * -m).numpy(), [-9, -8, -7])
+
+
 def test_tinyjit_prune_keeps_kernels_that_take_a_variable(device):
   table = Tensor(np.arange(12, dtype=np.float32).reshape(6, 2), device=device).realize()
   pos = Variable("pos", 0, 5)
