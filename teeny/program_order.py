@@ -224,10 +224,12 @@ def mark_stale_graphs(grad_realized, written: set[Buffer]):
   buffer views so that backward() through them raises instead of using the new values."""
   memo: dict[UOp, bool] = {}
   for key, t in snapshot(grad_realized.items):
-    graph = t._graph
-    if graph is not None and reads_any(graph, written, memo):
-      _stale[t._uop] = True
-      t._graph = None
+    graphs = [g for g in (t._graph, t._assigned_graph) if g is not None]
+    if any(reads_any(g, written, memo) for g in graphs):
+      node = t._uop
+      _stale[node] = True
+      if node.op is Ops.ASSIGN: _stale[node.src[0]] = True  # (a pending write: graphs of both its old and new values)
+      t._graph = t._assigned_graph = None
       grad_realized.pop(key, None)
 
 

@@ -9,7 +9,7 @@ in teeny/ops/ (creation, elementwise math, reductions, indexing, joins, random n
 PyTorch's spellings, ...), which build on the protocol this class provides (_new, _alu, _view, _own,
 _binop_operands, _constant, _check_inplace) and never import this module. Realizing is teeny/engine/tensors.py."""
 from __future__ import annotations
-import contextlib, math, operator, threading, weakref
+import contextlib, functools, math, operator, threading, weakref
 import numpy as np
 from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, check_fits, STORAGE_FLOATS
 from teeny.uop import UOp, Ops
@@ -65,7 +65,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   __array_priority__ = 1000  # np.ones(3) + t: numpy leaves the operator to Tensor.__radd__ (a Tensor, like torch)
   _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
   _leaf = False              # requires_grad was set on this tensor by the user (a parameter)
-  _leaf_node: weakref.ref | None = None  # the lazy node a leaf was made as, while graphs built from it hold it
+  _earlier_nodes: tuple = ()  # a leaf: weak refs to the nodes it was, which graphs built then hold (see _gradient_nodes)
   _base: Tensor | None = None  # the tensor whose storage this one is a view of (None: this one owns it)
   _view_ops: tuple = ()        # a view's movement ops from its base: ((Ops, arg), ...)
   _version = 0                 # a base's count of changes of its node: views compare it with _seen
@@ -229,7 +229,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,), ("leaf", next(unique_ids)))
       # graphs built from it before it is realized hold this node, not the buffer: it is the leaf there too.
       # A weak reference: once no graph holds it, neither it nor the buffers under it are kept alive for this
-      self._leaf_node = weakref.ref(self.uop)
+      self._earlier_nodes = (weakref.ref(self.uop),)
     _grad_leaves.add(self)
 
   def requires_grad_(self, value: bool = True) -> Tensor:
@@ -254,7 +254,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       if not found:
         out.append(t.zeros_like(dtype=t.dtype))
         continue
-      g = found[0] if len(found) == 1 else found[0].alu(Ops.ADD, found[1])
+      g = functools.reduce(lambda a, b: a.alu(Ops.ADD, b), found)
       result = Tensor(g.cast(t.dtype), device=t.device)  # (a lazy tensor: tracked, see teeny/program_order.py)
       result._requires_grad = True if self._requires_grad or t._requires_grad else None
       out.append(result)
@@ -440,11 +440,11 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       padding = pairs
     padding = tuple((0, 0) if p is None else tuple(as_size(n) for n in p) for p in padding)  # (Variables: their values)
     if len(padding) != self.ndim: raise ArgumentError(f"padding {padding} needs one pair per axis of shape {self.shape}")
-    if mode != "constant": return self._pad_from_edges(padding, mode)
+    if mode != "constant": return self._copy_result(self._pad_from_edges(padding, mode))
     if any(b < 0 or a < 0 for b, a in padding):  # negative padding crops, like PyTorch
       crop = tuple((max(-b, 0), s - max(-a, 0)) for (b, a), s in zip(padding, self.shape))
       return self.shrink(crop).pad(tuple((max(b, 0), max(a, 0)) for b, a in padding), value=value)
-    if all(p == (0, 0) for p in padding): return self
+    if all(p == (0, 0) for p in padding): return self._copy_result(self)
     out = self._new(UOp(Ops.PAD, self.dtype, (self.uop,), padding))
     if value == 0: return out
     inside = Tensor.ones(self.shape, dtype=dtypes.bool, device=self.device).pad(padding)  # True where the data is
@@ -463,7 +463,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     axes = [_canon_axis(a, self.ndim) for a in (range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis))]
     if len(set(axes)) != len(axes): raise ArgumentError(f"flip: axis {axis} names an axis twice")
     axes = tuple(sorted(a for a in axes if self.shape[a] > 1))
-    return self if not axes else self._new(UOp(Ops.FLIP, self.dtype, (self.uop,), axes))
+    return self._copy_result(self) if not axes else self._new(UOp(Ops.FLIP, self.dtype, (self.uop,), axes))
   def squeeze(self, dim=None) -> Tensor:
     """A view without the size-1 axes (all, or those among dim: an int or a tuple), like torch.squeeze."""
     if dim is None: return self.reshape(tuple(s for s in self.shape if s != 1))
@@ -655,10 +655,11 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
 def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
   """The graph nodes that stand for t when differentiating: its node (or, realized, the graph that computed it)
-  and, for a leaf made lazily and realized since, the lazy node graphs built before then still hold."""
+  and, for a leaf, the nodes it was that graphs built then still hold: the lazy node it was made as, and around
+  each in-place write into it the buffer before and the write (an SGD step by hand leaves the leaf the leaf)."""
   node = checked_gradient_target(graphs.get(t.uop, t.uop), t.dtype)
-  lazy = t._leaf_node() if t._leaf_node is not None else None
-  return (node,) if lazy is None or lazy is node else (node, lazy)
+  earlier = (ref() for ref in t._earlier_nodes)
+  return (node,) + tuple(dict.fromkeys(n for n in earlier if n is not None and n is not node))
 
 
 # the mixins' gradient rules see their nodes as tensors (nodes carry no device: these only build graph, any device will do)
@@ -671,7 +672,9 @@ def _realized_graphs() -> dict[UOp, UOp]:
   graphs = {}
   for t in snapshot(grad_realized.values):
     node = t._uop
-    if node.op is Ops.ASSIGN and t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
+    if node.op is Ops.ASSIGN:
+      if t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
+      if t._graph is not None: graphs[node.src[0]] = t._graph  # (graphs built before the write hold the old values)
     elif t._graph is not None and is_realized(node): graphs[node] = t._graph  # (a sharded one: a MULTI of views)
   return graphs
 

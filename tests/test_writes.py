@@ -197,6 +197,28 @@ def test_results_that_torch_copies_dont_follow_writes(device):
   same(x, [-1., -1., -1.])
 
 
+@pytest.mark.parametrize("realized", [True, False])
+def test_copies_that_change_nothing_are_still_copies(device, realized):
+  # pad by nothing (or by a crop), flip over size-1 axes and roll by 0 returned the tensor itself or a view of it:
+  # `p = h.pad((0, 0)); p += 100` changed h too (PyTorch copies in each case)
+  makers = [lambda h: h.pad((0, 0)), lambda h: h.pad((0, 0), mode="reflect"), lambda h: h.pad((-1, 0)),
+            lambda h: h.pad((-1, 0), mode="circular"), lambda h: h.reshape(1, 3).flip(0).reshape(3),
+            lambda h: h.reshape(3, 1).fliplr().reshape(3), lambda h: h.roll(0), lambda h: h.roll(3, 0)]
+  for make in makers:
+    h = Tensor(arange(3), device=device) * 2
+    if realized: h.realize()
+    out = make(h)
+    want = out.numpy().copy()
+    out += 100
+    same(h, [0., 2., 4.])
+    same(out, want + 100)
+    h = Tensor(arange(3), device=device) * 2
+    if realized: h.realize()
+    out = make(h)
+    h += 1
+    same(out, want)
+
+
 # ---- 2. in-place operators are in place ----
 
 FLOAT_OPS = [("+=", lambda a, b: a.__iadd__(b)), ("-=", lambda a, b: a.__isub__(b)), ("*=", lambda a, b: a.__imul__(b)),
@@ -351,3 +373,60 @@ def test_gradient_flows_through_inplace_updates_of_results(device):
     ta, tb = torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([0.5, 0.5, 0.5], requires_grad=True)
     ty = ta * 2; ty += tb * ta; ty[0] = 10.0; ty.sum().backward()
     np.testing.assert_allclose(ta.grad.numpy(), [0.0, 2.5, 2.5])
+
+
+@pytest.mark.parametrize("write", ["no_grad +=", "no_grad view +=", "assign"])
+def test_a_graph_built_before_a_write_into_a_leaf_still_reaches_the_leaf(device, write):
+  # PyTorch: the leaf is the same tensor after an in-place update under no_grad (an SGD step by hand); y built
+  # before it gave x.grad None (y held the leaf's old buffer, the leaf a pending write)
+  x = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  y = (x * 3.0).sum()
+  if write == "assign": x.assign(x.detach() + 1)
+  else:
+    with Tensor.no_grad():
+      if write == "no_grad +=": x += 1
+      else:
+        v = x[1:]
+        v += 1
+  y.backward()
+  np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0, 3.0])
+  np.testing.assert_allclose(x.numpy(), [1.0, 3.0, 4.0] if write == "no_grad view +=" else [2.0, 3.0, 4.0])
+
+
+def test_a_graph_built_after_a_write_into_a_leaf_reaches_it_after_the_write_ran(device):
+  # x *= 0.5 under no_grad, y = x * 3 built on the pending write, then x read (the write runs): x.grad was 0
+  x = Tensor([0.5, -1.0, 1.5], device=device, requires_grad=True)
+  with Tensor.no_grad(): x *= 0.5
+  y = x * 3.0
+  np.testing.assert_allclose(x.numpy(), [0.25, -0.5, 0.75])
+  y.sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0, 3.0])
+  x.grad = None
+  z = ((x * x).sum() + (x * 5).sum())  # (and both a graph on the old and one on the new values)
+  with Tensor.no_grad(): x -= 1
+  w = (x * 2).sum()
+  (z + w).backward()
+  np.testing.assert_allclose(x.grad.numpy(), [0.5 + 5 + 2, -1.0 + 5 + 2, 1.5 + 5 + 2])
+  x.grad = None
+  x.assign(x * 2)  # (assign into a leaf with grad mode on: its new values are the leaf's, not a graph over its old)
+  (x * 4).sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), [4.0, 4.0, 4.0])
+
+
+@pytest.mark.parametrize("through_view", [False, True])
+def test_a_graph_built_before_a_write_into_a_realized_result_still_reaches_its_inputs(device, through_view):
+  # h realized, y built from it, then h written in place: y's gradient lost its way to x (None)
+  x = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  h = (x * 2.0).realize()
+  y = (h * 3.0).sum()
+  if through_view:
+    v = h[1:]
+    v += 1
+  else: h += 1.0
+  y.backward()
+  np.testing.assert_allclose(x.grad.numpy(), [6.0, 6.0, 6.0])
+  np.testing.assert_allclose(y.numpy(), 36.0)
+  x.grad = None
+  (h * h).sum().backward()  # (and a graph built after the write, through the written values)
+  written = np.array([2.0, 5.0, 7.0]) if through_view else np.array([3.0, 5.0, 7.0])
+  np.testing.assert_allclose(x.grad.numpy(), 2 * written * 2)

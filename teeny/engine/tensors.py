@@ -210,9 +210,8 @@ def _keep_graph(t, node: UOp):
   if not t._requires_grad or t._leaf: return
   if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
   graph = t._assigned_graph if node.op is Ops.ASSIGN else node
-  if graph is None: return
-  t._graph, t._assigned_graph = graph, None
-  grad_realized[id(t)] = t
+  t._graph, t._assigned_graph = graph, None  # (a write with no graph to give: the old values' graph goes too)
+  if graph is not None: grad_realized[id(t)] = t
 
 
 def read_tensor(t) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from teeny.dtype import dtypes, promote
-from teeny.uop import Ops
+from teeny.uop import Ops, UOp
 from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
 from teeny.runtime.device import Device
 from teeny.ops.sharding import first_device
@@ -76,7 +76,13 @@ class JoinOps:
       if n == 0 or shift % n == 0: continue
       cut = n - shift % n  # the elements from `cut` on move to the front
       out = out[(slice(None),) * d + (slice(cut, None),)].cat(out[(slice(None),) * d + (slice(0, cut),)], dim=d)
-    return out
+    return self._copy_result(out)
+  def _copy_result(self, out: Self) -> Self:
+    """out, a result PyTorch returns as a copy (pad, flip, roll), when it came out as this tensor itself or as a view
+    of its storage: its values in a tensor of its own, so writes into it don't reach this one (nor the other way).
+    A PAD by nothing: no kernel of its own, it fuses into whatever reads it."""
+    if out is not self and out._base is None: return out
+    return out._new(UOp(Ops.PAD, out.dtype, (out.uop,), ((0, 0),) * out.ndim))
   def _pad_from_edges(self, padding: tuple, mode: str) -> Self:
     """pad's "reflect" (mirrored about the edge element, which isn't repeated), "replicate" (the edge element
     repeated) and "circular" (wrapped around) modes, like torch.nn.functional.pad: each axis joins the pieces cut

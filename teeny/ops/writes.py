@@ -4,6 +4,7 @@ with assign, and how a write reaches its base through a view's movement ops (_pl
 __setitem__ in indexing.py, which ends in assign; PyTorch's rule on in-place changes of parameters is
 Tensor._check_inplace."""
 from __future__ import annotations
+import weakref
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
@@ -39,6 +40,8 @@ class WriteOps:
       raise RuntimeError(f"can't write into a {base._unwritable}: write into the tensor it was made from")
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
+    leaf = base._leaf and base._requires_grad
+    if leaf: value = value.detach()  # (a parameter's new values are the parameter's: no graph over its old ones)
     depth = len(self._view_ops)
     self._check_not_overlapping(depth)
     forget_realized()
@@ -55,11 +58,14 @@ class WriteOps:
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
       program_order.track_write(base)
+      # autograd: graphs built before the write hold the buffer, standing for its old values; its kept graph (a
+      # result) stays theirs until the write runs (see _realized_graphs), a leaf remembers both nodes it was
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else bits, old)
       if base._assigned_graph is not None: grad_realized[id(base)] = base
-    elif depth: base.uop = covered.where(placed, old)  # a lazy base: its graph is replaced, nothing is written
-    else: base.uop = UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))  # (a buffer of its own)
-    base._graph = None
+      if leaf: base._earlier_nodes = _alive(base._earlier_nodes) + (weakref.ref(storage), weakref.ref(base.uop))
+    else:
+      base.uop = covered.where(placed, old) if depth else UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))
+      base._graph = None  # (a lazy base: its graph is replaced, nothing is written; or a clone: a buffer of its own)
     if base._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: its new values go to x
       target, index = base._write_target
       target[index] = base
@@ -208,6 +214,9 @@ def _view_node(op: Ops, arg, node: UOp) -> UOp:
   _view_ops is the dtype it reads the bits as)."""
   if op is Ops.BITCAST: return UOp(Ops.BITCAST, arg, (node,))
   return UOp(op, node.dtype, (node,), arg)
+
+
+def _alive(refs: tuple) -> tuple: return tuple(r for r in refs if r() is not None)
 
 
 def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
