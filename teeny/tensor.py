@@ -73,6 +73,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   _born = 0                    # a view: the base's _version when it was made
   _constant_to_views_until = -1  # a base: views born at or before this _version took it as a constant (requires_grad)
   _assigned_graph: UOp | None = None  # a pending write's values as autograd sees them (see _graph_after_write)
+  _written_arg: tuple | None = None  # the arg of the write that ran last, whose values _graph computed (graphs hold it)
   __hash__ = object.__hash__  # == builds a comparison tensor, so hash by identity
   _constant = staticmethod(_const_tensor)  # how the mixins in teeny/ops/ make a tensor over a constant node
 
@@ -676,6 +677,7 @@ def _realized_graphs() -> dict[UOp, UOp]:
       if t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
       if t._graph is not None: graphs[node.src[0]] = t._graph  # (graphs built before the write hold the old values)
     elif t._graph is not None and is_realized(node): graphs[node] = t._graph  # (a sharded one: a MULTI of views)
+    if t._graph is not None and t._written_arg is not None: graphs[t._written_arg] = t._graph  # (the write ran)
   return graphs
 
 

@@ -430,3 +430,16 @@ def test_a_graph_built_before_a_write_into_a_realized_result_still_reaches_its_i
   (h * h).sum().backward()  # (and a graph built after the write, through the written values)
   written = np.array([2.0, 5.0, 7.0]) if through_view else np.array([3.0, 5.0, 7.0])
   np.testing.assert_allclose(x.grad.numpy(), 2 * written * 2)
+
+
+def test_a_graph_built_on_a_pending_write_into_a_result_keeps_it_after_both_are_realized(device):
+  # h[2] = c, then v = h - 0.5 built on the pending write; v and h read (realized), then backward through v: the
+  # realized write in v's kept graph passed nothing to h's elements it didn't write (x.grad 8 for 8.5)
+  x = Tensor([0.9, 0.2, -1.6], device=device, requires_grad=True)
+  h = (x + 1).realize()
+  h[2] = -0.9
+  v = h - 0.5
+  (v * Tensor([1.0, 2.0, 3.0], device=device)).sum().backward()
+  v.numpy(), h.numpy()
+  ((v * Tensor([0.5, 0.25, 4.0], device=device)).sum() + (h * Tensor([7.0, 11.0, 13.0], device=device)).sum()).backward()
+  np.testing.assert_allclose(x.grad.numpy(), [8.5, 13.25, 0.0])

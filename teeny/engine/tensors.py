@@ -3,7 +3,7 @@ realized by realizing the tensor whose storage it views; when the schedule overw
 lazy tensors that read their old contents are realized in it too (teeny/program_order.py); a realized result that
 requires grad keeps the graph that computed it, for backward(). Reading a realized tensor's elements to the host
 is here too. This module does not import teeny/tensor.py: it takes the tensors as they come (duck-typed), reading
-and setting _uop, uop, _base, _version, device, dtype, _requires_grad, _leaf, _graph and _assigned_graph."""
+and setting _uop, uop, _base, _version, device, dtype, _requires_grad, _leaf, _graph, _assigned_graph and _written_arg."""
 from __future__ import annotations
 import itertools, math, weakref
 import numpy as np
@@ -211,6 +211,7 @@ def _keep_graph(t, node: UOp):
   if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
   graph = t._assigned_graph if node.op is Ops.ASSIGN else node
   t._graph, t._assigned_graph = graph, None  # (a write with no graph to give: the old values' graph goes too)
+  t._written_arg = node.arg if node.op is Ops.ASSIGN else None  # (graphs built while it was pending hold the write)
   if graph is not None: grad_realized[id(t)] = t
 
 
