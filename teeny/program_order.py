@@ -219,18 +219,30 @@ def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
 _stale: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def mark_stale_graphs(grad_realized, written: set[Buffer]):
+def mark_stale_graphs(grad_realized, written: set[Buffer], realizing: tuple = ()) -> list:
   """Drop the kept graphs (see Tensor._graph) that read a buffer about to be overwritten, remembering their
-  buffer views so that backward() through them raises instead of using the new values."""
+  buffer views so that backward() through them raises instead of using the new values. Returns the tensors among
+  `realizing` (realized by the same schedule, before its writes: the readers of the old values) whose graphs read
+  one: they keep their graphs only once realized, so mark_stale(...) them after."""
   memo: dict[UOp, bool] = {}
   for key, t in snapshot(grad_realized.items):
     graphs = [g for g in (t._graph, t._assigned_graph) if g is not None]
-    if any(reads_any(g, written, memo) for g in graphs):
-      node = t._uop
-      _stale[node] = True
-      if node.op is Ops.ASSIGN: _stale[node.src[0]] = True  # (a pending write: graphs of both its old and new values)
-      t._graph = t._assigned_graph = None
-      grad_realized.pop(key, None)
+    if any(reads_any(g, written, memo) for g in graphs): _mark(grad_realized, key, t)
+  return [t for t in realizing if t._requires_grad and not t._leaf and t._uop.op is not Ops.ASSIGN
+          and reads_any(t._uop, written, memo)]
+
+
+def mark_stale(grad_realized, tensors: list):
+  """Mark the graphs these realized tensors keep stale (see mark_stale_graphs)."""
+  for t in tensors: _mark(grad_realized, id(t), t)
+
+
+def _mark(grad_realized, key, t):
+  node = t._uop
+  _stale[node] = True
+  if node.op is Ops.ASSIGN: _stale[node.src[0]] = True  # (a pending write: graphs of both its old and new values)
+  t._graph = t._assigned_graph = None
+  grad_realized.pop(key, None)
 
 
 # a BUFFER node whose buffer is in ctx read through a DETACH (fixed_point=False: the DETACH's source stays as it is)

@@ -443,3 +443,19 @@ def test_a_graph_built_on_a_pending_write_into_a_result_keeps_it_after_both_are_
   v.numpy(), h.numpy()
   ((v * Tensor([0.5, 0.25, 4.0], device=device)).sum() + (h * Tensor([7.0, 11.0, 13.0], device=device)).sum()).backward()
   np.testing.assert_allclose(x.grad.numpy(), [8.5, 13.25, 0.0])
+
+
+@pytest.mark.parametrize("realize_first", [False, True])
+def test_backward_through_a_graph_whose_input_was_overwritten_raises(device, realize_first):
+  # b = sin(h) * 1 built, then h written in place and the write run (b realized before it, as its reader): backward
+  # through b used the new h in sin's gradient, silently (2 cos(3) for 2 cos(2)). PyTorch raises; so does teeny
+  x = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  h = (x * 2).realize()
+  b = h.sin() * 1.0
+  h += 1
+  h.realize()
+  if realize_first: b.realize()
+  np.testing.assert_allclose(b.numpy(), np.sin([2.0, 4.0, 6.0]), rtol=1e-6)
+  with pytest.raises(RuntimeError, match="overwritten"): b.sum().backward()
+  (h.sin() * 1.0).sum().backward()  # (a graph built after the write is fine)
+  np.testing.assert_allclose(x.grad.numpy(), 2 * np.cos([3.0, 5.0, 7.0]), rtol=1e-5)

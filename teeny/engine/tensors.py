@@ -68,13 +68,14 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
     tensors += tuple(readers)
     items, views, now_written = _schedule(tensors)
     unexpected, written = now_written - written, now_written
-  if written: program_order.mark_stale_graphs(grad_realized, written)
+  stale_readers = program_order.mark_stale_graphs(grad_realized, written, tensors) if written else []
   run_schedule(items)
   mark_realized(views)
   if written: program_order.settle_writes()  # (before the realized map that tells which writes ran is forgotten)
   # what the schedule computed before its writes is of the old contents: no later graph may reuse it
   if written: forget_realized()
   _take_buffers(tensors, items, views, written)
+  program_order.mark_stale(grad_realized, stale_readers)  # (their graphs read what the writes overwrote)
 
 
 def _readers_to_realize(written, done: set[int]) -> list:
