@@ -219,28 +219,34 @@ def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
 _stale: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def mark_stale_graphs(grad_realized, written: set[Buffer], realizing: tuple = ()) -> list:
-  """Drop the kept graphs (see Tensor._graph) that read a buffer about to be overwritten, remembering their
-  buffer views so that backward() through them raises instead of using the new values. Returns the tensors among
-  `realizing` (realized by the same schedule, before its writes: the readers of the old values) whose graphs read
-  one: they keep their graphs only once realized, so mark_stale(...) them after."""
+def mark_stale_graphs(grad_realized, kept, written: set[Buffer], realizing: tuple = ()) -> list:
+  """Drop the kept graphs (see Tensor._graph; `kept`: buffer view -> graph, the same also for tensors since gone)
+  that read a buffer about to be overwritten, remembering their buffer views so that backward() through them
+  raises instead of using the new values. Returns the tensors among `realizing` (realized by the same schedule,
+  before its writes: the readers of the old values) whose graphs read one: they keep their graphs only once
+  realized, so mark_stale(...) them after."""
   memo: dict[UOp, bool] = {}
   for key, t in snapshot(grad_realized.items):
     graphs = [g for g in (t._graph, t._assigned_graph) if g is not None]
-    if any(reads_any(g, written, memo) for g in graphs): _mark(grad_realized, key, t)
+    if any(reads_any(g, written, memo) for g in graphs): _mark(grad_realized, kept, key, t)
+  for node, graph in snapshot(kept.items):
+    if reads_any(graph, written, memo):
+      _stale[node] = True
+      kept.pop(node, None)
   return [t for t in realizing if t._requires_grad and not t._leaf and t._uop.op is not Ops.ASSIGN
           and reads_any(t._uop, written, memo)]
 
 
-def mark_stale(grad_realized, tensors: list):
+def mark_stale(grad_realized, kept, tensors: list):
   """Mark the graphs these realized tensors keep stale (see mark_stale_graphs)."""
-  for t in tensors: _mark(grad_realized, id(t), t)
+  for t in tensors: _mark(grad_realized, kept, id(t), t)
 
 
-def _mark(grad_realized, key, t):
+def _mark(grad_realized, kept, key, t):
   node = t._uop
   _stale[node] = True
   if node.op is Ops.ASSIGN: _stale[node.src[0]] = True  # (a pending write: graphs of both its old and new values)
+  kept.pop(node.src[0] if node.op is Ops.ASSIGN else node, None)
   t._graph = t._assigned_graph = None
   grad_realized.pop(key, None)
 
@@ -251,20 +257,31 @@ _detach_reads = PatternMatcher([
 ])
 
 
-def detach_in_kept_graphs(grad_realized, buffers: set[Buffer]):
-  """The kept graphs (see Tensor._graph) that read a buffer in `buffers` read it through a DETACH from now on: a
-  tensor that starts requiring grad was a constant to the graphs built before (see Tensor.requires_grad)."""
+def detach_in_kept_graphs(grad_realized, kept, buffers: set[Buffer]):
+  """The kept graphs (see Tensor._graph, and `kept` of mark_stale_graphs) that read a buffer in `buffers` read it
+  through a DETACH from now on: a tensor that starts requiring grad was a constant to the graphs built before (see
+  Tensor.requires_grad)."""
   memo: dict[UOp, bool] = {}
   for _, t in snapshot(grad_realized.items):
     graph = t._graph
     if graph is not None and reads_any(graph, buffers, memo): t._graph = graph_rewrite(graph, _detach_reads, buffers, fixed_point=False)
+  for node, graph in snapshot(kept.items):
+    if reads_any(graph, buffers, memo): kept[node] = graph_rewrite(graph, _detach_reads, buffers, fixed_point=False)
 
 
 def check_not_stale(root: UOp):
-  """Raise if a gradient is asked through a realized tensor whose inputs were overwritten since it was computed."""
+  """Raise if a gradient is asked through a realized tensor whose inputs were overwritten since it was computed.
+  What the graph reads through a DETACH passes no gradient (p -= lr * p.grad reads the gradient so): not looked at."""
   if not _stale: return
-  for n in root.toposort():
+  seen, stack = {root}, [root]
+  while stack:
+    n = stack.pop()
+    if n.op is Ops.DETACH: continue
     if n in _stale:
       raise RuntimeError("a tensor needed for this gradient was computed from values that were since overwritten in "
                          "place (assign, an in-place operator or an optimizer step); backward() would use the new "
                          "values. Call backward() before the update, or compute the result again")
+    for s in n.src:
+      if s not in seen:
+        seen.add(s)
+        stack.append(s)

@@ -18,7 +18,7 @@ from teeny.schedule import is_buffer_view, is_realized
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, checked_gradient_target
 from teeny import gradient as gradient_rules  # (the module: `gradient` is a Tensor method and an argument here)
-from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, unique_ids, constant_in_graphs_built_before
+from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, kept_graphs, unique_ids, constant_in_graphs_built_before
 from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
@@ -670,7 +670,7 @@ gradient_rules.as_tensor = lambda node: _const_tensor(node, Device.DEFAULT)
 def _realized_graphs() -> dict[UOp, UOp]:
   """Buffer view -> the graph that computed it, for realized tensors that require grad, and a pending write ->
   the graph of the values it writes (see gradient.restore_graphs and Tensor._graph_after_write)."""
-  graphs = {}
+  graphs = dict(snapshot(kept_graphs.items))  # (those of tensors since gone too)
   for t in snapshot(grad_realized.values):
     node = t._uop
     if node.op is Ops.ASSIGN:

@@ -117,6 +117,24 @@ def test_leaf_realized_between_forward_and_backward_gets_its_gradient(device):
   np.testing.assert_allclose(t.grad.numpy(), [11.0, 12.0, 13.0])
 
 
+def test_a_realized_result_dropped_before_backward_still_passes_gradient(device):
+  # its graph was kept by the tensor alone: once the tensor was gone (realized inside a function, or a temporary
+  # like (x * 3).realize().exp()), its buffer was a constant to backward(): x.grad [1, 1] for [61.26, 1211.29]
+  x = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  ((x * 3).realize().exp().sum() + x.sum()).backward()
+  np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp([3.0, 6.0]) + 1, rtol=1e-5)
+  def forward(t):
+    h = t.exp()
+    h.numpy()  # (print(h) while debugging)
+    return h * 2
+  x.grad = None
+  forward(x).sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp([1.0, 2.0]), rtol=1e-6)
+  w = Tensor(np.ones((3, 2), np.float32), device=device, requires_grad=True)
+  (Tensor(np.array([[1.0, 2.0, 3.0]] * 2, np.float32), device=device) @ w).realize().relu().sum().backward()
+  np.testing.assert_allclose(w.grad.numpy(), [[2.0, 2.0], [4.0, 4.0], [6.0, 6.0]])
+
+
 @pytest.mark.parametrize("realized", [True, False])
 def test_graphs_built_before_requires_grad_was_set_take_the_tensor_as_a_constant(device, realized):
   # PyTorch records no gradient edge to a tensor that did not require grad when it was used: a lazy result, a

@@ -17,6 +17,9 @@ from teeny import multi, program_order, tracing
 
 # realized tensors that require grad (they keep their graph), by id: a WeakSet would compare tensors with ==, which is lazy
 grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# a realized result's buffer view -> the graph that computed it, while graphs hold that view, also once the tensor
+# is gone: h = x.exp() printed inside a function and dropped, backward through what was built from it reaches x
+kept_graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # tags that make a node unique (a leaf, a clone, a copy, a write), so it is never merged with an equal graph
 unique_ids = itertools.count()
 # when set, called with the tensors of every realize before it runs (`python -m teeny.viz` picks a realize with it)
@@ -55,6 +58,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
       if not items or items[-1].bufs[0] is not buffer_of(view): return _take_buffers(tensors, items, views, written)
       if t._requires_grad: _keep_graph(t, node)
       t._uop, t._version = view, t._version + 1  # (the uop setter, for a base given its own new buffer)
+      if t._requires_grad: _remember_graph(t)
       return
     # (it runs a write deeper in its graph: the general case below, scheduling again with the readers)
   done = {id(t) for t in tensors}
@@ -68,14 +72,14 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
     tensors += tuple(readers)
     items, views, now_written = _schedule(tensors)
     unexpected, written = now_written - written, now_written
-  stale_readers = program_order.mark_stale_graphs(grad_realized, written, tensors) if written else []
+  stale_readers = program_order.mark_stale_graphs(grad_realized, kept_graphs, written, tensors) if written else []
   run_schedule(items)
   mark_realized(views)
   if written: program_order.settle_writes()  # (before the realized map that tells which writes ran is forgotten)
   # what the schedule computed before its writes is of the old contents: no later graph may reuse it
   if written: forget_realized()
   _take_buffers(tensors, items, views, written)
-  program_order.mark_stale(grad_realized, stale_readers)  # (their graphs read what the writes overwrote)
+  program_order.mark_stale(grad_realized, kept_graphs, stale_readers)  # (their graphs read what the writes overwrote)
 
 
 def _readers_to_realize(written, done: set[int]) -> list:
@@ -130,7 +134,7 @@ def realize_old_value_readers(written: set[Buffer]):
   """Before kernels that run outside a schedule (a TinyJit replay) overwrite `written`: realize the live lazy
   tensors that read their old contents, and mark autograd graphs that read them stale."""
   _realize_readers(written)
-  program_order.mark_stale_graphs(grad_realized, written)
+  program_order.mark_stale_graphs(grad_realized, kept_graphs, written)
 
 
 def _realize_readers(buffers: set[Buffer]):
@@ -156,7 +160,7 @@ def constant_in_graphs_built_before(t):
   would have had: nothing has written t since), and the graphs kept for backward() read it through a DETACH."""
   held = set(_buffers_held(t._uop))
   _realize_readers(held)  # (t is realized: never one of them)
-  program_order.detach_in_kept_graphs(grad_realized, held)
+  program_order.detach_in_kept_graphs(grad_realized, kept_graphs, held)
 
 
 def realize_pending_writes(buffers):
@@ -189,6 +193,7 @@ def _take_buffers(tensors: tuple, items, views: dict, written):
     else:  # each device's part takes its buffer the same way
       shards = [_buffer_taken(s, views, made, written, taken) for s in multi.per_device(node, t.device)]
       t.uop = multi.multi(shards, t.device, multi.layout(node, t.device))
+    _remember_graph(t)
     if not is_realized(t.uop): copies.append(t)
   if copies: realize_tensors(tuple(copies))
 
@@ -203,6 +208,12 @@ def _buffer_taken(node: UOp, views: dict, made: set, written, taken: set) -> UOp
     taken.add(buf)
     return view
   return UOp(Ops.CONTIGUOUS, node.dtype, (view,), ("copy", next(unique_ids)))
+
+
+def _remember_graph(t):
+  """kept_graphs follows a realized tensor's kept graph (set, replaced, or gone with a write that has none)."""
+  if t._graph is not None: kept_graphs[t._uop] = t._graph
+  elif t._requires_grad and not t._leaf: kept_graphs.pop(t._uop, None)
 
 
 def _keep_graph(t, node: UOp):

@@ -39,7 +39,9 @@ class Optimizer:
     if not self.params: raise ValueError("optimizer got no parameters that require grad")
     self.device = self.params[0].device
     if not isinstance(lr, Tensor) and lr < 0: raise ValueError(f"learning rate must be >= 0, got {lr}")
-    self.lr = lr if isinstance(lr, Tensor) else Tensor(np.array(lr, dtype=np.float32), device=self.device)
+    # float64 where a parameter is (its device has float64 then): a float32 learning rate would round 0.1 for it
+    lr_dtype = np.float64 if any(p.dtype == dtypes.float64 for p in self.params) else np.float32
+    self.lr = lr if isinstance(lr, Tensor) else Tensor(np.array(lr, dtype=lr_dtype), device=self.device)
     self._state: list[Tensor] = []  # every state tensor, realized with the parameters on the first step
 
   def _zeros_like(self, p: Tensor) -> Tensor:
@@ -82,7 +84,11 @@ class Optimizer:
     Tensor.realize_all(*self.schedule_step())
 
   def _lr(self, p: Tensor):
-    return self._on(self.lr, p) if isinstance(self.lr, Tensor) else self.lr
+    """The learning rate for p's update: float64 for a float64 parameter, else float32 (as before any float64)."""
+    if not isinstance(self.lr, Tensor): return self.lr
+    lr = self._on(self.lr, p)
+    dtype = dtypes.float64 if p.dtype == dtypes.float64 else dtypes.float32
+    return lr if lr.dtype == dtype else lr.cast(dtype)
 
   def _step_shared(self) -> list[Tensor]:
     """Work done once per step for all parameters (the step counter): returns the tensors it assigns."""
@@ -113,11 +119,13 @@ class SGD(Optimizer):
     return out + [p.assign(p - self._lr(p) * g)]
 
 
-def _one_minus_pow(base: float, t: Tensor) -> Tensor:
-  """1 - base**t for the step counter t, in float32 without the cancellation 1 - 0.999**t suffers for small t
-  (PyTorch computes it in float64): it is -expm1(t * ln(base)), by its Taylor series while t * ln(base) is small."""
-  if base == 0: return t.full_like(1.0, dtype=dtypes.float32)
-  x = t.cast(dtypes.float32) * math.log(base)
+def _one_minus_pow(base: float, t: Tensor, dtype=dtypes.float32) -> Tensor:
+  """1 - base**t for the step counter t, in dtype (float32, or float64 for a float64 parameter) without the
+  cancellation 1 - 0.999**t suffers for small t (PyTorch computes it in float64): it is -expm1(t * ln(base)), by
+  its Taylor series while t * ln(base) is small."""
+  if base == 0: return t.full_like(1.0, dtype=dtype)
+  x = t.cast(dtype) * math.log(base)
+  if dtype == dtypes.float64: return -x.expm1()  # (float64's expm1: what the series below stands in for)
   series = x * (1 + x / 2 * (1 + x / 3 * (1 + x / 4 * (1 + x / 5 * (1 + x / 6 * (1 + x / 7 * (1 + x / 8)))))))
   return (x > -0.25).where(-series, 1 - x.exp())
 
@@ -151,7 +159,7 @@ class LAMB(Optimizer):
     m = self.m[i].assign(self.m[i] + (g - self.m[i]) * (1 - self.b1))  # PyTorch's lerp_(g, 1 - b1)
     v = self.v[i].assign(self.v[i] * self.b2 + (1 - self.b2) * g * g)
     t, lr = self._on(self.t[i], p), self._lr(p)
-    bias1, bias2 = _one_minus_pow(self.b1, t), _one_minus_pow(self.b2, t)
+    bias1, bias2 = _one_minus_pow(self.b1, t, lr.dtype), _one_minus_pow(self.b2, t, lr.dtype)
     if self.adam:
       # PyTorch: p *= 1 - lr * wd (AdamW only); p -= lr / bias1 * (m / (sqrt(v) / sqrt(bias2) + eps))
       if self.weight_decay and self.decoupled: p = p * (1 - lr * self.weight_decay)
