@@ -58,7 +58,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
       if not items or items[-1].bufs[0] is not buffer_of(view): return _take_buffers(tensors, items, views, written)
       if t._requires_grad: _keep_graph(t, node)
       t._uop, t._version = view, t._version + 1  # (the uop setter, for a base given its own new buffer)
-      if t._requires_grad: _remember_graph(t)
+      _remember_graph(t)
       return
     # (it runs a write deeper in its graph: the general case below, scheduling again with the readers)
   done = {id(t) for t in tensors}
