@@ -106,6 +106,16 @@ def test_max_and_min_split_ties_evenly_like_amax(device):
     if torch is not None: np.testing.assert_allclose(grad, torch_grad_of(torch_fn, x)[1], rtol=1e-6)
 
 
+def test_max_and_min_of_all_elements_with_a_nan_send_the_gradient_to_the_nans(device):
+  # PyTorch's max() and min() (no dim): the gradient goes evenly to the NaNs; teeny gave amax's (NaN everywhere)
+  x = np.array([[1.0, np.nan, 3.0], [4.0, 2.0, np.nan]], np.float32)
+  for fn, torch_fn in ((lambda t: t.max(), lambda p: p.max()), (lambda t: t.min(), lambda p: p.min())):
+    value, grad = grad_of(device, fn, x)
+    assert np.isnan(value)
+    np.testing.assert_array_equal(grad, [[0, 0.5, 0], [0, 0, 0.5]])
+    if torch is not None: np.testing.assert_array_equal(grad, torch_grad_of(torch_fn, x)[1])
+
+
 # ---- no NaN or inf gradient where the function is finite ----
 HUGE_X = np.array([-1e4, -1e3, -200, -89, -50, -20, -3, -0.5, 0, 0.5, 3, 20, 50, 89, 200, 1e3, 1e4], np.float32)
 

@@ -133,6 +133,17 @@ def test_scalar_keeps_dtype(device):
   assert (x + Tensor([1.0, 2.0], dtype=dtypes.float16, device=device)).dtype is dtypes.float32
 
 
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "silu", "hardsigmoid", "hardswish", "hardtanh", "relu6", "elu", "selu",
+               "celu", "softplus", "mish", "leaky_relu", "logsigmoid", "softsign", "erf", "logit", "sinc", "nan_to_num"]
+
+
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=["float16", "bfloat16"])
+def test_activations_keep_a_half_float_dtype(device, dt):
+  # hardsigmoid of float16 gave float32 (its NaN branch was a float32 constant), as PyTorch never does
+  x = Tensor([-4.0, -0.5, 0.25, 0.75, 5.0], dtype=dt, device=device)
+  for name in ACTIVATIONS: assert getattr(x, name)().dtype is dt, name
+
+
 # ---- the host side: values in, float32 out ----
 
 @pytest.mark.parametrize("dt", LOW, ids=IDS)

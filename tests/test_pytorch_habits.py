@@ -239,6 +239,10 @@ def test_linspace_prod_dtype_and_nll_loss(device):
     np.testing.assert_allclose(got, np.linspace(start, stop, steps), rtol=1e-6, atol=1e-6)
     if steps > 1: assert got[-1] == np.float32(stop)  # the end is exact
   assert Tensor.linspace(0, 10, 6, dtype=dtypes.int32, device=device).numpy().tolist() == [0, 2, 4, 6, 8, 10]
+  if Device[device].supports_dtype(dtypes.float64):  # float64 is computed in float64 (it was float32, then cast)
+    assert Tensor.linspace(0, 10, 4, dtype=dtypes.float64, device=device).numpy()[1] == 10 / 3
+    np.testing.assert_array_equal(Tensor.linspace(1e6, 1e6 + 1, 11, dtype=dtypes.float64, device=device).numpy(),
+                                  [1e6 + i / 10 if i < 5 else 1e6 + 1 - (10 - i) / 10 for i in range(11)])
   ints = Tensor([[2, 3], [4, 5]], dtype=dtypes.int8, device=device)
   assert ints.prod(dtype=dtypes.float32).dtype == dtypes.float32 and ints.prod().item() == 120
   log_probs = np.log(np.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]], np.float32))

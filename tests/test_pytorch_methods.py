@@ -241,6 +241,10 @@ def test_unbind_and_the_splits(device):
     got = t.tensor_split(split, dim)
     assert len(got) == len(want)
     for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
+    # given as an int tensor, 0-d or 1-d, as torch takes it too (a 0-d one gave one piece)
+    got = t.tensor_split(Tensor(np.array(split, np.int32), device=device), dim)
+    assert len(got) == len(want)
+    for g, w in zip(got, want): np.testing.assert_array_equal(g.numpy(), w)
   for got, want in [(m.hsplit(2), np.hsplit(M, 2)), (m.vsplit([1]), np.vsplit(M, [1])), (a.dsplit(2), np.dsplit(A, 2)),
                     (Tensor(np.arange(6), device=device).hsplit(3), np.hsplit(np.arange(6), 3))]:
     assert len(got) == len(want)

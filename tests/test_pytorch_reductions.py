@@ -160,6 +160,19 @@ def test_quantile_and_nanquantile(device, interpolation):
   assert_like_torch(device, lambda make, x: x.nanquantile(make(qs), dim=0, interpolation=interpolation), rows.T.copy(), rtol=1e-6)
 
 
+def test_quantile_over_any_dim_of_a_4d_tensor(device):
+  # the dim was moved last by a transpose, which reversed the other dims' order: quantile(0.5, dim=0) of a
+  # (2, 3, 4) tensor gave [6, 10, 14, 7] for [6, 7, 8, 9]
+  a = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+  qs = np.array([0.1, 0.9], np.float32)
+  for dim in range(4):
+    for keepdim in (False, True):
+      got = Tensor(a, device=device).quantile(0.3, dim=dim, keepdim=keepdim).numpy()
+      np.testing.assert_allclose(got, np.quantile(a.astype(np.float64), 0.3, axis=dim, keepdims=keepdim), rtol=1e-6, atol=1e-6)
+      got = Tensor(a, device=device).nanquantile(Tensor(qs, device=device), dim=dim, keepdim=keepdim).numpy()
+      np.testing.assert_allclose(got, np.nanquantile(a.astype(np.float64), qs, axis=dim, keepdims=keepdim), rtol=1e-6, atol=1e-6)
+
+
 def test_quantile_gradients_and_errors(device):
   """The linear blend's gradient goes to the two neighbours by their weights (to the NaN, in a row holding one);
   a tensor q outside [0, 1] gives NaN (its values are not read)."""

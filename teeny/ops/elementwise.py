@@ -242,7 +242,7 @@ class ElementwiseOps:
   def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Self:
     """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
     u = alpha * self + beta
-    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(math.nan, 0.0)))
+    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(u.detach(), 0.0)))  # (u's NaN: u's dtype)
   def hardswish(self) -> Self:
     """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
     middle = self < 3

@@ -195,7 +195,9 @@ class PyTorchOps:
     if steps < 0: raise ArgumentError(f"linspace needs steps >= 0, got {steps}")
     if dtype is not None and to_dtype(dtype) == dtypes.bool: raise ArgumentError("linspace has no bool form (as in PyTorch)")
     if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)
-    i = cls.arange(steps, device=device).float()
+    # computed in float64 for float64 (in float32 0.1 steps round), else in the default float and rounded once
+    dt = dtypes.float64 if dtype is not None and to_dtype(dtype) == dtypes.float64 else dtypes.default_float
+    i = cls.arange(steps, device=device).cast(dt)
     step = (stop - start) / max(steps - 1, 1)
     out = (i < steps // 2).where(start + i * step, stop - (steps - 1 - i) * step)
     return out.cast(dtype) if dtype is not None else out

@@ -125,7 +125,8 @@ class PyTorchReduceOps:
     qs = self._quantile_points(name, q)
     x = self.flatten() if dim is None else self.reshape(1) if self.ndim == 0 else self
     d = 0 if dim is None else _canon_axis(dim, x.ndim)
-    out = x.transpose(d, -1)._quantile_of_rows(qs.reshape(-1, 1), interpolation, ignore_nan)  # (..., Q)
+    rows = x.permute(*(i for i in range(x.ndim) if i != d), d)  # (dim last, the others in their order)
+    out = rows._quantile_of_rows(qs.reshape(-1, 1), interpolation, ignore_nan)  # (..., Q)
     out = out.permute(out.ndim - 1, *range(out.ndim - 1))  # (Q, ...): the quantiles first, as PyTorch's
     return out.reshape(qs.shape + self._reduced_shape(None if dim is None else d, keepdim))
   def _quantile_points(self, name: str, q) -> Self:

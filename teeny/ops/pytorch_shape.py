@@ -65,6 +65,11 @@ class PyTorchShapeOps:
     if self.ndim == 0: raise ArgumentError("tensor_split of a 0-d tensor: it has no dim to split")
     d = _canon_axis(dim, self.ndim)
     n = self.shape[d]
+    if isinstance(indices_or_sections, type(self)):  # (torch reads it: the pieces' sizes are its values)
+      given = indices_or_sections
+      if given.ndim > 1 or given.dtype == dtypes.bool or not dtypes.is_int(given.dtype):
+        raise ArgumentError(f"tensor_split takes a 0-d or 1-d int tensor of sections or indices, got {given.dtype} of shape {given.shape}")
+      indices_or_sections = given.item() if given.ndim == 0 else given.tolist()
     if isinstance(indices_or_sections, int):
       sections = indices_or_sections
       if sections <= 0: raise ArgumentError(f"tensor_split needs a number of sections > 0, got {sections}")

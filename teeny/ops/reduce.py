@@ -76,7 +76,10 @@ class ReduceOps:
     if dim is not None: return self._values_and_indices("max", dim, keepdim, axis)
     axes = self._axes(axis)
     if any(self.shape[a] == 0 for a in axes): raise ArgumentError(f"max of an empty tensor (shape {self.shape}, axis {axis}) has no identity")
-    return self._reduce(Ops.MAX, axis, keepdim) if self.dtype != dtypes.bool else self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
+    if self.dtype == dtypes.bool: return self.cast(dtypes.uint8)._reduce(Ops.MAX, axis, keepdim).cast(dtypes.bool)
+    out = self._reduce(Ops.MAX, axis, keepdim)
+    # of all elements: PyTorch's max() gradient, shared among the NaNs when there is one (amax's would be NaN everywhere)
+    return self._exact_gradient(out, "shared_evenly") if axis is None and dtypes.is_float(self.dtype) else out
   def min(self, axis=None, keepdim=False, *, dim=None):
     """The smallest value over `axis`, like torch.amin: ties share the gradient evenly (see max). With dim=,
     PyTorch's (values, indices)."""
