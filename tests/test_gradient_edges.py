@@ -158,6 +158,13 @@ SMOOTH = {
 }
 
 
+def test_softplus_with_a_beta_where_beta_x_overflows(device):
+  # beta * x past float32's range made softplus(3e38, beta=2.5) inf (PyTorch: 3e38)
+  value, grad = grad_of(device, lambda t: t.softplus(beta=2.5), np.array([3e38, -3e38, 8.0], np.float32))
+  np.testing.assert_allclose(value, [3e38, 0.0, np.logaddexp(0, 20.0) / 2.5], rtol=1e-6)
+  np.testing.assert_allclose(grad, [1.0, 0.0, 1 / (1 + np.exp(-20.0))], rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", list(SMOOTH))
 def test_huge_inputs_give_finite_gradients(device, name):
   fn, torch_fn, np_value, np_grad = SMOOTH[name]

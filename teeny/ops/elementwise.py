@@ -228,7 +228,8 @@ class ElementwiseOps:
     def f(x: Self) -> Self:
       bx = x * beta
       above = bx > 0
-      return (above.where(bx, 0) + above.where(-bx, bx).exp()._log1p()) * (1 / beta)
+      # max(bx, 0) / beta is x where bx > 0: beta x may overflow where x doesn't (softplus(3e38, beta=2.5))
+      return above.where(x, 0) + above.where(-bx, bx).exp()._log1p() * (1 / beta)
     return self._in_float32(f)
   def mish(self) -> Self:
     """x * tanh(softplus(x)), like torch's mish."""
