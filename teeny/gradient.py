@@ -259,30 +259,12 @@ differentiated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
 # leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
 # (a pending write, whose sources may be rewritten first, is found by its arg: each assign() has its own)
-# ctx: (graphs, the nodes to leave alone)
-pm_restore_graphs = PatternMatcher([
-  (UPat((Ops.RESHAPE, Ops.BUFFER, Ops.MULTI), name="x"), lambda ctx, x: None if x in ctx[1] else ctx[0].get(x)),
-  (UPat(Ops.ASSIGN, name="x"), lambda ctx, x: None if x in ctx[1] else ctx[0].get(x.arg))])
+pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER, Ops.MULTI), name="x"), lambda ctx, x: ctx.get(x)),
+                                    (UPat(Ops.ASSIGN, name="x"), lambda ctx, x: ctx.get(x.arg))])
 
 
-def restore_graphs(root: UOp, graphs: dict) -> UOp:
+def restore_graphs(root: UOp, graphs: dict, keep=frozenset()) -> UOp:
   """root with every realized buffer view in `graphs` replaced by the graph that computed it, and every pending
-  write whose arg is in `graphs` by the graph of the values it writes. What root reads only through a DETACH stays
-  as it is: no gradient goes there, and its graph may read buffers overwritten since (p -= lr * p.grad reads a
-  realized gradient whose graph read the parameters' old values)."""
-  if not graphs: return root
-  return graph_rewrite(root, pm_restore_graphs, ctx=(graphs, _only_under_detach(root)))
-
-
-def _only_under_detach(root: UOp) -> set[UOp]:
-  """The nodes of root's graph that every path from root reaches through a DETACH."""
-  everything = set(root.toposort())
-  attached, stack = {root}, [root]
-  while stack:
-    n = stack.pop()
-    if n.op is Ops.DETACH: continue
-    for s in n.src:
-      if s not in attached:
-        attached.add(s)
-        stack.append(s)
-  return everything - attached
+  write whose arg is in `graphs` by the graph of the values it writes. The nodes in `keep` (the gradient's
+  targets: it finds them by identity) stay as they are, with what is under them."""
+  return graphs and graph_rewrite(root, pm_restore_graphs, ctx=graphs, opaque=keep) or root

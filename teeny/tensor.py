@@ -72,8 +72,6 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   _seen = 0                    # a view: the base's _version its node was built from
   _born = 0                    # a view: the base's _version when it was made
   _constant_to_views_until = -1  # a base: views born at or before this _version took it as a constant (requires_grad)
-  _assigned_graph: UOp | None = None  # a pending write's values as autograd sees them (see _graph_after_write)
-  _written_arg: tuple | None = None  # the arg of the write that ran last, whose values _graph computed (graphs hold it)
   __hash__ = object.__hash__  # == builds a comparison tensor, so hash by identity
   _constant = staticmethod(_const_tensor)  # how the mixins in teeny/ops/ make a tensor over a constant node
 
@@ -245,9 +243,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     of them gives second derivatives."""
     seed = self._seed_gradient(gradient)
     graphs = _realized_graphs()
-    root = restore_graphs(self.uop, graphs)
-    program_order.check_not_stale(root)
     nodes_of = [_gradient_nodes(t, graphs) for t in targets]
+    root = restore_graphs(self.uop, graphs, keep={n for nodes in nodes_of for n in nodes})  # (found by identity)
+    program_order.check_not_stale(root)
     grads = compute_gradient(root, seed.uop, {n for nodes in nodes_of for n in nodes})
     out = []
     for t, nodes in zip(targets, nodes_of):
@@ -267,10 +265,11 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     create_graph=False); use gradient() for gradients to differentiate again."""
     gradient = self._seed_gradient(gradient)  # (PyTorch's errors first: a non-scalar needs a gradient)
     graphs = _realized_graphs()
-    root = restore_graphs(self.uop, graphs)
+    candidates = [(t, _gradient_nodes(t, graphs)) for t in snapshot(_grad_leaves) if t._requires_grad]
+    root = restore_graphs(self.uop, graphs, keep={n for _, nodes in candidates for n in nodes})
     program_order.check_not_stale(root)
     in_graph = set(root.toposort())
-    leaves = [t for t in snapshot(_grad_leaves) if t._requires_grad and any(n in in_graph for n in _gradient_nodes(t, graphs))]
+    leaves = [t for t, nodes in candidates if any(n in in_graph for n in nodes)]
     if not leaves and self._requires_grad: return self  # its leaves are gone: nobody can read their gradients
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):

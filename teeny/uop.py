@@ -441,11 +441,12 @@ class PatternMatcher:
     return None
 
 
-def graph_rewrite(root: UOp, pm: PatternMatcher, ctx=None, fixed_point=True) -> UOp:
+def graph_rewrite(root: UOp, pm: PatternMatcher, ctx=None, fixed_point=True, opaque=frozenset()) -> UOp:
   """Rewrite bottom-up until no rule applies anywhere. Sources are rewritten before their users, and a node a
-  rule produced is itself rewritten (with its new sources) before it replaces the old one. Iterative.
-  With fixed_point=False every node is rewritten at most once (for transforms that are not idempotent)."""
-  done: dict[UOp, UOp] = {}
+  rule produced is itself rewritten (with its new sources) before it replaces the old one. Iterative. With
+  fixed_point=False every node is rewritten at most once (for transforms that are not idempotent). Nodes in
+  `opaque` stay as they are, sources included (nodes something else finds by identity)."""
+  done: dict[UOp, UOp] = {n: n for n in opaque}
   stack: list = [(root, 0, None)]
   while stack:
     n, stage, link = stack.pop()

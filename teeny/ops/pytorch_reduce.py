@@ -28,9 +28,10 @@ class MinMax(NamedTuple):
   max: Any
 
 
-def _all_if_empty(dim):
-  """amax's and amin's dim: () or [] (PyTorch's default) means every dim, as None does."""
-  return None if dim is None or (isinstance(dim, (tuple, list)) and not dim) else dim
+def _all_if_empty(dim, ndim: int):
+  """amax's and amin's dim: () or [] (PyTorch's default) means every dim, as None does; named one by one, since
+  max() of all elements (axis None) takes PyTorch's max() gradient, amax's differs where a NaN is."""
+  return tuple(range(ndim)) if dim is None or (isinstance(dim, (tuple, list)) and not dim) else dim
 
 
 class PyTorchReduceOps:
@@ -38,11 +39,11 @@ class PyTorchReduceOps:
   def amax(self, dim=(), keepdim: bool = False) -> Self:
     """The largest value over dim (an int or a tuple; all dims by default), like torch.amax: NaN where a NaN is
     among them, and tied maxima share the gradient evenly (max(dim=) gives it all to one)."""
-    return self.max(_all_if_empty(dim), keepdim)
+    return self.max(_all_if_empty(dim, self.ndim), keepdim)
   def amin(self, dim=(), keepdim: bool = False) -> Self:
     """The smallest value over dim (an int or a tuple; all dims by default), like torch.amin (ties share the
     gradient evenly)."""
-    return self.min(_all_if_empty(dim), keepdim)
+    return self.min(_all_if_empty(dim, self.ndim), keepdim)
   def aminmax(self, *, dim: int | None = None, keepdim: bool = False) -> MinMax:
     """(min, max) over dim (an int; all dims by default), a named pair like torch.aminmax's."""
     if dim is not None and not isinstance(dim, int): raise TypeError(f"aminmax takes one dim (an int) or None, got {dim!r}")
@@ -176,7 +177,8 @@ def _shared_evenly(arg, grad, value, x) -> tuple:
   evenly among the elements equal to it, or among the NaNs when it is NaN."""
   result = value.detach()
   hit = result.isnan().where(x.isnan(), x == result)
-  share = grad / hit.sum().cast(grad.dtype)
+  wide = grad.dtype if grad.dtype.itemsize >= 4 else dtypes.float32  # (70,000 ties are inf in float16)
+  share = (grad.cast(wide) / hit.sum().cast(wide)).cast(grad.dtype)
   return (hit.where(share, 0.0),)
 
 

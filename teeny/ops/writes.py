@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 class WriteOps:
   """Tensor's assign and in-place operators and methods."""
   _unwritable = None  # what this tensor is, when PyTorch's would be a view and teeny's is a copy: writes raise
+  _assigned_graph = None  # a pending write's values as autograd sees them (see _graph_after_write)
+  _written_arg = None  # the arg of the write that ran last, whose values _graph computed (graphs built then hold it)
   def replace(self, x: Self) -> Self:
     """This tensor takes x's value, dtype and device without a copy (tinygrad's replace: how a model's parameters
     are swapped for new ones); only the shapes must match. Views made of it earlier see the new value. Returns
