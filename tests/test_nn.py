@@ -450,6 +450,18 @@ def test_layernorm_without_affine(device):
   with pytest.raises(ValueError, match="LayerNorm"): layer(Tensor(np.ones((2, 5), np.float32), device=device))
 
 
+def test_norm_layers_return_a_half_input_in_its_dtype(device):
+  # PyTorch's mixed norms: a float16 input with float32 weights is normalized in float32 and returned in float16;
+  # teeny returned float32 (the values the same)
+  from teeny.nn import InstanceNorm
+  x = rng.normal(size=(2, 4, 3, 3)).astype(np.float16)
+  for layer in (BatchNorm2d(4), LayerNorm(3), GroupNorm(2, 4), InstanceNorm(4), RMSNorm(3, eps=1e-6)):  # (its default eps is the dtype's)
+    out = layer(Tensor(x, device=device))
+    assert out.dtype == dtypes.float16, type(layer).__name__
+    want = layer(Tensor(x.astype(np.float32), device=device)).numpy()
+    np.testing.assert_allclose(out.numpy(), want, rtol=2e-3, atol=2e-3, err_msg=type(layer).__name__)
+
+
 @pytest.mark.parametrize("device,shape", cases_on_devices({(2, 6, 5): 0, (2, 6, 3, 2): 0}, (2, 6, 3, 2)))
 def test_groupnorm(device, shape):
   layer = GroupNorm(3, 6)

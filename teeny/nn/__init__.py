@@ -187,7 +187,7 @@ class BatchNorm:
       if Tensor.training and n <= 1: raise ValueError(f"BatchNorm in training needs more than one value per channel, got input of shape {x.shape}")
       if Tensor.training and self.track_running_stats: self._track(mean.detach(), var.detach(), n)
     else: mean, var = self.running_mean, self.running_var
-    return x.batchnorm(self.weight, self.bias, mean, (var + self.eps).rsqrt())
+    return _as_input(x.batchnorm(self.weight, self.bias, mean, (var + self.eps).rsqrt()), x)
 
   # where the batch is spread over several processes: an object with sum(tensor) and count(int) over all of them
   # (teeny.distributed.sync_batchnorm sets it); None: this process's batch is the batch
@@ -225,8 +225,8 @@ class LayerNorm:
     """x normalized over its last len(normalized_shape) axes, then weight * x + bias."""
     if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
       raise ValueError(f"LayerNorm over {self.normalized_shape} got an input of shape {x.shape}")
-    x = x.layernorm(axis=self.axis, eps=self.eps)
-    return x if self.weight is None else x * self.weight + self.bias
+    out = x.layernorm(axis=self.axis, eps=self.eps)
+    return _as_input(out if self.weight is None else out * self.weight + self.bias, x)
 
 
 class LayerNorm2d(LayerNorm):
@@ -241,6 +241,12 @@ class LayerNorm2d(LayerNorm):
     if x.ndim != 4 or x.shape[1] != self.normalized_shape[0]:
       raise ValueError(f"LayerNorm2d over {self.normalized_shape[0]} channels got an input of shape {x.shape} (wants N, C, H, W)")
     return super().__call__(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _as_input(out: Tensor, x: Tensor) -> Tensor:
+  """A norm layer's result in a half-float input's dtype, as PyTorch's mixed norms give it (half input, float32
+  weights and statistics: computed in float32, returned in half)."""
+  return out.cast(x.dtype) if dtypes.is_float(x.dtype) and x.dtype.itemsize < out.dtype.itemsize else out
 
 
 def _per_channel(t: Tensor, ndim: int) -> Tensor:
@@ -264,7 +270,7 @@ class GroupNorm:
       raise ValueError(f"GroupNorm over {self.num_channels} channels got an input of shape {x.shape} (channels are axis 1)")
     out = x.reshape(x.shape[0], self.num_groups, -1).layernorm(eps=self.eps).reshape(x.shape)
     if self.weight is None: return out
-    return out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim)
+    return _as_input(out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim), x)
 
 
 class InstanceNorm:
@@ -282,7 +288,7 @@ class InstanceNorm:
       raise ValueError(f"InstanceNorm over {self.num_features} channels got an input of shape {x.shape} (wants N, C, ...)")
     out = x.reshape(x.shape[0], self.num_features, -1).layernorm(eps=self.eps).reshape(x.shape)
     if self.weight is None: return out
-    return out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim)
+    return _as_input(out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim), x)
 
 
 class RMSNorm:
@@ -299,7 +305,7 @@ class RMSNorm:
       raise ValueError(f"RMSNorm over {self.normalized_shape} got an input of shape {x.shape}")
     eps = self.eps if self.eps is not None else 2.0 ** -dtypes.finfo(x.dtype)[1]  # (mantissa bits: the machine epsilon)
     out = x * (x.square().mean(self.axis, keepdim=True) + eps).rsqrt()
-    return out if self.weight is None else out * self.weight
+    return out if self.weight is None else _as_input(out * self.weight, x)
 
 
 class Embedding:
