@@ -451,3 +451,15 @@ def test_where_tinygrad_refuses_teeny_answers_or_errors_like_pytorch(device):
   with pytest.raises(RuntimeError, match="explicit gradient"): z.backward()
   with pytest.raises(RuntimeError, match="gradient of shape"): z.sum().backward(Tensor([1.0], device=device))
   with pytest.raises(TypeError): Tensor([3], dtype="typo", device=device)
+
+
+def test_cumsum_dtype_and_unbatched_convolutions(device):
+  # torch.cumsum(dtype=) and an unbatched (C, H, W) input to nn.Conv2d (and (C, L) to Conv1d): teeny raised
+  from teeny import nn
+  assert Tensor([1, 2, 3], device=device).cumsum(0, dtype=dtypes.float32).numpy().tolist() == [1.0, 3.0, 6.0]
+  assert Tensor([1, 2, 3], device=device).cumsum(dim=0, dtype=dtypes.float32).dtype == dtypes.float32
+  assert Tensor([1.0, 2.0, 3.0], device=device).cumprod(0, dtype=dtypes.int32).numpy().tolist() == [1, 2, 6]
+  for conv, shape in ((nn.Conv2d(3, 4, 3, padding=1), (3, 5, 5)), (nn.Conv1d(3, 4, 3), (3, 6))):
+    x = Tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), device=device)
+    conv.weight, conv.bias = conv.weight.to(device), conv.bias.to(device)
+    np.testing.assert_array_equal(conv(x).numpy(), conv(x.unsqueeze(0)).numpy()[0])

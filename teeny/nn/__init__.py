@@ -92,7 +92,9 @@ class _ConvNd:
     return padding if isinstance(padding, int) else _ntuple(padding, self.nd, "padding")
 
   def __call__(self, x: Tensor) -> Tensor:
-    """The convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out)."""
+    """The convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out); an unbatched x
+    (in_channels, *spatial) gives (out_channels, *spatial_out), as in PyTorch."""
+    if x.ndim == self.nd + 1: return self(x.unsqueeze(0)).squeeze(0)
     padding = self.padding
     if self.padding_mode != "zeros":  # the input padded by the mode first, then convolved without padding
       x, padding = x.pad(((0, 0), (0, 0)) + _padding_arg(padding, self.nd), mode=self.padding_mode), 0

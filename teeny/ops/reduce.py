@@ -267,19 +267,20 @@ class ReduceOps:
     out = _SCAN_COMBINE[op](inner, offsets)
     return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
   @takes_dim
-  def cumsum(self, axis: int = 0) -> Self:
-    """Inclusive prefix sum along axis. bool and int tensors sum in int64 (like PyTorch)."""
-    return self._accumulating()._scan("sum", axis)
+  def cumsum(self, axis: int = 0, dtype=None) -> Self:
+    """Inclusive prefix sum along axis, in dtype when given (like torch.cumsum's). bool and int tensors sum in int64
+    (like PyTorch)."""
+    return (self.cast(dtype) if dtype is not None else self._accumulating())._scan("sum", axis)
   @takes_dim
   def logcumsumexp(self, axis: int = 0) -> Self:
     """log(cumsum(exp(x))) along axis without overflow or underflow, like torch.logcumsumexp: each prefix is a
     logsumexp (shifted by its own max), so [-1000, 0] gives [-1000, 0] and not [-inf, 0]."""
     return self._float()._scan("logsumexp", axis)
   @takes_dim
-  def cumprod(self, axis: int = 0) -> Self:
-    """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too). bool and int
-    tensors multiply in int64."""
-    return self._accumulating()._scan("prod", axis)
+  def cumprod(self, axis: int = 0, dtype=None) -> Self:
+    """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too), in dtype when
+    given. bool and int tensors multiply in int64."""
+    return (self.cast(dtype) if dtype is not None else self._accumulating())._scan("prod", axis)
   @takes_dim
   def cummin(self, axis: int = 0) -> tuple[Self, Self]:
     """(values, indices) of the running minimum along axis, like torch.cummin (see cummax for the indices)."""
