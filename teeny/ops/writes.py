@@ -64,7 +64,7 @@ class WriteOps:
       # result) stays theirs until the write runs (see _realized_graphs), a leaf remembers both nodes it was
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else bits, old)
       if base._assigned_graph is not None: grad_realized[id(base)] = base
-      if leaf: base._earlier_nodes = _alive(base._earlier_nodes) + (weakref.ref(storage), weakref.ref(base.uop))
+      if leaf: base._earlier_nodes = _still_held(base._earlier_nodes, storage) + (weakref.ref(storage), weakref.ref(base.uop))
     else:
       base.uop = covered.where(placed, old) if depth else UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))
       base._graph = None  # (a lazy base: its graph is replaced, nothing is written; or a clone: a buffer of its own)
@@ -218,7 +218,10 @@ def _view_node(op: Ops, arg, node: UOp) -> UOp:
   return UOp(op, node.dtype, (node,), arg)
 
 
-def _alive(refs: tuple) -> tuple: return tuple(r for r in refs if r() is not None)
+def _still_held(refs: tuple, storage: UOp) -> tuple:
+  """A leaf's earlier nodes that something still holds, but its storage (added again after them): one step of a
+  training loop adds two, and the list must not grow with the steps."""
+  return tuple(r for r in refs if r() is not None and r() is not storage)
 
 
 def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
