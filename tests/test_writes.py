@@ -411,10 +411,11 @@ def test_a_graph_built_after_a_write_into_a_leaf_reaches_it_after_the_write_ran(
   x.assign(x * 2)  # (assign into a leaf with grad mode on: its new values are the leaf's, not a graph over its old)
   (x * 4).sum().backward()
   np.testing.assert_allclose(x.grad.numpy(), [4.0, 4.0, 4.0])
+  remembered = len(x._earlier_nodes)
   for _ in range(20):  # (what a leaf remembers of its writes doesn't grow with the steps of a training loop)
     with Tensor.no_grad(): x -= 0.01 * x.grad
     x.realize()
-  assert len(x._earlier_nodes) <= 2
+  assert len(x._earlier_nodes) <= remembered + 2
 
 
 @pytest.mark.parametrize("through_view", [False, True])
