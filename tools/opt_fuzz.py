@@ -132,7 +132,7 @@ def difference(plain: list, other: list, loose: bool) -> str | None:
       continue
     same_nan = np.isnan(a) == np.isnan(b)
     if not same_nan.all(): return f"output {i}: NaN at {int((~same_nan).sum())} places in one run only"
-    a64, b64 = np.nan_to_num(a.astype(np.float64), nan=0), np.nan_to_num(b.astype(np.float64), nan=0)
+    with np.errstate(invalid="ignore"): a64, b64 = np.nan_to_num(a.astype(np.float64), nan=0), np.nan_to_num(b.astype(np.float64), nan=0)
     if not loose:
       if not np.array_equal(a64, b64): return f"output {i}: {int((a64 != b64).sum())} of {a.size} elements differ (max {np.max(np.abs(a64 - b64)):.3g})"
       continue
