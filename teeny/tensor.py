@@ -25,7 +25,7 @@ from teeny.ops.creation import _from_host
 from teeny.ops.mixins import TensorOps
 from teeny.ops.sharding import canonical_device
 from teeny import multi
-from teeny.ops.writes import _view_node
+from teeny.ops import writes
 from teeny import program_order
 from teeny.variable import is_symbolic, checked, as_size
 
@@ -150,7 +150,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     node = base._uop
     if self._born <= base._constant_to_views_until and not self._requires_grad and self._view_ops[0][0] is not Ops.DETACH:
       node = UOp(Ops.DETACH, node.dtype, (node,))  # made while the base was a constant: it stays one (see requires_grad)
-    for op, arg in self._view_ops: node = _view_node(op, arg, node)
+    for op, arg in self._view_ops: node = writes._view_node(op, arg, node)
     self._uop, self._seen = node, base._version
     return node
   @uop.setter
@@ -165,7 +165,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     view of its detach(), so no gradient flows back through it."""
     if self._requires_grad and not _grad_mode.enabled and op is not Ops.DETACH: return self.detach()._view(op, arg)
     out = Tensor.__new__(Tensor)
-    out._uop, out.device, out.grad = _view_node(op, arg, self.uop), self.device, None
+    out._uop, out.device, out.grad = writes._view_node(op, arg, self.uop), self.device, None
     out._requires_grad = self._requires_grad if _grad_mode.enabled else None
     base = self._base
     if base is None: out._base, out._view_ops = self, ((op, arg),)
@@ -664,6 +664,7 @@ def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
 
 # the mixins' gradient rules see their nodes as tensors (nodes carry no device: these only build graph, any device will do)
 gradient_rules.as_tensor = lambda node: _const_tensor(node, Device.DEFAULT)
+writes.grad_enabled = lambda: _grad_mode.enabled  # (a write into a detached view checks it)
 
 
 def _realized_graphs() -> dict[UOp, UOp]:

@@ -464,3 +464,18 @@ def test_backward_through_a_graph_whose_input_was_overwritten_raises(device, rea
   with pytest.raises(RuntimeError, match="overwritten"): b.sum().backward()
   (h.sin() * 1.0).sum().backward()  # (a graph built after the write is fine)
   np.testing.assert_allclose(x.grad.numpy(), 2 * np.cos([3.0, 5.0, 7.0]), rtol=1e-5)
+
+
+def test_writing_what_requires_grad_into_a_detached_view_raises(device):
+  # x.detach()[1] = v * 2 with grad mode on: PyTorch passes v its gradient through the detached alias; teeny's
+  # view reads its base through the DETACH, so v's gradient was silently lost (None / 0). It raises now; under
+  # no_grad (no gradient asked) and into a clone it works
+  x = Tensor(np.ones((3, 2), np.float32), device=device, requires_grad=True)
+  v = Tensor(np.ones(2, np.float32), device=device, requires_grad=True)
+  with pytest.raises(RuntimeError, match="detached view"): x.detach()[1] = v * 2
+  with Tensor.no_grad(): x.detach()[1] = v * 2
+  same(x, [[1, 1], [2, 2], [1, 1]])
+  c = x.detach().clone()
+  c[1] = v * 2
+  c.sum().backward()
+  same(v.grad, [2, 2])

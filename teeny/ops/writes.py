@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
+def grad_enabled() -> bool:
+  """Whether grad mode is on (set by tensor.py, which owns grad mode)."""
+  return True
+
+
 class WriteOps:
   """Tensor's assign and in-place operators and methods."""
   _unwritable = None  # what this tensor is, when PyTorch's would be a view and teeny's is a copy: writes raise
@@ -42,6 +47,9 @@ class WriteOps:
       raise RuntimeError(f"can't write into a {base._unwritable}: write into the tensor it was made from")
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
+    if value._requires_grad and any(op is Ops.DETACH for op, _ in self._view_ops) and grad_enabled():
+      raise RuntimeError("a tensor that requires grad written into a detached view (x.detach()[i] = v, or a view made "
+                         "under no_grad): its gradient can't flow through the view; write into a clone() instead")
     leaf = base._leaf and base._requires_grad
     if leaf: value = value.detach()  # (a parameter's new values are the parameter's: no graph over its old ones)
     depth = len(self._view_ops)
