@@ -25,7 +25,7 @@ from typing import Callable
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, MOVEMENT, toposort, graph_rewrite
 from teeny.helpers import argsort
-from teeny.schedule.items import allreduce_op
+from teeny.schedule.items import allreduce_op, is_buffer_view
 from teeny import multi
 
 
@@ -259,8 +259,18 @@ differentiated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # (printing the loss first, say) puts those graphs back in place of the buffers, so gradients still reach the
 # leaves. Nodes already realized are reused from their buffers when the gradient graph is scheduled.
 # (a pending write, whose sources may be rewritten first, is found by its arg: each assign() has its own)
+def _restore_write(ctx: dict, x: UOp) -> UOp | None:
+  """A write in the graph: the graph of the values it writes when known (pending, or run: see engine/tensors'
+  written_graphs). Unknown while its target was replaced by a graph, it would no longer be a write into a buffer:
+  the values' graph went stale (what it read was overwritten since), so backward() can't go through it."""
+  found = ctx.get(x.arg)
+  if found is not None or is_buffer_view(x.src[0]) or x.src[0].op is Ops.MULTI: return found
+  raise RuntimeError("backward() goes through an in-place write whose values' graph is gone (what it read was "
+                     "overwritten since): compute the result again after the last write")
+
+
 pm_restore_graphs = PatternMatcher([(UPat((Ops.RESHAPE, Ops.BUFFER, Ops.MULTI), name="x"), lambda ctx, x: ctx.get(x)),
-                                    (UPat(Ops.ASSIGN, name="x"), lambda ctx, x: ctx.get(x.arg))])
+                                    (UPat(Ops.ASSIGN, name="x"), _restore_write)])
 
 
 def restore_graphs(root: UOp, graphs: dict, keep=frozenset()) -> UOp:

@@ -219,12 +219,14 @@ def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
 _stale: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def mark_stale_graphs(grad_realized, kept, written: set[Buffer], realizing: tuple = ()) -> list:
-  """Drop the kept graphs (see Tensor._graph; `kept`: buffer view -> graph, the same also for tensors since gone)
-  that read a buffer about to be overwritten, remembering their buffer views so that backward() through them
-  raises instead of using the new values. Returns the tensors among `realizing` (realized by the same schedule,
-  before its writes: the readers of the old values) whose graphs read one: they keep their graphs only once
-  realized, so mark_stale(...) them after."""
+def mark_stale_graphs(grad_realized, maps: tuple, written: set[Buffer], realizing: tuple = ()) -> list:
+  """Drop the kept graphs (see Tensor._graph; `maps`: engine/tensors' kept_graphs, buffer view -> graph, the same
+  also for tensors since gone, written_graphs, a write that ran -> its values' graph, and write_nodes) that read a
+  buffer about to be overwritten, remembering their nodes so that backward() through them raises instead of using
+  the new values. Returns the tensors among `realizing` (realized by the same schedule, before its writes: the
+  readers of the old values) whose graphs read one: they keep their graphs only once realized, so mark_stale(...)
+  them after."""
+  kept, written_graphs, write_nodes = maps
   memo: dict[UOp, bool] = {}
   for key, t in snapshot(grad_realized.items):
     graphs = [g for g in (t._graph, t._assigned_graph) if g is not None]
@@ -233,6 +235,11 @@ def mark_stale_graphs(grad_realized, kept, written: set[Buffer], realizing: tupl
     if reads_any(graph, written, memo):
       _stale[node] = True
       kept.pop(node, None)
+  for arg, graph in snapshot(written_graphs.items):
+    if reads_any(graph, written, memo):
+      node = write_nodes.get(arg)
+      if node is not None: _stale[node] = True
+      written_graphs.pop(arg, None)
   return [t for t in realizing if t._requires_grad and not t._leaf and t._uop.op is not Ops.ASSIGN
           and reads_any(t._uop, written, memo)]
 

@@ -18,7 +18,7 @@ from teeny.schedule import is_buffer_view, is_realized
 from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, checked_gradient_target
 from teeny import gradient as gradient_rules  # (the module: `gradient` is a Tensor method and an argument here)
-from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, kept_graphs, unique_ids, constant_in_graphs_built_before
+from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, kept_graphs, written_graphs, unique_ids, constant_in_graphs_built_before
 from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
@@ -670,14 +670,13 @@ writes.grad_enabled = lambda: _grad_mode.enabled  # (a write into a detached vie
 def _realized_graphs() -> dict[UOp, UOp]:
   """Buffer view -> the graph that computed it, for realized tensors that require grad, and a pending write ->
   the graph of the values it writes (see gradient.restore_graphs and Tensor._graph_after_write)."""
-  graphs = dict(snapshot(kept_graphs.items))  # (those of tensors since gone too)
+  graphs = dict(snapshot(kept_graphs.items)) | dict(snapshot(written_graphs.items))  # (those of tensors since gone too)
   for t in snapshot(grad_realized.values):
     node = t._uop
     if node.op is Ops.ASSIGN:
       if t._assigned_graph is not None: graphs[node.arg] = t._assigned_graph
       if t._graph is not None: graphs[node.src[0]] = t._graph  # (graphs built before the write hold the old values)
     elif t._graph is not None and is_realized(node): graphs[node] = t._graph  # (a sharded one: a MULTI of views)
-    if t._graph is not None and t._written_arg is not None: graphs[t._written_arg] = t._graph  # (the write ran)
   return graphs
 
 

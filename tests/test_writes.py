@@ -479,3 +479,16 @@ def test_writing_what_requires_grad_into_a_detached_view_raises(device):
   c[1] = v * 2
   c.sum().backward()
   same(v.grad, [2, 2])
+
+
+def test_backward_through_a_result_written_three_times(device):
+  # a realized result overwritten by assign, then written in place twice (each write running the one before):
+  # backward() through what was built on the last write crashed in the scheduler (KeyError: the first write's
+  # target had been replaced by a graph); random program 3288 of the helper's autograd sweep
+  x = Tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], device=device, requires_grad=True)
+  h = x.topk(1, dim=0)[0].realize()
+  h.assign(Tensor([[0.3, -0.2, 0.1]], device=device))
+  h[h > 0] = 0.75
+  h.masked_fill_(h < -0.1, 0.5)
+  ((h * 2).tanh().sum() + (x * x).sum()).backward()
+  np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())

@@ -3,7 +3,7 @@ realized by realizing the tensor whose storage it views; when the schedule overw
 lazy tensors that read their old contents are realized in it too (teeny/program_order.py); a realized result that
 requires grad keeps the graph that computed it, for backward(). Reading a realized tensor's elements to the host
 is here too. This module does not import teeny/tensor.py: it takes the tensors as they come (duck-typed), reading
-and setting _uop, uop, _base, _version, device, dtype, _requires_grad, _leaf, _graph, _assigned_graph and _written_arg."""
+and setting _uop, uop, _base, _version, device, dtype, _requires_grad, _leaf, _graph and _assigned_graph."""
 from __future__ import annotations
 import itertools, math, weakref
 import numpy as np
@@ -20,6 +20,10 @@ grad_realized: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # a realized result's buffer view -> the graph that computed it, while graphs hold that view, also once the tensor
 # is gone: h = x.exp() printed inside a function and dropped, backward through what was built from it reaches x
 kept_graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# a write that ran, by its ASSIGN's arg -> the graph of the values it wrote, while its node lives: graphs built while
+# it was pending hold the write, also once its tensor was written again or is gone (write_nodes: arg -> the node)
+written_graphs: dict = {}
+write_nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # tags that make a node unique (a leaf, a clone, a copy, a write), so it is never merged with an equal graph
 unique_ids = itertools.count()
 # when set, called with the tensors of every realize before it runs (`python -m teeny.viz` picks a realize with it)
@@ -72,7 +76,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
     tensors += tuple(readers)
     items, views, now_written = _schedule(tensors)
     unexpected, written = now_written - written, now_written
-  stale_readers = program_order.mark_stale_graphs(grad_realized, kept_graphs, written, tensors) if written else []
+  stale_readers = program_order.mark_stale_graphs(grad_realized, (kept_graphs, written_graphs, write_nodes), written, tensors) if written else []
   run_schedule(items)
   mark_realized(views)
   if written: program_order.settle_writes()  # (before the realized map that tells which writes ran is forgotten)
@@ -134,7 +138,7 @@ def realize_old_value_readers(written: set[Buffer]):
   """Before kernels that run outside a schedule (a TinyJit replay) overwrite `written`: realize the live lazy
   tensors that read their old contents, and mark autograd graphs that read them stale."""
   _realize_readers(written)
-  program_order.mark_stale_graphs(grad_realized, kept_graphs, written)
+  program_order.mark_stale_graphs(grad_realized, (kept_graphs, written_graphs, write_nodes), written)
 
 
 def _realize_readers(buffers: set[Buffer]):
@@ -223,8 +227,13 @@ def _keep_graph(t, node: UOp):
   if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
   graph = t._assigned_graph if node.op is Ops.ASSIGN else node
   t._graph, t._assigned_graph = graph, None  # (a write with no graph to give: the old values' graph goes too)
-  t._written_arg = node.arg if node.op is Ops.ASSIGN else None  # (graphs built while it was pending hold the write)
   if graph is not None: grad_realized[id(t)] = t
+  if graph is not None and node.op is Ops.ASSIGN: _remember_write(node, graph)
+
+
+def _remember_write(node: UOp, graph: UOp):
+  if node.arg not in written_graphs: weakref.finalize(node, written_graphs.pop, node.arg, None)
+  written_graphs[node.arg], write_nodes[node.arg] = graph, node
 
 
 def read_tensor(t) -> np.ndarray:

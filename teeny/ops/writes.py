@@ -10,7 +10,8 @@ from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_realized, forget_realized
 from teeny.gradient import restore_graphs
-from teeny.engine.tensors import realize_tensors, grad_realized, unique_ids
+from teeny.engine.tensors import realize_tensors, grad_realized, written_graphs, unique_ids
+from teeny.helpers import snapshot
 from teeny import program_order
 from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -26,7 +27,6 @@ class WriteOps:
   """Tensor's assign and in-place operators and methods."""
   _unwritable = None  # what this tensor is, when PyTorch's would be a view and teeny's is a copy: writes raise
   _assigned_graph = None  # a pending write's values as autograd sees them (see _graph_after_write)
-  _written_arg = None  # the arg of the write that ran last, whose values _graph computed (graphs built then hold it)
   def replace(self, x: Self) -> Self:
     """This tensor takes x's value, dtype and device without a copy (tinygrad's replace: how a model's parameters
     are swapped for new ones); only the shapes must match. Views made of it earlier see the new value. Returns
@@ -84,9 +84,10 @@ class WriteOps:
   def _graph_after_write(self, values: UOp, old: UOp) -> UOp | None:
     """For autograd, what a realized result that requires grad holds after an in-place write, as a graph: the
     written values, where `old` (its buffer) stands for the graph that computed it before. None when it needs no
-    graph (a leaf, or no grad) or has none to give (its old graph was dropped)."""
+    graph (a leaf, or no grad) or has none to give (its old graph was dropped). Writes into it that ran (values
+    built on them: x[x > 0] = v reads x's pending write, which runs first) stand for their values' graphs."""
     if not self._requires_grad or self._leaf: return None
-    if self._graph is not None: return restore_graphs(values, {old: self._graph})
+    if self._graph is not None: return restore_graphs(values, {**dict(snapshot(written_graphs.items)), old: self._graph})
     return None if old in values.toposort() else values
 
   def _write_value(self, value) -> Self:
