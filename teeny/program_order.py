@@ -244,6 +244,12 @@ def mark_stale_graphs(grad_realized, maps: tuple, written: set[Buffer], realizin
           and reads_any(t._uop, written, memo)]
 
 
+def mark_untraceable(view: UOp):
+  """A buffer whose values autograd can't follow back (see engine/tensors._keep_graph): backward() through it
+  raises, as through a stale graph."""
+  _stale[view] = True
+
+
 def mark_stale(grad_realized, kept, tensors: list):
   """Mark the graphs these realized tensors keep stale (see mark_stale_graphs)."""
   for t in tensors: _mark(grad_realized, kept, id(t), t)
@@ -278,17 +284,18 @@ def detach_in_kept_graphs(grad_realized, kept, buffers: set[Buffer]):
 
 def check_not_stale(root: UOp):
   """Raise if a gradient is asked through a realized tensor whose inputs were overwritten since it was computed.
-  What the graph reads through a DETACH passes no gradient (p -= lr * p.grad reads the gradient so): not looked at."""
+  What the graph reads through a DETACH passes no gradient (p -= lr * p.grad reads the gradient so): not looked at;
+  a DETACH naming a gradient rule passes it to its other sources (gradient.py), which are."""
   if not _stale: return
   seen, stack = {root}, [root]
   while stack:
     n = stack.pop()
-    if n.op is Ops.DETACH: continue
     if n in _stale:
       raise RuntimeError("a tensor needed for this gradient was computed from values that were since overwritten in "
-                         "place (assign, an in-place operator or an optimizer step); backward() would use the new "
-                         "values. Call backward() before the update, or compute the result again")
-    for s in n.src:
+                         "place (assign, an in-place operator or an optimizer step), or was written in part with values "
+                         "that require grad when its old values had no gradient graph; backward() can't follow it. "
+                         "Call backward() before the update, compute the result again, or write into a clone()")
+    for s in (() if n.arg is None else n.src[1:]) if n.op is Ops.DETACH else n.src:
       if s not in seen:
         seen.add(s)
         stack.append(s)

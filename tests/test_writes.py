@@ -492,3 +492,22 @@ def test_backward_through_a_result_written_three_times(device):
   h.masked_fill_(h < -0.1, 0.5)
   ((h * 2).tanh().sum() + (x * x).sum()).backward()
   np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_values_that_require_grad_written_into_a_tensor_that_doesnt(device):
+  # buf[0:4] = f(w) into a plain buffer, realized, then backward through buf: w's gradient through buf was lost
+  # silently (1 for 7: only the w.sum() term). Now buf requires grad, as in PyTorch; a write of part of it (its
+  # other elements had no graph, and were overwritten) raises at backward() instead
+  w = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  buf = Tensor.zeros(4, device=device).contiguous().realize()
+  buf[0:4] = w.pad((0, 1)) * 2
+  assert buf.requires_grad
+  buf.numpy()
+  ((buf * 3).sum() + w.sum()).backward()
+  same(w.grad, [7.0, 7.0, 7.0])
+  part = Tensor.zeros(4, device=device).contiguous().realize()
+  part[0:3] = w * 2
+  ((part * 3).sum() + w.sum()).backward()  # (before the write ran: through the write itself)
+  same(w.grad, [14.0, 14.0, 14.0])
+  part.numpy()
+  with pytest.raises(RuntimeError, match="backward"): ((part * 3).sum() + w.sum()).backward()

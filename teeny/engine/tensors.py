@@ -228,6 +228,9 @@ def _keep_graph(t, node: UOp):
   graph = t._assigned_graph if node.op is Ops.ASSIGN else node
   t._graph, t._assigned_graph = graph, None  # (a write with no graph to give: the old values' graph goes too)
   if graph is not None: grad_realized[id(t)] = t
+  # a write of values that require grad into part of a tensor whose old values had no graph: backward() through
+  # what it holds now can't be followed (its old part was overwritten), so it raises instead of passing nothing
+  if graph is None: program_order.mark_untraceable(node.src[0])
   if graph is not None and node.op is Ops.ASSIGN: _remember_write(node, graph)
 
 

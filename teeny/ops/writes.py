@@ -64,7 +64,9 @@ class WriteOps:
     # through a view of a sharded tensor: not in place (its graph is replaced, new buffers hold the result)
     if depth and storage is not None and storage.op is Ops.MULTI: storage = None
     if storage is not None:
-      # in place: the kernel stores value through the view's movement ops into the base's buffer
+      # in place: the kernel stores value through the view's movement ops into the base's buffer. Values that
+      # require grad make the base require it (as in PyTorch: buf[0:3] = w * 2)
+      if value._requires_grad and not base._requires_grad and grad_enabled(): base._requires_grad = True
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
       program_order.track_write(base)
