@@ -47,11 +47,7 @@ class WriteOps:
       raise RuntimeError(f"can't write into a {base._unwritable}: write into the tensor it was made from")
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
-    if value._requires_grad and any(op is Ops.DETACH for op, _ in self._view_ops) and grad_enabled():
-      raise RuntimeError("a tensor that requires grad written into a detached view (x.detach()[i] = v, or a view made "
-                         "under no_grad): its gradient can't flow through the view; write into a clone() instead")
-    leaf = base._leaf and base._requires_grad
-    if leaf: value = value.detach()  # (a parameter's new values are the parameter's: no graph over its old ones)
+    value, leaf = self._value_for_autograd(base, value)
     depth = len(self._view_ops)
     self._check_not_overlapping(depth)
     forget_realized()
@@ -64,9 +60,7 @@ class WriteOps:
     # through a view of a sharded tensor: not in place (its graph is replaced, new buffers hold the result)
     if depth and storage is not None and storage.op is Ops.MULTI: storage = None
     if storage is not None:
-      # in place: the kernel stores value through the view's movement ops into the base's buffer. Values that
-      # require grad make the base require it (as in PyTorch: buf[0:3] = w * 2)
-      if value._requires_grad and not base._requires_grad and grad_enabled(): base._requires_grad = True
+      # in place: the kernel stores value through the view's movement ops into the base's buffer
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
       program_order.track_write(base)
@@ -82,6 +76,19 @@ class WriteOps:
       target, index = base._write_target
       target[index] = base
     return self
+
+  def _value_for_autograd(self, base: Self, value: Self) -> tuple[Self, bool]:
+    """The value to write as autograd sees it, and whether base is a leaf that requires grad: a parameter's new
+    values are its own (no graph over what computed them). Values that require grad can't go through a detached
+    view (its base is read through the DETACH: their gradient would be lost), and make a base that doesn't
+    require grad require it (as in PyTorch: buf[0:3] = w * 2)."""
+    if value._requires_grad and grad_enabled():
+      if any(op is Ops.DETACH for op, _ in self._view_ops):
+        raise RuntimeError("a tensor that requires grad written into a detached view (x.detach()[i] = v, or a view made "
+                           "under no_grad): its gradient can't flow through the view; write into a clone() instead")
+      if not base._requires_grad and not base._leaf: base._requires_grad = True
+    leaf = base._leaf and base._requires_grad
+    return (value.detach() if leaf else value), leaf
 
   def _graph_after_write(self, values: UOp, old: UOp) -> UOp | None:
     """For autograd, what a realized result that requires grad holds after an in-place write, as a graph: the
