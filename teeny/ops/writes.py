@@ -10,7 +10,7 @@ from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_realized, forget_realized
 from teeny.gradient import restore_graphs
-from teeny.engine.tensors import realize_tensors, grad_realized, written_graphs, unique_ids
+from teeny.engine.tensors import realize_tensors, grad_realized, written_graphs, remember_write, unique_ids
 from teeny.helpers import snapshot
 from teeny import program_order
 from teeny.ops.args import ArgumentError
@@ -67,11 +67,15 @@ class WriteOps:
       # autograd: graphs built before the write hold the buffer, standing for its old values; its kept graph (a
       # result) stays theirs until the write runs (see _realized_graphs), a leaf remembers both nodes it was
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else bits, old)
-      if base._assigned_graph is not None: grad_realized[id(base)] = base
+      if base._assigned_graph is not None:
+        grad_realized[id(base)] = base
+        remember_write(base.uop, base._assigned_graph)  # (graphs built on the write may outlive the tensor)
       if leaf: base._earlier_nodes = _still_held(base._earlier_nodes, storage) + (weakref.ref(storage), weakref.ref(base.uop))
     else:
       base.uop = covered.where(placed, old) if depth else UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))
       base._graph = None  # (a lazy base: its graph is replaced, nothing is written; or a clone: a buffer of its own)
+      # a lazy leaf (one moved by to_() or shard_() since it was made) was `old` to the graphs built before
+      if leaf: base._earlier_nodes = _still_held(base._earlier_nodes, old) + (weakref.ref(old),)
     if base._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: its new values go to x
       target, index = base._write_target
       target[index] = base
