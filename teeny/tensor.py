@@ -274,7 +274,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if not leaves: raise RuntimeError("backward(): no tensor with requires_grad=True is used to compute this one")
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
       g = g.detach()
-      leaf.grad = g if leaf.grad is None else leaf.grad + g
+      leaf.grad = g if leaf.grad is None else program_order.accumulated(leaf.grad, g)
     _backward_roots.add(self)
     return self
 

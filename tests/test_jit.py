@@ -490,3 +490,23 @@ def test_constants_that_only_compare_equal_are_not_the_capture(device):
   with pytest.raises(JitValueError, match="non-Tensor"): g(floats, -0.0)
   h = TinyJit(lambda x, c: (x * c).realize())
   for _ in range(3): assert np.isnan(h(floats, float("nan")).numpy()).all()
+
+
+def test_gradients_kept_from_call_to_call_in_grad_are_refused(device):
+  # backward() in a jitted function without zeroing: each replay added the new gradient to the .grad of the capture
+  # call (1, 3, 4, 5, 6 for eager's 1, 3, 6, 10, 15), silently. Accumulating inside one call still works
+  w = Tensor(np.ones(2, np.float32), device=device, requires_grad=True)
+  @TinyJit
+  def keeps(x):
+    (w * x).sum().backward()
+    return w.grad.realize()
+  keeps(Tensor(np.full(2, 1.0, np.float32), device=device))
+  with pytest.raises(RuntimeError, match="zero_grad"): keeps(Tensor(np.full(2, 2.0, np.float32), device=device))
+  v = Tensor(np.ones(2, np.float32), device=device, requires_grad=True)
+  @TinyJit
+  def twice(x):
+    v.grad = None
+    (v * x).sum().backward()
+    (v * x * 2).sum().backward()
+    return v.grad.realize()
+  for i in range(1, 5): np.testing.assert_allclose(twice(Tensor(np.full(2, float(i), np.float32), device=device)).numpy(), [3.0 * i] * 2)
