@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import replay  # noqa: E402
 from teeny import Device  # noqa: E402
-from teeny.dtype import dtypes  # noqa: E402
+from teeny.dtype import dtypes, bits_to_float  # noqa: E402
 from teeny.uop import Ops, toposort  # noqa: E402
 from teeny.codegen import get_program  # noqa: E402
 from teeny.codegen.kernel import Kernel, KernelOptError  # noqa: E402
@@ -111,22 +111,25 @@ class Case:
     self.start = [random_contents(dtype, n, rng) for _, (dtype, n) in sorted(specs.items())]
     self.vals = value_arguments(ast, rng)
     self.outputs = writes_count(ast)
+    self.dtypes = [dtype for _, (dtype, _) in sorted(specs.items())][:self.outputs]
 
   def run(self, opts) -> list[np.ndarray]:
     for buf, contents in zip(self.bufs, self.start): buf.copyin(memoryview(np.ascontiguousarray(contents)).cast("B"))
     spec = get_program(self.ast, Device[self.device].renderer, opts)
     CompiledRunner(self.device, spec)(self.bufs, self.vals)
     Device[self.device].synchronize()
-    return [b.numpy().copy() for b in self.bufs[:self.outputs]]
+    # (bfloat16 and fp8 outputs as their float32 values: a NaN's bits may differ between two sums of the same NaNs)
+    return [bits_to_float(b.numpy(), dt) if dt.fmt is None else b.numpy().copy() for b, dt in zip(self.bufs, self.dtypes)]
 
 
-def difference(plain: list, other: list, loose: bool) -> str | None:
-  """Why two runs' outputs differ, or None. NaN matches NaN; loose: within reassociation of float sums."""
+# one rounding step of a narrow float, relative: a reassociated sum rounded once may land a step away
+_STEP = {dtypes.float16: 2.0 ** -10, dtypes.bfloat16: 2.0 ** -7, dtypes.fp8e4m3: 2.0 ** -3, dtypes.fp8e5m2: 2.0 ** -2}
+
+
+def difference(plain: list, other: list, loose: bool, dts: list) -> str | None:
+  """Why two runs' outputs differ, or None. NaN matches NaN; loose: within reassociation of float sums (and one
+  rounding step of a narrow float output, dts: the outputs' dtypes)."""
   for i, (a, b) in enumerate(zip(plain, other)):
-    if a.dtype.kind == "u" and loose:  # (a storage float's bits, or an unsigned int: a step apart at most)
-      steps = np.abs(a.astype(np.int64) - b.astype(np.int64))
-      if (steps > 1).any(): return f"output {i}: {int((steps > 1).sum())} of {a.size} elements more than a step apart"
-      continue
     if a.dtype.kind != "f":
       if not np.array_equal(a, b): return f"output {i}: {int((a != b).sum())} of {a.size} elements differ"
       continue
@@ -139,7 +142,9 @@ def difference(plain: list, other: list, loose: bool) -> str | None:
     inf_same = np.isinf(a64) == np.isinf(b64)
     finite = np.isfinite(a64) & np.isfinite(b64)
     scale = np.max(np.abs(a64[finite]), initial=1.0)
-    bad = finite & (np.abs(a64 - b64) > 1e-3 * scale + 1e-4 * np.abs(a64))
+    # float32/64: reassociation, within the sum's magnitude; a narrow float: its float32 sum rounded once, a step
+    tol = _STEP[dts[i]] * np.abs(a64) + 1e-6 * scale if dts[i] in _STEP else 1e-3 * scale + 1e-4 * np.abs(a64)
+    bad = finite & (np.abs(a64 - b64) > tol)
     if not inf_same.all() or bad.any():
       return f"output {i}: {int(bad.sum()) + int((~inf_same).sum())} of {a.size} elements differ (max {np.max(np.abs(a64 - b64)[finite], initial=0):.3g}, scale {scale:.3g})"
   return None
@@ -175,7 +180,7 @@ def main():
     counts["kernels"] += 1
     loose = reduces_floats(ast) or loose_math
     for opts in [None] + [random_actions(ast, renderer, rng) for _ in range(args.sequences)]:
-      try: why = difference(plain, case.run(opts), loose)
+      try: why = difference(plain, case.run(opts), loose, case.dtypes)
       except Exception: why = traceback.format_exc(limit=3)
       counts["runs"] += 1
       if why is not None: problems.append((key, "heuristics" if opts is None else opts, why))

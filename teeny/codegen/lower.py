@@ -91,7 +91,12 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
   ranges = tuple(ctx.reduce_ranges[a] for a in sorted(axes) if a in ctx.reduce_ranges and a not in folded)
   # unrolled reduce axes: the copies of the value for each of their indices, combined before the accumulator
   copies = expand_lanes(value, [ctx.lanes[a] for a in sorted(axes) if a in ctx.lanes])
-  value = _tree(op, r.dtype, copies)
+  if r.dtype in NARROW_FLOATS and len(copies) > 1:
+    # a narrow float's unrolled copies meet in float32, unrounded, as its accumulator keeps them (the CAST is
+    # marked: half_to_float hands its users the float32 sum). Rounded pair by pair first, an unrolled sum of 16
+    # float16s came out 3 ulps off the loop's
+    value = UOp(Ops.CAST, r.dtype, (_tree(op, dtypes.float32, [c.cast(dtypes.float32) for c in copies]),), "unrounded")
+  else: value = _tree(op, r.dtype, copies)
   if folded and not ranges: return value  # every loop was a gather: nothing left to accumulate
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
@@ -206,10 +211,16 @@ def _half_in_float(x: UOp) -> UOp | None:
   """Compute an ALU op on a narrow float (float16, bfloat16, fp8) in float32 and round the result back, like numpy
   and PyTorch do."""
   if not any(s.dtype in NARROW_FLOATS for s in x.src[-2:]) and x.dtype not in NARROW_FLOATS: return None
-  if x.op is Ops.WHERE: srcs = (x.src[0],) + tuple(s.cast(dtypes.float32) for s in x.src[1:])
-  else: srcs = tuple(s.cast(dtypes.float32) if s.dtype in NARROW_FLOATS else s for s in x.src)
+  if x.op is Ops.WHERE: srcs = (x.src[0],) + tuple(_float32_of(s) for s in x.src[1:])
+  else: srcs = tuple(_float32_of(s) if s.dtype in NARROW_FLOATS else s for s in x.src)
   out = UOp(x.op, dtypes.bool if x.op in COMPARISON else dtypes.float32, srcs, x.arg)
   return out if x.op in COMPARISON else out.cast(x.dtype)
+
+
+def _float32_of(s: UOp) -> UOp:
+  """A narrow float value as float32: its float32 sum itself where it is an unrolled sum (see _lower_reduce)."""
+  if s.op is Ops.CAST and s.arg == "unrounded" and s.src[0].dtype == dtypes.float32: return s.src[0]
+  return s.cast(dtypes.float32)
 
 
 def _half_acc(acc: UOp) -> UOp | None:
@@ -237,6 +248,7 @@ def _unrounded_sum(x: UOp) -> UOp:
        and s.src[0].src[0].dtype == dtypes.float32 and s.src[0].src[0].op in (Ops.MUL, Ops.ADD):
       s = s.src[0].src[0]
       if s.op is Ops.ADD: s = _unrounded_sum(s)
+    elif s.op is Ops.ADD and s.dtype == dtypes.float32: s = _unrounded_sum(s)  # (unrolled copies, see _lower_reduce)
     terms.append(s)
   return x.replace(src=tuple(terms))
 
@@ -245,6 +257,7 @@ def _unrounded(x: UOp) -> UOp | None:
   """A group reduce's partial (see _group_reduce): the float32 accumulator, where _half_assign rounded it."""
   inner = x.src[0]
   if inner.op is Ops.CAST and inner.src[0].op is Ops.ASSIGN and inner.src[0].dtype == dtypes.float32: return inner.src[0]
+  if inner.dtype == dtypes.float32 and inner.op is not Ops.CAST: return None  # (an unrolled sum: see _float32_of)
   return x.replace(arg=None)
 
 
