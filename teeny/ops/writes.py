@@ -100,7 +100,9 @@ class WriteOps:
     graph (a leaf, or no grad) or has none to give (its old graph was dropped). Writes into it that ran (values
     built on them: x[x > 0] = v reads x's pending write, which runs first) stand for their values' graphs."""
     if not self._requires_grad or self._leaf: return None
-    if self._graph is not None: return restore_graphs(values, {**dict(snapshot(written_graphs.items)), old: self._graph})
+    if self._graph is not None:
+      try: return restore_graphs(values, {**dict(snapshot(written_graphs.items)), old: self._graph})
+      except RuntimeError: return None  # (a write it was built on went stale: backward() through it will raise)
     return None if old in values.toposort() else values
 
   def _write_value(self, value) -> Self:
