@@ -146,14 +146,11 @@ def accumulated(grad, g):
   """grad + g: backward() adding to a .grad. Inside a TinyJit's captured call, a .grad made before the call would
   be read from the capture's buffer by every replay, which never rebinds the attribute (gradients 1, 3, 4, 5 for
   1, 3, 6, 10): refused."""
-  registry = _this_thread.registry
-  if registry.capture_start is not None:
-    during = {id(t) for r in registry.refs[registry.capture_start:] if (t := r()) is not None}
-    base = grad if grad._base is None else grad._base
-    if id(grad) not in during and id(base) not in during:
-      raise RuntimeError("TinyJit: backward() adds to a .grad made before the jitted call, and replays can't follow a "
-                         "gradient kept from call to call in the .grad attribute: set the gradients to None inside "
-                         "the function (opt.zero_grad()), or keep the running sum in a tensor updated with assign")
+  made_before, _ = split_by_capture([grad, grad if grad._base is None else grad._base])
+  if len(made_before) == 2:  # (the .grad and what it is a view of, both older than the capture)
+    raise RuntimeError("TinyJit: backward() adds to a .grad made before the jitted call, and replays can't follow a "
+                       "gradient kept from call to call in the .grad attribute: set the gradients to None inside "
+                       "the function (opt.zero_grad()), or keep the running sum in a tensor updated with assign")
   return grad + g
 
 

@@ -60,7 +60,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
       mark_realized(views)
       view = views[node]
       if not items or items[-1].bufs[0] is not buffer_of(view): return _take_buffers(tensors, items, views, written)
-      if t._requires_grad: _keep_graph(t, node, views)
+      if t._requires_grad: _keep_graph(t, node, _updates_that_ran(views))
       t._uop, t._version = view, t._version + 1  # (the uop setter, for a base given its own new buffer)
       _remember_graph(t)
       return
@@ -189,10 +189,10 @@ def _take_buffers(tensors: tuple, items, views: dict, written):
   its graph with another tensor of this realize, gets a copy: two tensors never share storage unless one is a
   view of the other, so writing one never changes the other."""
   made = {b for item in items for b in item.bufs[:writes_count(item.ast)]}
-  taken, copies = set(), []
+  taken, copies, ran = set(), [], _updates_that_ran(views)
   for t in tensors:
     node = t.uop
-    _keep_graph(t, node, views)
+    _keep_graph(t, node, ran)
     if type(t.device) is str: t.uop = _buffer_taken(node, views, made, written, taken)
     else:  # each device's part takes its buffer the same way
       shards = [_buffer_taken(s, views, made, written, taken) for s in multi.per_device(node, t.device)]
@@ -220,36 +220,39 @@ def _remember_graph(t):
   elif t._requires_grad and not t._leaf: kept_graphs.pop(t._uop, None)
 
 
-def _keep_graph(t, node: UOp, views: dict):
+def _keep_graph(t, node: UOp, ran: dict):
   """A realized result that requires grad keeps the graph that computed it, so backward() still reaches the leaves
   (gradient.restore_graphs); a realized write keeps the graph of the values it wrote (see assign)."""
   if not t._requires_grad or t._leaf: return
   if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
-  graph = t._assigned_graph if node.op is Ops.ASSIGN else _with_updates_settled(node, views)
+  graph = t._assigned_graph if node.op is Ops.ASSIGN else _with_updates_settled(node, ran)
   t._graph, t._assigned_graph = graph, None  # (a write with no graph to give: the old values' graph goes too)
   if graph is not None: grad_realized[id(t)] = t
   # a write of values that require grad into part of a tensor whose old values had no graph: backward() through
   # what it holds now can't be followed (its old part was overwritten), so it raises instead of passing nothing
   if graph is None: program_order.mark_untraceable(node.src[0])
-  if graph is not None and node.op is Ops.ASSIGN: remember_write(node, graph)
 
 
 # a parameter's update that ran -> the buffer it wrote (ctx of _with_updates_settled)
 _settle_updates = PatternMatcher([(UPat(Ops.ASSIGN, name="x"), lambda ctx, x: ctx.get(x))])
 
 
-def _with_updates_settled(graph: UOp, views: dict) -> UOp:
-  """graph with each update of a parameter (a write of detached values, see assign) that ran in this schedule
-  replaced by the buffer it wrote: once run, the values are the buffer's, which stands for the parameter (its
-  current node), and the write's node would keep its value graph alive, the step before's gradient holding the
-  step before it: a manual SGD loop over a realized activation kept every step's graph."""
-  ran = {n: views[n] for n in views if n.op is Ops.ASSIGN and n.src[1].op is Ops.DETACH and is_buffer_view(views[n])}
+def _updates_that_ran(views: dict) -> dict:
+  """The updates of parameters (writes of detached values, see assign) a schedule ran -> the buffer each wrote."""
+  return {n: views[n] for n in views if n.op is Ops.ASSIGN and n.src[1].op is Ops.DETACH and is_buffer_view(views[n])}
+
+
+def _with_updates_settled(graph: UOp, ran: dict) -> UOp:
+  """graph with each update of a parameter that ran in this schedule (`ran`) replaced by the buffer it wrote: once
+  run, the values are the buffer's, which stands for the parameter (its current node), and the write's node would
+  keep its value graph alive, the step before's gradient holding the step before it: a manual SGD loop over a
+  realized activation kept every step's graph."""
   if not ran: return graph
   return graph_rewrite(graph, _settle_updates, ctx=ran, opaque={n.src[1] for n in ran})
 
 
 def remember_write(node: UOp, graph: UOp):
-  """written_graphs[node.arg] = graph, for as long as the write's node lives (pending, or run)."""
+  """written_graphs[node.arg] = graph, for as long as the write's node lives, pending or run (assign calls it)."""
   if node.arg not in written_graphs: weakref.finalize(node, written_graphs.pop, node.arg, None)
   written_graphs[node.arg], write_nodes[node.arg] = graph, node
 
