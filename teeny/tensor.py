@@ -412,8 +412,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return self if order == tuple(range(self.ndim)) else self._view(Ops.PERMUTE, order)
   def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
     """A view with axes dim0 and dim1 swapped, like torch.transpose; by default the first two (tinygrad's)."""
-    order = list(range(self.ndim))
     a, b = _canon_axis(dim0, self.ndim), _canon_axis(dim1, self.ndim)
+    if self.ndim == 0: return self.permute(())  # dims 0 and -1 name a 0-d tensor's single "axis", as in torch
+    order = list(range(self.ndim))
     order[a], order[b] = order[b], order[a]
     return self.permute(order)
   @property

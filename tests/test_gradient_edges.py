@@ -165,6 +165,13 @@ def test_softplus_with_a_beta_where_beta_x_overflows(device):
   np.testing.assert_allclose(grad, [1.0, 0.0, 1 / (1 + np.exp(-20.0))], rtol=1e-6)
 
 
+def test_mish_near_float_max_has_a_finite_gradient(device):
+  # tanh's chain doubled the upstream gradient x = 3e38 to inf before multiplying it by tanh' = 0: NaN (PyTorch: 1)
+  value, grad = grad_of(device, Tensor.mish, np.array([3e38, -3e38, 25.0], np.float32))
+  np.testing.assert_allclose(value, [3e38, 0.0, 25.0], rtol=1e-6)
+  np.testing.assert_allclose(grad, [1.0, 0.0, 1.0], rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", list(SMOOTH))
 def test_huge_inputs_give_finite_gradients(device, name):
   fn, torch_fn, np_value, np_grad = SMOOTH[name]

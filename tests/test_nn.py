@@ -645,6 +645,17 @@ def test_instancenorm_matches_torch(device, shape):
   with pytest.raises(ValueError, match="InstanceNorm"): layer(Tensor(np.ones((2, 4, 5), np.float32), device=device))
 
 
+def test_norm_layers_take_what_torch_takes(device):
+  # an unbatched (C, L) input to InstanceNorm raised (PyTorch's InstanceNorm1d reads it as one sample); a batch of 0
+  # made GroupNorm's reshape(0, groups, -1) undetermined
+  from teeny.nn import InstanceNorm
+  x = rng.normal(size=(3, 5)).astype(np.float32)
+  got = InstanceNorm(3, affine=False)(Tensor(x, device=device)).numpy()
+  mean, var = x.mean(1, keepdims=True), x.var(1, keepdims=True)
+  np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + 1e-5), **TOL)
+  assert GroupNorm(2, 4)(Tensor.zeros(0, 4, 3, device=device)).numpy().shape == (0, 4, 3)
+
+
 def test_layernorm2d_matches_torch(device):
   torch = pytest.importorskip("torch")
   from teeny.nn import LayerNorm2d

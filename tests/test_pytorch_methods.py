@@ -215,6 +215,8 @@ def test_t_swapaxes_movedim_narrow(device):
   assert Tensor([1, 2], device=device).t().shape == (2,) and Tensor(1.0, device=device).t().shape == ()
   np.testing.assert_array_equal(a.swapaxes(0, -1).numpy(), np.swapaxes(A, 0, -1))
   np.testing.assert_array_equal(a.swapdims(1, 2).numpy(), np.swapaxes(A, 1, 2))
+  assert Tensor(3.0, device=device).swapaxes(0, -1).item() == 3.0  # (dims 0 and -1 of a 0-d tensor: an internal IndexError)
+  with pytest.raises(IndexError, match="out of range"): Tensor(3.0, device=device).transpose(0, 1)
   for source, destination in [(0, -1), ((0, 1), (2, 0)), ([2], [0]), ((), ())]:
     np.testing.assert_array_equal(a.movedim(source, destination).numpy(), np.moveaxis(A, source, destination))
     np.testing.assert_array_equal(a.moveaxis(source, destination).numpy(), np.moveaxis(A, source, destination))

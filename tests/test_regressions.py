@@ -34,6 +34,10 @@ def test_softmax_family_of_empty_axis(device):
   assert x.logsumexp(0, keepdim=True).shape == (1, 3)
   assert x.logsumexp(1).shape == (0,)
   assert Tensor([], device=device).logsumexp().item() == -np.inf
+  x = Tensor.zeros(0, 3, device=device, requires_grad=True)  # (the -inf was a constant: backward() found no graph)
+  x.logsumexp(0).sum().backward()
+  assert x.grad.shape == (0, 3)
+
 
 
 def test_narrow_int_max_with_constant(device):

@@ -270,7 +270,8 @@ class GroupNorm:
     """x (N, C, ...) normalized per sample and group of channels, then scaled and shifted per channel."""
     if x.ndim < 2 or x.shape[1] != self.num_channels:
       raise ValueError(f"GroupNorm over {self.num_channels} channels got an input of shape {x.shape} (channels are axis 1)")
-    out = x.reshape(x.shape[0], self.num_groups, -1).layernorm(eps=self.eps).reshape(x.shape)
+    group_size = math.prod(x.shape[1:]) // self.num_groups  # (not -1: a batch of 0 leaves -1 undetermined)
+    out = x.reshape(x.shape[0], self.num_groups, group_size).layernorm(eps=self.eps).reshape(x.shape)
     if self.weight is None: return out
     return _as_input(out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim), x)
 
@@ -285,10 +286,13 @@ class InstanceNorm:
     self.bias = _fresh(Tensor.zeros(num_features)) if affine else None
 
   def __call__(self, x: Tensor) -> Tensor:
-    """x (N, C, ...) normalized per sample and channel over its positions, then scaled and shifted per channel."""
+    """x (N, C, ...) normalized per sample and channel over its positions, then scaled and shifted per channel. A
+    2-D x is one unbatched sample (C, L), as PyTorch's InstanceNorm1d reads it."""
+    if x.ndim == 2 and x.shape[0] == self.num_features: return self(x.unsqueeze(0)).squeeze(0)
     if x.ndim < 3 or x.shape[1] != self.num_features:
-      raise ValueError(f"InstanceNorm over {self.num_features} channels got an input of shape {x.shape} (wants N, C, ...)")
-    out = x.reshape(x.shape[0], self.num_features, -1).layernorm(eps=self.eps).reshape(x.shape)
+      raise ValueError(f"InstanceNorm over {self.num_features} channels got an input of shape {x.shape} (wants N, C, ... or C, L)")
+    positions = math.prod(x.shape[2:])
+    out = x.reshape(x.shape[0], self.num_features, positions).layernorm(eps=self.eps).reshape(x.shape)
     if self.weight is None: return out
     return _as_input(out * _per_channel(self.weight, x.ndim) + _per_channel(self.bias, x.ndim), x)
 

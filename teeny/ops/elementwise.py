@@ -232,8 +232,9 @@ class ElementwiseOps:
       return above.where(x, 0) + above.where(-bx, bx).exp()._log1p() * (1 / beta)
     return self._in_float32(f)
   def mish(self) -> Self:
-    """x * tanh(softplus(x)), like torch's mish."""
-    return self * self.softplus().tanh()
+    """x * tanh(softplus(x)), like torch's mish. Above 20 tanh(softplus(x)) is 1 to float precision, so mish is x
+    there: the where() keeps a gradient near float max (3e38) from overflowing inside tanh's chain (0, not NaN)."""
+    return (self > 20).where(self, self * self.softplus().tanh())
   def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
     """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
     return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))

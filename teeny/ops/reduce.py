@@ -206,7 +206,7 @@ class ReduceOps:
     """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
     empty axis (log of an empty sum, like PyTorch)."""
     if any(self.shape[a] == 0 for a in self._axes(axis)):
-      return type(self).full(self._reduced_shape(axis, keepdim), -math.inf, dtype=self._float().dtype, device=self.device)
+      return self._float().sum(axis, keepdim=keepdim) - math.inf  # (from self: a graph for backward, zeros)
     m = self._float().max(axis, keepdim=True).detach()
     m = m.isinf().where(0.0, m)
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
