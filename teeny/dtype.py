@@ -177,6 +177,15 @@ def promote(a: DType, b: DType) -> DType:
   return {1: dtypes.int16, 2: dtypes.int32, 4: dtypes.int64}.get(unsigned.itemsize, dtypes.float64)
 
 
+def promote_operands(a: DType, a_ndim: int, b: DType, b_ndim: int) -> DType:
+  """PyTorch's promotion of two tensor operands: a 0-d tensor beside one with dimensions counts like a Python
+  scalar of its dtype, deciding only when its category (bool < ints < floats) is higher: float16 times a 0-d
+  float32 stays float16, uint8 plus a 0-d int64 stays uint8, int32 plus a 0-d float64 is float64."""
+  if (a_ndim == 0) == (b_ndim == 0): return promote(a, b)
+  shaped, zero_dim = (a, b) if b_ndim == 0 else (b, a)
+  return zero_dim if _category(zero_dim) > _category(shaped) else shaped
+
+
 def _promote_floats(a: DType, b: DType) -> DType:
   """Two different floats: the wider wins. Of one size (bfloat16 and float16, or the two fp8 kinds) neither holds
   the other: float32 for the 16-bit pair (like PyTorch), float16 for the fp8 pair (tinygrad's lattice; PyTorch
@@ -274,6 +283,15 @@ def check_fits(values, dtype: DType):
     if not lo <= v <= hi: raise OverflowError(f"value {v} cannot be converted to {dtype} without overflow")
 
 
+def holds_exactly(dtype: DType, value: float) -> bool:
+  """Whether the float dtype holds the Python float as it is (no rounding, no overflow); NaN counts as held."""
+  if math.isnan(value): return True
+  with np.errstate(over="ignore", invalid="ignore"):
+    if dtype in STORAGE_FLOATS: held = float(bits_to_float(float_to_bits(value, dtype), dtype))
+    else: held = float(np.array(value, np.float64).astype(dtype.np))
+  return held == value
+
+
 def to_dtype(x) -> DType:
   """Accept a DType, a numpy dtype, or a name like 'float32'."""
   if isinstance(x, DType): return x
@@ -292,7 +310,8 @@ def normalize_const(value, dtype: DType):
     # struct rounds a double to float32/float16 the way numpy does, 10x faster; out of range it raises where
     # numpy gives inf, so numpy decides those
     try: return struct.unpack(_FLOAT_FORMATS[dtype], struct.pack(_FLOAT_FORMATS[dtype], float(value)))[0]
-    except (OverflowError, struct.error): return float(np.array(value, dtype=np.float64).astype(dtype.np))
+    except (OverflowError, struct.error):
+      with np.errstate(over="ignore"): return float(np.array(value, dtype=np.float64).astype(dtype.np))  # (inf: no warning)
   return value
 
 

@@ -11,7 +11,7 @@ _binop_operands, _constant, _check_inplace) and never import this module. Realiz
 from __future__ import annotations
 import contextlib, functools, math, operator, threading, weakref
 import numpy as np
-from teeny.dtype import DType, dtypes, promote, promote_scalar, to_dtype, check_fits, STORAGE_FLOATS
+from teeny.dtype import DType, dtypes, promote_operands, promote_scalar, to_dtype, check_fits, holds_exactly, STORAGE_FLOATS, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.runtime.device import Device, check_dtype
 from teeny.schedule import is_buffer_view, is_realized
@@ -486,7 +486,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if isinstance(other, Tensor):
       if other.device != self.device:
         raise RuntimeError(f"tensors are on different devices: {self.device} and {other.device}")
-      dt = promote(self.dtype, other.dtype)
+      dt = promote_operands(self.dtype, self.ndim, other.dtype, other.ndim)
       a, b = self.cast(dt), other.cast(dt)
     elif isinstance(other, (int, float, bool, np.generic)):
       # the common `x * 2`: the constant is made at x's shape at once (one cached node, no broadcasting)
@@ -504,6 +504,14 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     shape = _broadcast_shape(a.shape, b.shape)
     return a.expand(shape), b.expand(shape)
 
+  def _scaled_in_float32(self, other) -> bool:
+    """Whether self * other, / and // run in float32 with other unrounded and round once, as PyTorch's kernels do for
+    a 16- or 8-bit float tensor and a Python float (or a 0-d float tensor) that its dtype can't hold: x_f16 * 1e-8 is
+    1e-5 there, not x times the 0 that 1e-8 rounds to. (+, - and comparisons round the number first, as there.)"""
+    if self.dtype not in NARROW_FLOATS: return False
+    if isinstance(other, float): return not holds_exactly(self.dtype, other)
+    return isinstance(other, Tensor) and other.ndim == 0 < self.ndim and other.dtype in (dtypes.float32, dtypes.float64)
+
   def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
     return self._new(self.uop.alu(op, *map(_uop_of, srcs)), *srcs)
 
@@ -519,48 +527,22 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return a._alu(Ops.ADD, b._alu(Ops.NEG))
   def mul(self, other, reverse=False) -> Tensor:
     """self * other (other * self if reverse), broadcast and promoted like add; bool * bool is logical and."""
+    if self._scaled_in_float32(other): return self.float().mul(other, reverse).cast(self.dtype)
     a, b = self._binop_operands(other, reverse)
     return a._alu(Ops.AND if a.dtype == dtypes.bool else Ops.MUL, b)
   def div(self, other, reverse=False, rounding_mode: str | None = None) -> Tensor:
     """True division (ints become floats), or rounding_mode 'trunc' / 'floor' like torch.div."""
     if rounding_mode not in (None, "trunc", "floor"): raise ArgumentError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floordiv(other, reverse)
+    if self._scaled_in_float32(other): return self.float().div(other, reverse, rounding_mode).cast(self.dtype)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)
       return a._int_div(b) if not dtypes.is_float(a.dtype) else (a / b).trunc()
-    a, b = (self if isinstance(other, Tensor) else self._float())._binop_operands(other, reverse)  # (a number keeps its value: -1 is not 255)
-    if not dtypes.is_float(a.dtype): a, b = a.cast(dtypes.default_float), b.cast(dtypes.default_float)
+    if not (isinstance(other, Tensor) and (dtypes.is_float(self.dtype) or dtypes.is_float(other.dtype))):
+      # ints divide as floats of their own values: -1 is not 255, and uint8 over a 0-d int16 300 is not over 44
+      self, other = self._float(), other._float() if isinstance(other, Tensor) else other
+    a, b = self._binop_operands(other, reverse)
     return a._alu(Ops.FDIV, b)  # correctly rounded (a * (1 / b) rounds twice: 41 / 41 would be 0.99999994)
-  def _int_div(self, b: Tensor) -> Tensor:
-    """C-style truncating division that never traps: x // 0 gives 0 (like numpy) and MIN // -1 wraps."""
-    zero = b == 0
-    if dtypes.is_unsigned(self.dtype): return zero.where(0, self._alu(Ops.IDIV, zero.where(1, b))).cast(self.dtype)
-    minus_one = b == -1  # MIN / -1 overflows and traps on x86: -x gives the wrapped answer instead
-    q = self._alu(Ops.IDIV, (zero | minus_one).where(1, b).cast(b.dtype))
-    return zero.where(0, minus_one.where(-self, q)).cast(self.dtype)
-  def _int_mod(self, b: Tensor) -> Tensor:
-    """C-style remainder (sign of the dividend) that never traps: x % 0 and x % -1 give 0."""
-    unsafe = (b == 0) if dtypes.is_unsigned(self.dtype) else (b == 0) | (b == -1)
-    return unsafe.where(0, self._alu(Ops.MOD, unsafe.where(1, b).cast(b.dtype))).cast(self.dtype)
-  def floordiv(self, other, reverse=False) -> Tensor:
-    """Floor division, like Python's // and torch.floor_divide: the quotient rounds toward -inf (-7 // 2 == -4,
-    7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: exact
-    (ops/elementwise.py's _float_floordiv; floor(a / b) would round 1.0 // 0.1 up to 10)."""
-    a, b = self._binop_operands(other, reverse)
-    if dtypes.is_float(a.dtype): return a._float_floordiv(b)
-    if a.dtype == dtypes.bool: raise TypeError("floor division of bool tensors is not supported")
-    q = a._int_div(b)
-    if dtypes.is_unsigned(a.dtype): return q
-    r = a._int_mod(b)
-    return q - ((r != 0) & ((r < 0) != (b < 0))).cast(q.dtype)
-  def mod(self, other, reverse=False) -> Tensor:
-    """Remainder with the sign of the divisor, like Python's % and torch.remainder (-7 % 2 == 1, 7 % -2 == -1), so
-    (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: C's exact fmod, moved to b's sign."""
-    a, b = self._binop_operands(other, reverse)
-    if a.dtype == dtypes.bool: raise TypeError("modulo of bool tensors is not supported")
-    r = a._c_mod(b)
-    if dtypes.is_unsigned(a.dtype): return r
-    return ((r != 0) & ((r < 0) != (b < 0))).where(r + b, r).cast(r.dtype)
   def neg(self) -> Tensor:
     """-self; a bool tensor raises TypeError (use logical_not), as in PyTorch."""
     if self.dtype == dtypes.bool: raise TypeError("negation of a bool tensor is not supported; use logical_not")

@@ -351,6 +351,14 @@ PROMOTION = [  # (name, build(make) -> Tensor, expected dtype)
   ("pow int32 2", lambda m: m(dtypes.int32) ** 2, dtypes.int32),
   ("pow int32 0.5", lambda m: m(dtypes.int32) ** 0.5, dtypes.float32),
   ("pow float16 2.5", lambda m: m(dtypes.float16) ** 2.5, dtypes.float16),
+  # a 0-d tensor beside one with dimensions decides the dtype only when its category (bool < int < float) is higher
+  ("float16 * 0-d float32", lambda m: m(dtypes.float16) * m(dtypes.float32).sum(), dtypes.float16),
+  ("uint8 + 0-d int64", lambda m: m(dtypes.uint8) + m(dtypes.int64).max(), dtypes.uint8),
+  ("0-d int64 - int8", lambda m: m(dtypes.int64).max() - m(dtypes.int8), dtypes.int8),
+  ("int32 + 0-d float64", lambda m: m(dtypes.int32) + m(dtypes.float64).max(), dtypes.float64),
+  ("bool + 0-d int16", lambda m: m(dtypes.bool) + m(dtypes.int16).max(), dtypes.int16),
+  ("where float32, 0-d float64", lambda m: m(dtypes.bool).where(m(dtypes.float32), m(dtypes.float64).max()), dtypes.float32),
+  ("0-d float16 * 0-d float32", lambda m: m(dtypes.float16).max() * m(dtypes.float32).max(), dtypes.float32),
 ]
 
 
@@ -375,6 +383,12 @@ def test_promotion_values(device):
   np.testing.assert_array_equal(out.numpy(), np.array([0.5, -0.5, 1.5], np.float32))
   out = Tensor(np.array([True, False, True]), device=device) + Tensor(np.array([5, 6, 7], np.int32), device=device)
   np.testing.assert_array_equal(out.numpy(), np.array([6, 6, 8], np.int32))
+  out = Tensor(np.array([255, 7], np.uint8), device=device) + Tensor(np.array(3, np.int64), device=device)
+  np.testing.assert_array_equal(out.numpy(), np.array([2, 10], np.uint8))  # (uint8, as in PyTorch: it wraps)
+  out = Tensor(np.array([1, 7], np.uint8), device=device) / Tensor(np.array(300, np.int16), device=device)
+  np.testing.assert_allclose(out.numpy(), np.array([1, 7], np.float32) / 300, rtol=1e-7)  # (each int its own value: not 300 -> 44)
+  out = Tensor(np.array([True, False]), device=device) ** Tensor(np.array([2, 3], np.uint8), device=device)
+  assert out.dtype == dtypes.uint8 and out.numpy().tolist() == [1, 0]
   out = Tensor(np.array([1, 2], np.int32), device=device) + 0.5
   assert out.numpy().dtype == np.float32
   np.testing.assert_array_equal(out.numpy(), np.array([1.5, 2.5], np.float32))

@@ -133,6 +133,29 @@ def test_scalar_keeps_dtype(device):
   assert (x + Tensor([1.0, 2.0], dtype=dtypes.float16, device=device)).dtype is dtypes.float32
 
 
+HALF_VALUES = [1000.0, 1.0009765625, 0.0999755859375, 3.0, -0.0, 0.5]
+
+
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=["float16", "bfloat16"])
+def test_scaling_by_a_number_the_dtype_cant_hold_rounds_once(device, dt):
+  """x * s, x / s and x // s of a 16-bit float tensor and a number it can't hold (or a 0-d float32 tensor) run in
+  float32 and round once, like PyTorch's: the number was rounded to the tensor's dtype first, so float16 x * 1e-8
+  was 0 (PyTorch 1e-5), x / 70000 was 0, -0.0 * 70000 NaN, and bfloat16 3 * 257 was 768 (PyTorch 772)."""
+  x = Tensor(HALF_VALUES, dtype=dt, device=device)
+  def rounded(values): return bits_to_float(float_to_bits(values, dt), dt) if dt != dtypes.float16 else np.float32(np.float16(values))
+  held = rounded(np.array(HALF_VALUES, np.float32))  # the values as dt holds them
+  with np.errstate(over="ignore", divide="ignore"):
+    for number in (1e-8, 70000.0, 0.1, 1.0001, 257.0):
+      f32 = np.float32(number)
+      for got, want in ((x * number, held * f32), (number * x, held * f32), (x / number, held / f32),
+                        (x * Tensor(number, device=device), held * f32), (x / Tensor(number, device=device), held / f32),
+                        (x // number, np.floor_divide(held, f32))):
+        assert got.dtype == dt
+        np.testing.assert_array_equal(got.float().numpy(), rounded(want), err_msg=f"{number}")
+  assert np.signbit((x * 70000.0).float().numpy()[4])  # (-0.0, not NaN: 70000 was inf in float16)
+  np.testing.assert_array_equal((x + 0.1).float().numpy(), rounded(held + rounded(np.float32(0.1))))  # (+ rounds first, as in PyTorch)
+
+
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "silu", "hardsigmoid", "hardswish", "hardtanh", "relu6", "elu", "selu",
                "celu", "softplus", "mish", "leaky_relu", "logsigmoid", "softsign", "erf", "logit", "sinc", "nan_to_num"]
 

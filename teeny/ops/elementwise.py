@@ -134,6 +134,38 @@ class ElementwiseOps:
     a, b = self._binop_operands(other)
     if a.dtype == dtypes.bool: raise TypeError("fmod of bool tensors is not supported")
     return a._c_mod(b)
+  def _int_div(self, b: Self) -> Self:
+    """C-style truncating division that never traps: x // 0 gives 0 (like numpy) and MIN // -1 wraps."""
+    zero = b == 0
+    if dtypes.is_unsigned(self.dtype): return zero.where(0, self._alu(Ops.IDIV, zero.where(1, b))).cast(self.dtype)
+    minus_one = b == -1  # MIN / -1 overflows and traps on x86: -x gives the wrapped answer instead
+    q = self._alu(Ops.IDIV, (zero | minus_one).where(1, b).cast(b.dtype))
+    return zero.where(0, minus_one.where(-self, q)).cast(self.dtype)
+  def _int_mod(self, b: Self) -> Self:
+    """C-style remainder (sign of the dividend) that never traps: x % 0 and x % -1 give 0."""
+    unsafe = (b == 0) if dtypes.is_unsigned(self.dtype) else (b == 0) | (b == -1)
+    return unsafe.where(0, self._alu(Ops.MOD, unsafe.where(1, b).cast(b.dtype))).cast(self.dtype)
+  def floordiv(self, other, reverse=False) -> Self:
+    """Floor division, like Python's // and torch.floor_divide: the quotient rounds toward -inf (-7 // 2 == -4,
+    7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: exact
+    (_float_floordiv below; floor(a / b) would round 1.0 // 0.1 up to 10). A half float tensor and a number it can't
+    hold: in float32, as for * and / (tensor.py's _scaled_in_float32)."""
+    if self._scaled_in_float32(other): return self.float().floordiv(other, reverse).cast(self.dtype)
+    a, b = self._binop_operands(other, reverse)
+    if dtypes.is_float(a.dtype): return a._float_floordiv(b)
+    if a.dtype == dtypes.bool: raise TypeError("floor division of bool tensors is not supported")
+    q = a._int_div(b)
+    if dtypes.is_unsigned(a.dtype): return q
+    r = a._int_mod(b)
+    return q - ((r != 0) & ((r < 0) != (b < 0))).cast(q.dtype)
+  def mod(self, other, reverse=False) -> Self:
+    """Remainder with the sign of the divisor, like Python's % and torch.remainder (-7 % 2 == 1, 7 % -2 == -1), so
+    (a // b) * b + a % b == a. Integers: x % 0 is 0 (like numpy). Floats: C's exact fmod, moved to b's sign."""
+    a, b = self._binop_operands(other, reverse)
+    if a.dtype == dtypes.bool: raise TypeError("modulo of bool tensors is not supported")
+    r = a._c_mod(b)
+    if dtypes.is_unsigned(a.dtype): return r
+    return ((r != 0) & ((r < 0) != (b < 0))).where(r + b, r).cast(r.dtype)
   def _c_mod(self, b: Self) -> Self:
     """C's remainder of operands of one dtype and shape (the dividend's sign): fmod for floats, the truncating
     integer remainder (that never traps) for ints. fmod and % (which moves it to the divisor's sign) build on it."""
@@ -269,7 +301,7 @@ class ElementwiseOps:
     special cases, and PyTorch's gradients: y * x^(y-1) for x (0 where y = 0) and x^y * log(x) for y (0 where
     x = 0 and y >= 0), also at x = 0, where they are 0, 1 or inf."""
     if isinstance(exponent, np.generic): exponent = exponent.item()
-    if self.dtype == dtypes.bool: return self.cast(dtypes.default_int).pow(exponent)
+    if self.dtype == dtypes.bool and not isinstance(exponent, type(self)): return self.cast(dtypes.default_int).pow(exponent)
     if isinstance(exponent, (int, float)) and not isinstance(exponent, bool): return self._pow_scalar(exponent)
     a, b = self._binop_operands(exponent)
     if a.dtype == dtypes.bool: a, b = a.cast(dtypes.default_int), b.cast(dtypes.default_int)
