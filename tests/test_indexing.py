@@ -77,7 +77,7 @@ def test_bad_indices_raise(device):
   with pytest.raises(IndexError, match="out of bounds"): t[3]
   with pytest.raises(IndexError, match="too many indices"): t[0, 0, 0, 0]
   with pytest.raises(IndexError, match="integers"): t[Tensor([0.5], device=device)]
-  with pytest.raises(IndexError, match="boolean mask"): t[Tensor([True, False, True], device=device)]
+  with pytest.raises(IndexError, match="mask of shape"): t[Tensor([True, False], device=device)]
   with pytest.raises(TypeError, match="unsupported index"): t[1.5]
   with pytest.raises(TypeError, match="unsupported index"): t["a"]
   with pytest.raises(IndexError, match="single ellipsis"): t[..., ...]
@@ -187,7 +187,39 @@ def test_setitem_with_a_bool_mask_over_leading_dims_writes_where_it_is_true(devi
   (y * 2).sum().backward()
   np.testing.assert_array_equal(x.grad.numpy(), np.where(a < 0, 0, 2))
   assert v.grad.item() == 8.0  # 2 for each of the four places written, as in PyTorch
-  with pytest.raises(ValueError, match="depends on the data"): Tensor(a, device=device)[rows] = Tensor(np.ones((2, 4), np.float32), device=device)
+  t, want = Tensor(a, device=device), a.copy()  # a value per selected element: the mask is read (as PyTorch does)
+  t[rows] = Tensor(np.ones((2, 4), np.float32), device=device)
+  want[rows] = 1
+  np.testing.assert_array_equal(t.numpy(), want)
+
+
+def test_bool_masks_select_where_true_like_torch(device):
+  """x[mask] raised (the result's size is data); PyTorch reads the mask and selects where it is true, also for a
+  mask over inner axes, beside other indices, or given as a list."""
+  m01, m2 = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]]), np.array([True, False, True, True, False])
+  t = Tensor(A, device=device)
+  cases = [(lambda L: t[L(m01)], A[m01]), (lambda L: t[:, :, L(m2)], A[:, :, m2]), (lambda L: t[..., L(m2)], A[..., m2]),
+           (lambda L: t[0, L(m01[0])], A[0, m01[0]]), (lambda L: t[L(m01), 1:3], A[m01][:, 1:3]), (lambda L: t[t > 40], A[A > 40]),
+           (lambda L: t[[True, False, True]], A[[True, False, True]])]
+  for k, (index, want) in enumerate(cases):
+    for as_tensor in (lambda m: Tensor(m, device=device), lambda m: m):
+      np.testing.assert_array_equal(index(as_tensor).numpy(), want, err_msg=str(k))
+  x = Tensor(A, device=device, requires_grad=True)
+  (x[x > 40] * 2).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), np.where(A > 40, 2, 0))
+
+
+def test_a_0d_int_tensor_index_counts_as_an_int(device):
+  """x[Tensor(0), :, [1, 0]]: PyTorch reads the 0-d tensor as the int 0, so the list's axis stays in place; it counted as
+  a second index tensor, separated from the list by a slice, which moved the list's axis first (in reads and writes)."""
+  t = Tensor(A, device=device)
+  np.testing.assert_array_equal(t[Tensor(1, device=device), :, [1, 0]].numpy(), A[1][:, [1, 0]])
+  np.testing.assert_array_equal(t[Tensor(1, device=device), 2].numpy(), A[1, 2])
+  value = np.arange(8, dtype=np.float32).reshape(4, 2)
+  t[Tensor(1, device=device), :, [1, 0]] = Tensor(value, device=device)
+  want = A.copy()
+  want[1][:, [1, 0]] = value
+  np.testing.assert_array_equal(t.numpy(), want)
 
 
 def test_one_hot_masked_fill_tril_triu(device):

@@ -53,8 +53,10 @@ def numpy_index(index):
 
 def torch_rule_parts(ndim: int, index: tuple) -> tuple[tuple, tuple]:
   """x[index] under PyTorch's rule as two numpy indexings: the ints, slices and None first (a view), then the
-  arrays along the axes that are left (so an int between arrays and slices doesn't move the arrays' axes)."""
+  arrays along the axes that are left (so an int between arrays and slices doesn't move the arrays' axes). A 0-d
+  array is an int there, as PyTorch reads a 0-d integer tensor."""
   index = tuple(np.asarray(i) if isinstance(i, (list, tuple)) else i for i in index)
+  index = tuple(int(i) if isinstance(i, np.ndarray) and i.ndim == 0 else i for i in index)
   def is_array(i): return isinstance(i, np.ndarray)
   consumed = sum(1 for i in index if is_array(i) or (i is not None and i is not Ellipsis))
   at = next((k for k, i in enumerate(index) if not is_array(i) and i is Ellipsis), len(index))

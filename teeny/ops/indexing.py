@@ -22,7 +22,9 @@ class IndexingOps:
   def __getitem__(self, index) -> Self:
     """numpy indexing: ints, slices (any step, negative too), None, Ellipsis, and integer tensors, lists or tuples
     inside the index tuple (fancy indexing; several index tensors broadcast together, and their result axes go where
-    numpy puts them). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
+    PyTorch puts them; a 0-d integer tensor counts as an int there, as in PyTorch), and bool masks (tensors, arrays
+    or lists) over one or more axes: they select where they are true, like PyTorch, which reads the mask (the
+    result's size depends on it). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
     selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
     (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
     from the end. A bound Variable (teeny.Variable) may be an index or a slice bound (x[pos:pos + k]), or a size
@@ -39,9 +41,9 @@ class IndexingOps:
     """x[index] = value for every index form of __getitem__: an in-place write through the indexed view into x's
     storage (lazy, like assign; x and every view of it see it). With repeated tensor indices the last write wins,
     like numpy. A bool mask over the leading dims (x[x < 0] = 0) writes value (a number, or one that broadcasts to
-    each selected element) where the mask is true."""
+    each selected element) where the mask is true, lazily; a value per selected element reads the mask first."""
     self._check_inplace()
-    if self._is_leading_mask(index): return self._write_where_true(index, value)
+    if self._is_leading_mask(index) and self._one_value_for_all(index, value): return self._write_where_true(index, value)
     split = variables.split_index(self, index)
     if split is not None and not split[1]: index, split = tuple(split[0]), None  # (Variables as sizes only: plain)
     plan = self._index_plan(index) if split is None else None
@@ -63,16 +65,19 @@ class IndexingOps:
     if not isinstance(index, (type(self), np.ndarray)) or index.dtype not in (dtypes.bool, np.bool_): return False
     return tuple(index.shape) == self.shape[:len(index.shape)]
 
+  def _one_value_for_all(self, mask, value) -> bool:
+    """Whether value (for x[mask] = value) is one value for every selected element: a number, or a tensor whose dims
+    before one element's (x.shape[mask.ndim:]) are all 1."""
+    if not isinstance(value, (type(self), np.ndarray)): return True
+    extra = len(value.shape) - (self.ndim - len(mask.shape))
+    return all(n == 1 for n in value.shape[:max(extra, 0)])
+
   def _write_where_true(self, mask, value):
-    """x[mask] = value for a mask over x's leading dims: value at each selected element (a number, or a tensor that
-    broadcasts to one element's trailing dims). A value per selected element would need the mask's count of trues
-    (data), so that form raises."""
+    """x[mask] = value for a mask over x's leading dims and one value for every selected element (a number, or a
+    tensor that broadcasts to one element's trailing dims): a where(), lazy."""
     mask = mask if isinstance(mask, type(self)) else type(self)(mask, device=self.device)
     rest = self.shape[mask.ndim:]
     extra = value.ndim - len(rest) if isinstance(value, type(self)) else 0  # value's dims before one element's
-    if extra > 0 and any(n != 1 for n in value.shape[:extra]):
-      raise ArgumentError(f"x[mask] = value: a value of shape {value.shape} gives one per selected element, and how many "
-                          f"are selected depends on the data; give one that broadcasts to {rest}, or use where()")
     if extra > 0: value = value.reshape(value.shape[extra:])
     self.assign(self.masked_fill(mask.reshape(mask.shape + (1,) * len(rest)), value))
 
@@ -91,15 +96,16 @@ class IndexingOps:
         plan.out_shape.append(1)
         position += 1
         continue
+      like_int = isinstance(i, (int, np.integer)) or (isinstance(i, type(self)) and i.ndim == 0)  # (PyTorch's reading)
       if isinstance(i, type(self)):
-        if not advanced: plan.batch_at = len(plan.out_shape)
-        advanced.append(position)
+        if not like_int and not advanced: plan.batch_at = len(plan.out_shape) - len(plan.tensors)
+        if not like_int: advanced.append(position)
         plan.add_tensor(i, self.shape[axis])
-      elif isinstance(i, (int, np.integer)): plan.add_int(int(i), self.shape[axis], axis)
+      elif like_int: plan.add_int(int(i), self.shape[axis], axis)
       else: plan.add_slice(i, self.shape[axis])
-      if not isinstance(i, (int, np.integer)): position += 1
+      if not like_int: position += 1
       axis += 1
-    if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)))
+    if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)) if advanced else True)
     return plan
 
   def _index_items(self, index) -> list[tuple[int, Any]]:
@@ -115,11 +121,30 @@ class IndexingOps:
         raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
     ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
     if len(ellipses) > 1: raise IndexError("an index can only have a single ellipsis ('...')")
-    n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
+    def axes_named(i) -> int: return i.ndim if isinstance(i, type(self)) and i.dtype == dtypes.bool else 1  # (a mask: its dims)
+    n_real = sum(axes_named(i) for i in index if i is not None and i is not Ellipsis)
     if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
     at = ellipses[0] if ellipses else len(index)
     items = list(enumerate(index))
-    return items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
+    items = items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
+    has_mask = any(isinstance(i, type(self)) and i.dtype == dtypes.bool for _, i in items)
+    return self._masks_as_positions(items) if has_mask else items
+
+  def _masks_as_positions(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Each bool mask item replaced by the integer tensors of its true positions, one per axis it covers (PyTorch's
+    reading: mask.nonzero()). Its count of trues is data, so this reads the mask from the device."""
+    out, axis = [], 0
+    for position, i in items:
+      if isinstance(i, type(self)) and i.dtype == dtypes.bool:
+        if i.ndim == 0: raise IndexError("a 0-d bool index is not supported: use unsqueeze() or where()")
+        if i.shape != self.shape[axis:axis + i.ndim]:
+          raise IndexError(f"a mask of shape {i.shape} can't index axes {axis}..{axis + i.ndim - 1} of a tensor of shape {self.shape}")
+        out += [(position, column) for column in i.nonzero(as_tuple=True)]
+        axis += i.ndim
+        continue
+      out.append((position, i))
+      axis += i is not None
+    return out
 
   def _index_tensor(self, i) -> Self:
     if not isinstance(i, type(self)):
@@ -129,8 +154,6 @@ class IndexingOps:
       # empty list (float64 to numpy) is an empty integer index, as in numpy
       if not arr.size or (arr.dtype.kind in "iu" and -2**31 <= arr.min() and arr.max() < 2**31): arr = arr.astype(np.int32)
       i = type(self)(arr, device=self.device)
-    if i.dtype == dtypes.bool:
-      raise IndexError("indexing with a boolean mask gives a shape that depends on the data: use where() or masked_fill()")
     if dtypes.is_float(i.dtype): raise IndexError(f"tensors used as indices must be integers, got {i.dtype}")
     if i.device != self.device: raise RuntimeError(f"index tensor on {i.device} for a tensor on {self.device}")
     return i
