@@ -534,6 +534,9 @@ def test_dropout(device):
     np.testing.assert_array_equal(Dropout(0.0)(x).numpy(), x.numpy())
     np.testing.assert_array_equal(Dropout(1.0)(x).numpy(), np.zeros((100, 100)))
   with pytest.raises(ValueError, match="probability"): Dropout(1.5)
+  with Tensor.train():  # a NaN or inf dropped stays NaN (x times the mask, as PyTorch): a where() made it 0
+    out = Dropout(0.5)(Tensor(np.array([np.nan, np.inf] * 32, np.float32), device=device)).numpy()
+  assert np.isnan(out[0::2]).all() and np.isinf(out[1::2]).sum() + np.isnan(out[1::2]).sum() == 32
 
 
 # ---- a small model end to end ----

@@ -7,7 +7,7 @@ after w2 was overwritten would show up here."""
 import math
 import numpy as np
 import pytest
-from teeny import Tensor, GlobalCounters, Device
+from teeny import Tensor, GlobalCounters, Device, dtypes
 from teeny.nn.optim import SGD, Adam, AdamW, LAMB, Optimizer
 
 rng = np.random.default_rng(0)
@@ -535,6 +535,36 @@ def test_clip_grad_norm_then_step_and_errors(device):
   with pytest.raises(RuntimeError, match="nonfinite|inf"): clip_grad_norm_(v, 1.0, error_if_nonfinite=True)
   with pytest.raises(ValueError, match="norm_type"): clip_grad_norm_(v, 1.0, norm_type=0)
   assert clip_grad_norm_([unused], 1.0).item() == 0.0
+  if Device[device].supports_dtype(dtypes.float64):  # float64 gradients past float32's squares: the norm in float64, as in PyTorch (it was inf: grads zeroed)
+    big = Tensor(np.zeros(2), device=device)
+    big.grad = Tensor(np.array([3e19, 4e19]), device=device)
+    assert clip_grad_norm_(big, 1.0).item() == pytest.approx(5e19)
+    np.testing.assert_allclose(big.grad.numpy(), [0.6, 0.8], rtol=1e-6)
+
+
+def test_setting_lr_to_a_number_after_construction(device):
+  """opt.lr = 0.01 (PyTorch users set a group's lr) broke Adam's step with an AttributeError; it now writes into the
+  learning-rate tensor, so a TinyJit step that captured it follows the new value."""
+  from teeny import TinyJit
+  for opt_class in (SGD, Adam):
+    w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
+    opt = opt_class([w], lr=0.1)
+    opt.lr = 0.5
+    (w * 2).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), [0.0 if opt_class is SGD else 0.5], rtol=1e-5, atol=1e-6)
+  w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
+  opt = SGD([w], lr=0.1)
+  @TinyJit
+  def step():
+    opt.zero_grad()
+    (w * 2).sum().backward()
+    opt.step()
+    return w.realize()
+  for k in range(5):
+    opt.lr = 0.1 * k
+    step()
+  np.testing.assert_allclose(w.numpy(), [1 - 2 * 0.1 * sum(range(5))], rtol=1e-5)
 
 
 def test_clip_grad_norm_over_two_devices():

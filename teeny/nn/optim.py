@@ -40,9 +40,21 @@ class Optimizer:
     self.device = self.params[0].device
     if not isinstance(lr, Tensor) and lr < 0: raise ValueError(f"learning rate must be >= 0, got {lr}")
     # float64 where a parameter is (its device has float64 then): a float32 learning rate would round 0.1 for it
-    lr_dtype = np.float64 if any(p.dtype == dtypes.float64 for p in self.params) else np.float32
-    self.lr = lr if isinstance(lr, Tensor) else Tensor(np.array(lr, dtype=lr_dtype), device=self.device)
+    self._lr_dtype = np.float64 if any(p.dtype == dtypes.float64 for p in self.params) else np.float32
+    self.lr = lr
     self._state: list[Tensor] = []  # every state tensor, realized with the parameters on the first step
+
+  @property
+  def lr(self) -> Tensor:
+    """The learning rate, a 0-d Tensor: `opt.lr.assign(...)` (tinygrad's schedules) or `opt.lr = 0.01` change it."""
+    return self._lr_tensor
+  @lr.setter
+  def lr(self, value: float | Tensor):
+    """A Tensor becomes the learning rate; a number is written into the one there is, so a TinyJit step that
+    captured it reads the new value (a new tensor would leave the replays on the old one)."""
+    if isinstance(value, Tensor) or not hasattr(self, "_lr_tensor"):
+      self._lr_tensor = value if isinstance(value, Tensor) else Tensor(np.array(value, dtype=self._lr_dtype), device=self.device)
+    else: self._lr_tensor.assign(Tensor(np.array(value, dtype=self._lr_tensor.dtype.np), device=self._lr_tensor.device))
 
   def _zeros_like(self, p: Tensor) -> Tensor:
     t = Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone()  # clone: a buffer of its own, never shared
@@ -70,7 +82,7 @@ class Optimizer:
     # before_writing: a live tensor computed from the parameters (the logits) is realized now, from the kernels of
     # the forward pass that runs here anyway, not by a second forward pass just before the update overwrites them
     Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *self.params, *self._state,
-                       *([self.lr] if isinstance(self.lr, Tensor) else []), before_writing=tuple(self.params))
+                       self.lr, before_writing=tuple(self.params))
     with Tensor.no_grad():  # an update is not part of any gradient, as in PyTorch
       updated = self._step_shared()
       for i, p in enumerate(self.params):
@@ -85,7 +97,6 @@ class Optimizer:
 
   def _lr(self, p: Tensor):
     """The learning rate for p's update: float64 for a float64 parameter, else float32 (as before any float64)."""
-    if not isinstance(self.lr, Tensor): return self.lr
     lr = self._on(self.lr, p)
     dtype = dtypes.float64 if p.dtype == dtypes.float64 else dtypes.float32
     return lr if lr.dtype == dtype else lr.cast(dtype)

@@ -3,6 +3,7 @@ examples clip by hand), so a PyTorch training loop's `clip_grad_norm_(model.para
 from __future__ import annotations
 import math
 from typing import Iterable
+from teeny.dtype import dtypes
 from teeny.tensor import Tensor
 
 
@@ -19,10 +20,12 @@ def _total_norm(grads: list[Tensor], norm_type: float) -> Tensor:
   gradient's own norm first, then the norm of those, as PyTorch does (the same value up to rounding), on the first
   gradient's device."""
   device = grads[0].device
+  # in float32, or float64 where a gradient is float64 (float32 squares of 3e19 overflow: the clip scale became 0)
+  wide = dtypes.float64 if any(g.dtype == dtypes.float64 for g in grads) else dtypes.float32
   def on_device(norms: list[Tensor]) -> Tensor: return Tensor.stack(*[n.to(device) if n.device != device else n for n in norms])
-  if norm_type == math.inf: return on_device([g.abs().max().float() for g in grads]).max()
-  if norm_type == 2.0: return on_device([g.float().square().sum().sqrt() for g in grads]).square().sum().sqrt()
-  each = [(g.float().abs() ** norm_type).sum() ** (1 / norm_type) for g in grads]
+  if norm_type == math.inf: return on_device([g.abs().max().cast(wide) for g in grads]).max()
+  if norm_type == 2.0: return on_device([g.cast(wide).square().sum().sqrt() for g in grads]).square().sum().sqrt()
+  each = [(g.cast(wide).abs() ** norm_type).sum() ** (1 / norm_type) for g in grads]
   return (on_device(each) ** norm_type).sum() ** (1 / norm_type)
 
 
@@ -30,7 +33,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
                     error_if_nonfinite: bool = False, foreach=None) -> Tensor:
   """Scale the gradients of `parameters` in place so their total norm (all of them as one vector) is at most
   max_norm, like torch.nn.utils.clip_grad_norm_: each g *= min(1, max_norm / (total + 1e-6)). Returns the total
-  norm before clipping, as a lazy scalar float32 Tensor (no data is read, unless error_if_nonfinite asks to check
+  norm before clipping, as a lazy scalar float32 Tensor (float64 where a gradient is) (no data is read, unless error_if_nonfinite asks to check
   it: then a nan or inf norm raises RuntimeError). `foreach` is accepted for PyTorch's signature and ignored."""
   norm_type = float(norm_type)
   if not norm_type > 0: raise ValueError(f"clip_grad_norm_: norm_type must be positive (or inf), got {norm_type}")

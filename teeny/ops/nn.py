@@ -233,12 +233,14 @@ class NNOps:
     x = x * (invstd.reshape(shape) if invstd.ndim == len(axes) else invstd)
     return x if bias is None else x + bias.reshape(shape)
   def dropout(self, p: float = 0.5) -> Self:
-    """In training (Tensor.training), zero each element with probability p and scale the rest by 1/(1-p)."""
+    """In training (Tensor.training), zero each element with probability p and scale the rest by 1/(1-p): x times a
+    mask of 0 and 1/(1-p), like PyTorch's, so a NaN or inf dropped stays NaN (a where() made it 0)."""
     if not 0 <= p <= 1: raise ArgumentError(f"dropout probability must be in [0, 1], got {p}")
     if not type(self).training or p == 0: return self
     if p == 1: return self * 0
     keep = type(self).rand(*self.shape, device=self.device) >= p
-    return keep.where(self * (1 / (1 - p)), 0)
+    scale = keep.where(1 / (1 - p), 0.0)
+    return self * (scale.cast(self.dtype) if dtypes.is_float(self.dtype) else scale)
   def scaled_dot_product_attention(self, key: Self, value: Self, attn_mask: Self | None = None, dropout_p: float = 0.0,
                                    is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Self:
     """softmax(q @ k^T * scale + mask) @ v with self as the queries (..., L, d), scale 1/sqrt(d) by default.
