@@ -111,7 +111,9 @@ class dtypes:
   @staticmethod
   def from_py(x) -> DType:
     """The dtype a Python scalar (or nested list of them) gets, like torch.tensor(). An int outside the default int's
-    range gets int64 (teeny's default int is tinygrad's int32, PyTorch's is int64: 2**40 must not wrap to 0)."""
+    range gets int64 (teeny's default int is tinygrad's int32, PyTorch's is int64: 2**40 must not wrap to 0). A
+    numpy scalar keeps its own dtype, as in torch.tensor([np.float64(1.5)])."""
+    if isinstance(x, np.generic): return dtypes.from_np(x.dtype)
     if isinstance(x, bool): return dtypes.bool
     if isinstance(x, int):
       if dtypes.min(dtypes.default_int) <= x <= dtypes.max(dtypes.default_int): return dtypes.default_int

@@ -633,6 +633,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def __abs__(self): return self.abs()
   def __lshift__(self, x): return self._bitop(Ops.SHL, x)
   def __rshift__(self, x): return self._bitop(Ops.SHR, x)
+  def __rlshift__(self, x): return self._bitop(Ops.SHL, x, True)
+  def __rrshift__(self, x): return self._bitop(Ops.SHR, x, True)
   def __matmul__(self, x): return self.matmul(x)
 
 

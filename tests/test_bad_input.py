@@ -430,3 +430,14 @@ def test_reshape_none_keeps_that_axis(device):
   assert x.reshape(None, None, 2, 3).shape == (4, 3, 2, 3) and x.reshape((None, -1)).shape == (4, 18)
   np.testing.assert_array_equal(x.reshape(None, 18).numpy(), np.arange(1, 73, dtype=np.float32).reshape(4, 18))
   with pytest.raises(TypeError): x.reshape(None, None, None, None)  # (no axis 3 to keep)
+
+
+def test_rounding_keeps_the_sign_of_zero(device):
+  """round(-0.4) was +0.0 (floor(-0.4) + 1); numpy and PyTorch give -0.0, as trunc, ceil and floor do."""
+  a = np.array([-0.4, -0.5, -0.0, 0.4, -0.6, 0.0], np.float32)
+  t = Tensor(a, device=device)
+  for name, fn, np_fn in (("round", Tensor.round, np.round), ("trunc", Tensor.trunc, np.trunc), ("ceil", Tensor.ceil, np.ceil),
+                          ("floor", Tensor.floor, np.floor)):
+    got = fn(t).numpy()
+    np.testing.assert_array_equal(got, np_fn(a), err_msg=name)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(np_fn(a)), err_msg=name)

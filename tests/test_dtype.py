@@ -494,3 +494,13 @@ def test_true_division_of_ints_by_a_number_keeps_the_numbers_value(device, dtype
     np.testing.assert_allclose((t / number).numpy(), a.astype(np.float64) / number, rtol=1e-6)
     with np.errstate(divide="ignore"):
       np.testing.assert_allclose((number / t).numpy(), number / a.astype(np.float64), rtol=1e-6)
+
+
+def test_lists_of_numpy_scalars_keep_their_dtype(device):
+  """Tensor([np.float64(1.5)]) was float32 (np.float64 is a Python float) and Tensor([np.int8(3)]) raised; PyTorch
+  keeps a numpy scalar's dtype, and promotes a mixed list."""
+  for values, want in (([np.float64(1.5)], dtypes.float64), ([np.float16(1.5)], dtypes.float16), ([np.int8(3)], dtypes.int8),
+                       ([np.float64(1.5), 2], dtypes.float64), ([np.int64(3), 2], dtypes.int64), ([np.bool_(True), False], dtypes.bool)):
+    t = Tensor(values, device=device)
+    assert t.dtype == want, values
+    np.testing.assert_array_equal(t.numpy(), np.array(values, dtype=want.np))

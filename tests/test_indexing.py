@@ -248,3 +248,34 @@ def test_a_list_holding_a_slice_is_the_tuple(device):
   ref[:, [1, 3]] = -1.0
   np.testing.assert_array_equal(x.numpy(), ref)
   np.testing.assert_array_equal(x[[0, 2]].numpy(), ref[[0, 2]])
+
+
+def test_index_forms_that_raised_where_torch_works(device):
+  """0-d gather/scatter/scatter_reduce (internal IndexError), an empty index tensor in a write (max of an empty axis),
+  a value with extra leading 1s (y[1] = ones(1, 4)), a mask larger than the tensor in masked_select, and a 0-d
+  nonzero(as_tuple=True) (was ()): as PyTorch does them."""
+  three, zero = Tensor(3.0, device=device), Tensor(0, device=device)
+  assert three.gather(0, zero).item() == 3.0 and three.gather(0, zero).shape == ()
+  assert three.scatter(0, zero, Tensor(5.0, device=device)).item() == 5.0 and three.scatter(-1, zero, 7.0).item() == 7.0
+  assert three.scatter_reduce(0, zero, Tensor(5.0, device=device), "amax").item() == 5.0
+  y = Tensor.zeros(3, 4, device=device).contiguous()
+  y[Tensor(np.zeros(0, np.int32), device=device)] = 1.0
+  y[1] = Tensor.ones(1, 4, device=device)
+  y[0:2, 3] = Tensor([[7.0, 8.0]], device=device)
+  np.testing.assert_array_equal(y.numpy(), [[0, 0, 0, 7], [1, 1, 1, 8], [0, 0, 0, 0]])
+  empty = Tensor.zeros(3, 4, device=device).scatter(1, Tensor(np.zeros((3, 0), np.int32), device=device), Tensor.ones(3, 4, device=device))
+  assert empty.numpy().sum() == 0
+  picked = Tensor(np.arange(4, dtype=np.float32), device=device).masked_select(Tensor(np.ones((2, 4), bool), device=device))
+  np.testing.assert_array_equal(picked.numpy(), [0, 1, 2, 3, 0, 1, 2, 3])
+  (where,) = Tensor(2.0, device=device).nonzero(as_tuple=True)
+  assert where.tolist() == [0]
+
+
+def test_scatter_reduce_amax_gradient_is_nan_where_the_result_is(device):
+  """A place whose amax is NaN gave its values finite shares (0.5 each); PyTorch's rule gives all of them NaN
+  (0 / 0: no value equals NaN), as the docstring said."""
+  x = Tensor([np.nan, 2.0], device=device, requires_grad=True)
+  src = Tensor([1.0, np.nan], device=device, requires_grad=True)
+  x.scatter_reduce(0, Tensor([0, 0], device=device), src, "amax").sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [np.nan, 1.0])
+  np.testing.assert_array_equal(src.grad.numpy(), [np.nan, np.nan])

@@ -156,6 +156,17 @@ def test_scaling_by_a_number_the_dtype_cant_hold_rounds_once(device, dt):
   np.testing.assert_array_equal((x + 0.1).float().numpy(), rounded(held + rounded(np.float32(0.1))))  # (+ rounds first, as in PyTorch)
 
 
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=["float16", "bfloat16"])
+def test_small_integer_powers_round_once(device, dt):
+  """x ** n of a half float: computed in float32 and rounded once (each multiply rounded to the half float made
+  bfloat16 1.03125 ** 4 1.125, where the power rounds to 1.1328125)."""
+  def rounded(values): return bits_to_float(float_to_bits(values, dt), dt) if dt != dtypes.float16 else np.float32(np.float16(values))
+  x = rounded(np.linspace(1, 2, 65)[:-1].astype(np.float32))
+  for n in (3, 4, 5, 8, -3, -4):
+    want = rounded((x.astype(np.float64) ** n).astype(np.float32))
+    np.testing.assert_array_equal((Tensor(x, device=device).cast(dt) ** n).float().numpy(), want, err_msg=str(n))
+
+
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "silu", "hardsigmoid", "hardswish", "hardtanh", "relu6", "elu", "selu",
                "celu", "softplus", "mish", "leaky_relu", "logsigmoid", "softsign", "erf", "logit", "sinc", "nan_to_num"]
 

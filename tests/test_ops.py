@@ -311,6 +311,9 @@ def test_bitwise(device):
   check(ta & 6, a & 6, dtype=dtypes.int32)
   check(ta << 2, a << 2, dtype=dtypes.int32)
   check(Tensor(np.abs(a), device=device) >> 1, np.abs(a) >> 1, dtype=dtypes.int32)
+  shifts = np.array([0, 1, 2, 3], np.int32)  # a number on the left (3 << t raised TypeError: no __rlshift__)
+  check(3 << Tensor(shifts, device=device), 3 << shifts, dtype=dtypes.int32)
+  check(-64 >> Tensor(shifts, device=device), -64 >> shifts, dtype=dtypes.int32)
   u = np.array([0, 1, 200, 255], np.uint8)
   check(~Tensor(u, device=device), ~u, dtype=dtypes.uint8)
   c, d = a > 0, b > 0
@@ -779,6 +782,9 @@ def test_arange_float(device):
   check(Tensor.arange(-1, 1, 0.5, device=device), np.arange(-1, 1, 0.5, dtype=np.float32), dtype=dtypes.float32)
   check(Tensor.arange(4, dtype=dtypes.float32, device=device), np.arange(4, dtype=np.float32), dtype=dtypes.float32)
   check(Tensor.arange(4, device=device) * 2 + 1, np.arange(4, dtype=np.int32) * 2 + 1)
+  # start + i * step in float64, rounded once, as PyTorch: numpy's float32 arange(0, 1, 0.1)[9] is 0.90000004 (0.9 here)
+  np.testing.assert_array_equal(Tensor.arange(0, 1, 0.1, device=device).numpy(), (np.arange(10) * 0.1).astype(np.float32))
+  np.testing.assert_array_equal(Tensor.arange(0, 1, 0.1, dtype=dtypes.float16, device=device).numpy(), (np.arange(10) * 0.1).astype(np.float16))
 
 
 @pytest.mark.parametrize("n,m", [(3, None), (1, None), (2, 4), (4, 2), (0, None), (3, 0)])

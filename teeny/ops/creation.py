@@ -71,9 +71,14 @@ class CreationOps:
     elif dtypes.is_int(dt) and all(isinstance(v, int) for v in (start, stop, step)) and not _fits(range(start, stop, step), dt):
       # (PyTorch wraps them around, silently)
       raise OverflowError(f"arange({start}, {stop}, {step}) has values {dt} can't hold")
-    # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds). bfloat16
-    # and fp8 are counted in float32 and rounded once (their numpy type is their bits)
-    values = np.arange(start, stop, step, dtype=np.float32 if dt in STORAGE_FLOATS else dt.np)
+    # made on the host like torch.arange: exact, and O(n) (a lazy cumsum of ones would cost O(n^2) adds). Floats
+    # are start + i * step in float64, rounded once, as PyTorch's (numpy's own float32 arange(0, 1, 0.1)[9] is
+    # 0.90000004; bfloat16 and fp8 go through float32, as their numpy type is their bits)
+    if dtypes.is_float(dt):
+      count = len(np.arange(start, stop, step, dtype=np.float64))
+      with np.errstate(over="ignore"):  # (past float16's range: inf, as in PyTorch)
+        values = (start + np.arange(count, dtype=np.float64) * step).astype(np.float32 if dt in STORAGE_FLOATS else dt.np)
+    else: values = np.arange(start, stop, step, dtype=dt.np)
     return cls(values, device=device, dtype=dt, requires_grad=requires_grad)
   @classmethod
   def eye(cls, n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool | None = None) -> Self:

@@ -71,12 +71,13 @@ class ElementwiseOps:
     t = self.trunc()
     return (self > t).where(t + 1, t)
   def round(self) -> Self:
-    """Round half to even, like numpy and torch.round."""
+    """Round half to even, like numpy and torch.round; a zero result keeps x's sign (round(-0.4) is -0.0)."""
     if not dtypes.is_float(self.dtype): return self
     f = self.floor()
     d = self - f  # exact: the fractional part of a float is a float
     f_even = (f * 0.5).floor() * 2 == f
-    return (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
+    out = (d > 0.5).where(f + 1, (d < 0.5).where(f, f_even.where(f, f + 1)))
+    return (out == 0).where(self.trunc(), out)  # (|x| <= 0.5 there: trunc is the zero of x's sign)
   def square(self) -> Self:
     """x * x in self's dtype, like torch.square."""
     return self * self
@@ -318,6 +319,9 @@ class ElementwiseOps:
       # reaches it and gives zeros like PyTorch (a bare constant would leave x out)
       ones = self.ones_like()
       return self.isnan().where(ones, ones)
+    # half floats: the power in float32, rounded once (as PyTorch's; a bfloat16 1.03125 ** 4 rounded at each multiply
+    # was 1.125, not 1.1328125)
+    if self.dtype in NARROW_FLOATS: return self.float()._pow_scalar(exponent).cast(self.dtype)
     if float(exponent).is_integer() and abs(exponent) <= 8:
       # (1/x)^n for negative n, not 1/x^n: its gradient -n (1/x)^(n+1) is -inf at x = 0 like PyTorch's, where
       # 1/x^n's would be -inf * 0 = nan
@@ -327,7 +331,6 @@ class ElementwiseOps:
       return out
     # like PyTorch, which takes sqrt and rsqrt for these (so (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is nan)
     if exponent == 0.5: return self.sqrt()
-    if self.dtype in NARROW_FLOATS: return self.float()._pow_scalar(exponent).cast(self.dtype)
     e = self._constant(_const_at(self.dtype, float(exponent), self.shape), self.device)
     return self._float_pow(e, self.rsqrt() if exponent == -0.5 else None)
   def _int_pow_scalar(self, n: int) -> Self:

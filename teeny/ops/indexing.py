@@ -52,6 +52,7 @@ class IndexingOps:
     if split is not None: return variables.write(self, *split, value)
     sub = self._basic_index(plan)
     target_shape = sub.shape if not plan.tensors else sub._take(plan.tensor_axes, plan.tensors).permute(plan.result_order).shape
+    while len(value.shape) > len(target_shape) and value.shape[0] == 1: value = value[0]  # (PyTorch drops leading 1s)
     if len(value.shape) > len(target_shape) or any(v not in (1, t) for v, t in zip(value.shape[::-1], target_shape[::-1])):
       raise ArgumentError(f"can't assign a tensor of shape {value.shape} to an indexed region of shape {target_shape}")
     value = value.cast(self.dtype).expand(target_shape)
@@ -247,7 +248,8 @@ class IndexingOps:
     if src.dtype != self.dtype: raise ArgumentError(f"{name} source of dtype {src.dtype} into a tensor of dtype {self.dtype}: cast it first")
   def gather(self, dim: int, index: Self) -> Self:
     """out[i][j] = self[index[i][j]][j] for dim 0 (and so on), like torch.gather. An index out of range gives 0
-    (checking it would need to read the index from the device)."""
+    (checking it would need to read the index from the device). A 0-d self and index: as 1-d ones, like PyTorch."""
+    if self.ndim == 0 and isinstance(index, type(self)) and index.ndim == 0: return self.reshape(1).gather(dim, index.reshape(1)).reshape(())
     d = self._check_index("gather", dim, index)
     x = self.shrink(tuple(None if i == d else (0, k) for i, k in enumerate(index.shape))).transpose(d, -1)
     n = x.shape[-1]
@@ -257,7 +259,9 @@ class IndexingOps:
   def scatter(self, dim: int, index: Self, src, reduce: str | None = None) -> Self:
     """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
-    wins. An index out of range writes nothing."""
+    wins. An index out of range writes nothing. A 0-d self and index: as 1-d ones, like PyTorch."""
+    if self.ndim == 0 and isinstance(index, type(self)) and index.ndim == 0:
+      return self.reshape(1).scatter(dim, index.reshape(1), _as_1d(src), reduce).reshape(())
     if reduce not in (None, "add", "multiply"): raise ArgumentError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
     if isinstance(src, type(self)): self._check_source("scatter", src)
     else: src = type(self).full(index.shape, src, dtype=self.dtype, device=self.device)
@@ -281,7 +285,9 @@ class IndexingOps:
   def scatter_reduce(self, dim: int, index: Self, src: Self, reduce: str, include_self: bool = True) -> Self:
     """A copy of self where each src[i][j] is combined into self[index[i][j]][j] (dim 0) by reduce ("sum",
     "prod", "mean", "amax" or "amin"), like torch.scatter_reduce; include_self=False leaves self's value out of
-    the places that receive something. "mean" of ints rounds down, like PyTorch's."""
+    the places that receive something. "mean" of ints rounds down, like PyTorch's. 0-d self and index: as 1-d."""
+    if self.ndim == 0 and isinstance(index, type(self)) and index.ndim == 0:
+      return self.reshape(1).scatter_reduce(dim, index.reshape(1), _as_1d(src), reduce, include_self).reshape(())
     if reduce not in ("sum", "prod", "mean", "amax", "amin"):
       raise ArgumentError(f"scatter_reduce reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
     self._check_source("scatter_reduce", src)
@@ -316,19 +322,19 @@ class IndexingOps:
   def _scatter_extreme_gradient(arg: tuple, grad: Self, value: Self, x: Self, src: Self, hit: Self) -> tuple:
     """The gradients of scatter_reduce's amax and amin (in its layout: x (..., places), src (..., k, 1), hit
     (..., k, places) whether src value k goes to a place): a place that received values shares its gradient evenly
-    among those equal to its result (NaNs when it is NaN), self's value among them with include_self, as PyTorch
-    does. Max's own rule would count the placeholders that stand for the values a place did not receive (+-inf)
+    among those equal to its result, self's value among them with include_self, as PyTorch does; where the result
+    is NaN every value there gets NaN (PyTorch's 0 / 0: no value equals NaN). Max's own rule would count the placeholders that stand for the values a place did not receive (+-inf)
     among the ties when a value is infinite, and split between self and the values' extreme in two steps."""
     _, include_self, grow = arg
     result = value.detach()
     def corner(t): return t.shrink(tuple((0, n - after) for n, (_, after) in zip(t.shape, grow)))  # (the places hit covers)
-    def equal(v, at): return (v == at) | (v.isnan() & at.isnan())
+    def equal(v, at): return (v == at) | at.isnan()
     src_wins = hit & equal(src, corner(result).unsqueeze(-2))
     received = hit.any(-2).pad(grow)
     count = src_wins.sum(-2, dtype=grad.dtype).pad(grow)
     self_wins = equal(x, result) if include_self else None
     if self_wins is not None: count = count + self_wins.cast(grad.dtype)
-    share = received.where(grad / count.maximum(1), 0)
+    share = received.where(result.isnan().where(math.nan, grad / count.maximum(1)), 0)
     kept = 0 if self_wins is None else self_wins.where(share, 0)  # (what self's value gets where values arrived)
     grad_x = received.where(kept, grad)
     grad_src = src_wins.where(corner(share).unsqueeze(-2), 0).sum(-1, keepdim=True)
@@ -374,6 +380,11 @@ def _select(hit: IndexingOps, values: IndexingOps, axis: int) -> IndexingOps:
   return out.cast(dtypes.bool) if is_bool else out
 
 
+def _as_1d(src):
+  """A 0-d tensor source as a 1-element one (a number stays a number)."""
+  return src.reshape(1) if isinstance(src, IndexingOps) and src.ndim == 0 else src
+
+
 def _with_write_gradient(out: IndexingOps, x: IndexingOps, src: IndexingOps, hit: IndexingOps, axis: int, grow) -> IndexingOps:
   """out (x with src written in, hit saying where) with PyTorch's gradient for repeated indices (see _write_gradient)
   instead of the one its ops have, which would give a value the last write overwrote no gradient."""
@@ -391,6 +402,7 @@ def _last_writes(hit: IndexingOps) -> tuple[IndexingOps, IndexingOps]:
   like numpy), same shape, and 1 + the index of that write per slot (0 where nothing writes), keeping the axis."""
   count = hit.shape[-2]
   order = type(hit).arange(1, count + 1, dtype=dtypes.int32, device=hit.device).reshape(count, 1)
+  if count == 0: return hit, type(hit).zeros(hit.shape[:-2] + (1, hit.shape[-1]), dtype=dtypes.int32, device=hit.device)  # (no writes)
   last = hit.where(order, 0).max(-2, keepdim=True)
   return order == last, last
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
-from teeny.ops.args import ArgumentError, _canon_axis
+from teeny.ops.args import ArgumentError, _canon_axis, _broadcast_shape
 from teeny.ops.reduce import ValuesIndices
 if TYPE_CHECKING:
   from typing import Self
@@ -121,9 +121,10 @@ class SortOps:
     padded with fill_value, and stays lazy (tinygrad's form, usable under TinyJit)."""
     mask = mask if isinstance(mask, type(self)) else type(self)(mask, device=self.device)
     if mask.dtype != dtypes.bool: raise TypeError(f"masked_select needs a bool mask, got {mask.dtype}")
-    mask = mask.expand(self.shape) if mask.shape != self.shape else mask
+    shape = _broadcast_shape(self.shape, mask.shape)  # (both broadcast, as in PyTorch)
+    x, mask = self.expand(shape), mask.expand(shape)
     position, exists = mask._true_positions(mask._selected_size(size))
-    picked = self.flatten().gather(0, exists.where(position, 0))
+    picked = x.flatten().gather(0, exists.where(position, 0))
     return exists.where(picked, fill_value).cast(self.dtype)
 
   def nonzero(self, size: int | None = None, fill_value=0, as_tuple: bool = False):
@@ -135,6 +136,7 @@ class SortOps:
     for extent in reversed(self.shape):
       columns.insert(0, exists.where((position // stride) % extent, fill_value).cast(dtypes.int32))
       stride *= extent
+    if as_tuple and self.ndim == 0: return (exists.where(0, fill_value).cast(dtypes.int32),)  # (a 0-d tensor: as 1-d, like PyTorch)
     if as_tuple: return tuple(columns)
     if not columns: return type(self).zeros((position.shape[0], 0), dtype=dtypes.int32, device=self.device)
     return type(self).stack(columns, dim=1)
