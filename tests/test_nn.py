@@ -766,3 +766,55 @@ def test_sequential_applies_layers_in_order(device):
   layer.weight, layer.bias = layer.weight.to(device), layer.bias.to(device)
   np.testing.assert_allclose(x.sequential([Tensor.relu, layer, Tensor.neg]).numpy(), (-layer(x.relu())).numpy(), rtol=1e-6)
   assert x.sequential([]) is x
+
+
+def _np_log_softmax(x, axis):
+  shifted = x - x.max(axis, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis, keepdims=True))
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_cross_entropy_and_bce_take_a_class_weight(device, label_smoothing):
+  """weight= (PyTorch's keyword) raised TypeError. With class indices each row's terms scale by its class's weight
+  and the mean divides by the weights of the rows kept (ignore_index rows out)."""
+  x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+  w = np.array([0.5, 2.0, 1.0, 0.1], np.float32)
+  y = rng.integers(0, 4, (6, 3))
+  y[0, 0] = -100
+  logp = _np_log_softmax(x.astype(np.float64), 1) * w.reshape(4, 1)
+  kept = y != -100
+  picked = -np.take_along_axis(logp, np.where(kept, y, 0)[:, None], 1)[:, 0]
+  rows = (1 - label_smoothing) * picked - label_smoothing * logp.mean(1)
+  want = np.where(kept, rows, 0).sum() / np.where(kept, w[np.where(kept, y, 0)], 0).sum()
+  got = Tensor(x, device=device).cross_entropy(Tensor(y.astype(np.int32), device=device), label_smoothing=label_smoothing,
+                                               weight=Tensor(w, device=device))
+  np.testing.assert_allclose(got.item(), want, rtol=1e-5)
+  p, t, bw = rng.random(5).astype(np.float32), (rng.random(5) > 0.5).astype(np.float32), rng.random(5).astype(np.float32)
+  bce = -(t * np.log(p) + (1 - t) * np.log(1 - p)) * bw
+  np.testing.assert_allclose(Tensor(p, device=device).binary_crossentropy(Tensor(t, device=device), weight=Tensor(bw, device=device)).item(),
+                             bce.mean(), rtol=1e-5)
+  logits = np.log(p / (1 - p))
+  np.testing.assert_allclose(Tensor(logits, device=device).binary_crossentropy_logits(Tensor(t, device=device), "sum", weight=Tensor(bw, device=device)).item(),
+                             bce.sum(), rtol=1e-5)
+
+
+def test_layer_keywords_pytorch_has(device):
+  """Embedding(padding_idx=) (a zero row that gets no gradient), LayerNorm(bias=False), Adam(betas=) and
+  zero_grad(set_to_none=False) raised TypeError."""
+  from teeny.nn.optim import Adam
+  emb = Embedding(5, 3, padding_idx=-1)
+  emb.weight.requires_grad = True
+  np.testing.assert_array_equal(emb.weight.numpy()[4], 0)
+  (emb(Tensor([[4, 1, 4]], device=emb.weight.device)) * 2).sum().backward()
+  np.testing.assert_array_equal(emb.weight.grad.numpy()[[1, 4]], [[2, 2, 2], [0, 0, 0]])
+  norm = LayerNorm(3, bias=False)
+  assert norm.bias is None and list(get_state_dict(norm)) == ["weight"]
+  x = rng.standard_normal((2, 3)).astype(np.float32)
+  np.testing.assert_allclose(norm(Tensor(x, device=device)).numpy(), (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5), rtol=1e-5, atol=1e-6)
+  w = Tensor([1.0], device=device, requires_grad=True)
+  opt = Adam([w], lr=0.1, betas=(0.5, 0.75))
+  assert (opt.b1, opt.b2) == (0.5, 0.75)
+  (w * 3).sum().backward()
+  grad = w.grad
+  opt.zero_grad(set_to_none=False)
+  assert w.grad is grad and w.grad.numpy().tolist() == [0.0]

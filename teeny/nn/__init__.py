@@ -216,19 +216,21 @@ BatchNorm1d = BatchNorm2d = BatchNorm3d = BatchNorm
 
 
 class LayerNorm:
-  """Normalize over the last len(normalized_shape) axes (mean 0, biased variance 1), then weight * x + bias."""
-  def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True):
+  """Normalize over the last len(normalized_shape) axes (mean 0, biased variance 1), then weight * x + bias
+  (bias=False: weight only, as PyTorch's)."""
+  def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True):
     self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     self.axis, self.eps = tuple(-1 - i for i in range(len(self.normalized_shape))), eps
     self.weight = _fresh(Tensor.ones(*self.normalized_shape)) if elementwise_affine else None
-    self.bias = _fresh(Tensor.zeros(*self.normalized_shape)) if elementwise_affine else None
+    self.bias = _fresh(Tensor.zeros(*self.normalized_shape)) if elementwise_affine and bias else None
 
   def __call__(self, x: Tensor) -> Tensor:
     """x normalized over its last len(normalized_shape) axes, then weight * x + bias."""
     if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
       raise ValueError(f"LayerNorm over {self.normalized_shape} got an input of shape {x.shape}")
     out = x.layernorm(axis=self.axis, eps=self.eps)
-    return _as_input(out if self.weight is None else out * self.weight + self.bias, x)
+    if self.weight is not None: out = out * self.weight
+    return _as_input(out if self.bias is None else out + self.bias, x)
 
 
 class LayerNorm2d(LayerNorm):
@@ -317,10 +319,15 @@ class RMSNorm:
 class Embedding:
   """A lookup table: row idx of weight (vocab_size, embed_size) for each int in the input, weights normal(0, 1)
   like PyTorch. Selected with a comparison and a sum, so the gradient reaches exactly the rows that were used
-  (an index out of range gives zeros: checking it would need to read the indices from the device)."""
-  def __init__(self, vocab_size: int, embed_size: int):
+  (an index out of range gives zeros: checking it would need to read the indices from the device). padding_idx, as
+  PyTorch's: that row starts as zeros and gets no gradient."""
+  def __init__(self, vocab_size: int, embed_size: int, padding_idx: int | None = None):
     self.vocab_size, self.embed_size = vocab_size, embed_size
+    if padding_idx is not None and not -vocab_size <= padding_idx < vocab_size:
+      raise ValueError(f"Embedding padding_idx {padding_idx} is out of range for {vocab_size} rows")
+    self.padding_idx = None if padding_idx is None else padding_idx % vocab_size
     self.weight = Tensor.normal(vocab_size, embed_size)
+    if self.padding_idx is not None: self.weight = _fresh(self._is_padding().where(0.0, self.weight))
 
   def __call__(self, idx: Tensor) -> Tensor:
     """The rows of weight that the int tensor idx names: shape idx.shape + (embed_size,)."""
@@ -328,7 +335,12 @@ class Embedding:
     if not dtypes.is_int(idx.dtype): raise TypeError(f"Embedding indices must be ints, got {idx.dtype}")
     vocab = Tensor.arange(self.vocab_size, dtype=idx.dtype, device=idx.device)
     hit = (idx.unsqueeze(-1) == vocab).unsqueeze(-1)  # (..., vocab, 1)
-    return hit.where(self.weight, 0.0).sum(-2)
+    weight = self.weight if self.padding_idx is None else self._is_padding().where(self.weight.detach(), self.weight)
+    return hit.where(weight, 0.0).sum(-2)
+
+  def _is_padding(self) -> Tensor:
+    """(vocab, 1): True at the padding row."""
+    return (Tensor.arange(self.vocab_size, device=self.weight.device) == self.padding_idx).reshape(-1, 1)
 
 
 class Dropout:

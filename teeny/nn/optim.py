@@ -65,9 +65,12 @@ class Optimizer:
     """x (the learning rate or step counter, kept on the first parameter's device) where p lives."""
     return x.to(p.device) if x.device != p.device else x
 
-  def zero_grad(self):
-    """Forget the gradients: the next backward() starts them afresh."""
-    for p in self.params: p.grad = None
+  def zero_grad(self, set_to_none: bool = True):
+    """Forget the gradients: the next backward() starts them afresh. set_to_none=False (PyTorch's option) keeps
+    each gradient tensor and fills it with zeros instead."""
+    for p in self.params:
+      if set_to_none or p.grad is None: p.grad = None
+      else: p.grad.assign(p.grad.zeros_like())
 
   def schedule_step(self) -> list[Tensor]:
     """Realize the gradients (and the buffers), build the lazy update and return the tensors it assigns, for the
@@ -183,14 +186,20 @@ class LAMB(Optimizer):
 
 
 class Adam(LAMB):
-  """Adam with PyTorch's rule; weight_decay is L2 decay added to the gradient, as in torch.optim.Adam."""
-  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+  """Adam with PyTorch's rule; weight_decay is L2 decay added to the gradient, as in torch.optim.Adam. betas=(b1, b2)
+  is PyTorch's spelling of b1 and b2 (tinygrad's)."""
+  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+               *, betas: tuple[float, float] | None = None):
+    b1, b2 = betas if betas is not None else (b1, b2)
     super().__init__(params, lr, b1, b2, eps, weight_decay, adam=True, decoupled=False)
 
 
 class AdamW(LAMB):
-  """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW: p *= 1 - lr * wd first."""
-  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
+  """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW: p *= 1 - lr * wd first. betas=(b1,
+  b2) as in Adam."""
+  def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01,
+               *, betas: tuple[float, float] | None = None):
+    b1, b2 = betas if betas is not None else (b1, b2)
     super().__init__(params, lr, b1, b2, eps, weight_decay, adam=True, decoupled=True)
 
 
@@ -268,9 +277,9 @@ class OptimizerGroup(Optimizer):
   def __getitem__(self, i: int) -> Optimizer: return self.optimizers[i]
   def __len__(self) -> int: return len(self.optimizers)
 
-  def zero_grad(self):
+  def zero_grad(self, set_to_none: bool = True):
     """zero_grad() of every optimizer in the group."""
-    for o in self.optimizers: o.zero_grad()
+    for o in self.optimizers: o.zero_grad(set_to_none)
 
   def schedule_step(self) -> list[Tensor]:
     """Every optimizer's lazy update. All the gradients are realized together first, so the forward and backward

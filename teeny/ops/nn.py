@@ -278,30 +278,36 @@ class NNOps:
     if reduction == "sum": return loss.sum()
     if reduction == "mean": return loss.mean() if count is None else loss.sum() / count
     raise ArgumentError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-  def cross_entropy(self, target: Self, reduction: str = "mean", label_smoothing: float = 0.0, ignore_index: int = -100) -> Self:
+  def cross_entropy(self, target: Self, reduction: str = "mean", label_smoothing: float = 0.0, ignore_index: int = -100,
+                    weight: Self | None = None) -> Self:
     """PyTorch's cross_entropy: self holds logits (N, C, ...) or (C,), target class indices (N, ...) or
-    probabilities shaped like self. Rows whose class is ignore_index count for nothing (and not in the mean)."""
+    probabilities shaped like self. Rows whose class is ignore_index count for nothing (and not in the mean).
+    weight (C,) scales each class's terms; with class indices the mean divides by the rows' weights, as PyTorch's."""
     if not 0 <= label_smoothing <= 1: raise ArgumentError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     axis = 1 if self.ndim > 1 else 0
     classes = self.shape[axis]
+    if weight is not None and weight.shape != (classes,): raise ArgumentError(f"cross_entropy weight of shape {weight.shape}, expected ({classes},)")
     log_probs = self.log_softmax(axis)
+    class_weight = None if weight is None else weight.reshape((classes,) + (1,) * (self.ndim - axis - 1))
+    weighted = log_probs if class_weight is None else log_probs * class_weight
     if dtypes.is_float(target.dtype):
       if target.shape != self.shape: raise ArgumentError(f"cross_entropy probabilities {target.shape} must match the logits {self.shape}")
       probs = target * (1 - label_smoothing) + label_smoothing / classes
-      return type(self)._reduction(-(log_probs * probs).sum(axis), reduction)
+      return type(self)._reduction(-(weighted * probs).sum(axis), reduction)
     expected = self.shape[:axis] + self.shape[axis + 1:]
     if target.shape != expected: raise ArgumentError(f"cross_entropy targets of shape {target.shape} for logits {self.shape}: expected {expected}")
     # class numbers and ignore_index compared in a narrow int (uint8 targets, 300 classes) would wrap
     if target.dtype not in (dtypes.int32, dtypes.int64): target = target.cast(dtypes.int64)
     keep = target != ignore_index
     hot = target.unsqueeze(axis) == type(self).arange(classes, dtype=target.dtype, device=self.device).reshape((classes,) + (1,) * (self.ndim - axis - 1))
-    picked = -hot.where(log_probs, 0).sum(axis)
-    if label_smoothing: picked = picked * (1 - label_smoothing) - log_probs.mean(axis) * label_smoothing
+    picked = -hot.where(weighted, 0).sum(axis)
+    if label_smoothing: picked = picked * (1 - label_smoothing) - weighted.mean(axis) * label_smoothing
     # a class outside [0, classes) can't be caught without reading the targets (PyTorch raises): its row's loss
     # is NaN, so the loss is visibly wrong instead of quietly small
     in_range = (target >= 0) & (target < classes)
     loss = keep.where(in_range.where(picked, math.nan), 0)
-    return type(self)._reduction(loss, reduction, keep.sum().cast(loss.dtype))
+    row_weight = keep.cast(loss.dtype) if class_weight is None else keep.where(hot.where(class_weight, 0).sum(axis), 0).cast(loss.dtype)
+    return type(self)._reduction(loss, reduction, row_weight.sum())
   def sparse_categorical_crossentropy(self, target: Self, ignore_index: int = -1, label_smoothing: float = 0.0,
                                       reduction: str = "mean") -> Self:
     """tinygrad's loss: logits with the classes on the LAST axis, integer targets of the other axes' shape."""
@@ -328,22 +334,24 @@ class NNOps:
     outside = (target < 0) | (target >= classes)
     loss = (outside if keep is None else keep & outside).where(math.nan, loss)
     return type(self)._reduction(loss, reduction, count=weights.sum())
-  def binary_crossentropy(self, target: Self, reduction: str = "mean") -> Self:
+  def binary_crossentropy(self, target: Self, reduction: str = "mean", weight: Self | None = None) -> Self:
     """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100, and the gradient PyTorch
     gives, (p - y) / max(p (1 - p), 1e-12) (binary_crossentropy_gradient): finite at p = 0 and 1, where the
-    clamped log's slope was 0 / 0 = NaN."""
+    clamped log's slope was 0 / 0 = NaN. weight (broadcast to the loss) scales each term, as PyTorch's."""
     p, y = self._float()._binop_operands(target.cast(self._float().dtype))
     loss = -(y * p.log().maximum(-100) + (1 - y) * (1 - p).log().maximum(-100))
-    with_rule = UOp(Ops.DETACH, loss.dtype, (loss.uop, p.uop, y.uop), "binary_crossentropy")
-    return type(self)._reduction(p._new(with_rule, y), reduction)
-  def binary_crossentropy_logits(self, target: Self, reduction: str = "mean", pos_weight: Self | None = None) -> Self:
-    """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|)."""
+    with_rule = p._new(UOp(Ops.DETACH, loss.dtype, (loss.uop, p.uop, y.uop), "binary_crossentropy"), y)
+    return type(self)._reduction(with_rule if weight is None else with_rule * weight, reduction)
+  def binary_crossentropy_logits(self, target: Self, reduction: str = "mean", pos_weight: Self | None = None,
+                                 weight: Self | None = None) -> Self:
+    """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|);
+    pos_weight scales the positive term, weight every term (PyTorch's)."""
     x = self._float()
     y = target.cast(x.dtype)
     softplus_neg = (-x).softplus()  # log(1 + e^-x), stable, with the gradient sigmoid(x) - y at x = 0 too
     if pos_weight is None: loss = (1 - y) * x + softplus_neg
     else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
-    return type(self)._reduction(loss, reduction)
+    return type(self)._reduction(loss if weight is None else loss * weight, reduction)
   def mse(self, target: Self, reduction: str = "mean") -> Self:
     """Mean squared error against target (broadcast like the operators), like torch's mse_loss; reduction 'mean',
     'sum' or 'none'."""
