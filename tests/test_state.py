@@ -63,6 +63,17 @@ def test_deep_model_walk_is_iterative():
 
 # ---- load_state_dict ----
 
+def test_load_state_dict_gives_a_tied_tensor_its_last_names_value(device):
+  """PyTorch copies the names in order, so a tensor under two names ends with the later one's value; teeny kept the
+  first (silently another model than torch's)."""
+  net = Net(device)
+  net.tied = net.layers[0].weight
+  new = {k: Tensor(np.full(v.shape, 1.0, np.float32)) for k, v in get_state_dict(net).items()}
+  new["tied"] = Tensor(np.full(net.tied.shape, 2.0, np.float32))
+  load_state_dict(net, new)
+  assert (net.layers[0].weight.numpy() == 2.0).all()
+
+
 def test_load_state_dict_copies_in_place(device):
   net = Net(device)
   w = net.layers[0].weight

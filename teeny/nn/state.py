@@ -84,12 +84,9 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
     if value.shape != target.shape:
       raise ValueError(f"Shape mismatch in layer `{name}`: Expected shape {target.shape}, but found {value.shape} in state dict.")  # (tinygrad's words)
     values[name] = value
-  written = {}
-  for name, value in values.items():
-    target = targets[name]
-    if id(target) in written: continue  # a shared tensor takes the value under its first name
-    written[id(target)] = target.assign(value.to(target.device).cast(target.dtype))
-  if realize: Tensor.realize_all(*written.values())
+  last_name = {id(targets[name]): name for name in values}  # a shared (tied) tensor takes its last name's value, as in PyTorch
+  written = [targets[name].assign(values[name].to(targets[name].device).cast(targets[name].dtype)) for name in last_name.values()]
+  if realize: Tensor.realize_all(*written)
 
 
 # ---- safetensors ----
