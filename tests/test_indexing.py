@@ -72,6 +72,15 @@ def test_out_of_range_tensor_index_selects_nothing(device):
   assert out.tolist() == [1.0, 0.0]
 
 
+def test_out_of_range_list_index_raises(device):
+  """A list or array index is on the host: out of range it raises IndexError as in PyTorch (it selected 0)."""
+  x = Tensor(A, device=device)
+  for index in ([0, 3], (slice(None), [4]), np.array([-4]), (0, slice(None), [[5]])):
+    with pytest.raises(IndexError, match="out of bounds"): x[index]
+  with pytest.raises(IndexError, match="out of bounds"): x[[0, 3]] = 1.0
+  np.testing.assert_array_equal(x[[-3, 2]].numpy(), A[[-3, 2]])
+
+
 def test_bad_indices_raise(device):
   t = Tensor(A, device=device)
   with pytest.raises(IndexError, match="out of bounds"): t[3]

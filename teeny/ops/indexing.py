@@ -25,8 +25,8 @@ class IndexingOps:
     PyTorch puts them; a 0-d integer tensor counts as an int there, as in PyTorch), and bool masks (tensors, arrays
     or lists) over one or more axes: they select where they are true, like PyTorch, which reads the mask (the
     result's size depends on it). Ints and slices are free views. A tensor index compiles to a load at the index (a gather): k
-    selections cost k loads, not k times the size of the indexed axes. An index out of range selects nothing
-    (gives 0), since checking it would need to read the index from the device. Negative tensor indices count
+    selections cost k loads, not k times the size of the indexed axes. A tensor index out of range selects nothing
+    (gives 0), since checking it would need to read the index from the device; a list's raises IndexError. Negative tensor indices count
     from the end. A bound Variable (teeny.Variable) may be an index or a slice bound (x[pos:pos + k]), or a size
     (x[:pos], at its bound value): see teeny/ops/variables.py."""
     split = variables.split_index(self, index)
@@ -111,14 +111,16 @@ class IndexingOps:
 
   def _index_items(self, index) -> list[tuple[int, Any]]:
     """The index checked, as (position in the index, item): lists, tuples and arrays inside the index tuple made
-    integer tensors (a tuple as the whole index holds one item per axis, as in numpy), and the Ellipsis (or the end,
-    without one) replaced by whole slices for the axes no item names, at the Ellipsis's position."""
+    integer tensors (a tuple as the whole index holds one item per axis, as in numpy; their values are known here,
+    so one out of range raises IndexError, as in PyTorch), and the Ellipsis (or the end, without one) replaced by
+    whole slices for the axes no item names, at the Ellipsis's position."""
     if isinstance(index, list) and any(i is None or i is Ellipsis or isinstance(i, slice) for i in index):
       index = tuple(index)  # x[[slice(None), [1, 3]]]: PyTorch reads a list holding a slice as the tuple (numpy refuses it)
     index = index if isinstance(index, tuple) else (index,)
-    index = tuple(self._index_tensor(i) if isinstance(i, (list, tuple, np.ndarray, type(self))) else i for i in index)
+    index = tuple(_host_index(i) if isinstance(i, (list, tuple, np.ndarray)) else i for i in index)
+    index = tuple(self._index_tensor(i) if isinstance(i, type(self)) or _is_bool_array(i) else i for i in index)
     for i in index:
-      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, type(self)))) or isinstance(i, bool):
+      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, np.ndarray, type(self)))) or isinstance(i, bool):
         raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
     ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
     if len(ellipses) > 1: raise IndexError("an index can only have a single ellipsis ('...')")
@@ -128,14 +130,22 @@ class IndexingOps:
     at = ellipses[0] if ellipses else len(index)
     items = list(enumerate(index))
     items = items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
-    has_mask = any(isinstance(i, type(self)) and i.dtype == dtypes.bool for _, i in items)
-    return self._masks_as_positions(items) if has_mask else items
+    return self._arrays_as_tensors(items)
 
-  def _masks_as_positions(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
-    """Each bool mask item replaced by the integer tensors of its true positions, one per axis it covers (PyTorch's
-    reading: mask.nonzero()). Its count of trues is data, so this reads the mask from the device."""
+  def _arrays_as_tensors(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Each host integer array checked against its axis and made a tensor; each bool mask replaced by the integer
+    tensors of its true positions, one per axis it covers (PyTorch's reading: mask.nonzero()). Its count of trues
+    is data, so this reads the mask from the device."""
     out, axis = [], 0
     for position, i in items:
+      if isinstance(i, np.ndarray):
+        size = self.shape[axis]
+        if i.size and not (-size <= i.min() and i.max() < size):
+          bad = i.max() if i.max() >= size else i.min()
+          raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {size}")
+        out.append((position, self._index_tensor(i)))
+        axis += 1
+        continue
       if isinstance(i, type(self)) and i.dtype == dtypes.bool:
         if i.ndim == 0: raise IndexError("a 0-d bool index is not supported: use unsqueeze() or where()")
         if i.shape != self.shape[axis:axis + i.ndim]:
@@ -149,8 +159,7 @@ class IndexingOps:
 
   def _index_tensor(self, i) -> Self:
     if not isinstance(i, type(self)):
-      arr = np.asarray(i)
-      if arr.dtype.kind not in "iub" and arr.size: raise IndexError(f"index {i!r} is not an integer array or list")
+      arr = _host_index(i)
       # int32 when the values fit (teeny's default int; numpy would make int64), so index math stays 32-bit; an
       # empty list (float64 to numpy) is an empty integer index, as in numpy
       if not arr.size or (arr.dtype.kind in "iu" and -2**31 <= arr.min() and arr.max() < 2**31): arr = arr.astype(np.int32)
@@ -378,6 +387,16 @@ def _select(hit: IndexingOps, values: IndexingOps, axis: int) -> IndexingOps:
   out = picked._reduce_axis(Ops.ADD, (axis,))
   out = out.reshape(out.shape[:axis] + out.shape[axis + 1:])
   return out.cast(dtypes.bool) if is_bool else out
+
+
+def _host_index(i) -> np.ndarray:
+  """A list, tuple or array used as an index, as a numpy array of ints or bools."""
+  arr = np.asarray(i)
+  if arr.dtype.kind not in "iub" and arr.size: raise IndexError(f"index {i!r} is not an integer array or list")
+  return arr
+
+
+def _is_bool_array(i) -> bool: return isinstance(i, np.ndarray) and i.dtype == np.bool_
 
 
 def _as_1d(src):
