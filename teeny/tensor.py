@@ -564,6 +564,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     else:
       dt = dtypes.from_py([x, y]) if not isinstance(x, bool) or not isinstance(y, bool) else dtypes.bool
       xt, yt = Tensor(UOp.const(dt, x), device=self.device), Tensor(UOp.const(dt, y), device=self.device)
+    for number in (x, y):  # (300 beside a uint8 tensor would wrap to 44: PyTorch raises)
+      if isinstance(number, int) and not isinstance(number, bool) and dtypes.is_int(xt.dtype): check_fits(number, xt.dtype)
     if xt.device != cond.device: raise RuntimeError(f"tensors are on different devices: {cond.device} and {xt.device}")
     shape = _broadcast_shape(cond.shape, xt.shape, yt.shape)
     return cond.expand(shape)._alu(Ops.WHERE, xt.expand(shape), yt.expand(shape))

@@ -504,3 +504,15 @@ def test_lists_of_numpy_scalars_keep_their_dtype(device):
     t = Tensor(values, device=device)
     assert t.dtype == want, values
     np.testing.assert_array_equal(t.numpy(), np.array(values, dtype=want.np))
+
+
+def test_an_int_number_an_int_tensor_cant_hold_raises_in_where_and_clamp(device):
+  """where(c, u8, 300) stored 44 and u8.clamp(max=300) clipped at 44 (300 wrapped); PyTorch raises there (its
+  arithmetic wraps, u8 + 300, and so does teeny's)."""
+  u = Tensor(np.array([1, 100, 250], np.uint8), device=device)
+  with pytest.raises(OverflowError, match="300"): (u > 50).where(u, 300)
+  with pytest.raises(OverflowError, match="300"): (u > 50).where(300, u)
+  with pytest.raises(OverflowError, match="300"): u.clamp(max=300)
+  np.testing.assert_array_equal((u > 50).where(u, -1).numpy(), [255, 100, 250])  # (-1 as uint8 wraps, as in PyTorch)
+  np.testing.assert_array_equal(u.clamp(max=99).numpy(), [1, 99, 99])
+  np.testing.assert_array_equal((u + 300).numpy(), np.array([1, 100, 250], np.uint8) + np.uint8(44))
