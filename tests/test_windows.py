@@ -393,3 +393,42 @@ def test_interpolate_scale_factor_1d_3d_and_gradient(device):
     np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), atol=1e-5)
   with pytest.raises(ValueError, match="mode must be"): Tensor(x, device=device).interpolate((3, 3), mode="area")
   with pytest.raises(ValueError, match="exactly one"): Tensor(x, device=device).interpolate()
+
+
+def test_interpolate_follows_torchs_shortcuts_for_kept_and_doubled_axes(device):
+  """An axis whose size a scale_factor keeps (4 * 1.1 -> 4) is copied, as PyTorch does (it was resampled at 1 / 1.1:
+  0, 0.86, 1.77, ...), and nearest doubling an axis (3 * 2.3 -> 6) takes source i // 2, PyTorch's rule (floor(i / 2.3)
+  gave 0, 0, 0, 1, 1, 2) in values and gradients."""
+  x = np.arange(24, dtype=np.float32).reshape(1, 1, 4, 6)
+  for mode in ("linear", "bicubic", "nearest"):
+    t = Tensor(x, device=device, requires_grad=True)
+    out = t.interpolate(mode=mode, scale_factor=(1.1, 1.0))
+    np.testing.assert_array_equal(out.numpy(), x, err_msg=mode)
+    out.sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), np.ones_like(x), err_msg=mode)
+  row = Tensor(np.arange(3, dtype=np.float32).reshape(1, 1, 1, 3), device=device, requires_grad=True)
+  out = row.interpolate(mode="nearest", scale_factor=(1.0, 2.3))
+  np.testing.assert_array_equal(out.numpy().ravel(), [0, 0, 1, 1, 2, 2])
+  (out * Tensor(np.arange(1, 7, dtype=np.float32).reshape(1, 1, 1, 6), device=device)).sum().backward()
+  np.testing.assert_array_equal(row.grad.numpy().ravel(), [3, 7, 11])
+
+
+def test_window_forms_that_raised_where_torch_works(device):
+  """conv2d(padding='same' / 'valid') on the Tensor method (only the layers knew the strings), avg_pool2d's
+  divisor_override, an unbatched ConvTranspose2d input, and unfold of a 0-d tensor ((1, 1) for PyTorch's (1,)) or
+  with windows of size 0 (no gradient graph)."""
+  from teeny.nn import ConvTranspose2d
+  x = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
+  w = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
+  tx, tw = Tensor(x, device=device), Tensor(w, device=device)
+  np.testing.assert_allclose(tx.conv2d(tw, padding="same").numpy(), tx.conv2d(tw, padding=(1, 2, 1, 1)).numpy(), rtol=1e-6)
+  assert tx.conv2d(tw, padding="valid").shape == (1, 3, 3, 3)
+  with pytest.raises(ValueError, match="stride 1"): tx.conv2d(tw, padding="same", stride=2)
+  windows = sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+  np.testing.assert_allclose(tx.avg_pool2d(2, divisor_override=3).numpy(), windows.sum((-2, -1)) / 3, rtol=1e-6)
+  layer = ConvTranspose2d(2, 3, 3)
+  np.testing.assert_allclose(layer(Tensor(x[0], device=device)).numpy(), layer(Tensor(x, device=device)).numpy()[0], rtol=1e-6)
+  assert Tensor(3.0, device=device).unfold(0, 1, 1).shape == (1,)
+  v = Tensor(np.ones((2, 3), np.float32), device=device, requires_grad=True)
+  v.unfold(1, 0, 1).sum().backward()
+  np.testing.assert_array_equal(v.grad.numpy(), np.zeros((2, 3)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from teeny.dtype import dtypes
 from teeny.tensor import Tensor
-from teeny.ops.args import _padding_arg
+from teeny.ops.args import _padding_arg, conv_padding
 from teeny.nn import optim, state, utils  # noqa: F401  (teeny.nn.optim, .state and .utils, also as attributes)
 from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCell: the cells live in their own module)
 
@@ -78,17 +78,7 @@ class _ConvNd:
     self.bias = _uniform_fan_in((out_channels,), in_channels // groups * math.prod(self.kernel_size)) if bias else None
 
   def _padding(self, padding):
-    name = type(self).__name__
-    if padding == "valid": return 0
-    if padding == "same":
-      if any(s != 1 for s in self.stride): raise ValueError(f"{name}: padding='same' needs stride 1 (like PyTorch)")
-      # total d*(k-1) per axis, the odd one extra on the right; PyTorch's flat order: the last axis first
-      flat = []
-      for k, d in zip(reversed(self.kernel_size), reversed(self.dilation)):
-        total = d * (k - 1)
-        flat += [total // 2, total - total // 2]
-      return tuple(flat)
-    if isinstance(padding, str): raise ValueError(f"{name}: padding must be an int, {self.nd} ints, 'valid' or 'same', got {padding!r}")
+    padding = conv_padding(padding, self.kernel_size, self.stride, self.dilation, type(self).__name__)
     return padding if isinstance(padding, int) else _ntuple(padding, self.nd, "padding")
 
   def __call__(self, x: Tensor) -> Tensor:
@@ -129,7 +119,9 @@ class _ConvTransposeNd:
     self.bias = _uniform_fan_in((out_channels,), out_channels // groups * math.prod(self.kernel_size)) if bias else None
 
   def __call__(self, x: Tensor) -> Tensor:
-    """The transposed convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out)."""
+    """The transposed convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out); an unbatched x
+    (in_channels, *spatial) gives (out_channels, *spatial_out), as in PyTorch."""
+    if x.ndim == self.weight.ndim - 1: return self(x.unsqueeze(0)).squeeze(0)
     return x.conv_transpose2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation,
                               padding=self.padding, output_padding=self.output_padding)
 

@@ -89,6 +89,20 @@ def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
   return out
 
 
+def conv_padding(padding, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], name: str = "conv"):
+  """A convolution's padding with PyTorch's strings resolved: 'valid' is none, 'same' a total of d*(k-1) per axis,
+  the odd one on the right, as PyTorch's flat (last_before, last_after, ...) pads (stride 1 only, as there)."""
+  if not isinstance(padding, str): return padding
+  if padding == "valid": return 0
+  if padding != "same": raise ArgumentError(f"{name}: padding must be an int, {len(kernel)} ints, 'valid' or 'same', got {padding!r}")
+  if any(s != 1 for s in stride): raise ArgumentError(f"{name}: padding='same' needs stride 1 (like PyTorch)")
+  flat = []
+  for k, d in zip(reversed(kernel), reversed(dilation)):
+    total = d * (k - 1)
+    flat += [total // 2, total - total // 2]
+  return tuple(flat)
+
+
 def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
   """Padding for n spatial dims as (before, after) pairs: an int, one int per dim, or PyTorch's flat
   (last_before, last_after, ...) of 2n ints."""

@@ -116,10 +116,11 @@ class JoinOps:
     if not isinstance(size, int) or not isinstance(step, int) or size < 0 or step < 1 or size > n:
       raise ArgumentError(f"unfold of an axis of size {n} needs 0 <= size <= {n} and step >= 1, got size={size}, step={step}")
     x = self.reshape(1) if not self.ndim else self
-    if size == 0:  # windows of no elements, (n - 0) // step + 1 of them, as in PyTorch
+    if size == 0:  # windows of no elements, (n - 0) // step + 1 of them, as in PyTorch (a view of none of x: backward works)
       windows = x.shape[:d] + ((n // step) + 1,) + x.shape[d + 1:] + (0,)
-      return type(self).zeros(windows, dtype=self.dtype, device=self.device)
-    return x.transpose(d, -1)._pool((size,), (step,), (1,)).transpose(d, -2)
+      return x.shrink(tuple((0, 0) if a == d else None for a in range(x.ndim))).reshape(windows)
+    out = x.transpose(d, -1)._pool((size,), (step,), (1,)).transpose(d, -2)
+    return out.reshape(size) if not self.ndim else out  # (a 0-d tensor: its one window, (size,), as in PyTorch)
   def pad_to(self, *shape, value=0.0) -> Self:
     """value (0 by default) added at the end of each axis up to shape (None or the size itself: that axis as it
     is), like tinygrad."""

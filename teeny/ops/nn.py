@@ -9,7 +9,7 @@ import numpy as np
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
-from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg
+from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg, conv_padding
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -23,6 +23,7 @@ def _tuple_float(value, n: int) -> tuple[float, ...]:
 # interpolate's sampling along one axis of n to m elements, as PyTorch computes it (float32 source positions):
 # (the source rows of each tap, int32 arrays of m) and (each tap's weights, float32 arrays of m; None: one tap as is)
 def _nearest(n: int, m: int, ratio, align_corners: bool, offset: float = 0.0):
+  if not offset and m == 2 * n: return [np.arange(m, dtype=np.int32) >> 1], None  # (PyTorch's nearest, whatever the scale)
   src = np.floor((np.arange(m, dtype=np.float32) + np.float32(offset)) * ratio)
   return [np.minimum(src, n - 1).astype(np.int32)], None
 
@@ -82,7 +83,8 @@ class NNOps:
     return x if bias is None else x + bias
   def conv2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Self:
     """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
-    any number of spatial dims. padding: an int, one per spatial dim, or PyTorch's flat (left, right, top, bottom)."""
+    any number of spatial dims. padding: an int, one per spatial dim, PyTorch's flat (left, right, top, bottom),
+    or 'valid' / 'same'."""
     nd = weight.ndim - 2
     if nd < 1: raise ArgumentError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
     if self.ndim != nd + 2: raise ArgumentError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
@@ -94,6 +96,7 @@ class NNOps:
       raise ArgumentError(f"conv input has {cin} channels but weight {weight.shape} with groups={groups} expects {cin_g * groups}")
     if bias is not None and bias.shape != (cout,): raise ArgumentError(f"conv bias of shape {bias.shape}, expected ({cout},)")
     stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
+    padding = conv_padding(padding, kernel, stride, dilation)
     x = self.pad(((0, 0), (0, 0)) + _padding_arg(padding, nd))
     windows = x._pool(kernel, stride, dilation)  # (N, C_in, *out, *kernel)
     outs = windows.shape[2:2 + nd]
@@ -193,6 +196,7 @@ class NNOps:
     x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
     for k, (axis, m) in enumerate(zip(range(self.ndim - len(size), self.ndim), size)):
       n = x.shape[axis]
+      if n == m and mode != "nearest-exact": continue  # (PyTorch copies an axis whose size stays, whatever the scale)
       ratio = n / m if scales is None else 1 / scales[k]
       rows, weights = _RESAMPLE[mode](n, m, np.float32(ratio), bool(align_corners))
       taps = [x[(slice(None),) * axis + (type(self)(r, device=self.device),)] for r in rows]

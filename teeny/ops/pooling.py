@@ -259,15 +259,18 @@ class PoolingOps:
     out = type(self).zeros(*lead, math.prod(spatial), dtype=self.dtype, device=self.device).scatter(-1, flat_indices, flat_values)
     return out.reshape(*lead, *spatial)
   def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
-                 nd: int | None = None) -> Self:
+                 divisor_override: int | None = None, nd: int | None = None) -> Self:
     """Mean over windows of the last two axes (or as many as kernel_size has entries). count_include_pad: padding
-    counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does."""
+    counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does. divisor_override: every
+    window's sum divided by that number instead, as PyTorch's."""
+    if divisor_override is not None and divisor_override <= 0: raise ArgumentError(f"divisor_override must be positive, got {divisor_override}")
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     axes, full = tuple(range(-nd, 0)), tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
     x = self._float()
     total = x._window_sum(kernel, stride, dilation, full)
+    if divisor_override is not None: return total / divisor_override
     if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
     # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
     ones = type(self).ones(self.shape[-nd:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
@@ -275,9 +278,10 @@ class PoolingOps:
   def avg_pool1d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
     """avg_pool2d over the last axis only, like torch.nn.functional.avg_pool1d."""
     return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=1)
-  def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
+  def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> Self:
     """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d."""
-    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=3)
+    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd=3)
 
 
 tensor_rules["max_pool"] = tensor_rules["window_sum"] = lambda arg, grad, value, x: (type(grad)._pool_gradient(arg, grad, value, x),)
