@@ -78,7 +78,7 @@ class _ConvNd:
     self.bias = _uniform_fan_in((out_channels,), in_channels // groups * math.prod(self.kernel_size)) if bias else None
 
   def _padding(self, padding):
-    padding = conv_padding(padding, self.kernel_size, self.stride, self.dilation, type(self).__name__)
+    if isinstance(padding, str): return conv_padding(padding, self.kernel_size, self.stride, self.dilation, type(self).__name__)
     return padding if isinstance(padding, int) else _ntuple(padding, self.nd, "padding")
 
   def __call__(self, x: Tensor) -> Tensor:
