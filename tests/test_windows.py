@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from teeny import Tensor, dtypes
+from teeny import Tensor, dtypes, Device
 
 try:
   import torch
@@ -432,3 +432,12 @@ def test_window_forms_that_raised_where_torch_works(device):
   v = Tensor(np.ones((2, 3), np.float32), device=device, requires_grad=True)
   v.unfold(1, 0, 1).sum().backward()
   np.testing.assert_array_equal(v.grad.numpy(), np.zeros((2, 3)))
+
+
+def test_float64_interpolate_computes_its_weights_in_float64(device):
+  """The sampling positions and weights were float32 for every dtype: a float64 resize was good to 1e-7 only."""
+  if not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  line = np.arange(5, dtype=np.float64) * 0.1 + 3.0  # linear in the index: linear resampling reproduces it exactly
+  got = Tensor(line.reshape(1, 1, 5), device=device).interpolate((7,), mode="linear").numpy().ravel()
+  positions = np.clip((np.arange(7) + 0.5) * 5 / 7 - 0.5, 0, 4)
+  np.testing.assert_allclose(got, positions * 0.1 + 3.0, rtol=1e-15)

@@ -22,39 +22,41 @@ def _tuple_float(value, n: int) -> tuple[float, ...]:
 
 # interpolate's sampling along one axis of n to m elements, as PyTorch computes it (float32 source positions):
 # (the source rows of each tap, int32 arrays of m) and (each tap's weights, float32 arrays of m; None: one tap as is)
-def _nearest(n: int, m: int, ratio, align_corners: bool, offset: float = 0.0):
+def _nearest(n: int, m: int, ratio, align_corners: bool, ft=np.float32, offset: float = 0.0):
+  """Source rows of nearest (offset 0.5: nearest-exact); PyTorch's index math is float32 here for every dtype."""
   if not offset and m == 2 * n: return [np.arange(m, dtype=np.int32) >> 1], None  # (PyTorch's nearest, whatever the scale)
-  src = np.floor((np.arange(m, dtype=np.float32) + np.float32(offset)) * ratio)
+  src = np.floor((np.arange(m, dtype=np.float32) + np.float32(offset)) * np.float32(ratio))
   return [np.minimum(src, n - 1).astype(np.int32)], None
 
 
-def _source_positions(n: int, m: int, ratio, align_corners: bool, cubic: bool):
-  i = np.arange(m, dtype=np.float32)
-  if align_corners: return i * np.float32((n - 1) / (m - 1) if m > 1 else 0.0)
-  src = (i + np.float32(0.5)) * ratio - np.float32(0.5)
-  return src if cubic else np.maximum(src, np.float32(0.0))  # (linear clamps at the first row; cubic doesn't)
+def _source_positions(n: int, m: int, ratio, align_corners: bool, cubic: bool, ft):
+  """Where each output row samples the input, in the float type ft (float64 for a float64 input, as PyTorch)."""
+  i = np.arange(m, dtype=ft)
+  if align_corners: return i * ft((n - 1) / (m - 1) if m > 1 else 0.0)
+  src = (i + ft(0.5)) * ft(ratio) - ft(0.5)
+  return src if cubic else np.maximum(src, ft(0.0))  # (linear clamps at the first row; cubic doesn't)
 
 
-def _linear(n: int, m: int, ratio, align_corners: bool):
-  src = _source_positions(n, m, ratio, align_corners, cubic=False)
+def _linear(n: int, m: int, ratio, align_corners: bool, ft=np.float32):
+  src = _source_positions(n, m, ratio, align_corners, False, ft)
   low = np.minimum(np.floor(src), n - 1).astype(np.int32)
   high = np.minimum(low + 1, n - 1).astype(np.int32)
-  frac = (src - low).astype(np.float32)
-  return [low, high], [np.float32(1) - frac, frac]
+  frac = (src - low).astype(ft)
+  return [low, high], [ft(1) - frac, frac]
 
 
-def _bicubic(n: int, m: int, ratio, align_corners: bool, a: float = -0.75):
-  src = _source_positions(n, m, ratio, align_corners, cubic=True)
+def _bicubic(n: int, m: int, ratio, align_corners: bool, ft=np.float32, a: float = -0.75):
+  src = _source_positions(n, m, ratio, align_corners, True, ft)
   base = np.floor(src)
-  t = (src - base).astype(np.float32)
+  t = (src - base).astype(ft)
   def outer(d): return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # Keys' kernel for 1 < |d| < 2
   def inner(d): return ((a + 2) * d - (a + 3)) * d * d + 1  # and for |d| <= 1
   weights = [outer(t + 1), inner(t), inner(1 - t), outer(2 - t)]
   rows = [np.clip(base + k, 0, n - 1).astype(np.int32) for k in (-1, 0, 1, 2)]
-  return rows, [w.astype(np.float32) for w in weights]
+  return rows, [w.astype(ft) for w in weights]
 
 
-_RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac: _nearest(n, m, r, ac, 0.5), "linear": _linear,
+_RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac, ft: _nearest(n, m, r, ac, ft, 0.5), "linear": _linear,
              "bilinear": _linear, "trilinear": _linear, "bicubic": _bicubic}
 
 
@@ -198,7 +200,7 @@ class NNOps:
       n = x.shape[axis]
       if n == m and mode != "nearest-exact": continue  # (PyTorch copies an axis whose size stays, whatever the scale)
       ratio = n / m if scales is None else 1 / scales[k]
-      rows, weights = _RESAMPLE[mode](n, m, np.float32(ratio), bool(align_corners))
+      rows, weights = _RESAMPLE[mode](n, m, ratio, bool(align_corners), np.float64 if x.dtype == dtypes.float64 else np.float32)
       taps = [x[(slice(None),) * axis + (type(self)(r, device=self.device),)] for r in rows]
       if weights is None:
         x = taps[0]
