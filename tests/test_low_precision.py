@@ -413,3 +413,17 @@ def test_float16_layernorm_rounds_once(device):
   want = (centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + 1e-5)).astype(np.float16)
   assert got.dtype == np.float16
   np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-3, atol=1e-4)
+
+
+def test_float16_prod_gradient_compiles_on_every_x86(device):
+  """LLVM 22 aborted the whole process ("Cannot select: v16f16 X86ISD::SUBV_BROADCAST_LOAD") compiling prod's
+  gradient of a float16 tensor on an AMD EPYC without AVX512-FP16: float16 kernels now ask for 128-bit vectors
+  there. In a child process, so a regression fails this test and not the run."""
+  import os, sys
+  sys.path.insert(0, os.path.dirname(__file__))
+  from child import run_in_child
+  code = ("import numpy as np; from teeny import Tensor\n"
+          f"x = Tensor(np.full((2, 5), 1.5, np.float16), device={device!r}, requires_grad=True)\n"
+          "x.prod(-1).sum().backward(); print(x.grad.numpy().tolist())")
+  out = run_in_child(code)
+  assert out.stdout.strip() == str(np.full((2, 5), np.float16(1.5 ** 4)).tolist())

@@ -276,3 +276,15 @@ def test_cov_and_corrcoef(device):
   with pytest.raises(RuntimeError, match="one weight per observation"): Tensor([1.0, 2.0], device=device).cov(fweights=Tensor([1], device=device))
   assert_like_torch(device, lambda make, v: v.cov(fweights=make(fweights), aweights=make(aweights)), x, rtol=1e-5, atol=1e-6)
   assert_like_torch(device, lambda make, v: v.corrcoef() * make(np.arange(9, dtype=np.float32).reshape(3, 3)), x, rtol=1e-4, atol=1e-5)
+
+
+def test_variance_of_values_far_from_zero_keeps_its_precision(device):
+  """var of 1e6 + (i % 7) in float32 was 4.0025 for 3.99899 (the mean's own rounding, squared, 1e-3 of it); the
+  corrected two-pass sum undoes it (PyTorch sums in float64)."""
+  x = (np.arange(1000) % 7 + 1e6).astype(np.float32)
+  want = np.var(x.astype(np.float64), ddof=1)
+  np.testing.assert_allclose(Tensor(x, device=device).var().item(), want, rtol=1e-6)
+  np.testing.assert_allclose(Tensor(x, device=device).std().item(), np.sqrt(want), rtol=1e-6)
+  t = Tensor(x, device=device, requires_grad=True)
+  t.var().backward()
+  np.testing.assert_allclose(t.grad.numpy(), 2 * (x.astype(np.float64) - x.astype(np.float64).mean()) / 999, rtol=1e-4, atol=1e-5)

@@ -121,7 +121,11 @@ class ReduceOps:
     x = self._float()
     if x.dtype in NARROW_FLOATS: return x.float().var(axis, keepdim, correction).cast(x.dtype)
     n = math.prod(self.shape[a] for a in self._axes(axis))
-    sq = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
+    # the corrected two-pass sum: sum(d^2) - sum(d)^2 / n with d = x - mean is exact for any shift, so it undoes the
+    # float32 rounding of the mean itself (1e6 + [0..6] lost 1e-3 of its variance to it; PyTorch sums in float64).
+    # Both sums run in one kernel; the mean is a constant of the gradient (the formula's derivative is 2(x - mean(x)))
+    d = x - x.mean(axis, keepdim=True).detach()
+    sq = d.square().sum(axis, keepdim) - d.sum(axis, keepdim).square() / max(n, 1)
     return sq.div(max(0, n - correction))
   @takes_dim
   def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:

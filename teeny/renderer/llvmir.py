@@ -24,7 +24,7 @@ from __future__ import annotations
 import math, struct
 import numpy as np
 from teeny.renderer import Renderer, CORE_START, CORE_END, accumulator_updates
-from teeny.dtype import DType, dtypes
+from teeny.dtype import DType, PtrDType, dtypes
 from teeny.uop import ALU, UOp, Ops
 
 _LTYPE = {dtypes.bool: "i1", dtypes.int8: "i8", dtypes.uint8: "i8", dtypes.int16: "i16", dtypes.uint16: "i16",
@@ -80,17 +80,24 @@ class LLVMRenderer(Renderer):
       closer to numpy (pairwise summation) than a serial float sum, whose error grows with the length.
   Accumulator updates acc + a*b are also marked `contract`, so they may become one fused multiply-add.
   vector_width (float32 lanes of the widest vector registers) is what the optimizer tiles for, and LLVM is asked
-      to prefer vectors of that width."""
+      to prefer vectors of that width.
+  half_vector_width (default: vector_width) caps it in a kernel that touches float16: on x86 without AVX512-FP16
+      LLVM 22's instruction selection aborts the whole process on some wider half vectors (a broadcast load of 16
+      halves in prod's gradient, "Cannot select X86ISD::SUBV_BROADCAST_LOAD"), so the runtime asks for 4 there."""
   language = "LLVM IR"
   has_threads = False
   has_fp16 = has_fp64 = True  # LLVM IR has half and double (half math still runs in float: see math())
   max_global_dims = 1
 
-  def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True, vector_width: int = 8):
+  def __init__(self, libmvec_isa: str | None = None, reassociate_reductions: bool = True, vector_width: int = 8,
+               half_vector_width: int | None = None):
     self.libmvec_isa, self.reassociate_reductions, self.vector_width = libmvec_isa, reassociate_reductions, vector_width
+    self.half_vector_width = vector_width if half_vector_width is None else min(half_vector_width, vector_width)
 
   def render(self, name: str, program: list) -> str:
-    return _Emitter(name, program, self.libmvec_isa, self.reassociate_reductions, 32 * self.vector_width).emit()
+    touches_half = any((u.dtype.base if isinstance(u.dtype, PtrDType) else u.dtype) == dtypes.float16 for u in program)
+    lanes = self.half_vector_width if touches_half else self.vector_width
+    return _Emitter(name, program, self.libmvec_isa, self.reassociate_reductions, 32 * lanes).emit()
 
 
 class _Emitter:

@@ -43,6 +43,13 @@ def vector_width() -> int:
   return 16 if "avx512f" in HOST_HAS else 8 if "avx" in HOST_HAS else 4
 
 
+def half_vector_width() -> int:
+  """float32 lanes a kernel that touches float16 may use (see LLVMRenderer): 4 (128 bits) on x86 without
+  AVX512-FP16, where LLVM 22 aborts on some wider half vectors, else the full width."""
+  if re.match(r"x86_64", llvm.get_process_triple()) and "avx512fp16" not in HOST_HAS: return 4
+  return vector_width()
+
+
 def target_machine(jit: bool = False):
   """This CPU as LLVM's code generator sees it (all its features, O3), for compiling kernels and for the JIT."""
   target = llvm.Target.from_triple(llvm.get_process_triple())

@@ -22,7 +22,7 @@ from teeny.runtime.cpu_pool import threads as _threads
 from teeny.runtime.device import Allocator, Compiler, CompiledDevice, Program
 from teeny.runtime.elf import undefined_symbols
 from teeny.runtime.llvm_setup import HOST_CPU as _HOST_CPU, HOST_FEATURES as _HOST_FEATURES, LLVM_LOCK as _LLVM_LOCK
-from teeny.runtime.llvm_setup import libmvec_isa as _libmvec_isa, target_machine as _target_machine
+from teeny.runtime.llvm_setup import libmvec_isa as _libmvec_isa, target_machine as _target_machine, half_vector_width as _half_vector_width
 from teeny.runtime.llvm_setup import vector_width as _vector_width
 
 _ALIGN = 64  # a cache line, and the widest vector (AVX-512)
@@ -173,6 +173,6 @@ class LLVMProgram(Program):
 
 
 def open_device(name: str) -> CompiledDevice:
-  renderer = LLVMRenderer(libmvec_isa=_libmvec_isa(), vector_width=_vector_width())
+  renderer = LLVMRenderer(libmvec_isa=_libmvec_isa(), vector_width=_vector_width(), half_vector_width=_half_vector_width())
   return CompiledDevice(name, CPUAllocator(renderer), renderer=renderer, compiler=LLVMCompiler(),
                         program_cls=LLVMProgram)
