@@ -288,3 +288,25 @@ def test_variance_of_values_far_from_zero_keeps_its_precision(device):
   t = Tensor(x, device=device, requires_grad=True)
   t.var().backward()
   np.testing.assert_allclose(t.grad.numpy(), 2 * (x.astype(np.float64) - x.astype(np.float64).mean()) / 999, rtol=1e-4, atol=1e-5)
+
+
+def test_reduction_forms_like_torch(device):
+  """dim=() reduced nothing (PyTorch: every dim), std(False) raised (PyTorch's std(unbiased)), a float16 norm
+  summed its squares in float16 (inf for 100 x 700), topk(0) of a 0-d tensor read memory nothing wrote and topk(0)
+  had no gradient graph, and uint8 all/any gave bool (PyTorch: uint8)."""
+  a = (np.arange(12, dtype=np.float32).reshape(3, 4) % 5)
+  t = Tensor(a, device=device)
+  assert t.sum(dim=()).item() == a.sum() and t.mean(dim=[]).item() == a.mean()
+  np.testing.assert_allclose(t.std(dim=()).item(), a.std(ddof=1), rtol=1e-6)
+  np.testing.assert_allclose(t.norm(dim=()).item(), np.linalg.norm(a), rtol=1e-6)
+  assert t.sum(axis=()).shape == (3, 4)  # (tinygrad's axis=(): no axis reduced)
+  np.testing.assert_allclose(t.std(False).item(), a.std(), rtol=1e-6)
+  np.testing.assert_allclose(t.var(True).item(), a.var(ddof=1), rtol=1e-6)
+  np.testing.assert_allclose(Tensor(np.full(100, 700, np.float16), device=device).norm().item(), 7000, rtol=1e-3)
+  np.testing.assert_allclose(Tensor(np.full(100, 700, np.float16), device=device).norm(3).item(), 700 * 100 ** (1 / 3), rtol=1e-3)
+  assert Tensor(1.5, device=device).topk(0).values.item() == 1.5
+  x = Tensor(a, device=device, requires_grad=True)
+  x.topk(0).values.sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), np.zeros_like(a))
+  u = Tensor(np.array([[1, 0], [2, 2]], np.uint8), device=device)
+  assert u.all(1).dtype == dtypes.uint8 and u.all(1).numpy().tolist() == [0, 1] and u.any().numpy().tolist() == 1

@@ -19,13 +19,15 @@ class ArgumentError(ValueError, RuntimeError):
 
 def takes_dim(method):
   """A method that takes `axis` also takes PyTorch's name for it, `dim=` (x.sum(dim=1), x.softmax(dim=-1)); naming
-  the axis twice is an error."""
+  the axis twice is an error. An empty dim=() or [] means every axis, as in PyTorch's reductions (tinygrad's
+  axis=() reduces none)."""
   @functools.wraps(method)
   def with_dim(self, *args, **kwargs):
     if "dim" in kwargs:
       if args or "axis" in kwargs:
         raise TypeError(f"{method.__name__}() got the axis twice: dim= and axis (dim is PyTorch's name for axis)")
-      kwargs["axis"] = kwargs.pop("dim")
+      dim = kwargs.pop("dim")
+      kwargs["axis"] = None if isinstance(dim, (tuple, list)) and not dim else dim
     return method(self, *args, **kwargs)
   return with_dim
 

@@ -116,7 +116,8 @@ class ReduceOps:
   def var(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
     """Variance with Bessel's correction by default (like torch.var): correction=0 or unbiased=False divides by N;
     N - correction <= 0 gives inf or nan. float16 computes in float32 and rounds once: its sum of squares passes
-    65504 long before the variance does."""
+    65504 long before the variance does. var(False) is PyTorch's var(unbiased) over every axis."""
+    if isinstance(axis, bool): axis, unbiased = None, axis
     correction = _correction(correction, unbiased)
     x = self._float()
     if x.dtype in NARROW_FLOATS: return x.float().var(axis, keepdim, correction).cast(x.dtype)
@@ -133,6 +134,7 @@ class ReduceOps:
     (exactly: the result is var's to the bit) and scaled back: squares of 1e30 (or 1e-30) overflow (underflow)
     float32 where the deviation itself does not (PyTorch accumulates in float64). Where the variance is 0 (a constant row) the gradient is 0, as PyTorch's: sqrt's
     slope there is inf, and inf times the deviations (all 0) was NaN."""
+    if isinstance(axis, bool): axis, unbiased = None, axis  # (std(False): PyTorch's std(unbiased))
     x = self._float()
     if x.dtype in NARROW_FLOATS: return x.float().std(axis, keepdim, correction, unbiased=unbiased).cast(x.dtype)
     if any(self.shape[a] == 0 for a in self._axes(axis)):  # (nothing to scale: var's nan)
@@ -145,10 +147,12 @@ class ReduceOps:
   @takes_dim
   def var_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
     """(var, mean) over the axes, like torch.var_mean (the arguments of var)."""
+    if isinstance(axis, bool): axis, unbiased = None, axis
     return self.var(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
   @takes_dim
   def std_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
     """(std, mean) over the axes, like torch.std_mean (the arguments of var)."""
+    if isinstance(axis, bool): axis, unbiased = None, axis
     return self.std(axis, keepdim, correction, unbiased=unbiased), self.mean(axis, keepdim)
   def _values_and_indices(self, which: str, dim: int, keepdim: bool, axis) -> ValuesIndices:
     """torch.max(x, dim=d) and min: (values, indices) along dim, a named pair, indices int32 like argmax's (the first
@@ -198,13 +202,17 @@ class ReduceOps:
     return lowest.any(axis, keepdim).where(lowest.argmax(axis, keepdim), negated.argmax(axis, keepdim))
   @takes_dim
   def any(self, axis=None, keepdim=False) -> Self:
-    """A bool tensor: whether any element over the axes is nonzero (False over an empty axis), like torch.any."""
-    if any(self.shape[a] == 0 for a in self._axes(axis)): return type(self).full(self._reduced_shape(axis, keepdim), False, device=self.device)
-    return (self != 0).max(axis, keepdim)
+    """A bool tensor: whether any element over the axes is nonzero (False over an empty axis), like torch.any (a
+    uint8 tensor gives uint8, as there)."""
+    if any(self.shape[a] == 0 for a in self._axes(axis)): out = type(self).full(self._reduced_shape(axis, keepdim), False, device=self.device)
+    else: out = (self != 0).max(axis, keepdim)
+    return out.cast(dtypes.uint8) if self.dtype == dtypes.uint8 else out
   @takes_dim
   def all(self, axis=None, keepdim=False) -> Self:
-    """A bool tensor: whether every element over the axes is nonzero (True over an empty axis), like torch.all."""
-    return (self == 0).any(axis, keepdim).logical_not()
+    """A bool tensor: whether every element over the axes is nonzero (True over an empty axis), like torch.all (a
+    uint8 tensor gives uint8, as there)."""
+    out = (self == 0).any(axis, keepdim).logical_not()
+    return out.cast(dtypes.uint8) if self.dtype == dtypes.uint8 else out
   @takes_dim
   def logsumexp(self, axis=None, keepdim=False) -> Self:
     """log(sum(exp(x))) shifted by the max so large logits don't overflow; rows of -inf give -inf, and so does an
@@ -215,15 +223,18 @@ class ReduceOps:
     m = m.isinf().where(0.0, m)
     out = (self - m).exp().sum(axis, keepdim=True).log() + m
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
-  def norm(self, p: float | str = 2, dim=None, keepdim: bool = False, *, axis=None) -> Self:
-    """The p-norm over dim (all elements by default), like torch.norm / torch.linalg.vector_norm: p = 2 ('fro'),
-    1, inf, -inf, 0 (how many are nonzero) or any other number. Its gradient at a zero vector is 0, as PyTorch's
-    (sqrt's slope there is inf, and inf times the zeros under it was NaN)."""
+  def norm(self, p: float | str = 2, dim=None, keepdim: bool = False, dtype=None, *, axis=None) -> Self:
+    """The p-norm over dim (all elements by default, dim=() too), like torch.norm / torch.linalg.vector_norm: p = 2
+    ('fro'), 1, inf, -inf, 0 (how many are nonzero) or any other number, in dtype when given. Its gradient at a
+    zero vector is 0, as PyTorch's (sqrt's slope there is inf, and inf times the zeros under it was NaN). Half
+    floats sum in float32 and round once (float16 squares of 700 overflowed)."""
     if axis is not None and dim is not None: raise TypeError("norm() got the axis twice: dim= and axis")
     axis = axis if axis is not None else dim
+    if isinstance(axis, (tuple, list)) and not axis: axis = None
     if p == "fro": p = 2
     if isinstance(p, str): raise ArgumentError(f"norm order {p!r} is not supported: give a number or 'fro'")
-    x = self._float()
+    x = self.cast(dtype) if dtype is not None else self._float()
+    if x.dtype in NARROW_FLOATS: return x.float().norm(p, axis, keepdim).cast(x.dtype)
     if p == math.inf: return x.abs().max(axis, keepdim)
     if p == -math.inf: return x.abs().min(axis, keepdim)
     if p == 0: return (x != 0).sum(axis, keepdim).cast(x.dtype)

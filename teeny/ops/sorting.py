@@ -97,9 +97,12 @@ class SortOps:
     PyTorch's. tinygrad's sorted_= is accepted."""
     n = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1
     if not isinstance(k, int) or not 0 <= k <= n: raise ArgumentError(f"topk: k={k!r} must be an int in [0, {n}] for dim of size {n}")
-    if k == 0:
-      shape = tuple(0 if i == _canon_axis(dim, self.ndim) else s for i, s in enumerate(self.shape))
-      return ValuesIndices(type(self).empty(shape, dtype=self.dtype, device=self.device), type(self).empty(shape, dtype=dtypes.int32, device=self.device))
+    if k == 0 and self.ndim == 0:  # (PyTorch gives the element itself here, index 0; an empty() was never written)
+      return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
+    if k == 0:  # none along dim: a view of none of self, so backward() gives zeros
+      d = _canon_axis(dim, self.ndim)
+      none = self.shrink(tuple((0, 0) if i == d else None for i in range(self.ndim)))
+      return ValuesIndices(none, type(self).zeros(none.shape, dtype=dtypes.int32, device=self.device))
     return self._ranked_first(k, dim, descending=largest)
 
   def _true_positions(self, size: int) -> tuple[Self, Self]:
