@@ -63,7 +63,9 @@ def _reduce_grad(ctx: UOp, ret: UOp):
     is_max = stored.eq(ret.expand(src.shape)).cast(count_dtype)
     count = is_max.sum(axes).expand(src.shape)
     return ((ctx.expand(src.shape).cast(count_dtype) * (is_max / count)).cast(src.dtype),)
-  return (ctx.expand(src.shape) * _product_of_the_others(src, axes),)
+  # a product nobody uses (upstream 0: a scan's padding, discarded) passes 0, not 0 * inf = NaN where others are infinite
+  upstream = ctx.expand(src.shape)
+  return (upstream.eq(0.0).where(0.0, upstream * _product_of_the_others(src, axes)),)
 
 
 def _product_of_the_others(src: UOp, axes) -> UOp:

@@ -310,3 +310,24 @@ def test_reduction_forms_like_torch(device):
   np.testing.assert_array_equal(x.grad.numpy(), np.zeros_like(a))
   u = Tensor(np.array([[1, 0], [2, 2]], np.uint8), device=device)
   assert u.all(1).dtype == dtypes.uint8 and u.all(1).numpy().tolist() == [0, 1] and u.any().numpy().tolist() == 1
+
+
+@pytest.mark.parametrize("n", [100, 600])
+def test_long_scans_keep_gradients_finite_beside_an_inf(device, n):
+  """Scans past 512 elements (blocks of 256) gave NaN gradients to every element when one was +inf (torch: finite):
+  the last block total and the padding were computed, unused, and 0 * inf is NaN; a logsumexp over +inf gave
+  exp(inf - inf) = NaN too."""
+  x = np.zeros(n, np.float32)
+  x[50] = np.inf
+  t = Tensor(x, device=device, requires_grad=True)
+  t.logcumsumexp(0).sum().backward()
+  grad = t.grad.numpy()
+  assert np.isfinite(grad).all()
+  harmonic = np.cumsum(1 / np.arange(50, 0, -1))[::-1]  # element i: sum of exp(0 - log(j + 1)) over outputs i <= j < 50
+  np.testing.assert_allclose(grad[:50], harmonic, rtol=1e-5)  # (the outputs from the inf on are inf: no gradient)
+  y = np.ones(n, np.float32)
+  y[n - 50] = np.inf
+  t = Tensor(y, device=device, requires_grad=True)
+  t.cumprod(0).sum().backward()
+  grad = t.grad.numpy()
+  assert not np.isnan(grad).any() and np.isinf(grad[0]) and grad[n - 50] == 50

@@ -219,9 +219,15 @@ class ReduceOps:
     empty axis (log of an empty sum, like PyTorch)."""
     if any(self.shape[a] == 0 for a in self._axes(axis)):
       return self._float().sum(axis, keepdim=keepdim) - math.inf  # (from self: a graph for backward, zeros)
-    m = self._float().max(axis, keepdim=True).detach()
+    top = self._float().max(axis, keepdim=True)
+    m = top.detach()
+    infinite = m == math.inf
     m = m.isinf().where(0.0, m)
-    out = (self - m).exp().sum(axis, keepdim=True).log() + m
+    # a row holding +inf is +inf, and its gradient goes to the +inf elements (max's rule: exp(inf - inf) would be
+    # NaN, and 0 * that NaN in every chain through it, a long scan's block totals among them); the sum below sees
+    # zeros for such rows, so nothing infinite is differentiated there
+    safe = infinite.where(0.0, self)
+    out = infinite.where(top, (safe - m).exp().sum(axis, keepdim=True).log() + m)
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
   def norm(self, p: float | str = 2, dim=None, keepdim: bool = False, dtype=None, *, axis=None) -> Self:
     """The p-norm over dim (all elements by default, dim=() too), like torch.norm / torch.linalg.vector_norm: p = 2
@@ -276,11 +282,14 @@ class ReduceOps:
     fill = _SCAN_FILL[op](self.dtype)
     x = self.pad(((0, 0),) * (self.ndim - 1) + ((0, nb * block - n),), value=fill).reshape(*self.shape[:-1], nb, block)
     inner = x._cum_last(op)
-    totals = inner.shrink(tuple((0, s) for s in inner.shape[:-1]) + ((block - 1, block),)).squeeze(-1)
-    before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill).shrink(tuple((0, s) for s in totals.shape))
-    offsets = before.unsqueeze(-1)
-    out = _SCAN_COMBINE[op](inner, offsets)
-    return out.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
+    # every block's total but the last, scanned: the offsets before each block (the last total is never needed, and
+    # a product through it would give the others 0 * inf = NaN gradients where it is infinite)
+    totals = inner.shrink(tuple((0, s) for s in inner.shape[:-2]) + ((0, nb - 1), (block - 1, block))).squeeze(-1)
+    before = totals._cum_last(op).pad(((0, 0),) * (totals.ndim - 1) + ((1, 0),), value=fill)
+    # the padding cut off before combining: a padded row's value (a product through an inf) times its 0 gradient
+    # would be NaN in the offsets' gradient
+    def used(t: Self) -> Self: return t.reshape(*self.shape[:-1], nb * block).shrink(tuple((0, s) for s in self.shape))
+    return _SCAN_COMBINE[op](used(inner), used(before.unsqueeze(-1).expand(inner.shape)))
   @takes_dim
   def cumsum(self, axis: int = 0, dtype=None) -> Self:
     """Inclusive prefix sum along axis, in dtype when given (like torch.cumsum's). bool and int tensors sum in int64
