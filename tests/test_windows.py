@@ -441,3 +441,22 @@ def test_float64_interpolate_computes_its_weights_in_float64(device):
   got = Tensor(line.reshape(1, 1, 5), device=device).interpolate((7,), mode="linear").numpy().ravel()
   positions = np.clip((np.arange(7) + 0.5) * 5 / 7 - 0.5, 0, 4)
   np.testing.assert_allclose(got, positions * 0.1 + 3.0, rtol=1e-15)
+
+
+def test_conv_transpose_output_size_and_interpolate_recompute_scale_factor(device):
+  """ConvTranspose2d(x, output_size=) (PyTorch's way to pick among the sizes a stride allows) and interpolate's
+  recompute_scale_factor raised TypeError."""
+  from teeny.nn import ConvTranspose2d
+  layer = ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+  x = Tensor(rng.standard_normal((1, 2, 4, 5)).astype(np.float32), device=device)
+  for size in ((7, 9), (8, 10), (1, 3, 8, 9)):
+    out = layer(x, output_size=size)
+    assert out.shape[-2:] == tuple(size)[-2:]
+    padding = (size[-2] - 7, size[-1] - 9)
+    np.testing.assert_allclose(out.numpy(), x.conv_transpose2d(layer.weight, layer.bias, stride=2, padding=1, output_padding=padding).numpy(), rtol=1e-6)
+  with pytest.raises(ValueError, match="can't be reached"): layer(x, output_size=(10, 10))
+  img = rng.standard_normal((1, 1, 5, 7)).astype(np.float32)
+  t = Tensor(img, device=device)
+  np.testing.assert_allclose(t.interpolate(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True).numpy(),
+                             t.interpolate((8, 11), mode="bilinear").numpy(), rtol=1e-6)
+  with pytest.raises(ValueError, match="antialias"): t.interpolate((3, 3), mode="bilinear", antialias=True)

@@ -118,12 +118,27 @@ class _ConvTransposeNd:
     self.weight = Tensor.kaiming_uniform(in_channels, out_channels // groups, *self.kernel_size, a=math.sqrt(5))
     self.bias = _uniform_fan_in((out_channels,), out_channels // groups * math.prod(self.kernel_size)) if bias else None
 
-  def __call__(self, x: Tensor) -> Tensor:
+  def __call__(self, x: Tensor, output_size=None) -> Tensor:
     """The transposed convolution of x (N, in_channels, *spatial): (N, out_channels, *spatial_out); an unbatched x
-    (in_channels, *spatial) gives (out_channels, *spatial_out), as in PyTorch."""
-    if x.ndim == self.weight.ndim - 1: return self(x.unsqueeze(0)).squeeze(0)
+    (in_channels, *spatial) gives (out_channels, *spatial_out), as in PyTorch. output_size (the spatial sizes, or
+    a whole shape) picks the output_padding that gives it, as PyTorch's: a stride > 1 leaves several possible."""
+    if x.ndim == self.weight.ndim - 1: return self(x.unsqueeze(0), output_size).squeeze(0)
+    output_padding = self.output_padding if output_size is None else self._padding_for(x, output_size)
     return x.conv_transpose2d(self.weight, self.bias, groups=self.groups, stride=self.stride, dilation=self.dilation,
-                              padding=self.padding, output_padding=self.output_padding)
+                              padding=self.padding, output_padding=output_padding)
+
+  def _padding_for(self, x: Tensor, output_size) -> tuple[int, ...]:
+    """The output_padding per spatial dim that makes the output output_size[-nd:] (each in [0, max(stride, dilation)))."""
+    wanted = tuple(output_size)[-self.nd:]
+    if len(wanted) != self.nd: raise ValueError(f"{type(self).__name__}: output_size {output_size} needs {self.nd} spatial sizes")
+    extra = []
+    for n, want, k, s, p, d in zip(x.shape[2:], wanted, self.kernel_size, self.stride, self.padding, self.dilation):
+      smallest = (n - 1) * s - 2 * p + d * (k - 1) + 1
+      if not 0 <= want - smallest < max(s, d):
+        raise ValueError(f"{type(self).__name__}: output_size {tuple(output_size)} can't be reached from input {x.shape}: "
+                         f"each size must be in [{smallest}, {smallest + max(s, d) - 1}]")
+      extra.append(want - smallest)
+    return tuple(extra)
 
 
 class ConvTranspose1d(_ConvTransposeNd):

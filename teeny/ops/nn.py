@@ -177,13 +177,16 @@ class NNOps:
       x = x.shrink(((0, x.shape[0]), (0, x.shape[1])) + tuple((0, (n - 1) * s + 1) for n, s in zip(sizes, stride)))
     pads = tuple((d * (k - 1) - b, d * (k - 1) - a) for k, d, (b, a) in zip(kernel, dilation, cut))
     return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, groups=groups, dilation=dilation)
-  def interpolate(self, size=None, mode: str = "linear", align_corners: bool | None = None, scale_factor=None) -> Self:
+  def interpolate(self, size=None, mode: str = "linear", align_corners: bool | None = None, scale_factor=None,
+                  recompute_scale_factor: bool | None = None, antialias: bool = False) -> Self:
     """Resize the last len(size) axes (tinygrad's form: size (16, 16) of an NCHW image is bilinear), with PyTorch's
     sampling: mode "nearest", "nearest-exact", "linear" (also "bilinear", "trilinear": linear on each axis) or
     "bicubic" (Keys' cubic, a = -0.75), align_corners as in torch.nn.functional.interpolate, or scale_factor
     instead of size. Each axis is one gather of its source rows and a weighted sum, so gradients flow. An int
     input keeps its dtype: nearest picks elements, the others compute in float32 and round back (PyTorch computes
-    uint8 linear and bicubic in fixed point: its results can differ from these by 1 or 2)."""
+    uint8 linear and bicubic in fixed point: its results can differ from these by 1 or 2). recompute_scale_factor=True
+    samples at in / out, as if the size had been given (PyTorch's); antialias=True is not implemented and raises."""
+    if antialias: raise ArgumentError("interpolate(antialias=True) is not supported: resize without it, or blur first")
     if mode not in _RESAMPLE: raise ArgumentError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
     if (size is None) == (scale_factor is None): raise ArgumentError("interpolate needs exactly one of size and scale_factor")
     if align_corners is not None and mode.startswith("nearest"): raise ArgumentError(f"align_corners is for the linear and cubic modes, not {mode!r}")
@@ -193,6 +196,7 @@ class NNOps:
       count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
       scales = _tuple_float(scale_factor, count)
       size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
+      if recompute_scale_factor: scales = None
     if len(size) > self.ndim: raise ArgumentError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
     # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back
     x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
