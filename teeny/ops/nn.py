@@ -188,16 +188,8 @@ class NNOps:
     samples at in / out, as if the size had been given (PyTorch's); antialias=True is not implemented and raises."""
     if antialias: raise ArgumentError("interpolate(antialias=True) is not supported: resize without it, or blur first")
     if mode not in _RESAMPLE: raise ArgumentError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
-    if (size is None) == (scale_factor is None): raise ArgumentError("interpolate needs exactly one of size and scale_factor")
     if align_corners is not None and mode.startswith("nearest"): raise ArgumentError(f"align_corners is for the linear and cubic modes, not {mode!r}")
-    scales = None  # (given a scale_factor, the sampling steps are 1 / scale, as in PyTorch, not in / out)
-    if size is not None: size = (size,) if isinstance(size, int) else tuple(size)
-    else:
-      count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
-      scales = _tuple_float(scale_factor, count)
-      size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
-      if recompute_scale_factor: scales = None
-    if len(size) > self.ndim: raise ArgumentError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
+    size, scales = self._resize_to(size, scale_factor, recompute_scale_factor)
     # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back
     x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
     for k, (axis, m) in enumerate(zip(range(self.ndim - len(size), self.ndim), size)):
@@ -218,6 +210,19 @@ class NNOps:
     if x.dtype != self.dtype:  # (an int input: rounded and clamped back to its dtype, like PyTorch's uint8 images)
       x = x.round().clip(dtypes.min(self.dtype), dtypes.max(self.dtype)).cast(self.dtype)
     return x
+  def _resize_to(self, size, scale_factor, recompute_scale_factor) -> tuple[tuple[int, ...], tuple[float, ...] | None]:
+    """interpolate's output sizes, and the scales it samples at: given a scale_factor, the sampling steps are
+    1 / scale, as in PyTorch (not in / out), unless recompute_scale_factor; given a size, None (in / out)."""
+    if (size is None) == (scale_factor is None): raise ArgumentError("interpolate needs exactly one of size and scale_factor")
+    scales = None
+    if size is not None: size = (size,) if isinstance(size, int) else tuple(size)
+    else:
+      count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
+      scales = _tuple_float(scale_factor, count)
+      size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
+      if recompute_scale_factor: scales = None
+    if len(size) > self.ndim: raise ArgumentError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
+    return size, scales
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
     """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default), the norm of
