@@ -62,3 +62,22 @@ def test_rearrange_errors(device):
   with pytest.raises(ValueError, match="can't infer"): t.rearrange("b c (h p) w -> b c h p w")
   with pytest.raises(ValueError, match="doesn't split"): t.rearrange("b c (h p) w -> b c h p w", p=3)
   with pytest.raises(ValueError, match="names 3 axes"): t.rearrange("b c h -> b c h")
+
+
+def test_einsum_implicit_output_and_dtypes_like_torch(device):
+  """Without '->' a letter repeated inside one operand is summed ("ii" is the trace: it gave the diagonal, since the
+  letters were counted after the diagonal was taken); integers keep their dtype and wrap (they became int64), and
+  float16 multiplies in float32 like a matmul ([300, 300] . [300, -300] was inf - inf = NaN)."""
+  from teeny import dtypes
+  a = np.arange(9, dtype=np.float32).reshape(3, 3)
+  assert Tensor.einsum("ii", Tensor(a, device=device)).item() == np.trace(a)
+  b = np.arange(18, dtype=np.float32).reshape(3, 3, 2)
+  np.testing.assert_array_equal(Tensor.einsum("iij", Tensor(b, device=device)).numpy(), np.einsum("iij", b))
+  u, v = np.full((2, 3), 200, np.uint8), np.full((3, 2), 3, np.uint8)
+  out = Tensor.einsum("ij,jk->ik", Tensor(u, device=device), Tensor(v, device=device))
+  assert out.dtype == dtypes.uint8 and (out.numpy() == np.uint8(1800 % 256)).all()
+  h, k = np.array([[300, 300]], np.float16), np.array([[300], [-300]], np.float16)
+  assert Tensor.einsum("ij,jk->ik", Tensor(h, device=device), Tensor(k, device=device)).item() == 0
+  assert (Tensor(h, device=device) @ Tensor(k, device=device)).item() == 0
+  x, y = np.array([1000, 1, -1000], np.float16), np.array([1000, 0.5, 1000], np.float16)
+  assert Tensor(x, device=device).dot(Tensor(y, device=device)).item() == 0.5

@@ -57,3 +57,22 @@ def test_newton_schulz_orthogonalizes_each_matrix(device, shape):
     gram = m @ np.swapaxes(m, -1, -2)
     np.testing.assert_allclose(gram, np.broadcast_to(np.eye(gram.shape[-1]), gram.shape), atol=1e-3)
   with pytest.raises(ValueError, match="matrices"): Tensor([1.0, 2.0], device=device).newton_schulz(2, (1.0,))
+
+
+def test_svd_and_qr_of_huge_entries_and_a_zero_singular_value(device):
+  """Entries of 1e18 overflowed float32's column sums of squares (svd stopped rotating early: S 1.8178e18 for
+  1.8193e18, U far from orthogonal); a zero singular value made every gradient NaN (sqrt's slope at 0)."""
+  a = (rng.standard_normal((3, 3)) * 1e18).astype(np.float32)
+  u, s, vh = Tensor(a, device=device).svd()
+  np.testing.assert_allclose(s.numpy(), np.linalg.svd(a.astype(np.float64), compute_uv=False), rtol=1e-5)
+  np.testing.assert_allclose(u.numpy().T @ u.numpy(), np.eye(3), atol=1e-5)
+  q, r = Tensor(a, device=device).qr()
+  np.testing.assert_allclose(q.numpy() @ r.numpy(), a, rtol=1e-5, atol=1e13)
+  b = Tensor(np.array([[1.0, 0.0], [2.0, 0.0]], np.float32), device=device, requires_grad=True)
+  _, s, _ = b.svd()
+  s.square().sum().backward()  # d(sum S^2) = 2 A
+  np.testing.assert_allclose(b.grad.numpy(), [[2.0, 0.0], [4.0, 0.0]], rtol=1e-5, atol=1e-6)
+  b.grad = None
+  _, s, _ = b.svd()
+  s.sum().backward()
+  assert np.isfinite(b.grad.numpy()).all()

@@ -8,6 +8,7 @@ reshape that splits the input's groups into single axes, a permute, and a reshap
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
+from teeny.dtype import dtypes
 from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:
   from typing import Self
@@ -95,7 +96,9 @@ class EinsumOps:
   def einsum(formula: str, *operands, dtype=None):
     """Sum of products over the letters the output doesn't keep, like numpy.einsum / torch.einsum: "ij,jk->ik" is
     a matmul, "ii->" a trace, "bij,bjk->bik" a batched matmul, "...ij->...ji" a transpose; with no "->", the
-    output keeps the letters named once, in alphabetical order. Operands may also come as one list."""
+    output keeps the letters named once (a letter repeated inside one operand counts twice: "ii" is a trace), in
+    alphabetical order. Operands may also come as one list. Integers keep their dtype (wrapping), as in PyTorch;
+    float16 multiplies in float32 and rounds the sum once, as a matmul does."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)): operands = tuple(operands[0])
     formula = formula.replace(" ", "")
     lhs, arrow, rhs = formula.partition("->")
@@ -103,14 +106,18 @@ class EinsumOps:
     if len(specs) != len(operands): raise ArgumentError(f"einsum: '{formula}' names {len(specs)} operands, got {len(operands)}")
     widest = max((t.ndim - len(s.replace("...", "")) for s, t in zip(specs, operands) if "..." in s), default=0)
     ellipsis = _ELLIPSIS_NAMES[:widest]
-    tensors, letters = [], []
+    if all(t.dtype == dtypes.float16 for t in operands):
+      return type(operands[0]).einsum(formula, *[t.float() for t in operands], dtype=dtype).cast(dtype or dtypes.float16)
+    tensors, letters, named = [], [], []
     for i, (spec, t) in enumerate(zip(specs, operands)):
-      t, names = _take_diagonals(t, _expand_ellipsis(spec, t.ndim, ellipsis, f"operand {i}"))
+      names = _expand_ellipsis(spec, t.ndim, ellipsis, f"operand {i}")
+      named += names
+      t, names = _take_diagonals(t, names)
       tensors.append(t)
       letters.append(names)
     every = [a for names in letters for a in names]
     if arrow: out = list(rhs.replace("...", ellipsis))
-    else: out = list(ellipsis) + sorted(a for a in set(every) if every.count(a) == 1 and a not in ellipsis)
+    else: out = list(ellipsis) + sorted(a for a in set(named) if named.count(a) == 1 and a not in ellipsis)
     for a in out:
       if a not in every: raise ArgumentError(f"einsum: output letter '{a}' names no input axis in '{formula}'")
     order = out + sorted(set(every) - set(out), key=every.index)
@@ -122,6 +129,7 @@ class EinsumOps:
       t = t.reshape(tuple(t.shape[ranked.index(a)] if a in ranked else 1 for a in order))
       product = t if product is None else product * t
     summed = tuple(range(len(out), len(order)))
+    if dtype is None and dtypes.is_int(product.dtype): dtype = product.dtype  # (PyTorch's integer einsum: no int64 widening)
     return product.sum(summed, dtype=dtype) if summed else (product if dtype is None else product.cast(dtype))
 
   def rearrange(self, formula: str, **sizes: int) -> Self:

@@ -51,6 +51,14 @@ class LinalgOps:
         total = total + c * power
       x = total.contiguous()
     return x
+  def _power_of_two_scale(self) -> Self:
+    """Each matrix's largest magnitude rounded down to a power of 2 (1 for a zero or non-finite matrix), a
+    constant of the gradient: dividing by it is exact, and keeps the squares qr and svd sum from overflowing
+    float32 (entries of 1e18 made svd stop its rotations early) or underflowing."""
+    biggest = self.abs().max((-2, -1), keepdim=True).detach()
+    scale = biggest.log2().floor().exp2()
+    return (scale.isfinite() & (scale > 0)).where(scale, 1.0)
+
   def qr(self, mode: str = "reduced") -> tuple[Self, Self]:
     """Q, R with self = Q @ R, Q orthonormal and R upper triangular, like torch.linalg.qr: mode "reduced" gives Q
     (m, k) and R (k, n) with k = min(m, n), "complete" Q (m, m) and R (m, n). R's diagonal has LAPACK's signs
@@ -60,7 +68,8 @@ class LinalgOps:
     if mode not in ("reduced", "complete"): raise ArgumentError(f"qr mode must be 'reduced' or 'complete', got {mode!r}")
     m, n = self.shape[-2:]
     lead = self.shape[:-2]
-    r = self
+    magnitude = self._power_of_two_scale()  # (Q is the scaled matrix's; R is scaled back at the end)
+    r = self / magnitude
     q = type(self).eye(m, dtype=self.dtype, device=self.device).expand(*lead, m, m)
     for i in range(min(m, n)):
       # step i's column and rows are picked by small host-made tensors, not by i in the kernels' code, so every
@@ -69,14 +78,14 @@ class LinalgOps:
       row = type(self)(np.arange(m).reshape(m, 1) - i, device=self.device)  # < 0 above the diagonal, 0 on it
       column = (row >= 0).where(r @ pick, 0.0)  # (..., m, 1): column i from the diagonal down
       alpha = (row == 0).where(column, 0.0).sum(-2, keepdim=True)
-      norm = column.square().sum(-2, keepdim=True).sqrt()
+      norm = column.square().sum(-2, keepdim=True)._sqrt_flat_at_zero()  # (a zero column: gradient 0, not inf * 0)
       below = (row > 0).where(column, 0.0).square().sum(-2, keepdim=True)
       beta = -(alpha < 0).where(-norm, norm)  # -sign(alpha) * norm, sign(0) = +1 (LAPACK's choice)
       v = (row == 0).where(column - beta, column)  # the reflection's vector: x - beta * e_i
       scale = (below > 0).where(2 / (below > 0).where(v.square().sum(-2, keepdim=True), 1.0), 0.0)
       r = (r - (scale * v) @ (v.transpose(-1, -2) @ r)).contiguous()
       q = (q - (q @ v) @ (scale * v).transpose(-1, -2)).contiguous()  # (each step stored: no graph that nests)
-    r = r.triu()  # (what the reflections left below the diagonal is rounding)
+    r = r.triu() * magnitude  # (what the reflections left below the diagonal is rounding)
     if mode == "complete": return q, r
     k = min(m, n)
     return q[..., :, :k], r[..., :k, :]
@@ -91,18 +100,19 @@ class LinalgOps:
     if m < n:
       u, s, vh = self.transpose(-1, -2).svd(full_matrices)
       return vh.transpose(-1, -2), s, u.transpose(-1, -2)
-    q, r = self.qr(mode="complete")
+    magnitude = self._power_of_two_scale()  # (S is the scaled matrix's, scaled back)
+    q, r = (self / magnitude).qr(mode="complete")
     work = r[..., :n, :].contiguous().realize()
     v = type(self).eye(n, dtype=self.dtype, device=self.device).expand(*self.shape[:-2], n, n).contiguous().realize()
     work, v = work._jacobi_sweeps(v)
-    norms = work.square().sum(-2).sqrt()
+    norms = work.square().sum(-2)._sqrt_flat_at_zero()  # (a zero singular value: gradient 0, not inf * 0 = NaN)
     s, order = norms.sort(dim=-1, descending=True)
     picked = order.unsqueeze(-2).expand(*order.shape[:-1], n, n)
     u_small = work.gather(-1, picked) / (s > 0).where(s, 1.0).unsqueeze(-2)
     v = v.gather(-1, picked)
     u = q[..., :, :n] @ u_small
     if full_matrices and m > n: u = u.cat(q[..., :, n:], dim=-1)  # R's zero rows: Q's last columns complete U
-    return u, s, v.transpose(-1, -2)
+    return u, s * magnitude.squeeze(-1), v.transpose(-1, -2)
 
   def _jacobi_sweeps(self, v: Self) -> tuple[Self, Self]:
     """Rotate pairs of columns of self (n columns, also applied to v) until every pair is orthogonal: a sweep is
@@ -136,7 +146,8 @@ class LinalgOps:
     t = turn.where((zeta >= 0).where(1.0, -1.0) / (zeta.abs() + (1 + zeta.square()).sqrt()), 0.0)
     c = 1 / (1 + t.square()).sqrt()
     s = c * t
-    cosine = (gamma.abs() / (alpha * beta).sqrt().maximum(1e-300 if self.dtype == dtypes.float64 else 1e-30)).max().item()
+    lengths = alpha.sqrt() * beta.sqrt()  # (not sqrt(alpha * beta), which overflows first)
+    cosine = (gamma.abs() / lengths.maximum(1e-300 if self.dtype == dtypes.float64 else 1e-30)).max().item()
     def rotate(x: Self) -> Self:
       xp, xq = x @ select_p, x @ select_q
       moved_p, moved_q = c * xp - s * xq - xp, s * xp + c * xq - xq
