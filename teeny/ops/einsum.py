@@ -100,6 +100,9 @@ class EinsumOps:
     alphabetical order. Operands may also come as one list. Integers keep their dtype (wrapping), as in PyTorch;
     float16 multiplies in float32 and rounds the sum once, as a matmul does."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)): operands = tuple(operands[0])
+    if not isinstance(formula, str):
+      raise TypeError(f"einsum takes the equation first, as a string ('ij,jk->ik'), got {type(formula).__name__}: the "
+                      "sublist form einsum(x, [0, 1], ...) is not supported")
     formula = formula.replace(" ", "")
     lhs, arrow, rhs = formula.partition("->")
     specs = lhs.split(",")

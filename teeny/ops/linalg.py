@@ -97,6 +97,12 @@ class LinalgOps:
     singular value is 0 its U column is 0, not an arbitrary unit vector (U @ diag(S) @ Vh is self either way)."""
     self._check_matrix("svd")
     m, n = self.shape[-2:]
+    if self.numel() == 0:  # (an empty batch or matrix: PyTorch's shapes; a full square factor is the identity)
+      k, lead = min(m, n), self.shape[:-2]
+      def factor(rows: int, cols: int) -> Self:
+        return type(self).eye(rows, cols, dtype=self.dtype, device=self.device).expand(*lead, rows, cols).contiguous()
+      u, vh = (factor(m, m), factor(n, n)) if full_matrices else (factor(m, k), factor(k, n))
+      return u, type(self).zeros(*lead, k, dtype=self.dtype, device=self.device), vh
     if m < n:
       u, s, vh = self.transpose(-1, -2).svd(full_matrices)
       return vh.transpose(-1, -2), s, u.transpose(-1, -2)
