@@ -239,6 +239,9 @@ def test_linspace_prod_dtype_and_nll_loss(device):
     np.testing.assert_allclose(got, np.linspace(start, stop, steps), rtol=1e-6, atol=1e-6)
     if steps > 1: assert got[-1] == np.float32(stop)  # the end is exact
   assert Tensor.linspace(0, 10, 6, dtype=dtypes.int32, device=device).numpy().tolist() == [0, 2, 4, 6, 8, 10]
+  # an int dtype takes the ends as its values first, as PyTorch (-1.5 is -1, -10 in uint8 is 246), then truncates
+  assert Tensor.linspace(-1.5, 2.5, 9, dtype=dtypes.int32, device=device).numpy().tolist() == [-1, 0, 0, 0, 0, 0, 1, 1, 2]
+  assert Tensor.linspace(-10, 0, 4, dtype=dtypes.uint8, device=device).numpy().tolist() == [246, 164, 82, 0]
   if Device[device].supports_dtype(dtypes.float64):  # float64 is computed in float64 (it was float32, then cast)
     assert Tensor.linspace(0, 10, 4, dtype=dtypes.float64, device=device).numpy()[1] == 10 / 3
     np.testing.assert_array_equal(Tensor.linspace(1e6, 1e6 + 1, 11, dtype=dtypes.float64, device=device).numpy(),

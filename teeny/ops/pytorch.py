@@ -10,7 +10,7 @@ pytorch_reduce.py (reductions, order statistics).
 from __future__ import annotations
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import DType, dtypes, to_dtype
+from teeny.dtype import DType, dtypes, to_dtype, normalize_const
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, buffer_of
 from teeny.ops.args import ArgumentError, _shape_arg
@@ -197,6 +197,8 @@ class PyTorchOps:
     if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)
     # computed in float64 for float64 (in float32 0.1 steps round), else in the default float and rounded once
     dt = dtypes.float64 if dtype is not None and to_dtype(dtype) == dtypes.float64 else dtypes.default_float
+    if dtype is not None and dtypes.is_int(to_dtype(dtype)):  # an int dtype takes the ends as its own values first, as PyTorch
+      start, stop = normalize_const(start, to_dtype(dtype)), normalize_const(stop, to_dtype(dtype))
     i = cls.arange(steps, device=device).cast(dt)
     step = (stop - start) / max(steps - 1, 1)
     out = (i < steps // 2).where(start + i * step, stop - (steps - 1 - i) * step)
