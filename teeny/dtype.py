@@ -112,8 +112,9 @@ class dtypes:
   def from_py(x) -> DType:
     """The dtype a Python scalar (or nested list of them) gets, like torch.tensor(). An int outside the default int's
     range gets int64 (teeny's default int is tinygrad's int32, PyTorch's is int64: 2**40 must not wrap to 0). A
-    numpy scalar keeps its own dtype, as in torch.tensor([np.float64(1.5)])."""
-    if isinstance(x, np.generic): return dtypes.from_np(x.dtype)
+    numpy scalar alone counts as the Python number it holds (full((2,), np.float64(1.5)) is float32, as in PyTorch);
+    inside a list it keeps its own dtype, as in torch.tensor([np.float64(1.5)])."""
+    if isinstance(x, np.generic): return dtypes.from_py(x.item())
     if isinstance(x, bool): return dtypes.bool
     if isinstance(x, int):
       if dtypes.min(dtypes.default_int) <= x <= dtypes.max(dtypes.default_int): return dtypes.default_int
@@ -121,7 +122,8 @@ class dtypes:
       raise OverflowError(f"the Python int {x} does not fit in int64, the widest signed int a tensor holds")
     if isinstance(x, float): return dtypes.default_float
     if isinstance(x, (list, tuple)):
-      return max((dtypes.from_py(e) for e in x), key=lambda t: t.priority, default=dtypes.default_float)
+      def of(e): return dtypes.from_np(e.dtype) if isinstance(e, np.generic) else dtypes.from_py(e)
+      return max((of(e) for e in x), key=lambda t: t.priority, default=dtypes.default_float)
     raise TypeError(f"cannot make a tensor from {type(x).__name__}")
   @staticmethod
   def finfo(t: DType) -> tuple[int, int]:

@@ -505,12 +505,14 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return a.expand(shape), b.expand(shape)
 
   def _scaled_in_float32(self, other) -> bool:
-    """Whether self * other, / and // run in float32 with other unrounded and round once, as PyTorch's kernels do for
-    a 16- or 8-bit float tensor and a Python float (or a 0-d float tensor) that its dtype can't hold: x_f16 * 1e-8 is
-    1e-5 there, not x times the 0 that 1e-8 rounds to. (+, - and comparisons round the number first, as there.)"""
+    """Whether self * other, / and // (other on the right) run in float32 with other unrounded and round once, as
+    PyTorch's kernels do for a 16- or 8-bit float tensor and a number its dtype can't hold, or a 0-d tensor of
+    another dtype: x_f16 * 1e-8 is 1e-5 there, not x times the 0 that 1e-8 rounds to. (A number on the left of / and
+    //, and +, - and comparisons, round the number first, as there.)"""
     if self.dtype not in NARROW_FLOATS: return False
-    if isinstance(other, float): return not holds_exactly(self.dtype, other)
-    return isinstance(other, Tensor) and other.ndim == 0 < self.ndim and other.dtype in (dtypes.float32, dtypes.float64)
+    if isinstance(other, np.generic): other = other.item()
+    if isinstance(other, (int, float)) and not isinstance(other, bool): return not holds_exactly(self.dtype, float(other))
+    return isinstance(other, Tensor) and other.ndim == 0 < self.ndim and other.dtype not in (self.dtype, dtypes.bool)
 
   def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
     return self._new(self.uop.alu(op, *map(_uop_of, srcs)), *srcs)
@@ -534,7 +536,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """True division (ints become floats), or rounding_mode 'trunc' / 'floor' like torch.div."""
     if rounding_mode not in (None, "trunc", "floor"): raise ArgumentError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floordiv(other, reverse)
-    if self._scaled_in_float32(other): return self.float().div(other, reverse, rounding_mode).cast(self.dtype)
+    if not reverse and self._scaled_in_float32(other): return self.float().div(other, reverse, rounding_mode).cast(self.dtype)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)
       return a._int_div(b) if not dtypes.is_float(a.dtype) else (a / b).trunc()
@@ -562,6 +564,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if isinstance(x, Tensor): xt, yt = x._binop_operands(y)
     elif isinstance(y, Tensor): yt, xt = y._binop_operands(x)
     else:
+      x, y = (v.item() if isinstance(v, np.generic) else v for v in (x, y))  # (numpy scalars count as numbers, as in PyTorch)
       dt = dtypes.from_py([x, y]) if not isinstance(x, bool) or not isinstance(y, bool) else dtypes.bool
       xt, yt = Tensor(UOp.const(dt, x), device=self.device), Tensor(UOp.const(dt, y), device=self.device)
     for number in (x, y):  # (300 beside a uint8 tensor would wrap to 44: PyTorch raises)

@@ -504,6 +504,10 @@ def test_lists_of_numpy_scalars_keep_their_dtype(device):
     t = Tensor(values, device=device)
     assert t.dtype == want, values
     np.testing.assert_array_equal(t.numpy(), np.array(values, dtype=want.np))
+  # alone, a numpy scalar is the number it holds (PyTorch's full, arange and where give the default float)
+  assert Tensor.full((2,), np.float64(1.5), device=device).dtype == dtypes.float32
+  assert Tensor.arange(np.float64(0), np.float64(1), np.float64(0.25), device=device).dtype == dtypes.float32
+  assert Tensor([True, False], device=device).where(np.float64(1.5), 2.0).dtype == dtypes.float32
 
 
 def test_an_int_number_an_int_tensor_cant_hold_raises_in_where_and_clamp(device):

@@ -153,6 +153,15 @@ def test_scaling_by_a_number_the_dtype_cant_hold_rounds_once(device, dt):
         assert got.dtype == dt
         np.testing.assert_array_equal(got.float().numpy(), rounded(want), err_msg=f"{number}")
   assert np.signbit((x * 70000.0).float().numpy()[4])  # (-0.0, not NaN: 70000 was inf in float16)
+  with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+    for number in (70000, 2049, 257):  # ints the dtype can't hold, and a 0-d int tensor, and a 0-d tensor of the other half type
+      np.testing.assert_array_equal((x * number).float().numpy(), rounded(held * np.float32(number)), err_msg=str(number))
+      np.testing.assert_array_equal((x * Tensor(number, device=device)).float().numpy(), rounded(held * np.float32(number)))
+    other = dtypes.bfloat16 if dt == dtypes.float16 else dtypes.float16
+    small = Tensor(np.float32(1e-3), device=device).cast(other)
+    np.testing.assert_array_equal((x * small).float().numpy(), rounded(held * small.float().numpy()))
+    # a number on the left of // and / is rounded to the tensor's dtype first, as in PyTorch (c is the first operand there)
+    np.testing.assert_array_equal((70000.0 // x).float().numpy(), rounded(np.floor_divide(rounded(np.float32(70000.0)), held)))
   np.testing.assert_array_equal((x + 0.1).float().numpy(), rounded(held + rounded(np.float32(0.1))))  # (+ rounds first, as in PyTorch)
 
 

@@ -565,6 +565,10 @@ def test_setting_lr_to_a_number_after_construction(device):
     opt.lr = 0.1 * k
     step()
   np.testing.assert_allclose(w.numpy(), [1 - 2 * 0.1 * sum(range(5))], rtol=1e-5)
+  w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
+  opt = SGD([w], lr=Tensor(0.1, device=device).cast(dtypes.bfloat16))  # (its numpy dtype holds bits: 0.01 was written as 0)
+  opt.lr = 0.01
+  assert abs(opt.lr.float().item() - 0.01) < 1e-4
 
 
 def test_clip_grad_norm_over_two_devices():

@@ -54,7 +54,9 @@ class Optimizer:
     captured it reads the new value (a new tensor would leave the replays on the old one)."""
     if isinstance(value, Tensor) or not hasattr(self, "_lr_tensor"):
       self._lr_tensor = value if isinstance(value, Tensor) else Tensor(np.array(value, dtype=self._lr_dtype), device=self.device)
-    else: self._lr_tensor.assign(Tensor(np.array(value, dtype=self._lr_tensor.dtype.np), device=self._lr_tensor.device))
+    else:  # (through float32, or float64 for a float64 rate: a bfloat16 tensor's numpy dtype holds its bits)
+      host = np.array(value, np.float64 if self._lr_tensor.dtype == dtypes.float64 else np.float32)
+      self._lr_tensor.assign(Tensor(host, device=self._lr_tensor.device).cast(self._lr_tensor.dtype))
 
   def _zeros_like(self, p: Tensor) -> Tensor:
     t = Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone()  # clone: a buffer of its own, never shared

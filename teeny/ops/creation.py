@@ -66,6 +66,7 @@ class CreationOps:
     argument is a float. An int dtype given that can't hold every value raises OverflowError (torch wraps them)."""
     if stop is None: start, stop = 0, start
     if step == 0: raise ArgumentError("arange step must not be zero")
+    start, stop, step = (v.item() if isinstance(v, np.generic) else v for v in (start, stop, step))  # (numbers, as in PyTorch)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py([start, stop, step])
     if dtype is None and dt == dtypes.default_int and not _fits(range(start, stop, step), dt): dt = dtypes.int64
     elif dtypes.is_int(dt) and all(isinstance(v, int) for v in (start, stop, step)) and not _fits(range(start, stop, step), dt):

@@ -153,7 +153,7 @@ class ElementwiseOps:
     7 // -2 == -4). Integers: x // 0 is 0 (like numpy; PyTorch raises) and MIN // -1 wraps to MIN. Floats: exact
     (_float_floordiv below; floor(a / b) would round 1.0 // 0.1 up to 10). A half float tensor and a number it can't
     hold: in float32, as for * and / (tensor.py's _scaled_in_float32)."""
-    if self._scaled_in_float32(other): return self.float().floordiv(other, reverse).cast(self.dtype)
+    if not reverse and self._scaled_in_float32(other): return self.float().floordiv(other, reverse).cast(self.dtype)
     a, b = self._binop_operands(other, reverse)
     if dtypes.is_float(a.dtype): return a._float_floordiv(b)
     if a.dtype == dtypes.bool: raise TypeError("floor division of bool tensors is not supported")
