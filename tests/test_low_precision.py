@@ -436,3 +436,16 @@ def test_float16_prod_gradient_compiles_on_every_x86(device):
           "x.prod(-1).sum().backward(); print(x.grad.numpy().tolist())")
   out = run_in_child(code)
   assert out.stdout.strip() == str(np.full((2, 5), np.float16(1.5 ** 4)).tolist())
+
+
+def test_float16_convolution_rounds_each_output_once(device):
+  """A float16 convolution rounded each product to half before summing (PyTorch's does not): outputs near 0 were
+  thousands of ulp off and the weight gradient ~50; it multiplies in float32 now, like a matmul."""
+  from numpy.lib.stride_tricks import sliding_window_view
+  gen = np.random.default_rng(0)
+  x, w = gen.standard_normal((2, 4, 8, 8)).astype(np.float16), gen.standard_normal((6, 4, 3, 3)).astype(np.float16)
+  want = np.einsum("ncijkl,ockl->noij", sliding_window_view(x.astype(np.float64), (3, 3), axis=(2, 3)), w.astype(np.float64))
+  got = Tensor(x, device=device).conv2d(Tensor(w, device=device)).numpy()
+  assert got.dtype == np.float16 and got.shape == want.shape
+  ulp = np.spacing(np.abs(want).astype(np.float16)).astype(np.float64)
+  assert (np.abs(got.astype(np.float64) - want) <= ulp).all()  # (within an ulp of the exact sum: one rounding)

@@ -86,7 +86,11 @@ class NNOps:
   def conv2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Self:
     """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
     any number of spatial dims. padding: an int, one per spatial dim, PyTorch's flat (left, right, top, bottom),
-    or 'valid' / 'same'."""
+    or 'valid' / 'same'. float16 multiplies in float32 and rounds each output once, as a matmul (and PyTorch's
+    convolution) does: products rounded to half made its weight gradient 1000 ulp off."""
+    if self.dtype == weight.dtype == dtypes.float16 and (bias is None or bias.dtype == dtypes.float16):
+      wide_bias = None if bias is None else bias.float()
+      return self.float().conv2d(weight.float(), wide_bias, groups, stride, dilation, padding).cast(dtypes.float16)
     nd = weight.ndim - 2
     if nd < 1: raise ArgumentError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
     if self.ndim != nd + 2: raise ArgumentError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
@@ -151,7 +155,11 @@ class NNOps:
   def conv_transpose2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1,
                        padding=0, output_padding=0) -> Self:
     """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
-    *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel."""
+    *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel.
+    float16 multiplies in float32, as conv2d."""
+    if self.dtype == weight.dtype == dtypes.float16 and (bias is None or bias.dtype == dtypes.float16):
+      wide_bias = None if bias is None else bias.float()
+      return self.float().conv_transpose2d(weight.float(), wide_bias, groups, stride, dilation, padding, output_padding).cast(dtypes.float16)
     nd = weight.ndim - 2
     if self.ndim != nd + 2: raise ArgumentError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
     cin = weight.shape[0]
