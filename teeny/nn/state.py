@@ -85,7 +85,10 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
       raise ValueError(f"Shape mismatch in layer `{name}`: Expected shape {target.shape}, but found {value.shape} in state dict.")  # (tinygrad's words)
     values[name] = value
   last_name = {id(targets[name]): name for name in values}  # a shared (tied) tensor takes its last name's value, as in PyTorch
-  written = [targets[name].assign(values[name].to(targets[name].device).cast(targets[name].dtype)) for name in last_name.values()]
+  written = []
+  for name in last_name.values():
+    target = targets[name]
+    written.append(target.assign(values[name].to(target.device).cast(target.dtype)))
   if realize: Tensor.realize_all(*written)
 
 

@@ -33,8 +33,9 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
                     error_if_nonfinite: bool = False, foreach=None) -> Tensor:
   """Scale the gradients of `parameters` in place so their total norm (all of them as one vector) is at most
   max_norm, like torch.nn.utils.clip_grad_norm_: each g *= min(1, max_norm / (total + 1e-6)). Returns the total
-  norm before clipping, as a lazy scalar float32 Tensor (float64 where a gradient is) (no data is read, unless error_if_nonfinite asks to check
-  it: then a nan or inf norm raises RuntimeError). `foreach` is accepted for PyTorch's signature and ignored."""
+  norm before clipping, as a lazy scalar float32 Tensor, float64 where a gradient is (no data is read, unless
+  error_if_nonfinite asks to check it: then a nan or inf norm raises RuntimeError). `foreach` is accepted for
+  PyTorch's signature and ignored."""
   norm_type = float(norm_type)
   if not norm_type > 0: raise ValueError(f"clip_grad_norm_: norm_type must be positive (or inf), got {norm_type}")
   if max_norm < 0: raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")

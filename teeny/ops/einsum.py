@@ -39,6 +39,19 @@ def _take_diagonals(x, letters: list[str]):
   return x, letters
 
 
+def _implicit_output(named: list[str], ellipsis: str) -> list[str]:
+  """The output of an einsum without "->": the "..." axes, then the letters named once over all the operands (a
+  letter repeated inside one operand counts twice: "ii" is summed), in alphabetical order."""
+  return list(ellipsis) + sorted(a for a in set(named) if named.count(a) == 1 and a not in ellipsis)
+
+
+def _lined_up(t, names: list[str], order: list[str]):
+  """An operand permuted to `order`, with a 1 for every letter it lacks (so the operands broadcast together)."""
+  t = t.permute(tuple(sorted(range(len(names)), key=lambda k: order.index(names[k]))))
+  ranked = sorted(names, key=order.index)
+  return t.reshape(tuple(t.shape[ranked.index(a)] if a in ranked else 1 for a in order))
+
+
 def _parse_side(side: str) -> list:
   """einops tokens: a name, "...", or a group "(a b)" as a list of names ("()" and "1" are empty groups)."""
   tokens, i = [], 0
@@ -119,17 +132,13 @@ class EinsumOps:
       tensors.append(t)
       letters.append(names)
     every = [a for names in letters for a in names]
-    if arrow: out = list(rhs.replace("...", ellipsis))
-    else: out = list(ellipsis) + sorted(a for a in set(named) if named.count(a) == 1 and a not in ellipsis)
+    out = list(rhs.replace("...", ellipsis)) if arrow else _implicit_output(named, ellipsis)
     for a in out:
       if a not in every: raise ArgumentError(f"einsum: output letter '{a}' names no input axis in '{formula}'")
     order = out + sorted(set(every) - set(out), key=every.index)
     product = None
     for t, names in zip(tensors, letters):
-      # permute to `order`, then a 1 for every letter this operand lacks (broadcast)
-      t = t.permute(tuple(sorted(range(len(names)), key=lambda k: order.index(names[k]))))
-      ranked = sorted(names, key=order.index)
-      t = t.reshape(tuple(t.shape[ranked.index(a)] if a in ranked else 1 for a in order))
+      t = _lined_up(t, names, order)
       product = t if product is None else product * t
     summed = tuple(range(len(out), len(order)))
     if dtype is None and dtypes.is_int(product.dtype): dtype = product.dtype  # (PyTorch's integer einsum: no int64 widening)

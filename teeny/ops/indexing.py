@@ -332,8 +332,9 @@ class IndexingOps:
     """The gradients of scatter_reduce's amax and amin (in its layout: x (..., places), src (..., k, 1), hit
     (..., k, places) whether src value k goes to a place): a place that received values shares its gradient evenly
     among those equal to its result, self's value among them with include_self, as PyTorch does; where the result
-    is NaN every value there gets NaN (PyTorch's 0 / 0: no value equals NaN). Max's own rule would count the placeholders that stand for the values a place did not receive (+-inf)
-    among the ties when a value is infinite, and split between self and the values' extreme in two steps."""
+    is NaN every value there gets NaN (PyTorch's 0 / 0: no value equals NaN). Max's own rule would count the
+    placeholders that stand for the values a place did not receive (+-inf) among the ties when a value is
+    infinite, and split between self and the values' extreme in two steps."""
     _, include_self, grow = arg
     result = value.detach()
     def corner(t): return t.shrink(tuple((0, n - after) for n, (_, after) in zip(t.shape, grow)))  # (the places hit covers)
