@@ -65,6 +65,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   __array_priority__ = 1000  # np.ones(3) + t: numpy leaves the operator to Tensor.__radd__ (a Tensor, like torch)
   _graph: UOp | None = None  # for a realized tensor that requires grad: the graph that computed it
   _leaf = False              # requires_grad was set on this tensor by the user (a parameter)
+  _keeps_graph = False       # a gradient() result: keeps its graph when realized, like one that requires grad
   _earlier_nodes: tuple = ()  # a leaf: weak refs to the nodes it was, which graphs built then hold (see _gradient_nodes)
   _base: Tensor | None = None  # the tensor whose storage this one is a view of (None: this one owns it)
   _view_ops: tuple = ()        # a view's movement ops from its base: ((Ops, arg), ...)
@@ -256,6 +257,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       g = functools.reduce(lambda a, b: a.alu(Ops.ADD, b), found)
       result = Tensor(g.cast(t.dtype), device=t.device)  # (a lazy tensor: tracked, see teeny/program_order.py)
       result._requires_grad = True if self._requires_grad or t._requires_grad else None
+      result._keeps_graph = True  # (realized, e.g. printed, it can still be differentiated again: not zeros)
       out.append(result)
     return out
 

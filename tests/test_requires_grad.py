@@ -230,3 +230,13 @@ def test_gradient_refuses_targets_it_cant_tell_apart(device):
   assert (t.realize() * 2.0).gradient(t)[0].item() == 2.0
   leaf = Tensor(2.0, device=device, requires_grad=True)
   assert (leaf * 2.0).gradient(leaf)[0].item() == 2.0
+
+
+def test_a_realized_gradient_can_be_differentiated_again(device):
+  """gradient() of a target that doesn't require grad (tinygrad's form) gave a graph that a realize (a print) dropped:
+  differentiating it again gave zeros, silently. A gradient() result keeps its graph when realized."""
+  x = Tensor(np.array([0.5, 1.0, 2.0], np.float32), device=device)
+  g, = (x ** 3).sum().gradient(x)
+  np.testing.assert_allclose(g.numpy(), 3 * np.array([0.5, 1.0, 2.0]) ** 2, rtol=1e-6)
+  h, = g.sum().gradient(x)
+  np.testing.assert_allclose(h.numpy(), 6 * np.array([0.5, 1.0, 2.0]), rtol=1e-6)
