@@ -345,6 +345,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     check_dtype(device, self.dtype)
     out = self._new(UOp(Ops.COPY, self.dtype, (self.contiguous().uop,), (self.device, device)))  # (sharded: gathered)
     out.device = device
+    # a realized replicated tensor's copy on one of its devices would be that device's replica itself, a buffer a
+    # later in-place write to self changes: a copy of its own
+    if self.uop.op is Ops.MULTI and device in self.device and is_realized(self.uop): out = out.clone()
     return out
   def contiguous(self) -> Tensor:
     """Self when it already is a buffer of its own (like PyTorch), else a copy into a new one: a kernel boundary."""

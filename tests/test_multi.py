@@ -405,3 +405,38 @@ def test_half_sums_over_the_sharded_axis_round_once_like_one_device(devices):
     for out, want in ((x.shard(devices, 0).sum(0), x.sum(0)), (x.shard(devices, 0).cumsum(0), x.cumsum(0)),
                       (x.shard(devices, 1).mean(1), x.mean(1))):
       np.testing.assert_array_equal(out.float().numpy(), want.float().numpy())
+
+
+def test_a_copy_to_one_device_of_a_replicated_tensor_keeps_its_values(devices):
+  """x.to(one of x's devices) of a realized replicated x was that device's replica itself: a later x += 1 showed in
+  it (single-device tensors copied). It is a copy of its own now."""
+  a = np.arange(4, dtype=np.float32)
+  x = Tensor(a).to(devices).realize()
+  one, some = x.to(devices[1]), x.to(devices[:2])
+  x += 1
+  x.realize()
+  np.testing.assert_array_equal(one.numpy(), a)
+  if len(devices) > 2: np.testing.assert_array_equal(some.numpy(), a)  # (to() all of x's devices is x itself, as in PyTorch)
+  np.testing.assert_array_equal(x.numpy(), a + 1)
+
+
+def test_tinyjit_refuses_a_write_through_a_view_of_a_sharded_tensor(devices):
+  """st[1:3] += v on a sharded or replicated st writes new buffers, which replays did not follow: every call after
+  the capture lost its write (st[1] 2 for 5). Refused at the capture, with what to do instead."""
+  from teeny import TinyJit
+  for layout in (0, None):
+    state = Tensor.zeros(6, 3).shard(devices, layout).contiguous().realize()
+    @TinyJit
+    def step(v):
+      state[1:3] += v
+      return (state.sum(0) * 1).realize()
+    step(Tensor.ones(2, 3).shard(devices, None))
+    with pytest.raises(RuntimeError, match="TinyJit can't capture a write through a view"):
+      step(Tensor.ones(2, 3).shard(devices, None))
+
+
+def test_shard_argument_errors_name_the_problem(devices):
+  """shard("LLVM") split the string into devices 'L', 'L', ... and a 0-d tensor raised an internal IndexError."""
+  with pytest.raises(TypeError, match="tuple of devices"): Tensor.ones(4).shard(devices[0], 0)
+  with pytest.raises(ValueError, match="0-d"): Tensor(3.0).shard(devices, 0)
+  assert Tensor(3.0).shard(devices, None).numpy() == 3.0

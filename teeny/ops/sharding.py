@@ -34,8 +34,10 @@ class ShardingOps:
     """This tensor split along `axis` into consecutive blocks, one per device of `devices` (sizes differ by at most
     one), like tinygrad's shard; axis=None puts all of it on each device (replicated). Ops on the result run on
     every device at once, each on its block; a sum over the split axis adds the blocks' sums across the devices."""
+    if isinstance(devices, str): raise TypeError(f"shard takes a tuple of devices, got the string {devices!r}: write ({devices!r},)")
     devices = canonical_device(tuple(devices))
     if axis is None: return self._to_devices(devices)
+    if self.ndim == 0: raise ArgumentError("a 0-d tensor has no axis to shard: give axis=None to replicate it")
     axis = _canon_axis(axis, self.ndim)
     if self.shape[axis] < len(devices):
       raise ArgumentError(f"can't shard axis {axis} of size {self.shape[axis]} over {len(devices)} devices")

@@ -11,6 +11,7 @@ from teeny.uop import UOp, Ops
 from teeny.schedule import is_realized, forget_realized
 from teeny.gradient import restore_graphs
 from teeny.engine.tensors import realize_tensors, grad_realized, written_graphs, remember_write, unique_ids
+from teeny.engine.realize import capture
 from teeny.helpers import snapshot
 from teeny import program_order
 from teeny.ops.args import ArgumentError
@@ -57,7 +58,12 @@ class WriteOps:
     # of the same size: the value's bits are what the base stores, and bitcasts commute with the movement ops
     bits = value.uop if value.dtype == base.dtype else UOp(Ops.BITCAST, base.dtype, (value.uop,))
     if depth: placed, covered = _placed_in_base(self.uop, depth, bits)
-    # through a view of a sharded tensor: not in place (its graph is replaced, new buffers hold the result)
+    # through a view of a sharded tensor: not in place (its graph is replaced, new buffers hold the result), which a
+    # TinyJit replay can't follow (it would read the old buffers again each call): refused while one captures
+    if depth and type(base.device) is tuple and capture.recording is not None:
+      raise RuntimeError("TinyJit can't capture a write through a view of a tensor on several devices (x[1:3] += v on a "
+                         "sharded or replicated x): it goes into new buffers that a replay would not follow; write the "
+                         "whole tensor (x.assign(...)) or run the step without TinyJit")
     if depth and storage is not None and storage.op is Ops.MULTI: storage = None
     if storage is not None:
       # in place: the kernel stores value through the view's movement ops into the base's buffer
