@@ -386,7 +386,19 @@ def test_bf16_matmul_accumulates_in_float32(device):
   if torch is not None:  # PyTorch's bfloat16 matmul: the same method
     ref = (torch.from_numpy(a).bfloat16() @ torch.from_numpy(b).bfloat16()).float().numpy()
     np.testing.assert_allclose(out.numpy(), ref, rtol=2 ** -8, atol=1e-6)
-  # (products are not rounded to bfloat16 inside a fused sum either: sum(x * y) is this matmul, done the same way)
+  # (the matmul multiplies in float32; an elementwise product summed, (x * y).sum(), rounds each product to bfloat16
+  # as PyTorch's does: its product is a bfloat16 tensor)
+
+
+def test_a_sum_of_values_cast_to_bfloat16_rounds_each_term(device):
+  """(x * 3).cast(bfloat16).sum() fused into one kernel skipped the cast's rounding (the lowering took every product
+  cast to bfloat16 for a matmul's, which it keeps exact): -0.6133 where the rounded terms sum to -0.6172 (PyTorch,
+  and the same sum realized in two steps). Also for fp8."""
+  a = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+  for dt in (dtypes.bfloat16, dtypes.fp8e4m3):
+    fused = (Tensor(a, device=device) * 3).cast(dt).sum(0).float().numpy()
+    terms = rounded((a * 3).astype(np.float32), dt)
+    np.testing.assert_array_equal(fused, rounded(terms.sum(0, dtype=np.float32), dt), err_msg=str(dt))
 
 
 def test_bf16_matmul_long_enough_to_split_keeps_exact_products(device):

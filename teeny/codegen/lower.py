@@ -12,7 +12,7 @@ where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 from __future__ import annotations
 from dataclasses import dataclass, field
 import itertools, math
-from teeny.dtype import dtypes, DType, NARROW_FLOATS, STORAGE_FLOATS
+from teeny.dtype import dtypes, DType, NARROW_FLOATS
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite, ALU, COMPARISON
 from teeny.symbolic import symbolic, _split_sum
 from teeny.renderer import Renderer, CORE_START, CORE_END
@@ -233,24 +233,7 @@ def _half_assign(a: UOp, acc: UOp, v: UOp) -> UOp | None:
   """The update of a float32 accumulator of a narrow float reduce keeps full precision; only the result is rounded."""
   if a.dtype not in NARROW_FLOATS: return None
   exact = v.src[0] if v.op is Ops.CAST and v.src[0].dtype == dtypes.float32 else v.cast(dtypes.float32)
-  if a.dtype in STORAGE_FLOATS and exact.op is Ops.ADD: exact = _unrounded_sum(exact)
   return a.replace(dtype=dtypes.float32, src=(acc, exact)).cast(a.dtype)
-
-
-def _unrounded_sum(x: UOp) -> UOp:
-  """A bfloat16/fp8 sum's terms (products, in a matmul) and partial sums added unrounded, in float32: their
-  rounding would cost far more than float16's (8 bits or fewer), and PyTorch's matmul doesn't round them either.
-  Only the rounding of a product or a sum is left out: a term that is a value cast to bfloat16/fp8 by the program
-  (x.cast(fp8e5m2).sum()) is rounded, or the sum would be of other numbers (2.25 and -2.0 summed to 0.25)."""
-  terms = []
-  for s in x.src:
-    if s.op is Ops.CAST and s.dtype == dtypes.float32 and s.src[0].op is Ops.CAST and s.src[0].dtype in STORAGE_FLOATS \
-       and s.src[0].src[0].dtype == dtypes.float32 and s.src[0].src[0].op in (Ops.MUL, Ops.ADD):
-      s = s.src[0].src[0]
-      if s.op is Ops.ADD: s = _unrounded_sum(s)
-    elif s.op is Ops.ADD and s.dtype == dtypes.float32: s = _unrounded_sum(s)  # (unrolled copies, see _lower_reduce)
-    terms.append(s)
-  return x.replace(src=tuple(terms))
 
 
 def _unrounded(x: UOp) -> UOp | None:

@@ -8,7 +8,7 @@ reshape that splits the input's groups into single axes, a permute, and a reshap
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.ops.args import ArgumentError
 if TYPE_CHECKING:
   from typing import Self
@@ -111,7 +111,7 @@ class EinsumOps:
     a matmul, "ii->" a trace, "bij,bjk->bik" a batched matmul, "...ij->...ji" a transpose; with no "->", the
     output keeps the letters named once (a letter repeated inside one operand counts twice: "ii" is a trace), in
     alphabetical order. Operands may also come as one list. Integers keep their dtype (wrapping), as in PyTorch;
-    float16 multiplies in float32 and rounds the sum once, as a matmul does."""
+    float16, bfloat16 and fp8 multiply in float32 and round the sum once, as a matmul does."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)): operands = tuple(operands[0])
     if not isinstance(formula, str):
       raise TypeError(f"einsum takes the equation first, as a string ('ij,jk->ik'), got {type(formula).__name__}: the "
@@ -122,8 +122,8 @@ class EinsumOps:
     if len(specs) != len(operands): raise ArgumentError(f"einsum: '{formula}' names {len(specs)} operands, got {len(operands)}")
     widest = max((t.ndim - len(s.replace("...", "")) for s, t in zip(specs, operands) if "..." in s), default=0)
     ellipsis = _ELLIPSIS_NAMES[:widest]
-    if all(t.dtype == dtypes.float16 for t in operands):
-      return type(operands[0]).einsum(formula, *[t.float() for t in operands], dtype=dtype).cast(dtype or dtypes.float16)
+    if operands[0].dtype in NARROW_FLOATS and all(t.dtype == operands[0].dtype for t in operands):
+      return type(operands[0]).einsum(formula, *[t.float() for t in operands], dtype=dtype).cast(dtype or operands[0].dtype)
     tensors, letters, named = [], [], []
     for i, (spec, t) in enumerate(zip(specs, operands)):
       names = _expand_ellipsis(spec, t.ndim, ellipsis, f"operand {i}")

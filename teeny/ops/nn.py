@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
 from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg, conv_padding
@@ -88,9 +88,9 @@ class NNOps:
     any number of spatial dims. padding: an int, one per spatial dim, PyTorch's flat (left, right, top, bottom),
     or 'valid' / 'same'. float16 multiplies in float32 and rounds each output once, as a matmul (and PyTorch's
     convolution) does: products rounded to half made its weight gradient 1000 ulp off."""
-    if self.dtype == weight.dtype == dtypes.float16 and (bias is None or bias.dtype == dtypes.float16):
+    if self.dtype == weight.dtype and self.dtype in NARROW_FLOATS and (bias is None or bias.dtype == self.dtype):
       wide_bias = None if bias is None else bias.float()
-      return self.float().conv2d(weight.float(), wide_bias, groups, stride, dilation, padding).cast(dtypes.float16)
+      return self.float().conv2d(weight.float(), wide_bias, groups, stride, dilation, padding).cast(self.dtype)
     nd = weight.ndim - 2
     if nd < 1: raise ArgumentError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
     if self.ndim != nd + 2: raise ArgumentError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
@@ -157,9 +157,9 @@ class NNOps:
     """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
     *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel.
     float16 multiplies in float32, as conv2d."""
-    if self.dtype == weight.dtype == dtypes.float16 and (bias is None or bias.dtype == dtypes.float16):
+    if self.dtype == weight.dtype and self.dtype in NARROW_FLOATS and (bias is None or bias.dtype == self.dtype):
       wide_bias = None if bias is None else bias.float()
-      return self.float().conv_transpose2d(weight.float(), wide_bias, groups, stride, dilation, padding, output_padding).cast(dtypes.float16)
+      return self.float().conv_transpose2d(weight.float(), wide_bias, groups, stride, dilation, padding, output_padding).cast(self.dtype)
     nd = weight.ndim - 2
     if self.ndim != nd + 2: raise ArgumentError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
     cin = weight.shape[0]

@@ -358,10 +358,10 @@ class ReduceOps:
   def matmul(self, w: Self) -> Self:
     """self @ w, like torch.matmul: a 1-D operand is a vector (its axis is dropped from the result) and batch
     dimensions broadcast. Operands are promoted; ints stay in their promoted dtype. A broadcast product, summed.
-    float16 multiplies in float32 (its products are exact there) and rounds the sum once, as PyTorch's matmul:
-    rounding each product to float16 made [300, 300] @ [300, -300] inf - inf = NaN."""
+    float16, bfloat16 and fp8 multiply in float32 (their products are exact there) and round the sum once, as
+    PyTorch's matmul: rounding each product to float16 made [300, 300] @ [300, -300] inf - inf = NaN."""
     if self.ndim == 0 or w.ndim == 0: raise ArgumentError(f"matmul needs tensors with at least 1 dimension, got {self.shape} and {w.shape}")
-    if self.dtype == w.dtype == dtypes.float16: return self.float().matmul(w.float()).cast(dtypes.float16)
+    if self.dtype == w.dtype and self.dtype in NARROW_FLOATS: return self.float().matmul(w.float()).cast(self.dtype)
     a = self.unsqueeze(0) if self.ndim == 1 else self
     b = w.unsqueeze(1) if w.ndim == 1 else w
     if a.shape[-1] != b.shape[-2]: raise ArgumentError(f"matmul shapes {self.shape} and {w.shape} don't match: {a.shape[-1]} != {b.shape[-2]}")
