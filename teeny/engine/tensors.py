@@ -61,7 +61,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
       mark_realized(views)
       view = views[node]
       if not items or items[-1].bufs[0] is not buffer_of(view): return _take_buffers(tensors, items, views, written)
-      if t._requires_grad or t._keeps_graph: _keep_graph(t, node, _updates_that_ran(views))
+      if _wants_graph(t): _keep_graph(t, node, _updates_that_ran(views))
       t._uop, t._version = view, t._version + 1  # (the uop setter, for a base given its own new buffer)
       _remember_graph(t)
       return
@@ -218,13 +218,18 @@ def _buffer_taken(node: UOp, views: dict, made: set, written, taken: set) -> UOp
 def _remember_graph(t):
   """kept_graphs follows a realized tensor's kept graph (set, replaced, or gone with a write that has none)."""
   if t._graph is not None: kept_graphs[t._uop] = t._graph
-  elif (t._requires_grad or t._keeps_graph) and not t._leaf: kept_graphs.pop(t._uop, None)
+  elif _wants_graph(t) and not t._leaf: kept_graphs.pop(t._uop, None)
+
+
+def _wants_graph(t) -> bool:
+  """Whether a realized t keeps the graph that computed it: it requires grad, or it is a gradient() result."""
+  return bool(t._requires_grad or t._keeps_graph)
 
 
 def _keep_graph(t, node: UOp, ran: dict):
   """A realized result that requires grad keeps the graph that computed it, so backward() still reaches the leaves
   (gradient.restore_graphs); a realized write keeps the graph of the values it wrote (see assign)."""
-  if not (t._requires_grad or t._keeps_graph) or t._leaf: return
+  if not _wants_graph(t) or t._leaf: return
   if node.op is Ops.CONTIGUOUS and type(node.arg) is tuple and node.arg[0] == "copy": return  # (see _take_buffers)
   graph = t._assigned_graph if node.op is Ops.ASSIGN else _with_updates_settled(node, ran)
   t._graph, t._assigned_graph = graph, None  # (a write with no graph to give: the old values' graph goes too)
