@@ -76,7 +76,7 @@ class CreationOps:
     # are start + i * step in float64, rounded once, as PyTorch's (numpy's own float32 arange(0, 1, 0.1)[9] is
     # 0.90000004; bfloat16 and fp8 go through float32, as their numpy type is their bits)
     if dtypes.is_float(dt):
-      count = len(np.arange(start, stop, step, dtype=np.float64))
+      count = max(0, math.ceil((stop - start) / step))  # (numpy's count, without making its array)
       with np.errstate(over="ignore"):  # (past float16's range: inf, as in PyTorch)
         values = (start + np.arange(count, dtype=np.float64) * step).astype(np.float32 if dt in STORAGE_FLOATS else dt.np)
     else: values = np.arange(start, stop, step, dtype=dt.np)

@@ -93,7 +93,7 @@ class ElementwiseOps:
     min_, max_ = _bound(min_, min, "min"), _bound(max_, max, "max")
     if min_ is None and max_ is None: raise ArgumentError("clip needs min or max (or both), got neither")
     for bound in (min_, max_):  # an int bound an int tensor can't hold would wrap (max=300 of uint8 clipped at 44): PyTorch raises
-      if isinstance(bound, int) and not isinstance(bound, bool) and dtypes.is_int(self.dtype): check_fits(bound, self.dtype)
+      if isinstance(bound, int): check_fits(bound, self.dtype)  # (it passes float tensors and bools)
     x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
     if min_ is not None: x = _past_bound(x < min_, min_).where(min_, x)
     return x if max_ is None else _past_bound(x > max_, max_).where(max_, x)

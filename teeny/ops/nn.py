@@ -20,8 +20,9 @@ def _tuple_float(value, n: int) -> tuple[float, ...]:
   return out
 
 
-# interpolate's sampling along one axis of n to m elements, as PyTorch computes it (float32 source positions):
-# (the source rows of each tap, int32 arrays of m) and (each tap's weights, float32 arrays of m; None: one tap as is)
+# interpolate's sampling along one axis of n to m elements, as PyTorch computes it (source positions in float32, or
+# float64 for a float64 input): (the source rows of each tap, int32 arrays of m) and (each tap's weights, arrays of m
+# in that float type; None: one tap as is)
 def _nearest(n: int, m: int, ratio, align_corners: bool, ft=np.float32, offset: float = 0.0):
   """Source rows of nearest (offset 0.5: nearest-exact); PyTorch's index math is float32 here for every dtype."""
   if not offset and m == 2 * n: return [np.arange(m, dtype=np.int32) >> 1], None  # (PyTorch's nearest, whatever the scale)
