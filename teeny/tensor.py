@@ -295,6 +295,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
         raise RuntimeError(f"backward() of a tensor of shape {self.shape} needs an explicit gradient of that shape")
       return Tensor.ones(self.shape, dtype=self.dtype, device=self.device)
     if gradient.shape != self.shape: raise ArgumentError(f"gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
+    if type(self.device) is tuple and gradient.device != self.device:  # laid out on the devices as self is
+      gradient = gradient.shard(self.device, multi.layout(self.uop, self.device))
     return gradient.cast(self.dtype)
 
   @staticmethod
@@ -340,8 +342,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """A copy on another device (self on the same one); on a tuple of devices, a copy on each (ops/sharding.py).
     Tensor.to is ops/pytorch.py's."""
     device = canonical_device(device)
+    if type(device) is tuple: return self._to_devices(device)  # (sharded over them already: replicated)
     if device == self.device: return self
-    if type(device) is tuple: return self._to_devices(device)
     check_dtype(device, self.dtype)
     out = self._new(UOp(Ops.COPY, self.dtype, (self.contiguous().uop,), (self.device, device)))  # (sharded: gathered)
     out.device = device

@@ -420,6 +420,29 @@ def test_a_copy_to_one_device_of_a_replicated_tensor_keeps_its_values(devices):
   np.testing.assert_array_equal(x.numpy(), a + 1)
 
 
+def test_to_the_devices_a_tensor_is_sharded_over_replicates_it(devices):
+  """x.to(devices) of x sharded over those devices returned x, still sharded: README says to() replicates."""
+  from teeny import multi
+  a = data(6, 2)
+  x = Tensor(a).shard(devices, 0)
+  for r in (x.to(devices), x.shard(devices, None)):
+    assert r.device == devices and multi.layout(r.uop, devices) is None
+    for shard in r.realize().uop.src: assert shard.shape == (6, 2)  # each device holds all of it
+    np.testing.assert_array_equal(r.numpy(), a)
+  replicated = Tensor(a).to(devices)
+  assert replicated.to(devices) is replicated
+
+
+def test_backward_of_a_sharded_result_takes_a_gradient_on_one_device(devices):
+  """y.backward(g) with y sharded and g on one device raised an internal copy error: g is laid out as y is."""
+  a = data(6, 3)
+  for axis in (0, 1, None):
+    x = Tensor(a, requires_grad=True)
+    y = x.shard(devices, axis) * 2
+    y.backward(Tensor(a))
+    close(x.grad, 2 * a)
+
+
 def test_tinyjit_refuses_a_write_through_a_view_of_a_sharded_tensor(devices):
   """st[1:3] += v on a sharded or replicated st writes new buffers, which replays did not follow: every call after
   the capture lost its write (st[1] 2 for 5). Refused at the capture, with what to do instead."""

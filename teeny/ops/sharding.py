@@ -50,7 +50,7 @@ class ShardingOps:
     return self.replace(self.shard(devices, axis))
   def _to_devices(self, devices: tuple[str, ...]) -> Self:
     """A copy of the whole tensor on each of `devices` (to(devices)); a sharded one is gathered first."""
-    if devices == self.device: return self
+    if devices == self.device and multi.layout(self.uop, devices) is None: return self  # (already replicated)
     whole = self if type(self.device) is str else self.to(self.device[0])
     out = whole._new(multi.replicate(whole.contiguous().uop, whole.device, devices))
     out.device = devices
