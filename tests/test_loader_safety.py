@@ -143,6 +143,71 @@ def test_shared_storage_is_read_once_and_shared(tmp_path):
   np.testing.assert_array_equal(sd["b"].numpy(), [7, 8])
 
 
+def test_loaded_tensors_are_views_of_their_storage_as_in_pytorch(device, tmp_path):
+  """A transpose, a column, stepped slices and overlapping windows of one storage were copies (built with pad):
+  a write through one didn't reach the storage or the others (silently). Every layout movement ops can express is
+  a view now; numpy's as_strided views over the same bytes are the reference."""
+  store = storage("0", 12)
+  layouts = {"full": (0, (12,), (1,)), "t": (0, (4, 3), (1, 4)), "col": (1, (3,), (4,)), "odd": (1, (6,), (2,)),
+             "block": (5, (2, 2), (4, 1)), "one": (3, (2, 3), (0, 0))}
+  path = torch_file(tmp_path / "views.pt", {k: tensor(store, *v) for k, v in layouts.items()}, {"0": f32(*range(12))})
+  sd = torch_load(path, device=device)
+  items = np.arange(12, dtype=np.float32)
+  ref = {k: np.lib.stride_tricks.as_strided(items[o:], size, [4 * s for s in stride]) for k, (o, size, stride) in layouts.items()}
+  for name, index, value in (("t", (1, 0), -1.0), ("col", (2,), -2.0), ("odd", (5,), -3.0), ("full", (0,), -4.0), ("block", (1, 1), -5.0)):
+    sd[name][index] = value
+    ref[name][index] = value
+    for k in layouts: np.testing.assert_array_equal(sd[k].numpy(), ref[k], err_msg=f"after writing {name}: {k}")
+  sd["t"] += 100
+  ref["t"] += 100
+  for k in layouts: np.testing.assert_array_equal(sd[k].numpy(), ref[k], err_msg=f"after t += 100: {k}")
+
+
+def test_a_loaded_tensor_that_can_only_be_a_copy_makes_its_storage_read_only(tmp_path):
+  """Steps of 7 from item 1 of 12 items can't be cut from the storage by reshapes (their last row runs past it):
+  a copy, which would neither pass its writes on nor see the storage's. Writing into it or into any tensor of
+  its storage raises, naming what to do; a clone writes."""
+  store = storage("0", 12)
+  path = torch_file(tmp_path / "copy.pt", {"full": tensor(store, 0, (12,), (1,)), "steps": tensor(store, 1, (2,), (7,))}, {"0": f32(*range(12))})
+  sd = torch_load(path)
+  np.testing.assert_array_equal(sd["steps"].numpy(), [1, 8])
+  for name in ("steps", "full"):
+    with pytest.raises(RuntimeError, match="clone"): sd[name][0] = 5.0
+    copy = sd[name].clone()
+    copy[0] = 5.0
+    assert copy.numpy()[0] == 5.0
+  np.testing.assert_array_equal(sd["full"].numpy(), np.arange(12))
+
+
+def test_pytorch_negative_views_load_negated(tmp_path):
+  """A tensor saved with PyTorch's negative bit (x.conj().imag of a complex x) loaded with its sign flipped:
+  the flag in _rebuild_tensor_v2's metadata was ignored. Flags teeny doesn't know are refused."""
+  store = storage("0", 3)
+  def flagged(metadata): return R(G("torch._utils", "_rebuild_tensor_v2"), (store, 0, (3,), (1,), False, R(G("collections", "OrderedDict"), ()), metadata))
+  path = torch_file(tmp_path / "neg.pt", {"im": flagged({"neg": True}), "re": flagged({})}, {"0": f32(1, -2, 3)})
+  sd = torch_load(path)
+  np.testing.assert_array_equal(sd["im"].numpy(), [-1, 2, -3])
+  np.testing.assert_array_equal(sd["re"].numpy(), [1, -2, 3])
+  with pytest.raises(RuntimeError, match="clone"): sd["re"][0] = 0.0  # (the negated one is a copy of it)
+  path = torch_file(tmp_path / "conj.pt", {"z": flagged({"conj": True})}, {"0": f32(1, -2, 3)})
+  with pytest.raises(ValueError, match="tensor flags"): torch_load(path)
+
+
+def test_torch_load_takes_the_plain_values_pytorch_weights_only_takes(tmp_path):
+  """torch.Size, torch.device, bytes, bytearray, set and complex beside the tensors (torch.load(weights_only=True)
+  loads them) made the whole file refused. bytearray is rebuilt only from bytes: bytearray(n) would make n bytes
+  the file doesn't hold."""
+  raw = R(G("_codecs", "encode"), ("ab\xff", "latin1"))
+  obj = {"size": R(G("torch", "Size"), ([2, 3],)), "dev": R(G("torch", "device"), ("cuda", 1)), "raw": raw,
+         "buf": R(G("__builtin__", "bytearray"), (raw,)), "set": R(G("__builtin__", "set"), ([1, 2],)),
+         "z": R(G("__builtin__", "complex"), (1.0, 2.0)), "w": tensor(storage("0", 1), 0, (1,), (1,))}
+  sd = torch_load(torch_file(tmp_path / "plain.pt", obj, {"0": f32(7)}))
+  assert (sd["size"], sd["dev"], sd["raw"], sd["buf"], sd["set"], sd["z"]) == ((2, 3), "cuda:1", b"ab\xff", bytearray(b"ab\xff"), {1, 2}, 1 + 2j)
+  assert sd["w"].tolist() == [7.0]
+  big = {"buf": R(G("__builtin__", "bytearray"), (2**40,))}
+  with pytest.raises(ValueError, match="only rebuilt from its bytes"): torch_load(torch_file(tmp_path / "big.pt", big))
+
+
 # ---- torch_load: bounded ----
 
 def test_zip_bomb_is_refused_before_it_unpacks(tmp_path):

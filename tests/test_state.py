@@ -125,6 +125,19 @@ def test_missing_and_unexpected_keys_are_named():
     load_state_dict(net, sd)
 
 
+def test_a_batchnorm_state_without_its_step_counter_loads_strictly():
+  """Checkpoints from before PyTorch 0.4.1 have no num_batches_tracked (and torch_load drops the version that tells
+  PyTorch so): PyTorch loads them with strict=True, keeping the counter; teeny raised 'missing key(s)'."""
+  from teeny import nn
+  bn = nn.BatchNorm2d(3)
+  sd = {k: Tensor(np.full(v.shape, 2.0, np.float32)) for k, v in get_state_dict(bn).items() if k != "num_batches_tracked"}
+  load_state_dict(bn, sd)
+  np.testing.assert_array_equal(bn.running_var.numpy(), [2.0, 2.0, 2.0])
+  assert bn.num_batches_tracked.item() == 0
+  del sd["running_mean"]
+  with pytest.raises(RuntimeError, match=r"missing key\(s\): running_mean$"): load_state_dict(bn, sd)
+
+
 def test_shape_mismatch_is_named_and_leaves_model_untouched():
   net = Net()
   sd = {k: Tensor(np.ones(v.shape, np.float32)) for k, v in get_state_dict(net).items()}

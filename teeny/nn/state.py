@@ -68,7 +68,8 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
   to its device. strict=True (the default) requires the keys to match exactly; a shape mismatch is an error
   either way. Everything is checked before anything is written: a failed load leaves the model untouched."""
   targets = get_state_dict(model)
-  missing = [k for k in targets if k not in state_dict]
+  # a BatchNorm's step counter, which checkpoints from before PyTorch 0.4.1 lack: kept as it is, as PyTorch does
+  missing = [k for k in targets if k not in state_dict and k.rsplit(".", 1)[-1] != "num_batches_tracked"]
   unexpected = [k for k in state_dict if k not in targets]
   if strict and (missing or unexpected):
     parts = []

@@ -39,14 +39,18 @@ class _StorageRef:
 
 
 class _TensorRef:
-  """A tensor of the file: a strided view (offset, size, stride, in items) of one storage."""
-  __slots__ = ("storage", "offset", "size", "stride")
+  """A tensor of the file: a strided view (offset, size, stride, in items) of one storage, its values negated
+  where PyTorch's negative bit is set (a neg view: x.conj().imag of a complex x)."""
+  __slots__ = ("storage", "offset", "size", "stride", "negative")
   __hash__ = None
-  def __init__(self, storage, offset, size, stride): self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+  def __init__(self, storage, offset, size, stride, negative=False):
+    self.storage, self.offset, self.size, self.stride, self.negative = storage, offset, size, stride, negative
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None) -> _TensorRef:
-  """torch._utils._rebuild_tensor_v2: the layout checked against the storage's item count, nothing read yet."""
+  """torch._utils._rebuild_tensor_v2: the layout checked against the storage's item count, nothing read yet.
+  metadata holds the tensor's flags: "neg" (its values are the storage's negated) is the one a real tensor has."""
+  negative = _negative_flag(metadata)
   if not isinstance(storage, _StorageRef): raise pickle.UnpicklingError(f"a tensor's storage is a {type(storage).__name__}, not a storage")
   if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= _MAX_DIMS):
     raise pickle.UnpicklingError(f"bad tensor layout: size {_short(size)}, stride {_short(stride)}")
@@ -57,7 +61,14 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
     last = offset + sum((s - 1) * st for s, st in zip(size, stride))
     if last >= storage.numel:
       raise pickle.UnpicklingError(f"tensor of size {size}, stride {stride} at offset {offset} runs past its storage of {storage.numel} items")
-  return _TensorRef(storage, offset, size, stride)
+  return _TensorRef(storage, offset, size, stride, negative)
+
+
+def _negative_flag(metadata) -> bool:
+  if metadata is None: return False
+  if not isinstance(metadata, dict) or not set(metadata) <= {"neg"}:
+    raise pickle.UnpicklingError(f"tensor flags {_short(metadata)} are not supported (only PyTorch's 'neg')")
+  return bool(metadata.get("neg", False))
 
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad=False, hooks=None, dtype=None, metadata=None) -> _TensorRef:
@@ -69,10 +80,35 @@ def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad=False, hooks
     if storage.dtype != dtypes.uint8 or nbytes % dtype.itemsize:
       raise pickle.UnpicklingError(f"storage {storage.key} of {storage.numel} {storage.dtype} can't hold whole {dtype} items")
     storage = _StorageRef(storage.key, dtype, nbytes // dtype.itemsize)
-  return _rebuild_tensor(storage, offset, size, stride)
+  return _rebuild_tensor(storage, offset, size, stride, metadata=metadata)
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None, *state): return data
+
+
+def _latin1_bytes(text, encoding="latin1") -> bytes:
+  """_codecs.encode as pickle protocol 2 uses it for a bytes object: its bytes as latin-1 text (nothing else)."""
+  if not isinstance(text, str) or encoding != "latin1": raise pickle.UnpicklingError("_codecs.encode only rebuilds bytes (latin-1 text)")
+  return text.encode("latin1")
+
+
+def _bytearray(data=b"") -> bytearray:
+  """bytearray as pickle rebuilds one, from its bytes only (never bytearray(n): n bytes of memory that the file
+  doesn't hold)."""
+  if not isinstance(data, bytes): raise pickle.UnpicklingError("bytearray is only rebuilt from its bytes")
+  return bytearray(data)
+
+
+def _torch_device(kind, index=None) -> str:
+  """A torch.device in the file (PyTorch's weights_only loads them): its name, e.g. 'cpu' or 'cuda:0'."""
+  if not isinstance(kind, str) or not (index is None or type(index) is int): raise pickle.UnpicklingError(f"bad torch.device {_short(kind)}")
+  return kind if index is None else f"{kind}:{index}"
+
+
+# plain values torch.load(weights_only=True) accepts too: rebuilt as the Python objects they are
+_PLAIN_CLASSES = {("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "bytearray"): _bytearray,
+                  ("builtins", "complex"): complex, ("_codecs", "encode"): _latin1_bytes, ("torch", "Size"): tuple,
+                  ("torch", "device"): _torch_device}
 
 
 class _TorchUnpickler(pickle.Unpickler):
@@ -91,6 +127,8 @@ class _TorchUnpickler(pickle.Unpickler):
     if module == "torch" and name in _TORCH_DTYPES: return _TORCH_DTYPES[name]
     if (module, name) in (("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state")): return _rebuild_parameter
     if module == "torch" and name in _TORCH_STORAGES: return name
+    if module == "__builtin__": module = "builtins"  # (pickle protocol 2, which torch.save uses, names Python 2's)
+    if (module, name) in _PLAIN_CLASSES: return _PLAIN_CLASSES[module, name]
     raise pickle.UnpicklingError(f"torch_load refuses {module}.{name}: only files of tensors (state dicts) are loaded")
 
   def persistent_load(self, pid):
@@ -182,7 +220,7 @@ def _torch_load(path: str, f, device, lazy: bool):
           storages[ref.key, ref.dtype] = _from_bytes(items(raw), ref.dtype, device)
       return storages[ref.key, ref.dtype]
 
-    return _convert(obj, lambda t: _strided_view(storage_tensor(t.storage), t.offset, t.size, t.stride))
+    return _convert(obj, lambda t: _loaded_tensor(storage_tensor(t.storage), t))
 
 
 class _StorageItems:
@@ -239,21 +277,64 @@ def _convert(root, tensor_of):
   return convert(root)
 
 
+def _loaded_tensor(storage: Tensor, ref: _TensorRef) -> Tensor:
+  """The file's tensor over its storage: a view of it where movement ops can express the layout (PyTorch's is
+  always one). Where they can't, it is a copy, and a copy would neither follow writes into the storage nor pass
+  its own writes on: then the copy and every tensor of that storage raise on a write (clone() one to write)."""
+  x = _strided_view(storage, ref.offset, ref.size, ref.stride)
+  if ref.negative:  # (PyTorch's is a view that negates what it reads and writes)
+    x = -x
+    x._unwritable = "tensor loaded from a torch file as a negative view (a copy here, a view in PyTorch): clone() it to write"
+  own = x if x._base is None else x._base
+  if own is not storage and own._unwritable is not None:
+    storage._unwritable = "tensor loaded from a torch file whose storage another tensor of the file can only copy (PyTorch's are views of one storage): clone() it to write"
+  return x
+
+
 def _strided_view(storage: Tensor, offset: int, size: tuple, stride: tuple) -> Tensor:
-  """The tensor torch keeps as (offset, size, stride) over a 1-D storage, built from movement ops on the storage
-  (like PyTorch's view, it copies nothing): a zero stride is an expand, so a tensor expanded from one item costs
-  one item. The dims that step through memory are peeled outermost (largest stride) first: a dim of n steps of s
-  over an inner window of w items is a pad + reshape (n, s) + shrink to w when the windows don't overlap (w <= s),
-  and otherwise the window tiled n times and read along a diagonal (reshape to rows of length + s)."""
+  """The tensor torch keeps as (offset, size, stride) over a 1-D storage, built from movement ops on the storage: a
+  zero stride is an expand, so a tensor expanded from one item costs one item. The dims that step through memory
+  are peeled outermost (largest stride) first. Where each dim's n steps of s fit in the items around it (always for
+  a transpose, a stepped slice or a column), the result is a view of the storage, as PyTorch's is: writes through
+  it reach the storage and the tensors that share it. Where they don't (overlapping rows, a stride that runs past
+  the storage), it is a copy of its own that raises on a write (_strided_copy)."""
   if math.prod(size) == 0: return Tensor(np.zeros(size, storage.dtype.np), device=storage.device, dtype=storage.dtype)
   moving = sorted((i for i in range(len(size)) if size[i] > 1 and stride[i] > 0), key=lambda i: -stride[i])
   contiguous = all(stride[i] == math.prod(size[i + 1:]) for i in range(len(size)) if size[i] > 1)
   if contiguous: return storage.shrink(((offset, offset + math.prod(size)),)).reshape(size)
   spans = [1] * (len(moving) + 1)  # spans[k]: items from the first to the last one the dims moving[k:] reach
   for k in reversed(range(len(moving))): spans[k] = spans[k + 1] + (size[moving[k]] - 1) * stride[moving[k]]
+  x = _strided_rows(storage, offset, [(size[a], stride[a]) for a in moving], spans)
+  if x is None: x = _strided_copy(storage, offset, [(size[a], stride[a]) for a in moving], spans)
+  if len(moving) > 1: x = x.permute(sorted(range(len(moving)), key=lambda k: moving[k]))
+  x = x.reshape(tuple(size[i] if i in moving else 1 for i in range(len(size))))
+  return x.expand(size)
+
+
+def _strided_rows(storage: Tensor, offset: int, steps: list[tuple[int, int]], spans: list[int]) -> Tensor | None:
+  """The (n, s) steps as shrinks and reshapes only (a view): each dim cuts the row it lies in into n rows of s
+  items, the window starting p items into each, p chosen so the n rows stay inside the row. None where a dim's n *
+  s items don't fit in its row, or its rows overlap (the next window is longer than s)."""
+  x, start = storage, offset
+  for k, (n, s) in enumerate(steps):
+    row = x.shape[-1]
+    if n * s > row or spans[k + 1] > s: return None
+    p = max(0, start + n * s - row)  # (p <= start; the last row still holds its window: start + spans[k] <= row)
+    lead = tuple((0, d) for d in x.shape[:-1])
+    x = x.shrink(lead + ((start - p, start - p + n * s),)).reshape(*x.shape[:-1], n, s)
+    start = p
+  lead = tuple((0, d) for d in x.shape[:-1])
+  return x.shrink(lead + ((start, start + 1),)).reshape(x.shape[:-1])
+
+
+def _strided_copy(storage: Tensor, offset: int, steps: list[tuple[int, int]], spans: list[int]) -> Tensor:
+  """The (n, s) steps where a view can't reach them: a dim of n steps of s over an inner window of w items is a
+  pad + reshape (n, s) + shrink to w when the windows don't overlap (w <= s), and otherwise the window tiled n
+  times and read along a diagonal (reshape to rows of length + s). PyTorch's tensor is a view here and teeny's a
+  copy, so a write into it raises rather than not reaching the storage."""
   x = storage.shrink(((offset, offset + spans[0]),))
-  for k, axis in enumerate(moving):
-    n, s, inner, length = size[axis], stride[axis], spans[k + 1], spans[k]
+  for k, (n, s) in enumerate(steps):
+    inner, length = spans[k + 1], spans[k]
     lead = x.shape[:-1]
     unpadded, whole = ((0, 0),) * len(lead), tuple((0, d) for d in lead)
     if inner <= s:
@@ -262,7 +343,6 @@ def _strided_view(storage: Tensor, offset: int, size: tuple, stride: tuple) -> T
       x = x.reshape(*lead, 1, length).expand(*lead, n, length).reshape(*lead, n * length)
       x = x.pad(unpadded + ((0, n * s),)).reshape(*lead, n, length + s)
     x = x.shrink(whole + ((0, n), (0, inner)))
-  x = x.reshape(x.shape[:-1])  # the innermost window is one item
-  if len(moving) > 1: x = x.permute(sorted(range(len(moving)), key=lambda k: moving[k]))
-  x = x.reshape(tuple(size[i] if i in moving else 1 for i in range(len(size))))
-  return x.expand(size)
+  x = x.reshape(x.shape[:-1])._own()  # the innermost window is one item
+  x._unwritable = "tensor loaded from a torch file whose items overlap or run past its storage (a copy here, a view in PyTorch): clone() it to write"
+  return x

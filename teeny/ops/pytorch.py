@@ -67,7 +67,7 @@ class PyTorchOps:
       parts = (self.bitcast(large_uint).unsqueeze(-1) >> shifts).cast(small_uint)
       out = parts.reshape(*outer, last * ratio).bitcast(dtype)
     out = out._own()
-    out._unwritable = f"{out.dtype} bitcast of a {self.dtype} tensor (of another item size: a tensor of its own, not a view)"
+    out._unwritable = f"{out.dtype} bitcast of a {self.dtype} tensor (of another item size: a tensor of its own, not a view): write into the tensor it was made from"
     return out
   def to_(self, device: str) -> Self:
     """Move this tensor to another device in place (tinygrad's to_): views made of it earlier follow. Returns self."""

@@ -26,7 +26,7 @@ def grad_enabled() -> bool:
 
 class WriteOps:
   """Tensor's assign and in-place operators and methods."""
-  _unwritable = None  # what this tensor is, when PyTorch's would be a view and teeny's is a copy: writes raise
+  _unwritable = None  # what this tensor is and what to do, when PyTorch's would be a view and teeny's is a copy: writes raise
   _assigned_graph = None  # a pending write's values as autograd sees them (see _graph_after_write)
   def replace(self, x: Self) -> Self:
     """This tensor takes x's value, dtype and device without a copy (tinygrad's replace: how a model's parameters
@@ -45,7 +45,7 @@ class WriteOps:
     computed from the old values keep them (teeny/program_order.py). Returns self."""
     base = self if self._base is None else self._base
     if base._unwritable is not None:  # (a write into it would not reach the tensor PyTorch's view would write)
-      raise RuntimeError(f"can't write into a {base._unwritable}: write into the tensor it was made from")
+      raise RuntimeError(f"can't write into a {base._unwritable}")
     value = self._write_value(value)
     if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
     value, leaf = self._value_for_autograd(base, value)
