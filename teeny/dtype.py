@@ -275,6 +275,21 @@ def to_host(values, dtype: DType) -> np.ndarray:
   return np.asarray(values).astype(dtype.np, copy=False)
 
 
+def largest_below(dtype: DType, value: float) -> float:
+  """The largest value of the float dtype that is less than the Python float `value` (an exclusive upper bound, as
+  uniform's high is: rounding low + u * (high - low) can reach high itself)."""
+  with np.errstate(over="ignore"):
+    if dtype not in STORAGE_FLOATS:
+      held = np.array(value, np.float64).astype(dtype.np)
+      return float(held if held < value else np.nextafter(held, dtype.np.type(-np.inf)))
+    bits = int(float_to_bits(value, dtype))
+  held = float(bits_to_float(bits, dtype))
+  if held < value: return held
+  if held != 0: bits = bits - 1 if held > 0 else bits + 1  # (sign and magnitude: one step toward -inf)
+  else: bits = (1 << (8 * dtype.itemsize - 1)) | 1  # below zero: the negative value closest to it
+  return float(bits_to_float(bits, dtype))
+
+
 def check_fits(values, dtype: DType):
   """Raise, as PyTorch does, where Python numbers given for an int dtype don't fit it (they would wrap: 300 as uint8
   is 44). A negative int for an unsigned dtype wraps, as in PyTorch (-1 as uint8 is 255)."""

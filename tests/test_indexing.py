@@ -235,6 +235,8 @@ def test_one_hot_masked_fill_tril_triu(device):
   labels = Tensor([1, 0, 3], device=device)
   np.testing.assert_array_equal(labels.one_hot(4).numpy(), np.eye(4, dtype=np.int32)[[1, 0, 3]])
   assert labels.one_hot().shape == (3, 4)
+  small = Tensor(np.array([255, 0], np.uint8), device=device).one_hot(300)  # (more classes than uint8 holds: raised)
+  assert small.shape == (2, 300) and small.numpy()[0, 255] == 1 and small.numpy().sum() == 2
   x = np.arange(20, dtype=np.float32).reshape(4, 5)
   tx = Tensor(x, device=device)
   mask = x % 3 == 0

@@ -490,6 +490,18 @@ def test_rmsnorm_default_eps_is_the_dtypes_epsilon_like_pytorch(device):
   np.testing.assert_allclose(x.grad.numpy(), np.full((2, 4), 1 / np.sqrt(np.finfo(np.float32).eps)), rtol=1e-5)
 
 
+def test_rmsnorm_of_half_floats_computes_in_float32_with_its_epsilon(device):
+  """float16 squares of |x| > 256 overflowed: RMSNorm gave all zeros for [300, -200, 100, 50]. Computed in
+  float32 and rounded once, with float32's epsilon as PyTorch's default there (the half dtype's 2**-10 shrank a
+  float16 output at scale 0.003 from 0.25 to 0.02)."""
+  x = np.array([[300.0, -200.0, 100.0, 50.0], [0.003, -0.002, 0.001, 0.0005]])
+  for dt in (dtypes.float16, dtypes.bfloat16):
+    out = RMSNorm(4)(Tensor(x, device=device).cast(dt))
+    assert out.dtype == dt
+    rms = np.sqrt((x * x).mean(-1, keepdims=True) + np.finfo(np.float32).eps)
+    np.testing.assert_allclose(out.float().numpy(), x / rms, rtol=2 ** -7 if dt == dtypes.bfloat16 else 2 ** -10)
+
+
 def test_rmsnorm(device):
   layer = RMSNorm(5, eps=1e-6)
   w = set_weights(layer, weight=rng.normal(size=5))["weight"]

@@ -4,7 +4,7 @@ and the losses; their gradients against finite differences in float64 (LLVM)."""
 import math
 import numpy as np
 import pytest
-from teeny import Tensor, GlobalCounters
+from teeny import Tensor, GlobalCounters, dtypes
 from teeny.runtime.device import Device
 from test_gradient import numeric_grad, analytic_grad
 
@@ -278,6 +278,20 @@ def test_scaled_dot_product_attention(device):
   check(T(q, device).scaled_dot_product_attention(T(k, device), T(v, device), attn_mask=Tensor(causal, device=device)), expected)
   with pytest.raises(RuntimeError, match="not both"):  # (PyTorch refuses it too)
     T(q, device).scaled_dot_product_attention(T(k, device), T(v, device), attn_mask=Tensor(causal, device=device), is_causal=True)
+
+
+def test_attention_applies_dropout_p_and_keeps_half_queries_half(device):
+  """dropout_p went through Tensor.dropout, which does nothing outside Tensor.training: PyTorch's functional
+  attention drops whenever dropout_p > 0. A float32 mask made float16 queries' result float32 (PyTorch: float16)."""
+  q = rng.standard_normal((1, 8, 4)).astype(np.float32)
+  plain = T(q, device).scaled_dot_product_attention(T(q, device), T(q, device)).numpy()
+  Tensor.manual_seed(0)
+  dropped = T(q, device).scaled_dot_product_attention(T(q, device), T(q, device), dropout_p=0.9).numpy()
+  assert not Tensor.training and not np.allclose(dropped, plain)
+  half = T(q, device).half()
+  out = half.scaled_dot_product_attention(half, half, attn_mask=Tensor(np.zeros((8, 8), np.float32), device=device))
+  assert out.dtype == dtypes.float16
+  np.testing.assert_allclose(out.float().numpy(), plain, atol=3e-3)
 
 
 def np_log_softmax(x, axis):

@@ -246,6 +246,9 @@ def test_linspace_prod_dtype_and_nll_loss(device):
     assert Tensor.linspace(0, 10, 4, dtype=dtypes.float64, device=device).numpy()[1] == 10 / 3
     np.testing.assert_array_equal(Tensor.linspace(1e6, 1e6 + 1, 11, dtype=dtypes.float64, device=device).numpy(),
                                   [1e6 + i / 10 if i < 5 else 1e6 + 1 - (10 - i) / 10 for i in range(11)])
+    # ints in float64 too, as PyTorch: float32 gave 178956976 for 178956970 and 1e10 three times over
+    assert Tensor.linspace(0, 2**30, 7, dtype=dtypes.int32, device=device).numpy().tolist()[1] == 178956970
+    assert Tensor.linspace(10**10, 10**10 + 100, 3, dtype=dtypes.int64, device=device).numpy().tolist() == [10**10, 10**10 + 50, 10**10 + 100]
   ints = Tensor([[2, 3], [4, 5]], dtype=dtypes.int8, device=device)
   assert ints.prod(dtype=dtypes.float32).dtype == dtypes.float32 and ints.prod().item() == 120
   log_probs = np.log(np.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]], np.float32))

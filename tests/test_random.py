@@ -113,6 +113,39 @@ def test_randint(device):
   with pytest.raises(ValueError): Tensor.randint(3, 3, (2,), device=device)
 
 
+def test_randint_is_unbiased_over_wide_ranges(device):
+  """Drawn as 32 random bits mod the range, randint(0, 10**9) gave values below 2**32 % 10**9 a fifth more often
+  (P(x < 294967296) 0.3435 for 0.2950; mean 4.76e8 for 5e8), and ranges wider than 2**32 raised. 64 bits now;
+  int64 ranges of any width, and a dtype that can't hold high - 1 raises, as PyTorch."""
+  Tensor.manual_seed(5)
+  x = Tensor.randint(0, 10**9, (200_000,), device=device).numpy().astype(np.float64)
+  p, sd = 294967296 / 10**9, math.sqrt(0.295 * 0.705 / 200_000)
+  assert abs((x < 294967296).mean() - p) < 5 * sd
+  assert abs(x.mean() - 5e8) < 5 * 10**9 / math.sqrt(12 * 200_000)
+  wide = Tensor.randint(-2**62, 2**62, (100_000,), dtype=dtypes.int64, device=device).numpy()
+  assert wide.min() >= -2**62 and wide.max() < 2**62 and abs(wide.astype(np.float64).mean()) < 5 * 2**63 / math.sqrt(12 * 100_000)
+  assert (wide > 2**32).mean() > 0.45  # (the upper half of the range is drawn)
+  full = Tensor.randint(-2**63, 2**63, (4,), dtype=dtypes.int64, device=device).numpy()
+  assert full.dtype == np.int64 and len(set(full.tolist())) == 4
+  with pytest.raises(OverflowError): Tensor.randint(0, 300, (2,), dtype=dtypes.uint8)
+  with pytest.raises(OverflowError): Tensor.randperm(300, dtype=dtypes.uint8)
+  assert sorted(Tensor.randperm(256, dtype=dtypes.uint8, device=device).numpy().tolist()) == list(range(256))
+
+
+@pytest.mark.parametrize("dtype", [dtypes.float32, dtypes.float16, dtypes.bfloat16, dtypes.float64])
+def test_uniform_never_draws_high(device, dtype):
+  """low + u * (high - low) rounds to high for u close to 1 where the range is small against low: uniform(100, 101)
+  in float16 gave 101.0 about 3% of the time (PyTorch's never does). high is excluded in every dtype."""
+  Tensor.manual_seed(1)
+  wide = dtype in (dtypes.float32, dtypes.float64)  # (1e6 + 1 is 1e6 in bfloat16, inf in float16)
+  for low, high in ((100.0, 101.0), (-1.0, 0.0)) + (((1e6, 1e6 + 1),) if wide else ()):
+    x = Tensor.uniform(100_000, low=low, high=high, dtype=dtype, device=device)
+    x = (x if wide else x.float()).numpy().astype(np.float64)
+    assert x.max() < high and x.min() >= low, (low, high)
+  t = Tensor.zeros(100_000, dtype=dtype, device=device).contiguous()
+  assert t.uniform_(100.0, 101.0).cast(dtypes.float64).numpy().max() < 101.0
+
+
 @pytest.mark.parametrize("args,kw,shape,lo,hi", [
   ((5, (2, 3)), {}, (2, 3), 0, 5),               # torch: randint(high, size)
   ((-3, 4, (4,)), {}, (4,), -3, 4),              # torch: randint(low, high, size)

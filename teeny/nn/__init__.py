@@ -307,8 +307,9 @@ class InstanceNorm:
 
 
 class RMSNorm:
-  """x / sqrt(mean(x^2) + eps) over the last axis (or the last len(dim) axes), times a learned weight. eps defaults
-  to the input dtype's machine epsilon, as PyTorch's (tinygrad's is 1e-6)."""
+  """x / sqrt(mean(x^2) + eps) over the last axis (or the last len(dim) axes), times a learned weight. As PyTorch's:
+  float16/bfloat16 inputs compute in float32 and round once, and eps defaults to the machine epsilon of the dtype
+  it computes in (float32's for half floats; tinygrad's is 1e-6)."""
   def __init__(self, dim, eps: float | None = None, elementwise_affine: bool = True):
     self.normalized_shape = (dim,) if isinstance(dim, int) else tuple(dim)
     self.axis, self.eps = tuple(-1 - i for i in range(len(self.normalized_shape))), eps
@@ -318,9 +319,11 @@ class RMSNorm:
     """x / sqrt(mean(x^2) + eps) over the normalized axes, times weight."""
     if x.shape[x.ndim - len(self.normalized_shape):] != self.normalized_shape:
       raise ValueError(f"RMSNorm over {self.normalized_shape} got an input of shape {x.shape}")
-    eps = self.eps if self.eps is not None else 2.0 ** -dtypes.finfo(x.dtype)[1]  # (mantissa bits: the machine epsilon)
-    out = x * (x.square().mean(self.axis, keepdim=True) + eps).rsqrt()
-    return out if self.weight is None else _as_input(out * self.weight, x)
+    def normalized(v: Tensor) -> Tensor:  # (v in float32 for a half-float x: squares of |x| > 256 overflow float16)
+      eps = self.eps if self.eps is not None else 2.0 ** -dtypes.finfo(v.dtype)[1]  # (the computing dtype's machine epsilon, as PyTorch's)
+      out = v * (v.square().mean(self.axis, keepdim=True) + eps).rsqrt()
+      return out if self.weight is None else out * self.weight
+    return _as_input(x._in_float32(normalized), x)
 
 
 class Embedding:

@@ -369,7 +369,7 @@ class IndexingOps:
     if dtypes.is_float(self.dtype) or self.dtype == dtypes.bool: raise TypeError(f"one_hot needs an int tensor, got {self.dtype}")
     if num_classes == -1: num_classes = int(self.max().item()) + 1 if self.numel() else 0
     if num_classes < 0: raise ArgumentError(f"one_hot num_classes must be >= 0 or -1, got {num_classes}")
-    hit = self.unsqueeze(-1) == type(self).arange(num_classes, dtype=self.dtype, device=self.device)
+    hit = self.unsqueeze(-1) == type(self).arange(num_classes, dtype=dtypes.int32, device=self.device)  # (int32: 300 classes of uint8)
     return hit.cast(dtypes.int32)
   def masked_fill(self, mask: Self, value) -> Self:
     """value where mask is true (mask broadcasts to self's shape), self elsewhere."""

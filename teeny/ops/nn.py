@@ -256,11 +256,12 @@ class NNOps:
     if weight is not None: x = x * weight.reshape(shape)
     x = x * (invstd.reshape(shape) if invstd.ndim == len(axes) else invstd)
     return x if bias is None else x + bias.reshape(shape)
-  def dropout(self, p: float = 0.5) -> Self:
-    """In training (Tensor.training), zero each element with probability p and scale the rest by 1/(1-p): x times a
-    mask of 0 and 1/(1-p), like PyTorch's, so a NaN or inf dropped stays NaN (a where() made it 0)."""
+  def dropout(self, p: float = 0.5, training: bool | None = None) -> Self:
+    """In training (Tensor.training, or training=True as torch.nn.functional.dropout takes it), zero each element
+    with probability p and scale the rest by 1/(1-p): x times a mask of 0 and 1/(1-p), like PyTorch's, so a NaN or
+    inf dropped stays NaN (a where() made it 0)."""
     if not 0 <= p <= 1: raise ArgumentError(f"dropout probability must be in [0, 1], got {p}")
-    if not type(self).training or p == 0: return self
+    if not (type(self).training if training is None else training) or p == 0: return self
     if p == 1: return self * 0
     keep = type(self).rand(*self.shape, device=self.device) >= p
     scale = keep.where(1 / (1 - p), 0.0)
@@ -268,7 +269,8 @@ class NNOps:
   def scaled_dot_product_attention(self, key: Self, value: Self, attn_mask: Self | None = None, dropout_p: float = 0.0,
                                    is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Self:
     """softmax(q @ k^T * scale + mask) @ v with self as the queries (..., L, d), scale 1/sqrt(d) by default.
-    attn_mask: bool (True = attend) or float (added); is_causal masks out keys after each query. enable_gqa
+    attn_mask: bool (True = attend) or float (added); is_causal masks out keys after each query; dropout_p drops
+    weights whether or not Tensor.training is set (PyTorch's functional form; tinygrad's only in training). enable_gqa
     (grouped-query attention, like torch): keys and values with fewer heads (dim -3) than the queries, each
     shared by query_heads / kv_heads consecutive query heads."""
     if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ArgumentError("attention needs (..., L, d) queries, keys and values")
@@ -285,15 +287,15 @@ class NNOps:
       l, s = self.shape[-2], key.shape[-2]
       causal = type(self).ones(l, s, dtype=dtypes.bool, device=self.device).tril()
       scores = causal.where(scores, -math.inf)
-    if attn_mask is not None:
-      scores = attn_mask.where(scores, -math.inf) if attn_mask.dtype == dtypes.bool else scores + attn_mask
+    if attn_mask is not None:  # (a float mask in the queries' dtype, as PyTorch's: float16 queries give float16)
+      scores = attn_mask.where(scores, -math.inf) if attn_mask.dtype == dtypes.bool else scores + attn_mask.cast(scores.dtype)
     # softmax, except that a query whose every key is masked out (-inf) gets weights 0, as PyTorch's attention
     # gives it (a plain softmax is NaN there, and its NaN gradient reached every query, key and value)
     top = scores.max(-1, keepdim=True).detach()
     dead = top == -math.inf
     e = (scores - dead.where(0.0, top)).exp()
     weights = e * dead.where(1.0, e.sum(-1, keepdim=True)).reciprocal()
-    return weights.dropout(dropout_p).matmul(value)
+    return weights.dropout(dropout_p, training=True).matmul(value)  # (dropout_p applies always, as in PyTorch)
 
   # losses
   @staticmethod

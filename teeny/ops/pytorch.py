@@ -14,6 +14,8 @@ from teeny.dtype import DType, dtypes, to_dtype, normalize_const
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, buffer_of
 from teeny.ops.args import ArgumentError, _shape_arg
+from teeny.runtime.device import Device, check_dtype
+from teeny.ops.sharding import canonical_device
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -35,6 +37,12 @@ def _is_dtype(x) -> bool:
   than a device (any other string)."""
   if isinstance(x, str): return isinstance(getattr(dtypes, x, None), DType)
   return isinstance(x, (DType, np.dtype, type))
+
+
+def _has_float64(device) -> bool:
+  try: check_dtype(canonical_device(device if device is not None else Device.DEFAULT), dtypes.float64)
+  except TypeError: return False
+  return True
 
 
 class PyTorchOps:
@@ -195,10 +203,12 @@ class PyTorchOps:
     if steps < 0: raise ArgumentError(f"linspace needs steps >= 0, got {steps}")
     if dtype is not None and to_dtype(dtype) == dtypes.bool: raise ArgumentError("linspace has no bool form (as in PyTorch)")
     if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)
-    # computed in float64 for float64 (in float32 0.1 steps round), else in the default float and rounded once
+    # computed in float64 for float64 (in float32 0.1 steps round) and for ints (as PyTorch: float32 can't hold
+    # 2**30 // 6 or 1e10 + 50) where the device has it, else in the default float and rounded once
     dt = dtypes.float64 if dtype is not None and to_dtype(dtype) == dtypes.float64 else dtypes.default_float
     if dtype is not None and dtypes.is_int(to_dtype(dtype)):  # an int dtype takes the ends as its own values first, as PyTorch
       start, stop = normalize_const(start, to_dtype(dtype)), normalize_const(stop, to_dtype(dtype))
+      if _has_float64(device): dt = dtypes.float64
     i = cls.arange(steps, device=device).cast(dt)
     step = (stop - start) / max(steps - 1, 1)
     out = (i < steps // 2).where(start + i * step, stop - (steps - 1 - i) * step)
