@@ -514,8 +514,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def _scaled_in_float32(self, other) -> bool:
     """Whether self * other, / and // (other on the right) run in float32 with other unrounded and round once, as
     PyTorch's kernels do for a 16- or 8-bit float tensor and a number its dtype can't hold, or a 0-d tensor of
-    another dtype: x_f16 * 1e-8 is 1e-5 there, not x times the 0 that 1e-8 rounds to. (A number on the left of / and
-    //, and +, - and comparisons, round the number first, as there.)"""
+    another dtype: x_f16 * 1e-8 is 1e-5 there, not x times the 0 that 1e-8 rounds to; so does a number on the left
+    of / (70000 / x_f16 is 35008 for x = 2, not inf). (A number on the left of //, and +, - and comparisons, round
+    the number first, as there.)"""
     if self.dtype not in NARROW_FLOATS: return False
     if isinstance(other, np.generic): other = other.item()
     if isinstance(other, (int, float)) and not isinstance(other, bool): return not holds_exactly(self.dtype, float(other))
@@ -543,7 +544,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """True division (ints become floats), or rounding_mode 'trunc' / 'floor' like torch.div."""
     if rounding_mode not in (None, "trunc", "floor"): raise ArgumentError(f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     if rounding_mode == "floor": return self.floordiv(other, reverse)
-    if not reverse and self._scaled_in_float32(other): return self.float().div(other, reverse, rounding_mode).cast(self.dtype)
+    if (not reverse or rounding_mode is None) and self._scaled_in_float32(other): return self.float().div(other, reverse, rounding_mode).cast(self.dtype)
     if rounding_mode == "trunc":
       a, b = self._binop_operands(other, reverse)
       return a._int_div(b) if not dtypes.is_float(a.dtype) else (a / b).trunc()

@@ -174,6 +174,40 @@ def test_softmin_normalize_isclose_allclose(device):
   assert x.allclose(X + 1e-7) and not x.allclose(X + 1e-3) and isinstance(x.allclose(X), bool)
 
 
+def test_elementwise_functions_from_the_int_and_nan_sweep(device):
+  """Five silent mismatches with PyTorch: lerp from self's side cancelled (lerp(1e8, 1, 1) was 0); isclose of ints
+  subtracted in the int dtype (int8 -128 and 127 wrapped to 1 apart: "close"); 70000 / float16 x rounded 70000 to
+  inf first; copysign took self's dtype; atan2/xlogy/logaddexp(2)/copysign made an int self float32 before
+  promoting (a float64 other gave float32)."""
+  t = lambda v, dt=dtypes.float32: Tensor(v, dtype=dt, device=device)
+  assert t([1e8, 3.0]).lerp(t([1.0, 1e-3]), 1.0).numpy().tolist() == np.array([1.0, 1e-3], np.float32).tolist()
+  w = t([0.25, 0.75, 1.0])
+  np.testing.assert_allclose(t([1e8, 1e8, 1e8]).lerp(t([1.0, 1.0, 1.0]), w).numpy(), [7.5e7 + 0.25, 2.5e7 + 0.75, 1.0], rtol=1e-7)
+  assert t([1000.0], dtypes.bfloat16).lerp(t([1.0], dtypes.bfloat16), 0.75).float().item() == 251.0  # (250.75, rounded once)
+  a, b = t([-128, 1, 0], dtypes.int8), t([127, 2, 2], dtypes.int8)
+  assert a.isclose(b, rtol=0.5, atol=1).numpy().tolist() == [False, True, True]
+  assert t([True, False], dtypes.bool).isclose(t([False, False], dtypes.bool), atol=0.5).numpy().tolist() == [False, True]
+  assert (70000 / t([2.0, 4.0], dtypes.float16)).numpy().tolist() == [35008.0, 17504.0]
+  assert t([1.0], dtypes.float16).copysign(t([-1.0])).dtype == dtypes.float32
+  ints = t([3, 1], dtypes.int32)
+  if Device[device].supports_dtype(dtypes.float64):
+    f64 = t([4.0, 1.0], dtypes.float64)
+    for out in (ints.atan2(f64), ints.xlogy(f64), ints.logaddexp(f64), ints.logaddexp2(f64), ints.copysign(f64)): assert out.dtype == dtypes.float64
+  assert ints.atan2(t([4.0, 1.0], dtypes.float16)).dtype == dtypes.float16
+
+
+def test_floor_division_of_floats_passes_a_zero_gradient_once_realized(device):
+  """x.div(y, rounding_mode='floor') and x // y were detached: realized (printed) before backward(), backward()
+  raised 'no tensor with requires_grad=True'. Their gradient is 0, as PyTorch's, and they require grad."""
+  x = Tensor([-7.5, -1.0], device=device, requires_grad=True)
+  for r in (x.div(Tensor([2.0, -3.0], device=device), rounding_mode="floor"), x // 2):
+    assert r.requires_grad
+    r.realize()
+    r.sum().backward()
+    assert x.grad.numpy().tolist() == [0.0, 0.0]
+  assert (x // 2).numpy().tolist() == [-4.0, -1.0]
+
+
 def test_copysign_and_logaddexp_at_the_edges(device):
   a = np.array([1.5, -2.0, 0.0, 3.0, -0.0, np.inf], np.float32)
   b = np.array([-1.0, 2.0, -0.0, 0.0, 5.0, -1.0], np.float32)

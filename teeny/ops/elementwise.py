@@ -99,9 +99,17 @@ class ElementwiseOps:
     return x if max_ is None else _past_bound(x > max_, max_).where(max_, x)
   clamp = clip
   def lerp(self, end, weight) -> Self:
-    """self + (end - self) * weight, broadcast and promoted like the operators: torch.lerp's value (which
-    torch computes from the end side for |weight| >= 0.5, so the last bit may differ)."""
-    return self + (end - self) * weight
+    """self + weight * (end - self), broadcast and promoted like the operators, computed as torch.lerp does: from
+    the end side, end - (end - self) * (1 - weight), where |weight| >= 0.5 (so weight 1 gives end, not a
+    cancellation: lerp(1e8, 1, 1) was 0), and half floats in float32, rounded once."""
+    start, stop = self._binop_operands(end)
+    dt = start.dtype
+    narrow = dt in NARROW_FLOATS and (not isinstance(weight, type(self)) or weight.dtype == dt)
+    if narrow: start, stop, weight = start.float(), stop.float(), weight.float() if isinstance(weight, type(self)) else weight
+    gap = stop - start
+    if isinstance(weight, type(self)): out = (weight.abs() < 0.5).where(start + weight * gap, stop - gap * (1 - weight))
+    else: out = start + weight * gap if abs(weight) < 0.5 else stop - gap * (1 - weight)
+    return out.cast(dt) if narrow else out
   def isnan(self) -> Self:
     """A bool tensor, True where self is NaN (never for int and bool tensors), like torch.isnan."""
     return self != self if dtypes.is_float(self.dtype) else self.full_like(False, dtype=dtypes.bool)
@@ -118,7 +126,9 @@ class ElementwiseOps:
     """|self - other| <= atol + rtol * |other| elementwise, like torch.isclose: equal infinities are close, NaN is
     close to NaN only with equal_nan."""
     a, b = self._binop_operands(other)
-    if not dtypes.is_float(a.dtype): return (a - b).abs() <= atol + rtol * b.abs() if rtol or atol else a == b
+    if not dtypes.is_float(a.dtype):
+      if not (rtol or atol): return a == b
+      a, b = a._float(), b._float()  # (as PyTorch: int8 -128 - 127 wraps to 1, which is "close")
     within = (a - b).abs() <= atol + rtol * b.abs()
     close = (a == b) | (within & a.isfinite() & b.isfinite())  # (an infinity is close only to itself)
     return (close | (a.isnan() & b.isnan())) if equal_nan else close
@@ -126,11 +136,16 @@ class ElementwiseOps:
     """Whether every element isclose (a Python bool: it asks for the data), like torch.allclose."""
     return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
   def copysign(self, other) -> Self:
-    """|self| with the sign of other (its sign bit: -0.0 counts as negative), like torch.copysign; a float result."""
-    magnitude = self._float().abs()
-    if isinstance(other, (int, float)): return -magnitude if math.copysign(1.0, other) < 0 else magnitude
-    sign_of = (other if isinstance(other, type(self)) else type(self)(other, device=self.device))._float()
-    return sign_of.signbit().where(-magnitude, magnitude)
+    """|self| with the sign of other (its sign bit: -0.0 counts as negative), like torch.copysign: a float result
+    in the dtype the operators promote the two to."""
+    a, b = self._float_operands(other)
+    magnitude = a.abs()
+    return b.signbit().where(-magnitude, magnitude)
+  def _float_operands(self, other) -> tuple[Self, Self]:
+    """self and other promoted as the operators promote them, then ints and bools made the default float: a
+    binary float function's operands (an int tensor with a float64 one computes in float64, as in PyTorch)."""
+    a, b = self._binop_operands(other)
+    return a._float(), b._float()
   def fmod(self, other) -> Self:
     """The remainder with the dividend's sign, like torch.fmod and C's fmod (exact for floats: x - trunc(x / y) * y
     with no rounding; fmod(x, 0) is NaN). Integers truncate, and x fmod 0 is 0 (like numpy)."""
@@ -176,19 +191,13 @@ class ElementwiseOps:
   def _float_floordiv(self, b: Self) -> Self:
     """self // b for floats of one dtype and shape, exact like Python's float // and torch.floor_divide: the
     quotient (self - fmod(self, b)) / b of the exact remainder, an integer up to rounding, moved down where the
-    remainder's sign differs from b's and rounded to the nearest integer. No gradient flows (PyTorch's neither)."""
-    a, b = self.detach(), b.detach()
-    mod = a._alu(Ops.MOD, b)
-    div = (a - mod) / b
-    div = ((mod != 0) & ((mod < 0) != (b < 0))).where(div - 1, div)
-    whole = div.floor()
-    whole = (div - whole > 0.5).where(whole + 1, whole)
-    whole = (div == 0).where((a / b) * 0, whole)  # a zero quotient keeps the sign of a / b
-    return (b == 0).where(a / b, whole)  # x // 0 is +-inf or NaN
+    remainder's sign differs from b's and rounded to the nearest integer. Its gradient is 0, as PyTorch's (the
+    result still requires grad: realized, it is no constant that backward() can't reach a leaf through)."""
+    return self._exact_gradient(_floor_quotient(self.detach(), b.detach()), "piecewise_constant", b)
   def logaddexp(self, other) -> Self:
     """log(exp(self) + exp(other)) without overflow, like torch.logaddexp: max + log(1 + exp(-|difference|)), and
     the infinity itself where both are the same infinity."""
-    a, b = self._float()._binop_operands(other)
+    a, b = self._float_operands(other)
     high, gap = a.maximum(b), (a - b).abs()
     out = high + ((-gap).exp() + 1).log()
     return ((a == b) & a.isinf()).where(a, out)
@@ -422,6 +431,17 @@ def _pow_gradient(arg, grad, out, x, e) -> tuple:
   return grad * dx, grad * de
 
 
+def _floor_quotient(a: ElementwiseOps, b: ElementwiseOps) -> ElementwiseOps:
+  """a // b of floats, exact (see _float_floordiv)."""
+  mod = a._alu(Ops.MOD, b)
+  div = (a - mod) / b
+  div = ((mod != 0) & ((mod < 0) != (b < 0))).where(div - 1, div)
+  whole = div.floor()
+  whole = (div - whole > 0.5).where(whole + 1, whole)
+  whole = (div == 0).where((a / b) * 0, whole)  # a zero quotient keeps the sign of a / b
+  return (b == 0).where(a / b, whole)  # x // 0 is +-inf or NaN
+
+
 def _const_value(u: UOp):
   """The value of a constant seen at some shape (CONST, reshaped and expanded), else None."""
   while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
@@ -429,3 +449,4 @@ def _const_value(u: UOp):
 
 
 tensor_rules["pow"] = _pow_gradient
+tensor_rules["piecewise_constant"] = lambda arg, grad, value, *inputs: (None,) * len(inputs)  # (0 for each input)

@@ -104,7 +104,7 @@ class PyTorchMathOps:
   def xlogy(self, other) -> Self:
     """self * log(other), 0 where self is 0 (even where other is 0 or inf) but NaN where other is NaN, like
     torch.xlogy, with its gradients: log(other) for self (0 where self is 0 and other <= 0), self / other for other."""
-    x, y = self._float()._binop_operands(other)
+    x, y = self._float_operands(other)
     value = y.isnan().where(math.nan, (x == 0).where(0.0, x * y.log()))
     return x._exact_gradient(value, "xlogy", y)
   def sinc(self) -> Self:
@@ -133,7 +133,7 @@ class PyTorchMathOps:
   def logaddexp2(self, other) -> Self:
     """log2(2^self + 2^other) without overflow, like torch.logaddexp2: max + log2(1 + 2^-|difference|), through
     log1p so a far smaller term still counts (logaddexp2(0, -30) is 1.3e-9, not 0)."""
-    a, b = self._float()._binop_operands(other)
+    a, b = self._float_operands(other)
     high, gap = a.maximum(b), (a - b).abs()
     out = high + (-gap).exp2().log1p() * (1 / math.log(2))
     return ((a == b) & a.isinf()).where(a, out)  # (the same infinity: inf - inf would be NaN)

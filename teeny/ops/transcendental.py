@@ -132,7 +132,7 @@ class TranscendentalOps:
   def atan2(self, other) -> Self:
     """The angle of the point (other, self), like torch.atan2(self, other): atan of the smaller over the larger
     magnitude, moved into self's and other's quadrant (signed zeros and infinities as in C's atan2)."""
-    y, x = self._float()._binop_operands(other)
+    y, x = self._float_operands(other)
     ay, ax = y.abs(), x.abs()
     steep = ay > ax
     angle = (steep.where(ax, ay) / steep.where(ay, ax))._atan_value()
