@@ -454,7 +454,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       return self.shrink(crop).pad(tuple((max(b, 0), max(a, 0)) for b, a in padding), value=value)
     if all(p == (0, 0) for p in padding): return self._copy_result(self)
     out = self._new(UOp(Ops.PAD, self.dtype, (self.uop,), padding))
-    if value == 0: return out
+    if value == 0 and not (isinstance(value, float) and math.copysign(1.0, value) < 0): return out  # (-0.0 pads -0.0)
     inside = Tensor.ones(self.shape, dtype=dtypes.bool, device=self.device).pad(padding)  # True where the data is
     return inside.where(out, Tensor.full((), value, dtype=self.dtype, device=self.device))
   def shrink(self, arg) -> Tensor:
@@ -465,9 +465,10 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if any(not 0 <= b <= e <= s for (b, e), s in zip(arg, self.shape)): raise ArgumentError(f"shrink {arg} is out of bounds for shape {self.shape}")
     if all(a == (0, s) for a, s in zip(arg, self.shape)): return self
     return self._view(Ops.SHRINK, arg)
-  def flip(self, axis=None) -> Tensor:
-    """The elements in reverse order along the axes (all by default). A new tensor, like torch.flip; x[::-1] is
-    a view of x instead, like numpy."""
+  def flip(self, axis=None, *more_axes) -> Tensor:
+    """The elements in reverse order along the axes (all by default; x.flip(0, 1) as x.flip((0, 1))). A new tensor,
+    like torch.flip; x[::-1] is a view of x instead, like numpy."""
+    if more_axes: axis = (axis, *more_axes)
     axes = [_canon_axis(a, self.ndim) for a in (range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis))]
     if len(set(axes)) != len(axes): raise ArgumentError(f"flip: axis {axis} names an axis twice")
     axes = tuple(sorted(a for a in axes if self.shape[a] > 1))

@@ -85,6 +85,23 @@ def test_activations_extreme_inputs(device):
   check(t.gelu(), np_gelu_tanh(a.astype(np.float64)).astype(np.float32), atol=1e-6)
 
 
+def test_join_and_shape_forms_from_the_movement_sweep(device):
+  """More than 16 constant bfloat16/fp8 pieces were joined on the host from their bits read as ints (stack of 0.5,
+  1.1, -2.75, 300.5 gave 0, 1, 65536, 300). pad(value=-0.0) padded +0.0. PyTorch's positional dim (cat(ts, 1)),
+  flip(0, 1), chunk of an empty axis, unflatten's -1 on an empty tensor and a 0-d unfold of size 0 raised or gave
+  other shapes."""
+  vals = [0.5, 1.1, -2.75, 300.5] * 5
+  for dt, want in ((dtypes.bfloat16, [0.5, 1.1015625, -2.75, 300.0]), (dtypes.fp8e4m3, [0.5, 1.125, -2.75, 288.0])):
+    assert Tensor.stack([Tensor(v, dtype=dt, device=device) for v in vals]).float().numpy()[:4].tolist() == want
+  assert np.signbit(Tensor([1.0, 2.0], device=device).pad((1, 1), value=-0.0).numpy()).tolist() == [True, False, False, True]
+  a = Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), device=device)
+  assert Tensor.cat([a, a], 1).shape == (2, 6) and Tensor.stack([a, a], 1).shape == (2, 2, 3)
+  np.testing.assert_array_equal(a.flip(0, 1).numpy(), a.numpy()[::-1, ::-1])
+  assert [t.shape for t in Tensor.zeros(0, 4, device=device).chunk(3)] == [(0, 4)] * 3
+  assert Tensor.zeros(2, 0, 3, device=device).unflatten(-1, (3, -1)).shape == (2, 0, 3, 1)
+  assert Tensor(3.0, device=device).unfold(0, 0, 1).shape == (0,)
+
+
 def test_lerp_broadcast(device):
   a, b = BASE[:, :1], BASE[:1, :]
   w = np.linspace(0, 1, 6, dtype=np.float32)

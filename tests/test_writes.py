@@ -37,6 +37,33 @@ def test_assign_to_slice_reaches_base_and_other_views(device):
     same(x, ref, tx)
 
 
+def test_diagonal_and_unfold_are_views_and_single_piece_joins_are_copies(device):
+  """diagonal() and unfold() were copies (built with pad): a write through them didn't reach x, and they didn't
+  see x's writes. PyTorch's are views. cat([x]) and diff(n=0) went the other way: x's own storage, so writing the
+  result wrote x; PyTorch's are copies."""
+  ref = np.arange(9.0, dtype=np.float32).reshape(3, 3)
+  x = Tensor(ref, device=device)
+  d = x.diagonal()
+  d[1] = -1.0
+  ref[1, 1] = -1.0
+  np.testing.assert_array_equal(x.numpy(), ref)
+  x += 100
+  np.testing.assert_array_equal(d.numpy(), np.diagonal(ref + 100))
+  np.testing.assert_array_equal(x.diagonal(1).numpy(), np.diagonal(ref + 100, 1))
+  flat = np.arange(6.0, dtype=np.float32)
+  y = Tensor(flat, device=device)
+  windows = y.unfold(0, 3, 1)
+  y.unfold(0, 2, 2)[1] = 9.0  # (windows apart: written through)
+  flat[2:4] = 9.0
+  np.testing.assert_array_equal(y.numpy(), flat)
+  np.testing.assert_array_equal(windows.numpy(), np.lib.stride_tricks.sliding_window_view(flat, 3))
+  with pytest.raises(RuntimeError, match="expanded"): windows[0] = 1.0  # (overlapping windows: PyTorch raises too)
+  for copy in (Tensor.cat([y]), y.diff(n=0)):
+    copy[0] = -5.0
+    copy.realize()
+    np.testing.assert_array_equal(y.numpy(), flat)
+
+
 def test_assign_to_shrink_reaches_base(device):
   x = Tensor(arange(3, 4), device=device).realize()
   x.shrink(((1, 3), (0, 2))).assign(Tensor.full((2, 2), -1.0, device=device)).realize()

@@ -6,6 +6,7 @@ import collections, io, math, os, pickle, zipfile
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.tensor import Tensor
+from teeny.uop import Ops
 from teeny.nn.loading import MAX_DIMS as _MAX_DIMS, MAX_ITEMS as _MAX_ITEMS, from_bytes as _from_bytes, short as _short
 from teeny.nn.loading import FileSource, file_stamp, file_tensor
 
@@ -278,71 +279,43 @@ def _convert(root, tensor_of):
 
 
 def _loaded_tensor(storage: Tensor, ref: _TensorRef) -> Tensor:
-  """The file's tensor over its storage: a view of it where movement ops can express the layout (PyTorch's is
-  always one). Where they can't, it is a copy, and a copy would neither follow writes into the storage nor pass
-  its own writes on: then the copy and every tensor of that storage raise on a write (clone() one to write)."""
+  """The file's tensor: a view of its storage, as PyTorch's is. A negative one (PyTorch's neg view, which negates
+  what it reads and writes) is a copy here, which would neither follow writes into the storage nor pass its own
+  writes on: then it and every tensor of its storage raise on a write (clone() one to write)."""
   x = _strided_view(storage, ref.offset, ref.size, ref.stride)
-  if ref.negative:  # (PyTorch's is a view that negates what it reads and writes)
-    x = -x
-    x._unwritable = "tensor loaded from a torch file as a negative view (a copy here, a view in PyTorch): clone() it to write"
-  own = x if x._base is None else x._base
-  if own is not storage and own._unwritable is not None:
-    storage._unwritable = "tensor loaded from a torch file whose storage another tensor of the file can only copy (PyTorch's are views of one storage): clone() it to write"
+  if not ref.negative: return x
+  x = -x
+  x._unwritable = "tensor loaded from a torch file as a negative view (a copy here, a view in PyTorch): clone() it to write"
+  storage._unwritable = "tensor loaded from a torch file whose storage a negative view of the file shares (a copy here, a view in PyTorch): clone() it to write"
   return x
 
 
 def _strided_view(storage: Tensor, offset: int, size: tuple, stride: tuple) -> Tensor:
-  """The tensor torch keeps as (offset, size, stride) over a 1-D storage, built from movement ops on the storage: a
-  zero stride is an expand, so a tensor expanded from one item costs one item. The dims that step through memory
-  are peeled outermost (largest stride) first. Where each dim's n steps of s fit in the items around it (always for
-  a transpose, a stepped slice or a column), the result is a view of the storage, as PyTorch's is: writes through
-  it reach the storage and the tensors that share it. Where they don't (overlapping rows, a stride that runs past
-  the storage), it is a copy of its own that raises on a write (_strided_copy)."""
+  """The tensor torch keeps as (offset, size, stride) over a 1-D storage, as a view of the storage made of
+  movement ops (writes through it reach the storage and the tensors sharing it, and it sees theirs): a zero stride
+  is an expand, so a tensor expanded from one item costs one item. The dims that step through memory are peeled
+  outermost (largest stride) first: a dim of n steps of s over an inner window of w items is a pad + reshape (n, s)
+  + shrink to w when the windows don't overlap (w <= s), and otherwise the window tiled n times and read along a
+  diagonal (reshape to rows of length + s; writing into such overlapping rows raises, as in PyTorch). The pads
+  are the view's own movement ops, not pad()'s copy: only padding is cut off after them."""
   if math.prod(size) == 0: return Tensor(np.zeros(size, storage.dtype.np), device=storage.device, dtype=storage.dtype)
   moving = sorted((i for i in range(len(size)) if size[i] > 1 and stride[i] > 0), key=lambda i: -stride[i])
   contiguous = all(stride[i] == math.prod(size[i + 1:]) for i in range(len(size)) if size[i] > 1)
   if contiguous: return storage.shrink(((offset, offset + math.prod(size)),)).reshape(size)
   spans = [1] * (len(moving) + 1)  # spans[k]: items from the first to the last one the dims moving[k:] reach
   for k in reversed(range(len(moving))): spans[k] = spans[k + 1] + (size[moving[k]] - 1) * stride[moving[k]]
-  x = _strided_rows(storage, offset, [(size[a], stride[a]) for a in moving], spans)
-  if x is None: x = _strided_copy(storage, offset, [(size[a], stride[a]) for a in moving], spans)
-  if len(moving) > 1: x = x.permute(sorted(range(len(moving)), key=lambda k: moving[k]))
-  x = x.reshape(tuple(size[i] if i in moving else 1 for i in range(len(size))))
-  return x.expand(size)
-
-
-def _strided_rows(storage: Tensor, offset: int, steps: list[tuple[int, int]], spans: list[int]) -> Tensor | None:
-  """The (n, s) steps as shrinks and reshapes only (a view): each dim cuts the row it lies in into n rows of s
-  items, the window starting p items into each, p chosen so the n rows stay inside the row. None where a dim's n *
-  s items don't fit in its row, or its rows overlap (the next window is longer than s)."""
-  x, start = storage, offset
-  for k, (n, s) in enumerate(steps):
-    row = x.shape[-1]
-    if n * s > row or spans[k + 1] > s: return None
-    p = max(0, start + n * s - row)  # (p <= start; the last row still holds its window: start + spans[k] <= row)
-    lead = tuple((0, d) for d in x.shape[:-1])
-    x = x.shrink(lead + ((start - p, start - p + n * s),)).reshape(*x.shape[:-1], n, s)
-    start = p
-  lead = tuple((0, d) for d in x.shape[:-1])
-  return x.shrink(lead + ((start, start + 1),)).reshape(x.shape[:-1])
-
-
-def _strided_copy(storage: Tensor, offset: int, steps: list[tuple[int, int]], spans: list[int]) -> Tensor:
-  """The (n, s) steps where a view can't reach them: a dim of n steps of s over an inner window of w items is a
-  pad + reshape (n, s) + shrink to w when the windows don't overlap (w <= s), and otherwise the window tiled n
-  times and read along a diagonal (reshape to rows of length + s). PyTorch's tensor is a view here and teeny's a
-  copy, so a write into it raises rather than not reaching the storage."""
   x = storage.shrink(((offset, offset + spans[0]),))
-  for k, (n, s) in enumerate(steps):
-    inner, length = spans[k + 1], spans[k]
+  for k, axis in enumerate(moving):
+    n, s, inner, length = size[axis], stride[axis], spans[k + 1], spans[k]
     lead = x.shape[:-1]
     unpadded, whole = ((0, 0),) * len(lead), tuple((0, d) for d in lead)
     if inner <= s:
-      x = x.pad(unpadded + ((0, n * s - length),)).reshape(*lead, n, s)
+      x = x._view(Ops.PAD, unpadded + ((0, n * s - length),)).reshape(*lead, n, s)
     else:  # row r must start at item r*s of the window: rows of length + s over n copies of it start there
       x = x.reshape(*lead, 1, length).expand(*lead, n, length).reshape(*lead, n * length)
-      x = x.pad(unpadded + ((0, n * s),)).reshape(*lead, n, length + s)
+      x = x._view(Ops.PAD, unpadded + ((0, n * s),)).reshape(*lead, n, length + s)
     x = x.shrink(whole + ((0, n), (0, inner)))
-  x = x.reshape(x.shape[:-1])._own()  # the innermost window is one item
-  x._unwritable = "tensor loaded from a torch file whose items overlap or run past its storage (a copy here, a view in PyTorch): clone() it to write"
-  return x
+  x = x.reshape(x.shape[:-1])  # the innermost window is one item
+  if len(moving) > 1: x = x.permute(sorted(range(len(moving)), key=lambda k: moving[k]))
+  x = x.reshape(tuple(size[i] if i in moving else 1 for i in range(len(size))))
+  return x.expand(size)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 import numpy as np
-from teeny.dtype import dtypes, promote
+from teeny.dtype import dtypes, promote, STORAGE_FLOATS
 from teeny.uop import Ops, UOp
 from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
 from teeny.runtime.device import Device
@@ -16,13 +16,15 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
-def _tensors_joined(first, others: tuple, what: str) -> list:
-  """cat's and stack's tensors: a list or tuple of them (Tensor.cat([a, b])) or the arguments (a.cat(b)), never
-  both (Tensor.stack((a, b), c) left c out)."""
-  if not isinstance(first, (list, tuple)): return [first, *others]
+def _tensors_joined(first, others: tuple, what: str, dim: int) -> tuple[list, int]:
+  """cat's and stack's tensors and dim: a list or tuple of them (Tensor.cat([a, b]), and then dim may follow it
+  as PyTorch's torch.cat(ts, 1) gives it) or the arguments (a.cat(b)), never both (Tensor.stack((a, b), c) left c
+  out)."""
+  if not isinstance(first, (list, tuple)): return [first, *others], dim
+  if len(others) == 1 and isinstance(others[0], int) and not isinstance(others[0], bool): others, dim = (), others[0]
   if others: raise ArgumentError(f"{what} takes the tensors as one list or as arguments, not both: got a list and {len(others)} more")
   if not first: raise ArgumentError(f"{what} needs at least one tensor")
-  return list(first)
+  return list(first), dim
 
 
 class JoinOps:
@@ -30,7 +32,7 @@ class JoinOps:
   def cat(self, *others: Self, dim: int = 0) -> Self:
     """Join tensors along dim: each is padded out to the full length (floats with -0.0) and the pieces are added. Called as
     a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
-    tensors = _tensors_joined(self, others, "cat")
+    tensors, dim = _tensors_joined(self, others, "cat", dim)
     first = tensors[0]
     for t in tensors:
       if not isinstance(t, JoinOps): raise TypeError(f"cat takes tensors, got {type(t).__name__}")
@@ -53,13 +55,14 @@ class JoinOps:
       groups = [JoinOps.cat(*tensors[i:i + size], dim=d).contiguous() for i in range(0, len(tensors), size)]
       return JoinOps.cat(*groups, dim=d)
     pieces = [t.cast(dt) for t in tensors]
+    if len(pieces) == 1: return first._copy_result(pieces[0])  # (a copy, as torch.cat's: not the piece's storage)
     return first._new(multi.join([p.uop for p in pieces], d), *pieces)
   def _host_constant(self) -> np.ndarray | None:
     """The values of a tensor that is a constant filled out to a shape (known without running anything), else None."""
     u = self.uop
     while u.op in (Ops.RESHAPE, Ops.EXPAND): u = u.src[0]
     if u.op is not Ops.CONST or self.numel() > 4096: return None
-    return np.full(self.shape, u.arg, dtype=self.dtype.np)
+    return np.full(self.shape, u.arg, dtype=np.float32 if self.dtype in STORAGE_FLOATS else self.dtype.np)  # (bfloat16's np is its bits)
   def roll(self, shifts, dims=None) -> Self:
     """Elements shifted along dims, those pushed off the end coming back at the start, like torch.roll; with no
     dims, over the flattened tensor."""
@@ -116,6 +119,7 @@ class JoinOps:
     if not isinstance(size, int) or not isinstance(step, int) or size < 0 or step < 1 or size > n:
       raise ArgumentError(f"unfold of an axis of size {n} needs 0 <= size <= {n} and step >= 1, got size={size}, step={step}")
     x = self.reshape(1) if not self.ndim else self
+    if size == 0 and not self.ndim: return x.shrink(((0, 0),))  # (a 0-d tensor's one window of none: shape (0,))
     if size == 0:  # windows of no elements, (n - 0) // step + 1 of them, as in PyTorch (a view of none of x: backward works)
       windows = x.shape[:d] + ((n // step) + 1,) + x.shape[d + 1:] + (0,)
       return x.shrink(tuple((0, 0) if a == d else None for a in range(x.ndim))).reshape(windows)
@@ -147,8 +151,11 @@ class JoinOps:
     n = max(0, min(x.shape[-2], x.shape[-1]))
     if n == 0: return x.reshape(*x.shape[:-2], 0)
     # along a flattened n x (n + 1) window, element i * (n + 1) is (i, i)
+    # a view of self, as PyTorch's diagonal is (writes through it reach self, and it sees self's): the PAD is a
+    # movement op of the view (a write undoes it with a shrink; only padding is cut off after it), not pad()'s copy
     square = x[..., :n, :n].flatten(-2)
-    return square.pad(((0, 0),) * (square.ndim - 1) + ((0, n),)).reshape(*square.shape[:-1], n, n + 1)[..., 0]
+    padded = square._view(Ops.PAD, ((0, 0),) * (square.ndim - 1) + ((0, n),))
+    return padded.reshape(*square.shape[:-1], n, n + 1)[..., 0]
   def diag(self, diagonal: int = 0) -> Self:
     """Like torch.diag: a 1-d tensor as the diagonal of a square matrix (zeros elsewhere), a 2-d tensor's diagonal."""
     if self.ndim == 2: return self.diagonal(diagonal)
@@ -174,7 +181,7 @@ class JoinOps:
     return grids
   def stack(self, *others: Self, dim: int = 0) -> Self:
     """Join tensors of one shape along a new axis dim (Tensor.stack([a, b]) or a.stack(b))."""
-    tensors = _tensors_joined(self, others, "stack")
+    tensors, dim = _tensors_joined(self, others, "stack", dim)
     for t in tensors:
       if t.shape != tensors[0].shape: raise ArgumentError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
     d = _canon_axis(dim, tensors[0].ndim + 1)
@@ -197,20 +204,27 @@ class JoinOps:
     """At most `chunks` pieces of equal length (the last shorter), like torch.chunk."""
     if chunks <= 0: raise ArgumentError(f"chunk needs a positive number of chunks, got {chunks}")
     n = self.shape[_canon_axis(dim, self.ndim)]
+    if n == 0: return (self,) * chunks  # (as PyTorch: an empty axis gives `chunks` empty pieces)
     return self.split(max(1, math.ceil(n / chunks)), dim)
   def unflatten(self, dim: int, sizes: Sequence[int]) -> Self:
     """A view with axis dim split into the sizes given (one may be -1), like torch.unflatten."""
     d = _canon_axis(dim, self.ndim)
-    return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+    sizes = tuple(sizes)
+    if sizes.count(-1) == 1 and all(s > 0 for s in sizes if s != -1):  # -1 from this axis alone (the tensor may be empty)
+      sizes = tuple(self.shape[d] // math.prod(s for s in sizes if s != -1) if s == -1 else s for s in sizes)
+    return self.reshape(self.shape[:d] + sizes + self.shape[d + 1:])
   def repeat(self, *repeats) -> Self:
     """Tile the tensor: repeats[i] copies along axis i (extra leading repeats add axes), like torch.repeat."""
     repeats = _shape_arg(repeats)
     if len(repeats) < self.ndim: raise ArgumentError(f"repeat {repeats} needs at least one count per axis of shape {self.shape}")
     if any(r < 0 for r in repeats): raise ArgumentError(f"repeat counts must be >= 0, got {repeats}")
+    return self._tiled(repeats)._own()  # a copy, like torch.repeat
+  def _tiled(self, repeats: tuple[int, ...]) -> Self:
+    """repeat's tiling as a view of self (unfold's overlapping windows are read from it)."""
     base = (1,) * (len(repeats) - self.ndim) + self.shape
     x = self.reshape(tuple(d for s in base for d in (1, s)))
     x = x.expand(tuple(d for r, s in zip(repeats, base) for d in (r, s)))
-    return x.reshape(tuple(r * s for r, s in zip(repeats, base)))._own()  # a copy, like torch.repeat
+    return x.reshape(tuple(r * s for r, s in zip(repeats, base)))
   def repeat_interleave(self, repeats: int, dim: int | None = None) -> Self:
     """Each element repeated `repeats` times in a row along dim (flattened when dim is None)."""
     x, d = (self.flatten(), 0) if dim is None else (self, _canon_axis(dim, self.ndim))

@@ -90,7 +90,7 @@ class PoolingOps:
     if _apart(kernel, stride, dilation): return self._pool_apart(kernel, stride, dilation, outs)
     periods = [n * max(1, math.ceil((o * s - d) / n)) + d for n, o, s, d in zip(sizes, outs, stride, dilation)]
     keep = tuple((0, s) for s in prefix)
-    x = self.repeat((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
+    x = self._tiled((1,) * len(prefix) + tuple(math.ceil(k * p / n) for n, k, p in zip(sizes, kernel, periods)))
     x = x.shrink(keep + tuple((0, k * p) for k, p in zip(kernel, periods)))
     x = x.reshape(prefix + tuple(d for k, p in zip(kernel, periods) for d in (k, p)))
     x = x.shrink(keep + tuple(r for k, o, s in zip(kernel, outs, stride) for r in ((0, k), (0, o * s))))
@@ -108,7 +108,9 @@ class PoolingOps:
     prefix, keep = self.shape[:p], tuple((0, n) for n in self.shape[:p])
     spans = [o * s for o, s in zip(outs, stride)]
     x = self.shrink(keep + tuple((0, min(n, span)) for n, span in zip(self.shape[p:], spans)))
-    x = x.pad(((0, 0),) * p + tuple((0, span - n) for n, span in zip(x.shape[p:], spans)))
+    # (a PAD of the view, not pad()'s copy: the windows stay a view of self, as unfold's are in PyTorch; the padding
+    # is never read, every window ends inside self)
+    x = x._view(Ops.PAD, ((0, 0),) * p + tuple((0, span - n) for n, span in zip(x.shape[p:], spans)))
     x = x.reshape(prefix + tuple(d for o, s in zip(outs, stride) for d in (o, s)))
     x = x.shrink(keep + tuple(r for o, k, d in zip(outs, kernel, dilation) for r in ((0, o), (0, k * d))))
     x = x.reshape(prefix + tuple(n for o, k, d in zip(outs, kernel, dilation) for n in (o, k, d)))

@@ -132,7 +132,7 @@ class PyTorchShapeOps:
       after = x.shrink(tuple((1, size) if i == d else None for i in range(x.ndim)))
       before = x.shrink(tuple((0, size - 1) if i == d else None for i in range(x.ndim)))
       x = after != before if x.dtype == dtypes.bool else after - before
-    return x
+    return self._copy_result(x)  # (n = 0: a copy, as PyTorch's, not self)
 
   # index ops: one index vector along one dim
   def _index_vector(self, name: str, index, d: int) -> Self:
