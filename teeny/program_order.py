@@ -185,6 +185,19 @@ def settle_writes():
     _writes[:] = [_ref(t) for r in _writes if (t := r()) is not None and t._uop.op is Ops.ASSIGN and not realized_buffers(t._uop)]
 
 
+def writes_to_run_now() -> list:
+  """This thread's writes (ASSIGN) still pending, which an optimizer step and a TinyJit call run with their own
+  work: side effects of the forward pass (BatchNorm's running statistics) that PyTorch runs at once. Left pending
+  they were never part of a TinyJit capture (replays skipped them), and eagerly each step's update chained onto the
+  last one's graph. While a TinyJit captures, only those made during the captured call: older ones run before a
+  replay (realize_pending_writes), and a capture would replay them on every call."""
+  settle_writes()
+  pending = {id(t) for r in _writes[:] if (t := r()) is not None}
+  if not pending: return []
+  mine = {id(t): t for r in _this_thread.registry.refs[:] if (t := r()) is not None and id(t) in pending}
+  return split_by_capture(list(mine.values()))[1]
+
+
 def pending_writes(buffers) -> list:
   """Live tensors whose node is a write (ASSIGN) that has not run yet into one of `buffers` (a collection, read
   only when there is such a write: a TinyJit replay asks before every call)."""

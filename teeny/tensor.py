@@ -29,7 +29,8 @@ from teeny.ops import writes
 from teeny import program_order
 from teeny.variable import is_symbolic, checked, as_size
 
-_grad_leaves: weakref.WeakSet = weakref.WeakSet()  # tensors the user marked requires_grad=True
+# tensors the user marked requires_grad=True, by id (a WeakSet compares a tensor added again with ==, elementwise)
+_grad_leaves: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # tensors backward() was called on and that may still be lazy: an optimizer realizes them with the gradients,
 # so the forward pass both need runs once (and the loss is the one the gradients came from, as in PyTorch)
 _backward_roots: weakref.WeakSet = weakref.WeakSet()
@@ -230,7 +231,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       # graphs built from it before it is realized hold this node, not the buffer: it is the leaf there too.
       # A weak reference: once no graph holds it, neither it nor the buffers under it are kept alive for this
       self._earlier_nodes = (weakref.ref(self.uop),)
-    _grad_leaves.add(self)
+    _grad_leaves[id(self)] = self
 
   def requires_grad_(self, value: bool = True) -> Tensor:
     """Set requires_grad (True by default) and return self, like torch's requires_grad_."""
@@ -267,7 +268,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     create_graph=False); use gradient() for gradients to differentiate again."""
     gradient = self._seed_gradient(gradient)  # (PyTorch's errors first: a non-scalar needs a gradient)
     graphs = _realized_graphs()
-    candidates = [(t, _gradient_nodes(t, graphs)) for t in snapshot(_grad_leaves) if t._requires_grad]
+    candidates = [(t, _gradient_nodes(t, graphs)) for t in snapshot(_grad_leaves.values) if t._requires_grad]
     root = restore_graphs(self.uop, graphs, keep={n for _, nodes in candidates for n in nodes})
     program_order.check_not_stale(root)
     in_graph = set(root.toposort())

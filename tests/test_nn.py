@@ -411,6 +411,45 @@ def test_batchnorm_with_an_optimizer(device):
   assert layer.num_batches_tracked.item() == 1
 
 
+def test_batchnorm_statistics_update_under_tinyjit_with_an_optimizer_of_the_weights_alone(device):
+  """An optimizer given only BatchNorm's weight and bias (PyTorch's model.parameters()) left the running statistics'
+  updates pending: under TinyJit they stopped after the capture (num_batches_tracked 2 after 6 steps), and eagerly
+  each step's update was a graph over the last. They run with the step now; float64 statistics with
+  momentum=None average in float64."""
+  from teeny import TinyJit
+  from teeny.schedule import is_realized
+  batches = [rng.normal(size=(4, 3, 2, 2)).astype(np.float32) for _ in range(6)]
+  results = []
+  for jit in (False, True):
+    layer = BatchNorm(3)
+    opt = SGD([layer.weight, layer.bias], lr=0.1)
+    def step(x):
+      opt.zero_grad()
+      loss = layer(x).square().mean()
+      loss.backward()
+      opt.step()
+      return loss
+    step = TinyJit(step) if jit else step
+    with Tensor.train():
+      for b in batches:
+        step(Tensor(b, device=device))
+        assert is_realized(layer.running_mean.uop)  # (no graph left pending between steps)
+    results.append((layer.num_batches_tracked.item(), layer.running_mean.numpy()))
+  expected = np.zeros(3)
+  for b in batches: expected = 0.9 * expected + 0.1 * b.mean((0, 2, 3))
+  for count, mean in results:
+    assert count == 6
+    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
+  if Device[device].supports_dtype(dtypes.float64):
+    layer = BatchNorm(2, momentum=None)
+    layer.running_mean, layer.running_var = (Tensor.zeros(2, dtype=dtypes.float64, device=device).contiguous(),
+                                             Tensor.ones(2, dtype=dtypes.float64, device=device).contiguous())
+    xs = [rng.normal(size=(5, 2)) for _ in range(3)]
+    with Tensor.train():
+      for x in xs: layer(Tensor(x, device=device)).realize()
+    np.testing.assert_allclose(layer.running_mean.numpy(), np.mean([x.mean(0) for x in xs], axis=0), rtol=1e-13)
+
+
 def test_batchnorm_errors(device):
   layer = BatchNorm(3)
   with pytest.raises(ValueError, match="3 channels"): layer(Tensor(np.ones((2, 4), np.float32)))

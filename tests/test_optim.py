@@ -132,6 +132,14 @@ def test_float64_parameters_are_updated_in_float64(case):
   for k in want: np.testing.assert_allclose(ps[k].numpy(), want[k], rtol=1e-12, atol=1e-13, err_msg=f"{case}: {k}")
 
 
+def test_sgd_refuses_pytorchs_positional_dampening_form():
+  """SGD(ps, 0.1, 0.9, 0.0, 0.01) is PyTorch's dampening=0, weight_decay=0.01; teeny's arguments after momentum are
+  tinygrad's (weight_decay, nesterov): it ran with nesterov=0.01 (on) and no weight decay, silently."""
+  w = Tensor([1.0, 2.0], requires_grad=True)
+  with pytest.raises(TypeError, match="by keyword"): SGD([w], 0.1, 0.9, 0.0, 0.01)
+  assert SGD([w], 0.1, 0.9, 0.0, True).nesterov is True  # (tinygrad's positional form stays)
+
+
 def test_parameters_moved(device):
   """The reference comparison above would pass for an optimizer that did nothing if the reference did nothing."""
   ps = make_params(device)

@@ -107,6 +107,16 @@ def test_setting_requires_grad_on_any_tensor_makes_a_leaf(device):
   assert base.grad is None
 
 
+def test_a_frozen_parameter_unfrozen_again_trains(device):
+  """w.requires_grad = False, then True again raised 'the truth value of a tensor ... is ambiguous': the set of
+  leaves compared the tensor added again with ==, which is elementwise."""
+  w = Tensor.ones(4, device=device, requires_grad=True)
+  w.requires_grad = False
+  w.requires_grad = True
+  (w * 2).sum().backward()
+  assert w.grad.numpy().tolist() == [2.0] * 4
+
+
 def test_leaf_realized_between_forward_and_backward_gets_its_gradient(device):
   t = Tensor.ones(3, device=device, requires_grad=True)
   early = (t * Tensor([1.0, 2.0, 3.0], device=device)).sum()  # holds t's lazy node

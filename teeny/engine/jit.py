@@ -208,7 +208,8 @@ def _check_one_binding_per_name(recorded: list, variables: dict, name):
 
 def _run_and_realize(fn, args, kwargs):
   out = fn(*args, **kwargs)
-  Tensor.realize_all(*_output_tensors(out))
+  # with the writes the call left pending (BatchNorm's running statistics), so a capture records them too
+  Tensor.realize_all(*_output_tensors(out), *program_order.writes_to_run_now())
   return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from teeny.dtype import dtypes
 from teeny.tensor import Tensor
+from teeny.schedule import is_realized
 from teeny.ops.args import _padding_arg, conv_padding
 from teeny.nn import optim, state, utils  # noqa: F401  (teeny.nn.optim, .state and .utils, also as attributes)
 from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCell: the cells live in their own module)
@@ -213,8 +214,13 @@ class BatchNorm:
     return mean, group.sum((centered * centered).sum(axes)) / total, total
 
   def _track(self, mean: Tensor, var: Tensor, n: int):
+    stats = (self.running_mean, self.running_var, self.num_batches_tracked)
+    # realized once, so every update is a write into their buffers, which an optimizer step and a TinyJit call run
+    # with their own work (teeny/program_order.py's writes_to_run_now); over lazy statistics an update is a new
+    # graph over the last one, which nothing runs until the statistics are read (a TinyJit replay never did)
+    if not all(is_realized(t.uop) for t in stats): Tensor.realize_all(*stats)
     count = self.num_batches_tracked.assign(self.num_batches_tracked + 1)
-    factor = (1 / count.float()) if self.momentum is None else self.momentum
+    factor = (1 / count.cast(self.running_mean.dtype)) if self.momentum is None else self.momentum  # (float64 statistics: in float64)
     self.running_mean.assign((1 - factor) * self.running_mean + factor * mean)
     self.running_var.assign((1 - factor) * self.running_var + factor * var * (n / (n - 1)))
 

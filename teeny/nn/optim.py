@@ -17,6 +17,7 @@ from typing import Iterable
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.tensor import Tensor
+from teeny import program_order
 
 
 class Optimizer:
@@ -86,8 +87,9 @@ class Optimizer:
         raise RuntimeError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
     # before_writing: a live tensor computed from the parameters (the logits) is realized now, from the kernels of
     # the forward pass that runs here anyway, not by a second forward pass just before the update overwrites them
-    Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *self.params, *self._state,
-                       self.lr, before_writing=tuple(self.params))
+    # (and the writes the forward pass left pending: BatchNorm's running statistics, given the optimizer or not)
+    Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *program_order.writes_to_run_now(), *self.params,
+                       *self._state, self.lr, before_writing=tuple(self.params))
     with Tensor.no_grad():  # an update is not part of any gradient, as in PyTorch
       updated = self._step_shared()
       for i, p in enumerate(self.params):
@@ -121,6 +123,9 @@ class SGD(Optimizer):
     super().__init__(params, lr)
     if momentum < 0: raise ValueError(f"momentum must be >= 0, got {momentum}")
     if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not isinstance(nesterov, bool):  # (PyTorch's positional SGD(params, lr, momentum, dampening, weight_decay) lands here)
+      raise TypeError(f"SGD's nesterov is a bool, got {nesterov!r}: the arguments after momentum are tinygrad's (weight_decay, "
+                      "nesterov), not PyTorch's (dampening, weight_decay, nesterov): pass them by keyword")
     if nesterov and momentum == 0: raise ValueError("nesterov momentum needs momentum > 0")
     self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
     self.b = [self._zeros_like(p) for p in self.params] if momentum else []
@@ -224,6 +229,9 @@ class LARS(Optimizer):
     super().__init__(params, lr)
     if momentum < 0: raise ValueError(f"momentum must be >= 0, got {momentum}")
     if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not isinstance(nesterov, bool):  # (PyTorch's positional SGD(params, lr, momentum, dampening, weight_decay) lands here)
+      raise TypeError(f"SGD's nesterov is a bool, got {nesterov!r}: the arguments after momentum are tinygrad's (weight_decay, "
+                      "nesterov), not PyTorch's (dampening, weight_decay, nesterov): pass them by keyword")
     if nesterov and momentum == 0: raise ValueError("nesterov momentum needs momentum > 0")
     if ns_coefficients is not None and (len(ns_coefficients) == 0 or ns_steps < 0):
       raise ValueError(f"newton-schulz needs ns_steps >= 0 and at least one coefficient, got {ns_steps} and {ns_coefficients}")
@@ -287,7 +295,8 @@ class OptimizerGroup(Optimizer):
     """Every optimizer's lazy update. All the gradients are realized together first, so the forward and backward
     passes run once for the whole group, and no update can change a parameter another gradient still reads."""
     grads = [p.grad for p in self.params if p.grad is not None]
-    if grads: Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, before_writing=tuple(self.params))
+    if grads: Tensor.realize_all(*Tensor.take_backward_roots(), *grads, *self.buffers, *program_order.writes_to_run_now(),
+                                 before_writing=tuple(self.params))
     return [t for o in self.optimizers for t in o.schedule_step()]
 
 
