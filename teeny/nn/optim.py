@@ -229,9 +229,6 @@ class LARS(Optimizer):
     super().__init__(params, lr)
     if momentum < 0: raise ValueError(f"momentum must be >= 0, got {momentum}")
     if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if not isinstance(nesterov, bool):  # (PyTorch's positional SGD(params, lr, momentum, dampening, weight_decay) lands here)
-      raise TypeError(f"SGD's nesterov is a bool, got {nesterov!r}: the arguments after momentum are tinygrad's (weight_decay, "
-                      "nesterov), not PyTorch's (dampening, weight_decay, nesterov): pass them by keyword")
     if nesterov and momentum == 0: raise ValueError("nesterov momentum needs momentum > 0")
     if ns_coefficients is not None and (len(ns_coefficients) == 0 or ns_steps < 0):
       raise ValueError(f"newton-schulz needs ns_steps >= 0 and at least one coefficient, got {ns_steps} and {ns_coefficients}")
