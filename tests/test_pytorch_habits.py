@@ -196,6 +196,32 @@ def test_elementwise_functions_from_the_int_and_nan_sweep(device):
   assert ints.atan2(t([4.0, 1.0], dtypes.float16)).dtype == dtypes.float16
 
 
+def test_mixed_dtype_fuzz_findings(device):
+  """From a mixed-dtype program fuzzer against PyTorch: clamp of an int tensor by a float bound compared in the int
+  dtype (uint8.clamp(-1, 100.0) gave 100 everywhere: -1 wrapped to 255; PyTorch promotes to float); results that
+  are the identity for self's dtype (x ** 1, abs of uint8, floor of ints, sign of bools, nan_to_num of ints, a 0-d
+  tensor's sum and cumsum) were self, so a write into them wrote self; 3 ** a 0-d int8 tensor was int32."""
+  u8 = Tensor(np.array([7, 0, 200], np.uint8), device=device)
+  assert u8.clamp(-1, 100.0).numpy().tolist() == [7.0, 0.0, 100.0] and u8.clamp(-1, 100.0).dtype == dtypes.float32
+  assert u8.clamp(-1, 100).numpy().tolist() == [100, 100, 100]  # (int bounds stay in uint8: -1 is 255, as PyTorch's)
+  assert Tensor(np.array([7, 0], np.int8), device=device).clamp(-1000, 5.5).numpy().tolist() == [5.5, 0.0]
+  for make, op in ((lambda: Tensor([1.0, 2.0], device=device), lambda x: x ** 1),
+                   (lambda: Tensor(np.array([1, 2], np.uint8), device=device), lambda x: x.abs()),
+                   (lambda: Tensor(np.array([1, 2], np.int32), device=device), lambda x: x.floor()),
+                   (lambda: Tensor([True, True], device=device), lambda x: x.sign()),
+                   (lambda: Tensor(np.array([1, 2], np.int64), device=device), lambda x: x.nan_to_num()),
+                   (lambda: Tensor(1.0, device=device), lambda x: x.sum()),
+                   (lambda: Tensor(1.0, device=device), lambda x: x.cumsum(0))):
+    x = make()
+    before = x.numpy().tolist()
+    y = op(x)
+    y[...] = 0
+    y.realize()
+    assert x.numpy().tolist() == before
+  out = 3 ** Tensor(np.array(5, np.int8), device=device)
+  assert out.dtype == dtypes.int8 and out.item() == -13  # (243 wraps in int8, as PyTorch's)
+
+
 def test_floor_division_of_floats_passes_a_zero_gradient_once_realized(device):
   """x.div(y, rounding_mode='floor') and x // y were detached: realized (printed) before backward(), backward()
   raised 'no tensor with requires_grad=True'. Their gradient is 0, as PyTorch's, and they require grad."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes, NARROW_FLOATS, check_fits
+from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, promote_scalar, promote_operands
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
 from teeny.ops.args import ArgumentError
@@ -52,27 +52,28 @@ class ElementwiseOps:
   def abs(self) -> Self:
     """|x|, like torch.abs: the same dtype (bool and unsigned ints unchanged), abs(-0.0) is +0.0 and the
     gradient at 0 is 0."""
-    if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self
+    if self.dtype == dtypes.bool or dtypes.is_unsigned(self.dtype): return self._copy_result(self)  # (a copy, as PyTorch's)
     if not dtypes.is_float(self.dtype): return (self < 0).where(-self, self)
     # max(x, -x), whose gradient at 0 is 0 (torch's); but a device's max may answer -0.0 for max(0.0, -0.0)
     # (PoCL does), so a zero is +0.0 by name: copysign and 1/x see the sign of a zero
     return (self == 0).where(0.0, self.maximum(-self))
   def trunc(self) -> Self:
-    """Round toward zero, like torch.trunc; int and bool tensors come back unchanged."""
-    return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self
+    """Round toward zero, like torch.trunc; int and bool tensors come back unchanged (as copies, as PyTorch's: a
+    write into the result never reaches self; so for floor, ceil, round, sign, abs and x ** 1)."""
+    return self._alu(Ops.TRUNC) if dtypes.is_float(self.dtype) else self._copy_result(self)
   def floor(self) -> Self:
     """Round down, like torch.floor; int and bool tensors come back unchanged."""
-    if not dtypes.is_float(self.dtype): return self
+    if not dtypes.is_float(self.dtype): return self._copy_result(self)
     t = self.trunc()
     return (self < t).where(t - 1, t)
   def ceil(self) -> Self:
     """Round up, like torch.ceil; int and bool tensors come back unchanged."""
-    if not dtypes.is_float(self.dtype): return self
+    if not dtypes.is_float(self.dtype): return self._copy_result(self)
     t = self.trunc()
     return (self > t).where(t + 1, t)
   def round(self) -> Self:
     """Round half to even, like numpy and torch.round; a zero result keeps x's sign (round(-0.4) is -0.0)."""
-    if not dtypes.is_float(self.dtype): return self
+    if not dtypes.is_float(self.dtype): return self._copy_result(self)
     f = self.floor()
     d = self - f  # exact: the fractional part of a float is a float
     f_even = (f * 0.5).floor() * 2 == f
@@ -84,7 +85,7 @@ class ElementwiseOps:
   def sign(self) -> Self:
     """-1, 0 or 1 in self's dtype, like torch.sign: 0 for NaN as in PyTorch (numpy gives NaN), and a gradient of 0
     everywhere; a bool tensor is unchanged."""
-    if self.dtype == dtypes.bool: return self
+    if self.dtype == dtypes.bool: return self._copy_result(self)
     return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
   def clip(self, min_=None, max_=None, *, min=None, max=None) -> Self:  # (min=, max=: PyTorch's names)
     """Clamp into [min_, max_] like torch.clamp (x.clamp(min=0, max=1) too; one bound may be None): the gradient passes where
@@ -92,9 +93,14 @@ class ElementwiseOps:
     gradient, min_ > max_ gives max_, and a NaN bound gives NaN where it applies (PyTorch's rule)."""
     min_, max_ = _bound(min_, min, "min"), _bound(max_, max, "max")
     if min_ is None and max_ is None: raise ArgumentError("clip needs min or max (or both), got neither")
+    dt = self.dtype  # promoted with the bounds, as PyTorch's: a float bound makes an int tensor float (uint8.clamp(-1, 100.0))
+    for bound in (min_, max_):
+      if isinstance(bound, (int, float)): dt = promote_scalar(dt, bound)
+      elif bound is not None: dt = promote_operands(dt, self.ndim, bound.dtype, bound.ndim)
     for bound in (min_, max_):  # an int bound an int tensor can't hold would wrap (max=300 of uint8 clipped at 44): PyTorch raises
-      if isinstance(bound, int): check_fits(bound, self.dtype)  # (it passes float tensors and bools)
-    x = self.isnan().where(math.nan, self) if dtypes.is_float(self.dtype) and (min_ is not None or max_ is not None) else self
+      if isinstance(bound, int): check_fits(bound, dt)  # (it passes float tensors and bools)
+    x = self.cast(dt)
+    x = x.isnan().where(math.nan, x) if dtypes.is_float(dt) else x
     if min_ is not None: x = _past_bound(x < min_, min_).where(min_, x)
     return x if max_ is None else _past_bound(x > max_, max_).where(max_, x)
   clamp = clip
@@ -305,7 +311,12 @@ class ElementwiseOps:
 
   # pow
   def __pow__(self, exponent) -> Self: return self.pow(exponent)
-  def __rpow__(self, base) -> Self: return type(self)(base, device=self.device).pow(self) if not isinstance(base, type(self)) else base.pow(self)
+  def __rpow__(self, base) -> Self:
+    if isinstance(base, type(self)): return base.pow(self)
+    if isinstance(base, np.generic): base = base.item()
+    # a number in the dtype it promotes self to, as PyTorch's (3 ** a 0-d int8 tensor is int8, not the int default)
+    dt = promote_scalar(self.dtype, base) if isinstance(base, (int, float)) else None
+    return type(self)(base, dtype=dt, device=self.device).pow(self)
   def pow(self, exponent) -> Self:
     """x ** y like torch.pow. Integers to integer powers stay integers (exact, wrapping like PyTorch; a negative
     Python int power of an integer tensor is an error, as in PyTorch); a float on either side makes a float.
@@ -314,7 +325,7 @@ class ElementwiseOps:
     x = 0 and y >= 0), also at x = 0, where they are 0, 1 or inf."""
     if isinstance(exponent, np.generic): exponent = exponent.item()
     if self.dtype == dtypes.bool and not isinstance(exponent, type(self)): return self.cast(dtypes.default_int).pow(exponent)
-    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool): return self._pow_scalar(exponent)
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool): return self._copy_result(self._pow_scalar(exponent))  # (x ** 1)
     a, b = self._binop_operands(exponent)
     if a.dtype == dtypes.bool: a, b = a.cast(dtypes.default_int), b.cast(dtypes.default_int)
     if not dtypes.is_float(a.dtype): return a._int_pow(b)

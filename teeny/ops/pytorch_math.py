@@ -139,8 +139,8 @@ class PyTorchMathOps:
     return ((a == b) & a.isinf()).where(a, out)  # (the same infinity: inf - inf would be NaN)
   def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Self:
     """NaN, +inf and -inf replaced by nan, posinf and neginf (by default the dtype's largest and smallest finite
-    values), like torch.nan_to_num; the gradient passes where self is finite. Int tensors come back unchanged."""
-    if not dtypes.is_float(self.dtype): return self
+    values), like torch.nan_to_num; the gradient passes where self is finite. Int tensors come back unchanged (a copy)."""
+    if not dtypes.is_float(self.dtype): return self._copy_result(self)
     largest = _largest_finite(self.dtype)
     posinf, neginf = largest if posinf is None else posinf, -largest if neginf is None else neginf
     out = self.isnan().where(nan, self)

@@ -49,7 +49,7 @@ class ReduceOps:
   def _reduce(self, op: Ops, axis, keepdim: bool) -> Self:
     axes = self._axes(axis)
     folded = uniform_reduces.rewrite(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes))) if axes else None
-    if not axes: out = self
+    if not axes: out = self._copy_result(self)  # (a 0-d tensor's sum: a copy, as PyTorch's, never self)
     elif folded is not None: out = self._new(folded)
     elif self.numel() > INDEX_MAX:
       raise ArgumentError(f"a reduce over shape {self.shape} ({self.numel()} elements) needs more than 64-bit indices "
@@ -345,7 +345,7 @@ class ReduceOps:
   def _scan(self, op: str, axis: int) -> Self:
     """The inclusive scan (op: "sum", "max", "prod" or "logsumexp", see _cum_last) of self along axis."""
     ax = _canon_axis(axis, self.ndim)  # (first: a 0-d tensor takes axis 0 or -1 only, as in PyTorch)
-    if self.ndim == 0 or self.shape[ax] == 0: return self
+    if self.ndim == 0 or self.shape[ax] == 0: return self._copy_result(self)
     return self.transpose(ax, -1)._cum_last(op).transpose(ax, -1)
   def _accumulating(self) -> Self:
     """Self in the dtype its sums and products accumulate in: int64 for bool and the ints (uint64 stays)."""
