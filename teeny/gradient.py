@@ -36,9 +36,9 @@ from teeny import multi
 def _max_grad(ctx: UOp, a: UOp, b: UOp):
   # like torch.maximum: a side gets the whole gradient unless it is the smaller one, a tie sends half to each side,
   # and a NaN (which compares as neither) sends all of it to both
-  half_tie = a.eq(b).cast(a.dtype) * 0.5
-  def share(loses: UOp) -> UOp: return 1.0 - (loses.cast(a.dtype) + half_tie)
-  return (ctx * share(a.lt(b)), ctx * share(b.lt(a)))
+  # (chosen by where, not multiplied by a 0/1 mask: the losing side of an infinite gradient gets 0, not inf * 0)
+  share = a.eq(b).where(ctx * 0.5, ctx)
+  return (a.lt(b).where(0.0, share), b.lt(a).where(0.0, share))
 
 
 def _read_exactly(x: UOp) -> bool:
@@ -155,12 +155,12 @@ def checked_gradient_target(node: UOp, dtype) -> UOp:
 def _mod_grad(ctx: UOp, ret: UOp):
   # a float MOD is fmod(a, b) = a - q * b with q the exact truncated quotient: (a - fmod(a, b)) / b rounded to the
   # nearest integer (trunc(a / b) is off by one where a / b rounds up to an integer: 1.0 / 0.1 is 10.0, q is 9).
-  # An integer MOD passes no gradient.
+  # A 0 divisor's quotient is a / 0, +-inf (fmod is NaN there), as PyTorch's. An integer MOD passes no gradient.
   if not dtypes.is_float(ret.dtype): return (None, None)
   a, b = ret.src
   near = (a - ret).alu(Ops.FDIV, b)
   q = (near + near.lt(0).where(near.const_like(-0.5), 0.5)).alu(Ops.TRUNC)
-  return (ctx, -(ctx * q))
+  return (ctx, -(ctx * b.eq(0.0).where(a.alu(Ops.FDIV, b), q)))
 
 
 def _copy_grad(ctx: UOp, ret: UOp):

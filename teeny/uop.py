@@ -152,7 +152,8 @@ class UOp(metaclass=_UOpMeta):
   def __rsub__(self, x): return self.const_like(x).alu(Ops.ADD, -self)
   def __mul__(self, x): return self.alu(Ops.MUL, self.const_like(x))
   def __rmul__(self, x): return self.const_like(x).alu(Ops.MUL, self)
-  def __truediv__(self, x): return self.alu(Ops.MUL, self.const_like(x).recip())
+  def __truediv__(self, x):  # by a node: one rounding, and finite where 1 / x isn't (x subnormal)
+    return self.alu(Ops.FDIV, x) if isinstance(x, UOp) else self.alu(Ops.MUL, self.const_like(x).recip())
   def __rtruediv__(self, x): return self.const_like(x).alu(Ops.MUL, self.recip())
   def __floordiv__(self, x): return self.alu(Ops.IDIV, self.const_like(x))
   def __mod__(self, x): return self.alu(Ops.MOD, self.const_like(x))
@@ -163,8 +164,7 @@ class UOp(metaclass=_UOpMeta):
   def ne(self, x): return self.alu(Ops.CMPNE, self.const_like(x))
   def eq(self, x): return self.ne(x).ne(True)  # (no EQ op: not-not-equal)
   def logical_and(self, x): return self.alu(Ops.AND, self.const_like(x))
-  def where(self, a, b) -> UOp:
-    # a scalar branch takes the other branch's dtype and shape
+  def where(self, a, b) -> UOp:  # a scalar branch takes the other branch's dtype and shape
     a, b = (b.const_like(a), b) if isinstance(b, UOp) else (a, a.const_like(b))
     return UOp(Ops.WHERE, a.dtype, (self, a, b))
 

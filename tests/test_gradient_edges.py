@@ -592,6 +592,56 @@ def test_prod_gradient_is_the_product_of_the_others_with_zeros_infinities_and_na
   if torch is not None: np.testing.assert_array_equal(grad, torch_grad_of(lambda p: p.prod(1), rows)[1])
 
 
+
+def test_gradients_that_divide_by_a_subnormal_stay_finite(device):
+  """prod's and cumprod's gradients divide the product by x_i, log2's the upstream gradient by x ln 2: a division
+  of nodes was x * (1 / y), and 1 / y overflows to inf where y is subnormal (float32 1e-40, float16 1e-6) though
+  the quotient is finite. PyTorch's: [1e-40, 2].prod() gives 2 at the 1e-40."""
+  def check(fn, values, dtype, expected):
+    t = Tensor(values, dtype=dtype, device=device, requires_grad=True)
+    fn(t).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy().astype(np.float64), expected, rtol=2e-3)
+  check(lambda t: t.prod(), [1e-40, 2.0], dtypes.float32, [2.0, 1e-40])
+  check(lambda t: t.cumprod(0), [1e-40, 2.0, 3.0], dtypes.float32, [9.0, 4e-40, 2e-40])
+  check(lambda t: t.log2() * 1e-10, [1e-40], dtypes.float32, [1e-10 / (1e-40 * math.log(2))])
+  if Device[device].supports_dtype(dtypes.float16):
+    check(lambda t: t.prod(), [1e-6], dtypes.float16, [1.0])
+    check(lambda t: t.prod(), [3e-5, 3.0, 5.0], dtypes.float16, [15.0, np.float16(3e-5) * 5, np.float16(3e-5) * 3])
+
+
+@pytest.mark.parametrize("name, fn, expected", [
+  ("abs", lambda x, z: x.abs(), [-np.inf, np.inf]),
+  ("maximum", lambda x, z: x.maximum(z), [0, np.inf]),
+  ("minimum", lambda x, z: x.minimum(z), [np.inf, 0]),
+  ("sigmoid", lambda x, z: x.sigmoid(), [np.inf, np.inf]),
+  ("tanh", lambda x, z: x.tanh(), [np.inf, np.inf]),
+  ("tanh_small", lambda x, z: (x * 0.1).tanh(), [np.inf, np.inf]),
+  ("log_abs", lambda x, z: (x.abs() + 1).log(), [-np.inf, np.inf])])
+def test_an_infinite_incoming_gradient_stays_infinite(device, name, fn, expected):
+  """(f(x) / 0).sum().backward() sends +inf into f: PyTorch's gradient is +-inf, or 0 on the losing side of a
+  maximum. The rules multiplied it by a 0/1 mask (inf * 0 = NaN) or summed inf - inf through sigmoid's and tanh's
+  formulas."""
+  x = Tensor([-0.5, 0.5], device=device, requires_grad=True)
+  z = Tensor([0.1, -0.1], device=device)
+  (fn(x, z) / Tensor([0.0, 0.0], device=device)).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_sigmoid_and_tanh_gradients_far_out_and_twice(device):
+  """Their own rules keep the tails' small slopes (sigmoid'(20) is 2e-9, where 1 - y is 0 in float32) and
+  differentiate again."""
+  values = np.array([-20.0, -3.0, -0.2, 0.0, 0.1, 2.0, 20.0], np.float32)
+  x64 = values.astype(np.float64)
+  slope = np.exp(-np.abs(x64)) / (1 + np.exp(-np.abs(x64))) ** 2
+  _, grad = grad_of(device, lambda t: t.sigmoid(), values)
+  np.testing.assert_allclose(grad, slope, rtol=1e-5)
+  _, grad = grad_of(device, lambda t: t.tanh(), values)
+  np.testing.assert_allclose(grad, 1 / np.cosh(x64) ** 2, rtol=1e-5, atol=1e-30)
+  t = Tensor(values, device=device, requires_grad=True)
+  second = t.sigmoid().sum().gradient(t)[0].sum().gradient(t)[0]
+  y = 1 / (1 + np.exp(-x64))
+  np.testing.assert_allclose(second.numpy(), slope * (1 - 2 * y), rtol=1e-4, atol=1e-12)
+
 def test_std_of_constant_rows_and_extreme_magnitudes(device):
   """std's gradient is 0 where the variance is 0 (a constant row: it was inf * 0 = NaN), as PyTorch's; and rows of
   1e30 or 1e-30 have their std, though their squares over- or underflow float32 (computed on values scaled by a

@@ -67,6 +67,16 @@ def test_fmod_and_remainder_gradients(device):
   np.testing.assert_array_equal(y.grad.numpy(), ty.grad.numpy())
 
 
+
+def test_fmod_and_remainder_gradients_at_a_zero_divisor(device):
+  """x % 0 is NaN, and the divisor's gradient there is -a / 0, +-inf (NaN for 0 / 0), as PyTorch's (the rounded
+  quotient made from the NaN remainder was NaN)."""
+  a = Tensor([3.0, -3.0, 0.0, 7.5, 1.0], device=device)
+  for name in ("fmod", "remainder"):
+    b = Tensor([0.0, 0.0, 0.0, 2.0, -0.0], device=device, requires_grad=True)
+    (a.fmod(b) if name == "fmod" else a % b).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [-np.inf, np.inf, np.nan, -3.0, np.inf], err_msg=name)
+
 def test_fmod_of_integers_truncates(device):
   a = np.array([7, -7, 7, -7, 5, 0], np.int32)
   b = np.array([2, 2, -2, -2, 0, 3], np.int32)

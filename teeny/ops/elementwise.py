@@ -219,17 +219,19 @@ class ElementwiseOps:
     return self._new(keep.where(x, zero))
   def sigmoid(self) -> Self:
     """1 / (1 + e^-x), from e = e^-|x| on both sides (1 / (1 + e) for x >= 0, e / (1 + e) below): e is in (0, 1],
-    so nothing overflows and the gradient stays finite (0, not inf * 0 = nan) at any |x|."""
+    so nothing overflows. Its gradient is its own rule (_logistic_slope): the primitives' rule summed inf - inf =
+    NaN where the incoming gradient is infinite, where PyTorch's y (1 - y) is inf."""
     def f(x: Self) -> Self:
       negative = x < 0
       e = negative.where(x, -x).exp()
       r = (1 + e).reciprocal()
-      return negative.where(e * r, r)
+      return x._exact_gradient(negative.where(e * r, r), "sigmoid")
     return self._in_float32(f)
   def tanh(self) -> Self:
     """2 sigmoid(2x) - 1 (finite gradient at any |x|), and near 0 (|x| < 0.3) its odd Taylor polynomial: the
     subtraction would cancel away up to 0.1% of tanh(1e-5). To x^9 in float32 (error < 1e-7 relative), to x^21
-    in float64 (< 3e-16: to x^9 it was 1.3e-8 at x = 0.26, a float32 answer in float64)."""
+    in float64 (< 3e-16: to x^9 it was 1.3e-8 at x = 0.26, a float32 answer in float64). Its gradient is 1 - y^2
+    by a rule of its own, as sigmoid's (an infinite incoming gradient gave NaN through the polynomial)."""
     def f(x: Self) -> Self:
       small = x.abs() < 0.3
       xs = small.where(x, 0)  # the polynomial sees 0 elsewhere: nothing overflows in the branch not taken
@@ -237,7 +239,7 @@ class ElementwiseOps:
       terms = _TANH_TAYLOR if x.dtype == dtypes.float64 else _TANH_TAYLOR[:5]
       series = terms[-1]
       for c in reversed(terms[:-1]): series = c + x2 * series  # (Horner's rule in x^2)
-      return small.where(xs * series, 2.0 * (2.0 * x).sigmoid() - 1.0)
+      return x._exact_gradient(small.where(xs * series, 2.0 * (2.0 * x).sigmoid() - 1.0), "tanh")
     return self._in_float32(f)
   def gelu(self, approximate: str = "tanh") -> Self:
     """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf
@@ -459,5 +461,15 @@ def _const_value(u: UOp):
   return u.arg if u.op is Ops.CONST else None
 
 
+def _logistic_slope(x: ElementwiseOps) -> ElementwiseOps:
+  """sigmoid'(x) = e / (1 + e)^2 with e = e^-|x|: y (1 - y) without its cancellation (the slope at x = 20 is
+  2e-9, where 1 - y is 0 in float32)."""
+  e = (-x.abs()).exp()
+  r = (1 + e).reciprocal()
+  return e * r * r
+
+
 tensor_rules["pow"] = _pow_gradient
+tensor_rules["sigmoid"] = lambda arg, grad, value, x: (grad * _logistic_slope(x),)
+tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * (4 * _logistic_slope(2 * x)),)  # (1 - tanh^2 x)
 tensor_rules["piecewise_constant"] = lambda arg, grad, value, *inputs: (None,) * len(inputs)  # (0 for each input)
