@@ -627,6 +627,45 @@ def test_an_infinite_incoming_gradient_stays_infinite(device, name, fn, expected
   np.testing.assert_array_equal(x.grad.numpy(), expected)
 
 
+
+POS, NEG = np.inf, -np.inf
+COMPOSED_RULES = {  # PyTorch's gradients at [-3, -0.5, 0, 0.5, 2, 30] for an incoming +inf
+  "silu": (lambda t: t.silu(), [NEG, POS, POS, POS, POS, POS]), "gelu": (lambda t: t.gelu(), [NEG, POS, POS, POS, POS, POS]),
+  "quick_gelu": (lambda t: t.quick_gelu(), [NEG, POS, POS, POS, POS, POS]),
+  "softplus": (lambda t: t.softplus(), [POS] * 6), "logsigmoid": (lambda t: t.logsigmoid(), [POS] * 6),
+  "mish": (lambda t: t.mish(), [NEG, POS, POS, POS, POS, POS]), "hardswish": (lambda t: t.hardswish(), [0, POS, POS, POS, POS, POS]),
+  "elu": (lambda t: t.elu(), [POS] * 6), "expm1": (lambda t: t.expm1(), [POS] * 6), "tan": (lambda t: t.tan(), [POS] * 6),
+  "var": (lambda t: t.var().expand(6), [NEG] * 5 + [POS]), "std": (lambda t: t.std().expand(6), [NEG] * 5 + [POS]),
+  "lerp": (lambda t: t.lerp(t * 2 + 1, 0.3), [POS] * 6),
+  "lerp_tensor_weight": (lambda t: t.lerp(t * 2 + 1, Tensor([0.3, 0.7], device=t.device).reshape(2, 1).expand(2, 3).reshape(6)), [POS] * 6)}
+
+
+@pytest.mark.parametrize("name", COMPOSED_RULES)
+def test_composed_functions_pass_an_infinite_gradient_as_pytorch(device, name):
+  """Functions composed of several primitives differentiate by PyTorch's formula as one factor (rules of their
+  own): the composition's terms cancel, so an infinite incoming gradient summed inf - inf = NaN."""
+  fn, expected = COMPOSED_RULES[name]
+  x = Tensor([-3.0, -0.5, 0.0, 0.5, 2.0, 30.0], device=device, requires_grad=True)
+  (fn(x) / Tensor.zeros(6, device=device)).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+@pytest.mark.parametrize("name", ["silu", "gelu", "quick_gelu", "softplus", "mish", "hardswish", "elu", "expm1", "tan", "var", "lerp"])
+def test_composed_functions_rules_differentiate_again(device, name):
+  """The rules are Tensor math: their own gradient (the second derivative) matches central differences of the
+  first derivative, in float64."""
+  if not Device[device].supports_dtype(dtypes.float64): pytest.skip("no float64 on this device")
+  fn = COMPOSED_RULES[name][0]
+  values = np.array([-4.0, -1.3, -0.2, 0.1, 0.7, 2.5], np.float64)
+  def first(v):
+    t = Tensor(v, device=device, requires_grad=True)
+    return fn(t).sum().gradient(t)[0]
+  t = Tensor(values, device=device, requires_grad=True)
+  second = fn(t).sum().gradient(t)[0].sum().gradient(t)[0].numpy()
+  h = 1e-5  # (each value's second derivative alone: fn is elementwise, or for var all share one)
+  numeric = np.array([(first(values + h * e).numpy() - first(values - h * e).numpy()).sum() / (2 * h) for e in np.eye(6)])
+  np.testing.assert_allclose(second, numeric, rtol=1e-5, atol=1e-8)
+
 def test_sigmoid_and_tanh_gradients_far_out_and_twice(device):
   """Their own rules keep the tails' small slopes (sigmoid'(20) is 2e-9, where 1 - y is 0 in float32) and
   differentiate again."""

@@ -1,5 +1,5 @@
 """Tensor's ops, one mixin class per family: creation of filled, empty, range and identity tensors (creation.py),
-elementwise math (elementwise.py), exp, log, trigonometry and erf (transcendental.py), reductions and matmul
+elementwise math (elementwise.py), activations (activation.py), exp, log, trigonometry and erf (transcendental.py), reductions and matmul
 (reduce.py), indexing (indexing.py), joining and splitting (join.py), random numbers (random.py), neural network
 functions (nn.py), sliding windows and pooling (pooling.py), in-place writes (writes.py), PyTorch's spellings of
 what tinygrad names otherwise (pytorch.py) and PyTorch's methods teeny lacked: elementwise (pytorch_math.py),

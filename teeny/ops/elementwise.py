@@ -1,5 +1,6 @@
-"""Elementwise math as a Tensor mixin: the primitive exp2 and log2, activations, pow, rounding, the NaN and infinity
-tests, and the logical and bitwise functions (exp, log, sqrt, trigonometry, erf: transcendental.py). All
+"""Elementwise math as a Tensor mixin: the primitive exp2 and log2, pow, rounding, the NaN and infinity tests, and
+the logical and bitwise functions (exp, log, sqrt, trigonometry, erf: transcendental.py; activations:
+activation.py). All
 of it is composed from the primitive ALU ops through Tensor's protocol (_alu, _new, _binop_operands, _constant);
 branches are picked with where() and kept finite, so that gradients through them stay finite. The gradient of
 pow is a rule of its own (_pow_gradient, in teeny/tensor.py)."""
@@ -10,16 +11,14 @@ import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, promote_scalar, promote_operands
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
-from teeny.ops.args import ArgumentError
+from teeny.ops.args import ArgumentError, _broadcast_shape
 from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 
 _SAME_SIZE_INT = {1: dtypes.int8, 2: dtypes.int16, 4: dtypes.int32, 8: dtypes.int64}  # to read a float's sign bit (signbit)
-# tanh's odd Taylor coefficients, x, x^3, ... x^21: 2^2n (2^2n - 1) B_2n / (2n)! with B the Bernoulli numbers
-_TANH_TAYLOR = (1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075, -929569 / 638512875,
-                6404582 / 10854718875, -443861162 / 1856156927625, 18888466084 / 194896477400625)
+
 
 
 def _bound(tinygrad_name, pytorch_name, which: str):
@@ -36,7 +35,7 @@ def _past_bound(past, bound):
 
 
 class ElementwiseOps:
-  """Tensor's unary math, activations, pow, and logical and bitwise functions."""
+  """Tensor's unary math, pow, and logical and bitwise functions."""
   # unary math (ints compute in the default float, like PyTorch)
   def _float(self) -> Self: return self if dtypes.is_float(self.dtype) else self.cast(dtypes.default_float)
   def _in_float32(self, fn) -> Self:
@@ -112,9 +111,16 @@ class ElementwiseOps:
     dt = start.dtype
     narrow = dt in NARROW_FLOATS and (not isinstance(weight, type(self)) or weight.dtype == dt)
     if narrow: start, stop, weight = start.float(), stop.float(), weight.float() if isinstance(weight, type(self)) else weight
-    gap = stop - start
-    if isinstance(weight, type(self)): out = (weight.abs() < 0.5).where(start + weight * gap, stop - gap * (1 - weight))
-    else: out = start + weight * gap if abs(weight) < 0.5 else stop - gap * (1 - weight)
+    # the gradients are PyTorch's, (1 - w) and w (and end - start for a weight tensor), by a rule: through gap the
+    # start's added inf - inf = NaN for an infinite incoming gradient
+    if isinstance(weight, type(self)):
+      shape = _broadcast_shape(start.shape, weight.shape)
+      start, stop, weight = start.expand(shape), stop.expand(shape), weight.expand(shape)
+      gap = stop - start
+      out = start._exact_gradient((weight.abs() < 0.5).where(start + weight * gap, stop - gap * (1 - weight)), "lerp", stop, weight)
+    else:
+      gap = stop - start
+      out = start._exact_gradient(start + weight * gap if abs(weight) < 0.5 else stop - gap * (1 - weight), ("lerp", weight), stop)
     return out.cast(dt) if narrow else out
   def isnan(self) -> Self:
     """A bool tensor, True where self is NaN (never for int and bool tensors), like torch.isnan."""
@@ -207,109 +213,6 @@ class ElementwiseOps:
     high, gap = a.maximum(b), (a - b).abs()
     out = high + ((-gap).exp() + 1).log()
     return ((a == b) & a.isinf()).where(a, out)
-
-  # activations (composed; branches kept finite so gradients through where() stay finite)
-  def relu(self) -> Self:
-    """max(x, 0) like torch.relu: its gradient at 0 is 0 (not maximum's tie split) and relu(nan) is nan."""
-    if not dtypes.is_float(self.dtype): return self.maximum(0)
-    # where(0 < x or x is nan, x, 0), built as nodes at once: relu is in every MLP, and composing it from <=,
-    # where and a broadcast constant cost 15 times the Python work
-    x, zero = self.uop, _const_at(self.dtype, 0.0, self.shape)
-    keep = zero.alu(Ops.CMPLT, x).alu(Ops.OR, x.alu(Ops.CMPNE, x))
-    return self._new(keep.where(x, zero))
-  def sigmoid(self) -> Self:
-    """1 / (1 + e^-x), from e = e^-|x| on both sides (1 / (1 + e) for x >= 0, e / (1 + e) below): e is in (0, 1],
-    so nothing overflows. Its gradient is its own rule (_logistic_slope): the primitives' rule summed inf - inf =
-    NaN where the incoming gradient is infinite, where PyTorch's y (1 - y) is inf."""
-    def f(x: Self) -> Self:
-      negative = x < 0
-      e = negative.where(x, -x).exp()
-      r = (1 + e).reciprocal()
-      return x._exact_gradient(negative.where(e * r, r), "sigmoid")
-    return self._in_float32(f)
-  def tanh(self) -> Self:
-    """2 sigmoid(2x) - 1 (finite gradient at any |x|), and near 0 (|x| < 0.3) its odd Taylor polynomial: the
-    subtraction would cancel away up to 0.1% of tanh(1e-5). To x^9 in float32 (error < 1e-7 relative), to x^21
-    in float64 (< 3e-16: to x^9 it was 1.3e-8 at x = 0.26, a float32 answer in float64). Its gradient is 1 - y^2
-    by a rule of its own, as sigmoid's (an infinite incoming gradient gave NaN through the polynomial)."""
-    def f(x: Self) -> Self:
-      small = x.abs() < 0.3
-      xs = small.where(x, 0)  # the polynomial sees 0 elsewhere: nothing overflows in the branch not taken
-      x2 = xs * xs
-      terms = _TANH_TAYLOR if x.dtype == dtypes.float64 else _TANH_TAYLOR[:5]
-      series = terms[-1]
-      for c in reversed(terms[:-1]): series = c + x2 * series  # (Horner's rule in x^2)
-      return x._exact_gradient(small.where(xs * series, 2.0 * (2.0 * x).sigmoid() - 1.0), "tanh")
-    return self._in_float32(f)
-  def gelu(self, approximate: str = "tanh") -> Self:
-    """GELU. The default is the tanh approximation (tinygrad's gelu); approximate='none' is PyTorch's exact erf
-    form, x/2 (1 + erf(x/sqrt 2)), which far left (x < -2.1; -2.8 in float64) is x/2 erfc(-x/sqrt 2) instead: the
-    sum would cancel (it was 4% off at x = -5, 100% at -8). Within 45 ulp in float32 and 800 in float64 (1 + erf
-    still cancels just right of the switch; erfc's continued fraction converges too slowly to start sooner)."""
-    if approximate == "none": return self._in_float32(lambda x: x._exact_gelu())
-    if approximate != "tanh": raise ArgumentError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
-    return self._in_float32(lambda x: 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh()))
-  def quick_gelu(self) -> Self:
-    """x * sigmoid(1.702 x), the quick GELU approximation (CLIP's; tinygrad's quick_gelu)."""
-    return self * (self * 1.702).sigmoid()
-  def silu(self) -> Self:
-    """x * sigmoid(x), like torch.nn.functional.silu; swish is the same function."""
-    return self * self.sigmoid()
-  swish = silu
-  # the piecewise functions below pick a branch with where() so that the gradient at each kink is PyTorch's (at
-  # x = 0 leaky_relu takes the slope, elu and celu the exp side), where max/min would split a tie in two
-  def leakyrelu(self, neg_slope: float = 0.01) -> Self:
-    """x where x > 0, else neg_slope * x, like torch's leaky_relu (the gradient at 0 is neg_slope)."""
-    return (self > 0).where(self, self * neg_slope)
-  leaky_relu = leakyrelu
-  def elu(self, alpha: float = 1.0) -> Self:
-    """x where x > 0, else alpha * (e^x - 1), like torch's elu (the gradient at 0 from the exp side)."""
-    below = self <= 0
-    return below.where(alpha * below.where(self, 0)._expm1(), self)  # e^x - 1 only of x <= 0: finite both ways
-  def celu(self, alpha: float = 1.0) -> Self:
-    """x where x > 0, else alpha * (e^(x / alpha) - 1), like torch's celu."""
-    below = self <= 0
-    return below.where(alpha * (below.where(self, 0) / alpha)._expm1(), self)
-  def selu(self, alpha: float = 1.6732632423543772, gamma: float = 1.0507009873554805) -> Self:
-    """gamma * elu(x, alpha), like torch's selu, with its constants (tinygrad's defaults are rounded to 1.67326 and
-    1.0507: 1e-6 off, 8 ulp of float32)."""
-    return gamma * self.elu(alpha)
-  def softplus(self, beta: float = 1.0) -> Self:
-    """log(1 + exp(beta x)) / beta, computed as max(bx, 0) + log1p(exp(-|bx|)): no overflow, no lost tail. Both
-    parts pick their side with one comparison, so the gradient at 0 is 1/2 like PyTorch's."""
-    def f(x: Self) -> Self:
-      bx = x * beta
-      above = bx > 0
-      # max(bx, 0) / beta is x where bx > 0: beta x may overflow where x doesn't (softplus(3e38, beta=2.5))
-      return above.where(x, 0) + above.where(-bx, bx).exp()._log1p() * (1 / beta)
-    return self._in_float32(f)
-  def mish(self) -> Self:
-    """x * tanh(softplus(x)), like torch's mish. Above 20 tanh(softplus(x)) is 1 to float precision, so mish is x
-    there: the where() keeps a gradient near float max (3e38) from overflowing inside tanh's chain (0, not NaN)."""
-    return (self > 20).where(self, self * self.softplus().tanh())
-  def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
-    """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
-    return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
-  def relu6(self) -> Self:
-    """min(max(x, 0), 6), like torch's relu6."""
-    return self.hardtanh(0, 6)  # torch's relu6 is hardtanh(0, 6), gradient included
-  def hardsigmoid(self, alpha: float = 1 / 6, beta: float = 0.5) -> Self:
-    """clip(alpha x + beta, 0, 1); like torch the gradient is alpha strictly inside (0, 1), else 0 (NaN too)."""
-    u = alpha * self + beta
-    return (u >= 1).where(1.0, (u > 0).where(u, u.isnan().where(u.detach(), 0.0)))  # (u's NaN: u's dtype)
-  def hardswish(self) -> Self:
-    """x * relu6(x + 3) / 6, with torch's gradient: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1."""
-    middle = self < 3
-    # the quadratic side sees 0 elsewhere: NaN takes the x side with gradient 1, and -inf the 0 side with gradient
-    # 0 (its quadratic's slope would be 0 * -inf = NaN)
-    x = (middle & (self > -3)).where(self, 0)
-    return (self <= -3).where(0.0, middle.where(x * (x + 3) * (1 / 6), self))
-  def softsign(self) -> Self:
-    """x / (1 + |x|), like torch's softsign."""
-    return self / (1 + self.abs())
-  def logsigmoid(self) -> Self:
-    """log(sigmoid(x)) as -softplus(-x): no overflow at large |x|, like torch's logsigmoid."""
-    return -(-self).softplus()
 
   # pow
   def __pow__(self, exponent) -> Self: return self.pow(exponent)
@@ -461,15 +364,11 @@ def _const_value(u: UOp):
   return u.arg if u.op is Ops.CONST else None
 
 
-def _logistic_slope(x: ElementwiseOps) -> ElementwiseOps:
-  """sigmoid'(x) = e / (1 + e)^2 with e = e^-|x|: y (1 - y) without its cancellation (the slope at x = 20 is
-  2e-9, where 1 - y is 0 in float32)."""
-  e = (-x.abs()).exp()
-  r = (1 + e).reciprocal()
-  return e * r * r
+def _lerp_gradient(arg, grad, value, start, stop, weight=None):
+  w = arg[1] if weight is None else weight
+  return (grad * (1 - w), grad * w) + (() if weight is None else (grad * (stop - start),))
 
 
 tensor_rules["pow"] = _pow_gradient
-tensor_rules["sigmoid"] = lambda arg, grad, value, x: (grad * _logistic_slope(x),)
-tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * (4 * _logistic_slope(2 * x)),)  # (1 - tanh^2 x)
+tensor_rules["lerp"] = _lerp_gradient
 tensor_rules["piecewise_constant"] = lambda arg, grad, value, *inputs: (None,) * len(inputs)  # (0 for each input)

@@ -2,6 +2,7 @@
 what each family holds and the rule they share: none imports tensor.py)."""
 from teeny.ops.creation import CreationOps
 from teeny.ops.elementwise import ElementwiseOps
+from teeny.ops.activation import ActivationOps
 from teeny.ops.transcendental import TranscendentalOps
 from teeny.ops.reduce import ReduceOps
 from teeny.ops.indexing import IndexingOps
@@ -21,9 +22,9 @@ from teeny.ops.linalg import LinalgOps
 from teeny.ops.sharding import ShardingOps
 
 
-class TensorOps(CreationOps, ElementwiseOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps,
+class TensorOps(CreationOps, ElementwiseOps, ActivationOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps,
                 WriteOps, PyTorchOps, PyTorchMathOps, PyTorchShapeOps, PyTorchLinalgOps, PyTorchReduceOps, SortOps, EinsumOps,
                 LinalgOps, ShardingOps):
-  """The ops Tensor inherits: creation, elementwise math, transcendental functions, reductions, indexing, joins,
+  """The ops Tensor inherits: creation, elementwise math, activations, transcendental functions, reductions, indexing, joins,
   random numbers, nn functions, pooling, in-place writes, PyTorch's spellings (and its elementwise, shape, linear
   algebra and reduction methods), sorting, einsum and rearrange, qr and svd, and sharding over devices."""

@@ -12,6 +12,7 @@ from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
 from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
 from teeny.ops.constants import uniform_reduces
+from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -121,13 +122,15 @@ class ReduceOps:
     correction = _correction(correction, unbiased)
     x = self._float()
     if x.dtype in NARROW_FLOATS: return x.float().var(axis, keepdim, correction).cast(x.dtype)
-    n = math.prod(self.shape[a] for a in self._axes(axis))
+    axes = self._axes(axis)
+    n = math.prod(self.shape[a] for a in axes)
     # the corrected two-pass sum: sum(d^2) - sum(d)^2 / n with d = x - mean is exact for any shift, so it undoes the
     # float32 rounding of the mean itself (1e6 + [0..6] lost 1e-3 of its variance to it; PyTorch sums in float64).
-    # Both sums run in one kernel; the mean is a constant of the gradient (the formula's derivative is 2(x - mean(x)))
+    # Both sums run in one kernel. The gradient is PyTorch's 2 (x - mean) / (n - correction), by a rule: the two
+    # sums' gradients added inf - inf = NaN for an infinite incoming gradient
     d = x - x.mean(axis, keepdim=True).detach()
     sq = d.square().sum(axis, keepdim) - d.sum(axis, keepdim).square() / max(n, 1)
-    return sq.div(max(0, n - correction))
+    return x._exact_gradient(sq.div(max(0, n - correction)), ("var", axes, correction))
   @takes_dim
   def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
     """The square root of var (same arguments), of the values scaled by a power of 2 near their largest magnitude
@@ -377,3 +380,16 @@ class ReduceOps:
     if self.ndim == 1: out = out.squeeze(-2)
     if w.ndim == 1: out = out.squeeze(-1)
     return out
+
+
+def _var_gradient(arg, grad, value, x):
+  """var's rule: the incoming gradient (at the reduced shape, kept dims or not) times 2 (x - mean) / (n - correction),
+  inf where that count is 0 (as the value divides by it)."""
+  _, axes, correction = arg
+  count = max(0, math.prod(x.shape[a] for a in axes) - correction)
+  d = x - x.mean(axes, keepdim=True).detach()
+  kept = tuple(1 if i in axes else size for i, size in enumerate(x.shape))
+  return (grad.reshape(kept) * ((d - d.mean(axes, keepdim=True)) * (2 / count if count else math.inf)),)
+
+
+tensor_rules["var"] = _var_gradient

@@ -50,7 +50,7 @@ class TranscendentalOps:
     elsewhere e^x - 1, which cancels little there."""
     near = self.abs() < 0.5
     t = (near.where(self, 0) * 0.5).tanh()
-    return near.where(2 * t / (1 - t), self.exp() - 1)
+    return self._exact_gradient(near.where(2 * t / (1 - t), self.exp() - 1), "expm1")  # (PyTorch's e^x, one factor)
   def _log1p(self) -> Self:
     """log(1 + x) without losing small x: log(u) * x / (u - 1) with u = 1 + x (Goldberg's trick), log(u) itself
     where u - 1 is x exactly (log1p(inf) is inf, not inf / inf). Its gradient is 1 / (1 + x) by a rule, as
@@ -84,7 +84,7 @@ class TranscendentalOps:
     return self._in_float32(lambda x: 1 - 2 * (x * 0.5).sin().square())
   def tan(self) -> Self:
     """Tangent, sin(x) / cos(x), like torch.tan (ints: the default float; float16/bfloat16/fp8 in float32)."""
-    return self._in_float32(lambda x: x.sin() / x.cos())
+    return self._in_float32(lambda x: x._exact_gradient(x.sin() / x.cos(), "tan"))  # (1 + tan^2: no inf * 0 at 0)
   def sinh(self) -> Self:
     """Hyperbolic sine, like torch.sinh (float16/bfloat16/fp8 compute in float32): (e - 1/e) / 2 * (e + 1/e)
     with e = e^(x/2), which is (e^x - e^-x) / 2 without e^x overflowing first (sinh(89) is finite in float32,
@@ -236,5 +236,7 @@ _INVERSE_GRADIENTS = {
   "erf": lambda ctx, ret: (ctx * (ret.src[1] * ret.src[1] * (-1 / math.log(2))).alu(Ops.EXP2) * (2 / math.sqrt(math.pi)),),
 }
 custom_gradients.update(_INVERSE_GRADIENTS)
+tensor_rules["expm1"] = lambda arg, grad, _, x: (grad * x.exp(),)
+tensor_rules["tan"] = lambda arg, grad, value, x: (grad * (1 + value.square()),)
 tensor_rules["sinh"] = lambda arg, grad, _, x: (grad * x.cosh(),)  # (each other's derivative: finite as far as
 tensor_rules["cosh"] = lambda arg, grad, _, x: (grad * x.sinh(),)  # they are)
