@@ -302,13 +302,16 @@ def check_fits(values, dtype: DType):
     if not lo <= v <= hi: raise OverflowError(f"value {v} cannot be converted to {dtype} without overflow")
 
 
+def rounded_to(dtype: DType, value: float) -> float:
+  """The Python float as the float dtype holds it (rounded to nearest; inf where it overflows)."""
+  with np.errstate(over="ignore", invalid="ignore"):
+    if dtype in STORAGE_FLOATS: return float(bits_to_float(float_to_bits(value, dtype), dtype))
+    return float(np.array(value, np.float64).astype(dtype.np))
+
+
 def holds_exactly(dtype: DType, value: float) -> bool:
   """Whether the float dtype holds the Python float as it is (no rounding, no overflow); NaN counts as held."""
-  if math.isnan(value): return True
-  with np.errstate(over="ignore", invalid="ignore"):
-    if dtype in STORAGE_FLOATS: held = float(bits_to_float(float_to_bits(value, dtype), dtype))
-    else: held = float(np.array(value, np.float64).astype(dtype.np))
-  return held == value
+  return math.isnan(value) or rounded_to(dtype, value) == value
 
 
 def to_dtype(x) -> DType:

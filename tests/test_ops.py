@@ -473,6 +473,33 @@ def test_pow_negative_base(device):
     check(t ** 0.5, np.power(a, np.float32(0.5)), rtol=1e-4)  # nan for negative bases
 
 
+
+def test_pow_exponent_as_pytorch_holds_it(device):
+  """A number exponent's parity is the number's own (float32 rounds 2**31 + 3 to the even 2**31: -2.5 ** it was
+  +inf), and 2**31 + 0.5 is no integer (a negative base gives NaN). Half float tensors take the exponent as their
+  dtype holds it, as PyTorch does: float16 x ** 1e-8 is x ** 0 = 1 (NaN at negative x before), ** 2049 is ** 2048;
+  one it can't hold raises; float16 x ** 0.5 is IEEE pow's ((-inf) ** 0.5 = inf), bfloat16's sqrt's (NaN)."""
+  x = Tensor([-2.5, -1.0, 1.5], device=device)
+  np.testing.assert_array_equal((x ** (2**31 + 3)).numpy(), [-np.inf, -1.0, np.inf])
+  np.testing.assert_array_equal((x ** (2**24 + 1)).numpy(), [-np.inf, -1.0, np.inf])
+  assert np.isnan((x ** (2**31 + 0.5)).numpy()[:2]).all()
+  if not Device[device].supports_dtype(dtypes.float16): return
+  h = Tensor(np.array([-2.5, -1.0, 0.0, 1.5, -np.inf], np.float16), device=device)
+  np.testing.assert_array_equal((h ** 1e-8).numpy(), [1, 1, 1, 1, 1])
+  np.testing.assert_array_equal((h ** 2049).numpy()[:2], [np.inf, 1.0])
+  np.testing.assert_array_equal((h ** 0.5).numpy()[2:], [0.0, np.float16(1.5) ** 0.5, np.inf])
+  with pytest.raises(OverflowError, match="exponent"): h ** 70000.5
+  b = Tensor(np.array([-np.inf], np.float32), device=device).cast(dtypes.bfloat16)
+  assert np.isnan((b ** 0.5).float().numpy()).all()
+
+
+def test_rpow_of_an_int_tensor_wraps_the_base(device):
+  """300 ** a uint8 tensor is 44 ** it, as PyTorch's (the base wraps into the dtype as the other operators' numbers
+  do; it raised OverflowError)."""
+  x = Tensor(np.array([0, 1, 2], np.uint8), device=device)
+  np.testing.assert_array_equal((300 ** x).numpy(), [1, 44, 144])
+  np.testing.assert_array_equal(((-200) ** Tensor(np.array([1, 2], np.int8), device=device)).numpy(), [56, 64])
+
 def test_pow_tensor_exponent(device):
   a = np.array([-2.0, -2.0, -2.0, 0.0, 0.0, 3.0, 0.5, -1.0, 4.0, 0.0], dtype=np.float32)
   b = np.array([3.0, 2.0, 0.5, 2.0, 0.0, -1.0, 2.5, 0.0, -0.5, -1.0], dtype=np.float32)

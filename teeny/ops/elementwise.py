@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, promote_scalar, promote_operands
+from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, promote_scalar, promote_operands, rounded_to, normalize_const
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
 from teeny.ops.args import ArgumentError, _broadcast_shape
@@ -219,8 +219,10 @@ class ElementwiseOps:
   def __rpow__(self, base) -> Self:
     if isinstance(base, type(self)): return base.pow(self)
     if isinstance(base, np.generic): base = base.item()
-    # a number in the dtype it promotes self to, as PyTorch's (3 ** a 0-d int8 tensor is int8, not the int default)
+    # a number in the dtype it promotes self to, as PyTorch's (3 ** a 0-d int8 tensor is int8, not the int default),
+    # wrapped into an int dtype as the other operators wrap it (300 ** uint8 x is 44 ** x, as PyTorch's)
     dt = promote_scalar(self.dtype, base) if isinstance(base, (int, float)) else None
+    if dt is not None and dtypes.is_int(dt) and isinstance(base, int): base = normalize_const(base, dt)
     return type(self)(base, dtype=dt, device=self.device).pow(self)
   def pow(self, exponent) -> Self:
     """x ** y like torch.pow. Integers to integer powers stay integers (exact, wrapping like PyTorch; a negative
@@ -236,7 +238,7 @@ class ElementwiseOps:
     if not dtypes.is_float(a.dtype): return a._int_pow(b)
     if a.dtype in NARROW_FLOATS: return a.float()._float_pow(b.float()).cast(a.dtype)
     return a._float_pow(b)
-  def _pow_scalar(self, exponent: int | float) -> Self:
+  def _pow_scalar(self, exponent: int | float, roots: bool = True) -> Self:
     if not dtypes.is_float(self.dtype):
       if isinstance(exponent, float): return self._float()._pow_scalar(exponent)  # int ** 2.0 is a float, like torch
       if exponent < 0: raise RuntimeError(f"integers to negative integer powers are not allowed ({self.dtype} tensor ** {exponent}), as in PyTorch")
@@ -247,8 +249,13 @@ class ElementwiseOps:
       ones = self.ones_like()
       return self.isnan().where(ones, ones)
     # half floats: the power in float32, rounded once (as PyTorch's; a bfloat16 1.03125 ** 4 rounded at each multiply
-    # was 1.125, not 1.1328125)
-    if self.dtype in NARROW_FLOATS: return self.float()._pow_scalar(exponent).cast(self.dtype)
+    # was 1.125, not 1.1328125), of the exponent as the half float holds it, as PyTorch's (float16 x ** 1e-8 is 1,
+    # x ** 2049 is x ** 2048); one it can't hold raises, as in PyTorch
+    if self.dtype in NARROW_FLOATS:
+      held = rounded_to(self.dtype, float(exponent))
+      if math.isinf(held) and not math.isinf(exponent):
+        raise OverflowError(f"the exponent {exponent} cannot be converted to {self.dtype} without overflow (as in PyTorch)")
+      return self.float()._pow_scalar(held, roots=self.dtype != dtypes.float16).cast(self.dtype)
     if float(exponent).is_integer() and abs(exponent) <= 8:
       # (1/x)^n for negative n, not 1/x^n: its gradient -n (1/x)^(n+1) is -inf at x = 0 like PyTorch's, where
       # 1/x^n's would be -inf * 0 = nan
@@ -256,10 +263,15 @@ class ElementwiseOps:
       out = base
       for _ in range(int(abs(exponent)) - 1): out = out * base
       return out
-    # like PyTorch, which takes sqrt and rsqrt for these (so (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is nan)
-    if exponent == 0.5: return self.sqrt()
+    # like PyTorch, which takes sqrt and rsqrt for these in float32 and float64 (so (-0.0) ** 0.5 is -0.0 and
+    # (-inf) ** 0.5 is nan) and bfloat16; float16 gets IEEE pow's +0.0 and inf
+    if exponent == 0.5 and roots: return self.sqrt()
     e = self._constant(_const_at(self.dtype, float(exponent), self.shape), self.device)
-    return self._float_pow(e, self.rsqrt() if exponent == -0.5 else None)
+    if exponent == -0.5 and roots: return self._float_pow(e, self.rsqrt())
+    # whether it is an integer, and odd, from the number itself (as a double, like PyTorch): float32 rounds 2**31 + 3
+    # to the even 2**31, and 2**31 + 0.5 to an integer (an infinity counts as an even integer, as e.trunc() == e)
+    whole, infinite = float(exponent).is_integer(), math.isinf(exponent)
+    return self._float_pow(e, parity=(whole or infinite, whole and float(exponent) % 2 == 1))
   def _int_pow_scalar(self, n: int) -> Self:
     """Integer x ** n (n >= 0) by repeated squaring: exact, wrapping on overflow like PyTorch."""
     out, square = None, self
@@ -281,15 +293,18 @@ class ElementwiseOps:
     odd = (e & 1).cast(dtypes.bool)
     below_one = (self == 1).where(1, (self == -1).where(odd.where(-1, 1), 0)).cast(self.dtype)
     return (e < 0).where(below_one, out)
-  def _float_pow(self, e: Self, value: Self | None = None) -> Self:
+  def _float_pow(self, e: Self, value: Self | None = None, parity: tuple[bool, bool] | None = None) -> Self:
     """x ** e for float x and e of one dtype (float32 or float64) and shape: the value composed from exp2 and log2
-    (or the one given), its gradient by the "pow" rule (_pow_gradient, below) through a DETACH node (see gradient.py)."""
+    (or the one given), its gradient by the "pow" rule (_pow_gradient, below) through a DETACH node (see gradient.py).
+    parity: whether a number exponent is an integer and whether it is odd (else read from e)."""
     if value is not None: return self._new(UOp(Ops.DETACH, self.dtype, (value.uop, self.uop, e.uop), "pow"), e)
     x = self
     magnitude = (e * x.abs().log2()).exp2()
-    is_int = e.trunc() == e
-    half = e * 0.5
-    odd = is_int & (half.trunc() != half)
+    if parity is None:
+      is_int = e.trunc() == e
+      half = e * 0.5
+      odd = is_int & (half.trunc() != half)
+    else: is_int, odd = (x.full_like(flag, dtype=dtypes.bool) for flag in parity)
     sign_bit = (x < 0) | (x.reciprocal() < 0)  # -0.0 too: (-0.0) ** -1 is -inf
     value = (odd & sign_bit).where(-magnitude, magnitude)
     # a negative base is real only for integer exponents; (-inf) ** 2.5 is inf (IEEE pow), the magnitude
