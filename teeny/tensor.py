@@ -472,7 +472,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if more_axes: axis = (axis, *more_axes)
     axes = [_canon_axis(a, self.ndim) for a in (range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis))]
     if len(set(axes)) != len(axes): raise ArgumentError(f"flip: axis {axis} names an axis twice")
-    axes = tuple(sorted(a for a in axes if self.shape[a] > 1))
+    axes = tuple(sorted(a for a in axes if self.ndim and self.shape[a] > 1))  # (a 0-d tensor takes axis 0 or -1)
     return self._copy_result(self) if not axes else self._new(UOp(Ops.FLIP, self.dtype, (self.uop,), axes))
   def squeeze(self, dim=None) -> Tensor:
     """A view without the size-1 axes (all, or those among dim: an int or a tuple), like torch.squeeze."""

@@ -529,3 +529,20 @@ def test_cumsum_dtype_and_unbatched_convolutions(device):
     x = Tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), device=device)
     conv.weight, conv.bias = conv.weight.to(device), conv.bias.to(device)
     np.testing.assert_array_equal(conv(x).numpy(), conv(x.unsqueeze(0)).numpy()[0])
+
+
+def test_small_forms_pytorch_accepts(device):
+  """+x is x (bool raises), a 0-d tensor flips along 0 or -1, out-of-place masked_fill broadcasts self up to the
+  mask (masked_fill_ still needs the mask to fit self), and a write of no elements through any view, an expanded
+  one too, does nothing (it raised as a write into an expanded view)."""
+  x = Tensor([1.0, 2.0], device=device)
+  assert +x is x
+  with pytest.raises(TypeError, match="bool"): +Tensor([True], device=device)
+  assert Tensor(3.0, device=device).flip(0).item() == 3.0 and Tensor(3.0, device=device).flip(-1).item() == 3.0
+  mask = Tensor(np.array([[[True]], [[False]]]), device=device)
+  filled = Tensor.zeros(2, 3, device=device).masked_fill(mask, 1.0)
+  np.testing.assert_array_equal(filled.numpy(), np.broadcast_to(np.array([1.0, 0.0]).reshape(2, 1, 1), (2, 2, 3)))
+  with pytest.raises(ValueError, match="masked_fill_"): Tensor.zeros(2, 3, device=device).masked_fill_(mask, 1.0)
+  b = Tensor([[1.0], [2.0]], device=device)
+  b.expand(2, 3)[:, 0:0] = 7
+  np.testing.assert_array_equal(b.numpy(), [[1.0], [2.0]])

@@ -214,6 +214,11 @@ class ElementwiseOps:
     out = high + ((-gap).exp() + 1).log()
     return ((a == b) & a.isinf()).where(a, out)
 
+  def __pos__(self) -> Self:
+    """+x is x itself, as in PyTorch (which refuses it for bool tensors)."""
+    if self.dtype == dtypes.bool: raise TypeError("the unary + of a bool tensor is not supported (as in PyTorch)")
+    return self
+
   # pow
   def __pow__(self, exponent) -> Self: return self.pow(exponent)
   def __rpow__(self, base) -> Self:

@@ -372,10 +372,11 @@ class IndexingOps:
     hit = self.unsqueeze(-1) == type(self).arange(num_classes, dtype=dtypes.int32, device=self.device)  # (int32: 300 classes of uint8)
     return hit.cast(dtypes.int32)
   def masked_fill(self, mask: Self, value) -> Self:
-    """value where mask is true (mask broadcasts to self's shape), self elsewhere."""
+    """value where mask is true, self elsewhere, both broadcast (like torch.masked_fill: the in-place masked_fill_
+    needs the mask to broadcast to self's shape)."""
     if not isinstance(mask, type(self)) or mask.dtype != dtypes.bool: raise TypeError("masked_fill needs a bool mask tensor")
-    if _broadcast_shape(mask.shape, self.shape) != self.shape:
-      raise ArgumentError(f"masked_fill mask of shape {mask.shape} doesn't broadcast to {self.shape}")
+    try: _broadcast_shape(mask.shape, self.shape)
+    except ArgumentError: raise ArgumentError(f"masked_fill mask of shape {mask.shape} doesn't broadcast with {self.shape}") from None
     fill = value.cast(self.dtype) if isinstance(value, type(self)) else type(self).full((), value, dtype=self.dtype, device=self.device)
     return mask.where(fill, self)
 

@@ -14,7 +14,7 @@ from teeny.engine.tensors import realize_tensors, grad_realized, written_graphs,
 from teeny.engine.realize import capture
 from teeny.helpers import snapshot
 from teeny import program_order
-from teeny.ops.args import ArgumentError
+from teeny.ops.args import ArgumentError, _broadcast_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -47,7 +47,7 @@ class WriteOps:
     if base._unwritable is not None:  # (a write into it would not reach the tensor PyTorch's view would write)
       raise RuntimeError(f"can't write into a {base._unwritable}")
     value = self._write_value(value)
-    if value.uop is self.uop: return self  # x.assign(x), x[i] = x[i]: nothing changes
+    if value.uop is self.uop or 0 in self.shape: return self  # x.assign(x), x[i] = x[i], an empty view: nothing changes
     value, leaf = self._value_for_autograd(base, value)
     depth = len(self._view_ops)
     self._check_not_overlapping(depth)
@@ -215,7 +215,9 @@ class WriteOps:
     return self._inplace(self.clamp(min_, max_, min=min, max=max))
   clip_ = clamp_
   def masked_fill_(self, mask: Self, value):
-    """In place: value where mask is True (torch's masked_fill_)."""
+    """In place: value where mask is True (torch's masked_fill_); the mask must broadcast to self's shape."""
+    if isinstance(mask, type(self)) and _broadcast_shape(mask.shape, self.shape) != self.shape:
+      raise ArgumentError(f"masked_fill_ mask of shape {mask.shape} doesn't broadcast to {self.shape}")
     return self._inplace(self.masked_fill(mask, value))
   def lerp_(self, end, weight):
     """In place: self = self.lerp(end, weight) (torch's lerp_)."""
