@@ -97,7 +97,7 @@ def test_arithmetic_builds_the_primitive_graph():
   assert x * 2.0 is x.alu(Ops.MUL, two) and 2.0 * x is two.alu(Ops.MUL, x)
   assert 2.0 - x is two.alu(Ops.ADD, UOp(Ops.NEG, f32, (x,)))
   assert x - y is x.alu(Ops.ADD, UOp(Ops.NEG, f32, (y,)))
-  assert x / y is x.alu(Ops.MUL, UOp(Ops.RECIP, f32, (y,)))
+  assert x / y is x.alu(Ops.FDIV, y) and x / 2.0 is x.alu(Ops.MUL, two.recip())  # (by a node: one correctly rounded FDIV)
   assert x.eq(y) is x.alu(Ops.CMPNE, y).ne(True) and x.eq(y).shape == (3, 4)
   cond = x.lt(y)
   assert cond.where(x, 2.0) is UOp(Ops.WHERE, f32, (cond, x, two)) and cond.where(2.0, x).src[1] is two

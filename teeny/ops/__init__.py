@@ -4,8 +4,9 @@ elementwise math (elementwise.py), activations (activation.py), exp, log, trigon
 functions (nn.py), sliding windows and pooling (pooling.py), in-place writes (writes.py), PyTorch's spellings of
 what tinygrad names otherwise (pytorch.py) and PyTorch's methods teeny lacked: elementwise (pytorch_math.py),
 moving, splitting and index ops (pytorch_shape.py), products and covariance (pytorch_linalg.py), reductions and
-order statistics (pytorch_reduce.py); sorting and selecting (sorting.py), einsum and rearrange (einsum.py), and qr
-and svd (linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's TensorOps) and holds the rest:
+order statistics (pytorch_reduce.py), and the rest: searchsorted, det, gcd, logspace, hstack, ...
+(pytorch_extra.py); sorting and selecting (sorting.py), einsum and rearrange (einsum.py), and qr and svd
+(linalg.py). teeny/tensor.py's Tensor inherits them all (through mixins.py's TensorOps) and holds the rest:
 its state, autograd entry points, realizing and reading, casts, movement, and the binary and comparison ops.
 
 The rule: nothing in this package imports teeny/tensor.py. A mixin builds on `self`, `type(self)` (or `cls`) and

@@ -16,6 +16,7 @@ from teeny.ops.pytorch_math import PyTorchMathOps
 from teeny.ops.pytorch_shape import PyTorchShapeOps
 from teeny.ops.pytorch_linalg import PyTorchLinalgOps
 from teeny.ops.pytorch_reduce import PyTorchReduceOps
+from teeny.ops.pytorch_extra import PyTorchExtraOps
 from teeny.ops.sorting import SortOps
 from teeny.ops.einsum import EinsumOps
 from teeny.ops.linalg import LinalgOps
@@ -23,8 +24,8 @@ from teeny.ops.sharding import ShardingOps
 
 
 class TensorOps(CreationOps, ElementwiseOps, ActivationOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps,
-                WriteOps, PyTorchOps, PyTorchMathOps, PyTorchShapeOps, PyTorchLinalgOps, PyTorchReduceOps, SortOps, EinsumOps,
-                LinalgOps, ShardingOps):
+                WriteOps, PyTorchOps, PyTorchMathOps, PyTorchShapeOps, PyTorchLinalgOps, PyTorchReduceOps, PyTorchExtraOps, SortOps,
+                EinsumOps, LinalgOps, ShardingOps):
   """The ops Tensor inherits: creation, elementwise math, activations, transcendental functions, reductions, indexing, joins,
   random numbers, nn functions, pooling, in-place writes, PyTorch's spellings (and its elementwise, shape, linear
-  algebra and reduction methods), sorting, einsum and rearrange, qr and svd, and sharding over devices."""
+  algebra, reduction and remaining methods), sorting, einsum and rearrange, qr and svd, and sharding over devices."""
