@@ -204,7 +204,8 @@ pm_gradient = PatternMatcher([
   (UPat(Ops.MUL, name="ret"), lambda ctx, ret: (ctx * ret.src[1], ctx * ret.src[0])),
   (UPat(Ops.NEG), lambda ctx: (-ctx,)),
   (UPat(Ops.RECIP, name="ret"), lambda ctx, ret: (-(ctx * (ret * ret)),)),
-  (UPat(Ops.FDIV, name="ret"), lambda ctx, ret: (ctx.alu(Ops.FDIV, ret.src[1]), -(ctx * ret).alu(Ops.FDIV, ret.src[1]))),
+  # (the divisor's as PyTorch's, -ctx * ((a / b) / b): ctx * (a / b) first overflowed where the gradient is finite)
+  (UPat(Ops.FDIV, name="ret"), lambda ctx, ret: (ctx.alu(Ops.FDIV, ret.src[1]), -(ctx * ret.alu(Ops.FDIV, ret.src[1])))),
   (UPat(Ops.SQRT, name="ret"), lambda ctx, ret: (ctx / (ret * 2.0),)),
   (UPat(Ops.EXP2, name="ret"), lambda ctx, ret: (ctx * (ret * LN2),)),
   (UPat(Ops.LOG2, name="ret"), lambda ctx, ret: (ctx / (ret.src[0] * LN2),)),

@@ -666,34 +666,46 @@ def test_composed_functions_rules_differentiate_again(device, name):
   numeric = np.array([(first(values + h * e).numpy() - first(values - h * e).numpy()).sum() / (2 * h) for e in np.eye(6)])
   np.testing.assert_allclose(second, numeric, rtol=1e-5, atol=1e-8)
 
-def test_sigmoid_and_tanh_gradients_far_out_and_twice(device):
-  """Their own rules keep the tails' small slopes (sigmoid'(20) is 2e-9, where 1 - y is 0 in float32) and
-  differentiate again."""
+def test_sigmoid_and_tanh_gradients_are_pytorchs_and_differentiate_again(device):
+  """PyTorch's y (1 - y) and 1 - y^2 from the value (0 where y rounds to 1, as PyTorch's: sigmoid then
+  binary_crossentropy at a confident logit gets 0, where an exact slope of 2e-9 times the loss's 1e12 gave 2061),
+  and their own gradients are the second derivatives."""
   values = np.array([-20.0, -3.0, -0.2, 0.0, 0.1, 2.0, 20.0], np.float32)
   x64 = values.astype(np.float64)
-  slope = np.exp(-np.abs(x64)) / (1 + np.exp(-np.abs(x64))) ** 2
-  _, grad = grad_of(device, lambda t: t.sigmoid(), values)
-  np.testing.assert_allclose(grad, slope, rtol=1e-5)
-  _, grad = grad_of(device, lambda t: t.tanh(), values)
-  np.testing.assert_allclose(grad, 1 / np.cosh(x64) ** 2, rtol=1e-5, atol=1e-30)
   t = Tensor(values, device=device, requires_grad=True)
+  y = t.sigmoid().numpy().astype(np.float64)
+  _, grad = grad_of(device, lambda u: u.sigmoid(), values)
+  np.testing.assert_allclose(grad, y * (1 - y), rtol=1e-6, atol=1e-12)
+  assert grad[-1] == 0
+  _, grad = grad_of(device, lambda u: u.tanh(), values)
+  np.testing.assert_allclose(grad, 1 / np.cosh(x64) ** 2, rtol=1e-5, atol=1e-7)
   second = t.sigmoid().sum().gradient(t)[0].sum().gradient(t)[0]
-  y = 1 / (1 + np.exp(-x64))
-  np.testing.assert_allclose(second.numpy(), slope * (1 - 2 * y), rtol=1e-4, atol=1e-12)
+  exact = 1 / (1 + np.exp(-x64))
+  np.testing.assert_allclose(second.numpy(), exact * (1 - exact) * (1 - 2 * exact), rtol=1e-4, atol=1e-7)
+  x = Tensor([20.0, 17.0], device=device, requires_grad=True)
+  x.sigmoid().binary_crossentropy(Tensor([0.0, 0.0], device=device), reduction="none").sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
 
-def test_std_of_constant_rows_and_extreme_magnitudes(device):
-  """std's gradient is 0 where the variance is 0 (a constant row: it was inf * 0 = NaN), as PyTorch's; and rows of
-  1e30 or 1e-30 have their std, though their squares over- or underflow float32 (computed on values scaled by a
-  power of 2, so ordinary rows give exactly sqrt(var))."""
-  rows = np.array([[5, 5, 5, 5], [0, 0, 0, 0], [1e30, 1e30, -1e30, 5], [1e-30, 2e-30, -1e-30, 0], [1, 2, 3, 4]], np.float32)
-  value, grad = grad_of(device, lambda t: t.std(1), rows)
-  x = rows.astype(np.float64)
-  np.testing.assert_allclose(value, x.std(1, ddof=1), rtol=1e-6)
-  centered = x - x.mean(1, keepdims=True)
-  std = x.std(1, ddof=1, keepdims=True)
-  np.testing.assert_allclose(grad, np.where(std == 0, 0, centered / np.where(std == 0, 1, std) / 3), rtol=1e-5, atol=1e-7)
-  ordinary = Tensor(rows[4:] * 3.7, device=device)
-  np.testing.assert_array_equal(ordinary.std(1).numpy(), ordinary.var(1).sqrt().numpy())
+
+def test_gradients_with_huge_but_finite_values(device):
+  """Finite where PyTorch's are: quick_gelu at 3e38 (k x = inf times a slope of 0 was NaN); the divisor's gradient
+  -g (a / b) / b (g * (a / b) first overflowed); binary_crossentropy_logits' sigmoid(x) - y at x = -20 (it
+  cancelled to 0); logaddexp's second derivative where a == b (0 through |a - b|) and its far smaller term."""
+  x = Tensor([3e38, -3e38], device=device, requires_grad=True)
+  x.quick_gelu().sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0])
+  b = Tensor([1e15, 1e15], device=device, requires_grad=True)
+  ((Tensor([-1e30, 3e38], device=device) / b) * 1e30).sum().backward()
+  np.testing.assert_allclose(b.grad.numpy(), [1e30, -3e38], rtol=1e-6)
+  x = Tensor([-20.0, 0.5], device=device, requires_grad=True)
+  x.binary_crossentropy_logits(Tensor([0.0, 1.0], device=device), reduction="sum").backward()
+  np.testing.assert_allclose(x.grad.numpy(), [1 / (1 + np.exp(20.0)), 1 / (1 + np.exp(-0.5)) - 1], rtol=1e-6)
+  a = Tensor([0.0, 1.0], device=device, requires_grad=True)
+  second = a.logaddexp(Tensor([0.0, 1.0], device=device)).sum().gradient(a)[0].sum().gradient(a)[0]
+  np.testing.assert_allclose(second.numpy(), [0.25, 0.25], rtol=1e-6)
+  second = a.logaddexp2(Tensor([0.0, 1.0], device=device)).sum().gradient(a)[0].sum().gradient(a)[0]
+  np.testing.assert_allclose(second.numpy(), [0.25 * math.log(2)] * 2, rtol=1e-6)
+  np.testing.assert_allclose(Tensor([-20.0], device=device).logaddexp(Tensor([0.0], device=device)).numpy(), [2.0611537e-9], rtol=1e-6)
 
 
 def test_normalize_of_a_zero_vector_has_a_finite_gradient(device):

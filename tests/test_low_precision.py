@@ -436,6 +436,31 @@ def test_float16_layernorm_rounds_once(device):
   np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-3, atol=1e-4)
 
 
+
+def test_float16_norms_attention_and_gradients_compute_in_float32(device):
+  """As PyTorch's, in float32 and rounded once: BatchNorm's batch statistics (a channel with std above 256 had an
+  inf variance and normalized to 0), attention (scores above 65504 were inf: NaN out), and the gradients of elu,
+  mish, softsign and addcmul (e^-20 underflowed, (1 + |x|)^2 and g * b overflowed float16)."""
+  if not Device[device].supports_dtype(dtypes.float16): pytest.skip("no float16 on this device")
+  from teeny import nn
+  channel = np.array([1000.0, -1000.0, 10.0, 0.0], np.float32)
+  x = np.stack([channel, np.arange(4.0, dtype=np.float32)], 1).astype(np.float16)
+  out = nn.BatchNorm(2, affine=False, track_running_stats=False)(Tensor(x, device=device)).numpy()
+  want = (channel - channel.mean()) / np.sqrt(channel.var() + 1e-5)
+  np.testing.assert_allclose(out[:, 0].astype(np.float32), want, rtol=2e-3)
+  q = Tensor(np.array([[200, 200, 0, 0], [1, 2, 3, 4]], np.float16), device=device)
+  np.testing.assert_array_equal(q.scaled_dot_product_attention(q, q).numpy()[0], [200, 200, 0, 0])
+  for name in ("elu", "mish"):
+    t = Tensor(np.array([-20.0], np.float16), device=device, requires_grad=True)
+    (getattr(t, name)() * 3e4).sum().backward()
+    assert 5e-5 < abs(float(t.grad.numpy()[0])) < 2e-3, name
+  t = Tensor(np.array([1000.0, -300.0], np.float16), device=device, requires_grad=True)
+  t.softsign().sum().backward()
+  np.testing.assert_allclose(t.grad.numpy().astype(np.float32), 1 / (1 + np.array([1000.0, 300.0])) ** 2, rtol=0.07)
+  a = Tensor(np.array([1.0, 2.0], np.float16), device=device, requires_grad=True)
+  (a.addcmul(a, Tensor(np.array([-2.5, -2.5], np.float16), device=device), value=0.5) * 3e4).sum().backward()
+  np.testing.assert_allclose(a.grad.numpy().astype(np.float32), [-7500, -7500], rtol=1e-3)
+
 def test_float16_prod_gradient_compiles_on_every_x86(device):
   """LLVM 22 aborted the whole process ("Cannot select: v16f16 X86ISD::SUBV_BROADCAST_LOAD") compiling prod's
   gradient of a float16 tensor on an AMD EPYC without AVX512-FP16: float16 kernels now ask for 128-bit vectors

@@ -10,7 +10,7 @@ are made with requires_grad=False, so an optimizer keeps them as buffers. Traini
 dropout) follows `Tensor.training` (`with Tensor.train(): ...`)."""
 from __future__ import annotations
 import math
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.tensor import Tensor
 from teeny.schedule import is_realized
 from teeny.ops.args import _padding_arg, conv_padding
@@ -192,8 +192,8 @@ class BatchNorm:
     if x.ndim < 2 or x.shape[1] != self.num_features:
       raise ValueError(f"BatchNorm over {self.num_features} channels got an input of shape {x.shape} (channels are axis 1)")
     axes = tuple(a for a in range(x.ndim) if a != 1)
-    if Tensor.training or not self.track_running_stats:
-      mean, var, n = self._batch_statistics(x, axes)
+    if Tensor.training or not self.track_running_stats:  # (a half float batch's statistics in float32, as PyTorch's)
+      mean, var, n = self._batch_statistics(x.float() if x.dtype in NARROW_FLOATS else x, axes)
       if Tensor.training and n <= 1: raise ValueError(f"BatchNorm in training needs more than one value per channel, got input of shape {x.shape}")
       if Tensor.training and self.track_running_stats: self._track(mean.detach(), var.detach(), n)
     else: mean, var = self.running_mean, self.running_var

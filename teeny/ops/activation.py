@@ -33,8 +33,9 @@ class ActivationOps:
     return self._new(keep.where(x, zero))
   def sigmoid(self) -> Self:
     """1 / (1 + e^-x), from e = e^-|x| on both sides (1 / (1 + e) for x >= 0, e / (1 + e) below): e is in (0, 1],
-    so nothing overflows. Its gradient is its own rule (_logistic_slope): the primitives' rule summed inf - inf =
-    NaN where the incoming gradient is infinite, where PyTorch's y (1 - y) is inf."""
+    so nothing overflows. Its gradient is PyTorch's y (1 - y) by a rule of its own: the primitives' rule summed
+    inf - inf = NaN for an infinite incoming gradient. (y (1 - y) is 0 where y rounds to 1, like PyTorch's: then
+    a loss that divides by 1 - p, binary_crossentropy of sigmoid(20), gets 0 too, not 1e12 times a tiny slope.)"""
     def f(x: Self) -> Self:
       negative = x < 0
       e = negative.where(x, -x).exp()
@@ -44,8 +45,9 @@ class ActivationOps:
   def tanh(self) -> Self:
     """2 sigmoid(2x) - 1 (finite gradient at any |x|), and near 0 (|x| < 0.3) its odd Taylor polynomial: the
     subtraction would cancel away up to 0.1% of tanh(1e-5). To x^9 in float32 (error < 1e-7 relative), to x^21
-    in float64 (< 3e-16: to x^9 it was 1.3e-8 at x = 0.26, a float32 answer in float64). Its gradient is 1 - y^2
-    by a rule of its own, as sigmoid's (an infinite incoming gradient gave NaN through the polynomial)."""
+    in float64 (< 3e-16: to x^9 it was 1.3e-8 at x = 0.26, a float32 answer in float64). Its gradient 1 - tanh^2 x
+    is a rule of its own (an infinite incoming gradient gave NaN through the polynomial), from x: 1 - y^2 of the
+    rounded y loses digits where y is near 1 (2e-5 at x = 3)."""
     def f(x: Self) -> Self:
       small = x.abs() < 0.3
       xs = small.where(x, 0)  # the polynomial sees 0 elsewhere: nothing overflows in the branch not taken
@@ -83,12 +85,16 @@ class ActivationOps:
   leaky_relu = leakyrelu
   def elu(self, alpha: float = 1.0) -> Self:
     """x where x > 0, else alpha * (e^x - 1), like torch's elu (the gradient at 0 from the exp side)."""
-    below = self <= 0
-    return below.where(alpha * below.where(self, 0)._expm1(), self)  # e^x - 1 only of x <= 0: finite both ways
+    def f(x: Self) -> Self:  # (half floats in float32, as PyTorch's: e^-20 is 0 in float16)
+      below = x <= 0
+      return below.where(alpha * below.where(x, 0)._expm1(), x)  # e^x - 1 only of x <= 0: finite both ways
+    return self._in_float32(f)
   def celu(self, alpha: float = 1.0) -> Self:
     """x where x > 0, else alpha * (e^(x / alpha) - 1), like torch's celu."""
-    below = self <= 0
-    return below.where(alpha * (below.where(self, 0) / alpha)._expm1(), self)
+    def f(x: Self) -> Self:
+      below = x <= 0
+      return below.where(alpha * (below.where(x, 0) / alpha)._expm1(), x)
+    return self._in_float32(f)
   def selu(self, alpha: float = 1.6732632423543772, gamma: float = 1.0507009873554805) -> Self:
     """gamma * elu(x, alpha), like torch's selu, with its constants (tinygrad's defaults are rounded to 1.67326 and
     1.0507: 1e-6 off, 8 ulp of float32)."""
@@ -106,7 +112,7 @@ class ActivationOps:
   def mish(self) -> Self:
     """x * tanh(softplus(x)), like torch's mish. Above 20 tanh(softplus(x)) is 1 to float precision, so mish is x
     there: the where() keeps a gradient near float max (3e38) from overflowing inside tanh's chain (0, not NaN)."""
-    return (self > 20).where(self, self._exact_gradient(self * self.softplus().tanh(), "mish"))
+    return self._in_float32(lambda x: (x > 20).where(x, x._exact_gradient(x * x.softplus().tanh(), "mish")))
   def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
     """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
     return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
@@ -163,17 +169,19 @@ def _mish_slope(x: ActivationOps) -> ActivationOps:
 
 
 def _x_sigmoid_slope(x: ActivationOps, k: float) -> ActivationOps:
-  """d/dx of x sigmoid(k x): sigmoid(k x) + k x sigmoid'(k x)."""
-  return (x * k).sigmoid() + x * k * _logistic_slope(x * k)
+  """d/dx of x sigmoid(k x): sigmoid(k x) + k x sigmoid'(k x), with k x clipped to +-1000 in the second term, where
+  it is 0 in float64 too (k x = inf times a slope of 0 was NaN: quick_gelu at 3e38)."""
+  kx = (x * k).clip(-1000.0, 1000.0)
+  return (x * k).sigmoid() + kx * _logistic_slope(kx)
 
 
 # each: (the DETACH's arg, the incoming gradient, the value, x) -> (x's gradient,)
-tensor_rules["sigmoid"] = lambda arg, grad, value, x: (grad * _logistic_slope(x),)
-tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * _tanh_slope(x),)
+tensor_rules["sigmoid"] = lambda arg, grad, value, x: (grad * (value * (1 - value)),)
+tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * _tanh_slope(x),)  # (not 1 - y^2 of a y rounded near 1)
 tensor_rules["gelu"] = lambda arg, grad, value, x: (grad * _gelu_slope(x),)
 tensor_rules["x_sigmoid"] = lambda arg, grad, value, x: (grad * _x_sigmoid_slope(x, arg[1]),)
 tensor_rules["softplus"] = lambda arg, grad, value, x: (grad * (x * arg[1]).sigmoid(),)
 tensor_rules["mish"] = lambda arg, grad, value, x: (grad * _mish_slope(x),)
-tensor_rules["softsign"] = lambda arg, grad, value, x: (grad / (1 + x.abs()).square(),)
+tensor_rules["softsign"] = lambda arg, grad, value, x: (grad / (1 + x.abs()) / (1 + x.abs()),)  # ((1 + |x|)^2 overflows float16)
 # hardswish: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1 (NaN too), as PyTorch's
 tensor_rules["hardswish"] = lambda arg, grad, value, x: ((x <= -3).where(0.0, (x < 3).where(grad * (x / 3 + 0.5), grad)),)

@@ -207,12 +207,14 @@ class ElementwiseOps:
     result still requires grad: realized, it is no constant that backward() can't reach a leaf through)."""
     return self._exact_gradient(_floor_quotient(self.detach(), b.detach()), "piecewise_constant", b)
   def logaddexp(self, other) -> Self:
-    """log(exp(self) + exp(other)) without overflow, like torch.logaddexp: max + log(1 + exp(-|difference|)), and
-    the infinity itself where both are the same infinity."""
+    """log(exp(self) + exp(other)) without overflow, like torch.logaddexp: max + log1p(exp(-|difference|)) (a far
+    smaller term still counts: logaddexp(-20, 0) is 2.1e-9, not 0), and the infinity itself where both are the same
+    infinity. Its gradients are PyTorch's, 1 / (1 + e^(other - self)) and the mirror, by a rule: through |a - b|
+    the second derivative was 0 where a == b."""
     a, b = self._float_operands(other)
     high, gap = a.maximum(b), (a - b).abs()
-    out = high + ((-gap).exp() + 1).log()
-    return ((a == b) & a.isinf()).where(a, out)
+    out = high + (-gap).exp().log1p()
+    return a._exact_gradient(((a == b) & a.isinf()).where(a, out), ("logaddexp", "exp"), b)
 
   def __pos__(self) -> Self:
     """+x is x itself, as in PyTorch (which refuses it for bool tensors)."""
@@ -391,4 +393,6 @@ def _lerp_gradient(arg, grad, value, start, stop, weight=None):
 
 tensor_rules["pow"] = _pow_gradient
 tensor_rules["lerp"] = _lerp_gradient
+# d/da log_base(base^a + base^b) = 1 / (1 + base^(b - a)), as PyTorch computes it; arg[1] names the power ("exp", "exp2")
+tensor_rules["logaddexp"] = lambda arg, grad, value, a, b: (grad / (1 + getattr(b - a, arg[1])()), grad / (1 + getattr(a - b, arg[1])()))
 tensor_rules["piecewise_constant"] = lambda arg, grad, value, *inputs: (None,) * len(inputs)  # (0 for each input)

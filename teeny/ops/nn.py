@@ -9,7 +9,7 @@ import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
-from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg, conv_padding
+from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg, conv_padding, _broadcast_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -277,6 +277,11 @@ class NNOps:
     if self.shape[-1] != key.shape[-1]: raise ArgumentError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
     if key.shape[-2] != value.shape[-2]: raise ArgumentError(f"keys {key.shape} and values {value.shape} differ in length")
     if is_causal and attn_mask is not None: raise ArgumentError("attention takes attn_mask or is_causal, not both (as in PyTorch)")
+    if self.dtype in NARROW_FLOATS and key.dtype == self.dtype and value.dtype == self.dtype:
+      # half floats in float32, rounded once, as PyTorch's CPU attention: float16 scores above 65504 were inf (NaN out)
+      mask = attn_mask if attn_mask is None or attn_mask.dtype == dtypes.bool else attn_mask.cast(self.dtype).float()
+      return self.float().scaled_dot_product_attention(key.float(), value.float(), mask, dropout_p, is_causal, scale,
+                                                        enable_gqa).cast(self.dtype)
     if enable_gqa and self.ndim >= 3 and key.shape[-3] != self.shape[-3]:
       heads, kv_heads = self.shape[-3], key.shape[-3]
       if heads % kv_heads or value.shape[-3] != kv_heads:
@@ -371,17 +376,33 @@ class NNOps:
   def binary_crossentropy_logits(self, target: Self, reduction: str = "mean", pos_weight: Self | None = None,
                                  weight: Self | None = None) -> Self:
     """binary_crossentropy of sigmoid(self) computed stably from the logits: max(x, 0) - x*y + log(1 + e^-|x|);
-    pos_weight scales the positive term, weight every term (PyTorch's)."""
+    pos_weight scales the positive term, weight every term (PyTorch's). The gradients are PyTorch's, by a rule:
+    sigmoid(x) - y for the logits (1 - y - sigmoid(-x) cancelled to 0 at x = -20, where it is 2e-9)."""
     x = self._float()
+    if target.shape != x.shape: raise ArgumentError(f"binary_crossentropy_logits target of shape {target.shape} for logits of shape {x.shape}: give one shape (as PyTorch asks)")
     y = target.cast(x.dtype)
-    softplus_neg = (-x).softplus()  # log(1 + e^-x), stable, with the gradient sigmoid(x) - y at x = 0 too
-    if pos_weight is None: loss = (1 - y) * x + softplus_neg
-    else: loss = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg
+    softplus_neg = (-x).softplus()  # log(1 + e^-x), stable
+    if pos_weight is None: loss = x._exact_gradient((1 - y) * x + softplus_neg, "bce_logits", y)
+    else:
+      pos_weight = pos_weight.cast(x.dtype).expand(_broadcast_shape(pos_weight.shape, x.shape))
+      loss = x._exact_gradient((1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_neg, "bce_logits", y, pos_weight)
     return type(self)._reduction(loss if weight is None else loss * weight, reduction)
   def mse(self, target: Self, reduction: str = "mean") -> Self:
     """Mean squared error against target (broadcast like the operators), like torch's mse_loss; reduction 'mean',
     'sum' or 'none'."""
     return type(self)._reduction((self - target).square(), reduction)
+
+
+def _bce_logits_gradient(arg, grad, value, x, y, pos_weight=None):
+  """binary_crossentropy_logits' loss (1 - y) x + (1 + (w - 1) y) softplus(-x) differentiated as PyTorch does:
+  (1 + (w - 1) y) sigmoid(x) - w y for x (sigmoid(x) - y without pos_weight), (w - 1) softplus(-x) - x for y, and
+  y softplus(-x) for w."""
+  if pos_weight is None: return grad * (x.sigmoid() - y), grad * -x
+  dx = (1 + (pos_weight - 1) * y) * x.sigmoid() - pos_weight * y
+  return grad * dx, grad * ((pos_weight - 1) * (-x).softplus() - x), grad * (y * (-x).softplus())
+
+
+tensor_rules["bce_logits"] = _bce_logits_gradient
 
 
 def binary_crossentropy_gradient(ctx: UOp, ret: UOp) -> tuple[UOp, UOp]:

@@ -136,7 +136,8 @@ class PyTorchMathOps:
     a, b = self._float_operands(other)
     high, gap = a.maximum(b), (a - b).abs()
     out = high + (-gap).exp2().log1p() * (1 / math.log(2))
-    return ((a == b) & a.isinf()).where(a, out)  # (the same infinity: inf - inf would be NaN)
+    # (the same infinity: inf - inf would be NaN); its gradients are logaddexp's rule's, 1 / (1 + 2^(b - a))
+    return a._exact_gradient(((a == b) & a.isinf()).where(a, out), ("logaddexp", "exp2"), b)
   def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Self:
     """NaN, +inf and -inf replaced by nan, posinf and neginf (by default the dtype's largest and smallest finite
     values), like torch.nan_to_num; the gradient passes where self is finite. Int tensors come back unchanged (a copy)."""
@@ -168,7 +169,11 @@ class PyTorchMathOps:
     check_tensor(tensor1, "addcmul's tensor1")
     check_tensor(tensor2, "addcmul's tensor2")
     check_scalars_fit(promote(promote(self.dtype, tensor1.dtype), tensor2.dtype), value=value)
-    return self + (value * tensor1) * tensor2  # (torch's order of the products: the same roundings)
+    # torch's order of the products (the same roundings); half floats in float32, rounded once, as PyTorch's (its
+    # gradient's products overflowed float16: (a.addcmul(a, -2.5, value=0.5) * 3e4) gave -inf for -7504)
+    dt = promote(promote(self.dtype, tensor1.dtype), tensor2.dtype)
+    if dt in NARROW_FLOATS: return self.float().addcmul(tensor1.float(), tensor2.float(), value=value).cast(dt)
+    return self + (value * tensor1) * tensor2
   def addcdiv(self, tensor1, tensor2, *, value=1) -> Self:
     """self + value * tensor1 / tensor2, broadcast and promoted together, like torch.addcdiv; an int tensor1 and
     tensor2 raise, as in PyTorch (their division is no longer defined there)."""
