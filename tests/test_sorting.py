@@ -161,3 +161,15 @@ def test_fixed_size_forms_stay_lazy(device):
   assert not selected.uop.op.name == "BUFFER" and selected.shape == (5,) and indices.shape == (2, 2)
   np.testing.assert_array_equal(selected.numpy(), [1, 2, 3, -1, -1])
   np.testing.assert_array_equal(indices.numpy(), [[0, 0], [0, 2]])
+
+
+@pytest.mark.parametrize("n, k", [(257, 3), (300, 50), (512, 7), (1025, 65), (2000, 300)])
+def test_topk_of_long_rows_whose_last_block_holds_fewer_than_k(device, n, k):
+  """Long rows are ranked in blocks of 256 (4k past k = 64); a last block with fewer than k elements had its
+  padding tied at one rank, so topk of arange(257) gave [0, 255, 255]. Every row of a batch, both directions."""
+  rows = np.stack([np.arange(n, dtype=np.float32), np.random.default_rng(n).standard_normal(n).astype(np.float32)])
+  for largest in (True, False):
+    values, indices = Tensor(rows, device=device).topk(k, largest=largest)
+    want = np.sort(rows, axis=1)[:, ::-1][:, :k] if largest else np.sort(rows, axis=1)[:, :k]
+    np.testing.assert_array_equal(values.numpy(), want)
+    np.testing.assert_array_equal(np.take_along_axis(rows, indices.numpy().astype(np.int64), 1), want)

@@ -23,7 +23,9 @@ _BLOCK = 256  # topk ranks blocks of this many candidates (or 4k, when larger) a
 
 def _comes_before(a, a_index, b, b_index, descending: bool):
   """True where element a (value, index) sorts before element b: by value, NaN last (first when descending),
-  then by the smaller index. Padding (index -1) sorts after everything."""
+  then by the smaller index. Padding (a negative index) sorts after everything, and among itself by index (-1
+  first), so every slot of a block gets its own rank: equal ranks made a block with fewer than k elements pick one
+  slot twice and a sum of slots for another (topk of 257 elements gave [0, 255, 255])."""
   if dtypes.is_float(a.dtype):
     a_nan, b_nan = a.isnan(), b.isnan()
     by_value = (a > b) | (a_nan & b_nan.logical_not()) if descending else (a < b) | (a_nan.logical_not() & b_nan)
@@ -32,7 +34,7 @@ def _comes_before(a, a_index, b, b_index, descending: bool):
     by_value, same = (a > b) if descending else (a < b), a == b
   a_pad, b_pad = a_index < 0, b_index < 0
   ordered = by_value | (same & (a_index < b_index))
-  return a_pad.logical_not() & (b_pad | ordered)
+  return (a_pad.logical_not() & (b_pad | ordered)) | (a_pad & b_pad & (a_index > b_index))
 
 
 def _best_of_blocks(values, index, k: int, descending: bool):
@@ -47,13 +49,15 @@ def _best_of_blocks(values, index, k: int, descending: bool):
   return values.gather(-1, where), index.gather(-1, where)
 
 
-def _padded_blocks(values, index, block: int):
-  """Split the last axis into blocks of `block`, padding the end with index -1 (which sorts last)."""
+def _padded_blocks(values, index, block: int, pads_before: int):
+  """Split the last axis into blocks of `block`, padding the end with indices -pads_before - 1, -pads_before - 2, ...
+  (which sort last; distinct from the pads of earlier rounds, which this row may still hold)."""
   n = values.shape[-1]
   blocks = math.ceil(n / block)
   extra = ((0, 0),) * (values.ndim - 1) + ((0, blocks * block - n),)
   shape = values.shape[:-1] + (blocks, block)
-  return values.pad(extra).reshape(shape), index.pad(extra, value=-1).reshape(shape)
+  pads = type(index).arange(-pads_before - 1, -pads_before - 1 - (blocks * block - n), -1, dtype=dtypes.int32, device=index.device)
+  return values.pad(extra).reshape(shape), index.cat(pads.expand(index.shape[:-1] + pads.shape), dim=-1).reshape(shape)
 
 
 class SortOps:
@@ -68,9 +72,10 @@ class SortOps:
     keys = (x.cast(dtypes.uint8) if x.dtype == dtypes.bool else x).detach().contiguous()
     n = x.shape[-1]
     index = type(self).arange(n, dtype=dtypes.int32, device=self.device).expand(keys.shape)
-    block = max(_BLOCK, 4 * k)
+    block, pads = max(_BLOCK, 4 * k), 0
     while keys.shape[-1] > block:  # keep each block's best k, until one block is left
-      kept_keys, kept_index = _best_of_blocks(*_padded_blocks(keys, index, block), k, descending)
+      kept_keys, kept_index = _best_of_blocks(*_padded_blocks(keys, index, block, pads), k, descending)
+      pads += -keys.shape[-1] % block
       keys, index = kept_keys.flatten(-2), kept_index.flatten(-2)
     _, index = _best_of_blocks(keys.unsqueeze(-2), index.unsqueeze(-2), k, descending)
     index = index.squeeze(-2)
