@@ -2,7 +2,7 @@
 kernel count and gradient, and einops-style rearrange against the numpy reshapes and transposes it spells."""
 import numpy as np
 import pytest
-from teeny import Tensor, GlobalCounters
+from teeny import Tensor, GlobalCounters, Device, dtypes
 
 rng = np.random.default_rng(2)
 A, B, S = (rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (4, 5), (4, 4)))
@@ -81,3 +81,15 @@ def test_einsum_implicit_output_and_dtypes_like_torch(device):
   assert (Tensor(h, device=device) @ Tensor(k, device=device)).item() == 0
   x, y = np.array([1000, 1, -1000], np.float16), np.array([1000, 0.5, 1000], np.float16)
   assert Tensor(x, device=device).dot(Tensor(y, device=device)).item() == 0.5
+
+
+def test_one_int_operand_sums_widen_as_pytorchs(device):
+  """One operand's einsum is a sum, which widens ints to int64 as PyTorch's ("i->" of uint8 [200, 100] was 44);
+  several operands' products keep their int dtype (PyTorch's bmm), and a diagonal without a sum keeps it too."""
+  if not Device[device].supports_dtype(dtypes.int64): pytest.skip("no int64 on this device")
+  total = Tensor.einsum("i->", Tensor(np.array([200, 100], np.uint8), device=device))
+  assert total.dtype == dtypes.int64 and total.item() == 300
+  assert Tensor.einsum("ii", Tensor(np.diag([2**30, 2**30]).astype(np.int32), device=device)).item() == 2**31
+  assert Tensor.einsum("ii->i", Tensor(np.eye(2, dtype=np.int8), device=device)).dtype == dtypes.int8
+  a = Tensor(np.full((2, 2), 100, np.int8), device=device)
+  assert Tensor.einsum("ij,jk->ik", a, a).dtype == dtypes.int8

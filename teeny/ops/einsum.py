@@ -141,7 +141,9 @@ class EinsumOps:
       t = _lined_up(t, names, order)
       product = t if product is None else product * t
     summed = tuple(range(len(out), len(order)))
-    if dtype is None and dtypes.is_int(product.dtype): dtype = product.dtype  # (PyTorch's integer einsum: no int64 widening)
+    # PyTorch's integer einsum of several operands doesn't widen to int64 (its products are bmm's); one operand's
+    # is a sum, which does ("i->" of uint8 [200, 100] is 300, not 44)
+    if dtype is None and dtypes.is_int(product.dtype) and len(operands) > 1: dtype = product.dtype
     return product.sum(summed, dtype=dtype) if summed else (product if dtype is None else product.cast(dtype))
 
   def rearrange(self, formula: str, **sizes: int) -> Self:
