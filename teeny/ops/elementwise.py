@@ -43,11 +43,12 @@ class ElementwiseOps:
     x = self._float()
     return fn(x.float()).cast(x.dtype) if x.dtype in NARROW_FLOATS else fn(x)
   def exp2(self) -> Self:
-    """2 ** x, like torch.exp2 (ints give the default float)."""
-    return self._float()._alu(Ops.EXP2)
+    """2 ** x, like torch.exp2 (ints give the default float; half floats in float32, gradients too)."""
+    return self._in_float32(lambda x: x._alu(Ops.EXP2))
   def log2(self) -> Self:
-    """Base-2 logarithm, like torch.log2: -inf at 0, NaN below (ints give the default float)."""
-    return self._float()._alu(Ops.LOG2)
+    """Base-2 logarithm, like torch.log2: -inf at 0, NaN below (ints give the default float; half floats in float32,
+    so the second derivative -1 / (x^2 ln 2) doesn't overflow float16)."""
+    return self._in_float32(lambda x: x._alu(Ops.LOG2))
   def abs(self) -> Self:
     """|x|, like torch.abs: the same dtype (bool and unsigned ints unchanged), abs(-0.0) is +0.0 and the
     gradient at 0 is 0."""
