@@ -632,6 +632,7 @@ POS, NEG = np.inf, -np.inf
 COMPOSED_RULES = {  # PyTorch's gradients at [-3, -0.5, 0, 0.5, 2, 30] for an incoming +inf
   "silu": (lambda t: t.silu(), [NEG, POS, POS, POS, POS, POS]), "gelu": (lambda t: t.gelu(), [NEG, POS, POS, POS, POS, POS]),
   "quick_gelu": (lambda t: t.quick_gelu(), [NEG, POS, POS, POS, POS, POS]),
+  "gelu_none": (lambda t: t.gelu(approximate="none"), [NEG, POS, POS, POS, POS, POS]),
   "softplus": (lambda t: t.softplus(), [POS] * 6), "logsigmoid": (lambda t: t.logsigmoid(), [POS] * 6),
   "mish": (lambda t: t.mish(), [NEG, POS, POS, POS, POS, POS]), "hardswish": (lambda t: t.hardswish(), [0, POS, POS, POS, POS, POS]),
   "elu": (lambda t: t.elu(), [POS] * 6), "expm1": (lambda t: t.expm1(), [POS] * 6), "tan": (lambda t: t.tan(), [POS] * 6),
@@ -650,7 +651,7 @@ def test_composed_functions_pass_an_infinite_gradient_as_pytorch(device, name):
   np.testing.assert_array_equal(x.grad.numpy(), expected)
 
 
-@pytest.mark.parametrize("name", ["silu", "gelu", "quick_gelu", "softplus", "mish", "hardswish", "elu", "expm1", "tan", "var", "lerp"])
+@pytest.mark.parametrize("name", ["silu", "gelu", "gelu_none", "quick_gelu", "softplus", "mish", "hardswish", "elu", "expm1", "tan", "var", "lerp"])
 def test_composed_functions_rules_differentiate_again(device, name):
   """The rules are Tensor math: their own gradient (the second derivative) matches central differences of the
   first derivative, in float64."""
@@ -706,6 +707,15 @@ def test_gradients_with_huge_but_finite_values(device):
   second = a.logaddexp2(Tensor([0.0, 1.0], device=device)).sum().gradient(a)[0].sum().gradient(a)[0]
   np.testing.assert_allclose(second.numpy(), [0.25 * math.log(2)] * 2, rtol=1e-6)
   np.testing.assert_allclose(Tensor([-20.0], device=device).logaddexp(Tensor([0.0], device=device)).numpy(), [2.0611537e-9], rtol=1e-6)
+  x = Tensor([-5.0, 1e15], device=device, requires_grad=True)  # exact GELU: Phi(x) + x phi(x), -7.1466e-6 at -5
+  (x.gelu(approximate="none") * 1e30).sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), [-7.1466e24, 1e30], rtol=1e-4)
+  x = Tensor([1e15, 1, -2, 0.5, 3], device=device, requires_grad=True)  # std: g * scale overflowed
+  (x.std() * 1e30).backward()
+  np.testing.assert_allclose(x.grad.numpy(), [4.472136e29] + [-1.118034e29] * 4, rtol=1e-5)
+  x = Tensor([[1.0, 2, 3], [4, 4, 4]], device=device, requires_grad=True)  # a constant row: 0, twice
+  second = x.std(1).sum().gradient(x)[0].sum().gradient(x)[0]
+  np.testing.assert_array_equal(second.numpy(), np.zeros((2, 3)))
 
 
 def test_normalize_of_a_zero_vector_has_a_finite_gradient(device):

@@ -62,7 +62,7 @@ class ActivationOps:
     form, x/2 (1 + erf(x/sqrt 2)), which far left (x < -2.1; -2.8 in float64) is x/2 erfc(-x/sqrt 2) instead: the
     sum would cancel (it was 4% off at x = -5, 100% at -8). Within 45 ulp in float32 and 800 in float64 (1 + erf
     still cancels just right of the switch; erfc's continued fraction converges too slowly to start sooner)."""
-    if approximate == "none": return self._in_float32(lambda x: x._exact_gelu())
+    if approximate == "none": return self._in_float32(lambda x: x._exact_gradient(x._exact_gelu(), "gelu_exact"))
     if approximate != "tanh": raise ArgumentError(f"gelu approximate must be 'tanh' or 'none', got {approximate!r}")
     return self._in_float32(lambda x: x._exact_gradient(0.5 * x * (1 + _gelu_inner(x).tanh()), "gelu"))
   def quick_gelu(self) -> Self:
@@ -162,6 +162,14 @@ def _gelu_slope(x: ActivationOps) -> ActivationOps:
   return (2 * u).sigmoid() + 0.5 * x * _tanh_slope(u) * (math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x))
 
 
+def _exact_gelu_slope(x: ActivationOps) -> ActivationOps:
+  """d/dx of x Phi(x), PyTorch's Phi(x) + x phi(x), with Phi(x) = erfc(-x / sqrt 2) / 2 (exact on both sides; the
+  composition's terms cancelled: wrong sign at x = -5 in float64, NaN at 1e15 with a large incoming gradient).
+  x phi(x) is 0 in float64 past |x| = 40: x is clipped there, so x^2 can't overflow into 0 * inf."""
+  near = x.clip(-40.0, 40.0)
+  return 0.5 * (x * -(1 / math.sqrt(2))).erfc() + near * (near * near * -0.5).exp() * (1 / math.sqrt(2 * math.pi))
+
+
 def _mish_slope(x: ActivationOps) -> ActivationOps:
   """d/dx of x tanh(softplus x): tanh(s) + x tanh'(s) sigmoid(x), with s = softplus(x)."""
   s = x.softplus()
@@ -179,6 +187,7 @@ def _x_sigmoid_slope(x: ActivationOps, k: float) -> ActivationOps:
 tensor_rules["sigmoid"] = lambda arg, grad, value, x: (grad * (value * (1 - value)),)
 tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * _tanh_slope(x),)  # (not 1 - y^2 of a y rounded near 1)
 tensor_rules["gelu"] = lambda arg, grad, value, x: (grad * _gelu_slope(x),)
+tensor_rules["gelu_exact"] = lambda arg, grad, value, x: (grad * _exact_gelu_slope(x),)
 tensor_rules["x_sigmoid"] = lambda arg, grad, value, x: (grad * _x_sigmoid_slope(x, arg[1]),)
 tensor_rules["softplus"] = lambda arg, grad, value, x: (grad * (x * arg[1]).sigmoid(),)
 tensor_rules["mish"] = lambda arg, grad, value, x: (grad * _mish_slope(x),)

@@ -146,7 +146,9 @@ class ReduceOps:
     scale = x.abs().max(axis, keepdim=True).detach().log2().floor().exp2()
     scale = (scale == 0).where(1.0, scale)  # (a row of zeros, or of denormals whose power of 2 underflows)
     std = (x / scale).var(axis, keepdim, correction, unbiased=unbiased)._sqrt_flat_at_zero()
-    return std * scale.reshape(self._reduced_shape(axis, keepdim))
+    # the gradient by PyTorch's formula (a rule): through the scaling, g * scale overflowed (g = 1e30 at std 4e14)
+    value = std * scale.reshape(self._reduced_shape(axis, keepdim))
+    return x._exact_gradient(value, ("std", self._axes(axis), _correction(correction, unbiased)))
   @takes_dim
   def var_mean(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> tuple[Self, Self]:
     """(var, mean) over the axes, like torch.var_mean (the arguments of var)."""
@@ -392,4 +394,17 @@ def _var_gradient(arg, grad, value, x):
   return (grad.reshape(kept) * ((d - d.mean(axes, keepdim=True)) * (2 / count if count else math.inf)),)
 
 
+def _std_gradient(arg, grad, value, x):
+  """std's rule, PyTorch's: (g / 2 std) (2 / (n - correction)) (x - mean), 0 where std is 0 (a constant row)."""
+  _, axes, correction = arg
+  count = max(0, math.prod(x.shape[a] for a in axes) - correction)
+  d = x - x.mean(axes, keepdim=True).detach()
+  kept = tuple(1 if i in axes else size for i, size in enumerate(x.shape))
+  std = value.reshape(kept)
+  zero = std == 0
+  share = (grad.reshape(kept) / (zero.where(1.0, std) * 2)) * (2 / count if count else math.inf)  # (1 / 0 kept out: a NaN second derivative)
+  return (zero.where(0.0, share * (d - d.mean(axes, keepdim=True))),)
+
+
 tensor_rules["var"] = _var_gradient
+tensor_rules["std"] = _std_gradient
