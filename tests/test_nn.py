@@ -869,3 +869,24 @@ def test_layer_keywords_pytorch_has(device):
   grad = w.grad
   opt.zero_grad(set_to_none=False)
   assert w.grad is grad and w.grad.numpy().tolist() == [0.0]
+
+
+def test_lstm_backward_over_five_steps_compiles_and_is_right(device):
+  """An LSTMCell's backward over 5 steps (batch 2, input 3, hidden 4) made one kernel of 34k lines of LLVM IR that
+  aborted the process in LLVM's SLP vectorizer (an assertion): tanh's gradient is 1 - y^2 of its value again, and
+  kernels that big compile without SLP. In a child process, so a regression fails this test, not the run; one
+  weight's gradient is checked against a central difference."""
+  import os, sys
+  sys.path.insert(0, os.path.dirname(__file__))
+  from child import run_in_child
+  code = ("import numpy as np; from teeny import Tensor, nn\n"
+          "Tensor.manual_seed(0)\n"
+          f"cell = nn.LSTMCell(3, 4); x = Tensor(np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32), device={device!r})\n"
+          "for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh): p.replace(p.to(x.device).realize()).requires_grad = True\n"
+          "def loss():\n  h = None\n  for t in range(5): h = cell(x[t], h)\n  return h[0].sum()\n"
+          "loss().backward(); grad = float(cell.weight_hh.grad.numpy()[1, 2])\n"
+          "w = cell.weight_hh.numpy(); ends = []\n"
+          "for step in (1e-2, -1e-2):\n  moved = w.copy(); moved[1, 2] += step; cell.weight_hh.assign(Tensor(moved, device=x.device)); ends.append(loss().item())\n"
+          "print(grad, (ends[0] - ends[1]) / 2e-2)")
+  grad, numeric = map(float, run_in_child(code).stdout.split())
+  assert np.isfinite(grad) and abs(grad - numeric) <= 1e-2 * max(1.0, abs(numeric)), (grad, numeric)

@@ -74,6 +74,9 @@ def _aligned_empty(nbytes: int) -> np.ndarray:
 
 # ---- compiling ----
 
+_SLP_MAX_LINES = 20_000  # IR lines past which the SLP vectorizer is left out (see LLVMCompiler.compile)
+
+
 class LLVMCompiler(Compiler):
   """LLVM IR text -> an ELF object file, optimized at O3 for this machine's CPU (AVX-512 where it has it)."""
   def __init__(self):
@@ -92,7 +95,10 @@ class LLVMCompiler(Compiler):
         raise RuntimeError(f"LLVM rejected the IR: {e}") from None  # (the caller names the kernel)
       mod.triple, mod.data_layout = self._tm.triple, str(self._tm.target_data)
       pto = llvm.create_pipeline_tuning_options(speed_level=3)
-      pto.slp_vectorization = True  # off by default in llvmlite's options; clang's -O3 has it
+      # SLP is off by default in llvmlite's options; clang's -O3 has it. Not for a huge kernel: LLVM's SLP
+      # vectorizer aborted the process (an assertion, "Expected valid number of unscheduled deps") on a 34k-line
+      # backward kernel, and so big a kernel is bound by its memory traffic, not by what SLP packs
+      pto.slp_vectorization = src.count("\n") < _SLP_MAX_LINES
       pb = llvm.create_pass_builder(self._tm, pto)
       pb.getModulePassManager().run(mod, pb)
       if debug_level() >= self.assembly_debug: dprint(self._tm.emit_assembly(mod))
