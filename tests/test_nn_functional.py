@@ -415,3 +415,22 @@ def test_conv2d_backward_float32(device):
   num_x = np_conv_transpose2d(g, w, stride=2, padding=1, dilation=2, output_padding=0, groups=2)
   num_x = np.pad(num_x, ((0, 0), (0, 0), (0, 9 - num_x.shape[2]), (0, 9 - num_x.shape[3])))
   np.testing.assert_allclose(tx.grad.numpy(), num_x, rtol=1e-4, atol=1e-4)
+
+
+def test_interpolate_samples_at_the_scale_where_pytorch_does(device):
+  """With a scale_factor, PyTorch's 1-D and 3-D nearest (and bicubic) sample at floor(i / scale) even where the size
+  stays or exactly doubles; only its linear kernels and its 2-D nearest copy such an axis (and double by i >> 1).
+  teeny copied and doubled for every mode: arange(7) at 1.1 gave 0..6 where PyTorch gives [0, 0, 1, 2, 3, 4, 5]."""
+  row = Tensor(np.arange(7, dtype=np.float32).reshape(1, 1, 7), device=device)
+  np.testing.assert_array_equal(row.interpolate(scale_factor=1.1, mode="nearest").numpy().ravel(), [0, 0, 1, 2, 3, 4, 5])
+  five = Tensor(np.arange(5, dtype=np.float32).reshape(1, 1, 5), device=device)
+  np.testing.assert_array_equal(five.interpolate(scale_factor=2.1, mode="nearest").numpy().ravel(), [0, 0, 0, 1, 1, 2, 2, 3, 3, 4])
+  volume = Tensor(np.arange(5, dtype=np.float32).reshape(1, 1, 5, 1, 1), device=device)
+  np.testing.assert_array_equal(volume.interpolate(scale_factor=1.1, mode="nearest").numpy().ravel(), [0, 0, 1, 2, 3])
+  plane = Tensor(np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2), device=device)  # 2-D nearest: i >> 1
+  np.testing.assert_array_equal(plane.interpolate(scale_factor=2.1, mode="nearest").numpy()[0, 0, 0], [0, 0, 1, 1])
+  np.testing.assert_array_equal(row.interpolate(scale_factor=1.1, mode="linear").numpy().ravel(), np.arange(7))
+  torch = pytest.importorskip("torch")
+  x = np.random.default_rng(0).standard_normal((1, 1, 3, 5)).astype(np.float32)
+  want = torch.nn.functional.interpolate(torch.tensor(x), scale_factor=1.1, mode="bicubic").numpy()
+  np.testing.assert_allclose(Tensor(x, device=device).interpolate(scale_factor=1.1, mode="bicubic").numpy(), want, rtol=1e-5, atol=1e-6)

@@ -25,7 +25,6 @@ def _tuple_float(value, n: int) -> tuple[float, ...]:
 # in that float type; None: one tap as is)
 def _nearest(n: int, m: int, ratio, align_corners: bool, ft=np.float32, offset: float = 0.0):
   """Source rows of nearest (offset 0.5: nearest-exact); PyTorch's index math is float32 here for every dtype."""
-  if not offset and m == 2 * n: return [np.arange(m, dtype=np.int32) >> 1], None  # (PyTorch's nearest, whatever the scale)
   src = np.floor((np.arange(m, dtype=np.float32) + np.float32(offset)) * np.float32(ratio))
   return [np.minimum(src, n - 1).astype(np.int32)], None
 
@@ -203,9 +202,13 @@ class NNOps:
     x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
     for k, (axis, m) in enumerate(zip(range(self.ndim - len(size), self.ndim), size)):
       n = x.shape[axis]
-      if n == m and mode != "nearest-exact": continue  # (PyTorch copies an axis whose size stays, whatever the scale)
+      # PyTorch's linear kernels and its 2-D nearest one copy an axis whose size stays, whatever the scale, and the
+      # 2-D nearest doubles one by i >> 1; its other kernels sample at the scale given (1-D nearest at 1.1 too)
+      plane_nearest = mode == "nearest" and len(size) == 2
+      if n == m and (plane_nearest or mode in ("linear", "bilinear", "trilinear")): continue
       ratio = n / m if scales is None else 1 / scales[k]
-      rows, weights = _RESAMPLE[mode](n, m, ratio, bool(align_corners), np.float64 if x.dtype == dtypes.float64 else np.float32)
+      if plane_nearest and m == 2 * n: rows, weights = [np.arange(m, dtype=np.int32) >> 1], None
+      else: rows, weights = _RESAMPLE[mode](n, m, ratio, bool(align_corners), np.float64 if x.dtype == dtypes.float64 else np.float32)
       taps = [x[(slice(None),) * axis + (type(self)(r, device=self.device),)] for r in rows]
       if weights is None:
         x = taps[0]
