@@ -498,3 +498,19 @@ def test_half_float_softmax_computes_in_float32_and_rounds_once(device):
     np.testing.assert_allclose(probs, exact, rtol=2 ** -8 if dt == dtypes.bfloat16 else 2 ** -11, atol=1e-30 if dt == dtypes.bfloat16 else 6e-8)
     logs = Tensor(row, dtype=dt, device=device).log_softmax(-1).float().numpy()
     np.testing.assert_allclose(logs, np.log(exact), rtol=2 ** -8 if dt == dtypes.bfloat16 else 2 ** -11, atol=1e-7)  # (log(1 + 3e-11) is 0 in float32)
+
+
+def test_float16_pooling_resizing_and_nll_loss_round_once(device):
+  """avg_pool sums a half float window in float32 (four 30000s summed to inf in float16), bicubic interpolate adds
+  its terms in float32 (a constant 60000 image gave inf), each rounded once as PyTorch's; nll_loss of float16
+  log-probabilities is float16 (it came back float32)."""
+  if not Device[device].supports_dtype(dtypes.float16): pytest.skip("no float16 on this device")
+  x = Tensor(np.full((1, 1, 2, 2), 30000, np.float16), device=device)
+  pooled = x.avg_pool2d(2)
+  assert pooled.dtype == dtypes.float16 and pooled.item() == 30000
+  image = Tensor(np.full((1, 1, 4, 4), 60000, np.float16), device=device).interpolate(size=(4, 7), mode="bicubic")
+  assert image.dtype == dtypes.float16
+  np.testing.assert_allclose(image.numpy().astype(np.float32), 60000, rtol=1e-3)
+  logp = Tensor(np.log(np.full((2, 3), 1 / 3, np.float32)).astype(np.float16), device=device)
+  loss = logp.nll_loss(Tensor(np.array([0, 2]), device=device))
+  assert loss.dtype == dtypes.float16 and abs(loss.item() - np.log(3)) < 1e-3

@@ -461,3 +461,15 @@ def test_conv_transpose_output_size_and_interpolate_recompute_scale_factor(devic
   np.testing.assert_allclose(t.interpolate(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True).numpy(),
                              t.interpolate((8, 11), mode="bilinear").numpy(), rtol=1e-6)
   with pytest.raises(ValueError, match="antialias"): t.interpolate((3, 3), mode="bilinear", antialias=True)
+
+
+def test_int64_average_pooling_truncates_as_pytorchs(device):
+  """PyTorch averages int64 windows in integers, truncating toward zero (11 / 4 is 2, -11 / 4 is -2); teeny gave the
+  float32 mean 2.75."""
+  if not Device[device].supports_dtype(dtypes.int64): pytest.skip("no int64 on this device")
+  x = Tensor(np.array([[[[1, 2], [3, 5]]], [[[-1, -2], [-3, -5]]]], np.int64), device=device)
+  out = x.avg_pool2d(2)
+  assert out.dtype == dtypes.int64
+  np.testing.assert_array_equal(out.numpy().ravel(), [2, -2])
+  np.testing.assert_array_equal(x.avg_pool2d(2, divisor_override=3).numpy().ravel(), [3, -3])
+  np.testing.assert_array_equal(x.avg_pool2d(2, padding=1, count_include_pad=False).numpy()[0, 0], [[1, 2], [3, 5]])

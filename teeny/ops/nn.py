@@ -198,8 +198,9 @@ class NNOps:
     if mode not in _RESAMPLE: raise ArgumentError(f"interpolate mode must be one of {sorted(_RESAMPLE)}, got {mode!r}")
     if align_corners is not None and mode.startswith("nearest"): raise ArgumentError(f"align_corners is for the linear and cubic modes, not {mode!r}")
     size, scales = self._resize_to(size, scale_factor, recompute_scale_factor)
-    # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back
-    x = self if mode.startswith("nearest") or dtypes.is_float(self.dtype) else self._float()
+    # nearest only picks elements, so it keeps the dtype; the others compute an int input in float and round back,
+    # and a half float in float32, rounded once (as PyTorch's: float16 terms of 60000 summed to inf)
+    x = self if mode.startswith("nearest") or self.dtype in (dtypes.float32, dtypes.float64) else self.float()
     for k, (axis, m) in enumerate(zip(range(self.ndim - len(size), self.ndim), size)):
       n = x.shape[axis]
       # PyTorch's linear kernels and its 2-D nearest one copy an axis whose size stays, whatever the scale, and the
@@ -219,7 +220,8 @@ class NNOps:
         term = tap * type(self)(w, device=self.device).reshape(shape).cast(x.dtype)
         out = term if out is None else out + term
       x = out
-    if x.dtype != self.dtype:  # (an int input: rounded and clamped back to its dtype, like PyTorch's uint8 images)
+    if x.dtype != self.dtype and dtypes.is_float(self.dtype): x = x.cast(self.dtype)
+    elif x.dtype != self.dtype:  # (an int input: rounded and clamped back to its dtype, like PyTorch's uint8 images)
       x = x.round().clip(dtypes.min(self.dtype), dtypes.max(self.dtype)).cast(self.dtype)
     return x
   def _resize_to(self, size, scale_factor, recompute_scale_factor) -> tuple[tuple[int, ...], tuple[float, ...] | None]:
@@ -367,7 +369,8 @@ class NNOps:
     # a class outside [0, classes) (PyTorch raises; see cross_entropy): NaN, unless the row is ignored
     outside = (target < 0) | (target >= classes)
     loss = (outside if keep is None else keep & outside).where(math.nan, loss)
-    return type(self)._reduction(loss, reduction, count=weights.sum())
+    out = type(self)._reduction(loss, reduction, count=weights.sum())
+    return out.cast(self._float().dtype)  # (a half float's loss: summed in float32, returned in its dtype, as PyTorch's)
   def binary_crossentropy(self, target: Self, reduction: str = "mean", weight: Self | None = None) -> Self:
     """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100, and the gradient PyTorch
     gives, (p - y) / max(p (1 - p), 1e-12) (binary_crossentropy_gradient): finite at p = 0 and 1, where the

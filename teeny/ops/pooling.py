@@ -5,7 +5,7 @@ gradients of pooling use when windows overlap."""
 from __future__ import annotations
 import itertools, math
 from typing import TYPE_CHECKING
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg
 from teeny.ops.constants import _iota
@@ -264,19 +264,24 @@ class PoolingOps:
                  divisor_override: int | None = None, nd: int | None = None) -> Self:
     """Mean over windows of the last two axes (or as many as kernel_size has entries). count_include_pad: padding
     counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does. divisor_override: every
-    window's sum divided by that number instead, as PyTorch's."""
+    window's sum divided by that number instead, as PyTorch's. Half floats sum and divide in float32, rounded once
+    (a float16 window of 30000s summed to inf); int64 divides its integer sums truncating, as PyTorch's (other ints
+    give float32 means: PyTorch has no average of them)."""
     if divisor_override is not None and divisor_override <= 0: raise ArgumentError(f"divisor_override must be positive, got {divisor_override}")
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     axes, full = tuple(range(-nd, 0)), tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
-    x = self._float()
+    if self.dtype in NARROW_FLOATS:
+      return self.float().avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd).cast(self.dtype)
+    x = self if self.dtype == dtypes.int64 else self._float()
     total = x._window_sum(kernel, stride, dilation, full)
-    if divisor_override is not None: return total / divisor_override
-    if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return total / math.prod(kernel)
+    def divided(by): return total.div(by, rounding_mode="trunc") if x.dtype == dtypes.int64 else total / by
+    if divisor_override is not None: return divided(divisor_override)
+    if not ceil_mode and (count_include_pad or all(p == (0, 0) for p in pads)): return divided(math.prod(kernel))
     # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
     ones = type(self).ones(self.shape[-nd:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
-    return total / ones._pool(kernel, stride, dilation).sum(axes)  # (constants: no gradient to take)
+    return divided(ones._pool(kernel, stride, dilation).sum(axes, dtype=x.dtype))  # (constants: no gradient to take)
   def avg_pool1d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
     """avg_pool2d over the last axis only, like torch.nn.functional.avg_pool1d."""
     return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=1)
