@@ -890,3 +890,10 @@ def test_lstm_backward_over_five_steps_compiles_and_is_right(device):
           "print(grad, (ends[0] - ends[1]) / 2e-2)")
   grad, numeric = map(float, run_in_child(code).stdout.split())
   assert np.isfinite(grad) and abs(grad - numeric) <= 1e-2 * max(1.0, abs(numeric)), (grad, numeric)
+
+
+def test_linear_of_no_inputs_is_its_bias(device):
+  """Linear(0, 3) builds (its kaiming bound divided by sqrt(0)) and maps a (2, 0) batch to the bias, as PyTorch's."""
+  layer = Linear(0, 3)
+  out = layer(Tensor.zeros(2, 0, device=device).to(layer.weight.device))
+  np.testing.assert_allclose(out.numpy(), np.broadcast_to(layer.bias.numpy(), (2, 3)))

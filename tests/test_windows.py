@@ -473,3 +473,15 @@ def test_int64_average_pooling_truncates_as_pytorchs(device):
   np.testing.assert_array_equal(out.numpy().ravel(), [2, -2])
   np.testing.assert_array_equal(x.avg_pool2d(2, divisor_override=3).numpy().ravel(), [3, -3])
   np.testing.assert_array_equal(x.avg_pool2d(2, padding=1, count_include_pad=False).numpy()[0, 0], [[1, 2], [3, 5]])
+
+
+def test_functional_convolutions_take_an_unbatched_input(device):
+  """Tensor.conv2d and conv_transpose2d of a (C, H, W) input give (C_out, H', W'), as PyTorch's functional forms
+  (the layers took it; the Tensor methods raised)."""
+  x = np.random.default_rng(0).standard_normal((2, 5, 5)).astype(np.float32)
+  w = np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32)
+  batched = Tensor(x[None], device=device).conv2d(Tensor(w, device=device), padding=1).numpy()[0]
+  np.testing.assert_allclose(Tensor(x, device=device).conv2d(Tensor(w, device=device), padding=1).numpy(), batched, rtol=1e-6)
+  wt = np.random.default_rng(2).standard_normal((2, 3, 3, 3)).astype(np.float32)
+  batched = Tensor(x[None], device=device).conv_transpose2d(Tensor(wt, device=device), stride=2).numpy()[0]
+  np.testing.assert_allclose(Tensor(x, device=device).conv_transpose2d(Tensor(wt, device=device), stride=2).numpy(), batched, rtol=1e-6)

@@ -93,6 +93,7 @@ class NNOps:
       return self.float().conv2d(weight.float(), wide_bias, groups, stride, dilation, padding).cast(self.dtype)
     nd = weight.ndim - 2
     if nd < 1: raise ArgumentError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
+    if self.ndim == nd + 1: return self.unsqueeze(0).conv2d(weight, bias, groups, stride, dilation, padding).squeeze(0)  # (unbatched, as PyTorch's)
     if self.ndim != nd + 2: raise ArgumentError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
     cout, cin_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
     n, cin = self.shape[:2]
@@ -161,6 +162,8 @@ class NNOps:
       wide_bias = None if bias is None else bias.float()
       return self.float().conv_transpose2d(weight.float(), wide_bias, groups, stride, dilation, padding, output_padding).cast(self.dtype)
     nd = weight.ndim - 2
+    if self.ndim == nd + 1:  # (unbatched, as PyTorch's)
+      return self.unsqueeze(0).conv_transpose2d(weight, bias, groups, stride, dilation, padding, output_padding).squeeze(0)
     if self.ndim != nd + 2: raise ArgumentError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
     cin = weight.shape[0]
     if self.shape[1] != cin: raise ArgumentError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")

@@ -171,16 +171,18 @@ class RandomOps:
     return cls.uniform(*shape, low=-bound, high=bound, **kw)
   @classmethod
   def kaiming_uniform(cls, *shape, a: float = 0.01, **kw) -> Self:
-    """He uniform with leaky-relu gain sqrt(2 / (1 + a^2)) and fan_in = prod(shape[1:]), like tinygrad/PyTorch."""
+    """He uniform with leaky-relu gain sqrt(2 / (1 + a^2)) and fan_in = prod(shape[1:]), like tinygrad/PyTorch (a
+    fan_in of 0, nn.Linear(0, n)'s, makes an empty tensor: no bound to compute, as PyTorch's no-op)."""
     shape = _shape_arg(shape)
-    bound = math.sqrt(3.0) * math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
+    fan_in = math.prod(shape[1:])
+    bound = math.sqrt(3.0) * math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(fan_in) if fan_in else 0.0
     return cls.uniform(*shape, low=-bound, high=bound, **kw)
   @classmethod
   def kaiming_normal(cls, *shape, a: float = 0.01, **kw) -> Self:
     """He normal: std sqrt(2 / (1 + a^2)) / sqrt(fan_in), fan_in = prod(shape[1:]), like tinygrad's (torch's
     kaiming_normal_ defaults to a=0)."""
     shape = _shape_arg(shape)
-    std = math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:]))
+    std = math.sqrt(2.0 / (1 + a ** 2)) / math.sqrt(math.prod(shape[1:])) if math.prod(shape[1:]) else 0.0
     return cls.normal(*shape, mean=0.0, std=std, **kw)
   def rand_like(self, **kw) -> Self:
     """rand in self's shape and device, and self's dtype if it is a float (else the default float), like
