@@ -87,8 +87,10 @@ def _product_of_the_others(src: UOp, axes) -> UOp:
   others_sign = sign.reduce(Ops.MUL, axes).expand(src.shape) * sign
   zeros, infinities = any_other(zero), any_other(infinite)
   undefined = any_other(nan).alu(Ops.OR, zeros.alu(Ops.AND, infinities))
-  factor = undefined.where(math.nan, zeros.where(0.0, infinities.where(others_sign * math.inf, 1.0)))
-  return special.where(rest, rest / plain) * factor
+  factor = undefined.where(math.nan, infinities.where(others_sign * math.inf, 1.0))
+  # another zero makes it 0 by where, not by a factor 0: the ordinary elements' product may have overflowed to inf
+  # ([1e15, -1e15, 0, 1, 1e15] gave NaN at the nonzero ones, PyTorch 0)
+  return zeros.alu(Ops.AND, undefined.ne(True)).where(0.0, special.where(rest, rest / plain) * factor)
 
 
 def _expand_grad(ctx: UOp, ret: UOp):

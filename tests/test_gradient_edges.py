@@ -714,6 +714,9 @@ def test_gradients_with_huge_but_finite_values(device):
   x = Tensor([1e15, 1, -2, 0.5, 3], device=device, requires_grad=True)  # std: g * scale overflowed
   (x.std() * 1e30).backward()
   np.testing.assert_allclose(x.grad.numpy(), [4.472136e29] + [-1.118034e29] * 4, rtol=1e-5)
+  x = Tensor([[1e15, -1e15, 0, 1, 1e15]], device=device, requires_grad=True)  # prod: another element is 0, the rest overflow
+  x.prod(1).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), [[0, 0, -np.inf, 0, 0]])
   x = Tensor([[1.0, 2, 3], [4, 4, 4]], device=device, requires_grad=True)  # a constant row: 0, twice
   second = x.std(1).sum().gradient(x)[0].sum().gradient(x)[0]
   np.testing.assert_array_equal(second.numpy(), np.zeros((2, 3)))
