@@ -2,7 +2,7 @@
 singular values, the reconstruction and orthonormal factors, both modes, batches, wide and tall matrices."""
 import numpy as np
 import pytest
-from teeny import Tensor
+from teeny import Tensor, Device, dtypes
 
 rng = np.random.default_rng(4)
 
@@ -89,3 +89,29 @@ def test_svd_of_empty_matrices_and_the_einsum_sublist_form(device):
   _, _, vh = Tensor.zeros(2, 0, 3, device=device).svd()
   np.testing.assert_array_equal(vh.numpy(), np.broadcast_to(np.eye(3), (2, 3, 3)))
   with pytest.raises(TypeError, match="sublist"): Tensor.einsum(Tensor.ones(2, 3, device=device), [0, 1], [1])
+
+
+def test_qr_gradient_is_the_closed_form_at_triangular_inputs(device):
+  """PyTorch's closed-form gradient of qr: at a triangular input (a column already zero below the diagonal, its
+  reflection skipped) the gradient through the reflections was 0 for those entries. Values from torch 2.13; the
+  other shapes (tall, wide, batched) against a central difference."""
+  a = Tensor(np.array([[2.0, 1.0], [0.0, 3.0]], np.float32), device=device, requires_grad=True)
+  q, r = a.qr()
+  (q.sum() + r.sum()).backward()
+  np.testing.assert_allclose(a.grad.numpy(), [[1.0, 1.0], [1.0, 1.0]], rtol=1e-6, atol=1e-6)
+  if not Device[device].supports_dtype(dtypes.float64): return
+  for shape in ((4, 2), (2, 4), (2, 3, 3)):
+    x = rng.standard_normal(shape)
+    weights = [rng.standard_normal(f.shape) for f in np.linalg.qr(x)]
+    def loss(v):
+      qv, rv = Tensor(v, device=device).qr()
+      return ((qv * Tensor(weights[0], device=device)).sum() + (rv * Tensor(weights[1], device=device)).sum()).item()
+    t = Tensor(x, device=device, requires_grad=True)
+    qt, rt = t.qr()
+    ((qt * Tensor(weights[0], device=device)).sum() + (rt * Tensor(weights[1], device=device)).sum()).backward()
+    h, numeric = 1e-6, np.zeros(shape)
+    for i in np.ndindex(*shape):
+      step = np.zeros(shape)
+      step[i] = h
+      numeric[i] = (loss(x + step) - loss(x - step)) / (2 * h)
+    np.testing.assert_allclose(t.grad.numpy(), numeric, rtol=1e-5, atol=1e-7)

@@ -1,13 +1,16 @@
 """Small dense linear algebra as a Tensor mixin: qr (Householder reflections) and svd (one-sided Jacobi rotations
 after a QR), batched over leading axes. Both are built from matmuls and elementwise ops, one reflection or one round
 of rotations at a time, so they suit the small matrices of orthogonal initialisation and the like, not large
-factorisations. Their gradients are the chain rule through those steps (PyTorch's are closed-form)."""
+factorisations. qr's gradient is the closed form PyTorch's and TensorFlow's use (a rule: through the reflections it
+was 0 for entries below the diagonal of a column already zero there, a triangular input's); svd's is the chain rule
+through its steps (PyTorch's is closed-form)."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes
 from teeny.ops.args import ArgumentError
+from teeny.gradient import tensor_rules
 if TYPE_CHECKING:
   from typing import Self
 
@@ -63,9 +66,22 @@ class LinalgOps:
     """Q, R with self = Q @ R, Q orthonormal and R upper triangular, like torch.linalg.qr: mode "reduced" gives Q
     (m, k) and R (k, n) with k = min(m, n), "complete" Q (m, m) and R (m, n). R's diagonal has LAPACK's signs
     (numpy's and PyTorch's): a reflection maps its column to minus the sign of its diagonal times its norm, and a
-    column already zero below the diagonal is left as it is."""
+    column already zero below the diagonal is left as it is. The gradient is PyTorch's closed form (a triangular
+    input's entries below the diagonal got 0 through the reflections); complete mode of a tall matrix, which PyTorch
+    can't differentiate, differentiates through the reflections."""
     self._check_matrix("qr")
     if mode not in ("reduced", "complete"): raise ArgumentError(f"qr mode must be 'reduced' or 'complete', got {mode!r}")
+    q, r = self._householder_qr()
+    m, n = self.shape[-2:]
+    k = min(m, n)
+    if mode == "complete" and m > n: return q, r  # (no closed form: PyTorch refuses this gradient)
+    q, r = q[..., :, :k], r[..., :k, :]
+    # the closed-form gradient, one rule per factor (it is linear in the two factors' incoming gradients)
+    return self._exact_gradient(q, ("qr", "Q"), r), self._exact_gradient(r, ("qr", "R"), q)
+
+  def _householder_qr(self) -> tuple[Self, Self]:
+    """The complete Q (m, m) and R (m, n), by Householder reflections; gradients through them (svd's, which
+    stays finite at a rank-deficient matrix, where the closed form divides by R's zero diagonal)."""
     m, n = self.shape[-2:]
     lead = self.shape[:-2]
     magnitude = self._power_of_two_scale()  # (Q is the scaled matrix's; R is scaled back at the end)
@@ -85,10 +101,7 @@ class LinalgOps:
       scale = (below > 0).where(2 / (below > 0).where(v.square().sum(-2, keepdim=True), 1.0), 0.0)
       r = (r - (scale * v) @ (v.transpose(-1, -2) @ r)).contiguous()
       q = (q - (q @ v) @ (scale * v).transpose(-1, -2)).contiguous()  # (each step stored: no graph that nests)
-    r = r.triu() * magnitude  # (what the reflections left below the diagonal is rounding)
-    if mode == "complete": return q, r
-    k = min(m, n)
-    return q[..., :, :k], r[..., :k, :]
+    return q, r.triu() * magnitude  # (what the reflections left below the diagonal is rounding)
 
   def svd(self, full_matrices: bool = True) -> tuple[Self, Self, Self]:
     """U, S, Vh with self = U @ diag(S) @ Vh, S descending, like torch.linalg.svd: full_matrices gives U (m, m) and
@@ -107,7 +120,7 @@ class LinalgOps:
       u, s, vh = self.transpose(-1, -2).svd(full_matrices)
       return vh.transpose(-1, -2), s, u.transpose(-1, -2)
     magnitude = self._power_of_two_scale()  # (S is the scaled matrix's, scaled back)
-    q, r = (self / magnitude).qr(mode="complete")
+    q, r = (self / magnitude)._householder_qr()
     work = r[..., :n, :].contiguous().realize()
     v = type(self).eye(n, dtype=self.dtype, device=self.device).expand(*self.shape[:-2], n, n).contiguous().realize()
     work, v = work._jacobi_sweeps(v)
@@ -160,3 +173,47 @@ class LinalgOps:
       # realized each round: the next round then reads two buffers, and every round runs the same kernels
       return (x + moved_p @ select_p.transpose(-1, -2) + moved_q @ select_q.transpose(-1, -2)).realize()
     return rotate(self), rotate(v), float(cosine) if not math.isnan(cosine) else math.inf
+
+
+def _times_inverse_rt(x, r):
+  """x R^-T for an upper triangular R (k, k): the columns y_i of Y with Y R^T = x, by back substitution from the
+  last one (y_i = (x_i - sum_j>i R_ij y_j) / R_ii)."""
+  k = r.shape[-1]
+  columns: list = [None] * k
+  for i in reversed(range(k)):
+    rest = x[..., :, i:i + 1]
+    if i + 1 < k: rest = rest - type(x).cat(*columns[i + 1:], dim=-1) @ r[..., i:i + 1, i + 1:].transpose(-1, -2)
+    columns[i] = rest / r[..., i:i + 1, i:i + 1]
+  return type(x).cat(*columns, dim=-1)
+
+
+def _qr_tall_gradient(q, r, dq, dr):
+  """A's gradient for A = QR with m >= n (Q (m, n), R (n, n)), given the incoming gradients dq, dr (either None):
+  Q (dR + tril(Q^T dQ - dQ^T Q + R dR^T - dR R^T) R^-T) + (dQ - Q Q^T dQ) R^-T."""
+  skew, grad = None, None
+  if dr is not None:
+    rdr = r @ dr.transpose(-1, -2)
+    skew, grad = rdr - rdr.transpose(-1, -2), dr
+  if dq is not None:
+    qdq = q.transpose(-1, -2) @ dq
+    skew = qdq - qdq.transpose(-1, -2) if skew is None else skew + (qdq - qdq.transpose(-1, -2))
+  inner = _times_inverse_rt(skew.tril(), r)
+  out = q @ (inner if grad is None else grad + inner)
+  return out if dq is None else out + _times_inverse_rt(dq - q @ qdq, r)
+
+
+def _qr_gradient(arg, grad, value, a, other):
+  """qr's rule for one factor (arg[1]: "Q" or "R"; other is the other factor). A wide A = [X | Y] (m < n) with R =
+  [U | V]: X's gradient is the square one with dQ + Y dV^T, Y's is Q dV."""
+  q, r = (value, other) if arg[1] == "Q" else (other, value)
+  dq, dr = (grad, None) if arg[1] == "Q" else (None, grad)
+  m, n = a.shape[-2:]
+  if m >= n: return _qr_tall_gradient(q, r, dq, dr), None
+  u, y = r[..., :, :m], a[..., :, m:]
+  if dr is None: return _qr_tall_gradient(q, u, dq, None).cat(y.zeros_like(), dim=-1), None
+  dv = dr[..., :, m:]
+  dx = _qr_tall_gradient(q, u, y @ dv.transpose(-1, -2), dr[..., :, :m])
+  return dx.cat(q @ dv, dim=-1), None
+
+
+tensor_rules["qr"] = _qr_gradient
