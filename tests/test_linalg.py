@@ -115,3 +115,16 @@ def test_qr_gradient_is_the_closed_form_at_triangular_inputs(device):
       step[i] = h
       numeric[i] = (loss(x + step) - loss(x - step)) / (2 * h)
     np.testing.assert_allclose(t.grad.numpy(), numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0), (2, 0, 3)])
+def test_qr_of_an_empty_matrix_has_pytorchs_shapes(device, shape):
+  """qr of an empty matrix raised (the max of an empty tensor); PyTorch's factors: a complete Q of a (3, 0) matrix is
+  the identity, everything else empty."""
+  x = Tensor.zeros(*shape, device=device)
+  m, n = shape[-2:]
+  q, r = x.qr()
+  assert q.shape == shape[:-2] + (m, min(m, n)) and r.shape == shape[:-2] + (min(m, n), n)
+  q, r = x.qr(mode="complete")
+  assert q.shape == shape[:-2] + (m, m) and r.shape == shape[:-2] + (m, n)
+  np.testing.assert_array_equal(q.numpy(), np.broadcast_to(np.eye(m), q.shape))

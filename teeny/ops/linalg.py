@@ -71,9 +71,13 @@ class LinalgOps:
     can't differentiate, differentiates through the reflections."""
     self._check_matrix("qr")
     if mode not in ("reduced", "complete"): raise ArgumentError(f"qr mode must be 'reduced' or 'complete', got {mode!r}")
-    q, r = self._householder_qr()
     m, n = self.shape[-2:]
     k = min(m, n)
+    if self.numel() == 0:  # (PyTorch's shapes: a complete Q of a (m, 0) matrix is the identity; the rest are empty)
+      lead, rows = self.shape[:-2], m if mode == "complete" else k
+      q = type(self).eye(m, rows, dtype=self.dtype, device=self.device).expand(*lead, m, rows).contiguous()
+      return q, type(self).zeros(*lead, rows, n, dtype=self.dtype, device=self.device)
+    q, r = self._householder_qr()
     if mode == "complete" and m > n: return q, r  # (no closed form: PyTorch refuses this gradient)
     q, r = q[..., :, :k], r[..., :k, :]
     # the closed-form gradient, one rule per factor (it is linear in the two factors' incoming gradients)
