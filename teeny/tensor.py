@@ -353,9 +353,10 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     if self.uop.op is Ops.MULTI and device in self.device and is_realized(self.uop): out = out.clone()
     return out
   def contiguous(self) -> Tensor:
-    """Self when it already is a buffer of its own (like PyTorch), else a copy into a new one: a kernel boundary."""
-    if self._base is None and is_realized(self._uop): return self
-    return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
+    """Self for a tensor of its own, as PyTorch's (a lazy one becomes a kernel boundary in place); a view's: a copy."""
+    if self._base is not None or (self._leaf and self._requires_grad): return self._new(UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,)))
+    if not is_realized(self._uop) and self._uop.op not in (Ops.ASSIGN, Ops.CONTIGUOUS): self.uop = UOp(Ops.CONTIGUOUS, self.dtype, (self.uop,))
+    return self
   def detach(self) -> Tensor:
     """A view of the same storage that no gradient flows through (like torch's detach, it sees writes to self)."""
     out = self._view(Ops.DETACH, None)

@@ -582,3 +582,19 @@ def test_a_graph_built_before_a_write_into_a_moved_leaf_still_reaches_it(device,
   y = Tensor([1.0, 2.0], device=device, requires_grad=True)
   f(y).backward()
   np.testing.assert_allclose(y.grad.numpy(), [12.0, 20.0])
+
+
+def test_contiguous_of_a_tensor_of_its_own_is_the_tensor(device):
+  """x.contiguous() is x itself for a tensor that isn't a view, realized or lazy (a result, or one with a write
+  pending), as PyTorch's: a write into it reaches x. For a lazy x it was a copy, and such writes were lost."""
+  a = Tensor([1.0, 2.0], device=device) * 2
+  c = a.contiguous()
+  c.add_(100)
+  np.testing.assert_array_equal(a.numpy(), [102.0, 104.0])
+  b = Tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
+  b.mul_(2.0)
+  b.contiguous()[1].sub_(100)
+  np.testing.assert_array_equal(b.numpy(), [[2.0, 4.0], [-94.0, -92.0]])
+  view = b[:, :1]  # a view: a copy of its own, as PyTorch's for a non-contiguous one
+  view.contiguous().add_(1000)
+  np.testing.assert_array_equal(b.numpy()[:, 0], [2.0, -94.0])
