@@ -290,3 +290,16 @@ def test_scatter_reduce_amax_gradient_is_nan_where_the_result_is(device):
   x.scatter_reduce(0, Tensor([0, 0], device=device), src, "amax").sum().backward()
   np.testing.assert_array_equal(x.grad.numpy(), [np.nan, 1.0])
   np.testing.assert_array_equal(src.grad.numpy(), [np.nan, np.nan])
+
+
+def test_scatter_reduce_extremes_count_self_as_pytorch_and_take_no_index(device):
+  """amax/amin with include_self=False count self's old value among a place's ties (PyTorch's rule), giving it no
+  share: x [1, 7], src [1, 7, 7] into places [0, 1, 1] gives src [1/2, 1/3, 1/3] (teeny gave [1, 1/2, 1/2]);
+  an empty index gives self (it raised: the max of an empty tensor)."""
+  x = Tensor([1.0, 7.0], device=device, requires_grad=True)
+  src = Tensor([1.0, 7.0, 7.0], device=device, requires_grad=True)
+  x.scatter_reduce(0, Tensor([0, 1, 1], device=device), src, "amax", include_self=False).sum().backward()
+  np.testing.assert_allclose(src.grad.numpy(), [0.5, 1 / 3, 1 / 3], rtol=1e-6)
+  np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+  empty = Tensor.zeros(4, 5, device=device).scatter_reduce(0, Tensor(np.zeros((0, 5), np.int32), device=device), Tensor.zeros(0, 5, device=device), "amax")
+  np.testing.assert_array_equal(empty.numpy(), np.zeros((4, 5)))

@@ -301,6 +301,7 @@ class IndexingOps:
       raise ArgumentError(f"scatter_reduce reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
     self._check_source("scatter_reduce", src)
     d = self._check_index("scatter_reduce", dim, index, src.shape)
+    if index.numel() == 0: return self._copy_result(self)  # (nothing scattered: amax's empty max raised)
     src = src.shrink(tuple((0, k) for k in index.shape)).transpose(d, -1).unsqueeze(-1)
     x = self.transpose(d, -1)
     hit = index.transpose(d, -1).unsqueeze(-1) == type(self).arange(x.shape[-1], dtype=index.dtype, device=self.device)
@@ -331,7 +332,8 @@ class IndexingOps:
   def _scatter_extreme_gradient(arg: tuple, grad: Self, value: Self, x: Self, src: Self, hit: Self) -> tuple:
     """The gradients of scatter_reduce's amax and amin (in its layout: x (..., places), src (..., k, 1), hit
     (..., k, places) whether src value k goes to a place): a place that received values shares its gradient evenly
-    among those equal to its result, self's value among them with include_self, as PyTorch does; where the result
+    among those equal to its result, self's value counted among them even without include_self (PyTorch's rule:
+    then its share goes to nobody) and given its share only with include_self; where the result
     is NaN every value there gets NaN (PyTorch's 0 / 0: no value equals NaN). Max's own rule would count the
     placeholders that stand for the values a place did not receive (+-inf) among the ties when a value is
     infinite, and split between self and the values' extreme in two steps."""
@@ -342,10 +344,10 @@ class IndexingOps:
     src_wins = hit & equal(src, corner(result).unsqueeze(-2))
     received = hit.any(-2).pad(grow)
     count = src_wins.sum(-2, dtype=grad.dtype).pad(grow)
-    self_wins = equal(x, result) if include_self else None
-    if self_wins is not None: count = count + self_wins.cast(grad.dtype)
+    self_wins = equal(x, result)
+    count = count + self_wins.cast(grad.dtype)
     share = received.where(result.isnan().where(math.nan, grad / count.maximum(1)), 0)
-    kept = 0 if self_wins is None else self_wins.where(share, 0)  # (what self's value gets where values arrived)
+    kept = self_wins.where(share, 0) if include_self else 0  # (what self's value gets where values arrived)
     grad_x = received.where(kept, grad)
     grad_src = src_wins.where(corner(share).unsqueeze(-2), 0).sum(-1, keepdim=True)
     return grad_x, grad_src, None
