@@ -317,7 +317,7 @@ def reference_scatter_extreme_gradients(x, index, src, reduce, include_self, gra
   gradient evenly among those equal to its result (self's value among them with include_self); where the result is
   NaN every value there gets NaN (PyTorch's 0 / 0: no value equals NaN). A place that received nothing passes it to
   self (PyTorch's formula gives an untouched NaN self NaN there too: not followed). With include_self=False, PyTorch
-  also counts self's excluded value among the ties (a share of 1/3 for two tied sources): not followed either."""
+  also counts self's excluded value among the ties (a share of 1/3 for two tied sources), giving it none: followed."""
   grad_x, grad_src = grad.copy(), np.zeros_like(src)
   for place in itertools.product(range(x.shape[0]), range(index.shape[1])):
     sources = [(i, place[1]) for i in range(index.shape[0]) if index[i, place[1]] == place[0]]
@@ -325,7 +325,8 @@ def reference_scatter_extreme_gradients(x, index, src, reduce, include_self, gra
     values = [src[s] for s in sources] + ([x[place]] if include_self else [])
     result = np.nan if np.isnan(values).any() else (max if reduce == "amax" else min)(values)
     def ties(v): return v == result or np.isnan(result)
-    share = grad[place] / sum(ties(v) for v in values) if not np.isnan(result) else np.nan
+    counted = values if include_self else values + [x[place]]
+    share = grad[place] / sum(ties(v) for v in counted) if not np.isnan(result) else np.nan
     grad_x[place] = share if include_self and ties(x[place]) else 0.0
     for s in sources: grad_src[s] += share if ties(src[s]) else 0.0
   return grad_x, grad_src
