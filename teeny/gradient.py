@@ -15,7 +15,9 @@ pow is one: exp2(y * log2 x) differentiates to x^y * y / x, 0/0 at x = 0, where 
 A convolution is another, for speed: its input's gradient is a transposed convolution (the arg is a tuple, the
 rule's name and the convolution's settings). max_pool2d is a third: PyTorch gives each window's gradient to its
 first maximum, where MAX's rule would split it among ties; scatter_reduce's amax and amin a fourth, and a write
-with repeated indices (scatter, setitem) a fifth: each value written gets its place's gradient, as in PyTorch.
+with repeated indices (scatter, setitem) a fifth: each value written gets its place's gradient, as in PyTorch. The
+smooth activations, var and std, lerp, logaddexp, binary_crossentropy_logits and qr have PyTorch's closed forms as
+rules too: their compositions' terms cancel, so an infinite or huge incoming gradient gave inf - inf = NaN.
 Rules in Tensor math that the mixins of teeny/ops/ define go in `tensor_rules` (made custom_gradients ones at
 their first use, with the nodes as tensors that tensor.py makes).
 """
