@@ -109,7 +109,7 @@ def test_conv2d_is_one_kernel_and_checks_channels(device):
   assert GlobalCounters.kernel_count == 1
   with pytest.raises(ValueError, match="channels"): x.conv2d(T(np.ones((4, 2, 3, 3)), device))
   with pytest.raises(ValueError, match="groups"): x.conv2d(w, groups=2)
-  with pytest.raises(ValueError, match="dims"): T(np.ones((3, 6, 6)), device).conv2d(w)
+  with pytest.raises(ValueError, match="dims"): T(np.ones((6, 6)), device).conv2d(w)  # ((3, 6, 6): unbatched, as PyTorch)
   with pytest.raises(ValueError, match="larger than the input"): x.conv2d(T(np.ones((4, 3, 7, 7)), device))
 
 
