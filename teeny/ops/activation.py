@@ -185,7 +185,7 @@ def _x_sigmoid_slope(x: ActivationOps, k: float) -> ActivationOps:
 
 # each: (the DETACH's arg, the incoming gradient, the value, x) -> (x's gradient,)
 tensor_rules["sigmoid"] = lambda arg, grad, value, x: (grad * (value * (1 - value)),)
-tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * ((1 - value) * (1 + value)),)  # (1 - y^2; 1 - y is exact)
+tensor_rules["tanh"] = lambda arg, grad, value, x: (grad * ((1 - value) * (1 + value)),)  # (1 - y^2, its difference exact near 1)
 tensor_rules["gelu"] = lambda arg, grad, value, x: (grad * _gelu_slope(x),)
 tensor_rules["gelu_exact"] = lambda arg, grad, value, x: (grad * _exact_gelu_slope(x),)
 tensor_rules["x_sigmoid"] = lambda arg, grad, value, x: (grad * _x_sigmoid_slope(x, arg[1]),)
