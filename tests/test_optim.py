@@ -618,3 +618,32 @@ def test_step_runs_the_forward_pass_once_when_the_logits_live_on(device):
   data = np.random.default_rng(1)
   x, w1, w2 = (data.standard_normal(s).astype(np.float32) for s in ((16, 12), (8, 12), (3, 8)))
   np.testing.assert_allclose(logits.numpy(), np.maximum(x @ w1.T, 0) @ w2.T, rtol=1e-5, atol=1e-5)
+
+
+def test_param_groups_read_and_set_the_rate_as_pytorch_code_does(device):
+  """opt.param_groups (PyTorch's) is one dict-like group: "lr" reads the rate as it was set (0.1, not float32's
+  0.10000000149) and `g["lr"] = x` writes it into the rate tensor, so TinyJit replays follow, as opt.lr = x does;
+  the other settings read under PyTorch's names and refuse writes (constants of the compiled update)."""
+  from teeny import TinyJit
+  from teeny.nn.optim import OptimizerGroup, StepLR
+  w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
+  opt = SGD([w], lr=0.1, momentum=0.9)
+  group = opt.param_groups[0]
+  assert group["lr"] == 0.1 and group["momentum"] == 0.9 and group["params"] == [w] and "betas" not in group
+  with pytest.raises(KeyError, match="read only"): group["momentum"] = 0.5
+  assert Adam([w], lr=0.01).param_groups[0]["betas"] == (0.9, 0.999)
+  assert len(OptimizerGroup(opt, Adam([Tensor([1.0], device=device, requires_grad=True)])).param_groups) == 2
+  plain = SGD([w], lr=0.1)
+  @TinyJit
+  def step():
+    plain.zero_grad()
+    (w * 2).sum().backward()
+    plain.step()
+    return w.realize()
+  for k in range(5):
+    for g in plain.param_groups: g["lr"] = 0.1 * k
+    step()
+  np.testing.assert_allclose(w.numpy(), [1 - 2 * 0.1 * sum(range(5))], rtol=1e-5)
+  schedule = StepLR(SGD([w], lr=0.3), 1, 0.5)
+  schedule.step()
+  assert schedule.get_last_lr() == [0.15] and schedule.optimizer.param_groups[0]["lr"] == 0.15

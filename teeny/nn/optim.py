@@ -13,6 +13,7 @@ updates order-independent: no update kernel recomputes a gradient from a paramet
 overwritten. The learning rate is a device tensor, so changing it (a schedule) doesn't recompile the kernels."""
 from __future__ import annotations
 import math
+from collections.abc import MutableMapping
 from typing import Iterable
 import numpy as np
 from teeny.dtype import dtypes
@@ -53,11 +54,18 @@ class Optimizer:
   def lr(self, value: float | Tensor):
     """A Tensor becomes the learning rate; a number is written into the one there is, so a TinyJit step that
     captured it reads the new value (a new tensor would leave the replays on the old one)."""
+    self._lr_number = None if isinstance(value, Tensor) else float(value)  # (param_groups gives it back as set)
     if isinstance(value, Tensor) or not hasattr(self, "_lr_tensor"):
       self._lr_tensor = value if isinstance(value, Tensor) else Tensor(np.array(value, dtype=self._lr_dtype), device=self.device)
     else:  # (through float32, or float64 for a float64 rate: a bfloat16 tensor's numpy dtype holds its bits)
       host = np.array(value, np.float64 if self._lr_tensor.dtype == dtypes.float64 else np.float32)
       self._lr_tensor.assign(Tensor(host, device=self._lr_tensor.device).cast(self._lr_tensor.dtype))
+
+  @property
+  def param_groups(self) -> list[ParamGroup]:
+    """PyTorch's view of the settings: one group, a dict-like whose "lr" reads and writes the learning rate
+    (`for g in opt.param_groups: g["lr"] = 0.01`, as PyTorch code sets schedules)."""
+    return [ParamGroup(self)]
 
   def _zeros_like(self, p: Tensor) -> Tensor:
     t = Tensor.zeros(p.shape, dtype=p.dtype, device=p.device).clone()  # clone: a buffer of its own, never shared
@@ -283,6 +291,10 @@ class OptimizerGroup(Optimizer):
 
   def __getitem__(self, i: int) -> Optimizer: return self.optimizers[i]
   def __len__(self) -> int: return len(self.optimizers)
+  @property
+  def param_groups(self) -> list[ParamGroup]:
+    """One group per optimizer of the group (see Optimizer.param_groups)."""
+    return [group for o in self.optimizers for group in o.param_groups]
 
   def zero_grad(self, set_to_none: bool = True):
     """zero_grad() of every optimizer in the group."""
@@ -297,13 +309,43 @@ class OptimizerGroup(Optimizer):
     return [t for o in self.optimizers for t in o.schedule_step()]
 
 
+class ParamGroup(MutableMapping):
+  """One of PyTorch's optimizer.param_groups, over a teeny optimizer: "params" and the settings by PyTorch's names
+  ("lr", "momentum", "weight_decay", "nesterov", "betas", "eps" where the optimizer has them). "lr" reads the rate
+  (from the device) and writes it into the optimizer's rate tensor, so TinyJit replays follow; the others are read
+  only: they are constants of the compiled update kernels (make a new optimizer to change them)."""
+  _NAMES = {"momentum": "momentum", "weight_decay": "weight_decay", "nesterov": "nesterov", "eps": "eps"}
+  def __init__(self, optimizer: Optimizer): self.optimizer = optimizer
+
+  def _settings(self) -> dict:
+    o = self.optimizer
+    held = o.lr.numpy().reshape(-1)[0]
+    # the number last set, where the tensor still holds it (0.1, not float32's 0.10000000149), else what it holds
+    same = o._lr_number is not None and np.array(o._lr_number, held.dtype) == held
+    out = {"params": o.params, "lr": o._lr_number if same else float(held)}
+    out.update({name: getattr(o, attr) for name, attr in self._NAMES.items() if hasattr(o, attr)})
+    if hasattr(o, "b1"): out["betas"] = (o.b1, o.b2)
+    return out
+  def __getitem__(self, key: str):
+    settings = self._settings()
+    if key not in settings: raise KeyError(f"{type(self.optimizer).__name__} has no setting {key!r}; it has {sorted(settings)}")
+    return settings[key]
+  def __setitem__(self, key: str, value):
+    if key != "lr": raise KeyError(f"param_groups' {key!r} is read only here (a constant of the compiled update): only 'lr' can change")
+    self.optimizer.lr = value
+  def __delitem__(self, key: str): raise KeyError(f"param_groups' settings can't be deleted ({key!r})")
+  def __iter__(self): return iter(self._settings())
+  def __len__(self) -> int: return len(self._settings())
+  def __repr__(self) -> str: return f"ParamGroup({ {k: v for k, v in self._settings().items() if k != 'params'} })"
+
+
 class LRScheduler:
   """Sets the optimizer's learning rate for each epoch: call step() once per epoch after the optimizer's steps,
   like PyTorch. The rate is written into the optimizer's lr tensor, so the update kernels don't change."""
   def __init__(self, optimizer: Optimizer):
     if not isinstance(optimizer.lr, Tensor): raise TypeError("the optimizer's lr must be a Tensor for a schedule to set it")
     self.optimizer, self.epoch = optimizer, 0
-    self.base_lr = float(optimizer.lr.numpy().reshape(-1)[0])
+    self.base_lr = ParamGroup(optimizer)["lr"]  # (the number set, 0.1, where the tensor holds it in float32)
     self._set(self.get_lr())
 
   def get_lr(self) -> float:
@@ -321,7 +363,8 @@ class LRScheduler:
   def _set(self, lr: float):
     self.last_lr = lr
     lr_tensor = self.optimizer.lr
-    lr_tensor.assign(Tensor(np.full(lr_tensor.shape, lr, dtype=lr_tensor.dtype.np), device=lr_tensor.device))
+    if lr_tensor.shape == (): self.optimizer.lr = lr  # (the setter writes it into the tensor and remembers the number)
+    else: lr_tensor.assign(Tensor(np.full(lr_tensor.shape, lr, dtype=lr_tensor.dtype.np), device=lr_tensor.device))
 
 
 class LambdaLR(LRScheduler):
