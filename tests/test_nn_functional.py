@@ -434,3 +434,14 @@ def test_interpolate_samples_at_the_scale_where_pytorch_does(device):
   x = np.random.default_rng(0).standard_normal((1, 1, 3, 5)).astype(np.float32)
   want = torch.nn.functional.interpolate(torch.tensor(x), scale_factor=1.1, mode="bicubic").numpy()
   np.testing.assert_allclose(Tensor(x, device=device).interpolate(scale_factor=1.1, mode="bicubic").numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_with_no_keys_or_an_empty_head(device):
+  """No keys give zeros and a head dim of 0 gives the mean of the values, as PyTorch's (the max of an empty row and
+  1 / sqrt(0) raised)."""
+  q = Tensor(np.ones((2, 3, 4), np.float32), device=device)
+  out = q.scaled_dot_product_attention(Tensor.zeros(2, 0, 4, device=device), Tensor.zeros(2, 0, 5, device=device))
+  np.testing.assert_array_equal(out.numpy(), np.zeros((2, 3, 5)))
+  v = np.random.default_rng(1).standard_normal((2, 4, 5)).astype(np.float32)
+  out = Tensor.zeros(2, 3, 0, device=device).scaled_dot_product_attention(Tensor.zeros(2, 4, 0, device=device), Tensor(v, device=device))
+  np.testing.assert_allclose(out.numpy(), np.broadcast_to(v.mean(1, keepdims=True), (2, 3, 5)), rtol=1e-6)

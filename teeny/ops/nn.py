@@ -295,7 +295,11 @@ class NNOps:
       if heads % kv_heads or value.shape[-3] != kv_heads:
         raise ArgumentError(f"grouped-query attention needs key/value heads {kv_heads} dividing the query heads {heads}")
       key, value = key.repeat_interleave(heads // kv_heads, -3), value.repeat_interleave(heads // kv_heads, -3)
-    scores = self.matmul(key.transpose(-2, -1)) * (1 / math.sqrt(self.shape[-1]) if scale is None else scale)
+    if key.shape[-2] == 0:  # (no keys: PyTorch's zeros; the max of an empty row raised)
+      shape = _broadcast_shape(self.shape[:-2], value.shape[:-2]) + (self.shape[-2], value.shape[-1])
+      return type(self).zeros(*shape, dtype=self.dtype, device=self.device)
+    default_scale = 1 / math.sqrt(self.shape[-1]) if self.shape[-1] else 1.0  # (a head dim of 0: all scores 0, PyTorch's mean of v)
+    scores = self.matmul(key.transpose(-2, -1)) * (default_scale if scale is None else scale)
     if is_causal:
       l, s = self.shape[-2], key.shape[-2]
       causal = type(self).ones(l, s, dtype=dtypes.bool, device=self.device).tril()
