@@ -80,20 +80,22 @@ class TranscendentalOps:
     cos, is too: in float16 cos(11) came out 0.7% off)."""
     return self._in_float32(lambda x: x._alu(Ops.SIN))
   def cos(self) -> Self:
-    """cos x = -(-1)^k sin(r), r = |x| - (k + 1/2) pi with k the nearest such zero of cos, pi taken in three parts
-    whose products with k + 1/2 are exact (Cody and Waite's reduction, Cephes' constants): right relative to cos
-    itself near its zeros, where 1 - 2 sin^2(x/2) cancels (tan(1.5707963) was 27% off; float32 within 2 ulp up to
-    |x| = 8192, float64 3 ulp up to 32768, measured). Past those (where the products stop being exact) 1 - 2
-    sin^2(x/2): halving x is exact, so large x keep their absolute accuracy."""
+    """cos x = -(-1)^k sin(r), r = |x| - (k + 1/2) pi with k = floor(|x| / pi) (the identity holds for any integer
+    k; this one makes |r| <= pi/2), pi taken in three parts whose products with k + 1/2 are exact (Cody and
+    Waite's reduction, Cephes' constants): right relative to cos itself near its zeros, where 1 - 2 sin^2(x/2)
+    cancels (tan(1.5707963) was 27% off; now float32 within 2 ulp up to |x| = 8192, float64 3 ulp up to 32768,
+    measured). Past those (where the products stop being exact) 1 - 2 sin^2(x/2): halving x is exact, so large x
+    keep their absolute accuracy. The reduction costs: a float32 cos of 4M elements takes 4.3 ms, 1.3 before."""
     def f(x: Self) -> Self:
       a = x.abs()
-      k = (a * (1 / math.pi) - 0.5).round()
+      k = (a * (1 / math.pi)).floor()
       h = k + 0.5
       high, middle, low, limit = _PI_PARTS[x.dtype]
       r = ((a - h * high) - h * middle) - h * low
       odd = (k - (k * 0.5).floor() * 2) == 1
-      reduced = odd.where(r.sin(), -r.sin())
-      return (a < limit).where(reduced, 1 - 2 * (x * 0.5).sin().square())
+      near = a < limit
+      s = near.where(r, x * 0.5).sin()  # (one sine for both forms)
+      return near.where(odd.where(s, -s), 1 - 2 * s.square())
     return self._in_float32(f)
   def tan(self) -> Self:
     """Tangent, sin(x) / cos(x), like torch.tan (ints: the default float; float16/bfloat16/fp8 in float32)."""
