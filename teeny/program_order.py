@@ -143,14 +143,18 @@ def split_by_capture(tensors: list) -> tuple[list, list]:
 
 
 def accumulated(grad, g):
-  """grad + g: backward() adding to a .grad. Inside a TinyJit's captured call, a .grad made before the call would
-  be read from the capture's buffer by every replay, which never rebinds the attribute (gradients 1, 3, 4, 5 for
-  1, 3, 6, 10): refused."""
+  """grad + g: backward() adding to a .grad, in place (as PyTorch's: a reference kept to the .grad, say one that
+  zero_grad(set_to_none=False) zeroed, sees the sum; it read the zeros) unless the .grad requires grad or is a view
+  other than backward()'s own detach().
+  Inside a TinyJit's captured call, a .grad made before the call would be read from the capture's buffer by every
+  replay, which never rebinds the attribute (gradients 1, 3, 4, 5 for 1, 3, 6, 10): refused."""
   made_before, _ = split_by_capture([grad, grad if grad._base is None else grad._base])
   if len(made_before) == 2:  # (the .grad and what it is a view of, both older than the capture)
     raise RuntimeError("TinyJit: backward() adds to a .grad made before the jitted call, and replays can't follow a "
                        "gradient kept from call to call in the .grad attribute: set the gradients to None inside "
                        "the function (opt.zero_grad()), or keep the running sum in a tensor updated with assign")
+  own = grad._base is None or all(op is Ops.DETACH for op, _ in grad._view_ops)
+  if own and not grad.requires_grad: return grad.assign(grad + g)
   return grad + g
 
 

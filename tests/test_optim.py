@@ -647,3 +647,19 @@ def test_param_groups_read_and_set_the_rate_as_pytorch_code_does(device):
   schedule = StepLR(SGD([w], lr=0.3), 1, 0.5)
   schedule.step()
   assert schedule.get_last_lr() == [0.15] and schedule.optimizer.param_groups[0]["lr"] == 0.15
+
+
+def test_backward_adds_into_the_gradient_tensor_kept(device):
+  """backward() adds into an existing .grad in place, as PyTorch's: after zero_grad(set_to_none=False) a reference
+  kept to the .grad sees the next gradient (it kept reading the zeros), and one kept across two backward() calls
+  sees their sum."""
+  w = Tensor([1.0, 2.0], device=device, requires_grad=True)
+  opt = SGD([w], lr=0.1)
+  (w * w).sum().backward()
+  kept = w.grad
+  opt.zero_grad(set_to_none=False)
+  (w * 3).sum().backward()
+  assert w.grad is kept
+  np.testing.assert_array_equal(kept.numpy(), [3.0, 3.0])
+  (w * w).sum().backward()
+  np.testing.assert_array_equal(kept.numpy(), [5.0, 7.0])
