@@ -663,3 +663,22 @@ def test_backward_adds_into_the_gradient_tensor_kept(device):
   np.testing.assert_array_equal(kept.numpy(), [3.0, 3.0])
   (w * w).sum().backward()
   np.testing.assert_array_equal(kept.numpy(), [5.0, 7.0])
+
+
+def test_step_and_cosine_schedules_go_on_from_a_rate_set_by_hand(device):
+  """StepLR and CosineAnnealingLR step from the current rate, as PyTorch's: a rate set through param_groups between
+  epochs carries on (it was thrown away: each epoch's rate came from the starting one). Rates from torch 2.13."""
+  from teeny.nn.optim import StepLR, CosineAnnealingLR
+  w = Tensor([1.0], device=device, requires_grad=True)
+  step = StepLR(SGD([w], lr=0.1), step_size=2, gamma=0.5)
+  for g in step.optimizer.param_groups: g["lr"] = 0.01
+  rates = []
+  for _ in range(4):
+    step.step()
+    rates.append(step.optimizer.param_groups[0]["lr"])
+  np.testing.assert_allclose(rates, [0.01, 0.005, 0.005, 0.0025], rtol=1e-12)
+  cosine = CosineAnnealingLR(SGD([w], lr=0.05), T_max=4)
+  for _ in range(4): cosine.step()
+  for g in cosine.optimizer.param_groups: g["lr"] = 0.003
+  cosine.step()
+  np.testing.assert_allclose(cosine.get_last_lr(), [0.003 + 0.05 * (1 - math.cos(math.pi / 4)) / 2], rtol=1e-12)

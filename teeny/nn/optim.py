@@ -341,7 +341,8 @@ class ParamGroup(MutableMapping):
 
 class LRScheduler:
   """Sets the optimizer's learning rate for each epoch: call step() once per epoch after the optimizer's steps,
-  like PyTorch. The rate is written into the optimizer's lr tensor, so the update kernels don't change."""
+  like PyTorch. The rate is written into the optimizer's lr tensor, so the update kernels don't change. StepLR and
+  CosineAnnealingLR go on from the current rate, as PyTorch's do (a rate set by hand between steps carries on)."""
   def __init__(self, optimizer: Optimizer):
     if not isinstance(optimizer.lr, Tensor): raise TypeError("the optimizer's lr must be a Tensor for a schedule to set it")
     self.optimizer, self.epoch = optimizer, 0
@@ -351,6 +352,9 @@ class LRScheduler:
   def get_lr(self) -> float:
     """The learning rate for the current epoch (self.epoch); each schedule defines it."""
     raise NotImplementedError
+  def current_lr(self) -> float:
+    """The optimizer's rate now (the number last set, as param_groups reads it: one read from the device)."""
+    return ParamGroup(self.optimizer)["lr"]
   def get_last_lr(self) -> list[float]:
     """[the learning rate last set], a list like torch's get_last_lr (one parameter group here)."""
     return [self.last_lr]
@@ -378,22 +382,28 @@ class LambdaLR(LRScheduler):
 
 
 class StepLR(LRScheduler):
-  """lr = base_lr * gamma ** (epoch // step_size)."""
+  """lr *= gamma every step_size epochs (base_lr * gamma ** (epoch // step_size) when nobody else sets it)."""
   def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
     if step_size <= 0: raise ValueError(f"step_size must be positive, got {step_size}")
     self.step_size, self.gamma = step_size, gamma
     super().__init__(optimizer)
   def get_lr(self) -> float:
-    """base_lr * gamma ** (epoch // step_size)."""
-    return self.base_lr * self.gamma ** (self.epoch // self.step_size)
+    """The current rate, times gamma at every step_size-th epoch."""
+    lr = self.current_lr()
+    return lr * self.gamma if self.epoch and self.epoch % self.step_size == 0 else lr
 
 
 class CosineAnnealingLR(LRScheduler):
-  """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (the closed form, without restarts)."""
+  """PyTorch's recursive form of lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, which it
+  equals when nobody else sets the rate (and which goes back up after T_max, as PyTorch's)."""
   def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
     if T_max <= 0: raise ValueError(f"T_max must be positive, got {T_max}")
     self.T_max, self.eta_min = T_max, eta_min
     super().__init__(optimizer)
   def get_lr(self) -> float:
-    """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
-    return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * self.epoch / self.T_max)) / 2
+    """This epoch's rate from the current one, by PyTorch's steps (the half period past T_max a jump up)."""
+    lr, t, period = self.current_lr(), self.epoch, self.T_max
+    if t == 0: return lr
+    if (t - 1 - period) % (2 * period) == 0: return lr + (self.base_lr - self.eta_min) * (1 - math.cos(math.pi / period)) / 2
+    ratio = (1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
+    return ratio * (lr - self.eta_min) + self.eta_min
