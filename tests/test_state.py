@@ -614,3 +614,13 @@ def test_lazy_torch_load(device, tmp_path):
   for name in ("bf", "e4", "view", "flags"): _assert_same_bits(lazy[name], tensors[name].contiguous())
   os.utime(tmp_path / "m.pt", ns=(1, 1))
   with pytest.raises(ValueError, match="changed after it was loaded"): lazy["e5"].numpy()  # (never used before)
+
+
+def test_load_state_dict_returns_the_keys_that_did_not_match(device):
+  """load_state_dict returns (missing_keys, unexpected_keys), as PyTorch's: strict=False loads what matches and says
+  what didn't (it returned None)."""
+  layer = nn.Linear(2, 3)
+  result = load_state_dict(layer, {"weight": Tensor.ones(3, 2), "extra": Tensor.ones(1)}, strict=False)
+  assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
+  np.testing.assert_array_equal(layer.weight.numpy(), np.ones((3, 2)))
+  assert tuple(load_state_dict(layer, get_state_dict(layer))) == ([], [])

@@ -15,6 +15,7 @@ it, and the memory and time a load takes follow what the file really holds (READ
 write"; tests/test_loader_safety.py)."""
 from __future__ import annotations
 import contextlib, gc, json, operator, os, tempfile
+from typing import NamedTuple
 import numpy as np
 from teeny.dtype import DType, dtypes, STORAGE_FLOATS
 from teeny.tensor import Tensor
@@ -62,11 +63,19 @@ def get_parameters(obj) -> list[Tensor]:
   return list(unique.values())
 
 
-def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool = True) -> None:
+class IncompatibleKeys(NamedTuple):
+  """What load_state_dict returns, like PyTorch's: the model's keys the state lacked, and the state's keys the
+  model has not."""
+  missing_keys: list
+  unexpected_keys: list
+
+
+def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool = True) -> IncompatibleKeys:
   """Copy the values of state_dict into the model's tensors of the same names, in place (with assign), so an
   optimizer already holding those tensors keeps working. Values are converted to each tensor's dtype and moved
   to its device. strict=True (the default) requires the keys to match exactly; a shape mismatch is an error
-  either way. Everything is checked before anything is written: a failed load leaves the model untouched."""
+  either way. Everything is checked before anything is written: a failed load leaves the model untouched.
+  Returns the missing and unexpected keys (empty lists after a strict load), as PyTorch's does."""
   targets = get_state_dict(model)
   # a BatchNorm's step counter, which checkpoints from before PyTorch 0.4.1 lack: kept as it is, as PyTorch does
   missing = [k for k in targets if k not in state_dict and k.rsplit(".", 1)[-1] != "num_batches_tracked"]
@@ -91,6 +100,7 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
     target = targets[name]
     written.append(target.assign(values[name].to(target.device).cast(target.dtype)))
   if realize: Tensor.realize_all(*written)
+  return IncompatibleKeys(missing, unexpected)
 
 
 # ---- safetensors ----
