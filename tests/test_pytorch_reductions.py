@@ -6,7 +6,7 @@ two: the lower one is written out), NaN and empty cases, errors, and against PyT
 (tests/like_torch.py)."""
 import numpy as np
 import pytest
-from teeny import Tensor, dtypes
+from teeny import Tensor, dtypes, Device
 from like_torch import assert_like_torch
 
 nan, inf = np.nan, np.inf
@@ -331,3 +331,29 @@ def test_long_scans_keep_gradients_finite_beside_an_inf(device, n):
   t.cumprod(0).sum().backward()
   grad = t.grad.numpy()
   assert not np.isnan(grad).any() and np.isinf(grad[0]) and grad[n - 50] == 50
+
+
+def test_empty_dim_means_what_pytorch_means(device):
+  """dim=() is every dim for nansum, nanmean and count_nonzero (they reduced none), as for the other reductions;
+  PyTorch's any and all reduce none with it (elementwise), and so do teeny's now (they reduced every dim)."""
+  b = Tensor([1.0, float("nan"), 2.0, 4.0], device=device)
+  assert b.nansum(dim=()).item() == 7.0 and abs(b.nanmean(dim=()).item() - 7 / 3) < 1e-6
+  assert b.nansum(dim=(), keepdim=True).shape == (1,)
+  a = Tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 4.0]], device=device)
+  assert a.count_nonzero(dim=()).item() == 4
+  np.testing.assert_array_equal(a.any(dim=()).numpy(), [[True, False, True], [False, True, True]])
+  np.testing.assert_array_equal(a.all(dim=[]).numpy(), [[True, False, True], [False, True, True]])
+  assert a.any().item() and not a.all().item()
+
+
+def test_half_float_scans_round_each_prefix_once(device):
+  """float16/bfloat16 cumsum and cumprod scan in float32 and round each prefix once, as PyTorch's: past 512 elements
+  the block offsets were half floats too (1000 x 0.1 in float16 ended at 99.94, not 100)."""
+  if not Device[device].supports_dtype(dtypes.float16): pytest.skip("no float16 on this device")
+  x = Tensor(np.full(1000, 0.1, np.float32), device=device).cast(dtypes.float16)
+  sums = x.cumsum(0)
+  assert sums.dtype == dtypes.float16 and sums[-1].item() == 100.0
+  values = np.random.default_rng(0).standard_normal(1000).astype(np.float16)
+  want = np.cumsum(values.astype(np.float64)).astype(np.float16)
+  got = Tensor(values, device=device).cumsum(0).numpy()
+  assert (np.abs(got.astype(np.float64) - want) <= np.spacing(np.abs(want)).astype(np.float64)).all()

@@ -17,17 +17,17 @@ class ArgumentError(ValueError, RuntimeError):
   the same calls), so code written for either catches it."""
 
 
-def takes_dim(method):
+def takes_dim(method, empty_is_every_axis: bool = True):
   """A method that takes `axis` also takes PyTorch's name for it, `dim=` (x.sum(dim=1), x.softmax(dim=-1)); naming
   the axis twice is an error. An empty dim=() or [] means every axis, as in PyTorch's reductions (tinygrad's
-  axis=() reduces none)."""
+  axis=() reduces none), unless empty_is_every_axis is False (PyTorch's any and all reduce none then)."""
   @functools.wraps(method)
   def with_dim(self, *args, **kwargs):
     if "dim" in kwargs:
       if args or "axis" in kwargs:
         raise TypeError(f"{method.__name__}() got the axis twice: dim= and axis (dim is PyTorch's name for axis)")
       dim = kwargs.pop("dim")
-      kwargs["axis"] = None if isinstance(dim, (tuple, list)) and not dim else dim
+      kwargs["axis"] = None if empty_is_every_axis and isinstance(dim, (tuple, list)) and not dim else dim
     return method(self, *args, **kwargs)
   return with_dim
 

@@ -49,18 +49,20 @@ class PyTorchReduceOps:
     if dim is not None and not isinstance(dim, int): raise TypeError(f"aminmax takes one dim (an int) or None, got {dim!r}")
     return MinMax(self.amin(dim, keepdim), self.amax(dim, keepdim))
   def nansum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Self:
-    """The sum over dim with NaNs counted as 0, like torch.nansum (ints sum in int64; no gradient to the NaNs)."""
-    return self.isnan().where(0, self).sum(dim, keepdim, dtype=dtype)
+    """The sum over dim with NaNs counted as 0, like torch.nansum (ints sum in int64; no gradient to the NaNs;
+    dim=() is every dim, as PyTorch's: it summed none)."""
+    return self.isnan().where(0, self).sum(_all_if_empty(dim, self.ndim), keepdim, dtype=dtype)
   def nanmean(self, dim=None, keepdim: bool = False, *, dtype=None) -> Self:
     """The mean of the numbers over dim, NaNs left out, like torch.nanmean: NaN where there are none. Int tensors
     give the default float, as teeny's mean does (PyTorch raises)."""
     x = self.cast(dtype) if dtype is not None else self._float()
+    dim = _all_if_empty(dim, self.ndim)
     numbers = x.isnan().logical_not().sum(dim, keepdim)
     return x.nansum(dim, keepdim) / numbers
   def count_nonzero(self, dim=None) -> Self:
     """How many elements over dim (an int or a tuple; all by default) are not 0, as int64, like
-    torch.count_nonzero (NaN counts)."""
-    return (self != 0).sum(dim)
+    torch.count_nonzero (NaN counts; dim=() is every dim, as there)."""
+    return (self != 0).sum(_all_if_empty(dim, self.ndim))
   def equal(self, other) -> bool:
     """Whether self and other have the same shape and equal elements (NaN equals nothing), a Python bool like
     torch.equal's (it reads the data)."""

@@ -4,7 +4,7 @@ goes through _reduce, which folds a reduce of a constant into the constant (cons
 REDUCE_AXIS node. How a long sum is split into several kernels is the scheduler's choice (teeny/schedule/shaping.py),
 made for every graph, gradients included."""
 from __future__ import annotations
-import math
+import functools, math
 from typing import TYPE_CHECKING, NamedTuple, Any
 import numpy as np
 from teeny.dtype import dtypes, promote, to_dtype, NARROW_FLOATS
@@ -205,14 +205,14 @@ class ReduceOps:
     lowest = self == dtypes.min(self.dtype)
     negated = -(lowest.where(0, self))
     return lowest.any(axis, keepdim).where(lowest.argmax(axis, keepdim), negated.argmax(axis, keepdim))
-  @takes_dim
+  @functools.partial(takes_dim, empty_is_every_axis=False)  # (PyTorch's any(dim=()) reduces none)
   def any(self, axis=None, keepdim=False) -> Self:
     """A bool tensor: whether any element over the axes is nonzero (False over an empty axis), like torch.any (a
     uint8 tensor gives uint8, as there)."""
     if any(self.shape[a] == 0 for a in self._axes(axis)): out = type(self).full(self._reduced_shape(axis, keepdim), False, device=self.device)
     else: out = (self != 0).max(axis, keepdim)
     return out.cast(dtypes.uint8) if self.dtype == dtypes.uint8 else out
-  @takes_dim
+  @functools.partial(takes_dim, empty_is_every_axis=False)
   def all(self, axis=None, keepdim=False) -> Self:
     """A bool tensor: whether every element over the axes is nonzero (True over an empty axis), like torch.all (a
     uint8 tensor gives uint8, as there)."""
@@ -303,8 +303,10 @@ class ReduceOps:
   @takes_dim
   def cumsum(self, axis: int = 0, dtype=None) -> Self:
     """Inclusive prefix sum along axis, in dtype when given (like torch.cumsum's). bool and int tensors sum in int64
-    (like PyTorch)."""
-    return (self.cast(dtype) if dtype is not None else self._accumulating())._scan("sum", axis)
+    (like PyTorch); half floats in float32, each prefix rounded once, as PyTorch's (past 512 elements the block
+    offsets were rounded to the half float too: 1000 x 0.1 in float16 ended at 99.94, not 100)."""
+    x = self.cast(dtype) if dtype is not None else self._accumulating()
+    return x.float()._scan("sum", axis).cast(x.dtype) if x.dtype in NARROW_FLOATS else x._scan("sum", axis)
   @takes_dim
   def logcumsumexp(self, axis: int = 0) -> Self:
     """log(cumsum(exp(x))) along axis without overflow or underflow, like torch.logcumsumexp: each prefix is a
@@ -313,8 +315,9 @@ class ReduceOps:
   @takes_dim
   def cumprod(self, axis: int = 0, dtype=None) -> Self:
     """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too), in dtype when
-    given. bool and int tensors multiply in int64."""
-    return (self.cast(dtype) if dtype is not None else self._accumulating())._scan("prod", axis)
+    given. bool and int tensors multiply in int64; half floats in float32, rounded once (as cumsum)."""
+    x = self.cast(dtype) if dtype is not None else self._accumulating()
+    return x.float()._scan("prod", axis).cast(x.dtype) if x.dtype in NARROW_FLOATS else x._scan("prod", axis)
   @takes_dim
   def cummin(self, axis: int = 0) -> tuple[Self, Self]:
     """(values, indices) of the running minimum along axis, like torch.cummin (see cummax for the indices)."""
