@@ -84,17 +84,20 @@ class ActivationOps:
     return (self > 0).where(self, self * neg_slope)
   leaky_relu = leakyrelu
   def elu(self, alpha: float = 1.0) -> Self:
-    """x where x > 0, else alpha * (e^x - 1), like torch's elu (the gradient at 0 from the exp side)."""
-    def f(x: Self) -> Self:  # (half floats in float32, as PyTorch's: e^-20 is 0 in float16)
+    """x where x > 0, else alpha * (e^x - 1), like torch's elu (the gradient at 0 from the exp side; its own
+    gradient there 0, as PyTorch's double backward: _elu_slope)."""
+    return self._elu_like(alpha, 1.0)
+  def _elu_like(self, alpha: float, scale: float) -> Self:
+    """x where x > 0, else alpha * (e^(x / scale) - 1): elu (scale 1) and celu (scale alpha), half floats in
+    float32 (as PyTorch's: e^-20 is 0 in float16)."""
+    def f(x: Self) -> Self:
       below = x <= 0
-      return below.where(alpha * below.where(x, 0)._expm1(), x)  # e^x - 1 only of x <= 0: finite both ways
+      value = below.where(alpha * (below.where(x, 0) * (1 / scale))._expm1(), x)  # (e^x - 1 only of x <= 0: finite)
+      return x._exact_gradient(value, ("elu", alpha, scale))
     return self._in_float32(f)
   def celu(self, alpha: float = 1.0) -> Self:
     """x where x > 0, else alpha * (e^(x / alpha) - 1), like torch's celu."""
-    def f(x: Self) -> Self:
-      below = x <= 0
-      return below.where(alpha * (below.where(x, 0) / alpha)._expm1(), x)
-    return self._in_float32(f)
+    return self._elu_like(alpha, alpha)
   def selu(self, alpha: float = 1.6732632423543772, gamma: float = 1.0507009873554805) -> Self:
     """gamma * elu(x, alpha), like torch's selu, with its constants (tinygrad's defaults are rounded to 1.67326 and
     1.0507: 1e-6 off, 8 ulp of float32)."""
@@ -170,6 +173,14 @@ def _exact_gelu_slope(x: ActivationOps) -> ActivationOps:
   return 0.5 * (x * -(1 / math.sqrt(2))).erfc() + near * (near * near * -0.5).exp() * (1 / math.sqrt(2 * math.pi))
 
 
+def _elu_slope(x: ActivationOps, alpha: float, scale: float) -> ActivationOps:
+  """d/dx of elu-like x: alpha / scale e^(x / scale) below 0, the same constant at 0 (PyTorch takes the exp side
+  there, and its second derivative is 0 at 0: a constant has none), 1 above. The exponential sees only x <= 0
+  (e^1e4 in the branch not taken made the second derivative inf * 0 = NaN)."""
+  below, ratio = x < 0, alpha / scale
+  return below.where(ratio * (below.where(x, 0.0) * (1 / scale)).exp(), (x == 0).where(x.full_like(ratio), 1.0))
+
+
 def _mish_slope(x: ActivationOps) -> ActivationOps:
   """d/dx of x tanh(softplus x): tanh(s) + x tanh'(s) sigmoid(x), with s = softplus(x)."""
   s = x.softplus()
@@ -191,6 +202,7 @@ tensor_rules["gelu_exact"] = lambda arg, grad, value, x: (grad * _exact_gelu_slo
 tensor_rules["x_sigmoid"] = lambda arg, grad, value, x: (grad * _x_sigmoid_slope(x, arg[1]),)
 tensor_rules["softplus"] = lambda arg, grad, value, x: (grad * (x * arg[1]).sigmoid(),)
 tensor_rules["mish"] = lambda arg, grad, value, x: (grad * _mish_slope(x),)
+tensor_rules["elu"] = lambda arg, grad, value, x: (grad * _elu_slope(x, arg[1], arg[2]),)
 tensor_rules["softsign"] = lambda arg, grad, value, x: (grad / (1 + x.abs()) / (1 + x.abs()),)  # ((1 + |x|)^2 overflows float16)
 # hardswish: 0 up to -3 (included), x / 3 + 1/2 below 3, then 1 (NaN too), as PyTorch's
 tensor_rules["hardswish"] = lambda arg, grad, value, x: ((x <= -3).where(0.0, (x < 3).where(grad * (x / 3 + 0.5), grad)),)
