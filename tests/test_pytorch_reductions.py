@@ -357,3 +357,14 @@ def test_half_float_scans_round_each_prefix_once(device):
   want = np.cumsum(values.astype(np.float64)).astype(np.float16)
   got = Tensor(values, device=device).cumsum(0).numpy()
   assert (np.abs(got.astype(np.float64) - want) <= np.spacing(np.abs(want)).astype(np.float64)).all()
+
+
+def test_median_of_an_empty_tensor(device):
+  """median()/nanmedian() of an empty float tensor is NaN from it (backward() gives its empty gradient; it raised: no
+  tensor requiring grad was used), and of an empty int tensor keeps the dtype, as PyTorch's (it gave float32)."""
+  for name in ("median", "nanmedian"):
+    x = Tensor(np.zeros((0,), np.float32), device=device, requires_grad=True)
+    out = getattr(x, name)()
+    out.backward()
+    assert np.isnan(out.item()) and x.grad.shape == (0,)
+  assert Tensor(np.zeros((0,), np.int32), device=device).median().dtype == dtypes.int32

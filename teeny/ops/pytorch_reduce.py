@@ -89,7 +89,10 @@ class PyTorchReduceOps:
   def _of_all(self, name: str, ignore_nan: bool, keepdim: bool) -> Self:
     """median() or nanmedian() of every element: the value, with its gradient shared evenly (see the module)."""
     if keepdim: raise TypeError(f"{name}() takes keepdim only with a dim, as PyTorch's")
-    if self.numel() == 0: return type(self).full((), math.nan, dtype=self._float().dtype, device=self.device)
+    if self.numel() == 0:  # (PyTorch's: NaN of a float tensor, from it, so backward() gives its empty gradient;
+      # an int tensor keeps its dtype, PyTorch's value its smallest)
+      if not dtypes.is_float(self.dtype): return type(self).full((), dtypes.min(self.dtype), dtype=self.dtype, device=self.device)
+      return self.sum() * math.nan
     flat = self.flatten()
     value = flat._order_statistic(name, 0, False, _median_position(ignore_nan)).values
     return self._exact_gradient(value, "shared_evenly")
