@@ -159,10 +159,12 @@ def _tanh_slope(u: ActivationOps) -> ActivationOps: return 4 * _logistic_slope(2
 def _gelu_slope(x: ActivationOps) -> ActivationOps:
   """d/dx of x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3): (1 + tanh u) / 2 + x/2 tanh'(u) u', the first
   term as sigmoid(2u) (1 + tanh u cancels where u < 0: 1% off at x = -5). Past |x| = 10 it is 1 or 0 to float64's
-  precision: x is clipped there, so x^3 can't overflow into 0 * inf."""
-  x = x.clip(-10.0, 10.0)
-  u = _gelu_inner(x)
-  return (2 * u).sigmoid() + 0.5 * x * _tanh_slope(u) * (math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x))
+  precision: taken as those there (x clipped inside, so x^3 can't overflow into 0 * inf; the clipped slope of -10,
+  -3e-36, was no answer at -20)."""
+  near = x.clip(-10.0, 10.0)
+  u = _gelu_inner(near)
+  slope = (2 * u).sigmoid() + 0.5 * near * _tanh_slope(u) * (math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * near * near))
+  return (x < -10).where(0.0, (x > 10).where(1.0, slope))
 
 
 def _exact_gelu_slope(x: ActivationOps) -> ActivationOps:
