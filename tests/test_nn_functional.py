@@ -445,3 +445,25 @@ def test_attention_with_no_keys_or_an_empty_head(device):
   v = np.random.default_rng(1).standard_normal((2, 4, 5)).astype(np.float32)
   out = Tensor.zeros(2, 3, 0, device=device).scaled_dot_product_attention(Tensor.zeros(2, 4, 0, device=device), Tensor(v, device=device))
   np.testing.assert_allclose(out.numpy(), np.broadcast_to(v.mean(1, keepdims=True), (2, 3, 5)), rtol=1e-6)
+
+
+def test_regression_and_distribution_losses_and_cosine_similarity(device):
+  """l1_loss, smooth_l1_loss (beta), huber_loss (delta), kl_div (log_target, "batchmean") and cosine_similarity,
+  PyTorch's formulas (they were missing), against numpy."""
+  rng = np.random.default_rng(0)
+  x, y = rng.standard_normal((4, 5)).astype(np.float32), (rng.standard_normal((4, 5)) * 2).astype(np.float32)
+  a, b, d = Tensor(x, device=device), Tensor(y, device=device), np.abs(x - y)
+  np.testing.assert_allclose(a.l1_loss(b).numpy(), d.mean(), rtol=1e-6)
+  np.testing.assert_allclose(a.smooth_l1_loss(b, "none", beta=0.5).numpy(), np.where(d < 0.5, d * d, d - 0.25), rtol=1e-6)
+  np.testing.assert_allclose(a.huber_loss(b, "sum", delta=2.0).numpy(), np.where(d < 2, 0.5 * d * d, 2 * (d - 1)).sum(), rtol=1e-5)
+  p = rng.dirichlet(np.ones(5), 4).astype(np.float32)
+  p[0, 1] = 0  # (a zero target adds nothing: 0 log 0 is 0)
+  logq = np.log(rng.dirichlet(np.ones(5), 4)).astype(np.float32)
+  terms = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1)) - logq), 0)
+  np.testing.assert_allclose(Tensor(logq, device=device).kl_div(Tensor(p, device=device), "batchmean").numpy(), terms.sum() / 4, rtol=1e-5)
+  logp = np.log(p + 1e-3).astype(np.float32)
+  np.testing.assert_allclose(Tensor(logq, device=device).kl_div(Tensor(logp, device=device), "none", log_target=True).numpy(),
+                             np.exp(logp) * (logp - logq), rtol=1e-5, atol=1e-7)
+  cosine = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+  np.testing.assert_allclose(a.cosine_similarity(b).numpy(), cosine, rtol=1e-5)
+  np.testing.assert_array_equal(Tensor.zeros(2, 3, device=device).cosine_similarity(Tensor(x[:2, :3], device=device)).numpy(), [0, 0])

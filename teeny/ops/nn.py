@@ -1,7 +1,8 @@
 """Neural network functions as a Tensor mixin, composed from the other ops: linear, convolution (the input's sliding
 windows are a view, pooling.py's _pool; the convolution a multiply and a sum), transposed convolution,
-interpolation, layer and batch normalization, dropout, scaled dot-product attention, and the losses (cross entropy,
-binary cross entropy, mean squared error). Pooling is pooling.py's."""
+interpolation, layer and batch normalization, dropout, scaled dot-product attention, the losses (cross entropy,
+nll, binary cross entropy, mean squared error, l1, smooth l1, huber, kl divergence) and cosine similarity. Pooling is
+pooling.py's."""
 from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
@@ -404,6 +405,32 @@ class NNOps:
     """Mean squared error against target (broadcast like the operators), like torch's mse_loss; reduction 'mean',
     'sum' or 'none'."""
     return type(self)._reduction((self - target).square(), reduction)
+  def l1_loss(self, target: Self, reduction: str = "mean") -> Self:
+    """Mean absolute error against target (broadcast), like torch's l1_loss."""
+    return type(self)._reduction((self - target).abs(), reduction)
+  def smooth_l1_loss(self, target: Self, reduction: str = "mean", beta: float = 1.0) -> Self:
+    """PyTorch's smooth_l1_loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta 0: l1_loss)."""
+    if beta < 0: raise ArgumentError(f"smooth_l1_loss beta must be >= 0, got {beta}")
+    d = (self - target).abs()
+    return type(self)._reduction(d if beta == 0 else (d < beta).where(0.5 * d.square() / beta, d - 0.5 * beta), reduction)
+  def huber_loss(self, target: Self, reduction: str = "mean", delta: float = 1.0) -> Self:
+    """PyTorch's huber_loss: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    if delta <= 0: raise ArgumentError(f"huber_loss delta must be > 0, got {delta}")
+    d = (self - target).abs()
+    return type(self)._reduction((d < delta).where(0.5 * d.square(), delta * (d - 0.5 * delta)), reduction)
+  def kl_div(self, target: Self, reduction: str = "mean", log_target: bool = False) -> Self:
+    """PyTorch's kl_div with self the log-probabilities: target (log target - self), 0 where target is 0
+    (xlogy), or with log_target e^target (target - self). reduction "batchmean" divides the sum by the batch size
+    (dim 0), as PyTorch's; "mean" by the element count."""
+    loss = target.exp() * (target - self) if log_target else target.xlogy(target) - target * self
+    if reduction == "batchmean": return loss.sum() / (self.shape[0] if self.ndim else 1)
+    return type(self)._reduction(loss, reduction)
+  def cosine_similarity(self, other: Self, dim: int = 1, eps: float = 1e-8) -> Self:
+    """The cosine of the angle between self and other along dim (broadcast), like torch's cosine_similarity: each
+    divided by max(its norm, eps) first, then their products summed."""
+    a, b = self._float_operands(other)
+    def unit(v: Self) -> Self: return v / v.norm(2, dim, keepdim=True).maximum(eps)
+    return (unit(a) * unit(b)).sum(dim)
 
 
 def _bce_logits_gradient(arg, grad, value, x, y, pos_weight=None):
