@@ -318,25 +318,30 @@ class ParamGroup(MutableMapping):
   def __init__(self, optimizer: Optimizer): self.optimizer = optimizer
 
   def _settings(self) -> dict:
+    """The settings, "lr" as None: it is read from the device only when asked for (_lr)."""
     o = self.optimizer
-    held = o.lr.numpy().reshape(-1)[0]
-    # the number last set, where the tensor still holds it (0.1, not float32's 0.10000000149), else what it holds
-    same = o._lr_number is not None and np.array(o._lr_number, held.dtype) == held
-    out = {"params": o.params, "lr": o._lr_number if same else float(held)}
+    out = {"params": o.params, "lr": None}
     out.update({name: getattr(o, attr) for name, attr in self._NAMES.items() if hasattr(o, attr)})
     if hasattr(o, "b1"): out["betas"] = (o.b1, o.b2)
     return out
+  def _lr(self) -> float:
+    """The rate: the number last set, where the tensor still holds it (0.1, not float32's 0.10000000149), else what
+    it holds."""
+    o = self.optimizer
+    held = o.lr.numpy().reshape(-1)[0]
+    same = o._lr_number is not None and np.array(o._lr_number, held.dtype) == held
+    return o._lr_number if same else float(held)
   def __getitem__(self, key: str):
     settings = self._settings()
     if key not in settings: raise KeyError(f"{type(self.optimizer).__name__} has no setting {key!r}; it has {sorted(settings)}")
-    return settings[key]
+    return self._lr() if key == "lr" else settings[key]
   def __setitem__(self, key: str, value):
     if key != "lr": raise KeyError(f"param_groups' {key!r} is read only here (a constant of the compiled update): only 'lr' can change")
     self.optimizer.lr = value
   def __delitem__(self, key: str): raise KeyError(f"param_groups' settings can't be deleted ({key!r})")
   def __iter__(self): return iter(self._settings())
   def __len__(self) -> int: return len(self._settings())
-  def __repr__(self) -> str: return f"ParamGroup({ {k: v for k, v in self._settings().items() if k != 'params'} })"
+  def __repr__(self) -> str: return f"ParamGroup({ {k: self[k] for k in self if k != 'params'} })"
 
 
 class LRScheduler:

@@ -387,26 +387,28 @@ class ReduceOps:
     return out
 
 
-def _var_gradient(arg, grad, value, x):
-  """var's rule: the incoming gradient (at the reduced shape, kept dims or not) times 2 (x - mean) / (n - correction),
-  inf where that count is 0 (as the value divides by it)."""
-  _, axes, correction = arg
+def _deviations(x, axes: tuple, correction: int):
+  """What var's and std's rules share: x - mean(x) (the mean taken out twice, as the value's two sums do), the
+  reduced shape with its dims kept (where the incoming gradient is reshaped to), and 2 / (n - correction), inf
+  where that count is 0 (as the value divides by it)."""
   count = max(0, math.prod(x.shape[a] for a in axes) - correction)
   d = x - x.mean(axes, keepdim=True).detach()
-  kept = tuple(1 if i in axes else size for i, size in enumerate(x.shape))
-  return (grad.reshape(kept) * ((d - d.mean(axes, keepdim=True)) * (2 / count if count else math.inf)),)
+  return d - d.mean(axes, keepdim=True), x._reduced_shape(axes, True), (2 / count if count else math.inf)
+
+
+def _var_gradient(arg, grad, value, x):
+  """var's rule: the incoming gradient (at the reduced shape, kept dims or not) times 2 (x - mean) / (n - correction)."""
+  centered, kept, factor = _deviations(x, arg[1], arg[2])
+  return (grad.reshape(kept) * (centered * factor),)
 
 
 def _std_gradient(arg, grad, value, x):
   """std's rule, PyTorch's: (g / 2 std) (2 / (n - correction)) (x - mean), 0 where std is 0 (a constant row)."""
-  _, axes, correction = arg
-  count = max(0, math.prod(x.shape[a] for a in axes) - correction)
-  d = x - x.mean(axes, keepdim=True).detach()
-  kept = tuple(1 if i in axes else size for i, size in enumerate(x.shape))
+  centered, kept, factor = _deviations(x, arg[1], arg[2])
   std = value.reshape(kept)
   zero = std == 0
-  share = (grad.reshape(kept) / (zero.where(1.0, std) * 2)) * (2 / count if count else math.inf)  # (1 / 0 kept out: a NaN second derivative)
-  return (zero.where(0.0, share * (d - d.mean(axes, keepdim=True))),)
+  share = (grad.reshape(kept) / (zero.where(1.0, std) * 2)) * factor  # (1 / 0 kept out: a NaN second derivative)
+  return (zero.where(0.0, share * centered),)
 
 
 tensor_rules["var"] = _var_gradient
