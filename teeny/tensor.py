@@ -19,7 +19,7 @@ from teeny.helpers import snapshot, CONTEXT_FLAGS
 from teeny.gradient import compute_gradient, restore_graphs, checked_gradient_target
 from teeny import gradient as gradient_rules  # (the module: `gradient` is a Tensor method and an argument here)
 from teeny.engine.tensors import realize_tensors, read_tensor, grad_realized, kept_graphs, written_graphs, unique_ids, constant_in_graphs_built_before
-from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _broadcast_shape, _shape_arg
+from teeny.ops.args import ArgumentError, Scalar, _canon_axis, _canon_axes, _broadcast_shape, _shape_arg, _pad_pairs, _size_arg
 from teeny.ops.constants import _const_at
 from teeny.ops.creation import _from_host
 from teeny.ops.mixins import TensorOps
@@ -27,7 +27,7 @@ from teeny.ops.sharding import canonical_device
 from teeny import multi
 from teeny.ops import writes
 from teeny import program_order
-from teeny.variable import is_symbolic, checked, as_size
+from teeny.variable import is_symbolic, checked
 
 # tensors the user marked requires_grad=True, by id (a WeakSet compares a tensor added again with ==, elementwise)
 _grad_leaves: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -443,12 +443,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
   def pad(self, padding, mode: str = "constant", value: Scalar = 0.0) -> Tensor:
     """padding: ((before, after), ...) per axis (None for none), or PyTorch's flat (last_before, last_after, ...).
     mode: "constant" (value), or "reflect", "replicate", "circular" like torch.nn.functional.pad (ops/join.py)."""
-    if padding and all(isinstance(p, int) for p in padding):
-      if len(padding) % 2 or len(padding) // 2 > self.ndim: raise ArgumentError(f"flat padding {padding} doesn't fit shape {self.shape}")
-      pairs = [(0, 0)] * self.ndim
-      for i in range(len(padding) // 2): pairs[self.ndim - 1 - i] = (padding[2 * i], padding[2 * i + 1])
-      padding = pairs
-    padding = tuple((0, 0) if p is None else tuple(as_size(n) for n in p) for p in padding)  # (Variables: their values)
+    padding = _pad_pairs(padding, self.ndim)  # (sizes checked: a float made a shape of floats)
     if len(padding) != self.ndim: raise ArgumentError(f"padding {padding} needs one pair per axis of shape {self.shape}")
     if mode != "constant": return self._copy_result(self._pad_from_edges(padding, mode))
     if any(b < 0 or a < 0 for b, a in padding):  # negative padding crops, like PyTorch
@@ -461,7 +456,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return inside.where(out, Tensor.full((), value, dtype=self.dtype, device=self.device))
   def shrink(self, arg) -> Tensor:
     """A view of the window arg: a (start, end) per axis, None for all of it (tinygrad's shrink; slicing is [])."""
-    arg = tuple((0, s) if a is None else tuple(a) for a, s in zip(arg, self.shape))
+    arg = tuple((0, s) if a is None else tuple(x if is_symbolic(x) else _size_arg(x, "shrink's bound") for x in a) for a, s in zip(arg, self.shape))
     if len(arg) != self.ndim: raise ArgumentError(f"shrink {arg} needs one (start, end) per axis of shape {self.shape}")
     if any(is_symbolic(x) for a in arg for x in a): return self[tuple(slice(b, e) for b, e in arg)]  # (ops/variables.py)
     if any(not 0 <= b <= e <= s for (b, e), s in zip(arg, self.shape)): raise ArgumentError(f"shrink {arg} is out of bounds for shape {self.shape}")
@@ -471,14 +466,13 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     """The elements in reverse order along the axes (all by default; x.flip(0, 1) as x.flip((0, 1))). A new tensor,
     like torch.flip; x[::-1] is a view of x instead, like numpy."""
     if more_axes: axis = (axis, *more_axes)
-    axes = [_canon_axis(a, self.ndim) for a in (range(self.ndim) if axis is None else ([axis] if isinstance(axis, int) else axis))]
-    if len(set(axes)) != len(axes): raise ArgumentError(f"flip: axis {axis} names an axis twice")
+    axes = _canon_axes(tuple(range(self.ndim)) if axis is None else axis, self.ndim, "flip")
     axes = tuple(sorted(a for a in axes if self.ndim and self.shape[a] > 1))  # (a 0-d tensor takes axis 0 or -1)
     return self._copy_result(self) if not axes else self._new(UOp(Ops.FLIP, self.dtype, (self.uop,), axes))
   def squeeze(self, dim=None) -> Tensor:
     """A view without the size-1 axes (all, or those among dim: an int or a tuple), like torch.squeeze."""
     if dim is None: return self.reshape(tuple(s for s in self.shape if s != 1))
-    dims = {_canon_axis(d, self.ndim) for d in ([dim] if isinstance(dim, int) else dim)}
+    dims = _canon_axes(dim, self.ndim, "squeeze")
     return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
   def unsqueeze(self, dim: int) -> Tensor:
     """A view with a new size-1 axis at dim (negative counts from the end of the result), like torch.unsqueeze."""
@@ -486,8 +480,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
   def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """A view with axes start_dim to end_dim (included) merged into one, like torch.flatten; 0-d gives shape (1,)."""
+    a, b = _canon_axis(start_dim, self.ndim), _canon_axis(end_dim, self.ndim)  # (0-d: 0 and -1 name its one "axis")
+    if a > b: raise ArgumentError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     if self.ndim == 0: return self.reshape(1)
-    a, b = _canon_axis(start_dim, self.ndim), _canon_axis(end_dim, self.ndim)
     return self.reshape(self.shape[:a] + (math.prod(self.shape[a:b + 1]),) + self.shape[b + 1:])
 
   # ---- binary ops (unary math is teeny/ops/elementwise.py) ----

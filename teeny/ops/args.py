@@ -39,6 +39,22 @@ def _canon_axis(axis: int, ndim: int) -> int:
   return int(axis) % n if ndim else 0
 
 
+def _canon_axes(axes, ndim: int, what: str) -> list[int]:
+  """One axis or a sequence of them as canonical axes, each in range and none named twice (as PyTorch refuses)."""
+  out = [_canon_axis(a, ndim) for a in (axes if isinstance(axes, (tuple, list)) else [axes])]
+  if len(set(out)) != len(out): raise ArgumentError(f"{what}: dim {axes} names an axis twice (a repeated dim)")
+  return out
+
+
+def _int_arg(value, what: str, error: type[Exception] = TypeError) -> int:
+  """An argument that must be an int, as PyTorch's are (a numpy int, or a 0-d int tensor, which PyTorch reads too):
+  a float, bool or string raises TypeError here, where int() would quietly truncate 1.5 to 1 or read True as 1."""
+  if getattr(value, "ndim", None) == 0 and isinstance(getattr(value, "dtype", None), DType) and dtypes.is_int(value.dtype):
+    value = value.item()
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)): raise error(f"{what} must be an int, got {value!r}")
+  return int(value)
+
+
 def _fits(values: range, dtype: DType) -> bool:
   """Whether every value of a range fits dtype."""
   return not values or (dtypes.min(dtype) <= min(values[0], values[-1]) and max(values[0], values[-1]) <= dtypes.max(dtype))
@@ -76,6 +92,23 @@ def _shape_arg(shape, keep: tuple[int, ...] | None = None) -> tuple[int, ...]:
   return tuple(int(s) for s in shape)
 
 
+def _size_arg(value, what: str) -> int:
+  """A size given as one number (a split's length, a window, a pad): an int, or an expression over bound
+  Variables (its value now, variable.as_size); a float would make a shape of floats that only fails at realize."""
+  return as_size(value) if is_symbolic(value) else _int_arg(value, what, SizeError)
+
+
+def _pad_pairs(padding, ndim: int) -> tuple:
+  """pad()'s padding as one (before, after) pair (or None) per axis: PyTorch's flat (last_before, last_after, ...)
+  turned into pairs; each size an int, or bound Variables (their values now)."""
+  if padding and all(not isinstance(p, (tuple, list)) and p is not None for p in padding):
+    if len(padding) % 2 or len(padding) // 2 > ndim: raise ArgumentError(f"flat padding {tuple(padding)} doesn't fit {ndim} dimensions")
+    pairs = [(0, 0)] * ndim
+    for i in range(len(padding) // 2): pairs[ndim - 1 - i] = (padding[2 * i], padding[2 * i + 1])
+    padding = pairs
+  return tuple((0, 0) if p is None else tuple(_size_arg(n, "padding") for n in p) for p in padding)
+
+
 def _new_shape(shape) -> tuple[int, ...]:
   """The shape of a new tensor: ints >= 0."""
   shape = _shape_arg(shape)
@@ -85,9 +118,10 @@ def _new_shape(shape) -> tuple[int, ...]:
 
 def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
   """An int or a sequence of n ints (stride, dilation, kernel size, ...), each at least `least`."""
-  out = (value,) * n if isinstance(value, int) else tuple(value)
-  if len(out) != n or any(not isinstance(v, int) or v < least for v in out):
-    raise ArgumentError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
+  out = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+  if len(out) != n: raise ArgumentError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
+  out = tuple(_size_arg(v, name) for v in out)
+  if any(v < least for v in out): raise ArgumentError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
   return out
 
 
@@ -108,8 +142,8 @@ def conv_padding(padding, kernel: tuple[int, ...], stride: tuple[int, ...], dila
 def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
   """Padding for n spatial dims as (before, after) pairs: an int, one int per dim, or PyTorch's flat
   (last_before, last_after, ...) of 2n ints."""
-  if isinstance(padding, int): return ((padding, padding),) * n
-  padding = tuple(padding)
+  if not isinstance(padding, (tuple, list)): padding = (padding,) * n
+  padding = tuple(_size_arg(p, "padding") for p in padding)
   if len(padding) == n: return tuple((p, p) for p in padding)
   if len(padding) == 2 * n: return tuple((padding[2 * i], padding[2 * i + 1]) for i in reversed(range(n)))
   raise ArgumentError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")

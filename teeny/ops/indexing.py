@@ -9,7 +9,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.uop import Ops
 from teeny.gradient import tensor_rules
-from teeny.ops.args import ArgumentError, IndexDtypeError, Scalar, _broadcast_shape, _canon_axis
+from teeny.ops.args import ArgumentError, IndexDtypeError, Scalar, _broadcast_shape, _canon_axis, _int_arg
 from teeny.ops import variables
 from teeny.ops.constants import _iota
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -36,6 +36,12 @@ class IndexingOps:
     x = self._basic_index(plan)
     if not plan.tensors: return x
     return x._take(plan.tensor_axes, plan.tensors).permute(plan.result_order)
+
+  def __iter__(self):
+    """The tensor's rows (along its first axis), like PyTorch's; a 0-d tensor has none and raises TypeError
+    (Python's fallback through __getitem__ stopped at x[0]'s IndexError: a silently empty iteration)."""
+    if self.ndim == 0: raise TypeError("iteration over a 0-d tensor")
+    return (self[i] for i in range(self.shape[0]))
 
   def __setitem__(self, index, value):
     """x[index] = value for every index form of __getitem__: an in-place write through the indexed view into x's
@@ -369,6 +375,7 @@ class IndexingOps:
     """int32 one-hot vectors along a new last axis. num_classes=-1 reads max()+1 from the data (the one place an
     op reads the device: pass num_classes to stay lazy)."""
     if dtypes.is_float(self.dtype) or self.dtype == dtypes.bool: raise TypeError(f"one_hot needs an int tensor, got {self.dtype}")
+    num_classes = _int_arg(num_classes, "one_hot's num_classes")  # (2.5 made 3 classes)
     if num_classes == -1: num_classes = int(self.max().item()) + 1 if self.numel() else 0
     if num_classes < 0: raise ArgumentError(f"one_hot num_classes must be >= 0 or -1, got {num_classes}")
     hit = self.unsqueeze(-1) == type(self).arange(num_classes, dtype=dtypes.int32, device=self.device)  # (int32: 300 classes of uint8)

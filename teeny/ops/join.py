@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from teeny.dtype import dtypes, promote, STORAGE_FLOATS
 from teeny.uop import Ops, UOp
-from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
+from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg, _int_arg, _size_arg
 from teeny.runtime.device import Device
 from teeny.ops.sharding import first_device
 from teeny import multi
@@ -20,11 +20,15 @@ def _tensors_joined(first, others: tuple, what: str, dim: int) -> tuple[list, in
   """cat's and stack's tensors and dim: a list or tuple of them (Tensor.cat([a, b]), and then dim may follow it
   as PyTorch's torch.cat(ts, 1) gives it) or the arguments (a.cat(b)), never both (Tensor.stack((a, b), c) left c
   out)."""
-  if not isinstance(first, (list, tuple)): return [first, *others], dim
-  if len(others) == 1 and isinstance(others[0], int) and not isinstance(others[0], bool): others, dim = (), others[0]
-  if others: raise ArgumentError(f"{what} takes the tensors as one list or as arguments, not both: got a list and {len(others)} more")
-  if not first: raise ArgumentError(f"{what} needs at least one tensor")
-  return list(first), dim
+  if not isinstance(first, (list, tuple)): tensors = [first, *others]
+  else:
+    if len(others) == 1 and isinstance(others[0], int) and not isinstance(others[0], bool): others, dim = (), others[0]
+    if others: raise ArgumentError(f"{what} takes the tensors as one list or as arguments, not both: got a list and {len(others)} more")
+    if not first: raise ArgumentError(f"{what} needs at least one tensor")
+    tensors = list(first)
+  for t in tensors:
+    if not isinstance(t, JoinOps): raise TypeError(f"{what} takes tensors, got {type(t).__name__}")
+  return tensors, dim
 
 
 class JoinOps:
@@ -34,8 +38,8 @@ class JoinOps:
     a.cat(b, c, dim=1) (tinygrad) or Tensor.cat([a, b, c], dim=1) (like torch.cat). dtypes promote like PyTorch."""
     tensors, dim = _tensors_joined(self, others, "cat", dim)
     first = tensors[0]
+    if first.ndim == 0: raise ArgumentError("cat of 0-d tensors: they have no axis to join along (stack them, or reshape to (1,))")
     for t in tensors:
-      if not isinstance(t, JoinOps): raise TypeError(f"cat takes tensors, got {type(t).__name__}")
       if t.device != first.device: raise RuntimeError(f"cat of tensors on different devices: {first.device} and {t.device}")
       if t.ndim != first.ndim: raise ArgumentError(f"cat of tensors with different numbers of dimensions: {first.shape} and {t.shape}")
     d = _canon_axis(dim, first.ndim)
@@ -66,7 +70,7 @@ class JoinOps:
   def roll(self, shifts, dims=None) -> Self:
     """Elements shifted along dims, those pushed off the end coming back at the start, like torch.roll; with no
     dims, over the flattened tensor."""
-    shifts = tuple(shifts) if isinstance(shifts, (list, tuple)) else (shifts,)
+    shifts = tuple(_int_arg(s, "roll's shifts") for s in (shifts if isinstance(shifts, (list, tuple)) else (shifts,)))
     if dims is None:
       if len(shifts) != 1: raise ArgumentError(f"roll over the flattened tensor takes one shift, got {shifts}: give dims")
       return self.flatten().roll(shifts, 0).reshape(self.shape)
@@ -116,7 +120,8 @@ class JoinOps:
     and a last axis of `size` is appended (a view; tinygrad instead puts the window axis right after dim)."""
     d = _canon_axis(dim, self.ndim)
     n = self.shape[d] if self.ndim else 1
-    if not isinstance(size, int) or not isinstance(step, int) or size < 0 or step < 1 or size > n:
+    size, step = _size_arg(size, "unfold's size"), _size_arg(step, "unfold's step")
+    if size < 0 or step < 1 or size > n:
       raise ArgumentError(f"unfold of an axis of size {n} needs 0 <= size <= {n} and step >= 1, got size={size}, step={step}")
     x = self.reshape(1) if not self.ndim else self
     if size == 0 and not self.ndim: return x.shrink(((0, 0),))  # (a 0-d tensor's one window of none: shape (0,))
@@ -140,10 +145,10 @@ class JoinOps:
     """pad_to's and shrink_to's sizes, given as ints or one tuple: one per axis (None: the axis as it is)."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else shape
     if len(shape) != self.ndim: raise ArgumentError(f"{what} {shape} needs one size per axis of shape {self.shape}")
-    return shape
+    return tuple(None if n is None else _size_arg(n, f"{what}'s sizes") for n in shape)
   def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Self:
     """The diagonal of the (dim1, dim2) planes as the last axis, like torch.diagonal (offset > 0: above it)."""
-    d1, d2 = _canon_axis(dim1, self.ndim), _canon_axis(dim2, self.ndim)
+    d1, d2, offset = _canon_axis(dim1, self.ndim), _canon_axis(dim2, self.ndim), _int_arg(offset, "diagonal's offset")
     if d1 == d2: raise ArgumentError(f"diagonal needs two different dims, got {dim1} and {dim2}")
     rest = [i for i in range(self.ndim) if i not in (d1, d2)]
     x = self.permute(rest + [d1, d2])
@@ -158,6 +163,7 @@ class JoinOps:
     return padded.reshape(*square.shape[:-1], n, n + 1)[..., 0]
   def diag(self, diagonal: int = 0) -> Self:
     """Like torch.diag: a 1-d tensor as the diagonal of a square matrix (zeros elsewhere), a 2-d tensor's diagonal."""
+    diagonal = _int_arg(diagonal, "diag's diagonal")  # (a float made a matrix of float size)
     if self.ndim == 2: return self.diagonal(diagonal)
     if self.ndim != 1: raise ArgumentError(f"diag takes a 1-d or 2-d tensor, got shape {self.shape}")
     n, k = self.shape[0], abs(diagonal)
@@ -188,12 +194,14 @@ class JoinOps:
     return JoinOps.cat(*[t.unsqueeze(d) for t in tensors], dim=d)
   def split(self, sizes: int | Sequence[int], dim: int = 0) -> tuple[Self, ...]:
     """Pieces of length `sizes` along dim (the last may be shorter), or pieces of the listed lengths."""
+    if self.ndim == 0: raise ArgumentError("split of a 0-d tensor: it has no axis to split")
     d = _canon_axis(dim, self.ndim)
     n = self.shape[d]
-    if isinstance(sizes, int):
+    if not isinstance(sizes, (tuple, list)):
+      sizes = _size_arg(sizes, "split's size")
       if sizes <= 0: raise ArgumentError(f"split size must be positive, got {sizes}")
       sizes = [min(sizes, n - start) for start in range(0, n, sizes)] or [0]
-    sizes = list(sizes)
+    sizes = [_size_arg(s, "split's sizes") for s in sizes]
     if sum(sizes) != n or any(s < 0 for s in sizes): raise ArgumentError(f"split sizes {sizes} don't add up to {n} along dim {dim}")
     out, start = [], 0
     for s in sizes:
@@ -202,7 +210,9 @@ class JoinOps:
     return tuple(out)
   def chunk(self, chunks: int, dim: int = 0) -> tuple[Self, ...]:
     """At most `chunks` pieces of equal length (the last shorter), like torch.chunk."""
+    chunks = _int_arg(chunks, "chunk's chunks")  # (1.5 made pieces of ceil(n / 1.5))
     if chunks <= 0: raise ArgumentError(f"chunk needs a positive number of chunks, got {chunks}")
+    if self.ndim == 0: raise ArgumentError("chunk of a 0-d tensor: it has no axis to split")
     n = self.shape[_canon_axis(dim, self.ndim)]
     if n == 0: return (self,) * chunks  # (as PyTorch: an empty axis gives `chunks` empty pieces)
     return self.split(max(1, math.ceil(n / chunks)), dim)
@@ -227,11 +237,14 @@ class JoinOps:
     return x.reshape(tuple(r * s for r, s in zip(repeats, base)))
   def repeat_interleave(self, repeats: int, dim: int | None = None) -> Self:
     """Each element repeated `repeats` times in a row along dim (flattened when dim is None)."""
+    repeats = _int_arg(repeats, "repeat_interleave's repeats")
+    if repeats < 0: raise ArgumentError(f"repeat_interleave: repeats must be >= 0, got {repeats}")  # (-1 gave x unchanged)
     x, d = (self.flatten(), 0) if dim is None else (self, _canon_axis(dim, self.ndim))
     x = x.unsqueeze(d + 1)
     return x.expand(x.shape[:d + 1] + (repeats,) + x.shape[d + 2:]).flatten(d, d + 1)._own()
   def _triangle(self, diagonal: int, upper: bool) -> Self:
     if self.ndim < 2: raise ArgumentError(f"tril/triu need at least 2 dimensions, got shape {self.shape}")
+    diagonal = _int_arg(diagonal, f"{'triu' if upper else 'tril'}'s diagonal")  # (0.5 acted as 1)
     rows, cols = self.shape[-2:]
     r = type(self).arange(rows, dtype=dtypes.int32, device=self.device).reshape(rows, 1)
     c = type(self).arange(cols, dtype=dtypes.int32, device=self.device).reshape(1, cols)

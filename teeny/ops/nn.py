@@ -10,15 +10,24 @@ import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
-from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _tuple_arg, _padding_arg, conv_padding, _broadcast_shape
+from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _int_arg, _tuple_arg, _padding_arg, conv_padding, _broadcast_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 
 def _tuple_float(value, n: int) -> tuple[float, ...]:
-  out = (float(value),) * n if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+  out = tuple(float(v) for v in value) if isinstance(value, (tuple, list)) else (float(value),) * n
   if len(out) != n or any(v <= 0 for v in out): raise ArgumentError(f"scale_factor must be a positive number or {n} of them, got {value!r}")
   return out
+
+
+def _check_output_padding(output_padding: tuple, stride: tuple, dilation: tuple) -> None:
+  """A transposed convolution's output_padding only picks among the sizes a stride (or dilation) makes possible,
+  so it is smaller than one of them, as PyTorch requires; a larger one grew the output past them."""
+  for op, s, d in zip(output_padding, stride, dilation):
+    if op >= s and op >= d:
+      raise ArgumentError(f"conv_transpose: output_padding {output_padding} must be smaller than the stride {stride} or the "
+                          f"dilation {dilation} on each axis")
 
 
 # interpolate's sampling along one axis of n to m elements, as PyTorch computes it (source positions in float32, or
@@ -112,7 +121,9 @@ class NNOps:
     windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
     # (the scheduler may read the filters from a copy with the output channel innermost: schedule/shaping.py)
     w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
-    out = (windows * w).sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))))
+    products = windows * w
+    # an int convolution keeps its dtype, as PyTorch's (and an int matmul) do: sum() alone would give int64
+    out = products.sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))), dtype=None if dtypes.is_float(products.dtype) else products.dtype)
     out = out.reshape((n, cout) + outs)
     pads = _padding_arg(padding, nd)
     if all(p >= 0 for pair in pads for p in pair) and dtypes.is_float(out.dtype):
@@ -171,6 +182,9 @@ class NNOps:
     if groups <= 0 or cin % groups: raise ArgumentError(f"conv_transpose groups={groups} must divide the input channels {cin}")
     stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
     padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
+    _check_output_padding(output_padding, stride, dilation)
+    cout = weight.shape[1] * groups
+    if bias is not None and bias.shape != (cout,): raise ArgumentError(f"conv_transpose bias of shape {bias.shape}, expected ({cout},)")
     out = self._transposed_conv(weight, groups, stride, dilation, tuple((p, p - op) for p, op in zip(padding, output_padding)))
     return out if bias is None else out + bias.reshape((1, out.shape[1]) + (1,) * nd)
   def _transposed_conv(self, weight: Self, groups: int, stride: tuple, dilation: tuple, cut: tuple) -> Self:
@@ -232,15 +246,32 @@ class NNOps:
     """interpolate's output sizes, and the scales it samples at: given a scale_factor, the sampling steps are
     1 / scale, as in PyTorch (not in / out), unless recompute_scale_factor; given a size, None (in / out)."""
     if (size is None) == (scale_factor is None): raise ArgumentError("interpolate needs exactly one of size and scale_factor")
-    scales = None
-    if size is not None: size = (size,) if isinstance(size, int) else tuple(size)
+    if size is not None and recompute_scale_factor:
+      raise ArgumentError("interpolate: recompute_scale_factor is for a scale_factor, not with an explicit size (as in PyTorch)")
+    given, name = (size, "size") if size is not None else (scale_factor, "scale_factor")
+    count, scales = self._resized_axes(given, name), None
+    if size is not None:
+      sizes = tuple(_int_arg(m, "interpolate's size") for m in (size if isinstance(size, (tuple, list)) else (size,) * count))
     else:
-      count = len(scale_factor) if isinstance(scale_factor, (tuple, list)) else self.ndim - 2
       scales = _tuple_float(scale_factor, count)
-      size = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
+      sizes = tuple(int(math.floor(n * s)) for n, s in zip(self.shape[-count:], scales))
       if recompute_scale_factor: scales = None
-    if len(size) > self.ndim: raise ArgumentError(f"interpolate to {size}: more axes than the tensor's shape {self.shape}")
-    return size, scales
+    if any(m <= 0 for m in sizes): raise ArgumentError(f"interpolate: output sizes must be > 0, got {sizes} from input {self.shape}")
+    return sizes, scales
+  def _resized_axes(self, given, name: str) -> int:
+    """How many trailing axes interpolate resizes: PyTorch's spatial axes (all but batch and channels), one value
+    of `given` per axis or one for all; a 1-d or 2-d tensor (tinygrad's form, which PyTorch refuses) names the
+    last len(given) axes. A wrong count raised: it resized the channel axis, or only the last one."""
+    is_sequence = isinstance(given, (tuple, list))
+    if self.ndim >= 3:
+      if is_sequence and len(given) != self.ndim - 2:
+        raise ArgumentError(f"interpolate: {name} {tuple(given)} must have one value per spatial axis: {self.ndim - 2} for input "
+                            f"shape {self.shape} (its first two axes are batch and channels)")
+      return self.ndim - 2
+    if not is_sequence or not 0 < len(given) <= self.ndim:
+      raise ArgumentError(f"interpolate of a {self.ndim}-d tensor (no batch or channel axes) takes a tuple of at most {self.ndim} "
+                          f"{name} values, one per trailing axis to resize, got {given!r}")
+    return len(given)
   @takes_dim
   def normalize(self, p: float = 2.0, axis=1, eps: float = 1e-12) -> Self:
     """self / max(||self||_p, eps) along axis, like torch.nn.functional.normalize (dim=1 by default), the norm of

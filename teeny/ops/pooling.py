@@ -7,7 +7,7 @@ import itertools, math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
-from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg
+from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg, _size_arg
 from teeny.ops.constants import _iota
 from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -72,6 +72,31 @@ def _picked_by_comparing(windows, real, kernel: tuple):
     wins = mine_nan.where(~other_nan | (position >= i), ~other_nan & beats)
     picked = wins if picked is None else picked & wins
   return picked
+
+
+def _check_pool_padding(kernel: tuple, dilation: tuple, pads: tuple, name: str) -> None:
+  """Padding of at most half a window's span on each side, PyTorch's rule: with more, some windows hold padding
+  only, and max pooling gave -inf there, average pooling without count_include_pad NaN. (A negative pad, which
+  crops, is teeny's leniency.)"""
+  for k, d, (lo, hi) in zip(kernel, dilation, pads):
+    half = (d * (k - 1) + 1) // 2
+    if lo > half or hi > half:
+      raise ArgumentError(f"{name}: padding {max(lo, hi)} is more than half the window (kernel_size {k}, dilation {d}): "
+                          f"at most {half}, as in PyTorch")
+
+
+def _unpool_size(output_size, default: tuple, stride: tuple) -> tuple[int, ...]:
+  """max_unpool2d's output_size (the spatial sizes, or a whole shape with them last): each within a stride of the
+  default size, PyTorch's rule (a larger plane is not the one the pooled indices number: values land elsewhere)."""
+  nd = len(default)
+  given = tuple(output_size)
+  if len(given) not in (nd, nd + 2): raise ArgumentError(f"max_unpool: output_size {given} must have {nd} or {nd + 2} sizes")
+  spatial = tuple(_size_arg(n, "max_unpool's output_size") for n in given[-nd:])
+  for n, want, s in zip(default, spatial, stride):
+    if not n - s < want < n + s:
+      raise ArgumentError(f"max_unpool: output_size {given} can't come from this pooling: each size must be between {n - s} "
+                          f"and {n + s} (exclusive) around the default {default}, as in PyTorch")
+  return spatial
 
 
 class PoolingOps:
@@ -155,6 +180,7 @@ class PoolingOps:
     elements (never its padding, also when they are all -inf), or its last NaN, as PyTorch's CPU kernel picks."""
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
+    _check_pool_padding(kernel, dilation, pads, "max_pool")
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
     full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
@@ -253,9 +279,8 @@ class PoolingOps:
     nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2
     if indices.shape != self.shape: raise ArgumentError(f"max_unpool2d indices of shape {indices.shape} must match the input {self.shape}")
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
-    if output_size is None:
-      output_size = tuple((n - 1) * s - lo - hi + d * (k - 1) + 1 for n, k, s, d, (lo, hi) in zip(self.shape[-nd:], kernel, stride, dilation, pads))
-    spatial = tuple(output_size)[-nd:]
+    default = tuple((n - 1) * s - lo - hi + d * (k - 1) + 1 for n, k, s, d, (lo, hi) in zip(self.shape[-nd:], kernel, stride, dilation, pads))
+    spatial = default if output_size is None else _unpool_size(output_size, default, stride)
     lead = self.shape[:-nd]
     flat_values, flat_indices = self.reshape(*lead, -1), indices.reshape(*lead, -1)
     out = type(self).zeros(*lead, math.prod(spatial), dtype=self.dtype, device=self.device).scatter(-1, flat_indices, flat_values)
@@ -270,6 +295,7 @@ class PoolingOps:
     if divisor_override is not None and divisor_override <= 0: raise ArgumentError(f"divisor_override must be positive, got {divisor_override}")
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
+    _check_pool_padding(kernel, dilation, pads, "avg_pool")
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     axes, full = tuple(range(-nd, 0)), tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
     if self.dtype in NARROW_FLOATS:

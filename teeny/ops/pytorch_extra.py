@@ -12,7 +12,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from teeny.dtype import dtypes, to_dtype, normalize_const, rounded_to, NARROW_FLOATS
-from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg
+from teeny.ops.args import ArgumentError, _canon_axis, _shape_arg, _int_arg
 from teeny.ops.pytorch import DtypeError, check_tensor, _has_float64
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -26,13 +26,6 @@ class SignLogAbsDet(NamedTuple):
   """slogdet's result, like torch's: the determinant's sign (0 for a singular matrix) and log |det|."""
   sign: Any
   logabsdet: Any
-
-
-def _int_arg(value, what: str) -> int:
-  """An int argument (a numpy int, or a 0-d int tensor, which PyTorch reads, too): bools and floats raise."""
-  if isinstance(value, PyTorchExtraOps) and value.ndim == 0 and dtypes.is_int(value.dtype): value = value.item()
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)): raise TypeError(f"{what} must be an int, got {value!r}")
-  return int(value)
 
 
 def _tensor_list(tensors, name: str) -> list:
@@ -282,6 +275,7 @@ class PyTorchExtraOps:
     minlength int64 zeros, also with weights, as PyTorch's. The gradient reaches weights (PyTorch has none)."""
     if self.dtype == dtypes.bool or not dtypes.is_int(self.dtype): raise DtypeError(f"bincount counts ints, got {self.dtype} (as in PyTorch)")
     if self.ndim != 1: raise ArgumentError(f"bincount only supports 1-d non-negative integral inputs, got shape {self.shape}")
+    minlength = _int_arg(minlength, "bincount's minlength")  # (2.5 made 3 bins)
     if minlength < 0: raise ArgumentError(f"bincount minlength should be >= 0, got {minlength}")
     if weights is not None:
       check_tensor(weights, "bincount's weights")

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, NamedTuple, Any
 from teeny.dtype import dtypes
 from teeny.gradient import tensor_rules
-from teeny.ops.args import ArgumentError, _canon_axis
+from teeny.ops.args import ArgumentError, _canon_axis, _int_arg
 from teeny.ops.reduce import ValuesIndices
 from teeny.ops.pytorch import DtypeError, check_tensor
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -80,8 +80,8 @@ class PyTorchReduceOps:
     return ValuesIndices(values, indices) if keepdim else ValuesIndices(values.squeeze(d), indices.squeeze(d))
   def _order_statistic(self, name: str, dim: int, keepdim: bool, position) -> ValuesIndices:
     """The values and indices `position(row size, NaN count per row)` picks out of each sorted row along dim."""
+    d = _canon_axis(dim, self.ndim)  # (checked first: a 0-d tensor takes dim 0 or -1 only, as in PyTorch)
     if self.ndim == 0: return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
-    d = _canon_axis(dim, self.ndim)
     n = self.shape[d]
     if n == 0: raise ArgumentError(f"{name} over dim {dim} of size 0: there is no element to pick")
     missing = self.isnan().sum(d, keepdim=True)
@@ -108,8 +108,8 @@ class PyTorchReduceOps:
   def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
     """The k-th smallest element along dim (k from 1; NaN counts as the largest) and its index, a named pair like
     torch.kthvalue's."""
-    n = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1
-    if not isinstance(k, int) or not 1 <= k <= n: raise ArgumentError(f"kthvalue: k={k!r} is out of range for a dim of size {n} (1 to {n})")
+    n, k = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1, _int_arg(k, "kthvalue's k")
+    if not 1 <= k <= n: raise ArgumentError(f"kthvalue: k={k!r} is out of range for a dim of size {n} (1 to {n})")
     return self._order_statistic("kthvalue", dim, keepdim, lambda size, missing: k - 1)
   def msort(self) -> Self:
     """Sorted along dim 0, like torch.msort."""

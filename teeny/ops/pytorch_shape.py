@@ -7,18 +7,11 @@ the end."""
 from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 from teeny.dtype import dtypes
-from teeny.ops.args import ArgumentError, IndexDtypeError, _canon_axis, _shape_arg
+from teeny.ops.args import ArgumentError, IndexDtypeError, _canon_axis, _canon_axes, _shape_arg, _int_arg, _size_arg
 from teeny.ops.pytorch import check_tensor
 from teeny.ops.pytorch_math import check_scalars_fit
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
-
-
-def _dims_list(dims, ndim: int, what: str) -> list[int]:
-  """An int or a sequence of them as canonical axes, none repeated (movedim's source and destination)."""
-  out = [_canon_axis(d, ndim) for d in ([dims] if isinstance(dims, int) else dims)]
-  if len(set(out)) != len(out): raise ArgumentError(f"movedim: repeated dim in {what} {dims}")
-  return out
 
 
 class PyTorchShapeOps:
@@ -36,8 +29,8 @@ class PyTorchShapeOps:
   def movedim(self, source, destination) -> Self:
     """A view with the dims `source` (an int or a sequence) moved to `destination`, the others keeping their order,
     like torch.movedim."""
-    src = _dims_list(source, self.ndim, "source")
-    dst = _dims_list(destination, self.ndim, "destination")
+    src = _canon_axes(source, self.ndim, "movedim's source")
+    dst = _canon_axes(destination, self.ndim, "movedim's destination")
     if len(src) != len(dst): raise ArgumentError(f"movedim: source {source} and destination {destination} name different numbers of dims")
     order: list[int | None] = [None] * self.ndim  # order[i]: the dim that ends up at i
     for from_dim, to_dim in zip(src, dst): order[to_dim] = from_dim
@@ -48,7 +41,7 @@ class PyTorchShapeOps:
     """A view of `length` elements along dim from start (negative counts from the end), like torch.narrow; a 0-d
     int tensor start is read, as there."""
     d = _canon_axis(dim, self.ndim)
-    n, start = self.shape[d], int(start)
+    n, start, length = self.shape[d], _int_arg(start, "narrow's start"), _size_arg(length, "narrow's length")
     if not -n <= start <= n: raise IndexError(f"narrow start {start} is out of range for dim {dim} of size {n}")
     start = start + n if start < 0 else start
     if length < 0 or start + length > n: raise ArgumentError(f"narrow of {length} elements from {start} doesn't fit dim {dim} of size {n}")
@@ -70,12 +63,12 @@ class PyTorchShapeOps:
       if given.ndim > 1 or given.dtype == dtypes.bool or not dtypes.is_int(given.dtype):
         raise ArgumentError(f"tensor_split takes a 0-d or 1-d int tensor of sections or indices, got {given.dtype} of shape {given.shape}")
       indices_or_sections = given.item() if given.ndim == 0 else given.tolist()
-    if isinstance(indices_or_sections, int):
-      sections = indices_or_sections
+    if not isinstance(indices_or_sections, (tuple, list)):
+      sections = _int_arg(indices_or_sections, "tensor_split's sections")
       if sections <= 0: raise ArgumentError(f"tensor_split needs a number of sections > 0, got {sections}")
       sizes = [n // sections + (1 if i < n % sections else 0) for i in range(sections)]
       return self.split(sizes, d)
-    cuts = [None, *indices_or_sections, None]
+    cuts = [None, *(_int_arg(i, "tensor_split's indices") for i in indices_or_sections), None]
     return tuple(self[(slice(None),) * d + (slice(start, end),)] for start, end in zip(cuts, cuts[1:]))
   def _split_along(self, name: str, sections, d: int, least_ndim: int) -> tuple[Self, ...]:
     """hsplit, vsplit and dsplit: tensor_split along d, an int needing to divide the dim's size evenly."""
@@ -107,7 +100,7 @@ class PyTorchShapeOps:
     if self.ndim < 2: raise ArgumentError(f"rot90 needs a tensor with at least 2 dimensions, got shape {self.shape}")
     d0, d1 = _canon_axis(dims[0], self.ndim), _canon_axis(dims[1], self.ndim)
     if d0 == d1: raise ArgumentError(f"rot90 needs two different dims, got {dims}")
-    k = k % 4
+    k = _int_arg(k, "rot90's k") % 4  # (1.5 was taken as 1.5 % 4: no rotation)
     if k == 1: return self.flip(d1).transpose(d0, d1)
     if k == 2: return self.flip((d0, d1))
     if k == 3: return self.flip(d0).transpose(d0, d1)

@@ -43,7 +43,7 @@ class ReduceOps:
   """Tensor's reductions, the ops composed from them, and matmul."""
   def _axes(self, axis) -> tuple[int, ...]:
     if axis is None: return tuple(range(self.ndim))
-    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    axes = list(axis) if isinstance(axis, (tuple, list, range, np.ndarray)) else [axis]  # (a float: one axis, which _canon_axis refuses)
     out = tuple(sorted({_canon_axis(a, self.ndim) for a in axes}))
     if len(out) != len(axes): raise ArgumentError(f"axis {axis} names the same dimension twice")
     return out if self.ndim else ()
@@ -263,6 +263,7 @@ class ReduceOps:
     torch.softmax; computed in dtype when given, else in self's float dtype (ints: the default float; half floats
     in float32, rounded once, as PyTorch's: each rounded step cost 13% of a small bfloat16 probability)."""
     x = self.cast(dtype) if dtype is not None else self._float()
+    x._axes(axis)  # (checked here: the shortcut for an empty tensor skipped the check)
     if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     def softmax_of(v: Self) -> Self:
       e = (v - v.max(axis, keepdim=True).detach()).exp()
@@ -273,6 +274,7 @@ class ReduceOps:
     """x - logsumexp(x) along axis (the last by default), shifted by the max, like torch.log_softmax; dtype
     as in softmax."""
     x = self.cast(dtype) if dtype is not None else self._float()
+    x._axes(axis)  # (checked before the shortcut, as in softmax)
     if x.numel() == 0: return x
     def log_softmax_of(v: Self) -> Self:
       shifted = v - v.max(axis, keepdim=True).detach()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
-from teeny.ops.args import ArgumentError, _canon_axis, _broadcast_shape
+from teeny.ops.args import ArgumentError, _canon_axis, _broadcast_shape, _int_arg
 from teeny.ops.reduce import ValuesIndices
 if TYPE_CHECKING:
   from typing import Self
@@ -87,8 +87,9 @@ class SortOps:
     """(values, indices) sorted along dim, like torch.sort: stable (equal values keep their order), NaN sorted as
     the largest value; a named pair (.values, .indices) as PyTorch's. Costs dim's size squared in comparisons (see
     the module docstring)."""
+    d = _canon_axis(dim, self.ndim)  # (checked first: a 0-d tensor takes dim 0 or -1 only, as in PyTorch)
     if self.ndim == 0: return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
-    n = self.shape[_canon_axis(dim, self.ndim)]
+    n = self.shape[d]
     if n == 0: return ValuesIndices(self, self.cast(dtypes.int32))
     return self._ranked_first(n, dim, descending)
 
@@ -100,8 +101,8 @@ class SortOps:
     """The k largest (or smallest) elements along dim and their indices, like torch.topk, in sorted order (which
     is also what sorted=False gives: PyTorch leaves that order unspecified), a named pair (.values, .indices) as
     PyTorch's. tinygrad's sorted_= is accepted."""
-    n = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1
-    if not isinstance(k, int) or not 0 <= k <= n: raise ArgumentError(f"topk: k={k!r} must be an int in [0, {n}] for dim of size {n}")
+    n, k = self.shape[_canon_axis(dim, self.ndim)] if self.ndim else 1, _int_arg(k, "topk's k")  # (True was k=1)
+    if not 0 <= k <= n: raise ArgumentError(f"topk: k={k!r} must be an int in [0, {n}] for dim of size {n}")
     if k == 0 and self.ndim == 0:  # (PyTorch gives the element itself here, index 0; an empty() was never written)
       return ValuesIndices(self, type(self).zeros((), dtype=dtypes.int32, device=self.device))
     if k == 0:  # none along dim: a view of none of self, so backward() gives zeros
