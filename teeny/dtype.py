@@ -302,6 +302,19 @@ def check_fits(values, dtype: DType):
     if not lo <= v <= hi: raise OverflowError(f"value {v} cannot be converted to {dtype} without overflow")
 
 
+_LARGEST_FINITE: dict[DType, float] = {}
+
+
+def check_float_fits(value, dtype: DType):
+  """Raise, as PyTorch's full, fill_, masked_fill and clamp do, where a finite Python number is beyond a float
+  dtype's largest finite value (1e6 as float16 became inf; 500 as fp8e4m3 448). inf and NaN pass; torch.tensor()
+  and arithmetic give inf instead, and so does teeny there."""
+  if not dtypes.is_float(dtype) or isinstance(value, bool) or not isinstance(value, (int, float)): return
+  if isinstance(value, float) and not math.isfinite(value): return
+  if dtype not in _LARGEST_FINITE: _LARGEST_FINITE[dtype] = largest_below(dtype, math.inf)
+  if abs(value) > _LARGEST_FINITE[dtype]: raise OverflowError(f"value {value} cannot be converted to {dtype} without overflow")
+
+
 def rounded_to(dtype: DType, value: float) -> float:
   """The Python float as the float dtype holds it (rounded to nearest; inf where it overflows)."""
   with np.errstate(over="ignore", invalid="ignore"):

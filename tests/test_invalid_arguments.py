@@ -93,6 +93,47 @@ REFUSED = {
   "chunk of 0-d": (lambda: Tensor(1.0).chunk(2), RuntimeError, "chunk of a 0-d tensor"),
   "split of 0-d": (lambda: Tensor(1.0).split(1), RuntimeError, "split of a 0-d tensor"),
   "stack with a list": (lambda: Tensor.stack([Tensor.ones(2), [1, 2]]), TypeError, "stack takes tensors, got list"),
+  # linspace with a float steps gave points outside [start, stop]
+  "linspace steps 1.5": (lambda: Tensor.linspace(0, 1, 1.5), TypeError, "linspace's steps must be an int"),
+  "linspace steps True": (lambda: Tensor.linspace(0, 1, True), TypeError, "linspace's steps must be an int"),
+  # einsum: a repeated subscript took the shorter diagonal; digits were read as subscripts
+  "einsum ii->i of 2x3": (lambda: Tensor.einsum("ii->i", Tensor.ones(2, 3)), RuntimeError, "sizes don't match, 2 != 3"),
+  "einsum ii of 2x3": (lambda: Tensor.einsum("ii", Tensor.ones(2, 3)), RuntimeError, "sizes don't match"),
+  "einsum i1->i": (lambda: Tensor.einsum("i1->i", Tensor.ones(2, 3)), RuntimeError, "invalid subscript '1'"),
+  "einsum ij->ii": (lambda: Tensor.einsum("ij->ii", Tensor.ones(2, 3)), RuntimeError, "appears more than once"),
+  # an int attention mask was added to the scores: nothing masked
+  "sdpa int mask": (lambda: Tensor.ones(1, 1, 3, 4).scaled_dot_product_attention(Tensor.ones(1, 1, 3, 4), Tensor.ones(1, 1, 3, 4),
+                    attn_mask=Tensor.ones(3, 3, dtype=dtypes.int32)), RuntimeError, "attn_mask must be bool"),
+  # binary_crossentropy broadcast a target of another shape
+  "bce target shape": (lambda: Tensor.full((2, 3), 0.5).binary_crossentropy(Tensor([1.0, 0.0, 1.0])), ValueError, "target of shape (3,)"),
+  "hardtanh min > max": (lambda: vec().hardtanh(2.0, 1.0), ValueError, "min_val 2.0 cannot be greater than max_val 1.0"),
+  # nll_loss read float targets as class indices
+  "nll_loss float target": (lambda: Tensor.full((2, 3), -1.0).nll_loss(Tensor([1.0, 0.0])), RuntimeError, "class indices"),
+  "nll_loss bool target": (lambda: Tensor.full((2, 3), -1.0).nll_loss(Tensor([True, False])), RuntimeError, "can't be bool"),
+  "cross_entropy bool target": (lambda: Tensor.full((2, 3), -1.0).cross_entropy(Tensor([True, False])), RuntimeError, "can't be bool"),
+  "isclose rtol -1": (lambda: vec().isclose(vec(), rtol=-1.0), RuntimeError, "rtol must be greater than or equal to zero"),
+  "allclose atol -1": (lambda: vec().allclose(vec(), atol=-1.0), RuntimeError, "atol must be greater than or equal to zero"),
+  # more non-integer arguments
+  "randint high 3.5": (lambda: Tensor.randint(0, 3.5, (2,)), TypeError, "randint's high must be an int"),
+  "divisor_override 2.5": (lambda: plane().avg_pool2d(2, divisor_override=2.5), TypeError, "divisor_override must be an int"),
+  "cross_entropy ignore_index 1.5": (lambda: Tensor.ones(2, 3).cross_entropy(Tensor([0, 1]), ignore_index=1.5), TypeError, "ignore_index must be an int"),
+  "diag_embed 1.5": (lambda: vec().diag_embed(1.5), TypeError, "diag_embed's offset must be an int"),
+  # numbers a float dtype can't hold became inf (torch.full, fill_, clamp and masked_fill raise)
+  "full float16 1e6": (lambda: Tensor.full((2,), 1e6, dtype=dtypes.float16), OverflowError, "1000000.0 cannot be converted to dtypes.float16"),
+  "full float16 65519": (lambda: Tensor.full((2,), 65519.0, dtype=dtypes.float16), OverflowError, "without overflow"),
+  "full bfloat16 1e39": (lambda: Tensor.full((2,), 1e39, dtype=dtypes.bfloat16), OverflowError, "bfloat16 without overflow"),
+  "full float32 1e39": (lambda: Tensor.full((2,), 1e39), OverflowError, "float32 without overflow"),
+  "full fp8e4m3 500": (lambda: Tensor.full((2,), 500.0, dtype=dtypes.fp8e4m3), OverflowError, "without overflow"),
+  "fill_ float16 1e6": (lambda: Tensor.zeros(2, dtype=dtypes.float16).fill_(1e6), OverflowError, "without overflow"),
+  "clamp float16 70000": (lambda: Tensor.zeros(2, dtype=dtypes.float16).clamp(0, 70000), OverflowError, "70000 cannot be converted"),
+  "masked_fill float16 1e6": (lambda: Tensor.zeros(2, dtype=dtypes.float16).masked_fill(Tensor([True, False]), 1e6), OverflowError, "overflow"),
+  # Python's internals leaked out as the error
+  "cross_entropy 0-d": (lambda: Tensor(1.0).cross_entropy(Tensor(0)), RuntimeError, "needs an input with a class axis"),
+  "nll_loss 0-d": (lambda: Tensor(1.0).nll_loss(Tensor(0)), RuntimeError, "needs an input with a class axis"),
+  "x @ 2": (lambda: vec() @ 2, TypeError, "matmul takes a Tensor, got int"),
+  "matmul a list": (lambda: vec().matmul([1.0, 2.0, 3.0]), TypeError, "matmul takes a Tensor, got list"),
+  "scatter a list index": (lambda: Tensor.ones(2, 2).scatter(1, [[0]], 1.0), TypeError, "scatter index must be a Tensor"),
+  "clamp a string": (lambda: vec().clamp("a"), TypeError, "clamp's min must be a number or a Tensor"),
 }
 
 
@@ -124,6 +165,18 @@ def test_int_conv_keeps_its_dtype():
   assert small.dtype == dtypes.int8 and small.item() == -112  # (90000 wrapped to int8, as PyTorch's)
 
 
+def test_learning_rate_is_one_number():
+  """A learning rate tensor of several elements was broadcast, a rate per element; PyTorch raises ValueError."""
+  from teeny.nn.optim import SGD, Adam
+  p = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+  with pytest.raises(ValueError, match="must have 1 element"): SGD([p], lr=Tensor([0.1, 1.0, 10.0]))
+  with pytest.raises(ValueError, match="must have 1 element"): Adam([p], lr=Tensor([0.1, 1.0]))
+  opt = SGD([p], lr=0.1)
+  with pytest.raises(ValueError, match="must have 1 element"): opt.lr = Tensor([0.1, 1.0, 10.0])
+  with pytest.raises(TypeError, match="must be a number or a 1-element Tensor, got 'a'"): SGD([p], lr="a")
+  assert SGD([p], lr=Tensor([0.5])).lr.numel() == 1
+
+
 def test_still_accepted():
   """The valid neighbours of the refused calls still work."""
   assert plane().max_pool2d(3, padding=1).shape == (1, 1, 2, 2)
@@ -133,3 +186,11 @@ def test_still_accepted():
   assert Tensor.ones(1, 1, 2, 2).conv_transpose2d(Tensor.ones(1, 1, 3, 3), stride=1, dilation=2, output_padding=1).shape == (1, 1, 7, 7)
   assert vec().narrow(0, Tensor(1), 2).tolist() == [2.0, 3.0]
   assert vec().chunk(np.int64(2))[0].shape == (2,)
+  assert Tensor.full((2,), 65504.0, dtype=dtypes.float16).tolist() == [65504.0, 65504.0]
+  assert Tensor.full((1,), float("inf"), dtype=dtypes.float16).tolist() == [float("inf")]
+  assert Tensor.full((1,), 448.0, dtype=dtypes.fp8e4m3).tolist() == [448.0]
+  assert (Tensor.ones(1, dtype=dtypes.float16) * 1e6).tolist() == [float("inf")]  # (arithmetic overflows, as PyTorch's)
+  assert Tensor.einsum("ii->i", Tensor.eye(3)).tolist() == [1.0, 1.0, 1.0]
+  assert Tensor.linspace(0, 1, np.int64(3)).tolist() == [0.0, 0.5, 1.0]
+  assert vec().clamp(np.float32(1.5)).tolist() == [1.5, 2.0, 3.0]
+  assert Tensor.full((2, 3), -1.0).nll_loss(Tensor(np.array([1, 0], np.uint8))).item() == 1.0

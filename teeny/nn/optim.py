@@ -21,6 +21,17 @@ from teeny.tensor import Tensor
 from teeny import program_order
 
 
+def _check_learning_rate(value) -> None:
+  """A learning rate is a number >= 0 or a tensor of one element, as PyTorch asks: a tensor of several was
+  broadcast, a rate per element of each parameter."""
+  if isinstance(value, Tensor):
+    if value.numel() != 1: raise ValueError(f"a learning rate Tensor must have 1 element, got shape {value.shape}")
+    return
+  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    raise TypeError(f"the learning rate must be a number or a 1-element Tensor, got {value!r}")
+  if value < 0: raise ValueError(f"learning rate must be >= 0, got {value}")
+
+
 class Optimizer:
   """Holds the parameters to update (those that require grad; ones left unset are set to require it, like
   tinygrad), the buffers (tensors given with requires_grad=False, like BatchNorm's running statistics) and the
@@ -40,7 +51,6 @@ class Optimizer:
     self.buffers = [p for p in unique if not p.requires_grad]
     if not self.params: raise ValueError("optimizer got no parameters that require grad")
     self.device = self.params[0].device
-    if not isinstance(lr, Tensor) and lr < 0: raise ValueError(f"learning rate must be >= 0, got {lr}")
     # float64 where a parameter is (its device has float64 then): a float32 learning rate would round 0.1 for it
     self._lr_dtype = np.float64 if any(p.dtype == dtypes.float64 for p in self.params) else np.float32
     self.lr = lr
@@ -54,6 +64,7 @@ class Optimizer:
   def lr(self, value: float | Tensor):
     """A Tensor becomes the learning rate; a number is written into the one there is, so a TinyJit step that
     captured it reads the new value (a new tensor would leave the replays on the old one)."""
+    _check_learning_rate(value)
     self._lr_number = None if isinstance(value, Tensor) else float(value)  # (param_groups gives it back as set)
     if isinstance(value, Tensor) or not hasattr(self, "_lr_tensor"):
       self._lr_tensor = value if isinstance(value, Tensor) else Tensor(np.array(value, dtype=self._lr_dtype), device=self.device)

@@ -118,6 +118,7 @@ class ActivationOps:
     return self._in_float32(lambda x: (x > 20).where(x, x._exact_gradient(x * x.softplus().tanh(), "mish")))
   def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Self:
     """clip to [min_val, max_val] with torch's hardtanh gradient: 0 at the bounds themselves (clip passes it there)."""
+    if min_val > max_val: raise ArgumentError(f"hardtanh: min_val {min_val} cannot be greater than max_val {max_val}")
     return (self <= min_val).where(min_val, (self >= max_val).where(max_val, self))
   def relu6(self) -> Self:
     """min(max(x, 0), 6), like torch's relu6."""

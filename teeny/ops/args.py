@@ -1,6 +1,6 @@
-"""Argument checks that Tensor and its op mixins share: axes, shapes, window sizes and padding, broadcasting, and
-the most elements 64-bit indices count. Each turns what the user passed into the canonical form the ops use, or
-raises an error that says what was wrong with it."""
+"""Argument checks that Tensor and its op mixins share: axes, int arguments and sizes (a float is refused, never
+truncated), shapes, window sizes and padding, broadcasting, and the most elements 64-bit indices count. Each turns
+what the user passed into the canonical form the ops use, or raises an error that says what was wrong with it."""
 from __future__ import annotations
 import functools
 import numpy as np
@@ -123,6 +123,22 @@ def _tuple_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
   out = tuple(_size_arg(v, name) for v in out)
   if any(v < least for v in out): raise ArgumentError(f"{name} must be an int >= {least} or {n} of them, got {value!r}")
   return out
+
+
+def _tuple_float(value, n: int) -> tuple[float, ...]:
+  """A positive number or a sequence of n of them (interpolate's scale_factor), as floats."""
+  out = tuple(float(v) for v in value) if isinstance(value, (tuple, list)) else (float(value),) * n
+  if len(out) != n or any(v <= 0 for v in out): raise ArgumentError(f"scale_factor must be a positive number or {n} of them, got {value!r}")
+  return out
+
+
+def check_output_padding(output_padding: tuple, stride: tuple, dilation: tuple) -> None:
+  """A transposed convolution's output_padding only picks among the sizes a stride (or dilation) makes possible,
+  so it is smaller than one of them, as PyTorch requires; a larger one grew the output past them."""
+  for op, s, d in zip(output_padding, stride, dilation):
+    if op >= s and op >= d:
+      raise ArgumentError(f"conv_transpose: output_padding {output_padding} must be smaller than the stride {stride} or the "
+                          f"dilation {dilation} on each axis")
 
 
 def conv_padding(padding, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], name: str = "conv"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import DType, dtypes, to_dtype, to_host, check_fits, STORAGE_FLOATS
+from teeny.dtype import DType, dtypes, to_dtype, to_host, check_fits, check_float_fits, STORAGE_FLOATS
 from teeny.uop import UOp
 from teeny.runtime.device import Buffer, Device
 from teeny.schedule import buffer_view
@@ -31,7 +31,9 @@ class CreationOps:
     (int32; torch's is int64) or the default float, after fill_value. It has storage of its own: writes are allowed."""
     shape = _new_shape(shape)
     dt = to_dtype(dtype) if dtype is not None else dtypes.from_py(fill_value)
-    if not isinstance(fill_value, np.generic): check_fits(fill_value, dt)  # (a Python number: torch.full's check)
+    if not isinstance(fill_value, np.generic):  # (a Python number: torch.full's checks)
+      check_fits(fill_value, dt)
+      check_float_fits(fill_value, dt)
     t = cls(UOp.const(dt, fill_value), device=device)
     filled = t.reshape((1,) * len(shape)).expand(shape)._own() if shape else t  # (storage of its own, like torch.full)
     return cls._as_leaf(filled, requires_grad)

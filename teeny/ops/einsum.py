@@ -28,12 +28,26 @@ def _expand_ellipsis(spec: str, ndim: int, ellipsis: str, where: str) -> list[st
   return list(before) + list(ellipsis[len(ellipsis) - covered:]) + list(after)
 
 
-def _take_diagonals(x, letters: list[str]):
-  """A letter named twice in one operand ("ii"): keep that operand's diagonal, named once (at the end)."""
+def _check_subscripts(formula: str, specs: list[str], rhs: str) -> None:
+  """Subscripts are letters, as in PyTorch (a digit or symbol was read as an axis name), and the output names
+  each at most once ("ij->ii" has no meaning as a sum)."""
+  for i, spec in enumerate(specs + [rhs]):
+    for ch in spec.replace("...", ""):
+      if not ("a" <= ch <= "z" or "A" <= ch <= "Z"):
+        raise ArgumentError(f"einsum: invalid subscript {ch!r} in '{formula}': subscripts must be letters in [a-zA-Z]")
+  for ch in rhs.replace("...", ""):
+    if rhs.count(ch) > 1: raise ArgumentError(f"einsum: output subscript {ch!r} appears more than once in '{formula}'")
+
+
+def _take_diagonals(x, letters: list[str], where: str):
+  """A letter named twice in one operand ("ii"): keep that operand's diagonal, named once (at the end). Its two
+  axes must have one size (the diagonal of a 2x3 took the shorter one)."""
   while len(set(letters)) < len(letters):
     name = next(a for a in letters if letters.count(a) > 1)
     first = letters.index(name)
     second = letters.index(name, first + 1)
+    if x.shape[first] != x.shape[second]:
+      raise ArgumentError(f"einsum: subscript {name!r} is repeated for {where} but the sizes don't match, {x.shape[first]} != {x.shape[second]}")
     x = x.diagonal(0, first, second)
     letters = [a for i, a in enumerate(letters) if i not in (first, second)] + [name]
   return x, letters
@@ -119,6 +133,7 @@ class EinsumOps:
     formula = formula.replace(" ", "")
     lhs, arrow, rhs = formula.partition("->")
     specs = lhs.split(",")
+    _check_subscripts(formula, specs, rhs)
     if len(specs) != len(operands): raise ArgumentError(f"einsum: '{formula}' names {len(specs)} operands, got {len(operands)}")
     widest = max((t.ndim - len(s.replace("...", "")) for s, t in zip(specs, operands) if "..." in s), default=0)
     ellipsis = _ELLIPSIS_NAMES[:widest]
@@ -128,7 +143,7 @@ class EinsumOps:
     for i, (spec, t) in enumerate(zip(specs, operands)):
       names = _expand_ellipsis(spec, t.ndim, ellipsis, f"operand {i}")
       named += names
-      t, names = _take_diagonals(t, names)
+      t, names = _take_diagonals(t, names, f"operand {i}")
       tensors.append(t)
       letters.append(names)
     every = [a for names in letters for a in names]

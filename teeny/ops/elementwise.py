@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 import numpy as np
-from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, promote_scalar, promote_operands, rounded_to, normalize_const
+from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, check_float_fits, promote_scalar, promote_operands, rounded_to, normalize_const
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
 from teeny.ops.args import ArgumentError, _broadcast_shape
@@ -22,10 +22,12 @@ _SAME_SIZE_INT = {1: dtypes.int8, 2: dtypes.int16, 4: dtypes.int32, 8: dtypes.in
 
 
 def _bound(tinygrad_name, pytorch_name, which: str):
-  """A clamp bound given as min_/max_ (tinygrad) or min/max (PyTorch), not both."""
-  if pytorch_name is None: return tinygrad_name
-  if tinygrad_name is not None: raise TypeError(f"clamp got {which}_ and {which}=: give the bound once")
-  return pytorch_name
+  """A clamp bound given as min_/max_ (tinygrad) or min/max (PyTorch), not both: a number, a tensor or None."""
+  if pytorch_name is not None and tinygrad_name is not None: raise TypeError(f"clamp got {which}_ and {which}=: give the bound once")
+  bound = tinygrad_name if pytorch_name is None else pytorch_name
+  if bound is not None and not isinstance(bound, (int, float, np.integer, np.floating, ElementwiseOps)):
+    raise TypeError(f"clamp's {which} must be a number or a Tensor, got {type(bound).__name__}")
+  return bound
 
 
 def _past_bound(past, bound):
@@ -99,6 +101,7 @@ class ElementwiseOps:
       elif bound is not None: dt = promote_operands(dt, self.ndim, bound.dtype, bound.ndim)
     for bound in (min_, max_):  # an int bound an int tensor can't hold would wrap (max=300 of uint8 clipped at 44): PyTorch raises
       if isinstance(bound, int): check_fits(bound, dt)  # (it passes float tensors and bools)
+      check_float_fits(bound, dt)  # (70000 for float16 made an inf bound)
     x = self.cast(dt)
     x = x.isnan().where(math.nan, x) if dtypes.is_float(dt) else x
     if min_ is not None: x = _past_bound(x < min_, min_).where(min_, x)
@@ -138,6 +141,8 @@ class ElementwiseOps:
   def isclose(self, other, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Self:
     """|self - other| <= atol + rtol * |other| elementwise, like torch.isclose: equal infinities are close, NaN is
     close to NaN only with equal_nan."""
+    for name, tolerance in (("rtol", rtol), ("atol", atol)):  # (a negative one made nothing close, silently)
+      if tolerance < 0: raise ArgumentError(f"isclose: {name} must be greater than or equal to zero, got {tolerance}")
     a, b = self._binop_operands(other)
     if not dtypes.is_float(a.dtype):
       if not (rtol or atol): return a == b

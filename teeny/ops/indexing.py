@@ -275,7 +275,8 @@ class IndexingOps:
     """A copy of self with self[index[i][j]][j] = src[i][j] for dim 0 (and so on), like torch.scatter; src may be
     a scalar. reduce='add' or 'multiply' combines instead of replacing. Where an index repeats, the last write
     wins. An index out of range writes nothing. A 0-d self and index: as 1-d ones, like PyTorch."""
-    if self.ndim == 0 and isinstance(index, type(self)) and index.ndim == 0:
+    if not isinstance(index, type(self)): raise TypeError(f"scatter index must be a Tensor, got {type(index).__name__}")
+    if self.ndim == 0 and index.ndim == 0:
       return self.reshape(1).scatter(dim, index.reshape(1), _as_1d(src), reduce).reshape(())
     if reduce not in (None, "add", "multiply"): raise ArgumentError(f"scatter reduce must be None, 'add' or 'multiply', got {reduce!r}")
     if isinstance(src, type(self)): self._check_source("scatter", src)

@@ -10,24 +10,27 @@ import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
-from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _int_arg, _tuple_arg, _padding_arg, conv_padding, _broadcast_shape
+from teeny.ops.pytorch import DtypeError
+from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _int_arg, _tuple_arg, _tuple_float, _padding_arg, conv_padding, _broadcast_shape, \
+  check_output_padding
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
 
-def _tuple_float(value, n: int) -> tuple[float, ...]:
-  out = tuple(float(v) for v in value) if isinstance(value, (tuple, list)) else (float(value),) * n
-  if len(out) != n or any(v <= 0 for v in out): raise ArgumentError(f"scale_factor must be a positive number or {n} of them, got {value!r}")
-  return out
+def _check_attention_mask(attn_mask, is_causal: bool) -> None:
+  """attn_mask is bool (True attends) or float (added to the scores): a 0/1 int "keep" mask was added, masking nothing."""
+  if attn_mask is None: return
+  if is_causal: raise ArgumentError("attention takes attn_mask or is_causal, not both (as in PyTorch)")
+  if attn_mask.dtype != dtypes.bool and not dtypes.is_float(attn_mask.dtype):
+    raise DtypeError(f"attention's attn_mask must be bool (True attends) or float (added to the scores), got {attn_mask.dtype}")
 
 
-def _check_output_padding(output_padding: tuple, stride: tuple, dilation: tuple) -> None:
-  """A transposed convolution's output_padding only picks among the sizes a stride (or dilation) makes possible,
-  so it is smaller than one of them, as PyTorch requires; a larger one grew the output past them."""
-  for op, s, d in zip(output_padding, stride, dilation):
-    if op >= s and op >= d:
-      raise ArgumentError(f"conv_transpose: output_padding {output_padding} must be smaller than the stride {stride} or the "
-                          f"dilation {dilation} on each axis")
+def _check_class_axis(logits, target, name: str, ignore_index) -> None:
+  """cross_entropy's and nll_loss's input has a class axis (a 0-d one has none), class targets are ints or
+  probabilities, never bools, and ignore_index is an int (1.5 ignored nothing)."""
+  if ignore_index is not None: _int_arg(ignore_index, f"{name}'s ignore_index")
+  if logits.ndim == 0: raise ArgumentError(f"{name} needs an input with a class axis, (C,) or (N, C, ...), got a 0-d tensor")
+  if target.dtype == dtypes.bool: raise DtypeError(f"{name} targets can't be bool: give class indices as ints")
 
 
 # interpolate's sampling along one axis of n to m elements, as PyTorch computes it (source positions in float32, or
@@ -182,7 +185,7 @@ class NNOps:
     if groups <= 0 or cin % groups: raise ArgumentError(f"conv_transpose groups={groups} must divide the input channels {cin}")
     stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
     padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
-    _check_output_padding(output_padding, stride, dilation)
+    check_output_padding(output_padding, stride, dilation)
     cout = weight.shape[1] * groups
     if bias is not None and bias.shape != (cout,): raise ArgumentError(f"conv_transpose bias of shape {bias.shape}, expected ({cout},)")
     out = self._transposed_conv(weight, groups, stride, dilation, tuple((p, p - op) for p, op in zip(padding, output_padding)))
@@ -316,7 +319,7 @@ class NNOps:
     if self.ndim < 2 or key.ndim < 2 or value.ndim < 2: raise ArgumentError("attention needs (..., L, d) queries, keys and values")
     if self.shape[-1] != key.shape[-1]: raise ArgumentError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
     if key.shape[-2] != value.shape[-2]: raise ArgumentError(f"keys {key.shape} and values {value.shape} differ in length")
-    if is_causal and attn_mask is not None: raise ArgumentError("attention takes attn_mask or is_causal, not both (as in PyTorch)")
+    _check_attention_mask(attn_mask, is_causal)
     if self.dtype in NARROW_FLOATS and key.dtype == self.dtype and value.dtype == self.dtype:
       # half floats in float32, rounded once, as PyTorch's CPU attention: float16 scores above 65504 were inf (NaN out)
       mask = attn_mask if attn_mask is None or attn_mask.dtype == dtypes.bool else attn_mask.cast(self.dtype).float()
@@ -360,6 +363,7 @@ class NNOps:
     weight (C,) scales each class's terms; with class indices the mean divides by the rows' weights, as PyTorch's."""
     if not 0 <= label_smoothing <= 1: raise ArgumentError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     axis = 1 if self.ndim > 1 else 0
+    _check_class_axis(self, target, "cross_entropy", ignore_index)
     classes = self.shape[axis]
     if weight is not None and weight.shape != (classes,): raise ArgumentError(f"cross_entropy weight of shape {weight.shape}, expected ({classes},)")
     log_probs = self.log_softmax(axis)
@@ -392,6 +396,8 @@ class NNOps:
     """PyTorch's nll_loss: self holds log-probabilities (N, C, ...) or (C,), target class indices. Each row's loss is
     -weight[class] * self[row, class]; the mean divides by the weights of the rows counted (ignore_index: none)."""
     axis = 1 if self.ndim > 1 else 0
+    _check_class_axis(self, target, "nll_loss", ignore_index)
+    if dtypes.is_float(target.dtype): raise DtypeError(f"nll_loss targets are class indices, an int tensor: got {target.dtype}")
     classes = self.shape[axis]
     expected = self.shape[:axis] + self.shape[axis + 1:]
     if target.shape != expected: raise ArgumentError(f"nll_loss targets of shape {target.shape} for input {self.shape}: expected {expected}")
@@ -414,6 +420,8 @@ class NNOps:
     """-(y log p + (1-y) log(1-p)) with self the probabilities; logs clamped at -100, and the gradient PyTorch
     gives, (p - y) / max(p (1 - p), 1e-12) (binary_crossentropy_gradient): finite at p = 0 and 1, where the
     clamped log's slope was 0 / 0 = NaN. weight (broadcast to the loss) scales each term, as PyTorch's."""
+    if target.shape != self.shape:  # (broadcast, a (3,) target against (2, 3) probabilities gave a loss of other pairs)
+      raise ArgumentError(f"binary_crossentropy target of shape {target.shape} for probabilities of shape {self.shape}: give one shape (as PyTorch asks)")
     p, y = self._float()._binop_operands(target.cast(self._float().dtype))
     loss = -(y * p.log().maximum(-100) + (1 - y) * (1 - p).log().maximum(-100))
     with_rule = p._new(UOp(Ops.DETACH, loss.dtype, (loss.uop, p.uop, y.uop), "binary_crossentropy"), y)

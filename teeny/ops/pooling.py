@@ -7,7 +7,7 @@ import itertools, math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
-from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg, _size_arg
+from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg, _size_arg, _int_arg
 from teeny.ops.constants import _iota
 from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -292,6 +292,7 @@ class PoolingOps:
     window's sum divided by that number instead, as PyTorch's. Half floats sum and divide in float32, rounded once
     (a float16 window of 30000s summed to inf); int64 divides its integer sums truncating, as PyTorch's (other ints
     give float32 means: PyTorch has no average of them)."""
+    if divisor_override is not None: divisor_override = _int_arg(divisor_override, "avg_pool's divisor_override")
     if divisor_override is not None and divisor_override <= 0: raise ArgumentError(f"divisor_override must be positive, got {divisor_override}")
     nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)

@@ -13,7 +13,7 @@ import numpy as np
 from teeny.dtype import DType, dtypes, to_dtype, normalize_const
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view, buffer_of
-from teeny.ops.args import ArgumentError, _shape_arg
+from teeny.ops.args import ArgumentError, _shape_arg, _int_arg
 from teeny.runtime.device import Device, check_dtype
 from teeny.ops.sharding import canonical_device
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -200,6 +200,7 @@ class PyTorchOps:
   def linspace(cls, start, stop, steps: int, dtype=None, device=None) -> Self:
     """steps evenly spaced values from start to stop, both included, like torch.linspace: the first half counted
     up from start, the second down from stop (so stop is exact)."""
+    steps = _int_arg(steps, "linspace's steps")  # (1.5 gave points outside [start, stop])
     if steps < 0: raise ArgumentError(f"linspace needs steps >= 0, got {steps}")
     if dtype is not None and to_dtype(dtype) == dtypes.bool: raise ArgumentError("linspace has no bool form (as in PyTorch)")
     if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)

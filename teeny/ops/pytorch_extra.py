@@ -164,14 +164,14 @@ class PyTorchExtraOps:
   def diagflat(self, offset: int = 0) -> Self:
     """self's elements (flattened) as diagonal `offset` (above the main one when > 0) of a square matrix of zeros,
     like torch.diagflat."""
-    return self.flatten().diag(offset)
+    return self.flatten().diag(_int_arg(offset, "diagflat's offset"))
   def diag_embed(self, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Self:
     """self's last dim as diagonal `offset` of square planes of zeros in dims dim1 (rows) and dim2 (columns) of
     a result with one more dim, like torch.diag_embed: out.diagonal(offset, dim1, dim2) is self."""
     if self.ndim == 0: raise IndexError("diag_embed of a 0-d tensor: it has no last dim to place on a diagonal")
     d1, d2 = _canon_axis(dim1, self.ndim + 1), _canon_axis(dim2, self.ndim + 1)
     if d1 == d2: raise ArgumentError(f"diag_embed needs two different dims, got {dim1} and {dim2}")
-    n, k = self.shape[-1], abs(offset)
+    n, k = self.shape[-1], abs(_int_arg(offset, "diag_embed's offset"))
     # element i then n zeros, for each i, laid end to end and cut into rows of n: element i lands at (i, i)
     rows = self.unsqueeze(-1).pad((0, n)).flatten(-2)[..., :n * n].reshape(*self.shape, n)
     planes = rows.pad((k, 0, 0, k) if offset > 0 else (0, k, k, 0))  # (flat: columns before, after, rows before, after)

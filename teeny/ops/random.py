@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from teeny.dtype import dtypes, to_dtype, check_fits, largest_below
 from teeny.schedule import buffer_of
-from teeny.ops.args import ArgumentError, _new_shape, _shape_arg
+from teeny.ops.args import ArgumentError, _new_shape, _shape_arg, _int_arg
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -99,7 +99,8 @@ class RandomOps:
       if len(args) == 2: low, high = args
       elif len(args) == 1: low, high = (0, args[0]) if high is None else (args[0], high)
     else: shape = args  # tinygrad: the positional ints are the shape
-    low, high = 0 if low is None else int(low), 10 if high is None else int(high)
+    # (int() made 3.5 a bound of 3, silently)
+    low, high = 0 if low is None else _int_arg(low, "randint's low"), 10 if high is None else _int_arg(high, "randint's high")
     if high <= low: raise ArgumentError(f"randint needs low < high, got low={low} high={high}")
     if high - low > 2**64: raise ArgumentError(f"randint range [{low}, {high}) is wider than 2**64")
     shape = _new_shape(shape if isinstance(shape, (tuple, list)) else (shape,))

@@ -375,6 +375,7 @@ class ReduceOps:
     dimensions broadcast. Operands are promoted; ints stay in their promoted dtype. A broadcast product, summed.
     float16, bfloat16 and fp8 multiply in float32 (their products are exact there) and round the sum once, as
     PyTorch's matmul: rounding each product to float16 made [300, 300] @ [300, -300] inf - inf = NaN."""
+    if not isinstance(w, ReduceOps): raise TypeError(f"matmul takes a Tensor, got {type(w).__name__}")
     if self.ndim == 0 or w.ndim == 0: raise ArgumentError(f"matmul needs tensors with at least 1 dimension, got {self.shape} and {w.shape}")
     if self.dtype == w.dtype and self.dtype in NARROW_FLOATS: return self.float().matmul(w.float()).cast(self.dtype)
     a = self.unsqueeze(0) if self.ndim == 1 else self
