@@ -76,7 +76,7 @@ REFUSED = {
   "diagflat 1.5": (lambda: Tensor.ones(3).diagflat(1.5), TypeError, "must be an int"),
   "pad pair 1.5": (lambda: Tensor.ones(4).pad(((1.5, 0),)), TypeError, "padding must be an int"),
   "pad_to 5.5": (lambda: Tensor.ones(4).pad_to(5.5), TypeError, "pad_to's sizes must be an int"),
-  "shrink 1.5": (lambda: Tensor.ones(4).shrink(((0, 1.5),)), TypeError, "shrink's bound must be an int"),
+  "shrink 1.5": (lambda: Tensor.ones(4).shrink(((0, 1.5),)), TypeError, "shrink's end must be an int"),
   "shrink_to 2.5": (lambda: Tensor.ones(4).shrink_to(2.5), TypeError, "shrink_to's sizes must be an int"),
   "unfold size 2.0": (lambda: Tensor.ones(3).unfold(0, 2.0, 1), TypeError, "unfold's size must be an int"),
   # Python's internals leaked out as the error

@@ -22,14 +22,13 @@ from teeny import program_order
 
 
 def _check_learning_rate(value) -> None:
-  """A learning rate is a number >= 0 or a tensor of one element, as PyTorch asks: a tensor of several was
+  """A learning rate is a number or a tensor of one element, as PyTorch asks: a tensor of several was
   broadcast, a rate per element of each parameter."""
   if isinstance(value, Tensor):
     if value.numel() != 1: raise ValueError(f"a learning rate Tensor must have 1 element, got shape {value.shape}")
     return
   if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
     raise TypeError(f"the learning rate must be a number or a 1-element Tensor, got {value!r}")
-  if value < 0: raise ValueError(f"learning rate must be >= 0, got {value}")
 
 
 class Optimizer:
@@ -51,6 +50,8 @@ class Optimizer:
     self.buffers = [p for p in unique if not p.requires_grad]
     if not self.params: raise ValueError("optimizer got no parameters that require grad")
     self.device = self.params[0].device
+    _check_learning_rate(lr)
+    if not isinstance(lr, Tensor) and lr < 0: raise ValueError(f"learning rate must be >= 0, got {lr}")  # (PyTorch's check at construction only)
     # float64 where a parameter is (its device has float64 then): a float32 learning rate would round 0.1 for it
     self._lr_dtype = np.float64 if any(p.dtype == dtypes.float64 for p in self.params) else np.float32
     self.lr = lr

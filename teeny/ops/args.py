@@ -41,7 +41,7 @@ def _canon_axis(axis: int, ndim: int) -> int:
 
 def _canon_axes(axes, ndim: int, what: str) -> list[int]:
   """One axis or a sequence of them as canonical axes, each in range and none named twice (as PyTorch refuses)."""
-  out = [_canon_axis(a, ndim) for a in (axes if isinstance(axes, (tuple, list)) else [axes])]
+  out = [_canon_axis(a, ndim) for a in (axes if isinstance(axes, (tuple, list, range)) else [axes])]
   if len(set(out)) != len(out): raise ArgumentError(f"{what}: dim {axes} names an axis twice (a repeated dim)")
   return out
 

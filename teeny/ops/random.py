@@ -63,6 +63,8 @@ class RandomOps:
     rng_key_buffers[buffer_of(key.uop)] = counter
     k0, k1, hi = key[0], key[1], key[2]
     half = (n + 1) // 2
+    if half > 2**32:  # (a uint32 counter per pair of words: arange(half) named its dtype, not this call, in the error)
+      raise ArgumentError(f"a random draw of {n} values is too many: teeny's generator makes at most 2**33 per call")
     x0, x1 = cls._threefry2x32(cls.arange(half, dtype=dtypes.uint32, device=device), hi, k0, k1)
     # interleave the two output words: bits[2i] = x0[i], bits[2i+1] = x1[i]
     bits = x0.reshape(half, 1).pad(((0, 0), (0, 1))) + x1.reshape(half, 1).pad(((0, 0), (1, 0)))
