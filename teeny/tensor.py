@@ -456,8 +456,9 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     return inside.where(out, Tensor.full((), value, dtype=self.dtype, device=self.device))
   def shrink(self, arg) -> Tensor:
     """A view of the window arg: a (start, end) per axis, None for all of it (tinygrad's shrink; slicing is [])."""
-    arg = tuple((0, s) if a is None else tuple(a) for a, s in zip(arg, self.shape))
+    arg = tuple(arg)  # (its length checked before zip() could drop the extra pairs)
     if len(arg) != self.ndim: raise ArgumentError(f"shrink {arg} needs one (start, end) per axis of shape {self.shape}")
+    arg = tuple((0, s) if a is None else tuple(a) for a, s in zip(arg, self.shape))
     if any(is_symbolic(x) for a in arg for x in a): return self[tuple(slice(b, e) for b, e in arg)]  # (ops/variables.py)
     arg = tuple((_size_arg(b, "shrink's start"), _size_arg(e, "shrink's end")) for b, e in arg)  # (a float made a float size)
     if any(not 0 <= b <= e <= s for (b, e), s in zip(arg, self.shape)): raise ArgumentError(f"shrink {arg} is out of bounds for shape {self.shape}")

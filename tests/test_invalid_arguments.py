@@ -78,6 +78,8 @@ REFUSED = {
   "pad_to 5.5": (lambda: Tensor.ones(4).pad_to(5.5), TypeError, "pad_to's sizes must be an int"),
   "shrink 1.5": (lambda: Tensor.ones(4).shrink(((0, 1.5),)), TypeError, "shrink's end must be an int"),
   "shrink_to 2.5": (lambda: Tensor.ones(4).shrink_to(2.5), TypeError, "shrink_to's sizes must be an int"),
+  "shrink too many pairs": (lambda: Tensor.ones(4).shrink(((0, 1), (0, 1))), RuntimeError, "needs one (start, end) per axis"),
+  "diff n 1.0": (lambda: Tensor.ones(4).diff(1.0), TypeError, "diff's n must be an int"),
   "unfold size 2.0": (lambda: Tensor.ones(3).unfold(0, 2.0, 1), TypeError, "unfold's size must be an int"),
   # Python's internals leaked out as the error
   "sum dim 1.5": (lambda: Tensor.ones(2, 3).sum(dim=1.5), TypeError, "axis must be an int, got 1.5"),

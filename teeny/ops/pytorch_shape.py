@@ -113,6 +113,7 @@ class PyTorchShapeOps:
     """The n-th forward difference along dim, like torch.diff: out[i] = x[i + 1] - x[i] (bool: !=), after joining
     the tensors prepend and append (of self's dims) on either side."""
     if self.ndim == 0: raise ArgumentError("diff needs a tensor with at least 1 dimension, got a 0-d one")
+    n = _int_arg(n, "diff's n")
     if n < 0: raise ArgumentError(f"diff order n must be >= 0, got {n}")
     d = _canon_axis(dim, self.ndim)
     pieces = [p for p in (prepend, self, append) if p is not None]
