@@ -156,3 +156,20 @@ class ProgramSpec:
 
   @property
   def n_vals(self) -> int: return len(self.val_dtypes)
+
+
+def index_math(program: list) -> set[UOp]:
+  """The ADD/MUL ops that compute addresses (the index of a LOAD or STORE) from loop indices and constants alone.
+  Lowering picks an index type wide enough for every offset, so this math never wraps, and saying so (nsw) lets
+  LLVM see that x[i], x[i+1], ... are neighbours and load them as one vector. Integer math on values (which
+  wraps, like C) is left alone: an op shared by a value and an address is bounded by the address."""
+  from_data = set()
+  for u in program:
+    if u.op in (Ops.LOAD, Ops.DEFINE_ACC, Ops.ASSIGN) or any(s in from_data for s in u.src): from_data.add(u)
+  found, stack = set(), [u.src[1] for u in program if u.op in (Ops.LOAD, Ops.STORE)]
+  while stack:
+    u = stack.pop()
+    if u in found or u in from_data or u.op not in (Ops.ADD, Ops.MUL): continue
+    found.add(u)
+    stack.extend(u.src)
+  return found
