@@ -500,6 +500,18 @@ def test_half_float_softmax_computes_in_float32_and_rounds_once(device):
     np.testing.assert_allclose(logs, np.log(exact), rtol=2 ** -8 if dt == dtypes.bfloat16 else 2 ** -11, atol=1e-7)  # (log(1 + 3e-11) is 0 in float32)
 
 
+def test_half_float_logcumsumexp_rounds_each_prefix_once(device):
+  """A float16 logcumsumexp rounded its exp, sums and log to float16: [-0.4526, 0.4304] gave 0.777 for 0.7765 (its
+  exact value rounds to 0.7764), 1 ulp off in about 1 element of 5. Scanned in float32 and rounded once, as
+  PyTorch's (within half a step of the exact value, past float32's own error)."""
+  x = np.concatenate([[-0.45263671875, 0.430419921875], np.random.default_rng(0).standard_normal(300)]).astype(np.float32)
+  for dt, step in ((dtypes.float16, 2 ** -10), (dtypes.bfloat16, 2 ** -7)):
+    held = Tensor(x, device=device).cast(dt).float().numpy().astype(np.float64)  # (x as the half float holds it)
+    got = Tensor(held.astype(np.float32), dtype=dt, device=device).logcumsumexp(0)
+    assert got.dtype == dt
+    np.testing.assert_allclose(got.float().numpy(), np.logaddexp.accumulate(held), rtol=step / 2 * 1.01, atol=1e-30)
+
+
 def test_float16_pooling_resizing_and_nll_loss_round_once(device):
   """avg_pool sums a half float window in float32 (four 30000s summed to inf in float16), bicubic interpolate adds
   its terms in float32 (a constant 60000 image gave inf), each rounded once as PyTorch's; nll_loss of float16

@@ -290,6 +290,23 @@ def test_variance_of_values_far_from_zero_keeps_its_precision(device):
   np.testing.assert_allclose(t.grad.numpy(), 2 * (x.astype(np.float64) - x.astype(np.float64).mean()) / 999, rtol=1e-4, atol=1e-5)
 
 
+def test_variance_whose_sum_of_squares_passes_float32s_range(device):
+  """var of [1.5e19, -1.5e19] * 2 was inf (its squares summed to 9e38, past float32's range, for a variance of 3e38),
+  and 1e5 values of spread 1e17 gave inf for 1e34: float32 computes in float64 where the device has it, as
+  PyTorch's CPU kernel does. A variance past float32's range is inf, not NaN."""
+  if not Device[device].supports_dtype(dtypes.float64): pytest.skip(f"{device} has no float64")
+  x = np.array([1.5e19, -1.5e19, 1.5e19, -1.5e19], np.float32)
+  for correction in (0, 1):
+    want = np.var(x.astype(np.float64), ddof=correction)
+    np.testing.assert_allclose(Tensor(x, device=device).var(correction=correction).item(), want, rtol=1e-6)
+  wide = np.random.default_rng(0).normal(0, 1e17, 100_000).astype(np.float32)
+  np.testing.assert_allclose(Tensor(wide, device=device).var().item(), np.var(wide.astype(np.float64), ddof=1), rtol=1e-5)
+  assert Tensor(np.array([3e38] * 5 + [-3e38] * 5, np.float32), device=device).var().item() == np.inf
+  t = Tensor(x, device=device, requires_grad=True)
+  t.var().backward()
+  np.testing.assert_allclose(t.grad.numpy(), 2 * x.astype(np.float64) / 3, rtol=1e-6)
+
+
 def test_reduction_forms_like_torch(device):
   """dim=() reduced nothing (PyTorch: every dim), std(False) raised (PyTorch's std(unbiased)), a float16 norm
   summed its squares in float16 (inf for 100 x 700), topk(0) of a 0-d tensor read memory nothing wrote and topk(0)

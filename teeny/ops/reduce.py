@@ -13,6 +13,7 @@ from teeny.schedule import is_buffer_view
 from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
 from teeny.ops.constants import uniform_reduces
 from teeny.gradient import tensor_rules
+from teeny.ops.pytorch import _has_float64
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -125,12 +126,15 @@ class ReduceOps:
     axes = self._axes(axis)
     n = math.prod(self.shape[a] for a in axes)
     # the corrected two-pass sum: sum(d^2) - sum(d)^2 / n with d = x - mean is exact for any shift, so it undoes the
-    # float32 rounding of the mean itself (1e6 + [0..6] lost 1e-3 of its variance to it; PyTorch sums in float64).
-    # Both sums run in one kernel. The gradient is PyTorch's 2 (x - mean) / (n - correction), by a rule: the two
-    # sums' gradients added inf - inf = NaN for an infinite incoming gradient
-    d = x - x.mean(axis, keepdim=True).detach()
+    # rounding of the mean itself (1e6 + [0..6] lost 1e-3 of its variance to float32's); both sums run in one kernel.
+    # float32 computes in float64 where the device has it, as PyTorch's CPU kernel does: in float32 the sum of n
+    # squares overflowed once n * var passed 3.4e38 ([1.5e19, -1.5e19] * 2 gave inf for 2.25e38). The gradient is
+    # PyTorch's 2 (x - mean) / (n - correction), by a rule: the two sums' gradients added inf - inf = NaN for an
+    # infinite incoming gradient
+    wide = x.cast(dtypes.float64) if x.dtype == dtypes.float32 and _has_float64(x.device) else x
+    d = wide - wide.mean(axis, keepdim=True).detach()
     sq = d.square().sum(axis, keepdim) - d.sum(axis, keepdim).square() / max(n, 1)
-    return x._exact_gradient(sq.div(max(0, n - correction)), ("var", axes, correction))
+    return x._exact_gradient(sq.div(max(0, n - correction)).cast(x.dtype), ("var", axes, correction))
   @takes_dim
   def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
     """The square root of var (same arguments), of the values scaled by a power of 2 near their largest magnitude
@@ -312,8 +316,9 @@ class ReduceOps:
   @takes_dim
   def logcumsumexp(self, axis: int = 0) -> Self:
     """log(cumsum(exp(x))) along axis without overflow or underflow, like torch.logcumsumexp: each prefix is a
-    logsumexp (shifted by its own max), so [-1000, 0] gives [-1000, 0] and not [-inf, 0]."""
-    return self._float()._scan("logsumexp", axis)
+    logsumexp (shifted by its own max), so [-1000, 0] gives [-1000, 0] and not [-inf, 0]. Half floats scan in
+    float32 and round each prefix once (its exp, sum and log each rounded to float16 were 1 ulp off in 1 of 5)."""
+    return self._in_float32(lambda x: x._scan("logsumexp", axis))
   @takes_dim
   def cumprod(self, axis: int = 0, dtype=None) -> Self:
     """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too), in dtype when
