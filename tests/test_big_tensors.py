@@ -70,6 +70,18 @@ def test_sum_past_2_31_elements(device):
 
 
 @pytest.mark.big
+def test_argmax_past_2_31_elements(device):
+  """argmax and max(dim=0) of the 2^31 + 7 element pattern with a larger element past index 2^31: int64 indices
+  (an int32 arange raised OverflowError), counted without a host arange of 2^31 int64s (16 GiB)."""
+  if not holds_one_buffer(device, N): return
+  x = pattern(device).contiguous().realize()
+  x[N - 3] = 255
+  assert timed("argmax", lambda: x.argmax().item()) == N - 3
+  found = x.max(dim=0)
+  assert found.values.item() == 255 and found.indices.item() == N - 3 and found.indices.dtype == dtypes.int64
+
+
+@pytest.mark.big
 def test_copy_past_2_31_elements(device):
   """The pattern realized, summed, read back whole (.numpy()) and copied by a kernel from offset 7 on
   (.contiguous(): reads past index 2^31), element for element; or a MemoryError before any kernel runs. (The

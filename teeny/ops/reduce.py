@@ -177,7 +177,8 @@ class ReduceOps:
   @takes_dim
   def argmax(self, axis=None, keepdim=False) -> Self:
     """Index of the largest value, the first one on ties and NaN counting as largest (like numpy). int32 (teeny's
-    default int, as in tinygrad; torch gives int64). axis=None searches the flattened tensor."""
+    default int, as in tinygrad; torch gives int64; int64 along an axis past 2**31 - 1). axis=None searches the
+    flattened tensor."""
     if axis is None:
       out = self.reshape(-1).argmax(0) if self.ndim else type(self)(0, device=self.device)
       return out.reshape((1,) * self.ndim) if keepdim else out
@@ -192,9 +193,10 @@ class ReduceOps:
     if dtypes.is_float(self.dtype):  # NaN counts as the largest value, like numpy and torch
       nan = x.isnan()
       hit = nan.any(ax, keepdim=True).where(nan, hit)
-    # n - index counts down, so the largest marks the first hit
-    rev = type(self).arange(n, 0, -1, dtype=dtypes.int32, device=self.device).reshape((n,) + (1,) * (self.ndim - ax - 1))
-    return (n - hit.where(rev, 0).max(ax, keepdim)).cast(dtypes.int32)
+    # n - index counts down, so the largest marks the first hit; int64 past int32's range (then the result is too)
+    index = dtypes.int32 if n <= dtypes.max(dtypes.int32) else dtypes.int64
+    rev = (n - _count_to(type(self), n, index, self.device)).reshape((n,) + (1,) * (self.ndim - ax - 1))
+    return (n - hit.where(rev, 0).max(ax, keepdim)).cast(index)
   @takes_dim
   def argmin(self, axis=None, keepdim=False) -> Self:
     """Index of the smallest value, the first one on ties and NaN counting as smallest (like numpy and torch);
@@ -398,6 +400,16 @@ class ReduceOps:
     if self.ndim == 1: out = out.squeeze(-2)
     if w.ndim == 1: out = out.squeeze(-1)
     return out
+
+
+def _count_to(cls, n: int, dtype, device):
+  """0, 1, ..., n - 1: arange, made on the host, up to int32's range; past it (int64 values, 16 GiB of them for
+  argmax of 2**31 bytes) computed from two host aranges of about sqrt(n) each, as row * cols + col."""
+  if n <= dtypes.max(dtypes.int32): return cls.arange(n, dtype=dtype, device=device)
+  cols = math.isqrt(n - 1) + 1
+  rows = -(-n // cols)
+  row = cls.arange(rows, dtype=dtype, device=device).reshape(rows, 1)
+  return (row * cols + cls.arange(cols, dtype=dtype, device=device).reshape(1, cols)).reshape(rows * cols)[:n]
 
 
 def _deviations(x, axes: tuple, correction: int):
