@@ -802,6 +802,19 @@ def test_norm_like_pytorch_with_a_zero_gradient_at_a_zero_vector(device, p):
     np.testing.assert_allclose(grad, q.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("p", [math.inf, -math.inf])
+def test_infinity_norm_of_a_row_with_nan_has_a_zero_gradient(device, p):
+  """norm(p=+-inf) of a row holding NaN is NaN, and its gradient 0, as PyTorch's (the magnitudes equal to a NaN
+  norm: none); it was NaN everywhere in the row (max's rule). Ties share the gradient evenly, times their sign."""
+  rows = np.array([[1, np.nan, -3], [3, -3, 1], [2, -2, 2]], np.float32)
+  t = Tensor(rows, device=device, requires_grad=True)
+  out = t.norm(p, dim=1)
+  (out * Tensor(np.array([1, 2, 3], np.float32), device=device)).sum().backward()
+  if p > 0: want = [[0, 0, 0], [1, -1, 0], [1, -1, 1]]
+  else: want = [[0, 0, 0], [0, 0, 2], [1, -1, 1]]
+  np.testing.assert_array_equal(t.grad.numpy(), np.array(want, np.float32))
+
+
 def test_log1p_and_expm1_like_pytorch(device):
   """Tensor.log1p and Tensor.expm1, as torch's: exact for tiny x (1e-30 stays 1e-30), log1p(inf) is inf (Goldberg's
   log(u) * x / (u - 1) was inf / inf), and log1p's gradient is 1 / (1 + x), finite below -1 where the value is NaN

@@ -252,8 +252,9 @@ class ReduceOps:
     if isinstance(p, str): raise ArgumentError(f"norm order {p!r} is not supported: give a number or 'fro'")
     x = self.cast(dtype) if dtype is not None else self._float()
     if x.dtype in NARROW_FLOATS: return x.float().norm(p, axis, keepdim).cast(x.dtype)
-    if p == math.inf: return x.abs().max(axis, keepdim)
-    if p == -math.inf: return x.abs().min(axis, keepdim)
+    if p in (math.inf, -math.inf):  # (PyTorch's gradient by a rule: 0 where the norm is NaN, as NaN equals nothing)
+      magnitude = x.abs().max(axis, keepdim) if p > 0 else x.abs().min(axis, keepdim)
+      return x._exact_gradient(magnitude, ("extreme_magnitude", x._axes(axis)))
     if p == 0: return (x != 0).sum(axis, keepdim).cast(x.dtype)
     if p == 1: return x.abs().sum(axis, keepdim)
     if p == 2: return x.square().sum(axis, keepdim)._sqrt_flat_at_zero()
@@ -436,5 +437,16 @@ def _std_gradient(arg, grad, value, x):
   return (zero.where(0.0, share * centered),)
 
 
+def _extreme_magnitude_gradient(arg, grad, value, x):
+  """norm(p=+-inf)'s rule, PyTorch's: the incoming gradient shared evenly by the elements whose magnitude is the
+  norm, times their sign; nothing where the norm is NaN (Tensor.max's rule gave every element of that row NaN)."""
+  axes = arg[1]
+  kept = x._reduced_shape(axes, True)
+  hit = x.abs() == value.reshape(kept)
+  share = grad.reshape(kept) / hit.sum(axes, keepdim=True).maximum(1)
+  return (hit.where(share * x.sign(), 0.0),)
+
+
 tensor_rules["var"] = _var_gradient
+tensor_rules["extreme_magnitude"] = _extreme_magnitude_gradient
 tensor_rules["std"] = _std_gradient
