@@ -19,7 +19,7 @@ ordinary graph per device, scheduled like any other; data moves between devices 
   work in it (a reduce) is computed on the first device and copied, so no node has two devices in one schedule.
 """
 from __future__ import annotations
-import math
+import math, weakref
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite, ELEMENTWISE, MOVEMENT, toposort
 
@@ -302,7 +302,29 @@ def _copy(n: UOp) -> UOp | None:
 def _assign(n: UOp, m: UOp) -> UOp:
   devices, axis = m.arg
   values = _shards_in(n.src[1], devices, axis, bounds_of(m))
-  return multi((UOp(Ops.ASSIGN, n.dtype, (t, v), n.arg) for t, v in zip(m.src, values)), devices, axis)
+  writes = tuple(UOp(Ops.ASSIGN, n.dtype, (t, v), n.arg) for t, v in zip(m.src, values))
+  # (n is the write rebuilt over its rewritten sources, not the tensor's node: found by the write's unique arg)
+  if n.arg in _per_device_writes: _per_device_writes[n.arg] = writes
+  return multi(writes, devices, axis)
+
+
+# a write into a sharded tensor (an ASSIGN over a MULTI), by its arg (unique per write) -> the writes per device it
+# became when a schedule rewrote it (None before). The scheduler marks those realized, never the write itself, so
+# this is how program order tells whether it ran. An entry lives as long as the write's node (and keeps the writes
+# per device, whose realized-map entries die with them, alive as long).
+_per_device_writes: dict = {}
+
+
+def track_write(write: UOp):
+  """Remember what `write`, a new ASSIGN into a MULTI, becomes per device, for as long as it lives."""
+  _per_device_writes[write.arg] = None
+  weakref.finalize(write, _per_device_writes.pop, write.arg, None)
+
+
+def writes_per_device(write: UOp) -> tuple[UOp, ...] | None:
+  """The writes, one per device, that a write into a sharded tensor (see track_write) became when a schedule
+  rewrote it; None if none did (then it has not run)."""
+  return _per_device_writes.get(write.arg)
 
 
 pm_multi = PatternMatcher([

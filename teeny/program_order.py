@@ -31,6 +31,7 @@ from teeny.uop import UOp, Ops, UPat, PatternMatcher, graph_rewrite
 from teeny.helpers import snapshot
 from teeny.runtime.device import Buffer
 from teeny.schedule import is_buffer_view, buffer_of, realized_buffers
+from teeny import multi
 
 _ref = weakref.ref
 
@@ -186,7 +187,7 @@ def settle_writes():
   whose tensors died or hold another node now. A tensor keeps its ASSIGN node after the write ran inside another
   tensor's realize, and once the realized map is forgotten nothing else tells that it ran."""
   with _writes_lock:
-    _writes[:] = [_ref(t) for r in _writes if (t := r()) is not None and t._uop.op is Ops.ASSIGN and not realized_buffers(t._uop)]
+    _writes[:] = [_ref(t) for r in _writes if (t := r()) is not None and t._uop.op is Ops.ASSIGN and not ran_into(t._uop)]
 
 
 def writes_to_run_now() -> list:
@@ -211,9 +212,30 @@ def pending_writes(buffers) -> list:
   buffers = set(buffers)
   out = []
   for t in live:
-    target = t._uop.src[0]
-    if any(is_buffer_view(s) and buffer_of(s) in buffers for s in (target.src if target.op is Ops.MULTI else (target,))): out.append(t)
+    if any(b in buffers for b in write_targets(t._uop.src[0])): out.append(t)
   return out
+
+
+def write_targets(target: UOp) -> list[Buffer]:
+  """The buffers a write into `target` (a buffer view, or a sharded tensor's MULTI of them) overwrites."""
+  parts = target.src if target.op is Ops.MULTI else (target,)
+  return [buffer_of(p) for p in parts if is_buffer_view(p)]
+
+
+def ran_into(write: UOp) -> list[Buffer]:
+  """The buffers a write (ASSIGN) wrote, once it ran; none while it is pending. A write into a sharded tensor runs
+  as one write per device (multi.writes_per_device), each realized on its own: it ran when they all did."""
+  if write.src[0].op is not Ops.MULTI: return realized_buffers(write)
+  shards = multi.writes_per_device(write)
+  if shards is None: return []
+  per_device = [realized_buffers(s) for s in shards]
+  if not all(per_device): return []
+  return [b for buffers in per_device for b in buffers]
+
+
+def _realized_into(n: UOp) -> list[Buffer]:
+  """The buffers node n was realized into (a write's: see ran_into)."""
+  return ran_into(n) if n.op is Ops.ASSIGN else realized_buffers(n)
 
 
 def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
@@ -225,7 +247,7 @@ def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
     n = stack[-1]
     if n in memo: stack.pop(); continue
     if n.op is Ops.ASSIGN:
-      if buffer_of(n.src[0]) in written and not realized_buffers(n):  # a write this schedule runs
+      if not ran_into(n) and any(b in written for b in write_targets(n.src[0])):  # a write this schedule runs
         memo[n] = False
         stack.pop()
         continue
@@ -237,7 +259,7 @@ def reads_any(root: UOp, written: set[Buffer], memo: dict[UOp, bool]) -> bool:
       continue
     stack.pop()
     reads = n.op is Ops.BUFFER and n.arg in written
-    if not reads: reads = any(b in written for b in realized_buffers(n))
+    if not reads: reads = any(b in written for b in _realized_into(n))
     if not reads: reads = any(memo[s] for s in sources)
     memo[n] = reads
   return memo[root]

@@ -463,3 +463,53 @@ def test_shard_argument_errors_name_the_problem(devices):
   with pytest.raises(TypeError, match="tuple of devices"): Tensor.ones(4).shard(devices[0], 0)
   with pytest.raises(ValueError, match="0-d"): Tensor(3.0).shard(devices, 0)
   assert Tensor(3.0).shard(devices, None).numpy() == 3.0
+
+
+# ---- program order: a lazy reader of a sharded tensor keeps the values it read ----
+
+def _assign_twice(x):
+  x.assign(x + 1)
+  reader = x * 1
+  x.assign(x * 10)
+  return reader
+
+
+def _add_in_place_three_times(x):
+  x += 1
+  x += 1
+  reader = x * 1
+  x *= 10
+  return reader
+
+
+def _index_writes(x):
+  idx = Tensor(np.array([0, 2], np.int32))
+  if type(x.device) is tuple: idx = idx.to(x.device)
+  x[idx] = 5.0
+  x[idx] = 7.0
+  reader = x * 1
+  x[idx] = 9.0
+  return reader
+
+
+def _view_read_between_writes(x):
+  x.assign(x + 1)
+  reader = x[1:3] * 2
+  x.assign(x * 10)
+  return reader
+
+
+@pytest.mark.parametrize("writes", [_assign_twice, _add_in_place_three_times, _index_writes, _view_read_between_writes])
+@pytest.mark.parametrize("layout", [0, None])
+def test_a_lazy_reader_keeps_the_values_before_a_later_write(devices, layout, writes):
+  """A write into a sharded tensor runs as one write per device, and only those were marked realized: once it ran,
+  a lazy reader of it still looked pending to the next write, which ran first (x realized before the reader gave
+  [20, 30, 40, 50] for [2, 3, 4, 5])."""
+  a = np.arange(1, 7, dtype=np.float32)
+  x = Tensor(a).contiguous().realize()
+  reader = writes(x)
+  expected_x, expected_reader = x.numpy(), reader.numpy()
+  x = Tensor(a).shard(devices, layout).contiguous().realize()
+  reader = writes(x)
+  np.testing.assert_array_equal(x.numpy(), expected_x)  # (x first: the write after the reader runs first)
+  np.testing.assert_array_equal(reader.numpy(), expected_reader)

@@ -69,7 +69,7 @@ def _realize(tensors: tuple, before_writing: tuple = ()):
   done = {id(t) for t in tensors}
   # the writes of the tensors being realized (parameter updates) are known before scheduling: the readers of what
   # they overwrite join at once, so the graph is scheduled once. Writes found deeper in the graph come after.
-  expected = frozenset(b for t in tensors if t._uop.op is Ops.ASSIGN for b in _targets(t._uop.src[0]))
+  expected = frozenset(b for t in tensors if t._uop.op is Ops.ASSIGN for b in program_order.write_targets(t._uop.src[0]))
   if expected: tensors += tuple(_readers_to_realize(expected, done))
   items, views, written = _schedule(tensors)
   unexpected = written - expected
@@ -95,11 +95,6 @@ def _readers_to_realize(written, done: set[int]) -> list:
   if before_capture: _realize_outside_capture(before_capture)
   done.update(id(t) for t in readers)
   return readers
-
-
-def _targets(target: UOp) -> list[Buffer]:
-  """The buffers a write into `target` (a buffer view, or a sharded tensor's MULTI of them) overwrites."""
-  return [buffer_of(s) for s in target.src] if target.op is Ops.MULTI else [buffer_of(target)]
 
 
 def _buffers_held(node: UOp) -> list[Buffer]:

@@ -13,7 +13,7 @@ from teeny.gradient import restore_graphs
 from teeny.engine.tensors import realize_tensors, grad_realized, written_graphs, remember_write, unique_ids
 from teeny.engine.realize import capture
 from teeny.helpers import snapshot
-from teeny import program_order
+from teeny import multi, program_order
 from teeny.ops.args import ArgumentError, _broadcast_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -70,6 +70,7 @@ class WriteOps:
       moves = tuple((op, arg) for op, arg in self._view_ops if op is not Ops.DETACH and op is not Ops.BITCAST)
       base.uop = UOp(Ops.ASSIGN, base.dtype, (storage, bits), (next(unique_ids), moves))
       program_order.track_write(base)
+      if storage.op is Ops.MULTI: multi.track_write(base.uop)  # (one write per device: see multi.writes_per_device)
       # autograd: graphs built before the write hold the buffer, standing for its old values; its kept graph (a
       # result) stays theirs until the write runs (see _realized_graphs), a leaf remembers both nodes it was
       base._assigned_graph = base._graph_after_write(covered.where(placed, old) if depth else bits, old)
