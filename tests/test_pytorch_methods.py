@@ -348,3 +348,18 @@ def test_index_op_errors(device):
   with pytest.raises(RuntimeError, match="0-d"): m.index_fill(1, Tensor([1], device=device), Tensor([7.0], device=device))
   if torch is not None:  # (the same calls raise in PyTorch too)
     with pytest.raises(RuntimeError): torch.tensor(M).index_fill(1, torch.tensor([1]), torch.tensor([7.0]))
+
+
+def test_round_to_decimals_and_nan_to_num_of_none(device):
+  """round(decimals=d) raised (tinygrad's round has no decimals); PyTorch's: x * 10^d rounded half to even, over
+  10^d, and for d < 0 x / 10^-d rounded, times 10^-d; half floats in float32 (float16's 10^5 is inf), an int
+  tensor refused. nan_to_num(nan=None) raised: PyTorch reads None as its default, 0."""
+  v = np.array([1.2345, -2.5, 1250.0, 0.125, 0.0151, -0.005, 2.675, 1350.0], np.float32)
+  for d in (2, 1, 3, -1, -2):
+    scale = np.float32(10.0 ** abs(d))
+    want = np.round(v * scale) / scale if d > 0 else np.round(v / scale) * scale
+    np.testing.assert_array_equal(Tensor(v, device=device).round(decimals=d).numpy(), want)
+  assert Tensor([1.5], dtype=dtypes.float16, device=device).round(decimals=5).item() == 1.5
+  with pytest.raises(TypeError, match="float tensor"): Tensor([1, 2], device=device).round(decimals=1)
+  with pytest.raises(TypeError, match="decimals"): Tensor([1.0], device=device).round(decimals=1.5)
+  assert Tensor([math.nan, 1.0], device=device).nan_to_num(nan=None).tolist() == [0.0, 1.0]

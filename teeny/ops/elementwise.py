@@ -11,7 +11,7 @@ import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS, check_fits, check_float_fits, promote_scalar, promote_operands, rounded_to, normalize_const
 from teeny.uop import UOp, Ops
 from teeny.ops.constants import _const_at
-from teeny.ops.args import ArgumentError, _broadcast_shape
+from teeny.ops.args import ArgumentError, _broadcast_shape, _int_arg
 from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
@@ -73,8 +73,16 @@ class ElementwiseOps:
     if not dtypes.is_float(self.dtype): return self._copy_result(self)
     t = self.trunc()
     return (self > t).where(t + 1, t)
-  def round(self) -> Self:
-    """Round half to even, like numpy and torch.round; a zero result keeps x's sign (round(-0.4) is -0.0)."""
+  def round(self, decimals: int = 0) -> Self:
+    """Round half to even, like numpy and torch.round; a zero result keeps x's sign (round(-0.4) is -0.0). With
+    decimals, PyTorch's: x * 10^d rounded, over 10^d (d < 0: x / 10^-d rounded, times 10^-d); half floats in
+    float32, rounded once."""
+    if decimals:
+      decimals = _int_arg(decimals, "round's decimals")
+      if not dtypes.is_float(self.dtype): raise TypeError(f"round with decimals takes a float tensor, got {self.dtype} (as PyTorch)")
+      scale = 10.0 ** abs(decimals)
+      if decimals > 0: return self._in_float32(lambda x: (x * scale).round() / scale)
+      return self._in_float32(lambda x: (x / scale).round() * scale)
     if not dtypes.is_float(self.dtype): return self._copy_result(self)
     f = self.floor()
     d = self - f  # exact: the fractional part of a float is a float

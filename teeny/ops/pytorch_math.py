@@ -142,6 +142,7 @@ class PyTorchMathOps:
     """NaN, +inf and -inf replaced by nan, posinf and neginf (by default the dtype's largest and smallest finite
     values), like torch.nan_to_num; the gradient passes where self is finite. Int tensors come back unchanged (a copy)."""
     if not dtypes.is_float(self.dtype): return self._copy_result(self)
+    if nan is None: nan = 0.0  # (PyTorch's default, also when given as None)
     largest = _largest_finite(self.dtype)
     posinf, neginf = largest if posinf is None else posinf, -largest if neginf is None else neginf
     out = self.isnan().where(nan, self)
