@@ -79,7 +79,11 @@ class WriteOps:
         remember_write(base.uop, base._assigned_graph)  # (graphs built on the write may outlive the tensor)
       if leaf: base._earlier_nodes = _still_held(base._earlier_nodes, storage) + (weakref.ref(storage), weakref.ref(base.uop))
     else:
-      base.uop = covered.where(placed, old) if depth else UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))
+      # a leaf's new values are its own, the elements kept included (as in place: no gradient flows from the new
+      # node to `old`, which graphs built before reach as an earlier node of the leaf; through both, the gradient
+      # of an element the write left reached the leaf twice)
+      kept = UOp(Ops.DETACH, old.dtype, (old,)) if leaf else old
+      base.uop = covered.where(placed, kept) if depth else UOp(Ops.CONTIGUOUS, base.dtype, (value.uop,), ("clone", next(unique_ids)))
       base._graph = None  # (a lazy base: its graph is replaced, nothing is written; or a clone: a buffer of its own)
       # a lazy leaf (one moved by to_() or shard_() since it was made) was `old` to the graphs built before
       if leaf: base._earlier_nodes = _still_held(base._earlier_nodes, old) + (weakref.ref(old),)
