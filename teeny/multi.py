@@ -245,7 +245,9 @@ def _permute(n: UOp, m: UOp, devices, axis: int) -> UOp:
 
 
 def _expand(n: UOp, m: UOp, devices, axis: int) -> UOp:
-  # the sharded axis is never expanded (only size-1 axes are), so each shard keeps its size there
+  # with one device its shard is the whole tensor, whose sharded axis may have size 1 and be expanded
+  if len(m.src) == 1: return multi((m.src[0].expand(n.arg),), devices, axis)
+  # with several, every shard holds a row at least, so the sharded axis (longer than 1) is never expanded
   return multi((s.expand(n.arg[:axis] + (s.shape[axis],) + n.arg[axis + 1:]) for s in m.src), devices, axis)
 
 

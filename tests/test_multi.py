@@ -578,3 +578,19 @@ def test_sgd_steps_after_a_no_grad_write_into_a_sharded_parameter_match_one_devi
       opt.step()
     return w.numpy()
   np.testing.assert_allclose(train(0), train(None), rtol=1e-6)
+
+
+def test_expanding_the_sharded_axis_of_one_device():
+  """Sharded over one device, the sharded axis may have size 1, and expanding it was dropped: shard(("LLVM",), 0)
+  of a (1, 4) tensor expanded to (3, 4) gave a (1, 4) array (and x + ones(3, 1) a (1, 4) result)."""
+  one = ("LLVM",)
+  a, b = np.arange(1, 5, dtype=np.float32).reshape(1, 4), data(3, 4)
+  x = Tensor(a).shard(one, 0)
+  np.testing.assert_array_equal(x.expand(3, 4).numpy(), np.broadcast_to(a, (3, 4)))
+  out = x + Tensor(b).shard(one, 0)
+  close(out, a + b)
+  assert out.shape == (3, 4)
+  close(x.reshape(1, 1, 4).expand(2, 3, 4).sum(1), np.broadcast_to(a, (2, 3, 4)).sum(1))
+  w = Tensor(a, requires_grad=True).shard_(one, 0)
+  (w.expand(3, 4) * Tensor(b).to(one)).sum().backward()
+  close(w.grad, b.sum(0, keepdims=True))
