@@ -594,3 +594,32 @@ def test_expanding_the_sharded_axis_of_one_device():
   w = Tensor(a, requires_grad=True).shard_(one, 0)
   (w.expand(3, 4) * Tensor(b).to(one)).sum().backward()
   close(w.grad, b.sum(0, keepdims=True))
+
+
+@pytest.mark.parametrize("move", ["to one device", "replicate", "shard 0", "shard 1"])
+def test_a_view_made_before_an_in_place_move_follows_its_base(devices, move):
+  """A view keeps its device attribute while its node is rebuilt from its base's: after x.shard_(devices, 0) or
+  x.to_(devices), v = x[1:3] made before read as a tensor on one device computed on several and raised
+  ("a tensor on one device computed on several"); after x.to_("LLVM:1") it said LLVM. A view's device is its base's."""
+  a = np.arange(12, dtype=np.float32).reshape(4, 3)
+  x = Tensor(a).contiguous().realize()
+  rows, column = x[1:3], x.T[0]
+  if move == "to one device": x.to_(devices[1])
+  elif move == "replicate": x.to_(devices)
+  else: x.shard_(devices, int(move[-1]))
+  assert rows.device == x.device and column.device == x.device
+  np.testing.assert_array_equal(rows.numpy(), a[1:3])
+  rows[0] = 100.0  # writes through to x, and x's other views see it
+  column += 1
+  b = a.copy()
+  b[1] = 100.0
+  b[:, 0] += 1
+  np.testing.assert_array_equal(x.numpy(), b)
+  np.testing.assert_array_equal((rows + Tensor.ones(2, 3, device=x.device)).numpy(), b[1:3] + 1)
+  w = Tensor(a, requires_grad=True)
+  row = w[1]
+  w.to_(x.device)
+  (row * row).sum().backward()
+  expected = np.zeros_like(a)
+  expected[1] = 2 * a[1]
+  np.testing.assert_array_equal(w.grad.numpy(), expected)

@@ -30,6 +30,14 @@ def first_device(device) -> str:
 
 class ShardingOps:
   """Tensor's ways onto several devices and back."""
+  @property
+  def device(self) -> str | tuple[str, ...]:
+    """The device this tensor is on (a tuple of names: sharded or replicated). A view's is its base's: a base moved
+    in place (to_, shard_, replace) takes the views made of it before along, as their nodes follow its node."""
+    return self._device if self._base is None else self._base._device
+  @device.setter
+  def device(self, device: str | tuple[str, ...]):
+    self._device = device
   def shard(self, devices: tuple[str, ...], axis: int | None = 0) -> Self:
     """This tensor split along `axis` into consecutive blocks, one per device of `devices` (sizes differ by at most
     one), like tinygrad's shard; axis=None puts all of it on each device (replicated). Ops on the result run on
