@@ -81,6 +81,14 @@ def test_argmax_past_2_31_elements(device):
   assert found.values.item() == 255 and found.indices.item() == N - 3 and found.indices.dtype == dtypes.int64
 
 
+def test_nonzero_past_2_31_elements_counts_in_int64(device):
+  """nonzero and masked_select of a mask of more than 2^31 - 1 elements count positions in int64 (an int32 count
+  would wrap past index 2^31); lazy with size=, so nothing here is allocated."""
+  mask = Tensor.zeros(N, dtype=dtypes.bool, device=device)
+  assert mask.nonzero(size=1).dtype == dtypes.int64 and mask.nonzero(size=1).shape == (1, 1)
+  assert Tensor.zeros(7, dtype=dtypes.bool, device=device).nonzero(size=1).dtype == dtypes.int32
+
+
 @pytest.mark.big
 def test_copy_past_2_31_elements(device):
   """The pattern realized, summed, read back whole (.numpy()) and copied by a kernel from offset 7 on

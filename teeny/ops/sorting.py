@@ -112,11 +112,13 @@ class SortOps:
     return self._ranked_first(k, dim, descending=largest)
 
   def _true_positions(self, size: int) -> tuple[Self, Self]:
-    """For a bool mask: the flat positions of its first `size` True elements (int32) and which of them exist."""
+    """For a bool mask: the flat positions of its first `size` True elements (int32; int64 in a mask of more than
+    2**31 - 1 elements, where int32 counts would wrap) and which of them exist."""
     flat = self.cast(dtypes.bool).flatten()
-    count_through = flat.cast(dtypes.int32).cumsum().cast(dtypes.int32)  # how many True up to and including i
-    r = type(self).arange(size, dtype=dtypes.int32, device=self.device).unsqueeze(-1)
-    position = (count_through.unsqueeze(0) <= r).cast(dtypes.int32).sum(-1, dtype=dtypes.int32)  # the (r+1)-th True
+    index = dtypes.int32 if flat.shape[0] <= dtypes.max(dtypes.int32) else dtypes.int64
+    count_through = flat.cast(index).cumsum().cast(index)  # how many True up to and including i
+    r = type(self).arange(size, dtype=index, device=self.device).unsqueeze(-1)
+    position = (count_through.unsqueeze(0) <= r).cast(index).sum(-1, dtype=index)  # the (r+1)-th True
     return position, position < flat.shape[0]
 
   def _selected_size(self, size: int | None) -> int:
@@ -143,7 +145,7 @@ class SortOps:
     position, exists = self._true_positions(self._selected_size(size))
     columns, stride = [], 1
     for extent in reversed(self.shape):
-      columns.insert(0, exists.where((position // stride) % extent, fill_value).cast(dtypes.int32))
+      columns.insert(0, exists.where((position // stride) % extent, fill_value).cast(position.dtype))
       stride *= extent
     if as_tuple and self.ndim == 0: return (exists.where(0, fill_value).cast(dtypes.int32),)  # (a 0-d tensor: as 1-d, like PyTorch)
     if as_tuple: return tuple(columns)
