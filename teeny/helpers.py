@@ -161,3 +161,14 @@ class LRUCache:
     with self._insert_lock:
       self._data.clear()
       self.total_cost = 0
+
+
+def pretty(u) -> str:
+  """Print a graph as numbered lines (shared nodes printed once)."""
+  nodes = u.toposort()
+  ids = {n: i for i, n in enumerate(nodes)}
+  lines = []
+  for n in nodes:
+    srcs = ",".join(f"%{ids[s]}" for s in n.src)
+    lines.append(f"%{ids[n]:<3} {n.op.name:<13} {str(n.dtype):<20} [{srcs}] {n.arg!r}"[:240])
+  return "\n".join(lines)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import functools, math, weakref
 import numpy as np
 from teeny.dtype import DType, dtypes, normalize_const
+from teeny.helpers import pretty
 
 
 class Op:
@@ -36,23 +37,18 @@ class _OpsType(type):
 class Ops(metaclass=_OpsType):
   # leaves of the tensor graph; BIND is a Variable bound to a value (teeny/variable.py), arg (name, lo, hi, value)
   BUFFER = Op(); CONST = Op(); BIND = Op()
-  # unary ALU
-  EXP2 = Op(); LOG2 = Op(); SIN = Op(); SQRT = Op(); RECIP = Op(); NEG = Op(); TRUNC = Op()
+  EXP2 = Op(); LOG2 = Op(); SIN = Op(); SQRT = Op(); RECIP = Op(); NEG = Op(); TRUNC = Op()  # unary ALU
   # binary ALU
   ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); FDIV = Op(); CMPLT = Op(); CMPNE = Op()
   AND = Op(); OR = Op(); XOR = Op(); SHL = Op(); SHR = Op()
-  # ternary ALU
-  WHERE = Op()
-  # type changes
-  CAST = Op(); BITCAST = Op()
+  WHERE = Op()  # ternary ALU
+  CAST = Op(); BITCAST = Op()  # type changes
   # reduce over axes (arg: (ALU op, axes)); keeps reduced axes as size 1
   REDUCE_AXIS = Op()
   # movement (free: folded into views at schedule time)
   RESHAPE = Op(); PERMUTE = Op(); EXPAND = Op(); PAD = Op(); SHRINK = Op(); FLIP = Op()
-  # graph-level
-  COPY = Op(); ASSIGN = Op(); CONTIGUOUS = Op(); DETACH = Op()
-  # kernel AST
-  SINK = Op(); DEFINE_GLOBAL = Op(); VIEW = Op(); LOAD = Op(); STORE = Op()
+  COPY = Op(); ASSIGN = Op(); CONTIGUOUS = Op(); DETACH = Op()  # graph-level
+  SINK = Op(); DEFINE_GLOBAL = Op(); VIEW = Op(); LOAD = Op(); STORE = Op()  # kernel AST
   # lowered program: RANGE is a loop (src: start, end; arg: its id). In the tensor graph a RANGE without sources is
   # the leaf 0, 1, ..., arg-1 (an arange with no buffer: the loop index seen as a tensor), and in a kernel AST
   # RANGE(VIEW) is that leaf seen through a view, as CONST(VIEW) is a constant's
@@ -75,6 +71,7 @@ ALU = UNARY | BINARY | {Ops.WHERE}
 ELEMENTWISE = ALU | {Ops.CAST, Ops.BITCAST}
 MOVEMENT = {Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP}
 COMPARISON = {Ops.CMPLT, Ops.CMPNE}
+_NUMBERS = (int, float, np.number, np.bool_)  # (what UOp.__eq__ compares a Variable expression with)
 VARIABLE_MATH = {Ops.BIND, Ops.CONST, Ops.ADD, Ops.NEG, Ops.MUL, Ops.IDIV, Ops.MOD, Ops.MAX}  # (teeny/variable.py)
 
 
@@ -136,7 +133,8 @@ class UOp(metaclass=_UOpMeta):
   # ---- arithmetic: index math in codegen, and gradient rules written as maths (gradient.py) ----
   # A Python scalar becomes a constant of this node's dtype, seen at its shape (RESHAPE to ones, then EXPAND, as
   # Tensor builds one): `ret * 2.0` is ret times a 2.0 of ret's shape. Index math has no shape: a bare CONST.
-  # (== and != stay Python's identity tests: hash-consing needs them; the elementwise comparisons are named.)
+  # (between two nodes == is identity, as hash-consing needs: the elementwise comparisons are named; a Variable
+  # expression against a number compares its bound value, UOp.__eq__)
   def const_like(self, x) -> UOp:
     if isinstance(x, UOp): return x
     if isinstance(x, float) and not dtypes.is_float(self.dtype):  # (a Variable's expression: `pos * 0.5`)
@@ -200,8 +198,12 @@ class UOp(metaclass=_UOpMeta):
       elif n.op is Ops.CONST: found[n] = n.arg
       else: found[n] = exec_alu(n.op, n.dtype, [found[s] for s in n.src])
     return found[self]
-  # `if pos > 0`: a bound Variable expression compared in Python is compared at its bound value (as tinygrad does);
-  # under TinyJit that branch is frozen at the capture, as all Python work is
+  # `if pos > 0`, `pos == 4`, `if pos:` read a bound Variable expression at its bound value (as tinygrad does), frozen
+  # at a TinyJit capture as all Python work is. Between two nodes == is identity, and hash the node's (hash-consing)
+  __hash__ = object.__hash__
+  def __eq__(self, x):
+    return self.bound_value() == x if isinstance(x, _NUMBERS) and _is_bound_expression(self) else NotImplemented
+  def __bool__(self): return self.bound_value() != 0 if _is_bound_expression(self) else True
   def __lt__(self, x): return self.bound_value() < (x.bound_value() if isinstance(x, UOp) else x)
   def __le__(self, x): return self.bound_value() <= (x.bound_value() if isinstance(x, UOp) else x)
   def __gt__(self, x): return self.bound_value() > (x.bound_value() if isinstance(x, UOp) else x)
@@ -238,6 +240,15 @@ def _derived(node: UOp, key: str, compute: Callable[[UOp], Any]):
     stack.pop()
     if key not in n._cache: n._cache[key] = compute(n)
   return node._cache[key]
+
+
+def _is_bound_expression(u: UOp) -> bool:
+  """Whether u is integer math of shape () over bound Variables (`pos + 1`); not kernel index math (DEFINE_VARs)."""
+  if "bound_expr" not in u._cache:
+    nodes = toposort(u) if u.op in VARIABLE_MATH and dtypes.is_int(u.dtype) and u.shape == () else ()
+    pure = all(n.op in VARIABLE_MATH and n.shape == () for n in nodes)
+    u._cache["bound_expr"] = pure and any(n.op is Ops.BIND for n in nodes)
+  return u._cache["bound_expr"]
 
 
 def toposort(root: UOp) -> list[UOp]:
@@ -371,17 +382,6 @@ _MINMAX_RULES: dict[Op, Callable] = {
 def _clamp(lo, hi, dmin, dmax):
   # a bound that leaves the dtype's range might wrap: then we know nothing
   return (lo, hi) if dmin <= lo and hi <= dmax else (dmin, dmax)
-
-
-def pretty(u: UOp) -> str:
-  """Print a graph as numbered lines (shared nodes printed once)."""
-  nodes = toposort(u)
-  ids = {n: i for i, n in enumerate(nodes)}
-  lines = []
-  for n in nodes:
-    srcs = ",".join(f"%{ids[s]}" for s in n.src)
-    lines.append(f"%{ids[n]:<3} {n.op.name:<13} {str(n.dtype):<20} [{srcs}] {n.arg!r}"[:240])
-  return "\n".join(lines)
 
 
 # ---- patterns ----

@@ -322,3 +322,16 @@ def test_tinyjit_refuses_a_variable_bound_inside_under_an_arguments_name(device)
   def f(x, p): return (x[p] + x[Variable("pos", 0, 5).bind(0)] * 100).realize()
   f(rows, Variable("pos", 0, 5).bind(1))
   with pytest.raises(JitValueError, match="inside the function"): f(rows, Variable("pos", 0, 5).bind(2))
+
+
+def test_a_bound_variable_compares_equal_and_is_truthy_at_its_value():
+  # `if pos == 0:` and `if pos:` must see the bound value, as `<` does (both were answered for the node: == was
+  # always False, bool always True)
+  s, z = Variable("s", 0, 10).bind(4), Variable("s", 0, 10).bind(0)
+  assert s == 4 and not s != 4 and s in (4,) and 4 == s and s + 1 == 5 and (s - 4) == 0 and s == 4.0
+  assert s != 3 and not s == 3 and s not in (3, 5)
+  assert not bool(z) and bool(s) and not (s - 4) and (z + 1)
+  # between nodes == stays identity (the graph's dicts and hash-consing need it); hash is the node's
+  assert s == Variable("s", 0, 10).bind(4) and len({s, z, s}) == 2
+  # a Tensor on the other side still compares elementwise
+  assert (s == Tensor([4, 5])).numpy().tolist() == [True, False]
