@@ -27,7 +27,7 @@ from teeny.ops.sharding import canonical_device
 from teeny import multi
 from teeny.ops import writes
 from teeny import program_order
-from teeny.variable import is_symbolic, checked
+from teeny.variable import is_symbolic, checked, for_tensor
 
 # tensors the user marked requires_grad=True, by id (a WeakSet compares a tensor added again with ==, elementwise)
 _grad_leaves: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -83,6 +83,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     self._requires_grad, self.grad = None, None
     if isinstance(data, UOp):
       if data.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {data.arg[0]!r} is not bound: use Variable(...).bind(value)")
+      data = for_tensor(data)  # (a number over Variables: checked, its // and % rounding down)
       self.uop = data if dtype is None else data.cast(dtype)
     elif isinstance(data, Tensor) and data.device == self.device and dtype in (None, data.dtype):
       self._alias(data)  # Tensor(t) is another view of t's storage

@@ -38,13 +38,11 @@ class Ops(metaclass=_OpsType):
   # leaves of the tensor graph; BIND is a Variable bound to a value (teeny/variable.py), arg (name, lo, hi, value)
   BUFFER = Op(); CONST = Op(); BIND = Op()
   EXP2 = Op(); LOG2 = Op(); SIN = Op(); SQRT = Op(); RECIP = Op(); NEG = Op(); TRUNC = Op()  # unary ALU
-  # binary ALU
-  ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); FDIV = Op(); CMPLT = Op(); CMPNE = Op()
+  ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); FDIV = Op(); CMPLT = Op(); CMPNE = Op()  # binary ALU
   AND = Op(); OR = Op(); XOR = Op(); SHL = Op(); SHR = Op()
   WHERE = Op()  # ternary ALU
   CAST = Op(); BITCAST = Op()  # type changes
-  # reduce over axes (arg: (ALU op, axes)); keeps reduced axes as size 1
-  REDUCE_AXIS = Op()
+  REDUCE_AXIS = Op()  # reduce over axes (arg: (ALU op, axes)); keeps reduced axes as size 1
   # movement (free: folded into views at schedule time)
   RESHAPE = Op(); PERMUTE = Op(); EXPAND = Op(); PAD = Op(); SHRINK = Op(); FLIP = Op()
   COPY = Op(); ASSIGN = Op(); CONTIGUOUS = Op(); DETACH = Op()  # graph-level
@@ -196,14 +194,14 @@ class UOp(metaclass=_UOpMeta):
         raise TypeError(f"a Variable expression holds integer arithmetic only, not {n.op.name} of {n.dtype}")
       if n.op is Ops.BIND: found[n] = n.arg[3] if values is None else values.get(n.arg[0], n.arg[3])
       elif n.op is Ops.CONST: found[n] = n.arg
-      else: found[n] = exec_alu(n.op, n.dtype, [found[s] for s in n.src])
+      else: found[n] = exec_alu(n.op, n.dtype, [found[s] for s in n.src], floor=True)  # (Python's // and %)
     return found[self]
   # `if pos > 0`, `pos == 4`, `if pos:` read a bound Variable expression at its bound value (as tinygrad does), frozen
   # at a TinyJit capture as all Python work is. Between two nodes == is identity, and hash the node's (hash-consing)
   __hash__ = object.__hash__
   def __eq__(self, x):
-    return self.bound_value() == x if isinstance(x, _NUMBERS) and _is_bound_expression(self) else NotImplemented
-  def __bool__(self): return self.bound_value() != 0 if _is_bound_expression(self) else True
+    return self.bound_value() == x if isinstance(x, _NUMBERS) and is_bound_expression(self) else NotImplemented
+  def __bool__(self): return self.bound_value() != 0 if is_bound_expression(self) else True
   def __lt__(self, x): return self.bound_value() < (x.bound_value() if isinstance(x, UOp) else x)
   def __le__(self, x): return self.bound_value() <= (x.bound_value() if isinstance(x, UOp) else x)
   def __gt__(self, x): return self.bound_value() > (x.bound_value() if isinstance(x, UOp) else x)
@@ -242,7 +240,7 @@ def _derived(node: UOp, key: str, compute: Callable[[UOp], Any]):
   return node._cache[key]
 
 
-def _is_bound_expression(u: UOp) -> bool:
+def is_bound_expression(u: UOp) -> bool:
   """Whether u is integer math of shape () over bound Variables (`pos + 1`); not kernel index math (DEFINE_VARs)."""
   if "bound_expr" not in u._cache:
     nodes = toposort(u) if u.op in VARIABLE_MATH and dtypes.is_int(u.dtype) and u.shape == () else ()
@@ -477,8 +475,9 @@ def _c_div(a: int, b: int) -> int:
   return q if (a >= 0) == (b >= 0) else -q
 
 
-def exec_alu(op: Ops, dtype: DType, vals: list):
-  """Evaluate one ALU op on Python constants with the same semantics the kernels have."""
+def exec_alu(op: Ops, dtype: DType, vals: list, floor=False):
+  """Evaluate one ALU op on Python constants with the same semantics the kernels have (integer // and % truncate),
+  or, with floor, with Python's // and % (a Variable expression's value: variable.checked makes kernels agree)."""
   if op is Ops.WHERE: return vals[1] if vals[0] else vals[2]
   if dtypes.is_float(dtype) or (op in COMPARISON and any(isinstance(v, float) for v in vals)):
     with np.errstate(all="ignore"):
@@ -493,8 +492,9 @@ def exec_alu(op: Ops, dtype: DType, vals: list):
     return out if isinstance(out, bool) else normalize_const(float(out), dtype)
   a = [int(v) for v in vals]
   out = {Ops.NEG: lambda: -a[0], Ops.ADD: lambda: a[0] + a[1], Ops.MUL: lambda: a[0] * a[1],
-         Ops.MAX: lambda: max(a[0], a[1]), Ops.IDIV: lambda: _c_div(a[0], a[1]),
-         Ops.MOD: lambda: a[0] - _c_div(a[0], a[1]) * a[1], Ops.CMPLT: lambda: a[0] < a[1], Ops.CMPNE: lambda: a[0] != a[1],
+         Ops.MAX: lambda: max(a[0], a[1]), Ops.IDIV: lambda: a[0] // a[1] if floor else _c_div(a[0], a[1]),
+         Ops.MOD: lambda: a[0] % a[1] if floor else a[0] - _c_div(a[0], a[1]) * a[1],
+         Ops.CMPLT: lambda: a[0] < a[1], Ops.CMPNE: lambda: a[0] != a[1],
          Ops.AND: lambda: a[0] & a[1], Ops.OR: lambda: a[0] | a[1], Ops.XOR: lambda: a[0] ^ a[1],
          Ops.SHL: lambda: a[0] << a[1], Ops.SHR: lambda: a[0] >> a[1]}[op]()
   return out if op in COMPARISON else normalize_const(out, dtype)

@@ -22,7 +22,7 @@ repeat. Positions that are not sizes keep their one compile.
 from __future__ import annotations
 import threading
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops
+from teeny.uop import UOp, Ops, is_bound_expression
 
 
 def Variable(name: str, min_val: int, max_val: int) -> UOp:
@@ -52,15 +52,50 @@ def is_symbolic(x) -> bool:
 
 
 def checked(x: UOp) -> UOp:
-  """x as a number for the tensor graph: an integer expression whose Variables are all bound, and that fits int32
-  (the kernels compute it in int32) for every value the Variables may take (else it raises)."""
+  """x as a number for the tensor graph: an integer expression whose Variables are all bound, its // and % made to
+  round down in the kernels too (_floored), and that fits int32 (the kernels compute it in int32) for every value
+  the Variables may take (else it raises)."""
   _value_of(x)
+  x = _floored(x)
   lo, hi = _exact_range(x)
   if lo < -2**31 or hi > 2**31 - 1:
     names = ", ".join(f"{n.arg[0]} in [{n.arg[1]}, {n.arg[2]}]" for n in x.toposort() if n.op is Ops.BIND)
     raise OverflowError(f"a Variable expression reaches [{lo}, {hi}] for {names}: past int32, in which kernels compute it "
                         "(it would wrap around); give the Variables narrower bounds")
   return x
+
+
+def for_tensor(x: UOp) -> UOp:
+  """A node Tensor(x) holds: checked(x) for a number over bound Variables (Tensor(pos // 2)), else x itself."""
+  return checked(x) if is_bound_expression(x) else x
+
+
+def _floored(x: UOp) -> UOp:
+  """x with each // and % rounding down, as Python's do (and bound_value), where a kernel's IDIV and MOD truncate
+  toward zero: rebuilt bottom-up, each division made one whose dividend is never negative (_floor_node)."""
+  done: dict[UOp, UOp] = {}
+  for n in x.toposort():
+    src = tuple(done[s] for s in n.src)
+    done[n] = _floor_node(n.op, *src) if n.op in (Ops.IDIV, Ops.MOD) else n.replace(src=src)
+  return done[x]
+
+
+def _floor_node(op, a: UOp, b: UOp) -> UOp:
+  """a // b or a % b (op IDIV or MOD) rounding down, built from truncating ones: a negative divisor is negated
+  (a // b == -a // -b, a % b == -(-a % -b)); a dividend that may be negative is shifted by k * b to be nonnegative,
+  where truncating is rounding down ((a + k*b) // b - k, (a + k*b) % b). A divisor that may be 0 raises."""
+  b_lo, b_hi = _exact_range(b)
+  if b_lo <= 0 <= b_hi:
+    raise ValueError(f"a Variable expression divides by one that ranges over [{b_lo}, {b_hi}], which holds 0: give the "
+                     "divisor's Variables ranges that keep it on one side of 0")
+  if b_hi < 0:
+    flipped = _floor_node(op, -a, -b)
+    return -flipped if op is Ops.MOD else flipped
+  a_lo = _exact_range(a)[0]
+  if a_lo >= 0: return a.alu(op, b)
+  k = -(a_lo // b_lo)  # the least k with a_lo + k * b_lo >= 0 (so a + k * b >= 0 for every b >= b_lo)
+  shifted = (a + b * k).alu(op, b)
+  return shifted if op is Ops.MOD else shifted - k
 
 
 def _exact_range(x: UOp) -> tuple[int, int]:

@@ -335,3 +335,19 @@ def test_a_bound_variable_compares_equal_and_is_truthy_at_its_value():
   assert s == Variable("s", 0, 10).bind(4) and len({s, z, s}) == 2
   # a Tensor on the other side still compares elementwise
   assert (s == Tensor([4, 5])).numpy().tolist() == [True, False]
+
+
+def test_floor_division_and_modulo_of_variables_round_down_like_python(device):
+  # the kernels' integer // and % truncate toward zero: (q - 5) // 2 at q = 0 was -2 and (q - 5) % 3 was -2
+  q, d = Variable("q", 0, 10), Variable("d", 1, 4)
+  row = np.arange(10, dtype=np.float32)
+  @TinyJit
+  def f(x, q, d):
+    return (x * ((q - 5) // 2) + x[(q - 1) // 3 + 1] * 100 + ((q - 7) % d) * 1000 + ((5 - q) // -d) * 10000).realize()
+  for v in [0, 3, 1, 2, 7, 10, 4]:
+    for w in (1, 3):
+      want = row * ((v - 5) // 2) + row[(v - 1) // 3 + 1] * 100 + ((v - 7) % w) * 1000 + ((5 - v) // -w) * 10000
+      np.testing.assert_array_equal(f(Tensor(row, device=device), q.bind(v), d.bind(w)).numpy(), want)
+      assert (q.bind(v) - 5) // 2 == (v - 5) // 2 and (q.bind(v) - 5) % -3 == (v - 5) % -3  # at the bound value too
+      assert Tensor((q.bind(v) - 5) % 4, device=device).item() == (v - 5) % 4
+  with pytest.raises(ValueError, match="holds 0"): Tensor.ones(2) * (q.bind(3) // (q.bind(3) - 1))
