@@ -40,23 +40,18 @@ class Ops(metaclass=_OpsType):
   EXP2 = Op(); LOG2 = Op(); SIN = Op(); SQRT = Op(); RECIP = Op(); NEG = Op(); TRUNC = Op()  # unary ALU
   ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); FDIV = Op(); CMPLT = Op(); CMPNE = Op()  # binary ALU
   AND = Op(); OR = Op(); XOR = Op(); SHL = Op(); SHR = Op()
-  WHERE = Op()  # ternary ALU
-  CAST = Op(); BITCAST = Op()  # type changes
+  WHERE = Op(); CAST = Op(); BITCAST = Op()  # the ternary ALU op; type changes
   REDUCE_AXIS = Op()  # reduce over axes (arg: (ALU op, axes)); keeps reduced axes as size 1
-  # movement (free: folded into views at schedule time)
-  RESHAPE = Op(); PERMUTE = Op(); EXPAND = Op(); PAD = Op(); SHRINK = Op(); FLIP = Op()
+  RESHAPE = Op(); PERMUTE = Op(); EXPAND = Op(); PAD = Op(); SHRINK = Op(); FLIP = Op()  # movement (free: folded into views)
   COPY = Op(); ASSIGN = Op(); CONTIGUOUS = Op(); DETACH = Op()  # graph-level
   SINK = Op(); DEFINE_GLOBAL = Op(); VIEW = Op(); LOAD = Op(); STORE = Op()  # kernel AST
   # lowered program: RANGE is a loop (src: start, end; arg: its id). In the tensor graph a RANGE without sources is
   # the leaf 0, 1, ..., arg-1 (an arange with no buffer: the loop index seen as a tensor), and in a kernel AST
   # RANGE(VIEW) is that leaf seen through a view, as CONST(VIEW) is a constant's
   SPECIAL = Op(); DEFINE_VAR = Op(); RANGE = Op(); DEFINE_ACC = Op(); ENDRANGE = Op()
-  # an upcast or unrolled axis's index while lowering (arg: (axis, size)); replaced by each of its values
-  LANE = Op()
-  # vectors of neighbouring elements (OpenCL vload/vstore): a vector built from scalars, and one lane of a vector
-  VECTORIZE = Op(); GEP = Op()
-  # OpenCL work-group memory (arg: (name, size)) and the barrier after writing it (src: the writes it waits for)
-  DEFINE_LOCAL = Op(); BARRIER = Op()
+  LANE = Op()  # an upcast or unrolled axis's index while lowering (arg: (axis, size)); replaced by each of its values
+  VECTORIZE = Op(); GEP = Op()  # OpenCL vload/vstore's vectors: one built from scalars, and one lane of a vector
+  DEFINE_LOCAL = Op(); BARRIER = Op()  # OpenCL work-group memory (arg: (name, size)); a barrier (src: writes it waits for)
   # a tensor on several devices (teeny/multi.py): src one graph per device, arg (devices, axis): consecutive blocks
   # of that axis, or with axis None the whole tensor on each device. Only in the tensor graph, never in a schedule
   MULTI = Op()
@@ -142,17 +137,19 @@ class UOp(metaclass=_UOpMeta):
     shape = self.shape
     if not shape: return c
     return UOp(Ops.EXPAND, self.dtype, (UOp(Ops.RESHAPE, self.dtype, (c,), (1,) * len(shape)),), shape)
-  def __add__(self, x): return self.alu(Ops.ADD, self.const_like(x))
-  def __radd__(self, x): return self.const_like(x).alu(Ops.ADD, self)
-  def __sub__(self, x): return self.alu(Ops.ADD, -self.const_like(x))
-  def __rsub__(self, x): return self.const_like(x).alu(Ops.ADD, -self)
-  def __mul__(self, x): return self.alu(Ops.MUL, self.const_like(x))
-  def __rmul__(self, x): return self.const_like(x).alu(Ops.MUL, self)
+  # an operand neither a node nor a number (a Tensor: pos * t) gets NotImplemented: its reflected operator runs
+  def __add__(self, x): return self.alu(Ops.ADD, self.const_like(x)) if isinstance(x, _OPERANDS) else NotImplemented
+  def __radd__(self, x): return self.const_like(x).alu(Ops.ADD, self) if isinstance(x, _OPERANDS) else NotImplemented
+  def __sub__(self, x): return self.alu(Ops.ADD, -self.const_like(x)) if isinstance(x, _OPERANDS) else NotImplemented
+  def __rsub__(self, x): return self.const_like(x).alu(Ops.ADD, -self) if isinstance(x, _OPERANDS) else NotImplemented
+  def __mul__(self, x): return self.alu(Ops.MUL, self.const_like(x)) if isinstance(x, _OPERANDS) else NotImplemented
+  def __rmul__(self, x): return self.const_like(x).alu(Ops.MUL, self) if isinstance(x, _OPERANDS) else NotImplemented
   def __truediv__(self, x):  # by a node: one rounding, and finite where 1 / x isn't (x subnormal)
+    if not isinstance(x, _OPERANDS): return NotImplemented
     return self.alu(Ops.FDIV, x) if isinstance(x, UOp) else self.alu(Ops.MUL, self.const_like(x).recip())
-  def __rtruediv__(self, x): return self.const_like(x).alu(Ops.MUL, self.recip())
-  def __floordiv__(self, x): return self.alu(Ops.IDIV, self.const_like(x))
-  def __mod__(self, x): return self.alu(Ops.MOD, self.const_like(x))
+  def __rtruediv__(self, x): return self.const_like(x).alu(Ops.MUL, self.recip()) if isinstance(x, _OPERANDS) else NotImplemented
+  def __floordiv__(self, x): return self.alu(Ops.IDIV, self.const_like(x)) if isinstance(x, _OPERANDS) else NotImplemented
+  def __mod__(self, x): return self.alu(Ops.MOD, self.const_like(x)) if isinstance(x, _OPERANDS) else NotImplemented
   def __neg__(self): return UOp(Ops.NEG, self.dtype, (self,))
   def recip(self): return UOp(Ops.RECIP, self.dtype, (self,))
   def sin(self): return UOp(Ops.SIN, self.dtype, (self,))
@@ -219,6 +216,9 @@ class UOp(metaclass=_UOpMeta):
   @property
   def size(self) -> int: return math.prod(self.shape)
   def toposort(self) -> list[UOp]: return toposort(self)
+
+
+_OPERANDS = (UOp, *_NUMBERS)  # (what UOp's arithmetic operators take)
 
 
 def _derived(node: UOp, key: str, compute: Callable[[UOp], Any]):

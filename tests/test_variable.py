@@ -351,3 +351,17 @@ def test_floor_division_and_modulo_of_variables_round_down_like_python(device):
       assert (q.bind(v) - 5) // 2 == (v - 5) // 2 and (q.bind(v) - 5) % -3 == (v - 5) % -3  # at the bound value too
       assert Tensor((q.bind(v) - 5) % 4, device=device).item() == (v - 5) % 4
   with pytest.raises(ValueError, match="holds 0"): Tensor.ones(2) * (q.bind(3) // (q.bind(3) - 1))
+
+
+def test_a_variable_on_the_left_of_a_tensor_leaves_it_to_the_tensor(device):
+  # pos * t made t a Python int (one element; more raised) and gave a node: now Tensor's reflected operator runs,
+  # and a TinyJit replay uses each call's tensor and value
+  @TinyJit
+  def f(t, pos):
+    return ((pos + t) * 10 + (pos * t) + (pos - t) / 4 + (pos / t) + (pos // t) + (pos % t)).realize()
+  pos = Variable("pos", 0, 10)
+  for i in range(5):
+    tn = np.array([0.7 + i, 2.5, 4.0 + i], np.float32)
+    v = (2 * i + 1) % 11
+    want = (v + tn) * 10 + v * tn + (v - tn) / 4 + v / tn + np.floor_divide(v, tn) + np.mod(v, tn)
+    np.testing.assert_allclose(f(Tensor(tn, device=device), pos.bind(v)).numpy(), want, rtol=1e-6)
