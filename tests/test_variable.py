@@ -365,3 +365,22 @@ def test_a_variable_on_the_left_of_a_tensor_leaves_it_to_the_tensor(device):
     v = (2 * i + 1) % 11
     want = (v + tn) * 10 + v * tn + (v - tn) / 4 + v / tn + np.floor_divide(v, tn) + np.mod(v, tn)
     np.testing.assert_allclose(f(Tensor(tn, device=device), pos.bind(v)).numpy(), want, rtol=1e-6)
+
+
+def test_an_ellipsis_before_a_variable_index_counts_the_axes_it_stands_for(device):
+  # x[..., p, :] read x[..., :, 0]'s place as p's (shape (2, 1) for (2, 4)); x[..., p] raised AssertionError
+  xn = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+  x = Tensor(xn, device=device)
+  p = Variable("p", 0, 3)
+  for v in (1, 2, 0):
+    b = p.bind(v)
+    for index, want in [((Ellipsis, b, slice(None)), xn[..., v, :]), ((Ellipsis, b), xn[..., v]),
+                        ((None, Ellipsis, b), xn[None, ..., v]), ((b % 2, Ellipsis, b), xn[v % 2, ..., v]),
+                        ((Ellipsis, None, b, slice(None)), xn[..., None, v, :]), ((0, Ellipsis, b, 2), xn[0, ..., v, 2])]:
+      got = x[index].numpy()
+      assert got.shape == want.shape
+      np.testing.assert_array_equal(got, want)
+    y, yn = Tensor(xn, device=device).contiguous(), xn.copy()
+    y[..., b] = -1.0
+    yn[..., v] = -1.0
+    np.testing.assert_array_equal(y.numpy(), yn)

@@ -111,14 +111,16 @@ def read(x, index, plain: list, picks: list[Pick]):
   picked = picked._own()  # (a base of its own: the gather ends in a transpose, a view of its internals)
   picked._write_target = (x, tuple(region))
   for p in picks:
-    if p.drops: plain[_item_position(plain, p)] = 0
+    if p.drops: plain[_item_position(plain, p, x.ndim)] = 0
   return picked[tuple(plain)]
 
 
-def _item_position(plain: list, pick: Pick) -> int:
-  """Which item of the plain index indexes pick's axis."""
+def _item_position(plain: list, pick: Pick, ndim: int) -> int:
+  """Which item of the plain index indexes pick's axis (an Ellipsis stands for the axes no other item indexes)."""
+  n_real = sum(1 for i in plain if i is not None and i is not Ellipsis)
   axis = 0
   for i, item in enumerate(plain):
+    if item is Ellipsis: axis += ndim - n_real
     if item is Ellipsis or item is None: continue
     if axis == pick.axis: return i
     axis += 1
