@@ -510,3 +510,21 @@ def test_gradients_kept_from_call_to_call_in_grad_are_refused(device):
     (v * x * 2).sum().backward()
     return v.grad.realize()
   for i in range(1, 5): np.testing.assert_allclose(twice(Tensor(np.full(2, float(i), np.float32), device=device)).numpy(), [3.0 * i] * 2)
+
+
+def test_a_numpy_argument_changed_in_place_is_not_the_capture(device):
+  # the signature kept a reference to the array and compared it with itself: w[:] = i replayed the capture's w
+  k = TinyJit(lambda x, w: (x * Tensor(w, device=device)).realize())
+  w = np.ones(3, np.float32)
+  ones = Tensor.ones(3, device=device)
+  for i in range(2):
+    w[:] = i
+    np.testing.assert_array_equal(k(ones, w).numpy(), [float(i)] * 3)
+  w[:] = 1  # the capture's values: a replay
+  np.testing.assert_array_equal(k(ones, w).numpy(), [1.0] * 3)
+  w[:] = 5
+  with pytest.raises(JitValueError, match="non-Tensor"): k(ones, w)
+  g = TinyJit(lambda x, ws: (x * Tensor(ws[0], device=device)).realize())  # one inside a list
+  for _ in range(2): g(ones, [w])
+  w[:] = 6
+  with pytest.raises(JitValueError, match="non-Tensor"): g(ones, [w])

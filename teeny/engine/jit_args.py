@@ -80,6 +80,7 @@ def _inputs(args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple, dict[str, i
   named = [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items())
   tensors, shapes, constants, variables = [], [], [], {}
   def variable_or(value):  # a bound Variable: its name and range are the signature's, its value is the call's
+    if isinstance(value, np.ndarray): return value.copy()  # (a reference would follow the caller's changes in place)
     if not (isinstance(value, UOp) and value.op is Ops.BIND): return value
     name, bound = value.arg[0], value.arg[3]
     if variables.setdefault(name, bound) != bound:
