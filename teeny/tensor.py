@@ -514,14 +514,14 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
   def _scaled_in_float32(self, other) -> bool:
     """Whether self * other, / and // (other on the right) run in float32 with other unrounded and round once, as
-    PyTorch's kernels do for a 16- or 8-bit float tensor and a number its dtype can't hold, or a 0-d tensor of
-    another dtype: x_f16 * 1e-8 is 1e-5 there, not x times the 0 that 1e-8 rounds to; so does a number on the left
+    PyTorch's kernels do for a 16- or 8-bit float tensor and a number its dtype can't hold (a Variable, any
+    value: it changes from call to call), or a 0-d tensor of another dtype: x_f16 * 1e-8 is 1e-5 there, not x times the 0 that 1e-8 rounds to; so does a number on the left
     of / (70000 / x_f16 is 35008 for x = 2, not inf). (A number on the left of //, and +, - and comparisons, round
     the number first, as there.)"""
     if self.dtype not in NARROW_FLOATS: return False
     if isinstance(other, np.generic): other = other.item()
     if isinstance(other, (int, float)) and not isinstance(other, bool): return not holds_exactly(self.dtype, float(other))
-    return isinstance(other, Tensor) and other.ndim == 0 < self.ndim and other.dtype not in (self.dtype, dtypes.bool)
+    return isinstance(other, UOp) or (isinstance(other, Tensor) and other.ndim == 0 < self.ndim and other.dtype not in (self.dtype, dtypes.bool))
 
   def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
     return self._new(self.uop.alu(op, *map(_uop_of, srcs)), *srcs)

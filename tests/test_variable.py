@@ -384,3 +384,14 @@ def test_an_ellipsis_before_a_variable_index_counts_the_axes_it_stands_for(devic
     y[..., b] = -1.0
     yn[..., v] = -1.0
     np.testing.assert_array_equal(y.numpy(), yn)
+
+
+def test_a_half_float_tensor_times_a_variable_rounds_once_as_with_an_int(device):
+  # the Variable was cast to the tensor's dtype first: 3 * 2049 in float16 gave 6144 (2049 rounds to 2048), torch 6148
+  from teeny import dtypes
+  v = Variable("v", 0, 100000)
+  for dtype, n in [(dtypes.float16, 2049), (dtypes.bfloat16, 257)]:
+    x = Tensor([3.0, 1.5, 7.0], device=device).cast(dtype)
+    for got, want in [(x * v.bind(n), x * n), (v.bind(n) * x, n * x), (x / v.bind(n), x / n), (v.bind(n) / x, n / x)]:
+      np.testing.assert_array_equal(got.float().numpy(), want.float().numpy())
+  assert (Tensor([3.0], device=device).half() * v.bind(2049)).float().item() == 6148.0
