@@ -27,7 +27,7 @@ from teeny.ops.sharding import canonical_device
 from teeny import multi
 from teeny.ops import writes
 from teeny import program_order
-from teeny.variable import is_symbolic, checked, for_tensor
+from teeny.variable import is_symbolic, checked, for_tensor, check_fits_dtype
 
 # tensors the user marked requires_grad=True, by id (a WeakSet compares a tensor added again with ==, elementwise)
 _grad_leaves: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -578,6 +578,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
       xt, yt = Tensor(UOp.const(dt, x), device=self.device), Tensor(UOp.const(dt, y), device=self.device)
     for number in (x, y):  # (300 beside a uint8 tensor would wrap to 44: PyTorch raises; check_fits passes bools and floats)
       if isinstance(number, int): check_fits(number, xt.dtype)
+      elif is_symbolic(number): check_fits_dtype(number, xt.dtype)  # (over its declared range)
     if xt.device != cond.device: raise RuntimeError(f"tensors are on different devices: {cond.device} and {xt.device}")
     shape = _broadcast_shape(cond.shape, xt.shape, yt.shape)
     return cond.expand(shape)._alu(Ops.WHERE, xt.expand(shape), yt.expand(shape))

@@ -21,7 +21,7 @@ repeat. Positions that are not sizes keep their one compile.
 """
 from __future__ import annotations
 import threading
-from teeny.dtype import dtypes
+from teeny.dtype import dtypes, check_fits
 from teeny.uop import UOp, Ops, is_bound_expression
 
 
@@ -63,6 +63,17 @@ def checked(x: UOp) -> UOp:
     raise OverflowError(f"a Variable expression reaches [{lo}, {hi}] for {names}: past int32, in which kernels compute it "
                         "(it would wrap around); give the Variables narrower bounds")
   return x
+
+
+def check_fits_dtype(x: UOp, dtype) -> None:
+  """Raise OverflowError, as for an int, where a Variable expression may take a value an int dtype can't hold (a
+  where's branch beside an int8 tensor would wrap): over its Variables' declared ranges, not only the bound
+  values, since one kernel (and a TinyJit replay) serves every value they take."""
+  lo, hi = _exact_range(checked(x))
+  try: check_fits([lo, hi], dtype)
+  except OverflowError as e:
+    raise OverflowError(f"a Variable expression ranges over [{lo}, {hi}], past {dtype}'s values ({e}): give its Variables "
+                        "narrower ranges") from None
 
 
 def for_tensor(x: UOp) -> UOp:

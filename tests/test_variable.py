@@ -395,3 +395,14 @@ def test_a_half_float_tensor_times_a_variable_rounds_once_as_with_an_int(device)
     for got, want in [(x * v.bind(n), x * n), (v.bind(n) * x, n * x), (x / v.bind(n), x / n), (v.bind(n) / x, n / x)]:
       np.testing.assert_array_equal(got.float().numpy(), want.float().numpy())
   assert (Tensor([3.0], device=device).half() * v.bind(2049)).float().item() == 6148.0
+
+
+def test_where_with_a_variable_past_an_int8_tensors_range_raises_as_an_int_does(device):
+  # (x8 > 0).where(x8, q) with q bound to 200 gave -56 (wrapped) where the int 200 raises OverflowError, as in
+  # PyTorch; a kernel serves every value, so the Variable's declared range is what must fit
+  x8 = Tensor(np.array([-3, 5], np.int8), device=device)
+  with pytest.raises(OverflowError): (x8 > 0).where(x8, 200)
+  with pytest.raises(OverflowError, match="-300, 300"): (x8 > 0).where(x8, Variable("q", -300, 300).bind(200))
+  with pytest.raises(OverflowError, match="int8"): (x8 > 0).where(Variable("q", 0, 200).bind(1), x8)
+  r = Variable("r", -100, 100)
+  assert (x8 > 0).where(x8, r.bind(-7)).tolist() == [-7, 5] and (x8 > 0).where(r.bind(9), x8).tolist() == [-3, 9]
