@@ -175,9 +175,9 @@ class UOp(metaclass=_UOpMeta):
   # ---- Variables (teeny/variable.py): Variable(name, lo, hi) is a DEFINE_VAR; bind() makes the BIND leaf ----
   def bind(self, value: int) -> UOp:
     if self.op is not Ops.DEFINE_VAR or self.src: raise TypeError(f"bind() is for a Variable, not a {self.op.name} node")
-    if isinstance(value, bool) or not isinstance(value, int) or not self.arg[1] <= value <= self.arg[2]:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not self.arg[1] <= value <= self.arg[2]:
       raise ValueError(f"Variable {self.arg[0]!r} ranges over [{self.arg[1]}, {self.arg[2]}]: can't bind it to {value!r}")
-    return UOp(Ops.BIND, self.dtype, (), (*self.arg, value))
+    return UOp(Ops.BIND, self.dtype, (), (*self.arg, int(value)))  # (a numpy int too: its value, a Python int)
   def unbind(self) -> tuple[UOp, int]:  # (the Variable, its value)
     if self.op is not Ops.BIND: raise TypeError(f"unbind() is for a bound Variable, not a {self.op.name} node")
     return UOp(Ops.DEFINE_VAR, self.dtype, (), self.arg[:3]), self.arg[3]

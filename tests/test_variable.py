@@ -19,8 +19,9 @@ def test_bind_and_unbind():
   bound = pos.bind(3)
   var, value = bound.unbind()
   assert var is pos and value == 3
-  for bad in (-1, 8, 2.0, True):
+  for bad in (-1, 8, 2.0, True, np.int64(9), np.bool_(True)):
     with pytest.raises(ValueError, match="pos"): pos.bind(bad)
+  assert pos.bind(np.int64(3)) is bound and type(pos.bind(np.int32(3)).arg[3]) is int  # (it said 3 was out of range)
   with pytest.raises(ValueError, match="min <= max"): Variable("n", 3, 2)
   with pytest.raises(TypeError, match="bind"): bound.bind(1)
   with pytest.raises(ValueError, match="not bound"): Tensor.ones(3) * (pos + 1)
