@@ -7,7 +7,7 @@ after w2 was overwritten would show up here."""
 import math
 import numpy as np
 import pytest
-from teeny import Tensor, GlobalCounters, Device, dtypes
+from teeny import Tensor, GlobalCounters, Device, TinyJit, dtypes
 from teeny.nn.optim import SGD, Adam, AdamW, LAMB, Optimizer
 
 rng = np.random.default_rng(0)
@@ -550,10 +550,20 @@ def test_clip_grad_norm_then_step_and_errors(device):
     np.testing.assert_allclose(big.grad.numpy(), [0.6, 0.8], rtol=1e-6)
 
 
+def _jitted_step(opt, loss, w):
+  """A TinyJit training step of opt on loss() that returns w: zero_grad, backward, step."""
+  @TinyJit
+  def step():
+    opt.zero_grad()
+    loss().backward()
+    opt.step()
+    return w.realize()
+  return step
+
+
 def test_setting_lr_to_a_number_after_construction(device):
   """opt.lr = 0.01 (PyTorch users set a group's lr) broke Adam's step with an AttributeError; it now writes into the
   learning-rate tensor, so a TinyJit step that captured it follows the new value."""
-  from teeny import TinyJit
   for opt_class in (SGD, Adam):
     w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
     opt = opt_class([w], lr=0.1)
@@ -563,12 +573,7 @@ def test_setting_lr_to_a_number_after_construction(device):
     np.testing.assert_allclose(w.numpy(), [0.0 if opt_class is SGD else 0.5], rtol=1e-5, atol=1e-6)
   w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
   opt = SGD([w], lr=0.1)
-  @TinyJit
-  def step():
-    opt.zero_grad()
-    (w * 2).sum().backward()
-    opt.step()
-    return w.realize()
+  step = _jitted_step(opt, lambda: (w * 2).sum(), w)
   for k in range(5):
     opt.lr = 0.1 * k
     step()
@@ -624,7 +629,6 @@ def test_param_groups_read_and_set_the_rate_as_pytorch_code_does(device):
   """opt.param_groups (PyTorch's) is one dict-like group: "lr" reads the rate as it was set (0.1, not float32's
   0.10000000149) and `g["lr"] = x` writes it into the rate tensor, so TinyJit replays follow, as opt.lr = x does;
   the other settings read under PyTorch's names and refuse writes (constants of the compiled update)."""
-  from teeny import TinyJit
   from teeny.nn.optim import OptimizerGroup, StepLR
   w = Tensor(np.array([1.0], np.float32), device=device, requires_grad=True)
   opt = SGD([w], lr=0.1, momentum=0.9)
@@ -634,12 +638,7 @@ def test_param_groups_read_and_set_the_rate_as_pytorch_code_does(device):
   assert Adam([w], lr=0.01).param_groups[0]["betas"] == (0.9, 0.999)
   assert len(OptimizerGroup(opt, Adam([Tensor([1.0], device=device, requires_grad=True)])).param_groups) == 2
   plain = SGD([w], lr=0.1)
-  @TinyJit
-  def step():
-    plain.zero_grad()
-    (w * 2).sum().backward()
-    plain.step()
-    return w.realize()
+  step = _jitted_step(plain, lambda: (w * 2).sum(), w)
   for k in range(5):
     for g in plain.param_groups: g["lr"] = 0.1 * k
     step()

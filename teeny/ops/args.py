@@ -55,6 +55,11 @@ def _int_arg(value, what: str, error: type[Exception] = TypeError) -> int:
   return int(value)
 
 
+def index_dtype(count: int) -> DType:
+  """The dtype of indices and counts up to `count`: int32 (teeny's default int) where it holds them, else int64."""
+  return dtypes.int32 if count <= dtypes.max(dtypes.int32) else dtypes.int64
+
+
 def _fits(values: range, dtype: DType) -> bool:
   """Whether every value of a range fits dtype."""
   return not values or (dtypes.min(dtype) <= min(values[0], values[-1]) and max(values[0], values[-1]) <= dtypes.max(dtype))

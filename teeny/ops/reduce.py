@@ -10,7 +10,7 @@ import numpy as np
 from teeny.dtype import dtypes, promote, to_dtype, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.schedule import is_buffer_view
-from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape
+from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape, index_dtype
 from teeny.ops.constants import uniform_reduces
 from teeny.gradient import tensor_rules
 from teeny.ops.pytorch import _has_float64
@@ -131,10 +131,11 @@ class ReduceOps:
     # squares overflowed once n * var passed 3.4e38 ([1.5e19, -1.5e19] * 2 gave inf for 2.25e38). The gradient is
     # PyTorch's 2 (x - mean) / (n - correction), by a rule: the two sums' gradients added inf - inf = NaN for an
     # infinite incoming gradient
-    wide = x.cast(dtypes.float64) if x.dtype == dtypes.float32 and _has_float64(x.device) else x
-    d = wide - wide.mean(axis, keepdim=True).detach()
-    sq = d.square().sum(axis, keepdim) - d.sum(axis, keepdim).square() / max(n, 1)
-    return x._exact_gradient(sq.div(max(0, n - correction)).cast(x.dtype), ("var", axes, correction))
+    def variance(v: Self) -> Self:
+      d = v - v.mean(axis, keepdim=True).detach()
+      sq = d.square().sum(axis, keepdim) - d.sum(axis, keepdim).square() / max(n, 1)
+      return sq.div(max(0, n - correction))
+    return x._exact_gradient(_in_float64(x, variance), ("var", axes, correction))
   @takes_dim
   def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
     """The square root of var (same arguments), of the values scaled by a power of 2 near their largest magnitude
@@ -194,7 +195,7 @@ class ReduceOps:
       nan = x.isnan()
       hit = nan.any(ax, keepdim=True).where(nan, hit)
     # n - index counts down, so the largest marks the first hit; int64 past int32's range (then the result is too)
-    index = dtypes.int32 if n <= dtypes.max(dtypes.int32) else dtypes.int64
+    index = index_dtype(n)
     rev = (n - _count_to(type(self), n, index, self.device)).reshape((n,) + (1,) * (self.ndim - ax - 1))
     return (n - hit.where(rev, 0).max(ax, keepdim)).cast(index)
   @takes_dim
@@ -331,8 +332,7 @@ class ReduceOps:
     totals drifted: 1e6 factors of 1 + 1e-3 N(0, 1) ended 4.8e-4 off (sequential float32: 4.6e-5)."""
     x = self.cast(dtype) if dtype is not None else self._accumulating()
     if x.dtype in NARROW_FLOATS: return x.float()._scan("prod", axis).cast(x.dtype)
-    if x.dtype == dtypes.float32 and _has_float64(x.device): return x.cast(dtypes.float64)._scan("prod", axis).cast(x.dtype)
-    return x._scan("prod", axis)
+    return _in_float64(x, lambda v: v._scan("prod", axis))
   @takes_dim
   def cummin(self, axis: int = 0) -> tuple[Self, Self]:
     """(values, indices) of the running minimum along axis, like torch.cummin (see cummax for the indices)."""
@@ -401,6 +401,13 @@ class ReduceOps:
     if self.ndim == 1: out = out.squeeze(-2)
     if w.ndim == 1: out = out.squeeze(-1)
     return out
+
+
+def _in_float64(x, fn):
+  """fn(x) computed in float64 and rounded back once where x is float32 and its device has float64 (PyTorch's CPU
+  kernels accumulate float32 in float64); fn(x) itself otherwise."""
+  if x.dtype == dtypes.float32 and _has_float64(x.device): return fn(x.cast(dtypes.float64)).cast(x.dtype)
+  return fn(x)
 
 
 def _count_to(cls, n: int, dtype, device):

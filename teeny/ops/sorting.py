@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
-from teeny.ops.args import ArgumentError, _canon_axis, _broadcast_shape, _int_arg
+from teeny.ops.args import ArgumentError, _canon_axis, _broadcast_shape, _int_arg, index_dtype
 from teeny.ops.reduce import ValuesIndices
 if TYPE_CHECKING:
   from typing import Self
@@ -115,7 +115,7 @@ class SortOps:
     """For a bool mask: the flat positions of its first `size` True elements (int32; int64 in a mask of more than
     2**31 - 1 elements, where int32 counts would wrap) and which of them exist."""
     flat = self.cast(dtypes.bool).flatten()
-    index = dtypes.int32 if flat.shape[0] <= dtypes.max(dtypes.int32) else dtypes.int64
+    index = index_dtype(flat.shape[0])
     count_through = flat.cast(index).cumsum().cast(index)  # how many True up to and including i
     r = type(self).arange(size, dtype=index, device=self.device).unsqueeze(-1)
     position = (count_through.unsqueeze(0) <= r).cast(index).sum(-1, dtype=index)  # the (r+1)-th True

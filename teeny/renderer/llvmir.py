@@ -237,7 +237,7 @@ class _Emitter:
       self.emit_line(f"store {ltype(acc.dtype)} {self.get(value)}, ptr {self.slots[acc]}")
       self.slots[u] = self.slots[acc]
       if u.arg != "reassoc" and self.loops:  # (the innermost loop open here; see render_endrange)
-        self.in_order_loops.setdefault(list(self.loops)[-1], len(self.in_order_loops) + 1)
+        self.in_order_loops.setdefault(next(reversed(self.loops)), len(self.in_order_loops) + 1)
       return
     if op is Ops.CAST: self.values[u] = self.cast(self.get(u.src[0]), u.src[0].dtype, u.dtype); return
     if op is Ops.BITCAST: self.values[u] = self.bitcast(self.get(u.src[0]), u.src[0].dtype, u.dtype); return
