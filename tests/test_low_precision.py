@@ -412,6 +412,30 @@ def test_bf16_matmul_long_enough_to_split_keeps_exact_products(device):
   assert (out == rounded(exact, dtypes.bfloat16)).mean() > 0.9
 
 
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=["float16", "bfloat16"])
+def test_long_elementwise_product_sum_rounds_each_product(device, dt):
+  """sum(a * b) is a half-float product, then a sum (PyTorch's and the short kernel's rounding). Long enough to be
+  split into float32 partial sums (schedule/shaping.py), the products were multiplied in float32 unrounded:
+  32,768 float16 1e-4 squared summed to 3.3e-4 where each 1e-8 rounds to 0."""
+  def rounded_to_dt(values): return values.astype(np.float16).astype(np.float32) if dt == dtypes.float16 else rounded(values, dt)
+  rng = np.random.default_rng(7)
+  a, b = rng.standard_normal((8, 40_000)).astype(np.float32), rng.standard_normal((8, 40_000)).astype(np.float32)
+  ra, rb = rounded_to_dt(a), rounded_to_dt(b)
+  out = (Tensor(a, device=device).cast(dt) * Tensor(b, device=device).cast(dt)).sum(1).float().numpy()
+  products_rounded = rounded_to_dt(rounded_to_dt(ra * rb).astype(np.float64).sum(1).astype(np.float32))
+  products_exact = rounded_to_dt((ra.astype(np.float64) * rb).sum(1).astype(np.float32))
+  assert (products_rounded != products_exact).any()  # (the data tells the two apart)
+  np.testing.assert_array_equal(out, products_rounded)
+  if dt == dtypes.float16:
+    for n in (32_767, 32_768, 100_000):
+      tiny = Tensor(np.full(n, 1e-4, np.float32), device=device).cast(dt)
+      assert (tiny * tiny).sum().float().item() == 0.0, n
+    # 300 * -300 overflows float16 to -inf, and inf + -inf is NaN, as in PyTorch
+    big = np.where(np.arange(70_000) % 2 == 0, 300, -300).astype(np.float32)
+    x = Tensor(big, device=device).cast(dt)
+    assert np.isnan((x * x.abs()).sum().float().item())
+
+
 def test_arange_in_bfloat16_and_fp8_counts_then_rounds(device):
   """A fractional step in a storage float was counted in its bits (all zeros): now in float32, rounded once."""
   for dt in (dtypes.bfloat16, dtypes.fp8e4m3):

@@ -65,12 +65,10 @@ def shaped_sum(reduce: UOp, tuning: Tuning) -> UOp:
 
 
 def _widened(x: UOp) -> UOp:
-  """A sum's operand for float32 partial sums (rounded once at the end, as mean does: half can't hold them). A
-  product of half floats is multiplied in float32, where it is exact, as the unsplit kernel does (rounding each
-  product to half first lost bits in half the outputs of a long bfloat16 matmul)."""
-  if x.dtype not in NARROW_FLOATS: return x
-  if x.op is Ops.MUL: return UOp(Ops.MUL, dtypes.float32, tuple(s.cast(dtypes.float32) for s in x.src))
-  return x.cast(dtypes.float32)
+  """A sum's operand for float32 partial sums (rounded once at the end, as mean does: half can't hold them). The
+  operand itself is cast as it is, so a product of half floats is rounded to half first, as the unsplit kernel and
+  PyTorch's sum(a * b) do (matmul and conv multiply in float32 themselves: their operands are cast before this)."""
+  return x.cast(dtypes.float32) if x.dtype in NARROW_FLOATS else x
 
 
 # ---- a sum read only through a transpose: summed in the order it is read ----
