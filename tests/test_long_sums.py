@@ -131,3 +131,14 @@ def test_long_float32_cumprod_keeps_its_precision(device):
   np.testing.assert_allclose(out.numpy(), products, rtol=2 ** -23)
   out.sum().backward()  # d/dx_i of the sum of every prefix product: the prefixes from i on, over x_i
   np.testing.assert_allclose(t.grad.numpy(), np.cumsum(products[::-1])[::-1] / x, rtol=2e-7)
+
+
+def test_long_sums_that_shape_into_one_node_are_all_realized(device):
+  """x.sum() and x.sum(1) of a (1, n) tensor are the same sum once split into partial sums (schedule/shaping.py
+  builds one node for both); realized together, each result still gets its buffer (it raised KeyError)."""
+  x = np.arange(40_000, dtype=np.float32).reshape(1, 40_000) % 7
+  t = Tensor(x, device=device)
+  whole, rows, kept = t.sum(), t.sum(1), t.sum(1, keepdim=True)
+  Tensor.realize(whole, rows, kept)
+  expected = x.astype(np.float64).sum()
+  assert whole.numpy() == expected and rows.numpy().tolist() == [expected] and kept.numpy().tolist() == [[expected]]

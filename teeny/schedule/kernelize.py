@@ -70,7 +70,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   return _as_cached(kernels, original_nodes, original_roots, table, origin, views)
 
 
-def kernel_members(kernels: list[ScheduledKernel], realize: set, origin: dict[UOp, UOp], nodes: list[UOp]) -> list[list[UOp]]:
+def kernel_members(kernels: list[ScheduledKernel], realize: set, origin: dict[UOp, tuple[UOp, ...]], nodes: list[UOp]) -> list[list[UOp]]:
   """For each kernel, the nodes of the graph as walked (`nodes`) it computes: its outputs and everything under them
   down to the loads (realize points and buffers). A node shaping.py rebuilt counts as the node it stands for;
   the nodes it added (partial sums, copies in a better layout) stand for none. A node two kernels both compute
@@ -84,7 +84,7 @@ def kernel_members(kernels: list[ScheduledKernel], realize: set, origin: dict[UO
       if n in seen: continue
       seen.add(n)
       stack.extend(s for s in n.src if s not in realize and s.op is not Ops.BUFFER)
-    out.append([m for m in (origin.get(n, n) for n in seen) if m in walked])
+    out.append([m for n in seen for m in origin.get(n, (n,)) if m in walked])
   return out
 
 
@@ -208,10 +208,10 @@ def _split_wide_sources(n: UOp, realize: set, values: dict, loads: dict, max_arg
 
 
 def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UOp, ...], table: SlotTable,
-               origin: dict[UOp, UOp], views: dict[UOp, UOp]) -> CachedSchedule:
+               origin: dict[UOp, tuple[UOp, ...]], views: dict[UOp, UOp]) -> CachedSchedule:
   """The ordered kernels as a cached schedule: the slots renumbered so that the graph's inputs come first, then
   the buffers the kernels make in the order the kernels first use them; intermediates planned to share memory.
-  nodes and roots are the graph as it was walked; origin maps a node shaping.py made to the one it stands for
+  nodes and roots are the graph as it was walked; origin maps a node shaping.py made to the ones it stands for
   (the nodes it added, partial sums and copies, stand for none: their results are not recorded as realized).
   views: the roots realized as views of another node's buffer (_roots_as_views) -> that node."""
   n_inputs = table.n_inputs
@@ -223,8 +223,8 @@ def _as_cached(kernels: list[ScheduledKernel], nodes: list[UOp], roots: tuple[UO
         final[s] = n_inputs + len(new_buffers)
         new_buffers.append([table.device[s], table.size[s], table.dtype[s], None])
   items = [(_buffer_free(k.ast), [final[s] for s in k.slots], list(k.values)) for k in kernels if table.size[k.slots[0]] > 0]
-  stored = [(origin.get(n, n), final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots)]
-  stored += [(origin.get(r, r), final[table.of[c]]) for r, c in views.items()]  # (marked with the root's shape)
+  stored = [(o, final[s]) for k in kernels for n, s in zip(k.outputs, k.out_slots) for o in origin.get(n, (n,))]
+  stored += [(o, final[table.of[c]]) for r, c in views.items() for o in origin.get(r, (r,))]  # (marked with the root's shape)
   position = {n: i for i, n in enumerate(nodes)}
   marks = [(position[n], s, n.shape) for n, s in stored if n in position]
   written = [s for n, s in stored if n.op is Ops.ASSIGN]

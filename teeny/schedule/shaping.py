@@ -25,9 +25,10 @@ from teeny.runtime.device import Device
 from teeny.schedule.items import is_buffer_view
 
 
-def shape_graph(nodes: list[UOp], roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[list[UOp], tuple[UOp, ...], dict[UOp, UOp]]:
+def shape_graph(nodes: list[UOp], roots: tuple[UOp, ...], device_of: dict[UOp, str]) -> tuple[list[UOp], tuple[UOp, ...], dict[UOp, tuple[UOp, ...]]]:
   """The graph (nodes in toposort order) with every reduce shaped for its device: (the new nodes in toposort
-  order, the new roots, new node -> the original node it replaces). Returns the graph itself when nothing changed."""
+  order, the new roots, new node -> the original nodes it replaces). Returns the graph itself when nothing
+  changed. (Several: x.sum() and x.sum(1) of a (1, n) x are one sum once shaped, and both are results.)"""
   tunings: dict[str, Tuning] = {}
   def shaped(reduce: UOp, device: str) -> UOp:
     if reduce.arg[0] is not Ops.ADD: return reduce
@@ -44,7 +45,9 @@ def shape_graph(nodes: list[UOp], roots: tuple[UOp, ...], device_of: dict[UOp, s
       rebuilt = _reduce_in_read_order(new[reduce.src[0]], reduce, n, lambda r: shaped(r, device_of[reduce]))
     elif n.op is Ops.REDUCE_AXIS and n not in replaced: rebuilt = shaped(rebuilt, device_of[n])
     new[n] = rebuilt
-  origin = {m: n for n, m in new.items() if m is not n}
+  origin: dict[UOp, tuple[UOp, ...]] = {}
+  for n, m in new.items():
+    if m is not n: origin[m] = origin.get(m, ()) + (n,)
   if not origin: return nodes, roots, {}
   new_roots = tuple(new[r] for r in roots)
   return toposort(UOp(Ops.SINK, dtypes.void, new_roots))[:-1], new_roots, origin
