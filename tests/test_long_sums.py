@@ -133,6 +133,20 @@ def test_long_float32_cumprod_keeps_its_precision(device):
   np.testing.assert_allclose(t.grad.numpy(), np.cumsum(products[::-1])[::-1] / x, rtol=2e-7)
 
 
+def test_float32_cumsum_adds_in_float64_like_pytorch(device):
+  """A float32 cumsum adds in float64 where the device has it, as PyTorch's CPU kernel: the scan adds in another
+  order than a running sum, so [3e38, -3e38] * 8 met 3e38 + 3e38 = inf and gave NaN after the third prefix, and
+  each prefix of a long scan is now the float64 prefix rounded once."""
+  from teeny import Device
+  if not Device[device].supports_dtype(dtypes.float64): pytest.skip(f"{device} has no float64")
+  alternating = np.array([3e38, -3e38] * 8, np.float32)
+  np.testing.assert_array_equal(Tensor(alternating, device=device).cumsum(0).numpy(), np.cumsum(alternating.astype(np.float64)).astype(np.float32))
+  x = np.random.default_rng(2).standard_normal((3, 5000)).astype(np.float32)
+  out = Tensor(x, device=device).cumsum(1)
+  assert out.dtype == dtypes.float32
+  np.testing.assert_allclose(out.numpy(), np.cumsum(x.astype(np.float64), 1), rtol=0, atol=2 ** -24 * 150)
+
+
 def test_long_sums_that_shape_into_one_node_are_all_realized(device):
   """x.sum() and x.sum(1) of a (1, n) tensor are the same sum once split into partial sums (schedule/shaping.py
   builds one node for both); realized together, each result still gets its buffer (it raised KeyError)."""

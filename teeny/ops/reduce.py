@@ -314,9 +314,12 @@ class ReduceOps:
   def cumsum(self, axis: int = 0, dtype=None) -> Self:
     """Inclusive prefix sum along axis, in dtype when given (like torch.cumsum's). bool and int tensors sum in int64
     (like PyTorch); half floats in float32, each prefix rounded once, as PyTorch's (past 512 elements the block
-    offsets were rounded to the half float too: 1000 x 0.1 in float16 ended at 99.94, not 100)."""
+    offsets were rounded to the half float too: 1000 x 0.1 in float16 ended at 99.94, not 100). float32 adds in
+    float64 where the device has it, as PyTorch's CPU kernel: the scan adds in another order than a running sum,
+    and [3e38, -3e38] * 8 passed through 3e38 + 3e38 = inf to NaN where each prefix is 3e38 or 0."""
     x = self.cast(dtype) if dtype is not None else self._accumulating()
-    return x.float()._scan("sum", axis).cast(x.dtype) if x.dtype in NARROW_FLOATS else x._scan("sum", axis)
+    if x.dtype in NARROW_FLOATS: return x.float()._scan("sum", axis).cast(x.dtype)
+    return _in_float64(x, lambda v: v._scan("sum", axis))
   @takes_dim
   def logcumsumexp(self, axis: int = 0) -> Self:
     """log(cumsum(exp(x))) along axis without overflow or underflow, like torch.logcumsumexp: each prefix is a
