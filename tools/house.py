@@ -20,7 +20,7 @@ MAX_LINES, MAX_TENSOR_LINES, MAX_COMPLEXITY = 500, 700, 25
 LAYERS = [
   ("the viewer", ["viz/"]),
   ("the package face", ["__init__.py"]),
-  ("built on Tensor", ["nn/", "distributed.py", "engine/jit.py", "engine/jit_args.py"]),
+  ("built on Tensor", ["nn/", "distributed.py", "engine/jit.py", "engine/jit_args.py", "engine/jit_views.py"]),
   ("the user API", ["tensor.py", "ops/", "gradient.py"]),
   ("the engine", ["engine/", "program_order.py", "reference.py"]),
   ("the scheduler", ["schedule/", "schedule.py", "memory.py", "multi.py"]),

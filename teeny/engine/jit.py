@@ -44,6 +44,12 @@ The contract:
     returned Tensors are realized. Plain values are returned as they were on the captured call.
   - Outputs may alias inputs: a returned argument (e.g. `x += 1; return x`) is, on replay, the tensor passed in
     that place now; another result reading an argument's buffer reads the one passed now.
+  - Returned views stay views (jit_views.py): a result that was a view in the capture call (`z, z[0:2]`, `c.T` of
+    an argument, `kv[0:3]` of a global or parameter) is on replay the same view of its base: the tensor passed now,
+    the same parameter or global (returned itself too, while it still lies in the buffer the kernels used), or
+    this replay's result; so writes through it reach its base and the base's later changes show through it, as
+    eagerly. A slice read through a Variable writes into its source at the replay's position; results PyTorch
+    copies (flip, pad, arithmetic) stay copies.
   - An argument that is a view of another tensor (`step(X[i:i + 64])`) is copied into a buffer of its own
     before the call, so the function sees its values; a write to it inside the function doesn't reach X.
   - Program order holds across replays: lazy tensors that read a buffer a replay overwrites (a parameter the
@@ -86,6 +92,7 @@ from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
                                   _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
+from teeny.engine.jit_views import _Out, output_template, replayed_outputs
 from teeny.variable import BoundValue, watched, check_ranges
 
 
@@ -231,17 +238,6 @@ def _moves_over(node) -> tuple[UOp, list[tuple]]:
   return node, moves[::-1]
 
 
-# ---- outputs ----
-
-class _Out:
-  """What a returned tensor is on replay: the argument tensor passed in place `same_arg` now, or the movement ops
-  `moves` over the buffer filling `slot`, the input buffer number `arg`, or `buf` itself (one the capture keeps).
-  A sharded tensor is a MULTI with arg `multi_arg` over its `shards`, each one of these (without device)."""
-  def __init__(self, device, moves, slot=None, arg=None, buf=None, same_arg=None, shards=None, multi_arg=None):
-    self.device, self.moves, self.slot, self.arg, self.buf, self.same_arg = device, moves, slot, arg, buf, same_arg
-    self.shards, self.multi_arg = shards, multi_arg
-
-
 # ---- the capture ----
 
 class _Launch:
@@ -327,7 +323,10 @@ class _Capture:
     self.launches_info, self._pinned = _pruned(self.launches_info, set(self.inputs)) if prune else (self.launches_info, set())
     self.pruned_note = f" (pruned from {n_recorded})" if prune else ""
     self.fresh = self._fresh_slots(out, slot_of, buf_of, made)
-    self.out_template = _map(out, Tensor, lambda t: self._where(t, slot_of, input_bufs, input_tensors))
+    # (the returned tensors' bases, and each one as a view of its base: jit_views.py)
+    self.out_template, self.out_bases = output_template(
+      out, lambda t: self._where(t, slot_of, input_bufs, input_tensors),
+      lambda bufs: all(slot_of.get(b) not in made for b in bufs))
     slot_of.clear()  # (it holds the buffers too)
     scratch = self._keep_or_plan(buf_of, made)
     self._scratch = scratch  # (slot -> spec: free_intermediates gives their memory back, the next replay plans again)
@@ -435,7 +434,8 @@ class _Capture:
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     if debug_level() >= 2: self._replay_with_debug(bufs, variables)
     else: self._replay(bufs, variables, traced=tracing.active)
-    return _map(self.out_template, _Out, lambda o: self._output(o, bufs, input_bufs, input_tensors))
+    return replayed_outputs(self.out_template, self.out_bases, lambda o: self._output(o, bufs, input_bufs, input_tensors),
+                            variables)
 
   def _replay(self, bufs: dict[int, Buffer], variables: dict[str, int], traced: bool):
     """The launches in order. traced: each kernel waited for and recorded in the trace (realize.traced_launch)."""
