@@ -92,7 +92,7 @@ from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
                                   _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
-from teeny.engine.jit_views import _Out, output_template, replayed_outputs
+from teeny.engine.jit_views import _Out, ReturnedOutputs
 from teeny.variable import BoundValue, watched, check_ranges
 
 
@@ -324,9 +324,8 @@ class _Capture:
     self.pruned_note = f" (pruned from {n_recorded})" if prune else ""
     self.fresh = self._fresh_slots(out, slot_of, buf_of, made)
     # (the returned tensors' bases, and each one as a view of its base: jit_views.py)
-    self.out_template, self.out_bases = output_template(
-      out, lambda t: self._where(t, slot_of, input_bufs, input_tensors),
-      lambda bufs: all(slot_of.get(b) not in made for b in bufs))
+    self.outputs = ReturnedOutputs(out, lambda t: self._where(t, slot_of, input_bufs, input_tensors),
+                                   lambda bufs: all(slot_of.get(b) not in made for b in bufs))
     slot_of.clear()  # (it holds the buffers too)
     scratch = self._keep_or_plan(buf_of, made)
     self._scratch = scratch  # (slot -> spec: free_intermediates gives their memory back, the next replay plans again)
@@ -434,8 +433,7 @@ class _Capture:
     for key, draw in self.rng_keys: key.copyin(memoryview(Tensor._rng_key(first_draw + draw)).cast("B"))
     if debug_level() >= 2: self._replay_with_debug(bufs, variables)
     else: self._replay(bufs, variables, traced=tracing.active)
-    return replayed_outputs(self.out_template, self.out_bases, lambda o: self._output(o, bufs, input_bufs, input_tensors),
-                            variables)
+    return self.outputs.replayed(lambda o: self._output(o, bufs, input_bufs, input_tensors), variables)
 
   def _replay(self, bufs: dict[int, Buffer], variables: dict[str, int], traced: bool):
     """The launches in order. traced: each kernel waited for and recorded in the trace (realize.traced_launch)."""

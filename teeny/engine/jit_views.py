@@ -56,53 +56,68 @@ class _Returned:
     self.base, self.view_ops = base, view_ops
 
 
-def output_template(out, where, made_before) -> tuple:
-  """At the capture: `out` with each Tensor replaced by a _Returned, and the list of their bases. `where(t)` says
-  where a base lies on replay (an _Out); `made_before(buffers)` whether those buffers existed before the call."""
-  bases: list[_Base] = []
-  tensors: list[Tensor] = []  # the capture's base tensors, in the order of bases
-  number: dict[int, int] = {}  # id of a base tensor -> its place in bases (the tensors are alive: `out` holds them)
-  def base_of(t: Tensor) -> Tensor: return t if t._base is None else t._base
-  def seen_outside(base: _Base) -> bool:  # (an argument, or a tensor made before the call)
-    kept = base.where.kept_buffers()
-    return base.where.same_arg is not None or (kept is not None and made_before(kept))
-  def returned(t: Tensor) -> _Returned:
-    base = base_of(t)
-    if id(base) not in number:
-      number[id(base)] = len(bases)
-      place = _Base(where(base), None)
-      if seen_outside(place) and place.where.same_arg is None: place.made_before = weakref.ref(base)
-      bases.append(place)
-      tensors.append(base)
-    return _Returned(number[id(base)], t._view_ops if t._base is not None else ())
-  template = _map(out, Tensor, returned)
-  for base, t in zip(bases, tensors):  # (bases grows in the loop: a target's own target is found too)
-    if t._write_target is None: continue
-    target, region = t._write_target
-    # a target that nobody outside the call sees (an intermediate) can't show the writes: none is kept for it
-    if id(base_of(target)) in number or (is_realized(base_of(target).uop) and seen_outside(_Base(where(base_of(target)), None))):
-      base.write_target = (returned(target), region)
-  return template, bases
+class ReturnedOutputs:
+  """What a capture call returned, for its replays to return alike: `template` (the result with each Tensor a
+  _Returned) and `bases`. `plain`: no view, no tensor returned twice, none made before the call, so a replay
+  just makes each base (the common case, kept as cheap as it was)."""
+  def __init__(self, out, where, made_before):
+    """`where(t)` says where a base tensor lies on replay (an _Out); `made_before(buffers)` whether those buffers
+    existed before the call."""
+    self.bases: list[_Base] = []
+    tensors: list[Tensor] = []  # the capture's base tensors, in the order of bases
+    number: dict[int, int] = {}  # id of a base tensor -> its place in bases (the tensors are alive: `out` holds them)
+    def seen_outside(place: _Out) -> bool:  # (an argument, or a tensor made before the call)
+      kept = place.kept_buffers()
+      return place.same_arg is not None or (kept is not None and made_before(kept))
+    def returned(t: Tensor) -> _Returned:
+      base = _base_of(t)
+      if id(base) not in number:
+        number[id(base)] = len(self.bases)
+        place = _Base(where(base), None)
+        if place.where.same_arg is None and seen_outside(place.where): place.made_before = weakref.ref(base)
+        self.bases.append(place)
+        tensors.append(base)
+      return _Returned(number[id(base)], t._view_ops if t._base is not None else ())
+    self.template = _map(out, Tensor, returned)
+    for base, t in zip(self.bases, tensors):  # (bases grows in the loop: a target's own target is found too)
+      if t._write_target is None: continue
+      target, region = t._write_target
+      # a target that nobody outside the call sees (an intermediate) can't show the writes: none is kept for it
+      if id(_base_of(target)) in number or (is_realized(_base_of(target).uop) and seen_outside(where(_base_of(target)))):
+        base.write_target = (returned(target), region)
+    returned_now = _returned_in(self.template)
+    self.plain = (len(returned_now) == len(self.bases) and all(r.view_ops == () for r in returned_now)
+                  and all(b.made_before is None and b.write_target is None for b in self.bases))
+
+  def replayed(self, build, variables: dict[str, int]):
+    """At a replay: the template's tensors, each base made once (`build(_Out)` makes a Tensor over this replay's
+    buffers) and each view a view of it, as the eager call's were. `variables`: this replay's values of the bound
+    Variables passed in."""
+    if self.plain: return _map(self.template, _Returned, lambda r: build(self.bases[r.base].where))
+    made: dict[int, Tensor] = {}
+    def base_tensor(i: int) -> Tensor:
+      if i not in made:
+        base = self.bases[i]
+        live = _still_there(base)
+        made[i] = live if live is not None else build(base.where)  # (not `or`: a Tensor's truth is its value's)
+        if live is None and base.write_target is not None:
+          target, region = base.write_target
+          made[i]._write_target = (tensor(target), tuple(_rebound(r, variables) for r in region))
+      return made[i]
+    def tensor(r: _Returned) -> Tensor:
+      t = base_tensor(r.base)
+      for op, arg in r.view_ops: t = t._view(op, arg)
+      return t
+    return _map(self.template, _Returned, tensor)
 
 
-def replayed_outputs(template, bases: list[_Base], build, variables: dict[str, int]):
-  """At a replay: the template's tensors, each base made once (`build(_Out)` makes a Tensor over this replay's
-  buffers) and each view a view of it, as the eager call's were. `variables`: this replay's values of the bound
-  Variables passed in."""
-  made: dict[int, Tensor] = {}
-  def base_tensor(i: int) -> Tensor:
-    if i not in made:
-      live = _still_there(bases[i])
-      made[i] = live if live is not None else build(bases[i].where)  # (not `or`: a Tensor's truth is its value's)
-      if live is None and bases[i].write_target is not None:
-        target, region = bases[i].write_target
-        made[i]._write_target = (tensor(target), tuple(_rebound(r, variables) for r in region))
-    return made[i]
-  def tensor(r: _Returned) -> Tensor:
-    t = base_tensor(r.base)
-    for op, arg in r.view_ops: t = t._view(op, arg)
-    return t
-  return _map(template, _Returned, tensor)
+def _base_of(t: Tensor) -> Tensor: return t if t._base is None else t._base
+
+
+def _returned_in(template) -> list[_Returned]:
+  found: list[_Returned] = []
+  _map(template, _Returned, found.append)
+  return found
 
 
 def _rebound(item, variables: dict[str, int]):
