@@ -219,3 +219,35 @@ def test_views_of_sharded_results_and_arguments(devices):
     x[2, 1:3] = -1.0
     return [h, x, h[:, 0:2]]
   check_calls(make, call, expected)
+
+
+def test_a_tensor_returned_twice_is_one_tensor(device):
+  f = TinyJit(lambda x: ((x + 1).contiguous(),) * 2)
+  for i in range(1, 5):
+    a, b = f(Tensor(start(i), device=device))
+    assert a is b
+    a[0] = 5.0
+    expected = start(i) + 1
+    expected[0] = 5.0
+    np.testing.assert_array_equal(b.numpy(), expected)
+
+
+def test_a_global_dropped_or_replaced_after_the_capture_gives_views_of_what_the_replay_wrote(device):
+  holder = {"cache": Tensor.zeros(4, 3, device=device).contiguous().realize()}
+  def fn(x):
+    cache = holder["cache"]
+    cache[0:2] = x[0:2]
+    return cache[0:3]
+  f = TinyJit(fn)
+  for i in (1, 2): f(Tensor(start(i), device=device))
+  holder["cache"].replace(Tensor.ones(4, 3, device=device).contiguous())  # (a replay still writes the old buffer)
+  for i in (3, 4):
+    window = f(Tensor(start(i), device=device))
+    assert window._base is not holder["cache"]
+    np.testing.assert_array_equal(window.numpy()[0:2], start(i)[0:2])
+    window[2] = 8.0
+    np.testing.assert_array_equal(window.numpy()[2], [8.0] * 3)
+  np.testing.assert_array_equal(holder["cache"].numpy(), np.ones((4, 3), np.float32))
+  holder.clear()  # (the cache itself dropped: a replay still returns its buffer's values)
+  window = f(Tensor(start(5), device=device))
+  np.testing.assert_array_equal(window.numpy()[0:2], start(5)[0:2])
