@@ -59,12 +59,12 @@ def test_a_view_of_an_argument_writes_it_and_follows_it(device):
   def make():
     def fn(c):
       c += 1
-      return (c * 2).contiguous(), c[1:3], c.T, c.detach().reshape(12)
+      return (c * 2).contiguous(), c[1:3], c.T, c.detach().reshape(12), Tensor(c)
     return fn
   def call(f, i):
     c = Tensor(start(i), device=device)
-    doubled, rows, ct, flat = f(c)
-    assert rows._base is c and ct._base is c and flat._base is c
+    doubled, rows, ct, flat, alias = f(c)
+    assert rows._base is c and ct._base is c and flat._base is c and alias._base is c and alias is not c
     rows[0] = 100.0
     ct[2] = -1.0
     flat[11] = 55.0

@@ -50,9 +50,10 @@ class _Base:
 
 
 class _Returned:
-  """A returned tensor on replay: base number `base`, seen through the movement ops `view_ops` (none: the base)."""
+  """A returned tensor on replay: base number `base`, seen through the movement ops `view_ops` (None: the base
+  itself; (): another tensor over its storage, as Tensor(t) makes)."""
   __slots__ = ("base", "view_ops")
-  def __init__(self, base: int, view_ops: tuple):
+  def __init__(self, base: int, view_ops: tuple | None):
     self.base, self.view_ops = base, view_ops
 
 
@@ -77,7 +78,7 @@ class ReturnedOutputs:
         if place.where.same_arg is None and seen_outside(place.where): place.made_before = weakref.ref(base)
         self.bases.append(place)
         tensors.append(base)
-      return _Returned(number[id(base)], t._view_ops if t._base is not None else ())
+      return _Returned(number[id(base)], t._view_ops if t._base is not None else None)
     self.template = _map(out, Tensor, returned)
     for base, t in zip(self.bases, tensors):  # (bases grows in the loop: a target's own target is found too)
       if t._write_target is None: continue
@@ -86,7 +87,7 @@ class ReturnedOutputs:
       if id(_base_of(target)) in number or (is_realized(_base_of(target).uop) and seen_outside(where(_base_of(target)))):
         base.write_target = (returned(target), region)
     returned_now = _returned_in(self.template)
-    self.plain = (len(returned_now) == len(self.bases) and all(r.view_ops == () for r in returned_now)
+    self.plain = (len(returned_now) == len(self.bases) and all(r.view_ops is None for r in returned_now)
                   and all(b.made_before is None and b.write_target is None for b in self.bases))
 
   def replayed(self, build, variables: dict[str, int]):
@@ -106,7 +107,8 @@ class ReturnedOutputs:
       return made[i]
     def tensor(r: _Returned) -> Tensor:
       t = base_tensor(r.base)
-      for op, arg in r.view_ops: t = t._view(op, arg)
+      if r.view_ops == (): return Tensor(t)  # (an alias: a view with no movement)
+      for op, arg in r.view_ops or (): t = t._view(op, arg)
       return t
     return _map(self.template, _Returned, tensor)
 
