@@ -288,3 +288,33 @@ def test_gradient_of_two_tensor_fancy_index_adds_up_repeats(device):
   xt = torch.tensor(x, requires_grad=True)
   (xt[torch.tensor(i, dtype=torch.int64), torch.tensor(j, dtype=torch.int64)] * torch.tensor(weights)).sum().backward()
   np.testing.assert_array_equal(tx.grad.numpy(), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("index", [True, False, (True, 0), (0, True), (Ellipsis, False), (False, slice(1, 1)),
+                                   (None, False, 1), (0, True, slice(None, None, 2)), np.True_, np.array(False)],
+                         ids=str)
+def test_a_single_bool_index_is_a_new_axis_like_numpy(device, index):
+  """x[True] is x with a new axis of size 1, x[False] one of size 0 (numpy's and PyTorch's reading of a 0-d
+  mask); a 0-d bool tensor reads its value. They raised TypeError/IndexError."""
+  a = arange_of((2, 3))
+  np.testing.assert_array_equal(Tensor(a, device=device)[index].numpy(), a[index])
+  if isinstance(index, (bool, np.ndarray)):
+    np.testing.assert_array_equal(Tensor(a, device=device)[Tensor(bool(index), device=device)].numpy(), a[index])
+
+
+@pytest.mark.parametrize("index", [True, False, (True, 1), (0, False)], ids=str)
+def test_setitem_through_a_single_bool_index(device, index):
+  a = arange_of((2, 3))
+  t = Tensor(a, device=device)
+  t[index] = 5.0
+  a[index] = 5.0
+  np.testing.assert_array_equal(t.numpy(), a)
+  x = Tensor(arange_of((2, 3)), device=device, requires_grad=True)
+  (x[index] * 2).sum().backward()
+  hit = np.zeros((2, 3), np.float32)
+  hit[index] = 2  # (the elements the index selects)
+  np.testing.assert_array_equal(x.grad.numpy(), hit)
+
+
+def test_a_bool_index_beside_tensor_indices_raises(device):
+  with pytest.raises(IndexError, match="bool index"): Tensor(arange_of((2, 3)), device=device)[True, [1, 0]]

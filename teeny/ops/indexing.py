@@ -1,5 +1,5 @@
 """Indexing as a Tensor mixin: x[index] and x[index] = v with numpy's index forms (ints, slices, None, Ellipsis and
-integer tensors), and gather, scatter, one_hot and masked_fill. Ints and slices are views (_IndexPlan works out the
+integer tensors), and gather, scatter, one_hot and masked_fill. Ints and slices are views (IndexPlan works out the
 crops, flips and steps an index stands for); a tensor index selects with a comparison against the positions,
 summed, which codegen compiles to one load at the index (a gather axis, codegen/opt.py)."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ from teeny.gradient import tensor_rules
 from teeny.ops.args import ArgumentError, IndexDtypeError, Scalar, _broadcast_shape, _canon_axis, _int_arg
 from teeny.ops import variables
 from teeny.ops.constants import _iota
+from teeny.ops.index_plan import BoolAxis, IndexPlan, host_index, is_bool_array
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -88,10 +89,10 @@ class IndexingOps:
     if extra > 0: value = value.reshape(value.shape[extra:])
     self.assign(self.masked_fill(mask.reshape(mask.shape + (1,) * len(rest)), value))
 
-  def _index_plan(self, index) -> _IndexPlan:
+  def _index_plan(self, index) -> IndexPlan:
     """Check an index and work out the views (crops, flips, steps) and tensor selections it stands for."""
     items = self._index_items(index)
-    plan = _IndexPlan()
+    plan = IndexPlan()
     # PyTorch's (and tinygrad's) rule for where the tensor indices' axes go: ints index first, like slices, and
     # the tensors then select along the axes that are left; their broadcast shape takes their place when nothing
     # but ints stands between them, else it goes first. (numpy counts ints as tensor indices instead, which moves
@@ -99,8 +100,9 @@ class IndexingOps:
     advanced, position = [], 0  # where each tensor is among the items that leave an axis (slices, None, tensors)
     axis = 0
     for _, i in items:
-      if i is None:
-        plan.out_shape.append(1)
+      if i is None or isinstance(i, BoolAxis):  # a new axis (of size 0 for a False index)
+        if isinstance(i, BoolAxis) and i.size == 0: plan.emptied.append(len(plan.out_shape))
+        plan.out_shape.append(1 if i is None else i.size)
         position += 1
         continue
       like_int = isinstance(i, (int, np.integer)) or (isinstance(i, type(self)) and i.ndim == 0)  # (PyTorch's reading)
@@ -112,6 +114,8 @@ class IndexingOps:
       else: plan.add_slice(i, self.shape[axis])
       if not like_int: position += 1
       axis += 1
+    if plan.tensors and any(isinstance(i, BoolAxis) for _, i in items):
+      raise IndexError("a bool index (True/False) beside tensor indices is not supported: index in two steps")
     if plan.tensors: plan.place_batch(adjacent=advanced == list(range(advanced[0], advanced[-1] + 1)) if advanced else True)
     return plan
 
@@ -123,15 +127,16 @@ class IndexingOps:
     if isinstance(index, list) and any(i is None or i is Ellipsis or isinstance(i, slice) for i in index):
       index = tuple(index)  # x[[slice(None), [1, 3]]]: PyTorch reads a list holding a slice as the tuple (numpy refuses it)
     index = index if isinstance(index, tuple) else (index,)
-    index = tuple(_host_index(i) if isinstance(i, (list, tuple, np.ndarray)) else i for i in index)
-    index = tuple(self._index_tensor(i) if isinstance(i, type(self)) or _is_bool_array(i) else i for i in index)
+    index = tuple(host_index(i) if isinstance(i, (list, tuple, np.ndarray)) else i for i in index)
+    index = tuple(BoolAxis.of(i) or i for i in index)
+    index = tuple(self._index_tensor(i) if isinstance(i, type(self)) or is_bool_array(i) else i for i in index)
     for i in index:
-      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, np.ndarray, type(self)))) or isinstance(i, bool):
+      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, np.ndarray, type(self), BoolAxis))) or isinstance(i, bool):
         raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
     ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
     if len(ellipses) > 1: raise IndexError("an index can only have a single ellipsis ('...')")
     def axes_named(i) -> int: return i.ndim if isinstance(i, type(self)) and i.dtype == dtypes.bool else 1  # (a mask: its dims)
-    n_real = sum(axes_named(i) for i in index if i is not None and i is not Ellipsis)
+    n_real = sum(axes_named(i) for i in index if i is not None and i is not Ellipsis and not isinstance(i, BoolAxis))
     if n_real > self.ndim: raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self.shape}")
     at = ellipses[0] if ellipses else len(index)
     items = list(enumerate(index))
@@ -160,12 +165,12 @@ class IndexingOps:
         axis += i.ndim
         continue
       out.append((position, i))
-      axis += i is not None
+      axis += i is not None and not isinstance(i, BoolAxis)
     return out
 
   def _index_tensor(self, i) -> Self:
     if not isinstance(i, type(self)):
-      arr = _host_index(i)
+      arr = host_index(i)
       # int32 when the values fit (teeny's default int; numpy would make int64), so index math stays 32-bit; an
       # empty list (float64 to numpy) is an empty integer index, as in numpy
       if not arr.size or (arr.dtype.kind in "iu" and -2**31 <= arr.min() and arr.max() < 2**31): arr = arr.astype(np.int32)
@@ -174,13 +179,15 @@ class IndexingOps:
     if i.device != self.device: raise RuntimeError(f"index tensor on {i.device} for a tensor on {self.device}")
     return i
 
-  def _basic_index(self, plan: _IndexPlan) -> Self:
+  def _basic_index(self, plan: IndexPlan) -> Self:
     """The ints, slices and None of an index applied: a view of self, as in numpy and PyTorch."""
     x = self.shrink(tuple(plan.crops))
     flipped = tuple(a for a, f in enumerate(plan.flips) if f and x.shape[a] > 1)
     if flipped: x = x._view(Ops.FLIP, flipped)
     if any(s != 1 for s in plan.steps): x = x._strided(plan.steps)
-    return x.reshape(tuple(plan.out_shape))
+    if not plan.emptied: return x.reshape(tuple(plan.out_shape))
+    x = x.reshape(tuple(1 if a in plan.emptied else n for a, n in enumerate(plan.out_shape)))  # (made, then emptied)
+    return x.shrink(tuple((0, n) for n in plan.out_shape))
 
   def _take(self, axes: list[int], indices: list[Self]) -> Self:
     """self[..., i0, ..., i1, ...] with integer tensors at `axes`: shape (broadcast index shape, other axes...).
@@ -401,16 +408,6 @@ def _select(hit: IndexingOps, values: IndexingOps, axis: int) -> IndexingOps:
   return out.cast(dtypes.bool) if is_bool else out
 
 
-def _host_index(i) -> np.ndarray:
-  """A list, tuple or array used as an index, as a numpy array of ints or bools."""
-  arr = np.asarray(i)
-  if arr.dtype.kind not in "iub" and arr.size: raise IndexError(f"index {i!r} is not an integer array or list")
-  return arr
-
-
-def _is_bool_array(i) -> bool: return isinstance(i, np.ndarray) and i.dtype == np.bool_
-
-
 def _as_1d(src):
   """A 0-d tensor source as a 1-element one (a number stays a number)."""
   return src.reshape(1) if isinstance(src, IndexingOps) and src.ndim == 0 else src
@@ -436,51 +433,6 @@ def _last_writes(hit: IndexingOps) -> tuple[IndexingOps, IndexingOps]:
   if count == 0: return hit, type(hit).zeros(hit.shape[:-2] + (1, hit.shape[-1]), dtype=dtypes.int32, device=hit.device)  # (no writes)
   last = hit.where(order, 0).max(-2, keepdim=True)
   return order == last, last
-
-
-class _IndexPlan:
-  """What an index means for Tensor.__getitem__/__setitem__: per axis of the tensor a crop, a flip and a step (in
-  that order), the shape after those views, and the integer tensors that then select along some of its axes."""
-  def __init__(self):
-    self.crops, self.flips, self.steps = [], [], []
-    self.out_shape: list[int] = []   # after ints, slices and None (tensor-indexed axes still whole)
-    self.tensor_axes: list[int] = []  # axes of out_shape that integer tensors select along
-    self.tensors: list[IndexingOps] = []
-    self.batch_at = 0                 # where the index tensors' broadcast shape goes in the result
-    self.result_order: tuple[int, ...] = ()  # _take's result (batch axes, other axes) permuted into the result's
-  def add_axis(self, lo: int, hi: int, flip: bool, step: int, out: int | None):
-    """One axis of the tensor: crop [lo, hi), flip it or not, take every step-th element; out is its size in the
-    result (None: an int removes it)."""
-    self.crops.append((lo, hi))
-    self.flips.append(flip)
-    self.steps.append(step)
-    if out is not None: self.out_shape.append(out)
-  def add_int(self, i: int, size: int, axis: int):
-    if not -size <= i < size: raise IndexError(f"index {i} is out of bounds for axis {axis} with size {size}")
-    self.add_axis(i % size, i % size + 1, False, 1, None)
-  def add_slice(self, s: slice, size: int):
-    start, stop, step = s.indices(size)
-    length = len(range(start, stop, step))
-    if step > 0: self.add_axis(start, max(start, stop), False, step, length)
-    else: self.add_axis(stop + 1, max(stop + 1, start + 1), True, -step, length)  # walk the flipped axis
-  def add_tensor(self, t: IndexingOps, size: int):
-    self.tensor_axes.append(len(self.out_shape)); self.tensors.append(t)
-    self.add_axis(0, size, False, 1, size)
-  def place_batch(self, adjacent: bool):
-    """The index tensors' broadcast shape replaces their axes: where the first one was if they sit side by side
-    (ints between them don't count), else first."""
-    batch = len(_broadcast_shape(*(t.shape for t in self.tensors)))
-    rest = len(self.out_shape) - len(self.tensors)
-    at = self.batch_at if adjacent else 0
-    self.result_order = tuple(range(batch, batch + at)) + tuple(range(batch)) + tuple(range(batch + at, batch + rest))
-  @property
-  def result_shape(self) -> tuple[int, ...]:
-    """The shape x[index] has."""
-    if not self.tensors: return tuple(self.out_shape)
-    batch = _broadcast_shape(*(t.shape for t in self.tensors))
-    others = [s for a, s in enumerate(self.out_shape) if a not in self.tensor_axes]
-    taken = batch + tuple(others)
-    return tuple(taken[i] for i in self.result_order)
 
 
 tensor_rules["write"] = lambda arg, grad, value, x, src, hit: type(grad)._write_gradient(arg, grad, value, x, src, hit)
