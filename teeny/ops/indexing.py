@@ -124,15 +124,7 @@ class IndexingOps:
     integer tensors (a tuple as the whole index holds one item per axis, as in numpy; their values are known here,
     so one out of range raises IndexError, as in PyTorch), and the Ellipsis (or the end, without one) replaced by
     whole slices for the axes no item names, at the Ellipsis's position."""
-    if isinstance(index, list) and any(i is None or i is Ellipsis or isinstance(i, slice) for i in index):
-      index = tuple(index)  # x[[slice(None), [1, 3]]]: PyTorch reads a list holding a slice as the tuple (numpy refuses it)
-    index = index if isinstance(index, tuple) else (index,)
-    index = tuple(host_index(i) if isinstance(i, (list, tuple, np.ndarray)) else i for i in index)
-    index = tuple(BoolAxis.of(i) or i for i in index)
-    index = tuple(self._index_tensor(i) if isinstance(i, type(self)) or is_bool_array(i) else i for i in index)
-    for i in index:
-      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, np.ndarray, type(self), BoolAxis))) or isinstance(i, bool):
-        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
+    index = self._index_tuple(index)
     ellipses = [pos for pos, i in enumerate(index) if i is Ellipsis]  # by identity: == on a Tensor is lazy
     if len(ellipses) > 1: raise IndexError("an index can only have a single ellipsis ('...')")
     def axes_named(i) -> int: return i.ndim if isinstance(i, type(self)) and i.dtype == dtypes.bool else 1  # (a mask: its dims)
@@ -142,6 +134,20 @@ class IndexingOps:
     items = list(enumerate(index))
     items = items[:at] + [(at, slice(None))] * (self.ndim - n_real) + items[at + 1:]
     return self._arrays_as_tensors(items)
+
+  def _index_tuple(self, index) -> tuple:
+    """The index as a tuple of items of the kinds the plan reads: host lists and arrays as numpy arrays, a single
+    bool as the new axis it makes, tensors and bool arrays as tensors. Any other item raises TypeError."""
+    if isinstance(index, list) and any(i is None or i is Ellipsis or isinstance(i, slice) for i in index):
+      index = tuple(index)  # x[[slice(None), [1, 3]]]: PyTorch reads a list holding a slice as the tuple (numpy refuses it)
+    index = index if isinstance(index, tuple) else (index,)
+    index = tuple(host_index(i) if isinstance(i, (list, tuple, np.ndarray)) else i for i in index)
+    index = tuple(BoolAxis.of(i) or i for i in index)
+    index = tuple(self._index_tensor(i) if isinstance(i, type(self)) or is_bool_array(i) else i for i in index)
+    for i in index:
+      if not (i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer, np.ndarray, type(self), BoolAxis))):
+        raise TypeError(f"unsupported index {i!r}: use ints, slices, None, ..., or integer tensors or lists")
+    return index
 
   def _arrays_as_tensors(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
     """Each host integer array checked against its axis and made a tensor; each bool mask replaced by the integer
