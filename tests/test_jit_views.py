@@ -251,3 +251,57 @@ def test_a_global_dropped_or_replaced_after_the_capture_gives_views_of_what_the_
   holder.clear()  # (the cache itself dropped: a replay still returns its buffer's values)
   window = f(Tensor(start(5), device=device))
   np.testing.assert_array_equal(window.numpy()[0:2], start(5)[0:2])
+
+
+def test_a_view_argument_the_function_writes_is_written_through(device):
+  """step(cache[layer]): the view is copied for the kernels and copied back after the call, so the writes reach the
+  cache as eagerly, and a returned argument or view of it is the view passed (or that view of it)."""
+  caches = []
+  def make():
+    caches.append(Tensor.zeros(4, 2, 3, device=device).contiguous().realize())
+    def fn(layer, x):
+      layer[0] = x
+      return (layer * 2).realize(), layer, layer[1]
+    return fn
+  def call(f, i):
+    cache = caches[-1]
+    layer = cache[i - 1]
+    doubled, same, row = f(layer, Tensor(np.full(3, float(i), np.float32), device=device))
+    assert same is layer and row._base is cache
+    row[2] = -float(i)  # (a write through the returned view reaches the cache too)
+    return [doubled.numpy(), cache.numpy()]
+  def expected(i):
+    cache = np.zeros((4, 2, 3), np.float32)
+    for j in range(1, i + 1):
+      cache[j - 1, 0] = j
+      doubled = cache[j - 1] * 2
+      cache[j - 1, 1, 2] = -float(j)
+    return [doubled, cache]
+  check_calls(make, call, expected)
+
+
+def test_a_view_argument_only_read_is_not_written_back(device):
+  f = TinyJit(lambda v: (v * 2).realize())
+  for i in range(1, 5):
+    x = Tensor(start(i), device=device)
+    version = x._version
+    np.testing.assert_array_equal(f(x[1:3]).numpy(), start(i)[1:3] * 2)
+    assert x._version == version  # (a write back would rerun what reads x and mark graphs through it stale)
+
+
+@pytest.mark.parametrize("devices", [("LLVM", "LLVM:1")], ids=["LLVM+LLVM:1"])
+def test_a_view_of_a_sharded_tensor_passed_and_written(devices):
+  def fn(v, x):
+    v += x
+    return (v * 2).realize(), v
+  for jitted in (False, True):
+    f = TinyJit(fn) if jitted else fn
+    X = Tensor(np.zeros((4, 6), np.float32)).shard(devices, 0).realize()
+    expected = np.zeros((4, 6), np.float32)
+    for i in range(1, 5):
+      view = X[:, i - 1:i + 1]
+      doubled, same = f(view, Tensor(np.full((4, 2), float(i), np.float32)).shard(devices, 0))
+      expected[:, i - 1:i + 1] += i
+      assert same is view
+      np.testing.assert_array_equal(doubled.numpy(), expected[:, i - 1:i + 1] * 2)
+    np.testing.assert_array_equal(X.numpy(), expected, err_msg=f"jitted={jitted}")

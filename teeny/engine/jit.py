@@ -50,8 +50,10 @@ The contract:
     this replay's result; so writes through it reach its base and the base's later changes show through it, as
     eagerly. A slice read through a Variable writes into its source at the replay's position; results PyTorch
     copies (flip, pad, arithmetic) stay copies.
-  - An argument that is a view of another tensor (`step(X[i:i + 64])`) is copied into a buffer of its own
-    before the call, so the function sees its values; a write to it inside the function doesn't reach X.
+  - An argument that is a view of another tensor (`step(X[i:i + 64])`, `step(cache[layer])`) is copied into a
+    buffer of its own before the call (the kernels read an argument's buffer whole), and copied back after the
+    call if the function wrote to it: its writes reach X, as eagerly, though the function itself sees them in X
+    only after it returns; returned, it (or a view of it) is the view passed (or that view of it).
   - Program order holds across replays: lazy tensors that read a buffer a replay overwrites (a parameter the
     step updates) are realized before the replay's kernels run, as an eager call would have them.
   - Whatever the function computes in Python (reading tensor data with .item()/.numpy(), branching on it,
@@ -91,7 +93,8 @@ from teeny.ops.random import rng_key_buffers
 from teeny.uop import UOp, Ops
 from teeny import program_order, tracing
 from teeny.engine.jit_args import (JitError, JitValueError, JitTypeError, JitDeviceError,  # noqa: F401 (the errors are this module's API)
-                                  _views_copied, _inputs, _check_same, _map, _output_tensors, layout)
+                                  _views_copied, _written_back, _inputs, _check_same, _map, _output_tensors, layout,
+                                  _buffers_of, _moves_over)
 from teeny.engine.jit_views import _Out, ReturnedOutputs
 from teeny.variable import BoundValue, watched, check_ranges
 
@@ -135,16 +138,22 @@ class TinyJit:
     """Run, capture or replay (the first, second and later calls)."""
     if realize.capture.recording is not None: return _run_and_realize(self.fn, args, kwargs)  # nested: be transparent
     if not getenv("JIT", 1): return _run_and_realize(self.fn, args, kwargs)  # JIT=0 (tinygrad's switch): no jit at all
-    args, kwargs = _views_copied(args, kwargs)
+    args, kwargs, copies = _views_copied(args, kwargs)
     tensors, signature, variables = _inputs(args, kwargs)
     Tensor.realize_all(*tensors)
     input_bufs = [b for t in tensors for b in _buffers_of(t)]  # (a sharded tensor's: one per device, in order)
     # which argument each one shares its buffer with (a buffer passed twice must be passed twice again)
     first: dict[int, int] = {}
     signature += (tuple(first.setdefault(id(b), i) for i, b in enumerate(input_bufs)), tuple(layout(t) for t in tensors))
+    versions = [t._version for t in tensors]  # (a write into an argument while the function runs changes its version)
     with self._lock:
-      if tracing.active: return self._traced_call(args, kwargs, tensors, input_bufs, signature, variables)
-      return self._call(args, kwargs, tensors, input_bufs, signature, variables)
+      call = self._traced_call if tracing.active else self._call
+      out = call(args, kwargs, tensors, input_bufs, signature, variables)
+      if not copies: return out
+      # the arguments written: seen by their versions where the function ran, by the replayed kernels' writes else
+      written = {id(t) for t, v in zip(tensors, versions) if t._version != v}
+      if self._capture is not None: written |= {id(t) for t in self._capture.written_args(tensors)}
+      return _written_back(out, copies, written)
 
   def _traced_call(self, args, kwargs, tensors: list[Tensor], input_bufs: list[Buffer], signature: tuple, variables: dict):
     """_call in a trace span named for what the call did: warm-up, capture or replay."""
@@ -218,24 +227,6 @@ def _run_and_realize(fn, args, kwargs):
   # with the writes the call left pending (BatchNorm's running statistics), so a capture records them too
   Tensor.realize_all(*_output_tensors(out), *program_order.writes_to_run_now())
   return out
-
-
-def _buffers_of(t: Tensor) -> list[Buffer]:
-  """The buffers under a realized tensor (or a realized view): its one buffer, or a sharded tensor's buffer on each
-  of its devices, in device order."""
-  bottom, _ = _moves_over(t.uop)
-  if bottom.op is Ops.MULTI: return [_moves_over(shard)[0].arg for shard in bottom.src]
-  return [bottom.arg]
-
-
-def _moves_over(node) -> tuple[UOp, list[tuple]]:
-  """A realized tensor's node as movement ops over a buffer, or over a sharded tensor's MULTI (a view of one):
-  that buffer or MULTI node, and the ops from it up as (op, arg) pairs."""
-  moves = []
-  while node.op not in (Ops.BUFFER, Ops.MULTI):
-    moves.append((node.op, node.arg))
-    node = node.src[0]
-  return node, moves[::-1]
 
 
 # ---- the capture ----
@@ -339,6 +330,12 @@ class _Capture:
     # them are stale after a replay, as assign() makes them when run eagerly (see replay)
     outputs = [s for ast, r, slots, _ in self.launches_info if r is not None for s in slots[:writes_count(ast)]]
     self.written = {s for s in outputs if s in self.inputs or (s in self.kept and s not in scratch)}
+    self._written_inputs = sorted({self.inputs[s] for s in self.written if s in self.inputs})  # (input buffer numbers)
+
+  def written_args(self, tensors: list[Tensor]) -> list[Tensor]:
+    """The argument tensors (this call's, in input order) whose buffers a replay's kernels write."""
+    owner = [t for t in tensors for _ in _buffers_of(t)]  # (input buffer number -> its tensor)
+    return [owner[i] for i in self._written_inputs]
 
   def _fresh_slots(self, out, slot_of: dict, buf_of: dict[int, Buffer], made: set[int]) -> dict[int, tuple]:
     """slot -> (device, size, dtype) of each returned tensor's buffer made during the call: a new one per replay."""

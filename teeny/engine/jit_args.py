@@ -1,11 +1,13 @@
 """What a TinyJit call passed and returned: the input Tensors found in the arguments (also directly inside a list,
 tuple or dict argument), the call's signature that every later call must match (shapes, dtypes, devices, the
 non-Tensor constants, which places share a buffer, how sharded tensors are split), the errors a mismatch raises
-(JitError and its builtin-kind subclasses), and the Tensors found in a result. teeny/engine/jit.py's docstring states the contract."""
+(JitError and its builtin-kind subclasses), view arguments copied and written back, the Tensors found in a result,
+and the buffers under a realized tensor. teeny/engine/jit.py's docstring states the contract."""
 from __future__ import annotations
 import copy
 import numpy as np
 from teeny.tensor import Tensor
+from teeny.runtime.device import Buffer
 from teeny.uop import UOp, Ops
 
 
@@ -41,15 +43,34 @@ def _rebuilt(value, items: list):
   return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
 
 
-def _views_copied(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+def _views_copied(args: tuple, kwargs: dict) -> tuple[tuple, dict, list[tuple]]:
   """The arguments with every Tensor that is a view of another tensor's storage replaced by a copy of it (also
   inside a list, tuple or dict argument): a capture reads its arguments' buffers whole, and a view has none of its
-  own."""
-  def own(v): return v.contiguous() if isinstance(v, Tensor) and v._base is not None else v
+  own. Also the (view, copy) pairs, for _written_back after the call."""
+  copies: list[tuple] = []
+  def own(v):
+    if not (isinstance(v, Tensor) and v._base is not None): return v
+    copies.append((v, v.contiguous()))
+    return copies[-1][1]
   def own_inside(v):
     if isinstance(v, (list, tuple, dict)) and _holds_tensors(v): return _rebuilt(v, [own(item) for _, item in _items(v)])
     return own(v)
-  return tuple(own_inside(a) for a in args), {k: own_inside(v) for k, v in kwargs.items()}
+  return tuple(own_inside(a) for a in args), {k: own_inside(v) for k, v in kwargs.items()}, copies
+
+
+def _written_back(out, copies: list[tuple], written: set[int]):
+  """After a call with view arguments (copied by _views_copied): each view whose copy the call wrote (by id, in
+  `written`) takes the copy's values, so the writes land in the tensor it views, as eagerly; and `out` with a
+  returned copy, or a view of one, replaced by the view passed, or that view of it."""
+  Tensor.realize_all(*[view.assign(copy) for view, copy in copies if id(copy) in written])
+  passed = {id(copy): view for view, copy in copies}
+  def as_passed(t: Tensor) -> Tensor:
+    base = t if t._base is None else t._base
+    if id(base) not in passed: return t
+    view = passed[id(base)]
+    for op, arg in t._view_ops if t._base is not None else (): view = view._view(op, arg)
+    return view
+  return _map(out, Tensor, as_passed)
 
 
 def _holds_tensors(value) -> bool:
@@ -178,3 +199,23 @@ def _output_tensors(out) -> list[Tensor]:
   found: list[Tensor] = []
   _map(out, Tensor, found.append)
   return found
+
+
+# ---- a realized tensor's buffers ----
+
+def _buffers_of(t: Tensor) -> list[Buffer]:
+  """The buffers under a realized tensor (or a realized view): its one buffer, or a sharded tensor's buffer on each
+  of its devices, in device order."""
+  bottom, _ = _moves_over(t.uop)
+  if bottom.op is Ops.MULTI: return [_moves_over(shard)[0].arg for shard in bottom.src]
+  return [bottom.arg]
+
+
+def _moves_over(node) -> tuple[UOp, list[tuple]]:
+  """A realized tensor's node as movement ops over a buffer, or over a sharded tensor's MULTI (a view of one):
+  that buffer or MULTI node, and the ops from it up as (op, arg) pairs."""
+  moves = []
+  while node.op not in (Ops.BUFFER, Ops.MULTI):
+    moves.append((node.op, node.arg))
+    node = node.src[0]
+  return node, moves[::-1]
