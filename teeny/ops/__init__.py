@@ -1,7 +1,7 @@
 """Tensor's ops, one mixin class per family: creation of filled, empty, range and identity tensors (creation.py),
 elementwise math (elementwise.py), activations (activation.py), exp, log, trigonometry and erf (transcendental.py), reductions and matmul
 (reduce.py), indexing (indexing.py), joining and splitting (join.py), random numbers (random.py), neural network
-functions (nn.py), sliding windows and pooling (pooling.py), in-place writes (writes.py), PyTorch's spellings of
+functions (nn.py), convolutions (conv.py), sliding windows and pooling (pooling.py), in-place writes (writes.py), PyTorch's spellings of
 what tinygrad names otherwise (pytorch.py) and PyTorch's methods teeny lacked: elementwise (pytorch_math.py),
 moving, splitting and index ops (pytorch_shape.py), products and covariance (pytorch_linalg.py), reductions and
 order statistics (pytorch_reduce.py), and the rest: searchsorted, det, gcd, logspace, hstack, ...

@@ -168,3 +168,19 @@ def _padding_arg(padding, n: int) -> tuple[tuple[int, int], ...]:
   if len(padding) == n: return tuple((p, p) for p in padding)
   if len(padding) == 2 * n: return tuple((padding[2 * i], padding[2 * i + 1]) for i in reversed(range(n)))
   raise ArgumentError(f"padding {padding} must be an int, {n} ints, or {2 * n} ints")
+
+
+def _one_for_all(value, n: int):
+  """A one-element sequence given for n > 1 spatial dims as its element, which counts for every dim, as PyTorch reads
+  a convolution's or pooling's (2,) (stride=(2,) of a 2-d convolution is (2, 2))."""
+  return value[0] if isinstance(value, (tuple, list)) and len(value) == 1 and n > 1 else value
+
+
+def _spatial_arg(value, n: int, name: str, least: int = 1) -> tuple[int, ...]:
+  """_tuple_arg for a window's kernel size, stride, dilation or output padding: also one int in a sequence, for all."""
+  return _tuple_arg(_one_for_all(value, n), n, name, least)
+
+
+def _spatial_padding(padding, n: int) -> tuple[tuple[int, int], ...]:
+  """_padding_arg for a convolution's or pooling's padding: also one int in a sequence, for all dims."""
+  return _padding_arg(_one_for_all(padding, n), n)

@@ -9,6 +9,7 @@ from teeny.ops.indexing import IndexingOps
 from teeny.ops.join import JoinOps
 from teeny.ops.random import RandomOps
 from teeny.ops.nn import NNOps
+from teeny.ops.conv import ConvOps
 from teeny.ops.pooling import PoolingOps
 from teeny.ops.writes import WriteOps
 from teeny.ops.pytorch import PyTorchOps
@@ -23,9 +24,9 @@ from teeny.ops.linalg import LinalgOps
 from teeny.ops.sharding import ShardingOps
 
 
-class TensorOps(CreationOps, ElementwiseOps, ActivationOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, PoolingOps,
+class TensorOps(CreationOps, ElementwiseOps, ActivationOps, TranscendentalOps, ReduceOps, IndexingOps, JoinOps, RandomOps, NNOps, ConvOps, PoolingOps,
                 WriteOps, PyTorchOps, PyTorchMathOps, PyTorchShapeOps, PyTorchLinalgOps, PyTorchReduceOps, PyTorchExtraOps, SortOps,
                 EinsumOps, LinalgOps, ShardingOps):
   """The ops Tensor inherits: creation, elementwise math, activations, transcendental functions, reductions, indexing, joins,
-  random numbers, nn functions, pooling, in-place writes, PyTorch's spellings (and its elementwise, shape, linear
+  random numbers, nn functions, convolutions, pooling, in-place writes, PyTorch's spellings (and its elementwise, shape, linear
   algebra, reduction and remaining methods), sorting, einsum and rearrange, qr and svd, and sharding over devices."""

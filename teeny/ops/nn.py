@@ -1,7 +1,6 @@
-"""Neural network functions as a Tensor mixin, composed from the other ops: linear, convolution (the input's sliding
-windows are a view, pooling.py's _pool; the convolution a multiply and a sum), transposed convolution,
-interpolation, layer and batch normalization, dropout, scaled dot-product attention, the losses (cross entropy,
-nll, binary cross entropy, mean squared error, l1, smooth l1, huber, kl divergence) and cosine similarity. Pooling is
+"""Neural network functions as a Tensor mixin, composed from the other ops: linear, interpolation, layer and batch
+normalization, dropout, scaled dot-product attention, the losses (cross entropy, nll, binary cross entropy, mean
+squared error, l1, smooth l1, huber, kl divergence) and cosine similarity. Convolutions are conv.py's, pooling is
 pooling.py's."""
 from __future__ import annotations
 import math
@@ -11,8 +10,7 @@ from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
 from teeny.ops.pytorch import DtypeError
-from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _int_arg, _tuple_arg, _tuple_float, _padding_arg, conv_padding, _broadcast_shape, \
-  check_output_padding
+from teeny.ops.args import ArgumentError, takes_dim, _canon_axis, _int_arg, _tuple_float, _broadcast_shape
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -73,18 +71,6 @@ _RESAMPLE = {"nearest": _nearest, "nearest-exact": lambda n, m, r, ac, ft: _near
              "bilinear": _linear, "trilinear": _linear, "bicubic": _bicubic}
 
 
-def _weight_gradient_lanes(width: int, stride: int, kernel_width: int) -> int | None:
-  """How many lanes of partial sums a convolution's weight gradient keeps along its output rows of `width` (see
-  _conv_gradients): 8, else 4, when they divide the row (two lanes' worth at least), else the whole row when it is
-  short (14 and 7 wide, as in a ResNet's last stages), else none. Only at stride 1, where the input is read
-  contiguously along a row as the output's gradient is, and for kernels wider than 1 (a 1x1 convolution's rows
-  merge into one long reduce, which the dot tile serves better: 2.6 ms against 3.7 for 16x128x28x28)."""
-  if stride != 1 or kernel_width == 1: return None
-  if width % 8 == 0 and width >= 16: return 8
-  if width % 4 == 0 and width >= 8: return 4
-  return width if 2 <= width <= 32 else None
-
-
 class NNOps:
   """Tensor's neural network functions and losses."""
   def sequential(self, layers) -> Self:
@@ -96,116 +82,6 @@ class NNOps:
     """self @ weight + bias, with weight shaped (in, out) as in tinygrad (a 1-d weight scales elementwise)."""
     x = self * weight if weight.ndim == 1 else self.matmul(weight)
     return x if bias is None else x + bias
-  def conv2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Self:
-    """Convolution (cross-correlation, like PyTorch) of (N, C_in, *spatial) with weight (C_out, C_in/groups, *kernel);
-    any number of spatial dims. padding: an int, one per spatial dim, PyTorch's flat (left, right, top, bottom),
-    or 'valid' / 'same'. float16 multiplies in float32 and rounds each output once, as a matmul (and PyTorch's
-    convolution) does: products rounded to half made its weight gradient 1000 ulp off."""
-    if self.dtype == weight.dtype and self.dtype in NARROW_FLOATS and (bias is None or bias.dtype == self.dtype):
-      wide_bias = None if bias is None else bias.float()
-      return self.float().conv2d(weight.float(), wide_bias, groups, stride, dilation, padding).cast(self.dtype)
-    nd = weight.ndim - 2
-    if nd < 1: raise ArgumentError(f"conv weight needs shape (C_out, C_in/groups, *kernel), got {weight.shape}")
-    if self.ndim == nd + 1: return self.unsqueeze(0).conv2d(weight, bias, groups, stride, dilation, padding).squeeze(0)  # (unbatched, as PyTorch's)
-    if self.ndim != nd + 2: raise ArgumentError(f"conv input of shape {self.shape} needs {nd + 2} dims (N, C_in, *spatial) for weight {weight.shape}")
-    cout, cin_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    n, cin = self.shape[:2]
-    if groups <= 0 or cin % groups or cout % groups:
-      raise ArgumentError(f"conv groups={groups} must divide the input channels {cin} and output channels {cout}")
-    if cin_g * groups != cin:
-      raise ArgumentError(f"conv input has {cin} channels but weight {weight.shape} with groups={groups} expects {cin_g * groups}")
-    if bias is not None and bias.shape != (cout,): raise ArgumentError(f"conv bias of shape {bias.shape}, expected ({cout},)")
-    stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
-    padding = conv_padding(padding, kernel, stride, dilation)
-    x = self.pad(((0, 0), (0, 0)) + _padding_arg(padding, nd))
-    windows = x._pool(kernel, stride, dilation)  # (N, C_in, *out, *kernel)
-    outs = windows.shape[2:2 + nd]
-    # (N, groups, 1, C_in/g, *out, *kernel) * (1, groups, C_out/g, C_in/g, *1, *kernel), summed over C_in/g and kernel
-    windows = windows.reshape((n, groups, 1, cin_g) + outs + kernel)
-    # (the scheduler may read the filters from a copy with the output channel innermost: schedule/shaping.py)
-    w = weight.reshape((1, groups, cout // groups, cin_g) + (1,) * nd + kernel)
-    products = windows * w
-    # an int convolution keeps its dtype, as PyTorch's (and an int matmul) do: sum() alone would give int64
-    out = products.sum(tuple([3] + list(range(4 + nd, 4 + 2 * nd))), dtype=None if dtypes.is_float(products.dtype) else products.dtype)
-    out = out.reshape((n, cout) + outs)
-    pads = _padding_arg(padding, nd)
-    if all(p >= 0 for pair in pads for p in pair) and dtypes.is_float(out.dtype):
-      # its gradient by the rule below (gradient.py's DETACH): the input's is a transposed convolution, not a
-      # sum back over every window (a tensor 9x the input's size for a 3x3 kernel)
-      rule = ("conv", groups, stride, dilation, pads)
-      out = self._exact_gradient(out, rule, weight)
-    return out if bias is None else out + bias.reshape((1, cout) + (1,) * nd)
-  @staticmethod
-  def _conv_gradients(grad: Self, x: Self, weight: Self, groups: int, stride: tuple, dilation: tuple, pads: tuple) -> tuple[Self, Self]:
-    """The gradients of x.conv2d(weight, groups, stride, dilation, padding=pads) for x and weight, given the
-    output's: for x the transposed convolution of grad with the same weight (onto the padded input, the padding
-    then cut off); for weight the sum over the batch and the output positions of grad times each window, as
-    differentiating the product in conv2d gives it."""
-    nd = weight.ndim - 2
-    kernel, padded = weight.shape[2:], tuple(s + b + a for s, (b, a) in zip(x.shape[2:], pads))
-    outs = grad.shape[2:]
-    # the transposed convolution reaches (outs - 1) * stride + dilation * (kernel - 1) + 1 per dim of the padded
-    # input; the rows past that (no window reached them: a stride that doesn't divide the size) get zeros, and the
-    # padding is cut off, both by the transposed convolution itself (no copy of a bigger result cut afterwards)
-    reach = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(outs, stride, dilation, kernel))
-    cut = tuple((b, a - (p - r)) for (b, a), p, r in zip(pads, padded, reach))
-    dx = grad._transposed_conv(weight, groups, stride, dilation, cut)
-    n, cout, cin_g = x.shape[0], weight.shape[0], weight.shape[1]
-    padded_x = x.pad(((0, 0), (0, 0)) + pads)
-    # the padded input copied first: each load of it is then plain, where reading it through the padding made
-    # every load a gated one (2.5x slower kernel than the copy and plain loads together)
-    if any(p != 0 for pair in pads for p in pair): padded_x = padded_x.contiguous()
-    windows = padded_x._pool(kernel, stride, dilation).reshape((n, groups, 1, cin_g) + outs + kernel)
-    g = grad.reshape((n, groups, cout // groups, 1) + outs + (1,) * nd)
-    lanes = _weight_gradient_lanes(outs[-1], stride[-1], kernel[-1])
-    if lanes is None: return dx, (g * windows).sum(tuple([0] + list(range(4, 4 + nd)))).reshape(weight.shape)
-    # the last output axis split into (outs / lanes, lanes) and the lanes kept apart until the end: each is a
-    # vector's lane of partial sums over every other reduced axis, summed across once (a second, small kernel),
-    # where summing across the lanes at the end of every image row cost as much as the row's products
-    split = outs[:-1] + (outs[-1] // lanes, lanes)
-    order = tuple(range(4 + nd)) + tuple(range(5 + nd, 5 + 2 * nd)) + (4 + nd,)  # (the lanes last)
-    windows = windows.reshape((n, groups, 1, cin_g) + split + kernel).permute(order)
-    g = g.reshape((n, groups, cout // groups, 1) + split + (1,) * nd).permute(order)
-    per_lane = (g * windows).sum(tuple([0] + list(range(4, 4 + nd))))
-    return dx, per_lane.sum(-1).reshape(weight.shape)
-  def conv_transpose2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1,
-                       padding=0, output_padding=0) -> Self:
-    """Transposed convolution (the gradient of conv2d with respect to its input), weight (C_in, C_out/groups,
-    *kernel) like PyTorch: spread the input out by the stride, pad it, and convolve with the flipped kernel.
-    float16 multiplies in float32, as conv2d."""
-    if self.dtype == weight.dtype and self.dtype in NARROW_FLOATS and (bias is None or bias.dtype == self.dtype):
-      wide_bias = None if bias is None else bias.float()
-      return self.float().conv_transpose2d(weight.float(), wide_bias, groups, stride, dilation, padding, output_padding).cast(self.dtype)
-    nd = weight.ndim - 2
-    if self.ndim == nd + 1:  # (unbatched, as PyTorch's)
-      return self.unsqueeze(0).conv_transpose2d(weight, bias, groups, stride, dilation, padding, output_padding).squeeze(0)
-    if self.ndim != nd + 2: raise ArgumentError(f"conv_transpose input of shape {self.shape} needs {nd + 2} dims for weight {weight.shape}")
-    cin = weight.shape[0]
-    if self.shape[1] != cin: raise ArgumentError(f"conv_transpose input has {self.shape[1]} channels, weight {weight.shape} expects {cin}")
-    if groups <= 0 or cin % groups: raise ArgumentError(f"conv_transpose groups={groups} must divide the input channels {cin}")
-    stride, dilation = _tuple_arg(stride, nd, "stride"), _tuple_arg(dilation, nd, "dilation")
-    padding, output_padding = _tuple_arg(padding, nd, "padding", 0), _tuple_arg(output_padding, nd, "output_padding", 0)
-    check_output_padding(output_padding, stride, dilation)
-    cout = weight.shape[1] * groups
-    if bias is not None and bias.shape != (cout,): raise ArgumentError(f"conv_transpose bias of shape {bias.shape}, expected ({cout},)")
-    out = self._transposed_conv(weight, groups, stride, dilation, tuple((p, p - op) for p, op in zip(padding, output_padding)))
-    return out if bias is None else out + bias.reshape((1, out.shape[1]) + (1,) * nd)
-  def _transposed_conv(self, weight: Self, groups: int, stride: tuple, dilation: tuple, cut: tuple) -> Self:
-    """conv_transpose2d with `cut` (before, after) taken off each spatial end of the full result (negative: zeros
-    added), which is (size - 1) * stride + dilation * (kernel - 1) + 1 long."""
-    nd = weight.ndim - 2
-    cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k) per group, kernel flipped
-    w = weight.reshape((groups, cin // groups, cout_g) + kernel).transpose(1, 2).reshape((groups * cout_g, cin // groups) + kernel)
-    w = w.flip(tuple(range(2, 2 + nd)))
-    x, sizes = self, self.shape[2:]
-    if any(s > 1 for s in stride):  # s-1 zeros between neighbours
-      x = x.reshape(self.shape[:2] + tuple(d for n in sizes for d in (n, 1)))
-      x = x.pad(((0, 0), (0, 0)) + tuple(p for s in stride for p in ((0, 0), (0, s - 1))))
-      x = x.reshape(self.shape[:2] + tuple(n * s for n, s in zip(sizes, stride)))
-      x = x.shrink(((0, x.shape[0]), (0, x.shape[1])) + tuple((0, (n - 1) * s + 1) for n, s in zip(sizes, stride)))
-    pads = tuple((d * (k - 1) - b, d * (k - 1) - a) for k, d, (b, a) in zip(kernel, dilation, cut))
-    return x.pad(((0, 0), (0, 0)) + pads).conv2d(w, groups=groups, dilation=dilation)
   def interpolate(self, size=None, mode: str = "linear", align_corners: bool | None = None, scale_factor=None,
                   recompute_scale_factor: bool | None = None, antialias: bool = False) -> Self:
     """Resize the last len(size) axes (tinygrad's form: size (16, 16) of an NCHW image is bilinear), with PyTorch's
@@ -493,5 +369,3 @@ def binary_crossentropy_gradient(ctx: UOp, ret: UOp) -> tuple[UOp, UOp]:
 
 
 custom_gradients["binary_crossentropy"] = binary_crossentropy_gradient
-# a convolution's input gradient is a transposed convolution, its weight's a convolution of x with the gradient
-tensor_rules["conv"] = lambda arg, grad, _, x, w: type(grad)._conv_gradients(grad, x, w, *arg[1:])

@@ -58,9 +58,14 @@ def shaped_sum(reduce: UOp, tuning: Tuning) -> UOp:
   into partial sums or sliced, with an operand copied to a better layout first, or as it is. (Only sums: a max
   could be split the same way, now that gradients are taken before this pass, but none is measured to need it.)"""
   x, axes = reduce.src[0], reduce.arg[1]
-  if x.op is Ops.MUL:  # (a product whose operand is read from a copy may still be split or sliced below)
-    operands = _matmul_relayout(x, axes, tuning) or _filter_relayout(x, axes, tuning)
-    if operands is not None: x = UOp(Ops.MUL, x.dtype, operands)
+  # (a product whose operand is read from a copy may still be split or sliced below; a product masked by a where,
+  # a transposed convolution's that leaves out the terms of its own zeros, is read from the same copy)
+  product = x.src[1] if x.op is Ops.WHERE else x
+  if product.op is Ops.MUL:
+    operands = _matmul_relayout(product, axes, tuning) or _filter_relayout(product, axes, tuning)
+    if operands is not None:
+      relaid = UOp(Ops.MUL, product.dtype, operands)
+      x = relaid if x is product else UOp(Ops.WHERE, x.dtype, (x.src[0], relaid, x.src[2]))
   if (split := _reduce_split(x, axes, tuning)) is not None:
     return _split_reduce(_widened(x), axes, split, tuning).cast(reduce.dtype)
   if (chunks := _reduce_chunks(x, axes, tuning)) is not None: return _chunked_reduce(x, axes[0], chunks)
