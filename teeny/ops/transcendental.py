@@ -2,7 +2,7 @@
 their inverses, and erf (ints compute in the default float, like PyTorch; float16/bfloat16/fp8 in float32 through
 elementwise.py's _in_float32). Each is composed from the primitive ops (EXP2, LOG2, SIN, SQRT, ...), and where the
 plain composition loses precision (a cancellation near 0, a rounded argument) it takes another form there, chosen
-with where() and kept finite in the branch not taken. The inverse functions, erf and float64 exp get their exact
+with where() and kept finite in the branch not taken. The inverse functions, erf and exp get their exact
 derivative by a rule of their own (a DETACH node carrying the rule's name: _exact_gradient, gradient.py), not the
 composition's."""
 from __future__ import annotations
@@ -15,24 +15,32 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
   from typing import Self
 
 
+# exp's reduction per dtype: ln2 split in two (hi has few enough bits that n * hi is exact for every n the range
+# needs), the range beyond which the result is 0 or inf, and the int of the dtype's width, its exponent bias and
+# mantissa bits (for 2^k from bits)
+_EXP_REDUCTION = {
+  dtypes.float32: (0.693145751953125, 1.428606765330187e-06, -104.0, 89.0, dtypes.int32, 127, 23),
+  dtypes.float64: (6.93147180369123816490e-01, 1.90821492927058770002e-10, -746.0, 710.0, dtypes.int64, 1023, 52),
+}
+
+
 class TranscendentalOps:
   """Tensor's exp, log, sqrt, trigonometry, hyperbolic functions and erf."""
   def exp(self) -> Self:
-    """e ** x, like torch.exp (ints give the default float; float16/bfloat16/fp8 in float32). In float32,
-    2^(x log2 e): one exp2, but the product's rounding costs about |x| / 3 ulp (1e-6 relative at x = 30); the
-    float64 way below is exact to an ulp but made softmax 1.7x slower in float32. In float64, Cody and Waite's
+    """e ** x, like torch.exp (ints give the default float; float16/bfloat16/fp8 in float32), by Cody and Waite's
     reduction: n = floor(x log2 e), r = x - n ln2 (ln2 in two parts, so n * ln2_hi is exact), then exp2(r log2 e)
-    scaled by 2^n, built from bits in two halves (no overflow before the result's own); to ~1 ulp where
-    2^(x log2 e) was 221 ulp off at x = 700. Its gradient is the value itself (exact_gradient: clipping the
-    argument to float64's range would zero it)."""
+    scaled by 2^n, built from bits in two halves (no overflow before the result's own). Within about 1.3 ulp in
+    float32 and 1 in float64, where 2^(x log2 e) lost about |x| / 3 ulp to the product's rounding (62 ulp near
+    x = 88 in float32, 221 at x = 700 in float64). Its gradient is the value itself (exact_gradient: clipping the
+    argument to the dtype's range would zero it)."""
     def f(x: Self) -> Self:
-      if x.dtype != dtypes.float64: return (x * (1 / math.log(2))).exp2()
-      xc = x.clip(-746.0, 710.0)  # (beyond: 0 and inf, which these give; NaN stays NaN)
+      ln2_hi, ln2_lo, low, high, int_dtype, bias, mantissa = _EXP_REDUCTION[x.dtype]
+      xc = x.clip(low, high)  # (beyond: 0 and inf, which these give; NaN stays NaN)
       n = (xc * (1 / math.log(2))).floor()
-      r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10  # ln2 = hi + lo
-      ni = n.cast(dtypes.int64)
+      r = (xc - n * ln2_hi) - n * ln2_lo
+      ni = n.cast(int_dtype)
       half = ni >> 1
-      scale = [((k + 1023) << 52).bitcast(dtypes.float64) for k in (half, ni - half)]  # 2^half * 2^(n - half)
+      scale = [((k + bias) << mantissa).bitcast(x.dtype) for k in (half, ni - half)]  # 2^half * 2^(n - half)
       return x._exact_gradient((r * (1 / math.log(2))).exp2() * scale[0] * scale[1], "exp")
     return self._in_float32(f)
   def log(self) -> Self:
