@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from teeny import Tensor, GlobalCounters
+import teeny.nn as tnn
 
 try:
   import torch
@@ -163,3 +164,55 @@ def test_negative_conv_padding_raises_as_in_pytorch(device):
   with pytest.raises(RuntimeError, match="negative padding"): x.conv2d(w, padding=-1)
   with pytest.raises(RuntimeError, match="negative padding"): x.conv2d(w, padding=(1, 1, 0, -1))
   with pytest.raises(RuntimeError, match="padding"): x.conv_transpose2d(w, padding=-1)
+
+
+def test_2d_pooling_with_a_one_element_kernel_pools_both_axes(device):
+  """PyTorch's max_pool2d/avg_pool2d read kernel_size (2,) or [2] as 2x2 (teeny pooled the last axis only, the
+  tinygrad reading); the *3d ones as 2x2x2. (A longer kernel_size still pools as many axes: tinygrad's form.)"""
+  a = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+  x = Tensor(a, device=device)
+  for k in [(2,), [2]]:
+    np.testing.assert_array_equal(x.max_pool2d(k).numpy(), [[[[5, 7], [13, 15]]]])
+    np.testing.assert_array_equal(x.avg_pool2d(k).numpy(), [[[[2.5, 4.5], [10.5, 12.5]]]])
+  x3 = Tensor(np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4), device=device)
+  np.testing.assert_array_equal(x3.max_pool3d((2,)).numpy(), x3.max_pool3d(2).numpy())
+  np.testing.assert_array_equal(x3.avg_pool3d([2]).numpy(), x3.avg_pool3d(2).numpy())
+  values, indices = x.max_pool2d((2,), return_indices=True)
+  np.testing.assert_array_equal(Tensor.max_unpool2d(values, indices, (2,)).numpy(), x.max_pool2d(2, return_indices=True)[0].max_unpool2d(
+    x.max_pool2d(2, return_indices=True)[1], 2).numpy())
+  assert x3.max_pool2d((2, 2, 2)).shape == (1, 1, 2, 2)
+
+
+def test_one_element_pool_arguments_and_an_empty_stride(device):
+  """stride/padding/dilation (1,) count for both axes, and stride=[] is the default (the kernel size), as in PyTorch."""
+  a = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+  x = Tensor(a, device=device)
+  np.testing.assert_array_equal(x.max_pool2d(2, (1,)).numpy(), x.max_pool2d(2, 1).numpy())
+  np.testing.assert_array_equal(x.max_pool2d(2, 2, padding=(1,)).numpy(), [[[[0, 2, 3], [8, 10, 11], [12, 14, 15]]]])
+  np.testing.assert_array_equal(x.max_pool2d(2, 1, dilation=[2]).numpy(), x.max_pool2d(2, 1, dilation=2).numpy())
+  np.testing.assert_array_equal(x.avg_pool2d(2, (1,), (1,)).numpy(), x.avg_pool2d(2, 1, 1).numpy())
+  np.testing.assert_array_equal(x.max_pool2d(2, stride=[]).numpy(), x.max_pool2d(2).numpy())
+  np.testing.assert_array_equal(x.avg_pool2d(2, stride=[]).numpy(), x.avg_pool2d(2).numpy())
+  with pytest.raises(RuntimeError, match="kernel_size"): x.max_pool2d([])
+
+
+def test_max_pool_padding_is_at_most_half_the_kernel(device):
+  """PyTorch's bound is half the kernel size, whatever the dilation (teeny allowed half the dilated span)."""
+  x = Tensor(np.arange(7, dtype=np.float32).reshape(1, 1, 7), device=device)
+  for k, d, p in [(5, 2, 4), (3, 3, 3), (3, 2, 2)]:
+    with pytest.raises(RuntimeError, match="half the kernel"): x.max_pool1d(k, stride=1, dilation=d, padding=p)
+  np.testing.assert_array_equal(x.max_pool1d(5, stride=1, dilation=2, padding=2).numpy(), [[[6, 5, 6]]])
+
+
+def test_conv_transpose_layer_output_size_range_and_padding_mode(device):
+  """nn.ConvTranspose*d's output_size picks an output_padding below the stride, PyTorch's range for the layer (the
+  functional form also takes one below the dilation); padding_mode='zeros' is accepted, the others refused."""
+  layer = tnn.ConvTranspose1d(1, 1, 2, stride=1, dilation=2, bias=False)
+  layer.weight = Tensor(np.ones((1, 1, 2), np.float32), device=device)
+  x = Tensor(np.ones((1, 1, 3), np.float32), device=device)
+  assert layer(x, output_size=[5]).shape == (1, 1, 5)
+  with pytest.raises(ValueError, match=r"\[5, 5\]"): layer(x, output_size=[6])
+  np.testing.assert_array_equal(x.conv_transpose2d(layer.weight, dilation=2, output_padding=1).numpy(), [[[1, 1, 2, 1, 1, 0]]])
+  strided = tnn.ConvTranspose2d(1, 1, 3, stride=2, padding_mode="zeros")
+  assert strided(Tensor.ones(1, 1, 4, 4, device=device), output_size=(10, 9)).shape == (1, 1, 10, 9)
+  with pytest.raises(ValueError, match="padding_mode"): tnn.ConvTranspose2d(1, 1, 3, padding_mode="reflect")

@@ -110,10 +110,11 @@ class Conv3d(_ConvNd):
 class _ConvTransposeNd:
   """Transposed convolution over `nd` spatial dims (the gradient of a convolution with respect to its input);
   weight (in_channels, out_channels / groups, *kernel) like PyTorch, which initializes it over fan_in =
-  out_channels / groups * prod(kernel)."""
+  out_channels / groups * prod(kernel). padding_mode: 'zeros' only, as in PyTorch."""
   nd = 2
   def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
-               groups: int = 1, bias: bool = True):
+               groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
+    if padding_mode != "zeros": raise ValueError(f'{type(self).__name__}: only padding_mode="zeros" is supported (as in PyTorch), got {padding_mode!r}')
     _set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
     self.padding, self.output_padding = _ntuple(padding, self.nd, "padding"), _ntuple(output_padding, self.nd, "output_padding")
     self.weight = Tensor.kaiming_uniform(in_channels, out_channels // groups, *self.kernel_size, a=math.sqrt(5))
@@ -129,15 +130,16 @@ class _ConvTransposeNd:
                               padding=self.padding, output_padding=output_padding)
 
   def _padding_for(self, x: Tensor, output_size) -> tuple[int, ...]:
-    """The output_padding per spatial dim that makes the output output_size[-nd:] (each in [0, max(stride, dilation)))."""
+    """The output_padding per spatial dim that makes the output output_size[-nd:]: each in [0, stride), PyTorch's
+    range for the layer (its functional form also takes up to dilation - 1)."""
     wanted = tuple(output_size)[-self.nd:]
     if len(wanted) != self.nd: raise ValueError(f"{type(self).__name__}: output_size {output_size} needs {self.nd} spatial sizes")
     extra = []
     for n, want, k, s, p, d in zip(x.shape[2:], wanted, self.kernel_size, self.stride, self.padding, self.dilation):
       smallest = (n - 1) * s - 2 * p + d * (k - 1) + 1
-      if not 0 <= want - smallest < max(s, d):
+      if not 0 <= want - smallest < s:
         raise ValueError(f"{type(self).__name__}: output_size {tuple(output_size)} can't be reached from input {x.shape}: "
-                         f"each size must be in [{smallest}, {smallest + max(s, d) - 1}]")
+                         f"each size must be in [{smallest}, {smallest + s - 1}]")
       extra.append(want - smallest)
     return tuple(extra)
 

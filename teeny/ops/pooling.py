@@ -7,7 +7,7 @@ import itertools, math
 from typing import TYPE_CHECKING
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.uop import UOp, Ops
-from teeny.ops.args import ArgumentError, _tuple_arg, _padding_arg, _size_arg, _int_arg
+from teeny.ops.args import ArgumentError, _size_arg, _int_arg, _spatial_arg, _spatial_padding
 from teeny.ops.constants import _iota
 from teeny.gradient import tensor_rules
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
@@ -74,15 +74,20 @@ def _picked_by_comparing(windows, real, kernel: tuple):
   return picked
 
 
-def _check_pool_padding(kernel: tuple, dilation: tuple, pads: tuple, name: str) -> None:
-  """Padding of at most half a window's span on each side, PyTorch's rule: with more, some windows hold padding
-  only, and max pooling gave -inf there, average pooling without count_include_pad NaN. (A negative pad, which
-  crops, is teeny's leniency.)"""
-  for k, d, (lo, hi) in zip(kernel, dilation, pads):
-    half = (d * (k - 1) + 1) // 2
-    if lo > half or hi > half:
-      raise ArgumentError(f"{name}: padding {max(lo, hi)} is more than half the window (kernel_size {k}, dilation {d}): "
-                          f"at most {half}, as in PyTorch")
+def _check_pool_padding(kernel: tuple, pads: tuple, name: str) -> None:
+  """Padding of at most half the kernel size on each side, PyTorch's rule (half the kernel, not of its span with
+  dilation): with more, some windows hold padding only, and max pooling gave -inf there, average pooling without
+  count_include_pad NaN. (A negative pad, which crops, is teeny's leniency.)"""
+  for k, (lo, hi) in zip(kernel, pads):
+    if lo > k // 2 or hi > k // 2:
+      raise ArgumentError(f"{name}: padding {max(lo, hi)} is more than half the window: at most half the kernel size {k}, {k // 2}, "
+                          "as in PyTorch")
+
+
+def _pooled_dims(kernel_size) -> int:
+  """How many axes a *2d pooling pools: 2, as PyTorch's (a one-element kernel_size counts for both), or as many as
+  a longer kernel_size has entries (tinygrad's form, max_pool2d((2, 2, 2)), which PyTorch refuses)."""
+  return len(kernel_size) if isinstance(kernel_size, (tuple, list)) and len(kernel_size) > 2 else 2
 
 
 def _unpool_size(output_size, default: tuple, stride: tuple) -> tuple[int, ...]:
@@ -158,9 +163,10 @@ class PoolingOps:
     return x.pad(((0, 0),) * p + tuple((0, n - m) for n, m in zip(sizes, x.shape[p:])))
   def _pool_args(self, kernel_size, stride, dilation, padding, nd: int = 2):
     if self.ndim < nd: raise ArgumentError(f"pooling over {nd} dims needs at least {nd} dimensions, got shape {self.shape}")
-    kernel = _tuple_arg(kernel_size, nd, "kernel_size")
-    stride = kernel if stride is None else _tuple_arg(stride, nd, "stride")
-    return kernel, stride, _tuple_arg(dilation, nd, "dilation"), _padding_arg(padding, nd)
+    kernel = _spatial_arg(kernel_size, nd, "kernel_size")
+    # (stride=[] is the default too, as in PyTorch)
+    stride = kernel if stride is None or isinstance(stride, (tuple, list)) and not stride else _spatial_arg(stride, nd, "stride")
+    return kernel, stride, _spatial_arg(dilation, nd, "dilation"), _spatial_padding(padding, nd)
   def _ceil_pads(self, kernel, stride, dilation, pads, ceil_mode: bool):
     """Extra right padding so ceil_mode keeps the last partial window (one that starts inside the input or the left
     padding, like PyTorch)."""
@@ -174,13 +180,13 @@ class PoolingOps:
     return tuple(extra)
   def max_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False,
                  return_indices: bool = False, nd: int | None = None):
-    """Max over windows of the last two axes (or as many as kernel_size has entries, like tinygrad's; stride
-    defaults to the kernel size); padding counts as -inf. return_indices: also the position of each max in its
+    """Max over windows of the last two axes, like PyTorch's (kernel_size (2,) is 2x2; a kernel_size of more
+    entries pools as many axes, tinygrad's form); stride defaults to the kernel size; padding counts as -inf. return_indices: also the position of each max in its
     input plane, flattened (int32), like torch's, for max_unpool2d: the window's first maximum among its input's
     elements (never its padding, also when they are all -inf), or its last NaN, as PyTorch's CPU kernel picks."""
-    nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
+    nd = nd or _pooled_dims(kernel_size)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
-    _check_pool_padding(kernel, dilation, pads, "max_pool")
+    _check_pool_padding(kernel, pads, "max_pool")
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     lowest = -math.inf if dtypes.is_float(self.dtype) else dtypes.min(self.dtype)
     full = tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
@@ -276,7 +282,7 @@ class PoolingOps:
   def max_unpool2d(self, indices: Self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, output_size=None) -> Self:
     """The inverse of max_pool2d(return_indices=True), like torch.nn.functional.max_unpool2d: zeros, with each
     value written at its index in the plane. output_size defaults to (in - 1) * stride - 2 * padding + kernel."""
-    nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2
+    nd = _pooled_dims(kernel_size)
     if indices.shape != self.shape: raise ArgumentError(f"max_unpool2d indices of shape {indices.shape} must match the input {self.shape}")
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
     default = tuple((n - 1) * s - lo - hi + d * (k - 1) + 1 for n, k, s, d, (lo, hi) in zip(self.shape[-nd:], kernel, stride, dilation, pads))
@@ -287,16 +293,16 @@ class PoolingOps:
     return out.reshape(*lead, *spatial)
   def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override: int | None = None, nd: int | None = None) -> Self:
-    """Mean over windows of the last two axes (or as many as kernel_size has entries). count_include_pad: padding
+    """Mean over windows of the last two axes (pooled as max_pool2d's: (2,) is 2x2). count_include_pad: padding
     counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does. divisor_override: every
     window's sum divided by that number instead, as PyTorch's. Half floats sum and divide in float32, rounded once
     (a float16 window of 30000s summed to inf); int64 divides its integer sums truncating, as PyTorch's (other ints
     give float32 means: PyTorch has no average of them)."""
     if divisor_override is not None: divisor_override = _int_arg(divisor_override, "avg_pool's divisor_override")
     if divisor_override is not None and divisor_override <= 0: raise ArgumentError(f"divisor_override must be positive, got {divisor_override}")
-    nd = nd or (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
+    nd = nd or _pooled_dims(kernel_size)
     kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
-    _check_pool_padding(kernel, dilation, pads, "avg_pool")
+    _check_pool_padding(kernel, pads, "avg_pool")
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     axes, full = tuple(range(-nd, 0)), tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
     if self.dtype in NARROW_FLOATS:
