@@ -550,3 +550,22 @@ def test_float16_pooling_resizing_and_nll_loss_round_once(device):
   logp = Tensor(np.log(np.full((2, 3), 1 / 3, np.float32)).astype(np.float16), device=device)
   loss = logp.nll_loss(Tensor(np.array([0, 2]), device=device))
   assert loss.dtype == dtypes.float16 and abs(loss.item() - np.log(3)) < 1e-3
+
+
+@pytest.mark.parametrize("src,dst", [(dtypes.float16, dtypes.bfloat16), (dtypes.bfloat16, dtypes.float16),
+                                     (dtypes.fp8e4m3, dtypes.fp8e5m2), (dtypes.fp8e5m2, dtypes.fp8e4m3),
+                                     (dtypes.bfloat16, dtypes.int16), (dtypes.int16, dtypes.bfloat16),
+                                     (dtypes.fp8e4m3, dtypes.int8), (dtypes.uint8, dtypes.fp8e5m2)], ids=str)
+def test_bitcast_between_floats_of_one_size_keeps_the_bits(device, src, dst):
+  """A bitcast from or to bfloat16/fp8 reinterprets the bits, like torch's .view(dtype): between two floats it
+  converted the value instead (float16 [1, -2.5, 3] as bfloat16 was [9.2e-41, nan, 2.8e-40], not [2^-7, -8, 32])."""
+  ints = {1: dtypes.uint8, 2: dtypes.uint16}[src.itemsize]
+  values = Tensor([1.0, -2.5, 3.0, 0.25, -0.0], device=device)
+  x = values.cast(src) if dtypes.is_float(src) else values.cast(dtypes.int32).cast(src)
+  src_bits = x.bitcast(ints).numpy()
+  for y in (x.bitcast(dst), x.realize().bitcast(dst).realize()):
+    assert y.dtype == dst
+    np.testing.assert_array_equal(y.bitcast(ints).numpy(), src_bits)
+  if (src, dst) == (dtypes.float16, dtypes.bfloat16):  # the values: float16's bits read as bfloat16's
+    half_bits = np.array([1.0, -2.5, 3.0, 0.25, -0.0], np.float16).view(np.uint16)
+    np.testing.assert_array_equal(x.bitcast(dst).float().numpy(), (half_bits.astype(np.uint32) << 16).view(np.float32))

@@ -123,14 +123,23 @@ def _const(ctx: dict, x: UOp) -> UOp | None:
 
 
 def _bitcast_rule(ctx: dict, x: UOp) -> UOp | None:
+  """A BITCAST to or from a bfloat16/fp8 value (a float32 here, whose bits ctx knows) as one of its bits: between
+  ints of one width a cast keeps the bits, from or to another float (float16, a storage float) it must not."""
   value = x.src[0]
-  if x.dtype in STORAGE_FLOATS:  # int bits -> the value
-    bits = value.cast(BITS[x.dtype])
+  if x.dtype in STORAGE_FLOATS:  # bits -> the value
+    if value.dtype == _F32: bits = _known_bits(ctx, value, x.dtype)  # (another storage float: its bits)
+    elif dtypes.is_float(value.dtype): bits = _bitcast(value, BITS[x.dtype])  # (float16)
+    else: bits = value.cast(BITS[x.dtype])
     return _remember(ctx, decode(bits, x.dtype), bits, x.dtype)
   if value.dtype != _F32 or x.dtype.itemsize >= 4: return None
+  bits = _known_bits(ctx, value, x.dtype)
+  return _bitcast(bits, x.dtype) if dtypes.is_float(x.dtype) else bits.cast(x.dtype)
+
+
+def _known_bits(ctx: dict, value: UOp, target) -> UOp:
   known = ctx.get(value)  # the value -> its bits: it was decoded from them, or rounded to its dtype here
-  if known is None: raise ValueError(f"BITCAST to {x.dtype} of a float32 that is no bfloat16/fp8 value")
-  return known[0].cast(x.dtype)
+  if known is None: raise ValueError(f"BITCAST to {target} of a float32 that is no bfloat16/fp8 value")
+  return known[0].cast(BITS[target]) if target in BITS else known[0]
 
 
 def _local(x: UOp) -> UOp | None:
