@@ -27,7 +27,7 @@ from teeny.ops.sharding import canonical_device
 from teeny import multi
 from teeny.ops import writes
 from teeny import program_order
-from teeny.variable import is_symbolic, checked, for_tensor, check_fits_dtype
+from teeny.variable import is_symbolic, checked, for_tensor
 
 # tensors the user marked requires_grad=True, by id (a WeakSet compares a tensor added again with ==, elementwise)
 _grad_leaves: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -93,7 +93,7 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     elif isinstance(data, (bool, int, float, np.generic)) and not isinstance(data, np.ndarray):
       value = data.item() if isinstance(data, np.generic) else data
       dt = dtype or (dtypes.from_np(data.dtype) if isinstance(data, np.generic) else dtypes.from_py(value))
-      if dtype is not None and not isinstance(data, np.generic): check_fits(value, dt)
+      if dtype is not None: check_fits(value, dt)  # (a numpy scalar too: torch.tensor reads it as a number)
       self.uop = UOp.const(dt, value)
     elif type(self.device) is tuple:  # host data on several devices: a copy on each
       self.uop = multi.multi((_from_host(data, dtype, d) for d in self.device), self.device, None)
@@ -567,22 +567,6 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     a, b = self._binop_operands(other)
     if dtypes.is_float(a.dtype): return a._alu(Ops.NEG)._alu(Ops.MAX, b._alu(Ops.NEG))._alu(Ops.NEG)
     return (a < b).where(a, b)
-  def where(self, x, y) -> Tensor:
-    """self is the condition: x where true, y where false (numpy broadcasting, PyTorch promotion)."""
-    cond = self.cast(dtypes.bool)
-    if isinstance(x, Tensor): xt, yt = x._binop_operands(y)
-    elif isinstance(y, Tensor): yt, xt = y._binop_operands(x)
-    else:
-      x, y = (v.item() if isinstance(v, np.generic) else v for v in (x, y))  # (numpy scalars count as numbers, as in PyTorch)
-      dt = dtypes.from_py([x, y]) if not isinstance(x, bool) or not isinstance(y, bool) else dtypes.bool
-      xt, yt = Tensor(UOp.const(dt, x), device=self.device), Tensor(UOp.const(dt, y), device=self.device)
-    for number in (x, y):  # (300 beside a uint8 tensor would wrap to 44: PyTorch raises; check_fits passes bools and floats)
-      if isinstance(number, int): check_fits(number, xt.dtype)
-      elif is_symbolic(number): check_fits_dtype(number, xt.dtype)  # (over its declared range)
-    if xt.device != cond.device: raise RuntimeError(f"tensors are on different devices: {cond.device} and {xt.device}")
-    shape = _broadcast_shape(cond.shape, xt.shape, yt.shape)
-    return cond.expand(shape)._alu(Ops.WHERE, xt.expand(shape), yt.expand(shape))
-
   # comparisons give bool tensors
   def _cmp(self, op: Ops, other, reverse=False) -> Tensor:
     a, b = self._binop_operands(other, reverse)

@@ -118,10 +118,25 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
     except ValueError as e: raise ArgumentError(f"can't make a tensor from ragged or mixed data: {e}") from None
     if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
-    else: check_fits(arr, to_dtype(dtype))  # (Python numbers: torch.tensor's check)
+    else:
+      if dtypes.is_int(to_dtype(dtype)) and arr.dtype.kind == "f": arr = _exact_ints(data, dtype)
+      check_fits(arr, to_dtype(dtype))  # (Python numbers: torch.tensor's check)
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
   shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
   arr = np.ascontiguousarray(to_host(arr, dt))  # (bfloat16/fp8: values rounded to their bits)
   buf = Buffer(device, arr.size, dt)
   if arr.size: buf.copyin(memoryview(arr.reshape(-1)).cast("B"))
   return buffer_view(buf, shape)
+
+
+def _exact_ints(data, dtype) -> np.ndarray:
+  """Python numbers for an int dtype as exact ints (floats truncated toward 0, as PyTorch's), in int64 (uint64
+  where one is past int64): numpy's own array of ints mixed with floats, or with ints past int64's range, is
+  float64, which rounded every int past 2^53 (2**63 - 1 beside 1.5 became -2**63 as int64)."""
+  def exact(v):
+    try: return int(v)
+    except (ValueError, OverflowError): raise ValueError(f"value {v} cannot be converted to {dtype}") from None
+  ints = np.vectorize(exact, otypes=[object])(np.array(data, dtype=object))
+  check_fits(ints, to_dtype(dtype))  # (exactly, before a numpy int type could wrap them)
+  past_int64 = ints.size and ints.max() > np.iinfo(np.int64).max
+  return ints.astype(np.uint64 if past_int64 else np.int64)

@@ -14,6 +14,7 @@ from teeny.ops.constants import _const_at
 from teeny.ops.args import ArgumentError, _broadcast_shape, _int_arg
 from teeny.gradient import tensor_rules
 from teeny.ops.pytorch import _has_float64
+from teeny.variable import is_symbolic, check_fits_dtype
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -39,6 +40,25 @@ def _past_bound(past, bound):
 
 class ElementwiseOps:
   """Tensor's unary math, pow, and logical and bitwise functions."""
+  def where(self, x, y) -> Self:
+    """self is the condition: x where true, y where false (numpy broadcasting, PyTorch promotion), tinygrad's and
+    torch.where's order. PyTorch's method form x.where(condition, y) (x where condition, else y) where the two
+    differ: self isn't bool and x is a bool tensor (tinygrad's reading, self != 0 as the condition, picked x's
+    bools, which is rarely meant: [129.5, -3].where([True, False], 0.0) was [1, 0], not [129.5, 0])."""
+    if self.dtype != dtypes.bool and isinstance(x, type(self)) and x.dtype == dtypes.bool: return x.where(self, y)
+    cond = self.cast(dtypes.bool)
+    if isinstance(x, type(self)): xt, yt = x._binop_operands(y)
+    elif isinstance(y, type(self)): yt, xt = y._binop_operands(x)
+    else:
+      x, y = (v.item() if isinstance(v, np.generic) else v for v in (x, y))  # (numpy scalars count as numbers, as in PyTorch)
+      dt = dtypes.from_py([x, y]) if not isinstance(x, bool) or not isinstance(y, bool) else dtypes.bool
+      xt, yt = (type(self)(UOp.const(dt, v), device=self.device) for v in (x, y))
+    for number in (x, y):  # (300 beside a uint8 tensor would wrap to 44: PyTorch raises; check_fits passes bools and floats)
+      if isinstance(number, int): check_fits(number, xt.dtype)
+      elif is_symbolic(number): check_fits_dtype(number, xt.dtype)  # (over its declared range)
+    if xt.device != cond.device: raise RuntimeError(f"tensors are on different devices: {cond.device} and {xt.device}")
+    shape = _broadcast_shape(cond.shape, xt.shape, yt.shape)
+    return cond.expand(shape)._alu(Ops.WHERE, xt.expand(shape), yt.expand(shape))
   # unary math (ints compute in the default float, like PyTorch)
   def _float(self) -> Self: return self if dtypes.is_float(self.dtype) else self.cast(dtypes.default_float)
   def _in_float32(self, fn) -> Self:

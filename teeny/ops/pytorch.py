@@ -158,11 +158,16 @@ class PyTorchOps:
     return self.item()
   def __float__(self) -> float: return float(self._scalar("a Python float"))
   def __int__(self) -> int: return int(self._scalar("a Python int"))
+  def __index__(self) -> int:
+    """operator.index(t), as PyTorch's: a one-element int or bool tensor as a Python int ([10, 20][t], range(t))."""
+    if dtypes.is_float(self.dtype): raise TypeError(f"only integer tensors of a single element can be converted to an index, got {self.dtype}")
+    return int(self._scalar("an index"))
   def __format__(self, spec: str) -> str:
     """format(t, ".2f") formats a one-element tensor's value; format(t) (and f"{t}") is str(t)."""
     return format(self._scalar("a formatted number"), spec) if spec else str(self)
   def __array__(self, dtype=None, copy=None) -> np.ndarray:
-    """np.asarray(t), np.array(t): the values (a copy on the host)."""
+    """np.asarray(t), np.array(t): the values (a copy on the host; copy=False raises, as numpy 2 asks)."""
+    if copy is False: raise ValueError("a tensor's values are on its device: np.array(t, copy=False) can't avoid a copy (use np.asarray(t))")
     values = self.numpy()
     return values if dtype is None else values.astype(dtype, copy=False)
   def __str__(self) -> str:
