@@ -122,7 +122,10 @@ class dtypes:
       raise OverflowError(f"the Python int {x} does not fit in int64, the widest signed int a tensor holds")
     if isinstance(x, float): return dtypes.default_float
     if isinstance(x, (list, tuple)):
-      def of(e): return dtypes.from_np(e.dtype) if isinstance(e, np.generic) else dtypes.from_py(e)
+      def of(e):
+        if isinstance(e, (np.generic, np.ndarray)): return dtypes.from_np(e.dtype)
+        if isinstance(getattr(e, "dtype", None), DType): return e.dtype  # (a Tensor inside the list, as in PyTorch)
+        return dtypes.from_py(e)
       return max((of(e) for e in x), key=lambda t: t.priority, default=dtypes.default_float)
     raise TypeError(f"cannot make a tensor from {type(x).__name__}")
   @staticmethod

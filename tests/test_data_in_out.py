@@ -61,3 +61,17 @@ def test_where_in_pytorchs_method_form(device):
   assert x.where(mask, Tensor([1.0, 2.0, 3.0], device=device)).tolist() == [129.5, 2.0, 7.25]
   assert mask.where(x, 0.0).tolist() == [129.5, 0.0, 7.25]
   assert Tensor([1.0, 0.0, 2.0], device=device).where(5, 6).tolist() == [5, 6, 5]
+
+
+def test_tensors_arrays_and_ranges_as_data(device):
+  """torch.tensor takes a list of tensors or arrays, a range, and another library's tensor: so does Tensor (they
+  raised TypeError)."""
+  assert Tensor([Tensor(1.0), Tensor(2.0)], device=device).tolist() == [1.0, 2.0]
+  pair = Tensor([Tensor([1, 2]), Tensor([3, 4])], device=device)
+  assert pair.dtype == dtypes.int32 and pair.tolist() == [[1, 2], [3, 4]]
+  stacked = Tensor([np.ones(2, np.float32), np.zeros(2, np.float32)], device=device)
+  assert stacked.dtype == dtypes.float32 and stacked.tolist() == [[1, 1], [0, 0]]
+  assert Tensor(range(3), device=device).tolist() == [0, 1, 2]
+  torch = pytest.importorskip("torch")
+  from_torch = Tensor(torch.tensor([1, 2], dtype=torch.int16), device=device)
+  assert from_torch.dtype == dtypes.int16 and from_torch.tolist() == [1, 2]

@@ -110,6 +110,8 @@ class CreationOps:
 def _from_host(data, dtype: DType | None, device: str) -> UOp:
   """Copy a list, numpy array or bytes (uint8, like tinygrad's Tensor(bytes)) into a new device buffer."""
   if isinstance(data, (bytes, bytearray, memoryview)): data = np.frombuffer(data, np.uint8)
+  if isinstance(data, range): data = list(data)
+  elif hasattr(data, "__array__") and not isinstance(data, np.ndarray): data = np.asarray(data)  # (a torch tensor, ...)
   if isinstance(data, np.ndarray):
     if data.dtype == np.float64 and dtype is None: dtype = dtypes.float64
     arr = data if data.dtype.isnative else data.astype(data.dtype.newbyteorder("="))  # (a big-endian file's array)
