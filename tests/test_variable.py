@@ -407,3 +407,14 @@ def test_where_with_a_variable_past_an_int8_tensors_range_raises_as_an_int_does(
   with pytest.raises(OverflowError, match="int8"): (x8 > 0).where(Variable("q", 0, 200).bind(1), x8)
   r = Variable("r", -100, 100)
   assert (x8 > 0).where(x8, r.bind(-7)).tolist() == [-7, 5] and (x8 > 0).where(r.bind(9), x8).tolist() == [-3, 9]
+
+
+def test_a_write_into_a_variable_slice_keeps_newer_values_of_the_source(device):
+  """s = x[pos:pos + 2] is a copy that writes through to x: a write into one element of s wrote all of s back,
+  undoing x[1] = 100 made after s was read. Only the elements written reach x now."""
+  x = Tensor(np.arange(6, dtype=np.float32), device=device).contiguous().realize()
+  pos = Variable("pos", 0, 4).bind(1)
+  s = x[pos:pos + 2]
+  x[1] = 100
+  s[1] = -1
+  np.testing.assert_array_equal(x.numpy(), [0, 100, -1, 3, 4, 5])

@@ -87,9 +87,7 @@ class WriteOps:
       base._graph = None  # (a lazy base: its graph is replaced, nothing is written; or a clone: a buffer of its own)
       # a lazy leaf (one moved by to_() or shard_() since it was made) was `old` to the graphs built before
       if leaf: base._earlier_nodes = _still_held(base._earlier_nodes, old) + (weakref.ref(old),)
-    if base._write_target is not None:  # x[pos:pos + k] read through Variables is a gather: its new values go to x
-      target, index = base._write_target
-      target[index] = base
+    if base._write_target is not None: _write_back(base, base._new(covered).detach() if depth else None)
     return self
 
   def _value_for_autograd(self, base: Self, value: Self) -> tuple[Self, bool]:
@@ -259,6 +257,14 @@ def _still_held(refs: tuple, storage: UOp) -> tuple:
   """A leaf's earlier nodes that something still holds, but its storage (added again after them): one step of a
   training loop adds two, and the list must not grow with the steps."""
   return tuple(r for r in refs if r() is not None and r() is not storage)
+
+
+def _write_back(base, covered):
+  """x[pos:pos + k] read through Variables is a gather (a copy: ops/variables.py) that remembers where it came from:
+  a write into it goes to x too, the elements it wrote only (`covered`, None for all), as through a view. Writing
+  the whole copy back put old values over those x had changed since the read (x[1] = 100 was undone)."""
+  target, index = base._write_target
+  target[index] = base if covered is None else covered.where(base, target[index])
 
 
 def _placed_in_base(view: UOp, depth: int, value: UOp) -> tuple[UOp, UOp]:
