@@ -44,8 +44,7 @@ class WriteOps:
     writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
     computed from the old values keep them (teeny/program_order.py). Returns self."""
     base = self if self._base is None else self._base
-    if base._unwritable is not None:  # (a write into it would not reach the tensor PyTorch's view would write)
-      raise RuntimeError(f"can't write into a {base._unwritable}")
+    _check_writable(base)
     value = self._write_value(value)
     if value.uop is self.uop or 0 in self.shape: return self  # x.assign(x), x[i] = x[i], an empty view: nothing changes
     value, leaf = self._value_for_autograd(base, value)
@@ -257,6 +256,11 @@ def _still_held(refs: tuple, storage: UOp) -> tuple:
   """A leaf's earlier nodes that something still holds, but its storage (added again after them): one step of a
   training loop adds two, and the list must not grow with the steps."""
   return tuple(r for r in refs if r() is not None and r() is not storage)
+
+
+def _check_writable(base):
+  if base._unwritable is not None:  # (a write into it would not reach the tensor PyTorch's view would write)
+    raise RuntimeError(f"can't write into a {base._unwritable}")
 
 
 def _write_back(base, covered):
