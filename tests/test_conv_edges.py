@@ -13,6 +13,7 @@ import pytest
 
 from teeny import Tensor, GlobalCounters
 import teeny.nn as tnn
+import teeny.ops.conv as conv_ops
 
 try:
   import torch
@@ -61,9 +62,17 @@ CASES = [  # (input spatial sizes, kernel, stride, padding, output_padding, dila
 ]
 
 
+@pytest.fixture(params=[False, True], ids=["direct", "by_phase"])
+def by_phase(request, monkeypatch):
+  """Both ways a transposed convolution with a stride runs: one convolution over the input spread out (small ones)
+  and one per phase of the stride (big ones; here every one)."""
+  if request.param: monkeypatch.setattr(conv_ops, "PHASES_MIN_PRODUCTS", 0)
+  return request.param
+
+
 @pytest.mark.parametrize("special", [None, inf, -inf, nan])
 @pytest.mark.parametrize("case", CASES)
-def test_conv_transpose_sums_only_the_inputs_terms(device, case, special):
+def test_conv_transpose_sums_only_the_inputs_terms(device, case, special, by_phase):
   sizes, kernel, stride, padding, output_padding, dilation, groups = case
   x = rng.standard_normal((2, 2 * groups, *sizes)).astype(np.float32)
   w = _weight_with((2 * groups, 2, *kernel), special)
@@ -76,7 +85,7 @@ def test_conv_transpose_sums_only_the_inputs_terms(device, case, special):
   np.testing.assert_allclose(got.numpy(), torch_out.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_non_finite_weights_reach_what_pytorch_reaches(device):
+def test_non_finite_weights_reach_what_pytorch_reaches(device, by_phase):
   """The sweep's cases (PyTorch's values): stride 2's inserted zeros and the full correlation's padding give no
   NaN, in conv_transpose and in the input gradient of conv."""
   def t(v): return Tensor(np.array(v, np.float32), device=device)
@@ -92,7 +101,7 @@ def test_non_finite_weights_reach_what_pytorch_reaches(device):
 @pytest.mark.parametrize("sizes,kernel,stride,padding,dilation,groups", [
   ((7,), (3,), (2,), (1,), (1,), 1), ((8, 7), (3, 3), (1, 1), (1, 1), (1, 1), 1), ((9, 8), (3, 2), (2, 3), (1, 0), (1, 2), 2),
   ((6, 7), (2, 3), (3, 2), (0, 1), (2, 1), 1)])
-def test_conv_gradients_match_the_transposed_reference(device, sizes, kernel, stride, padding, dilation, groups, special):
+def test_conv_gradients_match_the_transposed_reference(device, sizes, kernel, stride, padding, dilation, groups, special, by_phase):
   """x.grad of a convolution is the transposed convolution of the output's gradient (its output_padding the rows a
   stride leaves unread); with finite inputs weight.grad is the sum of windows times that gradient."""
   x = rng.standard_normal((2, 2 * groups, *sizes)).astype(np.float32)

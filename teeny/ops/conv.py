@@ -34,6 +34,34 @@ def _phase_taps(kernel: int, stride: int, dilation: int, phase: int) -> tuple[in
   return None if first is None else (first, step, first * dilation // stride)
 
 
+# a transposed convolution with a stride is split by phase (_transposed_conv) from this many products of its direct
+# form on: a 16x64x28x28 stride-2 3x3 one has 1.9e9, its 4 phases run in 15 ms against 65 for the direct kernel; a
+# 2x8x8x8 one (3e5) took 2.3 ms split, 0.45 ms direct (graph building and launches)
+PHASES_MIN_PRODUCTS = 1 << 24
+_real_slot_masks: dict = {}  # (tensor type, device, sizes, stride, kernel, dilation, pads) -> _real_slots' mask
+
+
+def _spread(x, stride: tuple):
+  """x with stride - 1 zeros put between neighbours along its last len(stride) axes."""
+  if all(s == 1 for s in stride): return x
+  nd = len(stride)
+  lead, sizes = x.shape[:-nd], x.shape[-nd:]
+  x = x.reshape(lead + tuple(d for n in sizes for d in (n, 1)))
+  x = x.pad(((0, 0),) * len(lead) + tuple(p for s in stride for p in ((0, 0), (0, s - 1))))
+  x = x.reshape(lead + tuple(n * s for n, s in zip(sizes, stride)))
+  return x.shrink(tuple((0, n) for n in lead) + tuple((0, (n - 1) * s + 1) for n, s in zip(sizes, stride)))
+
+
+def _real_slots(like, stride: tuple, kernel: tuple, dilation: tuple, pads: tuple):
+  """Which slots of the stride-1 windows (*out, *kernel) over like's spatial axes, spread by the stride and padded
+  by pads, read one of its elements: a plane of True spread and padded as like is, in windows. Its movement ops
+  are like's, so a kernel tests the conditions its loads test already (a mask computed from the loop indices
+  instead made a 3x3 transposed convolution's kernel 30% slower); cached by _transposed_conv_direct, as building
+  it was a third of a small transposed convolution's time."""
+  real = type(like).full(like.shape[2:], True, dtype=dtypes.bool, device=like.device)
+  return _spread(real, stride).pad(pads)._pool(kernel, (1,) * len(kernel), dilation)
+
+
 class ConvOps:
   """Tensor's convolutions and transposed convolutions."""
   def conv2d(self, weight: Self, bias: Self | None = None, groups: int = 1, stride=1, dilation=1, padding=0) -> Self:
@@ -151,18 +179,22 @@ class ConvOps:
     return (self.flatten()[:0] * weight.flatten()[:0]).reshape(shape)
   def _transposed_conv(self, weight: Self, groups: int, stride: tuple, dilation: tuple, cut: tuple) -> Self:
     """conv_transpose2d with `cut` (before, after) taken off each spatial end of the full result (negative: zeros
-    added), which is (size - 1) * stride + dilation * (kernel - 1) + 1 long. With a stride, input element i reaches
-    output i * stride + j * dilation by tap j, so the outputs at r mod stride (a phase) are reached by the taps j
-    with j * dilation = r mod stride only: each phase is a transposed convolution of stride 1 with those taps,
-    and the phases are interleaved. (Spread out by the stride, the input held stride - 1 zeros between elements,
-    each multiplied by every tap: 4x the products of a 2-d stride 2, and 0 * an infinite weight made NaN.)"""
-    if all(s == 1 for s in stride): return self._transposed_conv_unit(weight, groups, dilation, cut)
+    added), which is (size - 1) * stride + dilation * (kernel - 1) + 1 long. Input element i reaches output
+    i * stride + j * dilation by tap j. Only those products are summed, as PyTorch computes it (0 * an infinite
+    weight made NaN of outputs the weight doesn't reach): spread out by the stride and padded, the input's zeros
+    are left out of the sum (_transposed_conv_direct). A big one with a stride is split by phase instead: the
+    outputs at r mod stride are reached by the taps j with j * dilation = r mod stride only, so each phase is a
+    transposed convolution of stride 1 with those taps, and the phases are interleaved: no products with the
+    stride - 1 zeros between elements (4x fewer for a 2-d stride 2; a kernel and a graph per phase, though, which
+    cost more than they save in a small one)."""
     kernel, sizes = weight.shape[2:], self.shape[2:]
+    products = math.prod(self.shape[:2]) * weight.shape[1] * math.prod(kernel) * math.prod((n - 1) * s + 1 for n, s in zip(sizes, stride))
+    if all(s == 1 for s in stride) or products < PHASES_MIN_PRODUCTS: return self._transposed_conv_direct(weight, groups, stride, dilation, cut)
     lengths = [(n - 1) * s + d * (k - 1) + 1 - b - a for n, k, s, d, (b, a) in zip(sizes, kernel, stride, dilation, cut)]
     # the result as rows of `stride` outputs each: row q holds full outputs q * s .. q * s + s - 1, from first_rows on
     first_rows = [b // s for (b, _), s in zip(cut, stride)]
     rows = [-(-(b - q * s + n) // s) for (b, _), s, q, n in zip(cut, stride, first_rows, lengths)]
-    sub_dilation = tuple(d // math.gcd(s, d) for s, d in zip(stride, dilation))
+    sub_dilation, unit = tuple(d // math.gcd(s, d) for s, d in zip(stride, dilation)), (1,) * len(stride)
     total = None
     for phase in itertools.product(*(range(s) for s in stride)):
       taps = [_phase_taps(k, s, d, r) for k, s, d, r in zip(kernel, stride, dilation, phase)]
@@ -171,28 +203,31 @@ class ConvOps:
       # its stride-1 result's output t is row t + shift; keep the rows first_rows .. first_rows + rows
       cuts = tuple((q - shift, n + dd * (k - 1) - (q + count - shift))
                    for (_, _, shift), q, count, n, dd, k in zip(taps, first_rows, rows, sizes, sub_dilation, sub.shape[2:]))
-      part = self._transposed_conv_unit(sub, groups, sub_dilation, cuts)
+      part = self._transposed_conv_direct(sub, groups, unit, sub_dilation, cuts)
       part = part.reshape(part.shape[:2] + tuple(d for count in rows for d in (count, 1)))
       part = part.pad(((0, 0), (0, 0)) + tuple(p for r, s in zip(phase, stride) for p in ((0, 0), (r, s - 1 - r))))
       total = part if total is None else total + part
     grid = total.reshape(total.shape[:2] + tuple(count * s for count, s in zip(rows, stride)))
     starts = [b - q * s for (b, _), q, s in zip(cut, first_rows, stride)]
     return grid.shrink(((0, grid.shape[0]), (0, grid.shape[1])) + tuple((a, a + n) for a, n in zip(starts, lengths)))
-  def _transposed_conv_unit(self, weight: Self, groups: int, dilation: tuple, cut: tuple) -> Self:
-    """_transposed_conv of stride 1: self padded by dilation * (kernel - 1) less the cut, correlated with the
-    flipped kernel. Only the products with self's elements are summed: the window slots that read the padding
-    are left out, as PyTorch computes it (0 * an infinite weight made NaN of outputs it doesn't reach)."""
+  def _transposed_conv_direct(self, weight: Self, groups: int, stride: tuple, dilation: tuple, cut: tuple) -> Self:
+    """_transposed_conv as one convolution: self spread out by the stride (stride - 1 zeros between elements),
+    padded by dilation * (kernel - 1) less the cut, correlated with the flipped kernel, where the window slots
+    that read one of those zeros are left out of the sum."""
     nd = weight.ndim - 2
     cin, cout_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
     # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k) per group, kernel flipped
     w = weight.reshape((groups, cin // groups, cout_g) + kernel).transpose(1, 2).reshape((groups * cout_g, cin // groups) + kernel)
     w = w.flip(tuple(range(2, 2 + nd)))
     pads, unit = tuple((d * (k - 1) - b, d * (k - 1) - a) for k, d, (b, a) in zip(kernel, dilation, cut)), (1,) * nd
-    x = self.pad(((0, 0), (0, 0)) + pads)
-    if all(p <= 0 for pair in pads for p in pair): return x._correlate(w, groups, unit, dilation, ((0, 0),) * nd)
-    real = type(self).full(self.shape[2:], True, dtype=dtypes.bool, device=self.device)
-    valid = real.pad(pads)._pool(kernel, unit, dilation)  # (*out, *kernel)
-    return x._correlate(w, groups, unit, dilation, ((0, 0),) * nd, valid)
+    x = _spread(self, stride).pad(((0, 0), (0, 0)) + pads)
+    if all(s == 1 for s in stride) and all(p <= 0 for pair in pads for p in pair):  # (no zeros added)
+      return x._correlate(w, groups, unit, dilation, ((0, 0),) * nd)
+    key = (type(self), self.device, self.shape[2:], stride, kernel, dilation, pads)
+    if key not in _real_slot_masks:
+      if len(_real_slot_masks) >= 256: _real_slot_masks.clear()
+      _real_slot_masks[key] = _real_slots(self, stride, kernel, dilation, pads)
+    return x._correlate(w, groups, unit, dilation, ((0, 0),) * nd, _real_slot_masks[key])
 
 
 # a convolution's input gradient is a transposed convolution, its weight's a convolution of x with the gradient
