@@ -623,7 +623,10 @@ def _teeny_step(step: Step, src: list[Tensor], device: str) -> Tensor:
   if op == "where":
     it = iter(src[1:])
     x_, y_ = (v if v is not None else next(it) for v in arg)
-    return src[0].where(x_, y_)
+    cond = src[0]
+    # (a non-bool condition beside a bool x reads as PyTorch's x.where(mask, y): the truthy form is spelled out)
+    if cond.dtype != dtypes.bool and isinstance(x_, Tensor) and x_.dtype == dtypes.bool: cond = cond != 0
+    return cond.where(x_, y_)
   if op in REDUCES: return _t_reduce(op, x, *arg)
   raise ValueError(f"unknown step {op}")
 
