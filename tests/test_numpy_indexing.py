@@ -318,3 +318,11 @@ def test_setitem_through_a_single_bool_index(device, index):
 
 def test_a_bool_index_beside_tensor_indices_raises(device):
   with pytest.raises(IndexError, match="bool index"): Tensor(arange_of((2, 3)), device=device)[True, [1, 0]]
+
+
+def test_take_and_index_select_select_nothing_past_the_negative_end(device):
+  """An index below -size selects 0, as x[idx] does (PyTorch raises): take and index_select counted a negative
+  index from the end twice, so -13 of 12 elements read the last one."""
+  a = Tensor(np.arange(1, 13, dtype=np.float32).reshape(3, 4), device=device)
+  assert a.take(Tensor([-13, -24, -1, 0, 11, 12], device=device)).tolist() == [0, 0, 12, 1, 12, 0]
+  assert a.index_select(1, Tensor([-5, -8, -1, 0, 4], device=device)).tolist()[0] == [0, 0, 4, 1, 0]

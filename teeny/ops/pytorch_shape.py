@@ -129,14 +129,15 @@ class PyTorchShapeOps:
     return self._copy_result(x)  # (n = 0: a copy, as PyTorch's, not self)
 
   # index ops: one index vector along one dim
-  def _index_vector(self, name: str, index, d: int) -> Self:
+  def _index_vector(self, name: str, index, d: int, wrap: bool = True) -> Self:
     """index (an int tensor of at most one dim) as a 1-d int tensor with negative entries counted from the end of
-    dim d's size."""
+    dim d's size (wrap=False: as they are, for x[index], which counts them itself; counted twice, -13 of 12
+    elements read the last one instead of nothing)."""
     check_tensor(index, f"{name}'s index")
     if dtypes.is_float(index.dtype) or index.dtype == dtypes.bool: raise IndexDtypeError(f"{name} index must be an int tensor, got {index.dtype}")
     if index.ndim > 1: raise ArgumentError(f"{name} index must be a vector (0 or 1 dims), got shape {index.shape}")
     flat = index.reshape(-1)
-    return (flat < 0).where(flat + (self.shape[d] if self.ndim else 1), flat)
+    return (flat < 0).where(flat + (self.shape[d] if self.ndim else 1), flat) if wrap else flat
   def _index_source(self, name: str, index: Self, source, d: int) -> Self:
     """index_add's and index_copy's index spread to source's shape (index[i] along dim d), after checking that source
     is self's shape with dim d the index's length, in self's dtype (as PyTorch asks)."""
@@ -149,7 +150,7 @@ class PyTorchShapeOps:
     """The entries of dim at the positions index lists (an int vector; repeats allowed), like torch.index_select;
     gradients add up over repeats."""
     d = _canon_axis(dim, self.ndim)
-    positions = self._index_vector("index_select", index, d)
+    positions = self._index_vector("index_select", index, d, wrap=False)
     if self.ndim == 0: return self.reshape(1)[positions].reshape(())
     return self[(slice(None),) * d + (positions,)]
   def index_add(self, dim: int, index, source, *, alpha=1) -> Self:
@@ -180,7 +181,7 @@ class PyTorchShapeOps:
     torch.take."""
     check_tensor(index, "take's index")
     flat = self.flatten()
-    positions = flat._index_vector("take", index.reshape(-1), 0)
+    positions = flat._index_vector("take", index.reshape(-1), 0, wrap=False)
     return flat[positions].reshape(index.shape)
   def take_along_dim(self, indices, dim: int | None = None) -> Self:
     """self's elements at `indices` along dim, like torch.take_along_dim (and numpy's take_along_axis): self and
