@@ -225,3 +225,13 @@ def test_conv_transpose_layer_output_size_range_and_padding_mode(device):
   strided = tnn.ConvTranspose2d(1, 1, 3, stride=2, padding_mode="zeros")
   assert strided(Tensor.ones(1, 1, 4, 4, device=device), output_size=(10, 9)).shape == (1, 1, 10, 9)
   with pytest.raises(ValueError, match="padding_mode"): tnn.ConvTranspose2d(1, 1, 3, padding_mode="reflect")
+
+
+def test_conv_layers_take_one_element_stride_padding_and_dilation(device):
+  """nn.Conv2d(stride=(2,)) and the like: one value for both dims, as PyTorch's layers pass them on."""
+  conv = tnn.Conv2d(1, 1, 3, stride=(2,), padding=[1], dilation=(1,))
+  assert conv.stride == (2, 2) and conv.padding == (1, 1)
+  assert conv(Tensor.ones(1, 1, 6, 6, device=device)).shape == (1, 1, 3, 3)
+  up = tnn.ConvTranspose2d(1, 1, 3, stride=(2,), padding=(1,), output_padding=(1,))
+  assert up(Tensor.ones(1, 1, 3, 3, device=device)).shape == (1, 1, 6, 6)
+  with pytest.raises(TypeError, match="kernel_size"): tnn.Conv2d(1, 1, (3,))

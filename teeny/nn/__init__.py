@@ -19,7 +19,9 @@ from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCe
 
 
 def _ntuple(x, n: int, name: str) -> tuple[int, ...]:
-  """An int for every one of n spatial dims (one int given: the same for all)."""
+  """An int for every one of n spatial dims (one int given, or for all but kernel_size one in a sequence, as
+  PyTorch's convolutions read stride=(2,): the same for all)."""
+  if isinstance(x, (tuple, list)) and len(x) == 1 and name != "kernel_size": x = x[0]
   out = (x,) * n if isinstance(x, int) else tuple(x)
   if len(out) != n or not all(isinstance(v, int) for v in out): raise TypeError(f"{name} must be an int or {n} ints, got {x!r}")
   return out
