@@ -421,6 +421,10 @@ def test_from_blob_reads_and_writes_the_memory_in_place():
   np.testing.assert_array_equal((t + 1).numpy(), [1, 2, 3, 4])
   t.assign(t * 10).realize()
   assert list(memory) == [0, 10, 20, 30]
+  assert t.numpy().tolist() == [0, 10, 20, 30] and t[2].item() == 20  # (read straight out: it raised AttributeError)
+  t2 = Tensor.from_blob(address, (4,), dtype=dtypes.int32, device="LLVM")
+  t2.assign(Tensor([7, 8, 9, 10], dtype=dtypes.int32, device="LLVM").contiguous().realize()).realize()
+  assert list(memory) == [7, 8, 9, 10]
   with pytest.raises(ValueError, match="aligned"): Tensor.from_blob(address + 1, (2,), dtype=dtypes.int32, device="LLVM")
   if "CL" in Device.available():
     with pytest.raises(TypeError, match="host memory"): Tensor.from_blob(address, (4,), dtype=dtypes.int32, device="CL")

@@ -236,7 +236,7 @@ class Buffer:
     allocator = Device[self.device].allocator
     if not allocator.host_addressable: raise TypeError(f"device {self.device} can't use host memory in place: its buffers live on the device")
     if self._handle is not None: raise RuntimeError("borrow: the buffer already has memory")
-    self._handle, self._allocator = address, _BORROWED
+    self._handle, self._allocator = address, _Borrowed(allocator)
     return self
 
   def copyin(self, data: memoryview) -> Buffer:
@@ -265,11 +265,12 @@ class Buffer:
 
 
 class _Borrowed:
-  """The allocator of a borrowed buffer: its memory belongs to someone else, so freeing it does nothing."""
+  """The allocator of a borrowed buffer: the device's own for copies in and out, but the memory belongs to someone
+  else, so freeing it does nothing (without copies, from_blob(...).numpy() raised AttributeError)."""
+  def __init__(self, allocator): self.allocator = allocator
+  def copyin(self, handle, data: memoryview): self.allocator.copyin(handle, data)
+  def copyout(self, dest: memoryview, handle): self.allocator.copyout(dest, handle)
   def free(self, handle, nbytes: int): pass
-
-
-_BORROWED = _Borrowed()
 _FLOAT64 = dtypes.float64
 _allocators: dict = {}  # device name -> its allocator: looked up for every buffer allocated
 
