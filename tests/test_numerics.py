@@ -328,6 +328,18 @@ def test_cos_and_tan_are_relatively_accurate_near_the_zeros_of_cos(device):
   assert (np.abs(got - np.cos(wide.astype(np.float64))) <= 2.5 * np.spacing(np.abs(np.cos(wide)).astype(np.float32))).all()
 
 
+def test_float32_cos_near_far_zeros_reduces_in_float64(device):
+  """Near the zeros of cos at large |x| the reduction's third product rounds in float32 to most of r: cos(252.89821)
+  was -4.1854946e-09 (974 ulp off; exact -4.185707e-09). On a device with float64 it reduces there."""
+  if not Device[device].supports_dtype(dtypes.float64): pytest.skip(f"{device} has no float64")
+  rng = np.random.default_rng(1)
+  near = ((rng.integers(0, 10_000, 20_000) + 0.5) * np.pi + rng.uniform(-1e-3, 1e-3, 20_000)).astype(np.float32)
+  near = np.concatenate([near, np.float32([252.89821])])
+  want = np.cos(near.astype(np.float64))
+  ulps = np.abs(Tensor(near, device=device).cos().numpy() - want) / np.spacing(np.abs(want).astype(np.float32))
+  assert ulps.max() <= 1.5
+
+
 # ---------------------------------------------------------------- float32 pow, within an ulp
 
 @pytest.mark.parametrize("exponent", ["tensor", 7, 13, -3, 2.5, -1.5, 4])

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
+from teeny.ops.pytorch import _has_float64
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -91,17 +92,21 @@ class TranscendentalOps:
     """cos x = -(-1)^k sin(r), r = |x| - (k + 1/2) pi with k = floor(|x| / pi) (the identity holds for any integer
     k; this one makes |r| <= pi/2), pi taken in three parts whose products with k + 1/2 are exact (Cody and
     Waite's reduction, Cephes' constants): right relative to cos itself near its zeros, where 1 - 2 sin^2(x/2)
-    cancels (tan(1.5707963) was 27% off; now float32 within 2 ulp up to |x| = 8192, float64 3 ulp up to 32768,
-    measured). Past those (where the products stop being exact) 1 - 2 sin^2(x/2): halving x is exact, so large x
-    keep their absolute accuracy. The reduction costs: a float32 cos of 4M elements takes 4.3 ms, 1.3 before. Its
+    cancels (tan(1.5707963) was 27% off). float32 reduces in float64 where the device has it: within 2 ulp up to
+    |x| = 32768 (reduced in float32, up to 8192, its third product's rounding left 974 ulp near the zeros);
+    float64 3 ulp up to 32768 away from the zeros. Past those (where the products stop being exact) 1 - 2
+    sin^2(x/2): halving x is exact, so large x keep their absolute accuracy. The reduction costs: a float32 cos of
+    4M elements takes 9 ms, 1.3 without. Its
     gradient is -sin x by a rule (through the reduction it was only absolutely accurate near 0: 11% off at 1e-6,
     and |x|'s slope at 0 made the second derivative 0 there)."""
     def f(x: Self) -> Self:
-      a = x.abs()
+      # float32 reduces in float64 where the device has it: in float32 the third part's product rounds, which near
+      # cos's zeros is most of r (cos(252.89821) was 974 ulp off)
+      a = (x.cast(dtypes.float64) if x.dtype == dtypes.float32 and _has_float64(x.device) else x).abs()
       k = (a * (1 / math.pi)).floor()
       h = k + 0.5
-      high, middle, low, limit = _PI_PARTS[x.dtype]
-      r = ((a - h * high) - h * middle) - h * low
+      high, middle, low, limit = _PI_PARTS[a.dtype]
+      r = (((a - h * high) - h * middle) - h * low).cast(x.dtype)
       odd = (k - (k * 0.5).floor() * 2) == 1
       near = a < limit
       s = near.where(r, x * 0.5).sin()  # (one sine for both forms)
