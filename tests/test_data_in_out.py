@@ -75,3 +75,14 @@ def test_tensors_arrays_and_ranges_as_data(device):
   torch = pytest.importorskip("torch")
   from_torch = Tensor(torch.tensor([1, 2], dtype=torch.int16), device=device)
   assert from_torch.dtype == dtypes.int16 and from_torch.tolist() == [1, 2]
+
+
+def test_creation_edges(device):
+  """Ints past int64 for an int dtype raise OverflowError (TypeError before), strings TypeError; linspace and
+  empty_like take requires_grad= like every creation function."""
+  with pytest.raises(OverflowError): Tensor([2**64], dtype=dtypes.int64, device=device)
+  with pytest.raises(TypeError, match="strings"): Tensor(["a", 1], dtype=dtypes.int64, device=device)
+  t = Tensor.linspace(0, 1, 5, device=device, requires_grad=True)
+  (t * t).sum().backward()
+  np.testing.assert_allclose(t.grad.numpy(), [0, 0.5, 1, 1.5, 2])
+  assert Tensor.ones(3, device=device).empty_like(requires_grad=True).requires_grad

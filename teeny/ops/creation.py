@@ -118,11 +118,10 @@ def _from_host(data, dtype: DType | None, device: str) -> UOp:
   else:
     try: arr = np.array(data)
     except ValueError as e: raise ArgumentError(f"can't make a tensor from ragged or mixed data: {e}") from None
-    if arr.dtype == object: raise TypeError(f"can't make a tensor from {type(data).__name__} of objects")
+    if dtype is not None and dtypes.is_int(to_dtype(dtype)) and arr.dtype.kind in "fO": arr = _exact_ints(data, dtype)
+    if arr.dtype == object or arr.dtype.kind in "USV": raise TypeError(f"can't make a tensor from {type(data).__name__} of {'strings' if arr.dtype.kind in 'US' else 'objects'}")
     if dtype is None: dtype = dtypes.from_py(data) if arr.size else dtypes.default_float
-    else:
-      if dtypes.is_int(to_dtype(dtype)) and arr.dtype.kind == "f": arr = _exact_ints(data, dtype)
-      check_fits(arr, to_dtype(dtype))  # (Python numbers: torch.tensor's check)
+    else: check_fits(arr, to_dtype(dtype))  # (Python numbers: torch.tensor's check)
   dt = dtype if dtype is not None else dtypes.from_np(arr.dtype)
   shape = arr.shape  # before ascontiguousarray, which turns a 0-d array into shape (1,)
   arr = np.ascontiguousarray(to_host(arr, dt))  # (bfloat16/fp8: values rounded to their bits)

@@ -175,9 +175,9 @@ class PyTorchOps:
     values = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
     grad = ", requires_grad=True" if self.requires_grad else ""
     return f"Tensor({values}, device='{self.device}', dtype={self.dtype}{grad})"
-  def empty_like(self, dtype=None, device=None) -> Self:
+  def empty_like(self, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """An uninitialized tensor of self's shape (and dtype and device unless given), like torch.empty_like."""
-    return type(self).empty(self.shape, dtype=dtype or self.dtype, device=device or self.device)
+    return type(self).empty(self.shape, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
   # the new_* constructors: self's dtype and device unless given, like torch's
   def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """A tensor of `size` filled with fill_value, in self's dtype and on self's device unless given, like torch's
@@ -202,13 +202,13 @@ class PyTorchOps:
     else: out = type(self)(data, dtype=dtype, device=device)
     return self._as_leaf(out, requires_grad)
   @classmethod
-  def linspace(cls, start, stop, steps: int, dtype=None, device=None) -> Self:
+  def linspace(cls, start, stop, steps: int, dtype=None, device=None, requires_grad: bool | None = None) -> Self:
     """steps evenly spaced values from start to stop, both included, like torch.linspace: the first half counted
     up from start, the second down from stop (so stop is exact)."""
     steps = _int_arg(steps, "linspace's steps")  # (1.5 gave points outside [start, stop])
     if steps < 0: raise ArgumentError(f"linspace needs steps >= 0, got {steps}")
     if dtype is not None and to_dtype(dtype) == dtypes.bool: raise ArgumentError("linspace has no bool form (as in PyTorch)")
-    if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device)
+    if steps == 1: return cls.full((1,), start, dtype=dtype or dtypes.default_float, device=device, requires_grad=requires_grad)
     # computed in float64 for float64 (in float32 0.1 steps round) and for ints (as PyTorch: float32 can't hold
     # 2**30 // 6 or 1e10 + 50) where the device has it, else in the default float and rounded once
     dt = dtypes.float64 if dtype is not None and to_dtype(dtype) == dtypes.float64 else dtypes.default_float
@@ -218,7 +218,7 @@ class PyTorchOps:
     i = cls.arange(steps, device=device).cast(dt)
     step = (stop - start) / max(steps - 1, 1)
     out = (i < steps // 2).where(start + i * step, stop - (steps - 1 - i) * step)
-    return out.cast(dtype) if dtype is not None else out
+    return cls._as_leaf(out.cast(dtype) if dtype is not None else out, requires_grad)
   @classmethod
   def from_blob(cls, ptr: int, shape, dtype=None, device=None, **kw) -> Self:
     """A tensor over the memory at host address ptr, without a copy and without owning it (tinygrad's from_blob,
