@@ -52,7 +52,7 @@ def _read_exactly(x: UOp) -> bool:
 
 def _reduce_grad(ctx: UOp, ret: UOp):
   src = ret.src[0]
-  op, axes = ret.arg
+  op, axes = ret.arg[:2]
   if op is Ops.ADD: return (ctx.expand(src.shape),)
   if op is Ops.MAX:
     # every position that equals the max gets an equal share of the gradient. The input is stored once and the

@@ -173,7 +173,7 @@ def _detached(value: UOp) -> UOp:
 
 
 def _reduce(n: UOp, m: UOp) -> UOp:
-  op, axes = n.arg
+  op, axes = n.arg[:2]
   devices, axis = m.arg
   if axis is None or axis not in axes: return multi((s.reduce(op, axes) for s in m.src), devices, axis)
   # a sum or product of half floats accumulates in float32 and rounds once on one device: so do the shards', their

@@ -142,7 +142,7 @@ def _accumulator(dtype: DType):
 
 
 def _reduce(node: UOp, src: list[np.ndarray]) -> np.ndarray:
-  op, axes = node.arg
+  op, axes = node.arg[:2]
   x, axes = src[0], tuple(axes)
   if op is Ops.ADD: return np.sum(x, axis=axes, keepdims=True, dtype=_accumulator(node.dtype))
   if op is Ops.MUL: return np.prod(x, axis=axes, keepdims=True, dtype=_accumulator(node.dtype))

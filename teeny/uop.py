@@ -41,7 +41,7 @@ class Ops(metaclass=_OpsType):
   ADD = Op(); MUL = Op(); MAX = Op(); MOD = Op(); IDIV = Op(); FDIV = Op(); CMPLT = Op(); CMPNE = Op()  # binary ALU
   AND = Op(); OR = Op(); XOR = Op(); SHL = Op(); SHR = Op()
   WHERE = Op(); CAST = Op(); BITCAST = Op()  # the ternary ALU op; type changes
-  REDUCE_AXIS = Op()  # reduce over axes (arg: (ALU op, axes)); keeps reduced axes as size 1
+  REDUCE_AXIS = Op()  # reduce over axes (arg: (ALU op, axes), or (op, axes, "in order")); keeps reduced axes as size 1
   RESHAPE = Op(); PERMUTE = Op(); EXPAND = Op(); PAD = Op(); SHRINK = Op(); FLIP = Op()  # movement (free: folded into views)
   COPY = Op(); ASSIGN = Op(); CONTIGUOUS = Op(); DETACH = Op()  # graph-level
   SINK = Op(); DEFINE_GLOBAL = Op(); VIEW = Op(); LOAD = Op(); STORE = Op()  # kernel AST

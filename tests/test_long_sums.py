@@ -147,6 +147,23 @@ def test_float32_cumsum_adds_in_float64_like_pytorch(device):
   np.testing.assert_allclose(out.numpy(), np.cumsum(x.astype(np.float64), 1), rtol=0, atol=2 ** -24 * 150)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_cumsum_adds_each_prefix_in_order_like_pytorch(device, dtype):
+  """A scan's prefixes add their terms in order, as PyTorch's sequential cumsum: reassociated into partial sums,
+  [1e20, -1e20] + [1] * 12 met 1e20 + 1 = 1e20 and gave zeros (in float64 too); the gradient, a reversed cumsum,
+  likewise."""
+  from teeny import Device
+  if dtype == np.float64 and not Device[device].supports_dtype(dtypes.float64): pytest.skip(f"{device} has no float64")
+  big, small = {np.float16: (6e4, 0.001), np.float32: (1e20, 1.0), np.float64: (1e10, 1e-7)}[dtype]
+  x = np.array([big, -big] + [small] * 12, dtype)
+  want = np.cumsum(x.astype(np.float64) if dtype != np.float64 else x)
+  np.testing.assert_allclose(Tensor(x, device=device).cumsum(0).numpy().astype(np.float64), want, rtol=1e-2)
+  if dtype == np.float16: return
+  t = Tensor(np.zeros((2, 14), dtype), device=device, requires_grad=True)
+  (t.cumsum(1) * Tensor(x[::-1].copy(), device=device)).sum().backward()  # d/dt_j = the sum of the weights from j on
+  np.testing.assert_allclose(t.grad.numpy()[0].astype(np.float64), np.cumsum(x.astype(np.float64))[::-1], rtol=1e-6)
+
+
 def test_long_sums_that_shape_into_one_node_are_all_realized(device):
   """x.sum() and x.sum(1) of a (1, n) tensor are the same sum once split into partial sums (schedule/shaping.py
   builds one node for both); realized together, each result still gets its buffer (it raised KeyError)."""

@@ -73,7 +73,7 @@ class _LoopSpaceChange:
 
 
 def _new_view(ctx: _LoopSpaceChange, v: UOp) -> UOp: return v.replace(arg=ctx.view_fn(v.arg, v.arg.shape == ctx.old_full))
-def _new_reduce(ctx: _LoopSpaceChange, r: UOp) -> UOp: return r.replace(arg=(r.arg[0], ctx.new_axes))
+def _new_reduce(ctx: _LoopSpaceChange, r: UOp) -> UOp: return r.replace(arg=(r.arg[0], ctx.new_axes) + r.arg[2:])
 
 
 _follow_loop_space = PatternMatcher([(UPat(Ops.VIEW, name="v"), _new_view), (UPat(Ops.REDUCE_AXIS, name="r"), _new_reduce)])

@@ -82,7 +82,7 @@ def _lower_store(ctx: LoweringContext, buf: UOp, view: UOp, value: UOp) -> UOp:
 
 
 def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
-  op, axes = r.arg
+  op, axes = r.arg[:2]
   value, folded = r.src[0], set()
   for a in sorted(axes):
     if a in ctx.gathers and op is Ops.ADD and ctx.group is None and (gathered := _fold_gather(value, ctx.reduce_ranges[a])) is not None:
@@ -100,7 +100,9 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
   if folded and not ranges: return value  # every loop was a gather: nothing left to accumulate
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
-  partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if ctx.reassoc else None)
+  # (a scan's reduce is "in order": each prefix added as a running sum would, as PyTorch's scans do)
+  reassoc = ctx.reassoc and r.arg[2:] != ("in order",)
+  partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if reassoc else None)
   return partial if ctx.group is None else _group_reduce(op, partial, acc.arg, *ctx.group)
 
 

@@ -27,8 +27,16 @@ class ValuesIndices(NamedTuple):
 # what a masked-out element of a scan holds: nothing added, nothing above any value, nothing multiplied
 # the scans _cum_last computes: what pads a row (the op's identity), how a masked row reduces, how two scans combine
 _SCAN_FILL = {"sum": lambda dtype: 0, "max": dtypes.min, "prod": lambda dtype: 1, "logsumexp": lambda dtype: -math.inf}
-_SCAN_REDUCE = {"sum": lambda rows: rows.sum(-1, dtype=rows.dtype), "max": lambda rows: rows.max(-1),
-                "prod": lambda rows: rows.prod(-1).cast(rows.dtype), "logsumexp": lambda rows: rows.logsumexp(-1)}
+_SCAN_REDUCE = {"sum": lambda rows: _in_order(rows, Ops.ADD), "max": lambda rows: rows.max(-1),
+                "prod": lambda rows: _in_order(rows, Ops.MUL), "logsumexp": lambda rows: rows.logsumexp(-1)}
+
+
+def _in_order(rows, op: Ops):
+  """Each row's sum or product over its last axis, a scan's prefix: floats combined in the order of the terms, as
+  PyTorch's sequential scans (reassociated into partial sums, [1e10, -1e10] + [1e-7] * 12 lost every 1e-7); ints
+  in any order (exact, or wrapping alike)."""
+  if not dtypes.is_float(rows.dtype): return rows.sum(-1, dtype=rows.dtype) if op is Ops.ADD else rows.prod(-1).cast(rows.dtype)
+  return rows._reduce_axis(op, (rows.ndim - 1,), in_order=True).squeeze(-1)
 _SCAN_COMBINE = {"sum": lambda a, b: a + b, "max": lambda a, b: a.maximum(b), "prod": lambda a, b: a * b,
                  "logsumexp": lambda a, b: a.logaddexp(b)}
 
@@ -58,9 +66,10 @@ class ReduceOps:
                        f"can count ({INDEX_MAX}); only reduces of a constant fold without a loop")
     else: out = self._reduce_axis(op, axes)
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
-  def _reduce_axis(self, op: Ops, axes: tuple[int, ...]) -> Self:
-    """The REDUCE_AXIS node itself: reduced axes kept as size 1."""
-    return self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes)))
+  def _reduce_axis(self, op: Ops, axes: tuple[int, ...], in_order: bool = False) -> Self:
+    """The REDUCE_AXIS node itself: reduced axes kept as size 1. in_order: the terms are combined in their order
+    (not reassociated into partial results: a scan's prefix, as a running sum adds it)."""
+    return self._new(UOp(Ops.REDUCE_AXIS, self.dtype, (self.uop,), (op, axes, "in order") if in_order else (op, axes)))
   @takes_dim
   def sum(self, axis=None, keepdim=False, dtype=None) -> Self:
     """Sum over axes. bool and int tensors sum in int64 (like PyTorch); float16 sums accumulate in float32."""
@@ -318,8 +327,11 @@ class ReduceOps:
     float64 where the device has it, as PyTorch's CPU kernel: the scan adds in another order than a running sum,
     and [3e38, -3e38] * 8 passed through 3e38 + 3e38 = inf to NaN where each prefix is 3e38 or 0."""
     x = self.cast(dtype) if dtype is not None else self._accumulating()
-    if x.dtype in NARROW_FLOATS: return x.float()._scan("sum", axis).cast(x.dtype)
-    return _in_float64(x, lambda v: v._scan("sum", axis))
+    if not dtypes.is_float(x.dtype): return x._scan("sum", axis)
+    if x.dtype in NARROW_FLOATS: scanned = x.float()._scan("sum", axis).cast(x.dtype)
+    else: scanned = _in_float64(x, lambda v: v._scan("sum", axis))
+    # its gradient is the incoming one's reversed cumsum, in order too (the composition's sums were reassociated)
+    return x._exact_gradient(scanned, ("cumsum", _canon_axis(axis, x.ndim))) if x.ndim else scanned
   @takes_dim
   def logcumsumexp(self, axis: int = 0) -> Self:
     """log(cumsum(exp(x))) along axis without overflow or underflow, like torch.logcumsumexp: each prefix is a
@@ -460,3 +472,6 @@ def _extreme_magnitude_gradient(arg, grad, value, x):
 tensor_rules["var"] = _var_gradient
 tensor_rules["extreme_magnitude"] = _extreme_magnitude_gradient
 tensor_rules["std"] = _std_gradient
+
+
+tensor_rules["cumsum"] = lambda arg, grad, value, x: (grad.flip(arg[1]).cumsum(arg[1]).flip(arg[1]),)
