@@ -12,6 +12,7 @@ from teeny.dtype import dtypes, promote, NARROW_FLOATS, bits_to_float, fp8_const
 from teeny.gradient import tensor_rules
 from teeny.ops.pytorch import DtypeError, check_tensor
 from teeny.ops.elementwise import _SAME_SIZE_INT
+from teeny.ops.transcendental import _exp_minus_square
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -193,7 +194,7 @@ def _erfc_fraction(x, depth: int):
   p_before, p, q_before, q = x.ones_like(), x, x.zeros_like(), x.ones_like()
   for k in range(1, depth + 1):
     p_before, p, q_before, q = p, x * p + k / 2 * p_before, q, x * q + k / 2 * q_before
-  return (-(x * x)).exp() * q / (math.sqrt(math.pi) * p)
+  return _exp_minus_square(x) * q / (math.sqrt(math.pi) * p)
 
 
 def _scaled_hypot(a, b):
