@@ -382,3 +382,15 @@ def test_erfc_keeps_exp_of_minus_x_squared_exact(device):
   exact = np.array([math.erfc(v) for v in x.astype(np.float64)])
   ulps = np.abs(Tensor(x, device=device).erfc().numpy() - exact) / np.spacing(exact.astype(np.float32))
   assert ulps.max() <= 13
+
+
+@pytest.mark.parametrize("name", ["sinh", "cosh"])
+def test_sinh_and_cosh_are_within_a_few_ulp(device, name):
+  """sinh near 0 from its Taylor series (from tanh it carried tanh's error: 6 ulp), beyond e^|x| / 2 -+ e^-|x| / 2;
+  cosh beyond 1 likewise (1 + 2 sinh^2(x/2) squared a rounded sinh: 10 ulp). Up to float32's overflow."""
+  import math
+  worst_before = [0.6092549, 0.87838405, 0.8526458, 0.8365113, 0.8597933]  # (sinh through tanh)
+  x = np.concatenate([np.linspace(-89.4, 89.4, 3001), np.linspace(-3, 3, 3001), worst_before]).astype(np.float32)
+  exact = np.array([getattr(math, name)(v) for v in x.astype(np.float64)])
+  ulps = np.abs(getattr(Tensor(x, device=device), name)().numpy() - exact) / np.spacing(np.abs(exact).astype(np.float32))
+  assert ulps[exact != 0].max() <= 3

@@ -116,22 +116,28 @@ class TranscendentalOps:
     """Tangent, sin(x) / cos(x), like torch.tan (ints: the default float; float16/bfloat16/fp8 in float32)."""
     return self._in_float32(lambda x: x._exact_gradient(x.sin() / x.cos(), "tan"))  # (1 + tan^2: no inf * 0 at 0)
   def sinh(self) -> Self:
-    """Hyperbolic sine, like torch.sinh (float16/bfloat16/fp8 compute in float32): (e - 1/e) / 2 * (e + 1/e)
-    with e = e^(x/2), which is (e^x - e^-x) / 2 without e^x overflowing first (sinh(89) is finite in float32,
-    e^89 is not); near 0 (|x| < 1) 2t / (1 - t^2) with t = tanh(x/2), since the difference would cancel away
-    sinh(1e-12). Its gradient is cosh x, by a rule (tensor.py), not the composition's."""
+    """Hyperbolic sine, like torch.sinh (float16/bfloat16/fp8 compute in float32): e^|x| / 2 - e^-|x| / 2 with
+    x's sign (_exp_halves: sinh(89) is finite in float32 where e^89 is not); near 0 (|x| < 1) its Taylor series
+    x + x^3/3! + ..., where the difference would cancel away sinh(1e-12) (2t / (1 - t^2) with t = tanh(x/2)
+    carried tanh's error, 6 ulp). Its gradient is cosh x, by a rule (tensor.py), not the composition's."""
     def f(x: Self) -> Self:
       near = x.abs() < 1
-      t = (near.where(x, 0) * 0.5).tanh()
-      e = (x * 0.5).exp()
-      r = e.reciprocal()
-      return x._exact_gradient(near.where(2 * t / ((1 - t) * (1 + t)), (e - r) * 0.5 * (e + r)), "sinh")
+      s = near.where(x, 0)  # (the series sees small inputs only)
+      z, terms = s * s, (10 if x.dtype == dtypes.float64 else 7)  # (to x^19 or x^13: below the dtype's ulp at 1)
+      series = 1 / math.factorial(2 * terms - 1)
+      for k in reversed(range(terms - 1)): series = 1 / math.factorial(2 * k + 1) + z * series
+      far = _exp_halves(x.abs())
+      return x._exact_gradient(near.where(s * series, (far[0] - far[1]).copysign(x)), "sinh")
     return self._in_float32(f)
   def cosh(self) -> Self:
-    """Hyperbolic cosine, like torch.cosh (float16/bfloat16/fp8 compute in float32): 1 + 2 sinh^2(x/2), finite as
-    far as cosh is. Its gradient is sinh x, by a rule (tensor.py): the derivative of (e^x + e^-x) / 2 cancelled
+    """Hyperbolic cosine, like torch.cosh (float16/bfloat16/fp8 compute in float32): near 0 (|x| < 1) 1 + 2
+    sinh^2(x/2), beyond e^|x| / 2 + e^-|x| / 2 (_exp_halves: finite as far as cosh is; the square of a rounded
+    sinh was up to 10 ulp off). Its gradient is sinh x, by a rule (tensor.py): the derivative of (e^x + e^-x) / 2 cancelled
     near 0 (19% off at x = 1e-7 in float32)."""
-    return self._in_float32(lambda x: x._exact_gradient(1 + (x * 0.5).sinh().square() * 2, "cosh"))
+    def f(x: Self) -> Self:
+      near, far = x.abs() < 1, _exp_halves(x.abs())
+      return x._exact_gradient(near.where(1 + (x * 0.5).sinh().square() * 2, far[0] + far[1]), "cosh")
+    return self._in_float32(f)
   # inverse trigonometric and hyperbolic functions: each value is composed (from atan's polynomial, sqrt and log1p),
   # each gradient is the exact derivative by a rule of its own (_INVERSE_GRADIENTS), not the composition's
   def _exact_gradient(self, value: Self, rule, *others: Self) -> Self:
@@ -225,6 +231,14 @@ class TranscendentalOps:
     for k in range(1, _erf_parameters(c.dtype)[2] + 1):
       p_before, p, q_before, q = p, c * p + k / 2 * p_before, q, c * q + k / 2 * q_before
     return _exp_minus_square(c) * q / (math.sqrt(math.pi) * p)
+
+
+def _exp_halves(a):
+  """(e^a / 2, e^-a / 2) for a >= 0, the first finite as far as it is (past e^a's overflow, from e^(a/2) twice)."""
+  high = _EXP_REDUCTION[a.dtype][3] - 1  # (e^a itself is finite below this)
+  e = a.minimum(high).exp()
+  half = (a * 0.5).exp()
+  return (a < high).where(e * 0.5, half * (half * 0.5)), 0.5 / e
 
 
 def _exp_minus_square(c):
