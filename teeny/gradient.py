@@ -197,8 +197,9 @@ LN2 = math.log(2)
 
 
 def _cos(x: UOp) -> UOp:
-  """cos x as 1 - 2 sin^2(x/2), as Tensor.cos computes it: halving x is exact, where sin(pi/2 - x) rounds pi/2 - x
-  (an error of |x| ulp: sin's gradient at x = 1e4 was 1300 ulp off in float32, and at 1e30 had the wrong sign)."""
+  """cos x as 1 - 2 sin^2(x/2), as Tensor.cos computes it past its reduction's range: halving x is exact, where
+  sin(pi/2 - x) rounds pi/2 - x. Only a bare SIN node's gradient: Tensor.sin's is Tensor.cos by a rule
+  (transcendental.py), right near cos's zeros too, where this cancels."""
   half = (x * 0.5).sin()
   return 1 - half * half * 2.0
 

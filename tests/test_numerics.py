@@ -403,3 +403,12 @@ def test_tanh_is_within_a_few_ulp(device):
   exact = np.array([math.tanh(v) for v in x.astype(np.float64)])
   ulps = np.abs(Tensor(x, device=device).tanh().numpy() - exact) / np.spacing(np.abs(exact).astype(np.float32))
   assert ulps[exact != 0].max() <= 2.6
+
+
+def test_sin_gradient_is_cos_near_its_zeros(device):
+  """sin's gradient is Tensor.cos itself: the SIN node's rule, 1 - 2 sin^2(x/2), cancelled near cos's zeros and had
+  the wrong sign at float32(pi/2): +5.96e-8 where cos is -4.371139e-8."""
+  x = np.array([1.5707963705062866, -4.712389, 252.89821, 0.3], np.float32)
+  t = Tensor(x, device=device, requires_grad=True)
+  t.sin().sum().backward()
+  np.testing.assert_allclose(t.grad.numpy(), np.cos(x.astype(np.float64)), rtol=3e-7)

@@ -87,7 +87,9 @@ class TranscendentalOps:
   def sin(self) -> Self:
     """Sine of x in radians, like torch.sin (ints give the default float; half floats in float32, so its gradient,
     cos, is too: in float16 cos(11) came out 0.7% off)."""
-    return self._in_float32(lambda x: x._alu(Ops.SIN))
+    # its gradient is cos x by a rule, Tensor.cos itself (the SIN node's own, 1 - 2 sin^2(x/2), cancels near cos's
+    # zeros: sin's gradient at float32(pi/2) was +6e-8, not -4.4e-8)
+    return self._in_float32(lambda x: x._exact_gradient(x._alu(Ops.SIN), "sin"))
   def cos(self) -> Self:
     """cos x = -(-1)^k sin(r), r = |x| - (k + 1/2) pi with k = floor(|x| / pi) (the identity holds for any integer
     k; this one makes |r| <= pi/2), pi taken in three parts whose products with k + 1/2 are exact (Cody and
@@ -299,3 +301,6 @@ tensor_rules["cos"] = lambda arg, grad, _, x: (grad * -x.sin(),)
 tensor_rules["tan"] = lambda arg, grad, value, x: (grad * (1 + value.square()),)
 tensor_rules["sinh"] = lambda arg, grad, _, x: (grad * x.cosh(),)  # (each other's derivative: finite as far as
 tensor_rules["cosh"] = lambda arg, grad, _, x: (grad * x.sinh(),)  # they are)
+
+
+tensor_rules["sin"] = lambda arg, grad, value, x: (grad * x.cos(),)
