@@ -248,7 +248,7 @@ class ReduceOps:
     # NaN, and 0 * that NaN in every chain through it, a long scan's block totals among them); the sum below sees
     # zeros for such rows, so nothing infinite is differentiated there
     safe = infinite.where(0.0, self)
-    out = infinite.where(top, (safe - m).exp().sum(axis, keepdim=True).log() + m)
+    out = infinite.where(top, (safe - m)._exp_shifted().sum(axis, keepdim=True).log() + m)
     return out if keepdim else out.reshape(self._reduced_shape(axis, False))
   def norm(self, p: float | str = 2, dim=None, keepdim: bool = False, dtype=None, *, axis=None) -> Self:
     """The p-norm over dim (all elements by default, dim=() too), like torch.norm / torch.linalg.vector_norm: p = 2
@@ -283,7 +283,7 @@ class ReduceOps:
     x._axes(axis)  # (checked here: the shortcut for an empty tensor skipped the check)
     if x.numel() == 0: return x  # nothing to normalize (and an empty axis has no max)
     def softmax_of(v: Self) -> Self:
-      e = (v - v.max(axis, keepdim=True).detach()).exp()
+      e = (v - v.max(axis, keepdim=True).detach())._exp_shifted()
       return e * e.sum(axis, keepdim=True).reciprocal()  # (one division per row, like PyTorch: not one per element)
     return x._in_float32(softmax_of)
   @takes_dim
@@ -295,7 +295,7 @@ class ReduceOps:
     if x.numel() == 0: return x
     def log_softmax_of(v: Self) -> Self:
       shifted = v - v.max(axis, keepdim=True).detach()
-      return shifted - shifted.exp().sum(axis, keepdim=True).log()
+      return shifted - shifted._exp_shifted().sum(axis, keepdim=True).log()
     return x._in_float32(log_softmax_of)
   def _cum_last(self, op: str) -> Self:
     """Inclusive scan over the last axis. Small axes: out[i] = reduce over j <= i, a masked (n, n) reduce that one
