@@ -17,11 +17,11 @@ if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluate
 
 
 # exp's reduction per dtype: ln2 split in two (hi has few enough bits that n * hi is exact for every n the range
-# needs), the powers of 2 a normal float holds (n is clipped to them: past them the remainder's exp2 overflows or
-# underflows itself), and the int of the dtype's width, its exponent bias and mantissa bits (for 2^n from bits)
+# needs), the range beyond which the result is 0 or inf, and the int of the dtype's width, its exponent bias and
+# mantissa bits (for 2^k from bits)
 _EXP_REDUCTION = {
-  dtypes.float32: (0.693145751953125, 1.428606765330187e-06, -126.0, 127.0, dtypes.int32, 127, 23),
-  dtypes.float64: (6.93147180369123816490e-01, 1.90821492927058770002e-10, -1022.0, 1023.0, dtypes.int64, 1023, 52),
+  dtypes.float32: (0.693145751953125, 1.428606765330187e-06, -104.0, 89.0, dtypes.int32, 127, 23),
+  dtypes.float64: (6.93147180369123816490e-01, 1.90821492927058770002e-10, -746.0, 710.0, dtypes.int64, 1023, 52),
 }
 _EXP_FINITE_BELOW = {dtypes.float32: 88.0, dtypes.float64: 709.0}  # (e^x overflows a little above these)
 
@@ -30,17 +30,22 @@ class TranscendentalOps:
   """Tensor's exp, log, sqrt, trigonometry, hyperbolic functions and erf."""
   def exp(self) -> Self:
     """e ** x, like torch.exp (ints give the default float; float16/bfloat16/fp8 in float32), by Cody and Waite's
-    reduction: n = floor(x log2 e), within the powers of 2 a normal float holds, r = x - n ln2 (ln2 in two parts,
-    so n * ln2_hi is exact), then exp2(r log2 e) times 2^n, built from bits. Within about 1.5 ulp in float32 and
-    float64, where 2^(x log2 e) lost about |x| / 3 ulp to the product's rounding (62 ulp near x = 88 in float32,
-    221 at x = 700 in float64); at 1.3x its time (softmax keeps the plain form: _exp_shifted). Its gradient is
-    the value itself (exact_gradient)."""
+    reduction: n = floor(x log2 e), r = x - n ln2 (ln2 in two parts, so n * ln2_hi is exact), then exp2(r log2 e)
+    scaled by 2^n, built from bits in two halves (no overflow before the result's own). Within about 1.5 ulp in
+    float32 and float64, where 2^(x log2 e) lost about |x| / 3 ulp to the product's rounding (62 ulp near x = 88
+    in float32, 221 at x = 700 in float64); at 1.3x its time (softmax keeps the plain form: _exp_shifted). Its
+    gradient is the value itself (exact_gradient: clipping the argument to the dtype's range would zero it). (One
+    scale, n clipped to the normal powers of 2, is a few ops less, but made an LSTM cell's backward kernel abort
+    LLVM's pass pipeline: tests/test_nn.py's recurrent cells.)"""
     def f(x: Self) -> Self:
       ln2_hi, ln2_lo, low, high, int_dtype, bias, mantissa = _EXP_REDUCTION[x.dtype]
-      n = (x * (1 / math.log(2))).floor().clip(low, high)  # (inf, -inf and NaN: r is too, and exp2 gives the answer)
-      r = (x - n * ln2_hi) - n * ln2_lo
-      scale = ((n.cast(int_dtype) + bias) << mantissa).bitcast(x.dtype)
-      return x._exact_gradient((r * (1 / math.log(2))).exp2() * scale, "exp")
+      xc = x.clip(low, high)  # (beyond: 0 and inf, which these give; NaN stays NaN)
+      n = (xc * (1 / math.log(2))).floor()
+      r = (xc - n * ln2_hi) - n * ln2_lo
+      ni = n.cast(int_dtype)
+      half = ni >> 1
+      scale = [((k + bias) << mantissa).bitcast(x.dtype) for k in (half, ni - half)]  # 2^half * 2^(n - half)
+      return x._exact_gradient((r * (1 / math.log(2))).exp2() * scale[0] * scale[1], "exp")
     return self._in_float32(f)
   def _exp_shifted(self) -> Self:
     """e^x of softmax's and logsumexp's arguments (x - max <= 0): in float32 one 2^(x log2 e), whose rounded
