@@ -13,7 +13,7 @@ import math
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.tensor import Tensor
 from teeny.schedule import is_realized
-from teeny.ops.args import _padding_arg, conv_padding
+from teeny.ops.args import _padding_arg, conv_padding, _one_for_all
 from teeny.nn import optim, state, utils  # noqa: F401  (teeny.nn.optim, .state and .utils, also as attributes)
 from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCell: the cells live in their own module)
 
@@ -21,7 +21,7 @@ from teeny.nn.recurrent import LSTMCell, GRUCell  # noqa: F401  (teeny.nn.LSTMCe
 def _ntuple(x, n: int, name: str) -> tuple[int, ...]:
   """An int for every one of n spatial dims (one int given, or for all but kernel_size one in a sequence, as
   PyTorch's convolutions read stride=(2,): the same for all)."""
-  if isinstance(x, (tuple, list)) and len(x) == 1 and name != "kernel_size": x = x[0]
+  if name != "kernel_size": x = _one_for_all(x, n)
   out = (x,) * n if isinstance(x, int) else tuple(x)
   if len(out) != n or not all(isinstance(v, int) for v in out): raise TypeError(f"{name} must be an int or {n} ints, got {x!r}")
   return out

@@ -65,6 +65,13 @@ class ElementwiseOps:
     """Composed math on float16 runs in float32 and rounds once at the end (like PyTorch and numpy)."""
     x = self._float()
     return fn(x.float()).cast(x.dtype) if x.dtype in NARROW_FLOATS else fn(x)
+  def _in_float64(self, fn) -> Self:
+    """fn(self) computed in float64 and rounded back once where self is float32 and its device has float64
+    (PyTorch's CPU kernels accumulate float32 in float64); fn(self) itself otherwise."""
+    return fn(self.cast(dtypes.float64)).cast(self.dtype) if self._widens_to_float64() else fn(self)
+  def _widens_to_float64(self) -> bool:
+    """Whether float32 math on self may run in float64 (the device has it): _in_float64, cos's reduction."""
+    return self.dtype == dtypes.float32 and _has_float64(self.device)
   def exp2(self) -> Self:
     """2 ** x, like torch.exp2 (ints give the default float; half floats in float32, gradients too)."""
     return self._in_float32(lambda x: x._alu(Ops.EXP2))
@@ -438,6 +445,4 @@ def _pow_magnitude(x, e):
   """|x| ** e as exp2(e * log2|x|). float32 computes it in float64 where the device has it, rounded once: in
   float32 the rounding error of log2 is multiplied by e * log2|x| (10 ** 7 was 9999996 and 13th powers 40 ulps
   off, where PyTorch's powf is within 0.6 ulp)."""
-  if x.dtype == dtypes.float32 and _has_float64(x.device):
-    return (e.cast(dtypes.float64) * x.abs().cast(dtypes.float64).log2()).exp2().cast(dtypes.float32)
-  return (e * x.abs().log2()).exp2()
+  return x.abs()._in_float64(lambda a: (e.cast(a.dtype) * a.log2()).exp2())

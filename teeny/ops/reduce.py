@@ -13,7 +13,6 @@ from teeny.schedule import is_buffer_view
 from teeny.ops.args import ArgumentError, takes_dim, INDEX_MAX, _canon_axis, _broadcast_shape, index_dtype
 from teeny.ops.constants import uniform_reduces
 from teeny.gradient import tensor_rules
-from teeny.ops.pytorch import _has_float64
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -29,6 +28,8 @@ class ValuesIndices(NamedTuple):
 _SCAN_FILL = {"sum": lambda dtype: 0, "max": dtypes.min, "prod": lambda dtype: 1, "logsumexp": lambda dtype: -math.inf}
 _SCAN_REDUCE = {"sum": lambda rows: _in_order(rows, Ops.ADD), "max": lambda rows: rows.max(-1),
                 "prod": lambda rows: _in_order(rows, Ops.MUL), "logsumexp": lambda rows: rows.logsumexp(-1)}
+_SCAN_COMBINE = {"sum": lambda a, b: a + b, "max": lambda a, b: a.maximum(b), "prod": lambda a, b: a * b,
+                 "logsumexp": lambda a, b: a.logaddexp(b)}
 
 
 def _in_order(rows, op: Ops):
@@ -37,8 +38,6 @@ def _in_order(rows, op: Ops):
   in any order (exact, or wrapping alike)."""
   if not dtypes.is_float(rows.dtype): return rows.sum(-1, dtype=rows.dtype) if op is Ops.ADD else rows.prod(-1).cast(rows.dtype)
   return rows._reduce_axis(op, (rows.ndim - 1,), in_order=True).squeeze(-1)
-_SCAN_COMBINE = {"sum": lambda a, b: a + b, "max": lambda a, b: a.maximum(b), "prod": lambda a, b: a * b,
-                 "logsumexp": lambda a, b: a.logaddexp(b)}
 
 
 def _correction(correction: int | None, unbiased: bool | None) -> int:
@@ -144,7 +143,7 @@ class ReduceOps:
       d = v - v.mean(axis, keepdim=True).detach()
       sq = d.square().sum(axis, keepdim) - d.sum(axis, keepdim).square() / max(n, 1)
       return sq.div(max(0, n - correction))
-    return x._exact_gradient(_in_float64(x, variance), ("var", axes, correction))
+    return x._exact_gradient(x._in_float64(variance), ("var", axes, correction))
   @takes_dim
   def std(self, axis=None, keepdim=False, correction=None, *, unbiased: bool | None = None) -> Self:
     """The square root of var (same arguments), of the values scaled by a power of 2 near their largest magnitude
@@ -329,7 +328,7 @@ class ReduceOps:
     x = self.cast(dtype) if dtype is not None else self._accumulating()
     if not dtypes.is_float(x.dtype): return x._scan("sum", axis)
     if x.dtype in NARROW_FLOATS: scanned = x.float()._scan("sum", axis).cast(x.dtype)
-    else: scanned = _in_float64(x, lambda v: v._scan("sum", axis))
+    else: scanned = x._in_float64(lambda v: v._scan("sum", axis))
     # its gradient is the incoming one's reversed cumsum, in order too (the composition's sums were reassociated)
     return x._exact_gradient(scanned, ("cumsum", _canon_axis(axis, x.ndim))) if x.ndim else scanned
   @takes_dim
@@ -347,7 +346,7 @@ class ReduceOps:
     totals drifted: 1e6 factors of 1 + 1e-3 N(0, 1) ended 4.8e-4 off (sequential float32: 4.6e-5)."""
     x = self.cast(dtype) if dtype is not None else self._accumulating()
     if x.dtype in NARROW_FLOATS: return x.float()._scan("prod", axis).cast(x.dtype)
-    return _in_float64(x, lambda v: v._scan("prod", axis))
+    return x._in_float64(lambda v: v._scan("prod", axis))
   @takes_dim
   def cummin(self, axis: int = 0) -> tuple[Self, Self]:
     """(values, indices) of the running minimum along axis, like torch.cummin (see cummax for the indices)."""
@@ -416,13 +415,6 @@ class ReduceOps:
     if self.ndim == 1: out = out.squeeze(-2)
     if w.ndim == 1: out = out.squeeze(-1)
     return out
-
-
-def _in_float64(x, fn):
-  """fn(x) computed in float64 and rounded back once where x is float32 and its device has float64 (PyTorch's CPU
-  kernels accumulate float32 in float64); fn(x) itself otherwise."""
-  if x.dtype == dtypes.float32 and _has_float64(x.device): return fn(x.cast(dtypes.float64)).cast(x.dtype)
-  return fn(x)
 
 
 def _count_to(cls, n: int, dtype, device):

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops
 from teeny.gradient import custom_gradients, tensor_rules
-from teeny.ops.pytorch import _has_float64
 if TYPE_CHECKING:  # (typing.Self is Python 3.11; annotations are never evaluated here: __future__ annotations)
   from typing import Self
 
@@ -114,7 +113,7 @@ class TranscendentalOps:
     def f(x: Self) -> Self:
       # float32 reduces in float64 where the device has it: in float32 the third part's product rounds, which near
       # cos's zeros is most of r (cos(252.89821) was 974 ulp off)
-      a = (x.cast(dtypes.float64) if x.dtype == dtypes.float32 and _has_float64(x.device) else x).abs()
+      a = (x.cast(dtypes.float64) if x._widens_to_float64() else x).abs()
       k = (a * (1 / math.pi)).floor()
       h = k + 0.5
       high, middle, low, limit = _PI_PARTS[a.dtype]

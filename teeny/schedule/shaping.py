@@ -31,7 +31,7 @@ def shape_graph(nodes: list[UOp], roots: tuple[UOp, ...], device_of: dict[UOp, s
   changed. (Several: x.sum() and x.sum(1) of a (1, n) x are one sum once shaped, and both are results.)"""
   tunings: dict[str, Tuning] = {}
   def shaped(reduce: UOp, device: str) -> UOp:
-    if reduce.arg[0] is not Ops.ADD or len(reduce.arg) > 2: return reduce  # (a scan's in-order sum stays as it is)
+    if reduce.arg[0] is not Ops.ADD or reduce.arg[2:] == ("in order",): return reduce  # (a scan's sum stays as it is)
     if device not in tunings: tunings[device] = Device[device].renderer.tuning
     return shaped_sum(reduce, tunings[device])
   transposed = _transposed_reduces(nodes, roots)  # permute on top -> the reduce it transposes
