@@ -56,3 +56,21 @@ def target_machine(jit: bool = False):
   # the large code model: the JIT may place code, constants and libm far apart (no 2 GiB reach limit)
   return target.create_target_machine(cpu=HOST_CPU, features=HOST_FEATURES, opt=3, reloc="static",
                                       codemodel="jitdefault", jit=jit)
+
+
+def compile_ir(src: str, tm, speed_level: int = 3, slp: bool = True, want_assembly: bool = False) -> tuple[bytes, str | None]:
+  """LLVM IR text -> (an ELF object file for target machine `tm`, its assembly when asked for). The one compile
+  step, run by the backend in this process and by its compile child (llvm_child.py) alike. Raises RuntimeError when
+  LLVM rejects the IR; the caller holds LLVM_LOCK."""
+  try:
+    mod = llvm.parse_assembly(src)
+    mod.verify()
+  except RuntimeError as e:
+    raise RuntimeError(f"LLVM rejected the IR: {e}") from None  # (the caller names the kernel)
+  mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
+  pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+  pto.slp_vectorization = slp  # off by default in llvmlite's options; clang's -O3 has it
+  pb = llvm.create_pass_builder(tm, pto)
+  pb.getModulePassManager().run(mod, pb)
+  assembly = tm.emit_assembly(mod) if want_assembly else None
+  return tm.emit_object(mod), assembly
