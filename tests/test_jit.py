@@ -449,6 +449,9 @@ def test_what_was_lazy_before_the_capture_is_read_not_baked_in(device):
                                          "bias": Tensor(np.zeros(2, np.float32), device=device)})
   np.testing.assert_array_equal(forward(x).numpy(), [[1.5, 1.5]])
   assert_replays_see_an_assign_to(Tensor.ones(3, device=device) * 2, device)  # (lazy at the capture)
+  # lazy at the capture, but stored by the warm-up call in a buffer of its own (as a copy from another device is):
+  # the capture read that buffer, not the one the tensor got, and missed the assign
+  assert_replays_see_an_assign_to((Tensor.ones(3, device=device) * 2).contiguous(), device)
 
 
 def test_a_learning_rate_schedule_steps_under_tinyjit_as_without_it(device):

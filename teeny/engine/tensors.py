@@ -175,8 +175,13 @@ def _realize_outside_capture(tensors: list):
   recompute them into buffers their owners still hold. (Where the capture started stays set: it is a position
   in this thread's registry of lazy tensors, which must not be compacted under it.)"""
   recording, capture.recording = capture.recording, None
+  old_nodes = [(t, t._uop) for t in tensors if type(t.device) is str]
   try: realize_tensors(tuple(tensors))
   finally: capture.recording = recording
+  # a node realized before (into a buffer of the warm-up call: a copy to another device is its own kernel) gives
+  # its tensor a copy of that buffer; the graphs being captured hold the node, so they must read the tensor's
+  # buffer from now on, not the old one, or a later write to the tensor (load_state_dict) never reaches a replay
+  mark_realized({node: t._uop for t, node in old_nodes if is_buffer_view(t._uop) and not is_buffer_view(node)})
 
 
 def _take_buffers(tensors: tuple, items, views: dict, written):
