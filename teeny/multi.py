@@ -61,8 +61,13 @@ def block(node: UOp, axis: int, bounds: tuple[int, int]) -> UOp:
 
 
 def copy_to(node: UOp, source: str, device: str) -> UOp:
-  """node (computed on `source`) on `device`: itself when that is its device or it reads no buffer."""
-  if source == device or not has_buffers(node): return node
+  """node (computed on `source`) on `device`: itself when that is its device or it reads no buffer. A graph
+  without buffers that makes a kernel of its own (a constant's contiguous()) is computed on `source` and copied:
+  one node on several devices is computed on one of them, and the others' kernels would read its buffer there."""
+  if source == device: return node
+  if not has_buffers(node):
+    if not _has_work(node): return node  # (computed inside each device's kernels)
+    node = UOp(Ops.CONTIGUOUS, node.dtype, (node,), ("on", source))
   return UOp(Ops.COPY, node.dtype, (node,), (source, device))
 
 

@@ -465,6 +465,21 @@ def test_shard_argument_errors_name_the_problem(devices):
   assert Tensor(3.0).shard(devices, None).numpy() == 3.0
 
 
+@pytest.mark.parametrize("make", [lambda d: Tensor(3.0).shard(d, None), lambda d: Tensor.ones(4).shard(d, 0),
+                                  lambda d: Tensor.arange(12).reshape(4, 3).shard(d, 1)], ids=["replicated", "rows", "columns"])
+def test_each_kernel_of_a_sharded_constant_reads_its_own_device(devices, make):
+  """A constant made contiguous and sharded is one node under every shard: it was computed on one device and the
+  others' kernels read its buffer there (on CL beside LLVM, an LLVM address handed to an OpenCL kernel)."""
+  from teeny import multi
+  from teeny.schedule import create_schedule
+  x = make(devices)
+  items, _, _ = create_schedule(multi.per_device(x.uop, devices), devices)
+  for item in items:
+    if item.ast.op.name != "COPY": assert len({b.device for b in item.bufs}) == 1, [b.device for b in item.bufs]
+  expected = make(("LLVM",)).numpy()
+  np.testing.assert_equal(x.numpy(), expected)
+
+
 # ---- program order: a lazy reader of a sharded tensor keeps the values it read ----
 
 def _assign_twice(x):
