@@ -79,7 +79,8 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
 
   def __init__(self, data, device: str | None = None, dtype: DType | str | None = None, requires_grad: bool | None = None):
     dtype = to_dtype(dtype) if dtype is not None else None
-    self.device = canonical_device(device) if device is not None else Device.DEFAULT
+    # (Tensor(t) stays on t's device, as torch.tensor(t) and torch.as_tensor(t) do: an alias of t, not a copy)
+    self.device = canonical_device(device) if device is not None else (data.device if isinstance(data, Tensor) else Device.DEFAULT)
     self._requires_grad, self.grad = None, None
     if isinstance(data, UOp):
       if data.op is Ops.DEFINE_VAR: raise ValueError(f"Variable {data.arg[0]!r} is not bound: use Variable(...).bind(value)")

@@ -81,6 +81,15 @@ def test_a_view_of_an_argument_writes_it_and_follows_it(device):
   check_calls(make, call, expected)
 
 
+def test_a_tensor_of_a_tensor_is_an_alias_on_its_device():
+  # Tensor(c) with no device went to the default device: a copy of c on another device, not an alias of it
+  c = Tensor([1.0, 2.0], device="LLVM:1")
+  alias = Tensor(c)
+  assert alias.device == "LLVM:1" and alias._base is c
+  alias[0] = 5.0
+  np.testing.assert_array_equal(c.numpy(), [5.0, 2.0])
+
+
 def test_a_view_of_a_global_kv_cache_and_the_cache_itself(device):
   made = []
   def make():
