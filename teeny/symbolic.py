@@ -3,7 +3,7 @@ identities, and simplifies the integer index expressions views produce, using th
 (vmin/vmax). lower.py runs it on every kernel's index math; tests/test_uop.py and tests/test_view.py pin it down."""
 from __future__ import annotations
 import math
-from teeny.dtype import DType, dtypes
+from teeny.dtype import DType, VecDType, dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, ALU, exec_alu
 
 
@@ -14,6 +14,19 @@ def _fold(x: UOp) -> UOp | None:
 
 
 def _is_int(u: UOp) -> bool: return dtypes.is_int(u.dtype)
+
+
+def _cast_value(c: UOp, dst: DType):
+  """A constant cast to dst, as the devices convert at run time: a float to an int as the renderers' float_to_int
+  does (out-of-range values wrap through a wider int; one that int can't hold, NaN and +-inf, is its minimum)."""
+  value = c.arg
+  if not (dtypes.is_float(c.dtype) and dtypes.is_int(dst)): return value
+  def signed(bits: int) -> int: return math.trunc(value) if abs(value) < 2.0 ** (bits - 1) else -2 ** (bits - 1)
+  if dst == dtypes.uint64:
+    if value < 0: return signed(64)  # (UOp.const wraps it)
+    return math.trunc(value) if value < 2.0 ** 64 else 2 ** 63
+  if dst in (dtypes.int64, dtypes.int32): return signed(dst.itemsize * 8)
+  return signed(64 if dst == dtypes.uint32 else 32)
 
 
 def _split_sum(x: UOp) -> list[UOp]:
@@ -62,10 +75,30 @@ def _sum(terms: list[UOp], dtype: DType) -> UOp:
   return out if out is not None else UOp.const(dtype, 0)
 
 
+# float ops whose result is NaN when any operand is (IEEE 754; MAX here is numpy's, where NaN wins), and comparisons
+_NAN_PROPAGATING = (Ops.ADD, Ops.MUL, Ops.MAX, Ops.FDIV, Ops.MOD, Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIP,
+                    Ops.NEG, Ops.TRUNC, Ops.CMPLT, Ops.CMPNE)
+
+
+def _nan_operand(x: UOp) -> UOp | None:
+  """A float op with a constant NaN operand is that NaN, and a comparison with one is known (< is false, != is
+  true). Folded here, so no constant NaN reaches the device compiler: PoCL 3.0 folds exp2 of a constant NaN to
+  garbage (float64 exp(x + nan) returned 6.9e-310, float32 sigmoid(x + nan) -1.5e-18), also through a clamp whose
+  comparison it could decide."""
+  if isinstance(x.dtype, VecDType) or not any(_is_nan_const(s) for s in x.src): return None
+  if x.op is Ops.CMPLT: return UOp.const(dtypes.bool, False)
+  if x.op is Ops.CMPNE: return UOp.const(dtypes.bool, True)
+  return UOp.const(x.dtype, math.nan) if dtypes.is_float(x.dtype) else None
+
+
+def _is_nan_const(u: UOp) -> bool: return u.op is Ops.CONST and not u.src and isinstance(u.arg, float) and math.isnan(u.arg)
+
+
 symbolic = PatternMatcher([
   # constant folding
+  (UPat(_NAN_PROPAGATING, name="x"), _nan_operand),
   (UPat(tuple(ALU), src=UPat(Ops.CONST), name="x"), _fold),
-  (UPat(Ops.CAST, src=(UPat(Ops.CONST, name="c"),), name="x"), lambda x, c: UOp.const(x.dtype, c.arg)),
+  (UPat(Ops.CAST, src=(UPat(Ops.CONST, name="c"),), name="x"), lambda x, c: UOp.const(x.dtype, _cast_value(c, x.dtype))),
   # identities
   (UPat(Ops.ADD, src=[UPat.var("x"), UPat.cvar("c")]),
    # for floats only -0.0 is an identity: -0.0 + 0.0 is +0.0

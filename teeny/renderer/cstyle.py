@@ -71,8 +71,9 @@ class OpenCLRenderer(Renderer):
   def const(self, value, dt: DType) -> str:
     if dt == dtypes.bool: return "1" if value else "0"
     if dtypes.is_float(dt):
-      if math.isnan(value): return "NAN"
-      if math.isinf(value): return ("-" if value < 0 else "") + "INFINITY"
+      # NAN and INFINITY are float: a double one is cast, or as_long(NAN) would reinterpret 4 bytes as 8
+      special = "NAN" if math.isnan(value) else ("-" if value < 0 else "") + "INFINITY" if math.isinf(value) else None
+      if special is not None: return f"((double){special})" if dt == dtypes.float64 else special
       text = float(value).hex()
       return f"({text}{'' if dt == dtypes.float64 else 'f'})"
     if value == dtypes.min(dt) and not dtypes.is_unsigned(dt):  # -2147483648 is not a C literal
@@ -248,7 +249,24 @@ class OpenCLRenderer(Renderer):
     if dst == dtypes.bool: return f"({x}!=0)"
     if dst == dtypes.float16 and not self.has_fp16:
       return f"teeny_round_half((float)({x}))" if src != dtypes.float16 else x
+    if dtypes.is_float(src) and dtypes.is_int(dst) and not isinstance(dst, VecDType): return self._float_to_int(dst, x)
     return f"({self.ctype(dst)})({x})"
+
+  def _float_to_int(self, dst: DType, x: str) -> str:
+    """The LLVM renderer's conversion (its float_to_int): out-of-range values wrap through a wider int, and a value
+    that int can't hold (NaN, +-inf) becomes its minimum. C leaves those conversions undefined, and a compiler folds
+    a constant one to poison: a kernel of a NaN constant (float64 exp(x + nan), whose exp2 converts its exponent)
+    lost its store on PoCL and returned whatever the memory held before."""
+    if dst == dtypes.uint64:  # negative values go through long (wrapping), the rest need the unsigned conversion
+      return f"({x}<0 ? (ulong){self._float_to_signed(x, 64)} : ({x}<0x1p64 ? (ulong)({x}) : 0x8000000000000000ul))"
+    if dst in (dtypes.int64, dtypes.int32): return self._float_to_signed(x, dst.itemsize * 8)
+    return f"({self.ctype(dst)}){self._float_to_signed(x, 64 if dst == dtypes.uint32 else 32)}"
+
+  @staticmethod
+  def _float_to_signed(x: str, bits: int) -> str:
+    """x as a `bits`-wide signed int, its minimum where x doesn't fit (the comparison is false for NaN)."""
+    ctype, minimum = ("long", "(-0x7fffffffffffffffl-1)") if bits == 64 else ("int", "(-0x7fffffff-1)")
+    return f"(fabs({x})<0x1p{bits - 1} ? ({ctype})({x}) : {minimum})"
 
 
 class _KernelText:
