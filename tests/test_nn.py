@@ -871,11 +871,14 @@ def test_layer_keywords_pytorch_has(device):
   assert w.grad is grad and w.grad.numpy().tolist() == [0.0]
 
 
-def test_lstm_backward_over_five_steps_compiles_and_is_right(device):
+@pytest.mark.skipif("LLVM" not in DEVICES, reason="no LLVM device")
+def test_lstm_backward_over_five_steps_compiles_and_is_right():
   """An LSTMCell's backward over 5 steps (batch 2, input 3, hidden 4) made one kernel of 34k lines of LLVM IR that
   aborted the process in LLVM's SLP vectorizer (an assertion): tanh's gradient is 1 - y^2 of its value again, and
   kernels that big compile without SLP. In a child process, so a regression fails this test, not the run; one
-  weight's gradient is checked against a central difference."""
+  weight's gradient is checked against a central difference. LLVM only: PoCL 3.0 takes over 5 minutes to build
+  that kernel (README says so)."""
+  device = "LLVM"
   import os, sys
   sys.path.insert(0, os.path.dirname(__file__))
   from child import run_in_child
