@@ -132,13 +132,29 @@ as_tensor: Callable | None = None
 
 
 def _rule_in_tensor_ops(rule):
-  """A gradient rule in Tensor ops as a UOp rule: called with the DETACH's arg and its nodes as tensors. The value
+  """A gradient rule in Tensor ops as a UOp rule: called with the DETACH's arg and its nodes as tensors, on the
+  device the nodes compute on (a rule that makes a tensor, cumsum's mask or qr's eye, makes it there). The value
   is the DETACH itself (the node the user's tensor holds): a value realized in the forward pass is read, not
   computed again (max_pool2d's gradient compares the windows with it)."""
   def in_uops(ctx: UOp, ret: UOp) -> tuple:
-    grads = rule(ret.arg, *(as_tensor(u) for u in (ctx, ret, *ret.src[1:])))
+    device = graph_device(ret, ctx)
+    grads = rule(ret.arg, *(as_tensor(u, device) for u in (ctx, ret, *ret.src[1:])))
     return tuple(None if g is None else g.uop for g in grads)
   return in_uops
+
+
+def graph_device(*roots: UOp) -> str | None:
+  """The device a (single-device) graph computes on: that of the first buffer or copy found under roots; None for
+  a graph of constants alone."""
+  seen, stack = set(), list(reversed(roots))
+  while stack:
+    n = stack.pop()
+    if n.op is Ops.BUFFER: return n.arg.device
+    if n.op is Ops.COPY: return n.arg[1]
+    if n in seen: continue
+    seen.add(n)
+    stack.extend(n.src)
+  return None
 
 
 def checked_gradient_target(node: UOp, dtype) -> UOp:

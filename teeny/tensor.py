@@ -647,8 +647,9 @@ def _gradient_nodes(t: Tensor, graphs: dict[UOp, UOp]) -> tuple[UOp, ...]:
   return (node,) + tuple(dict.fromkeys(n for n in earlier if n is not None and n is not node))
 
 
-# the mixins' gradient rules see their nodes as tensors (nodes carry no device: these only build graph, any device will do)
-gradient_rules.as_tensor = lambda node: _const_tensor(node, Device.DEFAULT)
+# the mixins' gradient rules see their nodes as tensors on the device their graph computes on (one of constants
+# alone: the default device)
+gradient_rules.as_tensor = lambda node, device: _const_tensor(node, device or Device.DEFAULT)
 writes.grad_enabled = lambda: _grad_mode.enabled  # (a write into a detached view checks it)
 
 
