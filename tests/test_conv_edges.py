@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from teeny import Tensor, GlobalCounters
+from teeny import Tensor, GlobalCounters, Device
 import teeny.nn as tnn
 import teeny.ops.conv as conv_ops
 
@@ -213,9 +213,10 @@ def test_max_pool_padding_is_at_most_half_the_kernel(device):
   np.testing.assert_array_equal(x.max_pool1d(5, stride=1, dilation=2, padding=2).numpy(), [[[6, 5, 6]]])
 
 
-def test_conv_transpose_layer_output_size_range_and_padding_mode(device):
+def test_conv_transpose_layer_output_size_range_and_padding_mode(device, monkeypatch):
   """nn.ConvTranspose*d's output_size picks an output_padding below the stride, PyTorch's range for the layer (the
   functional form also takes one below the dilation); padding_mode='zeros' is accepted, the others refused."""
+  monkeypatch.setattr(Device, "DEFAULT", device)  # (a layer makes its weights on the default device, as in tinygrad)
   layer = tnn.ConvTranspose1d(1, 1, 2, stride=1, dilation=2, bias=False)
   layer.weight = Tensor(np.ones((1, 1, 2), np.float32), device=device)
   x = Tensor(np.ones((1, 1, 3), np.float32), device=device)
@@ -227,8 +228,9 @@ def test_conv_transpose_layer_output_size_range_and_padding_mode(device):
   with pytest.raises(ValueError, match="padding_mode"): tnn.ConvTranspose2d(1, 1, 3, padding_mode="reflect")
 
 
-def test_conv_layers_take_one_element_stride_padding_and_dilation(device):
+def test_conv_layers_take_one_element_stride_padding_and_dilation(device, monkeypatch):
   """nn.Conv2d(stride=(2,)) and the like: one value for both dims, as PyTorch's layers pass them on."""
+  monkeypatch.setattr(Device, "DEFAULT", device)  # (a layer makes its weights on the default device, as in tinygrad)
   conv = tnn.Conv2d(1, 1, 3, stride=(2,), padding=[1], dilation=(1,))
   assert conv.stride == (2, 2) and conv.padding == (1, 1)
   assert conv(Tensor.ones(1, 1, 6, 6, device=device)).shape == (1, 1, 3, 3)

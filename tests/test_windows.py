@@ -415,10 +415,11 @@ def test_interpolate_follows_torchs_shortcuts_for_kept_and_doubled_axes(device):
   np.testing.assert_array_equal(row.grad.numpy().ravel(), [3, 7, 11])
 
 
-def test_window_forms_that_raised_where_torch_works(device):
+def test_window_forms_that_raised_where_torch_works(device, monkeypatch):
   """conv2d(padding='same' / 'valid') on the Tensor method (only the layers knew the strings), avg_pool2d's
   divisor_override, an unbatched ConvTranspose2d input, and unfold of a 0-d tensor ((1, 1) for PyTorch's (1,)) or
   with windows of size 0 (no gradient graph)."""
+  monkeypatch.setattr(Device, "DEFAULT", device)  # (a layer makes its weights on the default device, as in tinygrad)
   from teeny.nn import ConvTranspose2d
   x = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
   w = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
@@ -445,9 +446,10 @@ def test_float64_interpolate_computes_its_weights_in_float64(device):
   np.testing.assert_allclose(got, positions * 0.1 + 3.0, rtol=1e-15)
 
 
-def test_conv_transpose_output_size_and_interpolate_recompute_scale_factor(device):
+def test_conv_transpose_output_size_and_interpolate_recompute_scale_factor(device, monkeypatch):
   """ConvTranspose2d(x, output_size=) (PyTorch's way to pick among the sizes a stride allows) and interpolate's
   recompute_scale_factor raised TypeError."""
+  monkeypatch.setattr(Device, "DEFAULT", device)  # (a layer makes its weights on the default device, as in tinygrad)
   from teeny.nn import ConvTranspose2d
   layer = ConvTranspose2d(2, 3, 3, stride=2, padding=1)
   x = Tensor(rng.standard_normal((1, 2, 4, 5)).astype(np.float32), device=device)
