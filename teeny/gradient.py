@@ -22,7 +22,7 @@ Rules in Tensor math that the mixins of teeny/ops/ define go in `tensor_rules` (
 their first use, with the nodes as tensors that tensor.py makes).
 """
 from __future__ import annotations
-import math, weakref
+import math, threading, weakref
 from typing import Callable
 from teeny.dtype import dtypes
 from teeny.uop import UOp, Ops, UPat, PatternMatcher, MOVEMENT, toposort, graph_rewrite
@@ -144,17 +144,42 @@ def _rule_in_tensor_ops(rule):
 
 
 def graph_device(*roots: UOp) -> str | None:
-  """The device a (single-device) graph computes on: that of the first buffer or copy found under roots; None for
-  a graph of constants alone."""
-  seen, stack = set(), list(reversed(roots))
-  while stack:
-    n = stack.pop()
-    if n.op is Ops.BUFFER: return n.arg.device
-    if n.op is Ops.COPY: return n.arg[1]
-    if n in seen: continue
-    seen.add(n)
-    stack.extend(n.src)
+  """The device a (single-device) graph computes on: that of a buffer or copy under the first root that has one;
+  None for a graph of constants alone."""
+  known = getattr(_walked, "devices", None)
+  if known is None: known = {}
+  for root in roots:
+    device = _device_below(root, known)
+    if device is not None: return device
   return None
+
+
+# while compute_gradient runs in a thread: node -> the device of a buffer or copy under it (None: constants alone),
+# for the nodes graph_device walked. A backward pass asks about every node of a chain, and walking each one's graph
+# again made a 1,000-op chain's backward 20x slower
+_walked = threading.local()
+
+
+def _device_below(root: UOp, known: dict) -> str | None:
+  """The device under root, each node's found once (post-order over the nodes not yet known, without recursion:
+  chains are deep). A copy's device is where it copies to: the nodes below it are another device's."""
+  stack = [root]
+  while stack:
+    n = stack[-1]
+    if n in known:
+      stack.pop()
+      continue
+    if n.op is Ops.BUFFER or n.op is Ops.COPY:
+      known[n] = n.arg.device if n.op is Ops.BUFFER else n.arg[1]
+      stack.pop()
+      continue
+    unknown = [s for s in n.src if s not in known]
+    if unknown:
+      stack.extend(unknown)
+      continue
+    stack.pop()
+    known[n] = next((known[s] for s in n.src if known[s] is not None), None)
+  return known[root]
 
 
 def checked_gradient_target(node: UOp, dtype) -> UOp:
@@ -261,14 +286,18 @@ def compute_gradient(root: UOp, root_grad: UOp, targets: set[UOp]) -> dict[UOp, 
   for u in order:
     if u in targets or any(s in leads_to_target for s in u.src): leads_to_target.add(u)
   grads: dict[UOp, UOp] = {root: root_grad}
-  for u in reversed(order):
-    g = grads.get(u)
-    if g is None or u not in leads_to_target or not u.src: continue
-    src_grads = pm_gradient.rewrite(u, ctx=g)
-    if src_grads is None: raise RuntimeError(f"no gradient rule for {u.op}")
-    for s, sg in zip(u.src, src_grads):
-      if sg is None or s not in leads_to_target: continue
-      grads[s] = sg if s not in grads else grads[s] + sg
+  outer, _walked.devices = getattr(_walked, "devices", None), {}  # (graph_device's memo for this pass)
+  try:
+    for u in reversed(order):
+      g = grads.get(u)
+      if g is None or u not in leads_to_target or not u.src: continue
+      src_grads = pm_gradient.rewrite(u, ctx=g)
+      if src_grads is None: raise RuntimeError(f"no gradient rule for {u.op}")
+      for s, sg in zip(u.src, src_grads):
+        if sg is None or s not in leads_to_target: continue
+        grads[s] = sg if s not in grads else grads[s] + sg
+  finally:
+    _walked.devices = outer
   found = {t: grads[t] for t in targets if t in grads}
   for g in found.values(): differentiated[g] = root
   return found
