@@ -5,7 +5,14 @@ With TEENY_REPLAY_CAPTURE=FILE the run also keeps every kernel AST it schedules 
 when the tests run in several processes (pytest-xdist's `-n`)."""
 import dataclasses, glob, os, sys
 import pytest
-from teeny.runtime.device import Device
+
+# each pytest-xdist worker gets a PoCL kernel cache of its own, before PoCL starts (Device.available() below opens
+# it): PoCL 3.0 segfaults when two processes fill one empty cache with the same kernels at once
+if os.environ.get("PYTEST_XDIST_WORKER"):
+  _pocl_cache = os.environ.get("POCL_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "pocl")
+  os.environ["POCL_CACHE_DIR"] = os.path.join(_pocl_cache, os.environ["PYTEST_XDIST_WORKER"])
+
+from teeny.runtime.device import Device  # noqa: E402
 
 DEVICES = Device.available()
 

@@ -247,3 +247,18 @@ def test_a_driver_that_stops_long_loops_gets_no_kernel_that_would_need_them():
     return create_schedule([a.sum((0, 2)).uop], ["CL"])[0][0].ast
   assert get_program(nested_ast(20), capped, []).src.count("for (") == 2
   with pytest.raises(RuntimeError, match="1230 loop iterations"): get_program(nested_ast(30), capped, [])
+
+
+def test_each_mpi_rank_gets_a_pocl_cache_of_its_own(tmp_path):
+  """PoCL 3.0 segfaults when two processes fill one empty kernel cache with the same kernels at once (two MPI ranks
+  building their first kernels: 3 runs of 8), so under MPI the CL backend gives each rank a cache folder of its own
+  before PoCL starts."""
+  code = "import os, teeny.runtime.ops_cl; print(os.environ['POCL_CACHE_DIR'])"
+  for rank_variable in ("PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+    env = {k: v for k, v in os.environ.items() if k not in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")}
+    env.update({rank_variable: "3", "POCL_CACHE_DIR": str(tmp_path), "PYTHONPATH": _ROOT})
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(tmp_path / "rank3")
+  env.pop("OMPI_COMM_WORLD_RANK")  # not under MPI: PoCL's cache as the user set it
+  done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+  assert done.stdout.strip() == str(tmp_path)
