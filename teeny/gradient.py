@@ -143,7 +143,7 @@ def _rule_in_tensor_ops(rule):
   return in_uops
 
 
-def graph_device(*roots: UOp) -> str | None:
+def graph_device(*roots: UOp) -> str | tuple[str, ...] | None:
   """The device a (single-device) graph computes on: that of a buffer or copy under the first root that has one;
   None for a graph of constants alone."""
   known = getattr(_walked, "devices", None)
@@ -160,7 +160,7 @@ def graph_device(*roots: UOp) -> str | None:
 _walked = threading.local()
 
 
-def _device_below(root: UOp, known: dict) -> str | None:
+def _device_below(root: UOp, known: dict) -> str | tuple[str, ...] | None:
   """The device under root, each node's found once (post-order over the nodes not yet known, without recursion:
   chains are deep). A copy's device is where it copies to: the nodes below it are another device's."""
   stack = [root]
@@ -169,8 +169,8 @@ def _device_below(root: UOp, known: dict) -> str | None:
     if n in known:
       stack.pop()
       continue
-    if n.op is Ops.BUFFER or n.op is Ops.COPY:
-      known[n] = n.arg.device if n.op is Ops.BUFFER else n.arg[1]
+    if n.op is Ops.BUFFER or n.op is Ops.COPY or n.op is Ops.MULTI:  # (a MULTI's: its devices, teeny/multi.py)
+      known[n] = n.arg.device if n.op is Ops.BUFFER else n.arg[1] if n.op is Ops.COPY else n.arg[0]
       stack.pop()
       continue
     unknown = [s for s in n.src if s not in known]

@@ -173,3 +173,13 @@ def test_long_sums_that_shape_into_one_node_are_all_realized(device):
   Tensor.realize(whole, rows, kept)
   expected = x.astype(np.float64).sum()
   assert whole.numpy() == expected and rows.numpy().tolist() == [expected] and kept.numpy().tolist() == [[expected]]
+
+
+def test_cumsum_gradient_of_a_sharded_tensor():
+  """cumsum's gradient rule makes its mask (an arange) on the devices its input is on: on a tensor sharded over two
+  devices the mask was made on the default one alone and the backward pass raised ("a tensor on one device meets a
+  sharded one")."""
+  x = Tensor(np.arange(28, dtype=np.float32).reshape(2, 14), requires_grad=True)
+  w = Tensor(np.arange(14, dtype=np.float32)).shard(("LLVM", "LLVM:1"))
+  (x.shard(("LLVM", "LLVM:1"), axis=0).cumsum(1) * w).sum().backward()
+  np.testing.assert_array_equal(x.grad.numpy(), np.broadcast_to(np.cumsum(np.arange(14)[::-1])[::-1], (2, 14)))
