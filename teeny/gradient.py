@@ -144,8 +144,8 @@ def _rule_in_tensor_ops(rule):
 
 
 def graph_device(*roots: UOp) -> str | tuple[str, ...] | None:
-  """The device a (single-device) graph computes on: that of a buffer or copy under the first root that has one;
-  None for a graph of constants alone."""
+  """The device a graph computes on: that of a buffer or copy under the first root that has one, or a sharded
+  tensor's devices (a MULTI); None for a graph of constants alone."""
   known = getattr(_walked, "devices", None)
   if known is None: known = {}
   for root in roots:
