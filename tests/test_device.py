@@ -323,3 +323,17 @@ def test_llvm_split_kernels_run_in_a_forked_child(monkeypatch):
   child.join(timeout=60)
   if child.is_alive(): child.kill()
   assert child.exitcode == 0 and queue.get(timeout=5)
+
+
+def test_a_kernel_spec_made_once_is_read_from_disk_in_the_next_process(tmp_path, device):
+  """The spec cache's key holds the renderer's settings: the OpenCL renderer's fma_dtypes (a frozenset) printed its
+  dtypes in hash order, which differs between processes, so every CL spec was made again in the next process."""
+  code = ("from teeny import Tensor; import numpy as np; from teeny.engine import runner; "
+          "(Tensor(np.arange(5, dtype=np.float32), device='%s') * 3 - 1).numpy(); print(runner._codegen_runs[0])" % device)
+  runs = []
+  for seed in ("1", "2", "3"):
+    env = dict(os.environ, TEENY_CACHE_DIR=str(tmp_path), PYTHONHASHSEED=seed)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs.append(int(done.stdout.split()[-1]))
+  assert runs[0] > 0 and runs[1:] == [0, 0], runs

@@ -134,13 +134,20 @@ def _spec_key(ast: UOp, device: str, opts: list | None) -> str:
   renderer (capabilities, tuning, and anything set on the instance), NOOPT, the actions asked for and the AST."""
   dev = Device[device]
   renderer = dev.renderer
-  settings = repr((type(renderer).__qualname__, sorted((k, repr(v)) for k, v in vars(renderer).items()), repr(renderer.tuning)))
+  settings = repr((type(renderer).__qualname__, sorted((k, _stable_repr(v)) for k, v in vars(renderer).items()), repr(renderer.tuning)))
   parts = (source_digest(), dev.compiler.cache_key, settings, str(getenv("NOOPT", 0)), repr(opts))
   digest = hashlib.sha256("\0".join(parts).encode())
   nodes = toposort(ast)  # (iterative: a deep AST is fine)
   number = {n: i for i, n in enumerate(nodes)}
   for n in nodes: digest.update(f"{n.op.name} {n.dtype} {[number[s] for s in n.src]} {n.arg!r}\n".encode())
   return f"spec:{digest.hexdigest()}"
+
+
+def _stable_repr(value) -> str:
+  """repr, with a set's elements in a fixed order: a set lists them in the order of their hashes, which change from
+  process to process (the OpenCL renderer's fma_dtypes made every CL spec a disk-cache miss in the next process)."""
+  if isinstance(value, (set, frozenset)): return "{" + ", ".join(sorted(map(repr, value))) + "}"
+  return repr(value)
 
 
 def pretty_program(program: list) -> str:
