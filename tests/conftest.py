@@ -16,10 +16,37 @@ from teeny.runtime.device import Device  # noqa: E402
 
 DEVICES = Device.available()
 
+# The OpenCL device runs the `device` tests of these files, which exercise its renderer (every op and dtype), its
+# runtime and moving data between devices; the other files' `device` tests run on it only with
+# TEENY_TEST_DEVICES=all. On a CPU, PoCL builds each kernel in about 0.2 s: the whole suite on CL took 26 min of
+# two cores here (AMD Zen 4, `pytest -k CL --durations=0`: 3,111 s of tests), which CI's 30 minutes can't hold;
+# these files took 1,330 s of it. Tests that name CL themselves always run.
+CL_EVERYWHERE = {"test_ops.py", "test_dtype.py", "test_multi.py", "test_low_precision.py", "test_reference.py",
+                 "test_numerics.py", "test_opt.py", "test_writes.py", "test_memory.py", "test_jit.py", "test_random.py",
+                 "test_long_sums.py", "test_fuzz.py", "test_distributed.py", "test_schedule_cache.py",
+                 "test_program_order.py", "test_jit_views.py", "test_jit_threads.py", "test_loader_safety.py",
+                 "test_compile_cache.py", "test_requires_grad.py", "test_cache_runner_memory.py", "test_shared_work.py",
+                 "test_debug.py", "test_schedule.py", "test_device.py", "test_opencl_devices.py", "test_errors.py",
+                 "test_kernel_values.py", "test_data_in_out.py", "test_lazy.py", "test_trace.py", "test_viz.py",
+                 "test_runtime_errors.py", "test_scatter_keeps_dtype.py", "test_schedule_cost.py", "test_cache_security.py"}
+ALL_DEVICES = os.environ.get("TEENY_TEST_DEVICES") == "all"
+
 
 @pytest.fixture(params=DEVICES, ids=DEVICES)
 def device(request):
   return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+  """Leaves out the CL runs of `device` tests outside CL_EVERYWHERE (unless TEENY_TEST_DEVICES=all)."""
+  if ALL_DEVICES: return
+  kept, left_out = [], []
+  for item in items:
+    on_cl = getattr(item, "callspec", None) is not None and str(item.callspec.params.get("device", "")).startswith("CL")
+    (left_out if on_cl and item.path.name not in CL_EVERYWHERE else kept).append(item)
+  if left_out:
+    config.hook.pytest_deselected(items=left_out)
+    items[:] = kept
 
 
 def use_tuning(monkeypatch, device: str, **numbers):
