@@ -9,8 +9,10 @@ import pytest
 # each pytest-xdist worker gets a PoCL kernel cache of its own, before PoCL starts (Device.available() below opens
 # it): PoCL 3.0 segfaults when two processes fill one empty cache with the same kernels at once
 if os.environ.get("PYTEST_XDIST_WORKER"):
-  _pocl_cache = os.environ.get("POCL_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "pocl")
-  os.environ["POCL_CACHE_DIR"] = os.path.join(_pocl_cache, os.environ["PYTEST_XDIST_WORKER"])
+  try:
+    from teeny.runtime.ops_cl import use_own_pocl_cache
+    use_own_pocl_cache(os.environ["PYTEST_XDIST_WORKER"])
+  except ImportError: pass  # (no pyopencl: no PoCL)
 
 from teeny.runtime.device import Device  # noqa: E402
 

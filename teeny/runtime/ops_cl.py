@@ -22,14 +22,19 @@ from teeny.renderer import ProgramSpec
 from teeny.renderer.cstyle import OpenCLRenderer
 
 
-def _pocl_cache_per_rank():
-  """Under MPI, each rank gets a PoCL kernel cache folder of its own (inside the one POCL_CACHE_DIR names, or PoCL's
-  default), set here, before PoCL starts: PoCL 3.0 crashes (a segfault in its work-group compiler) when two
-  processes fill one empty cache with the same kernels at once (3 of 8 runs of two MPI ranks here)."""
-  rank = next((os.environ[k] for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK") if k in os.environ), None)
-  if rank is None: return
+def use_own_pocl_cache(name: str):
+  """Gives this process a PoCL kernel cache folder of its own, `name`, inside the one POCL_CACHE_DIR names (or PoCL's
+  default); only before PoCL starts. PoCL 3.0 crashes (a segfault in its work-group compiler) when two processes
+  fill one empty cache with the same kernels at once (3 of 8 runs of two MPI ranks here). The test suite gives each
+  pytest-xdist worker one."""
   default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "pocl")
-  os.environ["POCL_CACHE_DIR"] = os.path.join(os.environ.get("POCL_CACHE_DIR") or default, f"rank{rank}")
+  os.environ["POCL_CACHE_DIR"] = os.path.join(os.environ.get("POCL_CACHE_DIR") or default, name)
+
+
+def _pocl_cache_per_rank():
+  """Under MPI, each rank gets a PoCL kernel cache of its own (use_own_pocl_cache), set at import, before PoCL starts."""
+  rank = next((os.environ[k] for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK") if k in os.environ), None)
+  if rank is not None: use_own_pocl_cache(f"rank{rank}")
 
 
 _pocl_cache_per_rank()
