@@ -59,7 +59,7 @@ class PtrDType(DType):
 
 @dataclass(frozen=True, eq=False)
 class VecDType(DType):
-  """`count` lanes of `scalar` in one value: only the vector loads and stores of codegen make them."""
+  """`count` lanes of `scalar` in one value: only codegen's vector code makes them (codegen/vectorize.py)."""
   scalar: DType = None  # type: ignore[assignment]
   count: int = 1
   def __repr__(self): return f"{self.scalar!r}.vec({self.count})"

@@ -30,7 +30,8 @@ CL_EVERYWHERE = {"test_ops.py", "test_dtype.py", "test_multi.py", "test_low_prec
                  "test_compile_cache.py", "test_requires_grad.py", "test_cache_runner_memory.py", "test_shared_work.py",
                  "test_debug.py", "test_schedule.py", "test_device.py", "test_opencl_devices.py", "test_errors.py",
                  "test_kernel_values.py", "test_data_in_out.py", "test_lazy.py", "test_trace.py", "test_viz.py",
-                 "test_runtime_errors.py", "test_scatter_keeps_dtype.py", "test_schedule_cost.py", "test_cache_security.py"}
+                 "test_runtime_errors.py", "test_scatter_keeps_dtype.py", "test_schedule_cost.py", "test_cache_security.py",
+                 "test_vectorize.py"}
 ALL_DEVICES = os.environ.get("TEENY_TEST_DEVICES") == "all"
 
 

@@ -396,6 +396,7 @@ name, widths = {name!r}, {widths!r}
 build, opts = VECTOR_CASES[name]
 renderer = copy.copy(Device["CL"].renderer)
 renderer.vector_widths, renderer.native_vector_width = widths, {{}}
+renderer.vector_alu = False  # (what a GPU gets: vector loads and stores, scalar arithmetic)
 out = build("CL")
 item = only_kernel(out)
 spec = get_program(item.ast, renderer, opts)

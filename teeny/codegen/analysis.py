@@ -19,7 +19,7 @@ def count_flops(program: list, global_size) -> int:
     elif u.op is Ops.ENDRANGE: mult = stack.pop()
     elif u.op in (Ops.LOAD, Ops.DEFINE_ACC) or any(s in data for s in u.src):
       data.add(u)
-      if u.op in ALU: flops += mult
+      if u.op in ALU: flops += mult * getattr(u.dtype, "count", 1)  # (a vector op: one per lane)
   return flops
 
 

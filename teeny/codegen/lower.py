@@ -19,6 +19,7 @@ from teeny.renderer import Renderer, CORE_START, CORE_END
 from teeny.codegen.kernel import LoopSpace, REDUCE_KINDS
 from teeny.symbolic import where_conditions
 from teeny.codegen.lowfloat import touches_storage_floats, storage_floats_in_float32, storage_float_buffers
+from teeny.codegen.vectorize import vectorize, lane_sum_widths
 
 
 @dataclass
@@ -33,6 +34,7 @@ class LoweringContext:
   reassoc: bool                   # accumulators may be updated in any order (see ASSIGN in codegen/__init__.py)
   acc_count: list = field(default_factory=lambda: [0])
   gathers: frozenset = frozenset()  # gather axes: their reduce becomes a load (their RANGE is in reduce_ranges)
+  lane_sums: tuple = ()           # unroll widths whose copies accumulate apart, as vector lanes (see _lane_sums)
 
   def idxs_for(self, shape) -> list[UOp]: return self.full_idxs if tuple(shape) == self.full_shape else self.out_idxs
 
@@ -98,12 +100,28 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
     value = UOp(Ops.CAST, r.dtype, (_tree(op, dtypes.float32, [c.cast(dtypes.float32) for c in copies]),), "unrounded")
   else: value = _tree(op, r.dtype, copies)
   if folded and not ranges: return value  # every loop was a gather: nothing left to accumulate
-  acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
-  ctx.acc_count[0] += 1
   # (a scan's reduce is "in order": each prefix added as a running sum would, as PyTorch's scans do)
   reassoc = ctx.reassoc and r.arg[2:] != ("in order",)
+  if reassoc and ranges and ctx.group is None and r.dtype == dtypes.float32 and len(copies) in ctx.lane_sums:
+    return _lane_sums(ctx, op, r.dtype, copies, ranges)
+  acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
+  ctx.acc_count[0] += 1
   partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if reassoc else None)
   return partial if ctx.group is None else _group_reduce(op, partial, acc.arg, *ctx.group)
+
+
+def _lane_sums(ctx: LoweringContext, op: Ops, dtype: DType, copies: list[UOp], ranges: tuple) -> UOp:
+  """An unrolled reduce whose updates may be reordered, on a renderer of vector arithmetic: each unrolled copy
+  accumulates on its own, the accumulators as the lanes of one vector (codegen/vectorize.py joins them), combined
+  once after the loop. Combined before the accumulator instead, every step would add across a vector's lanes. The
+  order of the sum changes as LLVM's vectorizer changes it on the CPU (partial sums in vector lanes)."""
+  partials = []
+  for copy in copies:
+    acc = UOp(Ops.DEFINE_ACC, dtype, (UOp.const(dtype, _identity(op, dtype)),) + ranges, ctx.acc_count[0])
+    ctx.acc_count[0] += 1
+    partials.append(UOp(Ops.ASSIGN, dtype, (acc, UOp(op, dtype, (acc, copy))), "reassoc"))
+  lanes = UOp(Ops.VECTORIZE, dtype.vec(len(partials)), tuple(partials))
+  return _tree(op, dtype, [UOp(Ops.GEP, dtype, (lanes,), j) for j in range(len(partials))])
 
 
 def _group_reduce(op: Ops, partial: UOp, n: int, lid: UOp, size: int) -> UOp:
@@ -292,7 +310,7 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   # strides through it) would fight that, unless every load reads the reduce loop contiguously
   reassoc = not axes["upcast"] or k.reduce_is_contiguous
   ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, group, reassoc=reassoc,
-                        gathers=frozenset(axes["gather"]))
+                        gathers=frozenset(axes["gather"]), lane_sums=lane_sum_widths(renderer))
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
   copies = expand_lanes(sink, [lanes[a] for a in axes["upcast"]], ctx.acc_count[0])
@@ -301,7 +319,7 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   storage_floats = touches_storage_floats(k.ast)  # bfloat16 or fp8: bits in memory, float32 in registers
   if storage_floats: sink = storage_floats_in_float32(sink)
   sink = graph_rewrite(sink, symbolic)
-  if renderer.vector_widths: sink = vectorize_memory(sink, renderer.vector_widths_for)
+  sink = vectorize(sink, renderer)
   # every buffer and value stays a kernel argument, even one whose uses folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
   values = tuple(_value_argument(u) for u in k.ast.toposort() if u.op is Ops.DEFINE_VAR)
@@ -338,67 +356,3 @@ def _thread_ids(shape, prefix: str, dims: int, dtype: DType) -> tuple[list[UOp],
   else: idxs = ids
   sizes = tuple(reversed(folded)) + (1,) * (3 - len(folded))
   return idxs, sizes
-
-
-# ---- vector loads and stores (for renderers that ask: OpenCL's vloadN/vstoreN) ----
-
-VECTOR_SCALARS = (dtypes.float32, dtypes.int32, dtypes.uint32)
-
-
-def _base_and_offset(idx: UOp) -> tuple[UOp, int]:
-  """An index as (base, constant offset): symbolic keeps a constant term last, so x+3 is ADD(x, 3)."""
-  if idx.op is Ops.ADD and idx.src[1].op is Ops.CONST: return idx.src[0], idx.src[1].arg
-  if idx.op is Ops.CONST: return UOp.const(idx.dtype, 0), idx.arg
-  return idx, 0
-
-
-def _runs(offsets, widths) -> list[tuple[int, int]]:
-  """(start, width) of runs of consecutive offsets, each as wide as `widths` allows, greedily from the lowest."""
-  runs, taken = [], set()
-  for k in sorted(offsets):
-    if k in taken: continue
-    width = next((w for w in widths if all(k + j in offsets and k + j not in taken for j in range(w))), None)
-    if width is None: continue
-    runs.append((k, width))
-    taken.update(range(k, k + width))
-  return runs
-
-
-def _at(base: UOp, k: int) -> UOp: return base + UOp.const(base.dtype, k) if k else base
-
-
-def _replaced_load(ctx: dict, x: UOp) -> UOp | None: return ctx.get(x)
-
-
-_replace_loads = PatternMatcher([(UPat(Ops.LOAD, name="x"), _replaced_load)])  # ctx: scalar LOAD -> its lane (GEP)
-
-
-def vectorize_memory(sink: UOp, widths_for) -> UOp:
-  """Loads (and stores) of neighbouring elements of one buffer, as upcasting makes them, become one vector load
-  (store) of one of `widths_for(element dtype)` lanes (widest first), the widest that fits; the scalar users read
-  its lanes with GEP. Gated accesses and types other than VECTOR_SCALARS stay scalar."""
-  loads: dict = {}
-  for u in sink.toposort():
-    if u.op is Ops.LOAD and len(u.src) == 2 and u.dtype in VECTOR_SCALARS:
-      base, k = _base_and_offset(u.src[1])
-      loads.setdefault((u.src[0], base), {})[k] = u
-  lanes: dict[UOp, UOp] = {}
-  for (buf, base), offsets in loads.items():
-    for k, width in _runs(offsets, widths_for(buf.dtype.base)):
-      vector = UOp(Ops.LOAD, offsets[k].dtype.vec(width), (buf, _at(base, k)))
-      for j in range(width): lanes[offsets[k + j]] = UOp(Ops.GEP, offsets[k].dtype, (vector,), j)
-  if lanes: sink = graph_rewrite(sink, _replace_loads, lanes)
-  stores, kept = {}, []
-  for st in sink.src:
-    if st.op is Ops.STORE and len(st.src) == 3 and st.src[2].dtype in VECTOR_SCALARS:
-      base, k = _base_and_offset(st.src[1])
-      stores.setdefault((st.src[0], base), {})[k] = st
-    else: kept.append(st)
-  for (buf, base), offsets in stores.items():
-    done = set()
-    for k, width in _runs(offsets, widths_for(buf.dtype.base)):
-      values = tuple(offsets[k + j].src[2] for j in range(width))
-      kept.append(UOp(Ops.STORE, dtypes.void, (buf, _at(base, k), UOp(Ops.VECTORIZE, values[0].dtype.vec(width), values))))
-      done.update(range(k, k + width))
-    kept.extend(st for k, st in offsets.items() if k not in done)
-  return sink.replace(src=tuple(kept))

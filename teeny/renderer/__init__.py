@@ -33,6 +33,8 @@ decision is made before them. The ops that appear, and what they mean:
                                         (only for renderers with vector_widths; the index need not be aligned)
   GEP            dtype=scalar          src=(vector,) arg=lane   one lane of a vector
   VECTORIZE      dtype=VecDType        src=(scalars...)         a vector of these lanes
+  ALU ops, DEFINE_ACC and ASSIGN of a VecDType (only for renderers with vector_alu): lane by lane, as the scalar op.
+                                        A bool vector is the result of a float32 comparison (or logic on those)
   BITCAST        dtype=target          src=(x,)   same bits, other type (same size)
 
 Semantics every renderer keeps: MAX on floats propagates NaN from either side; IDIV and MOD truncate toward zero
@@ -94,6 +96,7 @@ class Renderer:
   vector_width = 4        # float32 lanes of the target's vector registers (what the optimizer upcasts to)
   vector_widths: tuple = ()  # lane counts of the vector loads/stores it renders (LOAD/STORE of a VecDType), widest first
   native_vector_width: dict = {}  # element dtype -> the widest vector the device computes on (absent: no limit)
+  vector_alu = False      # it renders vector arithmetic, so lowering joins upcast lanes into it (codegen/vectorize.py)
   has_fp16 = False        # half arithmetic in the device's own code (else half lives in memory only)
   has_fp64 = False        # float64 arithmetic
   max_loop_iterations: int | None = None  # loop iterations one work-item may run in all (None: no limit)

@@ -6,8 +6,13 @@ and a value cast to half is rounded through the same pair so results match a rea
 Every kernel turns FP_CONTRACT off: OpenCL C lets a compiler fuse a*b+c into one fused multiply-add (rounded once)
 wherever it likes, and a value computed in two kernels (a max and the comparison with it, a forward value and its
 gradient's copy) could then round differently in each and not equal itself. Only an accumulator's update
-acc + a*b is fused, explicitly with fma() and only where the device does fma in hardware (a software fma would
-be slow): the same choice in every kernel, and the one the LLVM renderer makes.
+acc + a*b is fused: on a GPU explicitly with fma(), where the device does fma in hardware (a software fma would
+be slow); on a CPU driver (vector_alu) the update alone turns FP_CONTRACT on, as the LLVM renderer marks it
+`contract`, since PoCL calls its fma() out of line (11 against 124 GFLOP/s in a matmul tile). The sums a reduce
+keeps already depend on the kernel's tile and lanes, so this is no promise a forward value's copy needs.
+
+A CPU driver also gets its vector loads and stores as lanes (a vector built from neighbouring elements, stores
+lane by lane), which its compiler joins into vector moves: PoCL 3.0 calls vload8/vstore8 out of line too.
 """
 from __future__ import annotations
 import math
@@ -54,17 +59,19 @@ class OpenCLRenderer(Renderer):
     self.is_gpu = bool(getattr(info, "is_gpu", False))
     # the float types the device computes fma() for in hardware (CL_DEVICE_SINGLE/DOUBLE_FP_CONFIG's CL_FP_FMA)
     self.fma_dtypes = frozenset(getattr(info, "fma_dtypes", ()))
-    # vloadN/vstoreN for neighbouring elements on GPUs (Tuning.gpu_vector_widths, taken when the renderer is built).
-    # A CPU driver (PoCL) vectorizes across work-items itself, and vectors inside one work-item measured slower
-    # there (matmul 1024: 45 against 69 GFLOP/s; MLP step 53 against 39 ms), so it gets scalar code.
-    self.vector_widths = self.tuning.gpu_vector_widths if self.is_gpu else ()
+    # vloadN/vstoreN for neighbouring elements (Tuning.gpu_vector_widths, cpu_vector_widths: taken when the renderer
+    # is built). A CPU driver also gets vector arithmetic: PoCL vectorizes a kernel across work-items itself, but
+    # not past a call to exp2 (codegen/vectorize.py). On a GPU each work-item is one lane anyway.
+    self.vector_widths = self.tuning.gpu_vector_widths if self.is_gpu else self.tuning.cpu_vector_widths
+    self.vector_alu = not self.is_gpu
     # never wider than the device computes natively: a driver may not build wider ones (PoCL 3.0 on AMD Zen 4
     # aborts the process building 16-wide stores, see tests/test_opt.py)
     native_float, native_int = (max(1, int(getattr(info, f"native_vector_width_{t}", 1))) for t in ("float", "int"))
     self.native_vector_width = {dtypes.float32: native_float, dtypes.int32: native_int, dtypes.uint32: native_int}
 
   def ctype(self, dt: DType) -> str:
-    if isinstance(dt, VecDType): return f"{_C_TYPES[dt.scalar]}{dt.count}"
+    if isinstance(dt, VecDType):  # (OpenCL C has no bool vectors: a float32 comparison gives an int vector of -1/0)
+      return f"int{dt.count}" if dt.scalar == dtypes.bool else f"{_C_TYPES[dt.scalar]}{dt.count}"
     if dt == dtypes.float16 and not self.has_fp16: return "float"  # half values live in float registers
     return _C_TYPES[dt]
 
@@ -92,20 +99,33 @@ class OpenCLRenderer(Renderer):
       if statement is not None: statement(self, u, out)
       else:  # a value: one named variable
         out.r[u] = f"v{i}"
-        value = self._fma(u, out.fused[u], out.r) if u in out.fused else self._expr(u, out.r)
-        out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {value};")
+        if u in out.fused and self.vector_alu: self._contracted(u, out.fused[u], out)
+        else:
+          value = self._fma(u, out.fused[u], out.r) if u in out.fused else self._expr(u, out.r)
+          out.line(f"{self.ctype(u.dtype)} {out.r[u]} = {value};")
     if self.max_loop_iterations is not None: self._check_loop_iterations(name, program)
     head = self._head(name, program)
     return "\n".join(head + [f"__kernel void {name}({', '.join(out.params)}) {{"] + out.body + ["}"]) + "\n"
 
   def _fused_updates(self, program: list[UOp]) -> dict[UOp, UOp]:
-    """The accumulator updates acc + a*b rendered as fma(a, b, acc): update -> its product."""
+    """The accumulator updates acc + a*b rendered fused (fma(a, b, acc), or contracted on a CPU driver): update ->
+    its product."""
     fused = {}
     for update in accumulator_updates(program):
       products = [s for s in update.src if s.op is Ops.MUL]
-      if update.op is Ops.ADD and products and getattr(update.dtype, "scalar", update.dtype) in self.fma_dtypes:
+      if update.op is Ops.ADD and products and (self.vector_alu or getattr(update.dtype, "scalar", update.dtype) in self.fma_dtypes):
         fused[update] = products[0]
     return fused
+
+  def _contracted(self, update: UOp, product: UOp, out: _KernelText):
+    """acc + a*b in a block of its own that lets the compiler fuse it (FP_CONTRACT ON holds to the block's end)."""
+    accumulator = update.src[1] if update.src[0] is product else update.src[0]
+    a, b, acc = out.r[product.src[0]], out.r[product.src[1]], out.r[accumulator]
+    out.line(f"{self.ctype(update.dtype)} {out.r[update]};")
+    out.line("{")
+    out.body.append("#pragma OPENCL FP_CONTRACT ON")
+    out.line(f"  {out.r[update]} = {a}*{b}+{acc};")
+    out.line("}")
 
   def _head(self, name: str, program: list[UOp]) -> list[str]:
     """The pragmas and helpers the kernel needs before its signature (FP_CONTRACT: see the module's docstring)."""
@@ -183,6 +203,8 @@ class OpenCLRenderer(Renderer):
                          f"work-item's loops after {self.max_loop_iterations} in all, which would give wrong results")
 
   def _store(self, base: DType, buf: str, idx: str, val: str, value_dtype: DType | None = None) -> str:
+    if isinstance(value_dtype, VecDType) and self.vector_alu:  # (lane by lane: see the module's docstring)
+      return " ".join(f"({buf}+{idx})[{j}] = {val}.s{j:x};" for j in range(value_dtype.count))
     if isinstance(value_dtype, VecDType): return f"vstore{value_dtype.count}({val}, 0, {buf} + {idx});"
     if base == dtypes.float16 and not self.has_fp16: return f"vstore_half_rte({val}, {idx}, {buf});"
     if base == dtypes.bool: return f"{buf}[{idx}] = (uchar)({val});"
@@ -190,6 +212,8 @@ class OpenCLRenderer(Renderer):
 
   def _load(self, u: UOp, r) -> str:
     buf, idx = r[u.src[0]], r[u.src[1]]
+    if isinstance(u.dtype, VecDType) and self.vector_alu:  # (from its lanes: see the module's docstring)
+      return f"({self.ctype(u.dtype)})({', '.join(f'({buf}+{idx})[{j}]' for j in range(u.dtype.count))})"
     if isinstance(u.dtype, VecDType): return f"vload{u.dtype.count}(0, {buf} + {idx})"
     base = u.src[0].dtype.base
     if base == dtypes.float16 and not self.has_fp16: text = f"vload_half({idx}, {buf})"
@@ -199,16 +223,17 @@ class OpenCLRenderer(Renderer):
 
   def _expr(self, u: UOp, r) -> str:
     op, s = u.op, [r[x] for x in u.src]
+    scalar = getattr(u.dtype, "scalar", u.dtype)  # (a vector op computes as its scalar op does, lane by lane)
     if op is Ops.LOAD: return self._load(u, r)
-    if op is Ops.GEP: return f"{s[0]}.s{u.arg:x}"
-    if op is Ops.VECTORIZE: return f"({self.ctype(u.dtype)})({', '.join(s)})"
+    if op is Ops.GEP: return f"({s[0]}.s{u.arg:x}!=0)" if scalar == dtypes.bool else f"{s[0]}.s{u.arg:x}"
+    if op is Ops.VECTORIZE: return self._vectorize(u, s)
     if op in _BINARY: return self._binary(u, s[0], s[1])
-    if op in _UNARY_FN: return f"{_UNARY_FN[op]}({s[0]})"
-    if op is Ops.NEG: return f"(!{s[0]})" if u.dtype == dtypes.bool else f"(-{s[0]})"
-    if op is Ops.RECIP: return f"({self.const(1.0, u.dtype)}/{s[0]})"
+    if op in _UNARY_FN: return self._exp2(u, s[0]) if op is Ops.EXP2 and self._exp2_in_vectors(scalar) else f"{_UNARY_FN[op]}({s[0]})"
+    if op is Ops.NEG: return f"(!{s[0]})" if scalar == dtypes.bool else f"(-{s[0]})"  # (! of a bool vector: -1/0)
+    if op is Ops.RECIP: return f"({self.const(1.0, scalar)}/{s[0]})"
     if op is Ops.MAX:
-      if dtypes.is_float(u.dtype): return f"(({s[0]}>{s[1]} || {s[0]}!={s[0]}) ? {s[0]} : {s[1]})"  # NaN wins, like numpy
-      return f"({s[0]}|{s[1]})" if u.dtype == dtypes.bool else f"max({s[0]}, {s[1]})"
+      if dtypes.is_float(scalar): return f"(({s[0]}>{s[1]} || {s[0]}!={s[0]}) ? {s[0]} : {s[1]})"  # NaN wins, like numpy
+      return f"({s[0]}|{s[1]})" if scalar == dtypes.bool else f"max({s[0]}, {s[1]})"
     if op is Ops.WHERE: return f"({s[0]} ? {s[1]} : {s[2]})"
     if op is Ops.CAST: return self._cast(u.src[0].dtype, u.dtype, s[0])
     if op is Ops.BITCAST:
@@ -221,6 +246,24 @@ class OpenCLRenderer(Renderer):
       return f"as_{_C_TYPES[u.dtype]}({s[0]})"
     raise RuntimeError(f"OpenCL renderer can't render {op}")
 
+  def _vectorize(self, u: UOp, lanes: list[str]) -> str:
+    """A vector of scalar lanes: one value broadcast, or a list. Bool lanes become -1/0 (a vector condition selects
+    by each lane's top bit: true as 1 would select the false side)."""
+    if u.dtype.scalar == dtypes.bool: lanes = [f"-(int)({x})" for x in lanes]
+    listed = lanes[0] if len(set(lanes)) == 1 else ", ".join(lanes)
+    return f"({self.ctype(u.dtype)})({listed})"
+
+  def _exp2_in_vectors(self, dtype: DType) -> bool: return self.vector_alu and dtype == dtypes.float32
+
+  def _exp2(self, u: UOp, x: str) -> str:
+    """float32 exp2, always as one 8-lane call: PoCL's scalar exp2 and its vector exp2 differ in the last bit for 0.7%
+    of arguments, and a value computed in two kernels (one vectorized, one not) must have the same bits in both."""
+    lanes = getattr(u.dtype, "count", 1)
+    if lanes == 8: return f"exp2({x})"
+    widened = f"exp2((float8)({x if lanes == 1 else ', '.join([x] * (8 // lanes))}))"
+    part = {1: "s0", 2: "s01", 4: "lo"}[lanes]
+    return f"{widened}.{part}"
+
   def _fma(self, update: UOp, product: UOp, r) -> str:
     """acc + a*b (or a*b + acc) as fma(a, b, acc): the product is exact, the sum rounded once."""
     accumulator = update.src[1] if update.src[0] is product else update.src[0]
@@ -228,6 +271,7 @@ class OpenCLRenderer(Renderer):
 
   def _binary(self, u: UOp, a: str, b: str) -> str:
     op = u.op
+    # (a bool vector, an int vector of -1/0, stays one under &, |, ^ without the cast)
     if op in (Ops.AND, Ops.OR, Ops.XOR) and u.dtype == dtypes.bool: return f"(bool)({a}{_BINARY[op]}{b})"
     if op is Ops.MOD and dtypes.is_float(u.dtype): return f"fmod({a}, {b})"
     if op in (Ops.IDIV, Ops.MOD) and dtypes.is_int(u.dtype): return self._divide(u, a, b)

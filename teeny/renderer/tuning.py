@@ -100,6 +100,10 @@ class Tuning:
   # vloadN/vstoreN widths an OpenCL GPU gets (a CPU driver gets none: PoCL vectorizes across work-items itself, and
   # vectors inside one work-item measured slower there). Workload: matmul1024, mlp on CL
   gpu_vector_widths: tuple = (16, 8, 4, 2)
+  # vector widths of a CPU OpenCL driver, for loads, stores and arithmetic alike (codegen/vectorize.py): PoCL leaves a
+  # scalar kernel that calls exp2 unvectorized, float8 code ran 8x faster (2.9 -> 23 GB/s on chain6's kernel); 16
+  # lanes abort PoCL 3.0's compiler on AMD Zen 4 ("Do not know how to scalarize"). Workload: chain6, softmax on CL
+  cpu_vector_widths: tuple = (8, 4, 2)
 
   # ---- the CPU runtime (teeny/runtime/ops_llvm.py) ----
   # a kernel of at least this many operations is split across the cores (waking a worker costs more below).
