@@ -63,13 +63,18 @@ def _split_at_mask_edges(k: Kernel, renderer):
 def _vector_lanes(k: Kernel, renderer):
   """On a renderer of vector arithmetic (a CPU OpenCL driver, see codegen/vectorize.py) an elementwise kernel
   computes a vector of neighbouring outputs per work-item: the innermost axis the output is contiguous along is
-  upcast by the widest vector of the output's dtype that divides it. chain6 on PoCL: 2.9 -> 23 GB/s."""
+  upcast by the widest vector of the output's dtype that divides it. chain6 on PoCL: 2.9 -> 23 GB/s, Tensor.rand
+  252 -> 30 ms. Not where an input strides along that axis (a transpose: 35 -> 69 ms as vectors of strided
+  loads), unless the kernel calls exp2 or log2, which the driver leaves scalar otherwise (x.T.exp(): 152 -> 55 ms)."""
   if not renderer.vector_alu or k.axes_of("reduce"): return
   stored = [u.src[2].dtype for u in k.ast.src if u.op is Ops.STORE]
   if len(set(stored)) != 1 or stored[0] not in VECTOR_SCALARS: return  # (other dtypes are loaded and stored lane by lane)
   out = k.output_view()
   axis = next((a for a in reversed(k.axes_of("global")) if _element_step(out, k, a) == 1), None)
-  amount = None if axis is None else _largest_divisor(k.full_shape[axis], renderer.vector_widths_for(stored[0]))
+  if axis is None: return
+  strided = any(s not in (0, 1, None) for s in k.axis_strides(axis))
+  if strided and not any(u.op in (Ops.EXP2, Ops.LOG2) for u in k.ast.toposort()): return
+  amount = _largest_divisor(k.full_shape[axis], renderer.vector_widths_for(stored[0]))
   if amount: k.apply_opt(Opt("UPCAST", axis, amount), renderer)
 
 
