@@ -92,7 +92,12 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
       folded.add(a)
   ranges = tuple(ctx.reduce_ranges[a] for a in sorted(axes) if a in ctx.reduce_ranges and a not in folded)
   # unrolled reduce axes: the copies of the value for each of their indices, combined before the accumulator
+  # (or, on a renderer of vector arithmetic, each accumulated on its own: _lane_sums)
   copies = expand_lanes(value, [ctx.lanes[a] for a in sorted(axes) if a in ctx.lanes])
+  # (a scan's reduce is "in order": each prefix added as a running sum would, as PyTorch's scans do)
+  reassoc = ctx.reassoc and r.arg[2:] != ("in order",)
+  if reassoc and ranges and ctx.group is None and r.dtype == dtypes.float32 and len(copies) in ctx.lane_sums:
+    return _lane_sums(ctx, op, r.dtype, copies, ranges)
   if r.dtype in NARROW_FLOATS and len(copies) > 1:
     # a narrow float's unrolled copies meet in float32, unrounded, as its accumulator keeps them (the CAST is
     # marked: half_to_float hands its users the float32 sum). Rounded pair by pair first, an unrolled sum of 16
@@ -100,10 +105,6 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
     value = UOp(Ops.CAST, r.dtype, (_tree(op, dtypes.float32, [c.cast(dtypes.float32) for c in copies]),), "unrounded")
   else: value = _tree(op, r.dtype, copies)
   if folded and not ranges: return value  # every loop was a gather: nothing left to accumulate
-  # (a scan's reduce is "in order": each prefix added as a running sum would, as PyTorch's scans do)
-  reassoc = ctx.reassoc and r.arg[2:] != ("in order",)
-  if reassoc and ranges and ctx.group is None and r.dtype == dtypes.float32 and len(copies) in ctx.lane_sums:
-    return _lane_sums(ctx, op, r.dtype, copies, ranges)
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
   partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if reassoc else None)
