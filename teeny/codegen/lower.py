@@ -107,8 +107,18 @@ def _lower_reduce(ctx: LoweringContext, r: UOp) -> UOp:
   if folded and not ranges: return value  # every loop was a gather: nothing left to accumulate
   acc = UOp(Ops.DEFINE_ACC, r.dtype, (UOp.const(r.dtype, _identity(op, r.dtype)),) + ranges, ctx.acc_count[0])
   ctx.acc_count[0] += 1
-  partial = UOp(Ops.ASSIGN, r.dtype, (acc, UOp(op, r.dtype, (acc, value))), "reassoc" if reassoc else None)
+  partial = UOp(Ops.ASSIGN, r.dtype, (acc, _accumulate(op, acc, value)), "reassoc" if reassoc else None)
   return partial if ctx.group is None else _group_reduce(op, partial, acc.arg, *ctx.group)
+
+
+def _accumulate(op: Ops, acc: UOp, value: UOp) -> UOp:
+  """The accumulator's next value, acc op value. A sum of where(c, x, 0) steps as where(c, acc + x, acc): the same
+  bits (acc starts at +0.0 and a sum that starts at +0.0 never reaches -0.0, the one value that adding +0.0 would
+  change), and the CPU can then update acc under a mask (a masked fused multiply-add) instead of first zeroing x
+  (a transposed convolution's products outside its input)."""
+  if op is Ops.ADD and value.op is Ops.WHERE and value.src[2].op is Ops.CONST and value.src[2].arg == 0 and acc.dtype not in NARROW_FLOATS:
+    return value.src[0].where(UOp(Ops.ADD, acc.dtype, (acc, value.src[1])), acc)
+  return UOp(op, acc.dtype, (acc, value))
 
 
 def _lane_sums(ctx: LoweringContext, op: Ops, dtype: DType, copies: list[UOp], ranges: tuple) -> UOp:

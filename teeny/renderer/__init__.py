@@ -134,6 +134,8 @@ def accumulator_updates(program: list) -> dict[UOp, str | None]:
     elif u.op is Ops.ASSIGN and u.src[0] in root:
       acc, value = root[u.src[0]], u.src[1]
       root[u] = acc
+      # (a masked step, where(c, acc + x, acc): its update is the acc + x)
+      if value.op is Ops.WHERE and root.get(value.src[2]) is acc: value = value.src[1]
       is_float = dtypes.is_float(getattr(value.dtype, "scalar", value.dtype))
       if value.op in (Ops.ADD, Ops.MUL) and is_float and any(root.get(s) is acc for s in value.src): found[value] = u.arg
   return found
