@@ -11,6 +11,10 @@ Workloads (float32). Each counts one kind of work, the same for every library, a
   conv2d     input 16x64x56x56, weight 64x64x3x3, padding 1: GFLOP/s = 2*16*64*56*56*64*9 / time. numpy has no
              conv, so its column is what a numpy user writes: im2col (a sliding_window_view of every 3x3 window)
              contracted with the weight by one tensordot (BLAS); torch runs F.conv2d, tinygrad Tensor.conv2d
+  conv2d_bwd the same convolution's backward: both gradients (input and weight) for an upstream gradient that is
+             new every run, GFLOP/s = 2x conv2d's work / time (so it matches conv2d's rate where backward takes
+             twice forward's time). numpy's column: the weight gradient contracted from im2col windows, the input
+             gradient as conv2d's im2col of the gradient with the flipped filters; torch runs autograd
   tiny       bench_overhead's `x = (x + 1).realize()` on 16 floats: realized ops/s
   mlp        bench_overhead's SGD step of an MLP 784-512-512-10 at batch 256, eager: ms per step
   mlp_jit    the same step under TinyJit (tinygrad: its TinyJit; numpy and torch have no JIT: their eager step)
@@ -66,13 +70,14 @@ CONV_X, CONV_W = (16, 64, 56, 56), (64, 64, 3, 3)
 MLP_BATCH = 256
 CORE = ["chain6", "sum", "rowsum1k", "rowsum4k"]
 ARRAY = CORE + [f"matmul{n}" for n in MATMUL_SIZES] + ["softmax", "conv2d"]
-ALL = ARRAY + ["tiny", "scalars_fixed", "scalars", "mlp", "mlp_jit", "copyout", "cold", "gpt_step1", "gpt_step1_cold"]
+ALL = ARRAY + ["conv2d_bwd", "tiny", "scalars_fixed", "scalars", "mlp", "mlp_jit", "copyout", "cold", "gpt_step1", "gpt_step1_cold"]
 TINYGRAD_TWINS = ARRAY + ["tiny", "mlp", "mlp_jit", "copyout"]  # (and cold, run apart); the rest are teeny's only
 SHARED = {"mlp_jit": "mlp", "scalars_fixed": "scalars"}  # numpy and torch have no JIT, and no kernel to recompile
 LABELS = {
   "chain6": "chain6 ((a*b+c).relu()*a-b).exp2(), 3x2^24", "sum": "sum of 2^24", "rowsum1k": "row-sum 1024x1024",
   "rowsum4k": "row-sum 4096x4096", **{f"matmul{n}": f"matmul {n}x{n}" for n in MATMUL_SIZES},
   "softmax": f"softmax {SOFTMAX_N}x{SOFTMAX_N}, last axis", "conv2d": "conv2d 16x64x56x56, 64 3x3, pad 1",
+  "conv2d_bwd": "same, backward (input and weight gradients)",
   "tiny": "tiny x=(x+1).realize(), 16 floats", "mlp": f"MLP 784-512-512-10 SGD step, batch {MLP_BATCH}",
   "mlp_jit": "same, TinyJit", "copyout": ".numpy() of 64 MiB", "cold": "first call, fresh process",
   "scalars_fixed": "(x*i+1).sum(1).numpy() on 16x64, i fixed", "scalars": "same, i new every iteration",
@@ -102,6 +107,62 @@ def conv_expr(x, w):
   return x.conv2d(w, padding=1)
 
 
+def conv_grads_np(x, w, g):
+  """conv2d's gradients (padding 1) for upstream gradient g, numpy's way: the weight's from the input's im2col
+  windows, the input's a convolution of g with the filters flipped and transposed."""
+  k = w.shape[-1]
+  windows = sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (k, k), axis=(2, 3))  # (N, C, H, W, k, k)
+  dw = np.tensordot(g, windows, axes=((0, 2, 3), (0, 2, 3)))  # (O, C, k, k)
+  dx = conv_np(g, np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)))
+  return dx, dw
+
+
+def conv_bwd_runs(grads, make_g, r: int, sync=lambda: None) -> float:
+  """ms per backward: `grads(g)` with an upstream gradient made (and realized) before each timed run, so no run
+  repeats another's graph (teeny would find its result already computed)."""
+  pending = [make_g() for _ in range(bench_core.WAKE_CALLS + r)]
+
+  def run():
+    grads(pending.pop())
+    sync()
+  return bench_core.median_ms(run, r)
+
+
+def conv_bwd_teeny(dev: str, r: int) -> float:
+  from teeny import Tensor
+  x_np, w_np, g_np = inputs("conv2d_bwd")
+  x = Tensor(x_np, device=dev, requires_grad=True).realize()
+  w = Tensor(w_np, device=dev, requires_grad=True).realize()
+
+  def grads(g):
+    x.grad = w.grad = None
+    x.conv2d(w, padding=1).backward(g)
+    Tensor.realize_all(x.grad, w.grad)
+  grads(Tensor(g_np, device=dev))
+  for got, want_ in zip((x.grad, w.grad), want("conv2d_bwd")): bench_core.check("conv2d_bwd", dev, got.numpy(), want_, 1e-4)
+  return conv_bwd_runs(grads, lambda: Tensor.rand(*CONV_X, device=dev).realize(), r, Device[dev].synchronize)
+
+
+def conv_bwd_torch(r: int) -> float:
+  import torch
+  x_np, w_np, g_np = inputs("conv2d_bwd")
+  x, w = (torch.from_numpy(a).requires_grad_() for a in (x_np, w_np))
+
+  def grads(g):
+    x.grad = w.grad = None
+    torch.nn.functional.conv2d(x, w, padding=1).backward(g)
+  grads(torch.from_numpy(g_np))
+  for got, want_ in zip((x.grad, w.grad), want("conv2d_bwd")): bench_core.check("conv2d_bwd", "torch", got.numpy(), want_, 1e-4)
+  return conv_bwd_runs(grads, lambda: torch.rand(*CONV_X), r)
+
+
+def conv_bwd_numpy(r: int) -> float:
+  x_np, w_np, g_np = inputs("conv2d_bwd")
+  for got, want_ in zip(conv_grads_np(x_np, w_np, g_np), want("conv2d_bwd")): bench_core.check("conv2d_bwd", "numpy", got, want_, 1e-4)
+  rng = np.random.default_rng(4)
+  return conv_bwd_runs(lambda g: conv_grads_np(x_np, w_np, g), lambda: rng.random(CONV_X, dtype=np.float32), r)
+
+
 # They join bench_core's table (expression for any library, numpy twin, bytes moved, rtol), so its timers and
 # checks serve them unchanged. matmul and conv inputs are positive, so every output is far from 0 and the check
 # is relative everywhere; 1e-3 leaves room for a float32 dot product of 2048 terms summed in order.
@@ -127,20 +188,24 @@ def inputs(name: str) -> list[np.ndarray]:
     elif name == "conv2d":
       rng = np.random.default_rng(2)
       _inputs[name] = [rng.random(CONV_X, dtype=f32), rng.random(CONV_W, dtype=f32)]
+    elif name == "conv2d_bwd": _inputs[name] = inputs("conv2d") + [np.random.default_rng(3).random(CONV_X, dtype=f32)]
   return _inputs[name]
 
 
 @functools.lru_cache(maxsize=1)  # every library and device of a workload checks against it; one at a time in memory
-def want(name: str) -> np.ndarray:
-  return np.asarray(bench_core.WORKLOADS[name][1](*[x.astype(np.float64) for x in inputs(name)]))
+def want(name: str):
+  arrays = [x.astype(np.float64) for x in inputs(name)]
+  if name == "conv2d_bwd": return conv_grads_np(*arrays)
+  return np.asarray(bench_core.WORKLOADS[name][1](*arrays))
 
 
 def unit_and_work(name: str) -> tuple[str, float]:
   """What a workload's rate counts, and how much of it one run does."""
   if name.startswith("matmul"): return "GFLOP/s", 2 * int(name[6:]) ** 3
-  if name == "conv2d":
+  if name in ("conv2d", "conv2d_bwd"):
     (n, c, h, w), (o, _, kh, kw) = CONV_X, CONV_W
-    return "GFLOP/s", 2 * n * o * h * w * c * kh * kw  # padding 1 keeps the output at h x w
+    convs = 2 if name == "conv2d_bwd" else 1  # (backward: two convolutions' worth, one per gradient)
+    return "GFLOP/s", convs * 2 * n * o * h * w * c * kh * kw  # padding 1 keeps the output at h x w
   if name in ARRAY: return "GB/s", bench_core.WORKLOADS[name][2](inputs(name))
   return {"tiny": ("ops/s", 1), "mlp": ("ms", 1), "mlp_jit": ("ms", 1), "copyout": ("GB/s", bo.COPY_BYTES),
           "cold": ("s", 1), "scalars_fixed": ("it/s", 1), "scalars": ("it/s", 1), "gpt_step1": ("s", 1),
@@ -162,6 +227,7 @@ def copy_ms(gb_per_s): return None if gb_per_s is None else bo.COPY_BYTES / gb_p
 def teeny_ms(name: str, dev: str, r: int) -> float:
   if name in ARRAY: return bench_core.bench_teeny(dev, name, inputs(name), want(name), r)[0]
   if name == "cold": return cold_ms("teeny", r, {"DEVICE": dev})
+  if name == "conv2d_bwd": return conv_bwd_teeny(dev, r)
   if name.startswith("gpt_step1"): return gpt_step1_s(dev, r)[name == "gpt_step1_cold"] * 1e3
   return {"tiny": lambda: per_op(bo.tiny_teeny(dev, r)),
           "scalars_fixed": lambda: per_op(bo.scalars_teeny(dev, r, changing=False)),
@@ -177,6 +243,7 @@ def numpy_ms(name: str, r: int) -> float:
                      bench_core.WORKLOADS[name][3])
     return bench_core.bench_numpy(name, inputs(name), r)
   if name == "cold": return cold_ms("numpy", r, {})
+  if name == "conv2d_bwd": return conv_bwd_numpy(r)
   if name.startswith("gpt_step1"): return None
   return {"tiny": lambda: per_op(bo.tiny_numpy(r)), "scalars": lambda: per_op(bo.scalars_numpy(r)), "mlp": lambda: bo.mlp_numpy(MLP_BATCH, r),
           "copyout": lambda: copy_ms(bo.copyout_numpy(r))}[name]()
@@ -186,6 +253,7 @@ def torch_ms(name: str, r: int) -> float | None:
   if importlib.util.find_spec("torch") is None: return None
   if name in ARRAY: return bench_core.bench_torch(name, inputs(name), want(name), r)
   if name == "cold": return cold_ms("torch", r, {})
+  if name == "conv2d_bwd": return conv_bwd_torch(r)
   if name.startswith("gpt_step1"): return None
   return {"tiny": lambda: per_op(bo.tiny_torch(r)), "scalars": lambda: per_op(bo.scalars_torch(r)), "mlp": lambda: bo.mlp_torch(MLP_BATCH, r),
           "copyout": lambda: None}[name]()

@@ -5,7 +5,8 @@ arguments (LLVM: the runtime splits that loop across cores); local axes become O
 become RANGE loops. Upcast and unrolled axes become no loop at all: their index is a LANE placeholder, and the
 graph is copied once per value of it (unrolled copies are combined before the accumulator, upcast copies each
 store an output with accumulators of their own), which is where register tiles and vector code come from. Views become
-index expressions and validity gates, reduces become accumulators, half, bfloat16 and fp8 arithmetic moves to float32 (bfloat16 and fp8 become bits in memory: lowfloat.py), and the
+index expressions and validity gates, reduces become accumulators (a sum of where(c, x, 0) steps under the mask:
+_accumulate), half, bfloat16 and fp8 arithmetic moves to float32 (bfloat16 and fp8 become bits in memory: lowfloat.py), and the
 symbolic rules of symbolic.py simplify the result. A gather axis (kernel.py) becomes no loop: the reduce along it sums
 where(a == arange, x, 0), which is x loaded at position a (see _fold_gather).
 """

@@ -124,9 +124,10 @@ class Renderer:
 
 
 def accumulator_updates(program: list) -> dict[UOp, str | None]:
-  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` that read acc itself (the steps of a sum or product), each with
-  its ASSIGN's arg ("reassoc" where the updates may be reordered). Renderers treat these alone specially: they may
-  be reordered (LLVM) and fused with the product they add (both), where nothing else may."""
+  """The float ADD/MUL nodes v in `ASSIGN(acc, v)` or `ASSIGN(acc, where(c, v, acc))` (a step under a mask) that
+  read acc itself (the steps of a sum or product), each with its ASSIGN's arg ("reassoc" where the updates may be
+  reordered). Renderers treat these alone specially: they may be reordered (LLVM) and fused with the product they
+  add (both), where nothing else may."""
   root: dict[UOp, UOp] = {}  # DEFINE_ACC or ASSIGN -> its DEFINE_ACC
   found: dict[UOp, str | None] = {}
   for u in program:
@@ -134,7 +135,6 @@ def accumulator_updates(program: list) -> dict[UOp, str | None]:
     elif u.op is Ops.ASSIGN and u.src[0] in root:
       acc, value = root[u.src[0]], u.src[1]
       root[u] = acc
-      # (a masked step, where(c, acc + x, acc): its update is the acc + x)
       if value.op is Ops.WHERE and root.get(value.src[2]) is acc: value = value.src[1]
       is_float = dtypes.is_float(getattr(value.dtype, "scalar", value.dtype))
       if value.op in (Ops.ADD, Ops.MUL) and is_float and any(root.get(s) is acc for s in value.src): found[value] = u.arg
