@@ -210,6 +210,35 @@ def test_jit_replays_leave_memory_flat(device):
   assert (Device[device].allocator.live_count, GlobalCounters.mem_used) == start
 
 
+def test_backward_passes_without_an_optimizer_leave_memory_flat(device):
+  """Gradients taken again and again with no write in between (a saliency map, an attack on the input): each
+  pass's x.grad is freed once replaced. A realized gradient keeps the graph that computed it (kept_graphs: its
+  buffer view -> the graph) and the realized map remembered that graph's buffer (graph -> view): the two held
+  each other through weak tables, and every pass kept its gradient's memory (one buffer per pass, forever)."""
+  allocator = Device[device].allocator
+  x = Tensor(rng.standard_normal((64, 32)).astype(np.float32), device=device, requires_grad=True).realize()
+  w = Tensor(rng.standard_normal((32, 8)).astype(np.float32), device=device, requires_grad=True).realize()
+  def step(i):
+    x.grad = w.grad = None
+    ((x * float(i + 2)) @ w).exp().sum().backward()
+    Tensor.realize_all(x.grad, w.grad)
+  for i in range(5): step(i)
+  gc.collect()
+  start = (allocator.live_count, GlobalCounters.mem_used)
+  for i in range(5, 30): step(i)
+  gc.collect()
+  assert (allocator.live_count, GlobalCounters.mem_used) == start
+  # and a gradient realized, then read through a graph built from it after its tensor is gone, still reaches x
+  x.grad = None
+  g = (x * 3.0).sum(1)
+  g.realize()
+  h = g * 2.0
+  del g
+  gc.collect()
+  h.sum().backward()
+  np.testing.assert_allclose(x.grad.numpy(), np.full((64, 32), 6.0), rtol=1e-6)
+
+
 # ---- copy-out ----
 
 def test_large_copy_out_reuses_host_memory_but_never_a_held_array(device):

@@ -10,7 +10,7 @@ import itertools, math, weakref
 import numpy as np
 from teeny.uop import UOp, Ops, PatternMatcher, UPat, graph_rewrite
 from teeny.runtime.device import Buffer
-from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, is_realized, forget_realized, writes_count
+from teeny.schedule import create_schedule, mark_realized, buffer_of, is_buffer_view, is_realized, forget_realized, writes_count, hold_realized_weakly
 from teeny.engine.realize import run_schedule, capture
 from teeny.engine.validate import checked
 from teeny.view import ShapeTracker
@@ -217,7 +217,9 @@ def _buffer_taken(node: UOp, views: dict, made: set, written, taken: set) -> UOp
 
 def _remember_graph(t):
   """kept_graphs follows a realized tensor's kept graph (set, replaced, or gone with a write that has none)."""
-  if t._graph is not None: kept_graphs[t._uop] = t._graph
+  if t._graph is not None:
+    kept_graphs[t._uop] = t._graph
+    hold_realized_weakly(t._graph, t._uop)  # (the view keeps the graph: the graph must not keep the view)
   elif _wants_graph(t) and not t._leaf: kept_graphs.pop(t._uop, None)
 
 

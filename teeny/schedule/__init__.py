@@ -27,12 +27,13 @@ from teeny.schedule.items import ScheduleItem, writes_count, buffer_view, is_buf
 from teeny.schedule.cache import REALIZED
 
 __all__ = ["create_schedule", "explain_schedule", "ScheduleItem", "writes_count", "buffer_view", "is_buffer_view", "is_realized", "buffer_of",
-           "allreduce_op", "mark_realized", "forget_realized", "realized_buffers"]
+           "allreduce_op", "mark_realized", "forget_realized", "realized_buffers", "hold_realized_weakly"]
 
 # where graph nodes were realized (see cache.RealizedMap)
 mark_realized = REALIZED.mark
 forget_realized = REALIZED.forget
 realized_buffers = REALIZED.buffers
+hold_realized_weakly = REALIZED.hold_weakly
 
 _NEEDS_SNAPSHOTS = "needs snapshots"  # cached for a graph that raised AssignCycle: schedule it with with_snapshots
 

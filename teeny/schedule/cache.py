@@ -22,8 +22,9 @@ from teeny.schedule.items import ScheduleItem, buffer_view, is_buffer_view, buff
 class _Entry(weakref.ref):
   """An entry of a RealizedMap table, under the key id(node): a weak reference to the node, holding the entry's
   value. Its callback removes it from its table when the node dies, before the id can be reused: an entry found
-  under id(n) is always n's, and a dead node's entry keeps no buffer alive."""
-  __slots__ = ("key", "value")
+  under id(n) is always n's, and a dead node's entry keeps no buffer alive. `weak` (realized entries only):
+  views the entry holds weakly, {device: weakref} (RealizedMap.hold_weakly), or None."""
+  __slots__ = ("key", "value", "weak")
 
 
 # held while an entry goes into a table and while a dead node's entry comes out: otherwise a thread could remove
@@ -41,7 +42,7 @@ def _add_entry(table: dict, node: UOp, died, value) -> _Entry:
   """A new entry for node in table, filled before another thread can find it there."""
   entry = _Entry(node, died)
   entry.key = key = id(node)
-  entry.value = value
+  entry.value, entry.weak = value, None
   with _TABLES_LOCK: table[key] = entry
   return entry
 
@@ -68,7 +69,30 @@ class RealizedMap:
   def on(self, n: UOp) -> dict | None:
     """{device: buffer view} where n was realized, or None."""
     entry = self.realized.get(id(n))
-    return None if entry is None else entry.value
+    if entry is None or entry.weak is None: return None if entry is None else entry.value
+    held = {device: ref() for device, ref in entry.weak.items()}  # (alive: a dead one's callback took it out)
+    return {**entry.value, **{device: view for device, view in held.items() if view is not None}}
+
+  def hold_weakly(self, n: UOp, view: UOp):
+    """Keep n's entry for `view` only while something else holds the view. For a realized tensor's node whose
+    buffer view keys the graph it keeps (engine/tensors.kept_graphs: view -> graph, the graph being n): held here
+    too, the view would keep the graph, the graph this entry, the entry the view, a cycle through two weak tables
+    that nothing collects (a loop of backward passes without an optimizer kept every pass's gradients). Once the
+    view dies, n is no longer realized there (a graph that still holds n computes it again)."""
+    with _TABLES_LOCK:
+      entry = self.realized.get(id(n))
+      if entry is None: return
+      device = next((d for d, v in entry.value.items() if v is view), None)
+      if device is None: return
+      del entry.value[device]
+      if entry.weak is None: entry.weak = {}
+      entry.weak[device] = weakref.ref(view, functools.partial(self._view_died, entry, device))
+
+  def _view_died(self, entry: _Entry, device: str, _ref):
+    with _TABLES_LOCK:
+      if entry.weak is not None: entry.weak.pop(device, None)
+      if not entry.value and not entry.weak: _remove_from(self.realized, entry)
+    self.new_epoch()  # (signatures above the node were taken while it was realized there)
 
   def buffers(self, n: UOp) -> list[Buffer]:
     """The buffers node n was realized into (one per device), if it was and the entry wasn't forgotten."""
@@ -85,7 +109,9 @@ class RealizedMap:
       entry = realized.get(key)  # (usually a node realized for the first time)
       if entry is None:
         entry = _add_entry(realized, n, self._realized_died, {})
-      entry.value[buffer_of(view).device] = view
+      device = buffer_of(view).device
+      entry.value[device] = view
+      if entry.weak is not None: entry.weak.pop(device, None)
 
   def forget(self):
     """Drop every remembered result: called when an ASSIGN changes a buffer others may have been computed from.
