@@ -669,6 +669,27 @@ def test_a_masked_sum_steps_its_accumulator_under_the_mask(device):
     assert total == 0 and not np.signbit(total), (mask, total)
 
 
+def test_max_pool_gradient_loops_over_its_windows(device):
+  """max_pool2d(2)'s input gradient is one elementwise kernel that stores the input's shape as windows, (N, C,
+  H/2, 2, W/2, 2): the same bytes in the same order. The PAD by nothing that marks pooling's pieces as copies
+  (ops/join.py _copy_result) hid the reshape under it, and the kernel looped over (N, C, H, W), finding each
+  element's window by division and remainder (16x64x112x112 on a Zen 4: 20 ms, now 6). Values against numpy."""
+  xn, gn = rand(2, 8, 16, 16), rand(2, 8, 8, 8)
+  x = Tensor(xn, device=device, requires_grad=True).realize()
+  x.max_pool2d(2).backward(Tensor(gn, device=device))
+  items, *_ = create_schedule([x.grad.uop], [device])
+  assert len(items) == 1
+  renderer = Device[device].renderer
+  if not renderer.has_threads:  # (OpenCL folds the six axes into three ids, which takes divisions of its own)
+    assert not [u.op for u in get_program(items[0].ast, renderer).program if u.op in (Ops.IDIV, Ops.MOD)]
+  windows = xn.reshape(2, 8, 8, 2, 8, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 8, 8, 8, 4)
+  first_max = windows.argmax(-1)
+  want = np.zeros_like(windows)
+  np.put_along_axis(want, first_max[..., None], gn[..., None], -1)
+  want = want.reshape(2, 8, 8, 8, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 8, 16, 16)
+  np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
 def test_an_unrolled_half_sum_adds_its_copies_in_float32(device):
   # UNROLL of a float16 sum rounded each pair of copies to float16 before the float32 accumulator: BEAM could pick a
   # kernel 3 ulps off the loop's (found by tools/opt_fuzz.py); the copies now meet in float32, one rounding at the end

@@ -78,12 +78,20 @@ class ScheduledKernel:
 
 
 def _unreshaped(value: UOp, is_leaf) -> UOp:
-  """The value under the reshapes on top of it: a kernel stores its result contiguously, in the same order
-  whatever shape it has, so it may loop over the shape the value was computed in. Reshaped to the result's shape
-  instead, every load would carry the reshape's divisions (an input gradient of max_pool2d, computed as
-  (..., out, kernel) and read as the input's (..., out * kernel), loaded the output gradient through index // 2)."""
-  while value.op in (Ops.RESHAPE, Ops.DETACH) and not is_leaf(value): value = value.src[0]  # (a DETACH: its first source)
+  """The value under the reshapes (and PADs by nothing) on top of it: a kernel stores its result contiguously, in
+  the same order whatever shape it has, so it may loop over the shape the value was computed in. Reshaped to the
+  result's shape instead, every load would carry the reshape's divisions (an input gradient of max_pool2d,
+  computed as (..., out, kernel) and read as the input's (..., out * kernel), loaded the output gradient through
+  index // 2)."""
+  while (value.op in (Ops.RESHAPE, Ops.DETACH) or _pads_nothing(value)) and not is_leaf(value):
+    value = value.src[0]  # (a DETACH: its first source)
   return value
+
+
+def _pads_nothing(n: UOp) -> bool:
+  """A PAD by zero elements: the mark of a result PyTorch returns as a copy (ops/join.py _copy_result), which
+  changes neither the values nor their order (a max pooling's gradient has three of them between its reshapes)."""
+  return n.op is Ops.PAD and all(p == (0, 0) for p in n.arg)
 
 
 class Unfusable(Exception):
