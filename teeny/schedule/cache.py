@@ -86,11 +86,14 @@ class RealizedMap:
       if device is None: return
       del entry.value[device]
       if entry.weak is None: entry.weak = {}
-      entry.weak[device] = weakref.ref(view, functools.partial(self._view_died, entry, device))
+      entry.weak[device] = weakref.ref(view, functools.partial(self._view_died, id(n), device))
 
-  def _view_died(self, entry: _Entry, device: str, _ref):
+  def _view_died(self, key: int, device: str, ref: weakref.ref):
+    # (by key, not the entry itself: the entry holds this callback through its weakref)
     with _TABLES_LOCK:
-      if entry.weak is not None: entry.weak.pop(device, None)
+      entry = self.realized.get(key)
+      if entry is None or entry.weak is None or entry.weak.get(device) is not ref: return
+      del entry.weak[device]
       if not entry.value and not entry.weak: _remove_from(self.realized, entry)
     self.new_epoch()  # (signatures above the node were taken while it was realized there)
 
