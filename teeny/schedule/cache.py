@@ -69,9 +69,9 @@ class RealizedMap:
   def on(self, n: UOp) -> dict | None:
     """{device: buffer view} where n was realized, or None."""
     entry = self.realized.get(id(n))
-    if entry is None or entry.weak is None: return None if entry is None else entry.value
-    held = {device: ref() for device, ref in entry.weak.items()}  # (alive: a dead one's callback took it out)
-    return {**entry.value, **{device: view for device, view in held.items() if view is not None}}
+    if entry is None or not entry.weak: return None if entry is None else entry.value
+    # (a dead view's callback takes it out; one that died this instant is skipped until it does)
+    return {**entry.value, **{device: view for device, ref in entry.weak.items() if (view := ref()) is not None}}
 
   def hold_weakly(self, n: UOp, view: UOp):
     """Keep n's entry for `view` only while something else holds the view. For a realized tensor's node whose
