@@ -39,14 +39,15 @@ y = (x.relu() * 2 - 1).exp().sqrt()
 print(f"\n(x.relu()*2 - 1).exp().sqrt(): {y.numpy().round(4)}  [{GlobalCounters.kernel_count} kernel]")
 print(f"numpy:                          {np.sqrt(np.exp(np.maximum(x.numpy(), 0) * 2 - 1)).round(4)}")
 
-# 4. A reduce whose result is expanded back over its rows must finish before the rows are read again,
-#    so the scheduler splits there: softmax is the max, the exp-and-sum, and the division, 3 kernels,
-#    with the subtract and the exp fused into the sum instead of stored.
+# 4. A reduce whose result is expanded back over its rows must finish before the rows are read again.
+#    On the CPU (LLVM) that happens inside one kernel: for each row, a loop for the max, one for the
+#    exp-and-sum, one writing the row. On OpenCL the scheduler splits there instead: the max, the
+#    exp-and-sum, and the division are 3 kernels, the subtract and the exp fused into the sum.
 GlobalCounters.reset()
 logits = Tensor(a_np)
 e = (logits - logits.max(1, keepdim=True)).exp()
 probs = (e / e.sum(1, keepdim=True)).numpy()
-print(f"\nsoftmax rows sum to {probs.sum(1).round(5)}  [{GlobalCounters.kernel_count} kernels]")
+print(f"\nsoftmax rows sum to {probs.sum(1).round(5)}  [{GlobalCounters.kernel_count} kernel(s)]")
 ref = np.exp(a_np - a_np.max(1, keepdims=True))
 assert np.allclose(probs, ref / ref.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
 

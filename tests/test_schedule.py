@@ -1,6 +1,9 @@
 """Fusion is a tested property: how many kernels a graph becomes, and that the fused kernels compute the right thing."""
 import numpy as np
-from teeny import Tensor, GlobalCounters
+import pytest
+from teeny import Tensor, GlobalCounters, Device, dtypes
+from teeny.codegen import get_program
+from teeny.uop import Ops
 from teeny.schedule import buffer_of, create_schedule
 
 rng = np.random.default_rng(0)
@@ -43,12 +46,102 @@ def test_sum_then_add_is_one_kernel(device):
   np.testing.assert_allclose(out.numpy(), x.numpy().sum() + 1, rtol=1e-5)
 
 
-def test_reduce_expanded_back_is_two_kernels(device):
+def lifts(device) -> bool:
+  """Whether the device computes a reduce read back over the axes it reduced inside its reader (the CPU: a kernel's
+  loops run one after another in one thread; on a GPU every work-item would compute the whole row again)."""
+  return not Device[device].renderer.has_threads
+
+
+def test_reduce_expanded_back_is_one_kernel_on_the_cpu(device):
   x = rand(8, 16, device=device)
   out = (x - x.max(1, keepdim=True)).exp()
-  assert kernels_for(out) == 2
+  assert kernels_for(out) == (1 if lifts(device) else 2)
   xn = x.numpy()
   np.testing.assert_allclose(out.numpy(), np.exp(xn - xn.max(1, keepdims=True)), rtol=1e-5)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+  e = np.exp(x - x.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+ROW_NORMALIZATIONS = {  # (teeny, numpy in float64, kernels elsewhere)
+  "softmax": (lambda x: x.softmax(-1), _softmax, 3),
+  "log_softmax": (lambda x: x.log_softmax(-1), lambda x: np.log(_softmax(x)), 3),
+  "layernorm": (lambda x: x.layernorm(), lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5), 3),
+  "centered": (lambda x: x - x.mean(-1, keepdim=True), lambda x: x - x.mean(-1, keepdims=True), 2),
+}
+
+
+@pytest.mark.parametrize("name", ROW_NORMALIZATIONS)
+def test_row_normalizations_are_one_kernel_on_the_cpu(device, name):
+  """Each row's reduces (a max, the sum that reads it) run inside the kernel that writes the row, on rows with
+  infinities and NaN too (as PyTorch: a row of -inf or with a NaN is NaN; +inf makes its row NaN but for 0s)."""
+  ours, numpys, elsewhere = ROW_NORMALIZATIONS[name]
+  xn = rng.standard_normal((6, 33)).astype(np.float32)
+  xn[1, 3], xn[2, :], xn[3, 5], xn[4, 7] = -np.inf, -np.inf, np.nan, np.inf
+  x = Tensor(xn, device=device)
+  out = ours(x)
+  assert kernels_for(out) == (1 if lifts(device) else elsewhere)
+  with np.errstate(all="ignore"): want = numpys(xn.astype(np.float64))
+  np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_row_reduce_inside_the_kernels_own_reduce(device):
+  x = rand(7, 40, device=device)
+  out, var = (x - x.max(1, keepdim=True)).sum(1), x.var(1)
+  assert kernels_for(out) == (1 if lifts(device) else 2)
+  assert kernels_for(var) == (1 if lifts(device) else 2)
+  xn = x.numpy().astype(np.float64)
+  np.testing.assert_allclose(out.numpy(), (xn - xn.max(1, keepdims=True)).sum(1), rtol=1e-5)
+  np.testing.assert_allclose(var.numpy(), xn.var(1, ddof=1), rtol=1e-5)
+
+
+def test_lifted_reduces_run_once_per_row():
+  """softmax's kernel on the CPU: in the loop over rows, three loops one after another (the row's max, the sum of
+  exps that reads it, the row written), not nested in each other."""
+  x = rand(16, 64, device="LLVM")
+  items, *_ = create_schedule([x.softmax(-1).uop], ["LLVM"])
+  assert len(items) == 1
+  program = get_program(items[0].ast, Device["LLVM"].renderer).program
+  depth, depths = 0, []
+  for u in program:
+    if u.op is Ops.RANGE: depth += 1; depths.append(depth)
+    elif u.op is Ops.ENDRANGE: depth -= 1
+  assert depths == [1, 2, 2, 2]
+
+
+def test_reduces_that_would_run_again_are_kernels_of_their_own(device):
+  """A reduce is not lifted where its reader would compute it again and again: a column's max read back along the
+  rows (the rows are the outer loop), a whole tensor's max (each core would compute it), a matmul (its reduce
+  needs a kernel of its own, tuned for it)."""
+  x, a, b = rand(8, 16, device=device), rand(8, 5, device=device), rand(5, 16, device=device)
+  xn, an, bn = (t.numpy().astype(np.float64) for t in (x, a, b))
+  by_column, whole, after_matmul = x.softmax(0), x - x.max(), (a @ b).softmax(-1)
+  assert kernels_for(by_column) == 3 and kernels_for(whole) == 2
+  assert kernels_for(after_matmul) == (2 if lifts(device) else 4)
+  np.testing.assert_allclose(by_column.numpy(), _softmax(xn.T).T, rtol=1e-5)
+  np.testing.assert_allclose(whole.numpy(), xn - xn.max(), rtol=1e-6)
+  np.testing.assert_allclose(after_matmul.numpy(), _softmax(an @ bn), rtol=1e-5)
+
+
+def test_softmax_gradient_and_a_write_of_it(device):
+  xn, wn = rng.standard_normal((5, 12)).astype(np.float32), rng.standard_normal((5, 12)).astype(np.float32)
+  x = Tensor(xn, device=device, requires_grad=True)
+  (x.softmax(-1) * Tensor(wn, device=device)).sum().backward()
+  y = _softmax(xn.astype(np.float64))
+  np.testing.assert_allclose(x.grad.numpy(), y * (wn - (wn * y).sum(-1, keepdims=True)), rtol=1e-5, atol=1e-7)
+  # writing a row normalization into its own input reads every element of the row before writing any
+  t = Tensor(xn, device=device).contiguous().realize()
+  t.assign(t.softmax(-1)).realize()
+  np.testing.assert_allclose(t.numpy(), y, rtol=1e-5)
+
+
+def test_half_softmax(device):
+  xn = rng.standard_normal((4, 50)).astype(np.float16)
+  out = Tensor(xn, device=device).softmax(-1)
+  assert out.dtype == dtypes.float16
+  np.testing.assert_allclose(out.numpy().astype(np.float64), _softmax(xn.astype(np.float64)), rtol=2e-3, atol=1e-4)
 
 
 def test_permute_reshape_add_is_one_kernel_without_copy(device):

@@ -16,7 +16,12 @@ from teeny.renderer.tuning import Tuning
 
 def optimize(kernel: Kernel, renderer, opts: list[Opt] | None = None) -> Kernel:
   """Canonicalize the loop space, then apply `opts` when given (BEAM's choice, a test's), else the heuristics'.
-  NOOPT=1 keeps only what correctness needs."""
+  NOOPT=1 keeps only what correctness needs. A kernel with lifted reduces (kernel.py) is left as the scheduler made
+  it: its views are of several shapes, which the canonicalizing steps don't follow, and its outermost axis is the
+  output's, which the CPU's cores split."""
+  if kernel.lifted:
+    for opt in opts or []: kernel.apply_opt(opt, renderer)  # (raises: it takes none)
+    return kernel
   kernel.reduce_axes_last()
   if opts is None and getenv("NOOPT", 0):
     kernel.ensure_parallel_axis()

@@ -54,6 +54,7 @@ class LoopSpace:
   axes: dict[str, tuple[int, ...]]    # kind -> its axes, in order (every kind of KIND_ORDER, maybe none)
   reduce_is_contiguous: bool          # see Kernel.reduce_is_contiguous
   max_offset: int                     # the largest element offset any view reaches
+  loop_elements: int                  # the most indices one nest of loops runs through (see Kernel.loop_space)
 
 
 class KernelOptError(ValueError):
@@ -79,6 +80,14 @@ def _new_reduce(ctx: _LoopSpaceChange, r: UOp) -> UOp: return r.replace(arg=(r.a
 _follow_loop_space = PatternMatcher([(UPat(Ops.VIEW, name="v"), _new_view), (UPat(Ops.REDUCE_AXIS, name="r"), _new_reduce)])
 
 
+def _permute_view(ctx: list, v: UOp) -> UOp: return v.replace(arg=v.arg.permute(ctx))
+def _permute_reduce(ctx: list, r: UOp) -> UOp: return r.replace(arg=(r.arg[0], tuple(sorted(ctx.index(a) for a in r.arg[1]))) + r.arg[2:])
+
+
+# a kernel with lifted reduces, its axes permuted (ctx: the new order): each reduce keeps its own axes
+_follow_lifted_loop_space = PatternMatcher([(UPat(Ops.VIEW, name="v"), _permute_view), (UPat(Ops.REDUCE_AXIS, name="r"), _permute_reduce)])
+
+
 class Kernel:
   def __init__(self, ast: UOp):
     self.ast = ast
@@ -86,10 +95,24 @@ class Kernel:
     out_shape = ast.src[0].src[1].arg.shape
     self.full_shape: tuple[int, ...] = reduces[0].src[0].shape if reduces else out_shape
     reduce_axes = set(reduces[0].arg[1]) if reduces else set()
+    # reduces over axes of their own (lifted by the scheduler: schedule/builder.py KernelBuilder._lifted) have views
+    # of several shapes: the loop space is all of their axes, and its actions don't apply (see apply_opt)
+    shapes = {u.arg.shape for u in toposort(ast) if u.op is Ops.VIEW}
+    reduced = tuple(1 if i in reduce_axes else s for i, s in enumerate(self.full_shape))
+    self.lifted = len({r.arg[1] for r in reduces}) > 1 or out_shape != reduced or not shapes <= {self.full_shape, reduced}
+    if self.lifted:
+      self.full_shape = tuple(max(sizes) for sizes in zip(*shapes))
+      reduce_axes = {a for r in reduces for a in r.arg[1]}
+      # the output's axes first, as sort_axes keeps them (lowering's loops are numbered so), each reduce's own axes
+      # following the move
+      order = sorted(range(len(self.full_shape)), key=lambda i: (i in reduce_axes, i))
+      if order != sorted(order):
+        self.ast = graph_rewrite(ast, _follow_lifted_loop_space, order, fixed_point=False)
+        self.full_shape, reduce_axes = tuple(self.full_shape[i] for i in order), {order.index(a) for a in reduce_axes}
     # local memory a GROUP takes per work-item: one partial result of each reduce (64-bit ones 8 bytes, the rest at
     # most 4: half is combined in float)
     self.group_bytes_per_item = sum(max(r.dtype.itemsize, 4) for r in reduces)
-    gathers = _gather_axes(reduces)
+    gathers = _gather_axes(reduces) if not self.lifted else set()
     self.kinds: tuple[str, ...] = tuple("gather" if i in gathers else "reduce" if i in reduce_axes else "global"
                                         for i in range(len(self.full_shape)))
     self.applied: list = []   # what was done, in order: Opt actions and the names of the canonicalizing steps
@@ -111,7 +134,7 @@ class Kernel:
   def copy(self) -> Kernel:
     k = Kernel.__new__(Kernel)
     k.ast, k.full_shape, k.kinds, k.applied, k.opts = self.ast, self.full_shape, self.kinds, list(self.applied), list(self.opts)
-    k.group_bytes_per_item = self.group_bytes_per_item
+    k.group_bytes_per_item, k.lifted = self.group_bytes_per_item, self.lifted
     return k
 
   # ---- the primitive change of loop space: every view and every reduce follows it ----
@@ -168,6 +191,7 @@ class Kernel:
     """Split `opt.axis` and make its inner part an axis of the kind the op names. Raises KernelOptError (and
     leaves the kernel unchanged) when the action does not apply on this kernel and device."""
     if opt.op not in _OP_KIND: raise KernelOptError(f"unknown optimization {opt.op!r}")
+    if self.lifted: raise KernelOptError(f"{opt}: a kernel with lifted reduces (loops of their own) takes no actions")
     if opt.op == "SWAP": return self._swap(opt)
     kind, allowed_from = _OP_KIND[opt.op]
     if opt.op in ("LOCAL", "GROUP") and not renderer.has_threads: raise KernelOptError(f"{opt}: the device has no work-groups")
@@ -248,7 +272,11 @@ class Kernel:
     for st in self.views:
       for v in st.views:
         worst_offset = max(worst_offset, abs(v.offset) + sum(abs(stride) * (n - 1) for n, stride in zip(v.shape, v.strides)))
-    return LoopSpace(self.ast, self.name(), self.full_shape, self.kinds, axes, self.reduce_is_contiguous, worst_offset)
+    # every index of the loop space, except with lifted reduces: their loops are not nested in each other, so the
+    # most one nest runs through is one view's shape (the output's, or one reduce's input)
+    elements = max(math.prod(st.shape) for st in self.views) if self.lifted else math.prod(self.full_shape)
+    return LoopSpace(self.ast, self.name(), self.full_shape, self.kinds, axes, self.reduce_is_contiguous, worst_offset,
+                     elements)
 
   def name(self) -> str:
     """r_ or E_ (a reduce loop or none) and the loop shape; a gather axis is no loop, so it is not in it."""

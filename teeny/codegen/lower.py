@@ -36,8 +36,13 @@ class LoweringContext:
   acc_count: list = field(default_factory=lambda: [0])
   gathers: frozenset = frozenset()  # gather axes: their reduce becomes a load (their RANGE is in reduce_ranges)
   lane_sums: tuple = ()           # unroll widths whose copies accumulate apart, as vector lanes (see _lane_sums)
+  zero: UOp | None = None         # the index 0 (of out_idxs' reduce axes)
 
-  def idxs_for(self, shape) -> list[UOp]: return self.full_idxs if tuple(shape) == self.full_shape else self.out_idxs
+  def idxs_for(self, shape) -> list[UOp]:
+    """The index of each axis of a view of this shape: the loop space's, 0 along an axis the view has size 1 of
+    (the output's after a reduce; in a kernel with lifted reduces, a view of one reduce's input)."""
+    if tuple(shape) == self.full_shape: return self.full_idxs
+    return [o if s == f == 1 else i if s == f else self.zero for i, o, s, f in zip(self.full_idxs, self.out_idxs, shape, self.full_shape)]
 
 
 def _identity(op: Ops, dtype: DType):
@@ -295,7 +300,7 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   """The kernel's AST over its loop space as loops, thread ids and lanes, its index math simplified."""
   full, axes = k.full_shape, k.axes
   # 32-bit index math (faster) unless a loop, a launch or an offset can pass INT32_MAX; past 64 bits, nothing works
-  span = max(math.prod(full), k.max_offset)
+  span = max(k.loop_elements, k.max_offset)
   if span > 2**63 - 1:
     raise ValueError(f"kernel {k.name} spans {span} elements, more than 64-bit indices can count (2^63 - 1)")
   idx_dtype = dtypes.int64 if span >= 2**31 - 1 else dtypes.int32
@@ -322,7 +327,7 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   # strides through it) would fight that, unless every load reads the reduce loop contiguously
   reassoc = not axes["upcast"] or k.reduce_is_contiguous
   ctx = LoweringContext(idxs, out_idxs, full, reduce_ranges, lanes, idx_dtype, group, reassoc=reassoc,
-                        gathers=frozenset(axes["gather"]), lane_sums=lane_sum_widths(renderer))
+                        gathers=frozenset(axes["gather"]), lane_sums=lane_sum_widths(renderer), zero=zero)
   sink = graph_rewrite(k.ast, lower_ast, ctx)
   # upcast axes: one copy of every store per combination of their indices, each with accumulators of its own
   copies = expand_lanes(sink, [lanes[a] for a in axes["upcast"]], ctx.acc_count[0])

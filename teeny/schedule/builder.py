@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 from teeny.dtype import dtypes
-from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, toposort
-from teeny.view import ShapeTracker
+from teeny.uop import UOp, Ops, ALU, ELEMENTWISE, MOVEMENT, PatternMatcher, UPat, graph_rewrite, toposort
+from teeny.view import ShapeTracker, strides_for
 from teeny.renderer import value_var_arg
 from teeny.renderer.tuning import Tuning
 from teeny.schedule.items import buffer_of
@@ -105,10 +105,12 @@ _CONSTANT_LEAVES = (Ops.CONST, Ops.RANGE, Ops.BIND)
 
 @dataclass(frozen=True)
 class KernelLimits:
-  """What the scheduler asks of a device: the most arguments (buffers and values) one kernel may take, and its
-  tuned numbers."""
+  """What the scheduler asks of a device: the most arguments (buffers and values) one kernel may take, its tuned
+  numbers, and whether its kernels run their loops one after another in one thread (the CPU: no work-items), so
+  a reduce read back over the axes it reduced may be computed inside its reader (see KernelBuilder._lifted)."""
   max_bufs: int
   tuning: Tuning
+  lift_reduces: bool = False
 
 
 class KernelBuilder:
@@ -125,6 +127,15 @@ class KernelBuilder:
     self.old_reads: set[int] = set()       # slots of input buffers read as they were before the schedule
     self.values: list[int] = []            # slots of the constants passed as value arguments, in argument order
     self.asked: set[UOp] = set()           # nodes whether realized or not decided what this kernel is
+    self.lift_reduces = limits.lift_reduces
+    self.plain: set[UOp] = set()           # the reduces whose loops are the kernel's own (its reduce axes)
+    self.nested: set[UOp] = set()          # reduces read inside another reduce's input (lifted, or realized first)
+    self.plain_axes: set[int] = set()      # their axes
+    self.out_space: tuple = ()             # the loop space before any reduce is lifted
+    self.rank = 0                          # axes of the loop space so far: the output's, then lifted reduces' own
+    self.space_size = 0                    # elements of the loop space before any reduce is lifted
+    self.lifted_axes: dict[UOp, tuple] = {}  # lifted reduce -> its axes in the loop space
+    self.lifts: dict = {}                  # (reduce, moves) -> (its input's moves, its axes), or None: not lifted
 
   def build(self, out_space: tuple | None = None) -> ScheduledKernel:
     """The kernel; a write (ASSIGN) with no reduce of its own may be given the loop space to run over (another
@@ -132,19 +143,30 @@ class KernelBuilder:
     root = self.root
     value_node = root.src[1] if root.op is Ops.ASSIGN else (root.src[0] if root.op is Ops.CONTIGUOUS else root)
     reduces = self._fused_reduces(value_node)
+    if reduces and reduces[0].size != value_node.size:
+      if not self.lift_reduces: raise Unfusable(reduces[0])
+      reduces = []  # each is read back over the axes it reduced: lifted, none is the kernel's own
+    for r in reduces:
+      if r in self.nested: raise Unfusable(r)  # the kernel's own reduce, also read inside another: a kernel first
     for r in reduces: self._check_broadcast_work(r)
     if out_space is None:
       # (a write keeps its target's shape: the view it writes through may be strided, not a contiguous buffer)
       plain = value_node.shape if root.op is Ops.ASSIGN else _unreshaped(value_node, self._is_leaf).shape
       out_space = reduces[0].shape if reduces else plain
-    if reduces and reduces[0].size != value_node.size: raise Unfusable(reduces[0])
+    self.plain, self.plain_axes = set(reduces), set(reduces[0].arg[1]) if reduces else set()
+    self.out_space, self.rank = out_space, len(out_space)
+    self.space_size = reduces[0].src[0].size if reduces else math.prod(out_space)
+    # lifting needs the outermost axis to be a loop of the output's, which the CPU's cores split between them
+    if not out_space or out_space[0] <= 1 or any(0 in r.arg[1] for r in reduces): self.lift_reduces = False
     value = self._push(value_node, (("RESHAPE", out_space),))
     out_st = _written_view(root).reshape(out_space) if root.op is Ops.ASSIGN else ShapeTracker.from_shape(out_space)
+    if self.rank > len(out_space): value, out_st = _padded_views(value, self.rank), _padded(out_st, self.rank)
     self.asked.add(value_node)
     if root.op is Ops.ASSIGN and value_node not in self.realize: self._check_assign_reads(value, out_st)
     glob = self.globals[self.slots[0]]
     ast = UOp(Ops.SINK, dtypes.void, (UOp(Ops.STORE, dtypes.void, (glob, UOp(Ops.VIEW, dtypes.void, (), out_st), value)),))
-    return ScheduledKernel(ast, self.slots, [root], reduces, self.deps, self.old_reads, values=self.values)
+    return ScheduledKernel(ast, self.slots, [root], list(reduces) + list(self.lifted_axes), self.deps, self.old_reads,
+                           values=self.values)
 
   def _is_leaf(self, n: UOp) -> bool:
     """Whether the kernel reads n from memory (a buffer, or another kernel's result) instead of computing it."""
@@ -188,7 +210,10 @@ class KernelBuilder:
       if (n, inside_reduce) in seen or self._is_leaf(n): continue
       seen.add((n, inside_reduce))
       if n.op is Ops.REDUCE_AXIS:
-        if inside_reduce: raise Unfusable(n)
+        if inside_reduce:
+          if not self.lift_reduces: raise Unfusable(n)
+          self.nested.add(n)  # (lifted where it is read, or realized first: see _lifted)
+          continue
         if found and (n.src[0].shape != found[0].src[0].shape or n.arg[1] != found[0].arg[1]): raise Unfusable(n)
         if n not in found: found.append(n)
         stack.append((n.src[0], True))
@@ -207,7 +232,9 @@ class KernelBuilder:
   def _children(self, n: UOp, moves) -> list:
     if self._is_leaf(n) or n.op in _CONSTANT_LEAVES: return []
     if n.op in MOVEMENT: return [(n.src[0], ((n.op.name, n.arg),) + moves)]
-    if n.op is Ops.REDUCE_AXIS: return [(n.src[0], ())]
+    if n.op is Ops.REDUCE_AXIS:
+      lifted = self._lifted(n, moves)
+      return [(n.src[0], lifted[0] if lifted else ())]
     return [(s, moves) for s in computed_from(n)]
 
   def _push(self, start: UOp, moves: tuple) -> UOp:
@@ -244,8 +271,10 @@ class KernelBuilder:
       return UOp(n.op, n.dtype, (view,), n.arg)
     if n.op in MOVEMENT or n.op is Ops.DETACH: return srcs[0]
     if n.op is Ops.REDUCE_AXIS:
+      lifted = self._lifted(n, moves)
+      if lifted is not None: return UOp(Ops.REDUCE_AXIS, n.dtype, (srcs[0],), (n.arg[0], lifted[1]) + n.arg[2:])
       st = _apply(ShapeTracker.from_shape(n.shape), moves)
-      if st.shape != n.shape or not st.contiguous: raise Unfusable(n)
+      if st.shape != n.shape or not st.contiguous or n not in self.plain: raise Unfusable(n)
       return UOp(Ops.REDUCE_AXIS, n.dtype, (srcs[0],), n.arg)
     if n.op in ELEMENTWISE:
       if len(frozenset().union(*(self.reads[s] for s in srcs))) >= self.max_bufs: self._split(n, srcs)
@@ -258,6 +287,53 @@ class KernelBuilder:
           out = UOp(Ops.WHERE, n.dtype, (valid, out, UOp(Ops.CONST, n.dtype, (UOp(Ops.VIEW, dtypes.void, (), st),), _zero(n.dtype))))
       return out
     raise RuntimeError(f"scheduler can't place {n.op} in a kernel")
+
+  def _lifted(self, n: UOp, moves) -> tuple | None:
+    """A reduce read back over the axes it reduced (a row's max in softmax's x - max), computed inside its reader
+    on the CPU instead of as a kernel of its own: its reduced axes become axes of this kernel's loop space of
+    their own (appended after the others), and its input is seen in that space, so lowering gives it loops of its
+    own and the linearizer runs them inside the loops of the axes it keeps (codegen/linearize.py), once per row.
+    Returns (the moves its input is seen through, its axes), or None where it stays a kernel of its own: the
+    device has work-items (each would compute the whole row again), the reduce is the kernel's own, reads more
+    elements than the loop space has (a matmul: it needs a kernel tuned for it), doesn't keep the outermost axis
+    (each core would compute it whole), or would be computed again for every index of an axis it doesn't read
+    (an axis it is read back over that is a loop outside one it keeps)."""
+    key = (n, moves)
+    if key not in self.lifts:
+      self.lifts[key] = self._lift(n, moves) if self.lift_reduces and n not in self.plain else None
+    return self.lifts[key]
+
+  def _lift(self, n: UOp, moves) -> tuple | None:
+    if n.src[0].size > self.space_size: return None
+    seen = _apply(ShapeTracker.from_shape(n.shape), moves)
+    if len(seen.views) != 1 or seen.views[0].mask is not None or seen.views[0].offset != 0: return None
+    view, reduced = seen.views[0], n.arg[1]
+    # where each axis the reduce keeps is in the loop space: the axis it is seen along with the same size and stride
+    keep_stride = strides_for(n.shape)
+    at: dict[int, int] = {}
+    for axis, (size, stride) in enumerate(zip(view.shape, view.strides)):
+      if size == 1 or stride == 0: continue
+      kept = [a for a in range(len(n.shape)) if a not in reduced and n.shape[a] == size and keep_stride[a] == stride and a not in at]
+      if not kept: return None
+      at[kept[0]] = axis
+    if any(n.shape[a] > 1 and a not in at for a in range(len(n.shape)) if a not in reduced): return None
+    # loops run the output's axes outermost, then the kernel's own reduce axes, then lifted reduces' axes in order
+    loop = lambda axis: (axis >= len(self.out_space) or axis in self.plain_axes, axis)  # noqa: E731
+    spread = [loop(axis) for axis, (size, stride) in enumerate(zip(view.shape, view.strides)) if size > 1 and stride == 0]
+    if 0 not in at.values() or (spread and max(loop(a) for a in at.values()) > min(spread)): return None
+    if n not in self.lifted_axes:
+      self.lifted_axes[n] = tuple(range(self.rank, self.rank + len(reduced)))
+      self.rank += len(reduced)
+    axes = self.lifted_axes[n]
+    rank = max(len(view.shape), axes[-1] + 1)
+    if rank < len(n.shape): return None
+    # the input's axes moved to their places in the loop space: kept ones where the reduce is seen along them,
+    # reduced ones to the reduce's own axes, the rest (size 1) to the places left over
+    place = {**at, **dict(zip(sorted(reduced), axes))}
+    free = iter(sorted(set(range(rank)) - set(place.values())))
+    order = [0] * rank
+    for old in range(rank): order[place[old] if old in place else next(free)] = old
+    return (("RESHAPE", n.src[0].shape + (1,) * (rank - len(n.shape))), ("PERMUTE", tuple(order))), axes
 
   def _value(self, slot: int, leaf: UOp, view: UOp) -> UOp:
     """A constant passed as a value argument (items.is_value_arg): the kernel's DEFINE_VAR for it, seen through
@@ -297,6 +373,23 @@ def _written_view(assign: UOp) -> ShapeTracker:
   moves = [("RESHAPE", target.arg)] if target.op is Ops.RESHAPE else []
   moves += [(op.name, arg) for op, arg in assign.arg[1]]
   return _apply(ShapeTracker.from_shape((buffer_of(target).size,)), moves)
+
+
+def _padded(st: ShapeTracker, rank: int) -> ShapeTracker:
+  """st with size-1 axes appended up to `rank`: the axes of reduces lifted into the kernel after it was made."""
+  return st.reshape(st.shape + (1,) * (rank - len(st.shape))) if len(st.shape) < rank else st
+
+
+def _pad_view(ctx: int, v: UOp) -> UOp | None:
+  return v.replace(arg=_padded(v.arg, ctx)) if len(v.arg.shape) < ctx else None
+
+
+_PAD_VIEWS = PatternMatcher([(UPat(Ops.VIEW, name="v"), _pad_view)])
+
+
+def _padded_views(value: UOp, rank: int) -> UOp:
+  """Every view under value given the loop space's rank (a kernel with lifted reduces: see KernelBuilder._lifted)."""
+  return graph_rewrite(value, _PAD_VIEWS, rank)
 
 
 def _apply(st: ShapeTracker, moves) -> ShapeTracker:

@@ -54,7 +54,7 @@ def kernelize(nodes: list[UOp], roots: tuple[UOp, ...], devices: list[str], inpu
   nodes, roots, origin = shaping.shape_graph(nodes, roots, device_of)  # (the graph itself when nothing changed)
   if origin: device_of = devices_of(nodes, dict(zip(roots, devices)))
   # per device, the most buffers one kernel may read and its tuned numbers: asked once here, not per kernel built
-  limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning)
+  limits = {d: KernelLimits(Device[d].max_kernel_buffers, Device[d].renderer.tuning, not Device[d].renderer.has_threads)
             for d in set(device_of.values()) if d is not None}
   realize = _realize_points(nodes, roots)
   views = _roots_as_views(roots, realize)
