@@ -307,33 +307,20 @@ class KernelBuilder:
     if n.src[0].size > self.space_size: return None
     seen = _apply(ShapeTracker.from_shape(n.shape), moves)
     if len(seen.views) != 1 or seen.views[0].mask is not None or seen.views[0].offset != 0: return None
-    view, reduced = seen.views[0], n.arg[1]
-    # where each axis the reduce keeps is in the loop space: the axis it is seen along with the same size and stride
-    keep_stride = strides_for(n.shape)
-    at: dict[int, int] = {}
-    for axis, (size, stride) in enumerate(zip(view.shape, view.strides)):
-      if size == 1 or stride == 0: continue
-      kept = [a for a in range(len(n.shape)) if a not in reduced and n.shape[a] == size and keep_stride[a] == stride and a not in at]
-      if not kept: return None
-      at[kept[0]] = axis
-    if any(n.shape[a] > 1 and a not in at for a in range(len(n.shape)) if a not in reduced): return None
+    view = seen.views[0]
+    at = _kept_axes(n, view)
+    if at is None or 0 not in at.values(): return None
     # loops run the output's axes outermost, then the kernel's own reduce axes, then lifted reduces' axes in order
     loop = lambda axis: (axis >= len(self.out_space) or axis in self.plain_axes, axis)  # noqa: E731
     spread = [loop(axis) for axis, (size, stride) in enumerate(zip(view.shape, view.strides)) if size > 1 and stride == 0]
-    if 0 not in at.values() or (spread and max(loop(a) for a in at.values()) > min(spread)): return None
-    if n not in self.lifted_axes:
-      self.lifted_axes[n] = tuple(range(self.rank, self.rank + len(reduced)))
-      self.rank += len(reduced)
-    axes = self.lifted_axes[n]
+    if spread and max(loop(a) for a in at.values()) > min(spread): return None
+    axes = self.lifted_axes.get(n, tuple(range(self.rank, self.rank + len(n.arg[1]))))
     rank = max(len(view.shape), axes[-1] + 1)
     if rank < len(n.shape): return None
-    # the input's axes moved to their places in the loop space: kept ones where the reduce is seen along them,
-    # reduced ones to the reduce's own axes, the rest (size 1) to the places left over
-    place = {**at, **dict(zip(sorted(reduced), axes))}
-    free = iter(sorted(set(range(rank)) - set(place.values())))
-    order = [0] * rank
-    for old in range(rank): order[place[old] if old in place else next(free)] = old
-    return (("RESHAPE", n.src[0].shape + (1,) * (rank - len(n.shape))), ("PERMUTE", tuple(order))), axes
+    if n not in self.lifted_axes:
+      self.lifted_axes[n] = axes
+      self.rank += len(axes)
+    return _input_moves(n, at, axes, rank), axes
 
   def _value(self, slot: int, leaf: UOp, view: UOp) -> UOp:
     """A constant passed as a value argument (items.is_value_arg): the kernel's DEFINE_VAR for it, seen through
@@ -373,6 +360,30 @@ def _written_view(assign: UOp) -> ShapeTracker:
   moves = [("RESHAPE", target.arg)] if target.op is Ops.RESHAPE else []
   moves += [(op.name, arg) for op, arg in assign.arg[1]]
   return _apply(ShapeTracker.from_shape((buffer_of(target).size,)), moves)
+
+
+def _kept_axes(n: UOp, view) -> dict[int, int] | None:
+  """Where each axis reduce n keeps is in the loop space that `view` (n's result, seen from its reader) spans: the
+  axis it is seen along, with the same size and stride; None where the view does more than lay the kept axes out
+  and read them back along others (it merges or splits them)."""
+  reduced, keep_stride, at = n.arg[1], strides_for(n.shape), {}
+  for axis, (size, stride) in enumerate(zip(view.shape, view.strides)):
+    if size == 1 or stride == 0: continue
+    kept = [a for a in range(len(n.shape)) if a not in reduced and a not in at and (n.shape[a], keep_stride[a]) == (size, stride)]
+    if not kept: return None
+    at[kept[0]] = axis
+  if any(n.shape[a] > 1 and a not in at for a in range(len(n.shape)) if a not in reduced): return None
+  return at
+
+
+def _input_moves(n: UOp, at: dict[int, int], axes: tuple, rank: int) -> tuple:
+  """The moves that show reduce n's input in the loop space: each kept axis where it is read (`at`), each reduced
+  axis at the reduce's own axis, the rest (size 1) at the places left over."""
+  place = {**at, **dict(zip(sorted(n.arg[1]), axes))}
+  free = iter(sorted(set(range(rank)) - set(place.values())))
+  order = [0] * rank
+  for old in range(rank): order[place[old] if old in place else next(free)] = old
+  return ("RESHAPE", n.src[0].shape + (1,) * (rank - len(n.shape))), ("PERMUTE", tuple(order))
 
 
 def _padded(st: ShapeTracker, rank: int) -> ShapeTracker:
