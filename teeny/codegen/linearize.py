@@ -21,12 +21,13 @@ def linearize(sink: UOp) -> list[UOp]:
   args += sorted((u for u in order if u.op is Ops.DEFINE_VAR), key=value_order)
   order = args + [u for u in order if u.op not in (Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR)]
   # a finished reduction is read after its loops close, but inside the loop its accumulator is declared in (the
-  # accumulator of a C renderer is scoped to it); where that loop is depends on the tree: repeat until it holds still
+  # accumulator of a C renderer is scoped to it); where that loop is depends on the tree: repeat until it holds
+  # still (the loops only ever grow, so it does)
   declared_in: dict[UOp, frozenset] = {}
   while True:
     needs = _loops_needed(order, declared_in)
     parent = _loop_tree(order, needs)
-    now = {u: frozenset(_enclosing(parent[min(loops, key=lambda r: r.arg)], parent))
+    now = {u: declared_in.get(u, frozenset()) | _enclosing(parent[min(loops, key=lambda r: r.arg)], parent)
            for u in order if u.op is Ops.ASSIGN and (loops := _acc_loops(u))}
     if now == declared_in: break
     declared_in = now
@@ -90,11 +91,11 @@ def _placement(order: list[UOp], needs: dict, parent: dict) -> dict[UOp, UOp | N
   return place
 
 
-def _enclosing(r: UOp | None, parent: dict) -> set:
+def _enclosing(r: UOp | None, parent: dict) -> frozenset:
   """r and every loop around it."""
   out = set()
   while r is not None: out.add(r); r = parent[r]
-  return out
+  return frozenset(out)
 
 
 def _emit_block(node: UOp | None, order: list[UOp], place: dict, parent: dict, position: dict, out: list):
