@@ -114,11 +114,12 @@ def test_lifted_reduces_run_once_per_row():
 def test_reduces_that_would_run_again_are_kernels_of_their_own(device):
   """A reduce is not lifted where its reader would compute it again and again: a column's max read back along the
   rows (the rows are the outer loop), a whole tensor's max (each core would compute it), a matmul (its reduce
-  needs a kernel of its own, tuned for it)."""
+  needs a kernel of its own, tuned for it); nor where its loop would stride through memory (a transposed row)."""
   x, a, b = rand(8, 16, device=device), rand(8, 5, device=device), rand(5, 16, device=device)
   xn, an, bn = (t.numpy().astype(np.float64) for t in (x, a, b))
-  by_column, whole, after_matmul = x.softmax(0), x - x.max(), (a @ b).softmax(-1)
-  assert kernels_for(by_column) == 3 and kernels_for(whole) == 2
+  by_column, whole, after_matmul, transposed = x.softmax(0), x - x.max(), (a @ b).softmax(-1), x.T.softmax(-1)
+  assert kernels_for(by_column) == 3 and kernels_for(whole) == 2 and kernels_for(transposed) == 3
+  np.testing.assert_allclose(transposed.numpy(), _softmax(xn.T), rtol=1e-5)
   assert kernels_for(after_matmul) == (2 if lifts(device) else 4)
   np.testing.assert_allclose(by_column.numpy(), _softmax(xn.T).T, rtol=1e-5)
   np.testing.assert_allclose(whole.numpy(), xn - xn.max(), rtol=1e-6)
