@@ -15,7 +15,8 @@ How results are compared. Every node is either EXACT or not, decided when the pr
   - other float nodes (exp, sin, division, mean, ...) carry an error bound propagated op by op from the
     dtype's epsilon and the magnitudes involved (a forward error analysis). teeny must be within a small
     multiple of it. The bound grows with what the program does, never with what teeny returned.
-Dtype promotion follows teeny.dtype.promote (PyTorch's rules, tested on their own in tests/test_dtype.py).
+Dtype promotion follows teeny.dtype.promote and promote_operands (PyTorch's rules, a 0-d tensor beside one with
+dimensions included; tested on their own in tests/test_dtype.py).
 """
 from __future__ import annotations
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 from teeny import Device, Tensor, dtypes
-from teeny.dtype import DType, promote, promote_scalar, to_dtype
+from teeny.dtype import DType, promote, promote_operands, promote_scalar, to_dtype
 
 SIZES = (1, 1, 2, 3, 4, 5, 7, 0)    # sampled_from shrinks to the front: 1 first, and 0-size now and then
 MAX_NUMEL = 2048                    # keeps every program small: the fuzzer is after wrong answers, not speed
@@ -229,7 +230,7 @@ class _Builder:
       srcs, arg = (i,), ("scalar", value, self.coin(0.3))
     else:
       b = self.nodes[other[1]]
-      dt, b_exact, shape = promote(a.dtype, b.dtype), b.exact, _broadcast(a.shape, b.shape)
+      dt, b_exact, shape = promote_operands(a.dtype, len(a.shape), b.dtype, len(b.shape)), b.exact, _broadcast(a.shape, b.shape)
       srcs, arg = (i, other[1]), None
     out_dtype = BINARY[name](dt)
     if out_dtype is None: return
@@ -246,7 +247,7 @@ class _Builder:
     nodes = [self.nodes[v] for kind, v in (x, y) if kind == "node"]
     scalars = [v for kind, v in (x, y) if kind == "scalar"]
     if not _broadcasts(cond.shape, *[n.shape for n in nodes]): return
-    if len(nodes) == 2: dt = promote(nodes[0].dtype, nodes[1].dtype)
+    if len(nodes) == 2: dt = promote_operands(nodes[0].dtype, len(nodes[0].shape), nodes[1].dtype, len(nodes[1].shape))
     elif len(nodes) == 1: dt = promote_scalar(nodes[0].dtype, scalars[0])
     elif all(isinstance(s, bool) for s in scalars): dt = dtypes.bool
     else: dt = dtypes.from_py(scalars)
@@ -380,8 +381,11 @@ class _Builder:
     out = tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(a.shape[-2:], padding, dilation, kernel, stride))
     if min(out) < 1 or any(d * (k - 1) + 1 > s + 2 * p for s, p, d, k in zip(a.shape[-2:], padding, dilation, kernel)): return
     include_pad = self.coin(0.7)
-    dtype = a.dtype if kind == "max" else float_of(a.dtype)
-    self.add(f"{kind}_pool", (i,), (kernel, stride, dilation, padding, include_pad), a.shape[:-2] + out, dtype, a.exact and kind == "max")
+    # (an int64 average pool stays int64, truncated toward zero, as torch's avg_pool2d, and exact; torch has no
+    # other integer one, and teeny's gives floats)
+    stays = kind == "max" or a.dtype == dtypes.int64
+    dtype = a.dtype if stays else float_of(a.dtype)
+    self.add(f"{kind}_pool", (i,), (kernel, stride, dilation, padding, include_pad), a.shape[:-2] + out, dtype, a.exact and stays)
 
   def conv(self):
     """conv2d of a float node seen as (N, C, H, W) with a new weight (and maybe bias), stride/padding/dilation/groups."""
@@ -459,6 +463,7 @@ def _not_bool(dt): return None if dt == dtypes.bool else dt
 def _floatish(dt): return float_of(dt)
 def _int_or_bool(dt): return None if dtypes.is_float(dt) else dt
 def _to_bool(dt): return dtypes.bool
+def _truth(dt): return dtypes.uint8 if dt == dtypes.uint8 else dtypes.bool  # (torch.any/all keep uint8)
 def _scalar_promoted(value): return lambda dt: promote_scalar(dt, value)
 def _signed_clip(dt): return None if dtypes.is_unsigned(dt) else promote_scalar(dt, 0)
 
@@ -497,7 +502,7 @@ def _keep(dt): return dt
 REDUCES = {
   "sum": (_sum_dtype, False, True, False), "max": (_keep, False, True, True), "min": (_keep, False, True, True),
   "mean": (_floatish, False, False, False), "prod": (_sum_dtype, True, True, False),
-  "any": (_to_bool, True, True, False), "all": (_to_bool, True, True, False),
+  "any": (_truth, True, True, False), "all": (_truth, True, True, False),
   "argmax": (lambda dt: dtypes.int32, True, True, True), "argmin": (lambda dt: dtypes.int32, True, True, True),
   "cumsum": (_sum_dtype, False, True, False), "cummax": (_keep, False, True, False),
   "logsumexp": (_floatish, False, False, True), "softmax": (_floatish, False, False, False),
@@ -656,7 +661,7 @@ def _np_promote_pair(a: np.ndarray, b, scalar: bool):
   if scalar:
     dt = promote_scalar(dtypes.from_np(a.dtype), b)
     return a.astype(dt.np), np.array(b).astype(dt.np)  # astype wraps (-1 -> 255 for uint8) like teeny's constants
-  dt = promote(dtypes.from_np(a.dtype), dtypes.from_np(b.dtype))
+  dt = promote_operands(dtypes.from_np(a.dtype), a.ndim, dtypes.from_np(b.dtype), np.ndim(b))
   return a.astype(dt.np), b.astype(dt.np)
 
 
@@ -682,7 +687,8 @@ def _np_unary(name: str, x: Ref) -> Ref:
     if name == "clip":
       a, _ = _np_promote_pair(a, 0, True)
       return Ref(np.minimum(np.maximum(a, np.array(-2).astype(a.dtype)), np.array(3).astype(a.dtype)), e)
-    if name == "sign": return Ref(a if a.dtype == np.bool_ else np.sign(a).astype(a.dtype), 0.0)
+    if name == "sign":  # (torch's sign of NaN is 0, where numpy's is NaN)
+      return Ref(a if a.dtype == np.bool_ else np.where(np.isnan(a), 0, np.sign(a)).astype(a.dtype), 0.0)
     if name in ("floor_half", "round_half", "ceil_half"):
       half = a.astype(fdt) * fdt(0.5)
       fn = {"floor_half": np.floor, "round_half": np.round, "ceil_half": np.ceil}[name]
@@ -790,7 +796,8 @@ def _np_reduce(name: str, x: Ref, axis, keepdim) -> Ref:
       if not np.issubdtype(a.dtype, np.floating) and not np.array_equal(a.astype(object).prod(**kd), np.asarray(out).astype(object)):
         raise Unusable("integer overflow in prod")
       return Ref(np.asarray(out), 0.0)
-    if name in ("any", "all"): return Ref(np.asarray(getattr(np, name)(a, **kd)), 0.0)
+    if name in ("any", "all"):  # (a uint8 tensor gives uint8, as torch.any and torch.all do)
+      return Ref(np.asarray(getattr(np, name)(a, **kd)).astype(np.uint8 if a.dtype == np.uint8 else np.bool_), 0.0)
     if name in ("argmax", "argmin"):
       fn = getattr(np, name)
       if axis is None or nd == 0:
@@ -955,6 +962,14 @@ def _np_pool(op: str, x: Ref, kernel, stride, dilation, padding, include_pad) ->
   if op == "max_pool":
     lowest = -np.inf if np.issubdtype(a.dtype, np.floating) else np.iinfo(a.dtype).min
     return Ref(np.maximum.reduce([v for _, v in _windows(a, kernel, stride, dilation, padding, np.array(lowest).astype(a.dtype))]), x.err)
+  if a.dtype == np.int64:  # torch: the window's sum over its count in integers, truncated
+    total = np.add.reduce([v for _, v in _windows(a.astype(object), kernel, stride, dilation, padding, 0)])
+    if include_pad: count = kernel[0] * kernel[1]
+    else: count = np.add.reduce([v for _, v in _windows(np.ones(a.shape[-2:], np.int64), kernel, stride, dilation, padding, 0)])
+    exact = np.vectorize(lambda t, c: abs(t) // c * (1 if t >= 0 else -1), otypes=[object])(total, count)
+    if any(not np.iinfo(a.dtype).min <= t <= np.iinfo(a.dtype).max for t in np.asarray(total).ravel()):
+      raise Unusable("integer overflow in avg_pool's sum")
+    return Ref(np.asarray(exact).astype(a.dtype), 0.0)
   fdt = float_of(dtypes.from_np(a.dtype)).np.type
   wide = a.astype(np.float64)
   total = np.add.reduce([v for _, v in _windows(wide, kernel, stride, dilation, padding, 0.0)])
@@ -997,7 +1012,9 @@ def _np_where(src: list[Ref], arg) -> Ref:
   ops = [v if v is not None else next(it) for v in arg]
   nodes = [o for o in ops if isinstance(o, Ref)]
   scalars = [o for o in ops if not isinstance(o, Ref)]
-  if len(nodes) == 2: dt = promote(dtypes.from_np(nodes[0].value.dtype), dtypes.from_np(nodes[1].value.dtype))
+  if len(nodes) == 2:
+    x, y = nodes[0].value, nodes[1].value
+    dt = promote_operands(dtypes.from_np(x.dtype), np.ndim(x), dtypes.from_np(y.dtype), np.ndim(y))
   elif len(nodes) == 1: dt = promote_scalar(dtypes.from_np(nodes[0].value.dtype), scalars[0])
   elif all(isinstance(s, bool) for s in scalars): dt = dtypes.bool
   else: dt = dtypes.from_py(scalars)
