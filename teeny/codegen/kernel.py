@@ -71,44 +71,36 @@ class _LoopSpaceChange:
   view_fn: Callable       # (ShapeTracker, whether it is over full_shape) -> the new ShapeTracker
   old_full: tuple         # the full_shape before the change
   new_axes: tuple         # the reduce axes after it
+  order: tuple | None = None  # a permutation's new order of the axes: each reduce's own axes follow it
 
 
 def _new_view(ctx: _LoopSpaceChange, v: UOp) -> UOp: return v.replace(arg=ctx.view_fn(v.arg, v.arg.shape == ctx.old_full))
-def _new_reduce(ctx: _LoopSpaceChange, r: UOp) -> UOp: return r.replace(arg=(r.arg[0], ctx.new_axes) + r.arg[2:])
+def _new_reduce(ctx: _LoopSpaceChange, r: UOp) -> UOp:
+  # (a kernel with lifted reduces has reduces over different axes: a permutation moves each its own; every other
+  # kernel's reduces share all of its reduce axes, which a permutation moves to new_axes the same way)
+  axes = ctx.new_axes if ctx.order is None else tuple(sorted(ctx.order.index(a) for a in r.arg[1]))
+  return r.replace(arg=(r.arg[0], axes) + r.arg[2:])
 
 
 _follow_loop_space = PatternMatcher([(UPat(Ops.VIEW, name="v"), _new_view), (UPat(Ops.REDUCE_AXIS, name="r"), _new_reduce)])
 
 
-def _permute_view(ctx: list, v: UOp) -> UOp: return v.replace(arg=v.arg.permute(ctx))
-def _permute_reduce(ctx: list, r: UOp) -> UOp: return r.replace(arg=(r.arg[0], tuple(sorted(ctx.index(a) for a in r.arg[1]))) + r.arg[2:])
-
-
-# a kernel with lifted reduces, its axes permuted (ctx: the new order): each reduce keeps its own axes
-_follow_lifted_loop_space = PatternMatcher([(UPat(Ops.VIEW, name="v"), _permute_view), (UPat(Ops.REDUCE_AXIS, name="r"), _permute_reduce)])
-
-
 class Kernel:
   def __init__(self, ast: UOp):
     self.ast = ast
-    reduces = [u for u in toposort(ast) if u.op is Ops.REDUCE_AXIS]
+    nodes = toposort(ast)
+    reduces = [u for u in nodes if u.op is Ops.REDUCE_AXIS]
     out_shape = ast.src[0].src[1].arg.shape
     self.full_shape: tuple[int, ...] = reduces[0].src[0].shape if reduces else out_shape
     reduce_axes = set(reduces[0].arg[1]) if reduces else set()
     # reduces over axes of their own (lifted by the scheduler: schedule/builder.py KernelBuilder._lifted) have views
     # of several shapes: the loop space is all of their axes, and its actions don't apply (see apply_opt)
-    shapes = {u.arg.shape for u in toposort(ast) if u.op is Ops.VIEW}
+    shapes = {u.arg.shape for u in nodes if u.op is Ops.VIEW}
     reduced = tuple(1 if i in reduce_axes else s for i, s in enumerate(self.full_shape))
     self.lifted = len({r.arg[1] for r in reduces}) > 1 or out_shape != reduced or not shapes <= {self.full_shape, reduced}
     if self.lifted:
       self.full_shape = tuple(max(sizes) for sizes in zip(*shapes))
       reduce_axes = {a for r in reduces for a in r.arg[1]}
-      # the output's axes first, as sort_axes keeps them (lowering's loops are numbered so), each reduce's own axes
-      # following the move
-      order = sorted(range(len(self.full_shape)), key=lambda i: (i in reduce_axes, i))
-      if order != sorted(order):
-        self.ast = graph_rewrite(ast, _follow_lifted_loop_space, order, fixed_point=False)
-        self.full_shape, reduce_axes = tuple(self.full_shape[i] for i in order), {order.index(a) for a in reduce_axes}
     # local memory a GROUP takes per work-item: one partial result of each reduce (64-bit ones 8 bytes, the rest at
     # most 4: half is combined in float)
     self.group_bytes_per_item = sum(max(r.dtype.itemsize, 4) for r in reduces)
@@ -117,6 +109,7 @@ class Kernel:
                                         for i in range(len(self.full_shape)))
     self.applied: list = []   # what was done, in order: Opt actions and the names of the canonicalizing steps
     self.opts: list[Opt] = []  # the Opt actions alone (what BEAM search varies and caches)
+    if self.lifted: self.sort_axes()  # (the output's axes first: lowering numbers its loops so; it takes no other step)
 
   # ---- the loop space ----
   @property
@@ -138,15 +131,17 @@ class Kernel:
     return k
 
   # ---- the primitive change of loop space: every view and every reduce follows it ----
-  def _transform(self, view_fn, new_full, new_kinds):
-    """view_fn(view, over_full_shape) gives each view its new shape; reduces get the new reduce axes."""
+  def _transform(self, view_fn, new_full, new_kinds, order: tuple | None = None):
+    """view_fn(view, over_full_shape) gives each view its new shape; reduces get the new reduce axes (or, for a
+    permutation in `order`, their own axes moved)."""
     new_axes = tuple(i for i, k in enumerate(new_kinds) if k in REDUCE_KINDS)
-    change = _LoopSpaceChange(view_fn, self.full_shape, new_axes)
+    change = _LoopSpaceChange(view_fn, self.full_shape, new_axes, order)
     self.ast = graph_rewrite(self.ast, _follow_loop_space, change, fixed_point=False)
     self.full_shape, self.kinds = tuple(new_full), tuple(new_kinds)
 
   def permute(self, order):
-    self._transform(lambda st, full: st.permute(order), [self.full_shape[i] for i in order], [self.kinds[i] for i in order])
+    self._transform(lambda st, full: st.permute(order), [self.full_shape[i] for i in order], [self.kinds[i] for i in order],
+                    tuple(order))
 
   def reshape(self, new_full, new_kinds):
     new_out = tuple(1 if k in REDUCE_KINDS else s for s, k in zip(new_full, new_kinds))

@@ -21,16 +21,16 @@ def linearize(sink: UOp) -> list[UOp]:
   args += sorted((u for u in order if u.op is Ops.DEFINE_VAR), key=value_order)
   order = args + [u for u in order if u.op not in (Ops.DEFINE_GLOBAL, Ops.DEFINE_VAR)]
   # a finished reduction is read after its loops close, but inside the loop its accumulator is declared in (the
-  # accumulator of a C renderer is scoped to it); where that loop is depends on the tree: repeat until it holds
-  # still (the loops only ever grow, so it does)
+  # accumulator of a C renderer is scoped to it); where that loop is depends on the tree: repeat until every
+  # reduction is already read there (usually at once: the loops only ever grow, so it ends)
   declared_in: dict[UOp, frozenset] = {}
   while True:
-    needs = _loops_needed(order, declared_in)
+    needs, seen = _loops_needed(order, declared_in)
     parent = _loop_tree(order, needs)
-    now = {u: declared_in.get(u, frozenset()) | _enclosing(parent[min(loops, key=lambda r: r.arg)], parent)
+    now = {u: _enclosing(parent[min(loops, key=lambda r: r.arg)], parent)
            for u in order if u.op is Ops.ASSIGN and (loops := _acc_loops(u))}
-    if now == declared_in: break
-    declared_in = now
+    if all(loops <= seen[u] for u, loops in now.items()): break
+    declared_in = {u: declared_in.get(u, frozenset()) | loops for u, loops in now.items()}
   place = _placement(order, needs, parent)
   position = {u: i for i, u in enumerate(order)}
   out: list[UOp] = []
@@ -43,10 +43,10 @@ def _acc_loops(assign: UOp) -> tuple:
   return assign.src[0].src[1:] if assign.src[0].op is Ops.DEFINE_ACC else ()
 
 
-def _loops_needed(order: list[UOp], declared_in: dict) -> dict[UOp, frozenset]:
+def _loops_needed(order: list[UOp], declared_in: dict) -> tuple[dict[UOp, frozenset], dict[UOp, frozenset]]:
   """Each op -> the loops (RANGEs) it must run inside: those its sources are read in, its own loops for an
-  accumulator's update. A finished reduction (ASSIGN) is read outside its accumulator's loops, inside the loops
-  its accumulator is declared in (declared_in)."""
+  accumulator's update; and each op -> the loops inside which its value may be read. A finished reduction (ASSIGN)
+  is read outside its accumulator's loops, inside the loops its accumulator is declared in (declared_in)."""
   needs: dict[UOp, frozenset] = {}
   seen: dict[UOp, frozenset] = {}  # the loops inside which the op's value may be read
   for u in order:
@@ -59,7 +59,7 @@ def _loops_needed(order: list[UOp], declared_in: dict) -> dict[UOp, frozenset]:
       needs[u] = inner
       seen[u] = (inner - frozenset(_acc_loops(u))) | declared_in.get(u, frozenset())
     else: needs[u] = seen[u] = inner
-  return needs
+  return needs, seen
 
 
 def _loop_tree(order: list[UOp], needs: dict) -> dict[UOp, UOp | None]:
