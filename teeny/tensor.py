@@ -32,8 +32,9 @@ from teeny.variable import is_symbolic, checked, for_tensor
 # tensors the user marked requires_grad=True, by id (a WeakSet compares a tensor added again with ==, elementwise)
 _grad_leaves: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # tensors backward() was called on and that may still be lazy: an optimizer realizes them with the gradients,
-# so the forward pass both need runs once (and the loss is the one the gradients came from, as in PyTorch)
-_backward_roots: weakref.WeakSet = weakref.WeakSet()
+# so the forward pass both need runs once (and the loss is the one the gradients came from, as in PyTorch). By id,
+# as _grad_leaves: a WeakSet compares a tensor added twice (backward() called again) with ==, elementwise
+_backward_roots: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 class _GradMode(threading.local):
@@ -280,14 +281,14 @@ class Tensor(TensorOps):  # (the op families: teeny/ops/mixins.py)
     for leaf, g in zip(leaves, self.gradient(*leaves, gradient=gradient)):
       g = g.detach()
       leaf.grad = g if leaf.grad is None else program_order.accumulated(leaf.grad, g)
-    _backward_roots.add(self)
+    _backward_roots[id(self)] = self
     return self
 
   @staticmethod
   def take_backward_roots() -> list[Tensor]:
     """The tensors backward() was called on since the last call (alive ones): what an optimizer realizes together
     with the gradients."""
-    roots = snapshot(_backward_roots)
+    roots = snapshot(_backward_roots.values)
     _backward_roots.clear()
     return roots
 

@@ -154,6 +154,21 @@ def test_backward_is_lazy_and_needs_a_scalar(device):
   np.testing.assert_allclose(a.grad.numpy(), [2.0 + 2.0, 2.0 + 20.0])  # accumulated over both backward calls
 
 
+def test_backward_called_twice_on_one_tensor_accumulates_lazily(device):
+  # backward() remembers its tensor for the optimizer; a second call on the same tensor once compared the two with
+  # == (a WeakSet): a non-scalar raised "truth value ... ambiguous", a scalar loss was realized to compare it
+  a = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+  y = a * a
+  g = Tensor([1.0, 1.0, 2.0], device=device).realize()
+  loss = (a * 3).sum()
+  GlobalCounters.reset()
+  for _ in range(2):
+    y.backward(g)
+    loss.backward()
+  assert GlobalCounters.kernel_count == 0
+  np.testing.assert_allclose(a.grad.numpy(), 2 * (2 * np.array([1.0, 2.0, 3.0]) * [1.0, 1.0, 2.0] + 3.0))
+
+
 def test_gradient_of_x_times_w_sum_is_one_kernel(device):
   x = Tensor(rng.standard_normal((8, 4)).astype(np.float32), device=device)
   w = Tensor(rng.standard_normal((8, 4)).astype(np.float32), device=device, requires_grad=True)
