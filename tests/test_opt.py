@@ -302,6 +302,31 @@ def test_overlapping_pooling_gradient_unrolls_its_folded_columns():
   np.testing.assert_allclose(grad.numpy(), np_max_pool_grad(x, g, 3, 2, 1), rtol=1e-6, atol=1e-6)
 
 
+def test_a_pooling_window_is_unrolled_whole_and_not_tiled_into_strided_vectors(monkeypatch):
+  """On LLVM a reduce over a few elements in all (max_pool2d(3, 2, 1)'s 3x3 window, Tuning.small_reduce_unroll) is
+  unrolled whole, in the forward max and in the gradient's pick of each window's maximum, and no output axis is
+  upcast: a vector of outputs that each read a stride-2 window was a gather per element, 2.2x slower. A matmul's
+  reduce of 64 keeps its loop. A Tuning with a smaller bound leaves the window a loop. Results unchanged."""
+  device = "LLVM"
+  from test_nn_functional import np_max_pool_grad, np_pool
+  x, g = rand(2, 4, 12, 12), rand(2, 4, 6, 6)
+  tx = Tensor(x, device=device, requires_grad=True).realize()
+  out = tx.max_pool2d(3, 2, padding=1)
+  grad = out.gradient(tx, gradient=Tensor(g, device=device))[0]
+  items, *_ = create_schedule((grad.uop,), (device,))
+  window_kernels = [it.ast for it in items if Kernel(it.ast).full_shape[-2:] == (3, 3)]
+  assert len(window_kernels) == 2, [Kernel(it.ast).full_shape for it in items]  # the forward max, the pick
+  for ast in window_kernels:
+    opts = get_program(ast, Device[device].renderer).opts
+    assert sorted((o.op, o.amount) for o in opts) == [("UNROLL", 0), ("UNROLL", 0)], opts
+  matmul = only_kernel(Tensor(rand(8, 64), device=device) @ Tensor(rand(64, 8), device=device))
+  assert not any(o.op == "UNROLL" and o.amount == 0 for o in get_program(matmul.ast, Device[device].renderer).opts)
+  np.testing.assert_equal(out.numpy(), np_pool(x, 3, 2, 1))
+  np.testing.assert_allclose(grad.numpy(), np_max_pool_grad(x, g, 3, 2, 1), rtol=1e-6, atol=1e-6)
+  use_tuning(monkeypatch, device, small_reduce_unroll=8)
+  assert not any(o.op == "UNROLL" for o in get_program(window_kernels[0], Device[device].renderer).opts)
+
+
 def test_a_cat_along_rows_splits_its_loop_at_the_pieces_edges():
   """An elementwise kernel padded along its innermost axis at edges that are multiples of a long stretch (a cat of
   two 64-wide rows) splits that axis at them on LLVM, so which input a loop reads depends on the outer index

@@ -8,7 +8,7 @@ before it made it.
 from __future__ import annotations
 import itertools, math
 from teeny.helpers import getenv
-from teeny.uop import Ops
+from teeny.uop import Ops, toposort
 from teeny.codegen.kernel import Kernel, Opt, KernelOptError
 from teeny.codegen.vectorize import VECTOR_SCALARS
 from teeny.renderer.tuning import Tuning
@@ -42,6 +42,7 @@ def apply_heuristics(k: Kernel, renderer):
     _split_at_mask_edges(k, renderer)
     _vector_lanes(k, renderer)
     if not _group_few_outputs(k, renderer): _register_tile(k, vector, renderer)
+    _unroll_small_reduce(k, renderer)
     _reduce_lanes(k, renderer)
     _unroll_folded_columns(k, renderer)
     _pad_lanes(k, renderer)
@@ -92,6 +93,29 @@ def _reduce_lanes(k: Kernel, renderer):
   if 1 not in k.axis_strides(axis): return
   amount = _largest_divisor(k.full_shape[axis] // 2, renderer.vector_widths)  # (two steps of the loop at least)
   if amount and k.full_shape[axis] % amount == 0: k.apply_opt(Opt("UNROLL", axis, amount), renderer)
+
+
+def _small_reduce(k: Kernel, renderer) -> bool:
+  """Whether the kernel reduces over a small window: two axes or more, a few elements in all
+  (Tuning.small_reduce_unroll: a 3x3 pooling window), on the CPU's LLVM, where _unroll_small_reduce unrolls them.
+  (A short row, one axis, is left to LLVM's loop vectorizer: not measured.)"""
+  reduce_axes = k.axes_of("reduce")
+  if renderer.has_threads or len(reduce_axes) < 2: return False
+  return math.prod(k.full_shape[a] for a in reduce_axes) <= renderer.tuning.small_reduce_unroll
+
+
+def _unroll_small_reduce(k: Kernel, renderer):
+  """A small reduce (a 3x3 pooling window, _small_reduce) is unrolled whole: one straight run of loads and
+  compares per output instead of two nested loops of three steps, which ran 1.6-2.2x slower (max_pool2d(3, 2, 1)
+  and its gradient; avg_pool2d and a depthwise convolution gained too: Tuning.small_reduce_unroll). After any
+  register tile, within the expansion the tile leaves, and while the copies of its body stay small enough to
+  compile quickly (Tuning.small_reduce_max_nodes). Measured on LLVM only, so only there."""
+  if not _small_reduce(k, renderer) or k.axes_of("unroll") or k.axes_of("group"): return
+  copies = math.prod(k.full_shape[a] for a in k.axes_of("reduce"))
+  if k.expansion * copies > renderer.tuning.max_expansion: return
+  body = max(len(toposort(u.src[0])) for u in toposort(k.ast) if u.op is Ops.REDUCE_AXIS)
+  if body * copies > renderer.tuning.small_reduce_max_nodes: return
+  for axis in reversed(k.axes_of("reduce")): k.apply_opt(Opt("UNROLL", axis, 0), renderer)
 
 
 def _loop_masks(k: Kernel) -> list[tuple] | None:
@@ -360,6 +384,9 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
   each loop step adds a whole vector of neighbouring columns."""
   reduce_axis = k.axes_of("reduce")[-1]
   if any(s == 1 for s in k.axis_strides(reduce_axis)): return
+  # a small window is unrolled instead (_unroll_small_reduce): vectors of outputs that each read a strided window
+  # were gathers, 2.2x slower than the unrolled window alone (max_pool2d(3, 2, 1)'s gradient)
+  if _small_reduce(k, renderer): return
   if any(k.masked_loads()):
     # padded loads (the gradient of a pooling or a convolution, summing windows back): each lane of a vector along
     # the contiguous axis would be a gated load of its own. Lanes along the outermost axis (the channels) share

@@ -86,6 +86,16 @@ class Tuning:
   # accumulators of a dot tile (every input reads the reduce loop contiguously: x @ w.T), each a vector register,
   # the rest hold the loads. Workload: mlp (its weight gradient's and classifier's tiles)
   dot_tile_max: int = 24
+  # a reduce over at most this many elements in all (a 3x3 pooling window) is unrolled whole on the CPU, instead of
+  # an inner loop of three steps; no vector of strided outputs is made for it. Workload: none in bench_all; measured
+  # on 16x64x112x112 (old and new alternated): max_pool2d(3, 2, 1)'s gradient's pick of each window's maximum 5.6 ->
+  # 2.5 ms and its training step's backward 17.4 -> 13-14.7 ms, avg_pool2d(3, 2, 1) 10.5 -> 3-5 ms, a depthwise 3x3
+  # convolution (groups=64) 28-29 -> 19 ms
+  small_reduce_unroll: int = 16
+  # ... unless its body, copied that many times, would exceed this many graph nodes: a recurrent cell's gradient
+  # kernel (7,000 nodes under a reduce of 3) took LLVM minutes to compile unrolled, under a second as a loop. A bound
+  # on compile time, no bench workload (a pooling window's body is 3-21 nodes)
+  small_reduce_max_nodes: int = 1024
   # on a GPU a reduce with fewer outputs than group_max_outputs, over at least group_min_reduced elements, is split
   # across the work-items of a group (GROUP). No GPU was measured: sum, rowsum1k on an OpenCL GPU would justify them
   group_max_outputs: int = 4096
