@@ -43,7 +43,7 @@ def teeny_call(name: str, device: str, data: dict):
     def backward():
       x.grad = None
       forget_realized()  # (the same graph every call: each one computes its gradient again)
-      out = x.max_pool2d(3, 2, 1).realize()
+      out = x.max_pool2d(3, 2, padding=1).realize()
       out.backward(g)
       return x.grad
     def timed():
@@ -53,7 +53,7 @@ def teeny_call(name: str, device: str, data: dict):
       return grad
     return timed
   w = Tensor(data["w"], device=device).realize()
-  ops = {"maxpool": lambda: x.max_pool2d(3, 2, 1), "avgpool": lambda: x.avg_pool2d(3, 2, 1),
+  ops = {"maxpool": lambda: x.max_pool2d(3, 2, padding=1), "avgpool": lambda: x.avg_pool2d(3, 2, padding=1),
          "depthwise": lambda: x.conv2d(w, padding=1, groups=64)}
   def run():
     forget_realized()
