@@ -86,11 +86,11 @@ class Tuning:
   # accumulators of a dot tile (every input reads the reduce loop contiguously: x @ w.T), each a vector register,
   # the rest hold the loads. Workload: mlp (its weight gradient's and classifier's tiles)
   dot_tile_max: int = 24
-  # a reduce over at most this many elements in all (a 3x3 pooling window) is unrolled whole on the CPU, instead of
-  # an inner loop of three steps; no vector of strided outputs is made for it. Workload: none in bench_all; measured
-  # on 16x64x112x112 (old and new alternated): max_pool2d(3, 2, 1)'s gradient's pick of each window's maximum 5.6 ->
-  # 2.5 ms and its training step's backward 17.4 -> 13-14.7 ms, avg_pool2d(3, 2, 1) 10.5 -> 3-5 ms, a depthwise 3x3
-  # convolution (groups=64) 28-29 -> 19 ms
+  # a reduce over a window of two axes or more and at most this many elements in all (a 3x3 pooling window) is
+  # unrolled whole on the CPU, instead of loops of three steps; no vector of strided outputs is made for it.
+  # Workload: bench/bench_windows.py (16x64x112x112, old and new alternated): max_pool2d (kernel 3, stride 2,
+  # padding 1) with its gradient 35-37 -> 25-29 ms, avg_pool2d the same 11-14 -> 3.0-3.1 ms, a depthwise 3x3
+  # convolution 28-30 -> 19-28 ms; the max pool gradient's pick of each window's maximum 5.6 -> 2.5 ms
   small_reduce_unroll: int = 16
   # ... unless its body, copied that many times, would exceed this many graph nodes: a recurrent cell's gradient
   # kernel (7,000 nodes under a reduce of 3) took LLVM minutes to compile unrolled, under a second as a loop. A bound
