@@ -156,14 +156,31 @@ def machine_header(bench: str) -> str:
           f"Python {platform.python_version()}, numpy {np.__version__}")
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement; the median is reported")
+def optional(name: str):
+  """The module, or None when it is not installed (torch and tinygrad are never dependencies)."""
+  try: return __import__(name)
+  except ImportError: return None
+
+
+def bench_arguments(doc: str, workloads: list[str], repeats: int) -> argparse.ArgumentParser:
+  """The command line every bench script takes: --repeats, --devices, --workloads (all of them by default)."""
+  parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--repeats", type=int, default=repeats, help="timed runs per measurement; the median is reported")
   parser.add_argument("--devices", nargs="*", default=None, help="teeny devices (default: every one that opens here)")
-  parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
-  args = parser.parse_args()
+  parser.add_argument("--workloads", nargs="*", default=list(workloads), choices=list(workloads))
+  return parser
+
+
+def bench_devices(args) -> list[str]:
+  """The teeny devices asked for, or every one that opens here; exits when there is none."""
   devices = args.devices if args.devices is not None else Device.available()
   if not devices: raise SystemExit("no teeny device opens on this machine")
+  return devices
+
+
+def main():
+  args = bench_arguments(__doc__, list(WORKLOADS), repeats=10).parse_args()
+  devices = bench_devices(args)
 
   print(machine_header("bench_core"))
   for d in devices: print(f"#   {d}: {Device[d]!r}")

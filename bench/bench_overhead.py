@@ -26,12 +26,12 @@ with the device's synchronize(). ratio = how many times faster teeny is than the
 The machine is shared and noisy: compare ratios within one run, never absolute numbers across runs.
 """
 from __future__ import annotations
-import argparse, os, sys
+import os, sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too
 from teeny import Tensor, Device, TinyJit  # noqa: E402
-from bench_core import WrongResult, machine_header, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
+from bench_core import WrongResult, bench_arguments, bench_devices, machine_header, median_ms, optional  # noqa: E402  (bench/ is on the path when run as a script)
 
 TINY_OPS = 2000
 MLP_SIZES = (784, 512, 512, 10)
@@ -39,11 +39,6 @@ COPY_BYTES = 64 << 20
 
 
 def median_s(fn, repeats: int) -> float: return median_ms(fn, repeats) / 1e3
-
-
-def optional(name: str):
-  try: return __import__(name)
-  except ImportError: return None
 
 
 # ---- a changing number (iterations/s) ----
@@ -258,15 +253,10 @@ def ratio(teeny: float, other: float | None, higher_is_better: bool) -> str:
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement; the median is reported")
-  parser.add_argument("--devices", nargs="*", default=None, help="teeny devices (default: every one that opens here)")
-  parser.add_argument("--workloads", nargs="*", default=["tiny", "scalars", "mlp", "copyout"],
-                      choices=["tiny", "scalars", "mlp", "copyout"])
+  parser = bench_arguments(__doc__, ["tiny", "scalars", "mlp", "copyout"], repeats=7)
   parser.add_argument("--mlp-batch", type=int, default=256)
   args = parser.parse_args()
-  devices = args.devices if args.devices is not None else Device.available()
-  if not devices: raise SystemExit("no teeny device opens on this machine")
+  devices = bench_devices(args)
   print(machine_header("bench_overhead"))
   for d in devices: print(f"#   {d}: {Device[d]!r}")
   torch, tinygrad = optional("torch"), optional("tinygrad")

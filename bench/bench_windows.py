@@ -16,13 +16,13 @@ ratio = torch's time / teeny's (above 1: teeny is faster). The machine is shared
 one run, never absolute numbers across runs.
 """
 from __future__ import annotations
-import argparse, os, sys
+import os, sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too
 from teeny import Tensor, Device  # noqa: E402
 from teeny.schedule import forget_realized  # noqa: E402
-from bench_core import WrongResult, machine_header, median_ms  # noqa: E402  (bench/ is on the path when run as a script)
+from bench_core import WrongResult, bench_arguments, bench_devices, machine_header, median_ms, optional  # noqa: E402  (bench/ is on the path when run as a script)
 
 SHAPE = (16, 64, 112, 112)
 WORKLOADS = ("maxpool", "maxpool_bwd", "avgpool", "depthwise")
@@ -43,15 +43,11 @@ def teeny_call(name: str, device: str, data: dict):
     def backward():
       x.grad = None
       forget_realized()  # (the same graph every call: each one computes its gradient again)
-      out = x.max_pool2d(3, 2, padding=1).realize()
-      out.backward(g)
-      return x.grad
-    def timed():
-      grad = backward()
-      grad.realize()
+      x.max_pool2d(3, 2, padding=1).realize().backward(g)
+      grad = x.grad.realize()
       Device[device].synchronize()
       return grad
-    return timed
+    return backward
   w = Tensor(data["w"], device=device).realize()
   ops = {"maxpool": lambda: x.max_pool2d(3, 2, padding=1), "avgpool": lambda: x.avg_pool2d(3, 2, padding=1),
          "depthwise": lambda: x.conv2d(w, padding=1, groups=64)}
@@ -64,7 +60,7 @@ def teeny_call(name: str, device: str, data: dict):
 
 
 def torch_call(name: str, data: dict):
-  torch = optional_torch()
+  torch = optional("torch")
   if torch is None: return None
   import torch.nn.functional as F
   x, g, w = (torch.from_numpy(data[k]) for k in ("x", "g", "w"))
@@ -77,13 +73,6 @@ def torch_call(name: str, data: dict):
     return backward
   return {"maxpool": lambda: F.max_pool2d(x, 3, 2, 1), "avgpool": lambda: F.avg_pool2d(x, 3, 2, 1),
           "depthwise": lambda: F.conv2d(x, w, padding=1, groups=64)}[name]
-
-
-def optional_torch():
-  try:
-    import torch
-    return torch
-  except ImportError: return None
 
 
 def numpy_maxpool(x: np.ndarray) -> np.ndarray:
@@ -102,12 +91,8 @@ def check(name: str, device: str, got: np.ndarray, data: dict, want):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement; the median is reported")
-  parser.add_argument("--devices", nargs="*", default=None, help="teeny devices (default: every one that opens here)")
-  parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
-  args = parser.parse_args()
-  devices = args.devices or Device.available()
+  args = bench_arguments(__doc__, list(WORKLOADS), repeats=10).parse_args()
+  devices = bench_devices(args)
   data = arrays()
   print(machine_header("bench_windows"))
   print(f"{'workload':<12} {'device':<7} {'teeny ms':>9} {'torch ms':>9} {'ratio':>7}")

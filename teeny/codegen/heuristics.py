@@ -95,23 +95,24 @@ def _reduce_lanes(k: Kernel, renderer):
   if amount and k.full_shape[axis] % amount == 0: k.apply_opt(Opt("UNROLL", axis, amount), renderer)
 
 
-def _small_reduce(k: Kernel, renderer) -> bool:
-  """Whether the kernel reduces over a small window: two axes or more, a few elements in all
-  (Tuning.small_reduce_unroll: a 3x3 pooling window), on the CPU's LLVM, where _unroll_small_reduce unrolls them.
-  (A short row, one axis, is left to LLVM's loop vectorizer: not measured.)"""
+def _small_window(k: Kernel, renderer) -> int | None:
+  """How many elements the kernel reduces over, when that is a small window: two axes or more, a few elements in
+  all (Tuning.small_reduce_unroll: a 3x3 pooling window), on the CPU's LLVM, where _unroll_small_reduce unrolls
+  them; else None. (A short row, one axis, is left to LLVM's loop vectorizer: not measured.)"""
   reduce_axes = k.axes_of("reduce")
-  if renderer.has_threads or len(reduce_axes) < 2: return False
-  return math.prod(k.full_shape[a] for a in reduce_axes) <= renderer.tuning.small_reduce_unroll
+  if renderer.has_threads or len(reduce_axes) < 2: return None
+  size = math.prod(k.full_shape[a] for a in reduce_axes)
+  return size if size <= renderer.tuning.small_reduce_unroll else None
 
 
 def _unroll_small_reduce(k: Kernel, renderer):
-  """A small reduce (a 3x3 pooling window, _small_reduce) is unrolled whole: one straight run of loads and
+  """A small reduce (a 3x3 pooling window, _small_window) is unrolled whole: one straight run of loads and
   compares per output instead of two nested loops of three steps, which ran 1.6-2.2x slower (max_pool2d(3, 2, 1)
   and its gradient; avg_pool2d and a depthwise convolution gained too: Tuning.small_reduce_unroll). After any
   register tile, within the expansion the tile leaves, and while the copies of its body stay small enough to
   compile quickly (Tuning.small_reduce_max_nodes). Measured on LLVM only, so only there."""
-  if not _small_reduce(k, renderer) or k.axes_of("unroll") or k.axes_of("group"): return
-  copies = math.prod(k.full_shape[a] for a in k.axes_of("reduce"))
+  copies = _small_window(k, renderer)
+  if copies is None or k.axes_of("unroll") or k.axes_of("group"): return
   if k.expansion * copies > renderer.tuning.max_expansion: return
   body = max(len(toposort(u.src[0])) for u in toposort(k.ast) if u.op is Ops.REDUCE_AXIS)
   if body * copies > renderer.tuning.small_reduce_max_nodes: return
@@ -386,7 +387,7 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
   if any(s == 1 for s in k.axis_strides(reduce_axis)): return
   # a small window is unrolled instead (_unroll_small_reduce): vectors of outputs that each read a strided window
   # were gathers, 2.2x slower than the unrolled window alone (max_pool2d(3, 2, 1)'s gradient)
-  if _small_reduce(k, renderer): return
+  if _small_window(k, renderer): return
   if any(k.masked_loads()):
     # padded loads (the gradient of a pooling or a convolution, summing windows back): each lane of a vector along
     # the contiguous axis would be a gated load of its own. Lanes along the outermost axis (the channels) share
