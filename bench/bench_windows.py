@@ -76,7 +76,7 @@ def torch_call(name: str, data: dict):
 
 
 def numpy_maxpool(x: np.ndarray) -> np.ndarray:
-  """The check without torch: max_pool2d(3, 2, 1) of the first image's first channels."""
+  """The check without torch: max_pool2d(3, 2, padding=1) of the first image's first channels."""
   padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
   return np.max([padded[:, :, i:i + 112:2, j:j + 112:2] for i in range(3) for j in range(3)], axis=0)
 

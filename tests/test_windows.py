@@ -76,20 +76,23 @@ def reference_max_pool(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=
   return values, indices
 
 
-def reference_avg_pool(x, kernel, stride=None, padding=0, count_include_pad=True):
-  """Average pooling over x's trailing axes by a loop over windows (no ceil_mode)."""
+def reference_avg_pool(x, kernel, stride=None, padding=0, count_include_pad=True, dilation=1, grad=None):
+  """Average pooling over x's trailing axes by a loop over windows (no ceil_mode); with grad (the output's
+  gradient), x's gradient instead: each window's share of it added to the elements the window read."""
   spatial = x.shape[2:]
   kernel = _as_tuple(kernel, len(spatial))
-  stride, padding = _as_tuple(stride or kernel, len(spatial)), _as_tuple(padding, len(spatial))
-  out_sizes = _pool_geometry(spatial, kernel, stride, padding, (1,) * len(spatial), False)
-  out = np.empty(x.shape[:2] + tuple(out_sizes), np.float64)
+  stride, padding, dilation = (_as_tuple(v, len(spatial)) for v in (stride or kernel, padding, dilation))
+  out_sizes = _pool_geometry(spatial, kernel, stride, padding, dilation, False)
+  out, x_grad = np.empty(x.shape[:2] + tuple(out_sizes), np.float64), np.zeros(x.shape, np.float64)
   for place in itertools.product(*(range(n) for n in out_sizes)):
-    starts = [o * s - p for o, s, p in zip(place, stride, padding)]
-    window = tuple(slice(max(a, 0), min(a + k, n)) for a, k, n in zip(starts, kernel, spatial))
-    total = x[(slice(None), slice(None)) + window].astype(np.float64).sum(tuple(range(2, x.ndim)))
-    count = math.prod(kernel) if count_include_pad else math.prod(w.stop - w.start for w in window)
-    out[(slice(None), slice(None)) + place] = total / count
-  return out.astype(x.dtype)
+    offsets = itertools.product(*(range(k) for k in kernel))
+    reads = [tuple(o * s - p + i * d for o, s, p, i, d in zip(place, stride, padding, offset, dilation)) for offset in offsets]
+    inside = [(slice(None), slice(None)) + at for at in reads if all(0 <= a < n for a, n in zip(at, spatial))]
+    count = math.prod(kernel) if count_include_pad else len(inside)
+    out[(slice(None), slice(None)) + place] = sum(x[at].astype(np.float64) for at in inside) / count
+    if grad is not None:
+      for at in inside: x_grad[at] += grad[(slice(None), slice(None)) + place] / count
+  return (out if grad is None else x_grad).astype(x.dtype)
 
 
 def reference_max_unpool(values, indices, output_size):
@@ -294,6 +297,33 @@ def test_pooling_in_1d_and_3d_matches_torch(device):
   np.testing.assert_allclose(avg1, F.avg_pool1d(torch.tensor(x1), 2).numpy(), rtol=1e-6)
   np.testing.assert_array_equal(t3.max_pool3d(2).numpy(), F.max_pool3d(torch.tensor(x3), 2).numpy())
   np.testing.assert_allclose(avg3, F.avg_pool3d(torch.tensor(x3), 3, stride=1, padding=1, count_include_pad=False).numpy(), rtol=1e-6)
+
+
+def test_avg_pool_takes_tinygrads_argument_order_and_dilation(device):
+  """avg_pool2d(kernel_size, stride, dilation, padding, ceil_mode, count_include_pad), as tinygrad's and teeny's
+  max_pool2d: avg_pool2d(3, 2, 1) is dilation 1 (no padding), avg_pool2d(2, 2, 1, 1) padding 1 (not ceil_mode).
+  The 1-d and 3-d poolings (PyTorch's only, padding third there) take what follows stride by name."""
+  x = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
+  t = Tensor(x, device=device)
+  np.testing.assert_allclose(t.avg_pool2d(3, 2, 1).numpy(), reference_avg_pool(x, 3, 2), rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(t.avg_pool2d(2, 2, 1, 1).numpy(), reference_avg_pool(x, 2, 2, 1), rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(t.avg_pool2d(3, 1, 2).numpy(), reference_avg_pool(x, 3, 1, dilation=2), rtol=1e-6, atol=1e-7)
+  for include in (True, False):
+    dilated = t.avg_pool2d(3, 2, (2, 1), 1, count_include_pad=include).numpy()
+    np.testing.assert_allclose(dilated, reference_avg_pool(x, 3, 2, 1, include, dilation=(2, 1)), rtol=1e-6, atol=1e-7)
+  # a dilated average's gradient: each window's share back to the elements it read
+  tx = Tensor(x, device=device, requires_grad=True)
+  out = tx.avg_pool2d(3, 1, 2, padding=1, count_include_pad=False)
+  grad = rng.standard_normal(out.shape).astype(np.float32)
+  (out * Tensor(grad, device=device)).sum().backward()
+  want = reference_avg_pool(x, 3, 1, 1, False, dilation=2, grad=grad)
+  np.testing.assert_allclose(tx.grad.numpy(), want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(TypeError, match="positional"): Tensor(x[0]).avg_pool1d(3, 2, 1)
+  with pytest.raises(TypeError, match="positional"): Tensor(x[0]).max_pool1d(3, 2, 1)
+  with pytest.raises(TypeError, match="positional"): Tensor(x[None]).avg_pool3d(3, 2, 1)
+  with pytest.raises(TypeError, match="positional"): Tensor(x[None]).max_pool3d(3, 2, 1)
+  np.testing.assert_allclose(Tensor(x[0], device=device).avg_pool1d(3, 2, padding=1).numpy(),
+                             reference_avg_pool(x[0], 3, 2, 1), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])

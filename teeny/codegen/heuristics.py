@@ -107,8 +107,9 @@ def _small_window(k: Kernel, renderer) -> int | None:
 
 def _unroll_small_reduce(k: Kernel, renderer):
   """A small reduce (a 3x3 pooling window, _small_window) is unrolled whole: one straight run of loads and
-  compares per output instead of two nested loops of three steps, which ran 1.6-2.2x slower (max_pool2d(3, 2, 1)
-  and its gradient; avg_pool2d and a depthwise convolution gained too: Tuning.small_reduce_unroll). After any
+  compares per output instead of two nested loops of three steps, which ran 1.6-2.2x slower
+  (max_pool2d(3, 2, padding=1) and its gradient; avg_pool2d and a depthwise convolution gained too:
+  Tuning.small_reduce_unroll). After any
   register tile, within the expansion the tile leaves, and while the copies of its body stay small enough to
   compile quickly (Tuning.small_reduce_max_nodes). Measured on LLVM only, so only there."""
   copies = _small_window(k, renderer)
@@ -152,8 +153,9 @@ def _unroll_folded_columns(k: Kernel, renderer):
   strided copies added up (the gradient of overlapping pooling windows, ops/pooling.py's _windows_adjoint): each
   copy lands in one column, so its padding check compares the column index with a constant. With the short column
   axes unrolled those checks fold away, and each element's loop no longer tests every copy; two lanes along the
-  outermost axis share the rest (BEAM's choice for max_pool2d(3, 2, 1)'s: 10.0 -> 4.8 ms on 16x64x112x112;
-  avg_pool2d(3, 2, 1)'s 4.5 -> 3.5 ms, where BEAM found 2.5). Measured on LLVM only, so only there."""
+  outermost axis share the rest (BEAM's choice for max_pool2d(3, 2, padding=1)'s: 10.0 -> 4.8 ms on
+  16x64x112x112; avg_pool2d(3, 2, padding=1)'s 4.5 -> 3.5 ms, where BEAM found 2.5). Measured on LLVM only, so
+  only there."""
   if renderer.has_threads or k.axes_of("reduce") or k.axes_of("upcast") or not any(k.masked_loads()): return
   axes = k.axes_of("global")
   columns = [a for a in axes if a > 0 and 2 <= k.full_shape[a] <= 4 and k.full_shape[a - 1] > 4]
@@ -386,7 +388,7 @@ def _strided_reduce(k: Kernel, vector: int, renderer):
   reduce_axis = k.axes_of("reduce")[-1]
   if any(s == 1 for s in k.axis_strides(reduce_axis)): return
   # a small window is unrolled instead (_unroll_small_reduce): vectors of outputs that each read a strided window
-  # were gathers, 2.2x slower than the unrolled window alone (max_pool2d(3, 2, 1)'s gradient)
+  # were gathers, 2.2x slower than the unrolled window alone (max_pool2d(3, 2, padding=1)'s gradient)
   if _small_window(k, renderer): return
   if any(k.masked_loads()):
     # padded loads (the gradient of a pooling or a convolution, summing windows back): each lane of a vector along

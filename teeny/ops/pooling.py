@@ -273,11 +273,16 @@ class PoolingOps:
     # back). When each size is a multiple of its stride, the input's gradient is that buffer itself, reshaped.
     unfolded = total.contiguous().reshape(prefix + tuple(r * s for r, s in zip(rows, stride)))
     return unfolded.shrink(tuple((0, n) for n in prefix + tuple(sizes)))
-  def max_pool1d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
-    """max_pool2d over the last axis only, like torch.nn.functional.max_pool1d."""
+  # The 1-d and 3-d poolings exist in PyTorch only (torch.nn.functional's, padding third) and teeny's 2-d ones take
+  # tinygrad's order (dilation third): which one a third positional argument means is a guess either way, so
+  # everything after stride is given by name.
+  def max_pool1d(self, kernel_size=2, stride=None, *, dilation=1, padding=0, ceil_mode: bool = False,
+                 return_indices: bool = False):
+    """max_pool2d over the last axis only, like torch.nn.functional.max_pool1d (arguments after stride by name)."""
     return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=1)
-  def max_pool3d(self, kernel_size=2, stride=None, dilation=1, padding=0, ceil_mode: bool = False, return_indices: bool = False):
-    """max_pool2d over the last three axes, like torch.nn.functional.max_pool3d."""
+  def max_pool3d(self, kernel_size=2, stride=None, *, dilation=1, padding=0, ceil_mode: bool = False,
+                 return_indices: bool = False):
+    """max_pool2d over the last three axes, like torch.nn.functional.max_pool3d (arguments after stride by name)."""
     return self.max_pool2d(kernel_size, stride, dilation, padding, ceil_mode, return_indices, nd=3)
   def max_unpool2d(self, indices: Self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, output_size=None) -> Self:
     """The inverse of max_pool2d(return_indices=True), like torch.nn.functional.max_unpool2d: zeros, with each
@@ -291,22 +296,26 @@ class PoolingOps:
     flat_values, flat_indices = self.reshape(*lead, -1), indices.reshape(*lead, -1)
     out = type(self).zeros(*lead, math.prod(spatial), dtype=self.dtype, device=self.device).scatter(-1, flat_indices, flat_values)
     return out.reshape(*lead, *spatial)
-  def avg_pool2d(self, kernel_size=(2, 2), stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
-                 divisor_override: int | None = None, nd: int | None = None) -> Self:
-    """Mean over windows of the last two axes (pooled as max_pool2d's: (2,) is 2x2). count_include_pad: padding
-    counts in the divisor (PyTorch's default); the extra padding of ceil_mode never does. divisor_override: every
-    window's sum divided by that number instead, as PyTorch's. Half floats sum and divide in float32, rounded once
-    (a float16 window of 30000s summed to inf); int64 divides its integer sums truncating, as PyTorch's (other ints
-    give float32 means: PyTorch has no average of them)."""
+  def avg_pool2d(self, kernel_size=(2, 2), stride=None, dilation=1, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, *, divisor_override: int | None = None, nd: int | None = None) -> Self:
+    """Mean over windows of the last two axes (pooled as max_pool2d's: (2,) is 2x2). The arguments come in
+    tinygrad's order, dilation third as in max_pool2d (torch.nn.functional.avg_pool2d has no dilation and takes
+    padding third: pass padding by name). count_include_pad: padding counts in the divisor (PyTorch's default);
+    the extra padding of ceil_mode never does. divisor_override: every window's sum divided by that number
+    instead, as PyTorch's. Half floats sum and divide in float32, rounded once (a float16 window of 30000s summed
+    to inf); int64 divides its integer sums truncating, as PyTorch's (other ints give float32 means: PyTorch has
+    no average of them)."""
     if divisor_override is not None: divisor_override = _int_arg(divisor_override, "avg_pool's divisor_override")
     if divisor_override is not None and divisor_override <= 0: raise ArgumentError(f"divisor_override must be positive, got {divisor_override}")
     nd = nd or _pooled_dims(kernel_size)
-    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, 1, padding, nd)
+    kernel, stride, dilation, pads = self._pool_args(kernel_size, stride, dilation, padding, nd)
     _check_pool_padding(kernel, pads, "avg_pool")
     extra = self._ceil_pads(kernel, stride, dilation, pads, ceil_mode)
     axes, full = tuple(range(-nd, 0)), tuple((lo + a, hi + b) for (lo, hi), (a, b) in zip(pads, extra))
     if self.dtype in NARROW_FLOATS:
-      return self.float().avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd).cast(self.dtype)
+      wide = self.float().avg_pool2d(kernel_size, stride, dilation, padding, ceil_mode, count_include_pad,
+                                     divisor_override=divisor_override, nd=nd)
+      return wide.cast(self.dtype)
     x = self if self.dtype == dtypes.int64 else self._float()
     total = x._window_sum(kernel, stride, dilation, full)
     def divided(by): return total.div(by, rounding_mode="trunc") if x.dtype == dtypes.int64 else total / by
@@ -315,13 +324,14 @@ class PoolingOps:
     # the window counts in x's dtype (small integers, exact even in float16): float32 ones would promote the result
     ones = type(self).ones(self.shape[-nd:], dtype=x.dtype, device=self.device).pad(pads, value=1.0 if count_include_pad else 0.0).pad(extra)
     return divided(ones._pool(kernel, stride, dilation).sum(axes, dtype=x.dtype))  # (constants: no gradient to take)
-  def avg_pool1d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Self:
-    """avg_pool2d over the last axis only, like torch.nn.functional.avg_pool1d."""
-    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, nd=1)
-  def avg_pool3d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
-                 divisor_override: int | None = None) -> Self:
-    """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d."""
-    return self.avg_pool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd=3)
-
+  def avg_pool1d(self, kernel_size=2, stride=None, *, dilation=1, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> Self:
+    """avg_pool2d over the last axis only, like torch.nn.functional.avg_pool1d (arguments after stride by name)."""
+    return self.avg_pool2d(kernel_size, stride, dilation, padding, ceil_mode, count_include_pad, nd=1)
+  def avg_pool3d(self, kernel_size=2, stride=None, *, dilation=1, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: int | None = None) -> Self:
+    """avg_pool2d over the last three axes, like torch.nn.functional.avg_pool3d (arguments after stride by name)."""
+    return self.avg_pool2d(kernel_size, stride, dilation, padding, ceil_mode, count_include_pad,
+                           divisor_override=divisor_override, nd=3)
 
 tensor_rules["max_pool"] = tensor_rules["window_sum"] = lambda arg, grad, value, x: (type(grad)._pool_gradient(arg, grad, value, x),)

@@ -376,7 +376,7 @@ class _Builder:
     kind = self.choice(("max", "avg"))
     kernel = tuple(self.integers(1, 3) for _ in range(2))
     stride = tuple(self.integers(1, 3) for _ in range(2))
-    dilation = tuple(self.integers(1, 2) for _ in range(2)) if kind == "max" else (1, 1)
+    dilation = tuple(self.integers(1, 2) for _ in range(2))
     padding = tuple(self.integers(0, k // 2) for k in kernel)
     out = tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(a.shape[-2:], padding, dilation, kernel, stride))
     if min(out) < 1 or any(d * (k - 1) + 1 > s + 2 * p for s, p, d, k in zip(a.shape[-2:], padding, dilation, kernel)): return
@@ -600,7 +600,7 @@ def _teeny_step(step: Step, src: list[Tensor], device: str) -> Tensor:
   if op in ("max_pool", "avg_pool"):
     kernel, stride, dilation, padding, include_pad = arg
     if op == "max_pool": return src[0].max_pool2d(kernel, stride, dilation, padding)
-    return src[0].avg_pool2d(kernel, stride, padding, count_include_pad=include_pad)
+    return src[0].avg_pool2d(kernel, stride, dilation, padding, count_include_pad=include_pad)
   if op == "conv":
     groups, stride, dilation, padding = arg
     return src[0].conv2d(src[1], src[2] if len(src) > 2 else None, groups=groups, stride=stride, dilation=dilation, padding=padding)
