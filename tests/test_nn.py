@@ -810,6 +810,19 @@ def test_batchnorm_takes_tinygrads_sz():
   with pytest.raises(TypeError, match="positive int"): BatchNorm(sz=0)
 
 
+def test_batchnorm_refuses_tinygrads_positional_order_after_eps():
+  """The arguments after eps are PyTorch's (momentum, affine, track_running_stats); tinygrad's are (affine,
+  track_running_stats, momentum). tinygrad's BatchNorm(3, 1e-5, False) ran as momentum 0 with weight and bias:
+  its running statistics never moved, silently. The types tell the two orders apart, so it raises."""
+  with pytest.raises(TypeError, match="momentum must be a number"): BatchNorm(3, 1e-5, False)
+  with pytest.raises(TypeError, match="momentum must be a number"): BatchNorm(3, 1e-5, True, True, 0.1)
+  with pytest.raises(TypeError, match="track_running_stats must be a bool"): BatchNorm(3, 1e-5, 0.1, True, 0.5)
+  layer = BatchNorm(3, 1e-5, 0.2, False, True)  # (PyTorch's positional form)
+  assert layer.momentum == 0.2 and layer.weight is None and layer.track_running_stats
+  assert BatchNorm(sz=3, affine=np.bool_(False), momentum=np.float32(0.5)).weight is None  # (numpy scalars pass)
+  assert BatchNorm(3, momentum=None).momentum is None
+
+
 def test_sequential_applies_layers_in_order(device):
   """tinygrad's x.sequential(layers): each callable in turn, methods and layers alike."""
   layer = Linear(3, 2)

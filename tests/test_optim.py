@@ -140,6 +140,15 @@ def test_sgd_refuses_pytorchs_positional_dampening_form():
   assert SGD([w], 0.1, 0.9, 0.0, True).nesterov is True  # (tinygrad's positional form stays)
 
 
+def test_lamb_takes_decoupled_by_keyword():
+  """tinygrad's LAMB takes device eighth: LAMB(ps, lr, b1, b2, eps, wd, False, None) turned teeny's decoupled weight
+  decay into Adam's L2 decay, silently. decoupled is keyword-only."""
+  w = Tensor([1.0, 2.0], requires_grad=True)
+  with pytest.raises(TypeError, match="positional"): LAMB([w], 0.01, 0.9, 0.999, 1e-6, 0.1, False, None)
+  assert LAMB([w], 0.01, 0.9, 0.999, 1e-6, 0.1, False, decoupled=False).decoupled is False
+  with pytest.raises(TypeError, match="device"): Adam([w], 0.001, 0.9, 0.999, 1e-8, "LLVM")  # (tinygrad's sixth: device)
+
+
 def test_parameters_moved(device):
   """The reference comparison above would pass for an optimizer that did nothing if the reference did nothing."""
   ps = make_params(device)

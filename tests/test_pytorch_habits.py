@@ -161,6 +161,9 @@ def test_softmin_normalize_isclose_allclose(device):
   np.testing.assert_allclose(x.softmin(dim=1).numpy(), e / e.sum(1, keepdims=True), rtol=1e-5)
   np.testing.assert_allclose(x.normalize(dim=1).numpy(), X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-5)
   np.testing.assert_allclose(x.normalize(p=1, dim=0).numpy(), X / np.abs(X).sum(0, keepdims=True), rtol=1e-5)
+  # p by position and dim by name, as F.normalize(x, 1, dim=0) is written (it raised "the axis twice")
+  np.testing.assert_allclose(x.normalize(1, dim=0).numpy(), X / np.abs(X).sum(0, keepdims=True), rtol=1e-5)
+  with pytest.raises(TypeError, match="axis twice"): x.normalize(1, 0, dim=0)
   # torch's norms of order 0 (the count of nonzeros; was a ZeroDivisionError) and -1
   np.testing.assert_allclose(x.normalize(p=0).numpy(), X / (X != 0).sum(1, keepdims=True), rtol=1e-6)
   np.testing.assert_allclose(x.normalize(p=-1).numpy(), X / (1 / (1 / np.abs(X)).sum(1, keepdims=True)), rtol=1e-5)
@@ -381,6 +384,8 @@ def test_attention_scale_and_grouped_query_heads(device):
   np.testing.assert_allclose(got, numpy_attention(q, kk, vv, 1 / np.sqrt(8)), rtol=1e-4, atol=1e-5)
   got = tq.scaled_dot_product_attention(tk, tv, scale=0.5, enable_gqa=True).numpy()
   np.testing.assert_allclose(got, numpy_attention(q, kk, vv, 0.5), rtol=1e-4, atol=1e-5)
+  # the sixth argument is PyTorch's scale: tinygrad's enable_gqa there ran as scale 1.0, silently
+  with pytest.raises(TypeError, match="enable_gqa goes by keyword"): tq.scaled_dot_product_attention(tk, tv, None, 0.0, False, True)
   with pytest.raises(ValueError, match="grouped-query"):
     tq.scaled_dot_product_attention(Tensor(np.ones((1, 3, 5, 8), np.float32), device=device), Tensor(np.ones((1, 3, 5, 8), np.float32), device=device), enable_gqa=True)
 

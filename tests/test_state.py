@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from teeny import Tensor, dtypes, Device, nn
 from teeny.nn.state import get_parameters, get_state_dict, load_state_dict, safe_save, safe_load, safe_load_metadata, torch_load
+from teeny.schedule import is_realized
 from teeny.nn.optim import SGD
 
 
@@ -146,6 +147,21 @@ def test_shape_mismatch_is_named_and_leaves_model_untouched():
     load_state_dict(net, sd)
   np.testing.assert_array_equal(net.layers[0].weight.numpy(), np.arange(6, dtype=np.float32).reshape(3, 2))
   with pytest.raises(ValueError, match="shape"): load_state_dict(net, sd, strict=False)  # shapes matter either way
+
+
+def test_load_state_dict_takes_tinygrads_verbose_consume_and_realize(device, capsys):
+  """load_state_dict(model, state_dict, strict, verbose, consume, realize), tinygrad's order: realize was fourth,
+  where tinygrad's verbose is. verbose prints one line (off by default, as PyTorch's); consume empties state_dict
+  of what it loaded; realize=False leaves the writes pending."""
+  layer = nn.Linear(3, 2)
+  sd = {"weight": Tensor(np.full((2, 3), 2.0, np.float32), device=device), "bias": Tensor([1.0, -1.0], device=device)}
+  load_state_dict(layer, sd, True, False, True, False)
+  assert sd == {} and capsys.readouterr().out == ""
+  assert not is_realized(layer.weight.uop)  # (realize=False: pending)
+  np.testing.assert_array_equal(layer.weight.numpy(), np.full((2, 3), 2.0, np.float32))
+  load_state_dict(layer, {"weight": Tensor.zeros(2, 3), "bias": Tensor.zeros(2)}, True, True)
+  assert "loaded 2 tensors" in capsys.readouterr().out
+  np.testing.assert_array_equal(layer.bias.numpy(), [0.0, 0.0])
 
 
 def test_non_strict_loads_the_common_keys():

@@ -37,6 +37,15 @@ def test_assign_to_slice_reaches_base_and_other_views(device):
     same(x, ref, tx)
 
 
+def test_assign_takes_tinygrads_keyword(device):
+  """x.assign(x=value), tinygrad's parameter name; a list or number is a value too."""
+  x = Tensor(arange(3), device=device).realize()
+  x.assign(x=[5.0, 6.0, 7.0])
+  same(x, [5, 6, 7])
+  x.assign(1.5)
+  same(x, [1.5, 1.5, 1.5])
+
+
 def test_diagonal_and_unfold_are_views_and_single_piece_joins_are_copies(device):
   """diagonal() and unfold() were copies (built with pad): a write through them didn't reach x, and they didn't
   see x's writes. PyTorch's are views. cat([x]) and diff(n=0) went the other way: x's own storage, so writing the

@@ -9,7 +9,8 @@ Weights start with requires_grad unset; an optimizer turns it on for the tensors
 are made with requires_grad=False, so an optimizer keeps them as buffers. Training behaviour (batch statistics,
 dropout) follows `Tensor.training` (`with Tensor.train(): ...`)."""
 from __future__ import annotations
-import math
+import math, numbers
+import numpy as np
 from teeny.dtype import dtypes, NARROW_FLOATS
 from teeny.tensor import Tensor
 from teeny.schedule import is_realized
@@ -171,6 +172,20 @@ def _channel_count(num_features, sz) -> int:
   return count
 
 
+def _check_batchnorm_order(momentum, affine, track_running_stats) -> None:
+  """BatchNorm's arguments after eps come in PyTorch's order (momentum, affine, track_running_stats); tinygrad's
+  is (affine, track_running_stats, momentum), so tinygrad's BatchNorm(64, 1e-5, False) would pass affine=False
+  as momentum 0 (running statistics frozen, weight and bias kept): refused, by the types, instead."""
+  if isinstance(momentum, (bool, np.bool_)) or not (momentum is None or isinstance(momentum, numbers.Real)):
+    raise TypeError(f"BatchNorm's momentum must be a number or None, got {momentum!r}: the arguments after eps are "
+                    "PyTorch's (momentum, affine, track_running_stats), not tinygrad's (affine, track_running_stats, "
+                    "momentum); pass them by keyword")
+  for name, flag in (("affine", affine), ("track_running_stats", track_running_stats)):
+    if not isinstance(flag, (bool, np.bool_, numbers.Integral)):
+      raise TypeError(f"BatchNorm's {name} must be a bool, got {flag!r}: the arguments after eps are PyTorch's "
+                      "(momentum, affine, track_running_stats); pass them by keyword")
+
+
 class BatchNorm:
   """Batch normalization over axis 1 (channels) of (N, C), (N, C, L) or (N, C, H, W) inputs: BatchNorm1d,
   BatchNorm2d and BatchNorm3d are this class. In training, normalizes by the batch's mean and (biased) variance
@@ -182,6 +197,7 @@ class BatchNorm:
   def __init__(self, num_features: int | None = None, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                track_running_stats: bool = True, *, sz: int | None = None):
     num_features = _channel_count(num_features, sz)
+    _check_batchnorm_order(momentum, affine, track_running_stats)
     self.num_features, self.eps, self.momentum, self.track_running_stats = num_features, eps, momentum, track_running_stats
     self.weight = _fresh(Tensor.ones(num_features)) if affine else None
     self.bias = _fresh(Tensor.zeros(num_features)) if affine else None

@@ -178,11 +178,15 @@ class LAMB(Optimizer):
   is `decoupled=False`. The step counters t are one device tensor, an entry per parameter counting the steps
   that parameter took (PyTorch's state['step']: a parameter with no gradient on a step doesn't count it)."""
   def __init__(self, params, lr: float | Tensor = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
-               weight_decay: float = 0.0, adam: bool = False, decoupled: bool = True):
+               weight_decay: float = 0.0, adam: bool = False, *, decoupled: bool = True):
+    # (decoupled by keyword: tinygrad's LAMB takes device eighth, and LAMB(..., adam, None) turned decoupled off)
     super().__init__(params, lr)
     for name, b in (("b1", b1), ("b2", b2)):
       if not 0 <= b < 1: raise ValueError(f"{name} must be in [0, 1), got {b}")
     if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
+    if isinstance(weight_decay, (bool, str)) or weight_decay is None:  # (tinygrad's Adam takes device sixth)
+      raise TypeError(f"weight_decay must be a number, got {weight_decay!r}: tinygrad's Adam(params, lr, b1, b2, eps, "
+                      "device) form doesn't apply here (the state lives on each parameter's device)")
     if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     self.b1, self.b2, self.eps, self.weight_decay, self.adam, self.decoupled = b1, b2, eps, weight_decay, adam, decoupled
     self.t = Tensor.zeros(len(self.params), dtype=dtypes.int32, device=self.device).clone()

@@ -14,7 +14,7 @@ Both loaders take files from strangers: no code in a file runs, every malformed 
 it, and the memory and time a load takes follow what the file really holds (README, "Loading files you didn't
 write"; tests/test_loader_safety.py)."""
 from __future__ import annotations
-import contextlib, gc, json, operator, os, tempfile
+import contextlib, gc, json, operator, os, tempfile, time
 from typing import NamedTuple
 import numpy as np
 from teeny.dtype import DType, dtypes, STORAGE_FLOATS
@@ -70,12 +70,16 @@ class IncompatibleKeys(NamedTuple):
   unexpected_keys: list
 
 
-def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool = True) -> IncompatibleKeys:
+def load_state_dict(model, state_dict: dict, strict: bool = True, verbose: bool = False, consume: bool = False,
+                    realize: bool = True) -> IncompatibleKeys:
   """Copy the values of state_dict into the model's tensors of the same names, in place (with assign), so an
   optimizer already holding those tensors keeps working. Values are converted to each tensor's dtype and moved
   to its device. strict=True (the default) requires the keys to match exactly; a shape mismatch is an error
   either way. Everything is checked before anything is written: a failed load leaves the model untouched.
-  Returns the missing and unexpected keys (empty lists after a strict load), as PyTorch's does."""
+  Returns the missing and unexpected keys (empty lists after a strict load), as PyTorch's does. The arguments
+  are tinygrad's, in its order: verbose prints what was loaded and how long it took (off by default, as PyTorch
+  prints nothing; tinygrad's is on), consume removes the loaded entries from state_dict (its memory can go)."""
+  start = time.perf_counter()
   targets = get_state_dict(model)
   # a BatchNorm's step counter, which checkpoints from before PyTorch 0.4.1 lack: kept as it is, as PyTorch does
   missing = [k for k in targets if k not in state_dict and k.rsplit(".", 1)[-1] != "num_batches_tracked"]
@@ -100,6 +104,12 @@ def load_state_dict(model, state_dict: dict, strict: bool = True, realize: bool 
     target = targets[name]
     written.append(target.assign(values[name].to(target.device).cast(target.dtype)))
   if realize: Tensor.realize_all(*written)
+  if consume:
+    for name in values: del state_dict[name]
+  if verbose:
+    size = sum(targets[name].nbytes for name in last_name.values())
+    print(f"loaded {len(last_name)} tensors ({size / 1e6:.2f} MB) into {type(model).__name__} in "
+          f"{(time.perf_counter() - start) * 1e3:.1f} ms{'' if realize else ' (lazily: realize=False)'}")
   return IncompatibleKeys(missing, unexpected)
 
 

@@ -2,7 +2,7 @@
 truncated), shapes, window sizes and padding, broadcasting, and the most elements 64-bit indices count. Each turns
 what the user passed into the canonical form the ops use, or raises an error that says what was wrong with it."""
 from __future__ import annotations
-import functools
+import functools, inspect
 import numpy as np
 from teeny.dtype import DType, dtypes
 from teeny.variable import as_size, is_symbolic
@@ -21,10 +21,12 @@ def takes_dim(method, empty_is_every_axis: bool = True):
   """A method that takes `axis` also takes PyTorch's name for it, `dim=` (x.sum(dim=1), x.softmax(dim=-1)); naming
   the axis twice is an error. An empty dim=() or [] means every axis, as in PyTorch's reductions (tinygrad's
   axis=() reduces none), unless empty_is_every_axis is False (PyTorch's any and all reduce none then)."""
+  # where axis comes among the positional arguments after self (first for a reduction, second for normalize(p, axis))
+  axis_at = list(inspect.signature(method).parameters).index("axis") - 1
   @functools.wraps(method)
   def with_dim(self, *args, **kwargs):
     if "dim" in kwargs:
-      if args or "axis" in kwargs:
+      if len(args) > axis_at or "axis" in kwargs:
         raise TypeError(f"{method.__name__}() got the axis twice: dim= and axis (dim is PyTorch's name for axis)")
       dim = kwargs.pop("dim")
       kwargs["axis"] = None if empty_is_every_axis and isinstance(dim, (tuple, list)) and not dim else dim

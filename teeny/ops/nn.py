@@ -196,6 +196,9 @@ class NNOps:
     if self.shape[-1] != key.shape[-1]: raise ArgumentError(f"queries {self.shape} and keys {key.shape} differ in the last dim")
     if key.shape[-2] != value.shape[-2]: raise ArgumentError(f"keys {key.shape} and values {value.shape} differ in length")
     _check_attention_mask(attn_mask, is_causal)
+    if isinstance(scale, (bool, np.bool_)):  # (scale 1.0 from tinygrad's sixth argument, which is enable_gqa)
+      raise TypeError(f"attention's scale must be a number or None, got {scale!r}: the sixth argument is PyTorch's scale; "
+                      "tinygrad's enable_gqa goes by keyword")
     if self.dtype in NARROW_FLOATS and key.dtype == self.dtype and value.dtype == self.dtype:
       # half floats in float32, rounded once, as PyTorch's CPU attention: float16 scores above 65504 were inf (NaN out)
       mask = attn_mask if attn_mask is None or attn_mask.dtype == dtypes.bool else attn_mask.cast(self.dtype).float()

@@ -38,10 +38,11 @@ class ShardingOps:
   @device.setter
   def device(self, device: str | tuple[str, ...]):
     self._device = device
-  def shard(self, devices: tuple[str, ...], axis: int | None = 0) -> Self:
+  def shard(self, devices: tuple[str, ...], axis: int | None = None) -> Self:
     """This tensor split along `axis` into consecutive blocks, one per device of `devices` (sizes differ by at most
-    one), like tinygrad's shard; axis=None puts all of it on each device (replicated). Ops on the result run on
-    every device at once, each on its block; a sum over the split axis adds the blocks' sums across the devices."""
+    one), like tinygrad's shard; axis=None, the default as in tinygrad, puts all of it on each device (replicated:
+    x.shard(devices) of a model's weights). Ops on the result run on every device at once, each on its block; a
+    sum over the split axis adds the blocks' sums across the devices."""
     if isinstance(devices, str): raise TypeError(f"shard takes a tuple of devices, got the string {devices!r}: write ({devices!r},)")
     devices = canonical_device(tuple(devices))
     if axis is None: return self._to_devices(devices)
@@ -53,7 +54,7 @@ class ShardingOps:
     out = whole._new(multi.shard(whole.contiguous().uop, whole.device, devices, axis))
     out.device = devices
     return out
-  def shard_(self, devices: tuple[str, ...], axis: int | None = 0) -> Self:
+  def shard_(self, devices: tuple[str, ...], axis: int | None = None) -> Self:
     """shard in place (tinygrad's shard_): this tensor becomes the sharded one. Returns self."""
     return self.replace(self.shard(devices, axis))
   def _to_devices(self, devices: tuple[str, ...]) -> Self:

@@ -38,15 +38,15 @@ class WriteOps:
     forget_realized()
     self.uop, self.device, self._graph = x.uop, x.device, None
     return self
-  def assign(self, value) -> Self:
-    """Write value into this tensor's storage, lazily (realize() runs the write): how optimizers update
-    parameters in place. value broadcasts to this tensor's shape and is cast to its dtype. Assigning to a view
-    writes through to its base, and the base and every view of it see the new values, as in PyTorch; lazy results
-    computed from the old values keep them (teeny/program_order.py). Returns self."""
+  def assign(self, x) -> Self:
+    """Write x into this tensor's storage, lazily (realize() runs the write): how optimizers update parameters in
+    place. x (a tensor or anything Tensor() takes) broadcasts to this tensor's shape and is cast to its dtype.
+    Assigning to a view writes through to its base, and the base and every view of it see the new values, as in
+    PyTorch; lazy results computed from the old values keep them (teeny/program_order.py). Returns self."""
     base = self if self._base is None else self._base
     _check_writable(base)
-    value = self._write_value(value)
-    if value.uop is self.uop or 0 in self.shape: return self  # x.assign(x), x[i] = x[i], an empty view: nothing changes
+    value = self._write_value(x)
+    if value.uop is self.uop or 0 in self.shape: return self  # t.assign(t), t[i] = t[i], an empty view: nothing changes
     value, leaf = self._value_for_autograd(base, value)
     depth = len(self._view_ops)
     self._check_not_overlapping(depth)
