@@ -8,7 +8,7 @@ import pytest
 from teeny import Tensor, nn, GlobalCounters
 from teeny.nn.optim import SGD, Adam
 from teeny.nn.state import get_parameters
-from teeny.multi import layout
+from teeny.multi import layout as multi_layout
 from conftest import DEVICES
 
 SETS = [("LLVM", "LLVM:1"), ("LLVM", "LLVM:1", "LLVM:2")]
@@ -48,7 +48,7 @@ def test_replicate_gather_and_move_back(devices):
   np.testing.assert_equal(x.numpy(), a)
   for d in devices: np.testing.assert_equal(x.shard(devices, 1).to(d).numpy(), a)
   replicated = Tensor(a).shard(devices)  # (no axis: replicated, tinygrad's default, as to(devices))
-  assert replicated.device == devices and layout(replicated.uop, devices) is None and layout(x.shard(devices, 1).uop, devices) == 1
+  assert replicated.device == devices and multi_layout(replicated.uop, devices) is None and multi_layout(x.shard(devices, 1).uop, devices) == 1
   for d in devices: np.testing.assert_equal(replicated.to(d).numpy(), a)
   np.testing.assert_equal(Tensor(a, device=devices).numpy(), a)  # host data on several devices
   np.testing.assert_equal(Tensor.ones(2, 3, device=devices).numpy(), np.ones((2, 3)))
