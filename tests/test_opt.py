@@ -283,10 +283,10 @@ def test_debug2_places_every_kernel_on_the_roofline():
 
 def test_overlapping_pooling_gradient_unrolls_its_folded_columns():
   """max_pool2d(3, 2, padding=1)'s gradient adds shifted, strided copies into the input folded by the stride
-  (..., rows, 2, rows, 2), each copy landing in one column: on LLVM the heuristics unroll both short column axes (and take two
-  lanes of the outermost axis), so each copy's padding check of its column folds to a constant. The input is
-  folded unpadded (12 = 6 x 2), so the gradient is that kernel's buffer, reshaped: no copy follows it. The result
-  is unchanged."""
+  (..., rows, 2, rows, 2), each copy landing in one column: on LLVM the heuristics unroll both short column axes
+  (and take two lanes of the outermost axis), so each copy's padding check of its column folds to a constant. The
+  input is folded unpadded (12 = 6 x 2), so the gradient is that kernel's buffer, reshaped: no copy follows it.
+  The result is unchanged."""
   device = "LLVM"
   from test_nn_functional import np_max_pool_grad
   x, g = rand(4, 2, 12, 12), rand(4, 2, 6, 6)
@@ -304,9 +304,10 @@ def test_overlapping_pooling_gradient_unrolls_its_folded_columns():
 
 def test_a_pooling_window_is_unrolled_whole_and_not_tiled_into_strided_vectors(monkeypatch):
   """On LLVM a reduce over a few elements in all (max_pool2d(3, 2, padding=1)'s 3x3 window,
-  Tuning.small_reduce_unroll) is unrolled whole, in the forward max and in the gradient's pick of each window's maximum, and no output axis is
-  upcast: a vector of outputs that each read a stride-2 window was a gather per element, 2.2x slower. A matmul's
-  reduce of 64 keeps its loop. A Tuning with a smaller bound leaves the window a loop. Results unchanged."""
+  Tuning.small_reduce_unroll) is unrolled whole, in the forward max and in the gradient's pick of each window's
+  maximum, and no output axis is upcast: a vector of outputs that each read a stride-2 window was a gather per
+  element, 2.2x slower. A matmul's reduce of 64 keeps its loop. A Tuning with a smaller bound leaves the window a
+  loop. Results unchanged."""
   device = "LLVM"
   from test_nn_functional import np_max_pool_grad, np_pool
   x, g = rand(2, 4, 12, 12), rand(2, 4, 6, 6)

@@ -109,9 +109,9 @@ def _unroll_small_reduce(k: Kernel, renderer):
   """A small reduce (a 3x3 pooling window, _small_window) is unrolled whole: one straight run of loads and
   compares per output instead of two nested loops of three steps, which ran 1.6-2.2x slower
   (max_pool2d(3, 2, padding=1) and its gradient; avg_pool2d and a depthwise convolution gained too:
-  Tuning.small_reduce_unroll). After any
-  register tile, within the expansion the tile leaves, and while the copies of its body stay small enough to
-  compile quickly (Tuning.small_reduce_max_nodes). Measured on LLVM only, so only there."""
+  Tuning.small_reduce_unroll). After any register tile, within the expansion the tile leaves, and while the
+  copies of its body stay small enough to compile quickly (Tuning.small_reduce_max_nodes). Measured on LLVM only,
+  so only there."""
   copies = _small_window(k, renderer)
   if copies is None or k.axes_of("unroll") or k.axes_of("group"): return
   if k.expansion * copies > renderer.tuning.max_expansion: return

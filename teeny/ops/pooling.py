@@ -334,4 +334,5 @@ class PoolingOps:
     return self.avg_pool2d(kernel_size, stride, dilation, padding, ceil_mode, count_include_pad,
                            divisor_override=divisor_override, nd=3)
 
+
 tensor_rules["max_pool"] = tensor_rules["window_sum"] = lambda arg, grad, value, x: (type(grad)._pool_gradient(arg, grad, value, x),)
