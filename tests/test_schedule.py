@@ -111,6 +111,26 @@ def test_lifted_reduces_run_once_per_row():
   assert depths == [1, 2, 2, 2]
 
 
+def test_softmax_computes_each_exp_once_on_the_cpu():
+  """softmax's lifted kernel stores each exp(x - max) in the output as the sum's loop computes it, and the loop
+  writing the row reads it back to divide it (lower.py _store_shared_once): one exp per element, not two.
+  log_softmax's row has no exp to share; float16's exps are float32 values (rounded in the output, they would
+  not be the same), so each is computed where it is used."""
+  def program_of(out):
+    items, *_ = create_schedule([out.uop], ["LLVM"])
+    assert len(items) == 1
+    return get_program(items[0].ast, Device["LLVM"].renderer).program
+  def count(program, op): return sum(u.op is op for u in program)
+  xn = rng.standard_normal((16, 64)).astype(np.float32)
+  x = Tensor(xn, device="LLVM")
+  softmax = program_of(x.softmax(-1))
+  assert count(softmax, Ops.EXP2) == 1 and count(softmax, Ops.STORE) == 2
+  np.testing.assert_allclose(x.softmax(-1).numpy(), _softmax(xn.astype(np.float64)), rtol=1e-5, atol=1e-7)
+  assert count(program_of(x.log_softmax(-1)), Ops.EXP2) == 1
+  half = program_of(x.half().softmax(-1))
+  assert count(half, Ops.EXP2) == 2 and count(half, Ops.STORE) == 1
+
+
 def test_reduces_that_would_run_again_are_kernels_of_their_own(device):
   """A reduce is not lifted where its reader would compute it again and again: a column's max read back along the
   rows (the rows are the outer loop), a whole tensor's max (each core would compute it), a matmul (its reduce

@@ -55,6 +55,7 @@ class LoopSpace:
   reduce_is_contiguous: bool          # see Kernel.reduce_is_contiguous
   max_offset: int                     # the largest element offset any view reaches
   loop_elements: int                  # the most indices one nest of loops runs through (see Kernel.loop_space)
+  lifted: bool = False                # reduces with loops of their own (see Kernel.lifted)
 
 
 class KernelOptError(ValueError):
@@ -271,7 +272,7 @@ class Kernel:
     # most one nest runs through is one view's shape (the output's, or one reduce's input)
     elements = max(math.prod(st.shape) for st in self.views) if self.lifted else math.prod(self.full_shape)
     return LoopSpace(self.ast, self.name(), self.full_shape, self.kinds, axes, self.reduce_is_contiguous, worst_offset,
-                     elements)
+                     elements, self.lifted)
 
   def name(self) -> str:
     """r_ or E_ (a reduce loop or none) and the loop shape; a gather axis is no loop, so it is not in it."""

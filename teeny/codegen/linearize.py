@@ -51,7 +51,8 @@ def _loops_needed(order: list[UOp], declared_in: dict) -> tuple[dict[UOp, frozen
   seen: dict[UOp, frozenset] = {}  # the loops inside which the op's value may be read
   for u in order:
     inner = frozenset().union(*(seen[s] for s in u.src))
-    if u.op is Ops.RANGE: needs[u], seen[u] = inner, inner | {u}
+    if u.op is Ops.SINK: needs[u] = seen[u] = frozenset()  # (its stores may sit in sibling loops: it nests none)
+    elif u.op is Ops.RANGE: needs[u], seen[u] = inner, inner | {u}
     elif u.op is Ops.DEFINE_ACC:
       # declared outside its loops (see _placement), but reading it (the update) happens inside all of them
       needs[u] = seen[u] = inner | frozenset(u.src[1:])

@@ -336,6 +336,7 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   storage_floats = touches_storage_floats(k.ast)  # bfloat16 or fp8: bits in memory, float32 in registers
   if storage_floats: sink = storage_floats_in_float32(sink)
   sink = graph_rewrite(sink, symbolic)
+  if k.lifted: sink = _store_shared_once(sink)
   sink = vectorize(sink, renderer)
   # every buffer and value stays a kernel argument, even one whose uses folded away, so arguments keep their positions
   buffers = tuple(u for u in k.ast.toposort() if u.op is Ops.DEFINE_GLOBAL)
@@ -343,6 +344,58 @@ def lower(k: LoopSpace, renderer: Renderer) -> LoweredKernel:
   sink = sink.replace(src=sink.src + buffers + values)
   if storage_floats: sink = storage_float_buffers(sink)
   return LoweredKernel(sink, global_size, local_size)
+
+
+_COSTLY = {Ops.EXP2, Ops.LOG2, Ops.SIN}
+_replace_nodes = PatternMatcher([(UPat(name="x"), lambda ctx, x: ctx.get(x))])
+
+
+def _replaced(root: UOp, mapping: dict) -> UOp: return graph_rewrite(root, _replace_nodes, mapping, fixed_point=False)
+
+
+def _store_shared_once(sink: UOp) -> UOp:
+  """A kernel with lifted reduces (kernel.py) whose output is computed from a value its own sum computed too, over
+  the same row: softmax's exp(x - max), summed in one loop and divided by that sum in the next, each loop calling
+  exp. The loop of the sum stores the value in the output as it goes, and the loop writing the row reads it back
+  from there (the row is still in cache): one exp per element instead of two. Only where the value has the
+  output's dtype (stored and read back, it is the same bits) and the output buffer is read nowhere else."""
+  stores = [u for u in sink.src if u.op is Ops.STORE]
+  if len(stores) != 1 or len(stores[0].src) != 3: return sink  # (one ungated store)
+  store = stores[0]
+  buf, idx, value = store.src
+  if any(u.op is Ops.LOAD and u.src[0] is buf for u in sink.toposort()): return sink  # (written in place)
+  found = _shared_value(buf.dtype.base, idx, value)
+  if found is None: return sink
+  summed, read, to_reduce = found
+  early = UOp(Ops.STORE, dtypes.void, (buf, _replaced(idx, to_reduce), summed))
+  late = store.replace(src=(buf, idx, _replaced(value, {read: UOp(Ops.LOAD, read.dtype, (buf, idx))})))
+  return sink.replace(src=tuple(early if u is store else u for u in sink.src) + (late,))
+
+
+def _shared_value(dtype: DType, idx: UOp, value: UOp) -> tuple[UOp, UOp, dict] | None:
+  """(the costly value an accumulator's update computes, the same value as the output computes it, the map from
+  the output's loops to the reduce's) for _store_shared_once: the largest such value, or None. The reduce's loops
+  pair with output loops of the same bounds; the store's index, moved to the reduce's loops, may use only loops
+  the value does (the store goes in the reduce's loop)."""
+  nodes = value.toposort()
+  inside, out_ranges = set(nodes), [u for u in idx.toposort() if u.op is Ops.RANGE]
+  best = None
+  for assign in (u for u in nodes if u.op is Ops.ASSIGN and u.src[0].op is Ops.DEFINE_ACC):
+    acc, update = assign.src
+    reduce_ranges = acc.src[1:]
+    pairings = itertools.product(*([c for c in out_ranges if c.src == r.src] for r in reduce_ranges))
+    for paired in (p for p in pairings if len(set(p)) == len(p)):
+      to_output = dict(zip(reduce_ranges, paired))
+      to_reduce = {c: r for r, c in to_output.items()}
+      for e in update.toposort():
+        if e.dtype != dtype or e is acc or not any(u.op in _COSTLY for u in e.toposort()): continue
+        used = set(e.toposort())
+        if acc in used or not set(reduce_ranges) <= used: continue
+        moved_idx = _replaced(idx, to_reduce)
+        if not {u for u in moved_idx.toposort() if u.op is Ops.RANGE} <= used: continue
+        if (read := _replaced(e, to_output)) in inside and (best is None or len(used) > best[0]):
+          best = (len(used), e, read, to_reduce)
+  return None if best is None else best[1:]
 
 
 def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:
