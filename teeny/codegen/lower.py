@@ -375,8 +375,8 @@ def _store_shared_once(sink: UOp) -> UOp:
 def _shared_value(dtype: DType, idx: UOp, value: UOp) -> tuple[UOp, UOp, dict] | None:
   """(the costly value an accumulator's update computes, the same value as the output computes it, the map from
   the output's loops to the reduce's) for _store_shared_once: the largest such value, or None. The reduce's loops
-  pair with output loops of the same bounds; the store's index, moved to the reduce's loops, may use only loops
-  the value does (the store goes in the reduce's loop)."""
+  pair with output loops of the same bounds, and the value must change with exactly the loops of the element it
+  is stored at (the store's index moved to the reduce's loops): one value per element, each stored once."""
   nodes = value.toposort()
   inside, out_ranges = set(nodes), [u for u in idx.toposort() if u.op is Ops.RANGE]
   best = None
@@ -387,15 +387,28 @@ def _shared_value(dtype: DType, idx: UOp, value: UOp) -> tuple[UOp, UOp, dict] |
     for paired in (p for p in pairings if len(set(p)) == len(p)):
       to_output = dict(zip(reduce_ranges, paired))
       to_reduce = {c: r for r, c in to_output.items()}
+      moved_idx_ranges = _loops_read(_replaced(idx, to_reduce))
       for e in update.toposort():
-        if e.dtype != dtype or e is acc or not any(u.op in _COSTLY for u in e.toposort()): continue
-        used = set(e.toposort())
-        if acc in used or not set(reduce_ranges) <= used: continue
-        moved_idx = _replaced(idx, to_reduce)
-        if not {u for u in moved_idx.toposort() if u.op is Ops.RANGE} <= used: continue
-        if (read := _replaced(e, to_output)) in inside and (best is None or len(used) > best[0]):
-          best = (len(used), e, read, to_reduce)
+        if e.dtype != dtype or e is acc or not any(u.op in _COSTLY for u in e.toposort()) or acc in e.toposort(): continue
+        # e must change with exactly the loops of the element it is stored at: one value per stored element
+        if _loops_read(e) != moved_idx_ranges | set(reduce_ranges): continue
+        if (read := _replaced(e, to_output)) in inside and (best is None or len(e.toposort()) > best[0]):
+          best = (len(e.toposort()), e, read, to_reduce)
   return None if best is None else best[1:]
+
+
+def _loops_read(x: UOp) -> set:
+  """The loops (RANGEs) x's value changes with: those it reads, not counting a finished reduction's own loops (its
+  value is the same in every one of them)."""
+  found, seen, stack = set(), set(), [x]
+  while stack:
+    u = stack.pop()
+    if u in seen: continue
+    seen.add(u)
+    if u.op is Ops.RANGE: found.add(u)
+    if u.op is Ops.ASSIGN and u.src[0].op is Ops.DEFINE_ACC: found |= _loops_read(u.src[1]) - set(u.src[0].src[1:])
+    else: stack.extend(u.src)
+  return found
 
 
 def _parallel_indices(shape, renderer: Renderer, dtype: DType) -> tuple[list[UOp], tuple[int, int, int]]:
