@@ -389,11 +389,13 @@ def _shared_value(dtype: DType, idx: UOp, value: UOp) -> tuple[UOp, UOp, dict] |
       to_reduce = {c: r for r, c in to_output.items()}
       moved_idx_ranges = _loops_read(_replaced(idx, to_reduce))
       for e in update.toposort():
-        if e.dtype != dtype or e is acc or not any(u.op in _COSTLY for u in e.toposort()) or acc in e.toposort(): continue
+        if e.dtype != dtype or e is acc: continue
+        graph = e.toposort()
+        if acc in graph or not any(u.op in _COSTLY for u in graph): continue
         # e must change with exactly the loops of the element it is stored at: one value per stored element
         if _loops_read(e) != moved_idx_ranges | set(reduce_ranges): continue
-        if (read := _replaced(e, to_output)) in inside and (best is None or len(e.toposort()) > best[0]):
-          best = (len(e.toposort()), e, read, to_reduce)
+        if (read := _replaced(e, to_output)) in inside and (best is None or len(graph) > best[0]):
+          best = (len(graph), e, read, to_reduce)
   return None if best is None else best[1:]
 
 

@@ -21,13 +21,18 @@ from teeny.tensor import Tensor
 from teeny import program_order
 
 
+def _is_number(value) -> bool:
+  """An int or float, Python's or numpy's, and not a bool (a flag passed where a number goes)."""
+  return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _check_learning_rate(value) -> None:
   """A learning rate is a number or a tensor of one element, as PyTorch asks: a tensor of several was
   broadcast, a rate per element of each parameter."""
   if isinstance(value, Tensor):
     if value.numel() != 1: raise ValueError(f"a learning rate Tensor must have 1 element, got shape {value.shape}")
     return
-  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+  if not _is_number(value):
     raise TypeError(f"the learning rate must be a number or a 1-element Tensor, got {value!r}")
 
 
@@ -184,7 +189,7 @@ class LAMB(Optimizer):
     for name, b in (("b1", b1), ("b2", b2)):
       if not 0 <= b < 1: raise ValueError(f"{name} must be in [0, 1), got {b}")
     if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
-    if isinstance(weight_decay, (bool, str)) or weight_decay is None:  # (tinygrad's Adam takes device sixth)
+    if not _is_number(weight_decay):  # (tinygrad's Adam takes device sixth)
       raise TypeError(f"weight_decay must be a number, got {weight_decay!r}: tinygrad's Adam(params, lr, b1, b2, eps, "
                       "device) form doesn't apply here (the state lives on each parameter's device)")
     if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
